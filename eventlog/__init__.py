@@ -1,0 +1,76 @@
+"""eventlog: an append-only, offset-indexed event log with named consumers.
+
+The public surface; see ``docs/embedded.md`` for a guide.
+"""
+
+from eventlog.consumer import Consumer, ResetPolicy
+from eventlog.errors import (
+    ConsumerNotFound,
+    CorruptDatabase,
+    EventLogError,
+    EventTooLarge,
+    ExpectedOffsetMismatch,
+    InvalidEvent,
+    InvalidInput,
+    InvalidPosition,
+    InvalidStreamName,
+    LogClosed,
+    NotFound,
+    OffsetOutOfRange,
+    SchemaTooNew,
+    StorageError,
+    StreamNotFound,
+)
+from eventlog.log import EventLog, LogConfig
+from eventlog.model import (
+    BEGINNING,
+    END,
+    Beginning,
+    ConsumerInfo,
+    End,
+    Event,
+    NewEvent,
+    Offset,
+    Position,
+    Retention,
+    StreamInfo,
+    Time,
+    validate_stream_name,
+)
+from eventlog.storage.base import Storage
+
+__all__ = [
+    "BEGINNING",
+    "END",
+    "Beginning",
+    "Consumer",
+    "ConsumerInfo",
+    "ConsumerNotFound",
+    "CorruptDatabase",
+    "End",
+    "Event",
+    "EventLog",
+    "EventLogError",
+    "EventTooLarge",
+    "ExpectedOffsetMismatch",
+    "InvalidEvent",
+    "InvalidInput",
+    "InvalidPosition",
+    "InvalidStreamName",
+    "LogClosed",
+    "LogConfig",
+    "NewEvent",
+    "NotFound",
+    "Offset",
+    "OffsetOutOfRange",
+    "Position",
+    "ResetPolicy",
+    "Retention",
+    "SchemaTooNew",
+    "Storage",
+    "StorageError",
+    "StreamInfo",
+    "StreamNotFound",
+    "Time",
+    "validate_stream_name",
+]

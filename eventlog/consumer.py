@@ -1,0 +1,160 @@
+"""``Consumer``: a named cursor over one stream with a committed offset in the log.
+
+Delivery is at-least-once: :meth:`Consumer.poll` advances only the in-memory
+position; :meth:`Consumer.commit` makes it durable. A consumer that dies
+before committing reads the same events again from its committed offset.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from eventlog.errors import InvalidPosition, OffsetOutOfRange
+from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
+
+if TYPE_CHECKING:
+    from eventlog.log import EventLog
+
+__all__ = ["Consumer", "ResetPolicy"]
+
+ResetPolicy = Literal["earliest", "latest", "error"]
+
+
+class Consumer:
+    """A named reader of one stream. Get one from :meth:`EventLog.consumer`.
+
+    ``async for event in consumer`` yields events forever, waiting for new
+    ones, and commits each page once the loop asks for the next one (so an
+    event is committed only after the loop body finished with it).
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        name: str,
+        stream: str,
+        *,
+        start: Position,
+        reset: ResetPolicy,
+    ) -> None:
+        if reset not in ("earliest", "latest", "error"):
+            raise InvalidPosition(f"reset must be earliest, latest or error, not {reset!r}")
+        self._log = log
+        self.name = validate_stream_name(name)
+        self.stream = validate_stream_name(stream)
+        self._start = start
+        self._reset = reset
+        self._position: int | None = None
+        self._committed: int | None = None
+        self._loaded = False
+
+    @property
+    def position(self) -> int | None:
+        """The next offset :meth:`poll` will return (None until first used)."""
+        return self._position
+
+    @property
+    def committed(self) -> int | None:
+        """The durably committed offset, as last loaded or committed."""
+        return self._committed
+
+    async def _resolve(self, position: Position) -> int:
+        if isinstance(position, Beginning):
+            info = await self._log.storage.stream_info(self.stream)
+            return 0 if info is None else info.first_offset
+        if isinstance(position, End):
+            info = await self._log.storage.stream_info(self.stream)
+            return 0 if info is None else info.next_offset
+        if isinstance(position, Offset):
+            return position.value
+        if isinstance(position, Time):
+            return await self._log.offset_at_time(self.stream, position.value)
+        raise InvalidPosition(f"not a position: {position!r}")
+
+    async def _ensure_position(self) -> int:
+        if self._position is None:
+            if not self._loaded:
+                self._committed = await self._log.storage.get_offset(self.name, self.stream)
+                self._loaded = True
+            if self._committed is not None:
+                self._position = self._committed
+            else:
+                self._position = await self._resolve(self._start)
+        return self._position
+
+    async def seek(self, position: Position) -> int:
+        """Move the read position (not committed until :meth:`commit`); returns the offset."""
+        self._log._check_open()
+        if not self._loaded:
+            self._committed = await self._log.storage.get_offset(self.name, self.stream)
+            self._loaded = True
+        self._position = await self._resolve(position)
+        return self._position
+
+    async def poll(self, max_events: int = 100, timeout: float | None = 0.0) -> list[Event]:
+        """Return up to ``max_events`` events from the position, advancing it.
+
+        Waits up to ``timeout`` seconds (None: forever) for an append when none
+        are available, waking as soon as one is committed; returns ``[]`` when
+        the wait ends empty.
+
+        Raises:
+            OffsetOutOfRange: The position is before the retained range and the
+                reset policy is ``"error"``.
+        """
+        position = await self._ensure_position()
+        events = await self._read(position, max_events)
+        if not events and timeout != 0 and await self._log.wait(self.stream, position, timeout):
+            events = await self._read(self._position or position, max_events)
+        if events:
+            self._position = events[-1].offset + 1
+        return events
+
+    async def _read(self, position: int, max_events: int) -> list[Event]:
+        try:
+            return await self._log.read(self.stream, position, max_events)
+        except OffsetOutOfRange as exc:
+            if self._reset == "error":
+                raise
+            if self._reset == "earliest":
+                self._position = exc.first
+            else:
+                info = await self._log.storage.stream_info(self.stream)
+                self._position = exc.first if info is None else info.next_offset
+            return await self._log.read(self.stream, self._position, max_events)
+
+    async def commit(self, offset: int | None = None) -> None:
+        """Durably store ``offset`` (default: the current position) as committed."""
+        if offset is None:
+            offset = await self._ensure_position()
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidPosition("offset must be a non-negative integer")
+        self._log._check_open()
+        await self._log.storage.commit_offset(self.name, self.stream, offset)
+        self._committed = offset
+        self._loaded = True
+
+    async def lag(self) -> int:
+        """Events between the committed offset (or the position, if never
+        committed) and the stream head."""
+        position = self._committed if self._committed is not None else await self._ensure_position()
+        info = await self._log.storage.stream_info(self.stream)
+        return 0 if info is None else max(info.next_offset - position, 0)
+
+    def __aiter__(self) -> Consumer:
+        self._page: list[Event] = []
+        self._index = 0
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._index >= len(self._page):
+            if self._page:
+                await self.commit(self._page[-1].offset + 1)
+            self._page, self._index = [], 0
+            while not self._page:
+                if self._log.closed:
+                    raise StopAsyncIteration
+                self._page = await self.poll(self._log.config.read_page, timeout=None)
+        event = self._page[self._index]
+        self._index += 1
+        return event

@@ -1,0 +1,92 @@
+"""Validation and encoding of events before they are queued (sans-I/O).
+
+Everything a producer hands the log is checked here, in the producer's task,
+so that a bad event fails its own caller with a clear error and never reaches
+the shared writer transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from eventlog.errors import EventTooLarge, InvalidEvent
+from eventlog.ids import uuid7
+from eventlog.storage.base import PendingEvent
+
+__all__ = ["MAX_ID_LENGTH", "MAX_KEY_LENGTH", "MAX_TYPE_LENGTH", "encode_data", "pending_event"]
+
+MAX_TYPE_LENGTH = 256
+MAX_KEY_LENGTH = 1024
+MAX_ID_LENGTH = 256
+_encoder = msgspec.json.Encoder()
+
+
+def encode_data(data: object) -> bytes:
+    """Encode a payload to JSON bytes; :class:`msgspec.Raw` passes through unchanged."""
+    if isinstance(data, msgspec.Raw):
+        return bytes(data)
+    try:
+        return _encoder.encode(data)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidEvent(f"data is not JSON-serialisable: {exc}") from exc
+
+
+def _text(name: str, value: object, limit: int, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise InvalidEvent(f"event {name} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"event {name} must be a string, got {type(value).__name__}")
+    if required and not value:
+        raise InvalidEvent(f"event {name} must not be empty")
+    if len(value) > limit:
+        raise InvalidEvent(f"event {name} is longer than {limit} characters")
+    if "\x00" in value:
+        raise InvalidEvent(f"event {name} must not contain NUL characters")
+    return value
+
+
+def pending_event(
+    data: object,
+    *,
+    type: str,
+    key: str | None = None,
+    id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    max_bytes: int,
+) -> PendingEvent:
+    """Validate one event and encode its data.
+
+    Raises:
+        InvalidEvent: A field is missing, mistyped or too long, or data is not JSON.
+        EventTooLarge: Encoded data plus headers exceed ``max_bytes``.
+    """
+    event_type = _text("type", type, MAX_TYPE_LENGTH, required=True)
+    assert event_type is not None
+    event_key = _text("key", key, MAX_KEY_LENGTH, required=False)
+    event_id = _text("id", id, MAX_ID_LENGTH, required=False)
+    if id is not None and not id:
+        raise InvalidEvent("event id must not be empty")
+    header_map: dict[str, str] = {}
+    if headers:
+        if not isinstance(headers, Mapping):
+            raise InvalidEvent("event headers must be a mapping of strings to strings")
+        for name, value in headers.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise InvalidEvent("event headers must map strings to strings")
+            header_map[name] = value
+    payload = encode_data(data)
+    size = len(payload) + sum(len(k) + len(v) for k, v in header_map.items())
+    if size > max_bytes:
+        raise EventTooLarge(size, max_bytes)
+    return PendingEvent(
+        id=event_id if event_id is not None else uuid7(),
+        id_given=event_id is not None,
+        type=event_type,
+        key=event_key,
+        headers=header_map,
+        data=payload,
+    )

@@ -1,0 +1,171 @@
+"""The one exception hierarchy of eventlog.
+
+Every error the log raises derives from :class:`EventLogError`. Storage
+backends translate their driver's exceptions (``sqlite3``, ``asyncpg``) into
+this tree before they escape; the server maps it to HTTP status codes and
+WebSocket close codes in one place.
+
+::
+
+    EventLogError
+    ├── InvalidInput                     bad arguments from the caller (HTTP 4xx)
+    │   ├── InvalidStreamName            name not 1-128 of [A-Za-z0-9._-], alphanumeric first
+    │   ├── InvalidEvent                 data not JSON, bad type/key/headers, empty batch
+    │   │   └── EventTooLarge            over the configured max_event_bytes
+    │   └── InvalidPosition              negative offset, naive datetime, unknown reset policy
+    ├── NotFound
+    │   ├── StreamNotFound
+    │   └── ConsumerNotFound
+    ├── ExpectedOffsetMismatch           optimistic concurrency: the stream head moved
+    ├── OffsetOutOfRange                 position before the retained range (retention)
+    ├── LogClosed                        the log is closed or closing
+    └── StorageError                     the backend failed
+        ├── CorruptDatabase              not a database, or a foreign schema
+        └── SchemaTooNew                 written by a newer eventlog than this one
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConsumerNotFound",
+    "CorruptDatabase",
+    "EventLogError",
+    "EventTooLarge",
+    "ExpectedOffsetMismatch",
+    "InvalidEvent",
+    "InvalidInput",
+    "InvalidPosition",
+    "InvalidStreamName",
+    "LogClosed",
+    "NotFound",
+    "OffsetOutOfRange",
+    "SchemaTooNew",
+    "StorageError",
+    "StreamNotFound",
+]
+
+
+class EventLogError(Exception):
+    """Base class of every error eventlog raises."""
+
+    #: A short stable machine-readable code, used in HTTP error bodies.
+    code: str = "eventlog_error"
+
+
+class InvalidInput(EventLogError, ValueError):
+    """The caller passed something the log cannot accept."""
+
+    code = "invalid_input"
+
+
+class InvalidStreamName(InvalidInput):
+    """A stream name is not 1-128 characters of ``[A-Za-z0-9._-]`` starting alphanumeric."""
+
+    code = "invalid_stream_name"
+
+
+class InvalidEvent(InvalidInput):
+    """An event cannot be appended: data not JSON-serialisable, bad field, empty batch."""
+
+    code = "invalid_event"
+
+
+class EventTooLarge(InvalidEvent):
+    """An event is larger than the log's ``max_event_bytes``."""
+
+    code = "event_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"event is {size} bytes, over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class InvalidPosition(InvalidInput):
+    """A read or seek position is malformed (negative offset, naive datetime, ...)."""
+
+    code = "invalid_position"
+
+
+class NotFound(EventLogError, LookupError):
+    """Something named does not exist."""
+
+    code = "not_found"
+
+
+class StreamNotFound(NotFound):
+    """The stream has never been appended to (or was deleted)."""
+
+    code = "stream_not_found"
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"stream {stream!r} does not exist")
+        self.stream = stream
+
+
+class ConsumerNotFound(NotFound):
+    """No consumer of that name has committed an offset."""
+
+    code = "consumer_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"consumer {name!r} does not exist")
+        self.name = name
+
+
+class ExpectedOffsetMismatch(EventLogError):
+    """``expected_offset`` was given and the stream's next offset is different."""
+
+    code = "expected_offset_mismatch"
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream!r}: expected next offset {expected}, but it is {actual}")
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class OffsetOutOfRange(EventLogError):
+    """A position lies before the first retained offset of a stream."""
+
+    code = "offset_out_of_range"
+
+    def __init__(self, stream: str, offset: int, first: int) -> None:
+        super().__init__(
+            f"stream {stream!r}: offset {offset} is before the first retained offset {first}"
+        )
+        self.stream = stream
+        self.offset = offset
+        self.first = first
+
+
+class LogClosed(EventLogError):
+    """The log is closed, or closing and no longer accepting work."""
+
+    code = "log_closed"
+
+
+class StorageError(EventLogError):
+    """The storage backend failed; the message says how."""
+
+    code = "storage_error"
+
+
+class CorruptDatabase(StorageError):
+    """The database file is not a database, or holds a schema that is not eventlog's."""
+
+    code = "corrupt_database"
+
+
+class SchemaTooNew(StorageError):
+    """The database was written by a newer eventlog; refusing to touch it."""
+
+    code = "schema_too_new"
+
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(
+            f"database schema version {found} is newer than this eventlog supports "
+            f"({supported}); upgrade eventlog"
+        )
+        self.found = found
+        self.supported = supported

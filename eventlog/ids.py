@@ -1,0 +1,34 @@
+"""Event id generation: UUIDv7 (RFC 9562), time-ordered so ids index well."""
+
+from __future__ import annotations
+
+import os
+import time
+
+__all__ = ["uuid7"]
+
+_last_ms = 0
+_seq = 0
+
+
+def uuid7() -> str:
+    """A new UUIDv7 as its canonical 36-character string.
+
+    48 bits of Unix milliseconds, then a 12-bit counter that keeps ids made
+    within one millisecond in order, then 62 random bits.
+    """
+    global _last_ms, _seq
+    ms = time.time_ns() // 1_000_000
+    if ms <= _last_ms:
+        _seq += 1
+        if _seq > 0xFFF:  # counter exhausted: borrow the next millisecond
+            _last_ms += 1
+            _seq = 0
+        ms = _last_ms
+    else:
+        _last_ms = ms
+        _seq = 0
+    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    value = (ms << 80) | (0x7 << 76) | (_seq << 64) | (0b10 << 62) | rand
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

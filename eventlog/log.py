@@ -1,0 +1,515 @@
+"""``EventLog``: the append-only, offset-indexed log, embeddable in any asyncio program.
+
+::
+
+    async with EventLog.open("events.db") as log:
+        offset = await log.append("orders", {"id": 7}, type="order.created")
+        async for event in log.scan("orders"):
+            ...
+
+The log owns a group-commit writer (:mod:`eventlog.writer`), a head watcher
+for wake-ups (:mod:`eventlog.heads`) and a retention task; storage is a
+pluggable :class:`~eventlog.storage.base.Storage`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import msgspec
+
+from eventlog.consumer import Consumer, ResetPolicy
+from eventlog.encoding import pending_event
+from eventlog.errors import (
+    EventLogError,
+    InvalidEvent,
+    InvalidPosition,
+    LogClosed,
+    OffsetOutOfRange,
+    StreamNotFound,
+)
+from eventlog.heads import HeadWatcher
+from eventlog.model import (
+    BEGINNING,
+    ConsumerInfo,
+    Event,
+    NewEvent,
+    Position,
+    Retention,
+    StreamInfo,
+    utc_now,
+    validate_stream_name,
+)
+from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
+from eventlog.writer import GroupCommitWriter
+
+__all__ = ["EventLog", "LogConfig"]
+
+logger = logging.getLogger("eventlog")
+
+
+class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Tuning of an :class:`EventLog`. Every field has a safe default.
+
+    Attributes:
+        synchronous: SQLite durability: ``"full"`` fsyncs every commit (an
+            acknowledged event survives power loss), ``"normal"`` survives a
+            process crash only, ``"off"`` neither.
+        max_event_bytes: Largest event (data plus headers) accepted.
+        max_batch_events: Most events one ``append_batch`` call may carry.
+        writer_batch_events: Most events the writer puts in one transaction.
+        writer_batch_bytes: Most bytes the writer puts in one transaction.
+        queue_events: Events that may wait for the writer before producers block.
+        queue_bytes: Bytes that may wait for the writer before producers block.
+        read_page: Page size of :meth:`EventLog.scan` and consumers.
+        readers: SQLite reader connections.
+        retention_interval: Seconds between retention passes (0 disables the task).
+        recheck_interval: While waiting for appends, seconds between storage
+            re-checks that catch other processes' appends (None: never).
+    """
+
+    synchronous: Literal["full", "normal", "off"] = "full"
+    max_event_bytes: int = 1 << 20
+    max_batch_events: int = 10_000
+    writer_batch_events: int = 5_000
+    writer_batch_bytes: int = 16 << 20
+    queue_events: int = 50_000
+    queue_bytes: int = 64 << 20
+    read_page: int = 1_000
+    readers: int = 2
+    retention_interval: float = 60.0
+    recheck_interval: float | None = 1.0
+
+
+def storage_for(target: str | Path, config: LogConfig) -> Storage:
+    """Pick a backend: ``":memory:"``, a ``postgresql://`` URL, or an SQLite file path."""
+    text = str(target)
+    if text == ":memory:":
+        from eventlog.storage.memory import MemoryStorage
+
+        return MemoryStorage()
+    if text.startswith(("postgresql://", "postgres://")):
+        import importlib
+
+        postgres: Any = importlib.import_module("eventlog.storage.postgres")
+        storage: Storage = postgres.PostgresStorage(text)
+        return storage
+    from eventlog.storage.sqlite import SQLiteStorage
+
+    return SQLiteStorage(target, synchronous=config.synchronous, readers=config.readers)
+
+
+class _Opener:
+    """What :meth:`EventLog.open` returns: await it, or use it with ``async with``."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+
+    def __await__(self) -> Generator[Any, None, EventLog]:
+        return self._start().__await__()
+
+    async def _start(self) -> EventLog:
+        await self._log.start()
+        return self._log
+
+    async def __aenter__(self) -> EventLog:
+        return await self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._log.close()
+
+
+class EventLog:
+    """A durable, offset-indexed log of named streams.
+
+    Create one with :meth:`open`, or with a storage backend directly:
+    ``EventLog(MemoryStorage())`` then ``await log.start()``.
+    """
+
+    def __init__(self, storage: Storage, config: LogConfig | None = None) -> None:
+        self.storage = storage
+        self.config = config or LogConfig()
+        self.heads = HeadWatcher(self._fetch_head, recheck=self.config.recheck_interval)
+        self._writer = GroupCommitWriter(
+            storage,
+            self.heads.advance,
+            max_batch_events=self.config.writer_batch_events,
+            max_batch_bytes=self.config.writer_batch_bytes,
+            max_queued_events=self.config.queue_events,
+            max_queued_bytes=self.config.queue_bytes,
+        )
+        self._state: Literal["new", "open", "closed"] = "new"
+        self._background: set[asyncio.Task[Any]] = set()
+        self._retention_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def open(
+        cls, target: str | Path = "eventlog.db", *, config: LogConfig | None = None, **options: Any
+    ) -> _Opener:
+        """Open a log: ``async with EventLog.open("events.db") as log:`` or ``await``.
+
+        Args:
+            target: An SQLite file path (default ``eventlog.db``), ``":memory:"``,
+                or a ``postgresql://`` URL.
+            config: A :class:`LogConfig`; or pass its fields as keyword options.
+        """
+        if config is None:
+            try:
+                config = LogConfig(**options)
+            except TypeError as exc:
+                raise InvalidEvent(f"unknown log option: {exc}") from exc
+        elif options:
+            raise TypeError("pass either config= or keyword options, not both")
+        return _Opener(cls(storage_for(target, config), config))
+
+    async def start(self) -> None:
+        """Open storage and start the writer and retention tasks."""
+        if self._state == "open":
+            return
+        if self._state == "closed":
+            raise LogClosed("a closed log cannot be reopened; open a new one")
+        await self.storage.open()
+        self.storage.listen(self.heads.advance)
+        self._writer.start()
+        if self.config.retention_interval > 0:
+            self._retention_task = asyncio.create_task(self._retention_loop())
+        self._state = "open"
+
+    async def close(self) -> None:
+        """Write everything queued, stop the tasks, close storage. Idempotent."""
+        if self._state != "open":
+            self._state = "closed"
+            return
+        self._state = "closed"
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            await asyncio.gather(self._retention_task, return_exceptions=True)
+        await self._writer.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        self.heads.wake_all()
+        await self.storage.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._state == "closed"
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise LogClosed("the log is closed" if self._state == "closed" else "log not started")
+
+    # -- appends -------------------------------------------------------------
+
+    def _request(
+        self, stream: str, events: list[PendingEvent], expected_offset: int | None
+    ) -> tuple[AppendRequest, int]:
+        validate_stream_name(stream)
+        if expected_offset is not None and (
+            not isinstance(expected_offset, int) or expected_offset < 0
+        ):
+            raise InvalidPosition("expected_offset must be a non-negative integer")
+        nbytes = sum(len(e.data) for e in events)
+        return AppendRequest(stream=stream, events=events, expected_offset=expected_offset), nbytes
+
+    async def append(
+        self,
+        stream: str,
+        data: object,
+        *,
+        type: str,
+        key: str | None = None,
+        id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        expected_offset: int | None = None,
+    ) -> int:
+        """Append one event; return its offset once it is durable.
+
+        Args:
+            stream: Stream name (created on first append).
+            data: Any JSON-serialisable value, or :class:`msgspec.Raw` JSON bytes.
+            type: Event type, e.g. ``"order.created"``.
+            key: Optional aggregate / partition key.
+            id: Idempotency key: if an event with this id exists in the stream,
+                its offset is returned and nothing is written.
+            headers: String metadata.
+            expected_offset: If given, the append succeeds only if the stream's
+                next offset equals it (optimistic concurrency).
+
+        Raises:
+            InvalidStreamName, InvalidEvent, EventTooLarge: Bad input.
+            ExpectedOffsetMismatch: The stream head moved.
+            LogClosed: The log is closed.
+        """
+        self._check_open()
+        event = pending_event(
+            data, type=type, key=key, id=id, headers=headers, max_bytes=self.config.max_event_bytes
+        )
+        request, nbytes = self._request(stream, [event], expected_offset)
+        result = await self._writer.submit(request, nbytes)
+        return result.offsets[0]
+
+    async def append_batch(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_offset: int | None = None,
+    ) -> list[int]:
+        """Append events atomically (all or none, consecutive offsets); return their offsets."""
+        result = await self.append_batch_result(stream, events, expected_offset=expected_offset)
+        return result.offsets
+
+    async def append_batch_result(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_offset: int | None = None,
+    ) -> Appended:
+        """Like :meth:`append_batch`, also telling how many events were new."""
+        self._check_open()
+        if not events:
+            raise InvalidEvent("a batch needs at least one event")
+        if len(events) > self.config.max_batch_events:
+            raise InvalidEvent(
+                f"a batch holds at most {self.config.max_batch_events} events, got {len(events)}"
+            )
+        limit = self.config.max_event_bytes
+        pending = [
+            pending_event(
+                e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=limit
+            )
+            for e in events
+        ]
+        request, nbytes = self._request(stream, pending, expected_offset)
+        return await self._writer.submit(request, nbytes)
+
+    def append_event(
+        self,
+        stream: str,
+        data: object,
+        *,
+        type: str,
+        key: str | None = None,
+        id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Fire and forget: queue one event and return at once.
+
+        Never raises: invalid input, a closed log or a failed write is logged
+        on the ``eventlog`` logger. Call it from the log's event loop.
+        """
+        try:
+            self._check_open()
+            event = pending_event(
+                data,
+                type=type,
+                key=key,
+                id=id,
+                headers=headers,
+                max_bytes=self.config.max_event_bytes,
+            )
+            request, nbytes = self._request(stream, [event], None)
+            future = self._writer.submit_nowait(request, nbytes)
+        except EventLogError as exc:
+            logger.warning("append_event to %r dropped: %s", stream, exc)
+            return
+        future.add_done_callback(_log_failure)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def read(self, stream: str, from_offset: int = 0, limit: int = 1000) -> list[Event]:
+        """Up to ``limit`` events of ``stream`` from ``from_offset`` on, in order.
+
+        Returns an empty list at the head (or for a stream that does not exist).
+
+        Raises:
+            OffsetOutOfRange: ``from_offset`` is before the first retained offset.
+        """
+        self._check_open()
+        validate_stream_name(stream)
+        if not isinstance(from_offset, int) or from_offset < 0:
+            raise InvalidPosition("from_offset must be a non-negative integer")
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidPosition("limit must be a positive integer")
+        events = await self.storage.read(stream, from_offset, limit)
+        if not events or events[0].offset != from_offset:
+            info = await self.storage.stream_info(stream)
+            if info is not None and from_offset < info.first_offset:
+                raise OffsetOutOfRange(stream, from_offset, info.first_offset)
+        return events
+
+    async def scan(
+        self, stream: str, start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[Event]:
+        """Iterate events from ``start`` up to (not including) ``stop`` or the
+        current head, one page at a time; never loads the stream into memory."""
+        page = self.config.read_page
+        offset = start
+        while stop is None or offset < stop:
+            limit = page if stop is None else min(page, stop - offset)
+            events = await self.read(stream, offset, limit)
+            if not events:
+                return
+            for event in events:
+                yield event
+            offset = events[-1].offset + 1
+
+    async def wait(self, stream: str, offset: int, timeout: float | None = None) -> bool:
+        """Wait until ``stream`` has an event at ``offset``; False on timeout or close."""
+        self._check_open()
+        return await self.heads.wait_beyond(stream, offset, timeout)
+
+    async def _fetch_head(self, stream: str) -> int:
+        info = await self.storage.stream_info(stream)
+        return 0 if info is None else info.next_offset
+
+    async def stream_info(self, stream: str) -> StreamInfo:
+        """Head, low watermark, count, bytes and retention of a stream.
+
+        Raises:
+            StreamNotFound: The stream does not exist.
+        """
+        self._check_open()
+        validate_stream_name(stream)
+        info = await self.storage.stream_info(stream)
+        if info is None:
+            raise StreamNotFound(stream)
+        return info
+
+    async def streams(self) -> list[StreamInfo]:
+        """Every stream, ordered by name."""
+        self._check_open()
+        return await self.storage.streams()
+
+    async def delete_stream(self, stream: str) -> None:
+        """Delete a stream, its events and its consumers' offsets.
+
+        Raises:
+            StreamNotFound: The stream does not exist.
+        """
+        self._check_open()
+        validate_stream_name(stream)
+        if not await self.storage.delete_stream(stream):
+            raise StreamNotFound(stream)
+        self.heads.reset(stream)
+
+    async def offset_at_time(self, stream: str, time: datetime) -> int:
+        """The first offset appended at or after ``time`` (the head if none)."""
+        self._check_open()
+        if time.tzinfo is None:
+            raise InvalidPosition("time must be timezone-aware")
+        return await self.storage.offset_at_time(validate_stream_name(stream), time)
+
+    # -- consumers -------------------------------------------------------------
+
+    def consumer(
+        self,
+        name: str,
+        stream: str,
+        *,
+        start: Position = BEGINNING,
+        reset: ResetPolicy = "earliest",
+    ) -> Consumer:
+        """A named cursor over ``stream`` whose committed offset lives in this log.
+
+        Args:
+            name: Consumer name (same rules as stream names).
+            stream: The stream to read.
+            start: Where to begin when the consumer has never committed.
+            reset: What to do when the position falls before the retained
+                range: ``"earliest"`` (skip to the first retained event),
+                ``"latest"`` (skip to the head) or ``"error"`` (raise
+                :class:`OffsetOutOfRange`).
+        """
+        return Consumer(self, name, stream, start=start, reset=reset)
+
+    async def consumers(self) -> list[ConsumerInfo]:
+        """Every committed consumer position."""
+        self._check_open()
+        return await self.storage.consumers()
+
+    # -- retention -------------------------------------------------------------
+
+    async def set_retention(self, stream: str, retention: Retention) -> None:
+        """Set a stream's retention policy (applied by the next retention pass)."""
+        self._check_open()
+        for value in (retention.max_age, retention.max_count, retention.max_bytes):
+            if value is not None and value < 0:
+                raise InvalidEvent("retention limits must not be negative")
+        await self.storage.set_retention(validate_stream_name(stream), retention)
+
+    async def enforce_retention(self, now: datetime | None = None) -> int:
+        """Apply every stream's retention policy now; return events deleted."""
+        self._check_open()
+        now = now or utc_now()
+        deleted = 0
+        for info in await self.storage.streams():
+            cutoff = await self._retention_cutoff(info, now)
+            # Trim in chunks so a big backlog never holds the write lock long.
+            first = info.first_offset
+            while first < cutoff:
+                upto = min(cutoff, first + 10_000)
+                deleted += await self.storage.trim(info.name, upto)
+                first = upto
+        return deleted
+
+    async def _retention_cutoff(self, info: StreamInfo, now: datetime) -> int:
+        policy = info.retention
+        cutoff = info.first_offset
+        if policy.max_count is not None:
+            cutoff = max(cutoff, info.next_offset - policy.max_count)
+        if policy.max_age is not None:
+            t = now - timedelta(seconds=policy.max_age)
+            cutoff = max(cutoff, await self.storage.offset_at_time(info.name, t))
+        if policy.max_bytes is not None and info.bytes > policy.max_bytes:
+            cutoff = max(cutoff, await self.storage.offset_for_bytes(info.name, policy.max_bytes))
+        return min(cutoff, info.next_offset)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.retention_interval)
+            try:
+                await self.enforce_retention()
+            except EventLogError as exc:
+                logger.warning("retention pass failed: %s", exc)
+
+    # -- metrics ---------------------------------------------------------------
+
+    @property
+    def writer_stats(self) -> dict[str, int]:
+        """Writer counters: transactions, events written, events queued."""
+        return {
+            "transactions": self._writer.transactions,
+            "events_written": self._writer.events_written,
+            "queued_events": self._writer.queued_events,
+        }
+
+
+def _log_failure(future: asyncio.Future[Appended]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        logger.warning("append_event failed: %s", exc)
