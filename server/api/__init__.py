@@ -1,0 +1,15 @@
+"""HTTP and WebSocket route modules. Each module exports ``routes``."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+__all__ = ["all_routes"]
+
+
+def all_routes() -> list[BaseRoute]:
+    """Every API route, gathered from the route modules."""
+    routes: list[BaseRoute] = []
+    # Each feature module appends its routes here, e.g.:
+    # from server.api import streams; routes += streams.routes
+    return routes
