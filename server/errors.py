@@ -7,6 +7,7 @@ Every error body is ``{"error": {"code": "...", "message": "..."}}`` (plus
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -63,7 +64,7 @@ def error_response(
     message: str,
     *,
     path: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """A JSON error response in eventlog's shape."""
     body: dict[str, object] = {"code": code, "message": message}
