@@ -1,0 +1,1 @@
+"""The benchmark harness (``just bench``). Apart from the tests; asserts nothing about time."""
