@@ -47,6 +47,8 @@ class Consumer:
         self._position: int | None = None
         self._committed: int | None = None
         self._loaded = False
+        self._page: list[Event] = []
+        self._index = 0
 
     @property
     def position(self) -> int | None:
@@ -89,6 +91,7 @@ class Consumer:
             self._committed = await self._log.storage.get_offset(self.name, self.stream)
             self._loaded = True
         self._position = await self._resolve(position)
+        self._page, self._index = [], 0
         return self._position
 
     async def poll(self, max_events: int = 100, timeout: float | None = 0.0) -> list[Event]:
@@ -142,8 +145,6 @@ class Consumer:
         return 0 if info is None else max(info.next_offset - position, 0)
 
     def __aiter__(self) -> Consumer:
-        self._page: list[Event] = []
-        self._index = 0
         return self
 
     async def __anext__(self) -> Event:

@@ -1,0 +1,100 @@
+"""The SQLite file itself: persistence, refusal of foreign, corrupt or newer files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from eventlog import CorruptDatabase, EventLog, LogClosed, SchemaTooNew
+from eventlog.storage.sqlite import APPLICATION_ID, SCHEMA_VERSION
+
+
+async def test_events_and_offsets_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    async with EventLog.open(path) as log:
+        await log.append("s", {"a": 1}, type="t", id="x")
+        await log.consumer("c", "s").commit(1)
+    async with EventLog.open(path) as log:
+        (event,) = await log.read("s")
+        assert (event.id, event.json()) == ("x", {"a": 1})
+        assert await log.consumer("c", "s").poll(1) == []
+        assert await log.append("s", 2, type="t") == 1
+
+
+async def test_new_file_is_wal_full_sync_and_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    async with EventLog.open(path) as log:
+        await log.append("s", 1, type="t")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    conn.close()
+
+
+async def test_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    content = b"these are my notes, not a database\n" * 200
+    path.write_bytes(content)
+    with pytest.raises(CorruptDatabase, match="not a usable eventlog database"):
+        async with EventLog.open(path):
+            pass
+    assert path.read_bytes() == content
+
+
+async def test_foreign_sqlite_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO users (name) VALUES ('ada')")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(CorruptDatabase, match="something else"):
+        async with EventLog.open(path):
+            pass
+    assert path.read_bytes() == before
+
+
+async def test_database_from_a_newer_eventlog_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    async with EventLog.open(path) as log:
+        await log.append("s", 1, type="t")
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaTooNew, match="upgrade eventlog"):
+        async with EventLog.open(path):
+            pass
+
+
+async def test_truncated_database_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    async with EventLog.open(path) as log:
+        await log.append_batch(
+            "s", [__import__("eventlog").NewEvent(type="t", data="x" * 500) for _ in range(200)]
+        )
+    data = path.read_bytes()
+    path.write_bytes(b"garbage!" * 16 + data[128:4096])
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    with pytest.raises(CorruptDatabase):
+        async with EventLog.open(path) as log:
+            await log.read("s")
+
+
+async def test_closed_log_refuses_work(tmp_path: Path) -> None:
+    log = await EventLog.open(tmp_path / "e.db")
+    await log.close()
+    await log.close()  # idempotent
+    with pytest.raises(LogClosed):
+        await log.append("s", 1, type="t")
+    with pytest.raises(LogClosed):
+        await log.read("s")
+
+
+async def test_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        EventLog.open(tmp_path / "e.db", synchronous="sometimes")  # type: ignore[arg-type]
