@@ -1,24 +1,86 @@
-"""``create_app(log, config)``: the ASGI application, mountable in any Starlette/FastAPI app."""
+"""``create_app(log, config)``: the ASGI application, mountable in any Starlette/FastAPI app.
+
+Two ways to use it:
+
+* ``eventlog serve`` builds the log itself and passes ``manage_log=True``: the
+  app's lifespan starts the log (so its writer task runs inside the server's
+  event loop) and, on shutdown, flushes the writer and closes it.
+* Embedded in your own application, open the log yourself and mount the app;
+  a mounted app's lifespan does not run, so the log stays yours to close.
+"""
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from eventlog import EventLog
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from eventlog import EventLog, EventLogError
 from server.api import all_routes
+from server.auth import Authenticator
 from server.config import ServerConfig
-from server.errors import handle_error
+from server.errors import ApiError, handle_error
+from server.metrics import Metrics
+from server.middleware import RequestMiddleware
 
 __all__ = ["create_app"]
 
 
-def create_app(log: EventLog, config: ServerConfig | None = None) -> Starlette:
-    """Build the eventlog ASGI app over an open (or to-be-started) log.
+def create_app(
+    log: EventLog, config: ServerConfig | None = None, *, manage_log: bool = False
+) -> Starlette:
+    """Build the eventlog ASGI app over an open (or, with ``manage_log``, unstarted) log.
 
-    The app keeps ``log`` and ``config`` on ``app.state``.
+    Args:
+        log: The log to serve.
+        config: Server settings (defaults if omitted).
+        manage_log: Start the log in the app's lifespan and close it on shutdown.
+
+    The app keeps ``log``, ``config``, ``metrics`` (a :class:`server.metrics.Metrics`)
+    and ``stopping`` (an :class:`asyncio.Event` set when shutdown begins, which
+    ends long-polls early) on ``app.state``.
     """
     config = config or ServerConfig()
-    app = Starlette(routes=all_routes(), exception_handlers={Exception: handle_error})
+    metrics = Metrics(log)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_log:
+            await log.start()
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            app.state.stopping.set()
+            if manage_log:
+                await log.close()
+
+    app = Starlette(
+        routes=all_routes(),
+        # Expected errors go to ExceptionMiddleware (inside ours, so they are
+        # logged and counted with their real status); ``Exception`` is the 500 path.
+        exception_handlers={
+            ApiError: handle_error,
+            EventLogError: handle_error,
+            msgspec.ValidationError: handle_error,
+            msgspec.DecodeError: handle_error,
+            HTTPException: handle_error,
+            Exception: handle_error,
+        },
+        middleware=[Middleware(RequestMiddleware, config=config, metrics=metrics)],
+        lifespan=lifespan,
+    )
     app.state.log = log
     app.state.config = config
+    app.state.metrics = metrics
+    app.state.auth = Authenticator(config.api_keys)
+    app.state.stopping = asyncio.Event()
+    # Mounted without a lifespan, the app is ready as soon as the log is open.
+    app.state.ready = not manage_log
     return app

@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Each command module registers itself: module.register(sub).
+    from server import serve
+
+    serve.register(sub)
     del sub
     return parser
 

@@ -1,14 +1,47 @@
 """Server configuration: defaults, an optional TOML file, ``EVENTLOG_*`` variables, flags.
 
 Precedence, lowest first: defaults, the config file, environment variables,
-command-line flags.
+command-line flags. Every field of :class:`ServerConfig` can be set in each
+layer: in the TOML file by its name (``port = 7500``), in the environment as
+``EVENTLOG_<NAME>`` (``EVENTLOG_PORT=7500``; list and table fields take JSON,
+e.g. ``EVENTLOG_API_KEYS='[{"name": "ci", "hash": "sha256:…", "scopes": ["admin"]}]'``),
+on the command line as ``--<name>`` with dashes (``--port 7500``).
+
+:func:`load_config` merges the layers (sans-I/O apart from reading the file):
+each layer is a plain mapping, merged in order, then validated once by msgspec
+so a bad value anywhere fails with the field's name.
 """
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
 import msgspec
 
-__all__ = ["ServerConfig"]
+__all__ = ["ApiKey", "ConfigError", "ServerConfig", "env_layer", "load_config"]
+
+ENV_PREFIX = "EVENTLOG_"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid: an unknown option, a wrong type, an unreadable file."""
+
+
+class ApiKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One API key, stored as a hash (never the key itself).
+
+    Attributes:
+        name: A label for logs and metrics (never the key).
+        hash: ``sha256:<hex>`` of the key; make one with ``eventlog keygen``.
+        scopes: ``append:<stream glob>``, ``read:<stream glob>`` or ``admin``.
+    """
+
+    name: str
+    hash: str
+    scopes: list[str] = []
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -19,9 +52,102 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         port: TCP port (default 7432).
         db: SQLite path or ``postgresql://`` URL.
         max_body_bytes: Largest request body accepted (413 beyond).
+        insecure: Allow binding a non-loopback interface without API keys.
+        api_keys: Accepted API keys (hashes and scopes). Empty: no auth.
+        log_format: Request log lines as ``"json"`` or ``"kv"`` (key=value).
+        log_level: Python logging level name for the server's loggers.
+        access_log: Write one log line per request.
+        synchronous: SQLite durability (``full``, ``normal``, ``off``).
+        max_wait: Longest long-poll ``wait`` a read may ask for, in seconds.
+        max_read_limit: Most events one read returns.
+        shutdown_timeout: Seconds in-flight requests get to finish on shutdown.
     """
 
     host: str = "127.0.0.1"
     port: int = 7432
     db: str = "eventlog.db"
     max_body_bytes: int = 16 << 20
+    insecure: bool = False
+    api_keys: list[ApiKey] = []
+    log_format: Literal["json", "kv"] = "kv"
+    log_level: str = "info"
+    access_log: bool = True
+    synchronous: Literal["full", "normal", "off"] = "full"
+    max_wait: float = 60.0
+    max_read_limit: int = 10_000
+    shutdown_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be between 0 and 65535")
+        if self.max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be positive")
+        if self.max_wait < 0 or self.max_read_limit < 1:
+            raise ValueError("max_wait must be >= 0 and max_read_limit >= 1")
+
+
+def _field_names() -> dict[str, msgspec.structs.FieldInfo]:
+    return {f.name: f for f in msgspec.structs.fields(ServerConfig)}
+
+
+def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``EVENTLOG_*`` variables that name a config field, as a raw layer.
+
+    Scalars stay strings (converted when the layers are validated); list and
+    table fields are decoded from JSON.
+    """
+    fields = _field_names()
+    layer: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        info = fields.get(name)
+        if info is None:
+            continue  # other EVENTLOG_* variables (tests, clients) are not ours
+        if name == "api_keys":
+            try:
+                layer[name] = msgspec.json.decode(value)
+            except msgspec.DecodeError as exc:
+                raise ConfigError(f"{key} must be JSON: {exc}") from exc
+        else:
+            layer[name] = value
+    return layer
+
+
+def file_layer(path: str | Path) -> dict[str, Any]:
+    """A TOML config file as a raw layer."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def load_config(
+    *,
+    file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> ServerConfig:
+    """Merge defaults < ``file`` < ``environ`` < ``flags`` into a :class:`ServerConfig`.
+
+    ``flags`` holds only the options given on the command line (None values
+    are ignored). A missing ``file`` is an error; ``file=None`` skips it.
+
+    Raises:
+        ConfigError: An unknown option or a value of the wrong type, named.
+    """
+    merged: dict[str, Any] = {}
+    if file is not None:
+        merged.update(file_layer(file))
+    if environ is not None:
+        merged.update(env_layer(environ))
+    if flags:
+        merged.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return msgspec.convert(merged, ServerConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc

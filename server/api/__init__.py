@@ -12,4 +12,7 @@ def all_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     # Each feature module appends its routes here, e.g.:
     # from server.api import streams; routes += streams.routes
+    from server.api import system
+
+    routes += system.routes
     return routes

@@ -1,0 +1,59 @@
+"""Operational endpoints: ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``, ``/docs``.
+
+``/healthz`` answers 200 while the process serves requests. ``/readyz`` answers
+200 once the log is open and the app is not shutting down, else 503.
+``/metrics`` is the Prometheus text format. None of them needs an API key:
+they carry no event data (put them behind your proxy if that matters).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from eventlog import EventLog
+from server.api.openapi import docs_html, openapi_document
+from server.errors import ApiError
+from server.metrics import metrics_of
+
+__all__ = ["routes"]
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the log is open and the server is not shutting down."""
+    log: EventLog = request.app.state.log
+    if not request.app.state.ready or log.closed or request.app.state.stopping.is_set():
+        raise ApiError(503, "not_ready", "the server is starting or shutting down")
+    return JSONResponse({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    m = metrics_of(request.app)
+    await m.refresh()
+    return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI 3.1 document of the HTTP API."""
+    return JSONResponse(openapi_document())
+
+
+async def docs(request: Request) -> Response:
+    """Human-readable API reference, rendered from the OpenAPI document."""
+    return HTMLResponse(docs_html())
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+]

@@ -1,0 +1,185 @@
+"""Per-request plumbing, as one pure ASGI middleware: correlation ids, body limit,
+request logs and HTTP metrics.
+
+* **Correlation id**: taken from ``X-Correlation-Id``, else the trace id of a
+  W3C ``traceparent``, else generated; kept in ``request.state.correlation_id``
+  (the append route stores it in each event's headers) and echoed in the
+  response's ``X-Correlation-Id``.
+* **Body limit**: a declared ``Content-Length`` over ``max_body_bytes`` is
+  answered 413 before a byte of the body is read; a chunked body is counted as
+  it arrives and refused (413) as soon as it passes the limit. A body that
+  trickles in slower than ``body_timeout`` seconds in all gets 408.
+* **Logs**: one line per request on the ``eventlog.access`` logger, JSON or
+  ``key=value`` (``log_format``).
+* **Metrics**: requests by method, route template and status.
+
+The pure helpers (:func:`correlation_id_from`, :func:`format_line`) are
+tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.config import ServerConfig
+from server.errors import ApiError, error_response
+from server.metrics import Metrics
+
+__all__ = ["RequestMiddleware", "correlation_id_from", "format_line"]
+
+access_log = logging.getLogger("eventlog.access")
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+#: Seconds a client gets to send a whole request body.
+BODY_TIMEOUT = 30.0
+
+
+def correlation_id_from(headers: Mapping[str, str]) -> str:
+    """The request's correlation id: ``X-Correlation-Id`` if it is a safe token,
+    else the trace id of a valid ``traceparent``, else a new random id."""
+    given = headers.get("x-correlation-id")
+    if given and _SAFE_ID.fullmatch(given):
+        return given
+    match = _TRACEPARENT.fullmatch(headers.get("traceparent", "").strip())
+    if match and match.group(1) != "0" * 32:
+        return match.group(1)
+    return uuid.uuid4().hex
+
+
+def format_line(fields: Mapping[str, Any], fmt: str) -> str:
+    """One log line: a JSON object, or ``key=value`` pairs (values quoted when needed)."""
+    if fmt == "json":
+        return msgspec.json.encode(fields).decode()
+    parts = []
+    for key, value in fields.items():
+        text = str(value)
+        if not text or any(c in text for c in ' "=\\') or not text.isprintable():
+            text = msgspec.json.encode(text).decode()
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+class RequestMiddleware:
+    """Correlation id, body limit, request log line and metrics for every HTTP request."""
+
+    def __init__(self, app: ASGIApp, *, config: ServerConfig, metrics: Metrics) -> None:
+        self.app = app
+        self.config = config
+        self.metrics = metrics
+        self._route_cache: dict[int, str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            headers = _headers(scope)
+            scope.setdefault("state", {})["correlation_id"] = correlation_id_from(headers)
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = _headers(scope)
+        cid = correlation_id_from(headers)
+        scope.setdefault("state", {})["correlation_id"] = cid
+        status = 500
+        cid_header = (b"x-correlation-id", cid.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), cid_header]
+            await send(message)
+
+        limit = self.config.max_body_bytes
+        declared = headers.get("content-length")
+        try:
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                if declared.isdigit():
+                    raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
+                raise ApiError(400, "bad_content_length", "Content-Length is not a number")
+            await self.app(scope, _limited(receive, limit), send_wrapper)
+        except ApiError as exc:  # refused before the app ran
+            response = error_response(exc.status, exc.code, exc.message)
+            await response(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = self._route(scope)
+            method = scope["method"]
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_latency.labels(method, route).observe(elapsed)
+            if self.config.access_log and access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client")
+                fields = {
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                    "cid": cid,
+                    "client": f"{client[0]}:{client[1]}" if client else "-",
+                }
+                access_log.info(format_line(fields, self.config.log_format))
+
+    def _route(self, scope: Scope) -> str:
+        """The matched route's path template (bounded label cardinality)."""
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return "unmatched"
+        label = self._route_cache.get(id(endpoint))
+        if label is not None:
+            return label
+        routes: list[BaseRoute] = list(getattr(scope["app"].router, "routes", []))
+        matching = [r for r in routes if isinstance(r, Route) and r.endpoint is endpoint]
+        if len(matching) == 1:  # one template per endpoint: cache it
+            self._route_cache[id(endpoint)] = matching[0].path
+            return matching[0].path
+        for r in matching:
+            if r.matches(scope)[0] is Match.FULL:
+                return r.path
+        return "unmatched"
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """Wrap ``receive``: raise 413 once the body passes ``limit``, 408 when it
+    takes longer than :data:`BODY_TIMEOUT` to arrive."""
+    received = 0
+    deadline: float | None = None
+    done = False
+
+    async def wrapped() -> Message:
+        nonlocal received, deadline, done
+        if done:  # body complete: later receives wait for disconnect, unbounded
+            return await receive()
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise ApiError(408, "body_timeout", "request body not received in time") from None
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
+            done = not message.get("more_body", False)
+        else:
+            done = True
+        return message
+
+    return wrapped

@@ -1,0 +1,202 @@
+"""``eventlog serve``: run the HTTP API on uvicorn (uvloop + httptools, one worker);
+``eventlog keygen``: make an API key and the hash to put in the config.
+
+The server creates the log and hands it to :func:`server.app.create_app` with
+``manage_log=True``, so the log's writer starts inside uvicorn's event loop
+(the app's lifespan) and is flushed and closed there on shutdown.
+
+SIGTERM and SIGINT shut down gracefully: stop accepting connections, end
+long-polls, let in-flight requests finish (up to ``shutdown_timeout``), flush
+the writer, close the log, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import sys
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from eventlog import EventLog, LogConfig
+from eventlog.log import storage_for
+from server.app import create_app
+from server.auth import hash_key, new_key, parse_scope
+from server.config import ConfigError, ServerConfig, load_config
+from server.middleware import format_line
+
+__all__ = ["is_loopback", "register", "run_server"]
+
+logger = logging.getLogger("eventlog.server")
+
+
+def is_loopback(host: str) -> bool:
+    """True if ``host`` names only the loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _LineFormatter(logging.Formatter):
+    """Log records as one JSON object or ``key=value`` line each."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__()
+        self.fmt = fmt
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "eventlog.access":
+            return record.getMessage()  # already a formatted line
+        fields: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        return format_line(fields, self.fmt)
+
+
+def _setup_logging(config: ServerConfig) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter(config.log_format))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, exiting 0 on SIGTERM/SIGINT and ending long-polls first."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Unlike uvicorn's own handler, do not re-raise the signal after
+        # shutdown: a requested, graceful stop exits 0.
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+
+
+def run_server(config: ServerConfig) -> int:
+    """Serve until SIGTERM/SIGINT. Returns the exit code."""
+    if not is_loopback(config.host) and not config.api_keys and not config.insecure:
+        print(
+            f"eventlog serve: refusing to bind {config.host} without API keys; "
+            "configure api_keys or pass --insecure",
+            file=sys.stderr,
+        )
+        return 2
+    _setup_logging(config)
+    log = EventLog(
+        storage_for(config.db, LogConfig(synchronous=config.synchronous)),
+        LogConfig(synchronous=config.synchronous),
+    )
+    app = create_app(log, config, manage_log=True)
+    uv_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        workers=1,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(max(config.shutdown_timeout, 1)),
+        server_header=False,
+    )
+    server = _Server(uv_config, app.state.stopping)
+    server.run()
+    if not server.started:
+        return 1
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "db": args.db,
+        "insecure": True if args.insecure else None,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
+        "synchronous": args.synchronous,
+        "max_body_bytes": args.max_body_bytes,
+        "access_log": False if args.no_access_log else None,
+    }
+    file = args.config or os.environ.get("EVENTLOG_CONFIG")
+    try:
+        config = load_config(file=file, environ=os.environ, flags=flags)
+    except ConfigError as exc:
+        print(f"eventlog serve: {exc}", file=sys.stderr)
+        return 2
+    return run_server(config)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    scopes = args.scope or ["admin"]
+    try:
+        for scope in scopes:
+            parse_scope(scope)
+    except ConfigError as exc:
+        print(f"eventlog keygen: {exc}", file=sys.stderr)
+        return 2
+    key = new_key()
+    print(f"key:  {key}", file=sys.stderr)
+    print("Add to the config file (the key itself is not stored):", file=sys.stderr)
+    quoted = ", ".join(f'"{s}"' for s in scopes)
+    print(f'[[api_keys]]\nname = "{args.name}"\nhash = "{hash_key(key)}"\nscopes = [{quoted}]')
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Register ``serve`` and ``keygen`` on the CLI's subparsers."""
+    p = sub.add_parser(
+        "serve",
+        help="run the HTTP server",
+        description="Run the eventlog HTTP server (every option is also EVENTLOG_<NAME> "
+        "or a key of the --config TOML file; flags win over env, env over the file).",
+    )
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default 7432)")
+    p.add_argument("--db", help="SQLite file or postgresql:// URL (default ./eventlog.db)")
+    p.add_argument("--config", help="TOML config file (or EVENTLOG_CONFIG)")
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback host without API keys"
+    )
+    p.add_argument("--log-format", choices=["json", "kv"], help="request log lines (default kv)")
+    p.add_argument("--log-level", help="debug, info, warning, error (default info)")
+    p.add_argument("--synchronous", choices=["full", "normal", "off"], help="SQLite durability")
+    p.add_argument("--max-body-bytes", type=int, help="largest request body (default 16 MiB)")
+    p.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
+    p.set_defaults(handler=_serve)
+
+    k = sub.add_parser(
+        "keygen",
+        help="make an API key and its config entry",
+        description="Print a new API key (stderr) and the [[api_keys]] entry with its hash.",
+    )
+    k.add_argument("--name", default="key", help="label of the key (default: key)")
+    k.add_argument(
+        "--scope", action="append", help="append:<glob>, read:<glob> or admin (repeatable)"
+    )
+    k.set_defaults(handler=_keygen)

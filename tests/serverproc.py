@@ -1,0 +1,239 @@
+"""Run ``eventlog serve`` as a real subprocess on a free loopback port, for tests.
+
+::
+
+    from tests.serverproc import ServerProcess
+
+    with ServerProcess.start(db=tmp_path / "events.db") as server:
+        httpx.get(f"{server.url}/api/streams")       # server.url = "http://127.0.0.1:<port>"
+        server.ws_url                                 # "ws://127.0.0.1:<port>"
+        code = server.stop()                          # SIGTERM, waits, returns the exit code
+    # leaving the block stops it (SIGTERM, then SIGKILL if it hangs)
+
+API:
+
+* ``ServerProcess.start(db=None, extra_args=(), env=None, ready_timeout=None)``:
+  start the server and return once ``GET /readyz`` answers 200. ``db``
+  defaults to a fresh file in a temp directory; ``extra_args`` are appended to
+  ``eventlog serve`` (e.g. ``["--config", str(path)]``); ``env`` adds or
+  overrides environment variables (inherited ``EVENTLOG_*`` variables are
+  dropped, except ``EVENTLOG_TEST_TIMEOUT_SCALE``). Raises
+  :class:`ServerFailed` (with the server's output) if it exits or is not
+  ready in time. ``ready_timeout`` defaults to ``scaled(30)``.
+* ``.url``, ``.ws_url``, ``.port``, ``.db``, ``.pid``, ``.proc`` (the Popen).
+* ``.stop(timeout=None) -> int``: SIGTERM, wait (default ``scaled(20)``),
+  SIGKILL if still alive; returns the exit code (0 on a graceful shutdown).
+* ``.kill() -> int``: SIGKILL now (a crash); returns the exit code (-9).
+* ``.output() -> str``: everything the server wrote to stdout/stderr so far
+  (request log lines included).
+* ``.restart(extra_args=None, env=None)``: stop, then start again on the same
+  db and port. Returns self.
+* Context manager: ``with ServerProcess.start(...) as s:`` stops it on exit.
+
+The pytest fixture ``server`` in ``tests/server/conftest.py`` wraps this for
+the common case.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import httpx
+
+from tests.support import free_port, scaled
+
+__all__ = ["ServerFailed", "ServerProcess"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerFailed(RuntimeError):
+    """The server process exited early or never became ready."""
+
+
+class ServerProcess:
+    """One ``eventlog serve`` subprocess. Use :meth:`start`."""
+
+    def __init__(
+        self,
+        db: str | Path | None = None,
+        *,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if db is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="eventlog-test-")
+            db = Path(self._tmp.name) / "events.db"
+        self.db = str(db)
+        self.extra_args = list(extra_args)
+        self.env = dict(env or {})
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        fd, log_name = tempfile.mkstemp(prefix="eventlog-server-", suffix=".log")
+        os.close(fd)
+        self._log_path = Path(log_name)
+        self._log_file: IO[bytes] | None = None
+
+    @classmethod
+    def start(
+        cls,
+        db: str | Path | None = None,
+        *,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        ready_timeout: float | None = None,
+    ) -> ServerProcess:
+        """Start a server and wait until ``/readyz`` answers 200."""
+        server = cls(db, extra_args=extra_args, env=env)
+        try:
+            server._launch(ready_timeout)
+        except BaseException:
+            server.close()
+            raise
+        return server
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:<port>``."""
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    def _command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db",
+            self.db,
+            *self.extra_args,
+        ]
+
+    def _environ(self) -> dict[str, str]:
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("EVENTLOG_") or k == "EVENTLOG_TEST_TIMEOUT_SCALE"
+        }
+        environ["PYTHONUNBUFFERED"] = "1"
+        environ.update(self.env)
+        return environ
+
+    def _launch(self, ready_timeout: float | None) -> None:
+        self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self._command(),
+            cwd=ROOT,
+            env=self._environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + (ready_timeout or scaled(30))
+        with httpx.Client(timeout=scaled(2)) as client:
+            while True:
+                code = self.proc.poll()
+                if code is not None:
+                    self._close_log()
+                    raise ServerFailed(f"server exited with {code}:\n{self.output()}")
+                try:
+                    if client.get(f"{self.url}/readyz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise ServerFailed(f"server not ready in time:\n{self.output()}")
+                time.sleep(0.05)
+
+    def output(self) -> str:
+        """What the server has written to stdout and stderr so far."""
+        try:
+            return self._log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float | None = None) -> int:
+        """SIGTERM and wait for a graceful exit (SIGKILL after ``timeout``); the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout if timeout is not None else scaled(20))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._close_log()
+        return int(self.proc.returncode)
+
+    def kill(self) -> int:
+        """SIGKILL the server now (a crash); the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._close_log()
+        return int(self.proc.returncode)
+
+    def restart(
+        self, extra_args: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> Self:
+        """Stop (gracefully) and start again on the same db and port."""
+        self.stop()
+        if extra_args is not None:
+            self.extra_args = list(extra_args)
+        if env is not None:
+            self.env = dict(env)
+        self._launch(None)
+        return self
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def close(self) -> None:
+        """Stop the server and remove its temp files."""
+        self.stop()
+        self._log_path.unlink(missing_ok=True)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
