@@ -19,6 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
     from server import serve
 
     serve.register(sub)
+    from server.cli_client import register as register_client
+
+    register_client(sub)
+    from server.cli_transfer import register as register_transfer
+
+    register_transfer(sub)
     del sub
     return parser
 

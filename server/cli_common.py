@@ -1,0 +1,242 @@
+"""Shared plumbing of the client commands: connection options, the runner, stdin, progress.
+
+Every client command takes the same connection options (``--url``,
+``--api-key``, or ``--db``), runs one coroutine against a
+:class:`~server.cli_backend.Backend`, and turns what went wrong into an exit
+code and one clear line on stderr:
+
+* 0: success (also when the reader of stdout went away, e.g. ``| head``);
+* 1: the server or the log refused, or could not be reached;
+* 2: a usage error (argparse, a bad JSON argument or input line, a bad stream name);
+* 130: interrupted by Ctrl-C (``tail`` exits 0 instead: Ctrl-C is how it ends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import select
+import signal
+import stat
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import BinaryIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from server.cli_backend import Backend, CliError, DbBackend, HttpBackend
+from server.cli_events import InputError, LineSplitter
+
+__all__ = [
+    "DEFAULT_URL",
+    "Meter",
+    "connection_options",
+    "open_backend",
+    "read_lines",
+    "run",
+    "warn",
+    "write_out",
+]
+
+DEFAULT_URL = "http://127.0.0.1:7432"
+
+Command = Callable[[argparse.Namespace, Backend], Awaitable[int]]
+
+
+def connection_options() -> argparse.ArgumentParser:
+    """A parent parser with ``--url``, ``--api-key`` and ``--db`` for every client command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument(
+        "--url",
+        default=os.environ.get("EVENTLOG_URL", DEFAULT_URL),
+        help="server base URL (env EVENTLOG_URL; default %(default)s)",
+    )
+    where.add_argument(
+        "--db",
+        metavar="PATH",
+        help="work on this SQLite database file in-process instead of a server",
+    )
+    group.add_argument(
+        "--api-key",
+        default=os.environ.get("EVENTLOG_API_KEY"),
+        help="API key, sent as 'Authorization: Bearer KEY' (env EVENTLOG_API_KEY)",
+    )
+    return parent
+
+
+def warn(message: str) -> None:
+    """One line on stderr, prefixed like argparse's messages."""
+    print(f"eventlog: {message}", file=sys.stderr, flush=True)
+
+
+@asynccontextmanager
+async def open_backend(args: argparse.Namespace, *, must_exist: bool) -> AsyncIterator[Backend]:
+    """The backend the options name: ``--db`` (in-process) or ``--url`` (HTTP)."""
+    if args.db is not None:
+        async with DbBackend(args.db, must_exist=must_exist) as db:
+            yield db
+    else:
+        if not str(args.url).startswith(("http://", "https://")):
+            raise CliError(f"--url must start with http:// or https://, not {args.url!r}", 2)
+        async with HttpBackend(args.url, args.api_key) as http:
+            yield http
+
+
+async def _main(args: argparse.Namespace, command: Command, must_exist: bool) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    # SIGTERM ends a command like Ctrl-C does: cancel, close the log, exit.
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        async with open_backend(args, must_exist=must_exist) as backend:
+            return await command(args, backend)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def run(
+    args: argparse.Namespace, command: Command, *, must_exist: bool, interrupted: int = 130
+) -> int:
+    """Run ``command`` and map every outcome to an exit code (see the module docstring)."""
+    try:
+        return asyncio.run(_main(args, command, must_exist))
+    except CliError as exc:
+        _flush_quietly()
+        warn(f"error: {exc.message}")
+        return exc.exit_code
+    except InputError as exc:
+        _flush_quietly()
+        warn(f"error: {exc}")
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _flush_quietly()
+        return interrupted
+    except BrokenPipeError:
+        _discard_stdout()
+        return 0
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+
+
+def _discard_stdout() -> None:
+    # The reader went away (``| head``): point stdout at /dev/null so the
+    # interpreter's final flush does not complain about the broken pipe.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def write_out(data: bytes) -> None:
+    """Write bytes to stdout and flush, so pipes see every line as it comes."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def read_lines(source: BinaryIO, max_lines: int) -> Iterator[list[tuple[int, bytes]]]:
+    """Numbered lines of ``source`` in groups, as they become available.
+
+    A group ends when ``max_lines`` are gathered or when the input has
+    nothing more ready right now, so a slow producer piping into
+    ``eventlog append`` sees its events appended promptly, while a file is
+    read in big groups.
+    """
+    fd = source.fileno()
+    splitter = LineSplitter()
+    group: list[tuple[int, bytes]] = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            group += splitter.finish()
+            if group:
+                yield group
+            return
+        group += splitter.feed(chunk)
+        if len(group) >= max_lines or (group and not _ready(fd)):
+            yield group
+            group = []
+
+
+def _ready(fd: int) -> bool:
+    try:
+        readable, _, _ = select.select([fd], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def input_size(source: BinaryIO) -> int | None:
+    """The byte size of ``source`` when it is a regular file (``< file``), else None."""
+    try:
+        info = os.fstat(source.fileno())
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+class Meter:
+    """A rich progress bar on stderr, shown only when stderr is a terminal.
+
+    Use as a context manager; :meth:`advance` is a no-op when hidden.
+    """
+
+    def __init__(self, description: str, total: int | None, *, unit: str = "events") -> None:
+        self.shown = sys.stderr.isatty()
+        self._progress: Progress | None = None
+        self._task = None
+        if self.shown:
+            count = (
+                TaskProgressColumn()
+                if unit == "bytes"
+                else MofNCompleteColumn()
+                if total is not None
+                else TextColumn("{task.completed} " + unit)
+            )
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                count,
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._task = self._progress.add_task(description, total=total)
+
+    def __enter__(self) -> Meter:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, amount: int) -> None:
+        """Move the bar on by ``amount``."""
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, amount)
