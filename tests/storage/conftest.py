@@ -14,8 +14,9 @@ from eventlog import EventLog, LogConfig
 from eventlog.storage.base import Storage
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.sqlite import SQLiteStorage
+from tests.pg import pg_cluster  # noqa: F401 - the session's throwaway PostgreSQL server
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -25,6 +26,11 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         "memory": MemoryStorage,
         "sqlite": lambda: SQLiteStorage(tmp_path / "contract.db"),
     }
+    if request.param == "postgres":  # a fresh database on the session's cluster
+        from eventlog.storage.postgres import PostgresStorage
+
+        url = await request.getfixturevalue("pg_cluster").create_database()
+        makers["postgres"] = lambda: PostgresStorage(url)
     backend = makers[request.param]()
     await backend.open()
     try:

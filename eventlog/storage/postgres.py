@@ -1,0 +1,535 @@
+"""The PostgreSQL backend, on asyncpg: several processes on several hosts share one log.
+
+Selected by a ``postgresql://`` (or ``postgres://``) URL wherever a database
+path is accepted. Optional ``?schema=name`` picks the PostgreSQL schema that
+holds the tables (default ``eventlog``); every other URL parameter goes to
+asyncpg.
+
+Offsets stay gapless with any number of writers in any number of processes
+because each append transaction locks the head row of every stream it writes
+(``SELECT ... FOR UPDATE``, streams in sorted order so two transactions never
+wait on each other in a cycle), reads the heads, inserts the events and moves
+the heads before it commits. Within a process the log's group-commit writer
+already batches appends into one transaction; across processes the row locks
+serialise transactions per stream and leave other streams parallel.
+
+After the inserts, the same transaction calls ``pg_notify`` for each stream it
+advanced; PostgreSQL delivers on commit, and
+:mod:`eventlog.storage.postgres_listen` turns that into head-listener calls in
+every process. Leases (:mod:`eventlog.storage.postgres_leases`) keep a named
+consumer in one process at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar, cast
+
+import asyncpg
+import msgspec
+
+from eventlog.errors import LogClosed, StorageError
+from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener
+from eventlog.storage.leases import Lease
+from eventlog.storage.planner import Row, given_ids, plan_appends
+from eventlog.storage.postgres_leases import KEEPALIVE_SETTINGS, PgLeases
+from eventlog.storage.postgres_listen import NotificationListener
+from eventlog.storage.postgres_schema import (
+    CORE,
+    DRIVER_ERRORS,
+    MIGRATIONS,
+    apply_migrations,
+    errors_translated,
+    redact,
+    split_url,
+)
+
+__all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
+
+T = TypeVar("T")
+InsertMethod = Literal["unnest", "executemany", "copy"]
+
+_encode = msgspec.json.encode
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
+_RETRIES = 8
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, ValueError)
+_EVENT_COLUMNS = ("stream", "offset", "id", "type", "key", "time_us", "headers", "data")
+
+
+class _Retry(Exception):
+    """Another transaction created a stream this one wanted to create: start over."""
+
+
+def _us(time: datetime) -> int:
+    if time.tzinfo is None:
+        time = time.replace(tzinfo=UTC)
+    return int(time.timestamp() * 1_000_000)
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+class PostgresStorage:
+    """A log in a PostgreSQL database.
+
+    Args:
+        url: ``postgresql://user:password@host:port/database[?schema=name&...]``.
+        pool_size: Most connections of the pool (reads and writes); two more
+            are used for LISTEN and for leases.
+        insert: How events are inserted: ``"unnest"`` (one ``INSERT ... SELECT
+            FROM unnest(arrays)``, the default: fastest at every batch size
+            measured, see docs/postgres.md), ``"executemany"`` or ``"copy"``
+            (``copy_records_to_table``).
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10, insert: InsertMethod = "unnest") -> None:
+        self._dsn, self.schema = split_url(url)
+        self.url = redact(url)
+        self.channel = f"{self.schema}_heads"
+        self._pool_size = max(2, pool_size)
+        self._insert = insert
+        self._pool: asyncpg.Pool | None = None
+        self._listener: NotificationListener | None = None
+        self._leases: PgLeases | None = None
+        s = self.schema
+        self._sql_lock = (
+            f"SELECT name, next_offset, last_time_us FROM {s}.streams "
+            "WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
+        )
+        self._sql_create = (
+            f"INSERT INTO {s}.streams (name, next_offset) SELECT unnest($1::text[]), 0 "
+            "ON CONFLICT (name) DO NOTHING RETURNING name"
+        )
+        self._sql_ids = (
+            f'SELECT e.stream, e.id, e."offset" FROM {s}.events e '
+            "JOIN unnest($1::text[], $2::text[]) AS w(stream, id) "
+            "ON e.stream = w.stream AND e.id = w.id"
+        )
+        self._sql_unnest = (
+            f'INSERT INTO {s}.events (stream, "offset", id, type, key, time_us, headers, data) '
+            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
+            "$5::text[], $6::bigint[], $7::bytea[], $8::bytea[])"
+        )
+        self._sql_values = (
+            f'INSERT INTO {s}.events (stream, "offset", id, type, key, time_us, headers, data) '
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )
+        self._sql_heads = (
+            f"WITH u AS (UPDATE {s}.streams t SET next_offset = v.next_offset, "
+            "bytes = t.bytes + v.added, last_time_us = v.last_us "
+            "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) "
+            "AS v(name, next_offset, added, last_us) WHERE t.name = v.name "
+            "RETURNING t.name, t.next_offset) "
+            "SELECT count(pg_notify($5, u.name || ':' || u.next_offset)) FROM u"
+        )
+        self._sql_read = (
+            f'SELECT "offset", id, type, key, time_us, headers, data FROM {s}.events '
+            'WHERE stream = $1 AND "offset" >= $2 ORDER BY "offset" LIMIT $3'
+        )
+        self._sql_stream = (
+            "SELECT name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, "
+            f"max_bytes FROM {s}.streams"
+        )
+
+    # -- connections -------------------------------------------------------------
+
+    async def _connect(self, **settings: str) -> asyncpg.Connection:
+        server_settings = {"application_name": "eventlog", **settings}
+        return await asyncpg.connect(self._dsn, server_settings=server_settings)
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema, start listening."""
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                server_settings={"application_name": "eventlog"},
+            )
+        except CONNECT_ERRORS as exc:
+            raise StorageError(f"cannot connect to {self.url}: {exc}") from exc
+        assert pool is not None
+        try:
+            with errors_translated(f"open {self.url}"):
+                async with pool.acquire() as proxy:
+                    conn = cast(asyncpg.Connection, proxy)
+                    await apply_migrations(conn, self.schema, CORE, MIGRATIONS)
+                listener = NotificationListener(self._connect, self.channel, self._all_heads)
+                await listener.start()
+        except BaseException:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                await asyncio.wait_for(pool.close(), 5)
+            raise
+        self._pool = pool
+        self._listener = listener
+        self._leases = PgLeases(lambda: self._connect(**KEEPALIVE_SETTINGS), self.schema)
+
+    async def close(self) -> None:
+        """Release every connection (and every lease). Idempotent."""
+        pool, self._pool = self._pool, None
+        listener, self._listener = self._listener, None
+        leases, self._leases = self._leases, None
+        if leases is not None:
+            await leases.close()
+        if listener is not None:
+            await listener.close()
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except DRIVER_ERRORS:
+                pool.terminate()
+
+    @contextlib.asynccontextmanager
+    async def _conn(self, what: str) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._pool
+        if pool is None:
+            raise LogClosed("storage is closed")
+        with errors_translated(what):
+            async with pool.acquire() as conn:
+                yield cast(asyncpg.Connection, conn)
+
+    async def transact(
+        self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "transaction"
+    ) -> T:
+        """Run ``await fn(connection)`` in one transaction on a pooled connection.
+
+        For components that keep their own tables in the log's schema (the
+        webhook ledger) and update them atomically with a consumer offset (see
+        :func:`set_offset`). ``fn`` must not commit; driver errors it raises
+        are translated to :class:`~eventlog.errors.StorageError`.
+        """
+        async with self._conn(what) as conn, conn.transaction():
+            return await fn(conn)
+
+    async def query(
+        self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "query"
+    ) -> T:
+        """Run ``await fn(connection)`` on a pooled connection (reads)."""
+        async with self._conn(what) as conn:
+            return await fn(conn)
+
+    async def ensure_schema(self, component: str, migrations: Sequence[Sequence[str]]) -> None:
+        """Apply a component's forward migrations to its own tables in the log's schema.
+
+        Statements write ``{s}`` for the schema name, e.g.
+        ``"CREATE TABLE {s}.deliveries (...)"``.
+        """
+        async with self._conn(f"migrate {component}") as conn:
+            await apply_migrations(conn, self.schema, component, migrations)
+
+    # -- appends -------------------------------------------------------------------
+
+    async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
+        if not requests:
+            return []
+        now_us = _us(now)
+        streams = sorted({r.stream for r in requests})
+        for attempt in range(_RETRIES):
+            try:
+                async with self._conn("append") as conn, conn.transaction():
+                    return await self._append_txn(conn, requests, streams, now_us)
+            except _Retry:
+                continue
+            except StorageError as exc:
+                # Deadlocks cannot happen with sorted locking, but a serialization
+                # failure under a stricter default isolation level can: retry it.
+                cause = exc.__cause__
+                if isinstance(cause, asyncpg.TransactionRollbackError) and attempt < _RETRIES - 1:
+                    continue
+                raise
+        raise StorageError(f"append: gave up after {_RETRIES} conflicting attempts")
+
+    async def _append_txn(
+        self,
+        conn: asyncpg.Connection,
+        requests: Sequence[AppendRequest],
+        streams: list[str],
+        now_us: int,
+    ) -> list[AppendOutcome]:
+        found = await conn.fetch(self._sql_lock, streams)
+        heads: dict[str, int] = {}
+        times: dict[str, int] = {}
+        for row in found:
+            heads[row[0]] = row[1]
+            times[row[0]] = max(now_us, row[2] or 0)
+        created = [s for s in streams if s not in heads]
+        if created:
+            # New streams: insert their head rows (sorted). If another
+            # transaction created one first, ours waited for it to commit and
+            # got nothing back: start again, it now exists and gets locked.
+            got = await conn.fetch(self._sql_create, created)
+            if len(got) != len(created):
+                raise _Retry
+            for stream in created:
+                times[stream] = now_us
+        wanted = given_ids(requests)
+        existing: dict[tuple[str, str], int] = {}
+        if any(s in heads for s in wanted):
+            pairs = [(s, i) for s, ids in wanted.items() if s in heads for i in ids]
+            for stream, event_id, offset in await conn.fetch(
+                self._sql_ids, [p[0] for p in pairs], [p[1] for p in pairs]
+            ):
+                existing[(stream, event_id)] = offset
+        plan = plan_appends(requests, heads, existing)
+        if plan.rows:
+            await self._insert_rows(conn, plan.rows, times)
+        unused = [s for s in created if s not in plan.heads]
+        if unused:  # created for a request that wrote nothing: leave no trace
+            await conn.execute(f"DELETE FROM {self.schema}.streams WHERE name = ANY($1)", unused)
+        if plan.heads:
+            names = list(plan.heads)
+            await conn.fetchval(
+                self._sql_heads,
+                names,
+                [plan.heads[s] for s in names],
+                [plan.added_bytes.get(s, 0) for s in names],
+                [times[s] for s in names],
+                self.channel,
+            )
+        return plan.outcomes
+
+    async def _insert_rows(
+        self, conn: asyncpg.Connection, rows: list[Row], times: dict[str, int]
+    ) -> None:
+        records = [
+            (
+                r.stream,
+                r.offset,
+                r.event.id,
+                r.event.type,
+                r.event.key,
+                times[r.stream],
+                _encode(r.event.headers) if r.event.headers else None,
+                r.event.data,
+            )
+            for r in rows
+        ]
+        if self._insert == "unnest":
+            columns: list[list[Any]] = [list(c) for c in zip(*records, strict=True)]
+            await conn.execute(self._sql_unnest, *columns)
+        elif self._insert == "executemany":
+            await conn.executemany(self._sql_values, records)
+        else:
+            await conn.copy_records_to_table(
+                "events", records=records, columns=_EVENT_COLUMNS, schema_name=self.schema
+            )
+
+    # -- other writes -------------------------------------------------------------
+
+    async def set_retention(self, stream: str, retention: Retention) -> None:
+        async with self._conn("set retention") as conn:
+            await conn.execute(
+                f"INSERT INTO {self.schema}.streams (name, next_offset, max_age, max_count, "
+                "max_bytes) VALUES ($1, 0, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET "
+                "max_age = excluded.max_age, max_count = excluded.max_count, "
+                "max_bytes = excluded.max_bytes",
+                stream,
+                retention.max_age,
+                retention.max_count,
+                retention.max_bytes,
+            )
+
+    async def trim(self, stream: str, before: int) -> int:
+        s = self.schema
+        async with self._conn("trim") as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT first_offset, next_offset FROM {s}.streams WHERE name = $1 FOR UPDATE",
+                stream,
+            )
+            if row is None or before <= row[0]:
+                return 0
+            upto = min(before, row[1])
+            deleted = await conn.fetchrow(
+                f'WITH d AS (DELETE FROM {s}.events WHERE stream = $1 AND "offset" < $2 '
+                "RETURNING octet_length(data) AS n) SELECT count(*), coalesce(sum(n), 0) FROM d",
+                stream,
+                upto,
+            )
+            count, nbytes = deleted if deleted is not None else (0, 0)
+            await conn.execute(
+                f"UPDATE {s}.streams SET first_offset = $1, bytes = bytes - $2 WHERE name = $3",
+                upto,
+                nbytes,
+                stream,
+            )
+            return int(count)
+
+    async def delete_stream(self, stream: str) -> bool:
+        s = self.schema
+        async with self._conn("delete stream") as conn, conn.transaction():
+            deleted = await conn.fetchval(
+                f"DELETE FROM {s}.streams WHERE name = $1 RETURNING name", stream
+            )
+            await conn.execute(f"DELETE FROM {s}.events WHERE stream = $1", stream)
+            await conn.execute(f"DELETE FROM {s}.consumer_offsets WHERE stream = $1", stream)
+            return deleted is not None
+
+    async def commit_offset(self, consumer: str, stream: str, offset: int) -> None:
+        async with self._conn("commit offset") as conn:
+            await set_offset(conn, self.schema, consumer, stream, offset)
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def read(self, stream: str, start: int, limit: int) -> list[Event]:
+        if limit <= 0:
+            return []
+        async with self._conn("read") as conn:
+            rows = await conn.fetch(self._sql_read, stream, start, limit)
+        events: list[Event] = []
+        last_us = -1
+        time = _dt(0)
+        raw = msgspec.Raw
+        for offset, event_id, type_, key, time_us, headers, data in rows:
+            if time_us != last_us:  # one group commit shares one time: convert it once
+                time = _dt(time_us)
+                last_us = time_us
+            events.append(
+                Event(
+                    stream=stream,
+                    offset=offset,
+                    id=event_id,
+                    type=type_,
+                    key=key,
+                    time=time,
+                    headers=_decode_headers(headers) if headers else {},
+                    data=raw(data),
+                )
+            )
+        return events
+
+    async def stream_info(self, stream: str) -> StreamInfo | None:
+        async with self._conn("stream info") as conn:
+            row = await conn.fetchrow(self._sql_stream + " WHERE name = $1", stream)
+        return None if row is None else _stream_info(row)
+
+    async def streams(self) -> list[StreamInfo]:
+        async with self._conn("streams") as conn:
+            rows = await conn.fetch(self._sql_stream + " ORDER BY name")
+        return [_stream_info(r) for r in rows]
+
+    async def _all_heads(self) -> list[tuple[str, int]]:
+        async with self._conn("read heads") as conn:
+            rows = await conn.fetch(f"SELECT name, next_offset FROM {self.schema}.streams")
+        return [(r[0], r[1]) for r in rows]
+
+    async def offset_at_time(self, stream: str, time: datetime) -> int:
+        target = _us(time)
+        s = self.schema
+        async with self._conn("offset at time") as conn:
+            row = await conn.fetchrow(
+                f"SELECT first_offset, next_offset FROM {s}.streams WHERE name = $1", stream
+            )
+            if row is None:
+                return 0
+            lo, hi = int(row[0]), int(row[1])
+            # Time is monotonic within a stream: binary search by offset.
+            while lo < hi:
+                mid = (lo + hi) // 2
+                t = await conn.fetchval(
+                    f'SELECT time_us FROM {s}.events WHERE stream = $1 AND "offset" = $2',
+                    stream,
+                    mid,
+                )
+                if t is None or t < target:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            return lo
+
+    async def offset_for_bytes(self, stream: str, max_bytes: int) -> int:
+        s = self.schema
+        async with self._conn("offset for bytes") as conn:
+            first = await conn.fetchval(
+                f"SELECT first_offset FROM {s}.streams WHERE name = $1", stream
+            )
+            if first is None:
+                return 0
+            over = await conn.fetchval(
+                f'SELECT "offset" FROM (SELECT "offset", sum(octet_length(data)) OVER '
+                f'(ORDER BY "offset" DESC) AS total FROM {s}.events WHERE stream = $1) t '
+                'WHERE total > $2 ORDER BY "offset" DESC LIMIT 1',
+                stream,
+                max_bytes,
+            )
+            return int(first) if over is None else int(over) + 1
+
+    async def get_offset(self, consumer: str, stream: str) -> int | None:
+        async with self._conn("get offset") as conn:
+            value = await conn.fetchval(
+                f'SELECT "offset" FROM {self.schema}.consumer_offsets '
+                "WHERE name = $1 AND stream = $2",
+                consumer,
+                stream,
+            )
+        return None if value is None else int(value)
+
+    async def consumers(self) -> list[ConsumerInfo]:
+        async with self._conn("consumers") as conn:
+            rows = await conn.fetch(
+                f'SELECT name, stream, "offset", updated_us FROM {self.schema}.consumer_offsets '
+                "ORDER BY name, stream"
+            )
+        return [ConsumerInfo(name=n, stream=s, offset=o, updated=_dt(u)) for n, s, o, u in rows]
+
+    # -- cross-process ---------------------------------------------------------------
+
+    def listen(self, listener: HeadListener) -> None:
+        """Call ``listener(stream, next_offset)`` when any process commits an append."""
+        if self._listener is None:
+            raise LogClosed("storage is not open")
+        self._listener.add(listener)
+
+    async def acquire_lease(self, name: str) -> Lease | None:
+        """Take the lease ``name`` across every process sharing this database.
+
+        Returns None when another process (or this one) holds it. See
+        :mod:`eventlog.storage.leases` for how the consumer runtime uses it.
+        """
+        if self._leases is None:
+            raise LogClosed("storage is closed")
+        return await self._leases.acquire_lease(name)
+
+    @property
+    def listener(self) -> NotificationListener | None:
+        """The LISTEN connection's supervisor (None when closed)."""
+        return self._listener
+
+    @property
+    def leases(self) -> PgLeases | None:
+        """The lease manager (None when closed)."""
+        return self._leases
+
+
+async def set_offset(
+    conn: asyncpg.Connection, schema: str, consumer: str, stream: str, offset: int
+) -> None:
+    """Store a consumer offset (inside a transaction from :meth:`PostgresStorage.transact`)."""
+    await conn.execute(
+        f'INSERT INTO {schema}.consumer_offsets (name, stream, "offset", updated_us) '
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (name, stream) DO UPDATE SET "
+        '"offset" = excluded."offset", updated_us = excluded.updated_us',
+        consumer,
+        stream,
+        offset,
+        _us(datetime.now(UTC)),
+    )
+
+
+def _stream_info(row: Any) -> StreamInfo:
+    name, next_offset, first_offset, nbytes, last_us, max_age, max_count, max_bytes = row
+    return StreamInfo(
+        name=name,
+        next_offset=next_offset,
+        first_offset=first_offset,
+        count=next_offset - first_offset,
+        bytes=nbytes,
+        last_time=None if last_us is None else _dt(last_us),
+        retention=Retention(max_age=max_age, max_count=max_count, max_bytes=max_bytes),
+    )

@@ -1,0 +1,165 @@
+"""Cross-process wake-ups for the PostgreSQL backend: LISTEN/NOTIFY.
+
+Every append transaction runs ``pg_notify('<schema>_heads', '<stream>:<next_offset>')``
+for each stream it advanced; PostgreSQL delivers the notification to every
+listening session when, and only if, the transaction commits. One dedicated
+connection per process LISTENs and calls the registered head listeners, so a
+consumer, long-poll or firehose hub in process B wakes within milliseconds of
+a commit in process A, without polling.
+
+If the listening connection drops, a supervisor reconnects with backoff and
+then re-reads every stream head (notifications sent while disconnected are
+lost), so waiters never miss an append for longer than the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from eventlog.storage.base import HeadListener
+from eventlog.storage.postgres_schema import DRIVER_ERRORS
+
+__all__ = ["NotificationListener", "parse_payload"]
+
+log = logging.getLogger("eventlog.postgres")
+
+
+def parse_payload(payload: str) -> tuple[str, int] | None:
+    """``"orders:42"`` -> ``("orders", 42)``; None for anything malformed."""
+    stream, sep, head = payload.rpartition(":")
+    if not sep or not stream or not head.isdigit():
+        return None
+    return stream, int(head)
+
+
+class NotificationListener:
+    """One LISTENing connection, kept alive.
+
+    Args:
+        connect: Opens a new connection.
+        channel: The channel name (an identifier).
+        heads: Reads ``(stream, next_offset)`` of every stream, for the
+            re-sync after a reconnect.
+        ping_interval: Seconds between liveness checks of an idle connection.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        channel: str,
+        heads: Callable[[], Awaitable[list[tuple[str, int]]]],
+        *,
+        ping_interval: float = 10.0,
+    ) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._heads = heads
+        self._ping_interval = ping_interval
+        self._listeners: list[HeadListener] = []
+        self._conn: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: Reconnections so far (for tests and metrics).
+        self.reconnects = 0
+
+    def add(self, listener: HeadListener) -> None:
+        """Call ``listener(stream, next_offset)`` on every notification."""
+        self._listeners.append(listener)
+
+    async def start(self) -> None:
+        """Connect and LISTEN (errors propagate), then keep the connection alive."""
+        await self._attach()
+        self._task = asyncio.create_task(self._supervise(), name="eventlog-pg-listener")
+
+    async def _attach(self) -> None:
+        conn = await self._connect()
+        try:
+            await conn.add_listener(self._channel, self._on_notify)
+        except BaseException:
+            await conn.close()
+            raise
+        conn.add_termination_listener(self._on_terminated)
+        self._lost.clear()
+        self._conn = conn
+
+    def _on_notify(
+        self,
+        conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+        pid: int,
+        channel: str,
+        payload: object,
+    ) -> None:
+        parsed = parse_payload(str(payload))
+        if parsed is None:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(*parsed)
+            except Exception:
+                log.exception("head listener failed")
+
+    def _on_terminated(self, conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> None:
+        self._lost.set()
+
+    def _resync(self, heads: list[tuple[str, int]]) -> None:
+        for stream, head in heads:
+            for listener in list(self._listeners):
+                listener(stream, head)
+
+    async def _supervise(self) -> None:
+        delay = 0.1
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self._ping_interval)
+            conn = self._conn
+            if not self._lost.is_set() and conn is not None:
+                try:
+                    await conn.fetchval("SELECT 1", timeout=self._ping_interval)
+                    continue
+                except DRIVER_ERRORS:
+                    log.warning("listener connection failed its liveness check")
+            await self._drop()
+            while True:
+                try:
+                    await self._attach()
+                    self._resync(await self._heads())
+                except DRIVER_ERRORS as exc:
+                    await self._drop()
+                    log.warning("listener reconnect failed (%s); retrying in %.1f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                except Exception:
+                    log.exception("listener re-sync failed")
+                self.reconnects += 1
+                delay = 0.1
+                log.info("listener reconnected")
+                break
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.remove_termination_listener(self._on_terminated)
+            with contextlib.suppress(*DRIVER_ERRORS):
+                await asyncio.wait_for(conn.close(), 2.0)
+            if not conn.is_closed():
+                conn.terminate()
+
+    async def close(self) -> None:
+        """Stop listening and close the connection. Idempotent."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._drop()
+
+    @property
+    def connection_pid(self) -> int | None:
+        """The listening session's backend pid (lets tests kill it)."""
+        return None if self._conn is None else self._conn.get_server_pid()

@@ -1,0 +1,23 @@
+"""Fixtures of the PostgreSQL backend's tests: a throwaway cluster, a database per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from eventlog.storage.postgres import PostgresStorage
+from tests.pg import pg_cluster, pg_url
+
+__all__ = ["pg_cluster", "pg_storage", "pg_url"]
+
+
+@pytest.fixture
+async def pg_storage(pg_url: str) -> AsyncIterator[PostgresStorage]:
+    """An open PostgresStorage on a fresh database."""
+    storage = PostgresStorage(pg_url)
+    await storage.open()
+    try:
+        yield storage
+    finally:
+        await storage.close()
