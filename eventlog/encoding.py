@@ -64,6 +64,21 @@ def pending_event(
         InvalidEvent: A field is missing, mistyped or too long, or data is not JSON.
         EventTooLarge: Encoded data plus headers exceed ``max_bytes``.
     """
+    if (
+        key is None
+        and id is None
+        and not headers
+        and type.__class__ is str
+        and 0 < len(type) <= MAX_TYPE_LENGTH
+        and "\x00" not in type
+    ):
+        # The common case, kept short: it runs once per event.
+        payload = encode_data(data)
+        if len(payload) > max_bytes:
+            raise EventTooLarge(len(payload), max_bytes)
+        return PendingEvent(
+            id=uuid7(), id_given=False, type=type, key=None, headers={}, data=payload
+        )
     event_type = _text("type", type, MAX_TYPE_LENGTH, required=True)
     assert event_type is not None
     event_key = _text("key", key, MAX_KEY_LENGTH, required=False)

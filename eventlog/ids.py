@@ -9,15 +9,18 @@ __all__ = ["uuid7"]
 
 _last_ms = 0
 _seq = 0
+_pool = b""
+_pos = 0
+_POOL_BYTES = 8 * 512  # one urandom call serves 512 ids
 
 
 def uuid7() -> str:
     """A new UUIDv7 as its canonical 36-character string.
 
     48 bits of Unix milliseconds, then a 12-bit counter that keeps ids made
-    within one millisecond in order, then 62 random bits.
+    within one millisecond in order, then 62 bits from the OS's CSPRNG.
     """
-    global _last_ms, _seq
+    global _last_ms, _seq, _pool, _pos
     ms = time.time_ns() // 1_000_000
     if ms <= _last_ms:
         _seq += 1
@@ -28,7 +31,10 @@ def uuid7() -> str:
     else:
         _last_ms = ms
         _seq = 0
-    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
-    value = (ms << 80) | (0x7 << 76) | (_seq << 64) | (0b10 << 62) | rand
-    h = f"{value:032x}"
+    if _pos >= len(_pool):
+        _pool = os.urandom(_POOL_BYTES)
+        _pos = 0
+    rand = int.from_bytes(_pool[_pos : _pos + 8], "big") & 0x3FFF_FFFF_FFFF_FFFF
+    _pos += 8
+    h = f"{(ms << 80) | (0x7 << 76) | (_seq << 64) | (0b10 << 62) | rand:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -150,8 +150,8 @@ class EventLog:
             max_queued_bytes=self.config.queue_bytes,
         )
         self._state: Literal["new", "open", "closed"] = "new"
-        self._background: set[asyncio.Task[Any]] = set()
         self._retention_task: asyncio.Task[None] | None = None
+        self._valid_names: set[str] = set()
 
     @classmethod
     def open(
@@ -196,8 +196,6 @@ class EventLog:
             self._retention_task.cancel()
             await asyncio.gather(self._retention_task, return_exceptions=True)
         await self._writer.close()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
         self.heads.wake_all()
         await self.storage.close()
 
@@ -227,12 +225,16 @@ class EventLog:
     def _request(
         self, stream: str, events: list[PendingEvent], expected_offset: int | None
     ) -> tuple[AppendRequest, int]:
-        validate_stream_name(stream)
+        if stream not in self._valid_names:
+            validate_stream_name(stream)
+            if len(self._valid_names) > 10_000:
+                self._valid_names.clear()
+            self._valid_names.add(stream)
         if expected_offset is not None and (
             not isinstance(expected_offset, int) or expected_offset < 0
         ):
             raise InvalidPosition("expected_offset must be a non-negative integer")
-        nbytes = sum(len(e.data) for e in events)
+        nbytes = len(events[0].data) if len(events) == 1 else sum(len(e.data) for e in events)
         return AppendRequest(stream=stream, events=events, expected_offset=expected_offset), nbytes
 
     async def append(

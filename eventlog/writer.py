@@ -124,7 +124,7 @@ class GroupCommitWriter:
 
     async def submit(self, request: AppendRequest, nbytes: int) -> Appended:
         """Queue a request, waiting for room if the queue is full; return once durable."""
-        while self._full() and not self._closing:
+        while not self._room.is_set():
             await self._room.wait()
         return await self._enqueue(request, nbytes)
 

@@ -81,6 +81,18 @@ def plan_appends(
         head = next_offsets.get(stream)
         if head is None:
             head = heads.get(stream, 0)
+        if request.expected_offset is None and not any(e.id_given for e in request.events):
+            # Fast path: generated ids are new by construction.
+            n = len(request.events)
+            rows.extend(Row(stream, head + i, e) for i, e in enumerate(request.events))
+            outcomes.append(
+                Appended(offsets=list(range(head, head + n)), written=n, next_offset=head + n)
+            )
+            next_offsets[stream] = head + n
+            added_bytes[stream] = added_bytes.get(stream, 0) + sum(
+                len(e.data) for e in request.events
+            )
+            continue
         known = [seen.get((stream, e.id)) if e.id_given else None for e in request.events]
         if all(offset is not None for offset in known):
             outcomes.append(

@@ -495,27 +495,25 @@ def read_events(conn: sqlite3.Connection, stream: str, start: int, limit: int) -
         "WHERE stream = ? AND offset >= ? ORDER BY offset LIMIT ?",
         (stream, start, limit),
     ).fetchall()
-    events: list[Event] = []
-    last_us = -1
-    time = _dt(0)
+    # One group commit shares one time: decode each distinct time once.
+    times: dict[int, datetime] = {}
+    for time_us in {row[4] for row in rows}:
+        times[time_us] = _dt(time_us)
     raw = msgspec.Raw
-    for offset, event_id, type_, key, time_us, headers, data in rows:
-        if time_us != last_us:  # one group commit shares one time: decode it once
-            time = _dt(time_us)
-            last_us = time_us
-        events.append(
-            Event(
-                stream=stream,
-                offset=offset,
-                id=event_id,
-                type=type_,
-                key=key,
-                time=time,
-                headers=_decode_headers(headers) if headers else {},
-                data=raw(data),
-            )
+    decode_headers = _decode_headers
+    return [
+        Event(
+            stream=stream,
+            offset=offset,
+            id=event_id,
+            type=type_,
+            key=key,
+            time=times[time_us],
+            headers=decode_headers(headers) if headers else {},
+            data=raw(data),
         )
-    return events
+        for offset, event_id, type_, key, time_us, headers, data in rows
+    ]
 
 
 _STREAM_SELECT = (
