@@ -3,4 +3,6 @@
 Depends on :mod:`eventlog` only; the server depends on this package.
 """
 
-__all__: list[str] = []
+from consumers.runtime import Backoff, ConsumerManager, ConsumerStatus, Handler, matches
+
+__all__ = ["Backoff", "ConsumerManager", "ConsumerStatus", "Handler", "matches"]

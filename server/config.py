@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
+
 __all__ = ["ApiKey", "ConfigError", "ServerConfig", "env_layer", "load_config"]
 
 ENV_PREFIX = "EVENTLOG_"
@@ -45,7 +46,6 @@ class ApiKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """How the server runs. Extended by each feature (auth, firehose, webhooks).
 
     Attributes:
         host: Interface to bind (default loopback).
@@ -61,6 +61,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         max_wait: Longest long-poll ``wait`` a read may ask for, in seconds.
         max_read_limit: Most events one read returns.
         shutdown_timeout: Seconds in-flight requests get to finish on shutdown.
+        body_timeout: Seconds a client gets to send a whole request body (408 after).
     """
 
     host: str = "127.0.0.1"
@@ -76,6 +77,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_wait: float = 60.0
     max_read_limit: int = 10_000
     shutdown_timeout: float = 10.0
+    body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -84,10 +86,24 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_body_bytes must be positive")
         if self.max_wait < 0 or self.max_read_limit < 1:
             raise ValueError("max_wait must be >= 0 and max_read_limit >= 1")
+        if self.body_timeout <= 0 or self.shutdown_timeout < 0:
+            raise ValueError("body_timeout must be > 0 and shutdown_timeout >= 0")
 
 
-def _field_names() -> dict[str, msgspec.structs.FieldInfo]:
-    return {f.name: f for f in msgspec.structs.fields(ServerConfig)}
+_SCALARS = (
+    msgspec.inspect.StrType,
+    msgspec.inspect.IntType,
+    msgspec.inspect.FloatType,
+    msgspec.inspect.BoolType,
+    msgspec.inspect.LiteralType,
+)
+
+
+def _json_fields() -> dict[str, bool]:
+    """Field name → True if its environment variable holds JSON (lists, tables)."""
+    info = msgspec.inspect.type_info(ServerConfig)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {f.name: not isinstance(f.type, _SCALARS) for f in info.fields}
 
 
 def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -96,16 +112,16 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     Scalars stay strings (converted when the layers are validated); list and
     table fields are decoded from JSON.
     """
-    fields = _field_names()
+    fields = _json_fields()
     layer: dict[str, Any] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
         name = key[len(ENV_PREFIX) :].lower()
-        info = fields.get(name)
-        if info is None:
+        is_json = fields.get(name)
+        if is_json is None:
             continue  # other EVENTLOG_* variables (tests, clients) are not ours
-        if name == "api_keys":
+        if is_json:
             try:
                 layer[name] = msgspec.json.decode(value)
             except msgspec.DecodeError as exc:

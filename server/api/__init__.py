@@ -12,7 +12,9 @@ def all_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     # Each feature module appends its routes here, e.g.:
     # from server.api import streams; routes += streams.routes
-    from server.api import system
+    from server.api import consumers, streams, system
 
-    routes += system.routes
+    routes += streams.routes + consumers.routes + system.routes
+
+
     return routes
