@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import msgspec
 
-
 __all__ = ["ApiKey", "ConfigError", "ServerConfig", "env_layer", "load_config"]
 
 ENV_PREFIX = "EVENTLOG_"
@@ -46,6 +45,7 @@ class ApiKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How the server runs. Extended by each feature (auth, firehose, webhooks).
 
     Attributes:
         host: Interface to bind (default loopback).

@@ -8,7 +8,7 @@ request logs and HTTP metrics.
 * **Body limit**: a declared ``Content-Length`` over ``max_body_bytes`` is
   answered 413 before a byte of the body is read; a chunked body is counted as
   it arrives and refused (413) as soon as it passes the limit. A body that
-  trickles in slower than ``body_timeout`` seconds in all gets 408.
+  takes longer than ``body_timeout`` seconds to arrive gets 408.
 * **Logs**: one line per request on the ``eventlog.access`` logger, JSON or
   ``key=value`` (``log_format``).
 * **Metrics**: requests by method, route template and status.
@@ -41,8 +41,6 @@ access_log = logging.getLogger("eventlog.access")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
-#: Seconds a client gets to send a whole request body.
-BODY_TIMEOUT = 30.0
 
 
 def correlation_id_from(headers: Mapping[str, str]) -> str:
@@ -109,7 +107,7 @@ class RequestMiddleware:
                 if declared.isdigit():
                     raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
                 raise ApiError(400, "bad_content_length", "Content-Length is not a number")
-            await self.app(scope, _limited(receive, limit), send_wrapper)
+            await self.app(scope, _limited(receive, limit, self.config.body_timeout), send_wrapper)
         except ApiError as exc:  # refused before the app ran
             response = error_response(exc.status, exc.code, exc.message)
             await response(scope, receive, send_wrapper)
@@ -155,9 +153,9 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
+def _limited(receive: Receive, limit: int, timeout: float) -> Receive:
     """Wrap ``receive``: raise 413 once the body passes ``limit``, 408 when it
-    takes longer than :data:`BODY_TIMEOUT` to arrive."""
+    takes longer than ``timeout`` seconds to arrive."""
     received = 0
     deadline: float | None = None
     done = False
@@ -167,7 +165,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if done:  # body complete: later receives wait for disconnect, unbounded
             return await receive()
         if deadline is None:
-            deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT
+            deadline = asyncio.get_running_loop().time() + timeout
         try:
             async with asyncio.timeout_at(deadline):
                 message = await receive()

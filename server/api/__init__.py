@@ -15,6 +15,4 @@ def all_routes() -> list[BaseRoute]:
     from server.api import consumers, streams, system
 
     routes += streams.routes + consumers.routes + system.routes
-
-
     return routes

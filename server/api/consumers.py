@@ -1,0 +1,159 @@
+"""Consumer routes: committed offsets and lag, and seeking.
+
+* ``GET /api/consumers`` — ``{"consumers": [{"name", "stream", "offset", "lag", "updated"}]}``.
+* ``GET /api/consumers/{name}`` — ``{"name", "streams": [{"stream", "offset", "lag", "updated"}]}``;
+  404 when the consumer never committed.
+* ``PUT /api/consumers/{name}`` (admin) — body ``{"stream": s, "position": p}`` with ``p`` one
+  of ``"beginning"``, ``"end"``, an offset, or ``{"time": "<RFC 3339>"}``: resolves the
+  position and commits it as the consumer's offset. A consumer running right now
+  keeps its in-memory position until it restarts or commits over it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventlog import (
+    BEGINNING,
+    END,
+    ConsumerInfo,
+    ConsumerNotFound,
+    EventLog,
+    Offset,
+    Position,
+    Time,
+    validate_stream_name,
+)
+from server.api.append_body import media_type
+from server.api.streams import json_response
+from server.auth import require
+from server.errors import ApiError
+
+__all__ = ["routes"]
+
+
+class ConsumerRow(msgspec.Struct, kw_only=True):
+    """One consumer's committed position on one stream, with its lag."""
+
+    name: str
+    stream: str
+    offset: int
+    lag: int
+    updated: datetime
+
+
+class ConsumerStream(msgspec.Struct, kw_only=True):
+    """A consumer's position on one stream."""
+
+    stream: str
+    offset: int
+    lag: int
+    updated: datetime
+
+
+class ConsumerDetail(msgspec.Struct, kw_only=True):
+    """A consumer and its position on each stream it reads."""
+
+    name: str
+    streams: list[ConsumerStream]
+
+
+class ConsumerList(msgspec.Struct, kw_only=True):
+    """Every consumer position the caller may read."""
+
+    consumers: list[ConsumerRow]
+
+
+class AtTime(msgspec.Struct, forbid_unknown_fields=True):
+    """Seek to the first event appended at or after ``time``."""
+
+    time: datetime
+
+
+class SeekRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``PUT /api/consumers/{name}``."""
+
+    stream: str
+    position: Literal["beginning", "end"] | Annotated[int, msgspec.Meta(ge=0)] | AtTime
+
+
+_seek_decoder = msgspec.json.Decoder(SeekRequest)
+
+
+async def _rows(log: EventLog) -> list[tuple[ConsumerInfo, int]]:
+    heads = {info.name: info.next_offset for info in await log.streams()}
+    return [(c, max(heads.get(c.stream, 0) - c.offset, 0)) for c in await log.consumers()]
+
+
+async def list_consumers(request: Request) -> Response:
+    """Every committed consumer position with its lag."""
+    grant = require(request, "read")
+    log: EventLog = request.app.state.log
+    rows = [
+        ConsumerRow(name=c.name, stream=c.stream, offset=c.offset, lag=lag, updated=c.updated)
+        for c, lag in await _rows(log)
+        if grant is None or grant.allows("read", c.stream)
+    ]
+    return json_response(ConsumerList(consumers=rows))
+
+
+async def _detail(request: Request, name: str) -> ConsumerDetail:
+    grant = require(request, "read")
+    log: EventLog = request.app.state.log
+    streams = [
+        ConsumerStream(stream=c.stream, offset=c.offset, lag=lag, updated=c.updated)
+        for c, lag in await _rows(log)
+        if c.name == name and (grant is None or grant.allows("read", c.stream))
+    ]
+    if not streams:
+        raise ConsumerNotFound(name)
+    return ConsumerDetail(name=name, streams=streams)
+
+
+async def get_consumer(request: Request) -> Response:
+    """One consumer's offset and lag on each stream."""
+    name = validate_stream_name(request.path_params["name"])
+    return json_response(await _detail(request, name))
+
+
+def _position(value: object) -> Position:
+    if value == "beginning":
+        return BEGINNING
+    if value == "end":
+        return END
+    if isinstance(value, AtTime):
+        if value.time.tzinfo is None:
+            raise ApiError(
+                422, "validation_error", "time needs a timezone offset", path="$.position.time"
+            )
+        return Time(value.time)
+    assert isinstance(value, int)
+    return Offset(value)
+
+
+async def seek_consumer(request: Request) -> Response:
+    """Move a consumer to a position and commit it (admin)."""
+    name = validate_stream_name(request.path_params["name"])
+    require(request, "admin")
+    if media_type(request.headers.get("content-type")) != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the seek as application/json")
+    body = _seek_decoder.decode(await request.body())
+    stream = validate_stream_name(body.stream)
+    log: EventLog = request.app.state.log
+    consumer = log.consumer(name, stream)
+    offset = await consumer.seek(_position(body.position))
+    await consumer.commit(offset)
+    return json_response(await _detail(request, name))
+
+
+routes = [
+    Route("/api/consumers", list_consumers, methods=["GET"]),
+    Route("/api/consumers/{name}", get_consumer, methods=["GET"]),
+    Route("/api/consumers/{name}", seek_consumer, methods=["PUT"]),
+]

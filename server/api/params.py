@@ -1,0 +1,62 @@
+"""Query parameter parsing (sans-I/O): offsets, limits, waits. Bad values are 400s."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from server.errors import ApiError
+
+__all__ = ["non_negative_int", "optional_non_negative_int", "wait_seconds"]
+
+_MAX_INT = 2**63 - 1
+
+
+def non_negative_int(
+    params: Mapping[str, str], name: str, default: int, *, maximum: int = _MAX_INT
+) -> int:
+    """``params[name]`` as an integer in ``0..maximum`` (``default`` when absent).
+
+    Raises:
+        ApiError: 400 ``invalid_parameter`` for anything but decimal digits in range.
+    """
+    value = optional_non_negative_int(params, name, maximum=maximum)
+    return default if value is None else value
+
+
+def optional_non_negative_int(
+    params: Mapping[str, str], name: str, *, maximum: int = _MAX_INT
+) -> int | None:
+    """Like :func:`non_negative_int`, None when absent."""
+    text = params.get(name)
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > maximum:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"query parameter {name!r} must be an integer from 0 to {maximum}, got {text[:40]!r}",
+        )
+    return int(text)
+
+
+def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
+    """The ``wait`` parameter in seconds (0 when absent), capped at ``maximum``.
+
+    Raises:
+        ApiError: 400 for a negative, non-numeric or non-finite value.
+    """
+    text = params.get("wait")
+    if text is None or text == "":
+        return 0.0
+    try:
+        value = float(text.removesuffix("s")) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}",
+        )
+    return min(value, maximum)

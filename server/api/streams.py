@@ -1,0 +1,181 @@
+"""Stream routes: append, read (with long-poll), list, describe, delete.
+
+* ``POST /api/streams/{stream}/events`` — append (bodies: :mod:`server.api.append_body`),
+  ``201 {"stream", "offsets", "written", "next_offset"}``.
+* ``GET /api/streams/{stream}/events?from=&limit=&wait=`` —
+  ``{"stream", "events", "next_offset"}``; with ``wait`` it long-polls.
+* ``GET /api/streams`` — ``{"streams": [StreamInfo]}`` (those the key may read).
+* ``GET /api/streams/{stream}`` — one StreamInfo; ``DELETE`` (admin) — 204.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventlog import Event, EventLog, StreamInfo, validate_stream_name
+from server.api.append_body import apply_idempotency_key, parse_body
+from server.api.params import non_negative_int, optional_non_negative_int, wait_seconds
+from server.auth import require
+from server.config import ServerConfig
+from server.errors import ApiError
+from server.metrics import metrics_of
+
+__all__ = ["routes"]
+
+DEFAULT_LIMIT = 100
+CORRELATION_HEADER = "correlation-id"
+
+
+class AppendResult(msgspec.Struct, kw_only=True):
+    """The answer to an append."""
+
+    stream: str
+    offsets: list[int]
+    written: int
+    next_offset: int
+
+
+class Page(msgspec.Struct, kw_only=True):
+    """A page of events; pass ``next_offset`` as ``from`` to read on."""
+
+    stream: str
+    events: list[Event]
+    next_offset: int
+
+
+class StreamList(msgspec.Struct, kw_only=True):
+    """Every stream the caller may read."""
+
+    streams: list[StreamInfo]
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(value: object, status: int = 200) -> Response:
+    """Encode with msgspec (events' ``data`` goes out as the producer's bytes)."""
+    return Response(_encoder.encode(value), status_code=status, media_type="application/json")
+
+
+def _stream(request: Request) -> str:
+    return validate_stream_name(request.path_params["stream"])
+
+
+async def append(request: Request) -> Response:
+    """Append one event or an atomic batch."""
+    stream = _stream(request)
+    require(request, "append", stream)
+    log: EventLog = request.app.state.log
+    expected = optional_non_negative_int(request.query_params, "expected_offset")
+    body = await request.body()
+    parsed = parse_body(
+        body, request.headers.get("content-type"), max_events=log.config.max_batch_events
+    )
+    events = apply_idempotency_key(parsed, request.headers.get("idempotency-key"))
+    cid: str = request.state.correlation_id
+    trace = request.headers.get("traceparent")
+    base = {CORRELATION_HEADER: cid}
+    if trace is not None and len(trace) <= 256:
+        base["traceparent"] = trace
+    # The request's correlation id goes into every event; the event's own headers win.
+    stamped = [msgspec.structs.replace(e, headers={**base, **e.headers}) for e in events]
+    metrics = metrics_of(request.app)
+    started = time.perf_counter()
+    result = await log.append_batch_result(stream, stamped, expected_offset=expected)
+    metrics.append_latency.observe(time.perf_counter() - started)
+    metrics.batch_size.observe(len(stamped))
+    if result.written:
+        metrics.appends.labels(stream).inc(result.written)
+    answer = AppendResult(
+        stream=stream,
+        offsets=result.offsets,
+        written=result.written,
+        next_offset=result.next_offset,
+    )
+    return json_response(answer, 201)
+
+
+async def read(request: Request) -> Response:
+    """A page of events from ``from``; long-polls up to ``wait`` seconds when there are none."""
+    stream = _stream(request)
+    require(request, "read", stream)
+    log: EventLog = request.app.state.log
+    config: ServerConfig = request.app.state.config
+    params = request.query_params
+    start = non_negative_int(params, "from", 0)
+    limit = non_negative_int(params, "limit", DEFAULT_LIMIT, maximum=config.max_read_limit)
+    if limit == 0:
+        raise ApiError(400, "invalid_parameter", "query parameter 'limit' must be at least 1")
+    wait = wait_seconds(params, config.max_wait)
+    events = await log.read(stream, start, limit)
+    if not events and wait > 0:
+        stopping: asyncio.Event = request.app.state.stopping
+        if await _wait_for_append(log, stream, start, wait, stopping):
+            events = await log.read(stream, start, limit)
+    next_offset = events[-1].offset + 1 if events else start
+    return json_response(Page(stream=stream, events=events, next_offset=next_offset))
+
+
+async def _wait_for_append(
+    log: EventLog, stream: str, offset: int, wait: float, stopping: asyncio.Event
+) -> bool:
+    """Wait for an event at ``offset``; False on timeout or when the server stops."""
+    if stopping.is_set():
+        return False
+    waiter = asyncio.ensure_future(log.wait(stream, offset, wait))
+    stopper = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not waiter.done():
+            waiter.cancel()
+        await asyncio.gather(waiter, stopper, return_exceptions=True)
+    return (
+        waiter.done()
+        and not waiter.cancelled()
+        and waiter.exception() is None
+        and bool(waiter.result())
+    )
+
+
+async def list_streams(request: Request) -> Response:
+    """Every stream the caller may read."""
+    grant = require(request, "read")
+    log: EventLog = request.app.state.log
+    infos = await log.streams()
+    if grant is not None:
+        infos = [i for i in infos if grant.allows("read", i.name)]
+    return json_response(StreamList(streams=infos))
+
+
+async def stream_info(request: Request) -> Response:
+    """One stream's head, low watermark, count, bytes and retention."""
+    stream = _stream(request)
+    require(request, "read", stream)
+    log: EventLog = request.app.state.log
+    return json_response(await log.stream_info(stream))
+
+
+async def delete_stream(request: Request) -> Response:
+    """Delete a stream, its events and its consumers' offsets (admin)."""
+    stream = _stream(request)
+    require(request, "admin")
+    log: EventLog = request.app.state.log
+    await log.delete_stream(stream)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/streams", list_streams, methods=["GET"]),
+    Route("/api/streams/{stream}", stream_info, methods=["GET"]),
+    Route("/api/streams/{stream}", delete_stream, methods=["DELETE"]),
+    Route("/api/streams/{stream}/events", append, methods=["POST"]),
+    Route("/api/streams/{stream}/events", read, methods=["GET"]),
+]
