@@ -96,6 +96,9 @@ class PostgresStorage:
         self._pool: asyncpg.Pool | None = None
         self._listener: NotificationListener | None = None
         self._leases: PgLeases | None = None
+        #: Append transactions restarted because another process created a
+        #: stream at the same moment (for metrics and tests).
+        self.append_retries = 0
         s = self.schema
         self._sql_lock = (
             f"SELECT name, next_offset, last_time_us FROM {s}.streams "
@@ -236,6 +239,7 @@ class PostgresStorage:
                 async with self._conn("append") as conn, conn.transaction():
                     return await self._append_txn(conn, requests, streams, now_us)
             except _Retry:
+                self.append_retries += 1
                 continue
             except StorageError as exc:
                 # Deadlocks cannot happen with sorted locking, but a serialization

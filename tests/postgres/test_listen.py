@@ -1,0 +1,91 @@
+"""Cross-process wake-ups: an append committed through one storage wakes waiters on another."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from eventlog import EventLog
+from eventlog.storage.postgres import PostgresStorage
+from eventlog.storage.postgres_listen import parse_payload
+from tests.support import scaled
+
+
+def test_payload_parses_stream_and_head() -> None:
+    assert parse_payload("orders:42") == ("orders", 42)
+    assert parse_payload("a.b-c:0") == ("a.b-c", 0)
+    for bad in ("", "orders", ":4", "orders:", "orders:-1", "orders:x"):
+        assert parse_payload(bad) is None
+
+
+async def test_append_through_one_log_wakes_a_waiter_on_another(pg_url: str) -> None:
+    # recheck_interval=None: a waiter can only be woken by a notification.
+    async with (
+        EventLog.open(pg_url, retention_interval=0, recheck_interval=None) as a,
+        EventLog.open(pg_url, retention_interval=0, recheck_interval=None) as b,
+    ):
+        waiter = asyncio.create_task(b.wait("orders", 0, timeout=scaled(10)))
+        await asyncio.sleep(0.1)
+        assert not waiter.done()
+        await a.append("orders", {"n": 1}, type="t")
+        assert await asyncio.wait_for(waiter, scaled(5)) is True
+        consumer = b.consumer("c", "orders")
+        assert [e.json() for e in await consumer.poll(10)] == [{"n": 1}]
+        polled = asyncio.create_task(consumer.poll(10, timeout=scaled(10)))
+        await asyncio.sleep(0.1)
+        await a.append("orders", {"n": 2}, type="t")
+        events = await asyncio.wait_for(polled, scaled(5))
+        assert [e.json() for e in events] == [{"n": 2}]
+
+
+async def test_listener_reconnects_after_its_connection_is_killed(pg_url: str) -> None:
+    async with (
+        EventLog.open(pg_url, retention_interval=0, recheck_interval=None) as a,
+        EventLog.open(pg_url, retention_interval=0, recheck_interval=None) as b,
+    ):
+        assert isinstance(b.storage, PostgresStorage)
+        listener = b.storage.listener
+        assert listener is not None
+        pid = listener.connection_pid
+        admin = await asyncpg.connect(pg_url)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        # An append right away may be sent while nobody listens: the re-sync
+        # after the reconnect still wakes the waiter.
+        waiter = asyncio.create_task(b.wait("orders", 0, timeout=scaled(10)))
+        await a.append("orders", 1, type="t")
+        assert await asyncio.wait_for(waiter, scaled(8)) is True
+        deadline = asyncio.get_running_loop().time() + scaled(5)
+        while listener.reconnects == 0:
+            assert asyncio.get_running_loop().time() < deadline, "listener never reconnected"
+            await asyncio.sleep(0.05)
+        assert listener.connection_pid not in (None, pid)
+        # And the new connection delivers notifications.
+        waiter = asyncio.create_task(b.wait("orders", 1, timeout=scaled(10)))
+        await asyncio.sleep(0.1)
+        await a.append("orders", 2, type="t")
+        assert await asyncio.wait_for(waiter, scaled(5)) is True
+
+
+async def test_rolled_back_transaction_notifies_nobody(pg_storage: PostgresStorage) -> None:
+    seen: list[tuple[str, int]] = []
+    pg_storage.listen(lambda stream, head: seen.append((stream, head)))
+
+    async def notify_then_fail(conn: asyncpg.Connection) -> None:
+        await conn.execute(f"SELECT pg_notify('{pg_storage.channel}', 'ghost:5')")
+        raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        await pg_storage.transact(notify_then_fail)
+    await pg_storage.query(
+        lambda conn: conn.execute(f"SELECT pg_notify('{pg_storage.channel}', 'real:1')")
+    )
+    deadline = asyncio.get_running_loop().time() + scaled(5)
+    while not seen:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    assert seen == [("real", 1)]
