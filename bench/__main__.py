@@ -17,6 +17,7 @@ from bench.report import write_section
 SCENARIOS: dict[str, str] = {
     "append": "bench.append",
     "read": "bench.read",
+    "memory": "bench.memory",
 }
 
 

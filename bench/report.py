@@ -63,10 +63,16 @@ class Section:
             f"Measured {when} on {platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}. {self.conditions}",
             "",
-            "| case | eventlog | baseline | ratio | target | notes |",
-            "|---|---|---|---|---|---|",
-            *(f.row() for f in self.figures),
-            "",
+            *(
+                [
+                    "| case | eventlog | baseline | ratio | target | notes |",
+                    "|---|---|---|---|---|---|",
+                    *(f.row() for f in self.figures),
+                    "",
+                ]
+                if self.figures
+                else []
+            ),
             *self.extra,
             f"<!-- /bench:{self.key} -->",
         ]
