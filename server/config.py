@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from server.ingest.sources import IngestConfig
+
 __all__ = ["ApiKey", "ConfigError", "ServerConfig", "env_layer", "load_config"]
 
 ENV_PREFIX = "EVENTLOG_"
@@ -61,6 +63,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         max_wait: Longest long-poll ``wait`` a read may ask for, in seconds.
         max_read_limit: Most events one read returns.
         shutdown_timeout: Seconds in-flight requests get to finish on shutdown.
+        ingest: Inbound webhook sources (``[[ingest.sources]]``, see docs/ingest.md).
         body_timeout: Seconds a client gets to send a whole request body (408 after).
     """
 
@@ -77,6 +80,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_wait: float = 60.0
     max_read_limit: int = 10_000
     shutdown_timeout: float = 10.0
+    ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     body_timeout: float = 30.0
 
     def __post_init__(self) -> None:

@@ -15,4 +15,7 @@ def all_routes() -> list[BaseRoute]:
     from server.api import consumers, streams, system
 
     routes += streams.routes + consumers.routes + system.routes
+    from server.api import ingest
+
+    routes += ingest.routes
     return routes

@@ -1,0 +1,209 @@
+"""Inbound webhooks: ``POST /ingest/{source}`` and ``/api/ingest/sources``.
+
+``POST /ingest/{source}`` needs no API key: the sender proves itself with its
+own signature scheme (see :mod:`server.ingest.verify`). Answers:
+
+* ``202`` ``{"stream", "offset", "id", "duplicate"}``: appended (or, for a
+  delivery id seen before, the original offset with ``duplicate: true``);
+* ``200`` ``{"challenge"}``: Slack's ``url_verification`` handshake;
+* ``400`` ``malformed_payload`` / ``mapping_failed`` (with ``path``);
+* ``401`` ``missing_signature`` / ``malformed_signature`` / ``bad_signature`` /
+  ``timestamp_out_of_tolerance``;
+* ``404`` ``unknown_source``; ``413`` ``payload_too_large``.
+
+The checks run in that order of cost: the source is looked up before the
+body is read, the size limit is enforced while it is read, and the signature
+is verified over the raw bytes before anything parses them.
+
+``/api/ingest/sources`` (``admin`` scope when API keys are configured):
+``GET`` lists, ``POST`` creates (``409`` if the name exists), and
+``GET|PUT|DELETE /api/ingest/sources/{name}`` read, create-or-replace and
+delete one. Secrets are never returned. Sources from the config file are
+listed with ``"origin": "config"`` and cannot be changed through the API
+(``409``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from eventlog import EventLog
+from server.auth import require
+from server.config import ServerConfig
+from server.errors import ApiError
+from server.ingest.mapping import MappingError
+from server.ingest.pipeline import Challenge, MalformedBody, prepare
+from server.ingest.sources import CompiledSource, Source, redacted
+from server.ingest.store import ConfigOwned, SourceRegistry, store_for
+from server.ingest.verify import SignatureError
+
+__all__ = ["registry_of", "routes"]
+
+
+async def registry_of(app: Starlette) -> SourceRegistry:
+    """The app's source registry, made on first use from its config and log."""
+    registry: SourceRegistry | None = getattr(app.state, "ingest_sources", None)
+    if registry is None:  # no await between the check and the set: no race
+        config: ServerConfig = app.state.config
+        log: EventLog = app.state.log
+        registry = SourceRegistry(config.ingest.sources, store_for(log))
+        app.state.ingest_sources = registry
+    return registry
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"the body is over this source's {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(
+                    413, "payload_too_large", f"the body is over this source's {limit} bytes"
+                )
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise ApiError(400, "client_disconnected", "the client went away mid-body") from exc
+    return b"".join(chunks)
+
+
+async def ingest(request: Request) -> Response:
+    """Verify, map and append one inbound webhook."""
+    name = request.path_params["source"]
+    registry = await registry_of(request.app)
+    source = await registry.get(name)
+    if source is None:
+        raise ApiError(404, "unknown_source", f"no ingest source is named {name!r}")
+    config: ServerConfig = request.app.state.config
+    body = await _read_body(request, min(source.spec.max_body_bytes, config.max_body_bytes))
+    correlation = getattr(request.state, "correlation_id", None)
+    try:
+        outcome = prepare(
+            source,
+            request.headers,
+            body,
+            now=time.time(),
+            extra_headers={"correlation-id": correlation} if correlation else None,
+        )
+    except SignatureError as exc:
+        raise ApiError(401, exc.code, exc.message) from exc
+    except MalformedBody as exc:
+        raise ApiError(400, "malformed_payload", str(exc)) from exc
+    except MappingError as exc:
+        raise ApiError(400, "mapping_failed", str(exc), path=exc.path) from exc
+    if isinstance(outcome, Challenge):
+        return JSONResponse({"challenge": outcome.challenge})
+    log: EventLog = request.app.state.log
+    result = await log.append_batch_result(source.spec.stream, [outcome])
+    return JSONResponse(
+        {
+            "stream": source.spec.stream,
+            "offset": result.offsets[0],
+            "id": outcome.id,
+            "duplicate": result.written == 0,
+        },
+        status_code=202,
+    )
+
+
+def _view(source: CompiledSource) -> dict[str, Any]:
+    view = redacted(source.spec)
+    view["origin"] = source.origin
+    view["url"] = f"/ingest/{source.name}"
+    return view
+
+
+async def _decode_source(request: Request, name: str | None) -> Source:
+    body = await request.body()
+    raw = msgspec.json.decode(body)
+    if not isinstance(raw, dict):
+        raise ApiError(422, "validation_error", "a source is a JSON object", path="$")
+    if name is not None:
+        given = raw.setdefault("name", name)
+        if given != name:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"the body names {given!r}, the URL {name!r}",
+                path="$.name",
+            )
+    return msgspec.convert(raw, Source)
+
+
+async def list_sources(request: Request) -> Response:
+    """``GET /api/ingest/sources``."""
+    require(request, "admin")
+    registry = await registry_of(request.app)
+    return JSONResponse({"sources": [_view(s) for s in await registry.all()]})
+
+
+async def create_source(request: Request) -> Response:
+    """``POST /api/ingest/sources``: create; 409 if the name is taken."""
+    require(request, "admin")
+    spec = await _decode_source(request, None)
+    registry = await registry_of(request.app)
+    if await registry.get(spec.name) is not None:
+        raise ApiError(409, "source_exists", f"an ingest source named {spec.name!r} exists")
+    return await _put(registry, spec)
+
+
+async def _put(registry: SourceRegistry, spec: Source) -> Response:
+    try:
+        compiled, created = await registry.put(spec)
+    except ConfigOwned as exc:
+        raise ApiError(
+            409, "source_in_config", f"source {spec.name!r} is defined in the config file"
+        ) from exc
+    return JSONResponse(_view(compiled), status_code=201 if created else 200)
+
+
+async def get_source(request: Request) -> Response:
+    """``GET /api/ingest/sources/{name}``."""
+    require(request, "admin")
+    name = request.path_params["name"]
+    source = await (await registry_of(request.app)).get(name)
+    if source is None:
+        raise ApiError(404, "unknown_source", f"no ingest source is named {name!r}")
+    return JSONResponse(_view(source))
+
+
+async def put_source(request: Request) -> Response:
+    """``PUT /api/ingest/sources/{name}``: create (201) or replace (200)."""
+    require(request, "admin")
+    spec = await _decode_source(request, request.path_params["name"])
+    return await _put(await registry_of(request.app), spec)
+
+
+async def delete_source(request: Request) -> Response:
+    """``DELETE /api/ingest/sources/{name}``: 204, or 404."""
+    require(request, "admin")
+    name = request.path_params["name"]
+    try:
+        deleted = await (await registry_of(request.app)).delete(name)
+    except ConfigOwned as exc:
+        raise ApiError(
+            409, "source_in_config", f"source {name!r} is defined in the config file"
+        ) from exc
+    if not deleted:
+        raise ApiError(404, "unknown_source", f"no ingest source is named {name!r}")
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/ingest/{source}", ingest, methods=["POST"]),
+    Route("/api/ingest/sources", list_sources, methods=["GET"]),
+    Route("/api/ingest/sources", create_source, methods=["POST"]),
+    Route("/api/ingest/sources/{name}", get_source, methods=["GET"]),
+    Route("/api/ingest/sources/{name}", put_source, methods=["PUT"]),
+    Route("/api/ingest/sources/{name}", delete_source, methods=["DELETE"]),
+]
