@@ -59,7 +59,9 @@ def test_encode_frame_is_compact_json_with_data_bytes_untouched() -> None:
         data=msgspec.Raw(raw),
     )
     f = encode_frame(event)
-    assert f.offset == 7 and f.type == "t.a" and f.key == "k"
+    assert f.offset == 7
+    assert f.type == "t.a"
+    assert f.key == "k"
     assert f.size == len(f.text.encode())
     assert raw.decode() in f.text
     assert "\n" not in f.text
@@ -167,20 +169,23 @@ def test_empty_filter_passes_everything_without_copying() -> None:
 def test_backlog_keeps_the_newest_within_count_and_bytes() -> None:
     b = Backlog(max_events=5, max_bytes=10_000)
     b.extend(frames(0, 12))
-    assert len(b) == 5 and b.first_offset == 7
+    assert len(b) == 5
+    assert b.first_offset == 7
     assert [f.offset for f in b.page(9, 2) or []] == [9, 10]
     assert b.page(6, 2) is None
     assert b.page(12, 2) is None
     small = Backlog(max_events=100, max_bytes=3 * frame(0).size)
     small.extend(frames(0, 10))
-    assert len(small) == 3 and small.bytes == sum(f.size for f in frames(7, 10))
+    assert len(small) == 3
+    assert small.bytes == sum(f.size for f in frames(7, 10))
 
 
 def test_backlog_restarts_after_a_gap() -> None:
     b = Backlog(max_events=100, max_bytes=1 << 20)
     b.extend(frames(0, 5))
     b.extend(frames(50, 52))
-    assert b.first_offset == 50 and len(b) == 2
+    assert b.first_offset == 50
+    assert len(b) == 2
 
 
 # -- the hand-off --------------------------------------------------------------
@@ -199,7 +204,8 @@ def test_catch_up_then_live_has_no_gap_and_no_duplicate_when_storage_is_ahead_of
     assert not hub.try_join(sub)
     # The storage read races ahead of the hub (the hub has not read 50..59 yet).
     sub.feed(frames(30, 60))
-    assert hub.try_join(sub) and sub.phase is Phase.LIVE
+    assert hub.try_join(sub)
+    assert sub.phase is Phase.LIVE
     hub.publish(frames(50, 70))  # 50..59 again: skipped
     got += drain(sub)
     assert got == list(range(10, 70))
@@ -276,7 +282,7 @@ def test_filtered_subscriber_skips_unwanted_events_on_both_sides_of_the_seam() -
     limits = Limits(page=5)
     hub = HubCore(next_offset=10, limits=limits)
     sub = Subscriber(0, EventFilter(("keep.*",)), limits)
-    mixed = [frame(i, "keep.x" if i % 3 == 0 else "drop.x") for i in range(0, 20)]
+    mixed = [frame(i, "keep.x" if i % 3 == 0 else "drop.x") for i in range(20)]
     sub.feed(mixed[0:10])
     assert hub.try_join(sub)
     hub.publish(mixed[10:20])
@@ -293,7 +299,8 @@ def test_live_subscriber_past_its_bound_overflows_with_the_first_unsent_offset()
     slow = Subscriber(0, EventFilter(), limits)
     notified: list[Phase] = []
     slow.notify = lambda: notified.append(slow.phase)
-    assert hub.try_join(fast) and hub.try_join(slow)
+    assert hub.try_join(fast)
+    assert hub.try_join(slow)
     got: list[int] = []
     in_flight = slow.take(1)  # one frame taken, never reported sent
     hub.publish(frames(0, 8))
@@ -304,9 +311,11 @@ def test_live_subscriber_past_its_bound_overflows_with_the_first_unsent_offset()
     overflowed = hub.publish(frames(8, 16))  # 5 queued + 8 new > 10
     got += drain(fast)
     assert overflowed == [slow]
-    assert slow.phase is Phase.OVERFLOWED and notified[-1] is Phase.OVERFLOWED
+    assert slow.phase is Phase.OVERFLOWED
+    assert notified[-1] is Phase.OVERFLOWED
     assert slow.resume_offset == 1
-    assert not slow.queue and slow.queued_bytes == 0  # memory freed at once
+    assert not slow.queue
+    assert slow.queued_bytes == 0
     assert id(slow) not in hub.live
     hub.publish(frames(16, 20))
     got += drain(fast)
@@ -353,7 +362,8 @@ def test_close_keeps_the_resume_offset_and_ends_the_subscriber() -> None:
     sub.take(2)
     sub.sent(2)
     hub.close_all("server shutting down")
-    assert sub.phase is Phase.CLOSED and sub.reason == "server shutting down"
+    assert sub.phase is Phase.CLOSED
+    assert sub.reason == "server shutting down"
     assert sub.resume_offset == 2
     assert sub.take(10) == []
 
