@@ -1,0 +1,47 @@
+"""The HTTP delivery engine shared by webhooks and notifications.
+
+Modules: :mod:`~consumers.delivery.signing` (Standard Webhooks),
+:mod:`~consumers.delivery.retry` (schedules, ``Retry-After``, the outcome
+table), :mod:`~consumers.delivery.ssrf` (target checks),
+:mod:`~consumers.delivery.ledger` (the ``LedgerStore`` protocol, in memory) and
+:mod:`~consumers.delivery.sqlite_ledger`, :mod:`~consumers.delivery.sender`
+(pooled aiohttp) and :mod:`~consumers.delivery.engine` (the workers; its
+docstring describes the target-kind extension point).
+"""
+
+from consumers.delivery.engine import (
+    DeliveryEngine,
+    OutgoingRequest,
+    ReplayResult,
+    TargetKind,
+    UnknownOffset,
+    ledger_for,
+)
+from consumers.delivery.ledger import DeliveryConflict, LedgerStore, MemoryLedger
+from consumers.delivery.model import Attempt, Delivery, Endpoint, SecretEntry
+from consumers.delivery.retry import AttemptResult, Classification, RetryPolicy, classify
+from consumers.delivery.sender import Sender
+from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget
+
+__all__ = [
+    "Attempt",
+    "AttemptResult",
+    "Classification",
+    "Delivery",
+    "DeliveryConflict",
+    "DeliveryEngine",
+    "Endpoint",
+    "InvalidTarget",
+    "LedgerStore",
+    "MemoryLedger",
+    "OutgoingRequest",
+    "ReplayResult",
+    "RetryPolicy",
+    "SecretEntry",
+    "Sender",
+    "TargetKind",
+    "UnknownOffset",
+    "UnsafeTarget",
+    "classify",
+    "ledger_for",
+]

@@ -1,0 +1,745 @@
+"""The delivery engine: per-endpoint consumer → ledger → sender; webhooks and notifications.
+
+For every enabled endpoint a worker runs two tasks:
+
+* the **feeder** reads the endpoint's stream from its committed offset, keeps
+  the events that match its filters, and stores them as ``pending`` delivery
+  rows *in the same transaction* that advances the offset
+  (:meth:`LedgerStore.enqueue`); it pauses when too many deliveries are
+  unfinished (``max_backlog``);
+* the **dispatcher** claims due deliveries (``pending → in_flight``, by the
+  ordering rule of :func:`~consumers.delivery.ledger.select_claimable`),
+  sends each in its own task (bounded by ``max_in_flight``, paced by the rate
+  limit), classifies the answer, and records the attempt and the next state
+  through one group-committing recorder shared by all endpoints.
+
+Endpoints are isolated: each has its own tasks and every attempt has a
+timeout, so a receiver that hangs, resets or trickles bytes only slows its own
+endpoint. At start-up :meth:`LedgerStore.recover` returns ``in_flight`` rows left
+by a crash to ``pending`` (at-least-once: a receiver may see a delivery twice,
+always with the same ``webhook-id``).
+
+An endpoint that fails continuously for ``disable_after`` seconds, or answers
+410, is disabled: the reason is stored on the endpoint and a
+``delivery.endpoint.disabled`` event is appended to the system stream.
+
+Extension point: target kinds
+-----------------------------
+What is sent and how the answer is judged comes from a :class:`TargetKind`,
+chosen by ``Endpoint.kind``. A kind supplies
+
+(a) ``format(endpoint, event, delivery_id, now) -> OutgoingRequest``: the body
+    bytes and headers (and optionally another URL) for one attempt. It is
+    called for *every* attempt, so time-dependent headers (a signature with a
+    fresh timestamp) are fresh; ``delivery_id`` is stable across attempts.
+(b) ``classify(endpoint, result, now) -> Classification``: the verdict on an
+    :class:`~consumers.delivery.retry.AttemptResult` (status, lower-case
+    headers, the first 64 KiB of the body, or the network error). Return
+    ``rate_limited`` with ``retry_after`` for a Discord 429 whose JSON body
+    says ``retry_after``; return ``disable`` for a Slack 403 ``invalid_token``;
+    fall back to :func:`~consumers.delivery.retry.classify` for the rest.
+(c) optionally ``validate(endpoint)``: raise ``ValueError`` for bad ``options``.
+
+Register kinds by passing ``kinds={"discord": DISCORD, ...}`` to
+:class:`DeliveryEngine` (the webhook kind is :data:`consumers.webhook.WEBHOOK`).
+Endpoints, the ledger, retries, ordering, rate limits, replay, SSRF checks,
+crash recovery and auto-disable are the engine's and work the same for every kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
+from consumers.delivery.model import (
+    Attempt,
+    Delivery,
+    Endpoint,
+    Finished,
+    NewDelivery,
+    TypeFilter,
+    new_delivery_id,
+)
+from consumers.delivery.retry import (
+    AttemptResult,
+    Classification,
+    TokenBucket,
+    classify,
+    next_step,
+    update_health,
+)
+from consumers.delivery.sender import Sender
+from eventlog import EventLog
+from eventlog.errors import EventLogError, LogClosed, NotFound, OffsetOutOfRange
+from eventlog.model import Event
+
+__all__ = [
+    "DeliveryEngine",
+    "OutgoingRequest",
+    "ReplayResult",
+    "TargetKind",
+    "UnknownOffset",
+    "ledger_for",
+    "redact",
+]
+
+logger = logging.getLogger("eventlog.delivery")
+
+SNIPPET_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRequest:
+    """One attempt's request: body bytes, headers, and an optional URL override."""
+
+    body: bytes
+    headers: dict[str, str]
+    url: str | None = None
+
+
+def _default_classify(endpoint: Endpoint, result: AttemptResult, now: float) -> Classification:
+    return classify(result, now)
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    """A kind of target: how to format a request and how to judge the answer (see module doc)."""
+
+    name: str
+    format: Callable[[Endpoint, Event, str, float], OutgoingRequest]
+    classify: Callable[[Endpoint, AttemptResult, float], Classification] = _default_classify
+    validate: Callable[[Endpoint], None] | None = None
+
+
+class UnknownOffset(NotFound):
+    """A replay range names an offset the stream does not have."""
+
+    code = "offset_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a replay did (or, with ``dry_run``, would do)."""
+
+    from_offset: int
+    to_offset: int
+    scanned: int
+    matched: int
+    dry_run: bool
+
+
+AttemptHook = Callable[[Endpoint, Classification, AttemptResult, str], None]
+"""Called after every attempt with the endpoint, verdict, result and the delivery's new status."""
+
+
+def redact(body: bytes, secrets: list[str], limit: int = SNIPPET_BYTES) -> str:
+    """A response snippet for the ledger: at most ``limit`` bytes, secrets replaced."""
+    text = body[: limit * 2].decode("utf-8", "replace")
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    encoded = text.encode("utf-8")[:limit]
+    return encoded.decode("utf-8", "ignore")
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: safe to log (paths and queries may hold tokens)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+
+
+def ledger_for(log: EventLog) -> LedgerStore:
+    """The ledger store that matches the log's storage backend."""
+    from eventlog.storage.sqlite import SQLiteStorage
+
+    if isinstance(log.storage, SQLiteStorage):
+        from consumers.delivery.sqlite_ledger import SQLiteLedger
+
+        return SQLiteLedger(log.storage)
+    from consumers.delivery.ledger import MemoryLedger
+
+    return MemoryLedger(log.storage)
+
+
+class _Recorder:
+    """Group commit of finished attempts: all results that arrive while one
+    batch is written go into the next batch (one transaction each)."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self._queue: list[tuple[Finished, asyncio.Future[None] | None]] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery-recorder")
+
+    def put(self, item: Finished) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        self._ready.set()
+        return future
+
+    def put_nowait(self, item: Finished) -> None:
+        self._queue.append((item, None))
+        self._ready.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._ready.clear()
+        batch, self._queue = self._queue, []
+        if not batch:
+            return
+        while True:
+            try:
+                await self._store.finish([item for item, _ in batch])
+                break
+            except LogClosed:
+                for _, fut in batch:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(LogClosed("log closed"))
+                return
+            except EventLogError as exc:
+                logger.warning("recording %d attempts failed, retrying: %s", len(batch), exc)
+                await asyncio.sleep(0.5)
+        for _, fut in batch:
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(EventLogError):
+            await self._flush()
+
+
+@dataclass
+class _Worker:
+    endpoint: Endpoint
+    filter: TypeFilter
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    sending: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    unfinished: int = 0
+    bucket: TokenBucket | None = None
+
+
+class DeliveryEngine:
+    """Runs delivery for every endpoint in a :class:`LedgerStore` over one :class:`EventLog`.
+
+    Args:
+        log: The open log.
+        store: The ledger (see :func:`ledger_for`).
+        kinds: Target kinds by name.
+        sender: The HTTP sender (a new one, with ``allow_private``, by default).
+        allow_private: Allow non-global target addresses.
+        system_stream: Where ``delivery.endpoint.disabled`` events go.
+        feed_page: Events the feeder reads per transaction.
+        max_backlog: Unfinished deliveries per endpoint before its feeder pauses.
+        on_attempt: Optional hook called after every attempt (metrics).
+        clock: Seconds since the epoch (tests may pass their own).
+        rand: Uniform [0, 1) numbers for the retry jitter.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        store: LedgerStore,
+        *,
+        kinds: dict[str, TargetKind],
+        sender: Sender | None = None,
+        allow_private: bool = False,
+        system_stream: str = "system",
+        feed_page: int = 500,
+        max_backlog: int = 10_000,
+        on_attempt: AttemptHook | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.log = log
+        self.store = store
+        self.kinds = kinds
+        self.allow_private = allow_private
+        self.sender = sender or Sender(allow_private=allow_private)
+        self.system_stream = system_stream
+        self.feed_page = feed_page
+        self.max_backlog = max_backlog
+        self.on_attempt = on_attempt
+        self.clock = clock
+        self.rand = rand
+        self._workers: dict[str, _Worker] = {}
+        self._recorder = _Recorder(store)
+        self._events: dict[tuple[str, int], Event] = {}
+        self._event_cache = 20_000
+        self._lock = asyncio.Lock()
+        self._started = False
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the ledger, return crashed ``in_flight`` rows to pending, start the workers."""
+        if self._started:
+            return
+        await self.store.open()
+        recovered = await self.store.recover(self.clock())
+        if recovered:
+            logger.info("recovered %d in-flight deliveries after a restart", recovered)
+        await self.sender.start()
+        self._recorder.start()
+        self._started = True
+        for endpoint in await self.store.endpoints():
+            await self._start_worker(endpoint)
+
+    async def close(self) -> None:
+        """Stop every worker (claimed deliveries go back to pending) and flush the ledger."""
+        if not self._started:
+            return
+        self._started = False
+        for endpoint_id in list(self._workers):
+            await self._stop_worker(endpoint_id)
+        await self._recorder.close()
+        await self.sender.close()
+
+    async def _start_worker(self, endpoint: Endpoint) -> None:
+        if not self._started or not endpoint.enabled or endpoint.kind not in self.kinds:
+            if endpoint.kind not in self.kinds:
+                logger.warning(
+                    "endpoint %s: unknown kind %r, not started", endpoint.id, endpoint.kind
+                )
+            return
+        counts = (await self.store.counts()).get(endpoint.id)
+        worker = _Worker(endpoint, TypeFilter(endpoint.types, endpoint.key))
+        worker.unfinished = 0 if counts is None else counts.pending + counts.in_flight
+        if endpoint.rate_limit:
+            worker.bucket = TokenBucket(endpoint.rate_limit)
+        self._workers[endpoint.id] = worker
+        worker.tasks = [
+            asyncio.create_task(
+                self._supervise(worker, self._feed), name=f"delivery-feed-{endpoint.id}"
+            ),
+            asyncio.create_task(
+                self._supervise(worker, self._dispatch), name=f"delivery-send-{endpoint.id}"
+            ),
+        ]
+
+    async def _stop_worker(self, endpoint_id: str) -> None:
+        worker = self._workers.pop(endpoint_id, None)
+        if worker is None:
+            return
+        tasks = [*worker.tasks, *worker.sending.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _supervise(self, worker: _Worker, loop: Callable[[_Worker], Awaitable[None]]) -> None:
+        """Keep a worker loop running: storage hiccups are logged and retried."""
+        delay = 0.1
+        while True:
+            try:
+                await loop(worker)
+                return
+            except LogClosed:
+                return
+            except (EventLogError, OSError) as exc:
+                logger.warning(
+                    "endpoint %s: %s; retrying in %.1f s", worker.endpoint.id, exc, delay
+                )
+            except Exception:
+                logger.exception("endpoint %s: worker failed; restarting", worker.endpoint.id)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    # -- endpoints ---------------------------------------------------------------
+
+    def validate(self, endpoint: Endpoint) -> None:
+        """Check an endpoint against its kind (unknown kind, bad options): ValueError."""
+        kind = self.kinds.get(endpoint.kind)
+        if kind is None:
+            raise ValueError(f"unknown endpoint kind {endpoint.kind!r}")
+        if kind.validate is not None:
+            kind.validate(endpoint)
+
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        """Store an endpoint (new or changed) and (re)start its worker."""
+        self.validate(endpoint)
+        async with self._lock:
+            await self.store.put_endpoint(endpoint)
+            await self._stop_worker(endpoint.id)
+            await self._start_worker(endpoint)
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Stop an endpoint's worker and delete it with its deliveries."""
+        async with self._lock:
+            await self._stop_worker(endpoint_id)
+            return await self.store.delete_endpoint(endpoint_id)
+
+    async def head(self, stream: str) -> int:
+        """The stream's next offset (0 if it does not exist yet)."""
+        info = await self.log.storage.stream_info(stream)
+        return 0 if info is None else info.next_offset
+
+    def wake(self, endpoint_id: str) -> None:
+        """Make an endpoint's dispatcher look at the ledger now."""
+        worker = self._workers.get(endpoint_id)
+        if worker is not None:
+            worker.wake.set()
+
+    async def _update_endpoint(self, endpoint_id: str, **changes: Any) -> Endpoint | None:
+        async with self._lock:
+            current = await self.store.get_endpoint(endpoint_id)
+            if current is None:
+                return None
+            updated = msgspec.structs.replace(current, **changes)
+            await self.store.put_endpoint(updated)
+            worker = self._workers.get(endpoint_id)
+            if worker is not None:
+                worker.endpoint = updated
+            return updated
+
+    async def _disable(self, endpoint: Endpoint, reason: str) -> None:
+        now = self.clock()
+        updated = await self._update_endpoint(
+            endpoint.id, enabled=False, disabled_reason=reason, updated=now
+        )
+        if updated is None:
+            return
+        logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, origin(endpoint.url), reason)
+        with contextlib.suppress(EventLogError):
+            await self.log.append(
+                self.system_stream,
+                {
+                    "endpoint": endpoint.id,
+                    "kind": endpoint.kind,
+                    "target": origin(endpoint.url),
+                    "reason": reason,
+                },
+                type="delivery.endpoint.disabled",
+            )
+        # Stop the worker from outside its own tasks.
+        asyncio.get_running_loop().create_task(self._stop_disabled(endpoint.id))
+
+    async def _stop_disabled(self, endpoint_id: str) -> None:
+        async with self._lock:
+            current = await self.store.get_endpoint(endpoint_id)
+            if current is None or not current.enabled:
+                await self._stop_worker(endpoint_id)
+
+    # -- feeding -----------------------------------------------------------------
+
+    async def _feed(self, worker: _Worker) -> None:
+        ep = worker.endpoint
+        position = await self.log.storage.get_offset(ep.consumer_name, ep.stream)
+        if position is None:
+            position = ep.start_offset
+        while True:
+            while worker.unfinished >= self.max_backlog:
+                worker.progress.clear()
+                await worker.progress.wait()
+            try:
+                events = await self.log.read(ep.stream, position, self.feed_page)
+            except OffsetOutOfRange as exc:
+                logger.warning(
+                    "endpoint %s: offsets %d..%d of %r were removed by retention before delivery",
+                    ep.id,
+                    position,
+                    exc.first - 1,
+                    ep.stream,
+                )
+                position = exc.first
+                continue
+            if not events:
+                await self.log.wait(ep.stream, position, timeout=5.0)
+                continue
+            now = self.clock()
+            rows = []
+            for event in events:
+                if worker.filter.matches(event.type, event.key):
+                    rows.append(_new_delivery(event, now, replay=False))
+                    self._cache(event)
+            position = events[-1].offset + 1
+            inserted = await self.store.enqueue(
+                ep.id,
+                rows,
+                consumer=ConsumerAdvance(ep.consumer_name, ep.stream, position),
+                now=now,
+            )
+            if inserted:
+                worker.unfinished += inserted
+                worker.wake.set()
+
+    def _cache(self, event: Event) -> None:
+        self._events[(event.stream, event.offset)] = event
+        if len(self._events) > self._event_cache:
+            for key in list(self._events)[: self._event_cache // 4]:
+                del self._events[key]
+
+    async def _event(self, stream: str, offset: int) -> Event | None:
+        event = self._events.get((stream, offset))
+        if event is not None:
+            return event
+        try:
+            events = await self.log.read(stream, offset, 100)
+        except OffsetOutOfRange:
+            return None
+        for e in events:
+            self._cache(e)
+        return events[0] if events and events[0].offset == offset else None
+
+    # -- dispatching -------------------------------------------------------------
+
+    async def _dispatch(self, worker: _Worker) -> None:
+        while True:
+            worker.wake.clear()
+            ep = worker.endpoint
+            limit = 1 if ep.ordering == "ordered" else ep.max_in_flight
+            free = limit - len(worker.sending)
+            wake_at = None
+            if free > 0:
+                claimed = await self.store.claim(ep.id, ep.ordering, self.clock(), free)
+                for delivery in claimed.rows:
+                    worker.sending[delivery.id] = asyncio.create_task(
+                        self._send(worker, delivery), name=f"delivery-{delivery.id}"
+                    )
+                wake_at = claimed.wake_at
+            timeout = None if wake_at is None else max(0.0, wake_at - self.clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await worker.wake.wait()
+
+    async def _send(self, worker: _Worker, delivery: Delivery) -> None:
+        ep = worker.endpoint
+        finished: Finished | None = None
+        try:
+            if worker.bucket is not None:
+                wait = worker.bucket.take(time.monotonic())
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            finished = await self._attempt(ep, delivery)
+            try:
+                await self._recorder.put(finished)
+            except LogClosed:
+                return
+            if finished.status in ("delivered", "failed"):
+                worker.unfinished -= 1
+                worker.progress.set()
+        except asyncio.CancelledError:
+            if finished is None:
+                self._recorder.put_nowait(_release(delivery, self.clock()))
+            raise
+        finally:
+            worker.sending.pop(delivery.id, None)
+            worker.wake.set()
+
+    async def _attempt(self, ep: Endpoint, delivery: Delivery) -> Finished:
+        kind = self.kinds[ep.kind]
+        started = self.clock()
+        event = await self._event(delivery.stream, delivery.offset)
+        if event is None:
+            result = AttemptResult(
+                status=None,
+                headers={},
+                body=b"",
+                error="invalid",
+                message=f"event {delivery.stream}@{delivery.offset} is no longer in the log",
+                duration=0.0,
+            )
+        else:
+            request = kind.format(ep, event, delivery.id, started)
+            headers = {**ep.headers, **request.headers}
+            result = await self.sender.post(
+                request.url or ep.url, request.body, headers, ep.timeout
+            )
+        now = self.clock()
+        classification = kind.classify(ep, result, now)
+        step = next_step(
+            ep.retry,
+            classification,
+            attempts=delivery.attempts - delivery.budget_start,
+            rate_limited=delivery.rate_limited,
+            now=now,
+            rand=self.rand(),
+        )
+        secrets = [s.secret for s in ep.secrets] + list(ep.headers.values())
+        error = None if classification.verdict == "delivered" else classification.reason
+        attempt = Attempt(
+            delivery_id=delivery.id,
+            number=0,
+            started=started,
+            duration=result.duration,
+            status=result.status,
+            error=None if error is None else redact(error.encode(), secrets, 512),
+            verdict=classification.verdict,
+            response=redact(result.body, secrets),
+        )
+        finished = Finished(
+            delivery_id=delivery.id,
+            endpoint_id=ep.id,
+            attempt=attempt,
+            status=step.status,
+            attempts=step.attempts + delivery.budget_start,
+            rate_limited=step.rate_limited,
+            next_attempt_at=step.next_attempt_at,
+            now=now,
+        )
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt(ep, classification, result, step.status)
+            except Exception:  # a metrics hook must never break delivery
+                logger.exception("on_attempt hook failed")
+        await self._health(ep, classification, step.disable_reason, now)
+        return finished
+
+    async def _health(
+        self, ep: Endpoint, classification: Classification, disable: str | None, now: float
+    ) -> None:
+        if classification.verdict == "rate_limited":
+            return  # the receiver is alive and asked us to slow down
+        if disable is not None:
+            await self._disable(ep, disable)
+            return
+        success = classification.verdict == "delivered"
+        worker = self._workers.get(ep.id)
+        current = worker.endpoint if worker is not None else ep
+        health = update_health(
+            current.failing_since,
+            success=success,
+            now=now,
+            disable_after=current.disable_after,
+            last_error=classification.reason,
+        )
+        if health.disable_reason is not None and current.enabled:
+            await self._disable(current, health.disable_reason)
+        elif health.failing_since != current.failing_since:
+            await self._update_endpoint(ep.id, failing_since=health.failing_since)
+
+    # -- operator actions --------------------------------------------------------
+
+    async def act(self, endpoint_id: str, delivery_id: str, action: str) -> Delivery | None:
+        """``retry`` or ``skip`` one delivery (see :func:`apply_operator_action`)."""
+        delivery = await self.store.act(endpoint_id, delivery_id, action, self.clock())
+        if delivery is not None:
+            worker = self._workers.get(endpoint_id)
+            if worker is not None:
+                if action == "retry":
+                    worker.unfinished += 1
+                else:
+                    worker.unfinished -= 1
+                    worker.progress.set()
+            self.wake(endpoint_id)
+        return delivery
+
+    async def replay(
+        self,
+        endpoint: Endpoint,
+        *,
+        from_offset: int | None = None,
+        to_offset: int | None = None,
+        from_time: datetime | None = None,
+        to_time: datetime | None = None,
+        dry_run: bool = False,
+    ) -> ReplayResult:
+        """Deliver a range of the endpoint's stream again, straight from the log.
+
+        The range is ``[from, to)``: offsets, or times (the first event at or
+        after each time); ``from`` defaults to the first retained offset, ``to``
+        to the head. Matching events become new deliveries (new ids) whether
+        or not the endpoint ever saw them (backfill). ``dry_run`` only counts.
+
+        Raises:
+            UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
+            ValueError: An empty or inverted range.
+        """
+        info = await self.log.storage.stream_info(endpoint.stream)
+        first = 0 if info is None else info.first_offset
+        head = 0 if info is None else info.next_offset
+        start = first
+        stop = head
+        if from_offset is not None:
+            if not first <= from_offset < head:
+                raise UnknownOffset(
+                    f"offset {from_offset} is not in stream {endpoint.stream!r} "
+                    f"(retained offsets: {first}..{head - 1})"
+                    if head > first
+                    else f"offset {from_offset} is not in stream {endpoint.stream!r} (it is empty)"
+                )
+            start = from_offset
+        elif from_time is not None:
+            start = max(first, await self.log.offset_at_time(endpoint.stream, from_time))
+        if to_offset is not None:
+            if not first <= to_offset <= head:
+                raise UnknownOffset(
+                    f"offset {to_offset} is beyond stream {endpoint.stream!r} (head: {head})"
+                )
+            stop = to_offset
+        elif to_time is not None:
+            stop = await self.log.offset_at_time(endpoint.stream, to_time)
+        if stop < start:
+            raise ValueError(f"empty range: from {start} is after to {stop}")
+        filt = TypeFilter(endpoint.types, endpoint.key)
+        scanned = matched = 0
+        batch: list[NewDelivery] = []
+        now = self.clock()
+        async for event in self.log.scan(endpoint.stream, start, stop):
+            scanned += 1
+            if not filt.matches(event.type, event.key):
+                continue
+            matched += 1
+            if not dry_run:
+                batch.append(_new_delivery(event, now, replay=True))
+                if len(batch) >= 1000:
+                    await self._enqueue_replay(endpoint.id, batch, now)
+                    batch = []
+        if batch:
+            await self._enqueue_replay(endpoint.id, batch, now)
+        return ReplayResult(start, stop, scanned, matched, dry_run)
+
+    async def _enqueue_replay(self, endpoint_id: str, rows: list[NewDelivery], now: float) -> None:
+        inserted = await self.store.enqueue(endpoint_id, rows, consumer=None, now=now)
+        worker = self._workers.get(endpoint_id)
+        if worker is not None:
+            worker.unfinished += inserted
+        self.wake(endpoint_id)
+
+
+def _new_delivery(event: Event, now: float, *, replay: bool) -> NewDelivery:
+    return NewDelivery(
+        id=new_delivery_id(),
+        stream=event.stream,
+        offset=event.offset,
+        event_id=event.id,
+        event_type=event.type,
+        key=event.key,
+        next_attempt_at=now,
+        replay=replay,
+    )
+
+
+def _release(delivery: Delivery, now: float) -> Finished:
+    return Finished(
+        delivery_id=delivery.id,
+        endpoint_id=delivery.endpoint_id,
+        attempt=None,
+        status="pending",
+        attempts=delivery.attempts,
+        rate_limited=delivery.rate_limited,
+        next_attempt_at=now,
+        now=now,
+    )

@@ -1,0 +1,405 @@
+"""The delivery ledger: the ``LedgerStore`` protocol and its in-memory implementation.
+
+The ledger keeps endpoints, delivery rows and attempts. A delivery moves
+``pending → in_flight → delivered | failed`` (a retryable failure goes back to
+``pending`` with a later ``next_attempt_at``; an operator retry moves a
+finished delivery back to ``pending``).
+
+The contract every store keeps (proved by ``tests/webhooks/test_ledger.py``
+for each implementation; a PostgreSQL store must pass the same suite):
+
+* :meth:`LedgerStore.enqueue` inserts delivery rows **and** advances the
+  endpoint's consumer offset in one transaction, so no event is skipped and
+  none is enqueued twice; live (non-replay) rows are unique per
+  ``(endpoint, stream, offset)``.
+* :meth:`LedgerStore.claim` picks the deliveries an endpoint may send now and
+  marks them ``in_flight`` atomically; which ones depends on the ordering mode
+  (:func:`select_claimable` states the rule; stores may do it in SQL).
+* :meth:`LedgerStore.finish` records attempts and new states, ignoring rows
+  that are no longer ``in_flight`` (deleted or skipped meanwhile).
+* :meth:`LedgerStore.recover` turns every ``in_flight`` row back into
+  ``pending`` (run at start-up, before any worker).
+* Nothing stored here holds a secret except the endpoint documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from consumers.delivery.model import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    Finished,
+    NewDelivery,
+    Ordering,
+)
+from eventlog.storage.base import Storage
+
+__all__ = [
+    "Claimed",
+    "ConsumerAdvance",
+    "DeliveryConflict",
+    "EndpointCounts",
+    "LedgerStore",
+    "MemoryLedger",
+    "apply_operator_action",
+    "select_claimable",
+]
+
+
+class DeliveryConflict(Exception):
+    """An operator action does not fit the delivery's state (e.g. retrying one in flight)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerAdvance:
+    """Advance consumer ``name`` on ``stream`` to ``offset`` (the next offset to read)."""
+
+    name: str
+    stream: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """Deliveries claimed (now ``in_flight``), and when to look again if nothing else wakes us:
+    the earliest ``next_attempt_at`` of a delivery that was blocked only by time."""
+
+    rows: list[Delivery]
+    wake_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCounts:
+    """Unfinished deliveries of an endpoint: counts and the oldest pending creation time."""
+
+    pending: int = 0
+    in_flight: int = 0
+    oldest_pending: float | None = None
+
+
+@runtime_checkable
+class LedgerStore(Protocol):
+    """Where endpoints, deliveries and attempts live. See the module docstring for the contract."""
+
+    async def open(self) -> None:
+        """Create or migrate the store's tables."""
+
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        """Create or replace an endpoint."""
+
+    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """One endpoint, or None."""
+        ...
+
+    async def endpoints(self) -> list[Endpoint]:
+        """Every endpoint, ordered by id."""
+        ...
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Delete an endpoint with its deliveries and attempts; False if unknown."""
+        ...
+
+    async def enqueue(
+        self,
+        endpoint_id: str,
+        rows: Sequence[NewDelivery],
+        *,
+        consumer: ConsumerAdvance | None,
+        now: float,
+    ) -> int:
+        """Insert pending deliveries (and advance the consumer) in one transaction;
+        returns the rows inserted (live duplicates are ignored)."""
+        ...
+
+    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
+        """Mark up to ``limit`` claimable deliveries ``in_flight`` and return them."""
+        ...
+
+    async def finish(self, results: Sequence[Finished]) -> None:
+        """Record attempts and the deliveries' new states, in one transaction."""
+
+    async def recover(self, now: float) -> int:
+        """Every ``in_flight`` delivery back to ``pending`` (due now); returns how many."""
+        ...
+
+    async def deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        from_seq: int = 0,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """An endpoint's deliveries with ``seq >= from_seq``, in ``seq`` order."""
+        ...
+
+    async def delivery(
+        self, endpoint_id: str, delivery_id: str
+    ) -> tuple[Delivery, list[Attempt]] | None:
+        """One delivery with its attempts (oldest first), or None."""
+        ...
+
+    async def act(
+        self, endpoint_id: str, delivery_id: str, action: str, now: float
+    ) -> Delivery | None:
+        """Operator action ``"retry"`` or ``"skip"`` (see :func:`apply_operator_action`);
+        None if the delivery is unknown. Raises :class:`DeliveryConflict`."""
+        ...
+
+    async def counts(self) -> dict[str, EndpointCounts]:
+        """Unfinished deliveries per endpoint id."""
+        ...
+
+
+def select_claimable(
+    active: Iterable[Delivery], ordering: Ordering, now: float, limit: int
+) -> Claimed:
+    """The claim rule, over an endpoint's unfinished deliveries in ``seq`` order.
+
+    * ``concurrent``: pending deliveries that are due, earliest due first.
+    * ``ordered``: only the oldest unfinished delivery, if it is pending and due
+      (an in-flight or backing-off head blocks everything behind it).
+    * ``per-key``: per event key, the oldest unfinished delivery if pending and
+      due; keyless deliveries are not ordered among themselves.
+    """
+    rows = list(active)
+    if ordering == "ordered":
+        heads = rows[:1]
+    elif ordering == "per-key":
+        seen: set[str] = set()
+        heads = []
+        for d in rows:
+            if d.key is None:
+                heads.append(d)
+            elif d.key not in seen:
+                seen.add(d.key)
+                heads.append(d)
+    else:
+        heads = rows
+    pending = [d for d in heads if d.status == "pending"]
+    due = [d for d in pending if (d.next_attempt_at or 0.0) <= now]
+    later = [d.next_attempt_at for d in pending if (d.next_attempt_at or 0.0) > now]
+    if ordering == "concurrent":
+        due.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
+    return Claimed(due[:limit], min((t for t in later if t is not None), default=None))
+
+
+def apply_operator_action(d: Delivery, action: str, now: float) -> Delivery:
+    """The delivery after an operator's ``retry`` or ``skip``.
+
+    ``retry``: a pending, delivered or failed delivery becomes pending and due
+    now with a fresh attempt budget (same id, so the same ``webhook-id``).
+    ``skip``: a pending delivery becomes failed ("skipped by operator"); this
+    is how an operator ends head-of-line blocking in the ordered modes.
+
+    Raises:
+        DeliveryConflict: The delivery is in flight, or skip on a finished one.
+    """
+    if d.status == "in_flight":
+        raise DeliveryConflict(f"delivery {d.id} is in flight; try again when it finished")
+    if action == "retry":
+        return msgspec.structs.replace(
+            d,
+            status="pending",
+            next_attempt_at=now,
+            budget_start=d.attempts,
+            rate_limited=0,
+            updated=now,
+        )
+    if action == "skip":
+        if d.status != "pending":
+            raise DeliveryConflict(f"delivery {d.id} is already {d.status}")
+        return msgspec.structs.replace(
+            d,
+            status="failed",
+            next_attempt_at=None,
+            last_error="skipped by operator",
+            updated=now,
+        )
+    raise ValueError(f"unknown action {action!r}")
+
+
+class MemoryLedger:
+    """A :class:`LedgerStore` in memory (for the in-memory log and tests).
+
+    Consumer offsets go to the log's storage right after the rows are stored;
+    in one process that is as atomic as the in-memory log itself.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._endpoints: dict[str, Endpoint] = {}
+        self._rows: dict[str, Delivery] = {}
+        self._live: set[tuple[str, str, int]] = set()
+        self._attempts: dict[str, list[Attempt]] = {}
+        self._seq = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        self._endpoints[endpoint.id] = endpoint
+
+    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        return self._endpoints.get(endpoint_id)
+
+    async def endpoints(self) -> list[Endpoint]:
+        return [self._endpoints[k] for k in sorted(self._endpoints)]
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        if self._endpoints.pop(endpoint_id, None) is None:
+            return False
+        for key, d in list(self._rows.items()):
+            if d.endpoint_id == endpoint_id:
+                del self._rows[key]
+                self._attempts.pop(key, None)
+        self._live = {k for k in self._live if k[0] != endpoint_id}
+        return True
+
+    async def enqueue(
+        self,
+        endpoint_id: str,
+        rows: Sequence[NewDelivery],
+        *,
+        consumer: ConsumerAdvance | None,
+        now: float,
+    ) -> int:
+        inserted = 0
+        for r in rows:
+            live = (endpoint_id, r.stream, r.offset)
+            if not r.replay and live in self._live:
+                continue
+            if r.id in self._rows:
+                continue
+            if not r.replay:
+                self._live.add(live)
+            self._seq += 1
+            self._rows[r.id] = Delivery(
+                id=r.id,
+                seq=self._seq,
+                endpoint_id=endpoint_id,
+                stream=r.stream,
+                offset=r.offset,
+                event_id=r.event_id,
+                event_type=r.event_type,
+                key=r.key,
+                status="pending",
+                next_attempt_at=r.next_attempt_at,
+                created=now,
+                updated=now,
+                replay=r.replay,
+            )
+            inserted += 1
+        if consumer is not None:
+            await self._storage.commit_offset(consumer.name, consumer.stream, consumer.offset)
+        return inserted
+
+    def _active(self, endpoint_id: str) -> list[Delivery]:
+        rows = [
+            d
+            for d in self._rows.values()
+            if d.endpoint_id == endpoint_id and d.status in ("pending", "in_flight")
+        ]
+        rows.sort(key=lambda d: d.seq)
+        return rows
+
+    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
+        claimed = select_claimable(self._active(endpoint_id), ordering, now, limit)
+        out = []
+        for d in claimed.rows:
+            d = msgspec.structs.replace(d, status="in_flight", updated=now)
+            self._rows[d.id] = d
+            out.append(d)
+        return Claimed(out, claimed.wake_at)
+
+    async def finish(self, results: Sequence[Finished]) -> None:
+        for f in results:
+            d = self._rows.get(f.delivery_id)
+            if d is None or d.status != "in_flight":
+                continue
+            if f.attempt is None:
+                self._rows[d.id] = msgspec.structs.replace(
+                    d, status="pending", next_attempt_at=f.next_attempt_at, updated=f.now
+                )
+                continue
+            attempts = self._attempts.setdefault(d.id, [])
+            attempts.append(msgspec.structs.replace(f.attempt, number=len(attempts) + 1))
+            self._rows[d.id] = msgspec.structs.replace(
+                d,
+                status=f.status,
+                attempts=f.attempts,
+                rate_limited=f.rate_limited,
+                next_attempt_at=f.next_attempt_at,
+                updated=f.now,
+                last_status=f.attempt.status,
+                last_error=f.attempt.error,
+            )
+
+    async def recover(self, now: float) -> int:
+        count = 0
+        for key, d in list(self._rows.items()):
+            if d.status == "in_flight":
+                self._rows[key] = msgspec.structs.replace(
+                    d, status="pending", next_attempt_at=now, updated=now
+                )
+                count += 1
+        return count
+
+    async def deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        from_seq: int = 0,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        rows = sorted(
+            (
+                d
+                for d in self._rows.values()
+                if d.endpoint_id == endpoint_id
+                and d.seq >= from_seq
+                and (status is None or d.status == status)
+            ),
+            key=lambda d: d.seq,
+        )
+        return rows[:limit]
+
+    async def delivery(
+        self, endpoint_id: str, delivery_id: str
+    ) -> tuple[Delivery, list[Attempt]] | None:
+        d = self._rows.get(delivery_id)
+        if d is None or d.endpoint_id != endpoint_id:
+            return None
+        return d, list(self._attempts.get(delivery_id, []))
+
+    async def act(
+        self, endpoint_id: str, delivery_id: str, action: str, now: float
+    ) -> Delivery | None:
+        d = self._rows.get(delivery_id)
+        if d is None or d.endpoint_id != endpoint_id:
+            return None
+        d = apply_operator_action(d, action, now)
+        self._rows[d.id] = d
+        return d
+
+    async def counts(self) -> dict[str, EndpointCounts]:
+        out: dict[str, EndpointCounts] = {}
+        for d in self._rows.values():
+            if d.status not in ("pending", "in_flight"):
+                continue
+            c = out.get(d.endpoint_id, EndpointCounts())
+            if d.status == "pending":
+                oldest = d.created if c.oldest_pending is None else min(c.oldest_pending, d.created)
+                c = EndpointCounts(c.pending + 1, c.in_flight, oldest)
+            else:
+                c = EndpointCounts(c.pending, c.in_flight + 1, c.oldest_pending)
+            out[d.endpoint_id] = c
+        return out

@@ -1,0 +1,228 @@
+"""The delivery engine's records: endpoints, deliveries, attempts (msgspec Structs).
+
+An :class:`Endpoint` is generic: ``kind`` names the target kind that formats
+requests and classifies answers (``"webhook"``, later ``"discord"``,
+``"slack"``...), and ``options`` carries that kind's own settings. Times are
+seconds since the epoch (floats); the API renders them as RFC 3339.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+
+from consumers.delivery.retry import RetryPolicy
+from eventlog.ids import uuid7
+
+__all__ = [
+    "ACTIVE",
+    "Attempt",
+    "Delivery",
+    "DeliveryStatus",
+    "Endpoint",
+    "Finished",
+    "NewDelivery",
+    "Ordering",
+    "SecretEntry",
+    "TypeFilter",
+    "new_delivery_id",
+]
+
+DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed"]
+Ordering = Literal["concurrent", "ordered", "per-key"]
+ACTIVE: tuple[DeliveryStatus, ...] = ("pending", "in_flight")
+"""Statuses of deliveries that are not finished."""
+
+DEFAULT_DISABLE_AFTER = 5 * 86400.0
+
+
+def new_delivery_id() -> str:
+    """A new delivery id, also the ``webhook-id``: ``msg_`` + 32 hex digits, time-ordered."""
+    return "msg_" + uuid7().replace("-", "")
+
+
+class SecretEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One signing secret; a rotated-out secret keeps signing until ``expires_at``."""
+
+    secret: str
+    created: float
+    expires_at: float | None = None
+
+
+class Endpoint(msgspec.Struct, kw_only=True):
+    """A delivery target and how to deliver to it (stored as one JSON document).
+
+    Attributes:
+        id: Stable identifier (1-64 of ``[A-Za-z0-9_-]``); the consumer is ``webhook.<id>``.
+        url: Target URL (http or https).
+        kind: Target kind: formatter and response classifier (``"webhook"``).
+        stream: The stream the endpoint consumes.
+        types: Event type patterns (``*`` matches anything); empty matches all.
+        key: Optional pattern on the event key; keyless events never match it.
+        secrets: Signing secrets, newest first.
+        headers: Extra static request headers (e.g. an API key); values are
+            treated as secrets.
+        timeout: Seconds one attempt may take, connecting and reading included.
+        retry: The retry policy.
+        ordering: ``concurrent``, ``ordered`` or ``per-key``.
+        max_in_flight: Concurrent attempts (ordered mode uses 1).
+        rate_limit: Most attempts per second (None: unlimited).
+        enabled: Whether deliveries are made.
+        allow_replay: Whether replay and backfill are allowed.
+        disable_after: Seconds of continuous failure before auto-disable (None: never).
+        disabled_reason: Why the endpoint was disabled, if it was.
+        failing_since: Start of the current failure streak.
+        start_offset: Where the consumer starts if it never committed.
+        description: Free text.
+        options: Settings of the target kind (templates etc.).
+        created: Creation time.
+        updated: Last change.
+    """
+
+    id: str
+    url: str
+    kind: str = "webhook"
+    stream: str = "events"
+    types: list[str] = []
+    key: str | None = None
+    secrets: list[SecretEntry] = []
+    headers: dict[str, str] = {}
+    timeout: float = 10.0
+    retry: RetryPolicy = RetryPolicy()
+    ordering: Ordering = "concurrent"
+    max_in_flight: int = 10
+    rate_limit: float | None = None
+    enabled: bool = True
+    allow_replay: bool = True
+    disable_after: float | None = DEFAULT_DISABLE_AFTER
+    disabled_reason: str | None = None
+    failing_since: float | None = None
+    start_offset: int = 0
+    description: str = ""
+    options: dict[str, Any] = {}
+    created: float = 0.0
+    updated: float = 0.0
+
+    @property
+    def consumer_name(self) -> str:
+        """The name of the endpoint's consumer (its committed offset lives in the log)."""
+        return f"webhook.{self.id}"
+
+    def active_secrets(self, now: float) -> list[str]:
+        """Secrets that sign at ``now`` (the current one and unexpired old ones)."""
+        return [s.secret for s in self.secrets if s.expires_at is None or s.expires_at > now]
+
+
+_PATTERN_CHARS = re.compile(r"[A-Za-z0-9._:*/-]{1,256}")
+
+
+class TypeFilter:
+    """Matches events by type patterns and an optional key pattern (``*`` = any characters)."""
+
+    def __init__(self, types: list[str], key: str | None = None) -> None:
+        self._types = [self._compile(p) for p in types]
+        self._key = None if key is None else self._compile(key, what="key")
+
+    @staticmethod
+    def validate(pattern: str, what: str = "type") -> str:
+        """Return ``pattern`` if it is a valid pattern, else raise ValueError."""
+        if not isinstance(pattern, str) or _PATTERN_CHARS.fullmatch(pattern) is None:
+            raise ValueError(
+                f"invalid {what} pattern {pattern!r}: use 1-256 of [A-Za-z0-9._:/-] and '*'"
+            )
+        return pattern
+
+    @classmethod
+    def _compile(cls, pattern: str, what: str = "type") -> re.Pattern[str]:
+        cls.validate(pattern, what)
+        return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+    def matches(self, type_: str, key: str | None) -> bool:
+        """True if an event of this type and key should be delivered."""
+        if self._types and not any(p.fullmatch(type_) for p in self._types):
+            return False
+        if self._key is not None:
+            return key is not None and self._key.fullmatch(key) is not None
+        return True
+
+
+class NewDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery row to create."""
+
+    id: str
+    stream: str
+    offset: int
+    event_id: str
+    event_type: str
+    key: str | None
+    next_attempt_at: float
+    replay: bool = False
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One event's delivery to one endpoint. ``id`` is the ``webhook-id``.
+
+    Attributes:
+        seq: Position in the ledger (creation order); the ordered modes follow it.
+        attempts: Attempts counted against the retry budget.
+        budget_start: Attempts made before the last manual retry (not counted).
+        rate_limited: 429 waits taken.
+        next_attempt_at: When the next attempt is due (pending only).
+        last_status: HTTP status of the last attempt.
+        last_error: Error of the last attempt, if it failed.
+        replay: True for deliveries created by a replay or a backfill.
+    """
+
+    id: str
+    seq: int
+    endpoint_id: str
+    stream: str
+    offset: int
+    event_id: str
+    event_type: str
+    key: str | None
+    status: DeliveryStatus
+    attempts: int = 0
+    budget_start: int = 0
+    rate_limited: int = 0
+    next_attempt_at: float | None = None
+    created: float = 0.0
+    updated: float = 0.0
+    last_status: int | None = None
+    last_error: str | None = None
+    replay: bool = False
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One HTTP attempt of a delivery, as recorded in the ledger.
+
+    ``response`` is a redacted snippet of at most 1 KiB of the response body.
+    """
+
+    delivery_id: str
+    number: int
+    started: float
+    duration: float
+    status: int | None
+    error: str | None
+    verdict: str
+    response: str = ""
+
+
+class Finished(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of one attempt, to record: the attempt row and the delivery's new state.
+
+    ``attempt=None`` releases a claimed delivery without an attempt (its send
+    was cancelled by a shutdown or an endpoint change): back to ``pending``.
+    """
+
+    delivery_id: str
+    endpoint_id: str
+    attempt: Attempt | None
+    status: DeliveryStatus
+    attempts: int
+    rate_limited: int
+    next_attempt_at: float | None
+    now: float

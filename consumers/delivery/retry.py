@@ -1,0 +1,334 @@
+"""Retry policy, outcome classification and rate limiting (sans-I/O; ``now`` is passed in).
+
+Outcome of one attempt (:func:`classify`), the table the engine applies:
+
+=======================================  ================  =========================
+what the attempt got                     verdict           what happens next
+=======================================  ================  =========================
+2xx                                      ``delivered``     done
+timeout, connection refused/reset,       ``retry``         next step of the schedule
+DNS failure, malformed response
+5xx                                      ``retry``         ``Retry-After`` if given
+                                                           (503), else the schedule
+429                                      ``rate_limited``  wait ``Retry-After`` (else
+                                                           the schedule); does *not*
+                                                           use up an attempt
+3xx                                      ``failed``        final: redirects are not
+                                                           followed
+410 Gone                                 ``disable``       final, and the endpoint
+                                                           is disabled
+any other 4xx, 1xx                       ``failed``        final
+target refused by the SSRF guard         ``failed``        final
+=======================================  ================  =========================
+
+A ``retry`` after the last attempt becomes ``failed``. Rate-limited waits are
+bounded by :attr:`RetryPolicy.max_rate_limited` so a receiver that answers 429
+forever cannot keep a delivery alive forever.
+
+Target kinds (webhooks, Discord, Slack...) may supply their own classifier
+(see :mod:`consumers.delivery.engine`); they return the same
+:class:`Classification` and usually fall back to :func:`classify`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "SHORT_SCHEDULE",
+    "AttemptResult",
+    "Classification",
+    "ErrorKind",
+    "Health",
+    "RetryPolicy",
+    "Step",
+    "TokenBucket",
+    "Verdict",
+    "classify",
+    "next_step",
+    "parse_retry_after",
+    "update_health",
+]
+
+#: Immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day (27.6 h),
+#: the schedule of the Standard Webhooks guidance and the established services.
+DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+#: The short preset: retries 1 s, 2 s and 4 s after the first attempt.
+SHORT_SCHEDULE: tuple[float, ...] = (1, 2, 4)
+
+MAX_DELAY = 7 * 86400.0
+MAX_SCHEDULE_STEPS = 50
+
+ErrorKind = Literal["timeout", "connect", "dns", "reset", "protocol", "unsafe_target", "invalid"]
+"""Why an attempt got no HTTP status: the first five are retryable, the last two final."""
+
+Verdict = Literal["delivered", "retry", "rate_limited", "failed", "disable"]
+
+_RETRYABLE_ERRORS = frozenset({"timeout", "connect", "dns", "reset", "protocol"})
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When to try again.
+
+    Attributes:
+        schedule: Seconds to wait before retry 1, 2, ... (the first attempt is
+            immediate); attempts past the end reuse the last delay.
+        max_attempts: Attempts in all, the first included (default: one more
+            than the schedule's steps).
+        jitter: Each delay is spread uniformly by ± this fraction (0 to 1).
+        max_retry_after: Longest ``Retry-After`` honoured, in seconds; longer
+            answers are cut to it.
+        max_rate_limited: Most 429 waits one delivery may take (they do not
+            count as attempts).
+    """
+
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    max_attempts: int | None = None
+    jitter: float = 0.2
+    max_retry_after: float = 6 * 3600.0
+    max_rate_limited: int = 100
+
+    def __post_init__(self) -> None:
+        if len(self.schedule) > MAX_SCHEDULE_STEPS:
+            raise ValueError(f"a retry schedule has at most {MAX_SCHEDULE_STEPS} steps")
+        for delay in self.schedule:
+            if not 0 <= delay <= MAX_DELAY:  # also rejects NaN
+                raise ValueError(
+                    f"retry delays must be between 0 and {MAX_DELAY:g} seconds, got {delay!r}"
+                )
+        if self.max_attempts is not None and not 1 <= self.max_attempts <= 100:
+            raise ValueError("max_attempts must be between 1 and 100")
+        if self.max_attempts is not None and self.max_attempts > 1 and not self.schedule:
+            raise ValueError("max_attempts > 1 needs a non-empty schedule")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("jitter must be between 0 and 1")
+        if not 0 <= self.max_retry_after <= MAX_DELAY:
+            raise ValueError(f"max_retry_after must be between 0 and {MAX_DELAY:g}")
+        if not 0 <= self.max_rate_limited <= 10_000:
+            raise ValueError("max_rate_limited must be between 0 and 10000")
+
+    @property
+    def attempts(self) -> int:
+        """Attempts in all, the first included."""
+        return self.max_attempts if self.max_attempts is not None else len(self.schedule) + 1
+
+    def delay(self, retry: int, rand: float) -> float:
+        """Seconds before retry number ``retry`` (1-based), jittered by ``rand`` in [0, 1)."""
+        if not self.schedule:
+            return 0.0
+        base = self.schedule[min(retry, len(self.schedule)) - 1]
+        return max(0.0, base * (1 + self.jitter * (2 * rand - 1)))
+
+    @classmethod
+    def preset(cls, name: str) -> RetryPolicy:
+        """``"default"`` (about a day) or ``"short"`` (1 s, 2 s, 4 s)."""
+        if name == "default":
+            return cls()
+        if name == "short":
+            return cls(schedule=SHORT_SCHEDULE, jitter=0.0)
+        raise ValueError(f"unknown retry preset {name!r}: use 'default' or 'short'")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What one HTTP attempt produced (built by the sender).
+
+    Attributes:
+        status: HTTP status, or None when no response came.
+        headers: Response headers, lower-case names.
+        body: The start of the response body (the sender reads at most a few KiB).
+        error: Why there is no status.
+        message: Human-readable error detail (never contains secrets).
+        duration: Seconds from start of the request to the end of reading.
+    """
+
+    status: int | None
+    headers: Mapping[str, str]
+    body: bytes
+    error: ErrorKind | None
+    message: str
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The verdict on an attempt, with a ``Retry-After`` wait if the receiver asked for one."""
+
+    verdict: Verdict
+    reason: str
+    retry_after: float | None = None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date); None if absent
+    or unparseable. Negative waits become 0."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - now
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+def classify(result: AttemptResult, now: float) -> Classification:
+    """The default classification table (see the module docstring)."""
+    status = result.status
+    if status is None:
+        kind = result.error or "protocol"
+        if kind in _RETRYABLE_ERRORS:
+            return Classification("retry", f"{kind}: {result.message}")
+        return Classification("failed", f"{kind}: {result.message}")
+    if 200 <= status < 300:
+        return Classification("delivered", f"HTTP {status}")
+    retry_after = parse_retry_after(result.headers.get("retry-after"), now)
+    if status == 429:
+        return Classification("rate_limited", "HTTP 429", retry_after)
+    if status >= 500:
+        return Classification("retry", f"HTTP {status}", retry_after if status == 503 else None)
+    if status == 410:
+        return Classification("disable", "HTTP 410 Gone: the receiver asked to stop")
+    if 300 <= status < 400:
+        return Classification("failed", f"HTTP {status}: redirects are not followed")
+    return Classification("failed", f"HTTP {status}")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What becomes of a delivery after an attempt.
+
+    Attributes:
+        status: ``"delivered"``, ``"pending"`` (to be retried) or ``"failed"``.
+        next_attempt_at: When to retry (pending only), seconds since the epoch.
+        attempts: Counted attempts after this one.
+        rate_limited: 429 waits after this one.
+        disable_reason: Set when the endpoint must be disabled.
+    """
+
+    status: Literal["delivered", "pending", "failed"]
+    next_attempt_at: float | None
+    attempts: int
+    rate_limited: int
+    disable_reason: str | None = None
+
+
+def next_step(
+    policy: RetryPolicy,
+    classification: Classification,
+    *,
+    attempts: int,
+    rate_limited: int,
+    now: float,
+    rand: float,
+) -> Step:
+    """The delivery's next state after an attempt.
+
+    Args:
+        policy: The endpoint's retry policy.
+        classification: The attempt's verdict.
+        attempts: Counted attempts before this one.
+        rate_limited: 429 waits before this one.
+        now: The current time (seconds since the epoch).
+        rand: A uniform random number in [0, 1) for the jitter.
+    """
+    verdict = classification.verdict
+    if verdict == "delivered":
+        return Step("delivered", None, attempts + 1, rate_limited)
+    if verdict == "disable":
+        return Step("failed", None, attempts + 1, rate_limited, classification.reason)
+    if verdict == "failed":
+        return Step("failed", None, attempts + 1, rate_limited)
+    if verdict == "rate_limited" and rate_limited < policy.max_rate_limited:
+        wait = classification.retry_after
+        if wait is None:
+            wait = policy.delay(max(attempts, 1), rand)
+        wait = min(wait, policy.max_retry_after)
+        return Step("pending", now + wait, attempts, rate_limited + 1)
+    used = attempts + 1
+    if used >= policy.attempts:
+        return Step("failed", None, used, rate_limited)
+    wait = classification.retry_after
+    if wait is None:
+        wait = policy.delay(used, rand)
+    return Step("pending", now + min(wait, policy.max_retry_after), used, rate_limited)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """An endpoint's failure streak: since when it has failed without a success."""
+
+    failing_since: float | None
+    disable_reason: str | None = None
+
+
+def update_health(
+    failing_since: float | None,
+    *,
+    success: bool,
+    now: float,
+    disable_after: float | None,
+    last_error: str,
+) -> Health:
+    """Track continuous failure; ask to disable once it lasted ``disable_after`` seconds.
+
+    Any delivered attempt ends the streak. ``disable_after=None`` never disables.
+    """
+    if success:
+        return Health(None)
+    since = now if failing_since is None else failing_since
+    if disable_after is not None and now - since >= disable_after:
+        hours = (now - since) / 3600
+        return Health(
+            since,
+            f"failing continuously for {hours:.2f} h (last error: {last_error})",
+        )
+    return Health(since)
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` requests per second, bursts of up to ``burst``.
+
+    Sans-I/O: :meth:`take` is given the time and says how long to wait.
+    """
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        if not rate > 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else rate)
+        self._tokens = self.burst
+        self._stamp: float | None = None
+
+    def take(self, now: float) -> float:
+        """Take one token; return 0 if it was there, else the seconds until it will be
+        (the token is reserved: callers sleep that long and go ahead)."""
+        if self._stamp is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        self._tokens -= 1
+        if self._tokens >= 0:
+            return 0.0
+        return -self._tokens / self.rate
+
+
+def utc_from(ts: float) -> datetime:
+    """A UTC datetime from seconds since the epoch."""
+    return datetime.fromtimestamp(ts, UTC)

@@ -1,0 +1,152 @@
+"""The HTTP sender: one pooled aiohttp session shared by every endpoint.
+
+Why aiohttp and not httpx: at 50 requests in flight httpx degrades badly on
+this kind of machine (``BASELINES.md``: ~310 req/s against aiohttp's ~10,600;
+upstream encode/httpx#3215); ``python -m bench delivery`` measures both in the
+same run. aiohttp also lets the connector take a resolver, which is how the
+SSRF guard connects only to the addresses it checked.
+
+Every request: no redirects followed, one total timeout (connect, send,
+headers), at most :attr:`Sender.read_limit` bytes of the body read (a 10 MB
+answer costs 64 KiB; the connection is then dropped, not reused), and every
+failure turned into an :class:`~consumers.delivery.retry.AttemptResult` with an
+:data:`~consumers.delivery.retry.ErrorKind`, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+import aiohttp
+import yarl
+
+from consumers.delivery.retry import AttemptResult, ErrorKind
+from consumers.delivery.ssrf import GuardedResolver, InvalidTarget, UnsafeTarget, check_host
+
+__all__ = ["USER_AGENT", "Sender"]
+
+USER_AGENT = "eventlog-webhooks/0.1"
+
+
+def _result(
+    status: int | None,
+    error: ErrorKind | None,
+    message: str,
+    started: float,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+) -> AttemptResult:
+    return AttemptResult(
+        status=status,
+        headers=dict(headers or {}),
+        body=body,
+        error=error,
+        message=message,
+        duration=time.monotonic() - started,
+    )
+
+
+class Sender:
+    """Posts request bodies; owns the connection pool.
+
+    Args:
+        allow_private: Turn off the SSRF address checks (tests, trusted networks).
+        read_limit: Most response-body bytes read per attempt.
+        body_timeout: Most seconds spent reading that much body after the headers.
+    """
+
+    def __init__(
+        self, *, allow_private: bool = False, read_limit: int = 64 << 10, body_timeout: float = 2.0
+    ) -> None:
+        self.allow_private = allow_private
+        self.read_limit = read_limit
+        self.body_timeout = body_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Create the session (idempotent)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=0,
+                resolver=GuardedResolver(allow_private=self.allow_private),
+                ttl_dns_cache=10,
+                enable_cleanup_closed=False,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+
+    async def close(self) -> None:
+        """Close the pool."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+    ) -> AttemptResult:
+        """POST ``body`` to ``url``; never raises for anything the network or receiver does."""
+        started = time.monotonic()
+        if self._session is None:
+            await self.start()
+        session = self._session
+        assert session is not None
+        try:
+            host = yarl.URL(url).host or ""
+            check_host(host, allow_private=self.allow_private)
+        except UnsafeTarget as exc:
+            return _result(None, "unsafe_target", str(exc), started)
+        except (ValueError, InvalidTarget) as exc:
+            return _result(None, "invalid", f"invalid url: {exc}", started)
+        client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
+        try:
+            async with session.post(
+                url,
+                data=body,
+                headers=dict(headers),
+                allow_redirects=False,
+                timeout=client_timeout,
+            ) as response:
+                status = response.status
+                resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                snippet, complete = await self._read_some(response)
+                if not complete:
+                    response.close()  # do not reuse a connection with unread body
+                return _result(status, None, "", started, resp_headers, snippet)
+        except aiohttp.ClientConnectorDNSError as exc:
+            if isinstance(exc.os_error, UnsafeTarget):
+                return _result(None, "unsafe_target", str(exc.os_error), started)
+            return _result(None, "dns", f"cannot resolve {exc.host}", started)
+        except aiohttp.ClientConnectorError as exc:
+            return _result(None, "connect", f"cannot connect to {exc.host}:{exc.port}", started)
+        except TimeoutError:
+            return _result(None, "timeout", f"no answer within {timeout:g} s", started)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            return _result(None, "reset", f"connection lost: {exc}", started)
+        except aiohttp.InvalidURL as exc:
+            return _result(None, "invalid", f"invalid url: {exc}", started)
+        except aiohttp.ClientError as exc:
+            return _result(None, "protocol", f"{type(exc).__name__}: {exc}", started)
+        except ValueError as exc:  # e.g. a header value aiohttp refuses
+            return _result(None, "invalid", f"invalid request: {exc}", started)
+
+    async def _read_some(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+        """Up to ``read_limit`` body bytes; (bytes, True if the body was read to its end)."""
+        chunks: list[bytes] = []
+        got = 0
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while got < self.read_limit:
+                    chunk = await response.content.read(self.read_limit - got)
+                    if not chunk:
+                        return b"".join(chunks), True
+                    chunks.append(chunk)
+                    got += len(chunk)
+        except (TimeoutError, aiohttp.ClientError):
+            return b"".join(chunks), False
+        return b"".join(chunks), response.content.at_eof()

@@ -1,0 +1,399 @@
+"""The SQLite :class:`~consumers.delivery.ledger.LedgerStore`: tables in the log's own database.
+
+Its tables are the ``webhooks`` component of the log's schema
+(:meth:`SQLiteStorage.ensure_schema`). Every write is one
+:meth:`SQLiteStorage.transact` call, so :meth:`SQLiteLedger.enqueue` stores the
+delivery rows and the consumer's offset (:func:`eventlog.storage.sqlite.set_offset`)
+in one transaction, and a claim or a batch of finished attempts costs one
+thread hop and one commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from consumers.delivery.ledger import (
+    Claimed,
+    ConsumerAdvance,
+    EndpointCounts,
+    apply_operator_action,
+    select_claimable,
+)
+from consumers.delivery.model import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    Finished,
+    NewDelivery,
+    Ordering,
+)
+from eventlog.storage.sqlite import SQLiteStorage, set_offset
+
+__all__ = ["MIGRATIONS", "SQLiteLedger"]
+
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE webhook_endpoints (id TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID",
+        """CREATE TABLE webhook_deliveries (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            endpoint_id TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            offset INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            key TEXT,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            budget_start INTEGER NOT NULL DEFAULT 0,
+            rate_limited INTEGER NOT NULL DEFAULT 0,
+            next_at REAL,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            last_status INTEGER,
+            last_error TEXT,
+            replay INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE UNIQUE INDEX webhook_deliveries_live "
+        "ON webhook_deliveries (endpoint_id, stream, offset) WHERE replay = 0",
+        "CREATE INDEX webhook_deliveries_due "
+        "ON webhook_deliveries (endpoint_id, next_at) WHERE status = 'pending'",
+        "CREATE INDEX webhook_deliveries_active "
+        "ON webhook_deliveries (endpoint_id, seq) WHERE status IN ('pending', 'in_flight')",
+        "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, seq)",
+        """CREATE TABLE webhook_attempts (
+            delivery_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            started REAL NOT NULL,
+            duration REAL NOT NULL,
+            status INTEGER,
+            error TEXT,
+            verdict TEXT NOT NULL,
+            response TEXT NOT NULL,
+            PRIMARY KEY (delivery_id, number)
+        ) WITHOUT ROWID""",
+    ],
+]
+
+_COLUMNS = (
+    "id, seq, endpoint_id, stream, offset, event_id, event_type, key, status, attempts, "
+    "budget_start, rate_limited, next_at, created, updated, last_status, last_error, replay"
+)
+_encode = msgspec.json.encode
+_decode_endpoint = msgspec.json.Decoder(Endpoint).decode
+#: Unfinished rows scanned per claim in the ordered modes.
+ACTIVE_WINDOW = 2000
+
+
+def _row(r: Any) -> Delivery:
+    return Delivery(
+        id=r[0],
+        seq=r[1],
+        endpoint_id=r[2],
+        stream=r[3],
+        offset=r[4],
+        event_id=r[5],
+        event_type=r[6],
+        key=r[7],
+        status=r[8],
+        attempts=r[9],
+        budget_start=r[10],
+        rate_limited=r[11],
+        next_attempt_at=r[12],
+        created=r[13],
+        updated=r[14],
+        last_status=r[15],
+        last_error=r[16],
+        replay=bool(r[17]),
+    )
+
+
+class SQLiteLedger:
+    """The ledger in the log's SQLite database."""
+
+    def __init__(self, storage: SQLiteStorage) -> None:
+        self._storage = storage
+
+    async def open(self) -> None:
+        await self._storage.ensure_schema("webhooks", MIGRATIONS)
+
+    # -- endpoints -------------------------------------------------------------
+
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        doc = _encode(endpoint)
+        await self._storage.transact(
+            lambda c: c.execute(
+                "INSERT INTO webhook_endpoints (id, doc) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                (endpoint.id, doc),
+            )
+        )
+
+    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        row = await self._storage.query(
+            lambda c: c.execute(
+                "SELECT doc FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
+            ).fetchone()
+        )
+        return None if row is None else _decode_endpoint(row[0])
+
+    async def endpoints(self) -> list[Endpoint]:
+        rows = await self._storage.query(
+            lambda c: c.execute("SELECT doc FROM webhook_endpoints ORDER BY id").fetchall()
+        )
+        return [_decode_endpoint(r[0]) for r in rows]
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        def txn(c: sqlite3.Connection) -> bool:
+            c.execute(
+                "DELETE FROM webhook_attempts WHERE delivery_id IN "
+                "(SELECT id FROM webhook_deliveries WHERE endpoint_id = ?)",
+                (endpoint_id,),
+            )
+            c.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint_id,))
+            return (
+                c.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)).rowcount > 0
+            )
+
+        return await self._storage.transact(txn)
+
+    # -- deliveries --------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        endpoint_id: str,
+        rows: Sequence[NewDelivery],
+        *,
+        consumer: ConsumerAdvance | None,
+        now: float,
+    ) -> int:
+        params = [
+            (
+                r.id,
+                endpoint_id,
+                r.stream,
+                r.offset,
+                r.event_id,
+                r.event_type,
+                r.key,
+                r.next_attempt_at,
+                now,
+                now,
+                int(r.replay),
+            )
+            for r in rows
+        ]
+
+        def txn(c: sqlite3.Connection) -> int:
+            before = c.total_changes
+            if params:
+                c.executemany(
+                    "INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, stream, offset, "
+                    "event_id, event_type, key, status, next_at, created, updated, replay) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                    params,
+                )
+            inserted = c.total_changes - before
+            if consumer is not None:
+                set_offset(c, consumer.name, consumer.stream, consumer.offset, int(now * 1e6))
+            return inserted
+
+        return await self._storage.transact(txn)
+
+    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
+        def txn(c: sqlite3.Connection) -> Claimed:
+            if ordering == "concurrent":
+                rows = [
+                    _row(r)
+                    for r in c.execute(
+                        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
+                        "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ?",
+                        (endpoint_id, now, limit),
+                    )
+                ]
+                later = c.execute(
+                    "SELECT min(next_at) FROM webhook_deliveries WHERE endpoint_id = ? "
+                    "AND status = 'pending' AND next_at > ?",
+                    (endpoint_id, now),
+                ).fetchone()[0]
+                claimed = Claimed(rows, later)
+            else:
+                window = 1 if ordering == "ordered" else ACTIVE_WINDOW
+                active = [
+                    _row(r)
+                    for r in c.execute(
+                        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
+                        "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
+                        (endpoint_id, window),
+                    )
+                ]
+                claimed = select_claimable(active, ordering, now, limit)
+            if claimed.rows:
+                c.executemany(
+                    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
+                    [(now, d.seq) for d in claimed.rows],
+                )
+            return Claimed(
+                [msgspec.structs.replace(d, status="in_flight", updated=now) for d in claimed.rows],
+                claimed.wake_at,
+            )
+
+        return await self._storage.transact(txn)
+
+    async def finish(self, results: Sequence[Finished]) -> None:
+        if not results:
+            return
+
+        def txn(c: sqlite3.Connection) -> None:
+            for f in results:
+                a = f.attempt
+                if a is None:
+                    c.execute(
+                        "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, "
+                        "updated = ? WHERE id = ? AND status = 'in_flight'",
+                        (f.next_attempt_at, f.now, f.delivery_id),
+                    )
+                    continue
+                cur = c.execute(
+                    "UPDATE webhook_deliveries SET status = ?, attempts = ?, rate_limited = ?, "
+                    "next_at = ?, updated = ?, last_status = ?, last_error = ? "
+                    "WHERE id = ? AND status = 'in_flight'",
+                    (
+                        f.status,
+                        f.attempts,
+                        f.rate_limited,
+                        f.next_attempt_at,
+                        f.now,
+                        a.status,
+                        a.error,
+                        a.delivery_id,
+                    ),
+                )
+                if cur.rowcount == 0:
+                    continue
+                c.execute(
+                    "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
+                    "status, error, verdict, response) VALUES (?, (SELECT coalesce(max(number), 0)"
+                    " + 1 FROM webhook_attempts WHERE delivery_id = ?), ?, ?, ?, ?, ?, ?)",
+                    (
+                        a.delivery_id,
+                        a.delivery_id,
+                        a.started,
+                        a.duration,
+                        a.status,
+                        a.error,
+                        a.verdict,
+                        a.response,
+                    ),
+                )
+
+        await self._storage.transact(txn)
+
+    async def recover(self, now: float) -> int:
+        return await self._storage.transact(
+            lambda c: (
+                c.execute(
+                    "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, updated = ? "
+                    "WHERE status = 'in_flight'",
+                    (now, now),
+                ).rowcount
+            )
+        )
+
+    async def deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        from_seq: int = 0,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        sql = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? AND seq >= ?"
+        args: list[Any] = [endpoint_id, from_seq]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        rows = await self._storage.query(lambda c: c.execute(sql, args).fetchall())
+        return [_row(r) for r in rows]
+
+    async def delivery(
+        self, endpoint_id: str, delivery_id: str
+    ) -> tuple[Delivery, list[Attempt]] | None:
+        def q(c: sqlite3.Connection) -> tuple[Delivery, list[Attempt]] | None:
+            r = c.execute(
+                f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ? AND endpoint_id = ?",
+                (delivery_id, endpoint_id),
+            ).fetchone()
+            if r is None:
+                return None
+            attempts = [
+                Attempt(
+                    delivery_id=delivery_id,
+                    number=a[0],
+                    started=a[1],
+                    duration=a[2],
+                    status=a[3],
+                    error=a[4],
+                    verdict=a[5],
+                    response=a[6],
+                )
+                for a in c.execute(
+                    "SELECT number, started, duration, status, error, verdict, response "
+                    "FROM webhook_attempts WHERE delivery_id = ? ORDER BY number",
+                    (delivery_id,),
+                )
+            ]
+            return _row(r), attempts
+
+        return await self._storage.query(q)
+
+    async def act(
+        self, endpoint_id: str, delivery_id: str, action: str, now: float
+    ) -> Delivery | None:
+        def txn(c: sqlite3.Connection) -> Delivery | None:
+            r = c.execute(
+                f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ? AND endpoint_id = ?",
+                (delivery_id, endpoint_id),
+            ).fetchone()
+            if r is None:
+                return None
+            d = apply_operator_action(_row(r), action, now)
+            c.execute(
+                "UPDATE webhook_deliveries SET status = ?, next_at = ?, budget_start = ?, "
+                "rate_limited = ?, last_error = ?, updated = ? WHERE seq = ?",
+                (
+                    d.status,
+                    d.next_attempt_at,
+                    d.budget_start,
+                    d.rate_limited,
+                    d.last_error,
+                    now,
+                    d.seq,
+                ),
+            )
+            return d
+
+        return await self._storage.transact(txn)
+
+    async def counts(self) -> dict[str, EndpointCounts]:
+        rows = await self._storage.query(
+            lambda c: c.execute(
+                "SELECT endpoint_id, status, count(*), min(created) FROM webhook_deliveries "
+                "WHERE status IN ('pending', 'in_flight') GROUP BY endpoint_id, status"
+            ).fetchall()
+        )
+        out: dict[str, EndpointCounts] = {}
+        for endpoint_id, status, n, oldest in rows:
+            c = out.get(endpoint_id, EndpointCounts())
+            if status == "pending":
+                out[endpoint_id] = EndpointCounts(n, c.in_flight, oldest)
+            else:
+                out[endpoint_id] = EndpointCounts(c.pending, n, c.oldest_pending)
+        return out

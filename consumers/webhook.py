@@ -1,0 +1,371 @@
+"""Webhooks: the endpoint specification users write, and the Standard Webhooks formatter.
+
+A webhook endpoint is a :class:`~consumers.delivery.model.Endpoint` of kind
+``"webhook"``. Each attempt POSTs the event as JSON (the same object the
+firehose sends) with ``webhook-id`` (the delivery id, stable across retries),
+``webhook-timestamp`` (fresh per attempt), ``webhook-signature`` (one ``v1,``
+entry per active secret) and ``X-Correlation-Id`` when the event carries one.
+
+:class:`EndpointSpec` is what the API, the CLI and the config file accept;
+:func:`build_endpoint` and :func:`apply_patch` turn it into an endpoint (pure);
+:func:`public_view` is the only shape in which an endpoint leaves the server:
+secrets and header values reduced to hints.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+from consumers.delivery.engine import OutgoingRequest, TargetKind
+from consumers.delivery.model import Endpoint, Ordering, SecretEntry, TypeFilter
+from consumers.delivery.retry import RetryPolicy
+from consumers.delivery.signing import (
+    InvalidSecret,
+    decode_secret,
+    generate_secret,
+    mask_secret,
+    webhook_headers,
+)
+from consumers.delivery.ssrf import InvalidTarget, validate_url
+from eventlog.ids import uuid7
+from eventlog.model import Event, validate_stream_name
+
+__all__ = [
+    "WEBHOOK",
+    "EndpointPatch",
+    "EndpointSpec",
+    "apply_patch",
+    "build_endpoint",
+    "format_webhook",
+    "public_view",
+    "rotate_secret",
+]
+
+MAX_TIMEOUT = 300.0
+MAX_HEADERS = 32
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+_RESERVED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-type",
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "connection",
+    }
+)
+_CORRELATION_NAMES = ("x-correlation-id", "correlation-id", "correlation_id", "correlationid")
+_encoder = msgspec.json.Encoder()
+
+RetrySetting = Literal["default", "short"] | RetryPolicy
+
+
+class EndpointSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A webhook endpoint as users declare it (API body, config file, CLI).
+
+    Attributes:
+        url: Target URL, http or https.
+        id: Stable id (generated ``ep_…`` if omitted).
+        stream: Stream to deliver (default ``events``).
+        types: Event type patterns, ``*`` matching anything (empty: all types).
+        key: Pattern the event key must match (optional).
+        secret: ``whsec_…`` signing secret (generated if omitted).
+        headers: Extra static headers, e.g. ``{"Authorization": "Bearer …"}``.
+        timeout: Seconds per attempt, 0.1 to 300.
+        retry: ``"default"`` (about a day), ``"short"`` (1 s, 2 s, 4 s) or a
+            full policy ``{"schedule": [...], "max_attempts": n, "jitter": f}``.
+        max_attempts: Override the policy's number of attempts.
+        ordering: ``concurrent``, ``ordered`` or ``per-key``.
+        max_in_flight: Concurrent attempts (1 to 1000).
+        rate_limit: Attempts per second at most (optional).
+        enabled: Start enabled.
+        allow_replay: Allow replay and backfill.
+        disable_after: Seconds of continuous failure before the endpoint is
+            disabled (null: never).
+        start: ``end`` (only new events, default) or ``beginning`` (backfill
+            everything retained).
+        description: Free text.
+    """
+
+    url: str
+    id: str | None = None
+    stream: str = "events"
+    types: list[str] = []
+    key: str | None = None
+    secret: str | None = None
+    headers: dict[str, str] = {}
+    timeout: float = 10.0
+    retry: RetrySetting = "default"
+    max_attempts: int | None = None
+    ordering: Ordering = "concurrent"
+    max_in_flight: int = 10
+    rate_limit: float | None = None
+    enabled: bool = True
+    allow_replay: bool = True
+    disable_after: float | None = 5 * 86400.0
+    start: Literal["end", "beginning"] = "end"
+    description: str = ""
+
+
+class EndpointPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A partial update: only the fields given change (``secret`` is rotated separately)."""
+
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    stream: str | msgspec.UnsetType = msgspec.UNSET
+    types: list[str] | msgspec.UnsetType = msgspec.UNSET
+    key: str | msgspec.UnsetType | None = msgspec.UNSET
+    headers: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    timeout: float | msgspec.UnsetType = msgspec.UNSET
+    retry: RetrySetting | msgspec.UnsetType = msgspec.UNSET
+    max_attempts: int | msgspec.UnsetType | None = msgspec.UNSET
+    ordering: Ordering | msgspec.UnsetType = msgspec.UNSET
+    max_in_flight: int | msgspec.UnsetType = msgspec.UNSET
+    rate_limit: float | msgspec.UnsetType | None = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    allow_replay: bool | msgspec.UnsetType = msgspec.UNSET
+    disable_after: float | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class SpecError(ValueError):
+    """A field of an endpoint specification is invalid; ``path`` names it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _check(path: str, ok: bool, message: str) -> None:
+    if not ok:
+        raise SpecError(path, message)
+
+
+def _policy(retry: RetrySetting, max_attempts: int | None) -> RetryPolicy:
+    policy = RetryPolicy.preset(retry) if isinstance(retry, str) else retry
+    if max_attempts is not None:
+        try:
+            policy = msgspec.structs.replace(policy, max_attempts=max_attempts)
+            policy.__post_init__()
+        except ValueError as exc:
+            raise SpecError("max_attempts", str(exc)) from exc
+    return policy
+
+
+def _validate(ep: Endpoint) -> Endpoint:
+    """Check every field of an endpoint; raise :class:`SpecError` naming the first bad one."""
+    try:
+        validate_url(ep.url)
+    except InvalidTarget as exc:
+        raise SpecError("url", str(exc)) from exc
+    try:
+        validate_stream_name(ep.stream)
+    except ValueError as exc:
+        raise SpecError("stream", str(exc)) from exc
+    _check("types", len(ep.types) <= 100, "at most 100 type patterns")
+    for i, pattern in enumerate(ep.types):
+        try:
+            TypeFilter.validate(pattern)
+        except ValueError as exc:
+            raise SpecError(f"types[{i}]", str(exc)) from exc
+    if ep.key is not None:
+        try:
+            TypeFilter.validate(ep.key, "key")
+        except ValueError as exc:
+            raise SpecError("key", str(exc)) from exc
+    _check("headers", len(ep.headers) <= MAX_HEADERS, f"at most {MAX_HEADERS} extra headers")
+    for name, value in ep.headers.items():
+        _check(f"headers.{name}", _HEADER_NAME.fullmatch(name) is not None, "invalid header name")
+        _check(
+            f"headers.{name}",
+            name.lower() not in _RESERVED_HEADERS,
+            f"header {name!r} is set by eventlog and cannot be overridden",
+        )
+        _check(
+            f"headers.{name}",
+            len(value) <= 4096 and not any(c in value for c in "\r\n\x00"),
+            "header values must be at most 4096 characters without CR, LF or NUL",
+        )
+    _check(
+        "timeout",
+        0.1 <= ep.timeout <= MAX_TIMEOUT,
+        f"timeout must be between 0.1 and {MAX_TIMEOUT:g} seconds",
+    )
+    _check("max_in_flight", 1 <= ep.max_in_flight <= 1000, "max_in_flight must be 1 to 1000")
+    _check(
+        "rate_limit",
+        ep.rate_limit is None or 0 < ep.rate_limit <= 100_000,
+        "rate_limit must be between 0 and 100000 per second",
+    )
+    _check(
+        "disable_after",
+        ep.disable_after is None or 1 <= ep.disable_after <= 90 * 86400,
+        "disable_after must be between 1 second and 90 days",
+    )
+    _check("description", len(ep.description) <= 1024, "description is at most 1024 characters")
+    for i, entry in enumerate(ep.secrets):
+        try:
+            decode_secret(entry.secret)
+        except InvalidSecret as exc:
+            raise SpecError("secret" if i == 0 else f"secrets[{i}]", str(exc)) from exc
+    return ep
+
+
+def build_endpoint(spec: EndpointSpec, *, now: float, head: int, first: int = 0) -> Endpoint:
+    """A new endpoint from a spec. ``head``/``first``: the stream's next and first
+    retained offsets, fixing where the endpoint starts.
+
+    Raises:
+        SpecError: A field is invalid (its ``path`` names it).
+    """
+    if spec.id is not None:
+        _check("id", _ID.fullmatch(spec.id) is not None, "id must be 1-64 of [A-Za-z0-9_-]")
+    endpoint_id = spec.id or "ep_" + uuid7().replace("-", "")[-16:]
+    secret = spec.secret if spec.secret is not None else generate_secret()
+    ep = Endpoint(
+        id=endpoint_id,
+        url=spec.url,
+        kind="webhook",
+        stream=spec.stream,
+        types=list(spec.types),
+        key=spec.key,
+        secrets=[SecretEntry(secret=secret, created=now)],
+        headers=dict(spec.headers),
+        timeout=spec.timeout,
+        retry=_policy(spec.retry, spec.max_attempts),
+        ordering=spec.ordering,
+        max_in_flight=spec.max_in_flight,
+        rate_limit=spec.rate_limit,
+        enabled=spec.enabled,
+        allow_replay=spec.allow_replay,
+        disable_after=spec.disable_after,
+        start_offset=head if spec.start == "end" else first,
+        description=spec.description,
+        created=now,
+        updated=now,
+    )
+    return _validate(ep)
+
+
+def apply_patch(ep: Endpoint, patch: EndpointPatch, *, now: float) -> Endpoint:
+    """The endpoint with the patch's fields applied (validated)."""
+    changes: dict[str, Any] = {
+        f: getattr(patch, f)
+        for f in patch.__struct_fields__
+        if f not in ("retry", "max_attempts") and getattr(patch, f) is not msgspec.UNSET
+    }
+    if patch.retry is not msgspec.UNSET or patch.max_attempts is not msgspec.UNSET:
+        retry = ep.retry if patch.retry is msgspec.UNSET else patch.retry
+        attempts = (
+            ep.retry.max_attempts if patch.max_attempts is msgspec.UNSET else patch.max_attempts
+        )
+        changes["retry"] = _policy(retry, attempts)
+    if changes.get("enabled") is True:
+        changes["disabled_reason"] = None
+        changes["failing_since"] = None
+    changes["updated"] = now
+    return _validate(msgspec.structs.replace(ep, **changes))
+
+
+def rotate_secret(
+    ep: Endpoint, *, now: float, secret: str | None = None, grace: float = 86400.0
+) -> tuple[Endpoint, str]:
+    """Put a new secret first; older ones keep signing for ``grace`` seconds.
+
+    Returns the endpoint and the new secret (to show once to the caller).
+    """
+    _check("grace", 0 <= grace <= 30 * 86400, "grace must be between 0 and 30 days")
+    new = secret if secret is not None else generate_secret()
+    try:
+        decode_secret(new)
+    except InvalidSecret as exc:
+        raise SpecError("secret", str(exc)) from exc
+    old = [
+        SecretEntry(
+            secret=s.secret,
+            created=s.created,
+            expires_at=now + grace if s.expires_at is None else min(s.expires_at, now + grace),
+        )
+        for s in ep.secrets
+        if s.expires_at is None or s.expires_at > now
+    ]
+    entries = [SecretEntry(secret=new, created=now), *old][:10]
+    return msgspec.structs.replace(ep, secrets=entries, updated=now), new
+
+
+def _iso(ts: float | None) -> str | None:
+    return (
+        None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    )
+
+
+def public_view(ep: Endpoint, now: float) -> dict[str, Any]:
+    """An endpoint as the API shows it: secrets as ``whsec_abcd…`` hints, header values hidden."""
+    retry = ep.retry
+    return {
+        "id": ep.id,
+        "kind": ep.kind,
+        "url": ep.url,
+        "stream": ep.stream,
+        "types": ep.types,
+        "key": ep.key,
+        "secrets": [
+            {
+                "hint": mask_secret(s.secret),
+                "created": _iso(s.created),
+                "expires_at": _iso(s.expires_at),
+                "active": s.expires_at is None or s.expires_at > now,
+            }
+            for s in ep.secrets
+        ],
+        "headers": dict.fromkeys(ep.headers, "[hidden]"),
+        "timeout": ep.timeout,
+        "retry": {
+            "schedule": list(retry.schedule),
+            "max_attempts": retry.attempts,
+            "jitter": retry.jitter,
+        },
+        "ordering": ep.ordering,
+        "max_in_flight": ep.max_in_flight,
+        "rate_limit": ep.rate_limit,
+        "enabled": ep.enabled,
+        "disabled_reason": ep.disabled_reason,
+        "failing_since": _iso(ep.failing_since),
+        "allow_replay": ep.allow_replay,
+        "disable_after": ep.disable_after,
+        "start_offset": ep.start_offset,
+        "description": ep.description,
+        "created": _iso(ep.created),
+        "updated": _iso(ep.updated),
+    }
+
+
+def correlation_id(event: Event) -> str | None:
+    """The event's correlation id header, if it has one (any usual spelling)."""
+    for name, value in event.headers.items():
+        if name.lower() in _CORRELATION_NAMES:
+            return value
+    return None
+
+
+def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+    """The Standard Webhooks request for one attempt: event JSON body, signed now."""
+    body = _encoder.encode(event)
+    headers = {
+        "Content-Type": "application/json",
+        **webhook_headers(ep.active_secrets(now), delivery_id, int(now), body),
+    }
+    corr = correlation_id(event)
+    if corr is not None and not any(c in corr for c in "\r\n\x00"):
+        headers["X-Correlation-Id"] = corr
+    return OutgoingRequest(body, headers)
+
+
+WEBHOOK = TargetKind("webhook", format_webhook)
+"""The webhook target kind: Standard Webhooks requests, the default classification table."""
