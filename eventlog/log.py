@@ -29,6 +29,7 @@ from eventlog.encoding import pending_event
 from eventlog.errors import (
     EventLogError,
     InvalidEvent,
+    InvalidInput,
     InvalidPosition,
     LogClosed,
     OffsetOutOfRange,
@@ -168,7 +169,7 @@ class EventLog:
             try:
                 config = LogConfig(**options)
             except TypeError as exc:
-                raise InvalidEvent(f"unknown log option: {exc}") from exc
+                raise InvalidInput(f"unknown log option: {exc}") from exc
         elif options:
             raise TypeError("pass either config= or keyword options, not both")
         return _Opener(cls(storage_for(target, config), config))
