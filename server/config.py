@@ -65,6 +65,15 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         shutdown_timeout: Seconds in-flight requests get to finish on shutdown.
         ingest: Inbound webhook sources (``[[ingest.sources]]``, see docs/ingest.md).
         body_timeout: Seconds a client gets to send a whole request body (408 after).
+        firehose_max_clients: Most concurrent firehose clients (WebSocket and SSE).
+        firehose_queue_events: Events a firehose client may lag behind before it
+            is closed as slow (close code 4008).
+        firehose_queue_bytes: Bytes a firehose client may have queued, likewise.
+        firehose_backlog_events: Recent events each stream's hub keeps in memory
+            so that clients close to the head catch up without reading storage.
+        firehose_page: Events per firehose catch-up read.
+        firehose_close_timeout: Seconds a closing firehose client gets to read its close frame.
+        firehose_keepalive: Seconds between SSE keepalive comments on an idle stream.
     """
 
     host: str = "127.0.0.1"
@@ -82,6 +91,13 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shutdown_timeout: float = 10.0
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     body_timeout: float = 30.0
+    firehose_max_clients: int = 1000
+    firehose_queue_events: int = 10_000
+    firehose_queue_bytes: int = 16 << 20
+    firehose_backlog_events: int = 10_000
+    firehose_page: int = 1000
+    firehose_close_timeout: float = 5.0
+    firehose_keepalive: float = 15.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -90,6 +106,17 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_body_bytes must be positive")
         if self.max_wait < 0 or self.max_read_limit < 1:
             raise ValueError("max_wait must be >= 0 and max_read_limit >= 1")
+        firehose_limits = (
+            self.firehose_max_clients,
+            self.firehose_queue_events,
+            self.firehose_queue_bytes,
+            self.firehose_backlog_events,
+            self.firehose_page,
+        )
+        if min(firehose_limits) < 1:
+            raise ValueError("firehose limits must be positive")
+        if self.firehose_close_timeout <= 0 or self.firehose_keepalive <= 0:
+            raise ValueError("firehose timeouts must be positive")
         if self.body_timeout <= 0 or self.shutdown_timeout < 0:
             raise ValueError("body_timeout must be > 0 and shutdown_timeout >= 0")
 

@@ -18,4 +18,7 @@ def all_routes() -> list[BaseRoute]:
     from server.api import ingest
 
     routes += ingest.routes
+    from server.api import firehose
+
+    routes += firehose.routes
     return routes
