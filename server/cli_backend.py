@@ -49,10 +49,12 @@ __all__ = [
 class CliError(Exception):
     """A failure to report on stderr and exit with ``exit_code``."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = 1, *, path: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+        #: The JSON path the server named in a validation error, e.g. ``$[3].type``.
+        self.path = path
 
 
 class OutOfRange(CliError):
@@ -114,6 +116,7 @@ class Backend(Protocol):
 class _ErrorBody(msgspec.Struct):
     code: str = "error"
     message: str = ""
+    path: str | None = None
 
 
 class _ErrorEnvelope(msgspec.Struct):
@@ -148,7 +151,7 @@ def server_error(response: httpx.Response) -> CliError:
         return CliError(f"server answered {status}: {text}")
     if body.code == "offset_out_of_range":
         return OutOfRange(f"{body.message} ({body.code}, {status})", None)
-    return CliError(f"{body.message} ({body.code}, {status})")
+    return CliError(f"{body.message} ({body.code}, {status})", path=body.path)
 
 
 class HttpBackend:
@@ -218,9 +221,8 @@ class HttpBackend:
 
     async def append(self, stream: str, events: Sequence[OutEvent]) -> Appended:
         """POST the events as one JSON array (one atomic batch)."""
-        response = await self._request(
-            "POST", self._path(stream) + "/events", content=encode_out(list(events))
-        )
+        content = encode_out(list(events))
+        response = await self._request("POST", self._path(stream) + "/events", content=content)
         answer: _AppendAnswer = self._decode(response, _AppendAnswer, "an append")
         offsets = answer.offsets if answer.offsets is not None else [answer.offset or 0]
         if len(offsets) != len(events):

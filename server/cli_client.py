@@ -13,20 +13,22 @@ from collections.abc import Callable
 import msgspec
 
 from eventlog import Event
-from server.cli_backend import Backend, CliError, OutOfRange
-from server.cli_common import connection_options, read_lines, run, warn, write_out
+from server.cli_backend import Appended, Backend, CliError, OutOfRange
+from server.cli_common import IntermixedParser, connection_options, read_lines, run, warn, write_out
 from server.cli_events import (
     Batcher,
     InputError,
+    Numbered,
     check_stream,
     encode_event,
+    line_of,
     parse_argument,
     parse_from,
     parse_line,
 )
 from server.cli_tables import consumers_table, print_table, streams_table
 
-__all__ = ["read_range", "register"]
+__all__ = ["append_numbered", "read_range", "register"]
 
 PAGE = 1000
 """Events asked for per read request."""
@@ -58,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--key", "-k", help="event key (default key in event mode)")
     p.add_argument("--id", help="idempotency key (one event from the JSON argument only)")
     p.set_defaults(handler=_append)
+    p.__class__ = IntermixedParser  # JSON may follow the options
 
     p = subparsers.add_parser(
         "tail",
@@ -112,13 +115,28 @@ def _append(args: argparse.Namespace) -> int:
             warn("reading NDJSON events from stdin (Ctrl-D ends)")
         batcher = Batcher(BATCH_EVENTS, BATCH_BYTES)
         for group in read_lines(sys.stdin.buffer, BATCH_EVENTS):
-            parsed = [parse_line(raw, lineno=n, type=args.type, key=args.key) for n, raw in group]
-            for batch in batcher.batches(e for e in parsed if e is not None):
-                result = await backend.append(stream, batch)
+            numbered = [
+                (n, e)
+                for n, raw in group
+                if (e := parse_line(raw, lineno=n, type=args.type, key=args.key)) is not None
+            ]
+            for batch in batcher.batches(numbered):
+                result = await append_numbered(backend, stream, batch)
                 write_out(b"".join(b"%d\n" % o for o in result.offsets))
         return 0
 
     return run(args, append, must_exist=False)
+
+
+async def append_numbered(backend: Backend, stream: str, batch: list[Numbered]) -> Appended:
+    """Append one batch; a server error about one event names its stdin line."""
+    try:
+        return await backend.append(stream, [event for _, event in batch])
+    except CliError as exc:
+        line = line_of(exc.path, [n for n, _ in batch])
+        if line is not None:
+            exc.message = f"stdin line {line}: {exc.message}"
+        raise
 
 
 # -- tail -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import select
 import signal
 import stat
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import BinaryIO
@@ -41,6 +41,7 @@ from server.cli_events import InputError, LineSplitter
 
 __all__ = [
     "DEFAULT_URL",
+    "IntermixedParser",
     "Meter",
     "connection_options",
     "open_backend",
@@ -76,6 +77,28 @@ def connection_options() -> argparse.ArgumentParser:
         help="API key, sent as 'Authorization: Bearer KEY' (env EVENTLOG_API_KEY)",
     )
     return parent
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """A parser whose optional positionals may come after options.
+
+    Plain argparse binds ``append STREAM [JSON]`` positionals in one go, so
+    ``append s --type t '{"n":1}'`` would leave the JSON unrecognised. Set a
+    sub-parser's class to this one to parse it the intermixed way.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing:  # parse_known_intermixed_args calls back into us
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def warn(message: str) -> None:

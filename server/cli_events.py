@@ -21,7 +21,8 @@ re-encoded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -35,10 +36,12 @@ __all__ = [
     "From",
     "InputError",
     "LineSplitter",
+    "Numbered",
     "OutEvent",
     "check_stream",
     "encode_event",
     "encode_out",
+    "line_of",
     "parse_argument",
     "parse_from",
     "parse_line",
@@ -221,8 +224,12 @@ def encode_out(events: list[OutEvent]) -> bytes:
     return _encoder.encode(events)
 
 
+Numbered = tuple[int, OutEvent]
+"""An event with the 1-based input line it came from (0 for the JSON argument)."""
+
+
 class Batcher:
-    """Groups events into batches bounded by count and bytes of data."""
+    """Groups numbered events into batches bounded by count and bytes of data."""
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
         if max_events < 1 or max_bytes < 1:
@@ -230,19 +237,32 @@ class Batcher:
         self.max_events = max_events
         self.max_bytes = max_bytes
 
-    def batches(self, events: Iterable[OutEvent]) -> Iterator[list[OutEvent]]:
+    def batches(self, events: Iterable[Numbered]) -> Iterator[list[Numbered]]:
         """Yield lists of events; a batch is closed before it would pass a limit."""
-        batch: list[OutEvent] = []
+        batch: list[Numbered] = []
         size = 0
-        for event in events:
+        for item in events:
+            event = item[1]
             weight = len(event.data) + len(event.type) + 64
             if batch and (len(batch) >= self.max_events or size + weight > self.max_bytes):
                 yield batch
                 batch, size = [], 0
-            batch.append(event)
+            batch.append(item)
             size += weight
         if batch:
             yield batch
+
+
+_INDEX = re.compile(r"\$\[(\d+)\]")
+
+
+def line_of(path: str | None, lines: Sequence[int]) -> int | None:
+    """The input line of the event a server error path like ``$[3].type`` names."""
+    match = _INDEX.match(path or "")
+    if match is None:
+        return None
+    index = int(match.group(1))
+    return lines[index] if index < len(lines) and lines[index] > 0 else None
 
 
 class LineSplitter:

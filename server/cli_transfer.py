@@ -15,7 +15,7 @@ import sys
 
 from eventlog import Event
 from server.cli_backend import Backend, CliError
-from server.cli_client import BATCH_BYTES, read_range
+from server.cli_client import BATCH_BYTES, append_numbered, read_range
 from server.cli_common import Meter, connection_options, input_size, read_lines, run, warn
 from server.cli_events import Batcher, InputError, check_stream, encode_event, parse_line
 
@@ -103,10 +103,11 @@ def _import(args: argparse.Namespace) -> int:
         unit = "bytes" if size is not None else "events"
         with Meter(f"import {stream}", size, unit=unit) as meter:
             for group in read_lines(source, args.batch_size):
-                parsed = [parse_line(raw, lineno=n) for n, raw in group]
-                events = [e for e in parsed if e is not None]
-                for batch in batcher.batches(events):
-                    result = await backend.append(stream, batch)
+                numbered = [
+                    (n, e) for n, raw in group if (e := parse_line(raw, lineno=n)) is not None
+                ]
+                for batch in batcher.batches(numbered):
+                    result = await append_numbered(backend, stream, batch)
                     total += len(batch)
                     if result.written is None:
                         known = False

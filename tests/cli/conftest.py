@@ -1,0 +1,69 @@
+"""Helpers of the CLI tests: run the real ``eventlog`` console script as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from tests.serverproc import ServerProcess
+from tests.support import scaled
+
+EVENTLOG = str(Path(sys.executable).parent / "eventlog")
+"""The installed console script, as a user runs it."""
+
+
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without inherited ``EVENTLOG_*`` settings (the scale excepted)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EVENTLOG_") or k == "EVENTLOG_TEST_TIMEOUT_SCALE"
+    }
+    env.update(extra or {})
+    return env
+
+
+def eventlog(
+    *args: str,
+    input: bytes | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``eventlog ARGS`` to completion; text stdout/stderr."""
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(
+        [EVENTLOG, *args],
+        input=data,
+        capture_output=True,
+        env=cli_env(env),
+        timeout=scaled(timeout),
+        check=False,
+    )
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+    )
+
+
+def lines_json(stdout: str) -> list[dict[str, object]]:
+    """Each stdout line decoded as a JSON object."""
+    return [msgspec.json.decode(line) for line in stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A path for a database file under tmp_path (not created yet)."""
+    return tmp_path / "events.db"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real ``eventlog serve`` per test module; tests use distinct stream names."""
+    path = tmp_path_factory.mktemp("server") / "events.db"
+    with ServerProcess.start(db=path) as proc:
+        yield proc
