@@ -116,8 +116,8 @@ def test_streams_and_consumers_tables_and_json(server: ServerProcess) -> None:
     assert consumers.returncode == 0, consumers.stderr
     header, _, *body = consumers.stdout.splitlines()
     assert header.split() == ["CONSUMER", "STREAM", "OFFSET", "LAG", "UPDATED"]
-    [row] = [line.split() for line in body if line.startswith("h-mailer ")]
-    assert row[:4] == ["h-mailer", "h-table", "2", "3"]
+    [cells] = [line.split() for line in body if line.startswith("h-mailer ")]
+    assert cells[:4] == ["h-mailer", "h-table", "2", "3"]
     as_json = msgspec.json.decode(eventlog("consumers", "--url", server.url, "--json").stdout)
     [mine] = [c for c in as_json if c["name"] == "h-mailer"]
     assert (mine["stream"], mine["offset"], mine["lag"]) == ("h-table", 2, 3)
