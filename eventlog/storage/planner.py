@@ -81,17 +81,24 @@ def plan_appends(
         head = next_offsets.get(stream)
         if head is None:
             head = heads.get(stream, 0)
-        if request.expected_offset is None and not any(e.id_given for e in request.events):
-            # Fast path: generated ids are new by construction.
-            n = len(request.events)
-            rows.extend(Row(stream, head + i, e) for i, e in enumerate(request.events))
+        events = request.events
+        if len(events) == 1 and request.expected_offset is None and not events[0].id_given:
+            # Fast path for the most common request: one event with a generated id.
+            event = events[0]
+            rows.append(Row(stream, head, event))
+            outcomes.append(Appended(offsets=[head], written=1, next_offset=head + 1))
+            next_offsets[stream] = head + 1
+            added_bytes[stream] = added_bytes.get(stream, 0) + len(event.data)
+            continue
+        if request.expected_offset is None and not any(e.id_given for e in events):
+            # Generated ids are new by construction: no look-ups needed.
+            n = len(events)
+            rows.extend([Row(stream, head + i, e) for i, e in enumerate(events)])
             outcomes.append(
                 Appended(offsets=list(range(head, head + n)), written=n, next_offset=head + n)
             )
             next_offsets[stream] = head + n
-            added_bytes[stream] = added_bytes.get(stream, 0) + sum(
-                len(e.data) for e in request.events
-            )
+            added_bytes[stream] = added_bytes.get(stream, 0) + sum([len(e.data) for e in events])
             continue
         known = [seen.get((stream, e.id)) if e.id_given else None for e in request.events]
         if all(offset is not None for offset in known):

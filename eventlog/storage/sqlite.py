@@ -307,12 +307,12 @@ class SQLiteStorage:
                     (
                         r.stream,
                         r.offset,
-                        r.event.id,
-                        r.event.type,
-                        r.event.key,
+                        (e := r.event).id,
+                        e.type,
+                        e.key,
                         times[r.stream],
-                        _encode(r.event.headers) if r.event.headers else None,
-                        r.event.data,
+                        _encode(e.headers) if e.headers else None,
+                        e.data,
                     )
                     for r in plan.rows
                 ],
