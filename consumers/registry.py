@@ -1,0 +1,124 @@
+"""Pluggable consumer kinds: the ``eventlog.consumers`` entry-point group.
+
+A *kind* is a factory that turns an instance's options into a handler::
+
+    # in your package's pyproject.toml
+    [project.entry-points."eventlog.consumers"]
+    audit = "mypackage.audit:make_handler"
+
+    # mypackage/audit.py
+    def make_handler(log: EventLog, options: dict[str, Any]) -> Handler:
+        path = options["path"]
+        async def handle(events: list[Event]) -> None: ...
+        return handle
+
+Instances are declared in the server's config file (``[[consumers]]``) or
+added in code with :func:`add_instances`; each becomes a named consumer in a
+:class:`~consumers.runtime.ConsumerManager`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from consumers.runtime import ConsumerManager, Handler
+from eventlog import BEGINNING, END, Event, EventLog
+
+__all__ = ["ConsumerInstance", "Kind", "add_instances", "builtin_kinds", "load_kinds"]
+
+logger = logging.getLogger("eventlog.consumers")
+
+Kind = Callable[[EventLog, dict[str, Any]], Handler]
+"""A consumer kind: ``factory(log, options) -> handler``."""
+
+GROUP = "eventlog.consumers"
+
+
+class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One declared consumer: which kind, over which stream, with which options.
+
+    Attributes:
+        name: Unique consumer name (its committed offset is stored under it).
+        kind: A kind name from :func:`load_kinds`.
+        stream: The stream to read.
+        types: Glob patterns of event types to pass (all if empty).
+        key: Only events with this key.
+        batch_size: Most events per handler call.
+        start: Where a consumer that never committed begins.
+        options: Passed to the kind's factory.
+    """
+
+    name: str
+    kind: str
+    stream: str
+    types: list[str] = []
+    key: str | None = None
+    batch_size: int = 100
+    start: Literal["beginning", "end"] = "beginning"
+    options: dict[str, Any] = {}
+
+
+def _log_kind(log: EventLog, options: dict[str, Any]) -> Handler:
+    """Built-in ``log`` kind: writes each event to the ``eventlog.consumers`` logger."""
+    level = logging.getLevelName(str(options.get("level", "INFO")).upper())
+    if not isinstance(level, int):
+        raise ValueError(f"log consumer: unknown level {options.get('level')!r}")
+
+    async def handle(events: list[Event]) -> None:
+        for event in events:
+            data = bytes(event.data).decode()
+            logger.log(level, "%s@%d %s %s", event.stream, event.offset, event.type, data)
+
+    return handle
+
+
+def builtin_kinds() -> dict[str, Kind]:
+    """The kinds eventlog ships."""
+    return {"log": _log_kind}
+
+
+def load_kinds() -> dict[str, Kind]:
+    """Built-in kinds plus every kind registered under the ``eventlog.consumers`` group."""
+    kinds = builtin_kinds()
+    for entry in importlib.metadata.entry_points(group=GROUP):
+        try:
+            kinds[entry.name] = entry.load()
+        except Exception as exc:  # a broken plugin must not take the server down
+            logger.error("cannot load consumer kind %r (%s): %s", entry.name, entry.value, exc)
+    return kinds
+
+
+def add_instances(
+    manager: ConsumerManager,
+    log: EventLog,
+    instances: Iterable[ConsumerInstance],
+    kinds: Mapping[str, Kind] | None = None,
+) -> None:
+    """Build each instance's handler from its kind and register it with the manager.
+
+    Raises:
+        ValueError: An unknown kind, or a kind that refuses the options.
+    """
+    kinds = load_kinds() if kinds is None else kinds
+    for instance in instances:
+        factory = kinds.get(instance.kind)
+        if factory is None:
+            known = ", ".join(sorted(kinds)) or "none"
+            raise ValueError(
+                f"consumer {instance.name!r}: unknown kind {instance.kind!r} (known: {known})"
+            )
+        handler = factory(log, dict(instance.options))
+        manager.add(
+            instance.name,
+            instance.stream,
+            handler,
+            types=instance.types,
+            key=instance.key,
+            batch_size=instance.batch_size,
+            start=BEGINNING if instance.start == "beginning" else END,
+        )
