@@ -98,3 +98,39 @@ async def test_closed_log_refuses_work(tmp_path: Path) -> None:
 async def test_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         EventLog.open(tmp_path / "e.db", synchronous="sometimes")  # type: ignore[arg-type]
+
+
+async def test_component_migrations_apply_in_order_once(tmp_path: Path) -> None:
+    from eventlog.storage.sqlite import SQLiteStorage
+
+    path = tmp_path / "e.db"
+    v1 = [["CREATE TABLE things (id INTEGER PRIMARY KEY)"]]
+    v2 = [*v1, ["ALTER TABLE things ADD COLUMN name TEXT"]]
+    async with EventLog.open(path) as log:
+        storage = log.storage
+        assert isinstance(storage, SQLiteStorage)
+        await storage.ensure_schema("things", v1)
+        await storage.ensure_schema("things", v1)  # already there: nothing to do
+        await storage.ensure_schema("things", v2)  # only the new step runs
+        await storage.transact(lambda c: c.execute("INSERT INTO things (name) VALUES ('x')"))
+        with pytest.raises(SchemaTooNew):
+            await storage.ensure_schema("things", v1)
+
+
+async def test_a_second_process_append_wakes_a_waiting_consumer(tmp_path: Path) -> None:
+    """Two logs on one file (as two processes would be): the re-check finds the append."""
+    import asyncio
+
+    from tests.support import scaled
+
+    path = tmp_path / "shared.db"
+    async with (
+        EventLog.open(path, recheck_interval=0.05) as reader,
+        EventLog.open(path) as writer,
+    ):
+        consumer = reader.consumer("c", "s")
+        task = asyncio.create_task(consumer.poll(10, timeout=scaled(10)))
+        await asyncio.sleep(0.1)
+        await writer.append("s", "from elsewhere", type="t")
+        events = await asyncio.wait_for(task, scaled(5))
+        assert [e.json() for e in events] == ["from elsewhere"]
