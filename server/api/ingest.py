@@ -25,6 +25,7 @@ listed with ``"origin": "config"`` and cannot be changed through the API
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -45,6 +46,8 @@ from server.ingest.store import ConfigOwned, SourceRegistry, store_for
 from server.ingest.verify import SignatureError
 
 __all__ = ["registry_of", "routes"]
+
+_FIELD = re.compile(r"([A-Za-z_][\w.\[\]-]*): ")
 
 
 async def registry_of(app: Starlette) -> SourceRegistry:
@@ -137,7 +140,14 @@ async def _decode_source(request: Request, name: str | None) -> Source:
                 f"the body names {given!r}, the URL {name!r}",
                 path="$.name",
             )
-    return msgspec.convert(raw, Source)
+    try:
+        return msgspec.convert(raw, Source)
+    except msgspec.ValidationError as exc:
+        # Semantic checks (Source.__post_init__) say "<field>: <message>".
+        match = _FIELD.match(str(exc))
+        if match is None or " - at `" in str(exc):
+            raise
+        raise ApiError(422, "invalid_source", str(exc), path="$." + match.group(1)) from exc
 
 
 async def list_sources(request: Request) -> Response:

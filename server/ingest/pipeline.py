@@ -9,7 +9,8 @@ The stored event's ``data`` is::
     {"payload": <the body>, "fields": {<mapped field>: <value>, ...}}
 
 ``payload`` is the sender's JSON body byte for byte (never re-encoded). A
-form-encoded body (``application/x-www-form-urlencoded``) whose only field is
+form-encoded body (``application/x-www-form-urlencoded``, unless it starts
+with ``{`` or ``[`` as ``curl -d`` bodies labelled so by default do) whose only field is
 ``payload`` holding JSON (GitHub's form content type, Slack interactivity)
 contributes that JSON; any other form body becomes an object of its fields
 as strings (Slack slash commands). Paths are evaluated against the same value.
@@ -54,7 +55,8 @@ def decode_body(content_type: str, body: bytes) -> tuple[object, bytes]:
         MalformedBody: Not JSON (or, for a form content type, not a UTF-8 form).
     """
     media = content_type.split(";", 1)[0].strip().lower()
-    if media == _FORM:
+    # curl -d labels any body as a form; a body that opens like JSON is JSON.
+    if media == _FORM and body.lstrip()[:1] not in (b"{", b"["):
         try:
             pairs = parse_qsl(
                 body.decode("utf-8"),

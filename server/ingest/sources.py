@@ -46,6 +46,7 @@ __all__ = [
     "TypeFrom",
     "compile_source",
     "redacted",
+    "with_defaults",
 ]
 
 #: Default largest body a source accepts (the server's ``max_body_bytes`` caps it too).
@@ -347,9 +348,20 @@ def compile_source(spec: Source, origin: Literal["config", "api"] = "api") -> Co
     return CompiledSource(spec=spec, mapper=mapper, secrets=secrets, origin=origin)
 
 
+def with_defaults(spec: Source) -> Source:
+    """The definition with the scheme's default ``type`` and ``id`` filled in where omitted."""
+    scheme = _scheme_name(spec.verify)
+    return msgspec.structs.replace(
+        spec,
+        type=spec.type if spec.type is not None else _DEFAULT_TYPE.get(scheme),
+        id=spec.id if spec.id is not None else _DEFAULT_ID.get(scheme),
+    )
+
+
 def redacted(spec: Source) -> dict[str, Any]:
-    """The definition as JSON-ready builtins with every secret replaced by ``"<redacted>"``."""
-    data: dict[str, Any] = msgspec.to_builtins(spec)
+    """The definition, defaults filled in (:func:`with_defaults`), as JSON-ready
+    builtins with every secret replaced by ``"<redacted>"``."""
+    data: dict[str, Any] = msgspec.to_builtins(with_defaults(spec))
     scheme = dict(data["verify"])
     for name in ("secret", "token"):
         if name in scheme:

@@ -116,6 +116,10 @@ def test_decode_body_takes_a_json_payload_form_field_as_the_document() -> None:
     assert raw == inner
 
 
+def test_a_json_body_labelled_as_a_form_by_curl_is_json() -> None:
+    assert decode_body("application/x-www-form-urlencoded", b' {"a":1}') == ({"a": 1}, b' {"a":1}')
+
+
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [

@@ -69,6 +69,9 @@ def test_source_created_through_the_api_receives_webhooks_and_survives_a_restart
     assert created.status_code == 201, created.text
     view = created.json()
     assert view["verify"] == {"scheme": "standard", "secret": "<redacted>", "tolerance": 300.0}
+    # The scheme's defaults are shown, not null.
+    assert view["type"] == {"header": None, "path": "$.type", "prefix": "", "default": None}
+    assert view["id"] == {"header": "webhook-id", "path": None, "required": True}
     assert view["origin"] == "api"
     assert view["url"] == "/ingest/shop"
 
@@ -113,13 +116,13 @@ def test_conflicts_and_bad_definitions_are_4xx_with_the_field_named(admin: httpx
 
     bad_path = admin.post("/api/ingest/sources", json={**SHOP, "name": "x", "key": "order.id"})
     assert bad_path.status_code == 422
-    assert bad_path.json()["error"]["message"].startswith("key: ")
+    assert bad_path.json()["error"]["path"] == "$.key"
     bad_secret = admin.post(
         "/api/ingest/sources",
         json={**SHOP, "name": "y", "verify": {"scheme": "standard", "secret": "whsec_!!"}},
     )
     assert bad_secret.status_code == 422
-    assert "verify.secret" in bad_secret.json()["error"]["message"]
+    assert bad_secret.json()["error"]["path"] == "$.verify.secret"
     mismatch = admin.put("/api/ingest/sources/z", json={**SHOP, "name": "other"})
     assert mismatch.status_code == 422
     assert mismatch.json()["error"]["path"] == "$.name"
