@@ -30,7 +30,7 @@ from server.auth import hash_key, new_key, parse_scope
 from server.config import ConfigError, ServerConfig, load_config
 from server.middleware import format_line
 
-__all__ = ["is_loopback", "register", "run_server"]
+__all__ = ["is_loopback", "main", "register", "run_server"]
 
 logger = logging.getLogger("eventlog.server")
 
@@ -200,3 +200,15 @@ def register(sub: Any) -> None:
         "--scope", action="append", help="append:<glob>, read:<glob> or admin (repeatable)"
     )
     k.set_defaults(handler=_keygen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m server.serve serve|keygen ...``: just these two commands of the CLI."""
+    parser = argparse.ArgumentParser(prog="eventlog")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

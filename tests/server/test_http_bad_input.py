@@ -1,0 +1,240 @@
+"""Bad input of every kind gets a clear 4xx JSON error, never a 500 or a hang,
+and leaves the log unchanged. Runs against a real server with a 64 KiB body
+limit and a 1 s body timeout (see ``shared_server``)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.serverproc import ServerProcess
+from tests.support import scaled
+
+URL = "/api/streams/{}/events"
+JSON = "application/json"
+
+
+def _stream() -> str:
+    return f"bad-{uuid.uuid4().hex[:12]}"
+
+
+def _assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict[str, str]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json"
+    error: dict[str, str] = r.json()["error"]
+    assert error["message"]
+    if code is not None:
+        assert error["code"] == code
+    return error
+
+
+def _assert_untouched(client: httpx.Client, stream: str) -> None:
+    assert client.get(f"/api/streams/{stream}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "path"),
+    [
+        (b"{", JSON, 400, "malformed_json", None),
+        (b'{"type": "a",}', JSON, 400, "malformed_json", None),
+        (b"\xff\xfe", JSON, 400, "malformed_json", None),
+        (b"", JSON, 400, "empty_body", None),
+        (b"   ", JSON, 400, "empty_body", None),
+        (b'{"data": 1}', JSON, 422, "validation_error", "$"),
+        (b'{"type": "a", "extra": 1}', JSON, 422, "validation_error", "$"),
+        (b'{"type": 7}', JSON, 422, "validation_error", "$.type"),
+        (b'{"type": ""}', JSON, 422, "validation_error", "$.type"),
+        (b'{"type": "a", "key": 5}', JSON, 422, "validation_error", "$.key"),
+        (b'{"type": "a", "id": ""}', JSON, 422, "validation_error", "$.id"),
+        (b'{"type": "a", "headers": {"x": 1}}', JSON, 422, "validation_error", "$.headers[...]"),
+        (b'{"type": "a", "headers": []}', JSON, 422, "validation_error", "$.headers"),
+        (b'[{"type": "a"}, 3]', JSON, 422, "validation_error", "$[1]"),
+        (b"[]", JSON, 422, "empty_batch", "$"),
+        (b"42", JSON, 422, "validation_error", "$"),
+        (b"null", JSON, 422, "validation_error", "$"),
+        (b'"text"', JSON, 422, "validation_error", "$"),
+        (b'{"type": "' + b"t" * 300 + b'"}', JSON, 422, "validation_error", "$.type"),
+        (b'{"type": "a"}', "text/plain", 415, "unsupported_media_type", None),
+        (b'{"type": "a"}', "application/x-www-form-urlencoded", 415, None, None),
+        (b'{"type": "a"}', "", 415, "unsupported_media_type", None),
+        (b'{"type":"a"}\n{"type":', "application/x-ndjson", 400, "malformed_json", None),
+        (b'{"type":"a"}\n{"type":1}', "application/x-ndjson", 422, None, "$[1].type"),
+        (b"\n\n", "application/x-ndjson", 400, "empty_body", None),
+        (b'{"type":"a"}', "application/cloudevents+json", 422, None, "$"),
+        (
+            b'{"specversion":"0.3","id":"1","source":"s","type":"t"}',
+            "application/cloudevents+json",
+            422,
+            None,
+            "$.specversion",
+        ),
+        (
+            b'{"specversion":"1.0","id":"1","source":"s","type":"t","Bad-Name":1}',
+            "application/cloudevents+json",
+            422,
+            None,
+            "$.Bad-Name",
+        ),
+        (
+            b'{"specversion":"1.0","id":"1","source":"s","type":"t","ext":{"a":1}}',
+            "application/cloudevents+json",
+            422,
+            None,
+            "$.ext",
+        ),
+        (b"[]", "application/cloudevents-batch+json", 422, "empty_batch", "$"),
+        (b'[{"specversion":"1.0"}]', "application/cloudevents-batch+json", 422, None, "$[0]"),
+    ],
+)
+def test_bad_append_body_is_a_clear_4xx_and_writes_nothing(
+    client: httpx.Client,
+    body: bytes,
+    content_type: str,
+    status: int,
+    code: str | None,
+    path: str | None,
+) -> None:
+    s = _stream()
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post(URL.format(s), content=body, headers=headers)
+    error = _assert_error(r, status, code)
+    if path is not None:
+        assert error["path"] == path
+    _assert_untouched(client, s)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["-leading-dash", "has space", "ünïcødé", "a" * 129, "semi;colon", "日本", ".dot", "x%00y"],
+)
+def test_invalid_stream_name_is_400(client: httpx.Client, name: str) -> None:
+    r = client.post(URL.format(name), json={"type": "a"})
+    _assert_error(r, 400, "invalid_stream_name")
+    _assert_error(client.get(URL.format(name)), 400, "invalid_stream_name")
+    _assert_error(client.get(f"/api/streams/{name}"), 400, "invalid_stream_name")
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"from": "-1"}, "invalid_parameter"),
+        ({"from": "abc"}, "invalid_parameter"),
+        ({"from": "1.5"}, "invalid_parameter"),
+        ({"from": "99999999999999999999999"}, "invalid_parameter"),
+        ({"from": "٣"}, "invalid_parameter"),  # a non-ASCII digit
+        ({"limit": "0"}, "invalid_parameter"),
+        ({"limit": "-5"}, "invalid_parameter"),
+        ({"limit": "1000000"}, "invalid_parameter"),
+        ({"wait": "-1"}, "invalid_parameter"),
+        ({"wait": "soon"}, "invalid_parameter"),
+        ({"wait": "nan"}, "invalid_parameter"),
+        ({"wait": "inf"}, "invalid_parameter"),
+    ],
+)
+def test_bad_read_parameters_are_400(
+    client: httpx.Client, params: dict[str, str], code: str
+) -> None:
+    _assert_error(client.get(URL.format(_stream()), params=params), 400, code)
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1e3", ""])
+def test_bad_expected_offset_is_400(client: httpx.Client, value: str) -> None:
+    s = _stream()
+    r = client.post(URL.format(s), params={"expected_offset": value}, json={"type": "a"})
+    _assert_error(r, 400, "invalid_parameter")
+    _assert_untouched(client, s)
+
+
+def test_declared_oversized_body_is_413_before_it_is_sent(shared_server: ServerProcess) -> None:
+    """A Content-Length over the limit is refused at once: the client sends
+    the headers only and reads the 413 without writing a byte of the body."""
+    s = _stream()
+    with socket.create_connection(("127.0.0.1", shared_server.port), timeout=scaled(10)) as sock:
+        sock.sendall(
+            f"POST {URL.format(s)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {10 << 30}\r\n\r\n".encode()
+        )
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b'"code":"body_too_large"' in answer
+
+
+def _chunks(total: int, size: int = 16 << 10) -> Iterator[bytes]:
+    yield b'{"type": "a", "data": "'
+    sent = 0
+    while sent < total:
+        yield b"x" * size
+        sent += size
+    yield b'"}'
+
+
+def test_chunked_oversized_body_is_413(client: httpx.Client) -> None:
+    s = _stream()
+    r = client.post(URL.format(s), content=_chunks(1 << 20), headers={"content-type": JSON})
+    _assert_error(r, 413, "body_too_large")
+    _assert_untouched(client, s)
+
+
+def test_event_over_the_log_limit_but_under_body_limit_is_413(tmp_path: object) -> None:
+    """A 2 MiB single event (the log's max_event_bytes is 1 MiB) under a 16 MiB body limit."""
+    with ServerProcess.start() as server, httpx.Client(base_url=server.url) as c:
+        big = b'{"type": "a", "data": "' + b"x" * (2 << 20) + b'"}'
+        r = c.post(URL.format("big"), content=big, headers={"content-type": JSON})
+        _assert_error(r, 413, "event_too_large")
+        _assert_untouched(c, "big")
+        over = [{"type": "a"}] * 10_001
+        _assert_error(c.post(URL.format("big"), json=over), 422, "batch_too_large")
+        _assert_untouched(c, "big")
+
+
+def test_slow_client_sending_body_byte_by_byte_gets_408(shared_server: ServerProcess) -> None:
+    s = _stream()
+    body = b'{"type": "slow", "data": "' + b"x" * 100 + b'"}'
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", shared_server.port), timeout=scaled(10)) as sock:
+        sock.sendall(
+            f"POST {URL.format(s)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        for byte in body[:20]:
+            sock.sendall(bytes([byte]))
+            time.sleep(0.1)
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b'"code":"body_timeout"' in answer
+    assert time.monotonic() - started < scaled(10)
+    with httpx.Client(base_url=shared_server.url) as c:
+        _assert_untouched(c, s)
+
+
+def test_unknown_routes_and_methods_are_json_errors(client: httpx.Client) -> None:
+    _assert_error(client.get("/api/nope"), 404, "not_found")
+    _assert_error(client.post(URL.format("a%2Fb"), json={"type": "a"}), 404, "not_found")
+    _assert_error(client.patch(URL.format("s1")), 405, "method_not_allowed")
+    _assert_error(client.put("/api/consumers/c1", content=b"{}"), 415)
+    r = client.put("/api/consumers/c1", content=b'{"stream": 1}', headers={"content-type": JSON})
+    assert _assert_error(r, 422)["path"] == "$.stream"
+    r = client.put("/api/consumers/c1", content=b"{", headers={"content-type": JSON})
+    _assert_error(r, 400, "malformed_json")
+
+
+def test_bad_idempotency_key_is_400(client: httpx.Client) -> None:
+    s = _stream()
+    r = client.post(URL.format(s), json={"type": "a"}, headers={"Idempotency-Key": "a b"})
+    _assert_error(r, 400, "invalid_idempotency_key")
+    _assert_untouched(client, s)
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data

@@ -1,0 +1,197 @@
+"""Pure parts of the server, without a server: config layers, scopes, parsing, log lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from server.api.append_body import apply_idempotency_key, media_type, parse_body
+from server.api.params import non_negative_int, wait_seconds
+from server.auth import Authenticator, hash_key, new_key, parse_scope
+from server.config import ApiKey, ConfigError, env_layer, load_config
+from server.errors import ApiError
+from server.middleware import correlation_id_from, format_line
+from server.serve import is_loopback
+
+# -- config -------------------------------------------------------------------------
+
+
+def test_config_precedence_is_defaults_file_env_flags(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('port = 8000\ndb = "file.db"\nlog_format = "json"\nmax_wait = 5.0\n')
+    env = {"EVENTLOG_PORT": "8001", "EVENTLOG_DB": "env.db", "UNRELATED": "x"}
+    config = load_config(file=toml, environ=env, flags={"port": 8002, "db": None})
+    assert config.port == 8002  # flag beats env
+    assert config.db == "env.db"  # env beats file; a None flag is "not given"
+    assert config.log_format == "json"  # file beats default
+    assert config.max_wait == 5.0
+    assert config.host == "127.0.0.1"  # default
+
+
+def test_env_values_are_converted_and_lists_are_json() -> None:
+    key = {"name": "ci", "hash": hash_key("k"), "scopes": ["admin"]}
+    env = {
+        "EVENTLOG_INSECURE": "true",
+        "EVENTLOG_MAX_BODY_BYTES": "1024",
+        "EVENTLOG_API_KEYS": msgspec.json.encode([key]).decode(),
+        "EVENTLOG_TEST_TIMEOUT_SCALE": "3",  # not a config field: ignored
+    }
+    config = load_config(environ=env)
+    assert config.insecure is True
+    assert config.max_body_bytes == 1024
+    assert config.api_keys == [ApiKey(name="ci", hash=hash_key("k"), scopes=["admin"])]
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ({"port": "seven"}, "port"),
+        ({"port": 70000}, "port must be between"),
+        ({"bogus": 1}, "bogus"),
+        ({"log_format": "xml"}, "log_format"),
+    ],
+)
+def test_invalid_config_names_the_field(layer: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(flags=layer)
+
+
+def test_bad_config_file_and_env_json_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(file=tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(file=bad)
+    with pytest.raises(ConfigError, match="must be JSON"):
+        env_layer({"EVENTLOG_API_KEYS": "[{"})
+
+
+# -- auth ---------------------------------------------------------------------------
+
+
+def test_scopes_parse_and_reject_garbage() -> None:
+    assert parse_scope("append:orders.*") == ("append", "orders.*")
+    assert parse_scope("read:*") == ("read", "*")
+    assert parse_scope("admin") == ("admin", "*")
+    for bad in ("write:x", "append:", "append", "", "admin:x"):
+        with pytest.raises(ConfigError):
+            parse_scope(bad)
+
+
+def test_authenticator_401_403_and_globs() -> None:
+    writer, reader = new_key(), new_key()
+    assert writer != reader
+    auth = Authenticator(
+        [
+            ApiKey(name="w", hash=hash_key(writer), scopes=["append:orders.*"]),
+            ApiKey(name="r", hash=hash_key(reader), scopes=["read:*"]),
+        ]
+    )
+    assert auth.enabled
+    grant = auth.check(writer, "append", "orders.eu")
+    assert grant is not None
+    assert grant.name == "w"
+    for token, action, stream, status in [
+        (None, "append", "orders.eu", 401),
+        ("", "read", None, 401),
+        ("wrong", "read", None, 401),
+        (writer, "append", "orders", 403),  # glob orders.* needs the dot
+        (writer, "read", "orders.eu", 403),
+        (reader, "append", "x", 403),
+        (reader, "admin", None, 403),
+    ]:
+        with pytest.raises(ApiError) as info:
+            auth.check(token, action, stream)  # type: ignore[arg-type]
+        assert info.value.status == status
+    assert auth.check(reader, "read", "anything") is not None
+    assert Authenticator([]).check(None, "admin") is None
+
+
+def test_authenticator_rejects_malformed_hashes() -> None:
+    with pytest.raises(ConfigError, match="sha256"):
+        Authenticator([ApiKey(name="x", hash="plaintext-key")])
+
+
+# -- request parsing -----------------------------------------------------------------
+
+
+def test_media_type_ignores_parameters_and_case() -> None:
+    assert media_type("Application/JSON; charset=utf-8") == "application/json"
+    assert media_type(None) == ""
+
+
+def test_parse_body_keeps_data_bytes_verbatim() -> None:
+    parsed = parse_body(b'{"type":"t","data": [1, 2.50 ]}', "application/json", max_events=10)
+    assert parsed.single
+    data = parsed.events[0].data
+    assert isinstance(data, msgspec.Raw)
+    assert bytes(data) == b"[1, 2.50 ]"
+
+
+def test_parse_body_batch_limit_and_ndjson_paths() -> None:
+    with pytest.raises(ApiError) as info:
+        parse_body(b'[{"type":"a"},{"type":"b"}]', "application/json", max_events=1)
+    assert (info.value.status, info.value.code) == (422, "batch_too_large")
+    with pytest.raises(ApiError) as info:
+        parse_body(b'{"type":"a"}\n\n{"type":"b","x":1}\n', "application/x-ndjson", max_events=9)
+    assert info.value.path == "$[1]"
+
+
+def test_idempotency_key_single_and_batch() -> None:
+    single = parse_body(b'{"type":"a"}', "application/json", max_events=9)
+    assert apply_idempotency_key(single, "k1")[0].id == "k1"
+    assert apply_idempotency_key(single, None)[0].id is None
+    batch = parse_body(b'[{"type":"a","id":"own"},{"type":"b"}]', "application/json", max_events=9)
+    assert [e.id for e in apply_idempotency_key(batch, "k2")] == ["own", "k2.1"]
+    with pytest.raises(ApiError):
+        apply_idempotency_key(single, "x" * 201)
+
+
+def test_query_parameters() -> None:
+    assert non_negative_int({}, "from", 0) == 0
+    assert non_negative_int({"from": "12"}, "from", 0) == 12
+    for bad in ("-1", "1.0", " 1", "0x1", "²", "1" * 20):
+        with pytest.raises(ApiError):
+            non_negative_int({"from": bad}, "from", 0)
+    with pytest.raises(ApiError):
+        non_negative_int({"limit": "11"}, "limit", 1, maximum=10)
+    assert wait_seconds({"wait": "2.5"}, 60) == 2.5
+    assert wait_seconds({"wait": "5s"}, 60) == 5
+    assert wait_seconds({"wait": "600"}, 60) == 60  # capped
+    for bad in ("-0.1", "nan", "inf", "x", "١"):
+        with pytest.raises(ApiError):
+            wait_seconds({"wait": bad}, 60)
+
+
+# -- middleware helpers ----------------------------------------------------------------
+
+
+def test_correlation_id_sources() -> None:
+    assert correlation_id_from({"x-correlation-id": "abc-1"}) == "abc-1"
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert correlation_id_from({"traceparent": trace}) == "4bf92f3577b34da6a3ce929d0e0e4736"
+    # unsafe or malformed values are replaced by a generated id
+    generated = correlation_id_from({"x-correlation-id": "a b\n", "traceparent": "garbage"})
+    assert len(generated) == 32
+    assert generated != correlation_id_from({})
+    zero = "00-" + "0" * 32 + "-00f067aa0ba902b7-01"
+    assert correlation_id_from({"traceparent": zero}) != "0" * 32
+
+
+def test_log_lines_json_and_key_value() -> None:
+    fields = {"method": "GET", "path": "/a b", "status": 200, "msg": 'say "hi"'}
+    assert msgspec.json.decode(format_line(fields, "json")) == fields
+    assert format_line(fields, "kv") == 'method=GET path="/a b" status=200 msg="say \\"hi\\""'
+    assert format_line({"x": ""}, "kv") == 'x=""'
+
+
+def test_loopback_detection() -> None:
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("192.168.1.4")
+    assert not is_loopback("example.com")
