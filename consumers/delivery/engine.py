@@ -416,11 +416,17 @@ class DeliveryEngine:
 
     async def _disable(self, endpoint: Endpoint, reason: str) -> None:
         now = self.clock()
-        updated = await self._update_endpoint(
-            endpoint.id, enabled=False, disabled_reason=reason, updated=now
-        )
-        if updated is None:
-            return
+        async with self._lock:
+            current = await self.store.get_endpoint(endpoint.id)
+            if current is None or not current.enabled:
+                return  # deleted, or another attempt disabled it first
+            updated = msgspec.structs.replace(
+                current, enabled=False, disabled_reason=reason, updated=now
+            )
+            await self.store.put_endpoint(updated)
+            worker = self._workers.get(endpoint.id)
+            if worker is not None:
+                worker.endpoint = updated
         logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, origin(endpoint.url), reason)
         with contextlib.suppress(EventLogError):
             await self.log.append(

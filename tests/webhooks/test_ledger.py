@@ -1,0 +1,272 @@
+"""The LedgerStore contract, run against every implementation (memory, SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from consumers.delivery.ledger import (
+    ConsumerAdvance,
+    DeliveryConflict,
+    LedgerStore,
+    MemoryLedger,
+)
+from consumers.delivery.model import Attempt, Endpoint, Finished, NewDelivery, new_delivery_id
+from consumers.delivery.sqlite_ledger import SQLiteLedger
+from eventlog import EventLog, StorageError
+from eventlog.storage.sqlite import SQLiteStorage
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def ledger(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[LedgerStore, EventLog]]:
+    target = ":memory:" if request.param == "memory" else tmp_path / "events.db"
+    async with EventLog.open(target) as log:
+        store: LedgerStore
+        if isinstance(log.storage, SQLiteStorage):
+            store = SQLiteLedger(log.storage)
+        else:
+            store = MemoryLedger(log.storage)
+        await store.open()
+        yield store, log
+
+
+def rows(
+    *offsets: int, key: str | None = None, replay: bool = False, at: float = NOW
+) -> list[NewDelivery]:
+    return [
+        NewDelivery(
+            id=new_delivery_id(),
+            stream="events",
+            offset=o,
+            event_id=f"e{o}",
+            event_type="t",
+            key=key,
+            next_attempt_at=at,
+            replay=replay,
+        )
+        for o in offsets
+    ]
+
+
+def done(d_id: str, status: str = "delivered", next_at: float | None = None) -> Finished:
+    return Finished(
+        delivery_id=d_id,
+        endpoint_id="ep",
+        attempt=Attempt(
+            delivery_id=d_id,
+            number=0,
+            started=NOW,
+            duration=0.01,
+            status=200,
+            error=None,
+            verdict="delivered",
+            response="ok",
+        ),
+        status=status,  # type: ignore[arg-type]
+        attempts=1,
+        rate_limited=0,
+        next_attempt_at=next_at,
+        now=NOW,
+    )
+
+
+async def test_enqueue_stores_rows_and_advances_the_consumer_together(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, log = ledger
+    inserted = await store.enqueue(
+        "ep", rows(0, 1, 2), consumer=ConsumerAdvance("webhook.ep", "events", 3), now=NOW
+    )
+    assert inserted == 3
+    assert await log.storage.get_offset("webhook.ep", "events") == 3
+    assert [d.offset for d in await store.deliveries("ep")] == [0, 1, 2]
+    assert all(d.status == "pending" for d in await store.deliveries("ep"))
+
+
+async def test_live_rows_are_never_enqueued_twice_but_replays_are(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, _ = ledger
+    await store.enqueue("ep", rows(0, 1), consumer=None, now=NOW)
+    assert await store.enqueue("ep", rows(1, 2), consumer=None, now=NOW) == 1
+    assert await store.enqueue("ep", rows(1, 2, replay=True), consumer=None, now=NOW) == 2
+    offsets = [d.offset for d in await store.deliveries("ep")]
+    assert offsets == [0, 1, 2, 1, 2]
+
+
+async def test_concurrent_claim_takes_due_rows_and_says_when_to_look_again(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, _ = ledger
+    await store.enqueue("ep", rows(0, 1, 2) + rows(3, at=NOW + 50), consumer=None, now=NOW)
+    claimed = await store.claim("ep", "concurrent", NOW, 2)
+    assert [d.offset for d in claimed.rows] == [0, 1]
+    assert all(d.status == "in_flight" for d in claimed.rows)
+    assert claimed.wake_at == NOW + 50
+    again = await store.claim("ep", "concurrent", NOW, 10)
+    assert [d.offset for d in again.rows] == [2]
+    assert (await store.claim("ep", "concurrent", NOW, 10)).rows == []
+
+
+async def test_ordered_claim_is_blocked_by_an_unfinished_head(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, _ = ledger
+    await store.enqueue("ep", rows(0, 1, 2), consumer=None, now=NOW)
+    head = (await store.claim("ep", "ordered", NOW, 10)).rows
+    assert [d.offset for d in head] == [0]
+    assert (await store.claim("ep", "ordered", NOW, 10)).rows == []
+    await store.finish([done(head[0].id, "pending", NOW + 30)])
+    blocked = await store.claim("ep", "ordered", NOW, 10)
+    assert blocked.rows == []
+    assert blocked.wake_at == NOW + 30
+    retried = await store.claim("ep", "ordered", NOW + 30, 10)
+    assert [d.offset for d in retried.rows] == [0]
+    await store.finish([done(retried.rows[0].id)])
+    assert [d.offset for d in (await store.claim("ep", "ordered", NOW + 30, 10)).rows] == [1]
+
+
+async def test_per_key_claim_orders_within_a_key_only(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, _ = ledger
+    await store.enqueue(
+        "ep", rows(0, 1, key="a") + rows(2, 3, key="b") + rows(4, 5), consumer=None, now=NOW
+    )
+    first = await store.claim("ep", "per-key", NOW, 10)
+    assert sorted(d.offset for d in first.rows) == [0, 2, 4, 5]
+    assert (await store.claim("ep", "per-key", NOW, 10)).rows == []
+    by_offset = {d.offset: d for d in first.rows}
+    await store.finish([done(by_offset[2].id)])
+    assert [d.offset for d in (await store.claim("ep", "per-key", NOW, 10)).rows] == [3]
+
+
+async def test_finish_records_attempts_and_ignores_rows_no_longer_in_flight(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, _ = ledger
+    await store.enqueue("ep", rows(0), consumer=None, now=NOW)
+    (d,) = (await store.claim("ep", "concurrent", NOW, 1)).rows
+    await store.finish([done(d.id, "pending", NOW + 1)])
+    await store.finish([done(d.id)])  # not in flight any more: ignored
+    got = await store.delivery("ep", d.id)
+    assert got is not None
+    delivery, attempts = got
+    assert delivery.status == "pending"
+    assert [a.number for a in attempts] == [1]
+    (d,) = (await store.claim("ep", "concurrent", NOW + 1, 1)).rows
+    await store.finish([done(d.id)])
+    got = await store.delivery("ep", d.id)
+    assert got is not None
+    assert got[0].status == "delivered"
+    assert [a.number for a in got[1]] == [1, 2]
+    assert await store.delivery("other", d.id) is None
+
+
+async def test_recover_returns_in_flight_rows_to_pending(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, _ = ledger
+    await store.enqueue("ep", rows(0, 1), consumer=None, now=NOW)
+    await store.claim("ep", "concurrent", NOW, 10)
+    assert (await store.counts())["ep"].in_flight == 2
+    assert await store.recover(NOW + 5) == 2
+    counts = (await store.counts())["ep"]
+    assert (counts.pending, counts.in_flight, counts.oldest_pending) == (2, 0, NOW)
+    assert len((await store.claim("ep", "concurrent", NOW + 5, 10)).rows) == 2
+
+
+async def test_operator_retry_and_skip(ledger: tuple[LedgerStore, EventLog]) -> None:
+    store, _ = ledger
+    await store.enqueue("ep", rows(0, 1), consumer=None, now=NOW)
+    a, b = (await store.claim("ep", "concurrent", NOW, 10)).rows
+    with pytest.raises(DeliveryConflict):
+        await store.act("ep", a.id, "retry", NOW)
+    await store.finish([done(a.id, "failed"), done(b.id, "pending", NOW + 100)])
+    retried = await store.act("ep", a.id, "retry", NOW + 1)
+    assert retried is not None
+    assert (retried.status, retried.budget_start, retried.next_attempt_at) == (
+        "pending",
+        1,
+        NOW + 1,
+    )
+    skipped = await store.act("ep", b.id, "skip", NOW + 1)
+    assert skipped is not None
+    assert skipped.status == "failed"
+    with pytest.raises(DeliveryConflict):
+        await store.act("ep", b.id, "skip", NOW + 2)
+    assert await store.act("ep", "msg_unknown", "retry", NOW) is None
+    assert [d.id for d in await store.deliveries("ep", status="failed")] == [b.id]
+
+
+async def test_listing_pages_by_sequence(ledger: tuple[LedgerStore, EventLog]) -> None:
+    store, _ = ledger
+    await store.enqueue("ep", rows(*range(10)), consumer=None, now=NOW)
+    first = await store.deliveries("ep", limit=4)
+    assert [d.offset for d in first] == [0, 1, 2, 3]
+    rest = await store.deliveries("ep", from_seq=first[-1].seq + 1, limit=100)
+    assert [d.offset for d in rest] == [4, 5, 6, 7, 8, 9]
+
+
+async def test_endpoints_round_trip_and_delete_cascades(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, _ = ledger
+    ep = Endpoint(id="ep", url="http://127.0.0.1:9/", types=["a.*"], headers={"X-Key": "k"})
+    await store.put_endpoint(ep)
+    assert await store.get_endpoint("ep") == ep
+    await store.enqueue("ep", rows(0), consumer=None, now=NOW)
+    assert [e.id for e in await store.endpoints()] == ["ep"]
+    assert await store.delete_endpoint("ep")
+    assert not await store.delete_endpoint("ep")
+    assert await store.get_endpoint("ep") is None
+    assert await store.deliveries("ep") == []
+
+
+async def test_sqlite_enqueue_is_all_or_nothing(tmp_path: Path) -> None:
+    async with EventLog.open(tmp_path / "events.db") as log:
+        assert isinstance(log.storage, SQLiteStorage)
+        store = SQLiteLedger(log.storage)
+        await store.open()
+        broken = [
+            *rows(0),
+            NewDelivery(
+                id=new_delivery_id(),
+                stream="events",
+                offset=[1],  # type: ignore[arg-type]  # cannot be bound: the insert fails
+                event_id="e1",
+                event_type="t",
+                key=None,
+                next_attempt_at=NOW,
+            ),
+        ]
+        with pytest.raises(StorageError):
+            await store.enqueue(
+                "ep", broken, consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
+            )
+        assert await log.storage.get_offset("webhook.ep", "events") is None
+        assert await store.deliveries("ep") == []
+
+
+async def test_sqlite_ledger_survives_reopening(tmp_path: Path) -> None:
+    async with EventLog.open(tmp_path / "events.db") as log:
+        assert isinstance(log.storage, SQLiteStorage)
+        store = SQLiteLedger(log.storage)
+        await store.open()
+        await store.enqueue(
+            "ep", rows(0, 1), consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
+        )
+        await store.claim("ep", "concurrent", NOW, 1)
+    async with EventLog.open(tmp_path / "events.db") as log:
+        assert isinstance(log.storage, SQLiteStorage)
+        store = SQLiteLedger(log.storage)
+        await store.open()
+        assert await log.storage.get_offset("webhook.ep", "events") == 2
+        assert await store.recover(NOW) == 1
+        assert [d.status for d in await store.deliveries("ep")] == ["pending", "pending"]

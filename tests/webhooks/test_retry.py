@@ -1,0 +1,196 @@
+"""Retry schedules, Retry-After, the outcome table, health and the token bucket (no event loop)."""
+
+from __future__ import annotations
+
+import email.utils
+
+import pytest
+
+from consumers.delivery.retry import (
+    DEFAULT_SCHEDULE,
+    AttemptResult,
+    Classification,
+    ErrorKind,
+    RetryPolicy,
+    TokenBucket,
+    classify,
+    next_step,
+    parse_retry_after,
+    update_health,
+)
+
+NOW = 1_700_000_000.0
+
+
+def result(
+    status: int | None = None, error: ErrorKind | None = None, **headers: str
+) -> AttemptResult:
+    return AttemptResult(status, headers, b"", error, "detail", 0.01)
+
+
+def test_default_schedule_spans_about_a_day() -> None:
+    total = sum(DEFAULT_SCHEDULE)
+    assert 20 * 3600 <= total <= 30 * 3600
+    assert DEFAULT_SCHEDULE[0] < 60  # seconds first, then minutes, then hours
+    assert DEFAULT_SCHEDULE[-1] >= 3600
+    assert RetryPolicy().attempts == len(DEFAULT_SCHEDULE) + 1
+
+
+def test_short_preset_retries_after_1_2_and_4_seconds() -> None:
+    policy = RetryPolicy.preset("short")
+    assert [policy.delay(n, 0.5) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
+    assert policy.attempts == 4
+
+
+def test_jitter_stays_within_its_fraction() -> None:
+    policy = RetryPolicy(schedule=(100,), jitter=0.2)
+    assert policy.delay(1, 0.0) == pytest.approx(80)
+    assert policy.delay(1, 0.999999) == pytest.approx(120, rel=1e-5)
+    assert policy.delay(5, 0.5) == pytest.approx(100)  # past the end: the last step again
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"schedule": (-1,)},
+        {"schedule": (float("nan"),)},
+        {"schedule": (10 * 86400,)},
+        {"schedule": tuple([1.0] * 51)},
+        {"max_attempts": 0},
+        {"max_attempts": 1000},
+        {"jitter": 2.0},
+        {"schedule": (), "max_attempts": 3},
+    ],
+)
+def test_absurd_policies_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("got", "verdict"),
+    [
+        (result(200), "delivered"),
+        (result(204), "delivered"),
+        (result(301), "failed"),
+        (result(302), "failed"),
+        (result(400), "failed"),
+        (result(401), "failed"),
+        (result(404), "failed"),
+        (result(410), "disable"),
+        (result(429), "rate_limited"),
+        (result(500), "retry"),
+        (result(502), "retry"),
+        (result(503), "retry"),
+        (result(error="timeout"), "retry"),
+        (result(error="connect"), "retry"),
+        (result(error="dns"), "retry"),
+        (result(error="reset"), "retry"),
+        (result(error="protocol"), "retry"),
+        (result(error="unsafe_target"), "failed"),
+        (result(error="invalid"), "failed"),
+    ],
+)
+def test_outcome_table(got: AttemptResult, verdict: str) -> None:
+    assert classify(got, NOW).verdict == verdict
+
+
+def test_retry_after_is_read_as_seconds_or_http_date() -> None:
+    assert parse_retry_after("120", NOW) == 120
+    assert parse_retry_after(email.utils.formatdate(NOW + 30, usegmt=True), NOW) == 30
+    assert parse_retry_after(email.utils.formatdate(NOW - 30, usegmt=True), NOW) == 0
+    assert parse_retry_after("soon", NOW) is None
+    assert parse_retry_after("nan", NOW) is None
+    assert parse_retry_after(None, NOW) is None
+    assert classify(result(503, **{"retry-after": "7"}), NOW).retry_after == 7
+    assert classify(result(500, **{"retry-after": "7"}), NOW).retry_after is None
+
+
+def test_a_429_wait_does_not_use_up_an_attempt() -> None:
+    policy = RetryPolicy.preset("short")
+    step = next_step(
+        policy,
+        Classification("rate_limited", "429", 30.0),
+        attempts=2,
+        rate_limited=0,
+        now=NOW,
+        rand=0.5,
+    )
+    assert (step.status, step.attempts, step.rate_limited) == ("pending", 2, 1)
+    assert step.next_attempt_at == NOW + 30
+
+
+def test_429_waits_are_bounded() -> None:
+    policy = RetryPolicy(schedule=(1,), max_attempts=2, max_rate_limited=3)
+    limited = Classification("rate_limited", "429", 1.0)
+    step = next_step(policy, limited, attempts=1, rate_limited=3, now=NOW, rand=0.5)
+    assert step.status == "failed"
+
+
+def test_retry_after_is_capped() -> None:
+    policy = RetryPolicy(max_retry_after=60)
+    step = next_step(
+        policy,
+        Classification("retry", "503", 10_000.0),
+        attempts=0,
+        rate_limited=0,
+        now=NOW,
+        rand=0.5,
+    )
+    assert step.next_attempt_at == NOW + 60
+
+
+def test_last_attempt_fails_the_delivery() -> None:
+    policy = RetryPolicy.preset("short")
+    retry = Classification("retry", "HTTP 500")
+    attempts = 0
+    statuses = []
+    while True:
+        step = next_step(policy, retry, attempts=attempts, rate_limited=0, now=NOW, rand=0.5)
+        statuses.append(step.status)
+        attempts = step.attempts
+        if step.status != "pending":
+            break
+    assert statuses == ["pending", "pending", "pending", "failed"]
+    assert attempts == 4
+
+
+def test_410_fails_and_asks_to_disable() -> None:
+    step = next_step(
+        RetryPolicy(), classify(result(410), NOW), attempts=0, rate_limited=0, now=NOW, rand=0.5
+    )
+    assert step.status == "failed"
+    assert step.disable_reason is not None
+    assert "410" in step.disable_reason
+
+
+def test_continuous_failure_disables_after_the_configured_time() -> None:
+    h = update_health(None, success=False, now=NOW, disable_after=60, last_error="HTTP 500")
+    assert h.failing_since == NOW
+    assert h.disable_reason is None
+    h = update_health(
+        h.failing_since, success=False, now=NOW + 59, disable_after=60, last_error="x"
+    )
+    assert h.disable_reason is None
+    h = update_health(
+        h.failing_since, success=False, now=NOW + 60, disable_after=60, last_error="x"
+    )
+    assert h.disable_reason is not None
+    assert "last error: x" in h.disable_reason
+    assert (
+        update_health(
+            NOW, success=True, now=NOW + 61, disable_after=60, last_error=""
+        ).failing_since
+        is None
+    )
+    never = update_health(NOW - 1e6, success=False, now=NOW, disable_after=None, last_error="")
+    assert never.disable_reason is None
+
+
+def test_token_bucket_paces_to_its_rate() -> None:
+    bucket = TokenBucket(rate=10, burst=2)
+    waits = [bucket.take(NOW) for _ in range(4)]
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2] == pytest.approx(0.1)
+    assert waits[3] == pytest.approx(0.2)
+    assert bucket.take(NOW + 1.0) == 0.0
