@@ -5,18 +5,12 @@ A backend that several processes share (PostgreSQL) implements
 backend (memory, SQLite), one :class:`LocalLeases` per storage that is
 exclusive within the process.
 
-The consumer runtime's loop::
+:func:`run_exclusively` is the loop a consumer runtime needs::
 
-    leases = leases_for(log.storage)
-    while running:
-        lease = await leases.acquire_lease("consumer:billing")
-        if lease is None:            # held elsewhere: try again later
-            await asyncio.sleep(1)
-            continue
-        try:
-            run_until(lease.wait_lost())   # stop at once when the lease is lost
-        finally:
-            await lease.release()
+    await run_exclusively(leases_for(log.storage), "consumer:billing", run_billing)
+
+It runs ``run_billing()`` only while this process holds the lease, cancels it
+at once when the lease is lost, and keeps trying to take the lease otherwise.
 
 A holder that dies (or loses its database connection) loses the lease; the
 next ``acquire_lease`` in another process gets it.
@@ -25,10 +19,17 @@ next ``acquire_lease`` in another process gets it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Lease", "Leases", "LocalLeases", "leases_for"]
+from eventlog.errors import StorageError
+
+__all__ = ["Lease", "Leases", "LocalLeases", "leases_for", "run_exclusively"]
+
+log = logging.getLogger("eventlog.leases")
 
 
 @runtime_checkable
@@ -103,3 +104,50 @@ def leases_for(storage: object) -> Leases:
     if leases is None:
         leases = _local[storage] = LocalLeases()
     return leases
+
+
+async def run_exclusively(
+    leases: Leases,
+    name: str,
+    work: Callable[[], Awaitable[None]],
+    *,
+    retry: float = 1.0,
+) -> None:
+    """Run ``work()`` while holding lease ``name``; never in two processes at once.
+
+    Tries to take the lease every ``retry`` seconds. While it is held,
+    ``work()`` runs; if the lease is lost, ``work()`` is cancelled at once and
+    the loop goes back to trying. Returns when ``work()`` returns; an
+    exception from ``work()`` propagates (after the lease is released).
+    Cancel the call to stop: the lease is released on the way out.
+
+    The takeover time after a holder dies is at most ``retry`` plus the time
+    the backend needs to see the holder gone (immediate for a process that
+    exits or is killed; see :mod:`eventlog.storage.postgres_leases` for a
+    host that vanishes).
+    """
+    while True:
+        try:
+            lease = await leases.acquire_lease(name)
+        except StorageError as exc:
+            log.warning("lease %r: cannot reach the backend (%s); retrying", name, exc)
+            lease = None
+        if lease is None:
+            await asyncio.sleep(retry)
+            continue
+        task = asyncio.ensure_future(work())
+        lost = asyncio.ensure_future(lease.wait_lost())
+        try:
+            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(StorageError):
+                await lease.release()
+        if not task.cancelled():
+            task.result()  # re-raise the work's exception
+            return
+        log.warning("lease %r lost: stopped its work; trying to take it again", name)

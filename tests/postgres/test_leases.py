@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import asyncpg
 import pytest
 
 from eventlog.errors import LogClosed
-from eventlog.storage.leases import Leases, LocalLeases, leases_for
+from eventlog.storage.leases import Leases, LocalLeases, leases_for, run_exclusively
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.sqlite import SQLiteStorage
@@ -122,4 +123,49 @@ async def test_single_process_backends_get_process_local_leases(tmp_path: Path) 
     assert await leases_for(sqlite).acquire_lease("c") is not None
     await lease.release()
     await asyncio.wait_for(lease.wait_lost(), scaled(1))
+    assert await leases.acquire_lease("c") is not None
+
+
+async def test_run_exclusively_stops_work_when_the_lease_is_lost(
+    pg_url: str, pg_storage: PostgresStorage, other: PostgresStorage
+) -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    runner = asyncio.create_task(run_exclusively(pg_storage, "c", work, retry=0.05))
+    try:
+        await asyncio.wait_for(started.wait(), scaled(5))
+        assert await other.acquire_lease("c") is None
+        assert pg_storage.leases is not None
+        admin = await asyncpg.connect(pg_url)
+        try:
+            await admin.fetchval(
+                "SELECT pg_terminate_backend($1)", pg_storage.leases.connection_pid
+            )
+        finally:
+            await admin.close()
+        await asyncio.wait_for(cancelled.wait(), scaled(6))
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    assert await other.acquire_lease("c") is not None
+
+
+async def test_run_exclusively_releases_the_lease_when_work_fails() -> None:
+    leases = LocalLeases()
+
+    async def work() -> None:
+        raise ValueError("handler bug")
+
+    with pytest.raises(ValueError, match="handler bug"):
+        await run_exclusively(leases, "c", work)
     assert await leases.acquire_lease("c") is not None

@@ -1,0 +1,124 @@
+"""Three ``eventlog serve`` processes on one PostgreSQL database.
+
+Producers append through all three at once; every acknowledged event must be
+stored exactly once at the offset it was acknowledged with, offsets per
+stream must be gapless, and a firehose client on one process must see the
+events appended through the others (LISTEN/NOTIFY wakes its hub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import msgspec
+import pytest
+import websockets
+
+from tests.pg import PgCluster
+from tests.serverproc import ServerProcess
+from tests.support import scaled
+
+pytestmark = pytest.mark.slow
+
+STREAMS = ["orders", "payments"]
+
+
+@pytest.fixture(scope="module")
+def servers(pg_cluster: PgCluster) -> Iterator[list[ServerProcess]]:
+    """Three servers on one fresh database (the first creates the schema)."""
+    url = asyncio.run(pg_cluster.create_database())
+    started: list[ServerProcess] = []
+    try:
+        for _ in range(3):
+            started.append(ServerProcess.start(db=url))
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+async def produce(
+    client: httpx.AsyncClient, base: str, who: str, rounds: int
+) -> list[tuple[str, int, str]]:
+    """Append single events and small batches; return ``(stream, offset, id)`` acks."""
+    acks: list[tuple[str, int, str]] = []
+    for i in range(rounds):
+        stream = STREAMS[i % len(STREAMS)]
+        ids = [f"{who}-{i}-{j}" for j in range(1 + i % 3)]
+        body = [{"type": "t", "id": x, "data": {"who": who, "i": i}} for x in ids]
+        response = await client.post(f"{base}/api/streams/{stream}/events", json=body)
+        assert response.status_code == 201, response.text
+        offsets = response.json()["offsets"]
+        acks.extend((stream, o, x) for o, x in zip(offsets, ids, strict=True))
+    return acks
+
+
+async def test_three_servers_share_one_log_with_gapless_offsets_and_live_firehose(
+    servers: list[ServerProcess],
+) -> None:
+    # The firehose serves existing streams: create "orders" through server 1.
+    async with httpx.AsyncClient(timeout=scaled(10)) as client:
+        seed = await client.post(
+            f"{servers[1].url}/api/streams/orders/events",
+            json={"type": "t", "id": "seed", "data": {"who": "seed"}},
+        )
+    assert seed.status_code == 201
+    firehose_url = f"{servers[0].ws_url}/api/streams/orders/firehose?from=beginning"
+    seen: list[dict[str, object]] = []
+    async with websockets.connect(firehose_url) as ws:
+
+        async def listen(expected: int) -> None:
+            while len(seen) < expected:
+                seen.append(msgspec.json.decode(await ws.recv()))
+
+        async with httpx.AsyncClient(timeout=scaled(30)) as client:
+            tasks = [
+                produce(client, server.url, f"s{n}-p{p}", 30)
+                for n, server in enumerate(servers)
+                for p in range(4)
+            ]
+            results = await asyncio.gather(*tasks)
+            acks = [("orders", 0, "seed")] + [a for r in results for a in r]
+            stored: dict[str, dict[int, str]] = {}
+            for stream in STREAMS:
+                # Read back through a server none of the producers favoured.
+                page = await client.get(
+                    f"{servers[2].url}/api/streams/{stream}/events",
+                    params={"from": 0, "limit": 10_000},
+                )
+                assert page.status_code == 200
+                events = page.json()["events"]
+                assert [e["offset"] for e in events] == list(range(len(events)))
+                stored[stream] = {e["offset"]: e["id"] for e in events}
+        assert len(acks) == sum(len(s) for s in stored.values())
+        assert len({(s, i) for s, _, i in acks}) == len(acks)
+        for stream, offset, event_id in acks:
+            assert stored[stream][offset] == event_id
+        # The firehose on server 0 saw every order, appended through any server.
+        await asyncio.wait_for(listen(len(stored["orders"])), scaled(20))
+    assert [e["offset"] for e in seen] == list(range(len(stored["orders"])))
+    assert {e["id"] for e in seen} == set(stored["orders"].values())
+    whos = {str(e["data"]["who"]).split("-")[0] for e in seen}  # type: ignore[index]
+    assert whos == {"seed", "s0", "s1", "s2"}
+
+
+async def test_long_poll_on_one_server_wakes_on_append_through_another(
+    servers: list[ServerProcess],
+) -> None:
+    async with httpx.AsyncClient(timeout=scaled(30)) as client:
+        poll = asyncio.create_task(
+            client.get(
+                f"{servers[1].url}/api/streams/alerts/events",
+                params={"from": 0, "wait": 20},
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not poll.done()
+        response = await client.post(
+            f"{servers[2].url}/api/streams/alerts/events", json={"type": "t", "data": 1}
+        )
+        assert response.status_code == 201
+        page = await asyncio.wait_for(poll, scaled(10))
+        assert [e["data"] for e in page.json()["events"]] == [1]
