@@ -220,8 +220,8 @@ class HttpBackend:
         return f"/api/streams/{quote(stream, safe='')}"
 
     async def append(self, stream: str, events: Sequence[OutEvent]) -> Appended:
-        """POST the events as one JSON array (one atomic batch)."""
-        content = encode_out(list(events))
+        """POST the events: one event as an object, several as one JSON array (atomic)."""
+        content = encode_out(events[0] if len(events) == 1 else list(events))
         response = await self._request("POST", self._path(stream) + "/events", content=content)
         answer: _AppendAnswer = self._decode(response, _AppendAnswer, "an append")
         offsets = answer.offsets if answer.offsets is not None else [answer.offset or 0]

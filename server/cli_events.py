@@ -219,8 +219,8 @@ def encode_event(event: Event) -> bytes:
     return _encoder.encode(event) + b"\n"
 
 
-def encode_out(events: list[OutEvent]) -> bytes:
-    """Events as the JSON array body of an append request."""
+def encode_out(events: OutEvent | list[OutEvent]) -> bytes:
+    """An event (object) or events (array) as the JSON body of an append request."""
     return _encoder.encode(events)
 
 
@@ -257,11 +257,19 @@ _INDEX = re.compile(r"\$\[(\d+)\]")
 
 
 def line_of(path: str | None, lines: Sequence[int]) -> int | None:
-    """The input line of the event a server error path like ``$[3].type`` names."""
-    match = _INDEX.match(path or "")
-    if match is None:
+    """The input line of the event a server error path names.
+
+    ``$[3].type`` names the fourth event of a batch; ``$.type`` the one event
+    of a batch sent as a single object.
+    """
+    path = path or ""
+    match = _INDEX.match(path)
+    if match is not None:
+        index = int(match.group(1))
+    elif len(lines) == 1 and (path == "$" or path.startswith("$.")):
+        index = 0
+    else:
         return None
-    index = int(match.group(1))
     return lines[index] if index < len(lines) and lines[index] > 0 else None
 
 

@@ -95,9 +95,8 @@ def print_table(table: Table) -> None:
     if sys.stdout.isatty():
         Console().print(table)
         return
+    # A table renders at its natural width when the console is wider than it.
     console = Console(width=10_000, color_system=None, highlight=False)
-    width = max(console.measure(table).maximum, 20)
-    console = Console(width=width, color_system=None, highlight=False)
     with console.capture() as capture:
         console.print(table)
     # No colour, no padding at line ends: friendly to grep, awk and diff.

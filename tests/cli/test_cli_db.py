@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from eventlog import EventLog, Retention
+from server.cli import main
 from tests.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json
 from tests.support import scaled
 
@@ -184,26 +186,45 @@ def test_export_import_round_trip_keeps_ids_and_data_and_reimport_is_idempotent(
     )
 
 
-def test_usage_errors_exit_2_with_a_clear_message(db: Path, tmp_path: Path) -> None:
-    eventlog("append", "--db", str(db), "s", '{"type":"t"}')
-    cases = [
-        (["append", "--db", str(db), "bad name", "{}"], "invalid name 'bad name'"),
-        (["append", "--db", str(db), "s", "{oops"], "JSON argument: not valid JSON"),
-        (["append", "--db", str(db), "s", '{"data":1}'], "missing required field `type`"),
-        (["append", "--db", str(db), "s", "--id", "x"], "--id works with a JSON argument only"),
-        (["tail", "--db", str(db), "s", "--from", "soon"], "--from must be an offset"),
-        (["tail", "--db", str(tmp_path / "nope.db"), "s"], "no database file at"),
-        (["streams", "--db", str(db), "--url", "http://127.0.0.1:1"], "not allowed with argument"),
-        (["import", "--db", str(db), "s", "--batch-size", "0"], "--batch-size must be between"),
-        (["streams", "--url", "ftp://x"], "--url must start with http://"),
-        (["frobnicate"], "invalid choice"),
-    ]
-    for args, message in cases:
-        result = eventlog(*args)
-        assert result.returncode == 2, (args, result.stderr)
-        assert message in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr
-    assert not (tmp_path / "nope.db").exists()
+USAGE_ERRORS = [
+    (["append", "--db", "{db}", "bad name", "{{}}"], "invalid name 'bad name'"),
+    (["append", "--db", "{db}", "s", "{{oops"], "JSON argument: not valid JSON"),
+    (["append", "--db", "{db}", "s", '{{"data":1}}'], "missing required field `type`"),
+    (["append", "--db", "{db}", "s", "--id", "x"], "--id works with a JSON argument only"),
+    (["tail", "--db", "{db}", "s", "--from", "soon"], "--from must be an offset"),
+    (["tail", "--db", "{missing}", "s"], "no database file at"),
+    (["streams", "--db", "{db}", "--url", "http://127.0.0.1:1"], "not allowed with argument"),
+    (["import", "--db", "{db}", "s", "--batch-size", "0"], "--batch-size must be between"),
+    (["streams", "--url", "ftp://x"], "--url must start with http://"),
+    (["export", "--db", "{db}", "-"], "invalid name '-'"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), USAGE_ERRORS)
+def test_usage_errors_exit_2_with_a_clear_message(
+    argv: list[str], message: str, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In-process (the same main() the console script runs): these never reach a server.
+    missing = tmp_path / "nope.db"
+    args = [a.format(db=db, missing=missing) for a in argv]
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    assert message in captured.err
+    assert captured.out == ""
+    assert not missing.exists()
+
+
+def test_usage_error_from_the_console_script_has_no_traceback(db: Path) -> None:
+    result = eventlog("append", "--db", str(db), "s", "{oops")
+    assert result.returncode == 2
+    assert result.stderr.startswith("eventlog: error: JSON argument: not valid JSON")
+    assert "Traceback" not in result.stderr
+    assert not db.exists()
 
 
 def test_bad_stdin_line_exits_2_naming_the_line_and_appends_nothing(db: Path) -> None:

@@ -160,6 +160,9 @@ def test_server_error_path_maps_back_to_the_input_line() -> None:
     assert line_of("$[2]", lines) == 9
     assert line_of("$[3].type", lines) is None
     assert line_of("$.type", lines) is None
+    assert line_of("$.type", [12]) == 12
+    assert line_of("$", [12]) == 12
+    assert line_of("type", [12]) is None
     assert line_of(None, lines) is None
     assert line_of("$[0].data", [0]) is None  # the JSON argument has no line
 
