@@ -59,8 +59,7 @@ Command = Callable[[argparse.Namespace, Backend], Awaitable[int]]
 def connection_options() -> argparse.ArgumentParser:
     """A parent parser with ``--url``, ``--api-key`` and ``--db`` for every client command."""
     parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("connection")
-    where = group.add_mutually_exclusive_group()
+    where = parent.add_mutually_exclusive_group()
     where.add_argument(
         "--url",
         default=os.environ.get("EVENTLOG_URL", DEFAULT_URL),
@@ -71,7 +70,7 @@ def connection_options() -> argparse.ArgumentParser:
         metavar="PATH",
         help="work on this SQLite database file in-process instead of a server",
     )
-    group.add_argument(
+    parent.add_argument(
         "--api-key",
         default=os.environ.get("EVENTLOG_API_KEY"),
         help="API key, sent as 'Authorization: Bearer KEY' (env EVENTLOG_API_KEY)",

@@ -286,3 +286,27 @@ def test_progress_bar_is_drawn_only_on_a_terminal(db: Path, tmp_path: Path) -> N
     assert b"\xe2\x94\x81" in drawn
     plain = eventlog("import", "--db", str(db), "s", input=dump.read_text())
     assert plain.stderr == "eventlog: imported 50 events into s (0 new, 50 already present)\n"
+
+
+def test_append_from_a_slow_pipe_appends_each_line_as_it_arrives(db: Path) -> None:
+    with subprocess.Popen(
+        [EVENTLOG, "append", "--db", str(db), "slow", "--type", "n"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        try:
+            proc.stdin.write(b"1\n")
+            proc.stdin.flush()
+            # The offset comes back while stdin is still open: no waiting for EOF.
+            assert proc.stdout.readline() == b"0\n"
+            proc.stdin.write(b"2\n")
+            proc.stdin.close()
+            assert proc.stdout.read() == b"1\n"
+            assert proc.wait(scaled(15)) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
