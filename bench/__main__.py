@@ -18,6 +18,7 @@ SCENARIOS: dict[str, str] = {
     "append": "bench.append",
     "read": "bench.read",
     "memory": "bench.memory",
+    "postgres": "bench.postgres",
 }
 
 
