@@ -1,0 +1,56 @@
+"""Fixtures of the firehose tests: real ``eventlog serve`` subprocesses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import msgspec
+import pytest
+
+from server.auth import hash_key
+from tests.serverproc import ServerProcess
+from tests.support import scaled
+
+READER_KEY = "el_test_reader_key"
+WRITER_KEY = "el_test_writer_key"
+API_KEYS = msgspec.json.encode(
+    [
+        {"name": "reader", "hash": hash_key(READER_KEY), "scopes": ["read:orders*"]},
+        {"name": "writer", "hash": hash_key(WRITER_KEY), "scopes": ["append:*"]},
+    ]
+).decode()
+
+
+@pytest.fixture(scope="module")
+def fh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server per test module (tests use their own streams).
+
+    A small slow-client bound (2,000 events) and a short SSE keepalive.
+    """
+    db = tmp_path_factory.mktemp("firehose") / "events.db"
+    env = {
+        "EVENTLOG_FIREHOSE_QUEUE_EVENTS": "2000",
+        "EVENTLOG_FIREHOSE_KEEPALIVE": "0.5",
+        "EVENTLOG_FIREHOSE_CLOSE_TIMEOUT": "2",
+        "EVENTLOG_SYNCHRONOUS": "normal",
+        "EVENTLOG_FIREHOSE_BACKLOG_EVENTS": "2000",
+    }
+    with ServerProcess.start(db=db, env=env) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with API keys and room for only two firehose clients."""
+    db = tmp_path_factory.mktemp("firehose-auth") / "events.db"
+    env = {"EVENTLOG_API_KEYS": API_KEYS, "EVENTLOG_FIREHOSE_MAX_CLIENTS": "2"}
+    with ServerProcess.start(db=db, env=env) as proc:
+        yield proc
+
+
+@pytest.fixture
+def http(fh_server: ServerProcess) -> Iterator[httpx.Client]:
+    """An HTTP client on the module's server."""
+    with httpx.Client(base_url=fh_server.url, timeout=scaled(20)) as c:
+        yield c
