@@ -284,6 +284,74 @@ async def insert_methods(admin: str, sizes: list[int]) -> list[str]:
     return [*lines, ""]
 
 
+_LOCKS = {
+    "head row `SELECT ... FOR UPDATE` (chosen)": (
+        "SELECT next_offset FROM eventlog.streams WHERE name = $1 FOR UPDATE",
+    ),
+    "`pg_advisory_xact_lock(hash(stream))` + head row read": (
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        "SELECT next_offset FROM eventlog.streams WHERE name = $1",
+    ),
+    "`pg_advisory_xact_lock` + `max(offset)` from events": (
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        'SELECT coalesce(max("offset") + 1, 0) FROM eventlog.events WHERE stream = $1',
+    ),
+}
+
+
+async def locking_strategies(admin: str, writers: int, batch: int, seconds: float) -> list[str]:
+    """Contended appends to one stream from several connections, per locking strategy."""
+    data = _encode(payload(0))
+    insert = (
+        'INSERT INTO eventlog.events (stream, "offset", id, type, key, time_us, headers, data) '
+        "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
+        "$6::bigint[], $7::bytea[], $8::bytea[])"
+    )
+    lines = [
+        f"Gapless offsets under contention: {writers} connections appending batches of "
+        f"{batch} to one stream for {seconds:g} s each (events/s, all committed):",
+        "",
+        "| per-stream lock | events/s |",
+        "|---|---|",
+    ]
+    for name, statements in _LOCKS.items():
+        async with scratch_db(admin) as url:
+            await prepared_schema(url)
+            conns = [await asyncpg.connect(url) for _ in range(writers)]
+            await conns[0].execute(
+                "INSERT INTO eventlog.streams (name, next_offset) VALUES ('s', 0)"
+            )
+            done = 0
+            stop = time.perf_counter() + seconds
+
+            async def writer(
+                conn: asyncpg.Connection, statements: tuple[str, ...], stop: float
+            ) -> None:
+                nonlocal done
+                while time.perf_counter() < stop:
+                    async with conn.transaction():
+                        head = 0
+                        for statement in statements:
+                            head = await conn.fetchval(statement, "s")
+                        columns = list(zip(*rows("s", head, [data] * batch, 0), strict=True))
+                        await conn.execute(insert, *[list(c) for c in columns])
+                        await conn.execute(
+                            "UPDATE eventlog.streams SET next_offset = $1 WHERE name = 's'",
+                            head + batch,
+                        )
+                    done += batch
+
+            start = time.perf_counter()
+            await asyncio.gather(*(writer(c, statements, stop) for c in conns))
+            rate = done / (time.perf_counter() - start)
+            count = await conns[0].fetchval("SELECT count(*) FROM eventlog.events")
+            assert count == done, "offsets collided"
+            for conn in conns:
+                await conn.close()
+        lines.append(f"| {name} | {rate:,.0f} |")
+    return [*lines, ""]
+
+
 async def best(runs: int, fn: Callable[[], Awaitable[float]]) -> float:
     """The best rate of several runs: the least disturbed by neighbours."""
     rates = [await fn() for _ in range(runs)]
@@ -387,6 +455,7 @@ async def run(quick: bool) -> Section:
                     )
                 )
         table = await insert_methods(admin, [1, 10, 100, 1000] if not quick else [1, 100, 1000])
+        table += await locking_strategies(admin, 4, 10, 3.0 if quick else 10.0)
     return Section(
         key="postgres",
         title="PostgreSQL: append and read next to raw asyncpg",
