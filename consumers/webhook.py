@@ -38,8 +38,11 @@ __all__ = [
     "WEBHOOK",
     "EndpointPatch",
     "EndpointSpec",
+    "SpecError",
+    "WebhooksConfig",
     "apply_patch",
     "build_endpoint",
+    "declared_endpoint",
     "format_webhook",
     "public_view",
     "rotate_secret",
@@ -132,6 +135,33 @@ class EndpointPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allow_replay: bool | msgspec.UnsetType = msgspec.UNSET
     disable_after: float | msgspec.UnsetType | None = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class WebhooksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[webhooks]`` table of the server's config file.
+
+    Attributes:
+        enabled: Run the delivery workers in the server.
+        allow_private_targets: Allow targets on loopback, private and other
+            non-global addresses (off by default: the SSRF guard refuses them).
+        system_stream: Stream that receives ``delivery.endpoint.disabled`` events.
+        endpoints: Endpoints declared in the file (``[[webhooks.endpoints]]``,
+            each with an ``id``); created or updated at start-up, read-only
+            through the API.
+    """
+
+    enabled: bool = True
+    allow_private_targets: bool = False
+    system_stream: str = "system"
+    endpoints: list[EndpointSpec] = []
+
+    def __post_init__(self) -> None:
+        validate_stream_name(self.system_stream)
+        ids = [e.id for e in self.endpoints]
+        if any(i is None for i in ids):
+            raise ValueError("endpoints declared in the config file need an id")
+        if len(set(ids)) != len(ids):
+            raise ValueError("endpoint ids in the config file must be unique")
 
 
 class SpecError(ValueError):
@@ -369,3 +399,30 @@ def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> 
 
 WEBHOOK = TargetKind("webhook", format_webhook)
 """The webhook target kind: Standard Webhooks requests, the default classification table."""
+
+
+def declared_endpoint(
+    spec: EndpointSpec, existing: Endpoint | None, *, now: float, head: int, first: int = 0
+) -> Endpoint:
+    """The endpoint for a config-file declaration, keeping the runtime state of
+    an existing one (its start offset, secrets unless the file names a new one,
+    and a disabled state with its reason)."""
+    fresh = build_endpoint(spec, now=now, head=head, first=first)
+    fresh = msgspec.structs.replace(fresh, origin="config")
+    if existing is None:
+        return fresh
+    secrets = existing.secrets
+    current = existing.secrets[0].secret if existing.secrets else None
+    if spec.secret is not None and spec.secret != current:
+        secrets = rotate_secret(existing, now=now, secret=spec.secret)[0].secrets
+    enabled = existing.enabled and spec.enabled
+    return msgspec.structs.replace(
+        fresh,
+        secrets=secrets,
+        start_offset=existing.start_offset,
+        created=existing.created,
+        enabled=enabled,
+        disabled_reason=existing.disabled_reason if not enabled else None,
+        failing_since=existing.failing_since,
+        updated=now,
+    )

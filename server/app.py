@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from eventlog import EventLog, EventLogError
-from server.api import all_routes
+from server.api import all_routes, webhook_engine
 from server.auth import Authenticator
 from server.config import ServerConfig
 from server.errors import ApiError, handle_error
@@ -52,12 +52,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_log:
             await log.start()
+        await webhook_engine.start(app)  # webhook delivery workers (server/api/webhook_engine.py)
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
             app.state.stopping.set()
+            await webhook_engine.stop(app)
             if manage_log:
                 await log.close()
 

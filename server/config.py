@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from consumers.webhook import WebhooksConfig
 from server.ingest.sources import IngestConfig
 
 __all__ = ["ApiKey", "ConfigError", "ServerConfig", "env_layer", "load_config"]
@@ -74,6 +75,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         firehose_page: Events per firehose catch-up read.
         firehose_close_timeout: Seconds a closing firehose client gets to read its close frame.
         firehose_keepalive: Seconds between SSE keepalive comments on an idle stream.
+        webhooks: Webhook delivery (``[webhooks]``, see docs/webhooks.md).
     """
 
     host: str = "127.0.0.1"
@@ -98,6 +100,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     firehose_page: int = 1000
     firehose_close_timeout: float = 5.0
     firehose_keepalive: float = 15.0
+    webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

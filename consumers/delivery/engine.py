@@ -85,6 +85,7 @@ from eventlog.errors import EventLogError, LogClosed, NotFound, OffsetOutOfRange
 from eventlog.model import Event
 
 __all__ = [
+    "AttemptHook",
     "DeliveryEngine",
     "OutgoingRequest",
     "ReplayResult",

@@ -77,6 +77,8 @@ class Endpoint(msgspec.Struct, kw_only=True):
         start_offset: Where the consumer starts if it never committed.
         description: Free text.
         options: Settings of the target kind (templates etc.).
+        origin: ``"config"`` for endpoints declared in the config file (the
+            API may not change or delete them), else ``"api"``.
         created: Creation time.
         updated: Last change.
     """
@@ -102,6 +104,7 @@ class Endpoint(msgspec.Struct, kw_only=True):
     start_offset: int = 0
     description: str = ""
     options: dict[str, Any] = {}
+    origin: Literal["api", "config"] = "api"
     created: float = 0.0
     updated: float = 0.0
 

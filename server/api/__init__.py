@@ -21,4 +21,7 @@ def all_routes() -> list[BaseRoute]:
     from server.api import firehose
 
     routes += firehose.routes
+    from server.api import webhooks
+
+    routes += webhooks.routes
     return routes

@@ -64,8 +64,8 @@ class Receiver:
         await site.start()
         if self.port == 0:
             server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            assert isinstance(server, asyncio.Server)
+            self.port = server.sockets[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:

@@ -23,8 +23,9 @@ NOW = 1_700_000_000.0
 
 
 def result(
-    status: int | None = None, error: ErrorKind | None = None, **headers: str
+    status: int | None = None, error: ErrorKind | None = None, retry_after: str | None = None
 ) -> AttemptResult:
+    headers = {} if retry_after is None else {"retry-after": retry_after}
     return AttemptResult(status, headers, b"", error, "detail", 0.01)
 
 
@@ -102,8 +103,8 @@ def test_retry_after_is_read_as_seconds_or_http_date() -> None:
     assert parse_retry_after("soon", NOW) is None
     assert parse_retry_after("nan", NOW) is None
     assert parse_retry_after(None, NOW) is None
-    assert classify(result(503, **{"retry-after": "7"}), NOW).retry_after == 7
-    assert classify(result(500, **{"retry-after": "7"}), NOW).retry_after is None
+    assert classify(result(503, retry_after="7"), NOW).retry_after == 7
+    assert classify(result(500, retry_after="7"), NOW).retry_after is None
 
 
 def test_a_429_wait_does_not_use_up_an_attempt() -> None:

@@ -1,0 +1,144 @@
+"""Apprise targets: any Apprise URL (Telegram, Matrix, email, ntfy, …) through the same engine.
+
+Optional: needs the ``apprise`` extra (``pip install 'eventlog[apprise]'``).
+The endpoint's ``url`` is only ``apprise://<service>`` (safe to log and
+show); the Apprise URL itself, which usually holds a token, is in
+``options.url`` and is never logged. Each attempt renders ``options.title``
+and ``options.template`` and asks Apprise to notify, in a worker thread,
+within the endpoint's timeout. Apprise reports only success or failure: a
+failure is retried by the engine's schedule.
+
+Apprise makes its own connections, so the engine's SSRF guard does not cover
+these targets: only operators (``admin`` scope) can create them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from consumers.delivery.retry import AttemptResult
+from consumers.notify_template import TemplateError, parse
+from eventlog.model import Event
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "PREFIX",
+    "AppriseOptions",
+    "build_message",
+    "parse_options",
+    "public_url",
+    "send_apprise",
+]
+
+#: The engine's request URL for an Apprise target is this prefix + the Apprise URL.
+PREFIX = "apprise+"
+DEFAULT_TEMPLATE = "{type} in {stream} at offset {offset}\n{data}"
+BODY_LIMIT = 32_000
+
+
+class AppriseOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``options`` of an ``apprise`` target.
+
+    Attributes:
+        url: The Apprise URL (``tgram://bottoken/ChatID``, ``ntfys://topic``, …).
+        template: The notification body (a template).
+        title: The notification title (a template).
+    """
+
+    url: str
+    template: str = DEFAULT_TEMPLATE
+    title: str = "{type}"
+
+
+def _apprise() -> Any:
+    try:
+        import apprise
+    except ImportError as exc:  # pragma: no cover - the extra is installed in dev
+        raise ValueError(
+            "apprise targets need the apprise extra: pip install 'eventlog[apprise]'"
+        ) from exc
+    return apprise
+
+
+def parse_options(options: dict[str, Any]) -> AppriseOptions:
+    """Decode and check a target's options (the URL must be one Apprise supports).
+
+    Raises:
+        ValueError: A bad option; the message never repeats the URL.
+    """
+    try:
+        opts = msgspec.convert(options, AppriseOptions)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"options: {exc}") from exc
+    for where, text in (("template", opts.template), ("title", opts.title)):
+        try:
+            parse(text)
+        except TemplateError as exc:
+            raise ValueError(f"options.{where}: {exc}") from exc
+    if not _apprise().Apprise().add(opts.url):
+        scheme = urlsplit(opts.url).scheme or "(none)"
+        raise ValueError(f"options.url: not a URL Apprise supports (scheme {scheme!r})")
+    return opts
+
+
+def public_url(apprise_url: str) -> str:
+    """What the endpoint's ``url`` shows for an Apprise URL: ``apprise://<scheme>``."""
+    return f"apprise://{urlsplit(apprise_url).scheme or 'unknown'}"
+
+
+def build_message(options: AppriseOptions, event: Event, context: dict[str, Any]) -> bytes:
+    """The request body the Apprise transport reads: ``{"title", "body"}`` as JSON."""
+    body = parse(options.template).render(context)[:BODY_LIMIT]
+    title = parse(options.title).render(context)[:250]
+    return msgspec.json.encode({"title": title, "body": body})
+
+
+def _result(status: int | None, message: str, started: float) -> AttemptResult:
+    return AttemptResult(
+        status=status,
+        headers={},
+        body=b"",
+        error=None if status is not None else "protocol",
+        message=message,
+        duration=time.monotonic() - started,
+    )
+
+
+async def send_apprise(url: str, body: bytes, timeout: float) -> AttemptResult:
+    """Notify one Apprise URL with the ``{"title", "body"}`` of ``body``; never raises."""
+    started = time.monotonic()
+    try:
+        message = msgspec.json.decode(body)
+        apprise = _apprise()
+    except (msgspec.DecodeError, ValueError) as exc:
+        return AttemptResult(None, {}, b"", "invalid", str(exc), time.monotonic() - started)
+    client = apprise.Apprise()
+    if not client.add(url):
+        return AttemptResult(
+            None, {}, b"", "invalid", "not a URL Apprise supports", time.monotonic() - started
+        )
+
+    def notify() -> bool:
+        return bool(client.notify(body=message.get("body", ""), title=message.get("title", "")))
+
+    try:
+        ok = await asyncio.wait_for(asyncio.to_thread(notify), timeout)
+    except TimeoutError:
+        return AttemptResult(
+            None,
+            {},
+            b"",
+            "timeout",
+            f"Apprise did not finish within {timeout:g} s",
+            time.monotonic() - started,
+        )
+    except Exception as exc:  # Apprise plugins may raise anything
+        return _result(None, f"Apprise failed: {type(exc).__name__}", started)
+    if ok:
+        return _result(200, "", started)
+    return _result(None, "the Apprise service did not accept the notification", started)

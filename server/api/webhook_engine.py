@@ -1,0 +1,137 @@
+"""The webhook delivery engine in the server: started and stopped by the app's lifespan.
+
+``server/app.py`` calls :func:`start` once the log is open and :func:`stop`
+before it closes. Route modules get the engine with :func:`engine_of` (503
+when webhooks are off or the lifespan has not run). Metrics: attempts by
+endpoint and verdict, attempt latency, finished deliveries by outcome, queue
+depth and the age of the oldest pending delivery (refreshed every 5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from consumers.delivery.engine import AttemptHook, DeliveryEngine, ledger_for
+from consumers.delivery.model import Endpoint
+from consumers.delivery.retry import AttemptResult, Classification
+from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
+from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
+from server.errors import ApiError
+
+__all__ = ["engine_of", "start", "stop", "webhooks_config"]
+
+
+def webhooks_config(app: Starlette) -> WebhooksConfig:
+    """The ``[webhooks]`` settings of the app's config."""
+    config: WebhooksConfig = app.state.config.webhooks
+    return config
+
+
+async def start(app: Starlette) -> None:
+    """Start the delivery engine (call after the log started); apply config-declared endpoints."""
+    config = webhooks_config(app)
+    if not config.enabled:
+        return
+    log = app.state.log
+    engine = DeliveryEngine(
+        log,
+        ledger_for(log),
+        kinds={"webhook": WEBHOOK},
+        allow_private=config.allow_private_targets,
+        system_stream=config.system_stream,
+        on_attempt=_metrics_hook(app),
+    )
+    await engine.start()
+    for spec in config.endpoints:
+        assert spec.id is not None
+        existing = await engine.store.get_endpoint(spec.id)
+        info = await log.storage.stream_info(spec.stream)
+        head, first = (0, 0) if info is None else (info.next_offset, info.first_offset)
+        try:
+            endpoint = declared_endpoint(spec, existing, now=time.time(), head=head, first=first)
+            await check_url(endpoint.url, allow_private=config.allow_private_targets)
+        except (SpecError, InvalidTarget, UnsafeTarget) as exc:
+            await engine.close()
+            raise RuntimeError(f"webhook endpoint {spec.id!r} in the config file: {exc}") from exc
+        await engine.put_endpoint(endpoint)
+    app.state.webhooks = engine
+    app.state.webhooks_gauges = asyncio.create_task(_refresh_gauges(app, engine))
+
+
+async def stop(app: Starlette) -> None:
+    """Stop the engine: claimed deliveries go back to pending, the ledger is flushed."""
+    task: asyncio.Task[None] | None = getattr(app.state, "webhooks_gauges", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    engine: DeliveryEngine | None = getattr(app.state, "webhooks", None)
+    if engine is not None:
+        app.state.webhooks = None
+        await engine.close()
+
+
+def engine_of(request: Request) -> DeliveryEngine:
+    """The running engine, or 503 when webhooks are off or the server is not started."""
+    engine: DeliveryEngine | None = getattr(request.app.state, "webhooks", None)
+    if engine is None:
+        raise ApiError(503, "webhooks_unavailable", "webhook delivery is not running")
+    return engine
+
+
+def _metrics_hook(app: Starlette) -> AttemptHook | None:
+    metrics = getattr(app.state, "metrics", None)
+    if metrics is None:
+        return None
+    deliveries = metrics.counter(
+        "webhook_attempts", "Delivery attempts by endpoint and verdict", ["endpoint", "verdict"]
+    )
+    latency = metrics.histogram(
+        "webhook_attempt_duration_seconds",
+        "Seconds per delivery attempt",
+        ["endpoint"],
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    )
+    outcomes = metrics.counter(
+        "webhook_deliveries", "Finished deliveries by endpoint and outcome", ["endpoint", "outcome"]
+    )
+
+    def hook(ep: Endpoint, verdict: Classification, result: AttemptResult, status: str) -> None:
+        deliveries.labels(ep.id, verdict.verdict).inc()
+        latency.labels(ep.id).observe(result.duration)
+        if status in ("delivered", "failed"):
+            outcomes.labels(ep.id, status).inc()
+
+    return hook
+
+
+async def _refresh_gauges(app: Starlette, engine: DeliveryEngine) -> None:
+    metrics = getattr(app.state, "metrics", None)
+    if metrics is None:
+        return
+    depth = metrics.gauge(
+        "webhook_queue_depth",
+        "Unfinished deliveries by endpoint and status",
+        ["endpoint", "status"],
+    )
+    oldest = metrics.gauge(
+        "webhook_oldest_pending_seconds", "Age of the oldest pending delivery", ["endpoint"]
+    )
+    while True:
+        with contextlib.suppress(Exception):
+            counts = await engine.store.counts()
+            now = time.time()
+            depth.clear()
+            oldest.clear()
+            for ep in await engine.store.endpoints():
+                c = counts.get(ep.id)
+                depth.labels(ep.id, "pending").set(0 if c is None else c.pending)
+                depth.labels(ep.id, "in_flight").set(0 if c is None else c.in_flight)
+                age = 0.0 if c is None or c.oldest_pending is None else now - c.oldest_pending
+                oldest.labels(ep.id).set(max(age, 0.0))
+        await asyncio.sleep(5.0)

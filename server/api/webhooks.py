@@ -1,0 +1,427 @@
+"""``/api/webhooks``: endpoints, their deliveries, retry and replay; and the engine's life cycle.
+
+Every route needs the ``admin`` scope when API keys are configured.
+
+=======================================================  ===========================================
+``GET    /api/webhooks``                                  list endpoints
+``POST   /api/webhooks``                                  create (201; 409 if the id exists)
+``GET    /api/webhooks/{id}``                             show
+``PATCH  /api/webhooks/{id}``                             change fields (409 for config endpoints)
+``DELETE /api/webhooks/{id}``                             delete with its deliveries (204)
+``POST   /api/webhooks/{id}/enable`` / ``disable``        switch delivery on or off
+``POST   /api/webhooks/{id}/rotate-secret``               new secret; old ones sign for ``grace`` s
+``GET    /api/webhooks/{id}/deliveries``                  ``?status=&from=&limit=``
+``GET    /api/webhooks/{id}/deliveries/{delivery_id}``    one delivery with every attempt
+``POST   .../deliveries/{delivery_id}/retry`` / ``skip``  202 / 200; 409 while in flight
+``POST   /api/webhooks/{id}/replay``                      202 scheduled (200 for ``dry_run``),
+                                                          403 replay not allowed, 404 unknown
+=======================================================  ===========================================
+
+Secrets never appear in answers except once: the response that *generated*
+a secret (create without ``secret``, rotate without ``secret``) carries it in
+``"secret"``, because there is no other way to learn it. Everywhere else an
+endpoint shows ``whsec_abcd…`` hints and hides extra header values.
+
+The engine itself is started and stopped by :mod:`server.api.webhook_engine`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.ledger import DeliveryConflict
+from consumers.delivery.model import Attempt, Delivery, Endpoint
+from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
+from consumers.webhook import (
+    EndpointPatch,
+    EndpointSpec,
+    SpecError,
+    apply_patch,
+    build_endpoint,
+    public_view,
+    rotate_secret,
+)
+from server.api.params import non_negative_int
+from server.api.webhook_engine import engine_of, webhooks_config
+from server.auth import require
+from server.errors import ApiError
+
+__all__ = ["attempt_view", "delivery_view", "routes"]
+
+_STATUSES = ("pending", "in_flight", "delivered", "failed")
+
+
+class RotateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``rotate-secret``: an optional new secret and the old ones' grace period."""
+
+    secret: str | None = None
+    grace: float = 86400.0
+
+
+class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``replay``: ``[from, to)`` by offsets or times, and ``dry_run``."""
+
+    from_offset: int | None = None
+    to_offset: int | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+    dry_run: bool = False
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+async def _bounds(engine: DeliveryEngine, stream: str) -> tuple[int, int]:
+    info = await engine.log.storage.stream_info(stream)
+    return (0, 0) if info is None else (info.next_offset, info.first_offset)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def delivery_view(d: Delivery) -> dict[str, Any]:
+    """A delivery as the API shows it."""
+    return {
+        "id": d.id,
+        "seq": d.seq,
+        "status": d.status,
+        "stream": d.stream,
+        "offset": d.offset,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "key": d.key,
+        "attempts": d.attempts,
+        "rate_limited": d.rate_limited,
+        "next_attempt_at": _iso(d.next_attempt_at) if d.status == "pending" else None,
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "replay": d.replay,
+        "created": _iso(d.created),
+        "updated": _iso(d.updated),
+    }
+
+
+def attempt_view(a: Attempt) -> dict[str, Any]:
+    """An attempt as the API shows it (the response snippet is already redacted)."""
+    return {
+        "number": a.number,
+        "time": _iso(a.started),
+        "duration_ms": round(a.duration * 1000, 3),
+        "status": a.status,
+        "verdict": a.verdict,
+        "error": a.error,
+        "response": a.response,
+    }
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+async def _decode(request: Request, type_: type[Any]) -> Any:
+    body = await request.body()
+    if not body.strip():
+        body = b"{}"
+    return msgspec.json.decode(body, type=type_)
+
+
+async def _endpoint(engine: DeliveryEngine, request: Request) -> Endpoint:
+    endpoint_id = request.path_params["id"]
+    endpoint = await engine.store.get_endpoint(endpoint_id)
+    if endpoint is None:
+        raise ApiError(404, "unknown_endpoint", f"no webhook endpoint is named {endpoint_id!r}")
+    return endpoint
+
+
+async def _save(engine: DeliveryEngine, request: Request, endpoint: Endpoint) -> None:
+    config = webhooks_config(request.app)
+    try:
+        await check_url(endpoint.url, allow_private=config.allow_private_targets)
+    except UnsafeTarget as exc:
+        raise ApiError(422, "unsafe_target", str(exc), path="$.url") from exc
+    except InvalidTarget as exc:
+        raise ApiError(422, "invalid_url", str(exc), path="$.url") from exc
+    try:
+        await engine.put_endpoint(endpoint)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_endpoint", str(exc)) from exc
+
+
+def _spec_error(exc: SpecError) -> ApiError:
+    return ApiError(422, "invalid_endpoint", f"{exc.path}: {exc}", path="$." + exc.path)
+
+
+def _not_config(endpoint: Endpoint) -> None:
+    if endpoint.origin == "config":
+        raise ApiError(
+            409,
+            "endpoint_in_config",
+            f"endpoint {endpoint.id!r} is declared in the config file; change it there",
+        )
+
+
+# -- routes ---------------------------------------------------------------------------
+
+
+async def list_endpoints(request: Request) -> Response:
+    """``GET /api/webhooks``."""
+    require(request, "admin")
+    engine = engine_of(request)
+    now = time.time()
+    return _json({"webhooks": [public_view(e, now) for e in await engine.store.endpoints()]})
+
+
+async def create_endpoint(request: Request) -> Response:
+    """``POST /api/webhooks``: 201 with the endpoint (and a generated secret, once)."""
+    require(request, "admin")
+    engine = engine_of(request)
+    spec: EndpointSpec = await _decode(request, EndpointSpec)
+    if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:
+        raise ApiError(409, "endpoint_exists", f"a webhook endpoint named {spec.id!r} exists")
+    now = time.time()
+    head, first = await _bounds(engine, spec.stream)
+    try:
+        endpoint = build_endpoint(spec, now=now, head=head, first=first)
+    except SpecError as exc:
+        raise _spec_error(exc) from exc
+    await _save(engine, request, endpoint)
+    view = public_view(endpoint, now)
+    if spec.secret is None:
+        view["secret"] = endpoint.secrets[0].secret
+    return _json(view, 201)
+
+
+async def get_endpoint(request: Request) -> Response:
+    """``GET /api/webhooks/{id}`` with delivery counts."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    view = public_view(endpoint, time.time())
+    counts = (await engine.store.counts()).get(endpoint.id)
+    view["pending"] = 0 if counts is None else counts.pending
+    view["in_flight"] = 0 if counts is None else counts.in_flight
+    return _json(view)
+
+
+async def patch_endpoint(request: Request) -> Response:
+    """``PATCH /api/webhooks/{id}``."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    _not_config(endpoint)
+    patch: EndpointPatch = await _decode(request, EndpointPatch)
+    now = time.time()
+    try:
+        updated = apply_patch(endpoint, patch, now=now)
+    except SpecError as exc:
+        raise _spec_error(exc) from exc
+    if updated.stream != endpoint.stream:
+        head, _ = await _bounds(engine, updated.stream)
+        updated = msgspec.structs.replace(updated, start_offset=head)
+    await _save(engine, request, updated)
+    return _json(public_view(updated, now))
+
+
+async def delete_endpoint(request: Request) -> Response:
+    """``DELETE /api/webhooks/{id}``: 204."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    _not_config(endpoint)
+    await engine.delete_endpoint(endpoint.id)
+    return Response(status_code=204)
+
+
+async def _switch(request: Request, enabled: bool) -> Response:
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    now = time.time()
+    updated = apply_patch(endpoint, EndpointPatch(enabled=enabled), now=now)
+    if not enabled:
+        updated = msgspec.structs.replace(updated, disabled_reason="disabled by an operator")
+    await engine.put_endpoint(updated)
+    return _json(public_view(updated, now))
+
+
+async def enable_endpoint(request: Request) -> Response:
+    """``POST /api/webhooks/{id}/enable``: deliveries resume from the committed offset."""
+    return await _switch(request, True)
+
+
+async def disable_endpoint(request: Request) -> Response:
+    """``POST /api/webhooks/{id}/disable``."""
+    return await _switch(request, False)
+
+
+async def rotate(request: Request) -> Response:
+    """``POST /api/webhooks/{id}/rotate-secret``."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    body: RotateRequest = await _decode(request, RotateRequest)
+    now = time.time()
+    try:
+        updated, secret = rotate_secret(endpoint, now=now, secret=body.secret, grace=body.grace)
+    except SpecError as exc:
+        raise _spec_error(exc) from exc
+    await engine.put_endpoint(updated)
+    view = public_view(updated, now)
+    if body.secret is None:
+        view["secret"] = secret
+    return _json(view)
+
+
+async def list_deliveries(request: Request) -> Response:
+    """``GET /api/webhooks/{id}/deliveries?status=&from=&limit=``."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    params = request.query_params
+    status = params.get("status")
+    if status is not None and status not in _STATUSES:
+        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(_STATUSES)}")
+    start = non_negative_int(params, "from", 0)
+    limit = non_negative_int(params, "limit", 100, maximum=1000)
+    if limit < 1:
+        raise ApiError(400, "invalid_parameter", "limit must be from 1 to 1000")
+    rows = await engine.store.deliveries(
+        endpoint.id,
+        status=status,  # type: ignore[arg-type]
+        from_seq=start,
+        limit=limit,
+    )
+    return _json(
+        {
+            "deliveries": [delivery_view(d) for d in rows],
+            "next": rows[-1].seq + 1 if len(rows) == limit else None,
+        }
+    )
+
+
+async def _delivery_or_404(
+    engine: DeliveryEngine, endpoint: Endpoint, delivery_id: str
+) -> tuple[Delivery, list[Attempt]]:
+    got = await engine.store.delivery(endpoint.id, delivery_id)
+    if got is None:
+        raise ApiError(
+            404, "unknown_delivery", f"endpoint {endpoint.id!r} has no delivery {delivery_id!r}"
+        )
+    return got
+
+
+async def get_delivery(request: Request) -> Response:
+    """``GET /api/webhooks/{id}/deliveries/{delivery_id}`` with every attempt."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    delivery, attempts = await _delivery_or_404(
+        engine, endpoint, request.path_params["delivery_id"]
+    )
+    view = delivery_view(delivery)
+    view["attempt_log"] = [attempt_view(a) for a in attempts]
+    return _json(view)
+
+
+async def _act(request: Request, action: str, status: int) -> Response:
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    delivery_id = request.path_params["delivery_id"]
+    if action == "retry" and not endpoint.allow_replay:
+        raise ApiError(403, "replay_not_allowed", f"endpoint {endpoint.id!r} does not allow replay")
+    try:
+        delivery = await engine.act(endpoint.id, delivery_id, action)
+    except DeliveryConflict as exc:
+        raise ApiError(409, "delivery_conflict", str(exc)) from exc
+    if delivery is None:
+        await _delivery_or_404(engine, endpoint, delivery_id)
+        raise AssertionError("unreachable")
+    return _json(delivery_view(delivery), status)
+
+
+async def retry_delivery(request: Request) -> Response:
+    """``POST .../deliveries/{delivery_id}/retry``: 202, same ``webhook-id``, fresh attempts."""
+    return await _act(request, "retry", 202)
+
+
+async def skip_delivery(request: Request) -> Response:
+    """``POST .../deliveries/{delivery_id}/skip``: a pending delivery becomes failed."""
+    return await _act(request, "skip", 200)
+
+
+async def replay(request: Request) -> Response:
+    """``POST /api/webhooks/{id}/replay``: 202 scheduled, 200 dry run, 403, 404."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await _endpoint(engine, request)
+    if not endpoint.allow_replay:
+        raise ApiError(403, "replay_not_allowed", f"endpoint {endpoint.id!r} does not allow replay")
+    body: ReplayRequest = await _decode(request, ReplayRequest)
+    for name in ("from_time", "to_time"):
+        value = getattr(body, name)
+        if value is not None and value.tzinfo is None:
+            raise ApiError(400, "invalid_parameter", f"{name} needs a timezone", path="$." + name)
+    for name in ("from_offset", "to_offset"):
+        value = getattr(body, name)
+        if value is not None and value < 0:
+            raise ApiError(400, "invalid_parameter", f"{name} must be >= 0", path="$." + name)
+    if body.from_offset is not None and body.from_time is not None:
+        raise ApiError(400, "invalid_parameter", "give from_offset or from_time, not both")
+    if body.to_offset is not None and body.to_time is not None:
+        raise ApiError(400, "invalid_parameter", "give to_offset or to_time, not both")
+    try:
+        result = await engine.replay(
+            endpoint,
+            from_offset=body.from_offset,
+            to_offset=body.to_offset,
+            from_time=body.from_time,
+            to_time=body.to_time,
+            dry_run=body.dry_run,
+        )
+    except ValueError as exc:
+        raise ApiError(400, "invalid_range", str(exc)) from exc
+    return _json(
+        {
+            "endpoint": endpoint.id,
+            "from_offset": result.from_offset,
+            "to_offset": result.to_offset,
+            "scanned": result.scanned,
+            "matched": result.matched,
+            "scheduled": 0 if result.dry_run else result.matched,
+            "dry_run": result.dry_run,
+        },
+        200 if result.dry_run else 202,
+    )
+
+
+_BASE = "/api/webhooks"
+_ONE = _BASE + "/{id}"
+_DELIVERY = _ONE + "/deliveries/{delivery_id}"
+
+routes = [
+    Route(_BASE, list_endpoints, methods=["GET"]),
+    Route(_BASE, create_endpoint, methods=["POST"]),
+    Route(_ONE, get_endpoint, methods=["GET"]),
+    Route(_ONE, patch_endpoint, methods=["PATCH"]),
+    Route(_ONE, delete_endpoint, methods=["DELETE"]),
+    Route(_ONE + "/enable", enable_endpoint, methods=["POST"]),
+    Route(_ONE + "/disable", disable_endpoint, methods=["POST"]),
+    Route(_ONE + "/rotate-secret", rotate, methods=["POST"]),
+    Route(_ONE + "/deliveries", list_deliveries, methods=["GET"]),
+    Route(_DELIVERY, get_delivery, methods=["GET"]),
+    Route(_DELIVERY + "/retry", retry_delivery, methods=["POST"]),
+    Route(_DELIVERY + "/skip", skip_delivery, methods=["POST"]),
+    Route(_ONE + "/replay", replay, methods=["POST"]),
+]
