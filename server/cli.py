@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     from server.cli_transfer import register as register_transfer
 
     register_transfer(sub)
+    from server.cli_migrate import register as register_migrate
+
+    register_migrate(sub)
+    from server.cli_webhooks import register as register_webhooks
+
+    register_webhooks(sub)
     del sub
     return parser
 

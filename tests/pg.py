@@ -154,12 +154,13 @@ class PgCluster:
         return ""
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown) and delete its directory. Idempotent."""
+        """Stop the server (immediate shutdown) and delete its directory. Idempotent."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            # runuser forwards SIGINT to postgres: "fast shutdown".
+            # SIGQUIT: immediate shutdown (the cluster is thrown away anyway);
+            # the whole process group, so postgres gets it even behind runuser.
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
+                os.killpg(proc.pid, signal.SIGQUIT)
             try:
                 proc.wait(timeout=scaled(20))
             except subprocess.TimeoutExpired:
