@@ -19,6 +19,7 @@ SCENARIOS: dict[str, str] = {
     "read": "bench.read",
     "memory": "bench.memory",
     "postgres": "bench.postgres",
+    "http": "bench.http",
 }
 
 

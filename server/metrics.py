@@ -44,7 +44,6 @@ class Metrics:
         batch_size: Events per append request.
         consumer_lag: Events between each consumer's committed offset and the head.
         http_requests: HTTP requests by method, route template and status.
-        http_latency: Seconds per HTTP request by method and route template.
     """
 
     def __init__(self, log: EventLog, prefix: str = "eventlog") -> None:
@@ -53,6 +52,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics: dict[str, MetricWrapperBase] = {}
         self.appends = self.counter("appended_events", "Events appended", ["stream"])
+        self._appends_by_stream: dict[str, Counter] = {}
         self.append_latency = self.histogram(
             "append_latency_seconds",
             "Seconds from a decoded append request to durable offsets",
@@ -66,14 +66,13 @@ class Metrics:
             "Events between a consumer's committed offset and the stream head",
             ["consumer", "stream"],
         )
+        self.writer = self.gauge(
+            "writer",
+            "Group-commit writer counters (transactions, events_written, queued_events)",
+            ["counter"],
+        )
         self.http_requests = self.counter(
             "http_requests", "HTTP requests", ["method", "route", "status"]
-        )
-        self.http_latency = self.histogram(
-            "http_request_duration_seconds",
-            "Seconds per HTTP request",
-            ["method", "route"],
-            buckets=LATENCY_BUCKETS,
         )
 
     def _get(self, cls: type[_M], name: str, doc: str, labels: Sequence[str], **kw: Any) -> _M:
@@ -105,8 +104,17 @@ class Metrics:
         """A histogram ``<prefix>_<name>`` on this registry."""
         return self._get(Histogram, name, doc, labels, buckets=tuple(buckets))
 
+    def appended(self, stream: str, count: int) -> None:
+        """Count ``count`` events appended to ``stream``."""
+        child = self._appends_by_stream.get(stream)
+        if child is None:
+            child = self._appends_by_stream[stream] = self.appends.labels(stream)
+        child.inc(count)
+
     async def refresh(self) -> None:
-        """Update the gauges computed from the log (consumer lag)."""
+        """Update the gauges computed from the log (consumer lag, writer counters)."""
+        for name, value in self.log.writer_stats.items():
+            self.writer.labels(name).set(value)
         heads = {info.name: info.next_offset for info in await self.log.streams()}
         self.consumer_lag.clear()
         for consumer in await self.log.consumers():

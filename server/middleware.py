@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from prometheus_client import Counter
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,20 +53,24 @@ def correlation_id_from(headers: Mapping[str, str]) -> str:
     match = _TRACEPARENT.fullmatch(headers.get("traceparent", "").strip())
     if match and match.group(1) != "0" * 32:
         return match.group(1)
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def format_line(fields: Mapping[str, Any], fmt: str) -> str:
     """One log line: a JSON object, or ``key=value`` pairs (values quoted when needed)."""
     if fmt == "json":
-        return msgspec.json.encode(fields).decode()
+        return _json_encode(fields).decode()
     parts = []
     for key, value in fields.items():
-        text = str(value)
-        if not text or any(c in text for c in ' "=\\') or not text.isprintable():
-            text = msgspec.json.encode(text).decode()
+        text = value if isinstance(value, str) else str(value)
+        if _PLAIN.fullmatch(text) is None or not text.isprintable():
+            text = _json_encode(text).decode()
         parts.append(f"{key}={text}")
     return " ".join(parts)
+
+
+_PLAIN = re.compile(r'[^\s"=\\]+')
+_json_encode = msgspec.json.Encoder().encode
 
 
 class RequestMiddleware:
@@ -76,10 +81,11 @@ class RequestMiddleware:
         self.config = config
         self.metrics = metrics
         self._route_cache: dict[int, str] = {}
+        self._children: dict[tuple[str, str, int], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            headers = _headers(scope)
+            headers = _wanted_headers(scope)
             scope.setdefault("state", {})["correlation_id"] = correlation_id_from(headers)
             await self.app(scope, receive, send)
             return
@@ -87,7 +93,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = _headers(scope)
+        headers = _wanted_headers(scope)
         cid = correlation_id_from(headers)
         scope.setdefault("state", {})["correlation_id"] = cid
         status = 500
@@ -115,8 +121,12 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - started
             route = self._route(scope)
             method = scope["method"]
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_latency.labels(method, route).observe(elapsed)
+            key = (method, route, status)
+            counter = self._children.get(key)
+            if counter is None:  # labels() takes a lock and validates: do it once per key
+                counter = self.metrics.http_requests.labels(method, route, str(status))
+                self._children[key] = counter
+            counter.inc()
             if self.config.access_log and access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 fields = {
@@ -149,8 +159,16 @@ class RequestMiddleware:
         return "unmatched"
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+_WANTED = (b"x-correlation-id", b"traceparent", b"content-length")
+
+
+def _wanted_headers(scope: Scope) -> dict[str, str]:
+    """The few request headers the middleware reads (one pass, no full decode)."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in _WANTED:
+            found[name.decode()] = value.decode("latin-1")
+    return found
 
 
 def _limited(receive: Receive, limit: int, timeout: float) -> Receive:

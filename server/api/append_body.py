@@ -43,6 +43,7 @@ Type = Annotated[str, Meta(min_length=1, max_length=MAX_TYPE_LENGTH)]
 Key = Annotated[str, Meta(max_length=MAX_KEY_LENGTH)]
 Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 _NULL = msgspec.Raw(b"null")
+_NO_HEADERS: dict[str, str] = {}
 
 
 class EventIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -90,10 +91,9 @@ def _malformed(exc: msgspec.DecodeError, where: str = "") -> ApiError:
     return ApiError(400, "malformed_json", f"malformed JSON{where}: {exc}")
 
 
-def _to_new(event: EventIn) -> NewEvent:
-    return NewEvent(
-        type=event.type, data=event.data, key=event.key, id=event.id, headers=event.headers
-    )
+def _to_new(event: EventIn, defaults: dict[str, str]) -> NewEvent:
+    headers = {**defaults, **event.headers} if event.headers else defaults
+    return NewEvent(type=event.type, data=event.data, key=event.key, id=event.id, headers=headers)
 
 
 def _check_count(count: int, max_events: int) -> None:
@@ -108,8 +108,17 @@ def _check_count(count: int, max_events: int) -> None:
         )
 
 
-def parse_body(body: bytes, content_type: str | None, *, max_events: int) -> ParsedBody:
+def parse_body(
+    body: bytes,
+    content_type: str | None,
+    *,
+    max_events: int,
+    headers: dict[str, str] = _NO_HEADERS,
+) -> ParsedBody:
     """Parse an append request body.
+
+    ``headers`` are given to every event, under the event's own headers
+    (the request's correlation id and trace context).
 
     Raises:
         ApiError: 415 for an unsupported content type, 400 for malformed JSON,
@@ -133,11 +142,11 @@ def parse_body(body: bytes, content_type: str | None, *, max_events: int) -> Par
         except msgspec.DecodeError as exc:
             raise _malformed(exc) from None
         if isinstance(decoded, EventIn):
-            return ParsedBody([_to_new(decoded)], single=True)
+            return ParsedBody([_to_new(decoded, headers)], single=True)
         _check_count(len(decoded), max_events)
-        return ParsedBody([_to_new(e) for e in decoded], single=False)
+        return ParsedBody([_to_new(e, headers) for e in decoded], single=False)
     if kind == NDJSON:
-        return ParsedBody(_parse_ndjson(body, max_events), single=False)
+        return ParsedBody(_parse_ndjson(body, max_events, headers), single=False)
     if kind == CE:
         try:
             attrs = _ce_decoder.decode(body)
@@ -145,7 +154,7 @@ def parse_body(body: bytes, content_type: str | None, *, max_events: int) -> Par
             raise _invalid(exc) from None
         except msgspec.DecodeError as exc:
             raise _malformed(exc) from None
-        return ParsedBody([cloudevent(attrs, "$")], single=True)
+        return ParsedBody([cloudevent(attrs, "$", headers)], single=True)
     try:
         batch = _ce_batch_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -153,10 +162,11 @@ def parse_body(body: bytes, content_type: str | None, *, max_events: int) -> Par
     except msgspec.DecodeError as exc:
         raise _malformed(exc) from None
     _check_count(len(batch), max_events)
-    return ParsedBody([cloudevent(a, f"$[{i}]") for i, a in enumerate(batch)], single=False)
+    events = [cloudevent(a, f"$[{i}]", headers) for i, a in enumerate(batch)]
+    return ParsedBody(events, single=False)
 
 
-def _parse_ndjson(body: bytes, max_events: int) -> list[NewEvent]:
+def _parse_ndjson(body: bytes, max_events: int, headers: dict[str, str]) -> list[NewEvent]:
     events: list[NewEvent] = []
     for number, line in enumerate(body.split(b"\n"), start=1):
         if not line.strip():
@@ -165,7 +175,7 @@ def _parse_ndjson(body: bytes, max_events: int) -> list[NewEvent]:
             _check_count(len(events) + 1, max_events)
         index = len(events)
         try:
-            events.append(_to_new(_line_decoder.decode(line)))
+            events.append(_to_new(_line_decoder.decode(line), headers))
         except msgspec.ValidationError as exc:
             raise _invalid(exc, f"$[{index}]") from None
         except msgspec.DecodeError as exc:
@@ -200,7 +210,9 @@ def _ce_string(
     return value
 
 
-def cloudevent(attrs: dict[str, msgspec.Raw], path: str) -> NewEvent:
+def cloudevent(
+    attrs: dict[str, msgspec.Raw], path: str, defaults: dict[str, str] = _NO_HEADERS
+) -> NewEvent:
     """Map one structured-mode CloudEvent (attribute name → raw JSON) to a :class:`NewEvent`.
 
     Raises:
@@ -216,7 +228,7 @@ def cloudevent(attrs: dict[str, msgspec.Raw], path: str) -> NewEvent:
     event_type = _ce_string(attrs, "type", path, required=True)
     _ce_string(attrs, "source", path, required=True)
     subject = _ce_string(attrs, "subject", path, required=False)
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(defaults)
     data = _NULL
     for name, raw in attrs.items():
         if name in ("id", "type", "subject"):

@@ -1,4 +1,8 @@
-"""The OpenAPI document of the HTTP API and the ``/docs`` page rendered from it."""
+"""The OpenAPI 3.1 document of the HTTP API and the ``/docs`` page rendered from it.
+
+Schemas come from the msgspec Structs the routes decode and encode, so the
+document cannot drift from the wire format; paths are listed here by hand.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,309 @@ import html
 from functools import cache
 from typing import Any
 
+import msgspec
+
+from eventlog import Event, StreamInfo
+from server.api.append_body import Id, Key, Type
+
 __all__ = ["docs_html", "openapi_document"]
+
+
+class ErrorBody(msgspec.Struct):
+    """What went wrong: a stable code, a message, the JSON path of a bad value."""
+
+    code: str
+    message: str
+    path: str | None = None
+
+
+class Error(msgspec.Struct):
+    """Every error answer."""
+
+    error: ErrorBody
+
+
+class EventIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An event to append (the schema of :class:`server.api.append_body.EventIn`,
+    whose ``data`` is kept as raw JSON bytes; any JSON value)."""
+
+    type: Type
+    data: Any = None
+    key: Key | None = None
+    id: Id | None = None
+    headers: dict[str, str] = {}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    meaning = {
+        400: "Malformed request: bad JSON, stream name or query parameter",
+        401: "No API key, or an unknown one",
+        403: "The API key lacks the scope",
+        404: "No such stream, consumer or route",
+        408: "The request body did not arrive in time",
+        409: "expected_offset does not match the stream head",
+        413: "Body over the server's limit, or an event over the log's limit",
+        415: "Unsupported Content-Type",
+        416: "Offset before the first retained event",
+        422: "Well-formed JSON that is not a valid event or batch (``path`` says where)",
+        503: "The log is closed or the server is shutting down",
+    }
+    return {str(s): {"description": meaning[s], "content": _json(_ref("Error"))} for s in statuses}
+
+
+def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": schema,
+    }
+
+
+STREAM = _param(
+    "stream",
+    "path",
+    "1-128 characters of [A-Za-z0-9._-], starting with a letter or digit",
+    {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+)
+NAME = _param("name", "path", "Consumer name (same rules as stream names)", STREAM["schema"])
+AUTH = [401, 403]
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the API (built once)."""
-    return {"openapi": "3.1.0", "info": {"title": "eventlog", "version": "0.1.0"}, "paths": {}}
+    from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
+    from server.api.streams import AppendResult, Page, StreamList
+
+    structs = [
+        EventIn,
+        Event,
+        AppendResult,
+        Page,
+        StreamInfo,
+        StreamList,
+        ConsumerList,
+        ConsumerDetail,
+        SeekRequest,
+        Error,
+    ]
+    (_, components) = msgspec.json.schema_components(
+        structs, ref_template="#/components/schemas/{name}"
+    )
+    append_body = {"oneOf": [_ref("EventIn"), {"type": "array", "items": _ref("EventIn")}]}
+    paths: dict[str, Any] = {
+        "/api/streams/{stream}/events": {
+            "post": {
+                "summary": "Append one event, or a batch atomically (all or none)",
+                "description": (
+                    "Bodies: application/json (one event or an array), application/x-ndjson "
+                    "(one event per line), application/cloudevents+json and "
+                    "application/cloudevents-batch+json. An Idempotency-Key header makes a "
+                    "single event's id (in a batch: <key>.<index> for events without an id)."
+                ),
+                "parameters": [
+                    STREAM,
+                    _param(
+                        "expected_offset",
+                        "query",
+                        "Append only if the stream's next offset equals this (else 409)",
+                        {"type": "integer", "minimum": 0},
+                    ),
+                    _param(
+                        "Idempotency-Key",
+                        "header",
+                        "Retries with the same key get the same offsets and write nothing",
+                        {"type": "string", "maxLength": 200},
+                    ),
+                    _param(
+                        "X-Correlation-Id",
+                        "header",
+                        "Stored in each event's headers as correlation-id and echoed back",
+                        {"type": "string"},
+                    ),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": append_body},
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                        "application/cloudevents+json": {"schema": {"type": "object"}},
+                        "application/cloudevents-batch+json": {"schema": {"type": "array"}},
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "Durable: the offsets of the events, in order",
+                        "content": _json(_ref("AppendResult")),
+                    },
+                    **_errors(400, *AUTH, 408, 409, 413, 415, 422, 503),
+                },
+            },
+            "get": {
+                "summary": "Read a page of events; long-poll with wait",
+                "parameters": [
+                    STREAM,
+                    _param(
+                        "from",
+                        "query",
+                        "First offset (default 0)",
+                        {"type": "integer", "minimum": 0},
+                    ),
+                    _param(
+                        "limit",
+                        "query",
+                        "Most events (default 100)",
+                        {"type": "integer", "minimum": 1},
+                    ),
+                    _param(
+                        "wait",
+                        "query",
+                        "Seconds to wait for an event when there is none yet (default 0)",
+                        {"type": "number", "minimum": 0},
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Events from `from`; next_offset is where to read on",
+                        "content": _json(_ref("Page")),
+                    },
+                    **_errors(400, *AUTH, 416, 503),
+                },
+            },
+        },
+        "/api/streams": {
+            "get": {
+                "summary": "Every stream the key may read: heads, counts, sizes, retention",
+                "responses": {
+                    "200": {"description": "Streams", "content": _json(_ref("StreamList"))},
+                    **_errors(*AUTH),
+                },
+            }
+        },
+        "/api/streams/{stream}": {
+            "get": {
+                "summary": "One stream's head, low watermark, count, bytes and retention",
+                "parameters": [STREAM],
+                "responses": {
+                    "200": {"description": "The stream", "content": _json(_ref("StreamInfo"))},
+                    **_errors(400, *AUTH, 404),
+                },
+            },
+            "delete": {
+                "summary": "Delete a stream, its events and its consumers' offsets (admin)",
+                "parameters": [STREAM],
+                "responses": {"204": {"description": "Deleted"}, **_errors(400, *AUTH, 404)},
+            },
+        },
+        "/api/consumers": {
+            "get": {
+                "summary": "Every consumer's committed offset and lag",
+                "responses": {
+                    "200": {"description": "Consumers", "content": _json(_ref("ConsumerList"))},
+                    **_errors(*AUTH),
+                },
+            }
+        },
+        "/api/consumers/{name}": {
+            "get": {
+                "summary": "One consumer's offset and lag on each stream",
+                "parameters": [NAME],
+                "responses": {
+                    "200": {
+                        "description": "The consumer",
+                        "content": _json(_ref("ConsumerDetail")),
+                    },
+                    **_errors(400, *AUTH, 404),
+                },
+            },
+            "put": {
+                "summary": "Seek (admin): commit beginning, end, an offset or a time",
+                "parameters": [NAME],
+                "requestBody": {"required": True, "content": _json(_ref("SeekRequest"))},
+                "responses": {
+                    "200": {
+                        "description": "The consumer",
+                        "content": _json(_ref("ConsumerDetail")),
+                    },
+                    **_errors(400, *AUTH, 415, 422),
+                },
+            },
+        },
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the log is open and the server not shutting down",
+                "responses": {"200": {"description": "Ready"}, **_errors(503)},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format)",
+                "responses": {"200": {"description": "Metrics"}},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "eventlog",
+            "version": "0.1.0",
+            "description": "An append-only event log with named consumers. "
+            'Errors are {"error": {"code", "message"}}.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+    }
 
 
 @cache
 def docs_html() -> str:
     """A self-contained HTML page listing every operation of :func:`openapi_document`."""
     doc = openapi_document()
-    rows = []
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>eventlog HTTP API</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;",
+        "padding:0 1rem;line-height:1.45}code{background:#f3f3f3;padding:0 .2em}",
+        "h3{margin-bottom:.2rem}.m{font-weight:bold;color:#05a}td{padding:.1rem .6rem;",
+        "vertical-align:top}</style></head><body>",
+        "<h1>eventlog HTTP API</h1>",
+        f"<p>{html.escape(doc['info']['description'])} Machine-readable: ",
+        "<a href='/openapi.json'>/openapi.json</a>.</p>",
+    ]
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
-            rows.append(
-                f"<h3><code>{method.upper()} {html.escape(path)}</code></h3>"
-                f"<p>{html.escape(op.get('summary', ''))}</p>"
+            parts.append(
+                f"<h3><span class='m'>{method.upper()}</span> <code>{html.escape(path)}</code></h3>"
             )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>eventlog API</title></head>"
-        "<body><h1>eventlog HTTP API</h1>" + "".join(rows) + "</body></html>"
-    )
+            parts.append(f"<p>{html.escape(op.get('summary', ''))}</p>")
+            if "description" in op:
+                parts.append(f"<p>{html.escape(op['description'])}</p>")
+            params = op.get("parameters", [])
+            if params:
+                parts.append("<table>")
+                for p in params:
+                    parts.append(
+                        f"<tr><td><code>{html.escape(p['name'])}</code></td>"
+                        f"<td>{p['in']}</td><td>{html.escape(p['description'])}</td></tr>"
+                    )
+                parts.append("</table>")
+            codes = ", ".join(
+                f"{code} {html.escape(r['description'])}" for code, r in op["responses"].items()
+            )
+            parts.append(f"<p><small>{codes}</small></p>")
+    parts.append("</body></html>")
+    return "".join(parts)

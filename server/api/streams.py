@@ -72,26 +72,31 @@ async def append(request: Request) -> Response:
     stream = _stream(request)
     require(request, "append", stream)
     log: EventLog = request.app.state.log
-    expected = optional_non_negative_int(request.query_params, "expected_offset")
-    body = await request.body()
-    parsed = parse_body(
-        body, request.headers.get("content-type"), max_events=log.config.max_batch_events
+    expected = (
+        optional_non_negative_int(request.query_params, "expected_offset")
+        if request.scope["query_string"]
+        else None
     )
-    events = apply_idempotency_key(parsed, request.headers.get("idempotency-key"))
     cid: str = request.state.correlation_id
     trace = request.headers.get("traceparent")
     base = {CORRELATION_HEADER: cid}
     if trace is not None and len(trace) <= 256:
         base["traceparent"] = trace
     # The request's correlation id goes into every event; the event's own headers win.
-    stamped = [msgspec.structs.replace(e, headers={**base, **e.headers}) for e in events]
+    parsed = parse_body(
+        await request.body(),
+        request.headers.get("content-type"),
+        max_events=log.config.max_batch_events,
+        headers=base,
+    )
+    stamped = apply_idempotency_key(parsed, request.headers.get("idempotency-key"))
     metrics = metrics_of(request.app)
     started = time.perf_counter()
     result = await log.append_batch_result(stream, stamped, expected_offset=expected)
     metrics.append_latency.observe(time.perf_counter() - started)
     metrics.batch_size.observe(len(stamped))
     if result.written:
-        metrics.appends.labels(stream).inc(result.written)
+        metrics.appended(stream, result.written)
     answer = AppendResult(
         stream=stream,
         offsets=result.offsets,

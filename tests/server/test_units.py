@@ -195,3 +195,30 @@ def test_loopback_detection() -> None:
     assert not is_loopback("0.0.0.0")
     assert not is_loopback("192.168.1.4")
     assert not is_loopback("example.com")
+
+
+def test_openapi_document_matches_the_wire_structs_and_routes() -> None:
+    from server.api import append_body, consumers, streams, system
+    from server.api.openapi import docs_html, openapi_document
+
+    doc = openapi_document()
+    schemas = doc["components"]["schemas"]
+    wire = {f.name for f in msgspec.structs.fields(append_body.EventIn)}
+    assert set(schemas["EventIn"]["properties"]) == wire
+    assert set(schemas["Event"]["properties"]) == {
+        "stream",
+        "offset",
+        "id",
+        "type",
+        "key",
+        "time",
+        "headers",
+        "data",
+    }
+    for route in streams.routes + consumers.routes + system.routes:
+        path = getattr(route, "path", "")
+        if path not in ("/openapi.json", "/docs"):
+            methods = {m.lower() for m in getattr(route, "methods", set())} - {"head"}
+            assert methods <= set(doc["paths"][path]), path
+    page = docs_html()
+    assert "POST</span> <code>/api/streams/{stream}/events</code>" in page

@@ -1,0 +1,311 @@
+"""HTTP append throughput of ``eventlog serve`` next to a bare Starlette endpoint.
+
+Both servers run as subprocesses on uvicorn (uvloop + httptools, one worker)
+on this machine, measured in the same run with the same load generator:
+``wrk`` (one thread, keep-alive connections) when it is installed, else an
+aiohttp client (a Python generator shares the two cores and caps lower; the
+report names which one ran).
+
+Cases:
+- single-event appends (~200 B JSON payload), 64 concurrent keep-alive
+  connections; the baseline endpoint only decodes the same JSON body;
+- batches of 100 events per request (a JSON array), 16 connections; the
+  baseline decodes the same 100-event body. Target: 50,000 events/s.
+
+eventlog runs on a fresh SQLite file with its defaults (synchronous=FULL:
+every 201 is fsynced), with the per-request access log off (``--no-access-log``)
+and also with it on (the default), written to a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from bench.common import payload, scratch_dir
+from bench.report import Figure, Section
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = "/api/streams/bench/events"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _server(command: list[str], port: int, log: Path) -> Iterator[str]:
+    """Start a server subprocess, wait until it answers, stop it (SIGTERM) afterwards."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+                time.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def eventlog_server(db: Path, port: int, log: Path, *, access_log: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "server.serve", "serve", "--port", str(port), "--db", str(db)]
+    return cmd if access_log else [*cmd, "--no-access-log"]
+
+
+def bare_server(port: int) -> list[str]:
+    return [sys.executable, "-m", "bench.http_bare", str(port)]
+
+
+# -- load generators ------------------------------------------------------------------
+
+
+def _wrk(url: str, body: bytes, connections: int, seconds: float, scratch: Path) -> float:
+    """Requests/s of 201 answers with wrk (1 thread); raises if any answer was not 2xx."""
+    script = scratch / "post.lua"
+    lua_body = body.decode().replace("\\", "\\\\").replace('"', '\\"')
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.body = "{lua_body}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(script), url + PATH],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        raise RuntimeError(f"{bad.group(1)} non-2xx answers:\n{out}")
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rate is None:
+        raise RuntimeError(f"cannot parse wrk output:\n{out}")
+    return float(rate.group(1))
+
+
+async def _aiohttp(url: str, body: bytes, connections: int, seconds: float) -> float:
+    import aiohttp
+
+    done = 0
+    stop_at = time.perf_counter() + seconds
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < stop_at:
+                async with session.post(url + PATH, data=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 201:
+                        raise RuntimeError(f"answer {r.status}")
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return done / (time.perf_counter() - start)
+
+
+def load(url: str, body: bytes, connections: int, seconds: float, scratch: Path) -> float:
+    """Requests/s with the available generator (wrk, else aiohttp)."""
+    if shutil.which("wrk"):
+        return _wrk(url, body, connections, seconds, scratch)
+    return asyncio.run(_aiohttp(url, body, connections, seconds))
+
+
+# -- profile of the batch path ----------------------------------------------------------------
+
+
+async def _asgi_post(app: Any, body: bytes) -> None:
+    """One POST straight into the ASGI app (no sockets): what the server does per request."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # pragma: no cover - never asked for more
+        raise AssertionError
+
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(scope, receive, send)
+    if statuses != [201]:
+        raise RuntimeError(f"answer {statuses}")
+
+
+def profile_batches(requests: int = 300, concurrency: int = 16, top: int = 12) -> list[str]:
+    """cProfile of the server's own work for batch appends (in-process, no sockets):
+    the ``top`` functions by own time, as markdown lines."""
+    import cProfile
+    import io
+    import pstats
+
+    import uvloop
+
+    from eventlog import EventLog
+    from server.app import create_app
+    from server.config import ServerConfig
+
+    body = msgspec.json.encode([{"type": "order.created", "data": payload(i)} for i in range(100)])
+
+    async def main(db: Path) -> None:
+        async with EventLog.open(db) as log:
+            app = create_app(log, ServerConfig(access_log=False))
+            todo = iter(range(requests))
+
+            async def worker() -> None:
+                for _ in todo:
+                    await _asgi_post(app, body)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    with scratch_dir() as d:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        uvloop.run(main(d / "profile.db"))
+        profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    stats.sort_stats("tottime")
+    rows = []
+    for func in stats.fcn_list[:top]:  # type: ignore[attr-defined]
+        _cc, ncalls, tottime, cumtime, _callers = stats.stats[func]  # type: ignore[attr-defined]
+        where = f"{Path(func[0]).name}:{func[1]}({func[2]})"
+        rows.append(f"| `{where}` | {ncalls:,} | {tottime / total:.0%} | {cumtime / total:.0%} |")
+    events = requests * 100
+    return [
+        f"Profile of the batch path (cProfile, in-process, {requests} requests of 100 events, "
+        f"{concurrency} concurrent, no sockets; {total / events * 1e6:.1f} µs of profiled "
+        "main-thread time per event; the SQLite writes run on aiosqlite's thread and are "
+        "not in it). Top functions by own time:",
+        "",
+        "| function | calls | own time | cumulative |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+# -- the scenario -------------------------------------------------------------------------
+
+
+def _measure(quick: bool) -> dict[str, float]:
+    seconds = 3.0 if quick else 8.0
+    single = msgspec.json.encode({"type": "order.created", "data": payload(0)})
+    batch = msgspec.json.encode([{"type": "order.created", "data": payload(i)} for i in range(100)])
+    results: dict[str, float] = {}
+    with scratch_dir() as d:
+        port = _free_port()
+        with _server(bare_server(port), port, d / "bare.log") as url:
+            load(url, single, 64, 1.0, d)  # warm-up
+            results["bare_single"] = load(url, single, 64, seconds, d)
+            results["bare_batch"] = load(url, batch, 16, seconds, d) * 100
+        for access_log, suffix in ((False, ""), (True, "_log")):
+            port = _free_port()
+            cmd = eventlog_server(d / f"e{suffix}.db", port, d / "e.log", access_log=access_log)
+            with _server(cmd, port, d / f"e{suffix}.log") as url:
+                load(url, single, 64, 1.0, d)  # warm-up
+                results[f"single{suffix}"] = load(url, single, 64, seconds, d)
+                if not access_log:
+                    results["batch"] = load(url, batch, 16, seconds, d) * 100
+    return results
+
+
+async def run(quick: bool) -> Section:
+    results = await asyncio.to_thread(_measure, quick)
+    generator = (
+        "wrk 4.1 (1 thread, keep-alive)" if shutil.which("wrk") else "aiohttp client (Python)"
+    )
+    return Section(
+        key="http",
+        title="HTTP appends (eventlog serve vs a bare Starlette endpoint)",
+        conditions=(
+            f"Load generator: {generator}, on the same machine as the server. Both servers "
+            "on uvicorn with uvloop + httptools, one worker, each in its own process. "
+            "The baseline endpoint only decodes the same JSON body with msgspec and answers "
+            "201. eventlog appends durably (SQLite, synchronous=FULL, group commit) and "
+            f"answers 201 with the offsets. {'3' if quick else '8'} s per case."
+        ),
+        figures=[
+            Figure(
+                "single-event appends, 64 connections",
+                results["single"],
+                results["bare_single"],
+                unit="req/s",
+                target=0.5,
+                note="access log off",
+            ),
+            Figure(
+                "single-event appends, 64 connections, access log on",
+                results["single_log"],
+                results["bare_single"],
+                unit="req/s",
+                target=0.5,
+                note="the default: one log line per request, to a file",
+            ),
+            Figure(
+                "batches of 100 events, 16 connections",
+                results["batch"],
+                results["bare_batch"],
+                unit="events/s",
+                note="target: 50,000 events/s absolute",
+            ),
+        ],
+        extra=[
+            f"Batches: {results['batch']:,.0f} events/s against the 50,000 events/s target "
+            f"({'met' if results['batch'] >= 50_000 else '**not met**'}).",
+            "",
+            *(profile_batches() if results["batch"] < 50_000 else []),
+        ],
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    asyncio.run(run("--quick" in sys.argv)).print()

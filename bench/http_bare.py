@@ -1,0 +1,41 @@
+"""The baseline of the HTTP benchmark: a bare Starlette endpoint that only decodes
+the JSON body with msgspec and answers 201, on the same uvicorn settings as
+``eventlog serve`` (uvloop, httptools, one worker, no access log).
+
+Run: ``python -m bench.http_bare PORT``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import msgspec
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+_decoder = msgspec.json.Decoder()
+
+
+async def append(request: Request) -> Response:
+    """Decode the body, answer a fixed 201."""
+    _decoder.decode(await request.body())
+    return Response(b'{"offsets":[0]}', status_code=201, media_type="application/json")
+
+
+app = Starlette(routes=[Route("/api/streams/{stream}/events", append, methods=["POST"])])
+app.add_route("/healthz", lambda r: Response(b"ok"), methods=["GET"])
+
+
+if __name__ == "__main__":
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
