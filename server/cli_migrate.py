@@ -26,7 +26,7 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -174,19 +174,30 @@ def _components(src: sqlite3.Connection) -> dict[str, list[str]]:
                 f"the source holds {component!r} tables, which this eventlog cannot copy "
                 "to PostgreSQL; nothing was copied"
             )
-        components[component] = list(spec[1])
+        components[component] = list(spec.tables)
     return components
 
 
-def component_spec(component: str) -> tuple[Sequence[Sequence[str]], Sequence[str]] | None:
-    """``(PostgreSQL migrations, table names)`` of a component that has a PostgreSQL store."""
-    if component == "webhooks":
-        try:
-            ledger: Any = importlib.import_module("consumers.delivery.postgres_ledger")
-        except ImportError:
-            return None
-        return ledger.MIGRATIONS, ledger.TABLES
-    return None
+class ComponentSpec(NamedTuple):
+    """How to copy one component's tables: its PostgreSQL migrations, its tables
+    (in copy order), and statements to run once its rows are in (``{s}``: schema)."""
+
+    migrations: Sequence[Sequence[str]]
+    tables: Sequence[str]
+    after_copy: Sequence[str]
+
+
+#: Components with a PostgreSQL store: name -> module with MIGRATIONS, TABLES, AFTER_COPY.
+COMPONENT_MODULES = {"webhooks": "consumers.delivery.postgres_ledger"}
+
+
+def component_spec(component: str) -> ComponentSpec | None:
+    """The copy recipe of a component that has a PostgreSQL store, else None."""
+    name = COMPONENT_MODULES.get(component)
+    if name is None:
+        return None
+    module: Any = importlib.import_module(name)
+    return ComponentSpec(module.MIGRATIONS, module.TABLES, getattr(module, "AFTER_COPY", []))
 
 
 def _columns(src: sqlite3.Connection, table: str) -> list[str]:
@@ -241,7 +252,7 @@ async def _ensure_component(storage: PostgresStorage, component: str) -> None:
     """Create a component's PostgreSQL tables with its own migrations."""
     spec = component_spec(component)
     assert spec is not None  # checked by _components
-    await storage.ensure_schema(component, spec[0])
+    await storage.ensure_schema(component, spec.migrations)
 
 
 async def _copy(
@@ -280,7 +291,7 @@ async def _copy(
             "consumer_offsets", records=offsets, columns=_OFFSET_COLUMNS, schema_name=schema
         )
         sums["consumer offsets"] = _sum(offsets)
-        for tables in components.values():
+        for component, tables in components.items():
             for table in tables:
                 columns = _columns(src, table)
                 rows = src.execute(f"SELECT {_quoted(columns)} FROM {table}").fetchall()
@@ -288,6 +299,10 @@ async def _copy(
                     table, records=rows, columns=columns, schema_name=schema
                 )
                 sums[f"table {table}"] = _sum(rows)
+            spec = component_spec(component)
+            assert spec is not None
+            for statement in spec.after_copy:
+                await conn.execute(statement.replace("{s}", schema))
 
     await storage.transact(txn, "migrate")
     return sums

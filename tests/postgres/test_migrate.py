@@ -10,10 +10,19 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from consumers.delivery.ledger import ConsumerAdvance
+from consumers.delivery.model import Endpoint
+from consumers.delivery.postgres_ledger import PostgresLedger
+from consumers.delivery.sqlite_ledger import SQLiteLedger
 from eventlog import EventLog, NewEvent, Retention
+from eventlog.storage.postgres import PostgresStorage
+from eventlog.storage.sqlite import SQLiteStorage
 from server.cli import build_parser
 from server.cli_migrate import Checksum, compare
 from tests.support import free_port, scaled
+from tests.webhooks.test_ledger import NOW
+from tests.webhooks.test_ledger import done as finished
+from tests.webhooks.test_ledger import rows as ledger_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,6 +93,42 @@ async def test_migrate_copies_everything_exactly_and_verifies(tmp_path: Path, pg
     assert after == before
     streams = before[0]
     assert [s.name for s in streams] == ["Payments.eu-1", "empty", "orders"]  # type: ignore[attr-defined]
+
+
+async def test_migrate_copies_webhook_endpoints_and_ledger(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "events.db"
+    async with EventLog.open(src, retention_interval=0) as log:
+        assert isinstance(log.storage, SQLiteStorage)
+        store = SQLiteLedger(log.storage)
+        await store.open()
+        await store.put_endpoint(
+            Endpoint(id="ep", url="https://example.com/hook", headers={"X-Key": "k"})
+        )
+        await store.enqueue(
+            "ep", ledger_rows(0, 1, 2), consumer=ConsumerAdvance("webhook.ep", "events", 3), now=NOW
+        )
+        (first,) = (await store.claim("ep", "ordered", NOW, 1)).rows
+        await store.finish([finished(first.id)])
+        before = (
+            await store.endpoints(),
+            await store.deliveries("ep"),
+            await store.delivery("ep", first.id),
+        )
+    result = migrate(str(src), pg_url)
+    assert result.returncode == 0, result.stderr
+    assert "webhook_deliveries" in result.stderr
+    async with EventLog.open(pg_url, retention_interval=0) as log:
+        assert isinstance(log.storage, PostgresStorage)
+        pg = PostgresLedger(log.storage)
+        await pg.open()
+        after = (await pg.endpoints(), await pg.deliveries("ep"), await pg.delivery("ep", first.id))
+        assert after == before
+        assert await log.storage.get_offset("webhook.ep", "events") == 3
+        # The copied ledger keeps working: new rows get later sequence numbers.
+        await pg.enqueue("ep", ledger_rows(3), consumer=None, now=NOW)
+        seqs = [d.seq for d in await pg.deliveries("ep")]
+        assert seqs == sorted(seqs)
+        assert len(set(seqs)) == 4
 
 
 async def test_migrate_refuses_a_destination_that_already_holds_a_log(
