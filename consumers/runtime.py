@@ -39,6 +39,7 @@ from eventlog import (
     Position,
     validate_stream_name,
 )
+from eventlog.storage.leases import leases_for, run_exclusively
 
 __all__ = ["Backoff", "ConsumerManager", "ConsumerStatus", "Handler", "matches"]
 
@@ -47,7 +48,7 @@ logger = logging.getLogger("eventlog.consumers")
 Handler = Callable[[list[Event]], Awaitable[None]]
 """A consumer's handler: takes a batch of matching events; raising retries it."""
 
-State = Literal["idle", "running", "backoff", "stopped"]
+State = Literal["idle", "waiting", "running", "backoff", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -108,18 +109,31 @@ class _Spec:
 class ConsumerManager:
     """Runs named handler consumers over one log.
 
+    A consumer runs in one process at a time: each holds the lease
+    ``consumer:<name>`` from the storage backend while it works (PostgreSQL
+    grants it across processes; other backends within the process). A
+    consumer whose lease is held elsewhere waits in state ``"waiting"`` and
+    takes over when the holder dies.
+
     Args:
         log: An open log.
         backoff: Delay policy after a handler failure.
         poll_timeout: Seconds a poll waits for appends before looping.
+        lease_retry: Seconds between attempts to take a consumer's lease.
     """
 
     def __init__(
-        self, log: EventLog, *, backoff: Backoff | None = None, poll_timeout: float = 5.0
+        self,
+        log: EventLog,
+        *,
+        backoff: Backoff | None = None,
+        poll_timeout: float = 5.0,
+        lease_retry: float = 1.0,
     ) -> None:
         self._log = log
         self._backoff = backoff or Backoff()
         self._poll_timeout = poll_timeout
+        self._lease_retry = lease_retry
         self._specs: dict[str, _Spec] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -193,12 +207,29 @@ class ConsumerManager:
                 self._launch(spec)
 
     def _launch(self, spec: _Spec) -> None:
-        self._tasks[spec.name] = asyncio.create_task(self._run(spec), name=f"consumer:{spec.name}")
+        self._tasks[spec.name] = asyncio.create_task(
+            self._exclusive(spec), name=f"consumer:{spec.name}"
+        )
+
+    async def _exclusive(self, spec: _Spec) -> None:
+        spec.status.state = "waiting"
+        try:
+            await run_exclusively(
+                leases_for(self._log.storage),
+                f"consumer:{spec.name}",
+                lambda: self._run(spec),
+                retry=self._lease_retry,
+            )
+        finally:
+            spec.status.state = "stopped"
 
     async def shutdown(self) -> None:
         """Stop every consumer: a batch in hand is finished and committed first."""
         self._stopping.set()
         self._running = False
+        for name, task in self._tasks.items():
+            if self._specs[name].status.state == "waiting":
+                task.cancel()  # not holding the lease: nothing in hand to finish
         tasks = list(self._tasks.values())
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -169,3 +169,29 @@ def test_matches_uses_globs_and_exact_keys() -> None:
     assert matches(event, ["order.*"], "k")
     assert not matches(event, ["user.*"], None)
     assert not matches(event, ["order.*"], "other")
+
+
+async def test_a_named_consumer_runs_in_one_manager_at_a_time(sqlite_log: EventLog) -> None:
+    got: dict[str, list[int]] = {"a": [], "b": []}
+
+    def handler(who: str):  # type: ignore[no-untyped-def]
+        async def handle(events: list[Event]) -> None:
+            got[who].extend(e.offset for e in events)
+
+        return handle
+
+    first = ConsumerManager(sqlite_log, poll_timeout=0.1, lease_retry=0.05)
+    second = ConsumerManager(sqlite_log, poll_timeout=0.1, lease_retry=0.05)
+    first.add("shared", "s", handler("a"))
+    second.add("shared", "s", handler("b"))
+    await first.start()
+    await wait_until(lambda: first.status()[0].state == "running")
+    await second.start()
+    await sqlite_log.append("s", 0, type="t")
+    await wait_until(lambda: got["a"] == [0])
+    assert second.status()[0].state == "waiting"
+    await first.shutdown()  # releases the lease: the second takes over
+    await sqlite_log.append("s", 1, type="t")
+    await wait_until(lambda: got["b"] == [1])
+    await second.shutdown()
+    assert got == {"a": [0], "b": [1]}
