@@ -15,7 +15,10 @@ these targets: only operators (``admin`` scope) can create them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import warnings
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,9 +58,19 @@ class AppriseOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     title: str = "{type}"
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Apprise loads its plugins lazily, and some import the stdlib's deprecated
+    ``imghdr``: not ours to fix, and not to be turned into errors."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
 def _apprise() -> Any:
     try:
-        import apprise
+        with _quiet():
+            import apprise
     except ImportError as exc:  # pragma: no cover - the extra is installed in dev
         raise ValueError(
             "apprise targets need the apprise extra: pip install 'eventlog[apprise]'"
@@ -80,7 +93,9 @@ def parse_options(options: dict[str, Any]) -> AppriseOptions:
             parse(text)
         except TemplateError as exc:
             raise ValueError(f"options.{where}: {exc}") from exc
-    if not _apprise().Apprise().add(opts.url):
+    with _quiet():
+        supported = _apprise().Apprise().add(opts.url)
+    if not supported:
         scheme = urlsplit(opts.url).scheme or "(none)"
         raise ValueError(f"options.url: not a URL Apprise supports (scheme {scheme!r})")
     return opts
@@ -118,7 +133,9 @@ async def send_apprise(url: str, body: bytes, timeout: float) -> AttemptResult:
     except (msgspec.DecodeError, ValueError) as exc:
         return AttemptResult(None, {}, b"", "invalid", str(exc), time.monotonic() - started)
     client = apprise.Apprise()
-    if not client.add(url):
+    with _quiet():
+        added = client.add(url)
+    if not added:
         return AttemptResult(
             None, {}, b"", "invalid", "not a URL Apprise supports", time.monotonic() - started
         )

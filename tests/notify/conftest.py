@@ -1,0 +1,86 @@
+"""Fixtures of the notification tests: a real SQLite log, the delivery engine with the
+notification kinds and pacing sender, and local fake Discord and Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumers.delivery.engine import DeliveryEngine, ledger_for
+from consumers.delivery.model import Delivery, Endpoint
+from consumers.notify import NotifySpec, build_notify_endpoint, notify_setup
+from consumers.webhook import WEBHOOK
+from eventlog import EventLog
+from tests.notify.fakes import FakeDiscord, FakeSlack
+from tests.support import scaled
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[EventLog]:
+    """An open log on a real SQLite file."""
+    async with EventLog.open(tmp_path / "events.db", recheck_interval=0.2) as log:
+        yield log
+
+
+@pytest.fixture
+async def engine(log: EventLog) -> AsyncIterator[DeliveryEngine]:
+    """The delivery engine with webhook and notification kinds, allowed to reach loopback."""
+    setup = notify_setup(allow_private=True)
+    engine = DeliveryEngine(
+        log,
+        ledger_for(log),
+        kinds={"webhook": WEBHOOK, **setup.kinds},
+        sender=setup.sender,
+        allow_private=True,
+    )
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+@pytest.fixture
+async def discord() -> AsyncIterator[FakeDiscord]:
+    """A fake Discord webhook: 5 requests per 0.1 s bucket, with rate-limit headers."""
+    fake = await FakeDiscord(limit=5, window=0.1).start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """A fake Slack incoming webhook: bursts of 40, 40 messages per second."""
+    fake = await FakeSlack(burst=40, rate=40).start()
+    yield fake
+    await fake.stop()
+
+
+async def add_target(engine: DeliveryEngine, **spec: Any) -> Endpoint:
+    """Build, store and start a notification target (short retries unless told otherwise)."""
+    spec.setdefault("retry", "short")
+    endpoint = build_notify_endpoint(NotifySpec(**spec), now=time.time(), head=0)
+    await engine.put_endpoint(endpoint)
+    return endpoint
+
+
+async def wait_until(check: Callable[[], object], timeout: float = 20.0) -> None:
+    """Poll an (async or sync) condition until true."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def deliveries(engine: DeliveryEngine, endpoint_id: str) -> list[Delivery]:
+    """Every delivery of an endpoint, in ledger order."""
+    return await engine.store.deliveries(endpoint_id, limit=100_000)
