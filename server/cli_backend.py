@@ -43,6 +43,7 @@ __all__ = [
     "DbBackend",
     "HttpBackend",
     "OutOfRange",
+    "Unavailable",
 ]
 
 
@@ -63,6 +64,10 @@ class OutOfRange(CliError):
     def __init__(self, message: str, first: int | None) -> None:
         super().__init__(message, 1)
         self.first = first
+
+
+class Unavailable(CliError):
+    """The server could not be reached, timed out, or answered 503: worth retrying."""
 
 
 class Appended(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +156,8 @@ def server_error(response: httpx.Response) -> CliError:
         return CliError(f"server answered {status}: {text}")
     if body.code == "offset_out_of_range":
         return OutOfRange(f"{body.message} ({body.code}, {status})", None)
+    if response.status_code == 503:
+        return Unavailable(f"{body.message} ({body.code}, {status})")
     return CliError(f"{body.message} ({body.code}, {status})", path=body.path)
 
 
@@ -198,9 +205,11 @@ class HttpBackend:
                 method, path, params=params, content=content, headers=headers, timeout=limits
             )
         except httpx.TimeoutException as exc:
-            raise CliError(f"{method} {self.url}{path} timed out ({type(exc).__name__})") from exc
+            raise Unavailable(
+                f"{method} {self.url}{path} timed out ({type(exc).__name__})"
+            ) from exc
         except httpx.TransportError as exc:
-            raise CliError(
+            raise Unavailable(
                 f"cannot reach the server at {self.url}: {exc or type(exc).__name__} "
                 "(is `eventlog serve` running? set --url or EVENTLOG_URL)"
             ) from exc

@@ -7,13 +7,14 @@ or open a database file in-process (``--db PATH``). See ``docs/cli.md``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable
 
 import msgspec
 
 from eventlog import Event
-from server.cli_backend import Appended, Backend, CliError, OutOfRange
+from server.cli_backend import Appended, Backend, CliError, OutOfRange, Unavailable
 from server.cli_common import IntermixedParser, connection_options, read_lines, run, warn, write_out
 from server.cli_events import (
     Batcher,
@@ -28,7 +29,7 @@ from server.cli_events import (
 )
 from server.cli_tables import consumers_table, print_table, streams_table
 
-__all__ = ["append_numbered", "read_range", "register"]
+__all__ = ["append_numbered", "read_range", "register", "retry_delay"]
 
 PAGE = 1000
 """Events asked for per read request."""
@@ -142,6 +143,11 @@ async def append_numbered(backend: Backend, stream: str, batch: list[Numbered]) 
 # -- tail -------------------------------------------------------------------------------------
 
 
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): 0.25 s doubling up to 5 s."""
+    return float(min(5.0, 0.25 * 2 ** min(attempt, 10)))
+
+
 async def read_range(
     backend: Backend,
     stream: str,
@@ -156,12 +162,21 @@ async def read_range(
     ahead of the reader, warns and continues at the first retained offset.
     Returns the number of events read.
     """
-    offset, total = start, 0
+    offset, total, outage = start, 0, 0
     while stop is None or offset < stop:
         limit = PAGE if stop is None else min(PAGE, stop - offset)
         wait = FOLLOW_WAIT if stop is None else 0.0
         try:
             events = await backend.read(stream, offset, limit, wait)
+        except Unavailable as exc:
+            if stop is not None:
+                raise
+            # Following outlives a server restart: retry with backoff, say so once.
+            if outage == 0:
+                warn(f"warning: {exc.message}; retrying")
+            await asyncio.sleep(retry_delay(outage))
+            outage += 1
+            continue
         except OutOfRange as exc:
             first = exc.first
             if first is None:
@@ -172,6 +187,9 @@ async def read_range(
             warn(f"warning: offsets {offset}-{first - 1} were removed by retention; skipping them")
             offset = first
             continue
+        if outage:
+            warn(f"reconnected; following {stream} from offset {offset}")
+            outage = 0
         if not events:
             if stop is None:
                 continue

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from eventlog import Event, Retention
+from server.cli_client import retry_delay
 from server.cli_events import (
     Batcher,
     InputError,
@@ -183,3 +184,8 @@ def test_retention_is_summarised() -> None:
         == "age 7d, count 1000, bytes 2.0 MB"
     )
     assert format_retention(Retention(max_age=90)) == "age 90s"
+
+
+def test_follow_retry_delay_doubles_up_to_five_seconds() -> None:
+    assert [retry_delay(n) for n in range(7)] == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    assert retry_delay(10_000) == 5.0

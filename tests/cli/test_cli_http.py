@@ -123,7 +123,7 @@ def test_streams_and_consumers_tables_and_json(server: ServerProcess) -> None:
     assert (mine["stream"], mine["offset"], mine["lag"]) == ("h-table", 2, 3)
 
 
-def test_export_import_round_trip_to_another_server_and_a_db_file(
+def test_export_import_round_trip_to_another_stream_and_a_db_file(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     source = '{"type":"a","data":{"z": 1, "a": [true, null]},"key":"k","headers":{"h":"1"}}\n'
@@ -135,13 +135,13 @@ def test_export_import_round_trip_to_another_server_and_a_db_file(
     original = lines_json(exported.stdout)
     keep = ("id", "type", "key", "headers", "data")
 
-    with ServerProcess.start(db=tmp_path / "other.db") as other:
-        for detail in ("1501 new, 0 already present", "0 new, 1501 already present"):
-            imported = eventlog("import", "--url", other.url, "copy", input=exported.stdout)
-            assert imported.returncode == 0, imported.stderr
-            assert imported.stderr == f"eventlog: imported 1501 events into copy ({detail})\n"
-        copied = lines_json(eventlog("export", "--url", other.url, "copy").stdout)
+    for detail in ("1501 new, 0 already present", "0 new, 1501 already present"):
+        imported = eventlog("import", "--url", server.url, "h-copy", input=exported.stdout)
+        assert imported.returncode == 0, imported.stderr
+        assert imported.stderr == f"eventlog: imported 1501 events into h-copy ({detail})\n"
+    copied = lines_json(eventlog("export", "--url", server.url, "h-copy").stdout)
     assert [{k: e[k] for k in keep} for e in copied] == [{k: e[k] for k in keep} for e in original]
+    assert {e["stream"] for e in copied} == {"h-copy"}
 
     target = tmp_path / "offline.db"
     assert eventlog("import", "--db", str(target), "copy", input=exported.stdout).returncode == 0
@@ -219,3 +219,31 @@ async def test_tail_skips_events_removed_by_retention_with_a_warning(
     assert tail.returncode == 0, tail.stderr
     assert [e["data"] for e in lines_json(tail.stdout)] == [4, 5]
     assert "offsets 1-3 were removed by retention" in tail.stderr
+
+
+def test_tail_follow_outlives_a_server_restart(tmp_path: Path) -> None:
+    with ServerProcess.start(db=tmp_path / "restart.db") as own:
+        eventlog("append", "--url", own.url, "r-s", '{"type":"before"}')
+        with subprocess.Popen(
+            [EVENTLOG, "tail", "--url", own.url, "r-s", "-f", "--from", "beginning"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+        ) as proc:
+            try:
+                assert proc.stdout is not None
+                assert proc.stderr is not None
+                assert msgspec.json.decode(proc.stdout.readline())["type"] == "before"
+                own.restart()  # graceful stop, then a new process on the same port and file
+                after = eventlog("append", "--url", own.url, "r-s", '{"type":"after"}')
+                assert after.stdout == "1\n"
+                event = msgspec.json.decode(proc.stdout.readline())
+                assert (event["offset"], event["type"]) == (1, "after")
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(scaled(15)) == 0
+                warnings = proc.stderr.read().decode()
+                assert "; retrying" in warnings
+                assert "reconnected; following r-s from offset 1" in warnings
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
