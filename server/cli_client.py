@@ -160,6 +160,8 @@ async def read_range(
 
     Calls ``on_page`` with each non-empty page. When retention removed events
     ahead of the reader, warns and continues at the first retained offset.
+    While following, an unreachable server (or a 503) is retried with
+    :func:`retry_delay` backoff instead of ending the command.
     Returns the number of events read.
     """
     offset, total, outage = start, 0, 0
