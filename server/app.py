@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from eventlog import EventLog, EventLogError
+from server import consumer_runtime
 from server.api import all_routes, webhook_engine
 from server.auth import Authenticator
 from server.config import ServerConfig
@@ -52,13 +53,25 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_log:
             await log.start()
-        await webhook_engine.start(app)  # webhook delivery workers (server/api/webhook_engine.py)
+        try:
+            await webhook_engine.start(
+                app
+            )  # webhook delivery workers (server/api/webhook_engine.py)
+            await consumer_runtime.start(app)  # [[consumers]] from the config file
+        except BaseException:
+            # A failed start-up must not leave the log's threads running (the
+            # process would never exit).
+            await webhook_engine.stop(app)
+            if manage_log:
+                await log.close()
+            raise
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
             app.state.stopping.set()
+            await consumer_runtime.stop(app)
             await webhook_engine.stop(app)
             if manage_log:
                 await log.close()

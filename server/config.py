@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from consumers.registry import ConsumerInstance
 from consumers.webhook import WebhooksConfig
 from server.ingest.sources import IngestConfig
 
@@ -75,6 +76,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         firehose_page: Events per firehose catch-up read.
         firehose_close_timeout: Seconds a closing firehose client gets to read its close frame.
         firehose_keepalive: Seconds between SSE keepalive comments on an idle stream.
+        consumers: Handler consumers to run (``[[consumers]]``, see docs/consumers.md).
         webhooks: Webhook delivery (``[webhooks]``, see docs/webhooks.md).
     """
 
@@ -100,6 +102,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     firehose_page: int = 1000
     firehose_close_timeout: float = 5.0
     firehose_keepalive: float = 15.0
+    consumers: list[ConsumerInstance] = []
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
 
     def __post_init__(self) -> None:
