@@ -108,8 +108,15 @@ class PgCluster:
             ),
             check=True,
             capture_output=True,
+            cwd=self.dir,
         )
         self.port = free_port()
+        atexit.register(self.stop)
+        self._launch()
+
+    def _launch(self) -> None:
+        assert self.dir is not None
+        data = self.dir / "data"
         settings = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
@@ -123,12 +130,15 @@ class PgCluster:
         args = [str(self.bin_dir / "postgres"), "-D", str(data)]
         for name, value in settings.items():
             args += ["-c", f"{name}={value}"]
-        log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - owned by the process
+        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 - owned by the process
         self._proc = subprocess.Popen(
-            self._cmd(*args), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self._cmd(*args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.dir,
         )
         log.close()
-        atexit.register(self.stop)
         deadline = time.monotonic() + scaled(30)
         while not self._ready():
             if self._proc.poll() is not None:
@@ -137,6 +147,16 @@ class PgCluster:
                 self.stop()
                 raise RuntimeError("postgres did not start within 30 s")
             time.sleep(0.05)
+
+    def restart(self) -> None:
+        """Stop the server (fast shutdown, keeping the data) and start it again on
+        the same port: every client connection is dropped, as in a real restart."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=scaled(30))
+        self._launch()
 
     def _ready(self) -> bool:
         result = subprocess.run(

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import asyncpg
 import msgspec
@@ -65,7 +66,49 @@ _EVENT_COLUMNS = ("stream", "offset", "id", "type", "key", "time_us", "headers",
 
 
 class _Retry(Exception):
-    """Another transaction created a stream this one wanted to create: start over."""
+    """Start the append transaction over: another transaction created a stream
+    this one wanted to create, or the idle connection was found dead."""
+
+
+#: Driver errors that mean "the connection is gone", not "the statement failed".
+LOST_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+)
+
+
+def _lost(exc: BaseException | None) -> bool:
+    if isinstance(exc, LOST_ERRORS):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+
+
+P = ParamSpec("P")
+
+
+def _reconnecting(
+    method: Callable[Concatenate[PostgresStorage, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[PostgresStorage, P], Coroutine[Any, Any, T]]:
+    """Run an idempotent operation again when its pooled connection turns out dead.
+
+    After a PostgreSQL restart every pooled connection is dead; each failed
+    attempt discards one, so up to ``pool_size + 1`` attempts are made.
+    """
+
+    async def run(self: PostgresStorage, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        attempts = self._pool_size + 1
+        for attempt in range(attempts):
+            try:
+                return await method(self, *args, **kwargs)
+            except StorageError as exc:
+                if attempt == attempts - 1 or not _lost(exc.__cause__):
+                    raise
+        raise AssertionError("unreachable")
+
+    functools.update_wrapper(run, method)
+    return run
 
 
 def _us(time: datetime) -> int:
@@ -247,6 +290,7 @@ class PostgresStorage:
         async with self._conn(what) as conn, conn.transaction():
             return await fn(conn)
 
+    @_reconnecting
     async def query(
         self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "query"
     ) -> T:
@@ -254,6 +298,7 @@ class PostgresStorage:
         async with self._conn(what) as conn:
             return await fn(conn)
 
+    @_reconnecting
     async def ensure_schema(self, component: str, migrations: Sequence[Sequence[str]]) -> None:
         """Apply a component's forward migrations to its own tables in the log's schema.
 
@@ -272,8 +317,24 @@ class PostgresStorage:
         streams = sorted({r.stream for r in requests})
         for attempt in range(_RETRIES):
             try:
-                async with self._write_conn() as conn, conn.transaction():
-                    return await self._append_txn(conn, requests, streams, now_us)
+                async with self._write_conn() as conn:
+                    tx = conn.transaction()
+                    try:
+                        await tx.start()
+                    except LOST_ERRORS as exc:
+                        # The idle connection died (server restart, network):
+                        # nothing was sent, so reconnecting and retrying is safe.
+                        conn.terminate()
+                        raise _Retry from exc
+                    try:
+                        outcomes = await self._append_txn(conn, requests, streams, now_us)
+                    except BaseException:
+                        if not conn.is_closed():
+                            with contextlib.suppress(*DRIVER_ERRORS):
+                                await tx.rollback()
+                        raise
+                    await tx.commit()
+                    return outcomes
             except _Retry:
                 self.append_retries += 1
                 continue
@@ -366,6 +427,7 @@ class PostgresStorage:
 
     # -- other writes -------------------------------------------------------------
 
+    @_reconnecting
     async def set_retention(self, stream: str, retention: Retention) -> None:
         async with self._conn("set retention") as conn:
             await conn.execute(
@@ -379,6 +441,7 @@ class PostgresStorage:
                 retention.max_bytes,
             )
 
+    @_reconnecting
     async def trim(self, stream: str, before: int) -> int:
         s = self.schema
         async with self._conn("trim") as conn, conn.transaction():
@@ -404,6 +467,7 @@ class PostgresStorage:
             )
             return int(count)
 
+    @_reconnecting
     async def delete_stream(self, stream: str) -> bool:
         s = self.schema
         async with self._conn("delete stream") as conn, conn.transaction():
@@ -414,12 +478,14 @@ class PostgresStorage:
             await conn.execute(f"DELETE FROM {s}.consumer_offsets WHERE stream = $1", stream)
             return deleted is not None
 
+    @_reconnecting
     async def commit_offset(self, consumer: str, stream: str, offset: int) -> None:
         async with self._conn("commit offset") as conn:
             await set_offset(conn, self.schema, consumer, stream, offset)
 
     # -- reads -----------------------------------------------------------------------
 
+    @_reconnecting
     async def read(self, stream: str, start: int, limit: int) -> list[Event]:
         if limit <= 0:
             return []
@@ -447,21 +513,25 @@ class PostgresStorage:
             )
         return events
 
+    @_reconnecting
     async def stream_info(self, stream: str) -> StreamInfo | None:
         async with self._conn("stream info") as conn:
             row = await conn.fetchrow(self._sql_stream + " WHERE name = $1", stream)
         return None if row is None else _stream_info(row)
 
+    @_reconnecting
     async def streams(self) -> list[StreamInfo]:
         async with self._conn("streams") as conn:
             rows = await conn.fetch(self._sql_stream + " ORDER BY name")
         return [_stream_info(r) for r in rows]
 
+    @_reconnecting
     async def _all_heads(self) -> list[tuple[str, int]]:
         async with self._conn("read heads") as conn:
             rows = await conn.fetch(f"SELECT name, next_offset FROM {self.schema}.streams")
         return [(r[0], r[1]) for r in rows]
 
+    @_reconnecting
     async def offset_at_time(self, stream: str, time: datetime) -> int:
         target = _us(time)
         s = self.schema
@@ -486,6 +556,7 @@ class PostgresStorage:
                     hi = mid
             return lo
 
+    @_reconnecting
     async def offset_for_bytes(self, stream: str, max_bytes: int) -> int:
         s = self.schema
         async with self._conn("offset for bytes") as conn:
@@ -503,6 +574,7 @@ class PostgresStorage:
             )
             return int(first) if over is None else int(over) + 1
 
+    @_reconnecting
     async def get_offset(self, consumer: str, stream: str) -> int | None:
         async with self._conn("get offset") as conn:
             value = await conn.fetchval(
@@ -513,6 +585,7 @@ class PostgresStorage:
             )
         return None if value is None else int(value)
 
+    @_reconnecting
     async def consumers(self) -> list[ConsumerInfo]:
         async with self._conn("consumers") as conn:
             rows = await conn.fetch(

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from eventlog.errors import CorruptDatabase, LogClosed, SchemaTooNew, StorageErr
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent
 from eventlog.storage.postgres import PostgresStorage, set_offset
 from eventlog.storage.postgres_schema import SCHEMA_VERSION, redact, split_url
+from tests.pg import PgCluster
 from tests.support import free_port, scaled
 
 CHILD = Path(__file__).with_name("writer_child.py")
@@ -242,3 +244,42 @@ async def test_concurrent_processes_get_gapless_offsets_and_each_event_once(
     for stream in ("s0", "s1", "s2"):
         assert len(by_id[(stream, f"shared-{stream}")]) == 1
     assert sum(len(v) for v in stored.values()) == len(by_id)
+
+
+@pytest.fixture
+def own_cluster(pg_cluster: PgCluster) -> Iterator[PgCluster]:
+    """A cluster of this test's own (it gets restarted)."""
+    cluster = PgCluster(pg_cluster.bin_dir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def test_log_carries_on_after_a_postgresql_restart(own_cluster: PgCluster) -> None:
+    url = await own_cluster.create_database()
+    async with (
+        EventLog.open(url, retention_interval=0, recheck_interval=None) as writer,
+        EventLog.open(url, retention_interval=0, recheck_interval=None) as reader,
+    ):
+        await writer.append("s", 0, type="t")
+        assert [e.offset for e in await reader.read("s", 0)] == [0]
+        await reader.consumer("c", "s").commit(1)
+        await asyncio.to_thread(own_cluster.restart)
+        # Every connection died: appends, reads and offsets reconnect unseen.
+        assert await writer.append("s", 1, type="t") == 1
+        assert [e.json() for e in await reader.read("s", 0)] == [0, 1]
+        assert await reader.consumer("c", "s").poll(10) == (await reader.read("s", 1))
+        # And the listener is back: a waiter on the reader wakes on the writer's append.
+        assert isinstance(reader.storage, PostgresStorage)
+        listener = reader.storage.listener
+        assert listener is not None
+        deadline = asyncio.get_running_loop().time() + scaled(10)
+        while listener.reconnects == 0:
+            assert asyncio.get_running_loop().time() < deadline, "listener never reconnected"
+            await asyncio.sleep(0.05)
+        waiter = asyncio.create_task(reader.wait("s", 2, timeout=scaled(10)))
+        await asyncio.sleep(0.1)
+        await writer.append("s", 2, type="t")
+        assert await asyncio.wait_for(waiter, scaled(5)) is True
