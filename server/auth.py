@@ -130,7 +130,12 @@ class Authenticator:
         if grant is None:
             raise ApiError(401, "unauthorized", "unknown API key")
         if not grant.allows(action, stream):
-            what = f"{action} on stream {stream!r}" if stream else action
+            if action == "admin":
+                what = "do admin operations"
+            else:
+                what = f"{action} {'to' if action == 'append' else 'from'} " + (
+                    f"stream {stream!r}" if stream else "any stream"
+                )
             raise ApiError(403, "forbidden", f"API key {grant.name!r} may not {what}")
         return grant
 

@@ -130,6 +130,7 @@ class RequestMiddleware:
             if self.config.access_log and access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 fields = {
+                    "time": _utc_second(),
                     "method": method,
                     "path": scope["path"],
                     "route": route,
@@ -157,6 +158,18 @@ class RequestMiddleware:
             if r.matches(scope)[0] is Match.FULL:
                 return r.path
         return "unmatched"
+
+
+_second = (0, "")
+
+
+def _utc_second() -> str:
+    """The current UTC time to the second, RFC 3339 (formatted once per second)."""
+    global _second
+    now = int(time.time())
+    if now != _second[0]:
+        _second = (now, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+    return _second[1]
 
 
 _WANTED = (b"x-correlation-id", b"traceparent", b"content-length")

@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import os
 import sys
+import time
 from types import FrameType
 from typing import Any
 
@@ -56,7 +57,7 @@ class _LineFormatter(logging.Formatter):
         if record.name == "eventlog.access":
             return record.getMessage()  # already a formatted line
         fields: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

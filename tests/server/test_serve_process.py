@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.serverproc import ROOT, ServerFailed, ServerProcess
-from tests.support import scaled
+from tests.support import free_port, scaled
 
 
 def test_server_becomes_ready_and_exits_0_on_sigterm(server: ServerProcess) -> None:
@@ -47,3 +50,41 @@ def test_server_process_helper_reports_a_failed_start(tmp_path: Path) -> None:
     bad.write_text("max_wait = 'soon'\n")
     with pytest.raises(ServerFailed, match="invalid configuration"):
         ServerProcess.start(db=tmp_path / "e.db", extra_args=["--config", str(bad)])
+
+
+def test_console_script_serves_on_the_defaults_with_cwd_database(tmp_path: Path) -> None:
+    """`eventlog serve` (the installed script) uses ./eventlog.db and 127.0.0.1;
+    only the port is moved off 7432 here (EVENTLOG_PORT) so tests never collide."""
+    port = free_port()
+    script = Path(sys.executable).parent / "eventlog"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLOG_")}
+    env["EVENTLOG_PORT"] = str(port)
+    proc = subprocess.Popen(
+        [str(script), "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + scaled(30)
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, "server exited"
+            assert time.monotonic() < deadline, "server not ready"
+            time.sleep(0.05)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/api/streams/s/events", json={"type": "t"}, timeout=scaled(5)
+        )
+        assert r.status_code == 201
+        assert (tmp_path / "eventlog.db").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=scaled(20))
+    assert proc.returncode == 0
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in err

@@ -18,6 +18,13 @@ from server.serve import is_loopback
 # -- config -------------------------------------------------------------------------
 
 
+def test_config_defaults_are_loopback_7432_and_cwd_database() -> None:
+    config = load_config()
+    assert (config.host, config.port, config.db) == ("127.0.0.1", 7432, "eventlog.db")
+    assert config.api_keys == []
+    assert config.insecure is False
+
+
 def test_config_precedence_is_defaults_file_env_flags(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
     toml.write_text('port = 8000\ndb = "file.db"\nlog_format = "json"\nmax_wait = 5.0\n')
