@@ -153,8 +153,7 @@ class PgCluster:
         the same port: every client connection is dropped, as in a real restart."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
+            self._signal(proc, signal.SIGINT)  # fast shutdown
             proc.wait(timeout=scaled(30))
         self._launch()
 
@@ -173,14 +172,29 @@ class PgCluster:
             return (self.dir / "server.log").read_text(errors="replace")
         return ""
 
+    def _postmaster_pid(self) -> int | None:
+        if self.dir is None:
+            return None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        return None
+
+    def _signal(self, proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        # Signal the postmaster itself (runuser would die of SIGQUIT and leave
+        # it running); the whole group only as a last resort.
+        pid = self._postmaster_pid()
+        with contextlib.suppress(ProcessLookupError):
+            if pid is not None:
+                os.kill(pid, sig)
+            else:
+                os.killpg(proc.pid, sig)
+
     def stop(self) -> None:
         """Stop the server (immediate shutdown) and delete its directory. Idempotent."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            # SIGQUIT: immediate shutdown (the cluster is thrown away anyway);
-            # the whole process group, so postgres gets it even behind runuser.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGQUIT)
+            # SIGQUIT: immediate shutdown; the cluster is thrown away anyway.
+            self._signal(proc, signal.SIGQUIT)
             try:
                 proc.wait(timeout=scaled(20))
             except subprocess.TimeoutExpired:
