@@ -20,6 +20,7 @@ SCENARIOS: dict[str, str] = {
     "memory": "bench.memory",
     "postgres": "bench.postgres",
     "http": "bench.http",
+    "delivery": "bench.delivery",
 }
 
 

@@ -53,6 +53,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -177,8 +178,11 @@ class _Recorder:
     """Group commit of finished attempts: all results that arrive while one
     batch is written go into the next batch (one transaction each)."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(
+        self, store: LedgerStore, on_flushed: Callable[[list[Finished]], None] | None = None
+    ) -> None:
         self._store = store
+        self._on_flushed = on_flushed
         self._queue: list[tuple[Finished, asyncio.Future[None] | None]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -221,6 +225,8 @@ class _Recorder:
         for _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_result(None)
+        if self._on_flushed is not None:
+            self._on_flushed([item for item, _ in batch])
 
     async def close(self) -> None:
         if self._task is not None:
@@ -238,6 +244,7 @@ class _Worker:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     sending: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    claimed: deque[Delivery] = field(default_factory=deque)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     unfinished: int = 0
     bucket: TokenBucket | None = None
@@ -287,7 +294,7 @@ class DeliveryEngine:
         self.clock = clock
         self.rand = rand
         self._workers: dict[str, _Worker] = {}
-        self._recorder = _Recorder(store)
+        self._recorder = _Recorder(store, self._flushed)
         self._events: dict[tuple[str, int], Event] = {}
         self._event_cache = 20_000
         self._lock = asyncio.Lock()
@@ -349,6 +356,9 @@ class DeliveryEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        now = self.clock()
+        while worker.claimed:  # claimed but never sent: back to pending
+            self._recorder.put_nowait(_release(worker.claimed.popleft(), now))
 
     async def _supervise(self, worker: _Worker, loop: Callable[[_Worker], Awaitable[None]]) -> None:
         """Keep a worker loop running: storage hiccups are logged and retried."""
@@ -519,13 +529,18 @@ class DeliveryEngine:
             limit = 1 if ep.ordering == "ordered" else ep.max_in_flight
             free = limit - len(worker.sending)
             wake_at = None
-            if free > 0:
-                claimed = await self.store.claim(ep.id, ep.ordering, self.clock(), free)
-                for delivery in claimed.rows:
-                    worker.sending[delivery.id] = asyncio.create_task(
-                        self._send(worker, delivery), name=f"delivery-{delivery.id}"
-                    )
+            if free > 0 and not worker.claimed:
+                # One ledger transaction claims a whole window (the claimed rows
+                # wait in memory for a slot, still in_flight in the ledger).
+                claimed = await self.store.claim(ep.id, ep.ordering, self.clock(), limit)
+                worker.claimed.extend(claimed.rows)
                 wake_at = claimed.wake_at
+            while free > 0 and worker.claimed:
+                delivery = worker.claimed.popleft()
+                worker.sending[delivery.id] = asyncio.create_task(
+                    self._send(worker, delivery), name=f"delivery-{delivery.id}"
+                )
+                free -= 1
             timeout = None if wake_at is None else max(0.0, wake_at - self.clock())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -540,13 +555,11 @@ class DeliveryEngine:
                 if wait > 0:
                     await asyncio.sleep(wait)
             finished = await self._attempt(ep, delivery)
-            try:
-                await self._recorder.put(finished)
-            except LogClosed:
-                return
-            if finished.status in ("delivered", "failed"):
-                worker.unfinished -= 1
-                worker.progress.set()
+            # The slot is free as soon as the attempt is over: the row stays
+            # in_flight in the ledger until the recorder has written the
+            # outcome (then _flushed wakes the dispatcher), so nothing is
+            # claimed twice, and a crash in between only means a resend.
+            self._recorder.put_nowait(finished)
         except asyncio.CancelledError:
             if finished is None:
                 self._recorder.put_nowait(_release(delivery, self.clock()))
@@ -636,6 +649,16 @@ class DeliveryEngine:
             await self._disable(current, health.disable_reason)
         elif health.failing_since != current.failing_since:
             await self._update_endpoint(ep.id, failing_since=health.failing_since)
+
+    def _flushed(self, batch: list[Finished]) -> None:
+        for finished in batch:
+            worker = self._workers.get(finished.endpoint_id)
+            if worker is None:
+                continue
+            if finished.attempt is not None and finished.status in ("delivered", "failed"):
+                worker.unfinished -= 1
+                worker.progress.set()
+            worker.wake.set()
 
     # -- operator actions --------------------------------------------------------
 

@@ -16,6 +16,7 @@ failure turned into an :class:`~consumers.delivery.retry.AttemptResult` with an
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping
 
@@ -46,6 +47,11 @@ def _result(
         message=message,
         duration=time.monotonic() - started,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _host(url: str) -> str:
+    return yarl.URL(url).host or ""
 
 
 class Sender:
@@ -97,8 +103,8 @@ class Sender:
         session = self._session
         assert session is not None
         try:
-            host = yarl.URL(url).host or ""
-            check_host(host, allow_private=self.allow_private)
+            if not self.allow_private:
+                check_host(_host(url), allow_private=False)
         except UnsafeTarget as exc:
             return _result(None, "unsafe_target", str(exc), started)
         except (ValueError, InvalidTarget) as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets as _secrets
@@ -44,6 +45,7 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(32)).decode()
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_secret(secret: str) -> bytes:
     """The HMAC key of a ``whsec_`` secret.
 

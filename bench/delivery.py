@@ -1,0 +1,193 @@
+"""Webhook delivery: deliveries/s to a loopback receiver with 50 in flight, next to the
+bare HTTP client posting the same bodies in the same run.
+
+The receiver is a bare ASGI app on uvicorn (uvloop, httptools) in its own
+process that reads each body and answers 204. The baseline is one pooled
+aiohttp session with 50 tasks posting the pre-encoded event bodies. eventlog
+runs the whole engine in-process on an SQLite log (``synchronous=full``):
+the feeder turns events into ledger rows atomically with the consumer
+offset, the dispatcher claims them, each attempt is signed (Standard
+Webhooks, fresh timestamp), sent, classified and recorded in group-committed
+ledger transactions. httpx posting the same bodies with 50 in flight is
+shown too: it is why the sender uses aiohttp.
+
+Run the receiver alone with ``python -m bench.delivery PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import httpx
+import msgspec
+
+from bench.common import payload, scratch_dir
+from bench.report import Figure, Section
+from consumers.delivery.engine import DeliveryEngine, ledger_for
+from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
+from eventlog import EventLog, NewEvent
+
+IN_FLIGHT = 50
+
+
+async def receiver_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Read the body, answer 204."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def start_receiver() -> tuple[subprocess.Popen[bytes], int]:
+    from tests.support import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.delivery", str(port)])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=1)
+            return proc, port
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the receiver did not start")
+
+
+async def _pump(bodies: list[bytes], post: Callable[[bytes], Awaitable[None]]) -> float:
+    queue = iter(bodies)
+
+    async def worker() -> None:
+        for body in queue:
+            await post(body)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    return len(bodies) / (time.perf_counter() - start)
+
+
+async def bare_aiohttp(url: str, bodies: list[bytes]) -> float:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(body: bytes) -> None:
+            headers = {"Content-Type": "application/json"}
+            async with session.post(url, data=body, headers=headers) as r:
+                await r.read()
+                assert r.status == 204
+
+        return await _pump(bodies, post)
+
+
+async def bare_httpx(url: str, bodies: list[bytes]) -> float:
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    async with httpx.AsyncClient(limits=limits) as client:
+
+        async def post(body: bytes) -> None:
+            r = await client.post(url, content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 204
+
+        return await _pump(bodies, post)
+
+
+async def engine_rate(url: str, count: int) -> tuple[float, list[bytes]]:
+    """Deliveries/s of the engine over ``count`` events already in the log; and the bodies."""
+    with scratch_dir() as tmp:
+        async with EventLog.open(tmp / "events.db") as log:
+            batch = [NewEvent(type="order.created", data=payload(i)) for i in range(count)]
+            for i in range(0, count, 1000):
+                await log.append_batch("events", batch[i : i + 1000])
+            bodies = [msgspec.json.encode(e) for e in await log.read("events", 0, count)]
+            engine = DeliveryEngine(
+                log, ledger_for(log), kinds={"webhook": WEBHOOK}, allow_private=True
+            )
+            await engine.start()
+            try:
+                spec = EndpointSpec(url=url, id="bench", max_in_flight=IN_FLIGHT, start="beginning")
+                endpoint = build_endpoint(spec, now=time.time(), head=count)
+                start = time.perf_counter()
+                await engine.put_endpoint(endpoint)
+                while True:  # done: every event enqueued and nothing unfinished
+                    fed = await log.storage.get_offset(endpoint.consumer_name, "events")
+                    if fed == count and "bench" not in await engine.store.counts():
+                        break
+                    await asyncio.sleep(0.01)
+                elapsed = time.perf_counter() - start
+                failed = await engine.store.deliveries("bench", status="failed", limit=1)
+                assert not failed, failed
+            finally:
+                await engine.close()
+    return count / elapsed, bodies
+
+
+async def run(quick: bool) -> Section:
+    count = 2000 if quick else 10_000
+    rounds = 1 if quick else 3
+    proc, port = start_receiver()
+    url = f"http://127.0.0.1:{port}/hook"
+    try:
+        ours, bare, via_httpx = [], [], []
+        for _ in range(rounds):
+            rate, bodies = await engine_rate(url, count)
+            ours.append(rate)
+            bare.append(await bare_aiohttp(url, bodies))
+            via_httpx.append(await bare_httpx(url, bodies[: count // 5]))
+    finally:
+        proc.terminate()
+        proc.wait()
+    engine_median = statistics.median(ours)
+    bare_median = statistics.median(bare)
+    httpx_median = statistics.median(via_httpx)
+    return Section(
+        key="delivery",
+        title="Webhook delivery",
+        conditions=(
+            f"{count:,} events of ~200 bytes, {IN_FLIGHT} in flight, one loopback receiver "
+            "(uvicorn+uvloop+httptools, 204) in another process; medians of "
+            f"{rounds} round(s). eventlog: the whole engine on an SQLite log (synchronous=full), "
+            "ledger rows, signing, classification and recorded attempts included."
+        ),
+        figures=[
+            Figure(
+                "deliveries, 50 in flight, vs bare aiohttp posting the same bodies",
+                engine_median,
+                bare_median,
+                unit="req/s",
+                target=0.5,
+                note="baseline: one aiohttp session, 50 tasks",
+            ),
+            Figure(
+                "bare httpx vs bare aiohttp, 50 in flight (why the sender uses aiohttp)",
+                httpx_median,
+                bare_median,
+                unit="req/s",
+                note=f"httpx posted {count // 5:,} of the bodies",
+            ),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    import uvicorn
+
+    uvicorn.run(
+        receiver_app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+    )
