@@ -115,7 +115,7 @@ def _append(args: argparse.Namespace) -> int:
         if sys.stdin.isatty():
             warn("reading NDJSON events from stdin (Ctrl-D ends)")
         batcher = Batcher(BATCH_EVENTS, BATCH_BYTES)
-        for group in read_lines(sys.stdin.buffer, BATCH_EVENTS):
+        async for group in read_lines(sys.stdin.buffer, BATCH_EVENTS):
             numbered = [
                 (n, e)
                 for n, raw in group

@@ -20,7 +20,7 @@ import select
 import signal
 import stat
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import BinaryIO
@@ -174,18 +174,20 @@ def write_out(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-def read_lines(source: BinaryIO, max_lines: int) -> Iterator[list[tuple[int, bytes]]]:
+async def read_lines(source: BinaryIO, max_lines: int) -> AsyncIterator[list[tuple[int, bytes]]]:
     """Numbered lines of ``source`` in groups, as they become available.
 
     A group ends when ``max_lines`` are gathered or when the input has
     nothing more ready right now, so a slow producer piping into
     ``eventlog append`` sees its events appended promptly, while a file is
-    read in big groups.
+    read in big groups. Waiting for input yields to the event loop, so one
+    Ctrl-C (or SIGTERM) stops the command even while stdin is idle.
     """
     fd = source.fileno()
     splitter = LineSplitter()
     group: list[tuple[int, bytes]] = []
     while True:
+        await _readable(fd)
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             group += splitter.finish()
@@ -196,6 +198,27 @@ def read_lines(source: BinaryIO, max_lines: int) -> Iterator[list[tuple[int, byt
         if len(group) >= max_lines or (group and not _ready(fd)):
             yield group
             group = []
+
+
+async def _readable(fd: int) -> None:
+    """Wait in the event loop until ``fd`` can be read (pipes, terminals, sockets)."""
+    if _ready(fd):
+        return
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    try:
+        loop.add_reader(fd, wake)
+    except (OSError, ValueError, NotImplementedError):
+        return  # e.g. a regular file: epoll refuses it, and its reads never block
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
 
 
 def _ready(fd: int) -> bool:

@@ -102,7 +102,7 @@ def _import(args: argparse.Namespace) -> int:
         known = True
         unit = "bytes" if size is not None else "events"
         with Meter(f"import {stream}", size, unit=unit) as meter:
-            for group in read_lines(source, args.batch_size):
+            async for group in read_lines(source, args.batch_size):
                 numbered = [
                     (n, e) for n, raw in group if (e := parse_line(raw, lineno=n)) is not None
                 ]

@@ -307,3 +307,28 @@ def test_append_from_a_slow_pipe_appends_each_line_as_it_arrives(db: Path) -> No
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_append_waiting_on_an_idle_pipe_stops_on_one_sigint_or_sigterm(db: Path) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with subprocess.Popen(
+            [EVENTLOG, "append", "--db", str(db), f"idle-{sig.name}", "--type", "n"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+        ) as proc:
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            try:
+                proc.stdin.write(b"1\n")
+                proc.stdin.flush()
+                assert proc.stdout.readline() == b"0\n"  # now it waits on the open pipe
+                proc.send_signal(sig)
+                assert proc.wait(scaled(15)) == 130
+                assert b"Traceback" not in proc.stderr.read()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.stdin.close()
