@@ -27,7 +27,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import asyncpg
 import msgspec
@@ -36,7 +36,7 @@ from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener
 from eventlog.storage.leases import Lease
-from eventlog.storage.planner import Row, given_ids, plan_appends
+from eventlog.storage.postgres_append import InsertMethod, PgAppender, to_us
 from eventlog.storage.postgres_leases import KEEPALIVE_SETTINGS, PgLeases
 from eventlog.storage.postgres_listen import NotificationListener
 from eventlog.storage.postgres_schema import (
@@ -44,6 +44,7 @@ from eventlog.storage.postgres_schema import (
     DRIVER_ERRORS,
     MIGRATIONS,
     apply_migrations,
+    connection_lost,
     errors_translated,
     redact,
     split_url,
@@ -52,40 +53,9 @@ from eventlog.storage.postgres_schema import (
 __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 
 T = TypeVar("T")
-InsertMethod = Literal["auto", "unnest", "executemany", "copy"]
-
-#: From this many rows per transaction on, ``auto`` inserts with COPY (measured:
-#: ``unnest`` is fastest up to a few hundred rows, COPY about 2x faster at 1000).
-COPY_FROM_ROWS = 500
-
-_encode = msgspec.json.encode
-_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
-_RETRIES = 8
-CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, ValueError)
-_EVENT_COLUMNS = ("stream", "offset", "id", "type", "key", "time_us", "headers", "data")
-
-
-class _Retry(Exception):
-    """Start the append transaction over: another transaction created a stream
-    this one wanted to create, or the idle connection was found dead."""
-
-
-#: Driver errors that mean "the connection is gone", not "the statement failed".
-LOST_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-    ConnectionError,
-)
-
-
-def _lost(exc: BaseException | None) -> bool:
-    if isinstance(exc, LOST_ERRORS):
-        return True
-    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
-
-
 P = ParamSpec("P")
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, ValueError)
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
 def _reconnecting(
@@ -103,18 +73,12 @@ def _reconnecting(
             try:
                 return await method(self, *args, **kwargs)
             except StorageError as exc:
-                if attempt == attempts - 1 or not _lost(exc.__cause__):
+                if attempt == attempts - 1 or not connection_lost(exc.__cause__):
                     raise
         raise AssertionError("unreachable")
 
     functools.update_wrapper(run, method)
     return run
-
-
-def _us(time: datetime) -> int:
-    if time.tzinfo is None:
-        time = time.replace(tzinfo=UTC)
-    return int(time.timestamp() * 1_000_000)
 
 
 def _dt(us: int) -> datetime:
@@ -130,7 +94,7 @@ class PostgresStorage:
             are used for LISTEN and for leases.
         insert: How events are inserted: ``"auto"`` (the default: one
             ``INSERT ... SELECT FROM unnest(arrays)`` for small transactions,
-            ``COPY`` from :data:`COPY_FROM_ROWS` rows on; see docs/postgres.md
+            ``COPY`` from ``COPY_FROM_ROWS`` rows on; see docs/postgres.md
             for the measurements), or always ``"unnest"``, ``"executemany"``
             or ``"copy"`` (``copy_records_to_table``).
     """
@@ -142,44 +106,10 @@ class PostgresStorage:
         self._pool_size = max(2, pool_size)
         self._insert = insert
         self._pool: asyncpg.Pool | None = None
-        self._writer: asyncpg.Connection | None = None
-        self._writer_lock = asyncio.Lock()
+        self._appender: PgAppender | None = None
         self._listener: NotificationListener | None = None
         self._leases: PgLeases | None = None
-        #: Append transactions restarted because another process created a
-        #: stream at the same moment (for metrics and tests).
-        self.append_retries = 0
         s = self.schema
-        self._sql_lock = (
-            f"SELECT name, next_offset, last_time_us FROM {s}.streams "
-            "WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
-        )
-        self._sql_create = (
-            f"INSERT INTO {s}.streams (name, next_offset) SELECT unnest($1::text[]), 0 "
-            "ON CONFLICT (name) DO NOTHING RETURNING name"
-        )
-        self._sql_ids = (
-            f'SELECT e.stream, e.id, e."offset" FROM {s}.events e '
-            "JOIN unnest($1::text[], $2::text[]) AS w(stream, id) "
-            "ON e.stream = w.stream AND e.id = w.id"
-        )
-        self._sql_unnest = (
-            f'INSERT INTO {s}.events (stream, "offset", id, type, key, time_us, headers, data) '
-            "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], "
-            "$5::text[], $6::bigint[], $7::bytea[], $8::bytea[])"
-        )
-        self._sql_values = (
-            f'INSERT INTO {s}.events (stream, "offset", id, type, key, time_us, headers, data) '
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        )
-        self._sql_heads = (
-            f"WITH u AS (UPDATE {s}.streams t SET next_offset = v.next_offset, "
-            "bytes = t.bytes + v.added, last_time_us = v.last_us "
-            "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) "
-            "AS v(name, next_offset, added, last_us) WHERE t.name = v.name "
-            "RETURNING t.name, t.next_offset) "
-            "SELECT count(pg_notify($5, u.name || ':' || u.next_offset)) FROM u"
-        )
         self._sql_read = (
             f'SELECT "offset", id, type, key, time_us, headers, data FROM {s}.events '
             'WHERE stream = $1 AND "offset" >= $2 ORDER BY "offset" LIMIT $3'
@@ -226,6 +156,7 @@ class PostgresStorage:
         self._pool = pool
         self._listener = listener
         self._leases = PgLeases(lambda: self._connect(**KEEPALIVE_SETTINGS), self.schema)
+        self._appender = PgAppender(self.schema, self.channel, self._connect, self._insert)
 
     async def close(self) -> None:
         """Release every connection (and every lease). Idempotent."""
@@ -236,13 +167,9 @@ class PostgresStorage:
             await leases.close()
         if listener is not None:
             await listener.close()
-        async with self._writer_lock:
-            writer, self._writer = self._writer, None
-        if writer is not None:
-            with contextlib.suppress(*DRIVER_ERRORS):
-                await asyncio.wait_for(writer.close(), 5)
-            if not writer.is_closed():
-                writer.terminate()
+        appender, self._appender = self._appender, None
+        if appender is not None:
+            await appender.close()
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), 10)
@@ -257,25 +184,6 @@ class PostgresStorage:
         with errors_translated(what):
             async with pool.acquire() as conn:
                 yield cast(asyncpg.Connection, conn)
-
-    @contextlib.asynccontextmanager
-    async def _write_conn(self) -> AsyncIterator[asyncpg.Connection]:
-        """The append connection: one per process, like the group-commit writer
-        that uses it, so appends never wait for a pool slot or pay its overhead."""
-        if self._pool is None:
-            raise LogClosed("storage is closed")
-        async with self._writer_lock:
-            with errors_translated("append"):
-                if self._writer is None or self._writer.is_closed():
-                    self._writer = await self._connect()
-                conn = self._writer
-                try:
-                    yield conn
-                except BaseException:
-                    # Interrupted mid-transaction (cancelled): start afresh next time.
-                    if not conn.is_closed() and conn.is_in_transaction():
-                        conn.terminate()
-                    raise
 
     async def transact(
         self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "transaction"
@@ -308,122 +216,12 @@ class PostgresStorage:
         async with self._conn(f"migrate {component}") as conn:
             await apply_migrations(conn, self.schema, component, migrations)
 
-    # -- appends -------------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------
 
     async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
-        if not requests:
-            return []
-        now_us = _us(now)
-        streams = sorted({r.stream for r in requests})
-        for attempt in range(_RETRIES):
-            try:
-                async with self._write_conn() as conn:
-                    tx = conn.transaction()
-                    try:
-                        await tx.start()
-                    except LOST_ERRORS as exc:
-                        # The idle connection died (server restart, network):
-                        # nothing was sent, so reconnecting and retrying is safe.
-                        conn.terminate()
-                        raise _Retry from exc
-                    try:
-                        outcomes = await self._append_txn(conn, requests, streams, now_us)
-                    except BaseException:
-                        if not conn.is_closed():
-                            with contextlib.suppress(*DRIVER_ERRORS):
-                                await tx.rollback()
-                        raise
-                    await tx.commit()
-                    return outcomes
-            except _Retry:
-                self.append_retries += 1
-                continue
-            except StorageError as exc:
-                # Deadlocks cannot happen with sorted locking, but a serialization
-                # failure under a stricter default isolation level can: retry it.
-                cause = exc.__cause__
-                if isinstance(cause, asyncpg.TransactionRollbackError) and attempt < _RETRIES - 1:
-                    continue
-                raise
-        raise StorageError(f"append: gave up after {_RETRIES} conflicting attempts")
-
-    async def _append_txn(
-        self,
-        conn: asyncpg.Connection,
-        requests: Sequence[AppendRequest],
-        streams: list[str],
-        now_us: int,
-    ) -> list[AppendOutcome]:
-        found = await conn.fetch(self._sql_lock, streams)
-        heads: dict[str, int] = {}
-        times: dict[str, int] = {}
-        for row in found:
-            heads[row[0]] = row[1]
-            times[row[0]] = max(now_us, row[2] or 0)
-        created = [s for s in streams if s not in heads]
-        if created:
-            # New streams: insert their head rows (sorted). If another
-            # transaction created one first, ours waited for it to commit and
-            # got nothing back: start again, it now exists and gets locked.
-            got = await conn.fetch(self._sql_create, created)
-            if len(got) != len(created):
-                raise _Retry
-            for stream in created:
-                times[stream] = now_us
-        wanted = given_ids(requests)
-        existing: dict[tuple[str, str], int] = {}
-        if any(s in heads for s in wanted):
-            pairs = [(s, i) for s, ids in wanted.items() if s in heads for i in ids]
-            for stream, event_id, offset in await conn.fetch(
-                self._sql_ids, [p[0] for p in pairs], [p[1] for p in pairs]
-            ):
-                existing[(stream, event_id)] = offset
-        plan = plan_appends(requests, heads, existing)
-        if plan.rows:
-            await self._insert_rows(conn, plan.rows, times)
-        unused = [s for s in created if s not in plan.heads]
-        if unused:  # created for a request that wrote nothing: leave no trace
-            await conn.execute(f"DELETE FROM {self.schema}.streams WHERE name = ANY($1)", unused)
-        if plan.heads:
-            names = list(plan.heads)
-            await conn.fetchval(
-                self._sql_heads,
-                names,
-                [plan.heads[s] for s in names],
-                [plan.added_bytes.get(s, 0) for s in names],
-                [times[s] for s in names],
-                self.channel,
-            )
-        return plan.outcomes
-
-    async def _insert_rows(
-        self, conn: asyncpg.Connection, rows: list[Row], times: dict[str, int]
-    ) -> None:
-        records = [
-            (
-                r.stream,
-                r.offset,
-                r.event.id,
-                r.event.type,
-                r.event.key,
-                times[r.stream],
-                _encode(r.event.headers) if r.event.headers else None,
-                r.event.data,
-            )
-            for r in rows
-        ]
-        method = self._insert
-        if method == "auto":
-            method = "copy" if len(records) >= COPY_FROM_ROWS else "unnest"
-        if method == "unnest":
-            columns: list[list[Any]] = [list(c) for c in zip(*records, strict=True)]
-            await conn.execute(self._sql_unnest, *columns)
-        elif method == "executemany":
-            await conn.executemany(self._sql_values, records)
-        else:
-            await conn.copy_records_to_table(
-                "events", records=records, columns=_EVENT_COLUMNS, schema_name=self.schema
-            )
+        if self._appender is None:
+            raise LogClosed("storage is closed")
+        return await self._appender.append(requests, now)
 
     # -- other writes -------------------------------------------------------------
 
@@ -533,7 +331,7 @@ class PostgresStorage:
 
     @_reconnecting
     async def offset_at_time(self, stream: str, time: datetime) -> int:
-        target = _us(time)
+        target = to_us(time)
         s = self.schema
         async with self._conn("offset at time") as conn:
             row = await conn.fetchrow(
@@ -634,7 +432,7 @@ async def set_offset(
         consumer,
         stream,
         offset,
-        _us(datetime.now(UTC)),
+        to_us(datetime.now(UTC)),
     )
 
 

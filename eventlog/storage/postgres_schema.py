@@ -26,10 +26,12 @@ __all__ = [
     "CORE",
     "DEFAULT_SCHEMA",
     "DRIVER_ERRORS",
+    "LOST_ERRORS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "advisory_key",
     "apply_migrations",
+    "connection_lost",
     "errors_translated",
     "redact",
     "split_url",
@@ -144,6 +146,22 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+#: Driver errors that mean "the connection is gone", not "the statement failed".
+LOST_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+)
+
+
+def connection_lost(exc: BaseException | None) -> bool:
+    """True if ``exc`` says the connection died (so an idempotent call may be retried)."""
+    if isinstance(exc, LOST_ERRORS):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 
 
 @contextlib.contextmanager
