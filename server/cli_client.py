@@ -27,7 +27,6 @@ from server.cli_events import (
     parse_from,
     parse_line,
 )
-from server.cli_tables import consumers_table, print_table, streams_table
 
 __all__ = ["append_numbered", "read_range", "register", "retry_delay"]
 
@@ -234,6 +233,8 @@ _json = msgspec.json.Encoder()
 
 def _streams(args: argparse.Namespace) -> int:
     async def streams(args: argparse.Namespace, backend: Backend) -> int:
+        from server.cli_tables import print_table, streams_table  # rich, only when needed
+
         rows = await backend.streams()
         if args.json:
             write_out(_json.encode(rows) + b"\n")
@@ -246,6 +247,8 @@ def _streams(args: argparse.Namespace) -> int:
 
 def _consumers(args: argparse.Namespace) -> int:
     async def consumers(args: argparse.Namespace, backend: Backend) -> int:
+        from server.cli_tables import consumers_table, print_table
+
         rows = await backend.consumers()
         if args.json:
             write_out(_json.encode(rows) + b"\n")

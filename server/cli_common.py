@@ -23,21 +23,13 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
-from server.cli_backend import Backend, CliError, DbBackend, HttpBackend
+from server.cli_backend import Backend, CliError
 from server.cli_events import InputError, LineSplitter
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 __all__ = [
     "DEFAULT_URL",
@@ -108,12 +100,17 @@ def warn(message: str) -> None:
 @asynccontextmanager
 async def open_backend(args: argparse.Namespace, *, must_exist: bool) -> AsyncIterator[Backend]:
     """The backend the options name: ``--db`` (in-process) or ``--url`` (HTTP)."""
+    # Imported here: a command pays only for the backend it uses.
     if args.db is not None:
+        from server.cli_db import DbBackend
+
         async with DbBackend(args.db, must_exist=must_exist) as db:
             yield db
     else:
         if not str(args.url).startswith(("http://", "https://")):
             raise CliError(f"--url must start with http:// or https://, not {args.url!r}", 2)
+        from server.cli_http import HttpBackend
+
         async with HttpBackend(args.url, args.api_key) as http:
             yield http
 
@@ -247,8 +244,19 @@ class Meter:
     def __init__(self, description: str, total: int | None, *, unit: str = "events") -> None:
         self.shown = sys.stderr.isatty()
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         if self.shown:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             count = (
                 TaskProgressColumn()
                 if unit == "bytes"
