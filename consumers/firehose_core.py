@@ -346,14 +346,19 @@ class Subscriber:
 
     @property
     def resume_offset(self) -> int:
-        """The first offset the client has not been sent: where it should reconnect."""
-        if self._resume is not None:
-            return self._resume
-        return self._unsent_offset()
+        """The first offset the client has not been sent: where it should reconnect.
 
-    def _unsent_offset(self) -> int:
+        Frames in flight when the subscription ends still count once the
+        sender reports them with :meth:`sent`.
+        """
         if self._sent_count < len(self._in_flight):
             return self._in_flight[self._sent_count].offset
+        if self._resume is not None:
+            return self._resume
+        return self._after_in_flight()
+
+    def _after_in_flight(self) -> int:
+        """The first offset after the frames in flight: the queue's head, else the position."""
         if self.queue:
             return self.queue[0].offset
         return self.next_offset
@@ -400,7 +405,7 @@ class Subscriber:
             self.notify()
 
     def _overflow(self) -> None:
-        self._resume = self._unsent_offset()
+        self._resume = self._after_in_flight()
         self.phase = Phase.OVERFLOWED
         self.reason = (
             f"slow client: over {self.limits.queue_events} events or "
@@ -414,7 +419,7 @@ class Subscriber:
         """End the subscription (client gone, or hub ended with ``reason``)."""
         if self.phase in (Phase.CLOSED, Phase.OVERFLOWED):
             return
-        self._resume = self._unsent_offset()
+        self._resume = self._after_in_flight()
         self.phase = Phase.CLOSED
         self.reason = reason
         self.queue.clear()

@@ -381,3 +381,19 @@ def test_skip_to_moves_hub_and_live_subscribers_past_removed_events() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="queue_events"):
         Limits(queue_events=0)
+
+
+def test_frames_in_flight_at_overflow_count_once_the_sender_reports_them() -> None:
+    limits = Limits(queue_events=4)
+    hub = HubCore(next_offset=0, limits=limits)
+    sub = Subscriber(0, EventFilter(), limits)
+    hub.try_join(sub)
+    hub.publish(frames(0, 4))
+    in_flight = sub.take(3)  # the sender is sending 0..2
+    sub.sent(1)
+    hub.publish(frames(4, 6))
+    assert hub.publish(frames(6, 9)) == [sub]  # overflow while 1 and 2 are in flight
+    assert sub.resume_offset == 1
+    sub.sent(2)  # the sender finished 1 and 2 before it noticed
+    assert sub.resume_offset == 3  # 3 was queued, never sent
+    assert [f.offset for f in in_flight] == [0, 1, 2]
