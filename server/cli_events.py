@@ -282,13 +282,22 @@ class LineSplitter:
     """
 
     def __init__(self) -> None:
-        self._rest = b""
+        # Pieces of the unfinished line: joined once it ends, so a long line
+        # arriving in many chunks is copied once, not once per chunk.
+        self._rest: list[bytes] = []
         self.lineno = 0
 
     def feed(self, chunk: bytes) -> list[tuple[int, bytes]]:
         """The complete lines in ``chunk`` (plus what was left from before)."""
-        parts = (self._rest + chunk).split(b"\n")
-        self._rest = parts.pop()
+        if b"\n" not in chunk:
+            if chunk:
+                self._rest.append(chunk)
+            return []
+        parts = chunk.split(b"\n")
+        if self._rest:
+            parts[0] = b"".join([*self._rest, parts[0]])
+        tail = parts.pop()
+        self._rest = [tail] if tail else []
         out: list[tuple[int, bytes]] = []
         for part in parts:
             self.lineno += 1
@@ -300,5 +309,5 @@ class LineSplitter:
         if not self._rest:
             return []
         self.lineno += 1
-        rest, self._rest = self._rest, b""
+        rest, self._rest = b"".join(self._rest), []
         return [(self.lineno, rest)]

@@ -189,3 +189,14 @@ def test_retention_is_summarised() -> None:
 def test_follow_retry_delay_doubles_up_to_five_seconds() -> None:
     assert [retry_delay(n) for n in range(7)] == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
     assert retry_delay(10_000) == 5.0
+
+
+def test_line_splitter_joins_a_long_line_from_many_chunks() -> None:
+    splitter = LineSplitter()
+    pieces = [b"x" * 1000] * 50
+    for piece in pieces:
+        assert splitter.feed(piece) == []
+    assert splitter.feed(b"y\nz") == [(1, b"x" * 50_000 + b"y")]
+    assert splitter.feed(b"") == []
+    assert splitter.feed(b"\n\n") == [(2, b"z"), (3, b"")]
+    assert splitter.finish() == []
