@@ -248,6 +248,12 @@ class _Worker:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     unfinished: int = 0
     bucket: TokenBucket | None = None
+    more: bool = True
+
+    def poke(self) -> None:
+        """New claimable deliveries may exist: claim again and wake the dispatcher."""
+        self.more = True
+        self.wake.set()
 
 
 class DeliveryEngine:
@@ -411,7 +417,7 @@ class DeliveryEngine:
         """Make an endpoint's dispatcher look at the ledger now."""
         worker = self._workers.get(endpoint_id)
         if worker is not None:
-            worker.wake.set()
+            worker.poke()
 
     async def _update_endpoint(self, endpoint_id: str, **changes: Any) -> Endpoint | None:
         async with self._lock:
@@ -500,7 +506,7 @@ class DeliveryEngine:
             )
             if inserted:
                 worker.unfinished += inserted
-                worker.wake.set()
+                worker.poke()
 
     def _cache(self, event: Event) -> None:
         self._events[(event.stream, event.offset)] = event
@@ -523,28 +529,43 @@ class DeliveryEngine:
     # -- dispatching -------------------------------------------------------------
 
     async def _dispatch(self, worker: _Worker) -> None:
+        """Claim deliveries a window at a time and keep ``max_in_flight`` attempts going.
+
+        Claimed rows wait in ``worker.claimed`` (``in_flight`` in the ledger) for
+        a free slot; the next window is claimed when half of it is used, so the
+        slots never wait for a ledger transaction. ``worker.more`` says whether
+        a claim can find anything new: it is set by every enqueue, every
+        recorded outcome, operator actions and when ``wake_at`` comes.
+        """
+        wake_at: float | None = None
         while True:
             worker.wake.clear()
             ep = worker.endpoint
             limit = 1 if ep.ordering == "ordered" else ep.max_in_flight
-            free = limit - len(worker.sending)
-            wake_at = None
-            if free > 0 and not worker.claimed:
-                # One ledger transaction claims a whole window (the claimed rows
-                # wait in memory for a slot, still in_flight in the ledger).
-                claimed = await self.store.claim(ep.id, ep.ordering, self.clock(), limit)
+            self._fill(worker, limit)
+            if worker.more and len(worker.claimed) < max(1, limit // 2):
+                worker.more = False
+                want = limit - len(worker.claimed)
+                claimed = await self.store.claim(ep.id, ep.ordering, self.clock(), want)
                 worker.claimed.extend(claimed.rows)
                 wake_at = claimed.wake_at
-            while free > 0 and worker.claimed:
-                delivery = worker.claimed.popleft()
-                worker.sending[delivery.id] = asyncio.create_task(
-                    self._send(worker, delivery), name=f"delivery-{delivery.id}"
-                )
-                free -= 1
+                if len(claimed.rows) == want:
+                    worker.more = True
+                self._fill(worker, limit)
             timeout = None if wake_at is None else max(0.0, wake_at - self.clock())
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(timeout):
                     await worker.wake.wait()
+            except TimeoutError:
+                worker.more = True
+                wake_at = None
+
+    def _fill(self, worker: _Worker, limit: int) -> None:
+        while len(worker.sending) < limit and worker.claimed:
+            delivery = worker.claimed.popleft()
+            worker.sending[delivery.id] = asyncio.create_task(
+                self._send(worker, delivery), name=f"delivery-{delivery.id}"
+            )
 
     async def _send(self, worker: _Worker, delivery: Delivery) -> None:
         ep = worker.endpoint
@@ -658,7 +679,7 @@ class DeliveryEngine:
             if finished.attempt is not None and finished.status in ("delivered", "failed"):
                 worker.unfinished -= 1
                 worker.progress.set()
-            worker.wake.set()
+            worker.poke()
 
     # -- operator actions --------------------------------------------------------
 

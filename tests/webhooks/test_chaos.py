@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 import httpx
+import pytest
 from aiohttp import web
 from standardwebhooks import Webhook
 
@@ -28,6 +29,7 @@ async def unfinished(api: httpx.AsyncClient) -> int:
     return int(shown["pending"]) + int(shown["in_flight"])
 
 
+@pytest.mark.slow
 async def test_delivery_survives_a_flaky_receiver_and_two_server_crashes(tmp_path: Path) -> None:
     rng = random.Random(20261122)
     acked: list[Received] = []
