@@ -12,7 +12,7 @@ Two ways to use it:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import msgspec
@@ -33,7 +33,11 @@ __all__ = ["create_app"]
 
 
 def create_app(
-    log: EventLog, config: ServerConfig | None = None, *, manage_log: bool = False
+    log: EventLog,
+    config: ServerConfig | None = None,
+    *,
+    manage_log: bool = False,
+    access_sink: Callable[[str], None] | None = None,
 ) -> Starlette:
     """Build the eventlog ASGI app over an open (or, with ``manage_log``, unstarted) log.
 
@@ -41,6 +45,8 @@ def create_app(
         log: The log to serve.
         config: Server settings (defaults if omitted).
         manage_log: Start the log in the app's lifespan and close it on shutdown.
+        access_sink: Receives each request's log line (default: the
+            ``eventlog.access`` logger at INFO).
 
     The app keeps ``log``, ``config``, ``metrics`` (a :class:`server.metrics.Metrics`)
     and ``stopping`` (an :class:`asyncio.Event` set when shutdown begins, which
@@ -88,7 +94,9 @@ def create_app(
             HTTPException: handle_error,
             Exception: handle_error,
         },
-        middleware=[Middleware(RequestMiddleware, config=config, metrics=metrics)],
+        middleware=[
+            Middleware(RequestMiddleware, config=config, metrics=metrics, access_sink=access_sink)
+        ],
         lifespan=lifespan,
     )
     app.state.log = log

@@ -29,7 +29,7 @@ from eventlog.log import storage_for
 from server.app import create_app
 from server.auth import hash_key, new_key, parse_scope
 from server.config import ConfigError, ServerConfig, load_config
-from server.middleware import format_line
+from server.middleware import BufferedLineWriter, format_line
 
 __all__ = ["is_loopback", "main", "register", "run_server"]
 
@@ -111,7 +111,12 @@ def run_server(config: ServerConfig) -> int:
         storage_for(config.db, LogConfig(synchronous=config.synchronous)),
         LogConfig(synchronous=config.synchronous),
     )
-    app = create_app(log, config, manage_log=True)
+    # Request lines skip the logging machinery: buffered, one write per loop turn.
+    access = BufferedLineWriter(sys.stderr)
+    access_sink = (
+        access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
+    )
+    app = create_app(log, config, manage_log=True, access_sink=access_sink)
     uv_config = uvicorn.Config(
         app,
         host=config.host,

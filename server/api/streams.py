@@ -63,6 +63,19 @@ def json_response(value: object, status: int = 200) -> Response:
     return Response(_encoder.encode(value), status_code=status, media_type="application/json")
 
 
+async def read_body(request: Request) -> bytes:
+    """The whole request body, straight from ``receive`` (the middleware bounds
+    its size and time)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise ApiError(400, "client_disconnected", "the client left before sending the body")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def _stream(request: Request) -> str:
     return validate_stream_name(request.path_params["stream"])
 
@@ -84,7 +97,7 @@ async def append(request: Request) -> Response:
         base["traceparent"] = trace
     # The request's correlation id goes into every event; the event's own headers win.
     parsed = parse_body(
-        await request.body(),
+        await read_body(request),
         request.headers.get("content-type"),
         max_events=log.config.max_batch_events,
         headers=base,

@@ -229,3 +229,51 @@ def test_openapi_document_matches_the_wire_structs_and_routes() -> None:
             assert methods <= set(doc["paths"][path]), path
     page = docs_html()
     assert "POST</span> <code>/api/streams/{stream}/events</code>" in page
+
+
+def test_access_line_matches_format_line_in_both_formats() -> None:
+    from server.middleware import access_line
+
+    fields: dict[str, object] = {
+        "method": "POST",
+        "path": "/api/streams/a b/events",
+        "route": "/api/streams/{stream}/events",
+        "status": 201,
+        "ms": 1.25,
+        "cid": "req-1",
+        "client": "127.0.0.1:5000",
+    }
+    for fmt in ("kv", "json"):
+        line = access_line(fmt, **fields)  # type: ignore[arg-type]
+        if fmt == "json":
+            decoded = msgspec.json.decode(line)
+            assert decoded.pop("time").endswith("Z")
+            assert decoded == fields
+        else:
+            time_part, rest = line.split(" ", 1)
+            assert time_part.startswith("time=")
+            assert rest == format_line(fields, "kv")
+            assert 'path="/api/streams/a b/events"' in rest
+
+
+async def test_buffered_line_writer_writes_once_per_loop_turn() -> None:
+    import asyncio
+    import io
+
+    from server.middleware import BufferedLineWriter
+
+    class Counting(io.StringIO):
+        writes = 0
+
+        def write(self, s: str) -> int:
+            self.writes += 1
+            return super().write(s)
+
+    stream = Counting()
+    writer = BufferedLineWriter(stream)
+    for i in range(3):
+        writer(f"line {i}")
+    assert stream.getvalue() == ""
+    await asyncio.sleep(0)
+    assert stream.getvalue() == "line 0\nline 1\nline 2\n"
+    assert stream.writes == 1
