@@ -51,30 +51,49 @@ class _AppendAnswer(msgspec.Struct):
 
 
 def server_error(response: httpx.Response) -> CliError:
-    """A :class:`CliError` from an error response, quoting the server's message."""
+    """A :class:`CliError` from an error response, quoting the server's message.
+
+    A 503 (the server is stopping or its storage failed) becomes
+    :class:`Unavailable`, an ``offset_out_of_range`` answer :class:`OutOfRange`.
+    """
     status = f"HTTP {response.status_code}"
     try:
         body = msgspec.json.decode(response.content, type=_ErrorEnvelope).error
     except (msgspec.DecodeError, msgspec.ValidationError):
-        text = response.text.strip()[:300] or response.reason_phrase
-        return CliError(f"server answered {status}: {text}")
-    if body.code == "offset_out_of_range":
-        return OutOfRange(f"{body.message} ({body.code}, {status})", None)
+        text = " ".join(response.text.split())[:300] or response.reason_phrase
+        body = _ErrorBody(code="", message=f"server answered {status}: {text}")
+        message = body.message
+    else:
+        message = f"{body.message} ({body.code}, {status})"
     if response.status_code == 503:
-        return Unavailable(f"{body.message} ({body.code}, {status})")
-    return CliError(f"{body.message} ({body.code}, {status})", path=body.path)
+        return Unavailable(message)
+    if body.code == "offset_out_of_range":
+        return OutOfRange(message, None)
+    return CliError(message, path=body.path)
 
 
 class HttpBackend:
     """The HTTP API of an eventlog server, through one keep-alive httpx client."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Args: the server's base URL, an optional API key, the request timeout in
+        seconds, and (for tests) an httpx transport to use instead of the network."""
         headers = {"User-Agent": "eventlog-cli"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.url = url.rstrip("/")
         self._client = httpx.AsyncClient(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
         )
 
     async def __aenter__(self) -> Self:
