@@ -147,6 +147,8 @@ AttemptHook = Callable[[Endpoint, Classification, AttemptResult, str], None]
 
 def redact(body: bytes, secrets: list[str], limit: int = SNIPPET_BYTES) -> str:
     """A response snippet for the ledger: at most ``limit`` bytes, secrets replaced."""
+    if not body:
+        return ""
     text = body[: limit * 2].decode("utf-8", "replace")
     for secret in secrets:
         if secret and len(secret) >= 4:
@@ -659,6 +661,8 @@ class DeliveryEngine:
         success = classification.verdict == "delivered"
         worker = self._workers.get(ep.id)
         current = worker.endpoint if worker is not None else ep
+        if success and current.failing_since is None:
+            return  # the common case: healthy and still healthy
         health = update_health(
             current.failing_since,
             success=success,

@@ -49,6 +49,11 @@ def _result(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, 10.0))
+
+
 @functools.lru_cache(maxsize=4096)
 def _host(url: str) -> str:
     return yarl.URL(url).host or ""
@@ -109,12 +114,12 @@ class Sender:
             return _result(None, "unsafe_target", str(exc), started)
         except (ValueError, InvalidTarget) as exc:
             return _result(None, "invalid", f"invalid url: {exc}", started)
-        client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
+        client_timeout = _timeout(timeout)
         try:
             async with session.post(
                 url,
                 data=body,
-                headers=dict(headers),
+                headers=headers,
                 allow_redirects=False,
                 timeout=client_timeout,
             ) as response:
@@ -143,6 +148,8 @@ class Sender:
 
     async def _read_some(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         """Up to ``read_limit`` body bytes; (bytes, True if the body was read to its end)."""
+        if response.content.at_eof():  # no body (204) or already read: no timer needed
+            return b"", True
         chunks: list[bytes] = []
         got = 0
         try:

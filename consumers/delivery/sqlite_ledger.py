@@ -249,48 +249,59 @@ class SQLiteLedger:
         if not results:
             return
 
+        releases = [(f.next_attempt_at, f.now, f.delivery_id) for f in results if f.attempt is None]
+        attempts = [
+            (
+                a.delivery_id,
+                a.delivery_id,
+                a.started,
+                a.duration,
+                a.status,
+                a.error,
+                a.verdict,
+                a.response,
+                a.delivery_id,
+            )
+            for f in results
+            if (a := f.attempt) is not None
+        ]
+        updates = [
+            (
+                f.status,
+                f.attempts,
+                f.rate_limited,
+                f.next_attempt_at,
+                f.now,
+                f.attempt.status,
+                f.attempt.error,
+                f.delivery_id,
+            )
+            for f in results
+            if f.attempt is not None
+        ]
+
         def txn(c: sqlite3.Connection) -> None:
-            for f in results:
-                a = f.attempt
-                if a is None:
-                    c.execute(
-                        "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, "
-                        "updated = ? WHERE id = ? AND status = 'in_flight'",
-                        (f.next_attempt_at, f.now, f.delivery_id),
-                    )
-                    continue
-                cur = c.execute(
-                    "UPDATE webhook_deliveries SET status = ?, attempts = ?, rate_limited = ?, "
-                    "next_at = ?, updated = ?, last_status = ?, last_error = ? "
-                    "WHERE id = ? AND status = 'in_flight'",
-                    (
-                        f.status,
-                        f.attempts,
-                        f.rate_limited,
-                        f.next_attempt_at,
-                        f.now,
-                        a.status,
-                        a.error,
-                        a.delivery_id,
-                    ),
-                )
-                if cur.rowcount == 0:
-                    continue
-                c.execute(
-                    "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
-                    "status, error, verdict, response) VALUES (?, (SELECT coalesce(max(number), 0)"
-                    " + 1 FROM webhook_attempts WHERE delivery_id = ?), ?, ?, ?, ?, ?, ?)",
-                    (
-                        a.delivery_id,
-                        a.delivery_id,
-                        a.started,
-                        a.duration,
-                        a.status,
-                        a.error,
-                        a.verdict,
-                        a.response,
-                    ),
-                )
+            # Attempts first, only for rows still in flight (the updates below
+            # take them out of flight); rows deleted or skipped meanwhile are ignored.
+            c.executemany(
+                "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
+                "status, error, verdict, response) SELECT ?, (SELECT coalesce(max(number), 0)"
+                " + 1 FROM webhook_attempts WHERE delivery_id = ?), ?, ?, ?, ?, ?, ? "
+                "WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ? "
+                "AND status = 'in_flight')",
+                attempts,
+            )
+            c.executemany(
+                "UPDATE webhook_deliveries SET status = ?, attempts = ?, rate_limited = ?, "
+                "next_at = ?, updated = ?, last_status = ?, last_error = ? "
+                "WHERE id = ? AND status = 'in_flight'",
+                updates,
+            )
+            c.executemany(
+                "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, "
+                "updated = ? WHERE id = ? AND status = 'in_flight'",
+                releases,
+            )
 
         await self._storage.transact(txn)
 
