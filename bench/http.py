@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +179,55 @@ async def _asgi_post(app: Any, body: bytes) -> None:
         raise RuntimeError(f"answer {statuses}")
 
 
+def cpu_per_request(requests: int = 5000, concurrency: int = 64) -> dict[str, float]:
+    """CPU µs per single-event POST in-process (no sockets, no load generator):
+    the bare endpoint, eventlog's app over a log that does nothing, and the real app on
+    SQLite. Separates HTTP-layer cost from the log's."""
+    import uvloop
+
+    from eventlog import EventLog
+    from eventlog.storage.base import Appended
+    from server.app import create_app
+    from server.config import ServerConfig
+
+    body = msgspec.json.encode({"type": "order.created", "data": payload(0)})
+
+    class NoLog:
+        """Stands in for the log: answers every append at once."""
+
+        closed = False
+        config = type("C", (), {"max_batch_events": 10_000})()
+        writer_stats: dict[str, int] = {}
+
+        async def append_batch_result(
+            self, stream: str, events: object, expected_offset: int | None = None
+        ) -> Appended:
+            return Appended(offsets=[0], written=1, next_offset=1)
+
+    async def drive(app: Any) -> float:
+        todo = iter(range(requests))
+
+        async def worker() -> None:
+            for _ in todo:
+                await _asgi_post(app, body)
+
+        started = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return (time.process_time() - started) / requests * 1e6
+
+    async def main(db: Path) -> dict[str, float]:
+        from bench.http_bare import app as bare
+
+        out = {"bare": await drive(bare)}
+        out["app"] = await drive(create_app(NoLog(), ServerConfig(access_log=False)))  # type: ignore[arg-type]
+        async with EventLog.open(db) as log:
+            out["full"] = await drive(create_app(log, ServerConfig(access_log=False)))
+        return out
+
+    with scratch_dir() as d:
+        return uvloop.run(main(d / "cpu.db"))
+
+
 def profile_batches(requests: int = 300, concurrency: int = 16, top: int = 12) -> list[str]:
     """cProfile of the server's own work for batch appends (in-process, no sockets):
     the ``top`` functions by own time, as markdown lines."""
@@ -225,10 +274,20 @@ def profile_batches(requests: int = 300, concurrency: int = 16, top: int = 12) -
         f"{concurrency} concurrent, no sockets; {total / events * 1e6:.1f} µs of profiled "
         "main-thread time per event; the SQLite writes run on aiosqlite's thread and are "
         "not in it). Top functions by own time:",
-        "",
         "| function | calls | own time | cumulative |",
         "|---|---|---|---|",
         *rows,
+        "",
+        "Reading it: `runners.run` is the event loop itself, mostly idle while the writer "
+        "thread commits (executemany and fsync of the previous batch); the rest is "
+        "per-event Python work on the request path: the log's validation and id generation "
+        "(`pending_event`, `uuid7`; events carrying headers, here the correlation id, miss "
+        "the log's no-headers fast path) and building one `NewEvent` per event "
+        "(`_to_new`). JSON decoding (msgspec) is a few percent. Both threads need the GIL, "
+        "so per-event Python cost on the request path and per-row cost on the writer "
+        "thread add up rather than overlap: that sum, not the disk, bounds batch "
+        "throughput on this 2-core machine shared with the load generator.",
+        "",
         "",
     ]
 
@@ -236,30 +295,46 @@ def profile_batches(requests: int = 300, concurrency: int = 16, top: int = 12) -
 # -- the scenario -------------------------------------------------------------------------
 
 
+ROUNDS = 3
+
+
 def _measure(quick: bool) -> dict[str, float]:
-    seconds = 3.0 if quick else 8.0
+    """Best of ``ROUNDS`` interleaved rounds per case: all three servers run at once
+    (an idle one costs nothing) and each round measures every case back to back, so
+    a burst of load from elsewhere on the machine hits both sides of a ratio."""
+    seconds = 2.0 if quick else 3.0
+    rounds = 1 if quick else ROUNDS
     single = msgspec.json.encode({"type": "order.created", "data": payload(0)})
     batch = msgspec.json.encode([{"type": "order.created", "data": payload(i)} for i in range(100)])
     results: dict[str, float] = {}
-    with scratch_dir() as d:
-        port = _free_port()
-        with _server(bare_server(port), port, d / "bare.log") as url:
+
+    def best(name: str, value: float) -> None:
+        results[name] = max(results.get(name, 0.0), value)
+
+    with scratch_dir() as d, ExitStack() as stack:
+        urls: dict[str, str] = {}
+        ports = {name: _free_port() for name in ("bare", "el", "el_log")}
+        commands = {
+            "bare": bare_server(ports["bare"]),
+            "el": eventlog_server(d / "e.db", ports["el"], d / "e.log", access_log=False),
+            "el_log": eventlog_server(d / "l.db", ports["el_log"], d / "l.log", access_log=True),
+        }
+        for name, command in commands.items():
+            urls[name] = stack.enter_context(_server(command, ports[name], d / f"{name}.log"))
+        for url in urls.values():
             load(url, single, 64, 1.0, d)  # warm-up
-            results["bare_single"] = load(url, single, 64, seconds, d)
-            results["bare_batch"] = load(url, batch, 16, seconds, d) * 100
-        for access_log, suffix in ((False, ""), (True, "_log")):
-            port = _free_port()
-            cmd = eventlog_server(d / f"e{suffix}.db", port, d / "e.log", access_log=access_log)
-            with _server(cmd, port, d / f"e{suffix}.log") as url:
-                load(url, single, 64, 1.0, d)  # warm-up
-                results[f"single{suffix}"] = load(url, single, 64, seconds, d)
-                if not access_log:
-                    results["batch"] = load(url, batch, 16, seconds, d) * 100
+        for _ in range(rounds):
+            best("bare_single", load(urls["bare"], single, 64, seconds, d))
+            best("single", load(urls["el"], single, 64, seconds, d))
+            best("single_log", load(urls["el_log"], single, 64, seconds, d))
+            best("bare_batch", load(urls["bare"], batch, 16, seconds, d) * 100)
+            best("batch", load(urls["el"], batch, 16, seconds, d) * 100)
     return results
 
 
 async def run(quick: bool) -> Section:
     results = await asyncio.to_thread(_measure, quick)
+    cpu = await asyncio.to_thread(cpu_per_request)
     profile = await asyncio.to_thread(profile_batches) if results["batch"] < 50_000 else []
     generator = (
         "wrk 4.1 (1 thread, keep-alive)" if shutil.which("wrk") else "aiohttp client (Python)"
@@ -272,7 +347,9 @@ async def run(quick: bool) -> Section:
             "on uvicorn with uvloop + httptools, one worker, each in its own process. "
             "The baseline endpoint only decodes the same JSON body with msgspec and answers "
             "201. eventlog appends durably (SQLite, synchronous=FULL, group commit) and "
-            f"answers 201 with the offsets. {'3' if quick else '8'} s per case."
+            "answers 201 with the offsets. Best of "
+            f"{1 if quick else ROUNDS} interleaved rounds of {2 if quick else 3} s per case "
+            "(the machine is shared: interleaving puts a load burst on both sides)."
         ),
         figures=[
             Figure(
@@ -300,6 +377,14 @@ async def run(quick: bool) -> Section:
             ),
         ],
         extra=[
+            "Single events: CPU per request in-process (no sockets, 64 concurrent, "
+            f"measured in this run): bare endpoint {cpu['bare']:.0f} µs, eventlog's HTTP "
+            f"layer over a no-op log {cpu['app']:.0f} µs, eventlog on SQLite "
+            f"{cpu['full']:.0f} µs (the writer thread included). Each 201 waits for a "
+            "group commit, so with 64 connections a commit carries at most 64 events and the "
+            "request path's CPU (routing, validation, metrics, correlation id, the log's "
+            "per-event work) sets the pace; the bare endpoint does none of it.",
+            "",
             f"Batches: {results['batch']:,.0f} events/s against the 50,000 events/s target "
             f"({'met' if results['batch'] >= 50_000 else '**not met**'}).",
             "",
