@@ -48,9 +48,11 @@ from eventlog.model import Event
 
 __all__ = [
     "KINDS",
+    "NotificationsConfig",
     "NotifySetup",
     "NotifySpec",
     "build_notify_endpoint",
+    "declared_notify_endpoint",
     "notify_kinds",
     "notify_setup",
     "public_notify_view",
@@ -161,6 +163,49 @@ def build_notify_endpoint(spec: NotifySpec, *, now: float, head: int, first: int
     return msgspec.structs.replace(
         endpoint, url=url, kind=spec.kind, options=options, secrets=[], max_in_flight=1
     )
+
+
+def declared_notify_endpoint(
+    spec: NotifySpec, existing: Endpoint | None, *, now: float, head: int, first: int = 0
+) -> Endpoint:
+    """The endpoint for a config-file declaration (``origin = "config"``), keeping the
+    runtime state of an existing one: its start offset, creation time, and a
+    disabled state with its reason (a target Discord said was deleted stays
+    disabled across restarts until the file or an operator enables it).
+
+    Raises:
+        SpecError: As :func:`build_notify_endpoint`.
+    """
+    if spec.id is None:
+        raise SpecError("id", "notification targets declared in the config file need an id")
+    fresh = msgspec.structs.replace(
+        build_notify_endpoint(spec, now=now, head=head, first=first), origin="config"
+    )
+    if existing is None:
+        return fresh
+    enabled = existing.enabled and spec.enabled
+    return msgspec.structs.replace(
+        fresh,
+        start_offset=existing.start_offset,
+        created=existing.created,
+        enabled=enabled,
+        disabled_reason=existing.disabled_reason if not enabled else None,
+        failing_since=existing.failing_since,
+        updated=now,
+    )
+
+
+class NotificationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A ``[notifications]`` config table: ``[[notifications.targets]]``, each with an ``id``."""
+
+    targets: list[NotifySpec] = []
+
+    def __post_init__(self) -> None:
+        ids = [t.id for t in self.targets]
+        if any(i is None for i in ids):
+            raise ValueError("notification targets declared in the config file need an id")
+        if len(set(ids)) != len(ids):
+            raise ValueError("notification target ids in the config file must be unique")
 
 
 def public_notify_view(endpoint: Endpoint) -> dict[str, Any]:

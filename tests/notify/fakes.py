@@ -260,3 +260,23 @@ def _slack_problem(message: Any) -> str | None:
     if blocks is not None and len(blocks) > 50:
         return "invalid_blocks"
     return None
+
+
+async def _serve(kind: str, port: int) -> None:  # pragma: no cover - a manual tool
+    fake: FakeDiscord | FakeSlack = (
+        FakeDiscord(port=port, window=2.0) if kind == "discord" else FakeSlack(port=port)
+    )
+    await fake.start()
+    print(f"fake {kind} listening: {fake.url()}", flush=True)
+    seen = 0
+    while True:
+        await asyncio.sleep(0.1)
+        for message in fake.messages[seen:]:
+            print(msgspec.json.encode(message).decode(), flush=True)
+        seen = len(fake.messages)
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m tests.notify.fakes discord 8765
+    import sys
+
+    asyncio.run(_serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0))

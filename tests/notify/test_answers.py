@@ -40,6 +40,8 @@ async def test_discord_gone_webhook_disables_the_target_with_the_reason(
     reason = await disabled_reason(engine, ep.id)
     assert reason is not None
     assert expected in reason
+    # The endpoint is disabled during the attempt; the ledger row is written just after.
+    await wait_until(lambda: _statuses(engine, ep.id, ["failed"]))
     (row,) = await deliveries(engine, ep.id)
     assert (row.status, row.attempts) == ("failed", 1)
     # The disabling is visible in the system stream too.

@@ -10,7 +10,13 @@ import pytest
 from aiohttp import web
 
 from consumers.delivery.engine import DeliveryEngine
-from consumers.notify import NotifySpec, build_notify_endpoint, public_notify_view
+from consumers.notify import (
+    NotificationsConfig,
+    NotifySpec,
+    build_notify_endpoint,
+    declared_notify_endpoint,
+    public_notify_view,
+)
 from consumers.webhook import SpecError
 from eventlog import EventLog
 from tests.notify.conftest import add_target, deliveries, wait_until
@@ -112,3 +118,26 @@ async def test_apprise_failure_is_retried_by_the_engine(
 
 async def _delivered(engine: DeliveryEngine, endpoint_id: str) -> bool:
     return [d.status for d in await deliveries(engine, endpoint_id)] == ["delivered"]
+
+
+def test_config_declared_target_keeps_its_runtime_state_across_restarts() -> None:
+    spec = NotifySpec(id="ops", kind="slack", url="https://hooks.slack.com/services/T/B/x")
+    first = declared_notify_endpoint(spec, None, now=1.0, head=10)
+    assert (first.origin, first.start_offset) == ("config", 10)
+    gone = msgspec.structs.replace(first, enabled=False, disabled_reason="Slack answered 404")
+    again = declared_notify_endpoint(spec, gone, now=2.0, head=99)
+    assert (again.start_offset, again.enabled, again.disabled_reason) == (
+        10,
+        False,
+        "Slack answered 404",
+    )
+
+
+def test_notifications_config_table_needs_unique_ids() -> None:
+    raw = {"targets": [{"kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}]}
+    with pytest.raises(msgspec.ValidationError, match="need an id"):
+        msgspec.convert(raw, NotificationsConfig)
+    target = {"id": "a", "kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}
+    with pytest.raises(msgspec.ValidationError, match="unique"):
+        msgspec.convert({"targets": [target, target]}, NotificationsConfig)
+    assert len(msgspec.convert({"targets": [target]}, NotificationsConfig).targets) == 1
