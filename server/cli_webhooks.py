@@ -238,6 +238,8 @@ def _print_endpoint(e: dict[str, Any], args: argparse.Namespace) -> None:
         return
     table = Table("field", "value")
     for name, value in e.items():
+        if name == "secret":
+            continue  # printed below, once
         if name == "secrets":
             value = ", ".join(
                 s["hint"] + ("" if s["active"] else " (expired)") for s in value
