@@ -24,6 +24,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from starlette.applications import Starlette
 
 from eventlog import EventLog
+from server.loopmetrics import LoopCounter, LoopHistogram
 
 __all__ = ["Metrics", "metrics_of"]
 
@@ -51,14 +52,13 @@ class Metrics:
         self.prefix = prefix
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics: dict[str, MetricWrapperBase] = {}
-        self.appends = self.counter("appended_events", "Events appended", ["stream"])
-        self._appends_by_stream: dict[str, Counter] = {}
-        self.append_latency = self.histogram(
+        self.appends = self.loop_counter("appended_events", "Events appended", ["stream"])
+        self.append_latency = self.loop_histogram(
             "append_latency_seconds",
             "Seconds from a decoded append request to durable offsets",
             buckets=LATENCY_BUCKETS,
         )
-        self.batch_size = self.histogram(
+        self.batch_size = self.loop_histogram(
             "append_batch_size", "Events per append request", buckets=BATCH_BUCKETS
         )
         self.consumer_lag = self.gauge(
@@ -71,7 +71,7 @@ class Metrics:
             "Group-commit writer counters (transactions, events_written, queued_events)",
             ["counter"],
         )
-        self.http_requests = self.counter(
+        self.http_requests = self.loop_counter(
             "http_requests", "HTTP requests", ["method", "route", "status"]
         )
 
@@ -104,12 +104,25 @@ class Metrics:
         """A histogram ``<prefix>_<name>`` on this registry."""
         return self._get(Histogram, name, doc, labels, buckets=tuple(buckets))
 
+    def loop_histogram(
+        self, name: str, doc: str, *, buckets: Sequence[float] = LATENCY_BUCKETS
+    ) -> LoopHistogram:
+        """An unlabelled, lock-free histogram ``<prefix>_<name>`` for code running on
+        the event loop thread only (see :mod:`server.loopmetrics`)."""
+        histogram = LoopHistogram(f"{self.prefix}_{name}", doc, buckets)
+        self.registry.register(histogram)
+        return histogram
+
+    def loop_counter(self, name: str, doc: str, labels: Sequence[str]) -> LoopCounter:
+        """A labelled, lock-free counter ``<prefix>_<name>_total`` for code running on
+        the event loop thread only (see :mod:`server.loopmetrics`)."""
+        counter = LoopCounter(f"{self.prefix}_{name}", doc, labels)
+        self.registry.register(counter)
+        return counter
+
     def appended(self, stream: str, count: int) -> None:
         """Count ``count`` events appended to ``stream``."""
-        child = self._appends_by_stream.get(stream)
-        if child is None:
-            child = self._appends_by_stream[stream] = self.appends.labels(stream)
-        child.inc(count)
+        self.appends.inc((stream,), count)
 
     async def refresh(self) -> None:
         """Update the gauges computed from the log (consumer lag, writer counters)."""

@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 import msgspec
-from prometheus_client import Counter
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -182,7 +181,6 @@ class RequestMiddleware:
         #: Where request lines go: the ``eventlog.access`` logger unless given.
         self.access_sink = access_sink or _log_access
         self._route_cache: dict[int, str] = {}
-        self._children: dict[tuple[str, str, int], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -222,12 +220,7 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - started
             route = self._route(scope)
             method = scope["method"]
-            key = (method, route, status)
-            counter = self._children.get(key)
-            if counter is None:  # labels() takes a lock and validates: do it once per key
-                counter = self.metrics.http_requests.labels(method, route, str(status))
-                self._children[key] = counter
-            counter.inc()
+            self.metrics.http_requests.inc((method, route, str(status)))
             if self.config.access_log:
                 client = scope.get("client")
                 self.access_sink(
@@ -297,13 +290,29 @@ def _limited(receive: Receive, limit: int, timeout: float) -> Receive:
         nonlocal received, deadline, done
         if done:  # body complete: later receives wait for disconnect, unbounded
             return await receive()
+        loop = asyncio.get_running_loop()
         if deadline is None:
-            deadline = asyncio.get_running_loop().time() + timeout
+            deadline = loop.time() + timeout
+        # asyncio.timeout_at, unrolled: one timer handle, no context-manager object
+        # (this runs on every request).
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        handle = loop.call_at(deadline, expire)
         try:
-            async with asyncio.timeout_at(deadline):
-                message = await receive()
-        except TimeoutError:
-            raise ApiError(408, "body_timeout", "request body not received in time") from None
+            message = await receive()
+        except asyncio.CancelledError:
+            if expired and task.uncancel() == 0:
+                raise ApiError(408, "body_timeout", "request body not received in time") from None
+            raise
+        finally:
+            handle.cancel()
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:

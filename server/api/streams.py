@@ -63,6 +63,19 @@ def json_response(value: object, status: int = 200) -> Response:
     return Response(_encoder.encode(value), status_code=status, media_type="application/json")
 
 
+def _append_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str | None]:
+    """Content-Type, traceparent and Idempotency-Key in one pass over the raw headers."""
+    content_type = trace = key = None
+    for name, value in raw:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"traceparent":
+            trace = value.decode("latin-1")
+        elif name == b"idempotency-key":
+            key = value.decode("latin-1")
+    return content_type, trace, key
+
+
 async def read_body(request: Request) -> bytes:
     """The whole request body, straight from ``receive`` (the middleware bounds
     its size and time)."""
@@ -90,19 +103,19 @@ async def append(request: Request) -> Response:
         if request.scope["query_string"]
         else None
     )
-    cid: str = request.state.correlation_id
-    trace = request.headers.get("traceparent")
+    content_type, trace, idempotency_key = _append_headers(request.scope["headers"])
+    cid: str = request.scope["state"]["correlation_id"]
     base = {CORRELATION_HEADER: cid}
     if trace is not None and len(trace) <= 256:
         base["traceparent"] = trace
     # The request's correlation id goes into every event; the event's own headers win.
     parsed = parse_body(
         await read_body(request),
-        request.headers.get("content-type"),
+        content_type,
         max_events=log.config.max_batch_events,
         headers=base,
     )
-    stamped = apply_idempotency_key(parsed, request.headers.get("idempotency-key"))
+    stamped = apply_idempotency_key(parsed, idempotency_key)
     metrics = metrics_of(request.app)
     started = time.perf_counter()
     result = await log.append_batch_result(stream, stamped, expected_offset=expected)
@@ -190,10 +203,11 @@ async def delete_stream(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# The append route first: the router tries routes in order, and appends are the hot path.
 routes = [
+    Route("/api/streams/{stream}/events", append, methods=["POST"]),
+    Route("/api/streams/{stream}/events", read, methods=["GET"]),
     Route("/api/streams", list_streams, methods=["GET"]),
     Route("/api/streams/{stream}", stream_info, methods=["GET"]),
     Route("/api/streams/{stream}", delete_stream, methods=["DELETE"]),
-    Route("/api/streams/{stream}/events", append, methods=["POST"]),
-    Route("/api/streams/{stream}/events", read, methods=["GET"]),
 ]
