@@ -3,7 +3,15 @@ its payload by JSON path and appends it as an event. See ``docs/ingest.md``."""
 
 from __future__ import annotations
 
-from server.ingest.mapping import FieldRule, JsonPath, Mapped, Mapper, MappingError, Pick
+from server.ingest.mapping import (
+    FieldRule,
+    JsonPath,
+    Mapped,
+    Mapper,
+    MappingError,
+    PathSyntaxError,
+    Pick,
+)
 from server.ingest.pipeline import Challenge, MalformedBody, decode_body, prepare
 from server.ingest.sources import (
     BearerScheme,
@@ -21,6 +29,7 @@ from server.ingest.sources import (
     TypeFrom,
     compile_source,
     redacted,
+    with_defaults,
 )
 from server.ingest.store import (
     ConfigOwned,
@@ -49,6 +58,7 @@ __all__ = [
     "Mapper",
     "MappingError",
     "MemorySourceStore",
+    "PathSyntaxError",
     "Pick",
     "SQLiteSourceStore",
     "Scheme",
@@ -65,4 +75,5 @@ __all__ = [
     "prepare",
     "redacted",
     "store_for",
+    "with_defaults",
 ]

@@ -1,8 +1,9 @@
 """Where ingest sources live: the config file (read-only) and a runtime store.
 
 Sources created through the API are kept by a :class:`SourceStore`: in the
-log's own SQLite database (table ``ingest_sources``, so they survive a
-restart) when the log is on SQLite, in memory otherwise. The
+log's own database (table ``ingest_sources``, so they survive a restart and
+every server process on the database sees them) when the log is on SQLite or
+PostgreSQL (:mod:`server.ingest.pg_store`), in memory otherwise. The
 :class:`SourceRegistry` puts both together: config sources first, then the
 store, looked up on every request (one indexed read) so that a source created,
 changed or deleted by another server process on the same database takes
@@ -153,9 +154,15 @@ class SQLiteSourceStore:
 
 
 def store_for(log: EventLog) -> SourceStore:
-    """The durable store when the log is on SQLite, else an in-memory one."""
+    """The durable store of the log's backend (SQLite, PostgreSQL), else an in-memory one."""
     if isinstance(log.storage, SQLiteStorage):
         return SQLiteSourceStore(log.storage)
+    from eventlog.storage.postgres import PostgresStorage
+
+    if isinstance(log.storage, PostgresStorage):
+        from server.ingest.pg_store import PostgresSourceStore
+
+        return PostgresSourceStore(log.storage)
     return MemorySourceStore()
 
 
