@@ -36,8 +36,10 @@ from consumers.delivery.sender import Sender
 
 __all__ = ["Pacer", "PacingSender", "target_of"]
 
-#: Longest pause a rate-limit answer can impose on a target, in seconds.
-MAX_PAUSE = 3600.0
+#: Longest pause a rate-limit answer can impose on a target, in seconds (the
+#: engine's default ``max_retry_after``, so a held target and its rescheduled
+#: delivery wait alike).
+MAX_PAUSE = 6 * 3600.0
 
 AltTransport = Callable[[str, bytes, float], Awaitable[AttemptResult]]
 """Sends to URLs that are not HTTP (Apprise): ``(url, body, timeout) -> result``."""

@@ -57,4 +57,4 @@ def test_nonsense_headers_are_ignored_and_waits_are_capped() -> None:
     pacer.observe(T, answer(200, x_ratelimit_remaining="0", x_ratelimit_reset_after="nan"), 0.0)
     assert pacer.delay(T, 0.0) == 0.0
     pacer.observe(T, answer(429, b'{"retry_after": 1e12}'), 0.0)
-    assert pacer.delay(T, 0.0) == 3600.0
+    assert pacer.delay(T, 0.0) == 6 * 3600.0
