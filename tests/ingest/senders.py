@@ -1,13 +1,14 @@
 """Sign requests exactly as each sender does, for the ingest tests.
 
 * GitHub: ``X-Hub-Signature-256: sha256=`` + hex HMAC-SHA256 of the body with
-  the webhook secret (GitHub docs, "Validating webhook deliveries").
-* Stripe: ``Stripe-Signature: t=<ts>,v1=<hex>`` where the HMAC-SHA256 is keyed
-  with the endpoint secret *as a string, ``whsec_`` included*, over
-  ``"<ts>.<body>"`` (Stripe docs, "Verify signatures manually").
-* Standard Webhooks: signed with the ``standardwebhooks`` library itself.
-* Slack: ``X-Slack-Signature: v0=`` + hex HMAC-SHA256 of ``"v0:<ts>:<body>"``
-  with the signing secret (Slack docs, "Verifying requests from Slack").
+  the webhook secret (GitHub docs, "Validating webhook deliveries"; GitHub
+  ships no Python library, and ``test_verify`` checks GitHub's own example).
+* Stripe: signed by Stripe's library, ``stripe.WebhookSignature.generate_signature_header``:
+  ``Stripe-Signature: t=<ts>,v1=<hex>``, the HMAC keyed with the endpoint
+  secret *as a string, ``whsec_`` included*, over ``"<ts>.<body>"``.
+* Standard Webhooks: signed with the ``standardwebhooks`` library.
+* Slack: signed by Slack's SDK, ``slack_sdk.signature.SignatureVerifier``:
+  ``X-Slack-Signature: v0=`` + hex HMAC-SHA256 of ``"v0:<ts>:<body>"``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import hmac
 import time
 from datetime import UTC, datetime
 
+import stripe
+from slack_sdk.signature import SignatureVerifier
 from standardwebhooks import Webhook
 
 __all__ = ["github_headers", "slack_headers", "standard_headers", "stripe_headers"]
@@ -46,9 +49,8 @@ def stripe_headers(
 ) -> dict[str, str]:
     """Headers of a Stripe event delivery."""
     ts = int(time.time()) if timestamp is None else timestamp
-    signed = f"{ts}.".encode() + body
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "Stripe-Signature": f"t={ts},v1={digest}"}
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), secret, ts)
+    return {"Content-Type": "application/json", "Stripe-Signature": header}
 
 
 def standard_headers(
@@ -74,10 +76,10 @@ def slack_headers(
 ) -> dict[str, str]:
     """Headers of a Slack request (Events API or slash command)."""
     ts = int(time.time()) if timestamp is None else timestamp
-    basestring = f"v0:{ts}:".encode() + body
-    digest = hmac.new(secret.encode(), basestring, hashlib.sha256).hexdigest()
+    signature = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
+    assert signature is not None
     return {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": str(ts),
-        "X-Slack-Signature": f"v0={digest}",
+        "X-Slack-Signature": signature,
     }

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 
 import pytest
+import stripe
+from slack_sdk.signature import SignatureVerifier
 from standardwebhooks import Webhook
 
 from server.ingest.verify import (
@@ -129,6 +131,19 @@ def test_stripe_keys_the_hmac_with_the_whole_whsec_string() -> None:
     assert code_of(exc) == "bad_signature"
 
 
+def test_stripe_and_stripes_own_library_agree() -> None:
+    now = int(time.time())
+    headers = stripe_headers(BODY, timestamp=now)
+    verify_stripe(headers, BODY, [STRIPE_SECRET], now=now)
+    stripe.WebhookSignature.verify_header(
+        BODY.decode(), headers["Stripe-Signature"], STRIPE_SECRET, tolerance=300
+    )
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.WebhookSignature.verify_header(
+            BODY.decode(), headers["Stripe-Signature"], "whsec_other", tolerance=300
+        )
+
+
 def test_stripe_refuses_a_timestamp_older_than_the_tolerance() -> None:
     headers = stripe_headers(BODY, timestamp=NOW - 301)
     with pytest.raises(SignatureError) as exc:
@@ -229,6 +244,15 @@ def test_slack_accepts_its_signature_and_refuses_a_stale_one() -> None:
     with pytest.raises(SignatureError) as exc:
         verify_slack(slack_headers(BODY, timestamp=NOW - 600), BODY, [SLACK_SECRET], now=NOW)
     assert code_of(exc) == "timestamp_out_of_tolerance"
+
+
+def test_slack_and_slacks_own_sdk_agree() -> None:
+    now = int(time.time())
+    headers = slack_headers(BODY, timestamp=now)
+    verify_slack(headers, BODY, [SLACK_SECRET], now=now)
+    sdk = SignatureVerifier(SLACK_SECRET)
+    assert sdk.is_valid(BODY, str(now), headers["X-Slack-Signature"])
+    assert not SignatureVerifier("other").is_valid(BODY, str(now), headers["X-Slack-Signature"])
 
 
 def test_slack_wrong_secret_and_malformed_signature() -> None:
