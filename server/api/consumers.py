@@ -4,8 +4,8 @@
 * ``GET /api/consumers/{name}`` — ``{"name", "streams": [{"stream", "offset", "lag", "updated"}]}``;
   404 when the consumer never committed.
 * ``PUT /api/consumers/{name}`` (admin) — body ``{"stream": s, "position": p}`` with ``p`` one
-  of ``"beginning"``, ``"end"``, an offset, or ``{"time": "<RFC 3339>"}``: resolves the
-  position and commits it as the consumer's offset. A consumer running right now
+  of ``"beginning"``, ``"end"``, an offset (at most the head), or ``{"time": "<RFC 3339>"}``:
+  resolves the position and commits it as the consumer's offset. A consumer running right now
   keeps its in-memory position until it restarts or commits over it.
 """
 
@@ -27,6 +27,7 @@ from eventlog import (
     EventLog,
     Offset,
     Position,
+    StreamNotFound,
     Time,
     validate_stream_name,
 )
@@ -146,8 +147,21 @@ async def seek_consumer(request: Request) -> Response:
     body = _seek_decoder.decode(await request.body())
     stream = validate_stream_name(body.stream)
     log: EventLog = request.app.state.log
+    position = _position(body.position)
+    if isinstance(position, Offset):
+        try:
+            head = (await log.stream_info(stream)).next_offset
+        except StreamNotFound:
+            head = 0
+        if position.value > head:
+            raise ApiError(
+                422,
+                "invalid_position",
+                f"offset {position.value} is beyond the head of {stream!r} ({head})",
+                path="$.position",
+            )
     consumer = log.consumer(name, stream)
-    offset = await consumer.seek(_position(body.position))
+    offset = await consumer.seek(position)
     await consumer.commit(offset)
     return json_response(await _detail(request, name))
 

@@ -260,6 +260,10 @@ def test_consumers_list_get_and_seek(client: httpx.Client) -> None:
     missing = client.get("/api/consumers/nobody")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "consumer_not_found"
+    future = client.put(f"/api/consumers/{name}", json={"stream": s, "position": 6})
+    assert future.status_code == 422
+    assert future.json()["error"]["code"] == "invalid_position"
+    assert client.get(f"/api/consumers/{name}").json()["streams"][0]["offset"] == 0
     bad = client.put(f"/api/consumers/{name}", json={"stream": s, "position": -1})
     assert bad.status_code == 422
     assert bad.json()["error"]["path"].startswith("$.position")
