@@ -202,7 +202,8 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), cid_header]
+                extra = [cid_header, _CHALLENGE] if status == 401 else [cid_header]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         limit = self.config.max_body_bytes
@@ -266,6 +267,9 @@ def _utc_second() -> str:
         _second = (now, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
     return _second[1]
 
+
+#: RFC 9110: a 401 names the scheme to authenticate with.
+_CHALLENGE = (b"www-authenticate", b"Bearer")
 
 _WANTED = (b"x-correlation-id", b"traceparent", b"content-length")
 

@@ -47,6 +47,7 @@ def test_no_key_or_unknown_key_is_401(auth_server: ServerProcess) -> None:
         r = c.post("/api/streams/orders.eu/events", json={"type": "a"})
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"] == "Bearer"
         assert c.get("/api/streams").status_code == 401
         bad = c.get("/api/streams", headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401
