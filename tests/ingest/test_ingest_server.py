@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -329,3 +330,20 @@ def test_malformed_requests_get_4xx_json_never_500(client: httpx.Client) -> None
     deep = b"[" * 200_000 + b"]" * 200_000
     answer = client.post("/ingest/github", content=deep, headers=github_headers(deep))
     error(answer, 400, "malformed_payload")
+
+
+async def test_concurrent_redeliveries_of_one_delivery_append_exactly_once(
+    ingest_server: ServerProcess,
+) -> None:
+    body = push("octo/race")
+    delivery = "race-" + uuid.uuid4().hex
+    headers = github_headers(body, delivery=delivery)
+    async with httpx.AsyncClient(base_url=ingest_server.url, timeout=scaled(20)) as client:
+        answers = await asyncio.gather(
+            *(client.post("/ingest/github", content=body, headers=headers) for _ in range(20))
+        )
+        assert {a.status_code for a in answers} == {202}
+        assert len({a.json()["offset"] for a in answers}) == 1
+        assert sum(not a.json()["duplicate"] for a in answers) == 1
+        page = await client.get("/api/streams/github/events", params={"from": 0, "limit": 1000})
+    assert [e["id"] for e in page.json()["events"]].count(delivery) == 1

@@ -129,3 +129,23 @@ async def test_the_fakes_notice_a_request_sent_before_retry_after() -> None:
         assert fake.early == 1
     finally:
         await fake.stop()
+
+
+async def test_replay_and_operator_retry_are_the_engines_for_chat_targets_too(
+    log: EventLog, engine: DeliveryEngine, discord: FakeDiscord
+) -> None:
+    ep = await add_target(
+        engine, kind="discord", url=discord.url(), stream="s", options={"template": "#{offset}"}
+    )
+    for i in range(3):
+        await log.append("s", {"n": i}, type="t")
+    await wait_until(lambda: len(discord.messages) == 3)
+    result = await engine.replay(ep, from_offset=1)
+    assert (result.scanned, result.matched) == (2, 2)
+    await wait_until(lambda: len(discord.messages) == 5)
+    assert [m["content"] for m in discord.messages] == ["#0", "#1", "#2", "#1", "#2"]
+    first = (await deliveries(engine, ep.id))[0]
+    await engine.act(ep.id, first.id, "retry")
+    await wait_until(lambda: len(discord.messages) == 6)
+    assert discord.messages[-1]["content"] == "#0"
+    assert discord.early == 0
