@@ -11,6 +11,10 @@ own signature scheme (see :mod:`server.ingest.verify`). Answers:
   ``timestamp_out_of_tolerance``;
 * ``404`` ``unknown_source``; ``413`` ``payload_too_large``.
 
+Each request to a known source counts in ``eventlog_ingest_requests_total``
+by ``source`` and ``outcome`` (``appended``, ``duplicate``, ``challenge``,
+or the error code), so a sender with a wrong secret shows on ``/metrics``.
+
 The checks run in that order of cost: the source is looked up before the
 body is read, the size limit is enforced while it is read, and the signature
 is verified over the raw bytes before anything parses them.
@@ -80,6 +84,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _count(request: Request, source: str, outcome: str) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.counter(
+            "ingest_requests",
+            "Inbound webhook requests by source and outcome",
+            ["source", "outcome"],
+        ).labels(source, outcome).inc()
+
+
 async def ingest(request: Request) -> Response:
     """Verify, map and append one inbound webhook."""
     name = request.path_params["source"]
@@ -88,7 +102,11 @@ async def ingest(request: Request) -> Response:
     if source is None:
         raise ApiError(404, "unknown_source", f"no ingest source is named {name!r}")
     config: ServerConfig = request.app.state.config
-    body = await _read_body(request, min(source.spec.max_body_bytes, config.max_body_bytes))
+    try:
+        body = await _read_body(request, min(source.spec.max_body_bytes, config.max_body_bytes))
+    except ApiError as exc:
+        _count(request, name, exc.code)
+        raise
     correlation = getattr(request.state, "correlation_id", None)
     try:
         outcome = prepare(
@@ -99,21 +117,27 @@ async def ingest(request: Request) -> Response:
             extra_headers={"correlation-id": correlation} if correlation else None,
         )
     except SignatureError as exc:
+        _count(request, name, exc.code)
         raise ApiError(401, exc.code, exc.message) from exc
     except MalformedBody as exc:
+        _count(request, name, "malformed_payload")
         raise ApiError(400, "malformed_payload", str(exc)) from exc
     except MappingError as exc:
+        _count(request, name, "mapping_failed")
         raise ApiError(400, "mapping_failed", str(exc), path=exc.path) from exc
     if isinstance(outcome, Challenge):
+        _count(request, name, "challenge")
         return JSONResponse({"challenge": outcome.challenge})
     log: EventLog = request.app.state.log
     result = await log.append_batch_result(source.spec.stream, [outcome])
+    duplicate = result.written == 0
+    _count(request, name, "duplicate" if duplicate else "appended")
     return JSONResponse(
         {
             "stream": source.spec.stream,
             "offset": result.offsets[0],
             "id": outcome.id,
-            "duplicate": result.written == 0,
+            "duplicate": duplicate,
         },
         status_code=202,
     )

@@ -347,3 +347,11 @@ async def test_concurrent_redeliveries_of_one_delivery_append_exactly_once(
         assert sum(not a.json()["duplicate"] for a in answers) == 1
         page = await client.get("/api/streams/github/events", params={"from": 0, "limit": 1000})
     assert [e["id"] for e in page.json()["events"]].count(delivery) == 1
+
+
+def test_outcomes_are_counted_per_source_on_metrics(client: httpx.Client) -> None:
+    body = push("octo/metrics")
+    client.post("/ingest/github", content=body, headers=github_headers(body, secret="wrong"))
+    text = client.get("/metrics").text
+    line = 'eventlog_ingest_requests_total{outcome="bad_signature",source="github"}'
+    assert any(row.startswith(line) and float(row.split()[-1]) >= 1 for row in text.splitlines())
