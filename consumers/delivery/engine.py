@@ -245,7 +245,8 @@ class _Worker:
     filter: TypeFilter
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progress: asyncio.Event = field(default_factory=asyncio.Event)
-    sending: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    sending: dict[str, Delivery] = field(default_factory=dict)
+    slots: set[asyncio.Task[None]] = field(default_factory=set)
     claimed: deque[Delivery] = field(default_factory=deque)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     unfinished: int = 0
@@ -360,7 +361,7 @@ class DeliveryEngine:
         worker = self._workers.pop(endpoint_id, None)
         if worker is None:
             return
-        tasks = [*worker.tasks, *worker.sending.values()]
+        tasks = [*worker.tasks, *worker.slots]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -534,8 +535,9 @@ class DeliveryEngine:
         """Claim deliveries a window at a time and keep ``max_in_flight`` attempts going.
 
         Claimed rows wait in ``worker.claimed`` (``in_flight`` in the ledger) for
-        a free slot; the next window is claimed when half of it is used, so the
-        slots never wait for a ledger transaction. ``worker.more`` says whether
+        a free slot; a window is twice ``max_in_flight`` and the next one is
+        claimed when half of it is used, so the slots do not wait for a ledger
+        transaction (which may take milliseconds behind a busy writer). ``worker.more`` says whether
         a claim can find anything new: it is set by every enqueue, every
         recorded outcome, operator actions and when ``wake_at`` comes.
         """
@@ -545,9 +547,10 @@ class DeliveryEngine:
             ep = worker.endpoint
             limit = 1 if ep.ordering == "ordered" else ep.max_in_flight
             self._fill(worker, limit)
-            if worker.more and len(worker.claimed) < max(1, limit // 2):
+            window = 1 if ep.ordering == "ordered" else 2 * limit
+            if worker.more and len(worker.claimed) < max(1, window // 2):
                 worker.more = False
-                want = limit - len(worker.claimed)
+                want = window - len(worker.claimed)
                 claimed = await self.store.claim(ep.id, ep.ordering, self.clock(), want)
                 worker.claimed.extend(claimed.rows)
                 wake_at = claimed.wake_at
@@ -563,11 +566,30 @@ class DeliveryEngine:
                 wake_at = None
 
     def _fill(self, worker: _Worker, limit: int) -> None:
-        while len(worker.sending) < limit and worker.claimed:
-            delivery = worker.claimed.popleft()
-            worker.sending[delivery.id] = asyncio.create_task(
-                self._send(worker, delivery), name=f"delivery-{delivery.id}"
-            )
+        # A slot is a task that sends claimed deliveries one after another
+        # until none are left: no task per delivery on the hot path.
+        while len(worker.slots) < min(limit, len(worker.claimed)):
+            task = asyncio.create_task(self._slot(worker), name=f"delivery-{worker.endpoint.id}")
+            worker.slots.add(task)
+            task.add_done_callback(worker.slots.discard)
+
+    async def _slot(self, worker: _Worker) -> None:
+        try:
+            while worker.claimed:
+                ep = worker.endpoint
+                limit = 1 if ep.ordering == "ordered" else ep.max_in_flight
+                if len(worker.sending) >= limit:
+                    return  # the limit went down: too many slots
+                delivery = worker.claimed.popleft()
+                worker.sending[delivery.id] = delivery
+                try:
+                    await self._send(worker, delivery)
+                finally:
+                    worker.sending.pop(delivery.id, None)
+                if len(worker.claimed) < limit:
+                    worker.wake.set()  # the window is half used: claim more
+        finally:
+            worker.wake.set()
 
     async def _send(self, worker: _Worker, delivery: Delivery) -> None:
         ep = worker.endpoint
@@ -587,9 +609,6 @@ class DeliveryEngine:
             if finished is None:
                 self._recorder.put_nowait(_release(delivery, self.clock()))
             raise
-        finally:
-            worker.sending.pop(delivery.id, None)
-            worker.wake.set()
 
     async def _attempt(self, ep: Endpoint, delivery: Delivery) -> Finished:
         kind = self.kinds[ep.kind]

@@ -208,31 +208,34 @@ class SQLiteLedger:
     async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
         def txn(c: sqlite3.Connection) -> Claimed:
             if ordering == "concurrent":
+                # One statement picks and marks the rows (RETURNING: SQLite >= 3.35).
                 rows = [
                     _row(r)
                     for r in c.execute(
-                        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
-                        "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ?",
-                        (endpoint_id, now, limit),
-                    )
+                        "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
+                        "WHERE seq IN (SELECT seq FROM webhook_deliveries WHERE endpoint_id = ? "
+                        "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ?) "
+                        f"RETURNING {_COLUMNS}",
+                        (now, endpoint_id, now, limit),
+                    ).fetchall()
                 ]
+                rows.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
                 later = c.execute(
                     "SELECT min(next_at) FROM webhook_deliveries WHERE endpoint_id = ? "
                     "AND status = 'pending' AND next_at > ?",
                     (endpoint_id, now),
                 ).fetchone()[0]
-                claimed = Claimed(rows, later)
-            else:
-                window = 1 if ordering == "ordered" else ACTIVE_WINDOW
-                active = [
-                    _row(r)
-                    for r in c.execute(
-                        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
-                        "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
-                        (endpoint_id, window),
-                    )
-                ]
-                claimed = select_claimable(active, ordering, now, limit)
+                return Claimed(rows, later)
+            window = 1 if ordering == "ordered" else ACTIVE_WINDOW
+            active = [
+                _row(r)
+                for r in c.execute(
+                    f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
+                    "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
+                    (endpoint_id, window),
+                )
+            ]
+            claimed = select_claimable(active, ordering, now, limit)
             if claimed.rows:
                 c.executemany(
                     "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
