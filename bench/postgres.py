@@ -307,56 +307,66 @@ _LOCKS = {
 }
 
 
-async def locking_strategies(admin: str, writers: int, batch: int, seconds: float) -> list[str]:
-    """Contended appends to one stream from several connections, per locking strategy."""
+async def contended_rate(
+    url: str, statements: tuple[str, ...], writers: int, batch: int, seconds: float
+) -> float:
+    """Events/s of ``writers`` connections appending to one stream under one locking scheme."""
     data = _encode(payload(0))
     insert = (
         'INSERT INTO eventlog.events (stream, "offset", id, type, key, time_us, headers, data) '
         "SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
         "$6::bigint[], $7::bytea[], $8::bytea[])"
     )
+    await prepared_schema(url)
+    conns = [await asyncpg.connect(url) for _ in range(writers)]
+    await conns[0].execute("INSERT INTO eventlog.streams (name, next_offset) VALUES ('s', 0)")
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def writer(conn: asyncpg.Connection) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            async with conn.transaction():
+                head = 0
+                for statement in statements:
+                    head = await conn.fetchval(statement, "s")
+                columns = list(zip(*rows("s", head, [data] * batch, 0), strict=True))
+                await conn.execute(insert, *[list(c) for c in columns])
+                await conn.execute(
+                    "UPDATE eventlog.streams SET next_offset = $1 WHERE name = 's'", head + batch
+                )
+            done += batch
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(c) for c in conns))
+    rate = done / (time.perf_counter() - start)
+    count = await conns[0].fetchval("SELECT count(*) FROM eventlog.events")
+    assert count == done, "offsets collided"
+    for conn in conns:
+        await conn.close()
+    return rate
+
+
+async def locking_strategies(
+    admin: str, writers: int, batch: int, seconds: float, runs: int
+) -> list[str]:
+    """Contended appends to one stream from several connections, per locking strategy
+    (the strategies take turns within each run)."""
     lines = [
         f"Gapless offsets under contention: {writers} connections appending batches of "
-        f"{batch} to one stream for {seconds:g} s each (events/s, all committed):",
+        f"{batch} to one stream, {seconds:g} s per case (events/s, all committed; best of "
+        f"{runs} interleaved runs):",
         "",
         "| per-stream lock | events/s |",
         "|---|---|",
     ]
-    for name, statements in _LOCKS.items():
-        async with scratch_db(admin) as url:
-            await prepared_schema(url)
-            conns = [await asyncpg.connect(url) for _ in range(writers)]
-            await conns[0].execute(
-                "INSERT INTO eventlog.streams (name, next_offset) VALUES ('s', 0)"
-            )
-            done = 0
-            stop = time.perf_counter() + seconds
-
-            async def writer(
-                conn: asyncpg.Connection, statements: tuple[str, ...], stop: float
-            ) -> None:
-                nonlocal done
-                while time.perf_counter() < stop:
-                    async with conn.transaction():
-                        head = 0
-                        for statement in statements:
-                            head = await conn.fetchval(statement, "s")
-                        columns = list(zip(*rows("s", head, [data] * batch, 0), strict=True))
-                        await conn.execute(insert, *[list(c) for c in columns])
-                        await conn.execute(
-                            "UPDATE eventlog.streams SET next_offset = $1 WHERE name = 's'",
-                            head + batch,
-                        )
-                    done += batch
-
-            start = time.perf_counter()
-            await asyncio.gather(*(writer(c, statements, stop) for c in conns))
-            rate = done / (time.perf_counter() - start)
-            count = await conns[0].fetchval("SELECT count(*) FROM eventlog.events")
-            assert count == done, "offsets collided"
-            for conn in conns:
-                await conn.close()
-        lines.append(f"| {name} | {rate:,.0f} |")
+    best_rates = dict.fromkeys(_LOCKS, 0.0)
+    for _ in range(runs):
+        for name, statements in _LOCKS.items():
+            async with scratch_db(admin) as url:
+                rate = await contended_rate(url, statements, writers, batch, seconds)
+            best_rates[name] = max(best_rates[name], rate)
+    lines += [f"| {name} | {rate:,.0f} |" for name, rate in best_rates.items()]
     return [*lines, ""]
 
 
@@ -480,7 +490,7 @@ async def run(quick: bool) -> Section:
                     )
                 )
         table = await insert_methods(admin, [1, 10, 100, 1000] if not quick else [1, 1000], runs)
-        table += await locking_strategies(admin, 4, 10, 3.0 if quick else 10.0)
+        table += await locking_strategies(admin, 4, 10, 2.0 if quick else 4.0, runs)
     return Section(
         key="postgres",
         title="PostgreSQL: append and read next to raw asyncpg",
