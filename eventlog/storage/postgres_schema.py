@@ -109,11 +109,15 @@ def split_url(url: str) -> tuple[str, str]:
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        password, port = parts.password, parts.port
+    except ValueError:  # unparsable netloc (e.g. a bad port): show none of it
+        return urlunsplit(parts._replace(netloc="***"))
+    if password is None:
         return url
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 

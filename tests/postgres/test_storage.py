@@ -109,6 +109,14 @@ def test_url_keeps_driver_parameters_and_redacts_passwords() -> None:
     assert schema == "abc"
     assert dsn == "postgresql://u:secret@h:5/db?application_name=x"
     assert redact("postgresql://u:secret@h:5/db") == "postgresql://u:***@h:5/db"
+    assert redact("postgresql://u:secret@h:port/db") == "postgresql://***/db"
+
+
+async def test_malformed_url_is_a_storage_error_not_a_crash() -> None:
+    storage = PostgresStorage("postgresql://u:secret@h:port/db")
+    with pytest.raises(StorageError) as info:
+        await storage.open()
+    assert "secret" not in str(info.value)
 
 
 async def test_unreachable_server_is_a_storage_error_that_hides_the_password() -> None:
