@@ -30,7 +30,9 @@ string (``invalid_blocks``, ``no_text``, ``msg_too_long``). ``200 ok``.
 
 Both record every accepted message in arrival order, count requests that
 arrived while a ``retry_after`` they announced had not yet expired
-(``early``), and can be switched to answer a fixed status (``fail_with``).
+(``early``) and how long after a wait's end the next request came
+(``overshoot``: the wait was honoured exactly, not just not too early), and
+can be switched to answer a fixed status (``fail_with``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class _Base:
     rate_limited: int = 0
     early: int = 0
     blocked_until: float = 0.0
+    #: For each announced wait, how long after its end the next request came.
+    overshoot: list[float] = field(default_factory=list)
+    _waiting: bool = False
     fail_with: tuple[int, bytes, str] | None = None
     _runner: web.AppRunner | None = None
 
@@ -84,6 +89,13 @@ class _Base:
         self.requests += 1
         if now < self.blocked_until:
             self.early += 1
+        elif self._waiting:
+            self.overshoot.append(now - self.blocked_until)
+        self._waiting = False
+
+    def _announce(self, until: float) -> None:
+        self.blocked_until = max(self.blocked_until, until)
+        self._waiting = True
 
 
 @dataclass
@@ -120,7 +132,7 @@ class FakeDiscord(_Base):
 
     def _too_many(self, wait: float, scope: str, now: float) -> web.Response:
         self.rate_limited += 1
-        self.blocked_until = max(self.blocked_until, now + wait)
+        self._announce(now + wait)
         body = {"message": "You are being rate limited.", "retry_after": wait, "global": False}
         headers = {
             **self._bucket_headers(now),
@@ -224,7 +236,7 @@ class FakeSlack(_Base):
         if now < self.blocked_until or self._tokens < 1:
             wait = max(1, math.ceil((1 - self._tokens) / self.rate))
             self.rate_limited += 1
-            self.blocked_until = max(self.blocked_until, now + wait)
+            self._announce(now + wait)
             return web.Response(status=429, text="rate_limited", headers={"Retry-After": str(wait)})
         self._tokens -= 1
         try:

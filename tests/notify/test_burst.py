@@ -10,6 +10,7 @@ from eventlog import EventLog
 from eventlog.model import NewEvent
 from tests.notify.conftest import add_target, deliveries, wait_until
 from tests.notify.fakes import FakeDiscord, FakeSlack
+from tests.support import scaled
 
 BURST = 200
 
@@ -51,6 +52,9 @@ async def test_discord_burst_is_delivered_completely_in_order_without_early_requ
     assert offsets_in([m["content"] for m in fake.messages]) == list(range(BURST))
     assert fake.early == 0, "a request arrived before an announced retry_after expired"
     assert fake.rate_limited > 0, "the fake never answered 429: the test proved nothing"
+    # Honoured exactly: the next request follows the end of each wait closely.
+    assert fake.overshoot
+    assert sorted(fake.overshoot)[len(fake.overshoot) // 2] < scaled(0.1)
     assert fake.without_wait == 0
     assert all(len(m["content"]) <= 2000 for m in fake.messages)
     # Offset 199's note is 5970 characters: cut visibly, deterministically.
@@ -82,6 +86,7 @@ async def test_discord_without_bucket_headers_429s_are_honoured_exactly(
     assert offsets_in([m["content"] for m in fake.messages]) == list(range(BURST))
     assert fake.rate_limited >= BURST // 5 - 1  # every bucket ran dry once
     assert fake.early == 0
+    assert sorted(fake.overshoot)[len(fake.overshoot) // 2] < scaled(0.1)
     assert {r.attempts for r in rows} == {1}
 
 
@@ -109,6 +114,7 @@ async def test_slack_burst_is_delivered_completely_in_order_without_early_reques
     assert offsets_in([m["text"] for m in fake.messages]) == list(range(BURST))
     assert fake.early == 0, "a request arrived before Retry-After expired"
     assert fake.rate_limited > 0
+    assert max(fake.overshoot) < scaled(0.5)
     assert [r.status for r in rows] == ["delivered"] * BURST
     assert {r.attempts for r in rows} == {1}
     # Values from events are escaped; the header block carries the title.
