@@ -199,8 +199,9 @@ def _embed(embed: DiscordEmbed, event: Event, context: dict[str, Any]) -> dict[s
         out["title"] = title
     if description:
         out["description"] = description
-    if embed.url:
-        out["url"] = _render(embed.url, context)
+    url = _render(embed.url, context).strip()
+    if url.startswith(("https://", "http://")) and units(url) <= 2048:
+        out["url"] = url  # Discord refuses the message over a malformed URL: leave it out
     if embed.color is not None:
         out["color"] = embed.color
     if footer:

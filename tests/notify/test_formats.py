@@ -95,6 +95,14 @@ def test_discord_empty_render_still_sends_something_and_blank_fields_are_filled(
     assert _discord_problem(with_embed) is None
 
 
+def test_discord_embed_url_is_left_out_unless_it_renders_to_a_link() -> None:
+    options = {"embed": {"title": "t", "url": "{data.link}"}}
+    assert "url" not in discord_message(options, {})["embeds"][0]
+    assert "url" not in discord_message(options, {"link": "javascript:alert(1)"})["embeds"][0]
+    linked = discord_message(options, {"link": "https://shop.example/o/1"})["embeds"][0]
+    assert linked["url"] == "https://shop.example/o/1"
+
+
 def test_discord_wait_url_keeps_other_parameters() -> None:
     assert discord.wait_url("https://discord.com/api/webhooks/1/t") == (
         "https://discord.com/api/webhooks/1/t?wait=true"
