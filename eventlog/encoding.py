@@ -64,28 +64,16 @@ def pending_event(
         InvalidEvent: A field is missing, mistyped or too long, or data is not JSON.
         EventTooLarge: Encoded data plus headers exceed ``max_bytes``.
     """
-    if (
-        key is None
-        and id is None
-        and not headers
-        and type.__class__ is str
-        and 0 < len(type) <= MAX_TYPE_LENGTH
-        and "\x00" not in type
-    ):
-        # The common case, kept short: it runs once per event.
-        payload = encode_data(data)
-        if len(payload) > max_bytes:
-            raise EventTooLarge(len(payload), max_bytes)
-        return PendingEvent(
-            id=uuid7(), id_given=False, type=type, key=None, headers={}, data=payload
-        )
-    event_type = _text("type", type, MAX_TYPE_LENGTH, required=True)
-    assert event_type is not None
-    event_key = _text("key", key, MAX_KEY_LENGTH, required=False)
-    event_id = _text("id", id, MAX_ID_LENGTH, required=False)
-    if id is not None and not id:
-        raise InvalidEvent("event id must not be empty")
+    if type.__class__ is not str or not 0 < len(type) <= MAX_TYPE_LENGTH or "\x00" in type:
+        _text("type", type, MAX_TYPE_LENGTH, required=True)  # raises with the reason
+    if key is not None:
+        _text("key", key, MAX_KEY_LENGTH, required=False)
+    if id is not None:
+        _text("id", id, MAX_ID_LENGTH, required=False)
+        if not id:
+            raise InvalidEvent("event id must not be empty")
     header_map: dict[str, str] = {}
+    header_bytes = 0
     if headers:
         if not isinstance(headers, Mapping):
             raise InvalidEvent("event headers must be a mapping of strings to strings")
@@ -93,15 +81,16 @@ def pending_event(
             if not isinstance(name, str) or not isinstance(value, str):
                 raise InvalidEvent("event headers must map strings to strings")
             header_map[name] = value
+            header_bytes += len(name) + len(value)
     payload = encode_data(data)
-    size = len(payload) + sum(len(k) + len(v) for k, v in header_map.items())
+    size = len(payload) + header_bytes
     if size > max_bytes:
         raise EventTooLarge(size, max_bytes)
     return PendingEvent(
-        id=event_id if event_id is not None else uuid7(),
-        id_given=event_id is not None,
-        type=event_type,
-        key=event_key,
+        id=id if id is not None else uuid7(),
+        id_given=id is not None,
+        type=type,
+        key=key,
         headers=header_map,
         data=payload,
     )
