@@ -131,6 +131,10 @@ def parse_options(options: dict[str, Any]) -> DiscordOptions:
         opts = msgspec.convert(options, DiscordOptions)
     except msgspec.ValidationError as exc:
         raise ValueError(f"options: {exc}") from exc
+    if opts.avatar_url is not None and not opts.avatar_url.startswith(("https://", "http://")):
+        raise ValueError("options.avatar_url: an http(s) URL")
+    if opts.username is not None and not opts.username.strip():
+        raise ValueError("options.username: must not be blank")
     texts: list[tuple[str, str | None]] = [("template", opts.template)]
     if opts.embed is not None:
         e = opts.embed

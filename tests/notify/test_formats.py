@@ -119,6 +119,8 @@ def test_discord_wait_url_keeps_other_parameters() -> None:
         ({"embed": {"fields": [{"name": "{", "value": "v"}]}}, "options.embed.fields[0].name"),
         ({"embed": {"color": -1}}, "options.embed.color"),
         ({"templat": "x"}, "options"),
+        ({"avatar_url": "ftp://x"}, "options.avatar_url"),
+        ({"username": "  "}, "options.username"),
     ],
 )
 def test_discord_bad_options_name_the_option(options: dict[str, Any], where: str) -> None:
