@@ -99,6 +99,8 @@ __all__ = [
 logger = logging.getLogger("eventlog.delivery")
 
 SNIPPET_BYTES = 1024
+LINGER = 0.002
+LINGER_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +207,10 @@ class _Recorder:
     async def _run(self) -> None:
         while True:
             await self._ready.wait()
+            if len(self._queue) < LINGER_BATCH:
+                # Let a few more results arrive: fewer, larger transactions mean
+                # fewer hand-offs of the GIL to the database thread.
+                await asyncio.sleep(LINGER)
             await self._flush()
 
     async def _flush(self) -> None:
