@@ -1,8 +1,10 @@
 """The webhook delivery engine in the server: started and stopped by the app's lifespan.
 
 ``server/app.py`` calls :func:`start` once the log is open and :func:`stop`
-before it closes. Route modules get the engine with :func:`engine_of` (503
-when webhooks are off or the lifespan has not run). Metrics: attempts by
+before it closes. Other features that deliver through the same engine
+(notifications) add their target kinds by appending to :data:`EXTENSIONS`.
+Route modules get the engine with :func:`engine_of` (503 when webhooks are
+off or the lifespan has not run). Metrics: attempts by
 endpoint and verdict, attempt latency, finished deliveries by outcome, queue
 depth and the age of the oldest pending delivery (refreshed every 5 s).
 """
@@ -12,18 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from consumers.delivery.engine import AttemptHook, DeliveryEngine, ledger_for
+from consumers.delivery.engine import AttemptHook, DeliveryEngine, TargetKind, ledger_for
 from consumers.delivery.model import Endpoint
 from consumers.delivery.retry import AttemptResult, Classification
+from consumers.delivery.sender import Sender
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
 from server.errors import ApiError
 
-__all__ = ["engine_of", "start", "stop", "webhooks_config"]
+__all__ = ["EXTENSIONS", "Extension", "engine_of", "start", "stop", "webhooks_config"]
 
 
 def webhooks_config(app: Starlette) -> WebhooksConfig:
@@ -32,16 +37,46 @@ def webhooks_config(app: Starlette) -> WebhooksConfig:
     return config
 
 
+@dataclass(frozen=True)
+class Extension:
+    """What another feature adds to the server's one delivery engine.
+
+    Attributes:
+        kinds: Target kinds by name (see :mod:`consumers.delivery.engine`).
+        sender: A sender to use instead of the default one (at most one
+            extension may give one; it must honour ``allow_private``).
+        on_start: Called once the engine runs (e.g. to apply endpoints
+            declared in the config file).
+    """
+
+    kinds: dict[str, TargetKind] = field(default_factory=dict)
+    sender: Sender | None = None
+    on_start: Callable[[Starlette, DeliveryEngine], Awaitable[None]] | None = None
+
+
+#: Features that deliver through the engine (notifications) register a factory
+#: here at import time, e.g. from their route module:
+#: ``EXTENSIONS.append(lambda app: Extension(kinds=..., sender=...))``.
+EXTENSIONS: list[Callable[[Starlette], Extension]] = []
+
+
 async def start(app: Starlette) -> None:
     """Start the delivery engine (call after the log started); apply config-declared endpoints."""
     config = webhooks_config(app)
     if not config.enabled:
         return
     log = app.state.log
+    extensions = [factory(app) for factory in EXTENSIONS]
+    kinds: dict[str, TargetKind] = {"webhook": WEBHOOK}
+    sender = None
+    for extension in extensions:
+        kinds.update(extension.kinds)
+        sender = extension.sender or sender
     engine = DeliveryEngine(
         log,
         ledger_for(log),
-        kinds={"webhook": WEBHOOK},
+        kinds=kinds,
+        sender=sender,
         allow_private=config.allow_private_targets,
         system_stream=config.system_stream,
         on_attempt=_metrics_hook(app),
@@ -60,6 +95,9 @@ async def start(app: Starlette) -> None:
             raise RuntimeError(f"webhook endpoint {spec.id!r} in the config file: {exc}") from exc
         await engine.put_endpoint(endpoint)
     app.state.webhooks = engine
+    for extension in extensions:
+        if extension.on_start is not None:
+            await extension.on_start(app, engine)
     app.state.webhooks_gauges = asyncio.create_task(_refresh_gauges(app, engine))
 
 

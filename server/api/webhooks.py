@@ -139,7 +139,7 @@ async def _decode(request: Request, type_: type[Any]) -> Any:
 async def _endpoint(engine: DeliveryEngine, request: Request) -> Endpoint:
     endpoint_id = request.path_params["id"]
     endpoint = await engine.store.get_endpoint(endpoint_id)
-    if endpoint is None:
+    if endpoint is None or endpoint.kind != "webhook":  # other kinds have their own routes
         raise ApiError(404, "unknown_endpoint", f"no webhook endpoint is named {endpoint_id!r}")
     return endpoint
 
@@ -179,7 +179,8 @@ async def list_endpoints(request: Request) -> Response:
     require(request, "admin")
     engine = engine_of(request)
     now = time.time()
-    return _json({"webhooks": [public_view(e, now) for e in await engine.store.endpoints()]})
+    endpoints = [e for e in await engine.store.endpoints() if e.kind == "webhook"]
+    return _json({"webhooks": [public_view(e, now) for e in endpoints]})
 
 
 async def create_endpoint(request: Request) -> Response:
@@ -187,7 +188,7 @@ async def create_endpoint(request: Request) -> Response:
     require(request, "admin")
     engine = engine_of(request)
     spec: EndpointSpec = await _decode(request, EndpointSpec)
-    if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:
+    if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
         raise ApiError(409, "endpoint_exists", f"a webhook endpoint named {spec.id!r} exists")
     now = time.time()
     head, first = await _bounds(engine, spec.stream)

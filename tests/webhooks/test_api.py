@@ -283,3 +283,29 @@ async def test_private_targets_are_refused_by_default(tmp_path: Path) -> None:
                 r = await api.post("/api/webhooks", json={"url": url})
                 assert r.status_code == 422, r.text
                 assert r.json()["error"]["code"] == "unsafe_target"
+
+
+async def test_webhook_routes_need_the_admin_scope(tmp_path: Path) -> None:
+    from server.auth import hash_key
+
+    cfg = tmp_path / "eventlog.toml"
+    cfg.write_text(
+        "[[api_keys]]\n"
+        f'name = "admin"\nhash = "{hash_key("k-admin")}"\nscopes = ["admin"]\n'
+        "[[api_keys]]\n"
+        f'name = "reader"\nhash = "{hash_key("k-reader")}"\nscopes = ["read:*", "append:*"]\n'
+        "[webhooks]\nallow_private_targets = true\n"
+    )
+    with ServerProcess.start(db=tmp_path / "events.db", extra_args=["--config", str(cfg)]) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, timeout=scaled(10)) as api:
+            body = {"id": "a", "url": "http://127.0.0.1:9/"}
+            assert (await api.post("/api/webhooks", json=body)).status_code == 401
+            reader = {"Authorization": "Bearer k-reader"}
+            r = await api.post("/api/webhooks", json=body, headers=reader)
+            assert r.status_code == 403
+            assert (await api.get("/api/webhooks", headers=reader)).status_code == 403
+            admin = {"Authorization": "Bearer k-admin"}
+            assert (await api.post("/api/webhooks", json=body, headers=admin)).status_code == 201
+            r = await api.post("/api/webhooks/a/replay", json={}, headers=reader)
+            assert r.status_code == 403
+            assert r.json()["error"]["code"] != "replay_not_allowed"
