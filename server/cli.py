@@ -16,9 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Each command module registers itself: module.register(sub).
-    from server import serve
+    from server.cli_serve import register as register_serve
 
-    serve.register(sub)
+    register_serve(sub)
     from server.cli_client import register as register_client
 
     register_client(sub)

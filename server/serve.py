@@ -31,7 +31,7 @@ from server.auth import hash_key, new_key, parse_scope
 from server.config import ConfigError, ServerConfig, load_config
 from server.middleware import BufferedLineWriter, format_line
 
-__all__ = ["is_loopback", "main", "register", "run_server"]
+__all__ = ["is_loopback", "keygen_command", "main", "run_server", "serve_command"]
 
 logger = logging.getLogger("eventlog.server")
 
@@ -137,7 +137,8 @@ def run_server(config: ServerConfig) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve_command(args: argparse.Namespace) -> int:
+    """``eventlog serve``: load the layered config and run the server."""
     flags = {
         "host": args.host,
         "port": args.port,
@@ -158,7 +159,8 @@ def _serve(args: argparse.Namespace) -> int:
     return run_server(config)
 
 
-def _keygen(args: argparse.Namespace) -> int:
+def keygen_command(args: argparse.Namespace) -> int:
+    """``eventlog keygen``: print a new key and its config entry."""
     scopes = args.scope or ["admin"]
     try:
         for scope in scopes:
@@ -174,42 +176,10 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    """Register ``serve`` and ``keygen`` on the CLI's subparsers."""
-    p = sub.add_parser(
-        "serve",
-        help="run the HTTP server",
-        description="Run the eventlog HTTP server (every option is also EVENTLOG_<NAME> "
-        "or a key of the --config TOML file; flags win over env, env over the file).",
-    )
-    p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="TCP port (default 7432)")
-    p.add_argument("--db", help="SQLite file or postgresql:// URL (default ./eventlog.db)")
-    p.add_argument("--config", help="TOML config file (or EVENTLOG_CONFIG)")
-    p.add_argument(
-        "--insecure", action="store_true", help="allow a non-loopback host without API keys"
-    )
-    p.add_argument("--log-format", choices=["json", "kv"], help="request log lines (default kv)")
-    p.add_argument("--log-level", help="debug, info, warning, error (default info)")
-    p.add_argument("--synchronous", choices=["full", "normal", "off"], help="SQLite durability")
-    p.add_argument("--max-body-bytes", type=int, help="largest request body (default 16 MiB)")
-    p.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
-    p.set_defaults(handler=_serve)
-
-    k = sub.add_parser(
-        "keygen",
-        help="make an API key and its config entry",
-        description="Print a new API key (stderr) and the [[api_keys]] entry with its hash.",
-    )
-    k.add_argument("--name", default="key", help="label of the key (default: key)")
-    k.add_argument(
-        "--scope", action="append", help="append:<glob>, read:<glob> or admin (repeatable)"
-    )
-    k.set_defaults(handler=_keygen)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m server.serve serve|keygen ...``: just these two commands of the CLI."""
+    from server.cli_serve import register
+
     parser = argparse.ArgumentParser(prog="eventlog")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
