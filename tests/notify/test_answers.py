@@ -144,6 +144,7 @@ async def test_replay_and_operator_retry_are_the_engines_for_chat_targets_too(
     assert (result.scanned, result.matched) == (2, 2)
     await wait_until(lambda: len(discord.messages) == 5)
     assert [m["content"] for m in discord.messages] == ["#0", "#1", "#2", "#1", "#2"]
+    await wait_until(lambda: _statuses(engine, ep.id, ["delivered"] * 5))
     first = (await deliveries(engine, ep.id))[0]
     await engine.act(ep.id, first.id, "retry")
     await wait_until(lambda: len(discord.messages) == 6)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.model import Delivery
 from eventlog import EventLog
 from eventlog.model import NewEvent
 from tests.notify.conftest import add_target, deliveries, wait_until
@@ -27,6 +28,17 @@ async def burst(log: EventLog, stream: str) -> None:
     await log.append_batch(stream, events)
 
 
+async def settled(engine: DeliveryEngine, endpoint_id: str) -> list[Delivery]:
+    """The ledger once every delivery is finished (the last answer may still be recording)."""
+
+    async def done() -> bool:
+        rows = await deliveries(engine, endpoint_id)
+        return len(rows) == BURST and all(r.status in ("delivered", "failed") for r in rows)
+
+    await wait_until(done, timeout=20)
+    return await deliveries(engine, endpoint_id)
+
+
 def offsets_in(texts: list[str]) -> list[int]:
     return [int(m.group(1)) for t in texts if (m := re.search(r"#(\d+) ", t))]
 
@@ -46,7 +58,7 @@ async def test_discord_burst_is_delivered_completely_in_order_without_early_requ
         )
         await burst(log, "orders")
         await wait_until(lambda: len(fake.messages) >= BURST, timeout=60)
-        rows = await deliveries(engine, ep.id)
+        rows = await settled(engine, ep.id)
     finally:
         await fake.stop()
     assert offsets_in([m["content"] for m in fake.messages]) == list(range(BURST))
@@ -80,7 +92,7 @@ async def test_discord_without_bucket_headers_429s_are_honoured_exactly(
         )
         await burst(log, "orders")
         await wait_until(lambda: len(fake.messages) >= BURST, timeout=60)
-        rows = await deliveries(engine, ep.id)
+        rows = await settled(engine, ep.id)
     finally:
         await fake.stop()
     assert offsets_in([m["content"] for m in fake.messages]) == list(range(BURST))
@@ -108,7 +120,7 @@ async def test_slack_burst_is_delivered_completely_in_order_without_early_reques
         )
         await burst(log, "orders")
         await wait_until(lambda: len(fake.messages) >= BURST, timeout=60)
-        rows = await deliveries(engine, ep.id)
+        rows = await settled(engine, ep.id)
     finally:
         await fake.stop()
     assert offsets_in([m["text"] for m in fake.messages]) == list(range(BURST))
