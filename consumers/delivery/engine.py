@@ -523,17 +523,21 @@ class DeliveryEngine:
             for key in list(self._events)[: self._event_cache // 4]:
                 del self._events[key]
 
-    async def _event(self, stream: str, offset: int) -> Event | None:
-        event = self._events.get((stream, offset))
-        if event is not None:
+    async def _event(self, delivery: Delivery) -> Event | None:
+        """The delivery's event: from the feeder's cache, else from the log; None if
+        the log no longer has it (retention, or the stream was deleted and reused)."""
+        key = (delivery.stream, delivery.offset)
+        event = self._events.get(key)
+        if event is not None and event.id == delivery.event_id:
             return event
         try:
-            events = await self.log.read(stream, offset, 100)
+            events = await self.log.read(delivery.stream, delivery.offset, 100)
         except OffsetOutOfRange:
             return None
         for e in events:
             self._cache(e)
-        return events[0] if events and events[0].offset == offset else None
+        event = self._events.get(key)
+        return event if event is not None and event.id == delivery.event_id else None
 
     # -- dispatching -------------------------------------------------------------
 
@@ -619,7 +623,7 @@ class DeliveryEngine:
     async def _attempt(self, ep: Endpoint, delivery: Delivery) -> Finished:
         kind = self.kinds[ep.kind]
         started = self.clock()
-        event = await self._event(delivery.stream, delivery.offset)
+        event = await self._event(delivery)
         if event is None:
             result = AttemptResult(
                 status=None,

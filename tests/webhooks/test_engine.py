@@ -263,3 +263,30 @@ async def test_replay_backfills_events_the_endpoint_never_saw(
     replayed = [json.loads(r.body)["offset"] for r in receiver.requests[3:]]
     assert sorted(replayed) == [2, 4]
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 5
+
+
+async def test_a_delivery_whose_event_was_trimmed_fails_with_a_clear_error(
+    log: EventLog, engine: DeliveryEngine, receiver: Receiver
+) -> None:
+    for n in range(3):
+        await log.append("events", {"n": n}, type="t")
+    spec = EndpointSpec(url=receiver.url(), retry="short", enabled=False)
+    ep = build_endpoint(spec, now=time.time(), head=3)  # only new events, plus the replay
+    await engine.put_endpoint(ep)
+    result = await engine.replay(ep, from_offset=0)
+    assert result.matched == 3
+    await log.storage.trim("events", 2)  # retention removes offsets 0 and 1
+    enabled = msgspec.structs.replace(ep, enabled=True)
+    await engine.put_endpoint(enabled)
+    await receiver.wait_for(1, scaled(10))
+    await wait_until(lambda: _finished(engine, ep.id, 3))
+    rows = await all_deliveries(engine, ep.id)
+    assert [d.status for d in rows] == ["failed", "failed", "delivered"]
+    assert rows[0].last_error is not None
+    assert "no longer in the log" in rows[0].last_error
+    assert [json.loads(r.body)["offset"] for r in receiver.requests] == [2]
+
+
+async def _finished(engine: DeliveryEngine, endpoint_id: str, count: int) -> bool:
+    got = await statuses(engine, endpoint_id)
+    return len(got) == count and all(s in ("delivered", "failed") for s in got)
