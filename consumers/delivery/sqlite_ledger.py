@@ -88,6 +88,13 @@ _encode = msgspec.json.encode
 _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
 #: Unfinished rows scanned per claim in the ordered modes.
 ACTIVE_WINDOW = 2000
+#: Rows per multi-row statement (12 values a row stays far below SQLite's 32766).
+_CHUNK = 500
+
+
+def _marks(width: int, rows: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * rows)
 
 
 def _row(r: Any) -> Delivery:
@@ -172,31 +179,36 @@ class SQLiteLedger:
         consumer: ConsumerAdvance | None,
         now: float,
     ) -> int:
-        params = [
-            (
-                r.id,
-                endpoint_id,
-                r.stream,
-                r.offset,
-                r.event_id,
-                r.event_type,
-                r.key,
-                r.next_attempt_at,
-                now,
-                now,
-                int(r.replay),
-            )
-            for r in rows
+        chunks = [
+            [
+                value
+                for r in rows[i : i + _CHUNK]
+                for value in (
+                    r.id,
+                    endpoint_id,
+                    r.stream,
+                    r.offset,
+                    r.event_id,
+                    r.event_type,
+                    r.key,
+                    "pending",
+                    r.next_attempt_at,
+                    now,
+                    now,
+                    int(r.replay),
+                )
+            ]
+            for i in range(0, len(rows), _CHUNK)
         ]
 
         def txn(c: sqlite3.Connection) -> int:
             before = c.total_changes
-            if params:
-                c.executemany(
+            for values in chunks:
+                c.execute(
                     "INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, stream, offset, "
-                    "event_id, event_type, key, status, next_at, created, updated, replay) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                    params,
+                    "event_id, event_type, key, status, next_at, created, updated, replay) VALUES "
+                    + _marks(12, len(values) // 12),
+                    values,
                 )
             inserted = c.total_changes - before
             if consumer is not None:
@@ -253,53 +265,71 @@ class SQLiteLedger:
             return
 
         releases = [(f.next_attempt_at, f.now, f.delivery_id) for f in results if f.attempt is None]
-        attempts = [
-            (
-                a.delivery_id,
-                a.delivery_id,
-                a.started,
-                a.duration,
-                a.status,
-                a.error,
-                a.verdict,
-                a.response,
-                a.delivery_id,
+        done = [f for f in results if f.attempt is not None]
+        attempt_chunks = []
+        update_chunks = []
+        for i in range(0, len(done), _CHUNK):
+            part = done[i : i + _CHUNK]
+            attempt_chunks.append(
+                [
+                    value
+                    for f in part
+                    if (a := f.attempt) is not None
+                    for value in (
+                        a.delivery_id,
+                        a.started,
+                        a.duration,
+                        a.status,
+                        a.error,
+                        a.verdict,
+                        a.response,
+                    )
+                ]
             )
-            for f in results
-            if (a := f.attempt) is not None
-        ]
-        updates = [
-            (
-                f.status,
-                f.attempts,
-                f.rate_limited,
-                f.next_attempt_at,
-                f.now,
-                f.attempt.status,
-                f.attempt.error,
-                f.delivery_id,
+            update_chunks.append(
+                [
+                    value
+                    for f in part
+                    if (a := f.attempt) is not None
+                    for value in (
+                        f.delivery_id,
+                        f.status,
+                        f.attempts,
+                        f.rate_limited,
+                        f.next_attempt_at,
+                        f.now,
+                        a.status,
+                        a.error,
+                    )
+                ]
             )
-            for f in results
-            if f.attempt is not None
-        ]
 
         def txn(c: sqlite3.Connection) -> None:
-            # Attempts first, only for rows still in flight (the updates below
-            # take them out of flight); rows deleted or skipped meanwhile are ignored.
-            c.executemany(
-                "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
-                "status, error, verdict, response) SELECT ?, (SELECT coalesce(max(number), 0)"
-                " + 1 FROM webhook_attempts WHERE delivery_id = ?), ?, ?, ?, ?, ?, ? "
-                "WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ? "
-                "AND status = 'in_flight')",
-                attempts,
-            )
-            c.executemany(
-                "UPDATE webhook_deliveries SET status = ?, attempts = ?, rate_limited = ?, "
-                "next_at = ?, updated = ?, last_status = ?, last_error = ? "
-                "WHERE id = ? AND status = 'in_flight'",
-                updates,
-            )
+            # Multi-row statements: one sqlite3_step (one GIL hand-off) per chunk,
+            # not per row. Attempts first, only for rows still in flight (the
+            # update then takes them out of flight); rows deleted or skipped
+            # meanwhile are ignored.
+            for attempts, updates in zip(attempt_chunks, update_chunks, strict=True):
+                c.execute(
+                    "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
+                    "status, error, verdict, response) SELECT v.column1, (SELECT "
+                    "coalesce(max(a.number), 0) + 1 FROM webhook_attempts AS a "
+                    "WHERE a.delivery_id = v.column1), v.column2, v.column3, v.column4, "
+                    "v.column5, v.column6, v.column7 FROM (VALUES "
+                    + _marks(7, len(attempts) // 7)
+                    + ") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries AS d "
+                    "WHERE d.id = v.column1 AND d.status = 'in_flight')",
+                    attempts,
+                )
+                c.execute(
+                    "UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, "
+                    "rate_limited = v.column4, next_at = v.column5, updated = v.column6, "
+                    "last_status = v.column7, last_error = v.column8 FROM (VALUES "
+                    + _marks(8, len(updates) // 8)
+                    + ") AS v WHERE webhook_deliveries.id = v.column1 "
+                    "AND webhook_deliveries.status = 'in_flight'",
+                    updates,
+                )
             c.executemany(
                 "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, "
                 "updated = ? WHERE id = ? AND status = 'in_flight'",
