@@ -92,6 +92,7 @@ def create_app(
             msgspec.ValidationError: handle_error,
             msgspec.DecodeError: handle_error,
             HTTPException: handle_error,
+            RecursionError: handle_error,
             Exception: handle_error,
         },
         middleware=[

@@ -92,6 +92,8 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         return error_response(422, "validation_error", str(exc), path=path)
     if isinstance(exc, msgspec.DecodeError):
         return error_response(400, "malformed_json", f"malformed JSON: {exc}")
+    if isinstance(exc, RecursionError):  # msgspec's answer to absurdly deep JSON
+        return error_response(400, "malformed_json", "malformed JSON: nested too deeply")
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)

@@ -238,3 +238,13 @@ def _read_response(sock: socket.socket) -> bytes:
             break
         data += chunk
     return data
+
+
+def test_absurdly_deep_json_is_400_not_500(client: httpx.Client) -> None:
+    stream = _stream()
+    depth = 30_000  # 60 KB: under the test server's 64 KiB body limit
+    body = b'{"type": "t", "data": ' + b"[" * depth + b"]" * depth + b"}"
+    r = client.post(URL.format(stream), content=body, headers={"content-type": JSON})
+    error = _assert_error(r, 400, "malformed_json")
+    assert "nested too deeply" in error["message"]
+    _assert_untouched(client, stream)
