@@ -20,6 +20,7 @@ SCENARIOS: dict[str, str] = {
     "memory": "bench.memory",
     "postgres": "bench.postgres",
     "http": "bench.http",
+    "fanout": "bench.fanout",
     "delivery": "bench.delivery",
 }
 

@@ -243,8 +243,14 @@ class FirehoseHub:
             info = await log.storage.stream_info(stream)
             core = self.core = HubCore(0 if info is None else info.next_offset, self.limits)
             self._ready.set()
+            heads = log.heads
             while True:
-                if not await log.wait(stream, core.next_offset):
+                known = heads.known_head(stream)
+                # Only wait when the log has not already told us about newer
+                # events: under load the pump goes read, publish, read.
+                if (known is None or known <= core.next_offset) and not await log.wait(
+                    stream, core.next_offset
+                ):
                     break  # the log is closing
                 try:
                     events = await log.read(stream, core.next_offset, page)
