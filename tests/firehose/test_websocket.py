@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
 import time
 from typing import Any
@@ -194,3 +196,30 @@ async def test_a_client_that_sends_messages_is_closed_with_1003(
     assert info.value.rcvd is not None
     assert info.value.rcvd.code == 1003
     assert "send-only" in info.value.rcvd.reason
+
+
+def test_protocol_garbage_from_a_client_closes_only_that_connection(
+    fh_server: ServerProcess, http: httpx.Client
+) -> None:
+    append(http, "garbage", 1)
+    before = gauge(fh_server, "eventlog_firehose_clients", '{transport="ws"}')
+    with socket.create_connection(("127.0.0.1", fh_server.port), timeout=scaled(10)) as sock:
+        sock.sendall(
+            b"GET /api/streams/garbage/firehose?from=0 HTTP/1.1\r\nHost: x\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        received = b""
+        while b'"offset":0' not in received:  # handshake, then the first event
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 101")
+        sock.sendall(b"\x81\x05hello" + os.urandom(64))  # unmasked, then noise: not WebSocket
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+    assert b"\x88" in rest  # a close frame (protocol error), then the server hung up
+    wait_for_gauge(fh_server, "eventlog_firehose_clients", '{transport="ws"}', before)
+    with Websocat(f"{fh_server.ws_url}/api/streams/garbage/firehose?from=0") as ws:
+        assert ws.read(1)[0]["offset"] == 0  # the server is fine
