@@ -185,6 +185,13 @@ async def run(quick: bool) -> Section:
                 note=f"httpx posted {count // 5:,} of the bodies",
             ),
         ],
+        extra=[
+            "Each round, eventlog / bare aiohttp (req/s): "
+            + ", ".join(f"{a:,.0f} / {b:,.0f}" for a, b in zip(ours, bare, strict=True))
+            + ". The engine shares the process with its SQLite threads (aiosqlite), so it "
+            "is more sensitive to a loaded machine than the bare client.",
+            "",
+        ],
     )
 
 
