@@ -314,6 +314,7 @@ class DeliveryEngine:
         self._event_cache = 20_000
         self._lock = asyncio.Lock()
         self._started = False
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- life cycle ------------------------------------------------------------
 
@@ -336,6 +337,8 @@ class DeliveryEngine:
         if not self._started:
             return
         self._started = False
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         for endpoint_id in list(self._workers):
             await self._stop_worker(endpoint_id)
         await self._recorder.close()
@@ -465,8 +468,11 @@ class DeliveryEngine:
                 },
                 type="delivery.endpoint.disabled",
             )
-        # Stop the worker from outside its own tasks.
-        asyncio.get_running_loop().create_task(self._stop_disabled(endpoint.id))
+        # Stop the worker from outside its own tasks (keep a reference: a task
+        # nobody holds may be garbage-collected before it ran).
+        task = asyncio.get_running_loop().create_task(self._stop_disabled(endpoint.id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _stop_disabled(self, endpoint_id: str) -> None:
         async with self._lock:
