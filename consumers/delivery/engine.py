@@ -166,16 +166,36 @@ def origin(url: str) -> str:
 
 
 def ledger_for(log: EventLog) -> LedgerStore:
-    """The ledger store that matches the log's storage backend."""
+    """The ledger store that matches the log's storage backend.
+
+    SQLite: :class:`~consumers.delivery.sqlite_ledger.SQLiteLedger`; the
+    in-memory log: :class:`~consumers.delivery.ledger.MemoryLedger`. Another
+    backend provides its own by having a ``delivery_ledger()`` method.
+
+    Raises:
+        ValueError: The backend has no ledger (an in-memory ledger next to a
+            durable log would lose deliveries whose offsets were committed).
+    """
+    from eventlog.storage.memory import MemoryStorage
     from eventlog.storage.sqlite import SQLiteStorage
 
-    if isinstance(log.storage, SQLiteStorage):
+    storage = log.storage
+    if isinstance(storage, SQLiteStorage):
         from consumers.delivery.sqlite_ledger import SQLiteLedger
 
-        return SQLiteLedger(log.storage)
-    from consumers.delivery.ledger import MemoryLedger
+        return SQLiteLedger(storage)
+    if isinstance(storage, MemoryStorage):
+        from consumers.delivery.ledger import MemoryLedger
 
-    return MemoryLedger(log.storage)
+        return MemoryLedger(storage)
+    factory = getattr(storage, "delivery_ledger", None)
+    if callable(factory):
+        store: LedgerStore = factory()
+        return store
+    raise ValueError(
+        f"the {type(storage).__name__} backend has no delivery ledger yet; "
+        "webhook delivery needs the SQLite or in-memory backend"
+    )
 
 
 class _Recorder:

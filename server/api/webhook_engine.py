@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpo
 from server.errors import ApiError
 
 __all__ = ["EXTENSIONS", "Extension", "engine_of", "start", "stop", "webhooks_config"]
+
+logger = logging.getLogger("eventlog.delivery")
 
 
 def webhooks_config(app: Starlette) -> WebhooksConfig:
@@ -72,9 +75,14 @@ async def start(app: Starlette) -> None:
     for extension in extensions:
         kinds.update(extension.kinds)
         sender = extension.sender or sender
+    try:
+        store = ledger_for(log)
+    except ValueError as exc:
+        logger.warning("webhook delivery is off: %s", exc)
+        return
     engine = DeliveryEngine(
         log,
-        ledger_for(log),
+        store,
         kinds=kinds,
         sender=sender,
         allow_private=config.allow_private_targets,

@@ -270,3 +270,18 @@ async def test_sqlite_ledger_survives_reopening(tmp_path: Path) -> None:
         assert await log.storage.get_offset("webhook.ep", "events") == 2
         assert await store.recover(NOW) == 1
         assert [d.status for d in await store.deliveries("ep")] == ["pending", "pending"]
+
+
+def test_a_backend_without_a_ledger_is_refused_not_given_a_memory_one() -> None:
+    from consumers.delivery.engine import ledger_for
+    from eventlog.storage.memory import MemoryStorage
+
+    class Elsewhere(MemoryStorage):
+        pass
+
+    class Durable:
+        """A stand-in for a durable backend that has no delivery ledger."""
+
+    assert isinstance(ledger_for(EventLog(Elsewhere())), MemoryLedger)
+    with pytest.raises(ValueError, match="no delivery ledger"):
+        ledger_for(EventLog(Durable()))  # type: ignore[arg-type]
