@@ -47,7 +47,7 @@ from consumers.firehose_core import (
     parse_last_event_id,
     parse_types,
 )
-from eventlog import EventLog, EventLogError, OffsetOutOfRange, StreamNotFound
+from eventlog import EventLog, EventLogError, LogClosed, OffsetOutOfRange, StreamNotFound
 from eventlog.model import Beginning, End, validate_stream_name
 from server.auth import require
 from server.config import ServerConfig
@@ -249,8 +249,13 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
     gauge.inc()
     try:
         await websocket.accept()
-        async with await firehose.subscribe(request.stream, request.start, request.filter) as sub:
-            code, reason = await _pump_ws(websocket, send, sub, request, metrics)
+        try:
+            sub = await firehose.subscribe(request.stream, request.start, request.filter)
+        except LogClosed:
+            sub, (code, reason) = None, (1001, "server shutting down")
+        if sub is not None:
+            async with sub:
+                code, reason = await _pump_ws(websocket, send, sub, request, metrics)
         if code == CLOSE_SLOW:
             metrics.slow.labels("ws").inc()
         if code:
@@ -369,8 +374,13 @@ class _SSEStream(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": b": ok\n\n", "more_body": True})
             req = self._request
-            async with await firehose.subscribe(req.stream, req.start, req.filter) as sub:
-                final = await self._pump(sub, send, receive, config, metrics)
+            try:
+                sub = await firehose.subscribe(req.stream, req.start, req.filter)
+            except LogClosed:
+                final: bytes | None = b": server shutting down\n\n"
+            else:
+                async with sub:
+                    final = await self._pump(sub, send, receive, config, metrics)
             if final is not None:
                 with contextlib.suppress(OSError, TimeoutError):
                     async with asyncio.timeout(config.firehose_close_timeout):
