@@ -51,7 +51,7 @@ from eventlog import EventLog, EventLogError, LogClosed, OffsetOutOfRange, Strea
 from eventlog.model import Beginning, End, validate_stream_name
 from server.auth import require
 from server.config import ServerConfig
-from server.errors import ApiError, error_response, status_for
+from server.errors import ApiError, error_response, status_for, ws_close_code_for
 from server.metrics import metrics_of
 
 __all__ = ["CLOSE_CODES", "FirehoseEndpoint", "firehose_of", "routes"]
@@ -290,7 +290,7 @@ async def _pump_ws(
     ended = sub.subscriber
     exc = None if sender.cancelled() else sender.exception()
     if isinstance(exc, OffsetOutOfRange):
-        return CLOSE_GONE, _gone_reason(exc)
+        return ws_close_code_for(exc), _gone_reason(exc)  # 4416
     if isinstance(exc, (WebSocketDisconnect, OSError)):  # uvicorn's ClientDisconnected
         return 0, ""
     if exc is not None and not isinstance(exc, SubscriptionEnded):
