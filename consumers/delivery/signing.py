@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import secrets as _secrets
 from collections.abc import Sequence
@@ -74,7 +73,7 @@ def sign(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     ``secret`` is a ``whsec_`` string or an already decoded key.
     """
     key = decode_secret(secret) if isinstance(secret, str) else secret
-    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    digest = hmac.digest(key, f"{msg_id}.{timestamp}.".encode() + body, "sha256")
     return "v1," + base64.b64encode(digest).decode()
 
 
