@@ -21,7 +21,8 @@ Two phases per system:
 2. *Sustainable*: steady rates stepping down from the flood rate (×0.7) until
    eventlog delivers ≥ 95 % of what is asked with p99 latency under 500 ms
    (queues not growing): its maximum sustainable rate.
-3. *Steady*: half of that rate, for both systems; p50/p99
+3. *Steady*: half of that rate, for both systems, then once more for eventlog
+   with one extra client that never reads (it must not slow the others); p50/p99
    append-to-receive latency (the producer stamps each batch with its send
    time; clients compare with their clock on receipt).
 
@@ -484,6 +485,21 @@ async def _bare() -> AsyncIterator[System]:
         await _stop(server)
 
 
+@contextlib.asynccontextmanager
+async def _stalled_client(port: int, path: str) -> AsyncIterator[None]:
+    """One more client that completes the handshake and never reads again."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    client = RawClient(f"127.0.0.1:{port}", path, ready)
+    transport, _ = await loop.create_connection(lambda: client, "127.0.0.1", port)
+    await ready
+    transport.pause_reading()
+    try:
+        yield
+    finally:
+        transport.abort()
+
+
 def _best(phases: list[Phase]) -> Phase:
     return max(phases, key=lambda p: p.delivered)
 
@@ -517,6 +533,8 @@ async def run(quick: bool) -> Section:
             half = (sustainable or rate) / 2
             el_steady = await el.phase(half, STEADY_WINDOW)
             bare_steady = await bare.phase(half, STEADY_WINDOW)
+            async with _stalled_client(el.port, el.path):
+                el_stalled = await el.phase(half, STEADY_WINDOW)
     section = Section(
         key="fanout",
         title="Fan-out: 100 WebSocket clients",
@@ -565,6 +583,16 @@ async def run(quick: bool) -> Section:
             + ("met" if el_steady.pct(99) < 100 else "**not met**"),
         ),
     ]
+    section.figures.append(
+        Figure(
+            "steady, one more client stalled: delivered events/s to the others",
+            el_stalled.delivered,
+            el_steady.delivered,
+            note=f"baseline: eventlog without it; p99 {el_stalled.pct(99):.0f} ms, appends "
+            f"acknowledged {el_stalled.appended:,.0f} events/s "
+            f"(p99 {el_stalled.pct(99, 'ack_latencies'):.0f} ms)",
+        )
+    )
     section.extra += [
         "Where eventlog's latency goes (steady phase, p50 / p99): producer send → append "
         f"acknowledged {el_steady.pct(50, 'ack_latencies'):.1f} / "
