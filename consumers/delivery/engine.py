@@ -168,7 +168,8 @@ def origin(url: str) -> str:
 def ledger_for(log: EventLog) -> LedgerStore:
     """The ledger store that matches the log's storage backend.
 
-    SQLite: :class:`~consumers.delivery.sqlite_ledger.SQLiteLedger`; the
+    SQLite: :class:`~consumers.delivery.sqlite_ledger.SQLiteLedger`;
+    PostgreSQL: :class:`~consumers.delivery.postgres_ledger.PostgresLedger`; the
     in-memory log: :class:`~consumers.delivery.ledger.MemoryLedger`. Another
     backend provides its own by having a ``delivery_ledger()`` method.
 
@@ -188,6 +189,10 @@ def ledger_for(log: EventLog) -> LedgerStore:
         from consumers.delivery.ledger import MemoryLedger
 
         return MemoryLedger(storage)
+    if type(storage).__module__ == "eventlog.storage.postgres":  # asyncpg only when used
+        from consumers.delivery.postgres_ledger import PostgresLedger
+
+        return PostgresLedger(storage)  # type: ignore[arg-type]
     factory = getattr(storage, "delivery_ledger", None)
     if callable(factory):
         store: LedgerStore = factory()
