@@ -163,12 +163,12 @@ class FirehoseHub:
     """
 
     def __init__(
-        self, log: EventLog, stream: str, limits: Limits, on_empty: Callable[[FirehoseHub], None]
+        self, log: EventLog, stream: str, limits: Limits, on_stop: Callable[[FirehoseHub], None]
     ) -> None:
         self.log = log
         self.stream = stream
         self.limits = limits
-        self._on_empty = on_empty
+        self._on_stop = on_stop
         self.core: HubCore | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -198,7 +198,6 @@ class FirehoseHub:
             self.core.leave(sub)
         if not self._members:
             self.stop()
-            self._on_empty(self)
 
     @property
     def members(self) -> int:
@@ -211,7 +210,13 @@ class FirehoseHub:
             self._task.cancel()
         self._end("firehose hub stopped")
 
+    @property
+    def stopped(self) -> bool:
+        """True once the pump has ended (no more live events from this hub)."""
+        return self._task is not None and self._task.done()
+
     def _end(self, reason: str) -> None:
+        self._on_stop(self)  # a later subscriber gets a fresh hub
         self._ready.set()
         for sub in list(self._members.values()):
             sub.close(reason)
@@ -308,7 +313,7 @@ class Firehose:
     def hub(self, stream: str) -> FirehoseHub:
         """The stream's hub, started if it was not running."""
         hub = self.hubs.get(stream)
-        if hub is None:
+        if hub is None or hub.stopped:
             hub = self.hubs[stream] = FirehoseHub(self.log, stream, self.limits, self._forget)
             hub.start()
         return hub

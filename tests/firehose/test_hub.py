@@ -181,3 +181,23 @@ async def test_closing_the_log_ends_subscriptions(tmp_path: Path) -> None:
     assert not info.value.slow
     assert info.value.reason == "server shutting down"
     sub.close()
+
+
+async def test_deleting_the_stream_ends_its_subscribers_and_a_new_hub_serves_it_again(
+    sqlite_log: EventLog,
+) -> None:
+    await append_n(sqlite_log, "s", 3)
+    firehose = Firehose(sqlite_log)
+    sub = await firehose.subscribe("s", start=3)
+    waiting = asyncio.create_task(sub.frames(10))
+    await asyncio.sleep(0.05)
+    await sqlite_log.delete_stream("s")
+    with pytest.raises(SubscriptionEnded) as info:
+        async with asyncio.timeout(scaled(10)):
+            await waiting
+    assert info.value.reason == "stream 's' was deleted"
+    assert "s" not in firehose.hubs
+    sub.close()
+    async with await firehose.subscribe("s", start=0) as again:
+        await append_n(sqlite_log, "s", 2)
+        assert await collect(again, 2) == [0, 1]
