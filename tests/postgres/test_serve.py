@@ -3,13 +3,17 @@
 Producers append through all three at once; every acknowledged event must be
 stored exactly once at the offset it was acknowledged with, offsets per
 stream must be gapless, and a firehose client on one process must see the
-events appended through the others (LISTEN/NOTIFY wakes its hub).
+events appended through the others (LISTEN/NOTIFY wakes its hub). A named
+consumer declared in the config file runs in exactly one of the processes
+and moves to another when that one is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -122,3 +126,61 @@ async def test_long_poll_on_one_server_wakes_on_append_through_another(
         assert response.status_code == 201
         page = await asyncio.wait_for(poll, scaled(10))
         assert [e["data"] for e in page.json()["events"]] == [1]
+
+
+def consumed(server: ServerProcess) -> set[int]:
+    """Offsets the server's ``audit`` consumer (built-in ``log`` kind) has handled."""
+    return {
+        int(m)
+        for m in re.findall(r'logger=eventlog\.consumers msg="orders@(\d+) ', server.output())
+    }
+
+
+async def until(condition: Callable[[], bool], within: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_named_consumer_runs_in_one_server_and_moves_when_it_is_killed(
+    pg_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "eventlog.toml"
+    config.write_text('[[consumers]]\nname = "audit"\nkind = "log"\nstream = "orders"\n')
+    started: list[ServerProcess] = []
+    try:
+        for _ in range(3):
+            started.append(ServerProcess.start(db=pg_url, extra_args=["--config", str(config)]))
+        async with httpx.AsyncClient(timeout=scaled(30)) as client:
+
+            async def append(server: ServerProcess, first: int) -> None:
+                body = [{"type": "t", "data": first + i} for i in range(10)]
+                r = await client.post(f"{server.url}/api/streams/orders/events", json=body)
+                assert r.status_code == 201, r.text
+
+            await append(started[1], 0)
+            await until(
+                lambda: any(set(range(10)) <= consumed(s) for s in started),
+                scaled(15),
+                "the first delivery",
+            )
+            await asyncio.sleep(scaled(1.5))  # the others keep trying to take the lease
+            holders = [s for s in started if consumed(s)]
+            assert len(holders) == 1
+            holder = holders[0]
+            holder.kill()
+            survivors = [s for s in started if s is not holder]
+            await append(survivors[0], 10)
+            await until(
+                lambda: set(range(10, 20)) <= set().union(*(consumed(s) for s in survivors)),
+                scaled(15),
+                "the takeover",
+            )
+            assert len([s for s in survivors if consumed(s)]) == 1
+            # At least once: nothing skipped across the move.
+            assert set(range(20)) <= set().union(*(consumed(s) for s in started))
+    finally:
+        for server in started:
+            server.stop()
