@@ -3,10 +3,14 @@
 Modules: :mod:`~consumers.delivery.signing` (Standard Webhooks),
 :mod:`~consumers.delivery.retry` (schedules, ``Retry-After``, the outcome
 table), :mod:`~consumers.delivery.ssrf` (target checks),
-:mod:`~consumers.delivery.ledger` (the ``LedgerStore`` protocol, in memory) and
-:mod:`~consumers.delivery.sqlite_ledger`, :mod:`~consumers.delivery.sender`
-(pooled aiohttp) and :mod:`~consumers.delivery.engine` (the workers; its
-docstring describes the target-kind extension point).
+:mod:`~consumers.delivery.ledger` (the ``LedgerStore`` protocol, in memory),
+:mod:`~consumers.delivery.sqlite_ledger` and
+:mod:`~consumers.delivery.postgres_ledger`, :mod:`~consumers.delivery.stores`
+(which ledger for which log), :mod:`~consumers.delivery.sender` (pooled
+aiohttp), :mod:`~consumers.delivery.kinds` (target kinds),
+:mod:`~consumers.delivery.feeder`, :mod:`~consumers.delivery.recorder`,
+:mod:`~consumers.delivery.replay` and :mod:`~consumers.delivery.engine` (the
+workers; its docstring describes the target-kind extension point).
 """
 
 from consumers.delivery.engine import (

@@ -53,16 +53,15 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
-from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
+from consumers.delivery.feeder import Feeder, Worker, new_delivery
+from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, origin, redact
+from consumers.delivery.ledger import LedgerStore
 from consumers.delivery.model import (
     Attempt,
     Delivery,
@@ -70,20 +69,20 @@ from consumers.delivery.model import (
     Finished,
     NewDelivery,
     TypeFilter,
-    new_delivery_id,
 )
+from consumers.delivery.recorder import Recorder
+from consumers.delivery.replay import ReplayResult, UnknownOffset, replay_range
 from consumers.delivery.retry import (
     AttemptResult,
     Classification,
     TokenBucket,
-    classify,
     next_step,
     update_health,
 )
 from consumers.delivery.sender import Sender
+from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
-from eventlog.errors import EventLogError, LogClosed, NotFound, OffsetOutOfRange
-from eventlog.model import Event
+from eventlog.errors import EventLogError, LogClosed
 
 __all__ = [
     "AttemptHook",
@@ -97,197 +96,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("eventlog.delivery")
-
-SNIPPET_BYTES = 1024
-LINGER = 0.002
-LINGER_BATCH = 64
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingRequest:
-    """One attempt's request: body bytes, headers, and an optional URL override."""
-
-    body: bytes
-    headers: dict[str, str]
-    url: str | None = None
-
-
-def _default_classify(endpoint: Endpoint, result: AttemptResult, now: float) -> Classification:
-    return classify(result, now)
-
-
-@dataclass(frozen=True)
-class TargetKind:
-    """A kind of target: how to format a request and how to judge the answer (see module doc)."""
-
-    name: str
-    format: Callable[[Endpoint, Event, str, float], OutgoingRequest]
-    classify: Callable[[Endpoint, AttemptResult, float], Classification] = _default_classify
-    validate: Callable[[Endpoint], None] | None = None
-
-
-class UnknownOffset(NotFound):
-    """A replay range names an offset the stream does not have."""
-
-    code = "offset_not_found"
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    """What a replay did (or, with ``dry_run``, would do)."""
-
-    from_offset: int
-    to_offset: int
-    scanned: int
-    matched: int
-    dry_run: bool
-
-
-AttemptHook = Callable[[Endpoint, Classification, AttemptResult, str], None]
-"""Called after every attempt with the endpoint, verdict, result and the delivery's new status."""
-
-
-def redact(body: bytes, secrets: list[str], limit: int = SNIPPET_BYTES) -> str:
-    """A response snippet for the ledger: at most ``limit`` bytes, secrets replaced."""
-    if not body:
-        return ""
-    text = body[: limit * 2].decode("utf-8", "replace")
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    encoded = text.encode("utf-8")[:limit]
-    return encoded.decode("utf-8", "ignore")
-
-
-def origin(url: str) -> str:
-    """``scheme://host[:port]`` of a URL: safe to log (paths and queries may hold tokens)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
-
-
-def ledger_for(log: EventLog) -> LedgerStore:
-    """The ledger store that matches the log's storage backend.
-
-    SQLite: :class:`~consumers.delivery.sqlite_ledger.SQLiteLedger`;
-    PostgreSQL: :class:`~consumers.delivery.postgres_ledger.PostgresLedger`; the
-    in-memory log: :class:`~consumers.delivery.ledger.MemoryLedger`. Another
-    backend provides its own by having a ``delivery_ledger()`` method.
-
-    Raises:
-        ValueError: The backend has no ledger (an in-memory ledger next to a
-            durable log would lose deliveries whose offsets were committed).
-    """
-    from eventlog.storage.memory import MemoryStorage
-    from eventlog.storage.sqlite import SQLiteStorage
-
-    storage = log.storage
-    if isinstance(storage, SQLiteStorage):
-        from consumers.delivery.sqlite_ledger import SQLiteLedger
-
-        return SQLiteLedger(storage)
-    if isinstance(storage, MemoryStorage):
-        from consumers.delivery.ledger import MemoryLedger
-
-        return MemoryLedger(storage)
-    if type(storage).__module__ == "eventlog.storage.postgres":  # asyncpg only when used
-        from consumers.delivery.postgres_ledger import PostgresLedger
-
-        return PostgresLedger(storage)  # type: ignore[arg-type]
-    factory = getattr(storage, "delivery_ledger", None)
-    if callable(factory):
-        store: LedgerStore = factory()
-        return store
-    raise ValueError(
-        f"the {type(storage).__name__} backend has no delivery ledger yet; "
-        "webhook delivery needs the SQLite or in-memory backend"
-    )
-
-
-class _Recorder:
-    """Group commit of finished attempts: all results that arrive while one
-    batch is written go into the next batch (one transaction each)."""
-
-    def __init__(
-        self, store: LedgerStore, on_flushed: Callable[[list[Finished]], None] | None = None
-    ) -> None:
-        self._store = store
-        self._on_flushed = on_flushed
-        self._queue: list[tuple[Finished, asyncio.Future[None] | None]] = []
-        self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="delivery-recorder")
-
-    def put(self, item: Finished) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        self._ready.set()
-        return future
-
-    def put_nowait(self, item: Finished) -> None:
-        self._queue.append((item, None))
-        self._ready.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._ready.wait()
-            if len(self._queue) < LINGER_BATCH:
-                # Let a few more results arrive: fewer, larger transactions mean
-                # fewer hand-offs of the GIL to the database thread.
-                await asyncio.sleep(LINGER)
-            await self._flush()
-
-    async def _flush(self) -> None:
-        self._ready.clear()
-        batch, self._queue = self._queue, []
-        if not batch:
-            return
-        while True:
-            try:
-                await self._store.finish([item for item, _ in batch])
-                break
-            except LogClosed:
-                for _, fut in batch:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(LogClosed("log closed"))
-                return
-            except EventLogError as exc:
-                logger.warning("recording %d attempts failed, retrying: %s", len(batch), exc)
-                await asyncio.sleep(0.5)
-        for _, fut in batch:
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-        if self._on_flushed is not None:
-            self._on_flushed([item for item, _ in batch])
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(EventLogError):
-            await self._flush()
-
-
-@dataclass
-class _Worker:
-    endpoint: Endpoint
-    filter: TypeFilter
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    progress: asyncio.Event = field(default_factory=asyncio.Event)
-    sending: dict[str, Delivery] = field(default_factory=dict)
-    slots: set[asyncio.Task[None]] = field(default_factory=set)
-    claimed: deque[Delivery] = field(default_factory=deque)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    unfinished: int = 0
-    bucket: TokenBucket | None = None
-    more: bool = True
-
-    def poke(self) -> None:
-        """New claimable deliveries may exist: claim again and wake the dispatcher."""
-        self.more = True
-        self.wake.set()
 
 
 class DeliveryEngine:
@@ -333,10 +141,9 @@ class DeliveryEngine:
         self.on_attempt = on_attempt
         self.clock = clock
         self.rand = rand
-        self._workers: dict[str, _Worker] = {}
-        self._recorder = _Recorder(store, self._flushed)
-        self._events: dict[tuple[str, int], Event] = {}
-        self._event_cache = 20_000
+        self._workers: dict[str, Worker] = {}
+        self._recorder = Recorder(store, self._flushed)
+        self._feeder = Feeder(log, store, page=feed_page, max_backlog=max_backlog, clock=clock)
         self._lock = asyncio.Lock()
         self._started = False
         self._background: set[asyncio.Task[None]] = set()
@@ -377,14 +184,14 @@ class DeliveryEngine:
                 )
             return
         counts = (await self.store.counts()).get(endpoint.id)
-        worker = _Worker(endpoint, TypeFilter(endpoint.types, endpoint.key))
+        worker = Worker(endpoint, TypeFilter(endpoint.types, endpoint.key))
         worker.unfinished = 0 if counts is None else counts.pending + counts.in_flight
         if endpoint.rate_limit:
             worker.bucket = TokenBucket(endpoint.rate_limit)
         self._workers[endpoint.id] = worker
         worker.tasks = [
             asyncio.create_task(
-                self._supervise(worker, self._feed), name=f"delivery-feed-{endpoint.id}"
+                self._supervise(worker, self._feeder.run), name=f"delivery-feed-{endpoint.id}"
             ),
             asyncio.create_task(
                 self._supervise(worker, self._dispatch), name=f"delivery-send-{endpoint.id}"
@@ -403,7 +210,7 @@ class DeliveryEngine:
         while worker.claimed:  # claimed but never sent: back to pending
             self._recorder.put_nowait(_release(worker.claimed.popleft(), now))
 
-    async def _supervise(self, worker: _Worker, loop: Callable[[_Worker], Awaitable[None]]) -> None:
+    async def _supervise(self, worker: Worker, loop: Callable[[Worker], Awaitable[None]]) -> None:
         """Keep a worker loop running: storage hiccups are logged and retried."""
         delay = 0.1
         while True:
@@ -505,74 +312,9 @@ class DeliveryEngine:
             if current is None or not current.enabled:
                 await self._stop_worker(endpoint_id)
 
-    # -- feeding -----------------------------------------------------------------
-
-    async def _feed(self, worker: _Worker) -> None:
-        ep = worker.endpoint
-        position = await self.log.storage.get_offset(ep.consumer_name, ep.stream)
-        if position is None:
-            position = ep.start_offset
-        while True:
-            while worker.unfinished >= self.max_backlog:
-                worker.progress.clear()
-                await worker.progress.wait()
-            try:
-                events = await self.log.read(ep.stream, position, self.feed_page)
-            except OffsetOutOfRange as exc:
-                logger.warning(
-                    "endpoint %s: offsets %d..%d of %r were removed by retention before delivery",
-                    ep.id,
-                    position,
-                    exc.first - 1,
-                    ep.stream,
-                )
-                position = exc.first
-                continue
-            if not events:
-                await self.log.wait(ep.stream, position, timeout=5.0)
-                continue
-            now = self.clock()
-            rows = []
-            for event in events:
-                if worker.filter.matches(event.type, event.key):
-                    rows.append(_new_delivery(event, now, replay=False))
-                    self._cache(event)
-            position = events[-1].offset + 1
-            inserted = await self.store.enqueue(
-                ep.id,
-                rows,
-                consumer=ConsumerAdvance(ep.consumer_name, ep.stream, position),
-                now=now,
-            )
-            if inserted:
-                worker.unfinished += inserted
-                worker.poke()
-
-    def _cache(self, event: Event) -> None:
-        self._events[(event.stream, event.offset)] = event
-        if len(self._events) > self._event_cache:
-            for key in list(self._events)[: self._event_cache // 4]:
-                del self._events[key]
-
-    async def _event(self, delivery: Delivery) -> Event | None:
-        """The delivery's event: from the feeder's cache, else from the log; None if
-        the log no longer has it (retention, or the stream was deleted and reused)."""
-        key = (delivery.stream, delivery.offset)
-        event = self._events.get(key)
-        if event is not None and event.id == delivery.event_id:
-            return event
-        try:
-            events = await self.log.read(delivery.stream, delivery.offset, 100)
-        except OffsetOutOfRange:
-            return None
-        for e in events:
-            self._cache(e)
-        event = self._events.get(key)
-        return event if event is not None and event.id == delivery.event_id else None
-
     # -- dispatching -------------------------------------------------------------
 
-    async def _dispatch(self, worker: _Worker) -> None:
+    async def _dispatch(self, worker: Worker) -> None:
         """Claim deliveries a window at a time and keep ``max_in_flight`` attempts going.
 
         Claimed rows wait in ``worker.claimed`` (``in_flight`` in the ledger) for
@@ -606,7 +348,7 @@ class DeliveryEngine:
                 worker.more = True
                 wake_at = None
 
-    def _fill(self, worker: _Worker, limit: int) -> None:
+    def _fill(self, worker: Worker, limit: int) -> None:
         # A slot is a task that sends claimed deliveries one after another
         # until none are left: no task per delivery on the hot path.
         while len(worker.slots) < min(limit, len(worker.claimed)):
@@ -614,7 +356,7 @@ class DeliveryEngine:
             worker.slots.add(task)
             task.add_done_callback(worker.slots.discard)
 
-    async def _slot(self, worker: _Worker) -> None:
+    async def _slot(self, worker: Worker) -> None:
         try:
             while worker.claimed:
                 ep = worker.endpoint
@@ -632,7 +374,7 @@ class DeliveryEngine:
         finally:
             worker.wake.set()
 
-    async def _send(self, worker: _Worker, delivery: Delivery) -> None:
+    async def _send(self, worker: Worker, delivery: Delivery) -> None:
         ep = worker.endpoint
         finished: Finished | None = None
         try:
@@ -654,7 +396,7 @@ class DeliveryEngine:
     async def _attempt(self, ep: Endpoint, delivery: Delivery) -> Finished:
         kind = self.kinds[ep.kind]
         started = self.clock()
-        event = await self._event(delivery)
+        event = await self._feeder.event(delivery)
         if event is None:
             result = AttemptResult(
                 status=None,
@@ -782,32 +524,14 @@ class DeliveryEngine:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
             ValueError: An empty or inverted range.
         """
-        info = await self.log.storage.stream_info(endpoint.stream)
-        first = 0 if info is None else info.first_offset
-        head = 0 if info is None else info.next_offset
-        start = first
-        stop = head
-        if from_offset is not None:
-            if not first <= from_offset < head:
-                raise UnknownOffset(
-                    f"offset {from_offset} is not in stream {endpoint.stream!r} "
-                    f"(retained offsets: {first}..{head - 1})"
-                    if head > first
-                    else f"offset {from_offset} is not in stream {endpoint.stream!r} (it is empty)"
-                )
-            start = from_offset
-        elif from_time is not None:
-            start = max(first, await self.log.offset_at_time(endpoint.stream, from_time))
-        if to_offset is not None:
-            if not first <= to_offset <= head:
-                raise UnknownOffset(
-                    f"offset {to_offset} is beyond stream {endpoint.stream!r} (head: {head})"
-                )
-            stop = to_offset
-        elif to_time is not None:
-            stop = await self.log.offset_at_time(endpoint.stream, to_time)
-        if stop < start:
-            raise ValueError(f"empty range: from {start} is after to {stop}")
+        start, stop = await replay_range(
+            self.log,
+            endpoint.stream,
+            from_offset=from_offset,
+            to_offset=to_offset,
+            from_time=from_time,
+            to_time=to_time,
+        )
         filt = TypeFilter(endpoint.types, endpoint.key)
         scanned = matched = 0
         batch: list[NewDelivery] = []
@@ -818,7 +542,7 @@ class DeliveryEngine:
                 continue
             matched += 1
             if not dry_run:
-                batch.append(_new_delivery(event, now, replay=True))
+                batch.append(new_delivery(event, now, replay=True))
                 if len(batch) >= 1000:
                     await self._enqueue_replay(endpoint.id, batch, now)
                     batch = []
@@ -832,19 +556,6 @@ class DeliveryEngine:
         if worker is not None:
             worker.unfinished += inserted
         self.wake(endpoint_id)
-
-
-def _new_delivery(event: Event, now: float, *, replay: bool) -> NewDelivery:
-    return NewDelivery(
-        id=new_delivery_id(),
-        stream=event.stream,
-        offset=event.offset,
-        event_id=event.id,
-        event_type=event.type,
-        key=event.key,
-        next_attempt_at=now,
-        replay=replay,
-    )
 
 
 def _release(delivery: Delivery, now: float) -> Finished:

@@ -1,0 +1,159 @@
+"""The feeder side of a worker: the endpoint's stream → ledger rows; and the event cache.
+
+The feeder reads the endpoint's stream from its committed offset, keeps the
+events that match the endpoint's filters and stores them as ``pending``
+deliveries *in the same transaction* that advances the offset
+(:meth:`~consumers.delivery.ledger.LedgerStore.enqueue`). It pauses while the
+endpoint has ``max_backlog`` unfinished deliveries. The events it read stay in
+a bounded cache so that sending rarely reads the log again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
+from consumers.delivery.model import Delivery, Endpoint, NewDelivery, TypeFilter, new_delivery_id
+from consumers.delivery.retry import TokenBucket
+from eventlog import EventLog
+from eventlog.errors import OffsetOutOfRange
+from eventlog.model import Event
+
+__all__ = ["Feeder", "Worker", "new_delivery"]
+
+logger = logging.getLogger("eventlog.delivery")
+
+
+@dataclass
+class Worker:
+    """One endpoint's running state, shared by its feeder and dispatcher."""
+
+    endpoint: Endpoint
+    filter: TypeFilter
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+    sending: dict[str, Delivery] = field(default_factory=dict)
+    slots: set[asyncio.Task[None]] = field(default_factory=set)
+    claimed: deque[Delivery] = field(default_factory=deque)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    unfinished: int = 0
+    bucket: TokenBucket | None = None
+    more: bool = True
+
+    def poke(self) -> None:
+        """New claimable deliveries may exist: claim again and wake the dispatcher."""
+        self.more = True
+        self.wake.set()
+
+
+class Feeder:
+    """Feeds endpoints from the log and serves their events back to the senders.
+
+    Args:
+        log: The open log.
+        store: The ledger.
+        page: Events read (and enqueued) per transaction.
+        max_backlog: Unfinished deliveries per endpoint before its feeder pauses.
+        clock: Seconds since the epoch.
+        cache_size: Events kept for the senders.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        store: LedgerStore,
+        *,
+        page: int,
+        max_backlog: int,
+        clock: Callable[[], float],
+        cache_size: int = 20_000,
+    ) -> None:
+        self.log = log
+        self.store = store
+        self.page = page
+        self.max_backlog = max_backlog
+        self.clock = clock
+        self.cache_size = cache_size
+        self._events: dict[tuple[str, int], Event] = {}
+
+    async def run(self, worker: Worker) -> None:
+        """Feed one endpoint: its stream's matching events become ledger rows."""
+        ep = worker.endpoint
+        position = await self.log.storage.get_offset(ep.consumer_name, ep.stream)
+        if position is None:
+            position = ep.start_offset
+        while True:
+            while worker.unfinished >= self.max_backlog:
+                worker.progress.clear()
+                await worker.progress.wait()
+            try:
+                events = await self.log.read(ep.stream, position, self.page)
+            except OffsetOutOfRange as exc:
+                logger.warning(
+                    "endpoint %s: offsets %d..%d of %r were removed by retention before delivery",
+                    ep.id,
+                    position,
+                    exc.first - 1,
+                    ep.stream,
+                )
+                position = exc.first
+                continue
+            if not events:
+                await self.log.wait(ep.stream, position, timeout=5.0)
+                continue
+            now = self.clock()
+            rows = []
+            for event in events:
+                if worker.filter.matches(event.type, event.key):
+                    rows.append(new_delivery(event, now, replay=False))
+                    self.cache(event)
+            position = events[-1].offset + 1
+            inserted = await self.store.enqueue(
+                ep.id,
+                rows,
+                consumer=ConsumerAdvance(ep.consumer_name, ep.stream, position),
+                now=now,
+            )
+            if inserted:
+                worker.unfinished += inserted
+                worker.poke()
+
+    def cache(self, event: Event) -> None:
+        self._events[(event.stream, event.offset)] = event
+        if len(self._events) > self.cache_size:
+            for key in list(self._events)[: self.cache_size // 4]:
+                del self._events[key]
+
+    async def event(self, delivery: Delivery) -> Event | None:
+        """The delivery's event: from the feeder's cache, else from the log; None if
+        the log no longer has it (retention, or the stream was deleted and reused)."""
+        key = (delivery.stream, delivery.offset)
+        event = self._events.get(key)
+        if event is not None and event.id == delivery.event_id:
+            return event
+        try:
+            events = await self.log.read(delivery.stream, delivery.offset, 100)
+        except OffsetOutOfRange:
+            return None
+        for e in events:
+            self.cache(e)
+        event = self._events.get(key)
+        return event if event is not None and event.id == delivery.event_id else None
+
+
+def new_delivery(event: Event, now: float, *, replay: bool) -> NewDelivery:
+    """A pending delivery row for an event."""
+    return NewDelivery(
+        id=new_delivery_id(),
+        stream=event.stream,
+        offset=event.offset,
+        event_id=event.id,
+        event_type=event.type,
+        key=event.key,
+        next_attempt_at=now,
+        replay=replay,
+    )

@@ -1,0 +1,62 @@
+"""Target kinds: what a kind of delivery target supplies to the engine (see
+:mod:`consumers.delivery.engine` for the extension point), and the helpers
+that keep secrets out of what is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from consumers.delivery.model import Endpoint
+from consumers.delivery.retry import AttemptResult, Classification, classify
+from eventlog.model import Event
+
+__all__ = ["SNIPPET_BYTES", "AttemptHook", "OutgoingRequest", "TargetKind", "origin", "redact"]
+
+SNIPPET_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRequest:
+    """One attempt's request: body bytes, headers, and an optional URL override."""
+
+    body: bytes
+    headers: dict[str, str]
+    url: str | None = None
+
+
+def _default_classify(endpoint: Endpoint, result: AttemptResult, now: float) -> Classification:
+    return classify(result, now)
+
+
+@dataclass(frozen=True)
+class TargetKind:
+    """A kind of target: how to format a request and how to judge the answer (see module doc)."""
+
+    name: str
+    format: Callable[[Endpoint, Event, str, float], OutgoingRequest]
+    classify: Callable[[Endpoint, AttemptResult, float], Classification] = _default_classify
+    validate: Callable[[Endpoint], None] | None = None
+
+
+AttemptHook = Callable[[Endpoint, Classification, AttemptResult, str], None]
+"""Called after every attempt with the endpoint, verdict, result and the delivery's new status."""
+
+
+def redact(body: bytes, secrets: list[str], limit: int = SNIPPET_BYTES) -> str:
+    """A response snippet for the ledger: at most ``limit`` bytes, secrets replaced."""
+    if not body:
+        return ""
+    text = body[: limit * 2].decode("utf-8", "replace")
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    encoded = text.encode("utf-8")[:limit]
+    return encoded.decode("utf-8", "ignore")
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: safe to log (paths and queries may hold tokens)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"

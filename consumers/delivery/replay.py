@@ -1,0 +1,71 @@
+"""Replay ranges: which part of a stream a replay covers (``[from, to)``), and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventlog import EventLog
+from eventlog.errors import NotFound
+
+__all__ = ["ReplayResult", "UnknownOffset", "replay_range"]
+
+
+class UnknownOffset(NotFound):
+    """A replay range names an offset the stream does not have."""
+
+    code = "offset_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a replay did (or, with ``dry_run``, would do)."""
+
+    from_offset: int
+    to_offset: int
+    scanned: int
+    matched: int
+    dry_run: bool
+
+
+async def replay_range(
+    log: EventLog,
+    stream: str,
+    *,
+    from_offset: int | None,
+    to_offset: int | None,
+    from_time: datetime | None,
+    to_time: datetime | None,
+) -> tuple[int, int]:
+    """``[start, stop)`` for a replay: offsets as given, times resolved to the first
+    event at or after them; ``from`` defaults to the first retained offset, ``to``
+    to the head.
+
+    Raises:
+        UnknownOffset: An offset outside the stream's retained range.
+        ValueError: ``from`` after ``to``.
+    """
+    info = await log.storage.stream_info(stream)
+    first = 0 if info is None else info.first_offset
+    head = 0 if info is None else info.next_offset
+    start, stop = first, head
+    if from_offset is not None:
+        if not first <= from_offset < head:
+            raise UnknownOffset(
+                f"offset {from_offset} is not in stream {stream!r} "
+                f"(retained offsets: {first}..{head - 1})"
+                if head > first
+                else f"offset {from_offset} is not in stream {stream!r} (it is empty)"
+            )
+        start = from_offset
+    elif from_time is not None:
+        start = max(first, await log.offset_at_time(stream, from_time))
+    if to_offset is not None:
+        if not first <= to_offset <= head:
+            raise UnknownOffset(f"offset {to_offset} is beyond stream {stream!r} (head: {head})")
+        stop = to_offset
+    elif to_time is not None:
+        stop = await log.offset_at_time(stream, to_time)
+    if stop < start:
+        raise ValueError(f"empty range: from {start} is after to {stop}")
+    return start, stop
