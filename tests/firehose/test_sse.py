@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 
 import httpx
 import msgspec
 
-from tests.firehose.clients import append
+from tests.firehose.clients import append, wait_for_gauge
 from tests.serverproc import ServerProcess
 from tests.support import scaled
 
@@ -26,6 +27,18 @@ def parse_sse(text: str) -> list[dict[str, str]]:
         if fields:
             messages.append(fields)
     return messages
+
+
+def dechunk(body: bytes) -> bytes:
+    """The payload of an HTTP/1.1 chunked body."""
+    out, pos = b"", 0
+    while True:
+        end = body.index(b"\r\n", pos)
+        size = int(body[pos:end], 16)
+        if size == 0:
+            return out
+        out += body[end + 2 : end + 2 + size]
+        pos = end + 2 + size + 2
 
 
 def curl_sse(url: str, *headers: str, seconds: float = 2.0) -> str:
@@ -109,3 +122,31 @@ def test_sse_bad_input_is_a_json_4xx(fh_server: ServerProcess, http: httpx.Clien
         r = http.get(path, headers=headers)
         assert r.status_code == status, (path, r.text)
         assert r.json()["error"]["code"] == code
+
+
+def test_a_stalled_sse_client_gets_a_closed_event_with_its_resume_offset(
+    fh_server: ServerProcess, http: httpx.Client
+) -> None:
+    append(http, "sse-slow", 1)
+    with socket.create_connection(("127.0.0.1", fh_server.port), timeout=scaled(30)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        sock.sendall(b"GET /api/streams/sse-slow/sse?from=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Stall: read nothing while 30,000 events (~20 MB) are appended.
+        append(http, "sse-slow", 30_000, payload=600)
+        wait_for_gauge(
+            fh_server, "eventlog_firehose_slow_disconnects_total", '{transport="sse"}', 1, 30
+        )
+        received = b""
+        while chunk := sock.recv(1 << 20):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in head.lower()
+    messages = parse_sse(dechunk(body).decode())
+    closed = [m for m in messages if m.get("event") == "closed"]
+    assert len(closed) == 1
+    info = msgspec.json.decode(closed[0]["data"])
+    assert info["code"] == 4008
+    assert f"from={info['resume_from']}" in info["reason"]
+    ids = [int(m["id"]) for m in messages if "id" in m]
+    assert ids == list(range(info["resume_from"]))  # everything before it, nothing after
