@@ -148,14 +148,22 @@ class PgCluster:
                 raise RuntimeError("postgres did not start within 30 s")
             time.sleep(0.05)
 
-    def restart(self) -> None:
-        """Stop the server (fast shutdown, keeping the data) and start it again on
-        the same port: every client connection is dropped, as in a real restart."""
+    def pause(self) -> None:
+        """Stop the server (fast shutdown) but keep its data and port for :meth:`resume`."""
         proc, self._proc = self._proc, None
         if proc is not None:
             self._signal(proc, signal.SIGINT)  # fast shutdown
             proc.wait(timeout=scaled(30))
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port."""
         self._launch()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port: every client connection is
+        dropped, as in a real restart."""
+        self.pause()
+        self.resume()
 
     def _ready(self) -> bool:
         result = subprocess.run(

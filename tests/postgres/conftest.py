@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from eventlog.storage.postgres import PostgresStorage
-from tests.pg import pg_cluster, pg_url
+from tests.pg import PgCluster, pg_cluster, pg_url
 
-__all__ = ["pg_cluster", "pg_storage", "pg_url"]
+__all__ = ["own_cluster", "pg_cluster", "pg_storage", "pg_url"]
 
 
 @pytest.fixture
@@ -21,3 +21,14 @@ async def pg_storage(pg_url: str) -> AsyncIterator[PostgresStorage]:
         yield storage
     finally:
         await storage.close()
+
+
+@pytest.fixture
+def own_cluster(pg_cluster: PgCluster) -> Iterator[PgCluster]:
+    """A cluster of this test's own (it gets restarted)."""
+    cluster = PgCluster(pg_cluster.bin_dir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -184,3 +184,28 @@ async def test_named_consumer_runs_in_one_server_and_moves_when_it_is_killed(
     finally:
         for server in started:
             server.stop()
+
+
+async def test_server_answers_503_while_postgresql_is_down_and_recovers(
+    own_cluster: PgCluster,
+) -> None:
+    url = await own_cluster.create_database()
+    with ServerProcess.start(db=url) as server:
+        async with httpx.AsyncClient(timeout=scaled(30)) as client:
+            events = f"{server.url}/api/streams/orders/events"
+            assert (await client.post(events, json={"type": "t", "data": 0})).status_code == 201
+            await asyncio.to_thread(own_cluster.pause)
+            try:
+                down = await client.post(events, json={"type": "t", "data": 1})
+                assert down.status_code == 503
+                assert down.json()["error"]["code"] == "storage_error"
+                read = await client.get(events, params={"from": 0})
+                assert read.status_code == 503
+                assert "postgresql" in read.json()["error"]["message"]
+            finally:
+                await asyncio.to_thread(own_cluster.resume)
+            up = await client.post(events, json={"type": "t", "data": 2})
+            assert up.status_code == 201
+            assert up.json()["offsets"] == [1]  # nothing half-written while it was down
+            page = (await client.get(events, params={"from": 0})).json()
+            assert [e["data"] for e in page["events"]] == [0, 2]

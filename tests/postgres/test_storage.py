@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -252,17 +251,6 @@ async def test_concurrent_processes_get_gapless_offsets_and_each_event_once(
     for stream in ("s0", "s1", "s2"):
         assert len(by_id[(stream, f"shared-{stream}")]) == 1
     assert sum(len(v) for v in stored.values()) == len(by_id)
-
-
-@pytest.fixture
-def own_cluster(pg_cluster: PgCluster) -> Iterator[PgCluster]:
-    """A cluster of this test's own (it gets restarted)."""
-    cluster = PgCluster(pg_cluster.bin_dir)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def test_log_carries_on_after_a_postgresql_restart(own_cluster: PgCluster) -> None:
