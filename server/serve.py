@@ -129,6 +129,11 @@ def run_server(config: ServerConfig) -> int:
         access_log=False,
         timeout_graceful_shutdown=int(max(config.shutdown_timeout, 1)),
         server_header=False,
+        # Fan-out cost: permessage-deflate costs ~2.7x per frame (BASELINES.md);
+        # off unless configured.
+        ws_per_message_deflate=config.ws_compression,
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=config.ws_ping_timeout,
     )
     server = _Server(uv_config, app.state.stopping)
     server.run()
