@@ -38,7 +38,14 @@ class HeadWatcher:
         return self._heads.get(stream)
 
     def advance(self, stream: str, next_offset: int) -> None:
-        """Record that ``stream``'s next offset is at least ``next_offset``; wake waiters."""
+        """Record that ``stream``'s next offset is at least ``next_offset``; wake waiters.
+
+        A negative ``next_offset`` means the stream was deleted (by another
+        process): same as :meth:`reset`.
+        """
+        if next_offset < 0:
+            self.reset(stream)
+            return
         if next_offset > self._heads.get(stream, -1):
             self._heads[stream] = next_offset
         event = self._events.pop(stream, None)

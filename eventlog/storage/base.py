@@ -78,7 +78,8 @@ producer's conflict never fails the others that share its transaction."""
 
 HeadListener = Callable[[str, int], None]
 """Called with ``(stream, next_offset)`` when a backend learns that another
-process appended to a stream (PostgreSQL LISTEN/NOTIFY)."""
+process appended to a stream (PostgreSQL LISTEN/NOTIFY); ``next_offset`` is
+negative when the stream was deleted."""
 
 
 @runtime_checkable

@@ -38,7 +38,7 @@ from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener
 from eventlog.storage.leases import Lease
 from eventlog.storage.postgres_append import InsertMethod, PgAppender, to_us
 from eventlog.storage.postgres_leases import KEEPALIVE_SETTINGS, PgLeases
-from eventlog.storage.postgres_listen import NotificationListener
+from eventlog.storage.postgres_listen import DELETED, NotificationListener
 from eventlog.storage.postgres_schema import (
     CORE,
     DRIVER_ERRORS,
@@ -272,6 +272,8 @@ class PostgresStorage:
             deleted = await conn.fetchval(
                 f"DELETE FROM {s}.streams WHERE name = $1 RETURNING name", stream
             )
+            if deleted is not None:  # other processes forget the head they knew
+                await conn.execute("SELECT pg_notify($1, $2)", self.channel, f"{stream}:{DELETED}")
             await conn.execute(f"DELETE FROM {s}.events WHERE stream = $1", stream)
             await conn.execute(f"DELETE FROM {s}.consumer_offsets WHERE stream = $1", stream)
             return deleted is not None

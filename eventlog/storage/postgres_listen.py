@@ -1,8 +1,9 @@
 """Cross-process wake-ups for the PostgreSQL backend: LISTEN/NOTIFY.
 
 Every append transaction runs ``pg_notify('<schema>_heads', '<stream>:<next_offset>')``
-for each stream it advanced; PostgreSQL delivers the notification to every
-listening session when, and only if, the transaction commits. One dedicated
+for each stream it advanced (and ``delete_stream`` sends ``'<stream>:deleted'``);
+PostgreSQL delivers the notification to every listening session when, and
+only if, the transaction commits. One dedicated
 connection per process LISTENs and calls the registered head listeners, so a
 consumer, long-poll or firehose hub in process B wakes within milliseconds of
 a commit in process A, without polling.
@@ -24,15 +25,24 @@ import asyncpg
 from eventlog.storage.base import HeadListener
 from eventlog.storage.postgres_schema import DRIVER_ERRORS
 
-__all__ = ["NotificationListener", "parse_payload"]
+__all__ = ["DELETED", "NotificationListener", "parse_payload"]
 
 log = logging.getLogger("eventlog.postgres")
 
 
+#: The payload's head for "this stream was deleted" (``"orders:deleted"``).
+DELETED = "deleted"
+
+
 def parse_payload(payload: str) -> tuple[str, int] | None:
-    """``"orders:42"`` -> ``("orders", 42)``; None for anything malformed."""
+    """``"orders:42"`` -> ``("orders", 42)``; ``"orders:deleted"`` -> ``("orders", -1)``;
+    None for anything malformed."""
     stream, sep, head = payload.rpartition(":")
-    if not sep or not stream or not head.isdigit():
+    if not sep or not stream:
+        return None
+    if head == DELETED:
+        return stream, -1
+    if not head.isdigit():
         return None
     return stream, int(head)
 

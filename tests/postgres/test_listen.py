@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from eventlog import EventLog
+from eventlog import EventLog, NewEvent
 from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.postgres_listen import parse_payload
 from tests.support import scaled
@@ -16,6 +16,7 @@ from tests.support import scaled
 def test_payload_parses_stream_and_head() -> None:
     assert parse_payload("orders:42") == ("orders", 42)
     assert parse_payload("a.b-c:0") == ("a.b-c", 0)
+    assert parse_payload("orders:deleted") == ("orders", -1)
     for bad in ("", "orders", ":4", "orders:", "orders:-1", "orders:x"):
         assert parse_payload(bad) is None
 
@@ -68,6 +69,27 @@ async def test_listener_reconnects_after_its_connection_is_killed(pg_url: str) -
         waiter = asyncio.create_task(b.wait("orders", 1, timeout=scaled(10)))
         await asyncio.sleep(0.1)
         await a.append("orders", 2, type="t")
+        assert await asyncio.wait_for(waiter, scaled(5)) is True
+
+
+async def test_stream_deleted_through_one_log_is_forgotten_by_another(pg_url: str) -> None:
+    async with (
+        EventLog.open(pg_url, retention_interval=0, recheck_interval=None) as a,
+        EventLog.open(pg_url, retention_interval=0, recheck_interval=None) as b,
+    ):
+        await a.append_batch("s", [NewEvent(type="t", data=i) for i in range(5)])
+        assert await b.wait("s", 4, timeout=scaled(5)) is True
+        assert b.heads.known_head("s") == 5
+        await a.delete_stream("s")
+        deadline = asyncio.get_running_loop().time() + scaled(5)
+        while b.heads.known_head("s") is not None:
+            assert asyncio.get_running_loop().time() < deadline, "deletion never heard of"
+            await asyncio.sleep(0.02)
+        # A waiter on b waits for a new event instead of trusting the stale head.
+        assert await b.wait("s", 0, timeout=0.3) is False
+        waiter = asyncio.create_task(b.wait("s", 0, timeout=scaled(10)))
+        await asyncio.sleep(0.1)
+        await a.append("s", "again", type="t")
         assert await asyncio.wait_for(waiter, scaled(5)) is True
 
 
