@@ -19,7 +19,8 @@ import pytest
 
 from eventlog import EventLog
 from eventlog.errors import CorruptDatabase, LogClosed, SchemaTooNew, StorageError
-from eventlog.storage.base import Appended, AppendRequest, PendingEvent
+from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
+from eventlog.storage.leases import Leases
 from eventlog.storage.postgres import PostgresStorage, set_offset
 from eventlog.storage.postgres_schema import SCHEMA_VERSION, redact, split_url
 from tests.pg import PgCluster
@@ -34,6 +35,12 @@ def event(event_id: str, *, given: bool = True, data: bytes = b"{}") -> PendingE
 
 def request(stream: str, *ids: str) -> AppendRequest:
     return AppendRequest(stream=stream, events=[event(i) for i in ids])
+
+
+def test_backend_implements_the_storage_and_leases_protocols() -> None:
+    storage = PostgresStorage("postgresql://localhost/db")
+    assert isinstance(storage, Storage)
+    assert isinstance(storage, Leases)
 
 
 async def test_schema_is_created_versioned_and_kept_across_reopen(pg_url: str) -> None:
