@@ -266,8 +266,18 @@ async def test_endpoints_survive_a_restart_and_config_endpoints_are_read_only(
             await append(api, {"type": "t", "data": 1})
             await receiver.wait_for(2, scaled(15))
             assert sorted(q.path for q in receiver.requests) == ["/declared", "/mine"]
+            async with asyncio.timeout(scaled(10)):  # the receiver saw it; now the ledger
+                while (await api.get("/api/webhooks/mine")).json()["in_flight"]:
+                    await asyncio.sleep(0.05)
             metrics = (await api.get("/metrics")).text
-            assert "eventlog_webhook_attempts_total" in metrics
+            for name in (
+                'eventlog_webhook_attempts_total{endpoint="mine",verdict="delivered"} 1.0',
+                'eventlog_webhook_deliveries_total{endpoint="mine",outcome="delivered"} 1.0',
+                'eventlog_webhook_attempt_duration_seconds_count{endpoint="mine"} 1.0',
+                'eventlog_webhook_queue_depth{endpoint="mine",status="pending"}',
+                'eventlog_webhook_oldest_pending_seconds{endpoint="mine"}',
+            ):
+                assert name in metrics, name
 
 
 async def test_private_targets_are_refused_by_default(tmp_path: Path) -> None:
