@@ -267,7 +267,9 @@ async def test_endpoints_survive_a_restart_and_config_endpoints_are_read_only(
             await receiver.wait_for(2, scaled(15))
             assert sorted(q.path for q in receiver.requests) == ["/declared", "/mine"]
             async with asyncio.timeout(scaled(10)):  # the receiver saw it; now the ledger
-                while (await api.get("/api/webhooks/mine")).json()["in_flight"]:
+                while True:
+                    if not (await api.get("/api/webhooks/mine")).json()["in_flight"]:
+                        break
                     await asyncio.sleep(0.05)
             metrics = (await api.get("/metrics")).text
             for name in (
