@@ -71,6 +71,7 @@ class NotificationListener:
         self._heads = heads
         self._ping_interval = ping_interval
         self._listeners: list[HeadListener] = []
+        self._known: set[str] = set()  # streams heard of, to spot deletions on re-sync
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -105,11 +106,17 @@ class NotificationListener:
         payload: object,
     ) -> None:
         parsed = parse_payload(str(payload))
-        if parsed is None:
-            return
+        if parsed is not None:
+            self._deliver(*parsed)
+
+    def _deliver(self, stream: str, head: int) -> None:
+        if head < 0:
+            self._known.discard(stream)
+        else:
+            self._known.add(stream)
         for listener in list(self._listeners):
             try:
-                listener(*parsed)
+                listener(stream, head)
             except Exception:
                 log.exception("head listener failed")
 
@@ -117,9 +124,13 @@ class NotificationListener:
         self._lost.set()
 
     def _resync(self, heads: list[tuple[str, int]]) -> None:
+        """After a reconnect: every current head, and "deleted" for streams
+        heard of before that no longer exist (notifications may have been lost)."""
+        current = dict(heads)
+        for stream in sorted(self._known - current.keys()):
+            self._deliver(stream, -1)
         for stream, head in heads:
-            for listener in list(self._listeners):
-                listener(stream, head)
+            self._deliver(stream, head)
 
     async def _supervise(self) -> None:
         delay = 0.1

@@ -9,7 +9,7 @@ import pytest
 
 from eventlog import EventLog, NewEvent
 from eventlog.storage.postgres import PostgresStorage
-from eventlog.storage.postgres_listen import parse_payload
+from eventlog.storage.postgres_listen import NotificationListener, parse_payload
 from tests.support import scaled
 
 
@@ -19,6 +19,22 @@ def test_payload_parses_stream_and_head() -> None:
     assert parse_payload("orders:deleted") == ("orders", -1)
     for bad in ("", "orders", ":4", "orders:", "orders:-1", "orders:x"):
         assert parse_payload(bad) is None
+
+
+def test_resync_after_reconnect_reports_heads_and_vanished_streams() -> None:
+    async def never() -> list[tuple[str, int]]:
+        raise AssertionError("not called")
+
+    listener = NotificationListener(never, "eventlog_heads", never)  # type: ignore[arg-type]
+    seen: list[tuple[str, int]] = []
+    listener.add(lambda stream, head: seen.append((stream, head)))
+    listener._on_notify(None, 0, "eventlog_heads", "a:3")  # type: ignore[arg-type]
+    listener._on_notify(None, 0, "eventlog_heads", "b:1")  # type: ignore[arg-type]
+    listener._on_notify(None, 0, "eventlog_heads", "junk")  # type: ignore[arg-type]
+    listener._resync([("b", 4), ("c", 2)])  # "a" was deleted while disconnected
+    assert seen == [("a", 3), ("b", 1), ("a", -1), ("b", 4), ("c", 2)]
+    listener._resync([("b", 4), ("c", 2)])
+    assert seen[-2:] == [("b", 4), ("c", 2)]  # "a" is reported gone once
 
 
 async def test_append_through_one_log_wakes_a_waiter_on_another(pg_url: str) -> None:
