@@ -396,24 +396,30 @@ class DeliveryEngine:
     async def _attempt(self, ep: Endpoint, delivery: Delivery) -> Finished:
         kind = self.kinds[ep.kind]
         started = self.clock()
-        event = await self._feeder.event(delivery)
-        if event is None:
-            result = AttemptResult(
-                status=None,
-                headers={},
-                body=b"",
-                error="invalid",
-                message=f"event {delivery.stream}@{delivery.offset} is no longer in the log",
-                duration=0.0,
-            )
-        else:
-            request = kind.format(ep, event, delivery.id, started)
-            headers = {**ep.headers, **request.headers}
-            result = await self.sender.post(
-                request.url or ep.url, request.body, headers, ep.timeout
-            )
-        now = self.clock()
-        classification = kind.classify(ep, result, now)
+        result = AttemptResult(  # replaced below unless the event is gone
+            status=None,
+            headers={},
+            body=b"",
+            error="invalid",
+            message=f"event {delivery.stream}@{delivery.offset} is no longer in the log",
+            duration=0.0,
+        )
+        try:
+            event = await self._feeder.event(delivery)
+            if event is not None:
+                request = kind.format(ep, event, delivery.id, started)
+                headers = {**ep.headers, **request.headers}
+                result = await self.sender.post(
+                    request.url or ep.url, request.body, headers, ep.timeout
+                )
+            now = self.clock()
+            classification = kind.classify(ep, result, now)
+        except Exception as exc:  # a target kind's bug: a recorded, retried attempt
+            logger.exception("endpoint %s: the %r target kind failed", ep.id, ep.kind)
+            now = self.clock()
+            reason = f"internal error in the {ep.kind!r} target kind: {type(exc).__name__}"
+            result = AttemptResult(None, {}, b"", "invalid", reason, now - started)
+            classification = Classification("retry", reason)
         step = next_step(
             ep.retry,
             classification,
@@ -449,7 +455,10 @@ class DeliveryEngine:
                 self.on_attempt(ep, classification, result, step.status)
             except Exception:  # a metrics hook must never break delivery
                 logger.exception("on_attempt hook failed")
-        await self._health(ep, classification, step.disable_reason, now)
+        try:
+            await self._health(ep, classification, step.disable_reason, now)
+        except EventLogError as exc:  # the attempt is recorded all the same
+            logger.warning("endpoint %s: could not update its health: %s", ep.id, exc)
         return finished
 
     async def _health(

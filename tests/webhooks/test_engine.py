@@ -10,11 +10,12 @@ import msgspec
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from consumers.delivery.engine import DeliveryEngine, ledger_for
+from consumers.delivery.engine import DeliveryEngine, OutgoingRequest, TargetKind, ledger_for
 from consumers.delivery.ledger import ConsumerAdvance
-from consumers.delivery.model import NewDelivery, new_delivery_id
+from consumers.delivery.model import Endpoint, NewDelivery, new_delivery_id
+from consumers.delivery.retry import RetryPolicy
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint, rotate_secret
-from eventlog import EventLog
+from eventlog import Event, EventLog
 from tests.support import scaled
 from tests.webhooks.conftest import add_endpoint, all_deliveries, statuses, wait_until
 from tests.webhooks.receiver import Received, Receiver
@@ -290,3 +291,55 @@ async def test_a_delivery_whose_event_was_trimmed_fails_with_a_clear_error(
 async def _finished(engine: DeliveryEngine, endpoint_id: str, count: int) -> bool:
     got = await statuses(engine, endpoint_id)
     return len(got) == count and all(s in ("delivered", "failed") for s in got)
+
+
+async def test_skipping_the_blocked_head_unblocks_an_ordered_endpoint(
+    log: EventLog, engine: DeliveryEngine, receiver: Receiver
+) -> None:
+    async def first_fails(request: web.Request, received: Received) -> web.StreamResponse:
+        return web.Response(status=500 if json.loads(received.body)["offset"] == 0 else 200)
+
+    receiver.behaviour = first_fails
+    ep = await add_endpoint(
+        engine, receiver.url(), ordering="ordered", retry=RetryPolicy(schedule=(3600.0,))
+    )
+    for n in range(3):
+        await log.append("events", {"n": n}, type="t")
+    await receiver.wait_for(1, scaled(10))
+    await asyncio.sleep(0.3)
+    assert len(receiver.requests) == 1  # the head waits an hour; nothing passes it
+    head = (await all_deliveries(engine, ep.id))[0]
+    await wait_until(lambda: _status_of(engine, ep.id, head.id, "pending"))
+    skipped = await engine.act(ep.id, head.id, "skip")
+    assert skipped is not None
+    assert skipped.status == "failed"
+    await receiver.wait_for(3, scaled(10))
+    assert [json.loads(r.body)["offset"] for r in receiver.requests] == [0, 1, 2]
+
+
+async def _status_of(engine: DeliveryEngine, endpoint_id: str, delivery_id: str, want: str) -> bool:
+    got = await engine.store.delivery(endpoint_id, delivery_id)
+    return got is not None and got[0].status == want
+
+
+async def test_a_failing_target_kind_is_a_recorded_attempt_not_a_stuck_delivery(
+    log: EventLog, receiver: Receiver
+) -> None:
+    def broken_format(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+        raise RuntimeError("template exploded")
+
+    kinds = {"webhook": TargetKind("webhook", broken_format)}
+    engine = DeliveryEngine(log, ledger_for(log), kinds=kinds, allow_private=True)
+    await engine.start()
+    try:
+        ep = await add_endpoint(engine, receiver.url(), max_attempts=2)
+        await log.append("events", {"n": 1}, type="t")
+        await wait_until(lambda: _finished(engine, ep.id, 1), timeout=15)
+        (delivery,) = await all_deliveries(engine, ep.id)
+        assert delivery.status == "failed"
+        assert delivery.attempts == 2
+        assert delivery.last_error is not None
+        assert "internal error in the 'webhook' target kind: RuntimeError" in delivery.last_error
+        assert receiver.requests == []
+    finally:
+        await engine.close()
