@@ -61,7 +61,7 @@ import msgspec
 
 from consumers.delivery.feeder import Feeder, Worker, new_delivery
 from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, origin, redact
-from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.ledger import Claimed, LedgerStore
 from consumers.delivery.model import (
     Attempt,
     Delivery,
@@ -164,14 +164,25 @@ class DeliveryEngine:
         for endpoint in await self.store.endpoints():
             await self._start_worker(endpoint)
 
-    async def close(self) -> None:
-        """Stop every worker (claimed deliveries go back to pending) and flush the ledger."""
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop every worker and flush the ledger.
+
+        Attempts in progress get up to ``grace`` seconds to finish (so a
+        graceful shutdown does not resend them); claimed deliveries not yet
+        sent, and attempts still running after the grace, go back to pending.
+        """
         if not self._started:
             return
         self._started = False
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        for endpoint_id in list(self._workers):
+        workers = list(self._workers)
+        for endpoint_id in workers:
+            self._quiesce(self._workers[endpoint_id])
+        slots = [t for w in self._workers.values() for t in w.slots]
+        if slots and grace > 0:
+            await asyncio.wait(slots, timeout=grace)
+        for endpoint_id in workers:
             await self._stop_worker(endpoint_id)
         await self._recorder.close()
         await self.sender.close()
@@ -197,6 +208,14 @@ class DeliveryEngine:
                 self._supervise(worker, self._dispatch), name=f"delivery-send-{endpoint.id}"
             ),
         ]
+
+    def _quiesce(self, worker: Worker) -> None:
+        """No new attempts: stop feeding and claiming, release what was claimed."""
+        for task in worker.tasks:
+            task.cancel()
+        now = self.clock()
+        while worker.claimed:  # claimed but never sent: back to pending
+            self._recorder.put_nowait(_release(worker.claimed.popleft(), now))
 
     async def _stop_worker(self, endpoint_id: str) -> None:
         worker = self._workers.pop(endpoint_id, None)
@@ -334,7 +353,7 @@ class DeliveryEngine:
             if worker.more and len(worker.claimed) < max(1, window // 2):
                 worker.more = False
                 want = window - len(worker.claimed)
-                claimed = await self.store.claim(ep.id, ep.ordering, self.clock(), want)
+                claimed = await self._claim(ep, want)
                 worker.claimed.extend(claimed.rows)
                 wake_at = claimed.wake_at
                 if len(claimed.rows) == want:
@@ -347,6 +366,24 @@ class DeliveryEngine:
             except TimeoutError:
                 worker.more = True
                 wake_at = None
+
+    async def _claim(self, ep: Endpoint, want: int) -> Claimed:
+        # Shielded: if the dispatcher is cancelled (endpoint changed, shutdown)
+        # while the claim's transaction runs, its rows are released, not left
+        # in flight until the next restart.
+        future = asyncio.ensure_future(self.store.claim(ep.id, ep.ordering, self.clock(), want))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(self._release_claimed)
+            raise
+
+    def _release_claimed(self, future: asyncio.Future[Claimed]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        now = self.clock()
+        for delivery in future.result().rows:
+            self._recorder.put_nowait(_release(delivery, now))
 
     def _fill(self, worker: Worker, limit: int) -> None:
         # A slot is a task that sends claimed deliveries one after another

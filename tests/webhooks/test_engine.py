@@ -343,3 +343,41 @@ async def test_a_failing_target_kind_is_a_recorded_attempt_not_a_stuck_delivery(
         assert receiver.requests == []
     finally:
         await engine.close()
+
+
+async def test_graceful_close_lets_attempts_in_progress_finish(
+    log: EventLog, receiver: Receiver
+) -> None:
+    async def slow(request: web.Request, received: Received) -> web.StreamResponse:
+        await asyncio.sleep(0.5)
+        return web.Response(status=200)
+
+    receiver.behaviour = slow
+    engine = DeliveryEngine(log, ledger_for(log), kinds={"webhook": WEBHOOK}, allow_private=True)
+    await engine.start()
+    ep = await add_endpoint(engine, receiver.url())
+    for n in range(3):
+        await log.append("events", {"n": n}, type="t")
+    await receiver.wait_for(3, scaled(10))
+    await engine.close(grace=scaled(5))
+    store = ledger_for(log)
+    assert [d.status for d in await store.deliveries(ep.id)] == ["delivered"] * 3
+
+
+async def test_changing_an_endpoint_mid_flight_leaves_nothing_in_flight(
+    log: EventLog, engine: DeliveryEngine, receiver: Receiver
+) -> None:
+    async def slow(request: web.Request, received: Received) -> web.StreamResponse:
+        await asyncio.sleep(0.3)
+        return web.Response(status=200)
+
+    receiver.behaviour = slow
+    ep = await add_endpoint(engine, receiver.url(), max_in_flight=2)
+    for n in range(20):
+        await log.append("events", {"n": n}, type="t")
+    await receiver.wait_for(2, scaled(10))
+    for timeout in (5.0, 6.0, 7.0):  # each change restarts the endpoint's worker
+        await engine.put_endpoint(msgspec.structs.replace(ep, timeout=timeout))
+    await wait_until(lambda: _all(engine, ep.id, "delivered"), timeout=30)
+    delivered = {json.loads(r.body)["offset"] for r in receiver.requests}
+    assert delivered == set(range(20))
