@@ -7,17 +7,23 @@ For every enabled endpoint a worker runs two tasks:
   rows *in the same transaction* that advances the offset
   (:meth:`LedgerStore.enqueue`); it pauses when too many deliveries are
   unfinished (``max_backlog``);
-* the **dispatcher** claims due deliveries (``pending → in_flight``, by the
-  ordering rule of :func:`~consumers.delivery.ledger.select_claimable`),
-  sends each in its own task (bounded by ``max_in_flight``, paced by the rate
-  limit), classifies the answer, and records the attempt and the next state
-  through one group-committing recorder shared by all endpoints.
+* the **dispatcher** claims due deliveries a window at a time
+  (``pending → in_flight``, by the ordering rule of
+  :func:`~consumers.delivery.ledger.select_claimable`) and keeps up to
+  ``max_in_flight`` *slot* tasks sending them (paced by the rate limit); each
+  answer is classified and the attempt and the delivery's next state go to
+  one group-committing recorder shared by all endpoints
+  (:mod:`consumers.delivery.recorder`). A row stays ``in_flight`` until its
+  outcome is written, so nothing is claimed twice.
+
+(:mod:`consumers.delivery.feeder` holds the feeder; this module the rest.)
 
 Endpoints are isolated: each has its own tasks and every attempt has a
 timeout, so a receiver that hangs, resets or trickles bytes only slows its own
 endpoint. At start-up :meth:`LedgerStore.recover` returns ``in_flight`` rows left
 by a crash to ``pending`` (at-least-once: a receiver may see a delivery twice,
-always with the same ``webhook-id``).
+always with the same ``webhook-id``); :meth:`DeliveryEngine.close` gives
+attempts in progress a grace period and releases the rest.
 
 An endpoint that fails continuously for ``disable_after`` seconds, or answers
 410, is disabled: the reason is stored on the endpoint and a
