@@ -412,8 +412,8 @@ class DeliveryEngine:
                     await self._send(worker, delivery)
                 finally:
                     worker.sending.pop(delivery.id, None)
-                if len(worker.claimed) < limit:
-                    worker.wake.set()  # the window is half used: claim more
+                if len(worker.claimed) in (limit - 1, 0):
+                    worker.wake.set()  # the window is half used (or empty): claim more
         finally:
             worker.wake.set()
 
