@@ -34,7 +34,12 @@ def uuid7() -> str:
     if _pos >= len(_pool):
         _pool = os.urandom(_POOL_BYTES)
         _pos = 0
-    rand = int.from_bytes(_pool[_pos : _pos + 8], "big") & 0x3FFF_FFFF_FFFF_FFFF
+    rand = int.from_bytes(_pool[_pos : _pos + 8], "big")
     _pos += 8
-    h = f"{(ms << 80) | (0x7 << 76) | (_seq << 64) | (0b10 << 62) | rand:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031 - one formatting op is fastest
+        ms >> 16,
+        ms & 0xFFFF,
+        0x7000 | _seq,
+        0x8000 | (rand >> 50),  # variant 10, then 14 random bits
+        rand & 0xFFFF_FFFF_FFFF,
+    )

@@ -86,6 +86,8 @@ class GroupCommitWriter:
         self._queued_events = 0
         self._queued_bytes = 0
         self._work = asyncio.Event()
+        self._writer_waiting = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._room = asyncio.Event()
         self._room.set()
         self._closing = False
@@ -96,6 +98,7 @@ class GroupCommitWriter:
 
     def start(self) -> None:
         """Start the writer task on the running loop."""
+        self._loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="eventlog-writer")
 
@@ -113,13 +116,18 @@ class GroupCommitWriter:
     def _enqueue(self, request: AppendRequest, nbytes: int) -> asyncio.Future[Appended]:
         if self._closing:
             raise LogClosed("the log is closed")
-        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        loop = self._loop or asyncio.get_running_loop()
+        future: asyncio.Future[Appended] = loop.create_future()
         self._queue.append(_Item(request, future, nbytes))
         self._queued_events += len(request.events)
         self._queued_bytes += nbytes
-        if self._full():
+        if (
+            self._queued_events >= self._max_queued_events
+            or self._queued_bytes >= self._max_queued_bytes
+        ):
             self._room.clear()
-        self._work.set()
+        if self._writer_waiting:
+            self._work.set()
         return future
 
     async def submit(self, request: AppendRequest, nbytes: int) -> Appended:
@@ -138,7 +146,9 @@ class GroupCommitWriter:
                 if self._closing:
                     return
                 self._work.clear()
+                self._writer_waiting = True
                 await self._work.wait()
+                self._writer_waiting = False
                 continue
             batch = take_batch(self._queue, self._max_batch_events, self._max_batch_bytes)
             await self._write(batch)
