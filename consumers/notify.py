@@ -43,19 +43,29 @@ from consumers.delivery.model import Endpoint, Ordering
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.notify_pacing import PacingSender
 from consumers.notify_template import event_context
-from consumers.webhook import EndpointSpec, RetrySetting, SpecError, build_endpoint
+from consumers.webhook import (
+    EndpointSpec,
+    RetrySetting,
+    SpecError,
+    build_endpoint,
+    public_view,
+)
 from eventlog.model import Event
 
 __all__ = [
     "KINDS",
     "NotificationsConfig",
+    "NotifyPatch",
     "NotifySetup",
     "NotifySpec",
+    "apply_notify_patch",
     "build_notify_endpoint",
     "declared_notify_endpoint",
     "notify_kinds",
     "notify_setup",
+    "notify_view",
     "public_notify_view",
+    "spec_of",
 ]
 
 KINDS = ("discord", "slack", "apprise")
@@ -195,6 +205,83 @@ def declared_notify_endpoint(
     )
 
 
+class NotifyPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A partial update of a notification target: only the fields given change.
+
+    ``options`` replaces the kind's options as a whole (the template and the
+    rest); ``kind``, ``id`` and ``start`` cannot change.
+    """
+
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    stream: str | msgspec.UnsetType = msgspec.UNSET
+    types: list[str] | msgspec.UnsetType = msgspec.UNSET
+    key: str | msgspec.UnsetType | None = msgspec.UNSET
+    options: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    timeout: float | msgspec.UnsetType = msgspec.UNSET
+    retry: RetrySetting | msgspec.UnsetType = msgspec.UNSET
+    max_attempts: int | msgspec.UnsetType | None = msgspec.UNSET
+    ordering: Ordering | msgspec.UnsetType = msgspec.UNSET
+    rate_limit: float | msgspec.UnsetType | None = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    allow_replay: bool | msgspec.UnsetType = msgspec.UNSET
+    disable_after: float | msgspec.UnsetType | None = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+
+
+def spec_of(endpoint: Endpoint) -> NotifySpec:
+    """The spec that builds ``endpoint`` again (its full URL included: keep it server-side)."""
+    if endpoint.kind not in KINDS:
+        raise ValueError(f"endpoint {endpoint.id!r} is not a notification target")
+    options = dict(endpoint.options)
+    url = endpoint.url
+    if endpoint.kind == "apprise":
+        url = str(options.pop("url"))
+    return NotifySpec(
+        kind=endpoint.kind,  # type: ignore[arg-type]
+        url=url,
+        id=endpoint.id,
+        stream=endpoint.stream,
+        types=list(endpoint.types),
+        key=endpoint.key,
+        options=options,
+        timeout=endpoint.timeout,
+        retry=endpoint.retry,
+        ordering=endpoint.ordering,
+        rate_limit=endpoint.rate_limit,
+        enabled=endpoint.enabled,
+        allow_replay=endpoint.allow_replay,
+        disable_after=endpoint.disable_after,
+        description=endpoint.description,
+    )
+
+
+def apply_notify_patch(endpoint: Endpoint, patch: NotifyPatch, *, now: float) -> Endpoint:
+    """The target with the patch applied and validated (pure); its runtime state is kept.
+
+    Enabling it clears its disabled reason and failure streak; otherwise its
+    enabled state stays as it was.
+
+    Raises:
+        SpecError: A field is invalid; ``path`` names it.
+    """
+    fields = patch.__struct_fields__
+    changes = {f: getattr(patch, f) for f in fields if getattr(patch, f) is not msgspec.UNSET}
+    spec = msgspec.structs.replace(spec_of(endpoint), **changes)
+    fresh = build_notify_endpoint(spec, now=now, head=endpoint.start_offset)
+    enabled = fresh.enabled
+    keep_state = changes.get("enabled") is not True
+    return msgspec.structs.replace(
+        fresh,
+        start_offset=endpoint.start_offset,
+        created=endpoint.created,
+        origin=endpoint.origin,
+        enabled=enabled,
+        disabled_reason=endpoint.disabled_reason if keep_state and not enabled else None,
+        failing_since=endpoint.failing_since if keep_state else None,
+        updated=now,
+    )
+
+
 class NotificationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A ``[notifications]`` config table: ``[[notifications.targets]]``, each with an ``id``."""
 
@@ -223,6 +310,16 @@ def public_notify_view(endpoint: Endpoint) -> dict[str, Any]:
         segments = path.split("/")
         url = f"{head}://{host}/" + "/".join(segments[:2]) + ("/…" if len(segments) > 2 else "")
     return {"kind": endpoint.kind, "url": url, "options": options}
+
+
+def notify_view(endpoint: Endpoint, now: float) -> dict[str, Any]:
+    """A notification target as the API shows it: the webhook view without secrets
+    and headers (chat targets have none), the URL masked by :func:`public_notify_view`."""
+    view = public_view(endpoint, now)
+    for name in ("secrets", "headers", "max_in_flight"):
+        view.pop(name, None)
+    view.update(public_notify_view(endpoint))
+    return view
 
 
 @dataclass(frozen=True)

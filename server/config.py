@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from consumers.notify import NotificationsConfig
 from consumers.registry import ConsumerInstance
 from consumers.webhook import WebhooksConfig
 from server.ingest.sources import IngestConfig
@@ -82,6 +83,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ws_ping_timeout: Seconds a WebSocket client has to answer a ping.
         consumers: Handler consumers to run (``[[consumers]]``, see docs/consumers.md).
         webhooks: Webhook delivery (``[webhooks]``, see docs/webhooks.md).
+        notifications: Chat notification targets delivered by the same engine
+            (``[[notifications.targets]]``, see docs/notifications.md).
     """
 
     host: str = "127.0.0.1"
@@ -111,6 +114,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ws_ping_timeout: float = 20.0
     consumers: list[ConsumerInstance] = []
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
+    notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -24,4 +24,7 @@ def all_routes() -> list[BaseRoute]:
     from server.api import webhooks
 
     routes += webhooks.routes
+    from server.api import notifications
+
+    routes += notifications.routes
     return routes

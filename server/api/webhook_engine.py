@@ -1,8 +1,12 @@
 """The webhook delivery engine in the server: started and stopped by the app's lifespan.
 
 ``server/app.py`` calls :func:`start` once the log is open and :func:`stop`
-before it closes. Other features that deliver through the same engine
-(notifications) add their target kinds by appending to :data:`EXTENSIONS`.
+before it closes. The engine knows the ``webhook`` kind and the notification
+kinds (``discord``, ``slack``, ``apprise`` from :mod:`consumers.notify`, with
+their pacing sender); endpoints declared in the config file
+(``[[webhooks.endpoints]]`` and ``[[notifications.targets]]``) are applied at
+start-up. Other features that deliver through the same engine add their
+target kinds by appending to :data:`EXTENSIONS`.
 Route modules get the engine with :func:`engine_of` (503 when webhooks are
 off or the lifespan has not run). Metrics: attempts by
 endpoint and verdict, attempt latency, finished deliveries by outcome, queue
@@ -26,10 +30,20 @@ from consumers.delivery.model import Endpoint
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery.sender import Sender
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
+from consumers.notify import NotificationsConfig, declared_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
 from server.errors import ApiError
 
-__all__ = ["EXTENSIONS", "Extension", "engine_of", "start", "stop", "webhooks_config"]
+__all__ = [
+    "EXTENSIONS",
+    "Extension",
+    "check_target",
+    "engine_of",
+    "notifications_config",
+    "start",
+    "stop",
+    "webhooks_config",
+]
 
 logger = logging.getLogger("eventlog.delivery")
 
@@ -38,6 +52,22 @@ def webhooks_config(app: Starlette) -> WebhooksConfig:
     """The ``[webhooks]`` settings of the app's config."""
     config: WebhooksConfig = app.state.config.webhooks
     return config
+
+
+def notifications_config(app: Starlette) -> NotificationsConfig:
+    """The ``[notifications]`` settings of the app's config."""
+    config: NotificationsConfig = app.state.config.notifications
+    return config
+
+
+async def check_target(endpoint: Endpoint, *, allow_private: bool) -> None:
+    """The SSRF guard for an endpoint's URL (Apprise targets make their own connections).
+
+    Raises:
+        InvalidTarget, UnsafeTarget: As :func:`~consumers.delivery.ssrf.check_url`.
+    """
+    if endpoint.kind != "apprise":
+        await check_url(endpoint.url, allow_private=allow_private)
 
 
 @dataclass(frozen=True)
@@ -70,8 +100,9 @@ async def start(app: Starlette) -> None:
         return
     log = app.state.log
     extensions = [factory(app) for factory in EXTENSIONS]
-    kinds: dict[str, TargetKind] = {"webhook": WEBHOOK}
-    sender = None
+    notify = notify_setup(allow_private=config.allow_private_targets)
+    kinds: dict[str, TargetKind] = {"webhook": WEBHOOK, **notify.kinds}
+    sender: Sender = notify.sender
     for extension in extensions:
         kinds.update(extension.kinds)
         sender = extension.sender or sender
@@ -90,23 +121,60 @@ async def start(app: Starlette) -> None:
         on_attempt=_metrics_hook(app),
     )
     await engine.start()
-    for spec in config.endpoints:
-        assert spec.id is not None
-        existing = await engine.store.get_endpoint(spec.id)
-        info = await log.storage.stream_info(spec.stream)
-        head, first = (0, 0) if info is None else (info.next_offset, info.first_offset)
-        try:
-            endpoint = declared_endpoint(spec, existing, now=time.time(), head=head, first=first)
-            await check_url(endpoint.url, allow_private=config.allow_private_targets)
-        except (SpecError, InvalidTarget, UnsafeTarget) as exc:
-            await engine.close()
-            raise RuntimeError(f"webhook endpoint {spec.id!r} in the config file: {exc}") from exc
-        await engine.put_endpoint(endpoint)
+    try:
+        await _apply_declared(app, engine)
+    except BaseException:
+        await engine.close()
+        raise
     app.state.webhooks = engine
     for extension in extensions:
         if extension.on_start is not None:
             await extension.on_start(app, engine)
     app.state.webhooks_gauges = asyncio.create_task(_refresh_gauges(app, engine))
+
+
+async def _apply_declared(app: Starlette, engine: DeliveryEngine) -> None:
+    """Create or update the endpoints and targets declared in the config file."""
+    config = webhooks_config(app)
+    targets = notifications_config(app).targets
+    clash = {str(e.id) for e in config.endpoints} & {str(t.id) for t in targets}
+    if clash:
+        raise RuntimeError(
+            f"config file: {sorted(clash)!r} declared both as webhook endpoint and notification"
+        )
+    declared: list[tuple[str, Endpoint]] = []
+    now = time.time()
+    for spec in config.endpoints:
+        assert spec.id is not None
+        existing = await engine.store.get_endpoint(spec.id)
+        head, first = await _bounds(engine, spec.stream)
+        try:
+            endpoint = declared_endpoint(spec, existing, now=now, head=head, first=first)
+        except SpecError as exc:
+            raise RuntimeError(f"webhook endpoint {spec.id!r} in the config file: {exc}") from exc
+        declared.append(("webhook endpoint", endpoint))
+    for target in targets:
+        assert target.id is not None
+        existing = await engine.store.get_endpoint(target.id)
+        head, first = await _bounds(engine, target.stream)
+        try:
+            endpoint = declared_notify_endpoint(target, existing, now=now, head=head, first=first)
+        except SpecError as exc:
+            raise RuntimeError(
+                f"notification target {target.id!r} in the config file: {exc.path}: {exc}"
+            ) from exc
+        declared.append(("notification target", endpoint))
+    for what, endpoint in declared:
+        try:
+            await check_target(endpoint, allow_private=config.allow_private_targets)
+        except (InvalidTarget, UnsafeTarget) as exc:
+            raise RuntimeError(f"{what} {endpoint.id!r} in the config file: {exc}") from exc
+        await engine.put_endpoint(endpoint)
+
+
+async def _bounds(engine: DeliveryEngine, stream: str) -> tuple[int, int]:
+    info = await engine.log.storage.stream_info(stream)
+    return (0, 0) if info is None else (info.next_offset, info.first_offset)
 
 
 async def stop(app: Starlette) -> None:

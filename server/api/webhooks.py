@@ -23,12 +23,19 @@ a secret (create without ``secret``, rotate without ``secret``) carries it in
 endpoint shows ``whsec_abcd…`` hints and hides extra header values.
 
 The engine itself is started and stopped by :mod:`server.api.webhook_engine`.
+The per-endpoint routes (delete, enable/disable, deliveries, retry, skip,
+replay) serve other families of endpoints of the same engine too:
+:func:`endpoint_routes` mounts them for notification targets under
+``/api/notifications`` (:mod:`server.api.notifications`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -39,7 +46,7 @@ from starlette.routing import Route
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.ledger import DeliveryConflict
 from consumers.delivery.model import Attempt, Delivery, Endpoint
-from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
+from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget
 from consumers.webhook import (
     EndpointPatch,
     EndpointSpec,
@@ -50,11 +57,11 @@ from consumers.webhook import (
     rotate_secret,
 )
 from server.api.params import non_negative_int
-from server.api.webhook_engine import engine_of, webhooks_config
+from server.api.webhook_engine import check_target, engine_of, webhooks_config
 from server.auth import require
 from server.errors import ApiError
 
-__all__ = ["attempt_view", "delivery_view", "routes"]
+__all__ = ["WEBHOOKS", "Family", "attempt_view", "delivery_view", "endpoint_routes", "routes"]
 
 _STATUSES = ("pending", "in_flight", "delivered", "failed")
 
@@ -76,10 +83,31 @@ class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     dry_run: bool = False
 
 
+@dataclass(frozen=True)
+class Family:
+    """Which of the engine's endpoints a set of routes manages, and how it shows them.
+
+    Attributes:
+        kinds: The endpoint kinds (an endpoint of another kind is a 404 here).
+        noun: What the API calls one, for messages (``webhook endpoint``).
+        missing: The error code of a 404 (``unknown_endpoint``).
+        view: The endpoint as the API shows it (never a secret).
+    """
+
+    kinds: frozenset[str]
+    noun: str
+    missing: str
+    view: Callable[[Endpoint, float], dict[str, Any]]
+
+
+WEBHOOKS = Family(frozenset({"webhook"}), "webhook endpoint", "unknown_endpoint", public_view)
+
+
 # -- helpers --------------------------------------------------------------------------
 
 
-async def _bounds(engine: DeliveryEngine, stream: str) -> tuple[int, int]:
+async def stream_bounds(engine: DeliveryEngine, stream: str) -> tuple[int, int]:
+    """``(head, first offset)`` of a stream; ``(0, 0)`` when it does not exist yet."""
     info = await engine.log.storage.stream_info(stream)
     return (0, 0) if info is None else (info.next_offset, info.first_offset)
 
@@ -125,29 +153,35 @@ def attempt_view(a: Attempt) -> dict[str, Any]:
     }
 
 
-def _json(data: Any, status: int = 200) -> Response:
+def json_response(data: Any, status: int = 200) -> Response:
+    """``data`` as a JSON response."""
     return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
 
 
-async def _decode(request: Request, type_: type[Any]) -> Any:
+async def decode_body(request: Request, type_: type[Any]) -> Any:
+    """The JSON body as ``type_`` (an empty body is ``{}``); msgspec errors become 400s."""
     body = await request.body()
     if not body.strip():
         body = b"{}"
     return msgspec.json.decode(body, type=type_)
 
 
-async def _endpoint(engine: DeliveryEngine, request: Request) -> Endpoint:
+async def find_endpoint(
+    engine: DeliveryEngine, request: Request, family: Family = WEBHOOKS
+) -> Endpoint:
+    """The endpoint named by the ``{id}`` path parameter, of one of ``family``'s kinds, or 404."""
     endpoint_id = request.path_params["id"]
     endpoint = await engine.store.get_endpoint(endpoint_id)
-    if endpoint is None or endpoint.kind != "webhook":  # other kinds have their own routes
-        raise ApiError(404, "unknown_endpoint", f"no webhook endpoint is named {endpoint_id!r}")
+    if endpoint is None or endpoint.kind not in family.kinds:  # others have their own routes
+        raise ApiError(404, family.missing, f"no {family.noun} is named {endpoint_id!r}")
     return endpoint
 
 
-async def _save(engine: DeliveryEngine, request: Request, endpoint: Endpoint) -> None:
+async def save_endpoint(engine: DeliveryEngine, request: Request, endpoint: Endpoint) -> None:
+    """Check the target (SSRF guard: 422) and store the endpoint in the engine."""
     config = webhooks_config(request.app)
     try:
-        await check_url(endpoint.url, allow_private=config.allow_private_targets)
+        await check_target(endpoint, allow_private=config.allow_private_targets)
     except UnsafeTarget as exc:
         raise ApiError(422, "unsafe_target", str(exc), path="$.url") from exc
     except InvalidTarget as exc:
@@ -158,11 +192,13 @@ async def _save(engine: DeliveryEngine, request: Request, endpoint: Endpoint) ->
         raise ApiError(422, "invalid_endpoint", str(exc)) from exc
 
 
-def _spec_error(exc: SpecError) -> ApiError:
+def spec_error(exc: SpecError) -> ApiError:
+    """A 422 naming the invalid field."""
     return ApiError(422, "invalid_endpoint", f"{exc.path}: {exc}", path="$." + exc.path)
 
 
-def _not_config(endpoint: Endpoint) -> None:
+def not_config(endpoint: Endpoint) -> None:
+    """409 for endpoints declared in the config file (they change there)."""
     if endpoint.origin == "config":
         raise ApiError(
             409,
@@ -180,115 +216,119 @@ async def list_endpoints(request: Request) -> Response:
     engine = engine_of(request)
     now = time.time()
     endpoints = [e for e in await engine.store.endpoints() if e.kind == "webhook"]
-    return _json({"webhooks": [public_view(e, now) for e in endpoints]})
+    return json_response({"webhooks": [public_view(e, now) for e in endpoints]})
 
 
 async def create_endpoint(request: Request) -> Response:
     """``POST /api/webhooks``: 201 with the endpoint (and a generated secret, once)."""
     require(request, "admin")
     engine = engine_of(request)
-    spec: EndpointSpec = await _decode(request, EndpointSpec)
+    spec: EndpointSpec = await decode_body(request, EndpointSpec)
     if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
         raise ApiError(409, "endpoint_exists", f"a webhook endpoint named {spec.id!r} exists")
     now = time.time()
-    head, first = await _bounds(engine, spec.stream)
+    head, first = await stream_bounds(engine, spec.stream)
     try:
         endpoint = build_endpoint(spec, now=now, head=head, first=first)
     except SpecError as exc:
-        raise _spec_error(exc) from exc
-    await _save(engine, request, endpoint)
+        raise spec_error(exc) from exc
+    await save_endpoint(engine, request, endpoint)
     view = public_view(endpoint, now)
     if spec.secret is None:
         view["secret"] = endpoint.secrets[0].secret
-    return _json(view, 201)
+    return json_response(view, 201)
 
 
 async def get_endpoint(request: Request) -> Response:
     """``GET /api/webhooks/{id}`` with delivery counts."""
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
+    endpoint = await find_endpoint(engine, request)
     view = public_view(endpoint, time.time())
     counts = (await engine.store.counts()).get(endpoint.id)
     view["pending"] = 0 if counts is None else counts.pending
     view["in_flight"] = 0 if counts is None else counts.in_flight
-    return _json(view)
+    return json_response(view)
 
 
 async def patch_endpoint(request: Request) -> Response:
     """``PATCH /api/webhooks/{id}``."""
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
-    _not_config(endpoint)
-    patch: EndpointPatch = await _decode(request, EndpointPatch)
+    endpoint = await find_endpoint(engine, request)
+    not_config(endpoint)
+    patch: EndpointPatch = await decode_body(request, EndpointPatch)
     now = time.time()
     try:
         updated = apply_patch(endpoint, patch, now=now)
     except SpecError as exc:
-        raise _spec_error(exc) from exc
+        raise spec_error(exc) from exc
     if updated.stream != endpoint.stream:
-        head, _ = await _bounds(engine, updated.stream)
+        head, _ = await stream_bounds(engine, updated.stream)
         updated = msgspec.structs.replace(updated, start_offset=head)
-    await _save(engine, request, updated)
-    return _json(public_view(updated, now))
+    await save_endpoint(engine, request, updated)
+    return json_response(public_view(updated, now))
 
 
-async def delete_endpoint(request: Request) -> Response:
+async def delete_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
     """``DELETE /api/webhooks/{id}``: 204."""
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
-    _not_config(endpoint)
+    endpoint = await find_endpoint(engine, request, family)
+    not_config(endpoint)
     await engine.delete_endpoint(endpoint.id)
     return Response(status_code=204)
 
 
-async def _switch(request: Request, enabled: bool) -> Response:
+async def _switch(request: Request, enabled: bool, family: Family) -> Response:
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
+    endpoint = await find_endpoint(engine, request, family)
     now = time.time()
-    updated = apply_patch(endpoint, EndpointPatch(enabled=enabled), now=now)
-    if not enabled:
-        updated = msgspec.structs.replace(updated, disabled_reason="disabled by an operator")
+    updated = msgspec.structs.replace(
+        endpoint,
+        enabled=enabled,
+        disabled_reason=None if enabled else "disabled by an operator",
+        failing_since=None if enabled else endpoint.failing_since,
+        updated=now,
+    )
     await engine.put_endpoint(updated)
-    return _json(public_view(updated, now))
+    return json_response(family.view(updated, now))
 
 
-async def enable_endpoint(request: Request) -> Response:
+async def enable_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
     """``POST /api/webhooks/{id}/enable``: deliveries resume from the committed offset."""
-    return await _switch(request, True)
+    return await _switch(request, True, family)
 
 
-async def disable_endpoint(request: Request) -> Response:
+async def disable_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
     """``POST /api/webhooks/{id}/disable``."""
-    return await _switch(request, False)
+    return await _switch(request, False, family)
 
 
 async def rotate(request: Request) -> Response:
     """``POST /api/webhooks/{id}/rotate-secret``."""
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
-    body: RotateRequest = await _decode(request, RotateRequest)
+    endpoint = await find_endpoint(engine, request)
+    body: RotateRequest = await decode_body(request, RotateRequest)
     now = time.time()
     try:
         updated, secret = rotate_secret(endpoint, now=now, secret=body.secret, grace=body.grace)
     except SpecError as exc:
-        raise _spec_error(exc) from exc
+        raise spec_error(exc) from exc
     await engine.put_endpoint(updated)
     view = public_view(updated, now)
     if body.secret is None:
         view["secret"] = secret
-    return _json(view)
+    return json_response(view)
 
 
-async def list_deliveries(request: Request) -> Response:
+async def list_deliveries(request: Request, family: Family = WEBHOOKS) -> Response:
     """``GET /api/webhooks/{id}/deliveries?status=&from=&limit=``."""
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
+    endpoint = await find_endpoint(engine, request, family)
     params = request.query_params
     status = params.get("status")
     if status is not None and status not in _STATUSES:
@@ -303,7 +343,7 @@ async def list_deliveries(request: Request) -> Response:
         from_seq=start,
         limit=limit,
     )
-    return _json(
+    return json_response(
         {
             "deliveries": [delivery_view(d) for d in rows],
             "next": rows[-1].seq + 1 if len(rows) == limit else None,
@@ -322,23 +362,23 @@ async def _delivery_or_404(
     return got
 
 
-async def get_delivery(request: Request) -> Response:
+async def get_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
     """``GET /api/webhooks/{id}/deliveries/{delivery_id}`` with every attempt."""
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
+    endpoint = await find_endpoint(engine, request, family)
     delivery, attempts = await _delivery_or_404(
         engine, endpoint, request.path_params["delivery_id"]
     )
     view = delivery_view(delivery)
     view["attempt_log"] = [attempt_view(a) for a in attempts]
-    return _json(view)
+    return json_response(view)
 
 
-async def _act(request: Request, action: str, status: int) -> Response:
+async def _act(request: Request, action: str, status: int, family: Family) -> Response:
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
+    endpoint = await find_endpoint(engine, request, family)
     delivery_id = request.path_params["delivery_id"]
     if action == "retry" and not endpoint.allow_replay:
         raise ApiError(403, "replay_not_allowed", f"endpoint {endpoint.id!r} does not allow replay")
@@ -349,27 +389,27 @@ async def _act(request: Request, action: str, status: int) -> Response:
     if delivery is None:
         await _delivery_or_404(engine, endpoint, delivery_id)
         raise AssertionError("unreachable")
-    return _json(delivery_view(delivery), status)
+    return json_response(delivery_view(delivery), status)
 
 
-async def retry_delivery(request: Request) -> Response:
+async def retry_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
     """``POST .../deliveries/{delivery_id}/retry``: 202, same ``webhook-id``, fresh attempts."""
-    return await _act(request, "retry", 202)
+    return await _act(request, "retry", 202, family)
 
 
-async def skip_delivery(request: Request) -> Response:
+async def skip_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
     """``POST .../deliveries/{delivery_id}/skip``: a pending delivery becomes failed."""
-    return await _act(request, "skip", 200)
+    return await _act(request, "skip", 200, family)
 
 
-async def replay(request: Request) -> Response:
+async def replay(request: Request, family: Family = WEBHOOKS) -> Response:
     """``POST /api/webhooks/{id}/replay``: 202 scheduled, 200 dry run, 403, 404."""
     require(request, "admin")
     engine = engine_of(request)
-    endpoint = await _endpoint(engine, request)
+    endpoint = await find_endpoint(engine, request, family)
     if not endpoint.allow_replay:
         raise ApiError(403, "replay_not_allowed", f"endpoint {endpoint.id!r} does not allow replay")
-    body: ReplayRequest = await _decode(request, ReplayRequest)
+    body: ReplayRequest = await decode_body(request, ReplayRequest)
     for name in ("from_time", "to_time"):
         value = getattr(body, name)
         if value is not None and value.tzinfo is None:
@@ -393,7 +433,7 @@ async def replay(request: Request) -> Response:
         )
     except ValueError as exc:
         raise ApiError(400, "invalid_range", str(exc)) from exc
-    return _json(
+    return json_response(
         {
             "endpoint": endpoint.id,
             "from_offset": result.from_offset,
@@ -407,22 +447,35 @@ async def replay(request: Request) -> Response:
     )
 
 
+def endpoint_routes(base: str, family: Family) -> list[Route]:
+    """The per-endpoint routes under ``base`` (``/api/webhooks``) for one family:
+    delete, enable, disable, deliveries, one delivery, retry, skip, replay."""
+    one = base + "/{id}"
+    delivery = one + "/deliveries/{delivery_id}"
+
+    def route(path: str, handler: Callable[..., Any], method: str) -> Route:
+        return Route(path, partial(handler, family=family), methods=[method])
+
+    return [
+        route(one, delete_endpoint, "DELETE"),
+        route(one + "/enable", enable_endpoint, "POST"),
+        route(one + "/disable", disable_endpoint, "POST"),
+        route(one + "/deliveries", list_deliveries, "GET"),
+        route(delivery, get_delivery, "GET"),
+        route(delivery + "/retry", retry_delivery, "POST"),
+        route(delivery + "/skip", skip_delivery, "POST"),
+        route(one + "/replay", replay, "POST"),
+    ]
+
+
 _BASE = "/api/webhooks"
 _ONE = _BASE + "/{id}"
-_DELIVERY = _ONE + "/deliveries/{delivery_id}"
 
 routes = [
     Route(_BASE, list_endpoints, methods=["GET"]),
     Route(_BASE, create_endpoint, methods=["POST"]),
     Route(_ONE, get_endpoint, methods=["GET"]),
     Route(_ONE, patch_endpoint, methods=["PATCH"]),
-    Route(_ONE, delete_endpoint, methods=["DELETE"]),
-    Route(_ONE + "/enable", enable_endpoint, methods=["POST"]),
-    Route(_ONE + "/disable", disable_endpoint, methods=["POST"]),
     Route(_ONE + "/rotate-secret", rotate, methods=["POST"]),
-    Route(_ONE + "/deliveries", list_deliveries, methods=["GET"]),
-    Route(_DELIVERY, get_delivery, methods=["GET"]),
-    Route(_DELIVERY + "/retry", retry_delivery, methods=["POST"]),
-    Route(_DELIVERY + "/skip", skip_delivery, methods=["POST"]),
-    Route(_ONE + "/replay", replay, methods=["POST"]),
+    *endpoint_routes(_BASE, WEBHOOKS),
 ]

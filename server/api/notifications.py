@@ -1,0 +1,133 @@
+"""``/api/notifications``: chat notification targets (Discord, Slack, Apprise).
+
+A notification target is an endpoint of the server's one delivery engine
+whose kind is ``discord``, ``slack`` or ``apprise`` (:mod:`consumers.notify`):
+same ledger, retries, replay and auto-disable as webhooks. It has its own
+path because its body differs (``kind``, ``options``, no secret or headers)
+and because its URL is a credential: every answer shows it masked
+(``https://discord.com/api/webhooks/…``; an Apprise URL never). The
+per-target routes are those of ``/api/webhooks``
+(:func:`server.api.webhooks.endpoint_routes`), mounted here for these kinds;
+an id names one endpoint of either family (409 on a clash).
+
+Every route needs the ``admin`` scope when API keys are configured.
+
+=========================================================  ====================================
+``GET    /api/notifications``                               list targets
+``POST   /api/notifications``                               create (201; 409 if the id exists)
+``GET    /api/notifications/{id}``                          show, with delivery counts
+``PATCH  /api/notifications/{id}``                          change fields (409 for config ones)
+``DELETE /api/notifications/{id}``                          delete with its deliveries (204)
+``POST   /api/notifications/{id}/enable`` / ``disable``     switch delivery on or off
+``GET    /api/notifications/{id}/deliveries``               ``?status=&from=&limit=``
+``GET    .../deliveries/{delivery_id}``                     one delivery with every attempt
+``POST   .../deliveries/{delivery_id}/retry`` / ``skip``    202 / 200; 409 while in flight
+``POST   /api/notifications/{id}/replay``                   202 scheduled, 200 ``dry_run``
+=========================================================  ====================================
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from consumers.notify import (
+    KINDS,
+    NotifyPatch,
+    NotifySpec,
+    apply_notify_patch,
+    build_notify_endpoint,
+    notify_view,
+)
+from consumers.webhook import SpecError
+from server.api.webhook_engine import engine_of
+from server.api.webhooks import (
+    Family,
+    decode_body,
+    endpoint_routes,
+    find_endpoint,
+    json_response,
+    not_config,
+    save_endpoint,
+    spec_error,
+    stream_bounds,
+)
+from server.auth import require
+from server.errors import ApiError
+
+__all__ = ["NOTIFICATIONS", "routes"]
+
+#: The notification targets among the engine's endpoints.
+NOTIFICATIONS = Family(frozenset(KINDS), "notification target", "unknown_target", notify_view)
+
+
+async def list_targets(request: Request) -> Response:
+    """``GET /api/notifications``."""
+    require(request, "admin")
+    engine = engine_of(request)
+    now = time.time()
+    targets = [e for e in await engine.store.endpoints() if e.kind in NOTIFICATIONS.kinds]
+    return json_response({"notifications": [notify_view(e, now) for e in targets]})
+
+
+async def create_target(request: Request) -> Response:
+    """``POST /api/notifications``: 201 with the target (its URL masked)."""
+    require(request, "admin")
+    engine = engine_of(request)
+    spec: NotifySpec = await decode_body(request, NotifySpec)
+    if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
+        raise ApiError(409, "endpoint_exists", f"an endpoint named {spec.id!r} exists")
+    now = time.time()
+    head, first = await stream_bounds(engine, spec.stream)
+    try:
+        endpoint = build_notify_endpoint(spec, now=now, head=head, first=first)
+    except SpecError as exc:
+        raise spec_error(exc) from exc
+    await save_endpoint(engine, request, endpoint)
+    return json_response(notify_view(endpoint, now), 201)
+
+
+async def get_target(request: Request) -> Response:
+    """``GET /api/notifications/{id}`` with delivery counts."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, NOTIFICATIONS)
+    view = notify_view(endpoint, time.time())
+    counts = (await engine.store.counts()).get(endpoint.id)
+    view["pending"] = 0 if counts is None else counts.pending
+    view["in_flight"] = 0 if counts is None else counts.in_flight
+    return json_response(view)
+
+
+async def patch_target(request: Request) -> Response:
+    """``PATCH /api/notifications/{id}``: ``options`` is replaced as a whole."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, NOTIFICATIONS)
+    not_config(endpoint)
+    patch: NotifyPatch = await decode_body(request, NotifyPatch)
+    now = time.time()
+    try:
+        updated = apply_notify_patch(endpoint, patch, now=now)
+    except SpecError as exc:
+        raise spec_error(exc) from exc
+    if updated.stream != endpoint.stream:
+        head, _ = await stream_bounds(engine, updated.stream)
+        updated = msgspec.structs.replace(updated, start_offset=head)
+    await save_endpoint(engine, request, updated)
+    return json_response(notify_view(updated, now))
+
+
+_BASE = "/api/notifications"
+
+routes = [
+    Route(_BASE, list_targets, methods=["GET"]),
+    Route(_BASE, create_target, methods=["POST"]),
+    Route(_BASE + "/{id}", get_target, methods=["GET"]),
+    Route(_BASE + "/{id}", patch_target, methods=["PATCH"]),
+    *endpoint_routes(_BASE, NOTIFICATIONS),
+]
