@@ -18,6 +18,16 @@ For every enabled endpoint a worker runs two tasks:
 
 (:mod:`consumers.delivery.feeder` holds the feeder; this module the rest.)
 
+Several processes on one database (PostgreSQL): each endpoint's feeder runs
+in exactly one process at a time. It holds the lease
+``delivery-feed:<consumer name>`` (:func:`eventlog.storage.leases.run_exclusively`;
+an advisory lock on PostgreSQL, a process-local lease on memory/SQLite);
+the other processes try to take it every ``lease_retry`` seconds, so when the
+holder stops or dies another process resumes feeding from the committed
+offset. Dispatchers run in every process: claims are disjoint
+(``FOR UPDATE SKIP LOCKED``), so nothing is sent twice. :meth:`DeliveryEngine.feeding`
+says which endpoints this process feeds.
+
 Endpoints are isolated: each has its own tasks and every attempt has a
 timeout, so a receiver that hangs, resets or trickles bytes only slows its own
 endpoint. At start-up :meth:`LedgerStore.recover` returns ``in_flight`` rows left
@@ -89,6 +99,7 @@ from consumers.delivery.sender import Sender
 from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
 from eventlog.errors import EventLogError, LogClosed
+from eventlog.storage.leases import leases_for, run_exclusively
 
 __all__ = [
     "AttemptHook",
@@ -97,6 +108,7 @@ __all__ = [
     "ReplayResult",
     "TargetKind",
     "UnknownOffset",
+    "feeder_lease",
     "ledger_for",
     "redact",
 ]
@@ -119,6 +131,9 @@ class DeliveryEngine:
         on_attempt: Optional hook called after every attempt (metrics).
         clock: Seconds since the epoch (tests may pass their own).
         rand: Uniform [0, 1) numbers for the retry jitter.
+        lease_retry: Seconds between attempts to take an endpoint's feeder
+            lease that another process holds (the takeover time after the
+            holder stops).
     """
 
     def __init__(
@@ -135,6 +150,7 @@ class DeliveryEngine:
         on_attempt: AttemptHook | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        lease_retry: float = 1.0,
     ) -> None:
         self.log = log
         self.store = store
@@ -147,6 +163,7 @@ class DeliveryEngine:
         self.on_attempt = on_attempt
         self.clock = clock
         self.rand = rand
+        self.lease_retry = lease_retry
         self._workers: dict[str, Worker] = {}
         self._recorder = Recorder(store, self._flushed)
         self._feeder = Feeder(log, store, page=feed_page, max_backlog=max_backlog, clock=clock)
@@ -208,7 +225,8 @@ class DeliveryEngine:
         self._workers[endpoint.id] = worker
         worker.tasks = [
             asyncio.create_task(
-                self._supervise(worker, self._feeder.run), name=f"delivery-feed-{endpoint.id}"
+                self._supervise(worker, self._feed_exclusively),
+                name=f"delivery-feed-{endpoint.id}",
             ),
             asyncio.create_task(
                 self._supervise(worker, self._dispatch), name=f"delivery-send-{endpoint.id}"
@@ -234,6 +252,30 @@ class DeliveryEngine:
         now = self.clock()
         while worker.claimed:  # claimed but never sent: back to pending
             self._recorder.put_nowait(_release(worker.claimed.popleft(), now))
+
+    async def _feed_exclusively(self, worker: Worker) -> None:
+        """Run the endpoint's feeder while this process holds its lease."""
+        await run_exclusively(
+            leases_for(self.log.storage),
+            feeder_lease(worker.endpoint),
+            lambda: self._feed(worker),
+            retry=self.lease_retry,
+        )
+
+    async def _feed(self, worker: Worker) -> None:
+        worker.feeding = True
+        try:
+            # Another process may have fed (and sent) until now: take the
+            # ledger's count, and claim what it left pending.
+            worker.unfinished = await self._feeder.unfinished(worker.endpoint.id)
+            worker.poke()
+            await self._feeder.run(worker)
+        finally:
+            worker.feeding = False
+
+    def feeding(self) -> set[str]:
+        """Ids of the endpoints whose feeder runs in this process (holds the lease)."""
+        return {endpoint_id for endpoint_id, w in self._workers.items() if w.feeding}
 
     async def _supervise(self, worker: Worker, loop: Callable[[Worker], Awaitable[None]]) -> None:
         """Keep a worker loop running: storage hiccups are logged and retried."""
@@ -608,6 +650,11 @@ class DeliveryEngine:
         if worker is not None:
             worker.unfinished += inserted
         self.wake(endpoint_id)
+
+
+def feeder_lease(endpoint: Endpoint) -> str:
+    """The name of the lease that lets one process feed ``endpoint``."""
+    return f"delivery-feed:{endpoint.consumer_name}"
 
 
 def _release(delivery: Delivery, now: float) -> Finished:

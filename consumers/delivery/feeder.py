@@ -6,6 +6,12 @@ deliveries *in the same transaction* that advances the offset
 (:meth:`~consumers.delivery.ledger.LedgerStore.enqueue`). It pauses while the
 endpoint has ``max_backlog`` unfinished deliveries. The events it read stay in
 a bounded cache so that sending rarely reads the log again.
+
+With several server processes on one database, the engine runs an endpoint's
+feeder in one process at a time (a lease, see
+:meth:`~consumers.delivery.engine.DeliveryEngine`); deliveries are then sent
+by whichever processes claim them, so the local ``unfinished`` count drifts:
+a paused feeder re-reads it from the ledger every ``backlog_recheck`` seconds.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Worker:
     unfinished: int = 0
     bucket: TokenBucket | None = None
     more: bool = True
+    feeding: bool = False
 
     def poke(self) -> None:
         """New claimable deliveries may exist: claim again and wake the dispatcher."""
@@ -60,6 +67,9 @@ class Feeder:
         max_backlog: Unfinished deliveries per endpoint before its feeder pauses.
         clock: Seconds since the epoch.
         cache_size: Events kept for the senders.
+        backlog_recheck: Seconds between re-reads of the unfinished count from
+            the ledger while the feeder is paused (other processes finish
+            deliveries without telling this one).
     """
 
     def __init__(
@@ -71,6 +81,7 @@ class Feeder:
         max_backlog: int,
         clock: Callable[[], float],
         cache_size: int = 20_000,
+        backlog_recheck: float = 1.0,
     ) -> None:
         self.log = log
         self.store = store
@@ -78,6 +89,7 @@ class Feeder:
         self.max_backlog = max_backlog
         self.clock = clock
         self.cache_size = cache_size
+        self.backlog_recheck = backlog_recheck
         self._events: dict[tuple[str, int], Event] = {}
 
     async def run(self, worker: Worker) -> None:
@@ -89,7 +101,11 @@ class Feeder:
         while True:
             while worker.unfinished >= self.max_backlog:
                 worker.progress.clear()
-                await worker.progress.wait()
+                try:
+                    async with asyncio.timeout(self.backlog_recheck):
+                        await worker.progress.wait()
+                except TimeoutError:
+                    worker.unfinished = await self.unfinished(ep.id)
             try:
                 events = await self.log.read(ep.stream, position, self.page)
             except OffsetOutOfRange as exc:
@@ -121,6 +137,11 @@ class Feeder:
             if inserted:
                 worker.unfinished += inserted
                 worker.poke()
+
+    async def unfinished(self, endpoint_id: str) -> int:
+        """The endpoint's ``pending`` plus ``in_flight`` deliveries, from the ledger."""
+        counts = (await self.store.counts()).get(endpoint_id)
+        return 0 if counts is None else counts.pending + counts.in_flight
 
     def cache(self, event: Event) -> None:
         self._events[(event.stream, event.offset)] = event
