@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.cli_webhooks import register as register_webhooks
 
     register_webhooks(sub)
+    from server.cli_notify import register as register_notify
+
+    register_notify(sub)
     del sub
     return parser
 

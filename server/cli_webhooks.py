@@ -21,16 +21,32 @@ from rich.table import Table
 
 from server.cli_tables import print_table
 
-__all__ = ["register"]
+__all__ = [
+    "Failed",
+    "add_delivery_actions",
+    "add_replay_options",
+    "call",
+    "command",
+    "connection_options",
+    "print_endpoint",
+    "register",
+    "simple_action",
+]
 
 DEFAULT_URL = "http://127.0.0.1:7432"
 
 
-class _Failed(Exception):
+class Failed(Exception):
     """A request failed; the message is for the user."""
 
 
-def _options() -> argparse.ArgumentParser:
+def _base(args: argparse.Namespace) -> str:
+    """The API path of the endpoint family a command works on (``/api/webhooks``)."""
+    return str(getattr(args, "api_base", "/api/webhooks"))
+
+
+def connection_options() -> argparse.ArgumentParser:
+    """The ``--url``, ``--api-key`` and ``--json`` options every client command takes."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
         "--url",
@@ -78,24 +94,24 @@ def _spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``webhooks``, ``deliveries`` and ``replay`` to the ``eventlog`` parser."""
-    conn = _options()
+    conn = connection_options()
 
     hooks = subparsers.add_parser("webhooks", help="manage webhook endpoints")
     sub = hooks.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("list", parents=[conn], help="list endpoints")
-    p.set_defaults(handler=_cmd(_list))
+    p.set_defaults(handler=command(_list))
     p = sub.add_parser("show", parents=[conn], help="show one endpoint")
     p.add_argument("id")
-    p.set_defaults(handler=_cmd(_show))
+    p.set_defaults(handler=command(_show))
     p = sub.add_parser("create", parents=[conn], help="create an endpoint")
     p.add_argument("target", metavar="URL", help="where to POST events")
     _spec_options(p, create=True)
-    p.set_defaults(handler=_cmd(_create))
+    p.set_defaults(handler=command(_create))
     p = sub.add_parser("update", parents=[conn], help="change an endpoint's fields")
     p.add_argument("id")
     p.add_argument("--target", metavar="URL", help="new target URL")
     _spec_options(p, create=False)
-    p.set_defaults(handler=_cmd(_update))
+    p.set_defaults(handler=command(_update))
     for action, text in (
         ("delete", "delete an endpoint and its deliveries"),
         ("enable", "enable delivery (resumes from the committed offset)"),
@@ -103,50 +119,69 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ):
         p = sub.add_parser(action, parents=[conn], help=text)
         p.add_argument("id")
-        p.set_defaults(handler=_cmd(_simple(action)))
+        p.set_defaults(handler=command(simple_action(action)))
     p = sub.add_parser("rotate-secret", parents=[conn], help="new signing secret")
     p.add_argument("id")
     p.add_argument("--secret", help="the new whsec_… secret (generated when omitted)")
     p.add_argument("--grace", type=float, help="seconds the old secrets keep signing (1 day)")
-    p.set_defaults(handler=_cmd(_rotate))
+    p.set_defaults(handler=command(_rotate))
 
     dels = subparsers.add_parser("deliveries", help="inspect, retry or skip deliveries")
     sub = dels.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = sub.add_parser("list", parents=[conn], help="an endpoint's deliveries")
-    p.add_argument("endpoint")
-    p.add_argument("--status", choices=["pending", "in_flight", "delivered", "failed"])
-    p.add_argument("--from", dest="start", type=int, help="first ledger sequence number")
-    p.add_argument("--limit", type=int, default=50, help="rows (1-1000, default 50)")
-    p.set_defaults(handler=_cmd(_deliveries))
-    p = sub.add_parser("show", parents=[conn], help="one delivery with every attempt")
-    p.add_argument("endpoint")
-    p.add_argument("delivery")
-    p.set_defaults(handler=_cmd(_delivery))
-    for action, text in (
-        ("retry", "deliver again (same webhook-id, fresh attempts)"),
-        ("skip", "give up a pending delivery (ends head-of-line blocking)"),
-    ):
-        p = sub.add_parser(action, parents=[conn], help=text)
-        p.add_argument("endpoint")
-        p.add_argument("delivery")
-        p.set_defaults(handler=_cmd(_act(action)))
+    add_delivery_actions(sub, conn, names=("list", "show", "retry", "skip"))
 
     p = subparsers.add_parser(
         "replay", parents=[conn], help="deliver a range of the log to an endpoint again"
     )
+    add_replay_options(p)
+
+
+def add_delivery_actions(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    conn: argparse.ArgumentParser,
+    *,
+    names: tuple[str, str, str, str],
+    api_base: str = "/api/webhooks",
+) -> None:
+    """Add the actions that list, show, retry and skip an endpoint's deliveries to
+    ``sub`` under ``names``; they call ``{api_base}/{id}/deliveries…``."""
+    p = sub.add_parser(names[0], parents=[conn], help="an endpoint's deliveries")
+    p.add_argument("endpoint")
+    p.add_argument("--status", choices=["pending", "in_flight", "delivered", "failed"])
+    p.add_argument("--from", dest="start", type=int, help="first ledger sequence number")
+    p.add_argument("--limit", type=int, default=50, help="rows (1-1000, default 50)")
+    p.set_defaults(handler=command(_deliveries), api_base=api_base)
+    p = sub.add_parser(names[1], parents=[conn], help="one delivery with every attempt")
+    p.add_argument("endpoint")
+    p.add_argument("delivery")
+    p.set_defaults(handler=command(_delivery), api_base=api_base)
+    for name, action, text in (
+        (names[2], "retry", "deliver again (same delivery id, fresh attempts)"),
+        (names[3], "skip", "give up a pending delivery (ends head-of-line blocking)"),
+    ):
+        p = sub.add_parser(name, parents=[conn], help=text)
+        p.add_argument("endpoint")
+        p.add_argument("delivery")
+        p.set_defaults(handler=command(_act(action)), api_base=api_base)
+
+
+def add_replay_options(p: argparse.ArgumentParser, api_base: str = "/api/webhooks") -> None:
+    """The arguments of a replay command (``endpoint``, ranges, ``--dry-run``)."""
     p.add_argument("endpoint")
     p.add_argument("--from-offset", type=int)
     p.add_argument("--to-offset", type=int, help="first offset not replayed (default: the head)")
     p.add_argument("--from-time", help="RFC 3339 time, e.g. 2026-11-22T10:00:00Z")
     p.add_argument("--to-time", help="RFC 3339 time")
     p.add_argument("--dry-run", action="store_true", help="only count what would be replayed")
-    p.set_defaults(handler=_cmd(_replay))
+    p.set_defaults(handler=command(_replay), api_base=api_base)
 
 
 Handler = Callable[[httpx.Client, argparse.Namespace], Any]
 
 
-def _cmd(fn: Handler) -> Callable[[argparse.Namespace], int]:
+def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
+    """An argparse handler that runs ``fn`` with a client for ``--url``; exit codes 0/1/2."""
+
     def run(args: argparse.Namespace) -> int:
         if not str(args.url).startswith(("http://", "https://")):
             print("eventlog: error: --url must start with http:// or https://", file=sys.stderr)
@@ -155,7 +190,7 @@ def _cmd(fn: Handler) -> Callable[[argparse.Namespace], int]:
         try:
             with httpx.Client(base_url=args.url, headers=headers, timeout=30.0) as client:
                 result = fn(client, args)
-        except _Failed as exc:
+        except Failed as exc:
             print(f"eventlog: error: {exc}", file=sys.stderr)
             return 1
         except httpx.HTTPError as exc:
@@ -168,7 +203,8 @@ def _cmd(fn: Handler) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def _call(client: httpx.Client, method: str, path: str, body: Any = None, **params: Any) -> Any:
+def call(client: httpx.Client, method: str, path: str, body: Any = None, **params: Any) -> Any:
+    """One API request; the JSON answer (None for 204), or :class:`Failed` with the error."""
     query = {k: v for k, v in params.items() if v is not None}
     response = client.request(method, path, json=body, params=query)
     if response.status_code >= 400:
@@ -178,7 +214,7 @@ def _call(client: httpx.Client, method: str, path: str, body: Any = None, **para
             message = f"{response.status_code} {error['code']}: {error['message']}{where}"
         except (ValueError, KeyError, TypeError):
             message = f"HTTP {response.status_code}: {response.text[:200]}"
-        raise _Failed(message)
+        raise Failed(message)
     return None if response.status_code == 204 else response.json()
 
 
@@ -189,7 +225,7 @@ def _headers(values: list[str] | None) -> dict[str, str] | None:
     for item in values:
         name, sep, value = item.partition(":")
         if not sep or not name.strip():
-            raise _Failed(f"--header wants NAME:VALUE, got {item!r}")
+            raise Failed(f"--header wants NAME:VALUE, got {item!r}")
         out[name.strip()] = value.strip()
     return out
 
@@ -233,7 +269,8 @@ def _endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _print_endpoint(e: dict[str, Any], args: argparse.Namespace) -> None:
+def print_endpoint(e: dict[str, Any], args: argparse.Namespace) -> None:
+    """An endpoint as a field/value table (nothing with ``--json``)."""
     if args.json:
         return
     table = Table("field", "value")
@@ -253,43 +290,46 @@ def _print_endpoint(e: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def _list(client: httpx.Client, args: argparse.Namespace) -> Any:
-    result = _call(client, "GET", "/api/webhooks")
+    result = call(client, "GET", "/api/webhooks")
     if not args.json:
         print_table(_endpoint_table(result["webhooks"]))
     return result
 
 
 def _show(client: httpx.Client, args: argparse.Namespace) -> Any:
-    result = _call(client, "GET", f"/api/webhooks/{args.id}")
-    _print_endpoint(result, args)
+    result = call(client, "GET", f"/api/webhooks/{args.id}")
+    print_endpoint(result, args)
     return result
 
 
 def _create(client: httpx.Client, args: argparse.Namespace) -> Any:
-    result = _call(client, "POST", "/api/webhooks", {"url": args.target, **_spec(args)})
-    _print_endpoint(result, args)
+    result = call(client, "POST", "/api/webhooks", {"url": args.target, **_spec(args)})
+    print_endpoint(result, args)
     return result
 
 
 def _update(client: httpx.Client, args: argparse.Namespace) -> Any:
     body = _spec(args)
+    body.pop("id", None)  # the positional id names the endpoint; it is not a field to change
     if args.target is not None:
         body["url"] = args.target
     if not body:
-        raise _Failed("nothing to change: give at least one option")
-    result = _call(client, "PATCH", f"/api/webhooks/{args.id}", body)
-    _print_endpoint(result, args)
+        raise Failed("nothing to change: give at least one option")
+    result = call(client, "PATCH", f"/api/webhooks/{args.id}", body)
+    print_endpoint(result, args)
     return result
 
 
-def _simple(action: str) -> Handler:
+def simple_action(action: str) -> Handler:
+    """``delete``, ``enable`` or ``disable`` one endpoint (``args.id``)."""
+
     def handler(client: httpx.Client, args: argparse.Namespace) -> Any:
         if action == "delete":
-            _call(client, "DELETE", f"/api/webhooks/{args.id}")
+            call(client, "DELETE", f"{_base(args)}/{args.id}")
             if not args.json:
                 print(f"deleted {args.id}")
             return {"deleted": args.id}
-        result = _call(client, "POST", f"/api/webhooks/{args.id}/{action}")
+        result = call(client, "POST", f"{_base(args)}/{args.id}/{action}")
         if not args.json:
             print(f"{args.id}: {'enabled' if result['enabled'] else 'disabled'}")
         return result
@@ -299,16 +339,16 @@ def _simple(action: str) -> Handler:
 
 def _rotate(client: httpx.Client, args: argparse.Namespace) -> Any:
     body = {k: v for k, v in (("secret", args.secret), ("grace", args.grace)) if v is not None}
-    result = _call(client, "POST", f"/api/webhooks/{args.id}/rotate-secret", body)
-    _print_endpoint(result, args)
+    result = call(client, "POST", f"/api/webhooks/{args.id}/rotate-secret", body)
+    print_endpoint(result, args)
     return result
 
 
 def _deliveries(client: httpx.Client, args: argparse.Namespace) -> Any:
-    result = _call(
+    result = call(
         client,
         "GET",
-        f"/api/webhooks/{args.endpoint}/deliveries",
+        f"{_base(args)}/{args.endpoint}/deliveries",
         status=args.status,
         limit=args.limit,
         **{"from": args.start},
@@ -334,7 +374,8 @@ def _deliveries(client: httpx.Client, args: argparse.Namespace) -> Any:
 
 
 def _delivery(client: httpx.Client, args: argparse.Namespace) -> Any:
-    result = _call(client, "GET", f"/api/webhooks/{args.endpoint}/deliveries/{args.delivery}")
+    path = f"{_base(args)}/{args.endpoint}/deliveries/{args.delivery}"
+    result = call(client, "GET", path)
     if not args.json:
         d = result
         print(f"{d['id']}  {d['status']}  {d['stream']}@{d['offset']}  {d['event_type']}")
@@ -355,8 +396,8 @@ def _delivery(client: httpx.Client, args: argparse.Namespace) -> Any:
 
 def _act(action: str) -> Handler:
     def handler(client: httpx.Client, args: argparse.Namespace) -> Any:
-        path = f"/api/webhooks/{args.endpoint}/deliveries/{args.delivery}/{action}"
-        result = _call(client, "POST", path)
+        path = f"{_base(args)}/{args.endpoint}/deliveries/{args.delivery}/{action}"
+        result = call(client, "POST", path)
         if not args.json:
             print(f"{result['id']}: {result['status']}")
         return result
@@ -373,7 +414,7 @@ def _replay(client: httpx.Client, args: argparse.Namespace) -> Any:
         "dry_run": args.dry_run,
     }
     body = {k: v for k, v in body.items() if v is not None}
-    result = _call(client, "POST", f"/api/webhooks/{args.endpoint}/replay", body)
+    result = call(client, "POST", f"{_base(args)}/{args.endpoint}/replay", body)
     if not args.json:
         verb = "would schedule" if result["dry_run"] else "scheduled"
         print(
