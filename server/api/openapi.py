@@ -1,7 +1,10 @@
 """The OpenAPI 3.1 document of the HTTP API and the ``/docs`` page rendered from it.
 
 Schemas come from the msgspec Structs the routes decode and encode, so the
-document cannot drift from the wire format; paths are listed here by hand.
+document cannot drift from the wire format; paths are listed by hand: the core
+routes here, the feature routes (ingest, firehose, webhooks, notifications) in
+:mod:`server.api.openapi_paths`. ``tests/server/test_openapi.py`` checks that
+every route of the app is in the document and that the document is valid.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import msgspec
 from eventlog import Event, StreamInfo
 from server.api.append_body import Id, Key, Type
 
-__all__ = ["docs_html", "openapi_document"]
+__all__ = ["AUTH", "STREAM", "docs_html", "errors", "json_body", "openapi_document", "param", "ref"]
 
 
 class ErrorBody(msgspec.Struct):
@@ -43,15 +46,18 @@ class EventIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     headers: dict[str, str] = {}
 
 
-def _ref(name: str) -> dict[str, str]:
+def ref(name: str) -> dict[str, str]:
+    """A reference to a component schema."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON ``content`` map with ``schema``."""
     return {"application/json": {"schema": schema}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def errors(*statuses: int, say: dict[int, str] | None = None) -> dict[str, Any]:
+    """Error responses for ``statuses``: the generic meaning, or the one in ``say``."""
     meaning = {
         400: "Malformed request: bad JSON, stream name or query parameter",
         401: "No API key, or an unknown one",
@@ -64,11 +70,15 @@ def _errors(*statuses: int) -> dict[str, Any]:
         416: "Offset before the first retained event",
         422: "Well-formed JSON that is not a valid event or batch (``path`` says where)",
         503: "The log is closed or the server is shutting down",
+        **(say or {}),
     }
-    return {str(s): {"description": meaning[s], "content": _json(_ref("Error"))} for s in statuses}
+    return {
+        str(s): {"description": meaning[s], "content": json_body(ref("Error"))} for s in statuses
+    }
 
 
-def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter (required when it is in the path)."""
     return {
         "name": name,
         "in": where,
@@ -78,21 +88,26 @@ def _param(name: str, where: str, description: str, schema: dict[str, Any]) -> d
     }
 
 
-STREAM = _param(
+STREAM = param(
     "stream",
     "path",
     "1-128 characters of [A-Za-z0-9._-], starting with a letter or digit",
     {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
 )
-NAME = _param("name", "path", "Consumer name (same rules as stream names)", STREAM["schema"])
+NAME = param("name", "path", "Consumer name (same rules as stream names)", STREAM["schema"])
 AUTH = [401, 403]
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the API (built once)."""
+    from consumers.notify import NotifyPatch, NotifySpec
+    from consumers.webhook import EndpointPatch, EndpointSpec
+    from server.api import openapi_paths as more
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
     from server.api.streams import AppendResult, Page, StreamList
+    from server.api.webhooks import ReplayRequest, RotateRequest
+    from server.ingest.sources import Source
 
     structs = [
         EventIn,
@@ -105,11 +120,18 @@ def openapi_document() -> dict[str, Any]:
         ConsumerDetail,
         SeekRequest,
         Error,
+        Source,
+        EndpointSpec,
+        EndpointPatch,
+        NotifySpec,
+        NotifyPatch,
+        RotateRequest,
+        ReplayRequest,
     ]
     (_, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
     )
-    append_body = {"oneOf": [_ref("EventIn"), {"type": "array", "items": _ref("EventIn")}]}
+    append_body = {"oneOf": [ref("EventIn"), {"type": "array", "items": ref("EventIn")}]}
     paths: dict[str, Any] = {
         "/api/streams/{stream}/events": {
             "post": {
@@ -122,19 +144,19 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "parameters": [
                     STREAM,
-                    _param(
+                    param(
                         "expected_offset",
                         "query",
                         "Append only if the stream's next offset equals this (else 409)",
                         {"type": "integer", "minimum": 0},
                     ),
-                    _param(
+                    param(
                         "Idempotency-Key",
                         "header",
                         "Retries with the same key get the same offsets and write nothing",
                         {"type": "string", "maxLength": 200},
                     ),
-                    _param(
+                    param(
                         "X-Correlation-Id",
                         "header",
                         "Stored in each event's headers as correlation-id and echoed back",
@@ -153,28 +175,28 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "201": {
                         "description": "Durable: the offsets of the events, in order",
-                        "content": _json(_ref("AppendResult")),
+                        "content": json_body(ref("AppendResult")),
                     },
-                    **_errors(400, *AUTH, 408, 409, 413, 415, 422, 503),
+                    **errors(400, *AUTH, 408, 409, 413, 415, 422, 503),
                 },
             },
             "get": {
                 "summary": "Read a page of events; long-poll with wait",
                 "parameters": [
                     STREAM,
-                    _param(
+                    param(
                         "from",
                         "query",
                         "First offset (default 0)",
                         {"type": "integer", "minimum": 0},
                     ),
-                    _param(
+                    param(
                         "limit",
                         "query",
                         "Most events (default 100)",
                         {"type": "integer", "minimum": 1},
                     ),
-                    _param(
+                    param(
                         "wait",
                         "query",
                         "Seconds to wait for an event when there is none yet (default 0)",
@@ -184,9 +206,9 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "Events from `from`; next_offset is where to read on",
-                        "content": _json(_ref("Page")),
+                        "content": json_body(ref("Page")),
                     },
-                    **_errors(400, *AUTH, 416, 503),
+                    **errors(400, *AUTH, 416, 503),
                 },
             },
         },
@@ -194,8 +216,8 @@ def openapi_document() -> dict[str, Any]:
             "get": {
                 "summary": "Every stream the key may read: heads, counts, sizes, retention",
                 "responses": {
-                    "200": {"description": "Streams", "content": _json(_ref("StreamList"))},
-                    **_errors(*AUTH),
+                    "200": {"description": "Streams", "content": json_body(ref("StreamList"))},
+                    **errors(*AUTH),
                 },
             }
         },
@@ -204,22 +226,22 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "One stream's head, low watermark, count, bytes and retention",
                 "parameters": [STREAM],
                 "responses": {
-                    "200": {"description": "The stream", "content": _json(_ref("StreamInfo"))},
-                    **_errors(400, *AUTH, 404),
+                    "200": {"description": "The stream", "content": json_body(ref("StreamInfo"))},
+                    **errors(400, *AUTH, 404),
                 },
             },
             "delete": {
                 "summary": "Delete a stream, its events and its consumers' offsets (admin)",
                 "parameters": [STREAM],
-                "responses": {"204": {"description": "Deleted"}, **_errors(400, *AUTH, 404)},
+                "responses": {"204": {"description": "Deleted"}, **errors(400, *AUTH, 404)},
             },
         },
         "/api/consumers": {
             "get": {
                 "summary": "Every consumer's committed offset and lag",
                 "responses": {
-                    "200": {"description": "Consumers", "content": _json(_ref("ConsumerList"))},
-                    **_errors(*AUTH),
+                    "200": {"description": "Consumers", "content": json_body(ref("ConsumerList"))},
+                    **errors(*AUTH),
                 },
             }
         },
@@ -230,21 +252,21 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The consumer",
-                        "content": _json(_ref("ConsumerDetail")),
+                        "content": json_body(ref("ConsumerDetail")),
                     },
-                    **_errors(400, *AUTH, 404),
+                    **errors(400, *AUTH, 404),
                 },
             },
             "put": {
                 "summary": "Seek (admin): commit beginning, end, an offset or a time",
                 "parameters": [NAME],
-                "requestBody": {"required": True, "content": _json(_ref("SeekRequest"))},
+                "requestBody": {"required": True, "content": json_body(ref("SeekRequest"))},
                 "responses": {
                     "200": {
                         "description": "The consumer",
-                        "content": _json(_ref("ConsumerDetail")),
+                        "content": json_body(ref("ConsumerDetail")),
                     },
-                    **_errors(400, *AUTH, 415, 422),
+                    **errors(400, *AUTH, 415, 422),
                 },
             },
         },
@@ -252,7 +274,7 @@ def openapi_document() -> dict[str, Any]:
         "/readyz": {
             "get": {
                 "summary": "Readiness: the log is open and the server not shutting down",
-                "responses": {"200": {"description": "Ready"}, **_errors(503)},
+                "responses": {"200": {"description": "Ready"}, **errors(503)},
             }
         },
         "/metrics": {
@@ -261,22 +283,47 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "Metrics"}},
             }
         },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": json_body({})}},
+            }
+        },
+        "/docs": {
+            "get": {
+                "summary": "This document as an HTML page",
+                "responses": {"200": {"description": "HTML"}},
+            }
+        },
+        **more.firehose_paths(),
+        **more.ingest_paths(),
+        **more.endpoint_paths(
+            "/api/webhooks", "webhook endpoint", "EndpointSpec", "EndpointPatch", rotate=True
+        ),
+        **more.endpoint_paths(
+            "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
+        ),
     }
-    return {
+    doc = {
         "openapi": "3.1.0",
         "info": {
             "title": "eventlog",
             "version": "0.1.0",
             "description": "An append-only event log with named consumers. "
-            'Errors are {"error": {"code", "message"}}.',
+            'Errors are {"error": {"code", "message"}}. WebSocket routes (the firehose) '
+            "are listed in x-websockets.",
         },
         "paths": paths,
+        "x-websockets": more.websocket_routes(),
         "components": {
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}, {}],
     }
+    # As JSON has it (msgspec's schemas hold tuple defaults, for one).
+    result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(doc))
+    return result
 
 
 @cache
