@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from tests.notify.conftest import wait_until
 from tests.notify.fakes import FakeDiscord, FakeSlack
 from tests.serverproc import ServerFailed, ServerProcess
 from tests.support import scaled
+from tests.webhooks.receiver import Receiver
 
 EVENTLOG = str(Path(sys.executable).with_name("eventlog"))
 TOKEN = "tok-9f8e7d6c5b4a3210"  # the secret part of a Discord webhook URL
@@ -342,4 +344,34 @@ async def test_cli_manages_targets_without_printing_the_token(
     code, out, _ = await cli(server, "notifications", "delete", "cli-discord")
     assert (code, out.strip()) == (0, "deleted cli-discord")
     for text in (out, err, server.output()):
+        assert TOKEN not in text
+
+
+async def test_apprise_target_through_the_api_never_shows_its_url(
+    api: httpx.AsyncClient, server: ServerProcess
+) -> None:
+    receiver = await Receiver().start()
+    try:
+        url = f"json://127.0.0.1:{receiver.port}/{TOKEN}"
+        body = {
+            "id": "ops-apprise",
+            "kind": "apprise",
+            "url": url,
+            "options": {"title": "{type}", "template": "order {data.order.id}"},
+        }
+        r = await api.post("/api/notifications", json=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["url"] == "apprise://json"
+        assert "url" not in r.json()["options"]
+        await append(api, "events", 2)
+        await receiver.wait_for(2, scaled(20))
+        await delivered(api, "ops-apprise", 2)
+        r = await api.patch("/api/notifications/ops-apprise", json={"description": "ops"})
+        assert r.status_code == 200, r.text
+        listing = (await api.get("/api/notifications")).text
+    finally:
+        await receiver.stop()
+    messages = [msgspec.json.decode(req.body)["message"] for req in receiver.requests]
+    assert messages == ["order o-0", "order o-1"]
+    for text in (listing, server.output()):
         assert TOKEN not in text
