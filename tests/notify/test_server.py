@@ -191,11 +191,7 @@ async def test_a_404_from_discord_disables_the_target_with_the_reason(
     discord.fail_with = (404, b'{"message": "Unknown Webhook", "code": 10015}', "application/json")
     await append(api, "events", 1)
 
-    async def disabled() -> bool:
-        r = await api.get("/api/notifications/gone")
-        return r.json()["enabled"] is False
-
-    await wait_until(disabled)
+    await wait_until(lambda: _disabled(api, "gone"))
     r = await api.get("/api/notifications/gone")
     view = r.json()
     assert "404" in view["disabled_reason"]
@@ -253,8 +249,9 @@ options = {{ template = "*{{type}}* {{data.order.id}}", title = "{{type}}" }}
             assert [d["offset"] for d in slack_rows] == list(range(23))
             contents = [m["content"] for m in discord.messages]
             assert contents == [f"Order **o-{i}** failed" for i in range(20)]
-            assert [m["text"] for m in slack.messages][:3] == [
-                f"*order.created* o-{i}" for i in range(3)
+            assert [m["text"] for m in slack.messages] == [
+                *(f"*order.created* o-{i}" for i in range(3)),
+                *(f"*order.failed* o-{i}" for i in range(20)),
             ]
             r = await api.get("/api/notifications/ops-slack")
             view = r.json()
@@ -266,28 +263,63 @@ options = {{ template = "*{{type}}* {{data.order.id}}", title = "{{type}}" }}
             listing = (await api.get("/api/notifications")).text
             assert TOKEN not in listing
             assert SLACK_TOKEN not in listing
-        output = server.output()
-        assert TOKEN not in output
-        assert SLACK_TOKEN not in output
+
+            # Slack says the channel is gone: disabled, and still so after a restart
+            slack.fail_with = (404, b"channel_not_found", "text/plain")
+            await append(api, "orders", 1)
+            await wait_until(lambda: _disabled(api, "ops-slack"))
+            output = server.output()
+            await asyncio.to_thread(server.restart)
+            r = await api.get("/api/notifications/ops-slack")
+            assert r.json()["enabled"] is False
+            assert "404" in r.json()["disabled_reason"]
+            assert "channel_not_found" in r.json()["disabled_reason"]
+            r = await api.get("/api/notifications/ops-discord")
+            assert r.json()["enabled"] is True
+        for text in (output, server.output()):
+            assert TOKEN not in text
+            assert SLACK_TOKEN not in text
     finally:
         await asyncio.to_thread(server.close)
 
 
-async def test_a_bad_declaration_stops_the_server_with_the_field_named(tmp_path: Path) -> None:
-    config = (
-        ALLOW_PRIVATE
-        + f"""
+async def _disabled(api: httpx.AsyncClient, target: str) -> bool:
+    r = await api.get(f"/api/notifications/{target}")
+    return r.json()["enabled"] is False
+
+
+_TARGET = f"""
 [[notifications.targets]]
 id = "bad"
 kind = "discord"
 url = "http://127.0.0.1:9/api/webhooks/1/{TOKEN}"
-options = {{ template = "{{unclosed" }}
 """
-    )
+
+
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        (
+            _TARGET + 'options = { template = "{unclosed" }\n',
+            "notification target 'bad' in the config file: options.template",
+        ),
+        (
+            _TARGET + '[[webhooks.endpoints]]\nid = "bad"\nurl = "http://127.0.0.1:9/"\n',
+            "['bad'] declared both as webhook endpoint and notification",
+        ),
+        (
+            _TARGET.replace('id = "bad"\n', ""),
+            "notification targets declared in the config file need an id",
+        ),
+    ],
+)
+async def test_a_bad_declaration_stops_the_server_with_the_reason(
+    tmp_path: Path, declaration: str, message: str
+) -> None:
     with pytest.raises(ServerFailed) as info:
-        await start_server(tmp_path, config)
+        await start_server(tmp_path, ALLOW_PRIVATE + declaration)
     text = str(info.value)
-    assert "notification target 'bad' in the config file: options.template" in text
+    assert message in text
     assert TOKEN not in text
 
 
