@@ -276,7 +276,6 @@ def endpoint_paths(base: str, noun: str, spec: str, patch: str, *, rotate: bool)
                         400,
                         *AUTH,
                         409,
-                        415,
                         422,
                         503,
                         say={409: "An endpoint with this id exists", **invalid, **unavailable},
@@ -326,7 +325,7 @@ def endpoint_paths(base: str, noun: str, spec: str, patch: str, *, rotate: bool)
         },
         one + "/deliveries": {
             "get": op(
-                "Deliveries, newest rows last, a page at a time",
+                "Deliveries in ledger order, a page at a time",
                 [
                     ident,
                     param(
@@ -412,7 +411,6 @@ def endpoint_paths(base: str, noun: str, spec: str, patch: str, *, rotate: bool)
                         *AUTH,
                         403,
                         404,
-                        415,
                         422,
                         say={
                             400: "A bad or empty range (invalid_parameter, invalid_range)",
