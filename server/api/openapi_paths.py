@@ -295,9 +295,7 @@ def endpoint_paths(base: str, noun: str, spec: str, patch: str, *, rotate: bool)
                 requestBody={"required": True, "content": json_body(ref(patch))},
                 responses={
                     "200": view,
-                    **errors(
-                        400, *AUTH, 404, 409, 415, 422, say={**unknown, **in_config, **invalid}
-                    ),
+                    **errors(400, *AUTH, 404, 409, 422, say={**unknown, **in_config, **invalid}),
                 },
             ),
             "delete": op(
