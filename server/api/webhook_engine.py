@@ -76,8 +76,11 @@ class Extension:
 
     Attributes:
         kinds: Target kinds by name (see :mod:`consumers.delivery.engine`).
-        sender: A sender to use instead of the default one (at most one
-            extension may give one; it must honour ``allow_private``).
+        sender: A sender to use instead of the notifications' pacing sender
+            (at most one extension may give one; it must honour
+            ``allow_private``, and pace and carry Apprise requests as
+            :class:`~consumers.notify_pacing.PacingSender` does, or chat
+            targets lose their rate-limit handling).
         on_start: Called once the engine runs (e.g. to apply endpoints
             declared in the config file).
     """
