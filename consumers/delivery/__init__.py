@@ -8,7 +8,8 @@ table), :mod:`~consumers.delivery.ssrf` (target checks),
 :mod:`~consumers.delivery.postgres_ledger`, :mod:`~consumers.delivery.stores`
 (which ledger for which log), :mod:`~consumers.delivery.sender` (pooled
 aiohttp), :mod:`~consumers.delivery.kinds` (target kinds),
-:mod:`~consumers.delivery.feeder`, :mod:`~consumers.delivery.recorder`,
+:mod:`~consumers.delivery.feeder`, :mod:`~consumers.delivery.dispatcher`,
+:mod:`~consumers.delivery.health`, :mod:`~consumers.delivery.recorder`,
 :mod:`~consumers.delivery.replay` and :mod:`~consumers.delivery.engine` (the
 workers; its docstring describes the target-kind extension point).
 """

@@ -7,16 +7,12 @@ For every enabled endpoint a worker runs two tasks:
   rows *in the same transaction* that advances the offset
   (:meth:`LedgerStore.enqueue`); it pauses when too many deliveries are
   unfinished (``max_backlog``);
-* the **dispatcher** claims due deliveries a window at a time
-  (``pending → in_flight``, by the ordering rule of
-  :func:`~consumers.delivery.ledger.select_claimable`) and keeps up to
-  ``max_in_flight`` *slot* tasks sending them (paced by the rate limit); each
-  answer is classified and the attempt and the delivery's next state go to
-  one group-committing recorder shared by all endpoints
-  (:mod:`consumers.delivery.recorder`). A row stays ``in_flight`` until its
-  outcome is written, so nothing is claimed twice.
+* the **dispatcher** claims due deliveries a window at a time and keeps up to
+  ``max_in_flight`` attempts going (:mod:`consumers.delivery.dispatcher`).
 
-(:mod:`consumers.delivery.feeder` holds the feeder; this module the rest.)
+This module owns the endpoints and their workers: start-up and shutdown, the
+feeder lease, endpoint changes, operator actions and replays
+(:mod:`consumers.delivery.replay` scans the range).
 
 Several processes on one database (PostgreSQL): each endpoint's feeder runs
 in exactly one process at a time. It holds the lease
@@ -37,7 +33,8 @@ attempts in progress a grace period and releases the rest.
 
 An endpoint that fails continuously for ``disable_after`` seconds, or answers
 410, is disabled: the reason is stored on the endpoint and a
-``delivery.endpoint.disabled`` event is appended to the system stream.
+``delivery.endpoint.disabled`` event is appended to the system stream
+(:mod:`consumers.delivery.health`).
 
 Extension point: target kinds
 -----------------------------
@@ -65,36 +62,21 @@ crash recovery and auto-disable are the engine's and work the same for every kin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
-import msgspec
-
-from consumers.delivery.feeder import Feeder, Worker, new_delivery
-from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, origin, redact
-from consumers.delivery.ledger import Claimed, LedgerStore
-from consumers.delivery.model import (
-    Attempt,
-    Delivery,
-    Endpoint,
-    Finished,
-    NewDelivery,
-    TypeFilter,
-)
+from consumers.delivery.dispatcher import Dispatcher, release
+from consumers.delivery.feeder import Feeder, Worker
+from consumers.delivery.health import EndpointHealth
+from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, redact
+from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.model import Delivery, Endpoint, Finished, NewDelivery, TypeFilter
 from consumers.delivery.recorder import Recorder
-from consumers.delivery.replay import ReplayResult, UnknownOffset, replay_range
-from consumers.delivery.retry import (
-    AttemptResult,
-    Classification,
-    TokenBucket,
-    next_step,
-    update_health,
-)
+from consumers.delivery.replay import ReplayResult, UnknownOffset, replay_endpoint
+from consumers.delivery.retry import TokenBucket
 from consumers.delivery.sender import Sender
 from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
@@ -168,8 +150,27 @@ class DeliveryEngine:
         self._recorder = Recorder(store, self._flushed)
         self._feeder = Feeder(log, store, page=feed_page, max_backlog=max_backlog, clock=clock)
         self._lock = asyncio.Lock()
+        self._health = EndpointHealth(
+            log=log,
+            store=store,
+            lock=self._lock,
+            workers=self._workers,
+            system_stream=system_stream,
+            clock=clock,
+            stop_worker=self._stop_worker,
+        )
+        self._dispatcher = Dispatcher(
+            store=store,
+            recorder=self._recorder,
+            feeder=self._feeder,
+            sender=self.sender,
+            kinds=kinds,
+            clock=clock,
+            rand=rand,
+            on_attempt=on_attempt,
+            health=self._health.record,
+        )
         self._started = False
-        self._background: set[asyncio.Task[None]] = set()
 
     # -- life cycle ------------------------------------------------------------
 
@@ -197,8 +198,7 @@ class DeliveryEngine:
         if not self._started:
             return
         self._started = False
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._health.drain()
         workers = list(self._workers)
         for endpoint_id in workers:
             self._quiesce(self._workers[endpoint_id])
@@ -229,7 +229,7 @@ class DeliveryEngine:
                 name=f"delivery-feed-{endpoint.id}",
             ),
             asyncio.create_task(
-                self._supervise(worker, self._dispatch), name=f"delivery-send-{endpoint.id}"
+                self._supervise(worker, self._dispatcher.run), name=f"delivery-send-{endpoint.id}"
             ),
         ]
 
@@ -239,7 +239,7 @@ class DeliveryEngine:
             task.cancel()
         now = self.clock()
         while worker.claimed:  # claimed but never sent: back to pending
-            self._recorder.put_nowait(_release(worker.claimed.popleft(), now))
+            self._recorder.put_nowait(release(worker.claimed.popleft(), now))
 
     async def _stop_worker(self, endpoint_id: str) -> None:
         worker = self._workers.pop(endpoint_id, None)
@@ -251,7 +251,7 @@ class DeliveryEngine:
         await asyncio.gather(*tasks, return_exceptions=True)
         now = self.clock()
         while worker.claimed:  # claimed but never sent: back to pending
-            self._recorder.put_nowait(_release(worker.claimed.popleft(), now))
+            self._recorder.put_nowait(release(worker.claimed.popleft(), now))
 
     async def _feed_exclusively(self, worker: Worker) -> None:
         """Run the endpoint's feeder while this process holds its lease."""
@@ -330,247 +330,6 @@ class DeliveryEngine:
         if worker is not None:
             worker.poke()
 
-    async def _update_endpoint(self, endpoint_id: str, **changes: Any) -> Endpoint | None:
-        async with self._lock:
-            current = await self.store.get_endpoint(endpoint_id)
-            if current is None:
-                return None
-            updated = msgspec.structs.replace(current, **changes)
-            await self.store.put_endpoint(updated)
-            worker = self._workers.get(endpoint_id)
-            if worker is not None:
-                worker.endpoint = updated
-            return updated
-
-    async def _disable(self, endpoint: Endpoint, reason: str) -> None:
-        now = self.clock()
-        async with self._lock:
-            current = await self.store.get_endpoint(endpoint.id)
-            if current is None or not current.enabled:
-                return  # deleted, or another attempt disabled it first
-            updated = msgspec.structs.replace(
-                current, enabled=False, disabled_reason=reason, updated=now
-            )
-            await self.store.put_endpoint(updated)
-            worker = self._workers.get(endpoint.id)
-            if worker is not None:
-                worker.endpoint = updated
-        logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, origin(endpoint.url), reason)
-        with contextlib.suppress(EventLogError):
-            await self.log.append(
-                self.system_stream,
-                {
-                    "endpoint": endpoint.id,
-                    "kind": endpoint.kind,
-                    "target": origin(endpoint.url),
-                    "reason": reason,
-                },
-                type="delivery.endpoint.disabled",
-            )
-        # Stop the worker from outside its own tasks (keep a reference: a task
-        # nobody holds may be garbage-collected before it ran).
-        task = asyncio.get_running_loop().create_task(self._stop_disabled(endpoint.id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _stop_disabled(self, endpoint_id: str) -> None:
-        async with self._lock:
-            current = await self.store.get_endpoint(endpoint_id)
-            if current is None or not current.enabled:
-                await self._stop_worker(endpoint_id)
-
-    # -- dispatching -------------------------------------------------------------
-
-    async def _dispatch(self, worker: Worker) -> None:
-        """Claim deliveries a window at a time and keep ``max_in_flight`` attempts going.
-
-        Claimed rows wait in ``worker.claimed`` (``in_flight`` in the ledger) for
-        a free slot; a window is twice ``max_in_flight`` and the next one is
-        claimed when half of it is used, so the slots do not wait for a ledger
-        transaction (which may take milliseconds behind a busy writer). ``worker.more`` says whether
-        a claim can find anything new: it is set by every enqueue, every
-        recorded outcome, operator actions and when ``wake_at`` comes.
-        """
-        wake_at: float | None = None
-        while True:
-            worker.wake.clear()
-            ep = worker.endpoint
-            limit = 1 if ep.ordering == "ordered" else ep.max_in_flight
-            self._fill(worker, limit)
-            window = 1 if ep.ordering == "ordered" else 2 * limit
-            if worker.more and len(worker.claimed) < max(1, window // 2):
-                worker.more = False
-                want = window - len(worker.claimed)
-                claimed = await self._claim(ep, want)
-                worker.claimed.extend(claimed.rows)
-                wake_at = claimed.wake_at
-                if len(claimed.rows) == want:
-                    worker.more = True
-                self._fill(worker, limit)
-            timeout = None if wake_at is None else max(0.0, wake_at - self.clock())
-            try:
-                async with asyncio.timeout(timeout):
-                    await worker.wake.wait()
-            except TimeoutError:
-                worker.more = True
-                wake_at = None
-
-    async def _claim(self, ep: Endpoint, want: int) -> Claimed:
-        # Shielded: if the dispatcher is cancelled (endpoint changed, shutdown)
-        # while the claim's transaction runs, its rows are released, not left
-        # in flight until the next restart.
-        future = asyncio.ensure_future(self.store.claim(ep.id, ep.ordering, self.clock(), want))
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(self._release_claimed)
-            raise
-
-    def _release_claimed(self, future: asyncio.Future[Claimed]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        now = self.clock()
-        for delivery in future.result().rows:
-            self._recorder.put_nowait(_release(delivery, now))
-
-    def _fill(self, worker: Worker, limit: int) -> None:
-        # A slot is a task that sends claimed deliveries one after another
-        # until none are left: no task per delivery on the hot path.
-        while len(worker.slots) < min(limit, len(worker.claimed)):
-            task = asyncio.create_task(self._slot(worker), name=f"delivery-{worker.endpoint.id}")
-            worker.slots.add(task)
-            task.add_done_callback(worker.slots.discard)
-
-    async def _slot(self, worker: Worker) -> None:
-        try:
-            while worker.claimed:
-                ep = worker.endpoint
-                limit = 1 if ep.ordering == "ordered" else ep.max_in_flight
-                if len(worker.sending) >= limit:
-                    return  # the limit went down: too many slots
-                delivery = worker.claimed.popleft()
-                worker.sending[delivery.id] = delivery
-                try:
-                    await self._send(worker, delivery)
-                finally:
-                    worker.sending.pop(delivery.id, None)
-                if len(worker.claimed) in (limit - 1, 0):
-                    worker.wake.set()  # the window is half used (or empty): claim more
-        finally:
-            worker.wake.set()
-
-    async def _send(self, worker: Worker, delivery: Delivery) -> None:
-        ep = worker.endpoint
-        finished: Finished | None = None
-        try:
-            if worker.bucket is not None:
-                wait = worker.bucket.take(time.monotonic())
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            finished = await self._attempt(ep, delivery)
-            # The slot is free as soon as the attempt is over: the row stays
-            # in_flight in the ledger until the recorder has written the
-            # outcome (then _flushed wakes the dispatcher), so nothing is
-            # claimed twice, and a crash in between only means a resend.
-            self._recorder.put_nowait(finished)
-        except asyncio.CancelledError:
-            if finished is None:
-                self._recorder.put_nowait(_release(delivery, self.clock()))
-            raise
-
-    async def _attempt(self, ep: Endpoint, delivery: Delivery) -> Finished:
-        kind = self.kinds[ep.kind]
-        started = self.clock()
-        result = AttemptResult(  # replaced below unless the event is gone
-            status=None,
-            headers={},
-            body=b"",
-            error="invalid",
-            message=f"event {delivery.stream}@{delivery.offset} is no longer in the log",
-            duration=0.0,
-        )
-        try:
-            event = await self._feeder.event(delivery)
-            if event is not None:
-                request = kind.format(ep, event, delivery.id, started)
-                headers = {**ep.headers, **request.headers}
-                result = await self.sender.post(
-                    request.url or ep.url, request.body, headers, ep.timeout
-                )
-            now = self.clock()
-            classification = kind.classify(ep, result, now)
-        except Exception as exc:  # a target kind's bug: a recorded, retried attempt
-            logger.exception("endpoint %s: the %r target kind failed", ep.id, ep.kind)
-            now = self.clock()
-            reason = f"internal error in the {ep.kind!r} target kind: {type(exc).__name__}"
-            result = AttemptResult(None, {}, b"", "invalid", reason, now - started)
-            classification = Classification("retry", reason)
-        step = next_step(
-            ep.retry,
-            classification,
-            attempts=delivery.attempts - delivery.budget_start,
-            rate_limited=delivery.rate_limited,
-            now=now,
-            rand=self.rand(),
-        )
-        secrets = [s.secret for s in ep.secrets] + list(ep.headers.values())
-        error = None if classification.verdict == "delivered" else classification.reason
-        attempt = Attempt(
-            delivery_id=delivery.id,
-            number=0,
-            started=started,
-            duration=result.duration,
-            status=result.status,
-            error=None if error is None else redact(error.encode(), secrets, 512),
-            verdict=classification.verdict,
-            response=redact(result.body, secrets),
-        )
-        finished = Finished(
-            delivery_id=delivery.id,
-            endpoint_id=ep.id,
-            attempt=attempt,
-            status=step.status,
-            attempts=step.attempts + delivery.budget_start,
-            rate_limited=step.rate_limited,
-            next_attempt_at=step.next_attempt_at,
-            now=now,
-        )
-        if self.on_attempt is not None:
-            try:
-                self.on_attempt(ep, classification, result, step.status)
-            except Exception:  # a metrics hook must never break delivery
-                logger.exception("on_attempt hook failed")
-        try:
-            await self._health(ep, classification, step.disable_reason, now)
-        except EventLogError as exc:  # the attempt is recorded all the same
-            logger.warning("endpoint %s: could not update its health: %s", ep.id, exc)
-        return finished
-
-    async def _health(
-        self, ep: Endpoint, classification: Classification, disable: str | None, now: float
-    ) -> None:
-        if classification.verdict == "rate_limited":
-            return  # the receiver is alive and asked us to slow down
-        if disable is not None:
-            await self._disable(ep, disable)
-            return
-        success = classification.verdict == "delivered"
-        worker = self._workers.get(ep.id)
-        current = worker.endpoint if worker is not None else ep
-        if success and current.failing_since is None:
-            return  # the common case: healthy and still healthy
-        health = update_health(
-            current.failing_since,
-            success=success,
-            now=now,
-            disable_after=current.disable_after,
-            last_error=classification.reason,
-        )
-        if health.disable_reason is not None and current.enabled:
-            await self._disable(current, health.disable_reason)
-        elif health.failing_since != current.failing_since:
-            await self._update_endpoint(ep.id, failing_since=health.failing_since)
-
     def _flushed(self, batch: list[Finished]) -> None:
         for finished in batch:
             worker = self._workers.get(finished.endpoint_id)
@@ -618,31 +377,17 @@ class DeliveryEngine:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
             ValueError: An empty or inverted range.
         """
-        start, stop = await replay_range(
+        return await replay_endpoint(
             self.log,
-            endpoint.stream,
+            endpoint,
             from_offset=from_offset,
             to_offset=to_offset,
             from_time=from_time,
             to_time=to_time,
+            dry_run=dry_run,
+            clock=self.clock,
+            enqueue=self._enqueue_replay,
         )
-        filt = TypeFilter(endpoint.types, endpoint.key)
-        scanned = matched = 0
-        batch: list[NewDelivery] = []
-        now = self.clock()
-        async for event in self.log.scan(endpoint.stream, start, stop):
-            scanned += 1
-            if not filt.matches(event.type, event.key):
-                continue
-            matched += 1
-            if not dry_run:
-                batch.append(new_delivery(event, now, replay=True))
-                if len(batch) >= 1000:
-                    await self._enqueue_replay(endpoint.id, batch, now)
-                    batch = []
-        if batch:
-            await self._enqueue_replay(endpoint.id, batch, now)
-        return ReplayResult(start, stop, scanned, matched, dry_run)
 
     async def _enqueue_replay(self, endpoint_id: str, rows: list[NewDelivery], now: float) -> None:
         inserted = await self.store.enqueue(endpoint_id, rows, consumer=None, now=now)
@@ -655,16 +400,3 @@ class DeliveryEngine:
 def feeder_lease(endpoint: Endpoint) -> str:
     """The name of the lease that lets one process feed ``endpoint``."""
     return f"delivery-feed:{endpoint.consumer_name}"
-
-
-def _release(delivery: Delivery, now: float) -> Finished:
-    return Finished(
-        delivery_id=delivery.id,
-        endpoint_id=delivery.endpoint_id,
-        attempt=None,
-        status="pending",
-        attempts=delivery.attempts,
-        rate_limited=delivery.rate_limited,
-        next_attempt_at=now,
-        now=now,
-    )

@@ -1,14 +1,24 @@
-"""Replay ranges: which part of a stream a replay covers (``[from, to)``), and its result."""
+"""Replays: which part of a stream a replay covers (``[from, to)``), its scan, and its result.
+
+:func:`replay_endpoint` reads the range straight from the log and hands the
+matching events, as new deliveries, to the engine in batches.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from consumers.delivery.feeder import new_delivery
+from consumers.delivery.model import Endpoint, NewDelivery, TypeFilter
 from eventlog import EventLog
 from eventlog.errors import NotFound
 
-__all__ = ["ReplayResult", "UnknownOffset", "replay_range"]
+__all__ = ["ReplayResult", "UnknownOffset", "replay_endpoint", "replay_range"]
+
+Enqueue = Callable[[str, list[NewDelivery], float], Awaitable[None]]
+"""Stores a batch of new deliveries: ``(endpoint_id, rows, now)``."""
 
 
 class UnknownOffset(NotFound):
@@ -69,3 +79,51 @@ async def replay_range(
     if stop < start:
         raise ValueError(f"empty range: from {start} is after to {stop}")
     return start, stop
+
+
+async def replay_endpoint(
+    log: EventLog,
+    endpoint: Endpoint,
+    *,
+    from_offset: int | None,
+    to_offset: int | None,
+    from_time: datetime | None,
+    to_time: datetime | None,
+    dry_run: bool,
+    clock: Callable[[], float],
+    enqueue: Enqueue,
+) -> ReplayResult:
+    """Scan the range (see :func:`replay_range`) and enqueue the events ``endpoint`` matches.
+
+    Matching events become new deliveries (new ids), 1000 to a batch;
+    ``dry_run`` only counts.
+
+    Raises:
+        UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
+        ValueError: An empty or inverted range.
+    """
+    start, stop = await replay_range(
+        log,
+        endpoint.stream,
+        from_offset=from_offset,
+        to_offset=to_offset,
+        from_time=from_time,
+        to_time=to_time,
+    )
+    filt = TypeFilter(endpoint.types, endpoint.key)
+    scanned = matched = 0
+    batch: list[NewDelivery] = []
+    now = clock()
+    async for event in log.scan(endpoint.stream, start, stop):
+        scanned += 1
+        if not filt.matches(event.type, event.key):
+            continue
+        matched += 1
+        if not dry_run:
+            batch.append(new_delivery(event, now, replay=True))
+            if len(batch) >= 1000:
+                await enqueue(endpoint.id, batch, now)
+                batch = []
+    if batch:
+        await enqueue(endpoint.id, batch, now)
+    return ReplayResult(start, stop, scanned, matched, dry_run)
