@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
-import msgspec
-
+from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
 from eventlog.encoding import pending_event
 from eventlog.errors import (
@@ -47,63 +46,13 @@ from eventlog.model import (
     utc_now,
     validate_stream_name,
 )
+from eventlog.retention import check_retention, enforce_retention
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
 from eventlog.writer import GroupCommitWriter
 
-__all__ = ["EventLog", "LogConfig"]
+__all__ = ["EventLog", "LogConfig", "storage_for"]
 
 logger = logging.getLogger("eventlog")
-
-
-class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Tuning of an :class:`EventLog`. Every field has a safe default.
-
-    Attributes:
-        synchronous: SQLite durability: ``"full"`` fsyncs every commit (an
-            acknowledged event survives power loss), ``"normal"`` survives a
-            process crash only, ``"off"`` neither.
-        max_event_bytes: Largest event (data plus headers) accepted.
-        max_batch_events: Most events one ``append_batch`` call may carry.
-        writer_batch_events: Most events the writer puts in one transaction.
-        writer_batch_bytes: Most bytes the writer puts in one transaction.
-        queue_events: Events that may wait for the writer before producers block.
-        queue_bytes: Bytes that may wait for the writer before producers block.
-        read_page: Page size of :meth:`EventLog.scan` and consumers.
-        readers: SQLite reader connections.
-        retention_interval: Seconds between retention passes (0 disables the task).
-        recheck_interval: While waiting for appends, seconds between storage
-            re-checks that catch other processes' appends (None: never).
-    """
-
-    synchronous: Literal["full", "normal", "off"] = "full"
-    max_event_bytes: int = 1 << 20
-    max_batch_events: int = 10_000
-    writer_batch_events: int = 5_000
-    writer_batch_bytes: int = 16 << 20
-    queue_events: int = 50_000
-    queue_bytes: int = 64 << 20
-    read_page: int = 1_000
-    readers: int = 2
-    retention_interval: float = 60.0
-    recheck_interval: float | None = 1.0
-
-
-def storage_for(target: str | Path, config: LogConfig) -> Storage:
-    """Pick a backend: ``":memory:"``, a ``postgresql://`` URL, or an SQLite file path."""
-    text = str(target)
-    if text == ":memory:":
-        from eventlog.storage.memory import MemoryStorage
-
-        return MemoryStorage()
-    if text.startswith(("postgresql://", "postgres://")):
-        import importlib
-
-        postgres: Any = importlib.import_module("eventlog.storage.postgres")
-        storage: Storage = postgres.PostgresStorage(text)
-        return storage
-    from eventlog.storage.sqlite import SQLiteStorage
-
-    return SQLiteStorage(target, synchronous=config.synchronous, readers=config.readers)
 
 
 class _Opener:
@@ -461,37 +410,13 @@ class EventLog:
     async def set_retention(self, stream: str, retention: Retention) -> None:
         """Set a stream's retention policy (applied by the next retention pass)."""
         self._check_open()
-        for value in (retention.max_age, retention.max_count, retention.max_bytes):
-            if value is not None and value < 0:
-                raise InvalidEvent("retention limits must not be negative")
+        check_retention(retention)
         await self.storage.set_retention(validate_stream_name(stream), retention)
 
     async def enforce_retention(self, now: datetime | None = None) -> int:
         """Apply every stream's retention policy now; return events deleted."""
         self._check_open()
-        now = now or utc_now()
-        deleted = 0
-        for info in await self.storage.streams():
-            cutoff = await self._retention_cutoff(info, now)
-            # Trim in chunks so a big backlog never holds the write lock long.
-            first = info.first_offset
-            while first < cutoff:
-                upto = min(cutoff, first + 10_000)
-                deleted += await self.storage.trim(info.name, upto)
-                first = upto
-        return deleted
-
-    async def _retention_cutoff(self, info: StreamInfo, now: datetime) -> int:
-        policy = info.retention
-        cutoff = info.first_offset
-        if policy.max_count is not None:
-            cutoff = max(cutoff, info.next_offset - policy.max_count)
-        if policy.max_age is not None:
-            t = now - timedelta(seconds=policy.max_age)
-            cutoff = max(cutoff, await self.storage.offset_at_time(info.name, t))
-        if policy.max_bytes is not None and info.bytes > policy.max_bytes:
-            cutoff = max(cutoff, await self.storage.offset_for_bytes(info.name, policy.max_bytes))
-        return min(cutoff, info.next_offset)
+        return await enforce_retention(self.storage, now or utc_now())
 
     async def _retention_loop(self) -> None:
         while True:

@@ -36,7 +36,7 @@ from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener
 from eventlog.storage.leases import Lease
-from eventlog.storage.postgres_append import InsertMethod, PgAppender, to_us
+from eventlog.storage.postgres_append import InsertMethod, PgAppender
 from eventlog.storage.postgres_leases import KEEPALIVE_SETTINGS, PgLeases
 from eventlog.storage.postgres_listen import DELETED, NotificationListener
 from eventlog.storage.postgres_schema import (
@@ -49,6 +49,7 @@ from eventlog.storage.postgres_schema import (
     redact,
     split_url,
 )
+from eventlog.storage.rows import from_us, stream_info, to_us
 
 __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 
@@ -79,10 +80,6 @@ def _reconnecting(
 
     functools.update_wrapper(run, method)
     return run
-
-
-def _dt(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, UTC)
 
 
 class PostgresStorage:
@@ -293,11 +290,11 @@ class PostgresStorage:
             rows = await conn.fetch(self._sql_read, stream, start, limit)
         events: list[Event] = []
         last_us = -1
-        time = _dt(0)
+        time = from_us(0)
         raw = msgspec.Raw
         for offset, event_id, type_, key, time_us, headers, data in rows:
             if time_us != last_us:  # one group commit shares one time: convert it once
-                time = _dt(time_us)
+                time = from_us(time_us)
                 last_us = time_us
             events.append(
                 Event(
@@ -317,13 +314,13 @@ class PostgresStorage:
     async def stream_info(self, stream: str) -> StreamInfo | None:
         async with self._conn("stream info") as conn:
             row = await conn.fetchrow(self._sql_stream + " WHERE name = $1", stream)
-        return None if row is None else _stream_info(row)
+        return None if row is None else stream_info(row)
 
     @_reconnecting
     async def streams(self) -> list[StreamInfo]:
         async with self._conn("streams") as conn:
             rows = await conn.fetch(self._sql_stream + " ORDER BY name")
-        return [_stream_info(r) for r in rows]
+        return [stream_info(r) for r in rows]
 
     @_reconnecting
     async def _all_heads(self) -> list[tuple[str, int]]:
@@ -392,7 +389,7 @@ class PostgresStorage:
                 f'SELECT name, stream, "offset", updated_us FROM {self.schema}.consumer_offsets '
                 "ORDER BY name, stream"
             )
-        return [ConsumerInfo(name=n, stream=s, offset=o, updated=_dt(u)) for n, s, o, u in rows]
+        return [ConsumerInfo(name=n, stream=s, offset=o, updated=from_us(u)) for n, s, o, u in rows]
 
     # -- cross-process ---------------------------------------------------------------
 
@@ -440,16 +437,3 @@ async def set_offset(
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
     """Pool reset hook: nothing to reset (see :meth:`PostgresStorage.open`)."""
-
-
-def _stream_info(row: Any) -> StreamInfo:
-    name, next_offset, first_offset, nbytes, last_us, max_age, max_count, max_bytes = row
-    return StreamInfo(
-        name=name,
-        next_offset=next_offset,
-        first_offset=first_offset,
-        count=next_offset - first_offset,
-        bytes=nbytes,
-        last_time=None if last_us is None else _dt(last_us),
-        retention=Retention(max_age=max_age, max_count=max_count, max_bytes=max_bytes),
-    )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -29,6 +29,7 @@ from eventlog.errors import LogClosed, StorageError
 from eventlog.storage.base import AppendOutcome, AppendRequest
 from eventlog.storage.planner import Row, given_ids, plan_appends
 from eventlog.storage.postgres_schema import DRIVER_ERRORS, LOST_ERRORS, errors_translated
+from eventlog.storage.rows import to_us
 
 __all__ = ["COPY_FROM_ROWS", "InsertMethod", "PgAppender", "to_us"]
 
@@ -47,13 +48,6 @@ _EVENT_COLUMNS = ("stream", "offset", "id", "type", "key", "time_us", "headers",
 class _Retry(Exception):
     """Start the transaction over: another transaction created a stream this
     one wanted to create, or the idle connection was found dead."""
-
-
-def to_us(time: datetime) -> int:
-    """Microseconds since the epoch (naive datetimes are taken as UTC)."""
-    if time.tzinfo is None:
-        time = time.replace(tzinfo=UTC)
-    return int(time.timestamp() * 1_000_000)
 
 
 class PgAppender:

@@ -1,0 +1,62 @@
+"""``LogConfig``, the log's tuning, and how an open target picks its storage backend."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from eventlog.storage.base import Storage
+
+__all__ = ["LogConfig", "storage_for"]
+
+
+class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Tuning of an :class:`EventLog`. Every field has a safe default.
+
+    Attributes:
+        synchronous: SQLite durability: ``"full"`` fsyncs every commit (an
+            acknowledged event survives power loss), ``"normal"`` survives a
+            process crash only, ``"off"`` neither.
+        max_event_bytes: Largest event (data plus headers) accepted.
+        max_batch_events: Most events one ``append_batch`` call may carry.
+        writer_batch_events: Most events the writer puts in one transaction.
+        writer_batch_bytes: Most bytes the writer puts in one transaction.
+        queue_events: Events that may wait for the writer before producers block.
+        queue_bytes: Bytes that may wait for the writer before producers block.
+        read_page: Page size of :meth:`EventLog.scan` and consumers.
+        readers: SQLite reader connections.
+        retention_interval: Seconds between retention passes (0 disables the task).
+        recheck_interval: While waiting for appends, seconds between storage
+            re-checks that catch other processes' appends (None: never).
+    """
+
+    synchronous: Literal["full", "normal", "off"] = "full"
+    max_event_bytes: int = 1 << 20
+    max_batch_events: int = 10_000
+    writer_batch_events: int = 5_000
+    writer_batch_bytes: int = 16 << 20
+    queue_events: int = 50_000
+    queue_bytes: int = 64 << 20
+    read_page: int = 1_000
+    readers: int = 2
+    retention_interval: float = 60.0
+    recheck_interval: float | None = 1.0
+
+
+def storage_for(target: str | Path, config: LogConfig) -> Storage:
+    """Pick a backend: ``":memory:"``, a ``postgresql://`` URL, or an SQLite file path."""
+    text = str(target)
+    if text == ":memory:":
+        from eventlog.storage.memory import MemoryStorage
+
+        return MemoryStorage()
+    if text.startswith(("postgresql://", "postgres://")):
+        postgres: Any = importlib.import_module("eventlog.storage.postgres")
+        storage: Storage = postgres.PostgresStorage(text)
+        return storage
+    from eventlog.storage.sqlite import SQLiteStorage
+
+    return SQLiteStorage(target, synchronous=config.synchronous, readers=config.readers)

@@ -1,0 +1,266 @@
+"""The statements behind each SQLite storage call, run on a connection's worker thread.
+
+Each function takes a plain :class:`sqlite3.Connection` and does one call's
+whole work, so :class:`~eventlog.storage.sqlite.SQLiteStorage` pays one
+thread hop per call. Write functions expect to run inside a transaction the
+caller opened, except :func:`append` which owns its transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from eventlog.errors import CorruptDatabase, StorageError
+from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.storage.base import AppendOutcome, AppendRequest
+from eventlog.storage.planner import given_ids, plan_appends
+from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
+
+__all__ = [
+    "append",
+    "consumers",
+    "delete_stream",
+    "from_us",
+    "get_offset",
+    "offset_at_time",
+    "offset_for_bytes",
+    "read_events",
+    "set_offset",
+    "set_retention",
+    "stream_infos",
+    "to_us",
+    "translate",
+    "trim",
+]
+
+_ID_CHUNK = 500
+_encode = msgspec.json.encode
+_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
+
+
+def translate(exc: sqlite3.Error) -> StorageError:
+    """Map a sqlite3 exception to the eventlog error tree."""
+    message = str(exc)
+    if "not a database" in message or "malformed" in message:
+        return CorruptDatabase(f"not a usable eventlog database: {message}")
+    return StorageError(f"sqlite: {message}")
+
+
+def append(
+    conn: sqlite3.Connection, requests: Sequence[AppendRequest], now_us: int
+) -> list[AppendOutcome]:
+    """One group-committed transaction: look up heads and ids, plan, insert, commit."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        return _append(conn, requests, now_us)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _append(
+    conn: sqlite3.Connection, requests: Sequence[AppendRequest], now_us: int
+) -> list[AppendOutcome]:
+    heads: dict[str, int] = {}
+    times: dict[str, int] = {}
+    for stream in {r.stream for r in requests}:
+        row = conn.execute(
+            "SELECT next_offset, last_time_us FROM streams WHERE name = ?", (stream,)
+        ).fetchone()
+        if row is not None:
+            heads[stream] = row[0]
+        # Time never goes backwards within a stream, even if the clock does.
+        times[stream] = max(now_us, row[1] or 0) if row else now_us
+    existing: dict[tuple[str, str], int] = {}
+    for stream, id_set in given_ids(requests).items():
+        ids = list(id_set)
+        for i in range(0, len(ids), _ID_CHUNK):
+            chunk = ids[i : i + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for event_id, offset in conn.execute(
+                f"SELECT id, offset FROM events WHERE stream = ? AND id IN ({marks})",
+                (stream, *chunk),
+            ):
+                existing[(stream, event_id)] = offset
+    plan = plan_appends(requests, heads, existing)
+    if not plan.rows:
+        conn.execute("ROLLBACK")
+        return plan.outcomes
+    conn.executemany(
+        "INSERT INTO events (stream, offset, id, type, key, time_us, headers, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r.stream,
+                r.offset,
+                (e := r.event).id,
+                e.type,
+                e.key,
+                times[r.stream],
+                _encode(e.headers) if e.headers else None,
+                e.data,
+            )
+            for r in plan.rows
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO streams (name, next_offset, bytes, last_time_us) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET next_offset = excluded.next_offset, "
+        "bytes = bytes + excluded.bytes, last_time_us = excluded.last_time_us",
+        [(s, h, plan.added_bytes.get(s, 0), times[s]) for s, h in plan.heads.items()],
+    )
+    conn.execute("COMMIT")
+    return plan.outcomes
+
+
+def set_retention(conn: sqlite3.Connection, stream: str, retention: Retention) -> None:
+    """Store a stream's retention policy, creating the stream row if needed."""
+    conn.execute(
+        "INSERT INTO streams (name, next_offset, max_age, max_count, max_bytes) "
+        "VALUES (?, 0, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "max_age = excluded.max_age, max_count = excluded.max_count, "
+        "max_bytes = excluded.max_bytes",
+        (stream, retention.max_age, retention.max_count, retention.max_bytes),
+    )
+
+
+def trim(conn: sqlite3.Connection, stream: str, before: int) -> int:
+    """Delete events below ``before``, move the low watermark; how many went."""
+    row = conn.execute(
+        "SELECT first_offset, next_offset FROM streams WHERE name = ?", (stream,)
+    ).fetchone()
+    if row is None or before <= row[0]:
+        return 0
+    upto = min(before, row[1])
+    count, nbytes = conn.execute(
+        "SELECT count(*), coalesce(sum(length(data)), 0) FROM events "
+        "WHERE stream = ? AND offset < ?",
+        (stream, upto),
+    ).fetchone()
+    conn.execute("DELETE FROM events WHERE stream = ? AND offset < ?", (stream, upto))
+    conn.execute(
+        "UPDATE streams SET first_offset = ?, bytes = bytes - ? WHERE name = ?",
+        (upto, nbytes, stream),
+    )
+    return int(count)
+
+
+def delete_stream(conn: sqlite3.Connection, stream: str) -> bool:
+    """Delete a stream with its events and consumer offsets; False if it did not exist."""
+    conn.execute("DELETE FROM events WHERE stream = ?", (stream,))
+    conn.execute("DELETE FROM consumer_offsets WHERE stream = ?", (stream,))
+    return conn.execute("DELETE FROM streams WHERE name = ?", (stream,)).rowcount > 0
+
+
+def set_offset(
+    conn: sqlite3.Connection, consumer: str, stream: str, offset: int, now_us: int
+) -> None:
+    """Store a consumer offset inside a transaction opened by :meth:`SQLiteStorage.transact`."""
+    conn.execute(
+        "INSERT INTO consumer_offsets (name, stream, offset, updated_us) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (name, stream) DO UPDATE SET offset = excluded.offset, "
+        "updated_us = excluded.updated_us",
+        (consumer, stream, offset, now_us),
+    )
+
+
+def read_events(conn: sqlite3.Connection, stream: str, start: int, limit: int) -> list[Event]:
+    """Read a page of events."""
+    rows = conn.execute(
+        "SELECT offset, id, type, key, time_us, headers, data FROM events "
+        "WHERE stream = ? AND offset >= ? ORDER BY offset LIMIT ?",
+        (stream, start, limit),
+    ).fetchall()
+    # One group commit shares one time: decode each distinct time once.
+    times: dict[int, datetime] = {}
+    for time_us in {row[4] for row in rows}:
+        times[time_us] = from_us(time_us)
+    raw = msgspec.Raw
+    decode_headers = _decode_headers
+    return [
+        Event(
+            stream=stream,
+            offset=offset,
+            id=event_id,
+            type=type_,
+            key=key,
+            time=times[time_us],
+            headers=decode_headers(headers) if headers else {},
+            data=raw(data),
+        )
+        for offset, event_id, type_, key, time_us, headers, data in rows
+    ]
+
+
+_STREAM_SELECT = f"SELECT {STREAM_COLUMNS} FROM streams"
+
+
+def stream_infos(conn: sqlite3.Connection, stream: str | None = None) -> list[StreamInfo]:
+    """One stream's info (a list of at most one), or every stream's, by name."""
+    if stream is not None:
+        rows = conn.execute(_STREAM_SELECT + " WHERE name = ?", (stream,))
+    else:
+        rows = conn.execute(_STREAM_SELECT + " ORDER BY name")
+    return [stream_info(row) for row in rows]
+
+
+def offset_at_time(conn: sqlite3.Connection, stream: str, target_us: int) -> int:
+    """The first offset appended at or after ``target_us`` (the head if none)."""
+    row = conn.execute(
+        "SELECT first_offset, next_offset FROM streams WHERE name = ?", (stream,)
+    ).fetchone()
+    if row is None:
+        return 0
+    lo, hi = row
+    # Time is monotonic within a stream, so binary search by offset.
+    while lo < hi:
+        mid = (lo + hi) // 2
+        t = conn.execute(
+            "SELECT time_us FROM events WHERE stream = ? AND offset = ?", (stream, mid)
+        ).fetchone()
+        if t is None or t[0] < target_us:
+            lo = mid + 1
+        else:
+            hi = mid
+    return int(lo)
+
+
+def offset_for_bytes(conn: sqlite3.Connection, stream: str, max_bytes: int) -> int:
+    """The smallest offset from which the newest events hold at most ``max_bytes``."""
+    row = conn.execute("SELECT first_offset FROM streams WHERE name = ?", (stream,)).fetchone()
+    if row is None:
+        return 0
+    total = 0
+    cursor = conn.execute(
+        "SELECT offset, length(data) FROM events WHERE stream = ? ORDER BY offset DESC",
+        (stream,),
+    )
+    for offset, size in cursor:
+        total += size
+        if total > max_bytes:
+            return int(offset) + 1
+    return int(row[0])
+
+
+def get_offset(conn: sqlite3.Connection, consumer: str, stream: str) -> int | None:
+    """A consumer's committed offset on a stream, or None."""
+    row = conn.execute(
+        "SELECT offset FROM consumer_offsets WHERE name = ? AND stream = ?",
+        (consumer, stream),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def consumers(conn: sqlite3.Connection) -> list[ConsumerInfo]:
+    """Every committed consumer position, by name then stream."""
+    return [
+        ConsumerInfo(name=n, stream=s, offset=o, updated=from_us(u))
+        for n, s, o, u in conn.execute(
+            "SELECT name, stream, offset, updated_us FROM consumer_offsets ORDER BY name, stream"
+        )
+    ]
