@@ -9,29 +9,40 @@ venv := ".venv/bin"
 default:
     @just --list
 
-# [run] start the server on the embedded default (./eventlog.db, 127.0.0.1:7432)
+# start the server on the embedded default (./eventlog.db, 127.0.0.1:7432)
+[group('run')]
 serve *ARGS:
     {{venv}}/eventlog serve {{ARGS}}
 
-# [test] the whole suite
+# the whole suite (PostgreSQL tests start their own server)
+[group('test')]
 test *ARGS:
     {{venv}}/pytest {{ARGS}}
 
-# [test] the suite without the slow crash and flood tests
+# the suite without the slow crash, chaos and flood tests
+[group('test')]
 test-fast *ARGS:
     {{venv}}/pytest -m "not slow" {{ARGS}}
 
-# [lint] ruff, ruff format and mypy --strict on the packages
+# ruff, ruff format and mypy --strict on the packages
+[group('lint')]
 lint:
     {{venv}}/ruff check eventlog consumers server tests bench
     {{venv}}/ruff format --check eventlog consumers server tests bench
     {{venv}}/mypy --strict eventlog consumers server
 
-# [lint] apply ruff's fixes and formatting
+# apply ruff's fixes and formatting
+[group('lint')]
 fmt:
     {{venv}}/ruff check --fix eventlog consumers server tests bench
     {{venv}}/ruff format eventlog consumers server tests bench
 
-# [bench] every benchmark scenario; writes docs/benchmarks.md
+# every benchmark scenario (or the ones named); writes docs/benchmarks.md
+[group('bench')]
 bench *ARGS:
     {{venv}}/python -m bench {{ARGS}}
+
+# check the docs: links resolve, the documented examples run, the OpenAPI document is complete
+[group('docs')]
+docs:
+    {{venv}}/pytest -q tests/test_docs.py tests/test_public_api.py tests/server/test_openapi.py
