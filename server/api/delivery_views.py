@@ -1,0 +1,55 @@
+"""How the delivery API shows deliveries and attempts (JSON-ready dicts, ISO-8601 times).
+
+Shared by ``/api/webhooks`` and ``/api/notifications``; endpoints are shown by
+their family's own view (:attr:`server.api.endpoint_family.Family.view`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from consumers.delivery.model import Attempt, Delivery
+
+__all__ = ["attempt_view", "delivery_view"]
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def delivery_view(d: Delivery) -> dict[str, Any]:
+    """A delivery as the API shows it."""
+    return {
+        "id": d.id,
+        "seq": d.seq,
+        "status": d.status,
+        "stream": d.stream,
+        "offset": d.offset,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "key": d.key,
+        "attempts": d.attempts,
+        "rate_limited": d.rate_limited,
+        "next_attempt_at": _iso(d.next_attempt_at) if d.status == "pending" else None,
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "replay": d.replay,
+        "created": _iso(d.created),
+        "updated": _iso(d.updated),
+    }
+
+
+def attempt_view(a: Attempt) -> dict[str, Any]:
+    """An attempt as the API shows it (the response snippet is already redacted)."""
+    return {
+        "number": a.number,
+        "time": _iso(a.started),
+        "duration_ms": round(a.duration * 1000, 3),
+        "status": a.status,
+        "verdict": a.verdict,
+        "error": a.error,
+        "response": a.response,
+    }

@@ -1,0 +1,119 @@
+"""A family of delivery endpoints, and the request helpers every endpoint route shares.
+
+A :class:`Family` names which of the engine's endpoints a set of routes
+manages (webhooks, notification targets) and how it shows them. The helpers
+find the endpoint of a ``{id}`` path (404 for other families), decode a JSON
+body, check and save an endpoint (SSRF guard), and turn spec errors into 422s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.model import Endpoint
+from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget
+from consumers.webhook import SpecError, public_view
+from server.api.webhook_engine import check_target, webhooks_config
+from server.errors import ApiError
+
+__all__ = [
+    "WEBHOOKS",
+    "Family",
+    "decode_body",
+    "find_endpoint",
+    "json_response",
+    "not_config",
+    "save_endpoint",
+    "spec_error",
+    "stream_bounds",
+]
+
+
+@dataclass(frozen=True)
+class Family:
+    """Which of the engine's endpoints a set of routes manages, and how it shows them.
+
+    Attributes:
+        kinds: The endpoint kinds (an endpoint of another kind is a 404 here).
+        noun: What the API calls one, for messages (``webhook endpoint``).
+        missing: The error code of a 404 (``unknown_endpoint``).
+        view: The endpoint as the API shows it (never a secret).
+    """
+
+    kinds: frozenset[str]
+    noun: str
+    missing: str
+    view: Callable[[Endpoint, float], dict[str, Any]]
+
+
+WEBHOOKS = Family(frozenset({"webhook"}), "webhook endpoint", "unknown_endpoint", public_view)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+async def stream_bounds(engine: DeliveryEngine, stream: str) -> tuple[int, int]:
+    """``(head, first offset)`` of a stream; ``(0, 0)`` when it does not exist yet."""
+    info = await engine.log.storage.stream_info(stream)
+    return (0, 0) if info is None else (info.next_offset, info.first_offset)
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """``data`` as a JSON response."""
+    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+async def decode_body(request: Request, type_: type[Any]) -> Any:
+    """The JSON body as ``type_`` (an empty body is ``{}``); msgspec errors become 400s."""
+    body = await request.body()
+    if not body.strip():
+        body = b"{}"
+    return msgspec.json.decode(body, type=type_)
+
+
+async def find_endpoint(
+    engine: DeliveryEngine, request: Request, family: Family = WEBHOOKS
+) -> Endpoint:
+    """The endpoint named by the ``{id}`` path parameter, of one of ``family``'s kinds, or 404."""
+    endpoint_id = request.path_params["id"]
+    endpoint = await engine.store.get_endpoint(endpoint_id)
+    if endpoint is None or endpoint.kind not in family.kinds:  # others have their own routes
+        raise ApiError(404, family.missing, f"no {family.noun} is named {endpoint_id!r}")
+    return endpoint
+
+
+async def save_endpoint(engine: DeliveryEngine, request: Request, endpoint: Endpoint) -> None:
+    """Check the target (SSRF guard: 422) and store the endpoint in the engine."""
+    config = webhooks_config(request.app)
+    try:
+        await check_target(endpoint, allow_private=config.allow_private_targets)
+    except UnsafeTarget as exc:
+        raise ApiError(422, "unsafe_target", str(exc), path="$.url") from exc
+    except InvalidTarget as exc:
+        raise ApiError(422, "invalid_url", str(exc), path="$.url") from exc
+    try:
+        await engine.put_endpoint(endpoint)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_endpoint", str(exc)) from exc
+
+
+def spec_error(exc: SpecError) -> ApiError:
+    """A 422 naming the invalid field."""
+    return ApiError(422, "invalid_endpoint", f"{exc.path}: {exc}", path="$." + exc.path)
+
+
+def not_config(endpoint: Endpoint) -> None:
+    """409 for endpoints declared in the config file (they change there)."""
+    if endpoint.origin == "config":
+        raise ApiError(
+            409,
+            "endpoint_in_config",
+            f"endpoint {endpoint.id!r} is declared in the config file; change it there",
+        )

@@ -1,0 +1,233 @@
+"""The per-endpoint routes every family of delivery endpoints shares.
+
+Delete, enable/disable, the delivery list, one delivery with its attempts,
+retry, skip and replay. :func:`endpoint_routes` mounts them under a base path
+for one :class:`~server.api.endpoint_family.Family`: ``/api/webhooks``
+(:mod:`server.api.webhooks`) and ``/api/notifications``
+(:mod:`server.api.notifications`). Every route needs the ``admin`` scope when
+API keys are configured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.ledger import DeliveryConflict
+from consumers.delivery.model import Attempt, Delivery, Endpoint
+from server.api.delivery_views import attempt_view, delivery_view
+from server.api.endpoint_family import (
+    WEBHOOKS,
+    Family,
+    decode_body,
+    find_endpoint,
+    json_response,
+    not_config,
+)
+from server.api.params import non_negative_int
+from server.api.webhook_engine import engine_of
+from server.auth import require
+from server.errors import ApiError
+
+__all__ = ["ReplayRequest", "endpoint_routes"]
+
+_STATUSES = ("pending", "in_flight", "delivered", "failed")
+
+
+class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``replay``: ``[from, to)`` by offsets or times, and ``dry_run``."""
+
+    from_offset: int | None = None
+    to_offset: int | None = None
+    from_time: datetime | None = None
+    to_time: datetime | None = None
+    dry_run: bool = False
+
+
+async def delete_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``DELETE /api/webhooks/{id}``: 204."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, family)
+    not_config(endpoint)
+    await engine.delete_endpoint(endpoint.id)
+    return Response(status_code=204)
+
+
+async def _switch(request: Request, enabled: bool, family: Family) -> Response:
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, family)
+    now = time.time()
+    updated = msgspec.structs.replace(
+        endpoint,
+        enabled=enabled,
+        disabled_reason=None if enabled else "disabled by an operator",
+        failing_since=None if enabled else endpoint.failing_since,
+        updated=now,
+    )
+    await engine.put_endpoint(updated)
+    return json_response(family.view(updated, now))
+
+
+async def enable_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``POST /api/webhooks/{id}/enable``: deliveries resume from the committed offset."""
+    return await _switch(request, True, family)
+
+
+async def disable_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``POST /api/webhooks/{id}/disable``."""
+    return await _switch(request, False, family)
+
+
+async def list_deliveries(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``GET /api/webhooks/{id}/deliveries?status=&from=&limit=``."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, family)
+    params = request.query_params
+    status = params.get("status")
+    if status is not None and status not in _STATUSES:
+        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(_STATUSES)}")
+    start = non_negative_int(params, "from", 0)
+    limit = non_negative_int(params, "limit", 100, maximum=1000)
+    if limit < 1:
+        raise ApiError(400, "invalid_parameter", "limit must be from 1 to 1000")
+    rows = await engine.store.deliveries(
+        endpoint.id,
+        status=status,  # type: ignore[arg-type]
+        from_seq=start,
+        limit=limit,
+    )
+    return json_response(
+        {
+            "deliveries": [delivery_view(d) for d in rows],
+            "next": rows[-1].seq + 1 if len(rows) == limit else None,
+        }
+    )
+
+
+async def _delivery_or_404(
+    engine: DeliveryEngine, endpoint: Endpoint, delivery_id: str
+) -> tuple[Delivery, list[Attempt]]:
+    got = await engine.store.delivery(endpoint.id, delivery_id)
+    if got is None:
+        raise ApiError(
+            404, "unknown_delivery", f"endpoint {endpoint.id!r} has no delivery {delivery_id!r}"
+        )
+    return got
+
+
+async def get_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``GET /api/webhooks/{id}/deliveries/{delivery_id}`` with every attempt."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, family)
+    delivery, attempts = await _delivery_or_404(
+        engine, endpoint, request.path_params["delivery_id"]
+    )
+    view = delivery_view(delivery)
+    view["attempt_log"] = [attempt_view(a) for a in attempts]
+    return json_response(view)
+
+
+async def _act(request: Request, action: str, status: int, family: Family) -> Response:
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, family)
+    delivery_id = request.path_params["delivery_id"]
+    if action == "retry" and not endpoint.allow_replay:
+        raise ApiError(403, "replay_not_allowed", f"endpoint {endpoint.id!r} does not allow replay")
+    try:
+        delivery = await engine.act(endpoint.id, delivery_id, action)
+    except DeliveryConflict as exc:
+        raise ApiError(409, "delivery_conflict", str(exc)) from exc
+    if delivery is None:
+        await _delivery_or_404(engine, endpoint, delivery_id)
+        raise AssertionError("unreachable")
+    return json_response(delivery_view(delivery), status)
+
+
+async def retry_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``POST .../deliveries/{delivery_id}/retry``: 202, same ``webhook-id``, fresh attempts."""
+    return await _act(request, "retry", 202, family)
+
+
+async def skip_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``POST .../deliveries/{delivery_id}/skip``: a pending delivery becomes failed."""
+    return await _act(request, "skip", 200, family)
+
+
+async def replay(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``POST /api/webhooks/{id}/replay``: 202 scheduled, 200 dry run, 403, 404."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, family)
+    if not endpoint.allow_replay:
+        raise ApiError(403, "replay_not_allowed", f"endpoint {endpoint.id!r} does not allow replay")
+    body: ReplayRequest = await decode_body(request, ReplayRequest)
+    for name in ("from_time", "to_time"):
+        value = getattr(body, name)
+        if value is not None and value.tzinfo is None:
+            raise ApiError(400, "invalid_parameter", f"{name} needs a timezone", path="$." + name)
+    for name in ("from_offset", "to_offset"):
+        value = getattr(body, name)
+        if value is not None and value < 0:
+            raise ApiError(400, "invalid_parameter", f"{name} must be >= 0", path="$." + name)
+    if body.from_offset is not None and body.from_time is not None:
+        raise ApiError(400, "invalid_parameter", "give from_offset or from_time, not both")
+    if body.to_offset is not None and body.to_time is not None:
+        raise ApiError(400, "invalid_parameter", "give to_offset or to_time, not both")
+    try:
+        result = await engine.replay(
+            endpoint,
+            from_offset=body.from_offset,
+            to_offset=body.to_offset,
+            from_time=body.from_time,
+            to_time=body.to_time,
+            dry_run=body.dry_run,
+        )
+    except ValueError as exc:
+        raise ApiError(400, "invalid_range", str(exc)) from exc
+    return json_response(
+        {
+            "endpoint": endpoint.id,
+            "from_offset": result.from_offset,
+            "to_offset": result.to_offset,
+            "scanned": result.scanned,
+            "matched": result.matched,
+            "scheduled": 0 if result.dry_run else result.matched,
+            "dry_run": result.dry_run,
+        },
+        200 if result.dry_run else 202,
+    )
+
+
+def endpoint_routes(base: str, family: Family) -> list[Route]:
+    """The per-endpoint routes under ``base`` (``/api/webhooks``) for one family:
+    delete, enable, disable, deliveries, one delivery, retry, skip, replay."""
+    one = base + "/{id}"
+    delivery = one + "/deliveries/{delivery_id}"
+
+    def route(path: str, handler: Callable[..., Any], method: str) -> Route:
+        return Route(path, partial(handler, family=family), methods=[method])
+
+    return [
+        route(one, delete_endpoint, "DELETE"),
+        route(one + "/enable", enable_endpoint, "POST"),
+        route(one + "/disable", disable_endpoint, "POST"),
+        route(one + "/deliveries", list_deliveries, "GET"),
+        route(delivery, get_delivery, "GET"),
+        route(delivery + "/retry", retry_delivery, "POST"),
+        route(delivery + "/skip", skip_delivery, "POST"),
+        route(one + "/replay", replay, "POST"),
+    ]
