@@ -1,0 +1,188 @@
+"""What both firehose transports share: the app's firehose, its metrics, request checks.
+
+:func:`prepare` validates a firehose request (stream name, auth, ``from``,
+``types``, ``key``, ``batch``, ``Last-Event-ID``) before the WebSocket upgrade
+or the first SSE byte, so that every bad request gets a 4xx JSON error.
+:data:`CLOSE_CODES` lists the close codes used after the upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from prometheus_client import Counter, Gauge
+from starlette.requests import HTTPConnection
+
+from consumers.firehose import Firehose, Subscription
+from consumers.firehose_core import (
+    EventFilter,
+    Limits,
+    parse_batch,
+    parse_from,
+    parse_key,
+    parse_last_event_id,
+    parse_types,
+)
+from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
+from eventlog.model import Beginning, End, validate_stream_name
+from server.auth import require
+from server.config import ServerConfig
+from server.errors import ApiError
+from server.metrics import metrics_of
+
+__all__ = [
+    "CLOSE_CODES",
+    "CLOSE_GONE",
+    "CLOSE_SLOW",
+    "DEFAULT_STREAM",
+    "FirehoseMetrics",
+    "FirehoseRequest",
+    "Transport",
+    "firehose_of",
+    "gone_reason",
+    "prepare",
+    "race",
+    "stopping_task",
+]
+
+DEFAULT_STREAM = "events"
+
+#: The close codes the firehose uses after the upgrade, and what they mean.
+CLOSE_CODES: dict[int, str] = {
+    1000: "normal closure",
+    1001: "server shutting down, or the stream was deleted",
+    1003: "the client sent a message: the firehose is send-only",
+    1013: "too many firehose clients; retry later",
+    4008: "slow client: reconnect with the from= offset named in the reason",
+    4416: "events the client needed were removed by retention; reconnect from=beginning",
+}
+CLOSE_SLOW = 4008
+CLOSE_GONE = 4416
+
+Transport = Literal["ws", "sse"]
+
+
+def firehose_of(conn: HTTPConnection) -> Firehose:
+    """The app's :class:`Firehose`, created with the server's limits on first use."""
+    state = conn.app.state
+    firehose: Firehose | None = getattr(state, "firehose", None)
+    if firehose is None:
+        config: ServerConfig = state.config
+        limits = Limits(
+            queue_events=config.firehose_queue_events,
+            queue_bytes=config.firehose_queue_bytes,
+            page=config.firehose_page,
+            backlog_events=config.firehose_backlog_events,
+        )
+        log: EventLog = state.log
+        firehose = state.firehose = Firehose(log, limits, config.firehose_max_clients)
+    return firehose
+
+
+class FirehoseMetrics:
+    """The firehose's metrics on the server's registry (labelled by transport)."""
+
+    def __init__(self, conn: HTTPConnection) -> None:
+        m = metrics_of(conn.app)
+        self.clients: Gauge = m.gauge(
+            "firehose_clients", "Connected firehose clients", ["transport"]
+        )
+        self.frames: Counter = m.counter(
+            "firehose_frames_sent", "Firehose frames (messages) sent", ["transport"]
+        )
+        self.events: Counter = m.counter(
+            "firehose_events_sent", "Events sent to firehose clients", ["transport"]
+        )
+        self.bytes: Counter = m.counter(
+            "firehose_bytes_sent", "Payload bytes sent to firehose clients", ["transport"]
+        )
+        self.slow: Counter = m.counter(
+            "firehose_slow_disconnects", "Firehose clients closed for falling behind", ["transport"]
+        )
+        self.refused: Counter = m.counter(
+            "firehose_refused_clients",
+            "Firehose clients refused at the client limit",
+            ["transport"],
+        )
+
+
+@dataclass(frozen=True)
+class FirehoseRequest:
+    """A validated firehose request: the stream, the first offset, the filter, the batch."""
+
+    stream: str
+    start: int
+    filter: EventFilter
+    batch: int
+
+
+async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRequest:
+    """Validate everything before the upgrade: stream name, auth, parameters, start offset."""
+    validate_stream_name(stream)
+    require(conn, "read", stream)
+    params = conn.query_params
+    for name in ("from", "types", "key", "batch"):
+        if len(params.getlist(name)) > 1:
+            raise ApiError(400, "invalid_parameter", f"query parameter {name!r} given twice")
+    position = parse_from(params.get("from"))
+    last_id = parse_last_event_id(conn.headers.get("last-event-id")) if sse else None
+    event_filter = EventFilter(parse_types(params.get("types")), parse_key(params.get("key")))
+    batch = parse_batch(params.get("batch"))
+    log: EventLog = conn.app.state.log
+    try:
+        info = await log.stream_info(stream)
+        first, head = info.first_offset, info.next_offset
+    except StreamNotFound:
+        if stream != DEFAULT_STREAM:
+            raise
+        first = head = 0  # the default stream always exists, empty until the first append
+    if last_id is not None:
+        start = last_id + 1
+    elif isinstance(position, Beginning):
+        start = first
+    elif isinstance(position, End):
+        start = head
+    else:
+        start = position.value
+    if start < first:
+        raise OffsetOutOfRange(stream, start, first)
+    return FirehoseRequest(stream, start, event_filter, batch)
+
+
+def gone_reason(exc: OffsetOutOfRange) -> str:
+    """The close reason when retention removed events the client needed."""
+    return f"offset {exc.offset} was removed (first retained {exc.first}); use from=beginning"
+
+
+def stopping_task(conn: HTTPConnection) -> asyncio.Task[bool] | None:
+    """A task that ends when the server starts shutting down (None without that event)."""
+    stopping: asyncio.Event | None = getattr(conn.app.state, "stopping", None)
+    return None if stopping is None else asyncio.create_task(stopping.wait())
+
+
+async def race(
+    conn: HTTPConnection,
+    sub: Subscription,
+    sender: asyncio.Task[Any],
+    receiver: asyncio.Task[Any],
+) -> asyncio.Task[bool] | None:
+    """Run a transport's sender and receiver until one of them, or the server, stops.
+
+    The subscription's end cancels the sender (a slow or ended client may be
+    blocked in a send); every task is cancelled and awaited on the way out.
+    Returns the shutdown watch (:func:`stopping_task`), so that the caller can
+    tell a shutdown from the other endings.
+    """
+    sub.on_end = sender.cancel
+    stopping = stopping_task(conn)
+    tasks = {sender, receiver} | ({stopping} if stopping else set())
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sub.on_end = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return stopping

@@ -1,0 +1,163 @@
+"""The firehose as Server-Sent Events: ``GET /api/streams/{stream}/sse``.
+
+Each event is one SSE message whose ``id`` is its offset (a reconnecting
+browser resumes with ``Last-Event-ID``); with ``batch`` a message carries a
+JSON array. Comment lines keep idle connections alive; when the feed ends the
+last message is ``event: closed`` with the close code, the reason and
+``resume_from``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from consumers.firehose import FirehoseFull, Subscription, SubscriptionEnded
+from consumers.firehose_core import Frame
+from eventlog import LogClosed, OffsetOutOfRange
+from server.api.firehose_common import (
+    CLOSE_GONE,
+    CLOSE_SLOW,
+    FirehoseMetrics,
+    FirehoseRequest,
+    firehose_of,
+    gone_reason,
+    prepare,
+    race,
+)
+from server.config import ServerConfig
+from server.errors import error_response
+
+__all__ = ["sse"]
+
+logger = logging.getLogger("eventlog.firehose")
+
+_SSE_HEADERS = {
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",  # tell reverse proxies not to buffer the stream
+}
+
+
+def _sse_chunk(frames: list[Frame], batch: int) -> str:
+    if batch == 1:
+        return "".join(f"id: {f.offset}\ndata: {f.text}\n\n" for f in frames)
+    parts = []
+    for i in range(0, len(frames), batch):
+        group = frames[i : i + batch]
+        body = ",".join(f.text for f in group)
+        parts.append(f"id: {group[-1].offset}\ndata: [{body}]\n\n")
+    return "".join(parts)
+
+
+class _SSEStream(Response):
+    """A ``text/event-stream`` response fed by a subscription."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, request: FirehoseRequest, conn: Request) -> None:
+        # Like StreamingResponse: no body attribute, so no content-length header.
+        self.status_code = 200
+        self.background = None
+        self.init_headers(_SSE_HEADERS)
+        self._request = request
+        self._conn = conn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        conn = self._conn
+        config: ServerConfig = conn.app.state.config
+        metrics = FirehoseMetrics(conn)
+        firehose = firehose_of(conn)
+        try:
+            firehose.admit()
+        except FirehoseFull as exc:
+            metrics.refused.labels("sse").inc()
+            response = error_response(
+                503, "too_many_clients", str(exc), headers={"retry-after": "5"}
+            )
+            await response(scope, receive, send)
+            return
+        gauge = metrics.clients.labels("sse")
+        gauge.inc()
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": b": ok\n\n", "more_body": True})
+            req = self._request
+            try:
+                sub = await firehose.subscribe(req.stream, req.start, req.filter)
+            except LogClosed:
+                final: bytes | None = b": server shutting down\n\n"
+            else:
+                async with sub:
+                    final = await self._pump(sub, send, receive, config, metrics)
+            if final is not None:
+                with contextlib.suppress(OSError, TimeoutError):
+                    async with asyncio.timeout(config.firehose_close_timeout):
+                        await send({"type": "http.response.body", "body": final, "more_body": True})
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(config.firehose_close_timeout):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gauge.dec()
+            firehose.leave()
+
+    async def _pump(
+        self,
+        sub: Subscription,
+        send: Send,
+        receive: Receive,
+        config: ServerConfig,
+        metrics: FirehoseMetrics,
+    ) -> bytes | None:
+        """Stream until the client leaves or the feed ends; the final message to send, if any."""
+        batch = self._request.batch
+        labels = [c.labels("sse") for c in (metrics.frames, metrics.events, metrics.bytes)]
+
+        async def sender() -> None:
+            while True:
+                frames = await sub.frames(256, idle_timeout=config.firehose_keepalive)
+                body = (_sse_chunk(frames, batch) if frames else ": keepalive\n\n").encode()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                sub.sent(len(frames))
+                labels[0].inc(len(frames) if batch == 1 else -(-len(frames) // batch))
+                labels[1].inc(len(frames))
+                labels[2].inc(len(body))
+
+        async def receiver() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        send_task = asyncio.create_task(sender())
+        recv_task = asyncio.create_task(receiver())
+        stopping = await race(self._conn, sub, send_task, recv_task)
+        if recv_task.done() and not recv_task.cancelled():
+            return None
+        code, reason = 1001, "server shutting down"
+        exc = None if send_task.cancelled() else send_task.exception()
+        if isinstance(exc, OffsetOutOfRange):
+            code, reason = CLOSE_GONE, gone_reason(exc)
+        elif exc is not None and not isinstance(exc, SubscriptionEnded):
+            if isinstance(exc, OSError):
+                return None
+            logger.error("firehose SSE sender failed", exc_info=exc)
+            code, reason = 1011, "internal error"
+        elif sub.subscriber.phase.value == "overflowed":
+            code, reason = CLOSE_SLOW, f"slow client; reconnect with from={sub.resume_offset}"
+            metrics.slow.labels("sse").inc()
+        elif stopping is None or not stopping.done():
+            reason = sub.subscriber.reason or "firehose ended"
+        body = msgspec.json.encode(
+            {"code": code, "reason": reason, "resume_from": sub.resume_offset}
+        ).decode()
+        return f"event: closed\ndata: {body}\n\n".encode()
+
+
+async def sse(request: Request) -> Response:
+    """``GET /api/streams/{stream}/sse``: the firehose as Server-Sent Events."""
+    prepared = await prepare(request, request.path_params["stream"], sse=True)
+    return _SSEStream(prepared, request)
