@@ -8,9 +8,11 @@ caller opened, except :func:`append` which owns its transaction.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import chain
 
 import msgspec
 
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 _ID_CHUNK = 500
+_MAX_INSERT_ROWS = 2048  # x 8 parameters, under SQLite's 32,766 limit
 _encode = msgspec.json.encode
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
@@ -91,9 +94,8 @@ def _append(
     if not plan.rows:
         conn.execute("ROLLBACK")
         return plan.outcomes
-    conn.executemany(
-        "INSERT INTO events (stream, offset, id, type, key, time_us, headers, data) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    _insert_events(
+        conn,
         [
             (
                 r.stream,
@@ -116,6 +118,30 @@ def _append(
     )
     conn.execute("COMMIT")
     return plan.outcomes
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    return (
+        "INSERT INTO events (stream, offset, id, type, key, time_us, headers, data) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    )
+
+
+def _insert_events(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """Insert rows with multi-row INSERTs in power-of-two chunks.
+
+    One statement per chunk instead of ``executemany``'s one step per row:
+    each step releases and re-takes the GIL, and under load re-taking it waits
+    for the event loop thread (measured ~20% more group-commit throughput).
+    Power-of-two sizes keep the set of distinct statements small, so they stay
+    in sqlite3's statement cache.
+    """
+    i, n = 0, len(rows)
+    while i < n:
+        size = min(_MAX_INSERT_ROWS, 1 << ((n - i).bit_length() - 1))
+        conn.execute(_insert_sql(size), list(chain.from_iterable(rows[i : i + size])))
+        i += size
 
 
 def set_retention(conn: sqlite3.Connection, stream: str, retention: Retention) -> None:
