@@ -48,8 +48,13 @@ def validate_stream_name(name: str) -> str:
     return name
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One event as stored in the log and sent on the wire.
+
+    Events are not tracked by Python's cycle collector (``gc=False``): they
+    hold only strings, numbers, a datetime, a dict of strings and raw bytes, so
+    they cannot form cycles, and reading millions of them would otherwise make
+    the collector rescan them over and over (it cost ~0.7 µs per event).
 
     Attributes:
         stream: The stream the event belongs to.

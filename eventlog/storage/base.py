@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-class PendingEvent(msgspec.Struct, frozen=True, kw_only=True):
+class PendingEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An event ready for storage: validated and encoded, not yet given an offset.
 
     Attributes:
@@ -49,7 +49,7 @@ class PendingEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: bytes
 
 
-class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
+class AppendRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One producer's atomic append: one or more events to one stream."""
 
     stream: str
@@ -57,7 +57,7 @@ class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
     expected_offset: int | None = None
 
 
-class Appended(msgspec.Struct, frozen=True, kw_only=True):
+class Appended(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The result of an append request that succeeded.
 
     Attributes:

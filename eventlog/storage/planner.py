@@ -19,7 +19,7 @@ from eventlog.storage.base import Appended, AppendOutcome, AppendRequest, Pendin
 __all__ = ["AppendPlan", "Row", "given_ids", "plan_appends"]
 
 
-class Row(msgspec.Struct, frozen=True, array_like=True):
+class Row(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One event to insert: its stream, assigned offset, and content."""
 
     stream: str
