@@ -2,7 +2,7 @@
 
 Paths are JSONPath as standardised in RFC 9535 (``$.order.id``,
 ``$.items[0].sku``, ``$['key with spaces']``, ``$.items[*].sku``), evaluated by
-`python-jsonpath <https://pypi.org/project/python-jsonpath/>`_ in its strict
+the ``python-jsonpath`` package in its strict
 (RFC 9535) mode. A *singular* path (only names and indexes) yields one value
 or nothing; any other path (wildcards, slices, filters, ``..``) yields the list
 of every value it selects, and selecting nothing counts as missing.
