@@ -27,15 +27,15 @@ test-fast *ARGS:
 # ruff, ruff format and mypy --strict on the packages
 [group('lint')]
 lint:
-    {{venv}}/ruff check eventlog consumers server tests bench
-    {{venv}}/ruff format --check eventlog consumers server tests bench
+    {{venv}}/ruff check .
+    {{venv}}/ruff format --check .
     {{venv}}/mypy --strict eventlog consumers server
 
 # apply ruff's fixes and formatting
 [group('lint')]
 fmt:
-    {{venv}}/ruff check --fix eventlog consumers server tests bench
-    {{venv}}/ruff format eventlog consumers server tests bench
+    {{venv}}/ruff check --fix .
+    {{venv}}/ruff format .
 
 # every benchmark scenario (or the ones named); writes docs/benchmarks.md
 [group('bench')]
