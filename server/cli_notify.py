@@ -22,10 +22,12 @@ from server.cli_tables import print_table
 from server.cli_webhooks import (
     Failed,
     add_delivery_actions,
+    add_delivery_options,
     add_replay_options,
     call,
     command,
     connection_options,
+    delivery_fields,
     print_endpoint,
     simple_action,
 )
@@ -36,33 +38,13 @@ _BASE = "/api/notifications"
 
 
 def _spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
-    p.add_argument("--stream", help="stream to notify about (default: events)")
-    p.add_argument(
-        "--type", dest="types", action="append", metavar="PATTERN",
-        help="event type pattern, '*' matches anything (repeatable; default: all types)",
-    )  # fmt: skip
-    p.add_argument("--key", help="pattern the event key must match")
+    add_delivery_options(p, create=create, what="target")
     p.add_argument("--template", help="message template, e.g. 'New order {data.order.id}'")
     p.add_argument(
         "--option", dest="option", action="append", metavar="NAME=VALUE",
         help="a message option (value: JSON, else text), e.g. username=eventlog (repeatable)",
     )  # fmt: skip
     p.add_argument("--options", dest="options_json", metavar="JSON", help="all options as JSON")
-    p.add_argument("--timeout", type=float, help="seconds per attempt (0.1-300)")
-    p.add_argument("--retry", help="retry preset: default (about a day) or short (1 s, 2 s, 4 s)")
-    p.add_argument("--max-attempts", type=int, help="attempts in all, the first included")
-    p.add_argument("--ordering", choices=["concurrent", "ordered", "per-key"])
-    p.add_argument("--rate-limit", type=float, help="messages per second at most")
-    p.add_argument("--disable-after", type=float, help="seconds of failure before auto-disable")
-    p.add_argument("--description")
-    replay = p.add_mutually_exclusive_group()
-    replay.add_argument("--no-replay", dest="allow_replay", action="store_false", default=None)
-    replay.add_argument("--allow-replay", dest="allow_replay", action="store_true")
-    if create:
-        p.add_argument("--id", help="target id (generated when omitted)")
-        p.add_argument(
-            "--start", choices=["end", "beginning"], help="notify only new events (end, default)"
-        )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -132,24 +114,9 @@ def _options(args: argparse.Namespace, current: dict[str, Any]) -> dict[str, Any
 def _spec(
     args: argparse.Namespace, current_options: dict[str, Any], *, create: bool
 ) -> dict[str, Any]:
-    fields = {
-        "stream": args.stream,
-        "types": args.types,
-        "key": args.key,
-        "options": _options(args, current_options),
-        "timeout": args.timeout,
-        "retry": args.retry,
-        "max_attempts": args.max_attempts,
-        "ordering": args.ordering,
-        "rate_limit": args.rate_limit,
-        "disable_after": args.disable_after,
-        "description": args.description,
-        "allow_replay": args.allow_replay,
-    }
-    if create:
-        fields["id"] = args.id
-        fields["start"] = args.start
-    return {k: v for k, v in fields.items() if v is not None}
+    options = _options(args, current_options)
+    given = {"options": options} if options is not None else {}
+    return {**delivery_fields(args, create=create), **given}
 
 
 def _list(client: httpx.Client, args: argparse.Namespace) -> Any:

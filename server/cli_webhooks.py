@@ -62,22 +62,21 @@ def connection_options() -> argparse.ArgumentParser:
     return parent
 
 
-def _spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
+def add_delivery_options(p: argparse.ArgumentParser, *, create: bool, what: str) -> None:
+    """Options every delivery target shares (webhook endpoints and notification targets).
+
+    ``what`` names the target in help texts ("endpoint", "target").
+    """
     p.add_argument("--stream", help="stream to deliver (default: events)")
     p.add_argument(
         "--type", dest="types", action="append", metavar="PATTERN",
         help="event type pattern, '*' matches anything (repeatable; default: all types)",
     )  # fmt: skip
     p.add_argument("--key", help="pattern the event key must match")
-    p.add_argument(
-        "--header", dest="headers", action="append", metavar="NAME:VALUE",
-        help="extra static request header, e.g. 'Authorization: Bearer …' (repeatable)",
-    )  # fmt: skip
     p.add_argument("--timeout", type=float, help="seconds per attempt (0.1-300)")
     p.add_argument("--retry", help="retry preset: default (about a day) or short (1 s, 2 s, 4 s)")
     p.add_argument("--max-attempts", type=int, help="attempts in all, the first included")
     p.add_argument("--ordering", choices=["concurrent", "ordered", "per-key"])
-    p.add_argument("--max-in-flight", type=int, help="concurrent attempts (1-1000)")
     p.add_argument("--rate-limit", type=float, help="attempts per second at most")
     p.add_argument("--disable-after", type=float, help="seconds of failure before auto-disable")
     p.add_argument("--description")
@@ -85,11 +84,37 @@ def _spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
     replay.add_argument("--no-replay", dest="allow_replay", action="store_false", default=None)
     replay.add_argument("--allow-replay", dest="allow_replay", action="store_true")
     if create:
-        p.add_argument("--id", help="endpoint id (generated when omitted)")
-        p.add_argument("--secret", help="whsec_… signing secret (generated when omitted)")
+        p.add_argument("--id", help=f"{what} id (generated when omitted)")
         p.add_argument(
             "--start", choices=["end", "beginning"], help="deliver only new events (end, default)"
         )
+
+
+def delivery_fields(args: argparse.Namespace, *, create: bool) -> dict[str, Any]:
+    """The shared fields of :func:`add_delivery_options` that were given, as a request body.
+
+    ``id`` and ``start`` only on create: on update the positional id names the
+    target, it is not a field to change.
+    """
+    names = [
+        "stream", "types", "key", "timeout", "retry", "max_attempts", "ordering",
+        "rate_limit", "disable_after", "description", "allow_replay",
+    ]  # fmt: skip
+    if create:
+        names += ["id", "start"]
+    fields = {name: getattr(args, name) for name in names}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
+    add_delivery_options(p, create=create, what="endpoint")
+    p.add_argument(
+        "--header", dest="headers", action="append", metavar="NAME:VALUE",
+        help="extra static request header, e.g. 'Authorization: Bearer …' (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--max-in-flight", type=int, help="concurrent attempts (1-1000)")
+    if create:
+        p.add_argument("--secret", help="whsec_… signing secret (generated when omitted)")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -230,26 +255,14 @@ def _headers(values: list[str] | None) -> dict[str, str] | None:
     return out
 
 
-def _spec(args: argparse.Namespace) -> dict[str, Any]:
-    fields = {
-        "stream": args.stream,
-        "types": args.types,
-        "key": args.key,
+def _spec(args: argparse.Namespace, *, create: bool) -> dict[str, Any]:
+    extra = {
         "headers": _headers(args.headers),
-        "timeout": args.timeout,
-        "retry": args.retry,
-        "max_attempts": args.max_attempts,
-        "ordering": args.ordering,
         "max_in_flight": args.max_in_flight,
-        "rate_limit": args.rate_limit,
-        "disable_after": args.disable_after,
-        "description": args.description,
-        "allow_replay": args.allow_replay,
+        "secret": getattr(args, "secret", None),
     }
-    for name in ("id", "secret", "start"):
-        if hasattr(args, name):
-            fields[name] = getattr(args, name)
-    return {k: v for k, v in fields.items() if v is not None}
+    given = {k: v for k, v in extra.items() if v is not None}
+    return {**delivery_fields(args, create=create), **given}
 
 
 def _endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
@@ -303,14 +316,13 @@ def _show(client: httpx.Client, args: argparse.Namespace) -> Any:
 
 
 def _create(client: httpx.Client, args: argparse.Namespace) -> Any:
-    result = call(client, "POST", "/api/webhooks", {"url": args.target, **_spec(args)})
+    result = call(client, "POST", "/api/webhooks", {"url": args.target, **_spec(args, create=True)})
     print_endpoint(result, args)
     return result
 
 
 def _update(client: httpx.Client, args: argparse.Namespace) -> Any:
-    body = _spec(args)
-    body.pop("id", None)  # the positional id names the endpoint; it is not a field to change
+    body = _spec(args, create=False)
     if args.target is not None:
         body["url"] = args.target
     if not body:
