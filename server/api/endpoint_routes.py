@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -24,6 +24,7 @@ from starlette.routing import Route
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.ledger import DeliveryConflict
 from consumers.delivery.model import Attempt, Delivery, Endpoint
+from consumers.webhook import SpecError
 from server.api.delivery_views import attempt_view, delivery_view
 from server.api.endpoint_family import (
     WEBHOOKS,
@@ -32,15 +33,19 @@ from server.api.endpoint_family import (
     find_endpoint,
     json_response,
     not_config,
+    save_endpoint,
+    spec_error,
+    stream_bounds,
 )
 from server.api.params import non_negative_int
 from server.api.webhook_engine import engine_of
 from server.auth import require
 from server.errors import ApiError
 
-__all__ = ["ReplayRequest", "endpoint_routes"]
+__all__ = ["ReplayRequest", "endpoint_routes", "patch_endpoint", "show_endpoint"]
 
 _STATUSES = ("pending", "in_flight", "delivered", "failed")
+P = TypeVar("P")
 
 
 class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -51,6 +56,45 @@ class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     from_time: datetime | None = None
     to_time: datetime | None = None
     dry_run: bool = False
+
+
+async def show_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
+    """``GET /api/webhooks/{id}``: the endpoint with its delivery counts."""
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, family)
+    view = family.view(endpoint, time.time())
+    counts = (await engine.store.counts()).get(endpoint.id)
+    view["pending"] = 0 if counts is None else counts.pending
+    view["in_flight"] = 0 if counts is None else counts.in_flight
+    return json_response(view)
+
+
+async def patch_endpoint(
+    request: Request,
+    family: Family,
+    patch_type: type[P],
+    apply: Callable[[Endpoint, P, float], Endpoint],
+) -> Response:
+    """``PATCH`` of one endpoint: decode ``patch_type``, ``apply`` it, save.
+
+    A changed stream starts the endpoint at that stream's head.
+    """
+    require(request, "admin")
+    engine = engine_of(request)
+    endpoint = await find_endpoint(engine, request, family)
+    not_config(endpoint)
+    patch = await decode_body(request, patch_type)
+    now = time.time()
+    try:
+        updated = apply(endpoint, patch, now)
+    except SpecError as exc:
+        raise spec_error(exc) from exc
+    if updated.stream != endpoint.stream:
+        head, _ = await stream_bounds(engine, updated.stream)
+        updated = msgspec.structs.replace(updated, start_offset=head)
+    await save_endpoint(engine, request, updated)
+    return json_response(family.view(updated, now))
 
 
 async def delete_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
@@ -214,7 +258,7 @@ async def replay(request: Request, family: Family = WEBHOOKS) -> Response:
 
 def endpoint_routes(base: str, family: Family) -> list[Route]:
     """The per-endpoint routes under ``base`` (``/api/webhooks``) for one family:
-    delete, enable, disable, deliveries, one delivery, retry, skip, replay."""
+    show, delete, enable, disable, deliveries, one delivery, retry, skip, replay."""
     one = base + "/{id}"
     delivery = one + "/deliveries/{delivery_id}"
 
@@ -222,6 +266,7 @@ def endpoint_routes(base: str, family: Family) -> list[Route]:
         return Route(path, partial(handler, family=family), methods=[method])
 
     return [
+        route(one, show_endpoint, "GET"),
         route(one, delete_endpoint, "DELETE"),
         route(one + "/enable", enable_endpoint, "POST"),
         route(one + "/disable", disable_endpoint, "POST"),

@@ -7,7 +7,7 @@ path because its body differs (``kind``, ``options``, no secret or headers)
 and because its URL is a credential: every answer shows it masked
 (``https://discord.com/api/webhooks/…``; an Apprise URL never). The
 per-target routes are those of ``/api/webhooks``
-(:func:`server.api.webhooks.endpoint_routes`), mounted here for these kinds;
+(:func:`server.api.endpoint_routes.endpoint_routes`), mounted here for these kinds;
 an id names one endpoint of either family (409 on a clash).
 
 Every route needs the ``admin`` scope when API keys are configured.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import time
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -44,18 +43,16 @@ from consumers.notify import (
     notify_view,
 )
 from consumers.webhook import SpecError
-from server.api.webhook_engine import engine_of
-from server.api.webhooks import (
+from server.api.endpoint_family import (
     Family,
     decode_body,
-    endpoint_routes,
-    find_endpoint,
     json_response,
-    not_config,
     save_endpoint,
     spec_error,
     stream_bounds,
 )
+from server.api.endpoint_routes import endpoint_routes, patch_endpoint
+from server.api.webhook_engine import engine_of
 from server.auth import require
 from server.errors import ApiError
 
@@ -91,35 +88,11 @@ async def create_target(request: Request) -> Response:
     return json_response(notify_view(endpoint, now), 201)
 
 
-async def get_target(request: Request) -> Response:
-    """``GET /api/notifications/{id}`` with delivery counts."""
-    require(request, "admin")
-    engine = engine_of(request)
-    endpoint = await find_endpoint(engine, request, NOTIFICATIONS)
-    view = notify_view(endpoint, time.time())
-    counts = (await engine.store.counts()).get(endpoint.id)
-    view["pending"] = 0 if counts is None else counts.pending
-    view["in_flight"] = 0 if counts is None else counts.in_flight
-    return json_response(view)
-
-
-async def patch_target(request: Request) -> Response:
+async def change_target(request: Request) -> Response:
     """``PATCH /api/notifications/{id}``: ``options`` is replaced as a whole."""
-    require(request, "admin")
-    engine = engine_of(request)
-    endpoint = await find_endpoint(engine, request, NOTIFICATIONS)
-    not_config(endpoint)
-    patch: NotifyPatch = await decode_body(request, NotifyPatch)
-    now = time.time()
-    try:
-        updated = apply_notify_patch(endpoint, patch, now=now)
-    except SpecError as exc:
-        raise spec_error(exc) from exc
-    if updated.stream != endpoint.stream:
-        head, _ = await stream_bounds(engine, updated.stream)
-        updated = msgspec.structs.replace(updated, start_offset=head)
-    await save_endpoint(engine, request, updated)
-    return json_response(notify_view(updated, now))
+    return await patch_endpoint(
+        request, NOTIFICATIONS, NotifyPatch, lambda e, p, now: apply_notify_patch(e, p, now=now)
+    )
 
 
 _BASE = "/api/notifications"
@@ -127,7 +100,6 @@ _BASE = "/api/notifications"
 routes = [
     Route(_BASE, list_targets, methods=["GET"]),
     Route(_BASE, create_target, methods=["POST"]),
-    Route(_BASE + "/{id}", get_target, methods=["GET"]),
-    Route(_BASE + "/{id}", patch_target, methods=["PATCH"]),
+    Route(_BASE + "/{id}", change_target, methods=["PATCH"]),
     *endpoint_routes(_BASE, NOTIFICATIONS),
 ]

@@ -51,32 +51,31 @@ from consumers.webhook import (
     rotate_secret,
 )
 from server.api.delivery_views import attempt_view, delivery_view
-from server.api.endpoint_family import WEBHOOKS, Family
-
-# Explicit re-exports (``X as X``): the shared helpers and per-endpoint routes
-# used to live here (server.api.notifications imports some from here).
-from server.api.endpoint_family import decode_body as decode_body
-from server.api.endpoint_family import find_endpoint as find_endpoint
-from server.api.endpoint_family import json_response as json_response
-from server.api.endpoint_family import not_config as not_config
-from server.api.endpoint_family import save_endpoint as save_endpoint
-from server.api.endpoint_family import spec_error as spec_error
-from server.api.endpoint_family import stream_bounds as stream_bounds
-from server.api.endpoint_routes import ReplayRequest as ReplayRequest
-from server.api.endpoint_routes import delete_endpoint as delete_endpoint
-from server.api.endpoint_routes import disable_endpoint as disable_endpoint
-from server.api.endpoint_routes import enable_endpoint as enable_endpoint
-from server.api.endpoint_routes import endpoint_routes
-from server.api.endpoint_routes import get_delivery as get_delivery
-from server.api.endpoint_routes import list_deliveries as list_deliveries
-from server.api.endpoint_routes import replay as replay
-from server.api.endpoint_routes import retry_delivery as retry_delivery
-from server.api.endpoint_routes import skip_delivery as skip_delivery
+from server.api.endpoint_family import (
+    WEBHOOKS,
+    Family,
+    decode_body,
+    find_endpoint,
+    json_response,
+    save_endpoint,
+    spec_error,
+    stream_bounds,
+)
+from server.api.endpoint_routes import ReplayRequest, endpoint_routes, patch_endpoint
 from server.api.webhook_engine import engine_of
 from server.auth import require
 from server.errors import ApiError
 
-__all__ = ["WEBHOOKS", "Family", "attempt_view", "delivery_view", "endpoint_routes", "routes"]
+__all__ = [
+    "WEBHOOKS",
+    "Family",
+    "ReplayRequest",
+    "RotateRequest",
+    "attempt_view",
+    "delivery_view",
+    "endpoint_routes",
+    "routes",
+]
 
 
 class RotateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -115,35 +114,11 @@ async def create_endpoint(request: Request) -> Response:
     return json_response(view, 201)
 
 
-async def get_endpoint(request: Request) -> Response:
-    """``GET /api/webhooks/{id}`` with delivery counts."""
-    require(request, "admin")
-    engine = engine_of(request)
-    endpoint = await find_endpoint(engine, request)
-    view = public_view(endpoint, time.time())
-    counts = (await engine.store.counts()).get(endpoint.id)
-    view["pending"] = 0 if counts is None else counts.pending
-    view["in_flight"] = 0 if counts is None else counts.in_flight
-    return json_response(view)
-
-
-async def patch_endpoint(request: Request) -> Response:
+async def change_endpoint(request: Request) -> Response:
     """``PATCH /api/webhooks/{id}``."""
-    require(request, "admin")
-    engine = engine_of(request)
-    endpoint = await find_endpoint(engine, request)
-    not_config(endpoint)
-    patch: EndpointPatch = await decode_body(request, EndpointPatch)
-    now = time.time()
-    try:
-        updated = apply_patch(endpoint, patch, now=now)
-    except SpecError as exc:
-        raise spec_error(exc) from exc
-    if updated.stream != endpoint.stream:
-        head, _ = await stream_bounds(engine, updated.stream)
-        updated = msgspec.structs.replace(updated, start_offset=head)
-    await save_endpoint(engine, request, updated)
-    return json_response(public_view(updated, now))
+    return await patch_endpoint(
+        request, WEBHOOKS, EndpointPatch, lambda e, p, now: apply_patch(e, p, now=now)
+    )
 
 
 async def rotate(request: Request) -> Response:
@@ -170,8 +145,7 @@ _ONE = _BASE + "/{id}"
 routes = [
     Route(_BASE, list_endpoints, methods=["GET"]),
     Route(_BASE, create_endpoint, methods=["POST"]),
-    Route(_ONE, get_endpoint, methods=["GET"]),
-    Route(_ONE, patch_endpoint, methods=["PATCH"]),
+    Route(_ONE, change_endpoint, methods=["PATCH"]),
     Route(_ONE + "/rotate-secret", rotate, methods=["POST"]),
     *endpoint_routes(_BASE, WEBHOOKS),
 ]
