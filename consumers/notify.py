@@ -47,6 +47,7 @@ from consumers.webhook import (
     EndpointSpec,
     RetrySetting,
     SpecError,
+    TargetPatch,
     build_endpoint,
     public_view,
 )
@@ -205,27 +206,14 @@ def declared_notify_endpoint(
     )
 
 
-class NotifyPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class NotifyPatch(TargetPatch, kw_only=True, forbid_unknown_fields=True):
     """A partial update of a notification target: only the fields given change.
 
     ``options`` replaces the kind's options as a whole (the template and the
     rest); ``kind``, ``id`` and ``start`` cannot change.
     """
 
-    url: str | msgspec.UnsetType = msgspec.UNSET
-    stream: str | msgspec.UnsetType = msgspec.UNSET
-    types: list[str] | msgspec.UnsetType = msgspec.UNSET
-    key: str | msgspec.UnsetType | None = msgspec.UNSET
     options: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    timeout: float | msgspec.UnsetType = msgspec.UNSET
-    retry: RetrySetting | msgspec.UnsetType = msgspec.UNSET
-    max_attempts: int | msgspec.UnsetType | None = msgspec.UNSET
-    ordering: Ordering | msgspec.UnsetType = msgspec.UNSET
-    rate_limit: float | msgspec.UnsetType | None = msgspec.UNSET
-    enabled: bool | msgspec.UnsetType = msgspec.UNSET
-    allow_replay: bool | msgspec.UnsetType = msgspec.UNSET
-    disable_after: float | msgspec.UnsetType | None = msgspec.UNSET
-    description: str | msgspec.UnsetType = msgspec.UNSET
 
 
 def spec_of(endpoint: Endpoint) -> NotifySpec:

@@ -39,6 +39,7 @@ __all__ = [
     "EndpointPatch",
     "EndpointSpec",
     "SpecError",
+    "TargetPatch",
     "WebhooksConfig",
     "apply_patch",
     "build_endpoint",
@@ -117,24 +118,29 @@ class EndpointSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     description: str = ""
 
 
-class EndpointPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A partial update: only the fields given change (``secret`` is rotated separately)."""
+class TargetPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The fields every delivery target's partial update shares; only those given change."""
 
     url: str | msgspec.UnsetType = msgspec.UNSET
     stream: str | msgspec.UnsetType = msgspec.UNSET
     types: list[str] | msgspec.UnsetType = msgspec.UNSET
     key: str | msgspec.UnsetType | None = msgspec.UNSET
-    headers: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
     timeout: float | msgspec.UnsetType = msgspec.UNSET
     retry: RetrySetting | msgspec.UnsetType = msgspec.UNSET
     max_attempts: int | msgspec.UnsetType | None = msgspec.UNSET
     ordering: Ordering | msgspec.UnsetType = msgspec.UNSET
-    max_in_flight: int | msgspec.UnsetType = msgspec.UNSET
     rate_limit: float | msgspec.UnsetType | None = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
     allow_replay: bool | msgspec.UnsetType = msgspec.UNSET
     disable_after: float | msgspec.UnsetType | None = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class EndpointPatch(TargetPatch, kw_only=True, forbid_unknown_fields=True):
+    """A partial update of a webhook endpoint (``secret`` is rotated separately)."""
+
+    headers: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    max_in_flight: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class WebhooksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
