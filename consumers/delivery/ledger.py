@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -49,6 +49,7 @@ __all__ = [
     "LedgerStore",
     "MemoryLedger",
     "apply_operator_action",
+    "delivery_from_row",
     "select_claimable",
 ]
 
@@ -403,3 +404,30 @@ class MemoryLedger:
                 c = EndpointCounts(c.pending, c.in_flight + 1, c.oldest_pending)
             out[d.endpoint_id] = c
         return out
+
+
+def delivery_from_row(r: Any) -> Delivery:
+    """A :class:`Delivery` from a SQL row whose columns are, in order: id, seq,
+    endpoint_id, stream, offset, event_id, event_type, key, status, attempts,
+    budget_start, rate_limited, next_at, created, updated, last_status,
+    last_error, replay (both SQL ledgers select them so)."""
+    return Delivery(
+        id=r[0],
+        seq=r[1],
+        endpoint_id=r[2],
+        stream=r[3],
+        offset=r[4],
+        event_id=r[5],
+        event_type=r[6],
+        key=r[7],
+        status=r[8],
+        attempts=r[9],
+        budget_start=r[10],
+        rate_limited=r[11],
+        next_attempt_at=r[12],
+        created=r[13],
+        updated=r[14],
+        last_status=r[15],
+        last_error=r[16],
+        replay=bool(r[17]),
+    )

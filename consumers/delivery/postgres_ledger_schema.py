@@ -6,9 +6,7 @@ them as they are, plus ``claimed_by`` (which process claimed an in-flight row).
 
 from __future__ import annotations
 
-from typing import Any
-
-from consumers.delivery.model import Delivery
+from consumers.delivery.ledger import delivery_from_row
 
 __all__ = ["AFTER_COPY", "COLUMNS", "MIGRATIONS", "TABLES", "delivery_from_row"]
 
@@ -70,27 +68,3 @@ COLUMNS = (
     'id, seq, endpoint_id, stream, "offset", event_id, event_type, key, status, attempts, '
     "budget_start, rate_limited, next_at, created, updated, last_status, last_error, replay"
 )
-
-
-def delivery_from_row(r: Any) -> Delivery:
-    """A :class:`Delivery` from a row selected with :data:`COLUMNS`."""
-    return Delivery(
-        id=r[0],
-        seq=r[1],
-        endpoint_id=r[2],
-        stream=r[3],
-        offset=r[4],
-        event_id=r[5],
-        event_type=r[6],
-        key=r[7],
-        status=r[8],
-        attempts=r[9],
-        budget_start=r[10],
-        rate_limited=r[11],
-        next_attempt_at=r[12],
-        created=r[13],
-        updated=r[14],
-        last_status=r[15],
-        last_error=r[16],
-        replay=bool(r[17]),
-    )

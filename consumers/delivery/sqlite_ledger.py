@@ -21,6 +21,7 @@ from consumers.delivery.ledger import (
     ConsumerAdvance,
     EndpointCounts,
     apply_operator_action,
+    delivery_from_row,
     select_claimable,
 )
 from consumers.delivery.model import (
@@ -95,29 +96,6 @@ _CHUNK = 500
 def _marks(width: int, rows: int) -> str:
     row = "(" + ", ".join("?" * width) + ")"
     return ", ".join([row] * rows)
-
-
-def _row(r: Any) -> Delivery:
-    return Delivery(
-        id=r[0],
-        seq=r[1],
-        endpoint_id=r[2],
-        stream=r[3],
-        offset=r[4],
-        event_id=r[5],
-        event_type=r[6],
-        key=r[7],
-        status=r[8],
-        attempts=r[9],
-        budget_start=r[10],
-        rate_limited=r[11],
-        next_attempt_at=r[12],
-        created=r[13],
-        updated=r[14],
-        last_status=r[15],
-        last_error=r[16],
-        replay=bool(r[17]),
-    )
 
 
 class SQLiteLedger:
@@ -222,7 +200,7 @@ class SQLiteLedger:
             if ordering == "concurrent":
                 # One statement picks and marks the rows (RETURNING: SQLite >= 3.35).
                 rows = [
-                    _row(r)
+                    delivery_from_row(r)
                     for r in c.execute(
                         "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
                         "WHERE seq IN (SELECT seq FROM webhook_deliveries WHERE endpoint_id = ? "
@@ -240,7 +218,7 @@ class SQLiteLedger:
                 return Claimed(rows, later)
             window = 1 if ordering == "ordered" else ACTIVE_WINDOW
             active = [
-                _row(r)
+                delivery_from_row(r)
                 for r in c.execute(
                     f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
                     "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
@@ -365,7 +343,7 @@ class SQLiteLedger:
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
         rows = await self._storage.query(lambda c: c.execute(sql, args).fetchall())
-        return [_row(r) for r in rows]
+        return [delivery_from_row(r) for r in rows]
 
     async def delivery(
         self, endpoint_id: str, delivery_id: str
@@ -394,7 +372,7 @@ class SQLiteLedger:
                     (delivery_id,),
                 )
             ]
-            return _row(r), attempts
+            return delivery_from_row(r), attempts
 
         return await self._storage.query(q)
 
@@ -408,7 +386,7 @@ class SQLiteLedger:
             ).fetchone()
             if r is None:
                 return None
-            d = apply_operator_action(_row(r), action, now)
+            d = apply_operator_action(delivery_from_row(r), action, now)
             c.execute(
                 "UPDATE webhook_deliveries SET status = ?, next_at = ?, budget_start = ?, "
                 "rate_limited = ?, last_error = ?, updated = ? WHERE seq = ?",
