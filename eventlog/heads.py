@@ -73,16 +73,19 @@ class HeadWatcher:
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        fetched = False
+        stale = False
         while not self._closed:
             event = self._events.get(stream)
             if event is None:
                 event = self._events[stream] = asyncio.Event()
             head = self._heads.get(stream)
-            if head is None or not fetched:
+            if head is None or stale:
+                # Storage is asked only for a head not known yet, or after a
+                # re-check interval passed quietly; local appends and backend
+                # notifications keep known heads current without a query.
                 head = max(await self._fetch_head(stream), head or 0)
                 self._heads[stream] = max(head, self._heads.get(stream, 0))
-                fetched = True
+                stale = False
             if head > offset:
                 return True
             remaining = None if deadline is None else deadline - loop.time()
@@ -94,9 +97,8 @@ class HeadWatcher:
             try:
                 await asyncio.wait_for(event.wait(), wait)
             except TimeoutError:
-                fetched = False  # re-read storage: another process may have appended
+                stale = True  # re-read storage: another process may have appended
             else:
-                fetched = True
                 if self._heads.get(stream) is None:
                     return True  # stream reset: let the caller re-read
         return False

@@ -166,6 +166,14 @@ class EventLog:
         """True once :meth:`close` has been called."""
         return self._state == "closed"
 
+    def _check_name(self, stream: str) -> None:
+        """Validate a stream name, remembering names already seen (hot paths)."""
+        if stream not in self._valid_names:
+            validate_stream_name(stream)
+            if len(self._valid_names) > 10_000:
+                self._valid_names.clear()
+            self._valid_names.add(stream)
+
     def _check_open(self) -> None:
         if self._state != "open":
             raise LogClosed("the log is closed" if self._state == "closed" else "log not started")
@@ -175,11 +183,7 @@ class EventLog:
     def _request(
         self, stream: str, events: list[PendingEvent], expected_offset: int | None
     ) -> tuple[AppendRequest, int]:
-        if stream not in self._valid_names:
-            validate_stream_name(stream)
-            if len(self._valid_names) > 10_000:
-                self._valid_names.clear()
-            self._valid_names.add(stream)
+        self._check_name(stream)
         if expected_offset is not None and (
             not isinstance(expected_offset, int) or expected_offset < 0
         ):
@@ -303,13 +307,18 @@ class EventLog:
             OffsetOutOfRange: ``from_offset`` is before the first retained offset.
         """
         self._check_open()
-        validate_stream_name(stream)
+        self._check_name(stream)
         if not isinstance(from_offset, int) or from_offset < 0:
             raise InvalidPosition("from_offset must be a non-negative integer")
         if not isinstance(limit, int) or limit < 1:
             raise InvalidPosition("limit must be a positive integer")
         events = await self.storage.read(stream, from_offset, limit)
-        if not events or events[0].offset != from_offset:
+        if events and events[0].offset == from_offset:
+            return events
+        known = self.heads.known_head(stream)
+        if events or known is None or from_offset < known:
+            # A gap at the start (or nothing below a known head): retention may
+            # have passed the offset. At or past the head nothing can be missing.
             info = await self.storage.stream_info(stream)
             if info is not None and from_offset < info.first_offset:
                 raise OffsetOutOfRange(stream, from_offset, info.first_offset)
