@@ -14,6 +14,7 @@ import msgspec
 
 from eventlog.ids import uuid7
 from eventlog.storage.sqlite import MIGRATIONS
+from eventlog.storage.sqlite_schema import PAGE_SIZE
 
 __all__ = ["best_of", "payload", "raw_connection", "scratch_dir", "timed"]
 
@@ -43,12 +44,13 @@ def scratch_dir() -> Iterator[Path]:
 
 
 def raw_connection(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A stdlib sqlite3 connection on eventlog's own schema, WAL, given sync mode.
+    """A stdlib sqlite3 connection on eventlog's own schema and page size, WAL, given sync mode.
 
     The baselines write the same rows into the same tables and indexes as
     eventlog does, so the ratio measures eventlog's own overhead.
     """
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     for statements in MIGRATIONS:

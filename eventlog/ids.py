@@ -9,9 +9,28 @@ __all__ = ["uuid7"]
 
 _last_ms = 0
 _seq = 0
-_pool = b""
-_pos = 0
-_POOL_BYTES = 8 * 512  # one urandom call serves 512 ids
+_prefix = ""
+_suffixes: list[str] = []
+_SEQ = [f"7{i:03x}-" for i in range(0x1000)]  # version nibble, then the counter
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # variant 10 + 2 random bits
+_time_ns = time.time_ns
+
+
+def _random_suffixes() -> list[str]:
+    # One urandom call and one comprehension serve 512 ids: formatting each
+    # id's random part on its own costs several times more.
+    h = os.urandom(8 * 512).hex()
+    v = _VARIANT
+    return [f"{v[h[i]]}{h[i + 1 : i + 4]}-{h[i + 4 : i + 16]}" for i in range(0, len(h), 16)]
+
+
+def _forget_after_fork() -> None:
+    # A forked child must not hand out the random parts its parent also holds.
+    global _suffixes
+    _suffixes = []
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def uuid7() -> str:
@@ -20,26 +39,18 @@ def uuid7() -> str:
     48 bits of Unix milliseconds, then a 12-bit counter that keeps ids made
     within one millisecond in order, then 62 bits from the OS's CSPRNG.
     """
-    global _last_ms, _seq, _pool, _pos
-    ms = time.time_ns() // 1_000_000
-    if ms <= _last_ms:
+    global _last_ms, _seq, _prefix, _suffixes
+    ms = _time_ns() // 1_000_000
+    if ms > _last_ms:
+        _last_ms = ms
+        _seq = 0
+        _prefix = "%08x-%04x-" % (ms >> 16, ms & 0xFFFF)  # noqa: UP031 - once per millisecond
+    else:
         _seq += 1
         if _seq > 0xFFF:  # counter exhausted: borrow the next millisecond
             _last_ms += 1
             _seq = 0
-        ms = _last_ms
-    else:
-        _last_ms = ms
-        _seq = 0
-    if _pos >= len(_pool):
-        _pool = os.urandom(_POOL_BYTES)
-        _pos = 0
-    rand = int.from_bytes(_pool[_pos : _pos + 8], "big")
-    _pos += 8
-    return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031 - one formatting op is fastest
-        ms >> 16,
-        ms & 0xFFFF,
-        0x7000 | _seq,
-        0x8000 | (rand >> 50),  # variant 10, then 14 random bits
-        rand & 0xFFFF_FFFF_FFFF,
-    )
+            _prefix = "%08x-%04x-" % (_last_ms >> 16, _last_ms & 0xFFFF)  # noqa: UP031
+    if not _suffixes:
+        _suffixes = _random_suffixes()
+    return _prefix + _SEQ[_seq] + _suffixes.pop()

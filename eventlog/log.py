@@ -184,10 +184,8 @@ class EventLog:
         self, stream: str, events: list[PendingEvent], expected_offset: int | None
     ) -> tuple[AppendRequest, int]:
         self._check_name(stream)
-        if expected_offset is not None and (
-            not isinstance(expected_offset, int) or expected_offset < 0
-        ):
-            raise InvalidPosition("expected_offset must be a non-negative integer")
+        if expected_offset is not None:
+            _check_expected(expected_offset)
         nbytes = len(events[0].data) if len(events) == 1 else sum(len(e.data) for e in events)
         return AppendRequest(stream=stream, events=events, expected_offset=expected_offset), nbytes
 
@@ -220,12 +218,20 @@ class EventLog:
             ExpectedOffsetMismatch: The stream head moved.
             LogClosed: The log is closed.
         """
-        self._check_open()
+        if self._state != "open":
+            self._check_open()
         event = pending_event(
             data, type=type, key=key, id=id, headers=headers, max_bytes=self.config.max_event_bytes
         )
-        request, nbytes = self._request(stream, [event], expected_offset)
-        result = await self._writer.submit(request, nbytes)
+        if stream not in self._valid_names:
+            self._check_name(stream)
+        if expected_offset is not None:
+            _check_expected(expected_offset)
+        writer = self._writer
+        if not writer.has_room:
+            await writer.wait_for_room()
+        request = AppendRequest(stream=stream, events=[event], expected_offset=expected_offset)
+        result = await writer.enqueue(request, len(event.data))
         return result.offsets[0]
 
     async def append_batch(
@@ -445,6 +451,11 @@ class EventLog:
             "events_written": self._writer.events_written,
             "queued_events": self._writer.queued_events,
         }
+
+
+def _check_expected(expected_offset: object) -> None:
+    if not isinstance(expected_offset, int) or expected_offset < 0:
+        raise InvalidPosition("expected_offset must be a non-negative integer")
 
 
 def _log_failure(future: asyncio.Future[Appended]) -> None:

@@ -11,6 +11,7 @@ producers wait for room (backpressure) instead of growing memory.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -23,6 +24,10 @@ from eventlog.storage.base import Appended, AppendRequest, Storage
 __all__ = ["GroupCommitWriter", "take_batch"]
 
 log = logging.getLogger("eventlog.writer")
+
+
+def _unstarted() -> asyncio.Future[Appended]:
+    raise LogClosed("the writer is not started")
 
 
 class _Item:
@@ -87,7 +92,7 @@ class GroupCommitWriter:
         self._queued_bytes = 0
         self._work = asyncio.Event()
         self._writer_waiting = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._new_future: Callable[[], asyncio.Future[Appended]] = _unstarted
         self._room = asyncio.Event()
         self._room.set()
         self._closing = False
@@ -98,7 +103,8 @@ class GroupCommitWriter:
 
     def start(self) -> None:
         """Start the writer task on the running loop."""
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        self._new_future = functools.partial(asyncio.Future, loop=loop)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="eventlog-writer")
 
@@ -113,11 +119,25 @@ class GroupCommitWriter:
             or self._queued_bytes >= self._max_queued_bytes
         )
 
-    def _enqueue(self, request: AppendRequest, nbytes: int) -> asyncio.Future[Appended]:
+    @property
+    def has_room(self) -> bool:
+        """False while the queue is full: producers should :meth:`wait_for_room`."""
+        return self._room.is_set()
+
+    async def wait_for_room(self) -> None:
+        """Wait until the queue has room (backpressure)."""
+        while not self._room.is_set():
+            await self._room.wait()
+
+    def enqueue(self, request: AppendRequest, nbytes: int) -> asyncio.Future[Appended]:
+        """Queue a request now, room or not; the future resolves once it is durable.
+
+        Producers that honour backpressure check :attr:`has_room` first (this
+        is what :meth:`submit` does, minus a coroutine on the hot path).
+        """
         if self._closing:
             raise LogClosed("the log is closed")
-        loop = self._loop or asyncio.get_running_loop()
-        future: asyncio.Future[Appended] = loop.create_future()
+        future = self._new_future()
         self._queue.append(_Item(request, future, nbytes))
         self._queued_events += len(request.events)
         self._queued_bytes += nbytes
@@ -134,11 +154,11 @@ class GroupCommitWriter:
         """Queue a request, waiting for room if the queue is full; return once durable."""
         while not self._room.is_set():
             await self._room.wait()
-        return await self._enqueue(request, nbytes)
+        return await self.enqueue(request, nbytes)
 
     def submit_nowait(self, request: AppendRequest, nbytes: int) -> asyncio.Future[Appended]:
         """Queue a request without waiting for room (the caller accepts the overshoot)."""
-        return self._enqueue(request, nbytes)
+        return self.enqueue(request, nbytes)
 
     async def _run(self) -> None:
         while True:

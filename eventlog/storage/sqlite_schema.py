@@ -19,6 +19,7 @@ from eventlog.errors import CorruptDatabase, SchemaTooNew, StorageError
 __all__ = [
     "APPLICATION_ID",
     "MIGRATIONS",
+    "PAGE_SIZE",
     "SCHEMA_VERSION",
     "migrate_component",
     "prepare_reader",
@@ -26,6 +27,11 @@ __all__ = [
 ]
 
 APPLICATION_ID = 0x45564C47  # "EVLG"
+
+#: Page size of new files. Events of a few hundred bytes sit in the primary
+#: key's leaf pages (WITHOUT ROWID); larger pages mean fewer page splits and
+#: WAL frames per group commit (measured ~25% cheaper inserts than 4 KiB).
+PAGE_SIZE = 16384
 
 #: Forward migrations; entry i takes the schema from version i to i + 1.
 MIGRATIONS: list[list[str]] = [
@@ -90,6 +96,9 @@ def prepare_writer(conn: sqlite3.Connection, path: Path, synchronous: str) -> No
         raise CorruptDatabase(f"{str(path)!r} is not an eventlog database")
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(version, SCHEMA_VERSION)
+    if version == 0:
+        # Only a new, empty file takes a page size (an existing one keeps its own).
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise StorageError(f"cannot put {str(path)!r} in WAL mode (got {mode})")

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from eventlog import CorruptDatabase, EventLog, LogClosed, SchemaTooNew
+from eventlog.storage import sqlite_schema
 from eventlog.storage.sqlite import APPLICATION_ID, SCHEMA_VERSION
+from eventlog.storage.sqlite_schema import PAGE_SIZE
 
 
 async def test_events_and_offsets_survive_reopen(tmp_path: Path) -> None:
@@ -31,6 +33,23 @@ async def test_new_file_is_wal_full_sync_and_versioned(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    conn.close()
+
+
+async def test_a_file_made_with_another_page_size_keeps_it_and_its_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "e.db"
+    monkeypatch.setattr(sqlite_schema, "PAGE_SIZE", 4096)  # as files made before 16 KiB pages
+    async with EventLog.open(path) as log:
+        await log.append("s", 1, type="t")
+    monkeypatch.undo()
+    async with EventLog.open(path) as log:
+        await log.append("s", 2, type="t")
+        assert [e.json() for e in await log.read("s")] == [1, 2]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
     conn.close()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 import uuid
 from collections import deque
 
@@ -17,9 +19,32 @@ def test_uuid7_is_a_valid_time_ordered_unique_uuid() -> None:
     ids = [uuid7() for _ in range(20_000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
-    parsed = uuid.UUID(ids[0])
-    assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
-    assert str(parsed) == ids[0]
+    for text in ids[::97] + ids[-3:]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
+        assert str(parsed) == text
+
+
+def test_uuid7_carries_the_clock_in_its_first_48_bits() -> None:
+    before = time.time_ns() // 1_000_000
+    ms = uuid.UUID(uuid7()).int >> 80
+    assert before <= ms <= time.time_ns() // 1_000_000 + 1
+
+
+def test_a_forked_child_does_not_repeat_its_parents_random_parts() -> None:
+    uuid7()  # the parent now holds a pool of random parts
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(write, uuid7()[-17:].encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child_suffix = os.read(read, 64).decode()
+    os.close(read)
+    parent_suffixes = {uuid7()[-17:] for _ in range(600)}
+    assert len(child_suffix) == 17
+    assert child_suffix not in parent_suffixes
 
 
 def ev(id: str = "g", given: bool = False, size: int = 1) -> PendingEvent:
