@@ -113,31 +113,38 @@ def access_line(
 
 
 class BufferedLineWriter:
-    """Writes log lines to a stream in one write per event-loop turn.
+    """Writes log lines to a stream in one write per ``interval`` seconds.
 
     The access log writes a line per request; going through :mod:`logging`
     (a record, a handler lock, a flush per line) cost about as much as the
-    request itself. Lines queued in one loop turn are written and flushed
-    together on the next.
+    request itself, and a write per event-loop turn still cost a system call
+    every few requests. Lines are queued and written and flushed together
+    ``interval`` seconds after the first of them (at once past
+    ``max_lines``, or when :meth:`flush` is called, as the server does on exit).
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, interval: float = 0.05, max_lines: int = 4096) -> None:
         self.stream = stream
+        self.interval = interval
+        self.max_lines = max_lines
         self._lines: list[str] = []
-        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
 
     def __call__(self, line: str) -> None:
         self._lines.append(line)
-        if not self._scheduled:
-            self._scheduled = True
+        if len(self._lines) >= self.max_lines:
+            self.flush()
+        elif self._timer is None:
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                self._timer = asyncio.get_running_loop().call_later(self.interval, self.flush)
             except RuntimeError:  # no loop (shutdown): write now
                 self.flush()
 
     def flush(self) -> None:
         """Write and flush every queued line."""
-        self._scheduled = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._lines:
             lines, self._lines = self._lines, []
             try:

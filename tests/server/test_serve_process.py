@@ -88,3 +88,26 @@ def test_console_script_serves_on_the_defaults_with_cwd_database(tmp_path: Path)
         _, err = proc.communicate(timeout=scaled(20))
     assert proc.returncode == 0
     assert f"Uvicorn running on http://127.0.0.1:{port}" in err
+
+
+def test_each_request_logs_one_line_with_its_correlation_id(server: ServerProcess) -> None:
+    """Request lines are buffered (written every 50 ms); none is lost at exit."""
+    url = f"{server.url}/api/streams/logged/events"
+    r = httpx.post(url, json={"type": "a"}, headers={"X-Correlation-Id": "req-42"})
+    assert r.status_code == 201
+    assert r.headers["x-correlation-id"] == "req-42"
+    deadline = time.monotonic() + scaled(5)
+    while "cid=req-42" not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    httpx.get(f"{server.url}/api/streams/logged", headers={"X-Correlation-Id": "req-43"})
+    assert server.stop() == 0  # the second line is flushed on exit, if not before
+    lines = server.output().splitlines()
+    first = [line for line in lines if "cid=req-42" in line]
+    second = [line for line in lines if "cid=req-43" in line]
+    assert len(first) == 1
+    assert len(second) == 1
+    assert " method=POST " in first[0]
+    assert " status=201 " in first[0]
+    assert " route=/api/streams/{stream}/events " in first[0]
+    assert " method=GET " in second[0]
+    assert " status=200 " in second[0]

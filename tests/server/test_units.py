@@ -256,7 +256,7 @@ def test_access_line_matches_format_line_in_both_formats() -> None:
             assert 'path="/api/streams/a b/events"' in rest
 
 
-async def test_buffered_line_writer_writes_once_per_loop_turn() -> None:
+async def test_buffered_line_writer_writes_lines_together_after_its_interval() -> None:
     import asyncio
     import io
 
@@ -270,13 +270,23 @@ async def test_buffered_line_writer_writes_once_per_loop_turn() -> None:
             return super().write(s)
 
     stream = Counting()
-    writer = BufferedLineWriter(stream)
+    writer = BufferedLineWriter(stream, interval=0.02, max_lines=5)
     for i in range(3):
         writer(f"line {i}")
-    assert stream.getvalue() == ""
     await asyncio.sleep(0)
+    assert stream.getvalue() == ""
+    await asyncio.sleep(0.1)
     assert stream.getvalue() == "line 0\nline 1\nline 2\n"
     assert stream.writes == 1
+    for i in range(5):  # max_lines reached: written at once
+        writer(f"more {i}")
+    assert stream.getvalue().endswith("more 4\n")
+    assert stream.writes == 2
+    writer("last")
+    writer.flush()  # what the server does on exit
+    assert stream.getvalue().endswith("more 4\nlast\n")
+    await asyncio.sleep(0.05)
+    assert stream.writes == 3
 
 
 def test_loop_histogram_renders_like_prometheus_histogram() -> None:
