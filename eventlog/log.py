@@ -268,7 +268,10 @@ class EventLog:
             for e in events
         ]
         request, nbytes = self._request(stream, pending, expected_offset)
-        return await self._writer.submit(request, nbytes)
+        writer = self._writer
+        if not writer.has_room:
+            await writer.wait_for_room()
+        return await writer.enqueue(request, nbytes)
 
     def append_event(
         self,

@@ -309,3 +309,35 @@ def test_loop_histogram_renders_like_prometheus_histogram() -> None:
     assert generate_latest(ours_registry).decode().splitlines() == expected
     with pytest.raises(ValueError, match="ascending"):
         LoopHistogram("y", "doc", [2, 1])
+
+
+async def test_body_deadlines_cancel_only_reads_past_their_deadline() -> None:
+    import asyncio
+
+    from server.middleware import BodyDeadlines
+
+    deadlines = BodyDeadlines(tick=0.01)
+    loop = asyncio.get_running_loop()
+    outcomes: dict[str, str] = {}
+
+    async def read(name: str, wait: float, allowed: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines.start(task, loop.time() + allowed, loop)
+        try:
+            await asyncio.sleep(wait)
+            outcomes[name] = "read"
+        except asyncio.CancelledError:
+            outcomes[name] = "expired" if deadlines.stop(task) else "cancelled"
+        finally:
+            deadlines.stop(task)
+
+    started = loop.time()
+    slow = asyncio.create_task(read("slow", 10, 0.05))
+    quick = asyncio.create_task(read("quick", 0.01, 1))
+    other = asyncio.create_task(read("other", 10, 5))
+    await asyncio.gather(slow, quick)
+    assert loop.time() - started < 1
+    other.cancel()  # a cancel that is not the deadline's
+    await asyncio.gather(other, return_exceptions=True)
+    assert outcomes == {"slow": "expired", "quick": "read", "other": "cancelled"}
