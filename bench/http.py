@@ -80,8 +80,9 @@ def eventlog_server(db: Path, port: int, log: Path, *, access_log: bool) -> list
     return cmd if access_log else [*cmd, "--no-access-log"]
 
 
-def bare_server(port: int) -> list[str]:
-    return [sys.executable, "-m", "bench.http_bare", str(port)]
+def bare_server(port: int, *, tuned: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "bench.http_bare", str(port)]
+    return [*cmd, "--tuned"] if tuned else cmd
 
 
 # -- load generators ------------------------------------------------------------------
@@ -299,7 +300,7 @@ ROUNDS = 3
 
 
 def _measure(quick: bool) -> dict[str, float]:
-    """Best of ``ROUNDS`` interleaved rounds per case: all three servers run at once
+    """Best of ``ROUNDS`` interleaved rounds per case: all four servers run at once
     (an idle one costs nothing) and each round measures every case back to back, so
     a burst of load from elsewhere on the machine hits both sides of a ratio."""
     seconds = 2.0 if quick else 3.0
@@ -313,9 +314,10 @@ def _measure(quick: bool) -> dict[str, float]:
 
     with scratch_dir() as d, ExitStack() as stack:
         urls: dict[str, str] = {}
-        ports = {name: _free_port() for name in ("bare", "el", "el_log")}
+        ports = {name: _free_port() for name in ("bare", "bare_tuned", "el", "el_log")}
         commands = {
             "bare": bare_server(ports["bare"]),
+            "bare_tuned": bare_server(ports["bare_tuned"], tuned=True),
             "el": eventlog_server(d / "e.db", ports["el"], d / "e.log", access_log=False),
             "el_log": eventlog_server(d / "l.db", ports["el_log"], d / "l.log", access_log=True),
         }
@@ -325,6 +327,7 @@ def _measure(quick: bool) -> dict[str, float]:
             load(url, single, 64, 1.0, d)  # warm-up
         for _ in range(rounds):
             best("bare_single", load(urls["bare"], single, 64, seconds, d))
+            best("bare_tuned_single", load(urls["bare_tuned"], single, 64, seconds, d))
             best("single", load(urls["el"], single, 64, seconds, d))
             best("single_log", load(urls["el_log"], single, 64, seconds, d))
             best("bare_batch", load(urls["bare"], batch, 16, seconds, d) * 100)
@@ -367,6 +370,14 @@ async def run(quick: bool) -> Section:
                 unit="req/s",
                 target=0.5,
                 note="the default: one log line per request, to a file",
+            ),
+            Figure(
+                "single-event appends, 64 connections, vs the bare endpoint given "
+                "`eventlog serve`'s GC and GIL settings",
+                results["single"],
+                results["bare_tuned_single"],
+                unit="req/s",
+                note="access log off; shows what eventlog's work costs apart from those settings",
             ),
             Figure(
                 "batches of 100 events, 16 connections",

@@ -2,11 +2,14 @@
 the JSON body with msgspec and answers 201, on the same uvicorn settings as
 ``eventlog serve`` (uvloop, httptools, one worker, no access log).
 
-Run: ``python -m bench.http_bare PORT``.
+Run: ``python -m bench.http_bare PORT [--tuned]``; ``--tuned`` gives the process
+the garbage-collector and GIL settings ``eventlog serve`` applies to itself, so
+that a comparison can show what those settings alone are worth.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import msgspec
@@ -30,6 +33,13 @@ app.add_route("/healthz", lambda r: Response(b"ok"), methods=["GET"])
 
 
 if __name__ == "__main__":
+    if "--tuned" in sys.argv:
+        from server.serve import GC_THRESHOLDS, GIL_SWITCH_INTERVAL
+
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     uvicorn.run(
         app,
         host="127.0.0.1",
