@@ -14,6 +14,7 @@ so a bad value anywhere fails with the field's name.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -205,13 +206,30 @@ def load_config(
         ConfigError: An unknown option or a value of the wrong type, named.
     """
     merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # option -> where its value came from, for errors
     if file is not None:
-        merged.update(file_layer(file))
+        layer = file_layer(file)
+        merged.update(layer)
+        origin.update({k: f"{k} in {file}" for k in layer})
     if environ is not None:
-        merged.update(env_layer(environ))
+        layer = env_layer(environ)
+        merged.update(layer)
+        origin.update({k: f"{ENV_PREFIX}{k.upper()}" for k in layer})
     if flags:
-        merged.update({k: v for k, v in flags.items() if v is not None})
+        given = {k: v for k, v in flags.items() if v is not None}
+        merged.update(given)
+        origin.update({k: "--" + k.replace("_", "-") for k in given})
     try:
         return msgspec.convert(merged, ServerConfig, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+        raise ConfigError(_config_error(str(exc), merged, origin)) from exc
+
+
+def _config_error(text: str, merged: Mapping[str, Any], origin: Mapping[str, str]) -> str:
+    """An invalid-configuration message naming the option's source and value."""
+    match = re.search(r" - at `\$\.([A-Za-z_]+)", text)
+    name = match.group(1) if match else None
+    if name is None or name not in origin:
+        return f"invalid configuration: {text}"
+    hint = " (use true or false)" if "Expected `bool`" in text else ""
+    return f"invalid configuration: {origin[name]}={merged[name]!r}: {text}{hint}"

@@ -88,8 +88,12 @@ async def handle_error(request: Request, exc: Exception) -> Response:
             logger.error("unmapped eventlog error: %r", exc)
         return error_response(status, exc.code, str(exc))
     if isinstance(exc, msgspec.ValidationError):
-        path = str(exc).rsplit(" - at `", 1)[-1].rstrip("`") if " - at `" in str(exc) else None
-        return error_response(422, "validation_error", str(exc), path=path)
+        text = str(exc)
+        if " - at `" in text:
+            path = text.rsplit(" - at `", 1)[-1].rstrip("`")
+        else:  # msgspec names no path for the document itself (e.g. a missing field)
+            path, text = "$", f"{text} - at `$`"
+        return error_response(422, "validation_error", text, path=path)
     if isinstance(exc, msgspec.DecodeError):
         return error_response(400, "malformed_json", f"malformed JSON: {exc}")
     if isinstance(exc, RecursionError):  # msgspec's answer to absurdly deep JSON

@@ -27,7 +27,6 @@ from eventlog import (
     EventLog,
     Offset,
     Position,
-    StreamNotFound,
     Time,
     validate_stream_name,
 )
@@ -144,22 +143,30 @@ async def seek_consumer(request: Request) -> Response:
     require(request, "admin")
     if media_type(request.headers.get("content-type")) != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the seek as application/json")
-    body = _seek_decoder.decode(await request.body())
+    try:
+        body = _seek_decoder.decode(await request.body())
+    except msgspec.ValidationError as exc:
+        if str(exc).endswith("- at `$.position`"):
+            raise ApiError(
+                422,
+                "validation_error",
+                'position must be "beginning", "end", an offset (an integer >= 0) or '
+                '{"time": "<RFC 3339 time with offset>"}',
+                path="$.position",
+            ) from None
+        raise
     stream = validate_stream_name(body.stream)
     log: EventLog = request.app.state.log
     position = _position(body.position)
-    if isinstance(position, Offset):
-        try:
-            head = (await log.stream_info(stream)).next_offset
-        except StreamNotFound:
-            head = 0
-        if position.value > head:
-            raise ApiError(
-                422,
-                "invalid_position",
-                f"offset {position.value} is beyond the head of {stream!r} ({head})",
-                path="$.position",
-            )
+    # A stream that does not exist is a 404 (most likely a typo), as for GET.
+    head = (await log.stream_info(stream)).next_offset
+    if isinstance(position, Offset) and position.value > head:
+        raise ApiError(
+            422,
+            "invalid_position",
+            f"offset {position.value} is beyond the head of {stream!r} ({head})",
+            path="$.position",
+        )
     consumer = log.consumer(name, stream)
     offset = await consumer.seek(position)
     await consumer.commit(offset)

@@ -137,7 +137,7 @@ class _SSEStream(Response):
         stopping = await race(self._conn, sub, send_task, recv_task)
         if recv_task.done() and not recv_task.cancelled():
             return None
-        code, reason = 1001, "server shutting down"
+        code, reason = 1001, sub.subscriber.reason or "firehose ended"
         exc = None if send_task.cancelled() else send_task.exception()
         if isinstance(exc, OffsetOutOfRange):
             code, reason = CLOSE_GONE, gone_reason(exc)
@@ -149,8 +149,8 @@ class _SSEStream(Response):
         elif sub.subscriber.phase.value == "overflowed":
             code, reason = CLOSE_SLOW, f"slow client; reconnect with from={sub.resume_offset}"
             metrics.slow.labels("sse").inc()
-        elif stopping is None or not stopping.done():
-            reason = sub.subscriber.reason or "firehose ended"
+        elif stopping is not None and stopping.done() and not stopping.cancelled():
+            reason = "server shutting down"  # (race cancels the watch when the feed ends)
         body = msgspec.json.encode(
             {"code": code, "reason": reason, "resume_from": sub.resume_offset}
         ).decode()

@@ -13,29 +13,40 @@ _MAX_INT = 2**63 - 1
 
 
 def non_negative_int(
-    params: Mapping[str, str], name: str, default: int, *, maximum: int = _MAX_INT
+    params: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    minimum: int = 0,
+    maximum: int = _MAX_INT,
 ) -> int:
-    """``params[name]`` as an integer in ``0..maximum`` (``default`` when absent).
+    """``params[name]`` as an integer in ``minimum..maximum`` (``default`` when absent).
 
     Raises:
         ApiError: 400 ``invalid_parameter`` for anything but decimal digits in range.
     """
-    value = optional_non_negative_int(params, name, maximum=maximum)
+    value = optional_non_negative_int(params, name, minimum=minimum, maximum=maximum)
     return default if value is None else value
 
 
 def optional_non_negative_int(
-    params: Mapping[str, str], name: str, *, maximum: int = _MAX_INT
+    params: Mapping[str, str], name: str, *, minimum: int = 0, maximum: int = _MAX_INT
 ) -> int | None:
     """Like :func:`non_negative_int`, None when absent."""
     text = params.get(name)
     if text is None:
         return None
-    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > maximum:
+    if (
+        not text.isascii()
+        or not text.isdigit()
+        or len(text) > 19
+        or not minimum <= int(text) <= maximum
+    ):
         raise ApiError(
             400,
             "invalid_parameter",
-            f"query parameter {name!r} must be an integer from 0 to {maximum}, got {text[:40]!r}",
+            f"query parameter {name!r} must be an integer from {minimum} to {maximum}, "
+            f"got {text[:40]!r}",
         )
     return int(text)
 

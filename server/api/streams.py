@@ -177,13 +177,17 @@ async def read(request: Request) -> Response:
     config: ServerConfig = request.app.state.config
     params = request.query_params
     start = non_negative_int(params, "from", 0)
-    limit = non_negative_int(params, "limit", DEFAULT_LIMIT, maximum=config.max_read_limit)
-    if limit == 0:
-        raise ApiError(400, "invalid_parameter", "query parameter 'limit' must be at least 1")
+    limit = non_negative_int(
+        params, "limit", DEFAULT_LIMIT, minimum=1, maximum=config.max_read_limit
+    )
     wait = wait_seconds(params, config.max_wait)
     events = await log.read(stream, start, limit)
     if not events and wait > 0:
         stopping: asyncio.Event = request.app.state.stopping
+        if stopping.is_set():
+            # Not an empty 200: a follower would poll again at once, in a loop,
+            # for as long as the shutdown takes.
+            raise ApiError(503, "shutting_down", "the server is shutting down; retry shortly")
         if await _wait_for_append(log, stream, start, wait, stopping):
             events = await log.read(stream, start, limit)
     next_offset = events[-1].offset + 1 if events else start

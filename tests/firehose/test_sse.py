@@ -150,3 +150,28 @@ def test_a_stalled_sse_client_gets_a_closed_event_with_its_resume_offset(
     assert f"from={info['resume_from']}" in info["reason"]
     ids = [int(m["id"]) for m in messages if "id" in m]
     assert ids == list(range(info["resume_from"]))  # everything before it, nothing after
+
+
+def test_deleting_the_stream_ends_sse_with_that_reason(
+    fh_server: ServerProcess, http: httpx.Client
+) -> None:
+    append(http, "sse-gone", 2)
+    url = f"{fh_server.url}/api/streams/sse-gone/sse?from=beginning"
+    buffer = ""
+    deleted = False
+    with httpx.Client(timeout=scaled(10)) as client, client.stream("GET", url) as response:
+        deadline = time.monotonic() + scaled(10)
+        for chunk in response.iter_text():
+            buffer += chunk
+            if buffer.count("id: ") == 2 and not deleted:
+                assert http.delete("/api/streams/sse-gone").status_code == 204
+                deleted = True
+            if "event: closed" in buffer:
+                break
+            assert time.monotonic() < deadline, buffer
+    closed = [m for m in parse_sse(buffer) if m.get("event") == "closed"]
+    assert len(closed) == 1
+    ending = msgspec.json.decode(closed[0]["data"])
+    assert ending["code"] == 1001
+    assert ending["reason"] == "stream 'sse-gone' was deleted"
+    assert http.get("/healthz").status_code == 200  # the server itself keeps running

@@ -142,6 +142,15 @@ def test_bad_read_parameters_are_400(
     _assert_error(client.get(URL.format(_stream()), params=params), 400, code)
 
 
+@pytest.mark.parametrize("value", ["0", "abc"])
+def test_a_bad_limit_names_the_same_range_whatever_is_wrong(
+    client: httpx.Client, value: str
+) -> None:
+    r = client.get(URL.format(_stream()), params={"limit": value})
+    message = _assert_error(r, 400, "invalid_parameter")["message"]
+    assert message.startswith("query parameter 'limit' must be an integer from 1 to ")
+
+
 @pytest.mark.parametrize("value", ["-1", "x", "1e3", ""])
 def test_bad_expected_offset_is_400(client: httpx.Client, value: str) -> None:
     s = _stream()

@@ -269,6 +269,23 @@ def test_consumers_list_get_and_seek(client: httpx.Client) -> None:
     assert bad.json()["error"]["path"].startswith("$.position")
 
 
+def test_consumer_seek_errors_say_what_is_wrong(client: httpx.Client) -> None:
+    s = _stream()
+    client.post(f"/api/streams/{s}/events", json={"type": "t"})
+    typo = client.put("/api/consumers/c-typo", json={"stream": f"{s}x", "position": 0})
+    assert typo.status_code == 404
+    assert typo.json()["error"]["code"] == "stream_not_found"
+    assert client.get("/api/consumers/c-typo").status_code == 404  # nothing was committed
+    word = client.put("/api/consumers/c-typo", json={"stream": s, "position": "start"})
+    assert word.status_code == 422
+    assert word.json()["error"]["path"] == "$.position"
+    assert '"beginning", "end", an offset' in word.json()["error"]["message"]
+    missing = client.put("/api/consumers/c-typo", json={"stream": s})
+    assert missing.status_code == 422
+    assert missing.json()["error"]["path"] == "$"
+    assert missing.json()["error"]["message"].endswith("`position` - at `$`")
+
+
 def test_system_endpoints(client: httpx.Client) -> None:
     s = _stream()
     client.post(f"/api/streams/{s}/events", json={"type": "t"})

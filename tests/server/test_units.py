@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import msgspec
@@ -63,6 +65,20 @@ def test_env_values_are_converted_and_lists_are_json() -> None:
 def test_invalid_config_names_the_field(layer: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(flags=layer)
+
+
+def test_invalid_config_names_where_the_value_came_from(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as env:
+        load_config(environ={"EVENTLOG_PORT": "abc"})
+    assert str(env.value).startswith("invalid configuration: EVENTLOG_PORT='abc': ")
+    with pytest.raises(ConfigError, match=r"EVENTLOG_ACCESS_LOG='no'.*\(use true or false\)"):
+        load_config(environ={"EVENTLOG_ACCESS_LOG": "no"})
+    config = tmp_path / "eventlog.toml"
+    config.write_text("port = 'high'\n")
+    with pytest.raises(ConfigError, match=f"port in {re.escape(str(config))}='high'"):
+        load_config(file=config)
+    with pytest.raises(ConfigError, match="--max-body-bytes='x'"):  # flags win over the file
+        load_config(file=config, flags={"max_body_bytes": "x", "port": 1})
 
 
 def test_bad_config_file_and_env_json_are_config_errors(tmp_path: Path) -> None:
@@ -341,3 +357,30 @@ async def test_body_deadlines_cancel_only_reads_past_their_deadline() -> None:
     other.cancel()  # a cancel that is not the deadline's
     await asyncio.gather(other, return_exceptions=True)
     assert outcomes == {"slow": "expired", "quick": "read", "other": "cancelled"}
+
+
+async def test_a_long_poll_during_shutdown_is_503_not_an_empty_page(tmp_path: Path) -> None:
+    """A follower (``eventlog tail -f``) backs off on 503; an empty 200 would
+    have it poll again at once, in a loop, for as long as the shutdown lasts."""
+    import httpx
+
+    from eventlog import EventLog
+    from server.app import create_app
+    from server.config import ServerConfig
+
+    async with EventLog.open(tmp_path / "e.db") as log:
+        await log.append("s", 1, type="t")
+        app = create_app(log, ServerConfig(access_log=False))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            served = await client.get("/api/streams/s/events", params={"from": 0, "wait": 5})
+            assert served.status_code == 200
+            assert len(served.json()["events"]) == 1
+            app.state.stopping.set()
+            started = time.monotonic()
+            r = await client.get("/api/streams/s/events", params={"from": 1, "wait": 5})
+            assert time.monotonic() - started < 2
+            assert r.status_code == 503
+            assert r.json()["error"]["code"] == "shutting_down"
+            page = await client.get("/api/streams/s/events", params={"from": 0})
+            assert page.status_code == 200  # plain reads are still served
