@@ -266,7 +266,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "The consumer",
                         "content": json_body(ref("ConsumerDetail")),
                     },
-                    **errors(400, *AUTH, 415, 422),
+                    **errors(400, *AUTH, 404, 415, 422),
                 },
             },
         },
