@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
+from eventlog.errors import InvalidInput
 from eventlog.storage.base import Storage
 
 __all__ = ["LogConfig", "storage_for"]
@@ -57,6 +59,14 @@ def storage_for(target: str | Path, config: LogConfig) -> Storage:
         postgres: Any = importlib.import_module("eventlog.storage.postgres")
         storage: Storage = postgres.PostgresStorage(text)
         return storage
+    if isinstance(target, str) and _URL_SCHEME.match(text):
+        raise InvalidInput(
+            f"unsupported database URL {text.split('://', 1)[0] + '://...'!r}: use a "
+            "postgresql:// URL, an SQLite file path or ':memory:'"
+        )
     from eventlog.storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(target, synchronous=config.synchronous, readers=config.readers)
+
+
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")

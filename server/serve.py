@@ -25,7 +25,7 @@ from typing import Any
 
 import uvicorn
 
-from eventlog import EventLog, LogConfig
+from eventlog import EventLog, InvalidInput, LogConfig
 from eventlog.log import storage_for
 from server.app import create_app
 from server.auth import hash_key, new_key, parse_scope
@@ -130,10 +130,12 @@ def run_server(config: ServerConfig) -> int:
         )
         return 2
     _setup_logging(config)
-    log = EventLog(
-        storage_for(config.db, LogConfig(synchronous=config.synchronous)),
-        LogConfig(synchronous=config.synchronous),
-    )
+    log_config = LogConfig(synchronous=config.synchronous)
+    try:
+        log = EventLog(storage_for(config.db, log_config), log_config)
+    except InvalidInput as exc:
+        print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
+        return 2
     # Request lines skip the logging machinery: buffered, one write per loop turn.
     access = BufferedLineWriter(sys.stderr)
     access_sink = (

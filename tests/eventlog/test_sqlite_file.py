@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import CorruptDatabase, EventLog, LogClosed, SchemaTooNew
+from eventlog import CorruptDatabase, EventLog, InvalidInput, LogClosed, SchemaTooNew
 from eventlog.storage import sqlite_schema
 from eventlog.storage.sqlite import APPLICATION_ID, SCHEMA_VERSION
 from eventlog.storage.sqlite_schema import PAGE_SIZE
@@ -153,3 +153,12 @@ async def test_a_second_process_append_wakes_a_waiting_consumer(tmp_path: Path) 
         await writer.append("s", "from elsewhere", type="t")
         events = await asyncio.wait_for(task, scaled(5))
         assert [e.json() for e in events] == ["from elsewhere"]
+
+
+def test_a_database_url_of_another_kind_is_refused_not_made_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInput, match=r"unsupported database URL 'mysql://\.\.\.'"):
+        EventLog.open("mysql://db.example/events")
+    assert list(tmp_path.iterdir()) == []

@@ -45,6 +45,20 @@ def test_server_refuses_non_loopback_host_without_keys(tmp_path: Path) -> None:
     assert not (tmp_path / "x.db").exists()
 
 
+def test_serve_refuses_a_database_url_it_cannot_use(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--db", "mysql://x/y"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+    )
+    assert result.returncode == 2
+    assert "unsupported database URL 'mysql://...'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_server_process_helper_reports_a_failed_start(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("max_wait = 'soon'\n")
