@@ -226,10 +226,12 @@ def load_config(
 
 
 def _config_error(text: str, merged: Mapping[str, Any], origin: Mapping[str, str]) -> str:
-    """An invalid-configuration message naming the option's source and value."""
+    """An invalid-configuration message naming where the bad option was set."""
     match = re.search(r" - at `\$\.([A-Za-z_]+)", text)
     name = match.group(1) if match else None
     if name is None or name not in origin:
         return f"invalid configuration: {text}"
     hint = " (use true or false)" if "Expected `bool`" in text else ""
-    return f"invalid configuration: {origin[name]}={merged[name]!r}: {text}{hint}"
+    # The value itself is left out: it may be a secret (a database URL with its
+    # password, a chat webhook token).
+    return f"invalid configuration: {origin[name]}: {text}{hint}"

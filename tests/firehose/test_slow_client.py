@@ -6,10 +6,12 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import msgspec
 import psutil
+import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Close
@@ -20,6 +22,24 @@ from tests.support import scaled
 
 FLOOD = 100_000
 PAYLOAD = 600  # bytes of padding per event: ~0.75 KB frames, ~75 MB if one queue held them all
+BOUND = 10_000  # events a client may fall behind: ~7.5 MB, a tenth of the flood
+
+
+@pytest.fixture(scope="module")
+def fh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """This module's server: the slow-client bound is 10,000 events (not the other
+    modules' 2,000), so that the reading clients, Python threads on a shared
+    machine, never come near it while the flood is appended as fast as the log
+    takes it; the stalled client passes it whatever the bound."""
+    db = tmp_path_factory.mktemp("flood") / "events.db"
+    env = {
+        "EVENTLOG_FIREHOSE_QUEUE_EVENTS": str(BOUND),
+        "EVENTLOG_FIREHOSE_BACKLOG_EVENTS": str(BOUND),
+        "EVENTLOG_FIREHOSE_CLOSE_TIMEOUT": "2",
+        "EVENTLOG_SYNCHRONOUS": "normal",
+    }
+    with ServerProcess.start(db=db, env=env) as proc:
+        yield proc
 
 
 class RssSampler:
@@ -34,7 +54,10 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.NoSuchProcess:  # the server is gone: the test reports why
+                return
 
     def stop(self) -> int:
         self._stop.set()
