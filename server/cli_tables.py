@@ -91,12 +91,16 @@ def consumers_table(consumers: Sequence[ConsumerRow]) -> Table:
 
 
 def print_table(table: Table) -> None:
-    """Print to stdout: at the terminal's width, or the table's full width into a pipe."""
+    """Print to stdout: at the terminal's width, or the table's full width into a pipe.
+
+    Cells are plain text, never console markup: they hold what servers and
+    receivers sent (``[hidden]``, a response body with ``[/error]`` in it).
+    """
     if sys.stdout.isatty():
-        Console().print(table)
+        Console(markup=False).print(table)
         return
     # A table renders at its natural width when the console is wider than it.
-    console = Console(width=10_000, color_system=None, highlight=False)
+    console = Console(width=10_000, color_system=None, highlight=False, markup=False)
     with console.capture() as capture:
         console.print(table)
     # No colour, no padding at line ends: friendly to grep, awk and diff.

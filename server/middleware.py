@@ -195,6 +195,9 @@ class RequestMiddleware:
             scope.setdefault("state", {})["correlation_id"] = correlation_id_from(headers)
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, _startup_failure_in_one_line(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -273,6 +276,22 @@ def _utc_second() -> str:
     if now != _second[0]:
         _second = (now, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
     return _second[1]
+
+
+def _startup_failure_in_one_line(send: Send) -> Send:
+    """Starlette reports a failed startup with the whole traceback as the message
+    uvicorn logs; a configuration mistake (an unknown consumer kind, bad options)
+    then reads as a wall of frames. Keep the traceback's last line, the error
+    itself, and log the frames at DEBUG."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "lifespan.startup.failed" and message.get("message"):
+            text = str(message["message"]).rstrip()
+            logging.getLogger("eventlog.server").debug("startup failed:\n%s", text)
+            message = {**message, "message": "startup failed: " + text.splitlines()[-1]}
+        await send(message)
+
+    return wrapped
 
 
 #: RFC 9110: a 401 names the scheme to authenticate with.

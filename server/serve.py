@@ -25,7 +25,7 @@ from typing import Any
 
 import uvicorn
 
-from eventlog import EventLog, InvalidInput, LogConfig
+from eventlog import EventLog, EventLogError, LogConfig
 from eventlog.log import storage_for
 from server.app import create_app
 from server.auth import hash_key, new_key, parse_scope
@@ -133,7 +133,7 @@ def run_server(config: ServerConfig) -> int:
     log_config = LogConfig(synchronous=config.synchronous)
     try:
         log = EventLog(storage_for(config.db, log_config), log_config)
-    except InvalidInput as exc:
+    except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
         print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
         return 2
     # Request lines skip the logging machinery: buffered, one write per loop turn.

@@ -52,5 +52,10 @@ def test_unknown_consumer_kind_fails_start_up_clearly(tmp_path: Path) -> None:
 
     from tests.serverproc import ServerFailed
 
-    with pytest.raises(ServerFailed, match="unknown kind 'nope'"):
+    with pytest.raises(ServerFailed, match="unknown kind 'nope'") as failed:
         ServerProcess.start(db=tmp_path / "e.db", extra_args=["--config", str(config)])
+    output = str(failed.value)
+    assert output.startswith("server exited with 3:")
+    # One line says what is wrong; the traceback is for --log-level debug.
+    assert "startup failed: ValueError: consumer 'x': unknown kind 'nope' (known: log)" in output
+    assert "Traceback" not in output

@@ -115,3 +115,26 @@ async def test_errors_give_meaningful_exit_codes(server: ServerProcess) -> None:
     _, err_bytes = await proc.communicate()
     assert proc.returncode == 1
     assert b"cannot reach" in err_bytes
+
+
+async def test_tables_show_bracketed_text_as_it_is(
+    server: ServerProcess, receiver: Receiver
+) -> None:
+    """Cells are plain text: a hidden header shows as ``[hidden]``, and text that
+    looks like console markup neither vanishes nor breaks the command."""
+    code, _, err = await cli(
+        server, "webhooks", "create", receiver.url(), "--id", "br", "--type", "x.*",
+        "--header", "Authorization: Bearer abc",
+    )  # fmt: skip
+    assert code == 0, err
+    async with httpx.AsyncClient(base_url=server.url) as api:
+        r = await api.patch("/api/webhooks/br", json={"description": "[/x] my [b]hook"})
+        assert r.status_code == 200, r.text
+    code, out, err = await cli(server, "webhooks", "show", "br")
+    assert code == 0, err
+    assert '"Authorization": "[hidden]"' in out
+    assert "[/x] my [b]hook" in out
+    code, out, err = await cli(server, "webhooks", "list")
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert " br " in out
