@@ -136,7 +136,7 @@ def run_server(config: ServerConfig) -> int:
     except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
         print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
         return 2
-    # Request lines skip the logging machinery: buffered, one write per loop turn.
+    # Request lines skip the logging machinery: buffered, written every 50 ms.
     access = BufferedLineWriter(sys.stderr)
     access_sink = (
         access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
