@@ -215,13 +215,13 @@ class FirehoseHub:
         """True once the pump has ended (no more live events from this hub)."""
         return self._task is not None and self._task.done()
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: str, *, deleted: bool = False) -> None:
         self._on_stop(self)  # a later subscriber gets a fresh hub
         self._ready.set()
         for sub in list(self._members.values()):
-            sub.close(reason)
+            sub.close(reason, restarted=deleted)
         if self.core is not None:
-            self.core.close_all(reason)
+            self.core.close_all(reason, restarted=deleted)
 
     async def catch_up(self, sub: Subscriber) -> None:
         """One catch-up step for a subscriber: join live, or feed it one page."""
@@ -244,6 +244,7 @@ class FirehoseHub:
     async def _run(self) -> None:
         log, stream, page = self.log, self.stream, self.limits.page
         reason = "server shutting down"
+        deleted = False
         try:
             info = await log.storage.stream_info(stream)
             core = self.core = HubCore(0 if info is None else info.next_offset, self.limits)
@@ -265,6 +266,7 @@ class FirehoseHub:
                 if not events:
                     if await log.storage.stream_info(stream) is None:
                         reason = f"stream {stream!r} was deleted"
+                        deleted = True
                         break
                     await asyncio.sleep(0.05)  # head moved but nothing readable yet
                     continue
@@ -277,7 +279,7 @@ class FirehoseHub:
         except Exception:  # a storage failure: end the clients, never hang them
             logger.exception("firehose hub for %r failed", stream)
             reason = "firehose hub failed"
-        self._end(reason)
+        self._end(reason, deleted=deleted)
 
 
 class Firehose:

@@ -113,8 +113,8 @@ class HubCore:
         """Forget a subscriber."""
         self.live.pop(id(sub), None)
 
-    def close_all(self, reason: str) -> None:
-        """End every live subscriber (the hub stops)."""
+    def close_all(self, reason: str, *, restarted: bool = False) -> None:
+        """End every live subscriber (the hub stops; ``restarted``: the stream was deleted)."""
         for sub in list(self.live.values()):
-            sub.close(reason)
+            sub.close(reason, restarted=restarted)
         self.live.clear()

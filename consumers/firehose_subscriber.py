@@ -152,11 +152,15 @@ class Subscriber:
         self.queued_bytes = 0
         self.notify()
 
-    def close(self, reason: str = "") -> None:
-        """End the subscription (client gone, or hub ended with ``reason``)."""
+    def close(self, reason: str = "", *, restarted: bool = False) -> None:
+        """End the subscription (client gone, or hub ended with ``reason``).
+
+        ``restarted``: the stream was deleted, so a client reconnecting later
+        finds a new stream whose offsets start again at 0: resume from there.
+        """
         if self.phase in (Phase.CLOSED, Phase.OVERFLOWED):
             return
-        self._resume = self._after_in_flight()
+        self._resume = 0 if restarted else self._after_in_flight()
         self.phase = Phase.CLOSED
         self.reason = reason
         self.queue.clear()

@@ -196,6 +196,7 @@ async def test_deleting_the_stream_ends_its_subscribers_and_a_new_hub_serves_it_
         async with asyncio.timeout(scaled(10)):
             await waiting
     assert info.value.reason == "stream 's' was deleted"
+    assert info.value.resume_offset == 0  # a stream made again starts over
     assert "s" not in firehose.hubs
     sub.close()
     async with await firehose.subscribe("s", start=0) as again:

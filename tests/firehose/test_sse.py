@@ -174,4 +174,5 @@ def test_deleting_the_stream_ends_sse_with_that_reason(
     ending = msgspec.json.decode(closed[0]["data"])
     assert ending["code"] == 1001
     assert ending["reason"] == "stream 'sse-gone' was deleted"
+    assert ending["resume_from"] == 0  # the stream, if made again, starts over
     assert http.get("/healthz").status_code == 200  # the server itself keeps running
