@@ -42,6 +42,7 @@ from consumers.delivery.model import (
 from eventlog.storage.base import Storage
 
 __all__ = [
+    "ATTEMPT_COLUMNS",
     "Claimed",
     "ConsumerAdvance",
     "DeliveryConflict",
@@ -49,6 +50,8 @@ __all__ = [
     "LedgerStore",
     "MemoryLedger",
     "apply_operator_action",
+    "attempt_from_row",
+    "counts_from_rows",
     "delivery_from_row",
     "select_claimable",
 ]
@@ -431,3 +434,34 @@ def delivery_from_row(r: Any) -> Delivery:
         last_error=r[16],
         replay=bool(r[17]),
     )
+
+
+#: The attempt columns both SQL ledgers select, in :func:`attempt_from_row`'s order.
+ATTEMPT_COLUMNS = "number, started, duration, status, error, verdict, response"
+
+
+def attempt_from_row(delivery_id: str, a: Any) -> Attempt:
+    """An :class:`Attempt` from a SQL row of :data:`ATTEMPT_COLUMNS`."""
+    return Attempt(
+        delivery_id=delivery_id,
+        number=a[0],
+        started=a[1],
+        duration=a[2],
+        status=a[3],
+        error=a[4],
+        verdict=a[5],
+        response=a[6],
+    )
+
+
+def counts_from_rows(rows: Iterable[Any]) -> dict[str, EndpointCounts]:
+    """Per endpoint, its counts from ``(endpoint_id, status, count, oldest created)``
+    rows of pending and in-flight deliveries (both SQL ledgers group them so)."""
+    out: dict[str, EndpointCounts] = {}
+    for endpoint_id, status, n, oldest in rows:
+        c = out.get(endpoint_id, EndpointCounts())
+        if status == "pending":
+            out[endpoint_id] = EndpointCounts(n, c.in_flight, oldest)
+        else:
+            out[endpoint_id] = EndpointCounts(c.pending, n, c.oldest_pending)
+    return out

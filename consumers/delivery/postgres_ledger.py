@@ -31,10 +31,13 @@ import asyncpg
 import msgspec
 
 from consumers.delivery.ledger import (
+    ATTEMPT_COLUMNS,
     Claimed,
     ConsumerAdvance,
     EndpointCounts,
     apply_operator_action,
+    attempt_from_row,
+    counts_from_rows,
     select_claimable,
 )
 from consumers.delivery.model import (
@@ -366,18 +369,9 @@ class PostgresLedger:
             if r is None:
                 return None
             attempts = [
-                Attempt(
-                    delivery_id=delivery_id,
-                    number=a[0],
-                    started=a[1],
-                    duration=a[2],
-                    status=a[3],
-                    error=a[4],
-                    verdict=a[5],
-                    response=a[6],
-                )
+                attempt_from_row(delivery_id, a)
                 for a in await c.fetch(
-                    "SELECT number, started, duration, status, error, verdict, response "
+                    f"SELECT {ATTEMPT_COLUMNS} "
                     f"FROM {s}.webhook_attempts WHERE delivery_id = $1 ORDER BY number",
                     delivery_id,
                 )
@@ -424,14 +418,7 @@ class PostgresLedger:
                 "GROUP BY endpoint_id, status"
             )
         )
-        out: dict[str, EndpointCounts] = {}
-        for endpoint_id, status, n, oldest in rows:
-            c = out.get(endpoint_id, EndpointCounts())
-            if status == "pending":
-                out[endpoint_id] = EndpointCounts(n, c.in_flight, oldest)
-            else:
-                out[endpoint_id] = EndpointCounts(c.pending, n, c.oldest_pending)
-        return out
+        return counts_from_rows(rows)
 
 
 def _owner_lease(token: str) -> str:

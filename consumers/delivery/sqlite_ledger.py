@@ -17,10 +17,13 @@ from typing import Any
 import msgspec
 
 from consumers.delivery.ledger import (
+    ATTEMPT_COLUMNS,
     Claimed,
     ConsumerAdvance,
     EndpointCounts,
     apply_operator_action,
+    attempt_from_row,
+    counts_from_rows,
     delivery_from_row,
     select_claimable,
 )
@@ -356,18 +359,9 @@ class SQLiteLedger:
             if r is None:
                 return None
             attempts = [
-                Attempt(
-                    delivery_id=delivery_id,
-                    number=a[0],
-                    started=a[1],
-                    duration=a[2],
-                    status=a[3],
-                    error=a[4],
-                    verdict=a[5],
-                    response=a[6],
-                )
+                attempt_from_row(delivery_id, a)
                 for a in c.execute(
-                    "SELECT number, started, duration, status, error, verdict, response "
+                    f"SELECT {ATTEMPT_COLUMNS} "
                     "FROM webhook_attempts WHERE delivery_id = ? ORDER BY number",
                     (delivery_id,),
                 )
@@ -411,11 +405,4 @@ class SQLiteLedger:
                 "WHERE status IN ('pending', 'in_flight') GROUP BY endpoint_id, status"
             ).fetchall()
         )
-        out: dict[str, EndpointCounts] = {}
-        for endpoint_id, status, n, oldest in rows:
-            c = out.get(endpoint_id, EndpointCounts())
-            if status == "pending":
-                out[endpoint_id] = EndpointCounts(n, c.in_flight, oldest)
-            else:
-                out[endpoint_id] = EndpointCounts(c.pending, n, c.oldest_pending)
-        return out
+        return counts_from_rows(rows)
