@@ -101,7 +101,6 @@ class EventLog:
         )
         self._state: Literal["new", "open", "closed"] = "new"
         self._retention_task: asyncio.Task[None] | None = None
-        self._valid_names: set[str] = set()
 
     @classmethod
     def open(
@@ -166,14 +165,6 @@ class EventLog:
         """True once :meth:`close` has been called."""
         return self._state == "closed"
 
-    def _check_name(self, stream: str) -> None:
-        """Validate a stream name, remembering names already seen (hot paths)."""
-        if stream not in self._valid_names:
-            validate_stream_name(stream)
-            if len(self._valid_names) > 10_000:
-                self._valid_names.clear()
-            self._valid_names.add(stream)
-
     def _check_open(self) -> None:
         if self._state != "open":
             raise LogClosed("the log is closed" if self._state == "closed" else "log not started")
@@ -183,7 +174,7 @@ class EventLog:
     def _request(
         self, stream: str, events: list[PendingEvent], expected_offset: int | None
     ) -> tuple[AppendRequest, int]:
-        self._check_name(stream)
+        validate_stream_name(stream)
         if expected_offset is not None:
             _check_expected(expected_offset)
         nbytes = len(events[0].data) if len(events) == 1 else sum(len(e.data) for e in events)
@@ -223,8 +214,7 @@ class EventLog:
         event = pending_event(
             data, type=type, key=key, id=id, headers=headers, max_bytes=self.config.max_event_bytes
         )
-        if stream not in self._valid_names:
-            self._check_name(stream)
+        validate_stream_name(stream)
         if expected_offset is not None:
             _check_expected(expected_offset)
         writer = self._writer
@@ -316,7 +306,7 @@ class EventLog:
             OffsetOutOfRange: ``from_offset`` is before the first retained offset.
         """
         self._check_open()
-        self._check_name(stream)
+        validate_stream_name(stream)
         if not isinstance(from_offset, int) or from_offset < 0:
             raise InvalidPosition("from_offset must be a non-negative integer")
         if not isinstance(limit, int) or limit < 1:

@@ -40,12 +40,20 @@ def validate_stream_name(name: str) -> str:
     A stream name is 1-128 characters of ``[A-Za-z0-9._-]`` and starts with a
     letter or digit. Consumer names follow the same rule.
     """
+    if name.__class__ is str and name in _valid_names:
+        return name  # checked before: appends and reads name the same streams over and over
     if not isinstance(name, str) or _STREAM_NAME.fullmatch(name) is None:
         raise InvalidStreamName(
             f"invalid name {name!r}: use 1-128 characters of [A-Za-z0-9._-], "
             "starting with a letter or digit"
         )
+    if len(_valid_names) >= 10_000:
+        _valid_names.clear()
+    _valid_names.add(name)
     return name
+
+
+_valid_names: set[str] = set()
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -96,12 +96,7 @@ def _stream(request: Request) -> str:
 
 async def append_answer(request: Request) -> bytes:
     """Append one event or an atomic batch; the JSON body of the 201 answer."""
-    stream = request.path_params["stream"]
-    if stream not in _known_streams:
-        validate_stream_name(stream)
-        if len(_known_streams) > 10_000:
-            _known_streams.clear()
-        _known_streams.add(stream)
+    stream = _stream(request)
     require(request, "append", stream)
     log: EventLog = request.app.state.log
     expected = (
@@ -166,7 +161,6 @@ class _AppendEndpoint:
 
 
 append = _AppendEndpoint()
-_known_streams: set[str] = set()
 
 
 async def read(request: Request) -> Response:
