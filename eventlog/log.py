@@ -289,7 +289,7 @@ class EventLog:
                 max_bytes=self.config.max_event_bytes,
             )
             request, nbytes = self._request(stream, [event], None)
-            future = self._writer.submit_nowait(request, nbytes)
+            future = self._writer.enqueue(request, nbytes)
         except EventLogError as exc:
             logger.warning("append_event to %r dropped: %s", stream, exc)
             return

@@ -132,8 +132,9 @@ class GroupCommitWriter:
     def enqueue(self, request: AppendRequest, nbytes: int) -> asyncio.Future[Appended]:
         """Queue a request now, room or not; the future resolves once it is durable.
 
-        Producers that honour backpressure check :attr:`has_room` first (this
-        is what :meth:`submit` does, minus a coroutine on the hot path).
+        Producers that honour backpressure check :attr:`has_room` first and
+        :meth:`wait_for_room` when it is False; ``append_event`` accepts the
+        overshoot instead of waiting.
         """
         if self._closing:
             raise LogClosed("the log is closed")
@@ -149,16 +150,6 @@ class GroupCommitWriter:
         if self._writer_waiting:
             self._work.set()
         return future
-
-    async def submit(self, request: AppendRequest, nbytes: int) -> Appended:
-        """Queue a request, waiting for room if the queue is full; return once durable."""
-        while not self._room.is_set():
-            await self._room.wait()
-        return await self.enqueue(request, nbytes)
-
-    def submit_nowait(self, request: AppendRequest, nbytes: int) -> asyncio.Future[Appended]:
-        """Queue a request without waiting for room (the caller accepts the overshoot)."""
-        return self.enqueue(request, nbytes)
 
     async def _run(self) -> None:
         while True:
