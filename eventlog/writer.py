@@ -30,13 +30,11 @@ def _unstarted() -> asyncio.Future[Appended]:
     raise LogClosed("the writer is not started")
 
 
-class _Item:
-    __slots__ = ("future", "nbytes", "request")
+_Item = tuple[AppendRequest, "asyncio.Future[Appended]", int]
+"""A queued append: the request, its producer's future, its payload bytes.
 
-    def __init__(self, request: AppendRequest, future: asyncio.Future[Appended], nbytes: int):
-        self.request = request
-        self.future = future
-        self.nbytes = nbytes
+A plain tuple: one is made per append, and a class's ``__init__`` call costs
+several times more on this hot path."""
 
 
 def take_batch(queue: deque[_Item], max_events: int, max_bytes: int) -> list[_Item]:
@@ -45,13 +43,13 @@ def take_batch(queue: deque[_Item], max_events: int, max_bytes: int) -> list[_It
     events = 0
     nbytes = 0
     while queue:
-        item = queue[0]
-        n = len(item.request.events)
-        if batch and (events + n > max_events or nbytes + item.nbytes > max_bytes):
+        request, _, size = queue[0]
+        n = len(request.events)
+        if batch and (events + n > max_events or nbytes + size > max_bytes):
             break
         batch.append(queue.popleft())
         events += n
-        nbytes += item.nbytes
+        nbytes += size
     return batch
 
 
@@ -139,7 +137,7 @@ class GroupCommitWriter:
         if self._closing:
             raise LogClosed("the log is closed")
         future = self._new_future()
-        self._queue.append(_Item(request, future, nbytes))
+        self._queue.append((request, future, nbytes))
         self._queued_events += len(request.events)
         self._queued_bytes += nbytes
         if (
@@ -161,43 +159,60 @@ class GroupCommitWriter:
                 await self._work.wait()
                 self._writer_waiting = False
                 continue
-            batch = take_batch(self._queue, self._max_batch_events, self._max_batch_bytes)
+            # Between transactions the counters hold exactly what is queued.
+            queue = self._queue
+            if (
+                self._queued_events <= self._max_batch_events
+                and self._queued_bytes <= self._max_batch_bytes
+            ):
+                # Everything queued fits in one transaction (the usual case):
+                # take it whole instead of item by item.
+                batch = list(queue)
+                queue.clear()
+                events, nbytes = self._queued_events, self._queued_bytes
+            else:
+                batch = take_batch(queue, self._max_batch_events, self._max_batch_bytes)
+                events = sum([len(request.events) for request, _, _ in batch])
+                nbytes = sum([size for _, _, size in batch])
             await self._write(batch)
-            self._queued_events -= sum(len(i.request.events) for i in batch)
-            self._queued_bytes -= sum(i.nbytes for i in batch)
+            self._queued_events -= events
+            self._queued_bytes -= nbytes
             if not self._full():
                 self._room.set()
 
     async def _write(self, batch: list[_Item]) -> None:
-        requests = [item.request for item in batch]
+        requests = [request for request, _, _ in batch]
         try:
             outcomes = await self._storage.append(requests, self._clock())
         except EventLogError as exc:
             log.error("append transaction of %d requests failed: %s", len(batch), exc)
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+            self._fail(batch, exc)
             return
         except Exception as exc:  # a backend bug: fail the producers, keep the writer alive
             log.exception("append transaction failed unexpectedly")
-            error = StorageError(f"append failed: {exc!r}")
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(error)
+            self._fail(batch, StorageError(f"append failed: {exc!r}"))
             return
         self.transactions += 1
         heads: dict[str, int] = {}
-        for item, outcome in zip(batch, outcomes, strict=True):
+        written = 0
+        for (request, future, _), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, Appended):
-                self.events_written += outcome.written
                 if outcome.written:
-                    heads[item.request.stream] = outcome.next_offset
-                if not item.future.done():
-                    item.future.set_result(outcome)
-            elif not item.future.done():
-                item.future.set_exception(outcome)
+                    written += outcome.written
+                    heads[request.stream] = outcome.next_offset
+                if not future.done():
+                    future.set_result(outcome)
+            elif not future.done():
+                future.set_exception(outcome)
+        self.events_written += written
         for stream, head in heads.items():
             self._on_commit(stream, head)
+
+    @staticmethod
+    def _fail(batch: list[_Item], error: Exception) -> None:
+        for _, future, _ in batch:
+            if not future.done():
+                future.set_exception(error)
 
     async def close(self) -> None:
         """Stop accepting, write everything already queued, stop the task."""

@@ -12,7 +12,7 @@ from eventlog.errors import ExpectedOffsetMismatch
 from eventlog.ids import uuid7
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent
 from eventlog.storage.planner import given_ids, plan_appends
-from eventlog.writer import _Item, take_batch
+from eventlog.writer import take_batch
 
 
 def test_uuid7_is_a_valid_time_ordered_unique_uuid() -> None:
@@ -55,12 +55,12 @@ def test_take_batch_respects_count_and_bytes_but_always_takes_one() -> None:
     loop = asyncio.new_event_loop()
     try:
         items = deque(
-            _Item(AppendRequest(stream="s", events=[ev()] * n), loop.create_future(), n * 10)
+            (AppendRequest(stream="s", events=[ev()] * n), loop.create_future(), n * 10)
             for n in (3, 3, 3, 50)
         )
-        assert [len(i.request.events) for i in take_batch(items, 7, 1000)] == [3, 3]
-        assert [len(i.request.events) for i in take_batch(items, 7, 25)] == [3]
-        assert [len(i.request.events) for i in take_batch(items, 7, 1000)] == [50]
+        assert [len(r.events) for r, _, _ in take_batch(items, 7, 1000)] == [3, 3]
+        assert [len(r.events) for r, _, _ in take_batch(items, 7, 25)] == [3]
+        assert [len(r.events) for r, _, _ in take_batch(items, 7, 1000)] == [50]
         assert not items
     finally:
         loop.close()
