@@ -20,15 +20,16 @@ __all__ = ["MAX_ID_LENGTH", "MAX_KEY_LENGTH", "MAX_TYPE_LENGTH", "encode_data", 
 MAX_TYPE_LENGTH = 256
 MAX_KEY_LENGTH = 1024
 MAX_ID_LENGTH = 256
-_encoder = msgspec.json.Encoder()
+_encode = msgspec.json.Encoder().encode
+_Raw = msgspec.Raw
 
 
 def encode_data(data: object) -> bytes:
     """Encode a payload to JSON bytes; :class:`msgspec.Raw` passes through unchanged."""
-    if isinstance(data, msgspec.Raw):
+    if data.__class__ is _Raw:
         return bytes(data)
     try:
-        return _encoder.encode(data)
+        return _encode(data)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidEvent(f"data is not JSON-serialisable: {exc}") from exc
 
@@ -72,25 +73,32 @@ def pending_event(
         _text("id", id, MAX_ID_LENGTH, required=False)
         if not id:
             raise InvalidEvent("event id must not be empty")
-    header_map: dict[str, str] = {}
-    header_bytes = 0
     if headers:
-        if not isinstance(headers, Mapping):
-            raise InvalidEvent("event headers must be a mapping of strings to strings")
-        for name, value in headers.items():
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise InvalidEvent("event headers must map strings to strings")
-            header_map[name] = value
-            header_bytes += len(name) + len(value)
+        header_map, header_bytes = _headers(headers)
+    else:
+        header_map, header_bytes = {}, 0
     payload = encode_data(data)
-    size = len(payload) + header_bytes
-    if size > max_bytes:
-        raise EventTooLarge(size, max_bytes)
+    if len(payload) + header_bytes > max_bytes:
+        raise EventTooLarge(len(payload) + header_bytes, max_bytes)
     return PendingEvent(
-        id=id if id is not None else uuid7(),
+        id=uuid7() if id is None else id,
         id_given=id is not None,
         type=type,
         key=key,
         headers=header_map,
         data=payload,
     )
+
+
+def _headers(headers: Mapping[str, str]) -> tuple[dict[str, str], int]:
+    """A copy of ``headers`` checked to map strings to strings, and its size."""
+    if not isinstance(headers, Mapping):
+        raise InvalidEvent("event headers must be a mapping of strings to strings")
+    header_map: dict[str, str] = {}
+    header_bytes = 0
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidEvent("event headers must map strings to strings")
+        header_map[name] = value
+        header_bytes += len(name) + len(value)
+    return header_map, header_bytes

@@ -12,14 +12,13 @@ import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import chain
 
 import msgspec
 
 from eventlog.errors import CorruptDatabase, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.storage.base import AppendOutcome, AppendRequest
-from eventlog.storage.planner import given_ids, plan_appends
+from eventlog.storage.planner import Row, given_ids, plan_appends
 from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
 
 __all__ = [
@@ -94,22 +93,7 @@ def _append(
     if not plan.rows:
         conn.execute("ROLLBACK")
         return plan.outcomes
-    _insert_events(
-        conn,
-        [
-            (
-                r.stream,
-                r.offset,
-                (e := r.event).id,
-                e.type,
-                e.key,
-                times[r.stream],
-                _encode(e.headers) if e.headers else None,
-                e.data,
-            )
-            for r in plan.rows
-        ],
-    )
+    _insert_events(conn, _event_params(plan.rows, times))
     conn.executemany(
         "INSERT INTO streams (name, next_offset, bytes, last_time_us) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (name) DO UPDATE SET next_offset = excluded.next_offset, "
@@ -128,8 +112,31 @@ def _insert_sql(rows: int) -> str:
     )
 
 
-def _insert_events(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
-    """Insert rows with at most a few multi-row INSERTs.
+def _event_params(rows: Sequence[Row], times: dict[str, int]) -> list[object]:
+    """The INSERT parameters of ``rows``, flat: eight per row."""
+    params: list[object] = []
+    add = params.extend
+    encode = _encode
+    for row in rows:
+        e = row.event
+        stream = row.stream
+        add(
+            (
+                stream,
+                row.offset,
+                e.id,
+                e.type,
+                e.key,
+                times[stream],
+                encode(e.headers) if e.headers else None,
+                e.data,
+            )
+        )
+    return params
+
+
+def _insert_events(conn: sqlite3.Connection, params: list[object]) -> None:
+    """Insert rows (``params``, eight per row) with at most a few multi-row INSERTs.
 
     One statement per chunk instead of ``executemany``'s one step per row:
     each step releases and re-takes the GIL, and under load re-taking it waits
@@ -138,11 +145,11 @@ def _insert_events(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> 
     any batch of up to 256 rows takes at most two statements, and the distinct
     statements (32) stay in sqlite3's statement cache.
     """
-    i, n = 0, len(rows)
+    i, n = 0, len(params) // 8
     while i < n:
         left = n - i
         size = _CHUNK_ROWS if left >= _CHUNK_ROWS else (left & ~15 or left)
-        conn.execute(_insert_sql(size), list(chain.from_iterable(rows[i : i + size])))
+        conn.execute(_insert_sql(size), params if size == n else params[8 * i : 8 * (i + size)])
         i += size
 
 
