@@ -25,6 +25,14 @@ def test_uuid7_is_a_valid_time_ordered_unique_uuid() -> None:
         assert str(parsed) == text
 
 
+def test_uuid7_random_part_uses_every_digit_in_every_position() -> None:
+    tails = [uuid7()[-17:] for _ in range(4_000)]  # several pools of random parts
+    assert all(tail[4] == "-" for tail in tails)
+    assert {tail[0] for tail in tails} == set("89ab")  # the variant bits, then 2 random ones
+    for column in [*range(1, 4), *range(5, 17)]:
+        assert {tail[column] for tail in tails} == set("0123456789abcdef"), column
+
+
 def test_uuid7_carries_the_clock_in_its_first_48_bits() -> None:
     before = time.time_ns() // 1_000_000
     ms = uuid.UUID(uuid7()).int >> 80
