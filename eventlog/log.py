@@ -220,6 +220,8 @@ class EventLog:
         writer = self._writer
         if not writer.has_room:
             await writer.wait_for_room()
+        if expected_offset is None:
+            return await writer.enqueue_one(stream, event)
         request = AppendRequest(stream=stream, events=[event], expected_offset=expected_offset)
         result = await writer.enqueue(request, len(event.data))
         return result.offsets[0]
@@ -288,8 +290,8 @@ class EventLog:
                 headers=headers,
                 max_bytes=self.config.max_event_bytes,
             )
-            request, nbytes = self._request(stream, [event], None)
-            future = self._writer.enqueue(request, nbytes)
+            validate_stream_name(stream)
+            future = self._writer.enqueue_one(stream, event)
         except EventLogError as exc:
             logger.warning("append_event to %r dropped: %s", stream, exc)
             return
@@ -451,6 +453,6 @@ def _check_expected(expected_offset: object) -> None:
         raise InvalidPosition("expected_offset must be a non-negative integer")
 
 
-def _log_failure(future: asyncio.Future[Appended]) -> None:
+def _log_failure(future: asyncio.Future[int]) -> None:
     if not future.cancelled() and (exc := future.exception()) is not None:
         logger.warning("append_event failed: %s", exc)

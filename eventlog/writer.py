@@ -1,10 +1,11 @@
 """The group-commit writer: one task owns every append.
 
-Producers put append requests on a bounded queue and wait on a future. The
-writer takes everything queued (bounded by count and bytes), hands it to the
-backend as one transaction with one commit, then resolves every waiting
-producer. While one transaction is being written the next one gathers, so
-under load one fsync serves hundreds of appends. When the queue is full,
+Producers add their appends to the open batch (:class:`~eventlog.batch.WriteBatch`)
+of a bounded queue and wait on a future. The writer takes the oldest batch,
+hands it to the backend as one transaction with one commit, then resolves
+every waiting producer. While one transaction is being written the next
+batch gathers, so under load one fsync serves hundreds of appends. A batch
+closes at a count and a byte bound; when the queue as a whole is full,
 producers wait for room (backpressure) instead of growing memory.
 """
 
@@ -16,41 +17,20 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any, cast
 
+from eventlog.batch import WriteBatch
 from eventlog.errors import EventLogError, LogClosed, StorageError
 from eventlog.model import utc_now
-from eventlog.storage.base import Appended, AppendRequest, Storage
+from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
 
-__all__ = ["GroupCommitWriter", "take_batch"]
+__all__ = ["GroupCommitWriter"]
 
 log = logging.getLogger("eventlog.writer")
 
 
-def _unstarted() -> asyncio.Future[Appended]:
+def _unstarted() -> asyncio.Future[Any]:
     raise LogClosed("the writer is not started")
-
-
-_Item = tuple[AppendRequest, "asyncio.Future[Appended]", int]
-"""A queued append: the request, its producer's future, its payload bytes.
-
-A plain tuple: one is made per append, and a class's ``__init__`` call costs
-several times more on this hot path."""
-
-
-def take_batch(queue: deque[_Item], max_events: int, max_bytes: int) -> list[_Item]:
-    """Pop the longest prefix of ``queue`` within the limits (always at least one item)."""
-    batch: list[_Item] = []
-    events = 0
-    nbytes = 0
-    while queue:
-        request, _, size = queue[0]
-        n = len(request.events)
-        if batch and (events + n > max_events or nbytes + size > max_bytes):
-            break
-        batch.append(queue.popleft())
-        events += n
-        nbytes += size
-    return batch
 
 
 class GroupCommitWriter:
@@ -85,15 +65,17 @@ class GroupCommitWriter:
         self._max_queued_events = max_queued_events
         self._max_queued_bytes = max_queued_bytes
         self._clock = clock
-        self._queue: deque[_Item] = deque()
+        self._queue: deque[WriteBatch] = deque()
+        self._writing: WriteBatch | None = None
         self._queued_events = 0
         self._queued_bytes = 0
         self._work = asyncio.Event()
         self._writer_waiting = False
-        self._new_future: Callable[[], asyncio.Future[Appended]] = _unstarted
+        self._new_future: Callable[[], asyncio.Future[Any]] = _unstarted
         self._room = asyncio.Event()
         self._room.set()
         self._closing = False
+        self._stopped: StorageError | None = None
         self._task: asyncio.Task[None] | None = None
         #: Transactions and events written, for metrics.
         self.transactions = 0
@@ -105,10 +87,11 @@ class GroupCommitWriter:
         self._new_future = functools.partial(asyncio.Future, loop=loop)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="eventlog-writer")
+            self._task.add_done_callback(self._on_exit)
 
     @property
     def queued_events(self) -> int:
-        """Events waiting for the writer."""
+        """Events waiting for the writer (the batch being written included)."""
         return self._queued_events
 
     def _full(self) -> bool:
@@ -131,14 +114,32 @@ class GroupCommitWriter:
         """Queue a request now, room or not; the future resolves once it is durable.
 
         Producers that honour backpressure check :attr:`has_room` first and
-        :meth:`wait_for_room` when it is False; ``append_event`` accepts the
-        overshoot instead of waiting.
+        :meth:`wait_for_room` when it is False.
         """
+        return cast("asyncio.Future[Appended]", self._add(request, nbytes, False))
+
+    def enqueue_one(self, stream: str, event: PendingEvent) -> asyncio.Future[int]:
+        """Queue one event; the future resolves to its offset once it is durable.
+
+        Like :meth:`enqueue` (room or not), for :meth:`EventLog.append` and
+        ``append_event``, whose producers want the offset only.
+        """
+        request = AppendRequest(stream=stream, events=[event])
+        return cast("asyncio.Future[int]", self._add(request, len(event.data), True))
+
+    def _add(self, request: AppendRequest, nbytes: int, single: bool) -> asyncio.Future[Any]:
         if self._closing:
-            raise LogClosed("the log is closed")
+            raise self._stopped or LogClosed("the log is closed")
         future = self._new_future()
-        self._queue.append((request, future, nbytes))
-        self._queued_events += len(request.events)
+        queue = self._queue
+        events = len(request.events)
+        # The last batch is open while it is queued; the writer takes from the front.
+        if not queue or not queue[-1].fits(
+            events, nbytes, self._max_batch_events, self._max_batch_bytes
+        ):
+            queue.append(WriteBatch())
+        queue[-1].add(request, future, nbytes, single)
+        self._queued_events += events
         self._queued_bytes += nbytes
         if (
             self._queued_events >= self._max_queued_events
@@ -159,60 +160,61 @@ class GroupCommitWriter:
                 await self._work.wait()
                 self._writer_waiting = False
                 continue
-            # Between transactions the counters hold exactly what is queued.
-            queue = self._queue
-            if (
-                self._queued_events <= self._max_batch_events
-                and self._queued_bytes <= self._max_batch_bytes
-            ):
-                # Everything queued fits in one transaction (the usual case):
-                # take it whole instead of item by item.
-                batch = list(queue)
-                queue.clear()
-                events, nbytes = self._queued_events, self._queued_bytes
-            else:
-                batch = take_batch(queue, self._max_batch_events, self._max_batch_bytes)
-                events = sum([len(request.events) for request, _, _ in batch])
-                nbytes = sum([size for _, _, size in batch])
+            batch = self._writing = self._queue.popleft()
             await self._write(batch)
-            self._queued_events -= events
-            self._queued_bytes -= nbytes
+            self._writing = None
+            self._queued_events -= batch.events
+            self._queued_bytes -= batch.nbytes
             if not self._full():
                 self._room.set()
 
-    async def _write(self, batch: list[_Item]) -> None:
-        requests = [request for request, _, _ in batch]
+    async def _write(self, batch: WriteBatch) -> None:
+        storage = self._storage
         try:
-            outcomes = await self._storage.append(requests, self._clock())
+            if batch.generated:
+                firsts = await storage.append_generated(batch.streams, self._clock())
+                outcomes = None
+            else:
+                outcomes = await storage.append(batch.requests, self._clock())
         except EventLogError as exc:
-            log.error("append transaction of %d requests failed: %s", len(batch), exc)
-            self._fail(batch, exc)
+            log.error("append transaction of %d events failed: %s", batch.events, exc)
+            batch.fail(exc)
             return
         except Exception as exc:  # a backend bug: fail the producers, keep the writer alive
             log.exception("append transaction failed unexpectedly")
-            self._fail(batch, StorageError(f"append failed: {exc!r}"))
+            batch.fail(StorageError(f"append failed: {exc!r}"))
             return
         self.transactions += 1
-        heads: dict[str, int] = {}
-        written = 0
-        for (request, future, _), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Appended):
-                if outcome.written:
-                    written += outcome.written
-                    heads[request.stream] = outcome.next_offset
-                if not future.done():
-                    future.set_result(outcome)
-            elif not future.done():
-                future.set_exception(outcome)
-        self.events_written += written
+        if outcomes is None:
+            heads = batch.settle_generated(firsts)
+            self.events_written += batch.events
+        else:
+            heads, written = batch.settle(outcomes)
+            self.events_written += written
         for stream, head in heads.items():
             self._on_commit(stream, head)
 
-    @staticmethod
-    def _fail(batch: list[_Item], error: Exception) -> None:
-        for _, future, _ in batch:
-            if not future.done():
-                future.set_exception(error)
+    def _on_exit(self, task: asyncio.Task[None]) -> None:
+        # The writer ends only when the log closes. If a bug kills it (or the
+        # loop cancels it) first, no producer may be left waiting forever.
+        if task.cancelled():
+            if self._closing:
+                return
+            reason = "it was cancelled"
+        else:
+            error = task.exception()
+            if error is None:
+                return
+            log.error("the log's writer stopped", exc_info=error)
+            reason = f"{error!r}"
+        self._stopped = StorageError(f"the log's writer stopped: {reason}")
+        self._closing = True
+        if self._writing is not None:
+            self._writing.fail(self._stopped)
+        while self._queue:
+            self._queue.popleft().fail(self._stopped)
+        self._queued_events = self._queued_bytes = 0
+        self._room.set()
 
     async def close(self) -> None:
         """Stop accepting, write everything already queued, stop the task."""
@@ -220,5 +222,6 @@ class GroupCommitWriter:
         self._room.set()
         self._work.set()
         if self._task is not None:
-            await self._task
-            self._task = None
+            task, self._task = self._task, None
+            if not task.done():
+                await task

@@ -9,7 +9,7 @@ suite in ``tests/storage/`` proves each backend equivalent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -99,6 +99,19 @@ class Storage(Protocol):
         Offsets are consecutive per stream. Event time is ``now``, raised to
         the stream's last event time if the clock went backwards, so time is
         monotonic within a stream. Returns one outcome per request.
+        """
+        ...
+
+    async def append_generated(
+        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
+    ) -> dict[str, int]:
+        """Append events whose ids the log generated, in one transaction, durably.
+
+        The common case of :meth:`append`, made cheap: generated ids are new by
+        construction and no request carries an expected offset, so there is
+        nothing to look up or check. Each stream's events get consecutive
+        offsets in the order given, with :meth:`append`'s rule for time.
+        Returns the first offset given to each stream.
         """
         ...
 

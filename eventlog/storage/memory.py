@@ -7,15 +7,15 @@ proves it) but nothing survives the process.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import msgspec
 
 from eventlog.errors import LogClosed
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo, utc_now
-from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener
-from eventlog.storage.planner import given_ids, plan_appends
+from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
+from eventlog.storage.planner import first_offsets, generated_requests, given_ids, plan_appends
 
 __all__ = ["MemoryStorage"]
 
@@ -87,6 +87,12 @@ class MemoryStorage:
             s.bytes += len(e.data)
             self._ids[(row.stream, e.id)] = row.offset
         return plan.outcomes
+
+    async def append_generated(
+        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
+    ) -> dict[str, int]:
+        requests = generated_requests(streams)
+        return first_offsets(requests, await self.append(requests, now))
 
     async def read(self, stream: str, start: int, limit: int) -> list[Event]:
         self._check()

@@ -16,7 +16,14 @@ import msgspec
 from eventlog.errors import ExpectedOffsetMismatch
 from eventlog.storage.base import Appended, AppendOutcome, AppendRequest, PendingEvent
 
-__all__ = ["AppendPlan", "Row", "given_ids", "plan_appends"]
+__all__ = [
+    "AppendPlan",
+    "Row",
+    "first_offsets",
+    "generated_requests",
+    "given_ids",
+    "plan_appends",
+]
 
 
 class Row(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -129,3 +136,24 @@ def plan_appends(
         outcomes.append(Appended(offsets=offsets, written=written, next_offset=head))
     heads_out = {s: h for s, h in next_offsets.items() if h != heads.get(s, 0)}
     return AppendPlan(rows=rows, outcomes=outcomes, heads=heads_out, added_bytes=added_bytes)
+
+
+def generated_requests(streams: Mapping[str, Sequence[PendingEvent]]) -> list[AppendRequest]:
+    """One request per stream for :meth:`Storage.append_generated`'s events.
+
+    For a backend that writes them through its general :meth:`Storage.append`
+    (then :func:`first_offsets` gives the answer).
+    """
+    return [AppendRequest(stream=stream, events=list(events)) for stream, events in streams.items()]
+
+
+def first_offsets(
+    requests: Sequence[AppendRequest], outcomes: Sequence[AppendOutcome]
+) -> dict[str, int]:
+    """The first offset each of :func:`generated_requests`' requests was given."""
+    firsts: dict[str, int] = {}
+    for request, outcome in zip(requests, outcomes, strict=True):
+        if not isinstance(outcome, Appended):  # no expected offset was asked for
+            raise outcome
+        firsts[request.stream] = outcome.offsets[0]
+    return firsts

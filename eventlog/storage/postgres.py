@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -34,8 +34,9 @@ import msgspec
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
-from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener
+from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
 from eventlog.storage.leases import Lease
+from eventlog.storage.planner import first_offsets, generated_requests
 from eventlog.storage.postgres_append import InsertMethod, PgAppender
 from eventlog.storage.postgres_leases import KEEPALIVE_SETTINGS, PgLeases
 from eventlog.storage.postgres_listen import DELETED, NotificationListener
@@ -219,6 +220,12 @@ class PostgresStorage:
         if self._appender is None:
             raise LogClosed("storage is closed")
         return await self._appender.append(requests, now)
+
+    async def append_generated(
+        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
+    ) -> dict[str, int]:
+        requests = generated_requests(streams)
+        return first_offsets(requests, await self.append(requests, now))
 
     # -- other writes -------------------------------------------------------------
 

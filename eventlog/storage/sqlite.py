@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TypeVar, cast
@@ -24,7 +24,7 @@ import aiosqlite
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.storage import sqlite_ops as ops
-from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener
+from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
 from eventlog.storage.sqlite_ops import read_events, set_offset, translate
 from eventlog.storage.sqlite_schema import (
     APPLICATION_ID,
@@ -169,6 +169,14 @@ class SQLiteStorage:
     async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
         now_us = ops.to_us(now)
         return await self._run(self._write(), lambda conn: ops.append(conn, requests, now_us))
+
+    async def append_generated(
+        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
+    ) -> dict[str, int]:
+        now_us = ops.to_us(now)
+        return await self._run(
+            self._write(), lambda conn: ops.append_generated(conn, streams, now_us)
+        )
 
     async def set_retention(self, stream: str, retention: Retention) -> None:
         await self.transact(lambda conn: ops.set_retention(conn, stream, retention))

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import msgspec
 
 from eventlog.errors import CorruptDatabase, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
-from eventlog.storage.base import AppendOutcome, AppendRequest
-from eventlog.storage.planner import Row, given_ids, plan_appends
+from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
+from eventlog.storage.planner import given_ids, plan_appends
 from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
 
 __all__ = [
     "append",
+    "append_generated",
     "consumers",
     "delete_stream",
     "from_us",
@@ -38,6 +39,11 @@ __all__ = [
     "trim",
 ]
 
+_UPSERT_HEAD = (
+    "INSERT INTO streams (name, next_offset, bytes, last_time_us) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET next_offset = excluded.next_offset, "
+    "bytes = bytes + excluded.bytes, last_time_us = excluded.last_time_us"
+)
 _ID_CHUNK = 500
 _CHUNK_ROWS = 256  # rows per INSERT statement at most (x 8 parameters)
 _encode = msgspec.json.encode
@@ -65,19 +71,73 @@ def append(
         raise
 
 
+def append_generated(
+    conn: sqlite3.Connection, streams: Mapping[str, Sequence[PendingEvent]], now_us: int
+) -> dict[str, int]:
+    """One group-committed transaction of events with generated ids: nothing to
+    look up but each stream's head; returns the first offset each stream got."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        firsts: dict[str, int] = {}
+        params: list[object] = []
+        heads: list[tuple[str, int, int, int]] = []
+        for stream, events in streams.items():
+            head, time_us = _head(conn, stream, now_us)
+            firsts[stream] = head
+            nbytes = _add_params(params, stream, head, time_us, events)
+            heads.append((stream, head + len(events), nbytes, time_us))
+        _insert_events(conn, params)
+        conn.executemany(_UPSERT_HEAD, heads)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return firsts
+
+
+def _head(conn: sqlite3.Connection, stream: str, now_us: int) -> tuple[int, int]:
+    """A stream's next offset and the time its next events get."""
+    row = conn.execute(
+        "SELECT next_offset, last_time_us FROM streams WHERE name = ?", (stream,)
+    ).fetchone()
+    if row is None:
+        return 0, now_us
+    # Time never goes backwards within a stream, even if the clock does.
+    return row[0], max(now_us, row[1] or 0)
+
+
+def _add_params(
+    params: list[object], stream: str, first: int, time_us: int, events: Sequence[PendingEvent]
+) -> int:
+    """Add the INSERT parameters of one stream's events (eight per row); their payload bytes."""
+    add = params.extend
+    encode = _encode
+    nbytes = 0
+    for offset, e in enumerate(events, first):
+        add(
+            (
+                stream,
+                offset,
+                e.id,
+                e.type,
+                e.key,
+                time_us,
+                encode(e.headers) if e.headers else None,
+                e.data,
+            )
+        )
+        nbytes += len(e.data)
+    return nbytes
+
+
 def _append(
     conn: sqlite3.Connection, requests: Sequence[AppendRequest], now_us: int
 ) -> list[AppendOutcome]:
     heads: dict[str, int] = {}
     times: dict[str, int] = {}
     for stream in {r.stream for r in requests}:
-        row = conn.execute(
-            "SELECT next_offset, last_time_us FROM streams WHERE name = ?", (stream,)
-        ).fetchone()
-        if row is not None:
-            heads[stream] = row[0]
-        # Time never goes backwards within a stream, even if the clock does.
-        times[stream] = max(now_us, row[1] or 0) if row else now_us
+        heads[stream], times[stream] = _head(conn, stream, now_us)
     existing: dict[tuple[str, str], int] = {}
     for stream, id_set in given_ids(requests).items():
         ids = list(id_set)
@@ -93,11 +153,17 @@ def _append(
     if not plan.rows:
         conn.execute("ROLLBACK")
         return plan.outcomes
-    _insert_events(conn, _event_params(plan.rows, times))
+    by_stream: dict[str, tuple[int, list[PendingEvent]]] = {}
+    for row in plan.rows:  # a stream's rows have consecutive offsets: its head on
+        if (entry := by_stream.get(row.stream)) is None:
+            entry = by_stream[row.stream] = (row.offset, [])
+        entry[1].append(row.event)
+    params: list[object] = []
+    for stream, (first, events) in by_stream.items():
+        _add_params(params, stream, first, times[stream], events)
+    _insert_events(conn, params)
     conn.executemany(
-        "INSERT INTO streams (name, next_offset, bytes, last_time_us) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET next_offset = excluded.next_offset, "
-        "bytes = bytes + excluded.bytes, last_time_us = excluded.last_time_us",
+        _UPSERT_HEAD,
         [(s, h, plan.added_bytes.get(s, 0), times[s]) for s, h in plan.heads.items()],
     )
     conn.execute("COMMIT")
@@ -110,29 +176,6 @@ def _insert_sql(rows: int) -> str:
         "INSERT INTO events (stream, offset, id, type, key, time_us, headers, data) VALUES "
         + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
     )
-
-
-def _event_params(rows: Sequence[Row], times: dict[str, int]) -> list[object]:
-    """The INSERT parameters of ``rows``, flat: eight per row."""
-    params: list[object] = []
-    add = params.extend
-    encode = _encode
-    for row in rows:
-        e = row.event
-        stream = row.stream
-        add(
-            (
-                stream,
-                row.offset,
-                e.id,
-                e.type,
-                e.key,
-                times[stream],
-                encode(e.headers) if e.headers else None,
-                e.data,
-            )
-        )
-    return params
 
 
 def _insert_events(conn: sqlite3.Connection, params: list[object]) -> None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
-from collections import deque
 
 from eventlog.errors import ExpectedOffsetMismatch
 from eventlog.ids import uuid7
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent
 from eventlog.storage.planner import given_ids, plan_appends
-from eventlog.writer import take_batch
 
 
 def test_uuid7_is_a_valid_time_ordered_unique_uuid() -> None:
@@ -57,21 +54,6 @@ def test_a_forked_child_does_not_repeat_its_parents_random_parts() -> None:
 
 def ev(id: str = "g", given: bool = False, size: int = 1) -> PendingEvent:
     return PendingEvent(id=id, id_given=given, type="t", key=None, headers={}, data=b"x" * size)
-
-
-def test_take_batch_respects_count_and_bytes_but_always_takes_one() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        items = deque(
-            (AppendRequest(stream="s", events=[ev()] * n), loop.create_future(), n * 10)
-            for n in (3, 3, 3, 50)
-        )
-        assert [len(r.events) for r, _, _ in take_batch(items, 7, 1000)] == [3, 3]
-        assert [len(r.events) for r, _, _ in take_batch(items, 7, 25)] == [3]
-        assert [len(r.events) for r, _, _ in take_batch(items, 7, 1000)] == [50]
-        assert not items
-    finally:
-        loop.close()
 
 
 def test_plan_assigns_offsets_after_each_streams_head() -> None:

@@ -39,6 +39,38 @@ async def test_append_assigns_consecutive_offsets_per_stream(storage: Storage) -
     assert [msgspec.json.decode(e.data) for e in events] == [{"i": 0}, {"i": 1}, {"i": 3}]
 
 
+async def test_append_generated_gives_each_stream_consecutive_offsets(storage: Storage) -> None:
+    await storage.append([req("a", ev(0))], T0)
+    firsts = await storage.append_generated({"a": [ev(1), ev(2)], "b": [ev(3)]}, T0)
+    assert firsts == {"a": 1, "b": 0}
+    assert [(e.offset, msgspec.json.decode(e.data)) for e in await storage.read("a", 0, 10)] == [
+        (0, {"i": 0}),
+        (1, {"i": 1}),
+        (2, {"i": 2}),
+    ]
+    (event,) = await storage.read("b", 0, 10)
+    assert (event.id, event.headers, event.time) == ("gen-3", {"h": "3"}, T0)
+    info = await storage.stream_info("a")
+    assert info is not None
+    assert (info.next_offset, info.count, info.bytes, info.last_time) == (3, 3, 21, T0)
+    out = await storage.append([req("a", ev(4))], T0)
+    assert out == [Appended(offsets=[3], written=1, next_offset=4)]
+
+
+async def test_append_generated_keeps_time_monotonic(storage: Storage) -> None:
+    await storage.append_generated({"s": [ev(0)]}, T0)
+    await storage.append_generated({"s": [ev(1)]}, T0 - timedelta(seconds=5))
+    assert [e.time for e in await storage.read("s", 0, 10)] == [T0, T0]
+
+
+async def test_append_generated_on_a_stream_made_by_its_retention(storage: Storage) -> None:
+    await storage.set_retention("s", Retention(max_count=5))
+    assert await storage.append_generated({"s": [ev(0), ev(1)]}, T0) == {"s": 0}
+    info = await storage.stream_info("s")
+    assert info is not None
+    assert (info.next_offset, info.retention) == (2, Retention(max_count=5))
+
+
 async def test_read_returns_every_field_as_appended(storage: Storage) -> None:
     await storage.append([req("s", ev(1, id="order-1", key="tenant:7"))], T0)
     (event,) = await storage.read("s", 0, 1)

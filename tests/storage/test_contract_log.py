@@ -46,6 +46,24 @@ async def test_concurrent_appends_get_gapless_unique_offsets(log: EventLog) -> N
     assert sorted(data) == list(range(300))  # type: ignore[type-var]
 
 
+async def test_one_transaction_settles_every_kind_of_append(log: EventLog) -> None:
+    await log.append("s", "first", type="t", id="k1")
+    # Queued in one turn of the loop, these share one transaction.
+    results = await asyncio.gather(
+        log.append("s", "a", type="t"),
+        log.append("s", "retry", type="t", id="k1"),
+        log.append("s", "b", type="t", expected_offset=0),
+        log.append_batch("s", [NewEvent(type="t", data="c"), NewEvent(type="t", data="d")]),
+        log.append("other", "e", type="t"),
+        log.append("s", "f", type="t", id="k2"),
+        return_exceptions=True,
+    )
+    assert list(results[:2]) == [1, 0]
+    assert isinstance(results[2], ExpectedOffsetMismatch)
+    assert list(results[3:]) == [[2, 3], 0, 4]
+    assert [e.json() for e in await log.read("s")] == ["first", "a", "c", "d", "f"]
+
+
 async def test_append_batch_is_atomic_and_consecutive(log: EventLog) -> None:
     await log.append("s", 0, type="t")
     batch = [NewEvent(type="t", data=i) for i in range(5)]

@@ -1,0 +1,90 @@
+"""The group-commit writer: batching, bounds, and what producers see when storage fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import pytest
+
+from eventlog import EventLog, LogConfig, NewEvent, StorageError
+from eventlog.storage.base import PendingEvent
+from eventlog.storage.memory import MemoryStorage
+
+CONFIG = LogConfig(retention_interval=0, recheck_interval=None)
+
+
+class FlakyStorage(MemoryStorage):
+    """Fails the next ``failures`` transactions with ``error``, then works."""
+
+    def __init__(self, error: BaseException, failures: int = 1) -> None:
+        super().__init__()
+        self.error = error
+        self.failures = failures
+
+    async def append_generated(
+        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
+    ) -> dict[str, int]:
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        return await super().append_generated(streams, now)
+
+
+async def test_concurrent_appends_share_one_transaction() -> None:
+    async with EventLog(MemoryStorage(), CONFIG) as log:
+        offsets = await asyncio.gather(*(log.append("s", i, type="t") for i in range(100)))
+        assert offsets == list(range(100))
+        assert log.writer_stats["transactions"] == 1
+        assert log.writer_stats["events_written"] == 100
+
+
+async def test_a_transaction_holds_at_most_the_configured_events() -> None:
+    config = LogConfig(retention_interval=0, writer_batch_events=3)
+    async with EventLog(MemoryStorage(), config) as log:
+        singles = [log.append("s", i, type="t") for i in range(5)]
+        batch = log.append_batch("s", [NewEvent(type="t", data=i) for i in range(4)])
+        results = await asyncio.gather(*singles, batch)
+        assert results == [0, 1, 2, 3, 4, [5, 6, 7, 8]]
+        # 3 singles; 2 singles (the batch of 4 does not fit with them); the batch on its own.
+        assert log.writer_stats["transactions"] == 3
+
+
+async def test_a_transaction_holds_at_most_the_configured_bytes() -> None:
+    config = LogConfig(retention_interval=0, writer_batch_bytes=250)
+    async with EventLog(MemoryStorage(), config) as log:
+        await asyncio.gather(*(log.append("s", "x" * 98, type="t") for _ in range(5)))
+        assert log.writer_stats["transactions"] == 3  # 100-byte events, two per transaction
+
+
+async def test_a_failed_transaction_fails_its_producers_and_the_log_goes_on() -> None:
+    async with EventLog(FlakyStorage(StorageError("disk full")), CONFIG) as log:
+        results = await asyncio.gather(
+            *(log.append("s", i, type="t") for i in range(3)), return_exceptions=True
+        )
+        assert [str(r) for r in results] == ["disk full"] * 3
+        assert await log.append("s", 3, type="t") == 0
+        assert [e.json() for e in await log.read("s")] == [3]
+
+
+async def test_a_backend_bug_is_reported_as_a_storage_error() -> None:
+    async with EventLog(FlakyStorage(KeyError("oops")), CONFIG) as log:
+        with pytest.raises(StorageError, match="append failed: KeyError"):
+            await log.append("s", 1, type="t")
+        assert await log.append("s", 2, type="t") == 0
+
+
+class Fatal(BaseException):
+    """Escapes the writer's error handling, as a bug in the writer itself would."""
+
+
+async def test_if_the_writer_dies_no_producer_waits_forever() -> None:
+    log = EventLog(FlakyStorage(Fatal()), CONFIG)
+    await log.start()
+    first = asyncio.ensure_future(log.append("s", 1, type="t"))
+    with pytest.raises(StorageError, match="writer stopped: Fatal"):
+        await asyncio.wait_for(first, timeout=5)
+    with pytest.raises(StorageError, match="writer stopped"):
+        await log.append("s", 2, type="t")
+    await log.close()
