@@ -52,36 +52,39 @@ class WriteBatch:
         self.events = 0
         self.nbytes = 0
 
-    def fits(self, events: int, nbytes: int, max_events: int, max_bytes: int) -> bool:
-        """Whether a request of this size may join (an empty batch takes any one request)."""
-        return not self.waiters or (
-            self.events + events <= max_events and self.nbytes + nbytes <= max_bytes
-        )
-
     def add(
         self, request: AppendRequest, future: asyncio.Future[Any], nbytes: int, single: bool
     ) -> None:
-        """Add one request; ``single`` producers get the offset, others an :class:`Appended`."""
+        """Add one request; ``single`` producers get the offset, others an :class:`Appended`.
+
+        The caller keeps to the batch's bounds (an empty batch takes any request).
+        """
         events = request.events
         position = -1
         if self.generated:
-            if request.expected_offset is None and (
-                not events[0].id_given if single else not any(e.id_given for e in events)
-            ):
-                in_stream = self.streams.get(request.stream)
-                if in_stream is None:
-                    in_stream = self.streams[request.stream] = []
-                position = len(in_stream)
-                if single:
-                    in_stream.append(events[0])
+            if single:
+                event = events[0]
+                if not event.id_given and request.expected_offset is None:
+                    in_stream = self.streams.get(request.stream)
+                    if in_stream is None:
+                        in_stream = self.streams[request.stream] = []
+                    position = len(in_stream)
+                    in_stream.append(event)
                 else:
-                    in_stream.extend(events)
+                    self._make_general()
+            elif request.expected_offset is None and not any(e.id_given for e in events):
+                in_stream = self.streams.setdefault(request.stream, [])
+                position = len(in_stream)
+                in_stream.extend(events)
             else:
-                self.generated = False
-                self.streams = {}
+                self._make_general()
         self.waiters.append((request, future, position, single))
         self.events += len(events)
         self.nbytes += nbytes
+
+    def _make_general(self) -> None:
+        self.generated = False
+        self.streams = {}
 
     @property
     def requests(self) -> list[AppendRequest]:

@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from eventlog.batch import WriteBatch
 from eventlog.errors import EventLogError, LogClosed, StorageError
@@ -116,7 +116,7 @@ class GroupCommitWriter:
         Producers that honour backpressure check :attr:`has_room` first and
         :meth:`wait_for_room` when it is False.
         """
-        return cast("asyncio.Future[Appended]", self._add(request, nbytes, False))
+        return self._add(request, len(request.events), nbytes, False)
 
     def enqueue_one(self, stream: str, event: PendingEvent) -> asyncio.Future[int]:
         """Queue one event; the future resolves to its offset once it is durable.
@@ -124,21 +124,24 @@ class GroupCommitWriter:
         Like :meth:`enqueue` (room or not), for :meth:`EventLog.append` and
         ``append_event``, whose producers want the offset only.
         """
-        request = AppendRequest(stream=stream, events=[event])
-        return cast("asyncio.Future[int]", self._add(request, len(event.data), True))
+        return self._add(AppendRequest(stream=stream, events=[event]), 1, len(event.data), True)
 
-    def _add(self, request: AppendRequest, nbytes: int, single: bool) -> asyncio.Future[Any]:
+    def _add(
+        self, request: AppendRequest, events: int, nbytes: int, single: bool
+    ) -> asyncio.Future[Any]:
         if self._closing:
             raise self._stopped or LogClosed("the log is closed")
         future = self._new_future()
-        queue = self._queue
-        events = len(request.events)
         # The last batch is open while it is queued; the writer takes from the front.
-        if not queue or not queue[-1].fits(
-            events, nbytes, self._max_batch_events, self._max_batch_bytes
+        queue = self._queue
+        batch = queue[-1] if queue else None
+        if batch is None or (
+            (batch.events + events > self._max_batch_events)
+            or (batch.nbytes + nbytes > self._max_batch_bytes)
         ):
-            queue.append(WriteBatch())
-        queue[-1].add(request, future, nbytes, single)
+            batch = WriteBatch()
+            queue.append(batch)
+        batch.add(request, future, nbytes, single)
         self._queued_events += events
         self._queued_bytes += nbytes
         if (

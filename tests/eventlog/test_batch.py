@@ -36,17 +36,6 @@ def add(
     return future
 
 
-def test_an_empty_batch_takes_any_request_then_keeps_to_its_bounds(
-    loop: asyncio.AbstractEventLoop,
-) -> None:
-    batch = WriteBatch()
-    assert batch.fits(events=50, nbytes=10_000, max_events=7, max_bytes=100)
-    add(batch, loop, req("s", ev(size=10), ev(size=10)), False)
-    assert batch.fits(events=5, nbytes=80, max_events=7, max_bytes=100)
-    assert not batch.fits(events=6, nbytes=1, max_events=7, max_bytes=100)
-    assert not batch.fits(events=1, nbytes=81, max_events=7, max_bytes=100)
-
-
 def test_generated_batch_gathers_each_streams_events_in_order(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
