@@ -86,6 +86,17 @@ class WriteBatch:
         self.generated = False
         self.streams = {}
 
+    def split(self) -> tuple[WriteBatch, WriteBatch]:
+        """Two batches of the first and the second half of the appends, in order."""
+        halves = (WriteBatch(), WriteBatch())
+        middle = len(self.waiters) // 2
+        for half, waiters in zip(
+            halves, (self.waiters[:middle], self.waiters[middle:]), strict=True
+        ):
+            for request, future, _, single in waiters:
+                half.add(request, future, sum([len(e.data) for e in request.events]), single)
+        return halves
+
     @property
     def requests(self) -> list[AppendRequest]:
         """Every request, in queue order (for :meth:`Storage.append`)."""

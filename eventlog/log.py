@@ -218,7 +218,7 @@ class EventLog:
         if expected_offset is not None:
             _check_expected(expected_offset)
         writer = self._writer
-        if not writer.has_room:
+        if writer.full:
             await writer.wait_for_room()
         if expected_offset is None:
             return await writer.enqueue_one(stream, event)

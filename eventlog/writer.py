@@ -1,12 +1,20 @@
-"""The group-commit writer: one task owns every append.
+"""The group-commit writer: one queue, one writer of every append.
 
 Producers add their appends to the open batch (:class:`~eventlog.batch.WriteBatch`)
-of a bounded queue and wait on a future. The writer takes the oldest batch,
-hands it to the backend as one transaction with one commit, then resolves
-every waiting producer. While one transaction is being written the next
-batch gathers, so under load one fsync serves hundreds of appends. A batch
-closes at a count and a byte bound; when the queue as a whole is full,
-producers wait for room (backpressure) instead of growing memory.
+of a bounded queue and wait on a future. The writer hands the oldest batch to
+the backend as one transaction with one commit, then resolves every waiting
+producer. While one transaction is being written the next batch gathers, so
+under load one fsync serves hundreds of appends. A batch closes at a count
+and a byte bound; when the queue as a whole is full, producers wait for room
+(backpressure) instead of growing memory.
+
+A backend that applies its writes one after another in the order they were
+made (SQLite's single writer connection) may take more than one transaction
+at a time (:attr:`Storage.append_slots`): the next batch then waits at the
+backend, ready to start the moment the previous commit ends, and the event
+loop settles one batch's producers while the backend writes another's. When
+a large batch finds every slot free (the first burst, or after a pause), it
+is split in two so that the two halves take turns from then on.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
 __all__ = ["GroupCommitWriter"]
 
 log = logging.getLogger("eventlog.writer")
+
+#: A batch of at least this many events that finds every slot free is split in two.
+SPLIT_AT = 128
 
 
 def _unstarted() -> asyncio.Future[Any]:
@@ -59,6 +70,7 @@ class GroupCommitWriter:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._storage = storage
+        self._slots = max(1, getattr(storage, "append_slots", 1))
         self._on_commit = on_commit
         self._max_batch_events = max_batch_events
         self._max_batch_bytes = max_batch_bytes
@@ -66,32 +78,33 @@ class GroupCommitWriter:
         self._max_queued_bytes = max_queued_bytes
         self._clock = clock
         self._queue: deque[WriteBatch] = deque()
-        self._writing: WriteBatch | None = None
+        self._writing: dict[asyncio.Task[None], WriteBatch] = {}
         self._queued_events = 0
         self._queued_bytes = 0
-        self._work = asyncio.Event()
-        self._writer_waiting = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._new_future: Callable[[], asyncio.Future[Any]] = _unstarted
+        self._kick_pending = False
         self._room = asyncio.Event()
         self._room.set()
+        #: True while the queue is full (producers should :meth:`wait_for_room`);
+        #: a plain attribute, read on every append.
+        self.full = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._closing = False
         self._stopped: StorageError | None = None
-        self._task: asyncio.Task[None] | None = None
         #: Transactions and events written, for metrics.
         self.transactions = 0
         self.events_written = 0
 
     def start(self) -> None:
-        """Start the writer task on the running loop."""
-        loop = asyncio.get_running_loop()
+        """Start writing on the running loop."""
+        self._loop = loop = asyncio.get_running_loop()
         self._new_future = functools.partial(asyncio.Future, loop=loop)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="eventlog-writer")
-            self._task.add_done_callback(self._on_exit)
 
     @property
     def queued_events(self) -> int:
-        """Events waiting for the writer (the batch being written included)."""
+        """Events waiting for the writer (the batches being written included)."""
         return self._queued_events
 
     def _full(self) -> bool:
@@ -103,7 +116,7 @@ class GroupCommitWriter:
     @property
     def has_room(self) -> bool:
         """False while the queue is full: producers should :meth:`wait_for_room`."""
-        return self._room.is_set()
+        return not self.full
 
     async def wait_for_room(self) -> None:
         """Wait until the queue has room (backpressure)."""
@@ -148,28 +161,40 @@ class GroupCommitWriter:
             self._queued_events >= self._max_queued_events
             or self._queued_bytes >= self._max_queued_bytes
         ):
+            self.full = True
             self._room.clear()
-        if self._writer_waiting:
-            self._work.set()
+        if not self._kick_pending and len(self._writing) < self._slots:
+            # Dispatch once the producers already woken have queued theirs too.
+            self._kick_pending = True
+            self._idle.clear()
+            assert self._loop is not None
+            self._loop.call_soon(self._kick)
         return future
 
-    async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                self._work.clear()
-                self._writer_waiting = True
-                await self._work.wait()
-                self._writer_waiting = False
-                continue
-            batch = self._writing = self._queue.popleft()
-            await self._write(batch)
-            self._writing = None
-            self._queued_events -= batch.events
-            self._queued_bytes -= batch.nbytes
-            if not self._full():
-                self._room.set()
+    def _kick(self) -> None:
+        self._kick_pending = False
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        queue = self._queue
+        while queue and len(self._writing) < self._slots and self._stopped is None:
+            batch = queue.popleft()
+            if (
+                not self._writing
+                and self._slots > 1
+                and not queue
+                and batch.generated
+                and batch.events >= SPLIT_AT
+                and len(batch.waiters) > 1  # a request is never split: it is atomic
+            ):
+                batch, second = batch.split()
+                queue.append(second)
+            assert self._loop is not None
+            task = self._loop.create_task(self._write(batch))
+            self._writing[task] = batch
+            task.add_done_callback(self._written)
+        if not queue and not self._writing and not self._kick_pending:
+            self._idle.set()
 
     async def _write(self, batch: WriteBatch) -> None:
         storage = self._storage
@@ -197,34 +222,42 @@ class GroupCommitWriter:
         for stream, head in heads.items():
             self._on_commit(stream, head)
 
-    def _on_exit(self, task: asyncio.Task[None]) -> None:
-        # The writer ends only when the log closes. If a bug kills it (or the
-        # loop cancels it) first, no producer may be left waiting forever.
-        if task.cancelled():
-            if self._closing:
-                return
-            reason = "it was cancelled"
-        else:
-            error = task.exception()
-            if error is None:
-                return
-            log.error("the log's writer stopped", exc_info=error)
-            reason = f"{error!r}"
-        self._stopped = StorageError(f"the log's writer stopped: {reason}")
+    def _written(self, task: asyncio.Task[None]) -> None:
+        batch = self._writing.pop(task)
+        self._queued_events -= batch.events
+        self._queued_bytes -= batch.nbytes
+        if not task.cancelled() and task.exception() is None:
+            if self.full and not self._full():
+                self.full = False
+                self._room.set()
+            self._dispatch()
+            return
+        # A write ends with an error only if a bug escaped _write (or the loop
+        # cancelled it): stop, and leave no producer waiting forever.
+        reason = "it was cancelled" if task.cancelled() else f"{task.exception()!r}"
+        if not task.cancelled():
+            log.error("the log's writer stopped", exc_info=task.exception())
+        self._stop(StorageError(f"the log's writer stopped: {reason}"), batch)
+
+    def _stop(self, error: StorageError, batch: WriteBatch) -> None:
+        self._stopped = error
         self._closing = True
-        if self._writing is not None:
-            self._writing.fail(self._stopped)
+        batch.fail(error)
+        for other in self._writing.values():
+            other.fail(error)
         while self._queue:
-            self._queue.popleft().fail(self._stopped)
+            self._queue.popleft().fail(error)
         self._queued_events = self._queued_bytes = 0
+        self.full = False
         self._room.set()
+        if not self._writing:
+            self._idle.set()
 
     async def close(self) -> None:
-        """Stop accepting, write everything already queued, stop the task."""
+        """Stop accepting, write everything already queued, then return."""
         self._closing = True
+        self.full = False
         self._room.set()
-        self._work.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            if not task.done():
-                await task
+        if self._loop is not None:
+            self._dispatch()
+            await self._idle.wait()

@@ -26,6 +26,7 @@ from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.storage import sqlite_ops as ops
 from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
 from eventlog.storage.sqlite_ops import read_events, set_offset, translate
+from eventlog.storage.sqlite_packed import json_available, pack
 from eventlog.storage.sqlite_schema import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -61,6 +62,10 @@ class SQLiteStorage:
         readers: Number of reader connections.
     """
 
+    #: Append transactions the writer may hand over at once: the writer
+    #: connection runs them one after another in the order they were made.
+    append_slots = 2
+
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "full", readers: int = 2):
         if synchronous not in ("full", "normal", "off"):
             raise ValueError(f"synchronous must be full, normal or off, not {synchronous!r}")
@@ -70,6 +75,7 @@ class SQLiteStorage:
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
+        self._packed = False
 
     # -- connections ---------------------------------------------------------
 
@@ -145,6 +151,7 @@ class SQLiteStorage:
             await writer.close()
             raise
         self._writer = writer
+        self._packed = await self._run(writer, json_available)
         for _ in range(self._reader_count):
             reader = await self._connect()
             await self._run(reader, prepare_reader)
@@ -174,8 +181,11 @@ class SQLiteStorage:
         self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
     ) -> dict[str, int]:
         now_us = ops.to_us(now)
+        # Packed here, on the event loop, so that the writer thread holds the GIL
+        # for five bound values instead of eight per event.
+        packed = {s: pack(events) for s, events in streams.items()} if self._packed else None
         return await self._run(
-            self._write(), lambda conn: ops.append_generated(conn, streams, now_us)
+            self._write(), lambda conn: ops.append_generated(conn, streams, now_us, packed)
         )
 
     async def set_retention(self, stream: str, retention: Retention) -> None:

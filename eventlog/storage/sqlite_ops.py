@@ -20,6 +20,7 @@ from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.planner import given_ids, plan_appends
 from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
+from eventlog.storage.sqlite_packed import INSERT_PACKED, Packed
 
 __all__ = [
     "append",
@@ -72,10 +73,17 @@ def append(
 
 
 def append_generated(
-    conn: sqlite3.Connection, streams: Mapping[str, Sequence[PendingEvent]], now_us: int
+    conn: sqlite3.Connection,
+    streams: Mapping[str, Sequence[PendingEvent]],
+    now_us: int,
+    packed: Mapping[str, Packed] | None = None,
 ) -> dict[str, int]:
     """One group-committed transaction of events with generated ids: nothing to
-    look up but each stream's head; returns the first offset each stream got."""
+    look up but each stream's head; returns the first offset each stream got.
+
+    With ``packed`` (each stream's events already :func:`~eventlog.storage.sqlite_packed.pack`-ed),
+    each stream's rows go in with one GIL-light INSERT.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         firsts: dict[str, int] = {}
@@ -84,9 +92,15 @@ def append_generated(
         for stream, events in streams.items():
             head, time_us = _head(conn, stream, now_us)
             firsts[stream] = head
-            nbytes = _add_params(params, stream, head, time_us, events)
+            if packed is None:
+                nbytes = _add_params(params, stream, head, time_us, events)
+            else:
+                rows = packed[stream]
+                conn.execute(INSERT_PACKED, (stream, head, time_us, rows.blob, rows.index))
+                nbytes = rows.nbytes
             heads.append((stream, head + len(events), nbytes, time_us))
-        _insert_events(conn, params)
+        if params:
+            _insert_events(conn, params)
         conn.executemany(_UPSERT_HEAD, heads)
         conn.execute("COMMIT")
     except BaseException:

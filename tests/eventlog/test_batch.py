@@ -118,3 +118,19 @@ def test_fail_fails_every_waiting_producer(loop: asyncio.AbstractEventLoop) -> N
     error = StorageError("disk full")
     batch.fail(error)
     assert [f.exception() for f in futures] == [error] * 3
+
+
+def test_split_keeps_queue_order_and_never_splits_a_request(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    batch = WriteBatch()
+    futures = [add(batch, loop, req("s", ev(f"e{i}")), True) for i in range(3)]
+    futures.append(add(batch, loop, req("s", ev("b0"), ev("b1")), False))
+    first, second = batch.split()
+    assert [e.id for e in first.streams["s"]] == ["e0", "e1"]
+    assert [e.id for e in second.streams["s"]] == ["e2", "b0", "b1"]
+    assert (first.events, second.events) == (2, 3)
+    first.settle_generated({"s": 0})
+    second.settle_generated({"s": 2})
+    assert [f.result() for f in futures[:3]] == [0, 1, 2]
+    assert futures[3].result() == Appended(offsets=[3, 4], written=2, next_offset=5)

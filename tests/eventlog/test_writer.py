@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,20 @@ async def test_if_the_writer_dies_no_producer_waits_forever() -> None:
     with pytest.raises(StorageError, match="writer stopped"):
         await log.append("s", 2, type="t")
     await log.close()
+
+
+async def test_on_sqlite_a_burst_is_split_in_two_transactions_that_take_turns(
+    tmp_path: Path,
+) -> None:
+    async with EventLog.open(tmp_path / "log.db", retention_interval=0) as log:
+        offsets = await asyncio.gather(*(log.append("s", i, type="t") for i in range(256)))
+        assert offsets == list(range(256))
+        assert log.writer_stats["transactions"] == 2
+        assert [e.json() for e in await log.read("s", 0, 300)] == list(range(256))
+
+
+async def test_a_batch_append_is_never_split(tmp_path: Path) -> None:
+    async with EventLog.open(tmp_path / "log.db", retention_interval=0) as log:
+        batch = [NewEvent(type="t", data=i) for i in range(300)]
+        assert await log.append_batch("s", batch) == list(range(300))
+        assert log.writer_stats["transactions"] == 1
