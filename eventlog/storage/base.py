@@ -85,7 +85,14 @@ negative when the stream was deleted."""
 @runtime_checkable
 class Storage(Protocol):
     """What a backend provides. All methods translate driver errors to
-    :class:`eventlog.errors.StorageError` subclasses."""
+    :class:`eventlog.errors.StorageError` subclasses.
+
+    A backend may also set ``append_slots`` (an int, 1 if absent): how many
+    append transactions the writer may hand it at once. More than one is only
+    right for a backend that applies its writes one at a time in the order the
+    calls were made (SQLite's single writer connection), so that offsets keep
+    the order in which appends were queued.
+    """
 
     async def open(self) -> None:
         """Connect, check and migrate the schema. Never damages a foreign file."""

@@ -155,6 +155,30 @@ async def test_a_second_process_append_wakes_a_waiting_consumer(tmp_path: Path) 
         assert [e.json() for e in events] == ["from elsewhere"]
 
 
+async def test_two_logs_on_one_file_appending_at_once_keep_offsets_gapless(
+    tmp_path: Path,
+) -> None:
+    """Two writers on one file (as two processes would be), each with bursts
+    large enough to pipeline its transactions: no offset is lost or given twice."""
+    import asyncio
+
+    path = tmp_path / "shared.db"
+    async with EventLog.open(path) as one, EventLog.open(path) as two:
+
+        async def burst(log: EventLog, name: str) -> list[int]:
+            return await asyncio.gather(
+                *(log.append("s", f"{name}{i}", type="t") for i in range(300))
+            )
+
+        offsets = await asyncio.gather(burst(one, "a"), burst(two, "b"), burst(one, "c"))
+        flat = [o for part in offsets for o in part]
+        assert sorted(flat) == list(range(900))
+        events = await one.read("s", 0, 1000)
+        by_offset = {e.offset: e.json() for e in events}
+        for name, part in zip("abc", offsets, strict=True):
+            assert [by_offset[o] for o in part] == [f"{name}{i}" for i in range(300)]
+
+
 def test_a_database_url_of_another_kind_is_refused_not_made_a_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
