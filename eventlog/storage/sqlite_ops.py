@@ -20,7 +20,7 @@ from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.planner import given_ids, plan_appends
 from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
-from eventlog.storage.sqlite_packed import INSERT_PACKED, Packed
+from eventlog.storage.sqlite_packed import Packed
 
 __all__ = [
     "append",
@@ -96,7 +96,7 @@ def append_generated(
                 nbytes = _add_params(params, stream, head, time_us, events)
             else:
                 rows = packed[stream]
-                conn.execute(INSERT_PACKED, (stream, head, time_us, rows.blob, rows.index))
+                conn.execute(*rows.insert(stream, head, time_us))
                 nbytes = rows.nbytes
             heads.append((stream, head + len(events), nbytes, time_us))
         if params:

@@ -1,17 +1,22 @@
-"""One stream's new events packed into two SQL parameters (sans-I/O).
+"""One stream's new events packed into a few SQL parameters (sans-I/O).
 
 Binding eight parameters per event holds Python's GIL on the writer thread for
 the whole binding, and the event loop waits for it. Packed, a stream's events
 become one blob (every payload and headers, back to back) and one small JSON
-array (id, type, key and where each event's bytes start), so the INSERT binds
-five values and SQLite unpacks the rest in C with ``json_each`` and
+array (per event: its id and where its bytes are), so the INSERT binds a
+handful of values and SQLite unpacks the rest in C with ``json_each`` and
 ``substr`` while the GIL is free. :func:`pack` runs on the event loop, before
 the transaction is handed to the writer thread; the stored rows are exactly
 those of a plain INSERT (the blobs byte for byte).
+
+What every event shares stays out of the index: a type all of them have is
+one parameter, and keys and headers columns are only unpacked when some event
+has one. Each of the four shapes is its own statement, prepared once.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 
@@ -19,67 +24,108 @@ import msgspec
 
 from eventlog.storage.base import PendingEvent
 
-__all__ = ["INSERT_PACKED", "Packed", "json_available", "pack"]
+__all__ = ["Packed", "json_available", "pack"]
 
 _encode = msgspec.json.encode
 
-#: ?1 stream, ?2 first offset, ?3 time, ?4 the blob, ?5 the JSON array of
-#: [id, type, key, start (1-based), data length, headers length] per event.
-INSERT_PACKED = (
-    "INSERT INTO events (stream, offset, id, type, key, time_us, headers, data) "
-    "SELECT ?1, ?2 + e.key, json_extract(e.value, '$[0]'), json_extract(e.value, '$[1]'), "
-    "json_extract(e.value, '$[2]'), ?3, "
-    "CASE WHEN json_extract(e.value, '$[5]') > 0 THEN substr(?4, "
-    "json_extract(e.value, '$[3]') + json_extract(e.value, '$[4]'), "
-    "json_extract(e.value, '$[5]')) END, "
-    "substr(?4, json_extract(e.value, '$[3]'), json_extract(e.value, '$[4]')) "
-    "FROM json_each(?5) AS e"
-)
+
+@functools.cache
+def insert_sql(shared_type: bool, extras: bool) -> str:
+    """The INSERT of a packed stream.
+
+    Parameters: ?1 stream, ?2 first offset, ?3 time, ?4 the blob, ?5 the JSON
+    index, and ?6 the type when every event has it (``shared_type``). Index
+    entries: ``[id, type?, key?, start, data length, headers length?]``, the
+    optional fields present when the types differ or (``extras``) some event
+    has a key or headers; ``start`` counts from 1, as ``substr`` does.
+    """
+    fields = ["id"] + ([] if shared_type else ["type"]) + (["key"] if extras else [])
+    fields += ["start", "size"] + (["headers"] if extras else [])
+
+    def at(name: str) -> str:
+        return f"json_extract(e.value, '$[{fields.index(name)}]')"
+
+    start, size = at("start"), at("size")
+    if extras:
+        headers = (
+            f"CASE WHEN {at('headers')} > 0 THEN substr(?4, {start} + {size}, {at('headers')}) END"
+        )
+    return (
+        "INSERT INTO events (stream, offset, id, type, key, time_us, headers, data) "
+        f"SELECT ?1, ?2 + e.key, {at('id')}, {'?6' if shared_type else at('type')}, "
+        f"{at('key') if extras else 'NULL'}, ?3, {headers if extras else 'NULL'}, "
+        f"substr(?4, {start}, {size}) FROM json_each(?5) AS e"
+    )
 
 
 class Packed(msgspec.Struct, frozen=True, gc=False):
-    """A stream's events as :data:`INSERT_PACKED` takes them.
+    """A stream's events as :func:`insert_sql` takes them.
 
     Attributes:
-        blob: Every event's data then its encoded headers, back to back.
-        index: JSON array, one entry per event, in order.
+        blob: Every event's data, then its encoded headers if any, back to back.
+        index: The JSON index, one entry per event, in order.
+        type: The type every event has, or None when they differ.
+        extras: Whether some event has a key or headers.
         count: Number of events.
         nbytes: Payload (data) bytes.
     """
 
     blob: bytes
     index: bytes
+    type: str | None
+    extras: bool
     count: int
     nbytes: int
+
+    def insert(self, stream: str, first: int, time_us: int) -> tuple[str, tuple[object, ...]]:
+        """The statement and parameters that insert these events at ``first``."""
+        sql = insert_sql(self.type is not None, self.extras)
+        params = (stream, first, time_us, self.blob, self.index)
+        return sql, params if self.type is None else (*params, self.type)
 
 
 def pack(events: Sequence[PendingEvent]) -> Packed:
     """Pack one stream's events, in order."""
+    first_type = events[0].type
+    shared_type = all(e.type == first_type for e in events)
+    extras = any(e.key is not None or e.headers for e in events)
     parts: list[bytes] = []
-    index: list[tuple[str, str, str | None, int, int, int]] = []
-    start = 1  # SQL's substr counts from 1
-    nbytes = 0
-    encode = _encode
-    for e in events:
-        data = e.data
-        size = len(data)
-        parts.append(data)
-        if e.headers:
-            headers = encode(e.headers)
-            parts.append(headers)
-            index.append((e.id, e.type, e.key, start, size, len(headers)))
-            start += size + len(headers)
-        else:
-            index.append((e.id, e.type, e.key, start, size, 0))
+    index: list[tuple[object, ...]] = []
+    add_part, add_entry = parts.append, index.append
+    start = 1
+    if extras:
+        encode = _encode
+        for e in events:
+            headers = encode(e.headers) if e.headers else b""
+            add_part(e.data)
+            add_part(headers)
+            size, more = len(e.data), len(headers)
+            if shared_type:
+                add_entry((e.id, e.key, start, size, more))
+            else:
+                add_entry((e.id, e.type, e.key, start, size, more))
+            start += size + more
+    else:
+        for e in events:
+            add_part(e.data)
+            size = len(e.data)
+            add_entry((e.id, start, size) if shared_type else (e.id, e.type, start, size))
             start += size
-        nbytes += size
-    return Packed(b"".join(parts), encode(index), len(index), nbytes)
+    nbytes = sum([len(e.data) for e in events])
+    return Packed(
+        b"".join(parts),
+        _encode(index),
+        first_type if shared_type else None,
+        extras,
+        len(index),
+        nbytes,
+    )
 
 
 def json_available(conn: sqlite3.Connection) -> bool:
-    """Whether this SQLite has the JSON functions :data:`INSERT_PACKED` needs."""
+    """Whether this SQLite has the JSON functions the packed INSERT needs."""
     try:
-        conn.execute("SELECT count(*) FROM json_each('[1]')").fetchone()
+        conn.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchone()
     except sqlite3.OperationalError:
         return False
     return True
