@@ -246,8 +246,10 @@ class GroupCommitWriter:
         for other in self._writing.values():
             other.fail(error)
         while self._queue:
-            self._queue.popleft().fail(error)
-        self._queued_events = self._queued_bytes = 0
+            dropped = self._queue.popleft()
+            dropped.fail(error)
+            self._queued_events -= dropped.events
+            self._queued_bytes -= dropped.nbytes
         self.full = False
         self._room.set()
         if not self._writing:

@@ -88,6 +88,7 @@ async def test_if_the_writer_dies_no_producer_waits_forever() -> None:
         await asyncio.wait_for(first, timeout=5)
     with pytest.raises(StorageError, match="writer stopped"):
         await log.append("s", 2, type="t")
+    assert log.writer_stats["queued_events"] == 0
     await log.close()
 
 
