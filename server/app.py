@@ -3,7 +3,7 @@
 Two ways to use it:
 
 * ``eventlog serve`` builds the log itself and passes ``manage_log=True``: the
-  app's lifespan starts the log (so its writer task runs inside the server's
+  app's lifespan starts the log (so its writer runs inside the server's
   event loop) and, on shutdown, flushes the writer and closes it.
 * Embedded in your own application, open the log yourself and mount the app;
   a mounted app's lifespan does not run, so the log stays yours to close.

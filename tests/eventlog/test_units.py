@@ -6,6 +6,8 @@ import os
 import time
 import uuid
 
+import pytest
+
 from eventlog.errors import ExpectedOffsetMismatch
 from eventlog.ids import uuid7
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent
@@ -28,6 +30,25 @@ def test_uuid7_random_part_uses_every_digit_in_every_position() -> None:
     assert {tail[0] for tail in tails} == set("89ab")  # the variant bits, then 2 random ones
     for column in [*range(1, 4), *range(5, 17)]:
         assert {tail[column] for tail in tails} == set("0123456789abcdef"), column
+
+
+def test_uuid7_stays_ordered_when_the_clock_stops_or_steps_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import eventlog.ids
+
+    base = time.time_ns() // 1_000_000 + 1_000_000  # ahead of every id made so far
+    now = [base * 1_000_000]
+    monkeypatch.setattr(eventlog.ids, "_time_ns", lambda: now[0])
+    for name in ("_last_ms", "_seq", "_prefix"):  # restored after the test
+        monkeypatch.setattr(eventlog.ids, name, getattr(eventlog.ids, name))
+    ids = [uuid7() for _ in range(5_000)]  # more than one millisecond's 4,096 counters
+    now[0] -= 3_000_000_000  # the clock steps back 3 s
+    ids += [uuid7() for _ in range(100)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    millis = {uuid.UUID(i).int >> 80 for i in ids}
+    assert millis == {base, base + 1}  # the second one borrowed
 
 
 def test_uuid7_carries_the_clock_in_its_first_48_bits() -> None:
