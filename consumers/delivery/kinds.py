@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import msgspec
+
 from consumers.delivery.model import Endpoint
 from consumers.delivery.retry import AttemptResult, Classification, classify
 from eventlog.model import Event
@@ -17,8 +19,7 @@ __all__ = ["SNIPPET_BYTES", "AttemptHook", "OutgoingRequest", "TargetKind", "ori
 SNIPPET_BYTES = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingRequest:
+class OutgoingRequest(msgspec.Struct, frozen=True, gc=False):
     """One attempt's request: body bytes, headers, and an optional URL override."""
 
     body: bytes

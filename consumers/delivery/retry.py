@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -136,8 +135,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         raise ValueError(f"unknown retry preset {name!r}: use 'default' or 'short'")
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptResult:
+class AttemptResult(msgspec.Struct, frozen=True, gc=False):
     """What one HTTP attempt produced (built by the sender).
 
     Attributes:
@@ -157,8 +155,7 @@ class AttemptResult:
     duration: float
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
+class Classification(msgspec.Struct, frozen=True, gc=False):
     """The verdict on an attempt, with a ``Retry-After`` wait if the receiver asked for one."""
 
     verdict: Verdict
@@ -211,8 +208,7 @@ def classify(result: AttemptResult, now: float) -> Classification:
     return Classification("failed", f"HTTP {status}")
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(msgspec.Struct, frozen=True, gc=False):
     """What becomes of a delivery after an attempt.
 
     Attributes:
@@ -271,8 +267,7 @@ def next_step(
     return Step("pending", now + min(wait, policy.max_retry_after), used, rate_limited)
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
+class Health(msgspec.Struct, frozen=True, gc=False):
     """An endpoint's failure streak: since when it has failed without a success."""
 
     failing_since: float | None

@@ -41,7 +41,7 @@ def _result(
 ) -> AttemptResult:
     return AttemptResult(
         status=status,
-        headers=dict(headers or {}),
+        headers={} if headers is None else headers,
         body=body,
         error=error,
         message=message,
