@@ -96,6 +96,16 @@ def on_uvloop(producers: int, per_producer: int) -> tuple[float, float]:
     return uvloop.run(log_concurrent_singles(producers, per_producer))
 
 
+@dataclass
+class Round:
+    """One interleaved round of the 256-producer case (events/s)."""
+
+    raw: float
+    asyncio: float
+    uvloop: float
+    per_txn: float
+
+
 async def singles_rounds(rounds: int, singles: int, per_producer: int) -> list[Round]:
     """Interleaved rounds: raw commit-per-event, eventlog on asyncio's loop, on uvloop.
 
@@ -108,16 +118,6 @@ async def singles_rounds(rounds: int, singles: int, per_producer: int) -> list[R
         uv, _ = await asyncio.to_thread(on_uvloop, PRODUCERS, per_producer)
         out.append(Round(raw, ours, uv, per_txn))
     return out
-
-
-@dataclass
-class Round:
-    """One interleaved round of the 256-producer case (events/s)."""
-
-    raw: float
-    asyncio: float
-    uvloop: float
-    per_txn: float
 
 
 async def run(quick: bool) -> Section:

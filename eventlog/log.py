@@ -261,7 +261,7 @@ class EventLog:
         ]
         request, nbytes = self._request(stream, pending, expected_offset)
         writer = self._writer
-        if not writer.has_room:
+        if writer.full:
             await writer.wait_for_room()
         return await writer.enqueue(request, nbytes)
 

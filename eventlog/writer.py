@@ -113,11 +113,6 @@ class GroupCommitWriter:
             or self._queued_bytes >= self._max_queued_bytes
         )
 
-    @property
-    def has_room(self) -> bool:
-        """False while the queue is full: producers should :meth:`wait_for_room`."""
-        return not self.full
-
     async def wait_for_room(self) -> None:
         """Wait until the queue has room (backpressure)."""
         while not self._room.is_set():
@@ -126,8 +121,8 @@ class GroupCommitWriter:
     def enqueue(self, request: AppendRequest, nbytes: int) -> asyncio.Future[Appended]:
         """Queue a request now, room or not; the future resolves once it is durable.
 
-        Producers that honour backpressure check :attr:`has_room` first and
-        :meth:`wait_for_room` when it is False.
+        Producers that honour backpressure check :attr:`full` first and
+        :meth:`wait_for_room` when it is True.
         """
         return self._add(request, len(request.events), nbytes, False)
 

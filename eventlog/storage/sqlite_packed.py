@@ -93,6 +93,7 @@ def pack(events: Sequence[PendingEvent]) -> Packed:
     index: list[tuple[object, ...]] = []
     add_part, add_entry = parts.append, index.append
     start = 1
+    nbytes = 0
     if extras:
         encode = _encode
         for e in events:
@@ -100,6 +101,7 @@ def pack(events: Sequence[PendingEvent]) -> Packed:
             add_part(e.data)
             add_part(headers)
             size, more = len(e.data), len(headers)
+            nbytes += size
             if shared_type:
                 add_entry((e.id, e.key, start, size, more))
             else:
@@ -109,9 +111,9 @@ def pack(events: Sequence[PendingEvent]) -> Packed:
         for e in events:
             add_part(e.data)
             size = len(e.data)
+            nbytes += size
             add_entry((e.id, start, size) if shared_type else (e.id, e.type, start, size))
             start += size
-    nbytes = sum([len(e.data) for e in events])
     return Packed(
         b"".join(parts),
         _encode(index),
