@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from eventlog import EventLog, EventLogError, LogConfig
 from eventlog.log import storage_for
@@ -32,7 +33,14 @@ from server.auth import hash_key, new_key, parse_scope
 from server.config import ConfigError, ServerConfig, load_config
 from server.middleware import BufferedLineWriter, format_line
 
-__all__ = ["is_loopback", "keygen_command", "main", "run_server", "serve_command"]
+__all__ = [
+    "is_loopback",
+    "keygen_command",
+    "main",
+    "run_server",
+    "serve_command",
+    "uvicorn_config",
+]
 
 logger = logging.getLogger("eventlog.server")
 
@@ -120,6 +128,28 @@ class _Server(uvicorn.Server):
             self._loop.call_soon_threadsafe(self._stopping.set)
 
 
+def uvicorn_config(app: Starlette, config: ServerConfig) -> uvicorn.Config:
+    """uvicorn's settings for ``app`` as ``eventlog serve`` runs it (the tests' servers too)."""
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        workers=1,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(max(config.shutdown_timeout, 1)),
+        server_header=False,
+        # Fan-out cost: permessage-deflate costs ~2.7x per frame (BASELINES.md);
+        # off unless configured.
+        ws_per_message_deflate=config.ws_compression,
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=config.ws_ping_timeout,
+    )
+
+
 def run_server(config: ServerConfig) -> int:
     """Serve until SIGTERM/SIGINT. Returns the exit code."""
     if not is_loopback(config.host) and not config.api_keys and not config.insecure:
@@ -142,24 +172,7 @@ def run_server(config: ServerConfig) -> int:
         access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
     )
     app = create_app(log, config, manage_log=True, access_sink=access_sink)
-    uv_config = uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        workers=1,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(max(config.shutdown_timeout, 1)),
-        server_header=False,
-        # Fan-out cost: permessage-deflate costs ~2.7x per frame (BASELINES.md);
-        # off unless configured.
-        ws_per_message_deflate=config.ws_compression,
-        ws_ping_interval=config.ws_ping_interval,
-        ws_ping_timeout=config.ws_ping_timeout,
-    )
+    uv_config = uvicorn_config(app, config)
     server = _Server(uv_config, app.state.stopping)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:

@@ -1,4 +1,4 @@
-"""Run ``eventlog serve`` as a real subprocess on a free loopback port, for tests.
+"""Run ``eventlog serve`` as a real subprocess on a loopback port, for tests.
 
 ::
 
@@ -28,6 +28,12 @@ API:
   (request log lines included).
 * ``.restart(extra_args=None, env=None)``: stop, then start again on the same
   db and port. Returns self.
+
+The first start binds port 0 (``--port 0``): the kernel picks a free port and
+the helper reads it from the server's own "Uvicorn running on" line, so two
+tests (or two engineers) can never race for one port. A restart asks for the
+same port again; if another process took it meanwhile, the start fails with
+the server's bind error rather than talking to someone else's server.
 * Context manager: ``with ServerProcess.start(...) as s:`` stops it on exit.
 
 The pytest fixture ``server`` in ``tests/server/conftest.py`` wraps this for
@@ -37,6 +43,7 @@ the common case.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,11 +56,14 @@ from typing import IO, Self
 
 import httpx
 
-from tests.support import free_port, scaled
+from tests.support import POLL_INTERVAL, scaled
 
 __all__ = ["ServerFailed", "ServerProcess"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: uvicorn's start-up line, with the port it bound (the real one when asked for 0).
+_RUNNING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 class ServerFailed(RuntimeError):
@@ -78,7 +88,7 @@ class ServerProcess:
         self.db = str(db)
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
-        self.port = port or free_port()
+        self.port = port or 0  # 0 until the first start binds one
         self.proc: subprocess.Popen[bytes] | None = None
         fd, log_name = tempfile.mkstemp(prefix="eventlog-server-", suffix=".log")
         os.close(fd)
@@ -146,6 +156,7 @@ class ServerProcess:
 
     def _launch(self, ready_timeout: float | None) -> None:
         self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop()
+        launched_at = self._log_file.tell()  # this launch's output starts here
         self.proc = subprocess.Popen(
             self._command(),
             cwd=ROOT,
@@ -155,21 +166,36 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + (ready_timeout or scaled(30))
+        bound = False
         with httpx.Client(timeout=scaled(2)) as client:
             while True:
                 code = self.proc.poll()
                 if code is not None:
                     self._close_log()
                     raise ServerFailed(f"server exited with {code}:\n{self.output()}")
+                # Probe only once this process has said which port it bound:
+                # before that, the port may belong to someone else.
+                if not bound and (port := self._bound_port(launched_at)) is not None:
+                    self.port, bound = port, True
                 try:
-                    if client.get(f"{self.url}/readyz").status_code == 200:
+                    if bound and client.get(f"{self.url}/readyz").status_code == 200:
                         return
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
                     self.kill()
                     raise ServerFailed(f"server not ready in time:\n{self.output()}")
-                time.sleep(0.05)
+                time.sleep(POLL_INTERVAL)
+
+    def _bound_port(self, launched_at: int) -> int | None:
+        """The port of this launch's "Uvicorn running on" line, if written yet."""
+        try:
+            with open(self._log_path, "rb") as f:
+                f.seek(launched_at)
+                match = _RUNNING.search(f.read())
+        except OSError:
+            return None
+        return int(match.group(1)) if match else None
 
     def output(self) -> str:
         """What the server has written to stdout and stderr so far."""

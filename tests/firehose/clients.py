@@ -15,8 +15,7 @@ from typing import IO, Any, Self
 import httpx
 import msgspec
 
-from tests.serverproc import ServerProcess
-from tests.support import scaled
+from tests.support import Server, scaled, wait_until_sync
 
 __all__ = ["WEBSOCAT", "Websocat", "append", "gauge", "wait_for_gauge"]
 
@@ -124,7 +123,7 @@ def append(
     return offsets
 
 
-def gauge(server: ServerProcess, name: str, labels: str = "") -> float:
+def gauge(server: Server, name: str, labels: str = "") -> float:
     """The value of one metric sample from ``/metrics`` (0 if absent)."""
     text = httpx.get(f"{server.url}/metrics", timeout=scaled(5)).text
     pattern = rf"^{re.escape(name)}{re.escape(labels)} (\S+)$"
@@ -133,11 +132,9 @@ def gauge(server: ServerProcess, name: str, labels: str = "") -> float:
 
 
 def wait_for_gauge(
-    server: ServerProcess, name: str, labels: str, value: float, timeout: float = 10.0
+    server: Server, name: str, labels: str, value: float, timeout: float = 10.0
 ) -> None:
     """Poll ``/metrics`` until the sample equals ``value``."""
-    deadline = time.monotonic() + scaled(timeout)
-    while (current := gauge(server, name, labels)) != value:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name}{labels} is {current}, expected {value}")
-        time.sleep(0.02)
+    wait_until_sync(
+        lambda: gauge(server, name, labels) == value, timeout, what=f"{name}{labels} == {value}"
+    )

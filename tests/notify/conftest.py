@@ -3,9 +3,8 @@ notification kinds and pacing sender, and local fake Discord and Slack."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from consumers.notify import NotifySpec, build_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK
 from eventlog import EventLog
 from tests.notify.fakes import FakeDiscord, FakeSlack
-from tests.support import scaled
 
 
 @pytest.fixture
@@ -65,20 +63,6 @@ async def add_target(engine: DeliveryEngine, **spec: Any) -> Endpoint:
     endpoint = build_notify_endpoint(NotifySpec(**spec), now=time.time(), head=0)
     await engine.put_endpoint(endpoint)
     return endpoint
-
-
-async def wait_until(check: Callable[[], object], timeout: float = 20.0) -> None:
-    """Poll an (async or sync) condition until true."""
-    deadline = time.monotonic() + scaled(timeout)
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def deliveries(engine: DeliveryEngine, endpoint_id: str) -> list[Delivery]:

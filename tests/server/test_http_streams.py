@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 JSON = {"content-type": "application/json"}
@@ -160,7 +160,7 @@ def test_expected_offset_conflict_is_409_and_writes_nothing(client: httpx.Client
 
 
 def test_long_poll_returns_as_soon_as_an_event_is_appended(
-    client: httpx.Client, shared_server: ServerProcess
+    client: httpx.Client, shared_server: ServerThread
 ) -> None:
     s = _stream()
     url = f"/api/streams/{s}/events"

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from eventlog import EventLog, LogConfig
 from eventlog.log import storage_for
 from server.app import create_app
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 _METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
@@ -34,13 +34,13 @@ def _routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Ba
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with ServerProcess.start(db=tmp_path_factory.mktemp("openapi") / "events.db") as proc:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    with ServerThread.start(db=tmp_path_factory.mktemp("openapi") / "events.db") as proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def document(served: ServerProcess) -> dict[str, Any]:
+def document(served: ServerThread) -> dict[str, Any]:
     """/openapi.json as the server sends it."""
     answer = httpx.get(served.url + "/openapi.json", timeout=scaled(10))
     assert answer.status_code == 200
@@ -138,14 +138,14 @@ def test_feature_routes_name_their_errors(document: dict[str, Any]) -> None:
     assert "url" in schemas["EndpointSpec"]["properties"]
 
 
-def test_docs_page_lists_the_feature_routes(served: ServerProcess) -> None:
+def test_docs_page_lists_the_feature_routes(served: ServerThread) -> None:
     page = httpx.get(served.url + "/docs", timeout=scaled(10)).text
     assert "POST</span> <code>/ingest/{source}</code>" in page
     assert "GET</span> <code>/api/streams/{stream}/sse</code>" in page
     assert "POST</span> <code>/api/webhooks/{id}/replay</code>" in page
 
 
-def test_described_errors_are_what_the_server_answers(served: ServerProcess) -> None:
+def test_described_errors_are_what_the_server_answers(served: ServerThread) -> None:
     """Spot checks of documented error answers against the running server."""
     with httpx.Client(base_url=served.url, timeout=scaled(10)) as client:
         r = client.post("/ingest/nope", json={})

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 from tests.webhooks.receiver import Receiver
 
@@ -19,14 +19,14 @@ EVENTLOG = str(Path(sys.executable).with_name("eventlog"))
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path) -> Iterator[ServerThread]:
     cfg = tmp_path / "eventlog.toml"
     cfg.write_text("[webhooks]\nallow_private_targets = true\n")
-    with ServerProcess.start(db=tmp_path / "events.db", extra_args=["--config", str(cfg)]) as proc:
+    with ServerThread.start(db=tmp_path / "events.db", config=cfg) as proc:
         yield proc
 
 
-async def cli(server: ServerProcess, *args: str) -> tuple[int, str, str]:
+async def cli(server: ServerThread, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         EVENTLOG, *args, "--url", server.url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -37,7 +37,7 @@ async def cli(server: ServerProcess, *args: str) -> tuple[int, str, str]:
 
 
 async def test_webhook_commands_manage_endpoints_and_show_deliveries(
-    server: ServerProcess, receiver: Receiver
+    server: ServerThread, receiver: Receiver
 ) -> None:
     code, out, err = await cli(
         server, "webhooks", "create", receiver.url(), "--id", "orders", "--type", "order.*",
@@ -93,7 +93,7 @@ async def test_webhook_commands_manage_endpoints_and_show_deliveries(
     assert (code, out.strip()) == (0, "deleted orders")
 
 
-async def test_errors_give_meaningful_exit_codes(server: ServerProcess) -> None:
+async def test_errors_give_meaningful_exit_codes(server: ServerThread) -> None:
     code, _, err = await cli(server, "webhooks", "show", "nobody")
     assert code == 1
     assert "404 unknown_endpoint" in err
@@ -118,7 +118,7 @@ async def test_errors_give_meaningful_exit_codes(server: ServerProcess) -> None:
 
 
 async def test_tables_show_bracketed_text_as_it_is(
-    server: ServerProcess, receiver: Receiver
+    server: ServerThread, receiver: Receiver
 ) -> None:
     """Cells are plain text: a hidden header shows as ``[hidden]``, and text that
     looks like console markup neither vanishes nor breaks the command."""
