@@ -32,7 +32,8 @@ def fh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread
     env = {
         "EVENTLOG_FIREHOSE_QUEUE_EVENTS": "2000",
         "EVENTLOG_FIREHOSE_KEEPALIVE": "0.5",
-        "EVENTLOG_FIREHOSE_CLOSE_TIMEOUT": "2",
+        # Time a stalled client has to drain its buffers and read the closing event.
+        "EVENTLOG_FIREHOSE_CLOSE_TIMEOUT": str(scaled(5)),
         "EVENTLOG_SYNCHRONOUS": "normal",
         "EVENTLOG_FIREHOSE_BACKLOG_EVENTS": "2000",
     }
