@@ -14,9 +14,9 @@ from collections.abc import Callable
 import msgspec
 
 from eventlog import Event
-from server.cli_backend import Appended, Backend, CliError, OutOfRange, Unavailable
-from server.cli_common import IntermixedParser, connection_options, read_lines, run, warn, write_out
-from server.cli_events import (
+from server.cli.backend import Appended, Backend, CliError, OutOfRange, Unavailable
+from server.cli.common import IntermixedParser, connection_options, read_lines, run, warn, write_out
+from server.cli.events import (
     Batcher,
     InputError,
     Numbered,
@@ -233,7 +233,7 @@ _json = msgspec.json.Encoder()
 
 def _streams(args: argparse.Namespace) -> int:
     async def streams(args: argparse.Namespace, backend: Backend) -> int:
-        from server.cli_tables import print_table, streams_table  # rich, only when needed
+        from server.cli.tables import print_table, streams_table  # rich, only when needed
 
         rows = await backend.streams()
         if args.json:
@@ -247,7 +247,7 @@ def _streams(args: argparse.Namespace) -> int:
 
 def _consumers(args: argparse.Namespace) -> int:
     async def consumers(args: argparse.Namespace, backend: Backend) -> int:
-        from server.cli_tables import consumers_table, print_table
+        from server.cli.tables import consumers_table, print_table
 
         rows = await backend.consumers()
         if args.json:
