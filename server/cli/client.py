@@ -14,6 +14,7 @@ from collections.abc import Callable
 import msgspec
 
 from eventlog import Event
+from eventlog.backoff import Backoff
 from server.cli.backend import Appended, Backend, CliError, OutOfRange, Unavailable
 from server.cli.common import IntermixedParser, connection_options, read_lines, run, warn, write_out
 from server.cli.events import (
@@ -142,9 +143,13 @@ async def append_numbered(backend: Backend, stream: str, batch: list[Numbered]) 
 # -- tail -------------------------------------------------------------------------------------
 
 
+#: Following across a server outage: 0.25 s doubling up to 5 s, no jitter.
+FOLLOW_BACKOFF = Backoff(base=0.25, cap=5.0, jitter=0)
+
+
 def retry_delay(attempt: int) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based): 0.25 s doubling up to 5 s."""
-    return float(min(5.0, 0.25 * 2 ** min(attempt, 10)))
+    """Seconds to wait before retry ``attempt`` (0-based): :data:`FOLLOW_BACKOFF`."""
+    return FOLLOW_BACKOFF.delay(attempt + 1)
 
 
 async def read_range(

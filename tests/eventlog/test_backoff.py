@@ -8,7 +8,7 @@ from consumers.delivery.recorder import RETRY
 from consumers.delivery.retry import DEFAULT_SCHEDULE, RetryPolicy
 from eventlog.backoff import Backoff
 from eventlog.storage.postgres_listen import RECONNECT_BACKOFF
-from server.cli_client import retry_delay
+from server.cli.client import retry_delay
 
 
 def test_exponential_ceiling_doubles_up_to_the_cap() -> None:
