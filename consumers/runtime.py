@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -45,6 +44,7 @@ from eventlog import (
     Position,
     validate_stream_name,
 )
+from eventlog.backoff import Backoff
 from eventlog.storage.leases import leases_for, run_exclusively
 
 __all__ = [
@@ -62,24 +62,6 @@ Handler = Callable[[list[Event]], Awaitable[None]]
 """A consumer's handler: takes a batch of matching events; raising retries it."""
 
 State = Literal["idle", "waiting", "running", "backoff", "stopped"]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter: delay n is uniform in [0, min(cap, base * 2**n)].
-
-    Attributes:
-        base: First delay ceiling, seconds.
-        cap: Largest delay ceiling, seconds.
-    """
-
-    base: float = 0.5
-    cap: float = 60.0
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        ceiling: float = min(self.cap, self.base * 2.0 ** max(attempt - 1, 0))
-        return ceiling * rand()
 
 
 def matches(event: Event, types: Sequence[str], key: str | None) -> bool:

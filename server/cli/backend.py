@@ -1,8 +1,8 @@
 """The one contract the client commands run against, and the errors they report.
 
 Two implementations, so every command is written once:
-:class:`server.cli_http.HttpBackend` speaks the HTTP API with httpx (a bearer
-API key if given); :class:`server.cli_db.DbBackend` opens an SQLite file with
+:class:`server.cli.http.HttpBackend` speaks the HTTP API with httpx (a bearer
+API key if given); :class:`server.cli.db.DbBackend` opens an SQLite file with
 :class:`eventlog.EventLog` in this process, for when no server runs. Each is
 imported only when used, which keeps the CLI quick to start.
 
@@ -19,7 +19,7 @@ from typing import Protocol
 import msgspec
 
 from eventlog import Event, StreamInfo
-from server.cli_events import OutEvent
+from server.cli.events import OutEvent
 
 __all__ = [
     "Appended",

@@ -14,9 +14,10 @@ from collections.abc import Callable
 import msgspec
 
 from eventlog import Event
-from server.cli_backend import Appended, Backend, CliError, OutOfRange, Unavailable
-from server.cli_common import IntermixedParser, connection_options, read_lines, run, warn, write_out
-from server.cli_events import (
+from eventlog.backoff import Backoff
+from server.cli.backend import Appended, Backend, CliError, OutOfRange, Unavailable
+from server.cli.common import IntermixedParser, connection_options, read_lines, run, warn, write_out
+from server.cli.events import (
     Batcher,
     InputError,
     Numbered,
@@ -142,9 +143,13 @@ async def append_numbered(backend: Backend, stream: str, batch: list[Numbered]) 
 # -- tail -------------------------------------------------------------------------------------
 
 
+#: Following across a server outage: 0.25 s doubling up to 5 s, no jitter.
+FOLLOW_BACKOFF = Backoff(base=0.25, cap=5.0, jitter=0)
+
+
 def retry_delay(attempt: int) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based): 0.25 s doubling up to 5 s."""
-    return float(min(5.0, 0.25 * 2 ** min(attempt, 10)))
+    """Seconds to wait before retry ``attempt`` (0-based): :data:`FOLLOW_BACKOFF`."""
+    return FOLLOW_BACKOFF.delay(attempt + 1)
 
 
 async def read_range(
@@ -233,7 +238,7 @@ _json = msgspec.json.Encoder()
 
 def _streams(args: argparse.Namespace) -> int:
     async def streams(args: argparse.Namespace, backend: Backend) -> int:
-        from server.cli_tables import print_table, streams_table  # rich, only when needed
+        from server.cli.tables import print_table, streams_table  # rich, only when needed
 
         rows = await backend.streams()
         if args.json:
@@ -247,7 +252,7 @@ def _streams(args: argparse.Namespace) -> int:
 
 def _consumers(args: argparse.Namespace) -> int:
     async def consumers(args: argparse.Namespace, backend: Backend) -> int:
-        from server.cli_tables import consumers_table, print_table
+        from server.cli.tables import consumers_table, print_table
 
         rows = await backend.consumers()
         if args.json:

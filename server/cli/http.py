@@ -2,7 +2,7 @@
 
 One keep-alive :class:`httpx.AsyncClient`; an API key goes out as
 ``Authorization: Bearer``. Error answers ``{"error": {"code", "message"}}``
-become :class:`~server.cli_backend.CliError` quoting the server's message.
+become :class:`~server.cli.backend.CliError` quoting the server's message.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import httpx
 import msgspec
 
 from eventlog import Event, StreamInfo
-from server.cli_backend import Appended, CliError, ConsumerRow, OutOfRange, Unavailable
-from server.cli_events import OutEvent, encode_out
+from server.cli.backend import Appended, CliError, ConsumerRow, OutOfRange, Unavailable
+from server.cli.events import OutEvent, encode_out
 
 __all__ = ["HttpBackend", "server_error"]
 

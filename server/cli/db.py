@@ -22,8 +22,8 @@ from eventlog import (
     StreamInfo,
     StreamNotFound,
 )
-from server.cli_backend import Appended, CliError, ConsumerRow, OutOfRange
-from server.cli_events import OutEvent
+from server.cli.backend import Appended, CliError, ConsumerRow, OutOfRange
+from server.cli.events import OutEvent
 
 __all__ = ["DbBackend"]
 
