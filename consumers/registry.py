@@ -50,8 +50,9 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         name: Unique consumer name (its committed offset is stored under it).
         kind: A kind name from :func:`load_kinds`.
         stream: The stream to read.
-        types: Glob patterns of event types to pass (all if empty).
-        key: Only events with this key.
+        types: Patterns of event types to pass (all if empty), in the dialect
+            of :mod:`consumers.filter`.
+        key: Only events whose key matches this pattern.
         batch_size: Most events per handler call.
         start: Where a consumer that never committed begins.
         max_attempts: Failed handler calls before ``on_failure`` applies.

@@ -29,11 +29,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Literal
 
 from consumers.failure import BatchIO, FailurePolicy, run_batch
+from consumers.filter import EventFilter
 from consumers.parking import OnFailure, ReplayResult, original_event, parked_headers, parked_stream
 from eventlog import (
     BEGINNING,
@@ -65,11 +65,8 @@ State = Literal["idle", "waiting", "running", "backoff", "stopped"]
 
 
 def matches(event: Event, types: Sequence[str], key: str | None) -> bool:
-    """True if the event's type matches one of the glob patterns (or none are
-    given) and its key equals ``key`` (if given)."""
-    if key is not None and event.key != key:
-        return False
-    return not types or any(fnmatchcase(event.type, pattern) for pattern in types)
+    """True if the event passes ``EventFilter(types, key)`` (see :mod:`consumers.filter`)."""
+    return EventFilter(types, key).matches(event)
 
 
 class ConsumerBusy(EventLogError):
@@ -127,6 +124,7 @@ class _Spec:
     policy: FailurePolicy
     status: ConsumerStatus = field(init=False)
     lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    filter: EventFilter = field(init=False)
 
     def __post_init__(self) -> None:
         self.status = ConsumerStatus(
@@ -136,6 +134,7 @@ class _Spec:
             on_failure=self.policy.on_failure,
             parked_stream=self.name + ".parked",
         )
+        self.filter = EventFilter(self.types, self.key)
 
 
 class ConsumerManager:
@@ -191,8 +190,9 @@ class ConsumerManager:
             name: Unique consumer name; its committed offset is stored under it.
             stream: The stream it reads.
             handler: Awaited with each batch of matching events.
-            types: Glob patterns of event types to pass (all if empty).
-            key: Only events with this key (all if None).
+            types: Patterns of event types to pass (all if empty), in the
+                dialect of :mod:`consumers.filter`.
+            key: Only events whose key matches this pattern (all if None).
             batch_size: Most events per handler call.
             start: Where a consumer that never committed begins.
             max_attempts: Failed handler calls before ``on_failure`` applies.
@@ -399,7 +399,7 @@ class ConsumerManager:
                 status.position = consumer.position
                 if not events:
                     continue
-                batch = [e for e in events if matches(e, spec.types, spec.key)]
+                batch = list(spec.filter.select(events))
                 outcome = await run_batch(spec.policy, io, batch) if batch else "done"
                 if outcome == "interrupted":
                     break
