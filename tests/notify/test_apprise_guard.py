@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget
-from consumers.notify_apprise import apprise_host, check_apprise_url, send_apprise
+from consumers.notify.apprise import apprise_host, check_apprise_url, send_apprise
 from tests.serverproc import ServerProcess
 from tests.support import scaled
 from tests.webhooks.receiver import Receiver

@@ -34,7 +34,7 @@ import msgspec
 
 from consumers.delivery.retry import AttemptResult
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, resolve_checked
-from consumers.notify_template import TemplateError, parse
+from consumers.notify.template import TemplateError, parse
 from eventlog.model import Event
 
 __all__ = [
