@@ -15,8 +15,9 @@ Accepted bodies, by ``Content-Type``:
   with the header ``ce-data_base64: true``.
 
 Every error is an :class:`~server.errors.ApiError` naming the JSON path of the
-bad value: 400 for malformed JSON, 415 for another content type, 422 for a
-well-formed body that is not a valid event or batch.
+bad value: 400 for malformed JSON (invalid UTF-8 included, e.g. in ``$[3].data``),
+415 for another content type, 422 for a well-formed body that is not a valid
+event or batch.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import msgspec
 from msgspec import Meta
 
 from eventlog import NewEvent
-from eventlog.encoding import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_TYPE_LENGTH
+from eventlog.encoding import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_TYPE_LENGTH, utf8_problem
 from server.errors import ApiError
 
 __all__ = ["EventIn", "ParsedBody", "apply_idempotency_key", "media_type", "parse_body"]
@@ -91,6 +92,30 @@ def _malformed(exc: msgspec.DecodeError, where: str = "") -> ApiError:
     return ApiError(400, "malformed_json", f"malformed JSON{where}: {exc}")
 
 
+def _check_utf8(body: bytes, events: list[NewEvent], single: bool) -> list[NewEvent]:
+    """``events`` if ``body`` is UTF-8; else a 400 naming the event whose data is not.
+
+    msgspec checks every string it decodes except those inside a ``Raw``
+    value, and ``data`` is the one ``Raw`` an event keeps; one pass over the
+    body (a C loop, ~8 µs per 240 KB) covers them all.
+    """
+    problem = utf8_problem(body)
+    if problem is None:
+        return events
+    for index, event in enumerate(events):
+        if isinstance(event.data, msgspec.Raw):
+            problem_here = utf8_problem(bytes(event.data))
+            if problem_here is not None:
+                path = "$.data" if single else f"$[{index}].data"
+                raise ApiError(
+                    400,
+                    "malformed_json",
+                    f"malformed JSON: data is {problem_here} - at `{path}`",
+                    path=path,
+                )
+    raise ApiError(400, "malformed_json", f"malformed JSON: the body is {problem}")
+
+
 def _to_new(event: EventIn, defaults: dict[str, str]) -> NewEvent:
     headers = {**defaults, **event.headers} if event.headers else defaults
     return NewEvent(type=event.type, data=event.data, key=event.key, id=event.id, headers=headers)
@@ -142,11 +167,13 @@ def parse_body(
         except msgspec.DecodeError as exc:
             raise _malformed(exc) from None
         if isinstance(decoded, EventIn):
-            return ParsedBody([_to_new(decoded, headers)], single=True)
+            return ParsedBody(_check_utf8(body, [_to_new(decoded, headers)], True), single=True)
         _check_count(len(decoded), max_events)
-        return ParsedBody([_to_new(e, headers) for e in decoded], single=False)
+        events = [_to_new(e, headers) for e in decoded]
+        return ParsedBody(_check_utf8(body, events, False), single=False)
     if kind == NDJSON:
-        return ParsedBody(_parse_ndjson(body, max_events, headers), single=False)
+        events = _parse_ndjson(body, max_events, headers)
+        return ParsedBody(_check_utf8(body, events, False), single=False)
     if kind == CE:
         try:
             attrs = _ce_decoder.decode(body)
@@ -154,7 +181,7 @@ def parse_body(
             raise _invalid(exc) from None
         except msgspec.DecodeError as exc:
             raise _malformed(exc) from None
-        return ParsedBody([cloudevent(attrs, "$", headers)], single=True)
+        return ParsedBody(_check_utf8(body, [cloudevent(attrs, "$", headers)], True), single=True)
     try:
         batch = _ce_batch_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -163,7 +190,7 @@ def parse_body(
         raise _malformed(exc) from None
     _check_count(len(batch), max_events)
     events = [cloudevent(a, f"$[{i}]", headers) for i, a in enumerate(batch)]
-    return ParsedBody(events, single=False)
+    return ParsedBody(_check_utf8(body, events, False), single=False)
 
 
 def _parse_ndjson(body: bytes, max_events: int, headers: dict[str, str]) -> list[NewEvent]:
