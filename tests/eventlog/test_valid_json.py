@@ -94,4 +94,5 @@ def test_the_checks_accept_utf8_json_and_name_the_first_bad_byte() -> None:
     assert utf8_problem(b"ab\xc3") == "not valid UTF-8 (byte 2)"
     assert json_problem('{"é": [1, 2.5, null, true]}'.encode()) is None
     problem = json_problem(b"[1,]")
-    assert problem is not None and problem.startswith("not valid JSON")
+    assert problem is not None
+    assert problem.startswith("not valid JSON")
