@@ -212,7 +212,7 @@ def keygen_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m server.serve serve|keygen ...``: just these two commands of the CLI."""
-    from server.cli_serve import register
+    from server.cli.serve import register
 
     parser = argparse.ArgumentParser(prog="eventlog")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))

@@ -30,7 +30,7 @@ from consumers.delivery.model import Endpoint
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery.sender import Sender
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
-from consumers.notify import NotificationsConfig, declared_notify_endpoint, notify_setup
+from consumers.notify.spec import NotificationsConfig, declared_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
 from server.errors import ApiError
 
@@ -79,7 +79,7 @@ class Extension:
         sender: A sender to use instead of the notifications' pacing sender
             (at most one extension may give one; it must honour
             ``allow_private``, and pace and carry Apprise requests as
-            :class:`~consumers.notify_pacing.PacingSender` does, or chat
+            :class:`~consumers.notify.pacing.PacingSender` does, or chat
             targets lose their rate-limit handling).
         on_start: Called once the engine runs (e.g. to apply endpoints
             declared in the config file).

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from eventlog import Event, Retention
-from server.cli_client import retry_delay
-from server.cli_events import (
+from server.cli.client import retry_delay
+from server.cli.events import (
     Batcher,
     InputError,
     LineSplitter,
@@ -22,7 +22,7 @@ from server.cli_events import (
     parse_from,
     parse_line,
 )
-from server.cli_tables import format_retention
+from server.cli.tables import format_retention
 
 
 def test_event_mode_line_keeps_every_field_and_data_bytes() -> None:

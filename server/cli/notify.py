@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from server.cli_tables import print_table
-from server.cli_webhooks import (
+from server.cli.tables import print_table
+from server.cli.webhooks import (
     Failed,
     add_delivery_actions,
     add_delivery_options,

@@ -1,6 +1,6 @@
 """The firehose: one hub per stream reads the log once and pushes to every client's queue.
 
-This is the I/O shell around :mod:`consumers.firehose_core`. A
+This is the I/O shell around :mod:`consumers.firehose.core`. A
 :class:`Firehose` owns the hubs of one log and the client count; a
 :class:`FirehoseHub` runs one pump task per stream (``log.wait`` →
 ``log.read`` → encode once → :meth:`HubCore.publish`); each client holds a
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from consumers.firehose_core import (
+from consumers.firehose.core import (
     EventFilter,
     Frame,
     HubCore,

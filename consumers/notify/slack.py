@@ -3,7 +3,7 @@
 The message is ``text`` (Slack ``mrkdwn``), and, when a ``title`` or
 ``fields`` are configured, Block Kit ``blocks`` with ``text`` kept as the
 notification fallback. Slack's documented limits, enforced here by visible
-truncation (:func:`consumers.notify_limits.fit`):
+truncation (:func:`consumers.notify.limits.fit`):
 
 =============================  =======  =====================================
 what                           limit    here
@@ -39,8 +39,8 @@ import msgspec
 
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery.retry import classify as default_classify
-from consumers.notify_limits import fit
-from consumers.notify_template import TemplateError, parse
+from consumers.notify.limits import fit
+from consumers.notify.template import TemplateError, parse
 from eventlog.model import Event
 
 __all__ = [

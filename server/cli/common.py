@@ -2,7 +2,7 @@
 
 Every client command takes the same connection options (``--url``,
 ``--api-key``, or ``--db``), runs one coroutine against a
-:class:`~server.cli_backend.Backend`, and turns what went wrong into an exit
+:class:`~server.cli.backend.Backend`, and turns what went wrong into an exit
 code and one clear line on stderr:
 
 * 0: success (also when the reader of stdout went away, e.g. ``| head``);
@@ -25,8 +25,8 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
-from server.cli_backend import Backend, CliError
-from server.cli_events import InputError, LineSplitter
+from server.cli.backend import Backend, CliError
+from server.cli.events import InputError, LineSplitter
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -102,14 +102,14 @@ async def open_backend(args: argparse.Namespace, *, must_exist: bool) -> AsyncIt
     """The backend the options name: ``--db`` (in-process) or ``--url`` (HTTP)."""
     # Imported here: a command pays only for the backend it uses.
     if args.db is not None:
-        from server.cli_db import DbBackend
+        from server.cli.db import DbBackend
 
         async with DbBackend(args.db, must_exist=must_exist) as db:
             yield db
     else:
         if not str(args.url).startswith(("http://", "https://")):
             raise CliError(f"--url must start with http:// or https://, not {args.url!r}", 2)
-        from server.cli_http import HttpBackend
+        from server.cli.http import HttpBackend
 
         async with HttpBackend(args.url, args.api_key) as http:
             yield http

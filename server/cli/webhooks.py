@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
-from server.cli_tables import print_table
+from server.cli.tables import print_table
 
 __all__ = [
     "Failed",

@@ -2,7 +2,7 @@
 
 Export writes every retained event up to the head at the time it started,
 one compact JSON object per line (the same lines ``eventlog tail`` prints).
-Import reads such lines (or any event objects, see :mod:`server.cli_events`)
+Import reads such lines (or any event objects, see :mod:`server.cli.events`)
 and appends them in atomic batches, keeping each event's ``id``: importing
 the same file again writes nothing new. The target log assigns new offsets
 and append times. A rich progress bar is drawn on stderr when it is a terminal.
@@ -14,10 +14,10 @@ import argparse
 import sys
 
 from eventlog import Event
-from server.cli_backend import Backend, CliError
-from server.cli_client import BATCH_BYTES, append_numbered, read_range
-from server.cli_common import Meter, connection_options, input_size, read_lines, run, warn
-from server.cli_events import Batcher, InputError, check_stream, encode_event, parse_line
+from server.cli.backend import Backend, CliError
+from server.cli.client import BATCH_BYTES, append_numbered, read_range
+from server.cli.common import Meter, connection_options, input_size, read_lines, run, warn
+from server.cli.events import Batcher, InputError, check_stream, encode_event, parse_line
 
 __all__ = ["register"]
 

@@ -7,12 +7,12 @@ module supplies only what differs, through the engine's target-kind
 extension point:
 
 * the **formatter**: a message rendered from a template
-  (:mod:`consumers.notify_template`) in the platform's shape and within its
-  limits (:mod:`consumers.notify_discord`, :mod:`consumers.notify_slack`,
-  :mod:`consumers.notify_apprise`);
+  (:mod:`consumers.notify.template`) in the platform's shape and within its
+  limits (:mod:`consumers.notify.discord`, :mod:`consumers.notify.slack`,
+  :mod:`consumers.notify.apprise`);
 * the **classifier**: the platform's answers (429 waits, 404/410 and Slack's
   ``invalid_token`` disabling the target, 400 final);
-* **pacing**: a :class:`~consumers.notify_pacing.PacingSender` that sends to
+* **pacing**: a :class:`~consumers.notify.pacing.PacingSender` that sends to
   each chat target one request at a time and holds every request while a
   ``retry_after`` or an exhausted ``X-RateLimit`` bucket says so.
 
@@ -35,14 +35,13 @@ from typing import Any, Literal
 
 import msgspec
 
-from consumers import notify_apprise as apprise_kind
-from consumers import notify_discord as discord
-from consumers import notify_slack as slack
 from consumers.delivery.engine import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint, Ordering
 from consumers.delivery.retry import AttemptResult, Classification
-from consumers.notify_pacing import PacingSender
-from consumers.notify_template import event_context
+from consumers.notify import apprise as apprise_kind
+from consumers.notify import discord, slack
+from consumers.notify.pacing import PacingSender
+from consumers.notify.template import event_context
 from consumers.webhook import (
     EndpointSpec,
     RetrySetting,
@@ -85,9 +84,9 @@ class NotifySpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         types: Event type patterns (``*`` matches anything); empty: all.
         key: Pattern the event key must match.
         options: The kind's message settings: ``template`` and the rest (see
-            :class:`~consumers.notify_discord.DiscordOptions`,
-            :class:`~consumers.notify_slack.SlackOptions`,
-            :class:`~consumers.notify_apprise.AppriseOptions`).
+            :class:`~consumers.notify.discord.DiscordOptions`,
+            :class:`~consumers.notify.slack.SlackOptions`,
+            :class:`~consumers.notify.apprise.AppriseOptions`).
         timeout: Seconds per attempt.
         retry: ``"default"``, ``"short"`` or a policy, as for webhooks.
         max_attempts: Override the policy's attempts.

@@ -1,7 +1,7 @@
 """Discord incoming webhooks: message shape, limits and the answer table (sans-I/O).
 
 Discord's documented limits, each enforced here by visible truncation
-(:func:`consumers.notify_limits.fit`):
+(:func:`consumers.notify.limits.fit`):
 
 ===========================  =======  =========================================
 what                         limit    here
@@ -41,8 +41,8 @@ import msgspec
 
 from consumers.delivery.retry import AttemptResult, Classification, parse_retry_after
 from consumers.delivery.retry import classify as default_classify
-from consumers.notify_limits import fit, units
-from consumers.notify_template import Template, TemplateError, parse
+from consumers.notify.limits import fit, units
+from consumers.notify.template import Template, TemplateError, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -106,7 +106,7 @@ class DiscordOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     Attributes:
         template: The message ``content`` (a template; see
-            :mod:`consumers.notify_template`).
+            :mod:`consumers.notify.template`).
         username: Override the webhook's name.
         avatar_url: Override the webhook's avatar.
         embed: An optional embed.

@@ -17,7 +17,7 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from eventlog import Retention, StreamInfo
-from server.cli_backend import ConsumerRow
+from server.cli.backend import ConsumerRow
 
 __all__ = ["consumers_table", "format_retention", "format_time", "print_table", "streams_table"]
 

@@ -2,7 +2,7 @@
 
 A :class:`Subscriber` starts in ``CATCHING_UP`` at its ``from=`` offset and is
 fed pages only when its queue has room; the hub
-(:class:`~consumers.firehose_core.HubCore`) moves it to ``LIVE``. A live
+(:class:`~consumers.firehose.core.HubCore`) moves it to ``LIVE``. A live
 subscriber whose queue would exceed its bound (events or bytes) is marked
 ``OVERFLOWED``, its queue is dropped at once (memory is freed, the hub never
 waits), and it remembers the first offset it did not get on the wire:
@@ -15,7 +15,7 @@ import enum
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from consumers.firehose_frames import EventFilter, Frame, Limits
+from consumers.firehose.frames import EventFilter, Frame, Limits
 
 __all__ = ["Phase", "Subscriber"]
 

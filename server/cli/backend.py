@@ -1,8 +1,8 @@
 """The one contract the client commands run against, and the errors they report.
 
 Two implementations, so every command is written once:
-:class:`server.cli_http.HttpBackend` speaks the HTTP API with httpx (a bearer
-API key if given); :class:`server.cli_db.DbBackend` opens an SQLite file with
+:class:`server.cli.http.HttpBackend` speaks the HTTP API with httpx (a bearer
+API key if given); :class:`server.cli.db.DbBackend` opens an SQLite file with
 :class:`eventlog.EventLog` in this process, for when no server runs. Each is
 imported only when used, which keeps the CLI quick to start.
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
 from eventlog import Event, StreamInfo
-from server.cli_events import OutEvent
+from server.cli.events import OutEvent
 
 __all__ = [
     "Appended",
@@ -92,6 +92,14 @@ class Backend(Protocol):
 
     async def consumers(self) -> list[ConsumerRow]:
         """Every consumer position."""
+        ...
+
+    async def consumer(self, name: str) -> dict[str, Any]:
+        """One consumer as ``GET /api/consumers/{name}`` describes it."""
+        ...
+
+    async def replay_parked(self, name: str) -> dict[str, Any]:
+        """Replay the consumer's parked events (``POST .../replay-parked``)."""
         ...
 
     async def aclose(self) -> None:

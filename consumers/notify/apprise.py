@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from consumers.delivery.retry import AttemptResult
-from consumers.notify_template import TemplateError, parse
+from consumers.notify.template import TemplateError, parse
 from eventlog.model import Event
 
 __all__ = [

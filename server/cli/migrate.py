@@ -34,7 +34,7 @@ import msgspec
 from eventlog.errors import EventLogError
 from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.sqlite import APPLICATION_ID, SCHEMA_VERSION
-from server.cli_common import Meter
+from server.cli.common import Meter
 
 __all__ = ["Checksum", "MigrateError", "compare", "register"]
 

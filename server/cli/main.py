@@ -16,22 +16,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Each command module registers itself: module.register(sub).
-    from server.cli_serve import register as register_serve
+    from server.cli.serve import register as register_serve
 
     register_serve(sub)
-    from server.cli_client import register as register_client
+    from server.cli.client import register as register_client
 
     register_client(sub)
-    from server.cli_transfer import register as register_transfer
+    from server.cli.transfer import register as register_transfer
 
     register_transfer(sub)
-    from server.cli_migrate import register as register_migrate
+    from server.cli.migrate import register as register_migrate
 
     register_migrate(sub)
-    from server.cli_webhooks import register as register_webhooks
+    from server.cli.webhooks import register as register_webhooks
 
     register_webhooks(sub)
-    from server.cli_notify import register as register_notify
+    from server.cli.notify import register as register_notify
 
     register_notify(sub)
     del sub

@@ -1,10 +1,10 @@
 """The sans-I/O core of the firehose: the hub's fan-out, and the public surface of the core.
 
-Nothing here awaits, sleeps or touches a socket; :mod:`consumers.firehose`
+Nothing here awaits, sleeps or touches a socket; :mod:`consumers.firehose.hub`
 pumps it. This module owns :class:`HubCore`; the rest of the core lives in
-:mod:`consumers.firehose_params` (query parameters),
-:mod:`consumers.firehose_frames` (frames, filters, limits, the backlog) and
-:mod:`consumers.firehose_subscriber` (one client's state machine), and is
+:mod:`consumers.firehose.params` (query parameters),
+:mod:`consumers.firehose.frames` (frames, filters, limits, the backlog) and
+:mod:`consumers.firehose.subscriber` (one client's state machine), and is
 re-exported here. The rules the core keeps:
 
 * **One encoding per event.** :func:`encode_frame` turns an :class:`~eventlog.Event`
@@ -18,15 +18,15 @@ re-exported here. The rules the core keeps:
   :meth:`HubCore.publish`, and anything below its position is skipped, so the
   seam has neither a gap nor a duplicate.
 * **Slow clients.** A live subscriber whose queue would exceed its bound is
-  dropped, never waited for (:mod:`consumers.firehose_subscriber`).
+  dropped, never waited for (:mod:`consumers.firehose.subscriber`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from consumers.firehose_frames import Backlog, EventFilter, Frame, Limits, encode_frame
-from consumers.firehose_params import (
+from consumers.firehose.frames import Backlog, EventFilter, Frame, Limits, encode_frame
+from consumers.firehose.params import (
     MAX_BATCH,
     MAX_TYPE_PATTERNS,
     Start,
@@ -36,7 +36,7 @@ from consumers.firehose_params import (
     parse_last_event_id,
     parse_types,
 )
-from consumers.firehose_subscriber import Phase, Subscriber
+from consumers.firehose.subscriber import Phase, Subscriber
 
 __all__ = [
     "MAX_BATCH",
