@@ -20,7 +20,8 @@ async def main(path: str) -> None:
         await log.set_retention("orders", Retention(max_count=4))  # keep the last 4 ...
 
         deleted = await log.enforce_retention()  # ... but not what "ledger" has not read
-        print("deleted", deleted, "- first retained:", (await log.stream_info("orders")).first_offset)
+        first = (await log.stream_info("orders")).first_offset
+        print("deleted", deleted, "- first retained:", first)
         for hold in (await log.retention_holds("orders")).holds:
             print(f"held by {hold.consumer}: {hold.events} events from offset {hold.offset}")
 
