@@ -3,8 +3,12 @@
 Each registered consumer loops: poll a batch from its committed offset, keep
 the events that match its filters, await the handler, commit. When the
 handler raises, nothing is committed: the consumer waits with exponential
-backoff and jitter, then retries the same batch. Shutdown lets a batch in
-hand finish and commit, and interrupts consumers that are only waiting.
+backoff and jitter, then retries the same batch, up to ``max_attempts``
+calls; then its ``on_failure`` policy parks the failing event(s) and moves
+on, stops the consumer, or keeps retrying (:mod:`consumers.failure`).
+Parked events can be replayed through the handler with
+:meth:`ConsumerManager.replay_parked`. Shutdown lets a batch in hand finish
+and commit, and interrupts consumers that are only waiting.
 
 ::
 
@@ -23,87 +27,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from types import TracebackType
-from typing import Literal
+from typing import TypeVar, cast
 
+from consumers.failure import BatchIO, FailurePolicy, run_batch
+from consumers.parking import OnFailure, ReplayResult, park, parked_stream, replay
+from consumers.spec import (
+    ConsumerBusy,
+    ConsumerStatus,
+    Handler,
+    Spec,
+    TransactionalHandler,
+    matches,
+)
 from eventlog import (
     BEGINNING,
+    Consumer,
+    ConsumerNotFound,
     Event,
     EventLog,
     EventLogError,
-    Offset,
+    HoldPolicy,
     Position,
+    Unsupported,
     validate_stream_name,
 )
+from eventlog.backoff import Backoff
 from eventlog.storage.leases import leases_for, run_exclusively
+from eventlog.storage.transactions import offset_transactions
 
-__all__ = ["Backoff", "ConsumerManager", "ConsumerStatus", "Handler", "matches"]
+__all__ = [
+    "Backoff",
+    "ConsumerBusy",
+    "ConsumerManager",
+    "ConsumerStatus",
+    "Handler",
+    "TransactionalHandler",
+    "matches",
+]
 
 logger = logging.getLogger("eventlog.consumers")
 
-Handler = Callable[[list[Event]], Awaitable[None]]
-"""A consumer's handler: takes a batch of matching events; raising retries it."""
-
-State = Literal["idle", "waiting", "running", "backoff", "stopped"]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter: delay n is uniform in [0, min(cap, base * 2**n)].
-
-    Attributes:
-        base: First delay ceiling, seconds.
-        cap: Largest delay ceiling, seconds.
-    """
-
-    base: float = 0.5
-    cap: float = 60.0
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        ceiling: float = min(self.cap, self.base * 2.0 ** max(attempt - 1, 0))
-        return ceiling * rand()
-
-
-def matches(event: Event, types: Sequence[str], key: str | None) -> bool:
-    """True if the event's type matches one of the glob patterns (or none are
-    given) and its key equals ``key`` (if given)."""
-    if key is not None and event.key != key:
-        return False
-    return not types or any(fnmatchcase(event.type, pattern) for pattern in types)
-
-
-@dataclass
-class ConsumerStatus:
-    """What one consumer is doing, for status pages and tests."""
-
-    name: str
-    stream: str
-    state: State = "idle"
-    position: int | None = None
-    committed: int | None = None
-    handled: int = 0
-    failures: int = 0
-    last_error: str | None = None
-
-
-@dataclass
-class _Spec:
-    name: str
-    stream: str
-    handler: Handler
-    types: tuple[str, ...]
-    key: str | None
-    batch_size: int
-    start: Position
-    status: ConsumerStatus = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.status = ConsumerStatus(self.name, self.stream)
+H = TypeVar("H", Handler, TransactionalHandler)
 
 
 class ConsumerManager:
@@ -134,7 +100,7 @@ class ConsumerManager:
         self._backoff = backoff or Backoff()
         self._poll_timeout = poll_timeout
         self._lease_retry = lease_retry
-        self._specs: dict[str, _Spec] = {}
+        self._specs: dict[str, Spec] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -144,31 +110,70 @@ class ConsumerManager:
         self,
         name: str,
         stream: str,
-        handler: Handler,
+        handler: Handler | TransactionalHandler,
         *,
         types: Sequence[str] = (),
         key: str | None = None,
         batch_size: int = 100,
         start: Position = BEGINNING,
+        max_attempts: int = 5,
+        on_failure: OnFailure = "park",
+        protect: bool | None = None,
+        max_hold: float | None = None,
+        transactional: bool = False,
     ) -> None:
         """Register a consumer. If the manager is running, it starts at once.
 
         Args:
             name: Unique consumer name; its committed offset is stored under it.
             stream: The stream it reads.
-            handler: Awaited with each batch of matching events.
-            types: Glob patterns of event types to pass (all if empty).
-            key: Only events with this key (all if None).
+            handler: Awaited with each batch of matching events (and, if
+                ``transactional``, the open transaction as second argument).
+            types: Patterns of event types to pass (all if empty), in the
+                dialect of :mod:`consumers.filter`.
+            key: Only events whose key matches this pattern (all if None).
             batch_size: Most events per handler call.
             start: Where a consumer that never committed begins.
+            max_attempts: Failed handler calls before ``on_failure`` applies.
+            on_failure: ``"park"`` the failing event(s) in ``<name>.parked``
+                and go on, ``"stop"`` the consumer, or ``"retry"`` forever.
+            protect: Whether retention keeps the events it has not committed
+                (None: the log's ``protect_consumers``).
+            max_hold: Seconds without a commit after which it stops holding
+                retention (None: the log's ``max_hold``).
+            transactional: The handler is ``handler(events, tx)`` and runs in
+                the database transaction that commits the consumer's offset
+                (exactly-once for writes through ``tx``; see
+                :meth:`eventlog.Consumer.transact`).
+
+        Raises:
+            Unsupported: ``transactional`` on a backend that cannot (memory).
         """
         validate_stream_name(name)
+        if transactional and offset_transactions(self._log.storage) is None:
+            raise Unsupported(
+                f"consumer {name!r}: transactional handlers need the log in a database "
+                "(SQLite or PostgreSQL), not in memory"
+            )
         validate_stream_name(stream)
+        parked_stream(name)
         if name in self._specs:
             raise ValueError(f"a consumer named {name!r} is already registered")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        spec = _Spec(name, stream, handler, tuple(types), key, batch_size, start)
+        policy = FailurePolicy(max_attempts, on_failure)
+        plain = None if transactional else cast(Handler, handler)
+        in_tx = cast(TransactionalHandler, handler) if transactional else None
+        spec = Spec(name, stream, plain, in_tx, tuple(types), key, batch_size, start, policy)
+        if protect is not None or max_hold is not None:
+            default = self._log.hold_policy(name)
+            self._log.set_hold_policy(
+                name,
+                HoldPolicy(
+                    protect=default.protect if protect is None else protect,
+                    max_hold=default.max_hold if max_hold is None else max_hold,
+                ),
+            )
         self._specs[name] = spec
         if self._running:
             self._launch(spec)
@@ -182,12 +187,28 @@ class ConsumerManager:
         key: str | None = None,
         batch_size: int = 100,
         start: Position = BEGINNING,
-    ) -> Callable[[Handler], Handler]:
+        max_attempts: int = 5,
+        on_failure: OnFailure = "park",
+        protect: bool | None = None,
+        max_hold: float | None = None,
+        transactional: bool = False,
+    ) -> Callable[[H], H]:
         """Decorator form of :meth:`add`."""
 
-        def register(handler: Handler) -> Handler:
+        def register(handler: H) -> H:
             self.add(
-                name, stream, handler, types=types, key=key, batch_size=batch_size, start=start
+                name,
+                stream,
+                handler,
+                types=types,
+                key=key,
+                batch_size=batch_size,
+                start=start,
+                max_attempts=max_attempts,
+                on_failure=on_failure,
+                protect=protect,
+                max_hold=max_hold,
+                transactional=transactional,
             )
             return handler
 
@@ -196,6 +217,11 @@ class ConsumerManager:
     def status(self) -> list[ConsumerStatus]:
         """The status of every registered consumer, by name."""
         return [self._specs[name].status for name in sorted(self._specs)]
+
+    def get_status(self, name: str) -> ConsumerStatus | None:
+        """The status of the consumer ``name``, or None if it is not registered here."""
+        spec = self._specs.get(name)
+        return None if spec is None else spec.status
 
     async def start(self) -> None:
         """Start a task per registered consumer."""
@@ -206,12 +232,12 @@ class ConsumerManager:
             if spec.name not in self._tasks:
                 self._launch(spec)
 
-    def _launch(self, spec: _Spec) -> None:
+    def _launch(self, spec: Spec) -> None:
         self._tasks[spec.name] = asyncio.create_task(
             self._exclusive(spec), name=f"consumer:{spec.name}"
         )
 
-    async def _exclusive(self, spec: _Spec) -> None:
+    async def _exclusive(self, spec: Spec) -> None:
         spec.status.state = "waiting"
         try:
             await run_exclusively(
@@ -267,14 +293,54 @@ class ConsumerManager:
             await work
         return None
 
-    async def _sleep_unless_stopped(self, seconds: float) -> None:
+    async def _sleep_unless_stopped(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False if shutdown came first."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+        return not self._stopping.is_set()
 
-    async def _run(self, spec: _Spec) -> None:
+    async def _call(self, spec: Spec, events: list[Event], cursor: Consumer) -> None:
+        spec.status.state = "running"
+        await spec.call(events, cursor, events[-1].offset + 1)
+        spec.status.handled += len(events)
+
+    def _failed(self, spec: Spec, events: Sequence[Event], exc: Exception, attempt: int) -> float:
+        status = spec.status
+        status.failures += 1
+        status.last_error = f"{type(exc).__name__}: {exc}"
+        status.state = "backoff"
+        delay = self._backoff.delay(attempt)
+        logger.warning(
+            "consumer %s failed on %d event(s) at offsets %d-%d (attempt %d of %d): %s",
+            spec.name,
+            len(events),
+            events[0].offset,
+            events[-1].offset,
+            attempt,
+            spec.policy.max_attempts,
+            status.last_error,
+        )
+        return delay
+
+    async def _park(self, spec: Spec, event: Event, exc: Exception, attempts: int) -> None:
+        await park(self._log, spec.name, event, exc, attempts)
+        spec.status.parked += 1
+
+    async def _run(self, spec: Spec) -> None:
         status = spec.status
         consumer = self._log.consumer(spec.name, spec.stream, start=spec.start)
-        attempt = 0
+
+        async def commit(offset: int) -> None:
+            await consumer.commit(offset)
+            status.committed = offset
+
+        io = BatchIO(
+            call=lambda events: self._call(spec, events, consumer),
+            failed=lambda events, exc, attempt: self._failed(spec, events, exc, attempt),
+            wait=self._sleep_unless_stopped,
+            commit=commit,
+            park=lambda event, exc, attempts: self._park(spec, event, exc, attempts),
+        )
         try:
             while not self._stopping.is_set():
                 status.state = "running"
@@ -284,37 +350,50 @@ class ConsumerManager:
                 if events is None:
                     break
                 status.position = consumer.position
+                if consumer.truncation is not None:
+                    status.truncation = consumer.truncation.describe()
                 if not events:
                     continue
-                batch = [e for e in events if matches(e, spec.types, spec.key)]
-                try:
-                    if batch:
-                        await spec.handler(batch)
-                except Exception as exc:  # the handler's failure: retry the batch
-                    attempt += 1
-                    status.failures += 1
-                    status.last_error = f"{type(exc).__name__}: {exc}"
-                    status.state = "backoff"
-                    delay = self._backoff.delay(attempt)
-                    logger.warning(
-                        "consumer %s failed on offsets %d-%d (attempt %d), retrying in %.2fs: %s",
-                        spec.name,
-                        events[0].offset,
-                        events[-1].offset,
-                        attempt,
-                        delay,
-                        status.last_error,
+                batch = list(spec.filter.select(events))
+                outcome = await run_batch(spec.policy, io, batch) if batch else "done"
+                if outcome == "interrupted":
+                    break
+                if outcome == "stop":
+                    status.reason = (
+                        f"stopped after {spec.policy.max_attempts} failed attempts at offset "
+                        f"{batch[0].offset}: {status.last_error}"
                     )
-                    await consumer.seek(Offset(events[0].offset))
-                    await self._sleep_unless_stopped(delay)
-                    continue
-                attempt = 0
-                status.handled += len(batch)
-                await consumer.commit()
-                status.committed = consumer.committed
+                    logger.error("consumer %s %s", spec.name, status.reason)
+                    break
+                await commit(events[-1].offset + 1)
         except EventLogError as exc:
             if not self._log.closed:
                 status.last_error = f"{type(exc).__name__}: {exc}"
+                status.reason = status.last_error
                 logger.error("consumer %s stopped: %s", spec.name, exc)
         finally:
             status.state = "stopped"
+
+    async def replay_parked(self, name: str) -> ReplayResult:
+        """Hand the consumer's parked events back to its handler, oldest first.
+
+        Each event the handler takes is committed past (the consumer's offset
+        on its parked stream); the first one it refuses again stays parked
+        and ends the replay, its error in the result.
+
+        Raises:
+            ConsumerNotFound: No consumer of that name is registered here.
+            ConsumerBusy: The consumer runs in another process.
+        """
+        spec = self._specs.get(name)
+        if spec is None:
+            raise ConsumerNotFound(name)
+        if spec.status.state == "waiting":
+            raise ConsumerBusy(f"consumer {name!r} runs in another process; replay it there")
+
+        async def handle(event: Event, cursor: Consumer, commit_to: int) -> None:
+            await spec.call([event], cursor, commit_to)
+            if spec.tx_handler is None:
+                await cursor.commit(commit_to)
+
+        return await replay(self._log, name, handle)

@@ -18,8 +18,10 @@ import gc
 import ipaddress
 import logging
 import os
+import resource
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -32,14 +34,16 @@ from server.app import create_app
 from server.auth import hash_key, new_key, parse_scope
 from server.config import ConfigError, ServerConfig, load_config
 from server.middleware import BufferedLineWriter, format_line
+from server.protocols import guarded_protocols
 
 __all__ = [
+    "build_server",
+    "exposure_warning",
     "is_loopback",
     "keygen_command",
     "main",
     "run_server",
     "serve_command",
-    "uvicorn_config",
 ]
 
 logger = logging.getLogger("eventlog.server")
@@ -86,6 +90,27 @@ class _LineFormatter(logging.Formatter):
         return format_line(fields, self.fmt)
 
 
+#: File descriptors the server keeps for itself beyond its connections
+#: (database files, the listening socket, logs, outgoing deliveries).
+FD_HEADROOM = 256
+
+
+def _raise_fd_limit(connections: int) -> None:
+    """Raise the soft open-file limit so that ``connections`` fit, up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = connections + FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < want:
+            logger.warning(
+                "open-file limit %d is too low for max_connections=%d; "
+                "new clients may be refused before the limit",
+                new,
+                connections,
+            )
+
+
 def _setup_logging(config: ServerConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LineFormatter(config.log_format))
@@ -128,14 +153,40 @@ class _Server(uvicorn.Server):
             self._loop.call_soon_threadsafe(self._stopping.set)
 
 
-def uvicorn_config(app: Starlette, config: ServerConfig) -> uvicorn.Config:
-    """uvicorn's settings for ``app`` as ``eventlog serve`` runs it (the tests' servers too)."""
-    return uvicorn.Config(
+def exposure_warning(config: ServerConfig) -> str | None:
+    """The warning for a non-loopback host served without API keys (``--insecure``), if any."""
+    if is_loopback(config.host) or config.api_keys:
+        return None
+    return (
+        f"serving {config.host} without API keys (--insecure): anyone who can reach it "
+        "can read, append and delete every stream"
+    )
+
+
+def build_server(
+    config: ServerConfig, access_sink: Callable[[str], None] | None = None
+) -> tuple[Starlette, uvicorn.Config]:
+    """The app over its (unstarted) log and uvicorn's settings, as ``eventlog serve``
+    runs them; the tests' in-process servers are built here too.
+
+    Raises:
+        EventLogError: ``config.db`` names no usable database.
+    """
+    log_config = LogConfig(
+        synchronous=config.synchronous,
+        protect_consumers=config.retention_protect,
+        max_hold=config.retention_max_hold,
+    )
+    log = EventLog(storage_for(config.db, log_config), log_config)
+    app = create_app(log, config, manage_log=True, access_sink=access_sink)
+    http_protocol, ws_protocol = guarded_protocols(config)
+    uv_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol,
+        ws=ws_protocol,
         lifespan="on",
         workers=1,
         log_config=None,
@@ -148,6 +199,7 @@ def uvicorn_config(app: Starlette, config: ServerConfig) -> uvicorn.Config:
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
     )
+    return app, uv_config
 
 
 def run_server(config: ServerConfig) -> int:
@@ -160,19 +212,20 @@ def run_server(config: ServerConfig) -> int:
         )
         return 2
     _setup_logging(config)
-    log_config = LogConfig(synchronous=config.synchronous)
-    try:
-        log = EventLog(storage_for(config.db, log_config), log_config)
-    except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
-        print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
-        return 2
+    warning = exposure_warning(config)
+    if warning is not None:
+        logger.warning(warning)
+    _raise_fd_limit(config.max_connections)
     # Request lines skip the logging machinery: buffered, written every 50 ms.
     access = BufferedLineWriter(sys.stderr)
     access_sink = (
         access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
     )
-    app = create_app(log, config, manage_log=True, access_sink=access_sink)
-    uv_config = uvicorn_config(app, config)
+    try:
+        app, uv_config = build_server(config, access_sink)
+    except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
+        print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
+        return 2
     server = _Server(uv_config, app.state.stopping)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
@@ -196,6 +249,10 @@ def serve_command(args: argparse.Namespace) -> int:
         "synchronous": args.synchronous,
         "max_body_bytes": args.max_body_bytes,
         "access_log": False if args.no_access_log else None,
+        "max_header_bytes": args.max_header_bytes,
+        "header_timeout": args.header_timeout,
+        "idle_timeout": args.idle_timeout,
+        "max_connections": args.max_connections,
     }
     file = args.config or os.environ.get("EVENTLOG_CONFIG")
     try:
@@ -225,7 +282,7 @@ def keygen_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m server.serve serve|keygen ...``: just these two commands of the CLI."""
-    from server.cli_serve import register
+    from server.cli.serve import register
 
     parser = argparse.ArgumentParser(prog="eventlog")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))

@@ -8,9 +8,9 @@
         httpx.get(f"{server.url}/api/streams")       # server.url = "http://127.0.0.1:<port>"
 
 The app, its settings and uvicorn's are built as ``eventlog serve`` builds
-them (:func:`server.config.load_config`, :func:`server.app.create_app`,
-:func:`server.serve.uvicorn_config`); uvicorn binds port 0 and the helper
-reads the port from the bound socket, so no two servers race for a port.
+them (:func:`server.config.load_config`, :func:`server.serve.build_server`);
+uvicorn binds port 0 and the helper reads the port from the bound socket, so
+no two servers race for a port.
 Starting one costs a few milliseconds instead of a Python process start-up
 (~0.5-2.5 s on a shared machine).
 
@@ -47,11 +47,9 @@ from typing import Any, Self
 
 import uvicorn
 
-from eventlog import EventLog, EventLogError, LogConfig
-from eventlog.log import storage_for
-from server.app import create_app
+from eventlog import EventLogError
 from server.config import ConfigError, load_config
-from server.serve import uvicorn_config
+from server.serve import build_server
 from tests.serverproc import ServerFailed
 from tests.support import scaled, wait_until_sync
 
@@ -140,13 +138,11 @@ class ServerThread:
         flags = {"host": "127.0.0.1", "port": self.port, "db": self.db}
         try:
             config = load_config(file=self.config, environ=self.env, flags=flags)
-            log_config = LogConfig(synchronous=config.synchronous)
-            log = EventLog(storage_for(config.db, log_config), log_config)
+            app, uv_config = build_server(config, access_sink=self._lines.append)
         except (ConfigError, EventLogError) as exc:
             raise ServerFailed(f"invalid configuration: {exc}") from exc
-        app = create_app(log, config, manage_log=True, access_sink=self._lines.append)
         self._stopping = app.state.stopping
-        server = self._server = _Uvicorn(uvicorn_config(app, config))
+        server = self._server = _Uvicorn(uv_config)
         self._start_capture()
         self._thread = threading.Thread(target=server.run, name="eventlog-server", daemon=True)
         self._thread.start()

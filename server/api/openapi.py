@@ -102,10 +102,11 @@ AUTH = [401, 403]
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the API (built once)."""
     from consumers.notify import NotifyPatch, NotifySpec
+    from consumers.parking import ReplayResult
     from consumers.webhook import EndpointPatch, EndpointSpec
     from server.api import openapi_paths as more
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
-    from server.api.streams import AppendResult, Page, StreamList
+    from server.api.streams import AppendResult, Page, StreamDetail, StreamList
     from server.api.webhooks import ReplayRequest, RotateRequest
     from server.ingest.sources import Source
 
@@ -115,10 +116,12 @@ def openapi_document() -> dict[str, Any]:
         AppendResult,
         Page,
         StreamInfo,
+        StreamDetail,
         StreamList,
         ConsumerList,
         ConsumerDetail,
         SeekRequest,
+        ReplayResult,
         Error,
         Source,
         EndpointSpec,
@@ -226,7 +229,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "One stream's head, low watermark, count, bytes and retention",
                 "parameters": [STREAM],
                 "responses": {
-                    "200": {"description": "The stream", "content": json_body(ref("StreamInfo"))},
+                    "200": {"description": "The stream", "content": json_body(ref("StreamDetail"))},
                     **errors(400, *AUTH, 404),
                 },
             },
@@ -267,6 +270,19 @@ def openapi_document() -> dict[str, Any]:
                         "content": json_body(ref("ConsumerDetail")),
                     },
                     **errors(400, *AUTH, 404, 415, 422),
+                },
+            },
+        },
+        "/api/consumers/{name}/replay-parked": {
+            "post": {
+                "summary": "Hand a consumer's parked events back to its handler (admin)",
+                "parameters": [NAME],
+                "responses": {
+                    "200": {
+                        "description": "What the replay did",
+                        "content": json_body(ref("ReplayResult")),
+                    },
+                    **errors(400, *AUTH, 404, 409),
                 },
             },
         },
