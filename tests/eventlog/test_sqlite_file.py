@@ -116,7 +116,7 @@ async def test_closed_log_refuses_work(tmp_path: Path) -> None:
 
 async def test_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
-        EventLog.open(tmp_path / "e.db", synchronous="sometimes")  # type: ignore[arg-type]
+        EventLog.open(tmp_path / "e.db", synchronous="sometimes")
 
 
 async def test_component_migrations_apply_in_order_once(tmp_path: Path) -> None:
