@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from openapi_spec_validator import validate
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -160,3 +161,30 @@ def test_described_errors_are_what_the_server_answers(served: ServerThread) -> N
         r = client.get("/api/ingest/sources/nope")
         assert r.status_code == 404
         assert r.json()["error"]["code"] == "unknown_source"
+
+
+def test_openapi_document_matches_the_wire_structs_and_routes() -> None:
+    from server.api import append_body, consumers, streams, system
+    from server.api.openapi import docs_html, openapi_document
+
+    doc = openapi_document()
+    schemas = doc["components"]["schemas"]
+    wire = {f.name for f in msgspec.structs.fields(append_body.EventIn)}
+    assert set(schemas["EventIn"]["properties"]) == wire
+    assert set(schemas["Event"]["properties"]) == {
+        "stream",
+        "offset",
+        "id",
+        "type",
+        "key",
+        "time",
+        "headers",
+        "data",
+    }
+    for route in streams.routes + consumers.routes + system.routes:
+        path = getattr(route, "path", "")
+        if path not in ("/openapi.json", "/docs"):
+            methods = {m.lower() for m in getattr(route, "methods", set())} - {"head"}
+            assert methods <= set(doc["paths"][path]), path
+    page = docs_html()
+    assert "POST</span> <code>/api/streams/{stream}/events</code>" in page
