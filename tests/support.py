@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
-__all__ = ["TIMEOUT_SCALE", "Server", "free_port", "scaled", "wait_until", "wait_until_sync"]
+__all__ = [
+    "TIMEOUT_SCALE",
+    "Server",
+    "free_port",
+    "refused_port",
+    "scaled",
+    "wait_until",
+    "wait_until_sync",
+]
 
 #: Multiply every test timeout by EVENTLOG_TEST_TIMEOUT_SCALE on slow machines.
 TIMEOUT_SCALE = float(os.environ.get("EVENTLOG_TEST_TIMEOUT_SCALE", "1"))
@@ -93,3 +102,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs.
+
+    The port stays bound (never listening), so no other process can start
+    serving on it meanwhile.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])

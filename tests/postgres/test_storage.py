@@ -24,7 +24,7 @@ from eventlog.storage.leases import Leases
 from eventlog.storage.postgres import PostgresStorage, set_offset
 from eventlog.storage.postgres_schema import SCHEMA_VERSION, redact, split_url
 from tests.pg import PgCluster
-from tests.support import free_port, scaled
+from tests.support import refused_port, scaled
 
 CHILD = Path(__file__).with_name("writer_child.py")
 
@@ -126,9 +126,8 @@ async def test_malformed_url_is_a_storage_error_not_a_crash() -> None:
 
 
 async def test_unreachable_server_is_a_storage_error_that_hides_the_password() -> None:
-    url = f"postgresql://someone:hunter2@127.0.0.1:{free_port()}/db"
-    with pytest.raises(StorageError) as info:
-        await PostgresStorage(url).open()
+    with refused_port() as port, pytest.raises(StorageError) as info:
+        await PostgresStorage(f"postgresql://someone:hunter2@127.0.0.1:{port}/db").open()
     assert "hunter2" not in str(info.value)
     assert "127.0.0.1" in str(info.value)
 
