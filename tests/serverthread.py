@@ -24,7 +24,9 @@ API (the subset of :class:`~tests.serverproc.ServerProcess` that a thread can ke
   ``config`` is a TOML file (as ``--config``), ``env`` the ``EVENTLOG_*``
   settings (the test process's own environment is not read). Raises
   :class:`tests.serverproc.ServerFailed` with the reason if start-up fails.
-* ``.url``, ``.ws_url``, ``.port``, ``.db``.
+* ``.url``, ``.ws_url``, ``.port``, ``.db``; ``.log``, the server's
+  :class:`~eventlog.EventLog` (e.g. ``server.log.heads.parked(stream)`` says
+  a long-poll has parked).
 * ``.stop() -> int``: a graceful shutdown (long-polls end, the log is
   flushed and closed); 0 when the server stopped cleanly.
 * ``.output() -> str``: the log records (level, logger, message) and request
@@ -46,8 +48,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import uvicorn
+from starlette.applications import Starlette
 
-from eventlog import EventLogError
+from eventlog import EventLog, EventLogError
 from server.config import ConfigError, load_config
 from server.serve import build_server
 from tests.serverproc import ServerFailed
@@ -103,6 +106,7 @@ class ServerThread:
         self._lines: list[str] = []
         self._capture = _Capture(self._lines)
         self._server: _Uvicorn | None = None
+        self._app: Starlette | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -134,6 +138,13 @@ class ServerThread:
         """``ws://127.0.0.1:<port>``."""
         return f"ws://127.0.0.1:{self.port}"
 
+    @property
+    def log(self) -> EventLog:
+        """The log the server serves (read it; the server's thread writes it)."""
+        assert self._app is not None, "not started"
+        log: EventLog = self._app.state.log
+        return log
+
     def _launch(self, ready_timeout: float | None) -> None:
         flags = {"host": "127.0.0.1", "port": self.port, "db": self.db}
         try:
@@ -141,7 +152,7 @@ class ServerThread:
             app, uv_config = build_server(config, access_sink=self._lines.append)
         except (ConfigError, EventLogError) as exc:
             raise ServerFailed(f"invalid configuration: {exc}") from exc
-        self._stopping = app.state.stopping
+        self._app, self._stopping = app, app.state.stopping
         server = self._server = _Uvicorn(uv_config)
         self._start_capture()
         self._thread = threading.Thread(target=server.run, name="eventlog-server", daemon=True)

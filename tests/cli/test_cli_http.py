@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ from eventlog import EventLog, Retention
 from server.auth import hash_key
 from tests.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json
 from tests.serverthread import ServerThread
-from tests.support import scaled
+from tests.support import scaled, wait_until_sync
 
 
 def test_append_argument_and_ndjson_stdin_then_tail_from_beginning(server: ServerThread) -> None:
@@ -54,7 +53,7 @@ def test_tail_follow_long_polls_and_prints_a_new_append(server: ServerThread) ->
         env=cli_env({"EVENTLOG_URL": server.url}),
     ) as proc:
         try:
-            time.sleep(scaled(1.0))  # let it reach the long-poll
+            wait_until_sync(lambda: server.log.heads.parked("h-live") > 0, what="tail parked")
             appended = eventlog("append", "--url", server.url, "h-live", '{"type":"new"}')
             assert appended.stdout == "1\n"
             assert proc.stdout is not None

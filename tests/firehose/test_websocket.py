@@ -6,7 +6,6 @@ import asyncio
 import os
 import socket
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ from websockets.asyncio.client import connect
 from eventlog import EventLog, Retention
 from tests.firehose.clients import Websocat, append, gauge, wait_for_gauge
 from tests.serverthread import ServerThread
-from tests.support import scaled
+from tests.support import scaled, wait_until_sync
 
 EVENT_FIELDS = {"stream", "offset", "id", "type", "key", "time", "headers", "data"}
 
@@ -63,10 +62,11 @@ def test_resume_from_an_offset_has_no_gap_or_duplicate_while_appends_continue(
     thread = threading.Thread(target=producer)
     thread.start()
     try:
-        time.sleep(0.2)  # appends are flowing when the client connects
+        wait_until_sync(lambda: appended, what="appends flowing before the client connects")
         with Websocat(f"{fh_server.ws_url}/api/streams/resume/firehose?from=1234") as ws:
             first = ws.read(4000, timeout=30)
-            time.sleep(0.3)  # the client is live now; appends still running
+            live = len(appended)  # the client is live now; more appends follow
+            wait_until_sync(lambda: len(appended) > live, what="appends after the client is live")
             stop.set()
             thread.join()
             head = appended[-1] + 1
