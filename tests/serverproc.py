@@ -24,6 +24,8 @@ API:
 * ``.stop(timeout=None) -> int``: SIGTERM, wait (default ``scaled(20)``),
   SIGKILL if still alive; returns the exit code (0 on a graceful shutdown).
 * ``.kill() -> int``: SIGKILL now (a crash); returns the exit code (-9).
+* ``.connections() -> int``: established TCP connections the server holds on
+  its port (a client's request has been accepted once this counts it).
 * ``.output() -> str``: everything the server wrote to stdout/stderr so far
   (request log lines included).
 * ``.restart(extra_args=None, env=None)``: stop, then start again on the same
@@ -55,6 +57,7 @@ from types import TracebackType
 from typing import IO, Self
 
 import httpx
+import psutil
 
 from tests.support import POLL_INTERVAL, scaled
 
@@ -196,6 +199,14 @@ class ServerProcess:
         except OSError:
             return None
         return int(match.group(1)) if match else None
+
+    def connections(self) -> int:
+        """Established TCP connections the server process holds on its port."""
+        return sum(
+            1
+            for c in psutil.Process(self.pid).net_connections(kind="tcp")
+            if c.laddr and c.laddr.port == self.port and c.status == psutil.CONN_ESTABLISHED
+        )
 
     def output(self) -> str:
         """What the server has written to stdout and stderr so far."""
