@@ -13,10 +13,12 @@ from eventlog.errors import (
     InvalidEvent,
     InvalidInput,
     InvalidPosition,
+    InvalidSchedule,
     InvalidStreamName,
     LogClosed,
     NotFound,
     OffsetOutOfRange,
+    ScheduleNotFound,
     SchemaTooNew,
     StorageError,
     StreamNotFound,
@@ -37,6 +39,7 @@ from eventlog.model import (
     Time,
     validate_stream_name,
 )
+from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from eventlog.storage.base import Storage
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "InvalidEvent",
     "InvalidInput",
     "InvalidPosition",
+    "InvalidSchedule",
     "InvalidStreamName",
     "LogClosed",
     "LogConfig",
@@ -66,6 +70,10 @@ __all__ = [
     "Position",
     "ResetPolicy",
     "Retention",
+    "ScheduleNotFound",
+    "SchedulePage",
+    "Scheduled",
+    "ScheduledEvent",
     "SchemaTooNew",
     "Storage",
     "StorageError",

@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Generator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, overload
 
 from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
@@ -47,7 +47,9 @@ from eventlog.model import (
     validate_stream_name,
 )
 from eventlog.retention import check_retention, enforce_retention
+from eventlog.schedule import Scheduled, Scheduler
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
+from eventlog.storage.schedule import schedule_store_for
 from eventlog.writer import GroupCommitWriter
 
 __all__ = ["EventLog", "LogConfig", "storage_for"]
@@ -99,6 +101,12 @@ class EventLog:
             max_queued_events=self.config.queue_events,
             max_queued_bytes=self.config.queue_bytes,
         )
+        self._scheduler = Scheduler(
+            schedule_store_for(storage),
+            self.append_batch_result,
+            horizon=self.config.schedule_horizon,
+            poll=self.config.schedule_poll,
+        )
         self._state: Literal["new", "open", "closed"] = "new"
         self._retention_task: asyncio.Task[None] | None = None
 
@@ -131,6 +139,12 @@ class EventLog:
         await self.storage.open()
         self.storage.listen(self.heads.advance)
         self._writer.start()
+        try:
+            await self._scheduler.start()
+        except BaseException:
+            await self._writer.close()
+            await self.storage.close()
+            raise
         if self.config.retention_interval > 0:
             self._retention_task = asyncio.create_task(self._retention_loop())
         self._state = "open"
@@ -144,6 +158,7 @@ class EventLog:
         if self._retention_task is not None:
             self._retention_task.cancel()
             await asyncio.gather(self._retention_task, return_exceptions=True)
+        await self._scheduler.close()
         await self._writer.close()
         self.heads.wake_all()
         await self.storage.close()
@@ -180,6 +195,7 @@ class EventLog:
         nbytes = len(events[0].data) if len(events) == 1 else sum(len(e.data) for e in events)
         return AppendRequest(stream=stream, events=events, expected_offset=expected_offset), nbytes
 
+    @overload
     async def append(
         self,
         stream: str,
@@ -190,8 +206,40 @@ class EventLog:
         id: str | None = None,
         headers: Mapping[str, str] | None = None,
         expected_offset: int | None = None,
-    ) -> int:
+        at: None = None,
+    ) -> int: ...
+
+    @overload
+    async def append(
+        self,
+        stream: str,
+        data: object,
+        *,
+        type: str,
+        key: str | None = None,
+        id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        at: datetime | timedelta,
+    ) -> Scheduled: ...
+
+    async def append(
+        self,
+        stream: str,
+        data: object,
+        *,
+        type: str,
+        key: str | None = None,
+        id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        expected_offset: int | None = None,
+        at: datetime | timedelta | None = None,
+    ) -> int | Scheduled:
         """Append one event; return its offset once it is durable.
+
+        With ``at``, schedule it instead: it is stored durably now and
+        appended at that time (a timezone-aware datetime, or a timedelta from
+        now); returns a :class:`~eventlog.schedule.Scheduled` (see
+        :mod:`eventlog.schedule` for the guarantees).
 
         Args:
             stream: Stream name (created on first append).
@@ -203,9 +251,12 @@ class EventLog:
             headers: String metadata.
             expected_offset: If given, the append succeeds only if the stream's
                 next offset equals it (optimistic concurrency).
+            at: When to append (scheduled append); an ``id`` makes scheduling
+                idempotent and names the event to cancel.
 
         Raises:
             InvalidStreamName, InvalidEvent, EventTooLarge: Bad input.
+            InvalidSchedule: ``at`` is naive or beyond the schedule horizon.
             ExpectedOffsetMismatch: The stream head moved.
             LogClosed: The log is closed.
         """
@@ -215,6 +266,8 @@ class EventLog:
             data, type=type, key=key, id=id, headers=headers, max_bytes=self.config.max_event_bytes
         )
         validate_stream_name(stream)
+        if at is not None:
+            return (await self._schedule(stream, [event], at, expected_offset))[0]
         if expected_offset is not None:
             _check_expected(expected_offset)
         writer = self._writer
@@ -226,16 +279,55 @@ class EventLog:
         result = await writer.enqueue(request, len(event.data))
         return result.offsets[0]
 
+    @overload
     async def append_batch(
         self,
         stream: str,
         events: Sequence[NewEvent],
         *,
         expected_offset: int | None = None,
-    ) -> list[int]:
-        """Append events atomically (all or none, consecutive offsets); return their offsets."""
+        at: None = None,
+    ) -> list[int]: ...
+
+    @overload
+    async def append_batch(
+        self, stream: str, events: Sequence[NewEvent], *, at: datetime | timedelta
+    ) -> list[Scheduled]: ...
+
+    async def append_batch(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_offset: int | None = None,
+        at: datetime | timedelta | None = None,
+    ) -> list[int] | list[Scheduled]:
+        """Append events atomically (all or none, consecutive offsets); return their offsets.
+
+        With ``at``, schedule them all (stored atomically) for that time
+        instead, like :meth:`append`.
+        """
+        if at is not None:
+            return await self._schedule(stream, self._pending(events), at, expected_offset)
         result = await self.append_batch_result(stream, events, expected_offset=expected_offset)
         return result.offsets
+
+    async def _schedule(
+        self,
+        stream: str,
+        events: list[PendingEvent],
+        at: datetime | timedelta,
+        expected_offset: int | None,
+    ) -> list[Scheduled]:
+        self._check_open()
+        if expected_offset is not None:
+            raise InvalidInput("expected_offset cannot be combined with a scheduled append")
+        return await self._scheduler.schedule(validate_stream_name(stream), events, at)
+
+    @property
+    def schedules(self) -> Scheduler:
+        """The log's scheduled appends: list, get and cancel them."""
+        return self._scheduler
 
     async def append_batch_result(
         self,
@@ -246,6 +338,14 @@ class EventLog:
     ) -> Appended:
         """Like :meth:`append_batch`, also telling how many events were new."""
         self._check_open()
+        pending = self._pending(events)
+        request, nbytes = self._request(stream, pending, expected_offset)
+        writer = self._writer
+        if writer.full:
+            await writer.wait_for_room()
+        return await writer.enqueue(request, nbytes)
+
+    def _pending(self, events: Sequence[NewEvent]) -> list[PendingEvent]:
         if not events:
             raise InvalidEvent("a batch needs at least one event")
         if len(events) > self.config.max_batch_events:
@@ -253,17 +353,12 @@ class EventLog:
                 f"a batch holds at most {self.config.max_batch_events} events, got {len(events)}"
             )
         limit = self.config.max_event_bytes
-        pending = [
+        return [
             pending_event(
                 e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=limit
             )
             for e in events
         ]
-        request, nbytes = self._request(stream, pending, expected_offset)
-        writer = self._writer
-        if writer.full:
-            await writer.wait_for_room()
-        return await writer.enqueue(request, nbytes)
 
     def append_event(
         self,

@@ -64,6 +64,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         log_level: Python logging level name for the server's loggers.
         access_log: Write one log line per request.
         synchronous: SQLite durability (``full``, ``normal``, ``off``).
+        schedule_horizon: Farthest due time a scheduled append may have, in
+            seconds from now (default 366 days; further is a 400).
         max_wait: Longest long-poll ``wait`` a read may ask for, in seconds.
         max_read_limit: Most events one read returns.
         shutdown_timeout: Seconds in-flight requests get to finish on shutdown.
@@ -98,6 +100,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: str = "info"
     access_log: bool = True
     synchronous: Literal["full", "normal", "off"] = "full"
+    schedule_horizon: float = 366 * 86_400.0
     max_wait: float = 60.0
     max_read_limit: int = 10_000
     shutdown_timeout: float = 10.0
@@ -135,6 +138,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("firehose limits must be positive")
         if self.firehose_close_timeout <= 0 or self.firehose_keepalive <= 0:
             raise ValueError("firehose timeouts must be positive")
+        if not self.schedule_horizon > 0:
+            raise ValueError("schedule_horizon must be a positive number of seconds")
         if self.body_timeout <= 0 or self.shutdown_timeout < 0:
             raise ValueError("body_timeout must be > 0 and shutdown_timeout >= 0")
 

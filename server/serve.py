@@ -130,7 +130,9 @@ def run_server(config: ServerConfig) -> int:
         )
         return 2
     _setup_logging(config)
-    log_config = LogConfig(synchronous=config.synchronous)
+    log_config = LogConfig(
+        synchronous=config.synchronous, schedule_horizon=config.schedule_horizon
+    )
     try:
         log = EventLog(storage_for(config.db, log_config), log_config)
     except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
