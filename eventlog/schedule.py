@@ -41,7 +41,13 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from eventlog.errors import EventLogError, InvalidInput, InvalidSchedule, ScheduleNotFound
+from eventlog.errors import (
+    EventLogError,
+    InvalidInput,
+    InvalidSchedule,
+    LogClosed,
+    ScheduleNotFound,
+)
 from eventlog.model import NewEvent, utc_now
 from eventlog.storage.base import Appended, PendingEvent
 from eventlog.storage.rows import from_us, to_us
@@ -204,6 +210,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._sleeping_until = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         #: Events appended by this process's dispatcher (for metrics and tests).
         self.dispatched = 0
 
@@ -214,6 +221,7 @@ class Scheduler:
 
     async def close(self) -> None:
         """Stop the dispatch task (what it took and did not finish stays scheduled)."""
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -336,7 +344,7 @@ class Scheduler:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             self._wake.clear()
             now_us = to_us(self._clock())
             try:
@@ -345,6 +353,8 @@ class Scheduler:
                     continue
                 following = await self._store.next_due()
                 failures = 0
+            except LogClosed:
+                return
             except EventLogError as exc:
                 failures += 1
                 logger.warning("scheduled appends failed (attempt %d): %s", failures, exc)
@@ -363,8 +373,8 @@ class Scheduler:
     async def _sleep(self, seconds: float) -> None:
         self._sleeping_until = to_us(self._clock()) + int(seconds * 1e6)
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._wake.wait()
         finally:
             self._sleeping_until = 0
