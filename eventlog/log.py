@@ -24,7 +24,7 @@ from typing import Any, Literal, Self, overload
 
 from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
-from eventlog.encoding import pending_event
+from eventlog.encoding import pending_event, pending_events
 from eventlog.errors import (
     EventLogError,
     InvalidEvent,
@@ -352,13 +352,7 @@ class EventLog:
             raise InvalidEvent(
                 f"a batch holds at most {self.config.max_batch_events} events, got {len(events)}"
             )
-        limit = self.config.max_event_bytes
-        return [
-            pending_event(
-                e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=limit
-            )
-            for e in events
-        ]
+        return pending_events(events, self.config.max_event_bytes)
 
     def append_event(
         self,

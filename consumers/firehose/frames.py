@@ -2,7 +2,8 @@
 
 * **One encoding per event.** :func:`encode_frame` turns an :class:`~eventlog.Event`
   into its compact JSON text once; every client gets the same ``str`` object.
-* :class:`EventFilter` says which frames a client wants (``types=`` globs, ``key=``).
+* Which frames a client wants is an :class:`~consumers.filter.EventFilter`
+  (``types=`` and ``key=`` patterns, the dialect every consumer shares).
 * :class:`Backlog` keeps the hub's most recent frames in memory, so that
   clients close to the head catch up without reading storage.
 * :class:`Limits` bounds a client's queue and the backlog.
@@ -10,15 +11,14 @@
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
 import msgspec
 
+from consumers.filter import EventFilter
 from eventlog.model import Event
 
 __all__ = ["Backlog", "EventFilter", "Frame", "Limits", "encode_frame"]
@@ -74,36 +74,6 @@ def encode_frame(event: Event) -> Frame:
     """Encode an event once; ``event.data`` (``msgspec.Raw``) is copied, never re-encoded."""
     raw = _encoder.encode(event)
     return Frame(event.offset, event.type, event.key, raw.decode(), len(raw))
-
-
-class EventFilter:
-    """Which events a client wants: type globs (any of them) and an exact key.
-
-    An empty filter passes everything; :attr:`everything` lets the hub skip
-    per-event checks for such clients.
-    """
-
-    def __init__(self, types: Sequence[str] = (), key: str | None = None) -> None:
-        self.types = tuple(types)
-        self.key = key
-        self._type_re = (
-            re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.types))
-            if self.types
-            else None
-        )
-        self.everything = self._type_re is None and key is None
-
-    def matches(self, frame: Frame) -> bool:
-        """True if the client wants this event."""
-        if self.key is not None and frame.key != self.key:
-            return False
-        return self._type_re is None or self._type_re.match(frame.type) is not None
-
-    def select(self, frames: Sequence[Frame]) -> Sequence[Frame]:
-        """The frames the client wants, in order."""
-        if self.everything:
-            return frames
-        return [f for f in frames if self.matches(f)]
 
 
 # -- the backlog of recent frames ----------------------------------------------

@@ -8,6 +8,7 @@ server maps to a 4xx. Used by both the WebSocket and the SSE routes
 
 from __future__ import annotations
 
+from consumers.filter import check_key_pattern, check_type_pattern
 from eventlog.errors import InvalidInput, InvalidPosition
 from eventlog.model import BEGINNING, END, Beginning, End, Offset
 
@@ -26,8 +27,6 @@ __all__ = [
 MAX_TYPE_PATTERNS = 64
 #: Largest ``batch=``.
 MAX_BATCH = 1000
-_MAX_PATTERN_LENGTH = 256
-_MAX_KEY_LENGTH = 1024
 
 Start = Beginning | End | Offset
 """Where a firehose client starts: ``BEGINNING``, ``END`` or ``Offset(n)``."""
@@ -70,11 +69,12 @@ def parse_last_event_id(text: str | None) -> int | None:
 def parse_types(text: str | None) -> tuple[str, ...]:
     """Parse ``types=``: comma-separated glob patterns (``order.*,payment.failed``).
 
-    ``*`` matches any run of characters (dots included), ``?`` one character,
-    ``[...]`` a set, as in :func:`fnmatch.fnmatchcase`. Matching is case-sensitive.
+    The patterns are those of :mod:`consumers.filter` (``*``, ``?``, ``[...]``,
+    as in :func:`fnmatch.fnmatchcase`; case-sensitive).
 
     Raises:
-        InvalidInput: An empty pattern, too many or too long patterns, control characters.
+        InvalidInput: An empty pattern, too many patterns, or one that
+            :func:`~consumers.filter.check_type_pattern` refuses.
     """
     if text is None:
         return ()
@@ -83,25 +83,19 @@ def parse_types(text: str | None) -> tuple[str, ...]:
         raise InvalidInput(f"types must be comma-separated non-empty glob patterns, got {text!r}")
     if len(patterns) > MAX_TYPE_PATTERNS:
         raise InvalidInput(f"types holds at most {MAX_TYPE_PATTERNS} patterns")
-    for p in patterns:
-        if len(p) > _MAX_PATTERN_LENGTH:
-            raise InvalidInput(f"a types pattern is at most {_MAX_PATTERN_LENGTH} characters")
-        if any(ord(c) < 32 or ord(c) == 127 for c in p):
-            raise InvalidInput("types patterns must not contain control characters")
-    return patterns
+    try:
+        return tuple(check_type_pattern(p) for p in patterns)
+    except InvalidInput as exc:
+        raise InvalidInput(f"types: {exc}") from None
 
 
 def parse_key(text: str | None) -> str | None:
-    """Parse ``key=``: an exact event key.
+    """Parse ``key=``: a key pattern (exact unless it holds ``*``, ``?`` or ``[``).
 
     Raises:
-        InvalidInput: Empty or longer than 1024 characters.
+        InvalidInput: Empty, longer than 1024 characters, or control characters.
     """
-    if text is None:
-        return None
-    if not text or len(text) > _MAX_KEY_LENGTH:
-        raise InvalidInput(f"key must be 1-{_MAX_KEY_LENGTH} characters")
-    return text
+    return None if text is None else check_key_pattern(text)
 
 
 def parse_batch(text: str | None) -> int:
