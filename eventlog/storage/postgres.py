@@ -183,6 +183,13 @@ class PostgresStorage:
             async with pool.acquire() as conn:
                 yield cast(asyncpg.Connection, conn)
 
+    def connection(
+        self, what: str = "transaction"
+    ) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A pooled connection for a transaction the caller holds (driver errors
+        translated to :class:`~eventlog.errors.StorageError`)."""
+        return self._conn(what)
+
     async def transact(
         self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "transaction"
     ) -> T:
@@ -220,6 +227,18 @@ class PostgresStorage:
         if self._appender is None:
             raise LogClosed("storage is closed")
         return await self._appender.append(requests, now)
+
+    async def append_in(
+        self, conn: asyncpg.Connection, requests: Sequence[AppendRequest], now: datetime
+    ) -> list[AppendOutcome]:
+        """Append on ``conn`` inside the caller's own transaction (the outbox).
+
+        Visible, gapless and notified only if that transaction commits; see
+        :meth:`~eventlog.storage.postgres_append.PgAppender.append_in`.
+        """
+        if self._appender is None:
+            raise LogClosed("storage is closed")
+        return await self._appender.append_in(conn, requests, now)
 
     async def append_generated(
         self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
