@@ -205,8 +205,21 @@ class PgHeld:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTxn]:
-        async with self._storage.connection("transaction") as conn, conn.transaction():
-            yield _PgTxn(self._storage, conn)
+        from eventlog.storage.postgres_schema import DRIVER_ERRORS, errors_translated
+
+        async with self._storage.connection("transaction") as conn:
+            tx = conn.transaction()
+            with errors_translated("begin"):
+                await tx.start()
+            try:
+                yield _PgTxn(self._storage, conn)
+            except BaseException:
+                if not conn.is_closed():
+                    with contextlib.suppress(*DRIVER_ERRORS):
+                        await asyncio.shield(tx.rollback())
+                raise
+            with errors_translated("commit"):
+                await tx.commit()
 
     async def append_in(
         self, conn: Any, requests: Sequence[AppendRequest], now: datetime

@@ -183,12 +183,20 @@ class PostgresStorage:
             async with pool.acquire() as conn:
                 yield cast(asyncpg.Connection, conn)
 
-    def connection(
-        self, what: str = "transaction"
-    ) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
-        """A pooled connection for a transaction the caller holds (driver errors
-        translated to :class:`~eventlog.errors.StorageError`)."""
-        return self._conn(what)
+    @contextlib.asynccontextmanager
+    async def connection(self, what: str = "transaction") -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for a transaction the caller holds. Errors of
+        taking and returning it are translated; the caller's own are not."""
+        pool = self._pool
+        if pool is None:
+            raise LogClosed("storage is closed")
+        with errors_translated(what):
+            proxy = await pool.acquire()
+        try:
+            yield cast(asyncpg.Connection, proxy)
+        finally:
+            with errors_translated(what):
+                await pool.release(proxy)
 
     async def transact(
         self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "transaction"
