@@ -23,6 +23,7 @@ from eventlog.errors import (
     StorageError,
     StreamNotFound,
 )
+from eventlog.holds import Hold, HoldPlan, HoldPolicy, Truncation
 from eventlog.log import EventLog, LogConfig
 from eventlog.model import (
     BEGINNING,
@@ -56,6 +57,9 @@ __all__ = [
     "EventLogError",
     "EventTooLarge",
     "ExpectedOffsetMismatch",
+    "Hold",
+    "HoldPlan",
+    "HoldPolicy",
     "InvalidEvent",
     "InvalidInput",
     "InvalidPosition",
@@ -80,5 +84,6 @@ __all__ = [
     "StreamInfo",
     "StreamNotFound",
     "Time",
+    "Truncation",
     "validate_stream_name",
 ]

@@ -108,7 +108,7 @@ def openapi_document() -> dict[str, Any]:
     from server.api import openapi_paths as more
     from server.api import schedules
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
-    from server.api.streams import AppendResult, Page, StreamList
+    from server.api.streams import AppendResult, Page, StreamDetail, StreamList
     from server.api.webhooks import ReplayRequest, RotateRequest
     from server.ingest.sources import Source
 
@@ -118,6 +118,7 @@ def openapi_document() -> dict[str, Any]:
         AppendResult,
         Page,
         StreamInfo,
+        StreamDetail,
         StreamList,
         ConsumerList,
         ConsumerDetail,
@@ -238,7 +239,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "One stream's head, low watermark, count, bytes and retention",
                 "parameters": [STREAM],
                 "responses": {
-                    "200": {"description": "The stream", "content": json_body(ref("StreamInfo"))},
+                    "200": {"description": "The stream", "content": json_body(ref("StreamDetail"))},
                     **errors(400, *AUTH, 404),
                 },
             },
