@@ -226,6 +226,11 @@ class Appends:
         self._check_open()
         return LogTransaction(self._held, self.config, self.heads.advance, timeout)
 
+    async def checkpoint(self, name: str) -> bytes | None:
+        """A producer's last committed checkpoint (see :meth:`LogTransaction.set_checkpoint`)."""
+        self._check_open()
+        return await self._held.checkpoint(name)
+
     @property
     def schedules(self) -> Scheduler:
         """The log's scheduled appends: list, get and cancel them."""

@@ -142,6 +142,7 @@ class EventLog(Appends):
         self.storage.listen(self.heads.advance)
         self._writer.start()
         try:
+            await self._held.open()
             await self._scheduler.start()
         except BaseException:
             await self._writer.close()

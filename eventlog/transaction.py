@@ -115,6 +115,12 @@ class LogTransaction:
         statements in one hop). ``fn`` must not commit."""
         return await self._open().run(fn)
 
+    async def set_checkpoint(self, name: str, value: bytes) -> None:
+        """Store a producer's checkpoint (``log.checkpoint(name)`` reads it) in this
+        transaction: committed with its appends, or not at all. File sources keep
+        their read positions this way."""
+        await self._open().set_checkpoint(name, value)
+
     async def append(
         self,
         stream: str,

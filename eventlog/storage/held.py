@@ -32,12 +32,27 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 
 from eventlog.errors import InvalidInput, LogClosed
+from eventlog.model import utc_now
 from eventlog.storage.base import AppendOutcome, AppendRequest, Storage
 from eventlog.storage.rows import to_us
 
 __all__ = ["HeldTransaction", "MemoryHeld", "PgHeld", "SQLiteHeld", "held_for"]
 
 T = TypeVar("T")
+
+#: Producer checkpoints (a file source's position), a component of the database.
+SQLITE_CHECKPOINTS = [
+    [
+        "CREATE TABLE checkpoints (name TEXT PRIMARY KEY, value BLOB NOT NULL, "
+        "updated_us INTEGER NOT NULL) WITHOUT ROWID"
+    ]
+]
+PG_CHECKPOINTS = [
+    [
+        "CREATE TABLE {s}.checkpoints (name text PRIMARY KEY, value bytea NOT NULL, "
+        "updated_us bigint NOT NULL)"
+    ]
+]
 _NO_CONNECTION = (
     "connection= takes a PostgreSQL connection: this log is not on PostgreSQL "
     "(use log.transaction() for your writes and appends in one transaction)"
@@ -66,9 +81,19 @@ class HeldTransaction(Protocol):
         """Run one statement of your own; its rows (empty for a write)."""
         ...
 
+    async def set_checkpoint(self, name: str, value: bytes) -> None:
+        """Store a producer's checkpoint (e.g. a file source's position) in this transaction."""
+
 
 class HeldSource(Protocol):
     """Opens held transactions on one backend."""
+
+    async def open(self) -> None:
+        """Create the checkpoint table if needed."""
+
+    async def checkpoint(self, name: str) -> bytes | None:
+        """A producer's last committed checkpoint, or None."""
+        ...
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[HeldTransaction]:
         """Begin; commit when the block ends, roll back if it raises."""
@@ -108,6 +133,15 @@ class _SQLiteTxn:
         now_us = to_us(now)
         return await self.run(lambda c: append_in(c, requests, now_us)[0])
 
+    async def set_checkpoint(self, name: str, value: bytes) -> None:
+        await self.execute(
+            "INSERT INTO checkpoints (name, value, updated_us) VALUES (?, ?, ?) ON CONFLICT "
+            "(name) DO UPDATE SET value = excluded.value, updated_us = excluded.updated_us",
+            name,
+            value,
+            to_us(utc_now()),
+        )
+
 
 class SQLiteHeld:
     """Held transactions on an SQLite file: one connection, one thread, one at a time.
@@ -118,9 +152,10 @@ class SQLiteHeld:
         busy_timeout: Milliseconds ``BEGIN IMMEDIATE`` waits for the log's writer.
     """
 
-    def __init__(self, path: Path, synchronous: str, busy_timeout: int = 10_000) -> None:
-        self._path = path
-        self._synchronous = synchronous
+    def __init__(self, storage: Any, busy_timeout: int = 10_000) -> None:
+        self._storage = storage
+        self._path: Path = storage.path
+        self._synchronous: str = storage.synchronous
         self._busy = busy_timeout
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="eventlog-held")
         self._conn: sqlite3.Connection | None = None
@@ -141,6 +176,17 @@ class SQLiteHeld:
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy)}")
         conn.execute(f"PRAGMA synchronous = {self._synchronous.upper()}")
         return conn
+
+    async def open(self) -> None:
+        await self._storage.ensure_schema("checkpoints", SQLITE_CHECKPOINTS)
+
+    async def checkpoint(self, name: str) -> bytes | None:
+        def q(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone()
+            return None if row is None else bytes(row[0])
+
+        result: bytes | None = await self._storage.query(q)
+        return result
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SQLiteTxn]:
@@ -196,12 +242,35 @@ class _PgTxn:
         result: list[AppendOutcome] = await self._storage.append_in(self.connection, requests, now)
         return result
 
+    async def set_checkpoint(self, name: str, value: bytes) -> None:
+        await self.execute(
+            f"INSERT INTO {self._storage.schema}.checkpoints (name, value, updated_us) "
+            "VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+            "updated_us = excluded.updated_us",
+            name,
+            value,
+            to_us(utc_now()),
+        )
+
 
 class PgHeld:
     """Held transactions on PostgreSQL: a pooled connection each."""
 
     def __init__(self, storage: Any) -> None:
         self._storage = storage
+
+    async def open(self) -> None:
+        await self._storage.ensure_schema("checkpoints", PG_CHECKPOINTS)
+
+    async def checkpoint(self, name: str) -> bytes | None:
+        sql = f"SELECT value FROM {self._storage.schema}.checkpoints WHERE name = $1"
+
+        async def q(conn: asyncpg.Connection) -> bytes | None:
+            value = await conn.fetchval(sql, name)
+            return None if value is None else bytes(value)
+
+        result: bytes | None = await self._storage.query(q, "checkpoint")
+        return result
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTxn]:
@@ -234,8 +303,12 @@ class PgHeld:
 class _MemoryTxn:
     connection = None
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, checkpoints: dict[str, bytes]) -> None:
         self._storage = storage
+        self._checkpoints = checkpoints
+
+    async def set_checkpoint(self, name: str, value: bytes) -> None:
+        self._checkpoints[name] = value
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise InvalidInput("the in-memory log has no database to run statements in")
@@ -253,11 +326,18 @@ class MemoryHeld:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._lock = asyncio.Lock()
+        self._checkpoints: dict[str, bytes] = {}
+
+    async def open(self) -> None:
+        """Nothing to create."""
+
+    async def checkpoint(self, name: str) -> bytes | None:
+        return self._checkpoints.get(name)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[_MemoryTxn]:
         async with self._lock:
-            yield _MemoryTxn(self._storage)
+            yield _MemoryTxn(self._storage, self._checkpoints)
 
     async def append_in(
         self, conn: Any, requests: Sequence[AppendRequest], now: datetime
@@ -274,7 +354,7 @@ def held_for(storage: Storage) -> HeldSource:
     from eventlog.storage.sqlite import SQLiteStorage
 
     if isinstance(storage, SQLiteStorage):
-        return SQLiteHeld(storage.path, storage.synchronous)
+        return SQLiteHeld(storage)
     if isinstance(storage, PostgresStorage):
         return PgHeld(storage)
     return MemoryHeld(storage)

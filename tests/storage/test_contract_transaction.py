@@ -113,3 +113,23 @@ async def test_connection_argument_needs_postgres(log: EventLog) -> None:
         return
     with pytest.raises(InvalidInput, match="PostgreSQL"):
         await log.append("s", 1, type="t", connection=object())  # type: ignore[arg-type]
+
+
+async def test_checkpoint_commits_with_the_appends(log: EventLog) -> None:
+    assert await log.checkpoint("src") is None
+    async with log.transaction() as txn:
+        await txn.append("s", 1, type="t")
+        await txn.set_checkpoint("src", b'{"offset": 10}')
+    assert await log.checkpoint("src") == b'{"offset": 10}'
+
+    async def crash() -> None:
+        async with log.transaction() as txn:
+            await txn.append("s", 2, type="t")
+            await txn.set_checkpoint("src", b'{"offset": 20}')
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        await crash()
+    if _kind(log) != "memory":
+        assert await log.checkpoint("src") == b'{"offset": 10}'
+        assert [e.offset for e in await log.read("s")] == [0]
