@@ -22,6 +22,7 @@ from eventlog.errors import (
     SchemaTooNew,
     StorageError,
     StreamNotFound,
+    Unsupported,
 )
 from eventlog.holds import Hold, HoldPlan, HoldPolicy, Truncation
 from eventlog.log import EventLog, LogConfig
@@ -42,6 +43,7 @@ from eventlog.model import (
 )
 from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from eventlog.storage.base import Storage
+from eventlog.storage.transactions import OffsetTransaction
 
 __all__ = [
     "BEGINNING",
@@ -71,6 +73,7 @@ __all__ = [
     "NotFound",
     "Offset",
     "OffsetOutOfRange",
+    "OffsetTransaction",
     "Position",
     "ResetPolicy",
     "Retention",
@@ -85,5 +88,6 @@ __all__ = [
     "StreamNotFound",
     "Time",
     "Truncation",
+    "Unsupported",
     "validate_stream_name",
 ]
