@@ -34,25 +34,14 @@ import asyncpg
 from eventlog.errors import InvalidInput, LogClosed
 from eventlog.model import utc_now
 from eventlog.storage.base import AppendOutcome, AppendRequest, Storage
+from eventlog.storage.checkpoints import MIGRATIONS as PG_CHECKPOINTS
+from eventlog.storage.checkpoints import SQLITE_MIGRATIONS as SQLITE_CHECKPOINTS
 from eventlog.storage.rows import to_us
 
 __all__ = ["HeldTransaction", "MemoryHeld", "PgHeld", "SQLiteHeld", "held_for"]
 
 T = TypeVar("T")
 
-#: Producer checkpoints (a file source's position), a component of the database.
-SQLITE_CHECKPOINTS = [
-    [
-        "CREATE TABLE checkpoints (name TEXT PRIMARY KEY, value BLOB NOT NULL, "
-        "updated_us INTEGER NOT NULL) WITHOUT ROWID"
-    ]
-]
-PG_CHECKPOINTS = [
-    [
-        "CREATE TABLE {s}.checkpoints (name text PRIMARY KEY, value bytea NOT NULL, "
-        "updated_us bigint NOT NULL)"
-    ]
-]
 _NO_CONNECTION = (
     "connection= takes a PostgreSQL connection: this log is not on PostgreSQL "
     "(use log.transaction() for your writes and appends in one transaction)"

@@ -20,7 +20,7 @@ import msgspec
 from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.schedule import Deliver, ScheduleFilter, ScheduleRow
 
-__all__ = ["MIGRATIONS", "PostgresSchedule"]
+__all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresSchedule"]
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -38,6 +38,13 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX schedule_by_due ON {s}.schedule (due_us, seq)",
     ]
+]
+
+#: What ``eventlog migrate`` copies, and how it then moves the sequence past the rows.
+TABLES = ["schedule"]
+AFTER_COPY = [
+    "SELECT setval(pg_get_serial_sequence('{s}.schedule', 'seq'), "
+    "coalesce(max(seq), 0) + 1, false) FROM {s}.schedule"
 ]
 
 _COLUMNS = "stream, id, due_us, created_us, type, key, headers, data, seq"
