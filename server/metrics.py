@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 
 from consumers.parking import parked_counts
 from eventlog import EventLog
+from eventlog.repair import repair_counts
 from server.loopmetrics import LoopCounter, LoopHistogram
 
 __all__ = ["Metrics", "metrics_of"]
@@ -47,6 +48,8 @@ class Metrics:
         consumer_lag: Events between each consumer's committed offset and the head.
         consumer_parked: Events waiting in each consumer's parked stream.
         http_requests: HTTP requests by method, route template and status.
+        repaired: Stored events sent repaired because they were not UTF-8, by
+            surface (``eventlog_events_repaired_total``; see :mod:`eventlog.repair`).
     """
 
     def __init__(self, log: EventLog, prefix: str = "eventlog") -> None:
@@ -80,6 +83,11 @@ class Metrics:
         )
         self.http_requests = self.loop_counter(
             "http_requests", "HTTP requests", ["method", "route", "status"]
+        )
+        self.repaired = self.loop_counter(
+            "events_repaired",
+            "Stored events sent repaired (bytes not UTF-8 replaced), by surface",
+            ["surface"],
         )
 
     def _get(self, cls: type[_M], name: str, doc: str, labels: Sequence[str], **kw: Any) -> _M:
@@ -135,6 +143,7 @@ class Metrics:
         """Update the gauges computed from the log (consumer lag, writer counters)."""
         for name, value in self.log.writer_stats.items():
             self.writer.labels(name).set(value)
+        self.repaired.values = {(k,): float(n) for k, n in repair_counts().items()}
         streams = await self.log.streams()
         heads = {info.name: info.next_offset for info in streams}
         offsets = await self.log.consumers()
