@@ -66,9 +66,6 @@ class SourceSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
         return self.errors or f"{self.stream}.errors"
 
 
-_decoder = msgspec.json.Decoder(SourceSpec)
-
-
 def parse_spec(raw: object, kinds: tuple[str, ...] = BUILTIN_KINDS) -> SourceSpec:
     """Validate a declaration (a dict from TOML or JSON).
 
@@ -93,16 +90,3 @@ def parse_spec(raw: object, kinds: tuple[str, ...] = BUILTIN_KINDS) -> SourceSpe
     if spec.type is not None and not 1 <= len(spec.type) <= 256:
         raise SourceError("type must be 1-256 characters")
     return spec
-
-
-def encode_specs(specs: list[SourceSpec]) -> bytes:
-    """Specs as stored (JSON)."""
-    return msgspec.json.encode(specs)
-
-
-def decode_specs(data: bytes) -> list[SourceSpec]:
-    """Stored specs."""
-    return msgspec.json.decode(data, type=list[SourceSpec])
-
-
-del _decoder

@@ -17,6 +17,7 @@ from server.sources.kinds import Directory, JsonFile, NdjsonTail
 from server.sources.lines import split_lines
 from server.sources.runtime import SourceContext, run_source, source_kinds
 from server.sources.spec import SourceError, parse_spec
+from tests.pg import PgCluster, pg_cluster  # noqa: F401 - the session's PostgreSQL
 from tests.support import scaled
 
 
@@ -184,3 +185,22 @@ def test_plugin_kinds_come_from_the_entry_point_group(monkeypatch: pytest.Monkey
     kinds = source_kinds()
     assert kinds["mine"] is JsonFile
     assert {"ndjson-tail", "json-file", "directory"} <= set(kinds)
+
+
+@pytest.mark.postgres
+async def test_tail_on_postgres_commits_position_with_appends(
+    pg_cluster: PgCluster,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    url = await pg_cluster.create_database()
+    path = tmp_path / "app.ndjson"
+    path.write_bytes(b'{"n":1}\n{"n":2}\n')
+    async with EventLog.open(url, retention_interval=0) as pg:
+        await NdjsonTail(_ctx(pg, kind="ndjson-tail", path=str(path))).catch_up()
+        with open(path, "ab") as f:
+            f.write(b'{"n":3}\n')
+        await NdjsonTail(_ctx(pg, kind="ndjson-tail", path=str(path))).catch_up()
+        assert await _data(pg) == [{"n": 1}, {"n": 2}, {"n": 3}]
+        position = await pg.checkpoint("source:src")
+        assert position is not None
+        assert msgspec.json.decode(position)["line"] == 3
