@@ -56,7 +56,6 @@ from eventlog import (
 )
 from eventlog.backoff import Backoff
 from eventlog.storage.leases import leases_for, run_exclusively
-from eventlog.storage.transactions import offset_transactions
 
 __all__ = [
     "Backoff",
@@ -156,7 +155,7 @@ class ConsumerManager:
             Unsupported: ``transactional`` on a backend that cannot (memory).
         """
         validate_stream_name(name)
-        if transactional and offset_transactions(self._log.storage) is None:
+        if transactional and not self._log.consumer(name, stream).can_transact:
             raise Unsupported(
                 f"consumer {name!r}: transactional handlers need the log in a database "
                 "(SQLite or PostgreSQL), not in memory"
