@@ -176,6 +176,7 @@ def build_server(
         synchronous=config.synchronous,
         protect_consumers=config.retention_protect,
         max_hold=config.retention_max_hold,
+        schedule_horizon=config.schedule_horizon,
     )
     log = EventLog(storage_for(config.db, log_config), log_config)
     app = create_app(log, config, manage_log=True, access_sink=access_sink)
