@@ -15,7 +15,12 @@ from consumers.delivery.model import Delivery, Endpoint
 from consumers.notify import NotifySpec, build_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK
 from eventlog import EventLog
+from tests import support
 from tests.notify.fakes import FakeDiscord, FakeSlack
+
+# Moved to tests.support; kept importable from here while branches that import
+# it from this module are merged (remove once none does).
+wait_until = support.wait_until
 
 
 @pytest.fixture

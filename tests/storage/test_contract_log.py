@@ -134,7 +134,7 @@ async def test_bad_event_fields_are_refused(
     log: EventLog, kwargs: dict[str, object], match: str
 ) -> None:
     with pytest.raises(InvalidEvent, match=match):
-        await log.append("s", 1, **kwargs)  # type: ignore[arg-type]
+        await log.append("s", 1, **kwargs)  # type: ignore[call-overload]
     assert await log.read("s") == []
 
 
