@@ -102,7 +102,7 @@ async def test_shutdown_interrupts_an_idle_consumer_promptly(sqlite_log: EventLo
     manager = ConsumerManager(sqlite_log, poll_timeout=60)
     manager.add("c", "s", never, start=END)
     await manager.start()
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: sqlite_log.heads.parked("s") > 0, what="the consumer parked")
     await asyncio.wait_for(manager.shutdown(), scaled(2))
     assert manager.status()[0].state == "stopped"
 

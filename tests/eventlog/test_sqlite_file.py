@@ -140,7 +140,7 @@ async def test_a_second_process_append_wakes_a_waiting_consumer(tmp_path: Path) 
     """Two logs on one file (as two processes would be): the re-check finds the append."""
     import asyncio
 
-    from tests.support import scaled
+    from tests.support import scaled, wait_until
 
     path = tmp_path / "shared.db"
     async with (
@@ -149,7 +149,8 @@ async def test_a_second_process_append_wakes_a_waiting_consumer(tmp_path: Path) 
     ):
         consumer = reader.consumer("c", "s")
         task = asyncio.create_task(consumer.poll(10, timeout=scaled(10)))
-        await asyncio.sleep(0.1)
+        # Parked on the head it read: only the re-check can find the append.
+        await wait_until(lambda: reader.heads.parked("s") > 0, what="the poll parked")
         await writer.append("s", "from elsewhere", type="t")
         events = await asyncio.wait_for(task, scaled(5))
         assert [e.json() for e in events] == ["from elsewhere"]
