@@ -45,6 +45,7 @@ from eventlog import (
     validate_stream_name,
 )
 from eventlog.backoff import Backoff
+from eventlog.errors import Conflict
 from eventlog.storage.leases import leases_for, run_exclusively
 
 __all__ = [
@@ -69,7 +70,7 @@ def matches(event: Event, types: Sequence[str], key: str | None) -> bool:
     return EventFilter(types, key).matches(event)
 
 
-class ConsumerBusy(EventLogError):
+class ConsumerBusy(Conflict):
     """The consumer runs in another process (it holds the consumer's lease)."""
 
     code = "consumer_busy"

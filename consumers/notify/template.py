@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from eventlog.errors import InvalidInput
 from eventlog.model import Event
 
 __all__ = ["MAX_TEMPLATE_LENGTH", "Template", "TemplateError", "event_context", "parse"]
@@ -43,8 +44,10 @@ _encoder = msgspec.json.Encoder()
 _MISSING = object()
 
 
-class TemplateError(ValueError):
+class TemplateError(InvalidInput):
     """A template cannot be parsed; the message gives the position."""
+
+    code = "invalid_template"
 
 
 @dataclass(frozen=True, slots=True)

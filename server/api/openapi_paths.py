@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.api.openapi import AUTH, STREAM, errors, json_body, param, ref
+from server.errors import CLOSE_CODES
 
 __all__ = [
     "endpoint_paths",
@@ -33,14 +34,7 @@ _KEY = param("key", "query", "Only events with this key", {"type": "string"})
 _BATCH = param("batch", "query", "Events per frame (default 1)", {"type": "integer", "minimum": 1})
 _FIREHOSE_PARAMS = [_FROM, _TYPES, _KEY, _BATCH]
 
-_CLOSE_CODES = {
-    "1000": "normal closure (the client closed)",
-    "1001": "server shutting down, or the stream was deleted",
-    "1003": "the client sent a message (the firehose is send-only)",
-    "1013": "too many firehose clients; retry later",
-    "4008": "slow client: its queue passed the bound; the reason names from=<offset>",
-    "4416": "retention removed events the client still needed; reconnect from=beginning",
-}
+_CLOSE_CODES = {str(code): meaning for code, meaning in CLOSE_CODES.items()}
 
 
 def websocket_routes() -> list[dict[str, Any]]:

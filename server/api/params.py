@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from server.errors import ApiError
+from eventlog.errors import InvalidParameter
 
 __all__ = ["non_negative_int", "optional_non_negative_int", "wait_seconds"]
 
@@ -23,7 +23,7 @@ def non_negative_int(
     """``params[name]`` as an integer in ``minimum..maximum`` (``default`` when absent).
 
     Raises:
-        ApiError: 400 ``invalid_parameter`` for anything but decimal digits in range.
+        InvalidParameter: 400 for anything but decimal digits in range.
     """
     value = optional_non_negative_int(params, name, minimum=minimum, maximum=maximum)
     return default if value is None else value
@@ -42,11 +42,9 @@ def optional_non_negative_int(
         or len(text) > 19
         or not minimum <= int(text) <= maximum
     ):
-        raise ApiError(
-            400,
-            "invalid_parameter",
+        raise InvalidParameter(
             f"query parameter {name!r} must be an integer from {minimum} to {maximum}, "
-            f"got {text[:40]!r}",
+            f"got {text[:40]!r}"
         )
     return int(text)
 
@@ -55,7 +53,7 @@ def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
     """The ``wait`` parameter in seconds (0 when absent), capped at ``maximum``.
 
     Raises:
-        ApiError: 400 for a negative, non-numeric or non-finite value.
+        InvalidParameter: 400 for a negative, non-numeric or non-finite value.
     """
     text = params.get("wait")
     if text is None or text == "":
@@ -65,9 +63,7 @@ def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}",
+        raise InvalidParameter(
+            f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}"
         )
     return min(value, maximum)

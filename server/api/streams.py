@@ -20,11 +20,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from eventlog import Event, EventLog, StreamInfo, validate_stream_name
+from eventlog.errors import InvalidInput, Unavailable
 from server.api.append_body import apply_idempotency_key, parse_body
 from server.api.params import non_negative_int, optional_non_negative_int, wait_seconds
 from server.auth import require
 from server.config import ServerConfig
-from server.errors import ApiError
 from server.metrics import metrics_of
 
 __all__ = ["routes"]
@@ -84,7 +84,9 @@ async def read_body(request: Request) -> bytes:
     while True:
         message = await request.receive()
         if message["type"] != "http.request":
-            raise ApiError(400, "client_disconnected", "the client left before sending the body")
+            raise InvalidInput(
+                "the client left before sending the body", code="client_disconnected"
+            )
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -181,7 +183,7 @@ async def read(request: Request) -> Response:
         if stopping.is_set():
             # Not an empty 200: a follower would poll again at once, in a loop,
             # for as long as the shutdown takes.
-            raise ApiError(503, "shutting_down", "the server is shutting down; retry shortly")
+            raise Unavailable("the server is shutting down; retry shortly", code="shutting_down")
         if await _wait_for_append(log, stream, start, wait, stopping):
             events = await log.read(stream, start, limit)
     next_offset = events[-1].offset + 1 if events else start
