@@ -24,7 +24,7 @@ from typing import Any, Literal, Self
 
 from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
-from eventlog.encoding import pending_event
+from eventlog.encoding import pending_event, pending_events
 from eventlog.errors import (
     EventLogError,
     InvalidEvent,
@@ -252,13 +252,7 @@ class EventLog:
             raise InvalidEvent(
                 f"a batch holds at most {self.config.max_batch_events} events, got {len(events)}"
             )
-        limit = self.config.max_event_bytes
-        pending = [
-            pending_event(
-                e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=limit
-            )
-            for e in events
-        ]
+        pending = pending_events(events, self.config.max_event_bytes)
         request, nbytes = self._request(stream, pending, expected_offset)
         writer = self._writer
         if writer.full:

@@ -81,6 +81,8 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "bad_content_length": (400, None),
     "client_disconnected": (400, None),
     "body_timeout": (408, None),
+    "header_timeout": (408, None),
+    "headers_too_large": (431, None),
     "body_too_large": (413, None),
     "payload_too_large": (413, None),
     "unsupported_media_type": (415, None),
@@ -116,6 +118,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "not_ready": (503, 1013),
     "webhooks_unavailable": (503, 1013),
     "too_many_clients": (503, 1013),
+    "too_many_connections": (503, 1013),
     "slow_client": (503, CLOSE_SLOW),
     "subscription_ended": (503, 1001),
     # StorageError

@@ -8,8 +8,16 @@ and ``options.template`` and asks Apprise to notify, in a worker thread,
 within the endpoint's timeout. Apprise reports only success or failure: a
 failure is retried by the engine's schedule.
 
-Apprise makes its own connections, so the engine's SSRF guard does not cover
-these targets: only operators (``admin`` scope) can create them.
+Apprise makes its own connections, so the engine's resolver cannot pin them;
+the SSRF guard checks instead the host the Apprise URL reaches, when the
+target is saved and before each attempt (:func:`check_apprise_url`): the
+host an Apprise URL names for self-hosted and generic services (``json://``,
+``ntfys://host/topic``, ``gotify://``, ``matrix://`` …, :data:`HOST_SCHEMES`),
+or the fixed API host of a hosted service (``tgram://`` → ``api.telegram.org``).
+Any other scheme (``mailto://``, ``syslog://``, a service whose host the
+guard cannot tell) is refused unless ``allow_private_targets`` is on. A name
+that resolves differently between the check and Apprise's own lookup is not
+caught (no DNS pinning for these targets).
 """
 
 from __future__ import annotations
@@ -25,14 +33,18 @@ from urllib.parse import urlsplit
 import msgspec
 
 from consumers.delivery.retry import AttemptResult
+from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, resolve_checked
 from consumers.notify.template import TemplateError, parse
 from eventlog.model import Event
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "HOST_SCHEMES",
     "PREFIX",
     "AppriseOptions",
+    "apprise_host",
     "build_message",
+    "check_apprise_url",
     "parse_options",
     "public_url",
     "send_apprise",
@@ -42,6 +54,13 @@ __all__ = [
 PREFIX = "apprise+"
 DEFAULT_TEMPLATE = "{type} in {stream} at offset {offset}\n{data}"
 BODY_LIMIT = 32_000
+
+#: Apprise schemes whose URL's host is where Apprise connects (``ntfy://topic``
+#: without a host means ntfy.sh).
+HOST_SCHEMES = frozenset(
+    {"json", "jsons", "xml", "xmls", "form", "forms", "gotify", "gotifys", "ntfy", "ntfys"}
+    | {"matrix", "matrixs"}
+)
 
 
 class AppriseOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -101,6 +120,61 @@ def parse_options(options: dict[str, Any]) -> AppriseOptions:
     return opts
 
 
+def apprise_host(url: str) -> tuple[str, int] | None:
+    """The ``(host, port)`` an Apprise URL makes Apprise connect to, or None if the
+    guard cannot tell (a scheme outside :data:`HOST_SCHEMES` without a fixed API host).
+
+    Raises:
+        InvalidTarget: Not a URL Apprise supports.
+    """
+    with _quiet():
+        plugin = _apprise().Apprise.instantiate(url)
+    if plugin is None:
+        raise InvalidTarget("not a URL Apprise supports")
+    scheme = urlsplit(url).scheme.lower()
+    secure = bool(getattr(plugin, "secure", False)) or scheme.endswith("s")
+    if scheme in HOST_SCHEMES:
+        host = str(getattr(plugin, "host", "") or "")
+        if not host and scheme.startswith("ntfy"):
+            host, secure = "ntfy.sh", True  # ntfy's cloud service
+        if not host:
+            return None
+        port = getattr(plugin, "port", None)
+        return host.strip("[]"), int(port) if port else (443 if secure else 80)
+    fixed = getattr(type(plugin), "notify_url", None)
+    if isinstance(fixed, str) and "{" not in fixed:
+        parts = urlsplit(fixed)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    return None
+
+
+async def check_apprise_url(url: str, *, allow_private: bool) -> None:
+    """The SSRF guard for an Apprise URL: the host it reaches must resolve only to
+    global addresses, unless ``allow_private``.
+
+    Raises:
+        InvalidTarget: Not an Apprise URL, or its host does not resolve.
+        UnsafeTarget: A refused address, or a scheme the guard cannot check.
+    """
+    target = apprise_host(url)
+    if allow_private:
+        return
+    scheme = urlsplit(url).scheme or "(none)"
+    if target is None:
+        raise UnsafeTarget(
+            f"the guard cannot tell where Apprise's {scheme}:// targets connect "
+            "(allowed only with allow_private_targets = true)"
+        )
+    host, port = target
+    try:
+        await resolve_checked(host, port, allow_private=False)
+    except UnsafeTarget:
+        raise
+    except OSError as exc:
+        raise InvalidTarget(f"cannot resolve {host!r}: {exc}") from exc
+
+
 def public_url(apprise_url: str) -> str:
     """What the endpoint's ``url`` shows for an Apprise URL: ``apprise://<scheme>``."""
     return f"apprise://{urlsplit(apprise_url).scheme or 'unknown'}"
@@ -124,13 +198,21 @@ def _result(status: int | None, message: str, started: float) -> AttemptResult:
     )
 
 
-async def send_apprise(url: str, body: bytes, timeout: float) -> AttemptResult:
-    """Notify one Apprise URL with the ``{"title", "body"}`` of ``body``; never raises."""
+async def send_apprise(
+    url: str, body: bytes, timeout: float, *, allow_private: bool = False
+) -> AttemptResult:
+    """Notify one Apprise URL with the ``{"title", "body"}`` of ``body``; never raises.
+
+    The URL passes :func:`check_apprise_url` first (``allow_private`` as there).
+    """
     started = time.monotonic()
     try:
         message = msgspec.json.decode(body)
         apprise = _apprise()
-    except (msgspec.DecodeError, ValueError) as exc:
+        await check_apprise_url(url, allow_private=allow_private)
+    except UnsafeTarget as exc:
+        return AttemptResult(None, {}, b"", "unsafe_target", str(exc), time.monotonic() - started)
+    except (msgspec.DecodeError, ValueError) as exc:  # InvalidTarget is a ValueError
         return AttemptResult(None, {}, b"", "invalid", str(exc), time.monotonic() - started)
     client = apprise.Apprise()
     with _quiet():

@@ -30,6 +30,7 @@ Wiring, wherever the engine is built::
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -368,7 +369,8 @@ def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
 
 def notify_setup(*, allow_private: bool = False) -> NotifySetup:
     """Kinds and a pacing sender (with the Apprise transport) that belong together."""
+    send_apprise = functools.partial(apprise_kind.send_apprise, allow_private=allow_private)
     sender = PacingSender(
-        allow_private=allow_private, transports={apprise_kind.PREFIX: apprise_kind.send_apprise}
+        allow_private=allow_private, transports={apprise_kind.PREFIX: send_apprise}
     )
     return NotifySetup(kinds=notify_kinds(sender), sender=sender)

@@ -30,6 +30,7 @@ from consumers.delivery.model import Endpoint
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery.sender import Sender
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
+from consumers.notify.apprise import check_apprise_url
 from consumers.notify.spec import NotificationsConfig, declared_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
 from eventlog.errors import Unavailable
@@ -61,16 +62,18 @@ def notifications_config(app: Starlette) -> NotificationsConfig:
 
 
 async def check_target(endpoint: Endpoint, *, allow_private: bool) -> None:
-    """The SSRF guard for an endpoint's URL (Apprise targets make their own connections).
+    """The SSRF guard for an endpoint's URL (for an Apprise target, the host its
+    Apprise URL reaches: :func:`~consumers.notify.apprise.check_apprise_url`).
 
     Raises:
         InvalidTarget, UnsafeTarget: As :func:`~consumers.delivery.ssrf.check_url`,
             naming the request field ``$.url``.
     """
-    if endpoint.kind == "apprise":
-        return
     try:
-        await check_url(endpoint.url, allow_private=allow_private)
+        if endpoint.kind == "apprise":
+            await check_apprise_url(str(endpoint.options["url"]), allow_private=allow_private)
+        else:
+            await check_url(endpoint.url, allow_private=allow_private)
     except InvalidTarget as exc:  # UnsafeTarget too
         exc.json_path = "$.url"
         raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -92,6 +92,14 @@ class Backend(Protocol):
 
     async def consumers(self) -> list[ConsumerRow]:
         """Every consumer position."""
+        ...
+
+    async def consumer(self, name: str) -> dict[str, Any]:
+        """One consumer as ``GET /api/consumers/{name}`` describes it."""
+        ...
+
+    async def replay_parked(self, name: str) -> dict[str, Any]:
+        """Replay the consumer's parked events (``POST .../replay-parked``)."""
         ...
 
     async def aclose(self) -> None:

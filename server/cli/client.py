@@ -89,6 +89,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p = subparsers.add_parser(name, parents=[conn], help=what, description=what.capitalize())
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         p.set_defaults(handler=handler)
+    p.description = (
+        "List consumers (no action); `show NAME`: one consumer's offsets, parked events and "
+        "state; `replay-parked NAME`: hand its parked events back to its handler (in the server)."
+    )
+    p.add_argument("action", nargs="?", choices=["show", "replay-parked"], help="what to do")
+    p.add_argument("name", nargs="?", help="the consumer (with an action)")
 
 
 # -- append ---------------------------------------------------------------------------------
@@ -251,6 +257,12 @@ def _streams(args: argparse.Namespace) -> int:
 
 
 def _consumers(args: argparse.Namespace) -> int:
+    if args.action is not None:
+        if args.name is None:
+            warn(f"error: consumers {args.action} needs a consumer NAME")
+            return 2
+        return run(args, _consumer_action, must_exist=True)
+
     async def consumers(args: argparse.Namespace, backend: Backend) -> int:
         from server.cli.tables import consumers_table, print_table
 
@@ -262,3 +274,42 @@ def _consumers(args: argparse.Namespace) -> int:
         return 0
 
     return run(args, consumers, must_exist=True)
+
+
+async def _consumer_action(args: argparse.Namespace, backend: Backend) -> int:
+    if args.action == "replay-parked":
+        result = await backend.replay_parked(args.name)
+        if args.json:
+            write_out(_json.encode(result) + b"\n")
+        else:
+            print(
+                f"{result['consumer']}: replayed {result['replayed']} parked event(s) from "
+                f"{result['parked_stream']}, {result['remaining']} remain"
+            )
+            if result.get("error"):
+                print(f"stopped at one the handler still refuses: {result['error']}")
+        return 1 if result.get("error") else 0
+    detail = await backend.consumer(args.name)
+    if args.json:
+        write_out(_json.encode(detail) + b"\n")
+        return 0
+    lines = [f"consumer  {detail['name']}"]
+    runtime = detail.get("runtime")
+    if runtime:
+        lines.append(
+            f"state     {runtime['state']} (handled {runtime['handled']}, failures "
+            f"{runtime['failures']}; max_attempts {runtime['max_attempts']}, "
+            f"on_failure {runtime['on_failure']})"
+        )
+        if runtime.get("last_error"):
+            lines.append(f"error     {runtime['last_error']}")
+        if runtime.get("reason"):
+            lines.append(f"reason    {runtime['reason']}")
+    else:
+        lines.append("state     not running in this server")
+    lines.append(f"parked    {detail['parked']} in {detail['parked_stream']}")
+    for row in detail["streams"]:
+        lag = "" if row.get("lag") is None else f", lag {row['lag']}"
+        lines.append(f"stream    {row['stream']}: offset {row['offset']}{lag}")
+    print("\n".join(lines))
+    return 0

@@ -9,8 +9,11 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+import msgspec
+
+from consumers.parking import PARKED_SUFFIX, parked_counts
 from eventlog import (
     ConsumerInfo,
     Event,
@@ -108,6 +111,30 @@ class DbBackend:
         """Every consumer position, with lag against its stream's head."""
         heads = {info.name: info.next_offset for info in await self.log.streams()}
         return [_row(c, heads.get(c.stream)) for c in await self.log.consumers()]
+
+    async def consumer(self, name: str) -> dict[str, Any]:
+        """The consumer's positions and parked count (its runtime state lives in a server)."""
+        streams = await self.log.streams()
+        heads = {info.name: info.next_offset for info in streams}
+        offsets = await self.log.consumers()
+        rows = [_row(c, heads.get(c.stream)) for c in offsets if c.name == name]
+        if not rows:
+            raise CliError(f"consumer {name!r} does not exist")
+        return {
+            "name": name,
+            "streams": [msgspec.to_builtins(r) for r in rows],
+            "parked": parked_counts(streams, offsets).get(name, 0),
+            "parked_stream": name + PARKED_SUFFIX,
+            "runtime": None,
+        }
+
+    async def replay_parked(self, name: str) -> dict[str, Any]:
+        """Refused: replay runs the consumer's handler, which lives in the server."""
+        raise CliError(
+            "replay-parked runs the consumer's handler, which lives in the server: "
+            "use --url (not --db)",
+            2,
+        )
 
 
 def _row(info: ConsumerInfo, head: int | None) -> ConsumerRow:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import msgspec
 
 from eventlog import Event, InvalidStreamName, validate_stream_name
+from eventlog.encoding import utf8_problem
 
 __all__ = [
     "NULL",
@@ -102,6 +103,13 @@ def _out(line: EventLine, default_key: str | None) -> OutEvent:
     )
 
 
+def _check_utf8(raw: bytes, where: str) -> None:
+    """Refuse a line that is not UTF-8 (msgspec leaves the strings inside ``data`` unchecked)."""
+    problem = utf8_problem(raw)
+    if problem is not None:
+        raise InputError(f"{where}: {problem}")
+
+
 def _payload(text: bytes, where: str) -> msgspec.Raw:
     stripped = text.strip()
     try:
@@ -128,6 +136,7 @@ def parse_line(
     if not raw.strip():
         return None
     where = f"stdin line {lineno}"
+    _check_utf8(raw, where)
     if type is not None:
         return OutEvent(type=type, data=_payload(raw, where), key=key)
     try:
@@ -150,7 +159,10 @@ def parse_argument(
     Raises:
         InputError: Not JSON, not an event (array), or ``id`` with several events.
     """
-    raw = text.encode()
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError as exc:  # argv bytes that were not UTF-8 (surrogate escapes)
+        raise InputError(f"JSON argument: not valid UTF-8 (character {exc.start})") from None
     if type is not None:
         return [OutEvent(type=type, data=_payload(raw, "JSON argument"), key=key, id=id)]
     try:

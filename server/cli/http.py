@@ -191,3 +191,16 @@ class HttpBackend:
         response = await self._request("GET", "/api/consumers")
         answer = self._decode(response, _Consumers | list[ConsumerRow], "the consumer list")
         return answer.consumers if isinstance(answer, _Consumers) else answer
+
+    async def consumer(self, name: str) -> dict[str, Any]:
+        """GET /api/consumers/{name}."""
+        response = await self._request("GET", f"/api/consumers/{quote(name, safe='')}")
+        answer: dict[str, Any] = self._decode(response, dict[str, Any], "a consumer query")
+        return answer
+
+    async def replay_parked(self, name: str) -> dict[str, Any]:
+        """POST /api/consumers/{name}/replay-parked (the handler runs in the server)."""
+        path = f"/api/consumers/{quote(name, safe='')}/replay-parked"
+        response = await self._request("POST", path, timeout=600.0)
+        answer: dict[str, Any] = self._decode(response, dict[str, Any], "a replay")
+        return answer

@@ -45,6 +45,16 @@ def register(sub: Any) -> None:
     p.add_argument("--synchronous", choices=["full", "normal", "off"], help="SQLite durability")
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 16 MiB)")
     p.add_argument("--no-access-log", action="store_true", help="no per-request log lines")
+    p.add_argument(
+        "--max-header-bytes", type=int, help="largest request target plus headers (default 64 KiB)"
+    )
+    p.add_argument(
+        "--header-timeout", type=float, help="seconds for a request's headers (default 10)"
+    )
+    p.add_argument(
+        "--idle-timeout", type=float, help="seconds a keep-alive connection may idle (default 5)"
+    )
+    p.add_argument("--max-connections", type=int, help="most open connections (default 2048)")
     p.set_defaults(handler=_serve)
 
     k = sub.add_parser(

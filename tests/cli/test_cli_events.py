@@ -75,6 +75,7 @@ def test_blank_lines_are_skipped(raw: bytes) -> None:
         (b'{"type": "t", "dat": 1}', "unknown field `dat`"),
         (b'{"type": 5}', "Expected `str`, got `int`"),
         (b"[1, 2]", "not an event object"),
+        (b'{"type": "t", "data": "\xff"}', "stdin line 7: not valid UTF-8 .byte 23."),
     ],
 )
 def test_bad_event_mode_lines_name_the_line_and_the_problem(raw: bytes, message: str) -> None:

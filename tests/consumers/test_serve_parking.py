@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.cli.conftest import eventlog
 from tests.pg import PgCluster
 from tests.serverproc import ServerProcess
 from tests.support import scaled
@@ -79,16 +81,35 @@ def test_declared_consumer_parks_a_poison_event_in_10000_and_replays_it(
         assert parked["headers"]["parked-attempts"] == "3"
         assert parked["headers"]["parked-error-type"] == "ValueError"
 
-        still = httpx.post(f"{server.url}/api/consumers/digest/replay-parked").json()
-        assert (still["replayed"], still["remaining"]) == (0, 1)
-        assert still["error"] == "ValueError: cannot digest this"
+        shown = eventlog("consumers", "show", "digest", "--url", server.url)
+        assert shown.returncode == 0, shown.stderr
+        assert "state     running (handled 9999, failures" in shown.stdout
+        assert "error     ValueError: cannot digest this" in shown.stdout
+        assert "parked    1 in digest.parked" in shown.stdout
+
+        still = eventlog("consumers", "replay-parked", "digest", "--url", server.url)
+        assert still.returncode == 1
+        assert still.stdout.splitlines() == [
+            "digest: replayed 0 parked event(s) from digest.parked, 1 remain",
+            "stopped at one the handler still refuses: ValueError: cannot digest this",
+        ]
 
         fixed.touch()
         done = httpx.post(f"{server.url}/api/consumers/digest/replay-parked").json()
         assert (done["replayed"], done["remaining"], done["error"]) == (1, 0, None)
+        again = eventlog("consumers", "replay-parked", "digest", "--url", server.url, "--json")
+        assert again.returncode == 0
+        assert json.loads(again.stdout)["replayed"] == 0
         assert read_all(server.url, "handled")[-1] == POISON
         assert httpx.get(f"{server.url}/api/consumers/digest").json()["parked"] == 0
         missing = httpx.post(f"{server.url}/api/consumers/nobody/replay-parked")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "consumer_not_running"
         assert server.stop() == 0
+    if backend == "sqlite":  # the file alone: positions and parked count, no handler to replay
+        offline = eventlog("consumers", "show", "digest", "--db", db)
+        assert "state     not running in this server" in offline.stdout
+        assert "parked    0 in digest.parked" in offline.stdout
+        refused = eventlog("consumers", "replay-parked", "digest", "--db", db)
+        assert refused.returncode == 2
+        assert "use --url (not --db)" in refused.stderr
