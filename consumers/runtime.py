@@ -41,6 +41,7 @@ from eventlog import (
     Event,
     EventLog,
     EventLogError,
+    HoldPolicy,
     Position,
     validate_stream_name,
 )
@@ -92,6 +93,8 @@ class ConsumerStatus:
         failures: Failed handler calls.
         last_error: The last failure, ``"Type: message"``.
         parked: Events this process parked.
+        truncation: The last time retention removed events before it read
+            them (see :class:`eventlog.Truncation`), described.
         reason: Why a stopped consumer stopped, if not by shutdown.
         max_attempts: Its failure policy's attempts.
         on_failure: Its failure policy.
@@ -107,6 +110,7 @@ class ConsumerStatus:
     failures: int = 0
     last_error: str | None = None
     parked: int = 0
+    truncation: str | None = None
     reason: str | None = None
     max_attempts: int = 5
     on_failure: OnFailure = "park"
@@ -184,6 +188,8 @@ class ConsumerManager:
         start: Position = BEGINNING,
         max_attempts: int = 5,
         on_failure: OnFailure = "park",
+        protect: bool | None = None,
+        max_hold: float | None = None,
     ) -> None:
         """Register a consumer. If the manager is running, it starts at once.
 
@@ -199,6 +205,10 @@ class ConsumerManager:
             max_attempts: Failed handler calls before ``on_failure`` applies.
             on_failure: ``"park"`` the failing event(s) in ``<name>.parked``
                 and go on, ``"stop"`` the consumer, or ``"retry"`` forever.
+            protect: Whether retention keeps the events it has not committed
+                (None: the log's ``protect_consumers``).
+            max_hold: Seconds without a commit after which it stops holding
+                retention (None: the log's ``max_hold``).
         """
         validate_stream_name(name)
         validate_stream_name(stream)
@@ -209,6 +219,15 @@ class ConsumerManager:
             raise ValueError("batch_size must be at least 1")
         policy = FailurePolicy(max_attempts, on_failure)
         spec = _Spec(name, stream, handler, tuple(types), key, batch_size, start, policy)
+        if protect is not None or max_hold is not None:
+            default = self._log.hold_policy(name)
+            self._log.set_hold_policy(
+                name,
+                HoldPolicy(
+                    protect=default.protect if protect is None else protect,
+                    max_hold=default.max_hold if max_hold is None else max_hold,
+                ),
+            )
         self._specs[name] = spec
         if self._running:
             self._launch(spec)
@@ -224,6 +243,8 @@ class ConsumerManager:
         start: Position = BEGINNING,
         max_attempts: int = 5,
         on_failure: OnFailure = "park",
+        protect: bool | None = None,
+        max_hold: float | None = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`add`."""
 
@@ -238,6 +259,8 @@ class ConsumerManager:
                 start=start,
                 max_attempts=max_attempts,
                 on_failure=on_failure,
+                protect=protect,
+                max_hold=max_hold,
             )
             return handler
 
@@ -398,6 +421,8 @@ class ConsumerManager:
                 if events is None:
                     break
                 status.position = consumer.position
+                if consumer.truncation is not None:
+                    status.truncation = consumer.truncation.describe()
                 if not events:
                     continue
                 batch = list(spec.filter.select(events))

@@ -21,6 +21,7 @@ from eventlog.errors import (
     StorageError,
     StreamNotFound,
 )
+from eventlog.holds import Hold, HoldPlan, HoldPolicy, Truncation
 from eventlog.log import EventLog, LogConfig
 from eventlog.model import (
     BEGINNING,
@@ -53,6 +54,9 @@ __all__ = [
     "EventLogError",
     "EventTooLarge",
     "ExpectedOffsetMismatch",
+    "Hold",
+    "HoldPlan",
+    "HoldPolicy",
     "InvalidEvent",
     "InvalidInput",
     "InvalidPosition",
@@ -72,5 +76,6 @@ __all__ = [
     "StreamInfo",
     "StreamNotFound",
     "Time",
+    "Truncation",
     "validate_stream_name",
 ]

@@ -7,9 +7,13 @@ before committing reads the same events again from its committed offset.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Literal
 
+import msgspec
+
 from eventlog.errors import InvalidPosition, OffsetOutOfRange
+from eventlog.holds import Truncation
 from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
 
 if TYPE_CHECKING:
@@ -18,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["Consumer", "ResetPolicy"]
 
 ResetPolicy = Literal["earliest", "latest", "error"]
+
+logger = logging.getLogger("eventlog")
 
 
 class Consumer:
@@ -49,6 +55,9 @@ class Consumer:
         self._loaded = False
         self._page: list[Event] = []
         self._index = 0
+        #: The last time retention removed events before this consumer read
+        #: them (None if never): set by :meth:`poll` when it resets.
+        self.truncation: Truncation | None = None
 
     @property
     def position(self) -> int | None:
@@ -101,6 +110,12 @@ class Consumer:
         are available, waking as soon as one is committed; returns ``[]`` when
         the wait ends empty.
 
+        When the position is before the retained range and the reset policy
+        is ``"earliest"`` or ``"latest"``, the poll moves on and says so: it
+        sets :attr:`truncation`, logs a warning and records a
+        ``consumer.truncated`` event (the :class:`Truncation`) on the log's
+        system stream.
+
         Raises:
             OffsetOutOfRange: The position is before the retained range and the
                 reset policy is ``"error"``.
@@ -124,6 +139,15 @@ class Consumer:
             else:
                 info = await self._log.storage.stream_info(self.stream)
                 self._position = exc.first if info is None else info.next_offset
+            self.truncation = Truncation.of(
+                self.stream, position, exc.first, resumed_at=self._position, consumer=self.name
+            )
+            logger.warning("%s", self.truncation.describe())
+            self._log.append_event(
+                self._log.config.system_stream,
+                msgspec.to_builtins(self.truncation),
+                type="consumer.truncated",
+            )
             return await self._log.read(self.stream, self._position, max_events)
 
     async def commit(self, offset: int | None = None) -> None:

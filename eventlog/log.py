@@ -35,6 +35,7 @@ from eventlog.errors import (
     StreamNotFound,
 )
 from eventlog.heads import HeadWatcher
+from eventlog.holds import HoldPlan, HoldPolicy
 from eventlog.model import (
     BEGINNING,
     ConsumerInfo,
@@ -46,7 +47,7 @@ from eventlog.model import (
     utc_now,
     validate_stream_name,
 )
-from eventlog.retention import check_retention, enforce_retention
+from eventlog.retention import check_retention, enforce_retention, plan_stream
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
 from eventlog.writer import GroupCommitWriter
 
@@ -101,6 +102,7 @@ class EventLog:
         )
         self._state: Literal["new", "open", "closed"] = "new"
         self._retention_task: asyncio.Task[None] | None = None
+        self._holds: dict[str, HoldPolicy] = {}
 
     @classmethod
     def open(
@@ -418,9 +420,37 @@ class EventLog:
         await self.storage.set_retention(validate_stream_name(stream), retention)
 
     async def enforce_retention(self, now: datetime | None = None) -> int:
-        """Apply every stream's retention policy now; return events deleted."""
+        """Apply every stream's retention policy now, short of what named
+        consumers have not read (see :mod:`eventlog.holds`); return events deleted."""
         self._check_open()
-        return await enforce_retention(self.storage, now or utc_now())
+        return await enforce_retention(
+            self.storage, now or utc_now(), self.hold_policy, self.notice
+        )
+
+    def set_hold_policy(self, consumer: str, policy: HoldPolicy) -> None:
+        """How ``consumer`` holds retention in this process (default from the config)."""
+        self._holds[validate_stream_name(consumer)] = policy
+
+    def hold_policy(self, consumer: str) -> HoldPolicy:
+        """How ``consumer`` holds retention."""
+        policy = self._holds.get(consumer)
+        if policy is None:
+            return HoldPolicy(protect=self.config.protect_consumers, max_hold=self.config.max_hold)
+        return policy
+
+    async def retention_holds(self, stream: str, now: datetime | None = None) -> HoldPlan:
+        """Who holds ``stream``'s retention back, by how many events, and the cutoff.
+
+        Raises:
+            StreamNotFound: The stream does not exist.
+        """
+        info = await self.stream_info(stream)
+        consumers = await self.storage.consumers()
+        return await plan_stream(self.storage, info, consumers, self.hold_policy, now or utc_now())
+
+    async def notice(self, type: str, data: dict[str, object]) -> None:
+        """Record something the log or a runtime did on its own on the system stream."""
+        await self.append(self.config.system_stream, data, type=type)
 
     async def _retention_loop(self) -> None:
         while True:
