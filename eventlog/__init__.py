@@ -20,6 +20,7 @@ from eventlog.errors import (
     SchemaTooNew,
     StorageError,
     StreamNotFound,
+    Unsupported,
 )
 from eventlog.holds import Hold, HoldPlan, HoldPolicy, Truncation
 from eventlog.log import EventLog, LogConfig
@@ -39,6 +40,7 @@ from eventlog.model import (
     validate_stream_name,
 )
 from eventlog.storage.base import Storage
+from eventlog.storage.transactions import OffsetTransaction
 
 __all__ = [
     "BEGINNING",
@@ -67,6 +69,7 @@ __all__ = [
     "NotFound",
     "Offset",
     "OffsetOutOfRange",
+    "OffsetTransaction",
     "Position",
     "ResetPolicy",
     "Retention",
@@ -77,5 +80,6 @@ __all__ = [
     "StreamNotFound",
     "Time",
     "Truncation",
+    "Unsupported",
     "validate_stream_name",
 ]

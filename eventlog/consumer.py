@@ -8,13 +8,14 @@ before committing reads the same events again from its committed offset.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import msgspec
 
-from eventlog.errors import InvalidPosition, OffsetOutOfRange
+from eventlog.errors import InvalidPosition, OffsetOutOfRange, Unsupported
 from eventlog.holds import Truncation
 from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
+from eventlog.storage.transactions import Body, offset_transactions
 
 if TYPE_CHECKING:
     from eventlog.log import EventLog
@@ -24,6 +25,8 @@ __all__ = ["Consumer", "ResetPolicy"]
 ResetPolicy = Literal["earliest", "latest", "error"]
 
 logger = logging.getLogger("eventlog")
+
+T = TypeVar("T")
 
 
 class Consumer:
@@ -160,6 +163,36 @@ class Consumer:
         await self._log.storage.commit_offset(self.name, self.stream, offset)
         self._committed = offset
         self._loaded = True
+
+    async def transact(self, body: Body[T], offset: int | None = None) -> T:
+        """Run ``body(tx)`` in the database transaction that commits ``offset``.
+
+        The handler's own writes through ``tx`` (an
+        :class:`~eventlog.storage.transactions.OffsetTransaction`) and the
+        commit of ``offset`` (default: the current position) are atomic:
+        after a crash either both happened or neither did, so a handler that
+        writes its results to the log's own database sees each event exactly
+        once. See :mod:`eventlog.storage.transactions` for what ``tx`` is on
+        each backend and what it costs.
+
+        Raises:
+            Unsupported: The backend has no database to share (memory).
+        """
+        backend = offset_transactions(self._log.storage)
+        if backend is None:
+            raise Unsupported(
+                "this storage backend cannot commit an offset inside the caller's "
+                "transaction; use SQLite or PostgreSQL"
+            )
+        if offset is None:
+            offset = await self._ensure_position()
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidPosition("offset must be a non-negative integer")
+        self._log._check_open()
+        result = await backend.transact_offset(self.name, self.stream, offset, body)
+        self._committed = offset
+        self._loaded = True
+        return result
 
     async def lag(self) -> int:
         """Events between the committed offset (or the position, if never

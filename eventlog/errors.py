@@ -36,7 +36,7 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     ├── Conflict                         conflict (409)
     │   ├── ExpectedOffsetMismatch       expected_offset_mismatch: the stream head moved
     │   ├── DeliveryConflict    [consumers.delivery.ledger] delivery_conflict
-    │   ├── ConsumerBusy        [consumers.runtime]         consumer_busy
+    │   ├── ConsumerBusy        [consumers.spec]            consumer_busy
     │   └── ConfigOwned         [server.ingest.store]       source_in_config
     ├── Unauthorized                     unauthorized (401): no or an unknown API key
     │   └── SignatureError      [server.ingest.verify]      bad_signature, missing_signature, ...
@@ -46,6 +46,7 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     │   ├── LogClosed                    log_closed: the log is closed or closing
     │   ├── FirehoseFull        [consumers.firehose.hub]    too_many_clients
     │   └── SubscriptionEnded   [consumers.firehose.hub]    slow_client, subscription_ended
+    ├── Unsupported                      unsupported (501): the storage backend cannot do this
     ├── StorageError                     storage_error (503): the backend failed
     │   ├── CorruptDatabase              corrupt_database: not a database, or a foreign schema
     │   └── SchemaTooNew                 schema_too_new: written by a newer eventlog
@@ -82,6 +83,7 @@ __all__ = [
     "StreamNotFound",
     "Unauthorized",
     "Unavailable",
+    "Unsupported",
 ]
 
 
@@ -248,6 +250,12 @@ class LogClosed(Unavailable):
     """The log is closed, or closing and no longer accepting work."""
 
     code = "log_closed"
+
+
+class Unsupported(EventLogError):
+    """The storage backend cannot do what was asked (e.g. offset transactions in memory)."""
+
+    code = "unsupported"
 
 
 class StorageError(EventLogError):

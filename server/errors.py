@@ -121,6 +121,8 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "too_many_connections": (503, 1013),
     "slow_client": (503, CLOSE_SLOW),
     "subscription_ended": (503, 1001),
+    # Unsupported: the storage backend cannot do this (memory: no offset transactions)
+    "unsupported": (501, None),
     # StorageError
     "storage_error": (503, 1011),
     "corrupt_database": (503, 1011),

@@ -34,6 +34,7 @@ import msgspec
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.storage import postgres_tx
 from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
 from eventlog.storage.leases import Lease
 from eventlog.storage.planner import first_offsets, generated_requests
@@ -182,6 +183,8 @@ class PostgresStorage:
         with errors_translated(what):
             async with pool.acquire() as conn:
                 yield cast(asyncpg.Connection, conn)
+
+    transact_offset = postgres_tx.transact_offset
 
     async def transact(
         self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "transaction"

@@ -38,3 +38,8 @@ def test_retention_holds_example_keeps_then_trims_and_says_so(tmp_path: Path) ->
         "ledger resumes at 6 - consumer ledger lost offsets 2-5 of 'orders' to retention "
         "(4 events skipped; first retained 6, resuming at 6)",
     ]
+
+
+def test_exactly_once_example_writes_rows_with_the_offset(tmp_path: Path) -> None:
+    out = run_example("exactly_once.py", tmp_path).splitlines()
+    assert out == ["rows: [(0, 10), (1, 25), (2, 7)]", "committed offset: 3"]
