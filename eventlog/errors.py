@@ -19,6 +19,7 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     │   ├── InvalidPosition              invalid_position: negative offset, naive datetime
     │   ├── InvalidParameter             invalid_parameter: a query parameter or option
     │   ├── InvalidField                 validation_error (422): a request field; path names it
+    │   ├── InvalidSchedule              invalid_schedule: a due time malformed or too far
     │   ├── SpecError           [consumers.webhook]         invalid_endpoint (422)
     │   ├── TemplateError       [consumers.notify.template] invalid_template (422)
     │   ├── InvalidTarget       [consumers.delivery.ssrf]   invalid_url (422)
@@ -26,18 +27,22 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     │   ├── InvalidSecret       [consumers.delivery.signing] invalid_secret (422)
     │   ├── InvalidRange        [consumers.delivery.replay] invalid_range
     │   ├── InvalidSource       [server.ingest.sources]     invalid_source (422)
+    │   ├── SourceError         [server.sources.spec]       invalid_source (422)
     │   ├── PathSyntaxError     [server.ingest.mapping]     invalid_json_path (422)
     │   ├── MappingError        [server.ingest.mapping]     mapping_failed
     │   └── MalformedBody       [server.ingest.pipeline]    malformed_payload
     ├── NotFound                         not_found (404)
     │   ├── StreamNotFound               stream_not_found
     │   ├── ConsumerNotFound             consumer_not_found
-    │   └── UnknownOffset       [consumers.delivery.replay] offset_not_found
+    │   ├── ScheduleNotFound             schedule_not_found: no scheduled event with that id
+    │   ├── UnknownOffset       [consumers.delivery.replay] offset_not_found
+    │   └── UnknownSource       [server.sources.manager]    unknown_source
     ├── Conflict                         conflict (409)
     │   ├── ExpectedOffsetMismatch       expected_offset_mismatch: the stream head moved
     │   ├── DeliveryConflict    [consumers.delivery.ledger] delivery_conflict
     │   ├── ConsumerBusy        [consumers.spec]            consumer_busy
-    │   └── ConfigOwned         [server.ingest.store]       source_in_config
+    │   ├── ConfigOwned         [server.ingest.store]       source_in_config
+    │   └── ConfigOwned         [server.sources.manager]    config_source
     ├── Unauthorized                     unauthorized (401): no or an unknown API key
     │   └── SignatureError      [server.ingest.verify]      bad_signature, missing_signature, ...
     ├── Forbidden                        forbidden (403): the API key may not do this
@@ -74,10 +79,12 @@ __all__ = [
     "InvalidInput",
     "InvalidParameter",
     "InvalidPosition",
+    "InvalidSchedule",
     "InvalidStreamName",
     "LogClosed",
     "NotFound",
     "OffsetOutOfRange",
+    "ScheduleNotFound",
     "SchemaTooNew",
     "StorageError",
     "StreamNotFound",
@@ -170,6 +177,12 @@ class InvalidField(InvalidInput):
         super().__init__(message, code=code, path=path)
 
 
+class InvalidSchedule(InvalidInput):
+    """A scheduled append's due time is malformed, naive, or beyond the log's horizon."""
+
+    code = "invalid_schedule"
+
+
 class NotFound(EventLogError, LookupError):
     """Something named does not exist."""
 
@@ -196,6 +209,18 @@ class ConsumerNotFound(NotFound):
         self.name = name
 
 
+class ScheduleNotFound(NotFound):
+    """No event with that id is waiting in the stream's schedule (never
+    scheduled, cancelled, or already appended)."""
+
+    code = "schedule_not_found"
+
+    def __init__(self, stream: str, event_id: str) -> None:
+        super().__init__(f"no scheduled event {event_id!r} waits for stream {stream!r}")
+        self.stream = stream
+        self.id = event_id
+
+
 class Conflict(EventLogError):
     """The request conflicts with the current state (it exists, or is owned elsewhere)."""
 
@@ -220,12 +245,16 @@ class OffsetOutOfRange(EventLogError):
     code = "offset_out_of_range"
 
     def __init__(self, stream: str, offset: int, first: int) -> None:
+        skipped = max(first - offset, 0)
         super().__init__(
-            f"stream {stream!r}: offset {offset} is before the first retained offset {first}"
+            f"stream {stream!r}: offset {offset} is before the first retained offset {first} "
+            f"({skipped} events removed by retention)"
         )
         self.stream = stream
         self.offset = offset
         self.first = first
+        #: Events between ``offset`` and ``first`` that retention removed.
+        self.skipped = skipped
 
 
 class Unauthorized(EventLogError):

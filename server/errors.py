@@ -29,6 +29,7 @@ __all__ = [
     "CLOSE_GONE",
     "CLOSE_SLOW",
     "ERRORS",
+    "error_details",
     "error_response",
     "handle_error",
     "response_for",
@@ -57,6 +58,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "invalid_input": (400, None),
     "invalid_stream_name": (400, None),
     "invalid_position": (400, None),
+    "invalid_schedule": (400, None),
     "invalid_parameter": (400, None),
     "invalid_range": (400, None),
     "invalid_idempotency_key": (400, None),
@@ -90,6 +92,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "not_found": (404, None),
     "stream_not_found": (404, None),
     "consumer_not_found": (404, None),
+    "schedule_not_found": (404, None),
     "consumer_not_running": (404, None),
     "offset_not_found": (404, None),
     "unknown_endpoint": (404, None),
@@ -105,6 +108,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "endpoint_in_config": (409, None),
     "source_exists": (409, None),
     "source_in_config": (409, None),
+    "config_source": (409, None),
     # Unauthorized, Forbidden (every SignatureError code answers as its class: 401)
     "unauthorized": (401, None),
     "forbidden": (403, None),
@@ -155,6 +159,13 @@ def ws_close_code_for(exc: e.EventLogError) -> int:
     return 4000 + status if status < 500 else 1011
 
 
+def error_details(exc: Exception) -> dict[str, object] | None:
+    """Fields an error adds to its body: what a reader lost to retention."""
+    if isinstance(exc, e.OffsetOutOfRange):
+        return {"first_offset": exc.first, "skipped": exc.skipped}
+    return None
+
+
 def error_response(
     status: int,
     code: str,
@@ -162,11 +173,14 @@ def error_response(
     *,
     path: str | None = None,
     headers: Mapping[str, str] | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> Response:
-    """A JSON error response in eventlog's shape."""
+    """A JSON error response in eventlog's shape (``details`` join the error object)."""
     body: dict[str, object] = {"code": code, "message": message}
     if path is not None:
         body["path"] = path
+    if details:
+        body.update(details)
     return Response(
         msgspec.json.encode({"error": body}),
         status_code=status,
@@ -177,7 +191,14 @@ def error_response(
 
 def response_for(exc: e.EventLogError, headers: Mapping[str, str] | None = None) -> Response:
     """The JSON error response for an error of the tree."""
-    return error_response(status_for(exc), exc.code, str(exc), path=exc.json_path, headers=headers)
+    return error_response(
+        status_for(exc),
+        exc.code,
+        str(exc),
+        path=exc.json_path,
+        headers=headers,
+        details=error_details(exc),
+    )
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
