@@ -15,7 +15,7 @@ import msgspec
 from eventlog.errors import InvalidPosition, OffsetOutOfRange, Unsupported
 from eventlog.holds import Truncation
 from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
-from eventlog.storage.transactions import Body, offset_transactions
+from eventlog.storage.transactions import Body, OffsetTransaction
 
 if TYPE_CHECKING:
     from eventlog.log import EventLog
@@ -178,8 +178,7 @@ class Consumer:
         Raises:
             Unsupported: The backend has no database to share (memory).
         """
-        backend = offset_transactions(self._log.storage)
-        if backend is None:
+        if not self.can_transact:
             raise Unsupported(
                 "this storage backend cannot commit an offset inside the caller's "
                 "transaction; use SQLite or PostgreSQL"
@@ -189,10 +188,17 @@ class Consumer:
         if not isinstance(offset, int) or offset < 0:
             raise InvalidPosition("offset must be a non-negative integer")
         self._log._check_open()
-        result = await backend.transact_offset(self.name, self.stream, offset, body)
+        async with self._log._held.transaction() as held:
+            result = await body(OffsetTransaction(held))
+            await held.set_offset(self.name, self.stream, offset)
         self._committed = offset
         self._loaded = True
         return result
+
+    @property
+    def can_transact(self) -> bool:
+        """True when :meth:`transact` works: the log is in a database (not in memory)."""
+        return self._log._held.own_writes
 
     async def lag(self) -> int:
         """Events between the committed offset (or the position, if never

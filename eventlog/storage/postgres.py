@@ -33,7 +33,6 @@ import msgspec
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
-from eventlog.storage import postgres_tx
 from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
 from eventlog.storage.leases import Lease
 from eventlog.storage.planner import first_offsets, generated_requests
@@ -159,8 +158,6 @@ class PostgresStorage:
         with errors_translated(what):
             async with pool.acquire() as conn:
                 yield cast(asyncpg.Connection, conn)
-
-    transact_offset = postgres_tx.transact_offset
 
     @contextlib.asynccontextmanager
     async def connection(self, what: str = "transaction") -> AsyncIterator[asyncpg.Connection]:

@@ -35,8 +35,6 @@ from eventlog.storage.sqlite_schema import (
     prepare_reader,
     prepare_writer,
 )
-from eventlog.storage.sqlite_tx import SQLiteOffsetTransactions
-from eventlog.storage.transactions import Body
 
 __all__ = [
     "APPLICATION_ID",
@@ -78,7 +76,6 @@ class SQLiteStorage:
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._packed = False
-        self._offset_tx = SQLiteOffsetTransactions(self.path, synchronous)
 
     # -- connections ---------------------------------------------------------
 
@@ -161,12 +158,7 @@ class SQLiteStorage:
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
 
-    async def transact_offset(self, consumer: str, stream: str, offset: int, body: Body[T]) -> T:
-        """Run ``body(tx)`` and commit ``offset`` in one transaction (:mod:`.sqlite_tx`)."""
-        return await self._offset_tx.run(consumer, stream, offset, body)
-
     async def close(self) -> None:
-        await self._offset_tx.close()
         writer, self._writer = self._writer, None
         readers, self._all_readers = self._all_readers, []
         self._readers = asyncio.Queue()

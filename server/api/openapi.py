@@ -106,7 +106,7 @@ def openapi_document() -> dict[str, Any]:
     from consumers.webhook import EndpointPatch, EndpointSpec
     from eventlog.schedule import SchedulePage
     from server.api import openapi_paths as more
-    from server.api import schedules
+    from server.api import schedules, sources
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
     from server.api.webhooks import ReplayRequest, RotateRequest
@@ -134,6 +134,7 @@ def openapi_document() -> dict[str, Any]:
         ReplayRequest,
         schedules.ScheduleAnswer,
         SchedulePage,
+        sources.SourceList,
     ]
     (_, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
@@ -327,6 +328,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/webhooks", "webhook endpoint", "EndpointSpec", "EndpointPatch", rotate=True
         ),
         **schedules.openapi_paths(),
+        **sources.openapi_paths(),
         **more.endpoint_paths(
             "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
         ),
