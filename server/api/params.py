@@ -1,13 +1,25 @@
-"""Query parameter parsing (sans-I/O): offsets, limits, waits. Bad values are 400s."""
+"""Query parameter parsing (sans-I/O): offsets, limits, waits. Bad values are 400s.
+
+One rule for every route: a query parameter given twice is refused (400
+``invalid_parameter`` naming it) rather than one of the values picked, so a
+client never gets an answer to a question it did not mean
+(:func:`refuse_repeats`, applied to every request by the server's middleware).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from server.errors import ApiError
 
-__all__ = ["non_negative_int", "optional_non_negative_int", "wait_seconds"]
+__all__ = [
+    "non_negative_int",
+    "optional_non_negative_int",
+    "refuse_repeats",
+    "wait_seconds",
+]
 
 _MAX_INT = 2**63 - 1
 
@@ -71,3 +83,18 @@ def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
             f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}",
         )
     return min(value, maximum)
+
+
+def refuse_repeats(query_string: bytes) -> None:
+    """Refuse a query string that gives any parameter more than once.
+
+    Raises:
+        ApiError: 400 ``invalid_parameter`` naming the first repeated parameter.
+    """
+    if b"&" not in query_string:
+        return  # one parameter at most: the common case, no parsing
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            raise ApiError(400, "invalid_parameter", f"query parameter {name[:40]!r} given twice")
+        seen.add(name)
