@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Annotated
 from urllib.parse import parse_qsl
+
+import msgspec
 
 from server.errors import ApiError
 
 __all__ = [
+    "StreamName",
     "non_negative_int",
     "optional_non_negative_int",
     "refuse_repeats",
@@ -22,6 +26,11 @@ __all__ = [
 ]
 
 _MAX_INT = 2**63 - 1
+
+#: A stream (or consumer, or ingest source) name in a request body, as
+#: :func:`eventlog.model.validate_stream_name` accepts it: the decoder refuses
+#: anything else, and the OpenAPI schema says the same.
+StreamName = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
 def non_negative_int(
