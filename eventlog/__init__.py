@@ -13,14 +13,18 @@ from eventlog.errors import (
     InvalidEvent,
     InvalidInput,
     InvalidPosition,
+    InvalidSchedule,
     InvalidStreamName,
     LogClosed,
     NotFound,
     OffsetOutOfRange,
+    ScheduleNotFound,
     SchemaTooNew,
     StorageError,
     StreamNotFound,
+    Unsupported,
 )
+from eventlog.holds import Hold, HoldPlan, HoldPolicy, Truncation
 from eventlog.log import EventLog, LogConfig
 from eventlog.model import (
     BEGINNING,
@@ -37,7 +41,9 @@ from eventlog.model import (
     Time,
     validate_stream_name,
 )
+from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from eventlog.storage.base import Storage
+from eventlog.storage.transactions import OffsetTransaction
 
 __all__ = [
     "BEGINNING",
@@ -53,9 +59,13 @@ __all__ = [
     "EventLogError",
     "EventTooLarge",
     "ExpectedOffsetMismatch",
+    "Hold",
+    "HoldPlan",
+    "HoldPolicy",
     "InvalidEvent",
     "InvalidInput",
     "InvalidPosition",
+    "InvalidSchedule",
     "InvalidStreamName",
     "LogClosed",
     "LogConfig",
@@ -63,14 +73,21 @@ __all__ = [
     "NotFound",
     "Offset",
     "OffsetOutOfRange",
+    "OffsetTransaction",
     "Position",
     "ResetPolicy",
     "Retention",
+    "ScheduleNotFound",
+    "SchedulePage",
+    "Scheduled",
+    "ScheduledEvent",
     "SchemaTooNew",
     "Storage",
     "StorageError",
     "StreamInfo",
     "StreamNotFound",
     "Time",
+    "Truncation",
+    "Unsupported",
     "validate_stream_name",
 ]

@@ -7,10 +7,15 @@ before committing reads the same events again from its committed offset.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import logging
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from eventlog.errors import InvalidPosition, OffsetOutOfRange
+import msgspec
+
+from eventlog.errors import InvalidPosition, OffsetOutOfRange, Unsupported
+from eventlog.holds import Truncation
 from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
+from eventlog.storage.transactions import Body, OffsetTransaction
 
 if TYPE_CHECKING:
     from eventlog.log import EventLog
@@ -18,6 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["Consumer", "ResetPolicy"]
 
 ResetPolicy = Literal["earliest", "latest", "error"]
+
+logger = logging.getLogger("eventlog")
+
+T = TypeVar("T")
 
 
 class Consumer:
@@ -49,6 +58,9 @@ class Consumer:
         self._loaded = False
         self._page: list[Event] = []
         self._index = 0
+        #: The last time retention removed events before this consumer read
+        #: them (None if never): set by :meth:`poll` when it resets.
+        self.truncation: Truncation | None = None
 
     @property
     def position(self) -> int | None:
@@ -101,6 +113,12 @@ class Consumer:
         are available, waking as soon as one is committed; returns ``[]`` when
         the wait ends empty.
 
+        When the position is before the retained range and the reset policy
+        is ``"earliest"`` or ``"latest"``, the poll moves on and says so: it
+        sets :attr:`truncation`, logs a warning and records a
+        ``consumer.truncated`` event (the :class:`Truncation`) on the log's
+        system stream.
+
         Raises:
             OffsetOutOfRange: The position is before the retained range and the
                 reset policy is ``"error"``.
@@ -124,6 +142,15 @@ class Consumer:
             else:
                 info = await self._log.storage.stream_info(self.stream)
                 self._position = exc.first if info is None else info.next_offset
+            self.truncation = Truncation.of(
+                self.stream, position, exc.first, resumed_at=self._position, consumer=self.name
+            )
+            logger.warning("%s", self.truncation.describe())
+            self._log.append_event(
+                self._log.config.system_stream,
+                msgspec.to_builtins(self.truncation),
+                type="consumer.truncated",
+            )
             return await self._log.read(self.stream, self._position, max_events)
 
     async def commit(self, offset: int | None = None) -> None:
@@ -136,6 +163,42 @@ class Consumer:
         await self._log.storage.commit_offset(self.name, self.stream, offset)
         self._committed = offset
         self._loaded = True
+
+    async def transact(self, body: Body[T], offset: int | None = None) -> T:
+        """Run ``body(tx)`` in the database transaction that commits ``offset``.
+
+        The handler's own writes through ``tx`` (an
+        :class:`~eventlog.storage.transactions.OffsetTransaction`) and the
+        commit of ``offset`` (default: the current position) are atomic:
+        after a crash either both happened or neither did, so a handler that
+        writes its results to the log's own database sees each event exactly
+        once. See :mod:`eventlog.storage.transactions` for what ``tx`` is on
+        each backend and what it costs.
+
+        Raises:
+            Unsupported: The backend has no database to share (memory).
+        """
+        if not self.can_transact:
+            raise Unsupported(
+                "this storage backend cannot commit an offset inside the caller's "
+                "transaction; use SQLite or PostgreSQL"
+            )
+        if offset is None:
+            offset = await self._ensure_position()
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidPosition("offset must be a non-negative integer")
+        self._log._check_open()
+        async with self._log._held.transaction() as held:
+            result = await body(OffsetTransaction(held))
+            await held.set_offset(self.name, self.stream, offset)
+        self._committed = offset
+        self._loaded = True
+        return result
+
+    @property
+    def can_transact(self) -> bool:
+        """True when :meth:`transact` works: the log is in a database (not in memory)."""
+        return self._log._held.own_writes
 
     async def lag(self) -> int:
         """Events between the committed offset (or the position, if never

@@ -12,13 +12,16 @@ WebSocket close codes in one place.
     │   ├── InvalidStreamName            name not 1-128 of [A-Za-z0-9._-], alphanumeric first
     │   ├── InvalidEvent                 data not JSON, bad type/key/headers, empty batch
     │   │   └── EventTooLarge            over the configured max_event_bytes
-    │   └── InvalidPosition              negative offset, naive datetime, unknown reset policy
+    │   ├── InvalidPosition              negative offset, naive datetime, unknown reset policy
+    │   └── InvalidSchedule              a due time malformed or beyond the schedule horizon
     ├── NotFound
     │   ├── StreamNotFound
-    │   └── ConsumerNotFound
+    │   ├── ConsumerNotFound
+    │   └── ScheduleNotFound             no scheduled event with that stream and id
     ├── ExpectedOffsetMismatch           optimistic concurrency: the stream head moved
     ├── OffsetOutOfRange                 position before the retained range (retention)
     ├── LogClosed                        the log is closed or closing
+    ├── Unsupported                      the storage backend cannot do this
     └── StorageError                     the backend failed
         ├── CorruptDatabase              not a database, or a foreign schema
         └── SchemaTooNew                 written by a newer eventlog than this one
@@ -35,13 +38,16 @@ __all__ = [
     "InvalidEvent",
     "InvalidInput",
     "InvalidPosition",
+    "InvalidSchedule",
     "InvalidStreamName",
     "LogClosed",
     "NotFound",
     "OffsetOutOfRange",
+    "ScheduleNotFound",
     "SchemaTooNew",
     "StorageError",
     "StreamNotFound",
+    "Unsupported",
 ]
 
 
@@ -96,6 +102,12 @@ class InvalidPosition(InvalidInput):
     code = "invalid_position"
 
 
+class InvalidSchedule(InvalidInput):
+    """A scheduled append's due time is malformed, naive, or beyond the log's horizon."""
+
+    code = "invalid_schedule"
+
+
 class NotFound(EventLogError, LookupError):
     """Something named does not exist."""
 
@@ -122,6 +134,18 @@ class ConsumerNotFound(NotFound):
         self.name = name
 
 
+class ScheduleNotFound(NotFound):
+    """No event with that id is waiting in the stream's schedule (never
+    scheduled, cancelled, or already appended)."""
+
+    code = "schedule_not_found"
+
+    def __init__(self, stream: str, event_id: str) -> None:
+        super().__init__(f"no scheduled event {event_id!r} waits for stream {stream!r}")
+        self.stream = stream
+        self.id = event_id
+
+
 class ExpectedOffsetMismatch(EventLogError):
     """``expected_offset`` was given and the stream's next offset is different."""
 
@@ -140,18 +164,28 @@ class OffsetOutOfRange(EventLogError):
     code = "offset_out_of_range"
 
     def __init__(self, stream: str, offset: int, first: int) -> None:
+        skipped = max(first - offset, 0)
         super().__init__(
-            f"stream {stream!r}: offset {offset} is before the first retained offset {first}"
+            f"stream {stream!r}: offset {offset} is before the first retained offset {first} "
+            f"({skipped} events removed by retention)"
         )
         self.stream = stream
         self.offset = offset
         self.first = first
+        #: Events between ``offset`` and ``first`` that retention removed.
+        self.skipped = skipped
 
 
 class LogClosed(EventLogError):
     """The log is closed, or closing and no longer accepting work."""
 
     code = "log_closed"
+
+
+class Unsupported(EventLogError):
+    """The storage backend cannot do what was asked (e.g. offset transactions in memory)."""
+
+    code = "unsupported"
 
 
 class StorageError(EventLogError):

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from eventlog.appends import Appends
 from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
-from eventlog.encoding import pending_event, pending_events
 from eventlog.errors import (
     EventLogError,
-    InvalidEvent,
     InvalidInput,
     InvalidPosition,
     LogClosed,
@@ -35,19 +34,22 @@ from eventlog.errors import (
     StreamNotFound,
 )
 from eventlog.heads import HeadWatcher
+from eventlog.holds import HoldPlan, HoldPolicy
 from eventlog.model import (
     BEGINNING,
     ConsumerInfo,
     Event,
-    NewEvent,
     Position,
     Retention,
     StreamInfo,
     utc_now,
     validate_stream_name,
 )
-from eventlog.retention import check_retention, enforce_retention
-from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
+from eventlog.retention import check_retention, enforce_retention, plan_stream
+from eventlog.schedule import Scheduler
+from eventlog.storage.base import Storage
+from eventlog.storage.held import held_for
+from eventlog.storage.schedule import schedule_store_for
 from eventlog.writer import GroupCommitWriter
 
 __all__ = ["EventLog", "LogConfig", "storage_for"]
@@ -80,7 +82,7 @@ class _Opener:
         await self._log.close()
 
 
-class EventLog:
+class EventLog(Appends):
     """A durable, offset-indexed log of named streams.
 
     Create one with :meth:`open`, or with a storage backend directly:
@@ -99,8 +101,16 @@ class EventLog:
             max_queued_events=self.config.queue_events,
             max_queued_bytes=self.config.queue_bytes,
         )
+        self._scheduler = Scheduler(
+            schedule_store_for(storage),
+            self.append_batch_result,
+            horizon=self.config.schedule_horizon,
+            poll=self.config.schedule_poll,
+        )
+        self._held = held_for(storage)
         self._state: Literal["new", "open", "closed"] = "new"
         self._retention_task: asyncio.Task[None] | None = None
+        self._holds: dict[str, HoldPolicy] = {}
 
     @classmethod
     def open(
@@ -131,6 +141,13 @@ class EventLog:
         await self.storage.open()
         self.storage.listen(self.heads.advance)
         self._writer.start()
+        try:
+            await self._held.open()
+            await self._scheduler.start()
+        except BaseException:
+            await self._writer.close()
+            await self.storage.close()
+            raise
         if self.config.retention_interval > 0:
             self._retention_task = asyncio.create_task(self._retention_loop())
         self._state = "open"
@@ -144,6 +161,8 @@ class EventLog:
         if self._retention_task is not None:
             self._retention_task.cancel()
             await asyncio.gather(self._retention_task, return_exceptions=True)
+        await self._scheduler.close()
+        await self._held.close()
         await self._writer.close()
         self.heads.wake_all()
         await self.storage.close()
@@ -168,128 +187,6 @@ class EventLog:
     def _check_open(self) -> None:
         if self._state != "open":
             raise LogClosed("the log is closed" if self._state == "closed" else "log not started")
-
-    # -- appends -------------------------------------------------------------
-
-    def _request(
-        self, stream: str, events: list[PendingEvent], expected_offset: int | None
-    ) -> tuple[AppendRequest, int]:
-        validate_stream_name(stream)
-        if expected_offset is not None:
-            _check_expected(expected_offset)
-        nbytes = len(events[0].data) if len(events) == 1 else sum(len(e.data) for e in events)
-        return AppendRequest(stream=stream, events=events, expected_offset=expected_offset), nbytes
-
-    async def append(
-        self,
-        stream: str,
-        data: object,
-        *,
-        type: str,
-        key: str | None = None,
-        id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        expected_offset: int | None = None,
-    ) -> int:
-        """Append one event; return its offset once it is durable.
-
-        Args:
-            stream: Stream name (created on first append).
-            data: Any JSON-serialisable value, or :class:`msgspec.Raw` JSON bytes.
-            type: Event type, e.g. ``"order.created"``.
-            key: Optional aggregate / partition key.
-            id: Idempotency key: if an event with this id exists in the stream,
-                its offset is returned and nothing is written.
-            headers: String metadata.
-            expected_offset: If given, the append succeeds only if the stream's
-                next offset equals it (optimistic concurrency).
-
-        Raises:
-            InvalidStreamName, InvalidEvent, EventTooLarge: Bad input.
-            ExpectedOffsetMismatch: The stream head moved.
-            LogClosed: The log is closed.
-        """
-        if self._state != "open":
-            self._check_open()
-        event = pending_event(
-            data, type=type, key=key, id=id, headers=headers, max_bytes=self.config.max_event_bytes
-        )
-        validate_stream_name(stream)
-        if expected_offset is not None:
-            _check_expected(expected_offset)
-        writer = self._writer
-        if writer.full:
-            await writer.wait_for_room()
-        if expected_offset is None:
-            return await writer.enqueue_one(stream, event)
-        request = AppendRequest(stream=stream, events=[event], expected_offset=expected_offset)
-        result = await writer.enqueue(request, len(event.data))
-        return result.offsets[0]
-
-    async def append_batch(
-        self,
-        stream: str,
-        events: Sequence[NewEvent],
-        *,
-        expected_offset: int | None = None,
-    ) -> list[int]:
-        """Append events atomically (all or none, consecutive offsets); return their offsets."""
-        result = await self.append_batch_result(stream, events, expected_offset=expected_offset)
-        return result.offsets
-
-    async def append_batch_result(
-        self,
-        stream: str,
-        events: Sequence[NewEvent],
-        *,
-        expected_offset: int | None = None,
-    ) -> Appended:
-        """Like :meth:`append_batch`, also telling how many events were new."""
-        self._check_open()
-        if not events:
-            raise InvalidEvent("a batch needs at least one event")
-        if len(events) > self.config.max_batch_events:
-            raise InvalidEvent(
-                f"a batch holds at most {self.config.max_batch_events} events, got {len(events)}"
-            )
-        pending = pending_events(events, self.config.max_event_bytes)
-        request, nbytes = self._request(stream, pending, expected_offset)
-        writer = self._writer
-        if writer.full:
-            await writer.wait_for_room()
-        return await writer.enqueue(request, nbytes)
-
-    def append_event(
-        self,
-        stream: str,
-        data: object,
-        *,
-        type: str,
-        key: str | None = None,
-        id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Fire and forget: queue one event and return at once.
-
-        Never raises: invalid input, a closed log or a failed write is logged
-        on the ``eventlog`` logger. Call it from the log's event loop.
-        """
-        try:
-            self._check_open()
-            event = pending_event(
-                data,
-                type=type,
-                key=key,
-                id=id,
-                headers=headers,
-                max_bytes=self.config.max_event_bytes,
-            )
-            validate_stream_name(stream)
-            future = self._writer.enqueue_one(stream, event)
-        except EventLogError as exc:
-            logger.warning("append_event to %r dropped: %s", stream, exc)
-            return
-        future.add_done_callback(_log_failure)
 
     # -- reads ---------------------------------------------------------------
 
@@ -418,9 +315,37 @@ class EventLog:
         await self.storage.set_retention(validate_stream_name(stream), retention)
 
     async def enforce_retention(self, now: datetime | None = None) -> int:
-        """Apply every stream's retention policy now; return events deleted."""
+        """Apply every stream's retention policy now, short of what named
+        consumers have not read (see :mod:`eventlog.holds`); return events deleted."""
         self._check_open()
-        return await enforce_retention(self.storage, now or utc_now())
+        return await enforce_retention(
+            self.storage, now or utc_now(), self.hold_policy, self.notice
+        )
+
+    def set_hold_policy(self, consumer: str, policy: HoldPolicy) -> None:
+        """How ``consumer`` holds retention in this process (default from the config)."""
+        self._holds[validate_stream_name(consumer)] = policy
+
+    def hold_policy(self, consumer: str) -> HoldPolicy:
+        """How ``consumer`` holds retention."""
+        policy = self._holds.get(consumer)
+        if policy is None:
+            return HoldPolicy(protect=self.config.protect_consumers, max_hold=self.config.max_hold)
+        return policy
+
+    async def retention_holds(self, stream: str, now: datetime | None = None) -> HoldPlan:
+        """Who holds ``stream``'s retention back, by how many events, and the cutoff.
+
+        Raises:
+            StreamNotFound: The stream does not exist.
+        """
+        info = await self.stream_info(stream)
+        consumers = await self.storage.consumers()
+        return await plan_stream(self.storage, info, consumers, self.hold_policy, now or utc_now())
+
+    async def notice(self, type: str, data: dict[str, object]) -> None:
+        """Record something the log or a runtime did on its own on the system stream."""
+        await self.append(self.config.system_stream, data, type=type)
 
     async def _retention_loop(self) -> None:
         while True:
@@ -440,13 +365,3 @@ class EventLog:
             "events_written": self._writer.events_written,
             "queued_events": self._writer.queued_events,
         }
-
-
-def _check_expected(expected_offset: object) -> None:
-    if not isinstance(expected_offset, int) or expected_offset < 0:
-        raise InvalidPosition("expected_offset must be a non-negative integer")
-
-
-def _log_failure(future: asyncio.Future[int]) -> None:
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        logger.warning("append_event failed: %s", exc)

@@ -24,7 +24,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from starlette.applications import Starlette
 
 from consumers.parking import parked_counts
-from eventlog import EventLog
+from eventlog import EventLog, StreamNotFound
+from eventlog.repair import repair_counts
 from server.loopmetrics import LoopCounter, LoopHistogram
 
 __all__ = ["Metrics", "metrics_of"]
@@ -46,7 +47,10 @@ class Metrics:
         batch_size: Events per append request.
         consumer_lag: Events between each consumer's committed offset and the head.
         consumer_parked: Events waiting in each consumer's parked stream.
+        retention_held: Events retention keeps for each lagging consumer (and bytes).
         http_requests: HTTP requests by method, route template and status.
+        repaired: Stored events sent repaired because they were not UTF-8, by
+            surface (``eventlog_events_repaired_total``; see :mod:`eventlog.repair`).
     """
 
     def __init__(self, log: EventLog, prefix: str = "eventlog") -> None:
@@ -73,6 +77,16 @@ class Metrics:
             "Events waiting in a consumer's parked stream (<consumer>.parked)",
             ["consumer"],
         )
+        self.retention_held = self.gauge(
+            "retention_held_events",
+            "Events retention keeps only because a named consumer has not read them",
+            ["stream", "consumer"],
+        )
+        self.retention_held_bytes = self.gauge(
+            "retention_held_bytes",
+            "Payload bytes of those events (estimated from the stream's average event size)",
+            ["stream", "consumer"],
+        )
         self.writer = self.gauge(
             "writer",
             "Group-commit writer counters (transactions, events_written, queued_events)",
@@ -80,6 +94,11 @@ class Metrics:
         )
         self.http_requests = self.loop_counter(
             "http_requests", "HTTP requests", ["method", "route", "status"]
+        )
+        self.repaired = self.loop_counter(
+            "events_repaired",
+            "Stored events sent repaired (bytes not UTF-8 replaced), by surface",
+            ["surface"],
         )
 
     def _get(self, cls: type[_M], name: str, doc: str, labels: Sequence[str], **kw: Any) -> _M:
@@ -135,6 +154,7 @@ class Metrics:
         """Update the gauges computed from the log (consumer lag, writer counters)."""
         for name, value in self.log.writer_stats.items():
             self.writer.labels(name).set(value)
+        self.repaired.values = {(k,): float(n) for k, n in repair_counts().items()}
         streams = await self.log.streams()
         heads = {info.name: info.next_offset for info in streams}
         offsets = await self.log.consumers()
@@ -147,6 +167,18 @@ class Metrics:
         self.consumer_parked.clear()
         for name, count in parked_counts(streams, offsets).items():
             self.consumer_parked.labels(name).set(count)
+        self.retention_held.clear()
+        self.retention_held_bytes.clear()
+        for info in streams:
+            if info.retention.unlimited:
+                continue  # nothing to trim, nothing held
+            try:
+                plan = await self.log.retention_holds(info.name)
+            except StreamNotFound:  # deleted meanwhile
+                continue
+            for hold in plan.holds:
+                self.retention_held.labels(info.name, hold.consumer).set(hold.events)
+                self.retention_held_bytes.labels(info.name, hold.consumer).set(hold.bytes)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""

@@ -17,6 +17,7 @@ import msgspec
 
 from eventlog.errors import CorruptDatabase, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.repair import lenient_event
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.planner import given_ids, plan_appends
 from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
@@ -25,6 +26,7 @@ from eventlog.storage.sqlite_packed import Packed
 __all__ = [
     "append",
     "append_generated",
+    "append_in",
     "consumers",
     "delete_stream",
     "from_us",
@@ -148,6 +150,16 @@ def _add_params(
 def _append(
     conn: sqlite3.Connection, requests: Sequence[AppendRequest], now_us: int
 ) -> list[AppendOutcome]:
+    outcomes, wrote = append_in(conn, requests, now_us)
+    conn.execute("COMMIT" if wrote else "ROLLBACK")
+    return outcomes
+
+
+def append_in(
+    conn: sqlite3.Connection, requests: Sequence[AppendRequest], now_us: int
+) -> tuple[list[AppendOutcome], bool]:
+    """Append inside a write transaction the caller holds (and commits); the
+    outcomes, and whether anything was written."""
     heads: dict[str, int] = {}
     times: dict[str, int] = {}
     for stream in {r.stream for r in requests}:
@@ -165,8 +177,7 @@ def _append(
                 existing[(stream, event_id)] = offset
     plan = plan_appends(requests, heads, existing)
     if not plan.rows:
-        conn.execute("ROLLBACK")
-        return plan.outcomes
+        return plan.outcomes, False
     by_stream: dict[str, tuple[int, list[PendingEvent]]] = {}
     for row in plan.rows:  # a stream's rows have consecutive offsets: its head on
         if (entry := by_stream.get(row.stream)) is None:
@@ -180,8 +191,7 @@ def _append(
         _UPSERT_HEAD,
         [(s, h, plan.added_bytes.get(s, 0), times[s]) for s, h in plan.heads.items()],
     )
-    conn.execute("COMMIT")
-    return plan.outcomes
+    return plan.outcomes, True
 
 
 @functools.cache
@@ -261,13 +271,27 @@ def set_offset(
     )
 
 
+_READ = "SELECT offset, {} FROM events WHERE stream = ? AND offset >= ? ORDER BY offset LIMIT ?"
+_READ_TEXT = _READ.format("id, type, key, time_us, headers, data")
+_READ_BYTES = _READ.format(
+    "CAST(id AS BLOB), CAST(type AS BLOB), CAST(key AS BLOB), time_us, headers, data"
+)
+
+
 def read_events(conn: sqlite3.Connection, stream: str, start: int, limit: int) -> list[Event]:
-    """Read a page of events."""
-    rows = conn.execute(
-        "SELECT offset, id, type, key, time_us, headers, data FROM events "
-        "WHERE stream = ? AND offset >= ? ORDER BY offset LIMIT ?",
-        (stream, start, limit),
-    ).fetchall()
+    """Read a page of events; one whose text or headers are not UTF-8 comes back repaired."""
+    try:
+        return _read_events(conn, stream, start, limit)
+    except (sqlite3.OperationalError, msgspec.DecodeError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "decode" not in str(exc):
+            raise
+    # A row written by an older version, or by hand: its text read as bytes, repaired.
+    rows = conn.execute(_READ_BYTES, (stream, start, limit)).fetchall()
+    return [lenient_event(stream, row) for row in rows]
+
+
+def _read_events(conn: sqlite3.Connection, stream: str, start: int, limit: int) -> list[Event]:
+    rows = conn.execute(_READ_TEXT, (stream, start, limit)).fetchall()
     # One group commit shares one time: decode each distinct time once.
     times: dict[int, datetime] = {}
     for time_us in {row[4] for row in rows}:

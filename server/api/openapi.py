@@ -172,9 +172,11 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
     from consumers.notify import NotifyPatch, NotifySpec
     from consumers.parking import ReplayResult
     from consumers.webhook import EndpointPatch, EndpointSpec
+    from eventlog.schedule import SchedulePage
     from server.api import openapi_paths as more
+    from server.api import schedules, sources
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
-    from server.api.streams import AppendResult, Page, StreamList
+    from server.api.streams import AppendResult, Page, StreamDetail, StreamList
     from server.api.webhooks import ReplayRequest, RotateRequest
     from server.ingest.sources import Source
 
@@ -184,6 +186,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         AppendResult,
         Page,
         StreamInfo,
+        StreamDetail,
         StreamList,
         ConsumerList,
         ConsumerDetail,
@@ -197,6 +200,9 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         NotifyPatch,
         RotateRequest,
         ReplayRequest,
+        schedules.ScheduleAnswer,
+        SchedulePage,
+        sources.SourceList,
     ]
     (_, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
@@ -226,6 +232,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
                         "Append only if the stream's next offset equals this (else 409)",
                         {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
                     ),
+                    *schedules.APPEND_PARAMS,
                     param(
                         "Idempotency-Key",
                         "header",
@@ -254,6 +261,11 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
                     "201": {
                         "description": "Durable: the offsets of the events, in order",
                         "content": json_body(ref("AppendResult")),
+                    },
+                    "202": {
+                        "description": "Scheduled (deliver_at, delay, or a CloudEvent's "
+                        "deliverat / delay): durable, appended at the due time",
+                        "content": json_body(ref("ScheduleAnswer")),
                     },
                     **errors(
                         400,
@@ -318,7 +330,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
                 "summary": "One stream's head, low watermark, count, bytes and retention",
                 "parameters": [STREAM],
                 "responses": {
-                    "200": {"description": "The stream", "content": json_body(ref("StreamInfo"))},
+                    "200": {"description": "The stream", "content": json_body(ref("StreamDetail"))},
                     **errors(400, *AUTH, 404),
                 },
             },
@@ -405,6 +417,8 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         **more.endpoint_paths(
             "/api/webhooks", "webhook endpoint", "EndpointSpec", "EndpointPatch", rotate=True
         ),
+        **schedules.openapi_paths(),
+        **sources.openapi_paths(),
         **more.endpoint_paths(
             "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
         ),
