@@ -95,6 +95,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         retention_protect: Retention keeps what named consumers have not read.
         retention_max_hold: Seconds without a commit after which a consumer no
             longer holds retention (unset: never; see docs/consumers.md).
+        ssl_certfile: PEM certificate (chain) to serve HTTPS and ``wss://`` with;
+            needs ``ssl_keyfile`` (see docs/http.md, "TLS").
+        ssl_keyfile: PEM private key of ``ssl_certfile``.
+        ssl_keyfile_password: Password of an encrypted ``ssl_keyfile``.
         webhooks: Webhook delivery (``[webhooks]``, see docs/webhooks.md).
         notifications: Chat notification targets delivered by the same engine
             (``[[notifications.targets]]``, see docs/notifications.md).
@@ -134,6 +138,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ws_ping_timeout: float = 20.0
     consumers: list[ConsumerInstance] = []
     sources: list[dict[str, Any]] = []
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)
 
@@ -178,7 +185,14 @@ def _json_fields() -> dict[str, bool]:
     """Field name → True if its environment variable holds JSON (lists, tables)."""
     info = msgspec.inspect.type_info(ServerConfig)
     assert isinstance(info, msgspec.inspect.StructType)
-    return {f.name: not isinstance(f.type, _SCALARS) for f in info.fields}
+    return {f.name: not _is_scalar(f.type) for f in info.fields}
+
+
+def _is_scalar(kind: msgspec.inspect.Type) -> bool:
+    """A scalar, or an optional one (``str | None``: the variable is the string)."""
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return all(isinstance(t, msgspec.inspect.NoneType) or _is_scalar(t) for t in kind.types)
+    return isinstance(kind, _SCALARS)
 
 
 def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:

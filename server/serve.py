@@ -33,6 +33,7 @@ from server.auth import hash_key, new_key, parse_scope
 from server.config import ConfigError, ServerConfig, load_config
 from server.middleware import BufferedLineWriter, format_line
 from server.protocols import guarded_protocols
+from server.tls import uvicorn_tls_options
 
 __all__ = [
     "exposure_warning",
@@ -169,6 +170,11 @@ def run_server(config: ServerConfig) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        tls = uvicorn_tls_options(config)
+    except ConfigError as exc:
+        print(f"eventlog serve: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(config)
     warning = exposure_warning(config)
     if warning is not None:
@@ -210,6 +216,7 @@ def run_server(config: ServerConfig) -> int:
         ws_per_message_deflate=config.ws_compression,
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
+        **tls,
     )
     server = _Server(uv_config, app.state.stopping)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
@@ -238,6 +245,9 @@ def serve_command(args: argparse.Namespace) -> int:
         "header_timeout": args.header_timeout,
         "idle_timeout": args.idle_timeout,
         "max_connections": args.max_connections,
+        "ssl_certfile": args.ssl_certfile,
+        "ssl_keyfile": args.ssl_keyfile,
+        "ssl_keyfile_password": args.ssl_keyfile_password,
     }
     file = args.config or os.environ.get("EVENTLOG_CONFIG")
     try:

@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar, cast
 
 import asyncpg
-import msgspec
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.repair import event_rows
 from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
 from eventlog.storage.leases import Lease
 from eventlog.storage.planner import first_offsets, generated_requests
@@ -56,7 +56,6 @@ __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 T = TypeVar("T")
 P = ParamSpec("P")
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, ValueError)
-_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
 class PostgresStorage:
@@ -293,27 +292,7 @@ class PostgresStorage:
             return []
         async with self._conn("read") as conn:
             rows = await conn.fetch(self._sql_read, stream, start, limit)
-        events: list[Event] = []
-        last_us = -1
-        time = from_us(0)
-        raw = msgspec.Raw
-        for offset, event_id, type_, key, time_us, headers, data in rows:
-            if time_us != last_us:  # one group commit shares one time: convert it once
-                time = from_us(time_us)
-                last_us = time_us
-            events.append(
-                Event(
-                    stream=stream,
-                    offset=offset,
-                    id=event_id,
-                    type=type_,
-                    key=key,
-                    time=time,
-                    headers=_decode_headers(headers) if headers else {},
-                    data=raw(data),
-                )
-            )
-        return events
+        return event_rows(stream, rows)
 
     @reconnecting
     async def stream_info(self, stream: str) -> StreamInfo | None:
