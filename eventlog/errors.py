@@ -39,6 +39,7 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     │   └── UnknownSource       [server.sources.manager]    unknown_source
     ├── Conflict                         conflict (409)
     │   ├── ExpectedOffsetMismatch       expected_offset_mismatch: the stream head moved
+    │   ├── CheckpointMoved              checkpoint_moved: another producer committed first
     │   ├── DeliveryConflict    [consumers.delivery.ledger] delivery_conflict
     │   ├── ConsumerBusy        [consumers.spec]            consumer_busy
     │   ├── ConfigOwned         [server.ingest.store]       source_in_config
@@ -67,6 +68,7 @@ branch until it gets a row of its own. ``server/errors.py`` lists every code.
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointMoved",
     "Conflict",
     "ConsumerNotFound",
     "CorruptDatabase",
@@ -225,6 +227,17 @@ class Conflict(EventLogError):
     """The request conflicts with the current state (it exists, or is owned elsewhere)."""
 
     code = "conflict"
+
+
+class CheckpointMoved(Conflict):
+    """A producer's checkpoint is not what the producer last saw: another one
+    (a second process reading the same file) committed first. Reload it."""
+
+    code = "checkpoint_moved"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"checkpoint {name!r} was moved by another producer")
+        self.name = name
 
 
 class ExpectedOffsetMismatch(Conflict):

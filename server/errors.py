@@ -21,6 +21,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from eventlog import errors as e
 
@@ -29,6 +30,7 @@ __all__ = [
     "CLOSE_GONE",
     "CLOSE_SLOW",
     "ERRORS",
+    "allowed_methods",
     "error_details",
     "error_response",
     "handle_error",
@@ -102,6 +104,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     # Conflict
     "conflict": (409, None),
     "expected_offset_mismatch": (409, None),
+    "checkpoint_moved": (409, None),
     "delivery_conflict": (409, None),
     "consumer_busy": (409, None),
     "endpoint_exists": (409, None),
@@ -157,6 +160,17 @@ def ws_close_code_for(exc: e.EventLogError) -> int:
     if close is not None:
         return close
     return 4000 + status if status < 500 else 1011
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path (Starlette's
+    own 405 names only the first matching route's, and the API has one route per method)."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.fullmatch(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def error_details(exc: Exception) -> dict[str, object] | None:
@@ -221,6 +235,9 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         return error_response(400, "malformed_json", "malformed JSON: nested too deeply")
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {"allow": ", ".join(allowed_methods(request))}
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal error (a bug in eventlog)")

@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventlog.errors import EventLogError, InvalidInput
+from server.api.params import refuse_repeats
 from server.config import ServerConfig
 from server.errors import response_for
 from server.metrics import Metrics
@@ -220,6 +221,7 @@ class RequestMiddleware:
         limit = self.config.max_body_bytes
         declared = headers.get("content-length")
         try:
+            refuse_repeats(scope["query_string"])
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 if declared.isdigit():
                     raise InvalidInput(f"request body over {limit} bytes", code="body_too_large")
