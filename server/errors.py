@@ -37,6 +37,7 @@ _STATUS: list[tuple[type[e.EventLogError], int]] = [
     (e.InvalidInput, 400),
     (e.NotFound, 404),
     (e.ExpectedOffsetMismatch, 409),
+    (e.CheckpointMoved, 409),
     (e.OffsetOutOfRange, 416),
     (e.LogClosed, 503),
     (e.StorageError, 503),

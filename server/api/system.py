@@ -37,7 +37,8 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """Prometheus metrics."""
     m = metrics_of(request.app)
-    await m.refresh()
+    manager = getattr(request.app.state, "consumer_manager", None)
+    await m.refresh(manager.status() if manager is not None else ())
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
