@@ -24,12 +24,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import asyncpg
+if TYPE_CHECKING:
+    import asyncpg
 
 from eventlog.errors import InvalidInput, LogClosed
 from eventlog.model import utc_now
@@ -388,11 +390,13 @@ class MemoryHeld:
 
 def held_for(storage: Storage) -> HeldSource:
     """The held-transaction source of a backend."""
-    from eventlog.storage.postgres import PostgresStorage
     from eventlog.storage.sqlite import SQLiteStorage
 
     if isinstance(storage, SQLiteStorage):
         return SQLiteHeld(storage)
-    if isinstance(storage, PostgresStorage):
+    # A PostgresStorage exists only once its module is imported: looking it up
+    # keeps asyncpg out of SQLite programs (and the CLI's start-up).
+    postgres = sys.modules.get("eventlog.storage.postgres")
+    if postgres is not None and isinstance(storage, postgres.PostgresStorage):
         return PgHeld(storage)
     return MemoryHeld(storage)

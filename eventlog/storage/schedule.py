@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -208,14 +209,15 @@ class MemorySchedule:
 
 def schedule_store_for(storage: Storage) -> ScheduleStore:
     """The schedule that lives with ``storage``: a table in its database, or memory."""
-    from eventlog.storage.postgres import PostgresStorage
     from eventlog.storage.sqlite import SQLiteStorage
 
     if isinstance(storage, SQLiteStorage):
         from eventlog.storage.schedule_sqlite import SQLiteSchedule
 
         return SQLiteSchedule(storage)
-    if isinstance(storage, PostgresStorage):
+    # Looked up, not imported: SQLite programs never load asyncpg.
+    postgres = sys.modules.get("eventlog.storage.postgres")
+    if postgres is not None and isinstance(storage, postgres.PostgresStorage):
         from eventlog.storage.schedule_postgres import PostgresSchedule
 
         return PostgresSchedule(storage)
