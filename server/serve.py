@@ -21,7 +21,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -35,6 +35,7 @@ from server.auth import hash_key, new_key, parse_scope
 from server.config import ConfigError, ServerConfig, load_config
 from server.middleware import BufferedLineWriter, format_line
 from server.protocols import guarded_protocols
+from server.tls import uvicorn_tls_options
 
 __all__ = [
     "build_server",
@@ -163,11 +164,59 @@ def exposure_warning(config: ServerConfig) -> str | None:
     )
 
 
+def run_server(config: ServerConfig) -> int:
+    """Serve until SIGTERM/SIGINT. Returns the exit code."""
+    if not is_loopback(config.host) and not config.api_keys and not config.insecure:
+        print(
+            f"eventlog serve: refusing to bind {config.host} without API keys; "
+            "configure api_keys or pass --insecure",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        tls = uvicorn_tls_options(config)
+    except ConfigError as exc:
+        print(f"eventlog serve: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config)
+    warning = exposure_warning(config)
+    if warning is not None:
+        logger.warning(warning)
+    _raise_fd_limit(config.max_connections)
+    # Request lines skip the logging machinery: buffered, written every 50 ms.
+    access = BufferedLineWriter(sys.stderr)
+    access_sink = (
+        access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
+    )
+    try:
+        app, uv_config = build_server(config, tls=tls, access_sink=access_sink)
+    except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
+        print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
+        return 2
+    server = _Server(uv_config, app.state.stopping)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    try:
+        server.run()
+    finally:
+        access.flush()
+    if not server.started:
+        return 1
+    return 0
+
+
 def build_server(
-    config: ServerConfig, access_sink: Callable[[str], None] | None = None
+    config: ServerConfig,
+    *,
+    tls: Mapping[str, Any],
+    access_sink: Callable[[str], None] | None = None,
 ) -> tuple[Starlette, uvicorn.Config]:
     """The app over its (unstarted) log and uvicorn's settings, as ``eventlog serve``
     runs them; the tests' in-process servers are built here too.
+
+    Args:
+        config: The server's settings.
+        tls: :func:`server.tls.uvicorn_tls_options` of ``config``.
+        access_sink: Receives each request's log line.
 
     Raises:
         EventLogError: ``config.db`` names no usable database.
@@ -177,6 +226,7 @@ def build_server(
         protect_consumers=config.retention_protect,
         max_hold=config.retention_max_hold,
         schedule_horizon=config.schedule_horizon,
+        system_stream=config.webhooks.system_stream,  # one system stream for every notice
     )
     log = EventLog(storage_for(config.db, log_config), log_config)
     app = create_app(log, config, manage_log=True, access_sink=access_sink)
@@ -199,43 +249,9 @@ def build_server(
         ws_per_message_deflate=config.ws_compression,
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
+        **tls,
     )
     return app, uv_config
-
-
-def run_server(config: ServerConfig) -> int:
-    """Serve until SIGTERM/SIGINT. Returns the exit code."""
-    if not is_loopback(config.host) and not config.api_keys and not config.insecure:
-        print(
-            f"eventlog serve: refusing to bind {config.host} without API keys; "
-            "configure api_keys or pass --insecure",
-            file=sys.stderr,
-        )
-        return 2
-    _setup_logging(config)
-    warning = exposure_warning(config)
-    if warning is not None:
-        logger.warning(warning)
-    _raise_fd_limit(config.max_connections)
-    # Request lines skip the logging machinery: buffered, written every 50 ms.
-    access = BufferedLineWriter(sys.stderr)
-    access_sink = (
-        access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
-    )
-    try:
-        app, uv_config = build_server(config, access_sink)
-    except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
-        print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
-        return 2
-    server = _Server(uv_config, app.state.stopping)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    try:
-        server.run()
-    finally:
-        access.flush()
-    if not server.started:
-        return 1
-    return 0
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -254,6 +270,9 @@ def serve_command(args: argparse.Namespace) -> int:
         "header_timeout": args.header_timeout,
         "idle_timeout": args.idle_timeout,
         "max_connections": args.max_connections,
+        "ssl_certfile": args.ssl_certfile,
+        "ssl_keyfile": args.ssl_keyfile,
+        "ssl_keyfile_password": args.ssl_keyfile_password,
     }
     file = args.config or os.environ.get("EVENTLOG_CONFIG")
     try:

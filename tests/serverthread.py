@@ -53,6 +53,7 @@ from starlette.applications import Starlette
 from eventlog import EventLog, EventLogError
 from server.config import ConfigError, load_config
 from server.serve import build_server
+from server.tls import uvicorn_tls_options
 from tests.serverproc import ServerFailed
 from tests.support import scaled, wait_until_sync
 
@@ -149,7 +150,8 @@ class ServerThread:
         flags = {"host": "127.0.0.1", "port": self.port, "db": self.db}
         try:
             config = load_config(file=self.config, environ=self.env, flags=flags)
-            app, uv_config = build_server(config, access_sink=self._lines.append)
+            tls = uvicorn_tls_options(config)
+            app, uv_config = build_server(config, tls=tls, access_sink=self._lines.append)
         except (ConfigError, EventLogError) as exc:
             raise ServerFailed(f"invalid configuration: {exc}") from exc
         self._app, self._stopping = app, app.state.stopping

@@ -29,10 +29,10 @@ from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar, cast
 
 import asyncpg
-import msgspec
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.repair import event_rows
 from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
 from eventlog.storage.leases import Lease
 from eventlog.storage.planner import first_offsets, generated_requests
@@ -49,14 +49,13 @@ from eventlog.storage.postgres_schema import (
     redact,
     split_url,
 )
-from eventlog.storage.rows import from_us, stream_info, to_us
+from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
 
 __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, ValueError)
-_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
 class PostgresStorage:
@@ -88,10 +87,7 @@ class PostgresStorage:
             f'SELECT "offset", id, type, key, time_us, headers, data FROM {s}.events '
             'WHERE stream = $1 AND "offset" >= $2 ORDER BY "offset" LIMIT $3'
         )
-        self._sql_stream = (
-            "SELECT name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, "
-            f"max_bytes FROM {s}.streams"
-        )
+        self._sql_stream = f"SELECT {STREAM_COLUMNS} FROM {s}.streams"
 
     # -- connections -------------------------------------------------------------
 
@@ -232,13 +228,16 @@ class PostgresStorage:
         async with self._conn("set retention") as conn:
             await conn.execute(
                 f"INSERT INTO {self.schema}.streams (name, next_offset, max_age, max_count, "
-                "max_bytes) VALUES ($1, 0, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET "
-                "max_age = excluded.max_age, max_count = excluded.max_count, "
-                "max_bytes = excluded.max_bytes",
+                "max_bytes, protect, max_hold) VALUES ($1, 0, $2, $3, $4, $5, $6) "
+                "ON CONFLICT (name) DO UPDATE SET max_age = excluded.max_age, "
+                "max_count = excluded.max_count, max_bytes = excluded.max_bytes, "
+                "protect = excluded.protect, max_hold = excluded.max_hold",
                 stream,
                 retention.max_age,
                 retention.max_count,
                 retention.max_bytes,
+                int(retention.protect),
+                retention.max_hold,
             )
 
     @reconnecting
@@ -293,27 +292,7 @@ class PostgresStorage:
             return []
         async with self._conn("read") as conn:
             rows = await conn.fetch(self._sql_read, stream, start, limit)
-        events: list[Event] = []
-        last_us = -1
-        time = from_us(0)
-        raw = msgspec.Raw
-        for offset, event_id, type_, key, time_us, headers, data in rows:
-            if time_us != last_us:  # one group commit shares one time: convert it once
-                time = from_us(time_us)
-                last_us = time_us
-            events.append(
-                Event(
-                    stream=stream,
-                    offset=offset,
-                    id=event_id,
-                    type=type_,
-                    key=key,
-                    time=time,
-                    headers=_decode_headers(headers) if headers else {},
-                    data=raw(data),
-                )
-            )
-        return events
+        return event_rows(stream, rows)
 
     @reconnecting
     async def stream_info(self, stream: str) -> StreamInfo | None:

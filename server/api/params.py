@@ -1,15 +1,36 @@
-"""Query parameter parsing (sans-I/O): offsets, limits, waits. Bad values are 400s."""
+"""Query parameter parsing (sans-I/O): offsets, limits, waits. Bad values are 400s.
+
+One rule for every route: a query parameter given twice is refused (400
+``invalid_parameter`` naming it) rather than one of the values picked, so a
+client never gets an answer to a question it did not mean
+(:func:`refuse_repeats`, applied to every request by the server's middleware).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Annotated
+from urllib.parse import parse_qsl
 
-from server.errors import ApiError
+import msgspec
 
-__all__ = ["non_negative_int", "optional_non_negative_int", "wait_seconds"]
+from eventlog.errors import InvalidParameter
+
+__all__ = [
+    "StreamName",
+    "non_negative_int",
+    "optional_non_negative_int",
+    "refuse_repeats",
+    "wait_seconds",
+]
 
 _MAX_INT = 2**63 - 1
+
+#: A stream (or consumer, or ingest source) name in a request body, as
+#: :func:`eventlog.model.validate_stream_name` accepts it: the decoder refuses
+#: anything else, and the OpenAPI schema says the same.
+StreamName = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
 def non_negative_int(
@@ -23,7 +44,7 @@ def non_negative_int(
     """``params[name]`` as an integer in ``minimum..maximum`` (``default`` when absent).
 
     Raises:
-        ApiError: 400 ``invalid_parameter`` for anything but decimal digits in range.
+        InvalidParameter: 400 for anything but decimal digits in range.
     """
     value = optional_non_negative_int(params, name, minimum=minimum, maximum=maximum)
     return default if value is None else value
@@ -42,11 +63,9 @@ def optional_non_negative_int(
         or len(text) > 19
         or not minimum <= int(text) <= maximum
     ):
-        raise ApiError(
-            400,
-            "invalid_parameter",
+        raise InvalidParameter(
             f"query parameter {name!r} must be an integer from {minimum} to {maximum}, "
-            f"got {text[:40]!r}",
+            f"got {text[:40]!r}"
         )
     return int(text)
 
@@ -55,7 +74,7 @@ def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
     """The ``wait`` parameter in seconds (0 when absent), capped at ``maximum``.
 
     Raises:
-        ApiError: 400 for a negative, non-numeric or non-finite value.
+        InvalidParameter: 400 for a negative, non-numeric or non-finite value.
     """
     text = params.get("wait")
     if text is None or text == "":
@@ -65,9 +84,22 @@ def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}",
+        raise InvalidParameter(
+            f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}"
         )
     return min(value, maximum)
+
+
+def refuse_repeats(query_string: bytes) -> None:
+    """Refuse a query string that gives any parameter more than once.
+
+    Raises:
+        InvalidParameter: 400, naming the first repeated parameter.
+    """
+    if b"&" not in query_string:
+        return  # one parameter at most: the common case, no parsing
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            raise InvalidParameter(f"query parameter {name[:40]!r} given twice")
+        seen.add(name)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from eventlog import InvalidStreamName, validate_stream_name
+from eventlog.errors import InvalidInput
 
 __all__ = ["BUILTIN_KINDS", "SourceError", "SourceSpec", "parse_spec"]
 
@@ -21,8 +22,10 @@ BUILTIN_KINDS = ("ndjson-tail", "json-file", "directory")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-class SourceError(ValueError):
+class SourceError(InvalidInput):
     """A source declaration that cannot run (HTTP 422, a config error at start)."""
+
+    code = "invalid_source"
 
 
 class SourceSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -82,11 +85,11 @@ def parse_spec(raw: object, kinds: tuple[str, ...] = BUILTIN_KINDS) -> SourceSpe
         raise SourceError(f"unknown kind {spec.kind!r}: use one of {', '.join(kinds)}")
     if not spec.path:
         raise SourceError("path must not be empty")
-    try:
-        validate_stream_name(spec.stream)
-        validate_stream_name(spec.error_stream)
-    except InvalidStreamName as exc:
-        raise SourceError(str(exc)) from None
+    for field, stream in (("stream", spec.stream), ("errors", spec.error_stream)):
+        try:
+            validate_stream_name(stream)
+        except InvalidStreamName as exc:
+            raise SourceError(f"{field}: {exc}") from None
     if spec.type is not None and not 1 <= len(spec.type) <= 256:
         raise SourceError("type must be 1-256 characters")
     return spec

@@ -124,3 +124,83 @@ async def test_webhook_feeder_records_what_retention_removed_before_delivery(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+CATCH_UP = 20_000
+"""Events a catching-up client is behind: far more than the socket buffers hold."""
+
+
+@pytest.fixture(scope="module")
+def catching_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with small firehose pages and queues, streams ``sse`` and ``ws`` full."""
+
+    async def prepare(db: Path) -> None:
+        async with EventLog.open(db) as log:
+            for stream in ("sse", "ws"):
+                for _ in range(CATCH_UP // 5000):
+                    events = [NewEvent(type="n", data="x" * 300) for _ in range(5000)]
+                    await log.append_batch(stream, events)
+
+    db = tmp_path_factory.mktemp("catchup") / "e.db"
+    asyncio.run(prepare(db))
+    env = {
+        "EVENTLOG_FIREHOSE_QUEUE_EVENTS": "50",
+        "EVENTLOG_FIREHOSE_PAGE": "10",
+        "EVENTLOG_FIREHOSE_BACKLOG_EVENTS": "10",
+    }
+    with ServerProcess.start(db=db, env=env) as server:
+        yield server
+
+
+async def trim(db: str, stream: str) -> None:
+    async with EventLog.open(db) as log:
+        await log.set_retention(stream, Retention(max_count=10))
+        assert await log.enforce_retention() == CATCH_UP - 10
+
+
+def test_sse_client_catching_up_is_told_what_retention_removed(catching_up: ServerProcess) -> None:
+    url = f"{catching_up.url}/api/streams/sse/sse"
+    with httpx.stream("GET", url, params={"from": "0"}, timeout=30) as response:
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("id:")) == "id: 0"
+        asyncio.run(trim(catching_up.db, "sse"))
+        last = 0
+        for line in lines:
+            if line.startswith("id:"):
+                last = int(line[3:])
+            if line == "event: closed":
+                closed = msgspec.json.decode(next(lines).removeprefix("data: "))
+                break
+        else:
+            raise AssertionError("the stream ended without a closed event")
+    # Retention trims in chunks: the first retained offset is where it stood when the hub read.
+    first = closed["first_offset"]
+    assert last + 1 < first <= CATCH_UP - 10
+    assert closed["code"] == 4416
+    assert closed["resume_from"] == first
+    assert closed["skipped"] == first - (last + 1)  # everything between what it got and first
+    assert f"({closed['skipped']} events skipped); resume from={first}" in closed["reason"]
+
+
+async def test_websocket_client_catching_up_is_closed_with_what_retention_removed(
+    catching_up: ServerProcess,
+) -> None:
+    url = f"{catching_up.ws_url}/api/streams/ws/firehose?from=0"
+    async with websockets.connect(url, max_queue=1) as ws:
+        assert msgspec.json.decode(await ws.recv())["offset"] == 0
+        await trim(catching_up.db, "ws")
+        last = 0
+        try:
+            async for message in ws:
+                last = msgspec.json.decode(message)["offset"]
+        except websockets.ConnectionClosedError:
+            pass  # a close code other than 1000/1001 ends the iteration with this
+        assert ws.close_code == 4416
+    reason = ws.close_reason or ""
+    first = int(reason.rsplit("=", 1)[1])
+    assert last + 1 < first <= CATCH_UP - 10
+    skipped = first - (last + 1)
+    assert reason == (
+        f"offsets {last + 1}-{first - 1} were removed by retention ({skipped} events skipped); "
+        f"resume from={first}"
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from eventlog import EventLogError
 from server.auth import Authenticator, hash_key, new_key, parse_scope
 from server.config import ApiKey, ConfigError
-from server.errors import ApiError
+from server.errors import status_for
 
 
 def test_scopes_parse_and_reject_garbage() -> None:
@@ -40,9 +41,9 @@ def test_authenticator_401_403_and_globs() -> None:
         (reader, "append", "x", 403),
         (reader, "admin", None, 403),
     ]:
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(EventLogError) as info:
             auth.check(token, action, stream)  # type: ignore[arg-type]
-        assert info.value.status == status
+        assert status_for(info.value) == status
     assert auth.check(reader, "read", "anything") is not None
     assert Authenticator([]).check(None, "admin") is None
 
