@@ -39,7 +39,7 @@ from eventlog import (
     Position,
     validate_stream_name,
 )
-from eventlog.storage.leases import leases_for, run_exclusively
+from eventlog.storage.leases import run_exclusively
 
 __all__ = ["Backoff", "ConsumerManager", "ConsumerStatus", "Handler", "matches"]
 
@@ -215,7 +215,7 @@ class ConsumerManager:
         spec.status.state = "waiting"
         try:
             await run_exclusively(
-                leases_for(self._log.storage),
+                self._log.leases,
                 f"consumer:{spec.name}",
                 lambda: self._run(spec),
                 retry=self._lease_retry,

@@ -7,15 +7,24 @@ the shared writer transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from eventlog.errors import EventTooLarge, InvalidEvent
+from eventlog.errors import EventTooLarge, InvalidEvent, InvalidPosition
 from eventlog.ids import uuid7
+from eventlog.model import NewEvent
 from eventlog.storage.base import PendingEvent
 
-__all__ = ["MAX_ID_LENGTH", "MAX_KEY_LENGTH", "MAX_TYPE_LENGTH", "encode_data", "pending_event"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_KEY_LENGTH",
+    "MAX_TYPE_LENGTH",
+    "check_expected_offset",
+    "encode_data",
+    "pending_batch",
+    "pending_event",
+]
 
 MAX_TYPE_LENGTH = 256
 MAX_KEY_LENGTH = 1024
@@ -88,6 +97,28 @@ def pending_event(
         headers=header_map,
         data=payload,
     )
+
+
+def pending_batch(
+    events: Sequence[NewEvent], max_events: int, max_bytes: int
+) -> list[PendingEvent]:
+    """Check and encode the events of one ``append_batch``: at least one, at most ``max_events``."""
+    if not events:
+        raise InvalidEvent("a batch needs at least one event")
+    if len(events) > max_events:
+        raise InvalidEvent(f"a batch holds at most {max_events} events, got {len(events)}")
+    return [
+        pending_event(
+            e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=max_bytes
+        )
+        for e in events
+    ]
+
+
+def check_expected_offset(expected_offset: object) -> None:
+    """Refuse an ``expected_offset`` that is not a non-negative integer."""
+    if not isinstance(expected_offset, int) or expected_offset < 0:
+        raise InvalidPosition("expected_offset must be a non-negative integer")
 
 
 def _headers(headers: Mapping[str, str]) -> tuple[dict[str, str], int]:

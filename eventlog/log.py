@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from eventlog._opener import Opener
 from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
-from eventlog.encoding import pending_event
+from eventlog.encoding import check_expected_offset, pending_batch, pending_event
 from eventlog.errors import (
     EventLogError,
-    InvalidEvent,
     InvalidInput,
     InvalidPosition,
     LogClosed,
@@ -46,38 +46,15 @@ from eventlog.model import (
     utc_now,
     validate_stream_name,
 )
-from eventlog.retention import check_retention, enforce_retention
-from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
+from eventlog.retention import check_retention, enforce_retention, run_retention
+from eventlog.storage.base import Appended, AppendRequest, Storage
+from eventlog.storage.capabilities import Capabilities
+from eventlog.storage.leases import Leases, leases_for
 from eventlog.writer import GroupCommitWriter
 
 __all__ = ["EventLog", "LogConfig", "storage_for"]
 
 logger = logging.getLogger("eventlog")
-
-
-class _Opener:
-    """What :meth:`EventLog.open` returns: await it, or use it with ``async with``."""
-
-    def __init__(self, log: EventLog) -> None:
-        self._log = log
-
-    def __await__(self) -> Generator[Any, None, EventLog]:
-        return self._start().__await__()
-
-    async def _start(self) -> EventLog:
-        await self._log.start()
-        return self._log
-
-    async def __aenter__(self) -> EventLog:
-        return await self._start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._log.close()
 
 
 class EventLog:
@@ -105,7 +82,7 @@ class EventLog:
     @classmethod
     def open(
         cls, target: str | Path = "eventlog.db", *, config: LogConfig | None = None, **options: Any
-    ) -> _Opener:
+    ) -> Opener[EventLog]:
         """Open a log: ``async with EventLog.open("events.db") as log:`` or ``await``.
 
         Args:
@@ -120,7 +97,7 @@ class EventLog:
                 raise InvalidInput(f"unknown log option: {exc}") from exc
         elif options:
             raise TypeError("pass either config= or keyword options, not both")
-        return _Opener(cls(storage_for(target, config), config))
+        return Opener(cls(storage_for(target, config), config))
 
     async def start(self) -> None:
         """Open storage and start the writer and retention tasks."""
@@ -129,10 +106,13 @@ class EventLog:
         if self._state == "closed":
             raise LogClosed("a closed log cannot be reopened; open a new one")
         await self.storage.open()
-        self.storage.listen(self.heads.advance)
+        if self.storage.capabilities.listen is not None:
+            self.storage.capabilities.listen(self.heads.advance)
         self._writer.start()
         if self.config.retention_interval > 0:
-            self._retention_task = asyncio.create_task(self._retention_loop())
+            self._retention_task = asyncio.create_task(
+                run_retention(self.enforce_retention, self.config.retention_interval)
+            )
         self._state = "open"
 
     async def close(self) -> None:
@@ -171,15 +151,6 @@ class EventLog:
 
     # -- appends -------------------------------------------------------------
 
-    def _request(
-        self, stream: str, events: list[PendingEvent], expected_offset: int | None
-    ) -> tuple[AppendRequest, int]:
-        validate_stream_name(stream)
-        if expected_offset is not None:
-            _check_expected(expected_offset)
-        nbytes = len(events[0].data) if len(events) == 1 else sum(len(e.data) for e in events)
-        return AppendRequest(stream=stream, events=events, expected_offset=expected_offset), nbytes
-
     async def append(
         self,
         stream: str,
@@ -216,7 +187,7 @@ class EventLog:
         )
         validate_stream_name(stream)
         if expected_offset is not None:
-            _check_expected(expected_offset)
+            check_expected_offset(expected_offset)
         writer = self._writer
         if writer.full:
             await writer.wait_for_room()
@@ -246,20 +217,13 @@ class EventLog:
     ) -> Appended:
         """Like :meth:`append_batch`, also telling how many events were new."""
         self._check_open()
-        if not events:
-            raise InvalidEvent("a batch needs at least one event")
-        if len(events) > self.config.max_batch_events:
-            raise InvalidEvent(
-                f"a batch holds at most {self.config.max_batch_events} events, got {len(events)}"
-            )
-        limit = self.config.max_event_bytes
-        pending = [
-            pending_event(
-                e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=limit
-            )
-            for e in events
-        ]
-        request, nbytes = self._request(stream, pending, expected_offset)
+        config = self.config
+        pending = pending_batch(events, config.max_batch_events, config.max_event_bytes)
+        validate_stream_name(stream)
+        if expected_offset is not None:
+            check_expected_offset(expected_offset)
+        request = AppendRequest(stream=stream, events=pending, expected_offset=expected_offset)
+        nbytes = sum(len(e.data) for e in pending)
         writer = self._writer
         if writer.full:
             await writer.wait_for_room()
@@ -350,6 +314,20 @@ class EventLog:
         info = await self.storage.stream_info(stream)
         return 0 if info is None else info.next_offset
 
+    async def bounds(self, stream: str) -> tuple[int, int]:
+        """``(first_offset, next_offset)``: the stream's retained offsets are
+        ``first_offset <= offset < next_offset``; ``(0, 0)`` for a stream that
+        does not exist (yet)."""
+        self._check_open()
+        info = await self.storage.stream_info(validate_stream_name(stream))
+        return (0, 0) if info is None else (info.first_offset, info.next_offset)
+
+    def known_head(self, stream: str) -> int | None:
+        """The newest next offset this log has seen for the stream without
+        asking storage (its own commits, other processes' notifications), or
+        None. A hint for a reader deciding whether to :meth:`wait`."""
+        return self.heads.known_head(stream)
+
     async def stream_info(self, stream: str) -> StreamInfo:
         """Head, low watermark, count, bytes and retention of a stream.
 
@@ -415,6 +393,29 @@ class EventLog:
         self._check_open()
         return await self.storage.consumers()
 
+    async def committed_offset(self, consumer: str, stream: str) -> int | None:
+        """The offset ``consumer`` committed on ``stream`` (the next to read), or None."""
+        self._check_open()
+        return await self.storage.get_offset(consumer, stream)
+
+    async def commit_offset(self, consumer: str, stream: str, offset: int) -> None:
+        """Durably store ``offset`` as the next offset ``consumer`` reads on ``stream``."""
+        self._check_open()
+        await self.storage.commit_offset(consumer, stream, offset)
+
+    # -- what the backend offers ---------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the storage backend declares beyond the ``Storage`` protocol."""
+        return self.storage.capabilities
+
+    @property
+    def leases(self) -> Leases:
+        """Leases for "runs in one process at a time" over this log's storage
+        (across processes on PostgreSQL, within this process otherwise)."""
+        return leases_for(self.storage)
+
     # -- retention -------------------------------------------------------------
 
     async def set_retention(self, stream: str, retention: Retention) -> None:
@@ -428,14 +429,6 @@ class EventLog:
         self._check_open()
         return await enforce_retention(self.storage, now or utc_now())
 
-    async def _retention_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.retention_interval)
-            try:
-                await self.enforce_retention()
-            except EventLogError as exc:
-                logger.warning("retention pass failed: %s", exc)
-
     # -- metrics ---------------------------------------------------------------
 
     @property
@@ -446,11 +439,6 @@ class EventLog:
             "events_written": self._writer.events_written,
             "queued_events": self._writer.queued_events,
         }
-
-
-def _check_expected(expected_offset: object) -> None:
-    if not isinstance(expected_offset, int) or expected_offset < 0:
-        raise InvalidPosition("expected_offset must be a non-negative integer")
 
 
 def _log_failure(future: asyncio.Future[int]) -> None:

@@ -7,13 +7,24 @@ chunks so a large backlog never holds the write lock for long.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from eventlog.errors import InvalidEvent
+from eventlog.errors import EventLogError, InvalidEvent
 from eventlog.model import Retention, StreamInfo
 from eventlog.storage.base import Storage
 
-__all__ = ["TRIM_CHUNK", "check_retention", "enforce_retention", "retention_cutoff"]
+__all__ = [
+    "TRIM_CHUNK",
+    "check_retention",
+    "enforce_retention",
+    "retention_cutoff",
+    "run_retention",
+]
+
+logger = logging.getLogger("eventlog")
 
 TRIM_CHUNK = 10_000
 
@@ -50,3 +61,13 @@ async def enforce_retention(storage: Storage, now: datetime) -> int:
             deleted += await storage.trim(info.name, upto)
             first = upto
     return deleted
+
+
+async def run_retention(enforce: Callable[[], Awaitable[int]], interval: float) -> None:
+    """Call ``enforce()`` every ``interval`` seconds until cancelled; a failed pass is logged."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await enforce()
+        except EventLogError as exc:
+            logger.warning("retention pass failed: %s", exc)

@@ -27,14 +27,14 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import asyncpg
-import msgspec
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
-from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
+from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
+from eventlog.storage.capabilities import Capabilities, HeadListener
 from eventlog.storage.leases import Lease
 from eventlog.storage.planner import first_offsets, generated_requests
 from eventlog.storage.postgres_append import InsertMethod, PgAppender
@@ -50,14 +50,13 @@ from eventlog.storage.postgres_schema import (
     redact,
     split_url,
 )
-from eventlog.storage.rows import from_us, stream_info, to_us
+from eventlog.storage.rows import events_from_rows, from_us, stream_info, to_us
 
 __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, ValueError)
-_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
 def _reconnecting(
@@ -95,6 +94,11 @@ class PostgresStorage:
             ``COPY`` from ``COPY_FROM_ROWS`` rows on; see docs/postgres.md
             for the measurements), or always ``"unnest"``, ``"executemany"``
             or ``"copy"`` (``copy_records_to_table``).
+
+    Besides the ``Storage`` methods it grants leases across processes
+    (:meth:`acquire_lease`), tells every process of each other's appends
+    (:meth:`listen`) and is the schema of the webhook ledger and ingest
+    sources (:class:`~eventlog.storage.capabilities.PostgresTables`).
     """
 
     def __init__(self, url: str, *, pool_size: int = 10, insert: InsertMethod = "auto") -> None:
@@ -107,6 +111,9 @@ class PostgresStorage:
         self._appender: PgAppender | None = None
         self._listener: NotificationListener | None = None
         self._leases: PgLeases | None = None
+        self.capabilities = Capabilities(
+            kind="postgres", durable=True, listen=self.listen, leases=self, tables=self
+        )
         s = self.schema
         self._sql_read = (
             f'SELECT "offset", id, type, key, time_us, headers, data FROM {s}.events '
@@ -116,6 +123,11 @@ class PostgresStorage:
             "SELECT name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, "
             f"max_bytes FROM {s}.streams"
         )
+
+    @property
+    def kind(self) -> Literal["postgres"]:
+        """The tag of :data:`~eventlog.storage.capabilities.Tables`."""
+        return "postgres"
 
     # -- connections -------------------------------------------------------------
 
@@ -295,27 +307,7 @@ class PostgresStorage:
             return []
         async with self._conn("read") as conn:
             rows = await conn.fetch(self._sql_read, stream, start, limit)
-        events: list[Event] = []
-        last_us = -1
-        time = from_us(0)
-        raw = msgspec.Raw
-        for offset, event_id, type_, key, time_us, headers, data in rows:
-            if time_us != last_us:  # one group commit shares one time: convert it once
-                time = from_us(time_us)
-                last_us = time_us
-            events.append(
-                Event(
-                    stream=stream,
-                    offset=offset,
-                    id=event_id,
-                    type=type_,
-                    key=key,
-                    time=time,
-                    headers=_decode_headers(headers) if headers else {},
-                    data=raw(data),
-                )
-            )
-        return events
+        return events_from_rows(stream, rows)
 
     @_reconnecting
     async def stream_info(self, stream: str) -> StreamInfo | None:
