@@ -3,6 +3,24 @@
 Depends on :mod:`eventlog` only; the server depends on this package.
 """
 
-from consumers.runtime import Backoff, ConsumerManager, ConsumerStatus, Handler, matches
+from consumers.failure import FailurePolicy
+from consumers.parking import ReplayResult
+from consumers.runtime import (
+    Backoff,
+    ConsumerBusy,
+    ConsumerManager,
+    ConsumerStatus,
+    Handler,
+    matches,
+)
 
-__all__ = ["Backoff", "ConsumerManager", "ConsumerStatus", "Handler", "matches"]
+__all__ = [
+    "Backoff",
+    "ConsumerBusy",
+    "ConsumerManager",
+    "ConsumerStatus",
+    "FailurePolicy",
+    "Handler",
+    "ReplayResult",
+    "matches",
+]

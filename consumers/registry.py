@@ -14,18 +14,22 @@ A *kind* is a factory that turns an instance's options into a handler::
 
 Instances are declared in the server's config file (``[[consumers]]``) or
 added in code with :func:`add_instances`; each becomes a named consumer in a
-:class:`~consumers.runtime.ConsumerManager`.
+:class:`~consumers.runtime.ConsumerManager`. A ``kind`` written
+``"package.module:factory"`` names a factory by import path instead, for a
+kind that is not packaged with an entry point.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 
+from consumers.parking import OnFailure
 from consumers.runtime import ConsumerManager, Handler
 from eventlog import BEGINNING, END, Event, EventLog
 
@@ -46,10 +50,13 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         name: Unique consumer name (its committed offset is stored under it).
         kind: A kind name from :func:`load_kinds`.
         stream: The stream to read.
-        types: Glob patterns of event types to pass (all if empty).
-        key: Only events with this key.
+        types: Patterns of event types to pass (all if empty), in the dialect
+            of :mod:`consumers.filter`.
+        key: Only events whose key matches this pattern.
         batch_size: Most events per handler call.
         start: Where a consumer that never committed begins.
+        max_attempts: Failed handler calls before ``on_failure`` applies.
+        on_failure: ``"park"``, ``"stop"`` or ``"retry"`` (see :mod:`consumers.failure`).
         options: Passed to the kind's factory.
     """
 
@@ -60,6 +67,8 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     key: str | None = None
     batch_size: int = 100
     start: Literal["beginning", "end"] = "beginning"
+    max_attempts: int = 5
+    on_failure: OnFailure = "park"
     options: dict[str, Any] = {}
 
 
@@ -107,6 +116,8 @@ def add_instances(
     kinds = load_kinds() if kinds is None else kinds
     for instance in instances:
         factory = kinds.get(instance.kind)
+        if factory is None and ":" in instance.kind:
+            factory = _import_kind(instance.name, instance.kind)
         if factory is None:
             known = ", ".join(sorted(kinds)) or "none"
             raise ValueError(
@@ -121,4 +132,17 @@ def add_instances(
             key=instance.key,
             batch_size=instance.batch_size,
             start=BEGINNING if instance.start == "beginning" else END,
+            max_attempts=instance.max_attempts,
+            on_failure=instance.on_failure,
         )
+
+
+def _import_kind(name: str, path: str) -> Kind:
+    module_name, _, attribute = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"consumer {name!r}: cannot import kind {path!r}: {exc}") from exc
+    if not callable(factory):
+        raise ValueError(f"consumer {name!r}: kind {path!r} is not callable")
+    return cast(Kind, factory)

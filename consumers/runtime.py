@@ -3,8 +3,12 @@
 Each registered consumer loops: poll a batch from its committed offset, keep
 the events that match its filters, await the handler, commit. When the
 handler raises, nothing is committed: the consumer waits with exponential
-backoff and jitter, then retries the same batch. Shutdown lets a batch in
-hand finish and commit, and interrupts consumers that are only waiting.
+backoff and jitter, then retries the same batch, up to ``max_attempts``
+calls; then its ``on_failure`` policy parks the failing event(s) and moves
+on, stops the consumer, or keeps retrying (:mod:`consumers.failure`).
+Parked events can be replayed through the handler with
+:meth:`ConsumerManager.replay_parked`. Shutdown lets a batch in hand finish
+and commit, and interrupts consumers that are only waiting.
 
 ::
 
@@ -23,25 +27,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Literal
 
+from consumers.failure import BatchIO, FailurePolicy, run_batch
+from consumers.filter import EventFilter
+from consumers.parking import OnFailure, ReplayResult, original_event, parked_headers, parked_stream
 from eventlog import (
     BEGINNING,
+    ConsumerNotFound,
     Event,
     EventLog,
     EventLogError,
-    Offset,
     Position,
     validate_stream_name,
 )
+from eventlog.backoff import Backoff
 from eventlog.storage.leases import run_exclusively
 
-__all__ = ["Backoff", "ConsumerManager", "ConsumerStatus", "Handler", "matches"]
+__all__ = [
+    "Backoff",
+    "ConsumerBusy",
+    "ConsumerManager",
+    "ConsumerStatus",
+    "Handler",
+    "matches",
+]
 
 logger = logging.getLogger("eventlog.consumers")
 
@@ -51,35 +64,38 @@ Handler = Callable[[list[Event]], Awaitable[None]]
 State = Literal["idle", "waiting", "running", "backoff", "stopped"]
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter: delay n is uniform in [0, min(cap, base * 2**n)].
-
-    Attributes:
-        base: First delay ceiling, seconds.
-        cap: Largest delay ceiling, seconds.
-    """
-
-    base: float = 0.5
-    cap: float = 60.0
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        ceiling: float = min(self.cap, self.base * 2.0 ** max(attempt - 1, 0))
-        return ceiling * rand()
-
-
 def matches(event: Event, types: Sequence[str], key: str | None) -> bool:
-    """True if the event's type matches one of the glob patterns (or none are
-    given) and its key equals ``key`` (if given)."""
-    if key is not None and event.key != key:
-        return False
-    return not types or any(fnmatchcase(event.type, pattern) for pattern in types)
+    """True if the event passes ``EventFilter(types, key)`` (see :mod:`consumers.filter`)."""
+    return EventFilter(types, key).matches(event)
+
+
+class ConsumerBusy(EventLogError):
+    """The consumer runs in another process (it holds the consumer's lease)."""
+
+    code = "consumer_busy"
 
 
 @dataclass
 class ConsumerStatus:
-    """What one consumer is doing, for status pages and tests."""
+    """What one consumer is doing, for status pages and tests.
+
+    Attributes:
+        name: The consumer.
+        stream: The stream it reads.
+        state: ``idle`` (not started), ``waiting`` (its lease is held
+            elsewhere), ``running``, ``backoff`` (waiting to retry after a
+            failure) or ``stopped``.
+        position: The next offset it will poll.
+        committed: The offset it last committed.
+        handled: Events its handler took.
+        failures: Failed handler calls.
+        last_error: The last failure, ``"Type: message"``.
+        parked: Events this process parked.
+        reason: Why a stopped consumer stopped, if not by shutdown.
+        max_attempts: Its failure policy's attempts.
+        on_failure: Its failure policy.
+        parked_stream: Where it parks events.
+    """
 
     name: str
     stream: str
@@ -89,6 +105,11 @@ class ConsumerStatus:
     handled: int = 0
     failures: int = 0
     last_error: str | None = None
+    parked: int = 0
+    reason: str | None = None
+    max_attempts: int = 5
+    on_failure: OnFailure = "park"
+    parked_stream: str = ""
 
 
 @dataclass
@@ -100,10 +121,20 @@ class _Spec:
     key: str | None
     batch_size: int
     start: Position
+    policy: FailurePolicy
     status: ConsumerStatus = field(init=False)
+    lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    filter: EventFilter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.status = ConsumerStatus(self.name, self.stream)
+        self.status = ConsumerStatus(
+            self.name,
+            self.stream,
+            max_attempts=self.policy.max_attempts,
+            on_failure=self.policy.on_failure,
+            parked_stream=self.name + ".parked",
+        )
+        self.filter = EventFilter(self.types, self.key)
 
 
 class ConsumerManager:
@@ -150,6 +181,8 @@ class ConsumerManager:
         key: str | None = None,
         batch_size: int = 100,
         start: Position = BEGINNING,
+        max_attempts: int = 5,
+        on_failure: OnFailure = "park",
     ) -> None:
         """Register a consumer. If the manager is running, it starts at once.
 
@@ -157,18 +190,24 @@ class ConsumerManager:
             name: Unique consumer name; its committed offset is stored under it.
             stream: The stream it reads.
             handler: Awaited with each batch of matching events.
-            types: Glob patterns of event types to pass (all if empty).
-            key: Only events with this key (all if None).
+            types: Patterns of event types to pass (all if empty), in the
+                dialect of :mod:`consumers.filter`.
+            key: Only events whose key matches this pattern (all if None).
             batch_size: Most events per handler call.
             start: Where a consumer that never committed begins.
+            max_attempts: Failed handler calls before ``on_failure`` applies.
+            on_failure: ``"park"`` the failing event(s) in ``<name>.parked``
+                and go on, ``"stop"`` the consumer, or ``"retry"`` forever.
         """
         validate_stream_name(name)
         validate_stream_name(stream)
+        parked_stream(name)
         if name in self._specs:
             raise ValueError(f"a consumer named {name!r} is already registered")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        spec = _Spec(name, stream, handler, tuple(types), key, batch_size, start)
+        policy = FailurePolicy(max_attempts, on_failure)
+        spec = _Spec(name, stream, handler, tuple(types), key, batch_size, start, policy)
         self._specs[name] = spec
         if self._running:
             self._launch(spec)
@@ -182,12 +221,22 @@ class ConsumerManager:
         key: str | None = None,
         batch_size: int = 100,
         start: Position = BEGINNING,
+        max_attempts: int = 5,
+        on_failure: OnFailure = "park",
     ) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`add`."""
 
         def register(handler: Handler) -> Handler:
             self.add(
-                name, stream, handler, types=types, key=key, batch_size=batch_size, start=start
+                name,
+                stream,
+                handler,
+                types=types,
+                key=key,
+                batch_size=batch_size,
+                start=start,
+                max_attempts=max_attempts,
+                on_failure=on_failure,
             )
             return handler
 
@@ -196,6 +245,11 @@ class ConsumerManager:
     def status(self) -> list[ConsumerStatus]:
         """The status of every registered consumer, by name."""
         return [self._specs[name].status for name in sorted(self._specs)]
+
+    def get_status(self, name: str) -> ConsumerStatus | None:
+        """The status of the consumer ``name``, or None if it is not registered here."""
+        spec = self._specs.get(name)
+        return None if spec is None else spec.status
 
     async def start(self) -> None:
         """Start a task per registered consumer."""
@@ -267,14 +321,73 @@ class ConsumerManager:
             await work
         return None
 
-    async def _sleep_unless_stopped(self, seconds: float) -> None:
+    async def _sleep_unless_stopped(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False if shutdown came first."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+        return not self._stopping.is_set()
+
+    async def _call(self, spec: _Spec, events: list[Event]) -> None:
+        spec.status.state = "running"
+        async with spec.lock:
+            await spec.handler(events)
+        spec.status.handled += len(events)
+
+    def _failed(self, spec: _Spec, events: Sequence[Event], exc: Exception, attempt: int) -> float:
+        status = spec.status
+        status.failures += 1
+        status.last_error = f"{type(exc).__name__}: {exc}"
+        status.state = "backoff"
+        delay = self._backoff.delay(attempt)
+        logger.warning(
+            "consumer %s failed on %d event(s) at offsets %d-%d (attempt %d of %d): %s",
+            spec.name,
+            len(events),
+            events[0].offset,
+            events[-1].offset,
+            attempt,
+            spec.policy.max_attempts,
+            status.last_error,
+        )
+        return delay
+
+    async def _park(self, spec: _Spec, event: Event, exc: Exception, attempts: int) -> None:
+        stream = spec.status.parked_stream
+        await self._log.append(
+            stream,
+            event.data,
+            type=event.type,
+            key=event.key,
+            headers=parked_headers(event, spec.name, exc, attempts),
+        )
+        spec.status.parked += 1
+        logger.error(
+            "consumer %s parked %s@%d (id %s) in %s after %d attempts: %s: %s",
+            spec.name,
+            event.stream,
+            event.offset,
+            event.id,
+            stream,
+            attempts,
+            type(exc).__name__,
+            exc,
+        )
 
     async def _run(self, spec: _Spec) -> None:
         status = spec.status
         consumer = self._log.consumer(spec.name, spec.stream, start=spec.start)
-        attempt = 0
+
+        async def commit(offset: int) -> None:
+            await consumer.commit(offset)
+            status.committed = offset
+
+        io = BatchIO(
+            call=lambda events: self._call(spec, events),
+            failed=lambda events, exc, attempt: self._failed(spec, events, exc, attempt),
+            wait=self._sleep_unless_stopped,
+            commit=commit,
+            park=lambda event, exc, attempts: self._park(spec, event, exc, attempts),
+        )
         try:
             while not self._stopping.is_set():
                 status.state = "running"
@@ -286,35 +399,59 @@ class ConsumerManager:
                 status.position = consumer.position
                 if not events:
                     continue
-                batch = [e for e in events if matches(e, spec.types, spec.key)]
-                try:
-                    if batch:
-                        await spec.handler(batch)
-                except Exception as exc:  # the handler's failure: retry the batch
-                    attempt += 1
-                    status.failures += 1
-                    status.last_error = f"{type(exc).__name__}: {exc}"
-                    status.state = "backoff"
-                    delay = self._backoff.delay(attempt)
-                    logger.warning(
-                        "consumer %s failed on offsets %d-%d (attempt %d), retrying in %.2fs: %s",
-                        spec.name,
-                        events[0].offset,
-                        events[-1].offset,
-                        attempt,
-                        delay,
-                        status.last_error,
+                batch = list(spec.filter.select(events))
+                outcome = await run_batch(spec.policy, io, batch) if batch else "done"
+                if outcome == "interrupted":
+                    break
+                if outcome == "stop":
+                    status.reason = (
+                        f"stopped after {spec.policy.max_attempts} failed attempts at offset "
+                        f"{batch[0].offset}: {status.last_error}"
                     )
-                    await consumer.seek(Offset(events[0].offset))
-                    await self._sleep_unless_stopped(delay)
-                    continue
-                attempt = 0
-                status.handled += len(batch)
-                await consumer.commit()
-                status.committed = consumer.committed
+                    logger.error("consumer %s %s", spec.name, status.reason)
+                    break
+                await commit(events[-1].offset + 1)
         except EventLogError as exc:
             if not self._log.closed:
                 status.last_error = f"{type(exc).__name__}: {exc}"
+                status.reason = status.last_error
                 logger.error("consumer %s stopped: %s", spec.name, exc)
         finally:
             status.state = "stopped"
+
+    async def replay_parked(self, name: str) -> ReplayResult:
+        """Hand the consumer's parked events back to its handler, oldest first.
+
+        Each event the handler takes is committed past (the consumer's offset
+        on its parked stream); the first one it refuses again stays parked
+        and ends the replay, its error in the result.
+
+        Raises:
+            ConsumerNotFound: No consumer of that name is registered here.
+            ConsumerBusy: The consumer runs in another process.
+        """
+        spec = self._specs.get(name)
+        if spec is None:
+            raise ConsumerNotFound(name)
+        if spec.status.state == "waiting":
+            raise ConsumerBusy(f"consumer {name!r} runs in another process; replay it there")
+        stream = spec.status.parked_stream
+        cursor = self._log.consumer(name, stream)
+        replayed, error = 0, None
+        while error is None:
+            parked = await cursor.poll(1)
+            if not parked:
+                break
+            try:
+                async with spec.lock:
+                    await spec.handler([original_event(parked[0])])
+            except Exception as exc:  # still failing: leave it parked
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            await cursor.commit()
+            replayed += 1
+        remaining = await self._log.consumer(name, stream).lag()
+        logger.info("consumer %s replayed %d parked event(s), %d remain", name, replayed, remaining)
+        return ReplayResult(
+            consumer=name, parked_stream=stream, replayed=replayed, remaining=remaining, error=error
+        )

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import msgspec
 
 from consumers.delivery.engine import OutgoingRequest, TargetKind
-from consumers.delivery.model import Endpoint, Ordering, SecretEntry, TypeFilter
+from consumers.delivery.model import Endpoint, Ordering, SecretEntry
 from consumers.delivery.retry import RetryPolicy
 from consumers.delivery.signing import (
     InvalidSecret,
@@ -31,6 +31,8 @@ from consumers.delivery.signing import (
     webhook_headers,
 )
 from consumers.delivery.ssrf import InvalidTarget, validate_url
+from consumers.filter import check_key_pattern, check_type_pattern
+from eventlog.errors import InvalidInput
 from eventlog.ids import uuid7
 from eventlog.model import Event, validate_stream_name
 
@@ -207,13 +209,13 @@ def _validate(ep: Endpoint) -> Endpoint:
     _check("types", len(ep.types) <= 100, "at most 100 type patterns")
     for i, pattern in enumerate(ep.types):
         try:
-            TypeFilter.validate(pattern)
-        except ValueError as exc:
+            check_type_pattern(pattern)
+        except InvalidInput as exc:
             raise SpecError(f"types[{i}]", str(exc)) from exc
     if ep.key is not None:
         try:
-            TypeFilter.validate(ep.key, "key")
-        except ValueError as exc:
+            check_key_pattern(ep.key)
+        except InvalidInput as exc:
             raise SpecError("key", str(exc)) from exc
     _check("headers", len(ep.headers) <= MAX_HEADERS, f"at most {MAX_HEADERS} extra headers")
     for name, value in ep.headers.items():

@@ -22,40 +22,82 @@ __all__ = [
     "MAX_TYPE_LENGTH",
     "check_expected_offset",
     "encode_data",
+    "json_problem",
     "pending_batch",
     "pending_event",
+    "pending_events",
+    "utf8_problem",
 ]
 
 MAX_TYPE_LENGTH = 256
 MAX_KEY_LENGTH = 1024
 MAX_ID_LENGTH = 256
 _encode = msgspec.json.Encoder().encode
+_skip = msgspec.json.Decoder(msgspec.Raw).decode
 _Raw = msgspec.Raw
 
 
+def utf8_problem(data: bytes) -> str | None:
+    """Why ``data`` is not UTF-8 (naming the first bad byte), or None when it is.
+
+    msgspec checks every string it decodes into ``str`` but not those inside a
+    :class:`msgspec.Raw` value. Bytes outside JSON strings are ASCII, so a
+    JSON text being UTF-8 as a whole is the same as every string in it being so.
+    """
+    if data.isascii():
+        return None
+    try:
+        data.decode()
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte {exc.start})"
+    return None
+
+
+def json_problem(data: bytes) -> str | None:
+    """Why ``data`` is not one JSON value in UTF-8, or None when it is."""
+    problem = utf8_problem(data)
+    if problem is not None:
+        return problem
+    try:
+        _skip(data)
+    except msgspec.DecodeError as exc:
+        return f"not valid JSON ({exc})"
+    return None
+
+
 def encode_data(data: object) -> bytes:
-    """Encode a payload to JSON bytes; :class:`msgspec.Raw` passes through unchanged."""
+    """Encode a payload to JSON bytes; :class:`msgspec.Raw` is checked, never re-encoded.
+
+    Raises:
+        InvalidEvent: ``data`` cannot be encoded, or a ``Raw`` value is not
+            UTF-8 JSON (the message names ``data`` and the reason).
+    """
     if data.__class__ is _Raw:
-        return bytes(data)
+        payload = bytes(data)
+        problem = json_problem(payload)
+        if problem is not None:
+            raise InvalidEvent(f"data is {problem}", path="$.data")
+        return payload
     try:
         return _encode(data)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidEvent(f"data is not JSON-serialisable: {exc}") from exc
+        raise InvalidEvent(f"data is not JSON-serialisable: {exc}", path="$.data") from exc
 
 
 def _text(name: str, value: object, limit: int, *, required: bool) -> str | None:
+    path = f"$.{name}"
     if value is None:
         if required:
-            raise InvalidEvent(f"event {name} is required")
+            raise InvalidEvent(f"event {name} is required", path=path)
         return None
     if not isinstance(value, str):
-        raise InvalidEvent(f"event {name} must be a string, got {type(value).__name__}")
+        raise InvalidEvent(f"event {name} must be a string, got {type(value).__name__}", path=path)
     if required and not value:
-        raise InvalidEvent(f"event {name} must not be empty")
+        raise InvalidEvent(f"event {name} must not be empty", path=path)
     if len(value) > limit:
-        raise InvalidEvent(f"event {name} is longer than {limit} characters")
+        raise InvalidEvent(f"event {name} is longer than {limit} characters", path=path)
     if "\x00" in value:
-        raise InvalidEvent(f"event {name} must not contain NUL characters")
+        raise InvalidEvent(f"event {name} must not contain NUL characters", path=path)
     return value
 
 
@@ -81,7 +123,7 @@ def pending_event(
     if id is not None:
         _text("id", id, MAX_ID_LENGTH, required=False)
         if not id:
-            raise InvalidEvent("event id must not be empty")
+            raise InvalidEvent("event id must not be empty", path="$.id")
     if headers:
         header_map, header_bytes = _headers(headers)
     else:
@@ -102,17 +144,13 @@ def pending_event(
 def pending_batch(
     events: Sequence[NewEvent], max_events: int, max_bytes: int
 ) -> list[PendingEvent]:
-    """Check and encode the events of one ``append_batch``: at least one, at most ``max_events``."""
+    """Check and encode one ``append_batch``: at least one event, at most ``max_events``
+    (see :func:`pending_events`)."""
     if not events:
         raise InvalidEvent("a batch needs at least one event")
     if len(events) > max_events:
         raise InvalidEvent(f"a batch holds at most {max_events} events, got {len(events)}")
-    return [
-        pending_event(
-            e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=max_bytes
-        )
-        for e in events
-    ]
+    return pending_events(events, max_bytes)
 
 
 def check_expected_offset(expected_offset: object) -> None:
@@ -124,12 +162,43 @@ def check_expected_offset(expected_offset: object) -> None:
 def _headers(headers: Mapping[str, str]) -> tuple[dict[str, str], int]:
     """A copy of ``headers`` checked to map strings to strings, and its size."""
     if not isinstance(headers, Mapping):
-        raise InvalidEvent("event headers must be a mapping of strings to strings")
+        raise InvalidEvent(
+            "event headers must be a mapping of strings to strings", path="$.headers"
+        )
     header_map: dict[str, str] = {}
     header_bytes = 0
     for name, value in headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidEvent("event headers must map strings to strings")
+            raise InvalidEvent("event headers must map strings to strings", path="$.headers")
         header_map[name] = value
         header_bytes += len(name) + len(value)
     return header_map, header_bytes
+
+
+def pending_events(events: Sequence[NewEvent], max_bytes: int) -> list[PendingEvent]:
+    """Validate and encode a batch; an error's path names the item (``$[3].data``).
+
+    Raises:
+        InvalidEvent, EventTooLarge: As :func:`pending_event`, for the first bad item.
+    """
+    try:
+        return [
+            pending_event(
+                e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=max_bytes
+            )
+            for e in events
+        ]
+    except InvalidEvent as exc:
+        if exc.path is None:
+            raise
+        error, path = exc, exc.path
+    # The slow path, only for a refused batch: find which item it was.
+    for index, e in enumerate(events):
+        try:
+            pending_event(
+                e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=max_bytes
+            )
+        except InvalidEvent:
+            message = str(error).rsplit(" - at `", 1)[0]
+            raise InvalidEvent(message, path=f"$[{index}]{path[1:]}") from None
+    raise error

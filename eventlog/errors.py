@@ -65,9 +65,18 @@ class InvalidStreamName(InvalidInput):
 
 
 class InvalidEvent(InvalidInput):
-    """An event cannot be appended: data not JSON-serialisable, bad field, empty batch."""
+    """An event cannot be appended: data not UTF-8 JSON, bad field, empty batch.
+
+    Attributes:
+        path: Where the bad value is, as a JSON path over the append
+            (``$.data`` for one event, ``$[3].data`` in a batch), when known.
+    """
 
     code = "invalid_event"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{message} - at `{path}`" if path is not None else message)
+        self.path = path
 
 
 class EventTooLarge(InvalidEvent):

@@ -69,6 +69,12 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         shutdown_timeout: Seconds in-flight requests get to finish on shutdown.
         ingest: Inbound webhook sources (``[[ingest.sources]]``, see docs/ingest.md).
         body_timeout: Seconds a client gets to send a whole request body (408 after).
+        max_header_bytes: Largest request line plus headers (431 beyond).
+        header_timeout: Seconds from a connection's opening, or a request's first
+            byte, to the end of its headers (closed after; 408 if a request began).
+        idle_timeout: Seconds a keep-alive connection may wait between requests.
+        max_connections: Most open connections (HTTP and WebSocket); one more
+            closes the one waiting longest without a request in progress.
         firehose_max_clients: Most concurrent firehose clients (WebSocket and SSE).
         firehose_queue_events: Events a firehose client may lag behind before it
             is closed as slow (close code 4008).
@@ -103,6 +109,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shutdown_timeout: float = 10.0
     ingest: IngestConfig = msgspec.field(default_factory=IngestConfig)
     body_timeout: float = 30.0
+    max_header_bytes: int = 64 << 10
+    header_timeout: float = 10.0
+    idle_timeout: float = 5.0
+    max_connections: int = 2048
     firehose_max_clients: int = 1000
     firehose_queue_events: int = 10_000
     firehose_queue_bytes: int = 16 << 20
@@ -137,6 +147,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("firehose timeouts must be positive")
         if self.body_timeout <= 0 or self.shutdown_timeout < 0:
             raise ValueError("body_timeout must be > 0 and shutdown_timeout >= 0")
+        if min(self.max_header_bytes, self.max_connections) < 1:
+            raise ValueError("max_header_bytes and max_connections must be positive")
+        if self.header_timeout <= 0 or self.idle_timeout <= 0:
+            raise ValueError("header_timeout and idle_timeout must be positive")
 
 
 _SCALARS = (

@@ -86,7 +86,8 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         status = status_for(exc)
         if status >= 500 and status != 503:
             logger.error("unmapped eventlog error: %r", exc)
-        return error_response(status, exc.code, str(exc))
+        path = exc.path if isinstance(exc, e.InvalidEvent) else None
+        return error_response(status, exc.code, str(exc), path=path)
     if isinstance(exc, msgspec.ValidationError):
         text = str(exc)
         if " - at `" in text:

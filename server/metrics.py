@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics import MetricWrapperBase
 from starlette.applications import Starlette
 
+from consumers.parking import parked_counts
 from eventlog import EventLog
 from server.loopmetrics import LoopCounter, LoopHistogram
 
@@ -44,6 +45,7 @@ class Metrics:
         append_latency: Seconds from request decoded to offsets durable.
         batch_size: Events per append request.
         consumer_lag: Events between each consumer's committed offset and the head.
+        consumer_parked: Events waiting in each consumer's parked stream.
         http_requests: HTTP requests by method, route template and status.
     """
 
@@ -65,6 +67,11 @@ class Metrics:
             "consumer_lag_events",
             "Events between a consumer's committed offset and the stream head",
             ["consumer", "stream"],
+        )
+        self.consumer_parked = self.gauge(
+            "consumer_parked_events",
+            "Events waiting in a consumer's parked stream (<consumer>.parked)",
+            ["consumer"],
         )
         self.writer = self.gauge(
             "writer",
@@ -128,13 +135,18 @@ class Metrics:
         """Update the gauges computed from the log (consumer lag, writer counters)."""
         for name, value in self.log.writer_stats.items():
             self.writer.labels(name).set(value)
-        heads = {info.name: info.next_offset for info in await self.log.streams()}
+        streams = await self.log.streams()
+        heads = {info.name: info.next_offset for info in streams}
+        offsets = await self.log.consumers()
         self.consumer_lag.clear()
-        for consumer in await self.log.consumers():
+        for consumer in offsets:
             head = heads.get(consumer.stream, 0)
             self.consumer_lag.labels(consumer.name, consumer.stream).set(
                 max(head - consumer.offset, 0)
             )
+        self.consumer_parked.clear()
+        for name, count in parked_counts(streams, offsets).items():
+            self.consumer_parked.labels(name).set(count)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""

@@ -18,6 +18,7 @@ import gc
 import ipaddress
 import logging
 import os
+import resource
 import sys
 import time
 from types import FrameType
@@ -31,8 +32,16 @@ from server.app import create_app
 from server.auth import hash_key, new_key, parse_scope
 from server.config import ConfigError, ServerConfig, load_config
 from server.middleware import BufferedLineWriter, format_line
+from server.protocols import guarded_protocols
 
-__all__ = ["is_loopback", "keygen_command", "main", "run_server", "serve_command"]
+__all__ = [
+    "exposure_warning",
+    "is_loopback",
+    "keygen_command",
+    "main",
+    "run_server",
+    "serve_command",
+]
 
 logger = logging.getLogger("eventlog.server")
 
@@ -78,6 +87,27 @@ class _LineFormatter(logging.Formatter):
         return format_line(fields, self.fmt)
 
 
+#: File descriptors the server keeps for itself beyond its connections
+#: (database files, the listening socket, logs, outgoing deliveries).
+FD_HEADROOM = 256
+
+
+def _raise_fd_limit(connections: int) -> None:
+    """Raise the soft open-file limit so that ``connections`` fit, up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = connections + FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < want:
+            logger.warning(
+                "open-file limit %d is too low for max_connections=%d; "
+                "new clients may be refused before the limit",
+                new,
+                connections,
+            )
+
+
 def _setup_logging(config: ServerConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LineFormatter(config.log_format))
@@ -120,6 +150,16 @@ class _Server(uvicorn.Server):
             self._loop.call_soon_threadsafe(self._stopping.set)
 
 
+def exposure_warning(config: ServerConfig) -> str | None:
+    """The warning for a non-loopback host served without API keys (``--insecure``), if any."""
+    if is_loopback(config.host) or config.api_keys:
+        return None
+    return (
+        f"serving {config.host} without API keys (--insecure): anyone who can reach it "
+        "can read, append and delete every stream"
+    )
+
+
 def run_server(config: ServerConfig) -> int:
     """Serve until SIGTERM/SIGINT. Returns the exit code."""
     if not is_loopback(config.host) and not config.api_keys and not config.insecure:
@@ -130,6 +170,10 @@ def run_server(config: ServerConfig) -> int:
         )
         return 2
     _setup_logging(config)
+    warning = exposure_warning(config)
+    if warning is not None:
+        logger.warning(warning)
+    _raise_fd_limit(config.max_connections)
     log_config = LogConfig(synchronous=config.synchronous)
     try:
         log = EventLog(storage_for(config.db, log_config), log_config)
@@ -142,12 +186,14 @@ def run_server(config: ServerConfig) -> int:
         access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
     )
     app = create_app(log, config, manage_log=True, access_sink=access_sink)
+    http_protocol, ws_protocol = guarded_protocols(config)
     uv_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol,
+        ws=ws_protocol,
         lifespan="on",
         workers=1,
         log_config=None,
@@ -183,6 +229,10 @@ def serve_command(args: argparse.Namespace) -> int:
         "synchronous": args.synchronous,
         "max_body_bytes": args.max_body_bytes,
         "access_log": False if args.no_access_log else None,
+        "max_header_bytes": args.max_header_bytes,
+        "header_timeout": args.header_timeout,
+        "idle_timeout": args.idle_timeout,
+        "max_connections": args.max_connections,
     }
     file = args.config or os.environ.get("EVENTLOG_CONFIG")
     try:
@@ -212,7 +262,7 @@ def keygen_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m server.serve serve|keygen ...``: just these two commands of the CLI."""
-    from server.cli_serve import register
+    from server.cli.serve import register
 
     parser = argparse.ArgumentParser(prog="eventlog")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))

@@ -73,12 +73,13 @@ from consumers.delivery.feeder import Feeder, Worker
 from consumers.delivery.health import EndpointHealth
 from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, redact
 from consumers.delivery.ledger import LedgerStore
-from consumers.delivery.model import Delivery, Endpoint, Finished, NewDelivery, TypeFilter
+from consumers.delivery.model import Delivery, Endpoint, Finished, NewDelivery
 from consumers.delivery.recorder import Recorder
 from consumers.delivery.replay import ReplayResult, UnknownOffset, replay_endpoint
 from consumers.delivery.retry import TokenBucket
 from consumers.delivery.sender import Sender
 from consumers.delivery.stores import ledger_for
+from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.errors import EventLogError, LogClosed
 from eventlog.storage.leases import run_exclusively
@@ -218,7 +219,7 @@ class DeliveryEngine:
                 )
             return
         counts = (await self.store.counts()).get(endpoint.id)
-        worker = Worker(endpoint, TypeFilter(endpoint.types, endpoint.key))
+        worker = Worker(endpoint, EventFilter(endpoint.types, endpoint.key))
         worker.unfinished = 0 if counts is None else counts.pending + counts.in_flight
         if endpoint.rate_limit:
             worker.bucket = TokenBucket(endpoint.rate_limit)

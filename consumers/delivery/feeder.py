@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
-from consumers.delivery.model import Delivery, Endpoint, NewDelivery, TypeFilter, new_delivery_id
+from consumers.delivery.model import Delivery, Endpoint, NewDelivery, new_delivery_id
 from consumers.delivery.retry import TokenBucket
+from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.errors import OffsetOutOfRange
 from eventlog.model import Event
@@ -39,7 +40,7 @@ class Worker:
     """One endpoint's running state, shared by its feeder and dispatcher."""
 
     endpoint: Endpoint
-    filter: TypeFilter
+    filter: EventFilter
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     sending: dict[str, Delivery] = field(default_factory=dict)
@@ -124,7 +125,7 @@ class Feeder:
             now = self.clock()
             rows = []
             for event in events:
-                if worker.filter.matches(event.type, event.key):
+                if worker.filter.matches(event):
                     rows.append(new_delivery(event, now, replay=False))
                     self.cache(event)
             position = events[-1].offset + 1

@@ -8,7 +8,6 @@ seconds since the epoch (floats); the API renders them as RFC 3339.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 import msgspec
@@ -26,7 +25,6 @@ __all__ = [
     "NewDelivery",
     "Ordering",
     "SecretEntry",
-    "TypeFilter",
     "new_delivery_id",
 ]
 
@@ -116,39 +114,6 @@ class Endpoint(msgspec.Struct, kw_only=True):
     def active_secrets(self, now: float) -> list[str]:
         """Secrets that sign at ``now`` (the current one and unexpired old ones)."""
         return [s.secret for s in self.secrets if s.expires_at is None or s.expires_at > now]
-
-
-_PATTERN_CHARS = re.compile(r"[A-Za-z0-9._:*/-]{1,256}")
-
-
-class TypeFilter:
-    """Matches events by type patterns and an optional key pattern (``*`` = any characters)."""
-
-    def __init__(self, types: list[str], key: str | None = None) -> None:
-        self._types = [self._compile(p) for p in types]
-        self._key = None if key is None else self._compile(key, what="key")
-
-    @staticmethod
-    def validate(pattern: str, what: str = "type") -> str:
-        """Return ``pattern`` if it is a valid pattern, else raise ValueError."""
-        if not isinstance(pattern, str) or _PATTERN_CHARS.fullmatch(pattern) is None:
-            raise ValueError(
-                f"invalid {what} pattern {pattern!r}: use 1-256 of [A-Za-z0-9._:/-] and '*'"
-            )
-        return pattern
-
-    @classmethod
-    def _compile(cls, pattern: str, what: str = "type") -> re.Pattern[str]:
-        cls.validate(pattern, what)
-        return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
-
-    def matches(self, type_: str, key: str | None) -> bool:
-        """True if an event of this type and key should be delivered."""
-        if self._types and not any(p.fullmatch(type_) for p in self._types):
-            return False
-        if self._key is not None:
-            return key is not None and self._key.fullmatch(key) is not None
-        return True
 
 
 class NewDelivery(msgspec.Struct, frozen=True, kw_only=True):

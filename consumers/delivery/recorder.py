@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from consumers.delivery.ledger import LedgerStore
 from consumers.delivery.model import Finished
+from eventlog.backoff import Backoff
 from eventlog.errors import EventLogError, LogClosed
 
 __all__ = ["LINGER", "LINGER_BATCH", "Recorder"]
@@ -19,6 +20,8 @@ logger = logging.getLogger("eventlog.delivery")
 LINGER = 0.002
 #: A batch this large is written at once.
 LINGER_BATCH = 64
+#: A failed write of the ledger is tried again every 0.5 s until it succeeds.
+RETRY = Backoff(steps=(0.5,), jitter=0)
 
 
 class Recorder:
@@ -61,6 +64,7 @@ class Recorder:
         batch, self._queue = self._queue, []
         if not batch:
             return
+        failures = 0
         while True:
             try:
                 await self._store.finish([item for item, _ in batch])
@@ -72,7 +76,8 @@ class Recorder:
                 return
             except EventLogError as exc:
                 logger.warning("recording %d attempts failed, retrying: %s", len(batch), exc)
-                await asyncio.sleep(0.5)
+                failures += 1
+                await asyncio.sleep(RETRY.delay(failures))
         for _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_result(None)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consumers.delivery.feeder import new_delivery
-from consumers.delivery.model import Endpoint, NewDelivery, TypeFilter
+from consumers.delivery.model import Endpoint, NewDelivery
+from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.errors import NotFound
 
@@ -108,13 +109,13 @@ async def replay_endpoint(
         from_time=from_time,
         to_time=to_time,
     )
-    filt = TypeFilter(endpoint.types, endpoint.key)
+    filt = EventFilter(endpoint.types, endpoint.key)
     scanned = matched = 0
     batch: list[NewDelivery] = []
     now = clock()
     async for event in log.scan(endpoint.stream, start, stop):
         scanned += 1
-        if not filt.matches(event.type, event.key):
+        if not filt.matches(event):
             continue
         matched += 1
         if not dry_run:

@@ -39,6 +39,8 @@ from typing import Literal
 
 import msgspec
 
+from eventlog.backoff import Backoff
+
 __all__ = [
     "DEFAULT_SCHEDULE",
     "SHORT_SCHEDULE",
@@ -118,12 +120,14 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """Attempts in all, the first included."""
         return self.max_attempts if self.max_attempts is not None else len(self.schedule) + 1
 
+    @property
+    def backoff(self) -> Backoff:
+        """The schedule as an :class:`~eventlog.backoff.Backoff` (± ``jitter``)."""
+        return Backoff(steps=self.schedule or (0.0,), jitter=self.jitter)
+
     def delay(self, retry: int, rand: float) -> float:
         """Seconds before retry number ``retry`` (1-based), jittered by ``rand`` in [0, 1)."""
-        if not self.schedule:
-            return 0.0
-        base = self.schedule[min(retry, len(self.schedule)) - 1]
-        return max(0.0, base * (1 + self.jitter * (2 * rand - 1)))
+        return self.backoff.delay(retry, rand)
 
     @classmethod
     def preset(cls, name: str) -> RetryPolicy:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from eventlog.backoff import Backoff
 from eventlog.storage.base import HeadListener
 from eventlog.storage.postgres_schema import DRIVER_ERRORS
 
@@ -29,6 +30,9 @@ __all__ = ["DELETED", "NotificationListener", "parse_payload"]
 
 log = logging.getLogger("eventlog.postgres")
 
+
+#: Waits between failed reconnects: 0.1 s doubling up to 5 s (reset once connected).
+RECONNECT_BACKOFF = Backoff(base=0.1, cap=5.0, jitter=0)
 
 #: The payload's head for "this stream was deleted" (``"orders:deleted"``).
 DELETED = "deleted"
@@ -133,7 +137,7 @@ class NotificationListener:
             self._deliver(stream, head)
 
     async def _supervise(self) -> None:
-        delay = 0.1
+        failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), self._ping_interval)
@@ -151,14 +155,15 @@ class NotificationListener:
                     self._resync(await self._heads())
                 except DRIVER_ERRORS as exc:
                     await self._drop()
+                    failures += 1
+                    delay = RECONNECT_BACKOFF.delay(failures)
                     log.warning("listener reconnect failed (%s); retrying in %.1f s", exc, delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
                     continue
                 except Exception:
                     log.exception("listener re-sync failed")
                 self.reconnects += 1
-                delay = 0.1
+                failures = 0
                 log.info("listener reconnected")
                 break
 

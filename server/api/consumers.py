@@ -1,8 +1,14 @@
 """Consumer routes: committed offsets and lag, and seeking.
 
 * ``GET /api/consumers`` — ``{"consumers": [{"name", "stream", "offset", "lag", "updated"}]}``.
-* ``GET /api/consumers/{name}`` — ``{"name", "streams": [{"stream", "offset", "lag", "updated"}]}``;
-  404 when the consumer never committed.
+* ``GET /api/consumers/{name}`` — ``{"name", "streams": [{"stream", "offset", "lag", "updated"}],
+  "parked", "parked_stream", "runtime"}``: ``parked`` counts the events waiting in its parked
+  stream; ``runtime`` (null unless it runs in this server, see ``[[consumers]]``) holds its
+  state (``waiting``, ``running``, ``backoff``, ``stopped``), last error, stop reason and
+  failure policy. 404 when the consumer never committed and does not run here.
+* ``POST /api/consumers/{name}/replay-parked`` (admin) — hands the consumer's parked events
+  back to its handler: ``{"consumer", "parked_stream", "replayed", "remaining", "error"}``;
+  404 unless it runs in this server, 409 when it runs in another process.
 * ``PUT /api/consumers/{name}`` (admin) — body ``{"stream": s, "position": p}`` with ``p`` one
   of ``"beginning"``, ``"end"``, an offset (at most the head), or ``{"time": "<RFC 3339>"}``:
   resolves the position and commits it as the consumer's offset. A consumer running right now
@@ -19,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from consumers.parking import PARKED_SUFFIX, parked_counts
+from consumers.runtime import ConsumerBusy, ConsumerManager, ConsumerStatus
 from eventlog import (
     BEGINNING,
     END,
@@ -57,11 +65,29 @@ class ConsumerStream(msgspec.Struct, kw_only=True):
     updated: datetime
 
 
+class ConsumerRuntime(msgspec.Struct, kw_only=True):
+    """What a consumer running in this server is doing (see ``ConsumerStatus``)."""
+
+    state: str
+    stream: str
+    committed: int | None
+    handled: int
+    failures: int
+    last_error: str | None
+    reason: str | None
+    parked: int
+    max_attempts: int
+    on_failure: str
+
+
 class ConsumerDetail(msgspec.Struct, kw_only=True):
-    """A consumer and its position on each stream it reads."""
+    """A consumer, its position on each stream it reads, its parked events and state."""
 
     name: str
     streams: list[ConsumerStream]
+    parked: int = 0
+    parked_stream: str = ""
+    runtime: ConsumerRuntime | None = None
 
 
 class ConsumerList(msgspec.Struct, kw_only=True):
@@ -103,17 +129,58 @@ async def list_consumers(request: Request) -> Response:
     return json_response(ConsumerList(consumers=rows))
 
 
+def _manager(request: Request) -> ConsumerManager | None:
+    manager: ConsumerManager | None = getattr(request.app.state, "consumer_manager", None)
+    return manager
+
+
+def _runtime(status: ConsumerStatus | None) -> ConsumerRuntime | None:
+    if status is None:
+        return None
+    return ConsumerRuntime(
+        state=status.state,
+        stream=status.stream,
+        committed=status.committed,
+        handled=status.handled,
+        failures=status.failures,
+        last_error=status.last_error,
+        reason=status.reason,
+        parked=status.parked,
+        max_attempts=status.max_attempts,
+        on_failure=status.on_failure,
+    )
+
+
 async def _detail(request: Request, name: str) -> ConsumerDetail:
     grant = require(request, "read")
     log: EventLog = request.app.state.log
+    infos = await log.streams()
+    heads = {info.name: info.next_offset for info in infos}
+    offsets = await log.consumers()
     streams = [
-        ConsumerStream(stream=c.stream, offset=c.offset, lag=lag, updated=c.updated)
-        for c, lag in await _rows(log)
+        ConsumerStream(
+            stream=c.stream,
+            offset=c.offset,
+            lag=max(heads.get(c.stream, 0) - c.offset, 0),
+            updated=c.updated,
+        )
+        for c in offsets
         if c.name == name and (grant is None or grant.allows("read", c.stream))
     ]
-    if not streams:
+    manager = _manager(request)
+    status = None if manager is None else manager.get_status(name)
+    if not streams and status is None:
         raise ConsumerNotFound(name)
-    return ConsumerDetail(name=name, streams=streams)
+    parked_stream = name + PARKED_SUFFIX
+    visible = grant is None or grant.allows("read", parked_stream)
+    parked = parked_counts(infos, offsets).get(name, 0) if visible else 0
+    return ConsumerDetail(
+        name=name,
+        streams=streams,
+        parked=parked,
+        parked_stream=parked_stream,
+        runtime=_runtime(status),
+    )
 
 
 async def get_consumer(request: Request) -> Response:
@@ -173,8 +240,27 @@ async def seek_consumer(request: Request) -> Response:
     return json_response(await _detail(request, name))
 
 
+async def replay_parked(request: Request) -> Response:
+    """Hand a consumer's parked events back to its handler (admin)."""
+    name = validate_stream_name(request.path_params["name"])
+    require(request, "admin")
+    manager = _manager(request)
+    if manager is None or manager.get_status(name) is None:
+        raise ApiError(
+            404,
+            "consumer_not_running",
+            f"consumer {name!r} does not run in this server (declare it in [[consumers]])",
+        )
+    try:
+        result = await manager.replay_parked(name)
+    except ConsumerBusy as exc:
+        raise ApiError(409, exc.code, str(exc)) from None
+    return json_response(result)
+
+
 routes = [
     Route("/api/consumers", list_consumers, methods=["GET"]),
     Route("/api/consumers/{name}", get_consumer, methods=["GET"]),
     Route("/api/consumers/{name}", seek_consumer, methods=["PUT"]),
+    Route("/api/consumers/{name}/replay-parked", replay_parked, methods=["POST"]),
 ]

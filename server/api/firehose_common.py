@@ -15,8 +15,7 @@ from typing import Any, Literal
 from prometheus_client import Counter, Gauge
 from starlette.requests import HTTPConnection
 
-from consumers.firehose import Firehose, Subscription
-from consumers.firehose_core import (
+from consumers.firehose.core import (
     EventFilter,
     Limits,
     parse_batch,
@@ -25,6 +24,7 @@ from consumers.firehose_core import (
     parse_last_event_id,
     parse_types,
 )
+from consumers.firehose.hub import Firehose, Subscription
 from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
 from eventlog.model import Beginning, End, validate_stream_name
 from server.auth import require

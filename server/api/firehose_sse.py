@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from consumers.firehose import FirehoseFull, Subscription, SubscriptionEnded
-from consumers.firehose_core import Frame
+from consumers.firehose.core import Frame
+from consumers.firehose.hub import FirehoseFull, Subscription, SubscriptionEnded
 from eventlog import LogClosed, OffsetOutOfRange
 from server.api.firehose_common import (
     CLOSE_GONE,

@@ -16,7 +16,7 @@ import logging
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from consumers.firehose import FirehoseFull, Subscription, SubscriptionEnded
+from consumers.firehose.hub import FirehoseFull, Subscription, SubscriptionEnded
 from eventlog import EventLogError, LogClosed, OffsetOutOfRange
 from server.api.firehose_common import (
     CLOSE_SLOW,

@@ -102,6 +102,7 @@ AUTH = [401, 403]
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the API (built once)."""
     from consumers.notify import NotifyPatch, NotifySpec
+    from consumers.parking import ReplayResult
     from consumers.webhook import EndpointPatch, EndpointSpec
     from server.api import openapi_paths as more
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
@@ -119,6 +120,7 @@ def openapi_document() -> dict[str, Any]:
         ConsumerList,
         ConsumerDetail,
         SeekRequest,
+        ReplayResult,
         Error,
         Source,
         EndpointSpec,
@@ -267,6 +269,19 @@ def openapi_document() -> dict[str, Any]:
                         "content": json_body(ref("ConsumerDetail")),
                     },
                     **errors(400, *AUTH, 404, 415, 422),
+                },
+            },
+        },
+        "/api/consumers/{name}/replay-parked": {
+            "post": {
+                "summary": "Hand a consumer's parked events back to its handler (admin)",
+                "parameters": [NAME],
+                "responses": {
+                    "200": {
+                        "description": "What the replay did",
+                        "content": json_body(ref("ReplayResult")),
+                    },
+                    **errors(400, *AUTH, 404, 409),
                 },
             },
         },

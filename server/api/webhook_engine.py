@@ -30,7 +30,8 @@ from consumers.delivery.model import Endpoint
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery.sender import Sender
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
-from consumers.notify import NotificationsConfig, declared_notify_endpoint, notify_setup
+from consumers.notify.apprise import check_apprise_url
+from consumers.notify.spec import NotificationsConfig, declared_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
 from eventlog.errors import InvalidStreamName
 from server.errors import ApiError
@@ -63,12 +64,15 @@ def notifications_config(app: Starlette) -> NotificationsConfig:
 
 
 async def check_target(endpoint: Endpoint, *, allow_private: bool) -> None:
-    """The SSRF guard for an endpoint's URL (Apprise targets make their own connections).
+    """The SSRF guard for an endpoint's URL (for an Apprise target, the host its
+    Apprise URL reaches: :func:`~consumers.notify.apprise.check_apprise_url`).
 
     Raises:
         InvalidTarget, UnsafeTarget: As :func:`~consumers.delivery.ssrf.check_url`.
     """
-    if endpoint.kind != "apprise":
+    if endpoint.kind == "apprise":
+        await check_apprise_url(str(endpoint.options["url"]), allow_private=allow_private)
+    else:
         await check_url(endpoint.url, allow_private=allow_private)
 
 
@@ -81,7 +85,7 @@ class Extension:
         sender: A sender to use instead of the notifications' pacing sender
             (at most one extension may give one; it must honour
             ``allow_private``, and pace and carry Apprise requests as
-            :class:`~consumers.notify_pacing.PacingSender` does, or chat
+            :class:`~consumers.notify.pacing.PacingSender` does, or chat
             targets lose their rate-limit handling).
         on_start: Called once the engine runs (e.g. to apply endpoints
             declared in the config file).

@@ -232,6 +232,11 @@ def test_bad_stdin_line_exits_2_naming_the_line_and_appends_nothing(db: Path) ->
     result = eventlog("import", "--db", str(db), "s", input='{"type":"t"}\n{"tipe":"t"}\n')
     assert result.returncode == 2
     assert "stdin line 2: not an event object" in result.stderr
+    not_utf8 = b'{"type":"t","data":"\xc3\xa9"}\n{"type":"t","data":"\xff"}\n'
+    result = eventlog("import", "--db", str(db), "s", input=not_utf8)
+    assert result.returncode == 2
+    assert "stdin line 2: not valid UTF-8 (byte 20)" in result.stderr
+    assert eventlog("streams", "--db", str(db), "--json").stdout in ("[]\n", "")
 
 
 def test_log_refusal_exits_1(db: Path) -> None:

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from eventlog import Event, Retention
-from server.cli_client import retry_delay
-from server.cli_events import (
+from server.cli.client import retry_delay
+from server.cli.events import (
     Batcher,
     InputError,
     LineSplitter,
@@ -22,7 +22,7 @@ from server.cli_events import (
     parse_from,
     parse_line,
 )
-from server.cli_tables import format_retention
+from server.cli.tables import format_retention
 
 
 def test_event_mode_line_keeps_every_field_and_data_bytes() -> None:
@@ -75,6 +75,7 @@ def test_blank_lines_are_skipped(raw: bytes) -> None:
         (b'{"type": "t", "dat": 1}', "unknown field `dat`"),
         (b'{"type": 5}', "Expected `str`, got `int`"),
         (b"[1, 2]", "not an event object"),
+        (b'{"type": "t", "data": "\xff"}', "stdin line 7: not valid UTF-8 .byte 23."),
     ],
 )
 def test_bad_event_mode_lines_name_the_line_and_the_problem(raw: bytes, message: str) -> None:

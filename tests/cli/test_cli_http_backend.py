@@ -13,9 +13,9 @@ import httpx
 import msgspec
 import pytest
 
-from server.cli_backend import CliError, OutOfRange, Unavailable
-from server.cli_events import OutEvent
-from server.cli_http import HttpBackend
+from server.cli.backend import CliError, OutOfRange, Unavailable
+from server.cli.events import OutEvent
+from server.cli.http import HttpBackend
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

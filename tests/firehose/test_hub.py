@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from consumers.firehose import Firehose, FirehoseFull, Subscription, SubscriptionEnded
-from consumers.firehose_core import EventFilter, Frame, Limits, Phase
+from consumers.firehose.core import EventFilter, Frame, Limits, Phase
 from eventlog import EventLog, NewEvent, OffsetOutOfRange, Retention
 from tests.support import scaled
 

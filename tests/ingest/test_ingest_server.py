@@ -326,6 +326,13 @@ def test_malformed_requests_get_4xx_json_never_500(client: httpx.Client) -> None
         answer = client.post("/ingest/ci", content=body, headers={**headers, "Content-Type": ctype})
         assert 400 <= answer.status_code < 500, (body[:20], answer.text)
     assert client.get("/ingest/ci").status_code == 405
+    # Invalid UTF-8 inside a string of otherwise well-formed JSON, or of a form's JSON payload.
+    for body, ctype in [
+        (b'{"log": "\xff"}', "application/json"),
+        (b"payload=%7B%22a%22%3A%22%FF%22%7D", "application/x-www-form-urlencoded"),
+    ]:
+        answer = client.post("/ingest/ci", content=body, headers={**headers, "Content-Type": ctype})
+        error(answer, 400, "malformed_payload")
     # Signed, and nested deeper than any decoder recurses: still a 400, not a 500.
     deep = b"[" * 200_000 + b"]" * 200_000
     answer = client.post("/ingest/github", content=deep, headers=github_headers(deep))

@@ -46,7 +46,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from consumers.notify_limits import units
+from consumers.notify.limits import units
 
 __all__ = ["FakeDiscord", "FakeSlack"]
 

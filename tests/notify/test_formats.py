@@ -8,11 +8,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from consumers import notify_discord as discord
-from consumers import notify_slack as slack
 from consumers.delivery.retry import AttemptResult
-from consumers.notify_limits import units
-from consumers.notify_template import event_context
+from consumers.notify import discord, slack
+from consumers.notify.limits import units
+from consumers.notify.template import event_context
 from eventlog.model import Event
 from tests.notify.fakes import _discord_problem, _slack_problem
 

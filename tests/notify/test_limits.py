@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.notify_limits import fit, units
+from consumers.notify.limits import fit, units
 
 
 def test_text_that_fits_is_untouched() -> None:

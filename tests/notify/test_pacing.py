@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consumers.delivery.retry import AttemptResult
-from consumers.notify_pacing import Pacer, target_of
+from consumers.notify.pacing import Pacer, target_of
 
 T = "https://discord.com/api/webhooks/1/tok"
 OTHER = "https://discord.com/api/webhooks/2/tok"

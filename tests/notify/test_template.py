@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from consumers.notify_template import TemplateError, event_context, parse
+from consumers.notify.template import TemplateError, event_context, parse
 from eventlog.model import Event
 
 EVENT = Event(

@@ -18,7 +18,7 @@ from eventlog import EventLog, NewEvent, Retention
 from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.sqlite import SQLiteStorage
 from server.cli import build_parser
-from server.cli_migrate import Checksum, compare
+from server.cli.migrate import Checksum, compare
 from tests.support import free_port, scaled
 from tests.webhooks.test_ledger import NOW
 from tests.webhooks.test_ledger import done as finished

@@ -89,6 +89,38 @@ def _assert_untouched(client: httpx.Client, stream: str) -> None:
         ),
         (b"[]", "application/cloudevents-batch+json", 422, "empty_batch", "$"),
         (b'[{"specversion":"1.0"}]', "application/cloudevents-batch+json", 422, None, "$[0]"),
+        # Invalid UTF-8 inside data, which msgspec keeps raw and never checks itself.
+        (b'{"type": "bad", "data": "\xff"}', JSON, 400, "malformed_json", "$.data"),
+        (b'{"type": "bad", "data": {"k\xc3": 1}}', JSON, 400, "malformed_json", "$.data"),
+        (b'{"type": "bad", "data": ["\xed\xa0\x80"]}', JSON, 400, "malformed_json", "$.data"),
+        (
+            b'[{"type": "a"}, {"type": "a"}, {"type": "a"}, {"type": "b", "data": "\xff"}]',
+            JSON,
+            400,
+            "malformed_json",
+            "$[3].data",
+        ),
+        (
+            b'{"type":"a","data":"\xc3\xa9"}\n{"type":"b","data":"\xff"}',
+            "application/x-ndjson",
+            400,
+            "malformed_json",
+            "$[1].data",
+        ),
+        (
+            b'{"specversion":"1.0","id":"1","source":"s","type":"t","data":"\xff"}',
+            "application/cloudevents+json",
+            400,
+            "malformed_json",
+            "$.data",
+        ),
+        (
+            b'[{"specversion":"1.0","id":"1","source":"s","type":"t","data":"\xfe"}]',
+            "application/cloudevents-batch+json",
+            400,
+            "malformed_json",
+            "$[0].data",
+        ),
     ],
 )
 def test_bad_append_body_is_a_clear_4xx_and_writes_nothing(

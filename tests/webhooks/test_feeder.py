@@ -12,7 +12,7 @@ import time
 
 from consumers.delivery.engine import ledger_for
 from consumers.delivery.feeder import Feeder, Worker
-from consumers.delivery.model import TypeFilter
+from consumers.filter import EventFilter
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from tests.webhooks.conftest import wait_until
@@ -24,7 +24,7 @@ async def test_a_paused_feeder_rereads_the_backlog_others_finished(log: EventLog
     ep = build_endpoint(EndpointSpec(url="http://127.0.0.1:9/hook"), now=time.time(), head=0)
     await store.put_endpoint(ep)
     feeder = Feeder(log, store, page=10, max_backlog=10, clock=time.time, backlog_recheck=0.05)
-    worker = Worker(ep, TypeFilter(ep.types, ep.key))
+    worker = Worker(ep, EventFilter(ep.types, ep.key))
     await log.append_batch("events", [NewEvent(type="t", data=i) for i in range(30)])
 
     async def pending() -> list[str]:

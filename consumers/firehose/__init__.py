@@ -1,0 +1,58 @@
+"""The firehose: per-stream fan-out of the log to WebSocket and SSE clients.
+
+:mod:`~consumers.firehose.hub` is the I/O shell (one hub task per stream);
+:mod:`~consumers.firehose.core` is the sans-I/O fan-out it drives, built from
+:mod:`~consumers.firehose.params` (query parameters),
+:mod:`~consumers.firehose.frames` (frames, filters, limits, the backlog) and
+:mod:`~consumers.firehose.subscriber` (one client's state machine).
+"""
+
+from consumers.firehose.core import (
+    MAX_BATCH,
+    MAX_TYPE_PATTERNS,
+    Backlog,
+    EventFilter,
+    Frame,
+    HubCore,
+    Limits,
+    Phase,
+    Start,
+    Subscriber,
+    encode_frame,
+    parse_batch,
+    parse_from,
+    parse_key,
+    parse_last_event_id,
+    parse_types,
+)
+from consumers.firehose.hub import (
+    Firehose,
+    FirehoseFull,
+    FirehoseHub,
+    Subscription,
+    SubscriptionEnded,
+)
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_TYPE_PATTERNS",
+    "Backlog",
+    "EventFilter",
+    "Firehose",
+    "FirehoseFull",
+    "FirehoseHub",
+    "Frame",
+    "HubCore",
+    "Limits",
+    "Phase",
+    "Start",
+    "Subscriber",
+    "Subscription",
+    "SubscriptionEnded",
+    "encode_frame",
+    "parse_batch",
+    "parse_from",
+    "parse_key",
+    "parse_last_event_id",
+    "parse_types",
+]

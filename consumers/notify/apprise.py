@@ -1,0 +1,243 @@
+"""Apprise targets: any Apprise URL (Telegram, Matrix, email, ntfy, …) through the same engine.
+
+Optional: needs the ``apprise`` extra (``pip install 'eventlog[apprise]'``).
+The endpoint's ``url`` is only ``apprise://<service>`` (safe to log and
+show); the Apprise URL itself, which usually holds a token, is in
+``options.url`` and is never logged. Each attempt renders ``options.title``
+and ``options.template`` and asks Apprise to notify, in a worker thread,
+within the endpoint's timeout. Apprise reports only success or failure: a
+failure is retried by the engine's schedule.
+
+Apprise makes its own connections, so the engine's resolver cannot pin them;
+the SSRF guard checks instead the host the Apprise URL reaches, when the
+target is saved and before each attempt (:func:`check_apprise_url`): the
+host an Apprise URL names for self-hosted and generic services (``json://``,
+``ntfys://host/topic``, ``gotify://``, ``matrix://`` …, :data:`HOST_SCHEMES`),
+or the fixed API host of a hosted service (``tgram://`` → ``api.telegram.org``).
+Any other scheme (``mailto://``, ``syslog://``, a service whose host the
+guard cannot tell) is refused unless ``allow_private_targets`` is on. A name
+that resolves differently between the check and Apprise's own lookup is not
+caught (no DNS pinning for these targets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from consumers.delivery.retry import AttemptResult
+from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, resolve_checked
+from consumers.notify.template import TemplateError, parse
+from eventlog.model import Event
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "HOST_SCHEMES",
+    "PREFIX",
+    "AppriseOptions",
+    "apprise_host",
+    "build_message",
+    "check_apprise_url",
+    "parse_options",
+    "public_url",
+    "send_apprise",
+]
+
+#: The engine's request URL for an Apprise target is this prefix + the Apprise URL.
+PREFIX = "apprise+"
+DEFAULT_TEMPLATE = "{type} in {stream} at offset {offset}\n{data}"
+BODY_LIMIT = 32_000
+
+#: Apprise schemes whose URL's host is where Apprise connects (``ntfy://topic``
+#: without a host means ntfy.sh).
+HOST_SCHEMES = frozenset(
+    {"json", "jsons", "xml", "xmls", "form", "forms", "gotify", "gotifys", "ntfy", "ntfys"}
+    | {"matrix", "matrixs"}
+)
+
+
+class AppriseOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``options`` of an ``apprise`` target.
+
+    Attributes:
+        url: The Apprise URL (``tgram://bottoken/ChatID``, ``ntfys://topic``, …).
+        template: The notification body (a template).
+        title: The notification title (a template).
+    """
+
+    url: str
+    template: str = DEFAULT_TEMPLATE
+    title: str = "{type}"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Apprise loads its plugins lazily, and some import the stdlib's deprecated
+    ``imghdr``: not ours to fix, and not to be turned into errors."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def _apprise() -> Any:
+    try:
+        with _quiet():
+            import apprise
+    except ImportError as exc:  # pragma: no cover - the extra is installed in dev
+        raise ValueError(
+            "apprise targets need the apprise extra: pip install 'eventlog[apprise]'"
+        ) from exc
+    return apprise
+
+
+def parse_options(options: dict[str, Any]) -> AppriseOptions:
+    """Decode and check a target's options (the URL must be one Apprise supports).
+
+    Raises:
+        ValueError: A bad option; the message never repeats the URL.
+    """
+    try:
+        opts = msgspec.convert(options, AppriseOptions)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"options: {exc}") from exc
+    for where, text in (("template", opts.template), ("title", opts.title)):
+        try:
+            parse(text)
+        except TemplateError as exc:
+            raise ValueError(f"options.{where}: {exc}") from exc
+    with _quiet():
+        supported = _apprise().Apprise().add(opts.url)
+    if not supported:
+        scheme = urlsplit(opts.url).scheme or "(none)"
+        raise ValueError(f"options.url: not a URL Apprise supports (scheme {scheme!r})")
+    return opts
+
+
+def apprise_host(url: str) -> tuple[str, int] | None:
+    """The ``(host, port)`` an Apprise URL makes Apprise connect to, or None if the
+    guard cannot tell (a scheme outside :data:`HOST_SCHEMES` without a fixed API host).
+
+    Raises:
+        InvalidTarget: Not a URL Apprise supports.
+    """
+    with _quiet():
+        plugin = _apprise().Apprise.instantiate(url)
+    if plugin is None:
+        raise InvalidTarget("not a URL Apprise supports")
+    scheme = urlsplit(url).scheme.lower()
+    secure = bool(getattr(plugin, "secure", False)) or scheme.endswith("s")
+    if scheme in HOST_SCHEMES:
+        host = str(getattr(plugin, "host", "") or "")
+        if not host and scheme.startswith("ntfy"):
+            host, secure = "ntfy.sh", True  # ntfy's cloud service
+        if not host:
+            return None
+        port = getattr(plugin, "port", None)
+        return host.strip("[]"), int(port) if port else (443 if secure else 80)
+    fixed = getattr(type(plugin), "notify_url", None)
+    if isinstance(fixed, str) and "{" not in fixed:
+        parts = urlsplit(fixed)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    return None
+
+
+async def check_apprise_url(url: str, *, allow_private: bool) -> None:
+    """The SSRF guard for an Apprise URL: the host it reaches must resolve only to
+    global addresses, unless ``allow_private``.
+
+    Raises:
+        InvalidTarget: Not an Apprise URL, or its host does not resolve.
+        UnsafeTarget: A refused address, or a scheme the guard cannot check.
+    """
+    target = apprise_host(url)
+    if allow_private:
+        return
+    scheme = urlsplit(url).scheme or "(none)"
+    if target is None:
+        raise UnsafeTarget(
+            f"the guard cannot tell where Apprise's {scheme}:// targets connect "
+            "(allowed only with allow_private_targets = true)"
+        )
+    host, port = target
+    try:
+        await resolve_checked(host, port, allow_private=False)
+    except UnsafeTarget:
+        raise
+    except OSError as exc:
+        raise InvalidTarget(f"cannot resolve {host!r}: {exc}") from exc
+
+
+def public_url(apprise_url: str) -> str:
+    """What the endpoint's ``url`` shows for an Apprise URL: ``apprise://<scheme>``."""
+    return f"apprise://{urlsplit(apprise_url).scheme or 'unknown'}"
+
+
+def build_message(options: AppriseOptions, event: Event, context: dict[str, Any]) -> bytes:
+    """The request body the Apprise transport reads: ``{"title", "body"}`` as JSON."""
+    body = parse(options.template).render(context)[:BODY_LIMIT]
+    title = parse(options.title).render(context)[:250]
+    return msgspec.json.encode({"title": title, "body": body})
+
+
+def _result(status: int | None, message: str, started: float) -> AttemptResult:
+    return AttemptResult(
+        status=status,
+        headers={},
+        body=b"",
+        error=None if status is not None else "protocol",
+        message=message,
+        duration=time.monotonic() - started,
+    )
+
+
+async def send_apprise(
+    url: str, body: bytes, timeout: float, *, allow_private: bool = False
+) -> AttemptResult:
+    """Notify one Apprise URL with the ``{"title", "body"}`` of ``body``; never raises.
+
+    The URL passes :func:`check_apprise_url` first (``allow_private`` as there).
+    """
+    started = time.monotonic()
+    try:
+        message = msgspec.json.decode(body)
+        apprise = _apprise()
+        await check_apprise_url(url, allow_private=allow_private)
+    except UnsafeTarget as exc:
+        return AttemptResult(None, {}, b"", "unsafe_target", str(exc), time.monotonic() - started)
+    except (msgspec.DecodeError, ValueError) as exc:  # InvalidTarget is a ValueError
+        return AttemptResult(None, {}, b"", "invalid", str(exc), time.monotonic() - started)
+    client = apprise.Apprise()
+    with _quiet():
+        added = client.add(url)
+    if not added:
+        return AttemptResult(
+            None, {}, b"", "invalid", "not a URL Apprise supports", time.monotonic() - started
+        )
+
+    def notify() -> bool:
+        return bool(client.notify(body=message.get("body", ""), title=message.get("title", "")))
+
+    try:
+        ok = await asyncio.wait_for(asyncio.to_thread(notify), timeout)
+    except TimeoutError:
+        return AttemptResult(
+            None,
+            {},
+            b"",
+            "timeout",
+            f"Apprise did not finish within {timeout:g} s",
+            time.monotonic() - started,
+        )
+    except Exception as exc:  # Apprise plugins may raise anything
+        return _result(None, f"Apprise failed: {type(exc).__name__}", started)
+    if ok:
+        return _result(200, "", started)
+    return _result(None, "the Apprise service did not accept the notification", started)

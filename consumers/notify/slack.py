@@ -1,0 +1,168 @@
+"""Slack incoming webhooks: message shape, limits and the answer table (sans-I/O).
+
+The message is ``text`` (Slack ``mrkdwn``), and, when a ``title`` or
+``fields`` are configured, Block Kit ``blocks`` with ``text`` kept as the
+notification fallback. Slack's documented limits, enforced here by visible
+truncation (:func:`consumers.notify.limits.fit`):
+
+=============================  =======  =====================================
+what                           limit    here
+=============================  =======  =====================================
+``text``                       40000    cut at 4000, Slack's recommended
+                                        maximum (longer text is truncated by
+                                        Slack itself)
+``header`` block text          150      cut
+``section`` block text         3000     cut
+``section`` fields             10       the rest dropped, ``[+N fields]``
+each field's text              2000     cut
+=============================  =======  =====================================
+
+Values substituted into templates are escaped (``&``, ``<``, ``>``) as Slack
+asks, so event data cannot inject ``<!channel>`` mentions or links; the
+template's own text is left as written, so ``<https://…|links>`` work.
+
+Answers (:func:`classify`):
+
+* ``200``: delivered.
+* ``429``: rate limited; wait ``Retry-After``; not counted as an attempt.
+* ``403 invalid_token``, ``404`` (``channel_not_found``, ``no_service``, …),
+  ``410 channel_is_archived``: the target is disabled with Slack's reason.
+* ``400`` (``invalid_payload``, ``no_text``, …) and other ``403``s: final.
+* anything else: the engine's default table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from consumers.delivery.retry import AttemptResult, Classification
+from consumers.delivery.retry import classify as default_classify
+from consumers.notify.limits import fit
+from consumers.notify.template import TemplateError, parse
+from eventlog.model import Event
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "SlackField",
+    "SlackOptions",
+    "build_message",
+    "classify",
+    "escape",
+    "parse_options",
+]
+
+TEXT_LIMIT = 4000
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+FIELDS_LIMIT = 10
+FIELD_LIMIT = 2000
+
+#: The message when no template is configured.
+DEFAULT_TEMPLATE = "*{type}* in `{stream}` at offset {offset}\n```{data}```"
+
+
+class SlackField(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A section field, shown as ``*name*`` over ``value`` (both templates)."""
+
+    name: str
+    value: str
+
+
+class SlackOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``options`` of a ``slack`` target.
+
+    Attributes:
+        template: The message ``text`` (mrkdwn; a template).
+        title: A header block above the text (a template).
+        fields: Section fields under the text (up to 10).
+    """
+
+    template: str = DEFAULT_TEMPLATE
+    title: str | None = None
+    fields: list[SlackField] = []
+
+
+def escape(text: str) -> str:
+    """Slack's escaping of ``&``, ``<`` and ``>`` in message text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def parse_options(options: dict[str, Any]) -> SlackOptions:
+    """Decode and check a target's options.
+
+    Raises:
+        ValueError: An unknown option, a wrong type, or a template that does not parse.
+    """
+    try:
+        opts = msgspec.convert(options, SlackOptions)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"options: {exc}") from exc
+    texts: list[tuple[str, str | None]] = [("template", opts.template), ("title", opts.title)]
+    for i, f in enumerate(opts.fields):
+        texts += [(f"fields[{i}].name", f.name), (f"fields[{i}].value", f.value)]
+    for where, text in texts:
+        if text is not None:
+            try:
+                parse(text)
+            except TemplateError as exc:
+                raise ValueError(f"options.{where}: {exc}") from exc
+    return opts
+
+
+def build_message(options: SlackOptions, event: Event, context: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of an incoming-webhook request for one event, within every limit."""
+    text = parse(options.template).render(context, escape)
+    if not text.strip():
+        text = escape(f"{event.type} in {event.stream} at offset {event.offset}")
+    message: dict[str, Any] = {"text": fit(text, TEXT_LIMIT)}
+    if options.title is None and not options.fields:
+        return message
+    blocks: list[dict[str, Any]] = []
+    if options.title is not None:
+        # Header blocks are plain_text: no mrkdwn, so no escaping either.
+        title = parse(options.title).render(context).strip()
+        if title:
+            blocks.append(
+                {"type": "header", "text": {"type": "plain_text", "text": fit(title, HEADER_LIMIT)}}
+            )
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_LIMIT)}})
+    if options.fields:
+        shown = options.fields[:FIELDS_LIMIT]
+        fields = [
+            {
+                "type": "mrkdwn",
+                "text": fit(
+                    f"*{parse(f.name).render(context, escape)}*\n"
+                    f"{parse(f.value).render(context, escape)}",
+                    FIELD_LIMIT,
+                ),
+            }
+            for f in shown
+        ]
+        blocks.append({"type": "section", "fields": fields})
+        if len(options.fields) > FIELDS_LIMIT:
+            note = f"[+{len(options.fields) - FIELDS_LIMIT} fields]"
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    message["blocks"] = blocks
+    return message
+
+
+def _reason(result: AttemptResult) -> str:
+    text = result.body[:200].decode("utf-8", "replace").strip()
+    return text or f"HTTP {result.status}"
+
+
+def classify(result: AttemptResult, now: float) -> Classification:
+    """Judge Slack's answer (see the module docstring)."""
+    status = result.status
+    if (
+        status is not None
+        and status != 429
+        and (status in (404, 410) or (status == 403 and _reason(result) == "invalid_token"))
+    ):
+        return Classification("disable", f"Slack answered {status} {_reason(result)}")
+    if status in (400, 403):
+        return Classification("failed", f"Slack refused the message: {status} {_reason(result)}")
+    return default_classify(result, now)

@@ -1,0 +1,373 @@
+"""Chat notifications: Discord, Slack and Apprise targets on top of the delivery engine.
+
+A notification target is a delivery-engine endpoint whose ``kind`` is
+``discord``, ``slack`` or ``apprise``: the engine's ledger, retries, ordering,
+replay, crash recovery, auto-disable and visibility apply unchanged. This
+module supplies only what differs, through the engine's target-kind
+extension point:
+
+* the **formatter**: a message rendered from a template
+  (:mod:`consumers.notify.template`) in the platform's shape and within its
+  limits (:mod:`consumers.notify.discord`, :mod:`consumers.notify.slack`,
+  :mod:`consumers.notify.apprise`);
+* the **classifier**: the platform's answers (429 waits, 404/410 and Slack's
+  ``invalid_token`` disabling the target, 400 final);
+* **pacing**: a :class:`~consumers.notify.pacing.PacingSender` that sends to
+  each chat target one request at a time and holds every request while a
+  ``retry_after`` or an exhausted ``X-RateLimit`` bucket says so.
+
+Wiring, wherever the engine is built::
+
+    setup = notify_setup(allow_private=False)
+    engine = DeliveryEngine(log, ledger_for(log),
+                            kinds={"webhook": WEBHOOK, **setup.kinds},
+                            sender=setup.sender)
+    await engine.put_endpoint(build_notify_endpoint(spec, now=time.time(), head=head))
+
+:class:`NotifySpec` is what users write (config file, API, CLI); see
+``docs/notifications.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from consumers.delivery.engine import OutgoingRequest, TargetKind
+from consumers.delivery.model import Endpoint, Ordering
+from consumers.delivery.retry import AttemptResult, Classification
+from consumers.notify import apprise as apprise_kind
+from consumers.notify import discord, slack
+from consumers.notify.pacing import PacingSender
+from consumers.notify.template import event_context
+from consumers.webhook import (
+    EndpointSpec,
+    RetrySetting,
+    SpecError,
+    TargetPatch,
+    build_endpoint,
+    public_view,
+)
+from eventlog.model import Event
+
+__all__ = [
+    "KINDS",
+    "NotificationsConfig",
+    "NotifyPatch",
+    "NotifySetup",
+    "NotifySpec",
+    "apply_notify_patch",
+    "build_notify_endpoint",
+    "declared_notify_endpoint",
+    "notify_kinds",
+    "notify_setup",
+    "notify_view",
+    "public_notify_view",
+    "spec_of",
+]
+
+KINDS = ("discord", "slack", "apprise")
+_JSON = {"Content-Type": "application/json"}
+_encoder = msgspec.json.Encoder()
+
+
+class NotifySpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A notification target as users declare it.
+
+    Attributes:
+        kind: ``discord``, ``slack`` or ``apprise``.
+        url: The incoming-webhook URL (Discord, Slack) or the Apprise URL.
+        id: Stable id (generated if omitted).
+        stream: The stream to notify about.
+        types: Event type patterns (``*`` matches anything); empty: all.
+        key: Pattern the event key must match.
+        options: The kind's message settings: ``template`` and the rest (see
+            :class:`~consumers.notify.discord.DiscordOptions`,
+            :class:`~consumers.notify.slack.SlackOptions`,
+            :class:`~consumers.notify.apprise.AppriseOptions`).
+        timeout: Seconds per attempt.
+        retry: ``"default"``, ``"short"`` or a policy, as for webhooks.
+        max_attempts: Override the policy's attempts.
+        ordering: ``ordered`` (default: messages arrive in log order),
+            ``per-key`` or ``concurrent``. Sends to one target are always one
+            at a time.
+        rate_limit: Messages per second at most, on top of the platform's own
+            rate-limit answers.
+        enabled: Start enabled.
+        allow_replay: Allow replay and backfill.
+        disable_after: Seconds of continuous failure before disabling.
+        start: ``end`` (only new events) or ``beginning``.
+        description: Free text.
+    """
+
+    kind: Literal["discord", "slack", "apprise"]
+    url: str
+    id: str | None = None
+    stream: str = "events"
+    types: list[str] = []
+    key: str | None = None
+    options: dict[str, Any] = {}
+    timeout: float = 10.0
+    retry: RetrySetting = "default"
+    max_attempts: int | None = None
+    ordering: Ordering = "ordered"
+    rate_limit: float | None = None
+    enabled: bool = True
+    allow_replay: bool = True
+    disable_after: float | None = 5 * 86400.0
+    start: Literal["end", "beginning"] = "end"
+    description: str = ""
+
+
+def _validate_options(kind: str, options: dict[str, Any]) -> None:
+    if kind == "discord":
+        discord.parse_options(options)
+    elif kind == "slack":
+        slack.parse_options(options)
+    elif kind == "apprise":
+        apprise_kind.parse_options(options)
+    else:
+        raise ValueError(f"unknown notification kind {kind!r}")
+
+
+def build_notify_endpoint(spec: NotifySpec, *, now: float, head: int, first: int = 0) -> Endpoint:
+    """A new engine endpoint from a notification spec (pure).
+
+    Raises:
+        SpecError: A field is invalid; ``path`` names it (``options.template``…).
+    """
+    options = dict(spec.options)
+    url = spec.url
+    if spec.kind == "apprise":
+        options["url"] = spec.url
+        url = "https://apprise.invalid/"  # validated below as an Apprise URL instead
+    base = EndpointSpec(
+        url=url,
+        id=spec.id,
+        stream=spec.stream,
+        types=spec.types,
+        key=spec.key,
+        timeout=spec.timeout,
+        retry=spec.retry,
+        max_attempts=spec.max_attempts,
+        ordering=spec.ordering,
+        max_in_flight=1,
+        rate_limit=spec.rate_limit,
+        enabled=spec.enabled,
+        allow_replay=spec.allow_replay,
+        disable_after=spec.disable_after,
+        start=spec.start,
+        description=spec.description,
+    )
+    endpoint = build_endpoint(base, now=now, head=head, first=first)
+    try:
+        _validate_options(spec.kind, options)
+    except ValueError as exc:
+        text = str(exc)
+        path, _, message = text.partition(": ")
+        raise SpecError(path if message else "options", message or text) from exc
+    if spec.kind == "apprise":
+        url = apprise_kind.public_url(spec.url)
+    return msgspec.structs.replace(
+        endpoint, url=url, kind=spec.kind, options=options, secrets=[], max_in_flight=1
+    )
+
+
+def declared_notify_endpoint(
+    spec: NotifySpec, existing: Endpoint | None, *, now: float, head: int, first: int = 0
+) -> Endpoint:
+    """The endpoint for a config-file declaration (``origin = "config"``), keeping the
+    runtime state of an existing one: its start offset, creation time, and a
+    disabled state with its reason (a target Discord said was deleted stays
+    disabled across restarts until the file or an operator enables it).
+
+    Raises:
+        SpecError: As :func:`build_notify_endpoint`.
+    """
+    if spec.id is None:
+        raise SpecError("id", "notification targets declared in the config file need an id")
+    fresh = msgspec.structs.replace(
+        build_notify_endpoint(spec, now=now, head=head, first=first), origin="config"
+    )
+    if existing is None:
+        return fresh
+    enabled = existing.enabled and spec.enabled
+    return msgspec.structs.replace(
+        fresh,
+        start_offset=existing.start_offset,
+        created=existing.created,
+        enabled=enabled,
+        disabled_reason=existing.disabled_reason if not enabled else None,
+        failing_since=existing.failing_since,
+        updated=now,
+    )
+
+
+class NotifyPatch(TargetPatch, kw_only=True, forbid_unknown_fields=True):
+    """A partial update of a notification target: only the fields given change.
+
+    ``options`` replaces the kind's options as a whole (the template and the
+    rest); ``kind``, ``id`` and ``start`` cannot change.
+    """
+
+    options: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+
+
+def spec_of(endpoint: Endpoint) -> NotifySpec:
+    """The spec that builds ``endpoint`` again (its full URL included: keep it server-side)."""
+    if endpoint.kind not in KINDS:
+        raise ValueError(f"endpoint {endpoint.id!r} is not a notification target")
+    options = dict(endpoint.options)
+    url = endpoint.url
+    if endpoint.kind == "apprise":
+        url = str(options.pop("url"))
+    return NotifySpec(
+        kind=endpoint.kind,  # type: ignore[arg-type]
+        url=url,
+        id=endpoint.id,
+        stream=endpoint.stream,
+        types=list(endpoint.types),
+        key=endpoint.key,
+        options=options,
+        timeout=endpoint.timeout,
+        retry=endpoint.retry,
+        ordering=endpoint.ordering,
+        rate_limit=endpoint.rate_limit,
+        enabled=endpoint.enabled,
+        allow_replay=endpoint.allow_replay,
+        disable_after=endpoint.disable_after,
+        description=endpoint.description,
+    )
+
+
+def apply_notify_patch(endpoint: Endpoint, patch: NotifyPatch, *, now: float) -> Endpoint:
+    """The target with the patch applied and validated (pure); its runtime state is kept.
+
+    Enabling it clears its disabled reason and failure streak; otherwise its
+    enabled state stays as it was.
+
+    Raises:
+        SpecError: A field is invalid; ``path`` names it.
+    """
+    fields = patch.__struct_fields__
+    changes = {f: getattr(patch, f) for f in fields if getattr(patch, f) is not msgspec.UNSET}
+    spec = msgspec.structs.replace(spec_of(endpoint), **changes)
+    fresh = build_notify_endpoint(spec, now=now, head=endpoint.start_offset)
+    enabled = fresh.enabled
+    keep_state = changes.get("enabled") is not True
+    return msgspec.structs.replace(
+        fresh,
+        start_offset=endpoint.start_offset,
+        created=endpoint.created,
+        origin=endpoint.origin,
+        enabled=enabled,
+        disabled_reason=endpoint.disabled_reason if keep_state and not enabled else None,
+        failing_since=endpoint.failing_since if keep_state else None,
+        updated=now,
+    )
+
+
+class NotificationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A ``[notifications]`` config table: ``[[notifications.targets]]``, each with an ``id``."""
+
+    targets: list[NotifySpec] = []
+
+    def __post_init__(self) -> None:
+        ids = [t.id for t in self.targets]
+        if any(i is None for i in ids):
+            raise ValueError("notification targets declared in the config file need an id")
+        if len(set(ids)) != len(ids):
+            raise ValueError("notification target ids in the config file must be unique")
+
+
+def public_notify_view(endpoint: Endpoint) -> dict[str, Any]:
+    """A notification endpoint's URL and options as the API may show them.
+
+    Incoming-webhook URLs carry their token in the path, so only the origin
+    and the first path segments are shown; an Apprise URL is never shown.
+    """
+    options = dict(endpoint.options)
+    options.pop("url", None)
+    url = endpoint.url
+    if endpoint.kind in ("discord", "slack"):
+        head, _, rest = url.partition("://")
+        host, _, path = rest.partition("/")
+        segments = path.split("/")
+        url = f"{head}://{host}/" + "/".join(segments[:2]) + ("/…" if len(segments) > 2 else "")
+    return {"kind": endpoint.kind, "url": url, "options": options}
+
+
+def notify_view(endpoint: Endpoint, now: float) -> dict[str, Any]:
+    """A notification target as the API shows it: the webhook view without secrets
+    and headers (chat targets have none), the URL masked by :func:`public_notify_view`."""
+    view = public_view(endpoint, now)
+    for name in ("secrets", "headers", "max_in_flight"):
+        view.pop(name, None)
+    view.update(public_notify_view(endpoint))
+    return view
+
+
+@dataclass(frozen=True)
+class NotifySetup:
+    """The notification kinds and the pacing sender they register their targets with."""
+
+    kinds: dict[str, TargetKind]
+    sender: PacingSender
+
+
+def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
+    """The ``discord``, ``slack`` and ``apprise`` target kinds.
+
+    With ``sender``, every Discord and Slack target is registered with it for
+    pacing as it is first formatted; the engine must then be given that
+    sender. Without, messages are formatted and classified the same, unpaced.
+    """
+
+    def pace(url: str) -> None:
+        if sender is not None:
+            sender.pace(url)
+
+    def format_discord(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+        message = discord.build_message(
+            discord.parse_options(ep.options), event, event_context(event)
+        )
+        url = discord.wait_url(ep.url)
+        pace(url)
+        return OutgoingRequest(_encoder.encode(message), dict(_JSON), url)
+
+    def format_slack(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+        message = slack.build_message(slack.parse_options(ep.options), event, event_context(event))
+        pace(ep.url)
+        return OutgoingRequest(_encoder.encode(message), dict(_JSON), ep.url)
+
+    def format_apprise(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+        opts = apprise_kind.parse_options(ep.options)
+        body = apprise_kind.build_message(opts, event, event_context(event))
+        return OutgoingRequest(body, {}, apprise_kind.PREFIX + opts.url)
+
+    def classify_discord(ep: Endpoint, result: AttemptResult, now: float) -> Classification:
+        return discord.classify(result, now)
+
+    def classify_slack(ep: Endpoint, result: AttemptResult, now: float) -> Classification:
+        return slack.classify(result, now)
+
+    def validate(ep: Endpoint) -> None:
+        _validate_options(ep.kind, ep.options)
+
+    return {
+        "discord": TargetKind("discord", format_discord, classify_discord, validate),
+        "slack": TargetKind("slack", format_slack, classify_slack, validate),
+        "apprise": TargetKind("apprise", format_apprise, validate=validate),
+    }
+
+
+def notify_setup(*, allow_private: bool = False) -> NotifySetup:
+    """Kinds and a pacing sender (with the Apprise transport) that belong together."""
+    send_apprise = functools.partial(apprise_kind.send_apprise, allow_private=allow_private)
+    sender = PacingSender(
+        allow_private=allow_private, transports={apprise_kind.PREFIX: send_apprise}
+    )
+    return NotifySetup(kinds=notify_kinds(sender), sender=sender)

@@ -1,0 +1,164 @@
+"""``eventlog notifications ...``: chat notification targets (Discord, Slack, Apprise).
+
+Like ``eventlog webhooks`` they talk to a running server over HTTP
+(``--url``, env ``EVENTLOG_URL``; ``--api-key``, env ``EVENTLOG_API_KEY``;
+``--json``) and work on ``/api/notifications``. The target's URL is a
+credential: the server never shows it whole, so neither does the CLI.
+Deliveries, retry, skip and replay of a target are the webhook commands'
+(same engine and ledger), under ``notifications deliveries|delivery|retry|skip|replay``.
+See ``docs/notifications.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import httpx
+from rich.table import Table
+
+from server.cli.tables import print_table
+from server.cli.webhooks import (
+    Failed,
+    add_delivery_actions,
+    add_delivery_options,
+    add_replay_options,
+    call,
+    command,
+    connection_options,
+    delivery_fields,
+    print_endpoint,
+    simple_action,
+)
+
+__all__ = ["register"]
+
+_BASE = "/api/notifications"
+
+
+def _spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
+    add_delivery_options(p, create=create, what="target")
+    p.add_argument("--template", help="message template, e.g. 'New order {data.order.id}'")
+    p.add_argument(
+        "--option", dest="option", action="append", metavar="NAME=VALUE",
+        help="a message option (value: JSON, else text), e.g. username=eventlog (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--options", dest="options_json", metavar="JSON", help="all options as JSON")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``notifications`` to the ``eventlog`` parser."""
+    conn = connection_options()
+    top = subparsers.add_parser("notifications", help="manage chat notification targets")
+    sub = top.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("list", parents=[conn], help="list targets")
+    p.set_defaults(handler=command(_list))
+    p = sub.add_parser("show", parents=[conn], help="show one target")
+    p.add_argument("id")
+    p.set_defaults(handler=command(_show))
+    p = sub.add_parser("create", parents=[conn], help="create a target")
+    p.add_argument("kind", choices=["discord", "slack", "apprise"])
+    p.add_argument("target", metavar="URL", help="incoming-webhook URL or Apprise URL")
+    _spec_options(p, create=True)
+    p.set_defaults(handler=command(_create))
+    p = sub.add_parser("update", parents=[conn], help="change a target's fields")
+    p.add_argument("id")
+    p.add_argument("--target", metavar="URL", help="new URL")
+    _spec_options(p, create=False)
+    p.set_defaults(handler=command(_update))
+    for action, text in (
+        ("delete", "delete a target and its deliveries"),
+        ("enable", "enable it (resumes from the committed offset)"),
+        ("disable", "disable it"),
+    ):
+        p = sub.add_parser(action, parents=[conn], help=text)
+        p.add_argument("id")
+        p.set_defaults(handler=command(simple_action(action)), api_base=_BASE)
+    add_delivery_actions(
+        sub, conn, names=("deliveries", "delivery", "retry", "skip"), api_base=_BASE
+    )
+    p = sub.add_parser("replay", parents=[conn], help="notify a range of the log again")
+    add_replay_options(p, api_base=_BASE)
+
+
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _options(args: argparse.Namespace, current: dict[str, Any]) -> dict[str, Any] | None:
+    """The options to send: ``current`` (or ``--options``) with ``--template``/``--option``."""
+    if args.options_json is None and args.template is None and not args.option:
+        return None
+    options = dict(current)
+    if args.options_json is not None:
+        try:
+            options = json.loads(args.options_json)
+        except ValueError as exc:
+            raise Failed(f"--options must be a JSON object: {exc}") from exc
+        if not isinstance(options, dict):
+            raise Failed("--options must be a JSON object")
+    for item in args.option or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise Failed(f"--option wants NAME=VALUE, got {item!r}")
+        options[name.strip()] = _option_value(value)
+    if args.template is not None:
+        options["template"] = args.template
+    return options
+
+
+def _spec(
+    args: argparse.Namespace, current_options: dict[str, Any], *, create: bool
+) -> dict[str, Any]:
+    options = _options(args, current_options)
+    given = {"options": options} if options is not None else {}
+    return {**delivery_fields(args, create=create), **given}
+
+
+def _list(client: httpx.Client, args: argparse.Namespace) -> Any:
+    result = call(client, "GET", _BASE)
+    if not args.json:
+        table = Table("id", "kind", "url", "stream", "types", "enabled", "note")
+        for t in result["notifications"]:
+            table.add_row(
+                t["id"],
+                t["kind"],
+                t["url"],
+                t["stream"],
+                ",".join(t["types"]) or "*",
+                "yes" if t["enabled"] else "no",
+                t.get("disabled_reason") or t.get("description") or "",
+            )
+        print_table(table)
+    return result
+
+
+def _show(client: httpx.Client, args: argparse.Namespace) -> Any:
+    result = call(client, "GET", f"{_BASE}/{args.id}")
+    print_endpoint(result, args)
+    return result
+
+
+def _create(client: httpx.Client, args: argparse.Namespace) -> Any:
+    body = {"kind": args.kind, "url": args.target, **_spec(args, {}, create=True)}
+    result = call(client, "POST", _BASE, body)
+    print_endpoint(result, args)
+    return result
+
+
+def _update(client: httpx.Client, args: argparse.Namespace) -> Any:
+    current: dict[str, Any] = {}
+    if args.template is not None or args.option:  # merge into the target's options
+        current = call(client, "GET", f"{_BASE}/{args.id}")["options"]
+    body = _spec(args, current, create=False)
+    if args.target is not None:
+        body["url"] = args.target
+    if not body:
+        raise Failed("nothing to change: give at least one option")
+    result = call(client, "PATCH", f"{_BASE}/{args.id}", body)
+    print_endpoint(result, args)
+    return result

@@ -1,0 +1,263 @@
+"""The HTTP and WebSocket protocols ``eventlog serve`` runs: uvicorn's, with edge limits.
+
+uvicorn's httptools protocol has no bound on a request's headers (httptools
+buffers a header of any size, re-copying it as it grows) and no deadline for
+them (its keep-alive timer runs only between requests), so one client can
+send a 64 MiB header or hold hundreds of connections open with half a
+request each. Its WebSocket protocol closes a finished connection with
+``transport.close()``, which waits for the write buffer to drain: a client
+that stopped reading keeps the socket forever. These subclasses add:
+
+* ``max_header_bytes``: a request whose target and headers pass it is
+  answered 431 and the connection closed; while headers are still arriving
+  the bytes received so far are checked after each read, so memory stays
+  within the bound plus one read.
+* ``header_timeout``: from a connection's opening, or a request's first
+  byte, to the end of its headers; past it the connection is closed (408 if
+  part of a request arrived).
+* ``idle_timeout``: uvicorn's keep-alive timeout between requests.
+* ``max_connections``: open connections (HTTP and WebSocket). One more
+  closes the connection that has waited longest without a request in
+  progress (idle, or still sending its headers), so a flood of slow or idle
+  connections cannot lock real clients (and ``/healthz``) out; when every
+  connection is busy with a request, the new one is answered 503.
+* WebSocket: once the app has finished with a connection, a client that
+  has not gone within ``firehose_close_timeout`` is cut off
+  (a TCP reset); at once if the close frame could not even be
+  queued because the client stopped reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import time
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from server.config import ServerConfig
+
+__all__ = [
+    "GuardedHttpProtocol",
+    "GuardedWebSocketProtocol",
+    "guarded_protocols",
+    "reset",
+]
+
+
+def _error_response(status: int, reason: str, code: str, message: str) -> bytes:
+    body = b'{"error":{"code":"%s","message":"%s"}}' % (code.encode(), message.encode())
+    return b"".join(
+        (
+            b"HTTP/1.1 %d %s\r\n" % (status, reason.encode()),
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+            body,
+        )
+    )
+
+
+_TOO_LARGE = _error_response(
+    431, "Request Header Fields Too Large", "headers_too_large", "request headers over the limit"
+)
+_TIMEOUT = _error_response(
+    408, "Request Timeout", "header_timeout", "request headers did not arrive in time"
+)
+_BUSY = _error_response(
+    503, "Service Unavailable", "too_many_connections", "too many open connections"
+)
+
+
+class _HeadersTooLarge(Exception):
+    """Raised from the parser's callback: httptools turns it into a parser error."""
+
+
+_LINGER_OFF = struct.pack("ii", 1, 0)
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Close a connection at once, unsent data dropped: the peer gets a TCP reset.
+
+    ``transport.abort()`` alone frees the file descriptor but leaves the kernel
+    trying to deliver what is buffered to a peer that does not read.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_OFF)
+    transport.abort()
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header size and arrival limits and a connection cap.
+
+    Subclassed by :func:`guarded_protocols` with :attr:`server_config` set.
+    """
+
+    server_config: ClassVar[ServerConfig]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limits = self.server_config
+        self.timeout_keep_alive = limits.idle_timeout  # type: ignore[assignment]
+        self._max_header_bytes = limits.max_header_bytes
+        self._header_timeout = limits.header_timeout
+        self._max_connections = limits.max_connections
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_bytes = 0  # target and headers of the request being parsed
+        self._received = 0  # bytes read since the request began, while in its headers
+        self._in_headers = False
+        self._too_large = False
+        #: Since when the connection waits without a request in progress (None: busy).
+        self.waiting_since: float | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.waiting_since = time.monotonic()
+        if len(self.connections) > self._max_connections and not self._make_room():
+            transport.write(_BUSY)
+            transport.close()
+            return
+        self._header_timer = self.loop.call_later(self._header_timeout, self._headers_late)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        self.waiting_since = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_headers:
+            self._received += len(data)
+            if self._received > self._max_header_bytes and not self.transport.is_closing():
+                self._too_large = True
+                self.send_400_response("")
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._too_large:
+            super().send_400_response(msg)
+            return
+        self._cancel_header_timer()
+        self.transport.write(_TOO_LARGE)
+        self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._header_bytes = self._received = 0
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self._header_timeout, self._headers_late)
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._header_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._header_bytes += len(name) + len(value) + 4
+
+    def on_headers_complete(self) -> None:
+        if self._header_bytes > self._max_header_bytes:
+            self._too_large = True
+            raise _HeadersTooLarge  # uvicorn answers the parser error: send_400_response
+        self._in_headers = False
+        self.waiting_since = None
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if (
+            self.waiting_since is None
+            and not self.pipeline
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.transport.is_closing()
+        ):
+            self.waiting_since = time.monotonic()
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self._in_headers:  # part of a request came: say why it ends
+            self.transport.write(_TIMEOUT)
+        self.transport.close()
+
+    def _make_room(self) -> bool:
+        """Close the connection waiting longest without a request; False if none is."""
+        oldest: GuardedHttpProtocol | None = None
+        for conn in self.connections:
+            if (
+                isinstance(conn, GuardedHttpProtocol)
+                and conn is not self
+                and conn.waiting_since is not None
+                and (oldest is None or conn.waiting_since < oldest.waiting_since)  # type: ignore[operator]
+            ):
+                oldest = conn
+        if oldest is None:
+            return False
+        oldest.evict()
+        return True
+
+    def evict(self) -> None:
+        """Close this connection to make room for a new one (it has no request in progress)."""
+        self._cancel_header_timer()
+        self.waiting_since = None
+        self.connections.discard(self)
+        self.transport.abort()
+
+
+class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol that cuts off clients which do not go when told to.
+
+    Subclassed by :func:`guarded_protocols` with :attr:`server_config` set.
+    """
+
+    server_config: ClassVar[ServerConfig]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = self.server_config.firehose_close_timeout
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        self._reap()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._reap()
+
+    def _reap(self) -> None:
+        if self.disconnected:
+            return
+        if not self.close_sent and self.transport.get_write_buffer_size() > 0:
+            # The app gave up on a client that stopped reading: its close frame
+            # could not even be queued, and close() would wait for it forever.
+            reset(self.transport)
+            return
+        self.loop.call_later(self.close_timeout, self._abort_if_connected)
+
+    def _abort_if_connected(self) -> None:
+        if not self.disconnected:
+            reset(self.transport)
+
+
+def guarded_protocols(
+    config: ServerConfig,
+) -> tuple[type[GuardedHttpProtocol], type[GuardedWebSocketProtocol]]:
+    """The HTTP and WebSocket protocol classes for uvicorn, bound to ``config``'s limits."""
+    http = type("HttpProtocol", (GuardedHttpProtocol,), {"server_config": config})
+    ws = type("WebSocketProtocol", (GuardedWebSocketProtocol,), {"server_config": config})
+    return http, ws

@@ -1,0 +1,98 @@
+"""Every event the embedded log takes is UTF-8 JSON: a ``msgspec.Raw`` payload is
+checked (msgspec leaves the strings inside a Raw value unchecked), and the error
+names the bad value's path, item included for a batch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from eventlog import EventLog, InvalidEvent, NewEvent
+from eventlog.encoding import json_problem, utf8_problem
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[EventLog]:
+    async with EventLog.open(tmp_path / "events.db") as event_log:
+        yield event_log
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'"\xff"', "not valid UTF-8 (byte 1)"),
+        (b'{"a": "ok", "k\xc3": 1}', "not valid UTF-8 (byte 14)"),
+        (b'["\xed\xa0\x80"]', "not valid UTF-8 (byte 2)"),  # a UTF-8-encoded surrogate
+        (b"not json", "not valid JSON"),
+        (b'{"a": 1', "not valid JSON"),
+        (b"1 2", "not valid JSON"),
+        (b"", "not valid JSON"),
+    ],
+)
+async def test_raw_data_that_is_not_utf8_json_is_refused_naming_data(
+    log: EventLog, raw: bytes, reason: str
+) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        await log.append("s", msgspec.Raw(raw), type="t")
+    assert caught.value.path == "$.data"
+    assert reason in str(caught.value)
+    assert str(caught.value).endswith("- at `$.data`")
+    with pytest.raises(InvalidEvent):
+        await log.append_batch("s", [NewEvent(type="t", data=msgspec.Raw(raw))])
+    assert await log.read("s") == []
+
+
+async def test_a_batch_names_the_item_whose_data_is_bad_and_writes_nothing(
+    log: EventLog,
+) -> None:
+    batch = [NewEvent(type="t", data=msgspec.Raw(b'{"n": 1}')) for _ in range(5)]
+    batch[3] = NewEvent(type="t", data=msgspec.Raw(b'{"n": "\xff"}'))
+    with pytest.raises(InvalidEvent) as caught:
+        await log.append_batch("s", batch)
+    assert caught.value.path == "$[3].data"
+    assert "not valid UTF-8" in str(caught.value)
+    assert await log.read("s") == []
+
+
+async def test_a_batch_names_the_item_of_any_bad_field(log: EventLog) -> None:
+    batch = [NewEvent(type="t"), NewEvent(type="t", key="k\x00")]
+    with pytest.raises(InvalidEvent) as caught:
+        await log.append_batch("s", batch)
+    assert caught.value.path == "$[1].key"
+
+
+async def test_fire_and_forget_append_of_bad_raw_data_is_logged_and_dropped(
+    log: EventLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="eventlog"):
+        log.append_event("s", msgspec.Raw(b'"\xff"'), type="t")
+    assert "not valid UTF-8" in caplog.text
+    assert await log.append("s", 1, type="t") == 0
+
+
+async def test_valid_raw_data_is_stored_byte_for_byte(log: EventLog) -> None:
+    raw = '{"name": "Zoë", "emoji": "🎉",  "n": 1}'.encode()
+    await log.append("s", msgspec.Raw(raw), type="t")
+    await log.append_batch("s", [NewEvent(type="t", data=msgspec.Raw(raw))])
+    assert [bytes(e.data) for e in await log.read("s")] == [raw, raw]
+
+
+async def test_bytes_data_is_stored_as_a_base64_json_string(log: EventLog) -> None:
+    """Plain ``bytes`` are a value like any other (msgspec's base64 string), never raw JSON."""
+    await log.append("s", b"\xff\x00", type="t")
+    (event,) = await log.read("s")
+    assert bytes(event.data) == b'"/wA="'
+    assert event.json() == "/wA="
+
+
+def test_the_checks_accept_utf8_json_and_name_the_first_bad_byte() -> None:
+    assert utf8_problem("é".encode()) is None
+    assert utf8_problem(b"ab\xc3") == "not valid UTF-8 (byte 2)"
+    assert json_problem('{"é": [1, 2.5, null, true]}'.encode()) is None
+    problem = json_problem(b"[1,]")
+    assert problem is not None
+    assert problem.startswith("not valid JSON")
