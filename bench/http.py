@@ -76,7 +76,7 @@ def _server(command: list[str], port: int, log: Path) -> Iterator[str]:
 
 
 def eventlog_server(db: Path, port: int, log: Path, *, access_log: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "server.serve", "serve", "--port", str(port), "--db", str(db)]
+    cmd = [sys.executable, "-m", "server.cli.serve", "serve", "--port", str(port), "--db", str(db)]
     return cmd if access_log else [*cmd, "--no-access-log"]
 
 
