@@ -11,6 +11,7 @@ from consumers.runtime import (
     ConsumerManager,
     ConsumerStatus,
     Handler,
+    TransactionalHandler,
     matches,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "FailurePolicy",
     "Handler",
     "ReplayResult",
+    "TransactionalHandler",
     "matches",
 ]

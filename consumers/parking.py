@@ -27,22 +27,36 @@ stream's head minus that offset.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from eventlog import ConsumerInfo, Event, InvalidInput, StreamInfo, validate_stream_name
+from eventlog import (
+    Consumer,
+    ConsumerInfo,
+    Event,
+    EventLog,
+    InvalidInput,
+    StreamInfo,
+    validate_stream_name,
+)
 
 __all__ = [
     "PARKED_SUFFIX",
     "OnFailure",
     "ReplayResult",
     "original_event",
+    "park",
     "parked_counts",
     "parked_headers",
     "parked_stream",
+    "replay",
 ]
+
+logger = logging.getLogger("eventlog.consumers")
 
 OnFailure = Literal["park", "stop", "retry"]
 """What a consumer does once ``max_attempts`` calls failed: park the event(s)
@@ -141,3 +155,52 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     replayed: int
     remaining: int
     error: str | None = None
+
+
+async def park(log: EventLog, consumer: str, event: Event, error: Exception, attempts: int) -> None:
+    """Append ``event`` to ``consumer``'s parked stream with why it was parked."""
+    stream = parked_stream(consumer)
+    await log.append(
+        stream,
+        event.data,
+        type=event.type,
+        key=event.key,
+        headers=parked_headers(event, consumer, error, attempts),
+    )
+    logger.error(
+        "consumer %s parked %s@%d (id %s) in %s after %d attempts: %s: %s",
+        consumer,
+        event.stream,
+        event.offset,
+        event.id,
+        stream,
+        attempts,
+        type(error).__name__,
+        error,
+    )
+
+
+async def replay(
+    log: EventLog, consumer: str, handle: Callable[[Event, Consumer, int], Awaitable[None]]
+) -> ReplayResult:
+    """Hand ``consumer``'s parked events to ``handle(original, cursor, commit_to)``, oldest
+    first, until one fails; ``handle`` commits ``commit_to`` on ``cursor`` (the
+    consumer's position on its parked stream) once the handler took the event."""
+    stream = parked_stream(consumer)
+    cursor = log.consumer(consumer, stream)
+    replayed, error = 0, None
+    while True:
+        parked = await cursor.poll(1)
+        if not parked:
+            break
+        try:
+            await handle(original_event(parked[0]), cursor, parked[0].offset + 1)
+        except Exception as exc:  # still failing: leave it parked
+            error = f"{type(exc).__name__}: {exc}"
+            break
+        replayed += 1
+    remaining = await log.consumer(consumer, stream).lag()
+    logger.info("consumer %s replayed %d parked event(s), %d remain", consumer, replayed, remaining)
+    return ReplayResult(
+        consumer=consumer, parked_stream=stream, replayed=replayed, remaining=remaining, error=error
+    )

@@ -57,6 +57,8 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         start: Where a consumer that never committed begins.
         max_attempts: Failed handler calls before ``on_failure`` applies.
         on_failure: ``"park"``, ``"stop"`` or ``"retry"`` (see :mod:`consumers.failure`).
+        protect: Whether retention keeps what it has not read (default: the server's).
+        max_hold: Seconds without a commit before it stops holding retention.
         options: Passed to the kind's factory.
     """
 
@@ -69,6 +71,8 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     start: Literal["beginning", "end"] = "beginning"
     max_attempts: int = 5
     on_failure: OnFailure = "park"
+    protect: bool | None = None
+    max_hold: float | None = None
     options: dict[str, Any] = {}
 
 
@@ -134,6 +138,8 @@ def add_instances(
             start=BEGINNING if instance.start == "beginning" else END,
             max_attempts=instance.max_attempts,
             on_failure=instance.on_failure,
+            protect=instance.protect,
+            max_hold=instance.max_hold,
         )
 
 

@@ -28,20 +28,29 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import TypeVar, cast
 
 from consumers.failure import BatchIO, FailurePolicy, run_batch
-from consumers.filter import EventFilter
-from consumers.parking import OnFailure, ReplayResult, original_event, parked_headers, parked_stream
+from consumers.parking import OnFailure, ReplayResult, park, parked_stream, replay
+from consumers.spec import (
+    ConsumerBusy,
+    ConsumerStatus,
+    Handler,
+    Spec,
+    TransactionalHandler,
+    matches,
+)
 from eventlog import (
     BEGINNING,
+    Consumer,
     ConsumerNotFound,
     Event,
     EventLog,
     EventLogError,
+    HoldPolicy,
     Position,
+    Unsupported,
     validate_stream_name,
 )
 from eventlog.backoff import Backoff
@@ -53,88 +62,13 @@ __all__ = [
     "ConsumerManager",
     "ConsumerStatus",
     "Handler",
+    "TransactionalHandler",
     "matches",
 ]
 
 logger = logging.getLogger("eventlog.consumers")
 
-Handler = Callable[[list[Event]], Awaitable[None]]
-"""A consumer's handler: takes a batch of matching events; raising retries it."""
-
-State = Literal["idle", "waiting", "running", "backoff", "stopped"]
-
-
-def matches(event: Event, types: Sequence[str], key: str | None) -> bool:
-    """True if the event passes ``EventFilter(types, key)`` (see :mod:`consumers.filter`)."""
-    return EventFilter(types, key).matches(event)
-
-
-class ConsumerBusy(EventLogError):
-    """The consumer runs in another process (it holds the consumer's lease)."""
-
-    code = "consumer_busy"
-
-
-@dataclass
-class ConsumerStatus:
-    """What one consumer is doing, for status pages and tests.
-
-    Attributes:
-        name: The consumer.
-        stream: The stream it reads.
-        state: ``idle`` (not started), ``waiting`` (its lease is held
-            elsewhere), ``running``, ``backoff`` (waiting to retry after a
-            failure) or ``stopped``.
-        position: The next offset it will poll.
-        committed: The offset it last committed.
-        handled: Events its handler took.
-        failures: Failed handler calls.
-        last_error: The last failure, ``"Type: message"``.
-        parked: Events this process parked.
-        reason: Why a stopped consumer stopped, if not by shutdown.
-        max_attempts: Its failure policy's attempts.
-        on_failure: Its failure policy.
-        parked_stream: Where it parks events.
-    """
-
-    name: str
-    stream: str
-    state: State = "idle"
-    position: int | None = None
-    committed: int | None = None
-    handled: int = 0
-    failures: int = 0
-    last_error: str | None = None
-    parked: int = 0
-    reason: str | None = None
-    max_attempts: int = 5
-    on_failure: OnFailure = "park"
-    parked_stream: str = ""
-
-
-@dataclass
-class _Spec:
-    name: str
-    stream: str
-    handler: Handler
-    types: tuple[str, ...]
-    key: str | None
-    batch_size: int
-    start: Position
-    policy: FailurePolicy
-    status: ConsumerStatus = field(init=False)
-    lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
-    filter: EventFilter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.status = ConsumerStatus(
-            self.name,
-            self.stream,
-            max_attempts=self.policy.max_attempts,
-            on_failure=self.policy.on_failure,
-            parked_stream=self.name + ".parked",
-        )
-        self.filter = EventFilter(self.types, self.key)
+H = TypeVar("H", Handler, TransactionalHandler)
 
 
 class ConsumerManager:
@@ -165,7 +99,7 @@ class ConsumerManager:
         self._backoff = backoff or Backoff()
         self._poll_timeout = poll_timeout
         self._lease_retry = lease_retry
-        self._specs: dict[str, _Spec] = {}
+        self._specs: dict[str, Spec] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -175,7 +109,7 @@ class ConsumerManager:
         self,
         name: str,
         stream: str,
-        handler: Handler,
+        handler: Handler | TransactionalHandler,
         *,
         types: Sequence[str] = (),
         key: str | None = None,
@@ -183,13 +117,17 @@ class ConsumerManager:
         start: Position = BEGINNING,
         max_attempts: int = 5,
         on_failure: OnFailure = "park",
+        protect: bool | None = None,
+        max_hold: float | None = None,
+        transactional: bool = False,
     ) -> None:
         """Register a consumer. If the manager is running, it starts at once.
 
         Args:
             name: Unique consumer name; its committed offset is stored under it.
             stream: The stream it reads.
-            handler: Awaited with each batch of matching events.
+            handler: Awaited with each batch of matching events (and, if
+                ``transactional``, the open transaction as second argument).
             types: Patterns of event types to pass (all if empty), in the
                 dialect of :mod:`consumers.filter`.
             key: Only events whose key matches this pattern (all if None).
@@ -198,8 +136,24 @@ class ConsumerManager:
             max_attempts: Failed handler calls before ``on_failure`` applies.
             on_failure: ``"park"`` the failing event(s) in ``<name>.parked``
                 and go on, ``"stop"`` the consumer, or ``"retry"`` forever.
+            protect: Whether retention keeps the events it has not committed
+                (None: the log's ``protect_consumers``).
+            max_hold: Seconds without a commit after which it stops holding
+                retention (None: the log's ``max_hold``).
+            transactional: The handler is ``handler(events, tx)`` and runs in
+                the database transaction that commits the consumer's offset
+                (exactly-once for writes through ``tx``; see
+                :meth:`eventlog.Consumer.transact`).
+
+        Raises:
+            Unsupported: ``transactional`` on a backend that cannot (memory).
         """
         validate_stream_name(name)
+        if transactional and self._log.capabilities.offset_transactions is None:
+            raise Unsupported(
+                f"consumer {name!r}: transactional handlers need the log in a database "
+                "(SQLite or PostgreSQL), not in memory"
+            )
         validate_stream_name(stream)
         parked_stream(name)
         if name in self._specs:
@@ -207,7 +161,18 @@ class ConsumerManager:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         policy = FailurePolicy(max_attempts, on_failure)
-        spec = _Spec(name, stream, handler, tuple(types), key, batch_size, start, policy)
+        plain = None if transactional else cast(Handler, handler)
+        in_tx = cast(TransactionalHandler, handler) if transactional else None
+        spec = Spec(name, stream, plain, in_tx, tuple(types), key, batch_size, start, policy)
+        if protect is not None or max_hold is not None:
+            default = self._log.hold_policy(name)
+            self._log.set_hold_policy(
+                name,
+                HoldPolicy(
+                    protect=default.protect if protect is None else protect,
+                    max_hold=default.max_hold if max_hold is None else max_hold,
+                ),
+            )
         self._specs[name] = spec
         if self._running:
             self._launch(spec)
@@ -223,10 +188,13 @@ class ConsumerManager:
         start: Position = BEGINNING,
         max_attempts: int = 5,
         on_failure: OnFailure = "park",
-    ) -> Callable[[Handler], Handler]:
+        protect: bool | None = None,
+        max_hold: float | None = None,
+        transactional: bool = False,
+    ) -> Callable[[H], H]:
         """Decorator form of :meth:`add`."""
 
-        def register(handler: Handler) -> Handler:
+        def register(handler: H) -> H:
             self.add(
                 name,
                 stream,
@@ -237,6 +205,9 @@ class ConsumerManager:
                 start=start,
                 max_attempts=max_attempts,
                 on_failure=on_failure,
+                protect=protect,
+                max_hold=max_hold,
+                transactional=transactional,
             )
             return handler
 
@@ -260,12 +231,12 @@ class ConsumerManager:
             if spec.name not in self._tasks:
                 self._launch(spec)
 
-    def _launch(self, spec: _Spec) -> None:
+    def _launch(self, spec: Spec) -> None:
         self._tasks[spec.name] = asyncio.create_task(
             self._exclusive(spec), name=f"consumer:{spec.name}"
         )
 
-    async def _exclusive(self, spec: _Spec) -> None:
+    async def _exclusive(self, spec: Spec) -> None:
         spec.status.state = "waiting"
         try:
             await run_exclusively(
@@ -327,13 +298,12 @@ class ConsumerManager:
             await asyncio.wait_for(self._stopping.wait(), seconds)
         return not self._stopping.is_set()
 
-    async def _call(self, spec: _Spec, events: list[Event]) -> None:
+    async def _call(self, spec: Spec, events: list[Event], cursor: Consumer) -> None:
         spec.status.state = "running"
-        async with spec.lock:
-            await spec.handler(events)
+        await spec.call(events, cursor, events[-1].offset + 1)
         spec.status.handled += len(events)
 
-    def _failed(self, spec: _Spec, events: Sequence[Event], exc: Exception, attempt: int) -> float:
+    def _failed(self, spec: Spec, events: Sequence[Event], exc: Exception, attempt: int) -> float:
         status = spec.status
         status.failures += 1
         status.last_error = f"{type(exc).__name__}: {exc}"
@@ -351,29 +321,11 @@ class ConsumerManager:
         )
         return delay
 
-    async def _park(self, spec: _Spec, event: Event, exc: Exception, attempts: int) -> None:
-        stream = spec.status.parked_stream
-        await self._log.append(
-            stream,
-            event.data,
-            type=event.type,
-            key=event.key,
-            headers=parked_headers(event, spec.name, exc, attempts),
-        )
+    async def _park(self, spec: Spec, event: Event, exc: Exception, attempts: int) -> None:
+        await park(self._log, spec.name, event, exc, attempts)
         spec.status.parked += 1
-        logger.error(
-            "consumer %s parked %s@%d (id %s) in %s after %d attempts: %s: %s",
-            spec.name,
-            event.stream,
-            event.offset,
-            event.id,
-            stream,
-            attempts,
-            type(exc).__name__,
-            exc,
-        )
 
-    async def _run(self, spec: _Spec) -> None:
+    async def _run(self, spec: Spec) -> None:
         status = spec.status
         consumer = self._log.consumer(spec.name, spec.stream, start=spec.start)
 
@@ -382,7 +334,7 @@ class ConsumerManager:
             status.committed = offset
 
         io = BatchIO(
-            call=lambda events: self._call(spec, events),
+            call=lambda events: self._call(spec, events, consumer),
             failed=lambda events, exc, attempt: self._failed(spec, events, exc, attempt),
             wait=self._sleep_unless_stopped,
             commit=commit,
@@ -397,6 +349,8 @@ class ConsumerManager:
                 if events is None:
                     break
                 status.position = consumer.position
+                if consumer.truncation is not None:
+                    status.truncation = consumer.truncation.describe()
                 if not events:
                     continue
                 batch = list(spec.filter.select(events))
@@ -435,23 +389,10 @@ class ConsumerManager:
             raise ConsumerNotFound(name)
         if spec.status.state == "waiting":
             raise ConsumerBusy(f"consumer {name!r} runs in another process; replay it there")
-        stream = spec.status.parked_stream
-        cursor = self._log.consumer(name, stream)
-        replayed, error = 0, None
-        while error is None:
-            parked = await cursor.poll(1)
-            if not parked:
-                break
-            try:
-                async with spec.lock:
-                    await spec.handler([original_event(parked[0])])
-            except Exception as exc:  # still failing: leave it parked
-                error = f"{type(exc).__name__}: {exc}"
-                break
-            await cursor.commit()
-            replayed += 1
-        remaining = await self._log.consumer(name, stream).lag()
-        logger.info("consumer %s replayed %d parked event(s), %d remain", name, replayed, remaining)
-        return ReplayResult(
-            consumer=name, parked_stream=stream, replayed=replayed, remaining=remaining, error=error
-        )
+
+        async def handle(event: Event, cursor: Consumer, commit_to: int) -> None:
+            await spec.call([event], cursor, commit_to)
+            if spec.tx_handler is None:
+                await cursor.commit(commit_to)
+
+        return await replay(self._log, name, handle)

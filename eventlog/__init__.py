@@ -20,7 +20,9 @@ from eventlog.errors import (
     SchemaTooNew,
     StorageError,
     StreamNotFound,
+    Unsupported,
 )
+from eventlog.holds import Hold, HoldPlan, HoldPolicy, Truncation
 from eventlog.log import EventLog, LogConfig
 from eventlog.model import (
     BEGINNING,
@@ -38,6 +40,7 @@ from eventlog.model import (
     validate_stream_name,
 )
 from eventlog.storage.base import Storage
+from eventlog.storage.transactions import OffsetTransaction
 
 __all__ = [
     "BEGINNING",
@@ -53,6 +56,9 @@ __all__ = [
     "EventLogError",
     "EventTooLarge",
     "ExpectedOffsetMismatch",
+    "Hold",
+    "HoldPlan",
+    "HoldPolicy",
     "InvalidEvent",
     "InvalidInput",
     "InvalidPosition",
@@ -63,6 +69,7 @@ __all__ = [
     "NotFound",
     "Offset",
     "OffsetOutOfRange",
+    "OffsetTransaction",
     "Position",
     "ResetPolicy",
     "Retention",
@@ -72,5 +79,7 @@ __all__ = [
     "StreamInfo",
     "StreamNotFound",
     "Time",
+    "Truncation",
+    "Unsupported",
     "validate_stream_name",
 ]

@@ -31,6 +31,12 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         read_page: Page size of :meth:`EventLog.scan` and consumers.
         readers: SQLite reader connections.
         retention_interval: Seconds between retention passes (0 disables the task).
+        protect_consumers: Retention keeps the events named consumers have not
+            committed (per consumer: :meth:`EventLog.set_hold_policy`).
+        max_hold: Seconds without a commit after which a consumer no longer
+            holds retention (None: never).
+        system_stream: Where the log records what it did on its own
+            (``retention.hold_expired``, ``consumer.truncated``).
         recheck_interval: While waiting for appends, seconds between storage
             re-checks that catch other processes' appends (None: never).
     """
@@ -45,6 +51,9 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     read_page: int = 1_000
     readers: int = 2
     retention_interval: float = 60.0
+    protect_consumers: bool = True
+    max_hold: float | None = None
+    system_stream: str = "system"
     recheck_interval: float | None = 1.0
 
 

@@ -7,16 +7,26 @@ before committing reads the same events again from its committed offset.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
+
+import msgspec
 
 from eventlog.config import LogConfig
 from eventlog.errors import InvalidPosition, LogClosed, OffsetOutOfRange
+from eventlog.holds import Truncation
 from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
+from eventlog.storage.transactions import Body
 
 __all__ = ["Consumer", "ResetPolicy"]
 
 ResetPolicy = Literal["earliest", "latest", "error"]
+
+logger = logging.getLogger("eventlog")
+
+T = TypeVar("T")
 
 
 class _Log(Protocol):
@@ -39,6 +49,21 @@ class _Log(Protocol):
     async def committed_offset(self, consumer: str, stream: str) -> int | None: ...
 
     async def commit_offset(self, consumer: str, stream: str, offset: int) -> None: ...
+
+    async def transact_offset(
+        self, consumer: str, stream: str, offset: int, body: Body[T]
+    ) -> T: ...
+
+    def append_event(
+        self,
+        stream: str,
+        data: object,
+        *,
+        type: str,
+        key: str | None = None,
+        id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None: ...
 
 
 class Consumer:
@@ -70,6 +95,9 @@ class Consumer:
         self._loaded = False
         self._page: list[Event] = []
         self._index = 0
+        #: The last time retention removed events before this consumer read
+        #: them (None if never): set by :meth:`poll` when it resets.
+        self.truncation: Truncation | None = None
 
     @property
     def position(self) -> int | None:
@@ -121,6 +149,12 @@ class Consumer:
         are available, waking as soon as one is committed; returns ``[]`` when
         the wait ends empty.
 
+        When the position is before the retained range and the reset policy
+        is ``"earliest"`` or ``"latest"``, the poll moves on and says so: it
+        sets :attr:`truncation`, logs a warning and records a
+        ``consumer.truncated`` event (the :class:`Truncation`) on the log's
+        system stream.
+
         Raises:
             OffsetOutOfRange: The position is before the retained range and the
                 reset policy is ``"error"``.
@@ -143,6 +177,15 @@ class Consumer:
                 self._position = exc.first
             else:
                 self._position = max((await self._log.bounds(self.stream))[1], exc.first)
+            self.truncation = Truncation.of(
+                self.stream, position, exc.first, resumed_at=self._position, consumer=self.name
+            )
+            logger.warning("%s", self.truncation.describe())
+            self._log.append_event(
+                self._log.config.system_stream,
+                msgspec.to_builtins(self.truncation),
+                type="consumer.truncated",
+            )
             return await self._log.read(self.stream, self._position, max_events)
 
     async def commit(self, offset: int | None = None) -> None:
@@ -154,6 +197,29 @@ class Consumer:
         await self._log.commit_offset(self.name, self.stream, offset)
         self._committed = offset
         self._loaded = True
+
+    async def transact(self, body: Body[T], offset: int | None = None) -> T:
+        """Run ``body(tx)`` in the database transaction that commits ``offset``.
+
+        The handler's own writes through ``tx`` (an
+        :class:`~eventlog.storage.transactions.OffsetTransaction`) and the
+        commit of ``offset`` (default: the current position) are atomic:
+        after a crash either both happened or neither did, so a handler that
+        writes its results to the log's own database sees each event exactly
+        once. See :mod:`eventlog.storage.transactions` for what ``tx`` is on
+        each backend and what it costs.
+
+        Raises:
+            Unsupported: The backend has no database to share (memory).
+        """
+        if offset is None:
+            offset = await self._ensure_position()
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidPosition("offset must be a non-negative integer")
+        result = await self._log.transact_offset(self.name, self.stream, offset, body)
+        self._committed = offset
+        self._loaded = True
+        return result
 
     async def lag(self) -> int:
         """Events between the committed offset (or the position, if never

@@ -19,6 +19,7 @@ WebSocket close codes in one place.
     ├── ExpectedOffsetMismatch           optimistic concurrency: the stream head moved
     ├── OffsetOutOfRange                 position before the retained range (retention)
     ├── LogClosed                        the log is closed or closing
+    ├── Unsupported                      the storage backend cannot do this
     └── StorageError                     the backend failed
         ├── CorruptDatabase              not a database, or a foreign schema
         └── SchemaTooNew                 written by a newer eventlog than this one
@@ -42,6 +43,7 @@ __all__ = [
     "SchemaTooNew",
     "StorageError",
     "StreamNotFound",
+    "Unsupported",
 ]
 
 
@@ -152,6 +154,12 @@ class LogClosed(EventLogError):
     """The log is closed, or closing and no longer accepting work."""
 
     code = "log_closed"
+
+
+class Unsupported(EventLogError):
+    """The storage backend cannot do what was asked (e.g. offset transactions in memory)."""
+
+    code = "unsupported"
 
 
 class StorageError(EventLogError):

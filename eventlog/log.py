@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from eventlog._opener import Opener
 from eventlog.config import LogConfig, storage_for
@@ -35,29 +35,31 @@ from eventlog.errors import (
     StreamNotFound,
 )
 from eventlog.heads import HeadWatcher
+from eventlog.holds import HoldPolicy
+from eventlog.log_offsets import OffsetMethods
+from eventlog.log_retention import RetentionMethods
 from eventlog.model import (
     BEGINNING,
-    ConsumerInfo,
     Event,
     NewEvent,
     Position,
-    Retention,
     StreamInfo,
-    utc_now,
     validate_stream_name,
 )
-from eventlog.retention import check_retention, enforce_retention, run_retention
+from eventlog.retention import run_retention
 from eventlog.storage.base import Appended, AppendRequest, Storage
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.leases import Leases, leases_for
 from eventlog.writer import GroupCommitWriter
+
+T = TypeVar("T")
 
 __all__ = ["EventLog", "LogConfig", "storage_for"]
 
 logger = logging.getLogger("eventlog")
 
 
-class EventLog:
+class EventLog(OffsetMethods, RetentionMethods):
     """A durable, offset-indexed log of named streams.
 
     Create one with :meth:`open`, or with a storage backend directly:
@@ -78,6 +80,7 @@ class EventLog:
         )
         self._state: Literal["new", "open", "closed"] = "new"
         self._retention_task: asyncio.Task[None] | None = None
+        self._holds: dict[str, HoldPolicy] = {}
 
     @classmethod
     def open(
@@ -388,21 +391,6 @@ class EventLog:
         """
         return Consumer(self, name, stream, start=start, reset=reset)
 
-    async def consumers(self) -> list[ConsumerInfo]:
-        """Every committed consumer position."""
-        self._check_open()
-        return await self.storage.consumers()
-
-    async def committed_offset(self, consumer: str, stream: str) -> int | None:
-        """The offset ``consumer`` committed on ``stream`` (the next to read), or None."""
-        self._check_open()
-        return await self.storage.get_offset(consumer, stream)
-
-    async def commit_offset(self, consumer: str, stream: str, offset: int) -> None:
-        """Durably store ``offset`` as the next offset ``consumer`` reads on ``stream``."""
-        self._check_open()
-        await self.storage.commit_offset(consumer, stream, offset)
-
     # -- what the backend offers ---------------------------------------------------
 
     @property
@@ -415,19 +403,6 @@ class EventLog:
         """Leases for "runs in one process at a time" over this log's storage
         (across processes on PostgreSQL, within this process otherwise)."""
         return leases_for(self.storage)
-
-    # -- retention -------------------------------------------------------------
-
-    async def set_retention(self, stream: str, retention: Retention) -> None:
-        """Set a stream's retention policy (applied by the next retention pass)."""
-        self._check_open()
-        check_retention(retention)
-        await self.storage.set_retention(validate_stream_name(stream), retention)
-
-    async def enforce_retention(self, now: datetime | None = None) -> int:
-        """Apply every stream's retention policy now; return events deleted."""
-        self._check_open()
-        return await enforce_retention(self.storage, now or utc_now())
 
     # -- metrics ---------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Retention: which prefix of a stream its policy lets go, and trimming it.
 
 A stream's :class:`~eventlog.model.Retention` limits age, count and payload
-bytes; the cutoff is the highest offset any limit asks for. Trimming goes in
+bytes; the cutoff is the highest offset any limit asks for, lowered to what
+named consumers have not read yet (:mod:`eventlog.holds`). Trimming goes in
 chunks so a large backlog never holds the write lock for long.
 """
 
@@ -13,18 +14,24 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from eventlog.errors import EventLogError, InvalidEvent
-from eventlog.model import Retention, StreamInfo
+from eventlog.holds import HoldPlan, HoldPolicy, plan_holds
+from eventlog.model import ConsumerInfo, Retention, StreamInfo
 from eventlog.storage.base import Storage
 
 __all__ = [
     "TRIM_CHUNK",
+    "Notice",
     "check_retention",
     "enforce_retention",
+    "plan_stream",
     "retention_cutoff",
     "run_retention",
 ]
 
 logger = logging.getLogger("eventlog")
+
+Notice = Callable[[str, dict[str, object]], Awaitable[None]]
+"""Records ``(event type, data)`` on the system stream."""
 
 TRIM_CHUNK = 10_000
 
@@ -50,14 +57,60 @@ async def retention_cutoff(storage: Storage, info: StreamInfo, now: datetime) ->
     return min(cutoff, info.next_offset)
 
 
-async def enforce_retention(storage: Storage, now: datetime) -> int:
-    """Trim every stream to its policy; return how many events were deleted."""
+async def plan_stream(
+    storage: Storage,
+    info: StreamInfo,
+    consumers: list[ConsumerInfo],
+    policy_of: Callable[[str], HoldPolicy],
+    now: datetime,
+) -> HoldPlan:
+    """The stream's retention cutoff at ``now``, held back by its consumers."""
+    cutoff = await retention_cutoff(storage, info, now)
+    return plan_holds(info, cutoff, consumers, policy_of, now)
+
+
+async def enforce_retention(
+    storage: Storage,
+    now: datetime,
+    policy_of: Callable[[str], HoldPolicy] = lambda name: HoldPolicy(),
+    notice: Notice | None = None,
+) -> int:
+    """Trim every stream to its policy and its consumers' holds; return events deleted.
+
+    Before trimming unread events of a consumer whose hold expired, logs a
+    warning and records ``retention.hold_expired`` through ``notice``.
+    """
     deleted = 0
+    consumers = await storage.consumers()
     for info in await storage.streams():
-        cutoff = await retention_cutoff(storage, info, now)
+        plan = await plan_stream(storage, info, consumers, policy_of, now)
+        for hold in plan.released:
+            lost = plan.cutoff - hold.offset
+            logger.warning(
+                "retention: consumer %s has not committed on %s since %s (max_hold passed); "
+                "trimming %d events it has not read (offsets %d-%d)",
+                hold.consumer,
+                info.name,
+                hold.updated.isoformat(),
+                lost,
+                hold.offset,
+                plan.cutoff - 1,
+            )
+            if notice is not None:
+                await notice(
+                    "retention.hold_expired",
+                    {
+                        "stream": info.name,
+                        "consumer": hold.consumer,
+                        "offset": hold.offset,
+                        "first_offset": plan.cutoff,
+                        "events_lost": lost,
+                        "last_commit": hold.updated.isoformat(),
+                    },
+                )
         first = info.first_offset
-        while first < cutoff:
-            upto = min(cutoff, first + TRIM_CHUNK)
+        while first < plan.cutoff:
+            upto = min(plan.cutoff, first + TRIM_CHUNK)
             deleted += await storage.trim(info.name, upto)
             first = upto
     return deleted

@@ -89,6 +89,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ws_ping_interval: Seconds between WebSocket pings (dead connections are reaped).
         ws_ping_timeout: Seconds a WebSocket client has to answer a ping.
         consumers: Handler consumers to run (``[[consumers]]``, see docs/consumers.md).
+        retention_protect: Retention keeps what named consumers have not read.
+        retention_max_hold: Seconds without a commit after which a consumer no
+            longer holds retention (unset: never; see docs/consumers.md).
         webhooks: Webhook delivery (``[webhooks]``, see docs/webhooks.md).
         notifications: Chat notification targets delivered by the same engine
             (``[[notifications.targets]]``, see docs/notifications.md).
@@ -104,6 +107,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: str = "info"
     access_log: bool = True
     synchronous: Literal["full", "normal", "off"] = "full"
+    retention_protect: bool = True
+    retention_max_hold: float | None = None
     max_wait: float = 60.0
     max_read_limit: int = 10_000
     shutdown_timeout: float = 10.0

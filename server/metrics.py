@@ -24,7 +24,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from starlette.applications import Starlette
 
 from consumers.parking import parked_counts
-from eventlog import EventLog
+from eventlog import EventLog, StreamNotFound
 from server.loopmetrics import LoopCounter, LoopHistogram
 
 __all__ = ["Metrics", "metrics_of"]
@@ -46,6 +46,7 @@ class Metrics:
         batch_size: Events per append request.
         consumer_lag: Events between each consumer's committed offset and the head.
         consumer_parked: Events waiting in each consumer's parked stream.
+        retention_held: Events retention keeps for each lagging consumer (and bytes).
         http_requests: HTTP requests by method, route template and status.
     """
 
@@ -72,6 +73,16 @@ class Metrics:
             "consumer_parked_events",
             "Events waiting in a consumer's parked stream (<consumer>.parked)",
             ["consumer"],
+        )
+        self.retention_held = self.gauge(
+            "retention_held_events",
+            "Events retention keeps only because a named consumer has not read them",
+            ["stream", "consumer"],
+        )
+        self.retention_held_bytes = self.gauge(
+            "retention_held_bytes",
+            "Payload bytes of those events (estimated from the stream's average event size)",
+            ["stream", "consumer"],
         )
         self.writer = self.gauge(
             "writer",
@@ -147,6 +158,18 @@ class Metrics:
         self.consumer_parked.clear()
         for name, count in parked_counts(streams, offsets).items():
             self.consumer_parked.labels(name).set(count)
+        self.retention_held.clear()
+        self.retention_held_bytes.clear()
+        for info in streams:
+            if info.retention.unlimited:
+                continue  # nothing to trim, nothing held
+            try:
+                plan = await self.log.retention_holds(info.name)
+            except StreamNotFound:  # deleted meanwhile
+                continue
+            for hold in plan.holds:
+                self.retention_held.labels(info.name, hold.consumer).set(hold.events)
+                self.retention_held_bytes.labels(info.name, hold.consumer).set(hold.bytes)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""

@@ -168,7 +168,11 @@ def run_server(config: ServerConfig) -> int:
     if warning is not None:
         logger.warning(warning)
     _raise_fd_limit(config.max_connections)
-    log_config = LogConfig(synchronous=config.synchronous)
+    log_config = LogConfig(
+        synchronous=config.synchronous,
+        protect_consumers=config.retention_protect,
+        max_hold=config.retention_max_hold,
+    )
     try:
         log = EventLog(storage_for(config.db, log_config), log_config)
     except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet

@@ -33,6 +33,7 @@ import asyncpg
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.storage import postgres_tx
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.capabilities import Capabilities, HeadListener
 from eventlog.storage.leases import Lease
@@ -112,7 +113,12 @@ class PostgresStorage:
         self._listener: NotificationListener | None = None
         self._leases: PgLeases | None = None
         self.capabilities = Capabilities(
-            kind="postgres", durable=True, listen=self.listen, leases=self, tables=self
+            kind="postgres",
+            durable=True,
+            listen=self.listen,
+            leases=self,
+            tables=self,
+            offset_transactions=self,
         )
         s = self.schema
         self._sql_read = (
@@ -194,6 +200,8 @@ class PostgresStorage:
         with errors_translated(what):
             async with pool.acquire() as conn:
                 yield cast(asyncpg.Connection, conn)
+
+    transact_offset = postgres_tx.transact_offset
 
     async def transact(
         self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "transaction"

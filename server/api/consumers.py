@@ -75,6 +75,7 @@ class ConsumerRuntime(msgspec.Struct, kw_only=True):
     failures: int
     last_error: str | None
     reason: str | None
+    truncation: str | None
     parked: int
     max_attempts: int
     on_failure: str
@@ -145,6 +146,7 @@ def _runtime(status: ConsumerStatus | None) -> ConsumerRuntime | None:
         failures=status.failures,
         last_error=status.last_error,
         reason=status.reason,
+        truncation=status.truncation,
         parked=status.parked,
         max_attempts=status.max_attempts,
         on_failure=status.on_failure,

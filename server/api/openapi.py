@@ -106,7 +106,7 @@ def openapi_document() -> dict[str, Any]:
     from consumers.webhook import EndpointPatch, EndpointSpec
     from server.api import openapi_paths as more
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
-    from server.api.streams import AppendResult, Page, StreamList
+    from server.api.streams import AppendResult, Page, StreamDetail, StreamList
     from server.api.webhooks import ReplayRequest, RotateRequest
     from server.ingest.sources import Source
 
@@ -116,6 +116,7 @@ def openapi_document() -> dict[str, Any]:
         AppendResult,
         Page,
         StreamInfo,
+        StreamDetail,
         StreamList,
         ConsumerList,
         ConsumerDetail,
@@ -228,7 +229,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "One stream's head, low watermark, count, bytes and retention",
                 "parameters": [STREAM],
                 "responses": {
-                    "200": {"description": "The stream", "content": json_body(ref("StreamInfo"))},
+                    "200": {"description": "The stream", "content": json_body(ref("StreamDetail"))},
                     **errors(400, *AUTH, 404),
                 },
             },

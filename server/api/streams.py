@@ -5,7 +5,9 @@
 * ``GET /api/streams/{stream}/events?from=&limit=&wait=`` —
   ``{"stream", "events", "next_offset"}``; with ``wait`` it long-polls.
 * ``GET /api/streams`` — ``{"streams": [StreamInfo]}`` (those the key may read).
-* ``GET /api/streams/{stream}`` — one StreamInfo; ``DELETE`` (admin) — 204.
+* ``GET /api/streams/{stream}`` — one StreamInfo plus ``holds``: the named consumers that keep
+  retention from trimming (``{"consumer", "offset", "events", "bytes", "updated", "expired"}``,
+  see :mod:`eventlog.holds`); ``DELETE`` (admin) — 204.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from eventlog import Event, EventLog, StreamInfo, validate_stream_name
+from eventlog import Event, EventLog, Hold, StreamInfo, validate_stream_name
 from server.api.append_body import apply_idempotency_key, parse_body
 from server.api.params import non_negative_int, optional_non_negative_int, wait_seconds
 from server.auth import require
@@ -221,12 +223,21 @@ async def list_streams(request: Request) -> Response:
     return json_response(StreamList(streams=infos))
 
 
+class StreamDetail(StreamInfo, frozen=True, kw_only=True):
+    """A stream's shape and who holds its retention back."""
+
+    holds: list[Hold] = []
+
+
 async def stream_info(request: Request) -> Response:
-    """One stream's head, low watermark, count, bytes and retention."""
+    """One stream's head, low watermark, count, bytes, retention and retention holds."""
     stream = _stream(request)
     require(request, "read", stream)
     log: EventLog = request.app.state.log
-    return json_response(await log.stream_info(stream))
+    plan = await log.retention_holds(stream)
+    info = await log.stream_info(stream)
+    fields = {name: getattr(info, name) for name in info.__struct_fields__}
+    return json_response(StreamDetail(**fields, holds=plan.holds))
 
 
 async def delete_stream(request: Request) -> Response:

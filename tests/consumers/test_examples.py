@@ -26,3 +26,20 @@ def test_parking_example_parks_the_bad_event_and_replays_it(tmp_path: Path) -> N
     assert "'parked-offset': '1'" in out[1]
     assert "'parked-attempts': '3'" in out[1]
     assert out[2:] == ["replayed 1, 0 still parked", "handled offsets: [0, 2, 1]"]
+
+
+def test_retention_holds_example_keeps_then_trims_and_says_so(tmp_path: Path) -> None:
+    out = run_example("retention_holds.py", tmp_path).splitlines()
+    assert out == [
+        "deleted 2 - first retained: 2",
+        "held by ledger: 4 events from offset 2",
+        "two hours later: deleted 4",
+        "system: retention.hold_expired 4 events lost",
+        "ledger resumes at 6 - consumer ledger lost offsets 2-5 of 'orders' to retention "
+        "(4 events skipped; first retained 6, resuming at 6)",
+    ]
+
+
+def test_exactly_once_example_writes_rows_with_the_offset(tmp_path: Path) -> None:
+    out = run_example("exactly_once.py", tmp_path).splitlines()
+    assert out == ["rows: [(0, 10), (1, 25), (2, 7)]", "committed offset: 3"]

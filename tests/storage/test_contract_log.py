@@ -14,6 +14,7 @@ from eventlog import (
     EventLog,
     EventTooLarge,
     ExpectedOffsetMismatch,
+    HoldPolicy,
     InvalidEvent,
     InvalidPosition,
     InvalidStreamName,
@@ -288,6 +289,7 @@ async def test_consumer_behind_retention_resets_per_policy(log: EventLog) -> Non
     await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(10)])
     for name in ("early", "late", "strict"):
         await log.consumer(name, "s").commit(2)
+        log.set_hold_policy(name, HoldPolicy(protect=False))  # let retention pass them
     await log.set_retention("s", Retention(max_count=5))
     await log.enforce_retention()
     assert (await log.consumer("early", "s").poll(1))[0].offset == 5

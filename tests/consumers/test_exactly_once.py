@@ -1,0 +1,184 @@
+"""Transactional handlers: their writes and the consumer's offset commit together."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from consumers import Backoff, ConsumerManager
+from eventlog import Event, EventLog, NewEvent, OffsetTransaction, Unsupported
+from tests.pg import PgCluster
+from tests.support import scaled
+
+ROOT = Path(__file__).resolve().parents[2]
+TOTAL = 3_000
+
+
+def insert_sql(tx: OffsetTransaction) -> str:
+    return "INSERT INTO projection (o) VALUES (" + ("$1)" if tx.kind == "postgres" else "?)")
+
+
+async def create_projection(log: EventLog, target: str) -> None:
+    if target.startswith("postgresql://"):
+        conn = await asyncpg.connect(target)
+        try:
+            await conn.execute("CREATE TABLE projection (o bigint NOT NULL)")
+        finally:
+            await conn.close()
+    else:
+        conn = sqlite3.connect(target)
+        try:
+            conn.execute("CREATE TABLE projection (o INTEGER NOT NULL)")
+            conn.commit()
+        finally:
+            conn.close()
+
+
+async def projection_and_offset(target: str) -> tuple[list[int], int | None]:
+    """Every projected offset (sorted) and the consumer's committed offset."""
+    if target.startswith("postgresql://"):
+        conn = await asyncpg.connect(target)
+        try:
+            rows = [r[0] for r in await conn.fetch("SELECT o FROM projection ORDER BY o")]
+            offset = await conn.fetchval(
+                "SELECT \"offset\" FROM eventlog.consumer_offsets WHERE name = 'projector'"
+            )
+        finally:
+            await conn.close()
+        return rows, offset
+    conn = sqlite3.connect(target)
+    try:
+        rows = [r[0] for r in conn.execute("SELECT o FROM projection ORDER BY o")]
+        found = conn.execute(
+            "SELECT offset FROM consumer_offsets WHERE name = 'projector'"
+        ).fetchone()
+    finally:
+        conn.close()
+    return rows, None if found is None else found[0]
+
+
+async def target_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return str(tmp_path / "e.db")
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return await cluster.create_database()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_failed_transactional_handler_leaves_neither_rows_nor_offset(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    target = await target_for(backend, tmp_path, request)
+    async with EventLog.open(target) as log:
+        await create_projection(log, target)
+        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(5)])
+        calls = 0
+
+        async def project(events: list[Event], tx: OffsetTransaction) -> None:
+            nonlocal calls
+            calls += 1
+            for event in events:
+                await tx.execute(insert_sql(tx), event.offset)
+            if calls == 1:
+                raise RuntimeError("crash after writing")
+
+        manager = ConsumerManager(log, backoff=Backoff(base=0.01, cap=0.01), poll_timeout=0.1)
+        manager.add("projector", "s", project, transactional=True)
+        async with manager:
+            deadline = time.monotonic() + scaled(10)
+            while manager.status()[0].committed != 5:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+        assert manager.status()[0].transactional
+    assert await projection_and_offset(target) == ([0, 1, 2, 3, 4], 5)
+
+
+async def test_transactional_handlers_are_refused_in_memory(memory_log: EventLog) -> None:
+    async def project(events: list[Event], tx: OffsetTransaction) -> None: ...
+
+    with pytest.raises(Unsupported, match="need the log in a database"):
+        ConsumerManager(memory_log).add("p", "s", project, transactional=True)
+    with pytest.raises(Unsupported, match="use SQLite or PostgreSQL"):
+        await memory_log.consumer("p", "s").transact(project)  # type: ignore[arg-type]
+
+
+def run_child(target: str, *, kill_after: float | None) -> int:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.consumers.exactly_once_child", target, str(TOTAL)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        if kill_after is None:
+            return proc.wait(scaled(60))
+        time.sleep(kill_after)
+        proc.kill()
+        return proc.wait(scaled(10))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_projection_has_one_row_per_event_after_20_sigkills(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    target = await target_for(backend, tmp_path, request)
+    async with EventLog.open(target) as log:
+        await create_projection(log, target)
+        for _ in range(TOTAL // 1000):
+            await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(1000)])
+    rng = random.Random(15)
+    progress = []
+    for _ in range(20):
+        assert await asyncio.to_thread(run_child, target, kill_after=rng.uniform(0, 0.25)) == -9
+        rows, offset = await projection_and_offset(target)
+        # Exactly the committed prefix is projected, once: no lost and no doubled rows.
+        assert rows == list(range(offset or 0))
+        progress.append(offset or 0)
+    assert 0 < progress[-1] < TOTAL, progress  # the kills landed while it worked
+    assert await asyncio.to_thread(run_child, target, kill_after=None) == 0
+    assert await projection_and_offset(target) == (list(range(TOTAL)), TOTAL)
+
+
+async def test_transactional_poison_is_parked_and_its_replay_commits_in_the_transaction(
+    tmp_path: Path,
+) -> None:
+    target = str(tmp_path / "e.db")
+    async with EventLog.open(target) as log:
+        await create_projection(log, target)
+        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(6)])
+        fixed = False
+
+        async def project(events: list[Event], tx: OffsetTransaction) -> None:
+            for event in events:
+                await tx.execute(insert_sql(tx), event.offset)
+                if event.offset == 3 and not fixed:
+                    raise ValueError("bad row")
+
+        manager = ConsumerManager(log, backoff=Backoff(base=0.001, cap=0.001), poll_timeout=0.1)
+        manager.add("projector", "s", project, transactional=True, max_attempts=2)
+        async with manager:
+            deadline = time.monotonic() + scaled(10)
+            while manager.status()[0].committed != 6:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            assert (await projection_and_offset(target))[0] == [0, 1, 2, 4, 5]
+            fixed = True
+            result = await manager.replay_parked("projector")
+            assert (result.replayed, result.remaining) == (1, 0)
+        assert await log.consumer("projector", "projector.parked").lag() == 0
+    assert (await projection_and_offset(target))[0] == [0, 1, 2, 3, 4, 5]
