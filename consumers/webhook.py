@@ -32,9 +32,11 @@ from consumers.delivery.signing import (
 )
 from consumers.delivery.ssrf import InvalidTarget, validate_url
 from consumers.filter import check_key_pattern, check_type_pattern
+from eventlog.encoding import utf8_problem
 from eventlog.errors import InvalidInput
 from eventlog.ids import uuid7
 from eventlog.model import Event, validate_stream_name
+from eventlog.repair import repair
 
 __all__ = [
     "WEBHOOK",
@@ -395,6 +397,8 @@ def correlation_id(event: Event) -> str | None:
 def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
     """The Standard Webhooks request for one attempt: event JSON body, signed now."""
     body = _encoder.encode(event)
+    if utf8_problem(body) is not None:  # stored so by an older version: see eventlog.repair
+        body = _encoder.encode(repair(event, "webhook"))
     headers = {
         "Content-Type": "application/json",
         **webhook_headers(ep.active_secrets(now), delivery_id, int(now), body),

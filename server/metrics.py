@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 
 from consumers.parking import parked_counts
 from eventlog import EventLog, StreamNotFound
+from eventlog.repair import repair_counts
 from server.loopmetrics import LoopCounter, LoopHistogram
 
 __all__ = ["Metrics", "metrics_of"]
@@ -48,6 +49,8 @@ class Metrics:
         consumer_parked: Events waiting in each consumer's parked stream.
         retention_held: Events retention keeps for each lagging consumer (and bytes).
         http_requests: HTTP requests by method, route template and status.
+        repaired: Stored events sent repaired because they were not UTF-8, by
+            surface (``eventlog_events_repaired_total``; see :mod:`eventlog.repair`).
     """
 
     def __init__(self, log: EventLog, prefix: str = "eventlog") -> None:
@@ -91,6 +94,11 @@ class Metrics:
         )
         self.http_requests = self.loop_counter(
             "http_requests", "HTTP requests", ["method", "route", "status"]
+        )
+        self.repaired = self.loop_counter(
+            "events_repaired",
+            "Stored events sent repaired (bytes not UTF-8 replaced), by surface",
+            ["surface"],
         )
 
     def _get(self, cls: type[_M], name: str, doc: str, labels: Sequence[str], **kw: Any) -> _M:
@@ -146,6 +154,7 @@ class Metrics:
         """Update the gauges computed from the log (consumer lag, writer counters)."""
         for name, value in self.log.writer_stats.items():
             self.writer.labels(name).set(value)
+        self.repaired.values = {(k,): float(n) for k, n in repair_counts().items()}
         streams = await self.log.streams()
         heads = {info.name: info.next_offset for info in streams}
         offsets = await self.log.consumers()

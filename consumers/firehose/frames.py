@@ -20,6 +20,7 @@ import msgspec
 
 from consumers.filter import EventFilter
 from eventlog.model import Event
+from eventlog.repair import repair
 
 __all__ = ["Backlog", "EventFilter", "Frame", "Limits", "encode_frame"]
 
@@ -71,9 +72,19 @@ class Frame:
 
 
 def encode_frame(event: Event) -> Frame:
-    """Encode an event once; ``event.data`` (``msgspec.Raw``) is copied, never re-encoded."""
+    """Encode an event once; ``event.data`` (``msgspec.Raw``) is copied, never re-encoded.
+
+    A stored event whose data is not UTF-8 (an older version could write one)
+    is sent repaired, flagged by a header (:mod:`eventlog.repair`): one bad
+    event never closes a client or stops the hub.
+    """
     raw = _encoder.encode(event)
-    return Frame(event.offset, event.type, event.key, raw.decode(), len(raw))
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raw = _encoder.encode(repair(event, "firehose"))
+        text = raw.decode()
+    return Frame(event.offset, event.type, event.key, text, len(raw))
 
 
 # -- the backlog of recent frames ----------------------------------------------

@@ -33,7 +33,9 @@ from typing import Any
 
 import msgspec
 
+from eventlog.encoding import utf8_problem
 from eventlog.model import Event
+from eventlog.repair import repair
 
 __all__ = ["MAX_TEMPLATE_LENGTH", "Template", "TemplateError", "event_context", "parse"]
 
@@ -195,9 +197,12 @@ def _split_fallback(body: str) -> tuple[str, bool, str]:
 def event_context(event: Event) -> dict[str, Any]:
     """What a template sees of an event: its fields, ``time`` as RFC 3339, ``data`` decoded.
 
-    Data that is not valid JSON (it always is when the log wrote it) renders
+    Data that is not UTF-8 (an older version could store it) is repaired
+    first (:mod:`eventlog.repair`); data that is still not valid JSON renders
     as absent rather than failing the delivery.
     """
+    if utf8_problem(bytes(event.data)) is not None:
+        event = repair(event, "notification")
     try:
         data: object = msgspec.json.decode(event.data)
     except (msgspec.DecodeError, RecursionError):

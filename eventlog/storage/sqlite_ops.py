@@ -16,6 +16,7 @@ import msgspec
 
 from eventlog.errors import CorruptDatabase, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.repair import lenient_event
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.planner import given_ids, plan_appends
 from eventlog.storage.rows import STREAM_COLUMNS, events_from_rows, from_us, stream_info, to_us
@@ -259,13 +260,27 @@ def set_offset(
     )
 
 
+_READ = "SELECT offset, {} FROM events WHERE stream = ? AND offset >= ? ORDER BY offset LIMIT ?"
+_READ_TEXT = _READ.format("id, type, key, time_us, headers, data")
+_READ_BYTES = _READ.format(
+    "CAST(id AS BLOB), CAST(type AS BLOB), CAST(key AS BLOB), time_us, headers, data"
+)
+
+
 def read_events(conn: sqlite3.Connection, stream: str, start: int, limit: int) -> list[Event]:
-    """Read a page of events."""
-    rows = conn.execute(
-        "SELECT offset, id, type, key, time_us, headers, data FROM events "
-        "WHERE stream = ? AND offset >= ? ORDER BY offset LIMIT ?",
-        (stream, start, limit),
-    ).fetchall()
+    """Read a page of events; one whose text or headers are not UTF-8 comes back repaired."""
+    try:
+        return _read_events(conn, stream, start, limit)
+    except (sqlite3.OperationalError, msgspec.DecodeError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "decode" not in str(exc):
+            raise
+    # A row written by an older version, or by hand: its text read as bytes, repaired.
+    rows = conn.execute(_READ_BYTES, (stream, start, limit)).fetchall()
+    return [lenient_event(stream, row) for row in rows]
+
+
+def _read_events(conn: sqlite3.Connection, stream: str, start: int, limit: int) -> list[Event]:
+    rows = conn.execute(_READ_TEXT, (stream, start, limit)).fetchall()
     return events_from_rows(stream, rows)
 
 

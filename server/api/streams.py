@@ -22,6 +22,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from eventlog import Event, EventLog, Hold, StreamInfo, validate_stream_name
+from eventlog.encoding import utf8_problem
+from eventlog.repair import repair_page
 from server.api.append_body import apply_idempotency_key, parse_body
 from server.api.params import non_negative_int, optional_non_negative_int, wait_seconds
 from server.auth import require
@@ -187,7 +189,11 @@ async def read(request: Request) -> Response:
         if await _wait_for_append(log, stream, start, wait, stopping):
             events = await log.read(stream, start, limit)
     next_offset = events[-1].offset + 1 if events else start
-    return json_response(Page(stream=stream, events=events, next_offset=next_offset))
+    body = _encoder.encode(Page(stream=stream, events=events, next_offset=next_offset))
+    if utf8_problem(body) is not None:  # an event an older version stored: eventlog.repair
+        events = repair_page(events, "http")
+        body = _encoder.encode(Page(stream=stream, events=events, next_offset=next_offset))
+    return Response(body, media_type="application/json")
 
 
 async def _wait_for_append(

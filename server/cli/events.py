@@ -29,6 +29,7 @@ import msgspec
 
 from eventlog import Event, InvalidStreamName, validate_stream_name
 from eventlog.encoding import utf8_problem
+from eventlog.repair import repair
 
 __all__ = [
     "NULL",
@@ -227,8 +228,15 @@ def parse_from(text: str) -> From:
 
 
 def encode_event(event: Event) -> bytes:
-    """One event as one compact JSON line (newline included), data untouched."""
-    return _encoder.encode(event) + b"\n"
+    """One event as one compact JSON line (newline included), data untouched.
+
+    An event stored with data that is not UTF-8 (by an older version) is
+    printed repaired and flagged (:mod:`eventlog.repair`), so the line imports.
+    """
+    line = _encoder.encode(event)
+    if utf8_problem(line) is not None:
+        line = _encoder.encode(repair(event, "cli"))
+    return line + b"\n"
 
 
 def encode_out(events: OutEvent | list[OutEvent]) -> bytes:

@@ -201,3 +201,20 @@ def test_line_splitter_joins_a_long_line_from_many_chunks() -> None:
     assert splitter.feed(b"") == []
     assert splitter.feed(b"\n\n") == [(2, b"z"), (3, b"")]
     assert splitter.finish() == []
+
+
+def test_an_event_stored_not_utf8_is_exported_repaired_so_that_it_imports() -> None:
+    event = Event(
+        stream="s",
+        offset=2,
+        id="old-2",
+        type="t",
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        data=msgspec.Raw(b'{"note": "caf\xe9"}'),
+    )
+    line = encode_event(event)
+    line.decode("utf-8")  # the line is UTF-8
+    parsed = parse_line(line, lineno=1)
+    assert parsed is not None
+    assert msgspec.json.decode(parsed.data) == {"note": "caf\ufffd"}
+    assert parsed.headers == {"eventlog-repaired": "utf-8"}

@@ -78,6 +78,22 @@ def test_encode_frame_is_compact_json_with_data_bytes_untouched() -> None:
     }
 
 
+def test_encode_frame_sends_a_stored_event_that_is_not_utf8_repaired_and_flagged() -> None:
+    bad = Event(
+        stream="s",
+        offset=2,
+        id="x",
+        type="t",
+        time=datetime(2026, 1, 2, tzinfo=UTC),
+        data=msgspec.Raw(b'{"note": "caf\xe9"}'),
+    )
+    frame = encode_frame(bad)
+    decoded = msgspec.json.decode(frame.text)
+    assert decoded["data"] == {"note": "caf\ufffd"}
+    assert decoded["headers"] == {"eventlog-repaired": "utf-8"}
+    assert (frame.offset, frame.size) == (2, len(frame.text.encode()))
+
+
 # -- parameters ----------------------------------------------------------------
 
 

@@ -88,3 +88,10 @@ def test_malformed_templates_are_refused_with_the_position(template: str, messag
 def test_undecodable_data_renders_as_absent() -> None:
     event = msgspec.structs.replace(EVENT, data=msgspec.Raw(b"{not json"))
     assert parse("[{data.x|-}]").render(event_context(event)) == "[-]"
+
+
+def test_data_that_is_not_utf8_renders_repaired_and_the_header_says_so() -> None:
+    event = msgspec.structs.replace(EVENT, data=msgspec.Raw(b'{"x": "caf\xe9"}'))
+    ctx = event_context(event)
+    assert parse("{data.x}").render(ctx) == "caf\ufffd"
+    assert ctx["headers"]["eventlog-repaired"] == "utf-8"

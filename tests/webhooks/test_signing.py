@@ -69,3 +69,30 @@ def test_mask_reveals_only_a_short_hint() -> None:
     hint = mask_secret(SECRET)
     assert hint == "whsec_MfKQ…"
     assert "LaLaSw" not in hint
+
+
+def test_a_stored_event_that_is_not_utf8_is_delivered_repaired_and_signed_as_sent() -> None:
+    import time
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from consumers.webhook import EndpointSpec, build_endpoint, format_webhook
+    from eventlog.model import Event
+
+    now = time.time()
+    ep = build_endpoint(EndpointSpec(url="https://example.com/hook", stream="s"), now=now, head=0)
+    bad = Event(
+        stream="s",
+        offset=2,
+        id="x",
+        type="t",
+        time=datetime.now(UTC),
+        data=msgspec.Raw(b'{"note": "caf\xe9"}'),
+    )
+    request = format_webhook(ep, bad, "msg_1", now)
+    body = msgspec.json.decode(request.body.decode("utf-8"))
+    assert body["data"] == {"note": "caf\ufffd"}
+    assert body["headers"]["eventlog-repaired"] == "utf-8"
+    secret = ep.active_secrets(now)[0]
+    Webhook(secret).verify(request.body, {k.lower(): v for k, v in request.headers.items()})
