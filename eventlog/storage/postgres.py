@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import asyncpg
@@ -49,6 +49,7 @@ from eventlog.storage.postgres_schema import (
     connection_lost,
     errors_translated,
     redact,
+    set_offset,
     split_url,
 )
 from eventlog.storage.rows import events_from_rows, from_us, stream_info, to_us
@@ -425,21 +426,6 @@ class PostgresStorage:
     def leases(self) -> PgLeases | None:
         """The lease manager (None when closed)."""
         return self._leases
-
-
-async def set_offset(
-    conn: asyncpg.Connection, schema: str, consumer: str, stream: str, offset: int
-) -> None:
-    """Store a consumer offset (inside a transaction from :meth:`PostgresStorage.transact`)."""
-    await conn.execute(
-        f'INSERT INTO {schema}.consumer_offsets (name, stream, "offset", updated_us) '
-        "VALUES ($1, $2, $3, $4) ON CONFLICT (name, stream) DO UPDATE SET "
-        '"offset" = excluded."offset", updated_us = excluded.updated_us',
-        consumer,
-        stream,
-        offset,
-        to_us(datetime.now(UTC)),
-    )
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

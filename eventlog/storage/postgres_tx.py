@@ -7,14 +7,13 @@ consumer's ``consumer_offsets`` row, and whatever the body touches).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
+from eventlog.storage.capabilities import PostgresTables
+from eventlog.storage.postgres_schema import set_offset
 from eventlog.storage.transactions import Body, OffsetTransaction
-
-if TYPE_CHECKING:
-    from eventlog.storage.postgres import PostgresStorage
 
 __all__ = ["transact_offset"]
 
@@ -22,10 +21,9 @@ T = TypeVar("T")
 
 
 async def transact_offset(
-    storage: PostgresStorage, consumer: str, stream: str, offset: int, body: Body[T]
+    storage: PostgresTables, consumer: str, stream: str, offset: int, body: Body[T]
 ) -> T:
     """See :meth:`OffsetTransactions.transact_offset`."""
-    from eventlog.storage.postgres import set_offset
 
     async def txn(conn: asyncpg.Connection) -> T:
         result = await body(OffsetTransaction("postgres", conn))
