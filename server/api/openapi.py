@@ -2,8 +2,10 @@
 
 Schemas come from the msgspec Structs the routes decode and encode, so the
 document cannot drift from the wire format; paths are listed by hand: the core
-routes here, the feature routes (ingest, firehose, webhooks, notifications) in
-:mod:`server.api.openapi_paths`. ``tests/server/test_openapi.py`` checks that
+routes here, the feature routes (ingest, firehose) in
+:mod:`server.api.openapi_paths`, the webhook and notification routes in
+:mod:`server.api.openapi_endpoints`, from the pieces in
+:mod:`server.api.openapi_parts`. ``tests/server/test_openapi.py`` checks that
 every route of the app is in the document and that the document is valid.
 """
 
@@ -17,8 +19,9 @@ import msgspec
 
 from eventlog import Event, StreamInfo
 from server.api.append_body import Id, Key, Type
+from server.api.openapi_parts import AUTH, NAME, STREAM, errors, json_body, param, ref
 
-__all__ = ["AUTH", "STREAM", "docs_html", "errors", "json_body", "openapi_document", "param", "ref"]
+__all__ = ["docs_html", "openapi_document"]
 
 
 class ErrorBody(msgspec.Struct):
@@ -46,58 +49,6 @@ class EventIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     headers: dict[str, str] = {}
 
 
-def ref(name: str) -> dict[str, str]:
-    """A reference to a component schema."""
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON ``content`` map with ``schema``."""
-    return {"application/json": {"schema": schema}}
-
-
-def errors(*statuses: int, say: dict[int, str] | None = None) -> dict[str, Any]:
-    """Error responses for ``statuses``: the generic meaning, or the one in ``say``."""
-    meaning = {
-        400: "Malformed request: bad JSON, stream name or query parameter",
-        401: "No API key, or an unknown one",
-        403: "The API key lacks the scope",
-        404: "No such stream, consumer or route",
-        408: "The request body did not arrive in time",
-        409: "expected_offset does not match the stream head",
-        413: "Body over the server's limit, or an event over the log's limit",
-        415: "Unsupported Content-Type",
-        416: "Offset before the first retained event",
-        422: "Well-formed JSON that is not a valid event or batch (``path`` says where)",
-        503: "The log is closed or the server is shutting down",
-        **(say or {}),
-    }
-    return {
-        str(s): {"description": meaning[s], "content": json_body(ref("Error"))} for s in statuses
-    }
-
-
-def param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """A parameter (required when it is in the path)."""
-    return {
-        "name": name,
-        "in": where,
-        "required": where == "path",
-        "description": description,
-        "schema": schema,
-    }
-
-
-STREAM = param(
-    "stream",
-    "path",
-    "1-128 characters of [A-Za-z0-9._-], starting with a letter or digit",
-    {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
-)
-NAME = param("name", "path", "Consumer name (same rules as stream names)", STREAM["schema"])
-AUTH = [401, 403]
-
-
 @cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of the API (built once)."""
@@ -106,6 +57,7 @@ def openapi_document() -> dict[str, Any]:
     from consumers.webhook import EndpointPatch, EndpointSpec
     from server.api import openapi_paths as more
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
+    from server.api.openapi_endpoints import endpoint_paths
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
     from server.api.webhooks import ReplayRequest, RotateRequest
     from server.ingest.sources import Source
@@ -313,10 +265,10 @@ def openapi_document() -> dict[str, Any]:
         },
         **more.firehose_paths(),
         **more.ingest_paths(),
-        **more.endpoint_paths(
+        **endpoint_paths(
             "/api/webhooks", "webhook endpoint", "EndpointSpec", "EndpointPatch", rotate=True
         ),
-        **more.endpoint_paths(
+        **endpoint_paths(
             "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
         ),
     }
