@@ -8,7 +8,6 @@ before committing reads the same events again from its committed offset.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal, Protocol, TypeVar
 
@@ -54,16 +53,7 @@ class _Log(Protocol):
         self, consumer: str, stream: str, offset: int, body: Body[T]
     ) -> T: ...
 
-    def append_event(
-        self,
-        stream: str,
-        data: object,
-        *,
-        type: str,
-        key: str | None = None,
-        id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None: ...
+    def append_event(self, stream: str, data: object, *, type: str) -> None: ...
 
 
 class Consumer:
