@@ -13,10 +13,12 @@ from eventlog.errors import (
     InvalidEvent,
     InvalidInput,
     InvalidPosition,
+    InvalidSchedule,
     InvalidStreamName,
     LogClosed,
     NotFound,
     OffsetOutOfRange,
+    ScheduleNotFound,
     SchemaTooNew,
     StorageError,
     StreamNotFound,
@@ -39,6 +41,7 @@ from eventlog.model import (
     Time,
     validate_stream_name,
 )
+from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from eventlog.storage.base import Storage
 from eventlog.storage.transactions import OffsetTransaction
 
@@ -62,6 +65,7 @@ __all__ = [
     "InvalidEvent",
     "InvalidInput",
     "InvalidPosition",
+    "InvalidSchedule",
     "InvalidStreamName",
     "LogClosed",
     "LogConfig",
@@ -73,6 +77,10 @@ __all__ = [
     "Position",
     "ResetPolicy",
     "Retention",
+    "ScheduleNotFound",
+    "SchedulePage",
+    "Scheduled",
+    "ScheduledEvent",
     "SchemaTooNew",
     "Storage",
     "StorageError",

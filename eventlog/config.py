@@ -39,6 +39,10 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             (``retention.hold_expired``, ``consumer.truncated``).
         recheck_interval: While waiting for appends, seconds between storage
             re-checks that catch other processes' appends (None: never).
+        schedule_horizon: Farthest due time a scheduled append may have, in
+            seconds from now (default 366 days); further is refused.
+        schedule_poll: Seconds between looks for scheduled events that
+            another process added to the same database.
     """
 
     synchronous: Literal["full", "normal", "off"] = "full"
@@ -55,6 +59,8 @@ class LogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_hold: float | None = None
     system_stream: str = "system"
     recheck_interval: float | None = 1.0
+    schedule_horizon: float = 366 * 86_400.0
+    schedule_poll: float = 1.0
 
 
 def storage_for(target: str | Path, config: LogConfig) -> Storage:

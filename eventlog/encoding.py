@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from eventlog.errors import EventTooLarge, InvalidEvent, InvalidPosition
+from eventlog.errors import EventTooLarge, InvalidEvent
 from eventlog.ids import uuid7
 from eventlog.model import NewEvent
 from eventlog.storage.base import PendingEvent
@@ -20,10 +20,8 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_KEY_LENGTH",
     "MAX_TYPE_LENGTH",
-    "check_expected_offset",
     "encode_data",
     "json_problem",
-    "pending_batch",
     "pending_event",
     "pending_events",
     "utf8_problem",
@@ -139,24 +137,6 @@ def pending_event(
         headers=header_map,
         data=payload,
     )
-
-
-def pending_batch(
-    events: Sequence[NewEvent], max_events: int, max_bytes: int
-) -> list[PendingEvent]:
-    """Check and encode one ``append_batch``: at least one event, at most ``max_events``
-    (see :func:`pending_events`)."""
-    if not events:
-        raise InvalidEvent("a batch needs at least one event")
-    if len(events) > max_events:
-        raise InvalidEvent(f"a batch holds at most {max_events} events, got {len(events)}")
-    return pending_events(events, max_bytes)
-
-
-def check_expected_offset(expected_offset: object) -> None:
-    """Refuse an ``expected_offset`` that is not a non-negative integer."""
-    if not isinstance(expected_offset, int) or expected_offset < 0:
-        raise InvalidPosition("expected_offset must be a non-negative integer")
 
 
 def _headers(headers: Mapping[str, str]) -> tuple[dict[str, str], int]:

@@ -12,10 +12,12 @@ WebSocket close codes in one place.
     │   ├── InvalidStreamName            name not 1-128 of [A-Za-z0-9._-], alphanumeric first
     │   ├── InvalidEvent                 data not JSON, bad type/key/headers, empty batch
     │   │   └── EventTooLarge            over the configured max_event_bytes
-    │   └── InvalidPosition              negative offset, naive datetime, unknown reset policy
+    │   ├── InvalidPosition              negative offset, naive datetime, unknown reset policy
+    │   └── InvalidSchedule              a due time malformed or beyond the schedule horizon
     ├── NotFound
     │   ├── StreamNotFound
-    │   └── ConsumerNotFound
+    │   ├── ConsumerNotFound
+    │   └── ScheduleNotFound             no scheduled event with that stream and id
     ├── ExpectedOffsetMismatch           optimistic concurrency: the stream head moved
     ├── OffsetOutOfRange                 position before the retained range (retention)
     ├── LogClosed                        the log is closed or closing
@@ -36,10 +38,12 @@ __all__ = [
     "InvalidEvent",
     "InvalidInput",
     "InvalidPosition",
+    "InvalidSchedule",
     "InvalidStreamName",
     "LogClosed",
     "NotFound",
     "OffsetOutOfRange",
+    "ScheduleNotFound",
     "SchemaTooNew",
     "StorageError",
     "StreamNotFound",
@@ -98,6 +102,12 @@ class InvalidPosition(InvalidInput):
     code = "invalid_position"
 
 
+class InvalidSchedule(InvalidInput):
+    """A scheduled append's due time is malformed, naive, or beyond the log's horizon."""
+
+    code = "invalid_schedule"
+
+
 class NotFound(EventLogError, LookupError):
     """Something named does not exist."""
 
@@ -122,6 +132,18 @@ class ConsumerNotFound(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"consumer {name!r} does not exist")
         self.name = name
+
+
+class ScheduleNotFound(NotFound):
+    """No event with that id is waiting in the stream's schedule (never
+    scheduled, cancelled, or already appended)."""
+
+    code = "schedule_not_found"
+
+    def __init__(self, stream: str, event_id: str) -> None:
+        super().__init__(f"no scheduled event {event_id!r} waits for stream {stream!r}")
+        self.stream = stream
+        self.id = event_id
 
 
 class ExpectedOffsetMismatch(EventLogError):

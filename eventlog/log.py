@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self
 
 from eventlog._opener import Opener
+from eventlog.appends import Appends
 from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
-from eventlog.encoding import check_expected_offset, pending_batch, pending_event
 from eventlog.errors import (
-    EventLogError,
     InvalidInput,
     InvalidPosition,
     LogClosed,
@@ -41,25 +40,25 @@ from eventlog.log_retention import RetentionMethods
 from eventlog.model import (
     BEGINNING,
     Event,
-    NewEvent,
     Position,
     StreamInfo,
     validate_stream_name,
 )
 from eventlog.retention import run_retention
-from eventlog.storage.base import Appended, AppendRequest, Storage
+from eventlog.schedule import Scheduler
+from eventlog.storage.base import Storage
 from eventlog.storage.capabilities import Capabilities
+from eventlog.storage.held import held_for
 from eventlog.storage.leases import Leases, leases_for
+from eventlog.storage.schedule import schedule_store_for
 from eventlog.writer import GroupCommitWriter
-
-T = TypeVar("T")
 
 __all__ = ["EventLog", "LogConfig", "storage_for"]
 
 logger = logging.getLogger("eventlog")
 
 
-class EventLog(OffsetMethods, RetentionMethods):
+class EventLog(Appends, OffsetMethods, RetentionMethods):
     """A durable, offset-indexed log of named streams.
 
     Create one with :meth:`open`, or with a storage backend directly:
@@ -78,6 +77,13 @@ class EventLog(OffsetMethods, RetentionMethods):
             max_queued_events=self.config.queue_events,
             max_queued_bytes=self.config.queue_bytes,
         )
+        self._scheduler = Scheduler(
+            schedule_store_for(storage),
+            self.append_batch_result,
+            horizon=self.config.schedule_horizon,
+            poll=self.config.schedule_poll,
+        )
+        self._held = held_for(storage)
         self._state: Literal["new", "open", "closed"] = "new"
         self._retention_task: asyncio.Task[None] | None = None
         self._holds: dict[str, HoldPolicy] = {}
@@ -112,6 +118,13 @@ class EventLog(OffsetMethods, RetentionMethods):
         if self.storage.capabilities.listen is not None:
             self.storage.capabilities.listen(self.heads.advance)
         self._writer.start()
+        try:
+            await self._held.open()
+            await self._scheduler.start()
+        except BaseException:
+            await self._writer.close()
+            await self.storage.close()
+            raise
         if self.config.retention_interval > 0:
             self._retention_task = asyncio.create_task(
                 run_retention(self.enforce_retention, self.config.retention_interval)
@@ -127,6 +140,8 @@ class EventLog(OffsetMethods, RetentionMethods):
         if self._retention_task is not None:
             self._retention_task.cancel()
             await asyncio.gather(self._retention_task, return_exceptions=True)
+        await self._scheduler.close()
+        await self._held.close()
         await self._writer.close()
         self.heads.wake_all()
         await self.storage.close()
@@ -151,118 +166,6 @@ class EventLog(OffsetMethods, RetentionMethods):
     def _check_open(self) -> None:
         if self._state != "open":
             raise LogClosed("the log is closed" if self._state == "closed" else "log not started")
-
-    # -- appends -------------------------------------------------------------
-
-    async def append(
-        self,
-        stream: str,
-        data: object,
-        *,
-        type: str,
-        key: str | None = None,
-        id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        expected_offset: int | None = None,
-    ) -> int:
-        """Append one event; return its offset once it is durable.
-
-        Args:
-            stream: Stream name (created on first append).
-            data: Any JSON-serialisable value, or :class:`msgspec.Raw` JSON bytes.
-            type: Event type, e.g. ``"order.created"``.
-            key: Optional aggregate / partition key.
-            id: Idempotency key: if an event with this id exists in the stream,
-                its offset is returned and nothing is written.
-            headers: String metadata.
-            expected_offset: If given, the append succeeds only if the stream's
-                next offset equals it (optimistic concurrency).
-
-        Raises:
-            InvalidStreamName, InvalidEvent, EventTooLarge: Bad input.
-            ExpectedOffsetMismatch: The stream head moved.
-            LogClosed: The log is closed.
-        """
-        if self._state != "open":
-            self._check_open()
-        event = pending_event(
-            data, type=type, key=key, id=id, headers=headers, max_bytes=self.config.max_event_bytes
-        )
-        validate_stream_name(stream)
-        if expected_offset is not None:
-            check_expected_offset(expected_offset)
-        writer = self._writer
-        if writer.full:
-            await writer.wait_for_room()
-        if expected_offset is None:
-            return await writer.enqueue_one(stream, event)
-        request = AppendRequest(stream=stream, events=[event], expected_offset=expected_offset)
-        result = await writer.enqueue(request, len(event.data))
-        return result.offsets[0]
-
-    async def append_batch(
-        self,
-        stream: str,
-        events: Sequence[NewEvent],
-        *,
-        expected_offset: int | None = None,
-    ) -> list[int]:
-        """Append events atomically (all or none, consecutive offsets); return their offsets."""
-        result = await self.append_batch_result(stream, events, expected_offset=expected_offset)
-        return result.offsets
-
-    async def append_batch_result(
-        self,
-        stream: str,
-        events: Sequence[NewEvent],
-        *,
-        expected_offset: int | None = None,
-    ) -> Appended:
-        """Like :meth:`append_batch`, also telling how many events were new."""
-        self._check_open()
-        config = self.config
-        pending = pending_batch(events, config.max_batch_events, config.max_event_bytes)
-        validate_stream_name(stream)
-        if expected_offset is not None:
-            check_expected_offset(expected_offset)
-        request = AppendRequest(stream=stream, events=pending, expected_offset=expected_offset)
-        nbytes = sum(len(e.data) for e in pending)
-        writer = self._writer
-        if writer.full:
-            await writer.wait_for_room()
-        return await writer.enqueue(request, nbytes)
-
-    def append_event(
-        self,
-        stream: str,
-        data: object,
-        *,
-        type: str,
-        key: str | None = None,
-        id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Fire and forget: queue one event and return at once.
-
-        Never raises: invalid input, a closed log or a failed write is logged
-        on the ``eventlog`` logger. Call it from the log's event loop.
-        """
-        try:
-            self._check_open()
-            event = pending_event(
-                data,
-                type=type,
-                key=key,
-                id=id,
-                headers=headers,
-                max_bytes=self.config.max_event_bytes,
-            )
-            validate_stream_name(stream)
-            future = self._writer.enqueue_one(stream, event)
-        except EventLogError as exc:
-            logger.warning("append_event to %r dropped: %s", stream, exc)
-            return
-        future.add_done_callback(_log_failure)
 
     # -- reads ---------------------------------------------------------------
 
@@ -414,8 +317,3 @@ class EventLog(OffsetMethods, RetentionMethods):
             "events_written": self._writer.events_written,
             "queued_events": self._writer.queued_events,
         }
-
-
-def _log_failure(future: asyncio.Future[int]) -> None:
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        logger.warning("append_event failed: %s", exc)

@@ -64,6 +64,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         log_level: Python logging level name for the server's loggers.
         access_log: Write one log line per request.
         synchronous: SQLite durability (``full``, ``normal``, ``off``).
+        schedule_horizon: Farthest due time a scheduled append may have, in
+            seconds from now (default 366 days; further is a 400).
         max_wait: Longest long-poll ``wait`` a read may ask for, in seconds.
         max_read_limit: Most events one read returns.
         shutdown_timeout: Seconds in-flight requests get to finish on shutdown.
@@ -107,6 +109,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: str = "info"
     access_log: bool = True
     synchronous: Literal["full", "normal", "off"] = "full"
+    schedule_horizon: float = 366 * 86_400.0
     retention_protect: bool = True
     retention_max_hold: float | None = None
     max_wait: float = 60.0
@@ -150,6 +153,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("firehose limits must be positive")
         if self.firehose_close_timeout <= 0 or self.firehose_keepalive <= 0:
             raise ValueError("firehose timeouts must be positive")
+        if not self.schedule_horizon > 0:
+            raise ValueError("schedule_horizon must be a positive number of seconds")
         if self.body_timeout <= 0 or self.shutdown_timeout < 0:
             raise ValueError("body_timeout must be > 0 and shutdown_timeout >= 0")
         if min(self.max_header_bytes, self.max_connections) < 1:

@@ -172,6 +172,7 @@ def run_server(config: ServerConfig) -> int:
         synchronous=config.synchronous,
         protect_consumers=config.retention_protect,
         max_hold=config.retention_max_hold,
+        schedule_horizon=config.schedule_horizon,
     )
     try:
         log = EventLog(storage_for(config.db, log_config), log_config)

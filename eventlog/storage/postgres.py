@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
+from typing import Literal, ParamSpec, TypeVar, cast
 
 import asyncpg
 
@@ -41,12 +40,12 @@ from eventlog.storage.planner import first_offsets, generated_requests
 from eventlog.storage.postgres_append import InsertMethod, PgAppender
 from eventlog.storage.postgres_leases import KEEPALIVE_SETTINGS, PgLeases
 from eventlog.storage.postgres_listen import DELETED, NotificationListener
+from eventlog.storage.postgres_retry import reconnecting
 from eventlog.storage.postgres_schema import (
     CORE,
     DRIVER_ERRORS,
     MIGRATIONS,
     apply_migrations,
-    connection_lost,
     errors_translated,
     redact,
     set_offset,
@@ -59,29 +58,6 @@ __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 T = TypeVar("T")
 P = ParamSpec("P")
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, ValueError)
-
-
-def _reconnecting(
-    method: Callable[Concatenate[PostgresStorage, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[PostgresStorage, P], Coroutine[Any, Any, T]]:
-    """Run an idempotent operation again when its pooled connection turns out dead.
-
-    After a PostgreSQL restart every pooled connection is dead; each failed
-    attempt discards one, so up to ``pool_size + 1`` attempts are made.
-    """
-
-    async def run(self: PostgresStorage, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        attempts = self._pool_size + 1
-        for attempt in range(attempts):
-            try:
-                return await method(self, *args, **kwargs)
-            except StorageError as exc:
-                if attempt == attempts - 1 or not connection_lost(exc.__cause__):
-                    raise
-        raise AssertionError("unreachable")
-
-    functools.update_wrapper(run, method)
-    return run
 
 
 class PostgresStorage:
@@ -204,6 +180,20 @@ class PostgresStorage:
 
     transact_offset = postgres_tx.transact_offset
 
+    @contextlib.asynccontextmanager
+    async def connection(self, what: str = "transaction") -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for the caller's own transaction (its errors untranslated)."""
+        pool = self._pool
+        if pool is None:
+            raise LogClosed("storage is closed")
+        with errors_translated(what):
+            proxy = await pool.acquire()
+        try:
+            yield cast(asyncpg.Connection, proxy)
+        finally:
+            with errors_translated(what):
+                await pool.release(proxy)
+
     async def transact(
         self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "transaction"
     ) -> T:
@@ -217,7 +207,7 @@ class PostgresStorage:
         async with self._conn(what) as conn, conn.transaction():
             return await fn(conn)
 
-    @_reconnecting
+    @reconnecting
     async def query(
         self, fn: Callable[[asyncpg.Connection], Awaitable[T]], what: str = "query"
     ) -> T:
@@ -225,7 +215,7 @@ class PostgresStorage:
         async with self._conn(what) as conn:
             return await fn(conn)
 
-    @_reconnecting
+    @reconnecting
     async def ensure_schema(self, component: str, migrations: Sequence[Sequence[str]]) -> None:
         """Apply a component's forward migrations to its own tables in the log's schema.
 
@@ -242,6 +232,14 @@ class PostgresStorage:
             raise LogClosed("storage is closed")
         return await self._appender.append(requests, now)
 
+    async def append_in(
+        self, conn: asyncpg.Connection, requests: Sequence[AppendRequest], now: datetime
+    ) -> list[AppendOutcome]:
+        """Append on ``conn`` in the caller's transaction (:meth:`.PgAppender.append_in`)."""
+        if self._appender is None:
+            raise LogClosed("storage is closed")
+        return await self._appender.append_in(conn, requests, now)
+
     async def append_generated(
         self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
     ) -> dict[str, int]:
@@ -250,7 +248,7 @@ class PostgresStorage:
 
     # -- other writes -------------------------------------------------------------
 
-    @_reconnecting
+    @reconnecting
     async def set_retention(self, stream: str, retention: Retention) -> None:
         async with self._conn("set retention") as conn:
             await conn.execute(
@@ -264,7 +262,7 @@ class PostgresStorage:
                 retention.max_bytes,
             )
 
-    @_reconnecting
+    @reconnecting
     async def trim(self, stream: str, before: int) -> int:
         s = self.schema
         async with self._conn("trim") as conn, conn.transaction():
@@ -290,7 +288,7 @@ class PostgresStorage:
             )
             return int(count)
 
-    @_reconnecting
+    @reconnecting
     async def delete_stream(self, stream: str) -> bool:
         s = self.schema
         async with self._conn("delete stream") as conn, conn.transaction():
@@ -303,14 +301,14 @@ class PostgresStorage:
             await conn.execute(f"DELETE FROM {s}.consumer_offsets WHERE stream = $1", stream)
             return deleted is not None
 
-    @_reconnecting
+    @reconnecting
     async def commit_offset(self, consumer: str, stream: str, offset: int) -> None:
         async with self._conn("commit offset") as conn:
             await set_offset(conn, self.schema, consumer, stream, offset)
 
     # -- reads -----------------------------------------------------------------------
 
-    @_reconnecting
+    @reconnecting
     async def read(self, stream: str, start: int, limit: int) -> list[Event]:
         if limit <= 0:
             return []
@@ -318,25 +316,25 @@ class PostgresStorage:
             rows = await conn.fetch(self._sql_read, stream, start, limit)
         return events_from_rows(stream, rows)
 
-    @_reconnecting
+    @reconnecting
     async def stream_info(self, stream: str) -> StreamInfo | None:
         async with self._conn("stream info") as conn:
             row = await conn.fetchrow(self._sql_stream + " WHERE name = $1", stream)
         return None if row is None else stream_info(row)
 
-    @_reconnecting
+    @reconnecting
     async def streams(self) -> list[StreamInfo]:
         async with self._conn("streams") as conn:
             rows = await conn.fetch(self._sql_stream + " ORDER BY name")
         return [stream_info(r) for r in rows]
 
-    @_reconnecting
+    @reconnecting
     async def _all_heads(self) -> list[tuple[str, int]]:
         async with self._conn("read heads") as conn:
             rows = await conn.fetch(f"SELECT name, next_offset FROM {self.schema}.streams")
         return [(r[0], r[1]) for r in rows]
 
-    @_reconnecting
+    @reconnecting
     async def offset_at_time(self, stream: str, time: datetime) -> int:
         target = to_us(time)
         s = self.schema
@@ -361,7 +359,7 @@ class PostgresStorage:
                     hi = mid
             return lo
 
-    @_reconnecting
+    @reconnecting
     async def offset_for_bytes(self, stream: str, max_bytes: int) -> int:
         s = self.schema
         async with self._conn("offset for bytes") as conn:
@@ -379,7 +377,7 @@ class PostgresStorage:
             )
             return int(first) if over is None else int(over) + 1
 
-    @_reconnecting
+    @reconnecting
     async def get_offset(self, consumer: str, stream: str) -> int | None:
         async with self._conn("get offset") as conn:
             value = await conn.fetchval(
@@ -390,7 +388,7 @@ class PostgresStorage:
             )
         return None if value is None else int(value)
 
-    @_reconnecting
+    @reconnecting
     async def consumers(self) -> list[ConsumerInfo]:
         async with self._conn("consumers") as conn:
             rows = await conn.fetch(

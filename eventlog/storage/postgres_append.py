@@ -7,8 +7,9 @@ appends never wait for a pool slot). A transaction:
 1. locks the head row of every stream it writes, ``SELECT ... ORDER BY name
    FOR UPDATE``: sorted, so two transactions never wait on each other in a cycle;
 2. inserts head rows for new streams (sorted, ``ON CONFLICT DO NOTHING``); if
-   another process created one at the same moment, the transaction starts over
-   and then locks the existing row;
+   another process created one at the same moment, the next statement locks
+   the row it made (no restart: the transaction may be the caller's own,
+   :meth:`PgAppender.append_in`);
 3. looks up producer-given ids, lets the shared planner
    (:func:`eventlog.storage.planner.plan_appends`) assign offsets, inserts the
    rows, moves the heads and ``pg_notify``-s them, then commits.
@@ -175,6 +176,21 @@ class PgAppender:
                 raise
         raise StorageError(f"append: gave up after {_RETRIES} conflicting attempts")
 
+    async def append_in(
+        self, conn: asyncpg.Connection, requests: Sequence[AppendRequest], now: datetime
+    ) -> list[AppendOutcome]:
+        """Apply the requests on ``conn``, inside a transaction its owner holds.
+
+        The events become visible, and their heads move (and are notified),
+        only if that transaction commits. Until then the stream rows it
+        locked stay locked: every other append to those streams waits.
+        """
+        if not requests:
+            return []
+        streams = sorted({r.stream for r in requests})
+        with errors_translated("append in a transaction"):
+            return await self._transaction(conn, requests, streams, to_us(now))
+
     async def _transaction(
         self,
         conn: asyncpg.Connection,
@@ -182,21 +198,32 @@ class PgAppender:
         streams: list[str],
         now_us: int,
     ) -> list[AppendOutcome]:
-        found = await conn.fetch(self._sql_lock, streams)
         heads: dict[str, int] = {}
         times: dict[str, int] = {}
-        for row in found:
-            heads[row[0]] = row[1]
-            times[row[0]] = max(now_us, row[2] or 0)
-        created = [s for s in streams if s not in heads]
-        if created:
+        created: list[str] = []
+        pending = streams
+        for _ in range(_RETRIES):
+            for row in await conn.fetch(self._sql_lock, pending):
+                heads[row[0]] = row[1]
+                times[row[0]] = max(now_us, row[2] or 0)
+            missing = [s for s in pending if s not in heads]
+            if not missing:
+                break
             # If another transaction created one of these first, ours waited for
-            # it to commit and got nothing back: start again, it now gets locked.
-            got = await conn.fetch(self._sql_create, created)
-            if len(got) != len(created):
-                raise _Retry
-            for stream in created:
+            # it to commit and got nothing back: lock the row it made (a new
+            # statement sees it), without starting over (the caller's
+            # transaction may hold writes of its own).
+            made = {r[0] for r in await conn.fetch(self._sql_create, missing)}
+            for stream in made:
+                heads[stream] = 0
                 times[stream] = now_us
+            created += made
+            pending = [s for s in missing if s not in made]
+            if not pending:
+                break
+        else:
+            raise _Retry
+        created.sort()
         wanted = given_ids(requests)
         existing: dict[tuple[str, str], int] = {}
         if any(s in heads for s in wanted):

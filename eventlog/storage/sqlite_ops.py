@@ -25,6 +25,7 @@ from eventlog.storage.sqlite_packed import Packed
 __all__ = [
     "append",
     "append_generated",
+    "append_in",
     "consumers",
     "delete_stream",
     "from_us",
@@ -147,6 +148,16 @@ def _add_params(
 def _append(
     conn: sqlite3.Connection, requests: Sequence[AppendRequest], now_us: int
 ) -> list[AppendOutcome]:
+    outcomes, wrote = append_in(conn, requests, now_us)
+    conn.execute("COMMIT" if wrote else "ROLLBACK")
+    return outcomes
+
+
+def append_in(
+    conn: sqlite3.Connection, requests: Sequence[AppendRequest], now_us: int
+) -> tuple[list[AppendOutcome], bool]:
+    """Append inside a write transaction the caller holds (and commits); the
+    outcomes, and whether anything was written."""
     heads: dict[str, int] = {}
     times: dict[str, int] = {}
     for stream in {r.stream for r in requests}:
@@ -164,8 +175,7 @@ def _append(
                 existing[(stream, event_id)] = offset
     plan = plan_appends(requests, heads, existing)
     if not plan.rows:
-        conn.execute("ROLLBACK")
-        return plan.outcomes
+        return plan.outcomes, False
     by_stream: dict[str, tuple[int, list[PendingEvent]]] = {}
     for row in plan.rows:  # a stream's rows have consecutive offsets: its head on
         if (entry := by_stream.get(row.stream)) is None:
@@ -179,8 +189,7 @@ def _append(
         _UPSERT_HEAD,
         [(s, h, plan.added_bytes.get(s, 0), times[s]) for s, h in plan.heads.items()],
     )
-    conn.execute("COMMIT")
-    return plan.outcomes
+    return plan.outcomes, True
 
 
 @functools.cache

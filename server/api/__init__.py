@@ -27,4 +27,7 @@ def all_routes() -> list[BaseRoute]:
     from server.api import notifications
 
     routes += notifications.routes
+    from server.api import schedules
+
+    routes += schedules.routes
     return routes

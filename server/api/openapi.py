@@ -55,7 +55,9 @@ def openapi_document() -> dict[str, Any]:
     from consumers.notify import NotifyPatch, NotifySpec
     from consumers.parking import ReplayResult
     from consumers.webhook import EndpointPatch, EndpointSpec
+    from eventlog.schedule import SchedulePage
     from server.api import openapi_paths as more
+    from server.api import schedules
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
     from server.api.openapi_endpoints import endpoint_paths
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
@@ -82,6 +84,8 @@ def openapi_document() -> dict[str, Any]:
         NotifyPatch,
         RotateRequest,
         ReplayRequest,
+        schedules.ScheduleAnswer,
+        SchedulePage,
     ]
     (_, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
@@ -105,6 +109,7 @@ def openapi_document() -> dict[str, Any]:
                         "Append only if the stream's next offset equals this (else 409)",
                         {"type": "integer", "minimum": 0},
                     ),
+                    *schedules.APPEND_PARAMS,
                     param(
                         "Idempotency-Key",
                         "header",
@@ -131,6 +136,11 @@ def openapi_document() -> dict[str, Any]:
                     "201": {
                         "description": "Durable: the offsets of the events, in order",
                         "content": json_body(ref("AppendResult")),
+                    },
+                    "202": {
+                        "description": "Scheduled (deliver_at, delay, or a CloudEvent's "
+                        "deliverat / delay): durable, appended at the due time",
+                        "content": json_body(ref("ScheduleAnswer")),
                     },
                     **errors(400, *AUTH, 408, 409, 413, 415, 422, 503),
                 },
@@ -268,6 +278,7 @@ def openapi_document() -> dict[str, Any]:
         **endpoint_paths(
             "/api/webhooks", "webhook endpoint", "EndpointSpec", "EndpointPatch", rotate=True
         ),
+        **schedules.openapi_paths(),
         **endpoint_paths(
             "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
         ),

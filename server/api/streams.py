@@ -1,7 +1,8 @@
 """Stream routes: append, read (with long-poll), list, describe, delete.
 
 * ``POST /api/streams/{stream}/events`` — append (bodies: :mod:`server.api.append_body`),
-  ``201 {"stream", "offsets", "written", "next_offset"}``.
+  ``201 {"stream", "offsets", "written", "next_offset"}``; with a due time,
+  ``202`` (scheduled: :mod:`server.api.schedules`).
 * ``GET /api/streams/{stream}/events?from=&limit=&wait=`` —
   ``{"stream", "events", "next_offset"}``; with ``wait`` it long-polls.
 * ``GET /api/streams`` — ``{"streams": [StreamInfo]}`` (those the key may read).
@@ -24,8 +25,9 @@ from starlette.types import Receive, Scope, Send
 from eventlog import Event, EventLog, Hold, StreamInfo, validate_stream_name
 from eventlog.encoding import utf8_problem
 from eventlog.repair import repair_page
-from server.api.append_body import apply_idempotency_key, parse_body
+from server.api.append_body import apply_idempotency_key, media_type, parse_body
 from server.api.params import non_negative_int, optional_non_negative_int, wait_seconds
+from server.api.schedules import due_of, has_due, schedule_answer
 from server.auth import require
 from server.config import ServerConfig
 from server.errors import ApiError
@@ -35,6 +37,7 @@ __all__ = ["routes"]
 
 DEFAULT_LIMIT = 100
 CORRELATION_HEADER = "correlation-id"
+CE_TYPES = "application/cloudevents"
 
 
 class AppendResult(msgspec.Struct, kw_only=True):
@@ -98,8 +101,9 @@ def _stream(request: Request) -> str:
     return validate_stream_name(request.path_params["stream"])
 
 
-async def append_answer(request: Request) -> bytes:
-    """Append one event or an atomic batch; the JSON body of the 201 answer."""
+async def append_answer(request: Request) -> tuple[int, bytes]:
+    """Append one event or an atomic batch: 201 and the offsets, or 202 when the
+    request schedules its events (:mod:`server.api.schedules`)."""
     stream = _stream(request)
     require(request, "append", stream)
     log: EventLog = request.app.state.log
@@ -121,6 +125,11 @@ async def append_answer(request: Request) -> bytes:
         headers=base,
     )
     stamped = apply_idempotency_key(parsed, idempotency_key)
+    due = due_of(request.query_params) if request.scope["query_string"] else None
+    if due is not None or (media_type(content_type).startswith(CE_TYPES) and has_due(stamped)):
+        if expected is not None:
+            raise ApiError(400, "invalid_parameter", "expected_offset cannot be scheduled")
+        return 202, await schedule_answer(log, stream, stamped, due)
     metrics = metrics_of(request.app)
     started = time.perf_counter()
     result = await log.append_batch_result(stream, stamped, expected_offset=expected)
@@ -128,7 +137,7 @@ async def append_answer(request: Request) -> bytes:
     metrics.batch_size.observe(len(stamped))
     if result.written:
         metrics.appended(stream, result.written)
-    return _encoder.encode(
+    return 201, _encoder.encode(
         AppendResult(
             stream=stream,
             offsets=result.offsets,
@@ -150,11 +159,11 @@ class _AppendEndpoint:
     __name__ = "append"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await append_answer(Request(scope, receive))
+        status, body = await append_answer(Request(scope, receive))
         await send(
             {
                 "type": "http.response.start",
-                "status": 201,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

@@ -13,12 +13,13 @@ server or the log refused (with the server's own error message), 2 for usage.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
 
 from eventlog import Event, StreamInfo
+from eventlog.schedule import Scheduled, ScheduledEvent
 from server.cli.events import OutEvent
 
 __all__ = [
@@ -76,6 +77,20 @@ class Backend(Protocol):
 
     async def append(self, stream: str, events: Sequence[OutEvent]) -> Appended:
         """Append events atomically; return their offsets."""
+        ...
+
+    async def schedule(
+        self, stream: str, events: Sequence[OutEvent], at: datetime | timedelta
+    ) -> list[Scheduled]:
+        """Schedule events to be appended at ``at`` (a time, or a delay from now)."""
+        ...
+
+    async def schedules(self, stream: str | None) -> list[ScheduledEvent]:
+        """Every scheduled event (of ``stream``), in due order."""
+        ...
+
+    async def cancel_schedule(self, stream: str, event_id: str) -> None:
+        """Cancel a scheduled event (CliError if it is not scheduled)."""
         ...
 
     async def read(self, stream: str, start: int, limit: int, wait: float) -> list[Event]:

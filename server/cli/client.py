@@ -25,6 +25,7 @@ from server.cli.events import (
     encode_event,
     line_of,
     parse_argument,
+    parse_due,
     parse_from,
     parse_line,
 )
@@ -60,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--type", "-t", help="payload mode: the JSON is data of events of this type")
     p.add_argument("--key", "-k", help="event key (default key in event mode)")
     p.add_argument("--id", help="idempotency key (one event from the JSON argument only)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--at", metavar="TIME", help="schedule: append at this RFC 3339 time (prints ids)"
+    )
+    when.add_argument("--delay", metavar="SECONDS", help="schedule: append after this many seconds")
     p.set_defaults(handler=_append)
     p.__class__ = IntermixedParser  # JSON may follow the options
 
@@ -109,14 +115,21 @@ def _append(args: argparse.Namespace) -> int:
             raise InputError("--id works with a JSON argument only, not with stdin")
         else:
             events = None
+        at = parse_due(args.at, args.delay)
     except InputError as exc:
         warn(f"error: {exc}")
         return 2
 
+    async def put(backend: Backend, batch: list[Numbered]) -> bytes:
+        if at is None:
+            result = await append_numbered(backend, stream, batch)
+            return b"".join(b"%d\n" % o for o in result.offsets)
+        scheduled = await backend.schedule(stream, [e for _, e in batch], at)
+        return b"".join(_json.encode(s) + b"\n" for s in scheduled)
+
     async def append(args: argparse.Namespace, backend: Backend) -> int:
         if events is not None:
-            result = await backend.append(stream, events)
-            write_out(b"".join(b"%d\n" % o for o in result.offsets))
+            write_out(await put(backend, list(enumerate(events, start=1))))
             return 0
         if sys.stdin.isatty():
             warn("reading NDJSON events from stdin (Ctrl-D ends)")
@@ -128,8 +141,7 @@ def _append(args: argparse.Namespace) -> int:
                 if (e := parse_line(raw, lineno=n, type=args.type, key=args.key)) is not None
             ]
             for batch in batcher.batches(numbered):
-                result = await append_numbered(backend, stream, batch)
-                write_out(b"".join(b"%d\n" % o for o in result.offsets))
+                write_out(await put(backend, batch))
         return 0
 
     return run(args, append, must_exist=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -25,6 +26,7 @@ from eventlog import (
     StreamInfo,
     StreamNotFound,
 )
+from eventlog.schedule import Scheduled, ScheduledEvent
 from server.cli.backend import Appended, CliError, ConsumerRow, OutOfRange
 from server.cli.events import OutEvent
 
@@ -74,15 +76,38 @@ class DbBackend:
 
     async def append(self, stream: str, events: Sequence[OutEvent]) -> Appended:
         """``append_batch_result`` on the log."""
-        batch = [
-            NewEvent(type=e.type, data=e.data, key=e.key, id=e.id, headers=e.headers)
-            for e in events
-        ]
         try:
-            result = await self.log.append_batch_result(stream, batch)
+            result = await self.log.append_batch_result(stream, _new(events))
         except EventLogError as exc:
             raise CliError(f"{exc} ({exc.code})") from exc
         return Appended(offsets=result.offsets, written=result.written)
+
+    async def schedule(
+        self, stream: str, events: Sequence[OutEvent], at: datetime | timedelta
+    ) -> list[Scheduled]:
+        """``append_batch(..., at=)`` on the log."""
+        try:
+            return await self.log.append_batch(stream, _new(events), at=at)
+        except EventLogError as exc:
+            raise CliError(f"{exc} ({exc.code})") from exc
+
+    async def schedules(self, stream: str | None) -> list[ScheduledEvent]:
+        """Every page of ``log.schedules.page``."""
+        out: list[ScheduledEvent] = []
+        after: str | None = None
+        while True:
+            page = await self.log.schedules.page(stream=stream, after=after, limit=1000)
+            out += page.schedules
+            if page.next is None:
+                return out
+            after = page.next
+
+    async def cancel_schedule(self, stream: str, event_id: str) -> None:
+        """``log.schedules.cancel``."""
+        try:
+            await self.log.schedules.cancel(stream, event_id)
+        except EventLogError as exc:
+            raise CliError(f"{exc} ({exc.code})") from exc
 
     async def read(self, stream: str, start: int, limit: int, wait: float) -> list[Event]:
         """``read`` on the log, waiting for an append if empty and ``wait`` > 0."""
@@ -142,3 +167,9 @@ def _row(info: ConsumerInfo, head: int | None) -> ConsumerRow:
     return ConsumerRow(
         name=info.name, stream=info.stream, offset=info.offset, lag=lag, updated=info.updated
     )
+
+
+def _new(events: Sequence[OutEvent]) -> list[NewEvent]:
+    return [
+        NewEvent(type=e.type, data=e.data, key=e.key, id=e.id, headers=e.headers) for e in events
+    ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -45,6 +46,7 @@ __all__ = [
     "encode_out",
     "line_of",
     "parse_argument",
+    "parse_due",
     "parse_from",
     "parse_line",
 ]
@@ -331,3 +333,30 @@ class LineSplitter:
         self.lineno += 1
         rest, self._rest = b"".join(self._rest), []
         return [(self.lineno, rest)]
+
+
+def parse_due(at: str | None, delay: str | None) -> datetime | timedelta | None:
+    """``--at`` (an RFC 3339 time with an offset) or ``--delay`` (seconds); None if neither.
+
+    Raises:
+        InputError: A malformed time or delay.
+    """
+    if at is not None:
+        try:
+            when = msgspec.convert(at, datetime)
+        except msgspec.ValidationError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise InputError(
+                f"--at wants an RFC 3339 time with an offset, e.g. 2026-12-06T14:00:00Z, not {at!r}"
+            )
+        return when
+    if delay is not None:
+        try:
+            seconds = float(delay)
+        except ValueError:
+            seconds = -1.0
+        if not 0 <= seconds < 1e10:
+            raise InputError(f"--delay wants a number of seconds >= 0, not {delay!r}")
+        return timedelta(seconds=seconds)
+    return None

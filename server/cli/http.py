@@ -8,6 +8,7 @@ become :class:`~server.cli.backend.CliError` quoting the server's message.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -16,6 +17,7 @@ import httpx
 import msgspec
 
 from eventlog import Event, StreamInfo
+from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from server.cli.backend import Appended, CliError, ConsumerRow, OutOfRange, Unavailable
 from server.cli.events import OutEvent, encode_out
 
@@ -30,6 +32,10 @@ class _ErrorBody(msgspec.Struct):
 
 class _ErrorEnvelope(msgspec.Struct):
     error: _ErrorBody
+
+
+class _ScheduleAnswer(msgspec.Struct):
+    scheduled: list[Scheduled]
 
 
 class _Page(msgspec.Struct):
@@ -160,6 +166,41 @@ class HttpBackend:
         if len(offsets) != len(events):
             raise CliError(f"the server returned {len(offsets)} offsets for {len(events)} events")
         return Appended(offsets=offsets, written=answer.written)
+
+    async def schedule(
+        self, stream: str, events: Sequence[OutEvent], at: datetime | timedelta
+    ) -> list[Scheduled]:
+        """POST the events with ``deliver_at`` (a time) or ``delay`` (seconds)."""
+        content = encode_out(events[0] if len(events) == 1 else list(events))
+        params: dict[str, str | int | float] = (
+            {"delay": at.total_seconds()}
+            if isinstance(at, timedelta)
+            else {"deliver_at": at.isoformat()}
+        )
+        response = await self._request(
+            "POST", self._path(stream) + "/events", params=params, content=content
+        )
+        answer: _ScheduleAnswer = self._decode(response, _ScheduleAnswer, "a scheduled append")
+        return answer.scheduled
+
+    async def schedules(self, stream: str | None) -> list[ScheduledEvent]:
+        """GET /api/schedules, every page."""
+        out: list[ScheduledEvent] = []
+        params: dict[str, str | int | float] = {"limit": 1000}
+        if stream is not None:
+            params["stream"] = stream
+        while True:
+            response = await self._request("GET", "/api/schedules", params=params)
+            page: SchedulePage = self._decode(response, SchedulePage, "the schedule list")
+            out += page.schedules
+            if page.next is None:
+                return out
+            params["after"] = page.next
+
+    async def cancel_schedule(self, stream: str, event_id: str) -> None:
+        """DELETE /api/schedules/{stream}/{id}."""
+        path = f"/api/schedules/{quote(stream, safe='')}/{quote(event_id, safe='')}"
+        await self._request("DELETE", path)
 
     async def read(self, stream: str, start: int, limit: int, wait: float) -> list[Event]:
         """GET one page of events, long-polling up to ``wait`` seconds."""

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.cli.notify import register as register_notify
 
     register_notify(sub)
+    from server.cli.schedules import register as register_schedules
+
+    register_schedules(sub)
     del sub
     return parser
 

@@ -188,7 +188,11 @@ class ComponentSpec(NamedTuple):
 
 
 #: Components with a PostgreSQL store: name -> module with MIGRATIONS, TABLES, AFTER_COPY.
-COMPONENT_MODULES = {"webhooks": "consumers.delivery.postgres_ledger"}
+COMPONENT_MODULES = {
+    "webhooks": "consumers.delivery.postgres_ledger",
+    "schedule": "eventlog.storage.schedule_postgres",
+    "checkpoints": "eventlog.storage.checkpoints",
+}
 
 
 def component_spec(component: str) -> ComponentSpec | None:

@@ -1,0 +1,199 @@
+"""The durable schedule: events waiting for their due time, one table per backend.
+
+A scheduled event is stored whole (id, type, key, headers, data) with its due
+time, keyed by ``(stream, id)`` so that scheduling the same id twice keeps the
+first and cancelling needs only the id. The dispatcher
+(:mod:`eventlog.schedule`) takes due rows in due order with :meth:`ScheduleStore.dispatch`,
+appends them with their ids and lets the store delete them. Appending by id
+is idempotent, so a crash between the append and the delete appends nothing
+twice: the row is found again and its append returns the original offset.
+
+Three implementations: :class:`MemorySchedule` here, and the SQLite and
+PostgreSQL tables of :mod:`eventlog.storage.schedule_sqlite` and
+:mod:`eventlog.storage.schedule_postgres`, which keep their table in the
+log's own database as a versioned component (``schedule``).
+:func:`schedule_store_for` picks the one that matches a storage backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import msgspec
+
+from eventlog.storage.base import Storage
+
+__all__ = [
+    "Deliver",
+    "MemorySchedule",
+    "ScheduleFilter",
+    "ScheduleRow",
+    "ScheduleStore",
+    "schedule_store_for",
+]
+
+
+class ScheduleRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One scheduled event as stored.
+
+    Attributes:
+        stream: The stream it will be appended to.
+        id: Its event id (unique per stream among scheduled events).
+        due_us: When it is due, microseconds since the epoch (UTC).
+        seq: Order of scheduling; breaks ties between equal due times.
+            Assigned by the store (0 until stored).
+        created_us: When it was scheduled.
+        type: Event type.
+        key: Event key.
+        headers: Event headers as JSON bytes (None when empty).
+        data: The payload as JSON bytes.
+    """
+
+    stream: str
+    id: str
+    due_us: int
+    created_us: int
+    type: str
+    key: str | None
+    headers: bytes | None
+    data: bytes
+    seq: int = 0
+
+
+class ScheduleFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which scheduled events a listing returns, in (due, seq) order.
+
+    Attributes:
+        stream: Only this stream.
+        type: Only this event type.
+        until_us: Only events due at or before this time.
+        after: Resume after this ``(due_us, seq)`` position (a page's cursor).
+        limit: At most this many.
+    """
+
+    stream: str | None = None
+    type: str | None = None
+    until_us: int | None = None
+    after: tuple[int, int] | None = None
+    limit: int = 100
+
+    def matches(self, row: ScheduleRow) -> bool:
+        """True if ``row`` passes the filter (the cursor included)."""
+        return (
+            (self.stream is None or row.stream == self.stream)
+            and (self.type is None or row.type == self.type)
+            and (self.until_us is None or row.due_us <= self.until_us)
+            and (self.after is None or (row.due_us, row.seq) > self.after)
+        )
+
+
+Deliver = Callable[[list[ScheduleRow]], Awaitable[None]]
+"""Appends due rows (in the order given); raises if they were not appended."""
+
+
+class ScheduleStore(Protocol):
+    """Where scheduled events wait. Every method is atomic on its own."""
+
+    async def open(self) -> None:
+        """Create or migrate the table."""
+
+    async def add(self, rows: Sequence[ScheduleRow]) -> list[tuple[ScheduleRow, bool]]:
+        """Store rows in one transaction; per row, the stored row and whether it is new.
+
+        A row whose ``(stream, id)`` is already scheduled is not stored again:
+        the existing row is returned with ``False``.
+        """
+        ...
+
+    async def get(self, stream: str, event_id: str) -> ScheduleRow | None:
+        """The scheduled row, or None."""
+        ...
+
+    async def cancel(self, stream: str, event_id: str) -> bool:
+        """Delete a scheduled row; False if there was none."""
+        ...
+
+    async def page(self, where: ScheduleFilter) -> list[ScheduleRow]:
+        """Rows matching ``where``, in (due, seq) order."""
+        ...
+
+    async def next_due(self) -> int | None:
+        """The earliest due time waiting (microseconds), or None if none."""
+        ...
+
+    async def dispatch(self, now_us: int, limit: int, deliver: Deliver) -> int:
+        """Take up to ``limit`` rows due at or before ``now_us``, in (due, seq)
+        order, pass them to ``deliver``, and delete them once it returns.
+
+        If ``deliver`` raises, nothing is deleted. Returns how many rows were
+        delivered. On a backend shared by several processes, rows another
+        process is delivering are skipped.
+        """
+        ...
+
+
+class MemorySchedule:
+    """A :class:`ScheduleStore` in a dict, for in-memory logs (nothing survives)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], ScheduleRow] = {}
+        self._seq = itertools.count(1)
+
+    async def open(self) -> None:
+        """Nothing to create."""
+
+    async def add(self, rows: Sequence[ScheduleRow]) -> list[tuple[ScheduleRow, bool]]:
+        out: list[tuple[ScheduleRow, bool]] = []
+        for row in rows:
+            existing = self._rows.get((row.stream, row.id))
+            if existing is not None:
+                out.append((existing, False))
+                continue
+            stored = msgspec.structs.replace(row, seq=next(self._seq))
+            self._rows[(row.stream, row.id)] = stored
+            out.append((stored, True))
+        return out
+
+    async def get(self, stream: str, event_id: str) -> ScheduleRow | None:
+        return self._rows.get((stream, event_id))
+
+    async def cancel(self, stream: str, event_id: str) -> bool:
+        return self._rows.pop((stream, event_id), None) is not None
+
+    def _ordered(self) -> list[ScheduleRow]:
+        return sorted(self._rows.values(), key=lambda r: (r.due_us, r.seq))
+
+    async def page(self, where: ScheduleFilter) -> list[ScheduleRow]:
+        return [r for r in self._ordered() if where.matches(r)][: where.limit]
+
+    async def next_due(self) -> int | None:
+        return min((r.due_us for r in self._rows.values()), default=None)
+
+    async def dispatch(self, now_us: int, limit: int, deliver: Deliver) -> int:
+        due = [r for r in self._ordered() if r.due_us <= now_us][:limit]
+        if not due:
+            return 0
+        await deliver(due)
+        for row in due:
+            current = self._rows.get((row.stream, row.id))
+            if current is not None and current.seq == row.seq:
+                del self._rows[(row.stream, row.id)]
+        return len(due)
+
+
+def schedule_store_for(storage: Storage) -> ScheduleStore:
+    """The schedule that lives with ``storage``: a table in its database, or memory."""
+    from eventlog.storage.postgres import PostgresStorage
+    from eventlog.storage.sqlite import SQLiteStorage
+
+    if isinstance(storage, SQLiteStorage):
+        from eventlog.storage.schedule_sqlite import SQLiteSchedule
+
+        return SQLiteSchedule(storage)
+    if isinstance(storage, PostgresStorage):
+        from eventlog.storage.schedule_postgres import PostgresSchedule
+
+        return PostgresSchedule(storage)
+    return MemorySchedule()

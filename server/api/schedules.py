@@ -1,0 +1,268 @@
+"""Scheduled appends over HTTP: the due-time parameters of an append, and ``/api/schedules``.
+
+* ``POST /api/streams/{stream}/events?deliver_at=<RFC 3339>`` (or ``?delay=<seconds>``)
+  stores the body's events to be appended at that time:
+  ``202 {"stream", "scheduled": [{"id", "deliver_at", "new"}]}``. A CloudEvent
+  may carry its own time as the extension attribute ``deliverat`` (RFC 3339)
+  or ``delay`` (seconds); it wins over the query parameter.
+* ``GET /api/schedules?stream=&type=&until=&after=&limit=`` — events waiting,
+  in due order: ``{"schedules": [ScheduledEvent], "next": cursor | null}``;
+  pass ``next`` as ``after`` for the next page.
+* ``GET /api/schedules/{stream}/{id}`` — one; ``DELETE`` cancels it (204, 404
+  once appended or cancelled).
+
+Parsing is sans-I/O (:func:`due_of`, :func:`event_due`); errors are 400s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventlog import EventLog, NewEvent, validate_stream_name
+from eventlog.schedule import Scheduled
+from server.api.openapi_parts import AUTH, STREAM, errors, json_body, param, ref
+from server.api.params import non_negative_int
+from server.auth import require
+from server.errors import ApiError
+
+__all__ = [
+    "APPEND_PARAMS",
+    "ScheduleAnswer",
+    "due_of",
+    "event_due",
+    "openapi_paths",
+    "parse_delay",
+    "parse_time",
+    "routes",
+]
+
+_encoder = msgspec.json.Encoder()
+DueAt = datetime | timedelta
+
+
+class ScheduleAnswer(msgspec.Struct, kw_only=True):
+    """The answer to a scheduled append."""
+
+    stream: str
+    scheduled: list[Scheduled]
+
+
+def parse_time(text: str, name: str) -> datetime:
+    """An RFC 3339 time with an offset.
+
+    Raises:
+        ApiError: 400 ``invalid_parameter`` for anything else.
+    """
+    try:
+        value = msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"{name} must be an RFC 3339 time with an offset (e.g. 2026-12-06T14:00:00Z), "
+            f"got {text[:40]!r}",
+        )
+    return value
+
+
+def parse_delay(text: str, name: str) -> timedelta:
+    """A delay in seconds (a finite number >= 0).
+
+    Raises:
+        ApiError: 400 ``invalid_parameter`` for anything else.
+    """
+    try:
+        seconds = float(text) if text.isascii() else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0 or seconds > 1e10:
+        raise ApiError(
+            400, "invalid_parameter", f"{name} must be a number of seconds >= 0, got {text[:40]!r}"
+        )
+    return timedelta(seconds=seconds)
+
+
+def due_of(params: Mapping[str, str]) -> DueAt | None:
+    """The request's due time from ``deliver_at`` or ``delay`` (None: append now)."""
+    at, delay = params.get("deliver_at"), params.get("delay")
+    if at is not None and delay is not None:
+        raise ApiError(400, "invalid_parameter", "give deliver_at or delay, not both")
+    if at is not None:
+        return parse_time(at, "deliver_at")
+    if delay is not None:
+        return parse_delay(delay, "delay")
+    return None
+
+
+def event_due(event: NewEvent, default: DueAt | None) -> DueAt | None:
+    """An event's due time: its CloudEvents ``deliverat``/``delay`` extension, else ``default``."""
+    headers = event.headers
+    if not headers:
+        return default
+    at, delay = headers.get("ce-deliverat"), headers.get("ce-delay")
+    if at is not None:
+        return parse_time(at, "the deliverat attribute")
+    if delay is not None:
+        return parse_delay(delay, "the delay attribute")
+    return default
+
+
+def has_due(events: Sequence[NewEvent]) -> bool:
+    """True if any event carries a CloudEvents due-time extension."""
+    return any(
+        e.headers and ("ce-deliverat" in e.headers or "ce-delay" in e.headers) for e in events
+    )
+
+
+async def schedule_answer(
+    log: EventLog, stream: str, events: Sequence[NewEvent], default: DueAt | None
+) -> bytes:
+    """Schedule ``events``, one batch per due time; the JSON of the 202 answer.
+
+    Events without a time of their own or the request's are due at once.
+    """
+    groups: dict[DueAt, list[int]] = {}
+    for i, event in enumerate(events):
+        groups.setdefault(event_due(event, default) or timedelta(0), []).append(i)
+    answer: list[Scheduled] = []
+    for at, indices in groups.items():
+        got = await log.append_batch(stream, [events[i] for i in indices], at=at)
+        answer += got
+    if len(groups) > 1:  # in the request's order
+        position = [i for indices in groups.values() for i in indices]
+        answer = [s for _, s in sorted(zip(position, answer, strict=True), key=lambda p: p[0])]
+    return _encoder.encode(ScheduleAnswer(stream=stream, scheduled=answer))
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(_encoder.encode(value), status_code=status, media_type="application/json")
+
+
+async def list_schedules(request: Request) -> Response:
+    """``GET /api/schedules``: a page of scheduled events in due order."""
+    params = request.query_params
+    stream = params.get("stream")
+    if stream is not None:
+        require(request, "read", validate_stream_name(stream))
+    else:
+        require(request, "admin")
+    until = params.get("until")
+    log: EventLog = request.app.state.log
+    page = await log.schedules.page(
+        stream=stream,
+        type=params.get("type"),
+        until=None if until is None else parse_time(until, "until"),
+        after=params.get("after"),
+        limit=non_negative_int(params, "limit", 100, minimum=1, maximum=1000),
+    )
+    return _json(page)
+
+
+def _target(request: Request) -> tuple[str, str]:
+    return validate_stream_name(request.path_params["stream"]), request.path_params["id"]
+
+
+async def get_schedule(request: Request) -> Response:
+    """``GET /api/schedules/{stream}/{id}``: one scheduled event."""
+    stream, event_id = _target(request)
+    require(request, "read", stream)
+    log: EventLog = request.app.state.log
+    return _json(await log.schedules.get(stream, event_id))
+
+
+async def cancel_schedule(request: Request) -> Response:
+    """``DELETE /api/schedules/{stream}/{id}``: cancel before it is appended."""
+    stream, event_id = _target(request)
+    require(request, "append", stream)
+    log: EventLog = request.app.state.log
+    await log.schedules.cancel(stream, event_id)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/schedules", list_schedules, methods=["GET"]),
+    Route("/api/schedules/{stream}/{id}", get_schedule, methods=["GET"]),
+    Route("/api/schedules/{stream}/{id}", cancel_schedule, methods=["DELETE"]),
+]
+
+
+_TIME = {"type": "string", "format": "date-time"}
+
+#: The due-time parameters of ``POST /api/streams/{stream}/events``.
+APPEND_PARAMS = [
+    param("deliver_at", "query", "Schedule: append at this RFC 3339 time (past: now)", _TIME),
+    param("delay", "query", "Schedule: append after this many seconds", {"type": "number"}),
+]
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The ``/api/schedules`` routes for the OpenAPI document."""
+    event_id = param("id", "path", "The scheduled event's id", {"type": "string"})
+    listing = [
+        param(
+            "stream",
+            "query",
+            "Only this stream's (else the admin scope is needed)",
+            STREAM["schema"],
+        ),
+        param("type", "query", "Only events of this type", {"type": "string"}),
+        param("until", "query", "Only events due at or before this time", _TIME),
+        param("after", "query", "The next cursor of the previous page", {"type": "string"}),
+        param(
+            "limit",
+            "query",
+            "Page size (default 100)",
+            {"type": "integer", "minimum": 1, "maximum": 1000},
+        ),
+    ]
+    one = {
+        "404": {
+            "description": "Not scheduled (or already appended, or cancelled)",
+            "content": json_body(ref("Error")),
+        }
+    }
+    return {
+        "/api/schedules": {
+            "get": {
+                "summary": "Scheduled events waiting, in due order, a page at a time",
+                "parameters": listing,
+                "responses": {
+                    "200": {"description": "A page", "content": json_body(ref("SchedulePage"))},
+                    **errors(400, *AUTH, 503),
+                },
+            }
+        },
+        "/api/schedules/{stream}/{id}": {
+            "get": {
+                "summary": "One scheduled event",
+                "parameters": [STREAM, event_id],
+                "responses": {
+                    "200": {
+                        "description": "The event and its due time",
+                        "content": json_body(ref("ScheduledEvent")),
+                    },
+                    **one,
+                    **errors(400, *AUTH, 503),
+                },
+            },
+            "delete": {
+                "summary": "Cancel a scheduled event before it is appended",
+                "parameters": [STREAM, event_id],
+                "responses": {
+                    "204": {"description": "Cancelled"},
+                    **one,
+                    **errors(400, *AUTH, 503),
+                },
+            },
+        },
+    }
