@@ -48,9 +48,8 @@ from eventlog.retention import run_retention
 from eventlog.schedule import Scheduler
 from eventlog.storage.base import Storage
 from eventlog.storage.capabilities import Capabilities
-from eventlog.storage.held import held_for
+from eventlog.storage.components import held_for, schedule_store_for
 from eventlog.storage.leases import Leases, leases_for
-from eventlog.storage.schedule import schedule_store_for
 from eventlog.writer import GroupCommitWriter
 
 __all__ = ["EventLog", "LogConfig", "storage_for"]

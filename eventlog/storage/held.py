@@ -38,7 +38,7 @@ from eventlog.storage.checkpoints import MIGRATIONS as PG_CHECKPOINTS
 from eventlog.storage.checkpoints import SQLITE_MIGRATIONS as SQLITE_CHECKPOINTS
 from eventlog.storage.rows import to_us
 
-__all__ = ["HeldTransaction", "MemoryHeld", "PgHeld", "SQLiteHeld", "held_for"]
+__all__ = ["HeldSource", "HeldTransaction", "MemoryHeld", "PgHeld", "SQLiteHeld"]
 
 T = TypeVar("T")
 
@@ -335,15 +335,3 @@ class MemoryHeld:
 
     async def close(self) -> None:
         """Nothing to release."""
-
-
-def held_for(storage: Storage) -> HeldSource:
-    """The held-transaction source of a backend."""
-    from eventlog.storage.postgres import PostgresStorage
-    from eventlog.storage.sqlite import SQLiteStorage
-
-    if isinstance(storage, SQLiteStorage):
-        return SQLiteHeld(storage)
-    if isinstance(storage, PostgresStorage):
-        return PgHeld(storage)
-    return MemoryHeld(storage)

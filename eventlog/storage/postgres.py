@@ -108,6 +108,11 @@ class PostgresStorage:
         )
 
     @property
+    def pool_size(self) -> int:
+        """Most connections of the pool (reads and writes)."""
+        return self._pool_size
+
+    @property
     def kind(self) -> Literal["postgres"]:
         """The tag of :data:`~eventlog.storage.capabilities.Tables`."""
         return "postgres"

@@ -23,15 +23,12 @@ from typing import Protocol
 
 import msgspec
 
-from eventlog.storage.base import Storage
-
 __all__ = [
     "Deliver",
     "MemorySchedule",
     "ScheduleFilter",
     "ScheduleRow",
     "ScheduleStore",
-    "schedule_store_for",
 ]
 
 
@@ -181,19 +178,3 @@ class MemorySchedule:
             if current is not None and current.seq == row.seq:
                 del self._rows[(row.stream, row.id)]
         return len(due)
-
-
-def schedule_store_for(storage: Storage) -> ScheduleStore:
-    """The schedule that lives with ``storage``: a table in its database, or memory."""
-    from eventlog.storage.postgres import PostgresStorage
-    from eventlog.storage.sqlite import SQLiteStorage
-
-    if isinstance(storage, SQLiteStorage):
-        from eventlog.storage.schedule_sqlite import SQLiteSchedule
-
-        return SQLiteSchedule(storage)
-    if isinstance(storage, PostgresStorage):
-        from eventlog.storage.schedule_postgres import PostgresSchedule
-
-        return PostgresSchedule(storage)
-    return MemorySchedule()
