@@ -19,7 +19,7 @@ from tests.pg import PgCluster
 from tests.support import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
-TOTAL = 3_000
+TOTAL = 8_000  # enough that 20 kills at up to 0.25 s land before the end
 
 
 def insert_sql(tx: OffsetTransaction) -> str:
