@@ -59,6 +59,8 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         on_failure: ``"park"``, ``"stop"`` or ``"retry"`` (see :mod:`consumers.failure`).
         protect: Whether retention keeps what it has not read (default: the server's).
         max_hold: Seconds without a commit before it stops holding retention.
+        reset: ``"earliest"``, ``"latest"`` or ``"error"``: where it goes when
+            retention removed events it had not read.
         options: Passed to the kind's factory.
     """
 
@@ -73,6 +75,7 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     on_failure: OnFailure = "park"
     protect: bool | None = None
     max_hold: float | None = None
+    reset: Literal["earliest", "latest", "error"] = "earliest"
     options: dict[str, Any] = {}
 
 
@@ -140,6 +143,7 @@ def add_instances(
             on_failure=instance.on_failure,
             protect=instance.protect,
             max_hold=instance.max_hold,
+            reset=instance.reset,
         )
 
 

@@ -50,6 +50,7 @@ from eventlog import (
     EventLogError,
     HoldPolicy,
     Position,
+    ResetPolicy,
     Unsupported,
     validate_stream_name,
 )
@@ -120,6 +121,7 @@ class ConsumerManager:
         protect: bool | None = None,
         max_hold: float | None = None,
         transactional: bool = False,
+        reset: ResetPolicy = "earliest",
     ) -> None:
         """Register a consumer. If the manager is running, it starts at once.
 
@@ -140,6 +142,10 @@ class ConsumerManager:
                 (None: the log's ``protect_consumers``).
             max_hold: Seconds without a commit after which it stops holding
                 retention (None: the log's ``max_hold``).
+            reset: Where it goes when retention removed events it had not read:
+                ``"earliest"`` (the first retained), ``"latest"`` (the head), or
+                ``"error"`` (it stops, the reason in its status). Either way the
+                loss is recorded (``consumer.truncated`` on the system stream).
             transactional: The handler is ``handler(events, tx)`` and runs in
                 the database transaction that commits the consumer's offset
                 (exactly-once for writes through ``tx``; see
@@ -149,7 +155,7 @@ class ConsumerManager:
             Unsupported: ``transactional`` on a backend that cannot (memory).
         """
         validate_stream_name(name)
-        if transactional and self._log.capabilities.offset_transactions is None:
+        if transactional and not self._log.can_transact:
             raise Unsupported(
                 f"consumer {name!r}: transactional handlers need the log in a database "
                 "(SQLite or PostgreSQL), not in memory"
@@ -164,6 +170,7 @@ class ConsumerManager:
         plain = None if transactional else cast(Handler, handler)
         in_tx = cast(TransactionalHandler, handler) if transactional else None
         spec = Spec(name, stream, plain, in_tx, tuple(types), key, batch_size, start, policy)
+        spec.reset = reset
         if protect is not None or max_hold is not None:
             default = self._log.hold_policy(name)
             self._log.set_hold_policy(
@@ -327,7 +334,7 @@ class ConsumerManager:
 
     async def _run(self, spec: Spec) -> None:
         status = spec.status
-        consumer = self._log.consumer(spec.name, spec.stream, start=spec.start)
+        consumer = self._log.consumer(spec.name, spec.stream, start=spec.start, reset=spec.reset)
 
         async def commit(offset: int) -> None:
             await consumer.commit(offset)

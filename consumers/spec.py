@@ -17,7 +17,7 @@ from typing import Literal
 from consumers.failure import FailurePolicy
 from consumers.filter import EventFilter
 from consumers.parking import OnFailure
-from eventlog import Consumer, Event, EventLogError, Position
+from eventlog import Consumer, Event, EventLogError, Position, ResetPolicy
 from eventlog.storage.transactions import OffsetTransaction
 
 __all__ = [
@@ -106,6 +106,7 @@ class Spec:
     start: Position
     policy: FailurePolicy
     status: ConsumerStatus = field(init=False)
+    reset: ResetPolicy = field(init=False, default="earliest")
     lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     filter: EventFilter = field(init=False)
 

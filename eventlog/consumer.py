@@ -14,7 +14,7 @@ from typing import Literal, Protocol, TypeVar
 import msgspec
 
 from eventlog.config import LogConfig
-from eventlog.errors import InvalidPosition, LogClosed, OffsetOutOfRange
+from eventlog.errors import InvalidPosition, LogClosed, OffsetOutOfRange, Unsupported
 from eventlog.holds import Truncation
 from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
 from eventlog.storage.transactions import Body
@@ -48,6 +48,9 @@ class _Log(Protocol):
     async def committed_offset(self, consumer: str, stream: str) -> int | None: ...
 
     async def commit_offset(self, consumer: str, stream: str, offset: int) -> None: ...
+
+    @property
+    def can_transact(self) -> bool: ...
 
     async def transact_offset(
         self, consumer: str, stream: str, offset: int, body: Body[T]
@@ -202,6 +205,11 @@ class Consumer:
         Raises:
             Unsupported: The backend has no database to share (memory).
         """
+        if not self._log.can_transact:
+            raise Unsupported(
+                "this storage backend cannot commit an offset inside the caller's "
+                "transaction; use SQLite or PostgreSQL"
+            )
         if offset is None:
             offset = await self._ensure_position()
         if not isinstance(offset, int) or offset < 0:
@@ -210,6 +218,11 @@ class Consumer:
         self._committed = offset
         self._loaded = True
         return result
+
+    @property
+    def can_transact(self) -> bool:
+        """True when :meth:`transact` works: the log is in a database (not in memory)."""
+        return self._log.can_transact
 
     async def lag(self) -> int:
         """Events between the committed offset (or the position, if never

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_KEY_LENGTH",
     "MAX_TYPE_LENGTH",
+    "CheckedJSON",
     "encode_data",
     "json_problem",
     "pending_event",
@@ -63,6 +64,22 @@ def json_problem(data: bytes) -> str | None:
     return None
 
 
+class CheckedJSON:
+    """Bytes their producer has already checked to be one UTF-8 JSON value.
+
+    As an event's ``data`` they are stored as they are, without the second
+    check a :class:`msgspec.Raw` gets (~0.3 µs per 200-byte payload). The
+    server wraps each event's data in one after decoding the request body
+    with msgspec (which checks the JSON) and checking the body's UTF-8 once.
+    Anything not checked so must be passed as ``msgspec.Raw``.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+
 def encode_data(data: object) -> bytes:
     """Encode a payload to JSON bytes; :class:`msgspec.Raw` is checked, never re-encoded.
 
@@ -70,6 +87,8 @@ def encode_data(data: object) -> bytes:
         InvalidEvent: ``data`` cannot be encoded, or a ``Raw`` value is not
             UTF-8 JSON (the message names ``data`` and the reason).
     """
+    if data.__class__ is CheckedJSON:
+        return data.value
     if data.__class__ is _Raw:
         payload = bytes(data)
         problem = json_problem(payload)

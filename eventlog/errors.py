@@ -164,12 +164,16 @@ class OffsetOutOfRange(EventLogError):
     code = "offset_out_of_range"
 
     def __init__(self, stream: str, offset: int, first: int) -> None:
+        skipped = max(first - offset, 0)
         super().__init__(
-            f"stream {stream!r}: offset {offset} is before the first retained offset {first}"
+            f"stream {stream!r}: offset {offset} is before the first retained offset {first} "
+            f"({skipped} events removed by retention)"
         )
         self.stream = stream
         self.offset = offset
         self.first = first
+        #: Events between ``offset`` and ``first`` that retention removed.
+        self.skipped = skipped
 
 
 class LogClosed(EventLogError):

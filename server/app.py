@@ -64,9 +64,11 @@ def create_app(
                 app
             )  # webhook delivery workers (server/api/webhook_engine.py)
             await consumer_runtime.start(app)  # [[consumers]] from the config file
+            await _start_sources(app)  # [[sources]] and those made over the API
         except BaseException:
             # A failed start-up must not leave the log's threads running (the
             # process would never exit).
+            await _stop_sources(app)
             await webhook_engine.stop(app)
             if manage_log:
                 await log.close()
@@ -77,6 +79,7 @@ def create_app(
         finally:
             app.state.ready = False
             app.state.stopping.set()
+            await _stop_sources(app)
             await consumer_runtime.stop(app)
             await webhook_engine.stop(app)
             if manage_log:
@@ -108,3 +111,18 @@ def create_app(
     # Mounted without a lifespan, the app is ready as soon as the log is open.
     app.state.ready = not manage_log
     return app
+
+
+async def _start_sources(app: Starlette) -> None:
+    from server.sources import SourceManager
+
+    manager = SourceManager(app.state.log, app.state.config.sources)
+    await manager.start()
+    app.state.sources = manager
+
+
+async def _stop_sources(app: Starlette) -> None:
+    manager = getattr(app.state, "sources", None)
+    if manager is not None:
+        app.state.sources = None
+        await manager.close()

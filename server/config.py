@@ -91,6 +91,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ws_ping_interval: Seconds between WebSocket pings (dead connections are reaped).
         ws_ping_timeout: Seconds a WebSocket client has to answer a ping.
         consumers: Handler consumers to run (``[[consumers]]``, see docs/consumers.md).
+        sources: File sources to watch (``[[sources]]``, see docs/producers.md).
         retention_protect: Retention keeps what named consumers have not read.
         retention_max_hold: Seconds without a commit after which a consumer no
             longer holds retention (unset: never; see docs/consumers.md).
@@ -132,6 +133,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 20.0
     consumers: list[ConsumerInstance] = []
+    sources: list[dict[str, Any]] = []
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)
 

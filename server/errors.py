@@ -16,7 +16,14 @@ from starlette.responses import Response
 
 from eventlog import errors as e
 
-__all__ = ["ApiError", "error_response", "handle_error", "status_for", "ws_close_code_for"]
+__all__ = [
+    "ApiError",
+    "error_details",
+    "error_response",
+    "handle_error",
+    "status_for",
+    "ws_close_code_for",
+]
 
 logger = logging.getLogger("eventlog.server")
 
@@ -58,6 +65,13 @@ def ws_close_code_for(exc: e.EventLogError) -> int:
     return 4000 + status_for(exc) if status_for(exc) < 500 else 1011
 
 
+def error_details(exc: Exception) -> dict[str, object] | None:
+    """Fields an error adds to its body: what a reader lost to retention."""
+    if isinstance(exc, e.OffsetOutOfRange):
+        return {"first_offset": exc.first, "skipped": exc.skipped}
+    return None
+
+
 def error_response(
     status: int,
     code: str,
@@ -65,11 +79,14 @@ def error_response(
     *,
     path: str | None = None,
     headers: Mapping[str, str] | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> Response:
-    """A JSON error response in eventlog's shape."""
+    """A JSON error response in eventlog's shape (``details`` join the error object)."""
     body: dict[str, object] = {"code": code, "message": message}
     if path is not None:
         body["path"] = path
+    if details:
+        body.update(details)
     return Response(
         msgspec.json.encode({"error": body}),
         status_code=status,
@@ -87,7 +104,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         if status >= 500 and status != 503:
             logger.error("unmapped eventlog error: %r", exc)
         path = exc.path if isinstance(exc, e.InvalidEvent) else None
-        return error_response(status, exc.code, str(exc), path=path)
+        return error_response(status, exc.code, str(exc), path=path, details=error_details(exc))
     if isinstance(exc, msgspec.ValidationError):
         text = str(exc)
         if " - at `" in text:

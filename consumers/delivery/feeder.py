@@ -22,12 +22,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery, new_delivery_id
 from consumers.delivery.retry import TokenBucket
 from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.errors import OffsetOutOfRange
+from eventlog.holds import Truncation
 from eventlog.model import Event
 
 __all__ = ["Feeder", "Worker", "new_delivery"]
@@ -110,13 +113,10 @@ class Feeder:
             try:
                 events = await self.log.read(ep.stream, position, self.page)
             except OffsetOutOfRange as exc:
-                logger.warning(
-                    "endpoint %s: offsets %d..%d of %r were removed by retention before delivery",
-                    ep.id,
-                    position,
-                    exc.first - 1,
-                    ep.stream,
-                )
+                # Never silently: the log, and the system stream, say what was lost.
+                lost = Truncation.of(ep.stream, position, exc.first, consumer=ep.consumer_name)
+                logger.warning("endpoint %s: %s", ep.id, lost.describe())
+                await self.log.notice("consumer.truncated", msgspec.to_builtins(lost))
                 position = exc.first
                 continue
             if not events:

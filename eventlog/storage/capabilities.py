@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from eventlog.storage.leases import Leases
-from eventlog.storage.transactions import OffsetTransactions
 
 if TYPE_CHECKING:
     import asyncpg
@@ -123,9 +122,6 @@ class Capabilities:
             None when leases exclusive within the process are enough.
         tables: The database components may keep their own tables in; None
             for a backend without one (memory).
-        offset_transactions: Commits a consumer offset inside the caller's
-            own transaction (:mod:`eventlog.storage.transactions`); None when
-            the backend has no database to share.
     """
 
     kind: str
@@ -134,4 +130,3 @@ class Capabilities:
     listen: Callable[[HeadListener], None] | None = None
     leases: Leases | None = None
     tables: Tables | None = None
-    offset_transactions: OffsetTransactions | None = None

@@ -73,9 +73,15 @@ class HeldTransaction(Protocol):
     async def set_checkpoint(self, name: str, value: bytes) -> None:
         """Store a producer's checkpoint (e.g. a file source's position) in this transaction."""
 
+    async def set_offset(self, consumer: str, stream: str, offset: int) -> None:
+        """Store a consumer's committed offset in this transaction (exactly-once handlers)."""
+
 
 class HeldSource(Protocol):
     """Opens held transactions on one backend."""
+
+    #: True when a transaction holds the caller's own writes (a real database).
+    own_writes: bool
 
     async def open(self) -> None:
         """Create the checkpoint table if needed."""
@@ -131,6 +137,12 @@ class _SQLiteTxn:
             to_us(utc_now()),
         )
 
+    async def set_offset(self, consumer: str, stream: str, offset: int) -> None:
+        from eventlog.storage.sqlite_ops import set_offset
+
+        now = to_us(utc_now())
+        await self.run(lambda c: set_offset(c, consumer, stream, offset, now))
+
 
 class SQLiteHeld:
     """Held transactions on an SQLite file: one connection, one thread, one at a time.
@@ -140,6 +152,8 @@ class SQLiteHeld:
         synchronous: The log's durability setting (per connection in SQLite).
         busy_timeout: Milliseconds ``BEGIN IMMEDIATE`` waits for the log's writer.
     """
+
+    own_writes = True
 
     def __init__(self, storage: Any, busy_timeout: int = 10_000) -> None:
         self._storage = storage
@@ -241,9 +255,16 @@ class _PgTxn:
             to_us(utc_now()),
         )
 
+    async def set_offset(self, consumer: str, stream: str, offset: int) -> None:
+        from eventlog.storage.postgres import set_offset
+
+        await set_offset(self.connection, self._storage.schema, consumer, stream, offset)
+
 
 class PgHeld:
     """Held transactions on PostgreSQL: a pooled connection each."""
+
+    own_writes = True
 
     def __init__(self, storage: Any) -> None:
         self._storage = storage
@@ -299,6 +320,9 @@ class _MemoryTxn:
     async def set_checkpoint(self, name: str, value: bytes) -> None:
         self._checkpoints[name] = value
 
+    async def set_offset(self, consumer: str, stream: str, offset: int) -> None:
+        await self._storage.commit_offset(consumer, stream, offset)
+
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise InvalidInput("the in-memory log has no database to run statements in")
 
@@ -311,6 +335,8 @@ class _MemoryTxn:
 
 class MemoryHeld:
     """The in-memory backend's stand-in: appends apply at once, nothing rolls back."""
+
+    own_writes = False
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage

@@ -32,7 +32,6 @@ import asyncpg
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
-from eventlog.storage import postgres_tx
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.capabilities import Capabilities, HeadListener
 from eventlog.storage.leases import Lease
@@ -95,7 +94,6 @@ class PostgresStorage:
             listen=self.listen,
             leases=self,
             tables=self,
-            offset_transactions=self,
         )
         s = self.schema
         self._sql_read = (
@@ -182,8 +180,6 @@ class PostgresStorage:
         with errors_translated(what):
             async with pool.acquire() as conn:
                 yield cast(asyncpg.Connection, conn)
-
-    transact_offset = postgres_tx.transact_offset
 
     @contextlib.asynccontextmanager
     async def connection(self, what: str = "transaction") -> AsyncIterator[asyncpg.Connection]:

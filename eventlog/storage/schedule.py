@@ -12,7 +12,8 @@ Three implementations: :class:`MemorySchedule` here, and the SQLite and
 PostgreSQL tables of :mod:`eventlog.storage.schedule_sqlite` and
 :mod:`eventlog.storage.schedule_postgres`, which keep their table in the
 log's own database as a versioned component (``schedule``).
-:func:`schedule_store_for` picks the one that matches a storage backend.
+:func:`~eventlog.storage.components.schedule_store_for` picks the one that goes
+with a backend.
 """
 
 from __future__ import annotations

@@ -36,8 +36,6 @@ from eventlog.storage.sqlite_schema import (
     prepare_writer,
 )
 from eventlog.storage.sqlite_thread import SQLiteThread
-from eventlog.storage.sqlite_tx import SQLiteOffsetTransactions
-from eventlog.storage.transactions import Body
 
 __all__ = [
     "APPLICATION_ID",
@@ -79,12 +77,9 @@ class SQLiteStorage:
         self._readers: asyncio.Queue[SQLiteThread] = asyncio.Queue()
         self._all_readers: list[SQLiteThread] = []
         self._packed = False
-        self._offset_tx = SQLiteOffsetTransactions(self.path, synchronous)
         # Two append transactions at once: the writer connection runs them one
         # after another in the order they were handed over.
-        self.capabilities = Capabilities(
-            kind="sqlite", durable=True, append_slots=2, tables=self, offset_transactions=self
-        )
+        self.capabilities = Capabilities(kind="sqlite", durable=True, append_slots=2, tables=self)
 
     @property
     def kind(self) -> Literal["sqlite"]:
@@ -149,12 +144,7 @@ class SQLiteStorage:
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
 
-    async def transact_offset(self, consumer: str, stream: str, offset: int, body: Body[T]) -> T:
-        """Run ``body(tx)`` and commit ``offset`` in one transaction (:mod:`.sqlite_tx`)."""
-        return await self._offset_tx.run(consumer, stream, offset, body)
-
     async def close(self) -> None:
-        await self._offset_tx.close()
         writer, self._writer = self._writer, None
         readers, self._all_readers = self._all_readers, []
         self._readers = asyncio.Queue()

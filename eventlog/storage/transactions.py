@@ -1,31 +1,36 @@
 """Offset transactions: a consumer's own writes and its offset commit, atomically.
 
-A backend that keeps events in a database the caller can also write to
-declares :class:`OffsetTransactions` in its capabilities
-(``Capabilities.offset_transactions``): it runs the caller's ``body(tx)``
-inside one database transaction and stores the consumer's offset in the same
-transaction before committing. Either both the caller's writes and the new
-offset are durable, or neither is: a handler that projects events into its
-own tables sees each event exactly once across crashes.
+:meth:`eventlog.Consumer.transact` runs the caller's ``body(tx)`` inside one
+*held* transaction on the log's database (:mod:`eventlog.storage.held`, the
+same transactions the outbox uses) and stores the consumer's offset in it
+before committing. Either both the caller's writes and the new offset are
+durable, or neither is: a handler that projects events into its own tables
+sees each event exactly once across crashes.
 
 ================  ===========================================================
-backend           what ``tx.connection`` is
+backend           what the transaction is
 ================  ===========================================================
-PostgreSQL        an ``asyncpg.Connection`` in a transaction (parameters ``$1``)
-SQLite            an ``aiosqlite.Connection`` to the log's file in a
-                  ``BEGIN IMMEDIATE`` transaction (parameters ``?``); it holds
-                  SQLite's one write lock until it commits, so appends wait
-                  for it
-memory            none: the backend declares no ``offset_transactions``
+PostgreSQL        a pooled connection in a transaction; ``tx.connection`` is
+                  the ``asyncpg.Connection`` (parameters ``$1``)
+SQLite            a connection of its own, on a thread of its own, in
+                  ``BEGIN IMMEDIATE`` (parameters ``?``); it holds SQLite's
+                  one write lock until it commits, so appends wait for it.
+                  ``tx.connection`` is None; ``tx.run(fn)`` runs
+                  ``fn(sqlite3_connection)`` on that thread (many statements,
+                  one hop)
+memory            refused (:class:`~eventlog.errors.Unsupported`)
 ================  ===========================================================
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
-__all__ = ["Body", "OffsetTransaction", "OffsetTransactions"]
+from eventlog.storage.held import HeldTransaction
+
+__all__ = ["Body", "OffsetTransaction"]
 
 T = TypeVar("T")
 
@@ -35,37 +40,29 @@ class OffsetTransaction:
 
     Attributes:
         kind: ``"sqlite"`` or ``"postgres"``: which SQL dialect to write.
-        connection: The driver's connection, inside the transaction (see the
-            module docstring). Do not commit or roll back on it.
+        connection: PostgreSQL: the ``asyncpg.Connection`` inside the
+            transaction (do not commit or roll back on it); SQLite: None.
     """
 
-    def __init__(self, kind: Literal["sqlite", "postgres"], connection: Any) -> None:
-        self.kind = kind
-        self.connection = connection
+    def __init__(self, held: HeldTransaction) -> None:
+        self._held = held
+        self.connection: Any = held.connection
+        self.kind: Literal["sqlite", "postgres"] = (
+            "sqlite" if held.connection is None else "postgres"
+        )
 
     async def execute(self, sql: str, *args: Any) -> None:
         """Run one statement with positional parameters (``?`` on SQLite, ``$n`` on PostgreSQL)."""
-        if self.kind == "postgres":
-            await self.connection.execute(sql, *args)
-        else:
-            await (await self.connection.execute(sql, args)).close()
+        await self._held.execute(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Run a query; its rows as tuples."""
-        if self.kind == "postgres":
-            return [tuple(row) for row in await self.connection.fetch(sql, *args)]
-        async with self.connection.execute(sql, args) as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]
+        return await self._held.execute(sql, *args)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """SQLite: ``fn(connection)`` on the transaction's thread (several statements, one hop)."""
+        return await self._held.run(fn)
 
 
 Body = Callable[[OffsetTransaction], Awaitable[T]]
 """What runs inside an offset transaction."""
-
-
-class OffsetTransactions(Protocol):
-    """A backend that can commit a consumer offset inside the caller's transaction."""
-
-    async def transact_offset(self, consumer: str, stream: str, offset: int, body: Body[T]) -> T:
-        """Run ``body(tx)`` in one transaction, store ``offset`` as ``consumer``'s
-        committed offset on ``stream`` in it, and commit; roll back if ``body`` raises."""
-        ...

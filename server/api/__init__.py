@@ -27,7 +27,7 @@ def all_routes() -> list[BaseRoute]:
     from server.api import notifications
 
     routes += notifications.routes
-    from server.api import schedules
+    from server.api import schedules, sources
 
-    routes += schedules.routes
+    routes += schedules.routes + sources.routes
     return routes

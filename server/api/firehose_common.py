@@ -153,7 +153,10 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
 
 def gone_reason(exc: OffsetOutOfRange) -> str:
     """The close reason when retention removed events the client needed."""
-    return f"offset {exc.offset} was removed (first retained {exc.first}); use from=beginning"
+    return (
+        f"offsets {exc.offset}-{exc.first - 1} were removed by retention ({exc.skipped} events "
+        f"skipped); resume from={exc.first}"
+    )
 
 
 def stopping_task(conn: HTTPConnection) -> asyncio.Task[bool] | None:

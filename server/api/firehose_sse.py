@@ -151,9 +151,11 @@ class _SSEStream(Response):
             metrics.slow.labels("sse").inc()
         elif stopping is not None and stopping.done() and not stopping.cancelled():
             reason = "server shutting down"  # (race cancels the watch when the feed ends)
-        body = msgspec.json.encode(
-            {"code": code, "reason": reason, "resume_from": sub.resume_offset}
-        ).decode()
+        closed: dict[str, object] = {"code": code, "reason": reason}
+        closed["resume_from"] = sub.resume_offset
+        if isinstance(exc, OffsetOutOfRange):  # say what was lost, and resume past it
+            closed.update(first_offset=exc.first, skipped=exc.skipped, resume_from=exc.first)
+        body = msgspec.json.encode(closed).decode()
         return f"event: closed\ndata: {body}\n\n".encode()
 
 

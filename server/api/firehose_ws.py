@@ -28,7 +28,13 @@ from server.api.firehose_common import (
     race,
 )
 from server.config import ServerConfig
-from server.errors import ApiError, error_response, status_for, ws_close_code_for
+from server.errors import (
+    ApiError,
+    error_details,
+    error_response,
+    status_for,
+    ws_close_code_for,
+)
 
 __all__ = ["FirehoseEndpoint"]
 
@@ -95,7 +101,10 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
     except (ApiError, EventLogError) as exc:
         status, error_code, message = _error_parts(exc)
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(error_response(status, error_code, message))
+            details = error_details(exc)
+            await websocket.send_denial_response(
+                error_response(status, error_code, message, details=details)
+            )
         else:  # a server without the denial extension: accept, then close 4000 + status
             await websocket.accept()
             await _close(

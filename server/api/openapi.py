@@ -57,7 +57,7 @@ def openapi_document() -> dict[str, Any]:
     from consumers.webhook import EndpointPatch, EndpointSpec
     from eventlog.schedule import SchedulePage
     from server.api import openapi_paths as more
-    from server.api import schedules
+    from server.api import schedules, sources
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
     from server.api.openapi_endpoints import endpoint_paths
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
@@ -86,6 +86,7 @@ def openapi_document() -> dict[str, Any]:
         ReplayRequest,
         schedules.ScheduleAnswer,
         SchedulePage,
+        sources.SourceList,
     ]
     (_, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
@@ -279,6 +280,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/webhooks", "webhook endpoint", "EndpointSpec", "EndpointPatch", rotate=True
         ),
         **schedules.openapi_paths(),
+        **sources.openapi_paths(),
         **endpoint_paths(
             "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
         ),

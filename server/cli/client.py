@@ -208,7 +208,10 @@ async def read_range(
                 first = info.first_offset if info is not None else None
             if first is None or first <= offset:
                 raise
-            warn(f"warning: offsets {offset}-{first - 1} were removed by retention; skipping them")
+            warn(
+                f"warning: offsets {offset}-{first - 1} were removed by retention; skipping "
+                f"them ({first - offset} events lost, resuming at {first})"
+            )
             offset = first
             continue
         if outage:

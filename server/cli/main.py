@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.cli.schedules import register as register_schedules
 
     register_schedules(sub)
+    from server.cli.sources import register as register_sources
+
+    register_sources(sub)
     del sub
     return parser
 

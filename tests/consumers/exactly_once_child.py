@@ -26,7 +26,7 @@ async def main(target: str, total: int) -> None:
             )
             for event in events:
                 await tx.execute(insert, event.offset)
-            await asyncio.sleep(0.002)  # some work while the transaction is open
+            await asyncio.sleep(0.01)  # some work while the transaction is open
 
         manager.add("projector", "s", project, transactional=True, batch_size=10)
         async with manager:

@@ -19,7 +19,7 @@ from tests.pg import PgCluster
 from tests.support import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
-TOTAL = 8_000  # enough that 20 kills at up to 0.25 s land before the end
+TOTAL = 2_500
 
 
 def insert_sql(tx: OffsetTransaction) -> str:
@@ -132,19 +132,19 @@ def run_child(target: str, *, kill_after: float | None) -> int:
         proc.stdout.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+# 21 child processes: ~18 s on SQLite, ~25 s on PostgreSQL (its pool per child) here.
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 async def test_projection_has_one_row_per_event_after_20_sigkills(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     target = await target_for(backend, tmp_path, request)
     async with EventLog.open(target) as log:
         await create_projection(log, target)
-        for _ in range(TOTAL // 1000):
-            await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(1000)])
+        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(TOTAL)])
     rng = random.Random(15)
     progress = []
     for _ in range(20):
-        assert await asyncio.to_thread(run_child, target, kill_after=rng.uniform(0, 0.25)) == -9
+        assert await asyncio.to_thread(run_child, target, kill_after=rng.uniform(0, 0.15)) == -9
         rows, offset = await projection_and_offset(target)
         # Exactly the committed prefix is projected, once: no lost and no doubled rows.
         assert rows == list(range(offset or 0))

@@ -132,3 +132,45 @@ def test_stream_detail_and_metrics_show_who_holds_retention(tmp_path: Path) -> N
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'eventlog_retention_held_events{consumer="lagger",stream="s"} 6.0' in metrics
         assert 'eventlog_retention_held_bytes{consumer="lagger",stream="s"} 60.0' in metrics
+
+
+async def test_runtime_consumer_reports_truncation_per_its_reset_policy(
+    sqlite_log: EventLog,
+) -> None:
+    import asyncio
+
+    from consumers import ConsumerManager
+    from eventlog import Event
+
+    log = sqlite_log
+    await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(10)])
+    for name in ("goes-on", "strict"):
+        await log.consumer(name, "s").commit(1)
+        log.set_hold_policy(name, HoldPolicy(protect=False))
+    await log.set_retention("s", Retention(max_count=4))
+    assert await log.enforce_retention() == 6
+    got: list[int] = []
+
+    async def handle(events: list[Event]) -> None:
+        got.extend(e.offset for e in events)
+
+    manager = ConsumerManager(log, poll_timeout=0.1)
+    manager.add("goes-on", "s", handle)
+    manager.add("strict", "s", handle, reset="error")
+    async with manager:
+        for _ in range(500):
+            statuses = {s.name: s for s in manager.status()}
+            if statuses["goes-on"].committed == 10 and statuses["strict"].state == "stopped":
+                break
+            await asyncio.sleep(0.01)
+    assert got == [6, 7, 8, 9]
+    assert statuses["goes-on"].truncation == (
+        "consumer goes-on lost offsets 1-5 of 's' to retention "
+        "(5 events skipped; first retained 6, resuming at 6)"
+    )
+    assert statuses["strict"].reason == (
+        "OffsetOutOfRange: stream 's': offset 1 is before the first retained offset 6 "
+        "(5 events removed by retention)"
+    )
+    await log.wait("system", 0, timeout=5)
+    assert [e.type for e in await log.read("system")] == ["consumer.truncated"]

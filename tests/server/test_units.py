@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from eventlog.encoding import CheckedJSON
 from server.api.append_body import apply_idempotency_key, media_type, parse_body
 from server.api.params import non_negative_int, wait_seconds
 from server.auth import Authenticator, hash_key, new_key, parse_scope
@@ -155,8 +156,8 @@ def test_parse_body_keeps_data_bytes_verbatim() -> None:
     parsed = parse_body(b'{"type":"t","data": [1, 2.50 ]}', "application/json", max_events=10)
     assert parsed.single
     data = parsed.events[0].data
-    assert isinstance(data, msgspec.Raw)
-    assert bytes(data) == b"[1, 2.50 ]"
+    assert isinstance(data, CheckedJSON)  # decoded and checked: the log stores it as it is
+    assert data.value == b"[1, 2.50 ]"
 
 
 def test_parse_body_batch_limit_and_ndjson_paths() -> None:

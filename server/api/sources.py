@@ -1,0 +1,191 @@
+"""File sources over HTTP: ``/api/sources`` (admin).
+
+* ``GET /api/sources`` — ``{"sources": [{"spec", "origin", "status"}]}``.
+* ``POST /api/sources`` — create from a spec (``{"name", "kind", "path",
+  "stream", ...}``): ``201``; ``409`` if the name is taken; ``422`` invalid.
+* ``GET|PUT|DELETE /api/sources/{name}`` — one; replace (``200``/``201``);
+  stop and forget (``204``). Sources of the config file answer ``409``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.api.openapi_parts import AUTH, errors, json_body, param, ref
+from server.auth import require
+from server.errors import ApiError
+from server.sources.manager import ConfigOwned, SourceManager, SourceView, UnknownSource
+from server.sources.spec import SourceError
+
+__all__ = ["SourceList", "openapi_paths", "routes"]
+
+_encoder = msgspec.json.Encoder()
+
+
+class SourceList(msgspec.Struct, kw_only=True):
+    """Every file source."""
+
+    sources: list[SourceView]
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(_encoder.encode(value), status_code=status, media_type="application/json")
+
+
+def _manager(request: Request) -> SourceManager:
+    require(request, "admin")
+    manager: SourceManager | None = getattr(request.app.state, "sources", None)
+    if manager is None:
+        raise ApiError(503, "not_ready", "file sources are not running")
+    return manager
+
+
+async def _body(request: Request) -> object:
+    try:
+        return msgspec.json.decode(await request.body())
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"malformed JSON: {exc}") from None
+
+
+def _name(request: Request) -> str:
+    name: str = request.path_params["name"]
+    return name
+
+
+async def list_sources(request: Request) -> Response:
+    """``GET /api/sources``."""
+    return _json(SourceList(sources=_manager(request).views()))
+
+
+async def create_source(request: Request) -> Response:
+    """``POST /api/sources``."""
+    manager = _manager(request)
+    body = await _body(request)
+    try:
+        view, _ = await manager.put(body)
+    except ConfigOwned as exc:
+        raise ApiError(
+            409, "config_source", f"source {exc} is declared in the config file"
+        ) from None
+    except SourceError as exc:
+        status, code = (409, "source_exists") if "exists" in str(exc) else (422, "invalid_source")
+        raise ApiError(status, code, str(exc)) from None
+    return _json(view, 201)
+
+
+async def get_source(request: Request) -> Response:
+    """``GET /api/sources/{name}``."""
+    manager = _manager(request)
+    try:
+        return _json(manager.view(_name(request)))
+    except UnknownSource:
+        raise ApiError(404, "unknown_source", f"no source {_name(request)!r}") from None
+
+
+async def put_source(request: Request) -> Response:
+    """``PUT /api/sources/{name}``: create or replace."""
+    manager = _manager(request)
+    body = await _body(request)
+    try:
+        view, created = await manager.put(body, _name(request))
+    except ConfigOwned as exc:
+        raise ApiError(
+            409, "config_source", f"source {exc} is declared in the config file"
+        ) from None
+    except SourceError as exc:
+        raise ApiError(422, "invalid_source", str(exc)) from None
+    return _json(view, 201 if created else 200)
+
+
+async def delete_source(request: Request) -> Response:
+    """``DELETE /api/sources/{name}``."""
+    manager = _manager(request)
+    try:
+        await manager.delete(_name(request))
+    except UnknownSource:
+        raise ApiError(404, "unknown_source", f"no source {_name(request)!r}") from None
+    except ConfigOwned as exc:
+        raise ApiError(
+            409, "config_source", f"source {exc} is declared in the config file"
+        ) from None
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/sources", list_sources, methods=["GET"]),
+    Route("/api/sources", create_source, methods=["POST"]),
+    Route("/api/sources/{name}", get_source, methods=["GET"]),
+    Route("/api/sources/{name}", put_source, methods=["PUT"]),
+    Route("/api/sources/{name}", delete_source, methods=["DELETE"]),
+]
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The ``/api/sources`` routes for the OpenAPI document."""
+    name = param("name", "path", "The source's name", {"type": "string"})
+    spec = {"required": True, "content": json_body(ref("SourceSpec"))}
+    view = json_body(ref("SourceView"))
+    owned = {
+        "409": {
+            "description": "Declared in the config file (or, creating, the name is taken)",
+            "content": json_body(ref("Error")),
+        }
+    }
+    missing = {"404": {"description": "No such source", "content": json_body(ref("Error"))}}
+    return {
+        "/api/sources": {
+            "get": {
+                "summary": "Every file source with its status",
+                "responses": {
+                    "200": {"description": "The sources", "content": json_body(ref("SourceList"))},
+                    **errors(*AUTH, 503),
+                },
+            },
+            "post": {
+                "summary": "Watch a file or directory into a stream",
+                "requestBody": spec,
+                "responses": {
+                    "201": {"description": "Created and running", "content": view},
+                    **owned,
+                    **errors(400, *AUTH, 422, 503),
+                },
+            },
+        },
+        "/api/sources/{name}": {
+            "get": {
+                "summary": "One source",
+                "parameters": [name],
+                "responses": {
+                    "200": {"description": "It", "content": view},
+                    **missing,
+                    **errors(*AUTH, 503),
+                },
+            },
+            "put": {
+                "summary": "Create or replace a source made over the API",
+                "parameters": [name],
+                "requestBody": spec,
+                "responses": {
+                    "200": {"description": "Replaced", "content": view},
+                    "201": {"description": "Created", "content": view},
+                    **owned,
+                    **errors(400, *AUTH, 422, 503),
+                },
+            },
+            "delete": {
+                "summary": "Stop and forget a source made over the API",
+                "parameters": [name],
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    **missing,
+                    **owned,
+                    **errors(*AUTH, 503),
+                },
+            },
+        },
+    }

@@ -1,0 +1,313 @@
+"""The built-in kinds: ``ndjson-tail``, ``json-file``, ``directory``.
+
+Each keeps its position as a small JSON document committed with its appends
+(:meth:`~server.sources.runtime.SourceContext.commit`), so a crash at any
+moment neither loses nor repeats a line. Blocking file reads run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import hashlib
+import os
+import shutil
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import msgspec
+
+from eventlog import NewEvent
+from server.sources.lines import Line, error_event, line_event, split_lines
+from server.sources.runtime import FileSource, SourceContext
+
+__all__ = ["Directory", "JsonFile", "NdjsonTail", "source_kinds"]
+
+#: Most bytes read (and committed in one transaction) per step.
+READ_BYTES = 1 << 20
+#: A directory's file is read once unchanged for this long (it may still be written).
+SETTLE_S = 0.2
+_validate = msgspec.json.Decoder().decode
+
+
+class TailPosition(msgspec.Struct, kw_only=True):
+    """Where an ``ndjson-tail`` source is: which file (device, inode), byte, line."""
+
+    dev: int = 0
+    ino: int = 0
+    offset: int = 0
+    line: int = 0
+
+
+def _read_at(path: Path, pos: TailPosition, final: bool) -> tuple[list[Line], int] | None:
+    """Complete lines from ``pos`` (None if ``path`` is no longer that file). With
+    ``final`` (a rotated file: nothing more will come) a last unterminated line counts."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if (st.st_dev, st.st_ino) != (pos.dev, pos.ino):
+            return None
+        f.seek(pos.offset)
+        chunk = f.read(READ_BYTES)
+    lines, used = split_lines(chunk, pos.offset, pos.line)
+    if used < len(chunk) and (final or (not lines and len(chunk) == READ_BYTES)):
+        # The rotated file's last line, or one line longer than a read: take it as it is.
+        lines.append(Line(pos.line + len(lines) + 1, pos.offset + used, chunk[used:]))
+        used = len(chunk)
+    return lines, used
+
+
+class NdjsonTail:
+    """Each new line of a growing NDJSON file is an event; follows rotation and truncation.
+
+    Rotation (the file renamed away, a new one created at the path): the old
+    file is found again in the same directory by its identity and read to its
+    end, then the new one from its start, even across a restart. Truncation
+    in place (``copytruncate``): read again from the start.
+    """
+
+    def __init__(self, ctx: SourceContext) -> None:
+        self.ctx = ctx
+        self.path = Path(ctx.spec.path)
+        self._pos: TailPosition | None = None
+
+    def watch_paths(self) -> list[Path]:
+        return [self.path.parent]
+
+    async def catch_up(self) -> None:
+        if self._pos is None:
+            raw = await self.ctx.position()
+            self._pos = (
+                TailPosition() if raw is None else msgspec.json.decode(raw, type=TailPosition)
+            )
+        while await self._step(self._pos):
+            pass
+
+    async def _commit(self, lines: list[Line], file: Path, pos: TailPosition) -> None:
+        spec = self.ctx.spec
+        events: list[NewEvent] = []
+        errors: list[NewEvent] = []
+        for line in lines:
+            event, error = line_event(spec.name, str(file), line, spec.event_type)
+            if event is not None:
+                events.append(event)
+            if error is not None:
+                errors.append(error)
+        await self.ctx.commit(events, errors, msgspec.json.encode(pos))
+        self._pos = pos
+
+    async def _read(self, file: Path, pos: TailPosition, final: bool) -> bool:
+        got = await asyncio.to_thread(_read_at, file, pos, final)
+        if got is None or got[1] == 0:
+            return False
+        lines, used = got
+        moved = TailPosition(
+            dev=pos.dev, ino=pos.ino, offset=pos.offset + used, line=pos.line + len(lines)
+        )
+        await self._commit(lines, file, moved)
+        return True
+
+    async def _step(self, pos: TailPosition) -> bool:
+        """Read one chunk (or switch files); True if anything moved."""
+        try:
+            st = await asyncio.to_thread(os.stat, self.path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and pos.ino == 0:  # a new source starts at the file's start
+            pos = self._pos = TailPosition(dev=st.st_dev, ino=st.st_ino)
+        if st is None or (st.st_dev, st.st_ino) != (pos.dev, pos.ino):
+            old = await asyncio.to_thread(_find, self.path.parent, pos.dev, pos.ino)
+            if old is not None and await self._read(old, pos, final=True):
+                return True
+            if st is None:
+                return False
+            await self._commit([], self.path, TailPosition(dev=st.st_dev, ino=st.st_ino))
+            return True
+        if st.st_size < pos.offset:  # truncated in place
+            await self._commit([], self.path, TailPosition(dev=st.st_dev, ino=st.st_ino))
+            return True
+        if st.st_size == pos.offset:
+            return False
+        return await self._read(self.path, pos, final=False)
+
+
+def _find(directory: Path, dev: int, ino: int) -> Path | None:
+    """The file in ``directory`` with that identity (a rotated file), if any."""
+    if ino == 0:
+        return None
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (dev, ino):
+            return Path(entry.path)
+    return None
+
+
+class FilePosition(msgspec.Struct, kw_only=True):
+    """A ``json-file`` source's last content hash; a ``directory``'s files already read."""
+
+    hash: str = ""
+    seen: list[str] = []
+
+
+def _document(
+    spec_name: str, file: Path, content: bytes, type: str
+) -> tuple[list[NewEvent], list[NewEvent]]:
+    """One file as one event (``id``: its SHA-256), or its parked error."""
+    body = content.strip()
+    digest = hashlib.sha256(content).hexdigest()
+    try:
+        body.decode("utf-8")
+        _validate(body)
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        return [], [error_event(spec_name, str(file), None, 0, f"not UTF-8 JSON: {exc}", body)]
+    event = NewEvent(type=type, data=msgspec.Raw(body), id=digest, headers={"source": spec_name})
+    return [event], []
+
+
+def _read_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:  # deleted between the change and the read
+        return None
+
+
+class JsonFile:
+    """The whole document, each time the file is rewritten; its SHA-256 is the event id,
+    so a rewrite with the same content appends nothing."""
+
+    def __init__(self, ctx: SourceContext) -> None:
+        self.ctx = ctx
+        self.path = Path(ctx.spec.path)
+        self._last: str | None = None
+
+    def watch_paths(self) -> list[Path]:
+        return [self.path.parent]
+
+    async def catch_up(self) -> None:
+        if self._last is None:
+            raw = await self.ctx.position()
+            self._last = "" if raw is None else msgspec.json.decode(raw, type=FilePosition).hash
+        content = await asyncio.to_thread(_read_file, self.path)
+        if not content or not content.strip():
+            return
+        digest = hashlib.sha256(content).hexdigest()
+        if digest == self._last:
+            return
+        spec = self.ctx.spec
+        events, errors = _document(spec.name, self.path, content, spec.event_type)
+        await self.ctx.commit(events, errors, msgspec.json.encode(FilePosition(hash=digest)))
+        self._last = digest
+
+
+class Directory:
+    """Each new file in a directory: one event (``mode = "event"``) or one per line
+    (``"lines"``); moved to ``done`` afterwards if set, else remembered as read."""
+
+    def __init__(self, ctx: SourceContext) -> None:
+        self.ctx = ctx
+        self.path = Path(ctx.spec.path)
+        self.done = None if ctx.spec.done is None else Path(ctx.spec.done)
+        self._seen: set[str] | None = None
+
+    def watch_paths(self) -> list[Path]:
+        return [self.path]
+
+    async def catch_up(self) -> None:
+        if self._seen is None:
+            raw = await self.ctx.position()
+            self._seen = (
+                set() if raw is None else set(msgspec.json.decode(raw, type=FilePosition).seen)
+            )
+        while True:
+            files = await asyncio.to_thread(_listing, self.path, self.ctx.spec.pattern, self.done)
+            present = {key for key, _, _ in files}
+            settling = False
+            for key, path, age in files:
+                if key in self._seen:
+                    await self._finish(path)
+                    continue
+                if age < SETTLE_S:
+                    settling = True
+                    continue
+                await self._take(key, path, present)
+            if not settling:
+                return
+            await asyncio.sleep(SETTLE_S)
+
+    async def _take(self, key: str, path: Path, present: set[str]) -> None:
+        content = await asyncio.to_thread(_read_file, path)
+        if content is None:
+            return
+        spec = self.ctx.spec
+        if spec.mode == "event":
+            events, errors = _document(spec.name, path, content, spec.event_type)
+        else:
+            lines, _ = split_lines(content + (b"" if content.endswith(b"\n") else b"\n"), 0, 0)
+            events, errors = [], []
+            for line in lines:
+                event, error = line_event(spec.name, str(path), line, spec.event_type)
+                if event is not None:
+                    events.append(event)
+                if error is not None:
+                    errors.append(error)
+        assert self._seen is not None
+        seen = (self._seen & present) | {key}
+        await self.ctx.commit(events, errors, msgspec.json.encode(FilePosition(seen=sorted(seen))))
+        self._seen = seen
+        await self._finish(path)
+
+    async def _finish(self, path: Path) -> None:
+        if self.done is None:
+            return
+        done = self.done
+
+        def move() -> None:
+            done.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, done / path.name)
+
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(move)
+
+
+def _listing(directory: Path, pattern: str, done: Path | None) -> list[tuple[str, Path, float]]:
+    """Regular files matching ``pattern``, oldest first: ``(name:inode, path, age in s)``."""
+    import time
+
+    now = time.time()
+    out: list[tuple[float, str, str, Path, float]] = []
+    for entry in os.scandir(directory):
+        if not fnmatch.fnmatch(entry.name, pattern) or not entry.is_file(follow_symlinks=False):
+            continue
+        if done is not None and Path(entry.path) == done:
+            continue
+        st = entry.stat(follow_symlinks=False)
+        out.append(
+            (
+                st.st_mtime,
+                entry.name,
+                f"{entry.name}:{st.st_ino}",
+                Path(entry.path),
+                now - st.st_mtime,
+            )
+        )
+    out.sort()
+    return [(key, path, age) for _, _, key, path, age in out]
+
+
+def source_kinds() -> dict[str, type[FileSource]]:
+    """The built-in kinds and every ``eventlog.sources`` entry point, by kind name."""
+    kinds: dict[str, type[FileSource]] = {
+        "ndjson-tail": NdjsonTail,
+        "json-file": JsonFile,
+        "directory": Directory,
+    }
+    for entry in entry_points(group="eventlog.sources"):
+        kinds.setdefault(entry.name, entry.load())
+    return kinds

@@ -1,0 +1,72 @@
+"""Bytes of a file into events (sans-I/O): complete lines, UTF-8 JSON, or parked errors."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import msgspec
+
+from eventlog import NewEvent
+
+__all__ = ["ERROR_TYPE", "Line", "error_event", "line_event", "split_lines"]
+
+ERROR_TYPE = "source.error"
+_validate = msgspec.json.Decoder().decode
+
+
+class Line(NamedTuple):
+    """One complete line: its number (1-based), byte offset of its start, bytes (no newline)."""
+
+    number: int
+    offset: int
+    raw: bytes
+
+
+def split_lines(chunk: bytes, offset: int, number: int) -> tuple[list[Line], int]:
+    """The complete lines of ``chunk`` (read at byte ``offset``; its first line is
+    line ``number + 1``), and how many bytes they take. A last line without its
+    newline is left for the next read."""
+    lines: list[Line] = []
+    start = 0
+    while (end := chunk.find(b"\n", start)) >= 0:
+        number += 1
+        lines.append(Line(number, offset + start, chunk[start:end].rstrip(b"\r")))
+        start = end + 1
+    return lines, start
+
+
+def error_event(
+    source: str, file: str, line: int | None, offset: int, error: str, raw: bytes
+) -> NewEvent:
+    """What is parked for input that cannot be an event: where it was and why."""
+    text = raw[:200].decode("utf-8", errors="replace")
+    return NewEvent(
+        type=ERROR_TYPE,
+        data={
+            "source": source,
+            "file": file,
+            "line": line,
+            "offset": offset,
+            "error": error,
+            "text": text,
+        },
+    )
+
+
+def line_event(
+    source: str, file: str, line: Line, type: str
+) -> tuple[NewEvent | None, NewEvent | None]:
+    """``(event, None)`` for a JSON line, ``(None, error)`` for a bad one,
+    ``(None, None)`` for a blank one."""
+    raw = line.raw.strip()
+    if not raw:
+        return None, None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, error_event(source, file, line.number, line.offset, f"not UTF-8: {exc}", raw)
+    try:
+        _validate(raw)
+    except msgspec.DecodeError as exc:
+        return None, error_event(source, file, line.number, line.offset, f"not JSON: {exc}", raw)
+    return NewEvent(type=type, data=msgspec.Raw(raw), headers={"source": source}), None

@@ -1,0 +1,118 @@
+"""How a file source runs: its context (commit = appends + position in one transaction)
+and the watch loop (``watchfiles``); the registry of kinds (``eventlog.sources``) is
+:func:`server.sources.kinds.source_kinds`.
+
+A kind is a class built with a :class:`SourceContext` that says which
+directories to watch (:meth:`FileSource.watch_paths`) and reads what is new
+(:meth:`FileSource.catch_up`), committing each batch of events together with
+its position through :meth:`SourceContext.commit`. The loop calls
+``catch_up`` at start and on every change ``watchfiles`` reports (and every
+few seconds, to recover from errors); an error is shown in the source's
+status and logged, and the source keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import watchfiles
+
+from eventlog import EventLog, EventLogError, NewEvent
+from eventlog.model import utc_now
+from server.sources.spec import SourceSpec
+
+__all__ = ["FileSource", "SourceContext", "run_source"]
+
+logger = logging.getLogger("eventlog.sources")
+# watchfiles logs every change it sees at INFO: one line per appended batch.
+logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
+
+#: Events per append call (the log's default batch limit is 10,000).
+APPEND_CHUNK = 5_000
+#: Seconds between looks even without a change (recovers from errors).
+RECHECK_MS = 5_000
+
+
+class SourceContext:
+    """What a source kind gets: its spec, its last position, and commit."""
+
+    def __init__(self, spec: SourceSpec, log: EventLog) -> None:
+        self.spec = spec
+        self.log = log
+        self.key = f"source:{spec.name}"
+        #: The last error (None while healthy), for the API.
+        self.error: str | None = None
+        self.appended = 0
+        self.parked = 0
+        self.last_commit: datetime | None = None
+
+    async def position(self) -> bytes | None:
+        """The position committed last (None before the first commit)."""
+        return await self.log.checkpoint(self.key)
+
+    async def commit(
+        self, events: Sequence[NewEvent], errors: Sequence[NewEvent], position: bytes
+    ) -> None:
+        """Append ``events`` to the source's stream and ``errors`` to its error
+        stream, and store ``position``: one transaction, all or nothing."""
+        async with self.log.transaction(timeout=60) as txn:
+            for i in range(0, len(events), APPEND_CHUNK):
+                await txn.append_batch(self.spec.stream, events[i : i + APPEND_CHUNK])
+            for i in range(0, len(errors), APPEND_CHUNK):
+                await txn.append_batch(self.spec.error_stream, errors[i : i + APPEND_CHUNK])
+            await txn.set_checkpoint(self.key, position)
+        self.appended += len(events)
+        self.parked += len(errors)
+        self.last_commit = utc_now()
+        for error in errors:
+            logger.warning(
+                "source %s: parked to %s: %s", self.spec.name, self.spec.error_stream, error.data
+            )
+
+
+class FileSource(Protocol):
+    """A kind of source (built-in, or a plugin's under ``eventlog.sources``)."""
+
+    def __init__(self, ctx: SourceContext) -> None: ...
+
+    def watch_paths(self) -> list[Path]:
+        """Directories whose changes call :meth:`catch_up`."""
+        ...
+
+    async def catch_up(self) -> None:
+        """Read what is new and commit it (with its position)."""
+
+
+async def run_source(source: FileSource, ctx: SourceContext, stop: asyncio.Event) -> None:
+    """Catch up, then on every change, until ``stop``; errors are reported and retried."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            await source.catch_up()
+            ctx.error = None
+            async for _ in watchfiles.awatch(
+                *source.watch_paths(),
+                stop_event=stop,
+                debounce=20,
+                step=10,
+                recursive=False,
+                yield_on_timeout=True,
+                rust_timeout=RECHECK_MS,
+                ignore_permission_denied=True,
+            ):
+                await source.catch_up()
+                ctx.error = None
+                failures = 0
+        except (OSError, EventLogError, RuntimeError, ValueError) as exc:
+            failures += 1
+            ctx.error = f"{type(exc).__name__}: {exc}"
+            logger.warning("source %s: %s (retrying)", ctx.spec.name, ctx.error)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(30.0, 0.5 * 2 ** min(failures, 6))):
+                    await stop.wait()
