@@ -14,7 +14,7 @@ from typing import Literal, Protocol, TypeVar
 import msgspec
 
 from eventlog.config import LogConfig
-from eventlog.errors import InvalidPosition, LogClosed, OffsetOutOfRange, Unsupported
+from eventlog.errors import InvalidPosition, LogClosed, OffsetOutOfRange
 from eventlog.holds import Truncation
 from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
 from eventlog.storage.transactions import Body
@@ -205,11 +205,6 @@ class Consumer:
         Raises:
             Unsupported: The backend has no database to share (memory).
         """
-        if not self._log.can_transact:
-            raise Unsupported(
-                "this storage backend cannot commit an offset inside the caller's "
-                "transaction; use SQLite or PostgreSQL"
-            )
         if offset is None:
             offset = await self._ensure_position()
         if not isinstance(offset, int) or offset < 0:
