@@ -4,7 +4,6 @@ with ``async with``."""
 from __future__ import annotations
 
 from collections.abc import Generator
-from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = ["Opener"]
@@ -35,10 +34,5 @@ class Opener(Generic[S]):
     async def __aenter__(self) -> S:
         return await self._start()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self._target.close()
