@@ -32,12 +32,19 @@ import msgspec
 
 from eventlog.encoding import json_problem, utf8_problem
 from eventlog.model import Event
-from eventlog.storage.rows import from_us
+from eventlog.storage.rows import events_from_rows, from_us
 
-__all__ = ["REPAIRED_HEADER", "lenient_event", "repair", "repair_counts", "repair_page"]
+__all__ = [
+    "REPAIRED_HEADER",
+    "event_rows",
+    "lenient_event",
+    "repair",
+    "repair_counts",
+    "repair_page",
+]
 
 REPAIRED_HEADER = "eventlog-repaired"
-"""The header a repaired event carries; its value says what was repaired (``utf-8``)."""
+"""The header a repaired event carries; its value says what was repaired (``utf-8``, ``json``)."""
 
 logger = logging.getLogger("eventlog")
 
@@ -47,17 +54,23 @@ _counts: Counter[str] = Counter()
 def repair(event: Event, surface: str) -> Event:
     """``event`` with its data made UTF-8 JSON and the repair header; logged and counted.
 
+    The header's value is ``utf-8`` when bytes were replaced, ``json`` when the
+    data was UTF-8 but not JSON (only an embedded producer of an older version
+    could store that) and is sent as a JSON string.
+
     Args:
         event: A stored event whose data (or a text field, repaired by storage) was not UTF-8.
         surface: Who serves it, for the log line and the metric (``"firehose"``, ``"http"``...).
     """
-    text = bytes(event.data).decode("utf-8", "replace")
+    stored = bytes(event.data)
+    what = "json" if utf8_problem(stored) is None else "utf-8"
+    text = stored.decode("utf-8", "replace")
     data = text.encode()
     if json_problem(data) is not None:
         data = msgspec.json.encode(text)
     _note(surface, event.stream, event.offset)
     return msgspec.structs.replace(
-        event, data=msgspec.Raw(data), headers={**event.headers, REPAIRED_HEADER: "utf-8"}
+        event, data=msgspec.Raw(data), headers={**event.headers, REPAIRED_HEADER: what}
     )
 
 
@@ -128,3 +141,14 @@ def repair_page(events: list[Event], surface: str) -> list[Event]:
 def repair_counts() -> dict[str, int]:
     """Events repaired in this process so far, by surface."""
     return dict(_counts)
+
+
+def event_rows(stream: str, rows: Sequence[Any]) -> list[Event]:
+    """``events`` rows ``(offset, id, type, key, time_us, headers, data)`` as Events.
+
+    A row whose headers are not UTF-8 JSON is read with :func:`lenient_event`.
+    """
+    try:
+        return events_from_rows(stream, rows)
+    except msgspec.DecodeError:  # headers written by hand: not UTF-8, or not JSON
+        return [lenient_event(stream, row) for row in rows]

@@ -95,6 +95,10 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         retention_protect: Retention keeps what named consumers have not read.
         retention_max_hold: Seconds without a commit after which a consumer no
             longer holds retention (unset: never; see docs/consumers.md).
+        ssl_certfile: PEM certificate (chain) to serve HTTPS and ``wss://`` with;
+            needs ``ssl_keyfile`` (see docs/http.md, "TLS").
+        ssl_keyfile: PEM private key of ``ssl_certfile``.
+        ssl_keyfile_password: Password of an encrypted ``ssl_keyfile``.
         webhooks: Webhook delivery (``[webhooks]``, see docs/webhooks.md).
         notifications: Chat notification targets delivered by the same engine
             (``[[notifications.targets]]``, see docs/notifications.md).
@@ -134,6 +138,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ws_ping_timeout: float = 20.0
     consumers: list[ConsumerInstance] = []
     sources: list[dict[str, Any]] = []
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)
 
@@ -178,7 +185,14 @@ def _json_fields() -> dict[str, bool]:
     """Field name → True if its environment variable holds JSON (lists, tables)."""
     info = msgspec.inspect.type_info(ServerConfig)
     assert isinstance(info, msgspec.inspect.StructType)
-    return {f.name: not isinstance(f.type, _SCALARS) for f in info.fields}
+    return {f.name: not _is_scalar(f.type) for f in info.fields}
+
+
+def _is_scalar(kind: msgspec.inspect.Type) -> bool:
+    """A scalar, or an optional one (``str | None``: the variable is the string)."""
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return all(isinstance(t, msgspec.inspect.NoneType) or _is_scalar(t) for t in kind.types)
+    return isinstance(kind, _SCALARS)
 
 
 def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -246,9 +260,30 @@ def load_config(
         merged.update(given)
         origin.update({k: "--" + k.replace("_", "-") for k in given})
     try:
-        return msgspec.convert(merged, ServerConfig, strict=False)
+        config = msgspec.convert(merged, ServerConfig, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(_config_error(str(exc), merged, origin)) from exc
+    _check_sources(config.sources)
+    return config
+
+
+def _check_sources(declared: list[dict[str, Any]]) -> None:
+    """``[[sources]]`` checked before the server starts (kinds: built-in and plugins')."""
+    if not declared:
+        return
+    from server.sources.kinds import source_kinds
+    from server.sources.spec import SourceError, parse_spec
+
+    kinds = tuple(source_kinds())
+    names: set[str] = set()
+    for index, raw in enumerate(declared):
+        try:
+            spec = parse_spec(raw, kinds)
+        except SourceError as exc:
+            raise ConfigError(f"invalid configuration: sources[{index}]: {exc}") from exc
+        if spec.name in names:
+            raise ConfigError(f"invalid configuration: two [[sources]] are named {spec.name!r}")
+        names.add(spec.name)
 
 
 def _config_error(text: str, merged: Mapping[str, Any], origin: Mapping[str, str]) -> str:

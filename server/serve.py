@@ -27,9 +27,10 @@ import uvicorn
 from eventlog import EventLog, EventLogError, LogConfig
 from eventlog.log import storage_for
 from server.app import create_app
-from server.config import ServerConfig
+from server.config import ConfigError, ServerConfig
 from server.middleware import BufferedLineWriter, format_line
 from server.protocols import guarded_protocols
+from server.tls import uvicorn_tls_options
 
 __all__ = [
     "exposure_warning",
@@ -163,6 +164,11 @@ def run_server(config: ServerConfig) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        tls = uvicorn_tls_options(config)
+    except ConfigError as exc:
+        print(f"eventlog serve: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(config)
     warning = exposure_warning(config)
     if warning is not None:
@@ -204,6 +210,7 @@ def run_server(config: ServerConfig) -> int:
         ws_per_message_deflate=config.ws_compression,
         ws_ping_interval=config.ws_ping_interval,
         ws_ping_timeout=config.ws_ping_timeout,
+        **tls,
     )
     server = _Server(uv_config, app.state.stopping)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)

@@ -12,14 +12,18 @@
 
 API:
 
-* ``ServerProcess.start(db=None, extra_args=(), env=None, ready_timeout=None)``:
+* ``ServerProcess.start(db=None, extra_args=(), env=None, ready_timeout=None, tls=None)``:
   start the server and return once ``GET /readyz`` answers 200. ``db``
   defaults to a fresh file in a temp directory; ``extra_args`` are appended to
   ``eventlog serve`` (e.g. ``["--config", str(path)]``); ``env`` adds or
   overrides environment variables (inherited ``EVENTLOG_*`` variables are
   dropped, except ``EVENTLOG_TEST_TIMEOUT_SCALE``). Raises
   :class:`ServerFailed` (with the server's output) if it exits or is not
-  ready in time. ``ready_timeout`` defaults to ``scaled(30)``.
+  ready in time. ``ready_timeout`` defaults to ``scaled(30)``. ``tls`` (a
+  client :class:`ssl.SSLContext` that trusts the server's certificate) makes
+  the process speak HTTPS: pass the server its ``--ssl-certfile`` and
+  ``--ssl-keyfile`` in ``extra_args``; ``.url`` and ``.ws_url`` then say
+  ``https://`` and ``wss://`` and the readiness check verifies the certificate.
 * ``.url``, ``.ws_url``, ``.port``, ``.db``, ``.pid``, ``.proc`` (the Popen).
 * ``.stop(timeout=None) -> int``: SIGTERM, wait (default ``scaled(20)``),
   SIGKILL if still alive; returns the exit code (0 on a graceful shutdown).
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -70,6 +75,7 @@ class ServerProcess:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         port: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if db is None:
@@ -79,6 +85,7 @@ class ServerProcess:
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
         self.port = port or free_port()
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         fd, log_name = tempfile.mkstemp(prefix="eventlog-server-", suffix=".log")
         os.close(fd)
@@ -93,9 +100,10 @@ class ServerProcess:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         ready_timeout: float | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> ServerProcess:
         """Start a server and wait until ``/readyz`` answers 200."""
-        server = cls(db, extra_args=extra_args, env=env)
+        server = cls(db, extra_args=extra_args, env=env, tls=tls)
         try:
             server._launch(ready_timeout)
         except BaseException:
@@ -105,13 +113,15 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https://`` with ``tls``)."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        """``ws://127.0.0.1:<port>``."""
-        return f"ws://127.0.0.1:{self.port}"
+        """``ws://127.0.0.1:<port>`` (``wss://`` with ``tls``)."""
+        scheme = "wss" if self.tls is not None else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -155,7 +165,8 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + (ready_timeout or scaled(30))
-        with httpx.Client(timeout=scaled(2)) as client:
+        verify: ssl.SSLContext | bool = self.tls if self.tls is not None else True
+        with httpx.Client(timeout=scaled(2), verify=verify) as client:
             while True:
                 code = self.proc.poll()
                 if code is not None:

@@ -32,6 +32,7 @@ import asyncpg
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.repair import event_rows
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.capabilities import Capabilities, HeadListener
 from eventlog.storage.leases import Lease
@@ -50,7 +51,7 @@ from eventlog.storage.postgres_schema import (
     set_offset,
     split_url,
 )
-from eventlog.storage.rows import events_from_rows, from_us, stream_info, to_us
+from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
 
 __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 
@@ -100,10 +101,7 @@ class PostgresStorage:
             f'SELECT "offset", id, type, key, time_us, headers, data FROM {s}.events '
             'WHERE stream = $1 AND "offset" >= $2 ORDER BY "offset" LIMIT $3'
         )
-        self._sql_stream = (
-            "SELECT name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, "
-            f"max_bytes FROM {s}.streams"
-        )
+        self._sql_stream = f"SELECT {STREAM_COLUMNS} FROM {s}.streams"
 
     @property
     def pool_size(self) -> int:
@@ -254,13 +252,16 @@ class PostgresStorage:
         async with self._conn("set retention") as conn:
             await conn.execute(
                 f"INSERT INTO {self.schema}.streams (name, next_offset, max_age, max_count, "
-                "max_bytes) VALUES ($1, 0, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET "
-                "max_age = excluded.max_age, max_count = excluded.max_count, "
-                "max_bytes = excluded.max_bytes",
+                "max_bytes, protect, max_hold) VALUES ($1, 0, $2, $3, $4, $5, $6) "
+                "ON CONFLICT (name) DO UPDATE SET max_age = excluded.max_age, "
+                "max_count = excluded.max_count, max_bytes = excluded.max_bytes, "
+                "protect = excluded.protect, max_hold = excluded.max_hold",
                 stream,
                 retention.max_age,
                 retention.max_count,
                 retention.max_bytes,
+                int(retention.protect),
+                retention.max_hold,
             )
 
     @reconnecting
@@ -315,7 +316,7 @@ class PostgresStorage:
             return []
         async with self._conn("read") as conn:
             rows = await conn.fetch(self._sql_read, stream, start, limit)
-        return events_from_rows(stream, rows)
+        return event_rows(stream, rows)
 
     @reconnecting
     async def stream_info(self, stream: str) -> StreamInfo | None:

@@ -4,6 +4,7 @@ event rows as :class:`~eventlog.model.Event`, and the ``streams`` row as a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,8 @@ __all__ = ["STREAM_COLUMNS", "events_from_rows", "from_us", "stream_info", "to_u
 
 #: The ``streams`` columns :func:`stream_info` expects, in order.
 STREAM_COLUMNS = (
-    "name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, max_bytes"
+    "name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, max_bytes, "
+    "protect, max_hold"
 )
 
 
@@ -34,7 +36,7 @@ def from_us(us: int) -> datetime:
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
-def events_from_rows(stream: str, rows: list[Any]) -> list[Event]:
+def events_from_rows(stream: str, rows: Sequence[Any]) -> list[Event]:
     """Event rows of one stream (columns offset, id, type, key, time_us,
     headers, data) as Events."""
     # One group commit shares one time: decode each distinct time once.
@@ -71,7 +73,8 @@ def events_from_rows(stream: str, rows: list[Any]) -> list[Event]:
 
 def stream_info(row: Any) -> StreamInfo:
     """A ``streams`` row (columns as in :data:`STREAM_COLUMNS`) as a StreamInfo."""
-    name, next_offset, first_offset, nbytes, last_us, max_age, max_count, max_bytes = row
+    name, next_offset, first_offset, nbytes, last_us, max_age, max_count, max_bytes = row[:8]
+    protect, max_hold = row[8:10]
     return StreamInfo(
         name=name,
         next_offset=next_offset,
@@ -79,5 +82,11 @@ def stream_info(row: Any) -> StreamInfo:
         count=next_offset - first_offset,
         bytes=nbytes,
         last_time=None if last_us is None else from_us(last_us),
-        retention=Retention(max_age=max_age, max_count=max_count, max_bytes=max_bytes),
+        retention=Retention(
+            max_age=max_age,
+            max_count=max_count,
+            max_bytes=max_bytes,
+            protect=bool(protect),
+            max_hold=max_hold,
+        ),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from server.api.openapi_parts import AUTH, OBJECT, errors, json_body, param, ref
+from server.api.openapi_parts import AUTH, INT64_MAX, OBJECT, errors, json_body, param, ref
 
 __all__ = ["endpoint_paths"]
 
@@ -70,7 +70,10 @@ def _collection(f: _Family, spec: str) -> dict[str, Any]:
         f.base: {
             "get": {
                 "summary": f"Every {f.noun}, with delivery counts",
-                "responses": {"200": f.view, **errors(*AUTH, 503, say=unavailable)},
+                "responses": {
+                    "200": {"description": f"Every {f.noun}", "content": json_body(OBJECT)},
+                    **errors(*AUTH, 503, say=unavailable),
+                },
             },
             "post": {
                 "summary": f"Create a {f.noun}",
@@ -141,7 +144,7 @@ def _deliveries(f: _Family) -> dict[str, Any]:
             "from",
             "query",
             "First ledger sequence number (the previous page's `next`)",
-            {"type": "integer", "minimum": 0},
+            {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
         ),
         param(
             "limit",
@@ -245,7 +248,19 @@ def _rotate(f: _Family) -> dict[str, Any]:
                 "Add a new signing secret; the old ones keep signing for `grace` seconds",
                 [f.ident],
                 requestBody={"required": False, "content": json_body(ref("RotateRequest"))},
-                responses={"200": f.view, **errors(400, *AUTH, 404, 409, 422, say=f.unknown)},
+                responses={
+                    "200": {
+                        "description": f"The {f.noun}, with the new secret unless one was given",
+                        "content": json_body(OBJECT),
+                    },
+                    **errors(
+                        400,
+                        *AUTH,
+                        404,
+                        422,
+                        say={**f.unknown, 422: "Not a valid secret or grace (`path` says where)"},
+                    ),
+                },
             )
         }
     }

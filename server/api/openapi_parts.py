@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AUTH", "NAME", "OBJECT", "STREAM", "errors", "json_body", "param", "ref"]
+__all__ = ["AUTH", "INT64_MAX", "NAME", "OBJECT", "STREAM", "errors", "json_body", "param", "ref"]
 
 #: Any JSON object.
 OBJECT: dict[str, Any] = {"type": "object"}
+
+#: The largest integer a query parameter takes (the server refuses larger ones).
+INT64_MAX = 2**63 - 1
 
 
 def ref(name: str) -> dict[str, str]:
@@ -23,16 +26,16 @@ def json_body(schema: dict[str, Any]) -> dict[str, Any]:
 def errors(*statuses: int, say: dict[int, str] | None = None) -> dict[str, Any]:
     """Error responses for ``statuses``: the generic meaning, or the one in ``say``."""
     meaning = {
-        400: "Malformed request: bad JSON, stream name or query parameter",
+        400: "Malformed request: bad JSON, path or query parameter (or one given twice)",
         401: "No API key, or an unknown one",
         403: "The API key lacks the scope",
         404: "No such stream, consumer or route",
         408: "The request body did not arrive in time",
-        409: "expected_offset does not match the stream head",
+        409: "Conflict with the current state",
         413: "Body over the server's limit, or an event over the log's limit",
         415: "Unsupported Content-Type",
         416: "Offset before the first retained event",
-        422: "Well-formed JSON that is not a valid event or batch (``path`` says where)",
+        422: "Well-formed JSON with an invalid value (`path` says where)",
         503: "The log is closed or the server is shutting down",
         **(say or {}),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from consumers.firehose.params import MAX_BATCH
 from server.api.openapi_parts import AUTH, OBJECT, STREAM, errors, json_body, param, ref
 
 __all__ = [
@@ -26,8 +27,18 @@ _FROM = param(
     {"type": "string", "pattern": "^(beginning|end|[0-9]+)$"},
 )
 _TYPES = param("types", "query", "Comma-separated type globs, e.g. `order.*`", {"type": "string"})
-_KEY = param("key", "query", "Only events with this key", {"type": "string"})
-_BATCH = param("batch", "query", "Events per frame (default 1)", {"type": "integer", "minimum": 1})
+_KEY = param(
+    "key",
+    "query",
+    "Only events whose key matches this pattern",
+    {"type": "string", "minLength": 1, "maxLength": 1024},
+)
+_BATCH = param(
+    "batch",
+    "query",
+    f"Events per frame (default 1, at most {MAX_BATCH})",
+    {"type": "integer", "minimum": 1, "maximum": MAX_BATCH},
+)
 _FIREHOSE_PARAMS = [_FROM, _TYPES, _KEY, _BATCH]
 
 _CLOSE_CODES = {
@@ -211,7 +222,7 @@ def ingest_paths() -> dict[str, Any]:
             "put": {
                 "summary": "Create (201) or replace (200) an ingest source",
                 "parameters": [name],
-                "requestBody": {"required": True, "content": json_body(ref("Source"))},
+                "requestBody": {"required": True, "content": json_body(ref("SourceReplace"))},
                 "responses": {
                     "200": {"description": "Replaced", "content": json_body(OBJECT)},
                     "201": {"description": "Created", "content": json_body(OBJECT)},

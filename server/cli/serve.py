@@ -35,6 +35,9 @@ def _serve(args: argparse.Namespace) -> int:
         "header_timeout": args.header_timeout,
         "idle_timeout": args.idle_timeout,
         "max_connections": args.max_connections,
+        "ssl_certfile": args.ssl_certfile,
+        "ssl_keyfile": args.ssl_keyfile,
+        "ssl_keyfile_password": args.ssl_keyfile_password,
     }
     file = args.config or os.environ.get("EVENTLOG_CONFIG")
     try:
@@ -95,6 +98,14 @@ def register(sub: Any) -> None:
         "--idle-timeout", type=float, help="seconds a keep-alive connection may idle (default 5)"
     )
     p.add_argument("--max-connections", type=int, help="most open connections (default 2048)")
+    p.add_argument(
+        "--ssl-certfile", help="PEM certificate: serve HTTPS and wss:// (with --ssl-keyfile)"
+    )
+    p.add_argument("--ssl-keyfile", help="PEM private key of --ssl-certfile")
+    p.add_argument(
+        "--ssl-keyfile-password",
+        help="password of an encrypted key (prefer EVENTLOG_SSL_KEYFILE_PASSWORD)",
+    )
     p.set_defaults(handler=_serve)
 
     k = sub.add_parser(
