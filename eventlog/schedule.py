@@ -22,8 +22,8 @@ schedule. Guarantees:
 * **Survives restarts.** What fell due while the log was closed is appended
   when it starts, oldest first.
 * **Precision.** The task sleeps until the earliest due time it knows, so an
-  event is typically appended within a few milliseconds of its time (one
-  group commit). Events scheduled by another process on the same database
+  event is typically appended within milliseconds of its time (one
+  transaction's commit). Events scheduled by another process on the same database
   are found within ``schedule_poll`` seconds.
 * **Order.** Per stream, events are appended in due order (ties: in the order
   they were scheduled), as long as one process dispatches them.

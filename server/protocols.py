@@ -34,12 +34,17 @@ import contextlib
 import socket
 import struct
 import time
+from http import HTTPStatus
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import msgspec
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from eventlog.errors import EventLogError, InvalidInput, Unavailable
 from server.config import ServerConfig
+from server.errors import status_for
 
 __all__ = [
     "GuardedHttpProtocol",
@@ -49,11 +54,13 @@ __all__ = [
 ]
 
 
-def _error_response(status: int, reason: str, code: str, message: str) -> bytes:
-    body = b'{"error":{"code":"%s","message":"%s"}}' % (code.encode(), message.encode())
+def _error_response(error: EventLogError) -> bytes:
+    """A whole HTTP/1.1 error response, its status from :data:`server.errors.ERRORS`."""
+    status = status_for(error)
+    body = msgspec.json.encode({"error": {"code": error.code, "message": str(error)}})
     return b"".join(
         (
-            b"HTTP/1.1 %d %s\r\n" % (status, reason.encode()),
+            b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode()),
             b"content-type: application/json\r\n",
             b"content-length: %d\r\n" % len(body),
             b"connection: close\r\n\r\n",
@@ -63,14 +70,12 @@ def _error_response(status: int, reason: str, code: str, message: str) -> bytes:
 
 
 _TOO_LARGE = _error_response(
-    431, "Request Header Fields Too Large", "headers_too_large", "request headers over the limit"
+    InvalidInput("request headers over the limit", code="headers_too_large")
 )
 _TIMEOUT = _error_response(
-    408, "Request Timeout", "header_timeout", "request headers did not arrive in time"
+    InvalidInput("request headers did not arrive in time", code="header_timeout")
 )
-_BUSY = _error_response(
-    503, "Service Unavailable", "too_many_connections", "too many open connections"
-)
+_BUSY = _error_response(Unavailable("too many open connections", code="too_many_connections"))
 
 
 class _HeadersTooLarge(Exception):
@@ -115,6 +120,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._too_large = False
         #: Since when the connection waits without a request in progress (None: busy).
         self.waiting_since: float | None = None
+        self._lost = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -126,6 +132,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_timer = self.loop.call_later(self._header_timeout, self._headers_late)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         self._cancel_header_timer()
         self.waiting_since = None
         super().connection_lost(exc)
@@ -181,6 +188,29 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             and not self.transport.is_closing()
         ):
             self.waiting_since = time.monotonic()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        async def app_then_watch(
+            scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+        ) -> None:
+            try:
+                await app(scope, receive, send)
+            finally:
+                if not (cycle.response_complete and cycle.keep_alive):
+                    # After uvicorn's own handling of the app's end (it closes).
+                    self.loop.call_soon(self._watch_closing, -1)
+
+        super()._start_asgi_task(cycle, app_then_watch)
+
+    def _watch_closing(self, before: int) -> None:
+        """Reset a closing connection whose unsent answer stopped draining."""
+        if self._lost or not self.transport.is_closing():
+            return
+        now = self.transport.get_write_buffer_size()
+        if before >= 0 and now >= before:
+            reset(self.transport)
+            return
+        self.loop.call_later(self.server_config.firehose_close_timeout, self._watch_closing, now)
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:

@@ -39,6 +39,7 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
+from eventlog.errors import Conflict
 
 __all__ = [
     "ATTEMPT_COLUMNS",
@@ -55,8 +56,10 @@ __all__ = [
 ]
 
 
-class DeliveryConflict(Exception):
+class DeliveryConflict(Conflict):
     """An operator action does not fit the delivery's state (e.g. retrying one in flight)."""
+
+    code = "delivery_conflict"
 
 
 @dataclass(frozen=True, slots=True)

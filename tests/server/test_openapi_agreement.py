@@ -123,35 +123,68 @@ def test_an_unserved_method_is_405_with_every_method_of_the_path_in_allow(
         assert r.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_webhook_bodies_the_schema_refuses_are_refused_and_ones_it_accepts_are_taken(
-    api: httpx.Client, document: dict[str, Any]
+_HOOK = "http://127.0.0.1:9/api/webhooks/1/tok"  # loopback: nothing listens on port 9
+
+CREATE_CASES = [
+    (
+        "/api/webhooks",
+        "EndpointSpec",
+        [
+            {"url": "http://127.0.0.1:9/a"},
+            {"url": "http://127.0.0.1:9/b", "id": "agree-b", "stream": "agree", "types": ["o.*"]},
+            {"url": "http://127.0.0.1:9/c", "ordering": "per-key", "max_in_flight": 3},
+        ],
+        [
+            {},
+            {"url": 5},
+            {"url": "http://127.0.0.1:9/", "nope": 1},
+            {"url": "http://127.0.0.1:9/", "ordering": "sometimes"},
+            {"url": "http://127.0.0.1:9/", "types": "o.*"},
+            {"url": "http://127.0.0.1:9/", "timeout": "slow"},
+        ],
+    ),
+    (
+        "/api/notifications",
+        "NotifySpec",
+        [
+            {"kind": "discord", "url": _HOOK},
+            {"kind": "slack", "url": _HOOK, "id": "agree-slack", "ordering": "per-key"},
+            {"kind": "apprise", "url": "json://127.0.0.1:9/x", "options": {"title": "{type}"}},
+        ],
+        [
+            {"url": _HOOK},
+            {"kind": "teams", "url": _HOOK},
+            {"kind": "discord"},
+            {"kind": "discord", "url": _HOOK, "start": "middle"},
+            {"kind": "discord", "url": _HOOK, "extra": True},
+            {"kind": "discord", "url": _HOOK, "rate_limit": "fast"},
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("route", "component", "good", "bad"), CREATE_CASES)
+def test_create_bodies_the_schema_refuses_are_refused_and_ones_it_accepts_are_taken(
+    api: httpx.Client,
+    document: dict[str, Any],
+    route: str,
+    component: str,
+    good: list[dict[str, Any]],
+    bad: list[dict[str, Any]],
 ) -> None:
-    """The create route is out of the generated run (it would send to generated URLs):
-    here the schema and the server judge the same bodies, all naming loopback."""
+    """The create routes are out of the generated run (they would send to generated
+    URLs): here the schema and the server judge the same bodies, all naming loopback."""
     schemas = document["components"]["schemas"]
     validator = Draft202012Validator(
-        {"$ref": REF.format(name="EndpointSpec"), "components": {"schemas": schemas}}
+        {"$ref": REF.format(name=component), "components": {"schemas": schemas}}
     )
-    good = [
-        {"url": "http://127.0.0.1:9/a"},
-        {"url": "http://127.0.0.1:9/b", "id": "agree-b", "stream": "agree", "types": ["o.*"]},
-        {"url": "http://127.0.0.1:9/c", "ordering": "per-key", "max_in_flight": 3},
-    ]
-    bad = [
-        {},
-        {"url": 5},
-        {"url": "http://127.0.0.1:9/", "nope": 1},
-        {"url": "http://127.0.0.1:9/", "ordering": "sometimes"},
-        {"url": "http://127.0.0.1:9/", "types": "o.*"},
-        {"url": "http://127.0.0.1:9/", "timeout": "slow"},
-    ]
     for body in good:
         assert validator.is_valid(body), body
-        r = api.post("/api/webhooks", json=body)
+        r = api.post(route, json=body)
         assert r.status_code == 201, r.text
     for body in bad:
         assert not validator.is_valid(body), body
-        r = api.post("/api/webhooks", json=body)
+        r = api.post(route, json=body)
         assert r.status_code in (400, 422), (body, r.text)
 
 
