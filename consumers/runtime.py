@@ -58,7 +58,7 @@ from eventlog import (
     validate_stream_name,
 )
 from eventlog.backoff import Backoff
-from eventlog.storage.leases import leases_for, run_exclusively
+from eventlog.storage.leases import run_exclusively
 
 __all__ = [
     "Backoff",
@@ -158,7 +158,7 @@ class ConsumerManager:
             Unsupported: ``transactional`` on a backend that cannot (memory).
         """
         validate_stream_name(name)
-        if transactional and not self._log.consumer(name, stream).can_transact:
+        if transactional and not self._log.can_transact:
             raise Unsupported(
                 f"consumer {name!r}: transactional handlers need the log in a database "
                 "(SQLite or PostgreSQL), not in memory"
@@ -250,7 +250,7 @@ class ConsumerManager:
         spec.status.state = "waiting"
         try:
             await run_exclusively(
-                leases_for(self._log.storage),
+                self._log.leases,
                 f"consumer:{spec.name}",
                 lambda: self._run(spec),
                 retry=self._lease_retry,

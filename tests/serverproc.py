@@ -146,7 +146,7 @@ class ServerProcess:
         return [
             sys.executable,
             "-m",
-            "server.serve",  # the `eventlog serve` command, without the rest of the CLI
+            "server.cli.serve",  # the `eventlog serve` command, without the rest of the CLI
             "serve",
             "--host",
             "127.0.0.1",

@@ -56,8 +56,9 @@ from consumers.delivery.postgres_ledger_schema import (
     TABLES,
     delivery_from_row,
 )
+from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
-from eventlog.storage.postgres import PostgresStorage, set_offset
+from eventlog.storage.postgres import set_offset
 from eventlog.storage.postgres_schema import advisory_key
 
 __all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresLedger"]
@@ -74,10 +75,11 @@ class PostgresLedger:
     """The ledger in the log's PostgreSQL schema.
 
     Args:
-        storage: The log's (open) PostgreSQL storage.
+        storage: The log's (open) PostgreSQL database (its storage's declared
+            :class:`~eventlog.storage.capabilities.PostgresTables`).
     """
 
-    def __init__(self, storage: PostgresStorage) -> None:
+    def __init__(self, storage: PostgresTables) -> None:
         self._storage = storage
         self._s = storage.schema
         #: This process's claim token (``claimed_by`` of the rows it claims).

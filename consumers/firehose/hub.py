@@ -40,7 +40,7 @@ from consumers.firehose.core import (
     Subscriber,
     encode_frame,
 )
-from eventlog.errors import LogClosed, OffsetOutOfRange, Unavailable
+from eventlog.errors import LogClosed, OffsetOutOfRange, StreamNotFound, Unavailable
 from eventlog.log import EventLog
 
 __all__ = ["Firehose", "FirehoseFull", "FirehoseHub", "Subscription", "SubscriptionEnded"]
@@ -253,12 +253,10 @@ class FirehoseHub:
         reason = "server shutting down"
         deleted = False
         try:
-            info = await log.storage.stream_info(stream)
-            core = self.core = HubCore(0 if info is None else info.next_offset, self.limits)
+            core = self.core = HubCore((await log.bounds(stream))[1], self.limits)
             self._ready.set()
-            heads = log.heads
             while True:
-                known = heads.known_head(stream)
+                known = log.known_head(stream)
                 # Only wait when the log has not already told us about newer
                 # events: under load the pump goes read, publish, read.
                 if (known is None or known <= core.next_offset) and not await log.wait(
@@ -271,7 +269,9 @@ class FirehoseHub:
                     core.skip_to(exc.first)
                     continue
                 if not events:
-                    if await log.storage.stream_info(stream) is None:
+                    try:
+                        await log.stream_info(stream)
+                    except StreamNotFound:
                         reason = f"stream {stream!r} was deleted"
                         deleted = True
                         break
