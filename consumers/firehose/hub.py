@@ -29,15 +29,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from consumers.firehose.core import (
-    EventFilter,
-    Frame,
-    HubCore,
-    Limits,
-    Phase,
-    Subscriber,
-    encode_frame,
-)
+from consumers.firehose.core import HubCore
+from consumers.firehose.frames import EventFilter, Frame, Limits, encode_frame
+from consumers.firehose.subscriber import Phase, Subscriber
 from eventlog.closing import AsyncClosing
 from eventlog.errors import LogClosed, OffsetOutOfRange, StreamNotFound, Unavailable
 from eventlog.log import EventLog

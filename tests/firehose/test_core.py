@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.firehose.core import (
+from consumers.firehose import (
     MAX_BATCH,
     Backlog,
     EventFilter,
