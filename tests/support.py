@@ -1,9 +1,12 @@
-"""Shared test helpers: scalable timeouts, free ports, stored events."""
+"""Shared test helpers: scalable timeouts, polling, free ports, stored events."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +14,7 @@ import msgspec
 
 from eventlog import Event
 
-__all__ = ["free_port", "scaled", "stored_event"]
+__all__ = ["free_port", "scaled", "stored_event", "wait_until"]
 
 #: Multiply every test timeout by EVENTLOG_TEST_TIMEOUT_SCALE on slow machines.
 TIMEOUT_SCALE = float(os.environ.get("EVENTLOG_TEST_TIMEOUT_SCALE", "1"))
@@ -20,6 +23,20 @@ TIMEOUT_SCALE = float(os.environ.get("EVENTLOG_TEST_TIMEOUT_SCALE", "1"))
 def scaled(seconds: float) -> float:
     """A timeout in the suite's one scalable unit."""
     return seconds * TIMEOUT_SCALE
+
+
+async def wait_until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll an (async or sync) condition until true."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@ notification kinds and pacing sender, and local fake Discord and Slack."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from consumers.notify import NotifySpec, build_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK
 from eventlog import EventLog
 from tests.notify.fakes import FakeDiscord, FakeSlack
-from tests.support import scaled
+from tests.support import wait_until as poll_until
 
 
 @pytest.fixture
@@ -68,17 +67,8 @@ async def add_target(engine: DeliveryEngine, **spec: Any) -> Endpoint:
 
 
 async def wait_until(check: Callable[[], object], timeout: float = 20.0) -> None:
-    """Poll an (async or sync) condition until true."""
-    deadline = time.monotonic() + scaled(timeout)
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    """:func:`tests.support.wait_until`, 20 s by default (bursts are paced)."""
+    await poll_until(check, timeout)
 
 
 async def deliveries(engine: DeliveryEngine, endpoint_id: str) -> list[Delivery]:
