@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import TypeVar, cast
 
 from consumers.failure import BatchIO, FailurePolicy, run_batch
@@ -58,6 +57,7 @@ from eventlog import (
     validate_stream_name,
 )
 from eventlog.backoff import Backoff
+from eventlog.closing import AsyncClosing
 from eventlog.storage.leases import run_exclusively
 
 __all__ = [
@@ -75,7 +75,7 @@ logger = logging.getLogger("eventlog.consumers")
 H = TypeVar("H", Handler, TransactionalHandler)
 
 
-class ConsumerManager:
+class ConsumerManager(AsyncClosing):
     """Runs named handler consumers over one log.
 
     A consumer runs in one process at a time: each holds the lease
@@ -275,16 +275,10 @@ class ConsumerManager:
         """Return once :meth:`shutdown` has completed (e.g. from a signal handler)."""
         await self._stopped.wait()
 
-    async def __aenter__(self) -> ConsumerManager:
+    async def _enter(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.shutdown()
 
     async def _until_stopped(self, awaitable: Awaitable[list[Event]]) -> list[Event] | None:

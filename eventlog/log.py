@@ -19,11 +19,11 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from eventlog._opener import Opener
 from eventlog.appends import Appends
+from eventlog.closing import AsyncClosing
 from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
 from eventlog.errors import (
@@ -58,7 +58,7 @@ __all__ = ["EventLog", "LogConfig", "storage_for"]
 logger = logging.getLogger("eventlog")
 
 
-class EventLog(Appends, OffsetMethods, RetentionMethods):
+class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
     """A durable, offset-indexed log of named streams.
 
     Create one with :meth:`open`, or with a storage backend directly:
@@ -147,16 +147,10 @@ class EventLog(Appends, OffsetMethods, RetentionMethods):
         self.heads.wake_all()
         await self.storage.close()
 
-    async def __aenter__(self) -> Self:
+    async def _enter(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.close()
 
     @property

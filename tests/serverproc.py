@@ -58,12 +58,12 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 import httpx
 import psutil
 
+from eventlog.closing import Closing
 from tests.support import POLL_INTERVAL, scaled
 
 __all__ = ["ServerFailed", "ServerProcess"]
@@ -78,7 +78,7 @@ class ServerFailed(RuntimeError):
     """The server process exited early or never became ready."""
 
 
-class ServerProcess:
+class ServerProcess(Closing):
     """One ``eventlog serve`` subprocess. Use :meth:`start`."""
 
     def __init__(
@@ -274,14 +274,3 @@ class ServerProcess:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

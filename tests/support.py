@@ -1,4 +1,4 @@
-"""Shared test helpers: scalable timeouts, waiting for a condition, free ports."""
+"""Shared test helpers: scalable timeouts, waiting for a condition, ports, stored events."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from eventlog import Event
 
 __all__ = [
     "TIMEOUT_SCALE",
     "Server",
-    "free_port",
     "refused_port",
     "scaled",
+    "stored_event",
     "wait_until",
     "wait_until_sync",
 ]
@@ -91,19 +96,6 @@ def wait_until_sync(
         time.sleep(POLL_INTERVAL)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago.
-
-    Another process may take it before the caller binds it: callers that pass
-    it to a server retry with a new port when the bind fails
-    (:class:`tests.serverproc.ServerProcess`, :class:`tests.pg.PgCluster`).
-    In-process servers bind port 0 instead.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def refused_port() -> Iterator[int]:
     """A loopback port that refuses connections for as long as the block runs.
@@ -114,3 +106,19 @@ def refused_port() -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield int(s.getsockname()[1])
+
+
+def stored_event(data: bytes = b"{}", **fields: Any) -> Event:
+    """An :class:`~eventlog.Event` as a read returns it, with raw JSON ``data``.
+
+    Defaults: stream ``s``, offset 0, id ``x``, type ``t``, 2026-01-01 UTC;
+    ``fields`` override them (``key``, ``headers`` too).
+    """
+    defaults: dict[str, Any] = {
+        "stream": "s",
+        "offset": 0,
+        "id": "x",
+        "type": "t",
+        "time": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    return Event(**(defaults | fields), data=msgspec.Raw(data))

@@ -28,18 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self
 
-from consumers.firehose.core import (
-    EventFilter,
-    Frame,
-    HubCore,
-    Limits,
-    Phase,
-    Subscriber,
-    encode_frame,
-)
+from consumers.firehose.core import HubCore
+from consumers.firehose.frames import EventFilter, Frame, Limits, encode_frame
+from consumers.firehose.subscriber import Phase, Subscriber
+from eventlog.closing import AsyncClosing
 from eventlog.errors import LogClosed, OffsetOutOfRange, StreamNotFound, Unavailable
 from eventlog.log import EventLog
 
@@ -84,7 +77,7 @@ class SubscriptionEnded(Unavailable):
         return self.phase is Phase.OVERFLOWED
 
 
-class Subscription:
+class Subscription(AsyncClosing):
     """One client's feed. Get one from :meth:`Firehose.subscribe`; close it when done.
 
     Attributes:
@@ -151,15 +144,7 @@ class Subscription:
             self.subscriber.close("client gone")
             self._hub.release(self.subscriber)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         self.close()
 
 

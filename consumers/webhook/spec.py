@@ -28,19 +28,6 @@ from eventlog.errors import InvalidInput
 from eventlog.ids import uuid7
 from eventlog.model import validate_stream_name
 
-__all__ = [
-    "EndpointPatch",
-    "EndpointSpec",
-    "RetrySetting",
-    "SpecError",
-    "TargetPatch",
-    "WebhooksConfig",
-    "apply_patch",
-    "build_endpoint",
-    "declared_endpoint",
-    "rotate_secret",
-]
-
 MAX_TIMEOUT = 300.0
 MAX_HEADERS = 32
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")

@@ -9,12 +9,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 import httpx
 import msgspec
 
+from eventlog.closing import Closing
 from tests.support import Server, scaled, wait_until_sync
 
 __all__ = ["WEBSOCAT", "Websocat", "append", "gauge", "wait_for_gauge"]
@@ -22,7 +22,7 @@ __all__ = ["WEBSOCAT", "Websocat", "append", "gauge", "wait_for_gauge"]
 WEBSOCAT = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "websocat")
 
 
-class Websocat:
+class Websocat(Closing):
     """``websocat -n <url>`` as a subprocess; its stdout lines arrive on a queue.
 
     ``-n`` (no close on stdin EOF) lets it read with stdin at /dev/null, the
@@ -82,17 +82,6 @@ class Websocat:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def append(
