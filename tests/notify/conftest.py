@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +16,7 @@ from consumers.webhook import WEBHOOK
 from eventlog import EventLog
 from tests.notify.fakes import FakeDiscord, FakeSlack
 from tests.support import wait_until as poll_until
-
-
-@pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[EventLog]:
-    """An open log on a real SQLite file."""
-    async with EventLog.open(tmp_path / "events.db", recheck_interval=0.2) as log:
-        yield log
+from tests.webhooks.conftest import log as log  # the webhook tests' real SQLite log
 
 
 @pytest.fixture
