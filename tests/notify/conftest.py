@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,17 +16,11 @@ from consumers.webhook import WEBHOOK
 from eventlog import EventLog
 from tests import support
 from tests.notify.fakes import FakeDiscord, FakeSlack
+from tests.webhooks.conftest import log as log  # the webhook tests' real SQLite log
 
 # Moved to tests.support; kept importable from here while branches that import
 # it from this module are merged (remove once none does).
 wait_until = support.wait_until
-
-
-@pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[EventLog]:
-    """An open log on a real SQLite file."""
-    async with EventLog.open(tmp_path / "events.db", recheck_interval=0.2) as log:
-        yield log
 
 
 @pytest.fixture
