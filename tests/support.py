@@ -6,15 +6,19 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from eventlog import Event
+from eventlog.storage.base import Storage
 
-__all__ = ["free_port", "scaled", "stored_event", "wait_until"]
+__all__ = ["free_port", "opened", "scaled", "stored_event", "wait_until"]
+
+S = TypeVar("S", bound=Storage)
 
 #: Multiply every test timeout by EVENTLOG_TEST_TIMEOUT_SCALE on slow machines.
 TIMEOUT_SCALE = float(os.environ.get("EVENTLOG_TEST_TIMEOUT_SCALE", "1"))
@@ -60,3 +64,13 @@ def stored_event(data: bytes = b"{}", **fields: Any) -> Event:
         "time": datetime(2026, 1, 1, tzinfo=UTC),
     }
     return Event(**(defaults | fields), data=msgspec.Raw(data))
+
+
+@asynccontextmanager
+async def opened(storage: S) -> AsyncIterator[S]:
+    """``storage``, opened, and closed on the way out."""
+    await storage.open()
+    try:
+        yield storage
+    finally:
+        await storage.close()
