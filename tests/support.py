@@ -8,23 +8,28 @@ import inspect
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from eventlog import Event
+from eventlog.storage.base import Storage
 
 __all__ = [
     "TIMEOUT_SCALE",
     "Server",
+    "opened",
     "refused_port",
     "scaled",
     "stored_event",
     "wait_until",
     "wait_until_sync",
 ]
+
+S = TypeVar("S", bound=Storage)
 
 #: Multiply every test timeout by EVENTLOG_TEST_TIMEOUT_SCALE on slow machines.
 TIMEOUT_SCALE = float(os.environ.get("EVENTLOG_TEST_TIMEOUT_SCALE", "1"))
@@ -122,3 +127,13 @@ def stored_event(data: bytes = b"{}", **fields: Any) -> Event:
         "time": datetime(2026, 1, 1, tzinfo=UTC),
     }
     return Event(**(defaults | fields), data=msgspec.Raw(data))
+
+
+@asynccontextmanager
+async def opened(storage: S) -> AsyncIterator[S]:
+    """``storage``, opened, and closed on the way out."""
+    await storage.open()
+    try:
+        yield storage
+    finally:
+        await storage.close()

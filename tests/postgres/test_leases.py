@@ -18,8 +18,7 @@ from eventlog.storage.leases import Leases, LocalLeases, leases_for, run_exclusi
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.sqlite import SQLiteStorage
-from tests.postgres.conftest import open_storage
-from tests.support import scaled
+from tests.support import opened, scaled
 
 CHILD = Path(__file__).with_name("lease_child.py")
 
@@ -27,7 +26,7 @@ CHILD = Path(__file__).with_name("lease_child.py")
 @pytest.fixture
 async def other(pg_url: str) -> AsyncIterator[PostgresStorage]:
     """A second storage on the same database: another process, as far as PostgreSQL knows."""
-    async with open_storage(pg_url) as storage:
+    async with opened(PostgresStorage(pg_url)) as storage:
         yield storage
 
 
