@@ -18,14 +18,8 @@ import asyncpg
 import msgspec
 
 from eventlog.storage.capabilities import PostgresTables
-from eventlog.storage.schedule import (
-    ROW_COLUMNS,
-    Begin,
-    Deliver,
-    ScheduleFilter,
-    ScheduleRow,
-    schedule_row,
-)
+from eventlog.storage.schedule import Begin, Deliver, ScheduleFilter, ScheduleRow
+from eventlog.storage.schedule_sql import ROW_COLUMNS, schedule_row
 
 __all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresSchedule"]
 

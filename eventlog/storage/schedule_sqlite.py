@@ -16,14 +16,8 @@ from typing import Any
 import msgspec
 
 from eventlog.storage.capabilities import SQLiteTables
-from eventlog.storage.schedule import (
-    ROW_COLUMNS,
-    Begin,
-    Deliver,
-    ScheduleFilter,
-    ScheduleRow,
-    schedule_row,
-)
+from eventlog.storage.schedule import Begin, Deliver, ScheduleFilter, ScheduleRow
+from eventlog.storage.schedule_sql import ROW_COLUMNS, schedule_row
 
 __all__ = ["MIGRATIONS", "SQLiteSchedule"]
 
