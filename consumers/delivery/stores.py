@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.sealed import SecretBox
 from eventlog import EventLog
 
 __all__ = ["ledger_for"]
 
 
-def ledger_for(log: EventLog) -> LedgerStore:
+def ledger_for(log: EventLog, *, secrets: SecretBox | None = None) -> LedgerStore:
     """The ledger store that matches the log's storage backend.
 
     SQLite: :class:`~consumers.delivery.sqlite_ledger.SQLiteLedger`;
     PostgreSQL: :class:`~consumers.delivery.postgres_ledger.PostgresLedger`; the
     in-memory log: :class:`~consumers.delivery.ledger.MemoryLedger`. Another
     backend provides its own by having a ``delivery_ledger()`` method.
+    ``secrets`` seals the endpoint documents of the durable ledgers at rest.
 
     Raises:
         ValueError: The backend has no ledger (an in-memory ledger next to a
@@ -27,7 +29,7 @@ def ledger_for(log: EventLog) -> LedgerStore:
     if isinstance(storage, SQLiteStorage):
         from consumers.delivery.sqlite_ledger import SQLiteLedger
 
-        return SQLiteLedger(storage)
+        return SQLiteLedger(storage, secrets=secrets)
     if isinstance(storage, MemoryStorage):
         from consumers.delivery.ledger import MemoryLedger
 
@@ -35,7 +37,7 @@ def ledger_for(log: EventLog) -> LedgerStore:
     if type(storage).__module__ == "eventlog.storage.postgres":  # asyncpg only when used
         from consumers.delivery.postgres_ledger import PostgresLedger
 
-        return PostgresLedger(storage)  # type: ignore[arg-type]
+        return PostgresLedger(storage, secrets=secrets)  # type: ignore[arg-type]
     factory = getattr(storage, "delivery_ledger", None)
     if callable(factory):
         store: LedgerStore = factory()

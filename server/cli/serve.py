@@ -63,6 +63,10 @@ def register(sub: Any) -> None:
         "--ssl-keyfile-password",
         help="password of an encrypted key (prefer EVENTLOG_SSL_KEYFILE_PASSWORD)",
     )
+    p.add_argument(
+        "--secrets-key-file",
+        help="keys sealing stored secrets, one a line (else EVENTLOG_SECRETS_KEY)",
+    )
     p.set_defaults(handler=_serve)
 
     k = sub.add_parser(
