@@ -43,6 +43,8 @@ from eventlog import (
     StreamInfo,
     validate_stream_name,
 )
+from eventlog.encoding import json_problem
+from eventlog.repair import repair
 
 __all__ = [
     "PARKED_SUFFIX",
@@ -158,8 +160,14 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def park(log: EventLog, consumer: str, event: Event, error: Exception, attempts: int) -> None:
-    """Append ``event`` to ``consumer``'s parked stream with why it was parked."""
+    """Append ``event`` to ``consumer``'s parked stream with why it was parked.
+
+    An event an older version stored with data that is not UTF-8 JSON (which
+    the log no longer takes) is parked repaired and flagged (:mod:`eventlog.repair`).
+    """
     stream = parked_stream(consumer)
+    if json_problem(bytes(event.data)) is not None:
+        event = repair(event, "parking")
     await log.append(
         stream,
         event.data,

@@ -30,15 +30,16 @@ from typing import Any, Literal, cast
 import msgspec
 
 from consumers.parking import OnFailure
-from consumers.runtime import ConsumerManager, Handler
+from consumers.runtime import ConsumerManager, Handler, TransactionalHandler
 from eventlog import BEGINNING, END, Event, EventLog
 
 __all__ = ["ConsumerInstance", "Kind", "add_instances", "builtin_kinds", "load_kinds"]
 
 logger = logging.getLogger("eventlog.consumers")
 
-Kind = Callable[[EventLog, dict[str, Any]], Handler]
-"""A consumer kind: ``factory(log, options) -> handler``."""
+Kind = Callable[[EventLog, dict[str, Any]], Handler | TransactionalHandler]
+"""A consumer kind: ``factory(log, options) -> handler`` (a transactional handler
+for an instance declared ``transactional = true``)."""
 
 GROUP = "eventlog.consumers"
 
@@ -61,6 +62,8 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         max_hold: Seconds without a commit before it stops holding retention.
         reset: ``"earliest"``, ``"latest"`` or ``"error"``: where it goes when
             retention removed events it had not read.
+        transactional: The kind's handler is ``handler(events, tx)`` and its
+            writes through ``tx`` commit with the offset (exactly-once).
         options: Passed to the kind's factory.
     """
 
@@ -76,6 +79,7 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     protect: bool | None = None
     max_hold: float | None = None
     reset: Literal["earliest", "latest", "error"] = "earliest"
+    transactional: bool = False
     options: dict[str, Any] = {}
 
 
@@ -144,6 +148,7 @@ def add_instances(
             protect=instance.protect,
             max_hold=instance.max_hold,
             reset=instance.reset,
+            transactional=instance.transactional,
         )
 
 

@@ -7,8 +7,11 @@ backoff and jitter, then retries the same batch, up to ``max_attempts``
 calls; then its ``on_failure`` policy parks the failing event(s) and moves
 on, stops the consumer, or keeps retrying (:mod:`consumers.failure`).
 Parked events can be replayed through the handler with
-:meth:`ConsumerManager.replay_parked`. Shutdown lets a batch in hand finish
-and commit, and interrupts consumers that are only waiting.
+:meth:`ConsumerManager.replay_parked`. A *transactional* handler
+(``add(..., transactional=True)``) gets the open database transaction and
+its writes commit with the offset (exactly-once, see :mod:`consumers.spec`).
+Shutdown lets a batch in hand finish and commit, and interrupts consumers
+that are only waiting.
 
 ::
 

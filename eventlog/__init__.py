@@ -5,6 +5,7 @@ The public surface; see ``docs/embedded.md`` for a guide.
 
 from eventlog.consumer import Consumer, ResetPolicy
 from eventlog.errors import (
+    CheckpointMoved,
     ConsumerNotFound,
     CorruptDatabase,
     EventLogError,
@@ -49,6 +50,7 @@ __all__ = [
     "BEGINNING",
     "END",
     "Beginning",
+    "CheckpointMoved",
     "Consumer",
     "ConsumerInfo",
     "ConsumerNotFound",

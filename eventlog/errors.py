@@ -19,6 +19,7 @@ WebSocket close codes in one place.
     │   ├── ConsumerNotFound
     │   └── ScheduleNotFound             no scheduled event with that stream and id
     ├── ExpectedOffsetMismatch           optimistic concurrency: the stream head moved
+    ├── CheckpointMoved                  another producer committed the same checkpoint first
     ├── OffsetOutOfRange                 position before the retained range (retention)
     ├── LogClosed                        the log is closed or closing
     ├── Unsupported                      the storage backend cannot do this
@@ -30,6 +31,7 @@ WebSocket close codes in one place.
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointMoved",
     "ConsumerNotFound",
     "CorruptDatabase",
     "EventLogError",
@@ -144,6 +146,17 @@ class ScheduleNotFound(NotFound):
         super().__init__(f"no scheduled event {event_id!r} waits for stream {stream!r}")
         self.stream = stream
         self.id = event_id
+
+
+class CheckpointMoved(EventLogError):
+    """A producer's checkpoint is not what the producer last saw: another one
+    (a second process reading the same file) committed first. Reload it."""
+
+    code = "checkpoint_moved"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"checkpoint {name!r} was moved by another producer")
+        self.name = name
 
 
 class ExpectedOffsetMismatch(EventLogError):

@@ -2,9 +2,10 @@
 
 Retention never trims a stream past the lowest committed offset of any
 named consumer of that stream that *protects* it. A consumer protects unless
-its :class:`HoldPolicy` says ``protect=False``; with ``max_hold`` set, a
-consumer that has not committed for that many seconds loses the protection
-(an abandoned consumer must not keep a stream forever). Retention then
+its :class:`HoldPolicy` or the stream's :class:`~eventlog.model.Retention`
+says ``protect=False``; with ``max_hold`` set on either (the smaller bound
+wins), a consumer that has not committed for that many seconds loses the
+protection (an abandoned consumer must not keep a stream forever). Retention then
 trims past it — after a warning in the log and a ``retention.hold_expired``
 event on the system stream, once, when its first unread events go.
 
@@ -85,13 +86,15 @@ def plan_holds(
 ) -> HoldPlan:
     """Apply the consumers' holds to ``policy_cutoff`` (see the module docstring)."""
     average = info.bytes / info.count if info.count else 0.0
+    stream = info.retention
     holds: list[Hold] = []
     for consumer in consumers:
-        if consumer.stream != info.name or consumer.offset >= policy_cutoff:
+        if not stream.protect or consumer.stream != info.name or consumer.offset >= policy_cutoff:
             continue
         policy = policy_of(consumer.name)
         if not policy.protect:
             continue
+        bounds = [b for b in (policy.max_hold, stream.max_hold) if b is not None]
         held = policy_cutoff - max(consumer.offset, info.first_offset)
         age = (now - consumer.updated).total_seconds()
         holds.append(
@@ -101,7 +104,7 @@ def plan_holds(
                 events=held,
                 bytes=round(held * average),
                 updated=consumer.updated,
-                expired=policy.max_hold is not None and age > policy.max_hold,
+                expired=bool(bounds) and age > min(bounds),
             )
         )
     holds.sort(key=lambda h: (h.offset, h.consumer))

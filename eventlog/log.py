@@ -50,6 +50,7 @@ from eventlog.schedule import Scheduler
 from eventlog.storage.base import Storage
 from eventlog.storage.held import held_for
 from eventlog.storage.schedule import schedule_store_for
+from eventlog.transaction import LogTransaction
 from eventlog.writer import GroupCommitWriter
 
 __all__ = ["EventLog", "LogConfig", "storage_for"]
@@ -103,7 +104,8 @@ class EventLog(Appends):
         )
         self._scheduler = Scheduler(
             schedule_store_for(storage),
-            self.append_batch_result,
+            # Not self.transaction: a dispatch in hand may finish while the log closes.
+            lambda: LogTransaction(self._held, self.config, self.heads.advance, 30.0),
             horizon=self.config.schedule_horizon,
             poll=self.config.schedule_poll,
         )

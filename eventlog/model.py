@@ -111,11 +111,17 @@ class Retention(msgspec.Struct, frozen=True, kw_only=True):
         max_age: Seconds an event is kept after its append time.
         max_count: Number of most recent events kept.
         max_bytes: Total payload bytes of the most recent events kept.
+        protect: Named consumers of the stream hold retention: it never trims
+            what they have not committed (see :mod:`eventlog.holds`).
+        max_hold: Seconds without a commit after which a consumer of this
+            stream stops holding retention (None: no bound from the stream).
     """
 
     max_age: float | None = None
     max_count: int | None = None
     max_bytes: int | None = None
+    protect: bool = True
+    max_hold: float | None = None
 
     @property
     def unlimited(self) -> bool:

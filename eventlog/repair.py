@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 REPAIRED_HEADER = "eventlog-repaired"
-"""The header a repaired event carries; its value says what was repaired (``utf-8``)."""
+"""The header a repaired event carries; its value says what was repaired (``utf-8``, ``json``)."""
 
 logger = logging.getLogger("eventlog")
 
@@ -54,17 +54,23 @@ _counts: Counter[str] = Counter()
 def repair(event: Event, surface: str) -> Event:
     """``event`` with its data made UTF-8 JSON and the repair header; logged and counted.
 
+    The header's value is ``utf-8`` when bytes were replaced, ``json`` when the
+    data was UTF-8 but not JSON (only an embedded producer of an older version
+    could store that) and is sent as a JSON string.
+
     Args:
         event: A stored event whose data (or a text field, repaired by storage) was not UTF-8.
         surface: Who serves it, for the log line and the metric (``"firehose"``, ``"http"``...).
     """
-    text = bytes(event.data).decode("utf-8", "replace")
+    stored = bytes(event.data)
+    what = "json" if utf8_problem(stored) is None else "utf-8"
+    text = stored.decode("utf-8", "replace")
     data = text.encode()
     if json_problem(data) is not None:
         data = msgspec.json.encode(text)
     _note(surface, event.stream, event.offset)
     return msgspec.structs.replace(
-        event, data=msgspec.Raw(data), headers={**event.headers, REPAIRED_HEADER: "utf-8"}
+        event, data=msgspec.Raw(data), headers={**event.headers, REPAIRED_HEADER: what}
     )
 
 

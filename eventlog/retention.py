@@ -36,7 +36,7 @@ TRIM_CHUNK = 10_000
 
 def check_retention(retention: Retention) -> None:
     """Refuse negative limits."""
-    for value in (retention.max_age, retention.max_count, retention.max_bytes):
+    for value in (retention.max_age, retention.max_count, retention.max_bytes, retention.max_hold):
         if value is not None and value < 0:
             raise InvalidEvent("retention limits must not be negative")
 

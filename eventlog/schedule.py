@@ -14,15 +14,16 @@ schedule. Guarantees:
 
 * **Never early.** An event is appended when the log's clock has reached its
   due time, so its ``time`` is at or after it.
-* **Exactly once.** The append is by id: a crash after the append and before
-  the delete makes the next pass append it again, which finds the id and
-  writes nothing. On PostgreSQL, processes sharing the log lock the rows they
-  take (``SKIP LOCKED``).
+* **Exactly once.** Due events are appended and removed from the schedule in
+  one transaction of the log's database (``log.transaction()``): a crash
+  leaves them scheduled, never both. On PostgreSQL, processes sharing the log
+  lock the rows they take (``SKIP LOCKED``). A cancel either comes first or
+  finds nothing.
 * **Survives restarts.** What fell due while the log was closed is appended
   when it starts, oldest first.
 * **Precision.** The task sleeps until the earliest due time it knows, so an
-  event is typically appended within a few milliseconds of its time (one
-  group commit). Events scheduled by another process on the same database
+  event is typically appended within milliseconds of its time (one
+  transaction's commit). Events scheduled by another process on the same database
   are found within ``schedule_poll`` seconds.
 * **Order.** Per stream, events are appended in due order (ties: in the order
   they were scheduled), as long as one process dispatches them.
@@ -36,8 +37,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -49,9 +51,12 @@ from eventlog.errors import (
     ScheduleNotFound,
 )
 from eventlog.model import NewEvent, utc_now
-from eventlog.storage.base import Appended, PendingEvent
+from eventlog.storage.base import PendingEvent
 from eventlog.storage.rows import from_us, to_us
-from eventlog.storage.schedule import ScheduleFilter, ScheduleRow, ScheduleStore
+from eventlog.storage.schedule import Begin, ScheduleFilter, ScheduleRow, ScheduleStore
+
+if TYPE_CHECKING:
+    from eventlog.transaction import LogTransaction
 
 __all__ = [
     "DISPATCH_BATCH",
@@ -71,8 +76,6 @@ _HELD_ELSEWHERE = 0.05
 
 _encode = msgspec.json.encode
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
-
-AppendBatch = Callable[[str, Sequence[NewEvent]], Awaitable[Appended]]
 
 
 class Scheduled(msgspec.Struct, frozen=True, kw_only=True):
@@ -187,7 +190,8 @@ class Scheduler:
 
     Args:
         store: The backend's schedule.
-        append: Appends a batch to a stream (the log's ``append_batch_result``).
+        begin: Opens a transaction of the log's database (``log.transaction``):
+            due events are appended and removed from the schedule in one.
         horizon: Farthest due time accepted, in seconds from now.
         poll: Seconds between looks for events another process scheduled.
         clock: The current UTC time (injectable for tests).
@@ -196,14 +200,14 @@ class Scheduler:
     def __init__(
         self,
         store: ScheduleStore,
-        append: AppendBatch,
+        begin: Begin,
         *,
         horizon: float,
         poll: float,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store = store
-        self._append = append
+        self._begin = begin
         self._horizon = horizon
         self._poll = poll
         self._clock = clock
@@ -219,11 +223,17 @@ class Scheduler:
         await self._store.open()
         self._task = asyncio.create_task(self._run(), name="eventlog-scheduler")
 
-    async def close(self) -> None:
-        """Stop the dispatch task (what it took and did not finish stays scheduled)."""
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop the dispatch task: a dispatch in hand finishes (within ``timeout``
+        seconds, else it is rolled back); what is left stays scheduled."""
         self._stopping = True
+        self._wake.set()
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -318,29 +328,29 @@ class Scheduler:
 
     async def dispatch_due(self) -> int:
         """Append what is due now (one batch at most); how many were taken."""
-        return await self._store.dispatch(to_us(self._clock()), DISPATCH_BATCH, self._deliver)
+        return await self._store.dispatch(
+            to_us(self._clock()), DISPATCH_BATCH, self._begin, self._deliver
+        )
 
-    async def _deliver(self, rows: list[ScheduleRow]) -> None:
+    async def _deliver(self, rows: list[ScheduleRow], txn: LogTransaction) -> None:
         by_stream: dict[str, list[NewEvent]] = {}
         for row in rows:
             by_stream.setdefault(row.stream, []).append(_new_event(row))
-        await asyncio.gather(*(self._append_stream(s, e) for s, e in by_stream.items()))
-        self.dispatched += len(rows)
-
-    async def _append_stream(self, stream: str, events: list[NewEvent]) -> None:
-        try:
-            await self._append(stream, events)
-            return
-        except InvalidInput as exc:
-            if len(events) == 1:
-                _dropped(stream, events[0], exc)
-                return
-        # One event the log no longer accepts must not hold back the others.
-        for event in events:
+        for stream, events in by_stream.items():
             try:
-                await self._append(stream, [event])
-            except InvalidInput as exc:
-                _dropped(stream, event, exc)
+                await txn.append_batch(stream, events)
+                continue
+            except InvalidInput as exc:  # refused before anything was written
+                if len(events) == 1:
+                    _dropped(stream, events[0], exc)
+                    continue
+            # One event the log no longer accepts must not hold back the others.
+            for event in events:
+                try:
+                    await txn.append_batch(stream, [event])
+                except InvalidInput as exc:
+                    _dropped(stream, event, exc)
+        self.dispatched += len(rows)
 
     async def _run(self) -> None:
         failures = 0
@@ -348,7 +358,9 @@ class Scheduler:
             self._wake.clear()
             now_us = to_us(self._clock())
             try:
-                taken = await self._store.dispatch(now_us, DISPATCH_BATCH, self._deliver)
+                taken = await self._store.dispatch(
+                    now_us, DISPATCH_BATCH, self._begin, self._deliver
+                )
                 if taken >= DISPATCH_BATCH:
                     continue
                 following = await self._store.next_due()

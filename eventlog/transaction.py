@@ -28,12 +28,12 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
+from types import EllipsisType, TracebackType
 from typing import Any, Self, TypeVar
 
 from eventlog.config import LogConfig
 from eventlog.encoding import pending_event, pending_events
-from eventlog.errors import ExpectedOffsetMismatch, InvalidInput, LogClosed
+from eventlog.errors import CheckpointMoved, ExpectedOffsetMismatch, InvalidInput, LogClosed
 from eventlog.model import NewEvent, utc_now, validate_stream_name
 from eventlog.storage.base import AppendOutcome, AppendRequest
 from eventlog.storage.held import HeldSource, HeldTransaction
@@ -115,11 +115,27 @@ class LogTransaction:
         statements in one hop). ``fn`` must not commit."""
         return await self._open().run(fn)
 
-    async def set_checkpoint(self, name: str, value: bytes) -> None:
+    async def set_checkpoint(
+        self, name: str, value: bytes, *, expected: bytes | EllipsisType | None = ...
+    ) -> None:
         """Store a producer's checkpoint (``log.checkpoint(name)`` reads it) in this
         transaction: committed with its appends, or not at all. File sources keep
-        their read positions this way."""
-        await self._open().set_checkpoint(name, value)
+        their read positions this way.
+
+        Args:
+            expected: If given, the checkpoint must still be this (None: never
+                set); it is locked until the transaction ends, so two producers
+                that read from the same place cannot both commit.
+
+        Raises:
+            CheckpointMoved: ``expected`` was given and the checkpoint is not it.
+        """
+        txn = self._open()
+        if expected is not ...:
+            current = await txn.read_checkpoint(name)
+            if current != expected:
+                raise CheckpointMoved(name)
+        await txn.set_checkpoint(name, value)
 
     async def append(
         self,

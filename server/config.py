@@ -264,9 +264,30 @@ def load_config(
         merged.update(given)
         origin.update({k: "--" + k.replace("_", "-") for k in given})
     try:
-        return msgspec.convert(merged, ServerConfig, strict=False)
+        config = msgspec.convert(merged, ServerConfig, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(_config_error(str(exc), merged, origin)) from exc
+    _check_sources(config.sources)
+    return config
+
+
+def _check_sources(declared: list[dict[str, Any]]) -> None:
+    """``[[sources]]`` checked before the server starts (kinds: built-in and plugins')."""
+    if not declared:
+        return
+    from server.sources.runtime import source_kinds
+    from server.sources.spec import SourceError, parse_spec
+
+    kinds = tuple(source_kinds())
+    names: set[str] = set()
+    for index, raw in enumerate(declared):
+        try:
+            spec = parse_spec(raw, kinds)
+        except SourceError as exc:
+            raise ConfigError(f"invalid configuration: sources[{index}]: {exc}") from exc
+        if spec.name in names:
+            raise ConfigError(f"invalid configuration: two [[sources]] are named {spec.name!r}")
+        names.add(spec.name)
 
 
 def _config_error(text: str, merged: Mapping[str, Any], origin: Mapping[str, str]) -> str:

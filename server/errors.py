@@ -13,11 +13,13 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from eventlog import errors as e
 
 __all__ = [
     "ApiError",
+    "allowed_methods",
     "error_details",
     "error_response",
     "handle_error",
@@ -35,6 +37,7 @@ _STATUS: list[tuple[type[e.EventLogError], int]] = [
     (e.InvalidInput, 400),
     (e.NotFound, 404),
     (e.ExpectedOffsetMismatch, 409),
+    (e.CheckpointMoved, 409),
     (e.OffsetOutOfRange, 416),
     (e.LogClosed, 503),
     (e.StorageError, 503),
@@ -63,6 +66,17 @@ def status_for(exc: e.EventLogError) -> int:
 def ws_close_code_for(exc: e.EventLogError) -> int:
     """The WebSocket close code for an eventlog error (4000 + HTTP status)."""
     return 4000 + status_for(exc) if status_for(exc) < 500 else 1011
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path (Starlette's
+    own 405 names only the first matching route's, and the API has one route per method)."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.fullmatch(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def error_details(exc: Exception) -> dict[str, object] | None:
@@ -118,6 +132,9 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         return error_response(400, "malformed_json", "malformed JSON: nested too deeply")
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {"allow": ", ".join(allowed_methods(request))}
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal error (a bug in eventlog)")

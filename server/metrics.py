@@ -24,6 +24,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from starlette.applications import Starlette
 
 from consumers.parking import parked_counts
+from consumers.spec import ConsumerStatus
 from eventlog import EventLog, StreamNotFound
 from eventlog.repair import repair_counts
 from server.loopmetrics import LoopCounter, LoopHistogram
@@ -75,6 +76,16 @@ class Metrics:
         self.consumer_parked = self.gauge(
             "consumer_parked_events",
             "Events waiting in a consumer's parked stream (<consumer>.parked)",
+            ["consumer"],
+        )
+        self.consumer_state = self.gauge(
+            "consumer_state",
+            "1 for the state each consumer running in this server is in",
+            ["consumer", "state"],
+        )
+        self.consumer_failures = self.gauge(
+            "consumer_failures",
+            "Failed handler calls of each consumer in this server",
             ["consumer"],
         )
         self.retention_held = self.gauge(
@@ -150,8 +161,14 @@ class Metrics:
         """Count ``count`` events appended to ``stream``."""
         self.appends.inc((stream,), count)
 
-    async def refresh(self) -> None:
-        """Update the gauges computed from the log (consumer lag, writer counters)."""
+    async def refresh(self, statuses: Sequence[ConsumerStatus] = ()) -> None:
+        """Update the gauges computed from the log (consumer lag, writer counters)
+        and from the consumers running in this server (``statuses``)."""
+        self.consumer_state.clear()
+        self.consumer_failures.clear()
+        for status in statuses:
+            self.consumer_state.labels(status.name, status.state).set(1)
+            self.consumer_failures.labels(status.name).set(status.failures)
         for name, value in self.log.writer_stats.items():
             self.writer.labels(name).set(value)
         self.repaired.values = {(k,): float(n) for k, n in repair_counts().items()}

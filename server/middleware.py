@@ -32,6 +32,7 @@ import msgspec
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.api.params import refuse_repeats
 from server.config import ServerConfig
 from server.errors import ApiError, error_response
 from server.metrics import Metrics
@@ -219,6 +220,7 @@ class RequestMiddleware:
         limit = self.config.max_body_bytes
         declared = headers.get("content-length")
         try:
+            refuse_repeats(scope["query_string"])
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 if declared.isdigit():
                     raise ApiError(413, "body_too_large", f"request body over {limit} bytes")

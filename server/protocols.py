@@ -36,7 +36,8 @@ import struct
 import time
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server.config import ServerConfig
@@ -115,6 +116,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._too_large = False
         #: Since when the connection waits without a request in progress (None: busy).
         self.waiting_since: float | None = None
+        self._lost = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -126,6 +128,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_timer = self.loop.call_later(self._header_timeout, self._headers_late)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         self._cancel_header_timer()
         self.waiting_since = None
         super().connection_lost(exc)
@@ -181,6 +184,29 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             and not self.transport.is_closing()
         ):
             self.waiting_since = time.monotonic()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        async def app_then_watch(
+            scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+        ) -> None:
+            try:
+                await app(scope, receive, send)
+            finally:
+                if not (cycle.response_complete and cycle.keep_alive):
+                    # After uvicorn's own handling of the app's end (it closes).
+                    self.loop.call_soon(self._watch_closing, -1)
+
+        super()._start_asgi_task(cycle, app_then_watch)
+
+    def _watch_closing(self, before: int) -> None:
+        """Reset a closing connection whose unsent answer stopped draining."""
+        if self._lost or not self.transport.is_closing():
+            return
+        now = self.transport.get_write_buffer_size()
+        if before >= 0 and now >= before:
+            reset(self.transport)
+            return
+        self.loop.call_later(self.server_config.firehose_close_timeout, self._watch_closing, now)
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:

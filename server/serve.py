@@ -188,6 +188,7 @@ def run_server(config: ServerConfig) -> int:
         protect_consumers=config.retention_protect,
         max_hold=config.retention_max_hold,
         schedule_horizon=config.schedule_horizon,
+        system_stream=config.webhooks.system_stream,  # one system stream for every notice
     )
     try:
         log = EventLog(storage_for(config.db, log_config), log_config)

@@ -24,12 +24,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import asyncpg
+if TYPE_CHECKING:
+    import asyncpg
 
 from eventlog.errors import InvalidInput, LogClosed
 from eventlog.model import utc_now
@@ -72,6 +74,11 @@ class HeldTransaction(Protocol):
 
     async def set_checkpoint(self, name: str, value: bytes) -> None:
         """Store a producer's checkpoint (e.g. a file source's position) in this transaction."""
+
+    async def read_checkpoint(self, name: str) -> bytes | None:
+        """A checkpoint as this transaction sees it, locked until it ends (so a
+        compare-and-set on it cannot race another transaction)."""
+        ...
 
     async def set_offset(self, consumer: str, stream: str, offset: int) -> None:
         """Store a consumer's committed offset in this transaction (exactly-once handlers)."""
@@ -127,6 +134,10 @@ class _SQLiteTxn:
 
         now_us = to_us(now)
         return await self.run(lambda c: append_in(c, requests, now_us)[0])
+
+    async def read_checkpoint(self, name: str) -> bytes | None:
+        rows = await self.execute("SELECT value FROM checkpoints WHERE name = ?", name)
+        return bytes(rows[0][0]) if rows else None
 
     async def set_checkpoint(self, name: str, value: bytes) -> None:
         await self.execute(
@@ -245,6 +256,17 @@ class _PgTxn:
         result: list[AppendOutcome] = await self._storage.append_in(self.connection, requests, now)
         return result
 
+    async def read_checkpoint(self, name: str) -> bytes | None:
+        from eventlog.storage.postgres_schema import advisory_key
+
+        # A transaction-scoped lock on the name: a row that does not exist yet
+        # cannot be locked with FOR UPDATE.
+        await self.execute("SELECT pg_advisory_xact_lock($1)", advisory_key("checkpoint", name))
+        rows = await self.execute(
+            f"SELECT value FROM {self._storage.schema}.checkpoints WHERE name = $1", name
+        )
+        return bytes(rows[0][0]) if rows else None
+
     async def set_checkpoint(self, name: str, value: bytes) -> None:
         await self.execute(
             f"INSERT INTO {self._storage.schema}.checkpoints (name, value, updated_us) "
@@ -317,6 +339,9 @@ class _MemoryTxn:
         self._storage = storage
         self._checkpoints = checkpoints
 
+    async def read_checkpoint(self, name: str) -> bytes | None:
+        return self._checkpoints.get(name)
+
     async def set_checkpoint(self, name: str, value: bytes) -> None:
         self._checkpoints[name] = value
 
@@ -365,11 +390,13 @@ class MemoryHeld:
 
 def held_for(storage: Storage) -> HeldSource:
     """The held-transaction source of a backend."""
-    from eventlog.storage.postgres import PostgresStorage
     from eventlog.storage.sqlite import SQLiteStorage
 
     if isinstance(storage, SQLiteStorage):
         return SQLiteHeld(storage)
-    if isinstance(storage, PostgresStorage):
+    # A PostgresStorage exists only once its module is imported: looking it up
+    # keeps asyncpg out of SQLite programs (and the CLI's start-up).
+    postgres = sys.modules.get("eventlog.storage.postgres")
+    if postgres is not None and isinstance(storage, postgres.PostgresStorage):
         return PgHeld(storage)
     return MemoryHeld(storage)

@@ -49,7 +49,7 @@ from eventlog.storage.postgres_schema import (
     redact,
     split_url,
 )
-from eventlog.storage.rows import from_us, stream_info, to_us
+from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
 
 __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 
@@ -87,10 +87,7 @@ class PostgresStorage:
             f'SELECT "offset", id, type, key, time_us, headers, data FROM {s}.events '
             'WHERE stream = $1 AND "offset" >= $2 ORDER BY "offset" LIMIT $3'
         )
-        self._sql_stream = (
-            "SELECT name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, "
-            f"max_bytes FROM {s}.streams"
-        )
+        self._sql_stream = f"SELECT {STREAM_COLUMNS} FROM {s}.streams"
 
     # -- connections -------------------------------------------------------------
 
@@ -231,13 +228,16 @@ class PostgresStorage:
         async with self._conn("set retention") as conn:
             await conn.execute(
                 f"INSERT INTO {self.schema}.streams (name, next_offset, max_age, max_count, "
-                "max_bytes) VALUES ($1, 0, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET "
-                "max_age = excluded.max_age, max_count = excluded.max_count, "
-                "max_bytes = excluded.max_bytes",
+                "max_bytes, protect, max_hold) VALUES ($1, 0, $2, $3, $4, $5, $6) "
+                "ON CONFLICT (name) DO UPDATE SET max_age = excluded.max_age, "
+                "max_count = excluded.max_count, max_bytes = excluded.max_bytes, "
+                "protect = excluded.protect, max_hold = excluded.max_hold",
                 stream,
                 retention.max_age,
                 retention.max_count,
                 retention.max_bytes,
+                int(retention.protect),
+                retention.max_hold,
             )
 
     @reconnecting

@@ -75,6 +75,11 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (name, stream)
         )""",
     ],
+    [
+        # Retention holds, per stream (eventlog.holds): 1 = named consumers hold it.
+        "ALTER TABLE {s}.streams ADD COLUMN protect integer NOT NULL DEFAULT 1",
+        "ALTER TABLE {s}.streams ADD COLUMN max_hold double precision",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 CORE = "eventlog"

@@ -12,7 +12,8 @@ __all__ = ["STREAM_COLUMNS", "from_us", "stream_info", "to_us"]
 
 #: The ``streams`` columns :func:`stream_info` expects, in order.
 STREAM_COLUMNS = (
-    "name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, max_bytes"
+    "name, next_offset, first_offset, bytes, last_time_us, max_age, max_count, max_bytes, "
+    "protect, max_hold"
 )
 
 
@@ -30,7 +31,8 @@ def from_us(us: int) -> datetime:
 
 def stream_info(row: Any) -> StreamInfo:
     """A ``streams`` row (columns as in :data:`STREAM_COLUMNS`) as a StreamInfo."""
-    name, next_offset, first_offset, nbytes, last_us, max_age, max_count, max_bytes = row
+    name, next_offset, first_offset, nbytes, last_us, max_age, max_count, max_bytes = row[:8]
+    protect, max_hold = row[8:10]
     return StreamInfo(
         name=name,
         next_offset=next_offset,
@@ -38,5 +40,11 @@ def stream_info(row: Any) -> StreamInfo:
         count=next_offset - first_offset,
         bytes=nbytes,
         last_time=None if last_us is None else from_us(last_us),
-        retention=Retention(max_age=max_age, max_count=max_count, max_bytes=max_bytes),
+        retention=Retention(
+            max_age=max_age,
+            max_count=max_count,
+            max_bytes=max_bytes,
+            protect=bool(protect),
+            max_hold=max_hold,
+        ),
     )

@@ -4,9 +4,9 @@ A scheduled event is stored whole (id, type, key, headers, data) with its due
 time, keyed by ``(stream, id)`` so that scheduling the same id twice keeps the
 first and cancelling needs only the id. The dispatcher
 (:mod:`eventlog.schedule`) takes due rows in due order with :meth:`ScheduleStore.dispatch`,
-appends them with their ids and lets the store delete them. Appending by id
-is idempotent, so a crash between the append and the delete appends nothing
-twice: the row is found again and its append returns the original offset.
+appends them with their ids and deletes them, in one transaction of the log's
+database (``log.transaction()``): a crash at any moment leaves each row either
+scheduled or appended, never both, and a cancel either wins or finds nothing.
 
 Three implementations: :class:`MemorySchedule` here, and the SQLite and
 PostgreSQL tables of :mod:`eventlog.storage.schedule_sqlite` and
@@ -17,20 +17,26 @@ log's own database as a versioned component (``schedule``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from eventlog.storage.base import Storage
 
+T = TypeVar("T")
+
 __all__ = [
+    "Begin",
     "Deliver",
     "MemorySchedule",
     "ScheduleFilter",
     "ScheduleRow",
     "ScheduleStore",
+    "Txn",
     "schedule_store_for",
 ]
 
@@ -89,8 +95,23 @@ class ScheduleFilter(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-Deliver = Callable[[list[ScheduleRow]], Awaitable[None]]
-"""Appends due rows (in the order given); raises if they were not appended."""
+class Txn(Protocol):
+    """The open transaction a dispatch runs in (a :class:`~eventlog.transaction.LogTransaction`)."""
+
+    async def execute(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run one statement in the transaction; its rows."""
+        ...
+
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        """SQLite: ``fn(connection)`` on the transaction's thread."""
+        ...
+
+
+Begin = Callable[[], contextlib.AbstractAsyncContextManager[Txn]]
+"""Opens a transaction of the log's database (``log.transaction``)."""
+
+Deliver = Callable[[list[ScheduleRow], Any], Awaitable[None]]
+"""Appends due rows (in the order given) in the transaction it is given."""
 
 
 class ScheduleStore(Protocol):
@@ -123,13 +144,15 @@ class ScheduleStore(Protocol):
         """The earliest due time waiting (microseconds), or None if none."""
         ...
 
-    async def dispatch(self, now_us: int, limit: int, deliver: Deliver) -> int:
-        """Take up to ``limit`` rows due at or before ``now_us``, in (due, seq)
-        order, pass them to ``deliver``, and delete them once it returns.
+    async def dispatch(self, now_us: int, limit: int, begin: Begin, deliver: Deliver) -> int:
+        """In one transaction from ``begin``: take up to ``limit`` rows due at or
+        before ``now_us``, in (due, seq) order, pass them to ``deliver`` (which
+        appends them in that transaction), and delete them.
 
-        If ``deliver`` raises, nothing is deleted. Returns how many rows were
-        delivered. On a backend shared by several processes, rows another
-        process is delivering are skipped.
+        All or nothing: if ``deliver`` raises, nothing is appended or deleted.
+        Returns how many rows were delivered. On a backend shared by several
+        processes, rows another process is delivering are skipped; a cancel
+        waits for the transaction, so a cancelled event is never appended.
         """
         ...
 
@@ -171,11 +194,12 @@ class MemorySchedule:
     async def next_due(self) -> int | None:
         return min((r.due_us for r in self._rows.values()), default=None)
 
-    async def dispatch(self, now_us: int, limit: int, deliver: Deliver) -> int:
+    async def dispatch(self, now_us: int, limit: int, begin: Begin, deliver: Deliver) -> int:
         due = [r for r in self._ordered() if r.due_us <= now_us][:limit]
         if not due:
             return 0
-        await deliver(due)
+        async with begin() as txn:
+            await deliver(due, txn)
         for row in due:
             current = self._rows.get((row.stream, row.id))
             if current is not None and current.seq == row.seq:
@@ -185,14 +209,15 @@ class MemorySchedule:
 
 def schedule_store_for(storage: Storage) -> ScheduleStore:
     """The schedule that lives with ``storage``: a table in its database, or memory."""
-    from eventlog.storage.postgres import PostgresStorage
     from eventlog.storage.sqlite import SQLiteStorage
 
     if isinstance(storage, SQLiteStorage):
         from eventlog.storage.schedule_sqlite import SQLiteSchedule
 
         return SQLiteSchedule(storage)
-    if isinstance(storage, PostgresStorage):
+    # Looked up, not imported: SQLite programs never load asyncpg.
+    postgres = sys.modules.get("eventlog.storage.postgres")
+    if postgres is not None and isinstance(storage, postgres.PostgresStorage):
         from eventlog.storage.schedule_postgres import PostgresSchedule
 
         return PostgresSchedule(storage)

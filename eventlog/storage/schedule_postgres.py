@@ -2,11 +2,11 @@
 
 Several server processes share one schedule. Each dispatch is one transaction
 that locks the due rows it takes (``FOR UPDATE SKIP LOCKED``: rows another
-process holds are skipped, not waited for), appends them through the log, and
-deletes them before it commits. A process that dies mid-dispatch loses its
-locks with its connection, so its rows go to the next process that looks; if
-the append had already committed, appending the same ids again finds them
-(idempotent), so each due event is appended exactly once.
+process holds are skipped, not waited for), appends them in the same
+transaction, and deletes them before it commits. A process that dies
+mid-dispatch loses its transaction and its locks with its connection, so its
+rows go, untouched, to the next process that looks: each due event is
+appended exactly once.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncpg
 import msgspec
 
 from eventlog.storage.postgres import PostgresStorage
-from eventlog.storage.schedule import Deliver, ScheduleFilter, ScheduleRow
+from eventlog.storage.schedule import Begin, Deliver, ScheduleFilter, ScheduleRow
 
 __all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresSchedule"]
 
@@ -164,13 +164,10 @@ class PostgresSchedule:
 
         return await self._storage.query(q, "next due time")
 
-    async def dispatch(self, now_us: int, limit: int, deliver: Deliver) -> int:
-        async def txn(conn: asyncpg.Connection) -> int:
-            due = [_row(r) for r in await conn.fetch(self._sql_claim, now_us, limit)]
-            if not due:
-                return 0
-            await deliver(due)
-            await conn.execute(self._sql_delete, [r.seq for r in due])
-            return len(due)
-
-        return await self._storage.transact(txn, "dispatch scheduled events")
+    async def dispatch(self, now_us: int, limit: int, begin: Begin, deliver: Deliver) -> int:
+        async with begin() as txn:
+            due = [_row(r) for r in await txn.execute(self._sql_claim, now_us, limit)]
+            if due:
+                await deliver(due, txn)
+                await txn.execute(self._sql_delete, [r.seq for r in due])
+        return len(due)

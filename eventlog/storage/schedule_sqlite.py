@@ -1,11 +1,10 @@
 """The schedule in the log's SQLite file: table ``schedule``, component ``schedule``.
 
 Scheduling is one write transaction on the writer connection (serialised with
-appends, durable on return). Dispatch reads due rows on a reader connection,
-appends them through the log, then deletes them in one write transaction:
-nothing is held while the append waits for its group commit. Two processes
-sharing one file may both read the same due row; both append it by id and the
-second append finds the first (idempotent), so it is still appended once.
+appends, durable on return). Dispatch first looks on a reader connection; when
+something is due it selects, appends and deletes the due rows in one held
+transaction (SQLite's write lock), so a process that dies mid-way leaves them
+scheduled, and a cancel (a write) either comes first or finds nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from eventlog.storage.schedule import Deliver, ScheduleFilter, ScheduleRow
+from eventlog.storage.schedule import Begin, Deliver, ScheduleFilter, ScheduleRow
 from eventlog.storage.sqlite import SQLiteStorage
 
 __all__ = ["MIGRATIONS", "SQLiteSchedule"]
@@ -108,11 +107,7 @@ def _page(conn: sqlite3.Connection, where: ScheduleFilter) -> list[ScheduleRow]:
 
 
 def _delete(conn: sqlite3.Connection, rows: Sequence[ScheduleRow]) -> None:
-    # By seq too: a row cancelled and scheduled again meanwhile is a new row.
-    conn.executemany(
-        "DELETE FROM schedule WHERE stream = ? AND id = ? AND seq = ?",
-        [(r.stream, r.id, r.seq) for r in rows],
-    )
+    conn.executemany("DELETE FROM schedule WHERE seq = ?", [(r.seq,) for r in rows])
 
 
 class SQLiteSchedule:
@@ -155,10 +150,18 @@ class SQLiteSchedule:
 
         return await self._storage.query(q)
 
-    async def dispatch(self, now_us: int, limit: int, deliver: Deliver) -> int:
-        due = await self.page(ScheduleFilter(until_us=now_us, limit=limit))
-        if not due:
+    async def dispatch(self, now_us: int, limit: int, begin: Begin, deliver: Deliver) -> int:
+        # A reader looks first: the write lock is taken only when something is due.
+        if not await self.page(ScheduleFilter(until_us=now_us, limit=1)):
             return 0
-        await deliver(due)
-        await self._storage.transact(lambda conn: _delete(conn, due))
+        async with begin() as txn:
+            found = await txn.execute(
+                f"SELECT {_COLUMNS} FROM schedule WHERE due_us <= ? ORDER BY due_us, seq LIMIT ?",
+                now_us,
+                limit,
+            )
+            due = [_row(r) for r in found]
+            if due:
+                await deliver(due, txn)
+                await txn.run(lambda conn: _delete(conn, due))
         return len(due)

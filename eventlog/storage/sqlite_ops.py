@@ -223,11 +223,19 @@ def _insert_events(conn: sqlite3.Connection, params: list[object]) -> None:
 def set_retention(conn: sqlite3.Connection, stream: str, retention: Retention) -> None:
     """Store a stream's retention policy, creating the stream row if needed."""
     conn.execute(
-        "INSERT INTO streams (name, next_offset, max_age, max_count, max_bytes) "
-        "VALUES (?, 0, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "INSERT INTO streams (name, next_offset, max_age, max_count, max_bytes, protect, "
+        "max_hold) VALUES (?, 0, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
         "max_age = excluded.max_age, max_count = excluded.max_count, "
-        "max_bytes = excluded.max_bytes",
-        (stream, retention.max_age, retention.max_count, retention.max_bytes),
+        "max_bytes = excluded.max_bytes, protect = excluded.protect, "
+        "max_hold = excluded.max_hold",
+        (
+            stream,
+            retention.max_age,
+            retention.max_count,
+            retention.max_bytes,
+            int(retention.protect),
+            retention.max_hold,
+        ),
     )
 
 

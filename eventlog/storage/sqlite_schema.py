@@ -70,6 +70,11 @@ MIGRATIONS: list[list[str]] = [
             version INTEGER NOT NULL
         ) WITHOUT ROWID""",
     ],
+    [
+        # Retention holds, per stream (eventlog.holds): 1 = named consumers hold it.
+        "ALTER TABLE streams ADD COLUMN protect INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE streams ADD COLUMN max_hold REAL",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -39,6 +39,7 @@ from eventlog import (
     validate_stream_name,
 )
 from server.api.append_body import media_type
+from server.api.params import StreamName
 from server.api.streams import json_response
 from server.auth import require
 from server.errors import ApiError
@@ -106,7 +107,7 @@ class AtTime(msgspec.Struct, forbid_unknown_fields=True):
 class SeekRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of ``PUT /api/consumers/{name}``."""
 
-    stream: str
+    stream: StreamName
     position: Literal["beginning", "end"] | Annotated[int, msgspec.Meta(ge=0)] | AtTime
 
 

@@ -70,10 +70,17 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
 
 
-async def decode_body(request: Request, type_: type[Any]) -> Any:
-    """The JSON body as ``type_`` (an empty body is ``{}``); msgspec errors become 400s."""
+async def decode_body(request: Request, type_: type[Any], *, required: bool = True) -> Any:
+    """The JSON body as ``type_``; msgspec errors become 400s and 422s.
+
+    A missing body is 400 ``empty_body``, or ``{}`` when not ``required``
+    (``rotate-secret``: every field has a default). A change or a replay is
+    never made from a body that was not sent.
+    """
     body = await request.body()
     if not body.strip():
+        if required:
+            raise ApiError(400, "empty_body", "a JSON body is required")
         body = b"{}"
     return msgspec.json.decode(body, type=type_)
 

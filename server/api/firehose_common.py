@@ -27,9 +27,9 @@ from consumers.firehose.core import (
 from consumers.firehose.hub import Firehose, Subscription
 from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
 from eventlog.model import Beginning, End, validate_stream_name
+from server.api.params import refuse_repeats
 from server.auth import require
 from server.config import ServerConfig
-from server.errors import ApiError
 from server.metrics import metrics_of
 
 __all__ = [
@@ -122,10 +122,8 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
     """Validate everything before the upgrade: stream name, auth, parameters, start offset."""
     validate_stream_name(stream)
     require(conn, "read", stream)
+    refuse_repeats(conn.scope["query_string"])  # the middleware does it for HTTP, not WS
     params = conn.query_params
-    for name in ("from", "types", "key", "batch"):
-        if len(params.getlist(name)) > 1:
-            raise ApiError(400, "invalid_parameter", f"query parameter {name!r} given twice")
     position = parse_from(params.get("from"))
     last_id = parse_last_event_id(conn.headers.get("last-event-id")) if sse else None
     event_filter = EventFilter(parse_types(params.get("types")), parse_key(params.get("key")))

@@ -1,24 +1,39 @@
-"""The OpenAPI 3.1 document of the HTTP API and the ``/docs`` page rendered from it.
+"""The OpenAPI 3.1 document of the HTTP API (rendered as the ``/docs`` page by
+:mod:`server.api.docs_page`).
 
-Schemas come from the msgspec Structs the routes decode and encode, so the
-document cannot drift from the wire format; paths are listed by hand: the core
-routes here, the feature routes (ingest, firehose, webhooks, notifications) in
-:mod:`server.api.openapi_paths`. ``tests/server/test_openapi.py`` checks that
-every route of the app is in the document and that the document is valid.
+Schemas come from the msgspec Structs the routes decode and encode
+(``msgspec.json.schema_components``), so the document cannot drift from the
+wire format; the limits the routes check by hand (``limit`` up to the server's
+``max_read_limit``, batch sizes, CloudEvents attributes, the Idempotency-Key)
+are written next to the constants they come from. Paths are listed by hand:
+the core routes here, the feature routes (ingest, firehose, webhooks,
+notifications) in :mod:`server.api.openapi_paths`. ``tests/server/test_openapi.py``
+checks that every route of the app is in the document and that the document is
+valid; ``tests/server/test_schemathesis.py`` sends generated requests (valid
+and invalid) to a real server and checks every answer against the document.
 """
 
 from __future__ import annotations
 
-import html
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from eventlog import Event, StreamInfo
+from eventlog import Event, LogConfig, StreamInfo
 from server.api.append_body import Id, Key, Type
 
-__all__ = ["AUTH", "STREAM", "docs_html", "errors", "json_body", "openapi_document", "param", "ref"]
+__all__ = [
+    "AUTH",
+    "CLOUD_EVENT",
+    "INT64_MAX",
+    "STREAM",
+    "errors",
+    "json_body",
+    "openapi_document",
+    "param",
+    "ref",
+]
 
 
 class ErrorBody(msgspec.Struct):
@@ -35,14 +50,23 @@ class Error(msgspec.Struct):
     error: ErrorBody
 
 
+#: The largest integer a query parameter takes (the server refuses larger ones).
+INT64_MAX = 2**63 - 1
+
+#: Texts the log refuses to store with a NUL character in them
+#: (:mod:`eventlog.encoding`): an event's type, key and id.
+NO_NUL = "^[^\x00]*$"
+
+
 class EventIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An event to append (the schema of :class:`server.api.append_body.EventIn`,
-    whose ``data`` is kept as raw JSON bytes; any JSON value)."""
+    whose ``data`` is kept as raw JSON bytes; any JSON value). A test holds the
+    two to the same fields and types."""
 
-    type: Type
+    type: Annotated[Type, msgspec.Meta(pattern=NO_NUL)]
     data: Any = None
-    key: Key | None = None
-    id: Id | None = None
+    key: Annotated[Key, msgspec.Meta(pattern=NO_NUL)] | None = None
+    id: Annotated[Id, msgspec.Meta(pattern=NO_NUL)] | None = None
     headers: dict[str, str] = {}
 
 
@@ -59,16 +83,16 @@ def json_body(schema: dict[str, Any]) -> dict[str, Any]:
 def errors(*statuses: int, say: dict[int, str] | None = None) -> dict[str, Any]:
     """Error responses for ``statuses``: the generic meaning, or the one in ``say``."""
     meaning = {
-        400: "Malformed request: bad JSON, stream name or query parameter",
+        400: "Malformed request: bad JSON, path or query parameter (or one given twice)",
         401: "No API key, or an unknown one",
         403: "The API key lacks the scope",
         404: "No such stream, consumer or route",
         408: "The request body did not arrive in time",
-        409: "expected_offset does not match the stream head",
+        409: "Conflict with the current state",
         413: "Body over the server's limit, or an event over the log's limit",
         415: "Unsupported Content-Type",
         416: "Offset before the first retained event",
-        422: "Well-formed JSON that is not a valid event or batch (``path`` says where)",
+        422: "Well-formed JSON with an invalid value (`path` says where)",
         503: "The log is closed or the server is shutting down",
         **(say or {}),
     }
@@ -88,6 +112,49 @@ def param(name: str, where: str, description: str, schema: dict[str, Any]) -> di
     }
 
 
+#: A structured-mode CloudEvent as :func:`server.api.append_body.cloudevent` accepts it.
+CLOUD_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["specversion", "id", "source", "type"],
+    "properties": {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": NO_NUL},
+        "source": {"type": "string", "minLength": 1},
+        "type": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": NO_NUL},
+        "subject": {"type": "string", "maxLength": 1024, "pattern": NO_NUL},
+        "data": {},
+        "data_base64": {"type": "string"},
+    },
+    "propertyNames": {"pattern": "^([a-z0-9]{1,20}|data_base64)$"},
+    "additionalProperties": {"type": ["string", "integer", "boolean", "null"]},
+}
+
+#: The shape of the times msgspec decodes (RFC 3339; no offset means UTC), for
+#: the request fields that take one: msgspec's schema of a ``datetime`` is a
+#: bare string, which lets generators and readers think any text will do. Days
+#: stop at 28 so that every matching string is a real date.
+RFC3339 = (
+    r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]"
+    r":[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+#: Request fields that take a time, and whether their offset may be left out (UTC).
+_TIME_FIELDS = {
+    ("AtTime", "time"): False,
+    ("ReplayRequest", "from_time"): True,
+    ("ReplayRequest", "to_time"): True,
+}
+
+
+def _time_pattern(schema: Any, *, naive_ok: bool) -> None:
+    """Give every string of ``schema`` (a field's, maybe nullable) the :data:`RFC3339` pattern."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string":
+            schema["pattern"] = RFC3339[:-2] + ")?$" if naive_ok else RFC3339
+            schema["description"] = "An RFC 3339 time, e.g. 2026-11-22T16:46:17Z"
+        for value in schema.get("anyOf", []):
+            _time_pattern(value, naive_ok=naive_ok)
+
+
 STREAM = param(
     "stream",
     "path",
@@ -99,8 +166,9 @@ AUTH = [401, 403]
 
 
 @cache
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of the API (built once)."""
+def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the API (built once per ``max_read_limit``,
+    the server's largest ``limit`` of a read)."""
     from consumers.notify import NotifyPatch, NotifySpec
     from consumers.parking import ReplayResult
     from consumers.webhook import EndpointPatch, EndpointSpec
@@ -139,7 +207,13 @@ def openapi_document() -> dict[str, Any]:
     (_, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
     )
-    append_body = {"oneOf": [ref("EventIn"), {"type": "array", "items": ref("EventIn")}]}
+    for (name, field), naive_ok in _TIME_FIELDS.items():
+        _time_pattern(components[name]["properties"][field], naive_ok=naive_ok)
+    # PUT /api/ingest/sources/{name} takes the name from the path.
+    replace = components["SourceReplace"] = dict(components["Source"], title="SourceReplace")
+    replace["required"] = [f for f in components["Source"]["required"] if f != "name"]
+    batch = {"minItems": 1, "maxItems": LogConfig().max_batch_events}
+    append_body = {"oneOf": [ref("EventIn"), {"type": "array", "items": ref("EventIn"), **batch}]}
     paths: dict[str, Any] = {
         "/api/streams/{stream}/events": {
             "post": {
@@ -156,14 +230,14 @@ def openapi_document() -> dict[str, Any]:
                         "expected_offset",
                         "query",
                         "Append only if the stream's next offset equals this (else 409)",
-                        {"type": "integer", "minimum": 0},
+                        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
                     ),
                     *schedules.APPEND_PARAMS,
                     param(
                         "Idempotency-Key",
                         "header",
                         "Retries with the same key get the same offsets and write nothing",
-                        {"type": "string", "maxLength": 200},
+                        {"type": "string", "pattern": "^[!-~]{1,200}$"},
                     ),
                     param(
                         "X-Correlation-Id",
@@ -177,8 +251,10 @@ def openapi_document() -> dict[str, Any]:
                     "content": {
                         "application/json": {"schema": append_body},
                         "application/x-ndjson": {"schema": {"type": "string"}},
-                        "application/cloudevents+json": {"schema": {"type": "object"}},
-                        "application/cloudevents-batch+json": {"schema": {"type": "array"}},
+                        "application/cloudevents+json": {"schema": CLOUD_EVENT},
+                        "application/cloudevents-batch+json": {
+                            "schema": {"type": "array", "items": CLOUD_EVENT, **batch}
+                        },
                     },
                 },
                 "responses": {
@@ -191,7 +267,21 @@ def openapi_document() -> dict[str, Any]:
                         "deliverat / delay): durable, appended at the due time",
                         "content": json_body(ref("ScheduleAnswer")),
                     },
-                    **errors(400, *AUTH, 408, 409, 413, 415, 422, 503),
+                    **errors(
+                        400,
+                        *AUTH,
+                        408,
+                        409,
+                        413,
+                        415,
+                        422,
+                        503,
+                        say={
+                            409: "`expected_offset` does not match the stream's next offset",
+                            422: "Well-formed JSON that is not a valid event or batch "
+                            "(`path` says where)",
+                        },
+                    ),
                 },
             },
             "get": {
@@ -202,13 +292,13 @@ def openapi_document() -> dict[str, Any]:
                         "from",
                         "query",
                         "First offset (default 0)",
-                        {"type": "integer", "minimum": 0},
+                        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
                     ),
                     param(
                         "limit",
                         "query",
-                        "Most events (default 100)",
-                        {"type": "integer", "minimum": 1},
+                        f"Most events (default 100, at most {max_read_limit})",
+                        {"type": "integer", "minimum": 1, "maximum": max_read_limit},
                     ),
                     param(
                         "wait",
@@ -280,7 +370,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "The consumer",
                         "content": json_body(ref("ConsumerDetail")),
                     },
-                    **errors(400, *AUTH, 404, 415, 422),
+                    **errors(400, *AUTH, 404, 415, 422, say={422: "Not a valid position (`path`)"}),
                 },
             },
         },
@@ -353,42 +443,3 @@ def openapi_document() -> dict[str, Any]:
     # As JSON has it (msgspec's schemas hold tuple defaults, for one).
     result: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(doc))
     return result
-
-
-@cache
-def docs_html() -> str:
-    """A self-contained HTML page listing every operation of :func:`openapi_document`."""
-    doc = openapi_document()
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>eventlog HTTP API</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;",
-        "padding:0 1rem;line-height:1.45}code{background:#f3f3f3;padding:0 .2em}",
-        "h3{margin-bottom:.2rem}.m{font-weight:bold;color:#05a}td{padding:.1rem .6rem;",
-        "vertical-align:top}</style></head><body>",
-        "<h1>eventlog HTTP API</h1>",
-        f"<p>{html.escape(doc['info']['description'])} Machine-readable: ",
-        "<a href='/openapi.json'>/openapi.json</a>.</p>",
-    ]
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            parts.append(
-                f"<h3><span class='m'>{method.upper()}</span> <code>{html.escape(path)}</code></h3>"
-            )
-            parts.append(f"<p>{html.escape(op.get('summary', ''))}</p>")
-            if "description" in op:
-                parts.append(f"<p>{html.escape(op['description'])}</p>")
-            params = op.get("parameters", [])
-            if params:
-                parts.append("<table>")
-                for p in params:
-                    parts.append(
-                        f"<tr><td><code>{html.escape(p['name'])}</code></td>"
-                        f"<td>{p['in']}</td><td>{html.escape(p['description'])}</td></tr>"
-                    )
-                parts.append("</table>")
-            codes = ", ".join(
-                f"{code} {html.escape(r['description'])}" for code, r in op["responses"].items()
-            )
-            parts.append(f"<p><small>{codes}</small></p>")
-    parts.append("</body></html>")
-    return "".join(parts)

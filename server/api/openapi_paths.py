@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.api.openapi import AUTH, STREAM, errors, json_body, param, ref
+from consumers.firehose.params import MAX_BATCH
+from server.api.openapi import AUTH, INT64_MAX, STREAM, errors, json_body, param, ref
 
 __all__ = [
     "endpoint_paths",
@@ -29,8 +30,18 @@ _FROM = param(
     {"type": "string", "pattern": "^(beginning|end|[0-9]+)$"},
 )
 _TYPES = param("types", "query", "Comma-separated type globs, e.g. `order.*`", {"type": "string"})
-_KEY = param("key", "query", "Only events with this key", {"type": "string"})
-_BATCH = param("batch", "query", "Events per frame (default 1)", {"type": "integer", "minimum": 1})
+_KEY = param(
+    "key",
+    "query",
+    "Only events whose key matches this pattern",
+    {"type": "string", "minLength": 1, "maxLength": 1024},
+)
+_BATCH = param(
+    "batch",
+    "query",
+    f"Events per frame (default 1, at most {MAX_BATCH})",
+    {"type": "integer", "minimum": 1, "maximum": MAX_BATCH},
+)
 _FIREHOSE_PARAMS = [_FROM, _TYPES, _KEY, _BATCH]
 
 _CLOSE_CODES = {
@@ -214,7 +225,7 @@ def ingest_paths() -> dict[str, Any]:
             "put": {
                 "summary": "Create (201) or replace (200) an ingest source",
                 "parameters": [name],
-                "requestBody": {"required": True, "content": json_body(ref("Source"))},
+                "requestBody": {"required": True, "content": json_body(ref("SourceReplace"))},
                 "responses": {
                     "200": {"description": "Replaced", "content": json_body(_OBJECT)},
                     "201": {"description": "Created", "content": json_body(_OBJECT)},
@@ -265,7 +276,10 @@ def endpoint_paths(base: str, noun: str, spec: str, patch: str, *, rotate: bool)
         base: {
             "get": {
                 "summary": f"Every {noun}, with delivery counts",
-                "responses": {"200": view, **errors(*AUTH, 503, say=unavailable)},
+                "responses": {
+                    "200": {"description": f"Every {noun}", "content": json_body(_OBJECT)},
+                    **errors(*AUTH, 503, say=unavailable),
+                },
             },
             "post": {
                 "summary": f"Create a {noun}",
@@ -336,7 +350,7 @@ def endpoint_paths(base: str, noun: str, spec: str, patch: str, *, rotate: bool)
                         "from",
                         "query",
                         "First ledger sequence number (the previous page's `next`)",
-                        {"type": "integer", "minimum": 0},
+                        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
                     ),
                     param(
                         "limit",
@@ -426,7 +440,19 @@ def endpoint_paths(base: str, noun: str, spec: str, patch: str, *, rotate: bool)
                 "Add a new signing secret; the old ones keep signing for `grace` seconds",
                 [ident],
                 requestBody={"required": False, "content": json_body(ref("RotateRequest"))},
-                responses={"200": view, **errors(400, *AUTH, 404, 409, 422, say=unknown)},
+                responses={
+                    "200": {
+                        "description": f"The {noun}, with the new secret unless one was given",
+                        "content": json_body(_OBJECT),
+                    },
+                    **errors(
+                        400,
+                        *AUTH,
+                        404,
+                        422,
+                        say={**unknown, 422: "Not a valid secret or grace (`path` says where)"},
+                    ),
+                },
             )
         }
     return paths

@@ -1,15 +1,36 @@
-"""Query parameter parsing (sans-I/O): offsets, limits, waits. Bad values are 400s."""
+"""Query parameter parsing (sans-I/O): offsets, limits, waits. Bad values are 400s.
+
+One rule for every route: a query parameter given twice is refused (400
+``invalid_parameter`` naming it) rather than one of the values picked, so a
+client never gets an answer to a question it did not mean
+(:func:`refuse_repeats`, applied to every request by the server's middleware).
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+import msgspec
 
 from server.errors import ApiError
 
-__all__ = ["non_negative_int", "optional_non_negative_int", "wait_seconds"]
+__all__ = [
+    "StreamName",
+    "non_negative_int",
+    "optional_non_negative_int",
+    "refuse_repeats",
+    "wait_seconds",
+]
 
 _MAX_INT = 2**63 - 1
+
+#: A stream (or consumer, or ingest source) name in a request body, as
+#: :func:`eventlog.model.validate_stream_name` accepts it: the decoder refuses
+#: anything else, and the OpenAPI schema says the same.
+StreamName = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
 def non_negative_int(
@@ -71,3 +92,18 @@ def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
             f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}",
         )
     return min(value, maximum)
+
+
+def refuse_repeats(query_string: bytes) -> None:
+    """Refuse a query string that gives any parameter more than once.
+
+    Raises:
+        ApiError: 400 ``invalid_parameter`` naming the first repeated parameter.
+    """
+    if b"&" not in query_string:
+        return  # one parameter at most: the common case, no parsing
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            raise ApiError(400, "invalid_parameter", f"query parameter {name[:40]!r} given twice")
+        seen.add(name)

@@ -217,7 +217,12 @@ def openapi_paths() -> dict[str, Any]:
         ),
         param("type", "query", "Only events of this type", {"type": "string"}),
         param("until", "query", "Only events due at or before this time", _TIME),
-        param("after", "query", "The next cursor of the previous page", {"type": "string"}),
+        param(
+            "after",
+            "query",
+            "The next cursor of the previous page",
+            {"type": "string", "pattern": "^[0-9]{1,19}\\.[0-9]{1,19}$"},
+        ),
         param(
             "limit",
             "query",

@@ -13,7 +13,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from eventlog import EventLog
-from server.api.openapi import docs_html, openapi_document
+from server.api.docs_page import docs_html
+from server.api.openapi import openapi_document
 from server.errors import ApiError
 from server.metrics import metrics_of
 
@@ -36,18 +37,19 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """Prometheus metrics."""
     m = metrics_of(request.app)
-    await m.refresh()
+    manager = getattr(request.app.state, "consumer_manager", None)
+    await m.refresh(manager.status() if manager is not None else ())
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def openapi(request: Request) -> Response:
     """The OpenAPI 3.1 document of the HTTP API."""
-    return JSONResponse(openapi_document())
+    return JSONResponse(openapi_document(request.app.state.config.max_read_limit))
 
 
 async def docs(request: Request) -> Response:
     """Human-readable API reference, rendered from the OpenAPI document."""
-    return HTMLResponse(docs_html())
+    return HTMLResponse(docs_html(request.app.state.config.max_read_limit))
 
 
 routes = [

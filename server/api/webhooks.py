@@ -126,7 +126,7 @@ async def rotate(request: Request) -> Response:
     require(request, "admin")
     engine = engine_of(request)
     endpoint = await find_endpoint(engine, request)
-    body: RotateRequest = await decode_body(request, RotateRequest)
+    body: RotateRequest = await decode_body(request, RotateRequest, required=False)
     now = time.time()
     try:
         updated, secret = rotate_secret(endpoint, now=now, secret=body.secret, grace=body.grace)

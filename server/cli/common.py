@@ -36,6 +36,7 @@ __all__ = [
     "IntermixedParser",
     "Meter",
     "connection_options",
+    "discard_stdout",
     "open_backend",
     "read_lines",
     "run",
@@ -146,7 +147,7 @@ def run(
         _flush_quietly()
         return interrupted
     except BrokenPipeError:
-        _discard_stdout()
+        discard_stdout()
         return 0
 
 
@@ -154,10 +155,10 @@ def _flush_quietly() -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _discard_stdout()
+        discard_stdout()
 
 
-def _discard_stdout() -> None:
+def discard_stdout() -> None:
     # The reader went away (``| head``): point stdout at /dev/null so the
     # interpreter's final flush does not complain about the broken pipe.
     devnull = os.open(os.devnull, os.O_WRONLY)

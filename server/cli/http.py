@@ -78,6 +78,16 @@ def server_error(response: httpx.Response) -> CliError:
     return CliError(message, path=body.path)
 
 
+def transport_error(exc: httpx.TransportError, method: str, url: str, path: str) -> Unavailable:
+    """The :class:`Unavailable` for a request that got no answer (timeout, refused, reset)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return Unavailable(f"{method} {url}{path} timed out ({type(exc).__name__})")
+    return Unavailable(
+        f"cannot reach the server at {url}: {exc or type(exc).__name__} "
+        "(is `eventlog serve` running? set --url or EVENTLOG_URL)"
+    )
+
+
 class HttpBackend:
     """The HTTP API of an eventlog server, through one keep-alive httpx client."""
 
@@ -133,15 +143,8 @@ class HttpBackend:
             response = await self._client.request(
                 method, path, params=params, content=content, headers=headers, timeout=limits
             )
-        except httpx.TimeoutException as exc:
-            raise Unavailable(
-                f"{method} {self.url}{path} timed out ({type(exc).__name__})"
-            ) from exc
         except httpx.TransportError as exc:
-            raise Unavailable(
-                f"cannot reach the server at {self.url}: {exc or type(exc).__name__} "
-                "(is `eventlog serve` running? set --url or EVENTLOG_URL)"
-            ) from exc
+            raise transport_error(exc, method, self.url, path) from exc
         if response.is_error and not (allow_404 and response.status_code == 404):
             raise server_error(response)
         return response

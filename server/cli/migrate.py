@@ -49,6 +49,8 @@ _STREAM_COLUMNS = (
     "max_age",
     "max_count",
     "max_bytes",
+    "protect",
+    "max_hold",
 )
 _OFFSET_COLUMNS = ("name", "stream", "offset", "updated_us")
 

@@ -37,7 +37,7 @@ def _seconds(value: float) -> str:
 
 
 def format_retention(policy: Retention) -> str:
-    """``age 7d, count 1000, bytes 1.0 MB``; ``-`` for unlimited."""
+    """``age 7d, count 1000, bytes 1.0 MB, held 1h at most``; ``-`` for unlimited."""
     parts = []
     if policy.max_age is not None:
         parts.append(f"age {_seconds(policy.max_age)}")
@@ -45,6 +45,10 @@ def format_retention(policy: Retention) -> str:
         parts.append(f"count {policy.max_count}")
     if policy.max_bytes is not None:
         parts.append(f"bytes {decimal(policy.max_bytes)}")
+    if parts and not policy.protect:
+        parts.append("consumers not held")
+    elif parts and policy.max_hold is not None:
+        parts.append(f"held {_seconds(policy.max_hold)} at most")
     return ", ".join(parts) or "-"
 
 

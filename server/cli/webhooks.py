@@ -19,6 +19,9 @@ from typing import Any
 import httpx
 from rich.table import Table
 
+from server.cli.backend import CliError
+from server.cli.common import discard_stdout, warn
+from server.cli.http import server_error, transport_error
 from server.cli.tables import print_table
 
 __all__ = [
@@ -37,7 +40,7 @@ DEFAULT_URL = "http://127.0.0.1:7432"
 
 
 class Failed(Exception):
-    """A request failed; the message is for the user."""
+    """A usage error found after parsing (a bad ``--header``, nothing to change): exit 2."""
 
 
 def _base(args: argparse.Namespace) -> str:
@@ -205,41 +208,52 @@ Handler = Callable[[httpx.Client, argparse.Namespace], Any]
 
 
 def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
-    """An argparse handler that runs ``fn`` with a client for ``--url``; exit codes 0/1/2."""
+    """An argparse handler that runs ``fn`` with a client for ``--url``.
+
+    Errors and exit codes are the other client commands' (see
+    :mod:`server.cli.common`): one ``eventlog: error:`` line quoting the
+    server's message, code and status, 1 for what the server refused or could
+    not answer, 2 for a usage error, 0 when the reader of stdout went away.
+    """
 
     def run(args: argparse.Namespace) -> int:
         if not str(args.url).startswith(("http://", "https://")):
-            print("eventlog: error: --url must start with http:// or https://", file=sys.stderr)
+            warn(f"error: --url must start with http:// or https://, not {args.url!r}")
             return 2
         headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
         try:
             with httpx.Client(base_url=args.url, headers=headers, timeout=30.0) as client:
                 result = fn(client, args)
+            if args.json:
+                print(json.dumps(result, indent=2))
+            sys.stdout.flush()
         except Failed as exc:
-            print(f"eventlog: error: {exc}", file=sys.stderr)
-            return 1
-        except httpx.HTTPError as exc:
-            print(f"eventlog: error: cannot reach {args.url}: {exc}", file=sys.stderr)
-            return 1
-        if args.json:
-            print(json.dumps(result, indent=2))
+            warn(f"error: {exc}")
+            return 2
+        except CliError as exc:
+            warn(f"error: {exc.message}")
+            return exc.exit_code
+        except BrokenPipeError:
+            discard_stdout()
+            return 0
         return 0
 
     return run
 
 
 def call(client: httpx.Client, method: str, path: str, body: Any = None, **params: Any) -> Any:
-    """One API request; the JSON answer (None for 204), or :class:`Failed` with the error."""
+    """One API request; the JSON answer (None for 204).
+
+    Raises:
+        CliError: The server refused (quoting its error) or could not be reached.
+    """
     query = {k: v for k, v in params.items() if v is not None}
-    response = client.request(method, path, json=body, params=query)
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-            where = f" (at {error['path']})" if error.get("path") else ""
-            message = f"{response.status_code} {error['code']}: {error['message']}{where}"
-        except (ValueError, KeyError, TypeError):
-            message = f"HTTP {response.status_code}: {response.text[:200]}"
-        raise Failed(message)
+    try:
+        response = client.request(method, path, json=body, params=query)
+    except httpx.TransportError as exc:
+        raise transport_error(exc, method, str(client.base_url).rstrip("/"), path) from exc
+    if response.is_error:
+        raise server_error(response)
     return None if response.status_code == 204 else response.json()
 
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from eventlog.errors import InvalidStreamName
 from eventlog.model import validate_stream_name
+from server.api.params import StreamName
 from server.ingest import verify as v
 from server.ingest.mapping import FieldRule, JsonPath, Mapper, PathSyntaxError, Pick
 
@@ -69,6 +70,14 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     pass
 
 
+_Secret = Annotated[str, msgspec.Meta(min_length=1)]
+#: One secret, or several (a rotation): none empty. The type checks it, so the
+#: OpenAPI schema says it too.
+Secrets = _Secret | Annotated[list[_Secret], msgspec.Meta(min_length=1)]
+#: Seconds a signed timestamp may be off.
+Tolerance = Annotated[float, msgspec.Meta(gt=0, le=86400)]
+
+
 class _SchemeBase(_Base, frozen=True, tag_field="scheme"):
     pass
 
@@ -76,34 +85,34 @@ class _SchemeBase(_Base, frozen=True, tag_field="scheme"):
 class GitHubScheme(_SchemeBase, frozen=True, tag="github"):
     """GitHub ``X-Hub-Signature-256``; several secrets during a rotation."""
 
-    secret: str | list[str]
+    secret: Secrets
 
 
 class StripeScheme(_SchemeBase, frozen=True, tag="stripe"):
     """Stripe ``Stripe-Signature``, keyed with the whole ``whsec_…`` string."""
 
-    secret: str | list[str]
-    tolerance: float = v.DEFAULT_TOLERANCE
+    secret: Secrets
+    tolerance: Tolerance = v.DEFAULT_TOLERANCE
 
 
 class StandardScheme(_SchemeBase, frozen=True, tag="standard"):
     """Standard Webhooks (``webhook-id``/``-timestamp``/``-signature``), ``whsec_<base64>``."""
 
-    secret: str | list[str]
-    tolerance: float = v.DEFAULT_TOLERANCE
+    secret: Secrets
+    tolerance: Tolerance = v.DEFAULT_TOLERANCE
 
 
 class SlackScheme(_SchemeBase, frozen=True, tag="slack"):
     """Slack request signing v0 with the app's signing secret."""
 
-    secret: str | list[str]
-    tolerance: float = v.DEFAULT_TOLERANCE
+    secret: Secrets
+    tolerance: Tolerance = v.DEFAULT_TOLERANCE
 
 
 class BearerScheme(_SchemeBase, frozen=True, tag="bearer"):
     """A shared token sent as ``Authorization: Bearer <token>``."""
 
-    token: str | list[str]
+    token: Secrets
 
 
 Scheme = GitHubScheme | StripeScheme | StandardScheme | SlackScheme | BearerScheme
@@ -166,8 +175,8 @@ class Source(_Base, frozen=True):
         max_body_bytes: Largest body accepted (413 beyond).
     """
 
-    name: str
-    stream: str
+    name: StreamName
+    stream: StreamName
     verify: Scheme
     type: str | TypeFrom | None = None
     key: str | None = None

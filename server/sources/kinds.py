@@ -96,7 +96,10 @@ class NdjsonTail:
         self._pos = pos
 
     async def _read(self, file: Path, pos: TailPosition, final: bool) -> bool:
-        got = await asyncio.to_thread(_read_at, file, pos, final)
+        try:
+            got = await asyncio.to_thread(_read_at, file, pos, final)
+        except FileNotFoundError:  # deleted between the look and the read
+            return False
         if got is None or got[1] == 0:
             return False
         lines, used = got

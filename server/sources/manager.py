@@ -51,12 +51,12 @@ class SourceView(msgspec.Struct, kw_only=True):
 
 
 class _Running:
-    def __init__(self, spec: SourceSpec, source: FileSource, ctx: SourceContext) -> None:
+    def __init__(self, spec: SourceSpec, kind: type[FileSource], ctx: SourceContext) -> None:
         self.spec = spec
         self.ctx = ctx
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(
-            run_source(source, ctx, self.stop), name=f"source-{spec.name}"
+            run_source(kind, ctx, self.stop), name=f"source-{spec.name}"
         )
 
 
@@ -98,7 +98,7 @@ class SourceManager:
 
     def _start(self, spec: SourceSpec) -> None:
         ctx = SourceContext(spec, self._log)
-        self._running[spec.name] = _Running(spec, self._kinds[spec.kind](ctx), ctx)
+        self._running[spec.name] = _Running(spec, self._kinds[spec.kind], ctx)
 
     async def _stop(self, name: str) -> None:
         running = self._running.pop(name, None)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Protocol
 
 import watchfiles
 
-from eventlog import EventLog, EventLogError, NewEvent
+from eventlog import CheckpointMoved, EventLog, EventLogError, NewEvent
 from eventlog.model import utc_now
 from server.sources.spec import SourceSpec
 
@@ -51,10 +51,12 @@ class SourceContext:
         self.appended = 0
         self.parked = 0
         self.last_commit: datetime | None = None
+        self._committed: bytes | None = None
 
     async def position(self) -> bytes | None:
         """The position committed last (None before the first commit)."""
-        return await self.log.checkpoint(self.key)
+        self._committed = await self.log.checkpoint(self.key)
+        return self._committed
 
     async def commit(
         self, events: Sequence[NewEvent], errors: Sequence[NewEvent], position: bytes
@@ -66,7 +68,10 @@ class SourceContext:
                 await txn.append_batch(self.spec.stream, events[i : i + APPEND_CHUNK])
             for i in range(0, len(errors), APPEND_CHUNK):
                 await txn.append_batch(self.spec.error_stream, errors[i : i + APPEND_CHUNK])
-            await txn.set_checkpoint(self.key, position)
+            # Compare-and-set: a second runner of this source (another process)
+            # that read from the same position cannot commit the same lines.
+            await txn.set_checkpoint(self.key, position, expected=self._committed)
+        self._committed = position
         self.appended += len(events)
         self.parked += len(errors)
         self.last_commit = utc_now()
@@ -103,9 +108,12 @@ def source_kinds() -> dict[str, type[FileSource]]:
     return kinds
 
 
-async def run_source(source: FileSource, ctx: SourceContext, stop: asyncio.Event) -> None:
+async def run_source(
+    make: Callable[[SourceContext], FileSource], ctx: SourceContext, stop: asyncio.Event
+) -> None:
     """Catch up, then on every change, until ``stop``; errors are reported and retried."""
     failures = 0
+    source = make(ctx)
     while not stop.is_set():
         try:
             await source.catch_up()
@@ -123,6 +131,11 @@ async def run_source(source: FileSource, ctx: SourceContext, stop: asyncio.Event
                 await source.catch_up()
                 ctx.error = None
                 failures = 0
+        except CheckpointMoved:
+            # Another runner committed from the same position: start again
+            # from the position it committed (a fresh reader loads it).
+            logger.info("source %s: its position moved; reloading", ctx.spec.name)
+            source = make(ctx)
         except (OSError, EventLogError, RuntimeError, ValueError) as exc:
             failures += 1
             ctx.error = f"{type(exc).__name__}: {exc}"

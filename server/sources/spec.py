@@ -82,11 +82,11 @@ def parse_spec(raw: object, kinds: tuple[str, ...] = BUILTIN_KINDS) -> SourceSpe
         raise SourceError(f"unknown kind {spec.kind!r}: use one of {', '.join(kinds)}")
     if not spec.path:
         raise SourceError("path must not be empty")
-    try:
-        validate_stream_name(spec.stream)
-        validate_stream_name(spec.error_stream)
-    except InvalidStreamName as exc:
-        raise SourceError(str(exc)) from None
+    for field, stream in (("stream", spec.stream), ("errors", spec.error_stream)):
+        try:
+            validate_stream_name(stream)
+        except InvalidStreamName as exc:
+            raise SourceError(f"{field}: {exc}") from None
     if spec.type is not None and not 1 <= len(spec.type) <= 256:
         raise SourceError("type must be 1-256 characters")
     return spec

@@ -182,3 +182,34 @@ async def test_transactional_poison_is_parked_and_its_replay_commits_in_the_tran
             assert (result.replayed, result.remaining) == (1, 0)
         assert await log.consumer("projector", "projector.parked").lag() == 0
     assert (await projection_and_offset(target))[0] == [0, 1, 2, 3, 4, 5]
+
+
+def test_declared_consumer_can_be_transactional(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.serverproc import ServerProcess
+
+    db = tmp_path / "e.db"
+    asyncio.run(_create_log_with_projection(str(db)))
+    config = tmp_path / "eventlog.toml"
+    config.write_text(
+        '[[consumers]]\nname = "projector"\nkind = "tests.consumers.projection_kind:make"\n'
+        'stream = "s"\ntransactional = true\n'
+    )
+    with ServerProcess.start(db=db, extra_args=["--config", str(config)]) as server:
+        batch = [{"type": "t", "data": i} for i in range(100)]
+        assert httpx.post(f"{server.url}/api/streams/s/events", json=batch).status_code == 201
+        deadline = time.monotonic() + scaled(20)
+        while True:
+            detail = httpx.get(f"{server.url}/api/consumers/projector").json()
+            if {s["stream"]: s["offset"] for s in detail["streams"]}.get("s") == 100:
+                break
+            assert time.monotonic() < deadline, detail
+            time.sleep(0.05)
+        assert server.stop() == 0
+    assert asyncio.run(projection_and_offset(str(db))) == (list(range(100)), 100)
+
+
+async def _create_log_with_projection(target: str) -> None:
+    async with EventLog.open(target) as log:
+        await create_projection(log, target)

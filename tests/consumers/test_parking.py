@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +155,39 @@ def test_policies_and_names_are_checked() -> None:
     assert parked_stream("orders-mailer") == "orders-mailer.parked"
     with pytest.raises(InvalidInput, match="too long for its parked stream"):
         parked_stream("c" * 125)
+
+
+async def test_an_event_an_older_version_stored_not_utf8_is_parked_repaired_and_later_ones_flow(
+    tmp_path: Path,
+) -> None:
+    """The log refuses such data now, so parking it as it was would fail for ever."""
+    db = tmp_path / "events.db"
+    async with EventLog.open(db) as log:
+        await log.append("s", {"poison": False}, type="n")
+    with sqlite3.connect(db) as conn:  # as an older version stored it
+        conn.execute(
+            "INSERT INTO events (stream, offset, id, type, time_us, data) "
+            "VALUES ('s', 1, 'old-1', 'n', 0, ?)",
+            (b'{"poison": "caf\xe9"}',),
+        )
+        conn.execute("UPDATE streams SET next_offset = 2 WHERE name = 's'")
+    conn.close()
+    async with EventLog.open(db) as log:
+        await log.append("s", {"poison": False}, type="n")
+        handled: list[int] = []
+
+        async def handler(events: list[Event]) -> None:
+            for e in events:
+                e.json()  # raises on the stored bytes that are not UTF-8
+                handled.append(e.offset)
+
+        manager = ConsumerManager(log, backoff=FAST, poll_timeout=0.1)
+        manager.add("c", "s", handler, batch_size=10, max_attempts=2)
+        async with manager:
+            await wait_until(lambda: manager.status()[0].committed == 3)
+            assert sorted(set(handled)) == [0, 2]  # batches are retried whole
+            assert manager.status()[0].parked == 1
+        (parked,) = await log.read("c.parked", 0, 10)
+        assert parked.json() == {"poison": "caf\ufffd"}
+        assert parked.headers["eventlog-repaired"] == "utf-8"
+        assert parked.headers["parked-offset"] == "1"

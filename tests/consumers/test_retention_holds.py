@@ -105,7 +105,7 @@ async def test_lagging_consumer_keeps_its_events_until_max_hold_then_learns_what
     assert consumer.truncation == Truncation(
         stream="s", offset=2, first_offset=6, skipped=4, resumed_at=6, consumer="lagger"
     )
-    await log.wait("system", 2, timeout=5)
+    assert await log.wait("system", 1, timeout=5)  # the consumer.truncated notice
     told = await log.read("system", 1)
     assert [e.type for e in told] == ["consumer.truncated"]
     assert msgspec.json.decode(bytes(told[0].data))["skipped"] == 4
@@ -172,5 +172,51 @@ async def test_runtime_consumer_reports_truncation_per_its_reset_policy(
         "OffsetOutOfRange: stream 's': offset 1 is before the first retained offset 6 "
         "(5 events removed by retention)"
     )
-    await log.wait("system", 0, timeout=5)
+    assert await log.wait("system", 0, timeout=5)
     assert [e.type for e in await log.read("system")] == ["consumer.truncated"]
+
+
+def test_a_stream_that_does_not_protect_is_held_by_nobody() -> None:
+    stream = info(0, 10).__replace__(retention=Retention(max_count=4, protect=False))
+    plan = plan_holds(stream, 6, [at("slow", 3)], lambda n: HoldPolicy(), T0)
+    assert (plan.cutoff, plan.holds) == (6, [])
+
+
+def test_the_smaller_of_the_stream_and_consumer_max_hold_wins() -> None:
+    stream = info(0, 10).__replace__(retention=Retention(max_count=4, max_hold=100))
+    consumers = [at("a", 2, ago=50), at("b", 3, ago=150)]
+    own = {"a": HoldPolicy(max_hold=10)}
+    plan = plan_holds(stream, 6, consumers, lambda n: own.get(n, HoldPolicy()), T0)
+    assert [(h.consumer, h.expired) for h in plan.holds] == [("a", True), ("b", True)]
+    assert plan.cutoff == 6
+
+
+async def test_stream_hold_settings_are_stored_with_its_retention(durable_log: EventLog) -> None:
+    policy = Retention(max_count=4, protect=False, max_hold=3600.0)
+    await durable_log.set_retention("s", policy)
+    assert (await durable_log.stream_info("s")).retention == policy
+    await durable_log.set_retention("s", Retention(max_count=4))
+    assert (await durable_log.stream_info("s")).retention.protect is True
+
+
+def test_a_version_1_sqlite_file_gets_the_hold_columns(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from eventlog.storage.sqlite_schema import APPLICATION_ID, MIGRATIONS
+
+    db = tmp_path / "v1.db"
+    conn = sqlite3.connect(db)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO streams (name, next_offset, max_count) VALUES ('old', 0, 5)")
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    async def read() -> Retention:
+        async with EventLog.open(db) as log:
+            return (await log.stream_info("old")).retention
+
+    assert asyncio.run(read()) == Retention(max_count=5, protect=True, max_hold=None)

@@ -75,6 +75,8 @@ def test_declared_consumer_parks_a_poison_event_in_10000_and_replays_it(
         assert (runtime["max_attempts"], runtime["on_failure"]) == (3, "park")
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'eventlog_consumer_parked_events{consumer="digest"} 1.0' in metrics
+        assert 'eventlog_consumer_state{consumer="digest",state="running"} 1.0' in metrics
+        assert 'eventlog_consumer_failures{consumer="digest"}' in metrics
 
         (parked,) = httpx.get(f"{server.url}/api/streams/digest.parked/events").json()["events"]
         assert parked["headers"]["parked-offset"] == str(POISON)

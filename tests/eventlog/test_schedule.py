@@ -62,7 +62,7 @@ async def test_events_due_while_closed_are_appended_at_start_in_due_order(
         events = await log.read("r")
         assert [e.id for e in events] == ["d100", "d200", "d300"]
         assert all(e.time >= now + timedelta(milliseconds=int(e.id[1:])) for e in events)
-        async with asyncio.timeout(scaled(5)):  # rows go just after their append commits
+        async with asyncio.timeout(scaled(5)):  # until the dispatch is done
             while len((await log.schedules.page()).schedules) > 1:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
         assert [s.id for s in (await log.schedules.page()).schedules] == ["later"]

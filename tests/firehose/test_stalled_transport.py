@@ -1,4 +1,5 @@
-"""A WebSocket client that never reads: once dropped, its TCP connection is gone too."""
+"""A firehose client that never reads: once dropped, its TCP connection is gone too
+(WebSocket and SSE)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,37 @@ def test_a_dropped_client_that_never_reads_loses_its_tcp_connection_within_the_c
             time.sleep(0.05)
         # And the client, reading again, finds the connection reset: it gets what
         # its own buffer held, then no more (the server no longer knows the socket).
+        received, reset = _read_to_the_end(sock)
+        assert reset
+        assert received < 1 << 20
+    finally:
+        sock.close()
+        http.close()
+
+
+def test_a_dropped_sse_client_that_never_reads_loses_its_tcp_connection(
+    fh_server: ServerProcess,
+) -> None:
+    http = httpx.Client(base_url=fh_server.url, timeout=scaled(30))
+    append(http, "stalled-sse", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(scaled(10))
+    sock.connect(("127.0.0.1", fh_server.port))
+    client_port = sock.getsockname()[1]
+    try:
+        sock.sendall(b"GET /api/streams/stalled-sse/sse?from=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        wait_for_gauge(fh_server, "eventlog_firehose_clients", '{transport="sse"}', 1)
+        append(http, "stalled-sse", 4000, payload=2000)
+        wait_for_gauge(
+            fh_server, "eventlog_firehose_slow_disconnects_total", '{transport="sse"}', 1, 30
+        )
+        # The app gives its last messages firehose_close_timeout each, then the
+        # closing connection gets as long to make progress before it is reset.
+        deadline = time.monotonic() + scaled(3 * CLOSE_TIMEOUT + 3)
+        while _server_holds(fh_server, client_port):
+            assert time.monotonic() < deadline, "the server still holds the stalled connection"
+            time.sleep(0.05)
         received, reset = _read_to_the_end(sock)
         assert reset
         assert received < 1 << 20

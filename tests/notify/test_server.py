@@ -370,9 +370,9 @@ async def test_cli_manages_targets_without_printing_the_token(
     code, _, err = await cli(
         server, "notifications", "create", "discord", discord.url(), "--option", "x"
     )
-    assert (code, "NAME=VALUE" in err) == (1, True)
+    assert (code, "NAME=VALUE" in err) == (2, True)  # a usage error
     code, _, err = await cli(server, "notifications", "show", "nobody")
-    assert (code, "404 unknown_target" in err) == (1, True)
+    assert (code, "(unknown_target, HTTP 404)" in err) == (1, True)
     code, out, _ = await cli(server, "notifications", "delete", "cli-discord")
     assert (code, out.strip()) == (0, "deleted cli-discord")
     for text in (out, err, server.output()):

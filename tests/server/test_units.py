@@ -228,7 +228,8 @@ def test_loopback_detection() -> None:
 
 def test_openapi_document_matches_the_wire_structs_and_routes() -> None:
     from server.api import append_body, consumers, streams, system
-    from server.api.openapi import docs_html, openapi_document
+    from server.api.docs_page import docs_html
+    from server.api.openapi import openapi_document
 
     doc = openapi_document()
     schemas = doc["components"]["schemas"]

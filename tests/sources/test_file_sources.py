@@ -152,7 +152,7 @@ async def test_a_missing_directory_is_an_error_the_source_recovers_from(
     inbox = tmp_path / "not-yet"
     ctx = _ctx(log, kind="directory", path=str(inbox))
     stop = asyncio.Event()
-    task = asyncio.create_task(run_source(Directory(ctx), ctx, stop))
+    task = asyncio.create_task(run_source(Directory, ctx, stop))
     try:
         async with asyncio.timeout(scaled(5)):
             while ctx.error is None:  # noqa: ASYNC110 - the status is what we watch
@@ -204,3 +204,31 @@ async def test_tail_on_postgres_commits_position_with_appends(
         position = await pg.checkpoint("source:src")
         assert position is not None
         assert msgspec.json.decode(position)["line"] == 3
+
+
+async def test_two_runners_of_one_source_append_each_line_once(
+    log: EventLog, tmp_path: Path
+) -> None:
+    """Two readers of the same file and position (two processes running one source):
+    the checkpoint's compare-and-set lets one commit each batch; the other reloads."""
+    path = tmp_path / "app.ndjson"
+    stop = asyncio.Event()
+    spec = {"kind": "ndjson-tail", "path": str(path)}
+    contexts = [_ctx(log, **spec), _ctx(log, **spec)]
+    tasks = [asyncio.create_task(run_source(NdjsonTail, c, stop)) for c in contexts]
+    try:
+        with open(path, "ab") as f:
+            for i in range(200):
+                f.write(b'{"n":%d}\n' % i)
+                f.flush()
+                if i % 20 == 0:
+                    await asyncio.sleep(0.02)
+        async with asyncio.timeout(scaled(10)):
+            while not await log.wait("s", 199, 0.2):
+                pass
+        await asyncio.sleep(0.3)  # let a late duplicate show if there were one
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert await _data(log) == [{"n": i} for i in range(200)]
+    assert sum(c.appended for c in contexts) == 200

@@ -122,3 +122,20 @@ def test_cli_adds_lists_and_deletes(served: tuple[ServerProcess, Path]) -> None:
     assert "unknown kind" in bad.stderr
     assert eventlog("sources", "delete", "drop", *url).returncode == 0
     assert eventlog("sources", "delete", "drop", *url).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('name = "x"\nkind = "csv"\npath = "/x"\nstream = "s"', "unknown kind 'csv'"),
+        ('name = "x"\nkind = "json-file"\nstream = "s"', "path"),
+        ('name = "x"\nkind = "json-file"\npath = "/x"\nstream = "s/t"', "stream"),
+    ],
+)
+def test_serve_refuses_a_bad_source_in_the_config(tmp_path: Path, table: str, says: str) -> None:
+    config = tmp_path / "eventlog.toml"
+    config.write_text(f"[[sources]]\n{table}\n")
+    done = eventlog("serve", "--db", str(tmp_path / "e.db"), "--config", str(config), "--port", "1")
+    assert done.returncode == 2
+    assert "sources[0]" in done.stderr
+    assert says in done.stderr

@@ -25,7 +25,7 @@ async def _wait_for(log: EventLog, stream: str, count: int) -> None:
 
 
 async def _until_empty(log: EventLog) -> None:
-    """The schedule deletes a row just after its append commits."""
+    """Until every due row has been dispatched."""
     async with asyncio.timeout(scaled(5)):
         while (await log.schedules.page()).schedules:  # noqa: ASYNC110 - polls storage
             await asyncio.sleep(0.02)
@@ -125,3 +125,23 @@ async def test_listing_filters_and_pages(log: EventLog) -> None:
         await log.schedules.page(after="not-a-cursor")
     with pytest.raises(ScheduleNotFound):
         await log.schedules.get("b", "s0")
+
+
+async def test_a_cancel_either_wins_or_finds_the_event_appended(log: EventLog) -> None:
+    """Cancels racing the dispatch: a cancelled event is never appended, and an
+    event whose cancel found nothing is in the stream."""
+    due = datetime.now(UTC) + timedelta(milliseconds=100)
+    events = [NewEvent(type="t", data=i, id=f"r{i}") for i in range(300)]
+    await log.append_batch("r", events, at=due)
+    await asyncio.sleep(0.09)
+    cancelled: set[str] = set()
+    for event in events:
+        try:
+            await log.schedules.cancel("r", str(event.id))
+            cancelled.add(str(event.id))
+        except ScheduleNotFound:
+            pass
+    await _until_empty(log)
+    appended = {e.id async for e in log.scan("r")}
+    assert appended.isdisjoint(cancelled)
+    assert appended | cancelled == {f"r{i}" for i in range(300)}

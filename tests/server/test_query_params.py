@@ -1,0 +1,64 @@
+"""One rule for repeated query parameters on every route: 400 naming the parameter."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from server.api.params import refuse_repeats
+from server.errors import ApiError
+from tests.serverproc import ServerProcess
+
+ROUTES = [
+    ("GET", "/api/streams/q/events?from=0&limit=5&from=1", "from"),
+    ("GET", "/api/streams/q/events?wait=0&wait=1", "wait"),
+    ("POST", "/api/streams/q/events?expected_offset=1&expected_offset=1", "expected_offset"),
+    ("GET", "/api/streams?x=1&x=2", "x"),
+    ("GET", "/api/streams/q?a=&a=", "a"),
+    ("GET", "/api/streams/q/sse?from=0&from=end", "from"),
+    ("GET", "/api/consumers?limit=1&limit=1", "limit"),
+    ("GET", "/api/webhooks/nope/deliveries?limit=1&limit=2", "limit"),
+    ("GET", "/api/notifications/nope/deliveries?status=failed&status=pending", "status"),
+    ("POST", "/api/webhooks/nope/replay?dry_run=1&dry_run=0", "dry_run"),
+    ("GET", "/healthz?probe=1&probe=2", "probe"),
+    ("GET", "/openapi.json?v=1&v=2", "v"),
+]
+
+
+def test_refuse_repeats_names_the_first_repeated_parameter() -> None:
+    refuse_repeats(b"")
+    refuse_repeats(b"from=0&limit=5&wait=1")
+    refuse_repeats(b"a=1;a=2")  # ';' separates nothing: one parameter named a
+    with pytest.raises(ApiError) as exc:
+        refuse_repeats(b"limit=1&from=0&from=0&limit=2")
+    assert (exc.value.status, exc.value.code) == (400, "invalid_parameter")
+    assert exc.value.message == "query parameter 'from' given twice"
+    with pytest.raises(ApiError, match="'types'"):
+        refuse_repeats(b"types=a&types")
+
+
+@pytest.mark.parametrize(("method", "target", "name"), ROUTES)
+def test_a_repeated_query_parameter_is_refused_on_every_route(
+    shared_server: ServerProcess, method: str, target: str, name: str
+) -> None:
+    r = httpx.request(
+        method, shared_server.url + target, json={"type": "t"} if method == "POST" else None
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {
+        "code": "invalid_parameter",
+        "message": f"query parameter {name!r} given twice",
+    }
+
+
+async def test_a_repeated_query_parameter_is_refused_before_a_websocket_upgrade(
+    shared_server: ServerProcess,
+) -> None:
+    url = f"{shared_server.ws_url}/api/streams/q/firehose?batch=1&batch=2"
+    with pytest.raises(InvalidStatus) as exc:
+        async with connect(url):
+            pass
+    assert exc.value.response.status_code == 400
+    assert b"query parameter 'batch' given twice" in exc.value.response.body
