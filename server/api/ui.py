@@ -9,15 +9,17 @@ key may do, so a key without ``admin`` gets no buttons.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.auth import Authenticator, token_of
 from server.errors import ApiError
 
-__all__ = ["routes", "whoami"]
+__all__ = ["openapi_paths", "routes", "whoami"]
 
 
 async def whoami(request: Request) -> Response:
@@ -36,12 +38,34 @@ async def whoami(request: Request) -> Response:
     return JSONResponse({"auth": True, "name": grant.name, "admin": grant.admin, "scopes": scopes})
 
 
-async def _to_ui(request: Request) -> Response:
-    return RedirectResponse("/ui/", status_code=308)
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI path item of ``/api/whoami`` (``/ui`` is static files, not API)."""
+    from server.api.openapi import errors, json_body
+
+    who = {
+        "type": "object",
+        "required": ["auth", "name", "admin", "scopes"],
+        "properties": {
+            "auth": {"type": "boolean", "description": "false: the server has no API keys"},
+            "name": {"type": ["string", "null"], "description": "the key's name"},
+            "admin": {"type": "boolean"},
+            "scopes": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    return {
+        "/api/whoami": {
+            "get": {
+                "summary": "What the presented API key may do (the dashboard shows buttons by it)",
+                "responses": {
+                    "200": {"description": "The key's name and scopes", "content": json_body(who)},
+                    **errors(401),
+                },
+            }
+        },
+    }
 
 
 routes = [
     Route("/api/whoami", whoami, methods=["GET"]),
-    Route("/ui", _to_ui, methods=["GET"]),
     Mount("/ui", StaticFiles(packages=[("server", "ui")], html=True), name="ui"),
 ]
