@@ -17,7 +17,8 @@ from typing import Literal
 from consumers.failure import FailurePolicy
 from consumers.filter import EventFilter
 from consumers.parking import OnFailure
-from eventlog import Consumer, Event, EventLogError, Position, ResetPolicy
+from eventlog import Consumer, Event, Position, ResetPolicy
+from eventlog.errors import Conflict
 from eventlog.storage.transactions import OffsetTransaction
 
 __all__ = [
@@ -44,7 +45,7 @@ def matches(event: Event, types: Sequence[str], key: str | None) -> bool:
     return EventFilter(types, key).matches(event)
 
 
-class ConsumerBusy(EventLogError):
+class ConsumerBusy(Conflict):
     """The consumer runs in another process (it holds the consumer's lease)."""
 
     code = "consumer_busy"

@@ -174,11 +174,17 @@ class WebhooksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("endpoint ids in the config file must be unique")
 
 
-class SpecError(ValueError):
-    """A field of an endpoint specification is invalid; ``path`` names it."""
+class SpecError(InvalidInput):
+    """A field of an endpoint specification is invalid; ``path`` names it.
+
+    The message starts with the field (``types[0]: ...``); :attr:`json_path`
+    is ``$.`` + ``path``.
+    """
+
+    code = "invalid_endpoint"
 
     def __init__(self, path: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"{path}: {message}", path="$." + path)
         self.path = path
 
 

@@ -11,6 +11,7 @@ handler consumers (``consumers.runtime``)      ``Backoff(base=0.5, cap=60)``: fu
 webhook / notification retries                 ``Backoff(steps=schedule, jitter=0.2)`` (see
 (``consumers.delivery.retry``)                 :class:`~consumers.delivery.retry.RetryPolicy`)
 the delivery ledger's recorder                 ``Backoff(steps=(0.5,), jitter=0)``: 0.5 s, again
+a failed delivery worker loop (the engine)     ``Backoff(base=0.1, cap=5, jitter=0)``
 the PostgreSQL head listener's reconnect       ``Backoff(base=0.1, cap=5, jitter=0)``
 ``eventlog tail -f`` across a server restart   ``Backoff(base=0.25, cap=5, jitter=0)``
 =============================================  ===================================================

@@ -1,44 +1,86 @@
 """The one exception hierarchy of eventlog.
 
-Every error the log raises derives from :class:`EventLogError`. Storage
-backends translate their driver's exceptions (``sqlite3``, ``asyncpg``) into
-this tree before they escape; the server maps it to HTTP status codes and
-WebSocket close codes in one place.
+Every error eventlog raises derives from :class:`EventLogError` and carries a
+stable machine-readable :attr:`~EventLogError.code`. Storage backends translate
+their driver's exceptions (``sqlite3``, ``asyncpg``) into this tree before they
+escape. The server maps codes to HTTP statuses and WebSocket close codes in
+one table (``server/errors.py``); routes raise these errors and never pick a
+status themselves. The branches are defined here; the leaves that belong to
+``consumers`` or ``server`` are defined there (dependencies point server ->
+consumers -> eventlog) and are drawn here with their module in brackets.
 
 ::
 
-    EventLogError
-    ├── InvalidInput                     bad arguments from the caller (HTTP 4xx)
-    │   ├── InvalidStreamName            name not 1-128 of [A-Za-z0-9._-], alphanumeric first
-    │   ├── InvalidEvent                 data not JSON, bad type/key/headers, empty batch
-    │   │   └── EventTooLarge            over the configured max_event_bytes
-    │   ├── InvalidPosition              negative offset, naive datetime, unknown reset policy
-    │   └── InvalidSchedule              a due time malformed or beyond the schedule horizon
-    ├── NotFound
-    │   ├── StreamNotFound
-    │   ├── ConsumerNotFound
-    │   └── ScheduleNotFound             no scheduled event with that stream and id
-    ├── ExpectedOffsetMismatch           optimistic concurrency: the stream head moved
-    ├── CheckpointMoved                  another producer committed the same checkpoint first
-    ├── OffsetOutOfRange                 position before the retained range (retention)
-    ├── LogClosed                        the log is closed or closing
-    ├── Unsupported                      the storage backend cannot do this
-    └── StorageError                     the backend failed
-        ├── CorruptDatabase              not a database, or a foreign schema
-        └── SchemaTooNew                 written by a newer eventlog than this one
+    EventLogError                        code (HTTP status)
+    ├── InvalidInput                     invalid_input (400): bad arguments from the caller
+    │   ├── InvalidStreamName            invalid_stream_name: not 1-128 of [A-Za-z0-9._-]
+    │   ├── InvalidEvent                 invalid_event (422): data not JSON, bad type/key/headers
+    │   │   └── EventTooLarge            event_too_large (413): over max_event_bytes
+    │   ├── InvalidPosition              invalid_position: negative offset, naive datetime
+    │   ├── InvalidParameter             invalid_parameter: a query parameter or option
+    │   ├── InvalidField                 validation_error (422): a request field; path names it
+    │   ├── InvalidSchedule              invalid_schedule: a due time malformed or too far
+    │   ├── SpecError           [consumers.webhook]         invalid_endpoint (422)
+    │   ├── TemplateError       [consumers.notify.template] invalid_template (422)
+    │   ├── InvalidTarget       [consumers.delivery.ssrf]   invalid_url (422)
+    │   │   └── UnsafeTarget    (also an OSError)           unsafe_target (422)
+    │   ├── InvalidSecret       [consumers.delivery.signing] invalid_secret (422)
+    │   ├── InvalidRange        [consumers.delivery.replay] invalid_range
+    │   ├── InvalidSource       [server.ingest.sources]     invalid_source (422)
+    │   ├── SourceError         [server.sources.spec]       invalid_source (422)
+    │   ├── PathSyntaxError     [server.ingest.mapping]     invalid_json_path (422)
+    │   ├── MappingError        [server.ingest.mapping]     mapping_failed
+    │   └── MalformedBody       [server.ingest.pipeline]    malformed_payload
+    ├── NotFound                         not_found (404)
+    │   ├── StreamNotFound               stream_not_found
+    │   ├── ConsumerNotFound             consumer_not_found
+    │   ├── ScheduleNotFound             schedule_not_found: no scheduled event with that id
+    │   ├── UnknownOffset       [consumers.delivery.replay] offset_not_found
+    │   └── UnknownSource       [server.sources.manager]    unknown_source
+    ├── Conflict                         conflict (409)
+    │   ├── ExpectedOffsetMismatch       expected_offset_mismatch: the stream head moved
+    │   ├── CheckpointMoved              checkpoint_moved: another producer committed first
+    │   ├── DeliveryConflict    [consumers.delivery.ledger] delivery_conflict
+    │   ├── ConsumerBusy        [consumers.spec]            consumer_busy
+    │   ├── ConfigOwned         [server.ingest.store]       source_in_config
+    │   └── ConfigOwned         [server.sources.manager]    config_source
+    ├── Unauthorized                     unauthorized (401): no or an unknown API key
+    │   └── SignatureError      [server.ingest.verify]      bad_signature, missing_signature, ...
+    ├── Forbidden                        forbidden (403): the API key may not do this
+    ├── OffsetOutOfRange                 offset_out_of_range (416): before the retained range
+    ├── Unavailable                      unavailable (503): try again later
+    │   ├── LogClosed                    log_closed: the log is closed or closing
+    │   ├── FirehoseFull        [consumers.firehose.hub]    too_many_clients
+    │   ├── SecretsKeyError     [consumers.delivery.sealed] secrets_key: no or a wrong secrets key
+    │   └── SubscriptionEnded   [consumers.firehose.hub]    slow_client, subscription_ended
+    ├── Unsupported                      unsupported (501): the storage backend cannot do this
+    ├── StorageError                     storage_error (503): the backend failed
+    │   ├── CorruptDatabase              corrupt_database: not a database, or a foreign schema
+    │   └── SchemaTooNew                 schema_too_new: written by a newer eventlog
+    └── ConfigError             [server.config]             invalid_config: a bad config file
+
+An error's code may be more specific than its class's: the server raises
+``NotFound(..., code="unknown_source")``, ``InvalidInput(..., code="body_too_large")``,
+``Unavailable(..., code="shutting_down")`` and the like, and looks up the
+instance's code first, then its classes' codes, so a new leaf answers like its
+branch until it gets a row of its own. ``server/errors.py`` lists every code.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "CheckpointMoved",
+    "Conflict",
     "ConsumerNotFound",
     "CorruptDatabase",
     "EventLogError",
     "EventTooLarge",
     "ExpectedOffsetMismatch",
+    "Forbidden",
     "InvalidEvent",
+    "InvalidField",
     "InvalidInput",
+    "InvalidParameter",
     "InvalidPosition",
     "InvalidSchedule",
     "InvalidStreamName",
@@ -49,15 +91,34 @@ __all__ = [
     "SchemaTooNew",
     "StorageError",
     "StreamNotFound",
+    "Unauthorized",
+    "Unavailable",
     "Unsupported",
 ]
 
 
 class EventLogError(Exception):
-    """Base class of every error eventlog raises."""
+    """Base class of every error eventlog raises.
+
+    Args:
+        message: What went wrong, for people.
+        code: A more specific code than the class's (optional).
+        path: The JSON path of the request field at fault (optional).
+    """
 
     #: A short stable machine-readable code, used in HTTP error bodies.
     code: str = "eventlog_error"
+    #: Where in a request the problem is, as a JSON path (``$.types[0]``), if known.
+    json_path: str | None = None
+
+    def __init__(
+        self, message: str = "", *, code: str | None = None, path: str | None = None
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        if path is not None:
+            self.json_path = path
 
 
 class InvalidInput(EventLogError, ValueError):
@@ -83,7 +144,7 @@ class InvalidEvent(InvalidInput):
     code = "invalid_event"
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(f"{message} - at `{path}`" if path is not None else message)
+        super().__init__(f"{message} - at `{path}`" if path is not None else message, path=path)
         self.path = path
 
 
@@ -102,6 +163,21 @@ class InvalidPosition(InvalidInput):
     """A read or seek position is malformed (negative offset, naive datetime, ...)."""
 
     code = "invalid_position"
+
+
+class InvalidParameter(InvalidInput):
+    """A query parameter or option is malformed or out of range."""
+
+    code = "invalid_parameter"
+
+
+class InvalidField(InvalidInput):
+    """A field of a request body is invalid; :attr:`json_path` names it."""
+
+    code = "validation_error"
+
+    def __init__(self, message: str, *, path: str, code: str | None = None) -> None:
+        super().__init__(message, code=code, path=path)
 
 
 class InvalidSchedule(InvalidInput):
@@ -148,7 +224,13 @@ class ScheduleNotFound(NotFound):
         self.id = event_id
 
 
-class CheckpointMoved(EventLogError):
+class Conflict(EventLogError):
+    """The request conflicts with the current state (it exists, or is owned elsewhere)."""
+
+    code = "conflict"
+
+
+class CheckpointMoved(Conflict):
     """A producer's checkpoint is not what the producer last saw: another one
     (a second process reading the same file) committed first. Reload it."""
 
@@ -159,7 +241,7 @@ class CheckpointMoved(EventLogError):
         self.name = name
 
 
-class ExpectedOffsetMismatch(EventLogError):
+class ExpectedOffsetMismatch(Conflict):
     """``expected_offset`` was given and the stream's next offset is different."""
 
     code = "expected_offset_mismatch"
@@ -189,7 +271,25 @@ class OffsetOutOfRange(EventLogError):
         self.skipped = skipped
 
 
-class LogClosed(EventLogError):
+class Unauthorized(EventLogError):
+    """The caller is not identified: no credentials, unknown ones, or a bad signature."""
+
+    code = "unauthorized"
+
+
+class Forbidden(EventLogError):
+    """The caller is identified but not allowed to do this."""
+
+    code = "forbidden"
+
+
+class Unavailable(EventLogError):
+    """The service cannot do this now (starting, shutting down, full); try again later."""
+
+    code = "unavailable"
+
+
+class LogClosed(Unavailable):
     """The log is closed, or closing and no longer accepting work."""
 
     code = "log_closed"

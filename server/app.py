@@ -26,7 +26,7 @@ from server import consumer_runtime
 from server.api import all_routes, webhook_engine
 from server.auth import Authenticator
 from server.config import ServerConfig
-from server.errors import ApiError, handle_error
+from server.errors import handle_error
 from server.metrics import Metrics
 from server.middleware import RequestMiddleware
 
@@ -94,7 +94,6 @@ def create_app(
         # Expected errors go to ExceptionMiddleware (inside ours, so they are
         # logged and counted with their real status); ``Exception`` is the 500 path.
         exception_handlers={
-            ApiError: handle_error,
             EventLogError: handle_error,
             msgspec.ValidationError: handle_error,
             msgspec.DecodeError: handle_error,

@@ -14,7 +14,7 @@ known key without the scope gets 403.
 Route modules call :func:`require` with the request or WebSocket::
 
     from server.auth import require
-    require(websocket, "read", stream)   # raises ApiError(401/403)
+    require(websocket, "read", stream)   # raises Unauthorized (401) or Forbidden (403)
 
 WebSocket clients that cannot set headers (browsers) may pass the key as the
 ``access_token`` query parameter instead.
@@ -31,8 +31,8 @@ from typing import Literal
 
 from starlette.requests import HTTPConnection
 
+from eventlog.errors import Forbidden, Unauthorized
 from server.config import ApiKey, ConfigError
-from server.errors import ApiError
 
 __all__ = ["Action", "Authenticator", "Grant", "hash_key", "new_key", "parse_scope", "require"]
 
@@ -120,15 +120,16 @@ class Authenticator:
         """Authorize one operation. Returns the grant (None when auth is off).
 
         Raises:
-            ApiError: 401 without a known key, 403 when the key lacks the scope.
+            Unauthorized: Without a known key (401).
+            Forbidden: The key lacks the scope (403).
         """
         if not self._grants:
             return None
         if not token:
-            raise ApiError(401, "unauthorized", "an API key is required (Authorization: Bearer)")
+            raise Unauthorized("an API key is required (Authorization: Bearer)")
         grant = self.grant_for(token)
         if grant is None:
-            raise ApiError(401, "unauthorized", "unknown API key")
+            raise Unauthorized("unknown API key")
         if not grant.allows(action, stream):
             if action == "admin":
                 what = "do admin operations"
@@ -136,7 +137,7 @@ class Authenticator:
                 what = f"{action} {'to' if action == 'append' else 'from'} " + (
                     f"stream {stream!r}" if stream else "any stream"
                 )
-            raise ApiError(403, "forbidden", f"API key {grant.name!r} may not {what}")
+            raise Forbidden(f"API key {grant.name!r} may not {what}")
         return grant
 
 
@@ -157,8 +158,8 @@ def require(conn: HTTPConnection, action: Action, stream: str | None = None) -> 
     Returns the key's grant, or None when auth is off.
 
     Raises:
-        ApiError: 401 (no or unknown key) or 403 (scope missing); for a WebSocket,
-            close with :func:`server.errors.ws_close_code_for`-style codes 4401/4403.
+        Unauthorized: No or an unknown key (401; a WebSocket closes with 4401).
+        Forbidden: The key lacks the scope (403; 4403).
     """
     auth: Authenticator = conn.app.state.auth
     if not auth.enabled:

@@ -25,6 +25,7 @@ import msgspec
 from consumers.notify import NotificationsConfig
 from consumers.registry import ConsumerInstance
 from consumers.webhook import WebhooksConfig
+from eventlog.errors import EventLogError
 from server.ingest.sources import IngestConfig
 
 __all__ = ["ApiKey", "ConfigError", "ServerConfig", "env_layer", "load_config"]
@@ -32,8 +33,10 @@ __all__ = ["ApiKey", "ConfigError", "ServerConfig", "env_layer", "load_config"]
 ENV_PREFIX = "EVENTLOG_"
 
 
-class ConfigError(Exception):
+class ConfigError(EventLogError):
     """The configuration is invalid: an unknown option, a wrong type, an unreadable file."""
+
+    code = "invalid_config"
 
 
 class ApiKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -1,7 +1,15 @@
 """One place that turns errors into HTTP answers and WebSocket close codes.
 
+Routes raise errors of the one tree (:mod:`eventlog.errors` draws it); they
+never pick a status. :data:`ERRORS` maps each stable ``code`` to its HTTP
+status and WebSocket close code. An error is looked up by its own code, then
+by the codes of its classes, most specific first, so a new error answers like
+its branch until it gets a row of its own. One exception: an
+:class:`~eventlog.errors.InvalidField` (a field of a well-formed request body
+failed validation) is always a 422, whatever its code.
+
 Every error body is ``{"error": {"code": "...", "message": "..."}}`` (plus
-``"path"`` for validation errors). A 500 means a bug in eventlog.
+``"path"`` when the error names a request field). A 500 means a bug in eventlog.
 """
 
 from __future__ import annotations
@@ -18,54 +26,140 @@ from starlette.routing import Route
 from eventlog import errors as e
 
 __all__ = [
-    "ApiError",
+    "CLOSE_CODES",
+    "CLOSE_GONE",
+    "CLOSE_SLOW",
+    "ERRORS",
     "allowed_methods",
     "error_details",
     "error_response",
     "handle_error",
+    "response_for",
     "status_for",
     "ws_close_code_for",
 ]
 
 logger = logging.getLogger("eventlog.server")
 
-_STATUS: list[tuple[type[e.EventLogError], int]] = [
-    (e.EventTooLarge, 413),
-    (e.InvalidStreamName, 400),
-    (e.InvalidPosition, 400),
-    (e.InvalidEvent, 422),
-    (e.InvalidInput, 400),
-    (e.NotFound, 404),
-    (e.ExpectedOffsetMismatch, 409),
-    (e.CheckpointMoved, 409),
-    (e.OffsetOutOfRange, 416),
-    (e.LogClosed, 503),
-    (e.StorageError, 503),
-]
+#: The close codes the firehose uses after the WebSocket upgrade, and what they mean.
+CLOSE_CODES: dict[int, str] = {
+    1000: "normal closure",
+    1001: "server shutting down, or the stream was deleted",
+    1003: "the client sent a message: the firehose is send-only",
+    1011: "internal error (a bug in eventlog)",
+    1013: "too many firehose clients; retry later",
+    4008: "slow client: reconnect with the from= offset named in the reason",
+    4416: "events the client needed were removed by retention; reconnect from=beginning",
+}
+CLOSE_SLOW = 4008
+CLOSE_GONE = 4416
+
+#: code -> (HTTP status, WebSocket close code; None: 4000 + status below 500, else 1011).
+ERRORS: dict[str, tuple[int, int | None]] = {
+    # InvalidInput: the caller sent something wrong
+    "invalid_input": (400, None),
+    "invalid_stream_name": (400, None),
+    "invalid_position": (400, None),
+    "invalid_schedule": (400, None),
+    "invalid_parameter": (400, None),
+    "invalid_range": (400, None),
+    "invalid_idempotency_key": (400, None),
+    "invalid_event": (422, None),
+    "event_too_large": (413, None),
+    "validation_error": (422, None),
+    "empty_batch": (422, None),
+    "batch_too_large": (422, None),
+    "idempotency_conflict": (422, None),
+    "invalid_endpoint": (422, None),
+    "invalid_template": (422, None),
+    "invalid_url": (422, None),
+    "unsafe_target": (422, None),
+    "invalid_secret": (422, None),
+    "invalid_source": (422, None),
+    "invalid_json_path": (422, None),
+    "invalid_config": (422, None),
+    "mapping_failed": (400, None),
+    "malformed_payload": (400, None),
+    "malformed_json": (400, None),
+    "empty_body": (400, None),
+    "bad_content_length": (400, None),
+    "client_disconnected": (400, None),
+    "body_timeout": (408, None),
+    "header_timeout": (408, None),
+    "headers_too_large": (431, None),
+    "body_too_large": (413, None),
+    "payload_too_large": (413, None),
+    "unsupported_media_type": (415, None),
+    # NotFound
+    "not_found": (404, None),
+    "stream_not_found": (404, None),
+    "consumer_not_found": (404, None),
+    "schedule_not_found": (404, None),
+    "consumer_not_running": (404, None),
+    "offset_not_found": (404, None),
+    "unknown_endpoint": (404, None),
+    "unknown_target": (404, None),
+    "unknown_delivery": (404, None),
+    "unknown_source": (404, None),
+    # Conflict
+    "conflict": (409, None),
+    "expected_offset_mismatch": (409, None),
+    "checkpoint_moved": (409, None),
+    "delivery_conflict": (409, None),
+    "consumer_busy": (409, None),
+    "endpoint_exists": (409, None),
+    "endpoint_in_config": (409, None),
+    "source_exists": (409, None),
+    "source_in_config": (409, None),
+    "config_source": (409, None),
+    # Unauthorized, Forbidden (every SignatureError code answers as its class: 401)
+    "unauthorized": (401, None),
+    "forbidden": (403, None),
+    "replay_not_allowed": (403, None),
+    # OffsetOutOfRange
+    "offset_out_of_range": (416, CLOSE_GONE),
+    # Unavailable: try again later
+    "unavailable": (503, 1013),
+    "log_closed": (503, 1001),
+    "shutting_down": (503, 1001),
+    "not_ready": (503, 1013),
+    "webhooks_unavailable": (503, 1013),
+    "too_many_clients": (503, 1013),
+    "too_many_connections": (503, 1013),
+    "slow_client": (503, CLOSE_SLOW),
+    "subscription_ended": (503, 1001),
+    # Unsupported: the storage backend cannot do this (memory: no offset transactions)
+    "unsupported": (501, None),
+    # StorageError
+    "storage_error": (503, 1011),
+    "corrupt_database": (503, 1011),
+    "schema_too_new": (503, 1011),
+}
 
 
-class ApiError(Exception):
-    """An error the API answers with directly: status, stable code, message."""
-
-    def __init__(self, status: int, code: str, message: str, *, path: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.path = path
+def _row(exc: e.EventLogError) -> tuple[int, int | None]:
+    if isinstance(exc, e.InvalidField):  # a field of a well-formed body: 422, whatever its code
+        return ERRORS[e.InvalidField.code]
+    row = ERRORS.get(exc.code)
+    if row is not None:
+        return row
+    for cls in type(exc).__mro__:
+        if issubclass(cls, e.EventLogError) and cls.code in ERRORS:
+            return ERRORS[cls.code]
+    return 500, 1011
 
 
 def status_for(exc: e.EventLogError) -> int:
-    """The HTTP status for an eventlog error."""
-    for cls, status in _STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 500
+    """The HTTP status for an error of the tree (500: not in :data:`ERRORS`, a bug)."""
+    return _row(exc)[0]
 
 
 def ws_close_code_for(exc: e.EventLogError) -> int:
-    """The WebSocket close code for an eventlog error (4000 + HTTP status)."""
-    return 4000 + status_for(exc) if status_for(exc) < 500 else 1011
+    """The WebSocket close code for an error of the tree."""
+    status, close = _row(exc)
+    if close is not None:
+        return close
+    return 4000 + status if status < 500 else 1011
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -109,16 +203,25 @@ def error_response(
     )
 
 
+def response_for(exc: e.EventLogError, headers: Mapping[str, str] | None = None) -> Response:
+    """The JSON error response for an error of the tree."""
+    return error_response(
+        status_for(exc),
+        exc.code,
+        str(exc),
+        path=exc.json_path,
+        headers=headers,
+        details=error_details(exc),
+    )
+
+
 async def handle_error(request: Request, exc: Exception) -> Response:
     """Starlette exception handler for every error type."""
-    if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message, path=exc.path)
     if isinstance(exc, e.EventLogError):
         status = status_for(exc)
-        if status >= 500 and status != 503:
+        if status == 500:
             logger.error("unmapped eventlog error: %r", exc)
-        path = exc.path if isinstance(exc, e.InvalidEvent) else None
-        return error_response(status, exc.code, str(exc), path=path, details=error_details(exc))
+        return response_for(exc)
     if isinstance(exc, msgspec.ValidationError):
         text = str(exc)
         if " - at `" in text:

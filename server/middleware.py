@@ -32,9 +32,10 @@ import msgspec
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from eventlog.errors import EventLogError, InvalidInput
 from server.api.params import refuse_repeats
 from server.config import ServerConfig
-from server.errors import ApiError, error_response
+from server.errors import response_for
 from server.metrics import Metrics
 
 __all__ = [
@@ -223,11 +224,11 @@ class RequestMiddleware:
             refuse_repeats(scope["query_string"])
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 if declared.isdigit():
-                    raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
-                raise ApiError(400, "bad_content_length", "Content-Length is not a number")
+                    raise InvalidInput(f"request body over {limit} bytes", code="body_too_large")
+                raise InvalidInput("Content-Length is not a number", code="bad_content_length")
             await self.app(scope, _limited(receive, limit, self.config.body_timeout), send_wrapper)
-        except ApiError as exc:  # refused before the app ran
-            response = error_response(exc.status, exc.code, exc.message)
+        except EventLogError as exc:  # refused before the app ran
+            response = response_for(exc)
             await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
@@ -376,14 +377,16 @@ def _limited(receive: Receive, limit: int, timeout: float) -> Receive:
             message = await receive()
         except asyncio.CancelledError:
             if _deadlines.stop(task) and task.uncancel() == 0:
-                raise ApiError(408, "body_timeout", "request body not received in time") from None
+                raise InvalidInput(
+                    "request body not received in time", code="body_timeout"
+                ) from None
             raise
         finally:
             _deadlines.stop(task)
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise ApiError(413, "body_too_large", f"request body over {limit} bytes")
+                raise InvalidInput(f"request body over {limit} bytes", code="body_too_large")
             done = not message.get("more_body", False)
         else:
             done = True

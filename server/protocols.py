@@ -34,13 +34,17 @@ import contextlib
 import socket
 import struct
 import time
+from http import HTTPStatus
 from typing import Any, ClassVar
 
+import msgspec
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from eventlog.errors import EventLogError, InvalidInput, Unavailable
 from server.config import ServerConfig
+from server.errors import status_for
 
 __all__ = [
     "GuardedHttpProtocol",
@@ -50,11 +54,13 @@ __all__ = [
 ]
 
 
-def _error_response(status: int, reason: str, code: str, message: str) -> bytes:
-    body = b'{"error":{"code":"%s","message":"%s"}}' % (code.encode(), message.encode())
+def _error_response(error: EventLogError) -> bytes:
+    """A whole HTTP/1.1 error response, its status from :data:`server.errors.ERRORS`."""
+    status = status_for(error)
+    body = msgspec.json.encode({"error": {"code": error.code, "message": str(error)}})
     return b"".join(
         (
-            b"HTTP/1.1 %d %s\r\n" % (status, reason.encode()),
+            b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode()),
             b"content-type: application/json\r\n",
             b"content-length: %d\r\n" % len(body),
             b"connection: close\r\n\r\n",
@@ -64,14 +70,12 @@ def _error_response(status: int, reason: str, code: str, message: str) -> bytes:
 
 
 _TOO_LARGE = _error_response(
-    431, "Request Header Fields Too Large", "headers_too_large", "request headers over the limit"
+    InvalidInput("request headers over the limit", code="headers_too_large")
 )
 _TIMEOUT = _error_response(
-    408, "Request Timeout", "header_timeout", "request headers did not arrive in time"
+    InvalidInput("request headers did not arrive in time", code="header_timeout")
 )
-_BUSY = _error_response(
-    503, "Service Unavailable", "too_many_connections", "too many open connections"
-)
+_BUSY = _error_response(Unavailable("too many open connections", code="too_many_connections"))
 
 
 class _HeadersTooLarge(Exception):

@@ -51,7 +51,8 @@ chosen by ``Endpoint.kind``. A kind supplies
     ``rate_limited`` with ``retry_after`` for a Discord 429 whose JSON body
     says ``retry_after``; return ``disable`` for a Slack 403 ``invalid_token``;
     fall back to :func:`~consumers.delivery.retry.classify` for the rest.
-(c) optionally ``validate(endpoint)``: raise ``ValueError`` for bad ``options``.
+(c) optionally ``validate(endpoint)``: raise ``InvalidInput`` (a ``SpecError``) for bad
+    ``options``.
 
 Register kinds by passing ``kinds={"discord": DISCORD, ...}`` to
 :class:`DeliveryEngine` (the webhook kind is :data:`consumers.webhook.WEBHOOK`).
@@ -81,7 +82,8 @@ from consumers.delivery.sender import Sender
 from consumers.delivery.stores import ledger_for
 from consumers.filter import EventFilter
 from eventlog import EventLog
-from eventlog.errors import EventLogError, LogClosed
+from eventlog.backoff import Backoff
+from eventlog.errors import EventLogError, InvalidInput, LogClosed
 from eventlog.storage.leases import leases_for, run_exclusively
 
 __all__ = [
@@ -97,6 +99,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("eventlog.delivery")
+
+#: Waits before a failed worker loop runs again: 0.1 s doubling up to 5 s.
+SUPERVISE_BACKOFF = Backoff(base=0.1, cap=5.0, jitter=0)
 
 
 class DeliveryEngine:
@@ -280,7 +285,7 @@ class DeliveryEngine:
 
     async def _supervise(self, worker: Worker, loop: Callable[[Worker], Awaitable[None]]) -> None:
         """Keep a worker loop running: storage hiccups are logged and retried."""
-        delay = 0.1
+        failures = 0
         while True:
             try:
                 await loop(worker)
@@ -288,21 +293,29 @@ class DeliveryEngine:
             except LogClosed:
                 return
             except (EventLogError, OSError) as exc:
+                failures += 1
                 logger.warning(
-                    "endpoint %s: %s; retrying in %.1f s", worker.endpoint.id, exc, delay
+                    "endpoint %s: %s; retrying in %.1f s",
+                    worker.endpoint.id,
+                    exc,
+                    SUPERVISE_BACKOFF.delay(failures),
                 )
             except Exception:
+                failures += 1
                 logger.exception("endpoint %s: worker failed; restarting", worker.endpoint.id)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(SUPERVISE_BACKOFF.delay(failures))
 
     # -- endpoints ---------------------------------------------------------------
 
     def validate(self, endpoint: Endpoint) -> None:
-        """Check an endpoint against its kind (unknown kind, bad options): ValueError."""
+        """Check an endpoint against its kind (unknown kind, bad options).
+
+        Raises:
+            InvalidInput: ``invalid_endpoint``, or the kind's own error.
+        """
         kind = self.kinds.get(endpoint.kind)
         if kind is None:
-            raise ValueError(f"unknown endpoint kind {endpoint.kind!r}")
+            raise InvalidInput(f"unknown endpoint kind {endpoint.kind!r}", code="invalid_endpoint")
         if kind.validate is not None:
             kind.validate(endpoint)
 
@@ -376,7 +389,7 @@ class DeliveryEngine:
 
         Raises:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
-            ValueError: An empty or inverted range.
+            InvalidRange: An empty or inverted range.
         """
         return await replay_endpoint(
             self.log,

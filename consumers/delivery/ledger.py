@@ -39,6 +39,7 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
+from eventlog.errors import Conflict
 from eventlog.storage.base import Storage
 
 __all__ = [
@@ -57,8 +58,10 @@ __all__ = [
 ]
 
 
-class DeliveryConflict(Exception):
+class DeliveryConflict(Conflict):
     """An operator action does not fit the delivery's state (e.g. retrying one in flight)."""
+
+    code = "delivery_conflict"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from consumers.delivery.feeder import new_delivery
 from consumers.delivery.model import Endpoint, NewDelivery
 from consumers.filter import EventFilter
 from eventlog import EventLog
-from eventlog.errors import NotFound
+from eventlog.errors import InvalidInput, NotFound
 
-__all__ = ["ReplayResult", "UnknownOffset", "replay_endpoint", "replay_range"]
+__all__ = ["InvalidRange", "ReplayResult", "UnknownOffset", "replay_endpoint", "replay_range"]
 
 Enqueue = Callable[[str, list[NewDelivery], float], Awaitable[None]]
 """Stores a batch of new deliveries: ``(endpoint_id, rows, now)``."""
@@ -26,6 +26,12 @@ class UnknownOffset(NotFound):
     """A replay range names an offset the stream does not have."""
 
     code = "offset_not_found"
+
+
+class InvalidRange(InvalidInput):
+    """A replay range is empty or inverted."""
+
+    code = "invalid_range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,7 @@ async def replay_range(
 
     Raises:
         UnknownOffset: An offset outside the stream's retained range.
-        ValueError: ``from`` after ``to``.
+        InvalidRange: ``from`` after ``to``.
     """
     info = await log.storage.stream_info(stream)
     first = 0 if info is None else info.first_offset
@@ -78,7 +84,7 @@ async def replay_range(
     elif to_time is not None:
         stop = await log.offset_at_time(stream, to_time)
     if stop < start:
-        raise ValueError(f"empty range: from {start} is after to {stop}")
+        raise InvalidRange(f"empty range: from {start} is after to {stop}")
     return start, stop
 
 
@@ -101,7 +107,7 @@ async def replay_endpoint(
 
     Raises:
         UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
-        ValueError: An empty or inverted range.
+        InvalidRange: An empty or inverted range.
     """
     start, stop = await replay_range(
         log,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from eventlog.errors import EventLogError
+from eventlog.errors import Unavailable
 
 __all__ = ["KEY_ENV", "PREFIX", "SecretBox", "SecretsKeyError"]
 
@@ -34,8 +34,10 @@ PREFIX = b"fernet:"
 KEY_ENV = "EVENTLOG_SECRETS_KEY"
 
 
-class SecretsKeyError(EventLogError):
+class SecretsKeyError(Unavailable):
     """Sealed secrets cannot be opened: no key given, or not the key that sealed them."""
+
+    code = "secrets_key"
 
 
 class SecretBox:

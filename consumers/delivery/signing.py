@@ -20,6 +20,8 @@ import secrets as _secrets
 from collections.abc import Sequence
 from typing import Any
 
+from eventlog.errors import InvalidInput
+
 __all__ = [
     "SECRET_PREFIX",
     "InvalidSecret",
@@ -36,8 +38,10 @@ _MIN_KEY_BYTES = 24
 _MAX_KEY_BYTES = 64
 
 
-class InvalidSecret(ValueError):
+class InvalidSecret(InvalidInput):
     """A webhook secret is not ``whsec_`` + base64 of 24 to 64 bytes."""
+
+    code = "invalid_secret"
 
 
 def generate_secret() -> str:

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from eventlog.errors import InvalidInput
+
 __all__ = [
     "GuardedResolver",
     "InvalidTarget",
@@ -46,13 +48,17 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _TEREDO = ipaddress.ip_network("2001::/32")
 
 
-class InvalidTarget(ValueError):
+class InvalidTarget(InvalidInput):
     """A target URL is malformed, not http(s), or carries credentials."""
 
+    code = "invalid_url"
 
-class UnsafeTarget(OSError):
-    """A target resolves to a non-global address (an :class:`OSError` so that
-    aiohttp reports it as a resolution failure of that one request)."""
+
+class UnsafeTarget(InvalidTarget, OSError):
+    """A target resolves to a non-global address (also an :class:`OSError` so
+    that aiohttp reports it as a resolution failure of that one request)."""
+
+    code = "unsafe_target"
 
 
 def validate_url(url: str) -> tuple[str, str, int]:

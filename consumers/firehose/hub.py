@@ -40,7 +40,7 @@ from consumers.firehose.core import (
     Subscriber,
     encode_frame,
 )
-from eventlog.errors import LogClosed, OffsetOutOfRange
+from eventlog.errors import LogClosed, OffsetOutOfRange, Unavailable
 from eventlog.log import EventLog
 
 __all__ = ["Firehose", "FirehoseFull", "FirehoseHub", "Subscription", "SubscriptionEnded"]
@@ -48,16 +48,21 @@ __all__ = ["Firehose", "FirehoseFull", "FirehoseHub", "Subscription", "Subscript
 logger = logging.getLogger("eventlog.firehose")
 
 
-class FirehoseFull(Exception):
+class FirehoseFull(Unavailable):
     """The configured maximum number of firehose clients is reached."""
+
+    code = "too_many_clients"
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"too many firehose clients (limit {limit}); retry later")
         self.limit = limit
 
 
-class SubscriptionEnded(Exception):
+class SubscriptionEnded(Unavailable):
     """A subscription is over: the client was too slow, or the hub stopped.
+
+    Its code is ``slow_client`` for a client that fell behind, else
+    ``subscription_ended``.
 
     Attributes:
         phase: ``Phase.OVERFLOWED`` (too slow) or ``Phase.CLOSED``.
@@ -65,8 +70,10 @@ class SubscriptionEnded(Exception):
         reason: Why, for humans.
     """
 
+    code = "subscription_ended"
+
     def __init__(self, phase: Phase, resume_offset: int, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, code="slow_client" if phase is Phase.OVERFLOWED else None)
         self.phase = phase
         self.resume_offset = resume_offset
         self.reason = reason

@@ -123,14 +123,22 @@ class NotifySpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 def _validate_options(kind: str, options: dict[str, Any]) -> None:
-    if kind == "discord":
-        discord.parse_options(options)
-    elif kind == "slack":
-        slack.parse_options(options)
-    elif kind == "apprise":
-        apprise_kind.parse_options(options)
-    else:
-        raise ValueError(f"unknown notification kind {kind!r}")
+    """Check a kind's options; :class:`SpecError` names the field (``options.template``)."""
+    try:
+        if kind == "discord":
+            discord.parse_options(options)
+        elif kind == "slack":
+            slack.parse_options(options)
+        elif kind == "apprise":
+            apprise_kind.parse_options(options)
+        else:
+            raise SpecError("kind", f"unknown notification kind {kind!r}")
+    except SpecError:
+        raise
+    except ValueError as exc:  # the parsers say "<field>: <message>"
+        text = str(exc)
+        path, _, message = text.partition(": ")
+        raise SpecError(path if message else "options", message or text) from exc
 
 
 def build_notify_endpoint(spec: NotifySpec, *, now: float, head: int, first: int = 0) -> Endpoint:
@@ -163,12 +171,7 @@ def build_notify_endpoint(spec: NotifySpec, *, now: float, head: int, first: int
         description=spec.description,
     )
     endpoint = build_endpoint(base, now=now, head=head, first=first)
-    try:
-        _validate_options(spec.kind, options)
-    except ValueError as exc:
-        text = str(exc)
-        path, _, message = text.partition(": ")
-        raise SpecError(path if message else "options", message or text) from exc
+    _validate_options(spec.kind, options)
     if spec.kind == "apprise":
         url = apprise_kind.public_url(spec.url)
     return msgspec.structs.replace(

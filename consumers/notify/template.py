@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 
 from eventlog.encoding import utf8_problem
+from eventlog.errors import InvalidInput
 from eventlog.model import Event
 from eventlog.repair import repair
 
@@ -45,8 +46,10 @@ _encoder = msgspec.json.Encoder()
 _MISSING = object()
 
 
-class TemplateError(ValueError):
+class TemplateError(InvalidInput):
     """A template cannot be parsed; the message gives the position."""
+
+    code = "invalid_template"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ Accepted bodies, by ``Content-Type``:
   a ``ce-<name>`` header. ``data_base64`` becomes a JSON string in ``data``
   with the header ``ce-data_base64: true``.
 
-Every error is an :class:`~server.errors.ApiError` naming the JSON path of the
+Every error is an :class:`~eventlog.errors.InvalidInput` naming the JSON path of the
 bad value: 400 for malformed JSON (invalid UTF-8 included, e.g. in ``$[3].data``),
 415 for another content type, 422 for a well-formed body that is not a valid
 event or batch.
@@ -37,7 +37,7 @@ from eventlog.encoding import (
     CheckedJSON,
     utf8_problem,
 )
-from server.errors import ApiError
+from eventlog.errors import InvalidField, InvalidInput
 
 __all__ = ["EventIn", "ParsedBody", "apply_idempotency_key", "media_type", "parse_body"]
 
@@ -86,17 +86,17 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _invalid(exc: msgspec.ValidationError, prefix: str = "$") -> ApiError:
+def _invalid(exc: msgspec.ValidationError, prefix: str = "$") -> InvalidField:
     """A 422 naming the JSON path of the bad value (``prefix`` replaces the root ``$``)."""
     text = str(exc)
     match = _PATH.search(text)
     path = prefix + (match.group(1)[1:] if match else "")
     message = text[: match.start()] if match else text
-    return ApiError(422, "validation_error", f"{message} - at `{path}`", path=path)
+    return InvalidField(f"{message} - at `{path}`", path=path)
 
 
-def _malformed(exc: msgspec.DecodeError, where: str = "") -> ApiError:
-    return ApiError(400, "malformed_json", f"malformed JSON{where}: {exc}")
+def _malformed(exc: msgspec.DecodeError, where: str = "") -> InvalidInput:
+    return InvalidInput(f"malformed JSON{where}: {exc}", code="malformed_json")
 
 
 def _check_utf8(body: bytes, events: list[NewEvent], single: bool) -> list[NewEvent]:
@@ -115,13 +115,12 @@ def _check_utf8(body: bytes, events: list[NewEvent], single: bool) -> list[NewEv
             problem_here = utf8_problem(event.data.value)
             if problem_here is not None:
                 path = "$.data" if single else f"$[{index}].data"
-                raise ApiError(
-                    400,
-                    "malformed_json",
+                raise InvalidInput(
                     f"malformed JSON: data is {problem_here} - at `{path}`",
+                    code="malformed_json",
                     path=path,
                 )
-    raise ApiError(400, "malformed_json", f"malformed JSON: the body is {problem}")
+    raise InvalidInput(f"malformed JSON: the body is {problem}", code="malformed_json")
 
 
 def _to_new(event: EventIn, defaults: dict[str, str]) -> NewEvent:
@@ -158,11 +157,8 @@ def _bound_batch(body: bytes, max_events: int) -> None:
     try:
         _bounded(max_events).decode(body)
     except msgspec.ValidationError:  # the one way an array fails it: too many items
-        raise ApiError(
-            422,
-            "batch_too_large",
-            f"a batch holds at most {max_events} events, got more",
-            path="$",
+        raise InvalidInput(
+            f"a batch holds at most {max_events} events, got more", code="batch_too_large", path="$"
         ) from None
     except (msgspec.DecodeError, RecursionError):
         return  # malformed: the typed decode that follows reports it, with its path
@@ -170,12 +166,11 @@ def _bound_batch(body: bytes, max_events: int) -> None:
 
 def _check_count(count: int, max_events: int) -> None:
     if count == 0:
-        raise ApiError(422, "empty_batch", "a batch needs at least one event", path="$")
+        raise InvalidInput("a batch needs at least one event", code="empty_batch", path="$")
     if count > max_events:
-        raise ApiError(
-            422,
-            "batch_too_large",
+        raise InvalidInput(
             f"a batch holds at most {max_events} events, got {count}",
+            code="batch_too_large",
             path="$",
         )
 
@@ -193,19 +188,18 @@ def parse_body(
     (the request's correlation id and trace context).
 
     Raises:
-        ApiError: 415 for an unsupported content type, 400 for malformed JSON,
+        InvalidInput: 415 for an unsupported content type, 400 for malformed JSON,
             422 (with ``path``) for invalid events, an empty or oversized batch.
     """
     kind = media_type(content_type)
     if kind not in ACCEPTED:
         shown = kind or "none"
-        raise ApiError(
-            415,
-            "unsupported_media_type",
+        raise InvalidInput(
             f"Content-Type {shown} is not accepted; use one of {', '.join(ACCEPTED)}",
+            code="unsupported_media_type",
         )
     if not body.strip():
-        raise ApiError(400, "empty_body", "the request body is empty")
+        raise InvalidInput("the request body is empty", code="empty_body")
     if kind == JSON:
         _bound_batch(body, max_events)
         try:
@@ -270,23 +264,18 @@ def _ce_string(
     raw = attrs.get(name)
     if raw is None:
         if required:
-            raise ApiError(
-                422,
-                "validation_error",
-                f"CloudEvent is missing required attribute `{name}` - at `{path}`",
-                path=path,
+            raise InvalidField(
+                f"CloudEvent is missing required attribute `{name}` - at `{path}`", path=path
             )
         return None
     try:
         value = _str_decoder.decode(raw)
     except msgspec.ValidationError:
         where = f"{path}.{name}"
-        raise ApiError(
-            422, "validation_error", f"Expected `str` - at `{where}`", path=where
-        ) from None
+        raise InvalidField(f"Expected `str` - at `{where}`", path=where) from None
     if required and not value:
         where = f"{path}.{name}"
-        raise ApiError(422, "validation_error", f"`{name}` must not be empty", path=where)
+        raise InvalidField(f"`{name}` must not be empty", path=where)
     return value
 
 
@@ -296,14 +285,12 @@ def cloudevent(
     """Map one structured-mode CloudEvent (attribute name → raw JSON) to a :class:`NewEvent`.
 
     Raises:
-        ApiError: 422 naming the attribute's path when the event is not valid CloudEvents 1.0.
+        InvalidField: 422 naming the attribute's path when the event is not valid CloudEvents 1.0.
     """
     spec = _ce_string(attrs, "specversion", path, required=True)
     if spec != "1.0":
         where = f"{path}.specversion"
-        raise ApiError(
-            422, "validation_error", f'specversion must be "1.0", got {spec!r}', path=where
-        )
+        raise InvalidField(f'specversion must be "1.0", got {spec!r}', path=where)
     event_id = _ce_string(attrs, "id", path, required=True)
     event_type = _ce_string(attrs, "type", path, required=True)
     _ce_string(attrs, "source", path, required=True)
@@ -323,21 +310,15 @@ def cloudevent(
             continue
         if not _CE_EXTENSION.fullmatch(name):
             where = f"{path}.{name}"
-            raise ApiError(
-                422,
-                "validation_error",
-                f"invalid CloudEvents attribute name {name!r}: use 1-20 of [a-z0-9]",
-                path=where,
+            raise InvalidField(
+                f"invalid CloudEvents attribute name {name!r}: use 1-20 of [a-z0-9]", path=where
             )
         try:
             value = _ext_decoder.decode(raw)
         except msgspec.ValidationError:
             where = f"{path}.{name}"
-            raise ApiError(
-                422,
-                "validation_error",
-                f"CloudEvents attribute `{name}` must be a string, integer or boolean",
-                path=where,
+            raise InvalidField(
+                f"CloudEvents attribute `{name}` must be a string, integer or boolean", path=where
             ) from None
         if value is not None:
             headers[f"ce-{name}"] = str(value).lower() if isinstance(value, bool) else str(value)
@@ -345,9 +326,7 @@ def cloudevent(
         value = event_id if name == "id" else event_type
         if value is not None and len(value) > limit:
             where = f"{path}.{name}"
-            raise ApiError(
-                422, "validation_error", f"`{name}` is longer than {limit} characters", path=where
-            )
+            raise InvalidField(f"`{name}` is longer than {limit} characters", path=where)
     assert event_type is not None
     checked = CheckedJSON(bytes(data))  # checked by the decode and _check_utf8
     return NewEvent(type=event_type, data=checked, key=subject, id=event_id, headers=headers)
@@ -363,24 +342,21 @@ def apply_idempotency_key(parsed: ParsedBody, key: str | None) -> list[NewEvent]
     an ``id`` gets ``<key>.<index>``, so a retried batch dedups event by event.
 
     Raises:
-        ApiError: 400 for a malformed key; 422 when a single event's own ``id``
+        InvalidInput: 400 for a malformed key; 422 when a single event's own ``id``
             differs from the key.
     """
     if key is None:
         return parsed.events
     if not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise ApiError(
-            400,
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1-200 visible ASCII characters",
+        raise InvalidInput(
+            "Idempotency-Key must be 1-200 visible ASCII characters", code="invalid_idempotency_key"
         )
     if parsed.single:
         event = parsed.events[0]
         if event.id is not None and event.id != key:
-            raise ApiError(
-                422,
-                "idempotency_conflict",
+            raise InvalidInput(
                 "the event's id differs from the Idempotency-Key header",
+                code="idempotency_conflict",
                 path="$.id",
             )
         return [msgspec.structs.replace(event, id=key)]

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from consumers.parking import PARKED_SUFFIX, parked_counts
-from consumers.runtime import ConsumerBusy, ConsumerManager, ConsumerStatus
+from consumers.runtime import ConsumerManager, ConsumerStatus
 from eventlog import (
     BEGINNING,
     END,
@@ -38,11 +38,11 @@ from eventlog import (
     Time,
     validate_stream_name,
 )
+from eventlog.errors import InvalidField, InvalidInput, NotFound
 from server.api.append_body import media_type
 from server.api.params import StreamName
 from server.api.streams import json_response
 from server.auth import require
-from server.errors import ApiError
 
 __all__ = ["routes"]
 
@@ -199,9 +199,7 @@ def _position(value: object) -> Position:
         return END
     if isinstance(value, AtTime):
         if value.time.tzinfo is None:
-            raise ApiError(
-                422, "validation_error", "time needs a timezone offset", path="$.position.time"
-            )
+            raise InvalidField("time needs a timezone offset", path="$.position.time")
         return Time(value.time)
     assert isinstance(value, int)
     return Offset(value)
@@ -212,14 +210,12 @@ async def seek_consumer(request: Request) -> Response:
     name = validate_stream_name(request.path_params["name"])
     require(request, "admin")
     if media_type(request.headers.get("content-type")) != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the seek as application/json")
+        raise InvalidInput("send the seek as application/json", code="unsupported_media_type")
     try:
         body = _seek_decoder.decode(await request.body())
     except msgspec.ValidationError as exc:
         if str(exc).endswith("- at `$.position`"):
-            raise ApiError(
-                422,
-                "validation_error",
+            raise InvalidField(
                 'position must be "beginning", "end", an offset (an integer >= 0) or '
                 '{"time": "<RFC 3339 time with offset>"}',
                 path="$.position",
@@ -231,11 +227,10 @@ async def seek_consumer(request: Request) -> Response:
     # A stream that does not exist is a 404 (most likely a typo), as for GET.
     head = (await log.stream_info(stream)).next_offset
     if isinstance(position, Offset) and position.value > head:
-        raise ApiError(
-            422,
-            "invalid_position",
+        raise InvalidField(
             f"offset {position.value} is beyond the head of {stream!r} ({head})",
             path="$.position",
+            code="invalid_position",
         )
     consumer = log.consumer(name, stream)
     offset = await consumer.seek(position)
@@ -249,15 +244,11 @@ async def replay_parked(request: Request) -> Response:
     require(request, "admin")
     manager = _manager(request)
     if manager is None or manager.get_status(name) is None:
-        raise ApiError(
-            404,
-            "consumer_not_running",
+        raise NotFound(
             f"consumer {name!r} does not run in this server (declare it in [[consumers]])",
+            code="consumer_not_running",
         )
-    try:
-        result = await manager.replay_parked(name)
-    except ConsumerBusy as exc:
-        raise ApiError(409, exc.code, str(exc)) from None
+    result = await manager.replay_parked(name)
     return json_response(result)
 
 

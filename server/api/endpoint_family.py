@@ -3,7 +3,7 @@
 A :class:`Family` names which of the engine's endpoints a set of routes
 manages (webhooks, notification targets) and how it shows them. The helpers
 find the endpoint of a ``{id}`` path (404 for other families), decode a JSON
-body, check and save an endpoint (SSRF guard), and turn spec errors into 422s.
+body, and check and save an endpoint (SSRF guard).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from starlette.responses import Response
 
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Endpoint
-from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget
-from consumers.webhook import SpecError, public_view
+from consumers.webhook import public_view
+from eventlog.errors import Conflict, InvalidInput, NotFound
 from server.api.webhook_engine import check_target, webhooks_config
-from server.errors import ApiError
 
 __all__ = [
     "WEBHOOKS",
@@ -31,7 +30,6 @@ __all__ = [
     "json_response",
     "not_config",
     "save_endpoint",
-    "spec_error",
     "stream_bounds",
 ]
 
@@ -80,7 +78,7 @@ async def decode_body(request: Request, type_: type[Any], *, required: bool = Tr
     body = await request.body()
     if not body.strip():
         if required:
-            raise ApiError(400, "empty_body", "a JSON body is required")
+            raise InvalidInput("a JSON body is required", code="empty_body")
         body = b"{}"
     return msgspec.json.decode(body, type=type_)
 
@@ -92,35 +90,21 @@ async def find_endpoint(
     endpoint_id = request.path_params["id"]
     endpoint = await engine.store.get_endpoint(endpoint_id)
     if endpoint is None or endpoint.kind not in family.kinds:  # others have their own routes
-        raise ApiError(404, family.missing, f"no {family.noun} is named {endpoint_id!r}")
+        raise NotFound(f"no {family.noun} is named {endpoint_id!r}", code=family.missing)
     return endpoint
 
 
 async def save_endpoint(engine: DeliveryEngine, request: Request, endpoint: Endpoint) -> None:
     """Check the target (SSRF guard: 422) and store the endpoint in the engine."""
     config = webhooks_config(request.app)
-    try:
-        await check_target(endpoint, allow_private=config.allow_private_targets)
-    except UnsafeTarget as exc:
-        raise ApiError(422, "unsafe_target", str(exc), path="$.url") from exc
-    except InvalidTarget as exc:
-        raise ApiError(422, "invalid_url", str(exc), path="$.url") from exc
-    try:
-        await engine.put_endpoint(endpoint)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_endpoint", str(exc)) from exc
-
-
-def spec_error(exc: SpecError) -> ApiError:
-    """A 422 naming the invalid field."""
-    return ApiError(422, "invalid_endpoint", f"{exc.path}: {exc}", path="$." + exc.path)
+    await check_target(endpoint, allow_private=config.allow_private_targets)
+    await engine.put_endpoint(endpoint)
 
 
 def not_config(endpoint: Endpoint) -> None:
     """409 for endpoints declared in the config file (they change there)."""
     if endpoint.origin == "config":
-        raise ApiError(
-            409,
-            "endpoint_in_config",
+        raise Conflict(
             f"endpoint {endpoint.id!r} is declared in the config file; change it there",
+            code="endpoint_in_config",
         )

@@ -22,9 +22,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from consumers.delivery.engine import DeliveryEngine
-from consumers.delivery.ledger import DeliveryConflict
 from consumers.delivery.model import Attempt, Delivery, Endpoint
-from consumers.webhook import SpecError
+from eventlog.errors import Forbidden, InvalidParameter, NotFound
 from server.api.delivery_views import attempt_view, delivery_view
 from server.api.endpoint_family import (
     WEBHOOKS,
@@ -34,13 +33,11 @@ from server.api.endpoint_family import (
     json_response,
     not_config,
     save_endpoint,
-    spec_error,
     stream_bounds,
 )
 from server.api.params import non_negative_int
 from server.api.webhook_engine import engine_of
 from server.auth import require
-from server.errors import ApiError
 
 __all__ = ["ReplayRequest", "endpoint_routes", "patch_endpoint", "show_endpoint"]
 
@@ -86,10 +83,7 @@ async def patch_endpoint(
     not_config(endpoint)
     patch = await decode_body(request, patch_type)
     now = time.time()
-    try:
-        updated = apply(endpoint, patch, now)
-    except SpecError as exc:
-        raise spec_error(exc) from exc
+    updated = apply(endpoint, patch, now)
     if updated.stream != endpoint.stream:
         head, _ = await stream_bounds(engine, updated.stream)
         updated = msgspec.structs.replace(updated, start_offset=head)
@@ -141,11 +135,11 @@ async def list_deliveries(request: Request, family: Family = WEBHOOKS) -> Respon
     params = request.query_params
     status = params.get("status")
     if status is not None and status not in _STATUSES:
-        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(_STATUSES)}")
+        raise InvalidParameter(f"status must be one of {', '.join(_STATUSES)}")
     start = non_negative_int(params, "from", 0)
     limit = non_negative_int(params, "limit", 100, maximum=1000)
     if limit < 1:
-        raise ApiError(400, "invalid_parameter", "limit must be from 1 to 1000")
+        raise InvalidParameter("limit must be from 1 to 1000")
     rows = await engine.store.deliveries(
         endpoint.id,
         status=status,  # type: ignore[arg-type]
@@ -165,8 +159,8 @@ async def _delivery_or_404(
 ) -> tuple[Delivery, list[Attempt]]:
     got = await engine.store.delivery(endpoint.id, delivery_id)
     if got is None:
-        raise ApiError(
-            404, "unknown_delivery", f"endpoint {endpoint.id!r} has no delivery {delivery_id!r}"
+        raise NotFound(
+            f"endpoint {endpoint.id!r} has no delivery {delivery_id!r}", code="unknown_delivery"
         )
     return got
 
@@ -190,11 +184,10 @@ async def _act(request: Request, action: str, status: int, family: Family) -> Re
     endpoint = await find_endpoint(engine, request, family)
     delivery_id = request.path_params["delivery_id"]
     if action == "retry" and not endpoint.allow_replay:
-        raise ApiError(403, "replay_not_allowed", f"endpoint {endpoint.id!r} does not allow replay")
-    try:
-        delivery = await engine.act(endpoint.id, delivery_id, action)
-    except DeliveryConflict as exc:
-        raise ApiError(409, "delivery_conflict", str(exc)) from exc
+        raise Forbidden(
+            f"endpoint {endpoint.id!r} does not allow replay", code="replay_not_allowed"
+        )
+    delivery = await engine.act(endpoint.id, delivery_id, action)
     if delivery is None:
         await _delivery_or_404(engine, endpoint, delivery_id)
         raise AssertionError("unreachable")
@@ -217,31 +210,30 @@ async def replay(request: Request, family: Family = WEBHOOKS) -> Response:
     engine = engine_of(request)
     endpoint = await find_endpoint(engine, request, family)
     if not endpoint.allow_replay:
-        raise ApiError(403, "replay_not_allowed", f"endpoint {endpoint.id!r} does not allow replay")
+        raise Forbidden(
+            f"endpoint {endpoint.id!r} does not allow replay", code="replay_not_allowed"
+        )
     body: ReplayRequest = await decode_body(request, ReplayRequest)
     for name in ("from_time", "to_time"):
         value = getattr(body, name)
         if value is not None and value.tzinfo is None:
-            raise ApiError(400, "invalid_parameter", f"{name} needs a timezone", path="$." + name)
+            raise InvalidParameter(f"{name} needs a timezone", path="$." + name)
     for name in ("from_offset", "to_offset"):
         value = getattr(body, name)
         if value is not None and value < 0:
-            raise ApiError(400, "invalid_parameter", f"{name} must be >= 0", path="$." + name)
+            raise InvalidParameter(f"{name} must be >= 0", path="$." + name)
     if body.from_offset is not None and body.from_time is not None:
-        raise ApiError(400, "invalid_parameter", "give from_offset or from_time, not both")
+        raise InvalidParameter("give from_offset or from_time, not both")
     if body.to_offset is not None and body.to_time is not None:
-        raise ApiError(400, "invalid_parameter", "give to_offset or to_time, not both")
-    try:
-        result = await engine.replay(
-            endpoint,
-            from_offset=body.from_offset,
-            to_offset=body.to_offset,
-            from_time=body.from_time,
-            to_time=body.to_time,
-            dry_run=body.dry_run,
-        )
-    except ValueError as exc:
-        raise ApiError(400, "invalid_range", str(exc)) from exc
+        raise InvalidParameter("give to_offset or to_time, not both")
+    result = await engine.replay(
+        endpoint,
+        from_offset=body.from_offset,
+        to_offset=body.to_offset,
+        from_time=body.from_time,
+        to_time=body.to_time,
+        dry_run=body.dry_run,
+    )
     return json_response(
         {
             "endpoint": endpoint.id,

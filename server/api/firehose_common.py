@@ -3,7 +3,8 @@
 :func:`prepare` validates a firehose request (stream name, auth, ``from``,
 ``types``, ``key``, ``batch``, ``Last-Event-ID``) before the WebSocket upgrade
 or the first SSE byte, so that every bad request gets a 4xx JSON error.
-:data:`CLOSE_CODES` lists the close codes used after the upgrade.
+:data:`~server.errors.CLOSE_CODES` lists the close codes used after the upgrade;
+:func:`ended_close` picks one when the hub ends a subscription.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from consumers.firehose.core import (
     parse_last_event_id,
     parse_types,
 )
-from consumers.firehose.hub import Firehose, Subscription
+from consumers.firehose.hub import Firehose, Subscription, SubscriptionEnded
 from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
 from eventlog.model import Beginning, End, validate_stream_name
 from server.api.params import refuse_repeats
 from server.auth import require
 from server.config import ServerConfig
+from server.errors import CLOSE_CODES, CLOSE_GONE, CLOSE_SLOW, ws_close_code_for
 from server.metrics import metrics_of
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "FirehoseMetrics",
     "FirehoseRequest",
     "Transport",
+    "ended_close",
     "firehose_of",
     "gone_reason",
     "prepare",
@@ -48,18 +51,6 @@ __all__ = [
 ]
 
 DEFAULT_STREAM = "events"
-
-#: The close codes the firehose uses after the upgrade, and what they mean.
-CLOSE_CODES: dict[int, str] = {
-    1000: "normal closure",
-    1001: "server shutting down, or the stream was deleted",
-    1003: "the client sent a message: the firehose is send-only",
-    1013: "too many firehose clients; retry later",
-    4008: "slow client: reconnect with the from= offset named in the reason",
-    4416: "events the client needed were removed by retention; reconnect from=beginning",
-}
-CLOSE_SLOW = 4008
-CLOSE_GONE = 4416
 
 Transport = Literal["ws", "sse"]
 
@@ -147,6 +138,16 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
     if start < first:
         raise OffsetOutOfRange(stream, start, first)
     return FirehoseRequest(stream, start, event_filter, batch)
+
+
+def ended_close(sub: Subscription) -> tuple[int, str]:
+    """The close code and reason when the hub ended a subscription: slow client, or stopped."""
+    ended = SubscriptionEnded(
+        sub.subscriber.phase, sub.resume_offset, sub.subscriber.reason or "firehose ended"
+    )
+    if ended.code == "slow_client":
+        return ws_close_code_for(ended), f"slow client; reconnect with from={sub.resume_offset}"
+    return ws_close_code_for(ended), ended.reason
 
 
 def gone_reason(exc: OffsetOutOfRange) -> str:

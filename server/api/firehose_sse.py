@@ -22,17 +22,17 @@ from consumers.firehose.core import Frame
 from consumers.firehose.hub import FirehoseFull, Subscription, SubscriptionEnded
 from eventlog import LogClosed, OffsetOutOfRange
 from server.api.firehose_common import (
-    CLOSE_GONE,
     CLOSE_SLOW,
     FirehoseMetrics,
     FirehoseRequest,
+    ended_close,
     firehose_of,
     gone_reason,
     prepare,
     race,
 )
 from server.config import ServerConfig
-from server.errors import error_response
+from server.errors import response_for, ws_close_code_for
 
 __all__ = ["sse"]
 
@@ -77,9 +77,7 @@ class _SSEStream(Response):
             firehose.admit()
         except FirehoseFull as exc:
             metrics.refused.labels("sse").inc()
-            response = error_response(
-                503, "too_many_clients", str(exc), headers={"retry-after": "5"}
-            )
+            response = response_for(exc, headers={"retry-after": "5"})
             await response(scope, receive, send)
             return
         gauge = metrics.clients.labels("sse")
@@ -137,17 +135,16 @@ class _SSEStream(Response):
         stopping = await race(self._conn, sub, send_task, recv_task)
         if recv_task.done() and not recv_task.cancelled():
             return None
-        code, reason = 1001, sub.subscriber.reason or "firehose ended"
+        code, reason = ended_close(sub)
         exc = None if send_task.cancelled() else send_task.exception()
         if isinstance(exc, OffsetOutOfRange):
-            code, reason = CLOSE_GONE, gone_reason(exc)
+            code, reason = ws_close_code_for(exc), gone_reason(exc)
         elif exc is not None and not isinstance(exc, SubscriptionEnded):
             if isinstance(exc, OSError):
                 return None
             logger.error("firehose SSE sender failed", exc_info=exc)
             code, reason = 1011, "internal error"
-        elif sub.subscriber.phase.value == "overflowed":
-            code, reason = CLOSE_SLOW, f"slow client; reconnect with from={sub.resume_offset}"
+        elif code == CLOSE_SLOW:
             metrics.slow.labels("sse").inc()
         elif stopping is not None and stopping.done() and not stopping.cancelled():
             reason = "server shutting down"  # (race cancels the watch when the feed ends)

@@ -4,7 +4,7 @@ Bad requests are refused before the upgrade (an HTTP denial response with the
 JSON error body, or, without that ASGI extension, accept then close with
 ``4000 + status``). After the upgrade one task sends frames (one event, or one
 ``batch``, per text frame) and one waits for the client; whichever ends first
-decides the close code (:data:`~server.api.firehose_common.CLOSE_CODES`).
+decides the close code (:data:`~server.errors.CLOSE_CODES`).
 """
 
 from __future__ import annotations
@@ -22,31 +22,18 @@ from server.api.firehose_common import (
     CLOSE_SLOW,
     FirehoseMetrics,
     FirehoseRequest,
+    ended_close,
     firehose_of,
     gone_reason,
     prepare,
     race,
 )
 from server.config import ServerConfig
-from server.errors import (
-    ApiError,
-    error_details,
-    error_response,
-    status_for,
-    ws_close_code_for,
-)
+from server.errors import response_for, status_for, ws_close_code_for
 
 __all__ = ["FirehoseEndpoint"]
 
 logger = logging.getLogger("eventlog.firehose")
-
-
-def _error_parts(exc: Exception) -> tuple[int, str, str]:
-    if isinstance(exc, ApiError):
-        return exc.status, exc.code, exc.message
-    if isinstance(exc, EventLogError):
-        return status_for(exc), exc.code, str(exc)
-    raise exc
 
 
 async def _close(websocket: WebSocket, code: int, reason: str, timeout: float) -> None:
@@ -98,18 +85,13 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
     metrics = FirehoseMetrics(websocket)
     try:
         request = await prepare(websocket, stream, sse=False)
-    except (ApiError, EventLogError) as exc:
-        status, error_code, message = _error_parts(exc)
+    except EventLogError as exc:
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            details = error_details(exc)
-            await websocket.send_denial_response(
-                error_response(status, error_code, message, details=details)
-            )
+            await websocket.send_denial_response(response_for(exc))
         else:  # a server without the denial extension: accept, then close 4000 + status
             await websocket.accept()
-            await _close(
-                websocket, 4000 + status, f"{error_code}: {message}", config.firehose_close_timeout
-            )
+            code = 4000 + status_for(exc)
+            await _close(websocket, code, f"{exc.code}: {exc}", config.firehose_close_timeout)
         return
     firehose = firehose_of(websocket)
     try:
@@ -117,7 +99,7 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
     except FirehoseFull as exc:
         metrics.refused.labels("ws").inc()
         await websocket.accept()
-        await _close(websocket, 1013, str(exc), config.firehose_close_timeout)
+        await _close(websocket, ws_close_code_for(exc), str(exc), config.firehose_close_timeout)
         return
     gauge = metrics.clients.labels("ws")
     gauge.inc()
@@ -125,8 +107,8 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
         await websocket.accept()
         try:
             sub = await firehose.subscribe(request.stream, request.start, request.filter)
-        except LogClosed:
-            sub, (code, reason) = None, (1001, "server shutting down")
+        except LogClosed as exc:
+            sub, (code, reason) = None, (ws_close_code_for(exc), "server shutting down")
         if sub is not None:
             async with sub:
                 code, reason = await _pump_ws(websocket, send, sub, request, metrics)
@@ -156,7 +138,6 @@ async def _pump_ws(
         return 1003, "the firehose is send-only: do not send messages"
     if stopping is not None and stopping.done() and not stopping.cancelled():
         return 1001, "server shutting down"
-    ended = sub.subscriber
     exc = None if sender.cancelled() else sender.exception()
     if isinstance(exc, OffsetOutOfRange):
         return ws_close_code_for(exc), gone_reason(exc)  # 4416
@@ -165,9 +146,7 @@ async def _pump_ws(
     if exc is not None and not isinstance(exc, SubscriptionEnded):
         logger.error("firehose sender failed", exc_info=exc)
         return 1011, "internal error"
-    if ended.phase.value == "overflowed":
-        return CLOSE_SLOW, f"slow client; reconnect with from={sub.resume_offset}"
-    return 1001, ended.reason or "firehose ended"
+    return ended_close(sub)
 
 
 class FirehoseEndpoint:

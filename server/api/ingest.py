@@ -40,13 +40,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from eventlog import EventLog
+from eventlog.errors import Conflict, EventLogError, InvalidField, InvalidInput, NotFound
 from server.auth import require
 from server.config import ServerConfig
-from server.errors import ApiError
 from server.ingest.mapping import MappingError
 from server.ingest.pipeline import Challenge, MalformedBody, prepare
 from server.ingest.sources import CompiledSource, Source, redacted
-from server.ingest.store import ConfigOwned, SourceRegistry
+from server.ingest.store import SourceRegistry
 from server.ingest.verify import SignatureError
 from server.secrets import sealed_source_store
 
@@ -71,19 +71,21 @@ async def registry_of(app: Starlette) -> SourceRegistry:
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload_too_large", f"the body is over this source's {limit} bytes")
+        raise InvalidInput(
+            f"the body is over this source's {limit} bytes", code="payload_too_large"
+        )
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise ApiError(
-                    413, "payload_too_large", f"the body is over this source's {limit} bytes"
+                raise InvalidInput(
+                    f"the body is over this source's {limit} bytes", code="payload_too_large"
                 )
             chunks.append(chunk)
     except ClientDisconnect as exc:
-        raise ApiError(400, "client_disconnected", "the client went away mid-body") from exc
+        raise InvalidInput("the client went away mid-body", code="client_disconnected") from exc
     return b"".join(chunks)
 
 
@@ -103,11 +105,11 @@ async def ingest(request: Request) -> Response:
     registry = await registry_of(request.app)
     source = await registry.get(name)
     if source is None:
-        raise ApiError(404, "unknown_source", f"no ingest source is named {name!r}")
+        raise NotFound(f"no ingest source is named {name!r}", code="unknown_source")
     config: ServerConfig = request.app.state.config
     try:
         body = await _read_body(request, min(source.spec.max_body_bytes, config.max_body_bytes))
-    except ApiError as exc:
+    except EventLogError as exc:
         _count(request, name, exc.code)
         raise
     correlation = getattr(request.state, "correlation_id", None)
@@ -119,15 +121,9 @@ async def ingest(request: Request) -> Response:
             now=time.time(),
             extra_headers={"correlation-id": correlation} if correlation else None,
         )
-    except SignatureError as exc:
+    except (SignatureError, MalformedBody, MappingError) as exc:
         _count(request, name, exc.code)
-        raise ApiError(401, exc.code, exc.message) from exc
-    except MalformedBody as exc:
-        _count(request, name, "malformed_payload")
-        raise ApiError(400, "malformed_payload", str(exc)) from exc
-    except MappingError as exc:
-        _count(request, name, "mapping_failed")
-        raise ApiError(400, "mapping_failed", str(exc), path=exc.path) from exc
+        raise
     if isinstance(outcome, Challenge):
         _count(request, name, "challenge")
         return JSONResponse({"challenge": outcome.challenge})
@@ -157,16 +153,11 @@ async def _decode_source(request: Request, name: str | None) -> Source:
     body = await request.body()
     raw = msgspec.json.decode(body)
     if not isinstance(raw, dict):
-        raise ApiError(422, "validation_error", "a source is a JSON object", path="$")
+        raise InvalidField("a source is a JSON object", path="$")
     if name is not None:
         given = raw.setdefault("name", name)
         if given != name:
-            raise ApiError(
-                422,
-                "validation_error",
-                f"the body names {given!r}, the URL {name!r}",
-                path="$.name",
-            )
+            raise InvalidField(f"the body names {given!r}, the URL {name!r}", path="$.name")
     try:
         return msgspec.convert(raw, Source)
     except msgspec.ValidationError as exc:
@@ -174,7 +165,7 @@ async def _decode_source(request: Request, name: str | None) -> Source:
         match = _FIELD.match(str(exc))
         if match is None or " - at `" in str(exc):
             raise
-        raise ApiError(422, "invalid_source", str(exc), path="$." + match.group(1)) from exc
+        raise InvalidInput(str(exc), code="invalid_source", path="$." + match.group(1)) from exc
 
 
 async def list_sources(request: Request) -> Response:
@@ -190,17 +181,12 @@ async def create_source(request: Request) -> Response:
     spec = await _decode_source(request, None)
     registry = await registry_of(request.app)
     if await registry.get(spec.name) is not None:
-        raise ApiError(409, "source_exists", f"an ingest source named {spec.name!r} exists")
+        raise Conflict(f"an ingest source named {spec.name!r} exists", code="source_exists")
     return await _put(registry, spec)
 
 
 async def _put(registry: SourceRegistry, spec: Source) -> Response:
-    try:
-        compiled, created = await registry.put(spec)
-    except ConfigOwned as exc:
-        raise ApiError(
-            409, "source_in_config", f"source {spec.name!r} is defined in the config file"
-        ) from exc
+    compiled, created = await registry.put(spec)
     return JSONResponse(_view(compiled), status_code=201 if created else 200)
 
 
@@ -210,7 +196,7 @@ async def get_source(request: Request) -> Response:
     name = request.path_params["name"]
     source = await (await registry_of(request.app)).get(name)
     if source is None:
-        raise ApiError(404, "unknown_source", f"no ingest source is named {name!r}")
+        raise NotFound(f"no ingest source is named {name!r}", code="unknown_source")
     return JSONResponse(_view(source))
 
 
@@ -225,14 +211,9 @@ async def delete_source(request: Request) -> Response:
     """``DELETE /api/ingest/sources/{name}``: 204, or 404."""
     require(request, "admin")
     name = request.path_params["name"]
-    try:
-        deleted = await (await registry_of(request.app)).delete(name)
-    except ConfigOwned as exc:
-        raise ApiError(
-            409, "source_in_config", f"source {name!r} is defined in the config file"
-        ) from exc
+    deleted = await (await registry_of(request.app)).delete(name)
     if not deleted:
-        raise ApiError(404, "unknown_source", f"no ingest source is named {name!r}")
+        raise NotFound(f"no ingest source is named {name!r}", code="unknown_source")
     return Response(status_code=204)
 
 

@@ -42,19 +42,17 @@ from consumers.notify import (
     build_notify_endpoint,
     notify_view,
 )
-from consumers.webhook import SpecError
+from eventlog.errors import Conflict
 from server.api.endpoint_family import (
     Family,
     decode_body,
     json_response,
     save_endpoint,
-    spec_error,
     stream_bounds,
 )
 from server.api.endpoint_routes import endpoint_routes, patch_endpoint
 from server.api.webhook_engine import engine_of
 from server.auth import require
-from server.errors import ApiError
 
 __all__ = ["NOTIFICATIONS", "routes"]
 
@@ -77,13 +75,10 @@ async def create_target(request: Request) -> Response:
     engine = engine_of(request)
     spec: NotifySpec = await decode_body(request, NotifySpec)
     if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
-        raise ApiError(409, "endpoint_exists", f"an endpoint named {spec.id!r} exists")
+        raise Conflict(f"an endpoint named {spec.id!r} exists", code="endpoint_exists")
     now = time.time()
     head, first = await stream_bounds(engine, spec.stream)
-    try:
-        endpoint = build_notify_endpoint(spec, now=now, head=head, first=first)
-    except SpecError as exc:
-        raise spec_error(exc) from exc
+    endpoint = build_notify_endpoint(spec, now=now, head=head, first=first)
     await save_endpoint(engine, request, endpoint)
     return json_response(notify_view(endpoint, now), 201)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from consumers.firehose.params import MAX_BATCH
 from server.api.openapi import AUTH, INT64_MAX, STREAM, errors, json_body, param, ref
+from server.errors import CLOSE_CODES
 
 __all__ = [
     "endpoint_paths",
@@ -44,14 +45,7 @@ _BATCH = param(
 )
 _FIREHOSE_PARAMS = [_FROM, _TYPES, _KEY, _BATCH]
 
-_CLOSE_CODES = {
-    "1000": "normal closure (the client closed)",
-    "1001": "server shutting down, or the stream was deleted",
-    "1003": "the client sent a message (the firehose is send-only)",
-    "1013": "too many firehose clients; retry later",
-    "4008": "slow client: its queue passed the bound; the reason names from=<offset>",
-    "4416": "retention removed events the client still needed; reconnect from=beginning",
-}
+_CLOSE_CODES = {str(code): meaning for code, meaning in CLOSE_CODES.items()}
 
 
 def websocket_routes() -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from server.errors import ApiError
+from eventlog.errors import InvalidParameter
 
 __all__ = [
     "StreamName",
@@ -44,7 +44,7 @@ def non_negative_int(
     """``params[name]`` as an integer in ``minimum..maximum`` (``default`` when absent).
 
     Raises:
-        ApiError: 400 ``invalid_parameter`` for anything but decimal digits in range.
+        InvalidParameter: 400 for anything but decimal digits in range.
     """
     value = optional_non_negative_int(params, name, minimum=minimum, maximum=maximum)
     return default if value is None else value
@@ -63,11 +63,9 @@ def optional_non_negative_int(
         or len(text) > 19
         or not minimum <= int(text) <= maximum
     ):
-        raise ApiError(
-            400,
-            "invalid_parameter",
+        raise InvalidParameter(
             f"query parameter {name!r} must be an integer from {minimum} to {maximum}, "
-            f"got {text[:40]!r}",
+            f"got {text[:40]!r}"
         )
     return int(text)
 
@@ -76,7 +74,7 @@ def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
     """The ``wait`` parameter in seconds (0 when absent), capped at ``maximum``.
 
     Raises:
-        ApiError: 400 for a negative, non-numeric or non-finite value.
+        InvalidParameter: 400 for a negative, non-numeric or non-finite value.
     """
     text = params.get("wait")
     if text is None or text == "":
@@ -86,10 +84,8 @@ def wait_seconds(params: Mapping[str, str], maximum: float) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}",
+        raise InvalidParameter(
+            f"query parameter 'wait' must be a number of seconds >= 0, got {text[:40]!r}"
         )
     return min(value, maximum)
 
@@ -98,12 +94,12 @@ def refuse_repeats(query_string: bytes) -> None:
     """Refuse a query string that gives any parameter more than once.
 
     Raises:
-        ApiError: 400 ``invalid_parameter`` naming the first repeated parameter.
+        InvalidParameter: 400, naming the first repeated parameter.
     """
     if b"&" not in query_string:
         return  # one parameter at most: the common case, no parsing
     seen: set[str] = set()
     for name, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if name in seen:
-            raise ApiError(400, "invalid_parameter", f"query parameter {name[:40]!r} given twice")
+            raise InvalidParameter(f"query parameter {name[:40]!r} given twice")
         seen.add(name)

@@ -27,11 +27,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventlog import EventLog, NewEvent, validate_stream_name
+from eventlog.errors import InvalidParameter
 from eventlog.schedule import Scheduled
 from server.api.openapi import AUTH, STREAM, errors, json_body, param, ref
 from server.api.params import non_negative_int
 from server.auth import require
-from server.errors import ApiError
 
 __all__ = [
     "APPEND_PARAMS",
@@ -59,18 +59,16 @@ def parse_time(text: str, name: str) -> datetime:
     """An RFC 3339 time with an offset.
 
     Raises:
-        ApiError: 400 ``invalid_parameter`` for anything else.
+        InvalidParameter: 400 for anything else.
     """
     try:
         value = msgspec.convert(text, datetime)
     except msgspec.ValidationError:
         value = None
     if value is None or value.tzinfo is None:
-        raise ApiError(
-            400,
-            "invalid_parameter",
+        raise InvalidParameter(
             f"{name} must be an RFC 3339 time with an offset (e.g. 2026-12-06T14:00:00Z), "
-            f"got {text[:40]!r}",
+            f"got {text[:40]!r}"
         )
     return value
 
@@ -79,16 +77,14 @@ def parse_delay(text: str, name: str) -> timedelta:
     """A delay in seconds (a finite number >= 0).
 
     Raises:
-        ApiError: 400 ``invalid_parameter`` for anything else.
+        InvalidParameter: 400 for anything else.
     """
     try:
         seconds = float(text) if text.isascii() else math.nan
     except ValueError:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds < 0 or seconds > 1e10:
-        raise ApiError(
-            400, "invalid_parameter", f"{name} must be a number of seconds >= 0, got {text[:40]!r}"
-        )
+        raise InvalidParameter(f"{name} must be a number of seconds >= 0, got {text[:40]!r}")
     return timedelta(seconds=seconds)
 
 
@@ -96,7 +92,7 @@ def due_of(params: Mapping[str, str]) -> DueAt | None:
     """The request's due time from ``deliver_at`` or ``delay`` (None: append now)."""
     at, delay = params.get("deliver_at"), params.get("delay")
     if at is not None and delay is not None:
-        raise ApiError(400, "invalid_parameter", "give deliver_at or delay, not both")
+        raise InvalidParameter("give deliver_at or delay, not both")
     if at is not None:
         return parse_time(at, "deliver_at")
     if delay is not None:

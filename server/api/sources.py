@@ -16,11 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventlog.errors import Unavailable
 from server.api.openapi import AUTH, errors, json_body, param, ref
 from server.auth import require
-from server.errors import ApiError
-from server.sources.manager import ConfigOwned, SourceManager, SourceView, UnknownSource
-from server.sources.spec import SourceError
+from server.sources.manager import SourceManager, SourceView
 
 __all__ = ["SourceList", "openapi_paths", "routes"]
 
@@ -41,15 +40,12 @@ def _manager(request: Request) -> SourceManager:
     require(request, "admin")
     manager: SourceManager | None = getattr(request.app.state, "sources", None)
     if manager is None:
-        raise ApiError(503, "not_ready", "file sources are not running")
+        raise Unavailable("file sources are not running", code="not_ready")
     return manager
 
 
 async def _body(request: Request) -> object:
-    try:
-        return msgspec.json.decode(await request.body())
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"malformed JSON: {exc}") from None
+    return msgspec.json.decode(await request.body())
 
 
 def _name(request: Request) -> str:
@@ -66,53 +62,28 @@ async def create_source(request: Request) -> Response:
     """``POST /api/sources``."""
     manager = _manager(request)
     body = await _body(request)
-    try:
-        view, _ = await manager.put(body)
-    except ConfigOwned as exc:
-        raise ApiError(
-            409, "config_source", f"source {exc} is declared in the config file"
-        ) from None
-    except SourceError as exc:
-        status, code = (409, "source_exists") if "exists" in str(exc) else (422, "invalid_source")
-        raise ApiError(status, code, str(exc)) from None
+    view, _ = await manager.put(body)
     return _json(view, 201)
 
 
 async def get_source(request: Request) -> Response:
     """``GET /api/sources/{name}``."""
     manager = _manager(request)
-    try:
-        return _json(manager.view(_name(request)))
-    except UnknownSource:
-        raise ApiError(404, "unknown_source", f"no source {_name(request)!r}") from None
+    return _json(manager.view(_name(request)))
 
 
 async def put_source(request: Request) -> Response:
     """``PUT /api/sources/{name}``: create or replace."""
     manager = _manager(request)
     body = await _body(request)
-    try:
-        view, created = await manager.put(body, _name(request))
-    except ConfigOwned as exc:
-        raise ApiError(
-            409, "config_source", f"source {exc} is declared in the config file"
-        ) from None
-    except SourceError as exc:
-        raise ApiError(422, "invalid_source", str(exc)) from None
+    view, created = await manager.put(body, _name(request))
     return _json(view, 201 if created else 200)
 
 
 async def delete_source(request: Request) -> Response:
     """``DELETE /api/sources/{name}``."""
     manager = _manager(request)
-    try:
-        await manager.delete(_name(request))
-    except UnknownSource:
-        raise ApiError(404, "unknown_source", f"no source {_name(request)!r}") from None
-    except ConfigOwned as exc:
-        raise ApiError(
-            409, "config_source", f"source {exc} is declared in the config file"
-        ) from None
+    await manager.delete(_name(request))
     return Response(status_code=204)
 
 

@@ -24,13 +24,13 @@ from starlette.types import Receive, Scope, Send
 
 from eventlog import Event, EventLog, Hold, StreamInfo, validate_stream_name
 from eventlog.encoding import utf8_problem
+from eventlog.errors import InvalidInput, InvalidParameter, Unavailable
 from eventlog.repair import repair_page
 from server.api.append_body import apply_idempotency_key, media_type, parse_body
 from server.api.params import non_negative_int, optional_non_negative_int, wait_seconds
 from server.api.schedules import due_of, has_due, schedule_answer
 from server.auth import require
 from server.config import ServerConfig
-from server.errors import ApiError
 from server.metrics import metrics_of
 
 __all__ = ["routes"]
@@ -91,7 +91,9 @@ async def read_body(request: Request) -> bytes:
     while True:
         message = await request.receive()
         if message["type"] != "http.request":
-            raise ApiError(400, "client_disconnected", "the client left before sending the body")
+            raise InvalidInput(
+                "the client left before sending the body", code="client_disconnected"
+            )
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -128,7 +130,7 @@ async def append_answer(request: Request) -> tuple[int, bytes]:
     due = due_of(request.query_params) if request.scope["query_string"] else None
     if due is not None or (media_type(content_type).startswith(CE_TYPES) and has_due(stamped)):
         if expected is not None:
-            raise ApiError(400, "invalid_parameter", "expected_offset cannot be scheduled")
+            raise InvalidParameter("expected_offset cannot be scheduled")
         return 202, await schedule_answer(log, stream, stamped, due)
     metrics = metrics_of(request.app)
     started = time.perf_counter()
@@ -194,7 +196,7 @@ async def read(request: Request) -> Response:
         if stopping.is_set():
             # Not an empty 200: a follower would poll again at once, in a loop,
             # for as long as the shutdown takes.
-            raise ApiError(503, "shutting_down", "the server is shutting down; retry shortly")
+            raise Unavailable("the server is shutting down; retry shortly", code="shutting_down")
         if await _wait_for_append(log, stream, start, wait, stopping):
             events = await log.read(stream, start, limit)
     next_offset = events[-1].offset + 1 if events else start

@@ -13,9 +13,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from eventlog import EventLog
+from eventlog.errors import Unavailable
 from server.api.docs_page import docs_html
 from server.api.openapi import openapi_document
-from server.errors import ApiError
 from server.metrics import metrics_of
 
 __all__ = ["routes"]
@@ -30,7 +30,7 @@ async def readyz(request: Request) -> Response:
     """Readiness: the log is open and the server is not shutting down."""
     log: EventLog = request.app.state.log
     if not request.app.state.ready or log.closed or request.app.state.stopping.is_set():
-        raise ApiError(503, "not_ready", "the server is starting or shutting down")
+        raise Unavailable("the server is starting or shutting down", code="not_ready")
     return JSONResponse({"status": "ready"})
 
 

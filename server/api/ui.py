@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.auth import Authenticator, token_of
-from server.errors import ApiError
+from eventlog.errors import Unauthorized
 
 __all__ = ["openapi_paths", "routes", "whoami"]
 
@@ -29,10 +29,10 @@ async def whoami(request: Request) -> Response:
         return JSONResponse({"auth": False, "name": None, "admin": True, "scopes": ["admin"]})
     token = token_of(request)
     if not token:
-        raise ApiError(401, "unauthorized", "an API key is required (Authorization: Bearer)")
+        raise Unauthorized("an API key is required (Authorization: Bearer)")
     grant = auth.grant_for(token)
     if grant is None:
-        raise ApiError(401, "unauthorized", "unknown API key")
+        raise Unauthorized("unknown API key")
     scopes = ["admin"] if grant.admin else []
     scopes += [f"{action}:{glob}" for action, globs in grant.globs.items() for glob in globs]
     return JSONResponse({"auth": True, "name": grant.name, "admin": grant.admin, "scopes": scopes})

@@ -33,7 +33,7 @@ from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
 from consumers.notify.apprise import check_apprise_url
 from consumers.notify.spec import NotificationsConfig, declared_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
-from server.errors import ApiError
+from eventlog.errors import Unavailable
 
 __all__ = [
     "EXTENSIONS",
@@ -66,12 +66,17 @@ async def check_target(endpoint: Endpoint, *, allow_private: bool) -> None:
     Apprise URL reaches: :func:`~consumers.notify.apprise.check_apprise_url`).
 
     Raises:
-        InvalidTarget, UnsafeTarget: As :func:`~consumers.delivery.ssrf.check_url`.
+        InvalidTarget, UnsafeTarget: As :func:`~consumers.delivery.ssrf.check_url`,
+            naming the request field ``$.url``.
     """
-    if endpoint.kind == "apprise":
-        await check_apprise_url(str(endpoint.options["url"]), allow_private=allow_private)
-    else:
-        await check_url(endpoint.url, allow_private=allow_private)
+    try:
+        if endpoint.kind == "apprise":
+            await check_apprise_url(str(endpoint.options["url"]), allow_private=allow_private)
+        else:
+            await check_url(endpoint.url, allow_private=allow_private)
+    except InvalidTarget as exc:  # UnsafeTarget too
+        exc.json_path = "$.url"
+        raise
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ async def _apply_declared(app: Starlette, engine: DeliveryEngine) -> None:
             endpoint = declared_notify_endpoint(target, existing, now=now, head=head, first=first)
         except SpecError as exc:
             raise RuntimeError(
-                f"notification target {target.id!r} in the config file: {exc.path}: {exc}"
+                f"notification target {target.id!r} in the config file: {exc}"
             ) from exc
         declared.append(("notification target", endpoint))
     for what, endpoint in declared:
@@ -201,7 +206,7 @@ def engine_of(request: Request) -> DeliveryEngine:
     """The running engine, or 503 when webhooks are off or the server is not started."""
     engine: DeliveryEngine | None = getattr(request.app.state, "webhooks", None)
     if engine is None:
-        raise ApiError(503, "webhooks_unavailable", "webhook delivery is not running")
+        raise Unavailable("webhook delivery is not running", code="webhooks_unavailable")
     return engine
 
 

@@ -44,12 +44,12 @@ from starlette.routing import Route
 from consumers.webhook import (
     EndpointPatch,
     EndpointSpec,
-    SpecError,
     apply_patch,
     build_endpoint,
     public_view,
     rotate_secret,
 )
+from eventlog.errors import Conflict
 from server.api.delivery_views import attempt_view, delivery_view
 from server.api.endpoint_family import (
     WEBHOOKS,
@@ -58,13 +58,11 @@ from server.api.endpoint_family import (
     find_endpoint,
     json_response,
     save_endpoint,
-    spec_error,
     stream_bounds,
 )
 from server.api.endpoint_routes import ReplayRequest, endpoint_routes, patch_endpoint
 from server.api.webhook_engine import engine_of
 from server.auth import require
-from server.errors import ApiError
 
 __all__ = [
     "WEBHOOKS",
@@ -100,13 +98,10 @@ async def create_endpoint(request: Request) -> Response:
     engine = engine_of(request)
     spec: EndpointSpec = await decode_body(request, EndpointSpec)
     if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
-        raise ApiError(409, "endpoint_exists", f"a webhook endpoint named {spec.id!r} exists")
+        raise Conflict(f"a webhook endpoint named {spec.id!r} exists", code="endpoint_exists")
     now = time.time()
     head, first = await stream_bounds(engine, spec.stream)
-    try:
-        endpoint = build_endpoint(spec, now=now, head=head, first=first)
-    except SpecError as exc:
-        raise spec_error(exc) from exc
+    endpoint = build_endpoint(spec, now=now, head=head, first=first)
     await save_endpoint(engine, request, endpoint)
     view = public_view(endpoint, now)
     if spec.secret is None:
@@ -128,10 +123,7 @@ async def rotate(request: Request) -> Response:
     endpoint = await find_endpoint(engine, request)
     body: RotateRequest = await decode_body(request, RotateRequest, required=False)
     now = time.time()
-    try:
-        updated, secret = rotate_secret(endpoint, now=now, secret=body.secret, grace=body.grace)
-    except SpecError as exc:
-        raise spec_error(exc) from exc
+    updated, secret = rotate_secret(endpoint, now=now, secret=body.secret, grace=body.grace)
     await engine.put_endpoint(updated)
     view = public_view(updated, now)
     if body.secret is None:

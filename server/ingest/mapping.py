@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import jsonpath
 
+from eventlog.errors import InvalidInput
 from server.ingest._headers import get_header
 
 __all__ = ["FieldRule", "JsonPath", "Mapped", "Mapper", "MappingError", "PathSyntaxError", "Pick"]
@@ -37,11 +38,13 @@ __all__ = ["FieldRule", "JsonPath", "Mapped", "Mapper", "MappingError", "PathSyn
 _ENV = jsonpath.JSONPathEnvironment(strict=True)
 
 
-class PathSyntaxError(ValueError):
+class PathSyntaxError(InvalidInput):
     """A configured JSON path is not valid RFC 9535 JSONPath."""
 
+    code = "invalid_json_path"
 
-class MappingError(Exception):
+
+class MappingError(InvalidInput):
     """A request cannot be mapped to an event (HTTP 400).
 
     Attributes:
@@ -50,8 +53,10 @@ class MappingError(Exception):
         message: What was wrong with it.
     """
 
+    code = "mapping_failed"
+
     def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
+        super().__init__(f"{path}: {message}", path=path)
         self.path = path
         self.message = message
 

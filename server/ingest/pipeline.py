@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from eventlog.errors import InvalidInput
 from eventlog.ids import uuid7
 from eventlog.model import NewEvent
 from server.ingest._headers import get_header
@@ -37,8 +38,10 @@ _encoder = msgspec.json.Encoder()
 MAX_FORM_FIELDS = 1000
 
 
-class MalformedBody(ValueError):
+class MalformedBody(InvalidInput):
     """The (authentic) body is neither JSON nor a form (HTTP 400)."""
+
+    code = "malformed_payload"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from eventlog.errors import InvalidStreamName
+from eventlog.errors import InvalidInput, InvalidStreamName
 from eventlog.model import validate_stream_name
 from server.api.params import StreamName
 from server.ingest import verify as v
@@ -57,11 +57,13 @@ _HEADER_NAME = frozenset(
 )
 
 
-class InvalidSource(ValueError):
+class InvalidSource(InvalidInput):
     """A source definition is wrong (HTTP 422); ``path`` names the field."""
 
+    code = "invalid_source"
+
     def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
+        super().__init__(f"{path}: {message}", path="$." + path)
         self.path = path
         self.message = message
 

@@ -24,6 +24,7 @@ from typing import Protocol
 import msgspec
 
 from eventlog import EventLog
+from eventlog.errors import Conflict
 from eventlog.model import utc_now
 from eventlog.storage.sqlite import SQLiteStorage
 from server.ingest.sources import CompiledSource, Source, compile_source
@@ -49,8 +50,14 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Source)
 
 
-class ConfigOwned(Exception):
+class ConfigOwned(Conflict):
     """The source is declared in the config file; the API cannot change it (HTTP 409)."""
+
+    code = "source_in_config"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"source {name!r} is defined in the config file")
+        self.name = name
 
 
 class SourceStore(Protocol):

@@ -37,6 +37,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 
 from consumers.delivery.signing import sign
+from eventlog.errors import Unauthorized
 from server.ingest._headers import get_header
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
 DEFAULT_TOLERANCE = 300
 
 
-class SignatureError(Exception):
+class SignatureError(Unauthorized):
     """A request failed verification (HTTP 401).
 
     Attributes:
@@ -66,8 +67,7 @@ class SignatureError(Exception):
     """
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
         self.message = message
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 import msgspec
 
 from eventlog import EventLog
+from eventlog.errors import Conflict, NotFound
 from server.sources.runtime import FileSource, SourceContext, run_source, source_kinds
 from server.sources.spec import SourceError, SourceSpec, parse_spec
 
@@ -24,12 +25,24 @@ __all__ = ["ConfigOwned", "SourceManager", "SourceStatus", "SourceView", "Unknow
 _STORE = "sources"
 
 
-class ConfigOwned(Exception):
+class ConfigOwned(Conflict):
     """The source is declared in the config file; the API cannot change it."""
 
+    code = "config_source"
 
-class UnknownSource(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"source {name} is declared in the config file")
+        self.name = name
+
+
+class UnknownSource(NotFound):
     """No source of that name."""
+
+    code = "unknown_source"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no source {name!r}")
+        self.name = name
 
 
 class SourceStatus(msgspec.Struct, kw_only=True):
@@ -157,7 +170,8 @@ class SourceManager:
         whether it is new.
 
         Raises:
-            SourceError: Invalid (or, creating, the name is taken: ``exists`` in the message).
+            SourceError: Invalid.
+            Conflict: Creating, and the name is taken (``source_exists``).
             ConfigOwned: The config file declares it.
         """
         spec = parse_spec(raw, self.kinds)
@@ -167,7 +181,7 @@ class SourceManager:
             raise ConfigOwned(spec.name)
         created = spec.name not in self._api
         if name is None and not created:
-            raise SourceError(f"a source named {spec.name!r} exists")
+            raise Conflict(f"a source named {spec.name!r} exists", code="source_exists")
         specs = {**self._api, spec.name: spec}
         await self._save(specs)
         await self._stop(spec.name)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from eventlog import InvalidStreamName, validate_stream_name
+from eventlog.errors import InvalidInput
 
 __all__ = ["BUILTIN_KINDS", "SourceError", "SourceSpec", "parse_spec"]
 
@@ -21,8 +22,10 @@ BUILTIN_KINDS = ("ndjson-tail", "json-file", "directory")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-class SourceError(ValueError):
+class SourceError(InvalidInput):
     """A source declaration that cannot run (HTTP 422, a config error at start)."""
+
+    code = "invalid_source"
 
 
 class SourceSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from consumers.delivery.engine import SUPERVISE_BACKOFF
 from consumers.delivery.recorder import RETRY
 from consumers.delivery.retry import DEFAULT_SCHEDULE, RetryPolicy
 from eventlog.backoff import Backoff
@@ -70,4 +71,5 @@ def test_every_retry_loop_uses_the_one_policy() -> None:
     assert [RETRY.delay(n) for n in (1, 2, 50)] == [0.5, 0.5, 0.5]
     assert RECONNECT_BACKOFF.delay(1) == 0.1
     assert RECONNECT_BACKOFF.delay(60) == 5.0
+    assert [SUPERVISE_BACKOFF.delay(n) for n in (1, 2, 99)] == pytest.approx([0.1, 0.2, 5.0])
     assert [retry_delay(n) for n in range(7)] == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]

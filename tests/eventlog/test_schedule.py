@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,3 +112,21 @@ async def test_several_processes_on_postgres_append_each_due_event_once(
     finally:
         for log in logs:
             await log.close()
+
+
+def test_an_sqlite_log_never_loads_the_postgres_driver(tmp_path: Path) -> None:
+    """The schedule and held transactions pick their backend without importing
+    PostgreSQL's: an SQLite program (and the CLI) starts without asyncpg."""
+    code = (
+        "import asyncio, sys\n"
+        "from eventlog import EventLog\n"
+        "async def main():\n"
+        f"    async with EventLog.open({str(tmp_path / 'e.db')!r}) as log:\n"
+        "        await log.append('s', 1, type='t', at=__import__('datetime').timedelta(0))\n"
+        "        async with log.transaction() as txn:\n"
+        "            await txn.append('s', 2, type='t')\n"
+        "asyncio.run(main())\n"
+        "print('asyncpg' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

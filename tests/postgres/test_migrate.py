@@ -234,3 +234,23 @@ def test_migrate_needs_both_arguments(arg: list[str], capsys: pytest.CaptureFixt
         build_parser().parse_args(["migrate", *arg])
     assert info.value.code == 2
     assert "usage: eventlog migrate" in capsys.readouterr().err
+
+
+async def test_migrate_copies_scheduled_events_and_checkpoints(tmp_path: Path, pg_url: str) -> None:
+    src = tmp_path / "src.db"
+    async with EventLog.open(src, retention_interval=0) as log:
+        for i in range(3):
+            await log.append("later", {"i": i}, type="t", id=f"s{i}", at=timedelta(hours=i + 1))
+        async with log.transaction() as txn:
+            await txn.append("files", 1, type="t")
+            await txn.set_checkpoint("source:app", b'{"offset": 8}')
+    result = migrate(str(src), pg_url)
+    assert result.returncode == 0, result.stderr
+    async with EventLog.open(pg_url, retention_interval=0) as log:
+        page = await log.schedules.page()
+        assert [s.id for s in page.schedules] == ["s0", "s1", "s2"]
+        assert await log.checkpoint("source:app") == b'{"offset": 8}'
+        # The copied rows' sequence numbers are behind the sequence: a new one sorts last.
+        await log.append("later", {}, type="t", id="s9", at=timedelta(hours=1))
+        ids = [s.id for s in (await log.schedules.page(stream="later")).schedules]
+        assert ids == ["s0", "s9", "s1", "s2"]

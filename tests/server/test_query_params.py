@@ -7,8 +7,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from eventlog.errors import InvalidParameter
 from server.api.params import refuse_repeats
-from server.errors import ApiError
+from server.errors import status_for
 from tests.serverproc import ServerProcess
 
 ROUTES = [
@@ -31,11 +32,11 @@ def test_refuse_repeats_names_the_first_repeated_parameter() -> None:
     refuse_repeats(b"")
     refuse_repeats(b"from=0&limit=5&wait=1")
     refuse_repeats(b"a=1;a=2")  # ';' separates nothing: one parameter named a
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(InvalidParameter) as exc:
         refuse_repeats(b"limit=1&from=0&from=0&limit=2")
-    assert (exc.value.status, exc.value.code) == (400, "invalid_parameter")
-    assert exc.value.message == "query parameter 'from' given twice"
-    with pytest.raises(ApiError, match="'types'"):
+    assert (status_for(exc.value), exc.value.code) == (400, "invalid_parameter")
+    assert str(exc.value) == "query parameter 'from' given twice"
+    with pytest.raises(InvalidParameter, match="'types'"):
         refuse_repeats(b"types=a&types")
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from eventlog import EventLogError
 from eventlog.encoding import CheckedJSON
 from server.api.append_body import apply_idempotency_key, media_type, parse_body
 from server.api.params import non_negative_int, wait_seconds
 from server.auth import Authenticator, hash_key, new_key, parse_scope
 from server.config import ApiKey, ConfigError, env_layer, load_config
-from server.errors import ApiError
+from server.errors import status_for
 from server.middleware import correlation_id_from, format_line
 from server.serve import is_loopback
 
@@ -132,9 +133,9 @@ def test_authenticator_401_403_and_globs() -> None:
         (reader, "append", "x", 403),
         (reader, "admin", None, 403),
     ]:
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(EventLogError) as info:
             auth.check(token, action, stream)  # type: ignore[arg-type]
-        assert info.value.status == status
+        assert status_for(info.value) == status
     assert auth.check(reader, "read", "anything") is not None
     assert Authenticator([]).check(None, "admin") is None
 
@@ -161,12 +162,12 @@ def test_parse_body_keeps_data_bytes_verbatim() -> None:
 
 
 def test_parse_body_batch_limit_and_ndjson_paths() -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(EventLogError) as info:
         parse_body(b'[{"type":"a"},{"type":"b"}]', "application/json", max_events=1)
-    assert (info.value.status, info.value.code) == (422, "batch_too_large")
-    with pytest.raises(ApiError) as info:
+    assert (status_for(info.value), info.value.code) == (422, "batch_too_large")
+    with pytest.raises(EventLogError) as info:
         parse_body(b'{"type":"a"}\n\n{"type":"b","x":1}\n', "application/x-ndjson", max_events=9)
-    assert info.value.path == "$[1]"
+    assert info.value.json_path == "$[1]"
 
 
 def test_idempotency_key_single_and_batch() -> None:
@@ -175,7 +176,7 @@ def test_idempotency_key_single_and_batch() -> None:
     assert apply_idempotency_key(single, None)[0].id is None
     batch = parse_body(b'[{"type":"a","id":"own"},{"type":"b"}]', "application/json", max_events=9)
     assert [e.id for e in apply_idempotency_key(batch, "k2")] == ["own", "k2.1"]
-    with pytest.raises(ApiError):
+    with pytest.raises(EventLogError):
         apply_idempotency_key(single, "x" * 201)
 
 
@@ -183,15 +184,15 @@ def test_query_parameters() -> None:
     assert non_negative_int({}, "from", 0) == 0
     assert non_negative_int({"from": "12"}, "from", 0) == 12
     for bad in ("-1", "1.0", " 1", "0x1", "²", "1" * 20):
-        with pytest.raises(ApiError):
+        with pytest.raises(EventLogError):
             non_negative_int({"from": bad}, "from", 0)
-    with pytest.raises(ApiError):
+    with pytest.raises(EventLogError):
         non_negative_int({"limit": "11"}, "limit", 1, maximum=10)
     assert wait_seconds({"wait": "2.5"}, 60) == 2.5
     assert wait_seconds({"wait": "5s"}, 60) == 5
     assert wait_seconds({"wait": "600"}, 60) == 60  # capped
     for bad in ("-0.1", "nan", "inf", "x", "١"):
-        with pytest.raises(ApiError):
+        with pytest.raises(EventLogError):
             wait_seconds({"wait": bad}, 60)
 
 
