@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from server.auth import Authenticator, token_of
 from eventlog.errors import Unauthorized
+from server.auth import Authenticator, token_of
 
 __all__ = ["openapi_paths", "routes", "whoami"]
 
