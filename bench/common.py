@@ -1,22 +1,38 @@
-"""Helpers shared by the benchmark scenarios: payloads, raw-sqlite3 baselines, timing."""
+"""Helpers shared by the benchmark scenarios: payloads, raw-sqlite3 baselines, timing,
+free ports and server subprocesses."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import msgspec
 
 from eventlog.ids import uuid7
 from eventlog.storage.sqlite import MIGRATIONS
 from eventlog.storage.sqlite_schema import PAGE_SIZE
 
-__all__ = ["best_of", "payload", "raw_connection", "scratch_dir", "timed"]
+__all__ = [
+    "best_of",
+    "eventlog_serve",
+    "free_port",
+    "payload",
+    "raw_connection",
+    "scratch_dir",
+    "server_process",
+    "timed",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def payload(i: int) -> dict[str, object]:
@@ -82,3 +98,43 @@ def timed(fn: Callable[[], object]) -> float:
 def best_of(runs: int, fn: Callable[[], float]) -> float:
     """The best (highest) rate of several runs: the least disturbed by neighbours."""
     return max(fn() for _ in range(runs))
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a server subprocess told which port to bind)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def eventlog_serve(db: str | Path, port: int, *, access_log: bool = False) -> list[str]:
+    """The command of an ``eventlog serve`` on ``db`` (a file or a PostgreSQL URL)."""
+    cmd = [sys.executable, "-m", "server.cli.serve", "serve", "--port", str(port), "--db", str(db)]
+    return cmd if access_log else [*cmd, "--no-access-log"]
+
+
+@contextmanager
+def server_process(command: list[str], port: int, log: Path) -> Iterator[str]:
+    """Start a server subprocess, wait until it answers, stop it (SIGTERM) afterwards."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+                time.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

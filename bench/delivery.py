@@ -28,7 +28,7 @@ import aiohttp
 import httpx
 import msgspec
 
-from bench.common import payload, scratch_dir
+from bench.common import free_port, payload, scratch_dir
 from bench.report import Figure, Section
 from consumers.delivery.engine import DeliveryEngine, ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
@@ -50,8 +50,6 @@ async def receiver_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def start_receiver() -> tuple[subprocess.Popen[bytes], int]:
-    from tests.support import free_port
-
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bench.delivery", str(port)])
     deadline = time.monotonic() + 30

@@ -39,7 +39,6 @@ import base64
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from bench.common import payload, scratch_dir
+from bench.common import free_port, payload, scratch_dir
 from bench.report import Figure, Section
 
 CLIENTS = 100
@@ -269,12 +268,6 @@ class Phase:
         return 1000 * statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -436,7 +429,7 @@ class System:
 @contextlib.asynccontextmanager
 async def _eventlog(db: Path) -> AsyncIterator[System]:
     """A real ``eventlog serve`` with HTTP appends."""
-    port = _free_port()
+    port = free_port()
     env = {
         "EVENTLOG_ACCESS_LOG": "false",
         "EVENTLOG_LOG_LEVEL": "warning",
@@ -469,7 +462,7 @@ async def _eventlog(db: Path) -> AsyncIterator[System]:
 @contextlib.asynccontextmanager
 async def _bare() -> AsyncIterator[System]:
     """The bare ``websockets`` broadcast server."""
-    port = _free_port()
+    port = free_port()
     server = await _spawn("-m", "bench.fanout", "bare-server", str(port))
     try:
         assert await _line(server) == "ready"

@@ -25,59 +25,17 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 
-from bench.common import payload, scratch_dir
+from bench.common import eventlog_serve, free_port, payload, scratch_dir, server_process
 from bench.report import Figure, Section
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/api/streams/bench/events"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _server(command: list[str], port: int, log: Path) -> Iterator[str]:
-    """Start a server subprocess, wait until it answers, stop it (SIGTERM) afterwards."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start:\n{log.read_text()}")
-                time.sleep(0.05)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def eventlog_server(db: Path, port: int, log: Path, *, access_log: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "server.serve", "serve", "--port", str(port), "--db", str(db)]
-    return cmd if access_log else [*cmd, "--no-access-log"]
 
 
 def bare_server(port: int, *, tuned: bool = False) -> list[str]:
@@ -314,15 +272,17 @@ def _measure(quick: bool) -> dict[str, float]:
 
     with scratch_dir() as d, ExitStack() as stack:
         urls: dict[str, str] = {}
-        ports = {name: _free_port() for name in ("bare", "bare_tuned", "el", "el_log")}
+        ports = {name: free_port() for name in ("bare", "bare_tuned", "el", "el_log")}
         commands = {
             "bare": bare_server(ports["bare"]),
             "bare_tuned": bare_server(ports["bare_tuned"], tuned=True),
-            "el": eventlog_server(d / "e.db", ports["el"], d / "e.log", access_log=False),
-            "el_log": eventlog_server(d / "l.db", ports["el_log"], d / "l.log", access_log=True),
+            "el": eventlog_serve(d / "e.db", ports["el"], access_log=False),
+            "el_log": eventlog_serve(d / "l.db", ports["el_log"], access_log=True),
         }
         for name, command in commands.items():
-            urls[name] = stack.enter_context(_server(command, ports[name], d / f"{name}.log"))
+            urls[name] = stack.enter_context(
+                server_process(command, ports[name], d / f"{name}.log")
+            )
         for url in urls.values():
             load(url, single, 64, 1.0, d)  # warm-up
         for _ in range(rounds):

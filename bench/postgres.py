@@ -31,7 +31,8 @@ import aiohttp
 import asyncpg
 import msgspec
 
-from bench.common import payload
+from bench.common import eventlog_serve, free_port, payload, scratch_dir, server_process
+from bench.pgcluster import PgCluster, find_bin_dir
 from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
 from eventlog.ids import uuid7
@@ -51,8 +52,6 @@ def server_url() -> Iterator[tuple[str, str]]:
     if given:
         yield given, "the server at EVENTLOG_BENCH_PG_URL"
         return
-    from tests.pg import PgCluster, find_bin_dir
-
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise SystemExit("bench postgres: no PostgreSQL binaries; set EVENTLOG_BENCH_PG_URL")
@@ -65,6 +64,18 @@ def server_url() -> Iterator[tuple[str, str]]:
 
 
 _counter = iter(range(1, 1_000_000))
+
+
+@contextlib.contextmanager
+def serve(url: str, n: int) -> Iterator[list[str]]:
+    """``n`` ``eventlog serve`` processes on the database ``url``; their base URLs."""
+    with contextlib.ExitStack() as stack, scratch_dir() as logs:
+        bases = []
+        for i in range(n):
+            port = free_port()
+            command = eventlog_serve(url, port, access_log=True)
+            bases.append(stack.enter_context(server_process(command, port, logs / f"{i}.log")))
+        yield bases
 
 
 @contextlib.asynccontextmanager
@@ -387,8 +398,6 @@ async def interleaved(runs: int, *fns: Callable[[], Awaitable[float]]) -> list[f
 
 
 async def run(quick: bool) -> Section:
-    from tests.serverproc import ServerProcess
-
     runs = 1 if quick else 3
     total = 50_000 if quick else 200_000
     with server_url() as (admin, where):
@@ -432,9 +441,7 @@ async def run(quick: bool) -> Section:
         for n in (1, 3):
             async with scratch_db(admin) as url:
                 await prepared_schema(url)
-                servers = [ServerProcess.start(db=url) for _ in range(n)]
-                try:
-                    bases = [s.url for s in servers]
+                with serve(url, n) as bases:
                     rate = copy100 = 0.0
                     for _ in range(runs):  # interleaved with the baseline
                         rate = max(rate, await http_appends(bases, http_total, 100, 48))
@@ -442,17 +449,14 @@ async def run(quick: bool) -> Section:
                             copy100,
                             await fresh(lambda u: raw_batches(u, http_total, 100, "copy")),
                         )
-                    figures.append(
-                        Figure(
-                            f"HTTP appends, {n} server process{'es' if n > 1 else ''}",
-                            rate,
-                            copy100,
-                            note="batches of 100, 48 clients; baseline: raw COPY 100/txn",
-                        )
+                figures.append(
+                    Figure(
+                        f"HTTP appends, {n} server process{'es' if n > 1 else ''}",
+                        rate,
+                        copy100,
+                        note="batches of 100, 48 clients; baseline: raw COPY 100/txn",
                     )
-                finally:
-                    for s in servers:
-                        s.stop()
+                )
 
         async with scratch_db(admin) as url:
             async with EventLog.open(url, retention_interval=0) as log:
@@ -472,15 +476,11 @@ async def run(quick: bool) -> Section:
                 )
             )
             for n in (1, 3):
-                servers = [ServerProcess.start(db=url) for _ in range(n)]
-                try:
+                with serve(url, n) as bases:
                     rate = raw_n = 0.0
                     for _ in range(runs):  # interleaved with the baseline
-                        rate = max(rate, await http_reads([s.url for s in servers], read_total))
+                        rate = max(rate, await http_reads(bases, read_total))
                         raw_n = max(raw_n, (await raw_read(url))[0])
-                finally:
-                    for s in servers:
-                        s.stop()
                 figures.append(
                     Figure(
                         f"HTTP reads, {n} server process{'es' if n > 1 else ''}",

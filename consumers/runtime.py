@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import TypeVar, cast
 
 from consumers.failure import BatchIO, FailurePolicy, run_batch
@@ -58,7 +57,8 @@ from eventlog import (
     validate_stream_name,
 )
 from eventlog.backoff import Backoff
-from eventlog.storage.leases import leases_for, run_exclusively
+from eventlog.closing import AsyncClosing
+from eventlog.storage.leases import run_exclusively
 
 __all__ = [
     "Backoff",
@@ -75,7 +75,7 @@ logger = logging.getLogger("eventlog.consumers")
 H = TypeVar("H", Handler, TransactionalHandler)
 
 
-class ConsumerManager:
+class ConsumerManager(AsyncClosing):
     """Runs named handler consumers over one log.
 
     A consumer runs in one process at a time: each holds the lease
@@ -158,7 +158,7 @@ class ConsumerManager:
             Unsupported: ``transactional`` on a backend that cannot (memory).
         """
         validate_stream_name(name)
-        if transactional and not self._log.consumer(name, stream).can_transact:
+        if transactional and not self._log.can_transact:
             raise Unsupported(
                 f"consumer {name!r}: transactional handlers need the log in a database "
                 "(SQLite or PostgreSQL), not in memory"
@@ -250,7 +250,7 @@ class ConsumerManager:
         spec.status.state = "waiting"
         try:
             await run_exclusively(
-                leases_for(self._log.storage),
+                self._log.leases,
                 f"consumer:{spec.name}",
                 lambda: self._run(spec),
                 retry=self._lease_retry,
@@ -275,16 +275,10 @@ class ConsumerManager:
         """Return once :meth:`shutdown` has completed (e.g. from a signal handler)."""
         await self._stopped.wait()
 
-    async def __aenter__(self) -> ConsumerManager:
+    async def _enter(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.shutdown()
 
     async def _until_stopped(self, awaitable: Awaitable[list[Event]]) -> list[Event] | None:

@@ -8,17 +8,16 @@ before committing reads the same events again from its committed offset.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Literal, TypeVar
+from datetime import datetime
+from typing import Literal, Protocol, TypeVar
 
 import msgspec
 
-from eventlog.errors import InvalidPosition, OffsetOutOfRange, Unsupported
+from eventlog.config import LogConfig
+from eventlog.errors import InvalidPosition, LogClosed, OffsetOutOfRange
 from eventlog.holds import Truncation
 from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
-from eventlog.storage.transactions import Body, OffsetTransaction
-
-if TYPE_CHECKING:
-    from eventlog.log import EventLog
+from eventlog.storage.transactions import Body
 
 __all__ = ["Consumer", "ResetPolicy"]
 
@@ -27,6 +26,37 @@ ResetPolicy = Literal["earliest", "latest", "error"]
 logger = logging.getLogger("eventlog")
 
 T = TypeVar("T")
+
+
+class _Log(Protocol):
+    """What a consumer uses of its :class:`~eventlog.log.EventLog` (its public methods)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def config(self) -> LogConfig: ...
+
+    async def read(self, stream: str, from_offset: int = 0, limit: int = 1000) -> list[Event]: ...
+
+    async def wait(self, stream: str, offset: int, timeout: float | None = None) -> bool: ...
+
+    async def bounds(self, stream: str) -> tuple[int, int]: ...
+
+    async def offset_at_time(self, stream: str, time: datetime) -> int: ...
+
+    async def committed_offset(self, consumer: str, stream: str) -> int | None: ...
+
+    async def commit_offset(self, consumer: str, stream: str, offset: int) -> None: ...
+
+    @property
+    def can_transact(self) -> bool: ...
+
+    async def transact_offset(
+        self, consumer: str, stream: str, offset: int, body: Body[T]
+    ) -> T: ...
+
+    def append_event(self, stream: str, data: object, *, type: str) -> None: ...
 
 
 class Consumer:
@@ -39,7 +69,7 @@ class Consumer:
 
     def __init__(
         self,
-        log: EventLog,
+        log: _Log,
         name: str,
         stream: str,
         *,
@@ -74,11 +104,9 @@ class Consumer:
 
     async def _resolve(self, position: Position) -> int:
         if isinstance(position, Beginning):
-            info = await self._log.storage.stream_info(self.stream)
-            return 0 if info is None else info.first_offset
+            return (await self._log.bounds(self.stream))[0]
         if isinstance(position, End):
-            info = await self._log.storage.stream_info(self.stream)
-            return 0 if info is None else info.next_offset
+            return (await self._log.bounds(self.stream))[1]
         if isinstance(position, Offset):
             return position.value
         if isinstance(position, Time):
@@ -88,7 +116,7 @@ class Consumer:
     async def _ensure_position(self) -> int:
         if self._position is None:
             if not self._loaded:
-                self._committed = await self._log.storage.get_offset(self.name, self.stream)
+                self._committed = await self._log.committed_offset(self.name, self.stream)
                 self._loaded = True
             if self._committed is not None:
                 self._position = self._committed
@@ -98,9 +126,10 @@ class Consumer:
 
     async def seek(self, position: Position) -> int:
         """Move the read position (not committed until :meth:`commit`); returns the offset."""
-        self._log._check_open()
+        if self._log.closed:
+            raise LogClosed("the log is closed")
         if not self._loaded:
-            self._committed = await self._log.storage.get_offset(self.name, self.stream)
+            self._committed = await self._log.committed_offset(self.name, self.stream)
             self._loaded = True
         self._position = await self._resolve(position)
         self._page, self._index = [], 0
@@ -140,8 +169,7 @@ class Consumer:
             if self._reset == "earliest":
                 self._position = exc.first
             else:
-                info = await self._log.storage.stream_info(self.stream)
-                self._position = exc.first if info is None else info.next_offset
+                self._position = max((await self._log.bounds(self.stream))[1], exc.first)
             self.truncation = Truncation.of(
                 self.stream, position, exc.first, resumed_at=self._position, consumer=self.name
             )
@@ -159,8 +187,7 @@ class Consumer:
             offset = await self._ensure_position()
         if not isinstance(offset, int) or offset < 0:
             raise InvalidPosition("offset must be a non-negative integer")
-        self._log._check_open()
-        await self._log.storage.commit_offset(self.name, self.stream, offset)
+        await self._log.commit_offset(self.name, self.stream, offset)
         self._committed = offset
         self._loaded = True
 
@@ -178,19 +205,11 @@ class Consumer:
         Raises:
             Unsupported: The backend has no database to share (memory).
         """
-        if not self.can_transact:
-            raise Unsupported(
-                "this storage backend cannot commit an offset inside the caller's "
-                "transaction; use SQLite or PostgreSQL"
-            )
         if offset is None:
             offset = await self._ensure_position()
         if not isinstance(offset, int) or offset < 0:
             raise InvalidPosition("offset must be a non-negative integer")
-        self._log._check_open()
-        async with self._log._held.transaction() as held:
-            result = await body(OffsetTransaction(held))
-            await held.set_offset(self.name, self.stream, offset)
+        result = await self._log.transact_offset(self.name, self.stream, offset, body)
         self._committed = offset
         self._loaded = True
         return result
@@ -198,14 +217,14 @@ class Consumer:
     @property
     def can_transact(self) -> bool:
         """True when :meth:`transact` works: the log is in a database (not in memory)."""
-        return self._log._held.own_writes
+        return self._log.can_transact
 
     async def lag(self) -> int:
         """Events between the committed offset (or the position, if never
         committed) and the stream head."""
         position = self._committed if self._committed is not None else await self._ensure_position()
-        info = await self._log.storage.stream_info(self.stream)
-        return 0 if info is None else max(info.next_offset - position, 0)
+        head = (await self._log.bounds(self.stream))[1]
+        return max(head - position, 0)
 
     def __aiter__(self) -> Consumer:
         return self

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
+from eventlog._opener import Opener
 from eventlog.appends import Appends
+from eventlog.closing import AsyncClosing
 from eventlog.config import LogConfig, storage_for
 from eventlog.consumer import Consumer, ResetPolicy
 from eventlog.errors import (
-    EventLogError,
     InvalidInput,
     InvalidPosition,
     LogClosed,
@@ -34,22 +34,22 @@ from eventlog.errors import (
     StreamNotFound,
 )
 from eventlog.heads import HeadWatcher
-from eventlog.holds import HoldPlan, HoldPolicy
+from eventlog.holds import HoldPolicy
+from eventlog.log_offsets import OffsetMethods
+from eventlog.log_retention import RetentionMethods
 from eventlog.model import (
     BEGINNING,
-    ConsumerInfo,
     Event,
     Position,
-    Retention,
     StreamInfo,
-    utc_now,
     validate_stream_name,
 )
-from eventlog.retention import check_retention, enforce_retention, plan_stream
+from eventlog.retention import run_retention
 from eventlog.schedule import Scheduler
 from eventlog.storage.base import Storage
-from eventlog.storage.held import held_for
-from eventlog.storage.schedule import schedule_store_for
+from eventlog.storage.capabilities import Capabilities
+from eventlog.storage.components import held_for, schedule_store_for
+from eventlog.storage.leases import Leases, leases_for
 from eventlog.transaction import LogTransaction
 from eventlog.writer import GroupCommitWriter
 
@@ -58,32 +58,7 @@ __all__ = ["EventLog", "LogConfig", "storage_for"]
 logger = logging.getLogger("eventlog")
 
 
-class _Opener:
-    """What :meth:`EventLog.open` returns: await it, or use it with ``async with``."""
-
-    def __init__(self, log: EventLog) -> None:
-        self._log = log
-
-    def __await__(self) -> Generator[Any, None, EventLog]:
-        return self._start().__await__()
-
-    async def _start(self) -> EventLog:
-        await self._log.start()
-        return self._log
-
-    async def __aenter__(self) -> EventLog:
-        return await self._start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._log.close()
-
-
-class EventLog(Appends):
+class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
     """A durable, offset-indexed log of named streams.
 
     Create one with :meth:`open`, or with a storage backend directly:
@@ -117,7 +92,7 @@ class EventLog(Appends):
     @classmethod
     def open(
         cls, target: str | Path = "eventlog.db", *, config: LogConfig | None = None, **options: Any
-    ) -> _Opener:
+    ) -> Opener[EventLog]:
         """Open a log: ``async with EventLog.open("events.db") as log:`` or ``await``.
 
         Args:
@@ -132,7 +107,7 @@ class EventLog(Appends):
                 raise InvalidInput(f"unknown log option: {exc}") from exc
         elif options:
             raise TypeError("pass either config= or keyword options, not both")
-        return _Opener(cls(storage_for(target, config), config))
+        return Opener(cls(storage_for(target, config), config))
 
     async def start(self) -> None:
         """Open storage and start the writer and retention tasks."""
@@ -141,7 +116,8 @@ class EventLog(Appends):
         if self._state == "closed":
             raise LogClosed("a closed log cannot be reopened; open a new one")
         await self.storage.open()
-        self.storage.listen(self.heads.advance)
+        if self.storage.capabilities.listen is not None:
+            self.storage.capabilities.listen(self.heads.advance)
         self._writer.start()
         try:
             await self._held.open()
@@ -151,7 +127,9 @@ class EventLog(Appends):
             await self.storage.close()
             raise
         if self.config.retention_interval > 0:
-            self._retention_task = asyncio.create_task(self._retention_loop())
+            self._retention_task = asyncio.create_task(
+                run_retention(self.enforce_retention, self.config.retention_interval)
+            )
         self._state = "open"
 
     async def close(self) -> None:
@@ -169,16 +147,10 @@ class EventLog(Appends):
         self.heads.wake_all()
         await self.storage.close()
 
-    async def __aenter__(self) -> Self:
+    async def _enter(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.close()
 
     @property
@@ -243,6 +215,20 @@ class EventLog(Appends):
         info = await self.storage.stream_info(stream)
         return 0 if info is None else info.next_offset
 
+    async def bounds(self, stream: str) -> tuple[int, int]:
+        """``(first_offset, next_offset)``: the stream's retained offsets are
+        ``first_offset <= offset < next_offset``; ``(0, 0)`` for a stream that
+        does not exist (yet)."""
+        self._check_open()
+        info = await self.storage.stream_info(validate_stream_name(stream))
+        return (0, 0) if info is None else (info.first_offset, info.next_offset)
+
+    def known_head(self, stream: str) -> int | None:
+        """The newest next offset this log has seen for the stream without
+        asking storage (its own commits, other processes' notifications), or
+        None. A hint for a reader deciding whether to :meth:`wait`."""
+        return self.heads.known_head(stream)
+
     async def stream_info(self, stream: str) -> StreamInfo:
         """Head, low watermark, count, bytes and retention of a stream.
 
@@ -303,59 +289,18 @@ class EventLog(Appends):
         """
         return Consumer(self, name, stream, start=start, reset=reset)
 
-    async def consumers(self) -> list[ConsumerInfo]:
-        """Every committed consumer position."""
-        self._check_open()
-        return await self.storage.consumers()
+    # -- what the backend offers ---------------------------------------------------
 
-    # -- retention -------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the storage backend declares beyond the ``Storage`` protocol."""
+        return self.storage.capabilities
 
-    async def set_retention(self, stream: str, retention: Retention) -> None:
-        """Set a stream's retention policy (applied by the next retention pass)."""
-        self._check_open()
-        check_retention(retention)
-        await self.storage.set_retention(validate_stream_name(stream), retention)
-
-    async def enforce_retention(self, now: datetime | None = None) -> int:
-        """Apply every stream's retention policy now, short of what named
-        consumers have not read (see :mod:`eventlog.holds`); return events deleted."""
-        self._check_open()
-        return await enforce_retention(
-            self.storage, now or utc_now(), self.hold_policy, self.notice
-        )
-
-    def set_hold_policy(self, consumer: str, policy: HoldPolicy) -> None:
-        """How ``consumer`` holds retention in this process (default from the config)."""
-        self._holds[validate_stream_name(consumer)] = policy
-
-    def hold_policy(self, consumer: str) -> HoldPolicy:
-        """How ``consumer`` holds retention."""
-        policy = self._holds.get(consumer)
-        if policy is None:
-            return HoldPolicy(protect=self.config.protect_consumers, max_hold=self.config.max_hold)
-        return policy
-
-    async def retention_holds(self, stream: str, now: datetime | None = None) -> HoldPlan:
-        """Who holds ``stream``'s retention back, by how many events, and the cutoff.
-
-        Raises:
-            StreamNotFound: The stream does not exist.
-        """
-        info = await self.stream_info(stream)
-        consumers = await self.storage.consumers()
-        return await plan_stream(self.storage, info, consumers, self.hold_policy, now or utc_now())
-
-    async def notice(self, type: str, data: dict[str, object]) -> None:
-        """Record something the log or a runtime did on its own on the system stream."""
-        await self.append(self.config.system_stream, data, type=type)
-
-    async def _retention_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.retention_interval)
-            try:
-                await self.enforce_retention()
-            except EventLogError as exc:
-                logger.warning("retention pass failed: %s", exc)
+    @property
+    def leases(self) -> Leases:
+        """Leases for "runs in one process at a time" over this log's storage
+        (across processes on PostgreSQL, within this process otherwise)."""
+        return leases_for(self.storage)
 
     # -- metrics ---------------------------------------------------------------
 

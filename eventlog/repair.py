@@ -32,7 +32,7 @@ import msgspec
 
 from eventlog.encoding import json_problem, utf8_problem
 from eventlog.model import Event
-from eventlog.storage.rows import from_us
+from eventlog.storage.rows import events_from_rows, from_us
 
 __all__ = [
     "REPAIRED_HEADER",
@@ -148,27 +148,7 @@ def event_rows(stream: str, rows: Sequence[Any]) -> list[Event]:
 
     A row whose headers are not UTF-8 JSON is read with :func:`lenient_event`.
     """
-    events: list[Event] = []
-    last_us = -1
-    time = from_us(0)
-    raw = msgspec.Raw
     try:
-        for offset, event_id, type_, key, time_us, headers, data in rows:
-            if time_us != last_us:  # one group commit shares one time: convert it once
-                time = from_us(time_us)
-                last_us = time_us
-            events.append(
-                Event(
-                    stream=stream,
-                    offset=offset,
-                    id=event_id,
-                    type=type_,
-                    key=key,
-                    time=time,
-                    headers=_decode_headers(headers) if headers else {},
-                    data=raw(data),
-                )
-            )
+        return events_from_rows(stream, rows)
     except msgspec.DecodeError:  # headers written by hand: not UTF-8, or not JSON
         return [lenient_event(stream, row) for row in rows]
-    return events

@@ -8,11 +8,12 @@ chunks so a large backlog never holds the write lock for long.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from eventlog.errors import InvalidEvent
+from eventlog.errors import EventLogError, InvalidEvent
 from eventlog.holds import HoldPlan, HoldPolicy, plan_holds
 from eventlog.model import ConsumerInfo, Retention, StreamInfo
 from eventlog.storage.base import Storage
@@ -24,6 +25,7 @@ __all__ = [
     "enforce_retention",
     "plan_stream",
     "retention_cutoff",
+    "run_retention",
 ]
 
 logger = logging.getLogger("eventlog")
@@ -112,3 +114,13 @@ async def enforce_retention(
             deleted += await storage.trim(info.name, upto)
             first = upto
     return deleted
+
+
+async def run_retention(enforce: Callable[[], Awaitable[int]], interval: float) -> None:
+    """Call ``enforce()`` every ``interval`` seconds until cancelled; a failed pass is logged."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await enforce()
+        except EventLogError as exc:
+            logger.warning("retention pass failed: %s", exc)

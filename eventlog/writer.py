@@ -10,9 +10,11 @@ and a byte bound; when the queue as a whole is full, producers wait for room
 
 A backend that applies its writes one after another in the order they were
 made (SQLite's single writer connection) may take more than one transaction
-at a time (:attr:`Storage.append_slots`): the next batch then waits at the
-backend, ready to start the moment the previous commit ends, and the event
-loop settles one batch's producers while the backend writes another's. When
+at a time (it declares ``append_slots`` in its
+:class:`~eventlog.storage.capabilities.Capabilities`): the next batch then
+waits at the backend, ready to start the moment the previous commit ends, and
+the event loop settles one batch's producers while the backend writes
+another's. When
 a large batch finds every slot free (the first burst, or after a pause), it
 is split in two so that the two halves take turns from then on.
 """
@@ -70,7 +72,7 @@ class GroupCommitWriter:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._storage = storage
-        self._slots = max(1, getattr(storage, "append_slots", 1))
+        self._slots = max(1, storage.capabilities.append_slots)
         self._on_commit = on_commit
         self._max_batch_events = max_batch_events
         self._max_batch_bytes = max_batch_bytes

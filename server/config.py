@@ -278,7 +278,7 @@ def _check_sources(declared: list[dict[str, Any]]) -> None:
     """``[[sources]]`` checked before the server starts (kinds: built-in and plugins')."""
     if not declared:
         return
-    from server.sources.runtime import source_kinds
+    from server.sources.kinds import source_kinds
     from server.sources.spec import SourceError, parse_spec
 
     kinds = tuple(source_kinds())

@@ -1,5 +1,5 @@
-"""``eventlog serve``: run the HTTP API on uvicorn (uvloop + httptools, one worker);
-``eventlog keygen``: make an API key and the hash to put in the config.
+"""Running the HTTP API on uvicorn (uvloop + httptools, one worker): what
+``eventlog serve`` does once :mod:`server.cli.serve` has read its options.
 
 The server creates the log and hands it to :func:`server.app.create_app` with
 ``manage_log=True``, so the log's writer starts inside uvicorn's event loop
@@ -12,12 +12,10 @@ the writer, close the log, exit 0.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import ipaddress
 import logging
-import os
 import resource
 import sys
 import time
@@ -30,8 +28,7 @@ from consumers.delivery.sealed import SecretBox, SecretsKeyError
 from eventlog import EventLog, EventLogError, LogConfig
 from eventlog.log import storage_for
 from server.app import create_app
-from server.auth import hash_key, new_key, parse_scope
-from server.config import ConfigError, ServerConfig, load_config
+from server.config import ConfigError, ServerConfig
 from server.middleware import BufferedLineWriter, format_line
 from server.protocols import guarded_protocols
 from server.secrets import check_secrets, secret_box
@@ -40,10 +37,7 @@ from server.tls import uvicorn_tls_options
 __all__ = [
     "exposure_warning",
     "is_loopback",
-    "keygen_command",
-    "main",
     "run_server",
-    "serve_command",
 ]
 
 logger = logging.getLogger("eventlog.server")
@@ -251,64 +245,3 @@ def _check_secrets(db: str, log_config: LogConfig, secrets: SecretBox) -> str | 
     except EventLogError:
         pass  # the database itself fails: the server's own start says how
     return None
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    """``eventlog serve``: load the layered config and run the server."""
-    flags = {
-        "host": args.host,
-        "port": args.port,
-        "db": args.db,
-        "insecure": True if args.insecure else None,
-        "log_format": args.log_format,
-        "log_level": args.log_level,
-        "synchronous": args.synchronous,
-        "max_body_bytes": args.max_body_bytes,
-        "access_log": False if args.no_access_log else None,
-        "max_header_bytes": args.max_header_bytes,
-        "header_timeout": args.header_timeout,
-        "idle_timeout": args.idle_timeout,
-        "max_connections": args.max_connections,
-        "ssl_certfile": args.ssl_certfile,
-        "ssl_keyfile": args.ssl_keyfile,
-        "ssl_keyfile_password": args.ssl_keyfile_password,
-        "secrets_key_file": args.secrets_key_file,
-    }
-    file = args.config or os.environ.get("EVENTLOG_CONFIG")
-    try:
-        config = load_config(file=file, environ=os.environ, flags=flags)
-    except ConfigError as exc:
-        print(f"eventlog serve: {exc}", file=sys.stderr)
-        return 2
-    return run_server(config)
-
-
-def keygen_command(args: argparse.Namespace) -> int:
-    """``eventlog keygen``: print a new key and its config entry."""
-    scopes = args.scope or ["admin"]
-    try:
-        for scope in scopes:
-            parse_scope(scope)
-    except ConfigError as exc:
-        print(f"eventlog keygen: {exc}", file=sys.stderr)
-        return 2
-    key = new_key()
-    print(f"key:  {key}", file=sys.stderr)
-    print("Add to the config file (the key itself is not stored):", file=sys.stderr)
-    quoted = ", ".join(f'"{s}"' for s in scopes)
-    print(f'[[api_keys]]\nname = "{args.name}"\nhash = "{hash_key(key)}"\nscopes = [{quoted}]')
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m server.serve serve|keygen ...``: just these two commands of the CLI."""
-    from server.cli.serve import register
-
-    parser = argparse.ArgumentParser(prog="eventlog")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,13 +1,57 @@
-"""Suite-wide fixtures."""
+"""Suite-wide fixtures, and the one backend fixture every contract suite runs behind.
+
+``any_storage`` is parametrised over :data:`BACKENDS`; the storage, log and
+ledger contract suites take it (or ``any_log``, a log over it), so a new
+contract test runs on every backend, PostgreSQL included, without being
+listed anywhere.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from eventlog import EventLog
+from eventlog import EventLog, LogConfig
+from eventlog.storage.base import Storage
+from eventlog.storage.memory import MemoryStorage
+from eventlog.storage.sqlite import SQLiteStorage
+from tests.pg import pg_cluster  # noqa: F401 - the session's throwaway PostgreSQL server
+
+#: Every storage backend; each contract suite runs once per entry.
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def any_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    """An open, empty storage of each backend (PostgreSQL: a fresh database)."""
+    makers: dict[str, Callable[[], Storage]] = {
+        "memory": MemoryStorage,
+        "sqlite": lambda: SQLiteStorage(tmp_path / "contract.db"),
+    }
+    if request.param == "postgres":
+        from eventlog.storage.postgres import PostgresStorage
+
+        url = await request.getfixturevalue("pg_cluster").create_database()
+        makers["postgres"] = lambda: PostgresStorage(url)
+    backend = makers[request.param]()
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest.fixture
+async def any_log(any_storage: Storage) -> AsyncIterator[EventLog]:
+    """An open EventLog over each backend (``any_storage``'s params)."""
+    event_log = EventLog(any_storage, LogConfig(retention_interval=0, recheck_interval=0.2))
+    await event_log.start()
+    try:
+        yield event_log
+    finally:
+        await event_log.close()
 
 
 @pytest.fixture

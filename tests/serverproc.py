@@ -49,11 +49,11 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
 import httpx
 
+from eventlog.closing import Closing
 from tests.support import free_port, scaled
 
 __all__ = ["ServerFailed", "ServerProcess"]
@@ -65,7 +65,7 @@ class ServerFailed(RuntimeError):
     """The server process exited early or never became ready."""
 
 
-class ServerProcess:
+class ServerProcess(Closing):
     """One ``eventlog serve`` subprocess. Use :meth:`start`."""
 
     def __init__(
@@ -133,7 +133,7 @@ class ServerProcess:
         return [
             sys.executable,
             "-m",
-            "server.serve",  # the `eventlog serve` command, without the rest of the CLI
+            "server.cli.serve",  # the `eventlog serve` command, without the rest of the CLI
             "serve",
             "--host",
             "127.0.0.1",
@@ -237,14 +237,3 @@ class ServerProcess:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -3,8 +3,8 @@
 Modules: :mod:`~consumers.delivery.signing` (Standard Webhooks),
 :mod:`~consumers.delivery.retry` (schedules, ``Retry-After``, the outcome
 table), :mod:`~consumers.delivery.ssrf` (target checks),
-:mod:`~consumers.delivery.ledger` (the ``LedgerStore`` protocol, in memory),
-:mod:`~consumers.delivery.sqlite_ledger` and
+:mod:`~consumers.delivery.ledger` (the ``LedgerStore`` protocol),
+:mod:`~consumers.delivery.memory_ledger`, :mod:`~consumers.delivery.sqlite_ledger` and
 :mod:`~consumers.delivery.postgres_ledger`, :mod:`~consumers.delivery.stores`
 (which ledger for which log), :mod:`~consumers.delivery.sender` (pooled
 aiohttp), :mod:`~consumers.delivery.kinds` (target kinds),
@@ -22,7 +22,8 @@ from consumers.delivery.engine import (
     UnknownOffset,
     ledger_for,
 )
-from consumers.delivery.ledger import DeliveryConflict, LedgerStore, MemoryLedger
+from consumers.delivery.ledger import DeliveryConflict, LedgerStore
+from consumers.delivery.memory_ledger import MemoryLedger
 from consumers.delivery.model import Attempt, Delivery, Endpoint, SecretEntry
 from consumers.delivery.retry import AttemptResult, Classification, RetryPolicy, classify
 from consumers.delivery.sender import Sender

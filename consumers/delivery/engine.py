@@ -84,7 +84,7 @@ from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.backoff import Backoff
 from eventlog.errors import EventLogError, InvalidInput, LogClosed
-from eventlog.storage.leases import leases_for, run_exclusively
+from eventlog.storage.leases import run_exclusively
 
 __all__ = [
     "AttemptHook",
@@ -262,7 +262,7 @@ class DeliveryEngine:
     async def _feed_exclusively(self, worker: Worker) -> None:
         """Run the endpoint's feeder while this process holds its lease."""
         await run_exclusively(
-            leases_for(self.log.storage),
+            self.log.leases,
             feeder_lease(worker.endpoint),
             lambda: self._feed(worker),
             retry=self.lease_retry,
@@ -335,8 +335,7 @@ class DeliveryEngine:
 
     async def head(self, stream: str) -> int:
         """The stream's next offset (0 if it does not exist yet)."""
-        info = await self.log.storage.stream_info(stream)
-        return 0 if info is None else info.next_offset
+        return (await self.log.bounds(stream))[1]
 
     def wake(self, endpoint_id: str) -> None:
         """Make an endpoint's dispatcher look at the ledger now."""

@@ -99,7 +99,7 @@ class Feeder:
     async def run(self, worker: Worker) -> None:
         """Feed one endpoint: its stream's matching events become ledger rows."""
         ep = worker.endpoint
-        position = await self.log.storage.get_offset(ep.consumer_name, ep.stream)
+        position = await self.log.committed_offset(ep.consumer_name, ep.stream)
         if position is None:
             position = ep.start_offset
         while True:

@@ -1,4 +1,4 @@
-"""The delivery ledger: the ``LedgerStore`` protocol and its in-memory implementation.
+"""The delivery ledger: the ``LedgerStore`` protocol and what its implementations share.
 
 The ledger keeps endpoints, delivery rows and attempts. A delivery moves
 ``pending → in_flight → delivered | failed`` (a retryable failure goes back to
@@ -40,7 +40,6 @@ from consumers.delivery.model import (
     Ordering,
 )
 from eventlog.errors import Conflict
-from eventlog.storage.base import Storage
 
 __all__ = [
     "ATTEMPT_COLUMNS",
@@ -49,7 +48,6 @@ __all__ = [
     "DeliveryConflict",
     "EndpointCounts",
     "LedgerStore",
-    "MemoryLedger",
     "apply_operator_action",
     "attempt_from_row",
     "counts_from_rows",
@@ -231,185 +229,6 @@ def apply_operator_action(d: Delivery, action: str, now: float) -> Delivery:
             updated=now,
         )
     raise ValueError(f"unknown action {action!r}")
-
-
-class MemoryLedger:
-    """A :class:`LedgerStore` in memory (for the in-memory log and tests).
-
-    Consumer offsets go to the log's storage right after the rows are stored;
-    in one process that is as atomic as the in-memory log itself.
-    """
-
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
-        self._endpoints: dict[str, Endpoint] = {}
-        self._rows: dict[str, Delivery] = {}
-        self._live: set[tuple[str, str, int]] = set()
-        self._attempts: dict[str, list[Attempt]] = {}
-        self._seq = 0
-
-    async def open(self) -> None:
-        return None
-
-    async def put_endpoint(self, endpoint: Endpoint) -> None:
-        self._endpoints[endpoint.id] = endpoint
-
-    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
-        return self._endpoints.get(endpoint_id)
-
-    async def endpoints(self) -> list[Endpoint]:
-        return [self._endpoints[k] for k in sorted(self._endpoints)]
-
-    async def delete_endpoint(self, endpoint_id: str) -> bool:
-        if self._endpoints.pop(endpoint_id, None) is None:
-            return False
-        for key, d in list(self._rows.items()):
-            if d.endpoint_id == endpoint_id:
-                del self._rows[key]
-                self._attempts.pop(key, None)
-        self._live = {k for k in self._live if k[0] != endpoint_id}
-        return True
-
-    async def enqueue(
-        self,
-        endpoint_id: str,
-        rows: Sequence[NewDelivery],
-        *,
-        consumer: ConsumerAdvance | None,
-        now: float,
-    ) -> int:
-        inserted = 0
-        for r in rows:
-            live = (endpoint_id, r.stream, r.offset)
-            if not r.replay and live in self._live:
-                continue
-            if r.id in self._rows:
-                continue
-            if not r.replay:
-                self._live.add(live)
-            self._seq += 1
-            self._rows[r.id] = Delivery(
-                id=r.id,
-                seq=self._seq,
-                endpoint_id=endpoint_id,
-                stream=r.stream,
-                offset=r.offset,
-                event_id=r.event_id,
-                event_type=r.event_type,
-                key=r.key,
-                status="pending",
-                next_attempt_at=r.next_attempt_at,
-                created=now,
-                updated=now,
-                replay=r.replay,
-            )
-            inserted += 1
-        if consumer is not None:
-            await self._storage.commit_offset(consumer.name, consumer.stream, consumer.offset)
-        return inserted
-
-    def _active(self, endpoint_id: str) -> list[Delivery]:
-        rows = [
-            d
-            for d in self._rows.values()
-            if d.endpoint_id == endpoint_id and d.status in ("pending", "in_flight")
-        ]
-        rows.sort(key=lambda d: d.seq)
-        return rows
-
-    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
-        claimed = select_claimable(self._active(endpoint_id), ordering, now, limit)
-        out = []
-        for d in claimed.rows:
-            d = msgspec.structs.replace(d, status="in_flight", updated=now)
-            self._rows[d.id] = d
-            out.append(d)
-        return Claimed(out, claimed.wake_at)
-
-    async def finish(self, results: Sequence[Finished]) -> None:
-        for f in results:
-            d = self._rows.get(f.delivery_id)
-            if d is None or d.status != "in_flight":
-                continue
-            if f.attempt is None:
-                self._rows[d.id] = msgspec.structs.replace(
-                    d, status="pending", next_attempt_at=f.next_attempt_at, updated=f.now
-                )
-                continue
-            attempts = self._attempts.setdefault(d.id, [])
-            attempts.append(msgspec.structs.replace(f.attempt, number=len(attempts) + 1))
-            self._rows[d.id] = msgspec.structs.replace(
-                d,
-                status=f.status,
-                attempts=f.attempts,
-                rate_limited=f.rate_limited,
-                next_attempt_at=f.next_attempt_at,
-                updated=f.now,
-                last_status=f.attempt.status,
-                last_error=f.attempt.error,
-            )
-
-    async def recover(self, now: float) -> int:
-        count = 0
-        for key, d in list(self._rows.items()):
-            if d.status == "in_flight":
-                self._rows[key] = msgspec.structs.replace(
-                    d, status="pending", next_attempt_at=now, updated=now
-                )
-                count += 1
-        return count
-
-    async def deliveries(
-        self,
-        endpoint_id: str,
-        *,
-        status: DeliveryStatus | None = None,
-        from_seq: int = 0,
-        limit: int = 100,
-    ) -> list[Delivery]:
-        rows = sorted(
-            (
-                d
-                for d in self._rows.values()
-                if d.endpoint_id == endpoint_id
-                and d.seq >= from_seq
-                and (status is None or d.status == status)
-            ),
-            key=lambda d: d.seq,
-        )
-        return rows[:limit]
-
-    async def delivery(
-        self, endpoint_id: str, delivery_id: str
-    ) -> tuple[Delivery, list[Attempt]] | None:
-        d = self._rows.get(delivery_id)
-        if d is None or d.endpoint_id != endpoint_id:
-            return None
-        return d, list(self._attempts.get(delivery_id, []))
-
-    async def act(
-        self, endpoint_id: str, delivery_id: str, action: str, now: float
-    ) -> Delivery | None:
-        d = self._rows.get(delivery_id)
-        if d is None or d.endpoint_id != endpoint_id:
-            return None
-        d = apply_operator_action(d, action, now)
-        self._rows[d.id] = d
-        return d
-
-    async def counts(self) -> dict[str, EndpointCounts]:
-        out: dict[str, EndpointCounts] = {}
-        for d in self._rows.values():
-            if d.status not in ("pending", "in_flight"):
-                continue
-            c = out.get(d.endpoint_id, EndpointCounts())
-            if d.status == "pending":
-                oldest = d.created if c.oldest_pending is None else min(c.oldest_pending, d.created)
-                c = EndpointCounts(c.pending + 1, c.in_flight, oldest)
-            else:
-                c = EndpointCounts(c.pending, c.in_flight + 1, c.oldest_pending)
-            out[d.endpoint_id] = c
-        return out
 
 
 def delivery_from_row(r: Any) -> Delivery:

@@ -57,8 +57,9 @@ from consumers.delivery.postgres_ledger_schema import (
     delivery_from_row,
 )
 from consumers.delivery.sealed import SecretBox
+from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
-from eventlog.storage.postgres import PostgresStorage, set_offset
+from eventlog.storage.postgres import set_offset
 from eventlog.storage.postgres_schema import advisory_key
 
 __all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresLedger"]
@@ -75,10 +76,11 @@ class PostgresLedger:
     """The ledger in the log's PostgreSQL schema.
 
     Args:
-        storage: The log's (open) PostgreSQL storage.
+        storage: The log's (open) PostgreSQL database (its storage's declared
+            :class:`~eventlog.storage.capabilities.PostgresTables`).
     """
 
-    def __init__(self, storage: PostgresStorage, *, secrets: SecretBox | None = None) -> None:
+    def __init__(self, storage: PostgresTables, *, secrets: SecretBox | None = None) -> None:
         self._storage = storage
         #: Seals endpoint documents (their secrets, headers, URLs) at rest.
         self._secrets = secrets or SecretBox()

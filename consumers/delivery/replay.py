@@ -62,9 +62,7 @@ async def replay_range(
         UnknownOffset: An offset outside the stream's retained range.
         InvalidRange: ``from`` after ``to``.
     """
-    info = await log.storage.stream_info(stream)
-    first = 0 if info is None else info.first_offset
-    head = 0 if info is None else info.next_offset
+    first, head = await log.bounds(stream)
     start, stop = first, head
     if from_offset is not None:
         if not first <= from_offset < head:

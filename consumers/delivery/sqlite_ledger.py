@@ -1,8 +1,9 @@
 """The SQLite :class:`~consumers.delivery.ledger.LedgerStore`: tables in the log's own database.
 
-Its tables are the ``webhooks`` component of the log's schema
-(:meth:`SQLiteStorage.ensure_schema`). Every write is one
-:meth:`SQLiteStorage.transact` call, so :meth:`SQLiteLedger.enqueue` stores the
+Its tables are the ``webhooks`` component of the log's schema, reached
+through the database the backend declares
+(:class:`~eventlog.storage.capabilities.SQLiteTables`). Every write is one
+``transact`` call, so :meth:`SQLiteLedger.enqueue` stores the
 delivery rows and the consumer's offset (:func:`eventlog.storage.sqlite.set_offset`)
 in one transaction, and a claim or a batch of finished attempts costs one
 thread hop and one commit.
@@ -37,7 +38,8 @@ from consumers.delivery.model import (
     Ordering,
 )
 from consumers.delivery.sealed import SecretBox
-from eventlog.storage.sqlite import SQLiteStorage, set_offset
+from eventlog.storage.capabilities import SQLiteTables
+from eventlog.storage.sqlite import set_offset
 
 __all__ = ["MIGRATIONS", "SQLiteLedger"]
 
@@ -105,7 +107,7 @@ def _marks(width: int, rows: int) -> str:
 class SQLiteLedger:
     """The ledger in the log's SQLite database."""
 
-    def __init__(self, storage: SQLiteStorage, *, secrets: SecretBox | None = None) -> None:
+    def __init__(self, storage: SQLiteTables, *, secrets: SecretBox | None = None) -> None:
         self._storage = storage
         #: Seals endpoint documents (their secrets, headers, URLs) at rest.
         self._secrets = secrets or SecretBox()

@@ -2,47 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from consumers.delivery.ledger import LedgerStore
 from consumers.delivery.sealed import SecretBox
 from eventlog import EventLog
 
-__all__ = ["ledger_for"]
+__all__ = ["LedgerFactory", "ledger_for", "register_ledger"]
+
+LedgerFactory = Callable[[EventLog], LedgerStore]
+
+#: Ledgers of other backends, by the ``kind`` their capabilities declare.
+_registry: dict[str, LedgerFactory] = {}
+
+
+def register_ledger(kind: str, factory: LedgerFactory) -> None:
+    """Give the ledger ``factory(log)`` to logs whose backend declares ``kind``.
+
+    For a backend other than memory, SQLite and PostgreSQL: its ledger must
+    commit delivery rows and the consumer offset in one transaction.
+    """
+    _registry[kind] = factory
 
 
 def ledger_for(log: EventLog, *, secrets: SecretBox | None = None) -> LedgerStore:
-    """The ledger store that matches the log's storage backend.
+    """The ledger store that goes with the log's backend.
 
-    SQLite: :class:`~consumers.delivery.sqlite_ledger.SQLiteLedger`;
-    PostgreSQL: :class:`~consumers.delivery.postgres_ledger.PostgresLedger`; the
-    in-memory log: :class:`~consumers.delivery.ledger.MemoryLedger`. Another
-    backend provides its own by having a ``delivery_ledger()`` method.
-    ``secrets`` seals the endpoint documents of the durable ledgers at rest.
+    A registered ledger (:func:`register_ledger`) for the backend's kind;
+    else, by the database the backend declares, SQLite:
+    :class:`~consumers.delivery.sqlite_ledger.SQLiteLedger`, PostgreSQL:
+    :class:`~consumers.delivery.postgres_ledger.PostgresLedger` (both in the
+    log's own database, so delivery rows and the consumer offset commit
+    together); a log that is not durable (in memory):
+    :class:`~consumers.delivery.memory_ledger.MemoryLedger`. ``secrets`` seals
+    the endpoint documents of the SQLite and PostgreSQL ledgers at rest.
 
     Raises:
-        ValueError: The backend has no ledger (an in-memory ledger next to a
-            durable log would lose deliveries whose offsets were committed).
+        ValueError: A durable backend without a ledger (an in-memory ledger
+            next to a durable log would lose deliveries whose offsets were
+            committed).
     """
-    from eventlog.storage.memory import MemoryStorage
-    from eventlog.storage.sqlite import SQLiteStorage
+    capabilities = log.capabilities
+    registered = _registry.get(capabilities.kind)
+    if registered is not None:
+        return registered(log)
+    tables = capabilities.tables
+    if tables is None:
+        if capabilities.durable:
+            raise ValueError(
+                f"the {capabilities.kind} backend has no delivery ledger; "
+                "webhook delivery needs the SQLite, PostgreSQL or in-memory backend"
+            )
+        from consumers.delivery.memory_ledger import MemoryLedger
 
-    storage = log.storage
-    if isinstance(storage, SQLiteStorage):
+        return MemoryLedger(log)
+    if tables.kind == "sqlite":
         from consumers.delivery.sqlite_ledger import SQLiteLedger
 
-        return SQLiteLedger(storage, secrets=secrets)
-    if isinstance(storage, MemoryStorage):
-        from consumers.delivery.ledger import MemoryLedger
+        return SQLiteLedger(tables, secrets=secrets)
+    from consumers.delivery.postgres_ledger import PostgresLedger  # asyncpg only when used
 
-        return MemoryLedger(storage)
-    if type(storage).__module__ == "eventlog.storage.postgres":  # asyncpg only when used
-        from consumers.delivery.postgres_ledger import PostgresLedger
-
-        return PostgresLedger(storage, secrets=secrets)  # type: ignore[arg-type]
-    factory = getattr(storage, "delivery_ledger", None)
-    if callable(factory):
-        store: LedgerStore = factory()
-        return store
-    raise ValueError(
-        f"the {type(storage).__name__} backend has no delivery ledger yet; "
-        "webhook delivery needs the SQLite or in-memory backend"
-    )
+    return PostgresLedger(tables, secrets=secrets)

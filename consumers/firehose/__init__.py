@@ -7,24 +7,8 @@
 :mod:`~consumers.firehose.subscriber` (one client's state machine).
 """
 
-from consumers.firehose.core import (
-    MAX_BATCH,
-    MAX_TYPE_PATTERNS,
-    Backlog,
-    EventFilter,
-    Frame,
-    HubCore,
-    Limits,
-    Phase,
-    Start,
-    Subscriber,
-    encode_frame,
-    parse_batch,
-    parse_from,
-    parse_key,
-    parse_last_event_id,
-    parse_types,
-)
+from consumers.firehose.core import HubCore
+from consumers.firehose.frames import Backlog, EventFilter, Frame, Limits, encode_frame
 from consumers.firehose.hub import (
     Firehose,
     FirehoseFull,
@@ -32,6 +16,17 @@ from consumers.firehose.hub import (
     Subscription,
     SubscriptionEnded,
 )
+from consumers.firehose.params import (
+    MAX_BATCH,
+    MAX_TYPE_PATTERNS,
+    Start,
+    parse_batch,
+    parse_from,
+    parse_key,
+    parse_last_event_id,
+    parse_types,
+)
+from consumers.firehose.subscriber import Phase, Subscriber
 
 __all__ = [
     "MAX_BATCH",

@@ -1,11 +1,11 @@
-"""The sans-I/O core of the firehose: the hub's fan-out, and the public surface of the core.
+"""The sans-I/O core of the firehose: the hub's fan-out.
 
 Nothing here awaits, sleeps or touches a socket; :mod:`consumers.firehose.hub`
 pumps it. This module owns :class:`HubCore`; the rest of the core lives in
 :mod:`consumers.firehose.params` (query parameters),
 :mod:`consumers.firehose.frames` (frames, filters, limits, the backlog) and
-:mod:`consumers.firehose.subscriber` (one client's state machine), and is
-re-exported here. The rules the core keeps:
+:mod:`consumers.firehose.subscriber` (one client's state machine), all
+re-exported by :mod:`consumers.firehose`. The rules the core keeps:
 
 * **One encoding per event.** :func:`encode_frame` turns an :class:`~eventlog.Event`
   into its compact JSON text once; every client gets the same ``str`` object.
@@ -25,37 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from consumers.firehose.frames import Backlog, EventFilter, Frame, Limits, encode_frame
-from consumers.firehose.params import (
-    MAX_BATCH,
-    MAX_TYPE_PATTERNS,
-    Start,
-    parse_batch,
-    parse_from,
-    parse_key,
-    parse_last_event_id,
-    parse_types,
-)
+from consumers.firehose.frames import Backlog, Frame, Limits
 from consumers.firehose.subscriber import Phase, Subscriber
 
-__all__ = [
-    "MAX_BATCH",
-    "MAX_TYPE_PATTERNS",
-    "Backlog",
-    "EventFilter",
-    "Frame",
-    "HubCore",
-    "Limits",
-    "Phase",
-    "Start",
-    "Subscriber",
-    "encode_frame",
-    "parse_batch",
-    "parse_from",
-    "parse_key",
-    "parse_last_event_id",
-    "parse_types",
-]
+__all__ = ["HubCore"]
 
 
 class HubCore:

@@ -28,19 +28,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self
 
-from consumers.firehose.core import (
-    EventFilter,
-    Frame,
-    HubCore,
-    Limits,
-    Phase,
-    Subscriber,
-    encode_frame,
-)
-from eventlog.errors import LogClosed, OffsetOutOfRange, Unavailable
+from consumers.firehose.core import HubCore
+from consumers.firehose.frames import EventFilter, Frame, Limits, encode_frame
+from consumers.firehose.subscriber import Phase, Subscriber
+from eventlog.closing import AsyncClosing
+from eventlog.errors import LogClosed, OffsetOutOfRange, StreamNotFound, Unavailable
 from eventlog.log import EventLog
 
 __all__ = ["Firehose", "FirehoseFull", "FirehoseHub", "Subscription", "SubscriptionEnded"]
@@ -84,7 +77,7 @@ class SubscriptionEnded(Unavailable):
         return self.phase is Phase.OVERFLOWED
 
 
-class Subscription:
+class Subscription(AsyncClosing):
     """One client's feed. Get one from :meth:`Firehose.subscribe`; close it when done.
 
     Attributes:
@@ -151,15 +144,7 @@ class Subscription:
             self.subscriber.close("client gone")
             self._hub.release(self.subscriber)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         self.close()
 
 
@@ -253,12 +238,10 @@ class FirehoseHub:
         reason = "server shutting down"
         deleted = False
         try:
-            info = await log.storage.stream_info(stream)
-            core = self.core = HubCore(0 if info is None else info.next_offset, self.limits)
+            core = self.core = HubCore((await log.bounds(stream))[1], self.limits)
             self._ready.set()
-            heads = log.heads
             while True:
-                known = heads.known_head(stream)
+                known = log.known_head(stream)
                 # Only wait when the log has not already told us about newer
                 # events: under load the pump goes read, publish, read.
                 if (known is None or known <= core.next_offset) and not await log.wait(
@@ -271,7 +254,9 @@ class FirehoseHub:
                     core.skip_to(exc.first)
                     continue
                 if not events:
-                    if await log.storage.stream_info(stream) is None:
+                    try:
+                        await log.stream_info(stream)
+                    except StreamNotFound:
                         reason = f"stream {stream!r} was deleted"
                         deleted = True
                         break

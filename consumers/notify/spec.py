@@ -53,22 +53,6 @@ from consumers.webhook import (
 )
 from eventlog.model import Event
 
-__all__ = [
-    "KINDS",
-    "NotificationsConfig",
-    "NotifyPatch",
-    "NotifySetup",
-    "NotifySpec",
-    "apply_notify_patch",
-    "build_notify_endpoint",
-    "declared_notify_endpoint",
-    "notify_kinds",
-    "notify_setup",
-    "notify_view",
-    "public_notify_view",
-    "spec_of",
-]
-
 KINDS = ("discord", "slack", "apprise")
 _JSON = {"Content-Type": "application/json"}
 _encoder = msgspec.json.Encoder()

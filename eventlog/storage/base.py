@@ -9,7 +9,7 @@ suite in ``tests/storage/`` proves each backend equivalent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -17,11 +17,13 @@ import msgspec
 
 from eventlog.errors import ExpectedOffsetMismatch
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
+from eventlog.storage.capabilities import Capabilities, HeadListener
 
 __all__ = [
     "AppendOutcome",
     "AppendRequest",
     "Appended",
+    "Capabilities",
     "HeadListener",
     "PendingEvent",
     "Storage",
@@ -76,23 +78,20 @@ AppendOutcome = Appended | ExpectedOffsetMismatch
 """Per request: what happened. Mismatches are returned, not raised, so that one
 producer's conflict never fails the others that share its transaction."""
 
-HeadListener = Callable[[str, int], None]
-"""Called with ``(stream, next_offset)`` when a backend learns that another
-process appended to a stream (PostgreSQL LISTEN/NOTIFY); ``next_offset`` is
-negative when the stream was deleted."""
-
 
 @runtime_checkable
 class Storage(Protocol):
     """What a backend provides. All methods translate driver errors to
     :class:`eventlog.errors.StorageError` subclasses.
 
-    A backend may also set ``append_slots`` (an int, 1 if absent): how many
-    append transactions the writer may hand it at once. More than one is only
-    right for a backend that applies its writes one at a time in the order the
-    calls were made (SQLite's single writer connection), so that offsets keep
-    the order in which appends were queued.
+    Anything optional (cross-process wake-ups and leases, several append
+    transactions at once, tables of other components in the same database)
+    the backend declares in :attr:`capabilities`; nothing asks a backend for
+    its type.
     """
+
+    #: What this backend offers beyond these methods.
+    capabilities: Capabilities
 
     async def open(self) -> None:
         """Connect, check and migrate the schema. Never damages a foreign file."""
@@ -164,7 +163,3 @@ class Storage(Protocol):
     async def consumers(self) -> list[ConsumerInfo]:
         """Every committed consumer position, ordered by name then stream."""
         ...
-
-    def listen(self, listener: HeadListener) -> None:
-        """Register a callback for appends made by other processes (if the
-        backend can see them; single-process backends never call it)."""

@@ -24,7 +24,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +39,7 @@ from eventlog.storage.checkpoints import MIGRATIONS as PG_CHECKPOINTS
 from eventlog.storage.checkpoints import SQLITE_MIGRATIONS as SQLITE_CHECKPOINTS
 from eventlog.storage.rows import to_us
 
-__all__ = ["HeldTransaction", "MemoryHeld", "PgHeld", "SQLiteHeld", "held_for"]
+__all__ = ["HeldSource", "HeldTransaction", "MemoryHeld", "PgHeld", "SQLiteHeld"]
 
 T = TypeVar("T")
 
@@ -386,17 +385,3 @@ class MemoryHeld:
 
     async def close(self) -> None:
         """Nothing to release."""
-
-
-def held_for(storage: Storage) -> HeldSource:
-    """The held-transaction source of a backend."""
-    from eventlog.storage.sqlite import SQLiteStorage
-
-    if isinstance(storage, SQLiteStorage):
-        return SQLiteHeld(storage)
-    # A PostgresStorage exists only once its module is imported: looking it up
-    # keeps asyncpg out of SQLite programs (and the CLI's start-up).
-    postgres = sys.modules.get("eventlog.storage.postgres")
-    if postgres is not None and isinstance(storage, postgres.PostgresStorage):
-        return PgHeld(storage)
-    return MemoryHeld(storage)

@@ -1,13 +1,14 @@
 """Leases: "this named consumer runs in exactly one process at a time".
 
-A backend that several processes share (PostgreSQL) implements
-:class:`Leases`; :func:`leases_for` returns it, or, for a single-process
-backend (memory, SQLite), one :class:`LocalLeases` per storage that is
-exclusive within the process.
+A backend that several processes share (PostgreSQL) declares its
+:class:`Leases` in its capabilities; :func:`leases_for` returns them, or, for a
+single-process backend (memory, SQLite), one :class:`LocalLeases` per storage
+that is exclusive within the process. :attr:`EventLog.leases
+<eventlog.log.EventLog.leases>` is that for the log's storage.
 
 :func:`run_exclusively` is the loop a consumer runtime needs::
 
-    await run_exclusively(leases_for(log.storage), "consumer:billing", run_billing)
+    await run_exclusively(log.leases, "consumer:billing", run_billing)
 
 It runs ``run_billing()`` only while this process holds the lease, cancels it
 at once when the lease is lost, and keeps trying to take the lease otherwise.
@@ -23,9 +24,12 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from eventlog.errors import StorageError
+
+if TYPE_CHECKING:
+    from eventlog.storage.base import Storage
 
 __all__ = ["Lease", "Leases", "LocalLeases", "leases_for", "run_exclusively"]
 
@@ -93,13 +97,13 @@ class LocalLeases:
         return lease
 
 
-_local: weakref.WeakKeyDictionary[object, LocalLeases] = weakref.WeakKeyDictionary()
+_local: weakref.WeakKeyDictionary[Storage, LocalLeases] = weakref.WeakKeyDictionary()
 
 
-def leases_for(storage: object) -> Leases:
-    """The storage itself if it grants leases, else its process-local :class:`LocalLeases`."""
-    if isinstance(storage, Leases):
-        return storage
+def leases_for(storage: Storage) -> Leases:
+    """The leases the storage declares, else its process-local :class:`LocalLeases`."""
+    if storage.capabilities.leases is not None:
+        return storage.capabilities.leases
     leases = _local.get(storage)
     if leases is None:
         leases = _local[storage] = LocalLeases()

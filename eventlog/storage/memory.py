@@ -14,7 +14,8 @@ import msgspec
 
 from eventlog.errors import LogClosed
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo, utc_now
-from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
+from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
+from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.planner import first_offsets, generated_requests, given_ids, plan_appends
 
 __all__ = ["MemoryStorage"]
@@ -40,6 +41,7 @@ class MemoryStorage:
         self._ids: dict[tuple[str, str], int] = {}
         self._offsets: dict[tuple[str, str], ConsumerInfo] = {}
         self._open = False
+        self.capabilities = Capabilities(kind="memory", durable=False)
 
     async def open(self) -> None:
         self._open = True
@@ -184,6 +186,3 @@ class MemoryStorage:
     async def consumers(self) -> list[ConsumerInfo]:
         self._check()
         return [self._offsets[k] for k in sorted(self._offsets)]
-
-    def listen(self, listener: HeadListener) -> None:
-        """Never called: only this process writes to memory."""

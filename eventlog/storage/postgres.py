@@ -25,15 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar, cast
+from datetime import datetime
+from typing import Literal, ParamSpec, TypeVar, cast
 
 import asyncpg
 
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.repair import event_rows
-from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
+from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
+from eventlog.storage.capabilities import Capabilities, HeadListener
 from eventlog.storage.leases import Lease
 from eventlog.storage.planner import first_offsets, generated_requests
 from eventlog.storage.postgres_append import InsertMethod, PgAppender
@@ -47,6 +48,7 @@ from eventlog.storage.postgres_schema import (
     apply_migrations,
     errors_translated,
     redact,
+    set_offset,
     split_url,
 )
 from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
@@ -70,6 +72,11 @@ class PostgresStorage:
             ``COPY`` from ``COPY_FROM_ROWS`` rows on; see docs/postgres.md
             for the measurements), or always ``"unnest"``, ``"executemany"``
             or ``"copy"`` (``copy_records_to_table``).
+
+    Besides the ``Storage`` methods it grants leases across processes
+    (:meth:`acquire_lease`), tells every process of each other's appends
+    (:meth:`listen`) and is the schema of the webhook ledger and ingest
+    sources (:class:`~eventlog.storage.capabilities.PostgresTables`).
     """
 
     def __init__(self, url: str, *, pool_size: int = 10, insert: InsertMethod = "auto") -> None:
@@ -82,12 +89,29 @@ class PostgresStorage:
         self._appender: PgAppender | None = None
         self._listener: NotificationListener | None = None
         self._leases: PgLeases | None = None
+        self.capabilities = Capabilities(
+            kind="postgres",
+            durable=True,
+            listen=self.listen,
+            leases=self,
+            tables=self,
+        )
         s = self.schema
         self._sql_read = (
             f'SELECT "offset", id, type, key, time_us, headers, data FROM {s}.events '
             'WHERE stream = $1 AND "offset" >= $2 ORDER BY "offset" LIMIT $3'
         )
         self._sql_stream = f"SELECT {STREAM_COLUMNS} FROM {s}.streams"
+
+    @property
+    def pool_size(self) -> int:
+        """Most connections of the pool (reads and writes)."""
+        return self._pool_size
+
+    @property
+    def kind(self) -> Literal["postgres"]:
+        """The tag of :data:`~eventlog.storage.capabilities.Tables`."""
+        return "postgres"
 
     # -- connections -------------------------------------------------------------
 
@@ -402,21 +426,6 @@ class PostgresStorage:
     def leases(self) -> PgLeases | None:
         """The lease manager (None when closed)."""
         return self._leases
-
-
-async def set_offset(
-    conn: asyncpg.Connection, schema: str, consumer: str, stream: str, offset: int
-) -> None:
-    """Store a consumer offset (inside a transaction from :meth:`PostgresStorage.transact`)."""
-    await conn.execute(
-        f'INSERT INTO {schema}.consumer_offsets (name, stream, "offset", updated_us) '
-        "VALUES ($1, $2, $3, $4) ON CONFLICT (name, stream) DO UPDATE SET "
-        '"offset" = excluded."offset", updated_us = excluded.updated_us',
-        consumer,
-        stream,
-        offset,
-        to_us(datetime.now(UTC)),
-    )
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

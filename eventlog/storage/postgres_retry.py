@@ -4,31 +4,40 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from eventlog.errors import StorageError
 from eventlog.storage.postgres_schema import connection_lost
 
-if TYPE_CHECKING:
-    from eventlog.storage.postgres import PostgresStorage
-
-__all__ = ["reconnecting"]
+__all__ = ["Pooled", "reconnecting"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
 
+class Pooled(Protocol):
+    """Something with a connection pool (the PostgreSQL storage)."""
+
+    @property
+    def pool_size(self) -> int:
+        """Most connections of the pool."""
+        ...
+
+
+S = TypeVar("S", bound=Pooled)
+
+
 def reconnecting(
-    method: Callable[Concatenate[PostgresStorage, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[PostgresStorage, P], Coroutine[Any, Any, T]]:
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
     """Run an idempotent operation again when its pooled connection turns out dead.
 
     After a PostgreSQL restart every pooled connection is dead; each failed
     attempt discards one, so up to ``pool_size + 1`` attempts are made.
     """
 
-    async def run(self: PostgresStorage, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        attempts = self._pool_size + 1
+    async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        attempts = self.pool_size + 1
         for attempt in range(attempts):
             try:
                 return await method(self, *args, **kwargs)

@@ -16,11 +16,13 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from eventlog.errors import CorruptDatabase, LogClosed, SchemaTooNew, StorageError
+from eventlog.storage.rows import to_us
 
 __all__ = [
     "CORE",
@@ -34,6 +36,7 @@ __all__ = [
     "connection_lost",
     "errors_translated",
     "redact",
+    "set_offset",
     "split_url",
     "translate",
 ]
@@ -234,3 +237,19 @@ async def apply_migrations(
                 component,
                 len(migrations),
             )
+
+
+async def set_offset(
+    conn: asyncpg.Connection, schema: str, consumer: str, stream: str, offset: int
+) -> None:
+    """Store a consumer offset (inside a transaction from :meth:`PostgresStorage.transact
+    <eventlog.storage.postgres.PostgresStorage.transact>`)."""
+    await conn.execute(
+        f'INSERT INTO {schema}.consumer_offsets (name, stream, "offset", updated_us) '
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (name, stream) DO UPDATE SET "
+        '"offset" = excluded."offset", updated_us = excluded.updated_us',
+        consumer,
+        stream,
+        offset,
+        to_us(datetime.now(UTC)),
+    )

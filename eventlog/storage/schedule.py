@@ -12,20 +12,18 @@ Three implementations: :class:`MemorySchedule` here, and the SQLite and
 PostgreSQL tables of :mod:`eventlog.storage.schedule_sqlite` and
 :mod:`eventlog.storage.schedule_postgres`, which keep their table in the
 log's own database as a versioned component (``schedule``).
-:func:`schedule_store_for` picks the one that matches a storage backend.
+:func:`~eventlog.storage.components.schedule_store_for` picks the one that goes
+with a backend.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import msgspec
-
-from eventlog.storage.base import Storage
 
 T = TypeVar("T")
 
@@ -37,7 +35,6 @@ __all__ = [
     "ScheduleRow",
     "ScheduleStore",
     "Txn",
-    "schedule_store_for",
 ]
 
 
@@ -205,20 +202,3 @@ class MemorySchedule:
             if current is not None and current.seq == row.seq:
                 del self._rows[(row.stream, row.id)]
         return len(due)
-
-
-def schedule_store_for(storage: Storage) -> ScheduleStore:
-    """The schedule that lives with ``storage``: a table in its database, or memory."""
-    from eventlog.storage.sqlite import SQLiteStorage
-
-    if isinstance(storage, SQLiteStorage):
-        from eventlog.storage.schedule_sqlite import SQLiteSchedule
-
-        return SQLiteSchedule(storage)
-    # Looked up, not imported: SQLite programs never load asyncpg.
-    postgres = sys.modules.get("eventlog.storage.postgres")
-    if postgres is not None and isinstance(storage, postgres.PostgresStorage):
-        from eventlog.storage.schedule_postgres import PostgresSchedule
-
-        return PostgresSchedule(storage)
-    return MemorySchedule()

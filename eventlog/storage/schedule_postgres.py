@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from eventlog.storage.postgres import PostgresStorage
+from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.schedule import Begin, Deliver, ScheduleFilter, ScheduleRow
 
 __all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresSchedule"]
@@ -68,7 +68,7 @@ def _row(r: Any) -> ScheduleRow:
 class PostgresSchedule:
     """A :class:`~eventlog.storage.schedule.ScheduleStore` in the log's PostgreSQL schema."""
 
-    def __init__(self, storage: PostgresStorage) -> None:
+    def __init__(self, storage: PostgresTables) -> None:
         self._storage = storage
         s = storage.schema
         self._sql_insert = (

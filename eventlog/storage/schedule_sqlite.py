@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
+from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.schedule import Begin, Deliver, ScheduleFilter, ScheduleRow
-from eventlog.storage.sqlite import SQLiteStorage
 
 __all__ = ["MIGRATIONS", "SQLiteSchedule"]
 
@@ -113,7 +113,7 @@ def _delete(conn: sqlite3.Connection, rows: Sequence[ScheduleRow]) -> None:
 class SQLiteSchedule:
     """A :class:`~eventlog.storage.schedule.ScheduleStore` in the log's SQLite file."""
 
-    def __init__(self, storage: SQLiteStorage) -> None:
+    def __init__(self, storage: SQLiteTables) -> None:
         self._storage = storage
 
     async def open(self) -> None:

@@ -1,8 +1,9 @@
-"""The SQLite backend (the embedded default), on aiosqlite.
+"""The SQLite backend (the embedded default).
 
 One writer connection applies every write; each write is one function run on
-the connection's worker thread (:mod:`eventlog.storage.sqlite_ops`), so a
-whole group-committed transaction (look-ups, ``executemany``, head update,
+the connection's own thread (:mod:`eventlog.storage.sqlite_thread`; the
+functions are in :mod:`eventlog.storage.sqlite_ops`), so a whole
+group-committed transaction (look-ups, ``executemany``, head update,
 ``COMMIT``) costs one thread hop, not one per statement. Readers use their
 own connections (WAL lets them read while the writer commits), so reads never
 queue behind a commit. The file's schema and the checks made before anything
@@ -17,14 +18,13 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TypeVar, cast
+from typing import Literal, TypeVar
 
-import aiosqlite
-
-from eventlog.errors import LogClosed, StorageError
+from eventlog.errors import LogClosed
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.storage import sqlite_ops as ops
-from eventlog.storage.base import AppendOutcome, AppendRequest, HeadListener, PendingEvent
+from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
+from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.sqlite_ops import read_events, set_offset, translate
 from eventlog.storage.sqlite_packed import json_available, pack
 from eventlog.storage.sqlite_schema import (
@@ -35,6 +35,7 @@ from eventlog.storage.sqlite_schema import (
     prepare_reader,
     prepare_writer,
 )
+from eventlog.storage.sqlite_thread import SQLiteThread
 
 __all__ = [
     "APPLICATION_ID",
@@ -60,11 +61,11 @@ class SQLiteStorage:
             loss), ``"normal"`` (survives a process crash; a power loss may
             drop the last commits) or ``"off"``.
         readers: Number of reader connections.
-    """
 
-    #: Append transactions the writer may hand over at once: the writer
-    #: connection runs them one after another in the order they were made.
-    append_slots = 2
+    Besides the ``Storage`` methods it is the database of the webhook ledger
+    and ingest sources (:class:`~eventlog.storage.capabilities.SQLiteTables`:
+    :meth:`transact`, :meth:`query`, :meth:`ensure_schema`).
+    """
 
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "full", readers: int = 2):
         if synchronous not in ("full", "normal", "off"):
@@ -72,35 +73,20 @@ class SQLiteStorage:
         self.path = Path(path)
         self.synchronous = synchronous
         self._reader_count = max(1, readers)
-        self._writer: aiosqlite.Connection | None = None
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all_readers: list[aiosqlite.Connection] = []
+        self._writer: SQLiteThread | None = None
+        self._readers: asyncio.Queue[SQLiteThread] = asyncio.Queue()
+        self._all_readers: list[SQLiteThread] = []
         self._packed = False
+        # Two append transactions at once: the writer connection runs them one
+        # after another in the order they were handed over.
+        self.capabilities = Capabilities(kind="sqlite", durable=True, append_slots=2, tables=self)
+
+    @property
+    def kind(self) -> Literal["sqlite"]:
+        """The tag of :data:`~eventlog.storage.capabilities.Tables`."""
+        return "sqlite"
 
     # -- connections ---------------------------------------------------------
-
-    async def _connect(self) -> aiosqlite.Connection:
-        try:
-            return await aiosqlite.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open {str(self.path)!r}: {exc}") from exc
-
-    @staticmethod
-    async def _run(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-        # aiosqlite's worker runs queued callables one at a time; running a
-        # whole transaction as one callable is one thread hop instead of one
-        # per statement (see BASELINES: ~100 us a hop).
-        def call() -> T:
-            return fn(conn._conn)
-
-        try:
-            return cast(T, await conn._execute(call))  # type: ignore[no-untyped-call]
-        except sqlite3.Error as exc:
-            raise ops.translate(exc) from exc
-        except ValueError as exc:
-            if "closed" in str(exc):
-                raise LogClosed("storage is closed") from exc
-            raise
 
     async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` in one write transaction on the writer connection.
@@ -123,7 +109,7 @@ class SQLiteStorage:
             conn.execute("COMMIT")
             return result
 
-        return await self._run(self._writer, txn)
+        return await self._writer.run(txn)
 
     async def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on a reader connection (read-only)."""
@@ -131,7 +117,7 @@ class SQLiteStorage:
             raise LogClosed("storage is closed")
         conn = await self._readers.get()
         try:
-            return await self._run(conn, fn)
+            return await conn.run(fn)
         finally:
             self._readers.put_nowait(conn)
 
@@ -144,17 +130,17 @@ class SQLiteStorage:
         if self._writer is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await self._connect()
+        writer = await SQLiteThread.connect(self.path)
         try:
-            await self._run(writer, lambda c: prepare_writer(c, self.path, self.synchronous))
+            await writer.run(lambda c: prepare_writer(c, self.path, self.synchronous))
         except BaseException:
             await writer.close()
             raise
         self._writer = writer
-        self._packed = await self._run(writer, json_available)
+        self._packed = await writer.run(json_available)
         for _ in range(self._reader_count):
-            reader = await self._connect()
-            await self._run(reader, prepare_reader)
+            reader = await SQLiteThread.connect(self.path)
+            await reader.run(prepare_reader)
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
 
@@ -166,7 +152,7 @@ class SQLiteStorage:
             with contextlib.suppress(sqlite3.Error):
                 await conn.close()
 
-    def _write(self) -> aiosqlite.Connection:
+    def _write(self) -> SQLiteThread:
         if self._writer is None:
             raise LogClosed("storage is closed")
         return self._writer
@@ -175,7 +161,7 @@ class SQLiteStorage:
 
     async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
         now_us = ops.to_us(now)
-        return await self._run(self._write(), lambda conn: ops.append(conn, requests, now_us))
+        return await self._write().run(lambda conn: ops.append(conn, requests, now_us))
 
     async def append_generated(
         self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
@@ -184,8 +170,8 @@ class SQLiteStorage:
         # Packed here, on the event loop, so that the writer thread holds the GIL
         # for five bound values instead of eight per event.
         packed = {s: pack(events) for s, events in streams.items()} if self._packed else None
-        return await self._run(
-            self._write(), lambda conn: ops.append_generated(conn, streams, now_us, packed)
+        return await self._write().run(
+            lambda conn: ops.append_generated(conn, streams, now_us, packed)
         )
 
     async def set_retention(self, stream: str, retention: Retention) -> None:
@@ -227,7 +213,3 @@ class SQLiteStorage:
 
     async def consumers(self) -> list[ConsumerInfo]:
         return await self.query(ops.consumers)
-
-    def listen(self, listener: HeadListener) -> None:
-        """Not supported: other processes' appends are found by the log's
-        periodic re-check while it waits."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 
 import msgspec
 
@@ -20,7 +19,7 @@ from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.repair import lenient_event
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.planner import given_ids, plan_appends
-from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
+from eventlog.storage.rows import STREAM_COLUMNS, events_from_rows, from_us, stream_info, to_us
 from eventlog.storage.sqlite_packed import Packed
 
 __all__ = [
@@ -50,7 +49,6 @@ _UPSERT_HEAD = (
 _ID_CHUNK = 500
 _CHUNK_ROWS = 256  # rows per INSERT statement at most (x 8 parameters)
 _encode = msgspec.json.encode
-_decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
 def translate(exc: sqlite3.Error) -> StorageError:
@@ -300,36 +298,7 @@ def read_events(conn: sqlite3.Connection, stream: str, start: int, limit: int) -
 
 def _read_events(conn: sqlite3.Connection, stream: str, start: int, limit: int) -> list[Event]:
     rows = conn.execute(_READ_TEXT, (stream, start, limit)).fetchall()
-    # One group commit shares one time: decode each distinct time once.
-    times: dict[int, datetime] = {}
-    for time_us in {row[4] for row in rows}:
-        times[time_us] = from_us(time_us)
-    raw = msgspec.Raw
-    decode_headers = _decode_headers
-    # Leaving out key and headers when they are empty lets msgspec use its
-    # defaults, a third cheaper per event than passing them.
-    return [
-        Event(
-            stream=stream,
-            offset=offset,
-            id=event_id,
-            type=type_,
-            time=times[time_us],
-            data=raw(data),
-        )
-        if key is None and not headers
-        else Event(
-            stream=stream,
-            offset=offset,
-            id=event_id,
-            type=type_,
-            key=key,
-            time=times[time_us],
-            headers=decode_headers(headers) if headers else {},
-            data=raw(data),
-        )
-        for offset, event_id, type_, key, time_us, headers, data in rows
-    ]
+    return events_from_rows(stream, rows)
 
 
 _STREAM_SELECT = f"SELECT {STREAM_COLUMNS} FROM streams"

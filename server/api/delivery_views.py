@@ -6,18 +6,12 @@ their family's own view (:attr:`server.api.endpoint_family.Family.view`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from consumers.delivery.model import Attempt, Delivery
+from consumers.webhook.views import iso as _iso
 
 __all__ = ["attempt_view", "delivery_view"]
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def delivery_view(d: Delivery) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Endpoint
 from consumers.webhook import public_view
 from eventlog.errors import Conflict, InvalidInput, NotFound
-from server.api.webhook_engine import check_target, webhooks_config
+from server.api.webhook_engine import check_target, stream_bounds, webhooks_config
 
 __all__ = [
     "WEBHOOKS",
@@ -55,12 +55,6 @@ WEBHOOKS = Family(frozenset({"webhook"}), "webhook endpoint", "unknown_endpoint"
 
 
 # -- helpers --------------------------------------------------------------------------
-
-
-async def stream_bounds(engine: DeliveryEngine, stream: str) -> tuple[int, int]:
-    """``(head, first offset)`` of a stream; ``(0, 0)`` when it does not exist yet."""
-    info = await engine.log.storage.stream_info(stream)
-    return (0, 0) if info is None else (info.next_offset, info.first_offset)
 
 
 def json_response(data: Any, status: int = 200) -> Response:

@@ -16,16 +16,18 @@ from typing import Any, Literal
 from prometheus_client import Counter, Gauge
 from starlette.requests import HTTPConnection
 
-from consumers.firehose.core import (
+from consumers.firehose import (
     EventFilter,
+    Firehose,
     Limits,
+    Subscription,
+    SubscriptionEnded,
     parse_batch,
     parse_from,
     parse_key,
     parse_last_event_id,
     parse_types,
 )
-from consumers.firehose.hub import Firehose, Subscription, SubscriptionEnded
 from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
 from eventlog.model import Beginning, End, validate_stream_name
 from server.api.params import refuse_repeats

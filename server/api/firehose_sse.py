@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from consumers.firehose.core import Frame
+from consumers.firehose import Frame
 from consumers.firehose.hub import FirehoseFull, Subscription, SubscriptionEnded
 from eventlog import LogClosed, OffsetOutOfRange
 from server.api.firehose_common import (

@@ -6,8 +6,10 @@ Schemas come from the msgspec Structs the routes decode and encode
 wire format; the limits the routes check by hand (``limit`` up to the server's
 ``max_read_limit``, batch sizes, CloudEvents attributes, the Idempotency-Key)
 are written next to the constants they come from. Paths are listed by hand:
-the core routes here, the feature routes (ingest, firehose, webhooks,
-notifications) in :mod:`server.api.openapi_paths`. ``tests/server/test_openapi.py``
+the core routes here, the feature routes (ingest, firehose) in
+:mod:`server.api.openapi_paths`, the webhook and notification routes in
+:mod:`server.api.openapi_endpoints`, from the pieces in
+:mod:`server.api.openapi_parts`. ``tests/server/test_openapi.py``
 checks that every route of the app is in the document and that the document is
 valid; ``tests/server/test_schemathesis.py`` sends generated requests (valid
 and invalid) to a real server and checks every answer against the document.
@@ -22,18 +24,9 @@ import msgspec
 
 from eventlog import Event, LogConfig, StreamInfo
 from server.api.append_body import Id, Key, Type
+from server.api.openapi_parts import AUTH, INT64_MAX, NAME, STREAM, errors, json_body, param, ref
 
-__all__ = [
-    "AUTH",
-    "CLOUD_EVENT",
-    "INT64_MAX",
-    "STREAM",
-    "errors",
-    "json_body",
-    "openapi_document",
-    "param",
-    "ref",
-]
+__all__ = ["CLOUD_EVENT", "openapi_document"]
 
 
 class ErrorBody(msgspec.Struct):
@@ -50,9 +43,6 @@ class Error(msgspec.Struct):
     error: ErrorBody
 
 
-#: The largest integer a query parameter takes (the server refuses larger ones).
-INT64_MAX = 2**63 - 1
-
 #: Texts the log refuses to store with a NUL character in them
 #: (:mod:`eventlog.encoding`): an event's type, key and id.
 NO_NUL = "^[^\x00]*$"
@@ -68,48 +58,6 @@ class EventIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     key: Annotated[Key, msgspec.Meta(pattern=NO_NUL)] | None = None
     id: Annotated[Id, msgspec.Meta(pattern=NO_NUL)] | None = None
     headers: dict[str, str] = {}
-
-
-def ref(name: str) -> dict[str, str]:
-    """A reference to a component schema."""
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON ``content`` map with ``schema``."""
-    return {"application/json": {"schema": schema}}
-
-
-def errors(*statuses: int, say: dict[int, str] | None = None) -> dict[str, Any]:
-    """Error responses for ``statuses``: the generic meaning, or the one in ``say``."""
-    meaning = {
-        400: "Malformed request: bad JSON, path or query parameter (or one given twice)",
-        401: "No API key, or an unknown one",
-        403: "The API key lacks the scope",
-        404: "No such stream, consumer or route",
-        408: "The request body did not arrive in time",
-        409: "Conflict with the current state",
-        413: "Body over the server's limit, or an event over the log's limit",
-        415: "Unsupported Content-Type",
-        416: "Offset before the first retained event",
-        422: "Well-formed JSON with an invalid value (`path` says where)",
-        503: "The log is closed or the server is shutting down",
-        **(say or {}),
-    }
-    return {
-        str(s): {"description": meaning[s], "content": json_body(ref("Error"))} for s in statuses
-    }
-
-
-def param(name: str, where: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """A parameter (required when it is in the path)."""
-    return {
-        "name": name,
-        "in": where,
-        "required": where == "path",
-        "description": description,
-        "schema": schema,
-    }
 
 
 #: A structured-mode CloudEvent as :func:`server.api.append_body.cloudevent` accepts it.
@@ -155,16 +103,6 @@ def _time_pattern(schema: Any, *, naive_ok: bool) -> None:
             _time_pattern(value, naive_ok=naive_ok)
 
 
-STREAM = param(
-    "stream",
-    "path",
-    "1-128 characters of [A-Za-z0-9._-], starting with a letter or digit",
-    {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
-)
-NAME = param("name", "path", "Consumer name (same rules as stream names)", STREAM["schema"])
-AUTH = [401, 403]
-
-
 @cache
 def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
     """The OpenAPI 3.1 description of the API (built once per ``max_read_limit``,
@@ -176,6 +114,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
     from server.api import openapi_paths as more
     from server.api import schedules, sources, ui
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
+    from server.api.openapi_endpoints import endpoint_paths
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
     from server.api.webhooks import ReplayRequest, RotateRequest
     from server.ingest.sources import Source
@@ -415,12 +354,12 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         **ui.openapi_paths(),
         **more.firehose_paths(),
         **more.ingest_paths(),
-        **more.endpoint_paths(
+        **endpoint_paths(
             "/api/webhooks", "webhook endpoint", "EndpointSpec", "EndpointPatch", rotate=True
         ),
         **schedules.openapi_paths(),
         **sources.openapi_paths(),
-        **more.endpoint_paths(
+        **endpoint_paths(
             "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
         ),
     }

@@ -1,6 +1,6 @@
-"""OpenAPI path items of the feature routes: inbound webhooks, the firehose,
-webhook endpoints and notification targets (:mod:`server.api.openapi` has the
-core routes and assembles the document).
+"""OpenAPI path items of the feature routes: inbound webhooks and the firehose
+(:mod:`server.api.openapi` has the core routes and assembles the document;
+webhook endpoints and notification targets are :mod:`server.api.openapi_endpoints`).
 
 WebSocket routes have no place in OpenAPI: they are listed in the document's
 ``x-websockets`` extension (and the description of the SSE operation) by
@@ -12,17 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from consumers.firehose.params import MAX_BATCH
-from server.api.openapi import AUTH, INT64_MAX, STREAM, errors, json_body, param, ref
+from server.api.openapi_parts import AUTH, OBJECT, STREAM, errors, json_body, param, ref
 from server.errors import CLOSE_CODES
 
 __all__ = [
-    "endpoint_paths",
     "firehose_paths",
     "ingest_paths",
     "websocket_routes",
 ]
-
-_OBJECT: dict[str, Any] = {"type": "object"}
 
 _FROM = param(
     "from",
@@ -140,7 +137,7 @@ def ingest_paths() -> dict[str, Any]:
                 "parameters": [source],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _OBJECT}},
+                    "content": {"application/json": {"schema": OBJECT}},
                 },
                 "responses": {
                     "202": {
@@ -196,7 +193,7 @@ def ingest_paths() -> dict[str, Any]:
                 "summary": "Create an ingest source",
                 "requestBody": {"required": True, "content": json_body(ref("Source"))},
                 "responses": {
-                    "201": {"description": "Created", "content": json_body(_OBJECT)},
+                    "201": {"description": "Created", "content": json_body(OBJECT)},
                     **errors(
                         400,
                         *AUTH,
@@ -212,7 +209,7 @@ def ingest_paths() -> dict[str, Any]:
                 "summary": "One ingest source",
                 "parameters": [name],
                 "responses": {
-                    "200": {"description": "The source", "content": json_body(_OBJECT)},
+                    "200": {"description": "The source", "content": json_body(OBJECT)},
                     **errors(*AUTH, 404, say=no_source),
                 },
             },
@@ -221,8 +218,8 @@ def ingest_paths() -> dict[str, Any]:
                 "parameters": [name],
                 "requestBody": {"required": True, "content": json_body(ref("SourceReplace"))},
                 "responses": {
-                    "200": {"description": "Replaced", "content": json_body(_OBJECT)},
-                    "201": {"description": "Created", "content": json_body(_OBJECT)},
+                    "200": {"description": "Replaced", "content": json_body(OBJECT)},
+                    "201": {"description": "Created", "content": json_body(OBJECT)},
                     **errors(400, *AUTH, 409, 422, say={**in_config, **bad_source}),
                 },
             },
@@ -236,217 +233,3 @@ def ingest_paths() -> dict[str, Any]:
             },
         },
     }
-
-
-def endpoint_paths(base: str, noun: str, spec: str, patch: str, *, rotate: bool) -> dict[str, Any]:
-    """The routes of one family of delivery endpoints under ``base``.
-
-    ``/api/webhooks`` (webhook endpoints) and ``/api/notifications``
-    (notification targets) share every per-endpoint route; ``spec`` and
-    ``patch`` name the schemas of their create and change bodies.
-    """
-    one = base + "/{id}"
-    delivery = one + "/deliveries/{delivery_id}"
-    ident = param("id", "path", f"The {noun}'s id", {"type": "string"})
-    delivery_id = param("delivery_id", "path", "The delivery's id", {"type": "string"})
-    unknown = {404: f"No {noun} has this id"}
-    unknown_delivery = {404: f"No {noun} or delivery has this id"}
-    in_config = {409: f"The {noun} is declared in the config file (change it there)"}
-    invalid = {422: f"Not a valid {noun} (`path` names the field), or an unsafe target"}
-    unavailable = {503: "Delivery is not running (the server is shutting down)"}
-    view = {"description": f"The {noun}", "content": json_body(_OBJECT)}
-    deliveries = {
-        "type": "object",
-        "properties": {
-            "deliveries": {"type": "array", "items": _OBJECT},
-            "next": {"type": ["integer", "null"]},
-        },
-    }
-
-    def op(summary: str, params: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
-        return {"summary": summary, "parameters": params, **more}
-
-    paths: dict[str, Any] = {
-        base: {
-            "get": {
-                "summary": f"Every {noun}, with delivery counts",
-                "responses": {
-                    "200": {"description": f"Every {noun}", "content": json_body(_OBJECT)},
-                    **errors(*AUTH, 503, say=unavailable),
-                },
-            },
-            "post": {
-                "summary": f"Create a {noun}",
-                "requestBody": {"required": True, "content": json_body(ref(spec))},
-                "responses": {
-                    "201": view,
-                    **errors(
-                        400,
-                        *AUTH,
-                        409,
-                        422,
-                        503,
-                        say={409: "An endpoint with this id exists", **invalid, **unavailable},
-                    ),
-                },
-            },
-        },
-        one: {
-            "get": op(
-                f"One {noun}",
-                [ident],
-                responses={"200": view, **errors(*AUTH, 404, say=unknown)},
-            ),
-            "patch": op(
-                f"Change fields of a {noun}",
-                [ident],
-                requestBody={"required": True, "content": json_body(ref(patch))},
-                responses={
-                    "200": view,
-                    **errors(400, *AUTH, 404, 409, 422, say={**unknown, **in_config, **invalid}),
-                },
-            ),
-            "delete": op(
-                f"Delete a {noun} with its deliveries",
-                [ident],
-                responses={
-                    "204": {"description": "Deleted"},
-                    **errors(*AUTH, 404, 409, say={**unknown, **in_config}),
-                },
-            ),
-        },
-        one + "/enable": {
-            "post": op(
-                "Switch delivery on",
-                [ident],
-                responses={"200": view, **errors(*AUTH, 404, say=unknown)},
-            )
-        },
-        one + "/disable": {
-            "post": op(
-                "Switch delivery off",
-                [ident],
-                responses={"200": view, **errors(*AUTH, 404, say=unknown)},
-            )
-        },
-        one + "/deliveries": {
-            "get": op(
-                "Deliveries in ledger order, a page at a time",
-                [
-                    ident,
-                    param(
-                        "status",
-                        "query",
-                        "Only deliveries in this state",
-                        {"enum": ["pending", "in_flight", "delivered", "failed"]},
-                    ),
-                    param(
-                        "from",
-                        "query",
-                        "First ledger sequence number (the previous page's `next`)",
-                        {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
-                    ),
-                    param(
-                        "limit",
-                        "query",
-                        "Most deliveries (1-1000, default 100)",
-                        {"type": "integer", "minimum": 1, "maximum": 1000},
-                    ),
-                ],
-                responses={
-                    "200": {"description": "A page", "content": json_body(deliveries)},
-                    **errors(400, *AUTH, 404, say=unknown),
-                },
-            )
-        },
-        delivery: {
-            "get": op(
-                "One delivery with every attempt (time, duration, status, error, snippet)",
-                [ident, delivery_id],
-                responses={
-                    "200": {"description": "The delivery", "content": json_body(_OBJECT)},
-                    **errors(*AUTH, 404, say=unknown_delivery),
-                },
-            )
-        },
-        delivery + "/retry": {
-            "post": op(
-                "Send a delivery again with a fresh attempt budget",
-                [ident, delivery_id],
-                responses={
-                    "202": {"description": "Scheduled", "content": json_body(_OBJECT)},
-                    **errors(
-                        *AUTH,
-                        403,
-                        404,
-                        409,
-                        say={
-                            403: "The endpoint does not allow replay",
-                            409: "The delivery is in flight",
-                            **unknown_delivery,
-                        },
-                    ),
-                },
-            )
-        },
-        delivery + "/skip": {
-            "post": op(
-                "Give a delivery up (ends head-of-line blocking in the ordered modes)",
-                [ident, delivery_id],
-                responses={
-                    "200": {"description": "Skipped", "content": json_body(_OBJECT)},
-                    **errors(
-                        *AUTH,
-                        404,
-                        409,
-                        say={409: "The delivery is in flight", **unknown_delivery},
-                    ),
-                },
-            )
-        },
-        one + "/replay": {
-            "post": op(
-                "Deliver [from, to) of the stream again, straight from the log (backfill)",
-                [ident],
-                requestBody={"required": True, "content": json_body(ref("ReplayRequest"))},
-                responses={
-                    "202": {"description": "Scheduled", "content": json_body(_OBJECT)},
-                    "200": {"description": "dry_run: counted only", "content": json_body(_OBJECT)},
-                    **errors(
-                        400,
-                        *AUTH,
-                        403,
-                        404,
-                        422,
-                        say={
-                            400: "A bad or empty range (invalid_parameter, invalid_range)",
-                            403: "The endpoint does not allow replay",
-                            404: f"No {noun} has this id, or an offset outside the stream",
-                        },
-                    ),
-                },
-            )
-        },
-    }
-    if rotate:
-        paths[one + "/rotate-secret"] = {
-            "post": op(
-                "Add a new signing secret; the old ones keep signing for `grace` seconds",
-                [ident],
-                requestBody={"required": False, "content": json_body(ref("RotateRequest"))},
-                responses={
-                    "200": {
-                        "description": f"The {noun}, with the new secret unless one was given",
-                        "content": json_body(_OBJECT),
-                    },
-                    **errors(
-                        400,
-                        *AUTH,
-                        404,
-                        422,
-                        say={**unknown, 422: "Not a valid secret or grace (`path` says where)"},
-                    ),
-                },
-            )
-        }
-    return paths

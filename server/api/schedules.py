@@ -29,7 +29,7 @@ from starlette.routing import Route
 from eventlog import EventLog, NewEvent, validate_stream_name
 from eventlog.errors import InvalidParameter
 from eventlog.schedule import Scheduled
-from server.api.openapi import AUTH, STREAM, errors, json_body, param, ref
+from server.api.openapi_parts import AUTH, STREAM, errors, json_body, param, ref
 from server.api.params import non_negative_int
 from server.auth import require
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventlog.errors import Unavailable
-from server.api.openapi import AUTH, errors, json_body, param, ref
+from server.api.openapi_parts import AUTH, errors, json_body, param, ref
 from server.auth import require
 from server.sources.manager import SourceManager, SourceView
 

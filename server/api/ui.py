@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from eventlog.errors import Unauthorized
+from server.api.openapi_parts import errors, json_body
 from server.auth import Authenticator, token_of
 
 __all__ = ["openapi_paths", "routes", "whoami"]
@@ -40,8 +41,6 @@ async def whoami(request: Request) -> Response:
 
 def openapi_paths() -> dict[str, Any]:
     """The OpenAPI path item of ``/api/whoami`` (``/ui`` is static files, not API)."""
-    from server.api.openapi import errors, json_body
-
     who = {
         "type": "object",
         "required": ["auth", "name", "admin", "scopes"],

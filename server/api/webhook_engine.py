@@ -33,7 +33,7 @@ from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
 from consumers.notify.apprise import check_apprise_url
 from consumers.notify.spec import NotificationsConfig, declared_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
-from eventlog.errors import Unavailable
+from eventlog.errors import InvalidStreamName, Unavailable
 
 __all__ = [
     "EXTENSIONS",
@@ -43,6 +43,7 @@ __all__ = [
     "notifications_config",
     "start",
     "stop",
+    "stream_bounds",
     "webhooks_config",
 ]
 
@@ -159,7 +160,7 @@ async def _apply_declared(app: Starlette, engine: DeliveryEngine) -> None:
     for spec in config.endpoints:
         assert spec.id is not None
         existing = await engine.store.get_endpoint(spec.id)
-        head, first = await _bounds(engine, spec.stream)
+        head, first = await stream_bounds(engine, spec.stream)
         try:
             endpoint = declared_endpoint(spec, existing, now=now, head=head, first=first)
         except SpecError as exc:
@@ -168,7 +169,7 @@ async def _apply_declared(app: Starlette, engine: DeliveryEngine) -> None:
     for target in targets:
         assert target.id is not None
         existing = await engine.store.get_endpoint(target.id)
-        head, first = await _bounds(engine, target.stream)
+        head, first = await stream_bounds(engine, target.stream)
         try:
             endpoint = declared_notify_endpoint(target, existing, now=now, head=head, first=first)
         except SpecError as exc:
@@ -184,9 +185,14 @@ async def _apply_declared(app: Starlette, engine: DeliveryEngine) -> None:
         await engine.put_endpoint(endpoint)
 
 
-async def _bounds(engine: DeliveryEngine, stream: str) -> tuple[int, int]:
-    info = await engine.log.storage.stream_info(stream)
-    return (0, 0) if info is None else (info.next_offset, info.first_offset)
+async def stream_bounds(engine: DeliveryEngine, stream: str) -> tuple[int, int]:
+    """``(head, first offset)`` of a stream; ``(0, 0)`` when it does not exist yet,
+    or cannot (a bad name: the endpoint's own checks then say why)."""
+    try:
+        first, head = await engine.log.bounds(stream)
+    except InvalidStreamName:
+        return 0, 0
+    return head, first
 
 
 async def stop(app: Starlette) -> None:

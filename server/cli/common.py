@@ -22,9 +22,9 @@ import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
+from eventlog.closing import Closing
 from server.cli.backend import Backend, CliError
 from server.cli.events import InputError, LineSplitter
 
@@ -236,7 +236,7 @@ def input_size(source: BinaryIO) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-class Meter:
+class Meter(Closing):
     """A rich progress bar on stderr, shown only when stderr is a terminal.
 
     Use as a context manager; :meth:`advance` is a no-op when hidden.
@@ -281,12 +281,8 @@ class Meter:
             self._progress.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Take the bar off the terminal."""
         if self._progress is not None:
             self._progress.stop()
 

@@ -9,8 +9,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import msgspec
 
@@ -26,6 +25,7 @@ from eventlog import (
     StreamInfo,
     StreamNotFound,
 )
+from eventlog.closing import AsyncClosing
 from eventlog.schedule import Scheduled, ScheduledEvent
 from server.cli.backend import Appended, CliError, ConsumerRow, OutOfRange
 from server.cli.events import OutEvent
@@ -33,7 +33,7 @@ from server.cli.events import OutEvent
 __all__ = ["DbBackend"]
 
 
-class DbBackend:
+class DbBackend(AsyncClosing):
     """An SQLite database file opened in this process with :class:`EventLog`.
 
     Safe next to a running server on the same file (SQLite WAL); waits notice
@@ -47,19 +47,13 @@ class DbBackend:
         self._config = LogConfig(retention_interval=0, recheck_interval=recheck)
         self._log: EventLog | None = None
 
-    async def __aenter__(self) -> Self:
+    async def _enter(self) -> None:
         try:
             self._log = await EventLog.open(self.path, config=self._config)
         except EventLogError as exc:
             raise CliError(f"cannot open {str(self.path)!r}: {exc}") from exc
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:

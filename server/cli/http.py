@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from eventlog import Event, StreamInfo
+from eventlog.closing import AsyncClosing
 from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from server.cli.backend import Appended, CliError, ConsumerRow, OutOfRange, Unavailable
 from server.cli.events import OutEvent, encode_out
@@ -88,7 +88,7 @@ def transport_error(exc: httpx.TransportError, method: str, url: str, path: str)
     )
 
 
-class HttpBackend:
+class HttpBackend(AsyncClosing):
     """The HTTP API of an eventlog server, through one keep-alive httpx client."""
 
     def __init__(
@@ -112,15 +112,7 @@ class HttpBackend:
             transport=transport,
         )
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _exit(self) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:

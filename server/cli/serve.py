@@ -1,28 +1,72 @@
-"""The ``serve`` and ``keygen`` commands' arguments.
+"""The ``serve`` and ``keygen`` commands; ``python -m server.cli.serve`` runs just these two.
 
-Kept apart from :mod:`server.serve` so that building the CLI parser does not
-import the server (uvicorn, Starlette, every route): client commands such as
-``eventlog tail`` start in a fraction of the time.
+The server itself (uvicorn, Starlette, every route: :mod:`server.serve`) is
+imported only when ``serve`` runs, so that building the CLI parser stays
+cheap: client commands such as ``eventlog tail`` start in a fraction of the
+time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["main", "register"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.serve import serve_command
+    """``eventlog serve``: load the layered config and run the server."""
+    from server.config import ConfigError, load_config
+    from server.serve import run_server
 
-    return serve_command(args)
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "db": args.db,
+        "insecure": True if args.insecure else None,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
+        "synchronous": args.synchronous,
+        "max_body_bytes": args.max_body_bytes,
+        "access_log": False if args.no_access_log else None,
+        "max_header_bytes": args.max_header_bytes,
+        "header_timeout": args.header_timeout,
+        "idle_timeout": args.idle_timeout,
+        "max_connections": args.max_connections,
+        "ssl_certfile": args.ssl_certfile,
+        "ssl_keyfile": args.ssl_keyfile,
+        "ssl_keyfile_password": args.ssl_keyfile_password,
+        "secrets_key_file": args.secrets_key_file,
+    }
+    file = args.config or os.environ.get("EVENTLOG_CONFIG")
+    try:
+        config = load_config(file=file, environ=os.environ, flags=flags)
+    except ConfigError as exc:
+        print(f"eventlog serve: {exc}", file=sys.stderr)
+        return 2
+    return run_server(config)
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from server.serve import keygen_command
+    """``eventlog keygen``: print a new key and its config entry."""
+    from server.auth import hash_key, new_key, parse_scope
+    from server.config import ConfigError
 
-    return keygen_command(args)
+    scopes = args.scope or ["admin"]
+    try:
+        for scope in scopes:
+            parse_scope(scope)
+    except ConfigError as exc:
+        print(f"eventlog keygen: {exc}", file=sys.stderr)
+        return 2
+    key = new_key()
+    print(f"key:  {key}", file=sys.stderr)
+    print("Add to the config file (the key itself is not stored):", file=sys.stderr)
+    quoted = ", ".join(f'"{s}"' for s in scopes)
+    print(f'[[api_keys]]\nname = "{args.name}"\nhash = "{hash_key(key)}"\nscopes = [{quoted}]')
+    return 0
 
 
 def register(sub: Any) -> None:
@@ -79,3 +123,15 @@ def register(sub: Any) -> None:
         "--scope", action="append", help="append:<glob>, read:<glob> or admin (repeatable)"
     )
     k.set_defaults(handler=_keygen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m server.cli.serve serve|keygen ...``: just these two commands of the CLI."""
+    parser = argparse.ArgumentParser(prog="eventlog")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

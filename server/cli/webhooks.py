@@ -401,9 +401,8 @@ def _deliveries(client: httpx.Client, args: argparse.Namespace) -> Any:
 
 def _delivery(client: httpx.Client, args: argparse.Namespace) -> Any:
     path = f"{_base(args)}/{args.endpoint}/deliveries/{args.delivery}"
-    result = call(client, "GET", path)
+    d = call(client, "GET", path)
     if not args.json:
-        d = result
         print(f"{d['id']}  {d['status']}  {d['stream']}@{d['offset']}  {d['event_type']}")
         table = Table("#", "time", "ms", "status", "verdict", "error", "response")
         for a in d["attempt_log"]:
@@ -417,7 +416,7 @@ def _delivery(client: httpx.Client, args: argparse.Namespace) -> Any:
                 a["response"][:60].replace("\n", " "),
             )
         print_table(table)
-    return result
+    return d
 
 
 def _act(action: str) -> Handler:

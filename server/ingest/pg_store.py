@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from eventlog.storage.postgres import PostgresStorage
+from eventlog.storage.capabilities import PostgresTables
 
 __all__ = ["PostgresSourceStore"]
 
@@ -26,7 +26,7 @@ _MIGRATIONS = [
 class PostgresSourceStore:
     """A :class:`~server.ingest.store.SourceStore` in PostgreSQL."""
 
-    def __init__(self, storage: PostgresStorage) -> None:
+    def __init__(self, storage: PostgresTables) -> None:
         self._storage = storage
         self._s = storage.schema
         self._ready = False

@@ -26,7 +26,7 @@ import msgspec
 from eventlog import EventLog
 from eventlog.errors import Conflict
 from eventlog.model import utc_now
-from eventlog.storage.sqlite import SQLiteStorage
+from eventlog.storage.capabilities import SQLiteTables
 from server.ingest.sources import CompiledSource, Source, compile_source
 
 __all__ = [
@@ -104,7 +104,7 @@ class MemorySourceStore:
 class SQLiteSourceStore:
     """A :class:`SourceStore` in the log's SQLite database (table ``ingest_sources``)."""
 
-    def __init__(self, storage: SQLiteStorage) -> None:
+    def __init__(self, storage: SQLiteTables) -> None:
         self._storage = storage
         self._ready = False
         self._lock = asyncio.Lock()
@@ -162,16 +162,15 @@ class SQLiteSourceStore:
 
 
 def store_for(log: EventLog) -> SourceStore:
-    """The durable store of the log's backend (SQLite, PostgreSQL), else an in-memory one."""
-    if isinstance(log.storage, SQLiteStorage):
-        return SQLiteSourceStore(log.storage)
-    from eventlog.storage.postgres import PostgresStorage
+    """A store in the database the log's backend declares (SQLite, PostgreSQL), else in memory."""
+    tables = log.capabilities.tables
+    if tables is None:
+        return MemorySourceStore()
+    if tables.kind == "sqlite":
+        return SQLiteSourceStore(tables)
+    from server.ingest.pg_store import PostgresSourceStore  # asyncpg only when used
 
-    if isinstance(log.storage, PostgresStorage):
-        from server.ingest.pg_store import PostgresSourceStore
-
-        return PostgresSourceStore(log.storage)
-    return MemorySourceStore()
+    return PostgresSourceStore(tables)
 
 
 class SourceRegistry:

@@ -13,15 +13,16 @@ import fnmatch
 import hashlib
 import os
 import shutil
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import msgspec
 
 from eventlog import NewEvent
 from server.sources.lines import Line, error_event, line_event, split_lines
-from server.sources.runtime import SourceContext
+from server.sources.runtime import FileSource, SourceContext
 
-__all__ = ["Directory", "JsonFile", "NdjsonTail"]
+__all__ = ["Directory", "JsonFile", "NdjsonTail", "source_kinds"]
 
 #: Most bytes read (and committed in one transaction) per step.
 READ_BYTES = 1 << 20
@@ -301,3 +302,15 @@ def _listing(directory: Path, pattern: str, done: Path | None) -> list[tuple[str
         )
     out.sort()
     return [(key, path, age) for _, _, key, path, age in out]
+
+
+def source_kinds() -> dict[str, type[FileSource]]:
+    """The built-in kinds and every ``eventlog.sources`` entry point, by kind name."""
+    kinds: dict[str, type[FileSource]] = {
+        "ndjson-tail": NdjsonTail,
+        "json-file": JsonFile,
+        "directory": Directory,
+    }
+    for entry in entry_points(group="eventlog.sources"):
+        kinds.setdefault(entry.name, entry.load())
+    return kinds

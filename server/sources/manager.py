@@ -17,7 +17,8 @@ import msgspec
 
 from eventlog import EventLog
 from eventlog.errors import Conflict, NotFound
-from server.sources.runtime import FileSource, SourceContext, run_source, source_kinds
+from server.sources.kinds import source_kinds
+from server.sources.runtime import FileSource, SourceContext, run_source
 from server.sources.spec import SourceError, SourceSpec, parse_spec
 
 __all__ = ["ConfigOwned", "SourceManager", "SourceStatus", "SourceView", "UnknownSource"]

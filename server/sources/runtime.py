@@ -1,5 +1,6 @@
-"""How a file source runs: its context (commit = appends + position in one transaction),
-the watch loop (``watchfiles``), and the registry of kinds (``eventlog.sources``).
+"""How a file source runs: its context (commit = appends + position in one transaction)
+and the watch loop (``watchfiles``); the registry of kinds (``eventlog.sources``) is
+:func:`server.sources.kinds.source_kinds`.
 
 A kind is a class built with a :class:`SourceContext` that says which
 directories to watch (:meth:`FileSource.watch_paths`) and reads what is new
@@ -17,7 +18,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
 
@@ -27,7 +27,7 @@ from eventlog import CheckpointMoved, EventLog, EventLogError, NewEvent
 from eventlog.model import utc_now
 from server.sources.spec import SourceSpec
 
-__all__ = ["FileSource", "SourceContext", "run_source", "source_kinds"]
+__all__ = ["FileSource", "SourceContext", "run_source"]
 
 logger = logging.getLogger("eventlog.sources")
 # watchfiles logs every change it sees at INFO: one line per appended batch.
@@ -92,20 +92,6 @@ class FileSource(Protocol):
 
     async def catch_up(self) -> None:
         """Read what is new and commit it (with its position)."""
-
-
-def source_kinds() -> dict[str, type[FileSource]]:
-    """The built-in kinds and every ``eventlog.sources`` entry point, by kind name."""
-    from server.sources.kinds import Directory, JsonFile, NdjsonTail
-
-    kinds: dict[str, type[FileSource]] = {
-        "ndjson-tail": NdjsonTail,
-        "json-file": JsonFile,
-        "directory": Directory,
-    }
-    for entry in entry_points(group="eventlog.sources"):
-        kinds.setdefault(entry.name, entry.load())
-    return kinds
 
 
 async def run_source(

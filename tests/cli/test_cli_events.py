@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import msgspec
 import pytest
 
-from eventlog import Event, Retention
+from eventlog import Retention
 from server.cli.client import retry_delay
 from server.cli.events import (
     Batcher,
@@ -23,6 +21,7 @@ from server.cli.events import (
     parse_line,
 )
 from server.cli.tables import format_retention
+from tests.support import stored_event
 
 
 def test_event_mode_line_keeps_every_field_and_data_bytes() -> None:
@@ -34,14 +33,7 @@ def test_event_mode_line_keeps_every_field_and_data_bytes() -> None:
 
 
 def test_event_mode_line_accepts_an_exported_event_and_drops_stream_offset_time() -> None:
-    event = Event(
-        stream="s",
-        offset=4,
-        id="i",
-        type="t",
-        time=datetime(2026, 1, 1, tzinfo=UTC),
-        data=msgspec.Raw(b"[1]"),
-    )
+    event = stored_event(b"[1]", offset=4, id="i")
     parsed = parse_line(encode_event(event), lineno=1)
     assert parsed == OutEvent(type="t", data=msgspec.Raw(b"[1]"), id="i")
     assert msgspec.json.decode(encode_out([parsed])) == [{"type": "t", "data": [1], "id": "i"}]
@@ -204,14 +196,7 @@ def test_line_splitter_joins_a_long_line_from_many_chunks() -> None:
 
 
 def test_an_event_stored_not_utf8_is_exported_repaired_so_that_it_imports() -> None:
-    event = Event(
-        stream="s",
-        offset=2,
-        id="old-2",
-        type="t",
-        time=datetime(2026, 1, 1, tzinfo=UTC),
-        data=msgspec.Raw(b'{"note": "caf\xe9"}'),
-    )
+    event = stored_event(b'{"note": "caf\xe9"}', offset=2, id="old-2")
     line = encode_event(event)
     line.decode("utf-8")  # the line is UTF-8
     parsed = parse_line(line, lineno=1)

@@ -9,7 +9,7 @@ import pytest
 
 from consumers import Backoff, ConsumerManager, matches
 from eventlog import END, Event, EventLog, NewEvent
-from tests.support import scaled
+from tests.support import scaled, stored_event
 
 FAST = Backoff(base=0.01, cap=0.05)
 
@@ -154,17 +154,7 @@ def test_backoff_grows_exponentially_up_to_the_cap() -> None:
 def test_matches_uses_globs_and_exact_keys() -> None:
     from datetime import UTC, datetime
 
-    import msgspec
-
-    event = Event(
-        stream="s",
-        offset=0,
-        id="i",
-        type="order.created",
-        key="k",
-        time=datetime.now(UTC),
-        data=msgspec.Raw(b"1"),
-    )
+    event = stored_event(b"1", id="i", type="order.created", key="k", time=datetime.now(UTC))
     assert matches(event, [], None)
     assert matches(event, ["order.*"], "k")
     assert not matches(event, ["user.*"], None)

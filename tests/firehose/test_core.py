@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.firehose.core import (
+from consumers.firehose import (
     MAX_BATCH,
     Backlog,
     EventFilter,
@@ -25,7 +25,8 @@ from consumers.firehose.core import (
     parse_last_event_id,
     parse_types,
 )
-from eventlog import BEGINNING, END, Event, InvalidInput, InvalidPosition, Offset
+from eventlog import BEGINNING, END, InvalidInput, InvalidPosition, Offset
+from tests.support import stored_event
 
 
 def frame(offset: int, type: str = "order.created", key: str | None = None) -> Frame:
@@ -48,16 +49,10 @@ def drain(sub: Subscriber) -> list[int]:
 
 def test_encode_frame_is_compact_json_with_data_bytes_untouched() -> None:
     raw = b'{"b": 1,  "a": [1, 2.50]}'  # spacing and key order as the producer sent them
-    event = Event(
-        stream="s",
-        offset=7,
-        id="x",
-        type="t.a",
-        key="k",
-        time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    event = stored_event(
+        raw, offset=7, type="t.a", key="k", time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         headers={"h": "v"},
-        data=msgspec.Raw(raw),
-    )
+    )  # fmt: skip
     f = encode_frame(event)
     assert f.offset == 7
     assert f.type == "t.a"
@@ -79,14 +74,7 @@ def test_encode_frame_is_compact_json_with_data_bytes_untouched() -> None:
 
 
 def test_encode_frame_sends_a_stored_event_that_is_not_utf8_repaired_and_flagged() -> None:
-    bad = Event(
-        stream="s",
-        offset=2,
-        id="x",
-        type="t",
-        time=datetime(2026, 1, 2, tzinfo=UTC),
-        data=msgspec.Raw(b'{"note": "caf\xe9"}'),
-    )
+    bad = stored_event(b'{"note": "caf\xe9"}', offset=2, time=datetime(2026, 1, 2, tzinfo=UTC))
     frame = encode_frame(bad)
     decoded = msgspec.json.decode(frame.text)
     assert decoded["data"] == {"note": "caf\ufffd"}

@@ -8,8 +8,16 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from consumers.firehose import Firehose, FirehoseFull, Subscription, SubscriptionEnded
-from consumers.firehose.core import EventFilter, Frame, Limits, Phase
+from consumers.firehose import (
+    EventFilter,
+    Firehose,
+    FirehoseFull,
+    Frame,
+    Limits,
+    Phase,
+    Subscription,
+    SubscriptionEnded,
+)
 from eventlog import EventLog, NewEvent, OffsetOutOfRange, Retention
 from tests.support import scaled
 

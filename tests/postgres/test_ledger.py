@@ -1,8 +1,8 @@
-"""The webhook delivery ledger on PostgreSQL.
+"""The webhook delivery ledger on PostgreSQL: what only a shared database has.
 
-The unchanged ``LedgerStore`` contract of tests/webhooks/test_ledger.py runs
-here behind a PostgreSQL ``ledger`` fixture; the tests below add what only a
-shared database has: several processes claiming from one ledger.
+The ``LedgerStore`` contract runs on PostgreSQL with every other backend in
+tests/webhooks/test_ledger.py (its fixture is parametrised over all of them);
+the tests here add several processes claiming from one ledger.
 """
 
 from __future__ import annotations
@@ -17,38 +17,12 @@ from consumers.delivery.model import NewDelivery, new_delivery_id
 from consumers.delivery.postgres_ledger import PostgresLedger
 from eventlog import EventLog, StorageError
 from eventlog.storage.postgres import PostgresStorage
-from tests.webhooks.test_ledger import (
-    NOW,
-    rows,
-    test_concurrent_claim_takes_due_rows_and_says_when_to_look_again,
-    test_endpoints_round_trip_and_delete_cascades,
-    test_enqueue_stores_rows_and_advances_the_consumer_together,
-    test_finish_records_attempts_and_ignores_rows_no_longer_in_flight,
-    test_listing_pages_by_sequence,
-    test_live_rows_are_never_enqueued_twice_but_replays_are,
-    test_operator_retry_and_skip,
-    test_ordered_claim_is_blocked_by_an_unfinished_head,
-    test_per_key_claim_orders_within_a_key_only,
-    test_recover_returns_in_flight_rows_to_pending,
-)
-
-__all__ = [  # the contract, collected here against PostgreSQL
-    "test_concurrent_claim_takes_due_rows_and_says_when_to_look_again",
-    "test_endpoints_round_trip_and_delete_cascades",
-    "test_enqueue_stores_rows_and_advances_the_consumer_together",
-    "test_finish_records_attempts_and_ignores_rows_no_longer_in_flight",
-    "test_listing_pages_by_sequence",
-    "test_live_rows_are_never_enqueued_twice_but_replays_are",
-    "test_operator_retry_and_skip",
-    "test_ordered_claim_is_blocked_by_an_unfinished_head",
-    "test_per_key_claim_orders_within_a_key_only",
-    "test_recover_returns_in_flight_rows_to_pending",
-]
+from tests.webhooks.test_ledger import NOW, rows
 
 
 @pytest.fixture
-async def ledger(pg_url: str) -> AsyncIterator[tuple[LedgerStore, EventLog]]:
-    """The contract's fixture, on PostgreSQL."""
+async def pg_ledger(pg_url: str) -> AsyncIterator[tuple[LedgerStore, EventLog]]:
+    """A ledger on a PostgreSQL log."""
     async with EventLog.open(pg_url, retention_interval=0) as log:
         assert isinstance(log.storage, PostgresStorage)
         store = PostgresLedger(log.storage)
@@ -125,8 +99,8 @@ async def test_recover_leaves_a_live_process_alone_and_takes_back_a_dead_ones(
         await other_storage.close()
 
 
-async def test_enqueue_is_all_or_nothing(ledger: tuple[LedgerStore, EventLog]) -> None:
-    store, log = ledger
+async def test_enqueue_is_all_or_nothing(pg_ledger: tuple[LedgerStore, EventLog]) -> None:
+    store, log = pg_ledger
     broken = [
         *rows(0),
         NewDelivery(

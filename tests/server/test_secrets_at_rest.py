@@ -77,7 +77,7 @@ def _stored_docs(db: Path) -> Iterator[bytes]:
 
 def _serve_fails(db: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server.serve", "serve", "--port", "0", "--db", str(db)],
+        [sys.executable, "-m", "server.cli.serve", "serve", "--port", "0", "--db", str(db)],
         cwd=ROOT,
         env={**ServerProcess(db)._environ(), **env},
         capture_output=True,

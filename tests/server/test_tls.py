@@ -49,7 +49,7 @@ def client_context(ca: trustme.CA) -> ssl.SSLContext:
 def _serve(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``eventlog serve`` expecting it to refuse before it binds anything."""
     return subprocess.run(
-        [sys.executable, "-m", "server.serve", "serve", "--port", "0", "--db", str(db), *args],
+        [sys.executable, "-m", "server.cli.serve", "serve", "--port", "0", "--db", str(db), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -12,10 +12,10 @@ import msgspec
 import pytest
 
 from eventlog import EventLog
-from server.sources import runtime
-from server.sources.kinds import Directory, JsonFile, NdjsonTail
+from server.sources import kinds as kinds_module
+from server.sources.kinds import Directory, JsonFile, NdjsonTail, source_kinds
 from server.sources.lines import split_lines
-from server.sources.runtime import SourceContext, run_source, source_kinds
+from server.sources.runtime import SourceContext, run_source
 from server.sources.spec import SourceError, parse_spec
 from tests.pg import PgCluster, pg_cluster  # noqa: F401 - the session's PostgreSQL
 from tests.support import scaled
@@ -181,7 +181,7 @@ def test_plugin_kinds_come_from_the_entry_point_group(monkeypatch: pytest.Monkey
         assert group == "eventlog.sources"
         return [Entry()]
 
-    monkeypatch.setattr(runtime, "entry_points", fake)
+    monkeypatch.setattr(kinds_module, "entry_points", fake)
     kinds = source_kinds()
     assert kinds["mine"] is JsonFile
     assert {"ndjson-tail", "json-file", "directory"} <= set(kinds)

@@ -187,6 +187,37 @@ async def test_stream_info_and_missing_stream(log: EventLog) -> None:
         await log.stream_info("nope")
 
 
+async def test_bounds_are_the_retained_offsets_and_zero_for_a_missing_stream(
+    log: EventLog,
+) -> None:
+    assert await log.bounds("s") == (0, 0)
+    await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(5)])
+    await log.set_retention("s", Retention(max_count=2))
+    await log.enforce_retention()
+    assert await log.bounds("s") == (3, 5)
+    assert log.known_head("s") == 5
+    with pytest.raises(InvalidStreamName):
+        await log.bounds("../s")
+
+
+async def test_committed_offsets_are_stored_per_consumer_and_stream(log: EventLog) -> None:
+    assert await log.committed_offset("c", "s") is None
+    await log.commit_offset("c", "s", 7)
+    await log.commit_offset("d", "s", 2)
+    assert await log.committed_offset("c", "s") == 7
+    assert [(c.name, c.offset) for c in await log.consumers()] == [("c", 7), ("d", 2)]
+
+
+async def test_leases_are_exclusive_until_released(log: EventLog) -> None:
+    lease = await log.leases.acquire_lease("job")
+    assert lease is not None
+    assert await log.leases.acquire_lease("job") is None
+    await lease.release()
+    again = await log.leases.acquire_lease("job")
+    assert again is not None
+    await again.release()
+
+
 async def test_delete_stream_then_missing(log: EventLog) -> None:
     await log.append("s", 1, type="t")
     await log.delete_stream("s")

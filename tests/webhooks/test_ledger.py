@@ -1,39 +1,36 @@
-"""The LedgerStore contract, run against every implementation (memory, SQLite)."""
+"""The LedgerStore contract, run against every backend's ledger (memory, SQLite, PostgreSQL).
+
+The ``ledger`` fixture takes the suite-wide ``any_log`` (tests/conftest.py),
+so every test here runs on every backend; SQLite-only tests at the end take
+their own log.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from consumers.delivery.ledger import (
-    ConsumerAdvance,
-    DeliveryConflict,
-    LedgerStore,
-    MemoryLedger,
-)
+from consumers.delivery import stores
+from consumers.delivery.ledger import ConsumerAdvance, DeliveryConflict, LedgerStore
+from consumers.delivery.memory_ledger import MemoryLedger
 from consumers.delivery.model import Attempt, Endpoint, Finished, NewDelivery, new_delivery_id
 from consumers.delivery.sqlite_ledger import SQLiteLedger
+from consumers.delivery.stores import ledger_for, register_ledger
 from eventlog import EventLog, StorageError
+from eventlog.storage.capabilities import Capabilities
+from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.sqlite import SQLiteStorage
 
 NOW = 1_700_000_000.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def ledger(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[LedgerStore, EventLog]]:
-    target = ":memory:" if request.param == "memory" else tmp_path / "events.db"
-    async with EventLog.open(target) as log:
-        store: LedgerStore
-        if isinstance(log.storage, SQLiteStorage):
-            store = SQLiteLedger(log.storage)
-        else:
-            store = MemoryLedger(log.storage)
-        await store.open()
-        yield store, log
+@pytest.fixture
+async def ledger(any_log: EventLog) -> tuple[LedgerStore, EventLog]:
+    """The ledger that goes with each backend's log, opened."""
+    store = ledger_for(any_log)
+    await store.open()
+    return store, any_log
 
 
 def rows(
@@ -272,16 +269,34 @@ async def test_sqlite_ledger_survives_reopening(tmp_path: Path) -> None:
         assert [d.status for d in await store.deliveries("ep")] == ["pending", "pending"]
 
 
-def test_a_backend_without_a_ledger_is_refused_not_given_a_memory_one() -> None:
-    from consumers.delivery.engine import ledger_for
-    from eventlog.storage.memory import MemoryStorage
+class Durable(MemoryStorage):
+    """A stand-in for a durable backend that has no database for a ledger."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.capabilities = Capabilities(kind="elsewhere", durable=True)
+
+
+def test_a_backend_without_a_ledger_is_refused_not_given_a_memory_one() -> None:
     class Elsewhere(MemoryStorage):
         pass
 
-    class Durable:
-        """A stand-in for a durable backend that has no delivery ledger."""
-
     assert isinstance(ledger_for(EventLog(Elsewhere())), MemoryLedger)
     with pytest.raises(ValueError, match="no delivery ledger"):
-        ledger_for(EventLog(Durable()))  # type: ignore[arg-type]
+        ledger_for(EventLog(Durable()))
+
+
+def test_a_registered_ledger_serves_the_backend_kind_it_was_registered_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stores, "_registry", {})
+    made: list[EventLog] = []
+
+    def factory(log: EventLog) -> LedgerStore:
+        made.append(log)
+        return MemoryLedger(log)
+
+    register_ledger("elsewhere", factory)
+    log = EventLog(Durable())
+    assert isinstance(ledger_for(log), MemoryLedger)
+    assert made == [log]

@@ -78,18 +78,11 @@ def test_a_stored_event_that_is_not_utf8_is_delivered_repaired_and_signed_as_sen
     import msgspec
 
     from consumers.webhook import EndpointSpec, build_endpoint, format_webhook
-    from eventlog.model import Event
+    from tests.support import stored_event
 
     now = time.time()
     ep = build_endpoint(EndpointSpec(url="https://example.com/hook", stream="s"), now=now, head=0)
-    bad = Event(
-        stream="s",
-        offset=2,
-        id="x",
-        type="t",
-        time=datetime.now(UTC),
-        data=msgspec.Raw(b'{"note": "caf\xe9"}'),
-    )
+    bad = stored_event(b'{"note": "caf\xe9"}', offset=2, time=datetime.now(UTC))
     request = format_webhook(ep, bad, "msg_1", now)
     body = msgspec.json.decode(request.body.decode("utf-8"))
     assert body["data"] == {"note": "caf\ufffd"}

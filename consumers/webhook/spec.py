@@ -1,57 +1,32 @@
-"""Webhooks: the endpoint specification users write, and the Standard Webhooks formatter.
-
-A webhook endpoint is a :class:`~consumers.delivery.model.Endpoint` of kind
-``"webhook"``. Each attempt POSTs the event as JSON (the same object the
-firehose sends) with ``webhook-id`` (the delivery id, stable across retries),
-``webhook-timestamp`` (fresh per attempt), ``webhook-signature`` (one ``v1,``
-entry per active secret) and ``X-Correlation-Id`` when the event carries one.
+"""What a webhook endpoint may be, and how it changes (pure).
 
 :class:`EndpointSpec` is what the API, the CLI and the config file accept;
-:func:`build_endpoint` and :func:`apply_patch` turn it into an endpoint (pure);
-:func:`public_view` is the only shape in which an endpoint leaves the server:
-secrets and header values reduced to hints.
+:func:`build_endpoint` and :func:`apply_patch` turn it into a checked
+:class:`~consumers.delivery.model.Endpoint`; :func:`rotate_secret` puts a new
+signing secret first; :func:`declared_endpoint` reconciles a config-file
+declaration with the stored endpoint. A bad field is a :class:`SpecError`
+naming it.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
 
-from consumers.delivery.engine import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint, Ordering, SecretEntry
 from consumers.delivery.retry import RetryPolicy
 from consumers.delivery.signing import (
     InvalidSecret,
     decode_secret,
     generate_secret,
-    mask_secret,
-    webhook_headers,
 )
 from consumers.delivery.ssrf import InvalidTarget, validate_url
 from consumers.filter import check_key_pattern, check_type_pattern
-from eventlog.encoding import utf8_problem
 from eventlog.errors import InvalidInput
 from eventlog.ids import uuid7
-from eventlog.model import Event, validate_stream_name
-from eventlog.repair import repair
-
-__all__ = [
-    "WEBHOOK",
-    "EndpointPatch",
-    "EndpointSpec",
-    "SpecError",
-    "TargetPatch",
-    "WebhooksConfig",
-    "apply_patch",
-    "build_endpoint",
-    "declared_endpoint",
-    "format_webhook",
-    "public_view",
-    "rotate_secret",
-]
+from eventlog.model import validate_stream_name
 
 MAX_TIMEOUT = 300.0
 MAX_HEADERS = 32
@@ -69,8 +44,6 @@ _RESERVED_HEADERS = frozenset(
         "connection",
     }
 )
-_CORRELATION_NAMES = ("x-correlation-id", "correlation-id", "correlation_id", "correlationid")
-_encoder = msgspec.json.Encoder()
 
 RetrySetting = Literal["default", "short"] | RetryPolicy
 
@@ -343,80 +316,6 @@ def rotate_secret(
     ]
     entries = [SecretEntry(secret=new, created=now), *old][:10]
     return msgspec.structs.replace(ep, secrets=entries, updated=now), new
-
-
-def _iso(ts: float | None) -> str | None:
-    return (
-        None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-    )
-
-
-def public_view(ep: Endpoint, now: float) -> dict[str, Any]:
-    """An endpoint as the API shows it: secrets as ``whsec_abcd…`` hints, header values hidden."""
-    retry = ep.retry
-    return {
-        "id": ep.id,
-        "kind": ep.kind,
-        "url": ep.url,
-        "stream": ep.stream,
-        "types": ep.types,
-        "key": ep.key,
-        "secrets": [
-            {
-                "hint": mask_secret(s.secret),
-                "created": _iso(s.created),
-                "expires_at": _iso(s.expires_at),
-                "active": s.expires_at is None or s.expires_at > now,
-            }
-            for s in ep.secrets
-        ],
-        "headers": dict.fromkeys(ep.headers, "[hidden]"),
-        "timeout": ep.timeout,
-        "retry": {
-            "schedule": list(retry.schedule),
-            "max_attempts": retry.attempts,
-            "jitter": retry.jitter,
-        },
-        "ordering": ep.ordering,
-        "max_in_flight": ep.max_in_flight,
-        "rate_limit": ep.rate_limit,
-        "enabled": ep.enabled,
-        "disabled_reason": ep.disabled_reason,
-        "failing_since": _iso(ep.failing_since),
-        "allow_replay": ep.allow_replay,
-        "disable_after": ep.disable_after,
-        "start_offset": ep.start_offset,
-        "description": ep.description,
-        "created": _iso(ep.created),
-        "updated": _iso(ep.updated),
-    }
-
-
-def correlation_id(event: Event) -> str | None:
-    """The event's correlation id header, if it has one (any usual spelling)."""
-    for name, value in event.headers.items():
-        if name.lower() in _CORRELATION_NAMES:
-            return value
-    return None
-
-
-def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
-    """The Standard Webhooks request for one attempt: event JSON body, signed now."""
-    body = _encoder.encode(event)
-    if utf8_problem(body) is not None:  # stored so by an older version: see eventlog.repair
-        body = _encoder.encode(repair(event, "webhook"))
-    headers = {
-        "Content-Type": "application/json",
-        **webhook_headers(ep.active_secrets(now), delivery_id, int(now), body),
-    }
-    corr = correlation_id(event)
-    if corr is not None and not any(c in corr for c in "\r\n\x00"):
-        headers["X-Correlation-Id"] = corr
-    return OutgoingRequest(body, headers)
-
-
-WEBHOOK = TargetKind("webhook", format_webhook)
-"""The webhook target kind: Standard Webhooks requests, the default classification table."""
 
 
 def declared_endpoint(

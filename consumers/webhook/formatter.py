@@ -1,0 +1,50 @@
+"""The Standard Webhooks request of one attempt, and the ``webhook`` target kind.
+
+Each attempt POSTs the event as JSON (the same object the firehose sends)
+with ``webhook-id`` (the delivery id, stable across retries),
+``webhook-timestamp`` (fresh per attempt), ``webhook-signature`` (one ``v1,``
+entry per active secret) and ``X-Correlation-Id`` when the event carries one.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from consumers.delivery.engine import OutgoingRequest, TargetKind
+from consumers.delivery.model import Endpoint
+from consumers.delivery.signing import webhook_headers
+from eventlog.encoding import utf8_problem
+from eventlog.model import Event
+from eventlog.repair import repair
+
+__all__ = ["WEBHOOK", "correlation_id", "format_webhook"]
+
+_CORRELATION_NAMES = ("x-correlation-id", "correlation-id", "correlation_id", "correlationid")
+_encoder = msgspec.json.Encoder()
+
+
+def correlation_id(event: Event) -> str | None:
+    """The event's correlation id header, if it has one (any usual spelling)."""
+    for name, value in event.headers.items():
+        if name.lower() in _CORRELATION_NAMES:
+            return value
+    return None
+
+
+def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+    """The Standard Webhooks request for one attempt: event JSON body, signed now."""
+    body = _encoder.encode(event)
+    if utf8_problem(body) is not None:  # stored so by an older version: see eventlog.repair
+        body = _encoder.encode(repair(event, "webhook"))
+    headers = {
+        "Content-Type": "application/json",
+        **webhook_headers(ep.active_secrets(now), delivery_id, int(now), body),
+    }
+    corr = correlation_id(event)
+    if corr is not None and not any(c in corr for c in "\r\n\x00"):
+        headers["X-Correlation-Id"] = corr
+    return OutgoingRequest(body, headers)
+
+
+WEBHOOK = TargetKind("webhook", format_webhook)
+"""The webhook target kind: Standard Webhooks requests, the default classification table."""
