@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -33,6 +34,23 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def serve_on_argv_port(app: Any, **options: Any) -> None:
+    """Serve ``app`` on 127.0.0.1, port ``sys.argv[1]``, as every bench receiver runs:
+    uvloop, httptools, no access log; ``options`` go to :func:`uvicorn.run`."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        **options,
+    )
 
 
 def payload(i: int) -> dict[str, object]:

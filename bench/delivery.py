@@ -28,7 +28,7 @@ import aiohttp
 import httpx
 import msgspec
 
-from bench.common import free_port, payload, scratch_dir
+from bench.common import free_port, payload, scratch_dir, serve_on_argv_port
 from bench.report import Figure, Section
 from consumers.delivery.engine import DeliveryEngine, ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
@@ -200,15 +200,4 @@ async def run(quick: bool) -> Section:
 
 
 if __name__ == "__main__":
-    import uvicorn
-
-    uvicorn.run(
-        receiver_app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        lifespan="off",
-    )
+    serve_on_argv_port(receiver_app, lifespan="off")

@@ -13,7 +13,6 @@ import gc
 import sys
 
 import msgspec
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,6 +32,8 @@ app.add_route("/healthz", lambda r: Response(b"ok"), methods=["GET"])
 
 
 if __name__ == "__main__":
+    from bench.common import serve_on_argv_port
+
     if "--tuned" in sys.argv:
         from server.serve import GC_THRESHOLDS, GIL_SWITCH_INTERVAL
 
@@ -40,12 +41,4 @@ if __name__ == "__main__":
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    serve_on_argv_port(app)

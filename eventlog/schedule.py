@@ -156,6 +156,8 @@ def decode_cursor(text: str) -> tuple[int, int]:
     due, _, seq = text.partition(".")
     if not (due.isdigit() and seq.isdigit() and len(due) < 20 and len(seq) < 20):
         raise InvalidInput(f"not a schedule cursor: {text[:40]!r}")
+    if int(due) >= 2**63 or int(seq) >= 2**63:  # past a 64-bit column: none we made
+        raise InvalidInput(f"not a schedule cursor: {text[:40]!r}")
     return int(due), int(seq)
 
 

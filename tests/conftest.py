@@ -18,6 +18,7 @@ from eventlog.storage.base import Storage
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.sqlite import SQLiteStorage
 from tests.pg import pg_cluster  # noqa: F401 - the session's throwaway PostgreSQL server
+from tests.support import opened
 
 #: Every storage backend; each contract suite runs once per entry.
 BACKENDS = ["memory", "sqlite", "postgres"]
@@ -35,23 +36,16 @@ async def any_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
 
         url = await request.getfixturevalue("pg_cluster").create_database()
         makers["postgres"] = lambda: PostgresStorage(url)
-    backend = makers[request.param]()
-    await backend.open()
-    try:
+    async with opened(makers[request.param]()) as backend:
         yield backend
-    finally:
-        await backend.close()
 
 
 @pytest.fixture
 async def any_log(any_storage: Storage) -> AsyncIterator[EventLog]:
     """An open EventLog over each backend (``any_storage``'s params)."""
-    event_log = EventLog(any_storage, LogConfig(retention_interval=0, recheck_interval=0.2))
-    await event_log.start()
-    try:
+    config = LogConfig(retention_interval=0, recheck_interval=0.2)
+    async with EventLog(any_storage, config) as event_log:  # start(), then close()
         yield event_log
-    finally:
-        await event_log.close()
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ the common case.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import ssl
@@ -56,7 +57,7 @@ import httpx
 from eventlog.closing import Closing
 from tests.support import free_port, scaled
 
-__all__ = ["ServerFailed", "ServerProcess"]
+__all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "run_cli"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -237,3 +238,18 @@ class ServerProcess(Closing):
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+#: The ``eventlog`` console script of this virtualenv.
+EVENTLOG = str(Path(sys.executable).with_name("eventlog"))
+
+
+async def run_cli(server: ServerProcess, *args: str) -> tuple[int, str, str]:
+    """Run ``eventlog ARGS --url <server>``: its exit code, stdout and stderr (30 s at most)."""
+    proc = await asyncio.create_subprocess_exec(
+        EVENTLOG, *args, "--url", server.url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), scaled(30))
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

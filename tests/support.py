@@ -1,17 +1,24 @@
-"""Shared test helpers: scalable timeouts, free ports, stored events."""
+"""Shared test helpers: scalable timeouts, polling, free ports, stored events."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from eventlog import Event
+from eventlog.storage.base import Storage
 
-__all__ = ["free_port", "scaled", "stored_event"]
+__all__ = ["free_port", "opened", "scaled", "stored_event", "wait_until"]
+
+S = TypeVar("S", bound=Storage)
 
 #: Multiply every test timeout by EVENTLOG_TEST_TIMEOUT_SCALE on slow machines.
 TIMEOUT_SCALE = float(os.environ.get("EVENTLOG_TEST_TIMEOUT_SCALE", "1"))
@@ -20,6 +27,20 @@ TIMEOUT_SCALE = float(os.environ.get("EVENTLOG_TEST_TIMEOUT_SCALE", "1"))
 def scaled(seconds: float) -> float:
     """A timeout in the suite's one scalable unit."""
     return seconds * TIMEOUT_SCALE
+
+
+async def wait_until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll an (async or sync) condition until true."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:
@@ -43,3 +64,13 @@ def stored_event(data: bytes = b"{}", **fields: Any) -> Event:
         "time": datetime(2026, 1, 1, tzinfo=UTC),
     }
     return Event(**(defaults | fields), data=msgspec.Raw(data))
+
+
+@asynccontextmanager
+async def opened(storage: S) -> AsyncIterator[S]:
+    """``storage``, opened, and closed on the way out."""
+    await storage.open()
+    try:
+        yield storage
+    finally:
+        await storage.close()

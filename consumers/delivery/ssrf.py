@@ -36,6 +36,7 @@ __all__ = [
     "UnsafeTarget",
     "check_address",
     "check_host",
+    "check_resolves",
     "check_url",
     "forbidden_reason",
     "resolve_checked",
@@ -225,6 +226,16 @@ async def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> N
         return
     if check_host(host, allow_private=False) or not resolve:
         return
+    await check_resolves(host, port)
+
+
+async def check_resolves(host: str, port: int) -> None:
+    """Resolve ``host``: every address must be public.
+
+    Raises:
+        InvalidTarget: The name does not resolve.
+        UnsafeTarget: A refused address.
+    """
     try:
         await resolve_checked(host, port, allow_private=False)
     except UnsafeTarget:

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 from consumers.delivery.retry import AttemptResult
-from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, resolve_checked
-from consumers.notify.template import TemplateError, parse
+from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_resolves
+from consumers.notify.template import check_templates, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -107,11 +107,7 @@ def parse_options(options: dict[str, Any]) -> AppriseOptions:
         opts = msgspec.convert(options, AppriseOptions)
     except msgspec.ValidationError as exc:
         raise ValueError(f"options: {exc}") from exc
-    for where, text in (("template", opts.template), ("title", opts.title)):
-        try:
-            parse(text)
-        except TemplateError as exc:
-            raise ValueError(f"options.{where}: {exc}") from exc
+    check_templates((("template", opts.template), ("title", opts.title)))
     with _quiet():
         supported = _apprise().Apprise().add(opts.url)
     if not supported:
@@ -166,13 +162,7 @@ async def check_apprise_url(url: str, *, allow_private: bool) -> None:
             f"the guard cannot tell where Apprise's {scheme}:// targets connect "
             "(allowed only with allow_private_targets = true)"
         )
-    host, port = target
-    try:
-        await resolve_checked(host, port, allow_private=False)
-    except UnsafeTarget:
-        raise
-    except OSError as exc:
-        raise InvalidTarget(f"cannot resolve {host!r}: {exc}") from exc
+    await check_resolves(*target)
 
 
 def public_url(apprise_url: str) -> str:

@@ -42,7 +42,7 @@ import msgspec
 from consumers.delivery.retry import AttemptResult, Classification, parse_retry_after
 from consumers.delivery.retry import classify as default_classify
 from consumers.notify.limits import fit, units
-from consumers.notify.template import Template, TemplateError, parse
+from consumers.notify.template import Template, check_templates, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -150,12 +150,7 @@ def parse_options(options: dict[str, Any]) -> DiscordOptions:
             texts += [(f"embed.fields[{i}].name", f.name), (f"embed.fields[{i}].value", f.value)]
         if e.color is not None and not 0 <= e.color <= 0xFFFFFF:
             raise ValueError("options.embed.color: an RGB integer, 0 to 0xFFFFFF")
-    for where, text in texts:
-        if text is not None:
-            try:
-                parse(text)
-            except TemplateError as exc:
-                raise ValueError(f"options.{where}: {exc}") from exc
+    check_templates(texts)
     return opts
 
 

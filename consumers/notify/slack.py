@@ -40,7 +40,7 @@ import msgspec
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery.retry import classify as default_classify
 from consumers.notify.limits import fit
-from consumers.notify.template import TemplateError, parse
+from consumers.notify.template import check_templates, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -102,12 +102,7 @@ def parse_options(options: dict[str, Any]) -> SlackOptions:
     texts: list[tuple[str, str | None]] = [("template", opts.template), ("title", opts.title)]
     for i, f in enumerate(opts.fields):
         texts += [(f"fields[{i}].name", f.name), (f"fields[{i}].value", f.value)]
-    for where, text in texts:
-        if text is not None:
-            try:
-                parse(text)
-            except TemplateError as exc:
-                raise ValueError(f"options.{where}: {exc}") from exc
+    check_templates(texts)
     return opts
 
 

@@ -26,7 +26,7 @@ escaping, so event data cannot inject mentions or links).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -38,7 +38,14 @@ from eventlog.errors import InvalidInput
 from eventlog.model import Event
 from eventlog.repair import repair
 
-__all__ = ["MAX_TEMPLATE_LENGTH", "Template", "TemplateError", "event_context", "parse"]
+__all__ = [
+    "MAX_TEMPLATE_LENGTH",
+    "Template",
+    "TemplateError",
+    "check_templates",
+    "event_context",
+    "parse",
+]
 
 #: Longest template accepted, in characters.
 MAX_TEMPLATE_LENGTH = 8192
@@ -167,6 +174,20 @@ def parse(source: str) -> Template:
     if literal:
         parts.append("".join(literal))
     return Template(source=source, parts=tuple(parts))
+
+
+def check_templates(texts: Iterable[tuple[str, str | None]]) -> None:
+    """Parse each ``(where, text)`` of a target's options (``None``: not given).
+
+    Raises:
+        ValueError: A bad template, as ``options.<where>: <why>``.
+    """
+    for where, text in texts:
+        if text is not None:
+            try:
+                parse(text)
+            except TemplateError as exc:
+                raise ValueError(f"options.{where}: {exc}") from exc
 
 
 def _placeholder_end(source: str, start: int) -> int:

@@ -290,14 +290,19 @@ def test_progress_bar_is_drawn_only_on_a_terminal(db: Path, tmp_path: Path) -> N
     assert plain.stderr == "eventlog: imported 50 events into s (0 new, 50 already present)\n"
 
 
-def test_append_from_a_slow_pipe_appends_each_line_as_it_arrives(db: Path) -> None:
-    with subprocess.Popen(
-        [EVENTLOG, "append", "--db", str(db), "slow", "--type", "n"],
+def appending(db: Path, stream: str) -> subprocess.Popen[bytes]:
+    """``eventlog append`` of type ``n`` events into ``stream``, every pipe open."""
+    return subprocess.Popen(
+        [EVENTLOG, "append", "--db", str(db), stream, "--type", "n"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(),
-    ) as proc:
+    )
+
+
+def test_append_from_a_slow_pipe_appends_each_line_as_it_arrives(db: Path) -> None:
+    with appending(db, "slow") as proc:
         assert proc.stdin is not None
         assert proc.stdout is not None
         try:
@@ -316,13 +321,7 @@ def test_append_from_a_slow_pipe_appends_each_line_as_it_arrives(db: Path) -> No
 
 def test_append_waiting_on_an_idle_pipe_stops_on_one_sigint_or_sigterm(db: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with subprocess.Popen(
-            [EVENTLOG, "append", "--db", str(db), f"idle-{sig.name}", "--type", "n"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=cli_env(),
-        ) as proc:
+        with appending(db, f"idle-{sig.name}") as proc:
             assert proc.stdin is not None
             assert proc.stdout is not None
             assert proc.stderr is not None

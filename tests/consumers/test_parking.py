@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -13,16 +13,12 @@ from consumers import Backoff, ConsumerManager
 from consumers.failure import FailurePolicy
 from consumers.parking import original_event, parked_stream
 from eventlog import Event, EventLog, InvalidInput, NewEvent
-from tests.support import scaled
+from tests.support import wait_until as support_wait_until
 
 FAST = Backoff(base=0.001, cap=0.005)
 
 
-async def wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + scaled(timeout)
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+wait_until = partial(support_wait_until, timeout=20.0)
 
 
 class Poisoned:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,12 @@ import pytest
 from consumers import Backoff, ConsumerManager, matches
 from eventlog import END, Event, EventLog, NewEvent
 from tests.support import scaled, stored_event
+from tests.support import wait_until as support_wait_until
 
 FAST = Backoff(base=0.01, cap=0.05)
 
 
-async def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + scaled(timeout)
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+wait_until = partial(support_wait_until, timeout=5.0)
 
 
 async def test_handler_gets_batches_and_offsets_are_committed(sqlite_log: EventLog) -> None:

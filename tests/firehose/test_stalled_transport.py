@@ -51,6 +51,21 @@ def _upgrade(server: ServerProcess, path: str) -> socket.socket:
     return sock
 
 
+def _assert_let_go(
+    server: ServerProcess, sock: socket.socket, client_port: int, *, within: float
+) -> None:
+    """The server lets go of the stalled socket within ``within`` seconds; the client,
+    reading again, finds the connection reset: it gets what its own buffer held, then
+    no more (the server no longer knows the socket)."""
+    deadline = time.monotonic() + scaled(within)
+    while _server_holds(server, client_port):
+        assert time.monotonic() < deadline, "the server still holds the stalled connection"
+        time.sleep(0.05)
+    received, reset = _read_to_the_end(sock)
+    assert reset
+    assert received < 1 << 20
+
+
 def _server_holds(server: ServerProcess, client_port: int) -> bool:
     return any(
         c.raddr and c.raddr.port == client_port
@@ -84,15 +99,7 @@ def test_a_dropped_client_that_never_reads_loses_its_tcp_connection_within_the_c
             fh_server, "eventlog_firehose_slow_disconnects_total", '{transport="ws"}', 1, 30
         )
         # The server lets go of the socket within the close timeout (plus scheduling slack).
-        deadline = time.monotonic() + scaled(CLOSE_TIMEOUT + 3)
-        while _server_holds(fh_server, client_port):
-            assert time.monotonic() < deadline, "the server still holds the stalled connection"
-            time.sleep(0.05)
-        # And the client, reading again, finds the connection reset: it gets what
-        # its own buffer held, then no more (the server no longer knows the socket).
-        received, reset = _read_to_the_end(sock)
-        assert reset
-        assert received < 1 << 20
+        _assert_let_go(fh_server, sock, client_port, within=CLOSE_TIMEOUT + 3)
     finally:
         sock.close()
         http.close()
@@ -117,13 +124,7 @@ def test_a_dropped_sse_client_that_never_reads_loses_its_tcp_connection(
         )
         # The app gives its last messages firehose_close_timeout each, then the
         # closing connection gets as long to make progress before it is reset.
-        deadline = time.monotonic() + scaled(3 * CLOSE_TIMEOUT + 3)
-        while _server_holds(fh_server, client_port):
-            assert time.monotonic() < deadline, "the server still holds the stalled connection"
-            time.sleep(0.05)
-        received, reset = _read_to_the_end(sock)
-        assert reset
-        assert received < 1 << 20
+        _assert_let_go(fh_server, sock, client_port, within=3 * CLOSE_TIMEOUT + 3)
     finally:
         sock.close()
         http.close()

@@ -3,10 +3,8 @@ notification kinds and pacing sender, and local fake Discord and Slack."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +15,8 @@ from consumers.notify import NotifySpec, build_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK
 from eventlog import EventLog
 from tests.notify.fakes import FakeDiscord, FakeSlack
-from tests.support import scaled
-
-
-@pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[EventLog]:
-    """An open log on a real SQLite file."""
-    async with EventLog.open(tmp_path / "events.db", recheck_interval=0.2) as log:
-        yield log
+from tests.support import wait_until as poll_until
+from tests.webhooks.conftest import log as log  # the webhook tests' real SQLite log
 
 
 @pytest.fixture
@@ -68,17 +60,8 @@ async def add_target(engine: DeliveryEngine, **spec: Any) -> Endpoint:
 
 
 async def wait_until(check: Callable[[], object], timeout: float = 20.0) -> None:
-    """Poll an (async or sync) condition until true."""
-    deadline = time.monotonic() + scaled(timeout)
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    """:func:`tests.support.wait_until`, 20 s by default (bursts are paced)."""
+    await poll_until(check, timeout)
 
 
 async def deliveries(engine: DeliveryEngine, endpoint_id: str) -> list[Delivery]:

@@ -4,6 +4,7 @@ services' limits and answer 429 as they document."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Delivery
@@ -39,6 +40,26 @@ async def settled(engine: DeliveryEngine, endpoint_id: str) -> list[Delivery]:
     return await deliveries(engine, endpoint_id)
 
 
+async def burst_to(
+    log: EventLog,
+    engine: DeliveryEngine,
+    fake: FakeDiscord | FakeSlack,
+    kind: str,
+    options: dict[str, Any],
+) -> list[Delivery]:
+    """A burst to ``fake`` through a new ``kind`` target with ``options``; once all
+    BURST messages arrived, the settled ledger. The fake is stopped after."""
+    try:
+        ep = await add_target(
+            engine, kind=kind, url=fake.url(), stream="orders", start="beginning", options=options
+        )
+        await burst(log, "orders")
+        await wait_until(lambda: len(fake.messages) >= BURST, timeout=60)
+        return await settled(engine, ep.id)
+    finally:
+        await fake.stop()
+
+
 def offsets_in(texts: list[str]) -> list[int]:
     return [int(m.group(1)) for t in texts if (m := re.search(r"#(\d+) ", t))]
 
@@ -47,20 +68,13 @@ async def test_discord_burst_is_delivered_completely_in_order_without_early_requ
     log: EventLog, engine: DeliveryEngine
 ) -> None:
     fake = await FakeDiscord(limit=5, window=0.1, shared_every=37).start()
-    try:
-        ep = await add_target(
-            engine,
-            kind="discord",
-            url=fake.url(),
-            stream="orders",
-            start="beginning",
-            options={"template": "#{offset} {type} order {data.order.id}: {data.order.note}"},
-        )
-        await burst(log, "orders")
-        await wait_until(lambda: len(fake.messages) >= BURST, timeout=60)
-        rows = await settled(engine, ep.id)
-    finally:
-        await fake.stop()
+    rows = await burst_to(
+        log,
+        engine,
+        fake,
+        "discord",
+        {"template": "#{offset} {type} order {data.order.id}: {data.order.note}"},
+    )
     assert offsets_in([m["content"] for m in fake.messages]) == list(range(BURST))
     assert fake.early == 0, "a request arrived before an announced retry_after expired"
     assert fake.rate_limited > 0, "the fake never answered 429: the test proved nothing"
@@ -81,20 +95,7 @@ async def test_discord_without_bucket_headers_429s_are_honoured_exactly(
     log: EventLog, engine: DeliveryEngine
 ) -> None:
     fake = await FakeDiscord(limit=5, window=0.1, send_headers=False).start()
-    try:
-        ep = await add_target(
-            engine,
-            kind="discord",
-            url=fake.url(),
-            stream="orders",
-            start="beginning",
-            options={"template": "#{offset} {type}"},
-        )
-        await burst(log, "orders")
-        await wait_until(lambda: len(fake.messages) >= BURST, timeout=60)
-        rows = await settled(engine, ep.id)
-    finally:
-        await fake.stop()
+    rows = await burst_to(log, engine, fake, "discord", {"template": "#{offset} {type}"})
     assert offsets_in([m["content"] for m in fake.messages]) == list(range(BURST))
     assert fake.rate_limited >= BURST // 5 - 1  # every bucket ran dry once
     assert fake.early == 0
@@ -106,23 +107,16 @@ async def test_slack_burst_is_delivered_completely_in_order_without_early_reques
     log: EventLog, engine: DeliveryEngine
 ) -> None:
     fake = await FakeSlack(burst=40, rate=40).start()
-    try:
-        ep = await add_target(
-            engine,
-            kind="slack",
-            url=fake.url(),
-            stream="orders",
-            start="beginning",
-            options={
-                "template": "#{offset} {type} {data.order.tag}",
-                "title": "Order {data.order.id}",
-            },
-        )
-        await burst(log, "orders")
-        await wait_until(lambda: len(fake.messages) >= BURST, timeout=60)
-        rows = await settled(engine, ep.id)
-    finally:
-        await fake.stop()
+    rows = await burst_to(
+        log,
+        engine,
+        fake,
+        "slack",
+        {
+            "template": "#{offset} {type} {data.order.tag}",
+            "title": "Order {data.order.id}",
+        },
+    )
     assert offsets_in([m["text"] for m in fake.messages]) == list(range(BURST))
     assert fake.early == 0, "a request arrived before Retry-After expired"
     assert fake.rate_limited > 0

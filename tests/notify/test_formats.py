@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,19 +47,18 @@ def discord_message(options: dict[str, Any], data: object = HUGE) -> dict[str, A
 
 def test_discord_content_and_every_embed_limit_hold_for_huge_values() -> None:
     fields = [{"name": "{data.n}", "value": "{data.v}", "inline": True}] * 25
-    message = discord_message(
-        {
-            "template": "{data.e}",
-            "username": "U" * 100,
-            "embed": {
-                "title": "{data.t}",
-                "description": "{data.d}",
-                "footer": "{data.t}",
-                "fields": fields,
-                "color": 0x5865F2,
-            },
-        }
-    )
+    options = {
+        "template": "{data.e}",
+        "username": "U" * 100,
+        "embed": {
+            "title": "{data.t}",
+            "description": "{data.d}",
+            "footer": "{data.t}",
+            "fields": fields,
+            "color": 0x5865F2,
+        },
+    }
+    message = discord_message(copy.deepcopy(options))
     assert _discord_problem(message) is None  # what the fake (Discord's limits) accepts
     assert units(message["content"]) <= 2000
     assert message["content"].endswith(" chars]")
@@ -68,19 +68,7 @@ def test_discord_content_and_every_embed_limit_hold_for_huge_values() -> None:
     assert "[+" in embed["description"]  # fields had to be dropped, and it says how many
     assert message["allowed_mentions"] == {"parse": []}
     # Deterministic: the same event gives the same message.
-    assert message == discord_message(
-        {
-            "template": "{data.e}",
-            "username": "U" * 100,
-            "embed": {
-                "title": "{data.t}",
-                "description": "{data.d}",
-                "footer": "{data.t}",
-                "fields": fields,
-                "color": 0x5865F2,
-            },
-        }
-    )
+    assert message == discord_message(copy.deepcopy(options))
 
 
 def test_discord_empty_render_still_sends_something_and_blank_fields_are_filled() -> None:

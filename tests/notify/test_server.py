@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ import pytest
 from tests.notify.conftest import wait_until
 from tests.notify.fakes import FakeDiscord, FakeSlack
 from tests.serverproc import ServerFailed, ServerProcess
+from tests.serverproc import run_cli as cli
 from tests.support import scaled
 from tests.webhooks.receiver import Receiver
 
-EVENTLOG = str(Path(sys.executable).with_name("eventlog"))
 TOKEN = "tok-9f8e7d6c5b4a3210"  # the secret part of a Discord webhook URL
 SLACK_TOKEN = "slk-0a1b2c3d4e5f6789"
 ALLOW_PRIVATE = "[webhooks]\nallow_private_targets = true\n"
@@ -70,16 +69,6 @@ async def delivered(api: httpx.AsyncClient, target: str, count: int) -> list[dic
 
     await wait_until(done)
     return rows
-
-
-async def cli(server: ServerProcess, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        EVENTLOG, *args, "--url", server.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), scaled(30))
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_api_target_delivers_in_order_and_never_shows_its_token(

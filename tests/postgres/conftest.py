@@ -8,6 +8,7 @@ import pytest
 
 from eventlog.storage.postgres import PostgresStorage
 from tests.pg import PgCluster, pg_cluster, pg_url
+from tests.support import opened
 
 __all__ = ["own_cluster", "pg_cluster", "pg_storage", "pg_url"]
 
@@ -15,12 +16,8 @@ __all__ = ["own_cluster", "pg_cluster", "pg_storage", "pg_url"]
 @pytest.fixture
 async def pg_storage(pg_url: str) -> AsyncIterator[PostgresStorage]:
     """An open PostgresStorage on a fresh database."""
-    storage = PostgresStorage(pg_url)
-    await storage.open()
-    try:
+    async with opened(PostgresStorage(pg_url)) as storage:
         yield storage
-    finally:
-        await storage.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from eventlog.storage.leases import Leases, LocalLeases, leases_for, run_exclusi
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.sqlite import SQLiteStorage
-from tests.support import scaled
+from tests.support import opened, scaled
 
 CHILD = Path(__file__).with_name("lease_child.py")
 
@@ -26,12 +26,8 @@ CHILD = Path(__file__).with_name("lease_child.py")
 @pytest.fixture
 async def other(pg_url: str) -> AsyncIterator[PostgresStorage]:
     """A second storage on the same database: another process, as far as PostgreSQL knows."""
-    storage = PostgresStorage(pg_url)
-    await storage.open()
-    try:
+    async with opened(PostgresStorage(pg_url)) as storage:
         yield storage
-    finally:
-        await storage.close()
 
 
 async def eventually_acquire(storage: PostgresStorage, name: str, within: float) -> float:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from consumers.delivery.engine import DeliveryEngine, ledger_for
 from consumers.delivery.model import Delivery, DeliveryStatus, Endpoint
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog
-from tests.support import scaled
+from tests.support import wait_until as wait_until
 from tests.webhooks.receiver import Receiver
 
 
@@ -47,20 +46,6 @@ async def add_endpoint(engine: DeliveryEngine, url: str, **spec: object) -> Endp
     ep = build_endpoint(EndpointSpec(url=url, **spec), now=time.time(), head=0)  # type: ignore[arg-type]
     await engine.put_endpoint(ep)
     return ep
-
-
-async def wait_until(check: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll an (async or sync) condition until true."""
-    deadline = time.monotonic() + scaled(timeout)
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def statuses(engine: DeliveryEngine, endpoint_id: str) -> list[DeliveryStatus]:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.serverproc import EVENTLOG, ServerProcess
+from tests.serverproc import run_cli as cli
 from tests.support import scaled
 from tests.webhooks.receiver import Receiver
-
-EVENTLOG = str(Path(sys.executable).with_name("eventlog"))
 
 
 @pytest.fixture
@@ -24,16 +22,6 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     cfg.write_text("[webhooks]\nallow_private_targets = true\n")
     with ServerProcess.start(db=tmp_path / "events.db", extra_args=["--config", str(cfg)]) as proc:
         yield proc
-
-
-async def cli(server: ServerProcess, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        EVENTLOG, *args, "--url", server.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), scaled(30))
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_webhook_commands_manage_endpoints_and_show_deliveries(

@@ -51,6 +51,14 @@ def rows(
     ]
 
 
+async def sqlite_ledger(log: EventLog) -> SQLiteLedger:
+    """An open SQLite ledger on ``log``'s storage."""
+    assert isinstance(log.storage, SQLiteStorage)
+    store = SQLiteLedger(log.storage)
+    await store.open()
+    return store
+
+
 def done(d_id: str, status: str = "delivered", next_at: float | None = None) -> Finished:
     return Finished(
         delivery_id=d_id,
@@ -228,9 +236,7 @@ async def test_endpoints_round_trip_and_delete_cascades(
 
 async def test_sqlite_enqueue_is_all_or_nothing(tmp_path: Path) -> None:
     async with EventLog.open(tmp_path / "events.db") as log:
-        assert isinstance(log.storage, SQLiteStorage)
-        store = SQLiteLedger(log.storage)
-        await store.open()
+        store = await sqlite_ledger(log)
         broken = [
             *rows(0),
             NewDelivery(
@@ -253,17 +259,13 @@ async def test_sqlite_enqueue_is_all_or_nothing(tmp_path: Path) -> None:
 
 async def test_sqlite_ledger_survives_reopening(tmp_path: Path) -> None:
     async with EventLog.open(tmp_path / "events.db") as log:
-        assert isinstance(log.storage, SQLiteStorage)
-        store = SQLiteLedger(log.storage)
-        await store.open()
+        store = await sqlite_ledger(log)
         await store.enqueue(
             "ep", rows(0, 1), consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
         )
         await store.claim("ep", "concurrent", NOW, 1)
     async with EventLog.open(tmp_path / "events.db") as log:
-        assert isinstance(log.storage, SQLiteStorage)
-        store = SQLiteLedger(log.storage)
-        await store.open()
+        store = await sqlite_ledger(log)
         assert await log.storage.get_offset("webhook.ep", "events") == 2
         assert await store.recover(NOW) == 1
         assert [d.status for d in await store.deliveries("ep")] == ["pending", "pending"]

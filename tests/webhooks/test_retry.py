@@ -12,6 +12,7 @@ from consumers.delivery.retry import (
     Classification,
     ErrorKind,
     RetryPolicy,
+    Step,
     TokenBucket,
     classify,
     next_step,
@@ -27,6 +28,15 @@ def result(
 ) -> AttemptResult:
     headers = {} if retry_after is None else {"retry-after": retry_after}
     return AttemptResult(status, headers, b"", error, "detail", 0.01)
+
+
+def step_after(
+    policy: RetryPolicy, outcome: Classification, *, attempts: int, rate_limited: int = 0
+) -> Step:
+    """:func:`next_step` at ``NOW`` with the jitter's midpoint."""
+    return next_step(
+        policy, outcome, attempts=attempts, rate_limited=rate_limited, now=NOW, rand=0.5
+    )
 
 
 def test_default_schedule_spans_about_a_day() -> None:
@@ -109,14 +119,7 @@ def test_retry_after_is_read_as_seconds_or_http_date() -> None:
 
 def test_a_429_wait_does_not_use_up_an_attempt() -> None:
     policy = RetryPolicy.preset("short")
-    step = next_step(
-        policy,
-        Classification("rate_limited", "429", 30.0),
-        attempts=2,
-        rate_limited=0,
-        now=NOW,
-        rand=0.5,
-    )
+    step = step_after(policy, Classification("rate_limited", "429", 30.0), attempts=2)
     assert (step.status, step.attempts, step.rate_limited) == ("pending", 2, 1)
     assert step.next_attempt_at == NOW + 30
 
@@ -124,20 +127,13 @@ def test_a_429_wait_does_not_use_up_an_attempt() -> None:
 def test_429_waits_are_bounded() -> None:
     policy = RetryPolicy(schedule=(1,), max_attempts=2, max_rate_limited=3)
     limited = Classification("rate_limited", "429", 1.0)
-    step = next_step(policy, limited, attempts=1, rate_limited=3, now=NOW, rand=0.5)
+    step = step_after(policy, limited, attempts=1, rate_limited=3)
     assert step.status == "failed"
 
 
 def test_retry_after_is_capped() -> None:
     policy = RetryPolicy(max_retry_after=60)
-    step = next_step(
-        policy,
-        Classification("retry", "503", 10_000.0),
-        attempts=0,
-        rate_limited=0,
-        now=NOW,
-        rand=0.5,
-    )
+    step = step_after(policy, Classification("retry", "503", 10_000.0), attempts=0)
     assert step.next_attempt_at == NOW + 60
 
 
@@ -147,7 +143,7 @@ def test_last_attempt_fails_the_delivery() -> None:
     attempts = 0
     statuses = []
     while True:
-        step = next_step(policy, retry, attempts=attempts, rate_limited=0, now=NOW, rand=0.5)
+        step = step_after(policy, retry, attempts=attempts)
         statuses.append(step.status)
         attempts = step.attempts
         if step.status != "pending":
@@ -157,9 +153,7 @@ def test_last_attempt_fails_the_delivery() -> None:
 
 
 def test_410_fails_and_asks_to_disable() -> None:
-    step = next_step(
-        RetryPolicy(), classify(result(410), NOW), attempts=0, rate_limited=0, now=NOW, rand=0.5
-    )
+    step = step_after(RetryPolicy(), classify(result(410), NOW), attempts=0)
     assert step.status == "failed"
     assert step.disable_reason is not None
     assert "410" in step.disable_reason
