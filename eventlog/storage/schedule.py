@@ -28,6 +28,7 @@ import msgspec
 T = TypeVar("T")
 
 __all__ = [
+    "ROW_COLUMNS",
     "Begin",
     "Deliver",
     "MemorySchedule",
@@ -35,6 +36,7 @@ __all__ = [
     "ScheduleRow",
     "ScheduleStore",
     "Txn",
+    "schedule_row",
 ]
 
 
@@ -63,6 +65,26 @@ class ScheduleRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     headers: bytes | None
     data: bytes
     seq: int = 0
+
+
+#: The columns the SQL backends select, in :func:`schedule_row`'s order.
+ROW_COLUMNS = "stream, id, due_us, created_us, type, key, headers, data, seq"
+
+
+def schedule_row(r: Any) -> ScheduleRow:
+    """A :class:`ScheduleRow` from a database row of :data:`ROW_COLUMNS`."""
+    stream, event_id, due_us, created_us, type_, key, headers, data, seq = r
+    return ScheduleRow(
+        stream=stream,
+        id=event_id,
+        due_us=due_us,
+        created_us=created_us,
+        type=type_,
+        key=key,
+        headers=None if headers is None else bytes(headers),
+        data=bytes(data),
+        seq=seq,
+    )
 
 
 class ScheduleFilter(msgspec.Struct, frozen=True, kw_only=True):
