@@ -24,12 +24,14 @@ from typing import Any
 
 import uvicorn
 
+from consumers.delivery.sealed import SecretBox, SecretsKeyError
 from eventlog import EventLog, EventLogError, LogConfig
 from eventlog.log import storage_for
 from server.app import create_app
 from server.config import ConfigError, ServerConfig
 from server.middleware import BufferedLineWriter, format_line
 from server.protocols import guarded_protocols
+from server.secrets import check_secrets, secret_box
 from server.tls import uvicorn_tls_options
 
 __all__ = [
@@ -166,7 +168,8 @@ def run_server(config: ServerConfig) -> int:
         return 2
     try:
         tls = uvicorn_tls_options(config)
-    except ConfigError as exc:
+        secrets = secret_box(config)
+    except (ConfigError, SecretsKeyError) as exc:
         print(f"eventlog serve: {exc}", file=sys.stderr)
         return 2
     _setup_logging(config)
@@ -186,12 +189,16 @@ def run_server(config: ServerConfig) -> int:
     except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
         print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
         return 2
+    failure = _check_secrets(config.db, log_config, secrets)
+    if failure is not None:
+        print(f"eventlog serve: {failure}", file=sys.stderr)
+        return 2
     # Request lines skip the logging machinery: buffered, written every 50 ms.
     access = BufferedLineWriter(sys.stderr)
     access_sink = (
         access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
     )
-    app = create_app(log, config, manage_log=True, access_sink=access_sink)
+    app = create_app(log, config, manage_log=True, access_sink=access_sink, secrets=secrets)
     http_protocol, ws_protocol = guarded_protocols(config)
     uv_config = uvicorn.Config(
         app,
@@ -222,3 +229,19 @@ def run_server(config: ServerConfig) -> int:
     if not server.started:
         return 1
     return 0
+
+
+def _check_secrets(db: str, log_config: LogConfig, secrets: SecretBox) -> str | None:
+    """Why the stored secrets cannot be opened with ``secrets``, if they cannot."""
+
+    async def check() -> None:
+        async with EventLog(storage_for(db, log_config), log_config) as log:
+            await check_secrets(log, secrets)
+
+    try:
+        asyncio.run(check())
+    except SecretsKeyError as exc:
+        return str(exc)
+    except EventLogError:
+        pass  # the database itself fails: the server's own start says how
+    return None
