@@ -256,3 +256,24 @@ def test_screenshots_of_each_page(browser: Browser, server: ServerProcess, shots
         _show(page, name, READY[name])
         page.screenshot(shots / f"dashboard-{name}.png")
         assert (shots / f"dashboard-{name}.png").stat().st_size > 1000
+
+
+def test_live_tail_type_filter_shows_only_matching_events(
+    browser: Browser, server: ServerProcess
+) -> None:
+    page = _open(browser, server, ADMIN_KEY)
+    _show(page, "tail", READY["tail"])
+    page.evaluate("document.querySelector('#tail-stream').value = 'orders'")
+    page.evaluate("document.querySelector('#tail-types').value = 'order.refund*'")
+    page.evaluate("document.querySelector('#tail-form button[type=submit]').click()")
+    page.wait_for("document.querySelector('#tail-state').textContent.includes('order.refund*')")
+    with httpx.Client(base_url=server.url, headers=_auth(ADMIN_KEY)) as http:
+        events = [{"type": "order.paid", "data": {}}, {"type": "order.refunded", "data": {}}]
+        offsets = http.post("/api/streams/orders/events", json=events).json()["offsets"]
+    page.wait_for(f"document.querySelector('#tail-events li[data-offset=\"{offsets[1]}\"]')")
+    shown = page.evaluate(
+        "[...document.querySelectorAll('#tail-events li')].map(li => li.textContent)"
+    )
+    assert len(shown) == 1
+    assert "order.refunded" in shown[0]
+    assert page.errors == []
