@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from consumers.delivery.sealed import SecretBox
 from eventlog import EventLog, EventLogError
 from server import consumer_runtime
 from server.api import all_routes, webhook_engine
@@ -38,6 +39,7 @@ def create_app(
     *,
     manage_log: bool = False,
     access_sink: Callable[[str], None] | None = None,
+    secrets: SecretBox | None = None,
 ) -> Starlette:
     """Build the eventlog ASGI app over an open (or, with ``manage_log``, unstarted) log.
 
@@ -47,6 +49,8 @@ def create_app(
         manage_log: Start the log in the app's lifespan and close it on shutdown.
         access_sink: Receives each request's log line (default: the
             ``eventlog.access`` logger at INFO).
+        secrets: Seals webhook endpoints and ingest sources at rest (default:
+            no key, stored as plain JSON; see docs/secrets.md).
 
     The app keeps ``log``, ``config``, ``metrics`` (a :class:`server.metrics.Metrics`)
     and ``stopping`` (an :class:`asyncio.Event` set when shutdown begins, which
@@ -107,6 +111,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.auth = Authenticator(config.api_keys)
     app.state.stopping = asyncio.Event()
+    app.state.secrets = secrets or SecretBox()
     # Mounted without a lifespan, the app is ready as soon as the log is open.
     app.state.ready = not manage_log
     return app

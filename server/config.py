@@ -102,6 +102,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             needs ``ssl_keyfile`` (see docs/http.md, "TLS").
         ssl_keyfile: PEM private key of ``ssl_certfile``.
         ssl_keyfile_password: Password of an encrypted ``ssl_keyfile``.
+        secrets_key_file: File of the keys that seal stored secrets (one a
+            line, newest first); else ``EVENTLOG_SECRETS_KEY``. Never the keys
+            themselves in this file (see docs/secrets.md).
         webhooks: Webhook delivery (``[webhooks]``, see docs/webhooks.md).
         notifications: Chat notification targets delivered by the same engine
             (``[[notifications.targets]]``, see docs/notifications.md).
@@ -144,6 +147,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: str | None = None
+    secrets_key_file: str | None = None
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)
 

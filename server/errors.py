@@ -125,6 +125,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "not_ready": (503, 1013),
     "webhooks_unavailable": (503, 1013),
     "too_many_clients": (503, 1013),
+    "secrets_key": (503, 1011),
     "too_many_connections": (503, 1013),
     "slow_client": (503, CLOSE_SLOW),
     "subscription_ended": (503, 1001),

@@ -19,26 +19,29 @@ import logging
 import resource
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from consumers.delivery.sealed import SecretBox, SecretsKeyError
 from eventlog import EventLog, EventLogError, LogConfig
 from eventlog.log import storage_for
 from server.app import create_app
 from server.config import ConfigError, ServerConfig
 from server.middleware import BufferedLineWriter, format_line
 from server.protocols import guarded_protocols
+from server.secrets import check_secrets, secret_box
 from server.tls import uvicorn_tls_options
 
 __all__ = [
-    "build_server",
     "exposure_warning",
     "is_loopback",
+    "log_config_for",
     "run_server",
+    "uvicorn_config",
 ]
 
 logger = logging.getLogger("eventlog.server")
@@ -158,74 +161,24 @@ def exposure_warning(config: ServerConfig) -> str | None:
     )
 
 
-def run_server(config: ServerConfig) -> int:
-    """Serve until SIGTERM/SIGINT. Returns the exit code."""
-    if not is_loopback(config.host) and not config.api_keys and not config.insecure:
-        print(
-            f"eventlog serve: refusing to bind {config.host} without API keys; "
-            "configure api_keys or pass --insecure",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        tls = uvicorn_tls_options(config)
-    except ConfigError as exc:
-        print(f"eventlog serve: {exc}", file=sys.stderr)
-        return 2
-    _setup_logging(config)
-    warning = exposure_warning(config)
-    if warning is not None:
-        logger.warning(warning)
-    _raise_fd_limit(config.max_connections)
-    # Request lines skip the logging machinery: buffered, written every 50 ms.
-    access = BufferedLineWriter(sys.stderr)
-    access_sink = (
-        access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
-    )
-    try:
-        app, uv_config = build_server(config, tls=tls, access_sink=access_sink)
-    except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
-        print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
-        return 2
-    server = _Server(uv_config, app.state.stopping)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    try:
-        server.run()
-    finally:
-        access.flush()
-    if not server.started:
-        return 1
-    return 0
-
-
-def build_server(
-    config: ServerConfig,
-    *,
-    tls: Mapping[str, Any],
-    access_sink: Callable[[str], None] | None = None,
-) -> tuple[Starlette, uvicorn.Config]:
-    """The app over its (unstarted) log and uvicorn's settings, as ``eventlog serve``
-    runs them; the tests' in-process servers are built here too.
-
-    Args:
-        config: The server's settings.
-        tls: :func:`server.tls.uvicorn_tls_options` of ``config``.
-        access_sink: Receives each request's log line.
-
-    Raises:
-        EventLogError: ``config.db`` names no usable database.
-    """
-    log_config = LogConfig(
+def log_config_for(config: ServerConfig) -> LogConfig:
+    """The log's settings that ``eventlog serve`` derives from the server's."""
+    return LogConfig(
         synchronous=config.synchronous,
         protect_consumers=config.retention_protect,
         max_hold=config.retention_max_hold,
         schedule_horizon=config.schedule_horizon,
         system_stream=config.webhooks.system_stream,  # one system stream for every notice
     )
-    log = EventLog(storage_for(config.db, log_config), log_config)
-    app = create_app(log, config, manage_log=True, access_sink=access_sink)
+
+
+def uvicorn_config(app: Starlette, config: ServerConfig, tls: Mapping[str, Any]) -> uvicorn.Config:
+    """uvicorn's settings for ``app`` as ``eventlog serve`` runs it (the tests' servers too).
+
+    ``tls`` is :func:`server.tls.uvicorn_tls_options` of ``config``.
+    """
     http_protocol, ws_protocol = guarded_protocols(config)
-    uv_config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
@@ -245,4 +198,67 @@ def build_server(
         ws_ping_timeout=config.ws_ping_timeout,
         **tls,
     )
-    return app, uv_config
+
+
+def run_server(config: ServerConfig) -> int:
+    """Serve until SIGTERM/SIGINT. Returns the exit code."""
+    if not is_loopback(config.host) and not config.api_keys and not config.insecure:
+        print(
+            f"eventlog serve: refusing to bind {config.host} without API keys; "
+            "configure api_keys or pass --insecure",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        tls = uvicorn_tls_options(config)
+        secrets = secret_box(config)
+    except (ConfigError, SecretsKeyError) as exc:
+        print(f"eventlog serve: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config)
+    warning = exposure_warning(config)
+    if warning is not None:
+        logger.warning(warning)
+    _raise_fd_limit(config.max_connections)
+    log_config = log_config_for(config)
+    try:
+        log = EventLog(storage_for(config.db, log_config), log_config)
+    except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
+        print(f"eventlog serve: invalid --db: {exc}", file=sys.stderr)
+        return 2
+    failure = _check_secrets(config.db, log_config, secrets)
+    if failure is not None:
+        print(f"eventlog serve: {failure}", file=sys.stderr)
+        return 2
+    # Request lines skip the logging machinery: buffered, written every 50 ms.
+    access = BufferedLineWriter(sys.stderr)
+    access_sink = (
+        access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
+    )
+    app = create_app(log, config, manage_log=True, access_sink=access_sink, secrets=secrets)
+    uv_config = uvicorn_config(app, config, tls)
+    server = _Server(uv_config, app.state.stopping)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    try:
+        server.run()
+    finally:
+        access.flush()
+    if not server.started:
+        return 1
+    return 0
+
+
+def _check_secrets(db: str, log_config: LogConfig, secrets: SecretBox) -> str | None:
+    """Why the stored secrets cannot be opened with ``secrets``, if they cannot."""
+
+    async def check() -> None:
+        async with EventLog(storage_for(db, log_config), log_config) as log:
+            await check_secrets(log, secrets)
+
+    try:
+        asyncio.run(check())
+    except SecretsKeyError as exc:
+        return str(exc)
+    except EventLogError:
+        pass  # the database itself fails: the server's own start says how
+    return None

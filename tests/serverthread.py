@@ -8,7 +8,8 @@
         httpx.get(f"{server.url}/api/streams")       # server.url = "http://127.0.0.1:<port>"
 
 The app, its settings and uvicorn's are built as ``eventlog serve`` builds
-them (:func:`server.config.load_config`, :func:`server.serve.build_server`);
+them (:func:`server.config.load_config`, :func:`server.serve.log_config_for`,
+:func:`server.app.create_app`, :func:`server.serve.uvicorn_config`);
 uvicorn binds port 0 and the helper reads the port from the bound socket, so
 no two servers race for a port.
 Starting one costs a few milliseconds instead of a Python process start-up
@@ -50,9 +51,13 @@ from typing import Any, Self
 import uvicorn
 from starlette.applications import Starlette
 
+from consumers.delivery.sealed import SecretsKeyError
 from eventlog import EventLog, EventLogError
+from eventlog.log import storage_for
+from server.app import create_app
 from server.config import ConfigError, load_config
-from server.serve import build_server
+from server.secrets import secret_box
+from server.serve import log_config_for, uvicorn_config
 from server.tls import uvicorn_tls_options
 from tests.serverproc import ServerFailed
 from tests.support import scaled, wait_until_sync
@@ -151,11 +156,16 @@ class ServerThread:
         try:
             config = load_config(file=self.config, environ=self.env, flags=flags)
             tls = uvicorn_tls_options(config)
-            app, uv_config = build_server(config, tls=tls, access_sink=self._lines.append)
-        except (ConfigError, EventLogError) as exc:
+            secrets = secret_box(config)
+            log_config = log_config_for(config)
+            log = EventLog(storage_for(config.db, log_config), log_config)
+        except (ConfigError, EventLogError, SecretsKeyError) as exc:
             raise ServerFailed(f"invalid configuration: {exc}") from exc
+        app = create_app(
+            log, config, manage_log=True, access_sink=self._lines.append, secrets=secrets
+        )
+        server = self._server = _Uvicorn(uvicorn_config(app, config, tls))
         self._app, self._stopping = app, app.state.stopping
-        server = self._server = _Uvicorn(uv_config)
         self._start_capture()
         self._thread = threading.Thread(target=server.run, name="eventlog-server", daemon=True)
         self._thread.start()

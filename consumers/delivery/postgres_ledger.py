@@ -56,6 +56,7 @@ from consumers.delivery.postgres_ledger_schema import (
     TABLES,
     delivery_from_row,
 )
+from consumers.delivery.sealed import SecretBox
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
 from eventlog.storage.postgres import set_offset
@@ -79,8 +80,10 @@ class PostgresLedger:
             :class:`~eventlog.storage.capabilities.PostgresTables`).
     """
 
-    def __init__(self, storage: PostgresTables) -> None:
+    def __init__(self, storage: PostgresTables, *, secrets: SecretBox | None = None) -> None:
         self._storage = storage
+        #: Seals endpoint documents (their secrets, headers, URLs) at rest.
+        self._secrets = secrets or SecretBox()
         self._s = storage.schema
         #: This process's claim token (``claimed_by`` of the rows it claims).
         self.token = uuid.uuid4().hex
@@ -94,8 +97,11 @@ class PostgresLedger:
 
     # -- endpoints -------------------------------------------------------------
 
+    def _open(self, doc: bytes) -> Endpoint:
+        return _decode_endpoint(self._secrets.open(doc, "a webhook endpoint"))
+
     async def put_endpoint(self, endpoint: Endpoint) -> None:
-        doc = _encode(endpoint)
+        doc = self._secrets.seal(_encode(endpoint))
         await self._storage.transact(
             lambda c: c.execute(
                 f"INSERT INTO {self._s}.webhook_endpoints (id, doc) VALUES ($1, $2) "
@@ -112,7 +118,7 @@ class PostgresLedger:
                 f"SELECT doc FROM {self._s}.webhook_endpoints WHERE id = $1", endpoint_id
             )
         )
-        return None if doc is None else _decode_endpoint(doc)
+        return None if doc is None else self._open(doc)
 
     async def endpoints(self) -> list[Endpoint]:
         rows = await self._storage.query(
@@ -120,7 +126,7 @@ class PostgresLedger:
                 f'SELECT doc FROM {self._s}.webhook_endpoints ORDER BY id COLLATE "C"'
             )
         )
-        return [_decode_endpoint(r[0]) for r in rows]
+        return [self._open(r[0]) for r in rows]
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         s = self._s

@@ -37,6 +37,7 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
+from consumers.delivery.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
 
@@ -106,16 +107,21 @@ def _marks(width: int, rows: int) -> str:
 class SQLiteLedger:
     """The ledger in the log's SQLite database."""
 
-    def __init__(self, storage: SQLiteTables) -> None:
+    def __init__(self, storage: SQLiteTables, *, secrets: SecretBox | None = None) -> None:
         self._storage = storage
+        #: Seals endpoint documents (their secrets, headers, URLs) at rest.
+        self._secrets = secrets or SecretBox()
 
     async def open(self) -> None:
         await self._storage.ensure_schema("webhooks", MIGRATIONS)
 
     # -- endpoints -------------------------------------------------------------
 
+    def _open(self, doc: bytes) -> Endpoint:
+        return _decode_endpoint(self._secrets.open(doc, "a webhook endpoint"))
+
     async def put_endpoint(self, endpoint: Endpoint) -> None:
-        doc = _encode(endpoint)
+        doc = self._secrets.seal(_encode(endpoint))
         await self._storage.transact(
             lambda c: c.execute(
                 "INSERT INTO webhook_endpoints (id, doc) VALUES (?, ?) "
@@ -130,13 +136,13 @@ class SQLiteLedger:
                 "SELECT doc FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
             ).fetchone()
         )
-        return None if row is None else _decode_endpoint(row[0])
+        return None if row is None else self._open(row[0])
 
     async def endpoints(self) -> list[Endpoint]:
         rows = await self._storage.query(
             lambda c: c.execute("SELECT doc FROM webhook_endpoints ORDER BY id").fetchall()
         )
-        return [_decode_endpoint(r[0]) for r in rows]
+        return [self._open(r[0]) for r in rows]
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         def txn(c: sqlite3.Connection) -> bool:

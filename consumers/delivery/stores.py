@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.sealed import SecretBox
 from eventlog import EventLog
 
 __all__ = ["LedgerFactory", "ledger_for", "register_ledger"]
@@ -24,7 +25,7 @@ def register_ledger(kind: str, factory: LedgerFactory) -> None:
     _registry[kind] = factory
 
 
-def ledger_for(log: EventLog) -> LedgerStore:
+def ledger_for(log: EventLog, *, secrets: SecretBox | None = None) -> LedgerStore:
     """The ledger store that goes with the log's backend.
 
     A registered ledger (:func:`register_ledger`) for the backend's kind;
@@ -33,7 +34,8 @@ def ledger_for(log: EventLog) -> LedgerStore:
     :class:`~consumers.delivery.postgres_ledger.PostgresLedger` (both in the
     log's own database, so delivery rows and the consumer offset commit
     together); a log that is not durable (in memory):
-    :class:`~consumers.delivery.memory_ledger.MemoryLedger`.
+    :class:`~consumers.delivery.memory_ledger.MemoryLedger`. ``secrets`` seals
+    the endpoint documents of the SQLite and PostgreSQL ledgers at rest.
 
     Raises:
         ValueError: A durable backend without a ledger (an in-memory ledger
@@ -57,7 +59,7 @@ def ledger_for(log: EventLog) -> LedgerStore:
     if tables.kind == "sqlite":
         from consumers.delivery.sqlite_ledger import SQLiteLedger
 
-        return SQLiteLedger(tables)
+        return SQLiteLedger(tables, secrets=secrets)
     from consumers.delivery.postgres_ledger import PostgresLedger  # asyncpg only when used
 
-    return PostgresLedger(tables)
+    return PostgresLedger(tables, secrets=secrets)

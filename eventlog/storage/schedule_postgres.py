@@ -19,6 +19,7 @@ import msgspec
 
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.schedule import Begin, Deliver, ScheduleFilter, ScheduleRow
+from eventlog.storage.schedule_sql import ROW_COLUMNS, schedule_row
 
 __all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresSchedule"]
 
@@ -47,23 +48,6 @@ AFTER_COPY = [
     "coalesce(max(seq), 0) + 1, false) FROM {s}.schedule"
 ]
 
-_COLUMNS = "stream, id, due_us, created_us, type, key, headers, data, seq"
-
-
-def _row(r: Any) -> ScheduleRow:
-    stream, event_id, due_us, created_us, type_, key, headers, data, seq = r
-    return ScheduleRow(
-        stream=stream,
-        id=event_id,
-        due_us=due_us,
-        created_us=created_us,
-        type=type_,
-        key=key,
-        headers=headers,
-        data=data,
-        seq=seq,
-    )
-
 
 class PostgresSchedule:
     """A :class:`~eventlog.storage.schedule.ScheduleStore` in the log's PostgreSQL schema."""
@@ -78,18 +62,18 @@ class PostgresSchedule:
             "ON CONFLICT (stream, id) DO NOTHING RETURNING stream, id, seq"
         )
         self._sql_existing = (
-            f"SELECT {_COLUMNS} FROM {s}.schedule s JOIN unnest($1::text[], $2::text[]) "
+            f"SELECT {ROW_COLUMNS} FROM {s}.schedule s JOIN unnest($1::text[], $2::text[]) "
             "AS w(stream, id) USING (stream, id)"
         )
-        self._sql_get = f"SELECT {_COLUMNS} FROM {s}.schedule WHERE stream = $1 AND id = $2"
+        self._sql_get = f"SELECT {ROW_COLUMNS} FROM {s}.schedule WHERE stream = $1 AND id = $2"
         self._sql_cancel = f"DELETE FROM {s}.schedule WHERE stream = $1 AND id = $2 RETURNING seq"
         self._sql_next = f"SELECT min(due_us) FROM {s}.schedule"
         self._sql_claim = (
-            f"SELECT {_COLUMNS} FROM {s}.schedule WHERE due_us <= $1 "
+            f"SELECT {ROW_COLUMNS} FROM {s}.schedule WHERE due_us <= $1 "
             "ORDER BY due_us, seq LIMIT $2 FOR UPDATE SKIP LOCKED"
         )
         self._sql_delete = f"DELETE FROM {s}.schedule WHERE seq = ANY($1::bigint[])"
-        self._sql_page = f"SELECT {_COLUMNS} FROM {s}.schedule"
+        self._sql_page = f"SELECT {ROW_COLUMNS} FROM {s}.schedule"
 
     async def open(self) -> None:
         await self._storage.ensure_schema("schedule", MIGRATIONS)
@@ -108,7 +92,7 @@ class PostgresSchedule:
                 found = await conn.fetch(
                     self._sql_existing, [r.stream for r in missing], [r.id for r in missing]
                 )
-                existing = {(r[0], r[1]): _row(r) for r in found}
+                existing = {(r[0], r[1]): schedule_row(r) for r in found}
             out: list[tuple[ScheduleRow, bool]] = []
             for r in rows:
                 seq = new.get((r.stream, r.id))
@@ -123,7 +107,7 @@ class PostgresSchedule:
     async def get(self, stream: str, event_id: str) -> ScheduleRow | None:
         async def q(conn: asyncpg.Connection) -> ScheduleRow | None:
             r = await conn.fetchrow(self._sql_get, stream, event_id)
-            return None if r is None else _row(r)
+            return None if r is None else schedule_row(r)
 
         return await self._storage.query(q, "scheduled event")
 
@@ -153,7 +137,7 @@ class PostgresSchedule:
         sql += f" ORDER BY due_us, seq LIMIT ${len(params)}"
 
         async def q(conn: asyncpg.Connection) -> list[ScheduleRow]:
-            return [_row(r) for r in await conn.fetch(sql, *params)]
+            return [schedule_row(r) for r in await conn.fetch(sql, *params)]
 
         return await self._storage.query(q, "list scheduled events")
 
@@ -166,7 +150,7 @@ class PostgresSchedule:
 
     async def dispatch(self, now_us: int, limit: int, begin: Begin, deliver: Deliver) -> int:
         async with begin() as txn:
-            due = [_row(r) for r in await txn.execute(self._sql_claim, now_us, limit)]
+            due = [schedule_row(r) for r in await txn.execute(self._sql_claim, now_us, limit)]
             if due:
                 await deliver(due, txn)
                 await txn.execute(self._sql_delete, [r.seq for r in due])

@@ -17,6 +17,7 @@ import msgspec
 
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.schedule import Begin, Deliver, ScheduleFilter, ScheduleRow
+from eventlog.storage.schedule_sql import ROW_COLUMNS, schedule_row
 
 __all__ = ["MIGRATIONS", "SQLiteSchedule"]
 
@@ -37,23 +38,6 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX schedule_by_due ON schedule (due_us, seq)",
     ]
 ]
-
-_COLUMNS = "stream, id, due_us, created_us, type, key, headers, data, seq"
-
-
-def _row(r: Any) -> ScheduleRow:
-    stream, event_id, due_us, created_us, type_, key, headers, data, seq = r
-    return ScheduleRow(
-        stream=stream,
-        id=event_id,
-        due_us=due_us,
-        created_us=created_us,
-        type=type_,
-        key=key,
-        headers=None if headers is None else bytes(headers),
-        data=bytes(data),
-        seq=seq,
-    )
 
 
 def _add(conn: sqlite3.Connection, rows: Sequence[ScheduleRow]) -> list[tuple[ScheduleRow, bool]]:
@@ -77,9 +61,9 @@ def _add(conn: sqlite3.Connection, rows: Sequence[ScheduleRow]) -> list[tuple[Sc
             out.append((msgspec.structs.replace(row, seq=got[0]), True))
             continue
         existing = conn.execute(
-            f"SELECT {_COLUMNS} FROM schedule WHERE stream = ? AND id = ?", (row.stream, row.id)
+            f"SELECT {ROW_COLUMNS} FROM schedule WHERE stream = ? AND id = ?", (row.stream, row.id)
         ).fetchone()
-        out.append((_row(existing), False))
+        out.append((schedule_row(existing), False))
     return out
 
 
@@ -98,12 +82,12 @@ def _page(conn: sqlite3.Connection, where: ScheduleFilter) -> list[ScheduleRow]:
     if where.after is not None:
         clauses.append("(due_us, seq) > (?, ?)")
         params.extend(where.after)
-    sql = f"SELECT {_COLUMNS} FROM schedule"
+    sql = f"SELECT {ROW_COLUMNS} FROM schedule"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     sql += " ORDER BY due_us, seq LIMIT ?"
     params.append(where.limit)
-    return [_row(r) for r in conn.execute(sql, params)]
+    return [schedule_row(r) for r in conn.execute(sql, params)]
 
 
 def _delete(conn: sqlite3.Connection, rows: Sequence[ScheduleRow]) -> None:
@@ -125,9 +109,10 @@ class SQLiteSchedule:
     async def get(self, stream: str, event_id: str) -> ScheduleRow | None:
         def q(conn: sqlite3.Connection) -> ScheduleRow | None:
             r = conn.execute(
-                f"SELECT {_COLUMNS} FROM schedule WHERE stream = ? AND id = ?", (stream, event_id)
+                f"SELECT {ROW_COLUMNS} FROM schedule WHERE stream = ? AND id = ?",
+                (stream, event_id),
             ).fetchone()
-            return None if r is None else _row(r)
+            return None if r is None else schedule_row(r)
 
         return await self._storage.query(q)
 
@@ -156,11 +141,12 @@ class SQLiteSchedule:
             return 0
         async with begin() as txn:
             found = await txn.execute(
-                f"SELECT {_COLUMNS} FROM schedule WHERE due_us <= ? ORDER BY due_us, seq LIMIT ?",
+                f"SELECT {ROW_COLUMNS} FROM schedule "
+                "WHERE due_us <= ? ORDER BY due_us, seq LIMIT ?",
                 now_us,
                 limit,
             )
-            due = [_row(r) for r in found]
+            due = [schedule_row(r) for r in found]
             if due:
                 await deliver(due, txn)
                 await txn.run(lambda conn: _delete(conn, due))

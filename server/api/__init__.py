@@ -30,4 +30,7 @@ def all_routes() -> list[BaseRoute]:
     from server.api import schedules, sources
 
     routes += schedules.routes + sources.routes
+    from server.api import ui
+
+    routes += ui.routes
     return routes

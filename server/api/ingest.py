@@ -46,8 +46,9 @@ from server.config import ServerConfig
 from server.ingest.mapping import MappingError
 from server.ingest.pipeline import Challenge, MalformedBody, prepare
 from server.ingest.sources import CompiledSource, Source, redacted
-from server.ingest.store import SourceRegistry, store_for
+from server.ingest.store import SourceRegistry
 from server.ingest.verify import SignatureError
+from server.secrets import sealed_source_store
 
 __all__ = ["registry_of", "routes"]
 
@@ -60,7 +61,9 @@ async def registry_of(app: Starlette) -> SourceRegistry:
     if registry is None:  # no await between the check and the set: no race
         config: ServerConfig = app.state.config
         log: EventLog = app.state.log
-        registry = SourceRegistry(config.ingest.sources, store_for(log))
+        registry = SourceRegistry(
+            config.ingest.sources, sealed_source_store(log, app.state.secrets)
+        )
         app.state.ingest_sources = registry
     return registry
 

@@ -112,7 +112,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
     from consumers.webhook import EndpointPatch, EndpointSpec
     from eventlog.schedule import SchedulePage
     from server.api import openapi_paths as more
-    from server.api import schedules, sources
+    from server.api import schedules, sources, ui
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
     from server.api.openapi_endpoints import endpoint_paths
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
@@ -351,6 +351,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
                 "responses": {"200": {"description": "HTML"}},
             }
         },
+        **ui.openapi_paths(),
         **more.firehose_paths(),
         **more.ingest_paths(),
         **endpoint_paths(

@@ -120,7 +120,7 @@ async def start(app: Starlette) -> None:
         kinds.update(extension.kinds)
         sender = extension.sender or sender
     try:
-        store = ledger_for(log)
+        store = ledger_for(log, secrets=app.state.secrets)
     except ValueError as exc:
         logger.warning("webhook delivery is off: %s", exc)
         return

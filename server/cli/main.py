@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     from server.cli.sources import register as register_sources
 
     register_sources(sub)
+    from server.cli.secrets import register as register_secrets
+
+    register_secrets(sub)
     del sub
     return parser
 

@@ -38,6 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
         "ssl_certfile": args.ssl_certfile,
         "ssl_keyfile": args.ssl_keyfile,
         "ssl_keyfile_password": args.ssl_keyfile_password,
+        "secrets_key_file": args.secrets_key_file,
     }
     file = args.config or os.environ.get("EVENTLOG_CONFIG")
     try:
@@ -105,6 +106,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--ssl-keyfile-password",
         help="password of an encrypted key (prefer EVENTLOG_SSL_KEYFILE_PASSWORD)",
+    )
+    p.add_argument(
+        "--secrets-key-file",
+        help="keys sealing stored secrets, one a line (else EVENTLOG_SECRETS_KEY)",
     )
     p.set_defaults(handler=_serve)
 

@@ -9,8 +9,9 @@ store, looked up on every request (one indexed read) so that a source created,
 changed or deleted by another server process on the same database takes
 effect at once; compiled definitions are cached by their stored bytes.
 
-Secrets are stored as given, since verifying an HMAC needs them; the API
-never returns them (:func:`server.ingest.sources.redacted`).
+Secrets are stored as given, since verifying an HMAC needs them, unless a
+secrets key seals the definitions (:mod:`server.ingest.sealed`, docs/secrets.md);
+the API never returns them (:func:`server.ingest.sources.redacted`).
 """
 
 from __future__ import annotations
