@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ import msgspec
 from eventlog import Event
 from eventlog.storage.base import Storage
 
-__all__ = ["free_port", "opened", "scaled", "stored_event", "wait_until"]
+__all__ = ["free_port", "opened", "scaled", "stored_event", "terminate", "wait_until"]
 
 S = TypeVar("S", bound=Storage)
 
@@ -74,3 +75,14 @@ async def opened(storage: S) -> AsyncIterator[S]:
         yield storage
     finally:
         await storage.close()
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM ``proc`` if it still runs, and wait; SIGKILL it after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

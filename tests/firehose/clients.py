@@ -16,7 +16,7 @@ import msgspec
 
 from eventlog.closing import Closing
 from tests.serverproc import ServerProcess
-from tests.support import scaled
+from tests.support import scaled, terminate
 
 __all__ = ["WEBSOCAT", "Websocat", "append", "gauge", "wait_for_gauge"]
 
@@ -73,13 +73,7 @@ class Websocat(Closing):
 
     def close(self) -> None:
         """Stop websocat (by its pid)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(scaled(5))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, scaled(5))
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
