@@ -51,7 +51,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import ssl
 import subprocess
 import sys
@@ -65,7 +64,7 @@ import httpx
 import psutil
 
 from eventlog.closing import Closing
-from tests.support import POLL_INTERVAL, Server, scaled
+from tests.support import POLL_INTERVAL, Server, scaled, terminate
 
 __all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "run_cli"]
 
@@ -231,13 +230,7 @@ class ServerProcess(Closing):
         """SIGTERM and wait for a graceful exit (SIGKILL after ``timeout``); the exit code."""
         if self.proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout if timeout is not None else scaled(20))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout if timeout is not None else scaled(20))
         self._close_log()
         return int(self.proc.returncode)
 

@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import os
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ __all__ = [
     "refused_port",
     "scaled",
     "stored_event",
+    "terminate",
     "wait_until",
     "wait_until_sync",
 ]
@@ -137,3 +139,14 @@ async def opened(storage: S) -> AsyncIterator[S]:
         yield storage
     finally:
         await storage.close()
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM ``proc`` if it still runs, and wait; SIGKILL it after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Attempt, Delivery, Endpoint
-from eventlog.errors import Forbidden, InvalidParameter, NotFound
+from eventlog.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from server.api.delivery_views import attempt_view, delivery_view
 from server.api.endpoint_family import (
     WEBHOOKS,
@@ -39,10 +39,26 @@ from server.api.params import non_negative_int
 from server.api.webhook_engine import engine_of
 from server.auth import require
 
-__all__ = ["ReplayRequest", "endpoint_routes", "patch_endpoint", "show_endpoint"]
+__all__ = [
+    "ReplayRequest",
+    "endpoint_routes",
+    "new_endpoint",
+    "patch_endpoint",
+    "show_endpoint",
+]
 
 _STATUSES = ("pending", "in_flight", "delivered", "failed")
 P = TypeVar("P")
+
+
+class _Spec(Protocol):
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def stream(self) -> str: ...
+
+
+S = TypeVar("S", bound=_Spec)
 
 
 class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +81,30 @@ async def show_endpoint(request: Request, family: Family = WEBHOOKS) -> Response
     view["pending"] = 0 if counts is None else counts.pending
     view["in_flight"] = 0 if counts is None else counts.in_flight
     return json_response(view)
+
+
+async def new_endpoint(
+    request: Request,
+    spec_type: type[S],
+    build: Callable[..., Endpoint],
+    *,
+    named: str,
+) -> tuple[S, Endpoint, float]:
+    """``POST`` of a new endpoint: decode ``spec_type``, ``build`` it at its stream's head,
+    check and save it; the spec, the endpoint and the time.
+
+    An id that any endpoint has already is a 409 (``{named} named 'x' exists``).
+    """
+    require(request, "admin")
+    engine = engine_of(request)
+    spec: S = await decode_body(request, spec_type)
+    if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
+        raise Conflict(f"{named} named {spec.id!r} exists", code="endpoint_exists")
+    now = time.time()
+    head, first = await stream_bounds(engine, spec.stream)
+    endpoint = build(spec, now=now, head=head, first=first)
+    await save_endpoint(engine, request, endpoint)
+    return spec, endpoint, now
 
 
 async def patch_endpoint(

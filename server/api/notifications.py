@@ -42,15 +42,11 @@ from consumers.notify import (
     build_notify_endpoint,
     notify_view,
 )
-from eventlog.errors import Conflict
 from server.api.endpoint_family import (
     Family,
-    decode_body,
     json_response,
-    save_endpoint,
-    stream_bounds,
 )
-from server.api.endpoint_routes import endpoint_routes, patch_endpoint
+from server.api.endpoint_routes import endpoint_routes, new_endpoint, patch_endpoint
 from server.api.webhook_engine import engine_of
 from server.auth import require
 
@@ -71,15 +67,9 @@ async def list_targets(request: Request) -> Response:
 
 async def create_target(request: Request) -> Response:
     """``POST /api/notifications``: 201 with the target (its URL masked)."""
-    require(request, "admin")
-    engine = engine_of(request)
-    spec: NotifySpec = await decode_body(request, NotifySpec)
-    if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
-        raise Conflict(f"an endpoint named {spec.id!r} exists", code="endpoint_exists")
-    now = time.time()
-    head, first = await stream_bounds(engine, spec.stream)
-    endpoint = build_notify_endpoint(spec, now=now, head=head, first=first)
-    await save_endpoint(engine, request, endpoint)
+    _, endpoint, now = await new_endpoint(
+        request, NotifySpec, build_notify_endpoint, named="an endpoint"
+    )
     return json_response(notify_view(endpoint, now), 201)
 
 

@@ -49,7 +49,6 @@ from consumers.webhook import (
     public_view,
     rotate_secret,
 )
-from eventlog.errors import Conflict
 from server.api.delivery_views import attempt_view, delivery_view
 from server.api.endpoint_family import (
     WEBHOOKS,
@@ -57,10 +56,13 @@ from server.api.endpoint_family import (
     decode_body,
     find_endpoint,
     json_response,
-    save_endpoint,
-    stream_bounds,
 )
-from server.api.endpoint_routes import ReplayRequest, endpoint_routes, patch_endpoint
+from server.api.endpoint_routes import (
+    ReplayRequest,
+    endpoint_routes,
+    new_endpoint,
+    patch_endpoint,
+)
 from server.api.webhook_engine import engine_of
 from server.auth import require
 
@@ -94,15 +96,9 @@ async def list_endpoints(request: Request) -> Response:
 
 async def create_endpoint(request: Request) -> Response:
     """``POST /api/webhooks``: 201 with the endpoint (and a generated secret, once)."""
-    require(request, "admin")
-    engine = engine_of(request)
-    spec: EndpointSpec = await decode_body(request, EndpointSpec)
-    if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
-        raise Conflict(f"a webhook endpoint named {spec.id!r} exists", code="endpoint_exists")
-    now = time.time()
-    head, first = await stream_bounds(engine, spec.stream)
-    endpoint = build_endpoint(spec, now=now, head=head, first=first)
-    await save_endpoint(engine, request, endpoint)
+    spec, endpoint, now = await new_endpoint(
+        request, EndpointSpec, build_endpoint, named="a webhook endpoint"
+    )
     view = public_view(endpoint, now)
     if spec.secret is None:
         view["secret"] = endpoint.secrets[0].secret

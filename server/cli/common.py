@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_URL",
     "IntermixedParser",
     "Meter",
+    "add_url_option",
     "connection_options",
     "discard_stdout",
     "open_backend",
@@ -49,15 +50,20 @@ DEFAULT_URL = "http://127.0.0.1:7432"
 Command = Callable[[argparse.Namespace, Backend], Awaitable[int]]
 
 
-def connection_options() -> argparse.ArgumentParser:
-    """A parent parser with ``--url``, ``--api-key`` and ``--db`` for every client command."""
-    parent = argparse.ArgumentParser(add_help=False)
-    where = parent.add_mutually_exclusive_group()
-    where.add_argument(
+def add_url_option(parser: argparse._ActionsContainer) -> None:
+    """``--url``: the server's base URL (env ``EVENTLOG_URL``, default :data:`DEFAULT_URL`)."""
+    parser.add_argument(
         "--url",
         default=os.environ.get("EVENTLOG_URL", DEFAULT_URL),
         help="server base URL (env EVENTLOG_URL; default %(default)s)",
     )
+
+
+def connection_options() -> argparse.ArgumentParser:
+    """A parent parser with ``--url``, ``--api-key`` and ``--db`` for every client command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    where = parent.add_mutually_exclusive_group()
+    add_url_option(where)
     where.add_argument(
         "--db",
         metavar="PATH",

@@ -20,7 +20,7 @@ import httpx
 from rich.table import Table
 
 from server.cli.backend import CliError
-from server.cli.common import discard_stdout, warn
+from server.cli.common import add_url_option, discard_stdout, warn
 from server.cli.http import server_error, transport_error
 from server.cli.tables import print_table
 
@@ -36,8 +36,6 @@ __all__ = [
     "simple_action",
 ]
 
-DEFAULT_URL = "http://127.0.0.1:7432"
-
 
 class Failed(Exception):
     """A usage error found after parsing (a bad ``--header``, nothing to change): exit 2."""
@@ -51,11 +49,7 @@ def _base(args: argparse.Namespace) -> str:
 def connection_options() -> argparse.ArgumentParser:
     """The ``--url``, ``--api-key`` and ``--json`` options every client command takes."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "--url",
-        default=os.environ.get("EVENTLOG_URL", DEFAULT_URL),
-        help="server base URL (env EVENTLOG_URL; default %(default)s)",
-    )
+    add_url_option(parent)
     parent.add_argument(
         "--api-key",
         default=os.environ.get("EVENTLOG_API_KEY"),

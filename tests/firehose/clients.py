@@ -15,7 +15,7 @@ import httpx
 import msgspec
 
 from eventlog.closing import Closing
-from tests.support import Server, scaled, wait_until_sync
+from tests.support import Server, scaled, terminate, wait_until_sync
 
 __all__ = ["WEBSOCAT", "Websocat", "append", "gauge", "wait_for_gauge"]
 
@@ -72,13 +72,7 @@ class Websocat(Closing):
 
     def close(self) -> None:
         """Stop websocat (by its pid)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(scaled(5))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, scaled(5))
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()

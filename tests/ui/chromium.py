@@ -31,7 +31,7 @@ from typing import Any, Self
 
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support import scaled
+from tests.support import scaled, terminate
 
 __all__ = ["Browser", "Page", "chromium_binary"]
 
@@ -201,13 +201,7 @@ class Browser:
     def close(self) -> None:
         for page in self.pages:
             page.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(scaled(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, scaled(10))
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         self._profile.cleanup()
