@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -157,26 +158,20 @@ async def _apply_declared(app: Starlette, engine: DeliveryEngine) -> None:
         )
     declared: list[tuple[str, Endpoint]] = []
     now = time.time()
-    for spec in config.endpoints:
-        assert spec.id is not None
-        existing = await engine.store.get_endpoint(spec.id)
-        head, first = await stream_bounds(engine, spec.stream)
-        try:
-            endpoint = declared_endpoint(spec, existing, now=now, head=head, first=first)
-        except SpecError as exc:
-            raise RuntimeError(f"webhook endpoint {spec.id!r} in the config file: {exc}") from exc
-        declared.append(("webhook endpoint", endpoint))
-    for target in targets:
-        assert target.id is not None
-        existing = await engine.store.get_endpoint(target.id)
-        head, first = await stream_bounds(engine, target.stream)
-        try:
-            endpoint = declared_notify_endpoint(target, existing, now=now, head=head, first=first)
-        except SpecError as exc:
-            raise RuntimeError(
-                f"notification target {target.id!r} in the config file: {exc}"
-            ) from exc
-        declared.append(("notification target", endpoint))
+    families: list[tuple[str, Sequence[Any], Callable[..., Endpoint]]] = [
+        ("webhook endpoint", config.endpoints, declared_endpoint),
+        ("notification target", targets, declared_notify_endpoint),
+    ]
+    for what, specs, build in families:
+        for spec in specs:
+            assert spec.id is not None
+            existing = await engine.store.get_endpoint(spec.id)
+            head, first = await stream_bounds(engine, spec.stream)
+            try:
+                endpoint = build(spec, existing, now=now, head=head, first=first)
+            except SpecError as exc:
+                raise RuntimeError(f"{what} {spec.id!r} in the config file: {exc}") from exc
+            declared.append((what, endpoint))
     for what, endpoint in declared:
         try:
             await check_target(endpoint, allow_private=config.allow_private_targets)
