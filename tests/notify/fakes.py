@@ -47,12 +47,13 @@ import msgspec
 from aiohttp import web
 
 from consumers.notify.limits import units
+from tests.webhooks.receiver import Served
 
 __all__ = ["FakeDiscord", "FakeSlack"]
 
 
 @dataclass
-class _Base:
+class _Base(Served):
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -70,20 +71,8 @@ class _Base:
         raise NotImplementedError
 
     async def start(self) -> Any:
-        app = self._app()
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        await self._serve(self._app(), self.host)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def _arrive(self, now: float) -> None:
         self.requests += 1
