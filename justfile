@@ -24,12 +24,12 @@ test *ARGS:
 test-fast *ARGS:
     {{venv}}/pytest -m "not slow" {{ARGS}}
 
-# ruff, ruff format and mypy --strict on the packages
+# ruff, ruff format and mypy --strict on the packages and the tests
 [group('lint')]
 lint:
     {{venv}}/ruff check .
     {{venv}}/ruff format --check .
-    {{venv}}/mypy --strict eventlog consumers server
+    {{venv}}/mypy --strict eventlog consumers server tests
 
 # apply ruff's fixes and formatting
 [group('lint')]

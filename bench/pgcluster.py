@@ -54,6 +54,10 @@ def find_bin_dir() -> Path | None:
     return None
 
 
+class _PortTaken(Exception):
+    """Another process bound the port between its choice and the server's bind."""
+
+
 class PgCluster:
     """One running PostgreSQL server in a temporary directory.
 
@@ -105,9 +109,17 @@ class PgCluster:
             capture_output=True,
             cwd=self.dir,
         )
-        self.port = free_port()
         atexit.register(self.stop)
-        self._launch()
+        # PostgreSQL cannot bind port 0 and say which port it got: take a free
+        # one, and another if someone took it before the server bound it.
+        for attempt in range(5):
+            self.port = free_port()
+            try:
+                self._launch()
+                return
+            except _PortTaken:
+                if attempt == 4:
+                    raise
 
     def _launch(self) -> None:
         assert self.dir is not None
@@ -125,23 +137,29 @@ class PgCluster:
         args = [str(self.bin_dir / "postgres"), "-D", str(data)]
         for name, value in settings.items():
             args += ["-c", f"{name}={value}"]
-        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 - owned by the process
-        self._proc = subprocess.Popen(
-            self._cmd(*args),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=self.dir,
-        )
-        log.close()
+        log_path = self.dir / "server.log"
+        with open(log_path, "ab") as log:
+            launched_at = log.tell()
+            self._proc = subprocess.Popen(
+                self._cmd(*args),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.dir,
+            )
         deadline = time.monotonic() + 30 * self.timeout_scale
         while not self._ready():
             if self._proc.poll() is not None:
+                self._proc = None
+                with open(log_path, "rb") as log:
+                    log.seek(launched_at)
+                    if b"Address already in use" in log.read():
+                        raise _PortTaken
                 raise RuntimeError(f"postgres exited at start-up:\n{self.server_log()}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("postgres did not start within 30 s")
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def pause(self) -> None:
         """Stop the server (fast shutdown) but keep its data and port for :meth:`resume`."""
@@ -161,11 +179,14 @@ class PgCluster:
         self.resume()
 
     def _ready(self) -> bool:
-        result = subprocess.run(
-            [str(self.bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
-            check=False,
-        )
-        return result.returncode == 0
+        # This server's own word, not whoever answers on the port: the status
+        # line of its postmaster.pid says "ready" once it accepts connections.
+        if self.dir is None:
+            return False
+        with contextlib.suppress(OSError):
+            lines = (self.dir / "data" / "postmaster.pid").read_text().splitlines()
+            return len(lines) >= 8 and lines[3] == str(self.port) and lines[7].strip() == "ready"
+        return False
 
     def server_log(self) -> str:
         """The server's log so far (for failure messages)."""

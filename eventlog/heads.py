@@ -31,7 +31,13 @@ class HeadWatcher:
         self._recheck = recheck
         self._heads: dict[str, int] = {}
         self._events: dict[str, asyncio.Event] = {}
+        self._parked: dict[str, int] = {}
         self._closed = False
+
+    def parked(self, stream: str) -> int:
+        """How many waiters are asleep until ``stream`` grows (gauges, and tests that
+        act once a reader has parked)."""
+        return self._parked.get(stream, 0)
 
     def known_head(self, stream: str) -> int | None:
         """The last head seen for the stream, if any."""
@@ -94,6 +100,7 @@ class HeadWatcher:
             wait = remaining
             if self._recheck is not None:
                 wait = self._recheck if wait is None else min(wait, self._recheck)
+            self._parked[stream] = self._parked.get(stream, 0) + 1
             try:
                 await asyncio.wait_for(event.wait(), wait)
             except TimeoutError:
@@ -101,4 +108,9 @@ class HeadWatcher:
             else:
                 if self._heads.get(stream) is None:
                     return True  # stream reset: let the caller re-read
+            finally:
+                if self._parked[stream] == 1:
+                    del self._parked[stream]
+                else:
+                    self._parked[stream] -= 1
         return False

@@ -19,10 +19,12 @@ import logging
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from consumers.delivery.sealed import SecretBox, SecretsKeyError
 from eventlog import EventLog, EventLogError, LogConfig
@@ -37,7 +39,9 @@ from server.tls import uvicorn_tls_options
 __all__ = [
     "exposure_warning",
     "is_loopback",
+    "log_config_for",
     "run_server",
+    "uvicorn_config",
 ]
 
 logger = logging.getLogger("eventlog.server")
@@ -157,6 +161,45 @@ def exposure_warning(config: ServerConfig) -> str | None:
     )
 
 
+def log_config_for(config: ServerConfig) -> LogConfig:
+    """The log's settings that ``eventlog serve`` derives from the server's."""
+    return LogConfig(
+        synchronous=config.synchronous,
+        protect_consumers=config.retention_protect,
+        max_hold=config.retention_max_hold,
+        schedule_horizon=config.schedule_horizon,
+        system_stream=config.webhooks.system_stream,  # one system stream for every notice
+    )
+
+
+def uvicorn_config(app: Starlette, config: ServerConfig, tls: Mapping[str, Any]) -> uvicorn.Config:
+    """uvicorn's settings for ``app`` as ``eventlog serve`` runs it (the tests' servers too).
+
+    ``tls`` is :func:`server.tls.uvicorn_tls_options` of ``config``.
+    """
+    http_protocol, ws_protocol = guarded_protocols(config)
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http=http_protocol,
+        ws=ws_protocol,
+        lifespan="on",
+        workers=1,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(max(config.shutdown_timeout, 1)),
+        server_header=False,
+        # Fan-out cost: permessage-deflate costs ~2.7x per frame (BASELINES.md);
+        # off unless configured.
+        ws_per_message_deflate=config.ws_compression,
+        ws_ping_interval=config.ws_ping_interval,
+        ws_ping_timeout=config.ws_ping_timeout,
+        **tls,
+    )
+
+
 def run_server(config: ServerConfig) -> int:
     """Serve until SIGTERM/SIGINT. Returns the exit code."""
     if not is_loopback(config.host) and not config.api_keys and not config.insecure:
@@ -177,13 +220,7 @@ def run_server(config: ServerConfig) -> int:
     if warning is not None:
         logger.warning(warning)
     _raise_fd_limit(config.max_connections)
-    log_config = LogConfig(
-        synchronous=config.synchronous,
-        protect_consumers=config.retention_protect,
-        max_hold=config.retention_max_hold,
-        schedule_horizon=config.schedule_horizon,
-        system_stream=config.webhooks.system_stream,  # one system stream for every notice
-    )
+    log_config = log_config_for(config)
     try:
         log = EventLog(storage_for(config.db, log_config), log_config)
     except EventLogError as exc:  # an unsupported URL, a bad schema name: nothing opened yet
@@ -199,27 +236,7 @@ def run_server(config: ServerConfig) -> int:
         access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
     )
     app = create_app(log, config, manage_log=True, access_sink=access_sink, secrets=secrets)
-    http_protocol, ws_protocol = guarded_protocols(config)
-    uv_config = uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        loop="uvloop",
-        http=http_protocol,
-        ws=ws_protocol,
-        lifespan="on",
-        workers=1,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(max(config.shutdown_timeout, 1)),
-        server_header=False,
-        # Fan-out cost: permessage-deflate costs ~2.7x per frame (BASELINES.md);
-        # off unless configured.
-        ws_per_message_deflate=config.ws_compression,
-        ws_ping_interval=config.ws_ping_interval,
-        ws_ping_timeout=config.ws_ping_timeout,
-        **tls,
-    )
+    uv_config = uvicorn_config(app, config, tls)
     server = _Server(uv_config, app.state.stopping)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:

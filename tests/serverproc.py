@@ -1,4 +1,4 @@
-"""Run ``eventlog serve`` as a real subprocess on a free loopback port, for tests.
+"""Run ``eventlog serve`` as a real subprocess on a loopback port, for tests.
 
 ::
 
@@ -28,10 +28,18 @@ API:
 * ``.stop(timeout=None) -> int``: SIGTERM, wait (default ``scaled(20)``),
   SIGKILL if still alive; returns the exit code (0 on a graceful shutdown).
 * ``.kill() -> int``: SIGKILL now (a crash); returns the exit code (-9).
+* ``.connections() -> int``: established TCP connections the server holds on
+  its port (a client's request has been accepted once this counts it).
 * ``.output() -> str``: everything the server wrote to stdout/stderr so far
   (request log lines included).
 * ``.restart(extra_args=None, env=None)``: stop, then start again on the same
   db and port. Returns self.
+
+The first start binds port 0 (``--port 0``): the kernel picks a free port and
+the helper reads it from the server's own "Uvicorn running on" line, so two
+tests (or two engineers) can never race for one port. A restart asks for the
+same port again; if another process took it meanwhile, the start fails with
+the server's bind error rather than talking to someone else's server.
 * Context manager: ``with ServerProcess.start(...) as s:`` stops it on exit.
 
 The pytest fixture ``server`` in ``tests/server/conftest.py`` wraps this for
@@ -42,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -52,13 +61,17 @@ from pathlib import Path
 from typing import IO, Self
 
 import httpx
+import psutil
 
 from eventlog.closing import Closing
-from tests.support import free_port, scaled, terminate
+from tests.support import POLL_INTERVAL, Server, scaled, terminate
 
 __all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "run_cli"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: uvicorn's start-up line, with the port it bound (the real one when asked for 0).
+_RUNNING = re.compile(rb"Uvicorn running on https?://127\.0\.0\.1:(\d+)")
 
 
 class ServerFailed(RuntimeError):
@@ -84,7 +97,7 @@ class ServerProcess(Closing):
         self.db = str(db)
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
-        self.port = port or free_port()
+        self.port = port or 0  # 0 until the first start binds one
         self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         fd, log_name = tempfile.mkstemp(prefix="eventlog-server-", suffix=".log")
@@ -156,6 +169,7 @@ class ServerProcess(Closing):
 
     def _launch(self, ready_timeout: float | None) -> None:
         self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop()
+        launched_at = self._log_file.tell()  # this launch's output starts here
         self.proc = subprocess.Popen(
             self._command(),
             cwd=ROOT,
@@ -165,6 +179,7 @@ class ServerProcess(Closing):
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + (ready_timeout or scaled(30))
+        bound = False
         verify: ssl.SSLContext | bool = self.tls if self.tls is not None else True
         with httpx.Client(timeout=scaled(2), verify=verify) as client:
             while True:
@@ -172,15 +187,37 @@ class ServerProcess(Closing):
                 if code is not None:
                     self._close_log()
                     raise ServerFailed(f"server exited with {code}:\n{self.output()}")
+                # Probe only once this process has said which port it bound:
+                # before that, the port may belong to someone else.
+                if not bound and (port := self._bound_port(launched_at)) is not None:
+                    self.port, bound = port, True
                 try:
-                    if client.get(f"{self.url}/readyz").status_code == 200:
+                    if bound and client.get(f"{self.url}/readyz").status_code == 200:
                         return
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
                     self.kill()
                     raise ServerFailed(f"server not ready in time:\n{self.output()}")
-                time.sleep(0.05)
+                time.sleep(POLL_INTERVAL)
+
+    def _bound_port(self, launched_at: int) -> int | None:
+        """The port of this launch's "Uvicorn running on" line, if written yet."""
+        try:
+            with open(self._log_path, "rb") as f:
+                f.seek(launched_at)
+                match = _RUNNING.search(f.read())
+        except OSError:
+            return None
+        return int(match.group(1)) if match else None
+
+    def connections(self) -> int:
+        """Established TCP connections the server process holds on its port."""
+        return sum(
+            1
+            for c in psutil.Process(self.pid).net_connections(kind="tcp")
+            if c.laddr and c.laddr.port == self.port and c.status == psutil.CONN_ESTABLISHED
+        )
 
     def output(self) -> str:
         """What the server has written to stdout and stderr so far."""
@@ -237,7 +274,7 @@ class ServerProcess(Closing):
 EVENTLOG = str(Path(sys.executable).with_name("eventlog"))
 
 
-async def run_cli(server: ServerProcess, *args: str) -> tuple[int, str, str]:
+async def run_cli(server: Server, *args: str) -> tuple[int, str, str]:
     """Run ``eventlog ARGS --url <server>``: its exit code, stdout and stderr (30 s at most)."""
     proc = await asyncio.create_subprocess_exec(
         EVENTLOG, *args, "--url", server.url,

@@ -1,28 +1,67 @@
-"""Shared test helpers: scalable timeouts, polling, free ports, stored events."""
+"""Shared test helpers: scalable timeouts, waiting for a condition, ports, stored events."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import os
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from eventlog import Event
 from eventlog.storage.base import Storage
 
-__all__ = ["free_port", "opened", "scaled", "stored_event", "terminate", "wait_until"]
+__all__ = [
+    "TIMEOUT_SCALE",
+    "Server",
+    "opened",
+    "refused_port",
+    "scaled",
+    "stored_event",
+    "terminate",
+    "wait_until",
+    "wait_until_sync",
+]
 
 S = TypeVar("S", bound=Storage)
 
 #: Multiply every test timeout by EVENTLOG_TEST_TIMEOUT_SCALE on slow machines.
 TIMEOUT_SCALE = float(os.environ.get("EVENTLOG_TEST_TIMEOUT_SCALE", "1"))
+
+#: Seconds between two looks at a condition.
+POLL_INTERVAL = 0.02
+
+
+class Server(Protocol):
+    """What tests use of a running server, in a thread or in a process.
+
+    (:class:`tests.serverthread.ServerThread`, :class:`tests.serverproc.ServerProcess`.)
+    """
+
+    port: int
+    db: str
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        ...
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:<port>``."""
+        ...
+
+    def output(self) -> str:
+        """What the server has logged so far."""
+        ...
 
 
 def scaled(seconds: float) -> float:
@@ -30,25 +69,50 @@ def scaled(seconds: float) -> float:
     return seconds * TIMEOUT_SCALE
 
 
-async def wait_until(check: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll an (async or sync) condition until true."""
+async def wait_until(
+    check: Callable[[], object | Awaitable[object]],
+    timeout: float = 20.0,
+    *,
+    what: str = "condition",
+) -> None:
+    """Poll ``check`` (sync or async) until it returns something true.
+
+    Raises:
+        AssertionError: Not true within ``scaled(timeout)`` seconds (naming ``what``).
+    """
     deadline = time.monotonic() + scaled(timeout)
     while True:
         value = check()
-        if asyncio.iscoroutine(value):
+        if inspect.isawaitable(value):
             value = await value
         if value:
             return
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+            raise AssertionError(f"{what} not met within {scaled(timeout):g} s")
+        await asyncio.sleep(POLL_INTERVAL)
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for subprocess servers that cannot use port 0)."""
+def wait_until_sync(
+    check: Callable[[], object], timeout: float = 20.0, *, what: str = "condition"
+) -> None:
+    """:func:`wait_until` for tests without an event loop (blocks the thread)."""
+    deadline = time.monotonic() + scaled(timeout)
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {scaled(timeout):g} s")
+        time.sleep(POLL_INTERVAL)
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs.
+
+    The port stays bound (never listening), so no other process can start
+    serving on it meanwhile.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 def stored_event(data: bytes = b"{}", **fields: Any) -> Event:

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 EVENTLOG = str(Path(sys.executable).parent / "eventlog")
@@ -62,8 +62,8 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """One real ``eventlog serve`` per test module; tests use distinct stream names."""
     path = tmp_path_factory.mktemp("server") / "events.db"
-    with ServerProcess.start(db=path) as proc:
+    with ServerThread.start(db=path) as proc:
         yield proc

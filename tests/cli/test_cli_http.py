@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -13,11 +12,11 @@ import msgspec
 from eventlog import EventLog, Retention
 from server.auth import hash_key
 from tests.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json
-from tests.serverproc import ServerProcess
-from tests.support import scaled
+from tests.serverthread import ServerThread
+from tests.support import scaled, wait_until_sync
 
 
-def test_append_argument_and_ndjson_stdin_then_tail_from_beginning(server: ServerProcess) -> None:
+def test_append_argument_and_ndjson_stdin_then_tail_from_beginning(server: ServerThread) -> None:
     url = ["--url", server.url]
     first = eventlog("append", *url, "h-orders", '{"type":"order.created","data":{"n":1}}')
     assert (first.returncode, first.stdout, first.stderr) == (0, "0\n", "")
@@ -45,7 +44,7 @@ def test_append_argument_and_ndjson_stdin_then_tail_from_beginning(server: Serve
     assert '"data":{"n": 2,  "x":[1]}}' in tail.stdout.splitlines()[1]
 
 
-def test_tail_follow_long_polls_and_prints_a_new_append(server: ServerProcess) -> None:
+def test_tail_follow_long_polls_and_prints_a_new_append(server: ServerThread) -> None:
     eventlog("append", "--url", server.url, "h-live", '{"type":"old"}')
     with subprocess.Popen(
         [EVENTLOG, "tail", "h-live", "-f", "--from", "end"],
@@ -54,7 +53,7 @@ def test_tail_follow_long_polls_and_prints_a_new_append(server: ServerProcess) -
         env=cli_env({"EVENTLOG_URL": server.url}),
     ) as proc:
         try:
-            time.sleep(scaled(1.0))  # let it reach the long-poll
+            wait_until_sync(lambda: server.log.heads.parked("h-live") > 0, what="tail parked")
             appended = eventlog("append", "--url", server.url, "h-live", '{"type":"new"}')
             assert appended.stdout == "1\n"
             assert proc.stdout is not None
@@ -69,7 +68,7 @@ def test_tail_follow_long_polls_and_prints_a_new_append(server: ServerProcess) -
                 proc.kill()
 
 
-def test_tail_into_head_exits_cleanly(server: ServerProcess) -> None:
+def test_tail_into_head_exits_cleanly(server: ServerThread) -> None:
     body = "".join(f'{{"type":"t","data":"{"y" * 200}"}}\n' for i in range(3000))
     assert eventlog("import", "--url", server.url, "h-big", input=body).returncode == 0
     shell = subprocess.run(
@@ -84,7 +83,7 @@ def test_tail_into_head_exits_cleanly(server: ServerProcess) -> None:
     assert msgspec.json.decode(shell.stdout)["offset"] == 0
 
 
-def test_streams_and_consumers_tables_and_json(server: ServerProcess) -> None:
+def test_streams_and_consumers_tables_and_json(server: ServerThread) -> None:
     eventlog("append", "--url", server.url, "h-table", "-t", "x", input="1\n2\n3\n4\n5\n")
     seek = httpx.put(
         f"{server.url}/api/consumers/h-mailer", json={"stream": "h-table", "position": 2}
@@ -124,7 +123,7 @@ def test_streams_and_consumers_tables_and_json(server: ServerProcess) -> None:
 
 
 def test_export_import_round_trip_to_another_stream_and_a_db_file(
-    server: ServerProcess, tmp_path: Path
+    server: ServerThread, tmp_path: Path
 ) -> None:
     source = '{"type":"a","data":{"z": 1, "a": [true, null]},"key":"k","headers":{"h":"1"}}\n'
     source += "".join(f'{{"type":"b","data":{i}}}\n' for i in range(1500))
@@ -152,7 +151,7 @@ def test_export_import_round_trip_to_another_stream_and_a_db_file(
     assert '"data":{"z": 1, "a": [true, null]}' in offline.stdout.splitlines()[0]
 
 
-def test_server_refusals_exit_1_with_the_servers_message(server: ServerProcess) -> None:
+def test_server_refusals_exit_1_with_the_servers_message(server: ServerThread) -> None:
     url = ["--url", server.url]
     empty_type = eventlog("append", *url, "h-err", '{"type":""}')
     assert empty_type.returncode == 1
@@ -187,7 +186,7 @@ def test_api_key_from_option_or_environment(tmp_path: Path) -> None:
     key = "el_test-key-for-the-cli"
     keys = [{"name": "cli", "hash": hash_key(key), "scopes": ["append:k-*", "read:k-*"]}]
     env = {"EVENTLOG_API_KEYS": msgspec.json.encode(keys).decode()}
-    with ServerProcess.start(db=tmp_path / "auth.db", env=env) as secured:
+    with ServerThread.start(db=tmp_path / "auth.db", env=env) as secured:
         anonymous = eventlog("append", "--url", secured.url, "k-s", '{"type":"t"}')
         assert anonymous.returncode == 1
         assert "HTTP 401" in anonymous.stderr
@@ -208,7 +207,7 @@ def test_api_key_from_option_or_environment(tmp_path: Path) -> None:
 
 
 async def test_tail_skips_events_removed_by_retention_with_a_warning(
-    server: ServerProcess,
+    server: ServerThread,
 ) -> None:
     eventlog("append", "--url", server.url, "h-trim", "-t", "n", input="0\n1\n2\n3\n4\n5\n")
     # Trim through the server's own database file, as its retention task would.
@@ -222,7 +221,7 @@ async def test_tail_skips_events_removed_by_retention_with_a_warning(
 
 
 def test_tail_follow_outlives_a_server_restart(tmp_path: Path) -> None:
-    with ServerProcess.start(db=tmp_path / "restart.db") as own:
+    with ServerThread.start(db=tmp_path / "restart.db") as own:
         eventlog("append", "--url", own.url, "r-s", '{"type":"before"}')
         with subprocess.Popen(
             [EVENTLOG, "tail", "--url", own.url, "r-s", "-f", "--from", "beginning"],
@@ -234,7 +233,7 @@ def test_tail_follow_outlives_a_server_restart(tmp_path: Path) -> None:
                 assert proc.stdout is not None
                 assert proc.stderr is not None
                 assert msgspec.json.decode(proc.stdout.readline())["type"] == "before"
-                own.restart()  # graceful stop, then a new process on the same port and file
+                own.restart()  # graceful stop, then a new server on the same port and file
                 after = eventlog("append", "--url", own.url, "r-s", '{"type":"after"}')
                 assert after.stdout == "1\n"
                 event = msgspec.json.decode(proc.stdout.readline())

@@ -28,40 +28,40 @@ def insert_sql(tx: OffsetTransaction) -> str:
 
 async def create_projection(log: EventLog, target: str) -> None:
     if target.startswith("postgresql://"):
-        conn = await asyncpg.connect(target)
+        pg = await asyncpg.connect(target)
         try:
-            await conn.execute("CREATE TABLE projection (o bigint NOT NULL)")
+            await pg.execute("CREATE TABLE projection (o bigint NOT NULL)")
         finally:
-            await conn.close()
+            await pg.close()
     else:
-        conn = sqlite3.connect(target)
+        db = sqlite3.connect(target)
         try:
-            conn.execute("CREATE TABLE projection (o INTEGER NOT NULL)")
-            conn.commit()
+            db.execute("CREATE TABLE projection (o INTEGER NOT NULL)")
+            db.commit()
         finally:
-            conn.close()
+            db.close()
 
 
 async def projection_and_offset(target: str) -> tuple[list[int], int | None]:
     """Every projected offset (sorted) and the consumer's committed offset."""
     if target.startswith("postgresql://"):
-        conn = await asyncpg.connect(target)
+        pg = await asyncpg.connect(target)
         try:
-            rows = [r[0] for r in await conn.fetch("SELECT o FROM projection ORDER BY o")]
-            offset = await conn.fetchval(
+            rows = [r[0] for r in await pg.fetch("SELECT o FROM projection ORDER BY o")]
+            offset = await pg.fetchval(
                 "SELECT \"offset\" FROM eventlog.consumer_offsets WHERE name = 'projector'"
             )
         finally:
-            await conn.close()
+            await pg.close()
         return rows, offset
-    conn = sqlite3.connect(target)
+    db = sqlite3.connect(target)
     try:
-        rows = [r[0] for r in conn.execute("SELECT o FROM projection ORDER BY o")]
-        found = conn.execute(
+        rows = [r[0] for r in db.execute("SELECT o FROM projection ORDER BY o")]
+        found = db.execute(
             "SELECT offset FROM consumer_offsets WHERE name = 'projector'"
         ).fetchone()
     finally:
-        conn.close()
+        db.close()
     return rows, None if found is None else found[0]
 
 

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from pathlib import Path
 
 import pytest
 
 from consumers import Backoff, ConsumerManager, matches
 from eventlog import END, Event, EventLog, NewEvent
-from tests.support import scaled, stored_event
-from tests.support import wait_until as support_wait_until
+from tests.support import scaled, stored_event, wait_until
 
 FAST = Backoff(base=0.01, cap=0.05)
-
-
-wait_until = partial(support_wait_until, timeout=5.0)
 
 
 async def test_handler_gets_batches_and_offsets_are_committed(sqlite_log: EventLog) -> None:
@@ -107,7 +102,7 @@ async def test_shutdown_interrupts_an_idle_consumer_promptly(sqlite_log: EventLo
     manager = ConsumerManager(sqlite_log, poll_timeout=60)
     manager.add("c", "s", never, start=END)
     await manager.start()
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: sqlite_log.heads.parked("s") > 0, what="the consumer parked")
     await asyncio.wait_for(manager.shutdown(), scaled(2))
     assert manager.status()[0].state == "stopped"
 

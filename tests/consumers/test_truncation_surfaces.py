@@ -25,7 +25,7 @@ from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, HoldPolicy, NewEvent, Retention
 from tests.cli.conftest import eventlog
 from tests.serverproc import ServerProcess
-from tests.webhooks.conftest import wait_until
+from tests.support import wait_until
 
 EXPLAINED = {"first_offset": 40, "skipped": 37}
 

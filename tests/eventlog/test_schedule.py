@@ -103,11 +103,11 @@ async def test_several_processes_on_postgres_append_each_due_event_once(
                 pass
             while (await logs[0].schedules.page()).schedules:  # noqa: ASYNC110 - polls storage
                 await asyncio.sleep(0.05)
-        events = [e async for e in logs[0].scan("s")]
-        ids = [e.id for e in events]
+        stored = [e async for e in logs[0].scan("s")]
+        ids = [e.id for e in stored]
         assert len(ids) == 600
         assert len(set(ids)) == 600
-        assert all(e.time >= due for e in events)
+        assert all(e.time >= due for e in stored)
         assert sum(log.schedules.dispatched for log in logs) == 600
     finally:
         for log in logs:

@@ -116,7 +116,7 @@ async def test_closed_log_refuses_work(tmp_path: Path) -> None:
 
 async def test_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
-        EventLog.open(tmp_path / "e.db", synchronous="sometimes")  # type: ignore[arg-type]
+        EventLog.open(tmp_path / "e.db", synchronous="sometimes")
 
 
 async def test_component_migrations_apply_in_order_once(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ async def test_a_second_process_append_wakes_a_waiting_consumer(tmp_path: Path) 
     """Two logs on one file (as two processes would be): the re-check finds the append."""
     import asyncio
 
-    from tests.support import scaled
+    from tests.support import scaled, wait_until
 
     path = tmp_path / "shared.db"
     async with (
@@ -149,7 +149,8 @@ async def test_a_second_process_append_wakes_a_waiting_consumer(tmp_path: Path) 
     ):
         consumer = reader.consumer("c", "s")
         task = asyncio.create_task(consumer.poll(10, timeout=scaled(10)))
-        await asyncio.sleep(0.1)
+        # Parked on the head it read: only the re-check can find the append.
+        await wait_until(lambda: reader.heads.parked("s") > 0, what="the poll parked")
         await writer.append("s", "from elsewhere", type="t")
         events = await asyncio.wait_for(task, scaled(5))
         assert [e.json() for e in events] == ["from elsewhere"]

@@ -15,8 +15,7 @@ import httpx
 import msgspec
 
 from eventlog.closing import Closing
-from tests.serverproc import ServerProcess
-from tests.support import scaled, terminate
+from tests.support import Server, scaled, terminate, wait_until_sync
 
 __all__ = ["WEBSOCAT", "Websocat", "append", "gauge", "wait_for_gauge"]
 
@@ -107,7 +106,7 @@ def append(
     return offsets
 
 
-def gauge(server: ServerProcess, name: str, labels: str = "") -> float:
+def gauge(server: Server, name: str, labels: str = "") -> float:
     """The value of one metric sample from ``/metrics`` (0 if absent)."""
     text = httpx.get(f"{server.url}/metrics", timeout=scaled(5)).text
     pattern = rf"^{re.escape(name)}{re.escape(labels)} (\S+)$"
@@ -116,11 +115,9 @@ def gauge(server: ServerProcess, name: str, labels: str = "") -> float:
 
 
 def wait_for_gauge(
-    server: ServerProcess, name: str, labels: str, value: float, timeout: float = 10.0
+    server: Server, name: str, labels: str, value: float, timeout: float = 10.0
 ) -> None:
     """Poll ``/metrics`` until the sample equals ``value``."""
-    deadline = time.monotonic() + scaled(timeout)
-    while (current := gauge(server, name, labels)) != value:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name}{labels} is {current}, expected {value}")
-        time.sleep(0.02)
+    wait_until_sync(
+        lambda: gauge(server, name, labels) == value, timeout, what=f"{name}{labels} == {value}"
+    )

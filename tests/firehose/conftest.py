@@ -1,4 +1,4 @@
-"""Fixtures of the firehose tests: real ``eventlog serve`` subprocesses."""
+"""Fixtures of the firehose tests: real servers (uvicorn in a thread of the test process)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from server.auth import hash_key
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 READER_KEY = "el_test_reader_key"
@@ -23,7 +23,7 @@ API_KEYS = msgspec.json.encode(
 
 
 @pytest.fixture(scope="module")
-def fh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def fh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """One server per test module (tests use their own streams).
 
     A small slow-client bound (2,000 events) and a short SSE keepalive.
@@ -32,25 +32,26 @@ def fh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     env = {
         "EVENTLOG_FIREHOSE_QUEUE_EVENTS": "2000",
         "EVENTLOG_FIREHOSE_KEEPALIVE": "0.5",
-        "EVENTLOG_FIREHOSE_CLOSE_TIMEOUT": "2",
+        # Time a stalled client has to drain its buffers and read the closing event.
+        "EVENTLOG_FIREHOSE_CLOSE_TIMEOUT": str(scaled(5)),
         "EVENTLOG_SYNCHRONOUS": "normal",
         "EVENTLOG_FIREHOSE_BACKLOG_EVENTS": "2000",
     }
-    with ServerProcess.start(db=db, env=env) as proc:
+    with ServerThread.start(db=db, env=env) as proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """A server with API keys and room for only two firehose clients."""
     db = tmp_path_factory.mktemp("firehose-auth") / "events.db"
     env = {"EVENTLOG_API_KEYS": API_KEYS, "EVENTLOG_FIREHOSE_MAX_CLIENTS": "2"}
-    with ServerProcess.start(db=db, env=env) as proc:
+    with ServerThread.start(db=db, env=env) as proc:
         yield proc
 
 
 @pytest.fixture
-def http(fh_server: ServerProcess) -> Iterator[httpx.Client]:
+def http(fh_server: ServerThread) -> Iterator[httpx.Client]:
     """An HTTP client on the module's server."""
     with httpx.Client(base_url=fh_server.url, timeout=scaled(20)) as c:
         yield c

@@ -14,12 +14,13 @@ from websockets.asyncio.client import connect
 from tests.firehose.clients import Websocat, append, gauge, wait_for_gauge
 from tests.firehose.conftest import READER_KEY, WRITER_KEY
 from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 WRITER = {"Authorization": f"Bearer {WRITER_KEY}"}
 
 
-def test_websocat_with_a_read_key_in_the_authorization_header(auth_server: ServerProcess) -> None:
+def test_websocat_with_a_read_key_in_the_authorization_header(auth_server: ServerThread) -> None:
     with httpx.Client(base_url=auth_server.url, timeout=scaled(10)) as http:
         append(http, "orders", 3, headers=WRITER)
     url = f"{auth_server.ws_url}/api/streams/orders/firehose?from=beginning"
@@ -37,7 +38,7 @@ def test_websocat_with_a_read_key_in_the_authorization_header(auth_server: Serve
     ],
 )
 async def test_firehose_without_read_scope_is_refused_before_the_upgrade(
-    auth_server: ServerProcess, path: str, headers: dict[str, str], status: int
+    auth_server: ServerThread, path: str, headers: dict[str, str], status: int
 ) -> None:
     with pytest.raises(websockets.InvalidStatus) as info:
         async with connect(auth_server.ws_url + path, additional_headers=headers):
@@ -47,13 +48,13 @@ async def test_firehose_without_read_scope_is_refused_before_the_upgrade(
     assert code == ("unauthorized" if status == 401 else "forbidden")
 
 
-def test_sse_without_read_scope_is_401(auth_server: ServerProcess) -> None:
+def test_sse_without_read_scope_is_401(auth_server: ServerThread) -> None:
     r = httpx.get(f"{auth_server.url}/api/streams/orders/sse", timeout=scaled(10))
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "unauthorized"
 
 
-async def test_clients_past_the_limit_are_closed_with_1013(auth_server: ServerProcess) -> None:
+async def test_clients_past_the_limit_are_closed_with_1013(auth_server: ServerThread) -> None:
     headers = {"Authorization": f"Bearer {READER_KEY}"}
     url = f"{auth_server.ws_url}/api/streams/orders/firehose"
     async with connect(url, additional_headers=headers), connect(url, additional_headers=headers):
@@ -77,7 +78,7 @@ async def test_clients_past_the_limit_are_closed_with_1013(auth_server: ServerPr
     assert refused == 1
 
 
-async def test_metrics_count_frames_and_bytes(fh_server: ServerProcess) -> None:
+async def test_metrics_count_frames_and_bytes(fh_server: ServerThread) -> None:
     with httpx.Client(base_url=fh_server.url, timeout=scaled(10)) as http:
         append(http, "metered", 10, payload=100)
     before_frames = gauge(fh_server, "eventlog_firehose_frames_sent_total", '{transport="ws"}')

@@ -19,7 +19,7 @@ from consumers.firehose import (
     SubscriptionEnded,
 )
 from eventlog import EventLog, NewEvent, OffsetOutOfRange, Retention
-from tests.support import scaled
+from tests.support import scaled, wait_until
 
 
 async def collect(sub: Subscription, count: int, *, max_frames: int = 500) -> list[int]:
@@ -131,7 +131,12 @@ async def test_start_beyond_the_head_waits_for_that_offset(sqlite_log: EventLog)
     async with await firehose.subscribe("s", start=5) as sub:
         waiting = asyncio.create_task(sub.frames(10))
         await append_n(sqlite_log, "s", 5)
-        await asyncio.sleep(0.2)
+        # The hub has published offsets 0-4 and waits for more: a frame sent
+        # early would have woken the subscriber by now.
+        hub = firehose.hubs["s"]
+        await wait_until(lambda: hub.core is not None and hub.core.next_offset == 5)
+        await wait_until(lambda: sqlite_log.heads.parked("s") > 0, what="the hub parked")
+        await asyncio.sleep(0)
         assert not waiting.done()
         await append_n(sqlite_log, "s", 2)
         async with asyncio.timeout(scaled(10)):
@@ -181,7 +186,7 @@ async def test_closing_the_log_ends_subscriptions(tmp_path: Path) -> None:
     firehose = Firehose(log)
     sub = await firehose.subscribe("s", start=0)
     waiting = asyncio.create_task(sub.frames(10))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: log.heads.parked("s") > 0, what="the hub parked")
     await log.close()
     with pytest.raises(SubscriptionEnded) as info:
         async with asyncio.timeout(scaled(10)):
@@ -198,7 +203,7 @@ async def test_deleting_the_stream_ends_its_subscribers_and_a_new_hub_serves_it_
     firehose = Firehose(sqlite_log)
     sub = await firehose.subscribe("s", start=3)
     waiting = asyncio.create_task(sub.frames(10))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: sqlite_log.heads.parked("s") > 0, what="the hub parked")
     await sqlite_log.delete_stream("s")
     with pytest.raises(SubscriptionEnded) as info:
         async with asyncio.timeout(scaled(10)):

@@ -10,7 +10,7 @@ import httpx
 import msgspec
 
 from tests.firehose.clients import append, wait_for_gauge
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 
@@ -51,7 +51,7 @@ def curl_sse(url: str, *headers: str, seconds: float = 2.0) -> str:
     return done.stdout.decode()
 
 
-def test_curl_resumes_after_last_event_id(fh_server: ServerProcess, http: httpx.Client) -> None:
+def test_curl_resumes_after_last_event_id(fh_server: ServerThread, http: httpx.Client) -> None:
     append(http, "sse-resume", 20)
     text = curl_sse(f"{fh_server.url}/api/streams/sse-resume/sse", "Last-Event-ID: 9")
     messages = parse_sse(text)
@@ -63,7 +63,7 @@ def test_curl_resumes_after_last_event_id(fh_server: ServerProcess, http: httpx.
 
 
 def test_last_event_id_takes_precedence_over_from(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "sse-prec", 5)
     url = f"{fh_server.url}/api/streams/sse-prec/sse?from=beginning"
@@ -74,7 +74,7 @@ def test_last_event_id_takes_precedence_over_from(
 
 
 def test_httpx_stream_gets_live_events_and_keepalive_comments(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "sse-live", 1)
     url = f"{fh_server.url}/api/streams/sse-live/sse?types=keep.*"
@@ -99,7 +99,7 @@ def test_httpx_stream_gets_live_events_and_keepalive_comments(
 
 
 def test_sse_batches_are_json_arrays_with_the_last_offset_as_id(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "sse-batch", 5)
     url = f"{fh_server.url}/api/streams/sse-batch/sse?from=beginning&batch=2"
@@ -109,7 +109,7 @@ def test_sse_batches_are_json_arrays_with_the_last_offset_as_id(
     assert [[e["offset"] for e in b] for b in batches] == [[0, 1], [2, 3], [4]]
 
 
-def test_sse_bad_input_is_a_json_4xx(fh_server: ServerProcess, http: httpx.Client) -> None:
+def test_sse_bad_input_is_a_json_4xx(fh_server: ServerThread, http: httpx.Client) -> None:
     append(http, "sse-bad", 1)
     cases = [
         ("/api/streams/sse-bad/sse?from=x", {}, 400, "invalid_position"),
@@ -125,7 +125,7 @@ def test_sse_bad_input_is_a_json_4xx(fh_server: ServerProcess, http: httpx.Clien
 
 
 def test_a_stalled_sse_client_gets_a_closed_event_with_its_resume_offset(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "sse-slow", 1)
     with socket.create_connection(("127.0.0.1", fh_server.port), timeout=scaled(30)) as sock:
@@ -153,7 +153,7 @@ def test_a_stalled_sse_client_gets_a_closed_event_with_its_resume_offset(
 
 
 def test_deleting_the_stream_ends_sse_with_that_reason(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "sse-gone", 2)
     url = f"{fh_server.url}/api/streams/sse-gone/sse?from=beginning"

@@ -6,7 +6,6 @@ import asyncio
 import os
 import socket
 import threading
-import time
 from typing import Any
 
 import httpx
@@ -17,14 +16,14 @@ from websockets.asyncio.client import connect
 
 from eventlog import EventLog, Retention
 from tests.firehose.clients import Websocat, append, gauge, wait_for_gauge
-from tests.serverproc import ServerProcess
-from tests.support import scaled
+from tests.serverthread import ServerThread
+from tests.support import scaled, wait_until_sync
 
 EVENT_FIELDS = {"stream", "offset", "id", "type", "key", "time", "headers", "data"}
 
 
 def test_websocat_prints_each_live_event_as_one_json_line(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     before = gauge(fh_server, "eventlog_firehose_clients", '{transport="ws"}')
     with Websocat(f"{fh_server.ws_url}/api/events/firehose") as ws:  # default stream, from=end
@@ -39,7 +38,7 @@ def test_websocat_prints_each_live_event_as_one_json_line(
 
 
 def test_websocat_replays_ten_thousand_events_from_the_beginning(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "replay", 10_000)
     with Websocat(f"{fh_server.ws_url}/api/streams/replay/firehose?from=beginning") as ws:
@@ -49,7 +48,7 @@ def test_websocat_replays_ten_thousand_events_from_the_beginning(
 
 
 def test_resume_from_an_offset_has_no_gap_or_duplicate_while_appends_continue(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "resume", 3000)
     stop = threading.Event()
@@ -63,10 +62,11 @@ def test_resume_from_an_offset_has_no_gap_or_duplicate_while_appends_continue(
     thread = threading.Thread(target=producer)
     thread.start()
     try:
-        time.sleep(0.2)  # appends are flowing when the client connects
+        wait_until_sync(lambda: appended, what="appends flowing before the client connects")
         with Websocat(f"{fh_server.ws_url}/api/streams/resume/firehose?from=1234") as ws:
             first = ws.read(4000, timeout=30)
-            time.sleep(0.3)  # the client is live now; appends still running
+            live = len(appended)  # the client is live now; more appends follow
+            wait_until_sync(lambda: len(appended) > live, what="appends after the client is live")
             stop.set()
             thread.join()
             head = appended[-1] + 1
@@ -80,7 +80,7 @@ def test_resume_from_an_offset_has_no_gap_or_duplicate_while_appends_continue(
 
 
 def test_type_filter_passes_only_matching_events(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     types = ("order.created", "payment.failed", "order.paid", "user.signed_up")
     append(http, "typed", 400, types=types)
@@ -96,7 +96,7 @@ def test_type_filter_passes_only_matching_events(
 
 
 def test_key_filter_and_batches_of_events_per_frame(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     body = [{"type": "t", "key": f"k{i % 2}", "data": i} for i in range(10)]
     assert http.post("/api/streams/keyed/events", json=body).status_code == 201
@@ -125,7 +125,7 @@ def test_key_filter_and_batches_of_events_per_frame(
     ],
 )
 async def test_malformed_parameters_are_refused_before_the_upgrade(
-    fh_server: ServerProcess, query: str, status: int, code: str
+    fh_server: ServerThread, query: str, status: int, code: str
 ) -> None:
     with pytest.raises(websockets.InvalidStatus) as info:
         async with connect(f"{fh_server.ws_url}/api/events/firehose?{query}"):
@@ -136,7 +136,7 @@ async def test_malformed_parameters_are_refused_before_the_upgrade(
 
 
 async def test_unknown_and_invalid_streams_are_refused_before_the_upgrade(
-    fh_server: ServerProcess,
+    fh_server: ServerThread,
 ) -> None:
     for path, status, code in [
         ("/api/streams/no-such-stream/firehose", 404, "stream_not_found"),
@@ -153,7 +153,7 @@ async def test_unknown_and_invalid_streams_are_refused_before_the_upgrade(
 
 
 async def test_offset_before_the_retained_range_is_refused_with_416(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "trimmed", 50)
     # Retention runs in the server; a second process on the same SQLite file
@@ -173,7 +173,7 @@ async def test_offset_before_the_retained_range_is_refused_with_416(
 
 
 async def test_offset_beyond_the_head_waits_for_it(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "ahead", 5)
     async with connect(f"{fh_server.ws_url}/api/streams/ahead/firehose?from=8") as ws:
@@ -185,7 +185,7 @@ async def test_offset_beyond_the_head_waits_for_it(
 
 
 async def test_a_client_that_sends_messages_is_closed_with_1003(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "chatty", 1)
     async with connect(f"{fh_server.ws_url}/api/streams/chatty/firehose?from=0") as ws:
@@ -199,7 +199,7 @@ async def test_a_client_that_sends_messages_is_closed_with_1003(
 
 
 def test_protocol_garbage_from_a_client_closes_only_that_connection(
-    fh_server: ServerProcess, http: httpx.Client
+    fh_server: ServerThread, http: httpx.Client
 ) -> None:
     append(http, "garbage", 1)
     before = gauge(fh_server, "eventlog_firehose_clients", '{transport="ws"}')

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import websockets
 
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 
 
 async def test_permessage_deflate_is_off_by_default_and_can_be_enabled(tmp_path: Path) -> None:
-    with ServerProcess.start(db=tmp_path / "a.db") as server:
+    with ServerThread.start(db=tmp_path / "a.db") as server:
         async with websockets.connect(server.ws_url + "/api/events/firehose") as ws:
             assert ws.protocol.extensions == []
-    with ServerProcess.start(
+    with ServerThread.start(
         db=tmp_path / "b.db", env={"EVENTLOG_WS_COMPRESSION": "true"}
     ) as server:
         async with websockets.connect(server.ws_url + "/api/events/firehose") as ws:

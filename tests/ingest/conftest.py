@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.ingest.senders import GITHUB_SECRET, SLACK_SECRET, STRIPE_SECRET, SW_SECRET
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 #: The config file of the test server: one source per signature scheme.
@@ -56,17 +56,17 @@ max_body_bytes = 1024
 
 
 @pytest.fixture(scope="module")
-def ingest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def ingest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """One server for a test module, its sources from :data:`CONFIG`."""
     tmp: Path = tmp_path_factory.mktemp("ingest")
     config = tmp / "eventlog.toml"
     config.write_text(CONFIG)
-    with ServerProcess.start(db=tmp / "events.db", extra_args=["--config", str(config)]) as proc:
+    with ServerThread.start(db=tmp / "events.db", config=config) as proc:
         yield proc
 
 
 @pytest.fixture
-def client(ingest_server: ServerProcess) -> Iterator[httpx.Client]:
+def client(ingest_server: ServerThread) -> Iterator[httpx.Client]:
     """An HTTP client on the module's server."""
     with httpx.Client(base_url=ingest_server.url, timeout=scaled(10)) as c:
         yield c

@@ -20,7 +20,7 @@ from tests.ingest.senders import (
     standard_headers,
     stripe_headers,
 )
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 
@@ -128,7 +128,7 @@ def test_a_required_mapping_that_fails_is_400_naming_the_path(client: httpx.Clie
 
 
 def test_github_delivery_posted_with_curl(
-    ingest_server: ServerProcess, client: httpx.Client
+    ingest_server: ServerThread, client: httpx.Client
 ) -> None:
     curl = shutil.which("curl")
     if curl is None:
@@ -340,7 +340,7 @@ def test_malformed_requests_get_4xx_json_never_500(client: httpx.Client) -> None
 
 
 async def test_concurrent_redeliveries_of_one_delivery_append_exactly_once(
-    ingest_server: ServerProcess,
+    ingest_server: ServerThread,
 ) -> None:
     body = push("octo/race")
     delivery = "race-" + uuid.uuid4().hex

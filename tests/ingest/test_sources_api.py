@@ -11,7 +11,7 @@ import pytest
 
 from server.auth import hash_key
 from tests.ingest.senders import SW_SECRET, github_headers, standard_headers
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 ADMIN = "admin-key-for-tests"
@@ -44,15 +44,15 @@ SHOP: dict[str, Any] = {
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path) -> Iterator[ServerThread]:
     config = tmp_path / "eventlog.toml"
     config.write_text(CONFIG)
-    with ServerProcess.start(db=tmp_path / "events.db", extra_args=["--config", str(config)]) as s:
+    with ServerThread.start(db=tmp_path / "events.db", config=config) as s:
         yield s
 
 
 @pytest.fixture
-def admin(server: ServerProcess) -> Iterator[httpx.Client]:
+def admin(server: ServerThread) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {ADMIN}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=scaled(10)) as c:
         yield c
@@ -63,7 +63,7 @@ def order_body(total: int = 10) -> bytes:
 
 
 def test_source_created_through_the_api_receives_webhooks_and_survives_a_restart(
-    server: ServerProcess, admin: httpx.Client
+    server: ServerThread, admin: httpx.Client
 ) -> None:
     created = admin.post("/api/ingest/sources", json=SHOP)
     assert created.status_code == 201, created.text
@@ -132,7 +132,7 @@ def test_conflicts_and_bad_definitions_are_4xx_with_the_field_named(admin: httpx
 
 
 def test_source_management_needs_admin_but_ingest_needs_no_api_key(
-    server: ServerProcess, admin: httpx.Client
+    server: ServerThread, admin: httpx.Client
 ) -> None:
     with httpx.Client(base_url=server.url, timeout=scaled(10)) as anonymous:
         assert anonymous.get("/api/ingest/sources").status_code == 401

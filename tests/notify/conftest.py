@@ -4,7 +4,7 @@ notification kinds and pacing sender, and local fake Discord and Slack."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,9 +14,13 @@ from consumers.delivery.model import Delivery, Endpoint
 from consumers.notify import NotifySpec, build_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK
 from eventlog import EventLog
+from tests import support
 from tests.notify.fakes import FakeDiscord, FakeSlack
-from tests.support import wait_until as poll_until
 from tests.webhooks.conftest import log as log  # the webhook tests' real SQLite log
+
+# Moved to tests.support; kept importable from here while branches that import
+# it from this module are merged (remove once none does).
+wait_until = support.wait_until
 
 
 @pytest.fixture
@@ -57,11 +61,6 @@ async def add_target(engine: DeliveryEngine, **spec: Any) -> Endpoint:
     endpoint = build_notify_endpoint(NotifySpec(**spec), now=time.time(), head=0)
     await engine.put_endpoint(endpoint)
     return endpoint
-
-
-async def wait_until(check: Callable[[], object], timeout: float = 20.0) -> None:
-    """:func:`tests.support.wait_until`, 20 s by default (bursts are paced)."""
-    await poll_until(check, timeout)
 
 
 async def deliveries(engine: DeliveryEngine, endpoint_id: str) -> list[Delivery]:

@@ -7,8 +7,9 @@ import pytest
 
 from consumers.delivery.engine import DeliveryEngine
 from eventlog import EventLog
-from tests.notify.conftest import add_target, deliveries, wait_until
+from tests.notify.conftest import add_target, deliveries
 from tests.notify.fakes import FakeDiscord, FakeSlack
+from tests.support import wait_until
 
 
 async def disabled_reason(engine: DeliveryEngine, endpoint_id: str) -> str | None:

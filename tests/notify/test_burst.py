@@ -10,9 +10,9 @@ from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Delivery
 from eventlog import EventLog
 from eventlog.model import NewEvent
-from tests.notify.conftest import add_target, deliveries, wait_until
+from tests.notify.conftest import add_target, deliveries
 from tests.notify.fakes import FakeDiscord, FakeSlack
-from tests.support import scaled
+from tests.support import scaled, wait_until
 
 BURST = 200
 

@@ -14,11 +14,11 @@ import httpx
 import msgspec
 import pytest
 
-from tests.notify.conftest import wait_until
 from tests.notify.fakes import FakeDiscord, FakeSlack
 from tests.serverproc import ServerFailed, ServerProcess
 from tests.serverproc import run_cli as cli
-from tests.support import scaled
+from tests.serverthread import ServerThread
+from tests.support import scaled, wait_until
 from tests.webhooks.receiver import Receiver
 
 TOKEN = "tok-9f8e7d6c5b4a3210"  # the secret part of a Discord webhook URL
@@ -26,17 +26,15 @@ SLACK_TOKEN = "slk-0a1b2c3d4e5f6789"
 ALLOW_PRIVATE = "[webhooks]\nallow_private_targets = true\n"
 
 
-async def start_server(tmp_path: Path, config: str) -> ServerProcess:
+async def start_server(tmp_path: Path, config: str) -> ServerThread:
     """A server with ``config`` (started off the event loop: the fakes live on it)."""
     path = tmp_path / "eventlog.toml"
     path.write_text(config)
-    return await asyncio.to_thread(
-        ServerProcess.start, db=tmp_path / "events.db", extra_args=["--config", str(path)]
-    )
+    return await asyncio.to_thread(ServerThread.start, db=tmp_path / "events.db", config=path)
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+async def server(tmp_path: Path) -> AsyncIterator[ServerThread]:
     """A server that may deliver to loopback fakes."""
     proc = await start_server(tmp_path, ALLOW_PRIVATE)
     yield proc
@@ -44,7 +42,7 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
 
 
 @pytest.fixture
-async def api(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+async def api(server: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=scaled(10)) as client:
         yield client
 
@@ -72,7 +70,7 @@ async def delivered(api: httpx.AsyncClient, target: str, count: int) -> list[dic
 
 
 async def test_api_target_delivers_in_order_and_never_shows_its_token(
-    api: httpx.AsyncClient, discord: FakeDiscord, server: ServerProcess
+    api: httpx.AsyncClient, discord: FakeDiscord, server: ServerThread
 ) -> None:
     body = {
         "id": "orders-discord",
@@ -172,7 +170,7 @@ async def test_bad_bodies_are_clear_4xx(api: httpx.AsyncClient, discord: FakeDis
 
 
 async def test_a_404_from_discord_disables_the_target_with_the_reason(
-    api: httpx.AsyncClient, discord: FakeDiscord, server: ServerProcess
+    api: httpx.AsyncClient, discord: FakeDiscord, server: ServerThread
 ) -> None:
     body = {"id": "gone", "kind": "discord", "url": discord.url(token=TOKEN), "retry": "short"}
     r = await api.post("/api/notifications", json=body)
@@ -305,15 +303,19 @@ url = "http://127.0.0.1:9/api/webhooks/1/{TOKEN}"
 async def test_a_bad_declaration_stops_the_server_with_the_reason(
     tmp_path: Path, declaration: str, message: str
 ) -> None:
-    with pytest.raises(ServerFailed) as info:
-        await start_server(tmp_path, ALLOW_PRIVATE + declaration)
+    path = tmp_path / "eventlog.toml"
+    path.write_text(ALLOW_PRIVATE + declaration)
+    with pytest.raises(ServerFailed) as info:  # `eventlog serve` exits, saying why
+        await asyncio.to_thread(
+            ServerProcess.start, db=tmp_path / "events.db", extra_args=["--config", str(path)]
+        )
     text = str(info.value)
     assert message in text
     assert TOKEN not in text
 
 
 async def test_cli_manages_targets_without_printing_the_token(
-    server: ServerProcess, api: httpx.AsyncClient, discord: FakeDiscord
+    server: ServerThread, api: httpx.AsyncClient, discord: FakeDiscord
 ) -> None:
     code, out, err = await cli(
         server, "notifications", "create", "discord", discord.url(token=TOKEN),
@@ -369,7 +371,7 @@ async def test_cli_manages_targets_without_printing_the_token(
 
 
 async def test_apprise_target_through_the_api_never_shows_its_url(
-    api: httpx.AsyncClient, server: ServerProcess
+    api: httpx.AsyncClient, server: ServerThread
 ) -> None:
     receiver = await Receiver().start()
     try:

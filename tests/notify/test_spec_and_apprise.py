@@ -19,7 +19,8 @@ from consumers.notify import (
 )
 from consumers.webhook import SpecError
 from eventlog import EventLog
-from tests.notify.conftest import add_target, deliveries, wait_until
+from tests.notify.conftest import add_target, deliveries
+from tests.support import wait_until
 from tests.webhooks.receiver import Received, Receiver
 
 DISCORD_URL = "https://discord.com/api/webhooks/123456/SeCrEtToKeN"

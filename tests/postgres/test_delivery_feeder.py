@@ -20,7 +20,7 @@ from consumers.delivery.engine import DeliveryEngine, feeder_lease, ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from eventlog.storage.leases import leases_for
-from tests.webhooks.conftest import wait_until
+from tests.support import wait_until
 from tests.webhooks.receiver import Receiver
 
 LEASE_RETRY = 0.2

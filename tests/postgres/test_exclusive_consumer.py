@@ -12,13 +12,12 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from eventlog import EventLog, NewEvent
-from tests.support import scaled
+from tests.support import scaled, wait_until
 
 CHILD = Path(__file__).with_name("consumer_child.py")
 
@@ -60,14 +59,6 @@ class Child:
         await self._reader
 
 
-async def until(condition: Callable[[], bool], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def test_named_consumer_runs_in_one_process_and_moves_when_it_is_killed(
     pg_url: str,
 ) -> None:
@@ -75,22 +66,22 @@ async def test_named_consumer_runs_in_one_process_and_moves_when_it_is_killed(
         await log.append("orders", {"n": -1}, type="warmup")  # the stream exists
         children = [await Child.spawn(pg_url) for _ in range(3)]
         try:
-            await until(lambda: sum(c.running for c in children) >= 1, scaled(30), "a runner")
+            await wait_until(lambda: sum(c.running for c in children) >= 1, 30, what="a runner")
             await asyncio.sleep(scaled(1))  # the others keep trying meanwhile
             holders = [c for c in children if c.running]
             assert len(holders) == 1
             first = holders[0]
             await log.append_batch("orders", [NewEvent(type="t", data=i) for i in range(20)])
-            await until(lambda: set(range(21)) <= set(first.got), scaled(10), "first delivery")
+            await wait_until(lambda: set(range(21)) <= set(first.got), 10, what="first delivery")
 
             await first.kill()
             await log.append_batch("orders", [NewEvent(type="t", data=i) for i in range(20)])
             survivors = [c for c in children if c is not first]
-            await until(lambda: any(c.running for c in survivors), scaled(10), "the takeover")
-            await until(
+            await wait_until(lambda: any(c.running for c in survivors), 10, what="the takeover")
+            await wait_until(
                 lambda: set(range(21, 41)) <= {o for c in survivors for o in c.got},
-                scaled(10),
-                "delivery after the takeover",
+                10,
+                what="delivery after the takeover",
             )
             await asyncio.sleep(scaled(0.5))
             assert sum(c.running for c in survivors) == 1  # still exactly one

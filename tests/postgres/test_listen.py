@@ -10,7 +10,7 @@ import pytest
 from eventlog import EventLog, NewEvent
 from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.postgres_listen import NotificationListener, parse_payload
-from tests.support import scaled
+from tests.support import scaled, wait_until
 
 
 def test_payload_parses_stream_and_head() -> None:
@@ -44,14 +44,14 @@ async def test_append_through_one_log_wakes_a_waiter_on_another(pg_url: str) -> 
         EventLog.open(pg_url, retention_interval=0, recheck_interval=None) as b,
     ):
         waiter = asyncio.create_task(b.wait("orders", 0, timeout=scaled(10)))
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: b.heads.parked("orders") > 0, what="the waiter parked")
         assert not waiter.done()
         await a.append("orders", {"n": 1}, type="t")
         assert await asyncio.wait_for(waiter, scaled(5)) is True
         consumer = b.consumer("c", "orders")
         assert [e.json() for e in await consumer.poll(10)] == [{"n": 1}]
         polled = asyncio.create_task(consumer.poll(10, timeout=scaled(10)))
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: b.heads.parked("orders") > 0, what="the poll parked")
         await a.append("orders", {"n": 2}, type="t")
         events = await asyncio.wait_for(polled, scaled(5))
         assert [e.json() for e in events] == [{"n": 2}]
@@ -76,14 +76,11 @@ async def test_listener_reconnects_after_its_connection_is_killed(pg_url: str) -
         waiter = asyncio.create_task(b.wait("orders", 0, timeout=scaled(10)))
         await a.append("orders", 1, type="t")
         assert await asyncio.wait_for(waiter, scaled(8)) is True
-        deadline = asyncio.get_running_loop().time() + scaled(5)
-        while listener.reconnects == 0:
-            assert asyncio.get_running_loop().time() < deadline, "listener never reconnected"
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: listener.reconnects > 0, 5, what="the listener reconnected")
         assert listener.connection_pid not in (None, pid)
         # And the new connection delivers notifications.
         waiter = asyncio.create_task(b.wait("orders", 1, timeout=scaled(10)))
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: b.heads.parked("orders") > 0, what="the waiter parked")
         await a.append("orders", 2, type="t")
         assert await asyncio.wait_for(waiter, scaled(5)) is True
 
@@ -97,14 +94,11 @@ async def test_stream_deleted_through_one_log_is_forgotten_by_another(pg_url: st
         assert await b.wait("s", 4, timeout=scaled(5)) is True
         assert b.heads.known_head("s") == 5
         await a.delete_stream("s")
-        deadline = asyncio.get_running_loop().time() + scaled(5)
-        while b.heads.known_head("s") is not None:
-            assert asyncio.get_running_loop().time() < deadline, "deletion never heard of"
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: b.heads.known_head("s") is None, 5, what="the deletion heard of")
         # A waiter on b waits for a new event instead of trusting the stale head.
         assert await b.wait("s", 0, timeout=0.3) is False
         waiter = asyncio.create_task(b.wait("s", 0, timeout=scaled(10)))
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: b.heads.parked("s") > 0, what="the waiter parked")
         await a.append("s", "again", type="t")
         assert await asyncio.wait_for(waiter, scaled(5)) is True
 
@@ -122,8 +116,5 @@ async def test_rolled_back_transaction_notifies_nobody(pg_storage: PostgresStora
     await pg_storage.query(
         lambda conn: conn.execute(f"SELECT pg_notify('{pg_storage.channel}', 'real:1')")
     )
-    deadline = asyncio.get_running_loop().time() + scaled(5)
-    while not seen:
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: seen, 5, what="the real notification")
     assert seen == [("real", 1)]

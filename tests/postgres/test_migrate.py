@@ -19,7 +19,7 @@ from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.sqlite import SQLiteStorage
 from server.cli import build_parser
 from server.cli.migrate import Checksum, compare
-from tests.support import free_port, scaled
+from tests.support import refused_port, scaled
 from tests.webhooks.test_ledger import NOW
 from tests.webhooks.test_ledger import done as finished
 from tests.webhooks.test_ledger import rows as ledger_rows
@@ -173,7 +173,8 @@ async def test_unreachable_destination_fails_cleanly(tmp_path: Path) -> None:
     src = tmp_path / "events.db"
     async with EventLog.open(src) as log:
         await log.append("s", 1, type="t")
-    result = migrate(str(src), f"postgresql://u:pw@127.0.0.1:{free_port()}/db")
+    with refused_port() as port:
+        result = migrate(str(src), f"postgresql://u:pw@127.0.0.1:{port}/db")
     assert result.returncode == 1
     assert "cannot connect" in result.stderr
     assert "Traceback" not in result.stderr

@@ -32,13 +32,13 @@ ROUNDS = 20
 async def _snapshot(target: str) -> tuple[set[int], list[tuple[str, int]], int]:
     """Rows, events (id, offset) and head, read in one snapshot."""
     if not target.startswith("postgresql://"):
-        with sqlite3.connect(target) as conn:
-            conn.execute("BEGIN")
-            rows = {r[0] for r in conn.execute("SELECT id FROM app_orders")}
-            events = conn.execute(
+        with sqlite3.connect(target) as db:
+            db.execute("BEGIN")
+            rows = {r[0] for r in db.execute("SELECT id FROM app_orders")}
+            events = db.execute(
                 "SELECT id, offset FROM events WHERE stream = 'orders' ORDER BY offset"
             ).fetchall()
-            head = conn.execute("SELECT next_offset FROM streams WHERE name = 'orders'").fetchone()
+            head = db.execute("SELECT next_offset FROM streams WHERE name = 'orders'").fetchone()
         return rows, events, head[0] if head else 0
     conn = await asyncpg.connect(target)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +22,7 @@ import websockets
 
 from tests.pg import PgCluster
 from tests.serverproc import ServerProcess
-from tests.support import scaled
+from tests.support import scaled, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +118,7 @@ async def test_long_poll_on_one_server_wakes_on_append_through_another(
                 params={"from": 0, "wait": 20},
             )
         )
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: servers[1].connections() > 0, what="the poll accepted")
         assert not poll.done()
         response = await client.post(
             f"{servers[2].url}/api/streams/alerts/events", json={"type": "t", "data": 1}
@@ -134,14 +134,6 @@ def consumed(server: ServerProcess) -> set[int]:
         int(m)
         for m in re.findall(r'logger=eventlog\.consumers msg="orders@(\d+) ', server.output())
     }
-
-
-async def until(condition: Callable[[], bool], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def test_named_consumer_runs_in_one_server_and_moves_when_it_is_killed(
@@ -161,10 +153,10 @@ async def test_named_consumer_runs_in_one_server_and_moves_when_it_is_killed(
                 assert r.status_code == 201, r.text
 
             await append(started[1], 0)
-            await until(
+            await wait_until(
                 lambda: any(set(range(10)) <= consumed(s) for s in started),
-                scaled(15),
-                "the first delivery",
+                15,
+                what="the first delivery",
             )
             await asyncio.sleep(scaled(1.5))  # the others keep trying to take the lease
             holders = [s for s in started if consumed(s)]
@@ -173,10 +165,10 @@ async def test_named_consumer_runs_in_one_server_and_moves_when_it_is_killed(
             holder.kill()
             survivors = [s for s in started if s is not holder]
             await append(survivors[0], 10)
-            await until(
+            await wait_until(
                 lambda: set(range(10, 20)) <= set().union(*(consumed(s) for s in survivors)),
-                scaled(15),
-                "the takeover",
+                15,
+                what="the takeover",
             )
             assert len([s for s in survivors if consumed(s)]) == 1
             # At least once: nothing skipped across the move.

@@ -24,7 +24,7 @@ from eventlog.storage.leases import Leases
 from eventlog.storage.postgres import PostgresStorage, set_offset
 from eventlog.storage.postgres_schema import SCHEMA_VERSION, redact, split_url
 from tests.pg import PgCluster
-from tests.support import free_port, scaled
+from tests.support import refused_port, scaled, wait_until
 
 CHILD = Path(__file__).with_name("writer_child.py")
 
@@ -126,9 +126,8 @@ async def test_malformed_url_is_a_storage_error_not_a_crash() -> None:
 
 
 async def test_unreachable_server_is_a_storage_error_that_hides_the_password() -> None:
-    url = f"postgresql://someone:hunter2@127.0.0.1:{free_port()}/db"
-    with pytest.raises(StorageError) as info:
-        await PostgresStorage(url).open()
+    with refused_port() as port, pytest.raises(StorageError) as info:
+        await PostgresStorage(f"postgresql://someone:hunter2@127.0.0.1:{port}/db").open()
     assert "hunter2" not in str(info.value)
     assert "127.0.0.1" in str(info.value)
 
@@ -278,11 +277,8 @@ async def test_log_carries_on_after_a_postgresql_restart(own_cluster: PgCluster)
         assert isinstance(reader.storage, PostgresStorage)
         listener = reader.storage.listener
         assert listener is not None
-        deadline = asyncio.get_running_loop().time() + scaled(10)
-        while listener.reconnects == 0:
-            assert asyncio.get_running_loop().time() < deadline, "listener never reconnected"
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: listener.reconnects > 0, what="the listener reconnected")
         waiter = asyncio.create_task(reader.wait("s", 2, timeout=scaled(10)))
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: reader.heads.parked("s") > 0, what="the waiter parked")
         await writer.append("s", 2, type="t")
         assert await asyncio.wait_for(waiter, scaled(5)) is True

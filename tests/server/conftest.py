@@ -1,4 +1,4 @@
-"""Fixtures of the server tests: a real ``eventlog serve`` subprocess."""
+"""Fixtures of the server tests: ``eventlog serve`` as a process, or uvicorn in a thread."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 
@@ -20,19 +21,19 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for a whole test module (tests must use their own stream names).
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """One in-process server for a whole test module (tests use their own stream names).
 
     Small limits make the limit paths cheap to reach: 64 KiB bodies, 1 s body timeout.
     """
     db = tmp_path_factory.mktemp("shared") / "events.db"
     env = {"EVENTLOG_MAX_BODY_BYTES": str(64 << 10), "EVENTLOG_BODY_TIMEOUT": "1"}
-    with ServerProcess.start(db=db, env=env) as proc:
+    with ServerThread.start(db=db, env=env) as proc:
         yield proc
 
 
 @pytest.fixture
-def client(shared_server: ServerProcess) -> Iterator[httpx.Client]:
+def client(shared_server: ServerThread) -> Iterator[httpx.Client]:
     """A keep-alive httpx client on the module's shared server."""
     with httpx.Client(base_url=shared_server.url, timeout=scaled(10)) as c:
         yield c

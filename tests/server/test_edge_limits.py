@@ -58,15 +58,6 @@ def _read_response(sock: socket.socket) -> bytes:
     return head + body
 
 
-def _server_connections(server: ServerProcess) -> int:
-    """Established TCP connections the server process holds on its port."""
-    return sum(
-        1
-        for c in psutil.Process(server.pid).net_connections(kind="tcp")
-        if c.laddr and c.laddr.port == server.port and c.status == psutil.CONN_ESTABLISHED
-    )
-
-
 class _PeakRss:
     """A thread sampling a process's resident memory every 20 ms; keeps the peak."""
 
@@ -194,7 +185,7 @@ def test_healthz_answers_while_slow_connections_fill_the_connection_limit(
                     assert client.get("/healthz").status_code == 200
             assert time.monotonic() - started < scaled(2)
             # The server holds no more than its limit (+1 while it makes room).
-            assert _server_connections(server) <= 101
+            assert server.connections() <= 101
         finally:
             for sock in socks:
                 sock.close()

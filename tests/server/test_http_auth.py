@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from server.auth import hash_key
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 
 KEYS = {
     "admin": ("k-admin-secret", ["admin"]),
@@ -18,7 +18,7 @@ KEYS = {
 
 
 @pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """A server whose config file holds three keys (as hashes only)."""
     root = tmp_path_factory.mktemp("auth")
     lines = []
@@ -28,21 +28,21 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
         lines += [f"scopes = [{quoted}]", ""]
     config = root / "eventlog.toml"
     config.write_text("\n".join(lines))
-    with ServerProcess.start(db=root / "e.db", extra_args=["--config", str(config)]) as s:
+    with ServerThread.start(db=root / "e.db", config=config) as s:
         yield s
 
 
-def _client(server: ServerProcess, who: str | None) -> httpx.Client:
+def _client(server: ServerThread, who: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {KEYS[who][0]}"} if who else {}
     return httpx.Client(base_url=server.url, headers=headers)
 
 
-def test_key_is_not_stored_in_plaintext(auth_server: ServerProcess) -> None:
+def test_key_is_not_stored_in_plaintext(auth_server: ServerThread) -> None:
     assert "k-admin-secret" not in auth_server.output()
     assert hash_key("k-admin-secret").startswith("sha256:")
 
 
-def test_no_key_or_unknown_key_is_401(auth_server: ServerProcess) -> None:
+def test_no_key_or_unknown_key_is_401(auth_server: ServerThread) -> None:
     with _client(auth_server, None) as c:
         r = c.post("/api/streams/orders.eu/events", json={"type": "a"})
         assert r.status_code == 401
@@ -59,7 +59,7 @@ def test_no_key_or_unknown_key_is_401(auth_server: ServerProcess) -> None:
 
 
 def test_scopes_allow_matching_streams_and_forbid_others_with_403(
-    auth_server: ServerProcess,
+    auth_server: ServerThread,
 ) -> None:
     with (
         _client(auth_server, "writer") as writer,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 URL = "/api/streams/{}/events"
@@ -191,7 +191,7 @@ def test_bad_expected_offset_is_400(client: httpx.Client, value: str) -> None:
     _assert_untouched(client, s)
 
 
-def test_declared_oversized_body_is_413_before_it_is_sent(shared_server: ServerProcess) -> None:
+def test_declared_oversized_body_is_413_before_it_is_sent(shared_server: ServerThread) -> None:
     """A Content-Length over the limit is refused at once: the client sends
     the headers only and reads the 413 without writing a byte of the body."""
     s = _stream()
@@ -223,7 +223,7 @@ def test_chunked_oversized_body_is_413(client: httpx.Client) -> None:
 
 def test_event_over_the_log_limit_but_under_body_limit_is_413(tmp_path: object) -> None:
     """A 2 MiB single event (the log's max_event_bytes is 1 MiB) under a 16 MiB body limit."""
-    with ServerProcess.start() as server, httpx.Client(base_url=server.url) as c:
+    with ServerThread.start() as server, httpx.Client(base_url=server.url) as c:
         big = b'{"type": "a", "data": "' + b"x" * (2 << 20) + b'"}'
         r = c.post(URL.format("big"), content=big, headers={"content-type": JSON})
         _assert_error(r, 413, "event_too_large")
@@ -233,7 +233,7 @@ def test_event_over_the_log_limit_but_under_body_limit_is_413(tmp_path: object) 
         _assert_untouched(c, "big")
 
 
-def test_slow_client_sending_body_byte_by_byte_gets_408(shared_server: ServerProcess) -> None:
+def test_slow_client_sending_body_byte_by_byte_gets_408(shared_server: ServerThread) -> None:
     s = _stream()
     body = b'{"type": "slow", "data": "' + b"x" * 100 + b'"}'
     started = time.monotonic()

@@ -11,7 +11,7 @@ import httpx
 
 from eventlog import EventLog
 from tests.serverproc import ServerProcess
-from tests.support import scaled
+from tests.support import scaled, wait_until_sync
 
 
 async def _producer(
@@ -107,7 +107,9 @@ def test_sigterm_ends_a_long_poll_promptly_and_exits_0(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=poll)
     thread.start()
-    time.sleep(0.5)  # the poll is parked on the server
+    # The server has accepted the poll (its request was sent with the connection):
+    # it is parked before SIGTERM's shutdown, which starts at the loop's next tick.
+    wait_until_sync(lambda: server.connections() == 1, what="the poll accepted")
     started = time.monotonic()
     code = server.stop()
     elapsed = time.monotonic() - started

@@ -12,7 +12,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 CONTENT_TYPES = [
@@ -81,7 +81,7 @@ def _check(r: httpx.Response) -> None:
 )
 @given(data=st.data())
 def test_fuzzed_requests_never_get_5xx_and_only_201_writes(
-    shared_server: ServerProcess, data: st.DataObject
+    shared_server: ServerThread, data: st.DataObject
 ) -> None:
     stream = quote(data.draw(names), safe="")
     method = data.draw(st.sampled_from(["POST", "GET", "PUT", "DELETE"]))

@@ -8,8 +8,8 @@ import uuid
 
 import httpx
 
-from tests.serverproc import ServerProcess
-from tests.support import scaled
+from tests.serverthread import ServerThread
+from tests.support import scaled, wait_until_sync
 
 JSON = {"content-type": "application/json"}
 
@@ -160,13 +160,13 @@ def test_expected_offset_conflict_is_409_and_writes_nothing(client: httpx.Client
 
 
 def test_long_poll_returns_as_soon_as_an_event_is_appended(
-    client: httpx.Client, shared_server: ServerProcess
+    client: httpx.Client, shared_server: ServerThread
 ) -> None:
     s = _stream()
     url = f"/api/streams/{s}/events"
 
     def append_later() -> None:
-        time.sleep(0.3)
+        wait_until_sync(lambda: shared_server.log.heads.parked(s) > 0, what="the poll parked")
         httpx.post(f"{shared_server.url}{url}", json={"type": "late"}, timeout=scaled(10))
 
     thread = threading.Thread(target=append_later)

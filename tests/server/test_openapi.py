@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from openapi_spec_validator import validate
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from eventlog import EventLog, LogConfig
 from eventlog.log import storage_for
 from server.app import create_app
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 
 _METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
@@ -34,13 +35,13 @@ def _routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, Ba
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with ServerProcess.start(db=tmp_path_factory.mktemp("openapi") / "events.db") as proc:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    with ServerThread.start(db=tmp_path_factory.mktemp("openapi") / "events.db") as proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def document(served: ServerProcess) -> dict[str, Any]:
+def document(served: ServerThread) -> dict[str, Any]:
     """/openapi.json as the server sends it."""
     answer = httpx.get(served.url + "/openapi.json", timeout=scaled(10))
     assert answer.status_code == 200
@@ -138,14 +139,14 @@ def test_feature_routes_name_their_errors(document: dict[str, Any]) -> None:
     assert "url" in schemas["EndpointSpec"]["properties"]
 
 
-def test_docs_page_lists_the_feature_routes(served: ServerProcess) -> None:
+def test_docs_page_lists_the_feature_routes(served: ServerThread) -> None:
     page = httpx.get(served.url + "/docs", timeout=scaled(10)).text
     assert "POST</span> <code>/ingest/{source}</code>" in page
     assert "GET</span> <code>/api/streams/{stream}/sse</code>" in page
     assert "POST</span> <code>/api/webhooks/{id}/replay</code>" in page
 
 
-def test_described_errors_are_what_the_server_answers(served: ServerProcess) -> None:
+def test_described_errors_are_what_the_server_answers(served: ServerThread) -> None:
     """Spot checks of documented error answers against the running server."""
     with httpx.Client(base_url=served.url, timeout=scaled(10)) as client:
         r = client.post("/ingest/nope", json={})
@@ -160,3 +161,31 @@ def test_described_errors_are_what_the_server_answers(served: ServerProcess) -> 
         r = client.get("/api/ingest/sources/nope")
         assert r.status_code == 404
         assert r.json()["error"]["code"] == "unknown_source"
+
+
+def test_openapi_document_matches_the_wire_structs_and_routes() -> None:
+    from server.api import append_body, consumers, streams, system
+    from server.api.docs_page import docs_html
+    from server.api.openapi import openapi_document
+
+    doc = openapi_document()
+    schemas = doc["components"]["schemas"]
+    wire = {f.name for f in msgspec.structs.fields(append_body.EventIn)}
+    assert set(schemas["EventIn"]["properties"]) == wire
+    assert set(schemas["Event"]["properties"]) == {
+        "stream",
+        "offset",
+        "id",
+        "type",
+        "key",
+        "time",
+        "headers",
+        "data",
+    }
+    for route in streams.routes + consumers.routes + system.routes:
+        path = getattr(route, "path", "")
+        if path not in ("/openapi.json", "/docs"):
+            methods = {m.lower() for m in getattr(route, "methods", set())} - {"head"}
+            assert methods <= set(doc["paths"][path]), path
+    page = docs_html()
+    assert "POST</span> <code>/api/streams/{stream}/events</code>" in page

@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 
 from consumers.notify.spec import NotifyPatch, NotifySpec
 from consumers.webhook import EndpointPatch, EndpointSpec
+from eventlog import encoding
 from server.api import append_body, openapi
 from server.api.consumers import SeekRequest
 from server.api.endpoint_routes import ReplayRequest
@@ -68,7 +69,7 @@ def test_the_documented_event_has_the_decoders_fields_and_limits() -> None:
             "maxLength": limits[1],
             "pattern": openapi.NO_NUL,
         }
-    assert append_body.MAX_TYPE_LENGTH == append_body.MAX_ID_LENGTH == 256
+    assert encoding.MAX_TYPE_LENGTH == encoding.MAX_ID_LENGTH == 256
 
 
 @pytest.mark.parametrize(

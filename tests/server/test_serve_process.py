@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.serverproc import ROOT, ServerFailed, ServerProcess
-from tests.support import free_port, scaled
+from tests.support import scaled, wait_until_sync
 
 
 def test_server_becomes_ready_and_exits_0_on_sigterm(server: ServerProcess) -> None:
@@ -68,40 +68,38 @@ def test_server_process_helper_reports_a_failed_start(tmp_path: Path) -> None:
 
 def test_console_script_serves_on_the_defaults_with_cwd_database(tmp_path: Path) -> None:
     """`eventlog serve` (the installed script) uses ./eventlog.db and 127.0.0.1;
-    only the port is moved off 7432 here (EVENTLOG_PORT) so tests never collide."""
-    port = free_port()
+    only the port is moved off 7432 here (EVENTLOG_PORT=0: the kernel picks a free
+    one, which the start-up line names) so tests never collide."""
     script = Path(sys.executable).parent / "eventlog"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLOG_")}
-    env["EVENTLOG_PORT"] = str(port)
-    proc = subprocess.Popen(
-        [str(script), "serve"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + scaled(30)
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "server exited"
-            assert time.monotonic() < deadline, "server not ready"
-            time.sleep(0.05)
-        r = httpx.post(
-            f"http://127.0.0.1:{port}/api/streams/s/events", json={"type": "t"}, timeout=scaled(5)
+    env["EVENTLOG_PORT"] = "0"
+    err_path = tmp_path / "stderr.log"
+    with open(err_path, "wb") as err_file:
+        proc = subprocess.Popen(
+            [str(script), "serve"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
         )
+    running = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+    try:
+        wait_until_sync(
+            lambda: running.search(err_path.read_text()) or proc.poll() is not None,
+            30,
+            what="the start-up line",
+        )
+        match = running.search(err_path.read_text())
+        assert match is not None, f"server exited with {proc.poll()}: {err_path.read_text()}"
+        url = f"http://127.0.0.1:{match.group(1)}"
+        assert httpx.get(f"{url}/readyz", timeout=scaled(5)).status_code == 200
+        r = httpx.post(f"{url}/api/streams/s/events", json={"type": "t"}, timeout=scaled(5))
         assert r.status_code == 201
         assert (tmp_path / "eventlog.db").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=scaled(20))
+        proc.wait(timeout=scaled(20))
     assert proc.returncode == 0
-    assert f"Uvicorn running on http://127.0.0.1:{port}" in err
 
 
 def test_each_request_logs_one_line_with_its_correlation_id(server: ServerProcess) -> None:
@@ -110,9 +108,7 @@ def test_each_request_logs_one_line_with_its_correlation_id(server: ServerProces
     r = httpx.post(url, json={"type": "a"}, headers={"X-Correlation-Id": "req-42"})
     assert r.status_code == 201
     assert r.headers["x-correlation-id"] == "req-42"
-    deadline = time.monotonic() + scaled(5)
-    while "cid=req-42" not in server.output() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until_sync(lambda: "cid=req-42" in server.output(), 5, what="the first request line")
     httpx.get(f"{server.url}/api/streams/logged", headers={"X-Correlation-Id": "req-43"})
     assert server.stop() == 0  # the second line is flushed on exit, if not before
     lines = server.output().splitlines()

@@ -25,7 +25,7 @@ from eventlog import (
     StreamNotFound,
     Time,
 )
-from tests.support import scaled
+from tests.support import scaled, wait_until
 
 
 async def test_append_returns_offsets_and_read_returns_the_events(log: EventLog) -> None:
@@ -134,7 +134,7 @@ async def test_bad_event_fields_are_refused(
     log: EventLog, kwargs: dict[str, object], match: str
 ) -> None:
     with pytest.raises(InvalidEvent, match=match):
-        await log.append("s", 1, **kwargs)  # type: ignore[arg-type]
+        await log.append("s", 1, **kwargs)  # type: ignore[call-overload]
     assert await log.read("s") == []
 
 
@@ -172,10 +172,11 @@ async def test_scan_pages_through_a_range(log: EventLog) -> None:
 
 async def test_wait_wakes_on_append_without_polling(log: EventLog) -> None:
     waiter = asyncio.create_task(log.wait("s", 0, timeout=scaled(10)))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: log.heads.parked("s") == 1, what="the waiter parked")
     assert not waiter.done()
     await log.append("s", 1, type="t")
     assert await asyncio.wait_for(waiter, scaled(2)) is True
+    assert log.heads.parked("s") == 0
     assert await log.wait("s", 5, timeout=0.05) is False
 
 
@@ -278,7 +279,7 @@ async def test_consumer_seek_positions(log: EventLog) -> None:
 async def test_consumer_poll_long_polls_until_append(log: EventLog) -> None:
     consumer = log.consumer("c", "s", start=END)
     task = asyncio.create_task(consumer.poll(10, timeout=scaled(10)))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: log.heads.parked("s") == 1, what="the poll parked")
     await log.append("s", "hello", type="t")
     events = await asyncio.wait_for(task, scaled(2))
     assert [e.json() for e in events] == ["hello"]
@@ -325,7 +326,7 @@ async def _take(consumer: object, n: int):  # type: ignore[no-untyped-def]
 
 
 async def test_append_event_is_fire_and_forget(log: EventLog) -> None:
-    assert log.append_event("s", {"a": 1}, type="t") is None
+    assert log.append_event("s", {"a": 1}, type="t") is None  # type: ignore[func-returns-value]
     log.append_event("bad name", 1, type="t")  # logged, never raised
     log.append_event("s", object(), type="t")  # logged, never raised
     assert await log.wait("s", 0, timeout=scaled(5))

@@ -77,7 +77,9 @@ async def test_bad_due_times_are_refused(log: EventLog) -> None:
     with pytest.raises(InvalidSchedule, match="timezone"):
         await log.append("r", 1, type="t", at=datetime(2030, 1, 1))
     with pytest.raises(InvalidInput, match="expected_offset"):
-        await log.append_batch("r", [NewEvent(type="t")], expected_offset=0, at=timedelta(0))
+        await log.append_batch(  # type: ignore[call-overload]
+            "r", [NewEvent(type="t")], expected_offset=0, at=timedelta(0)
+        )
     assert (await log.schedules.page()).schedules == []
 
 

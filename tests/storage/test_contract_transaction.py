@@ -112,7 +112,7 @@ async def test_connection_argument_needs_postgres(log: EventLog) -> None:
         assert [e.offset for e in await log.read("pg")] == [0, 1]
         return
     with pytest.raises(InvalidInput, match="PostgreSQL"):
-        await log.append("s", 1, type="t", connection=object())  # type: ignore[arg-type]
+        await log.append("s", 1, type="t", connection=object())  # type: ignore[call-overload]
 
 
 async def test_checkpoint_commits_with_the_appends(log: EventLog) -> None:

@@ -12,8 +12,12 @@ from consumers.delivery.engine import DeliveryEngine, ledger_for
 from consumers.delivery.model import Delivery, DeliveryStatus, Endpoint
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog
-from tests.support import wait_until as wait_until
+from tests import support
 from tests.webhooks.receiver import Receiver
+
+# Moved to tests.support; kept importable from here while branches that import
+# it from this module are merged (remove once none does).
+wait_until = support.wait_until
 
 
 @pytest.fixture

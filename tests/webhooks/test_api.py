@@ -11,7 +11,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.serverproc import ServerProcess
+from tests.serverthread import ServerThread
 from tests.support import scaled
 from tests.webhooks.receiver import Receiver
 
@@ -25,11 +25,9 @@ def config_file(tmp_path: Path, extra: str = "", allow_private: bool = True) -> 
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path) -> Iterator[ServerThread]:
     """A server that may deliver to loopback receivers."""
-    with ServerProcess.start(
-        db=tmp_path / "events.db", extra_args=["--config", str(config_file(tmp_path))]
-    ) as proc:
+    with ServerThread.start(db=tmp_path / "events.db", config=config_file(tmp_path)) as proc:
         yield proc
 
 
@@ -37,16 +35,16 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """One server for the bad-input cases (they create nothing)."""
     tmp = tmp_path_factory.mktemp("webhooks-api")
-    cfg = ["--config", str(config_file(tmp))]
+    cfg = config_file(tmp)
     with (
-        ServerProcess.start(db=tmp / "events.db", extra_args=cfg) as proc,
+        ServerThread.start(db=tmp / "events.db", config=cfg) as proc,
         httpx.Client(base_url=proc.url, timeout=scaled(10)) as client,
     ):
         yield client
 
 
 @pytest.fixture
-async def api(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+async def api(server: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=scaled(10)) as client:
         yield client
 
@@ -69,7 +67,7 @@ async def wait_status(
 
 
 async def test_endpoint_crud_shows_secrets_only_as_hints(
-    api: httpx.AsyncClient, receiver: Receiver, server: ServerProcess
+    api: httpx.AsyncClient, receiver: Receiver, server: ServerThread
 ) -> None:
     r = await api.post(
         "/api/webhooks",
@@ -251,7 +249,7 @@ async def test_endpoints_survive_a_restart_and_config_endpoints_are_read_only(
         f'id = "declared"\nurl = "{receiver.url("/declared")}"\nsecret = "{SECRET}"\n'
     )
     cfg = config_file(tmp_path, extra)
-    with ServerProcess.start(db=tmp_path / "events.db", extra_args=["--config", str(cfg)]) as srv:
+    with ServerThread.start(db=tmp_path / "events.db", config=cfg) as srv:
         async with httpx.AsyncClient(base_url=srv.url, timeout=scaled(10)) as api:
             await api.post("/api/webhooks", json={"id": "mine", "url": receiver.url("/mine")})
             declared = (await api.get("/api/webhooks/declared")).json()
@@ -284,7 +282,7 @@ async def test_endpoints_survive_a_restart_and_config_endpoints_are_read_only(
 
 async def test_private_targets_are_refused_by_default(tmp_path: Path) -> None:
     cfg = config_file(tmp_path, allow_private=False)
-    with ServerProcess.start(db=tmp_path / "events.db", extra_args=["--config", str(cfg)]) as srv:
+    with ServerThread.start(db=tmp_path / "events.db", config=cfg) as srv:
         async with httpx.AsyncClient(base_url=srv.url, timeout=scaled(10)) as api:
             for url in (
                 "http://127.0.0.1:9/",
@@ -308,7 +306,7 @@ async def test_webhook_routes_need_the_admin_scope(tmp_path: Path) -> None:
         f'name = "reader"\nhash = "{hash_key("k-reader")}"\nscopes = ["read:*", "append:*"]\n'
         "[webhooks]\nallow_private_targets = true\n"
     )
-    with ServerProcess.start(db=tmp_path / "events.db", extra_args=["--config", str(cfg)]) as srv:
+    with ServerThread.start(db=tmp_path / "events.db", config=cfg) as srv:
         async with httpx.AsyncClient(base_url=srv.url, timeout=scaled(10)) as api:
             body = {"id": "a", "url": "http://127.0.0.1:9/"}
             assert (await api.post("/api/webhooks", json=body)).status_code == 401

@@ -13,8 +13,8 @@ from aiohttp import web
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Attempt
 from eventlog import EventLog
-from tests.support import scaled
-from tests.webhooks.conftest import add_endpoint, all_deliveries, wait_until
+from tests.support import scaled, wait_until
+from tests.webhooks.conftest import add_endpoint, all_deliveries
 from tests.webhooks.receiver import Received, Receiver
 
 

@@ -10,22 +10,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serverproc import EVENTLOG, ServerProcess
+from tests.serverproc import EVENTLOG
 from tests.serverproc import run_cli as cli
+from tests.serverthread import ServerThread
 from tests.support import scaled
 from tests.webhooks.receiver import Receiver
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path) -> Iterator[ServerThread]:
     cfg = tmp_path / "eventlog.toml"
     cfg.write_text("[webhooks]\nallow_private_targets = true\n")
-    with ServerProcess.start(db=tmp_path / "events.db", extra_args=["--config", str(cfg)]) as proc:
+    with ServerThread.start(db=tmp_path / "events.db", config=cfg) as proc:
         yield proc
 
 
 async def test_webhook_commands_manage_endpoints_and_show_deliveries(
-    server: ServerProcess, receiver: Receiver
+    server: ServerThread, receiver: Receiver
 ) -> None:
     code, out, err = await cli(
         server, "webhooks", "create", receiver.url(), "--id", "orders", "--type", "order.*",
@@ -81,7 +82,7 @@ async def test_webhook_commands_manage_endpoints_and_show_deliveries(
     assert (code, out.strip()) == (0, "deleted orders")
 
 
-async def test_errors_give_meaningful_exit_codes(server: ServerProcess) -> None:
+async def test_errors_give_meaningful_exit_codes(server: ServerThread) -> None:
     code, _, err = await cli(server, "webhooks", "show", "nobody")
     assert code == 1
     assert "(unknown_endpoint, HTTP 404)" in err
@@ -106,7 +107,7 @@ async def test_errors_give_meaningful_exit_codes(server: ServerProcess) -> None:
 
 
 async def test_tables_show_bracketed_text_as_it_is(
-    server: ServerProcess, receiver: Receiver
+    server: ServerThread, receiver: Receiver
 ) -> None:
     """Cells are plain text: a hidden header shows as ``[hidden]``, and text that
     looks like console markup neither vanishes nor breaks the command."""

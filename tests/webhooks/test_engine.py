@@ -16,8 +16,8 @@ from consumers.delivery.model import Endpoint, NewDelivery, new_delivery_id
 from consumers.delivery.retry import RetryPolicy
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint, rotate_secret
 from eventlog import Event, EventLog
-from tests.support import scaled
-from tests.webhooks.conftest import add_endpoint, all_deliveries, statuses, wait_until
+from tests.support import scaled, wait_until
+from tests.webhooks.conftest import add_endpoint, all_deliveries, statuses
 from tests.webhooks.receiver import Received, Receiver
 
 

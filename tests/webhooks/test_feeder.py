@@ -15,7 +15,7 @@ from consumers.delivery.feeder import Feeder, Worker
 from consumers.filter import EventFilter
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
-from tests.webhooks.conftest import wait_until
+from tests.support import wait_until
 
 
 async def test_a_paused_feeder_rereads_the_backlog_others_finished(log: EventLog) -> None:

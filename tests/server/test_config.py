@@ -1,0 +1,90 @@
+"""The layered server config: defaults < file < environment < flags; errors name the
+field and where its value came from."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from server.auth import hash_key
+from server.config import ApiKey, ConfigError, env_layer, load_config
+
+
+def test_config_defaults_are_loopback_7432_and_cwd_database() -> None:
+    config = load_config()
+    assert (config.host, config.port, config.db) == ("127.0.0.1", 7432, "eventlog.db")
+    assert config.api_keys == []
+    assert config.insecure is False
+
+
+def test_config_precedence_is_defaults_file_env_flags(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('port = 8000\ndb = "file.db"\nlog_format = "json"\nmax_wait = 5.0\n')
+    env = {"EVENTLOG_PORT": "8001", "EVENTLOG_DB": "env.db", "UNRELATED": "x"}
+    config = load_config(file=toml, environ=env, flags={"port": 8002, "db": None})
+    assert config.port == 8002  # flag beats env
+    assert config.db == "env.db"  # env beats file; a None flag is "not given"
+    assert config.log_format == "json"  # file beats default
+    assert config.max_wait == 5.0
+    assert config.host == "127.0.0.1"  # default
+
+
+def test_env_values_are_converted_and_lists_are_json() -> None:
+    key = {"name": "ci", "hash": hash_key("k"), "scopes": ["admin"]}
+    env = {
+        "EVENTLOG_INSECURE": "true",
+        "EVENTLOG_MAX_BODY_BYTES": "1024",
+        "EVENTLOG_API_KEYS": msgspec.json.encode([key]).decode(),
+        "EVENTLOG_TEST_TIMEOUT_SCALE": "3",  # not a config field: ignored
+    }
+    config = load_config(environ=env)
+    assert config.insecure is True
+    assert config.max_body_bytes == 1024
+    assert config.api_keys == [ApiKey(name="ci", hash=hash_key("k"), scopes=["admin"])]
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ({"port": "seven"}, "port"),
+        ({"port": 70000}, "port must be between"),
+        ({"bogus": 1}, "bogus"),
+        ({"log_format": "xml"}, "log_format"),
+    ],
+)
+def test_invalid_config_names_the_field(layer: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(flags=layer)
+
+
+def test_invalid_config_names_where_the_value_came_from(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as env:
+        load_config(environ={"EVENTLOG_PORT": "abc"})
+    assert str(env.value).startswith("invalid configuration: EVENTLOG_PORT: Expected `int`")
+    with pytest.raises(ConfigError, match=r"EVENTLOG_ACCESS_LOG: .*\(use true or false\)"):
+        load_config(environ={"EVENTLOG_ACCESS_LOG": "no"})
+    config = tmp_path / "eventlog.toml"
+    config.write_text("port = 'high'\n")
+    with pytest.raises(ConfigError, match=f"port in {re.escape(str(config))}: "):
+        load_config(file=config)
+    with pytest.raises(ConfigError, match="--max-body-bytes: "):  # flags win over the file
+        load_config(file=config, flags={"max_body_bytes": "x", "port": 1})
+    targets = '{"targets": [{"kind": "discord", "url": "http://chat.test/hooks/tok-hunter2"}]}'
+    with pytest.raises(ConfigError) as secret:  # values are never echoed: they may be secrets
+        load_config(environ={"EVENTLOG_NOTIFICATIONS": targets})
+    assert str(secret.value).startswith("invalid configuration: EVENTLOG_NOTIFICATIONS: ")
+    assert "hunter2" not in str(secret.value)
+
+
+def test_bad_config_file_and_env_json_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(file=tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(file=bad)
+    with pytest.raises(ConfigError, match="must be JSON"):
+        env_layer({"EVENTLOG_API_KEYS": "[{"})
