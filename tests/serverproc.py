@@ -58,7 +58,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Protocol, Self, TypeVar
 
 import httpx
 import psutil
@@ -66,12 +66,30 @@ import psutil
 from eventlog.closing import Closing
 from tests.support import POLL_INTERVAL, Server, scaled, terminate
 
-__all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "run_cli"]
+__all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "launched", "run_cli"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: uvicorn's start-up line, with the port it bound (the real one when asked for 0).
 _RUNNING = re.compile(rb"Uvicorn running on https?://127\.0\.0\.1:(\d+)")
+
+
+class _Launchable(Protocol):
+    def _launch(self, ready_timeout: float | None) -> None: ...
+    def close(self) -> None: ...
+
+
+L = TypeVar("L", bound=_Launchable)
+
+
+def launched(server: L, ready_timeout: float | None) -> L:
+    """``server`` once its ``_launch`` returned; closed again if starting failed."""
+    try:
+        server._launch(ready_timeout)
+    except BaseException:
+        server.close()
+        raise
+    return server
 
 
 class ServerFailed(RuntimeError):
@@ -116,13 +134,7 @@ class ServerProcess(Closing):
         tls: ssl.SSLContext | None = None,
     ) -> ServerProcess:
         """Start a server and wait until ``/readyz`` answers 200."""
-        server = cls(db, extra_args=extra_args, env=env, tls=tls)
-        try:
-            server._launch(ready_timeout)
-        except BaseException:
-            server.close()
-            raise
-        return server
+        return launched(cls(db, extra_args=extra_args, env=env, tls=tls), ready_timeout)
 
     @property
     def url(self) -> str:

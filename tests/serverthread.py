@@ -45,7 +45,6 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import uvicorn
@@ -53,13 +52,14 @@ from starlette.applications import Starlette
 
 from consumers.delivery.sealed import SecretsKeyError
 from eventlog import EventLog, EventLogError
+from eventlog.closing import Closing
 from eventlog.log import storage_for
 from server.app import create_app
 from server.config import ConfigError, load_config
 from server.secrets import secret_box
 from server.serve import log_config_for, uvicorn_config
 from server.tls import uvicorn_tls_options
-from tests.serverproc import ServerFailed
+from tests.serverproc import ServerFailed, launched
 from tests.support import scaled, wait_until_sync
 
 __all__ = ["ServerThread"]
@@ -91,7 +91,7 @@ _capturing = 0  # servers running: the root logger stays at INFO while any is
 _saved_level = logging.WARNING
 
 
-class ServerThread:
+class ServerThread(Closing):
     """One eventlog server on uvicorn in a daemon thread. Use :meth:`start`."""
 
     def __init__(
@@ -126,13 +126,7 @@ class ServerThread:
         ready_timeout: float | None = None,
     ) -> ServerThread:
         """Start a server and return once it listens and its lifespan has started."""
-        server = cls(db, config=config, env=env)
-        try:
-            server._launch(ready_timeout)
-        except BaseException:
-            server.close()
-            raise
-        return server
+        return launched(cls(db, config=config, env=env), ready_timeout)
 
     @property
     def url(self) -> str:
@@ -233,14 +227,3 @@ class ServerThread:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
