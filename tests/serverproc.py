@@ -66,7 +66,7 @@ import psutil
 from eventlog.closing import Closing
 from tests.support import POLL_INTERVAL, Server, scaled, terminate
 
-__all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "launched", "run_cli"]
+__all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "db_path", "launched", "run_cli"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +80,15 @@ class _Launchable(Protocol):
 
 
 L = TypeVar("L", bound=_Launchable)
+
+
+def db_path(db: str | Path | None) -> tuple[str, tempfile.TemporaryDirectory[str] | None]:
+    """``db``; or, when None, an ``events.db`` in a new temporary directory (returned too:
+    the caller cleans it up)."""
+    if db is not None:
+        return str(db), None
+    tmp = tempfile.TemporaryDirectory(prefix="eventlog-test-")
+    return str(Path(tmp.name) / "events.db"), tmp
 
 
 def launched(server: L, ready_timeout: float | None) -> L:
@@ -108,11 +117,7 @@ class ServerProcess(Closing):
         port: int | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if db is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="eventlog-test-")
-            db = Path(self._tmp.name) / "events.db"
-        self.db = str(db)
+        self.db, self._tmp = db_path(db)
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
         self.port = port or 0  # 0 until the first start binds one

@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,7 +58,7 @@ from server.config import ConfigError, load_config
 from server.secrets import secret_box
 from server.serve import log_config_for, uvicorn_config
 from server.tls import uvicorn_tls_options
-from tests.serverproc import ServerFailed, launched
+from tests.serverproc import ServerFailed, db_path, launched
 from tests.support import scaled, wait_until_sync
 
 __all__ = ["ServerThread"]
@@ -101,11 +100,7 @@ class ServerThread(Closing):
         config: str | Path | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if db is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="eventlog-test-")
-            db = Path(self._tmp.name) / "events.db"
-        self.db = str(db)
+        self.db, self._tmp = db_path(db)
         self.config = None if config is None else str(config)
         self.env = dict(env or {})
         self.port = 0
