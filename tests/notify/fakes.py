@@ -74,13 +74,18 @@ class _Base(Served):
         await self._serve(self._app(), self.host)
         return self
 
-    def _arrive(self, now: float) -> None:
+    def _arrive(self, now: float) -> web.Response | None:
+        """Count a request; the answer ``fail_with`` forces, if set."""
         self.requests += 1
         if now < self.blocked_until:
             self.early += 1
         elif self._waiting:
             self.overshoot.append(now - self.blocked_until)
         self._waiting = False
+        if self.fail_with is None:
+            return None
+        status, body, ctype = self.fail_with
+        return web.Response(status=status, body=body, content_type=ctype)
 
     def _announce(self, until: float) -> None:
         self.blocked_until = max(self.blocked_until, until)
@@ -132,10 +137,8 @@ class FakeDiscord(_Base):
 
     async def _execute(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
-        self._arrive(now)
-        if self.fail_with is not None:
-            status, body, ctype = self.fail_with
-            return web.Response(status=status, body=body, content_type=ctype)
+        if (forced := self._arrive(now)) is not None:
+            return forced
         if now < self.blocked_until:
             return self._too_many(round(self.blocked_until - now, 3), "user", now)
         if self.shared_every and self.requests % self.shared_every == 0:
@@ -214,10 +217,8 @@ class FakeSlack(_Base):
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
-        self._arrive(now)
-        if self.fail_with is not None:
-            status, body, ctype = self.fail_with
-            return web.Response(status=status, body=body, content_type=ctype)
+        if (forced := self._arrive(now)) is not None:
+            return forced
         if self._tokens < 0:
             self._tokens, self._stamp = self.burst, now
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
