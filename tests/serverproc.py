@@ -58,7 +58,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, Protocol, Self, TypeVar
 
 import httpx
 import psutil
@@ -66,12 +66,39 @@ import psutil
 from eventlog.closing import Closing
 from tests.support import POLL_INTERVAL, Server, scaled, terminate
 
-__all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "run_cli"]
+__all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "db_path", "launched", "run_cli"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 #: uvicorn's start-up line, with the port it bound (the real one when asked for 0).
 _RUNNING = re.compile(rb"Uvicorn running on https?://127\.0\.0\.1:(\d+)")
+
+
+class _Launchable(Protocol):
+    def _launch(self, ready_timeout: float | None) -> None: ...
+    def close(self) -> None: ...
+
+
+L = TypeVar("L", bound=_Launchable)
+
+
+def db_path(db: str | Path | None) -> tuple[str, tempfile.TemporaryDirectory[str] | None]:
+    """``db``; or, when None, an ``events.db`` in a new temporary directory (returned too:
+    the caller cleans it up)."""
+    if db is not None:
+        return str(db), None
+    tmp = tempfile.TemporaryDirectory(prefix="eventlog-test-")
+    return str(Path(tmp.name) / "events.db"), tmp
+
+
+def launched(server: L, ready_timeout: float | None) -> L:
+    """``server`` once its ``_launch`` returned; closed again if starting failed."""
+    try:
+        server._launch(ready_timeout)
+    except BaseException:
+        server.close()
+        raise
+    return server
 
 
 class ServerFailed(RuntimeError):
@@ -90,11 +117,7 @@ class ServerProcess(Closing):
         port: int | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if db is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="eventlog-test-")
-            db = Path(self._tmp.name) / "events.db"
-        self.db = str(db)
+        self.db, self._tmp = db_path(db)
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
         self.port = port or 0  # 0 until the first start binds one
@@ -116,13 +139,7 @@ class ServerProcess(Closing):
         tls: ssl.SSLContext | None = None,
     ) -> ServerProcess:
         """Start a server and wait until ``/readyz`` answers 200."""
-        server = cls(db, extra_args=extra_args, env=env, tls=tls)
-        try:
-            server._launch(ready_timeout)
-        except BaseException:
-            server.close()
-            raise
-        return server
+        return launched(cls(db, extra_args=extra_args, env=env, tls=tls), ready_timeout)
 
     @property
     def url(self) -> str:

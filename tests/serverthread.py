@@ -41,11 +41,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import uvicorn
@@ -53,13 +51,14 @@ from starlette.applications import Starlette
 
 from consumers.delivery.sealed import SecretsKeyError
 from eventlog import EventLog, EventLogError
+from eventlog.closing import Closing
 from eventlog.log import storage_for
 from server.app import create_app
 from server.config import ConfigError, load_config
 from server.secrets import secret_box
 from server.serve import log_config_for, uvicorn_config
 from server.tls import uvicorn_tls_options
-from tests.serverproc import ServerFailed
+from tests.serverproc import ServerFailed, db_path, launched
 from tests.support import scaled, wait_until_sync
 
 __all__ = ["ServerThread"]
@@ -91,7 +90,7 @@ _capturing = 0  # servers running: the root logger stays at INFO while any is
 _saved_level = logging.WARNING
 
 
-class ServerThread:
+class ServerThread(Closing):
     """One eventlog server on uvicorn in a daemon thread. Use :meth:`start`."""
 
     def __init__(
@@ -101,11 +100,7 @@ class ServerThread:
         config: str | Path | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if db is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="eventlog-test-")
-            db = Path(self._tmp.name) / "events.db"
-        self.db = str(db)
+        self.db, self._tmp = db_path(db)
         self.config = None if config is None else str(config)
         self.env = dict(env or {})
         self.port = 0
@@ -126,13 +121,7 @@ class ServerThread:
         ready_timeout: float | None = None,
     ) -> ServerThread:
         """Start a server and return once it listens and its lifespan has started."""
-        server = cls(db, config=config, env=env)
-        try:
-            server._launch(ready_timeout)
-        except BaseException:
-            server.close()
-            raise
-        return server
+        return launched(cls(db, config=config, env=env), ready_timeout)
 
     @property
     def url(self) -> str:
@@ -233,14 +222,3 @@ class ServerThread:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

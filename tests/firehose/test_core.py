@@ -38,6 +38,14 @@ def frames(start: int, stop: int, type: str = "order.created") -> list[Frame]:
     return [frame(i, type) for i in range(start, stop)]
 
 
+def joined(limits: Limits) -> tuple[HubCore, Subscriber]:
+    """A hub at offset 0 and a subscriber from 0 that has joined it live."""
+    hub = HubCore(next_offset=0, limits=limits)
+    sub = Subscriber(0, EventFilter(), limits)
+    hub.try_join(sub)
+    return hub, sub
+
+
 def drain(sub: Subscriber) -> list[int]:
     taken = sub.take(1_000_000)
     sub.sent(len(taken))
@@ -327,10 +335,7 @@ def test_live_subscriber_past_its_bound_overflows_with_the_first_unsent_offset()
 
 
 def test_overflow_with_everything_sent_resumes_at_the_first_dropped_event() -> None:
-    limits = Limits(queue_events=3)
-    hub = HubCore(next_offset=0, limits=limits)
-    sub = Subscriber(0, EventFilter(), limits)
-    hub.try_join(sub)
+    hub, sub = joined(Limits(queue_events=3))
     hub.publish(frames(0, 2))
     assert drain(sub) == [0, 1]
     hub.publish(frames(2, 4))
@@ -339,29 +344,20 @@ def test_overflow_with_everything_sent_resumes_at_the_first_dropped_event() -> N
 
 
 def test_byte_bound_overflows_too() -> None:
-    limits = Limits(queue_events=1000, queue_bytes=5 * frame(0).size)
-    hub = HubCore(next_offset=0, limits=limits)
-    sub = Subscriber(0, EventFilter(), limits)
-    hub.try_join(sub)
+    hub, sub = joined(Limits(queue_events=1000, queue_bytes=5 * frame(0).size))
     assert hub.publish(frames(0, 4)) == []
     assert hub.publish(frames(4, 8)) == [sub]
     assert sub.resume_offset == 0
 
 
 def test_a_client_with_an_empty_queue_is_never_slow_even_for_a_huge_page() -> None:
-    limits = Limits(queue_events=2)
-    hub = HubCore(next_offset=0, limits=limits)
-    sub = Subscriber(0, EventFilter(), limits)
-    hub.try_join(sub)
+    hub, sub = joined(Limits(queue_events=2))
     assert hub.publish(frames(0, 50)) == []
     assert len(drain(sub)) == 50
 
 
 def test_close_keeps_the_resume_offset_and_ends_the_subscriber() -> None:
-    limits = Limits()
-    hub = HubCore(next_offset=0, limits=limits)
-    sub = Subscriber(0, EventFilter(), limits)
-    hub.try_join(sub)
+    hub, sub = joined(Limits())
     hub.publish(frames(0, 5))
     sub.take(2)
     sub.sent(2)
@@ -388,10 +384,7 @@ def test_limits_must_be_positive() -> None:
 
 
 def test_frames_in_flight_at_overflow_count_once_the_sender_reports_them() -> None:
-    limits = Limits(queue_events=4)
-    hub = HubCore(next_offset=0, limits=limits)
-    sub = Subscriber(0, EventFilter(), limits)
-    hub.try_join(sub)
+    hub, sub = joined(Limits(queue_events=4))
     hub.publish(frames(0, 4))
     in_flight = sub.take(3)  # the sender is sending 0..2
     sub.sent(1)

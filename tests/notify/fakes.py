@@ -47,12 +47,13 @@ import msgspec
 from aiohttp import web
 
 from consumers.notify.limits import units
+from tests.webhooks.receiver import Served
 
 __all__ = ["FakeDiscord", "FakeSlack"]
 
 
 @dataclass
-class _Base:
+class _Base(Served):
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -70,28 +71,21 @@ class _Base:
         raise NotImplementedError
 
     async def start(self) -> Any:
-        app = self._app()
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        await self._serve(self._app(), self.host)
         return self
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    def _arrive(self, now: float) -> None:
+    def _arrive(self, now: float) -> web.Response | None:
+        """Count a request; the answer ``fail_with`` forces, if set."""
         self.requests += 1
         if now < self.blocked_until:
             self.early += 1
         elif self._waiting:
             self.overshoot.append(now - self.blocked_until)
         self._waiting = False
+        if self.fail_with is None:
+            return None
+        status, body, ctype = self.fail_with
+        return web.Response(status=status, body=body, content_type=ctype)
 
     def _announce(self, until: float) -> None:
         self.blocked_until = max(self.blocked_until, until)
@@ -143,10 +137,8 @@ class FakeDiscord(_Base):
 
     async def _execute(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
-        self._arrive(now)
-        if self.fail_with is not None:
-            status, body, ctype = self.fail_with
-            return web.Response(status=status, body=body, content_type=ctype)
+        if (forced := self._arrive(now)) is not None:
+            return forced
         if now < self.blocked_until:
             return self._too_many(round(self.blocked_until - now, 3), "user", now)
         if self.shared_every and self.requests % self.shared_every == 0:
@@ -225,10 +217,8 @@ class FakeSlack(_Base):
 
     async def _post(self, request: web.Request) -> web.StreamResponse:
         now = time.monotonic()
-        self._arrive(now)
-        if self.fail_with is not None:
-            status, body, ctype = self.fail_with
-            return web.Response(status=status, body=body, content_type=ctype)
+        if (forced := self._arrive(now)) is not None:
+            return forced
         if self._tokens < 0:
             self._tokens, self._stamp = self.burst, now
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)

@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 
 from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.model import Endpoint
 from eventlog import EventLog
 from tests.notify.conftest import add_target, deliveries
 from tests.notify.fakes import FakeDiscord, FakeSlack
@@ -16,6 +17,21 @@ async def disabled_reason(engine: DeliveryEngine, endpoint_id: str) -> str | Non
     ep = await engine.store.get_endpoint(endpoint_id)
     assert ep is not None
     return None if ep.enabled else ep.disabled_reason
+
+
+async def one_event(
+    log: EventLog,
+    engine: DeliveryEngine,
+    fake: FakeDiscord | FakeSlack,
+    answer: tuple[int, bytes, str],
+) -> Endpoint:
+    """``fake`` answers ``answer`` from now on; a target of its kind on stream ``s``
+    gets one event."""
+    fake.fail_with = answer
+    kind = "discord" if isinstance(fake, FakeDiscord) else "slack"
+    ep = await add_target(engine, kind=kind, url=fake.url(), stream="s")
+    await log.append("s", {"n": 1}, type="t")
+    return ep
 
 
 @pytest.mark.parametrize(
@@ -34,9 +50,7 @@ async def test_discord_gone_webhook_disables_the_target_with_the_reason(
     body: bytes,
     expected: str,
 ) -> None:
-    discord.fail_with = (status, body, "application/json")
-    ep = await add_target(engine, kind="discord", url=discord.url(), stream="s")
-    await log.append("s", {"n": 1}, type="t")
+    ep = await one_event(log, engine, discord, (status, body, "application/json"))
     await wait_until(lambda: disabled_reason(engine, ep.id))
     reason = await disabled_reason(engine, ep.id)
     assert reason is not None
@@ -54,13 +68,16 @@ async def test_discord_gone_webhook_disables_the_target_with_the_reason(
 async def test_discord_400_is_final_and_keeps_the_target(
     log: EventLog, engine: DeliveryEngine, discord: FakeDiscord
 ) -> None:
-    discord.fail_with = (
-        400,
-        b'{"message": "Invalid Form Body", "code": 50035}',
-        "application/json",
+    ep = await one_event(
+        log,
+        engine,
+        discord,
+        (
+            400,
+            b'{"message": "Invalid Form Body", "code": 50035}',
+            "application/json",
+        ),
     )
-    ep = await add_target(engine, kind="discord", url=discord.url(), stream="s")
-    await log.append("s", {"n": 1}, type="t")
     await wait_until(lambda: discord.requests >= 1)
     await wait_until(lambda: deliveries(engine, ep.id), timeout=5)
     await wait_until(lambda: _statuses(engine, ep.id, ["failed"]))
@@ -83,9 +100,7 @@ async def _statuses(engine: DeliveryEngine, endpoint_id: str, expected: list[str
 async def test_slack_revoked_webhook_disables_the_target_with_the_reason(
     log: EventLog, engine: DeliveryEngine, slack: FakeSlack, status: int, body: str
 ) -> None:
-    slack.fail_with = (status, body.encode(), "text/plain")
-    ep = await add_target(engine, kind="slack", url=slack.url(), stream="s")
-    await log.append("s", {"n": 1}, type="t")
+    ep = await one_event(log, engine, slack, (status, body.encode(), "text/plain"))
     await wait_until(lambda: disabled_reason(engine, ep.id))
     assert await disabled_reason(engine, ep.id) == f"Slack answered {status} {body}"
 
@@ -93,9 +108,7 @@ async def test_slack_revoked_webhook_disables_the_target_with_the_reason(
 async def test_slack_400_is_final_other_403_too(
     log: EventLog, engine: DeliveryEngine, slack: FakeSlack
 ) -> None:
-    slack.fail_with = (400, b"invalid_payload", "text/plain")
-    ep = await add_target(engine, kind="slack", url=slack.url(), stream="s")
-    await log.append("s", {"n": 1}, type="t")
+    ep = await one_event(log, engine, slack, (400, b"invalid_payload", "text/plain"))
     await wait_until(lambda: _statuses(engine, ep.id, ["failed"]))
     assert await disabled_reason(engine, ep.id) is None
     slack.fail_with = (403, b"action_prohibited", "text/plain")
@@ -107,9 +120,7 @@ async def test_slack_400_is_final_other_403_too(
 async def test_slack_5xx_is_retried_then_delivered(
     log: EventLog, engine: DeliveryEngine, slack: FakeSlack
 ) -> None:
-    slack.fail_with = (500, b"internal_error", "text/plain")
-    ep = await add_target(engine, kind="slack", url=slack.url(), stream="s")
-    await log.append("s", {"n": 1}, type="t")
+    ep = await one_event(log, engine, slack, (500, b"internal_error", "text/plain"))
     await wait_until(lambda: slack.requests >= 1)
     slack.fail_with = None
     await wait_until(lambda: _statuses(engine, ep.id, ["delivered"]))

@@ -97,7 +97,10 @@ async def test_discord_without_bucket_headers_429s_are_honoured_exactly(
     fake = await FakeDiscord(limit=5, window=0.1, send_headers=False).start()
     rows = await burst_to(log, engine, fake, "discord", {"template": "#{offset} {type}"})
     assert offsets_in([m["content"] for m in fake.messages]) == list(range(BURST))
-    assert fake.rate_limited >= BURST // 5 - 1  # every bucket ran dry once
+    # How many buckets run dry depends on how fast this machine sends (a loaded one
+    # refills some windows before they empty); what must hold is that there were 429s
+    # and that each one was waited out.
+    assert fake.rate_limited > 0, "the fake never answered 429: the test proved nothing"
     assert fake.early == 0
     assert sorted(fake.overshoot)[len(fake.overshoot) // 2] < scaled(0.1)
     assert {r.attempts for r in rows} == {1}

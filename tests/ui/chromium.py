@@ -26,11 +26,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
+from eventlog.closing import Closing
 from tests.support import scaled, terminate
 
 __all__ = ["Browser", "Page", "chromium_binary"]
@@ -137,7 +137,7 @@ class Page:
         self._stack.close()
 
 
-class Browser:
+class Browser(Closing):
     """A headless Chromium process with a throwaway profile."""
 
     def __init__(self, binary: str) -> None:
@@ -205,14 +205,3 @@ class Browser:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         self._profile.cleanup()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -11,10 +11,34 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Received", "Receiver"]
+__all__ = ["Received", "Receiver", "Served"]
+
+
+class Served:
+    """Mixin: an aiohttp app served on a loopback port, stopped with :meth:`stop`."""
+
+    port: int
+    _runner: web.AppRunner | None
+
+    async def _serve(self, app: web.Application, host: str = "127.0.0.1", **options: Any) -> None:
+        """Listen on ``host:port`` (port 0: a free one, which ``port`` then holds)."""
+        self._runner = web.AppRunner(app, access_log=None, **options)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, self.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening; open connections are closed."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
 
 @dataclass
@@ -35,7 +59,7 @@ async def ok(request: web.Request, received: Received) -> web.StreamResponse:
 
 
 @dataclass
-class Receiver:
+class Receiver(Served):
     """Records requests; ``behaviour`` decides the answer."""
 
     behaviour: Behaviour = ok
@@ -56,23 +80,8 @@ class Receiver:
         """Listen on 127.0.0.1 (the same port again after a stop)."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=0.1
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
-        if self.port == 0:
-            server = site._server
-            assert isinstance(server, asyncio.Server)
-            self.port = server.sockets[0].getsockname()[1]
+        await self._serve(app, handle_signals=False, shutdown_timeout=0.1)
         return self
-
-    async def stop(self) -> None:
-        """Stop listening; open connections are closed."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def url(self, path: str = "/hook") -> str:
         """The receiver's URL."""
