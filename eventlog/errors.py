@@ -110,6 +110,9 @@ class EventLogError(Exception):
     code: str = "eventlog_error"
     #: Where in a request the problem is, as a JSON path (``$.types[0]``), if known.
     json_path: str | None = None
+    #: The HTTP status the server answered, when a remote server raised this
+    #: error through :mod:`eventlog.client` (None for the embedded log's own).
+    http_status: int | None = None
 
     def __init__(
         self, message: str = "", *, code: str | None = None, path: str | None = None

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
-from consumers.delivery.ledger import (
+from consumers.delivery.ledger import ConsumerAdvance, EndpointCounts
+from consumers.delivery.machine_rules import (
     Claimed,
-    ConsumerAdvance,
-    EndpointCounts,
+    apply_finished,
     apply_operator_action,
     select_claimable,
 )
@@ -23,8 +23,11 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
+from consumers.delivery.rewrite import Decide, Pick
 
 __all__ = ["MemoryLedger", "OffsetStore"]
+
+T = TypeVar("T")
 
 
 class OffsetStore(Protocol):
@@ -132,23 +135,10 @@ class MemoryLedger:
             d = self._rows.get(f.delivery_id)
             if d is None or d.status != "in_flight":
                 continue
-            if f.attempt is None:
-                self._rows[d.id] = msgspec.structs.replace(
-                    d, status="pending", next_attempt_at=f.next_attempt_at, updated=f.now
-                )
-                continue
-            attempts = self._attempts.setdefault(d.id, [])
-            attempts.append(msgspec.structs.replace(f.attempt, number=len(attempts) + 1))
-            self._rows[d.id] = msgspec.structs.replace(
-                d,
-                status=f.status,
-                attempts=f.attempts,
-                rate_limited=f.rate_limited,
-                next_attempt_at=f.next_attempt_at,
-                updated=f.now,
-                last_status=f.attempt.status,
-                last_error=f.attempt.error,
-            )
+            if f.attempt is not None:
+                attempts = self._attempts.setdefault(d.id, [])
+                attempts.append(msgspec.structs.replace(f.attempt, number=len(attempts) + 1))
+            self._rows[d.id] = apply_finished(d, f)
 
     async def recover(self, now: float) -> int:
         count = 0
@@ -211,3 +201,20 @@ class MemoryLedger:
                 c = EndpointCounts(c.pending, c.in_flight + 1, c.oldest_pending)
             out[d.endpoint_id] = c
         return out
+
+    async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
+        if pick.ids is not None:
+            rows = sorted(
+                (
+                    d
+                    for i in set(pick.ids)
+                    if (d := self._rows.get(i)) is not None and d.endpoint_id == endpoint_id
+                ),
+                key=lambda d: d.seq,
+            )
+        else:
+            rows = self._active(endpoint_id)[: pick.active]
+        decision = decide(rows)
+        for d in decision.rows:
+            self._rows[d.id] = d
+        return decision.result
