@@ -9,7 +9,7 @@ are written next to the constants they come from. Paths are listed by hand:
 the core routes here, the feature routes (ingest, firehose) in
 :mod:`server.api.openapi_paths`, the webhook and notification routes in
 :mod:`server.api.openapi_endpoints`, from the pieces in
-:mod:`server.api.openapi_parts`. ``tests/server/test_openapi.py``
+:mod:`server.api.openapi_parts`. ``tests/server/api/test_openapi.py``
 checks that every route of the app is in the document and that the document is
 valid; ``tests/server/test_schemathesis.py`` sends generated requests (valid
 and invalid) to a real server and checks every answer against the document.
