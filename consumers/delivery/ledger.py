@@ -5,7 +5,7 @@ The ledger keeps endpoints, delivery rows and attempts. A delivery moves
 ``pending`` with a later ``next_attempt_at``; an operator retry moves a
 finished delivery back to ``pending``).
 
-The contract every store keeps (proved by ``tests/webhooks/test_ledger.py``
+The contract every store keeps (proved by ``tests/consumers/delivery/test_ledger.py``
 for each implementation; a PostgreSQL store must pass the same suite):
 
 * :meth:`LedgerStore.enqueue` inserts delivery rows **and** advances the
