@@ -112,7 +112,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
     from consumers.webhook import EndpointPatch, EndpointSpec
     from eventlog.schedule import SchedulePage
     from server.api import openapi_paths as more
-    from server.api import schedules, sources, ui
+    from server.api import schedules, shared_consumers, sources, ui
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
     from server.api.openapi_endpoints import endpoint_paths
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
@@ -142,6 +142,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         schedules.ScheduleAnswer,
         SchedulePage,
         sources.SourceList,
+        *shared_consumers.STRUCTS,
     ]
     (schemas, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
@@ -362,6 +363,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         ),
         **schedules.openapi_paths(),
         **sources.openapi_paths(),
+        **shared_consumers.openapi_paths(),
         **endpoint_paths(
             "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
         ),
