@@ -1,6 +1,6 @@
 """Two workers share one consumer of a server: each event is handled once, by one of them.
 
-    python docs/examples/worker.py http://127.0.0.1:7432
+python docs/examples/worker.py http://127.0.0.1:7432
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from eventlog.client import AsyncClient
 
 async def worker(client: AsyncClient, name: str, done: list[int]) -> None:
     async for claim in client.claims("mailer", worker=name, max=2, wait=1.0):
-        print(f"{name} sends mail {claim.event.json()} (offset {claim.offset}, try {claim.attempt})")
+        print(
+            f"{name} sends mail {claim.event.json()} (offset {claim.offset}, try {claim.attempt})"
+        )
         await asyncio.sleep(0.5)  # the slow part: talking to the mail server
         await claim.ack()  # or: await claim.nack(delay=30); await claim.in_progress()
         done.append(claim.offset)
