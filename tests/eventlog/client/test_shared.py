@@ -48,6 +48,7 @@ async def test_workers_share_the_events_and_each_is_acked_once(client: AsyncClie
             assert claim.event.json() == {"i": claim.offset}
             handled[claim.offset] += 1
             by_worker[name] += 1
+            await asyncio.sleep(0.05)  # a handler that takes time: the others get work
             await claim.ack()
             if sum(handled.values()) >= 30:
                 return
