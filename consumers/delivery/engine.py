@@ -21,8 +21,10 @@ an advisory lock on PostgreSQL, a process-local lease on memory/SQLite);
 the other processes try to take it every ``lease_retry`` seconds, so when the
 holder stops or dies another process resumes feeding from the committed
 offset. Dispatchers run in every process: claims are disjoint
-(``FOR UPDATE SKIP LOCKED``), so nothing is sent twice. :meth:`DeliveryEngine.feeding`
-says which endpoints this process feeds.
+(``FOR UPDATE SKIP LOCKED``), so nothing is sent twice; other processes'
+enqueues and endpoint changes, and the sweep that takes back a dead process's
+claims, reach this one through :mod:`consumers.delivery.cluster`.
+:meth:`DeliveryEngine.feeding` says which endpoints this process feeds.
 
 Endpoints are isolated: each has its own tasks and every attempt has a
 timeout, so a receiver that hangs, resets or trickles bytes only slows its own
@@ -69,6 +71,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.dispatcher import Dispatcher, release
 from consumers.delivery.feeder import Feeder, Worker
 from consumers.delivery.health import EndpointHealth
@@ -176,6 +179,7 @@ class DeliveryEngine:
             on_attempt=on_attempt,
             health=self._health.record,
         )
+        self._cluster = ClusterWatch(store, self, period=lease_retry, clock=clock)
         self._started = False
 
     # -- life cycle ------------------------------------------------------------
@@ -193,6 +197,7 @@ class DeliveryEngine:
         self._started = True
         for endpoint in await self.store.endpoints():
             await self._start_worker(endpoint)
+        await self._cluster.start()
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop every worker and flush the ledger.
@@ -204,6 +209,7 @@ class DeliveryEngine:
         if not self._started:
             return
         self._started = False
+        await self._cluster.close()
         await self._health.drain()
         workers = list(self._workers)
         for endpoint_id in workers:
@@ -332,6 +338,30 @@ class DeliveryEngine:
         async with self._lock:
             await self._stop_worker(endpoint_id)
             return await self.store.delete_endpoint(endpoint_id)
+
+    async def reload(self, endpoint_id: str | None) -> None:
+        """Another process changed endpoint ``endpoint_id`` (None: maybe any): restart
+        its worker from the stored copy, stop it if deleted or disabled."""
+        async with self._lock:
+            if endpoint_id is None:
+                stored = {e.id: e for e in await self.store.endpoints()}
+            else:
+                endpoint = await self.store.get_endpoint(endpoint_id)
+                stored = {} if endpoint is None else {endpoint_id: endpoint}
+            running = set(self._workers) if endpoint_id is None else {endpoint_id}
+            for ep_id in sorted(stored.keys() | running):
+                worker, endpoint = self._workers.get(ep_id), stored.get(ep_id)
+                if (
+                    worker is not None
+                    and endpoint is not None
+                    and same_work(worker.endpoint, endpoint)
+                ):
+                    worker.endpoint = endpoint  # a health note (failing_since) only
+                    worker.poke()
+                    continue
+                await self._stop_worker(ep_id)
+                if endpoint is not None:
+                    await self._start_worker(endpoint)
 
     async def head(self, stream: str) -> int:
         """The stream's next offset (0 if it does not exist yet)."""
