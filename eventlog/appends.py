@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, overload
 
 from eventlog.config import LogConfig
-from eventlog.encoding import pending_event, pending_events
+from eventlog.encoding import BatchItem, pending_event, pending_events
 from eventlog.errors import EventLogError, InvalidEvent, InvalidInput, InvalidPosition
 from eventlog.heads import HeadWatcher
-from eventlog.model import NewEvent, utc_now, validate_stream_name
+from eventlog.model import utc_now, validate_stream_name
 from eventlog.schedule import Scheduled, Scheduler
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent
 from eventlog.storage.held import HeldSource
@@ -154,7 +154,7 @@ class Appends:
     async def append_batch(
         self,
         stream: str,
-        events: Sequence[NewEvent],
+        events: Sequence[BatchItem],
         *,
         expected_offset: int | None = None,
         at: None = None,
@@ -163,19 +163,25 @@ class Appends:
 
     @overload
     async def append_batch(
-        self, stream: str, events: Sequence[NewEvent], *, at: datetime | timedelta
+        self, stream: str, events: Sequence[BatchItem], *, at: datetime | timedelta
     ) -> list[Scheduled]: ...
 
     async def append_batch(
         self,
         stream: str,
-        events: Sequence[NewEvent],
+        events: Sequence[BatchItem],
         *,
         expected_offset: int | None = None,
         at: datetime | timedelta | None = None,
         connection: asyncpg.Connection | None = None,
     ) -> list[int] | list[Scheduled]:
         """Append events atomically (all or none, consecutive offsets); return their offsets.
+
+        Each event is a :class:`NewEvent` or a plain mapping with its fields,
+        ``{"type": "t", "data": {...}}`` (``key``, ``id``, ``headers``
+        optional; other keys are refused). A bad item raises
+        :class:`InvalidEvent` naming its path (``$[3].type``) and nothing is
+        written.
 
         With ``at``, schedule them all (stored atomically) for that time
         instead; with ``connection``, append them in your PostgreSQL
@@ -239,7 +245,7 @@ class Appends:
     async def append_batch_result(
         self,
         stream: str,
-        events: Sequence[NewEvent],
+        events: Sequence[BatchItem],
         *,
         expected_offset: int | None = None,
     ) -> Appended:
@@ -252,7 +258,7 @@ class Appends:
             await writer.wait_for_room()
         return await writer.enqueue(request, nbytes)
 
-    def _pending(self, events: Sequence[NewEvent]) -> list[PendingEvent]:
+    def _pending(self, events: Sequence[BatchItem]) -> list[PendingEvent]:
         if not events:
             raise InvalidEvent("a batch needs at least one event")
         if len(events) > self.config.max_batch_events:

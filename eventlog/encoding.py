@@ -8,6 +8,7 @@ the shared writer transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
@@ -20,6 +21,7 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_KEY_LENGTH",
     "MAX_TYPE_LENGTH",
+    "BatchItem",
     "CheckedJSON",
     "encode_data",
     "json_problem",
@@ -174,19 +176,57 @@ def _headers(headers: Mapping[str, str]) -> tuple[dict[str, str], int]:
     return header_map, header_bytes
 
 
-def pending_events(events: Sequence[NewEvent], max_bytes: int) -> list[PendingEvent]:
+BatchItem = NewEvent | Mapping[str, Any]
+"""One event of a batch: a :class:`NewEvent`, or a mapping with its fields
+(``{"type": "t", "data": {...}}``), checked the same way."""
+
+_FIELDS = frozenset(("type", "data", "key", "id", "headers"))
+
+
+def _item(e: object, max_bytes: int) -> PendingEvent:
+    if e.__class__ is dict and _FIELDS.issuperset(e):
+        return _from_mapping(e, max_bytes)
+    if isinstance(e, NewEvent):
+        return pending_event(
+            e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=max_bytes
+        )
+    if not isinstance(e, Mapping):
+        raise InvalidEvent(
+            f"a batch item must be a NewEvent or a mapping of its fields, got {type(e).__name__}",
+            path="$",
+        )
+    if not _FIELDS.issuperset(e):
+        name = next(k for k in e if k not in _FIELDS)
+        raise InvalidEvent(
+            f"unknown event field {name!r} (fields: data, headers, id, key, type)",
+            path=f"$.{name}" if isinstance(name, str) else "$",
+        )
+    return _from_mapping(e, max_bytes)
+
+
+def _from_mapping(e: Mapping[str, Any], max_bytes: int) -> PendingEvent:
+    get = e.get
+    return pending_event(
+        get("data"),
+        type=get("type"),  # type: ignore[arg-type]  # pending_event refuses None, non-str
+        key=get("key"),
+        id=get("id"),
+        headers=get("headers"),
+        max_bytes=max_bytes,
+    )
+
+
+def pending_events(events: Sequence[BatchItem], max_bytes: int) -> list[PendingEvent]:
     """Validate and encode a batch; an error's path names the item (``$[3].data``).
+
+    Items are :class:`NewEvent` or mappings with its fields (``type`` required;
+    ``data``, ``key``, ``id``, ``headers`` optional; nothing else).
 
     Raises:
         InvalidEvent, EventTooLarge: As :func:`pending_event`, for the first bad item.
     """
     try:
-        return [
-            pending_event(
-                e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=max_bytes
-            )
-            for e in events
-        ]
+        return [_item(e, max_bytes) for e in events]
     except InvalidEvent as exc:
         if exc.path is None:
             raise
@@ -194,9 +234,7 @@ def pending_events(events: Sequence[NewEvent], max_bytes: int) -> list[PendingEv
     # The slow path, only for a refused batch: find which item it was.
     for index, e in enumerate(events):
         try:
-            pending_event(
-                e.data, type=e.type, key=e.key, id=e.id, headers=e.headers, max_bytes=max_bytes
-            )
+            _item(e, max_bytes)
         except InvalidEvent:
             message = str(error).rsplit(" - at `", 1)[0]
             raise InvalidEvent(message, path=f"$[{index}]{path[1:]}") from None

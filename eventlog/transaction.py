@@ -32,9 +32,9 @@ from types import EllipsisType, TracebackType
 from typing import Any, Self, TypeVar
 
 from eventlog.config import LogConfig
-from eventlog.encoding import pending_event, pending_events
+from eventlog.encoding import BatchItem, pending_event, pending_events
 from eventlog.errors import CheckpointMoved, ExpectedOffsetMismatch, InvalidInput, LogClosed
-from eventlog.model import NewEvent, utc_now, validate_stream_name
+from eventlog.model import utc_now, validate_stream_name
 from eventlog.storage.base import AppendOutcome, AppendRequest
 from eventlog.storage.held import HeldSource, HeldTransaction
 
@@ -158,7 +158,7 @@ class LogTransaction:
         return (await self._append([request]))[0]
 
     async def append_batch(
-        self, stream: str, events: Sequence[NewEvent], *, expected_offset: int | None = None
+        self, stream: str, events: Sequence[BatchItem], *, expected_offset: int | None = None
     ) -> list[int]:
         """Append events in the transaction, consecutive offsets; their offsets."""
         if not events:

@@ -19,6 +19,8 @@ for each implementation; a PostgreSQL store must pass the same suite):
   that are no longer ``in_flight`` (deleted or skipped meanwhile).
 * :meth:`LedgerStore.recover` turns every ``in_flight`` row back into
   ``pending`` (run at start-up, before any worker).
+* :meth:`LedgerStore.rewrite` reads some rows locked and stores what a pure
+  function decided about them (pulled deliveries: :mod:`consumers.delivery.rewrite`).
 * Nothing stored here holds a secret except the endpoint documents.
 """
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -39,6 +41,7 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
+from consumers.delivery.rewrite import Decide, Pick
 from eventlog.errors import Conflict
 
 __all__ = [
@@ -54,6 +57,9 @@ __all__ = [
     "delivery_from_row",
     "select_claimable",
 ]
+
+
+T = TypeVar("T")
 
 
 class DeliveryConflict(Conflict):
@@ -160,6 +166,11 @@ class LedgerStore(Protocol):
 
     async def counts(self) -> dict[str, EndpointCounts]:
         """Unfinished deliveries per endpoint id."""
+        ...
+
+    async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
+        """Read the picked rows locked, store what ``decide`` makes of them, in one
+        transaction; returns its result (see :mod:`consumers.delivery.rewrite`)."""
         ...
 
 

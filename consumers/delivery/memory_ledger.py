@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -23,8 +23,11 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
+from consumers.delivery.rewrite import Decide, Pick
 
 __all__ = ["MemoryLedger", "OffsetStore"]
+
+T = TypeVar("T")
 
 
 class OffsetStore(Protocol):
@@ -211,3 +214,20 @@ class MemoryLedger:
                 c = EndpointCounts(c.pending, c.in_flight + 1, c.oldest_pending)
             out[d.endpoint_id] = c
         return out
+
+    async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
+        if pick.ids is not None:
+            rows = sorted(
+                (
+                    d
+                    for i in set(pick.ids)
+                    if (d := self._rows.get(i)) is not None and d.endpoint_id == endpoint_id
+                ),
+                key=lambda d: d.seq,
+            )
+        else:
+            rows = self._active(endpoint_id)[: pick.active]
+        decision = decide(rows)
+        for d in decision.rows:
+            self._rows[d.id] = d
+        return decision.result

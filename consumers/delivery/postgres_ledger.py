@@ -22,7 +22,7 @@ when an endpoint is stored or deleted. :meth:`PostgresLedger.watch` hears them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -62,12 +62,16 @@ from consumers.delivery.postgres_ledger_schema import (
     TABLES,
     delivery_from_row,
 )
+from consumers.delivery.rewrite import Decide, Pick
 from consumers.delivery.sealed import SecretBox
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
 from eventlog.storage.postgres import set_offset
+from eventlog.storage.postgres_schema import advisory_key
 
 __all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresLedger"]
+
+T = TypeVar("T")
 
 _encode = msgspec.json.encode
 _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
@@ -348,3 +352,41 @@ class PostgresLedger:
             )
         )
         return counts_from_rows(rows)
+
+    async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
+        """Rows of the active window are read under the endpoint's claim lock (the one
+        the ordered modes' claims take), and every picked row ``FOR UPDATE``."""
+        s = self._s
+
+        async def txn(c: asyncpg.Connection) -> T:
+            if pick.ids is not None:
+                found = await c.fetch(
+                    f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
+                    "AND id = ANY($2::text[]) ORDER BY seq FOR UPDATE",
+                    endpoint_id,
+                    list(dict.fromkeys(pick.ids)),
+                )
+            else:
+                await c.execute(
+                    "SELECT pg_advisory_xact_lock($1)", advisory_key(s, "claim", endpoint_id)
+                )
+                found = await c.fetch(
+                    f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
+                    "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT $2 FOR UPDATE",
+                    endpoint_id,
+                    pick.active,
+                )
+            decision = decide([_row(r) for r in found])
+            if decision.rows:
+                await c.executemany(
+                    f"UPDATE {s}.webhook_deliveries SET status = $1, attempts = $2, "
+                    "next_at = $3, updated = $4, last_error = $5 WHERE seq = $6",
+                    [
+                        (d.status, d.attempts, d.next_attempt_at, d.updated, d.last_error, d.seq)
+                        for d in decision.rows
+                    ],
+                )
+            return decision.result
+
+        return await self._storage.transact(txn, "rewrite deliveries")
+

@@ -203,8 +203,10 @@ async def sweep(
 ) -> dict[str, int]:
     """Return the in-flight rows of owners that are gone to ``pending`` (due ``now``).
 
-    Rows without an owner count as orphans; with ``own`` (at start-up) this
-    owner's rows too. Returns the rows returned per endpoint id.
+    With ``own`` (at start-up) this owner's rows too, and in-flight rows
+    without an owner (copied by ``eventlog migrate``); never while running:
+    rows a shared consumer's worker claimed (``rewrite``) carry no owner and
+    expire by their own ``ack_wait``. Returns the rows returned per endpoint id.
     """
     s = storage.schema
     owners = await storage.query(
@@ -218,7 +220,7 @@ async def sweep(
     try:
         for (owner,) in owners:
             if owner is None or owner == token:
-                if owner is None or own:
+                if own:
                     dead.append(owner or "")
                 continue
             lease = await storage.acquire_lease(owner_lease(owner))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -37,11 +37,14 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
+from consumers.delivery.rewrite import Decide, Pick
 from consumers.delivery.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
 
 __all__ = ["MIGRATIONS", "SQLiteLedger"]
+
+T = TypeVar("T")
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -414,3 +417,39 @@ class SQLiteLedger:
             ).fetchall()
         )
         return counts_from_rows(rows)
+
+    async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
+        def txn(c: sqlite3.Connection) -> T:
+            if pick.ids is not None:
+                ids = list(dict.fromkeys(pick.ids))
+                found = []
+                for i in range(0, len(ids), _CHUNK):
+                    part = ids[i : i + _CHUNK]
+                    found += c.execute(
+                        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
+                        f"AND id IN ({', '.join('?' * len(part))})",
+                        [endpoint_id, *part],
+                    ).fetchall()
+                rows = sorted((delivery_from_row(r) for r in found), key=lambda d: d.seq)
+            else:
+                rows = [
+                    delivery_from_row(r)
+                    for r in c.execute(
+                        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
+                        "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
+                        (endpoint_id, pick.active),
+                    )
+                ]
+            decision = decide(rows)
+            if decision.rows:
+                c.executemany(
+                    "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_at = ?, "
+                    "updated = ?, last_error = ? WHERE seq = ?",
+                    [
+                        (d.status, d.attempts, d.next_attempt_at, d.updated, d.last_error, d.seq)
+                        for d in decision.rows
+                    ],
+                )
+            return decision.result
+
+        return await self._storage.transact(txn)

@@ -96,3 +96,52 @@ def test_the_checks_accept_utf8_json_and_name_the_first_bad_byte() -> None:
     problem = json_problem(b"[1,]")
     assert problem is not None
     assert problem.startswith("not valid JSON")
+
+
+async def test_a_batch_of_plain_mappings_is_appended_like_new_events(log: EventLog) -> None:
+    batch: list[NewEvent | dict[str, object]] = [
+        {"type": "order.created", "data": {"n": 1}},
+        {"type": "order.paid", "data": msgspec.Raw(b'{"n":2}'), "key": "k", "id": "pay-2"},
+        NewEvent(type="order.shipped", headers={"trace": "t1"}),
+    ]
+    assert await log.append_batch("s", batch) == [0, 1, 2]
+    events = await log.read("s")
+    assert [(e.type, e.key, e.headers, e.json()) for e in events] == [
+        ("order.created", None, {}, {"n": 1}),
+        ("order.paid", "k", {}, {"n": 2}),
+        ("order.shipped", None, {"trace": "t1"}, None),
+    ]
+    assert events[1].id == "pay-2"
+    assert await log.append_batch("s", [{"type": "t", "id": "pay-2"}]) == [1]  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("item", "path", "reason"),
+    [
+        ({"data": 1}, "$[1].type", "event type is required"),
+        ({"type": 7}, "$[1].type", "event type must be a string, got int"),
+        ({"type": "t", "data": object()}, "$[1].data", "not JSON-serialisable"),
+        ({"type": "t", "key": 5}, "$[1].key", "event key must be a string"),
+        ({"type": "t", "headers": {"a": 1}}, "$[1].headers", "map strings to strings"),
+        ({"type": "t", "tpye": "x"}, "$[1].tpye", "unknown event field 'tpye'"),
+        ("not an event", "$[1]", "must be a NewEvent or a mapping"),
+    ],
+)
+async def test_a_bad_mapping_in_a_batch_is_refused_naming_its_path_and_writes_nothing(
+    log: EventLog, item: object, path: str, reason: str
+) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        await log.append_batch("s", [{"type": "t"}, item])  # type: ignore[list-item]
+    assert caught.value.path == path
+    assert reason in str(caught.value)
+    assert await log.read("s") == []
+
+
+async def test_a_transaction_appends_a_batch_of_mappings(log: EventLog) -> None:
+    async with log.transaction() as txn:
+        assert await txn.append_batch("s", [{"type": "t", "data": i} for i in range(3)]) == [
+            0,
+            1,
+            2,
+        ]
+    assert [e.json() for e in await log.read("s")] == [0, 1, 2]
