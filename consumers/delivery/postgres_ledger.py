@@ -389,4 +389,3 @@ class PostgresLedger:
             return decision.result
 
         return await self._storage.transact(txn, "rewrite deliveries")
-
