@@ -45,4 +45,4 @@ bench *ARGS:
 # check the docs: links resolve, the documented examples run, the OpenAPI document is complete
 [group('docs')]
 docs:
-    {{venv}}/pytest -q tests/test_docs.py tests/test_public_api.py tests/server/test_openapi.py
+    {{venv}}/pytest -q tests/test_docs.py tests/test_public_api.py tests/server/api/test_openapi.py

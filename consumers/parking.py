@@ -159,8 +159,20 @@ class ReplayResult(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
-async def park(log: EventLog, consumer: str, event: Event, error: Exception, attempts: int) -> None:
+async def park(
+    log: EventLog,
+    consumer: str,
+    event: Event,
+    error: Exception,
+    attempts: int,
+    *,
+    id: str | None = None,
+) -> None:
     """Append ``event`` to ``consumer``'s parked stream with why it was parked.
+
+    ``id`` makes parking idempotent (the parked copy's event id): a caller that
+    may park the same event twice (after a crash, or from two processes) passes
+    one per event.
 
     An event an older version stored with data that is not UTF-8 JSON (which
     the log no longer takes) is parked repaired and flagged (:mod:`eventlog.repair`).
@@ -173,6 +185,7 @@ async def park(log: EventLog, consumer: str, event: Event, error: Exception, att
         event.data,
         type=event.type,
         key=event.key,
+        id=id,
         headers=parked_headers(event, consumer, error, attempts),
     )
     logger.error(

@@ -19,6 +19,7 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     │   ├── InvalidPosition              invalid_position: negative offset, naive datetime
     │   ├── InvalidParameter             invalid_parameter: a query parameter or option
     │   ├── InvalidField                 validation_error (422): a request field; path names it
+    │   │   └── InvalidDelay    [consumers.shared.errors]   invalid_delay: a nack delay
     │   ├── InvalidSchedule              invalid_schedule: a due time malformed or too far
     │   ├── SpecError           [consumers.webhook]         invalid_endpoint (422)
     │   ├── TemplateError       [consumers.notify.template] invalid_template (422)
@@ -36,12 +37,17 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     │   ├── ConsumerNotFound             consumer_not_found
     │   ├── ScheduleNotFound             schedule_not_found: no scheduled event with that id
     │   ├── UnknownOffset       [consumers.delivery.replay] offset_not_found
+    │   ├── ClaimNotFound       [consumers.shared.errors]   claim_not_found
     │   └── UnknownSource       [server.sources.manager]    unknown_source
     ├── Conflict                         conflict (409)
     │   ├── ExpectedOffsetMismatch       expected_offset_mismatch: the stream head moved
     │   ├── CheckpointMoved              checkpoint_moved: another producer committed first
     │   ├── DeliveryConflict    [consumers.delivery.ledger] delivery_conflict
     │   ├── ConsumerBusy        [consumers.spec]            consumer_busy
+    │   ├── ConsumerNotShared   [consumers.shared.errors]   consumer_not_shared
+    │   ├── ConsumerConflict    [consumers.shared.errors]   consumer_conflict
+    │   ├── ClaimError          [consumers.shared.errors]   claim_expired, claim_not_held,
+    │   │                                                   already_acked
     │   ├── ConfigOwned         [server.ingest.store]       source_in_config
     │   └── ConfigOwned         [server.sources.manager]    config_source
     ├── Unauthorized                     unauthorized (401): no or an unknown API key
@@ -110,6 +116,9 @@ class EventLogError(Exception):
     code: str = "eventlog_error"
     #: Where in a request the problem is, as a JSON path (``$.types[0]``), if known.
     json_path: str | None = None
+    #: The HTTP status the server answered, when a remote server raised this
+    #: error through :mod:`eventlog.client` (None for the embedded log's own).
+    http_status: int | None = None
 
     def __init__(
         self, message: str = "", *, code: str | None = None, path: str | None = None

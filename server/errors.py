@@ -78,6 +78,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "invalid_source": (422, None),
     "invalid_json_path": (422, None),
     "invalid_config": (422, None),
+    "invalid_delay": (422, None),
     "mapping_failed": (400, None),
     "malformed_payload": (400, None),
     "malformed_json": (400, None),
@@ -101,6 +102,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "unknown_target": (404, None),
     "unknown_delivery": (404, None),
     "unknown_source": (404, None),
+    "claim_not_found": (404, None),
     # Conflict
     "conflict": (409, None),
     "expected_offset_mismatch": (409, None),
@@ -112,6 +114,11 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "source_exists": (409, None),
     "source_in_config": (409, None),
     "config_source": (409, None),
+    "consumer_not_shared": (409, None),
+    "consumer_conflict": (409, None),
+    "claim_expired": (409, None),
+    "claim_not_held": (409, None),
+    "already_acked": (409, None),
     # Unauthorized, Forbidden (every SignatureError code answers as its class: 401)
     "unauthorized": (401, None),
     "forbidden": (403, None),

@@ -17,7 +17,8 @@ from eventlog import EventLog, LogConfig
 from eventlog.storage.base import Storage
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.sqlite import SQLiteStorage
-from tests.pg import pg_cluster  # noqa: F401 - the session's throwaway PostgreSQL server
+from tests.consumers.delivery.receiver import Receiver
+from tests.pg import own_cluster, pg_cluster, pg_storage, pg_url  # noqa: F401 - PostgreSQL fixtures
 from tests.support import opened
 
 #: Every storage backend; each contract suite runs once per entry.
@@ -60,3 +61,11 @@ async def memory_log() -> AsyncIterator[EventLog]:
     """An open in-memory log."""
     async with EventLog.open(":memory:") as log:
         yield log
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A loopback webhook receiver answering 204."""
+    r = await Receiver().start()
+    yield r
+    await r.stop()

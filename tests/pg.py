@@ -8,24 +8,27 @@ skipped with a clear reason only when no PostgreSQL binaries exist.
 Each test gets its own database (``CREATE DATABASE ... TEMPLATE``, ~60 ms), so
 tests never see each other's rows, notifications or advisory locks.
 
-Use the ``pg_cluster`` fixture (session-scoped) and ``pg_url`` (a fresh
-database per test); import them into a ``conftest.py`` to use them there.
+Use the ``pg_cluster`` fixture (session-scoped), ``pg_url`` (a fresh database
+per test), ``pg_storage`` (an open PostgresStorage on one) and ``own_cluster``
+(a cluster of the test's own, for tests that restart it); tests/conftest.py
+imports them for the whole suite.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.pgcluster import RUN_AS, find_bin_dir
 from bench.pgcluster import PgCluster as _PgCluster
-from tests.support import TIMEOUT_SCALE
+from eventlog.storage.postgres import PostgresStorage
+from tests.support import TIMEOUT_SCALE, opened
 
-__all__ = ["PgCluster", "find_bin_dir", "pg_cluster", "pg_url"]
+__all__ = ["PgCluster", "find_bin_dir", "own_cluster", "pg_cluster", "pg_storage", "pg_url"]
 
 
 class PgCluster(_PgCluster):
@@ -83,3 +86,21 @@ def pg_cluster() -> Iterator[PgCluster]:
 async def pg_url(pg_cluster: PgCluster) -> str:
     """The URL of a fresh, empty database for this test."""
     return await pg_cluster.create_database()
+
+
+@pytest.fixture
+async def pg_storage(pg_url: str) -> AsyncIterator[PostgresStorage]:
+    """An open PostgresStorage on a fresh database."""
+    async with opened(PostgresStorage(pg_url)) as storage:
+        yield storage
+
+
+@pytest.fixture
+def own_cluster(pg_cluster: PgCluster) -> Iterator[PgCluster]:
+    """A cluster of this test's own (it gets restarted)."""
+    cluster = PgCluster(pg_cluster.bin_dir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -20,11 +20,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from consumers.delivery.feeder import Feeder, Worker
-from consumers.delivery.kinds import AttemptHook, TargetKind, redact
+from consumers.delivery.kinds import AttemptHook, TargetKind
 from consumers.delivery.ledger import Claimed, LedgerStore
-from consumers.delivery.model import Attempt, Delivery, Endpoint, Finished
+from consumers.delivery.machine_rules import gone_result, kind_failed, outcome, release
+from consumers.delivery.model import Delivery, Endpoint, Finished
 from consumers.delivery.recorder import Recorder
-from consumers.delivery.retry import AttemptResult, Classification, next_step
+from consumers.delivery.retry import Classification
 from consumers.delivery.sender import Sender
 from eventlog.errors import EventLogError
 
@@ -174,14 +175,7 @@ class Dispatcher:
     async def _attempt(self, ep: Endpoint, delivery: Delivery) -> Finished:
         kind = self.kinds[ep.kind]
         started = self.clock()
-        result = AttemptResult(  # replaced below unless the event is gone
-            status=None,
-            headers={},
-            body=b"",
-            error="invalid",
-            message=f"event {delivery.stream}@{delivery.offset} is no longer in the log",
-            duration=0.0,
-        )
+        result = gone_result(delivery)  # replaced below unless the event is gone
         try:
             event = await self.feeder.event(delivery)
             if event is not None:
@@ -195,59 +189,17 @@ class Dispatcher:
         except Exception as exc:  # a target kind's bug: a recorded, retried attempt
             logger.exception("endpoint %s: the %r target kind failed", ep.id, ep.kind)
             now = self.clock()
-            reason = f"internal error in the {ep.kind!r} target kind: {type(exc).__name__}"
-            result = AttemptResult(None, {}, b"", "invalid", reason, now - started)
-            classification = Classification("retry", reason)
-        step = next_step(
-            ep.retry,
-            classification,
-            attempts=delivery.attempts - delivery.budget_start,
-            rate_limited=delivery.rate_limited,
-            now=now,
-            rand=self.rand(),
-        )
-        secrets = [s.secret for s in ep.secrets] + list(ep.headers.values())
-        error = None if classification.verdict == "delivered" else classification.reason
-        attempt = Attempt(
-            delivery_id=delivery.id,
-            number=0,
-            started=started,
-            duration=result.duration,
-            status=result.status,
-            error=None if error is None else redact(error.encode(), secrets, 512),
-            verdict=classification.verdict,
-            response=redact(result.body, secrets),
-        )
-        finished = Finished(
-            delivery_id=delivery.id,
-            endpoint_id=ep.id,
-            attempt=attempt,
-            status=step.status,
-            attempts=step.attempts + delivery.budget_start,
-            rate_limited=step.rate_limited,
-            next_attempt_at=step.next_attempt_at,
-            now=now,
+            result, classification = kind_failed(ep.kind, exc, now - started)
+        finished, disable = outcome(
+            ep, delivery, result, classification, started=started, now=now, rand=self.rand()
         )
         if self.on_attempt is not None:
             try:
-                self.on_attempt(ep, classification, result, step.status)
+                self.on_attempt(ep, classification, result, finished.status)
             except Exception:  # a metrics hook must never break delivery
                 logger.exception("on_attempt hook failed")
         try:
-            await self.health(ep, classification, step.disable_reason, now)
+            await self.health(ep, classification, disable, now)
         except EventLogError as exc:  # the attempt is recorded all the same
             logger.warning("endpoint %s: could not update its health: %s", ep.id, exc)
         return finished
-
-
-def release(delivery: Delivery, now: float) -> Finished:
-    return Finished(
-        delivery_id=delivery.id,
-        endpoint_id=delivery.endpoint_id,
-        attempt=None,
-        status="pending",
-        attempts=delivery.attempts,
-        rate_limited=delivery.rate_limited,
-        next_attempt_at=now,
-        now=now,
-    )

@@ -5,7 +5,7 @@ The ledger keeps endpoints, delivery rows and attempts. A delivery moves
 ``pending`` with a later ``next_attempt_at``; an operator retry moves a
 finished delivery back to ``pending``).
 
-The contract every store keeps (proved by ``tests/webhooks/test_ledger.py``
+The contract every store keeps (proved by ``tests/consumers/delivery/test_ledger.py``
 for each implementation; a PostgreSQL store must pass the same suite):
 
 * :meth:`LedgerStore.enqueue` inserts delivery rows **and** advances the
@@ -14,9 +14,11 @@ for each implementation; a PostgreSQL store must pass the same suite):
   ``(endpoint, stream, offset)``.
 * :meth:`LedgerStore.claim` picks the deliveries an endpoint may send now and
   marks them ``in_flight`` atomically; which ones depends on the ordering mode
-  (:func:`select_claimable` states the rule; stores may do it in SQL).
-* :meth:`LedgerStore.finish` records attempts and new states, ignoring rows
-  that are no longer ``in_flight`` (deleted or skipped meanwhile).
+  (:func:`~consumers.delivery.machine_rules.select_claimable` states the
+  rule; stores may do it in SQL).
+* :meth:`LedgerStore.finish` stores attempts and the new states the machine
+  decided (:mod:`consumers.delivery.machine_rules`), ignoring rows that are
+  no longer ``in_flight`` (deleted or skipped meanwhile).
 * :meth:`LedgerStore.recover` turns every ``in_flight`` row back into
   ``pending`` (run at start-up, before any worker).
 * :meth:`LedgerStore.rewrite` reads some rows locked and stores what a pure
@@ -30,8 +32,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import msgspec
-
+from consumers.delivery.machine_rules import (
+    Claimed,
+    DeliveryConflict,
+    apply_operator_action,
+    select_claimable,
+)
 from consumers.delivery.model import (
     Attempt,
     Delivery,
@@ -42,7 +48,6 @@ from consumers.delivery.model import (
     Ordering,
 )
 from consumers.delivery.rewrite import Decide, Pick
-from eventlog.errors import Conflict
 
 __all__ = [
     "ATTEMPT_COLUMNS",
@@ -62,12 +67,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-class DeliveryConflict(Conflict):
-    """An operator action does not fit the delivery's state (e.g. retrying one in flight)."""
-
-    code = "delivery_conflict"
-
-
 @dataclass(frozen=True, slots=True)
 class ConsumerAdvance:
     """Advance consumer ``name`` on ``stream`` to ``offset`` (the next offset to read)."""
@@ -75,15 +74,6 @@ class ConsumerAdvance:
     name: str
     stream: str
     offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """Deliveries claimed (now ``in_flight``), and when to look again if nothing else wakes us:
-    the earliest ``next_attempt_at`` of a delivery that was blocked only by time."""
-
-    rows: list[Delivery]
-    wake_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,74 +162,6 @@ class LedgerStore(Protocol):
         """Read the picked rows locked, store what ``decide`` makes of them, in one
         transaction; returns its result (see :mod:`consumers.delivery.rewrite`)."""
         ...
-
-
-def select_claimable(
-    active: Iterable[Delivery], ordering: Ordering, now: float, limit: int
-) -> Claimed:
-    """The claim rule, over an endpoint's unfinished deliveries in ``seq`` order.
-
-    * ``concurrent``: pending deliveries that are due, earliest due first.
-    * ``ordered``: only the oldest unfinished delivery, if it is pending and due
-      (an in-flight or backing-off head blocks everything behind it).
-    * ``per-key``: per event key, the oldest unfinished delivery if pending and
-      due; keyless deliveries are not ordered among themselves.
-    """
-    rows = list(active)
-    if ordering == "ordered":
-        heads = rows[:1]
-    elif ordering == "per-key":
-        seen: set[str] = set()
-        heads = []
-        for d in rows:
-            if d.key is None:
-                heads.append(d)
-            elif d.key not in seen:
-                seen.add(d.key)
-                heads.append(d)
-    else:
-        heads = rows
-    pending = [d for d in heads if d.status == "pending"]
-    due = [d for d in pending if (d.next_attempt_at or 0.0) <= now]
-    later = [d.next_attempt_at for d in pending if (d.next_attempt_at or 0.0) > now]
-    if ordering == "concurrent":
-        due.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
-    return Claimed(due[:limit], min((t for t in later if t is not None), default=None))
-
-
-def apply_operator_action(d: Delivery, action: str, now: float) -> Delivery:
-    """The delivery after an operator's ``retry`` or ``skip``.
-
-    ``retry``: a pending, delivered or failed delivery becomes pending and due
-    now with a fresh attempt budget (same id, so the same ``webhook-id``).
-    ``skip``: a pending delivery becomes failed ("skipped by operator"); this
-    is how an operator ends head-of-line blocking in the ordered modes.
-
-    Raises:
-        DeliveryConflict: The delivery is in flight, or skip on a finished one.
-    """
-    if d.status == "in_flight":
-        raise DeliveryConflict(f"delivery {d.id} is in flight; try again when it finished")
-    if action == "retry":
-        return msgspec.structs.replace(
-            d,
-            status="pending",
-            next_attempt_at=now,
-            budget_start=d.attempts,
-            rate_limited=0,
-            updated=now,
-        )
-    if action == "skip":
-        if d.status != "pending":
-            raise DeliveryConflict(f"delivery {d.id} is already {d.status}")
-        return msgspec.structs.replace(
-            d,
-            status="failed",
-            next_attempt_at=None,
-            last_error="skipped by operator",
-            updated=now,
-        )
-    raise ValueError(f"unknown action {action!r}")
 
 
 def delivery_from_row(r: Any) -> Delivery:

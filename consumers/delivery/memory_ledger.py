@@ -7,10 +7,10 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from consumers.delivery.ledger import (
+from consumers.delivery.ledger import ConsumerAdvance, EndpointCounts
+from consumers.delivery.machine_rules import (
     Claimed,
-    ConsumerAdvance,
-    EndpointCounts,
+    apply_finished,
     apply_operator_action,
     select_claimable,
 )
@@ -135,23 +135,10 @@ class MemoryLedger:
             d = self._rows.get(f.delivery_id)
             if d is None or d.status != "in_flight":
                 continue
-            if f.attempt is None:
-                self._rows[d.id] = msgspec.structs.replace(
-                    d, status="pending", next_attempt_at=f.next_attempt_at, updated=f.now
-                )
-                continue
-            attempts = self._attempts.setdefault(d.id, [])
-            attempts.append(msgspec.structs.replace(f.attempt, number=len(attempts) + 1))
-            self._rows[d.id] = msgspec.structs.replace(
-                d,
-                status=f.status,
-                attempts=f.attempts,
-                rate_limited=f.rate_limited,
-                next_attempt_at=f.next_attempt_at,
-                updated=f.now,
-                last_status=f.attempt.status,
-                last_error=f.attempt.error,
-            )
+            if f.attempt is not None:
+                attempts = self._attempts.setdefault(d.id, [])
+                attempts.append(msgspec.structs.replace(f.attempt, number=len(attempts) + 1))
+            self._rows[d.id] = apply_finished(d, f)
 
     async def recover(self, now: float) -> int:
         count = 0

@@ -316,6 +316,13 @@ class TokenBucket:
         self._tokens = self.burst
         self._stamp: float | None = None
 
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (0: now), without taking it."""
+        tokens = self._tokens
+        if self._stamp is not None:
+            tokens = min(self.burst, tokens + (now - self._stamp) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
     def take(self, now: float) -> float:
         """Take one token; return 0 if it was there, else the seconds until it will be
         (the token is reserved: callers sleep that long and go ahead)."""

@@ -4,7 +4,7 @@ A backend is a narrow thing: it stores events, stream metadata and consumer
 offsets, and applies group-committed writes atomically. Everything that is
 policy (batching, waiting, retention decisions, consumer positions) lives in
 :mod:`eventlog.log` and runs unchanged over every backend. The one contract
-suite in ``tests/storage/`` proves each backend equivalent.
+suite in ``tests/eventlog/storage/`` proves each backend equivalent.
 """
 
 from __future__ import annotations

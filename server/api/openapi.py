@@ -9,7 +9,7 @@ are written next to the constants they come from. Paths are listed by hand:
 the core routes here, the feature routes (ingest, firehose) in
 :mod:`server.api.openapi_paths`, the webhook and notification routes in
 :mod:`server.api.openapi_endpoints`, from the pieces in
-:mod:`server.api.openapi_parts`. ``tests/server/test_openapi.py``
+:mod:`server.api.openapi_parts`. ``tests/server/api/test_openapi.py``
 checks that every route of the app is in the document and that the document is
 valid; ``tests/server/test_schemathesis.py`` sends generated requests (valid
 and invalid) to a real server and checks every answer against the document.
@@ -112,7 +112,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
     from consumers.webhook import EndpointPatch, EndpointSpec
     from eventlog.schedule import SchedulePage
     from server.api import openapi_paths as more
-    from server.api import schedules, sources, ui
+    from server.api import schedules, shared_consumers, sources, ui
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
     from server.api.openapi_endpoints import endpoint_paths
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
@@ -142,6 +142,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         schedules.ScheduleAnswer,
         SchedulePage,
         sources.SourceList,
+        *shared_consumers.STRUCTS,
     ]
     (_, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
@@ -359,6 +360,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         ),
         **schedules.openapi_paths(),
         **sources.openapi_paths(),
+        **shared_consumers.openapi_paths(),
         **endpoint_paths(
             "/api/notifications", "notification target", "NotifySpec", "NotifyPatch", rotate=False
         ),

@@ -1,7 +1,7 @@
 """Sans-I/O pieces of the client CLI: parsing what the user types, encoding what we print.
 
 Nothing here touches a socket, a file or a clock, so every rule is tested
-with plain function calls (``tests/cli/test_cli_events.py``).
+with plain function calls (``tests/server/cli/test_cli_events.py``).
 
 The two input modes of ``eventlog append`` (and the one of ``eventlog import``):
 

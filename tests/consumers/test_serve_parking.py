@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli.conftest import eventlog
 from tests.pg import PgCluster
+from tests.server.cli.conftest import eventlog
 from tests.serverproc import ServerProcess
 from tests.support import scaled
 

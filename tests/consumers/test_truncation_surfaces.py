@@ -23,7 +23,7 @@ from consumers.delivery.feeder import Feeder, Worker
 from consumers.filter import EventFilter
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, HoldPolicy, NewEvent, Retention
-from tests.cli.conftest import eventlog
+from tests.server.cli.conftest import eventlog
 from tests.serverproc import ServerProcess
 from tests.support import wait_until
 

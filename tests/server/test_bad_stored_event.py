@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from eventlog import BEGINNING, EventLog
 from eventlog.repair import REPAIRED_HEADER
+from tests.consumers.delivery.receiver import Receiver
 from tests.serverproc import ServerProcess
 from tests.support import scaled
-from tests.webhooks.receiver import Receiver
 
 STREAM = "s"
 #: Offset 2: data as an older version stored it. Offset 3: type and headers
@@ -133,13 +132,6 @@ async def wait_for_clients(http: httpx.AsyncClient, **expected: int) -> None:
             ):
                 return
             await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    recv = await Receiver().start()
-    yield recv
-    await recv.stop()
 
 
 async def test_a_non_utf8_row_in_an_existing_file_breaks_no_reader(

@@ -16,6 +16,14 @@ import server
 from consumers.delivery.ledger import DeliveryConflict
 from consumers.delivery.ssrf import UnsafeTarget
 from consumers.firehose import FirehoseFull, Phase, SubscriptionEnded
+from consumers.shared.errors import (
+    AlreadyAcked,
+    ClaimExpired,
+    ClaimNotFound,
+    ClaimNotHeld,
+    ConsumerNotShared,
+    InvalidDelay,
+)
 from consumers.webhook import SpecError
 from eventlog import errors as e
 from server.errors import (
@@ -98,6 +106,12 @@ def test_routes_raise_errors_and_pick_no_status() -> None:
         (e.LogClosed("closed"), 503, 1001),
         (e.Unavailable("x", code="shutting_down"), 503, 1001),
         (e.CorruptDatabase("x"), 503, 1011),
+        (ClaimNotFound("x"), 404, 4404),
+        (ClaimExpired("x"), 409, 4409),
+        (ClaimNotHeld("x"), 409, 4409),
+        (AlreadyAcked("x"), 409, 4409),
+        (ConsumerNotShared("x"), 409, 4409),
+        (InvalidDelay("x", path="$.delay"), 422, 4422),
     ],
 )
 def test_one_table_gives_status_and_close_code(

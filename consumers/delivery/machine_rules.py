@@ -1,0 +1,236 @@
+"""The delivery state transitions, written once (pure; ``now`` and ``rand`` are passed in).
+
+A delivery moves ``pending → in_flight → delivered | failed``; a retryable
+failure goes back to ``pending`` with a later ``next_attempt_at``, a released
+claim (shutdown, endpoint change, a dead holder) goes back to ``pending`` due
+now, and an operator retry moves a finished delivery back to ``pending``.
+Every ledger stores what these functions decide and decides nothing itself:
+
+* :func:`select_claimable`: which deliveries a claim takes (the ordering rule);
+* :func:`outcome`: an attempt's verdict → the delivery's next state and the
+  recorded attempt (the retry/outcome table of ``docs/webhooks.md``);
+* :func:`release`: a claim given back without an attempt;
+* :func:`apply_finished`: a row after a recorded :class:`Finished`;
+* :func:`apply_operator_action`: ``retry`` and ``skip``.
+
+The same rules serve pulled consumers: a claim is a lease on a row, an
+outcome is an ack (``delivered``), a nack with a delay (``pending`` at ``T``)
+or parking (``failed``), and a released claim is an expired lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+from consumers.delivery.kinds import redact
+from consumers.delivery.model import Attempt, Delivery, Endpoint, Finished, Ordering
+from consumers.delivery.retry import AttemptResult, Classification, next_step
+from eventlog.errors import Conflict
+
+__all__ = [
+    "Claimed",
+    "DeliveryConflict",
+    "apply_finished",
+    "apply_operator_action",
+    "gone_result",
+    "kind_failed",
+    "outcome",
+    "release",
+    "select_claimable",
+]
+
+
+class DeliveryConflict(Conflict):
+    """An operator action does not fit the delivery's state (e.g. retrying one in flight)."""
+
+    code = "delivery_conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """Deliveries claimed (now ``in_flight``), and when to look again if nothing else wakes us:
+    the earliest ``next_attempt_at`` of a delivery that was blocked only by time."""
+
+    rows: list[Delivery]
+    wake_at: float | None
+
+
+def select_claimable(
+    active: Iterable[Delivery], ordering: Ordering, now: float, limit: int
+) -> Claimed:
+    """The claim rule, over an endpoint's unfinished deliveries in ``seq`` order.
+
+    * ``concurrent``: pending deliveries that are due, earliest due first.
+    * ``ordered``: only the oldest unfinished delivery, if it is pending and due
+      (an in-flight or backing-off head blocks everything behind it).
+    * ``per-key``: per event key, the oldest unfinished delivery if pending and
+      due; keyless deliveries are not ordered among themselves.
+    """
+    rows = list(active)
+    if ordering == "ordered":
+        heads = rows[:1]
+    elif ordering == "per-key":
+        seen: set[str] = set()
+        heads = []
+        for d in rows:
+            if d.key is None:
+                heads.append(d)
+            elif d.key not in seen:
+                seen.add(d.key)
+                heads.append(d)
+    else:
+        heads = rows
+    pending = [d for d in heads if d.status == "pending"]
+    due = [d for d in pending if (d.next_attempt_at or 0.0) <= now]
+    later = [d.next_attempt_at for d in pending if (d.next_attempt_at or 0.0) > now]
+    if ordering == "concurrent":
+        due.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
+    return Claimed(due[:limit], min((t for t in later if t is not None), default=None))
+
+
+def gone_result(delivery: Delivery) -> AttemptResult:
+    """The result of an attempt whose event the log no longer has (final: ``failed``)."""
+    return AttemptResult(
+        status=None,
+        headers={},
+        body=b"",
+        error="invalid",
+        message=f"event {delivery.stream}@{delivery.offset} is no longer in the log",
+        duration=0.0,
+    )
+
+
+def kind_failed(
+    kind: str, exc: BaseException, duration: float
+) -> tuple[AttemptResult, Classification]:
+    """The result and verdict of an attempt whose target kind raised (a bug in the
+    kind): recorded, and retried by the schedule."""
+    reason = f"internal error in the {kind!r} target kind: {type(exc).__name__}"
+    return AttemptResult(None, {}, b"", "invalid", reason, duration), Classification(
+        "retry", reason
+    )
+
+
+def outcome(
+    endpoint: Endpoint,
+    delivery: Delivery,
+    result: AttemptResult,
+    classification: Classification,
+    *,
+    started: float,
+    now: float,
+    rand: float,
+) -> tuple[Finished, str | None]:
+    """What an attempt's verdict makes of the delivery: the :class:`Finished` to
+    record (status, counted attempts, 429 waits, next attempt, the redacted
+    attempt row) and the reason to disable the endpoint, if the verdict says so.
+
+    Secrets (signing secrets, extra header values) never reach the recorded
+    error or response snippet.
+    """
+    step = next_step(
+        endpoint.retry,
+        classification,
+        attempts=delivery.attempts - delivery.budget_start,
+        rate_limited=delivery.rate_limited,
+        now=now,
+        rand=rand,
+    )
+    secrets = [s.secret for s in endpoint.secrets] + list(endpoint.headers.values())
+    error = None if classification.verdict == "delivered" else classification.reason
+    attempt = Attempt(
+        delivery_id=delivery.id,
+        number=0,
+        started=started,
+        duration=result.duration,
+        status=result.status,
+        error=None if error is None else redact(error.encode(), secrets, 512),
+        verdict=classification.verdict,
+        response=redact(result.body, secrets),
+    )
+    finished = Finished(
+        delivery_id=delivery.id,
+        endpoint_id=delivery.endpoint_id,
+        attempt=attempt,
+        status=step.status,
+        attempts=step.attempts + delivery.budget_start,
+        rate_limited=step.rate_limited,
+        next_attempt_at=step.next_attempt_at,
+        now=now,
+    )
+    return finished, step.disable_reason
+
+
+def release(delivery: Delivery, now: float) -> Finished:
+    """A claimed delivery given back unsent: ``pending``, due now, no attempt counted."""
+    return Finished(
+        delivery_id=delivery.id,
+        endpoint_id=delivery.endpoint_id,
+        attempt=None,
+        status="pending",
+        attempts=delivery.attempts,
+        rate_limited=delivery.rate_limited,
+        next_attempt_at=now,
+        now=now,
+    )
+
+
+def apply_finished(d: Delivery, f: Finished) -> Delivery:
+    """The row after ``f`` is recorded (the caller numbers and stores ``f.attempt``).
+
+    Only an ``in_flight`` row changes; one deleted or skipped meanwhile stays.
+    """
+    if d.status != "in_flight":
+        return d
+    if f.attempt is None:
+        return msgspec.structs.replace(
+            d, status="pending", next_attempt_at=f.next_attempt_at, updated=f.now
+        )
+    return msgspec.structs.replace(
+        d,
+        status=f.status,
+        attempts=f.attempts,
+        rate_limited=f.rate_limited,
+        next_attempt_at=f.next_attempt_at,
+        updated=f.now,
+        last_status=f.attempt.status,
+        last_error=f.attempt.error,
+    )
+
+
+def apply_operator_action(d: Delivery, action: str, now: float) -> Delivery:
+    """The delivery after an operator's ``retry`` or ``skip``.
+
+    ``retry``: a pending, delivered or failed delivery becomes pending and due
+    now with a fresh attempt budget (same id, so the same ``webhook-id``).
+    ``skip``: a pending delivery becomes failed ("skipped by operator"); this
+    is how an operator ends head-of-line blocking in the ordered modes.
+
+    Raises:
+        DeliveryConflict: The delivery is in flight, or skip on a finished one.
+    """
+    if d.status == "in_flight":
+        raise DeliveryConflict(f"delivery {d.id} is in flight; try again when it finished")
+    if action == "retry":
+        return msgspec.structs.replace(
+            d,
+            status="pending",
+            next_attempt_at=now,
+            budget_start=d.attempts,
+            rate_limited=0,
+            updated=now,
+        )
+    if action == "skip":
+        if d.status != "pending":
+            raise DeliveryConflict(f"delivery {d.id} is already {d.status}")
+        return msgspec.structs.replace(
+            d,
+            status="failed",
+            next_attempt_at=None,
+            last_error="skipped by operator",
+            updated=now,
+        )
+    raise ValueError(f"unknown action {action!r}")

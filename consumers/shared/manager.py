@@ -1,0 +1,165 @@
+"""``SharedConsumers``: declare, find and delete the shared consumers of one log.
+
+::
+
+    async with EventLog.open("events.db") as log:
+        shared = SharedConsumers(log)
+        await shared.open()
+        mailer = await shared.declare("mailer", SharedSpec(stream="orders", ack_wait=30))
+        async for claim in mailer.claims("worker-1"):
+            await send_mail(claim.event)
+            await claim.ack()
+
+Specs are read from the store on every :meth:`SharedConsumers.get`, so a
+consumer declared, changed or deleted by another server process on the same
+PostgreSQL database is seen at once; the in-process part of a consumer (its
+wake-ups, its event cache) is kept per name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.stores import ledger_for
+from consumers.shared.consumer import SharedConsumer
+from consumers.shared.errors import ConsumerConflict, ConsumerNotShared
+from consumers.shared.spec import SharedSpec, spec_store_for
+from eventlog import EventLog
+from eventlog.errors import ConsumerNotFound
+
+__all__ = ["SharedConsumers"]
+
+
+class SharedConsumers:
+    """The shared consumers of one log.
+
+    Args:
+        log: The open log.
+        ledger: The delivery ledger to keep claims in (default: the one that
+            goes with the log, :func:`consumers.delivery.ledger_for`; pass the
+            webhook engine's to share it).
+        clock: Seconds since the epoch (tests pass their own).
+        window: Unfinished events a claim looks at (and the most a consumer
+            keeps enqueued before it stops reading ahead).
+        page: Events read from the stream at a time.
+        poll: Longest wait between looks at the ledger during a long-poll
+            (acks in other processes are not announced).
+        closing: Set to end every long-poll (a server's shutdown); :meth:`close` sets it.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        ledger: LedgerStore | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        window: int = 1000,
+        page: int = 500,
+        poll: float = 0.5,
+        closing: asyncio.Event | None = None,
+    ) -> None:
+        self.log = log
+        self.ledger = ledger if ledger is not None else ledger_for(log)
+        self.specs = spec_store_for(log)
+        self.clock = clock
+        self.window = window
+        self.page = page
+        self.poll = poll
+        self.closing = closing if closing is not None else asyncio.Event()
+        self._consumers: dict[str, SharedConsumer] = {}
+        self._opened = False
+
+    async def open(self) -> None:
+        """Create the tables if needed (the ledger's and the specs')."""
+        if not self._opened:
+            await self.ledger.open()
+            await self.specs.open()
+            self._opened = True
+
+    def close(self) -> None:
+        """End every long-poll now (shutdown)."""
+        self.closing.set()
+
+    async def declare(self, name: str, spec: SharedSpec) -> SharedConsumer:
+        """Create a shared consumer, or change one (idempotent for the same spec).
+
+        A new consumer starts at ``spec.start``; an existing one keeps its
+        position, and may change everything but its stream.
+
+        Raises:
+            ConsumerConflict: It exists on another stream.
+            InvalidInput: A bad name or spec.
+        """
+        spec.check(name)
+        old = await self.specs.get(name)
+        if old is not None and old.stream != spec.stream:
+            raise ConsumerConflict(
+                f"shared consumer {name!r} consumes {old.stream!r}; delete it to change its stream"
+            )
+        if old is None:
+            first, head = await self.log.bounds(spec.stream)
+            if spec.start == "beginning":
+                start = first
+            elif spec.start == "end":
+                start = head
+            else:
+                start = min(max(spec.start, first), head)
+            await self.ledger.delete_endpoint(f"shared:{name}")  # rows of an earlier one
+            await self.log.commit_offset(f"{name}.feed", spec.stream, start)
+            await self.log.commit_offset(name, spec.stream, start)
+        if old != spec:
+            await self.specs.put(name, spec)
+        return self._bind(name, spec)
+
+    async def get(self, name: str) -> SharedConsumer:
+        """The shared consumer ``name``.
+
+        Raises:
+            ConsumerNotFound: No consumer of that name.
+            ConsumerNotShared: A consumer of that name exists but is not shared.
+        """
+        spec = await self.specs.get(name)
+        if spec is None:
+            self._drop(name)
+            if any(c.name == name for c in await self.log.consumers()):
+                raise ConsumerNotShared(f"consumer {name!r} is not a shared consumer")
+            raise ConsumerNotFound(f"no consumer {name!r}")
+        return self._bind(name, spec)
+
+    async def delete(self, name: str) -> bool:
+        """Delete a shared consumer and its unacked claims; False if there was none."""
+        existed = await self.specs.delete(name)
+        await self.ledger.delete_endpoint(f"shared:{name}")
+        self._drop(name)
+        return existed
+
+    async def names(self) -> list[str]:
+        """Every shared consumer's name."""
+        return list(await self.specs.all())
+
+    def _bind(self, name: str, spec: SharedSpec) -> SharedConsumer:
+        consumer = self._consumers.get(name)
+        if consumer is not None and consumer.spec.stream == spec.stream:
+            consumer.respec(spec)
+            return consumer
+        consumer = SharedConsumer(
+            self.log,
+            self.ledger,
+            name,
+            spec,
+            clock=self.clock,
+            closing=self.closing,
+            window=self.window,
+            page=self.page,
+            poll=self.poll,
+        )
+        self._consumers[name] = consumer
+        return consumer
+
+    def _drop(self, name: str) -> None:
+        consumer = self._consumers.pop(name, None)
+        if consumer is not None:
+            consumer.deleted = True

@@ -1,0 +1,293 @@
+"""The client's sans-I/O half: request bodies, answer shapes, and errors from answers.
+
+Nothing here touches a socket or a clock. :func:`error_from` turns a server's
+error answer ``{"error": {"code", "message", ...}}`` into the
+:class:`~eventlog.errors.EventLogError` subclass the embedded log raises for
+that code (:data:`ERROR_CLASSES`, the one code -> class table); a code the
+table does not know (a leaf defined in ``consumers`` or ``server``, e.g.
+``claim_expired``) becomes the branch its HTTP status belongs to
+(:data:`STATUS_CLASSES`), keeping the server's code. The error's
+:attr:`~eventlog.errors.EventLogError.http_status` says what the server answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+
+from eventlog import errors as e
+from eventlog.ids import uuid7
+from eventlog.model import Event, NewEvent, StreamInfo
+
+__all__ = [
+    "BAD_ANSWER",
+    "ERROR_CLASSES",
+    "STATUS_CLASSES",
+    "AppendAnswer",
+    "Page",
+    "StreamList",
+    "answer",
+    "append_body",
+    "error_from",
+    "transport_error",
+]
+
+#: Every code of :mod:`eventlog.errors`, to the class the embedded log raises for it.
+ERROR_CLASSES: dict[str, type[e.EventLogError]] = {
+    cls.code: cls
+    for cls in (
+        e.InvalidInput,
+        e.InvalidStreamName,
+        e.InvalidEvent,
+        e.EventTooLarge,
+        e.InvalidPosition,
+        e.InvalidParameter,
+        e.InvalidField,
+        e.InvalidSchedule,
+        e.NotFound,
+        e.StreamNotFound,
+        e.ConsumerNotFound,
+        e.ScheduleNotFound,
+        e.Conflict,
+        e.CheckpointMoved,
+        e.ExpectedOffsetMismatch,
+        e.Unauthorized,
+        e.Forbidden,
+        e.OffsetOutOfRange,
+        e.Unavailable,
+        e.LogClosed,
+        e.Unsupported,
+        e.StorageError,
+        e.CorruptDatabase,
+        e.SchemaTooNew,
+    )
+}
+
+#: The branch of the tree an HTTP status belongs to, for codes not in :data:`ERROR_CLASSES`.
+STATUS_CLASSES: dict[int, type[e.EventLogError]] = {
+    400: e.InvalidInput,
+    401: e.Unauthorized,
+    403: e.Forbidden,
+    404: e.NotFound,
+    408: e.InvalidInput,
+    409: e.Conflict,
+    413: e.InvalidInput,
+    415: e.InvalidInput,
+    416: e.OffsetOutOfRange,
+    422: e.InvalidInput,
+    429: e.Unavailable,
+    431: e.InvalidInput,
+    501: e.Unsupported,
+    502: e.Unavailable,
+    503: e.Unavailable,
+    504: e.Unavailable,
+}
+
+
+class _ErrorBody(msgspec.Struct):
+    code: str
+    message: str = ""
+    path: str | None = None
+    first_offset: int | None = None
+    skipped: int | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorBody
+
+
+_error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
+
+
+def _bare(cls: type[e.EventLogError], message: str, code: str) -> e.EventLogError:
+    """An instance of ``cls`` carrying the server's message, whatever ``cls.__init__`` wants
+    (``StreamNotFound(stream)``, ``OffsetOutOfRange(stream, offset, first)``, ...)."""
+    exc = cls.__new__(cls)
+    e.EventLogError.__init__(exc, message, code=code)
+    return exc
+
+
+def error_from(
+    status: int, body: bytes, reason: str = "", *, context: Mapping[str, Any] | None = None
+) -> e.EventLogError:
+    """The error of the tree for a server's error answer.
+
+    Args:
+        status: The HTTP status.
+        body: The answer's body: eventlog's JSON error, or anything a proxy sends.
+        reason: The status line's reason phrase, for an answer without a body.
+        context: What the request was about (``stream``, ``offset``, ``name``),
+            to fill the attributes the embedded error carries (``exc.stream``).
+    """
+    try:
+        error = _error_decoder.decode(body).error
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        text = " ".join(body.decode("utf-8", "replace").split())[:300] or reason
+        cls = STATUS_CLASSES.get(status, e.EventLogError)
+        exc = _bare(cls, f"server answered HTTP {status}: {text}", f"http_{status}")
+        exc.http_status = status
+        return exc
+    cls = ERROR_CLASSES.get(error.code) or STATUS_CLASSES.get(status, e.EventLogError)
+    exc = _bare(cls, error.message, error.code)
+    exc.http_status = status
+    if error.path is not None:
+        exc.json_path = error.path
+    _fill(exc, error, context or {})
+    return exc
+
+
+def _fill(exc: e.EventLogError, error: _ErrorBody, context: Mapping[str, Any]) -> None:
+    """Set the attributes the embedded log's error of that class has, where the answer
+    or the request tells them."""
+    if isinstance(exc, (e.StreamNotFound, e.ScheduleNotFound)):
+        exc.stream = context.get("stream", "")
+    if isinstance(exc, e.ScheduleNotFound):
+        exc.id = context.get("id", "")
+    if isinstance(exc, e.ConsumerNotFound):
+        exc.name = context.get("name", "")
+    if isinstance(exc, e.InvalidEvent):
+        exc.path = error.path
+    if isinstance(exc, e.ExpectedOffsetMismatch):
+        exc.stream = context.get("stream", "")
+        exc.expected = context.get("expected_offset", -1)
+        exc.actual = -1  # the server's message says it; the answer has no field for it
+    if isinstance(exc, e.OffsetOutOfRange):
+        exc.stream = context.get("stream", "")
+        exc.offset = context.get("offset", -1)
+        exc.first = error.first_offset if error.first_offset is not None else -1
+        exc.skipped = error.skipped if error.skipped is not None else 0
+
+
+def transport_error(url: str, exc: BaseException, *, timed_out: bool = False) -> e.Unavailable:
+    """The :class:`~eventlog.errors.Unavailable` for a request that got no answer."""
+    if timed_out:
+        return e.Unavailable(f"the server at {url} did not answer in time", code="timeout")
+    detail = str(exc) or type(exc).__name__
+    return e.Unavailable(f"cannot reach the server at {url}: {detail}", code="unreachable")
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+#: The code of the error raised for a success answer the client cannot read.
+BAD_ANSWER = "unexpected_answer"
+
+
+def answer(decoder: msgspec.json.Decoder[T], data: bytes, what: str) -> T:
+    """Decode a success answer; :class:`~eventlog.errors.EventLogError` (code
+    :data:`BAD_ANSWER`) if it is not what the server should have sent."""
+    try:
+        return decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise e.EventLogError(f"unexpected answer to {what}: {exc}", code=BAD_ANSWER) from exc
+
+
+#: Any JSON value.
+ANY: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+#: Any JSON object.
+OBJECT: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decoder(dict[str, Any])
+
+
+class AppendAnswer(msgspec.Struct):
+    """``201`` to an append."""
+
+    offsets: list[int]
+    written: int = 0
+    next_offset: int = 0
+
+
+class Page(msgspec.Struct):
+    """A page of a read."""
+
+    events: list[Event]
+    next_offset: int = 0
+
+
+class StreamList(msgspec.Struct):
+    """``GET /api/streams``."""
+
+    streams: list[StreamInfo]
+
+
+class ConsumerStream(msgspec.Struct):
+    """One stream of ``GET /api/consumers/{name}``."""
+
+    stream: str
+    offset: int
+    updated: datetime | None = None
+
+
+class ConsumerDetail(msgspec.Struct):
+    """``GET /api/consumers/{name}`` (the fields the client reads)."""
+
+    name: str
+    streams: list[ConsumerStream] = []
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+class _OutEvent(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    type: str
+    data: Any = None
+    key: str | None = None
+    id: str | None = None
+    headers: dict[str, str] = {}
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _out(event: NewEvent | Mapping[str, Any]) -> _OutEvent:
+    if isinstance(event, NewEvent):
+        fields: Mapping[str, Any] = {
+            "type": event.type,
+            "data": event.data,
+            "key": event.key,
+            "id": event.id,
+            "headers": event.headers,
+        }
+    else:
+        fields = event
+    try:
+        out = msgspec.convert(fields, _OutEvent)
+    except msgspec.ValidationError as exc:
+        raise e.InvalidEvent(f"not an event: {exc}") from exc
+    if isinstance(out.data, msgspec.Raw) and bytes(out.data) == b"null":
+        out.data = None  # the server's default: left out of the body
+    if out.id is None:
+        # The idempotency key: a retry of this append writes nothing twice.
+        out.id = uuid7()
+    return out
+
+
+def append_body(events: Sequence[NewEvent | Mapping[str, Any]]) -> tuple[bytes, list[str]]:
+    """The JSON to POST for ``events`` (an object for one, else an array) and each event's id.
+
+    Every event without an ``id`` gets a UUIDv7 here, so resending the same
+    bytes after a lost answer appends nothing twice (the server returns the
+    original offsets).
+
+    Raises:
+        InvalidEvent: An event is not an event (a mapping without ``type``, ...),
+            or its data cannot be encoded as JSON.
+    """
+    if not events:
+        raise e.InvalidEvent("a batch needs at least one event")
+    out = [_out(event) for event in events]
+    try:
+        # One event goes as an object: its errors then name `$.type`, not `$[0].type`.
+        body = _encoder.encode(out[0] if len(out) == 1 else out)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise e.InvalidEvent(f"data is not JSON-serialisable: {exc}", path="$.data") from exc
+    return body, [o.id or "" for o in out]
+
+
+def encode(value: object) -> bytes:
+    """JSON bytes of a request body."""
+    return _encoder.encode(value)

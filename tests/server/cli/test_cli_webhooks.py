@@ -1,0 +1,129 @@
+"""``eventlog webhooks|deliveries|replay`` run as real processes against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.consumers.delivery.receiver import Receiver
+from tests.serverproc import EVENTLOG
+from tests.serverproc import run_cli as cli
+from tests.serverthread import ServerThread
+from tests.support import scaled
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerThread]:
+    cfg = tmp_path / "eventlog.toml"
+    cfg.write_text("[webhooks]\nallow_private_targets = true\n")
+    with ServerThread.start(db=tmp_path / "events.db", config=cfg) as proc:
+        yield proc
+
+
+async def test_webhook_commands_manage_endpoints_and_show_deliveries(
+    server: ServerThread, receiver: Receiver
+) -> None:
+    code, out, err = await cli(
+        server, "webhooks", "create", receiver.url(), "--id", "orders", "--type", "order.*",
+        "--header", "X-Api-Key: k-987654", "--retry", "short",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "secret: whsec_" in out
+    assert "k-987654" not in out
+
+    code, out, _ = await cli(server, "webhooks", "list")
+    assert code == 0
+    header, row = out.splitlines()[1], out.splitlines()[3]
+    assert header.index("url") == row.index("http://")  # aligned columns
+    assert "orders" in row
+    assert "order.*" in row
+
+    async with httpx.AsyncClient(base_url=server.url) as api:
+        r = await api.post("/api/streams/events/events", json={"type": "order.created", "data": 1})
+        assert r.status_code == 201
+    await receiver.wait_for(1, scaled(15))
+    async with asyncio.timeout(scaled(10)), httpx.AsyncClient(base_url=server.url) as api:
+        while True:
+            r = await api.get("/api/webhooks/orders/deliveries", params={"status": "delivered"})
+            rows = r.json()["deliveries"]
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+    delivery_id = rows[0]["id"]
+    code, out, _ = await cli(server, "deliveries", "list", "orders", "--json")
+    assert code == 0
+    assert json.loads(out)["deliveries"][0]["id"] == delivery_id
+    code, out, _ = await cli(server, "deliveries", "show", "orders", delivery_id)
+    assert code == 0
+    assert "delivered" in out
+    assert "204" in out
+
+    code, out, _ = await cli(server, "replay", "orders", "--from-offset", "0", "--dry-run")
+    assert (code, out.strip()) == (
+        0,
+        "orders: offsets 0..1: 1 scanned, 1 matching, would schedule 1 deliveries",
+    )
+    code, out, _ = await cli(server, "deliveries", "retry", "orders", delivery_id)
+    assert (code, out.strip()) == (0, f"{delivery_id}: pending")
+    await receiver.wait_for(2, scaled(15))
+    assert receiver.requests[1].headers["webhook-id"] == delivery_id
+
+    code, out, _ = await cli(server, "webhooks", "disable", "orders")
+    assert (code, out.strip()) == (0, "orders: disabled")
+    code, out, _ = await cli(server, "webhooks", "rotate-secret", "orders", "--grace", "60")
+    assert code == 0
+    assert "secret: whsec_" in out
+    code, out, _ = await cli(server, "webhooks", "delete", "orders")
+    assert (code, out.strip()) == (0, "deleted orders")
+
+
+async def test_errors_give_meaningful_exit_codes(server: ServerThread) -> None:
+    code, _, err = await cli(server, "webhooks", "show", "nobody")
+    assert code == 1
+    assert "(unknown_endpoint, HTTP 404)" in err
+    code, _, err = await cli(server, "webhooks", "create", "ftp://x/")
+    assert code == 1
+    assert "HTTP 422" in err
+    assert "url scheme must be http or https" in err
+    code, _, err = await cli(server, "webhooks", "create", "http://127.0.0.1/", "--header", "bad")
+    assert code == 2
+    assert "NAME:VALUE" in err
+    code, _, err = await cli(server, "deliveries", "list", "x", "--status", "lost")
+    assert code == 2
+    code, _, err = await cli(server, "replay")
+    assert code == 2
+    proc = await asyncio.create_subprocess_exec(
+        EVENTLOG, "webhooks", "list", "--url", "http://127.0.0.1:9",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err_bytes = await proc.communicate()
+    assert proc.returncode == 1
+    assert b"cannot reach" in err_bytes
+
+
+async def test_tables_show_bracketed_text_as_it_is(
+    server: ServerThread, receiver: Receiver
+) -> None:
+    """Cells are plain text: a hidden header shows as ``[hidden]``, and text that
+    looks like console markup neither vanishes nor breaks the command."""
+    code, _, err = await cli(
+        server, "webhooks", "create", receiver.url(), "--id", "br", "--type", "x.*",
+        "--header", "Authorization: Bearer abc",
+    )  # fmt: skip
+    assert code == 0, err
+    async with httpx.AsyncClient(base_url=server.url) as api:
+        r = await api.patch("/api/webhooks/br", json={"description": "[/x] my [b]hook"})
+        assert r.status_code == 200, r.text
+    code, out, err = await cli(server, "webhooks", "show", "br")
+    assert code == 0, err
+    assert '"Authorization": "[hidden]"' in out
+    assert "[/x] my [b]hook" in out
+    code, out, err = await cli(server, "webhooks", "list")
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert " br " in out
