@@ -34,8 +34,8 @@ from consumers.delivery.retry import AttemptResult, Classification
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from eventlog.storage.postgres import PostgresStorage
-from tests.support import scaled, wait_until
 from tests.consumers.delivery.receiver import Received, Receiver
+from tests.support import scaled, wait_until
 
 CHILD = Path(__file__).with_name("pg_claim_child.py")
 #: The engine's default lease period (``lease_retry``): docs/webhooks.md promises 2x.
