@@ -5,7 +5,7 @@ A ledger that several processes share (PostgreSQL) declares it by offering
 
 * hears every process's changes (:mod:`consumers.delivery.changes`) and hands
   them to the engine: :class:`~consumers.delivery.changes.Pending` wakes the
-  endpoint's dispatcher, :class:`~consumers.delivery.changes.EndpointChanged`
+  endpoint's pump, :class:`~consumers.delivery.changes.EndpointChanged`
   reloads the endpoint from the ledger, :class:`~consumers.delivery.changes.Resync`
   reloads every endpoint (reloads run one at a time, in one task);
 * sweeps every ``period`` seconds: rows claimed by processes that are gone go
