@@ -6,7 +6,7 @@ of news must reach every one of them without a restart:
 * :class:`Pending` — an endpoint has deliveries another process can claim
   (enqueued by the feeder, released, sent back to ``pending`` after a failed
   attempt or by the orphan sweep, retried by an operator). Every process's
-  dispatcher for that endpoint claims again.
+  pump for that endpoint claims again.
 * :class:`EndpointChanged` — an endpoint (a webhook or a notification target)
   was created, changed, disabled or deleted. Every process restarts its
   worker from the stored copy (or stops it).
