@@ -12,13 +12,17 @@ from consumers.shared import SharedConsumer, SharedConsumers, SharedSpec
 from eventlog import EventLog, NewEvent
 
 
-async def work(mailer: SharedConsumer, worker: str, done: list[tuple[str, int]]) -> None:
+async def work(
+    mailer: SharedConsumer, worker: str, done: list[tuple[str, int]], all_done: asyncio.Event
+) -> None:
     async for claim in mailer.claims(worker, max=2, wait=0.2):
         if claim.event.key == "bob" and claim.claim.attempt == 1:
             await claim.nack(delay=0.1)  # a flaky send: try again in 0.1 s
             continue
         done.append((claim.event.key or "", claim.event.offset))
         await claim.ack()
+        if len(done) == 6:
+            all_done.set()
 
 
 async def main(path: str) -> None:
@@ -31,9 +35,9 @@ async def main(path: str) -> None:
         await shared.open()
         mailer = await shared.declare("mailer", SharedSpec(stream="mail", ordered_by_key=True))
         done: list[tuple[str, int]] = []
-        workers = [asyncio.create_task(work(mailer, f"w{i}", done)) for i in range(3)]
-        while (await mailer.info()).ack_floor < 6:
-            await asyncio.sleep(0.05)
+        all_done = asyncio.Event()
+        workers = [asyncio.create_task(work(mailer, f"w{i}", done, all_done)) for i in range(3)]
+        await all_done.wait()
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
