@@ -18,6 +18,7 @@ from eventlog.errors import InvalidPosition, InvalidStreamName
 __all__ = [
     "BEGINNING",
     "END",
+    "NAMESPACE_SEPARATOR",
     "Beginning",
     "ConsumerInfo",
     "End",
@@ -32,17 +33,30 @@ __all__ = [
 ]
 
 _STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: A name in a namespace: one ``~`` after the namespace (``acme~orders``,
+#: ``webhook.acme~hook``); see :data:`NAMESPACE_SEPARATOR`.
+_NAMESPACED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+#: Separates a namespace from a name (``acme~orders``). Names given over the
+#: HTTP API never contain it; the server stores a tenant's names in the
+#: tenant's namespace (docs/tenants.md).
+NAMESPACE_SEPARATOR = "~"
 
 
 def validate_stream_name(name: str) -> str:
     """Return ``name`` if it is a valid stream name, else raise :class:`InvalidStreamName`.
 
     A stream name is 1-128 characters of ``[A-Za-z0-9._-]`` and starts with a
-    letter or digit. Consumer names follow the same rule.
+    letter or digit, optionally in a namespace (``acme~orders``: one
+    :data:`NAMESPACE_SEPARATOR`, at most 192 characters in all). Consumer names
+    follow the same rule.
     """
     if name.__class__ is str and name in _valid_names:
         return name  # checked before: appends and reads name the same streams over and over
-    if not isinstance(name, str) or _STREAM_NAME.fullmatch(name) is None:
+    if not isinstance(name, str) or (
+        _STREAM_NAME.fullmatch(name) is None
+        and (len(name) > 192 or _NAMESPACED.fullmatch(name) is None)
+    ):
         raise InvalidStreamName(
             f"invalid name {name!r}: use 1-128 characters of [A-Za-z0-9._-], "
             "starting with a letter or digit"

@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -46,11 +46,15 @@ class ApiKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
         name: A label for logs and metrics (never the key).
         hash: ``sha256:<hex>`` of the key; make one with ``eventlog keygen``.
         scopes: ``append:<stream glob>``, ``read:<stream glob>`` or ``admin``.
+        tenant: The tenant the key belongs to (1-32 of ``[a-z0-9_-]``): it
+            names and sees only that tenant's streams, consumers and endpoints
+            (docs/tenants.md). None: no tenant, today's behaviour.
     """
 
     name: str
     hash: str
     scopes: list[str] = []
+    tenant: Annotated[str, msgspec.Meta(pattern="^[a-z0-9][a-z0-9_-]{0,31}$")] | None = None
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

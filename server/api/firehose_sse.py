@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import msgspec
 from starlette.requests import Request
@@ -44,13 +45,14 @@ _SSE_HEADERS = {
 }
 
 
-def _sse_chunk(frames: list[Frame], batch: int) -> str:
+def _sse_chunk(frames: list[Frame], batch: int, show: Callable[[str], str] | None = None) -> str:
+    texts = [f.text for f in frames] if show is None else [show(f.text) for f in frames]
     if batch == 1:
-        return "".join(f"id: {f.offset}\ndata: {f.text}\n\n" for f in frames)
+        return "".join(f"id: {f.offset}\ndata: {t}\n\n" for f, t in zip(frames, texts, strict=True))
     parts = []
     for i in range(0, len(frames), batch):
         group = frames[i : i + batch]
-        body = ",".join(f.text for f in group)
+        body = ",".join(texts[i : i + batch])
         parts.append(f"id: {group[-1].offset}\ndata: [{body}]\n\n")
     return "".join(parts)
 
@@ -119,7 +121,9 @@ class _SSEStream(Response):
         async def sender() -> None:
             while True:
                 frames = await sub.frames(256, idle_timeout=config.firehose_keepalive)
-                body = (_sse_chunk(frames, batch) if frames else ": keepalive\n\n").encode()
+                body = (
+                    _sse_chunk(frames, batch, self._request.show) if frames else ": keepalive\n\n"
+                ).encode()
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 sub.sent(len(frames))
                 labels[0].inc(len(frames) if batch == 1 else -(-len(frames) // batch))
