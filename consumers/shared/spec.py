@@ -90,6 +90,7 @@ def _decode(doc: bytes) -> SharedSpec:
     # (``acme~mail``), which the request pattern refuses.
     return SharedSpec(**_read(doc))  # type: ignore[arg-type]
 
+
 _SQLITE = [["CREATE TABLE shared_consumers (name TEXT PRIMARY KEY, doc BLOB NOT NULL)"]]
 _POSTGRES = [["CREATE TABLE {s}.shared_consumers (name text PRIMARY KEY, doc bytea NOT NULL)"]]
 
