@@ -28,12 +28,15 @@ Every route needs the ``admin`` scope when API keys are configured.
 
 from __future__ import annotations
 
+from typing import cast
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from consumers.notify import (
     KINDS,
+    ChatSpec,
     NotifyPatch,
     NotifySpec,
     apply_notify_patch,
@@ -65,8 +68,10 @@ async def list_targets(request: Request) -> Response:
 
 async def create_target(request: Request) -> Response:
     """``POST /api/notifications``: 201 with the target (its URL masked)."""
+    # NotifySpec is the tagged union of the chat kinds: decoding picks the kind.
+    union = cast("type[ChatSpec]", NotifySpec)
     _, endpoint, now = await new_endpoint(
-        request, NotifySpec, build_notify_endpoint, named="an endpoint"
+        request, union, build_notify_endpoint, named="an endpoint"
     )
     return json_response(shown_view(request, NOTIFICATIONS, endpoint, now), 201)
 

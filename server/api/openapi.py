@@ -144,9 +144,12 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         sources.SourceList,
         *shared_consumers.STRUCTS,
     ]
-    (_, components) = msgspec.json.schema_components(
+    (schemas, components) = msgspec.json.schema_components(
         structs, ref_template="#/components/schemas/{name}"
     )
+    # A tagged union of the chat kinds' specs, picked by "kind".
+    components["NotifySpec"] = dict(schemas[structs.index(NotifySpec)], title="NotifySpec")
+    components["EndpointSpec"]["required"].remove("kind")  # decoded as EndpointSpec alone
     for (name, field), naive_ok in _TIME_FIELDS.items():
         _time_pattern(components[name]["properties"][field], naive_ok=naive_ok)
     # PUT /api/ingest/sources/{name} takes the name from the path.

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -109,9 +110,9 @@ _nack = msgspec.json.Decoder(NackRequest)
 _lock = asyncio.Lock()
 
 
-async def shared_consumers(request: Request) -> SharedConsumers:
+async def shared_consumers(app: Starlette) -> SharedConsumers:
     """The app's shared consumers (made on first use, on the webhook engine's ledger if any)."""
-    state = request.app.state
+    state = app.state
     shared: SharedConsumers | None = getattr(state, "shared", None)
     if shared is None:
         async with _lock:
@@ -146,7 +147,7 @@ async def _body(request: Request, decode: Any, *, work: bool) -> Any:
 
 
 async def _consumer(request: Request) -> SharedConsumer:
-    consumer = await (await shared_consumers(request)).get(_name(request))
+    consumer = await (await shared_consumers(request.app)).get(_name(request))
     require(request, "read", consumer.spec.stream)
     return consumer
 
@@ -156,7 +157,7 @@ async def declare(request: Request) -> Response:
     name = _name(request)
     require(request, "admin")
     spec = await _body(request, _spec.decode, work=False)
-    consumer = await (await shared_consumers(request)).declare(name, spec)
+    consumer = await (await shared_consumers(request.app)).declare(name, spec)
     return json_response(await consumer.info())
 
 
@@ -169,7 +170,7 @@ async def delete(request: Request) -> Response:
     """Delete a shared consumer and its claims (admin)."""
     name = _name(request)
     require(request, "admin")
-    shared = await shared_consumers(request)
+    shared = await shared_consumers(request.app)
     await shared.get(name)  # 404 / 409 as for every route here
     await shared.delete(name)
     return Response(status_code=204)

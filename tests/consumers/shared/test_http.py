@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.serverproc import ServerFailed
 from tests.serverthread import ServerThread
 
 
@@ -224,3 +225,27 @@ def test_declare_errors_and_delete(api: httpx.Client) -> None:
     assert api.delete("/api/consumers/mailer/shared").status_code == 204
     error(api.delete("/api/consumers/never/shared"), 404, "consumer_not_found")
     error(api.post("/api/consumers/mailer/claim", json={"worker": "w"}), 409, "consumer_not_shared")
+
+
+def test_a_shared_consumer_declared_in_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "eventlog.toml"
+    config.write_text(
+        '[[consumers]]\nname = "resizer"\nstream = "images"\nshared = true\n'
+        'ack_wait = 5.0\nmax_deliver = 2\nordered_by_key = true\ntypes = ["order.*"]\n'
+    )
+    with (
+        ServerThread.start(db=tmp_path / "events.db", config=config) as server,
+        httpx.Client(base_url=server.url) as api,
+    ):
+        info = api.get("/api/consumers/resizer/shared").json()
+        assert (info["ack_wait"], info["max_deliver"], info["ordered_by_key"]) == (5.0, 2, True)
+        assert info["types"] == ["order.*"]
+        append(api, 2, stream="images")
+        assert [c["offset"] for c in claim(api, "w1", name="resizer", max=5)] == [0, 1]
+
+
+def test_a_shared_consumer_with_a_kind_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "eventlog.toml"
+    config.write_text('[[consumers]]\nname = "x"\nstream = "s"\nshared = true\nkind = "log"\n')
+    with pytest.raises(ServerFailed, match="shared consumer has no kind"):
+        ServerThread.start(db=tmp_path / "events.db", config=config)
