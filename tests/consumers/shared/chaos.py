@@ -5,8 +5,8 @@ consumer with per-key order and a short ``ack_wait``, and starts ``workers``
 worker processes (:mod:`tests.consumers.shared.chaos_worker`) spread over the
 servers. Until everything is acked it SIGKILLs a random worker every
 ``kill_every`` seconds and starts it again, and SIGKILLs a server (then starts
-it again on the same port) as the ack floor passes each of ``server_kills``
-fractions of the events. :func:`check_records` then judges the workers' files.
+it again on the same port) as the acked events pass each of ``server_kills``
+fractions of them. :func:`check_records` then judges the workers' files.
 """
 
 from __future__ import annotations
@@ -127,9 +127,8 @@ def run_chaos(
                 time.sleep(0.1)
                 continue
             result.info = info
-            if info["ack_floor"] >= events and info["claimed"] == 0 and info["pending"] == 0:
-                break
-            if kills and info["ack_floor"] >= kills[0] * events:
+            settled = info["head"] - info["pending"] - info["claimed"]  # acked (or parked)
+            if kills and settled >= kills[0] * events:
                 kills.pop(0)
                 victim = servers[result.server_kills % len(servers)]
                 victim.kill()
@@ -138,6 +137,9 @@ def run_chaos(
                 down = time.monotonic()
                 victim.restart()
                 result.restart_seconds.append(time.monotonic() - down)
+                continue
+            if info["ack_floor"] >= events and info["claimed"] == 0 and info["pending"] == 0:
+                break
             if time.monotonic() >= next_kill:
                 slot = rand.randrange(workers)
                 procs[slot].kill()
