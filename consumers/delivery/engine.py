@@ -20,8 +20,10 @@ an advisory lock on PostgreSQL, a process-local lease on memory/SQLite);
 the other processes try to take it every ``lease_retry`` seconds, so when the
 holder stops or dies another process resumes feeding from the committed
 offset. Pumps send in every process: claims are disjoint
-(``FOR UPDATE SKIP LOCKED``), so nothing is sent twice. :meth:`DeliveryEngine.feeding`
-says which endpoints this process feeds.
+(``FOR UPDATE SKIP LOCKED``), so nothing is sent twice; other processes'
+enqueues and endpoint changes, and the sweep that takes back a dead process's
+claims, reach this one through :mod:`consumers.delivery.cluster`.
+:meth:`DeliveryEngine.feeding` says which endpoints this process feeds.
 
 Endpoints are isolated: each has its own tasks and every attempt has a
 timeout, so a receiver that hangs, resets or trickles bytes only slows its own
@@ -72,6 +74,7 @@ from typing import Any
 
 import msgspec
 
+from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, origin, redact
 from consumers.delivery.ledger import LedgerStore
@@ -159,6 +162,7 @@ class DeliveryEngine:
             lease_retry=lease_retry,
         )
         self._lock = asyncio.Lock()
+        self._cluster = ClusterWatch(store, self, period=lease_retry, clock=clock)
         self._started = False
 
     # -- life cycle ------------------------------------------------------------
@@ -176,6 +180,7 @@ class DeliveryEngine:
         self._started = True
         for endpoint in await self.store.endpoints():
             await self._start_pump(endpoint)
+        await self._cluster.start()
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop every pump and flush the ledger.
@@ -187,6 +192,7 @@ class DeliveryEngine:
         if not self._started:
             return
         self._started = False
+        await self._cluster.close()
         for pump in self._pumps.values():
             pump.quiesce()
         sends = [t for pump in self._pumps.values() for t in pump.sends]
@@ -287,6 +293,25 @@ class DeliveryEngine:
         async with self._lock:
             await self._stop_pump(endpoint_id)
             return await self.store.delete_endpoint(endpoint_id)
+
+    async def reload(self, endpoint_id: str | None) -> None:
+        """Another process changed endpoint ``endpoint_id`` (None: maybe any): restart
+        its pump from the stored copy, stop it if deleted or disabled."""
+        async with self._lock:
+            if endpoint_id is None:
+                stored = {e.id: e for e in await self.store.endpoints()}
+            else:
+                endpoint = await self.store.get_endpoint(endpoint_id)
+                stored = {} if endpoint is None else {endpoint_id: endpoint}
+            running = set(self._pumps) if endpoint_id is None else {endpoint_id}
+            for ep_id in sorted(stored.keys() | running):
+                pump, endpoint = self._pumps.get(ep_id), stored.get(ep_id)
+                if pump is not None and endpoint is not None and same_work(pump.endpoint, endpoint):
+                    self.wake(ep_id)  # a health note (failing_since) at most
+                    continue
+                await self._stop_pump(ep_id)
+                if endpoint is not None:
+                    await self._start_pump(endpoint)
 
     async def head(self, stream: str) -> int:
         """The stream's next offset (0 if it does not exist yet)."""
