@@ -29,8 +29,19 @@ _MAX_INT = 2**63 - 1
 
 #: A stream (or consumer, or ingest source) name in a request body, as
 #: :func:`eventlog.model.validate_stream_name` accepts it: the decoder refuses
-#: anything else, and the OpenAPI schema says the same.
-StreamName = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+#: anything else. A name in a tenant's namespace (``acme~orders``) decodes too,
+#: and is refused by the request's tenant scope unless its key sees every
+#: tenant (:mod:`server.tenancy`); the OpenAPI schema shows the plain form.
+StreamName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=(
+            "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+            "|[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
+        ),
+        max_length=192,
+    ),
+]
 
 
 def non_negative_int(
