@@ -42,6 +42,7 @@ from server.api.append_body import media_type
 from server.api.openapi_parts import AUTH, NAME, errors, json_body, ref
 from server.api.streams import json_response
 from server.auth import require
+from server.tenancy import scope_of
 
 __all__ = [
     "ClaimList",
@@ -130,7 +131,8 @@ async def shared_consumers(app: Starlette) -> SharedConsumers:
 
 
 def _name(request: Request) -> str:
-    return validate_stream_name(request.path_params["name"])
+    """The stored name of ``{name}`` in the key's tenant (:mod:`server.tenancy`)."""
+    return scope_of(request).name(validate_stream_name(request.path_params["name"]))
 
 
 async def _body(request: Request, decode: Any, *, work: bool) -> Any:
@@ -148,7 +150,7 @@ async def _body(request: Request, decode: Any, *, work: bool) -> Any:
 
 async def _consumer(request: Request) -> SharedConsumer:
     consumer = await (await shared_consumers(request.app)).get(_name(request))
-    require(request, "read", consumer.spec.stream)
+    require(request, "read", scope_of(request).shown(consumer.spec.stream))
     return consumer
 
 
@@ -157,6 +159,7 @@ async def declare(request: Request) -> Response:
     name = _name(request)
     require(request, "admin")
     spec = await _body(request, _spec.decode, work=False)
+    spec = msgspec.structs.replace(spec, stream=scope_of(request).name(spec.stream))
     consumer = await (await shared_consumers(request.app)).declare(name, spec)
     return json_response(await consumer.info())
 
