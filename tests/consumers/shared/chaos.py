@@ -5,8 +5,9 @@ consumer with per-key order and a short ``ack_wait``, and starts ``workers``
 worker processes (:mod:`tests.consumers.shared.chaos_worker`) spread over the
 servers. Until everything is acked it SIGKILLs a random worker every
 ``kill_every`` seconds and starts it again, and SIGKILLs a server (then starts
-it again on the same port) as the acked events pass each of ``server_kills``
-fractions of them. :func:`check_records` then judges the workers' files.
+it again on the same port, in a thread, while the other servers serve on) as
+the acked events pass each of ``server_kills`` fractions of them.
+:func:`check_records` then judges the workers' files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -117,6 +119,14 @@ def run_chaos(
         result.files.append(out)
         return _worker(servers[slot % len(servers)].url, f"w{slot}.{incarnation[slot]}", out)
 
+    restarts: dict[int, threading.Thread] = {}
+
+    def restart(server: ServerProcess) -> None:
+        time.sleep(0.2)
+        down = time.monotonic()
+        server.restart()
+        result.restart_seconds.append(time.monotonic() - down)
+
     try:
         procs = [launch(i) for i in range(workers)]
         kills = list(server_kills)
@@ -130,13 +140,14 @@ def run_chaos(
             settled = info["head"] - info["pending"] - info["claimed"]  # acked (or parked)
             if kills and settled >= kills[0] * events:
                 kills.pop(0)
-                victim = servers[result.server_kills % len(servers)]
-                victim.kill()
+                index = result.server_kills % len(servers)
+                if index in restarts:
+                    restarts.pop(index).join()
+                servers[index].kill()
                 result.server_kills += 1
-                time.sleep(0.2)
-                down = time.monotonic()
-                victim.restart()
-                result.restart_seconds.append(time.monotonic() - down)
+                # Restarted beside the run: the other servers keep serving meanwhile.
+                restarts[index] = threading.Thread(target=restart, args=(servers[index],))
+                restarts[index].start()
                 continue
             if info["ack_floor"] >= events and info["claimed"] == 0 and info["pending"] == 0:
                 break
@@ -149,6 +160,8 @@ def run_chaos(
                 next_kill = time.monotonic() + kill_every * (0.5 + rand.random())
             time.sleep(0.05)
     finally:
+        for thread in restarts.values():
+            thread.join()
         for p in procs:
             p.kill()
         for p in procs:
