@@ -43,6 +43,24 @@ class ChaosResult:
     files: list[Path] = field(default_factory=list)
     restart_seconds: list[float] = field(default_factory=list)
 
+    def check(self, events: int, keys: int, where: str) -> dict[str, int]:
+        """Print the run's figures and assert it ended clean (see :func:`check_records`)."""
+        restarts = ", ".join(f"{t:.1f}" for t in self.restart_seconds)
+        print(
+            f"\n{events} events, {keys} keys, {where}: done in {self.seconds:.1f} s, "
+            f"{self.worker_kills} worker kills, {self.server_kills} server kills "
+            f"(restarts took {restarts} s)"
+        )
+        info = self.info
+        settled = (info["ack_floor"], info["pending"], info["claimed"], info["parked"])
+        assert settled == (events, 0, 0, 0), info
+        assert self.server_kills == 2
+        assert self.worker_kills >= 3
+        counts = check_records(self.files, events, keys)
+        print(counts)
+        assert counts["acks_recorded"] <= events
+        return counts
+
 
 def _worker(url: str, name: str, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(

@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.consumers.shared.chaos import CONSUMER, check_records, run_chaos
+from tests.consumers.shared.chaos import CONSUMER, run_chaos
 from tests.pg import PgCluster
 from tests.serverproc import ServerProcess
 from tests.support import scaled
@@ -64,19 +64,5 @@ def test_three_serve_processes_share_one_consumer_through_kills(
     finally:
         for server in servers:
             server.stop()
-    print(
-        f"\n{EVENTS} events, {KEYS} keys, 3 servers: done in {result.seconds:.1f} s, "
-        f"{result.worker_kills} worker kills, {result.server_kills} server kills "
-        f"(restarts took {', '.join(f'{t:.1f}' for t in result.restart_seconds)} s)"
-    )
-    info = result.info
-    assert (info["ack_floor"], info["pending"], info["claimed"], info["parked"]) == (
-        EVENTS,
-        0,
-        0,
-        0,
-    ), info
-    assert result.server_kills == 2
-    counts = check_records(result.files, EVENTS, KEYS)
-    print(counts)
+    result.check(EVENTS, KEYS, "3 servers")
     assert asyncio.run(ledger_counts(url)) == (EVENTS, EVENTS, EVENTS)
