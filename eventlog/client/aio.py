@@ -35,7 +35,7 @@ from eventlog.client.shared import SharedMethods
 from eventlog.client.transport import DEFAULT_RETRY, Transport
 from eventlog.closing import AsyncClosing
 from eventlog.consumer import Consumer, ResetPolicy
-from eventlog.errors import EventLogError, InvalidPosition, StreamNotFound
+from eventlog.errors import EventLogError, InvalidParameter, InvalidPosition, StreamNotFound
 from eventlog.model import BEGINNING, Event, NewEvent, Position, StreamInfo, validate_stream_name
 from eventlog.schedule import Scheduled
 from eventlog.storage.base import Appended
@@ -80,7 +80,7 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
         retry_for: float = 30.0,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise InvalidPosition(f"the server URL must start with http:// or https://: {url!r}")
+            raise InvalidParameter(f"the server URL must start with http:// or https://: {url!r}")
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.http = Transport(
