@@ -207,7 +207,8 @@ async def test_the_claims_iterator_settles_through_the_held_claim(
     c = await shared.declare("c", SharedSpec(stream="orders"))
     seen = []
     async for claim in c.claims("w1", max=2, wait=0.1):
-        seen.append(claim.event.offset)
+        seen.append(claim.offset)
+        assert (claim.stream, claim.attempt, claim.id) == ("orders", 1, claim.claim.id)
         await claim.ack()
         if len(seen) == 3:
             break
