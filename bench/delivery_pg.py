@@ -1,8 +1,11 @@
 """Webhook delivery on PostgreSQL: one endpoint sent by 1 and by 3 ``eventlog serve``
 processes, next to the bare aiohttp client posting the same bodies in the same run.
 
-The receiver is the one of :mod:`bench.delivery` (uvicorn, 204, its own
-process) and so is the baseline (one aiohttp session, 50 tasks). Each eventlog
+Two receivers, each in its own process (uvicorn, 204): the one of
+:mod:`bench.delivery`, which answers at once, and a slow one that answers
+after 50 ms (``python -m bench.delivery_pg PORT 0.05``), where what counts is
+how many requests are in flight at once. The baseline is the one of
+:mod:`bench.delivery` (one aiohttp session, 50 tasks). Each eventlog
 round takes a fresh database on a throwaway PostgreSQL (fsync on), appends the
 events, starts the processes (not timed), then creates the endpoint through
 the first process with ``start = beginning`` and times until every delivery
@@ -16,15 +19,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import msgspec
 
-from bench.common import eventlog_serve, free_port, payload, scratch_dir, server_process
+from bench.common import (
+    eventlog_serve,
+    free_port,
+    payload,
+    scratch_dir,
+    serve_on_argv_port,
+    server_process,
+)
 from bench.delivery import IN_FLIGHT, bare_aiohttp, start_receiver
 from bench.postgres import scratch_db, server_url
 from bench.report import Figure, Section
@@ -33,6 +46,41 @@ from eventlog import EventLog, NewEvent
 __all__ = ["run"]
 
 PROCESSES = (1, 3)
+#: The slow receiver's answer time.
+SLOW = 0.05
+
+
+def slow_app(delay: float) -> Any:
+    """An ASGI app that reads the body, waits ``delay`` seconds, answers 204."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+        await asyncio.sleep(delay)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def start_slow_receiver(delay: float) -> tuple[subprocess.Popen[bytes], int]:
+    """The slow receiver in its own process; its port."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.delivery_pg", str(port), str(delay)]
+    proc = subprocess.Popen(command)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=2)
+            return proc, port
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the slow receiver did not start")
 
 
 @contextlib.contextmanager
@@ -83,61 +131,89 @@ async def serve_rate(admin_url: str, target: str, count: int, n: int) -> tuple[f
     return count / elapsed, bodies
 
 
+async def measure(
+    admin_url: str, target: str, count: int, rounds: int
+) -> tuple[dict[int, list[float]], list[float]]:
+    """Rounds of 1 and 3 processes and of the bare client against one receiver."""
+    rates: dict[int, list[float]] = {n: [] for n in PROCESSES}
+    bare: list[float] = []
+    for i in range(rounds):
+        # Alternate the order: the machine's load drifts.
+        order = PROCESSES if i % 2 == 0 else PROCESSES[::-1]
+        bodies: list[bytes] = []
+        for n in order:
+            rate, bodies = await serve_rate(admin_url, target, count, n)
+            rates[n].append(rate)
+        bare.append(await bare_aiohttp(target, bodies))
+    return rates, bare
+
+
+def _processes(n: int) -> str:
+    return f"{n} process{'es' if n > 1 else ''}"
+
+
 async def run(quick: bool) -> Section:
     count = 2000 if quick else 10_000
     rounds = 1 if quick else 3
-    proc, port = start_receiver()
-    target = f"http://127.0.0.1:{port}/hook"
-    rates: dict[int, list[float]] = {n: [] for n in PROCESSES}
-    bare: list[float] = []
-    try:
-        with server_url() as (admin_url, where):
-            for i in range(rounds):
-                # Alternate the order: the machine's load drifts.
-                order = PROCESSES if i % 2 == 0 else PROCESSES[::-1]
-                bodies: list[bytes] = []
-                for n in order:
-                    rate, bodies = await serve_rate(admin_url, target, count, n)
-                    rates[n].append(rate)
-                bare.append(await bare_aiohttp(target, bodies))
-    finally:
-        proc.terminate()
-        proc.wait()
-    bare_median = statistics.median(bare)
-    figures = [
-        Figure(
-            f"deliveries by {n} `eventlog serve` process{'es' if n > 1 else ''} on PostgreSQL "
-            "vs bare aiohttp",
-            statistics.median(rates[n]),
-            bare_median,
-            unit="req/s",
-            note=f"{IN_FLIGHT} in flight per process; range "
-            f"{min(rates[n]):,.0f}-{max(rates[n]):,.0f}",
+    results = []
+    with server_url() as (admin_url, where):
+        for label, start in (("answers at once", start_receiver), ("answers in 50 ms", None)):
+            proc, port = start() if start is not None else start_slow_receiver(SLOW)
+            try:
+                target = f"http://127.0.0.1:{port}/hook"
+                n = count if start is not None else count // 2
+                results.append((label, n, *await measure(admin_url, target, n, rounds)))
+            finally:
+                proc.terminate()
+                proc.wait()
+    figures = []
+    extra = []
+    for label, n, rates, bare in results:
+        bare_median = statistics.median(bare)
+        for p in PROCESSES:
+            figures.append(
+                Figure(
+                    f"{_processes(p)} on PostgreSQL vs bare aiohttp; receiver {label}",
+                    statistics.median(rates[p]),
+                    bare_median,
+                    unit="req/s",
+                    note=f"{n:,} events; {IN_FLIGHT} in flight per process; range "
+                    f"{min(rates[p]):,.0f}-{max(rates[p]):,.0f}",
+                )
+            )
+        extra.append(
+            f"Receiver {label}, each round (req/s): "
+            + "; ".join(
+                f"{_processes(p)} " + ", ".join(f"{r:,.0f}" for r in rates[p]) for p in PROCESSES
+            )
+            + "; bare aiohttp "
+            + ", ".join(f"{b:,.0f}" for b in bare)
+            + "."
         )
-        for n in PROCESSES
-    ]
+        extra.append("")
+    cores = Path("/proc/cpuinfo").read_text().count("processor")
+    extra.append(
+        f"All of it shares {cores} cores: the receiver, PostgreSQL and the serve processes. "
+        "Against a receiver that answers at once the sending is CPU-bound, so more processes "
+        "on the same cores add no throughput; against a receiver that takes 50 ms, each "
+        f"process adds its {IN_FLIGHT} requests in flight."
+    )
+    extra.append("")
     return Section(
         key="delivery-pg",
         title="Webhook delivery on PostgreSQL (1 and 3 processes)",
         conditions=(
-            f"{count:,} events of ~200 bytes, one loopback receiver (uvicorn+uvloop+httptools, "
-            f"204) in another process, {where}; medians of {rounds} round(s). eventlog: "
+            "Events of ~200 bytes, one loopback receiver (uvicorn+uvloop+httptools, 204) in "
+            f"another process, {where}; medians of {rounds} round(s). eventlog: "
             "`eventlog serve` processes on one database, the endpoint created through the "
             "first with start=beginning, timed until every ledger row is delivered (feeding, "
             "claiming with SKIP LOCKED, signing, recording included). Baseline: one aiohttp "
-            f"session, {IN_FLIGHT} tasks, the same bodies, same run."
+            f"session, {IN_FLIGHT} tasks, the same bodies, same run, same receiver."
         ),
         figures=figures,
-        extra=[
-            "Each round (req/s): "
-            + "; ".join(
-                f"{n} process{'es' if n > 1 else ''} " + ", ".join(f"{r:,.0f}" for r in rates[n])
-                for n in PROCESSES
-            )
-            + "; bare aiohttp "
-            + ", ".join(f"{b:,.0f}" for b in bare)
-            + f". Machine: {Path('/proc/cpuinfo').read_text().count('processor')} cores, "
-            "shared with the receiver and PostgreSQL.",
-            "",
-        ],
+        extra=extra,
     )
+
+
+if __name__ == "__main__":
+    serve_on_argv_port(slow_app(float(sys.argv[2])), lifespan="off")
