@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -156,6 +157,7 @@ async def run(quick: bool) -> Section:
     count = 2000 if quick else 10_000
     rounds = 1 if quick else 3
     results = []
+    load = os.getloadavg()[0]
     with server_url() as (admin_url, where):
         for label, start in (("answers at once", start_receiver), ("answers in 50 ms", None)):
             proc, port = start() if start is not None else start_slow_receiver(SLOW)
@@ -192,11 +194,16 @@ async def run(quick: bool) -> Section:
         )
         extra.append("")
     cores = Path("/proc/cpuinfo").read_text().count("processor")
+    scaling = ", ".join(
+        f"{statistics.median(rates[3]) / statistics.median(rates[1]):.2f}× receiver {label}"
+        for label, _, rates, _ in results
+    )
     extra.append(
-        f"All of it shares {cores} cores: the receiver, PostgreSQL and the serve processes. "
-        "Against a receiver that answers at once the sending is CPU-bound, so more processes "
-        "on the same cores add no throughput; against a receiver that takes 50 ms, each "
-        f"process adds its {IN_FLIGHT} requests in flight."
+        f"3 processes against 1: {scaling}. Everything shares {cores} cores (the receiver, "
+        f"PostgreSQL, the serve processes; load average {load:.1f} when the run started): "
+        "where the CPU is the bound, more processes on the same cores add no throughput; "
+        f"what each adds is {IN_FLIGHT} more requests in flight "
+        "(tests/consumers/delivery/test_pg_scaleout_serve.py)."
     )
     extra.append("")
     return Section(
