@@ -176,3 +176,19 @@ def test_file_sources_are_the_servers_not_a_tenants(server: ServerThread) -> Non
         assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "forbidden"
         assert root.get("/api/sources").status_code == 200
+
+
+def test_shared_consumers_of_the_same_name_claim_each_tenants_events(
+    server: ServerThread,
+) -> None:
+    with client(server.url, "acme") as acme, client(server.url, "globex") as globex:
+        for c, who in ((acme, "acme"), (globex, "globex")):
+            _append(c, "s-orders", f"{who}.created")
+            r = c.put("/api/consumers/workers/shared", json={"stream": "s-orders"})
+            assert r.status_code == 200, r.text
+        for c, who in ((acme, "acme"), (globex, "globex")):
+            got = c.post("/api/consumers/workers/claim", json={"worker": "w1", "max": 10})
+            assert got.status_code == 200, got.text
+            assert [cl["event"]["type"] for cl in got.json()["claims"]] == [f"{who}.created"]
+        refused = acme.put("/api/consumers/x/shared", json={"stream": "globex~s-orders"})
+        assert refused.status_code == 400
