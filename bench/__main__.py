@@ -23,6 +23,7 @@ SCENARIOS: dict[str, str] = {
     "fanout": "bench.fanout",
     "delivery": "bench.delivery",
     "delivery-pg": "bench.delivery_pg",
+    "shared": "bench.shared",
     "scale": "bench.scale",
     "peers-redis": "bench.peers.redis_streams",
     "peers-jetstream": "bench.peers.jetstream",
