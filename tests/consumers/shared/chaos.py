@@ -168,6 +168,7 @@ def run_chaos(
                 restarts[index].start()
                 continue
             if info["ack_floor"] >= events and info["claimed"] == 0 and info["pending"] == 0:
+                result.seconds = time.monotonic() - started  # restarts may still run
                 break
             if time.monotonic() >= next_kill:
                 slot = rand.randrange(workers)
@@ -184,7 +185,6 @@ def run_chaos(
             p.kill()
         for p in procs:
             p.wait()
-    result.seconds = time.monotonic() - started
     return result
 
 
