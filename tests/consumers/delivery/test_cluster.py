@@ -104,5 +104,6 @@ async def test_a_failed_reload_is_tried_again() -> None:
 def test_a_health_note_alone_does_not_restart_the_work() -> None:
     running = Endpoint(id="e", url="http://x.example/hook")
     assert same_work(running, Endpoint(id="e", url="http://x.example/hook", failing_since=5.0))
+    assert same_work(running, Endpoint(id="e", url="http://x.example/hook", updated=9.0))
     assert not same_work(running, Endpoint(id="e", url="http://x.example/other"))
     assert not same_work(running, Endpoint(id="e", url="http://x.example/hook", enabled=False))
