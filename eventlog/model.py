@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
 
@@ -28,6 +29,7 @@ __all__ = [
     "Position",
     "Retention",
     "StreamInfo",
+    "StreamName",
     "Time",
     "validate_stream_name",
 ]
@@ -36,6 +38,19 @@ _STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: A name in a namespace: one ``~`` after the namespace (``acme~orders``,
 #: ``webhook.acme~hook``); see :data:`NAMESPACE_SEPARATOR`.
 _NAMESPACED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+#: A stream (or consumer) name as a msgspec field type: what
+#: :func:`validate_stream_name` accepts, so decoders refuse anything else.
+StreamName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=(
+            "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+            "|[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
+        ),
+        max_length=192,
+    ),
+]
 
 #: Separates a namespace from a name (``acme~orders``). Names given over the
 #: HTTP API never contain it; the server stores a tenant's names in the

@@ -54,6 +54,10 @@ __all__ = [
 
 SEP = NAMESPACE_SEPARATOR
 
+#: Metric labels whose values name something a tenant owns (``/metrics``).
+NAME_LABELS = frozenset({"stream", "consumer", "source", "endpoint", "target", "name"})
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
 #: A tenant's name (it becomes a namespace prefix, so it has no ``.`` or ``~``).
 TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
@@ -133,6 +137,37 @@ class TenantScope:
         if self.sees_all or self.tenant is None:
             return list(events)
         return [self.event(e) for e in events]
+
+    def metrics(self, text: str) -> str:
+        """Prometheus text with only the series whose names the key sees, shown its way.
+
+        A sample with a name label (:data:`NAME_LABELS`: stream, consumer,
+        source, endpoint) is kept when every such name is visible; samples
+        without one (requests by route, the process) are the server's and kept.
+        """
+        if self.sees_all:
+            return text
+        kept = []
+        for line in text.splitlines():
+            if line.startswith("#") or "{" not in line:
+                kept.append(line)
+                continue
+            hidden = False
+
+            def show(match: re.Match[str]) -> str:
+                nonlocal hidden
+                key, value = match.group(1), match.group(2)
+                if key not in NAME_LABELS:
+                    return match.group(0)
+                if not self.visible(value):
+                    hidden = True
+                    return match.group(0)
+                return f'{key}="{self.shown(value)}"'
+
+            shown = _LABEL.sub(show, line)
+            if not hidden:
+                kept.append(shown)
+        return "\n".join(kept) + "\n"
 
     def frame(self, text: str) -> str:
         """An encoded event (a firehose frame) with its stream as the key sees it."""

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.kinds import AttemptHook, TargetKind
@@ -48,7 +50,7 @@ logger = logging.getLogger("eventlog.delivery")
 #: Waits before a failed feeder (or claim) runs again: 0.1 s doubling up to 5 s.
 SUPERVISE_BACKOFF = Backoff(base=0.1, cap=5.0, jitter=0)
 
-HealthHook = Callable[[Endpoint, SetHealth | Disable], Awaitable[None]]
+HealthHook = Callable[[Endpoint, SetHealth | Disable], Coroutine[Any, Any, None]]
 """Stores a health action of an endpoint's machine (the engine's)."""
 
 
@@ -84,7 +86,9 @@ class EndpointPump:
         self.progress = asyncio.Event()  # set when the feeder may go on (see Feeder.run)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._sends: set[asyncio.Task[None]] = set()
+        self._sends: set[asyncio.Task[None]] = set()  # slots: tasks that send
+        self._ready: deque[Delivery] = deque()  # Send actions no slot has taken yet
+        self._busy = 0  # slots in an attempt
         self._side: set[asyncio.Task[None]] = set()
 
     @property
@@ -101,13 +105,11 @@ class EndpointPump:
         ]
 
     def changed(self) -> None:
-        """An input reached the machine: act on it (now, if the pump has stopped)."""
+        """An input reached the machine: act on it now (the loop only keeps time)."""
         if self.machine.may_feed:
             self.progress.set()
-        if self.machine.stopped:
-            self._perform(self.machine.actions(self.parts.clock()))
-        else:
-            self._wake.set()
+        self._perform(self.machine.actions(self.parts.clock()))
+        self._wake.set()
 
     def recorded(self, finished: list[Finished]) -> None:
         """The recorder stored these outcomes of this pump."""
@@ -119,12 +121,15 @@ class EndpointPump:
         in progress go on (:meth:`stop` cancels them)."""
         for task in self._tasks:
             task.cancel()
-        self.machine.stop(self.parts.clock())
+        now = self.parts.clock()
+        self.machine.stop(now)
+        while self._ready:  # handed out, never started
+            self.machine.attempt_cancelled(self._ready.popleft(), now)
         self.changed()
 
     @property
     def sends(self) -> set[asyncio.Task[None]]:
-        """The attempts in progress."""
+        """The slots (tasks making attempts)."""
         return self._sends
 
     async def stop(self) -> None:
@@ -151,17 +156,30 @@ class EndpointPump:
     def _perform(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self._spawn(self._send(action.delivery), self._sends)
+                self._ready.append(action.delivery)
             elif isinstance(action, Record):
                 self.parts.recorder.put_nowait(action.finished, self)
             elif isinstance(action, Claim):
                 self._spawn(self._claim(action.limit), self._side)
             else:  # SetHealth, Disable
                 self._spawn(self.parts.health(self.endpoint, action), self._side)
+        # A slot sends deliveries one after another while there are any: no
+        # task per delivery on the hot path.
+        while len(self._sends) - self._busy < len(self._ready):
+            self._spawn(self._slot(), self._sends)
+
+    async def _slot(self) -> None:
+        while self._ready:
+            delivery = self._ready.popleft()
+            self._busy += 1
+            try:
+                await self._send(delivery)
+            finally:
+                self._busy -= 1
 
     @staticmethod
-    def _spawn(work: Awaitable[None], into: set[asyncio.Task[None]]) -> None:
-        task = asyncio.ensure_future(work)
+    def _spawn(work: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:
+        task = asyncio.create_task(work)
         into.add(task)  # hold a reference: a task nobody holds may be collected
         task.add_done_callback(into.discard)
 
@@ -201,7 +219,7 @@ class EndpointPump:
                 result = gone_result(delivery)
             else:
                 request = kind.format(ep, event, delivery.id, started)
-                headers = {**ep.headers, **request.headers}
+                headers = {**ep.headers, **request.headers} if ep.headers else request.headers
                 result = await parts.sender.post(
                     request.url or ep.url, request.body, headers, ep.timeout
                 )

@@ -126,7 +126,7 @@ class SharedConsumers:
             self._drop(name)
             if any(c.name == name for c in await self.log.consumers()):
                 raise ConsumerNotShared(f"consumer {name!r} is not a shared consumer")
-            raise ConsumerNotFound(f"no consumer {name!r}")
+            raise ConsumerNotFound(name)
         return self._bind(name, spec)
 
     async def delete(self, name: str) -> bool:

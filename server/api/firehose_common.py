@@ -115,6 +115,7 @@ class FirehoseRequest:
     filter: EventFilter
     batch: int
     show: Callable[[str], str] | None = None
+    tenant: str | None = None
 
 
 async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRequest:
@@ -147,7 +148,7 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
     if start < first:
         raise OffsetOutOfRange(stream, start, first)
     show = None if scope.sees_all or scope.tenant is None else scope.frame
-    return FirehoseRequest(stream, start, event_filter, batch, show)
+    return FirehoseRequest(stream, start, event_filter, batch, show, scope.tenant)
 
 
 def ended_close(sub: Subscription) -> tuple[int, str]:

@@ -34,6 +34,7 @@ from server.api.firehose_common import (
 )
 from server.config import ServerConfig
 from server.errors import response_for, ws_close_code_for
+from server.quotas import QuotaExceeded, quotas_of
 
 __all__ = ["sse"]
 
@@ -71,6 +72,20 @@ class _SSEStream(Response):
         self._conn = conn
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        quotas = quotas_of(self._conn)
+        tenant = self._request.tenant
+        try:
+            counted = quotas.open(tenant)  # the tenant's connection quota (429)
+        except QuotaExceeded as exc:
+            await response_for(exc)(scope, receive, send)
+            return
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            if counted and tenant is not None:
+                quotas.close(tenant)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = self._conn
         config: ServerConfig = conn.app.state.config
         metrics = FirehoseMetrics(conn)

@@ -31,6 +31,7 @@ from server.api.firehose_common import (
 )
 from server.config import ServerConfig
 from server.errors import response_for, status_for, ws_close_code_for
+from server.quotas import quotas_of
 
 __all__ = ["FirehoseEndpoint"]
 
@@ -92,8 +93,10 @@ async def _ws_receiver(websocket: WebSocket) -> str:
 async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
     config: ServerConfig = websocket.app.state.config
     metrics = FirehoseMetrics(websocket)
+    quotas = quotas_of(websocket)
     try:
         request = await prepare(websocket, stream, sse=False)
+        counted = quotas.open(request.tenant)  # the tenant's connection quota (429)
     except EventLogError as exc:
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
             await websocket.send_denial_response(response_for(exc))
@@ -102,6 +105,17 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
             code = 4000 + status_for(exc)
             await _close(websocket, code, f"{exc.code}: {exc}", config.firehose_close_timeout)
         return
+    try:
+        await _serve_admitted(websocket, request, send, metrics)
+    finally:
+        if counted and request.tenant is not None:
+            quotas.close(request.tenant)
+
+
+async def _serve_admitted(
+    websocket: WebSocket, request: FirehoseRequest, send: Send, metrics: FirehoseMetrics
+) -> None:
+    config: ServerConfig = websocket.app.state.config
     firehose = firehose_of(websocket)
     try:
         firehose.admit()

@@ -9,6 +9,8 @@
 * ``POST /api/consumers/{name}/ack``, ``.../nack`` (with ``delay``), ``.../in-progress`` —
   ``{"worker", "claims": [ids]}``; all or none.
 
+Names go through the one tenant scoping step (:func:`server.tenancy.scope_of`): a tenant's
+``mailer`` on ``mail`` is stored as ``<tenant>~mailer`` on ``<tenant>~mail`` and shown as given.
 The work routes need ``read`` on the consumer's stream (claims hand its events out). Errors
 are the tree's (:mod:`consumers.shared.errors`): a malformed claim/ack body is 422
 ``invalid_parameter`` naming the field, a bad nack delay 422 ``invalid_delay``.
@@ -36,12 +38,12 @@ from consumers.shared import (
 )
 from consumers.shared.model import MAX_CLAIMS, MAX_WAIT
 from consumers.shared.rules import MAX_DELAY
-from eventlog import validate_stream_name
 from eventlog.errors import InvalidField, InvalidInput
 from server.api.append_body import media_type
 from server.api.openapi_parts import AUTH, NAME, errors, json_body, ref
 from server.api.streams import json_response
 from server.auth import require
+from server.tenancy import scope_of
 
 __all__ = [
     "ClaimList",
@@ -130,7 +132,15 @@ async def shared_consumers(app: Starlette) -> SharedConsumers:
 
 
 def _name(request: Request) -> str:
-    return validate_stream_name(request.path_params["name"])
+    """The consumer's stored name (in the key's tenant namespace, :mod:`server.tenancy`)."""
+    return scope_of(request).name(request.path_params["name"])
+
+
+def _shown(request: Request, info: SharedConsumerInfo) -> SharedConsumerInfo:
+    scope = scope_of(request)
+    return msgspec.structs.replace(
+        info, name=scope.shown(info.name), stream=scope.shown(info.stream)
+    )
 
 
 async def _body(request: Request, decode: Any, *, work: bool) -> Any:
@@ -148,7 +158,7 @@ async def _body(request: Request, decode: Any, *, work: bool) -> Any:
 
 async def _consumer(request: Request) -> SharedConsumer:
     consumer = await (await shared_consumers(request.app)).get(_name(request))
-    require(request, "read", consumer.spec.stream)
+    require(request, "read", scope_of(request).shown(consumer.spec.stream))
     return consumer
 
 
@@ -156,14 +166,15 @@ async def declare(request: Request) -> Response:
     """Declare a shared consumer or change it (admin)."""
     name = _name(request)
     require(request, "admin")
-    spec = await _body(request, _spec.decode, work=False)
+    spec: SharedSpec = await _body(request, _spec.decode, work=False)
+    spec = msgspec.structs.replace(spec, stream=scope_of(request).name(spec.stream))
     consumer = await (await shared_consumers(request.app)).declare(name, spec)
-    return json_response(await consumer.info())
+    return json_response(_shown(request, await consumer.info()))
 
 
 async def show(request: Request) -> Response:
     """A shared consumer's spec and state."""
-    return json_response(await (await _consumer(request)).info())
+    return json_response(_shown(request, await (await _consumer(request)).info()))
 
 
 async def delete(request: Request) -> Response:
@@ -181,7 +192,14 @@ async def claim(request: Request) -> Response:
     consumer = await _consumer(request)
     body: ClaimRequest = await _body(request, _claim.decode, work=True)
     wait = min(body.wait, request.app.state.config.max_wait)
-    return json_response(ClaimList(claims=await consumer.claim(body.worker, body.max, wait)))
+    claims = await consumer.claim(body.worker, body.max, wait)
+    scope = scope_of(request)
+    if not scope.sees_all and scope.tenant is not None:
+        claims = [
+            msgspec.structs.replace(c, stream=scope.shown(c.stream), event=scope.event(c.event))
+            for c in claims
+        ]
+    return json_response(ClaimList(claims=claims))
 
 
 async def ack(request: Request) -> Response:

@@ -32,6 +32,7 @@ from server.api.schedules import due_of, has_due, schedule_answer
 from server.auth import require
 from server.config import ServerConfig
 from server.metrics import metrics_of
+from server.quotas import quotas_of
 from server.tenancy import authorize, scope_of
 
 __all__ = ["routes"]
@@ -117,13 +118,17 @@ async def append_answer(request: Request) -> tuple[int, bytes]:
     if trace is not None and len(trace) <= 256:
         base["traceparent"] = trace
     # The request's correlation id goes into every event; the event's own headers win.
+    body = await read_body(request)
     parsed = parse_body(
-        await read_body(request),
+        body,
         content_type,
         max_events=log.config.max_batch_events,
         headers=base,
     )
     stamped = apply_idempotency_key(parsed, idempotency_key)
+    tenant = scope_of(request).tenant
+    if tenant is not None:
+        await quotas_of(request).admit_append(tenant, len(stamped), len(body))
     due = due_of(request.query_params) if request.scope["query_string"] else None
     if due is not None or (media_type(content_type).startswith(CE_TYPES) and has_due(stamped)):
         if expected is not None:
@@ -194,8 +199,9 @@ async def read(request: Request) -> Response:
             # Not an empty 200: a follower would poll again at once, in a loop,
             # for as long as the shutdown takes.
             raise Unavailable("the server is shutting down; retry shortly", code="shutting_down")
-        if await _wait_for_append(log, stream, start, wait, stopping):
-            events = await log.read(stream, start, limit)
+        with quotas_of(request).connection(scope_of(request).tenant):
+            if await _wait_for_append(log, stream, start, wait, stopping):
+                events = await log.read(stream, start, limit)
     next_offset = events[-1].offset + 1 if events else start
     events = scope_of(request).events(events)
     body = _encoder.encode(Page(stream=given, events=events, next_offset=next_offset))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ import pytest
 
 from tests.serverproc import ServerFailed
 from tests.serverthread import ServerThread
+
+WORKER_SH = Path(__file__).resolve().parents[3] / "docs" / "examples" / "worker.sh"
 
 
 @pytest.fixture
@@ -249,3 +253,23 @@ def test_a_shared_consumer_with_a_kind_is_a_config_error(tmp_path: Path) -> None
     config.write_text('[[consumers]]\nname = "x"\nstream = "s"\nshared = true\nkind = "log"\n')
     with pytest.raises(ServerFailed, match="shared consumer has no kind"):
         ServerThread.start(db=tmp_path / "events.db", config=config)
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+def test_the_shell_worker_of_the_docs_processes_and_acks_every_event(
+    api: httpx.Client, server: ServerThread
+) -> None:
+    append(api, 3)
+    declare(api, name="printer")
+    worker = subprocess.Popen(
+        [str(WORKER_SH), server.url, "printer", "sh-1"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while api.get("/api/consumers/printer/shared").json()["ack_floor"] < 3:
+            assert time.monotonic() < deadline, "the shell worker did not ack everything"
+            time.sleep(0.1)
+    finally:
+        worker.kill()
+    out, _ = worker.communicate()
+    assert out.splitlines() == [f'[{i},null,{{"i":{i}}}]' for i in range(3)]
