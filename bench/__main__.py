@@ -22,6 +22,7 @@ SCENARIOS: dict[str, str] = {
     "http": "bench.http",
     "fanout": "bench.fanout",
     "delivery": "bench.delivery",
+    "delivery-pg": "bench.delivery_pg",
     "shared": "bench.shared",
     "scale": "bench.scale",
     "peers-redis": "bench.peers.redis_streams",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -262,7 +264,10 @@ def test_the_shell_worker_of_the_docs_processes_and_acks_every_event(
     append(api, 3)
     declare(api, name="printer")
     worker = subprocess.Popen(
-        [str(WORKER_SH), server.url, "printer", "sh-1"], stdout=subprocess.PIPE, text=True
+        [str(WORKER_SH), server.url, "printer", "sh-1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its curl and jq children go with it
     )
     try:
         deadline = time.monotonic() + 20
@@ -270,6 +275,6 @@ def test_the_shell_worker_of_the_docs_processes_and_acks_every_event(
             assert time.monotonic() < deadline, "the shell worker did not ack everything"
             time.sleep(0.1)
     finally:
-        worker.kill()
+        os.killpg(worker.pid, signal.SIGKILL)
     out, _ = worker.communicate()
     assert out.splitlines() == [f'[{i},null,{{"i":{i}}}]' for i in range(3)]
