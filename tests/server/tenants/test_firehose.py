@@ -86,7 +86,6 @@ def test_sse_shows_each_tenant_only_its_stream(server: ServerThread) -> None:
             assert (event["stream"], event["type"]) == ("sse-orders", f"{who}.t")
 
 
-
 async def test_a_refused_websocket_names_the_stream_as_the_tenant_gave_it(
     server: ServerThread,
 ) -> None:
