@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -24,6 +25,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventlog import errors as e
+from eventlog.model import NAMESPACE_SEPARATOR
+
+if TYPE_CHECKING:
+    from server.tenancy import TenantScope
 
 __all__ = [
     "CLOSE_CODES",
@@ -216,14 +221,26 @@ def error_response(
     )
 
 
-def response_for(exc: e.EventLogError, headers: Mapping[str, str] | None = None) -> Response:
-    """The JSON error response for an error of the tree (with ``Retry-After`` when it says)."""
+def response_for(
+    exc: e.EventLogError,
+    headers: Mapping[str, str] | None = None,
+    *,
+    tenant: str | None = None,
+) -> Response:
+    """The JSON error response for an error of the tree (with ``Retry-After`` when it says).
+
+    ``tenant``: the request's key's tenant; its names lose their ``<tenant>~``
+    prefix in the message, as the key sees them (:mod:`server.tenancy`).
+    """
     if exc.retry_after is not None:
         headers = {**(headers or {}), "retry-after": str(exc.retry_after)}
+    message = str(exc)
+    if tenant is not None:
+        message = message.replace(tenant + NAMESPACE_SEPARATOR, "")
     return error_response(
         status_for(exc),
         exc.code,
-        str(exc),
+        message,
         path=exc.json_path,
         headers=headers,
         details=error_details(exc),
@@ -236,7 +253,8 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         status = status_for(exc)
         if status == 500:
             logger.error("unmapped eventlog error: %r", exc)
-        return response_for(exc)
+        scope: TenantScope | None = request.scope.get("state", {}).get("tenant_scope")
+        return response_for(exc, tenant=None if scope is None else scope.tenant)
     if isinstance(exc, msgspec.ValidationError):
         text = str(exc)
         if " - at `" in text:

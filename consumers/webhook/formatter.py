@@ -14,7 +14,7 @@ from consumers.delivery.engine import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint
 from consumers.delivery.signing import webhook_headers
 from eventlog.encoding import utf8_problem
-from eventlog.model import Event
+from eventlog.model import NAMESPACE_SEPARATOR, Event, split_namespace
 from eventlog.repair import repair
 
 __all__ = ["WEBHOOK", "correlation_id", "format_webhook"]
@@ -32,7 +32,16 @@ def correlation_id(event: Event) -> str | None:
 
 
 def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
-    """The Standard Webhooks request for one attempt: event JSON body, signed now."""
+    """The Standard Webhooks request for one attempt: event JSON body, signed now.
+
+    A tenant's endpoint (``acme~crm``) sends its tenant's events with the
+    stream named as the tenant names it (``orders``, not ``acme~orders``).
+    """
+    tenant = split_namespace(ep.id)[0] if NAMESPACE_SEPARATOR in ep.id else None
+    if tenant is not None:
+        namespace, shown = split_namespace(event.stream)
+        if namespace == tenant:
+            event = msgspec.structs.replace(event, stream=shown)
     body = _encoder.encode(event)
     if utf8_problem(body) is not None:  # stored so by an older version: see eventlog.repair
         body = _encoder.encode(repair(event, "webhook"))

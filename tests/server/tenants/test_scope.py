@@ -9,6 +9,7 @@ import pytest
 
 from eventlog.errors import InvalidStreamName
 from eventlog.model import Event, validate_stream_name
+from server.config import ConfigError, load_config
 from server.tenancy import ALL, TenantScope, namespace_of
 
 
@@ -72,3 +73,15 @@ def test_events_and_frames_show_the_tenants_stream_name() -> None:
     text = msgspec.json.encode(event).decode()
     assert msgspec.json.decode(acme.frame(text))["stream"] == "orders"
     assert ALL.frame(text) == text
+
+
+def test_config_refuses_bad_tenant_names_with_a_clear_error() -> None:
+    key = {"name": "k", "hash": "sha256:" + "0" * 64, "scopes": ["admin"], "tenant": "Acme.Corp"}
+    with pytest.raises(ConfigError, match="tenant"):
+        load_config(flags={"api_keys": [key]})
+    with pytest.raises(ConfigError, match="tenant name"):
+        load_config(flags={"tenants": {"a~b": {"append_rate": 1}}})
+    with pytest.raises(ConfigError, match="append_rate"):
+        load_config(flags={"tenants": {"acme": {"append_rate": 0}}})
+    config = load_config(flags={"tenants": {"acme": {"max_connections": 3}}})
+    assert config.tenants["acme"].max_connections == 3
