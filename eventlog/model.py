@@ -31,6 +31,7 @@ __all__ = [
     "StreamInfo",
     "StreamName",
     "Time",
+    "split_namespace",
     "validate_stream_name",
 ]
 
@@ -83,6 +84,21 @@ def validate_stream_name(name: str) -> str:
 
 
 _valid_names: set[str] = set()
+
+
+def split_namespace(name: str) -> tuple[str | None, str]:
+    """``"acme~orders"`` → ``("acme", "orders")``; ``"webhook.acme~hook"`` →
+    ``("acme", "webhook.hook")``; a name without a namespace → ``(None, name)``.
+
+    The namespace is the run of characters before the ``~``, back to the
+    start of the name or to the last ``.`` or ``:`` (names derived from a
+    namespaced name, such as a webhook's consumer, keep its namespace inside).
+    """
+    sep = name.find(NAMESPACE_SEPARATOR)
+    if sep < 0:
+        return None, name
+    start = max(name.rfind(".", 0, sep), name.rfind(":", 0, sep)) + 1
+    return name[start:sep], name[:start] + name[sep + 1 :]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -283,7 +283,7 @@ class DeliveryEngine:
             for ep_id in sorted(stored.keys() | running):
                 pump, endpoint = self._pumps.get(ep_id), stored.get(ep_id)
                 if pump is not None and endpoint is not None and same_work(pump.endpoint, endpoint):
-                    self.wake(ep_id)  # a health note (failing_since) at most
+                    self.wake(ep_id)  # a health note or a new `updated` at most
                     continue
                 await self._stop_pump(ep_id)
                 if endpoint is not None:

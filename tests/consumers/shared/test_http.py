@@ -92,6 +92,8 @@ def test_declare_claim_ack_and_the_consumer_offset_is_the_ack_floor(api: httpx.C
     assert shown["oldest_unacked_age"] is not None
     consumer = api.get("/api/consumers/mailer").json()
     assert [(s["stream"], s["offset"]) for s in consumer["streams"]] == [("orders", 2)]
+    metrics = api.get("/metrics").text
+    assert 'eventlog_consumer_lag_events{consumer="mailer",stream="orders"} 1.0' in metrics
 
 
 def test_nack_with_a_delay_and_redelivery_to_another_worker(api: httpx.Client) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from tests.server.tenants.keys import KEYS, client, headers, tenant_config
 from tests.serverthread import ServerThread
@@ -83,3 +84,16 @@ def test_sse_shows_each_tenant_only_its_stream(server: ServerThread) -> None:
             data = next(line for line in lines if line.startswith("data: "))
             event = msgspec.json.decode(data.removeprefix("data: "))
             assert (event["stream"], event["type"]) == ("sse-orders", f"{who}.t")
+
+
+async def test_a_refused_websocket_names_the_stream_as_the_tenant_gave_it(
+    server: ServerThread,
+) -> None:
+    url = f"{server.ws_url}/api/streams/no-such-stream/firehose"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers=headers("acme")):
+            pass
+    response = refused.value.response
+    error = msgspec.json.decode(response.body)["error"]
+    assert (response.status_code, error["code"]) == (404, "stream_not_found")
+    assert error["message"] == "stream 'no-such-stream' does not exist"

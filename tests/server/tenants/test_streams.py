@@ -151,3 +151,11 @@ def test_schedules_are_the_tenants_own(server: ServerThread) -> None:
         assert globex.get("/api/schedules/later/sched-1").json()["type"] == "g"
         everything = {s["stream"] for s in root.get("/api/schedules").json()["schedules"]}
         assert everything == {"globex~later"}
+
+
+def test_errors_name_the_tenants_stream_as_it_gave_it(server: ServerThread) -> None:
+    with client(server.url, "acme") as acme:
+        missing = acme.get("/api/streams/no-such-stream")
+        assert missing.status_code == 404
+        assert "'no-such-stream'" in missing.json()["error"]["message"]
+        assert "~" not in missing.text
