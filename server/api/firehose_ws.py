@@ -99,7 +99,9 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
         counted = quotas.open(request.tenant)  # the tenant's connection quota (429)
     except EventLogError as exc:
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(response_for(exc))
+            scoped = websocket.scope.get("state", {}).get("tenant_scope")
+            tenant = None if scoped is None else scoped.tenant
+            await websocket.send_denial_response(response_for(exc, tenant=tenant))
         else:  # a server without the denial extension: accept, then close 4000 + status
             await websocket.accept()
             code = 4000 + status_for(exc)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import msgspec
 import pytest
+import websockets
 from websockets.asyncio.client import connect
 
 from tests.server.tenants.keys import KEYS, client, headers, tenant_config
@@ -83,3 +84,16 @@ def test_sse_shows_each_tenant_only_its_stream(server: ServerThread) -> None:
             data = next(line for line in lines if line.startswith("data: "))
             event = msgspec.json.decode(data.removeprefix("data: "))
             assert (event["stream"], event["type"]) == ("sse-orders", f"{who}.t")
+
+
+async def test_a_refused_firehose_names_the_stream_as_the_tenant_gave_it(
+    server: ServerThread,
+) -> None:
+    url = f"{server.ws_url}/api/streams/never-made/firehose"
+    with pytest.raises(websockets.InvalidStatus) as info:
+        async with connect(url, additional_headers=headers("acme")):
+            pass
+    assert info.value.response.status_code == 404
+    body = info.value.response.body.decode()
+    assert "'never-made'" in body
+    assert "~" not in body
