@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -39,8 +39,10 @@ __all__ = [
     "error_details",
     "error_response",
     "handle_error",
+    "message_for",
     "response_for",
     "status_for",
+    "tenant_of",
     "ws_close_code_for",
 ]
 
@@ -234,17 +236,26 @@ def response_for(
     """
     if exc.retry_after is not None:
         headers = {**(headers or {}), "retry-after": str(exc.retry_after)}
-    message = str(exc)
-    if tenant is not None:
-        message = message.replace(tenant + NAMESPACE_SEPARATOR, "")
     return error_response(
         status_for(exc),
         exc.code,
-        message,
+        message_for(exc, tenant),
         path=exc.json_path,
         headers=headers,
         details=error_details(exc),
     )
+
+
+def message_for(exc: e.EventLogError, tenant: str | None) -> str:
+    """The error's message as a key of ``tenant`` sees it: its names without ``<tenant>~``."""
+    message = str(exc)
+    return message if tenant is None else message.replace(tenant + NAMESPACE_SEPARATOR, "")
+
+
+def tenant_of(conn: HTTPConnection) -> str | None:
+    """The tenant of the request's key, once :func:`server.tenancy.scope_of` has worked it out."""
+    scope: TenantScope | None = conn.scope.get("state", {}).get("tenant_scope")
+    return None if scope is None else scope.tenant
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
@@ -253,8 +264,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         status = status_for(exc)
         if status == 500:
             logger.error("unmapped eventlog error: %r", exc)
-        scope: TenantScope | None = request.scope.get("state", {}).get("tenant_scope")
-        return response_for(exc, tenant=None if scope is None else scope.tenant)
+        return response_for(exc, tenant=tenant_of(request))
     if isinstance(exc, msgspec.ValidationError):
         text = str(exc)
         if " - at `" in text:

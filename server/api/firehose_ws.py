@@ -30,7 +30,7 @@ from server.api.firehose_common import (
     race,
 )
 from server.config import ServerConfig
-from server.errors import response_for, status_for, ws_close_code_for
+from server.errors import message_for, response_for, status_for, tenant_of, ws_close_code_for
 from server.quotas import quotas_of
 
 __all__ = ["FirehoseEndpoint"]
@@ -98,14 +98,14 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
         request = await prepare(websocket, stream, sse=False)
         counted = quotas.open(request.tenant)  # the tenant's connection quota (429)
     except EventLogError as exc:
+        tenant = tenant_of(websocket)  # its names as its key gave them, not as stored
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            scoped = websocket.scope.get("state", {}).get("tenant_scope")
-            tenant = None if scoped is None else scoped.tenant
             await websocket.send_denial_response(response_for(exc, tenant=tenant))
         else:  # a server without the denial extension: accept, then close 4000 + status
             await websocket.accept()
             code = 4000 + status_for(exc)
-            await _close(websocket, code, f"{exc.code}: {exc}", config.firehose_close_timeout)
+            reason = f"{exc.code}: {message_for(exc, tenant)}"
+            await _close(websocket, code, reason, config.firehose_close_timeout)
         return
     try:
         await _serve_admitted(websocket, request, send, metrics)
