@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventlog import errors as e
-from eventlog.model import NAMESPACE_SEPARATOR
+from eventlog.model import NAMESPACE_SEPARATOR, STREAM_NAME_PATTERN
 
 if TYPE_CHECKING:
     from server.tenancy import TenantScope
@@ -246,6 +246,11 @@ def response_for(
     )
 
 
+# A name field's error says the rule, not the regex (which also spells the tenant form).
+_NAME_REGEX = f"`str` matching regex '{STREAM_NAME_PATTERN}'"
+_NAME_RULE = "a name of 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit"
+
+
 def message_for(exc: e.EventLogError, tenant: str | None) -> str:
     """The error's message as a key of ``tenant`` sees it: its names without ``<tenant>~``."""
     message = str(exc)
@@ -266,7 +271,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
             logger.error("unmapped eventlog error: %r", exc)
         return response_for(exc, tenant=tenant_of(request))
     if isinstance(exc, msgspec.ValidationError):
-        text = str(exc)
+        text = str(exc).replace(_NAME_REGEX, _NAME_RULE)
         if " - at `" in text:
             path = text.rsplit(" - at `", 1)[-1].rstrip("`")
         else:  # msgspec names no path for the document itself (e.g. a missing field)
