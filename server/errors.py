@@ -41,6 +41,7 @@ __all__ = [
     "handle_error",
     "message_for",
     "response_for",
+    "shown_text",
     "status_for",
     "tenant_of",
     "ws_close_code_for",
@@ -251,10 +252,14 @@ _NAME_REGEX = f"`str` matching regex '{STREAM_NAME_PATTERN}'"
 _NAME_RULE = "a name of 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit"
 
 
+def shown_text(text: str, tenant: str | None) -> str:
+    """A message as a key of ``tenant`` sees it: its names without ``<tenant>~``."""
+    return text if tenant is None else text.replace(tenant + NAMESPACE_SEPARATOR, "")
+
+
 def message_for(exc: e.EventLogError, tenant: str | None) -> str:
-    """The error's message as a key of ``tenant`` sees it: its names without ``<tenant>~``."""
-    message = str(exc)
-    return message if tenant is None else message.replace(tenant + NAMESPACE_SEPARATOR, "")
+    """The error's message as a key of ``tenant`` sees it (:func:`shown_text`)."""
+    return shown_text(str(exc), tenant)
 
 
 def tenant_of(conn: HTTPConnection) -> str | None:
