@@ -7,10 +7,10 @@ starts a minute-long test while the others are about to run dry.
 
 How long a test takes is read from the previous run (pytest's cache, key
 :data:`CACHE_KEY`); a fresh checkout has no cache, and then the tests marked
-``slow`` go first. Every other test keeps its collection order, so a module's
-tests still run one after another and share its module-scoped fixtures. The
-order is a pure function of the collection and the cache, which is the same on
-every worker (xdist refuses workers that collected differently).
+``slow`` count as long. Modules move as a whole, their tests in their order;
+the other modules keep their collection order. The order is a pure function of
+the collection and the cache, which is the same on every worker (xdist refuses
+workers that collected differently).
 """
 
 from __future__ import annotations
@@ -26,25 +26,35 @@ LONG = 2.0
 
 
 def long_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[pytest.Item]:
-    """``items`` with the long ones first, longest first; the rest in their order."""
+    """``items`` with the modules that hold a long test first, longest first.
 
-    def known(item: pytest.Item) -> float:
-        return seconds.get(item.nodeid, 0.0)
+    A module moves as a whole and keeps its tests' order: tests that share a
+    module-scoped server may count on what the earlier ones left there.
+    """
 
-    def is_long(item: pytest.Item) -> bool:
+    def length(item: pytest.Item) -> float:
         if item.nodeid in seconds:
-            return known(item) >= LONG
-        return item.get_closest_marker("slow") is not None
+            return seconds[item.nodeid]
+        return LONG if item.get_closest_marker("slow") is not None else 0.0
 
-    long = sorted((i for i in items if is_long(i)), key=lambda i: (-known(i), i.nodeid))
-    return long + [i for i in items if not is_long(i)]
+    longest: dict[str, float] = {}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        longest[module] = max(longest.get(module, 0.0), length(item))
+
+    def key(item: pytest.Item) -> tuple[float, str]:
+        module = item.nodeid.split("::")[0]
+        return (-longest[module], module) if longest[module] >= LONG else (0.0, "")
+
+    return sorted(items, key=key)  # stable: within a module, and for the rest, as collected
 
 
 def stored_durations(config: pytest.Config) -> dict[str, float]:
     """Each test's seconds in the last run that ran it (empty without a cache)."""
-    if config.cache is None:
+    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+    if cache is None:
         return {}
-    stored = config.cache.get(CACHE_KEY, {})
+    stored = cache.get(CACHE_KEY, {})
     return stored if isinstance(stored, dict) else {}
 
 
@@ -60,7 +70,7 @@ class DurationsSeen:
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        cache = session.config.cache
+        cache = getattr(session.config, "cache", None)
         if cache is None or not self.seconds:
             return
         merged = dict(cache.get(CACHE_KEY, {}))

@@ -1,0 +1,160 @@
+"""Python child processes forked from a preloaded server, not started from scratch.
+
+Crash tests start dozens of child processes (servers, writers, consumers) to
+SIGKILL them; a new interpreter spends about half a second importing
+eventlog, asyncio, asyncpg, uvicorn and the rest before it does anything, more
+on a busy machine. :func:`start` forks the child from a multiprocessing
+forkserver that imported those modules once per test worker. The child is still
+its own OS process: its own pid, connections, file descriptors and signal
+handlers, killed by a real SIGKILL, its exit code reported as ``Popen`` reports
+one (negative for a signal). Only the interpreter start-up is skipped.
+
+The child runs ``python -m MODULE ARGS`` as its ``__main__`` (``runpy``) with
+the given environment and working directory, stdin from a file or /dev/null,
+and stdout and stderr written to files (the caller reads them).
+
+::
+
+    child = forked.start("tests.eventlog.crash_child", [db], stdout=out_path)
+    child.kill(); child.wait()          # -9
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import runpy
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+__all__ = ["Forked", "start"]
+
+#: What the forkserver imports once, so that no child pays for it.
+PRELOAD = [
+    "asyncpg",
+    "aiosqlite",
+    "httpx",
+    "uvicorn",
+    "eventlog",
+    "eventlog.storage.postgres",
+    "eventlog.storage.sqlite",
+    "consumers",
+    "server.app",
+    "server.cli",
+    "server.cli.serve",
+]
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(PRELOAD)
+
+
+def _redirect(fd: int, path: str, flags: int) -> None:
+    target = os.open(path, flags, 0o600)
+    os.dup2(target, fd)
+    os.close(target)
+
+
+def _child(
+    module: str,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    stdin: str,
+    stdout: str,
+    stderr: str,
+) -> None:
+    """The forked child: become ``python -m module argv`` and run it."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _redirect(0, stdin, os.O_RDONLY)
+    _redirect(1, stdout, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    _redirect(2, stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+    sys.argv = [module, *argv]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+class Forked:
+    """A forked child, with the part of :class:`subprocess.Popen` that tests use."""
+
+    def __init__(self, process: BaseProcess, args: list[str]) -> None:
+        self._process = process
+        self.args = args
+        self.returncode: int | None = None
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        pid = self._process.pid
+        assert pid is not None
+        return pid
+
+    def poll(self) -> int | None:
+        """The exit code if the child has ended, else None."""
+        if self.returncode is None:
+            self.returncode = self._process.exitcode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the child to end; its exit code (``TimeoutExpired`` after ``timeout``)."""
+        self._process.join(timeout)
+        if self.poll() is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the child, unless it has ended."""
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        """SIGTERM."""
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL."""
+        self.send_signal(signal.SIGKILL)
+
+
+def start(
+    module: str,
+    argv: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    stdin: str | Path | None = None,
+    stdout: str | Path = os.devnull,
+    stderr: str | Path | None = None,
+) -> Forked:
+    """Fork ``python -m module argv`` from the preloaded server and return it running.
+
+    ``env`` replaces the environment (default: this process's); ``stderr``
+    defaults to ``stdout``'s file.
+    """
+    args = [module, *argv]
+    process = _context.Process(
+        target=_child,
+        args=(
+            module,
+            list(argv),
+            dict(os.environ if env is None else env),
+            str(cwd or os.getcwd()),
+            str(stdin or os.devnull),
+            str(stdout),
+            str(stderr or stdout),
+        ),
+        daemon=False,
+    )
+    process.start()
+    return Forked(process, args)
