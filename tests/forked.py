@@ -11,12 +11,13 @@ one (negative for a signal). Only the interpreter start-up is skipped.
 
 The child runs ``python -m MODULE ARGS`` as its ``__main__`` (``runpy``) with
 the given environment and working directory, stdin from a file or /dev/null,
-and stdout and stderr written to files (the caller reads them).
+and stdout and stderr written to files (the caller reads them)::
 
-::
-
-    child = forked.start("tests.eventlog.crash_child", [db], stdout=out_path)
-    child.kill(); child.wait()          # -9
+    child = forked.start("tests.eventlog.crash_child", [db], stdout=tmp_path / "out")
+    child.wait_for_line(b"ready", scaled(30))
+    child.kill()
+    child.wait()                        # -9
+    child.output()                      # what it printed before it died
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import runpy
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -87,9 +89,10 @@ def _child(
 class Forked:
     """A forked child, with the part of :class:`subprocess.Popen` that tests use."""
 
-    def __init__(self, process: BaseProcess, args: list[str]) -> None:
+    def __init__(self, process: BaseProcess, args: list[str], stdout: Path) -> None:
         self._process = process
         self.args = args
+        self.stdout = stdout
         self.returncode: int | None = None
 
     @property
@@ -112,6 +115,22 @@ class Forked:
             raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
         assert self.returncode is not None
         return self.returncode
+
+    def output(self) -> bytes:
+        """What the child has written to its stdout file so far."""
+        return self.stdout.read_bytes()
+
+    def wait_for_line(self, line: bytes, timeout: float) -> None:
+        """Wait until the child wrote ``line`` (a whole line) to stdout; fail if it ended."""
+        deadline = time.monotonic() + timeout
+        while line not in self.output().splitlines():
+            if self.poll() is not None:
+                raise AssertionError(
+                    f"{self.args} exited with {self.returncode}: {self.output()!r}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.args} wrote no {line!r} within {timeout} s")
+            time.sleep(0.005)
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the child, unless it has ended."""
@@ -143,6 +162,7 @@ def start(
     defaults to ``stdout``'s file.
     """
     args = [module, *argv]
+    Path(stdout).touch()
     process = _context.Process(
         target=_child,
         args=(
@@ -157,4 +177,4 @@ def start(
         daemon=False,
     )
     process.start()
-    return Forked(process, args)
+    return Forked(process, args, Path(stdout))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from consumers import Backoff, ConsumerManager
 from eventlog import Event, EventLog, NewEvent, OffsetTransaction, Unsupported
+from tests import forked
 from tests.pg import PgCluster
 from tests.support import scaled
 
@@ -110,29 +109,24 @@ async def test_transactional_handlers_are_refused_in_memory(memory_log: EventLog
         await memory_log.consumer("p", "s").transact(project)  # type: ignore[arg-type]
 
 
-def run_child(target: str, *, kill_after: float | None) -> int:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.consumers.exactly_once_child", target, str(TOTAL)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+def run_child(target: str, out: Path, *, kill_after: float | None) -> int:
+    child = forked.start(
+        "tests.consumers.exactly_once_child", [target, str(TOTAL)], cwd=ROOT, stdout=out
     )
-    assert proc.stdout is not None
     try:
-        assert proc.stdout.readline() == b"ready\n"
+        child.wait_for_line(b"ready", scaled(30))
         if kill_after is None:
-            return proc.wait(scaled(60))
+            return child.wait(scaled(60))
         time.sleep(kill_after)
-        proc.kill()
-        return proc.wait(scaled(10))
+        child.kill()
+        return child.wait(scaled(10))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
-# 21 child processes: ~18 s on SQLite, ~25 s on PostgreSQL (its pool per child) here.
+# 21 child processes, forked from a preloaded interpreter (tests/forked.py).
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 async def test_projection_has_one_row_per_event_after_20_sigkills(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -143,14 +137,15 @@ async def test_projection_has_one_row_per_event_after_20_sigkills(
         await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(TOTAL)])
     rng = random.Random(15)
     progress = []
-    for _ in range(20):
-        assert await asyncio.to_thread(run_child, target, kill_after=rng.uniform(0, 0.15)) == -9
+    for n in range(20):
+        out, pause = tmp_path / f"child-{n}.out", rng.uniform(0, 0.15)
+        assert await asyncio.to_thread(run_child, target, out, kill_after=pause) == -9
         rows, offset = await projection_and_offset(target)
         # Exactly the committed prefix is projected, once: no lost and no doubled rows.
         assert rows == list(range(offset or 0))
         progress.append(offset or 0)
     assert 0 < progress[-1] < TOTAL, progress  # the kills landed while it worked
-    assert await asyncio.to_thread(run_child, target, kill_after=None) == 0
+    assert await asyncio.to_thread(run_child, target, tmp_path / "last.out", kill_after=None) == 0
     assert await projection_and_offset(target) == (list(range(TOTAL)), TOTAL)
 
 
