@@ -29,12 +29,13 @@ import runpy
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-__all__ = ["Forked", "start"]
+__all__ = ["Forked", "run", "start"]
 
 #: What the forkserver imports once, so that no child pays for it.
 PRELOAD = [
@@ -48,7 +49,17 @@ PRELOAD = [
     "consumers",
     "server.app",
     "server.cli",
+    "server.cli.main",
     "server.cli.serve",
+    # The command modules server.cli.main registers (a name that is gone is skipped).
+    "server.cli.client",
+    "server.cli.migrate",
+    "server.cli.notify",
+    "server.cli.schedules",
+    "server.cli.secrets",
+    "server.cli.sources",
+    "server.cli.transfer",
+    "server.cli.webhooks",
 ]
 
 _context = multiprocessing.get_context("forkserver")
@@ -59,6 +70,12 @@ def _redirect(fd: int, path: str, flags: int) -> None:
     target = os.open(path, flags, 0o600)
     os.dup2(target, fd)
     os.close(target)
+
+
+def _writer(fd: int) -> io.TextIOWrapper:
+    # Line-buffered text over a buffered binary stream (flushed at exit, as Python's are).
+    raw = io.BufferedWriter(io.FileIO(fd, "w", closefd=False))
+    return io.TextIOWrapper(raw, encoding="utf-8", line_buffering=True)
 
 
 def _child(
@@ -79,9 +96,9 @@ def _child(
     _redirect(0, stdin, os.O_RDONLY)
     _redirect(1, stdout, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     _redirect(2, stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
+    sys.stdout = _writer(1)
+    sys.stderr = _writer(2)
     sys.argv = [module, *argv]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
@@ -178,3 +195,29 @@ def start(
     )
     process.start()
     return Forked(process, args, Path(stdout))
+
+
+def run(
+    module: str,
+    argv: Sequence[str] = (),
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """``python -m module argv`` to completion, as :func:`subprocess.run` with
+    ``capture_output=True``: its exit code, stdout and stderr (``TimeoutExpired``
+    after ``timeout``, the child killed)."""
+    with tempfile.TemporaryDirectory(prefix="eventlog-forked-") as tmp:
+        stdin, stdout, stderr = (Path(tmp) / name for name in ("stdin", "stdout", "stderr"))
+        stdin.write_bytes(input or b"")
+        child = start(module, argv, env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr)
+        try:
+            code = child.wait(timeout)
+        finally:
+            child.kill()
+            child.wait()
+        return subprocess.CompletedProcess(
+            child.args, code, stdout.read_bytes(), stderr.read_bytes()
+        )

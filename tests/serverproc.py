@@ -279,11 +279,10 @@ EVENTLOG = str(Path(sys.executable).with_name("eventlog"))
 
 
 async def run_cli(server: Server, *args: str) -> tuple[int, str, str]:
-    """Run ``eventlog ARGS --url <server>``: its exit code, stdout and stderr (30 s at most)."""
-    proc = await asyncio.create_subprocess_exec(
-        EVENTLOG, *args, "--url", server.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), scaled(30))
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """Run ``eventlog ARGS --url <server>``: its exit code, stdout and stderr (30 s at most).
+
+    ``python -m server.cli`` (the console script's code), forked (tests/forked.py).
+    """
+    argv = [*args, "--url", server.url]
+    proc = await asyncio.to_thread(forked.run, "server.cli", argv, timeout=scaled(30))
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
