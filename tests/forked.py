@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-__all__ = ["Forked", "run", "start"]
+__all__ = ["Forked", "run", "start", "text"]
 
 #: What the forkserver imports once, so that no child pays for it.
 PRELOAD = [
@@ -100,6 +100,8 @@ def _child(
     sys.stdout = _writer(1)
     sys.stderr = _writer(2)
     sys.argv = [module, *argv]
+    # As under `python -m`, the module runs as __main__ only, not also under its name.
+    sys.modules.pop(module, None)
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
@@ -221,3 +223,10 @@ def run(
         return subprocess.CompletedProcess(
             child.args, code, stdout.read_bytes(), stderr.read_bytes()
         )
+
+
+def text(proc: subprocess.CompletedProcess[bytes]) -> subprocess.CompletedProcess[str]:
+    """``proc`` with stdout and stderr decoded (``subprocess.run(text=True)``'s shape)."""
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+    )

@@ -41,9 +41,7 @@ def eventlog(
     # `python -m server.cli` is the console script's code; forked, it skips the
     # interpreter start-up (tests/forked.py). test_serve_process runs the script itself.
     proc = forked.run("server.cli", args, input=data, env=cli_env(env), timeout=scaled(timeout))
-    return subprocess.CompletedProcess(
-        [EVENTLOG, *args], proc.returncode, proc.stdout.decode(), proc.stderr.decode()
-    )
+    return forked.text(proc)
 
 
 def lines_json(stdout: str) -> list[dict[str, object]]:
