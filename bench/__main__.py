@@ -22,6 +22,9 @@ SCENARIOS: dict[str, str] = {
     "http": "bench.http",
     "fanout": "bench.fanout",
     "delivery": "bench.delivery",
+    "scale": "bench.scale",
+    "peers-redis": "bench.peers.redis_streams",
+    "peers-jetstream": "bench.peers.jetstream",
 }
 
 
@@ -30,6 +33,16 @@ def main() -> int:
     parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)} (all)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument(
+        "--large", action="store_true", help="scale: also 20,000,000 events (long; ~8 GB in /tmp)"
+    )
+    parser.add_argument(
+        "--streams",
+        type=int,
+        nargs="+",
+        default=[1, 1000],
+        help="scale: the layouts, as stream counts (default: 1 1000)",
+    )
     args = parser.parse_args()
     names = args.scenarios or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
@@ -37,7 +50,11 @@ def main() -> int:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
     for name in names:
         module = importlib.import_module(SCENARIOS[name])
-        section = asyncio.run(module.run(args.quick))
+        if name == "scale":
+            options = {"large": args.large, "streams": tuple(args.streams)}
+            section = asyncio.run(module.run(args.quick, **options))
+        else:
+            section = asyncio.run(module.run(args.quick))
         section.print()
         if not args.no_write:
             write_section(section)

@@ -65,10 +65,17 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         transactional: The kind's handler is ``handler(events, tx)`` and its
             writes through ``tx`` commit with the offset (exactly-once).
         options: Passed to the kind's factory.
+        shared: A shared consumer instead (no kind, no handler: workers claim
+            its events, see :mod:`consumers.shared`), with ``ack_wait``,
+            ``max_deliver`` and ``ordered_by_key``; ``types``, ``key`` and
+            ``start`` apply to it too.
+        ack_wait: Shared: seconds a claim lasts.
+        max_deliver: Shared: hand-outs of one event before it is parked.
+        ordered_by_key: Shared: order within a key, concurrency across keys.
     """
 
     name: str
-    kind: str
+    kind: str = ""
     stream: str
     types: list[str] = []
     key: str | None = None
@@ -81,6 +88,16 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     reset: Literal["earliest", "latest", "error"] = "earliest"
     transactional: bool = False
     options: dict[str, Any] = {}
+    shared: bool = False
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    ordered_by_key: bool = False
+
+    def __post_init__(self) -> None:
+        if self.shared and self.kind:
+            raise ValueError(f"consumer {self.name!r}: a shared consumer has no kind")
+        if not self.shared and not self.kind:
+            raise ValueError(f"consumer {self.name!r}: kind is required (or shared = true)")
 
 
 def _log_kind(log: EventLog, options: dict[str, Any]) -> Handler:
@@ -126,6 +143,8 @@ def add_instances(
     """
     kinds = load_kinds() if kinds is None else kinds
     for instance in instances:
+        if instance.shared:
+            continue  # workers claim its events (server.consumer_runtime declares it)
         factory = kinds.get(instance.kind)
         if factory is None and ":" in instance.kind:
             factory = _import_kind(instance.name, instance.kind)

@@ -53,6 +53,9 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     ├── Unauthorized                     unauthorized (401): no or an unknown API key
     │   └── SignatureError      [server.ingest.verify]      bad_signature, missing_signature, ...
     ├── Forbidden                        forbidden (403): the API key may not do this
+    ├── QuotaExceeded       [server.quotas]             append_rate_exceeded (429),
+    │                                                   storage_quota_exceeded,
+    │                                                   connection_quota_exceeded
     ├── OffsetOutOfRange                 offset_out_of_range (416): before the retained range
     ├── Unavailable                      unavailable (503): try again later
     │   ├── LogClosed                    log_closed: the log is closed or closing
@@ -119,6 +122,9 @@ class EventLogError(Exception):
     #: The HTTP status the server answered, when a remote server raised this
     #: error through :mod:`eventlog.client` (None for the embedded log's own).
     http_status: int | None = None
+    #: Whole seconds a caller should wait before trying again, when known
+    #: (the server sends it as ``Retry-After``).
+    retry_after: int | None = None
 
     def __init__(
         self, message: str = "", *, code: str | None = None, path: str | None = None

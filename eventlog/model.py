@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
 
@@ -18,6 +19,7 @@ from eventlog.errors import InvalidPosition, InvalidStreamName
 __all__ = [
     "BEGINNING",
     "END",
+    "NAMESPACE_SEPARATOR",
     "Beginning",
     "ConsumerInfo",
     "End",
@@ -27,22 +29,49 @@ __all__ = [
     "Position",
     "Retention",
     "StreamInfo",
+    "StreamName",
     "Time",
     "validate_stream_name",
 ]
 
 _STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: A name in a namespace: one ``~`` after the namespace (``acme~orders``,
+#: ``webhook.acme~hook``); see :data:`NAMESPACE_SEPARATOR`.
+_NAMESPACED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+#: A stream (or consumer) name as a msgspec field type: what
+#: :func:`validate_stream_name` accepts, so decoders refuse anything else.
+StreamName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=(
+            "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+            "|[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
+        ),
+        max_length=192,
+    ),
+]
+
+#: Separates a namespace from a name (``acme~orders``). Names given over the
+#: HTTP API never contain it; the server stores a tenant's names in the
+#: tenant's namespace (docs/tenants.md).
+NAMESPACE_SEPARATOR = "~"
 
 
 def validate_stream_name(name: str) -> str:
     """Return ``name`` if it is a valid stream name, else raise :class:`InvalidStreamName`.
 
     A stream name is 1-128 characters of ``[A-Za-z0-9._-]`` and starts with a
-    letter or digit. Consumer names follow the same rule.
+    letter or digit, optionally in a namespace (``acme~orders``: one
+    :data:`NAMESPACE_SEPARATOR`, at most 192 characters in all). Consumer names
+    follow the same rule.
     """
     if name.__class__ is str and name in _valid_names:
         return name  # checked before: appends and reads name the same streams over and over
-    if not isinstance(name, str) or _STREAM_NAME.fullmatch(name) is None:
+    if not isinstance(name, str) or (
+        _STREAM_NAME.fullmatch(name) is None
+        and (len(name) > 192 or _NAMESPACED.fullmatch(name) is None)
+    ):
         raise InvalidStreamName(
             f"invalid name {name!r}: use 1-128 characters of [A-Za-z0-9._-], "
             "starting with a letter or digit"

@@ -29,6 +29,7 @@ from server.config import ServerConfig
 from server.errors import handle_error
 from server.metrics import Metrics
 from server.middleware import RequestMiddleware
+from server.quotas import Quotas
 
 __all__ = ["create_app"]
 
@@ -110,6 +111,7 @@ def create_app(
     app.state.config = config
     app.state.metrics = metrics
     app.state.auth = Authenticator(config.api_keys)
+    app.state.quotas = Quotas(config.tenants, log)
     app.state.stopping = asyncio.Event()
     app.state.secrets = secrets or SecretBox()
     # Mounted without a lifespan, the app is ready as soon as the log is open.

@@ -7,6 +7,10 @@ makes a key and its hash), never as plaintext. A key's scopes are:
 * ``read:<stream glob>`` — read matching streams, their info, consumers on them,
 * ``admin`` — everything (delete streams, seek consumers, manage webhooks).
 
+A key may also name a ``tenant``: it then sees and names only that tenant's
+streams, consumers and endpoints, and its globs match names as the tenant sees
+them (:mod:`server.tenancy`).
+
 With no keys configured, auth is off (and the server binds loopback only
 unless ``--insecure``). Otherwise a request without a known key gets 401, a
 known key without the scope gets 403.
@@ -55,6 +59,8 @@ class Grant:
 
     def __init__(self, key: ApiKey) -> None:
         self.name = key.name
+        #: The key's tenant (server/tenancy.py), None for a key without one.
+        self.tenant = key.tenant
         self.admin = False
         self.globs: dict[str, list[str]] = {a: [] for a in _ACTIONS}
         for scope in key.scopes:

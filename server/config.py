@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -28,9 +28,10 @@ from consumers.webhook import WebhooksConfig
 from eventlog.errors import EventLogError
 from server.ingest.sources import IngestConfig
 
-__all__ = ["ApiKey", "ConfigError", "ServerConfig", "env_layer", "load_config"]
+__all__ = ["ApiKey", "ConfigError", "ServerConfig", "TenantQuota", "env_layer", "load_config"]
 
 ENV_PREFIX = "EVENTLOG_"
+_TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 class ConfigError(EventLogError):
@@ -46,11 +47,42 @@ class ApiKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
         name: A label for logs and metrics (never the key).
         hash: ``sha256:<hex>`` of the key; make one with ``eventlog keygen``.
         scopes: ``append:<stream glob>``, ``read:<stream glob>`` or ``admin``.
+        tenant: The tenant the key belongs to (1-32 of ``[a-z0-9_-]``): it
+            names and sees only that tenant's streams, consumers and endpoints
+            (docs/tenants.md). None: no tenant, today's behaviour.
     """
 
     name: str
     hash: str
     scopes: list[str] = []
+    tenant: Annotated[str, msgspec.Meta(pattern="^[a-z0-9][a-z0-9_-]{0,31}$")] | None = None
+
+
+class TenantQuota(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One tenant's limits (``[tenants.acme]``, see docs/tenants.md); None: unlimited.
+
+    Attributes:
+        append_rate: Events per second the tenant may append, sustained.
+        append_burst: Events it may append at once (default: one second's worth).
+        max_bytes: Payload bytes its streams may hold; appends are refused at or past it.
+        max_connections: Firehose WebSockets, SSE streams and long-polls open at once.
+        retry_after: Seconds a refused client is told to wait when no time frees
+            the quota by itself (stored bytes, connections).
+    """
+
+    append_rate: float | None = None
+    append_burst: int | None = None
+    max_bytes: int | None = None
+    max_connections: int | None = None
+    retry_after: int = 10
+
+    def __post_init__(self) -> None:
+        if self.append_rate is not None and not self.append_rate > 0:
+            raise ValueError("append_rate must be a positive number of events per second")
+        for name in ("append_burst", "max_bytes", "max_connections", "retry_after"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1")
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -108,6 +140,8 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         webhooks: Webhook delivery (``[webhooks]``, see docs/webhooks.md).
         notifications: Chat notification targets delivered by the same engine
             (``[[notifications.targets]]``, see docs/notifications.md).
+        tenants: Per-tenant quotas by tenant name (``[tenants.acme]``, see
+            docs/tenants.md); a tenant without an entry is unlimited.
     """
 
     host: str = "127.0.0.1"
@@ -150,6 +184,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     secrets_key_file: str | None = None
     webhooks: WebhooksConfig = msgspec.field(default_factory=WebhooksConfig)
     notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)
+    tenants: dict[str, TenantQuota] = {}
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -177,6 +212,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_header_bytes and max_connections must be positive")
         if self.header_timeout <= 0 or self.idle_timeout <= 0:
             raise ValueError("header_timeout and idle_timeout must be positive")
+        for tenant in self.tenants:
+            if _TENANT.fullmatch(tenant) is None:
+                raise ValueError(f"tenants: {tenant!r} is not a tenant name (1-32 of [a-z0-9_-])")
 
 
 _SCALARS = (

@@ -123,6 +123,11 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "unauthorized": (401, None),
     "forbidden": (403, None),
     "replay_not_allowed": (403, None),
+    # QuotaExceeded (server.quotas): a tenant's quota; Retry-After says when to retry
+    "quota_exceeded": (429, None),
+    "append_rate_exceeded": (429, None),
+    "storage_quota_exceeded": (429, None),
+    "connection_quota_exceeded": (429, None),
     # OffsetOutOfRange
     "offset_out_of_range": (416, CLOSE_GONE),
     # Unavailable: try again later
@@ -212,7 +217,9 @@ def error_response(
 
 
 def response_for(exc: e.EventLogError, headers: Mapping[str, str] | None = None) -> Response:
-    """The JSON error response for an error of the tree."""
+    """The JSON error response for an error of the tree (with ``Retry-After`` when it says)."""
+    if exc.retry_after is not None:
+        headers = {**(headers or {}), "retry-after": str(exc.retry_after)}
     return error_response(
         status_for(exc),
         exc.code,

@@ -1,17 +1,19 @@
 """The HTTP delivery engine shared by webhooks and notifications.
 
-Modules: :mod:`~consumers.delivery.signing` (Standard Webhooks),
-:mod:`~consumers.delivery.retry` (schedules, ``Retry-After``, the outcome
-table), :mod:`~consumers.delivery.ssrf` (target checks),
-:mod:`~consumers.delivery.ledger` (the ``LedgerStore`` protocol),
-:mod:`~consumers.delivery.memory_ledger`, :mod:`~consumers.delivery.sqlite_ledger` and
-:mod:`~consumers.delivery.postgres_ledger`, :mod:`~consumers.delivery.stores`
-(which ledger for which log), :mod:`~consumers.delivery.sender` (pooled
-aiohttp), :mod:`~consumers.delivery.kinds` (target kinds),
-:mod:`~consumers.delivery.feeder`, :mod:`~consumers.delivery.dispatcher`,
-:mod:`~consumers.delivery.health`, :mod:`~consumers.delivery.recorder`,
-:mod:`~consumers.delivery.replay` and :mod:`~consumers.delivery.engine` (the
-workers; its docstring describes the target-kind extension point).
+Modules: :mod:`~consumers.delivery.machine` (one endpoint's delivery state
+and decisions, sans-I/O) and :mod:`~consumers.delivery.machine_rules` (the
+row transitions), :mod:`~consumers.delivery.pump` (runs a machine),
+:mod:`~consumers.delivery.engine` (the endpoints and their pumps; its
+docstring describes the target-kind extension point),
+:mod:`~consumers.delivery.feeder`, :mod:`~consumers.delivery.recorder`,
+:mod:`~consumers.delivery.replay`, :mod:`~consumers.delivery.signing`
+(Standard Webhooks), :mod:`~consumers.delivery.retry` (schedules,
+``Retry-After``, the outcome table), :mod:`~consumers.delivery.ssrf`,
+:mod:`~consumers.delivery.sender` (pooled aiohttp),
+:mod:`~consumers.delivery.kinds` (target kinds), the ledger
+(:mod:`~consumers.delivery.ledger`, the ``LedgerStore`` protocol, with
+memory, SQLite and PostgreSQL implementations) and
+:mod:`~consumers.delivery.stores` (which ledger for which log).
 """
 
 from consumers.delivery.engine import (

@@ -1,17 +1,16 @@
 """The delivery engine: per-endpoint consumer → ledger → sender; webhooks and notifications.
 
-For every enabled endpoint a worker runs two tasks:
+Every enabled endpoint has a :class:`~consumers.delivery.machine.DeliveryMachine`
+(its delivery state and every decision: what to claim, what to send, what
+an outcome means, when to disable) run by an
+:class:`~consumers.delivery.pump.EndpointPump` (the I/O: claims, sends, the
+**feeder** that turns the endpoint's matching events into ``pending`` rows
+*in the same transaction* that advances its offset, pausing at
+``max_backlog`` unfinished rows). Outcomes of every endpoint are written by
+one group-committing :class:`~consumers.delivery.recorder.Recorder`.
 
-* the **feeder** reads the endpoint's stream from its committed offset, keeps
-  the events that match its filters, and stores them as ``pending`` delivery
-  rows *in the same transaction* that advances the offset
-  (:meth:`LedgerStore.enqueue`); it pauses when too many deliveries are
-  unfinished (``max_backlog``);
-* the **dispatcher** claims due deliveries a window at a time and keeps up to
-  ``max_in_flight`` attempts going (:mod:`consumers.delivery.dispatcher`).
-
-This module owns the endpoints and their workers: start-up and shutdown, the
-feeder lease, endpoint changes, operator actions and replays
+This module owns the endpoints and their pumps: start-up and shutdown, endpoint
+changes, health (failure streaks, auto-disable), operator actions and replays
 (:mod:`consumers.delivery.replay` scans the range).
 
 Several processes on one database (PostgreSQL): each endpoint's feeder runs
@@ -20,9 +19,11 @@ in exactly one process at a time. It holds the lease
 an advisory lock on PostgreSQL, a process-local lease on memory/SQLite);
 the other processes try to take it every ``lease_retry`` seconds, so when the
 holder stops or dies another process resumes feeding from the committed
-offset. Dispatchers run in every process: claims are disjoint
-(``FOR UPDATE SKIP LOCKED``), so nothing is sent twice. :meth:`DeliveryEngine.feeding`
-says which endpoints this process feeds.
+offset. Pumps send in every process: claims are disjoint
+(``FOR UPDATE SKIP LOCKED``), so nothing is sent twice; other processes'
+enqueues and endpoint changes, and the sweep that takes back a dead process's
+claims, reach this one through :mod:`consumers.delivery.cluster`.
+:meth:`DeliveryEngine.feeding` says which endpoints this process feeds.
 
 Endpoints are isolated: each has its own tasks and every attempt has a
 timeout, so a receiver that hangs, resets or trickles bytes only slows its own
@@ -63,28 +64,29 @@ crash recovery and auto-disable are the engine's and work the same for every kin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from consumers.delivery.dispatcher import Dispatcher, release
-from consumers.delivery.feeder import Feeder, Worker
-from consumers.delivery.health import EndpointHealth
-from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, redact
+import msgspec
+
+from consumers.delivery.cluster import ClusterWatch, same_work
+from consumers.delivery.feeder import Feeder
+from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, origin, redact
 from consumers.delivery.ledger import LedgerStore
-from consumers.delivery.model import Delivery, Endpoint, Finished, NewDelivery
+from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
+from consumers.delivery.model import Delivery, Endpoint, NewDelivery
+from consumers.delivery.pump import EndpointPump, PumpParts, feeder_lease
 from consumers.delivery.recorder import Recorder
 from consumers.delivery.replay import ReplayResult, UnknownOffset, replay_endpoint
-from consumers.delivery.retry import TokenBucket
 from consumers.delivery.sender import Sender
 from consumers.delivery.stores import ledger_for
-from consumers.filter import EventFilter
 from eventlog import EventLog
-from eventlog.backoff import Backoff
-from eventlog.errors import EventLogError, InvalidInput, LogClosed
-from eventlog.storage.leases import run_exclusively
+from eventlog.errors import EventLogError, InvalidInput
 
 __all__ = [
     "AttemptHook",
@@ -99,9 +101,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("eventlog.delivery")
-
-#: Waits before a failed worker loop runs again: 0.1 s doubling up to 5 s.
-SUPERVISE_BACKOFF = Backoff(base=0.1, cap=5.0, jitter=0)
 
 
 class DeliveryEngine:
@@ -146,42 +145,30 @@ class DeliveryEngine:
         self.allow_private = allow_private
         self.sender = sender or Sender(allow_private=allow_private)
         self.system_stream = system_stream
-        self.feed_page = feed_page
         self.max_backlog = max_backlog
-        self.on_attempt = on_attempt
         self.clock = clock
-        self.rand = rand
-        self.lease_retry = lease_retry
-        self._workers: dict[str, Worker] = {}
-        self._recorder = Recorder(store, self._flushed)
-        self._feeder = Feeder(log, store, page=feed_page, max_backlog=max_backlog, clock=clock)
-        self._lock = asyncio.Lock()
-        self._health = EndpointHealth(
-            log=log,
+        self._pumps: dict[str, EndpointPump] = {}
+        self._recorder = Recorder(store)
+        self._parts = PumpParts(
             store=store,
-            lock=self._lock,
-            workers=self._workers,
-            system_stream=system_stream,
-            clock=clock,
-            stop_worker=self._stop_worker,
-        )
-        self._dispatcher = Dispatcher(
-            store=store,
+            feeder=Feeder(log, store, page=feed_page, max_backlog=max_backlog, clock=clock),
             recorder=self._recorder,
-            feeder=self._feeder,
             sender=self.sender,
-            kinds=kinds,
+            leases=log.leases,
             clock=clock,
             rand=rand,
             on_attempt=on_attempt,
-            health=self._health.record,
+            health=self._health,
+            lease_retry=lease_retry,
         )
+        self._lock = asyncio.Lock()
+        self._cluster = ClusterWatch(store, self, period=lease_retry, clock=clock)
         self._started = False
 
     # -- life cycle ------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the ledger, return crashed ``in_flight`` rows to pending, start the workers."""
+        """Open the ledger, return crashed ``in_flight`` rows to pending, start the pumps."""
         if self._started:
             return
         await self.store.open()
@@ -192,10 +179,11 @@ class DeliveryEngine:
         self._recorder.start()
         self._started = True
         for endpoint in await self.store.endpoints():
-            await self._start_worker(endpoint)
+            await self._start_pump(endpoint)
+        await self._cluster.start()
 
     async def close(self, grace: float = 5.0) -> None:
-        """Stop every worker and flush the ledger.
+        """Stop every pump and flush the ledger.
 
         Attempts in progress get up to ``grace`` seconds to finish (so a
         graceful shutdown does not resend them); claimed deliveries not yet
@@ -204,106 +192,79 @@ class DeliveryEngine:
         if not self._started:
             return
         self._started = False
-        await self._health.drain()
-        workers = list(self._workers)
-        for endpoint_id in workers:
-            self._quiesce(self._workers[endpoint_id])
-        slots = [t for w in self._workers.values() for t in w.slots]
-        if slots and grace > 0:
-            await asyncio.wait(slots, timeout=grace)
-        for endpoint_id in workers:
-            await self._stop_worker(endpoint_id)
+        await self._cluster.close()
+        for pump in self._pumps.values():
+            pump.quiesce()
+        sends = [t for pump in self._pumps.values() for t in pump.sends]
+        if sends and grace > 0:
+            await asyncio.wait(sends, timeout=grace)
+        for endpoint_id in list(self._pumps):
+            await self._stop_pump(endpoint_id)
         await self._recorder.close()
         await self.sender.close()
 
-    async def _start_worker(self, endpoint: Endpoint) -> None:
-        if not self._started or not endpoint.enabled or endpoint.kind not in self.kinds:
-            if endpoint.kind not in self.kinds:
-                logger.warning(
-                    "endpoint %s: unknown kind %r, not started", endpoint.id, endpoint.kind
-                )
+    async def _start_pump(self, endpoint: Endpoint) -> None:
+        kind = self.kinds.get(endpoint.kind)
+        if kind is None:
+            logger.warning("endpoint %s: unknown kind %r, not started", endpoint.id, endpoint.kind)
+        if not self._started or not endpoint.enabled or kind is None:
             return
         counts = (await self.store.counts()).get(endpoint.id)
-        worker = Worker(endpoint, EventFilter(endpoint.types, endpoint.key))
-        worker.unfinished = 0 if counts is None else counts.pending + counts.in_flight
-        if endpoint.rate_limit:
-            worker.bucket = TokenBucket(endpoint.rate_limit)
-        self._workers[endpoint.id] = worker
-        worker.tasks = [
-            asyncio.create_task(
-                self._supervise(worker, self._feed_exclusively),
-                name=f"delivery-feed-{endpoint.id}",
-            ),
-            asyncio.create_task(
-                self._supervise(worker, self._dispatcher.run), name=f"delivery-send-{endpoint.id}"
-            ),
-        ]
+        unfinished = 0 if counts is None else counts.pending + counts.in_flight
+        machine = DeliveryMachine(endpoint, unfinished=unfinished, max_backlog=self.max_backlog)
+        self._pumps[endpoint.id] = pump = EndpointPump(machine, kind, self._parts)
+        pump.start()
 
-    def _quiesce(self, worker: Worker) -> None:
-        """No new attempts: stop feeding and claiming, release what was claimed."""
-        for task in worker.tasks:
-            task.cancel()
-        now = self.clock()
-        while worker.claimed:  # claimed but never sent: back to pending
-            self._recorder.put_nowait(release(worker.claimed.popleft(), now))
-
-    async def _stop_worker(self, endpoint_id: str) -> None:
-        worker = self._workers.pop(endpoint_id, None)
-        if worker is None:
-            return
-        tasks = [*worker.tasks, *worker.slots]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        now = self.clock()
-        while worker.claimed:  # claimed but never sent: back to pending
-            self._recorder.put_nowait(release(worker.claimed.popleft(), now))
-
-    async def _feed_exclusively(self, worker: Worker) -> None:
-        """Run the endpoint's feeder while this process holds its lease."""
-        await run_exclusively(
-            self.log.leases,
-            feeder_lease(worker.endpoint),
-            lambda: self._feed(worker),
-            retry=self.lease_retry,
-        )
-
-    async def _feed(self, worker: Worker) -> None:
-        worker.feeding = True
-        try:
-            # Another process may have fed (and sent) until now: take the
-            # ledger's count, and claim what it left pending.
-            worker.unfinished = await self._feeder.unfinished(worker.endpoint.id)
-            worker.poke()
-            await self._feeder.run(worker)
-        finally:
-            worker.feeding = False
+    async def _stop_pump(self, endpoint_id: str) -> None:
+        pump = self._pumps.pop(endpoint_id, None)
+        if pump is not None:
+            await pump.stop()
 
     def feeding(self) -> set[str]:
         """Ids of the endpoints whose feeder runs in this process (holds the lease)."""
-        return {endpoint_id for endpoint_id, w in self._workers.items() if w.feeding}
+        return {endpoint_id for endpoint_id, pump in self._pumps.items() if pump.feeding}
 
-    async def _supervise(self, worker: Worker, loop: Callable[[Worker], Awaitable[None]]) -> None:
-        """Keep a worker loop running: storage hiccups are logged and retried."""
-        failures = 0
-        while True:
-            try:
-                await loop(worker)
-                return
-            except LogClosed:
-                return
-            except (EventLogError, OSError) as exc:
-                failures += 1
-                logger.warning(
-                    "endpoint %s: %s; retrying in %.1f s",
-                    worker.endpoint.id,
-                    exc,
-                    SUPERVISE_BACKOFF.delay(failures),
+    # -- health ------------------------------------------------------------------
+
+    async def _health(self, endpoint: Endpoint, action: SetHealth | Disable) -> None:
+        """Store a machine's health action: a failure streak, or a disable."""
+        try:
+            if isinstance(action, SetHealth):
+                await self._update_endpoint(endpoint.id, failing_since=action.failing_since)
+            else:
+                await self._disable(endpoint, action.reason)
+        except EventLogError as exc:  # the attempt is recorded all the same
+            logger.warning("endpoint %s: could not update its health: %s", endpoint.id, exc)
+
+    async def _update_endpoint(self, endpoint_id: str, **changes: Any) -> Endpoint | None:
+        async with self._lock:
+            current = await self.store.get_endpoint(endpoint_id)
+            if current is None:
+                return None
+            updated = msgspec.structs.replace(current, **changes)
+            await self.store.put_endpoint(updated)
+            return updated
+
+    async def _disable(self, endpoint: Endpoint, reason: str) -> None:
+        """Disable an endpoint with ``reason``, tell the system stream, stop its pump."""
+        now = self.clock()
+        async with self._lock:
+            current = await self.store.get_endpoint(endpoint.id)
+            if current is None or not current.enabled:
+                return  # deleted, or another process disabled it first
+            target = origin(endpoint.url)
+            logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, target, reason)
+            # Said before it is stored: whoever sees the endpoint disabled finds the event.
+            data = {"endpoint": endpoint.id, "kind": endpoint.kind, "target": target}
+            with contextlib.suppress(EventLogError):
+                await self.log.append(
+                    self.system_stream,
+                    {**data, "reason": reason},
+                    type="delivery.endpoint.disabled",
                 )
-            except Exception:
-                failures += 1
-                logger.exception("endpoint %s: worker failed; restarting", worker.endpoint.id)
-            await asyncio.sleep(SUPERVISE_BACKOFF.delay(failures))
+            changes = {"enabled": False, "disabled_reason": reason, "updated": now}
+            await self.store.put_endpoint(msgspec.structs.replace(current, **changes))
+            await self._stop_pump(endpoint.id)
 
     # -- endpoints ---------------------------------------------------------------
 
@@ -320,53 +281,59 @@ class DeliveryEngine:
             kind.validate(endpoint)
 
     async def put_endpoint(self, endpoint: Endpoint) -> None:
-        """Store an endpoint (new or changed) and (re)start its worker."""
+        """Store an endpoint (new or changed) and (re)start its pump."""
         self.validate(endpoint)
         async with self._lock:
             await self.store.put_endpoint(endpoint)
-            await self._stop_worker(endpoint.id)
-            await self._start_worker(endpoint)
+            await self._stop_pump(endpoint.id)
+            await self._start_pump(endpoint)
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
-        """Stop an endpoint's worker and delete it with its deliveries."""
+        """Stop an endpoint's pump and delete it with its deliveries."""
         async with self._lock:
-            await self._stop_worker(endpoint_id)
+            await self._stop_pump(endpoint_id)
             return await self.store.delete_endpoint(endpoint_id)
+
+    async def reload(self, endpoint_id: str | None) -> None:
+        """Another process changed endpoint ``endpoint_id`` (None: maybe any): restart
+        its pump from the stored copy, stop it if deleted or disabled."""
+        async with self._lock:
+            if endpoint_id is None:
+                stored = {e.id: e for e in await self.store.endpoints()}
+            else:
+                endpoint = await self.store.get_endpoint(endpoint_id)
+                stored = {} if endpoint is None else {endpoint_id: endpoint}
+            running = set(self._pumps) if endpoint_id is None else {endpoint_id}
+            for ep_id in sorted(stored.keys() | running):
+                pump, endpoint = self._pumps.get(ep_id), stored.get(ep_id)
+                if pump is not None and endpoint is not None and same_work(pump.endpoint, endpoint):
+                    self.wake(ep_id)  # a health note (failing_since) at most
+                    continue
+                await self._stop_pump(ep_id)
+                if endpoint is not None:
+                    await self._start_pump(endpoint)
 
     async def head(self, stream: str) -> int:
         """The stream's next offset (0 if it does not exist yet)."""
         return (await self.log.bounds(stream))[1]
 
     def wake(self, endpoint_id: str) -> None:
-        """Make an endpoint's dispatcher look at the ledger now."""
-        worker = self._workers.get(endpoint_id)
-        if worker is not None:
-            worker.poke()
-
-    def _flushed(self, batch: list[Finished]) -> None:
-        for finished in batch:
-            worker = self._workers.get(finished.endpoint_id)
-            if worker is None:
-                continue
-            if finished.attempt is not None and finished.status in ("delivered", "failed"):
-                worker.unfinished -= 1
-                worker.progress.set()
-            worker.poke()
+        """Make an endpoint's pump look at the ledger now."""
+        pump = self._pumps.get(endpoint_id)
+        if pump is not None:
+            pump.machine.poke()
+            pump.changed()
 
     # -- operator actions --------------------------------------------------------
 
     async def act(self, endpoint_id: str, delivery_id: str, action: str) -> Delivery | None:
-        """``retry`` or ``skip`` one delivery (see :func:`apply_operator_action`)."""
+        """``retry`` or ``skip`` one delivery (see
+        :func:`~consumers.delivery.machine_rules.apply_operator_action`)."""
         delivery = await self.store.act(endpoint_id, delivery_id, action, self.clock())
-        if delivery is not None:
-            worker = self._workers.get(endpoint_id)
-            if worker is not None:
-                if action == "retry":
-                    worker.unfinished += 1
-                else:
-                    worker.unfinished -= 1
-                    worker.progress.set()
-            self.wake(endpoint_id)
+        pump = self._pumps.get(endpoint_id)
+        if delivery is not None and pump is not None:
+            pump.machine.acted(action)
+            pump.changed()
         return delivery
 
     async def replay(
@@ -404,12 +371,7 @@ class DeliveryEngine:
 
     async def _enqueue_replay(self, endpoint_id: str, rows: list[NewDelivery], now: float) -> None:
         inserted = await self.store.enqueue(endpoint_id, rows, consumer=None, now=now)
-        worker = self._workers.get(endpoint_id)
-        if worker is not None:
-            worker.unfinished += inserted
-        self.wake(endpoint_id)
-
-
-def feeder_lease(endpoint: Endpoint) -> str:
-    """The name of the lease that lets one process feed ``endpoint``."""
-    return f"delivery-feed:{endpoint.consumer_name}"
+        pump = self._pumps.get(endpoint_id)
+        if pump is not None:
+            pump.machine.enqueued(inserted)
+            pump.changed()

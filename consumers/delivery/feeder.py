@@ -1,4 +1,4 @@
-"""The feeder side of a worker: the endpoint's stream → ledger rows; and the event cache.
+"""The feeder of an endpoint: its stream → ledger rows; and the event cache.
 
 The feeder reads the endpoint's stream from its committed offset, keeps the
 events that match the endpoint's filters and stores them as ``pending``
@@ -18,47 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import msgspec
 
 from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
+from consumers.delivery.machine import DeliveryMachine
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery, new_delivery_id
-from consumers.delivery.retry import TokenBucket
 from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.errors import OffsetOutOfRange
 from eventlog.holds import Truncation
 from eventlog.model import Event
 
-__all__ = ["Feeder", "Worker", "new_delivery"]
+__all__ = ["Feeder", "new_delivery"]
 
 logger = logging.getLogger("eventlog.delivery")
-
-
-@dataclass
-class Worker:
-    """One endpoint's running state, shared by its feeder and dispatcher."""
-
-    endpoint: Endpoint
-    filter: EventFilter
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    progress: asyncio.Event = field(default_factory=asyncio.Event)
-    sending: dict[str, Delivery] = field(default_factory=dict)
-    slots: set[asyncio.Task[None]] = field(default_factory=set)
-    claimed: deque[Delivery] = field(default_factory=deque)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    unfinished: int = 0
-    bucket: TokenBucket | None = None
-    more: bool = True
-    feeding: bool = False
-
-    def poke(self) -> None:
-        """New claimable deliveries may exist: claim again and wake the dispatcher."""
-        self.more = True
-        self.wake.set()
 
 
 class Feeder:
@@ -96,20 +71,30 @@ class Feeder:
         self.backlog_recheck = backlog_recheck
         self._events: dict[tuple[str, int], Event] = {}
 
-    async def run(self, worker: Worker) -> None:
-        """Feed one endpoint: its stream's matching events become ledger rows."""
-        ep = worker.endpoint
+    async def run(
+        self,
+        ep: Endpoint,
+        machine: DeliveryMachine,
+        progress: asyncio.Event,
+        changed: Callable[[], None],
+    ) -> None:
+        """Feed one endpoint: its stream's matching events become ledger rows.
+
+        ``machine`` is told of every enqueue (then ``changed`` is called) and
+        says when the backlog is full; ``progress`` is set when it may be fed again.
+        """
+        matches = EventFilter(ep.types, ep.key).matches
         position = await self.log.committed_offset(ep.consumer_name, ep.stream)
         if position is None:
             position = ep.start_offset
         while True:
-            while worker.unfinished >= self.max_backlog:
-                worker.progress.clear()
+            while not machine.may_feed:
+                progress.clear()
                 try:
                     async with asyncio.timeout(self.backlog_recheck):
-                        await worker.progress.wait()
+                        await progress.wait()
                 except TimeoutError:
-                    worker.unfinished = await self.unfinished(ep.id)
+                    machine.counted(await self.unfinished(ep.id))
             try:
                 events = await self.log.read(ep.stream, position, self.page)
             except OffsetOutOfRange as exc:
@@ -125,7 +110,7 @@ class Feeder:
             now = self.clock()
             rows = []
             for event in events:
-                if worker.filter.matches(event):
+                if matches(event):
                     rows.append(new_delivery(event, now, replay=False))
                     self.cache(event)
             position = events[-1].offset + 1
@@ -136,8 +121,8 @@ class Feeder:
                 now=now,
             )
             if inserted:
-                worker.unfinished += inserted
-                worker.poke()
+                machine.enqueued(inserted)
+                changed()
 
     async def unfinished(self, endpoint_id: str) -> int:
         """The endpoint's ``pending`` plus ``in_flight`` deliveries, from the ledger."""

@@ -20,7 +20,7 @@ for each implementation; a PostgreSQL store must pass the same suite):
   decided (:mod:`consumers.delivery.machine_rules`), ignoring rows that are
   no longer ``in_flight`` (deleted or skipped meanwhile).
 * :meth:`LedgerStore.recover` turns every ``in_flight`` row back into
-  ``pending`` (run at start-up, before any worker).
+  ``pending`` (run at start-up, before any pump).
 * :meth:`LedgerStore.rewrite` reads some rows locked and stores what a pure
   function decided about them (pulled deliveries: :mod:`consumers.delivery.rewrite`).
 * Nothing stored here holds a secret except the endpoint documents.

@@ -20,9 +20,9 @@ says when to call :meth:`~DeliveryMachine.actions` again if nothing else
 happens, and :attr:`~DeliveryMachine.may_feed` whether the feeder may add rows.
 
 Rules: at most ``max_in_flight`` attempts at once (one in ``ordered`` mode);
-claims take a window of twice that and the next claim goes out when half of
-it is used, so sending never waits for a ledger transaction; one claim at a
-time; the rate limit (a token bucket) paces sends by the ``now`` it is given;
+claims take a window of :data:`WINDOW` times that and the next claim goes out
+when half of it is used, so sending rarely waits for a ledger transaction;
+one claim at a time; the rate limit (a token bucket) paces sends by the ``now`` it is given;
 a claimed row stays ``in_flight`` in the ledger until its outcome is recorded,
 so nothing is claimed twice. Which rows a claim takes, and what an outcome
 makes of a row, are :mod:`consumers.delivery.machine_rules`.
@@ -39,6 +39,7 @@ from consumers.delivery.model import Delivery, Endpoint, Finished
 from consumers.delivery.retry import AttemptResult, Classification, TokenBucket, update_health
 
 __all__ = [
+    "WINDOW",
     "Action",
     "Claim",
     "DeliveryMachine",
@@ -47,6 +48,12 @@ __all__ = [
     "Send",
     "SetHealth",
 ]
+
+
+#: Claimed rows held per attempt slot: a claim goes out when half of them are
+#: used, so the slots rarely wait for a ledger transaction (which may queue
+#: behind other commits and their fsyncs).
+WINDOW = 4
 
 
 class Claim(msgspec.Struct, frozen=True, gc=False):
@@ -217,8 +224,9 @@ class DeliveryMachine:
                 # The next row is claimable only once this one's outcome is stored.
                 busy = self.held or self.sending or self._unrecorded
                 want = 0 if busy else 1
-            else:  # a window of twice the limit, claimed again when half used
-                want = 2 * self.limit - len(self.held) if len(self.held) < self.limit else 0
+            else:  # a window of WINDOW times the limit, claimed again when half used
+                full = WINDOW * self.limit
+                want = full - len(self.held) if 2 * len(self.held) < full else 0
             if want and self._more and not self._claiming:
                 self._more = False
                 self._claiming = True

@@ -7,29 +7,27 @@ as they are; :mod:`~consumers.delivery.postgres_ledger_schema`), plus
 connection; :meth:`PostgresLedger.enqueue` stores the delivery rows and the
 consumer's offset (:func:`eventlog.storage.postgres.set_offset`) together.
 
-Several processes share the delivery work without double-sending:
+Several processes share the delivery work without double-sending: claims
+carry the claiming process's owner token, and rows of a process that is gone
+go back to ``pending`` (at start-up, :meth:`PostgresLedger.recover`, and while
+running, :meth:`PostgresLedger.sweep`); see
+:mod:`~consumers.delivery.postgres_ledger_claims`.
 
-* ``concurrent`` endpoints: a claim takes due rows with ``FOR UPDATE SKIP
-  LOCKED`` and marks them ``in_flight`` in the same statement, so two
-  processes claiming at once get disjoint rows and never wait on each other.
-* ``ordered`` and ``per-key`` endpoints: a claim first takes a transaction
-  advisory lock on the endpoint, so claims are serialised and an in-flight
-  head blocks every process, as the ordering rule requires.
-* ``recover`` (run at start-up) returns to ``pending`` only the in-flight rows
-  of processes that are gone: each process holds a lease named after its
-  ``claimed_by`` token for as long as it lives, and rows whose claimer's lease
-  can be taken belong to a dead process.
+Every change other processes must hear of is notified in its own transaction
+on the channel ``<schema>_delivery`` (:mod:`consumers.delivery.changes`):
+``pending:<endpoint>`` when rows become claimable, ``endpoint:<endpoint>``
+when an endpoint is stored or deleted. :meth:`PostgresLedger.watch` hears them.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
 
+from consumers.delivery.changes import TOPIC, Change, EndpointChanged, encode_change, parse_change
 from consumers.delivery.ledger import (
     ATTEMPT_COLUMNS,
     Claimed,
@@ -38,7 +36,6 @@ from consumers.delivery.ledger import (
     apply_operator_action,
     attempt_from_row,
     counts_from_rows,
-    select_claimable,
 )
 from consumers.delivery.model import (
     Attempt,
@@ -48,6 +45,15 @@ from consumers.delivery.model import (
     Finished,
     NewDelivery,
     Ordering,
+)
+from consumers.delivery.postgres_ledger_claims import (
+    claim_concurrent,
+    claim_serial,
+    finish,
+    new_token,
+    notify_pending,
+    owner_lease,
+    sweep,
 )
 from consumers.delivery.postgres_ledger_schema import (
     AFTER_COPY,
@@ -71,8 +77,6 @@ _encode = msgspec.json.encode
 _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
 _COLUMNS = COLUMNS
 _row = delivery_from_row
-#: Unfinished rows scanned per claim in the per-key mode.
-ACTIVE_WINDOW = 2000
 
 
 class PostgresLedger:
@@ -88,15 +92,21 @@ class PostgresLedger:
         #: Seals endpoint documents (their secrets, headers, URLs) at rest.
         self._secrets = secrets or SecretBox()
         self._s = storage.schema
-        #: This process's claim token (``claimed_by`` of the rows it claims).
-        self.token = uuid.uuid4().hex
+        #: This process's owner token (``claimed_by`` of the rows it claims).
+        self.token = new_token()
+        #: The channel of this ledger's notifications (``<schema>_delivery``).
+        self.channel = f"{self._s}_{TOPIC}"
         self._alive: Lease | None = None
 
     async def open(self) -> None:
         """Create or migrate the tables; take this process's liveness lease."""
         await self._storage.ensure_schema("webhooks", MIGRATIONS)
-        if self._alive is None:
-            self._alive = await self._storage.acquire_lease(_owner_lease(self.token))
+        await self._keep_alive()
+
+    async def _changed(self, c: asyncpg.Connection, endpoint_id: str) -> None:
+        await c.execute(
+            "SELECT pg_notify($1, $2)", self.channel, encode_change(EndpointChanged(endpoint_id))
+        )
 
     # -- endpoints -------------------------------------------------------------
 
@@ -105,15 +115,17 @@ class PostgresLedger:
 
     async def put_endpoint(self, endpoint: Endpoint) -> None:
         doc = self._secrets.seal(_encode(endpoint))
-        await self._storage.transact(
-            lambda c: c.execute(
+
+        async def txn(c: asyncpg.Connection) -> None:
+            await c.execute(
                 f"INSERT INTO {self._s}.webhook_endpoints (id, doc) VALUES ($1, $2) "
                 "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
                 endpoint.id,
                 doc,
-            ),
-            "put endpoint",
-        )
+            )
+            await self._changed(c, endpoint.id)
+
+        await self._storage.transact(txn, "put endpoint")
 
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
         doc = await self._storage.query(
@@ -146,6 +158,7 @@ class PostgresLedger:
             deleted = await c.fetchval(
                 f"DELETE FROM {s}.webhook_endpoints WHERE id = $1 RETURNING id", endpoint_id
             )
+            await self._changed(c, endpoint_id)
             return deleted is not None
 
         return await self._storage.transact(txn, "delete endpoint")
@@ -197,153 +210,60 @@ class PostgresLedger:
                 )
             if consumer is not None:
                 await set_offset(c, s, consumer.name, consumer.stream, consumer.offset)
+            if inserted:
+                await notify_pending(c, self.channel, [endpoint_id])
             return int(inserted)
 
         return await self._storage.transact(txn, "enqueue deliveries")
 
     async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
-        s = self._s
-        token = self.token
-
-        async def concurrent(c: asyncpg.Connection) -> Claimed:
-            claimed = await c.fetch(
-                f"WITH due AS (SELECT seq FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
-                "AND status = 'pending' AND next_at <= $2 ORDER BY next_at, seq LIMIT $3 "
-                f"FOR UPDATE SKIP LOCKED) UPDATE {s}.webhook_deliveries d SET "
-                "status = 'in_flight', updated = $2, claimed_by = $4 FROM due "
-                f"WHERE d.seq = due.seq RETURNING {_prefixed('d')}",
-                endpoint_id,
-                now,
-                limit,
-                token,
+        s, token = self._s, self.token
+        if ordering == "concurrent":
+            return await self._storage.transact(
+                lambda c: claim_concurrent(c, s, endpoint_id, now, limit, token),
+                "claim deliveries",
             )
-            later = await c.fetchval(
-                f"SELECT min(next_at) FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
-                "AND status = 'pending' AND next_at > $2",
-                endpoint_id,
-                now,
-            )
-            rows = sorted((_row(r) for r in claimed), key=lambda d: (d.next_attempt_at, d.seq))
-            return Claimed(rows, later)
-
-        async def serial(c: asyncpg.Connection) -> Claimed:
-            # One claim at a time per endpoint, across every process.
-            await c.execute(
-                "SELECT pg_advisory_xact_lock($1)", advisory_key(s, "claim", endpoint_id)
-            )
-            window = 1 if ordering == "ordered" else ACTIVE_WINDOW
-            active = [
-                _row(r)
-                for r in await c.fetch(
-                    f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
-                    "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT $2",
-                    endpoint_id,
-                    window,
-                )
-            ]
-            claimed = select_claimable(active, ordering, now, limit)
-            if claimed.rows:
-                await c.execute(
-                    f"UPDATE {s}.webhook_deliveries SET status = 'in_flight', updated = $1, "
-                    "claimed_by = $2 WHERE seq = ANY($3::bigint[])",
-                    now,
-                    token,
-                    [d.seq for d in claimed.rows],
-                )
-            return Claimed(
-                [msgspec.structs.replace(d, status="in_flight", updated=now) for d in claimed.rows],
-                claimed.wake_at,
-            )
-
         return await self._storage.transact(
-            concurrent if ordering == "concurrent" else serial, "claim deliveries"
+            lambda c: claim_serial(c, s, endpoint_id, ordering, now, limit, token),
+            "claim deliveries",
         )
 
     async def finish(self, results: Sequence[Finished]) -> None:
-        if not results:
-            return
-        s = self._s
-
-        async def txn(c: asyncpg.Connection) -> None:
-            for f in results:
-                a = f.attempt
-                if a is None:
-                    await c.execute(
-                        f"UPDATE {s}.webhook_deliveries SET status = 'pending', next_at = $1, "
-                        "updated = $2, claimed_by = NULL WHERE id = $3 AND status = 'in_flight'",
-                        f.next_attempt_at,
-                        f.now,
-                        f.delivery_id,
-                    )
-                    continue
-                updated = await c.fetchval(
-                    f"UPDATE {s}.webhook_deliveries SET status = $1, attempts = $2, "
-                    "rate_limited = $3, next_at = $4, updated = $5, last_status = $6, "
-                    "last_error = $7, claimed_by = NULL WHERE id = $8 AND status = 'in_flight' "
-                    "RETURNING seq",
-                    f.status,
-                    f.attempts,
-                    f.rate_limited,
-                    f.next_attempt_at,
-                    f.now,
-                    a.status,
-                    a.error,
-                    a.delivery_id,
-                )
-                if updated is None:
-                    continue
-                await c.execute(
-                    f"INSERT INTO {s}.webhook_attempts (delivery_id, number, started, duration, "
-                    "status, error, verdict, response) VALUES ($1, (SELECT coalesce(max(number), 0)"
-                    f" + 1 FROM {s}.webhook_attempts WHERE delivery_id = $1), "
-                    "$2, $3, $4, $5, $6, $7)",
-                    a.delivery_id,
-                    a.started,
-                    a.duration,
-                    a.status,
-                    a.error,
-                    a.verdict,
-                    a.response,
-                )
-
-        await self._storage.transact(txn, "finish deliveries")
+        if results:
+            s, channel, token = self._s, self.channel, self.token
+            await self._storage.transact(
+                lambda c: finish(c, s, channel, results, token), "finish deliveries"
+            )
 
     async def recover(self, now: float) -> int:
         """Return the in-flight rows of gone processes (and this one's) to pending."""
-        s = self._s
-        owners = await self._storage.query(
-            lambda c: c.fetch(
-                f"SELECT DISTINCT claimed_by FROM {s}.webhook_deliveries WHERE status = 'in_flight'"
-            )
-        )
-        dead: list[str] = []
-        leases: list[Lease] = []
-        try:
-            for (owner,) in owners:
-                if owner is None or owner == self.token:
-                    dead.append(owner or "")
-                    continue
-                lease = await self._storage.acquire_lease(_owner_lease(owner))
-                if lease is not None:  # its process is gone
-                    leases.append(lease)
-                    dead.append(owner)
-            if not dead:
-                return 0
-            count = await self._storage.transact(
-                lambda c: c.fetchval(
-                    f"WITH r AS (UPDATE {s}.webhook_deliveries SET status = 'pending', "
-                    "next_at = $1, updated = $1, claimed_by = NULL WHERE status = 'in_flight' "
-                    "AND coalesce(claimed_by, '') = ANY($2::text[]) RETURNING 1) "
-                    "SELECT count(*) FROM r",
-                    now,
-                    dead,
-                ),
-                "recover deliveries",
-            )
-            return int(count)
-        finally:
-            for lease in leases:
-                await lease.release()
+        await self._keep_alive()
+        returned = await sweep(self._storage, self.channel, self.token, now, own=True)
+        return sum(returned.values())
+
+    async def sweep(self, now: float) -> dict[str, int]:
+        """Return the in-flight rows of processes that are gone to ``pending``, while
+        running (see :mod:`~consumers.delivery.postgres_ledger_claims`); the rows
+        returned per endpoint id."""
+        await self._keep_alive()
+        return await sweep(self._storage, self.channel, self.token, now, own=False)
+
+    async def _keep_alive(self) -> None:
+        # The lease is lost with its connection (a network blip): take it
+        # again, or every other process would keep sweeping our claims.
+        if self._alive is None or not self._alive.held:
+            self._alive = await self._storage.acquire_lease(owner_lease(self.token))
+
+    async def watch(self, listener: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``listener`` with every :class:`~consumers.delivery.changes.Change`
+        any process makes (this one's too); returns the call that stops it."""
+
+        def heard(payload: str | None) -> None:
+            change = parse_change(payload)
+            if change is not None:
+                listener(change)
+
+        return await self._storage.subscribe(self.channel, heard)
 
     async def deliveries(
         self,
@@ -417,6 +337,8 @@ class PostgresLedger:
                 now,
                 d.seq,
             )
+            if d.status == "pending":
+                await notify_pending(c, self.channel, [endpoint_id])
             return d
 
         return await self._storage.transact(txn, "delivery action")
@@ -467,11 +389,3 @@ class PostgresLedger:
             return decision.result
 
         return await self._storage.transact(txn, "rewrite deliveries")
-
-
-def _owner_lease(token: str) -> str:
-    return f"ledger-owner:{token}"
-
-
-def _prefixed(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in _COLUMNS.split(","))

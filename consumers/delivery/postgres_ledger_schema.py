@@ -53,6 +53,11 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (delivery_id, number)
         )""",
     ],
+    # The orphan sweep looks for the owners of in-flight rows once a second.
+    [
+        "CREATE INDEX webhook_deliveries_claims ON {s}.webhook_deliveries (claimed_by) "
+        "WHERE status = 'in_flight'"
+    ],
 ]
 
 #: The component's tables, as ``eventlog migrate`` copies them.

@@ -1,11 +1,17 @@
-"""The recorder: group commit of finished attempts into the ledger."""
+"""The recorder: group commit of finished attempts into the ledger.
+
+Every endpoint's outcomes (and released claims) go into one queue; all that
+arrive while a batch is written go into the next batch, one ledger
+transaction each. Once a batch is stored, each item's owner (the endpoint's
+pump) is told which of its outcomes are in.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from typing import Protocol
 
 from consumers.delivery.ledger import LedgerStore
 from consumers.delivery.model import Finished
@@ -24,30 +30,29 @@ LINGER_BATCH = 64
 RETRY = Backoff(steps=(0.5,), jitter=0)
 
 
-class Recorder:
-    """Group commit of finished attempts: all results that arrive while one
-    batch is written go into the next batch (one transaction each)."""
+class Owner(Protocol):
+    """Who is told that its outcomes are stored."""
 
-    def __init__(
-        self, store: LedgerStore, on_flushed: Callable[[list[Finished]], None] | None = None
-    ) -> None:
+    def recorded(self, finished: list[Finished]) -> None:
+        """These outcomes are in the ledger."""
+
+
+class Recorder:
+    """Group commit of finished attempts (see the module docstring)."""
+
+    def __init__(self, store: LedgerStore) -> None:
         self._store = store
-        self._on_flushed = on_flushed
-        self._queue: list[tuple[Finished, asyncio.Future[None] | None]] = []
+        self._queue: list[tuple[Finished, Owner]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Start writing batches."""
         self._task = asyncio.create_task(self._run(), name="delivery-recorder")
 
-    def put(self, item: Finished) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        self._ready.set()
-        return future
-
-    def put_nowait(self, item: Finished) -> None:
-        self._queue.append((item, None))
+    def put_nowait(self, item: Finished, owner: Owner) -> None:
+        """Queue ``item``; ``owner.recorded`` is called once it is stored."""
+        self._queue.append((item, owner))
         self._ready.set()
 
     async def _run(self) -> None:
@@ -70,21 +75,19 @@ class Recorder:
                 await self._store.finish([item for item, _ in batch])
                 break
             except LogClosed:
-                for _, fut in batch:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(LogClosed("log closed"))
                 return
             except EventLogError as exc:
                 logger.warning("recording %d attempts failed, retrying: %s", len(batch), exc)
                 failures += 1
                 await asyncio.sleep(RETRY.delay(failures))
-        for _, fut in batch:
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-        if self._on_flushed is not None:
-            self._on_flushed([item for item, _ in batch])
+        owners: dict[int, tuple[Owner, list[Finished]]] = {}
+        for item, owner in batch:
+            owners.setdefault(id(owner), (owner, []))[1].append(item)
+        for owner, items in owners.values():
+            owner.recorded(items)
 
     async def close(self) -> None:
+        """Stop, writing what is queued."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,10 +10,14 @@ templates, :mod:`~consumers.notify.limits` fits text into them and
 
 from consumers.notify.spec import (
     KINDS,
+    AppriseSpec,
+    ChatSpec,
+    DiscordSpec,
     NotificationsConfig,
     NotifyPatch,
     NotifySetup,
     NotifySpec,
+    SlackSpec,
     apply_notify_patch,
     build_notify_endpoint,
     declared_notify_endpoint,
@@ -26,10 +30,14 @@ from consumers.notify.spec import (
 
 __all__ = [
     "KINDS",
+    "AppriseSpec",
+    "ChatSpec",
+    "DiscordSpec",
     "NotificationsConfig",
     "NotifyPatch",
     "NotifySetup",
     "NotifySpec",
+    "SlackSpec",
     "apply_notify_patch",
     "build_notify_endpoint",
     "declared_notify_endpoint",

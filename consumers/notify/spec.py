@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -44,12 +44,12 @@ from consumers.notify import discord, slack
 from consumers.notify.pacing import PacingSender
 from consumers.notify.template import event_context
 from consumers.webhook import (
-    EndpointSpec,
-    RetrySetting,
     SpecError,
     TargetPatch,
+    TargetSpec,
     build_endpoint,
     public_view,
+    spec_fields,
 )
 from eventlog.model import Event
 
@@ -58,52 +58,54 @@ _JSON = {"Content-Type": "application/json"}
 _encoder = msgspec.json.Encoder()
 
 
-class NotifySpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A notification target as users declare it.
+class ChatSpec(TargetSpec, kw_only=True, forbid_unknown_fields=True):
+    """A notification target as users declare it: a :class:`~consumers.webhook.TargetSpec`
+    whose ``kind`` is ``discord``, ``slack`` or ``apprise``.
 
     Attributes:
-        kind: ``discord``, ``slack`` or ``apprise``.
-        url: The incoming-webhook URL (Discord, Slack) or the Apprise URL.
-        id: Stable id (generated if omitted).
-        stream: The stream to notify about.
-        types: Event type patterns (``*`` matches anything); empty: all.
-        key: Pattern the event key must match.
         options: The kind's message settings: ``template`` and the rest (see
             :class:`~consumers.notify.discord.DiscordOptions`,
             :class:`~consumers.notify.slack.SlackOptions`,
             :class:`~consumers.notify.apprise.AppriseOptions`).
-        timeout: Seconds per attempt.
-        retry: ``"default"``, ``"short"`` or a policy, as for webhooks.
-        max_attempts: Override the policy's attempts.
         ordering: ``ordered`` (default: messages arrive in log order),
             ``per-key`` or ``concurrent``. Sends to one target are always one
             at a time.
-        rate_limit: Messages per second at most, on top of the platform's own
-            rate-limit answers.
-        enabled: Start enabled.
-        allow_replay: Allow replay and backfill.
-        disable_after: Seconds of continuous failure before disabling.
-        start: ``end`` (only new events) or ``beginning``.
-        description: Free text.
     """
 
-    kind: Literal["discord", "slack", "apprise"]
-    url: str
-    id: str | None = None
-    stream: str = "events"
-    types: list[str] = []
-    key: str | None = None
     options: dict[str, Any] = {}
-    timeout: float = 10.0
-    retry: RetrySetting = "default"
-    max_attempts: int | None = None
     ordering: Ordering = "ordered"
-    rate_limit: float | None = None
-    enabled: bool = True
-    allow_replay: bool = True
-    disable_after: float | None = 5 * 86400.0
-    start: Literal["end", "beginning"] = "end"
-    description: str = ""
+
+    def endpoint_fields(self, now: float) -> dict[str, Any]:
+        _validate_options(self.kind, self.options)
+        return {"options": dict(self.options), "secrets": [], "max_in_flight": 1}
+
+
+class DiscordSpec(ChatSpec, tag="discord", kw_only=True, forbid_unknown_fields=True):
+    """A Discord incoming webhook (``url``: ``https://discord.com/api/webhooks/…``)."""
+
+
+class SlackSpec(ChatSpec, tag="slack", kw_only=True, forbid_unknown_fields=True):
+    """A Slack incoming webhook (``url``: ``https://hooks.slack.com/services/…``)."""
+
+
+class AppriseSpec(ChatSpec, tag="apprise", kw_only=True, forbid_unknown_fields=True):
+    """Any Apprise URL (``url``); the endpoint shows only ``apprise://<scheme>``."""
+
+    def endpoint_fields(self, now: float) -> dict[str, Any]:
+        options = {**self.options, "url": self.url}
+        _validate_options(self.kind, options)
+        url = apprise_kind.public_url(self.url)
+        return {"options": options, "secrets": [], "max_in_flight": 1, "url": url}
+
+
+NotifySpec = DiscordSpec | SlackSpec | AppriseSpec
+"""A notification target's spec: the tagged union of the chat kinds."""
+
+_SPECS: dict[str, type[ChatSpec]] = {
+    "discord": DiscordSpec,
+    "slack": SlackSpec,
+    "apprise": AppriseSpec,
+}
 
 
 def _validate_options(kind: str, options: dict[str, Any]) -> None:
@@ -126,41 +128,12 @@ def _validate_options(kind: str, options: dict[str, Any]) -> None:
 
 
 def build_notify_endpoint(spec: NotifySpec, *, now: float, head: int, first: int = 0) -> Endpoint:
-    """A new engine endpoint from a notification spec (pure).
+    """A new engine endpoint from a notification spec (pure); :func:`build_endpoint`.
 
     Raises:
         SpecError: A field is invalid; ``path`` names it (``options.template``…).
     """
-    options = dict(spec.options)
-    url = spec.url
-    if spec.kind == "apprise":
-        options["url"] = spec.url
-        url = "https://apprise.invalid/"  # validated below as an Apprise URL instead
-    base = EndpointSpec(
-        url=url,
-        id=spec.id,
-        stream=spec.stream,
-        types=spec.types,
-        key=spec.key,
-        timeout=spec.timeout,
-        retry=spec.retry,
-        max_attempts=spec.max_attempts,
-        ordering=spec.ordering,
-        max_in_flight=1,
-        rate_limit=spec.rate_limit,
-        enabled=spec.enabled,
-        allow_replay=spec.allow_replay,
-        disable_after=spec.disable_after,
-        start=spec.start,
-        description=spec.description,
-    )
-    endpoint = build_endpoint(base, now=now, head=head, first=first)
-    _validate_options(spec.kind, options)
-    if spec.kind == "apprise":
-        url = apprise_kind.public_url(spec.url)
-    return msgspec.structs.replace(
-        endpoint, url=url, kind=spec.kind, options=options, secrets=[], max_in_flight=1
-    )
+    return build_endpoint(spec, now=now, head=head, first=first)
 
 
 def declared_notify_endpoint(
@@ -207,27 +180,11 @@ def spec_of(endpoint: Endpoint) -> NotifySpec:
     """The spec that builds ``endpoint`` again (its full URL included: keep it server-side)."""
     if endpoint.kind not in KINDS:
         raise ValueError(f"endpoint {endpoint.id!r} is not a notification target")
+    fields = spec_fields(endpoint)
     options = dict(endpoint.options)
-    url = endpoint.url
     if endpoint.kind == "apprise":
-        url = str(options.pop("url"))
-    return NotifySpec(
-        kind=endpoint.kind,  # type: ignore[arg-type]
-        url=url,
-        id=endpoint.id,
-        stream=endpoint.stream,
-        types=list(endpoint.types),
-        key=endpoint.key,
-        options=options,
-        timeout=endpoint.timeout,
-        retry=endpoint.retry,
-        ordering=endpoint.ordering,
-        rate_limit=endpoint.rate_limit,
-        enabled=endpoint.enabled,
-        allow_replay=endpoint.allow_replay,
-        disable_after=endpoint.disable_after,
-        description=endpoint.description,
-    )
+        fields["url"] = str(options.pop("url"))
+    return _SPECS[endpoint.kind](**fields, options=options)  # type: ignore[return-value]
 
 
 def apply_notify_patch(endpoint: Endpoint, patch: NotifyPatch, *, now: float) -> Endpoint:

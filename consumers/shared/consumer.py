@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from consumers.delivery.feeder import new_delivery
 from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
 from consumers.delivery.model import Delivery
-from consumers.delivery.rewrite import Pick, Rewrite
+from consumers.delivery.rewrite import Pick
 from consumers.filter import EventFilter
 from consumers.parking import park, parked_stream
 from consumers.shared import rules
@@ -95,6 +95,7 @@ class SharedConsumer:
         self._acks = 0
         self._floored = 0
         self._floor: int | None = None
+        self._floor_seq = 0
         self._events: dict[int, Event] = {}
         self.spec = spec
         self.filter = EventFilter(spec.types, spec.key)
@@ -342,12 +343,17 @@ class SharedConsumer:
         """Everything below this offset is acked (or parked)."""
         # The feed position first: rows enqueued after this read lie above it.
         fed = await self.log.committed_offset(self.feed_name, self.spec.stream) or 0
-        first = await self.ledger.rewrite(
-            self.endpoint_id,
-            Pick(active=1),
-            lambda rows: Rewrite([], rows[0].offset if rows else None),
-        )
-        return fed if first is None else min(first, fed)
+        first = None
+        for status in ("pending", "in_flight"):
+            rows = await self.ledger.deliveries(
+                self.endpoint_id, status=status, from_seq=self._floor_seq, limit=1
+            )
+            if rows and (first is None or rows[0].seq < first.seq):
+                first = rows[0]
+        if first is None:
+            return fed
+        self._floor_seq = first.seq  # rows before it are finished for good
+        return min(first.offset, fed)
 
     async def _wait(self, changed: asyncio.Event, timeout: float, appends: bool) -> None:
         waits: list[asyncio.Future[bool]] = [

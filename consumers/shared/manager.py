@@ -47,6 +47,7 @@ class SharedConsumers:
         page: Events read from the stream at a time.
         poll: Longest wait between looks at the ledger during a long-poll
             (acks in other processes are not announced).
+        closing: Set to end every long-poll (a server's shutdown); :meth:`close` sets it.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class SharedConsumers:
         window: int = 1000,
         page: int = 500,
         poll: float = 0.5,
+        closing: asyncio.Event | None = None,
     ) -> None:
         self.log = log
         self.ledger = ledger if ledger is not None else ledger_for(log)
@@ -66,7 +68,7 @@ class SharedConsumers:
         self.window = window
         self.page = page
         self.poll = poll
-        self.closing = asyncio.Event()
+        self.closing = closing if closing is not None else asyncio.Event()
         self._consumers: dict[str, SharedConsumer] = {}
         self._opened = False
 
@@ -124,7 +126,7 @@ class SharedConsumers:
             self._drop(name)
             if any(c.name == name for c in await self.log.consumers()):
                 raise ConsumerNotShared(f"consumer {name!r} is not a shared consumer")
-            raise ConsumerNotFound(f"no consumer {name!r}")
+            raise ConsumerNotFound(name)
         return self._bind(name, spec)
 
     async def delete(self, name: str) -> bool:

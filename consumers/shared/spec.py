@@ -9,14 +9,15 @@ keeps them in a dict. The events themselves are delivery-ledger rows
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol
 
 import msgspec
 
 from consumers.filter import EventFilter
 from consumers.parking import parked_stream
 from eventlog import EventLog, validate_stream_name
-from eventlog.errors import InvalidField
+from eventlog.errors import InvalidField, InvalidInput
+from eventlog.model import StreamName
 from eventlog.storage.capabilities import PostgresTables, SQLiteTables
 
 if TYPE_CHECKING:
@@ -42,13 +43,13 @@ class SharedSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         start: Where a new consumer starts: ``"beginning"``, ``"end"`` or an offset.
     """
 
-    stream: str
-    types: list[str] = []
-    key: str | None = None
-    ack_wait: float = 30.0
-    max_deliver: int = 5
+    stream: StreamName
+    types: list[Annotated[str, msgspec.Meta(min_length=1, max_length=256)]] = []
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
+    ack_wait: Annotated[float, msgspec.Meta(gt=0, le=MAX_ACK_WAIT)] = 30.0
+    max_deliver: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5
     ordered_by_key: bool = False
-    start: Literal["beginning", "end"] | int = "beginning"
+    start: Literal["beginning", "end"] | Annotated[int, msgspec.Meta(ge=0)] = "beginning"
 
     def check(self, name: str) -> SharedSpec:
         """Return the spec if it is valid for consumer ``name``.
@@ -65,7 +66,10 @@ class SharedSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise
         except Exception as exc:
             raise InvalidField(str(exc), path="$.stream") from None
-        EventFilter(self.types, self.key)
+        try:
+            EventFilter(self.types, self.key)
+        except InvalidInput as exc:
+            raise InvalidField(str(exc), path="$.types" if self.types else "$.key") from None
         if not 0 < self.ack_wait <= MAX_ACK_WAIT:
             raise InvalidField(
                 f"ack_wait must be above 0 and at most {MAX_ACK_WAIT:.0f} seconds",
@@ -79,7 +83,14 @@ class SharedSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 _encode = msgspec.json.encode
-_decode = msgspec.json.Decoder(SharedSpec).decode
+_read = msgspec.json.Decoder(dict[str, object]).decode
+
+
+def _decode(doc: bytes) -> SharedSpec:
+    # Built, not decoded: a stored stream name may carry a tenant namespace
+    # (``acme~mail``), which the request pattern refuses.
+    return SharedSpec(**_read(doc))  # type: ignore[arg-type]
+
 
 _SQLITE = [["CREATE TABLE shared_consumers (name TEXT PRIMARY KEY, doc BLOB NOT NULL)"]]
 _POSTGRES = [["CREATE TABLE {s}.shared_consumers (name text PRIMARY KEY, doc bytea NOT NULL)"]]

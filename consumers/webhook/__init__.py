@@ -16,11 +16,13 @@ from consumers.webhook.spec import (
     RetrySetting,
     SpecError,
     TargetPatch,
+    TargetSpec,
     WebhooksConfig,
     apply_patch,
     build_endpoint,
     declared_endpoint,
     rotate_secret,
+    spec_fields,
 )
 from consumers.webhook.views import public_view
 
@@ -31,6 +33,7 @@ __all__ = [
     "RetrySetting",
     "SpecError",
     "TargetPatch",
+    "TargetSpec",
     "WebhooksConfig",
     "apply_patch",
     "build_endpoint",
@@ -39,4 +42,5 @@ __all__ = [
     "format_webhook",
     "public_view",
     "rotate_secret",
+    "spec_fields",
 ]

@@ -48,23 +48,24 @@ _RESERVED_HEADERS = frozenset(
 RetrySetting = Literal["default", "short"] | RetryPolicy
 
 
-class EndpointSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A webhook endpoint as users declare it (API body, config file, CLI).
+class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind"):
+    """What users declare for any delivery target (API body, config file, CLI).
+
+    A tagged union: ``kind`` (``webhook``, ``discord``, ``slack``, ``apprise``)
+    picks the subclass, which adds its own fields and says what they make of
+    the endpoint (:meth:`endpoint_fields`); :func:`build_endpoint` builds any.
 
     Attributes:
-        url: Target URL, http or https.
+        url: Target URL, http or https (Apprise: the Apprise URL).
         id: Stable id (generated ``ep_…`` if omitted).
         stream: Stream to deliver (default ``events``).
         types: Event type patterns, ``*`` matching anything (empty: all types).
         key: Pattern the event key must match (optional).
-        secret: ``whsec_…`` signing secret (generated if omitted).
-        headers: Extra static headers, e.g. ``{"Authorization": "Bearer …"}``.
         timeout: Seconds per attempt, 0.1 to 300.
         retry: ``"default"`` (about a day), ``"short"`` (1 s, 2 s, 4 s) or a
             full policy ``{"schedule": [...], "max_attempts": n, "jitter": f}``.
         max_attempts: Override the policy's number of attempts.
         ordering: ``concurrent``, ``ordered`` or ``per-key``.
-        max_in_flight: Concurrent attempts (1 to 1000).
         rate_limit: Attempts per second at most (optional).
         enabled: Start enabled.
         allow_replay: Allow replay and backfill.
@@ -80,19 +81,47 @@ class EndpointSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stream: str = "events"
     types: list[str] = []
     key: str | None = None
-    secret: str | None = None
-    headers: dict[str, str] = {}
     timeout: float = 10.0
     retry: RetrySetting = "default"
     max_attempts: int | None = None
     ordering: Ordering = "concurrent"
-    max_in_flight: int = 10
     rate_limit: float | None = None
     enabled: bool = True
     allow_replay: bool = True
     disable_after: float | None = 5 * 86400.0
     start: Literal["end", "beginning"] = "end"
     description: str = ""
+
+    @property
+    def kind(self) -> str:
+        """The target kind (the tag)."""
+        return str(type(self).__struct_config__.tag)
+
+    def endpoint_fields(self, now: float) -> dict[str, Any]:
+        """The endpoint fields this kind sets itself (secrets, options, another url...)."""
+        return {}
+
+
+class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_fields=True):
+    """A webhook endpoint as users declare it (``kind`` may be left out).
+
+    Attributes:
+        secret: ``whsec_…`` signing secret (generated if omitted).
+        headers: Extra static headers, e.g. ``{"Authorization": "Bearer …"}``.
+        max_in_flight: Concurrent attempts (1 to 1000).
+    """
+
+    secret: str | None = None
+    headers: dict[str, str] = {}
+    max_in_flight: int = 10
+
+    def endpoint_fields(self, now: float) -> dict[str, Any]:
+        secret = self.secret if self.secret is not None else generate_secret()
+        return {
+            "secrets": [SecretEntry(secret=secret, created=now)],
+            "headers": dict(self.headers),
+            "max_in_flight": self.max_in_flight,
+        }
 
 
 class TargetPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -180,7 +209,8 @@ def _policy(retry: RetrySetting, max_attempts: int | None) -> RetryPolicy:
 def _validate(ep: Endpoint) -> Endpoint:
     """Check every field of an endpoint; raise :class:`SpecError` naming the first bad one."""
     try:
-        validate_url(ep.url)
+        if ep.kind != "apprise":  # an Apprise URL is checked with its options
+            validate_url(ep.url)
     except InvalidTarget as exc:
         raise SpecError("url", str(exc)) from exc
     try:
@@ -236,30 +266,25 @@ def _validate(ep: Endpoint) -> Endpoint:
     return ep
 
 
-def build_endpoint(spec: EndpointSpec, *, now: float, head: int, first: int = 0) -> Endpoint:
-    """A new endpoint from a spec. ``head``/``first``: the stream's next and first
-    retained offsets, fixing where the endpoint starts.
+def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -> Endpoint:
+    """A new endpoint of any kind from its spec. ``head``/``first``: the stream's
+    next and first retained offsets, fixing where the endpoint starts.
 
     Raises:
         SpecError: A field is invalid (its ``path`` names it).
     """
     if spec.id is not None:
         _check("id", _ID.fullmatch(spec.id) is not None, "id must be 1-64 of [A-Za-z0-9_-]")
-    endpoint_id = spec.id or "ep_" + uuid7().replace("-", "")[-16:]
-    secret = spec.secret if spec.secret is not None else generate_secret()
     ep = Endpoint(
-        id=endpoint_id,
+        id=spec.id or "ep_" + uuid7().replace("-", "")[-16:],
         url=spec.url,
-        kind="webhook",
+        kind=spec.kind,
         stream=spec.stream,
         types=list(spec.types),
         key=spec.key,
-        secrets=[SecretEntry(secret=secret, created=now)],
-        headers=dict(spec.headers),
         timeout=spec.timeout,
         retry=_policy(spec.retry, spec.max_attempts),
         ordering=spec.ordering,
-        max_in_flight=spec.max_in_flight,
         rate_limit=spec.rate_limit,
         enabled=spec.enabled,
         allow_replay=spec.allow_replay,
@@ -269,7 +294,13 @@ def build_endpoint(spec: EndpointSpec, *, now: float, head: int, first: int = 0)
         created=now,
         updated=now,
     )
-    return _validate(ep)
+    return _validate(msgspec.structs.replace(ep, **spec.endpoint_fields(now)))
+
+
+def spec_fields(ep: Endpoint) -> dict[str, Any]:
+    """The fields of :class:`TargetSpec` that build ``ep`` again (its kind's own aside)."""
+    names = set(TargetSpec.__struct_fields__) - {"max_attempts", "start"}
+    return {name: getattr(ep, name) for name in names}
 
 
 def apply_patch(ep: Endpoint, patch: EndpointPatch, *, now: float) -> Endpoint:

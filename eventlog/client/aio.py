@@ -27,12 +27,14 @@ from eventlog._opener import Opener
 from eventlog.backoff import Backoff
 from eventlog.client import wire
 from eventlog.client.follow import follow
+from eventlog.client.offsets import OffsetMethods
+from eventlog.client.schedules import RemoteSchedules, schedule
 from eventlog.client.shared import SharedMethods
-from eventlog.client.transport import DEFAULT_RETRY, Params, Transport
+from eventlog.client.transport import DEFAULT_RETRY, Transport
 from eventlog.closing import AsyncClosing
-from eventlog.errors import InvalidPosition, NotFound, StreamNotFound
-from eventlog.model import ConsumerInfo, Event, NewEvent, StreamInfo, validate_stream_name
-from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
+from eventlog.errors import EventLogError, InvalidPosition, StreamNotFound
+from eventlog.model import Event, NewEvent, StreamInfo, validate_stream_name
+from eventlog.schedule import Scheduled
 from eventlog.storage.base import Appended
 
 __all__ = ["DEFAULT_URL", "AsyncClient"]
@@ -46,16 +48,13 @@ _appended = msgspec.json.Decoder(wire.AppendAnswer)
 _page = msgspec.json.Decoder(wire.Page)
 _info = msgspec.json.Decoder(StreamInfo)
 _streams = msgspec.json.Decoder(wire.StreamList)
-_consumers = msgspec.json.Decoder(dict[str, list[ConsumerInfo]])
-_consumer = msgspec.json.Decoder(wire.ConsumerDetail)
-_schedule_page = msgspec.json.Decoder(SchedulePage)
 
 
 def _path(*parts: str) -> str:
     return "/api/" + "/".join(parts)
 
 
-class AsyncClient(AsyncClosing, SharedMethods):
+class AsyncClient(AsyncClosing, OffsetMethods, SharedMethods):
     """An eventlog server over HTTP and WebSocket, for asyncio programs.
 
     Args:
@@ -106,9 +105,6 @@ class AsyncClient(AsyncClosing, SharedMethods):
     def closed(self) -> bool:
         """True once :meth:`close` has been called."""
         return self._closed
-
-    async def _get(self, path: str, params: Params | None = None, **kw: Any) -> bytes:
-        return (await self.http.request("GET", path, params=params, **kw))[1]
 
     # -- appends -------------------------------------------------------------------------
 
@@ -161,7 +157,7 @@ class AsyncClient(AsyncClosing, SharedMethods):
         """
         event = NewEvent(type=type, data=data, key=key, id=id, headers=dict(headers or {}))
         if at is not None:
-            return (await self._schedule(stream, [event], at, expected_offset))[0]
+            return (await self._scheduled(stream, [event], at, expected_offset))[0]
         result = await self.append_batch_result(stream, [event], expected_offset=expected_offset)
         return result.offsets[0]
 
@@ -198,9 +194,20 @@ class AsyncClient(AsyncClosing, SharedMethods):
         same fields. With ``at``, schedule them all instead.
         """
         if at is not None:
-            return await self._schedule(stream, events, at, expected_offset)
+            return await self._scheduled(stream, events, at, expected_offset)
         result = await self.append_batch_result(stream, events, expected_offset=expected_offset)
         return result.offsets
+
+    async def _scheduled(
+        self,
+        stream: str,
+        events: Sequence[NewEvent | Mapping[str, Any]],
+        at: datetime | timedelta,
+        expected_offset: int | None,
+    ) -> list[Scheduled]:
+        if expected_offset is not None:
+            raise InvalidPosition("expected_offset cannot be combined with a scheduled append")
+        return await schedule(self.http, stream, events, at)
 
     async def append_batch_result(
         self,
@@ -222,55 +229,38 @@ class AsyncClient(AsyncClosing, SharedMethods):
             body=body,
             context={"stream": stream, "expected_offset": expected_offset},
         )
-        answer = _appended.decode(data)
+        answer = wire.answer(_appended, data, "an append")
+        if len(answer.offsets) != len(events):
+            raise EventLogError(
+                f"the server returned {len(answer.offsets)} offsets for {len(events)} events",
+                code=wire.BAD_ANSWER,
+            )
         return Appended(
             offsets=answer.offsets, written=answer.written, next_offset=answer.next_offset
         )
 
-    async def _schedule(
-        self,
-        stream: str,
-        events: Sequence[NewEvent | Mapping[str, Any]],
-        at: datetime | timedelta,
-        expected_offset: int | None,
-    ) -> list[Scheduled]:
-        validate_stream_name(stream)
-        if expected_offset is not None:
-            raise InvalidPosition("expected_offset cannot be combined with a scheduled append")
-        if isinstance(at, timedelta):
-            params: dict[str, str | int | float] = {"delay": at.total_seconds()}
-        elif at.tzinfo is None:
-            raise InvalidPosition("at must be timezone-aware")
-        else:
-            params = {"deliver_at": at.isoformat()}
-        body, _ = wire.append_body(events)
-        _, data = await self.http.request(
-            "POST", _path("streams", stream, "events"), params=params, body=body
-        )
-        answer = msgspec.json.decode(data, type=dict[str, Any])
-        return msgspec.convert(answer["scheduled"], list[Scheduled])
+    @property
+    def schedules(self) -> RemoteSchedules:
+        """The server's scheduled appends: ``page``, ``get`` and ``cancel``, as the
+        embedded log's :attr:`EventLog.schedules <eventlog.EventLog.schedules>`."""
+        return RemoteSchedules(self.http)
 
-    async def schedules(self, stream: str | None = None) -> list[ScheduledEvent]:
-        """Every scheduled event (of ``stream``), in due order."""
-        out: list[ScheduledEvent] = []
-        params: dict[str, str | int | float] = {"limit": 1000}
-        if stream is not None:
-            params["stream"] = validate_stream_name(stream)
-        while True:
-            page = _schedule_page.decode(await self._get("/api/schedules", params))
-            out += page.schedules
-            if page.next is None:
-                return out
-            params["after"] = page.next
-
-    async def cancel_schedule(self, stream: str, event_id: str) -> None:
-        """Cancel a scheduled event.
+    async def call(
+        self, method: str, path: str, body: object = None, **params: str | int | float | None
+    ) -> Any:
+        """One request to any route of the API (``/api/webhooks``, ...), for what has
+        no method here; the JSON answer, None for ``204``. Retried like a read when
+        ``method`` is GET, PUT or DELETE.
 
         Raises:
-            ScheduleNotFound: Nothing with that id waits for ``stream``.
+            EventLogError: The server's error answer, as the class it names.
         """
-        path = _path("schedules", validate_stream_name(stream), _quote(event_id))
-        await self.http.request("DELETE", path, context={"stream": stream, "id": event_id})
+        query = {k: v for k, v in params.items() if v is not None}
+        content = None if body is None else wire.encode(body)
+        status, data = await self.http.request(
+            method, path, params=query, body=content, idempotent=method in ("GET", "PUT", "DELETE")
+        )
+        return None if status == 204 or not data else wire.answer(wire.ANY, data, path)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -299,7 +289,7 @@ class AsyncClient(AsyncClosing, SharedMethods):
             timeout=self.http.timeout + wait,
             context={"stream": stream, "offset": start},
         )
-        return _page.decode(data).events
+        return wire.answer(_page, data, "a read").events
 
     async def read_wait(
         self, stream: str, from_offset: int, limit: int = 1000, timeout: float = LONG_POLL
@@ -363,7 +353,7 @@ class AsyncClient(AsyncClosing, SharedMethods):
         """
         validate_stream_name(stream)
         data = await self._get(_path("streams", stream), context={"stream": stream})
-        return _info.decode(data)
+        return wire.answer(_info, data, "a stream query")
 
     async def bounds(self, stream: str) -> tuple[int, int]:
         """``(first_offset, next_offset)``; ``(0, 0)`` for a stream that does not exist."""
@@ -375,7 +365,7 @@ class AsyncClient(AsyncClosing, SharedMethods):
 
     async def streams(self) -> list[StreamInfo]:
         """Every stream (the API key may read), ordered by name."""
-        return _streams.decode(await self._get("/api/streams")).streams
+        return wire.answer(_streams, await self._get("/api/streams"), "the stream list").streams
 
     async def delete_stream(self, stream: str) -> None:
         """Delete a stream, its events and its consumers' offsets (needs ``admin``).
@@ -385,60 +375,3 @@ class AsyncClient(AsyncClosing, SharedMethods):
         """
         validate_stream_name(stream)
         await self.http.request("DELETE", _path("streams", stream), context={"stream": stream})
-
-    # -- consumer offsets ----------------------------------------------------------------
-
-    async def consumers(self) -> list[ConsumerInfo]:
-        """Every committed consumer position."""
-        return _consumers.decode(await self._get("/api/consumers"))["consumers"]
-
-    async def consumer_detail(self, name: str) -> dict[str, Any]:
-        """One consumer as ``GET /api/consumers/{name}`` describes it (offsets, lag,
-        parked events, its runtime state in the server).
-
-        Raises:
-            ConsumerNotFound: It never committed and does not run in the server.
-        """
-        data = await self._get(
-            _path("consumers", validate_stream_name(name)), context={"name": name}
-        )
-        answer: dict[str, Any] = msgspec.json.decode(data)
-        return answer
-
-    async def committed_offset(self, consumer: str, stream: str) -> int | None:
-        """The offset ``consumer`` committed on ``stream`` (the next to read), or None."""
-        validate_stream_name(stream)
-        try:
-            data = await self._get(_path("consumers", validate_stream_name(consumer)))
-        except NotFound:
-            return None
-        rows = _consumer.decode(data).streams
-        return next((row.offset for row in rows if row.stream == stream), None)
-
-    async def commit_offset(self, consumer: str, stream: str, offset: int) -> None:
-        """Durably store ``offset`` as the next offset ``consumer`` reads on ``stream``
-        (needs ``admin``; the offset may not pass the head)."""
-        if not isinstance(offset, int) or offset < 0:
-            raise InvalidPosition("offset must be a non-negative integer")
-        body = wire.encode({"stream": validate_stream_name(stream), "position": offset})
-        await self.http.request(
-            "PUT",
-            _path("consumers", validate_stream_name(consumer)),
-            body=body,
-            context={"name": consumer, "stream": stream},
-        )
-
-    async def replay_parked(self, name: str) -> dict[str, Any]:
-        """Hand a consumer's parked events back to its handler in the server (admin)."""
-        path = _path("consumers", validate_stream_name(name), "replay-parked")
-        _, data = await self.http.request(
-            "POST", path, timeout=600.0, idempotent=False, context={"name": name}
-        )
-        answer: dict[str, Any] = msgspec.json.decode(data)
-        return answer
-
-
-def _quote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text, safe="")

@@ -86,6 +86,7 @@ class _ClaimAnswer(msgspec.Struct):
 
 _claims = msgspec.json.Decoder(_ClaimAnswer)
 _info = msgspec.json.Decoder(SharedConsumerInfo)
+_expires = msgspec.json.Decoder(dict[str, datetime])
 
 
 class Claim:
@@ -182,12 +183,12 @@ class SharedMethods:
         _, data = await self.http.request(
             "PUT", _path(name, "shared"), body=wire.encode(spec), context={"name": name}
         )
-        return _info.decode(data)
+        return wire.answer(_info, data, "a shared consumer query")
 
     async def shared_info(self, name: str) -> SharedConsumerInfo:
         """A shared consumer's spec, ack floor and pending / claimed / parked counts."""
         _, data = await self.http.request("GET", _path(name, "shared"), context={"name": name})
-        return _info.decode(data)
+        return wire.answer(_info, data, "a shared consumer query")
 
     async def delete_shared(self, name: str) -> None:
         """Delete a shared consumer (needs ``admin``)."""
@@ -207,7 +208,9 @@ class SharedMethods:
             idempotent=False,
             context={"name": consumer},
         )
-        return [Claim(self, consumer, worker, c) for c in _claims.decode(data).claims]
+        return [
+            Claim(self, consumer, worker, c) for c in wire.answer(_claims, data, "a claim").claims
+        ]
 
     async def ack(self, consumer: str, claims: Sequence[Claim | str], *, worker: str) -> int:
         """Ack claims (all or none); how many were acked."""
@@ -219,7 +222,7 @@ class SharedMethods:
             context={"name": consumer},
             done_on_retry=frozenset({"already_acked"}),
         )
-        return int(msgspec.json.decode(data, type=dict[str, Any]).get("acked", len(claims)))
+        return int(wire.answer(wire.OBJECT, data, "an ack").get("acked", len(claims)))
 
     async def nack(
         self, consumer: str, claims: Sequence[Claim | str], *, worker: str, delay: float = 0.0
@@ -233,7 +236,7 @@ class SharedMethods:
             context={"name": consumer},
             done_on_retry=frozenset({"claim_not_found", "claim_not_held"}),
         )
-        return int(msgspec.json.decode(data, type=dict[str, Any]).get("nacked", len(claims)))
+        return int(wire.answer(wire.OBJECT, data, "a nack").get("nacked", len(claims)))
 
     async def in_progress(
         self, consumer: str, claims: Sequence[Claim | str], *, worker: str
@@ -243,7 +246,7 @@ class SharedMethods:
         _, data = await self.http.request(
             "POST", _path(consumer, "in-progress"), body=body, context={"name": consumer}
         )
-        return msgspec.json.decode(data, type=dict[str, datetime])["expires"]
+        return wire.answer(_expires, data, "an in-progress")["expires"]
 
     def claims(self, consumer: str, *, worker: str, max: int = 10, wait: float = 5.0) -> Claims:
         """Claims for ``worker``, forever: ``async for claim in client.claims(...)``."""

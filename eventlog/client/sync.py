@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from eventlog.client.aio import DEFAULT_URL, AsyncClient
+from eventlog.client.schedules import RemoteSchedules
 from eventlog.client.shared import Claim, SharedConsumerInfo
 from eventlog.closing import Closing
 from eventlog.model import ConsumerInfo, Event, NewEvent, StreamInfo
-from eventlog.schedule import Scheduled, ScheduledEvent
+from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from eventlog.storage.base import Appended
 
-__all__ = ["Client", "SyncClaim"]
+__all__ = ["Client", "SyncClaim", "SyncSchedules"]
 
 T = TypeVar("T")
 
@@ -104,6 +105,26 @@ class SyncClaim:
 
     def __repr__(self) -> str:
         return f"Sync{self.claim!r}"
+
+
+class SyncSchedules:
+    """:class:`~eventlog.client.schedules.RemoteSchedules` with blocking methods."""
+
+    def __init__(self, remote: RemoteSchedules, portal: _Portal) -> None:
+        self._remote = remote
+        self._portal = portal
+
+    def get(self, stream: str, event_id: str) -> ScheduledEvent:
+        """One scheduled event (:class:`~eventlog.ScheduleNotFound` if none)."""
+        return self._portal.call(self._remote.get(stream, event_id))
+
+    def cancel(self, stream: str, event_id: str) -> None:
+        """Remove a scheduled event before it is appended."""
+        self._portal.call(self._remote.cancel(stream, event_id))
+
+    def page(self, **where: Any) -> SchedulePage:
+        """Scheduled events in due order, a page at a time (``RemoteSchedules.page``)."""
+        return self._portal.call(self._remote.page(**where))
 
 
 class Client(Closing):
@@ -235,13 +256,16 @@ class Client(Closing):
         coro = self.aio.append_batch_result(stream, events, expected_offset=expected_offset)
         return self._call(coro)
 
-    def schedules(self, stream: str | None = None) -> list[ScheduledEvent]:
-        """Every scheduled event (of ``stream``), in due order."""
-        return self._call(self.aio.schedules(stream))
+    @property
+    def schedules(self) -> SyncSchedules:
+        """The server's scheduled appends: blocking ``page``, ``get`` and ``cancel``."""
+        return SyncSchedules(self.aio.schedules, self._portal)
 
-    def cancel_schedule(self, stream: str, event_id: str) -> None:
-        """Cancel a scheduled event."""
-        self._call(self.aio.cancel_schedule(stream, event_id))
+    def call(
+        self, method: str, path: str, body: object = None, **params: str | int | float | None
+    ) -> Any:
+        """One request to any route of the API (see :meth:`AsyncClient.call`)."""
+        return self._call(self.aio.call(method, path, body, **params))
 
     # -- reads -------------------------------------------------------------------------------
 

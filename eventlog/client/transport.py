@@ -111,7 +111,7 @@ class Transport:
         failures = 0
         while True:
             try:
-                status, data, retry_after = await self._send(
+                status, data, reason, retry_after = await self._send(
                     method, path, params, body, headers, timeout
                 )
             except _NoAnswer as exc:
@@ -121,7 +121,7 @@ class Transport:
             else:
                 if status < 400:
                     return status, data
-                error = error_from(status, data, context=context)
+                error = error_from(status, data, reason, context=context)
                 if failures and error.code in done_on_retry:
                     return status, data
                 if not (idempotent and status in RETRY_STATUSES):
@@ -140,7 +140,7 @@ class Transport:
         body: bytes | None,
         headers: Mapping[str, str] | None,
         timeout: float | None,
-    ) -> tuple[int, bytes, float | None]:
+    ) -> tuple[int, bytes, str, float | None]:
         sent_headers = dict(headers or {})
         if body is not None:
             sent_headers.setdefault("Content-Type", "application/json")
@@ -156,7 +156,8 @@ class Transport:
                 timeout=limit,
             ) as response:
                 data = await response.read()
-                return response.status, data, _retry_after(response.headers.get("Retry-After"))
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                return response.status, data, response.reason or "", retry_after
         except aiohttp.ClientConnectorError as exc:
             raise _NoAnswer(transport_error(self.url, exc), unsent=True) from exc
         except TimeoutError as exc:

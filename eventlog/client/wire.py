@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -23,11 +23,13 @@ from eventlog.ids import uuid7
 from eventlog.model import Event, NewEvent, StreamInfo
 
 __all__ = [
+    "BAD_ANSWER",
     "ERROR_CLASSES",
     "STATUS_CLASSES",
     "AppendAnswer",
     "Page",
     "StreamList",
+    "answer",
     "append_body",
     "error_from",
     "transport_error",
@@ -169,6 +171,27 @@ def transport_error(url: str, exc: BaseException, *, timed_out: bool = False) ->
 
 # -- answers ------------------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+#: The code of the error raised for a success answer the client cannot read.
+BAD_ANSWER = "unexpected_answer"
+
+
+def answer(decoder: msgspec.json.Decoder[T], data: bytes, what: str) -> T:
+    """Decode a success answer; :class:`~eventlog.errors.EventLogError` (code
+    :data:`BAD_ANSWER`) if it is not what the server should have sent."""
+    try:
+        return decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise e.EventLogError(f"unexpected answer to {what}: {exc}", code=BAD_ANSWER) from exc
+
+
+#: Any JSON value.
+ANY: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+#: Any JSON object.
+OBJECT: msgspec.json.Decoder[dict[str, Any]] = msgspec.json.Decoder(dict[str, Any])
+
 
 class AppendAnswer(msgspec.Struct):
     """``201`` to an append."""
@@ -235,6 +258,8 @@ def _out(event: NewEvent | Mapping[str, Any]) -> _OutEvent:
         out = msgspec.convert(fields, _OutEvent)
     except msgspec.ValidationError as exc:
         raise e.InvalidEvent(f"not an event: {exc}") from exc
+    if isinstance(out.data, msgspec.Raw) and bytes(out.data) == b"null":
+        out.data = None  # the server's default: left out of the body
     if out.id is None:
         # The idempotency key: a retry of this append writes nothing twice.
         out.id = uuid7()
@@ -242,7 +267,7 @@ def _out(event: NewEvent | Mapping[str, Any]) -> _OutEvent:
 
 
 def append_body(events: Sequence[NewEvent | Mapping[str, Any]]) -> tuple[bytes, list[str]]:
-    """The JSON array to POST for ``events`` and each event's id.
+    """The JSON to POST for ``events`` (an object for one, else an array) and each event's id.
 
     Every event without an ``id`` gets a UUIDv7 here, so resending the same
     bytes after a lost answer appends nothing twice (the server returns the
@@ -256,7 +281,8 @@ def append_body(events: Sequence[NewEvent | Mapping[str, Any]]) -> tuple[bytes, 
         raise e.InvalidEvent("a batch needs at least one event")
     out = [_out(event) for event in events]
     try:
-        body = _encoder.encode(out)
+        # One event goes as an object: its errors then name `$.type`, not `$[0].type`.
+        body = _encoder.encode(out[0] if len(out) == 1 else out)
     except (TypeError, msgspec.EncodeError) as exc:
         raise e.InvalidEvent(f"data is not JSON-serialisable: {exc}", path="$.data") from exc
     return body, [o.id or "" for o in out]

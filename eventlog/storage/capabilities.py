@@ -28,7 +28,14 @@ from eventlog.storage.leases import Leases
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["Capabilities", "HeadListener", "PostgresTables", "SQLiteTables", "Tables"]
+__all__ = [
+    "Capabilities",
+    "HeadListener",
+    "PostgresTables",
+    "SQLiteTables",
+    "Tables",
+    "TopicListener",
+]
 
 T = TypeVar("T")
 
@@ -36,6 +43,11 @@ HeadListener = Callable[[str, int], None]
 """Called with ``(stream, next_offset)`` when a backend learns that another
 process appended to a stream (PostgreSQL LISTEN/NOTIFY); ``next_offset`` is
 negative when the stream was deleted."""
+
+TopicListener = Callable[[str | None], None]
+"""Called with the payload of each notification on a component's own channel
+(PostgreSQL LISTEN/NOTIFY), or with None when notifications may have been lost
+(the listening connection was re-made): look at the state again."""
 
 
 class SQLiteTables(Protocol):
@@ -97,6 +109,11 @@ class PostgresTables(Leases, Protocol):
 
     async def ensure_schema(self, component: str, migrations: Sequence[Sequence[str]]) -> None:
         """Apply a component's forward migrations; statements write ``{s}`` for the schema."""
+
+    async def subscribe(self, channel: str, listener: TopicListener) -> Callable[[], None]:
+        """LISTEN on ``channel`` (the component sends with ``pg_notify`` in its
+        transactions); returns the call that stops ``listener``."""
+        ...
 
 
 Tables = SQLiteTables | PostgresTables

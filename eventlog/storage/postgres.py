@@ -34,7 +34,7 @@ from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.repair import event_rows
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
-from eventlog.storage.capabilities import Capabilities, HeadListener
+from eventlog.storage.capabilities import Capabilities, HeadListener, TopicListener
 from eventlog.storage.leases import Lease
 from eventlog.storage.planner import first_offsets, generated_requests
 from eventlog.storage.postgres_append import InsertMethod, PgAppender
@@ -406,6 +406,14 @@ class PostgresStorage:
         if self._listener is None:
             raise LogClosed("storage is not open")
         self._listener.add(listener)
+
+    async def subscribe(self, channel: str, listener: TopicListener) -> Callable[[], None]:
+        """Call ``listener(payload)`` for each notification on ``channel`` (see
+        :meth:`NotificationListener.subscribe`); returns the call that stops it."""
+        if self._listener is None:
+            raise LogClosed("storage is not open")
+        with errors_translated(f"listen on {channel}"):
+            return await self._listener.subscribe(channel, listener)
 
     async def acquire_lease(self, name: str) -> Lease | None:
         """Take the lease ``name`` across every process sharing this database.

@@ -64,7 +64,9 @@ class PgLease:
         if self._done.is_set():
             return
         self._done.set()
-        await self._owner._release(self)
+        # Shielded, as acquiring is: a lock left taken on the server but
+        # forgotten here would stay held for as long as the connection lives.
+        await asyncio.shield(self._owner._release(self))
 
 
 class PgLeases:
@@ -90,6 +92,7 @@ class PgLeases:
         self._lock = asyncio.Lock()
         self._held: dict[str, PgLease] = {}
         self._task: asyncio.Task[None] | None = None
+        self._giving_back: set[asyncio.Future[None]] = set()
         self._closed = False
 
     async def acquire_lease(self, name: str) -> Lease | None:
@@ -101,6 +104,27 @@ class PgLeases:
         """
         if self._closed:
             raise LogClosed("storage is closed")
+        # Shielded: a caller cancelled while the lock query runs must not leave
+        # the lock taken on the server but unknown here (session locks are
+        # re-entrant: a later take and release would then leave it held).
+        attempt = asyncio.ensure_future(self._acquire(name))
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            attempt.add_done_callback(self._give_back)
+            raise
+
+    def _give_back(self, attempt: asyncio.Future[Lease | None]) -> None:
+        """Release a lease taken for a caller that was cancelled meanwhile."""
+        if attempt.cancelled() or attempt.exception() is not None:
+            return
+        lease = attempt.result()
+        if lease is not None:
+            task = asyncio.ensure_future(lease.release())
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
+
+    async def _acquire(self, name: str) -> Lease | None:
         async with self._lock:
             if name in self._held:
                 return None  # session locks are re-entrant: refuse in-process twice

@@ -11,6 +11,11 @@ a commit in process A, without polling.
 If the listening connection drops, a supervisor reconnects with backoff and
 then re-reads every stream head (notifications sent while disconnected are
 lost), so waiters never miss an append for longer than the outage.
+
+Components that keep their own tables in the log's schema (the webhook ledger)
+LISTEN on channels of their own on the same connection (:meth:`subscribe`);
+after a reconnect their listeners are called with None ("news may have been
+lost, look again").
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import asyncpg
 
 from eventlog.backoff import Backoff
 from eventlog.storage.base import HeadListener
+from eventlog.storage.capabilities import TopicListener
 from eventlog.storage.postgres_schema import DRIVER_ERRORS
 
 __all__ = ["DELETED", "NotificationListener", "parse_payload"]
@@ -75,6 +81,7 @@ class NotificationListener:
         self._heads = heads
         self._ping_interval = ping_interval
         self._listeners: list[HeadListener] = []
+        self._topics: dict[str, list[TopicListener]] = {}
         self._known: set[str] = set()  # streams heard of, to spot deletions on re-sync
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
@@ -86,6 +93,23 @@ class NotificationListener:
         """Call ``listener(stream, next_offset)`` on every notification."""
         self._listeners.append(listener)
 
+    async def subscribe(self, channel: str, listener: TopicListener) -> Callable[[], None]:
+        """Call ``listener(payload)`` for every notification on ``channel``, and
+        ``listener(None)`` after a reconnect; returns the call that stops it."""
+        listeners = self._topics.get(channel)
+        if listeners is None:
+            listeners = self._topics[channel] = []
+            conn = self._conn
+            if conn is not None:
+                await conn.add_listener(channel, self._on_topic)
+        listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in listeners:
+                listeners.remove(listener)
+
+        return unsubscribe
+
     async def start(self) -> None:
         """Connect and LISTEN (errors propagate), then keep the connection alive."""
         await self._attach()
@@ -95,6 +119,8 @@ class NotificationListener:
         conn = await self._connect()
         try:
             await conn.add_listener(self._channel, self._on_notify)
+            for channel in self._topics:
+                await conn.add_listener(channel, self._on_topic)
         except BaseException:
             await conn.close()
             raise
@@ -112,6 +138,22 @@ class NotificationListener:
         parsed = parse_payload(str(payload))
         if parsed is not None:
             self._deliver(*parsed)
+
+    def _on_topic(
+        self,
+        conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+        pid: int,
+        channel: str,
+        payload: object,
+    ) -> None:
+        self._tell(channel, str(payload))
+
+    def _tell(self, channel: str, payload: str | None) -> None:
+        for listener in list(self._topics.get(channel, ())):
+            try:
+                listener(payload)
+            except Exception:
+                log.exception("listener of channel %s failed", channel)
 
     def _deliver(self, stream: str, head: int) -> None:
         if head < 0:
@@ -135,6 +177,8 @@ class NotificationListener:
             self._deliver(stream, -1)
         for stream, head in heads:
             self._deliver(stream, head)
+        for channel in list(self._topics):
+            self._tell(channel, None)
 
     async def _supervise(self) -> None:
         failures = 0

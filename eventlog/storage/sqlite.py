@@ -51,6 +51,15 @@ __all__ = [
 T = TypeVar("T")
 Synchronous = Literal["full", "normal", "off"]
 
+#: Reads of at most this many events run on the event loop's own connection.
+#: Building the events holds the GIL either way, so a worker thread bought no
+#: parallelism, only two thread wake-ups per read, and on a busy machine a
+#: wake-up waits for a core: random reads of 100 events had a p99 of 2-12 ms
+#: through a reader thread against ~0.3 ms on the loop's thread (same process,
+#: same offsets). Larger reads, and any read that would wait on a lock, go to
+#: a reader thread.
+INLINE_READ_ROWS = 1000
+
 
 class SQLiteStorage:
     """A log in one SQLite file.
@@ -77,6 +86,7 @@ class SQLiteStorage:
         self._readers: asyncio.Queue[SQLiteThread] = asyncio.Queue()
         self._all_readers: list[SQLiteThread] = []
         self._packed = False
+        self._inline: sqlite3.Connection | None = None
         # Two append transactions at once: the writer connection runs them one
         # after another in the order they were handed over.
         self.capabilities = Capabilities(kind="sqlite", durable=True, append_slots=2, tables=self)
@@ -143,10 +153,17 @@ class SQLiteStorage:
             await reader.run(prepare_reader)
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
+        self._inline = inline = sqlite3.connect(self.path, isolation_level=None)
+        prepare_reader(inline)
+        inline.execute("PRAGMA busy_timeout = 0")  # never wait on the loop: a reader thread will
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
         readers, self._all_readers = self._all_readers, []
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            with contextlib.suppress(sqlite3.Error):
+                inline.close()
         self._readers = asyncio.Queue()
         for conn in [*readers, *([writer] if writer else [])]:
             with contextlib.suppress(sqlite3.Error):
@@ -192,6 +209,17 @@ class SQLiteStorage:
     async def read(self, stream: str, start: int, limit: int) -> list[Event]:
         if limit <= 0:
             return []
+        if limit <= INLINE_READ_ROWS and self._inline is not None:
+            await asyncio.sleep(0)  # a loop of reads still lets every other task run
+            inline = self._inline
+            if inline is not None:
+                try:
+                    return read_events(inline, stream, start, limit)
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise translate(exc) from exc
+                except sqlite3.Error as exc:
+                    raise translate(exc) from exc
         return await self.query(lambda conn: read_events(conn, stream, start, limit))
 
     async def stream_info(self, stream: str) -> StreamInfo | None:

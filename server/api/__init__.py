@@ -33,4 +33,7 @@ def all_routes() -> list[BaseRoute]:
     from server.api import ui
 
     routes += ui.routes
+    from server.api import shared_consumers
+
+    routes += shared_consumers.routes
     return routes

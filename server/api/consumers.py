@@ -43,6 +43,7 @@ from server.api.append_body import media_type
 from server.api.params import StreamName
 from server.api.streams import json_response
 from server.auth import require
+from server.tenancy import scope_of
 
 __all__ = ["routes"]
 
@@ -122,11 +123,20 @@ async def _rows(log: EventLog) -> list[tuple[ConsumerInfo, int]]:
 async def list_consumers(request: Request) -> Response:
     """Every committed consumer position with its lag."""
     grant = require(request, "read")
+    scope = scope_of(request)
     log: EventLog = request.app.state.log
     rows = [
-        ConsumerRow(name=c.name, stream=c.stream, offset=c.offset, lag=lag, updated=c.updated)
+        ConsumerRow(
+            name=scope.shown(c.name),
+            stream=scope.shown(c.stream),
+            offset=c.offset,
+            lag=lag,
+            updated=c.updated,
+        )
         for c, lag in await _rows(log)
-        if grant is None or grant.allows("read", c.stream)
+        if scope.visible(c.name)
+        and scope.visible(c.stream)
+        and (grant is None or grant.allows("read", scope.shown(c.stream)))
     ]
     return json_response(ConsumerList(consumers=rows))
 
@@ -136,12 +146,12 @@ def _manager(request: Request) -> ConsumerManager | None:
     return manager
 
 
-def _runtime(status: ConsumerStatus | None) -> ConsumerRuntime | None:
+def _runtime(status: ConsumerStatus | None, stream: str) -> ConsumerRuntime | None:
     if status is None:
         return None
     return ConsumerRuntime(
         state=status.state,
-        stream=status.stream,
+        stream=stream,
         committed=status.committed,
         handled=status.handled,
         failures=status.failures,
@@ -155,40 +165,50 @@ def _runtime(status: ConsumerStatus | None) -> ConsumerRuntime | None:
 
 
 async def _detail(request: Request, name: str) -> ConsumerDetail:
+    """One consumer by its stored ``name``, shown as the request's key sees it."""
     grant = require(request, "read")
+    scope = scope_of(request)
     log: EventLog = request.app.state.log
     infos = await log.streams()
     heads = {info.name: info.next_offset for info in infos}
     offsets = await log.consumers()
     streams = [
         ConsumerStream(
-            stream=c.stream,
+            stream=scope.shown(c.stream),
             offset=c.offset,
             lag=max(heads.get(c.stream, 0) - c.offset, 0),
             updated=c.updated,
         )
         for c in offsets
-        if c.name == name and (grant is None or grant.allows("read", c.stream))
+        if c.name == name
+        and scope.visible(c.stream)
+        and (grant is None or grant.allows("read", scope.shown(c.stream)))
     ]
     manager = _manager(request)
     status = None if manager is None else manager.get_status(name)
     if not streams and status is None:
-        raise ConsumerNotFound(name)
+        raise ConsumerNotFound(scope.shown(name))
     parked_stream = name + PARKED_SUFFIX
-    visible = grant is None or grant.allows("read", parked_stream)
+    visible = grant is None or grant.allows("read", scope.shown(parked_stream))
     parked = parked_counts(infos, offsets).get(name, 0) if visible else 0
     return ConsumerDetail(
-        name=name,
+        name=scope.shown(name),
         streams=streams,
         parked=parked,
-        parked_stream=parked_stream,
-        runtime=_runtime(status),
+        parked_stream=scope.shown(parked_stream),
+        runtime=None if status is None else _runtime(status, scope.shown(status.stream)),
     )
+
+
+def _name(request: Request) -> str:
+    """The stored name of the ``{name}`` path parameter (:mod:`server.tenancy`)."""
+    given = validate_stream_name(request.path_params["name"])
+    return scope_of(request).name(given)
 
 
 async def get_consumer(request: Request) -> Response:
     """One consumer's offset and lag on each stream."""
-    name = validate_stream_name(request.path_params["name"])
+    name = _name(request)
     return json_response(await _detail(request, name))
 
 
@@ -207,7 +227,7 @@ def _position(value: object) -> Position:
 
 async def seek_consumer(request: Request) -> Response:
     """Move a consumer to a position and commit it (admin)."""
-    name = validate_stream_name(request.path_params["name"])
+    name = _name(request)
     require(request, "admin")
     if media_type(request.headers.get("content-type")) != "application/json":
         raise InvalidInput("send the seek as application/json", code="unsupported_media_type")
@@ -221,7 +241,7 @@ async def seek_consumer(request: Request) -> Response:
                 path="$.position",
             ) from None
         raise
-    stream = validate_stream_name(body.stream)
+    stream = scope_of(request).name(body.stream)
     log: EventLog = request.app.state.log
     position = _position(body.position)
     # A stream that does not exist is a 404 (most likely a typo), as for GET.
@@ -240,16 +260,24 @@ async def seek_consumer(request: Request) -> Response:
 
 async def replay_parked(request: Request) -> Response:
     """Hand a consumer's parked events back to its handler (admin)."""
-    name = validate_stream_name(request.path_params["name"])
+    name = _name(request)
     require(request, "admin")
+    scope = scope_of(request)
     manager = _manager(request)
     if manager is None or manager.get_status(name) is None:
         raise NotFound(
-            f"consumer {name!r} does not run in this server (declare it in [[consumers]])",
+            f"consumer {scope.shown(name)!r} does not run in this server "
+            "(declare it in [[consumers]])",
             code="consumer_not_running",
         )
     result = await manager.replay_parked(name)
-    return json_response(result)
+    return json_response(
+        msgspec.structs.replace(
+            result,
+            consumer=scope.shown(result.consumer),
+            parked_stream=scope.shown(result.parked_stream),
+        )
+    )
 
 
 routes = [

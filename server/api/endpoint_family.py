@@ -8,6 +8,7 @@ body, and check and save an endpoint (SSRF guard).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from consumers.delivery.model import Endpoint
 from consumers.webhook import public_view
 from eventlog.errors import Conflict, InvalidInput, NotFound
 from server.api.webhook_engine import check_target, stream_bounds, webhooks_config
+from server.tenancy import SEP, scope_of
 
 __all__ = [
     "WEBHOOKS",
@@ -30,7 +32,9 @@ __all__ = [
     "json_response",
     "not_config",
     "save_endpoint",
+    "shown_view",
     "stream_bounds",
+    "visible_endpoints",
 ]
 
 
@@ -82,7 +86,10 @@ async def find_endpoint(
 ) -> Endpoint:
     """The endpoint named by the ``{id}`` path parameter, of one of ``family``'s kinds, or 404."""
     endpoint_id = request.path_params["id"]
-    endpoint = await engine.store.get_endpoint(endpoint_id)
+    scope = scope_of(request)
+    endpoint = None
+    if scope.sees_all or SEP not in endpoint_id:  # another tenant's id is never found
+        endpoint = await engine.store.get_endpoint(scope.stored(endpoint_id))
     if endpoint is None or endpoint.kind not in family.kinds:  # others have their own routes
         raise NotFound(f"no {family.noun} is named {endpoint_id!r}", code=family.missing)
     return endpoint
@@ -102,3 +109,26 @@ def not_config(endpoint: Endpoint) -> None:
             f"endpoint {endpoint.id!r} is declared in the config file; change it there",
             code="endpoint_in_config",
         )
+
+
+def shown_view(request: Request, family: Family, endpoint: Endpoint, now: float) -> dict[str, Any]:
+    """``family``'s view of an endpoint with its id and stream as the request's key
+    sees them (:mod:`server.tenancy`)."""
+    view = family.view(endpoint, now)
+    scope = scope_of(request)
+    view["id"] = scope.shown(endpoint.id)
+    view["stream"] = scope.shown(endpoint.stream)
+    return view
+
+
+async def visible_endpoints(
+    request: Request, engine: DeliveryEngine, family: Family
+) -> list[dict[str, Any]]:
+    """The views of ``family``'s endpoints the request's key sees, now."""
+    scope = scope_of(request)
+    now = time.time()
+    return [
+        shown_view(request, family, e, now)
+        for e in await engine.store.endpoints()
+        if e.kind in family.kinds and scope.visible(e.id)
+    ]

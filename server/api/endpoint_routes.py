@@ -23,7 +23,8 @@ from starlette.routing import Route
 
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Attempt, Delivery, Endpoint
-from eventlog.errors import Conflict, Forbidden, InvalidParameter, NotFound
+from consumers.webhook import SpecError
+from eventlog.errors import Conflict, Forbidden, InvalidParameter, InvalidStreamName, NotFound
 from server.api.delivery_views import attempt_view, delivery_view
 from server.api.endpoint_family import (
     WEBHOOKS,
@@ -33,11 +34,13 @@ from server.api.endpoint_family import (
     json_response,
     not_config,
     save_endpoint,
+    shown_view,
     stream_bounds,
 )
 from server.api.params import non_negative_int
 from server.api.webhook_engine import engine_of
 from server.auth import require
+from server.tenancy import namespace_of, scope_of
 
 __all__ = [
     "ReplayRequest",
@@ -76,7 +79,7 @@ async def show_endpoint(request: Request, family: Family = WEBHOOKS) -> Response
     require(request, "admin")
     engine = engine_of(request)
     endpoint = await find_endpoint(engine, request, family)
-    view = family.view(endpoint, time.time())
+    view = shown_view(request, family, endpoint, time.time())
     counts = (await engine.store.counts()).get(endpoint.id)
     view["pending"] = 0 if counts is None else counts.pending
     view["in_flight"] = 0 if counts is None else counts.in_flight
@@ -94,15 +97,23 @@ async def new_endpoint(
     check and save it; the spec, the endpoint and the time.
 
     An id that any endpoint has already is a 409 (``{named} named 'x' exists``).
+    A tenant's endpoint is stored under its tenant's id and stream (:mod:`server.tenancy`).
     """
     require(request, "admin")
+    scope = scope_of(request)
     engine = engine_of(request)
     spec: S = await decode_body(request, spec_type)
-    if spec.id is not None and await engine.store.get_endpoint(spec.id) is not None:  # any kind
+    try:
+        stream = scope.name(spec.stream)
+    except InvalidStreamName as exc:  # a field of the spec: 422 like its other fields
+        raise SpecError("stream", str(exc)) from None
+    stored_id = None if spec.id is None else scope.stored(spec.id)
+    if stored_id is not None and await engine.store.get_endpoint(stored_id) is not None:  # any
         raise Conflict(f"{named} named {spec.id!r} exists", code="endpoint_exists")
     now = time.time()
-    head, first = await stream_bounds(engine, spec.stream)
-    endpoint = build(spec, now=now, head=head, first=first)
+    head, first = await stream_bounds(engine, stream)
+    endpoint = build(spec, now=now, head=head, first=first)  # checks the id as given
+    endpoint = msgspec.structs.replace(endpoint, id=scope.stored(endpoint.id), stream=stream)
     await save_endpoint(engine, request, endpoint)
     return spec, endpoint, now
 
@@ -123,12 +134,19 @@ async def patch_endpoint(
     not_config(endpoint)
     patch = await decode_body(request, patch_type)
     now = time.time()
-    updated = apply(endpoint, patch, now)
+    # The patch applies to the endpoint as its tenant named it (its checks are
+    # those of a new endpoint), and the result is stored back in the tenant.
+    scope = scope_of(request)
+    bare = msgspec.structs.replace(
+        endpoint, id=namespace_of(endpoint.id)[1], stream=scope.shown(endpoint.stream)
+    )
+    updated = apply(bare, patch, now)
+    updated = msgspec.structs.replace(updated, id=endpoint.id, stream=scope.name(updated.stream))
     if updated.stream != endpoint.stream:
         head, _ = await stream_bounds(engine, updated.stream)
         updated = msgspec.structs.replace(updated, start_offset=head)
     await save_endpoint(engine, request, updated)
-    return json_response(family.view(updated, now))
+    return json_response(shown_view(request, family, updated, now))
 
 
 async def delete_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
@@ -154,7 +172,7 @@ async def _switch(request: Request, enabled: bool, family: Family) -> Response:
         updated=now,
     )
     await engine.put_endpoint(updated)
-    return json_response(family.view(updated, now))
+    return json_response(shown_view(request, family, updated, now))
 
 
 async def enable_endpoint(request: Request, family: Family = WEBHOOKS) -> Response:
@@ -188,7 +206,7 @@ async def list_deliveries(request: Request, family: Family = WEBHOOKS) -> Respon
     )
     return json_response(
         {
-            "deliveries": [delivery_view(d) for d in rows],
+            "deliveries": [_shown_delivery(request, d) for d in rows],
             "next": rows[-1].seq + 1 if len(rows) == limit else None,
         }
     )
@@ -213,7 +231,7 @@ async def get_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
     delivery, attempts = await _delivery_or_404(
         engine, endpoint, request.path_params["delivery_id"]
     )
-    view = delivery_view(delivery)
+    view = _shown_delivery(request, delivery)
     view["attempt_log"] = [attempt_view(a) for a in attempts]
     return json_response(view)
 
@@ -231,7 +249,7 @@ async def _act(request: Request, action: str, status: int, family: Family) -> Re
     if delivery is None:
         await _delivery_or_404(engine, endpoint, delivery_id)
         raise AssertionError("unreachable")
-    return json_response(delivery_view(delivery), status)
+    return json_response(_shown_delivery(request, delivery), status)
 
 
 async def retry_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
@@ -276,7 +294,7 @@ async def replay(request: Request, family: Family = WEBHOOKS) -> Response:
     )
     return json_response(
         {
-            "endpoint": endpoint.id,
+            "endpoint": scope_of(request).shown(endpoint.id),
             "from_offset": result.from_offset,
             "to_offset": result.to_offset,
             "scanned": result.scanned,
@@ -286,6 +304,12 @@ async def replay(request: Request, family: Family = WEBHOOKS) -> Response:
         },
         200 if result.dry_run else 202,
     )
+
+
+def _shown_delivery(request: Request, delivery: Delivery) -> dict[str, Any]:
+    view = delivery_view(delivery)
+    view["stream"] = scope_of(request).shown(delivery.stream)
+    return view
 
 
 def endpoint_routes(base: str, family: Family) -> list[Route]:

@@ -10,6 +10,7 @@ or the first SSE byte, so that every bad request gets a 4xx JSON error.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,12 +30,12 @@ from consumers.firehose import (
     parse_types,
 )
 from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
-from eventlog.model import Beginning, End, validate_stream_name
+from eventlog.model import Beginning, End
 from server.api.params import refuse_repeats
-from server.auth import require
 from server.config import ServerConfig
 from server.errors import CLOSE_CODES, CLOSE_GONE, CLOSE_SLOW, ws_close_code_for
 from server.metrics import metrics_of
+from server.tenancy import authorize, scope_of
 
 __all__ = [
     "CLOSE_CODES",
@@ -103,18 +104,25 @@ class FirehoseMetrics:
 
 @dataclass(frozen=True)
 class FirehoseRequest:
-    """A validated firehose request: the stream, the first offset, the filter, the batch."""
+    """A validated firehose request: the stream, the first offset, the filter, the batch.
+
+    ``show`` rewrites a frame's stream as a tenant's key sees it (None: as stored;
+    :mod:`server.tenancy`).
+    """
 
     stream: str
     start: int
     filter: EventFilter
     batch: int
+    show: Callable[[str], str] | None = None
+    tenant: str | None = None
 
 
 async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRequest:
     """Validate everything before the upgrade: stream name, auth, parameters, start offset."""
-    validate_stream_name(stream)
-    require(conn, "read", stream)
+    given = stream
+    stream = authorize(conn, "read", given)
+    scope = scope_of(conn)
     refuse_repeats(conn.scope["query_string"])  # the middleware does it for HTTP, not WS
     params = conn.query_params
     position = parse_from(params.get("from"))
@@ -126,7 +134,7 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
         info = await log.stream_info(stream)
         first, head = info.first_offset, info.next_offset
     except StreamNotFound:
-        if stream != DEFAULT_STREAM:
+        if given != DEFAULT_STREAM:
             raise
         first = head = 0  # the default stream always exists, empty until the first append
     if last_id is not None:
@@ -139,7 +147,8 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
         start = position.value
     if start < first:
         raise OffsetOutOfRange(stream, start, first)
-    return FirehoseRequest(stream, start, event_filter, batch)
+    show = None if scope.sees_all or scope.tenant is None else scope.frame
+    return FirehoseRequest(stream, start, event_filter, batch, show, scope.tenant)
 
 
 def ended_close(sub: Subscription) -> tuple[int, str]:

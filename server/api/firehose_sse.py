@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import msgspec
 from starlette.requests import Request
@@ -33,6 +34,7 @@ from server.api.firehose_common import (
 )
 from server.config import ServerConfig
 from server.errors import response_for, ws_close_code_for
+from server.quotas import QuotaExceeded, quotas_of
 
 __all__ = ["sse"]
 
@@ -44,13 +46,14 @@ _SSE_HEADERS = {
 }
 
 
-def _sse_chunk(frames: list[Frame], batch: int) -> str:
+def _sse_chunk(frames: list[Frame], batch: int, show: Callable[[str], str] | None = None) -> str:
+    texts = [f.text for f in frames] if show is None else [show(f.text) for f in frames]
     if batch == 1:
-        return "".join(f"id: {f.offset}\ndata: {f.text}\n\n" for f in frames)
+        return "".join(f"id: {f.offset}\ndata: {t}\n\n" for f, t in zip(frames, texts, strict=True))
     parts = []
     for i in range(0, len(frames), batch):
         group = frames[i : i + batch]
-        body = ",".join(f.text for f in group)
+        body = ",".join(texts[i : i + batch])
         parts.append(f"id: {group[-1].offset}\ndata: [{body}]\n\n")
     return "".join(parts)
 
@@ -69,6 +72,20 @@ class _SSEStream(Response):
         self._conn = conn
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        quotas = quotas_of(self._conn)
+        tenant = self._request.tenant
+        try:
+            counted = quotas.open(tenant)  # the tenant's connection quota (429)
+        except QuotaExceeded as exc:
+            await response_for(exc)(scope, receive, send)
+            return
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            if counted and tenant is not None:
+                quotas.close(tenant)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = self._conn
         config: ServerConfig = conn.app.state.config
         metrics = FirehoseMetrics(conn)
@@ -119,7 +136,9 @@ class _SSEStream(Response):
         async def sender() -> None:
             while True:
                 frames = await sub.frames(256, idle_timeout=config.firehose_keepalive)
-                body = (_sse_chunk(frames, batch) if frames else ": keepalive\n\n").encode()
+                body = (
+                    _sse_chunk(frames, batch, self._request.show) if frames else ": keepalive\n\n"
+                ).encode()
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 sub.sent(len(frames))
                 labels[0].inc(len(frames) if batch == 1 else -(-len(frames) // batch))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -30,6 +31,7 @@ from server.api.firehose_common import (
 )
 from server.config import ServerConfig
 from server.errors import response_for, status_for, ws_close_code_for
+from server.quotas import quotas_of
 
 __all__ = ["FirehoseEndpoint"]
 
@@ -43,7 +45,13 @@ async def _close(websocket: WebSocket, code: int, reason: str, timeout: float) -
             await websocket.close(code, reason[:123])
 
 
-async def _ws_sender(send: Send, sub: Subscription, batch: int, metrics: FirehoseMetrics) -> None:
+async def _ws_sender(
+    send: Send,
+    sub: Subscription,
+    batch: int,
+    metrics: FirehoseMetrics,
+    show: Callable[[str], str] | None = None,
+) -> None:
     """Send what the subscription yields, one event (or one ``batch``) per text frame.
 
     ``send`` is the raw ASGI send: Starlette's wrapper costs a few microseconds
@@ -58,14 +66,16 @@ async def _ws_sender(send: Send, sub: Subscription, batch: int, metrics: Firehos
             done = 0
             try:
                 for frame in frames:
-                    await send({"type": "websocket.send", "text": frame.text})
+                    text = frame.text if show is None else show(frame.text)
+                    await send({"type": "websocket.send", "text": text})
                     done += 1
             finally:  # also when cancelled mid-way: the resume offset stays exact
                 sub.sent(done)
             frames_c.inc(done)
             nbytes = sum(f.size for f in frames)
         else:
-            text = "[" + ",".join(f.text for f in frames) + "]"
+            texts = (f.text if show is None else show(f.text) for f in frames)
+            text = "[" + ",".join(texts) + "]"
             await send({"type": "websocket.send", "text": text})
             sub.sent(len(frames))
             nbytes = len(text)
@@ -83,8 +93,10 @@ async def _ws_receiver(websocket: WebSocket) -> str:
 async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
     config: ServerConfig = websocket.app.state.config
     metrics = FirehoseMetrics(websocket)
+    quotas = quotas_of(websocket)
     try:
         request = await prepare(websocket, stream, sse=False)
+        counted = quotas.open(request.tenant)  # the tenant's connection quota (429)
     except EventLogError as exc:
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
             await websocket.send_denial_response(response_for(exc))
@@ -93,6 +105,17 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
             code = 4000 + status_for(exc)
             await _close(websocket, code, f"{exc.code}: {exc}", config.firehose_close_timeout)
         return
+    try:
+        await _serve_admitted(websocket, request, send, metrics)
+    finally:
+        if counted and request.tenant is not None:
+            quotas.close(request.tenant)
+
+
+async def _serve_admitted(
+    websocket: WebSocket, request: FirehoseRequest, send: Send, metrics: FirehoseMetrics
+) -> None:
+    config: ServerConfig = websocket.app.state.config
     firehose = firehose_of(websocket)
     try:
         firehose.admit()
@@ -129,7 +152,7 @@ async def _pump_ws(
     metrics: FirehoseMetrics,
 ) -> tuple[int, str]:
     """Run sender and receiver until one ends; the close code and reason to send (0: none)."""
-    sender = asyncio.create_task(_ws_sender(send, sub, request.batch, metrics))
+    sender = asyncio.create_task(_ws_sender(send, sub, request.batch, metrics, request.show))
     receiver = asyncio.create_task(_ws_receiver(websocket))
     stopping = await race(websocket, sub, sender, receiver)
     if receiver.done() and not receiver.cancelled() and receiver.exception() is None:

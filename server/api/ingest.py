@@ -48,7 +48,9 @@ from server.ingest.pipeline import Challenge, MalformedBody, prepare
 from server.ingest.sources import CompiledSource, Source, redacted
 from server.ingest.store import SourceRegistry
 from server.ingest.verify import SignatureError
+from server.quotas import quotas_of
 from server.secrets import sealed_source_store
+from server.tenancy import TenantScope, namespace_of, scope_of
 
 __all__ = ["registry_of", "routes"]
 
@@ -127,6 +129,9 @@ async def ingest(request: Request) -> Response:
     if isinstance(outcome, Challenge):
         _count(request, name, "challenge")
         return JSONResponse({"challenge": outcome.challenge})
+    tenant = namespace_of(source.name)[0]
+    if tenant is not None:  # a tenant's source counts against its quotas
+        await quotas_of(request).admit_append(tenant, 1, len(body))
     log: EventLog = request.app.state.log
     result = await log.append_batch_result(source.spec.stream, [outcome])
     duplicate = result.written == 0
@@ -142,14 +147,25 @@ async def ingest(request: Request) -> Response:
     )
 
 
-def _view(source: CompiledSource) -> dict[str, Any]:
+def _view(source: CompiledSource, scope: TenantScope) -> dict[str, Any]:
     view = redacted(source.spec)
+    view["name"] = scope.shown(source.spec.name)
+    view["stream"] = scope.shown(source.spec.stream)
     view["origin"] = source.origin
-    view["url"] = f"/ingest/{source.name}"
+    view["url"] = f"/ingest/{source.name}"  # the stored name: senders carry no key
     return view
 
 
 async def _decode_source(request: Request, name: str | None) -> Source:
+    """The body's source with its name and stream stored in the key's tenant."""
+    scope = scope_of(request)
+    source = await _decode_given(request, name)
+    return msgspec.structs.replace(
+        source, name=scope.name(source.name), stream=scope.name(source.stream)
+    )
+
+
+async def _decode_given(request: Request, name: str | None) -> Source:
     body = await request.body()
     raw = msgspec.json.decode(body)
     if not isinstance(raw, dict):
@@ -171,8 +187,10 @@ async def _decode_source(request: Request, name: str | None) -> Source:
 async def list_sources(request: Request) -> Response:
     """``GET /api/ingest/sources``."""
     require(request, "admin")
+    scope = scope_of(request)
     registry = await registry_of(request.app)
-    return JSONResponse({"sources": [_view(s) for s in await registry.all()]})
+    sources = [_view(s, scope) for s in await registry.all() if scope.visible(s.name)]
+    return JSONResponse({"sources": sources})
 
 
 async def create_source(request: Request) -> Response:
@@ -181,39 +199,40 @@ async def create_source(request: Request) -> Response:
     spec = await _decode_source(request, None)
     registry = await registry_of(request.app)
     if await registry.get(spec.name) is not None:
-        raise Conflict(f"an ingest source named {spec.name!r} exists", code="source_exists")
-    return await _put(registry, spec)
+        shown = scope_of(request).shown(spec.name)
+        raise Conflict(f"an ingest source named {shown!r} exists", code="source_exists")
+    return await _put(request, registry, spec)
 
 
-async def _put(registry: SourceRegistry, spec: Source) -> Response:
+async def _put(request: Request, registry: SourceRegistry, spec: Source) -> Response:
     compiled, created = await registry.put(spec)
-    return JSONResponse(_view(compiled), status_code=201 if created else 200)
+    return JSONResponse(_view(compiled, scope_of(request)), status_code=201 if created else 200)
 
 
 async def get_source(request: Request) -> Response:
     """``GET /api/ingest/sources/{name}``."""
     require(request, "admin")
-    name = request.path_params["name"]
-    source = await (await registry_of(request.app)).get(name)
+    given = request.path_params["name"]
+    source = await (await registry_of(request.app)).get(scope_of(request).name(given))
     if source is None:
-        raise NotFound(f"no ingest source is named {name!r}", code="unknown_source")
-    return JSONResponse(_view(source))
+        raise NotFound(f"no ingest source is named {given!r}", code="unknown_source")
+    return JSONResponse(_view(source, scope_of(request)))
 
 
 async def put_source(request: Request) -> Response:
     """``PUT /api/ingest/sources/{name}``: create (201) or replace (200)."""
     require(request, "admin")
     spec = await _decode_source(request, request.path_params["name"])
-    return await _put(await registry_of(request.app), spec)
+    return await _put(request, await registry_of(request.app), spec)
 
 
 async def delete_source(request: Request) -> Response:
     """``DELETE /api/ingest/sources/{name}``: 204, or 404."""
     require(request, "admin")
-    name = request.path_params["name"]
-    deleted = await (await registry_of(request.app)).delete(name)
+    given = request.path_params["name"]
+    deleted = await (await registry_of(request.app)).delete(scope_of(request).name(given))
     if not deleted:
-        raise NotFound(f"no ingest source is named {name!r}", code="unknown_source")
+        raise NotFound(f"no ingest source is named {given!r}", code="unknown_source")
     return Response(status_code=204)
 
 

@@ -28,7 +28,7 @@ Every route needs the ``admin`` scope when API keys are configured.
 
 from __future__ import annotations
 
-import time
+from typing import cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from consumers.notify import (
     KINDS,
+    ChatSpec,
     NotifyPatch,
     NotifySpec,
     apply_notify_patch,
@@ -45,6 +46,8 @@ from consumers.notify import (
 from server.api.endpoint_family import (
     Family,
     json_response,
+    shown_view,
+    visible_endpoints,
 )
 from server.api.endpoint_routes import endpoint_routes, new_endpoint, patch_endpoint
 from server.api.webhook_engine import engine_of
@@ -59,18 +62,18 @@ NOTIFICATIONS = Family(frozenset(KINDS), "notification target", "unknown_target"
 async def list_targets(request: Request) -> Response:
     """``GET /api/notifications``."""
     require(request, "admin")
-    engine = engine_of(request)
-    now = time.time()
-    targets = [e for e in await engine.store.endpoints() if e.kind in NOTIFICATIONS.kinds]
-    return json_response({"notifications": [notify_view(e, now) for e in targets]})
+    views = await visible_endpoints(request, engine_of(request), NOTIFICATIONS)
+    return json_response({"notifications": views})
 
 
 async def create_target(request: Request) -> Response:
     """``POST /api/notifications``: 201 with the target (its URL masked)."""
+    # NotifySpec is the tagged union of the chat kinds: decoding picks the kind.
+    union = cast("type[ChatSpec]", NotifySpec)
     _, endpoint, now = await new_endpoint(
-        request, NotifySpec, build_notify_endpoint, named="an endpoint"
+        request, union, build_notify_endpoint, named="an endpoint"
     )
-    return json_response(notify_view(endpoint, now), 201)
+    return json_response(shown_view(request, NOTIFICATIONS, endpoint, now), 201)
 
 
 async def change_target(request: Request) -> Response:

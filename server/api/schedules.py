@@ -26,12 +26,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from eventlog import EventLog, NewEvent, validate_stream_name
+from eventlog import EventLog, NewEvent
 from eventlog.errors import InvalidParameter
 from eventlog.schedule import Scheduled
 from server.api.openapi_parts import AUTH, STREAM, errors, json_body, param, ref
 from server.api.params import non_negative_int
 from server.auth import require
+from server.tenancy import authorize, scope_of
 
 __all__ = [
     "APPEND_PARAMS",
@@ -121,11 +122,17 @@ def has_due(events: Sequence[NewEvent]) -> bool:
 
 
 async def schedule_answer(
-    log: EventLog, stream: str, events: Sequence[NewEvent], default: DueAt | None
+    log: EventLog,
+    stream: str,
+    events: Sequence[NewEvent],
+    default: DueAt | None,
+    *,
+    shown: str | None = None,
 ) -> bytes:
     """Schedule ``events``, one batch per due time; the JSON of the 202 answer.
 
     Events without a time of their own or the request's are due at once.
+    ``shown`` is the stream's name as the caller sees it (server/tenancy.py).
     """
     groups: dict[DueAt, list[int]] = {}
     for i, event in enumerate(events):
@@ -137,7 +144,9 @@ async def schedule_answer(
     if len(groups) > 1:  # in the request's order
         position = [i for indices in groups.values() for i in indices]
         answer = [s for _, s in sorted(zip(position, answer, strict=True), key=lambda p: p[0])]
-    return _encoder.encode(ScheduleAnswer(stream=stream, scheduled=answer))
+    if shown is not None and shown != stream:
+        answer = [msgspec.structs.replace(s, stream=shown) for s in answer]
+    return _encoder.encode(ScheduleAnswer(stream=shown or stream, scheduled=answer))
 
 
 def _json(value: object, status: int = 200) -> Response:
@@ -147,11 +156,13 @@ def _json(value: object, status: int = 200) -> Response:
 async def list_schedules(request: Request) -> Response:
     """``GET /api/schedules``: a page of scheduled events in due order."""
     params = request.query_params
-    stream = params.get("stream")
-    if stream is not None:
-        require(request, "read", validate_stream_name(stream))
+    given = params.get("stream")
+    if given is not None:
+        stream: str | None = authorize(request, "read", given)
     else:
         require(request, "admin")
+        stream = None
+    scope = scope_of(request)
     until = params.get("until")
     log: EventLog = request.app.state.log
     page = await log.schedules.page(
@@ -161,25 +172,29 @@ async def list_schedules(request: Request) -> Response:
         after=params.get("after"),
         limit=non_negative_int(params, "limit", 100, minimum=1, maximum=1000),
     )
+    if not scope.sees_all:  # a page may come out short; ``next`` still goes on from its end
+        shown = [
+            msgspec.structs.replace(e, stream=scope.shown(e.stream))
+            for e in page.schedules
+            if scope.visible(e.stream)
+        ]
+        page = msgspec.structs.replace(page, schedules=shown)
     return _json(page)
-
-
-def _target(request: Request) -> tuple[str, str]:
-    return validate_stream_name(request.path_params["stream"]), request.path_params["id"]
 
 
 async def get_schedule(request: Request) -> Response:
     """``GET /api/schedules/{stream}/{id}``: one scheduled event."""
-    stream, event_id = _target(request)
-    require(request, "read", stream)
+    given, event_id = request.path_params["stream"], request.path_params["id"]
+    stream = authorize(request, "read", given)
     log: EventLog = request.app.state.log
-    return _json(await log.schedules.get(stream, event_id))
+    found = await log.schedules.get(stream, event_id)
+    return _json(msgspec.structs.replace(found, stream=given))
 
 
 async def cancel_schedule(request: Request) -> Response:
     """``DELETE /api/schedules/{stream}/{id}``: cancel before it is appended."""
-    stream, event_id = _target(request)
-    require(request, "append", stream)
+    stream = authorize(request, "append", request.path_params["stream"])
+    event_id = request.path_params["id"]
     log: EventLog = request.app.state.log
     await log.schedules.cancel(stream, event_id)
     return Response(status_code=204)

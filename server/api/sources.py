@@ -1,5 +1,8 @@
 """File sources over HTTP: ``/api/sources`` (admin).
 
+File sources read the server's own files, so they belong to the server, not to
+a tenant: a tenant's key gets 403 here, even with ``admin`` (docs/tenants.md).
+
 * ``GET /api/sources`` — ``{"sources": [{"spec", "origin", "status"}]}``.
 * ``POST /api/sources`` — create from a spec (``{"name", "kind", "path",
   "stream", ...}``): ``201``; ``409`` if the name is taken; ``422`` invalid.
@@ -16,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from eventlog.errors import Unavailable
+from eventlog.errors import Forbidden, Unavailable
 from server.api.openapi_parts import AUTH, errors, json_body, param, ref
 from server.auth import require
 from server.sources.manager import SourceManager, SourceView
+from server.tenancy import scope_of
 
 __all__ = ["SourceList", "openapi_paths", "routes"]
 
@@ -38,6 +42,8 @@ def _json(value: object, status: int = 200) -> Response:
 
 def _manager(request: Request) -> SourceManager:
     require(request, "admin")
+    if scope_of(request).tenant is not None:
+        raise Forbidden("file sources read the server's files: a tenant's key may not manage them")
     manager: SourceManager | None = getattr(request.app.state, "sources", None)
     if manager is None:
         raise Unavailable("file sources are not running", code="not_ready")

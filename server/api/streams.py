@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from eventlog import Event, EventLog, Hold, StreamInfo, validate_stream_name
+from eventlog import Event, EventLog, Hold, StreamInfo
 from eventlog.encoding import utf8_problem
 from eventlog.errors import InvalidInput, InvalidParameter, Unavailable
 from eventlog.repair import repair_page
@@ -32,6 +32,8 @@ from server.api.schedules import due_of, has_due, schedule_answer
 from server.auth import require
 from server.config import ServerConfig
 from server.metrics import metrics_of
+from server.quotas import quotas_of
+from server.tenancy import authorize, scope_of
 
 __all__ = ["routes"]
 
@@ -99,15 +101,11 @@ async def read_body(request: Request) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _stream(request: Request) -> str:
-    return validate_stream_name(request.path_params["stream"])
-
-
 async def append_answer(request: Request) -> tuple[int, bytes]:
     """Append one event or an atomic batch: 201 and the offsets, or 202 when the
     request schedules its events (:mod:`server.api.schedules`)."""
-    stream = _stream(request)
-    require(request, "append", stream)
+    given = request.path_params["stream"]
+    stream = authorize(request, "append", given)
     log: EventLog = request.app.state.log
     expected = (
         optional_non_negative_int(request.query_params, "expected_offset")
@@ -120,18 +118,22 @@ async def append_answer(request: Request) -> tuple[int, bytes]:
     if trace is not None and len(trace) <= 256:
         base["traceparent"] = trace
     # The request's correlation id goes into every event; the event's own headers win.
+    body = await read_body(request)
     parsed = parse_body(
-        await read_body(request),
+        body,
         content_type,
         max_events=log.config.max_batch_events,
         headers=base,
     )
     stamped = apply_idempotency_key(parsed, idempotency_key)
+    tenant = scope_of(request).tenant
+    if tenant is not None:
+        await quotas_of(request).admit_append(tenant, len(stamped), len(body))
     due = due_of(request.query_params) if request.scope["query_string"] else None
     if due is not None or (media_type(content_type).startswith(CE_TYPES) and has_due(stamped)):
         if expected is not None:
             raise InvalidParameter("expected_offset cannot be scheduled")
-        return 202, await schedule_answer(log, stream, stamped, due)
+        return 202, await schedule_answer(log, stream, stamped, due, shown=given)
     metrics = metrics_of(request.app)
     started = time.perf_counter()
     result = await log.append_batch_result(stream, stamped, expected_offset=expected)
@@ -141,7 +143,7 @@ async def append_answer(request: Request) -> tuple[int, bytes]:
         metrics.appended(stream, result.written)
     return 201, _encoder.encode(
         AppendResult(
-            stream=stream,
+            stream=given,
             offsets=result.offsets,
             written=result.written,
             next_offset=result.next_offset,
@@ -180,8 +182,8 @@ append = _AppendEndpoint()
 
 async def read(request: Request) -> Response:
     """A page of events from ``from``; long-polls up to ``wait`` seconds when there are none."""
-    stream = _stream(request)
-    require(request, "read", stream)
+    given = request.path_params["stream"]
+    stream = authorize(request, "read", given)
     log: EventLog = request.app.state.log
     config: ServerConfig = request.app.state.config
     params = request.query_params
@@ -197,13 +199,15 @@ async def read(request: Request) -> Response:
             # Not an empty 200: a follower would poll again at once, in a loop,
             # for as long as the shutdown takes.
             raise Unavailable("the server is shutting down; retry shortly", code="shutting_down")
-        if await _wait_for_append(log, stream, start, wait, stopping):
-            events = await log.read(stream, start, limit)
+        with quotas_of(request).connection(scope_of(request).tenant):
+            if await _wait_for_append(log, stream, start, wait, stopping):
+                events = await log.read(stream, start, limit)
     next_offset = events[-1].offset + 1 if events else start
-    body = _encoder.encode(Page(stream=stream, events=events, next_offset=next_offset))
+    events = scope_of(request).events(events)
+    body = _encoder.encode(Page(stream=given, events=events, next_offset=next_offset))
     if utf8_problem(body) is not None:  # an event an older version stored: eventlog.repair
         events = repair_page(events, "http")
-        body = _encoder.encode(Page(stream=stream, events=events, next_offset=next_offset))
+        body = _encoder.encode(Page(stream=given, events=events, next_offset=next_offset))
     return Response(body, media_type="application/json")
 
 
@@ -233,8 +237,13 @@ async def _wait_for_append(
 async def list_streams(request: Request) -> Response:
     """Every stream the caller may read."""
     grant = require(request, "read")
+    scope = scope_of(request)
     log: EventLog = request.app.state.log
-    infos = await log.streams()
+    infos = [
+        msgspec.structs.replace(i, name=scope.shown(i.name))
+        for i in await log.streams()
+        if scope.visible(i.name)
+    ]
     if grant is not None:
         infos = [i for i in infos if grant.allows("read", i.name)]
     return json_response(StreamList(streams=infos))
@@ -248,19 +257,21 @@ class StreamDetail(StreamInfo, frozen=True, kw_only=True):
 
 async def stream_info(request: Request) -> Response:
     """One stream's head, low watermark, count, bytes, retention and retention holds."""
-    stream = _stream(request)
-    require(request, "read", stream)
+    given = request.path_params["stream"]
+    stream = authorize(request, "read", given)
+    scope = scope_of(request)
     log: EventLog = request.app.state.log
     plan = await log.retention_holds(stream)
     info = await log.stream_info(stream)
     fields = {name: getattr(info, name) for name in info.__struct_fields__}
-    return json_response(StreamDetail(**fields, holds=plan.holds))
+    fields["name"] = given
+    holds = [msgspec.structs.replace(h, consumer=scope.shown(h.consumer)) for h in plan.holds]
+    return json_response(StreamDetail(**fields, holds=holds))
 
 
 async def delete_stream(request: Request) -> Response:
     """Delete a stream, its events and its consumers' offsets (admin)."""
-    stream = _stream(request)
-    require(request, "admin")
+    stream = authorize(request, "admin", request.path_params["stream"])
     log: EventLog = request.app.state.log
     await log.delete_stream(stream)
     return Response(status_code=204)

@@ -3,7 +3,10 @@
 ``/healthz`` answers 200 while the process serves requests. ``/readyz`` answers
 200 once the log is open and the app is not shutting down, else 503.
 ``/metrics`` is the Prometheus text format. None of them needs an API key:
-they carry no event data (put them behind your proxy if that matters).
+they carry no event data (put them behind your proxy if that matters). With
+tenants, ``/metrics`` shows a request only the series of names its key sees
+(:meth:`server.tenancy.TenantScope.metrics`): a tenant's key its tenant's,
+no key the names without a tenant, an admin key without a tenant all.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from eventlog.errors import Unavailable
 from server.api.docs_page import docs_html
 from server.api.openapi import openapi_document
 from server.metrics import metrics_of
+from server.tenancy import scope_of
 
 __all__ = ["routes"]
 
@@ -39,7 +43,11 @@ async def metrics(request: Request) -> Response:
     m = metrics_of(request.app)
     manager = getattr(request.app.state, "consumer_manager", None)
     await m.refresh(manager.status() if manager is not None else ())
-    return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    scope = scope_of(request, anonymous=True)
+    body = m.render()
+    if not scope.sees_all:
+        body = scope.metrics(body.decode()).encode()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def openapi(request: Request) -> Response:

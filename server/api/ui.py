@@ -27,7 +27,9 @@ async def whoami(request: Request) -> Response:
     """``GET /api/whoami``: the presented key's name and scopes (401 for an unknown key)."""
     auth: Authenticator = request.app.state.auth
     if not auth.enabled:
-        return JSONResponse({"auth": False, "name": None, "admin": True, "scopes": ["admin"]})
+        return JSONResponse(
+            {"auth": False, "name": None, "admin": True, "scopes": ["admin"], "tenant": None}
+        )
     token = token_of(request)
     if not token:
         raise Unauthorized("an API key is required (Authorization: Bearer)")
@@ -36,19 +38,31 @@ async def whoami(request: Request) -> Response:
         raise Unauthorized("unknown API key")
     scopes = ["admin"] if grant.admin else []
     scopes += [f"{action}:{glob}" for action, globs in grant.globs.items() for glob in globs]
-    return JSONResponse({"auth": True, "name": grant.name, "admin": grant.admin, "scopes": scopes})
+    return JSONResponse(
+        {
+            "auth": True,
+            "name": grant.name,
+            "admin": grant.admin,
+            "scopes": scopes,
+            "tenant": grant.tenant,
+        }
+    )
 
 
 def openapi_paths() -> dict[str, Any]:
     """The OpenAPI path item of ``/api/whoami`` (``/ui`` is static files, not API)."""
     who = {
         "type": "object",
-        "required": ["auth", "name", "admin", "scopes"],
+        "required": ["auth", "name", "admin", "scopes", "tenant"],
         "properties": {
             "auth": {"type": "boolean", "description": "false: the server has no API keys"},
             "name": {"type": ["string", "null"], "description": "the key's name"},
             "admin": {"type": "boolean"},
             "scopes": {"type": "array", "items": {"type": "string"}},
+            "tenant": {
+                "type": ["string", "null"],
+                "description": "the key's tenant (docs/tenants.md); null: none",
+            },
         },
     }
     return {

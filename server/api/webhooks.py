@@ -46,7 +46,6 @@ from consumers.webhook import (
     EndpointSpec,
     apply_patch,
     build_endpoint,
-    public_view,
     rotate_secret,
 )
 from server.api.delivery_views import attempt_view, delivery_view
@@ -56,6 +55,8 @@ from server.api.endpoint_family import (
     decode_body,
     find_endpoint,
     json_response,
+    shown_view,
+    visible_endpoints,
 )
 from server.api.endpoint_routes import (
     ReplayRequest,
@@ -88,10 +89,8 @@ class RotateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 async def list_endpoints(request: Request) -> Response:
     """``GET /api/webhooks``."""
     require(request, "admin")
-    engine = engine_of(request)
-    now = time.time()
-    endpoints = [e for e in await engine.store.endpoints() if e.kind == "webhook"]
-    return json_response({"webhooks": [public_view(e, now) for e in endpoints]})
+    views = await visible_endpoints(request, engine_of(request), WEBHOOKS)
+    return json_response({"webhooks": views})
 
 
 async def create_endpoint(request: Request) -> Response:
@@ -99,7 +98,7 @@ async def create_endpoint(request: Request) -> Response:
     spec, endpoint, now = await new_endpoint(
         request, EndpointSpec, build_endpoint, named="a webhook endpoint"
     )
-    view = public_view(endpoint, now)
+    view = shown_view(request, WEBHOOKS, endpoint, now)
     if spec.secret is None:
         view["secret"] = endpoint.secrets[0].secret
     return json_response(view, 201)
@@ -121,7 +120,7 @@ async def rotate(request: Request) -> Response:
     now = time.time()
     updated, secret = rotate_secret(endpoint, now=now, secret=body.secret, grace=body.grace)
     await engine.put_endpoint(updated)
-    view = public_view(updated, now)
+    view = shown_view(request, WEBHOOKS, updated, now)
     if body.secret is None:
         view["secret"] = secret
     return json_response(view)

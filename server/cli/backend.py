@@ -1,24 +1,28 @@
 """The one contract the client commands run against, and the errors they report.
 
 Two implementations, so every command is written once:
-:class:`server.cli.http.HttpBackend` speaks the HTTP API with httpx (a bearer
+:class:`server.cli.http.HttpBackend` speaks the HTTP API with :mod:`eventlog.client` (a bearer
 API key if given); :class:`server.cli.db.DbBackend` opens an SQLite file with
 :class:`eventlog.EventLog` in this process, for when no server runs. Each is
 imported only when used, which keeps the CLI quick to start.
 
 Failures surface as :class:`CliError` carrying the exit code: 1 for what the
 server or the log refused (with the server's own error message), 2 for usage.
+:func:`cli_error` writes every refusal in one format, local or remote:
+``message (code, HTTP status)`` (no status for a local database).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
 
-from eventlog import Event, StreamInfo
+from eventlog import Event, EventLogError, NewEvent, OffsetOutOfRange, StreamInfo
+from eventlog import errors as e
 from eventlog.schedule import Scheduled, ScheduledEvent
 from server.cli.events import OutEvent
 
@@ -29,7 +33,13 @@ __all__ = [
     "ConsumerRow",
     "OutOfRange",
     "Unavailable",
+    "cli_error",
+    "new_events",
+    "translated",
 ]
+
+#: What a user can do about an unreachable server.
+UNREACHABLE_HINT = "(is `eventlog serve` running? set --url or EVENTLOG_URL)"
 
 
 class CliError(Exception):
@@ -120,3 +130,42 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release connections / close the log."""
         ...
+
+
+def cli_error(exc: EventLogError) -> CliError:
+    """The :class:`CliError` for an error of the log or the server, in the one format.
+
+    ``message (code, HTTP status)`` for a server's answer, ``message (code)``
+    for the local log's; an answer that was not eventlog's JSON error, and a
+    server that could not be reached, are described as they are. A 503 or no
+    answer becomes :class:`Unavailable`, retention's ``offset_out_of_range``
+    :class:`OutOfRange`.
+    """
+    message = str(exc)
+    if exc.code == "unreachable":
+        message = f"{message} {UNREACHABLE_HINT}"
+    elif exc.http_status is not None and not exc.code.startswith("http_"):
+        message = f"{message} ({exc.code}, HTTP {exc.http_status})"
+    elif exc.http_status is None and exc.code not in ("timeout", "unexpected_answer"):
+        message = f"{message} ({exc.code})"
+    if isinstance(exc, OffsetOutOfRange):
+        return OutOfRange(message, exc.first if exc.first >= 0 else None)
+    if isinstance(exc, e.Unavailable) and exc.http_status in (None, 503):
+        return Unavailable(message)
+    return CliError(message, path=exc.json_path)
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """Raise the log's errors inside the block as the CLI's (:func:`cli_error`)."""
+    try:
+        yield
+    except EventLogError as exc:
+        raise cli_error(exc) from exc
+
+
+def new_events(events: Sequence[OutEvent]) -> list[NewEvent]:
+    """The CLI's parsed events as the log's :class:`~eventlog.NewEvent` (data untouched)."""
+    return [
+        NewEvent(type=e.type, data=e.data, key=e.key, id=e.id, headers=e.headers) for e in events
+    ]

@@ -129,7 +129,7 @@ def _append(args: argparse.Namespace) -> int:
 
     async def append(args: argparse.Namespace, backend: Backend) -> int:
         if events is not None:
-            write_out(await put(backend, list(enumerate(events, start=1))))
+            write_out(await put(backend, [(0, e) for e in events]))  # 0: not a stdin line
             return 0
         if sys.stdin.isatty():
             warn("reading NDJSON events from stdin (Ctrl-D ends)")

@@ -20,14 +20,12 @@ from eventlog import (
     EventLog,
     EventLogError,
     LogConfig,
-    NewEvent,
-    OffsetOutOfRange,
     StreamInfo,
     StreamNotFound,
 )
 from eventlog.closing import AsyncClosing
 from eventlog.schedule import Scheduled, ScheduledEvent
-from server.cli.backend import Appended, CliError, ConsumerRow, OutOfRange
+from server.cli.backend import Appended, CliError, ConsumerRow, new_events, translated
 from server.cli.events import OutEvent
 
 __all__ = ["DbBackend"]
@@ -70,20 +68,16 @@ class DbBackend(AsyncClosing):
 
     async def append(self, stream: str, events: Sequence[OutEvent]) -> Appended:
         """``append_batch_result`` on the log."""
-        try:
-            result = await self.log.append_batch_result(stream, _new(events))
-        except EventLogError as exc:
-            raise CliError(f"{exc} ({exc.code})") from exc
+        async with translated():
+            result = await self.log.append_batch_result(stream, new_events(events))
         return Appended(offsets=result.offsets, written=result.written)
 
     async def schedule(
         self, stream: str, events: Sequence[OutEvent], at: datetime | timedelta
     ) -> list[Scheduled]:
         """``append_batch(..., at=)`` on the log."""
-        try:
-            return await self.log.append_batch(stream, _new(events), at=at)
-        except EventLogError as exc:
-            raise CliError(f"{exc} ({exc.code})") from exc
+        async with translated():
+            return await self.log.append_batch(stream, new_events(events), at=at)
 
     async def schedules(self, stream: str | None) -> list[ScheduledEvent]:
         """Every page of ``log.schedules.page``."""
@@ -98,21 +92,15 @@ class DbBackend(AsyncClosing):
 
     async def cancel_schedule(self, stream: str, event_id: str) -> None:
         """``log.schedules.cancel``."""
-        try:
+        async with translated():
             await self.log.schedules.cancel(stream, event_id)
-        except EventLogError as exc:
-            raise CliError(f"{exc} ({exc.code})") from exc
 
     async def read(self, stream: str, start: int, limit: int, wait: float) -> list[Event]:
         """``read`` on the log, waiting for an append if empty and ``wait`` > 0."""
-        try:
+        async with translated():
             events = await self.log.read(stream, start, limit)
             if not events and wait > 0 and await self.log.wait(stream, start, wait):
                 events = await self.log.read(stream, start, limit)
-        except OffsetOutOfRange as exc:
-            raise OutOfRange(f"{exc} ({exc.code})", exc.first) from exc
-        except EventLogError as exc:
-            raise CliError(f"{exc} ({exc.code})") from exc
         return events
 
     async def stream_info(self, stream: str) -> StreamInfo | None:
@@ -161,9 +149,3 @@ def _row(info: ConsumerInfo, head: int | None) -> ConsumerRow:
     return ConsumerRow(
         name=info.name, stream=info.stream, offset=info.offset, lag=lag, updated=info.updated
     )
-
-
-def _new(events: Sequence[OutEvent]) -> list[NewEvent]:
-    return [
-        NewEvent(type=e.type, data=e.data, key=e.key, id=e.id, headers=e.headers) for e in events
-    ]

@@ -15,9 +15,9 @@ import argparse
 import json
 from typing import Any
 
-import httpx
 from rich.table import Table
 
+from eventlog.client import Client
 from server.cli.tables import print_table
 from server.cli.webhooks import (
     Failed,
@@ -119,7 +119,7 @@ def _spec(
     return {**delivery_fields(args, create=create), **given}
 
 
-def _list(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _list(client: Client, args: argparse.Namespace) -> Any:
     result = call(client, "GET", _BASE)
     if not args.json:
         table = Table("id", "kind", "url", "stream", "types", "enabled", "note")
@@ -137,20 +137,20 @@ def _list(client: httpx.Client, args: argparse.Namespace) -> Any:
     return result
 
 
-def _show(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _show(client: Client, args: argparse.Namespace) -> Any:
     result = call(client, "GET", f"{_BASE}/{args.id}")
     print_endpoint(result, args)
     return result
 
 
-def _create(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _create(client: Client, args: argparse.Namespace) -> Any:
     body = {"kind": args.kind, "url": args.target, **_spec(args, {}, create=True)}
     result = call(client, "POST", _BASE, body)
     print_endpoint(result, args)
     return result
 
 
-def _update(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _update(client: Client, args: argparse.Namespace) -> Any:
     current: dict[str, Any] = {}
     if args.template is not None or args.option:  # merge into the target's options
         current = call(client, "GET", f"{_BASE}/{args.id}")["options"]

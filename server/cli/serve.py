@@ -53,11 +53,14 @@ def _keygen(args: argparse.Namespace) -> int:
     """``eventlog keygen``: print a new key and its config entry."""
     from server.auth import hash_key, new_key, parse_scope
     from server.config import ConfigError
+    from server.tenancy import TENANT_NAME
 
     scopes = args.scope or ["admin"]
     try:
         for scope in scopes:
             parse_scope(scope)
+        if args.tenant is not None and TENANT_NAME.fullmatch(args.tenant) is None:
+            raise ConfigError(f"invalid tenant {args.tenant!r}: use 1-32 of [a-z0-9_-]")
     except ConfigError as exc:
         print(f"eventlog keygen: {exc}", file=sys.stderr)
         return 2
@@ -66,6 +69,8 @@ def _keygen(args: argparse.Namespace) -> int:
     print("Add to the config file (the key itself is not stored):", file=sys.stderr)
     quoted = ", ".join(f'"{s}"' for s in scopes)
     print(f'[[api_keys]]\nname = "{args.name}"\nhash = "{hash_key(key)}"\nscopes = [{quoted}]')
+    if args.tenant is not None:
+        print(f'tenant = "{args.tenant}"')
     return 0
 
 
@@ -122,6 +127,7 @@ def register(sub: Any) -> None:
     k.add_argument(
         "--scope", action="append", help="append:<glob>, read:<glob> or admin (repeatable)"
     )
+    k.add_argument("--tenant", help="the tenant the key belongs to (docs/tenants.md)")
     k.set_defaults(handler=_keygen)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import httpx
 from rich import box
 from rich.table import Table
 
+from eventlog.client import Client
 from server.cli.tables import print_table
 from server.cli.webhooks import call, command, connection_options
 
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=command(_delete))
 
 
-def _list(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _list(client: Client, args: argparse.Namespace) -> Any:
     result = call(client, "GET", "/api/sources")
     if not args.json:
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
@@ -60,7 +60,7 @@ def _list(client: httpx.Client, args: argparse.Namespace) -> Any:
     return result
 
 
-def _add(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _add(client: Client, args: argparse.Namespace) -> Any:
     fields = ("kind", "path", "stream", "type", "errors", "pattern", "mode", "done")
     body = {"name": args.name, **{f: getattr(args, f) for f in fields if getattr(args, f)}}
     result = call(client, "POST", "/api/sources", body)
@@ -72,7 +72,7 @@ def _add(client: httpx.Client, args: argparse.Namespace) -> Any:
     return result
 
 
-def _delete(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _delete(client: Client, args: argparse.Namespace) -> Any:
     call(client, "DELETE", f"/api/sources/{args.name}")
     if not args.json:
         print(f"deleted {args.name}")

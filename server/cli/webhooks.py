@@ -16,12 +16,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from rich.table import Table
 
-from server.cli.backend import CliError
+from eventlog import EventLogError
+from eventlog.client import Client
+from server.cli.backend import CliError, cli_error
 from server.cli.common import add_url_option, discard_stdout, warn
-from server.cli.http import server_error, transport_error
 from server.cli.tables import print_table
 
 __all__ = [
@@ -198,7 +198,7 @@ def add_replay_options(p: argparse.ArgumentParser, api_base: str = "/api/webhook
     p.set_defaults(handler=command(_replay), api_base=api_base)
 
 
-Handler = Callable[[httpx.Client, argparse.Namespace], Any]
+Handler = Callable[[Client, argparse.Namespace], Any]
 
 
 def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
@@ -214,9 +214,8 @@ def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
         if not str(args.url).startswith(("http://", "https://")):
             warn(f"error: --url must start with http:// or https://, not {args.url!r}")
             return 2
-        headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
         try:
-            with httpx.Client(base_url=args.url, headers=headers, timeout=30.0) as client:
+            with Client(args.url, api_key=args.api_key, retry_for=0) as client:
                 result = fn(client, args)
             if args.json:
                 print(json.dumps(result, indent=2))
@@ -235,20 +234,16 @@ def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def call(client: httpx.Client, method: str, path: str, body: Any = None, **params: Any) -> Any:
-    """One API request; the JSON answer (None for 204).
+def call(client: Client, method: str, path: str, body: Any = None, **params: Any) -> Any:
+    """One API request through the client; the JSON answer (None for 204).
 
     Raises:
         CliError: The server refused (quoting its error) or could not be reached.
     """
-    query = {k: v for k, v in params.items() if v is not None}
     try:
-        response = client.request(method, path, json=body, params=query)
-    except httpx.TransportError as exc:
-        raise transport_error(exc, method, str(client.base_url).rstrip("/"), path) from exc
-    if response.is_error:
-        raise server_error(response)
-    return None if response.status_code == 204 else response.json()
+        return client.call(method, path, body, **params)
+    except EventLogError as exc:
+        raise cli_error(exc) from exc
 
 
 def _headers(values: list[str] | None) -> dict[str, str] | None:
@@ -310,26 +305,26 @@ def print_endpoint(e: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"secret: {e['secret']}  (shown once: store it now)")
 
 
-def _list(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _list(client: Client, args: argparse.Namespace) -> Any:
     result = call(client, "GET", "/api/webhooks")
     if not args.json:
         print_table(_endpoint_table(result["webhooks"]))
     return result
 
 
-def _show(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _show(client: Client, args: argparse.Namespace) -> Any:
     result = call(client, "GET", f"/api/webhooks/{args.id}")
     print_endpoint(result, args)
     return result
 
 
-def _create(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _create(client: Client, args: argparse.Namespace) -> Any:
     result = call(client, "POST", "/api/webhooks", {"url": args.target, **_spec(args, create=True)})
     print_endpoint(result, args)
     return result
 
 
-def _update(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _update(client: Client, args: argparse.Namespace) -> Any:
     body = _spec(args, create=False)
     if args.target is not None:
         body["url"] = args.target
@@ -343,7 +338,7 @@ def _update(client: httpx.Client, args: argparse.Namespace) -> Any:
 def simple_action(action: str) -> Handler:
     """``delete``, ``enable`` or ``disable`` one endpoint (``args.id``)."""
 
-    def handler(client: httpx.Client, args: argparse.Namespace) -> Any:
+    def handler(client: Client, args: argparse.Namespace) -> Any:
         if action == "delete":
             call(client, "DELETE", f"{_base(args)}/{args.id}")
             if not args.json:
@@ -357,14 +352,14 @@ def simple_action(action: str) -> Handler:
     return handler
 
 
-def _rotate(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _rotate(client: Client, args: argparse.Namespace) -> Any:
     body = {k: v for k, v in (("secret", args.secret), ("grace", args.grace)) if v is not None}
     result = call(client, "POST", f"/api/webhooks/{args.id}/rotate-secret", body)
     print_endpoint(result, args)
     return result
 
 
-def _deliveries(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _deliveries(client: Client, args: argparse.Namespace) -> Any:
     result = call(
         client,
         "GET",
@@ -393,7 +388,7 @@ def _deliveries(client: httpx.Client, args: argparse.Namespace) -> Any:
     return result
 
 
-def _delivery(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _delivery(client: Client, args: argparse.Namespace) -> Any:
     path = f"{_base(args)}/{args.endpoint}/deliveries/{args.delivery}"
     d = call(client, "GET", path)
     if not args.json:
@@ -414,7 +409,7 @@ def _delivery(client: httpx.Client, args: argparse.Namespace) -> Any:
 
 
 def _act(action: str) -> Handler:
-    def handler(client: httpx.Client, args: argparse.Namespace) -> Any:
+    def handler(client: Client, args: argparse.Namespace) -> Any:
         path = f"{_base(args)}/{args.endpoint}/deliveries/{args.delivery}/{action}"
         result = call(client, "POST", path)
         if not args.json:
@@ -424,7 +419,7 @@ def _act(action: str) -> Handler:
     return handler
 
 
-def _replay(client: httpx.Client, args: argparse.Namespace) -> Any:
+def _replay(client: Client, args: argparse.Namespace) -> Any:
     body = {
         "from_offset": args.from_offset,
         "to_offset": args.to_offset,

@@ -1,7 +1,7 @@
 // eventlog dashboard: plain JS over the HTTP API and the WebSocket firehose.
 "use strict";
 
-const state = { key: sessionStorage.getItem("eventlog-key") || "", admin: false, heads: {}, rates: {}, ws: null, paused: false, timer: null };
+const state = { key: sessionStorage.getItem("eventlog-key") || "", admin: false, appendGlobs: [], heads: {}, rates: {}, ws: null, paused: false, timer: null };
 const $ = (sel) => document.querySelector(sel);
 
 function el(tag, attrs, ...children) {
@@ -149,6 +149,41 @@ async function loadDeliveries() {
   box.replaceChildren(...(cards.length ? cards : [el("p", { class: "muted" }, "no endpoints yet")]));
 }
 
+// A shell-style glob (the server's fnmatch: *, ?, [..]) as a RegExp.
+function globMatch(glob, name) {
+  const source = glob.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp("^" + source + "$").test(name);
+}
+
+// Cancelling a scheduled event needs append on its stream (or admin).
+function mayAppend(stream) { return state.admin || state.appendGlobs.some((g) => globMatch(g, stream)); }
+
+async function cancel(button, path) {
+  button.disabled = true;
+  try {
+    await api(path, { method: "DELETE" });
+    button.textContent = "cancelled";
+    setTimeout(refresh, 300);
+  } catch (e) { showError(e); button.disabled = false; }
+}
+
+async function loadSchedules() {
+  let items = [];
+  if (state.admin) {
+    items = (await api("/api/schedules?limit=200")).schedules;
+  } else { // without admin, one stream at a time: those the key may read
+    for (const s of (await api("/api/streams")).streams) {
+      items.push(...(await api(`/api/schedules?stream=${encodeURIComponent(s.name)}&limit=200`)).schedules);
+    }
+    items.sort((a, b) => a.deliver_at.localeCompare(b.deliver_at));
+  }
+  const rows = items.map((s) => el("tr", { "data-schedule": s.id },
+    el("td", {}, s.deliver_at), el("td", {}, s.stream), el("td", {}, s.id), el("td", {}, s.type), el("td", {}, s.key ?? "–"),
+    el("td", {}, mayAppend(s.stream) ? el("button", { class: "action", "data-cancel": s.id,
+      onclick: (ev) => cancel(ev.target, `/api/schedules/${encodeURIComponent(s.stream)}/${encodeURIComponent(s.id)}`) }, "Cancel") : "")));
+  $("#schedules tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6, class: "muted" }, "nothing scheduled"))]));
+}
+
 function follow() {
   if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
   const stream = $("#tail-stream").value;
@@ -179,7 +214,8 @@ async function whoami() {
   try {
     const me = await api("/api/whoami");
     state.admin = me.admin;
-    $("#who").textContent = me.auth ? `${me.name || "unknown key"}: ${me.admin ? "admin" : me.scopes.join(" ")}` : "no auth (local)";
+    state.appendGlobs = me.scopes.filter((s) => s.startsWith("append:")).map((s) => s.slice(7));
+    $("#who").textContent = me.auth ? `${me.name || "unknown key"}: ${me.admin ? "admin" : me.scopes.join(" ")}` + (me.tenant ? ` (tenant ${me.tenant})` : "") : "no auth (local)";
     return true;
   } catch (e) {
     state.admin = false;
@@ -197,6 +233,7 @@ async function refresh() {
     if (current === "streams" || current === "tail") await loadStreams();
     if (current === "consumers") await loadConsumers();
     if (current === "deliveries") await loadDeliveries();
+    if (current === "schedules") await loadSchedules();
     showError(null);
   } catch (e) { showError(e); }
 }

@@ -43,3 +43,8 @@ def test_retention_holds_example_keeps_then_trims_and_says_so(tmp_path: Path) ->
 def test_exactly_once_example_writes_rows_with_the_offset(tmp_path: Path) -> None:
     out = run_example("exactly_once.py", tmp_path).splitlines()
     assert out == ["rows: [(0, 10), (1, 25), (2, 7)]", "committed offset: 3"]
+
+
+def test_shared_example_spreads_the_work_and_keeps_each_keys_order(tmp_path: Path) -> None:
+    out = run_example("shared.py", tmp_path).splitlines()
+    assert out == ["ann: [0, 2, 4]", "bob: [1, 3, 5]", "committed offset: 6"]

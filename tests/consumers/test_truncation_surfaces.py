@@ -19,8 +19,8 @@ import pytest
 import websockets
 
 from consumers.delivery.engine import ledger_for
-from consumers.delivery.feeder import Feeder, Worker
-from consumers.filter import EventFilter
+from consumers.delivery.feeder import Feeder
+from consumers.delivery.machine import DeliveryMachine
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, HoldPolicy, NewEvent, Retention
 from tests.server.cli.conftest import eventlog
@@ -101,7 +101,8 @@ async def test_webhook_feeder_records_what_retention_removed_before_delivery(
     await log.set_retention("events", Retention(max_count=10))
     assert await log.enforce_retention() == 20
     feeder = Feeder(log, store, page=100, max_backlog=100, clock=time.time)
-    task = asyncio.create_task(feeder.run(Worker(ep, EventFilter(ep.types, ep.key))))
+    machine = DeliveryMachine(ep, max_backlog=100)
+    task = asyncio.create_task(feeder.run(ep, machine, asyncio.Event(), lambda: None))
     try:
 
         async def fed() -> bool:

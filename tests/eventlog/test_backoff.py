@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.delivery.engine import SUPERVISE_BACKOFF
+from consumers.delivery.pump import SUPERVISE_BACKOFF
 from consumers.delivery.recorder import RETRY
 from consumers.delivery.retry import DEFAULT_SCHEDULE, RetryPolicy
 from eventlog.backoff import Backoff

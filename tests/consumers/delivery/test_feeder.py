@@ -11,8 +11,8 @@ import asyncio
 import time
 
 from consumers.delivery.engine import ledger_for
-from consumers.delivery.feeder import Feeder, Worker
-from consumers.filter import EventFilter
+from consumers.delivery.feeder import Feeder
+from consumers.delivery.machine import DeliveryMachine
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from tests.support import wait_until
@@ -24,7 +24,8 @@ async def test_a_paused_feeder_rereads_the_backlog_others_finished(log: EventLog
     ep = build_endpoint(EndpointSpec(url="http://127.0.0.1:9/hook"), now=time.time(), head=0)
     await store.put_endpoint(ep)
     feeder = Feeder(log, store, page=10, max_backlog=10, clock=time.time, backlog_recheck=0.05)
-    worker = Worker(ep, EventFilter(ep.types, ep.key))
+    machine = DeliveryMachine(ep, max_backlog=10)
+    progress = asyncio.Event()
     await log.append_batch("events", [NewEvent(type="t", data=i) for i in range(30)])
 
     async def pending() -> list[str]:
@@ -34,17 +35,17 @@ async def test_a_paused_feeder_rereads_the_backlog_others_finished(log: EventLog
     async def pending_is(n: int) -> bool:
         return len(await pending()) == n
 
-    task = asyncio.create_task(feeder.run(worker))
+    task = asyncio.create_task(feeder.run(ep, machine, progress, lambda: None))
     try:
         for page in range(3):
             await wait_until(lambda: pending_is(10))
             await asyncio.sleep(0.2)  # paused: four re-reads later, still one page
             assert len(await pending()) == 10
             assert len(await store.deliveries(ep.id, limit=1000)) == 10 * (page + 1)
-            # "Another process" finishes them; this worker's progress event is never set.
+            # "Another process" finishes them; this process's progress event is never set.
             for delivery_id in await pending():
                 await store.act(ep.id, delivery_id, "skip", time.time())
-            assert not worker.progress.is_set()
+            assert not progress.is_set()
         assert await pending_is(0)
         offsets = [d.offset for d in await store.deliveries(ep.id, limit=1000)]
         assert offsets == list(range(30))  # each event once, in order

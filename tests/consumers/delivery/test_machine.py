@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from consumers.delivery.machine import (
+    WINDOW,
     Action,
     Claim,
     DeliveryMachine,
@@ -232,28 +233,32 @@ def test_a_healthy_endpoint_that_delivers_stores_nothing_about_health() -> None:
 # -- claims, the in-flight limit, pacing ----------------------------------------------------
 
 
-def test_claims_a_window_of_twice_max_in_flight_and_sends_max_in_flight() -> None:
-    machine = DeliveryMachine(endpoint(max_in_flight=3), unfinished=10)
-    assert machine.actions(NOW) == [Claim(6)]
+def test_claims_a_window_of_max_in_flight_rows_per_slot_and_sends_max_in_flight() -> None:
+    machine = DeliveryMachine(endpoint(max_in_flight=3), unfinished=100)
+    window = WINDOW * 3
+    assert machine.actions(NOW) == [Claim(window)]
     assert machine.actions(NOW) == []  # one claim at a time
-    machine.claimed([row(i) for i in range(6)], None, 6)
+    machine.claimed([row(i) for i in range(window)], None, window)
     sends = machine.actions(NOW)
     assert [a.delivery.seq for a in sends if isinstance(a, Send)] == [0, 1, 2]
-    assert not [a for a in sends if isinstance(a, Claim)]  # half the window is still claimed
-    _, actions = finish(machine, row(0), answer(200))
-    # one more send, and the window is below half: claim what fills it again
-    assert [a.delivery.seq for a in actions if isinstance(a, Send)] == [3]
-    assert Claim(4) in actions
+    assert not [a for a in sends if isinstance(a, Claim)]  # the window is still full
+    for seq in range(window // 2 - 3):  # each finished attempt starts the next one
+        _, actions = finish(machine, row(seq), answer(200))
+        assert [a.delivery.seq for a in actions if isinstance(a, Send)] == [seq + 3]
+        assert not [a for a in actions if isinstance(a, Claim)]
+    _, actions = finish(machine, row(window // 2 - 3), answer(200))
+    # below half the window: claim what fills it again
+    assert Claim(window // 2 + 1) in actions
 
 
 def test_a_short_claim_means_nothing_more_until_something_happens() -> None:
     machine = DeliveryMachine(endpoint(max_in_flight=2), unfinished=1)
-    (send,) = running(machine, [row(1)])  # asked 4, got 1
+    (send,) = running(machine, [row(1)])  # asked for a window, got 1
     _, actions = finish(machine, send.delivery, answer(200))
     assert not [a for a in actions if isinstance(a, Claim)]
     machine.recorded([actions[0].finished])  # type: ignore[union-attr]
     assert machine.unfinished == 0
-    assert machine.actions(NOW) == [Claim(4)]  # the outcome is stored: look again
+    assert machine.actions(NOW) == [Claim(WINDOW * 2)]  # the outcome is stored: look again
 
 
 def test_a_row_due_later_wakes_the_machine_at_its_time() -> None:
@@ -262,7 +267,7 @@ def test_a_row_due_later_wakes_the_machine_at_its_time() -> None:
     machine.claimed([], NOW + 5, 20)
     assert machine.wake_at == NOW + 5
     assert machine.actions(NOW + 4) == []
-    assert machine.actions(NOW + 5) == [Claim(20)]
+    assert machine.actions(NOW + 5) == [Claim(WINDOW * 10)]
 
 
 def test_ordered_mode_sends_one_at_a_time() -> None:
@@ -293,7 +298,7 @@ def test_a_failed_claim_is_tried_again_at_the_time_given() -> None:
     machine.claim_failed(NOW + 0.5)
     assert machine.actions(NOW) == []
     assert machine.wake_at == NOW + 0.5
-    assert machine.actions(NOW + 0.5) == [Claim(20)]
+    assert machine.actions(NOW + 0.5) == [Claim(WINDOW * 10)]
 
 
 def test_the_feeder_pauses_at_max_backlog_and_resumes_when_rows_finish() -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from consumers.delivery.engine import DeliveryEngine, ledger_for
@@ -53,7 +54,7 @@ async def slack() -> AsyncIterator[FakeSlack]:
 async def add_target(engine: DeliveryEngine, **spec: Any) -> Endpoint:
     """Build, store and start a notification target (short retries unless told otherwise)."""
     spec.setdefault("retry", "short")
-    endpoint = build_notify_endpoint(NotifySpec(**spec), now=time.time(), head=0)
+    endpoint = build_notify_endpoint(msgspec.convert(spec, NotifySpec), now=time.time(), head=0)
     await engine.put_endpoint(endpoint)
     return endpoint
 

@@ -21,7 +21,7 @@ APPRISE_URL = "tgram://123456:ABCdef/98765"
 
 
 def build(**spec: object) -> Endpoint:
-    return build_notify_endpoint(NotifySpec(**spec), now=100.0, head=7)  # type: ignore[arg-type]
+    return build_notify_endpoint(msgspec.convert(spec, NotifySpec), now=100.0, head=7)
 
 
 def test_spec_of_builds_the_same_endpoint_again() -> None:

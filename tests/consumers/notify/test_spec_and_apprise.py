@@ -13,6 +13,7 @@ from consumers.delivery.engine import DeliveryEngine
 from consumers.notify import (
     NotificationsConfig,
     NotifySpec,
+    SlackSpec,
     build_notify_endpoint,
     declared_notify_endpoint,
     public_notify_view,
@@ -27,7 +28,9 @@ DISCORD_URL = "https://discord.com/api/webhooks/123456/SeCrEtToKeN"
 
 
 def build(**spec: Any) -> Any:
-    return build_notify_endpoint(NotifySpec(**spec), now=time.time(), head=5, first=0)
+    return build_notify_endpoint(
+        msgspec.convert(spec, NotifySpec), now=time.time(), head=5, first=0
+    )
 
 
 def test_a_discord_spec_becomes_an_ordered_serialised_unsigned_endpoint() -> None:
@@ -122,7 +125,7 @@ async def _delivered(engine: DeliveryEngine, endpoint_id: str) -> bool:
 
 
 def test_config_declared_target_keeps_its_runtime_state_across_restarts() -> None:
-    spec = NotifySpec(id="ops", kind="slack", url="https://hooks.slack.com/services/T/B/x")
+    spec = SlackSpec(id="ops", url="https://hooks.slack.com/services/T/B/x")
     first = declared_notify_endpoint(spec, None, now=1.0, head=10)
     assert (first.origin, first.start_offset) == ("config", 10)
     gone = msgspec.structs.replace(first, enabled=False, disabled_reason="Slack answered 404")

@@ -29,3 +29,17 @@ def test_the_example_prints_the_same_embedded_and_remote(tmp_path: Path) -> None
     assert remote == embedded
     assert "the same id again: 0\nbatch at offsets [1, 2]" in embedded
     assert "StreamNotFound: stream 'refunds' does not exist" in embedded
+
+
+def test_the_worker_example_acks_every_event_once(tmp_path: Path) -> None:
+    worker = EXAMPLE.parent / "worker.py"
+    with ServerThread.start(db=tmp_path / "server.db") as server:
+        out = subprocess.run(
+            [sys.executable, str(worker), server.url],
+            capture_output=True,
+            text=True,
+            timeout=scaled(60),
+            check=True,
+        ).stdout
+    assert out.splitlines()[-1] == "acked [0, 1, 2, 3, 4, 5]; ack floor 6, pending 0"
+    assert out.count("sends mail") == 6

@@ -74,6 +74,11 @@ def test_an_answer_that_is_not_eventlogs_json_error_is_quoted(
     assert exc.code == f"http_{status}"
 
 
+def test_append_body_sends_one_event_as_an_object() -> None:
+    body, ids = append_body([{"type": "a"}])
+    assert msgspec.json.decode(body) == {"type": "a", "id": ids[0]}
+
+
 def test_append_body_gives_every_event_an_id_and_keeps_raw_data() -> None:
     body, ids = append_body(
         [{"type": "a", "data": msgspec.Raw(b"[1, 2]")}, {"type": "b", "id": "mine"}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -187,3 +188,23 @@ def test_a_database_url_of_another_kind_is_refused_not_made_a_path(
     with pytest.raises(InvalidInput, match=r"unsupported database URL 'mysql://\.\.\.'"):
         EventLog.open("mysql://db.example/events")
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_reader_looping_over_small_reads_lets_other_tasks_run(tmp_path: Path) -> None:
+    # Small reads run on the loop's own connection: each still yields to the loop.
+    async with EventLog.open(tmp_path / "e.db") as log:
+        await log.append_batch("s", [{"type": "t", "data": i} for i in range(10)])
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        for i in range(200):
+            assert [e.offset for e in await log.read("s", i % 10, 1)] == [i % 10]
+        task.cancel()
+        assert ticks >= 150

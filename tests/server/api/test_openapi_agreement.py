@@ -85,6 +85,8 @@ def test_request_schemas_are_generated_from_the_structs_the_routes_decode(
         if name == "AtTime":  # the time's pattern is added: msgspec's is a bare string
             assert document["components"]["schemas"][name]["properties"]["time"]["pattern"]
             continue
+        if name == "EndpointSpec":  # decoded alone, so its tag ("kind") may be left out
+            schema["required"].remove("kind")
         assert document["components"]["schemas"][name] == schema, name
 
 

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.skipif(
 
 ADMIN_KEY = "el_dashboard_admin_key"
 READ_KEY = "el_dashboard_read_key"
-PAGES = ("streams", "consumers", "deliveries", "tail")
+TENANT_KEY = "el_dashboard_tenant_key"  # an admin of tenant "zeta" only
+PAGES = ("streams", "consumers", "deliveries", "schedules", "tail")
 
 
 class Receiver:
@@ -71,6 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     keys = [
         {"name": "ops", "hash": hash_key(ADMIN_KEY), "scopes": ["admin"]},
         {"name": "viewer", "hash": hash_key(READ_KEY), "scopes": ["read:*"]},
+        {"name": "zeta-ops", "hash": hash_key(TENANT_KEY), "scopes": ["admin"], "tenant": "zeta"},
     ]
     env = {
         "EVENTLOG_API_KEYS": json.dumps(keys),
@@ -84,6 +86,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                 assert http.post("/api/streams/orders/events", json=event).status_code == 201
             position = {"stream": "orders", "position": 1}
             assert http.put("/api/consumers/billing", json=position).status_code == 200
+            for n, delay in ((1, 3600), (2, 7200)):
+                later = {"type": "reminder.due", "id": f"reminder-{n}", "key": "order-0"}
+                reply = http.post(f"/api/streams/orders/events?delay={delay}", json=later)
+                assert reply.status_code == 202
         yield proc
 
 
@@ -125,6 +131,7 @@ READY = {
     "streams": "document.querySelector('#streams tbody td')?.textContent === 'orders'",
     "consumers": "document.querySelector('#consumers tbody td')?.textContent === 'billing'",
     "deliveries": "document.querySelector('#endpoints .card, #endpoints p') !== null",
+    "schedules": "document.querySelector('#schedules tbody td') !== null",
     "tail": "document.querySelector('#tail-stream option') !== null",
 }
 
@@ -276,4 +283,65 @@ def test_live_tail_type_filter_shows_only_matching_events(
     )
     assert len(shown) == 1
     assert "order.refunded" in shown[0]
+    assert page.errors == []
+
+
+def test_scheduled_events_are_listed_and_the_cancel_button_cancels_one(
+    browser: Browser, server: ServerProcess, shots: Path
+) -> None:
+    page = _open(browser, server, ADMIN_KEY)
+    _show(page, "schedules", "document.querySelector('[data-schedule=\"reminder-2\"]')")
+    ids = page.evaluate(
+        "[...document.querySelectorAll('#schedules tbody tr')].map(r => r.dataset.schedule)"
+    )
+    assert ids[:2] == ["reminder-1", "reminder-2"]  # in due order
+    row = page.evaluate("document.querySelector('[data-schedule=\"reminder-1\"]').textContent")
+    assert "orders" in row
+    assert "reminder.due" in row
+    page.screenshot(shots / "dashboard-schedules.png")
+    page.evaluate("document.querySelector('[data-cancel=\"reminder-1\"]').click()")
+    page.wait_for("document.querySelector('[data-schedule=\"reminder-1\"]') === null")
+    with httpx.Client(base_url=server.url, headers=_auth(ADMIN_KEY)) as http:
+        assert http.get("/api/schedules/orders/reminder-1").status_code == 404  # cancelled
+        assert http.get("/api/schedules/orders/reminder-2").status_code == 200
+    assert page.errors == []
+
+
+def test_a_tenant_key_sees_only_its_tenant_in_the_dashboard(
+    browser: Browser, server: ServerProcess
+) -> None:
+    with httpx.Client(base_url=server.url, headers=_auth(TENANT_KEY)) as http:
+        reply = http.post("/api/streams/orders/events", json={"type": "zeta.created"})
+        assert reply.json()["offsets"] == [0]  # its own "orders", beside the others'
+        later = {"type": "zeta.reminder", "id": "zeta-1"}
+        assert http.post("/api/streams/orders/events?delay=3600", json=later).status_code == 202
+    page = _open(browser, server, TENANT_KEY)
+    assert page.evaluate("document.querySelector('#who').textContent") == (
+        "zeta-ops: admin (tenant zeta)"
+    )
+    cells = (
+        "[...document.querySelectorAll('#streams tbody tr')]"
+        ".map(r => r.cells[0].textContent + ' ' + r.cells[2].textContent)"
+    )
+    page.wait_for(f"{cells}.join() === 'orders 1'")
+    _show(page, "consumers", "document.querySelector('#consumers tbody td.muted') !== null")
+    assert page.evaluate("document.querySelector('#consumers tbody').textContent") == (
+        "no consumers yet"
+    )
+    _show(page, "deliveries", READY["deliveries"])
+    assert page.evaluate("document.querySelector('#endpoints').textContent") == "no endpoints yet"
+    _show(page, "schedules", "document.querySelector('[data-schedule=\"zeta-1\"]')")
+    ids = page.evaluate(
+        "[...document.querySelectorAll('#schedules tbody tr')].map(r => r.dataset.schedule)"
+    )
+    assert ids == ["zeta-1"]
+    _show(page, "tail", READY["tail"])
+    options = page.evaluate(
+        "[...document.querySelectorAll('#tail-stream option')].map(o => o.value)"
+    )
+    assert options == ["orders"]
+    # The admin key without a tenant sees zeta's stream by its stored name.
+    admin = _open(browser, server, ADMIN_KEY)
+    names = "[...document.querySelectorAll('#streams tbody tr')].map(r => r.cells[0].textContent)"
+    admin.wait_for(f"{names}.includes('zeta~orders')")
     assert page.errors == []

@@ -1,0 +1,182 @@
+"""Redis Streams beside eventlog: durable appends, batches, paged reads.
+
+``python -m bench.peers.redis_streams`` (or ``python -m bench peers``). Starts
+``redis-server`` on a loopback port with an append-only file, ``appendfsync
+always`` (every write fsynced before the answer: eventlog's
+``synchronous=FULL``) and then ``everysec``, and measures, next to eventlog in
+the same run:
+
+- 256 producers each awaiting one ``XADD`` at a time (eventlog: ``log.append``);
+- one producer sending pipelines of 100 ``XADD`` (eventlog: ``append_batch`` of 100);
+- reading the stream with ``XRANGE ... COUNT 1000``, each payload decoded
+  (eventlog: ``log.read`` pages of 1000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import msgspec
+
+from bench.common import encode, free_port, payload, scratch_dir
+from bench.peers.common import (
+    PRODUCERS,
+    Missing,
+    log_batches,
+    log_producers,
+    log_read,
+    require,
+)
+from bench.report import Figure, Section
+
+__all__ = ["run"]
+
+
+@contextmanager
+def redis_server(fsync: str) -> Iterator[int]:
+    """A redis-server with an append-only file fsynced ``fsync``; yields its port."""
+    binary = require("redis-server", "redis")
+    port = free_port()
+    with scratch_dir() as d:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "yes",
+                "--appendfsync", fsync,
+                "--dir", str(d),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            _wait_ready(port, proc)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    import redis
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if redis.Redis(port=port).ping():
+                return
+        except redis.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+
+
+async def xadd_producers(port: int, per_producer: int) -> float:
+    import redis.asyncio as aioredis
+
+    client: Any = aioredis.Redis(port=port, max_connections=PRODUCERS)
+    data = encode(payload(0))
+
+    async def producer() -> None:
+        for _ in range(per_producer):
+            await client.xadd("s", {"data": data})
+
+    start = time.perf_counter()
+    await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
+    rate = PRODUCERS * per_producer / (time.perf_counter() - start)
+    await client.aclose()
+    return rate
+
+
+async def xadd_pipelines(port: int, total: int, size: int) -> float:
+    import redis.asyncio as aioredis
+
+    client: Any = aioredis.Redis(port=port)
+    datas = [encode(payload(i)) for i in range(size)]
+    start = time.perf_counter()
+    for _ in range(total // size):
+        pipe = client.pipeline(transaction=False)
+        for data in datas:
+            pipe.xadd("p", {"data": data})
+        await pipe.execute()
+    rate = total / (time.perf_counter() - start)
+    await client.aclose()
+    return rate
+
+
+async def xrange_read(port: int, total: int) -> float:
+    import redis.asyncio as aioredis
+
+    client: Any = aioredis.Redis(port=port)
+    data = encode(payload(0))
+    for _ in range(total // 1000):
+        pipe = client.pipeline(transaction=False)
+        for _ in range(1000):
+            pipe.xadd("r", {"data": data})
+        await pipe.execute()
+    decode = msgspec.json.decode
+    start = time.perf_counter()
+    last = "-"
+    n = 0
+    while entries := await client.xrange("r", min=last, max="+", count=1000):
+        for _, fields in entries:
+            decode(fields[b"data"])
+        n += len(entries)
+        last = "(" + entries[-1][0].decode()
+    rate = n / (time.perf_counter() - start)
+    await client.aclose()
+    return rate
+
+
+async def run(quick: bool) -> Section:
+    """eventlog and Redis Streams, each case in the same run."""
+    per_producer = 10 if quick else 40
+    total = 20_000 if quick else 100_000
+    figures: list[Figure] = []
+    extra: list[str] = []
+    try:
+        for fsync in ("always", "everysec"):
+            with redis_server(fsync) as port:
+                theirs = await xadd_producers(port, per_producer)
+                ours = await log_producers(per_producer)
+                figures.append(
+                    Figure(f"256 producers, single appends (appendfsync {fsync})", ours, theirs)
+                )
+                theirs = await xadd_pipelines(port, total, 100)
+                ours = await log_batches(total, 100)
+                figures.append(
+                    Figure(f"batches / pipelines of 100 (appendfsync {fsync})", ours, theirs)
+                )
+                if fsync == "always":
+                    theirs = await xrange_read(port, total)
+                    ours = await log_read(total)
+                    figures.append(Figure("read in pages of 1000 + decode", ours, theirs))
+    except Missing as exc:
+        extra = [f"Skipped: {exc}.", ""]
+    return Section(
+        key="peers-redis",
+        title="Peers: Redis Streams",
+        conditions=(
+            "redis-server on loopback with an append-only file, `appendfsync always` "
+            "(fsynced before the answer, like eventlog's synchronous=FULL) and `everysec`; "
+            "redis-py's asyncio client; payload ~200 B JSON. eventlog on SQLite with its "
+            "defaults (synchronous=FULL). The baseline column is Redis: a ratio above 1 "
+            "means eventlog is faster. `python -m bench.peers.redis_streams`."
+        ),
+        figures=figures,
+        extra=extra,
+    )
+
+
+if __name__ == "__main__":
+    section = asyncio.run(run("--quick" in sys.argv))
+    section.print()

@@ -1,0 +1,162 @@
+"""The engine's side of a shared ledger: other processes' changes, and the orphan sweep.
+
+A ledger that several processes share (PostgreSQL) declares it by offering
+:class:`SharedLedger`'s two methods. For such a ledger :class:`ClusterWatch`
+
+* hears every process's changes (:mod:`consumers.delivery.changes`) and hands
+  them to the engine: :class:`~consumers.delivery.changes.Pending` wakes the
+  endpoint's pump, :class:`~consumers.delivery.changes.EndpointChanged`
+  reloads the endpoint from the ledger, :class:`~consumers.delivery.changes.Resync`
+  reloads every endpoint (reloads run one at a time, in one task);
+* sweeps every ``period`` seconds: rows claimed by processes that are gone go
+  back to ``pending`` (:meth:`SharedLedger.sweep`) and the endpoints they
+  belong to are woken.
+
+For a ledger only this process uses (memory, SQLite) it does nothing: the
+engine itself makes every change and recovers at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from consumers.delivery.changes import Change, EndpointChanged, Pending
+from consumers.delivery.model import Endpoint
+from eventlog.errors import EventLogError, LogClosed
+
+__all__ = ["ClusterWatch", "EngineHooks", "SharedLedger", "same_work"]
+
+logger = logging.getLogger("eventlog.delivery")
+
+
+@runtime_checkable
+class SharedLedger(Protocol):
+    """What a ledger that several processes share offers besides ``LedgerStore``."""
+
+    async def sweep(self, now: float) -> dict[str, int]:
+        """Return the in-flight rows of processes that are gone to ``pending``;
+        the rows returned per endpoint id."""
+        ...
+
+    async def watch(self, listener: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``listener`` with every process's changes; returns the call that stops it."""
+        ...
+
+
+class EngineHooks(Protocol):
+    """What the watch asks of the engine."""
+
+    def wake(self, endpoint_id: str) -> None:
+        """The endpoint may have claimable deliveries: claim again."""
+
+    async def reload(self, endpoint_id: str | None) -> None:
+        """Bring the endpoint's worker (None: every worker) in line with the ledger."""
+
+
+class ClusterWatch:
+    """Runs while the engine runs; see the module docstring.
+
+    Args:
+        store: The engine's ledger (anything but a :class:`SharedLedger` makes
+            this a no-op).
+        hooks: The engine.
+        period: Seconds between sweeps (the engine's lease period).
+        clock: Seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        store: object,
+        hooks: EngineHooks,
+        *,
+        period: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._shared = store if isinstance(store, SharedLedger) else None
+        self._hooks = hooks
+        self._period = period
+        self._clock = clock
+        self._unwatch: Callable[[], None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reloads: set[str | None] = set()
+        self._reload_wanted = asyncio.Event()
+
+    async def start(self) -> None:
+        """Listen for changes and start sweeping."""
+        shared = self._shared
+        if shared is None or self._tasks:
+            return
+        self._unwatch = await shared.watch(self._heard)
+        self._tasks = [
+            asyncio.create_task(self._sweep(shared), name="delivery-sweep"),
+            asyncio.create_task(self._reload(), name="delivery-reload"),
+        ]
+
+    async def close(self) -> None:
+        """Stop listening and sweeping. Idempotent."""
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _heard(self, change: Change) -> None:
+        if isinstance(change, Pending):
+            self._hooks.wake(change.endpoint_id)
+            return
+        self._reloads.add(change.endpoint_id if isinstance(change, EndpointChanged) else None)
+        self._reload_wanted.set()
+
+    async def _reload(self) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            wanted, self._reloads = self._reloads, set()
+            targets = [None] if None in wanted else sorted(e for e in wanted if e is not None)
+            for endpoint_id in targets:
+                try:
+                    await self._hooks.reload(endpoint_id)
+                except LogClosed:
+                    return
+                except EventLogError as exc:
+                    # Try again with the next sweep: the change must not be lost.
+                    logger.warning("could not reload endpoint %s: %s", endpoint_id, exc)
+                    self._reloads.add(endpoint_id)
+                    asyncio.get_running_loop().call_later(self._period, self._reload_wanted.set)
+
+    async def _sweep(self, shared: SharedLedger) -> None:
+        while True:
+            await asyncio.sleep(self._period)
+            try:
+                returned = await shared.sweep(self._clock())
+            except LogClosed:
+                return
+            except (EventLogError, OSError) as exc:
+                logger.warning("orphan sweep failed: %s", exc)
+                continue
+            for endpoint_id, count in sorted(returned.items()):
+                logger.warning(
+                    "endpoint %s: %d in-flight deliveries of a process that is gone "
+                    "are pending again",
+                    endpoint_id,
+                    count,
+                )
+                self._hooks.wake(endpoint_id)
+
+
+def same_work(running: Endpoint, stored: Endpoint) -> bool:
+    """Whether ``stored`` differs from the ``running`` endpoint in its health note
+    (``failing_since``) at most: then the worker goes on, with the new copy."""
+    return msgspec.structs.replace(running, failing_since=None) == msgspec.structs.replace(
+        stored, failing_since=None
+    )

@@ -1,0 +1,281 @@
+"""The pump of one endpoint: performs what its :class:`DeliveryMachine` decides.
+
+The machine (:mod:`consumers.delivery.machine`) holds the endpoint's delivery
+state and decides; the pump owns the endpoint's tasks and does the I/O: it
+claims from the ledger, sends through the sender (formatting and judging each
+attempt with the endpoint's target kind), hands outcomes to the shared
+recorder, and reports each result back to the machine. It is the only writer
+of the machine, and every machine call happens on the event loop between
+awaits, so nothing is shared between tasks but the machine's inputs.
+
+Besides its loop, a pump runs the endpoint's feeder while this process holds
+the endpoint's feed lease (:mod:`consumers.delivery.feeder`). Health changes
+(a failure streak, a disable) go to the engine's ``health`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from consumers.delivery.feeder import Feeder
+from consumers.delivery.kinds import AttemptHook, TargetKind
+from consumers.delivery.ledger import Claimed, LedgerStore
+from consumers.delivery.machine import (
+    Action,
+    Claim,
+    DeliveryMachine,
+    Disable,
+    Record,
+    Send,
+    SetHealth,
+)
+from consumers.delivery.machine_rules import gone_result, kind_failed
+from consumers.delivery.model import Delivery, Endpoint, Finished
+from consumers.delivery.recorder import Recorder
+from consumers.delivery.sender import Sender
+from eventlog.backoff import Backoff
+from eventlog.errors import EventLogError, LogClosed
+from eventlog.storage.leases import Leases, run_exclusively
+
+__all__ = ["SUPERVISE_BACKOFF", "EndpointPump", "HealthHook", "PumpParts", "feeder_lease"]
+
+logger = logging.getLogger("eventlog.delivery")
+
+#: Waits before a failed feeder (or claim) runs again: 0.1 s doubling up to 5 s.
+SUPERVISE_BACKOFF = Backoff(base=0.1, cap=5.0, jitter=0)
+
+HealthHook = Callable[[Endpoint, SetHealth | Disable], Coroutine[Any, Any, None]]
+"""Stores a health action of an endpoint's machine (the engine's)."""
+
+
+def feeder_lease(endpoint: Endpoint) -> str:
+    """The name of the lease that lets one process feed ``endpoint``."""
+    return f"delivery-feed:{endpoint.consumer_name}"
+
+
+@dataclass(frozen=True)
+class PumpParts:
+    """What every pump of an engine shares."""
+
+    store: LedgerStore
+    feeder: Feeder
+    recorder: Recorder
+    sender: Sender
+    leases: Leases
+    clock: Callable[[], float]
+    rand: Callable[[], float]
+    on_attempt: AttemptHook | None
+    health: HealthHook
+    lease_retry: float
+
+
+class EndpointPump:
+    """Runs one endpoint: its machine's actions, its sends, its feeder (under the lease)."""
+
+    def __init__(self, machine: DeliveryMachine, kind: TargetKind, parts: PumpParts) -> None:
+        self.machine = machine
+        self.kind = kind
+        self.parts = parts
+        self.feeding = False
+        self.progress = asyncio.Event()  # set when the feeder may go on (see Feeder.run)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sends: set[asyncio.Task[None]] = set()  # slots: tasks that send
+        self._ready: deque[Delivery] = deque()  # Send actions no slot has taken yet
+        self._busy = 0  # slots in an attempt
+        self._side: set[asyncio.Task[None]] = set()
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint as the machine knows it (health notes included)."""
+        return self.machine.endpoint
+
+    def start(self) -> None:
+        """Start the loop and the feeder."""
+        name = self.endpoint.id
+        self._tasks = [
+            asyncio.create_task(self._loop(), name=f"delivery-send-{name}"),
+            asyncio.create_task(self._feed_exclusively(), name=f"delivery-feed-{name}"),
+        ]
+
+    def changed(self) -> None:
+        """An input reached the machine: act on it now (the loop only keeps time)."""
+        if self.machine.may_feed:
+            self.progress.set()
+        self._perform(self.machine.actions(self.parts.clock()))
+        self._wake.set()
+
+    def recorded(self, finished: list[Finished]) -> None:
+        """The recorder stored these outcomes of this pump."""
+        self.machine.recorded(finished)
+        self.changed()
+
+    def quiesce(self) -> None:
+        """No new claims or attempts; claimed rows go back to pending. Attempts
+        in progress go on (:meth:`stop` cancels them)."""
+        for task in self._tasks:
+            task.cancel()
+        now = self.parts.clock()
+        self.machine.stop(now)
+        while self._ready:  # handed out, never started
+            self.machine.attempt_cancelled(self._ready.popleft(), now)
+        self.changed()
+
+    @property
+    def sends(self) -> set[asyncio.Task[None]]:
+        """The slots (tasks making attempts)."""
+        return self._sends
+
+    async def stop(self) -> None:
+        """Stop everything; cancelled attempts go back to pending."""
+        self.quiesce()
+        tasks = [*self._tasks, *self._sends]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        clock = self.parts.clock
+        while True:
+            self._wake.clear()
+            self._perform(self.machine.actions(clock()))
+            wake_at = self.machine.wake_at
+            timeout = None if wake_at is None else max(0.0, wake_at - clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    def _perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._ready.append(action.delivery)
+            elif isinstance(action, Record):
+                self.parts.recorder.put_nowait(action.finished, self)
+            elif isinstance(action, Claim):
+                self._spawn(self._claim(action.limit), self._side)
+            else:  # SetHealth, Disable
+                self._spawn(self.parts.health(self.endpoint, action), self._side)
+        # A slot sends deliveries one after another while there are any: no
+        # task per delivery on the hot path.
+        while len(self._sends) - self._busy < len(self._ready):
+            self._spawn(self._slot(), self._sends)
+
+    async def _slot(self) -> None:
+        while self._ready:
+            delivery = self._ready.popleft()
+            self._busy += 1
+            try:
+                await self._send(delivery)
+            finally:
+                self._busy -= 1
+
+    @staticmethod
+    def _spawn(work: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:
+        task = asyncio.create_task(work)
+        into.add(task)  # hold a reference: a task nobody holds may be collected
+        task.add_done_callback(into.discard)
+
+    async def _claim(self, limit: int) -> None:
+        ep = self.endpoint
+        now = self.parts.clock()
+        # Shielded: if the pump stops while the claim's transaction runs, the
+        # rows still reach the machine, which (stopped) gives them back.
+        future = asyncio.ensure_future(self.parts.store.claim(ep.id, ep.ordering, now, limit))
+        future.add_done_callback(lambda f: self._claimed(f, limit))
+        with contextlib.suppress(Exception):
+            await asyncio.shield(future)
+
+    def _claimed(self, future: asyncio.Future[Claimed], limit: int) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            claimed = future.result()
+            self.machine.claimed(claimed.rows, claimed.wake_at, limit)
+        elif isinstance(exc, LogClosed):
+            return
+        else:
+            if not isinstance(exc, EventLogError | OSError):
+                logger.error("endpoint %s: claim failed", self.endpoint.id, exc_info=exc)
+            else:
+                logger.warning("endpoint %s: claim failed: %s", self.endpoint.id, exc)
+            self.machine.claim_failed(self.parts.clock() + SUPERVISE_BACKOFF.delay(1))
+        self.changed()
+
+    async def _send(self, delivery: Delivery) -> None:
+        parts, ep, kind = self.parts, self.endpoint, self.kind
+        started = parts.clock()
+        try:
+            event = await parts.feeder.event(delivery)
+            if event is None:
+                result = gone_result(delivery)
+            else:
+                request = kind.format(ep, event, delivery.id, started)
+                headers = {**ep.headers, **request.headers} if ep.headers else request.headers
+                result = await parts.sender.post(
+                    request.url or ep.url, request.body, headers, ep.timeout
+                )
+            now = parts.clock()
+            verdict = kind.classify(ep, result, now)
+        except asyncio.CancelledError:  # shutdown or an endpoint change: back to pending
+            self.machine.attempt_cancelled(delivery, parts.clock())
+            self.changed()
+            raise
+        except Exception as exc:  # a target kind's bug: a recorded, retried attempt
+            logger.exception("endpoint %s: the %r target kind failed", ep.id, ep.kind)
+            now = parts.clock()
+            result, verdict = kind_failed(ep.kind, exc, now - started)
+        finished = self.machine.attempt_finished(
+            delivery, result, verdict, started=started, now=now, rand=parts.rand()
+        )
+        self.changed()
+        if parts.on_attempt is not None:
+            try:
+                parts.on_attempt(ep, verdict, result, finished.status)
+            except Exception:  # a metrics hook must never break delivery
+                logger.exception("on_attempt hook failed")
+
+    # -- the feeder -------------------------------------------------------------
+
+    async def _feed_exclusively(self) -> None:
+        """Run the endpoint's feeder while this process holds its lease."""
+        await run_exclusively(
+            self.parts.leases,
+            feeder_lease(self.endpoint),
+            self._supervised_feed,
+            retry=self.parts.lease_retry,
+        )
+
+    async def _supervised_feed(self) -> None:
+        """Feed; storage hiccups are logged and the feeder runs again."""
+        failures = 0
+        while True:
+            self.feeding = True
+            try:
+                # Another process may have fed (and sent) until now: take the
+                # ledger's count, and claim what it left pending.
+                feeder = self.parts.feeder
+                self.machine.counted(await feeder.unfinished(self.endpoint.id))
+                self.changed()
+                await feeder.run(self.endpoint, self.machine, self.progress, self.changed)
+                return
+            except LogClosed:
+                return
+            except (EventLogError, OSError) as exc:
+                failures += 1
+                delay = SUPERVISE_BACKOFF.delay(failures)
+                logger.warning("endpoint %s: %s; retrying in %.1f s", self.endpoint.id, exc, delay)
+            except Exception:
+                failures += 1
+                logger.exception("endpoint %s: the feeder failed; restarting", self.endpoint.id)
+            finally:
+                self.feeding = False
+            await asyncio.sleep(SUPERVISE_BACKOFF.delay(failures))

@@ -1,0 +1,299 @@
+"""Shared consumer routes (the contract: /work/team/SHARED_API.md, docs/consumers.md).
+
+* ``PUT /api/consumers/{name}/shared`` (admin) — declare or change; 200 ``SharedConsumerInfo``.
+* ``GET /api/consumers/{name}/shared`` (read) — the spec and its state.
+* ``DELETE /api/consumers/{name}/shared`` (admin) — 204.
+* ``POST /api/consumers/{name}/claim`` — ``{"worker", "max", "wait"}`` → ``{"claims": [...]}``,
+  long-polling up to ``wait`` seconds (capped by the server's ``max_wait``) without holding a
+  database connection.
+* ``POST /api/consumers/{name}/ack``, ``.../nack`` (with ``delay``), ``.../in-progress`` —
+  ``{"worker", "claims": [ids]}``; all or none.
+
+Names go through the one tenant scoping step (:func:`server.tenancy.scope_of`): a tenant's
+``mailer`` on ``mail`` is stored as ``<tenant>~mailer`` on ``<tenant>~mail`` and shown as given.
+The work routes need ``read`` on the consumer's stream (claims hand its events out). Errors
+are the tree's (:mod:`consumers.shared.errors`): a malformed claim/ack body is 422
+``invalid_parameter`` naming the field, a bad nack delay 422 ``invalid_delay``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from consumers.shared import (
+    Claim,
+    InvalidDelay,
+    SharedConsumer,
+    SharedConsumerInfo,
+    SharedConsumers,
+    SharedSpec,
+)
+from consumers.shared.model import MAX_CLAIMS, MAX_WAIT
+from consumers.shared.rules import MAX_DELAY
+from eventlog.errors import InvalidField, InvalidInput
+from server.api.append_body import media_type
+from server.api.openapi_parts import AUTH, NAME, errors, json_body, ref
+from server.api.streams import json_response
+from server.auth import require
+from server.tenancy import scope_of
+
+__all__ = [
+    "ClaimList",
+    "ClaimRequest",
+    "NackRequest",
+    "SettleRequest",
+    "openapi_paths",
+    "routes",
+    "shared_consumers",
+]
+
+T = TypeVar("T")
+
+Worker = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ClaimIds = Annotated[list[str], msgspec.Meta(max_length=MAX_CLAIMS)]
+
+
+class ClaimRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /api/consumers/{name}/claim``."""
+
+    worker: Worker
+    max: Annotated[int, msgspec.Meta(ge=1, le=MAX_CLAIMS)] = 10
+    wait: Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)] = 0.0
+
+
+class SettleRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /api/consumers/{name}/ack`` and ``.../in-progress``."""
+
+    worker: Worker
+    claims: ClaimIds
+
+
+class NackRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /api/consumers/{name}/nack``: ``delay`` seconds before redelivery."""
+
+    worker: Worker
+    claims: ClaimIds
+    delay: Annotated[
+        Any,
+        msgspec.Meta(extra_json_schema={"type": "number", "minimum": 0, "maximum": MAX_DELAY}),
+    ] = 0.0
+
+
+class ClaimList(msgspec.Struct, kw_only=True):
+    """The claims handed out (empty when none came within ``wait``)."""
+
+    claims: list[Claim]
+
+
+class Acked(msgspec.Struct, kw_only=True):
+    acked: int
+
+
+class Nacked(msgspec.Struct, kw_only=True):
+    nacked: int
+
+
+class Extended(msgspec.Struct, kw_only=True):
+    expires: datetime
+
+
+_spec = msgspec.json.Decoder(SharedSpec)
+_claim = msgspec.json.Decoder(ClaimRequest)
+_settle = msgspec.json.Decoder(SettleRequest)
+_nack = msgspec.json.Decoder(NackRequest)
+_lock = asyncio.Lock()
+
+
+async def shared_consumers(app: Starlette) -> SharedConsumers:
+    """The app's shared consumers (made on first use, on the webhook engine's ledger if any)."""
+    state = app.state
+    shared: SharedConsumers | None = getattr(state, "shared", None)
+    if shared is None:
+        async with _lock:
+            shared = getattr(state, "shared", None)
+            if shared is None:
+                engine = getattr(state, "webhooks", None)
+                shared = SharedConsumers(
+                    state.log,
+                    None if engine is None else engine.store,
+                    closing=state.stopping,
+                )
+                await shared.open()
+                state.shared = shared
+    return shared
+
+
+def _name(request: Request) -> str:
+    """The consumer's stored name (in the key's tenant namespace, :mod:`server.tenancy`)."""
+    return scope_of(request).name(request.path_params["name"])
+
+
+def _shown(request: Request, info: SharedConsumerInfo) -> SharedConsumerInfo:
+    scope = scope_of(request)
+    return msgspec.structs.replace(
+        info, name=scope.shown(info.name), stream=scope.shown(info.stream)
+    )
+
+
+async def _body(request: Request, decode: Any, *, work: bool) -> Any:
+    if media_type(request.headers.get("content-type")) != "application/json":
+        raise InvalidInput("send the body as application/json", code="unsupported_media_type")
+    try:
+        return decode(await request.body())
+    except msgspec.ValidationError as exc:
+        if not work:
+            raise
+        text = str(exc)
+        path = text.rsplit(" - at `", 1)[-1].rstrip("`") if " - at `" in text else "$"
+        raise InvalidField(text, code="invalid_parameter", path=path) from None
+
+
+async def _consumer(request: Request) -> SharedConsumer:
+    consumer = await (await shared_consumers(request.app)).get(_name(request))
+    require(request, "read", scope_of(request).shown(consumer.spec.stream))
+    return consumer
+
+
+async def declare(request: Request) -> Response:
+    """Declare a shared consumer or change it (admin)."""
+    name = _name(request)
+    require(request, "admin")
+    spec: SharedSpec = await _body(request, _spec.decode, work=False)
+    spec = msgspec.structs.replace(spec, stream=scope_of(request).name(spec.stream))
+    consumer = await (await shared_consumers(request.app)).declare(name, spec)
+    return json_response(_shown(request, await consumer.info()))
+
+
+async def show(request: Request) -> Response:
+    """A shared consumer's spec and state."""
+    return json_response(_shown(request, await (await _consumer(request)).info()))
+
+
+async def delete(request: Request) -> Response:
+    """Delete a shared consumer and its claims (admin)."""
+    name = _name(request)
+    require(request, "admin")
+    shared = await shared_consumers(request.app)
+    await shared.get(name)  # 404 / 409 as for every route here
+    await shared.delete(name)
+    return Response(status_code=204)
+
+
+async def claim(request: Request) -> Response:
+    """Claim events for a worker, long-polling up to ``wait`` seconds."""
+    consumer = await _consumer(request)
+    body: ClaimRequest = await _body(request, _claim.decode, work=True)
+    wait = min(body.wait, request.app.state.config.max_wait)
+    claims = await consumer.claim(body.worker, body.max, wait)
+    scope = scope_of(request)
+    if not scope.sees_all and scope.tenant is not None:
+        claims = [
+            msgspec.structs.replace(c, stream=scope.shown(c.stream), event=scope.event(c.event))
+            for c in claims
+        ]
+    return json_response(ClaimList(claims=claims))
+
+
+async def ack(request: Request) -> Response:
+    """Ack claims (all or none)."""
+    consumer = await _consumer(request)
+    body: SettleRequest = await _body(request, _settle.decode, work=True)
+    return json_response(Acked(acked=await consumer.ack(body.worker, body.claims)))
+
+
+async def nack(request: Request) -> Response:
+    """Give claims back, to be handed out again after ``delay`` seconds (all or none)."""
+    consumer = await _consumer(request)
+    try:
+        body: NackRequest = await _body(request, _nack.decode, work=True)
+    except InvalidField as exc:
+        if exc.json_path == "$.delay":
+            raise InvalidDelay(str(exc), path="$.delay") from None
+        raise
+    n = await consumer.nack(body.worker, body.claims, body.delay)
+    return json_response(Nacked(nacked=n))
+
+
+async def in_progress(request: Request) -> Response:
+    """Extend claims by the consumer's ``ack_wait`` (all or none)."""
+    consumer = await _consumer(request)
+    body: SettleRequest = await _body(request, _settle.decode, work=True)
+    return json_response(Extended(expires=await consumer.in_progress(body.worker, body.claims)))
+
+
+routes = [
+    Route("/api/consumers/{name}/shared", declare, methods=["PUT"]),
+    Route("/api/consumers/{name}/shared", show, methods=["GET"]),
+    Route("/api/consumers/{name}/shared", delete, methods=["DELETE"]),
+    Route("/api/consumers/{name}/claim", claim, methods=["POST"]),
+    Route("/api/consumers/{name}/ack", ack, methods=["POST"]),
+    Route("/api/consumers/{name}/nack", nack, methods=["POST"]),
+    Route("/api/consumers/{name}/in-progress", in_progress, methods=["POST"]),
+]
+
+#: The structs whose schemas the OpenAPI document lists.
+STRUCTS: list[type[msgspec.Struct]] = [
+    SharedSpec,
+    SharedConsumerInfo,
+    ClaimRequest,
+    SettleRequest,
+    NackRequest,
+    ClaimList,
+    Acked,
+    Nacked,
+    Extended,
+]
+
+
+def _post(summary: str, body: str, answer: str, *statuses: int) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [NAME],
+            "requestBody": {"required": True, "content": json_body(ref(body))},
+            "responses": {
+                "200": {"description": answer, "content": json_body(ref(answer))},
+                **errors(400, *AUTH, 404, 409, 415, 422, *statuses),
+            },
+        }
+    }
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI path items of these routes."""
+    info = {"description": "The consumer", "content": json_body(ref("SharedConsumerInfo"))}
+    base = "/api/consumers/{name}"
+    return {
+        f"{base}/shared": {
+            "put": {
+                "summary": "Declare or change a shared consumer (admin)",
+                "parameters": [NAME],
+                "requestBody": {"required": True, "content": json_body(ref("SharedSpec"))},
+                "responses": {"200": info, **errors(400, *AUTH, 409, 415, 422)},
+            },
+            "get": {
+                "summary": "A shared consumer: spec, ack floor, pending/claimed/parked counts",
+                "parameters": [NAME],
+                "responses": {"200": info, **errors(400, *AUTH, 404, 409)},
+            },
+            "delete": {
+                "summary": "Delete a shared consumer and its claims (admin)",
+                "parameters": [NAME],
+                "responses": {"204": {"description": "Deleted"}, **errors(400, *AUTH, 404, 409)},
+            },
+        },
+        f"{base}/claim": _post(
+            "Claim events for a worker (long-poll)", "ClaimRequest", "ClaimList"
+        ),
+        f"{base}/ack": _post("Ack claims (all or none)", "SettleRequest", "Acked"),
+        f"{base}/nack": _post("Give claims back, after a delay", "NackRequest", "Nacked"),
+        f"{base}/in-progress": _post("Extend claims by ack_wait", "SettleRequest", "Extended"),
+    }
