@@ -43,8 +43,17 @@ async def append_generated(
 async def offset_at_time(storage: Storage, stream: str, time: datetime) -> int:
     """The first offset appended at or after ``time`` (the head if none; 0 for no stream)."""
     own = storage.capabilities.offset_at_time
-    if own is not None:
-        return await own(stream, time)
+    return await (own(stream, time) if own else _search_time(storage, stream, time))
+
+
+async def offset_for_bytes(storage: Storage, stream: str, max_bytes: int) -> int:
+    """The smallest offset such that the events from it to the head hold at most
+    ``max_bytes`` payload bytes (0 for no stream)."""
+    own = storage.capabilities.offset_for_bytes
+    return await (own(stream, max_bytes) if own else _count_bytes(storage, stream, max_bytes))
+
+
+async def _search_time(storage: Storage, stream: str, time: datetime) -> int:
     info = await storage.stream_info(stream)
     if info is None:
         return 0
@@ -59,12 +68,7 @@ async def offset_at_time(storage: Storage, stream: str, time: datetime) -> int:
     return lo
 
 
-async def offset_for_bytes(storage: Storage, stream: str, max_bytes: int) -> int:
-    """The smallest offset such that the events from it to the head hold at most
-    ``max_bytes`` payload bytes (0 for no stream)."""
-    own = storage.capabilities.offset_for_bytes
-    if own is not None:
-        return await own(stream, max_bytes)
+async def _count_bytes(storage: Storage, stream: str, max_bytes: int) -> int:
     info = await storage.stream_info(stream)
     if info is None:
         return 0
