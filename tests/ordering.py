@@ -1,61 +1,87 @@
 """Long tests first, so that the xdist workers finish together.
 
-The suite runs with ``--dist load --maxschedchunk 1``: each worker takes the
-next test from the front of the collection as it frees up. With the longest
-tests at the front, that is the longest-processing-time-first rule: no worker
-starts a minute-long test while the others are about to run dry.
+The suite runs with ``--dist loadfile --no-loadscope-reorder``: each worker
+takes whole modules, in collection order, as it runs out of work (a module's
+tests stay on one worker, in their order, sharing its module-scoped fixtures;
+some count on what the earlier ones left there). With the modules that hold
+the longest tests at the front, that is the longest-processing-time-first
+rule: no worker starts a minute-long test while the others are about to run
+dry.
 
-How long a test takes is read from the previous run (pytest's cache, key
-:data:`CACHE_KEY`); a fresh checkout has no cache, and then the tests marked
-``slow`` count as long. Modules move as a whole, their tests in their order;
-the other modules keep their collection order. The order is a pure function of
-the collection and the cache, which is the same on every worker (xdist refuses
-workers that collected differently).
+How long a module takes is read from the previous run (pytest's cache, key
+:data:`CACHE_KEY`), else from :data:`MODULE_TIMES` (committed), else the tests
+marked ``slow`` count :data:`LONG` each. A module keeps its tests' order. The
+order is a pure function of the collection, the file and the cache, which are
+the same on every worker (xdist refuses workers that collected differently).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+from pathlib import Path
+
 import pytest
 
-__all__ = ["CACHE_KEY", "LONG", "DurationsSeen", "long_first", "stored_durations"]
+__all__ = [
+    "CACHE_KEY",
+    "LONG",
+    "MODULE_TIMES",
+    "DurationsSeen",
+    "long_first",
+    "module_of",
+    "stored_durations",
+]
 
 #: Where the durations of the last run are kept (``.pytest_cache``).
 CACHE_KEY = "eventlog/durations"
-#: Seconds (setup + call + teardown) from which a test counts as long.
+#: Seconds a test marked ``slow`` counts when no time of it is known.
 LONG = 2.0
+#: Seconds each module took in one whole run, committed so that a fresh
+#: checkout starts in a good order too (``python -m tests.ordering`` rewrites it
+#: from the cache).
+MODULE_TIMES = Path(__file__).with_name("module_times.json")
+
+
+def module_of(nodeid: str) -> str:
+    """``tests/x/test_y.py`` of ``tests/x/test_y.py::test_z[param]``."""
+    return nodeid.split("::", 1)[0]
 
 
 def long_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[pytest.Item]:
-    """``items`` with the modules that hold a long test first, longest first.
+    """``items`` module by module, the modules that take longest first.
 
-    A module moves as a whole and keeps its tests' order: tests that share a
-    module-scoped server may count on what the earlier ones left there.
+    ``seconds`` holds test durations by node id and module durations by path
+    (the committed :data:`MODULE_TIMES`); a test without either counts
+    :data:`LONG` when marked ``slow``. A module keeps its tests' order, and
+    modules that took no time keep their collection order.
     """
-
-    def length(item: pytest.Item) -> float:
-        if item.nodeid in seconds:
-            return seconds[item.nodeid]
-        return LONG if item.get_closest_marker("slow") is not None else 0.0
-
-    longest: dict[str, float] = {}
+    totals: dict[str, float] = {}
     for item in items:
-        module = item.nodeid.split("::")[0]
-        longest[module] = max(longest.get(module, 0.0), length(item))
-
-    def key(item: pytest.Item) -> tuple[float, str]:
-        module = item.nodeid.split("::")[0]
-        return (-longest[module], module) if longest[module] >= LONG else (0.0, "")
-
-    return sorted(items, key=key)  # stable: within a module, and for the rest, as collected
+        module = module_of(item.nodeid)
+        if item.nodeid in seconds:
+            took = seconds[item.nodeid]
+        elif module in seconds:
+            took = 0.0  # counted once below
+        else:
+            took = LONG if item.get_closest_marker("slow") is not None else 0.0
+        totals[module] = totals.get(module, seconds.get(module, 0.0)) + took
+    return sorted(items, key=lambda item: -totals[module_of(item.nodeid)])  # stable
 
 
 def stored_durations(config: pytest.Config) -> dict[str, float]:
-    """Each test's seconds in the last run that ran it (empty without a cache)."""
+    """Module times from :data:`MODULE_TIMES`, then test times from the last run's cache."""
+    seconds: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError):
+        seconds.update(json.loads(MODULE_TIMES.read_text()))
     cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
-    if cache is None:
-        return {}
-    stored = cache.get(CACHE_KEY, {})
-    return stored if isinstance(stored, dict) else {}
+    stored = cache.get(CACHE_KEY, {}) if cache is not None else {}
+    if isinstance(stored, dict) and stored:
+        cached = {module_of(nodeid) for nodeid in stored}
+        seconds = {m: t for m, t in seconds.items() if m not in cached}
+        seconds.update(stored)
+    return seconds
 
 
 class DurationsSeen:
@@ -76,3 +102,17 @@ class DurationsSeen:
         merged = dict(cache.get(CACHE_KEY, {}))
         merged.update({k: round(v, 3) for k, v in self.seconds.items()})
         cache.set(CACHE_KEY, merged)
+
+
+def write_module_times(cache_file: Path) -> None:
+    """Sum the cached test durations by module into :data:`MODULE_TIMES`."""
+    tests: dict[str, float] = json.loads(cache_file.read_text())
+    modules: dict[str, float] = {}
+    for nodeid, took in tests.items():
+        modules[module_of(nodeid)] = modules.get(module_of(nodeid), 0.0) + took
+    ordered = {m: round(t, 1) for m, t in sorted(modules.items())}
+    MODULE_TIMES.write_text(json.dumps(ordered, indent=0) + "\n")
+
+
+if __name__ == "__main__":  # python -m tests.ordering [.pytest_cache/v/eventlog/durations]
+    write_module_times(Path(sys.argv[1] if len(sys.argv) > 1 else ".pytest_cache/v/" + CACHE_KEY))
