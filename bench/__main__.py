@@ -22,6 +22,8 @@ SCENARIOS: dict[str, str] = {
     "http": "bench.http",
     "fanout": "bench.fanout",
     "delivery": "bench.delivery",
+    "delivery-pg": "bench.delivery_pg",
+    "shared": "bench.shared",
     "scale": "bench.scale",
     "peers-redis": "bench.peers.redis_streams",
     "peers-jetstream": "bench.peers.jetstream",

@@ -6,7 +6,7 @@ process that reads each body and answers 204. The baseline is one pooled
 aiohttp session with 50 tasks posting the pre-encoded event bodies. eventlog
 runs the whole engine in-process on an SQLite log (``synchronous=full``):
 the feeder turns events into ledger rows atomically with the consumer
-offset, the dispatcher claims them, each attempt is signed (Standard
+offset, the endpoint's pump claims them as its machine asks, each attempt is signed (Standard
 Webhooks, fresh timestamp), sent, classified and recorded in group-committed
 ledger transactions. httpx posting the same bodies with 50 in flight is
 shown too: it is why the sender uses aiohttp.
@@ -163,6 +163,7 @@ async def run(quick: bool) -> Section:
     engine_median = statistics.median(ours)
     bare_median = statistics.median(bare)
     httpx_median = statistics.median(via_httpx)
+    ratios = [a / b for a, b in zip(ours, bare, strict=True)]
     return Section(
         key="delivery",
         title="Webhook delivery",
@@ -178,8 +179,11 @@ async def run(quick: bool) -> Section:
                 engine_median,
                 bare_median,
                 unit="req/s",
-                target=0.5,
-                note="baseline: one aiohttp session, 50 tasks",
+                target=0.8,
+                note=(
+                    "baseline: one aiohttp session, 50 tasks; per-round ratios "
+                    f"{min(ratios):.2f}-{max(ratios):.2f}×, median {statistics.median(ratios):.2f}×"
+                ),
             ),
             Figure(
                 "bare httpx vs bare aiohttp, 50 in flight (why the sender uses aiohttp)",
@@ -191,7 +195,9 @@ async def run(quick: bool) -> Section:
         ],
         extra=[
             "Each round, eventlog / bare aiohttp (req/s): "
-            + ", ".join(f"{a:,.0f} / {b:,.0f}" for a, b in zip(ours, bare, strict=True))
+            + ", ".join(
+                f"{a:,.0f} / {b:,.0f} ({a / b:.2f}×)" for a, b in zip(ours, bare, strict=True)
+            )
             + ". The engine shares the process with its SQLite threads (aiosqlite), so it "
             "is more sensitive to a loaded machine than the bare client.",
             "",

@@ -16,7 +16,14 @@ waits at the backend, ready to start the moment the previous commit ends, and
 the event loop settles one batch's producers while the backend writes
 another's. When
 a large batch finds every slot free (the first burst, or after a pause), it
-is split in two so that the two halves take turns from then on.
+is split in two so that the two halves take turns from then on. Only while
+commits are quick, though: when a transaction takes longer than
+``SPLIT_BELOW`` (a moving average), the disk's flush or a busy CPU is the
+bound, not the loop's work, and the writer hands over one transaction at a
+time, so the next batch gathers everything queued meanwhile: one commit per
+flush for all producers instead of two half-size ones (measured with a CPU
+burner beside the log and a 5-8 ms flush: 256 producers 1.43x faster in one
+cohort than in two).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -41,6 +49,8 @@ log = logging.getLogger("eventlog.writer")
 
 #: A batch of at least this many events that finds every slot free is split in two.
 SPLIT_AT = 128
+#: ... while transactions take less than this many seconds (moving average).
+SPLIT_BELOW = 0.002
 
 
 def _unstarted() -> asyncio.Future[Any]:
@@ -82,6 +92,9 @@ class GroupCommitWriter:
         self._clock = clock
         self._queue: deque[WriteBatch] = deque()
         self._writing: dict[asyncio.Task[None], WriteBatch] = {}
+        #: Moving average of the seconds a transaction takes when it runs alone.
+        self.commit_seconds = 0.0
+        self._last_end = 0.0
         self._queued_events = 0
         self._queued_bytes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,7 +174,7 @@ class GroupCommitWriter:
         ):
             self.full = True
             self._room.clear()
-        if not self._kick_pending and len(self._writing) < self._slots:
+        if not self._kick_pending and len(self._writing) < self._open_slots():
             # Dispatch once the producers already woken have queued theirs too.
             self._kick_pending = True
             self._idle.clear()
@@ -169,13 +182,17 @@ class GroupCommitWriter:
             self._loop.call_soon(self._kick)
         return future
 
+    def _open_slots(self) -> int:
+        """Transactions the backend may hold at once now: one while commits are slow."""
+        return self._slots if self.commit_seconds < SPLIT_BELOW else 1
+
     def _kick(self) -> None:
         self._kick_pending = False
         self._dispatch()
 
     def _dispatch(self) -> None:
         queue = self._queue
-        while queue and len(self._writing) < self._slots and self._stopped is None:
+        while queue and len(self._writing) < self._open_slots() and self._stopped is None:
             batch = queue.popleft()
             if (
                 not self._writing
@@ -184,6 +201,7 @@ class GroupCommitWriter:
                 and batch.generated
                 and batch.events >= SPLIT_AT
                 and len(batch.waiters) > 1  # a request is never split: it is atomic
+                and self.commit_seconds < SPLIT_BELOW
             ):
                 batch, second = batch.split()
                 queue.append(second)
@@ -196,6 +214,7 @@ class GroupCommitWriter:
 
     async def _write(self, batch: WriteBatch) -> None:
         storage = self._storage
+        started = time.perf_counter()
         try:
             if batch.generated:
                 firsts = await append_generated(storage, batch.streams, self._clock())
@@ -211,6 +230,12 @@ class GroupCommitWriter:
             batch.fail(StorageError(f"append failed: {exc!r}"))
             return
         self.transactions += 1
+        # The backend runs its transactions one after another: one queued behind
+        # another began when the other ended.
+        ended = time.perf_counter()
+        took = ended - max(started, self._last_end)
+        self._last_end = ended
+        self.commit_seconds += (took - self.commit_seconds) / 4
         if outcomes is None:
             heads = batch.settle_generated(firsts)
             self.events_written += batch.events

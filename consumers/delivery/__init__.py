@@ -1,19 +1,9 @@
 """The HTTP delivery engine shared by webhooks and notifications.
 
-Modules: :mod:`~consumers.delivery.machine` (one endpoint's delivery state
-and decisions, sans-I/O) and :mod:`~consumers.delivery.machine_rules` (the
-row transitions), :mod:`~consumers.delivery.pump` (runs a machine),
-:mod:`~consumers.delivery.engine` (the endpoints and their pumps; its
-docstring describes the target-kind extension point),
-:mod:`~consumers.delivery.feeder`, :mod:`~consumers.delivery.recorder`,
-:mod:`~consumers.delivery.replay`, :mod:`~consumers.delivery.signing`
-(Standard Webhooks), :mod:`~consumers.delivery.retry` (schedules,
-``Retry-After``, the outcome table), :mod:`~consumers.delivery.ssrf`,
-:mod:`~consumers.delivery.sender` (pooled aiohttp),
-:mod:`~consumers.delivery.kinds` (target kinds), the ledger
-(:mod:`~consumers.delivery.ledger`, the ``LedgerStore`` protocol, with
-memory, SQLite and PostgreSQL implementations) and
-:mod:`~consumers.delivery.stores` (which ledger for which log).
+Start with :mod:`~consumers.delivery.machine` (one endpoint's delivery, as a
+sans-I/O state machine), :mod:`~consumers.delivery.pump` (what runs it) and
+:mod:`~consumers.delivery.engine` (the endpoints and their pumps; the
+target-kind extension point); ``docs/architecture.md`` maps the rest.
 """
 
 from consumers.delivery.engine import (

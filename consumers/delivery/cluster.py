@@ -156,7 +156,10 @@ class ClusterWatch:
 
 def same_work(running: Endpoint, stored: Endpoint) -> bool:
     """Whether ``stored`` differs from the ``running`` endpoint in its health note
-    (``failing_since``) at most: then the worker goes on, with the new copy."""
-    return msgspec.structs.replace(running, failing_since=None) == msgspec.structs.replace(
-        stored, failing_since=None
-    )
+    (``failing_since``) and its ``updated`` time at most (a process that starts
+    stores its config-declared endpoints again): then the work goes on as it is."""
+    return _work(running) == _work(stored)
+
+
+def _work(endpoint: Endpoint) -> Endpoint:
+    return msgspec.structs.replace(endpoint, failing_since=None, updated=0.0)

@@ -1,64 +1,40 @@
 """The delivery engine: per-endpoint consumer → ledger → sender; webhooks and notifications.
 
-Every enabled endpoint has a :class:`~consumers.delivery.machine.DeliveryMachine`
-(its delivery state and every decision: what to claim, what to send, what
-an outcome means, when to disable) run by an
-:class:`~consumers.delivery.pump.EndpointPump` (the I/O: claims, sends, the
-**feeder** that turns the endpoint's matching events into ``pending`` rows
-*in the same transaction* that advances its offset, pausing at
-``max_backlog`` unfinished rows). Outcomes of every endpoint are written by
-one group-committing :class:`~consumers.delivery.recorder.Recorder`.
+Each enabled endpoint has a :class:`~consumers.delivery.machine.DeliveryMachine`
+(its state and every decision) run by an :class:`~consumers.delivery.pump.EndpointPump`
+(claims, sends, and the feeder that stores matching events as ``pending``
+rows in the transaction that advances the endpoint's offset). One
+:class:`~consumers.delivery.recorder.Recorder` group-commits every outcome.
+This module owns the endpoints and their pumps: start-up, shutdown, changes,
+health (failure streaks; disabling after ``disable_after`` seconds of
+failure or a 410, with a ``delivery.endpoint.disabled`` event on the system
+stream), operator actions and replays (:mod:`consumers.delivery.replay`).
 
-This module owns the endpoints and their pumps: start-up and shutdown, endpoint
-changes, health (failure streaks, auto-disable), operator actions and replays
-(:mod:`consumers.delivery.replay` scans the range).
+Several processes on one database (PostgreSQL): an endpoint's feeder runs in
+one process at a time, the holder of the lease ``delivery-feed:<consumer
+name>``; the others try to take it every ``lease_retry`` seconds. Every
+process claims (``FOR UPDATE SKIP LOCKED``) and sends; other processes'
+enqueues and endpoint changes, and the sweep that takes back a dead
+process's claims, arrive through :mod:`consumers.delivery.cluster`.
 
-Several processes on one database (PostgreSQL): each endpoint's feeder runs
-in exactly one process at a time. It holds the lease
-``delivery-feed:<consumer name>`` (:func:`eventlog.storage.leases.run_exclusively`;
-an advisory lock on PostgreSQL, a process-local lease on memory/SQLite);
-the other processes try to take it every ``lease_retry`` seconds, so when the
-holder stops or dies another process resumes feeding from the committed
-offset. Pumps send in every process: claims are disjoint
-(``FOR UPDATE SKIP LOCKED``), so nothing is sent twice; other processes'
-enqueues and endpoint changes, and the sweep that takes back a dead process's
-claims, reach this one through :mod:`consumers.delivery.cluster`.
-:meth:`DeliveryEngine.feeding` says which endpoints this process feeds.
-
-Endpoints are isolated: each has its own tasks and every attempt has a
-timeout, so a receiver that hangs, resets or trickles bytes only slows its own
-endpoint. At start-up :meth:`LedgerStore.recover` returns ``in_flight`` rows left
-by a crash to ``pending`` (at-least-once: a receiver may see a delivery twice,
-always with the same ``webhook-id``); :meth:`DeliveryEngine.close` gives
-attempts in progress a grace period and releases the rest.
-
-An endpoint that fails continuously for ``disable_after`` seconds, or answers
-410, is disabled: the reason is stored on the endpoint and a
-``delivery.endpoint.disabled`` event is appended to the system stream
-(:mod:`consumers.delivery.health`).
+Endpoints are isolated (own tasks, a timeout on every attempt). At start-up
+:meth:`LedgerStore.recover` returns ``in_flight`` rows left by a crash to
+``pending`` (at-least-once, same ``webhook-id``); :meth:`DeliveryEngine.close`
+gives attempts in progress a grace period and releases the rest.
 
 Extension point: target kinds
 -----------------------------
-What is sent and how the answer is judged comes from a :class:`TargetKind`,
-chosen by ``Endpoint.kind``. A kind supplies
-
-(a) ``format(endpoint, event, delivery_id, now) -> OutgoingRequest``: the body
-    bytes and headers (and optionally another URL) for one attempt. It is
-    called for *every* attempt, so time-dependent headers (a signature with a
-    fresh timestamp) are fresh; ``delivery_id`` is stable across attempts.
-(b) ``classify(endpoint, result, now) -> Classification``: the verdict on an
-    :class:`~consumers.delivery.retry.AttemptResult` (status, lower-case
-    headers, the first 64 KiB of the body, or the network error). Return
-    ``rate_limited`` with ``retry_after`` for a Discord 429 whose JSON body
-    says ``retry_after``; return ``disable`` for a Slack 403 ``invalid_token``;
-    fall back to :func:`~consumers.delivery.retry.classify` for the rest.
-(c) optionally ``validate(endpoint)``: raise ``InvalidInput`` (a ``SpecError``) for bad
-    ``options``.
-
-Register kinds by passing ``kinds={"discord": DISCORD, ...}`` to
-:class:`DeliveryEngine` (the webhook kind is :data:`consumers.webhook.WEBHOOK`).
-Endpoints, the ledger, retries, ordering, rate limits, replay, SSRF checks,
-crash recovery and auto-disable are the engine's and work the same for every kind.
+What is sent and how the answer is judged comes from a :class:`TargetKind`
+chosen by ``Endpoint.kind``: (a) ``format(endpoint, event, delivery_id, now)
+-> OutgoingRequest``, called for *every* attempt (a signature gets a fresh
+timestamp; ``delivery_id`` is stable); (b) ``classify(endpoint, result, now)
+-> Classification``, e.g. ``rate_limited`` with ``retry_after`` for a Discord
+429, ``disable`` for a Slack 403 ``invalid_token``, else
+:func:`~consumers.delivery.retry.classify`; (c) optionally
+``validate(endpoint)``, raising ``InvalidInput`` for bad ``options``. Pass
+``kinds={"discord": DISCORD, ...}`` to :class:`DeliveryEngine` (the webhook
+kind is :data:`consumers.webhook.WEBHOOK`); everything else works the same
+for every kind.
 """
 
 from __future__ import annotations
@@ -307,7 +283,7 @@ class DeliveryEngine:
             for ep_id in sorted(stored.keys() | running):
                 pump, endpoint = self._pumps.get(ep_id), stored.get(ep_id)
                 if pump is not None and endpoint is not None and same_work(pump.endpoint, endpoint):
-                    self.wake(ep_id)  # a health note (failing_since) at most
+                    self.wake(ep_id)  # a health note or a new `updated` at most
                     continue
                 await self._stop_pump(ep_id)
                 if endpoint is not None:

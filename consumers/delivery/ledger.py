@@ -47,15 +47,17 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
-from consumers.delivery.rewrite import Decide, Pick
+from consumers.delivery.rewrite import Decide, Pick, Rewrite
 
 __all__ = [
     "ATTEMPT_COLUMNS",
+    "COLUMNS",
     "Claimed",
     "ConsumerAdvance",
     "DeliveryConflict",
     "EndpointCounts",
     "LedgerStore",
+    "act_by_rewrite",
     "apply_operator_action",
     "attempt_from_row",
     "counts_from_rows",
@@ -164,49 +166,42 @@ class LedgerStore(Protocol):
         ...
 
 
+#: The delivery columns both SQL ledgers select: :class:`Delivery`'s fields, by name
+#: (``next_attempt_at`` is the column ``next_at``; ``"offset"`` is quoted for PostgreSQL).
+DELIVERY_FIELDS = Delivery.__struct_fields__
+COLUMNS = ", ".join(
+    {"next_attempt_at": "next_at", "offset": '"offset"'}.get(f, f) for f in DELIVERY_FIELDS
+)
+#: The attempt columns both SQL ledgers select (:class:`Attempt`'s fields but the delivery id).
+ATTEMPT_FIELDS = Attempt.__struct_fields__[1:]
+ATTEMPT_COLUMNS = ", ".join(ATTEMPT_FIELDS)
+
+
 def delivery_from_row(r: Any) -> Delivery:
-    """A :class:`Delivery` from a SQL row whose columns are, in order: id, seq,
-    endpoint_id, stream, offset, event_id, event_type, key, status, attempts,
-    budget_start, rate_limited, next_at, created, updated, last_status,
-    last_error, replay (both SQL ledgers select them so)."""
-    return Delivery(
-        id=r[0],
-        seq=r[1],
-        endpoint_id=r[2],
-        stream=r[3],
-        offset=r[4],
-        event_id=r[5],
-        event_type=r[6],
-        key=r[7],
-        status=r[8],
-        attempts=r[9],
-        budget_start=r[10],
-        rate_limited=r[11],
-        next_attempt_at=r[12],
-        created=r[13],
-        updated=r[14],
-        last_status=r[15],
-        last_error=r[16],
-        replay=bool(r[17]),
-    )
-
-
-#: The attempt columns both SQL ledgers select, in :func:`attempt_from_row`'s order.
-ATTEMPT_COLUMNS = "number, started, duration, status, error, verdict, response"
+    """A :class:`Delivery` from a row selected as :data:`COLUMNS`, matched by name."""
+    fields = dict(zip(DELIVERY_FIELDS, r, strict=True))
+    fields["replay"] = bool(fields["replay"])
+    return Delivery(**fields)
 
 
 def attempt_from_row(delivery_id: str, a: Any) -> Attempt:
-    """An :class:`Attempt` from a SQL row of :data:`ATTEMPT_COLUMNS`."""
-    return Attempt(
-        delivery_id=delivery_id,
-        number=a[0],
-        started=a[1],
-        duration=a[2],
-        status=a[3],
-        error=a[4],
-        verdict=a[5],
-        response=a[6],
-    )
+    """An :class:`Attempt` from a row selected as :data:`ATTEMPT_COLUMNS`, matched by name."""
+    return Attempt(delivery_id=delivery_id, **dict(zip(ATTEMPT_FIELDS, a, strict=True)))
+
+
+async def act_by_rewrite(
+    store: LedgerStore, endpoint_id: str, delivery_id: str, action: str, now: float
+) -> Delivery | None:
+    """:meth:`LedgerStore.act` as a :meth:`LedgerStore.rewrite`: the row, locked, and what
+    :func:`apply_operator_action` decides about it, stored in one transaction."""
+
+    def decide(rows: list[Delivery]) -> Rewrite[Delivery | None]:
+        if not rows:
+            return Rewrite([], None)
+        d = apply_operator_action(rows[0], action, now)
+        return Rewrite([d], d)
+
+    return await store.rewrite(endpoint_id, Pick(ids=(delivery_id,)), decide)
 
 
 def counts_from_rows(rows: Iterable[Any]) -> dict[str, EndpointCounts]:

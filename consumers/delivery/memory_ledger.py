@@ -7,11 +7,10 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from consumers.delivery.ledger import ConsumerAdvance, EndpointCounts
+from consumers.delivery.ledger import ConsumerAdvance, EndpointCounts, act_by_rewrite
 from consumers.delivery.machine_rules import (
     Claimed,
     apply_finished,
-    apply_operator_action,
     select_claimable,
 )
 from consumers.delivery.model import (
@@ -181,12 +180,7 @@ class MemoryLedger:
     async def act(
         self, endpoint_id: str, delivery_id: str, action: str, now: float
     ) -> Delivery | None:
-        d = self._rows.get(delivery_id)
-        if d is None or d.endpoint_id != endpoint_id:
-            return None
-        d = apply_operator_action(d, action, now)
-        self._rows[d.id] = d
-        return d
+        return await act_by_rewrite(self, endpoint_id, delivery_id, action, now)
 
     async def counts(self) -> dict[str, EndpointCounts]:
         out: dict[str, EndpointCounts] = {}

@@ -16,7 +16,6 @@ from consumers.delivery.retry import RetryPolicy
 from eventlog.ids import uuid7
 
 __all__ = [
-    "ACTIVE",
     "Attempt",
     "Delivery",
     "DeliveryStatus",
@@ -30,8 +29,6 @@ __all__ = [
 
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed"]
 Ordering = Literal["concurrent", "ordered", "per-key"]
-ACTIVE: tuple[DeliveryStatus, ...] = ("pending", "in_flight")
-"""Statuses of deliveries that are not finished."""
 
 DEFAULT_DISABLE_AFTER = 5 * 86400.0
 

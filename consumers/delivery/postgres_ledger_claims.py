@@ -144,57 +144,65 @@ async def claim_serial(
 async def finish(
     c: asyncpg.Connection, s: str, channel: str, results: Sequence[Finished], token: str
 ) -> None:
-    """Record outcomes of rows this owner claimed (others' rows are left alone: a
-    sweep may have taken them back meanwhile); notify the endpoints whose rows
-    went back to ``pending``."""
+    """Record outcomes of rows this owner claimed, in three statements whatever their
+    number (others' rows are left alone: a sweep may have taken them back meanwhile);
+    notify the endpoints whose rows went back to ``pending``."""
+    latest = {f.delivery_id: f for f in results}  # one outcome per row: the last
+    released = [f for f in latest.values() if f.attempt is None]
+    attempted = [f for f in latest.values() if f.attempt is not None]
     again: list[str] = []
-    for f in results:
-        a = f.attempt
-        if a is None:
-            released = await c.fetchval(
-                f"UPDATE {s}.webhook_deliveries SET status = 'pending', next_at = $1, "
-                "updated = $2, claimed_by = NULL WHERE id = $3 AND status = 'in_flight' "
-                "AND claimed_by = $4 RETURNING seq",
-                f.next_attempt_at,
-                f.now,
-                f.delivery_id,
-                token,
-            )
-            if released is not None:
-                again.append(f.endpoint_id)
-            continue
-        updated = await c.fetchval(
-            f"UPDATE {s}.webhook_deliveries SET status = $1, attempts = $2, "
-            "rate_limited = $3, next_at = $4, updated = $5, last_status = $6, "
-            "last_error = $7, claimed_by = NULL WHERE id = $8 AND status = 'in_flight' "
-            "AND claimed_by = $9 RETURNING seq",
-            f.status,
-            f.attempts,
-            f.rate_limited,
-            f.next_attempt_at,
-            f.now,
-            a.status,
-            a.error,
-            a.delivery_id,
+    if released:
+        rows = await c.fetch(
+            f"UPDATE {s}.webhook_deliveries d SET status = 'pending', next_at = v.next_at, "
+            "updated = v.now, claimed_by = NULL FROM unnest($1::text[], $2::float8[], "
+            "$3::float8[]) AS v(id, next_at, now) WHERE d.id = v.id AND d.status = 'in_flight' "
+            "AND d.claimed_by = $4 RETURNING d.endpoint_id",
+            [f.delivery_id for f in released],
+            [f.next_attempt_at for f in released],
+            [f.now for f in released],
             token,
         )
-        if updated is None:
-            continue
-        if f.status == "pending":
-            again.append(f.endpoint_id)
-        await c.execute(
-            f"INSERT INTO {s}.webhook_attempts (delivery_id, number, started, duration, "
-            "status, error, verdict, response) VALUES ($1, (SELECT coalesce(max(number), 0)"
-            f" + 1 FROM {s}.webhook_attempts WHERE delivery_id = $1), "
-            "$2, $3, $4, $5, $6, $7)",
-            a.delivery_id,
-            a.started,
-            a.duration,
-            a.status,
-            a.error,
-            a.verdict,
-            a.response,
+        again += [r[0] for r in rows]
+    if attempted:
+        attempts = [f.attempt for f in attempted if f.attempt is not None]
+        rows = await c.fetch(
+            f"UPDATE {s}.webhook_deliveries d SET status = v.status, attempts = v.attempts, "
+            "rate_limited = v.rate_limited, next_at = v.next_at, updated = v.now, "
+            "last_status = v.last_status, last_error = v.last_error, claimed_by = NULL "
+            "FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::float8[], "
+            "$6::float8[], $7::int[], $8::text[]) AS v(id, status, attempts, rate_limited, "
+            "next_at, now, last_status, last_error) WHERE d.id = v.id "
+            "AND d.status = 'in_flight' AND d.claimed_by = $9 "
+            "RETURNING d.id, d.endpoint_id, d.status",
+            [f.delivery_id for f in attempted],
+            [f.status for f in attempted],
+            [f.attempts for f in attempted],
+            [f.rate_limited for f in attempted],
+            [f.next_attempt_at for f in attempted],
+            [f.now for f in attempted],
+            [a.status for a in attempts],
+            [a.error for a in attempts],
+            token,
         )
+        again += [endpoint_id for _, endpoint_id, status in rows if status == "pending"]
+        mine = {r[0] for r in rows}
+        recorded = [a for a in attempts if a.delivery_id in mine]
+        if recorded:
+            await c.execute(
+                f"INSERT INTO {s}.webhook_attempts (delivery_id, number, started, duration, "
+                "status, error, verdict, response) SELECT v.id, coalesce((SELECT max(number) "
+                f"FROM {s}.webhook_attempts a WHERE a.delivery_id = v.id), 0) + 1, v.started, "
+                "v.duration, v.status, v.error, v.verdict, v.response FROM unnest($1::text[], "
+                "$2::float8[], $3::float8[], $4::int[], $5::text[], $6::text[], $7::text[]) "
+                "AS v(id, started, duration, status, error, verdict, response)",
+                [a.delivery_id for a in recorded],
+                [a.started for a in recorded],
+                [a.duration for a in recorded],
+                [a.status for a in recorded],
+                [a.error for a in recorded],
+                [a.verdict for a in recorded],
+                [a.response for a in recorded],
+            )
     await notify_pending(c, channel, again)
 
 

@@ -6,7 +6,7 @@ them as they are, plus ``claimed_by`` (which process claimed an in-flight row).
 
 from __future__ import annotations
 
-from consumers.delivery.ledger import delivery_from_row
+from consumers.delivery.ledger import COLUMNS, delivery_from_row
 
 __all__ = ["AFTER_COPY", "COLUMNS", "MIGRATIONS", "TABLES", "delivery_from_row"]
 
@@ -68,8 +68,3 @@ AFTER_COPY = [
     "SELECT setval(pg_get_serial_sequence('{s}.webhook_deliveries', 'seq'), "
     "coalesce((SELECT max(seq) FROM {s}.webhook_deliveries), 0) + 1, false)"
 ]
-
-COLUMNS = (
-    'id, seq, endpoint_id, stream, "offset", event_id, event_type, key, status, attempts, '
-    "budget_start, rate_limited, next_at, created, updated, last_status, last_error, replay"
-)

@@ -176,6 +176,7 @@ class EndpointPump:
                 await self._send(delivery)
             finally:
                 self._busy -= 1
+            self.changed()  # this slot is free again: the next Send may be its
 
     @staticmethod
     def _spawn(work: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:
@@ -236,7 +237,6 @@ class EndpointPump:
         finished = self.machine.attempt_finished(
             delivery, result, verdict, started=started, now=now, rand=parts.rand()
         )
-        self.changed()
         if parts.on_attempt is not None:
             try:
                 parts.on_attempt(ep, verdict, result, finished.status)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Literal
 
 import msgspec
@@ -333,8 +333,3 @@ class TokenBucket:
         if self._tokens >= 0:
             return 0.0
         return -self._tokens / self.rate
-
-
-def utc_from(ts: float) -> datetime:
-    """A UTC datetime from seconds since the epoch."""
-    return datetime.fromtimestamp(ts, UTC)

@@ -19,10 +19,11 @@ import msgspec
 
 from consumers.delivery.ledger import (
     ATTEMPT_COLUMNS,
+    COLUMNS,
     Claimed,
     ConsumerAdvance,
     EndpointCounts,
-    apply_operator_action,
+    act_by_rewrite,
     attempt_from_row,
     counts_from_rows,
     delivery_from_row,
@@ -90,10 +91,7 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-_COLUMNS = (
-    "id, seq, endpoint_id, stream, offset, event_id, event_type, key, status, attempts, "
-    "budget_start, rate_limited, next_at, created, updated, last_status, last_error, replay"
-)
+_COLUMNS = COLUMNS
 _encode = msgspec.json.encode
 _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
 #: Unfinished rows scanned per claim in the ordered modes.
@@ -105,6 +103,14 @@ _CHUNK = 500
 def _marks(width: int, rows: int) -> str:
     row = "(" + ", ".join("?" * width) + ")"
     return ", ".join([row] * rows)
+
+
+def _outcome(f: Finished) -> tuple[str, int, int, float | None, float]:
+    return f.status, f.attempts, f.rate_limited, f.next_attempt_at, f.now
+
+
+def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
+    return d.status, d.attempts, d.budget_start, d.rate_limited, d.next_attempt_at
 
 
 class SQLiteLedger:
@@ -257,44 +263,16 @@ class SQLiteLedger:
             return
 
         releases = [(f.next_attempt_at, f.now, f.delivery_id) for f in results if f.attempt is None]
-        done = [f for f in results if f.attempt is not None]
-        attempt_chunks = []
-        update_chunks = []
-        for i in range(0, len(done), _CHUNK):
-            part = done[i : i + _CHUNK]
-            attempt_chunks.append(
-                [
-                    value
-                    for f in part
-                    if (a := f.attempt) is not None
-                    for value in (
-                        a.delivery_id,
-                        a.started,
-                        a.duration,
-                        a.status,
-                        a.error,
-                        a.verdict,
-                        a.response,
-                    )
-                ]
-            )
-            update_chunks.append(
-                [
-                    value
-                    for f in part
-                    if (a := f.attempt) is not None
-                    for value in (
-                        f.delivery_id,
-                        f.status,
-                        f.attempts,
-                        f.rate_limited,
-                        f.next_attempt_at,
-                        f.now,
-                        a.status,
-                        a.error,
-                    )
-                ]
-            )
+        done = [(f, f.attempt) for f in results if f.attempt is not None]
+        parts = [done[i : i + _CHUNK] for i in range(0, len(done), _CHUNK)]
+        attempt_chunks = [
+            [v for _, a in part for v in (a.delivery_id, *msgspec.structs.astuple(a)[2:])]
+            for part in parts
+        ]
+        update_chunks = [
+            [v for f, a in part for v in (f.delivery_id, *_outcome(f), a.status, a.error)]
+            for part in parts
+        ]
 
         def txn(c: sqlite3.Connection) -> None:
             # Multi-row statements: one sqlite3_step (one GIL hand-off) per chunk,
@@ -384,30 +362,7 @@ class SQLiteLedger:
     async def act(
         self, endpoint_id: str, delivery_id: str, action: str, now: float
     ) -> Delivery | None:
-        def txn(c: sqlite3.Connection) -> Delivery | None:
-            r = c.execute(
-                f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ? AND endpoint_id = ?",
-                (delivery_id, endpoint_id),
-            ).fetchone()
-            if r is None:
-                return None
-            d = apply_operator_action(delivery_from_row(r), action, now)
-            c.execute(
-                "UPDATE webhook_deliveries SET status = ?, next_at = ?, budget_start = ?, "
-                "rate_limited = ?, last_error = ?, updated = ? WHERE seq = ?",
-                (
-                    d.status,
-                    d.next_attempt_at,
-                    d.budget_start,
-                    d.rate_limited,
-                    d.last_error,
-                    now,
-                    d.seq,
-                ),
-            )
-            return d
-
-        return await self._storage.transact(txn)
+        return await act_by_rewrite(self, endpoint_id, delivery_id, action, now)
 
     async def counts(self) -> dict[str, EndpointCounts]:
         rows = await self._storage.query(
@@ -443,12 +398,9 @@ class SQLiteLedger:
             decision = decide(rows)
             if decision.rows:
                 c.executemany(
-                    "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_at = ?, "
-                    "updated = ?, last_error = ? WHERE seq = ?",
-                    [
-                        (d.status, d.attempts, d.next_attempt_at, d.updated, d.last_error, d.seq)
-                        for d in decision.rows
-                    ],
+                    "UPDATE webhook_deliveries SET status = ?, attempts = ?, budget_start = ?, "
+                    "rate_limited = ?, next_at = ?, updated = ?, last_error = ? WHERE seq = ?",
+                    [(*_state(d), d.updated, d.last_error, d.seq) for d in decision.rows],
                 )
             return decision.result
 

@@ -48,6 +48,7 @@ from consumers.webhook import (
     TargetPatch,
     TargetSpec,
     build_endpoint,
+    declared_endpoint,
     public_view,
     spec_fields,
 )
@@ -136,34 +137,8 @@ def build_notify_endpoint(spec: NotifySpec, *, now: float, head: int, first: int
     return build_endpoint(spec, now=now, head=head, first=first)
 
 
-def declared_notify_endpoint(
-    spec: NotifySpec, existing: Endpoint | None, *, now: float, head: int, first: int = 0
-) -> Endpoint:
-    """The endpoint for a config-file declaration (``origin = "config"``), keeping the
-    runtime state of an existing one: its start offset, creation time, and a
-    disabled state with its reason (a target Discord said was deleted stays
-    disabled across restarts until the file or an operator enables it).
-
-    Raises:
-        SpecError: As :func:`build_notify_endpoint`.
-    """
-    if spec.id is None:
-        raise SpecError("id", "notification targets declared in the config file need an id")
-    fresh = msgspec.structs.replace(
-        build_notify_endpoint(spec, now=now, head=head, first=first), origin="config"
-    )
-    if existing is None:
-        return fresh
-    enabled = existing.enabled and spec.enabled
-    return msgspec.structs.replace(
-        fresh,
-        start_offset=existing.start_offset,
-        created=existing.created,
-        enabled=enabled,
-        disabled_reason=existing.disabled_reason if not enabled else None,
-        failing_since=existing.failing_since,
-        updated=now,
-    )
+declared_notify_endpoint = declared_endpoint
+"""A config-declared notification target: :func:`~consumers.webhook.declared_endpoint`."""
 
 
 class NotifyPatch(TargetPatch, kw_only=True, forbid_unknown_fields=True):

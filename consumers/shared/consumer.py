@@ -27,8 +27,11 @@ do not announce their acks), whichever comes first.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+
+import msgspec
 
 from consumers.delivery.feeder import new_delivery
 from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
@@ -50,6 +53,9 @@ from consumers.shared.rules import ClaimId
 from consumers.shared.spec import SharedSpec
 from eventlog import Event, EventLog
 from eventlog.errors import InvalidField, OffsetOutOfRange
+from eventlog.holds import Truncation
+
+logger = logging.getLogger("eventlog.consumers")
 
 __all__ = ["SharedConsumer"]
 
@@ -240,6 +246,10 @@ class SharedConsumer:
             try:
                 events = await self.log.read(stream, position, self.page)
             except OffsetOutOfRange as exc:  # retention took events nobody claimed
+                # Never silently: the log, and the system stream, say what was lost.
+                lost = Truncation.of(stream, position, exc.first, consumer=self.name)
+                logger.warning("shared consumer %s: %s", self.name, lost.describe())
+                await self.log.notice("consumer.truncated", msgspec.to_builtins(lost))
                 events = await self.log.read(stream, exc.first, self.page)
             if not events:
                 return False

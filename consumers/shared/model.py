@@ -81,7 +81,12 @@ class SharedConsumerInfo(msgspec.Struct, kw_only=True):
 
 @dataclass(frozen=True)
 class HeldClaim:
-    """A claim with the means to settle it (what :meth:`SharedConsumer.claims` yields)."""
+    """A claim with the means to settle it (what :meth:`SharedConsumer.claims` yields).
+
+    It has the attributes of ``eventlog.client``'s claims (``id``, ``offset``,
+    ``stream``, ``attempt``, ``expires``, ``event``), so a worker moves between
+    embedded and remote with one line changed.
+    """
 
     consumer: Settles
     worker: str
@@ -96,6 +101,26 @@ class HeldClaim:
     def id(self) -> str:
         """The claim id."""
         return self.claim.id
+
+    @property
+    def offset(self) -> int:
+        """The event's offset."""
+        return self.claim.offset
+
+    @property
+    def stream(self) -> str:
+        """The event's stream."""
+        return self.claim.stream
+
+    @property
+    def attempt(self) -> int:
+        """How many times the event was handed out, this one included."""
+        return self.claim.attempt
+
+    @property
+    def expires(self) -> datetime:
+        """When the claim lapses (as claimed; :meth:`in_progress` returns a later one)."""
+        return self.claim.expires
 
     async def ack(self) -> None:
         """Done with the event."""

@@ -6,7 +6,10 @@ event, :mod:`consumers.delivery`); a *claim* is a row ``in_flight`` whose
 many times it was handed out. Every function here takes the rows and ``now``
 and returns their new states (a :class:`~consumers.delivery.rewrite.Rewrite`
 the ledger stores in the transaction that read them) or raises; none awaits
-or reads a clock.
+or reads a clock. They are the delivery machine's rules where the two meet
+(:mod:`consumers.delivery.machine_rules`): its ``select_claimable`` picks what
+a claim may take, an expired claim and a nack are its ``release`` of a claim
+(due now, or after the delay), and parking ends a row ``failed``.
 
 =====================  ========================================================
 a row is               what happens
@@ -36,7 +39,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from consumers.delivery.model import Delivery
+from consumers.delivery.machine_rules import apply_finished, release, select_claimable
+from consumers.delivery.model import Delivery, Ordering
 from consumers.delivery.rewrite import Rewrite
 from consumers.shared.errors import (
     AlreadyAcked,
@@ -120,34 +124,35 @@ def claim(
     max_deliver: int,
     ordered_by_key: bool,
 ) -> Rewrite[ClaimPlan]:
-    """Hand out up to ``limit`` of the unfinished ``rows`` (in ``seq`` order); see the table."""
-    seen: set[str] = set()
-    claimed: list[Delivery] = []
-    park: list[Delivery] = []
-    wake: list[float] = []
-    for d in rows:
-        if ordered_by_key and d.key is not None:
-            if d.key in seen:
-                continue
-            seen.add(d.key)
-        if d.status not in ("pending", "in_flight"):
-            continue
-        due = d.next_attempt_at if d.next_attempt_at is not None else now
-        if due > now:
-            wake.append(due)
-        elif d.attempts >= max_deliver:
-            park.append(d)
-        elif len(claimed) < limit:
-            claimed.append(
-                _replace(
-                    d,
-                    status="in_flight",
-                    attempts=d.attempts + 1,
-                    next_attempt_at=now + ack_wait,
-                    updated=now,
-                )
-            )
-    return Rewrite(claimed, ClaimPlan(claimed, park, min(wake, default=None), len(rows)))
+    """Hand out up to ``limit`` of the unfinished ``rows`` (in ``seq`` order); see the table.
+
+    The delivery machine's rules decide (:mod:`consumers.delivery.machine_rules`):
+    an expired claim is a released one (pending, due now), and its
+    ``select_claimable`` picks the due rows (``per-key`` or ``concurrent``).
+    """
+    view = [apply_finished(d, release(d, now)) if _expired(d, now) else d for d in rows]
+    ordering: Ordering = "per-key" if ordered_by_key else "concurrent"
+    due = select_claimable(view, ordering, now, len(view))
+    stored = {d.id: d for d in rows}
+    park = [stored[d.id] for d in due.rows if d.attempts >= max_deliver]
+    claimed = [
+        _replace(
+            d,
+            status="in_flight",
+            attempts=d.attempts + 1,
+            next_attempt_at=now + ack_wait,
+            updated=now,
+        )
+        for d in due.rows
+        if d.attempts < max_deliver
+    ][:limit]
+    expiries = [d.next_attempt_at or now for d in view if d.status == "in_flight"]
+    wake = min([*expiries, *([] if due.wake_at is None else [due.wake_at])], default=None)
+    return Rewrite(claimed, ClaimPlan(claimed, park, wake, len(rows)))
+
+
+def _expired(d: Delivery, now: float) -> bool:
+    return d.status == "in_flight" and (d.next_attempt_at or 0.0) <= now
 
 
 def parked(
@@ -205,7 +210,8 @@ def nack(
 ) -> Rewrite[int]:
     """Give every claim back (all or none): pending again, due after ``delay`` seconds."""
     held = _held(rows, claims, worker, now)
-    back = [_replace(d, status="pending", next_attempt_at=now + delay, updated=now) for d in held]
+    # A nack is a released claim (the machine's transition) due after the delay.
+    back = [apply_finished(d, _replace(release(d, now), next_attempt_at=now + delay)) for d in held]
     return Rewrite(back, len(back))
 
 

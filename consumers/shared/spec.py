@@ -83,13 +83,7 @@ class SharedSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 _encode = msgspec.json.encode
-_read = msgspec.json.Decoder(dict[str, object]).decode
-
-
-def _decode(doc: bytes) -> SharedSpec:
-    # Built, not decoded: a stored stream name may carry a tenant namespace
-    # (``acme~mail``), which the request pattern refuses.
-    return SharedSpec(**_read(doc))  # type: ignore[arg-type]
+_decode = msgspec.json.Decoder(SharedSpec).decode
 
 
 _SQLITE = [["CREATE TABLE shared_consumers (name TEXT PRIMARY KEY, doc BLOB NOT NULL)"]]

@@ -350,19 +350,28 @@ def rotate_secret(
 
 
 def declared_endpoint(
-    spec: EndpointSpec, existing: Endpoint | None, *, now: float, head: int, first: int = 0
+    spec: TargetSpec, existing: Endpoint | None, *, now: float, head: int, first: int = 0
 ) -> Endpoint:
-    """The endpoint for a config-file declaration, keeping the runtime state of
-    an existing one (its start offset, secrets unless the file names a new one,
-    and a disabled state with its reason)."""
-    fresh = build_endpoint(spec, now=now, head=head, first=first)
-    fresh = msgspec.structs.replace(fresh, origin="config")
+    """The endpoint of any kind for a config-file declaration (``origin = "config"``),
+    keeping the runtime state of an existing one: its start offset, creation
+    time, secrets unless the file names a new one, and a disabled state with
+    its reason (a target Discord said was deleted stays disabled across
+    restarts until the file or an operator enables it).
+
+    Raises:
+        SpecError: As :func:`build_endpoint`; a declaration without an ``id``.
+    """
+    _check("id", spec.id is not None, "endpoints declared in the config file need an id")
+    fresh = msgspec.structs.replace(
+        build_endpoint(spec, now=now, head=head, first=first), origin="config"
+    )
     if existing is None:
         return fresh
     secrets = existing.secrets
     current = existing.secrets[0].secret if existing.secrets else None
-    if spec.secret is not None and spec.secret != current:
-        secrets = rotate_secret(existing, now=now, secret=spec.secret)[0].secrets
+    new = spec.secret if isinstance(spec, EndpointSpec) else None
+    if new is not None and new != current:
+        secrets = rotate_secret(existing, now=now, secret=new)[0].secrets
     enabled = existing.enabled and spec.enabled
     return msgspec.structs.replace(
         fresh,

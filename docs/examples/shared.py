@@ -16,10 +16,10 @@ async def work(
     mailer: SharedConsumer, worker: str, done: list[tuple[str, int]], all_done: asyncio.Event
 ) -> None:
     async for claim in mailer.claims(worker, max=2, wait=0.2):
-        if claim.event.key == "bob" and claim.claim.attempt == 1:
+        if claim.event.key == "bob" and claim.attempt == 1:
             await claim.nack(delay=0.1)  # a flaky send: try again in 0.1 s
             continue
-        done.append((claim.event.key or "", claim.event.offset))
+        done.append((claim.event.key or "", claim.offset))
         await claim.ack()
         if len(done) == 6:
             all_done.set()

@@ -16,6 +16,7 @@ are :mod:`eventlog.client.shared`.
 
 from __future__ import annotations
 
+import asyncio
 import time as _time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -26,14 +27,16 @@ import msgspec
 from eventlog._opener import Opener
 from eventlog.backoff import Backoff
 from eventlog.client import wire
+from eventlog.client.cursor import CursorMethods
 from eventlog.client.follow import follow
 from eventlog.client.offsets import OffsetMethods
 from eventlog.client.schedules import RemoteSchedules, schedule
 from eventlog.client.shared import SharedMethods
 from eventlog.client.transport import DEFAULT_RETRY, Transport
 from eventlog.closing import AsyncClosing
-from eventlog.errors import EventLogError, InvalidPosition, StreamNotFound
-from eventlog.model import Event, NewEvent, StreamInfo, validate_stream_name
+from eventlog.consumer import Consumer, ResetPolicy
+from eventlog.errors import EventLogError, InvalidParameter, InvalidPosition, StreamNotFound
+from eventlog.model import BEGINNING, Event, NewEvent, Position, StreamInfo, validate_stream_name
 from eventlog.schedule import Scheduled
 from eventlog.storage.base import Appended
 
@@ -54,7 +57,7 @@ def _path(*parts: str) -> str:
     return "/api/" + "/".join(parts)
 
 
-class AsyncClient(AsyncClosing, OffsetMethods, SharedMethods):
+class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
     """An eventlog server over HTTP and WebSocket, for asyncio programs.
 
     Args:
@@ -77,13 +80,14 @@ class AsyncClient(AsyncClosing, OffsetMethods, SharedMethods):
         retry_for: float = 30.0,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise InvalidPosition(f"the server URL must start with http:// or https://: {url!r}")
+            raise InvalidParameter(f"the server URL must start with http:// or https://: {url!r}")
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.http = Transport(
             self.url, api_key=api_key, timeout=timeout, retry=retry, retry_for=retry_for
         )
         self._closed = False
+        self._background: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def open(cls, url: str = DEFAULT_URL, **options: Any) -> Opener[AsyncClient]:
@@ -94,8 +98,10 @@ class AsyncClient(AsyncClosing, OffsetMethods, SharedMethods):
         """Nothing to start: connections open on first use."""
 
     async def close(self) -> None:
-        """Close the connections. Idempotent."""
+        """Close the connections (after background appends finish). Idempotent."""
         self._closed = True
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         await self.http.aclose()
 
     async def _exit(self) -> None:
@@ -342,6 +348,18 @@ class AsyncClient(AsyncClosing, OffsetMethods, SharedMethods):
         firehose; reconnects and resumes after the last event it yielded, so a
         server restart loses and repeats nothing (:mod:`eventlog.client.follow`)."""
         return follow(self, stream, start, types=types, key=key, batch=batch)
+
+    def consumer(
+        self,
+        name: str,
+        stream: str,
+        *,
+        start: Position = BEGINNING,
+        reset: ResetPolicy = "earliest",
+    ) -> Consumer:
+        """A named cursor over ``stream`` whose committed offset lives in the server,
+        as :meth:`EventLog.consumer <eventlog.EventLog.consumer>` (the same class)."""
+        return Consumer(self, name, stream, start=start, reset=reset)
 
     # -- streams -------------------------------------------------------------------------
 

@@ -109,7 +109,6 @@ _spec = msgspec.json.Decoder(SharedSpec)
 _claim = msgspec.json.Decoder(ClaimRequest)
 _settle = msgspec.json.Decoder(SettleRequest)
 _nack = msgspec.json.Decoder(NackRequest)
-_lock = asyncio.Lock()
 
 
 async def shared_consumers(app: Starlette) -> SharedConsumers:
@@ -117,7 +116,10 @@ async def shared_consumers(app: Starlette) -> SharedConsumers:
     state = app.state
     shared: SharedConsumers | None = getattr(state, "shared", None)
     if shared is None:
-        async with _lock:
+        lock: asyncio.Lock | None = getattr(state, "shared_lock", None)
+        if lock is None:  # one per app: apps of other event loops may share this module
+            lock = state.shared_lock = asyncio.Lock()
+        async with lock:
             shared = getattr(state, "shared", None)
             if shared is None:
                 engine = getattr(state, "webhooks", None)

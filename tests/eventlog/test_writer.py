@@ -11,6 +11,7 @@ import pytest
 
 from eventlog import EventLog, LogConfig, NewEvent, StorageError
 from eventlog.storage.base import AppendOutcome, AppendRequest
+from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.memory import MemoryStorage
 
 CONFIG = LogConfig(retention_interval=0, recheck_interval=None)
@@ -105,3 +106,29 @@ async def test_a_batch_append_is_never_split(tmp_path: Path) -> None:
         batch = [NewEvent(type="t", data=i) for i in range(300)]
         assert await log.append_batch("s", batch) == list(range(300))
         assert log.writer_stats["transactions"] == 1
+
+
+class SlowStorage(MemoryStorage):
+    """Takes ``delay`` seconds per transaction, and two transactions at a time (like SQLite)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.capabilities = Capabilities(kind="memory", durable=False, append_slots=2)
+
+    async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
+        outcomes = await super().append(requests, now)
+        await asyncio.sleep(self.delay)  # the flush: after the offsets are taken, in order
+        return outcomes
+
+
+@pytest.mark.parametrize(("delay", "transactions"), [(0.0, 2), (0.02, 1)])
+async def test_a_burst_is_split_in_two_only_while_commits_are_fast(
+    delay: float, transactions: int
+) -> None:
+    async with EventLog(SlowStorage(delay), CONFIG) as log:
+        assert await log.append("s", 0, type="t") == 0  # a commit on its own, timed
+        before = log.writer_stats["transactions"]
+        offsets = await asyncio.gather(*(log.append("s", i, type="t") for i in range(256)))
+        assert offsets == list(range(1, 257))
+        assert log.writer_stats["transactions"] - before == transactions

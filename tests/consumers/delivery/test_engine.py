@@ -193,7 +193,8 @@ async def test_continuous_failure_disables_the_endpoint(
     receiver.behaviour = broken
     ep = await add_endpoint(engine, receiver.url(), disable_after=1.5)
     await log.append("events", {"n": 1}, type="t")
-    await wait_until(lambda: _system_events(log), timeout=15)
+    # The system event is appended before the endpoint is stored disabled: wait for the store.
+    await wait_until(lambda: _disabled(engine, ep.id), timeout=15, what="endpoint disabled")
     stored = await engine.store.get_endpoint(ep.id)
     assert stored is not None
     assert stored.disabled_reason is not None

@@ -6,13 +6,12 @@ import msgspec
 import pytest
 
 from consumers.delivery.ledger import LedgerStore
-from consumers.delivery.model import Delivery, NewDelivery, new_delivery_id
+from consumers.delivery.model import Delivery
 from consumers.delivery.rewrite import Pick, Rewrite
 from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
 from eventlog.errors import Conflict
-
-NOW = 1_700_000_000.0
+from tests.consumers.delivery.test_ledger import NOW, rows
 
 
 @pytest.fixture
@@ -23,20 +22,9 @@ async def ledger(any_log: EventLog) -> LedgerStore:
 
 
 async def enqueue(store: LedgerStore, endpoint: str, *offsets: int) -> list[str]:
-    rows = [
-        NewDelivery(
-            id=new_delivery_id(),
-            stream="s",
-            offset=o,
-            event_id=f"e{o}",
-            event_type="t",
-            key=None,
-            next_attempt_at=NOW,
-        )
-        for o in offsets
-    ]
-    await store.enqueue(endpoint, rows, consumer=None, now=NOW)
-    return [r.id for r in rows]
+    new = rows(*offsets)
+    await store.enqueue(endpoint, new, consumer=None, now=NOW)
+    return [r.id for r in new]
 
 
 def claim_all(rows: list[Delivery]) -> Rewrite[list[int]]:

@@ -5,8 +5,9 @@ consumer with per-key order and a short ``ack_wait``, and starts ``workers``
 worker processes (:mod:`tests.consumers.shared.chaos_worker`) spread over the
 servers. Until everything is acked it SIGKILLs a random worker every
 ``kill_every`` seconds and starts it again, and SIGKILLs a server (then starts
-it again on the same port) as the acked events pass each of ``server_kills``
-fractions of them. :func:`check_records` then judges the workers' files.
+it again on the same port, in a thread, while the other servers serve on) as
+the acked events pass each of ``server_kills`` fractions of them.
+:func:`check_records` then judges the workers' files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,6 +42,24 @@ class ChaosResult:
     server_kills: int = 0
     files: list[Path] = field(default_factory=list)
     restart_seconds: list[float] = field(default_factory=list)
+
+    def check(self, events: int, keys: int, where: str) -> dict[str, int]:
+        """Print the run's figures and assert it ended clean (see :func:`check_records`)."""
+        restarts = ", ".join(f"{t:.1f}" for t in self.restart_seconds)
+        print(
+            f"\n{events} events, {keys} keys, {where}: done in {self.seconds:.1f} s, "
+            f"{self.worker_kills} worker kills, {self.server_kills} server kills "
+            f"(restarts took {restarts} s)"
+        )
+        info = self.info
+        settled = (info["ack_floor"], info["pending"], info["claimed"], info["parked"])
+        assert settled == (events, 0, 0, 0), info
+        assert self.server_kills == 2
+        assert self.worker_kills >= 3
+        counts = check_records(self.files, events, keys)
+        print(counts)
+        assert counts["acks_recorded"] <= events
+        return counts
 
 
 def _worker(url: str, name: str, out: Path) -> subprocess.Popen[bytes]:
@@ -117,6 +137,14 @@ def run_chaos(
         result.files.append(out)
         return _worker(servers[slot % len(servers)].url, f"w{slot}.{incarnation[slot]}", out)
 
+    restarts: dict[int, threading.Thread] = {}
+
+    def restart(server: ServerProcess) -> None:
+        time.sleep(0.2)
+        down = time.monotonic()
+        server.restart()
+        result.restart_seconds.append(time.monotonic() - down)
+
     try:
         procs = [launch(i) for i in range(workers)]
         kills = list(server_kills)
@@ -130,15 +158,17 @@ def run_chaos(
             settled = info["head"] - info["pending"] - info["claimed"]  # acked (or parked)
             if kills and settled >= kills[0] * events:
                 kills.pop(0)
-                victim = servers[result.server_kills % len(servers)]
-                victim.kill()
+                index = result.server_kills % len(servers)
+                if index in restarts:
+                    restarts.pop(index).join()
+                servers[index].kill()
                 result.server_kills += 1
-                time.sleep(0.2)
-                down = time.monotonic()
-                victim.restart()
-                result.restart_seconds.append(time.monotonic() - down)
+                # Restarted beside the run: the other servers keep serving meanwhile.
+                restarts[index] = threading.Thread(target=restart, args=(servers[index],))
+                restarts[index].start()
                 continue
             if info["ack_floor"] >= events and info["claimed"] == 0 and info["pending"] == 0:
+                result.seconds = time.monotonic() - started  # restarts may still run
                 break
             if time.monotonic() >= next_kill:
                 slot = rand.randrange(workers)
@@ -149,11 +179,12 @@ def run_chaos(
                 next_kill = time.monotonic() + kill_every * (0.5 + rand.random())
             time.sleep(0.05)
     finally:
+        for thread in restarts.values():
+            thread.join()
         for p in procs:
             p.kill()
         for p in procs:
             p.wait()
-    result.seconds = time.monotonic() - started
     return result
 
 

@@ -1,12 +1,12 @@
 """Must-show 1 of issue 16: 8 worker processes share one consumer on SQLite through
 SIGKILLs of workers and of the server; nothing lost, nothing acked twice, per-key order.
 
-Scale in the suite: 6,000 events over 500 keys, batches of
-50, ack_wait 2 s, a worker killed every ~1 s (each restart is a Python start-up
+Scale in the suite: 5,000 events over 500 keys, batches of
+50, ack_wait 2 s, a worker killed every ~1.2 s (each restart is a Python start-up
 competing with the server for the 2 cores), the server killed at 30 % and 60 %
 of the acks. ``EVENTLOG_CHAOS_EVENTS=20000`` runs the issue's full scale (1,000
-keys): 30-36 s on this machine under a load average of 13; the suite scale
-took 25 s at a load average of 15 (two server restarts of ~3.5 s each in it).
+keys): 30-36 s on this machine under a load average of 13; 6,000 events
+took 16-30 s at a load average of 11-16 (two server restarts of 3-6 s each in it).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.consumers.shared.chaos import CONSUMER, check_records, run_chaos
+from tests.consumers.shared.chaos import CONSUMER, run_chaos
 from tests.serverproc import ServerProcess
 from tests.support import scaled
 
-EVENTS = int(os.environ.get("EVENTLOG_CHAOS_EVENTS", "6000"))
+EVENTS = int(os.environ.get("EVENTLOG_CHAOS_EVENTS", "5000"))
 KEYS = 1_000 if EVENTS >= 20_000 else 500
 
 
@@ -33,25 +33,10 @@ def test_workers_and_the_server_killed_at_random_lose_nothing_and_keep_key_order
     db = tmp_path / "events.db"
     with ServerProcess.start(db=db, env={"EVENTLOG_SYNCHRONOUS": "normal"}) as server:
         result = run_chaos(
-            [server], tmp_path, events=EVENTS, keys=KEYS, kill_every=1.0, deadline=scaled(120)
+            [server], tmp_path, events=EVENTS, keys=KEYS, kill_every=1.2, deadline=scaled(120)
         )
         server.stop()
-    print(
-        f"\n{EVENTS} events, {KEYS} keys: done in {result.seconds:.1f} s, "
-        f"{result.worker_kills} worker kills, {result.server_kills} server kills "
-        f"(restarts took {', '.join(f'{t:.1f}' for t in result.restart_seconds)} s)"
-    )
-    info = result.info
-    assert (info["ack_floor"], info["pending"], info["claimed"], info["parked"]) == (
-        EVENTS,
-        0,
-        0,
-        0,
-    ), info
-    assert result.server_kills == 2
-    assert result.worker_kills >= 3
-    counts = check_records(result.files, EVENTS, KEYS)
-    print(counts)
+    result.check(EVENTS, KEYS, "1 server")
     with sqlite3.connect(db) as c:  # the ledger: one row per event, each delivered once
         rows = c.execute(
             "SELECT count(*), count(DISTINCT offset), sum(status = 'delivered') "
@@ -59,4 +44,3 @@ def test_workers_and_the_server_killed_at_random_lose_nothing_and_keep_key_order
             (f"shared:{CONSUMER}",),
         ).fetchone()
     assert rows == (EVENTS, EVENTS, EVENTS)
-    assert counts["acks_recorded"] <= EVENTS

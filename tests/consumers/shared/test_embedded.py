@@ -15,8 +15,9 @@ from consumers.shared import (
     SharedConsumers,
     SharedSpec,
 )
-from eventlog import EventLog
+from eventlog import EventLog, Retention
 from eventlog.errors import ConsumerNotFound, InvalidInput
+from eventlog.holds import HoldPolicy
 
 
 class Clock:
@@ -206,9 +207,27 @@ async def test_the_claims_iterator_settles_through_the_held_claim(
     c = await shared.declare("c", SharedSpec(stream="orders"))
     seen = []
     async for claim in c.claims("w1", max=2, wait=0.1):
-        seen.append(claim.event.offset)
+        seen.append(claim.offset)
+        assert (claim.stream, claim.attempt, claim.id) == ("orders", 1, claim.claim.id)
         await claim.ack()
         if len(seen) == 3:
             break
     assert seen == [0, 1, 2]
     assert await any_log.committed_offset("c", "orders") == 3
+
+
+async def test_events_retention_removed_before_any_claim_are_skipped_and_said(
+    sqlite_log: EventLog,
+) -> None:
+    shared = SharedConsumers(sqlite_log)
+    await shared.open()
+    c = await shared.declare("c", SharedSpec(stream="orders"))
+    for name in ("c", "c.feed"):
+        sqlite_log.set_hold_policy(name, HoldPolicy(protect=False))
+    await append(sqlite_log, 5)
+    await sqlite_log.set_retention("orders", Retention(max_count=2, protect=False))
+    assert await sqlite_log.enforce_retention() == 3
+    assert [x.offset for x in await c.claim("w1")] == [3, 4]
+    notices = [e for e in await sqlite_log.read("system", 0) if e.type == "consumer.truncated"]
+    assert len(notices) == 1
+    assert b'"consumer":"c"' in bytes(notices[0].data)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -90,6 +92,8 @@ def test_declare_claim_ack_and_the_consumer_offset_is_the_ack_floor(api: httpx.C
     assert shown["oldest_unacked_age"] is not None
     consumer = api.get("/api/consumers/mailer").json()
     assert [(s["stream"], s["offset"]) for s in consumer["streams"]] == [("orders", 2)]
+    metrics = api.get("/metrics").text
+    assert 'eventlog_consumer_lag_events{consumer="mailer",stream="orders"} 1.0' in metrics
 
 
 def test_nack_with_a_delay_and_redelivery_to_another_worker(api: httpx.Client) -> None:
@@ -262,7 +266,10 @@ def test_the_shell_worker_of_the_docs_processes_and_acks_every_event(
     append(api, 3)
     declare(api, name="printer")
     worker = subprocess.Popen(
-        [str(WORKER_SH), server.url, "printer", "sh-1"], stdout=subprocess.PIPE, text=True
+        [str(WORKER_SH), server.url, "printer", "sh-1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its curl and jq children go with it
     )
     try:
         deadline = time.monotonic() + 20
@@ -270,6 +277,6 @@ def test_the_shell_worker_of_the_docs_processes_and_acks_every_event(
             assert time.monotonic() < deadline, "the shell worker did not ack everything"
             time.sleep(0.1)
     finally:
-        worker.kill()
+        os.killpg(worker.pid, signal.SIGKILL)
     out, _ = worker.communicate()
     assert out.splitlines() == [f'[{i},null,{{"i":{i}}}]' for i in range(3)]

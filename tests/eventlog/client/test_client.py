@@ -21,7 +21,7 @@ from eventlog import (
     StreamNotFound,
 )
 from eventlog.client import AsyncClient
-from eventlog.errors import Forbidden, Unauthorized, Unavailable
+from eventlog.errors import Forbidden, Unauthorized, Unavailable, Unsupported
 from server.auth import hash_key
 from tests.eventlog.client.proxy import proxy
 from tests.serverthread import ServerThread
@@ -90,6 +90,15 @@ async def the_same_work(log: Any) -> dict[str, Any]:
         await log.committed_offset("nobody", "orders"),
     )
     out["consumers"] = [(c.name, c.stream, c.offset) for c in await log.consumers()]
+    out["at_time"] = [await log.offset_at_time("orders", e.time) for e in events]
+    consumer = log.consumer("cursor", "orders")
+    first = await consumer.poll(2)
+    await consumer.commit()
+    lag = await consumer.lag()
+    resumed = log.consumer("cursor", "orders")
+    rest = await resumed.poll(100, timeout=0.05)
+    out["consumer"] = ([e.offset for e in first], lag, [e.offset for e in rest])
+    out["cursor_committed"] = await log.committed_offset("cursor", "orders")
     return out
 
 
@@ -190,3 +199,11 @@ async def test_wait_long_polls_until_an_append_lands(client: AsyncClient) -> Non
     await client.append("s", {"n": 1}, type="t")
     assert await asyncio.wait_for(waiter, 10) is True
     assert [e.json() for e in await asyncio.wait_for(early, 10)] == [{"n": 1}]
+
+
+async def test_a_remote_consumer_cannot_transact_and_says_why(client: AsyncClient) -> None:
+    await client.append("s", 1, type="t")
+    consumer = client.consumer("c", "s")
+    assert not consumer.can_transact
+    with pytest.raises(Unsupported, match="remote log"):
+        await consumer.transact(lambda tx: asyncio.sleep(0))

@@ -105,3 +105,10 @@ def test_the_client_imports_neither_server_nor_consumers() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=scaled(30))
+
+
+def test_a_url_that_is_not_http_is_refused_at_once() -> None:
+    from eventlog.client import AsyncClient
+
+    with pytest.raises(e.InvalidParameter, match="http:// or https://"):
+        AsyncClient("localhost:7432")

@@ -118,3 +118,33 @@ async def test_rolled_back_transaction_notifies_nobody(pg_storage: PostgresStora
     )
     await wait_until(lambda: seen, 5, what="the real notification")
     assert seen == [("real", 1)]
+
+
+async def test_a_components_channel_is_heard_again_after_a_reconnect_with_a_none_between(
+    pg_url: str,
+) -> None:
+    async with EventLog.open(pg_url, retention_interval=0) as log:
+        storage = log.storage
+        assert isinstance(storage, PostgresStorage)
+        listener = storage.listener
+        assert listener is not None
+        heard: list[str | None] = []
+        stop = await storage.subscribe("eventlog_things", heard.append)
+        admin = await asyncpg.connect(pg_url)
+        try:
+            await admin.execute("SELECT pg_notify('eventlog_things', 'one')")
+            await wait_until(lambda: heard == ["one"], 5, what="the first notification")
+            pid = listener.connection_pid
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            # After the reconnect: None ("look again"), and the channel is heard again.
+            await wait_until(lambda: None in heard, 5, what="the re-sync")
+            await admin.execute("SELECT pg_notify('eventlog_things', 'two')")
+            await wait_until(lambda: heard[-1] == "two", 5, what="a notification after it")
+            assert heard == ["one", None, "two"]
+            stop()
+            await admin.execute("SELECT pg_notify('eventlog_things', 'three')")
+            await admin.execute("SELECT pg_notify('eventlog_heads', 'orders:1')")
+            await wait_until(lambda: log.heads.known_head("orders") == 1, 5, what="heads")
+            assert heard[-1] == "two"  # stopped
+        finally:
+            await admin.close()
