@@ -19,7 +19,13 @@ from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.sqlite import SQLiteStorage
 from tests.consumers.delivery.receiver import Receiver
 from tests.ordering import DurationsSeen, long_first, stored_durations
-from tests.pg import own_cluster, pg_cluster, pg_storage, pg_url  # noqa: F401 - PostgreSQL fixtures
+from tests.pg import (  # noqa: F401 - the PostgreSQL fixtures, for every test
+    own_cluster,
+    pg_cluster,
+    pg_storage,
+    pg_url,
+    two_logs,
+)
 from tests.support import opened
 
 

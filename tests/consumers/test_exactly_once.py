@@ -64,21 +64,27 @@ async def projection_and_offset(target: str) -> tuple[list[int], int | None]:
     return rows, None if found is None else found[0]
 
 
-async def target_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+async def projected(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, events: int
+) -> str:
+    """A log on ``backend`` with the projection table and ``events`` events; its target."""
     if backend == "sqlite":
-        return str(tmp_path / "e.db")
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    return await cluster.create_database()
+        target = str(tmp_path / "e.db")
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        target = await cluster.create_database()
+    async with EventLog.open(target) as log:
+        await create_projection(log, target)
+        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(events)])
+    return target
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_failed_transactional_handler_leaves_neither_rows_nor_offset(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    target = await target_for(backend, tmp_path, request)
+    target = await projected(backend, tmp_path, request, 5)
     async with EventLog.open(target) as log:
-        await create_projection(log, target)
-        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(5)])
         calls = 0
 
         async def project(events: list[Event], tx: OffsetTransaction) -> None:
@@ -131,10 +137,7 @@ def run_child(target: str, out: Path, *, kill_after: float | None) -> int:
 async def test_projection_has_one_row_per_event_after_20_sigkills(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    target = await target_for(backend, tmp_path, request)
-    async with EventLog.open(target) as log:
-        await create_projection(log, target)
-        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(TOTAL)])
+    target = await projected(backend, tmp_path, request, TOTAL)
     rng = random.Random(15)
     progress = []
     for n in range(20):
