@@ -193,7 +193,9 @@ def start(
             str(stdout),
             str(stderr or stdout),
         ),
-        daemon=False,
+        # Daemonic: a child a test failed to stop is terminated when the test
+        # worker exits, rather than joined (which would hang the worker).
+        daemon=True,
     )
     process.start()
     return Forked(process, args, Path(stdout))
