@@ -20,6 +20,7 @@ __all__ = [
     "BEGINNING",
     "END",
     "NAMESPACE_SEPARATOR",
+    "STREAM_NAME_PATTERN",
     "Beginning",
     "ConsumerInfo",
     "End",
@@ -40,18 +41,15 @@ _STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: ``webhook.acme~hook``); see :data:`NAMESPACE_SEPARATOR`.
 _NAMESPACED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
+#: The regular expression of :data:`StreamName` (msgspec quotes it in its errors).
+STREAM_NAME_PATTERN = (
+    "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+    "|[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
+)
+
 #: A stream (or consumer) name as a msgspec field type: what
 #: :func:`validate_stream_name` accepts, so decoders refuse anything else.
-StreamName = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=(
-            "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-            "|[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
-        ),
-        max_length=192,
-    ),
-]
+StreamName = Annotated[str, msgspec.Meta(pattern=STREAM_NAME_PATTERN, max_length=192)]
 
 #: Separates a namespace from a name (``acme~orders``). Names given over the
 #: HTTP API never contain it; the server stores a tenant's names in the

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventlog import errors as e
-from eventlog.model import NAMESPACE_SEPARATOR
+from eventlog.model import NAMESPACE_SEPARATOR, STREAM_NAME_PATTERN
 
 if TYPE_CHECKING:
     from server.tenancy import TenantScope
@@ -41,6 +41,7 @@ __all__ = [
     "handle_error",
     "message_for",
     "response_for",
+    "shown_text",
     "status_for",
     "tenant_of",
     "ws_close_code_for",
@@ -246,10 +247,19 @@ def response_for(
     )
 
 
+# A name field's error says the rule, not the regex (which also spells the tenant form).
+_NAME_REGEX = f"`str` matching regex '{STREAM_NAME_PATTERN}'"
+_NAME_RULE = "a name of 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit"
+
+
+def shown_text(text: str, tenant: str | None) -> str:
+    """A message as a key of ``tenant`` sees it: its names without ``<tenant>~``."""
+    return text if tenant is None else text.replace(tenant + NAMESPACE_SEPARATOR, "")
+
+
 def message_for(exc: e.EventLogError, tenant: str | None) -> str:
-    """The error's message as a key of ``tenant`` sees it: its names without ``<tenant>~``."""
-    message = str(exc)
-    return message if tenant is None else message.replace(tenant + NAMESPACE_SEPARATOR, "")
+    """The error's message as a key of ``tenant`` sees it (:func:`shown_text`)."""
+    return shown_text(str(exc), tenant)
 
 
 def tenant_of(conn: HTTPConnection) -> str | None:
@@ -266,7 +276,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
             logger.error("unmapped eventlog error: %r", exc)
         return response_for(exc, tenant=tenant_of(request))
     if isinstance(exc, msgspec.ValidationError):
-        text = str(exc)
+        text = str(exc).replace(_NAME_REGEX, _NAME_RULE)
         if " - at `" in text:
             path = text.rsplit(" - at `", 1)[-1].rstrip("`")
         else:  # msgspec names no path for the document itself (e.g. a missing field)

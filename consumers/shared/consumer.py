@@ -98,6 +98,7 @@ class SharedConsumer:
         self._closing = closing
         self._changed = asyncio.Event()
         self._feed_lock = asyncio.Lock()
+        self._feeds = 0
         self._floor_lock = asyncio.Lock()
         self._acks = 0
         self._floored = 0
@@ -132,10 +133,11 @@ class SharedConsumer:
         deadline = self.clock() + wait
         while True:
             changed = self._changed
+            feeds = self._feeds
             plan = await self._claim_rows(max)
             rows, to_park, fed = plan.claimed, plan.park, False
             if len(rows) < max and plan.active < self.window:
-                fed = await self._feed()
+                fed = await self._feed(feeds)
                 if fed:
                     plan = await self._claim_rows(max - len(rows))
                     rows = rows + plan.claimed
@@ -239,9 +241,15 @@ class SharedConsumer:
             ),
         )
 
-    async def _feed(self) -> bool:
-        """Enqueue the next page of the stream; False if there is none."""
+    async def _feed(self, seen: int) -> bool:
+        """Enqueue the next page of the stream; False if there is none.
+
+        ``seen`` is :attr:`_feeds` before the caller looked at the ledger: if
+        another claim fed it since, that is new rows too (True, without a read).
+        """
         async with self._feed_lock:
+            if self._feeds != seen:
+                return True
             stream = self.spec.stream
             position = await self.log.committed_offset(self.feed_name, stream) or 0
             try:
@@ -262,6 +270,7 @@ class SharedConsumer:
                     self._events.put(event)
             advance = ConsumerAdvance(self.feed_name, stream, events[-1].offset + 1)
             await self.ledger.enqueue(self.endpoint_id, rows, consumer=advance, now=now)
+            self._feeds += 1
         if len(rows) < len(events):
             await self._commit_floor()  # skipped events move the floor too
         return True

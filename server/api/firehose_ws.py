@@ -171,7 +171,7 @@ async def _pump_ws(
     if exc is not None and not isinstance(exc, SubscriptionEnded):
         logger.error("firehose sender failed", exc_info=exc)
         return 1011, "internal error"
-    return ended_close(sub)
+    return ended_close(sub, request.tenant)
 
 
 class FirehoseEndpoint:
