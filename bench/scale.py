@@ -298,13 +298,14 @@ async def run(quick: bool, large: bool = False, streams: tuple[int, ...] = (1, 1
     ]
     for count in streams:
         lines += growth_rows(count, await layout(count, sizes, rounds, n))
+    noun = "stream" if streams == (1,) else "streams"
     key = "scale" if streams == (1, 1000) else "scale-" + "-".join(map(str, streams))
     if large:
         key += "-large"
     return Section(
         key=key,
         title="How cost grows with the log"
-        + ("" if streams == (1, 1000) else f" ({', '.join(map(str, streams))} streams)"),
+        + ("" if streams == (1, 1000) else f" ({', '.join(map(str, streams))} {noun})"),
         conditions=(
             f"One SQLite file per layout grows through the sizes; at each size, "
             f"{rounds} rounds of: {SINGLES} single durable appends (synchronous=FULL, one "

@@ -20,6 +20,7 @@ __all__ = [
     "BEGINNING",
     "END",
     "NAMESPACE_SEPARATOR",
+    "STREAM_NAME_PATTERN",
     "Beginning",
     "ConsumerInfo",
     "End",
@@ -31,6 +32,7 @@ __all__ = [
     "StreamInfo",
     "StreamName",
     "Time",
+    "split_namespace",
     "validate_stream_name",
 ]
 
@@ -39,18 +41,15 @@ _STREAM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: ``webhook.acme~hook``); see :data:`NAMESPACE_SEPARATOR`.
 _NAMESPACED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
+#: The regular expression of :data:`StreamName` (msgspec quotes it in its errors).
+STREAM_NAME_PATTERN = (
+    "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+    "|[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
+)
+
 #: A stream (or consumer) name as a msgspec field type: what
 #: :func:`validate_stream_name` accepts, so decoders refuse anything else.
-StreamName = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=(
-            "^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-            "|[A-Za-z0-9][A-Za-z0-9._-]{0,159}~[A-Za-z0-9][A-Za-z0-9._-]{0,127})$"
-        ),
-        max_length=192,
-    ),
-]
+StreamName = Annotated[str, msgspec.Meta(pattern=STREAM_NAME_PATTERN, max_length=192)]
 
 #: Separates a namespace from a name (``acme~orders``). Names given over the
 #: HTTP API never contain it; the server stores a tenant's names in the
@@ -83,6 +82,21 @@ def validate_stream_name(name: str) -> str:
 
 
 _valid_names: set[str] = set()
+
+
+def split_namespace(name: str) -> tuple[str | None, str]:
+    """``"acme~orders"`` → ``("acme", "orders")``; ``"webhook.acme~hook"`` →
+    ``("acme", "webhook.hook")``; a name without a namespace → ``(None, name)``.
+
+    The namespace is the run of characters before the ``~``, back to the
+    start of the name or to the last ``.`` or ``:`` (names derived from a
+    namespaced name, such as a webhook's consumer, keep its namespace inside).
+    """
+    sep = name.find(NAMESPACE_SEPARATOR)
+    if sep < 0:
+        return None, name
+    start = max(name.rfind(".", 0, sep), name.rfind(":", 0, sep)) + 1
+    return name[start:sep], name[:start] + name[sep + 1 :]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):

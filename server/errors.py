@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from eventlog import errors as e
+from eventlog.model import NAMESPACE_SEPARATOR, STREAM_NAME_PATTERN
+
+if TYPE_CHECKING:
+    from server.tenancy import TenantScope
 
 __all__ = [
     "CLOSE_CODES",
@@ -34,8 +39,11 @@ __all__ = [
     "error_details",
     "error_response",
     "handle_error",
+    "message_for",
     "response_for",
+    "shown_text",
     "status_for",
+    "tenant_of",
     "ws_close_code_for",
 ]
 
@@ -216,18 +224,48 @@ def error_response(
     )
 
 
-def response_for(exc: e.EventLogError, headers: Mapping[str, str] | None = None) -> Response:
-    """The JSON error response for an error of the tree (with ``Retry-After`` when it says)."""
+def response_for(
+    exc: e.EventLogError,
+    headers: Mapping[str, str] | None = None,
+    *,
+    tenant: str | None = None,
+) -> Response:
+    """The JSON error response for an error of the tree (with ``Retry-After`` when it says).
+
+    ``tenant``: the request's key's tenant; its names lose their ``<tenant>~``
+    prefix in the message, as the key sees them (:mod:`server.tenancy`).
+    """
     if exc.retry_after is not None:
         headers = {**(headers or {}), "retry-after": str(exc.retry_after)}
     return error_response(
         status_for(exc),
         exc.code,
-        str(exc),
+        message_for(exc, tenant),
         path=exc.json_path,
         headers=headers,
         details=error_details(exc),
     )
+
+
+# A name field's error says the rule, not the regex (which also spells the tenant form).
+_NAME_REGEX = f"`str` matching regex '{STREAM_NAME_PATTERN}'"
+_NAME_RULE = "a name of 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit"
+
+
+def shown_text(text: str, tenant: str | None) -> str:
+    """A message as a key of ``tenant`` sees it: its names without ``<tenant>~``."""
+    return text if tenant is None else text.replace(tenant + NAMESPACE_SEPARATOR, "")
+
+
+def message_for(exc: e.EventLogError, tenant: str | None) -> str:
+    """The error's message as a key of ``tenant`` sees it (:func:`shown_text`)."""
+    return shown_text(str(exc), tenant)
+
+
+def tenant_of(conn: HTTPConnection) -> str | None:
+    """The tenant of the request's key, once :func:`server.tenancy.scope_of` has worked it out."""
+    scope: TenantScope | None = conn.scope.get("state", {}).get("tenant_scope")
+    return None if scope is None else scope.tenant
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
@@ -236,9 +274,9 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         status = status_for(exc)
         if status == 500:
             logger.error("unmapped eventlog error: %r", exc)
-        return response_for(exc)
+        return response_for(exc, tenant=tenant_of(request))
     if isinstance(exc, msgspec.ValidationError):
-        text = str(exc)
+        text = str(exc).replace(_NAME_REGEX, _NAME_RULE)
         if " - at `" in text:
             path = text.rsplit(" - at `", 1)[-1].rstrip("`")
         else:  # msgspec names no path for the document itself (e.g. a missing field)

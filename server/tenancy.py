@@ -40,6 +40,7 @@ from starlette.requests import HTTPConnection
 
 from eventlog.errors import InvalidStreamName, Unauthorized
 from eventlog.model import NAMESPACE_SEPARATOR, Event, validate_stream_name
+from eventlog.model import split_namespace as namespace_of
 from server.auth import Action, Authenticator, Grant, require, token_of
 
 __all__ = [
@@ -60,20 +61,6 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 #: A tenant's name (it becomes a namespace prefix, so it has no ``.`` or ``~``).
 TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-
-
-def namespace_of(stored: str) -> tuple[str | None, str]:
-    """``"acme~orders"`` → ``("acme", "orders")``; ``"webhook.acme~hook"`` →
-    ``("acme", "webhook.hook")``; a name without a namespace → ``(None, name)``.
-
-    The namespace is the run of characters before the ``~``, back to the
-    start of the name or to the last ``.`` or ``:`` (tenant names have neither).
-    """
-    sep = stored.find(SEP)
-    if sep < 0:
-        return None, stored
-    start = max(stored.rfind(".", 0, sep), stored.rfind(":", 0, sep)) + 1
-    return stored[start:sep], stored[:start] + stored[sep + 1 :]
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from consumers.delivery.rewrite import Decide, Pick, Rewrite
 __all__ = [
     "ATTEMPT_COLUMNS",
     "COLUMNS",
+    "SHARED_PREFIX",
     "Claimed",
     "ConsumerAdvance",
     "DeliveryConflict",
@@ -67,6 +68,9 @@ __all__ = [
 
 
 T = TypeVar("T")
+
+#: Endpoint ids of shared consumers' rows start with this (``shared:<name>``).
+SHARED_PREFIX = "shared:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +133,12 @@ class LedgerStore(Protocol):
         """Record attempts and the deliveries' new states, in one transaction."""
 
     async def recover(self, now: float) -> int:
-        """Every ``in_flight`` delivery back to ``pending`` (due now); returns how many."""
+        """Every ``in_flight`` delivery back to ``pending`` (due now); returns how many.
+
+        Claims of shared consumers (endpoint ids starting with :data:`SHARED_PREFIX`)
+        are left alone: they expire by their own ``ack_wait``, so a worker holding
+        one across a server restart can still ack it.
+        """
         ...
 
     async def deliveries(

@@ -7,7 +7,12 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from consumers.delivery.ledger import ConsumerAdvance, EndpointCounts, act_by_rewrite
+from consumers.delivery.ledger import (
+    SHARED_PREFIX,
+    ConsumerAdvance,
+    EndpointCounts,
+    act_by_rewrite,
+)
 from consumers.delivery.machine_rules import (
     Claimed,
     apply_finished,
@@ -142,7 +147,7 @@ class MemoryLedger:
     async def recover(self, now: float) -> int:
         count = 0
         for key, d in list(self._rows.items()):
-            if d.status == "in_flight":
+            if d.status == "in_flight" and not d.endpoint_id.startswith(SHARED_PREFIX):
                 self._rows[key] = msgspec.structs.replace(
                     d, status="pending", next_attempt_at=now, updated=now
                 )

@@ -211,10 +211,11 @@ async def sweep(
 ) -> dict[str, int]:
     """Return the in-flight rows of owners that are gone to ``pending`` (due ``now``).
 
-    With ``own`` (at start-up) this owner's rows too, and in-flight rows
-    without an owner (copied by ``eventlog migrate``); never while running:
-    rows a shared consumer's worker claimed (``rewrite``) carry no owner and
-    expire by their own ``ack_wait``. Returns the rows returned per endpoint id.
+    With ``own`` (at start-up) this owner's rows too. Rows without an owner
+    are never touched: a shared consumer's worker claimed them (``rewrite``)
+    and they expire by their own ``ack_wait`` (``eventlog migrate`` makes the
+    copied claims of the stopped SQLite server pending). Returns the rows
+    returned per endpoint id.
     """
     s = storage.schema
     owners = await storage.query(
@@ -227,9 +228,11 @@ async def sweep(
     leases: list[Lease] = []
     try:
         for (owner,) in owners:
-            if owner is None or owner == token:
+            if owner is None:
+                continue
+            if owner == token:
                 if own:
-                    dead.append(owner or "")
+                    dead.append(owner)
                 continue
             lease = await storage.acquire_lease(owner_lease(owner))
             if lease is not None:  # its process is gone
@@ -242,7 +245,7 @@ async def sweep(
             rows = await c.fetch(
                 f"WITH r AS (UPDATE {s}.webhook_deliveries SET status = 'pending', "
                 "next_at = $1, updated = $1, claimed_by = NULL WHERE status = 'in_flight' "
-                "AND coalesce(claimed_by, '') = ANY($2::text[]) RETURNING endpoint_id) "
+                "AND claimed_by = ANY($2::text[]) RETURNING endpoint_id) "
                 "SELECT endpoint_id, count(*) FROM r GROUP BY endpoint_id",
                 now,
                 dead,

@@ -66,5 +66,9 @@ TABLES = ("webhook_endpoints", "webhook_deliveries", "webhook_attempts")
 #: Statements to run after rows were copied in with their own ``seq`` values.
 AFTER_COPY = [
     "SELECT setval(pg_get_serial_sequence('{s}.webhook_deliveries', 'seq'), "
-    "coalesce((SELECT max(seq) FROM {s}.webhook_deliveries), 0) + 1, false)"
+    "coalesce((SELECT max(seq) FROM {s}.webhook_deliveries), 0) + 1, false)",
+    # Claims of the stopped SQLite server (its sends, its shared consumers'
+    # workers) have no owner here: they are due again.
+    "UPDATE {s}.webhook_deliveries SET status = 'pending' "
+    "WHERE status = 'in_flight' AND claimed_by IS NULL",
 ]

@@ -45,6 +45,7 @@ class Recorder:
         self._queue: list[tuple[Finished, Owner]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         """Start writing batches."""
@@ -56,9 +57,9 @@ class Recorder:
         self._ready.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._ready.wait()
-            if len(self._queue) < LINGER_BATCH:
+            if len(self._queue) < LINGER_BATCH and not self._stopping:
                 # Let a few more results arrive: fewer, larger transactions mean
                 # fewer hand-offs of the GIL to the database thread.
                 await asyncio.sleep(LINGER)
@@ -77,6 +78,9 @@ class Recorder:
             except LogClosed:
                 return
             except EventLogError as exc:
+                if self._stopping:  # the rows stay in flight: recovery hands them out again
+                    logger.warning("recording %d attempts failed at close: %s", len(batch), exc)
+                    return
                 logger.warning("recording %d attempts failed, retrying: %s", len(batch), exc)
                 failures += 1
                 await asyncio.sleep(RETRY.delay(failures))
@@ -87,9 +91,15 @@ class Recorder:
             owner.recorded(items)
 
     async def close(self) -> None:
-        """Stop, writing what is queued."""
+        """Stop, writing what is queued.
+
+        A batch being written is let finish rather than cancelled: cancelling it
+        would lose outcomes of requests already sent (their rows would stay in
+        flight and be sent again after a restart).
+        """
+        self._stopping = True
+        self._ready.set()
         if self._task is not None:
-            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(EventLogError):

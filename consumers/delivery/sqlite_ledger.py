@@ -20,6 +20,7 @@ import msgspec
 from consumers.delivery.ledger import (
     ATTEMPT_COLUMNS,
     COLUMNS,
+    SHARED_PREFIX,
     Claimed,
     ConsumerAdvance,
     EndpointCounts,
@@ -313,8 +314,8 @@ class SQLiteLedger:
             lambda c: (
                 c.execute(
                     "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, updated = ? "
-                    "WHERE status = 'in_flight'",
-                    (now, now),
+                    "WHERE status = 'in_flight' AND substr(endpoint_id, 1, ?) != ?",
+                    (now, now, len(SHARED_PREFIX), SHARED_PREFIX),
                 ).rowcount
             )
         )

@@ -50,6 +50,7 @@ from consumers.webhook import (
     build_endpoint,
     declared_endpoint,
     public_view,
+    shown_to,
     spec_fields,
 )
 from eventlog.model import Event
@@ -250,6 +251,7 @@ def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
             sender.pace(url)
 
     def format_discord(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+        event = shown_to(ep, event)
         message = discord.build_message(
             discord.parse_options(ep.options), event, event_context(event)
         )
@@ -258,12 +260,14 @@ def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
         return OutgoingRequest(_encoder.encode(message), dict(_JSON), url)
 
     def format_slack(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+        event = shown_to(ep, event)
         message = slack.build_message(slack.parse_options(ep.options), event, event_context(event))
         pace(ep.url)
         return OutgoingRequest(_encoder.encode(message), dict(_JSON), ep.url)
 
     def format_apprise(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
         opts = apprise_kind.parse_options(ep.options)
+        event = shown_to(ep, event)
         body = apprise_kind.build_message(opts, event, event_context(event))
         return OutgoingRequest(body, {}, apprise_kind.PREFIX + opts.url)
 

@@ -3,7 +3,9 @@
 Modules: :mod:`~consumers.shared.rules` (the pure rules: who may have which
 event, what acks do), :mod:`~consumers.shared.spec` (the declaration and its
 store), :mod:`~consumers.shared.consumer` (the pump around the delivery
-ledger), :mod:`~consumers.shared.manager` (declare, find, delete) and
+ledger) with :mod:`~consumers.shared.events` (the events behind its rows),
+:mod:`~consumers.shared.model` (claims, the info record),
+:mod:`~consumers.shared.manager` (declare, find, delete) and
 :mod:`~consumers.shared.errors` (the error codes).
 """
 

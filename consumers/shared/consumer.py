@@ -40,6 +40,7 @@ from consumers.delivery.rewrite import Pick
 from consumers.filter import EventFilter
 from consumers.parking import park, parked_stream
 from consumers.shared import rules
+from consumers.shared.events import EventCache
 from consumers.shared.model import (
     MAX_CLAIMS,
     Claim,
@@ -51,7 +52,7 @@ from consumers.shared.model import (
 )
 from consumers.shared.rules import ClaimId
 from consumers.shared.spec import SharedSpec
-from eventlog import Event, EventLog
+from eventlog import EventLog
 from eventlog.errors import InvalidField, OffsetOutOfRange
 from eventlog.holds import Truncation
 
@@ -97,12 +98,13 @@ class SharedConsumer:
         self._closing = closing
         self._changed = asyncio.Event()
         self._feed_lock = asyncio.Lock()
+        self._feeds = 0
         self._floor_lock = asyncio.Lock()
         self._acks = 0
         self._floored = 0
         self._floor: int | None = None
         self._floor_seq = 0
-        self._events: dict[int, Event] = {}
+        self._events = EventCache(log, window)
         self.spec = spec
         self.filter = EventFilter(spec.types, spec.key)
 
@@ -131,10 +133,11 @@ class SharedConsumer:
         deadline = self.clock() + wait
         while True:
             changed = self._changed
+            feeds = self._feeds
             plan = await self._claim_rows(max)
             rows, to_park, fed = plan.claimed, plan.park, False
             if len(rows) < max and plan.active < self.window:
-                fed = await self._feed()
+                fed = await self._feed(feeds)
                 if fed:
                     plan = await self._claim_rows(max - len(rows))
                     rows = rows + plan.claimed
@@ -238,9 +241,15 @@ class SharedConsumer:
             ),
         )
 
-    async def _feed(self) -> bool:
-        """Enqueue the next page of the stream; False if there is none."""
+    async def _feed(self, seen: int) -> bool:
+        """Enqueue the next page of the stream; False if there is none.
+
+        ``seen`` is :attr:`_feeds` before the caller looked at the ledger: if
+        another claim fed it since, that is new rows too (True, without a read).
+        """
         async with self._feed_lock:
+            if self._feeds != seen:
+                return True
             stream = self.spec.stream
             position = await self.log.committed_offset(self.feed_name, stream) or 0
             try:
@@ -258,15 +267,16 @@ class SharedConsumer:
             for event in events:
                 if self.filter.matches(event):
                     rows.append(new_delivery(event, now, replay=False))
-                    self._cache(event)
+                    self._events.put(event)
             advance = ConsumerAdvance(self.feed_name, stream, events[-1].offset + 1)
             await self.ledger.enqueue(self.endpoint_id, rows, consumer=advance, now=now)
+            self._feeds += 1
         if len(rows) < len(events):
             await self._commit_floor()  # skipped events move the floor too
         return True
 
     async def _claims(self, rows: Sequence[Delivery], worker: str) -> list[Claim]:
-        events = await self._events_of(rows)
+        events = await self._events.of(self.spec.stream, rows)
         out = []
         gone = []
         for d in rows:
@@ -295,7 +305,7 @@ class SharedConsumer:
         return out
 
     async def _park(self, rows: Sequence[Delivery]) -> None:
-        events = await self._events_of(rows)
+        events = await self._events.of(self.spec.stream, rows)
         for d in rows:
             event = events.get(d.offset)
             if event is not None and event.id == d.event_id:
@@ -308,32 +318,6 @@ class SharedConsumer:
             lambda found: rules.parked(found, rows, now),
         )
         await self._commit_floor()
-
-    async def _events_of(self, rows: Sequence[Delivery]) -> dict[int, Event]:
-        """The rows' events: from the feed's cache, else read from the log."""
-        found = {d.offset: e for d in rows if (e := self._events.get(d.offset)) is not None}
-        missing = sorted(d.offset for d in rows if d.offset not in found)
-        stream = self.spec.stream
-        while missing:
-            start = missing[0]
-            try:
-                page = await self.log.read(stream, start, min(missing[-1] - start + 1, 500))
-            except OffsetOutOfRange as exc:
-                page = []
-                missing = [o for o in missing if o >= exc.first]
-                continue
-            for e in page:
-                self._cache(e)
-                found[e.offset] = e
-            end = page[-1].offset if page else start
-            missing = [o for o in missing if o > end]
-        return found
-
-    def _cache(self, event: Event) -> None:
-        self._events[event.offset] = event
-        if len(self._events) > 4 * self.window:
-            for offset in sorted(self._events)[: self.window]:
-                del self._events[offset]
 
     async def _commit_floor(self) -> None:
         """Commit the ack floor as the consumer's offset (concurrent calls coalesce)."""

@@ -9,7 +9,7 @@ is the only shape in which one leaves the server;
 request and is the ``webhook`` target kind (:data:`WEBHOOK`).
 """
 
-from consumers.webhook.formatter import WEBHOOK, correlation_id, format_webhook
+from consumers.webhook.formatter import WEBHOOK, correlation_id, format_webhook, shown_to
 from consumers.webhook.spec import (
     EndpointPatch,
     EndpointSpec,
@@ -42,5 +42,6 @@ __all__ = [
     "format_webhook",
     "public_view",
     "rotate_secret",
+    "shown_to",
     "spec_fields",
 ]

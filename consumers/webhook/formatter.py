@@ -14,10 +14,10 @@ from consumers.delivery.engine import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint
 from consumers.delivery.signing import webhook_headers
 from eventlog.encoding import utf8_problem
-from eventlog.model import Event
+from eventlog.model import NAMESPACE_SEPARATOR, Event, split_namespace
 from eventlog.repair import repair
 
-__all__ = ["WEBHOOK", "correlation_id", "format_webhook"]
+__all__ = ["WEBHOOK", "correlation_id", "format_webhook", "shown_to"]
 
 _CORRELATION_NAMES = ("x-correlation-id", "correlation-id", "correlation_id", "correlationid")
 _encoder = msgspec.json.Encoder()
@@ -31,8 +31,21 @@ def correlation_id(event: Event) -> str | None:
     return None
 
 
+def shown_to(ep: Endpoint, event: Event) -> Event:
+    """The event as the endpoint's owner names it: a tenant's endpoint
+    (``acme~crm``) sees its tenant's stream as ``orders``, not ``acme~orders``."""
+    if NAMESPACE_SEPARATOR not in ep.id:
+        return event
+    namespace, shown = split_namespace(event.stream)
+    if namespace is None or namespace != split_namespace(ep.id)[0]:
+        return event
+    return msgspec.structs.replace(event, stream=shown)
+
+
 def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
-    """The Standard Webhooks request for one attempt: event JSON body, signed now."""
+    """The Standard Webhooks request for one attempt: event JSON body (as
+    :func:`shown_to` the endpoint's owner), signed now."""
+    event = shown_to(ep, event)
     body = _encoder.encode(event)
     if utf8_problem(body) is not None:  # stored so by an older version: see eventlog.repair
         body = _encoder.encode(repair(event, "webhook"))

@@ -226,6 +226,8 @@ class SQLiteStorage:
                 except sqlite3.OperationalError as exc:
                     if "locked" not in str(exc) and "busy" not in str(exc):
                         raise translate(exc) from exc
+                except sqlite3.ProgrammingError:
+                    pass  # used from another thread than the one that opened it
                 except sqlite3.Error as exc:
                     raise translate(exc) from exc
         return await self.query(lambda conn: read_events(conn, stream, start, limit))

@@ -33,7 +33,7 @@ from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
 from eventlog.model import Beginning, End
 from server.api.params import refuse_repeats
 from server.config import ServerConfig
-from server.errors import CLOSE_CODES, CLOSE_GONE, CLOSE_SLOW, ws_close_code_for
+from server.errors import CLOSE_CODES, CLOSE_GONE, CLOSE_SLOW, shown_text, ws_close_code_for
 from server.metrics import metrics_of
 from server.tenancy import authorize, scope_of
 
@@ -151,14 +151,17 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
     return FirehoseRequest(stream, start, event_filter, batch, show, scope.tenant)
 
 
-def ended_close(sub: Subscription) -> tuple[int, str]:
-    """The close code and reason when the hub ended a subscription: slow client, or stopped."""
+def ended_close(sub: Subscription, tenant: str | None = None) -> tuple[int, str]:
+    """The close code and reason when the hub ended a subscription: slow client, or stopped.
+
+    ``tenant``: the key's tenant, whose names the reason gives as it names them.
+    """
     ended = SubscriptionEnded(
         sub.subscriber.phase, sub.resume_offset, sub.subscriber.reason or "firehose ended"
     )
     if ended.code == "slow_client":
         return ws_close_code_for(ended), f"slow client; reconnect with from={sub.resume_offset}"
-    return ws_close_code_for(ended), ended.reason
+    return ws_close_code_for(ended), shown_text(ended.reason, tenant)
 
 
 def gone_reason(exc: OffsetOutOfRange) -> str:

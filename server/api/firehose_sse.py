@@ -154,7 +154,7 @@ class _SSEStream(Response):
         stopping = await race(self._conn, sub, send_task, recv_task)
         if recv_task.done() and not recv_task.cancelled():
             return None
-        code, reason = ended_close(sub)
+        code, reason = ended_close(sub, self._request.tenant)
         exc = None if send_task.cancelled() else send_task.exception()
         if isinstance(exc, OffsetOutOfRange):
             code, reason = ws_close_code_for(exc), gone_reason(exc)

@@ -30,7 +30,7 @@ from server.api.firehose_common import (
     race,
 )
 from server.config import ServerConfig
-from server.errors import response_for, status_for, ws_close_code_for
+from server.errors import message_for, response_for, status_for, tenant_of, ws_close_code_for
 from server.quotas import quotas_of
 
 __all__ = ["FirehoseEndpoint"]
@@ -98,12 +98,14 @@ async def _serve_ws(websocket: WebSocket, stream: str, send: Send) -> None:
         request = await prepare(websocket, stream, sse=False)
         counted = quotas.open(request.tenant)  # the tenant's connection quota (429)
     except EventLogError as exc:
+        tenant = tenant_of(websocket)  # its names as its key gave them, not as stored
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(response_for(exc))
+            await websocket.send_denial_response(response_for(exc, tenant=tenant))
         else:  # a server without the denial extension: accept, then close 4000 + status
             await websocket.accept()
             code = 4000 + status_for(exc)
-            await _close(websocket, code, f"{exc.code}: {exc}", config.firehose_close_timeout)
+            reason = f"{exc.code}: {message_for(exc, tenant)}"
+            await _close(websocket, code, reason, config.firehose_close_timeout)
         return
     try:
         await _serve_admitted(websocket, request, send, metrics)
@@ -169,7 +171,7 @@ async def _pump_ws(
     if exc is not None and not isinstance(exc, SubscriptionEnded):
         logger.error("firehose sender failed", exc_info=exc)
         return 1011, "internal error"
-    return ended_close(sub)
+    return ended_close(sub, request.tenant)
 
 
 class FirehoseEndpoint:

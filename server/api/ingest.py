@@ -40,7 +40,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from eventlog import EventLog
-from eventlog.errors import Conflict, EventLogError, InvalidField, InvalidInput, NotFound
+from eventlog.errors import (
+    Conflict,
+    EventLogError,
+    InvalidField,
+    InvalidInput,
+    InvalidStreamName,
+    NotFound,
+)
 from server.auth import require
 from server.config import ServerConfig
 from server.ingest.mapping import MappingError
@@ -209,11 +216,19 @@ async def _put(request: Request, registry: SourceRegistry, spec: Source) -> Resp
     return JSONResponse(_view(compiled, scope_of(request)), status_code=201 if created else 200)
 
 
+def _stored(request: Request, given: str) -> str:
+    """The stored name of a source the path names; a name no source can have is not found."""
+    try:
+        return scope_of(request).name(given)
+    except InvalidStreamName:
+        raise NotFound(f"no ingest source is named {given!r}", code="unknown_source") from None
+
+
 async def get_source(request: Request) -> Response:
     """``GET /api/ingest/sources/{name}``."""
     require(request, "admin")
     given = request.path_params["name"]
-    source = await (await registry_of(request.app)).get(scope_of(request).name(given))
+    source = await (await registry_of(request.app)).get(_stored(request, given))
     if source is None:
         raise NotFound(f"no ingest source is named {given!r}", code="unknown_source")
     return JSONResponse(_view(source, scope_of(request)))
@@ -230,7 +245,7 @@ async def delete_source(request: Request) -> Response:
     """``DELETE /api/ingest/sources/{name}``: 204, or 404."""
     require(request, "admin")
     given = request.path_params["name"]
-    deleted = await (await registry_of(request.app)).delete(scope_of(request).name(given))
+    deleted = await (await registry_of(request.app)).delete(_stored(request, given))
     if not deleted:
         raise NotFound(f"no ingest source is named {given!r}", code="unknown_source")
     return Response(status_code=204)

@@ -43,6 +43,7 @@ from server.api.append_body import media_type
 from server.api.openapi_parts import AUTH, NAME, errors, json_body, ref
 from server.api.streams import json_response
 from server.auth import require
+from server.quotas import quotas_of
 from server.tenancy import scope_of
 
 __all__ = [
@@ -194,8 +195,12 @@ async def claim(request: Request) -> Response:
     consumer = await _consumer(request)
     body: ClaimRequest = await _body(request, _claim.decode, work=True)
     wait = min(body.wait, request.app.state.config.max_wait)
-    claims = await consumer.claim(body.worker, body.max, wait)
     scope = scope_of(request)
+    if wait > 0:  # a long-poll holds one of the tenant's connections (server/quotas.py)
+        with quotas_of(request).connection(scope.tenant):
+            claims = await consumer.claim(body.worker, body.max, wait)
+    else:
+        claims = await consumer.claim(body.worker, body.max, wait)
     if not scope.sees_all and scope.tenant is not None:
         claims = [
             msgspec.structs.replace(c, stream=scope.shown(c.stream), event=scope.event(c.event))

@@ -152,6 +152,24 @@ def test_invalid_stream_name_is_400(client: httpx.Client, name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/api/consumers/c1", {"stream": "has space", "position": 0}),
+        ("PUT", "/api/consumers/c1/shared", {"stream": "has space"}),
+    ],
+)
+def test_a_bad_stream_name_in_a_body_says_the_rule_not_a_regex(
+    client: httpx.Client, method: str, path: str, body: dict[str, object]
+) -> None:
+    error = _assert_error(client.request(method, path, json=body), 422, "validation_error")
+    assert error["message"] == (
+        "Expected a name of 1-128 characters of [A-Za-z0-9._-], starting with a letter or digit"
+        " - at `$.stream`"
+    )
+    assert error["path"] == "$.stream"
+
+
+@pytest.mark.parametrize(
     ("params", "code"),
     [
         ({"from": "-1"}, "invalid_parameter"),

@@ -206,3 +206,29 @@ async def test_rows_claimed_by_a_killed_process_are_sent_within_two_lease_period
     assert elapsed <= 2 * LEASE_PERIOD + scaled(0.5), elapsed
     webhook_ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert sorted(webhook_ids) == sorted(r.id for r in rows)  # the same id per event
+
+
+async def test_claims_without_an_owner_are_left_to_their_own_expiry(pg_log: EventLog) -> None:
+    # A shared consumer's worker claims rows through rewrite(): in flight,
+    # without an owner, expiring by ack_wait. Neither sweep may take them.
+    store = ledger_for(pg_log)
+    assert isinstance(store, PostgresLedger)
+    await store.open()
+    now = time.time()
+    await pg_log.append_batch("orders", [NewEvent(type="t", data=n) for n in range(2)])
+    rows = [new_delivery(e, now, replay=False) for e in await pg_log.read("orders", 0, 10)]
+    await store.enqueue("ep", rows, consumer=None, now=now)
+    storage = pg_log.storage
+    assert isinstance(storage, PostgresStorage)
+    await storage.transact(
+        lambda c: c.execute(
+            f"UPDATE {storage.schema}.webhook_deliveries SET status = 'in_flight' WHERE id = $1",
+            rows[0].id,
+        )
+    )
+    mine = await store.claim("ep", "concurrent", now, 10)
+    assert [d.id for d in mine.rows] == [rows[1].id]
+    assert await store.sweep(now) == {}
+    assert await claimed_by(pg_log) == {None: 1, store.token: 1}
+    assert await store.recover(now) == 1  # at start-up: this owner's own claims only
+    assert await claimed_by(pg_log) == {None: 1}

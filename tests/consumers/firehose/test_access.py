@@ -56,7 +56,9 @@ def test_sse_without_read_scope_is_401(auth_server: ServerThread) -> None:
 
 async def test_clients_past_the_limit_are_closed_with_1013(auth_server: ServerThread) -> None:
     headers = {"Authorization": f"Bearer {READER_KEY}"}
-    url = f"{auth_server.ws_url}/api/streams/orders/firehose"
+    with httpx.Client(base_url=auth_server.url, timeout=scaled(10)) as http:
+        append(http, "orders.crowd", 1, headers=WRITER)  # its own stream: no other test's
+    url = f"{auth_server.ws_url}/api/streams/orders.crowd/firehose"
     async with connect(url, additional_headers=headers), connect(url, additional_headers=headers):
         await asyncio.to_thread(
             wait_for_gauge, auth_server, "eventlog_firehose_clients", '{transport="ws"}', 2
@@ -65,7 +67,7 @@ async def test_clients_past_the_limit_are_closed_with_1013(auth_server: ServerTh
             with pytest.raises(websockets.ConnectionClosed) as info:
                 await asyncio.wait_for(third.recv(), scaled(10))
         async with httpx.AsyncClient(timeout=scaled(10)) as http:
-            r = await http.get(f"{auth_server.url}/api/streams/orders/sse", headers=headers)
+            r = await http.get(f"{auth_server.url}/api/streams/orders.crowd/sse", headers=headers)
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "too_many_clients"
     assert info.value.rcvd is not None

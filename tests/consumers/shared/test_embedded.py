@@ -18,6 +18,7 @@ from consumers.shared import (
 from eventlog import EventLog, Retention
 from eventlog.errors import ConsumerNotFound, InvalidInput
 from eventlog.holds import HoldPolicy
+from tests.support import scaled
 
 
 class Clock:
@@ -154,6 +155,27 @@ async def test_a_long_poll_claim_wakes_on_append(
     await append(any_log, 1)
     claims = await asyncio.wait_for(waiting, 5)
     assert [x.offset for x in claims] == [0]
+
+
+async def test_two_claims_at_once_both_return_at_once_when_events_are_ready(
+    sqlite_log: EventLog,
+) -> None:
+    # A long poll so that a claim left waiting for the next look would show.
+    shared = SharedConsumers(sqlite_log, poll=10)
+    await shared.open()
+    c = await shared.declare("c", SharedSpec(stream="orders"))
+    await append(sqlite_log, 6)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def timed(worker: str) -> tuple[float, list[int]]:
+        claims = await c.claim(worker, max=3, wait=20)
+        return loop.time() - started, [x.offset for x in claims]
+
+    (t1, first), (t2, second) = await asyncio.gather(timed("w1"), timed("w2"))
+    assert sorted(first + second) == [0, 1, 2, 3, 4, 5]
+    # The one that lost the race to feed the ledger claims what the other fed.
+    assert abs(t2 - t1) < scaled(1.0), (t1, t2)
 
 
 async def test_filters_skip_events_and_the_floor_moves_past_them(

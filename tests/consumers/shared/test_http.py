@@ -195,7 +195,8 @@ def test_bad_claim_requests_are_422_invalid_parameter(
 
 
 def test_claims_on_unknown_and_plain_consumers(api: httpx.Client) -> None:
-    error(api.post("/api/consumers/nobody/claim", json={"worker": "w"}), 404, "consumer_not_found")
+    missing = api.post("/api/consumers/nobody/claim", json={"worker": "w"})
+    assert error(missing, 404, "consumer_not_found") == "consumer 'nobody' does not exist"
     append(api, 1)
     assert (
         api.put("/api/consumers/plain", json={"stream": "orders", "position": 0}).status_code == 200

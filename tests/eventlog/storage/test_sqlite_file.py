@@ -10,7 +10,7 @@ import pytest
 
 from eventlog import CorruptDatabase, EventLog, InvalidInput, LogClosed, SchemaTooNew
 from eventlog.storage import sqlite_schema
-from eventlog.storage.sqlite import APPLICATION_ID, SCHEMA_VERSION
+from eventlog.storage.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteStorage
 from eventlog.storage.sqlite_schema import PAGE_SIZE
 
 
@@ -208,3 +208,20 @@ async def test_a_reader_looping_over_small_reads_lets_other_tasks_run(tmp_path: 
             assert [e.offset for e in await log.read("s", i % 10, 1)] == [i % 10]
         task.cancel()
         assert ticks >= 150
+
+
+async def test_a_log_used_from_another_thread_than_it_opened_on_still_reads(
+    tmp_path: Path,
+) -> None:
+    storage = SQLiteStorage(tmp_path / "e.db")
+    await storage.open()
+    try:
+        await asyncio.to_thread(asyncio.run, _append_and_read(storage))
+    finally:
+        await storage.close()
+
+
+async def _append_and_read(storage: SQLiteStorage) -> None:
+    async with EventLog(storage) as log:
+        await log.append("s", 1, type="t")
+        assert [e.json() for e in await log.read("s")] == [1]

@@ -95,7 +95,10 @@ async def test_webhooks_of_the_same_id_deliver_each_tenants_events_only(
         await receiver.wait_for(2, scaled(10))
         by_path = {r.path: json.loads(r.body) for r in receiver.requests}
         assert by_path["/globex"]["type"] == "globex.created"
-        assert by_path["/acme"]["type"] == "acme.created"
+        assert (by_path["/acme"]["type"], by_path["/acme"]["stream"]) == (
+            "acme.created",
+            "w-orders",
+        )
         listed = (await acme.get("/api/webhooks")).json()["webhooks"]
         assert [(w["id"], w["url"]) for w in listed] == [("crm", receiver.url("/acme"))]
         deliveries = (await acme.get("/api/webhooks/crm/deliveries")).json()["deliveries"]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.server.tenants.keys import KEYS, client, headers, tenant_config
 from tests.serverthread import ServerThread
@@ -83,3 +84,35 @@ def test_sse_shows_each_tenant_only_its_stream(server: ServerThread) -> None:
             data = next(line for line in lines if line.startswith("data: "))
             event = msgspec.json.decode(data.removeprefix("data: "))
             assert (event["stream"], event["type"]) == ("sse-orders", f"{who}.t")
+
+
+async def test_a_refused_websocket_names_the_stream_as_the_tenant_gave_it(
+    server: ServerThread,
+) -> None:
+    url = f"{server.ws_url}/api/streams/no-such-stream/firehose"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, additional_headers=headers("acme")):
+            pass
+    response = refused.value.response
+    error = msgspec.json.decode(response.body)["error"]
+    assert (response.status_code, error["code"]) == (404, "stream_not_found")
+    assert error["message"] == "stream 'no-such-stream' does not exist"
+
+
+async def test_the_close_reason_of_a_deleted_stream_names_it_as_the_tenant_does(
+    server: ServerThread,
+) -> None:
+    _seed(server, "ws-deleted")
+    url = f"{server.ws_url}/api/streams/ws-deleted/firehose?from=beginning"
+    async with connect(url, additional_headers=headers("acme")) as ws:
+        await ws.recv()
+        with client(server.url, "acme") as acme:
+            r = await asyncio.to_thread(acme.delete, "/api/streams/ws-deleted")
+            assert r.status_code == 204
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), scaled(10))
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+        1001,
+        "stream 'ws-deleted' was deleted",
+    )

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -16,6 +18,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from server.quotas import TokenBucket
+from tests.server.ingest.senders import GITHUB_SECRET, github_headers
 from tests.server.tenants.keys import client, headers, tenant_config
 from tests.serverthread import ServerThread
 from tests.support import scaled
@@ -131,3 +134,47 @@ async def test_connection_quota_counts_websocket_sse_and_long_poll(server: Serve
         except websockets.InvalidStatus:
             await asyncio.sleep(0.1)
     raise AssertionError("the closed connections were not given back")
+
+
+def test_ingest_and_shared_consumer_claims_count_against_the_tenants_quotas(
+    tmp_path: Path,
+) -> None:
+    quotas = "[tenants.acme]\nappend_rate = 0.1\nappend_burst = 1\nmax_connections = 1\n"
+    config = tenant_config(tmp_path, quotas)
+    with (
+        ServerThread.start(db=tmp_path / "e.db", config=config) as server,
+        client(server.url, "acme") as acme,
+    ):
+        source = {
+            "name": "github",
+            "stream": "gh",
+            "verify": {"scheme": "github", "secret": GITHUB_SECRET},
+        }
+        assert acme.post("/api/ingest/sources", json=source).status_code == 201
+        body = msgspec.json.encode({"action": "opened"})
+        sent = [
+            httpx.post(
+                f"{server.url}/ingest/acme~github",
+                content=body,
+                headers=github_headers(body, delivery=f"d-{n}"),
+                timeout=scaled(10),
+            )
+            for n in range(2)
+        ]
+        assert sent[0].status_code == 202
+        assert _refused(sent[1], "append_rate_exceeded") == 10
+        declared = acme.put("/api/consumers/workers/shared", json={"stream": "gh"})
+        assert declared.status_code == 200, declared.text
+        url = f"{server.url}/api/streams/gh/events?from=1&wait=5"
+        held = threading.Thread(target=lambda: acme.get(url), daemon=True)
+        held.start()  # the one connection acme may hold
+        deadline = time.monotonic() + scaled(10)
+        claimed = acme.post(
+            "/api/consumers/workers/claim", json={"worker": "w", "wait": 1, "max": 1}
+        )
+        while claimed.status_code != 429 and time.monotonic() < deadline:
+            claimed = acme.post(
+                "/api/consumers/workers/claim", json={"worker": "w", "wait": 1, "max": 1}
+            )
+        assert _refused(claimed, "connection_quota_exceeded") == 10
+        held.join()

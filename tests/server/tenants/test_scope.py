@@ -7,8 +7,12 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from consumers.delivery.model import Endpoint
+from consumers.notify.spec import notify_kinds
+from consumers.webhook import format_webhook, shown_to
 from eventlog.errors import InvalidStreamName
 from eventlog.model import Event, validate_stream_name
+from server.config import ConfigError, load_config
 from server.tenancy import ALL, TenantScope, namespace_of
 
 
@@ -72,3 +76,45 @@ def test_events_and_frames_show_the_tenants_stream_name() -> None:
     text = msgspec.json.encode(event).decode()
     assert msgspec.json.decode(acme.frame(text))["stream"] == "orders"
     assert ALL.frame(text) == text
+
+
+def test_config_refuses_bad_tenant_names_with_a_clear_error() -> None:
+    key = {"name": "k", "hash": "sha256:" + "0" * 64, "scopes": ["admin"], "tenant": "Acme.Corp"}
+    with pytest.raises(ConfigError, match="tenant"):
+        load_config(flags={"api_keys": [key]})
+    with pytest.raises(ConfigError, match="tenant name"):
+        load_config(flags={"tenants": {"a~b": {"append_rate": 1}}})
+    with pytest.raises(ConfigError, match="append_rate"):
+        load_config(flags={"tenants": {"acme": {"append_rate": 0}}})
+    config = load_config(flags={"tenants": {"acme": {"max_connections": 3}}})
+    assert config.tenants["acme"].max_connections == 3
+
+
+def test_a_tenants_endpoint_sees_its_events_by_the_tenants_names() -> None:
+    event = Event(
+        stream="acme~orders",
+        offset=0,
+        id="1",
+        type="t",
+        key=None,
+        time=datetime.now(UTC),
+        headers={},
+        data=msgspec.Raw(b"{}"),
+    )
+    mine = Endpoint(id="acme~crm", url="https://example.com/hook", stream="acme~orders")
+    assert shown_to(mine, event).stream == "orders"
+    body = msgspec.json.decode(format_webhook(mine, event, "msg_1", 0.0).body)
+    assert body["stream"] == "orders"
+    admins = Endpoint(id="crm", url="https://example.com/hook", stream="acme~orders")
+    assert shown_to(admins, event).stream == "acme~orders"  # an admin's endpoint: as stored
+    chat = Endpoint(id="acme~chat", url="https://example.com/x", stream="acme~orders")
+    discord = notify_kinds()["discord"]
+    message = msgspec.json.decode(
+        discord.format(
+            msgspec.structs.replace(chat, kind="discord", options={"template": "{stream}"}),
+            event,
+            "msg_1",
+            0.0,
+        ).body
+    )
+    assert message["content"] == "orders"
