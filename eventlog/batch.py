@@ -6,7 +6,7 @@ so that when the transaction starts the batch is ready: no pass over the
 queue, no planning for the common case. That case is a batch whose events
 all have ids the log generated and no expected offset: nothing to look up or
 check, so storage only needs each stream's events in order and answers with
-the first offset it gave each stream (:meth:`Storage.append_generated`).
+the first offset it gave each stream (:func:`eventlog.storage.derived.append_generated`).
 Any other request turns the batch into a general one, written by
 :meth:`Storage.append` with idempotency and expected-offset checks.
 

@@ -46,6 +46,7 @@ from eventlog.model import (
 )
 from eventlog.retention import run_retention
 from eventlog.schedule import Scheduler
+from eventlog.storage import derived
 from eventlog.storage.base import Storage
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.components import held_for, schedule_store_for
@@ -264,7 +265,7 @@ class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
         self._check_open()
         if time.tzinfo is None:
             raise InvalidPosition("time must be timezone-aware")
-        return await self.storage.offset_at_time(validate_stream_name(stream), time)
+        return await derived.offset_at_time(self.storage, validate_stream_name(stream), time)
 
     # -- consumers -------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from eventlog.errors import EventLogError, InvalidEvent
 from eventlog.holds import HoldPlan, HoldPolicy, plan_holds
 from eventlog.model import ConsumerInfo, Retention, StreamInfo
 from eventlog.storage.base import Storage
+from eventlog.storage.derived import offset_at_time, offset_for_bytes
 
 __all__ = [
     "TRIM_CHUNK",
@@ -51,9 +52,9 @@ async def retention_cutoff(storage: Storage, info: StreamInfo, now: datetime) ->
         cutoff = max(cutoff, info.next_offset - policy.max_count)
     if policy.max_age is not None:
         t = now - timedelta(seconds=policy.max_age)
-        cutoff = max(cutoff, await storage.offset_at_time(info.name, t))
+        cutoff = max(cutoff, await offset_at_time(storage, info.name, t))
     if policy.max_bytes is not None and info.bytes > policy.max_bytes:
-        cutoff = max(cutoff, await storage.offset_for_bytes(info.name, policy.max_bytes))
+        cutoff = max(cutoff, await offset_for_bytes(storage, info.name, policy.max_bytes))
     return min(cutoff, info.next_offset)
 
 

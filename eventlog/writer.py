@@ -41,6 +41,7 @@ from eventlog.batch import WriteBatch
 from eventlog.errors import EventLogError, LogClosed, StorageError
 from eventlog.model import utc_now
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
+from eventlog.storage.derived import append_generated
 
 __all__ = ["GroupCommitWriter"]
 
@@ -216,7 +217,7 @@ class GroupCommitWriter:
         started = time.perf_counter()
         try:
             if batch.generated:
-                firsts = await storage.append_generated(batch.streams, self._clock())
+                firsts = await append_generated(storage, batch.streams, self._clock())
                 outcomes = None
             else:
                 outcomes = await storage.append(batch.requests, self._clock())

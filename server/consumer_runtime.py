@@ -25,6 +25,7 @@ async def start(app: Starlette) -> None:
     declare the shared ones (``shared = true``)."""
     instances = app.state.config.consumers
     shared = [i for i in instances if i.shared]
+    app.state.shared_in_config = frozenset(i.name for i in shared)
     if shared:
         consumers = await shared_consumers(app)
         for i in shared:

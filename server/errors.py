@@ -124,6 +124,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "config_source": (409, None),
     "consumer_not_shared": (409, None),
     "consumer_conflict": (409, None),
+    "consumer_in_config": (409, None),
     "claim_expired": (409, None),
     "claim_not_held": (409, None),
     "already_acked": (409, None),

@@ -18,8 +18,27 @@ from eventlog.storage.base import Storage
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.sqlite import SQLiteStorage
 from tests.consumers.delivery.receiver import Receiver
-from tests.pg import own_cluster, pg_cluster, pg_storage, pg_url  # noqa: F401 - PostgreSQL fixtures
+from tests.ordering import DurationsSeen, long_first, stored_durations
+from tests.pg import (  # noqa: F401 - the PostgreSQL fixtures, for every test
+    own_cluster,
+    pg_cluster,
+    pg_storage,
+    pg_url,
+    two_logs,
+)
 from tests.support import opened
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Record how long each test takes (on the xdist controller, or the one process)."""
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(DurationsSeen(), "eventlog-durations")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests first (tests/ordering.py), so the xdist workers finish together."""
+    items[:] = long_first(items, stored_durations(config))
+
 
 #: Every storage backend; each contract suite runs once per entry.
 BACKENDS = ["memory", "sqlite", "postgres"]

@@ -9,9 +9,10 @@ Each test gets its own database (``CREATE DATABASE ... TEMPLATE``, ~60 ms), so
 tests never see each other's rows, notifications or advisory locks.
 
 Use the ``pg_cluster`` fixture (session-scoped), ``pg_url`` (a fresh database
-per test), ``pg_storage`` (an open PostgresStorage on one) and ``own_cluster``
-(a cluster of the test's own, for tests that restart it); tests/conftest.py
-imports them for the whole suite.
+per test), ``pg_storage`` (an open PostgresStorage on one), ``two_logs`` (two
+logs on one, as two processes would have) and ``own_cluster`` (a cluster of the
+test's own, for tests that restart it); tests/conftest.py imports them for the
+whole suite.
 """
 
 from __future__ import annotations
@@ -25,10 +26,19 @@ import pytest
 
 from bench.pgcluster import RUN_AS, find_bin_dir
 from bench.pgcluster import PgCluster as _PgCluster
+from eventlog import EventLog
 from eventlog.storage.postgres import PostgresStorage
 from tests.support import TIMEOUT_SCALE, opened
 
-__all__ = ["PgCluster", "find_bin_dir", "own_cluster", "pg_cluster", "pg_storage", "pg_url"]
+__all__ = [
+    "PgCluster",
+    "find_bin_dir",
+    "own_cluster",
+    "pg_cluster",
+    "pg_storage",
+    "pg_url",
+    "two_logs",
+]
 
 
 class PgCluster(_PgCluster):
@@ -104,3 +114,13 @@ def own_cluster(pg_cluster: PgCluster) -> Iterator[PgCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+async def two_logs(pg_url: str) -> AsyncIterator[tuple[EventLog, EventLog]]:
+    """Two logs on one database, each with its own connections (two "processes")."""
+    async with (
+        EventLog.open(pg_url, retention_interval=0) as a,
+        EventLog.open(pg_url, retention_interval=0) as b,
+    ):
+        yield a, b

@@ -52,18 +52,18 @@ import asyncio
 import os
 import re
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Protocol, Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 import httpx
 import psutil
 
 from eventlog.closing import Closing
+from tests import forked
 from tests.support import POLL_INTERVAL, Server, scaled, terminate
 
 __all__ = ["EVENTLOG", "ServerFailed", "ServerProcess", "db_path", "launched", "run_cli"]
@@ -122,11 +122,10 @@ class ServerProcess(Closing):
         self.env = dict(env or {})
         self.port = port or 0  # 0 until the first start binds one
         self.tls = tls
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: forked.Forked | None = None
         fd, log_name = tempfile.mkstemp(prefix="eventlog-server-", suffix=".log")
         os.close(fd)
         self._log_path = Path(log_name)
-        self._log_file: IO[bytes] | None = None
 
     @classmethod
     def start(
@@ -160,10 +159,9 @@ class ServerProcess(Closing):
         return self.proc.pid
 
     def _command(self) -> list[str]:
+        # `python -m server.cli.serve serve ...`: the `eventlog serve` command, without the
+        # rest of the CLI, forked from the preloaded server of tests/forked.py.
         return [
-            sys.executable,
-            "-m",
-            "server.cli.serve",  # the `eventlog serve` command, without the rest of the CLI
             "serve",
             "--host",
             "127.0.0.1",
@@ -185,15 +183,13 @@ class ServerProcess(Closing):
         return environ
 
     def _launch(self, ready_timeout: float | None) -> None:
-        self._log_file = open(self._log_path, "ab")  # noqa: SIM115 - closed in stop()
-        launched_at = self._log_file.tell()  # this launch's output starts here
-        self.proc = subprocess.Popen(
+        launched_at = self._log_path.stat().st_size  # this launch's output starts here
+        self.proc = forked.start(
+            "server.cli.serve",
             self._command(),
-            cwd=ROOT,
             env=self._environ(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            stdout=self._log_path,
         )
         deadline = time.monotonic() + (ready_timeout or scaled(30))
         bound = False
@@ -202,7 +198,6 @@ class ServerProcess(Closing):
             while True:
                 code = self.proc.poll()
                 if code is not None:
-                    self._close_log()
                     raise ServerFailed(f"server exited with {code}:\n{self.output()}")
                 # Probe only once this process has said which port it bound:
                 # before that, the port may belong to someone else.
@@ -248,8 +243,7 @@ class ServerProcess(Closing):
         if self.proc is None:
             return 0
         terminate(self.proc, timeout if timeout is not None else scaled(20))
-        self._close_log()
-        return int(self.proc.returncode)
+        return self.proc.wait()
 
     def kill(self) -> int:
         """SIGKILL the server now (a crash); the exit code."""
@@ -257,9 +251,7 @@ class ServerProcess(Closing):
             return 0
         if self.proc.poll() is None:
             self.proc.kill()
-        self.proc.wait()
-        self._close_log()
-        return int(self.proc.returncode)
+        return self.proc.wait()
 
     def restart(
         self, extra_args: Sequence[str] | None = None, env: Mapping[str, str] | None = None
@@ -272,11 +264,6 @@ class ServerProcess(Closing):
             self.env = dict(env)
         self._launch(None)
         return self
-
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
 
     def close(self) -> None:
         """Stop the server and remove its temp files."""
@@ -292,11 +279,10 @@ EVENTLOG = str(Path(sys.executable).with_name("eventlog"))
 
 
 async def run_cli(server: Server, *args: str) -> tuple[int, str, str]:
-    """Run ``eventlog ARGS --url <server>``: its exit code, stdout and stderr (30 s at most)."""
-    proc = await asyncio.create_subprocess_exec(
-        EVENTLOG, *args, "--url", server.url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), scaled(30))
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """Run ``eventlog ARGS --url <server>``: its exit code, stdout and stderr (30 s at most).
+
+    ``python -m server.cli`` (the console script's code), forked (tests/forked.py).
+    """
+    argv = [*args, "--url", server.url]
+    proc = await asyncio.to_thread(forked.run, "server.cli", argv, timeout=scaled(30))
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()

@@ -141,7 +141,16 @@ async def opened(storage: S) -> AsyncIterator[S]:
         await storage.close()
 
 
-def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
+class Process(Protocol):
+    """What :func:`terminate` needs of a child process (a Popen, or a tests.forked child)."""
+
+    def poll(self) -> int | None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+def terminate(proc: Process, timeout: float) -> None:
     """SIGTERM ``proc`` if it still runs, and wait; SIGKILL it after ``timeout`` seconds."""
     if proc.poll() is None:
         proc.terminate()

@@ -17,6 +17,7 @@ from consumers.shared.errors import (
     ClaimNotFound,
     ClaimNotHeld,
     ConsumerConflict,
+    ConsumerInConfig,
     ConsumerNotShared,
     InvalidDelay,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "ClaimNotFound",
     "ClaimNotHeld",
     "ConsumerConflict",
+    "ConsumerInConfig",
     "ConsumerNotShared",
     "HeldClaim",
     "InvalidDelay",

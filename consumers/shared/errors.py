@@ -7,7 +7,9 @@ Each has a stable code (``/api/consumers/{name}/...`` answers with it;
 code                    status  when
 ======================  ======  ===============================================
 ``consumer_not_shared`` 409     claim/ack/... on a consumer that is not shared
-``consumer_conflict``   409     re-declaring a shared consumer on another stream
+``consumer_conflict``   409     re-declaring a shared consumer on another stream, taking
+                                the name of a consumer that is not shared, or seeking one
+``consumer_in_config``  409     changing or deleting one declared in the config file
 ``claim_not_found``     404     a claim id never issued (or malformed)
 ``claim_expired``       409     the claim's ``ack_wait`` passed, or it was nacked
 ``claim_not_held``      409     the claim was issued to another worker
@@ -27,6 +29,7 @@ __all__ = [
     "ClaimNotFound",
     "ClaimNotHeld",
     "ConsumerConflict",
+    "ConsumerInConfig",
     "ConsumerNotShared",
     "InvalidDelay",
 ]
@@ -39,9 +42,16 @@ class ConsumerNotShared(Conflict):
 
 
 class ConsumerConflict(Conflict):
-    """A shared consumer is declared again with a spec that may not change (its stream)."""
+    """A shared consumer is declared again with a spec that may not change (its stream),
+    declared under the name of a consumer that is not shared, or seeked."""
 
     code = "consumer_conflict"
+
+
+class ConsumerInConfig(ConsumerConflict):
+    """The shared consumer is declared in the config file: change it there."""
+
+    code = "consumer_in_config"
 
 
 class ClaimNotFound(NotFound):

@@ -91,7 +91,8 @@ class SharedConsumers:
         position, and may change everything but its stream.
 
         Raises:
-            ConsumerConflict: It exists on another stream.
+            ConsumerConflict: It exists on another stream, or a consumer that is
+                not shared has the name (its position is not taken over).
             InvalidInput: A bad name or spec.
         """
         spec.check(name)
@@ -101,6 +102,11 @@ class SharedConsumers:
                 f"shared consumer {name!r} consumes {old.stream!r}; delete it to change its stream"
             )
         if old is None:
+            if await self._taken_by_unshared(name):
+                raise ConsumerConflict(
+                    f"consumer {name!r} exists and is not shared; "
+                    "give the shared consumer a name of its own"
+                )
             first, head = await self.log.bounds(spec.stream)
             if spec.start == "beginning":
                 start = first
@@ -125,10 +131,21 @@ class SharedConsumers:
         spec = await self.specs.get(name)
         if spec is None:
             self._drop(name)
-            if any(c.name == name for c in await self.log.consumers()):
+            if await self._taken_by_unshared(name):
                 raise ConsumerNotShared(f"consumer {name!r} is not a shared consumer")
             raise ConsumerNotFound(name)
         return self._bind(name, spec)
+
+    async def is_shared(self, name: str) -> bool:
+        """Whether ``name`` is a shared consumer (or the feed position of one)."""
+        if await self.specs.get(name) is not None:
+            return True
+        return name.endswith(".feed") and await self.specs.get(name[: -len(".feed")]) is not None
+
+    async def _taken_by_unshared(self, name: str) -> bool:
+        # A shared consumer (even a deleted one) also commits ``<name>.feed``.
+        names = {c.name for c in await self.log.consumers()}
+        return name in names and f"{name}.feed" not in names
 
     async def delete(self, name: str) -> bool:
         """Delete a shared consumer and its unacked claims; False if there was none."""

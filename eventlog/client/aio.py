@@ -164,7 +164,7 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
         event = NewEvent(type=type, data=data, key=key, id=id, headers=dict(headers or {}))
         if at is not None:
             return (await self._scheduled(stream, [event], at, expected_offset))[0]
-        result = await self.append_batch_result(stream, [event], expected_offset=expected_offset)
+        result = await self._append(stream, [event], expected_offset, one=True)
         return result.offsets[0]
 
     @overload
@@ -223,8 +223,18 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
         expected_offset: int | None = None,
     ) -> Appended:
         """Like :meth:`append_batch`, also telling how many events were new."""
+        return await self._append(stream, events, expected_offset, one=False)
+
+    async def _append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent | Mapping[str, Any]],
+        expected_offset: int | None,
+        *,
+        one: bool,
+    ) -> Appended:
         validate_stream_name(stream)
-        body, _ = wire.append_body(events)
+        body, _ = wire.append_body(events, one=one)
         params: dict[str, str | int | float] = {}
         if expected_offset is not None:
             params["expected_offset"] = expected_offset

@@ -266,8 +266,12 @@ def _out(event: NewEvent | Mapping[str, Any]) -> _OutEvent:
     return out
 
 
-def append_body(events: Sequence[NewEvent | Mapping[str, Any]]) -> tuple[bytes, list[str]]:
-    """The JSON to POST for ``events`` (an object for one, else an array) and each event's id.
+def append_body(
+    events: Sequence[NewEvent | Mapping[str, Any]], *, one: bool = False
+) -> tuple[bytes, list[str]]:
+    """The JSON to POST for ``events`` and each event's id: an array, or with ``one``
+    the single event as an object (its errors then name ``$.type``, as the embedded
+    ``append``'s do; a batch's name ``$[0].type``, as ``append_batch``'s do).
 
     Every event without an ``id`` gets a UUIDv7 here, so resending the same
     bytes after a lost answer appends nothing twice (the server returns the
@@ -281,8 +285,7 @@ def append_body(events: Sequence[NewEvent | Mapping[str, Any]]) -> tuple[bytes, 
         raise e.InvalidEvent("a batch needs at least one event")
     out = [_out(event) for event in events]
     try:
-        # One event goes as an object: its errors then name `$.type`, not `$[0].type`.
-        body = _encoder.encode(out[0] if len(out) == 1 else out)
+        body = _encoder.encode(out[0] if one and len(out) == 1 else out)
     except (TypeError, msgspec.EncodeError) as exc:
         raise e.InvalidEvent(f"data is not JSON-serialisable: {exc}", path="$.data") from exc
     return body, [o.id or "" for o in out]

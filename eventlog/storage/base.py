@@ -9,7 +9,7 @@ suite in ``tests/eventlog/storage/`` proves each backend equivalent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -85,9 +85,10 @@ class Storage(Protocol):
     :class:`eventlog.errors.StorageError` subclasses.
 
     Anything optional (cross-process wake-ups and leases, several append
-    transactions at once, tables of other components in the same database)
-    the backend declares in :attr:`capabilities`; nothing asks a backend for
-    its type.
+    transactions at once, tables of other components in the same database,
+    faster ways to do what :mod:`eventlog.storage.derived` derives from these
+    methods) the backend declares in :attr:`capabilities`; nothing asks a
+    backend for its type.
     """
 
     #: What this backend offers beyond these methods.
@@ -108,19 +109,6 @@ class Storage(Protocol):
         """
         ...
 
-    async def append_generated(
-        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
-    ) -> dict[str, int]:
-        """Append events whose ids the log generated, in one transaction, durably.
-
-        The common case of :meth:`append`, made cheap: generated ids are new by
-        construction and no request carries an expected offset, so there is
-        nothing to look up or check. Each stream's events get consecutive
-        offsets in the order given, with :meth:`append`'s rule for time.
-        Returns the first offset given to each stream.
-        """
-        ...
-
     async def read(self, stream: str, start: int, limit: int) -> list[Event]:
         """Up to ``limit`` events with offset >= ``start``, in offset order."""
         ...
@@ -131,15 +119,6 @@ class Storage(Protocol):
 
     async def streams(self) -> list[StreamInfo]:
         """Every stream, ordered by name."""
-        ...
-
-    async def offset_at_time(self, stream: str, time: datetime) -> int:
-        """The first offset appended at or after ``time`` (the head if none)."""
-        ...
-
-    async def offset_for_bytes(self, stream: str, max_bytes: int) -> int:
-        """The smallest offset such that the events from it to the head hold at
-        most ``max_bytes`` payload bytes."""
         ...
 
     async def set_retention(self, stream: str, retention: Retention) -> None:

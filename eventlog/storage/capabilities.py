@@ -19,14 +19,21 @@ the typed access that implementation needs::
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from eventlog.storage.leases import Leases
 
 if TYPE_CHECKING:
     import asyncpg
+
+    from eventlog.storage.base import PendingEvent
+
+    AppendGenerated = Callable[
+        [Mapping[str, Sequence[PendingEvent]], datetime], Awaitable[dict[str, int]]
+    ]
 
 __all__ = [
     "Capabilities",
@@ -139,6 +146,15 @@ class Capabilities:
             None when leases exclusive within the process are enough.
         tables: The database components may keep their own tables in; None
             for a backend without one (memory).
+        append_generated: The backend's own
+            :func:`~eventlog.storage.derived.append_generated` (the fast path of
+            appends whose ids the log generated); None: derived from ``append``.
+        offset_at_time: The backend's own
+            :func:`~eventlog.storage.derived.offset_at_time`; None: a binary
+            search with ``read``.
+        offset_for_bytes: The backend's own
+            :func:`~eventlog.storage.derived.offset_for_bytes`; None: payload
+            bytes counted back from the head with ``read``.
     """
 
     kind: str
@@ -147,3 +163,6 @@ class Capabilities:
     listen: Callable[[HeadListener], None] | None = None
     leases: Leases | None = None
     tables: Tables | None = None
+    append_generated: AppendGenerated | None = None
+    offset_at_time: Callable[[str, datetime], Awaitable[int]] | None = None
+    offset_for_bytes: Callable[[str, int], Awaitable[int]] | None = None

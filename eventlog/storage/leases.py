@@ -31,7 +31,7 @@ from eventlog.errors import StorageError
 if TYPE_CHECKING:
     from eventlog.storage.base import Storage
 
-__all__ = ["Lease", "Leases", "LocalLeases", "leases_for", "run_exclusively"]
+__all__ = ["EventLease", "Lease", "Leases", "LocalLeases", "leases_for", "run_exclusively"]
 
 log = logging.getLogger("eventlog.leases")
 
@@ -63,12 +63,11 @@ class Leases(Protocol):
         ...
 
 
-class LocalLease:
-    """A lease granted by :class:`LocalLeases`."""
+class EventLease:
+    """The part of a :class:`Lease` every implementation shares: held until an event is set."""
 
-    def __init__(self, owner: LocalLeases, name: str) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self._owner = owner
         self._done = asyncio.Event()
 
     @property
@@ -77,6 +76,14 @@ class LocalLease:
 
     async def wait_lost(self) -> None:
         await self._done.wait()
+
+
+class LocalLease(EventLease):
+    """A lease granted by :class:`LocalLeases`."""
+
+    def __init__(self, owner: LocalLeases, name: str) -> None:
+        super().__init__(name)
+        self._owner = owner
 
     async def release(self) -> None:
         if not self._done.is_set():

@@ -6,17 +6,16 @@ proves it) but nothing survives the process.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
 
 from eventlog.errors import LogClosed
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo, utc_now
-from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
+from eventlog.storage.base import AppendOutcome, AppendRequest
 from eventlog.storage.capabilities import Capabilities
-from eventlog.storage.planner import first_offsets, generated_requests, given_ids, plan_appends
+from eventlog.storage.planner import given_ids, plan_appends
 
 __all__ = ["MemoryStorage"]
 
@@ -90,12 +89,6 @@ class MemoryStorage:
             self._ids[(row.stream, e.id)] = row.offset
         return plan.outcomes
 
-    async def append_generated(
-        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
-    ) -> dict[str, int]:
-        requests = generated_requests(streams)
-        return first_offsets(requests, await self.append(requests, now))
-
     async def read(self, stream: str, start: int, limit: int) -> list[Event]:
         self._check()
         s = self._streams.get(stream)
@@ -123,25 +116,6 @@ class MemoryStorage:
     async def streams(self) -> list[StreamInfo]:
         self._check()
         return [self._info(n, s) for n, s in sorted(self._streams.items())]
-
-    async def offset_at_time(self, stream: str, time: datetime) -> int:
-        self._check()
-        s = self._streams.get(stream)
-        if s is None:
-            return 0
-        return s.first + bisect.bisect_left(s.times, time)
-
-    async def offset_for_bytes(self, stream: str, max_bytes: int) -> int:
-        self._check()
-        s = self._streams.get(stream)
-        if s is None:
-            return 0
-        total = 0
-        for event in reversed(s.events):
-            total += len(event.data)
-            if total > max_bytes:
-                return event.offset + 1
-        return s.first
 
     async def set_retention(self, stream: str, retention: Retention) -> None:
         self._check()

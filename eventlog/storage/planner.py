@@ -139,11 +139,9 @@ def plan_appends(
 
 
 def generated_requests(streams: Mapping[str, Sequence[PendingEvent]]) -> list[AppendRequest]:
-    """One request per stream for :meth:`Storage.append_generated`'s events.
-
-    For a backend that writes them through its general :meth:`Storage.append`
-    (then :func:`first_offsets` gives the answer).
-    """
+    """One request per stream for :func:`~eventlog.storage.derived.append_generated`'s
+    events, when the backend writes them through its general :meth:`Storage.append`
+    (then :func:`first_offsets` gives the answer)."""
     return [AppendRequest(stream=stream, events=list(events)) for stream, events in streams.items()]
 
 

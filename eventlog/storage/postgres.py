@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Literal, ParamSpec, TypeVar, cast
 
@@ -33,10 +33,9 @@ import asyncpg
 from eventlog.errors import LogClosed, StorageError
 from eventlog.model import ConsumerInfo, Event, Retention, StreamInfo
 from eventlog.repair import event_rows
-from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
+from eventlog.storage.base import AppendOutcome, AppendRequest
 from eventlog.storage.capabilities import Capabilities, HeadListener, TopicListener
 from eventlog.storage.leases import Lease
-from eventlog.storage.planner import first_offsets, generated_requests
 from eventlog.storage.postgres_append import InsertMethod, PgAppender
 from eventlog.storage.postgres_leases import KEEPALIVE_SETTINGS, PgLeases
 from eventlog.storage.postgres_listen import DELETED, NotificationListener
@@ -51,7 +50,7 @@ from eventlog.storage.postgres_schema import (
     set_offset,
     split_url,
 )
-from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info, to_us
+from eventlog.storage.rows import STREAM_COLUMNS, from_us, stream_info
 
 __all__ = ["InsertMethod", "PostgresStorage", "set_offset"]
 
@@ -95,6 +94,7 @@ class PostgresStorage:
             listen=self.listen,
             leases=self,
             tables=self,
+            offset_for_bytes=self.offset_for_bytes,
         )
         s = self.schema
         self._sql_read = (
@@ -239,12 +239,6 @@ class PostgresStorage:
             raise LogClosed("storage is closed")
         return await self._appender.append_in(conn, requests, now)
 
-    async def append_generated(
-        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
-    ) -> dict[str, int]:
-        requests = generated_requests(streams)
-        return first_offsets(requests, await self.append(requests, now))
-
     # -- other writes -------------------------------------------------------------
 
     @reconnecting
@@ -335,31 +329,6 @@ class PostgresStorage:
         async with self._conn("read heads") as conn:
             rows = await conn.fetch(f"SELECT name, next_offset FROM {self.schema}.streams")
         return [(r[0], r[1]) for r in rows]
-
-    @reconnecting
-    async def offset_at_time(self, stream: str, time: datetime) -> int:
-        target = to_us(time)
-        s = self.schema
-        async with self._conn("offset at time") as conn:
-            row = await conn.fetchrow(
-                f"SELECT first_offset, next_offset FROM {s}.streams WHERE name = $1", stream
-            )
-            if row is None:
-                return 0
-            lo, hi = int(row[0]), int(row[1])
-            # Time is monotonic within a stream: binary search by offset.
-            while lo < hi:
-                mid = (lo + hi) // 2
-                t = await conn.fetchval(
-                    f'SELECT time_us FROM {s}.events WHERE stream = $1 AND "offset" = $2',
-                    stream,
-                    mid,
-                )
-                if t is None or t < target:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            return lo
 
     @reconnecting
     async def offset_for_bytes(self, stream: str, max_bytes: int) -> int:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from eventlog.errors import LogClosed
-from eventlog.storage.leases import Lease
+from eventlog.storage.leases import EventLease, Lease
 from eventlog.storage.postgres_schema import DRIVER_ERRORS, advisory_key, errors_translated
 
 __all__ = ["PgLease", "PgLeases"]
@@ -41,21 +41,13 @@ KEEPALIVE_SETTINGS = {
 WATCH_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, ConnectionError)
 
 
-class PgLease:
+class PgLease(EventLease):
     """A lease held as an advisory lock by :class:`PgLeases`."""
 
     def __init__(self, owner: PgLeases, name: str, key: int) -> None:
-        self.name = name
+        super().__init__(name)
         self.key = key
         self._owner = owner
-        self._done = asyncio.Event()
-
-    @property
-    def held(self) -> bool:
-        return not self._done.is_set()
-
-    async def wait_lost(self) -> None:
-        await self._done.wait()
 
     def _lose(self) -> None:
         self._done.set()

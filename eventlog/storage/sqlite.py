@@ -89,7 +89,15 @@ class SQLiteStorage:
         self._inline: sqlite3.Connection | None = None
         # Two append transactions at once: the writer connection runs them one
         # after another in the order they were handed over.
-        self.capabilities = Capabilities(kind="sqlite", durable=True, append_slots=2, tables=self)
+        self.capabilities = Capabilities(
+            kind="sqlite",
+            durable=True,
+            append_slots=2,
+            tables=self,
+            append_generated=self.append_generated,
+            offset_at_time=self.offset_at_time,
+            offset_for_bytes=self.offset_for_bytes,
+        )
 
     @property
     def kind(self) -> Literal["sqlite"]:

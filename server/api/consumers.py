@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from consumers.parking import PARKED_SUFFIX, parked_counts
 from consumers.runtime import ConsumerManager, ConsumerStatus
+from consumers.shared import ConsumerConflict
 from eventlog import (
     BEGINNING,
     END,
@@ -41,6 +42,7 @@ from eventlog import (
 from eventlog.errors import InvalidField, InvalidInput, NotFound
 from server.api.append_body import media_type
 from server.api.params import StreamName
+from server.api.shared_consumers import shared_consumers
 from server.api.streams import json_response
 from server.auth import require
 from server.tenancy import scope_of
@@ -251,6 +253,11 @@ async def seek_consumer(request: Request) -> Response:
             f"offset {position.value} is beyond the head of {stream!r} ({head})",
             path="$.position",
             code="invalid_position",
+        )
+    if await (await shared_consumers(request.app)).is_shared(name):
+        raise ConsumerConflict(
+            f"consumer {request.path_params['name']!r} is shared: its committed offset is its "
+            "ack floor and moves with acks; delete it and declare it again with a start to move it"
         )
     consumer = log.consumer(name, stream)
     offset = await consumer.seek(position)

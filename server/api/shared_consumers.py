@@ -30,6 +30,8 @@ from starlette.routing import Route
 
 from consumers.shared import (
     Claim,
+    ConsumerConflict,
+    ConsumerInConfig,
     InvalidDelay,
     SharedConsumer,
     SharedConsumerInfo,
@@ -159,6 +161,15 @@ async def _body(request: Request, decode: Any, *, work: bool) -> Any:
         raise InvalidField(text, code="invalid_parameter", path=path) from None
 
 
+def _check_not_in_config(request: Request, name: str) -> None:
+    """Consumers declared in the config file are changed there (as webhooks are)."""
+    if name in getattr(request.app.state, "shared_in_config", ()):
+        raise ConsumerInConfig(
+            f"shared consumer {scope_of(request).shown(name)!r} is declared in the config "
+            "file; change it there"
+        )
+
+
 async def _consumer(request: Request) -> SharedConsumer:
     consumer = await (await shared_consumers(request.app)).get(_name(request))
     require(request, "read", scope_of(request).shown(consumer.spec.stream))
@@ -171,6 +182,13 @@ async def declare(request: Request) -> Response:
     require(request, "admin")
     spec: SharedSpec = await _body(request, _spec.decode, work=False)
     spec = msgspec.structs.replace(spec, stream=scope_of(request).name(spec.stream))
+    _check_not_in_config(request, name)
+    manager = getattr(request.app.state, "consumer_manager", None)
+    if manager is not None and manager.get_status(name) is not None:
+        raise ConsumerConflict(
+            f"consumer {scope_of(request).shown(name)!r} runs a handler in this server; "
+            "give the shared consumer a name of its own"
+        )
     consumer = await (await shared_consumers(request.app)).declare(name, spec)
     return json_response(_shown(request, await consumer.info()))
 
@@ -186,6 +204,7 @@ async def delete(request: Request) -> Response:
     require(request, "admin")
     shared = await shared_consumers(request.app)
     await shared.get(name)  # 404 / 409 as for every route here
+    _check_not_in_config(request, name)
     await shared.delete(name)
     return Response(status_code=204)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from consumers import Backoff, ConsumerManager
 from eventlog import Event, EventLog, NewEvent, OffsetTransaction, Unsupported
+from tests import forked
 from tests.pg import PgCluster
 from tests.support import scaled
 
@@ -65,21 +64,27 @@ async def projection_and_offset(target: str) -> tuple[list[int], int | None]:
     return rows, None if found is None else found[0]
 
 
-async def target_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+async def projected(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, events: int
+) -> str:
+    """A log on ``backend`` with the projection table and ``events`` events; its target."""
     if backend == "sqlite":
-        return str(tmp_path / "e.db")
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    return await cluster.create_database()
+        target = str(tmp_path / "e.db")
+    else:
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
+        target = await cluster.create_database()
+    async with EventLog.open(target) as log:
+        await create_projection(log, target)
+        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(events)])
+    return target
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_failed_transactional_handler_leaves_neither_rows_nor_offset(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    target = await target_for(backend, tmp_path, request)
+    target = await projected(backend, tmp_path, request, 5)
     async with EventLog.open(target) as log:
-        await create_projection(log, target)
-        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(5)])
         calls = 0
 
         async def project(events: list[Event], tx: OffsetTransaction) -> None:
@@ -110,47 +115,40 @@ async def test_transactional_handlers_are_refused_in_memory(memory_log: EventLog
         await memory_log.consumer("p", "s").transact(project)  # type: ignore[arg-type]
 
 
-def run_child(target: str, *, kill_after: float | None) -> int:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.consumers.exactly_once_child", target, str(TOTAL)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+def run_child(target: str, out: Path, *, kill_after: float | None) -> int:
+    child = forked.start(
+        "tests.consumers.exactly_once_child", [target, str(TOTAL)], cwd=ROOT, stdout=out
     )
-    assert proc.stdout is not None
     try:
-        assert proc.stdout.readline() == b"ready\n"
+        child.wait_for_line(b"ready", scaled(30))
         if kill_after is None:
-            return proc.wait(scaled(60))
+            return child.wait(scaled(60))
         time.sleep(kill_after)
-        proc.kill()
-        return proc.wait(scaled(10))
+        child.kill()
+        return child.wait(scaled(10))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
-# 21 child processes: ~18 s on SQLite, ~25 s on PostgreSQL (its pool per child) here.
+# 21 child processes, forked from a preloaded interpreter (tests/forked.py).
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 async def test_projection_has_one_row_per_event_after_20_sigkills(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    target = await target_for(backend, tmp_path, request)
-    async with EventLog.open(target) as log:
-        await create_projection(log, target)
-        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(TOTAL)])
+    target = await projected(backend, tmp_path, request, TOTAL)
     rng = random.Random(15)
     progress = []
-    for _ in range(20):
-        assert await asyncio.to_thread(run_child, target, kill_after=rng.uniform(0, 0.15)) == -9
+    for n in range(20):
+        out, pause = tmp_path / f"child-{n}.out", rng.uniform(0, 0.15)
+        assert await asyncio.to_thread(run_child, target, out, kill_after=pause) == -9
         rows, offset = await projection_and_offset(target)
         # Exactly the committed prefix is projected, once: no lost and no doubled rows.
         assert rows == list(range(offset or 0))
         progress.append(offset or 0)
     assert 0 < progress[-1] < TOTAL, progress  # the kills landed while it worked
-    assert await asyncio.to_thread(run_child, target, kill_after=None) == 0
+    assert await asyncio.to_thread(run_child, target, tmp_path / "last.out", kill_after=None) == 0
     assert await projection_and_offset(target) == (list(range(TOTAL)), TOTAL)
 
 

@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from eventlog import EventLog
+from tests import forked
 from tests.support import scaled
 
-CHILD = Path(__file__).with_name("crash_child.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_until_killed(db: Path, delay: float) -> list[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with subprocess.Popen(
-        [sys.executable, str(CHILD), str(db)], stdout=subprocess.PIPE, env=env, text=True
-    ) as proc:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        assert first.strip() == "ready", first
+def run_until_killed(db: Path, delay: float, out: Path) -> list[str]:
+    child = forked.start("tests.eventlog.crash_child", [str(db)], cwd=ROOT, stdout=out)
+    try:
+        child.wait_for_line(b"ready", scaled(30))
         time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        out = proc.stdout.read()
-        proc.wait(timeout=scaled(10))
-    return out.splitlines()
+    finally:
+        child.kill()
+        child.wait(scaled(10))
+    return child.output().decode().splitlines()[1:]  # after "ready"
 
 
 @pytest.mark.slow
@@ -42,7 +34,7 @@ async def test_sigkill_never_loses_acknowledged_events_or_commits(tmp_path: Path
     acked: dict[int, str] = {}
     last_commit = 0
     for _round in range(12):
-        lines = run_until_killed(db, rng.uniform(0.1, 0.6))
+        lines = run_until_killed(db, rng.uniform(0.1, 0.6), tmp_path / f"child-{_round}.out")
         for line in lines:
             parts = line.split()
             if len(parts) == 3 and parts[0] == "ack":

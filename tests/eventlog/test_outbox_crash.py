@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests import forked
 from tests.pg import PgCluster
 from tests.support import scaled
 
-CHILD = Path(__file__).with_name("outbox_child.py")
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 20
 
@@ -65,19 +62,16 @@ async def _agree(target: str) -> int:
     return len(rows)
 
 
-def _round(target: str, rng: random.Random) -> bool:
+def _round(target: str, rng: random.Random, out: Path) -> bool:
     """Run the child, SIGKILL it at a random moment; True if it died inside a transaction."""
-    child = subprocess.Popen([sys.executable, str(CHILD), target], cwd=ROOT, stdout=subprocess.PIPE)
+    child = forked.start("tests.eventlog.outbox_child", [target], cwd=ROOT, stdout=out)
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == b"ready"
+        child.wait_for_line(b"ready", scaled(30))
         time.sleep(rng.uniform(0.05, 0.4))
     finally:
-        child.send_signal(signal.SIGKILL)
+        child.kill()
         child.wait()
-    assert child.stdout is not None
-    lines = child.stdout.read().splitlines()
-    child.stdout.close()
+    lines = child.output().splitlines()
     return bool(lines) and lines[-1].startswith(b"begin")
 
 
@@ -93,8 +87,9 @@ async def test_sigkill_during_app_transactions_rows_and_events_agree(
     rng = random.Random(7)
     counts = []
     inside = 0
-    for _ in range(ROUNDS):
-        inside += await asyncio.wait_for(asyncio.to_thread(_round, target, rng), scaled(60))
+    for n in range(ROUNDS):
+        out = tmp_path / f"child-{n}.out"
+        inside += await asyncio.wait_for(asyncio.to_thread(_round, target, rng, out), scaled(60))
         counts.append(await _agree(target))
     print(
         f"\noutbox on {backend}: {ROUNDS} SIGKILLs, {inside} inside a transaction, "

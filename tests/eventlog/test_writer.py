@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from eventlog import EventLog, LogConfig, NewEvent, StorageError
-from eventlog.storage.base import PendingEvent
+from eventlog.storage.base import AppendOutcome, AppendRequest
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.memory import MemoryStorage
 
@@ -25,13 +25,11 @@ class FlakyStorage(MemoryStorage):
         self.error = error
         self.failures = failures
 
-    async def append_generated(
-        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
-    ) -> dict[str, int]:
+    async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
         if self.failures:
             self.failures -= 1
             raise self.error
-        return await super().append_generated(streams, now)
+        return await super().append(requests, now)
 
 
 async def test_concurrent_appends_share_one_transaction() -> None:
@@ -118,12 +116,10 @@ class SlowStorage(MemoryStorage):
         self.delay = delay
         self.capabilities = Capabilities(kind="memory", durable=False, append_slots=2)
 
-    async def append_generated(
-        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
-    ) -> dict[str, int]:
-        firsts = await super().append_generated(streams, now)
+    async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
+        outcomes = await super().append(requests, now)
         await asyncio.sleep(self.delay)  # the flush: after the offsets are taken, in order
-        return firsts
+        return outcomes
 
 
 @pytest.mark.parametrize(("delay", "transactions"), [(0.0, 2), (0.02, 1)])

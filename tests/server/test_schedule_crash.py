@@ -80,14 +80,19 @@ def test_scheduled_events_survive_two_sigkills_appended_once_never_early(
             server.restart()
         deadline = time.monotonic() + SPREAD + scaled(60)
         with httpx.Client(base_url=server.url, timeout=scaled(30)) as client:
-            while True:
-                events = _read_all(client)
-                waiting = client.get("/api/schedules", params={"stream": "due"}).json()
-                if (len(events) >= EVENTS and not waiting["schedules"]) or (
-                    time.monotonic() > deadline
-                ):
+            # Long-poll for the last offset, then until nothing waits; then read once.
+            while time.monotonic() < deadline:
+                last = client.get(
+                    "/api/streams/due/events", params={"from": EVENTS - 1, "limit": 1, "wait": 5}
+                ).json()
+                if last["events"]:
                     break
-                time.sleep(0.5)
+            while time.monotonic() < deadline:
+                waiting = client.get("/api/schedules", params={"stream": "due"}).json()
+                if not waiting["schedules"]:
+                    break
+                time.sleep(0.1)
+            events = _read_all(client)
     ids = [str(e["id"]) for e in events]
     assert len(ids) == len(set(ids)), "an event was appended twice"
     assert set(ids) == set(due), "an event was lost"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
 from consumers.delivery.sealed import PREFIX
+from tests import forked
 from tests.serverproc import ROOT, ServerProcess
 from tests.support import scaled
 
@@ -76,14 +76,14 @@ def _stored_docs(db: Path) -> Iterator[bytes]:
 
 
 def _serve_fails(db: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli.serve", "serve", "--port", "0", "--db", str(db)],
-        cwd=ROOT,
-        env={**ServerProcess(db)._environ(), **env},
-        capture_output=True,
-        text=True,
-        timeout=scaled(30),
-        check=False,
+    return forked.text(
+        forked.run(
+            "server.cli.serve",
+            ["serve", "--port", "0", "--db", str(db)],
+            cwd=ROOT,
+            env={**ServerProcess(db)._environ(), **env},
+            timeout=scaled(30),
+        )
     )
 
 
@@ -120,14 +120,14 @@ def test_with_a_key_no_secret_is_in_the_database_file(tmp_path: Path) -> None:
 
 
 def _rotate(db: Path, keys: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli", "secrets", "rotate", "--db", str(db)],
-        cwd=ROOT,
-        env={**ServerProcess(db)._environ(), "EVENTLOG_SECRETS_KEY": keys},
-        capture_output=True,
-        text=True,
-        timeout=scaled(30),
-        check=False,
+    return forked.text(
+        forked.run(
+            "server.cli",
+            ["secrets", "rotate", "--db", str(db)],
+            cwd=ROOT,
+            env={**ServerProcess(db)._environ(), "EVENTLOG_SECRETS_KEY": keys},
+            timeout=scaled(30),
+        )
     )
 
 

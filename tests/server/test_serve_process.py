@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import forked
 from tests.serverproc import ROOT, ServerFailed, ServerProcess
 from tests.support import scaled, wait_until_sync
 
@@ -24,36 +25,16 @@ def test_server_becomes_ready_and_exits_0_on_sigterm(server: ServerProcess) -> N
 
 
 def test_server_refuses_non_loopback_host_without_keys(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "serve",
-            "--host",
-            "0.0.0.0",
-            "--db",
-            str(tmp_path / "x.db"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=scaled(30),
-    )
+    argv = ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "x.db")]
+    result = forked.text(forked.run("server.cli", argv, cwd=ROOT, timeout=scaled(30)))
     assert result.returncode == 2
     assert "refusing to bind 0.0.0.0 without API keys" in result.stderr
     assert not (tmp_path / "x.db").exists()
 
 
 def test_serve_refuses_a_database_url_it_cannot_use(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--db", "mysql://x/y"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=scaled(30),
-    )
+    argv = ["serve", "--db", "mysql://x/y"]
+    result = forked.text(forked.run("server.cli", argv, cwd=tmp_path, timeout=scaled(30)))
     assert result.returncode == 2
     assert "unsupported database URL 'mysql://...'" in result.stderr
     assert list(tmp_path.iterdir()) == []

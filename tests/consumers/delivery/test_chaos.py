@@ -55,7 +55,10 @@ async def test_delivery_survives_a_flaky_receiver_and_two_server_crashes(tmp_pat
                     "id": "chaos",
                     "url": receiver.url(),
                     "types": ["match.*"],
-                    "retry": "short",
+                    # The short preset's shape (doubling, no jitter) a tenth as long:
+                    # a delivery failing several times in a row is still retried
+                    # across both crashes, without waiting seconds between tries.
+                    "retry": {"schedule": [0.1, 0.2, 0.4], "jitter": 0},
                     "max_attempts": 15,
                     "max_in_flight": 4,
                     "timeout": 2,

@@ -49,16 +49,6 @@ async def pg_log(pg_url: str) -> AsyncIterator[EventLog]:
         yield log
 
 
-@pytest.fixture
-async def two_logs(pg_url: str) -> AsyncIterator[tuple[EventLog, EventLog]]:
-    """Two logs on one database, each with its own connections (two "processes")."""
-    async with (
-        EventLog.open(pg_url, retention_interval=0) as a,
-        EventLog.open(pg_url, retention_interval=0) as b,
-    ):
-        yield a, b
-
-
 def engine_on(
     log: EventLog, attempts: Counter[str] | None = None, name: str = ""
 ) -> DeliveryEngine:

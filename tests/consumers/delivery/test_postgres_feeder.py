@@ -12,9 +12,6 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-
-import pytest
 
 from consumers.delivery.engine import DeliveryEngine, feeder_lease, ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
@@ -24,16 +21,6 @@ from tests.consumers.delivery.receiver import Receiver
 from tests.support import wait_until
 
 LEASE_RETRY = 0.2
-
-
-@pytest.fixture
-async def logs(pg_url: str) -> AsyncIterator[tuple[EventLog, EventLog]]:
-    """Two logs on one database, each with its own connections."""
-    async with (
-        EventLog.open(pg_url, retention_interval=0) as a,
-        EventLog.open(pg_url, retention_interval=0) as b,
-    ):
-        yield a, b
 
 
 def engine_on(log: EventLog) -> DeliveryEngine:
@@ -58,9 +45,9 @@ async def append(log: EventLog, n: int, start: int) -> None:
 
 
 async def test_one_engine_feeds_each_endpoint_and_the_other_takes_over(
-    pg_url: str, logs: tuple[EventLog, EventLog], receiver: Receiver
+    pg_url: str, two_logs: tuple[EventLog, EventLog], receiver: Receiver
 ) -> None:
-    log_a, log_b = logs
+    log_a, log_b = two_logs
     engines = [engine_on(log_a), engine_on(log_b)]
     await engines[0].start()
     endpoint = build_endpoint(
@@ -107,10 +94,10 @@ async def test_one_engine_feeds_each_endpoint_and_the_other_takes_over(
 
 
 async def test_the_feeder_lease_is_per_endpoint(
-    logs: tuple[EventLog, EventLog], receiver: Receiver
+    two_logs: tuple[EventLog, EventLog], receiver: Receiver
 ) -> None:
     """Two endpoints: each is fed once in all; either engine may feed either."""
-    log_a, log_b = logs
+    log_a, log_b = two_logs
     engines = [engine_on(log_a), engine_on(log_b)]
     await engines[0].start()
     endpoints = [

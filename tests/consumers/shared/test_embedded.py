@@ -217,9 +217,13 @@ async def test_unknown_and_plain_consumers_are_not_shared(
         await shared.get("plain")
     await shared.declare("gone", SharedSpec(stream="orders"))
     assert await shared.delete("gone")
-    with pytest.raises(ConsumerNotShared):  # its committed offset is still there
+    with pytest.raises(ConsumerNotFound):  # deleted: the name is free again
         await shared.get("gone")
     assert not await shared.delete("gone")
+    with pytest.raises(ConsumerConflict):  # a plain consumer's position is never taken over
+        await shared.declare("plain", SharedSpec(stream="orders"))
+    assert await any_log.committed_offset("plain", "orders") == 0
+    assert (await shared.declare("gone", SharedSpec(stream="orders"))).name == "gone"
 
 
 async def test_the_claims_iterator_settles_through_the_held_claim(

@@ -233,7 +233,27 @@ def test_declare_errors_and_delete(api: httpx.Client) -> None:
     )
     assert api.delete("/api/consumers/mailer/shared").status_code == 204
     error(api.delete("/api/consumers/never/shared"), 404, "consumer_not_found")
-    error(api.post("/api/consumers/mailer/claim", json={"worker": "w"}), 409, "consumer_not_shared")
+    error(api.post("/api/consumers/mailer/claim", json={"worker": "w"}), 404, "consumer_not_found")
+    assert declare(api)["ack_floor"] == 0  # the name is free again
+
+
+def test_a_shared_consumer_never_takes_over_a_plain_consumer_nor_is_seeked(
+    api: httpx.Client,
+) -> None:
+    append(api, 3)
+    seek = {"stream": "orders", "position": 2}
+    assert api.put("/api/consumers/plain", json=seek).status_code == 200
+    message = error(
+        api.put("/api/consumers/plain/shared", json={"stream": "orders"}), 409, "consumer_conflict"
+    )
+    assert message == (
+        "consumer 'plain' exists and is not shared; give the shared consumer a name of its own"
+    )
+    assert api.get("/api/consumers/plain").json()["streams"][0]["offset"] == 2  # untouched
+    declare(api)
+    for name in ("mailer", "mailer.feed"):  # the ack floor moves with acks only
+        error(api.put(f"/api/consumers/{name}", json=seek), 409, "consumer_conflict")
+    assert api.get("/api/consumers/mailer/shared").json()["ack_floor"] == 0
 
 
 def test_a_shared_consumer_declared_in_the_config_file(tmp_path: Path) -> None:
@@ -241,6 +261,7 @@ def test_a_shared_consumer_declared_in_the_config_file(tmp_path: Path) -> None:
     config.write_text(
         '[[consumers]]\nname = "resizer"\nstream = "images"\nshared = true\n'
         'ack_wait = 5.0\nmax_deliver = 2\nordered_by_key = true\ntypes = ["order.*"]\n'
+        '[[consumers]]\nname = "audit"\nstream = "images"\nkind = "log"\n'
     )
     with (
         ServerThread.start(db=tmp_path / "events.db", config=config) as server,
@@ -251,6 +272,15 @@ def test_a_shared_consumer_declared_in_the_config_file(tmp_path: Path) -> None:
         assert info["types"] == ["order.*"]
         append(api, 2, stream="images")
         assert [c["offset"] for c in claim(api, "w1", name="resizer", max=5)] == [0, 1]
+        # Changed in the config file only (a restart would put the file's values back).
+        change = {"stream": "images", "ack_wait": 60.0}
+        error(api.put("/api/consumers/resizer/shared", json=change), 409, "consumer_in_config")
+        error(api.delete("/api/consumers/resizer/shared"), 409, "consumer_in_config")
+        # A handler consumer of the server keeps its name.
+        message = error(
+            api.put("/api/consumers/audit/shared", json=change), 409, "consumer_conflict"
+        )
+        assert "runs a handler in this server" in message
 
 
 def test_a_shared_consumer_with_a_kind_is_a_config_error(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from eventlog import (
     StreamNotFound,
 )
 from eventlog.client import AsyncClient
-from eventlog.errors import Forbidden, Unauthorized, Unavailable, Unsupported
+from eventlog.errors import Forbidden, InvalidInput, Unauthorized, Unavailable, Unsupported
 from server.auth import hash_key
 from tests.eventlog.client.proxy import proxy
 from tests.serverthread import ServerThread
@@ -81,6 +81,15 @@ async def the_same_work(log: Any) -> dict[str, Any]:
     out["expected_ok"] = await log.append("orders", {}, type="x", expected_offset=3)
     with pytest.raises(InvalidStreamName):
         await log.append("bad name", {}, type="x")
+    # Where a bad event is named the same way (the server's class differs: 422
+    # validation_error for a field its schema refuses, the embedded log's InvalidEvent).
+    with pytest.raises(InvalidInput) as bad_one:
+        await log.append("orders", {}, type="")
+    with pytest.raises(InvalidInput) as bad_batch:
+        await log.append_batch("orders", [{"type": "t"}, {"type": ""}])
+    with pytest.raises(InvalidInput) as bad_first:
+        await log.append_batch("orders", [{"type": ""}])
+    out["bad_paths"] = [e.value.json_path for e in (bad_one, bad_batch, bad_first)]
     with pytest.raises(InvalidPosition):
         await log.read("orders", -1)
     await log.commit_offset("reader", "orders", 2)
@@ -111,6 +120,7 @@ async def test_the_same_code_gives_the_same_results_embedded_and_remote(
     assert remote == embedded
     assert remote["one"] == 0
     assert remote["retry"] == 2
+    assert remote["bad_paths"] == ["$.type", "$[1].type", "$[0].type"]
     assert remote["ids"] == ["fixed-id"]
 
 

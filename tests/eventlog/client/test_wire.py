@@ -74,9 +74,11 @@ def test_an_answer_that_is_not_eventlogs_json_error_is_quoted(
     assert exc.code == f"http_{status}"
 
 
-def test_append_body_sends_one_event_as_an_object() -> None:
-    body, ids = append_body([{"type": "a"}])
+def test_append_body_sends_one_appended_event_as_an_object_and_a_batch_as_an_array() -> None:
+    body, ids = append_body([{"type": "a"}], one=True)
     assert msgspec.json.decode(body) == {"type": "a", "id": ids[0]}
+    body, ids = append_body([{"type": "a"}])  # a batch of one: its errors name $[0]
+    assert msgspec.json.decode(body) == [{"type": "a", "id": ids[0]}]
 
 
 def test_append_body_gives_every_event_an_id_and_keeps_raw_data() -> None:

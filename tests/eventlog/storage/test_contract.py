@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from eventlog import ExpectedOffsetMismatch, Retention
+from eventlog.storage import derived
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -41,7 +42,7 @@ async def test_append_assigns_consecutive_offsets_per_stream(storage: Storage) -
 
 async def test_append_generated_gives_each_stream_consecutive_offsets(storage: Storage) -> None:
     await storage.append([req("a", ev(0))], T0)
-    firsts = await storage.append_generated({"a": [ev(1), ev(2)], "b": [ev(3)]}, T0)
+    firsts = await derived.append_generated(storage, {"a": [ev(1), ev(2)], "b": [ev(3)]}, T0)
     assert firsts == {"a": 1, "b": 0}
     assert [(e.offset, msgspec.json.decode(e.data)) for e in await storage.read("a", 0, 10)] == [
         (0, {"i": 0}),
@@ -58,14 +59,14 @@ async def test_append_generated_gives_each_stream_consecutive_offsets(storage: S
 
 
 async def test_append_generated_keeps_time_monotonic(storage: Storage) -> None:
-    await storage.append_generated({"s": [ev(0)]}, T0)
-    await storage.append_generated({"s": [ev(1)]}, T0 - timedelta(seconds=5))
+    await derived.append_generated(storage, {"s": [ev(0)]}, T0)
+    await derived.append_generated(storage, {"s": [ev(1)]}, T0 - timedelta(seconds=5))
     assert [e.time for e in await storage.read("s", 0, 10)] == [T0, T0]
 
 
 async def test_append_generated_on_a_stream_made_by_its_retention(storage: Storage) -> None:
     await storage.set_retention("s", Retention(max_count=5))
-    assert await storage.append_generated({"s": [ev(0), ev(1)]}, T0) == {"s": 0}
+    assert await derived.append_generated(storage, {"s": [ev(0), ev(1)]}, T0) == {"s": 0}
     info = await storage.stream_info("s")
     assert info is not None
     assert (info.next_offset, info.retention) == (2, Retention(max_count=5))
@@ -171,11 +172,11 @@ async def test_streams_are_listed_by_name(storage: Storage) -> None:
 async def test_offset_at_time_finds_first_event_at_or_after(storage: Storage) -> None:
     for i in range(5):
         await storage.append([req("s", ev(i))], T0 + timedelta(seconds=i))
-    assert await storage.offset_at_time("s", T0 - timedelta(seconds=1)) == 0
-    assert await storage.offset_at_time("s", T0 + timedelta(seconds=2)) == 2
-    assert await storage.offset_at_time("s", T0 + timedelta(seconds=2.5)) == 3
-    assert await storage.offset_at_time("s", T0 + timedelta(seconds=60)) == 5
-    assert await storage.offset_at_time("missing", T0) == 0
+    assert await derived.offset_at_time(storage, "s", T0 - timedelta(seconds=1)) == 0
+    assert await derived.offset_at_time(storage, "s", T0 + timedelta(seconds=2)) == 2
+    assert await derived.offset_at_time(storage, "s", T0 + timedelta(seconds=2.5)) == 3
+    assert await derived.offset_at_time(storage, "s", T0 + timedelta(seconds=60)) == 5
+    assert await derived.offset_at_time(storage, "missing", T0) == 0
 
 
 async def test_trim_removes_a_prefix_and_moves_the_low_watermark(storage: Storage) -> None:
@@ -194,9 +195,9 @@ async def test_trim_removes_a_prefix_and_moves_the_low_watermark(storage: Storag
 
 async def test_offset_for_bytes_keeps_newest_within_budget(storage: Storage) -> None:
     await storage.append([req("s", *(ev(i) for i in range(10)))], T0)  # 7 bytes each
-    assert await storage.offset_for_bytes("s", 21) == 7
-    assert await storage.offset_for_bytes("s", 20) == 8
-    assert await storage.offset_for_bytes("s", 1000) == 0
+    assert await derived.offset_for_bytes(storage, "s", 21) == 7
+    assert await derived.offset_for_bytes(storage, "s", 20) == 8
+    assert await derived.offset_for_bytes(storage, "s", 1000) == 0
 
 
 async def test_retention_policy_is_stored_with_the_stream(storage: Storage) -> None:

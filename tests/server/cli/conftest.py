@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from tests import forked
 from tests.serverthread import ServerThread
 from tests.support import scaled
 
@@ -37,17 +38,10 @@ def eventlog(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``eventlog ARGS`` to completion; text stdout/stderr."""
     data = input.encode() if isinstance(input, str) else input
-    proc = subprocess.run(
-        [EVENTLOG, *args],
-        input=data,
-        capture_output=True,
-        env=cli_env(env),
-        timeout=scaled(timeout),
-        check=False,
-    )
-    return subprocess.CompletedProcess(
-        proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode()
-    )
+    # `python -m server.cli` is the console script's code; forked, it skips the
+    # interpreter start-up (tests/forked.py). test_serve_process runs the script itself.
+    proc = forked.run("server.cli", args, input=data, env=cli_env(env), timeout=scaled(timeout))
+    return forked.text(proc)
 
 
 def lines_json(stdout: str) -> list[dict[str, object]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from eventlog.storage.postgres import PostgresStorage
 from eventlog.storage.sqlite import SQLiteStorage
 from server.cli import build_parser
 from server.cli.migrate import Checksum, compare
+from tests import forked
 from tests.consumers.delivery.test_ledger import NOW
 from tests.consumers.delivery.test_ledger import done as finished
 from tests.consumers.delivery.test_ledger import rows as ledger_rows
@@ -28,14 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def migrate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli", "migrate", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=scaled(60),
-        check=False,
-    )
+    return forked.text(forked.run("server.cli", ["migrate", *args], cwd=ROOT, timeout=scaled(60)))
 
 
 async def sample_log(path: Path) -> None:

@@ -52,6 +52,18 @@ def _read_all(client: httpx.Client, stream: str) -> list[dict[str, object]]:
         events += page.json()["events"]
 
 
+def _wait_for_offset(client: httpx.Client, stream: str, offset: int, deadline: float) -> None:
+    """Long-poll until the stream holds ``offset`` (or the deadline passes)."""
+    while time.monotonic() < deadline:
+        page = client.get(
+            f"/api/streams/{stream}/events", params={"from": offset, "limit": 1, "wait": 5}
+        )
+        if page.status_code == 200 and page.json()["events"]:
+            return
+        if page.status_code != 200:
+            time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_tailed_lines_survive_rotations_and_three_sigkills_exactly_once_in_order(
     tmp_path: Path,
@@ -74,13 +86,9 @@ def test_tailed_lines_survive_rotations_and_three_sigkills_exactly_once_in_order
             assert s.kill() == -9
             s.restart()
         writer.join()
-        deadline = time.monotonic() + scaled(60)
         with httpx.Client(base_url=s.url, timeout=scaled(30)) as client:
-            while True:
-                events = _read_all(client, "lines")
-                if len(events) >= LINES or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
+            _wait_for_offset(client, "lines", LINES - 1, deadline=time.monotonic() + scaled(60))
+            events = _read_all(client, "lines")
             errors = _read_all(client, "lines.errors")
     assert sorted(p.name for p in tmp_path.glob("app.ndjson*")) == [
         "app.ndjson",

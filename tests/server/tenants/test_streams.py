@@ -47,6 +47,8 @@ def test_two_tenants_append_and_read_the_same_stream_name_apart(server: ServerTh
 def test_tenant_listing_shows_only_its_streams_by_its_names(server: ServerThread) -> None:
     with client(server.url, "acme") as acme, client(server.url, "globex") as globex:
         _append(acme, "only-acme", "x")
+        _append(acme, "orders", "acme.listed")
+        _append(globex, "orders", "globex.listed")
         names = {s["name"] for s in acme.get("/api/streams").json()["streams"]}
         assert "only-acme" in names
         assert "orders" in names
@@ -77,6 +79,8 @@ def test_admin_sees_every_tenant_as_stored_and_plain_key_sees_no_tenant(
         client(server.url, "plain") as plain,
     ):
         _append(acme, "orders", "acme.created")
+        with client(server.url, "globex") as globex:
+            _append(globex, "orders", "globex.created")
         assert _append(plain, "orders", "plain.created").json()["stream"] == "orders"
         names = {s["name"] for s in root.get("/api/streams").json()["streams"]}
         assert {"acme~orders", "globex~orders", "orders"} <= names
