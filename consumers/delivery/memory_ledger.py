@@ -211,6 +211,16 @@ class MemoryLedger:
                 ),
                 key=lambda d: d.seq,
             )
+        elif pick.due is not None:
+            due = pick.due
+            active = self._active(endpoint_id)
+            rows = [d for d in active if (d.next_attempt_at or 0.0) <= due][: pick.active]
+            later = [
+                d for d in active if d.status == "pending" and (d.next_attempt_at or 0.0) > due
+            ]
+            if later:
+                rows.append(min(later, key=lambda d: d.next_attempt_at or 0.0))
+                rows.sort(key=lambda d: d.seq)
         else:
             rows = self._active(endpoint_id)[: pick.active]
         decision = decide(rows)

@@ -370,12 +370,29 @@ class PostgresLedger:
                 await c.execute(
                     "SELECT pg_advisory_xact_lock($1)", advisory_key(s, "claim", endpoint_id)
                 )
-                found = await c.fetch(
-                    f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
-                    "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT $2 FOR UPDATE",
-                    endpoint_id,
-                    pick.active,
-                )
+                if pick.due is None:
+                    found = await c.fetch(
+                        f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
+                        "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT $2 FOR UPDATE",
+                        endpoint_id,
+                        pick.active,
+                    )
+                else:
+                    found = await c.fetch(
+                        f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
+                        "AND status IN ('pending', 'in_flight') AND coalesce(next_at, 0) <= $3 "
+                        "ORDER BY seq LIMIT $2 FOR UPDATE",
+                        endpoint_id,
+                        pick.active,
+                        pick.due,
+                    )
+                    found += await c.fetch(
+                        f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
+                        "AND status = 'pending' AND next_at > $2 ORDER BY next_at LIMIT 1",
+                        endpoint_id,
+                        pick.due,
+                    )
+                    found.sort(key=lambda r: r["seq"])
             decision = decide([_row(r) for r in found])
             if decision.rows:
                 await c.executemany(

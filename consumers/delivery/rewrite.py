@@ -39,10 +39,18 @@ class Pick:
         ids: These deliveries (any status; unknown ids are simply absent).
         active: Else, the first ``active`` unfinished (``pending`` or
             ``in_flight``) rows in ``seq`` order.
+        due: With ``active``, only rows claimable at this time: the first
+            ``active`` unfinished rows whose ``next_attempt_at`` is at or before
+            it (due pending rows, expired claims), plus the pending row due
+            next, if any (so a decision can tell when a delayed row is due; an
+            expiring claim is not looked for). The store filters, so a claim
+            that needs no per-key view reads what it can hand out, not the
+            whole window.
     """
 
     ids: tuple[str, ...] | None = None
     active: int = 0
+    due: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,9 @@ _encode = msgspec.json.encode
 _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
 #: Unfinished rows scanned per claim in the ordered modes.
 ACTIVE_WINDOW = 2000
+#: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the
+#: endpoint ever had, to find its few unfinished ones.
+_UNFINISHED = "INDEXED BY webhook_deliveries_active"
 #: Rows per multi-row statement (12 values a row stays far below SQLite's 32766).
 _CHUNK = 500
 
@@ -241,8 +244,9 @@ class SQLiteLedger:
             active = [
                 delivery_from_row(r)
                 for r in c.execute(
-                    f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
-                    "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
+                    f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
+                    "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
+                    "ORDER BY seq LIMIT ?",
                     (endpoint_id, window),
                 )
             ]
@@ -387,12 +391,27 @@ class SQLiteLedger:
                         [endpoint_id, *part],
                     ).fetchall()
                 rows = sorted((delivery_from_row(r) for r in found), key=lambda d: d.seq)
+            elif pick.due is not None:
+                found = c.execute(
+                    f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
+                    "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
+                    "AND coalesce(next_at, 0) <= ? "
+                    "ORDER BY seq LIMIT ?",
+                    (endpoint_id, pick.due, pick.active),
+                ).fetchall()
+                found += c.execute(
+                    f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
+                    "AND status = 'pending' AND next_at > ? ORDER BY next_at LIMIT 1",
+                    (endpoint_id, pick.due),
+                ).fetchall()
+                rows = sorted((delivery_from_row(r) for r in found), key=lambda d: d.seq)
             else:
                 rows = [
                     delivery_from_row(r)
                     for r in c.execute(
-                        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
-                        "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
+                        f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
+                        "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
+                        "ORDER BY seq LIMIT ?",
                         (endpoint_id, pick.active),
                     )
                 ]

@@ -20,8 +20,10 @@ feed position when none is left.
 
 A claim long-polls without holding a database connection: it waits for an
 append to the stream, an ack or nack in this process, the moment a delayed
-or claimed row becomes claimable again, or ``poll`` seconds (other processes
-do not announce their acks), whichever comes first.
+row (or, with per-key order, an expiring claim) becomes claimable again, or
+``poll`` seconds (other processes do not announce their acks; without per-key
+order a claim reads only the rows it can hand out, so an expired claim is
+seen at the next look), whichever comes first.
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ class SharedConsumer:
             feeds = self._feeds
             plan = await self._claim_rows(max)
             rows, to_park, fed = plan.claimed, plan.park, False
-            if len(rows) < max and plan.active < self.window:
+            room = not self.spec.ordered_by_key or plan.active < self.window
+            if len(rows) < max and room:
                 fed = await self._feed(feeds)
                 if fed:
                     plan = await self._claim_rows(max - len(rows))
@@ -152,7 +155,7 @@ class SharedConsumer:
             if now >= deadline or self.deleted or self._closing.is_set():
                 return []
             until = deadline if plan.wake_at is None else min(deadline, plan.wake_at)
-            await self._wait(changed, min(until - now, self.poll), plan.active < self.window)
+            await self._wait(changed, min(until - now, self.poll), room)
 
     async def ack(self, worker: str, claims: Sequence[str]) -> int:
         """Ack claims (all or none): their events are done. Returns how many.
@@ -228,9 +231,12 @@ class SharedConsumer:
     async def _claim_rows(self, limit: int) -> rules.ClaimPlan:
         now = self.clock()
         spec = self.spec
+        # Per-key order needs every unfinished row of the window (a claimed key
+        # blocks its later events); without it the store hands over the due ones.
+        pick = Pick(active=self.window) if spec.ordered_by_key else Pick(active=limit, due=now)
         return await self.ledger.rewrite(
             self.endpoint_id,
-            Pick(active=self.window),
+            pick,
             lambda rows: rules.claim(
                 rows,
                 now=now,

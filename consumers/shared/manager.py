@@ -42,8 +42,9 @@ class SharedConsumers:
             goes with the log, :func:`consumers.delivery.ledger_for`; pass the
             webhook engine's to share it).
         clock: Seconds since the epoch (tests pass their own).
-        window: Unfinished events a claim looks at (and the most a consumer
-            keeps enqueued before it stops reading ahead).
+        window: With per-key order, the unfinished events a claim looks at
+            (and the most such a consumer keeps enqueued before it stops reading
+            ahead). Without it a claim reads only rows it can hand out.
         page: Events read from the stream at a time.
         poll: Longest wait between looks at the ledger during a long-poll
             (acks in other processes are not announced).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import pytest
 
@@ -79,3 +81,30 @@ async def test_a_refused_rewrite_writes_nothing(ledger: LedgerStore) -> None:
     with pytest.raises(Conflict):
         await ledger.rewrite("a", Pick(ids=tuple(ids)), refuse)
     assert [d.status for d in await ledger.deliveries("a")] == ["pending", "pending"]
+
+
+def offsets(rows: list[Delivery]) -> Rewrite[list[int]]:
+    return Rewrite([], [d.offset for d in rows])
+
+
+def later(by: float) -> Callable[[list[Delivery]], Rewrite[None]]:
+    def decide(rows: list[Delivery]) -> Rewrite[None]:
+        return Rewrite([msgspec.structs.replace(d, next_attempt_at=NOW + by) for d in rows], None)
+
+    return decide
+
+
+async def test_a_due_pick_reads_the_due_rows_and_the_pending_one_due_next(
+    ledger: LedgerStore,
+) -> None:
+    ids = await enqueue(ledger, "a", 0, 1, 2, 3, 4)
+    await ledger.rewrite("a", Pick(ids=(ids[0],)), claim_all)  # claimed until NOW + 30
+    await ledger.rewrite("a", Pick(ids=(ids[1],)), claim_all)
+    await ledger.rewrite("a", Pick(ids=(ids[1],)), later(20))  # claimed until NOW + 20
+    await ledger.rewrite("a", Pick(ids=(ids[2],)), later(10))  # pending, due at NOW + 10
+    # due: 3 and 4 (only one wanted); next to become due: 2
+    assert await ledger.rewrite("a", Pick(active=1, due=NOW), offsets) == [2, 3]
+    # due: 2, 3, 4 (two wanted); no pending row is due later (claims expiring are not looked for)
+    assert await ledger.rewrite("a", Pick(active=2, due=NOW + 15), offsets) == [2, 3]
+    assert await ledger.rewrite("a", Pick(active=9, due=NOW + 30), offsets) == [0, 1, 2, 3, 4]
+    assert await ledger.rewrite("b", Pick(active=9, due=NOW), offsets) == []
