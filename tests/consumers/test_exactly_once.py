@@ -194,12 +194,15 @@ def test_declared_consumer_can_be_transactional(tmp_path: Path) -> None:
         '[[consumers]]\nname = "projector"\nkind = "tests.consumers.projection_kind:make"\n'
         'stream = "s"\ntransactional = true\n'
     )
-    with ServerProcess.start(db=db, extra_args=["--config", str(config)]) as server:
+    with (
+        ServerProcess.start(db=db, extra_args=["--config", str(config)]) as server,
+        httpx.Client(base_url=server.url, timeout=scaled(30)) as http,
+    ):
         batch = [{"type": "t", "data": i} for i in range(100)]
-        assert httpx.post(f"{server.url}/api/streams/s/events", json=batch).status_code == 201
+        assert http.post("/api/streams/s/events", json=batch).status_code == 201
         deadline = time.monotonic() + scaled(20)
         while True:
-            detail = httpx.get(f"{server.url}/api/consumers/projector").json()
+            detail = http.get("/api/consumers/projector").json()
             if {s["stream"]: s["offset"] for s in detail["streams"]}.get("s") == 100:
                 break
             assert time.monotonic() < deadline, detail

@@ -28,11 +28,11 @@ options = {{ fixed = "{fixed}", out = "handled" }}
 """
 
 
-def read_all(url: str, stream: str) -> list[int]:
+def read_all(http: httpx.Client, stream: str) -> list[int]:
     got: list[int] = []
     while True:
-        page = httpx.get(
-            f"{url}/api/streams/{stream}/events", params={"from": len(got), "limit": 1000}
+        page = http.get(
+            f"/api/streams/{stream}/events", params={"from": len(got), "limit": 1000}
         ).json()
         if not page["events"]:
             return got
@@ -51,34 +51,37 @@ def test_declared_consumer_parks_a_poison_event_in_10000_and_replays_it(
     fixed = tmp_path / "fixed"
     config = tmp_path / "eventlog.toml"
     config.write_text(CONFIG.format(fixed=fixed))
-    with ServerProcess.start(db=db, extra_args=["--config", str(config)]) as server:
+    with (
+        ServerProcess.start(db=db, extra_args=["--config", str(config)]) as server,
+        httpx.Client(base_url=server.url, timeout=scaled(30)) as http,
+    ):
         for start in range(0, 10_000, 1_000):
             batch = [
                 {"type": "n", "data": {"poison": i == POISON}} for i in range(start, start + 1000)
             ]
-            r = httpx.post(f"{server.url}/api/streams/s/events", json=batch)
+            r = http.post("/api/streams/s/events", json=batch)
             assert r.status_code == 201, r.text
         deadline = time.monotonic() + scaled(60)
         while True:
-            detail = httpx.get(f"{server.url}/api/consumers/digest").json()
+            detail = http.get("/api/consumers/digest").json()
             offsets = {s["stream"]: s["offset"] for s in detail.get("streams", [])}
             if offsets.get("s") == 10_000:
                 break
             assert time.monotonic() < deadline, detail
             time.sleep(0.05)
-        assert read_all(server.url, "handled") == [i for i in range(10_000) if i != POISON]
+        assert read_all(http, "handled") == [i for i in range(10_000) if i != POISON]
         assert detail["parked"] == 1
         assert detail["parked_stream"] == "digest.parked"
         runtime = detail["runtime"]
         assert runtime["state"] == "running"
         assert runtime["last_error"] == "ValueError: cannot digest this"
         assert (runtime["max_attempts"], runtime["on_failure"]) == (3, "park")
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = http.get("/metrics").text
         assert 'eventlog_consumer_parked_events{consumer="digest"} 1.0' in metrics
         assert 'eventlog_consumer_state{consumer="digest",state="running"} 1.0' in metrics
         assert 'eventlog_consumer_failures{consumer="digest"}' in metrics
 
-        (parked,) = httpx.get(f"{server.url}/api/streams/digest.parked/events").json()["events"]
+        (parked,) = http.get("/api/streams/digest.parked/events").json()["events"]
         assert parked["headers"]["parked-offset"] == str(POISON)
         assert parked["headers"]["parked-attempts"] == "3"
         assert parked["headers"]["parked-error-type"] == "ValueError"
@@ -97,14 +100,14 @@ def test_declared_consumer_parks_a_poison_event_in_10000_and_replays_it(
         ]
 
         fixed.touch()
-        done = httpx.post(f"{server.url}/api/consumers/digest/replay-parked").json()
+        done = http.post("/api/consumers/digest/replay-parked").json()
         assert (done["replayed"], done["remaining"], done["error"]) == (1, 0, None)
         again = eventlog("consumers", "replay-parked", "digest", "--url", server.url, "--json")
         assert again.returncode == 0
         assert json.loads(again.stdout)["replayed"] == 0
-        assert read_all(server.url, "handled")[-1] == POISON
-        assert httpx.get(f"{server.url}/api/consumers/digest").json()["parked"] == 0
-        missing = httpx.post(f"{server.url}/api/consumers/nobody/replay-parked")
+        assert read_all(http, "handled")[-1] == POISON
+        assert http.get("/api/consumers/digest").json()["parked"] == 0
+        missing = http.post("/api/consumers/nobody/replay-parked")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "consumer_not_running"
         assert server.stop() == 0

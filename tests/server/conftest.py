@@ -32,8 +32,9 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerTh
         yield proc
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(shared_server: ServerThread) -> Iterator[httpx.Client]:
-    """A keep-alive httpx client on the module's shared server."""
+    """A keep-alive httpx client on the module's shared server (one per module: making
+    one costs ~0.1 s of TLS set-up on a busy machine, even for plain HTTP)."""
     with httpx.Client(base_url=shared_server.url, timeout=scaled(10)) as c:
         yield c

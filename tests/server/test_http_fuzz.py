@@ -12,9 +12,6 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serverthread import ServerThread
-from tests.support import scaled
-
 CONTENT_TYPES = [
     "application/json",
     "application/x-ndjson",
@@ -81,43 +78,43 @@ def _check(r: httpx.Response) -> None:
 )
 @given(data=st.data())
 def test_fuzzed_requests_never_get_5xx_and_only_201_writes(
-    shared_server: ServerThread, data: st.DataObject
+    client: httpx.Client, data: st.DataObject
 ) -> None:
     stream = quote(data.draw(names), safe="")
     method = data.draw(st.sampled_from(["POST", "GET", "PUT", "DELETE"]))
     query: dict[str, Any] = data.draw(params)
-    with httpx.Client(base_url=shared_server.url, timeout=scaled(10)) as c:
-        before = _total(c)
-        if method == "POST":
-            content_type = data.draw(st.sampled_from(CONTENT_TYPES))
-            headers = {"content-type": content_type} if content_type else {}
-            key = data.draw(st.one_of(st.none(), st.text(max_size=5)))
-            if key is not None and key.isascii() and key.isprintable():
-                headers["idempotency-key"] = key
-            r = c.post(
-                f"/api/streams/{stream}/events",
-                content=data.draw(bodies),
-                headers=headers,
-                params=query,
-            )
-            _check(r)
-            written = r.json()["written"] if r.status_code == 201 else 0
-            assert _total(c) == before + written
-        elif method == "GET":
-            query["wait"] = "0"
-            _check(c.get(f"/api/streams/{stream}/events", params=query))
-            _check(c.get(f"/api/streams/{stream}"))
-            _check(c.get(f"/api/consumers/{stream}"))
-        elif method == "PUT":
-            body = data.draw(bodies)
-            r = c.put(
-                f"/api/consumers/{stream}",
-                content=body,
-                headers={"content-type": "application/json"},
-            )
-            _check(r)
-        else:
-            _check(c.delete(f"/api/streams/{stream}"))
+    c = client  # one keep-alive connection for every example
+    before = _total(c)
+    if method == "POST":
+        content_type = data.draw(st.sampled_from(CONTENT_TYPES))
+        headers = {"content-type": content_type} if content_type else {}
+        key = data.draw(st.one_of(st.none(), st.text(max_size=5)))
+        if key is not None and key.isascii() and key.isprintable():
+            headers["idempotency-key"] = key
+        r = c.post(
+            f"/api/streams/{stream}/events",
+            content=data.draw(bodies),
+            headers=headers,
+            params=query,
+        )
+        _check(r)
+        written = r.json()["written"] if r.status_code == 201 else 0
+        assert _total(c) == before + written
+    elif method == "GET":
+        query["wait"] = "0"
+        _check(c.get(f"/api/streams/{stream}/events", params=query))
+        _check(c.get(f"/api/streams/{stream}"))
+        _check(c.get(f"/api/consumers/{stream}"))
+    elif method == "PUT":
+        body = data.draw(bodies)
+        r = c.put(
+            f"/api/consumers/{stream}",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        _check(r)
+    else:
+        _check(c.delete(f"/api/streams/{stream}"))
 
 
 def _total(c: httpx.Client) -> int:

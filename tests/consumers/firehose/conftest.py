@@ -50,8 +50,8 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThre
         yield proc
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def http(fh_server: ServerThread) -> Iterator[httpx.Client]:
-    """An HTTP client on the module's server."""
+    """An HTTP client on the module's server (one per module, as the server)."""
     with httpx.Client(base_url=fh_server.url, timeout=scaled(20)) as c:
         yield c

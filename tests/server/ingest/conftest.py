@@ -65,8 +65,8 @@ def ingest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerTh
         yield proc
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(ingest_server: ServerThread) -> Iterator[httpx.Client]:
-    """An HTTP client on the module's server."""
+    """An HTTP client on the module's server (one per module, as the server)."""
     with httpx.Client(base_url=ingest_server.url, timeout=scaled(10)) as c:
         yield c
