@@ -50,7 +50,8 @@ def _read_at(path: Path, pos: TailPosition, final: bool) -> tuple[list[Line], in
         f.seek(pos.offset)
         chunk = f.read(READ_BYTES)
     lines, used = split_lines(chunk, pos.offset, pos.line)
-    if used < len(chunk) and (final or (not lines and len(chunk) == READ_BYTES)):
+    at_end = pos.offset + len(chunk) >= st.st_size  # not a read cut short by READ_BYTES
+    if used < len(chunk) and ((final and at_end) or (not lines and len(chunk) == READ_BYTES)):
         # The rotated file's last line, or one line longer than a read: take it as it is.
         lines.append(Line(pos.line + len(lines) + 1, pos.offset + used, chunk[used:]))
         used = len(chunk)
@@ -62,8 +63,9 @@ class NdjsonTail:
 
     Rotation (the file renamed away, a new one created at the path): the old
     file is found again in the same directory by its identity and read to its
-    end, then the new one from its start, even across a restart. Truncation
-    in place (``copytruncate``): read again from the start.
+    end, then the file written after it (a later rotated one, or the new one)
+    from its start, even across a restart. Truncation in place
+    (``copytruncate``): read again from the start.
     """
 
     def __init__(self, ctx: SourceContext) -> None:
@@ -122,9 +124,16 @@ class NdjsonTail:
             old = await asyncio.to_thread(_find, self.path.parent, pos.dev, pos.ino)
             if old is not None and await self._read(old, pos, final=True):
                 return True
-            if st is None:
+            # Several rotations may have happened since: the next file is the
+            # rotated one written after this one, not necessarily the current.
+            after = None if old is None else await asyncio.to_thread(_next, self.path, old)
+            if after is not None:
+                file, st = after
+            elif st is None:
                 return False
-            await self._commit([], self.path, TailPosition(dev=st.st_dev, ino=st.st_ino))
+            else:
+                file = self.path
+            await self._commit([], file, TailPosition(dev=st.st_dev, ino=st.st_ino))
             return True
         if st.st_size < pos.offset:  # truncated in place
             await self._commit([], self.path, TailPosition(dev=st.st_dev, ino=st.st_ino))
@@ -150,6 +159,33 @@ def _find(directory: Path, dev: int, ino: int) -> Path | None:
         if (st.st_dev, st.st_ino) == (dev, ino):
             return Path(entry.path)
     return None
+
+
+def _next(path: Path, old: Path) -> tuple[Path, os.stat_result] | None:
+    """The file written after ``old`` (a rotated file): of ``path`` and its rotated
+    siblings (``path.name`` and a suffix), the first in the order of last write,
+    the current file last among equals, then by name. None if there is none."""
+
+    def order(file: Path, st: os.stat_result) -> tuple[int, bool, str]:
+        return (st.st_mtime_ns, file == path, file.name)
+
+    try:
+        entries = list(os.scandir(path.parent))
+        done = order(old, os.stat(old))
+    except OSError:
+        return None
+    later: list[tuple[tuple[int, bool, str], Path, os.stat_result]] = []
+    for entry in entries:
+        if not entry.name.startswith(path.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        file = Path(entry.path)
+        if order(file, st) > done:
+            later.append((order(file, st), file, st))
+    return min(later, key=lambda c: c[0])[1:] if later else None
 
 
 class FilePosition(msgspec.Struct, kw_only=True):

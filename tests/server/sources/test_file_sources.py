@@ -91,6 +91,41 @@ async def test_tail_follows_rotation_and_truncation_across_restarts(
     assert await _data(log) == [{"n": i} for i in range(1, 7)]
 
 
+async def test_tail_reads_every_file_of_two_rotations_while_it_was_down(
+    log: EventLog, tmp_path: Path
+) -> None:
+    # The crash test's failure under load (66,500 of 100,000 lines: the first and
+    # last files, not the middle one): the source, still in the first file,
+    # missed two rotations and went from the first file straight to the current one.
+    path = tmp_path / "app.ndjson"
+    path.write_bytes(b'{"n":1}\n')
+    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    with open(path, "ab") as f:
+        f.write(b'{"n":2}\n')
+    path.rename(tmp_path / "app.ndjson.1")
+    path.write_bytes(b'{"n":3}\n{"n":4}\n')
+    path.rename(tmp_path / "app.ndjson.2")
+    path.write_bytes(b'{"n":5}\n')
+    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    assert await _data(log) == [{"n": i} for i in range(1, 6)]
+
+
+async def test_tail_reads_a_rotated_file_longer_than_one_read_line_by_line(
+    log: EventLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kinds_module, "READ_BYTES", 10)
+    path = tmp_path / "app.ndjson"
+    path.touch()
+    tail = NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path)))
+    await tail.catch_up()
+    path.write_bytes(b'{"n":1}\n{"n":22}\n{"n":3}')  # a read ends inside {"n":22}
+    path.rename(tmp_path / "app.ndjson.1")
+    path.write_bytes(b'{"n":4}\n')
+    await tail.catch_up()
+    assert await _data(log) == [{"n": 1}, {"n": 22}, {"n": 3}, {"n": 4}]
+    assert await _data(log, "s.errors") == []
+
+
 async def test_tail_of_a_missing_file_waits(log: EventLog, tmp_path: Path) -> None:
     tail = NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(tmp_path / "later.ndjson")))
     await tail.catch_up()
