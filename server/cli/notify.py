@@ -21,15 +21,14 @@ from eventlog.client import Client
 from server.cli.tables import print_table
 from server.cli.webhooks import (
     Failed,
+    add_crud_actions,
     add_delivery_actions,
     add_delivery_options,
     add_replay_options,
     call,
-    command,
     connection_options,
     delivery_fields,
     print_endpoint,
-    simple_action,
 )
 
 __all__ = ["register"]
@@ -52,29 +51,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     conn = connection_options()
     top = subparsers.add_parser("notifications", help="manage chat notification targets")
     sub = top.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = sub.add_parser("list", parents=[conn], help="list targets")
-    p.set_defaults(handler=command(_list))
-    p = sub.add_parser("show", parents=[conn], help="show one target")
-    p.add_argument("id")
-    p.set_defaults(handler=command(_show))
-    p = sub.add_parser("create", parents=[conn], help="create a target")
-    p.add_argument("kind", choices=["discord", "slack", "apprise"])
-    p.add_argument("target", metavar="URL", help="incoming-webhook URL or Apprise URL")
-    _spec_options(p, create=True)
-    p.set_defaults(handler=command(_create))
-    p = sub.add_parser("update", parents=[conn], help="change a target's fields")
-    p.add_argument("id")
-    p.add_argument("--target", metavar="URL", help="new URL")
-    _spec_options(p, create=False)
-    p.set_defaults(handler=command(_update))
-    for action, text in (
-        ("delete", "delete a target and its deliveries"),
-        ("enable", "enable it (resumes from the committed offset)"),
-        ("disable", "disable it"),
-    ):
-        p = sub.add_parser(action, parents=[conn], help=text)
-        p.add_argument("id")
-        p.set_defaults(handler=command(simple_action(action)), api_base=_BASE)
+    handlers = (_list, _show, _create, _update)
+    add_crud_actions(
+        sub,
+        conn,
+        "target",
+        handlers,
+        _spec_options,
+        "incoming-webhook URL or Apprise URL",
+        kinds=("discord", "slack", "apprise"),
+        api_base=_BASE,
+    )
     add_delivery_actions(
         sub, conn, names=("deliveries", "delivery", "retry", "skip"), api_base=_BASE
     )

@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.table import Table
@@ -26,6 +26,7 @@ from server.cli.tables import print_table
 
 __all__ = [
     "Failed",
+    "add_crud_actions",
     "add_delivery_actions",
     "add_replay_options",
     "call",
@@ -120,28 +121,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     hooks = subparsers.add_parser("webhooks", help="manage webhook endpoints")
     sub = hooks.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = sub.add_parser("list", parents=[conn], help="list endpoints")
-    p.set_defaults(handler=command(_list))
-    p = sub.add_parser("show", parents=[conn], help="show one endpoint")
-    p.add_argument("id")
-    p.set_defaults(handler=command(_show))
-    p = sub.add_parser("create", parents=[conn], help="create an endpoint")
-    p.add_argument("target", metavar="URL", help="where to POST events")
-    _spec_options(p, create=True)
-    p.set_defaults(handler=command(_create))
-    p = sub.add_parser("update", parents=[conn], help="change an endpoint's fields")
-    p.add_argument("id")
-    p.add_argument("--target", metavar="URL", help="new target URL")
-    _spec_options(p, create=False)
-    p.set_defaults(handler=command(_update))
-    for action, text in (
-        ("delete", "delete an endpoint and its deliveries"),
-        ("enable", "enable delivery (resumes from the committed offset)"),
-        ("disable", "disable delivery"),
-    ):
-        p = sub.add_parser(action, parents=[conn], help=text)
-        p.add_argument("id")
-        p.set_defaults(handler=command(simple_action(action)))
+    handlers = (_list, _show, _create, _update)
+    add_crud_actions(sub, conn, "endpoint", handlers, _spec_options, "where to POST events")
     p = sub.add_parser("rotate-secret", parents=[conn], help="new signing secret")
     p.add_argument("id")
     p.add_argument("--secret", help="the new whsec_… secret (generated when omitted)")
@@ -156,6 +137,50 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "replay", parents=[conn], help="deliver a range of the log to an endpoint again"
     )
     add_replay_options(p)
+
+
+def add_crud_actions(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    conn: argparse.ArgumentParser,
+    noun: str,
+    handlers: tuple[Handler, Handler, Handler, Handler],
+    spec_options: Callable[..., None],
+    target_help: str,
+    *,
+    kinds: Sequence[str] = (),
+    **defaults: Any,
+) -> None:
+    """Add ``list``, ``show``, ``create``, ``update``, ``delete``, ``enable`` and
+    ``disable`` of a family of delivery targets (webhook endpoints, notification
+    targets) to ``sub``. ``handlers`` run the first four; ``spec_options(p,
+    create=...)`` adds the family's fields; ``create`` takes a ``kind`` first
+    when ``kinds`` are given, then the target URL (``target_help``)."""
+    list_, show, create, update = handlers
+    a = "an" if noun[0] in "aeiou" else "a"
+    p = sub.add_parser("list", parents=[conn], help=f"list {noun}s")
+    p.set_defaults(handler=command(list_), **defaults)
+    p = sub.add_parser("show", parents=[conn], help=f"show one {noun}")
+    p.add_argument("id")
+    p.set_defaults(handler=command(show), **defaults)
+    p = sub.add_parser("create", parents=[conn], help=f"create {a} {noun}")
+    if kinds:
+        p.add_argument("kind", choices=list(kinds))
+    p.add_argument("target", metavar="URL", help=target_help)
+    spec_options(p, create=True)
+    p.set_defaults(handler=command(create), **defaults)
+    p = sub.add_parser("update", parents=[conn], help=f"change {a} {noun}'s fields")
+    p.add_argument("id")
+    p.add_argument("--target", metavar="URL", help="new target URL")
+    spec_options(p, create=False)
+    p.set_defaults(handler=command(update), **defaults)
+    for action, text in (
+        ("delete", f"delete {a} {noun} and its deliveries"),
+        ("enable", "enable delivery (resumes from the committed offset)"),
+        ("disable", "disable delivery"),
+    ):
+        p = sub.add_parser(action, parents=[conn], help=text)
+        p.add_argument("id")
+        p.set_defaults(handler=command(simple_action(action)), **defaults)
 
 
 def add_delivery_actions(
