@@ -19,7 +19,7 @@ from rich.table import Table
 
 from eventlog.client import Client
 from server.cli.tables import print_table
-from server.cli.webhooks import (
+from server.cli.targets import (
     Failed,
     add_crud_actions,
     add_delivery_actions,
@@ -29,6 +29,7 @@ from server.cli.webhooks import (
     connection_options,
     delivery_fields,
     print_endpoint,
+    update_target,
 )
 
 __all__ = ["register"]
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     conn = connection_options()
     top = subparsers.add_parser("notifications", help="manage chat notification targets")
     sub = top.add_subparsers(dest="action", metavar="ACTION", required=True)
-    handlers = (_list, _show, _create, _update)
+    handlers = (_list, _create, _update)
     add_crud_actions(
         sub,
         conn,
@@ -124,12 +125,6 @@ def _list(client: Client, args: argparse.Namespace) -> Any:
     return result
 
 
-def _show(client: Client, args: argparse.Namespace) -> Any:
-    result = call(client, "GET", f"{_BASE}/{args.id}")
-    print_endpoint(result, args)
-    return result
-
-
 def _create(client: Client, args: argparse.Namespace) -> Any:
     body = {"kind": args.kind, "url": args.target, **_spec(args, {}, create=True)}
     result = call(client, "POST", _BASE, body)
@@ -141,11 +136,4 @@ def _update(client: Client, args: argparse.Namespace) -> Any:
     current: dict[str, Any] = {}
     if args.template is not None or args.option:  # merge into the target's options
         current = call(client, "GET", f"{_BASE}/{args.id}")["options"]
-    body = _spec(args, current, create=False)
-    if args.target is not None:
-        body["url"] = args.target
-    if not body:
-        raise Failed("nothing to change: give at least one option")
-    result = call(client, "PATCH", f"{_BASE}/{args.id}", body)
-    print_endpoint(result, args)
-    return result
+    return update_target(client, args, _spec(args, current, create=False))
