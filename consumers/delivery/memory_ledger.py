@@ -11,7 +11,6 @@ from consumers.delivery.ledger import (
     SHARED_PREFIX,
     ConsumerAdvance,
     EndpointCounts,
-    act_by_rewrite,
 )
 from consumers.delivery.machine_rules import (
     Claimed,
@@ -181,11 +180,6 @@ class MemoryLedger:
         if d is None or d.endpoint_id != endpoint_id:
             return None
         return d, list(self._attempts.get(delivery_id, []))
-
-    async def act(
-        self, endpoint_id: str, delivery_id: str, action: str, now: float
-    ) -> Delivery | None:
-        return await act_by_rewrite(self, endpoint_id, delivery_id, action, now)
 
     async def counts(self) -> dict[str, EndpointCounts]:
         out: dict[str, EndpointCounts] = {}
