@@ -243,9 +243,9 @@ class DeliveryMachine:
         verdict, ep = classification.verdict, self.endpoint
         if verdict == "rate_limited":
             return  # the receiver is alive and asked us to slow down
-        since = ep.failing_since if ep.failing_since is not None else now
-        if verdict == "delivered":
-            since = None
+        since: float | None = None
+        if verdict != "delivered":
+            since = now if ep.failing_since is None else ep.failing_since
         limit = ep.disable_after
         if disable is None and since is not None and limit is not None and now - since >= limit:
             reason = classification.reason

@@ -1,17 +1,16 @@
-"""What a webhook endpoint may be, and how it changes (pure).
+"""What a delivery target may be, and how it changes (pure).
 
-:class:`EndpointSpec` is what the API, the CLI and the config file accept;
-:func:`build_endpoint` and :func:`apply_patch` turn it into a checked
-:class:`~consumers.delivery.model.Endpoint`; :func:`rotate_secret` puts a new
-signing secret first; :func:`declared_endpoint` reconciles a config-file
-declaration with the stored endpoint. A bad field is a :class:`SpecError`
-naming it.
+:class:`TargetSpec` (tagged by ``kind``) is what the API, the CLI and the
+config file accept; :func:`build_endpoint`, :func:`apply_patch` and
+:func:`declared_endpoint` turn it into a checked
+:class:`~consumers.delivery.model.Endpoint`, for every kind; :func:`rotate_secret`
+puts a new signing secret first. A bad field is a :class:`SpecError` naming it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import msgspec
 
@@ -101,6 +100,12 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_f
         """The endpoint fields this kind sets itself (secrets, options, another url...)."""
         return {}
 
+    @classmethod
+    def of(cls, ep: Endpoint) -> Self:
+        """The spec that builds ``ep`` again (its secret and full URL included:
+        keep it server-side)."""
+        return cls(**spec_fields(ep))
+
 
 class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_fields=True):
     """A webhook endpoint as users declare it (``kind`` may be left out).
@@ -122,6 +127,17 @@ class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_field
             "headers": dict(self.headers),
             "max_in_flight": self.max_in_flight,
         }
+
+    @classmethod
+    def of(cls, ep: Endpoint) -> Self:
+        secret = ep.secrets[0].secret if ep.secrets else None
+        return cls(
+            **spec_fields(ep), secret=secret, headers=ep.headers, max_in_flight=ep.max_in_flight
+        )
+
+
+#: The spec type of each target kind (the notification kinds add theirs).
+SPECS: dict[str, type[TargetSpec]] = {"webhook": EndpointSpec}
 
 
 class TargetPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -300,27 +316,42 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
 def spec_fields(ep: Endpoint) -> dict[str, Any]:
     """The fields of :class:`TargetSpec` that build ``ep`` again (its kind's own aside)."""
     names = set(TargetSpec.__struct_fields__) - {"max_attempts", "start"}
-    return {name: getattr(ep, name) for name in names}
+    return {name: getattr(ep, name) for name in names} | {"max_attempts": ep.retry.max_attempts}
 
 
-def apply_patch(ep: Endpoint, patch: EndpointPatch, *, now: float) -> Endpoint:
-    """The endpoint with the patch's fields applied (validated)."""
-    changes: dict[str, Any] = {
-        f: getattr(patch, f)
-        for f in patch.__struct_fields__
-        if f not in ("retry", "max_attempts") and getattr(patch, f) is not msgspec.UNSET
-    }
-    if patch.retry is not msgspec.UNSET or patch.max_attempts is not msgspec.UNSET:
-        retry = ep.retry if patch.retry is msgspec.UNSET else patch.retry
-        attempts = (
-            ep.retry.max_attempts if patch.max_attempts is msgspec.UNSET else patch.max_attempts
-        )
-        changes["retry"] = _policy(retry, attempts)
-    if changes.get("enabled") is True:
-        changes["disabled_reason"] = None
-        changes["failing_since"] = None
-    changes["updated"] = now
-    return _validate(msgspec.structs.replace(ep, **changes))
+def _carried(
+    fresh: Endpoint, old: Endpoint, *, enabled: bool, reset: bool, now: float, **more: Any
+) -> Endpoint:
+    """``fresh`` with ``old``'s runtime state: where it started, when it was created,
+    and (unless ``reset``) its failure streak and, while disabled, why."""
+    return msgspec.structs.replace(
+        fresh,
+        start_offset=old.start_offset,
+        created=old.created,
+        enabled=enabled,
+        disabled_reason=None if reset or enabled else old.disabled_reason,
+        failing_since=None if reset else old.failing_since,
+        updated=now,
+        **more,
+    )
+
+
+def apply_patch(ep: Endpoint, patch: TargetPatch, *, now: float) -> Endpoint:
+    """The endpoint of any kind with the patch's fields applied (validated as a new
+    one) and its runtime state kept; enabling it clears its disabled reason and
+    failure streak. A notification target's ``options`` are replaced as a whole.
+    """
+    changes = {f: getattr(patch, f) for f in patch.__struct_fields__}
+    changes = {f: v for f, v in changes.items() if v is not msgspec.UNSET}
+    kind = SPECS.get(ep.kind)
+    if kind is None:
+        raise SpecError("kind", f"unknown target kind {ep.kind!r}")
+    spec = msgspec.structs.replace(kind.of(ep), **changes)
+    fresh = build_endpoint(spec, now=now, head=ep.start_offset)
+    reset = changes.get("enabled") is True
+    return _carried(
+        fresh, ep, enabled=fresh.enabled, reset=reset, now=now, secrets=ep.secrets, origin=ep.origin
+    )
 
 
 def rotate_secret(
@@ -373,13 +404,4 @@ def declared_endpoint(
     if new is not None and new != current:
         secrets = rotate_secret(existing, now=now, secret=new)[0].secrets
     enabled = existing.enabled and spec.enabled
-    return msgspec.structs.replace(
-        fresh,
-        secrets=secrets,
-        start_offset=existing.start_offset,
-        created=existing.created,
-        enabled=enabled,
-        disabled_reason=existing.disabled_reason if not enabled else None,
-        failing_since=existing.failing_since,
-        updated=now,
-    )
+    return _carried(fresh, existing, enabled=enabled, reset=False, now=now, secrets=secrets)
