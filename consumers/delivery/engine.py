@@ -138,7 +138,7 @@ class DeliveryEngine:
             lease_retry=lease_retry,
         )
         self._lock = asyncio.Lock()
-        self._cluster = ClusterWatch(store, self, period=lease_retry, clock=clock)
+        self._cluster = ClusterWatch(store.shared, self, period=lease_retry, clock=clock)
         self._started = False
 
     # -- life cycle ------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from consumers.delivery.cluster import SharedLedger
 from consumers.delivery.machine_rules import (
     Claimed,
     DeliveryConflict,
@@ -77,6 +78,12 @@ class EndpointCounts:
 @runtime_checkable
 class LedgerStore(Protocol):
     """Where endpoints, deliveries and attempts live. See the module docstring for the contract."""
+
+    @property
+    def shared(self) -> SharedLedger | None:
+        """What other processes share of this ledger (PostgreSQL: claims, news, the
+        orphan sweep); None for a ledger only this process uses."""
+        ...
 
     async def open(self) -> None:
         """Create or migrate the store's tables."""

@@ -47,6 +47,8 @@ class MemoryLedger:
     in one process that is as atomic as the in-memory log itself.
     """
 
+    shared = None  # one process
+
     def __init__(self, offsets: OffsetStore) -> None:
         self._offsets = offsets
         self._endpoints: dict[str, Endpoint] = {}

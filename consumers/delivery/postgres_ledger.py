@@ -100,6 +100,8 @@ class PostgresLedger:
         #: The channel of this ledger's notifications (``<schema>_delivery``).
         self.channel = f"{self._s}_{TOPIC}"
         self._alive: Lease | None = None
+        #: Several processes share this ledger (:mod:`consumers.delivery.cluster`).
+        self.shared = self
 
     async def open(self) -> None:
         """Create or migrate the tables; take this process's liveness lease."""

@@ -119,6 +119,8 @@ def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
 class SQLiteLedger:
     """The ledger in the log's SQLite database."""
 
+    shared = None  # one process: the SQLite log's server
+
     def __init__(self, storage: SQLiteTables, *, secrets: SecretBox | None = None) -> None:
         self._storage = storage
         #: Seals endpoint documents (their secrets, headers, URLs) at rest.

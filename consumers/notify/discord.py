@@ -53,6 +53,7 @@ __all__ = [
     "build_message",
     "classify",
     "parse_options",
+    "retry_after",
     "wait_url",
 ]
 
@@ -250,18 +251,25 @@ def _discord_message(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace")
 
 
+def retry_after(result: AttemptResult, now: float) -> tuple[float | None, bool]:
+    """A 429's wait: the JSON body's ``retry_after`` (seconds, with a fraction), else
+    the ``Retry-After`` header; and whether Discord says the limit is global."""
+    data = _json(result.body)
+    global_limit = data.get("global") is True
+    global_limit |= result.headers.get("x-ratelimit-global", "").lower() == "true"
+    wait = data.get("retry_after")
+    if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
+        return float(wait), global_limit
+    return parse_retry_after(result.headers.get("retry-after"), now), global_limit
+
+
 def classify(result: AttemptResult, now: float) -> Classification:
     """Judge Discord's answer (see the module docstring)."""
     status = result.status
     if status == 429:
-        data = _json(result.body)
-        wait = data.get("retry_after")
-        if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
-            retry_after: float | None = float(wait)
-        else:
-            retry_after = parse_retry_after(result.headers.get("retry-after"), now)
-        scope = " (global)" if data.get("global") is True else ""
-        return Classification("rate_limited", f"Discord 429{scope}", retry_after)
+        wait, global_limit = retry_after(result, now)
+        scope = " (global)" if global_limit else ""
+        return Classification("rate_limited", f"Discord 429{scope}", wait)
     if status in (401, 404, 410):
         return Classification(
             "disable", f"Discord answered {status}: {_discord_message(result.body)}"
