@@ -228,11 +228,10 @@ class DeliveryMachine:
         self._paced = None
         while self.held and len(self.sending) < self.limit:
             if self._bucket is not None:
-                wait = self._bucket.wait(now)
+                wait = self._bucket.take(now)
                 if wait > 0:
                     self._paced = now + wait
                     return
-                self._bucket.take(now)
             delivery = self.held.popleft()
             self.sending[delivery.id] = delivery
             self._out.append(Send(delivery))

@@ -1,21 +1,11 @@
 """The delivery state transitions, written once (pure; ``now`` and ``rand`` are passed in).
 
 A delivery moves ``pending → in_flight → delivered | failed``; a retryable
-failure goes back to ``pending`` with a later ``next_attempt_at``, a released
-claim (shutdown, endpoint change, a dead holder) goes back to ``pending`` due
-now, and an operator retry moves a finished delivery back to ``pending``.
-Every ledger stores what these functions decide and decides nothing itself:
-
-* :func:`select_claimable`: which deliveries a claim takes (the ordering rule);
-* :func:`outcome`: an attempt's verdict → the delivery's next state and the
-  recorded attempt (the retry/outcome table of ``docs/webhooks.md``);
-* :func:`release`: a claim given back without an attempt;
-* :func:`apply_finished`: a row after a recorded :class:`Finished`;
-* :func:`apply_operator_action`: ``retry`` and ``skip``.
-
-The same rules serve pulled consumers: a claim is a lease on a row, an
-outcome is an ack (``delivered``), a nack with a delay (``pending`` at ``T``)
-or parking (``failed``), and a released claim is an expired lease.
+failure, a released claim and an operator retry take it back to ``pending``.
+Every ledger stores what these functions decide and decides nothing itself.
+The same rules serve pulled consumers (:mod:`consumers.shared`): a claim is a
+lease on a row, an outcome an ack, a nack with a delay or parking, a released
+claim an expired lease.
 """
 
 from __future__ import annotations

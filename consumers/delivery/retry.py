@@ -21,13 +21,10 @@ any other 4xx, 1xx                       ``failed``        final
 target refused by the SSRF guard         ``failed``        final
 =======================================  ================  =========================
 
-A ``retry`` after the last attempt becomes ``failed``. Rate-limited waits are
-bounded by :attr:`RetryPolicy.max_rate_limited` so a receiver that answers 429
-forever cannot keep a delivery alive forever.
-
-Target kinds (webhooks, Discord, Slack...) may supply their own classifier
-(see :mod:`consumers.delivery.engine`); they return the same
-:class:`Classification` and usually fall back to :func:`classify`.
+A ``retry`` after the last attempt becomes ``failed``; at most
+:attr:`RetryPolicy.max_rate_limited` 429 waits are free
+(:func:`consumers.delivery.machine_rules.outcome` applies both). Target kinds
+may classify answers their own way, usually falling back to :func:`classify`.
 """
 
 from __future__ import annotations
@@ -209,10 +206,7 @@ def classify(result: AttemptResult, now: float) -> Classification:
 
 
 class TokenBucket:
-    """A token bucket: ``rate`` requests per second, bursts of up to ``burst``.
-
-    Sans-I/O: :meth:`take` is given the time and says how long to wait.
-    """
+    """``rate`` tokens a second, bursts of up to ``burst`` (sans-I/O: ``now`` is passed in)."""
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         if not rate > 0:
@@ -222,20 +216,12 @@ class TokenBucket:
         self._tokens = self.burst
         self._stamp: float | None = None
 
-    def wait(self, now: float) -> float:
-        """Seconds until a token is there (0: now), without taking it."""
-        tokens = self._tokens
-        if self._stamp is not None:
-            tokens = min(self.burst, tokens + (now - self._stamp) * self.rate)
-        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-
     def take(self, now: float) -> float:
-        """Take one token; return 0 if it was there, else the seconds until it will be
-        (the token is reserved: callers sleep that long and go ahead)."""
+        """Take a token: 0.0 when taken, else the seconds until one is there (none taken)."""
         if self._stamp is not None:
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        self._tokens -= 1
-        if self._tokens >= 0:
+        if self._tokens >= 1:
+            self._tokens -= 1
             return 0.0
-        return -self._tokens / self.rate
+        return (1 - self._tokens) / self.rate

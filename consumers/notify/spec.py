@@ -113,12 +113,9 @@ def _validate_options(kind: str, options: dict[str, Any]) -> None:
         raise SpecError("kind", f"unknown notification kind {kind!r}")
     try:
         parse(options)
-    except SpecError:
-        raise
     except ValueError as exc:  # the parsers say "<field>: <message>"
-        text = str(exc)
-        path, _, message = text.partition(": ")
-        raise SpecError(path if message else "options", message or text) from exc
+        path, _, message = str(exc).partition(": ")
+        raise SpecError(path if message else "options", message or path) from exc
 
 
 build_notify_endpoint = build_endpoint

@@ -9,19 +9,17 @@ puts a new signing secret first. A bad field is a :class:`SpecError` naming it.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any, Literal, Self
 
 import msgspec
 
 from consumers.delivery.model import Endpoint, Ordering, SecretEntry
 from consumers.delivery.retry import RetryPolicy
-from consumers.delivery.signing import (
-    InvalidSecret,
-    decode_secret,
-    generate_secret,
-)
-from consumers.delivery.ssrf import InvalidTarget, validate_url
+from consumers.delivery.signing import decode_secret, generate_secret
+from consumers.delivery.ssrf import validate_url
 from consumers.filter import check_key_pattern, check_type_pattern
 from eventlog.errors import InvalidInput
 from eventlog.ids import uuid7
@@ -211,39 +209,41 @@ def _check(path: str, ok: bool, message: str) -> None:
         raise SpecError(path, message)
 
 
+@contextlib.contextmanager
+def _field_errors(path: str) -> Iterator[None]:
+    """Turn a ``ValueError`` (``InvalidInput`` among them) raised inside into a
+    :class:`SpecError` naming ``path``."""
+    try:
+        yield
+    except SpecError:
+        raise
+    except ValueError as exc:
+        raise SpecError(path, str(exc)) from exc
+
+
 def _policy(retry: RetrySetting, max_attempts: int | None) -> RetryPolicy:
     policy = RetryPolicy.preset(retry) if isinstance(retry, str) else retry
     if max_attempts is not None:
-        try:
+        with _field_errors("max_attempts"):
             policy = msgspec.structs.replace(policy, max_attempts=max_attempts)
             policy.__post_init__()
-        except ValueError as exc:
-            raise SpecError("max_attempts", str(exc)) from exc
     return policy
 
 
 def _validate(ep: Endpoint) -> Endpoint:
     """Check every field of an endpoint; raise :class:`SpecError` naming the first bad one."""
-    try:
+    with _field_errors("url"):
         if ep.kind != "apprise":  # an Apprise URL is checked with its options
             validate_url(ep.url)
-    except InvalidTarget as exc:
-        raise SpecError("url", str(exc)) from exc
-    try:
+    with _field_errors("stream"):
         validate_stream_name(ep.stream)
-    except ValueError as exc:
-        raise SpecError("stream", str(exc)) from exc
     _check("types", len(ep.types) <= 100, "at most 100 type patterns")
     for i, pattern in enumerate(ep.types):
-        try:
+        with _field_errors(f"types[{i}]"):
             check_type_pattern(pattern)
-        except InvalidInput as exc:
-            raise SpecError(f"types[{i}]", str(exc)) from exc
     if ep.key is not None:
-        try:
+        with _field_errors("key"):
             check_key_pattern(ep.key)
-        except InvalidInput as exc:
-            raise SpecError("key", str(exc)) from exc
     _check("headers", len(ep.headers) <= MAX_HEADERS, f"at most {MAX_HEADERS} extra headers")
     for name, value in ep.headers.items():
         _check(f"headers.{name}", _HEADER_NAME.fullmatch(name) is not None, "invalid header name")
@@ -275,10 +275,8 @@ def _validate(ep: Endpoint) -> Endpoint:
     )
     _check("description", len(ep.description) <= 1024, "description is at most 1024 characters")
     for i, entry in enumerate(ep.secrets):
-        try:
+        with _field_errors("secret" if i == 0 else f"secrets[{i}]"):
             decode_secret(entry.secret)
-        except InvalidSecret as exc:
-            raise SpecError("secret" if i == 0 else f"secrets[{i}]", str(exc)) from exc
     return ep
 
 
@@ -363,10 +361,8 @@ def rotate_secret(
     """
     _check("grace", 0 <= grace <= 30 * 86400, "grace must be between 0 and 30 days")
     new = secret if secret is not None else generate_secret()
-    try:
+    with _field_errors("secret"):
         decode_secret(new)
-    except InvalidSecret as exc:
-        raise SpecError("secret", str(exc)) from exc
     old = [
         SecretEntry(
             secret=s.secret,
