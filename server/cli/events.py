@@ -58,28 +58,26 @@ class InputError(ValueError):
     """Something the user typed or piped in is not acceptable (exit code 2)."""
 
 
-class EventLine(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """An event object as the user writes it (event mode), or as ``export`` prints it."""
-
+class _EventFields(msgspec.Struct):
+    # Not kw_only: msgspec would then order these after a subclass's fields.
     type: str
     data: msgspec.Raw = NULL
     key: str | None = None
     id: str | None = None
     headers: dict[str, str] = {}
+
+
+class EventLine(_EventFields, kw_only=True, forbid_unknown_fields=True):
+    """An event object as the user writes it (event mode), or as ``export`` prints it."""
+
     # Present in exported / tailed events; the target log assigns its own.
     stream: str | None = None
     offset: int | None = None
     time: str | None = None
 
 
-class OutEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+class OutEvent(_EventFields, kw_only=True, omit_defaults=True):
     """An event as the client sends it to the server: the append wire shape."""
-
-    type: str
-    data: msgspec.Raw = NULL
-    key: str | None = None
-    id: str | None = None
-    headers: dict[str, str] = {}
 
 
 _line_decoder = msgspec.json.Decoder(EventLine)
