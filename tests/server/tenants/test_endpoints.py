@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from tests.consumers.delivery.receiver import Receiver
-from tests.server.ingest.senders import GITHUB_SECRET, github_headers
+from tests.server.ingest.senders import github_headers, github_source
 from tests.server.tenants.keys import client, headers, tenant_config
 from tests.serverthread import ServerThread
 from tests.support import scaled
@@ -144,11 +144,7 @@ def test_ingest_sources_of_the_same_name_append_to_each_tenants_stream(
     ):
         urls = {}
         for name, c in (("acme", acme), ("globex", globex)):
-            source = {
-                "name": "github",
-                "stream": "gh",
-                "verify": {"scheme": "github", "secret": GITHUB_SECRET},
-            }
+            source = github_source()
             made = c.post("/api/ingest/sources", json=source)
             assert made.status_code == 201, made.text
             assert (made.json()["name"], made.json()["stream"]) == ("github", "gh")
