@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,12 +26,14 @@ from typing import Any
 
 import msgspec
 
-from bench.common import encode, free_port, payload, scratch_dir
+from bench.common import encode, free_port, payload
 from bench.peers.common import (
     Missing,
     log_batches,
     log_producers,
     log_read,
+    main,
+    peer_process,
     producers_rate,
     require,
 )
@@ -47,24 +47,16 @@ def nats_server() -> Iterator[str]:
     """A nats-server with JetStream on file storage; yields its URL."""
     binary = require("nats-server", "nats")
     port = free_port()
-    with scratch_dir() as d:
-        proc = subprocess.Popen(
-            [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(d)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), 1):
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            yield f"nats://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    argv = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd"]
+    with peer_process(lambda d: [*argv, str(d)]) as proc:
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield f"nats://127.0.0.1:{port}"
 
 
 async def _connect(url: str, subject: str) -> tuple[Any, Any]:
@@ -149,5 +141,4 @@ async def run(quick: bool) -> Section:
 
 
 if __name__ == "__main__":
-    section = asyncio.run(run("--quick" in sys.argv))
-    section.print()
+    main(run)

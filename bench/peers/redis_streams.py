@@ -14,9 +14,7 @@ the same run:
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,13 +22,15 @@ from typing import Any
 
 import msgspec
 
-from bench.common import encode, free_port, payload, scratch_dir
+from bench.common import encode, free_port, payload
 from bench.peers.common import (
     PRODUCERS,
     Missing,
     log_batches,
     log_producers,
     log_read,
+    main,
+    peer_process,
     producers_rate,
     require,
 )
@@ -44,26 +44,11 @@ def redis_server(fsync: str) -> Iterator[int]:
     """A redis-server with an append-only file fsynced ``fsync``; yields its port."""
     binary = require("redis-server", "redis")
     port = free_port()
-    with scratch_dir() as d:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", fsync,
-                "--dir", str(d),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            _wait_ready(port, proc)
-            yield port
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "yes", "--appendfsync", fsync, "--dir"]
+    with peer_process(lambda d: [*argv, str(d)]) as proc:
+        _wait_ready(port, proc)
+        yield port
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -172,5 +157,4 @@ async def run(quick: bool) -> Section:
 
 
 if __name__ == "__main__":
-    section = asyncio.run(run("--quick" in sys.argv))
-    section.print()
+    main(run)
