@@ -17,11 +17,12 @@ import msgspec
 
 from bench.append import log_concurrent_singles
 from bench.common import payload, scratch_dir
-from bench.report import Section
+from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
 
 __all__ = [
     "Missing",
+    "compare",
     "log_batches",
     "log_producers",
     "log_read",
@@ -29,6 +30,7 @@ __all__ = [
     "peer_process",
     "producers_rate",
     "require",
+    "sizes",
 ]
 
 PRODUCERS = 256
@@ -59,6 +61,21 @@ def peer_process(argv: Callable[[Path], list[str]]) -> Iterator[subprocess.Popen
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def sizes(quick: bool) -> tuple[int, int]:
+    """``(per_producer, total)`` of a comparison: appends per producer, events per case."""
+    return (10, 20_000) if quick else (40, 100_000)
+
+
+async def compare(section: Section, cases: Callable[[list[Figure]], Awaitable[None]]) -> Section:
+    """``section`` with the figures ``cases`` adds to it; if the peer is not
+    installed (:class:`Missing`), with a line saying so instead."""
+    try:
+        await cases(section.figures)
+    except Missing as exc:
+        section.extra = [f"Skipped: {exc}.", ""]
+    return section
 
 
 def main(run: Callable[[bool], Coroutine[Any, Any, Section]]) -> None:

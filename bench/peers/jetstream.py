@@ -28,7 +28,7 @@ import msgspec
 
 from bench.common import encode, free_port, payload
 from bench.peers.common import (
-    Missing,
+    compare,
     log_batches,
     log_producers,
     log_read,
@@ -36,6 +36,7 @@ from bench.peers.common import (
     peer_process,
     producers_rate,
     require,
+    sizes,
 )
 from bench.report import Figure, Section
 
@@ -108,11 +109,9 @@ async def pull_read(url: str, total: int) -> float:
 
 async def run(quick: bool) -> Section:
     """eventlog and NATS JetStream, each case in the same run."""
-    per_producer = 10 if quick else 40
-    total = 20_000 if quick else 100_000
-    figures: list[Figure] = []
-    extra: list[str] = []
-    try:
+    per_producer, total = sizes(quick)
+
+    async def cases(figures: list[Figure]) -> None:
         with nats_server() as url:
             theirs = await publish_producers(url, per_producer)
             figures.append(
@@ -124,20 +123,14 @@ async def run(quick: bool) -> Section:
             )
             theirs = await pull_read(url, total)
             figures.append(Figure("read 1000 at a time + decode", await log_read(total), theirs))
-    except Missing as exc:
-        extra = [f"Skipped: {exc}.", ""]
-    return Section(
-        key="peers-jetstream",
-        title="Peers: NATS JetStream",
-        conditions=(
-            "nats-server -js on loopback, file storage (acknowledges before fsync); "
-            "nats-py client; payload ~200 B JSON. eventlog on SQLite with its defaults "
-            "(synchronous=FULL). The baseline column is JetStream: a ratio above 1 means "
-            "eventlog is faster. `python -m bench.peers.jetstream`."
-        ),
-        figures=figures,
-        extra=extra,
+
+    conditions = (
+        "nats-server -js on loopback, file storage (acknowledges before fsync); "
+        "nats-py client; payload ~200 B JSON. eventlog on SQLite with its defaults "
+        "(synchronous=FULL). The baseline column is JetStream: a ratio above 1 means "
+        "eventlog is faster. `python -m bench.peers.jetstream`."
     )
+    return await compare(Section("peers-jetstream", "Peers: NATS JetStream", conditions), cases)
 
 
 if __name__ == "__main__":

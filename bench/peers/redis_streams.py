@@ -25,7 +25,7 @@ import msgspec
 from bench.common import encode, free_port, payload
 from bench.peers.common import (
     PRODUCERS,
-    Missing,
+    compare,
     log_batches,
     log_producers,
     log_read,
@@ -33,6 +33,7 @@ from bench.peers.common import (
     peer_process,
     producers_rate,
     require,
+    sizes,
 )
 from bench.report import Figure, Section
 
@@ -118,11 +119,9 @@ async def xrange_read(port: int, total: int) -> float:
 
 async def run(quick: bool) -> Section:
     """eventlog and Redis Streams, each case in the same run."""
-    per_producer = 10 if quick else 40
-    total = 20_000 if quick else 100_000
-    figures: list[Figure] = []
-    extra: list[str] = []
-    try:
+    per_producer, total = sizes(quick)
+
+    async def cases(figures: list[Figure]) -> None:
         for fsync in ("always", "everysec"):
             with redis_server(fsync) as port:
                 theirs = await xadd_producers(port, per_producer)
@@ -139,21 +138,15 @@ async def run(quick: bool) -> Section:
                     theirs = await xrange_read(port, total)
                     ours = await log_read(total)
                     figures.append(Figure("read in pages of 1000 + decode", ours, theirs))
-    except Missing as exc:
-        extra = [f"Skipped: {exc}.", ""]
-    return Section(
-        key="peers-redis",
-        title="Peers: Redis Streams",
-        conditions=(
-            "redis-server on loopback with an append-only file, `appendfsync always` "
-            "(fsynced before the answer, like eventlog's synchronous=FULL) and `everysec`; "
-            "redis-py's asyncio client; payload ~200 B JSON. eventlog on SQLite with its "
-            "defaults (synchronous=FULL). The baseline column is Redis: a ratio above 1 "
-            "means eventlog is faster. `python -m bench.peers.redis_streams`."
-        ),
-        figures=figures,
-        extra=extra,
+
+    conditions = (
+        "redis-server on loopback with an append-only file, `appendfsync always` "
+        "(fsynced before the answer, like eventlog's synchronous=FULL) and `everysec`; "
+        "redis-py's asyncio client; payload ~200 B JSON. eventlog on SQLite with its "
+        "defaults (synchronous=FULL). The baseline column is Redis: a ratio above 1 "
+        "means eventlog is faster. `python -m bench.peers.redis_streams`."
     )
+    return await compare(Section("peers-redis", "Peers: Redis Streams", conditions), cases)
 
 
 if __name__ == "__main__":
