@@ -141,12 +141,14 @@ class GatedStorage(MemoryStorage):
     def __init__(self) -> None:
         super().__init__()
         self.gate = asyncio.Event()
+        self.started = asyncio.Event()
         self.returned: list[int] = []
         self.returned_at_start: list[int] = []
 
     async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
         self.returned_at_start.append(len(self.returned))
         if len(self.returned_at_start) == 1:
+            self.started.set()
             await self.gate.wait()
         return await super().append(requests, now)
 
@@ -160,8 +162,7 @@ async def test_the_next_transaction_starts_before_the_last_ones_producers_are_se
             storage.returned.append(await log.append("s", i, type="t"))
 
         first = [asyncio.ensure_future(produce(i)) for i in range(3)]
-        while not storage.returned_at_start:  # the first transaction is under way
-            await asyncio.sleep(0)
+        await storage.started.wait()  # the first transaction is under way
         second = [asyncio.ensure_future(produce(i)) for i in range(3, 6)]
         await asyncio.sleep(0)  # queued behind it
         storage.gate.set()
