@@ -31,6 +31,19 @@ def _ctx(log: EventLog, **spec: Any) -> SourceContext:
     return SourceContext(parse_spec({"name": "src", "stream": "s", **spec}), log)
 
 
+def _tail(log: EventLog, path: Path) -> NdjsonTail:
+    """A new ``ndjson-tail`` reader of ``path``, as after a restart."""
+    return NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path)))
+
+
+async def _tailed_file(log: EventLog, tmp_path: Path) -> Path:
+    """``app.ndjson`` holding the line ``{"n":1}``, read by a tail."""
+    path = tmp_path / "app.ndjson"
+    path.write_bytes(b'{"n":1}\n')
+    await _tail(log, path).catch_up()
+    return path
+
+
 async def _data(log: EventLog, stream: str = "s") -> list[Any]:
     return [msgspec.json.decode(e.data) async for e in log.scan(stream)]
 
@@ -60,7 +73,7 @@ async def test_tail_appends_new_lines_and_parks_bad_ones_with_their_line(
 ) -> None:
     path = tmp_path / "app.ndjson"
     path.write_bytes(b'{"n":1}\nnot json\n{"n":2}\n\xff\xfe\n\n{"n":3')
-    tail = NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path)))
+    tail = _tail(log, path)
     await tail.catch_up()
     assert await _data(log) == [{"n": 1}, {"n": 2}]  # {"n":3 has no newline yet
     errors = await _data(log, "s.errors")
@@ -75,19 +88,17 @@ async def test_tail_appends_new_lines_and_parks_bad_ones_with_their_line(
 async def test_tail_follows_rotation_and_truncation_across_restarts(
     log: EventLog, tmp_path: Path
 ) -> None:
-    path = tmp_path / "app.ndjson"
-    path.write_bytes(b'{"n":1}\n')
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    path = await _tailed_file(log, tmp_path)
     with open(path, "ab") as f:
         f.write(b'{"n":2}\n{"n":3}')  # the last line never gets its newline
     path.rename(tmp_path / "app.ndjson.1")
     path.write_bytes(b'{"n":4}\n{"n":5}\n')
     # A new reader (a restart) finds the rotated file by its identity and finishes it.
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    await _tail(log, path).catch_up()
     assert await _data(log) == [{"n": i} for i in range(1, 6)]
     os.truncate(path, 0)  # copytruncate
     path.write_bytes(b'{"n":6}\n')
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    await _tail(log, path).catch_up()
     assert await _data(log) == [{"n": i} for i in range(1, 7)]
 
 
@@ -97,16 +108,14 @@ async def test_tail_reads_every_file_of_two_rotations_while_it_was_down(
     # The crash test's failure under load (66,500 of 100,000 lines: the first and
     # last files, not the middle one): the source, still in the first file,
     # missed two rotations and went from the first file straight to the current one.
-    path = tmp_path / "app.ndjson"
-    path.write_bytes(b'{"n":1}\n')
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    path = await _tailed_file(log, tmp_path)
     with open(path, "ab") as f:
         f.write(b'{"n":2}\n')
     path.rename(tmp_path / "app.ndjson.1")
     path.write_bytes(b'{"n":3}\n{"n":4}\n')
     path.rename(tmp_path / "app.ndjson.2")
     path.write_bytes(b'{"n":5}\n')
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    await _tail(log, path).catch_up()
     assert await _data(log) == [{"n": i} for i in range(1, 6)]
 
 
@@ -116,7 +125,7 @@ async def test_tail_reads_a_rotated_file_longer_than_one_read_line_by_line(
     monkeypatch.setattr(kinds_module, "READ_BYTES", 10)
     path = tmp_path / "app.ndjson"
     path.touch()
-    tail = NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path)))
+    tail = _tail(log, path)
     await tail.catch_up()
     path.write_bytes(b'{"n":1}\n{"n":22}\n{"n":3}')  # a read ends inside {"n":22}
     path.rename(tmp_path / "app.ndjson.1")

@@ -8,15 +8,15 @@ source names; each sees and changes only its own.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import msgspec
 import pytest
 
 from tests.consumers.delivery.receiver import Receiver
-from tests.server.ingest.senders import GITHUB_SECRET, github_headers
-from tests.server.tenants.keys import client, headers, tenant_config
+from tests.server.ingest.senders import github_headers, github_source
+from tests.server.tenants.keys import client, clients, headers, tenant_config
 from tests.serverthread import ServerThread
 from tests.support import scaled
 
@@ -30,23 +30,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
         yield s
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
 def _append(c: httpx.Client, stream: str, type_: str) -> None:
     assert c.post(f"/api/streams/{stream}/events", json={"type": type_}).status_code == 201
 
 
 def test_consumers_with_the_same_name_are_each_tenants_own(server: ServerThread) -> None:
-    with (
-        client(server.url, "acme") as acme,
-        client(server.url, "globex") as globex,
-        client(server.url, "root") as root,
-    ):
+    with clients(server.url, "acme", "globex", "root") as (acme, globex, root):
         for c, n in ((acme, 3), (globex, 1)):
             for i in range(n):
                 _append(c, "c-orders", f"t{i}")
@@ -145,17 +134,12 @@ def test_ingest_sources_of_the_same_name_append_to_each_tenants_stream(
     server: ServerThread,
 ) -> None:
     with (
-        client(server.url, "acme") as acme,
-        client(server.url, "globex") as globex,
+        clients(server.url, "acme", "globex") as (acme, globex),
         httpx.Client(base_url=server.url, timeout=scaled(10)) as sender,
     ):
         urls = {}
         for name, c in (("acme", acme), ("globex", globex)):
-            source = {
-                "name": "github",
-                "stream": "gh",
-                "verify": {"scheme": "github", "secret": GITHUB_SECRET},
-            }
+            source = github_source()
             made = c.post("/api/ingest/sources", json=source)
             assert made.status_code == 201, made.text
             assert (made.json()["name"], made.json()["stream"]) == ("github", "gh")
