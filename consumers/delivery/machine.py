@@ -151,7 +151,8 @@ class DeliveryMachine:
                 self._record(release(d, d.updated))
             return
         self.held.extend(rows)
-        self._more = len(rows) == limit  # a full window: there may be more
+        # A full window: there may be more; so may rows enqueued since it went out.
+        self._more = self._more or len(rows) == limit
         self._due = wake_at
 
     def claim_failed(self, retry_at: float) -> None:

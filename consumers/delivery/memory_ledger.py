@@ -9,8 +9,10 @@ import msgspec
 
 from consumers.delivery.ledger import (
     SHARED_PREFIX,
+    ClaimRequest,
     ConsumerAdvance,
     EndpointCounts,
+    Enqueue,
     act_by_rewrite,
 )
 from consumers.delivery.machine_rules import (
@@ -143,6 +145,19 @@ class MemoryLedger:
                 attempts = self._attempts.setdefault(d.id, [])
                 attempts.append(msgspec.structs.replace(f.attempt, number=len(attempts) + 1))
             self._rows[d.id] = apply_finished(d, f)
+
+    async def write(
+        self,
+        enqueues: Sequence[Enqueue],
+        finished: Sequence[Finished],
+        claims: Sequence[ClaimRequest],
+        now: float,
+    ) -> tuple[list[int], list[Claimed]]:
+        inserted = []
+        for e in enqueues:
+            inserted.append(await self.enqueue(e.endpoint_id, e.rows, consumer=e.consumer, now=now))
+        await self.finish(finished)
+        return inserted, [await self.claim(c.endpoint_id, c.ordering, now, c.limit) for c in claims]
 
     async def recover(self, now: float) -> int:
         count = 0
