@@ -20,8 +20,10 @@ says when to call :meth:`~DeliveryMachine.actions` again if nothing else
 happens, and :attr:`~DeliveryMachine.may_feed` whether the feeder may add rows.
 
 Rules: at most ``max_in_flight`` attempts at once (one in ``ordered`` mode);
-claims take a window of :data:`WINDOW` times that and the next claim goes out
-when half of it is used, so sending rarely waits for a ledger transaction;
+claims take a window of :data:`WINDOW` times that (doubled, up to
+:data:`MAX_WINDOW`, each time an attempt ends with nothing held while a claim
+is out) and the next claim goes out when half of it is used, so sending rarely
+waits for a ledger transaction;
 one claim at a time; the rate limit (a token bucket) paces sends by the ``now`` it is given;
 a claimed row stays ``in_flight`` in the ledger until its outcome is recorded,
 so nothing is claimed twice. Which rows a claim takes, and what an outcome
@@ -39,6 +41,7 @@ from consumers.delivery.model import Delivery, Endpoint, Finished
 from consumers.delivery.retry import AttemptResult, Classification, TokenBucket, update_health
 
 __all__ = [
+    "MAX_WINDOW",
     "WINDOW",
     "Action",
     "Claim",
@@ -54,6 +57,10 @@ __all__ = [
 #: used, so the slots rarely wait for a ledger transaction (which may queue
 #: behind other commits and their fsyncs).
 WINDOW = 4
+#: The most claimed rows held per slot: the window grows while slots run dry
+#: (ledger transactions slower than the receiver), and stays small otherwise
+#: so that several processes share a short backlog.
+MAX_WINDOW = 32
 
 
 class Claim(msgspec.Struct, frozen=True, gc=False):
@@ -109,6 +116,8 @@ class DeliveryMachine:
         self.stopped = False
         self._more = True  # a claim may find something
         self._claiming = False
+        self._window = WINDOW
+        self._starved = False  # an attempt ended with nothing held while a claim was out
         self._unrecorded = 0  # outcomes handed out and not yet recorded
         self._due: float | None = None  # a row blocked only by time becomes due
         self._paced: float | None = None  # the rate limit's next token
@@ -150,6 +159,9 @@ class DeliveryMachine:
             for d in rows:
                 self._record(release(d, d.updated))
             return
+        if self._starved:
+            self._window = min(2 * self._window, MAX_WINDOW)
+            self._starved = False
         self.held.extend(rows)
         # A full window: there may be more; so may rows enqueued since it went out.
         self._more = self._more or len(rows) == limit
@@ -175,6 +187,7 @@ class DeliveryMachine:
         by the target kind. Records the outcome, updates the failure streak (or
         disables the endpoint) and returns what is recorded."""
         self.sending.pop(delivery.id, None)
+        self._starved = self._starved or (self._claiming and not self.held)
         finished, disable = outcome(
             self.endpoint, delivery, result, classification, started=started, now=now, rand=rand
         )
@@ -225,8 +238,8 @@ class DeliveryMachine:
                 # The next row is claimable only once this one's outcome is stored.
                 busy = self.held or self.sending or self._unrecorded
                 want = 0 if busy else 1
-            else:  # a window of WINDOW times the limit, claimed again when half used
-                full = WINDOW * self.limit
+            else:  # a window of slots, claimed again when half used
+                full = self._window * self.limit
                 want = full - len(self.held) if 2 * len(self.held) < full else 0
             if want and self._more and not self._claiming:
                 self._more = False
