@@ -18,7 +18,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bench.common import INSERT, encode, payload, raw_connection, raw_row, scratch_dir
+from bench.common import (
+    INSERT,
+    concurrent_singles,
+    encode,
+    payload,
+    raw_connection,
+    raw_row,
+    scratch_dir,
+)
 from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
 
@@ -113,18 +121,7 @@ async def log_concurrent_singles(producers: int, per_producer: int) -> tuple[flo
     and the events per transaction the group commit made of them."""
     with scratch_dir() as d:
         async with EventLog.open(d / "log.db") as log:
-            data = payload(0)
-
-            async def producer() -> None:
-                for _ in range(per_producer):
-                    await log.append("s", data, type="order.created")
-
-            start = time.perf_counter()
-            await asyncio.gather(*(producer() for _ in range(producers)))
-            elapsed = time.perf_counter() - start
-            stats = log.writer_stats
-            per_txn = stats["events_written"] / max(stats["transactions"], 1)
-            return producers * per_producer / elapsed, per_txn
+            return await concurrent_singles(log, producers, per_producer)
 
 
 def on_uvloop(producers: int, per_producer: int) -> tuple[float, float]:

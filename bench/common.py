@@ -3,6 +3,7 @@ free ports and server subprocesses."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import sqlite3
@@ -13,10 +14,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
+
+if TYPE_CHECKING:
+    from eventlog import EventLog
 
 from eventlog.ids import uuid7
 from eventlog.storage.sqlite import MIGRATIONS
@@ -24,6 +28,7 @@ from eventlog.storage.sqlite_schema import PAGE_SIZE
 
 __all__ = [
     "best_of",
+    "concurrent_singles",
     "eventlog_serve",
     "free_port",
     "payload",
@@ -63,6 +68,26 @@ def payload(i: int) -> dict[str, object]:
         "currency": "EUR",
         "note": "x" * 24,
     }
+
+
+async def concurrent_singles(
+    log: EventLog, producers: int, per_producer: int
+) -> tuple[float, float]:
+    """Events/s of ``producers`` tasks each awaiting ``per_producer`` single appends to
+    ``log``, and the events per transaction the group commit made of them."""
+    data = payload(0)
+
+    async def producer() -> None:
+        for _ in range(per_producer):
+            await log.append("s", data, type="order.created")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(producer() for _ in range(producers)))
+    elapsed = time.perf_counter() - start
+    stats = log.writer_stats
+    return producers * per_producer / elapsed, stats["events_written"] / max(
+        stats["transactions"], 1
+    )
 
 
 @contextmanager

@@ -31,7 +31,14 @@ import aiohttp
 import asyncpg
 import msgspec
 
-from bench.common import eventlog_serve, free_port, payload, scratch_dir, server_process
+from bench.common import (
+    concurrent_singles,
+    eventlog_serve,
+    free_port,
+    payload,
+    scratch_dir,
+    server_process,
+)
 from bench.pgcluster import PgCluster, find_bin_dir
 from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
@@ -170,17 +177,7 @@ async def raw_single_commits(url: str, total: int, connections: int) -> float:
 
 async def log_concurrent_singles(url: str, producers: int, each: int) -> tuple[float, float]:
     async with EventLog.open(url, retention_interval=0) as log:
-        data = payload(0)
-
-        async def producer() -> None:
-            for _ in range(each):
-                await log.append("s", data, type="order.created")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(producer() for _ in range(producers)))
-        elapsed = time.perf_counter() - start
-        stats = log.writer_stats
-        return producers * each / elapsed, stats["events_written"] / max(stats["transactions"], 1)
+        return await concurrent_singles(log, producers, each)
 
 
 async def http_appends(urls: list[str], total: int, batch: int, clients: int) -> float:

@@ -59,6 +59,7 @@ PRELOAD = [
     "server.cli.secrets",
     "server.cli.sources",
     "server.cli.transfer",
+    "server.cli.targets",
     "server.cli.webhooks",
 ]
 

@@ -8,6 +8,7 @@ import inspect
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from eventlog.storage.base import Storage
 __all__ = [
     "TIMEOUT_SCALE",
     "Server",
+    "assert_imports_none_of",
     "opened",
     "refused_port",
     "scaled",
@@ -101,6 +103,17 @@ def wait_until_sync(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {scaled(timeout):g} s")
         time.sleep(POLL_INTERVAL)
+
+
+def assert_imports_none_of(modules: str, packages: tuple[str, ...]) -> None:
+    """Import ``modules`` (comma-separated) in a fresh interpreter and fail if
+    that loaded any module of ``packages``: a layering check."""
+    code = (
+        f"import sys, {modules};"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {packages!r}];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=scaled(30))
 
 
 @contextlib.contextmanager

@@ -6,13 +6,15 @@ import asyncio
 import importlib.util
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from bench.append import log_concurrent_singles
 from bench.common import payload, scratch_dir
 from eventlog import EventLog, NewEvent
 
-__all__ = ["Missing", "log_batches", "log_producers", "log_read", "require"]
+__all__ = ["Missing", "log_batches", "log_producers", "log_read", "producers_rate", "require"]
 
 PRODUCERS = 256
 
@@ -33,17 +35,20 @@ def require(binary: str, module: str) -> str:
 
 async def log_producers(per_producer: int) -> float:
     """Events/s of 256 producers each awaiting single durable appends."""
-    with scratch_dir() as d:
-        async with EventLog.open(d / "log.db") as log:
-            data = payload(0)
+    rate, _ = await log_concurrent_singles(PRODUCERS, per_producer)
+    return rate
 
-            async def producer() -> None:
-                for _ in range(per_producer):
-                    await log.append("s", data, type="order.created")
 
-            start = time.perf_counter()
-            await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
-            return PRODUCERS * per_producer / (time.perf_counter() - start)
+async def producers_rate(send: Callable[[], Awaitable[object]], per_producer: int) -> float:
+    """Events/s of 256 producers each awaiting ``send()`` ``per_producer`` times."""
+
+    async def producer() -> None:
+        for _ in range(per_producer):
+            await send()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
+    return PRODUCERS * per_producer / (time.perf_counter() - start)
 
 
 async def log_batches(total: int, size: int) -> float:

@@ -30,11 +30,11 @@ import msgspec
 
 from bench.common import encode, free_port, payload, scratch_dir
 from bench.peers.common import (
-    PRODUCERS,
     Missing,
     log_batches,
     log_producers,
     log_read,
+    producers_rate,
     require,
 )
 from bench.report import Figure, Section
@@ -79,14 +79,7 @@ async def _connect(url: str, subject: str) -> tuple[Any, Any]:
 async def publish_producers(url: str, per_producer: int) -> float:
     nc, js = await _connect(url, "s")
     data = encode(payload(0))
-
-    async def producer() -> None:
-        for _ in range(per_producer):
-            await js.publish("s", data)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
-    rate = PRODUCERS * per_producer / (time.perf_counter() - start)
+    rate = await producers_rate(lambda: js.publish("s", data), per_producer)
     await nc.close()
     return rate
 

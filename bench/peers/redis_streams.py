@@ -31,6 +31,7 @@ from bench.peers.common import (
     log_batches,
     log_producers,
     log_read,
+    producers_rate,
     require,
 )
 from bench.report import Figure, Section
@@ -85,14 +86,7 @@ async def xadd_producers(port: int, per_producer: int) -> float:
 
     client: Any = aioredis.Redis(port=port, max_connections=PRODUCERS)
     data = encode(payload(0))
-
-    async def producer() -> None:
-        for _ in range(per_producer):
-            await client.xadd("s", {"data": data})
-
-    start = time.perf_counter()
-    await asyncio.gather(*(producer() for _ in range(PRODUCERS)))
-    rate = PRODUCERS * per_producer / (time.perf_counter() - start)
+    rate = await producers_rate(lambda: client.xadd("s", {"data": data}), per_producer)
     await client.aclose()
     return rate
 

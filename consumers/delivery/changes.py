@@ -1,23 +1,11 @@
 """What one process tells the others about delivery: new work, changed endpoints.
 
-Several ``eventlog serve`` processes share one ledger on PostgreSQL. Two kinds
-of news must reach every one of them without a restart:
-
-* :class:`Pending` — an endpoint has deliveries another process can claim
-  (enqueued by the feeder, released, sent back to ``pending`` after a failed
-  attempt or by the orphan sweep, retried by an operator). Every process's
-  pump for that endpoint claims again.
-* :class:`EndpointChanged` — an endpoint (a webhook or a notification target)
-  was created, changed, disabled or deleted. Every process restarts its
-  worker from the stored copy (or stops it).
-
-The PostgreSQL ledger sends them with ``pg_notify`` *inside* the transaction
-that made the change, so they arrive exactly when the change is visible
-(:mod:`consumers.delivery.postgres_ledger`), on the channel
-``<schema>_delivery``; the payload is ``pending:<endpoint id>`` or
-``endpoint:<endpoint id>``. When the listening connection was lost and comes
-back, notifications may have been missed: the listener hands over
-:class:`Resync` and the engine reloads every endpoint and claims again.
+Several ``eventlog serve`` processes share one PostgreSQL ledger. It notifies,
+inside the transaction that made the change, on ``<schema>_delivery``:
+``pending:<endpoint id>`` (:class:`Pending`: rows another process may claim)
+or ``endpoint:<endpoint id>`` (:class:`EndpointChanged`: reload it). A
+listener that lost its connection hands over :class:`Resync` (reload
+everything, claim again).
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """The engine's side of a shared ledger: other processes' changes, and the orphan sweep.
 
-A ledger that several processes share (PostgreSQL) declares it by offering
-:class:`SharedLedger`'s two methods. For such a ledger :class:`ClusterWatch`
-
-* hears every process's changes (:mod:`consumers.delivery.changes`) and hands
-  them to the engine: :class:`~consumers.delivery.changes.Pending` wakes the
-  endpoint's pump, :class:`~consumers.delivery.changes.EndpointChanged`
-  reloads the endpoint from the ledger, :class:`~consumers.delivery.changes.Resync`
-  reloads every endpoint (reloads run one at a time, in one task);
-* sweeps every ``period`` seconds: rows claimed by processes that are gone go
-  back to ``pending`` (:meth:`SharedLedger.sweep`) and the endpoints they
-  belong to are woken.
-
-For a ledger only this process uses (memory, SQLite) it does nothing: the
-engine itself makes every change and recovers at start-up.
+For a ledger several processes share (:class:`SharedLedger`, PostgreSQL),
+:class:`ClusterWatch` hands every process's changes
+(:mod:`consumers.delivery.changes`) to the engine (``pending`` news wakes the
+endpoint's pump; endpoint changes reload it, one reload at a time) and sweeps
+every ``period`` seconds: rows claimed by processes that are gone go back to
+``pending`` and their endpoints are woken. For a ledger only this process uses
+it does nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import msgspec
 
@@ -35,9 +28,9 @@ __all__ = ["ClusterWatch", "EngineHooks", "SharedLedger", "same_work"]
 logger = logging.getLogger("eventlog.delivery")
 
 
-@runtime_checkable
 class SharedLedger(Protocol):
-    """What a ledger that several processes share offers besides ``LedgerStore``."""
+    """What a ledger that several processes share offers besides ``LedgerStore``
+    (it declares it as :attr:`~consumers.delivery.ledger.LedgerStore.shared`)."""
 
     async def sweep(self, now: float) -> dict[str, int]:
         """Return the in-flight rows of processes that are gone to ``pending``;
@@ -63,8 +56,8 @@ class ClusterWatch:
     """Runs while the engine runs; see the module docstring.
 
     Args:
-        store: The engine's ledger (anything but a :class:`SharedLedger` makes
-            this a no-op).
+        shared: The engine's ledger's :attr:`~consumers.delivery.ledger.LedgerStore.shared`
+            side (None makes this a no-op).
         hooks: The engine.
         period: Seconds between sweeps (the engine's lease period).
         clock: Seconds since the epoch.
@@ -72,13 +65,13 @@ class ClusterWatch:
 
     def __init__(
         self,
-        store: object,
+        shared: SharedLedger | None,
         hooks: EngineHooks,
         *,
         period: float,
         clock: Callable[[], float],
     ) -> None:
-        self._shared = store if isinstance(store, SharedLedger) else None
+        self._shared = shared
         self._hooks = hooks
         self._period = period
         self._clock = clock

@@ -53,7 +53,7 @@ import msgspec
 from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, origin, redact
-from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.ledger import LedgerStore, act
 from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery
 from consumers.delivery.pump import EndpointPump, PumpParts, feeder_lease
@@ -140,7 +140,7 @@ class DeliveryEngine:
             lease_retry=lease_retry,
         )
         self._lock = asyncio.Lock()
-        self._cluster = ClusterWatch(store, self, period=lease_retry, clock=clock)
+        self._cluster = ClusterWatch(store.shared, self, period=lease_retry, clock=clock)
         self._started = False
 
     # -- life cycle ------------------------------------------------------------
@@ -307,7 +307,7 @@ class DeliveryEngine:
     async def act(self, endpoint_id: str, delivery_id: str, action: str) -> Delivery | None:
         """``retry`` or ``skip`` one delivery (see
         :func:`~consumers.delivery.machine_rules.apply_operator_action`)."""
-        delivery = await self.store.act(endpoint_id, delivery_id, action, self.clock())
+        delivery = await act(self.store, endpoint_id, delivery_id, action, self.clock())
         pump = self._pumps.get(endpoint_id)
         if delivery is not None and pump is not None:
             pump.machine.acted(action)

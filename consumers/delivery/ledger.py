@@ -1,31 +1,15 @@
 """The delivery ledger: the ``LedgerStore`` protocol and what its implementations share.
 
-The ledger keeps endpoints, delivery rows and attempts. A delivery moves
-``pending → in_flight → delivered | failed`` (a retryable failure goes back to
-``pending`` with a later ``next_attempt_at``; an operator retry moves a
-finished delivery back to ``pending``).
-
-The contract every store keeps (proved by ``tests/consumers/delivery/test_ledger.py``
-for each implementation; a PostgreSQL store must pass the same suite):
-
-* :meth:`LedgerStore.enqueue` inserts delivery rows **and** advances the
-  endpoint's consumer offset in one transaction, so no event is skipped and
-  none is enqueued twice; live (non-replay) rows are unique per
-  ``(endpoint, stream, offset)``.
-* :meth:`LedgerStore.claim` picks the deliveries an endpoint may send now and
-  marks them ``in_flight`` atomically; which ones depends on the ordering mode
-  (:func:`~consumers.delivery.machine_rules.select_claimable` states the
-  rule; stores may do it in SQL).
-* :meth:`LedgerStore.finish` stores attempts and the new states the machine
-  decided (:mod:`consumers.delivery.machine_rules`), ignoring rows that are
-  no longer ``in_flight`` (deleted or skipped meanwhile).
-* :meth:`LedgerStore.write` does enqueues, finishes and claims of several
-  endpoints in one transaction, in that order (the engine's group commit).
-* :meth:`LedgerStore.recover` turns every ``in_flight`` row back into
-  ``pending`` (run at start-up, before any pump).
-* :meth:`LedgerStore.rewrite` reads some rows locked and stores what a pure
-  function decided about them (pulled deliveries: :mod:`consumers.delivery.rewrite`).
-* Nothing stored here holds a secret except the endpoint documents.
+A ledger keeps endpoints, delivery rows and attempts, and stores what the
+rules of :mod:`consumers.delivery.machine_rules` decided; it decides nothing
+itself. The contract every store keeps (``tests/consumers/delivery/test_ledger.py``
+runs it against each): :meth:`~LedgerStore.enqueue` commits rows and the
+consumer's offset together; :meth:`~LedgerStore.claim` marks rows ``in_flight``
+atomically; :meth:`~LedgerStore.finish` touches only rows still ``in_flight``;
+:meth:`~LedgerStore.write` does enqueues, finishes and claims in one
+transaction, in that order; :meth:`~LedgerStore.rewrite` reads rows locked and
+stores a pure decision. Nothing stored here holds a secret except the endpoint
+documents.
 """
 
 from __future__ import annotations
@@ -34,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from consumers.delivery.cluster import SharedLedger
 from consumers.delivery.machine_rules import (
     Claimed,
     DeliveryConflict,
@@ -63,8 +48,7 @@ __all__ = [
     "Enqueue",
     "LedgerStore",
     "WritesInOne",
-    "act_by_rewrite",
-    "apply_operator_action",
+    "act",
     "attempt_from_row",
     "counts_from_rows",
     "delivery_from_row",
@@ -118,6 +102,12 @@ class EndpointCounts:
 class LedgerStore(Protocol):
     """Where endpoints, deliveries and attempts live. See the module docstring for the contract."""
 
+    @property
+    def shared(self) -> SharedLedger | None:
+        """What other processes share of this ledger (PostgreSQL: claims, news, the
+        orphan sweep); None for a ledger only this process uses."""
+        ...
+
     async def open(self) -> None:
         """Create or migrate the store's tables."""
 
@@ -145,11 +135,13 @@ class LedgerStore(Protocol):
         now: float,
     ) -> int:
         """Insert pending deliveries (and advance the consumer) in one transaction;
-        returns the rows inserted (live duplicates are ignored)."""
+        returns the rows inserted (a live row is unique per ``(endpoint, stream,
+        offset)``: duplicates are ignored)."""
         ...
 
     async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
-        """Mark up to ``limit`` claimable deliveries ``in_flight`` and return them."""
+        """Mark up to ``limit`` claimable deliveries ``in_flight`` and return them
+        (which ones: :func:`~consumers.delivery.machine_rules.select_claimable`)."""
         ...
 
     async def finish(self, results: Sequence[Finished]) -> None:
@@ -169,7 +161,8 @@ class LedgerStore(Protocol):
         ...
 
     async def recover(self, now: float) -> int:
-        """Every ``in_flight`` delivery back to ``pending`` (due now); returns how many.
+        """Every ``in_flight`` delivery back to ``pending`` (due now), run at start-up;
+        returns how many.
 
         Claims of shared consumers (endpoint ids starting with :data:`SHARED_PREFIX`)
         are left alone: they expire by their own ``ack_wait``, so a worker holding
@@ -192,13 +185,6 @@ class LedgerStore(Protocol):
         self, endpoint_id: str, delivery_id: str
     ) -> tuple[Delivery, list[Attempt]] | None:
         """One delivery with its attempts (oldest first), or None."""
-        ...
-
-    async def act(
-        self, endpoint_id: str, delivery_id: str, action: str, now: float
-    ) -> Delivery | None:
-        """Operator action ``"retry"`` or ``"skip"`` (see :func:`apply_operator_action`);
-        None if the delivery is unknown. Raises :class:`DeliveryConflict`."""
         ...
 
     async def counts(self) -> dict[str, EndpointCounts]:
@@ -265,11 +251,17 @@ def attempt_from_row(delivery_id: str, a: Any) -> Attempt:
     return Attempt(delivery_id=delivery_id, **dict(zip(ATTEMPT_FIELDS, a, strict=True)))
 
 
-async def act_by_rewrite(
+async def act(
     store: LedgerStore, endpoint_id: str, delivery_id: str, action: str, now: float
 ) -> Delivery | None:
-    """:meth:`LedgerStore.act` as a :meth:`LedgerStore.rewrite`: the row, locked, and what
-    :func:`apply_operator_action` decides about it, stored in one transaction."""
+    """Operator action ``"retry"`` or ``"skip"`` on one delivery, as a
+    :meth:`LedgerStore.rewrite`: the row, locked, and what
+    :func:`~consumers.delivery.machine_rules.apply_operator_action` decides about
+    it, stored in one transaction. None if the delivery is unknown.
+
+    Raises:
+        DeliveryConflict: The action does not fit the delivery's state.
+    """
 
     def decide(rows: list[Delivery]) -> Rewrite[Delivery | None]:
         if not rows:

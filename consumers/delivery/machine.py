@@ -1,33 +1,18 @@
 """One endpoint's delivery, as a state machine: no awaits, no clock reads (sans-I/O).
 
-The machine is told what happened and says what to do; a pump
-(:mod:`consumers.delivery.pump`) performs the I/O and reports back, as
-websockets' ``Protocol`` and ``Connection`` split their work.
-
-Inputs (methods): :meth:`~DeliveryMachine.enqueued` (new pending rows),
-:meth:`~DeliveryMachine.claimed` (a claim's rows), :meth:`~DeliveryMachine.claim_failed`,
-:meth:`~DeliveryMachine.attempt_finished` (a result, with ``now`` and a random
-number), :meth:`~DeliveryMachine.attempt_cancelled`, :meth:`~DeliveryMachine.recorded`
-(outcomes written), :meth:`~DeliveryMachine.counted` (the ledger's count of
-unfinished rows), :meth:`~DeliveryMachine.acted` (an operator's retry or skip)
-and :meth:`~DeliveryMachine.stop`.
-
-Outputs: :meth:`~DeliveryMachine.actions` hands out :class:`Claim` (claim up to
-``limit`` due rows), :class:`Send` (attempt this delivery), :class:`Record`
-(store this outcome), :class:`SetHealth` (store the endpoint's failure streak)
-and :class:`Disable` (disable the endpoint); :attr:`~DeliveryMachine.wake_at`
-says when to call :meth:`~DeliveryMachine.actions` again if nothing else
-happens, and :attr:`~DeliveryMachine.may_feed` whether the feeder may add rows.
+The machine is told what happened (its input methods) and says what to do
+(:meth:`~DeliveryMachine.actions`: :class:`Claim`, :class:`Send`,
+:class:`Record`, :class:`SetHealth`, :class:`Disable`); a pump
+(:mod:`consumers.delivery.pump`) performs them and reports back, as websockets'
+``Protocol`` and ``Connection`` split their work.
 
 Rules: at most ``max_in_flight`` attempts at once (one in ``ordered`` mode);
 claims take a window of :data:`WINDOW` times that (doubled, up to
 :data:`MAX_WINDOW`, each time an attempt ends with nothing held while a claim
-is out) and the next claim goes out when half of it is used, so sending rarely
-waits for a ledger transaction;
-one claim at a time; the rate limit (a token bucket) paces sends by the ``now`` it is given;
-a claimed row stays ``in_flight`` in the ledger until its outcome is recorded,
-so nothing is claimed twice. Which rows a claim takes, and what an outcome
-makes of a row, are :mod:`consumers.delivery.machine_rules`.
+is out), and the next claim goes out when half of it is used; one claim at a
+time; the rate limit paces sends by the ``now`` it is given; a claimed row
+stays ``in_flight`` until its outcome is recorded. Which rows a claim takes,
+and what an outcome makes of a row, are :mod:`consumers.delivery.machine_rules`.
 """
 
 from __future__ import annotations
@@ -38,7 +23,7 @@ import msgspec
 
 from consumers.delivery.machine_rules import outcome, release
 from consumers.delivery.model import Delivery, Endpoint, Finished
-from consumers.delivery.retry import AttemptResult, Classification, TokenBucket, update_health
+from consumers.delivery.retry import AttemptResult, Classification, TokenBucket
 
 __all__ = [
     "MAX_WINDOW",
@@ -256,37 +241,34 @@ class DeliveryMachine:
         self._paced = None
         while self.held and len(self.sending) < self.limit:
             if self._bucket is not None:
-                wait = self._bucket.wait(now)
+                wait = self._bucket.take(now)
                 if wait > 0:
                     self._paced = now + wait
                     return
-                self._bucket.take(now)
             delivery = self.held.popleft()
             self.sending[delivery.id] = delivery
             self._out.append(Send(delivery))
 
     def _health(self, classification: Classification, disable: str | None, now: float) -> None:
-        verdict = classification.verdict
+        """Track the endpoint's failure streak (any delivered attempt ends it; a 429
+        is no failure) and disable it after ``disable_after`` seconds of it."""
+        verdict, ep = classification.verdict, self.endpoint
         if verdict == "rate_limited":
             return  # the receiver is alive and asked us to slow down
-        ep = self.endpoint
-        if disable is None:
-            success = verdict == "delivered"
-            if success and ep.failing_since is None:
-                return  # the common case: healthy and still healthy
-            health = update_health(
-                ep.failing_since,
-                success=success,
-                now=now,
-                disable_after=ep.disable_after,
-                last_error=classification.reason,
+        since: float | None = None
+        if verdict != "delivered":
+            since = now if ep.failing_since is None else ep.failing_since
+        limit = ep.disable_after
+        if disable is None and since is not None and limit is not None and now - since >= limit:
+            reason = classification.reason
+            disable = (
+                f"failing continuously for {(now - since) / 3600:.2f} h (last error: {reason})"
             )
-            disable = health.disable_reason
-            if disable is None:
-                if health.failing_since != ep.failing_since:
-                    self.endpoint = msgspec.structs.replace(ep, failing_since=health.failing_since)
-                    self._out.append(SetHealth(health.failing_since))
-                return
+        if disable is None:
+            if since != ep.failing_since:
+                self.endpoint = msgspec.structs.replace(ep, failing_since=since)
+                self._out.append(SetHealth(since))
+            return
         self.endpoint = msgspec.structs.replace(
             ep, enabled=False, disabled_reason=disable, updated=now
         )

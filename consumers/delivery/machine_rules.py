@@ -1,21 +1,11 @@
 """The delivery state transitions, written once (pure; ``now`` and ``rand`` are passed in).
 
 A delivery moves ``pending → in_flight → delivered | failed``; a retryable
-failure goes back to ``pending`` with a later ``next_attempt_at``, a released
-claim (shutdown, endpoint change, a dead holder) goes back to ``pending`` due
-now, and an operator retry moves a finished delivery back to ``pending``.
-Every ledger stores what these functions decide and decides nothing itself:
-
-* :func:`select_claimable`: which deliveries a claim takes (the ordering rule);
-* :func:`outcome`: an attempt's verdict → the delivery's next state and the
-  recorded attempt (the retry/outcome table of ``docs/webhooks.md``);
-* :func:`release`: a claim given back without an attempt;
-* :func:`apply_finished`: a row after a recorded :class:`Finished`;
-* :func:`apply_operator_action`: ``retry`` and ``skip``.
-
-The same rules serve pulled consumers: a claim is a lease on a row, an
-outcome is an ack (``delivered``), a nack with a delay (``pending`` at ``T``)
-or parking (``failed``), and a released claim is an expired lease.
+failure, a released claim and an operator retry take it back to ``pending``.
+Every ledger stores what these functions decide and decides nothing itself.
+The same rules serve pulled consumers (:mod:`consumers.shared`): a claim is a
+lease on a row, an outcome an ack, a nack with a delay or parking, a released
+claim an expired lease.
 """
 
 from __future__ import annotations
@@ -26,8 +16,15 @@ from dataclasses import dataclass
 import msgspec
 
 from consumers.delivery.kinds import redact
-from consumers.delivery.model import Attempt, Delivery, Endpoint, Finished, Ordering
-from consumers.delivery.retry import AttemptResult, Classification, next_step
+from consumers.delivery.model import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    Finished,
+    Ordering,
+)
+from consumers.delivery.retry import AttemptResult, Classification
 from eventlog.errors import Conflict
 
 __all__ = [
@@ -124,23 +121,38 @@ def outcome(
     now: float,
     rand: float,
 ) -> tuple[Finished, str | None]:
-    """What an attempt's verdict makes of the delivery: the :class:`Finished` to
-    record (status, counted attempts, 429 waits, next attempt, the redacted
-    attempt row) and the reason to disable the endpoint, if the verdict says so.
+    """What an attempt's verdict makes of the delivery under the endpoint's retry
+    policy: the :class:`Finished` to record and the reason to disable the
+    endpoint, if the verdict says so. ``rand`` in [0, 1) jitters the wait.
 
-    Secrets (signing secrets, extra header values) never reach the recorded
-    error or response snippet.
+    A 429 wait (``rate_limited``) does not use up an attempt while fewer than
+    ``max_rate_limited`` were taken; after that it counts as a ``retry``. A
+    ``retry`` waits ``Retry-After`` if given, else the schedule's next step (at
+    most ``max_retry_after``), and fails the delivery after its last attempt.
+    Secrets never reach the recorded error or response snippet.
     """
-    step = next_step(
-        endpoint.retry,
-        classification,
-        attempts=delivery.attempts - delivery.budget_start,
-        rate_limited=delivery.rate_limited,
-        now=now,
-        rand=rand,
-    )
+    policy, verdict = endpoint.retry, classification.verdict
+    attempts = delivery.attempts - delivery.budget_start  # of this retry budget
+    rate_limited = delivery.rate_limited
+    wait = classification.retry_after
+    status: DeliveryStatus = "pending"
+    if verdict == "rate_limited" and rate_limited < policy.max_rate_limited:
+        rate_limited += 1
+        retry = max(attempts, 1)
+    else:
+        attempts += 1
+        retry = attempts
+        if verdict == "delivered":
+            status = "delivered"
+        elif verdict in ("failed", "disable") or attempts >= policy.attempts:
+            status = "failed"
+    next_at = None
+    if status == "pending":
+        next_at = now + min(
+            policy.delay(retry, rand) if wait is None else wait, policy.max_retry_after
+        )
     secrets = [s.secret for s in endpoint.secrets] + list(endpoint.headers.values())
-    error = None if classification.verdict == "delivered" else classification.reason
+    error = None if verdict == "delivered" else classification.reason
     attempt = Attempt(
         delivery_id=delivery.id,
         number=0,
@@ -148,20 +160,20 @@ def outcome(
         duration=result.duration,
         status=result.status,
         error=None if error is None else redact(error.encode(), secrets, 512),
-        verdict=classification.verdict,
+        verdict=verdict,
         response=redact(result.body, secrets),
     )
     finished = Finished(
         delivery_id=delivery.id,
         endpoint_id=delivery.endpoint_id,
         attempt=attempt,
-        status=step.status,
-        attempts=step.attempts + delivery.budget_start,
-        rate_limited=step.rate_limited,
-        next_attempt_at=step.next_attempt_at,
+        status=status,
+        attempts=attempts + delivery.budget_start,
+        rate_limited=rate_limited,
+        next_attempt_at=next_at,
         now=now,
     )
-    return finished, step.disable_reason
+    return finished, classification.reason if verdict == "disable" else None
 
 
 def release(delivery: Delivery, now: float) -> Finished:

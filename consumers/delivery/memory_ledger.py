@@ -13,13 +13,9 @@ from consumers.delivery.ledger import (
     ConsumerAdvance,
     EndpointCounts,
     Enqueue,
-    act_by_rewrite,
+    counts_from_rows,
 )
-from consumers.delivery.machine_rules import (
-    Claimed,
-    apply_finished,
-    select_claimable,
-)
+from consumers.delivery.machine_rules import Claimed, apply_finished, release, select_claimable
 from consumers.delivery.model import (
     Attempt,
     Delivery,
@@ -49,6 +45,8 @@ class MemoryLedger:
     Consumer offsets go to ``offsets`` (the log) right after the rows are stored;
     in one process that is as atomic as the in-memory log itself.
     """
+
+    shared = None  # one process
 
     def __init__(self, offsets: OffsetStore) -> None:
         self._offsets = offsets
@@ -99,19 +97,12 @@ class MemoryLedger:
                 self._live.add(live)
             self._seq += 1
             self._rows[r.id] = Delivery(
-                id=r.id,
+                **msgspec.structs.asdict(r),
                 seq=self._seq,
                 endpoint_id=endpoint_id,
-                stream=r.stream,
-                offset=r.offset,
-                event_id=r.event_id,
-                event_type=r.event_type,
-                key=r.key,
                 status="pending",
-                next_attempt_at=r.next_attempt_at,
                 created=now,
                 updated=now,
-                replay=r.replay,
             )
             inserted += 1
         if consumer is not None:
@@ -160,14 +151,13 @@ class MemoryLedger:
         return inserted, [await self.claim(c.endpoint_id, c.ordering, now, c.limit) for c in claims]
 
     async def recover(self, now: float) -> int:
-        count = 0
-        for key, d in list(self._rows.items()):
-            if d.status == "in_flight" and not d.endpoint_id.startswith(SHARED_PREFIX):
-                self._rows[key] = msgspec.structs.replace(
-                    d, status="pending", next_attempt_at=now, updated=now
-                )
-                count += 1
-        return count
+        claimed = [
+            d
+            for d in self._rows.values()
+            if d.status == "in_flight" and not d.endpoint_id.startswith(SHARED_PREFIX)
+        ]
+        await self.finish([release(d, now) for d in claimed])
+        return len(claimed)
 
     async def deliveries(
         self,
@@ -177,17 +167,12 @@ class MemoryLedger:
         from_seq: int = 0,
         limit: int = 100,
     ) -> list[Delivery]:
-        rows = sorted(
-            (
-                d
-                for d in self._rows.values()
-                if d.endpoint_id == endpoint_id
-                and d.seq >= from_seq
-                and (status is None or d.status == status)
-            ),
-            key=lambda d: d.seq,
-        )
-        return rows[:limit]
+        rows = [
+            d
+            for d in self._rows.values()
+            if d.endpoint_id == endpoint_id and d.seq >= from_seq and status in (None, d.status)
+        ]
+        return sorted(rows, key=lambda d: d.seq)[:limit]
 
     async def delivery(
         self, endpoint_id: str, delivery_id: str
@@ -197,24 +182,12 @@ class MemoryLedger:
             return None
         return d, list(self._attempts.get(delivery_id, []))
 
-    async def act(
-        self, endpoint_id: str, delivery_id: str, action: str, now: float
-    ) -> Delivery | None:
-        return await act_by_rewrite(self, endpoint_id, delivery_id, action, now)
-
     async def counts(self) -> dict[str, EndpointCounts]:
-        out: dict[str, EndpointCounts] = {}
+        created: dict[tuple[str, str], list[float]] = {}
         for d in self._rows.values():
-            if d.status not in ("pending", "in_flight"):
-                continue
-            c = out.get(d.endpoint_id, EndpointCounts())
-            if d.status == "pending":
-                oldest = d.created if c.oldest_pending is None else min(c.oldest_pending, d.created)
-                c = EndpointCounts(c.pending + 1, c.in_flight, oldest)
-            else:
-                c = EndpointCounts(c.pending, c.in_flight + 1, c.oldest_pending)
-            out[d.endpoint_id] = c
-        return out
+            if d.status in ("pending", "in_flight"):
+                created.setdefault((d.endpoint_id, d.status), []).append(d.created)
+        return counts_from_rows((e, status, len(c), min(c)) for (e, status), c in created.items())
 
     async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
         if pick.ids is not None:

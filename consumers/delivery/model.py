@@ -1,9 +1,6 @@
 """The delivery engine's records: endpoints, deliveries, attempts (msgspec Structs).
 
-An :class:`Endpoint` is generic: ``kind`` names the target kind that formats
-requests and classifies answers (``"webhook"``, later ``"discord"``,
-``"slack"``...), and ``options`` carries that kind's own settings. Times are
-seconds since the epoch (floats); the API renders them as RFC 3339.
+Times are seconds since the epoch (floats); the API renders them as RFC 3339.
 """
 
 from __future__ import annotations
@@ -49,33 +46,20 @@ class SecretEntry(msgspec.Struct, frozen=True, kw_only=True):
 class Endpoint(msgspec.Struct, kw_only=True):
     """A delivery target and how to deliver to it (stored as one JSON document).
 
+    The fields users declare mean what :class:`~consumers.webhook.TargetSpec`
+    says (``retry`` as a full policy); besides them:
+
     Attributes:
-        id: Stable identifier (1-64 of ``[A-Za-z0-9_-]``); the consumer is ``webhook.<id>``.
-        url: Target URL (http or https).
-        kind: Target kind: formatter and response classifier (``"webhook"``).
-        stream: The stream the endpoint consumes.
-        types: Event type patterns (``*`` matches anything); empty matches all.
-        key: Optional pattern on the event key; keyless events never match it.
+        kind: Target kind: formatter and response classifier (``"webhook"``...).
         secrets: Signing secrets, newest first.
-        headers: Extra static request headers (e.g. an API key); values are
-            treated as secrets.
-        timeout: Seconds one attempt may take, connecting and reading included.
-        retry: The retry policy.
-        ordering: ``concurrent``, ``ordered`` or ``per-key``.
+        headers: Extra static request headers; values are treated as secrets.
         max_in_flight: Concurrent attempts (ordered mode uses 1).
-        rate_limit: Most attempts per second (None: unlimited).
-        enabled: Whether deliveries are made.
-        allow_replay: Whether replay and backfill are allowed.
-        disable_after: Seconds of continuous failure before auto-disable (None: never).
         disabled_reason: Why the endpoint was disabled, if it was.
         failing_since: Start of the current failure streak.
         start_offset: Where the consumer starts if it never committed.
-        description: Free text.
         options: Settings of the target kind (templates etc.).
         origin: ``"config"`` for endpoints declared in the config file (the
             API may not change or delete them), else ``"api"``.
-        created: Creation time.
-        updated: Last change.
     """
 
     id: str

@@ -35,7 +35,6 @@ from consumers.delivery.ledger import (
     EndpointCounts,
     Enqueue,
     WritesInOne,
-    apply_operator_action,
     attempt_from_row,
     counts_from_rows,
 )
@@ -80,6 +79,10 @@ _COLUMNS = COLUMNS
 _row = delivery_from_row
 
 
+def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
+    return d.status, d.attempts, d.budget_start, d.rate_limited, d.next_attempt_at
+
+
 class PostgresLedger(WritesInOne):
     """The ledger in the log's PostgreSQL schema.
 
@@ -98,6 +101,8 @@ class PostgresLedger(WritesInOne):
         #: The channel of this ledger's notifications (``<schema>_delivery``).
         self.channel = f"{self._s}_{TOPIC}"
         self._alive: Lease | None = None
+        #: Several processes share this ledger (:mod:`consumers.delivery.cluster`).
+        self.shared = self
 
     async def open(self) -> None:
         """Create or migrate the tables; take this process's liveness lease."""
@@ -273,38 +278,6 @@ class PostgresLedger(WritesInOne):
 
         return await self._storage.query(q)
 
-    async def act(
-        self, endpoint_id: str, delivery_id: str, action: str, now: float
-    ) -> Delivery | None:
-        s = self._s
-
-        async def txn(c: asyncpg.Connection) -> Delivery | None:
-            r = await c.fetchrow(
-                f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE id = $1 AND endpoint_id = $2 "
-                "FOR UPDATE",
-                delivery_id,
-                endpoint_id,
-            )
-            if r is None:
-                return None
-            d = apply_operator_action(_row(r), action, now)
-            await c.execute(
-                f"UPDATE {s}.webhook_deliveries SET status = $1, next_at = $2, budget_start = $3, "
-                "rate_limited = $4, last_error = $5, updated = $6 WHERE seq = $7",
-                d.status,
-                d.next_attempt_at,
-                d.budget_start,
-                d.rate_limited,
-                d.last_error,
-                now,
-                d.seq,
-            )
-            if d.status == "pending":
-                await notify_pending(c, self.channel, [endpoint_id])
-            return d
-
-        return await self._storage.transact(txn, "delivery action")
-
     async def counts(self) -> dict[str, EndpointCounts]:
         rows = await self._storage.query(
             lambda c: c.fetch(
@@ -359,12 +332,12 @@ class PostgresLedger(WritesInOne):
             if decision.rows:
                 await c.executemany(
                     f"UPDATE {s}.webhook_deliveries SET status = $1, attempts = $2, "
-                    "next_at = $3, updated = $4, last_error = $5 WHERE seq = $6",
-                    [
-                        (d.status, d.attempts, d.next_attempt_at, d.updated, d.last_error, d.seq)
-                        for d in decision.rows
-                    ],
+                    "budget_start = $3, rate_limited = $4, next_at = $5, updated = $6, "
+                    "last_error = $7 WHERE seq = $8",
+                    [(*_state(d), d.updated, d.last_error, d.seq) for d in decision.rows],
                 )
+            if any(d.status == "pending" for d in decision.rows):
+                await notify_pending(c, self.channel, [endpoint_id])
             return decision.result
 
         return await self._storage.transact(txn, "rewrite deliveries")

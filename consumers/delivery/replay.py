@@ -98,15 +98,9 @@ async def replay_endpoint(
     clock: Callable[[], float],
     enqueue: Enqueue,
 ) -> ReplayResult:
-    """Scan the range (see :func:`replay_range`) and enqueue the events ``endpoint`` matches.
-
-    Matching events become new deliveries (new ids), 1000 to a batch;
-    ``dry_run`` only counts.
-
-    Raises:
-        UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
-        InvalidRange: An empty or inverted range.
-    """
+    """Scan the range (:func:`replay_range`) and enqueue what ``endpoint`` matches as
+    new deliveries, 1000 to a batch (``dry_run`` only counts); see
+    :meth:`~consumers.delivery.engine.DeliveryEngine.replay`."""
     start, stop = await replay_range(
         log,
         endpoint.stream,

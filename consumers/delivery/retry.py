@@ -21,13 +21,10 @@ any other 4xx, 1xx                       ``failed``        final
 target refused by the SSRF guard         ``failed``        final
 =======================================  ================  =========================
 
-A ``retry`` after the last attempt becomes ``failed``. Rate-limited waits are
-bounded by :attr:`RetryPolicy.max_rate_limited` so a receiver that answers 429
-forever cannot keep a delivery alive forever.
-
-Target kinds (webhooks, Discord, Slack...) may supply their own classifier
-(see :mod:`consumers.delivery.engine`); they return the same
-:class:`Classification` and usually fall back to :func:`classify`.
+A ``retry`` after the last attempt becomes ``failed``; at most
+:attr:`RetryPolicy.max_rate_limited` 429 waits are free
+(:func:`consumers.delivery.machine_rules.outcome` applies both). Target kinds
+may classify answers their own way, usually falling back to :func:`classify`.
 """
 
 from __future__ import annotations
@@ -47,15 +44,11 @@ __all__ = [
     "AttemptResult",
     "Classification",
     "ErrorKind",
-    "Health",
     "RetryPolicy",
-    "Step",
     "TokenBucket",
     "Verdict",
     "classify",
-    "next_step",
     "parse_retry_after",
-    "update_health",
 ]
 
 #: Immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about a day (27.6 h),
@@ -212,101 +205,8 @@ def classify(result: AttemptResult, now: float) -> Classification:
     return Classification("failed", f"HTTP {status}")
 
 
-class Step(msgspec.Struct, frozen=True, gc=False):
-    """What becomes of a delivery after an attempt.
-
-    Attributes:
-        status: ``"delivered"``, ``"pending"`` (to be retried) or ``"failed"``.
-        next_attempt_at: When to retry (pending only), seconds since the epoch.
-        attempts: Counted attempts after this one.
-        rate_limited: 429 waits after this one.
-        disable_reason: Set when the endpoint must be disabled.
-    """
-
-    status: Literal["delivered", "pending", "failed"]
-    next_attempt_at: float | None
-    attempts: int
-    rate_limited: int
-    disable_reason: str | None = None
-
-
-def next_step(
-    policy: RetryPolicy,
-    classification: Classification,
-    *,
-    attempts: int,
-    rate_limited: int,
-    now: float,
-    rand: float,
-) -> Step:
-    """The delivery's next state after an attempt.
-
-    Args:
-        policy: The endpoint's retry policy.
-        classification: The attempt's verdict.
-        attempts: Counted attempts before this one.
-        rate_limited: 429 waits before this one.
-        now: The current time (seconds since the epoch).
-        rand: A uniform random number in [0, 1) for the jitter.
-    """
-    verdict = classification.verdict
-    if verdict == "delivered":
-        return Step("delivered", None, attempts + 1, rate_limited)
-    if verdict == "disable":
-        return Step("failed", None, attempts + 1, rate_limited, classification.reason)
-    if verdict == "failed":
-        return Step("failed", None, attempts + 1, rate_limited)
-    if verdict == "rate_limited" and rate_limited < policy.max_rate_limited:
-        wait = classification.retry_after
-        if wait is None:
-            wait = policy.delay(max(attempts, 1), rand)
-        wait = min(wait, policy.max_retry_after)
-        return Step("pending", now + wait, attempts, rate_limited + 1)
-    used = attempts + 1
-    if used >= policy.attempts:
-        return Step("failed", None, used, rate_limited)
-    wait = classification.retry_after
-    if wait is None:
-        wait = policy.delay(used, rand)
-    return Step("pending", now + min(wait, policy.max_retry_after), used, rate_limited)
-
-
-class Health(msgspec.Struct, frozen=True, gc=False):
-    """An endpoint's failure streak: since when it has failed without a success."""
-
-    failing_since: float | None
-    disable_reason: str | None = None
-
-
-def update_health(
-    failing_since: float | None,
-    *,
-    success: bool,
-    now: float,
-    disable_after: float | None,
-    last_error: str,
-) -> Health:
-    """Track continuous failure; ask to disable once it lasted ``disable_after`` seconds.
-
-    Any delivered attempt ends the streak. ``disable_after=None`` never disables.
-    """
-    if success:
-        return Health(None)
-    since = now if failing_since is None else failing_since
-    if disable_after is not None and now - since >= disable_after:
-        hours = (now - since) / 3600
-        return Health(
-            since,
-            f"failing continuously for {hours:.2f} h (last error: {last_error})",
-        )
-    return Health(since)
-
-
 class TokenBucket:
-    """A token bucket: ``rate`` requests per second, bursts of up to ``burst``.
-
-    Sans-I/O: :meth:`take` is given the time and says how long to wait.
-    """
+    """``rate`` tokens a second, bursts of up to ``burst`` (sans-I/O: ``now`` is passed in)."""
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         if not rate > 0:
@@ -316,20 +216,12 @@ class TokenBucket:
         self._tokens = self.burst
         self._stamp: float | None = None
 
-    def wait(self, now: float) -> float:
-        """Seconds until a token is there (0: now), without taking it."""
-        tokens = self._tokens
-        if self._stamp is not None:
-            tokens = min(self.burst, tokens + (now - self._stamp) * self.rate)
-        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-
     def take(self, now: float) -> float:
-        """Take one token; return 0 if it was there, else the seconds until it will be
-        (the token is reserved: callers sleep that long and go ahead)."""
+        """Take a token: 0.0 when taken, else the seconds until one is there (none taken)."""
         if self._stamp is not None:
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        self._tokens -= 1
-        if self._tokens >= 0:
+        if self._tokens >= 1:
+            self._tokens -= 1
             return 0.0
-        return -self._tokens / self.rate
+        return (1 - self._tokens) / self.rate

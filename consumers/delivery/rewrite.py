@@ -1,21 +1,14 @@
 """Rewriting delivery rows under the ledger's lock with a pure decision.
 
-The ledger operation of *pulled* deliveries (shared consumers,
-:mod:`consumers.shared`): a worker's claim, ack, nack or extension reads some
-rows of one endpoint, a pure function decides their new states (and may
-refuse the whole request by raising), and the ledger stores the decision in
-the same transaction. :meth:`~consumers.delivery.ledger.LedgerStore.rewrite`
-is that operation; every store implements it:
-
-* it reads the rows :class:`Pick` names, locked for the transaction (SQLite:
-  the single writer; PostgreSQL: an advisory lock on the endpoint for the
-  active window, and ``FOR UPDATE`` on the rows), so two processes never
-  decide on the same rows at once;
-* it calls ``decide(rows)`` (no I/O, no awaits, no clock reads: ``now`` is
-  in the closure) and writes the rows of :attr:`Rewrite.rows` back, matched
-  by ``seq``: ``status``, ``attempts``, ``next_attempt_at``, ``updated`` and
-  ``last_error``;
-* if ``decide`` raises, nothing is written and the error propagates.
+:meth:`~consumers.delivery.ledger.LedgerStore.rewrite` reads the rows a
+:class:`Pick` names, locked for the transaction (SQLite: the single writer;
+PostgreSQL: ``FOR UPDATE``, and an advisory lock on the endpoint for the active
+window), calls ``decide(rows)`` (pure: ``now`` is in the closure; it may raise
+to refuse, and then nothing is written) and writes :attr:`Rewrite.rows` back by
+``seq``: ``status``, ``attempts``, ``budget_start``, ``rate_limited``,
+``next_attempt_at``, ``updated`` and ``last_error``. Operator actions
+(:func:`~consumers.delivery.ledger.act`) and pulled deliveries
+(:mod:`consumers.shared`: claim, ack, nack, extend) work so.
 """
 
 from __future__ import annotations

@@ -77,18 +77,13 @@ def sign(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 
     ``secret`` is a ``whsec_`` string or an already decoded key.
     """
-    inner, outer = _pads(_key(secret) if isinstance(secret, str) else secret)
+    inner, outer = _pads(decode_secret(secret) if isinstance(secret, str) else secret)
     h = inner.copy()
     h.update(f"{msg_id}.{timestamp}.".encode())
     h.update(body)
     o = outer.copy()
     o.update(h.digest())
     return "v1," + base64.b64encode(o.digest()).decode()
-
-
-@functools.lru_cache(maxsize=1024)
-def _key(secret: str) -> bytes:
-    return decode_secret(secret)
 
 
 @functools.lru_cache(maxsize=1024)

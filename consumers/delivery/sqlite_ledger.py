@@ -26,7 +26,6 @@ from consumers.delivery.ledger import (
     EndpointCounts,
     Enqueue,
     WritesInOne,
-    act_by_rewrite,
     attempt_from_row,
     counts_from_rows,
     delivery_from_row,
@@ -119,6 +118,8 @@ def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
 
 class SQLiteLedger(WritesInOne):
     """The ledger in the log's SQLite database."""
+
+    shared = None  # one process: the SQLite log's server
 
     def __init__(self, storage: SQLiteTables, *, secrets: SecretBox | None = None) -> None:
         self._storage = storage
@@ -244,11 +245,6 @@ class SQLiteLedger(WritesInOne):
             return delivery_from_row(r), attempts
 
         return await self._storage.query(q)
-
-    async def act(
-        self, endpoint_id: str, delivery_id: str, action: str, now: float
-    ) -> Delivery | None:
-        return await act_by_rewrite(self, endpoint_id, delivery_id, action, now)
 
     async def counts(self) -> dict[str, EndpointCounts]:
         rows = await self._storage.query(

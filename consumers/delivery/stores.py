@@ -26,16 +26,11 @@ def register_ledger(kind: str, factory: LedgerFactory) -> None:
 
 
 def ledger_for(log: EventLog, *, secrets: SecretBox | None = None) -> LedgerStore:
-    """The ledger store that goes with the log's backend.
-
-    A registered ledger (:func:`register_ledger`) for the backend's kind;
-    else, by the database the backend declares, SQLite:
-    :class:`~consumers.delivery.sqlite_ledger.SQLiteLedger`, PostgreSQL:
-    :class:`~consumers.delivery.postgres_ledger.PostgresLedger` (both in the
-    log's own database, so delivery rows and the consumer offset commit
-    together); a log that is not durable (in memory):
-    :class:`~consumers.delivery.memory_ledger.MemoryLedger`. ``secrets`` seals
-    the endpoint documents of the SQLite and PostgreSQL ledgers at rest.
+    """The ledger that goes with the log's backend: a registered one
+    (:func:`register_ledger`) for the backend's kind, else by the database it
+    declares (SQLite or PostgreSQL: in the log's own database, so delivery rows
+    and the consumer offset commit together; ``secrets`` seals the endpoint
+    documents at rest), else, for a log that is not durable, the in-memory one.
 
     Raises:
         ValueError: A durable backend without a ledger (an in-memory ledger

@@ -1,23 +1,15 @@
 """Apprise targets: any Apprise URL (Telegram, Matrix, email, ntfy, …) through the same engine.
 
 Optional: needs the ``apprise`` extra (``pip install 'eventlog[apprise]'``).
-The endpoint's ``url`` is only ``apprise://<service>`` (safe to log and
-show); the Apprise URL itself, which usually holds a token, is in
-``options.url`` and is never logged. Each attempt renders ``options.title``
-and ``options.template`` and asks Apprise to notify, in a worker thread,
-within the endpoint's timeout. Apprise reports only success or failure: a
-failure is retried by the engine's schedule.
+The endpoint's ``url`` is only ``apprise://<service>``; the Apprise URL, which
+usually holds a token, is in ``options.url`` and is never logged. Each attempt
+asks Apprise to notify in a worker thread, within the endpoint's timeout;
+Apprise reports only success or failure (a failure is retried by the schedule).
 
-Apprise makes its own connections, so the engine's resolver cannot pin them;
-the SSRF guard checks instead the host the Apprise URL reaches, when the
-target is saved and before each attempt (:func:`check_apprise_url`): the
-host an Apprise URL names for self-hosted and generic services (``json://``,
-``ntfys://host/topic``, ``gotify://``, ``matrix://`` …, :data:`HOST_SCHEMES`),
-or the fixed API host of a hosted service (``tgram://`` → ``api.telegram.org``).
-Any other scheme (``mailto://``, ``syslog://``, a service whose host the
-guard cannot tell) is refused unless ``allow_private_targets`` is on. A name
-that resolves differently between the check and Apprise's own lookup is not
-caught (no DNS pinning for these targets).
+Apprise makes its own connections, so the SSRF guard checks the host its URL
+reaches, when the target is saved and before each attempt
+(:func:`check_apprise_url`, ``docs/notifications.md``); there is no DNS
+pinning for these targets.
 """
 
 from __future__ import annotations
@@ -32,7 +24,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from consumers.delivery.retry import AttemptResult
+from consumers.delivery.retry import AttemptResult, ErrorKind
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_resolves
 from consumers.notify.template import check_templates, parse
 from eventlog.model import Event
@@ -177,14 +169,11 @@ def build_message(options: AppriseOptions, event: Event, context: dict[str, Any]
     return msgspec.json.encode({"title": title, "body": body})
 
 
-def _result(status: int | None, message: str, started: float) -> AttemptResult:
+def _result(
+    status: int | None, message: str, started: float, error: ErrorKind | None = "protocol"
+) -> AttemptResult:
     return AttemptResult(
-        status=status,
-        headers={},
-        body=b"",
-        error=None if status is not None else "protocol",
-        message=message,
-        duration=time.monotonic() - started,
+        status, {}, b"", error if status is None else None, message, time.monotonic() - started
     )
 
 
@@ -201,16 +190,14 @@ async def send_apprise(
         apprise = _apprise()
         await check_apprise_url(url, allow_private=allow_private)
     except UnsafeTarget as exc:
-        return AttemptResult(None, {}, b"", "unsafe_target", str(exc), time.monotonic() - started)
+        return _result(None, str(exc), started, "unsafe_target")
     except (msgspec.DecodeError, ValueError) as exc:  # InvalidTarget is a ValueError
-        return AttemptResult(None, {}, b"", "invalid", str(exc), time.monotonic() - started)
+        return _result(None, str(exc), started, "invalid")
     client = apprise.Apprise()
     with _quiet():
         added = client.add(url)
     if not added:
-        return AttemptResult(
-            None, {}, b"", "invalid", "not a URL Apprise supports", time.monotonic() - started
-        )
+        return _result(None, "not a URL Apprise supports", started, "invalid")
 
     def notify() -> bool:
         return bool(client.notify(body=message.get("body", ""), title=message.get("title", "")))
@@ -218,14 +205,7 @@ async def send_apprise(
     try:
         ok = await asyncio.wait_for(asyncio.to_thread(notify), timeout)
     except TimeoutError:
-        return AttemptResult(
-            None,
-            {},
-            b"",
-            "timeout",
-            f"Apprise did not finish within {timeout:g} s",
-            time.monotonic() - started,
-        )
+        return _result(None, f"Apprise did not finish within {timeout:g} s", started, "timeout")
     except Exception as exc:  # Apprise plugins may raise anything
         return _result(None, f"Apprise failed: {type(exc).__name__}", started)
     if ok:

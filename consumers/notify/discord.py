@@ -1,35 +1,17 @@
 """Discord incoming webhooks: message shape, limits and the answer table (sans-I/O).
 
-Discord's documented limits, each enforced here by visible truncation
-(:func:`consumers.notify.limits.fit`):
+Every Discord limit (``content`` 2000, embed title 256, description 4096, 25
+fields of 256/1024, footer 2048, all embed text 6000, ``username`` 80) is met
+by visible truncation (:func:`consumers.notify.limits.fit`); the tables are in
+``docs/notifications.md``. Messages are posted with ``?wait=true``, so Discord
+answers ``200`` with the stored message (without it, ``204`` even when the
+message was dropped). ``allowed_mentions`` is empty unless ``mentions = true``:
+text from events cannot ping ``@everyone`` or anyone else.
 
-===========================  =======  =========================================
-what                         limit    here
-===========================  =======  =========================================
-``content``                  2000     cut with ``… [+N chars]``
-embed ``title``              256      cut
-embed ``description``        4096     cut; the first to shrink for the total
-embed fields                 25       the rest dropped, ``[+N fields]`` noted
-field ``name`` / ``value``   256/1024 cut (empty ones become a zero-width space)
-embed ``footer.text``        2048     cut
-all embed text together      6000     description shrunk, then fields dropped
-``username``                 80       cut
-===========================  =======  =========================================
-
-Messages are posted with ``?wait=true``, so Discord answers ``200`` with the
-stored message (without it, ``204`` even when the message was dropped).
-``allowed_mentions`` is empty unless ``mentions = true``: text from events
-cannot ping ``@everyone`` or anyone else.
-
-Answers (:func:`classify`):
-
-* ``2xx``: delivered.
-* ``429``: rate limited; wait the JSON body's ``retry_after`` (seconds, with
-  a fraction), else the ``Retry-After`` header; not counted as an attempt.
-* ``404`` (Unknown Webhook), ``401`` (Invalid Webhook Token), ``410``: the
-  target is disabled with Discord's message as the reason.
-* ``400``: final (Discord refused the message; its reason is recorded).
-* anything else: the engine's default table (5xx and network errors retried).
+Answers (:func:`classify`): ``429`` waits the JSON ``retry_after`` (else
+``Retry-After``) without using up an attempt; ``401``, ``404`` and ``410``
+disable the target with Discord's message as the reason; ``400`` is final;
+anything else follows the engine's default table.
 """
 
 from __future__ import annotations
@@ -53,6 +35,7 @@ __all__ = [
     "build_message",
     "classify",
     "parse_options",
+    "retry_after",
     "wait_url",
 ]
 
@@ -250,18 +233,25 @@ def _discord_message(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace")
 
 
+def retry_after(result: AttemptResult, now: float) -> tuple[float | None, bool]:
+    """A 429's wait: the JSON body's ``retry_after`` (seconds, with a fraction), else
+    the ``Retry-After`` header; and whether Discord says the limit is global."""
+    data = _json(result.body)
+    global_limit = data.get("global") is True
+    global_limit |= result.headers.get("x-ratelimit-global", "").lower() == "true"
+    wait = data.get("retry_after")
+    if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
+        return float(wait), global_limit
+    return parse_retry_after(result.headers.get("retry-after"), now), global_limit
+
+
 def classify(result: AttemptResult, now: float) -> Classification:
     """Judge Discord's answer (see the module docstring)."""
     status = result.status
     if status == 429:
-        data = _json(result.body)
-        wait = data.get("retry_after")
-        if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
-            retry_after: float | None = float(wait)
-        else:
-            retry_after = parse_retry_after(result.headers.get("retry-after"), now)
-        scope = " (global)" if data.get("global") is True else ""
-        return Classification("rate_limited", f"Discord 429{scope}", retry_after)
+        wait, global_limit = retry_after(result, now)
+        scope = " (global)" if global_limit else ""
+        return Classification("rate_limited", f"Discord 429{scope}", wait)
     if status in (401, 404, 410):
         return Classification(
             "disable", f"Discord answered {status}: {_discord_message(result.body)}"

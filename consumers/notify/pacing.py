@@ -1,25 +1,14 @@
 """Per-target pacing for chat targets: serialised sends that respect rate-limit answers.
 
-Discord and Slack limit how fast one webhook may be called, and both punish
-callers that keep hitting the limit. The delivery engine already reschedules
-the delivery that got a ``429`` (``retry_after`` honoured, not counted as an
-attempt); this module makes sure *no other* request to the same target goes
-out before the wait is over, and that sends slow down before a 429 happens:
-
-* :class:`Pacer` (sans-I/O, ``now`` passed in) keeps, per target, the
-  earliest time the next request may be sent: after a ``429``, ``now +
-  retry_after`` (Discord's JSON ``retry_after`` with its fraction, else
-  ``Retry-After``; a Discord ``global`` limit holds every target on that
-  host); after an answer with ``X-RateLimit-Remaining: 0``, ``now +
-  X-RateLimit-Reset-After`` (Discord's bucket headers).
-* :class:`PacingSender` is the engine's :class:`~consumers.delivery.sender.Sender`
-  with one lock per paced target: requests to a target go one at a time, each
-  waits until the pacer allows it, and its answer updates the pacer before
-  the next one starts. Targets nobody registered (plain webhooks) pass
-  straight through, unchanged.
-
-A target is the URL without its query string (Discord's bucket is the
-webhook, whatever ``?wait=true&thread_id=…`` is added).
+The engine reschedules the delivery that got a ``429``; this module makes sure
+no *other* request to the same target goes out before the wait is over, and
+slows down before a 429 happens (``docs/notifications.md``, "Rate limits").
+:class:`Pacer` (sans-I/O) keeps, per target, the earliest time the next request
+may go: after a 429, its wait (Discord's ``global`` limit holds every target on
+the host); after ``X-RateLimit-Remaining: 0``, ``X-RateLimit-Reset-After``.
+:class:`PacingSender` sends to each registered target one request at a time,
+when the pacer allows; other targets pass straight through. A target is the
+URL without its query string (Discord's bucket is the webhook).
 """
 
 from __future__ import annotations
@@ -29,10 +18,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
-import msgspec
-
-from consumers.delivery.retry import AttemptResult, parse_retry_after
+from consumers.delivery.retry import AttemptResult
 from consumers.delivery.sender import Sender
+from consumers.notify import discord
 
 __all__ = ["Pacer", "PacingSender", "target_of"]
 
@@ -83,7 +71,7 @@ class Pacer:
         """Learn from one answer of ``target``."""
         headers: Mapping[str, str] = result.headers
         if result.status == 429:
-            wait, global_limit = _retry_after(result, now)
+            wait, global_limit = discord.retry_after(result, now)
             if wait is None:
                 wait = 1.0  # a 429 without a wait: back off a little rather than hammer
             wait = min(wait, MAX_PAUSE)
@@ -96,20 +84,6 @@ class Pacer:
         reset_after = _float(headers.get("x-ratelimit-reset-after"))
         if remaining is not None and remaining.strip() == "0" and reset_after is not None:
             self._until[target] = max(self._until.get(target, 0.0), now + reset_after)
-
-
-def _retry_after(result: AttemptResult, now: float) -> tuple[float | None, bool]:
-    try:
-        data = msgspec.json.decode(result.body) if result.body else None
-    except (msgspec.DecodeError, RecursionError):
-        data = None
-    global_limit = result.headers.get("x-ratelimit-global", "").lower() == "true"
-    if isinstance(data, dict):
-        global_limit = global_limit or data.get("global") is True
-        wait = data.get("retry_after")
-        if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
-            return float(wait), global_limit
-    return parse_retry_after(result.headers.get("retry-after"), now), global_limit
 
 
 class PacingSender(Sender):

@@ -2,33 +2,17 @@
 
 The message is ``text`` (Slack ``mrkdwn``), and, when a ``title`` or
 ``fields`` are configured, Block Kit ``blocks`` with ``text`` kept as the
-notification fallback. Slack's documented limits, enforced here by visible
-truncation (:func:`consumers.notify.limits.fit`):
+notification fallback. Slack's limits (``text`` cut at its recommended 4000,
+header 150, section 3000, 10 fields of 2000) are met by visible truncation
+(:func:`consumers.notify.limits.fit`; tables in ``docs/notifications.md``).
+Values substituted into templates are escaped (``&``, ``<``, ``>``), so event
+data cannot inject ``<!channel>`` mentions or links; the template's own text
+is left as written, so ``<https://…|links>`` work.
 
-=============================  =======  =====================================
-what                           limit    here
-=============================  =======  =====================================
-``text``                       40000    cut at 4000, Slack's recommended
-                                        maximum (longer text is truncated by
-                                        Slack itself)
-``header`` block text          150      cut
-``section`` block text         3000     cut
-``section`` fields             10       the rest dropped, ``[+N fields]``
-each field's text              2000     cut
-=============================  =======  =====================================
-
-Values substituted into templates are escaped (``&``, ``<``, ``>``) as Slack
-asks, so event data cannot inject ``<!channel>`` mentions or links; the
-template's own text is left as written, so ``<https://…|links>`` work.
-
-Answers (:func:`classify`):
-
-* ``200``: delivered.
-* ``429``: rate limited; wait ``Retry-After``; not counted as an attempt.
-* ``403 invalid_token``, ``404`` (``channel_not_found``, ``no_service``, …),
-  ``410 channel_is_archived``: the target is disabled with Slack's reason.
-* ``400`` (``invalid_payload``, ``no_text``, …) and other ``403``s: final.
-* anything else: the engine's default table.
+Answers (:func:`classify`): ``429`` waits ``Retry-After`` without using up an
+attempt; ``403 invalid_token``, ``404`` and ``410`` disable the target with
+Slack's reason; ``400`` and other ``403``s are final; anything else follows the
+engine's default table.
 """
 
 from __future__ import annotations

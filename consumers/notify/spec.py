@@ -1,44 +1,26 @@
 """Chat notifications: Discord, Slack and Apprise targets on top of the delivery engine.
 
 A notification target is a delivery-engine endpoint whose ``kind`` is
-``discord``, ``slack`` or ``apprise``: the engine's ledger, retries, ordering,
-replay, crash recovery, auto-disable and visibility apply unchanged. This
-module supplies only what differs, through the engine's target-kind
-extension point:
-
-* the **formatter**: a message rendered from a template
-  (:mod:`consumers.notify.template`) in the platform's shape and within its
-  limits (:mod:`consumers.notify.discord`, :mod:`consumers.notify.slack`,
-  :mod:`consumers.notify.apprise`);
-* the **classifier**: the platform's answers (429 waits, 404/410 and Slack's
-  ``invalid_token`` disabling the target, 400 final);
-* **pacing**: a :class:`~consumers.notify.pacing.PacingSender` that sends to
-  each chat target one request at a time and holds every request while a
-  ``retry_after`` or an exhausted ``X-RateLimit`` bucket says so.
-
-Wiring, wherever the engine is built::
-
-    setup = notify_setup(allow_private=False)
-    engine = DeliveryEngine(log, ledger_for(log),
-                            kinds={"webhook": WEBHOOK, **setup.kinds},
-                            sender=setup.sender)
-    await engine.put_endpoint(build_notify_endpoint(spec, now=time.time(), head=head))
-
-:class:`NotifySpec` is what users write (config file, API, CLI); see
-``docs/notifications.md``.
+``discord``, ``slack`` or ``apprise``: ledger, retries, ordering, replay, crash
+recovery and auto-disable are the engine's. This module supplies what differs,
+through the engine's target kinds (:func:`notify_kinds`): the message, rendered
+from a template within the platform's limits (one module per platform), the
+platform's answer table, and a :class:`~consumers.notify.pacing.PacingSender`
+that holds a target's requests while its rate limit says so. Specs are
+:class:`~consumers.webhook.TargetSpec` subclasses; see ``docs/notifications.md``.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self, TypeVar
 
 import msgspec
 
 from consumers.delivery.engine import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint, Ordering
-from consumers.delivery.retry import AttemptResult, Classification
 from consumers.notify import apprise as apprise_kind
 from consumers.notify import discord, slack
 from consumers.notify.pacing import PacingSender
@@ -47,17 +29,25 @@ from consumers.webhook import (
     SpecError,
     TargetPatch,
     TargetSpec,
+    apply_patch,
     build_endpoint,
     declared_endpoint,
     public_view,
     shown_to,
     spec_fields,
 )
+from consumers.webhook.spec import SPECS
 from eventlog.model import Event
 
 KINDS = ("discord", "slack", "apprise")
 _JSON = {"Content-Type": "application/json"}
 _encoder = msgspec.json.Encoder()
+_OPTIONS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "discord": discord.parse_options,
+    "slack": slack.parse_options,
+    "apprise": apprise_kind.parse_options,
+}
+Opts = TypeVar("Opts")
 
 
 class ChatSpec(TargetSpec, kw_only=True, forbid_unknown_fields=True):
@@ -81,6 +71,10 @@ class ChatSpec(TargetSpec, kw_only=True, forbid_unknown_fields=True):
         _validate_options(self.kind, self.options)
         return {"options": dict(self.options), "secrets": [], "max_in_flight": 1}
 
+    @classmethod
+    def of(cls, ep: Endpoint) -> Self:
+        return cls(**spec_fields(ep), options=dict(ep.options))
+
 
 class DiscordSpec(ChatSpec, tag="discord", kw_only=True, forbid_unknown_fields=True):
     """A Discord incoming webhook (``url``: ``https://discord.com/api/webhooks/…``)."""
@@ -91,7 +85,8 @@ class SlackSpec(ChatSpec, tag="slack", kw_only=True, forbid_unknown_fields=True)
 
 
 class AppriseSpec(ChatSpec, tag="apprise", kw_only=True, forbid_unknown_fields=True):
-    """Any Apprise URL (``url``); the endpoint shows only ``apprise://<scheme>``."""
+    """Any Apprise URL (``url``); the endpoint shows only ``apprise://<scheme>``,
+    the Apprise URL itself is kept in its options."""
 
     def endpoint_fields(self, now: float) -> dict[str, Any]:
         options = {**self.options, "url": self.url}
@@ -99,47 +94,38 @@ class AppriseSpec(ChatSpec, tag="apprise", kw_only=True, forbid_unknown_fields=T
         url = apprise_kind.public_url(self.url)
         return {"options": options, "secrets": [], "max_in_flight": 1, "url": url}
 
+    @classmethod
+    def of(cls, ep: Endpoint) -> Self:
+        options = dict(ep.options)
+        return cls(**{**spec_fields(ep), "url": str(options.pop("url"))}, options=options)
+
 
 NotifySpec = DiscordSpec | SlackSpec | AppriseSpec
 """A notification target's spec: the tagged union of the chat kinds."""
 
-_SPECS: dict[str, type[ChatSpec]] = {
-    "discord": DiscordSpec,
-    "slack": SlackSpec,
-    "apprise": AppriseSpec,
-}
+SPECS.update(discord=DiscordSpec, slack=SlackSpec, apprise=AppriseSpec)
 
 
 def _validate_options(kind: str, options: dict[str, Any]) -> None:
     """Check a kind's options; :class:`SpecError` names the field (``options.template``)."""
+    parse = _OPTIONS.get(kind)
+    if parse is None:
+        raise SpecError("kind", f"unknown notification kind {kind!r}")
     try:
-        if kind == "discord":
-            discord.parse_options(options)
-        elif kind == "slack":
-            slack.parse_options(options)
-        elif kind == "apprise":
-            apprise_kind.parse_options(options)
-        else:
-            raise SpecError("kind", f"unknown notification kind {kind!r}")
-    except SpecError:
-        raise
+        parse(options)
     except ValueError as exc:  # the parsers say "<field>: <message>"
-        text = str(exc)
-        path, _, message = text.partition(": ")
-        raise SpecError(path if message else "options", message or text) from exc
+        path, _, message = str(exc).partition(": ")
+        raise SpecError(path if message else "options", message or path) from exc
 
 
-def build_notify_endpoint(spec: NotifySpec, *, now: float, head: int, first: int = 0) -> Endpoint:
-    """A new engine endpoint from a notification spec (pure); :func:`build_endpoint`.
-
-    Raises:
-        SpecError: A field is invalid; ``path`` names it (``options.template``…).
-    """
-    return build_endpoint(spec, now=now, head=head, first=first)
-
+build_notify_endpoint = build_endpoint
+"""A new endpoint from a notification spec: :func:`~consumers.webhook.build_endpoint`."""
 
 declared_notify_endpoint = declared_endpoint
 """A config-declared notification target: :func:`~consumers.webhook.declared_endpoint`."""
+
+apply_notify_patch = apply_patch
+"""A target with a :class:`NotifyPatch` applied: :func:`~consumers.webhook.apply_patch`."""
 
 
 class NotifyPatch(TargetPatch, kw_only=True, forbid_unknown_fields=True):
@@ -156,38 +142,7 @@ def spec_of(endpoint: Endpoint) -> NotifySpec:
     """The spec that builds ``endpoint`` again (its full URL included: keep it server-side)."""
     if endpoint.kind not in KINDS:
         raise ValueError(f"endpoint {endpoint.id!r} is not a notification target")
-    fields = spec_fields(endpoint)
-    options = dict(endpoint.options)
-    if endpoint.kind == "apprise":
-        fields["url"] = str(options.pop("url"))
-    return _SPECS[endpoint.kind](**fields, options=options)  # type: ignore[return-value]
-
-
-def apply_notify_patch(endpoint: Endpoint, patch: NotifyPatch, *, now: float) -> Endpoint:
-    """The target with the patch applied and validated (pure); its runtime state is kept.
-
-    Enabling it clears its disabled reason and failure streak; otherwise its
-    enabled state stays as it was.
-
-    Raises:
-        SpecError: A field is invalid; ``path`` names it.
-    """
-    fields = patch.__struct_fields__
-    changes = {f: getattr(patch, f) for f in fields if getattr(patch, f) is not msgspec.UNSET}
-    spec = msgspec.structs.replace(spec_of(endpoint), **changes)
-    fresh = build_notify_endpoint(spec, now=now, head=endpoint.start_offset)
-    enabled = fresh.enabled
-    keep_state = changes.get("enabled") is not True
-    return msgspec.structs.replace(
-        fresh,
-        start_offset=endpoint.start_offset,
-        created=endpoint.created,
-        origin=endpoint.origin,
-        enabled=enabled,
-        disabled_reason=endpoint.disabled_reason if keep_state and not enabled else None,
-        failing_since=endpoint.failing_since if keep_state else None,
-        updated=now,
-    )
+    return SPECS[endpoint.kind].of(endpoint)  # type: ignore[return-value]
 
 
 class NotificationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -226,8 +181,7 @@ def notify_view(endpoint: Endpoint, now: float) -> dict[str, Any]:
     view = public_view(endpoint, now)
     for name in ("secrets", "headers", "max_in_flight"):
         view.pop(name, None)
-    view.update(public_notify_view(endpoint))
-    return view
+    return view | public_notify_view(endpoint)
 
 
 @dataclass(frozen=True)
@@ -238,6 +192,36 @@ class NotifySetup:
     sender: PacingSender
 
 
+def _chat(
+    parse: Callable[[dict[str, Any]], Opts],
+    build: Callable[[Opts, Event, dict[str, Any]], dict[str, Any]],
+    url_of: Callable[[str], str],
+    sender: PacingSender | None,
+) -> Callable[[Endpoint, Event, str, float], OutgoingRequest]:
+    """The ``format`` of a chat kind: the message as JSON, its URL paced by ``sender``."""
+
+    def format_chat(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+        event = shown_to(ep, event)
+        message = build(parse(ep.options), event, event_context(event))
+        url = url_of(ep.url)
+        if sender is not None:
+            sender.pace(url)
+        return OutgoingRequest(_encoder.encode(message), dict(_JSON), url)
+
+    return format_chat
+
+
+def _format_apprise(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+    opts = apprise_kind.parse_options(ep.options)
+    event = shown_to(ep, event)
+    body = apprise_kind.build_message(opts, event, event_context(event))
+    return OutgoingRequest(body, {}, apprise_kind.PREFIX + opts.url)
+
+
+def _validate(ep: Endpoint) -> None:
+    _validate_options(ep.kind, ep.options)
+
+
 def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
     """The ``discord``, ``slack`` and ``apprise`` target kinds.
 
@@ -245,45 +229,19 @@ def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
     pacing as it is first formatted; the engine must then be given that
     sender. Without, messages are formatted and classified the same, unpaced.
     """
-
-    def pace(url: str) -> None:
-        if sender is not None:
-            sender.pace(url)
-
-    def format_discord(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
-        event = shown_to(ep, event)
-        message = discord.build_message(
-            discord.parse_options(ep.options), event, event_context(event)
-        )
-        url = discord.wait_url(ep.url)
-        pace(url)
-        return OutgoingRequest(_encoder.encode(message), dict(_JSON), url)
-
-    def format_slack(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
-        event = shown_to(ep, event)
-        message = slack.build_message(slack.parse_options(ep.options), event, event_context(event))
-        pace(ep.url)
-        return OutgoingRequest(_encoder.encode(message), dict(_JSON), ep.url)
-
-    def format_apprise(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
-        opts = apprise_kind.parse_options(ep.options)
-        event = shown_to(ep, event)
-        body = apprise_kind.build_message(opts, event, event_context(event))
-        return OutgoingRequest(body, {}, apprise_kind.PREFIX + opts.url)
-
-    def classify_discord(ep: Endpoint, result: AttemptResult, now: float) -> Classification:
-        return discord.classify(result, now)
-
-    def classify_slack(ep: Endpoint, result: AttemptResult, now: float) -> Classification:
-        return slack.classify(result, now)
-
-    def validate(ep: Endpoint) -> None:
-        _validate_options(ep.kind, ep.options)
-
+    format_discord = _chat(discord.parse_options, discord.build_message, discord.wait_url, sender)
+    format_slack = _chat(slack.parse_options, slack.build_message, str, sender)
     return {
-        "discord": TargetKind("discord", format_discord, classify_discord, validate),
-        "slack": TargetKind("slack", format_slack, classify_slack, validate),
-        "apprise": TargetKind("apprise", format_apprise, validate=validate),
+        "discord": TargetKind(
+            "discord",
+            format_discord,
+            lambda ep, result, now: discord.classify(result, now),
+            _validate,
+        ),
+        "slack": TargetKind(
+            "slack", format_slack, lambda ep, result, now: slack.classify(result, now), _validate
+        ),
+        "apprise": TargetKind("apprise", _format_apprise, validate=_validate),
     }
 
 

@@ -1,28 +1,25 @@
-"""What a webhook endpoint may be, and how it changes (pure).
+"""What a delivery target may be, and how it changes (pure).
 
-:class:`EndpointSpec` is what the API, the CLI and the config file accept;
-:func:`build_endpoint` and :func:`apply_patch` turn it into a checked
-:class:`~consumers.delivery.model.Endpoint`; :func:`rotate_secret` puts a new
-signing secret first; :func:`declared_endpoint` reconciles a config-file
-declaration with the stored endpoint. A bad field is a :class:`SpecError`
-naming it.
+:class:`TargetSpec` (tagged by ``kind``) is what the API, the CLI and the
+config file accept; :func:`build_endpoint`, :func:`apply_patch` and
+:func:`declared_endpoint` turn it into a checked
+:class:`~consumers.delivery.model.Endpoint`, for every kind; :func:`rotate_secret`
+puts a new signing secret first. A bad field is a :class:`SpecError` naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any, Literal, Self
 
 import msgspec
 
 from consumers.delivery.model import Endpoint, Ordering, SecretEntry
 from consumers.delivery.retry import RetryPolicy
-from consumers.delivery.signing import (
-    InvalidSecret,
-    decode_secret,
-    generate_secret,
-)
-from consumers.delivery.ssrf import InvalidTarget, validate_url
+from consumers.delivery.signing import decode_secret, generate_secret
+from consumers.delivery.ssrf import validate_url
 from consumers.filter import check_key_pattern, check_type_pattern
 from eventlog.errors import InvalidInput
 from eventlog.ids import uuid7
@@ -101,6 +98,12 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_f
         """The endpoint fields this kind sets itself (secrets, options, another url...)."""
         return {}
 
+    @classmethod
+    def of(cls, ep: Endpoint) -> Self:
+        """The spec that builds ``ep`` again (its secret and full URL included:
+        keep it server-side)."""
+        return cls(**spec_fields(ep))
+
 
 class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_fields=True):
     """A webhook endpoint as users declare it (``kind`` may be left out).
@@ -122,6 +125,17 @@ class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_field
             "headers": dict(self.headers),
             "max_in_flight": self.max_in_flight,
         }
+
+    @classmethod
+    def of(cls, ep: Endpoint) -> Self:
+        secret = ep.secrets[0].secret if ep.secrets else None
+        return cls(
+            **spec_fields(ep), secret=secret, headers=ep.headers, max_in_flight=ep.max_in_flight
+        )
+
+
+#: The spec type of each target kind (the notification kinds add theirs).
+SPECS: dict[str, type[TargetSpec]] = {"webhook": EndpointSpec}
 
 
 class TargetPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -195,39 +209,41 @@ def _check(path: str, ok: bool, message: str) -> None:
         raise SpecError(path, message)
 
 
+@contextlib.contextmanager
+def _field_errors(path: str) -> Iterator[None]:
+    """Turn a ``ValueError`` (``InvalidInput`` among them) raised inside into a
+    :class:`SpecError` naming ``path``."""
+    try:
+        yield
+    except SpecError:
+        raise
+    except ValueError as exc:
+        raise SpecError(path, str(exc)) from exc
+
+
 def _policy(retry: RetrySetting, max_attempts: int | None) -> RetryPolicy:
     policy = RetryPolicy.preset(retry) if isinstance(retry, str) else retry
     if max_attempts is not None:
-        try:
+        with _field_errors("max_attempts"):
             policy = msgspec.structs.replace(policy, max_attempts=max_attempts)
             policy.__post_init__()
-        except ValueError as exc:
-            raise SpecError("max_attempts", str(exc)) from exc
     return policy
 
 
 def _validate(ep: Endpoint) -> Endpoint:
     """Check every field of an endpoint; raise :class:`SpecError` naming the first bad one."""
-    try:
+    with _field_errors("url"):
         if ep.kind != "apprise":  # an Apprise URL is checked with its options
             validate_url(ep.url)
-    except InvalidTarget as exc:
-        raise SpecError("url", str(exc)) from exc
-    try:
+    with _field_errors("stream"):
         validate_stream_name(ep.stream)
-    except ValueError as exc:
-        raise SpecError("stream", str(exc)) from exc
     _check("types", len(ep.types) <= 100, "at most 100 type patterns")
     for i, pattern in enumerate(ep.types):
-        try:
+        with _field_errors(f"types[{i}]"):
             check_type_pattern(pattern)
-        except InvalidInput as exc:
-            raise SpecError(f"types[{i}]", str(exc)) from exc
     if ep.key is not None:
-        try:
+        with _field_errors("key"):
             check_key_pattern(ep.key)
-        except InvalidInput as exc:
-            raise SpecError("key", str(exc)) from exc
     _check("headers", len(ep.headers) <= MAX_HEADERS, f"at most {MAX_HEADERS} extra headers")
     for name, value in ep.headers.items():
         _check(f"headers.{name}", _HEADER_NAME.fullmatch(name) is not None, "invalid header name")
@@ -259,10 +275,8 @@ def _validate(ep: Endpoint) -> Endpoint:
     )
     _check("description", len(ep.description) <= 1024, "description is at most 1024 characters")
     for i, entry in enumerate(ep.secrets):
-        try:
+        with _field_errors("secret" if i == 0 else f"secrets[{i}]"):
             decode_secret(entry.secret)
-        except InvalidSecret as exc:
-            raise SpecError("secret" if i == 0 else f"secrets[{i}]", str(exc)) from exc
     return ep
 
 
@@ -300,27 +314,42 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
 def spec_fields(ep: Endpoint) -> dict[str, Any]:
     """The fields of :class:`TargetSpec` that build ``ep`` again (its kind's own aside)."""
     names = set(TargetSpec.__struct_fields__) - {"max_attempts", "start"}
-    return {name: getattr(ep, name) for name in names}
+    return {name: getattr(ep, name) for name in names} | {"max_attempts": ep.retry.max_attempts}
 
 
-def apply_patch(ep: Endpoint, patch: EndpointPatch, *, now: float) -> Endpoint:
-    """The endpoint with the patch's fields applied (validated)."""
-    changes: dict[str, Any] = {
-        f: getattr(patch, f)
-        for f in patch.__struct_fields__
-        if f not in ("retry", "max_attempts") and getattr(patch, f) is not msgspec.UNSET
-    }
-    if patch.retry is not msgspec.UNSET or patch.max_attempts is not msgspec.UNSET:
-        retry = ep.retry if patch.retry is msgspec.UNSET else patch.retry
-        attempts = (
-            ep.retry.max_attempts if patch.max_attempts is msgspec.UNSET else patch.max_attempts
-        )
-        changes["retry"] = _policy(retry, attempts)
-    if changes.get("enabled") is True:
-        changes["disabled_reason"] = None
-        changes["failing_since"] = None
-    changes["updated"] = now
-    return _validate(msgspec.structs.replace(ep, **changes))
+def _carried(
+    fresh: Endpoint, old: Endpoint, *, enabled: bool, reset: bool, now: float, **more: Any
+) -> Endpoint:
+    """``fresh`` with ``old``'s runtime state: where it started, when it was created,
+    and (unless ``reset``) its failure streak and, while disabled, why."""
+    return msgspec.structs.replace(
+        fresh,
+        start_offset=old.start_offset,
+        created=old.created,
+        enabled=enabled,
+        disabled_reason=None if reset or enabled else old.disabled_reason,
+        failing_since=None if reset else old.failing_since,
+        updated=now,
+        **more,
+    )
+
+
+def apply_patch(ep: Endpoint, patch: TargetPatch, *, now: float) -> Endpoint:
+    """The endpoint of any kind with the patch's fields applied (validated as a new
+    one) and its runtime state kept; enabling it clears its disabled reason and
+    failure streak. A notification target's ``options`` are replaced as a whole.
+    """
+    changes = {f: getattr(patch, f) for f in patch.__struct_fields__}
+    changes = {f: v for f, v in changes.items() if v is not msgspec.UNSET}
+    kind = SPECS.get(ep.kind)
+    if kind is None:
+        raise SpecError("kind", f"unknown target kind {ep.kind!r}")
+    spec = msgspec.structs.replace(kind.of(ep), **changes)
+    fresh = build_endpoint(spec, now=now, head=ep.start_offset)
+    reset = changes.get("enabled") is True
+    return _carried(
+        fresh, ep, enabled=fresh.enabled, reset=reset, now=now, secrets=ep.secrets, origin=ep.origin
+    )
 
 
 def rotate_secret(
@@ -332,10 +361,8 @@ def rotate_secret(
     """
     _check("grace", 0 <= grace <= 30 * 86400, "grace must be between 0 and 30 days")
     new = secret if secret is not None else generate_secret()
-    try:
+    with _field_errors("secret"):
         decode_secret(new)
-    except InvalidSecret as exc:
-        raise SpecError("secret", str(exc)) from exc
     old = [
         SecretEntry(
             secret=s.secret,
@@ -373,13 +400,4 @@ def declared_endpoint(
     if new is not None and new != current:
         secrets = rotate_secret(existing, now=now, secret=new)[0].secrets
     enabled = existing.enabled and spec.enabled
-    return msgspec.structs.replace(
-        fresh,
-        secrets=secrets,
-        start_offset=existing.start_offset,
-        created=existing.created,
-        enabled=enabled,
-        disabled_reason=existing.disabled_reason if not enabled else None,
-        failing_since=existing.failing_since,
-        updated=now,
-    )
+    return _carried(fresh, existing, enabled=enabled, reset=False, now=now, secrets=secrets)

@@ -17,20 +17,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from eventlog import Event, EventLogError, NewEvent, OffsetOutOfRange, StreamInfo
+from eventlog import Event, EventLogError, NewEvent, OffsetOutOfRange, StreamInfo, StreamNotFound
 from eventlog import errors as e
+from eventlog.closing import AsyncClosing
 from eventlog.schedule import Scheduled, ScheduledEvent
 from server.cli.events import OutEvent
+
+if TYPE_CHECKING:
+    from eventlog import EventLog
+    from eventlog.client import AsyncClient
 
 __all__ = [
     "Appended",
     "Backend",
     "CliError",
     "ConsumerRow",
+    "LogApiBackend",
     "OutOfRange",
     "Unavailable",
     "cli_error",
@@ -130,6 +136,60 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release connections / close the log."""
         ...
+
+
+class LogApiBackend(AsyncClosing):
+    """The :class:`Backend` methods that are one call of the log's API, which the
+    embedded :class:`~eventlog.EventLog` and :class:`~eventlog.client.AsyncClient`
+    share: written once, on :attr:`api`, for both backends."""
+
+    @property
+    def api(self) -> EventLog | AsyncClient:
+        """The log the methods call: an open ``EventLog`` or an ``AsyncClient``."""
+        raise NotImplementedError
+
+    async def append(self, stream: str, events: Sequence[OutEvent]) -> Appended:
+        """Append the events atomically (``append_batch_result``)."""
+        async with translated():
+            result = await self.api.append_batch_result(stream, new_events(events))
+        return Appended(offsets=result.offsets, written=result.written)
+
+    async def schedule(
+        self, stream: str, events: Sequence[OutEvent], at: datetime | timedelta
+    ) -> list[Scheduled]:
+        """Schedule the events for ``at`` (a time, or a delay)."""
+        async with translated():
+            return await self.api.append_batch(stream, new_events(events), at=at)
+
+    async def schedules(self, stream: str | None) -> list[ScheduledEvent]:
+        """Every scheduled event (of ``stream``), every page."""
+        out: list[ScheduledEvent] = []
+        after: str | None = None
+        async with translated():
+            while True:
+                page = await self.api.schedules.page(stream=stream, after=after, limit=1000)
+                out += page.schedules
+                if page.next is None:
+                    return out
+                after = page.next
+
+    async def cancel_schedule(self, stream: str, event_id: str) -> None:
+        """Cancel a scheduled event."""
+        async with translated():
+            await self.api.schedules.cancel(stream, event_id)
+
+    async def stream_info(self, stream: str) -> StreamInfo | None:
+        """The stream's info; None if it does not exist."""
+        async with translated():
+            try:
+                return await self.api.stream_info(stream)
+            except StreamNotFound:
+                return None
+
+    async def streams(self) -> list[StreamInfo]:
+        """Every stream."""
+        async with translated():
+            return await self.api.streams()
 
 
 def cli_error(exc: EventLogError) -> CliError:

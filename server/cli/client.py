@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import msgspec
 
@@ -259,16 +260,23 @@ _json = msgspec.json.Encoder()
 
 def _streams(args: argparse.Namespace) -> int:
     async def streams(args: argparse.Namespace, backend: Backend) -> int:
-        from server.cli.tables import print_table, streams_table  # rich, only when needed
-
-        rows = await backend.streams()
-        if args.json:
-            write_out(_json.encode(rows) + b"\n")
-        else:
-            print_table(streams_table(rows))
+        _print_rows(args, await backend.streams(), "streams")
         return 0
 
     return run(args, streams, must_exist=True)
+
+
+def _print_rows(
+    args: argparse.Namespace, rows: Sequence[Any], kind: Literal["streams", "consumers"]
+) -> None:
+    """``rows`` as JSON with ``--json``, else as the ``kind`` table (``streams``, ``consumers``)."""
+    if args.json:
+        write_out(_json.encode(rows) + b"\n")
+        return
+    from server.cli import tables  # rich, only when needed
+
+    table = tables.streams_table(rows) if kind == "streams" else tables.consumers_table(rows)
+    tables.print_table(table)
 
 
 def _consumers(args: argparse.Namespace) -> int:
@@ -279,13 +287,7 @@ def _consumers(args: argparse.Namespace) -> int:
         return run(args, _consumer_action, must_exist=True)
 
     async def consumers(args: argparse.Namespace, backend: Backend) -> int:
-        from server.cli.tables import consumers_table, print_table
-
-        rows = await backend.consumers()
-        if args.json:
-            write_out(_json.encode(rows) + b"\n")
-        else:
-            print_table(consumers_table(rows))
+        _print_rows(args, await backend.consumers(), "consumers")
         return 0
 
     return run(args, consumers, must_exist=True)

@@ -6,8 +6,6 @@ Safe next to a running server on the same file (SQLite WAL).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +18,13 @@ from eventlog import (
     EventLog,
     EventLogError,
     LogConfig,
-    StreamInfo,
-    StreamNotFound,
 )
-from eventlog.closing import AsyncClosing
-from eventlog.schedule import Scheduled, ScheduledEvent
-from server.cli.backend import Appended, CliError, ConsumerRow, new_events, translated
-from server.cli.events import OutEvent
+from server.cli.backend import CliError, ConsumerRow, LogApiBackend, translated
 
 __all__ = ["DbBackend"]
 
 
-class DbBackend(AsyncClosing):
+class DbBackend(LogApiBackend):
     """An SQLite database file opened in this process with :class:`EventLog`.
 
     Safe next to a running server on the same file (SQLite WAL); waits notice
@@ -66,34 +59,10 @@ class DbBackend(AsyncClosing):
         assert self._log is not None, "use DbBackend with async with"
         return self._log
 
-    async def append(self, stream: str, events: Sequence[OutEvent]) -> Appended:
-        """``append_batch_result`` on the log."""
-        async with translated():
-            result = await self.log.append_batch_result(stream, new_events(events))
-        return Appended(offsets=result.offsets, written=result.written)
-
-    async def schedule(
-        self, stream: str, events: Sequence[OutEvent], at: datetime | timedelta
-    ) -> list[Scheduled]:
-        """``append_batch(..., at=)`` on the log."""
-        async with translated():
-            return await self.log.append_batch(stream, new_events(events), at=at)
-
-    async def schedules(self, stream: str | None) -> list[ScheduledEvent]:
-        """Every page of ``log.schedules.page``."""
-        out: list[ScheduledEvent] = []
-        after: str | None = None
-        while True:
-            page = await self.log.schedules.page(stream=stream, after=after, limit=1000)
-            out += page.schedules
-            if page.next is None:
-                return out
-            after = page.next
-
-    async def cancel_schedule(self, stream: str, event_id: str) -> None:
-        """``log.schedules.cancel``."""
-        async with translated():
-            await self.log.schedules.cancel(stream, event_id)
+    @property
+    def api(self) -> EventLog:
+        """The open log."""
+        return self.log
 
     async def read(self, stream: str, start: int, limit: int, wait: float) -> list[Event]:
         """``read`` on the log, waiting for an append if empty and ``wait`` > 0."""
@@ -102,17 +71,6 @@ class DbBackend(AsyncClosing):
             if not events and wait > 0 and await self.log.wait(stream, start, wait):
                 events = await self.log.read(stream, start, limit)
         return events
-
-    async def stream_info(self, stream: str) -> StreamInfo | None:
-        """The stream's info, None if it does not exist."""
-        try:
-            return await self.log.stream_info(stream)
-        except StreamNotFound:
-            return None
-
-    async def streams(self) -> list[StreamInfo]:
-        """Every stream."""
-        return await self.log.streams()
 
     async def consumers(self) -> list[ConsumerRow]:
         """Every consumer position, with lag against its stream's head."""

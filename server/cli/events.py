@@ -31,6 +31,7 @@ import msgspec
 from eventlog import Event, InvalidStreamName, validate_stream_name
 from eventlog.encoding import utf8_problem
 from eventlog.repair import repair
+from eventlog.schedule import aware_time
 
 __all__ = [
     "NULL",
@@ -58,28 +59,26 @@ class InputError(ValueError):
     """Something the user typed or piped in is not acceptable (exit code 2)."""
 
 
-class EventLine(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """An event object as the user writes it (event mode), or as ``export`` prints it."""
-
+class _EventFields(msgspec.Struct):
+    # Not kw_only: msgspec would then order these after a subclass's fields.
     type: str
     data: msgspec.Raw = NULL
     key: str | None = None
     id: str | None = None
     headers: dict[str, str] = {}
+
+
+class EventLine(_EventFields, kw_only=True, forbid_unknown_fields=True):
+    """An event object as the user writes it (event mode), or as ``export`` prints it."""
+
     # Present in exported / tailed events; the target log assigns its own.
     stream: str | None = None
     offset: int | None = None
     time: str | None = None
 
 
-class OutEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+class OutEvent(_EventFields, kw_only=True, omit_defaults=True):
     """An event as the client sends it to the server: the append wire shape."""
-
-    type: str
-    data: msgspec.Raw = NULL
-    key: str | None = None
-    id: str | None = None
-    headers: dict[str, str] = {}
 
 
 _line_decoder = msgspec.json.Decoder(EventLine)
@@ -342,11 +341,8 @@ def parse_due(at: str | None, delay: str | None) -> datetime | timedelta | None:
         InputError: A malformed time or delay.
     """
     if at is not None:
-        try:
-            when = msgspec.convert(at, datetime)
-        except msgspec.ValidationError:
-            when = None
-        if when is None or when.tzinfo is None:
+        when = aware_time(at)
+        if when is None:
             raise InputError(
                 f"--at wants an RFC 3339 time with an offset, e.g. 2026-12-06T14:00:00Z, not {at!r}"
             )

@@ -18,19 +18,8 @@ from typing import Any
 from rich.table import Table
 
 from eventlog.client import Client
+from server.cli import targets
 from server.cli.tables import print_table
-from server.cli.webhooks import (
-    Failed,
-    add_delivery_actions,
-    add_delivery_options,
-    add_replay_options,
-    call,
-    command,
-    connection_options,
-    delivery_fields,
-    print_endpoint,
-    simple_action,
-)
 
 __all__ = ["register"]
 
@@ -38,7 +27,7 @@ _BASE = "/api/notifications"
 
 
 def _spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
-    add_delivery_options(p, create=create, what="target")
+    targets.add_delivery_options(p, create=create, what="target")
     p.add_argument("--template", help="message template, e.g. 'New order {data.order.id}'")
     p.add_argument(
         "--option", dest="option", action="append", metavar="NAME=VALUE",
@@ -49,37 +38,25 @@ def _spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``notifications`` to the ``eventlog`` parser."""
-    conn = connection_options()
+    conn = targets.connection_options()
     top = subparsers.add_parser("notifications", help="manage chat notification targets")
     sub = top.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = sub.add_parser("list", parents=[conn], help="list targets")
-    p.set_defaults(handler=command(_list))
-    p = sub.add_parser("show", parents=[conn], help="show one target")
-    p.add_argument("id")
-    p.set_defaults(handler=command(_show))
-    p = sub.add_parser("create", parents=[conn], help="create a target")
-    p.add_argument("kind", choices=["discord", "slack", "apprise"])
-    p.add_argument("target", metavar="URL", help="incoming-webhook URL or Apprise URL")
-    _spec_options(p, create=True)
-    p.set_defaults(handler=command(_create))
-    p = sub.add_parser("update", parents=[conn], help="change a target's fields")
-    p.add_argument("id")
-    p.add_argument("--target", metavar="URL", help="new URL")
-    _spec_options(p, create=False)
-    p.set_defaults(handler=command(_update))
-    for action, text in (
-        ("delete", "delete a target and its deliveries"),
-        ("enable", "enable it (resumes from the committed offset)"),
-        ("disable", "disable it"),
-    ):
-        p = sub.add_parser(action, parents=[conn], help=text)
-        p.add_argument("id")
-        p.set_defaults(handler=command(simple_action(action)), api_base=_BASE)
-    add_delivery_actions(
+    handlers = (_list, _create, _update)
+    targets.add_crud_actions(
+        sub,
+        conn,
+        "target",
+        handlers,
+        _spec_options,
+        "incoming-webhook URL or Apprise URL",
+        kinds=("discord", "slack", "apprise"),
+        api_base=_BASE,
+    )
+    targets.add_delivery_actions(
         sub, conn, names=("deliveries", "delivery", "retry", "skip"), api_base=_BASE
     )
     p = sub.add_parser("replay", parents=[conn], help="notify a range of the log again")
-    add_replay_options(p, api_base=_BASE)
+    targets.add_replay_options(p, api_base=_BASE)
 
 
 def _option_value(text: str) -> Any:
@@ -98,13 +75,13 @@ def _options(args: argparse.Namespace, current: dict[str, Any]) -> dict[str, Any
         try:
             options = json.loads(args.options_json)
         except ValueError as exc:
-            raise Failed(f"--options must be a JSON object: {exc}") from exc
+            raise targets.Failed(f"--options must be a JSON object: {exc}") from exc
         if not isinstance(options, dict):
-            raise Failed("--options must be a JSON object")
+            raise targets.Failed("--options must be a JSON object")
     for item in args.option or []:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise Failed(f"--option wants NAME=VALUE, got {item!r}")
+            raise targets.Failed(f"--option wants NAME=VALUE, got {item!r}")
         options[name.strip()] = _option_value(value)
     if args.template is not None:
         options["template"] = args.template
@@ -116,11 +93,11 @@ def _spec(
 ) -> dict[str, Any]:
     options = _options(args, current_options)
     given = {"options": options} if options is not None else {}
-    return {**delivery_fields(args, create=create), **given}
+    return {**targets.delivery_fields(args, create=create), **given}
 
 
 def _list(client: Client, args: argparse.Namespace) -> Any:
-    result = call(client, "GET", _BASE)
+    result = targets.call(client, "GET", _BASE)
     if not args.json:
         table = Table("id", "kind", "url", "stream", "types", "enabled", "note")
         for t in result["notifications"]:
@@ -137,28 +114,15 @@ def _list(client: Client, args: argparse.Namespace) -> Any:
     return result
 
 
-def _show(client: Client, args: argparse.Namespace) -> Any:
-    result = call(client, "GET", f"{_BASE}/{args.id}")
-    print_endpoint(result, args)
-    return result
-
-
 def _create(client: Client, args: argparse.Namespace) -> Any:
     body = {"kind": args.kind, "url": args.target, **_spec(args, {}, create=True)}
-    result = call(client, "POST", _BASE, body)
-    print_endpoint(result, args)
+    result = targets.call(client, "POST", _BASE, body)
+    targets.print_endpoint(result, args)
     return result
 
 
 def _update(client: Client, args: argparse.Namespace) -> Any:
     current: dict[str, Any] = {}
     if args.template is not None or args.option:  # merge into the target's options
-        current = call(client, "GET", f"{_BASE}/{args.id}")["options"]
-    body = _spec(args, current, create=False)
-    if args.target is not None:
-        body["url"] = args.target
-    if not body:
-        raise Failed("nothing to change: give at least one option")
-    result = call(client, "PATCH", f"{_BASE}/{args.id}", body)
-    print_endpoint(result, args)
-    return result
+        current = targets.call(client, "GET", f"{_BASE}/{args.id}")["options"]
+    return targets.update_target(client, args, _spec(args, current, create=False))

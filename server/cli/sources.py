@@ -14,7 +14,7 @@ from rich.table import Table
 
 from eventlog.client import Client
 from server.cli.tables import print_table
-from server.cli.webhooks import call, command, connection_options
+from server.cli.targets import call, command, connection_options
 
 __all__ = ["register"]
 

@@ -13,7 +13,7 @@ from consumers.delivery.changes import (
     encode_change,
     parse_change,
 )
-from consumers.delivery.cluster import ClusterWatch, SharedLedger, same_work
+from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.model import Endpoint
 from eventlog.errors import StorageError
 from tests.support import wait_until
@@ -67,7 +67,6 @@ class Engine:
 
 async def test_pending_wakes_changes_reload_and_a_resync_reloads_everything() -> None:
     ledger, engine = Ledger(), Engine()
-    assert isinstance(ledger, SharedLedger)
     watch = ClusterWatch(ledger, engine, period=0.05, clock=lambda: 0.0)
     await watch.start()
     try:

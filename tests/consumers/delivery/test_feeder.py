@@ -12,6 +12,7 @@ import time
 
 from consumers.delivery.engine import ledger_for
 from consumers.delivery.feeder import Feeder
+from consumers.delivery.ledger import act
 from consumers.delivery.machine import DeliveryMachine
 from consumers.delivery.recorder import Recorder
 from consumers.webhook import EndpointSpec, build_endpoint
@@ -49,7 +50,7 @@ async def test_a_paused_feeder_rereads_the_backlog_others_finished(log: EventLog
             assert len(await store.deliveries(ep.id, limit=1000)) == 10 * (page + 1)
             # "Another process" finishes them; this process's progress event is never set.
             for delivery_id in await pending():
-                await store.act(ep.id, delivery_id, "skip", time.time())
+                await act(store, ep.id, delivery_id, "skip", time.time())
             assert not progress.is_set()
         assert await pending_is(0)
         offsets = [d.offset for d in await store.deliveries(ep.id, limit=1000)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from consumers.delivery import stores
-from consumers.delivery.ledger import ConsumerAdvance, DeliveryConflict, LedgerStore
+from consumers.delivery.ledger import ConsumerAdvance, DeliveryConflict, LedgerStore, act
 from consumers.delivery.memory_ledger import MemoryLedger
 from consumers.delivery.model import Attempt, Endpoint, Finished, NewDelivery, new_delivery_id
 from consumers.delivery.sqlite_ledger import SQLiteLedger
@@ -192,21 +192,21 @@ async def test_operator_retry_and_skip(ledger: tuple[LedgerStore, EventLog]) -> 
     await store.enqueue("ep", rows(0, 1), consumer=None, now=NOW)
     a, b = (await store.claim("ep", "concurrent", NOW, 10)).rows
     with pytest.raises(DeliveryConflict):
-        await store.act("ep", a.id, "retry", NOW)
+        await act(store, "ep", a.id, "retry", NOW)
     await store.finish([done(a.id, "failed"), done(b.id, "pending", NOW + 100)])
-    retried = await store.act("ep", a.id, "retry", NOW + 1)
+    retried = await act(store, "ep", a.id, "retry", NOW + 1)
     assert retried is not None
     assert (retried.status, retried.budget_start, retried.next_attempt_at) == (
         "pending",
         1,
         NOW + 1,
     )
-    skipped = await store.act("ep", b.id, "skip", NOW + 1)
+    skipped = await act(store, "ep", b.id, "skip", NOW + 1)
     assert skipped is not None
     assert skipped.status == "failed"
     with pytest.raises(DeliveryConflict):
-        await store.act("ep", b.id, "skip", NOW + 2)
-    assert await store.act("ep", "msg_unknown", "retry", NOW) is None
+        await act(store, "ep", b.id, "skip", NOW + 2)
+    assert await act(store, "ep", "msg_unknown", "retry", NOW) is None
     assert [d.id for d in await store.deliveries("ep", status="failed")] == [b.id]
 
 

@@ -223,6 +223,14 @@ def test_a_delivered_attempt_ends_the_streak_and_429s_do_not_count() -> None:
     assert machine.endpoint.failing_since is None
 
 
+def test_disable_after_none_never_disables() -> None:
+    machine = DeliveryMachine(endpoint(disable_after=None, failing_since=NOW - 1e6), unfinished=1)
+    (send,) = running(machine, [row(1)])
+    _, actions = finish(machine, send.delivery, answer(500))
+    assert not [a for a in actions if isinstance(a, SetHealth | Disable)]
+    assert not machine.stopped
+
+
 def test_a_healthy_endpoint_that_delivers_stores_nothing_about_health() -> None:
     machine = DeliveryMachine(endpoint(), unfinished=1)
     (send,) = running(machine, [row(1)])

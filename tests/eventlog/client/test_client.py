@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,6 @@ from server.auth import hash_key
 from tests.eventlog.client.proxy import proxy
 from tests.serverthread import ServerThread
 from tests.support import refused_port
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread.start(db=tmp_path / "server.db") as running:
-        yield running
-
-
-@pytest.fixture
-async def client(server: ServerThread) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient.open(server.url) as remote:
-        yield remote
 
 
 def comparable(event: Event) -> tuple[Any, ...]:

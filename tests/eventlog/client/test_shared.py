@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,18 +13,6 @@ from eventlog.errors import Conflict, InvalidInput, NotFound
 from tests.eventlog.client.proxy import proxy
 from tests.serverthread import ServerThread
 from tests.support import scaled
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread.start(db=tmp_path / "events.db") as running:
-        yield running
-
-
-@pytest.fixture
-async def client(server: ServerThread) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(server.url) as remote:
-        yield remote
 
 
 async def fill(client: AsyncClient, n: int) -> None:

@@ -54,14 +54,20 @@ async def test_a_file_made_with_another_page_size_keeps_it_and_its_events(
     conn.close()
 
 
+async def refused_untouched(path: Path, match: str) -> None:
+    """Opening ``path`` raises :class:`CorruptDatabase` and leaves the file as it was."""
+    before = path.read_bytes()
+    with pytest.raises(CorruptDatabase, match=match):
+        async with EventLog.open(path):
+            pass
+    assert path.read_bytes() == before
+
+
 async def test_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     content = b"these are my notes, not a database\n" * 200
     path.write_bytes(content)
-    with pytest.raises(CorruptDatabase, match="not a usable eventlog database"):
-        async with EventLog.open(path):
-            pass
-    assert path.read_bytes() == content
+    await refused_untouched(path, "not a usable eventlog database")
 
 
 async def test_foreign_sqlite_database_is_refused_untouched(tmp_path: Path) -> None:
@@ -71,11 +77,7 @@ async def test_foreign_sqlite_database_is_refused_untouched(tmp_path: Path) -> N
     conn.execute("INSERT INTO users (name) VALUES ('ada')")
     conn.commit()
     conn.close()
-    before = path.read_bytes()
-    with pytest.raises(CorruptDatabase, match="something else"):
-        async with EventLog.open(path):
-            pass
-    assert path.read_bytes() == before
+    await refused_untouched(path, "something else")
 
 
 async def test_database_from_a_newer_eventlog_is_refused(tmp_path: Path) -> None:

@@ -56,6 +56,13 @@ async def sample_log(path: Path) -> None:
         await log.consumer("audit", "Payments.eu-1").commit(3)
 
 
+async def one_event_log(path: Path) -> Path:
+    """A SQLite log at ``path`` holding one event in stream ``s``; ``path``."""
+    async with EventLog.open(path) as log:
+        await log.append("s", 1, type="t")
+    return path
+
+
 async def snapshot(log: EventLog) -> tuple[object, ...]:
     streams = await log.streams()
     events = {s.name: [e async for e in log.scan(s.name, s.first_offset)] for s in streams}
@@ -127,9 +134,7 @@ async def test_migrate_copies_webhook_endpoints_and_ledger(tmp_path: Path, pg_ur
 async def test_migrate_refuses_a_destination_that_already_holds_a_log(
     tmp_path: Path, pg_url: str
 ) -> None:
-    src = tmp_path / "events.db"
-    async with EventLog.open(src) as log:
-        await log.append("s", 1, type="t")
+    src = await one_event_log(tmp_path / "events.db")
     async with EventLog.open(pg_url) as log:
         await log.append("other", 1, type="t")
     result = migrate(str(src), pg_url)
@@ -154,18 +159,14 @@ async def test_migrate_refuses_sources_that_are_not_eventlog_databases(
 
 
 async def test_migrate_refuses_a_destination_that_is_not_a_url(tmp_path: Path) -> None:
-    src = tmp_path / "events.db"
-    async with EventLog.open(src) as log:
-        await log.append("s", 1, type="t")
+    src = await one_event_log(tmp_path / "events.db")
     result = migrate(str(src), str(tmp_path / "copy.db"))
     assert result.returncode == 2
     assert "postgresql://" in result.stderr
 
 
 async def test_unreachable_destination_fails_cleanly(tmp_path: Path) -> None:
-    src = tmp_path / "events.db"
-    async with EventLog.open(src) as log:
-        await log.append("s", 1, type="t")
+    src = await one_event_log(tmp_path / "events.db")
     with refused_port() as port:
         result = migrate(str(src), f"postgresql://u:pw@127.0.0.1:{port}/db")
     assert result.returncode == 1
@@ -176,9 +177,8 @@ async def test_unreachable_destination_fails_cleanly(tmp_path: Path) -> None:
 async def test_source_with_tables_migrate_cannot_copy_is_refused_before_writing(
     tmp_path: Path, pg_url: str
 ) -> None:
-    src = tmp_path / "events.db"
+    src = await one_event_log(tmp_path / "events.db")
     async with EventLog.open(src) as log:
-        await log.append("s", 1, type="t")
         await log.storage.ensure_schema(  # type: ignore[attr-defined]
             "gadgets", [["CREATE TABLE gadgets (id TEXT PRIMARY KEY)"]]
         )

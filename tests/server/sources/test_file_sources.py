@@ -31,6 +31,11 @@ def _ctx(log: EventLog, **spec: Any) -> SourceContext:
     return SourceContext(parse_spec({"name": "src", "stream": "s", **spec}), log)
 
 
+def _tail(log: EventLog, path: Path) -> NdjsonTail:
+    """A new ``ndjson-tail`` reader of ``path``, as after a restart."""
+    return NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path)))
+
+
 async def _data(log: EventLog, stream: str = "s") -> list[Any]:
     return [msgspec.json.decode(e.data) async for e in log.scan(stream)]
 
@@ -60,7 +65,7 @@ async def test_tail_appends_new_lines_and_parks_bad_ones_with_their_line(
 ) -> None:
     path = tmp_path / "app.ndjson"
     path.write_bytes(b'{"n":1}\nnot json\n{"n":2}\n\xff\xfe\n\n{"n":3')
-    tail = NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path)))
+    tail = _tail(log, path)
     await tail.catch_up()
     assert await _data(log) == [{"n": 1}, {"n": 2}]  # {"n":3 has no newline yet
     errors = await _data(log, "s.errors")
@@ -77,17 +82,17 @@ async def test_tail_follows_rotation_and_truncation_across_restarts(
 ) -> None:
     path = tmp_path / "app.ndjson"
     path.write_bytes(b'{"n":1}\n')
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    await _tail(log, path).catch_up()
     with open(path, "ab") as f:
         f.write(b'{"n":2}\n{"n":3}')  # the last line never gets its newline
     path.rename(tmp_path / "app.ndjson.1")
     path.write_bytes(b'{"n":4}\n{"n":5}\n')
     # A new reader (a restart) finds the rotated file by its identity and finishes it.
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    await _tail(log, path).catch_up()
     assert await _data(log) == [{"n": i} for i in range(1, 6)]
     os.truncate(path, 0)  # copytruncate
     path.write_bytes(b'{"n":6}\n')
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    await _tail(log, path).catch_up()
     assert await _data(log) == [{"n": i} for i in range(1, 7)]
 
 
@@ -99,14 +104,14 @@ async def test_tail_reads_every_file_of_two_rotations_while_it_was_down(
     # missed two rotations and went from the first file straight to the current one.
     path = tmp_path / "app.ndjson"
     path.write_bytes(b'{"n":1}\n')
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    await _tail(log, path).catch_up()
     with open(path, "ab") as f:
         f.write(b'{"n":2}\n')
     path.rename(tmp_path / "app.ndjson.1")
     path.write_bytes(b'{"n":3}\n{"n":4}\n')
     path.rename(tmp_path / "app.ndjson.2")
     path.write_bytes(b'{"n":5}\n')
-    await NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path))).catch_up()
+    await _tail(log, path).catch_up()
     assert await _data(log) == [{"n": i} for i in range(1, 6)]
 
 
@@ -116,7 +121,7 @@ async def test_tail_reads_a_rotated_file_longer_than_one_read_line_by_line(
     monkeypatch.setattr(kinds_module, "READ_BYTES", 10)
     path = tmp_path / "app.ndjson"
     path.touch()
-    tail = NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path)))
+    tail = _tail(log, path)
     await tail.catch_up()
     path.write_bytes(b'{"n":1}\n{"n":22}\n{"n":3}')  # a read ends inside {"n":22}
     path.rename(tmp_path / "app.ndjson.1")

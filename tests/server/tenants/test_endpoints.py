@@ -8,7 +8,7 @@ source names; each sees and changes only its own.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import msgspec
@@ -28,13 +28,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     root = tmp_path_factory.mktemp("tenants-ep")
     with ServerThread.start(db=root / "e.db", config=tenant_config(root, EXTRA)) as s:
         yield s
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
 
 
 def _append(c: httpx.Client, stream: str, type_: str) -> None:

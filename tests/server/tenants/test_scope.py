@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import msgspec
 import pytest
 
@@ -11,9 +9,10 @@ from consumers.delivery.model import Endpoint
 from consumers.notify.spec import notify_kinds
 from consumers.webhook import format_webhook, shown_to
 from eventlog.errors import InvalidStreamName
-from eventlog.model import Event, validate_stream_name
+from eventlog.model import validate_stream_name
 from server.config import ConfigError, load_config
 from server.tenancy import ALL, TenantScope, namespace_of
+from tests.support import stored_event
 
 
 def test_namespace_of_splits_the_tenant_off_stored_and_derived_names() -> None:
@@ -60,17 +59,12 @@ def test_admin_scope_names_and_sees_stored_names() -> None:
     assert ALL.shown("acme~orders") == "acme~orders"
 
 
+#: An event of tenant ``acme``'s stream ``orders``, as stored.
+ACME_EVENT = stored_event(stream="acme~orders", id="1")
+
+
 def test_events_and_frames_show_the_tenants_stream_name() -> None:
-    event = Event(
-        stream="acme~orders",
-        offset=0,
-        id="1",
-        type="t",
-        key=None,
-        time=datetime.now(UTC),
-        headers={},
-        data=msgspec.Raw(b"{}"),
-    )
+    event = ACME_EVENT
     acme = TenantScope("acme")
     assert acme.event(event).stream == "orders"
     text = msgspec.json.encode(event).decode()
@@ -91,16 +85,7 @@ def test_config_refuses_bad_tenant_names_with_a_clear_error() -> None:
 
 
 def test_a_tenants_endpoint_sees_its_events_by_the_tenants_names() -> None:
-    event = Event(
-        stream="acme~orders",
-        offset=0,
-        id="1",
-        type="t",
-        key=None,
-        time=datetime.now(UTC),
-        headers={},
-        data=msgspec.Raw(b"{}"),
-    )
+    event = ACME_EVENT
     mine = Endpoint(id="acme~crm", url="https://example.com/hook", stream="acme~orders")
     assert shown_to(mine, event).stream == "orders"
     body = msgspec.json.decode(format_webhook(mine, event, "msg_1", 0.0).body)
