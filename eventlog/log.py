@@ -44,6 +44,7 @@ from eventlog.model import (
     StreamInfo,
     validate_stream_name,
 )
+from eventlog.paging import scan_pages
 from eventlog.retention import run_retention
 from eventlog.schedule import Scheduler
 from eventlog.storage import derived
@@ -191,21 +192,10 @@ class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
                 raise OffsetOutOfRange(stream, from_offset, info.first_offset)
         return events
 
-    async def scan(
-        self, stream: str, start: int = 0, stop: int | None = None
-    ) -> AsyncIterator[Event]:
+    def scan(self, stream: str, start: int = 0, stop: int | None = None) -> AsyncIterator[Event]:
         """Iterate events from ``start`` up to (not including) ``stop`` or the
         current head, one page at a time; never loads the stream into memory."""
-        page = self.config.read_page
-        offset = start
-        while stop is None or offset < stop:
-            limit = page if stop is None else min(page, stop - offset)
-            events = await self.read(stream, offset, limit)
-            if not events:
-                return
-            for event in events:
-                yield event
-            offset = events[-1].offset + 1
+        return scan_pages(self.read, stream, start, stop, self.config.read_page)
 
     async def wait(self, stream: str, offset: int, timeout: float | None = None) -> bool:
         """Wait until ``stream`` has an event at ``offset``; False on timeout or close."""

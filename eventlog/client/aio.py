@@ -37,6 +37,7 @@ from eventlog.closing import AsyncClosing
 from eventlog.consumer import Consumer, ResetPolicy
 from eventlog.errors import EventLogError, InvalidParameter, InvalidPosition, StreamNotFound
 from eventlog.model import BEGINNING, Event, NewEvent, Position, StreamInfo, validate_stream_name
+from eventlog.paging import scan_pages
 from eventlog.schedule import Scheduled
 from eventlog.storage.base import Appended
 
@@ -320,20 +321,10 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
             if events or left <= LONG_POLL:
                 return events
 
-    async def scan(
-        self, stream: str, start: int = 0, stop: int | None = None
-    ) -> AsyncIterator[Event]:
+    def scan(self, stream: str, start: int = 0, stop: int | None = None) -> AsyncIterator[Event]:
         """Iterate events from ``start`` up to (not including) ``stop`` or the
-        current head, one page at a time."""
-        offset = start
-        while stop is None or offset < stop:
-            limit = 1000 if stop is None else min(1000, stop - offset)
-            events = await self.read(stream, offset, limit)
-            if not events:
-                return
-            for event in events:
-                yield event
-            offset = events[-1].offset + 1
+        current head, one page (1,000 events) at a time."""
+        return scan_pages(self.read, stream, start, stop, 1000)
 
     async def wait(self, stream: str, offset: int, timeout: float | None = None) -> bool:
         """Wait until ``stream`` has an event at ``offset``; False on timeout."""
