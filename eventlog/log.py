@@ -25,7 +25,7 @@ from eventlog._opener import Opener
 from eventlog.appends import Appends
 from eventlog.closing import AsyncClosing
 from eventlog.config import LogConfig, storage_for
-from eventlog.consumer import Consumer, ResetPolicy
+from eventlog.consumer import ConsumerMethods
 from eventlog.errors import (
     InvalidInput,
     InvalidPosition,
@@ -38,9 +38,7 @@ from eventlog.holds import HoldPolicy
 from eventlog.log_offsets import OffsetMethods
 from eventlog.log_retention import RetentionMethods
 from eventlog.model import (
-    BEGINNING,
     Event,
-    Position,
     StreamInfo,
     validate_stream_name,
 )
@@ -60,7 +58,7 @@ __all__ = ["EventLog", "LogConfig", "storage_for"]
 logger = logging.getLogger("eventlog")
 
 
-class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
+class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods, ConsumerMethods):
     """A durable, offset-indexed log of named streams.
 
     Create one with :meth:`open`, or with a storage backend directly:
@@ -256,29 +254,6 @@ class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
         if time.tzinfo is None:
             raise InvalidPosition("time must be timezone-aware")
         return await derived.offset_at_time(self.storage, validate_stream_name(stream), time)
-
-    # -- consumers -------------------------------------------------------------
-
-    def consumer(
-        self,
-        name: str,
-        stream: str,
-        *,
-        start: Position = BEGINNING,
-        reset: ResetPolicy = "earliest",
-    ) -> Consumer:
-        """A named cursor over ``stream`` whose committed offset lives in this log.
-
-        Args:
-            name: Consumer name (same rules as stream names).
-            stream: The stream to read.
-            start: Where to begin when the consumer has never committed.
-            reset: What to do when the position falls before the retained
-                range: ``"earliest"`` (skip to the first retained event),
-                ``"latest"`` (skip to the head) or ``"error"`` (raise
-                :class:`OffsetOutOfRange`).
-        """
-        return Consumer(self, name, stream, start=start, reset=reset)
 
     # -- what the backend offers ---------------------------------------------------
 
