@@ -19,11 +19,13 @@ from consumers.firehose.hub import (
 from consumers.firehose.params import (
     MAX_BATCH,
     MAX_TYPE_PATTERNS,
+    Query,
     Start,
     parse_batch,
     parse_from,
     parse_key,
     parse_last_event_id,
+    parse_query,
     parse_types,
 )
 from consumers.firehose.subscriber import Phase, Subscriber
@@ -40,6 +42,7 @@ __all__ = [
     "HubCore",
     "Limits",
     "Phase",
+    "Query",
     "Start",
     "Subscriber",
     "Subscription",
@@ -49,5 +52,6 @@ __all__ = [
     "parse_from",
     "parse_key",
     "parse_last_event_id",
+    "parse_query",
     "parse_types",
 ]
