@@ -19,13 +19,11 @@ from consumers.firehose.hub import (
 from consumers.firehose.params import (
     MAX_BATCH,
     MAX_TYPE_PATTERNS,
-    Query,
     Start,
     parse_batch,
     parse_from,
     parse_key,
     parse_last_event_id,
-    parse_query,
     parse_types,
 )
 from consumers.firehose.subscriber import Phase, Subscriber
@@ -42,7 +40,6 @@ __all__ = [
     "HubCore",
     "Limits",
     "Phase",
-    "Query",
     "Start",
     "Subscriber",
     "Subscription",
@@ -52,6 +49,5 @@ __all__ = [
     "parse_from",
     "parse_key",
     "parse_last_event_id",
-    "parse_query",
     "parse_types",
 ]

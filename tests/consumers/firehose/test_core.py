@@ -23,9 +23,9 @@ from consumers.firehose import (
     parse_from,
     parse_key,
     parse_last_event_id,
-    parse_query,
     parse_types,
 )
+from consumers.firehose.params import parse_query
 from eventlog import BEGINNING, END, InvalidInput, InvalidPosition, Offset
 from tests.support import stored_event
 
