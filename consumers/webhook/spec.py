@@ -289,22 +289,13 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
     """
     if spec.id is not None:
         _check("id", _ID.fullmatch(spec.id) is not None, "id must be 1-64 of [A-Za-z0-9_-]")
+    same = set(TargetSpec.__struct_fields__) - {"id", "retry", "max_attempts", "start"}
     ep = Endpoint(
+        **{name: getattr(spec, name) for name in same},
         id=spec.id or "ep_" + uuid7().replace("-", "")[-16:],
-        url=spec.url,
         kind=spec.kind,
-        stream=spec.stream,
-        types=list(spec.types),
-        key=spec.key,
-        timeout=spec.timeout,
         retry=_policy(spec.retry, spec.max_attempts),
-        ordering=spec.ordering,
-        rate_limit=spec.rate_limit,
-        enabled=spec.enabled,
-        allow_replay=spec.allow_replay,
-        disable_after=spec.disable_after,
         start_offset=head if spec.start == "end" else first,
-        description=spec.description,
         created=now,
         updated=now,
     )
