@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Self
 
 import msgspec
@@ -183,11 +183,16 @@ class WebhooksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         validate_stream_name(self.system_stream)
-        ids = [e.id for e in self.endpoints]
-        if any(i is None for i in ids):
-            raise ValueError("endpoints declared in the config file need an id")
-        if len(set(ids)) != len(ids):
-            raise ValueError("endpoint ids in the config file must be unique")
+        check_declared(self.endpoints, "endpoint")
+
+
+def check_declared(specs: Sequence[TargetSpec], what: str) -> None:
+    """Raise ``ValueError`` unless every target declared in a config file has its own ``id``."""
+    ids = [s.id for s in specs]
+    if any(i is None for i in ids):
+        raise ValueError(f"{what}s declared in the config file need an id")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{what} ids in the config file must be unique")
 
 
 class SpecError(InvalidInput):
