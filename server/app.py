@@ -20,8 +20,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from consumers.delivery.sealed import SecretBox
 from eventlog import EventLog, EventLogError
+from eventlog.sealed import SecretBox
 from server import consumer_runtime
 from server.api import all_routes, webhook_engine
 from server.auth import Authenticator
