@@ -64,6 +64,7 @@ __all__ = [
     "Scheduled",
     "ScheduledEvent",
     "Scheduler",
+    "aware_time",
     "due_time",
 ]
 
@@ -140,6 +141,16 @@ def due_time(at: datetime | timedelta, now: datetime, horizon: float) -> datetim
             f"({timedelta(seconds=horizon)})"
         )
     return due
+
+
+def aware_time(text: str) -> datetime | None:
+    """``text`` as an RFC 3339 time with an offset (``2026-12-06T14:00:00Z``);
+    None if it is not one (malformed, or naive)."""
+    try:
+        value = msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
+        return None
+    return value if value.tzinfo is not None else None
 
 
 def encode_cursor(row: ScheduleRow) -> str:

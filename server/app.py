@@ -15,18 +15,16 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import msgspec
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from eventlog import EventLog, EventLogError
+from eventlog import EventLog
 from eventlog.sealed import SecretBox
 from server import consumer_runtime
-from server.api import all_routes, webhook_engine
+from server.api import all_routes, streams, webhook_engine
 from server.auth import Authenticator
 from server.config import ServerConfig
-from server.errors import handle_error
+from server.errors import HANDLED, handle_error
 from server.metrics import Metrics
 from server.middleware import RequestMiddleware
 from server.quotas import Quotas
@@ -94,16 +92,15 @@ def create_app(
         routes=all_routes(),
         # Expected errors go to ExceptionMiddleware (inside ours, so they are
         # logged and counted with their real status); ``Exception`` is the 500 path.
-        exception_handlers={
-            EventLogError: handle_error,
-            msgspec.ValidationError: handle_error,
-            msgspec.DecodeError: handle_error,
-            HTTPException: handle_error,
-            RecursionError: handle_error,
-            Exception: handle_error,
-        },
+        exception_handlers={**dict.fromkeys(HANDLED, handle_error), Exception: handle_error},
         middleware=[
-            Middleware(RequestMiddleware, config=config, metrics=metrics, access_sink=access_sink)
+            Middleware(
+                RequestMiddleware,
+                config=config,
+                metrics=metrics,
+                access_sink=access_sink,
+                direct=streams.append_route,
+            )
         ],
         lifespan=lifespan,
     )

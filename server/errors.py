@@ -35,6 +35,7 @@ __all__ = [
     "CLOSE_GONE",
     "CLOSE_SLOW",
     "ERRORS",
+    "HANDLED",
     "allowed_methods",
     "error_details",
     "error_response",
@@ -267,6 +268,18 @@ def tenant_of(conn: HTTPConnection) -> str | None:
     """The tenant of the request's key, once :func:`server.tenancy.scope_of` has worked it out."""
     scope: TenantScope | None = conn.scope.get("state", {}).get("tenant_scope")
     return None if scope is None else scope.tenant
+
+
+#: The exceptions :func:`handle_error` answers as expected errors (Starlette's
+#: exception layer, and the middleware for the route it serves directly); any
+#: other exception is a bug, answered 500 by the outermost layer.
+HANDLED: tuple[type[Exception], ...] = (
+    e.EventLogError,
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    HTTPException,
+    RecursionError,
+)
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:

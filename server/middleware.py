@@ -1,5 +1,5 @@
 """Per-request plumbing, as one pure ASGI middleware: correlation ids, body limit,
-request logs and HTTP metrics.
+request logs, HTTP metrics, and the append route served without the router.
 
 * **Correlation id**: taken from ``X-Correlation-Id``, else the trace id of a
   W3C ``traceparent``, else generated; kept in ``request.state.correlation_id``
@@ -9,12 +9,15 @@ request logs and HTTP metrics.
   answered 413 before a byte of the body is read; a chunked body is counted as
   it arrives and refused (413) as soon as it passes the limit. A body that
   takes longer than ``body_timeout`` seconds to arrive gets 408.
-* **Logs**: one line per request on the ``eventlog.access`` logger, JSON or
-  ``key=value`` (``log_format``).
+* **Logs**: one line per request on the ``eventlog.access`` logger
+  (:mod:`server.access_log`).
 * **Metrics**: requests by method, route template and status.
+* **Direct route**: appends are the hot path; the one route given as
+  ``direct`` is matched here (with its own path pattern, as the router would)
+  and called without Starlette's exception and routing layers. Its errors get
+  the app's answer (:func:`server.errors.handle_error`), as they would there.
 
-The pure helpers (:func:`correlation_id_from`, :func:`format_line`) are
-tested without a server.
+The pure helper :func:`correlation_id_from` is tested without a server.
 """
 
 from __future__ import annotations
@@ -26,28 +29,24 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
+from typing import Any
 
-import msgspec
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventlog.errors import EventLogError, InvalidInput
+from server.access_log import access_line, log_access
 from server.api.params import refuse_repeats
 from server.config import ServerConfig
-from server.errors import response_for
+from server.errors import HANDLED, handle_error, response_for
 from server.metrics import Metrics
 
 __all__ = [
-    "BufferedLineWriter",
     "RequestMiddleware",
-    "access_line",
     "correlation_id_from",
-    "format_line",
     "new_correlation_id",
 ]
-
-access_log = logging.getLogger("eventlog.access")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -65,10 +64,6 @@ def correlation_id_from(headers: Mapping[str, str]) -> str:
     return new_correlation_id()
 
 
-def _log_access(line: str) -> None:
-    access_log.info(line)
-
-
 _CID_PREFIX = os.urandom(8).hex()
 _cid_counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
 
@@ -78,103 +73,17 @@ def new_correlation_id() -> str:
     return f"{_CID_PREFIX}{next(_cid_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def access_line(
-    fmt: str,
-    *,
-    method: str,
-    path: str,
-    route: str,
-    status: int,
-    ms: float,
-    cid: str,
-    client: str,
-) -> str:
-    """One request's log line. Same output as :func:`format_line`, faster: only
-    the path can need quoting (method, route, correlation id and client are
-    tokens by construction)."""
-    if fmt == "json":
-        return format_line(
-            {
-                "time": _utc_second(),
-                "method": method,
-                "path": path,
-                "route": route,
-                "status": status,
-                "ms": ms,
-                "cid": cid,
-                "client": client,
-            },
-            fmt,
-        )
-    if _PLAIN.fullmatch(path) is None or not path.isprintable():
-        path = _json_encode(path).decode()
-    return (
-        f"time={_utc_second()} method={method} path={path} route={route} "
-        f"status={status} ms={ms} cid={cid} client={client}"
-    )
-
-
-class BufferedLineWriter:
-    """Writes log lines to a stream in one write per ``interval`` seconds.
-
-    The access log writes a line per request; going through :mod:`logging`
-    (a record, a handler lock, a flush per line) cost about as much as the
-    request itself, and a write per event-loop turn still cost a system call
-    every few requests. Lines are queued and written and flushed together
-    ``interval`` seconds after the first of them (at once past
-    ``max_lines``, or when :meth:`flush` is called, as the server does on exit).
-    """
-
-    def __init__(self, stream: TextIO, *, interval: float = 0.05, max_lines: int = 4096) -> None:
-        self.stream = stream
-        self.interval = interval
-        self.max_lines = max_lines
-        self._lines: list[str] = []
-        self._timer: asyncio.TimerHandle | None = None
-
-    def __call__(self, line: str) -> None:
-        self._lines.append(line)
-        if len(self._lines) >= self.max_lines:
-            self.flush()
-        elif self._timer is None:
-            try:
-                self._timer = asyncio.get_running_loop().call_later(self.interval, self.flush)
-            except RuntimeError:  # no loop (shutdown): write now
-                self.flush()
-
-    def flush(self) -> None:
-        """Write and flush every queued line."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._lines:
-            lines, self._lines = self._lines, []
-            try:
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):  # a closed or broken stream must not fail requests
-                pass
-
-
-def format_line(fields: Mapping[str, Any], fmt: str) -> str:
-    """One log line: a JSON object, or ``key=value`` pairs (values quoted when needed)."""
-    if fmt == "json":
-        return _json_encode(fields).decode()
-    parts = []
-    for key, value in fields.items():
-        text = value if isinstance(value, str) else str(value)
-        if _PLAIN.fullmatch(text) is None or not text.isprintable():
-            text = _json_encode(text).decode()
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
-
-
-_PLAIN = re.compile(r'[^\s"=\\]+')
-_json_encode = msgspec.json.Encoder().encode
-
-
 class RequestMiddleware:
-    """Correlation id, body limit, request log line and metrics for every HTTP request."""
+    """Correlation id, body limit, request log line and metrics for every HTTP request.
+
+    Args:
+        app: The app inside (Starlette's exception layer and router).
+        config: The server's settings.
+        metrics: Where requests are counted.
+        access_sink: Receives each request's log line (default: the
+            ``eventlog.access`` logger).
+        direct: A route served straight from here, bypassing ``app`` (the append route).
+    """
 
     def __init__(
         self,
@@ -183,31 +92,34 @@ class RequestMiddleware:
         config: ServerConfig,
         metrics: Metrics,
         access_sink: Callable[[str], None] | None = None,
+        direct: Route | None = None,
     ) -> None:
         self.app = app
         self.config = config
         self.metrics = metrics
         #: Where request lines go: the ``eventlog.access`` logger unless given.
-        self.access_sink = access_sink or _log_access
+        self.access_sink = access_sink or log_access
         self._route_cache: dict[int, str] = {}
+        self._direct = direct
+        self._direct_methods = frozenset(direct.methods or ()) if direct else frozenset()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            headers = _wanted_headers(scope)
-            scope.setdefault("state", {})["correlation_id"] = correlation_id_from(headers)
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "lifespan":
-            await self.app(scope, receive, _startup_failure_in_one_line(send))
-            return
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "websocket":
+                headers = _wanted_headers(scope)
+                scope.setdefault("state", {})["correlation_id"] = correlation_id_from(headers)
+                await self.app(scope, receive, send)
+            elif kind == "lifespan":
+                await self.app(scope, receive, _startup_failure_in_one_line(send))
+            else:
+                await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         headers = _wanted_headers(scope)
         cid = correlation_id_from(headers)
         scope.setdefault("state", {})["correlation_id"] = cid
-        status = 500
+        status = 0  # no answer started yet
         cid_header = (b"x-correlation-id", cid.encode())
 
         async def send_wrapper(message: Message) -> None:
@@ -218,7 +130,8 @@ class RequestMiddleware:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        limit = self.config.max_body_bytes
+        config = self.config
+        limit = config.max_body_bytes
         declared = headers.get("content-length")
         try:
             refuse_repeats(scope["query_string"])
@@ -226,20 +139,45 @@ class RequestMiddleware:
                 if declared.isdigit():
                     raise InvalidInput(f"request body over {limit} bytes", code="body_too_large")
                 raise InvalidInput("Content-Length is not a number", code="bad_content_length")
-            await self.app(scope, _limited(receive, limit, self.config.body_timeout), send_wrapper)
+            limited = _limited(receive, limit, config.body_timeout)
+            direct = self._direct
+            match = (
+                direct.path_regex.match(scope["path"])
+                if direct is not None
+                and scope["method"] in self._direct_methods
+                and not scope.get("root_path")
+                else None
+            )
+            if match is None:
+                await self.app(scope, limited, send_wrapper)
+            else:
+                assert direct is not None
+                # What the router would add to the scope for this route.
+                scope["endpoint"] = direct.endpoint
+                scope["path_params"] = match.groupdict()
+                try:
+                    await direct.app(scope, limited, send_wrapper)
+                except HANDLED as exc:  # as Starlette's ExceptionMiddleware answers them
+                    if status:
+                        raise RuntimeError(
+                            "Caught handled exception, but response already started."
+                        ) from exc
+                    answer = await handle_error(Request(scope, limited), exc)
+                    await answer(scope, limited, send_wrapper)
         except EventLogError as exc:  # refused before the app ran
             response = response_for(exc)
             await response(scope, receive, send_wrapper)
         finally:
+            status = status or 500  # the app failed before answering: a 500 went out
             elapsed = time.perf_counter() - started
             route = self._route(scope)
             method = scope["method"]
             self.metrics.http_requests.inc((method, route, str(status)))
-            if self.config.access_log:
+            if config.access_log:
                 client = scope.get("client")
                 self.access_sink(
                     access_line(
-                        self.config.log_format,
+                        config.log_format,
                         method=method,
                         path=scope["path"],
                         route=route,
@@ -267,18 +205,6 @@ class RequestMiddleware:
             if r.matches(scope)[0] is Match.FULL:
                 return r.path
         return "unmatched"
-
-
-_second = (0, "")
-
-
-def _utc_second() -> str:
-    """The current UTC time to the second, RFC 3339 (formatted once per second)."""
-    global _second
-    now = int(time.time())
-    if now != _second[0]:
-        _second = (now, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
-    return _second[1]
 
 
 def _startup_failure_in_one_line(send: Send) -> Send:

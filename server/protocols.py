@@ -33,12 +33,11 @@ import asyncio
 import contextlib
 import socket
 import struct
-import time
 from http import HTTPStatus
 from typing import Any, ClassVar
 
 import msgspec
-from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -102,6 +101,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header size and arrival limits and a connection cap.
 
     Subclassed by :func:`guarded_protocols` with :attr:`server_config` set.
+
+    Per request it only sets numbers: the header deadline is checked by one
+    timer per connection that re-arms itself to the current deadline when it
+    fires early (a timer armed and cancelled for every request, uvloop's
+    ``call_later``, cost more than the rest of the guard), and the header
+    bytes are counted once the headers are complete.
     """
 
     server_config: ClassVar[ServerConfig]
@@ -114,22 +119,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_timeout = limits.header_timeout
         self._max_connections = limits.max_connections
         self._header_timer: asyncio.TimerHandle | None = None
-        self._header_bytes = 0  # target and headers of the request being parsed
+        #: Loop time by which the headers in progress must be complete (None: none are).
+        self._header_deadline: float | None = None
         self._received = 0  # bytes read since the request began, while in its headers
         self._in_headers = False
         self._too_large = False
         #: Since when the connection waits without a request in progress (None: busy).
         self.waiting_since: float | None = None
         self._lost = False
+        self._writer: _ResponseWriter | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.waiting_since = time.monotonic()
+        self.waiting_since = self.loop.time()
         if len(self.connections) > self._max_connections and not self._make_room():
             transport.write(_BUSY)
             transport.close()
             return
-        self._header_timer = self.loop.call_later(self._header_timeout, self._headers_late)
+        self._expect_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -156,27 +163,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
-        self._header_bytes = self._received = 0
+        self._received = 0
         if self.waiting_since is None:
-            self.waiting_since = time.monotonic()
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self._header_timeout, self._headers_late)
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._header_bytes += len(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._header_bytes += len(name) + len(value) + 4
+            self.waiting_since = self.loop.time()
+        if self._header_deadline is None:
+            self._expect_headers()
 
     def on_headers_complete(self) -> None:
-        if self._header_bytes > self._max_header_bytes:
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self._max_header_bytes:
             self._too_large = True
             raise _HeadersTooLarge  # uvicorn answers the parser error: send_400_response
         self._in_headers = False
         self.waiting_since = None
-        self._cancel_header_timer()
+        self._header_deadline = None  # the timer, when it fires, finds nothing due
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -187,20 +187,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             and (self.cycle is None or self.cycle.response_complete)
             and not self.transport.is_closing()
         ):
-            self.waiting_since = time.monotonic()
+            self.waiting_since = self.loop.time()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        async def app_then_watch(
-            scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-        ) -> None:
-            try:
-                await app(scope, receive, send)
-            finally:
-                if not (cycle.response_complete and cycle.keep_alive):
-                    # After uvicorn's own handling of the app's end (it closes).
-                    self.loop.call_soon(self._watch_closing, -1)
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = _ResponseWriter(self)
+        writer.head_next()
+        cycle.transport = writer  # type: ignore[assignment]
+        super()._start_asgi_task(cycle, app)
 
-        super()._start_asgi_task(cycle, app_then_watch)
+    def _closed_by_cycle(self) -> None:
+        """A response cycle closed the connection (no keep-alive, or the app failed)."""
+        self.loop.call_soon(self._watch_closing, -1)
 
     def _watch_closing(self, before: int) -> None:
         """Reset a closing connection whose unsent answer stopped draining."""
@@ -212,15 +211,27 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self.loop.call_later(self.server_config.firehose_close_timeout, self._watch_closing, now)
 
+    def _expect_headers(self) -> None:
+        """Start the header deadline (from now), arming the timer if none is."""
+        self._header_deadline = deadline = self.loop.time() + self._header_timeout
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_at(deadline, self._headers_due)
+
     def _cancel_header_timer(self) -> None:
+        self._header_deadline = None
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
 
-    def _headers_late(self) -> None:
+    def _headers_due(self) -> None:
         self._header_timer = None
-        if self.transport.is_closing():
+        deadline = self._header_deadline
+        if deadline is None or self.transport.is_closing():
+            return  # no headers in progress: the next request arms the timer again
+        if deadline > self.loop.time():  # a later request's deadline: wait for it
+            self._header_timer = self.loop.call_at(deadline, self._headers_due)
             return
+        self._header_deadline = None
         if self._in_headers:  # part of a request came: say why it ends
             self.transport.write(_TIMEOUT)
         self.transport.close()
@@ -247,6 +258,57 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.waiting_since = None
         self.connections.discard(self)
         self.transport.abort()
+
+
+class _ResponseWriter:
+    """The transport as uvicorn's response cycle sees it: a response's status line
+    and headers wait for its first body bytes and leave with them in one write.
+
+    uvicorn writes the head and the body of an answer separately: two system
+    calls and two TCP segments for a small JSON answer, where the client reads
+    one. The head is held at most until the loop's next turn (a streamed answer
+    that sends its head and then waits gets it out at once). A close by the
+    cycle (no keep-alive, or the app failed) also starts the watch that resets
+    a connection whose answer stops draining.
+    """
+
+    __slots__ = ("_head", "_held", "_protocol", "_transport")
+
+    def __init__(self, protocol: GuardedHttpProtocol) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+        self._held: bytes | None = None
+        self._head = False
+
+    def head_next(self) -> None:
+        """The next write is a new response's head (or a ``100 Continue``)."""
+        self._head = True
+
+    def write(self, data: bytes) -> None:
+        if self._head:
+            self._head = False
+            self._held = data
+            self._protocol.loop.call_soon(self.flush)
+        elif self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held + data)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        """Write the held head, if any."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+        self._protocol._closed_by_cycle()
 
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):

@@ -29,9 +29,9 @@ from starlette.applications import Starlette
 from eventlog import EventLog, EventLogError, LogConfig
 from eventlog.log import storage_for
 from eventlog.sealed import SecretBox, SecretsKeyError
+from server.access_log import BufferedLineWriter, format_line
 from server.app import create_app
 from server.config import ConfigError, ServerConfig
-from server.middleware import BufferedLineWriter, format_line
 from server.protocols import guarded_protocols
 from server.secrets import check_secrets, secret_box
 from server.tls import uvicorn_tls_options

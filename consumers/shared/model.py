@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import msgspec
 
@@ -24,6 +24,7 @@ __all__ = [
     "Undelivered",
     "check_claim",
     "check_worker",
+    "is_seconds",
 ]
 
 #: Most claims one request may ask for, and the longest long-poll (seconds).
@@ -145,6 +146,16 @@ def check_worker(worker: object) -> str:
     return worker
 
 
+def is_seconds(value: object, most: float) -> TypeGuard[int | float]:
+    """``value`` is a number of seconds (not a bool, finite) from 0 to ``most``."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and 0 <= value <= most
+    )
+
+
 def check_claim(worker: object, max: object, wait: object) -> None:
     """Check a claim request's worker, ``max`` (1-1000) and ``wait`` (0-60 s).
 
@@ -154,12 +165,7 @@ def check_claim(worker: object, max: object, wait: object) -> None:
     check_worker(worker)
     if isinstance(max, bool) or not isinstance(max, int) or not 1 <= max <= MAX_CLAIMS:
         raise InvalidField(f"max must be 1 to {MAX_CLAIMS}", code="invalid_parameter", path="$.max")
-    if (
-        isinstance(wait, bool)
-        or not isinstance(wait, int | float)
-        or not math.isfinite(wait)
-        or not 0 <= wait <= MAX_WAIT
-    ):
+    if not is_seconds(wait, MAX_WAIT):
         raise InvalidField(
             f"wait must be 0 to {MAX_WAIT:.0f} seconds", code="invalid_parameter", path="$.wait"
         )

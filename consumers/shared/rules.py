@@ -33,7 +33,6 @@ redelivered since is recognisably stale, and a worker cannot ack another's.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +48,7 @@ from consumers.shared.errors import (
     ClaimNotHeld,
     InvalidDelay,
 )
+from consumers.shared.model import is_seconds
 
 __all__ = [
     "MAX_DELAY",
@@ -230,12 +230,7 @@ def check_delay(delay: object) -> float:
     Raises:
         InvalidDelay: Not a number in ``[0, MAX_DELAY]``.
     """
-    if (
-        isinstance(delay, bool)
-        or not isinstance(delay, int | float)
-        or not math.isfinite(delay)
-        or not 0 <= delay <= MAX_DELAY
-    ):
+    if not is_seconds(delay, MAX_DELAY):
         raise InvalidDelay(
             f"delay must be a number of seconds from 0 to {MAX_DELAY:.0f}, not {delay!r}",
             path="$.delay",

@@ -18,7 +18,7 @@ from consumers.parking import parked_stream
 from eventlog import EventLog, validate_stream_name
 from eventlog.errors import InvalidField, InvalidInput
 from eventlog.model import StreamName
-from eventlog.storage.capabilities import PostgresTables, SQLiteTables
+from eventlog.storage.capabilities import PerDatabase, PostgresTables, SQLiteTables
 
 if TYPE_CHECKING:
     import asyncpg
@@ -220,9 +220,5 @@ class PostgresSpecs:
 
 def spec_store_for(log: EventLog) -> SpecStore:
     """The spec store that goes with the log's backend (its database, else memory)."""
-    tables = log.capabilities.tables
-    if tables is None:
-        return MemorySpecs()
-    if tables.kind == "sqlite":
-        return SQLiteSpecs(tables)
-    return PostgresSpecs(tables)
+    stores = PerDatabase[SpecStore](MemorySpecs, SQLiteSpecs, PostgresSpecs)
+    return stores.pick(log.capabilities.tables)

@@ -5,7 +5,8 @@ Code that needs something optional reads the declaration; nothing tests a
 backend's type. ``tables`` is a tagged union (``tables.kind``): a component
 that keeps its own tables in the log's database (the webhook ledger, ingest
 sources) picks its SQLite or PostgreSQL implementation by the tag, and gets
-the typed access that implementation needs::
+the typed access that implementation needs (:class:`PerDatabase` writes that
+choice once)::
 
     tables = log.capabilities.tables
     if tables is None:
@@ -22,7 +23,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from eventlog.storage.leases import Leases
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Capabilities",
     "HeadListener",
+    "PerDatabase",
     "PostgresTables",
     "SQLiteTables",
     "Tables",
@@ -166,3 +168,25 @@ class Capabilities:
     append_generated: AppendGenerated | None = None
     offset_at_time: Callable[[str, datetime], Awaitable[int]] | None = None
     offset_for_bytes: Callable[[str, int], Awaitable[int]] | None = None
+
+
+@dataclass(frozen=True)  # no slots: PerDatabase[X](...) sets __orig_class__
+class PerDatabase(Generic[T]):
+    """A component's implementations, one per database a backend may declare
+    (:attr:`Capabilities.tables`), so that the choice is written once::
+
+        PerDatabase[SpecStore](MemorySpecs, SQLiteSpecs, PostgresSpecs).pick(tables)
+    """
+
+    memory: Callable[[], T]
+    sqlite: Callable[[SQLiteTables], T]
+    postgres: Callable[[PostgresTables], T]
+
+    def pick(self, tables: Tables | None) -> T:
+        """``memory()`` without a database, else ``sqlite(tables)`` or
+        ``postgres(tables)`` by its ``kind``."""
+        if tables is None:
+            return self.memory()
+        if tables.kind == "sqlite":
+            return self.sqlite(tables)
+        return self.postgres(tables)

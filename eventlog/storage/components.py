@@ -10,6 +10,7 @@ in-memory implementations. Nothing here asks a backend for its type.
 from __future__ import annotations
 
 from eventlog.storage.base import Storage
+from eventlog.storage.capabilities import PerDatabase, PostgresTables, SQLiteTables
 from eventlog.storage.held import HeldSource, MemoryHeld, PgHeld, SQLiteHeld
 from eventlog.storage.schedule import MemorySchedule, ScheduleStore
 
@@ -18,13 +19,17 @@ __all__ = ["held_for", "schedule_store_for"]
 
 def schedule_store_for(storage: Storage) -> ScheduleStore:
     """The schedule that lives with ``storage``: a table in its database, or memory."""
-    tables = storage.capabilities.tables
-    if tables is None:
-        return MemorySchedule()
-    if tables.kind == "sqlite":
-        from eventlog.storage.schedule_sqlite import SQLiteSchedule
+    stores = PerDatabase[ScheduleStore](MemorySchedule, _sqlite_schedule, _pg_schedule)
+    return stores.pick(storage.capabilities.tables)
 
-        return SQLiteSchedule(tables)
+
+def _sqlite_schedule(tables: SQLiteTables) -> ScheduleStore:
+    from eventlog.storage.schedule_sqlite import SQLiteSchedule
+
+    return SQLiteSchedule(tables)
+
+
+def _pg_schedule(tables: PostgresTables) -> ScheduleStore:
     from eventlog.storage.schedule_postgres import PostgresSchedule  # asyncpg only when used
 
     return PostgresSchedule(tables)
@@ -32,9 +37,5 @@ def schedule_store_for(storage: Storage) -> ScheduleStore:
 
 def held_for(storage: Storage) -> HeldSource:
     """The held-transaction source of a backend."""
-    tables = storage.capabilities.tables
-    if tables is None:
-        return MemoryHeld(storage)
-    if tables.kind == "sqlite":
-        return SQLiteHeld(tables)
-    return PgHeld(tables)
+    helds = PerDatabase[HeldSource](lambda: MemoryHeld(storage), SQLiteHeld, PgHeld)
+    return helds.pick(storage.capabilities.tables)

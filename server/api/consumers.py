@@ -151,19 +151,8 @@ def _manager(request: Request) -> ConsumerManager | None:
 def _runtime(status: ConsumerStatus | None, stream: str) -> ConsumerRuntime | None:
     if status is None:
         return None
-    return ConsumerRuntime(
-        state=status.state,
-        stream=stream,
-        committed=status.committed,
-        handled=status.handled,
-        failures=status.failures,
-        last_error=status.last_error,
-        reason=status.reason,
-        truncation=status.truncation,
-        parked=status.parked,
-        max_attempts=status.max_attempts,
-        on_failure=status.on_failure,
-    )
+    runtime = msgspec.convert(status, ConsumerRuntime, from_attributes=True)
+    return msgspec.structs.replace(runtime, stream=stream)
 
 
 async def _detail(request: Request, name: str) -> ConsumerDetail:

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from eventlog import EventLog, NewEvent
 from eventlog.errors import InvalidParameter
-from eventlog.schedule import Scheduled
+from eventlog.schedule import Scheduled, aware_time
 from server.api.openapi_parts import AUTH, STREAM, errors, json_body, param, ref
 from server.api.params import non_negative_int
 from server.auth import require
@@ -62,11 +62,8 @@ def parse_time(text: str, name: str) -> datetime:
     Raises:
         InvalidParameter: 400 for anything else.
     """
-    try:
-        value = msgspec.convert(text, datetime)
-    except msgspec.ValidationError:
-        value = None
-    if value is None or value.tzinfo is None:
+    value = aware_time(text)
+    if value is None:
         raise InvalidParameter(
             f"{name} must be an RFC 3339 time with an offset (e.g. 2026-12-06T14:00:00Z), "
             f"got {text[:40]!r}"

@@ -278,8 +278,10 @@ async def delete_stream(request: Request) -> Response:
 
 
 # The append route first: the router tries routes in order, and appends are the hot path.
+#: Also served by the request middleware without the router (server/middleware.py).
+append_route = Route("/api/streams/{stream}/events", append, methods=["POST"])
 routes = [
-    Route("/api/streams/{stream}/events", append, methods=["POST"]),
+    append_route,
     Route("/api/streams/{stream}/events", read, methods=["GET"]),
     Route("/api/streams", list_streams, methods=["GET"]),
     Route("/api/streams/{stream}", stream_info, methods=["GET"]),

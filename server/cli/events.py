@@ -31,6 +31,7 @@ import msgspec
 from eventlog import Event, InvalidStreamName, validate_stream_name
 from eventlog.encoding import utf8_problem
 from eventlog.repair import repair
+from eventlog.schedule import aware_time
 
 __all__ = [
     "NULL",
@@ -340,11 +341,8 @@ def parse_due(at: str | None, delay: str | None) -> datetime | timedelta | None:
         InputError: A malformed time or delay.
     """
     if at is not None:
-        try:
-            when = msgspec.convert(at, datetime)
-        except msgspec.ValidationError:
-            when = None
-        if when is None or when.tzinfo is None:
+        when = aware_time(at)
+        if when is None:
             raise InputError(
                 f"--at wants an RFC 3339 time with an offset, e.g. 2026-12-06T14:00:00Z, not {at!r}"
             )

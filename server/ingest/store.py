@@ -26,7 +26,7 @@ import msgspec
 from eventlog import EventLog
 from eventlog.errors import Conflict
 from eventlog.model import utc_now
-from eventlog.storage.capabilities import SQLiteTables
+from eventlog.storage.capabilities import PerDatabase, PostgresTables, SQLiteTables
 from server.ingest.sources import CompiledSource, Source, compile_source
 
 __all__ = [
@@ -163,11 +163,11 @@ class SQLiteSourceStore:
 
 def store_for(log: EventLog) -> SourceStore:
     """A store in the database the log's backend declares (SQLite, PostgreSQL), else in memory."""
-    tables = log.capabilities.tables
-    if tables is None:
-        return MemorySourceStore()
-    if tables.kind == "sqlite":
-        return SQLiteSourceStore(tables)
+    stores = PerDatabase[SourceStore](MemorySourceStore, SQLiteSourceStore, _pg_store)
+    return stores.pick(log.capabilities.tables)
+
+
+def _pg_store(tables: PostgresTables) -> SourceStore:
     from server.ingest.pg_store import PostgresSourceStore  # asyncpg only when used
 
     return PostgresSourceStore(tables)

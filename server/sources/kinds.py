@@ -58,7 +58,19 @@ def _read_at(path: Path, pos: TailPosition, final: bool) -> tuple[list[Line], in
     return lines, used
 
 
-class NdjsonTail:
+class _OneFile:
+    """The spec's one file, watched through its directory (a rotation or a rewrite
+    by rename shows there)."""
+
+    def __init__(self, ctx: SourceContext) -> None:
+        self.ctx = ctx
+        self.path = Path(ctx.spec.path)
+
+    def watch_paths(self) -> list[Path]:
+        return [self.path.parent]
+
+
+class NdjsonTail(_OneFile):
     """Each new line of a growing NDJSON file is an event; follows rotation and truncation.
 
     Rotation (the file renamed away, a new one created at the path): the old
@@ -69,19 +81,12 @@ class NdjsonTail:
     """
 
     def __init__(self, ctx: SourceContext) -> None:
-        self.ctx = ctx
-        self.path = Path(ctx.spec.path)
+        super().__init__(ctx)
         self._pos: TailPosition | None = None
-
-    def watch_paths(self) -> list[Path]:
-        return [self.path.parent]
 
     async def catch_up(self) -> None:
         if self._pos is None:
-            raw = await self.ctx.position()
-            self._pos = (
-                TailPosition() if raw is None else msgspec.json.decode(raw, type=TailPosition)
-            )
+            self._pos = await self.ctx.position_as(TailPosition) or TailPosition()
         while await self._step(self._pos):
             pass
 
@@ -217,22 +222,18 @@ def _read_file(path: Path) -> bytes | None:
         return None
 
 
-class JsonFile:
+class JsonFile(_OneFile):
     """The whole document, each time the file is rewritten; its SHA-256 is the event id,
     so a rewrite with the same content appends nothing."""
 
     def __init__(self, ctx: SourceContext) -> None:
-        self.ctx = ctx
-        self.path = Path(ctx.spec.path)
+        super().__init__(ctx)
         self._last: str | None = None
-
-    def watch_paths(self) -> list[Path]:
-        return [self.path.parent]
 
     async def catch_up(self) -> None:
         if self._last is None:
-            raw = await self.ctx.position()
-            self._last = "" if raw is None else msgspec.json.decode(raw, type=FilePosition).hash
+            stored = await self.ctx.position_as(FilePosition)
+            self._last = "" if stored is None else stored.hash
         content = await asyncio.to_thread(_read_file, self.path)
         if not content or not content.strip():
             return
@@ -260,10 +261,8 @@ class Directory:
 
     async def catch_up(self) -> None:
         if self._seen is None:
-            raw = await self.ctx.position()
-            self._seen = (
-                set() if raw is None else set(msgspec.json.decode(raw, type=FilePosition).seen)
-            )
+            stored = await self.ctx.position_as(FilePosition)
+            self._seen = set() if stored is None else set(stored.seen)
         while True:
             files = await asyncio.to_thread(_listing, self.path, self.ctx.spec.pattern, self.done)
             present = {key for key, _, _ in files}

@@ -19,13 +19,16 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+import msgspec
 import watchfiles
 
 from eventlog import CheckpointMoved, EventLog, EventLogError, NewEvent
 from eventlog.model import utc_now
 from server.sources.spec import SourceSpec
+
+P = TypeVar("P")
 
 __all__ = ["FileSource", "SourceContext", "run_source"]
 
@@ -57,6 +60,11 @@ class SourceContext:
         """The position committed last (None before the first commit)."""
         self._committed = await self.log.checkpoint(self.key)
         return self._committed
+
+    async def position_as(self, type_: type[P]) -> P | None:
+        """:meth:`position` decoded from JSON as ``type_`` (None before the first commit)."""
+        raw = await self.position()
+        return None if raw is None else msgspec.json.decode(raw, type=type_)
 
     async def commit(
         self, events: Sequence[NewEvent], errors: Sequence[NewEvent], position: bytes

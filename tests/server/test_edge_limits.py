@@ -159,6 +159,24 @@ def test_connections_that_send_half_their_headers_are_closed_after_the_header_ti
     assert 0.9 <= elapsed < scaled(5)
 
 
+def test_a_later_request_on_a_kept_alive_connection_gets_its_own_header_timeout(
+    edge_server: ServerProcess,
+) -> None:
+    """The header deadline is per request: the timer armed when the connection
+    opened finds the second request's deadline later and waits for it."""
+    with _connect(edge_server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(sock).startswith(b"HTTP/1.1 200 ")
+        time.sleep(0.6)  # past half of the 1 s timeout counted from the connection's opening
+        sock.sendall(HALF_REQUEST)
+        started = time.monotonic()
+        answer = _read_until_closed(sock)
+        elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b'"code":"header_timeout"' in answer
+    assert 0.9 <= elapsed < scaled(5)
+
+
 def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
     edge_server: ServerProcess,
 ) -> None:

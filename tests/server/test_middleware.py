@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
-from server.middleware import correlation_id_from, format_line
+from server.access_log import format_line
+from server.middleware import correlation_id_from
 
 
 def test_correlation_id_sources() -> None:
@@ -28,7 +29,7 @@ def test_log_lines_json_and_key_value() -> None:
 
 
 def test_access_line_matches_format_line_in_both_formats() -> None:
-    from server.middleware import access_line
+    from server.access_log import access_line
 
     fields: dict[str, object] = {
         "method": "POST",
@@ -56,7 +57,7 @@ async def test_buffered_line_writer_writes_lines_together_after_its_interval() -
     import asyncio
     import io
 
-    from server.middleware import BufferedLineWriter
+    from server.access_log import BufferedLineWriter
 
     class Counting(io.StringIO):
         writes = 0
