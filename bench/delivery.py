@@ -17,6 +17,7 @@ Run the receiver alone with ``python -m bench.delivery PORT``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,7 @@ async def _pump(bodies: list[bytes], post: Callable[[bytes], Awaitable[None]]) -
         for body in queue:
             await post(body)
 
+    gc.collect()  # neither side pays for the other's (or the set-up's) garbage
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
     return len(bodies) / (time.perf_counter() - start)
@@ -103,9 +105,12 @@ async def engine_rate(url: str, count: int) -> tuple[float, list[bytes]]:
     """Deliveries/s of the engine over ``count`` events already in the log; and the bodies."""
     with scratch_dir() as tmp:
         async with EventLog.open(tmp / "events.db") as log:
-            batch = [NewEvent(type="order.created", data=payload(i)) for i in range(count)]
             for i in range(0, count, 1000):
-                await log.append_batch("events", batch[i : i + 1000])
+                batch = [
+                    NewEvent(type="order.created", data=payload(n)) for n in range(i, i + 1000)
+                ]
+                await log.append_batch("events", batch)
+            del batch  # not kept alive (and walked by the collector) while timed
             bodies = [msgspec.json.encode(e) for e in await log.read("events", 0, count)]
             done = asyncio.Event()
             delivered = 0
@@ -128,6 +133,7 @@ async def engine_rate(url: str, count: int) -> tuple[float, list[bytes]]:
             try:
                 spec = EndpointSpec(url=url, id="bench", max_in_flight=IN_FLIGHT, start="beginning")
                 endpoint = build_endpoint(spec, now=time.time(), head=count)
+                gc.collect()
                 start = time.perf_counter()
                 await engine.put_endpoint(endpoint)
                 await done.wait()  # every event got a 2xx (no polling: it would cost CPU)

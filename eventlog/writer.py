@@ -236,25 +236,45 @@ class GroupCommitWriter:
         took = ended - max(started, self._last_end)
         self._last_end = ended
         self.commit_seconds += (took - self.commit_seconds) / 4
-        if outcomes is None:
-            heads = batch.settle_generated(firsts)
-            self.events_written += batch.events
-        else:
-            heads, written = batch.settle(outcomes)
-            self.events_written += written
-        for stream, head in heads.items():
-            self._on_commit(stream, head)
+        # Committed: hand the next batch to the backend before settling this one's
+        # producers; settling is the loop's work, and the next commit need not wait
+        # for it (under load, 2-3 turns of a busy loop between two commits).
+        task = asyncio.current_task()
+        if task is not None and self._writing.pop(task, None) is not None:
+            self._release(batch)
+        try:
+            if outcomes is None:
+                heads = batch.settle_generated(firsts)
+                self.events_written += batch.events
+            else:
+                heads, written = batch.settle(outcomes)
+                self.events_written += written
+            for stream, head in heads.items():
+                self._on_commit(stream, head)
+        except BaseException as exc:  # a bug: no producer of this batch left waiting
+            batch.fail(StorageError(f"the log's writer stopped: {exc!r}"))
+            raise
 
-    def _written(self, task: asyncio.Task[None]) -> None:
-        batch = self._writing.pop(task)
+    def _release(self, batch: WriteBatch) -> None:
+        """A transaction ended well: free its slot and room, dispatch what is queued."""
         self._queued_events -= batch.events
         self._queued_bytes -= batch.nbytes
+        if self.full and not self._full():
+            self.full = False
+            self._room.set()
+        self._dispatch()
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        batch = self._writing.pop(task, None)
         if not task.cancelled() and task.exception() is None:
-            if self.full and not self._full():
-                self.full = False
-                self._room.set()
-            self._dispatch()
+            if batch is not None:  # else released by _write once it committed
+                self._release(batch)
             return
+        if batch is None:  # failed while settling, its slot already released
+            batch = WriteBatch()
+        else:
+            self._queued_events -= batch.events
+            self._queued_bytes -= batch.nbytes
         # A write ends with an error only if a bug escaped _write (or the loop
         # cancelled it): stop, and leave no producer waiting forever.
         reason = "it was cancelled" if task.cancelled() else f"{task.exception()!r}"

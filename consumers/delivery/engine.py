@@ -114,10 +114,12 @@ class DeliveryEngine:
         self.max_backlog = max_backlog
         self.clock = clock
         self._pumps: dict[str, EndpointPump] = {}
-        self._recorder = Recorder(store)
+        self._recorder = recorder = Recorder(store, clock)
         self._parts = PumpParts(
             store=store,
-            feeder=Feeder(log, store, page=feed_page, max_backlog=max_backlog, clock=clock),
+            feeder=Feeder(
+                log, store, recorder, page=feed_page, max_backlog=max_backlog, clock=clock
+            ),
             recorder=self._recorder,
             sender=self.sender,
             leases=log.leases,

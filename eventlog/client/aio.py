@@ -28,7 +28,7 @@ from eventlog._opener import Opener
 from eventlog.backoff import Backoff
 from eventlog.client import wire
 from eventlog.client.cursor import CursorMethods
-from eventlog.client.follow import follow
+from eventlog.client.follow import follow as follow_stream
 from eventlog.client.offsets import OffsetMethods
 from eventlog.client.schedules import RemoteSchedules, schedule
 from eventlog.client.shared import SharedMethods
@@ -345,19 +345,9 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
             if deadline is not None and _time.monotonic() >= deadline:
                 return False
 
-    def follow(
-        self,
-        stream: str,
-        start: int | str = "end",
-        *,
-        types: Sequence[str] | None = None,
-        key: str | None = None,
-        batch: int = 100,
-    ) -> AsyncIterator[Event]:
-        """Events of ``stream`` from ``start`` on, forever, over the WebSocket
-        firehose; reconnects and resumes after the last event it yielded, so a
-        server restart loses and repeats nothing (:mod:`eventlog.client.follow`)."""
-        return follow(self, stream, start, types=types, key=key, batch=batch)
+    #: Events of a stream from ``start`` on, forever, over the WebSocket firehose,
+    #: resuming after disconnects: :func:`eventlog.client.follow.follow`.
+    follow = follow_stream
 
     def consumer(
         self,

@@ -132,3 +132,41 @@ async def test_a_burst_is_split_in_two_only_while_commits_are_fast(
         offsets = await asyncio.gather(*(log.append("s", i, type="t") for i in range(256)))
         assert offsets == list(range(1, 257))
         assert log.writer_stats["transactions"] - before == transactions
+
+
+class GatedStorage(MemoryStorage):
+    """Holds its first transaction until ``gate`` is set; records, as each
+    transaction starts, how many producers have seen their append return."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.returned: list[int] = []
+        self.returned_at_start: list[int] = []
+
+    async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
+        self.returned_at_start.append(len(self.returned))
+        if len(self.returned_at_start) == 1:
+            self.started.set()
+            await self.gate.wait()
+        return await super().append(requests, now)
+
+
+async def test_the_next_transaction_starts_before_the_last_ones_producers_are_settled() -> None:
+    """Settling producers is the loop's work: the next commit does not wait for it."""
+    storage = GatedStorage()
+    async with EventLog(storage, CONFIG) as log:
+
+        async def produce(i: int) -> None:
+            storage.returned.append(await log.append("s", i, type="t"))
+
+        first = [asyncio.ensure_future(produce(i)) for i in range(3)]
+        await storage.started.wait()  # the first transaction is under way
+        second = [asyncio.ensure_future(produce(i)) for i in range(3, 6)]
+        await asyncio.sleep(0)  # queued behind it
+        storage.gate.set()
+        await asyncio.gather(*first, *second)
+        assert storage.returned_at_start == [0, 0]
+        assert sorted(storage.returned) == list(range(6))
+        assert log.writer_stats["transactions"] == 2
