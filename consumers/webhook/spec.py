@@ -134,7 +134,8 @@ class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_field
         )
 
 
-#: The spec type of each target kind (the notification kinds add theirs).
+#: The spec type of each target kind (:mod:`consumers.notify` adds the chat kinds
+#: when imported): how :func:`apply_patch` rebuilds an endpoint of any kind.
 SPECS: dict[str, type[TargetSpec]] = {"webhook": EndpointSpec}
 
 
