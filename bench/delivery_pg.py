@@ -35,6 +35,7 @@ from bench.common import (
     eventlog_serve,
     free_port,
     payload,
+    receiver_process,
     scratch_dir,
     serve_on_argv_port,
     server_process,
@@ -70,18 +71,7 @@ def slow_app(delay: float) -> Any:
 
 def start_slow_receiver(delay: float) -> tuple[subprocess.Popen[bytes], int]:
     """The slow receiver in its own process; its port."""
-    port = free_port()
-    command = [sys.executable, "-m", "bench.delivery_pg", str(port), str(delay)]
-    proc = subprocess.Popen(command)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=2)
-            return proc, port
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the slow receiver did not start")
+    return receiver_process("bench.delivery_pg", str(delay), post_timeout=2)
 
 
 @contextlib.contextmanager
