@@ -40,7 +40,7 @@ from bench.common import (
     serve_on_argv_port,
     server_process,
 )
-from bench.delivery import IN_FLIGHT, bare_aiohttp, start_receiver
+from bench.delivery import IN_FLIGHT, bare_aiohttp, receiver_app, start_receiver
 from bench.postgres import scratch_db, server_url
 from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
@@ -53,18 +53,15 @@ SLOW = 0.05
 
 
 def slow_app(delay: float) -> Any:
-    """An ASGI app that reads the body, waits ``delay`` seconds, answers 204."""
+    """:func:`~bench.delivery.receiver_app` answering ``delay`` seconds after the body."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        more = True
-        while more:
-            message = await receive()
-            more = message.get("more_body", False)
-        await asyncio.sleep(delay)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+        async def answer_later(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                await asyncio.sleep(delay)
+            await send(message)
+
+        await receiver_app(scope, receive, answer_later)
 
     return app
 
