@@ -15,6 +15,10 @@ Cases:
 eventlog runs on a fresh SQLite file with its defaults (synchronous=FULL:
 every 201 is fsynced), with the per-request access log off (``--no-access-log``)
 and also with it on (the default), written to a file.
+
+Before/after in the same rounds: ``EVENTLOG_BENCH_BEFORE=/tmp/before python -m
+bench http`` also runs the ``eventlog serve`` of the checkout at that path (e.g.
+``git worktree add /tmp/before <commit>``) and reports it beside this one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -109,6 +114,15 @@ def load(url: str, body: bytes, connections: int, seconds: float, scratch: Path)
 
 ROUNDS = 5
 COMMAND = "python -m bench http"
+#: Another checkout of eventlog (e.g. ``git worktree add /tmp/before <commit>``) whose
+#: ``eventlog serve`` is measured beside this one's in the same rounds: before/after.
+BEFORE = os.environ.get("EVENTLOG_BENCH_BEFORE")
+
+
+def _serve_from(tree: str, db: Path, port: int) -> list[str]:
+    """``eventlog serve`` of the checkout at ``tree`` (its own code, this interpreter)."""
+    serve = " ".join(shlex.quote(a) for a in eventlog_serve(db, port, access_log=False))
+    return ["sh", "-c", f"cd {shlex.quote(tree)} && exec {serve}"]
 
 
 def _pid_of(port: int) -> psutil.Process:
@@ -145,13 +159,16 @@ def _measure(quick: bool) -> list[dict[str, float]]:
 
     with scratch_dir() as d, ExitStack() as stack:
         urls: dict[str, str] = {}
-        ports = {name: free_port() for name in ("bare", "bare_tuned", "el", "el_log")}
+        names = ("bare", "bare_tuned", "el", "el_log", *(("before",) if BEFORE else ()))
+        ports = {name: free_port() for name in names}
         commands = {
             "bare": bare_server(ports["bare"]),
             "bare_tuned": bare_server(ports["bare_tuned"], tuned=True),
             "el": eventlog_serve(d / "e.db", ports["el"], access_log=False),
             "el_log": eventlog_serve(d / "l.db", ports["el_log"], access_log=True),
         }
+        if BEFORE:
+            commands["before"] = _serve_from(BEFORE, d / "b.db", ports["before"])
         for name, command in commands.items():
             urls[name] = stack.enter_context(
                 server_process(command, ports[name], d / f"{name}.log")
@@ -166,6 +183,7 @@ def _measure(quick: bool) -> list[dict[str, float]]:
             ("single_log", "el_log", single, 64, 1),
             ("bare_batch", "bare", batch, 16, 100),
             ("batch", "el", batch, 16, 100),
+            *((("before_single", "before", single, 64, 1),) if BEFORE else ()),
         ]
         for _ in range(rounds):
             results = {"load_before": os.getloadavg()[0]}
@@ -190,6 +208,7 @@ _PAIRS = (
     ("single_log", "bare_single"),
     ("single_tuned", "bare_tuned_single"),
     ("batch", "bare_batch"),
+    ("before_single", "bare_single"),
 )
 
 
@@ -199,6 +218,8 @@ def _medians(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
     medians = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     spreads = {}
     for ours, theirs in _PAIRS:
+        if ours not in rounds[0]:
+            continue
         mine = "single" if ours == "single_tuned" else ours
         ratios = [r[mine] / r[theirs] for r in rounds]
         spreads[ours] = (
@@ -234,6 +255,57 @@ async def run(quick: bool) -> Section:
     )
     loads = [r["load_before"] for r in rounds]
     cpu_ratio = results["cpu_bare_single"] / results["cpu_single"]
+    figures = [
+        Figure(
+            "single-event appends, 64 connections",
+            results["single"],
+            results["bare_single"],
+            unit="req/s",
+            target=0.7,
+            note=f"access log off; {spreads['single']}",
+        ),
+        Figure(
+            "single-event appends, 64 connections, access log on",
+            results["single_log"],
+            results["bare_single"],
+            unit="req/s",
+            target=0.7,
+            note=f"the default: one log line per request, to a file; {spreads['single_log']}",
+        ),
+        Figure(
+            "single-event appends, 64 connections, vs the bare endpoint given "
+            "`eventlog serve`'s GC and GIL settings",
+            results["single"],
+            results["bare_tuned_single"],
+            unit="req/s",
+            note=(
+                "access log off; shows what eventlog's work costs apart from those "
+                f"settings; {spreads['single_tuned']}"
+            ),
+        ),
+        Figure(
+            "batches of 100 events, 16 connections",
+            results["batch"],
+            results["bare_batch"],
+            unit="events/s",
+            note=f"target: 50,000 events/s absolute; {spreads['batch']}",
+        ),
+    ]
+    if "before_single" in results:
+        figures.append(
+            Figure(
+                "single-event appends, 64 connections: the checkout named by "
+                "`EVENTLOG_BENCH_BEFORE`",
+                results["before_single"],
+                results["bare_single"],
+                unit="req/s",
+                note=(
+                    f"access log off; {spreads['before_single']}; server CPU per request "
+                    f"{results['cpu_before_single']:.0f} µs (this checkout: "
+                    f"{results['cpu_single']:.0f} µs)"
+                ),
+            )
+        )
     return Section(
         key="http",
         title="HTTP appends (eventlog serve vs a bare Starlette endpoint)",
@@ -247,42 +319,7 @@ async def run(quick: bool) -> Section:
             "shared: interleaving puts a load burst on both sides); load average "
             f"{min(loads):.1f}–{max(loads):.1f} at the rounds' starts."
         ),
-        figures=[
-            Figure(
-                "single-event appends, 64 connections",
-                results["single"],
-                results["bare_single"],
-                unit="req/s",
-                target=0.7,
-                note=f"access log off; {spreads['single']}",
-            ),
-            Figure(
-                "single-event appends, 64 connections, access log on",
-                results["single_log"],
-                results["bare_single"],
-                unit="req/s",
-                target=0.7,
-                note=f"the default: one log line per request, to a file; {spreads['single_log']}",
-            ),
-            Figure(
-                "single-event appends, 64 connections, vs the bare endpoint given "
-                "`eventlog serve`'s GC and GIL settings",
-                results["single"],
-                results["bare_tuned_single"],
-                unit="req/s",
-                note=(
-                    "access log off; shows what eventlog's work costs apart from those "
-                    f"settings; {spreads['single_tuned']}"
-                ),
-            ),
-            Figure(
-                "batches of 100 events, 16 connections",
-                results["batch"],
-                results["bare_batch"],
-                unit="events/s",
-                note=f"target: 50,000 events/s absolute; {spreads['batch']}",
-            ),
-        ],
+        figures=figures,
         extra=[
             "Server CPU per single-event request, over the same runs (process CPU time, "
             f"every thread, medians): eventlog {results['cpu_single']:.0f} µs (access log on: "
