@@ -218,9 +218,9 @@ def _medians(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
     medians = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     spreads = {}
     for ours, theirs in _PAIRS:
-        if ours not in rounds[0]:
-            continue
         mine = "single" if ours == "single_tuned" else ours
+        if mine not in rounds[0]:
+            continue
         ratios = [r[mine] / r[theirs] for r in rounds]
         spreads[ours] = (
             f"per-round ratios: median {statistics.median(ratios):.2f}× "
