@@ -254,6 +254,7 @@ async def run(quick: bool) -> Section:
         "wrk 4.1 (1 thread, keep-alive)" if shutil.which("wrk") else "aiohttp client (Python)"
     )
     loads = [r["load_before"] for r in rounds]
+    command = f"EVENTLOG_BENCH_BEFORE=<checkout> {COMMAND}" if BEFORE else COMMAND
     cpu_ratio = results["cpu_bare_single"] / results["cpu_single"]
     figures = [
         Figure(
@@ -310,7 +311,8 @@ async def run(quick: bool) -> Section:
         key="http",
         title="HTTP appends (eventlog serve vs a bare Starlette endpoint)",
         conditions=(
-            f"`{COMMAND}`. Load generator: {generator}, on the same machine as the server. "
+            f"`{command}`. "
+            f"Load generator: {generator}, on the same machine as the server. "
             "Both servers on uvicorn with uvloop + httptools, one worker, each in its own "
             "process. The baseline endpoint only decodes the same JSON body with msgspec and "
             "answers 201. eventlog appends durably (SQLite, synchronous=FULL, group commit) and "
