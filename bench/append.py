@@ -29,6 +29,7 @@ from bench.common import (
 )
 from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
+from eventlog.ids import uuid7s
 
 PRODUCERS = 256
 
@@ -47,8 +48,9 @@ def raw_batches(total: int, batch: int, encode_each: bool = False) -> float:
                 datas = [encode(v) for v in values]
             now = time.time_ns() // 1000
             conn.execute("BEGIN IMMEDIATE")
+            rows = zip(datas, uuid7s(len(datas)), strict=True)  # ids made as eventlog makes them
             conn.executemany(
-                INSERT, [raw_row("s", offset + i, d_, now) for i, d_ in enumerate(datas)]
+                INSERT, [raw_row("s", offset + i, d_, now, id_) for i, (d_, id_) in enumerate(rows)]
             )
             conn.execute(
                 "INSERT INTO streams (name, next_offset) VALUES ('s', ?) "

@@ -118,9 +118,11 @@ def raw_connection(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return conn
 
 
-def raw_row(stream: str, offset: int, data: bytes, now_us: int) -> tuple[object, ...]:
-    """One events row as eventlog stores it."""
-    return (stream, offset, uuid7(), "order.created", None, now_us, None, data)
+def raw_row(
+    stream: str, offset: int, data: bytes, now_us: int, event_id: str | None = None
+) -> tuple[object, ...]:
+    """One events row as eventlog stores it (a new UUIDv7 unless ``event_id`` is given)."""
+    return (stream, offset, event_id or uuid7(), "order.created", None, now_us, None, data)
 
 
 INSERT = (

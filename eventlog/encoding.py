@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from eventlog.errors import EventTooLarge, InvalidEvent
-from eventlog.ids import uuid7
+from eventlog.ids import uuid7, uuid7s
 from eventlog.model import NewEvent
 from eventlog.storage.base import PendingEvent
 
@@ -226,7 +226,7 @@ def pending_events(events: Sequence[BatchItem], max_bytes: int) -> list[PendingE
         InvalidEvent, EventTooLarge: As :func:`pending_event`, for the first bad item.
     """
     try:
-        return [_item(e, max_bytes) for e in events]
+        return _batch(events, max_bytes)
     except InvalidEvent as exc:
         if exc.path is None:
             raise
@@ -239,3 +239,59 @@ def pending_events(events: Sequence[BatchItem], max_bytes: int) -> list[PendingE
             message = str(error).rsplit(" - at `", 1)[0]
             raise InvalidEvent(message, path=f"$[{index}]{path[1:]}") from None
     raise error
+
+
+def _plain_key(key: object) -> bool:
+    return key.__class__ is str and len(key) <= MAX_KEY_LENGTH and "\x00" not in key
+
+
+def _batch(events: Sequence[BatchItem], max_bytes: int) -> list[PendingEvent]:
+    """:func:`_item` of every event, with the common item inline: a ``NewEvent``
+    or ``{"type": ..., "data": ...}`` without id or headers whose data encodes.
+
+    Per event that saves two calls, the checks of fields that are absent and
+    an id made on its own (~30% of validating and encoding a batch of 1000).
+    Anything else, a bad item included, goes to :func:`_item`, which raises.
+    """
+    out: list[PendingEvent] = []
+    add = out.append
+    encode = _encode
+    new_event = NewEvent
+    for e, new_id in zip(events, uuid7s(len(events)), strict=True):
+        item: Any = e
+        cls = item.__class__
+        if cls is new_event:
+            type_, data, key = item.type, item.data, item.key
+            plain = item.id is None and not item.headers
+        elif cls is dict and len(item) == 2:
+            type_, data, key = item.get("type"), item.get("data"), None
+            plain = "data" in item
+        else:
+            plain = False
+        if (
+            plain
+            and type_.__class__ is str
+            and 0 < len(type_) <= MAX_TYPE_LENGTH
+            and "\x00" not in type_
+            and (key is None or _plain_key(key))
+            and data.__class__ is not _Raw
+        ):
+            payload: bytes | None
+            if data.__class__ is CheckedJSON:
+                payload = data.value
+            else:
+                try:
+                    payload = encode(data)
+                except (TypeError, ValueError, OverflowError):
+                    payload = None
+            if payload is not None and len(payload) <= max_bytes:
+                add(
+                    PendingEvent(
+                        id=new_id, id_given=False, type=type_, key=key, headers={}, data=payload
+                    )
+                )
+                continue
+        event = _item(e, max_bytes)
+        # Keep the batch's generated ids in order.
+        add(event if event.id_given else msgspec.structs.replace(event, id=new_id))
+    return out

@@ -5,16 +5,33 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from bench.append import log_concurrent_singles
 from bench.common import payload, scratch_dir
+from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
 
-__all__ = ["Missing", "log_batches", "log_producers", "log_read", "producers_rate", "require"]
+__all__ = [
+    "Missing",
+    "compare",
+    "log_batches",
+    "log_producers",
+    "log_read",
+    "main",
+    "peer_process",
+    "producers_rate",
+    "require",
+    "sizes",
+]
 
 PRODUCERS = 256
 
@@ -31,6 +48,40 @@ def require(binary: str, module: str) -> str:
     if importlib.util.find_spec(module) is None:
         raise Missing(f"the Python client {module!r} is missing: pip install -e '.[peers]'")
     return path
+
+
+@contextmanager
+def peer_process(argv: Callable[[Path], list[str]]) -> Iterator[subprocess.Popen[bytes]]:
+    """A peer's server started with ``argv(data_dir)`` (a scratch directory), its
+    output discarded; terminated when the block ends."""
+    with scratch_dir() as d:
+        proc = subprocess.Popen(argv(d), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def sizes(quick: bool) -> tuple[int, int]:
+    """``(per_producer, total)`` of a comparison: appends per producer, events per case."""
+    return (10, 20_000) if quick else (40, 100_000)
+
+
+async def compare(section: Section, cases: Callable[[list[Figure]], Awaitable[None]]) -> Section:
+    """``section`` with the figures ``cases`` adds to it; if the peer is not
+    installed (:class:`Missing`), with a line saying so instead."""
+    try:
+        await cases(section.figures)
+    except Missing as exc:
+        section.extra = [f"Skipped: {exc}.", ""]
+    return section
+
+
+def main(run: Callable[[bool], Coroutine[Any, Any, Section]]) -> None:
+    """``python -m bench.peers.<peer> [--quick]``: run the comparison and print it."""
+    section = asyncio.run(run("--quick" in sys.argv))
+    section.print()
 
 
 async def log_producers(per_producer: int) -> float:

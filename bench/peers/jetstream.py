@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,14 +26,17 @@ from typing import Any
 
 import msgspec
 
-from bench.common import encode, free_port, payload, scratch_dir
+from bench.common import encode, free_port, payload
 from bench.peers.common import (
-    Missing,
+    compare,
     log_batches,
     log_producers,
     log_read,
+    main,
+    peer_process,
     producers_rate,
     require,
+    sizes,
 )
 from bench.report import Figure, Section
 
@@ -47,24 +48,16 @@ def nats_server() -> Iterator[str]:
     """A nats-server with JetStream on file storage; yields its URL."""
     binary = require("nats-server", "nats")
     port = free_port()
-    with scratch_dir() as d:
-        proc = subprocess.Popen(
-            [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(d)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while proc.poll() is None and time.monotonic() < deadline:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), 1):
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            yield f"nats://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    argv = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd"]
+    with peer_process(lambda d: [*argv, str(d)]) as proc:
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield f"nats://127.0.0.1:{port}"
 
 
 async def _connect(url: str, subject: str) -> tuple[Any, Any]:
@@ -116,11 +109,9 @@ async def pull_read(url: str, total: int) -> float:
 
 async def run(quick: bool) -> Section:
     """eventlog and NATS JetStream, each case in the same run."""
-    per_producer = 10 if quick else 40
-    total = 20_000 if quick else 100_000
-    figures: list[Figure] = []
-    extra: list[str] = []
-    try:
+    per_producer, total = sizes(quick)
+
+    async def cases(figures: list[Figure]) -> None:
         with nats_server() as url:
             theirs = await publish_producers(url, per_producer)
             figures.append(
@@ -132,22 +123,15 @@ async def run(quick: bool) -> Section:
             )
             theirs = await pull_read(url, total)
             figures.append(Figure("read 1000 at a time + decode", await log_read(total), theirs))
-    except Missing as exc:
-        extra = [f"Skipped: {exc}.", ""]
-    return Section(
-        key="peers-jetstream",
-        title="Peers: NATS JetStream",
-        conditions=(
-            "nats-server -js on loopback, file storage (acknowledges before fsync); "
-            "nats-py client; payload ~200 B JSON. eventlog on SQLite with its defaults "
-            "(synchronous=FULL). The baseline column is JetStream: a ratio above 1 means "
-            "eventlog is faster. `python -m bench.peers.jetstream`."
-        ),
-        figures=figures,
-        extra=extra,
+
+    conditions = (
+        "nats-server -js on loopback, file storage (acknowledges before fsync); "
+        "nats-py client; payload ~200 B JSON. eventlog on SQLite with its defaults "
+        "(synchronous=FULL). The baseline column is JetStream: a ratio above 1 means "
+        "eventlog is faster. `python -m bench.peers.jetstream`."
     )
+    return await compare(Section("peers-jetstream", "Peers: NATS JetStream", conditions), cases)
 
 
 if __name__ == "__main__":
-    section = asyncio.run(run("--quick" in sys.argv))
-    section.print()
+    main(run)

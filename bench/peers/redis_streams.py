@@ -14,9 +14,7 @@ the same run:
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,15 +22,18 @@ from typing import Any
 
 import msgspec
 
-from bench.common import encode, free_port, payload, scratch_dir
+from bench.common import encode, free_port, payload
 from bench.peers.common import (
     PRODUCERS,
-    Missing,
+    compare,
     log_batches,
     log_producers,
     log_read,
+    main,
+    peer_process,
     producers_rate,
     require,
+    sizes,
 )
 from bench.report import Figure, Section
 
@@ -44,26 +45,11 @@ def redis_server(fsync: str) -> Iterator[int]:
     """A redis-server with an append-only file fsynced ``fsync``; yields its port."""
     binary = require("redis-server", "redis")
     port = free_port()
-    with scratch_dir() as d:
-        proc = subprocess.Popen(
-            [
-                binary,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", fsync,
-                "--dir", str(d),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            _wait_ready(port, proc)
-            yield port
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "yes", "--appendfsync", fsync, "--dir"]
+    with peer_process(lambda d: [*argv, str(d)]) as proc:
+        _wait_ready(port, proc)
+        yield port
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -133,11 +119,9 @@ async def xrange_read(port: int, total: int) -> float:
 
 async def run(quick: bool) -> Section:
     """eventlog and Redis Streams, each case in the same run."""
-    per_producer = 10 if quick else 40
-    total = 20_000 if quick else 100_000
-    figures: list[Figure] = []
-    extra: list[str] = []
-    try:
+    per_producer, total = sizes(quick)
+
+    async def cases(figures: list[Figure]) -> None:
         for fsync in ("always", "everysec"):
             with redis_server(fsync) as port:
                 theirs = await xadd_producers(port, per_producer)
@@ -154,23 +138,16 @@ async def run(quick: bool) -> Section:
                     theirs = await xrange_read(port, total)
                     ours = await log_read(total)
                     figures.append(Figure("read in pages of 1000 + decode", ours, theirs))
-    except Missing as exc:
-        extra = [f"Skipped: {exc}.", ""]
-    return Section(
-        key="peers-redis",
-        title="Peers: Redis Streams",
-        conditions=(
-            "redis-server on loopback with an append-only file, `appendfsync always` "
-            "(fsynced before the answer, like eventlog's synchronous=FULL) and `everysec`; "
-            "redis-py's asyncio client; payload ~200 B JSON. eventlog on SQLite with its "
-            "defaults (synchronous=FULL). The baseline column is Redis: a ratio above 1 "
-            "means eventlog is faster. `python -m bench.peers.redis_streams`."
-        ),
-        figures=figures,
-        extra=extra,
+
+    conditions = (
+        "redis-server on loopback with an append-only file, `appendfsync always` "
+        "(fsynced before the answer, like eventlog's synchronous=FULL) and `everysec`; "
+        "redis-py's asyncio client; payload ~200 B JSON. eventlog on SQLite with its "
+        "defaults (synchronous=FULL). The baseline column is Redis: a ratio above 1 "
+        "means eventlog is faster. `python -m bench.peers.redis_streams`."
     )
+    return await compare(Section("peers-redis", "Peers: Redis Streams", conditions), cases)
 
 
 if __name__ == "__main__":
-    section = asyncio.run(run("--quick" in sys.argv))
-    section.print()
+    main(run)

@@ -3,7 +3,9 @@
 The feeder reads the endpoint's stream from its committed offset, keeps the
 events that match the endpoint's filters and stores them as ``pending``
 deliveries *in the same transaction* that advances the offset
-(:meth:`~consumers.delivery.ledger.LedgerStore.enqueue`). It pauses while the
+(through the engine's :class:`~consumers.delivery.recorder.Recorder`, so a
+claim the endpoint's machine makes meanwhile takes the new rows in that same
+transaction). It pauses while the
 endpoint has ``max_backlog`` unfinished deliveries. The events it read stay in
 a bounded cache so that sending rarely reads the log again.
 
@@ -22,9 +24,10 @@ from collections.abc import Callable
 
 import msgspec
 
-from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
+from consumers.delivery.ledger import ConsumerAdvance, Enqueue, LedgerStore
 from consumers.delivery.machine import DeliveryMachine
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery, new_delivery_id
+from consumers.delivery.recorder import Recorder
 from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.errors import OffsetOutOfRange
@@ -42,6 +45,7 @@ class Feeder:
     Args:
         log: The open log.
         store: The ledger.
+        recorder: Where enqueues are written (the engine's group commit).
         page: Events read (and enqueued) per transaction.
         max_backlog: Unfinished deliveries per endpoint before its feeder pauses.
         clock: Seconds since the epoch.
@@ -55,6 +59,7 @@ class Feeder:
         self,
         log: EventLog,
         store: LedgerStore,
+        recorder: Recorder,
         *,
         page: int,
         max_backlog: int,
@@ -64,6 +69,7 @@ class Feeder:
     ) -> None:
         self.log = log
         self.store = store
+        self.recorder = recorder
         self.page = page
         self.max_backlog = max_backlog
         self.clock = clock
@@ -114,15 +120,21 @@ class Feeder:
                     rows.append(new_delivery(event, now, replay=False))
                     self.cache(event)
             position = events[-1].offset + 1
-            inserted = await self.store.enqueue(
-                ep.id,
-                rows,
-                consumer=ConsumerAdvance(ep.consumer_name, ep.stream, position),
-                now=now,
-            )
-            if inserted:
-                machine.enqueued(inserted)
+            advance = ConsumerAdvance(ep.consumer_name, ep.stream, position)
+            enqueued = self.recorder.enqueue(Enqueue(ep.id, rows, advance))
+            # Told before the commit: a claim the machine makes now is queued
+            # with the rows and takes them in their transaction.
+            if rows:
+                machine.enqueued(len(rows))
                 changed()
+            try:
+                inserted = await enqueued
+            except BaseException:
+                if rows:
+                    machine.enqueued(-len(rows))
+                raise
+            if inserted != len(rows):  # live duplicates are ignored
+                machine.enqueued(inserted - len(rows))
 
     async def unfinished(self, endpoint_id: str) -> int:
         """The endpoint's ``pending`` plus ``in_flight`` deliveries, from the ledger."""
@@ -135,12 +147,16 @@ class Feeder:
             for key in list(self._events)[: self.cache_size // 4]:
                 del self._events[key]
 
+    def cached(self, delivery: Delivery) -> Event | None:
+        """The delivery's event if the cache has it."""
+        event = self._events.get((delivery.stream, delivery.offset))
+        return event if event is not None and event.id == delivery.event_id else None
+
     async def event(self, delivery: Delivery) -> Event | None:
         """The delivery's event: from the feeder's cache, else from the log; None if
         the log no longer has it (retention, or the stream was deleted and reused)."""
-        key = (delivery.stream, delivery.offset)
-        event = self._events.get(key)
-        if event is not None and event.id == delivery.event_id:
+        event = self.cached(delivery)
+        if event is not None:
             return event
         try:
             events = await self.log.read(delivery.stream, delivery.offset, 100)
@@ -148,8 +164,7 @@ class Feeder:
             return None
         for e in events:
             self.cache(e)
-        event = self._events.get(key)
-        return event if event is not None and event.id == delivery.event_id else None
+        return self.cached(delivery)
 
 
 def new_delivery(event: Event, now: float, *, replay: bool) -> NewDelivery:

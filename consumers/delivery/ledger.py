@@ -6,8 +6,10 @@ itself. The contract every store keeps (``tests/consumers/delivery/test_ledger.p
 runs it against each): :meth:`~LedgerStore.enqueue` commits rows and the
 consumer's offset together; :meth:`~LedgerStore.claim` marks rows ``in_flight``
 atomically; :meth:`~LedgerStore.finish` touches only rows still ``in_flight``;
-:meth:`~LedgerStore.rewrite` reads rows locked and stores a pure decision.
-Nothing stored here holds a secret except the endpoint documents.
+:meth:`~LedgerStore.write` does enqueues, finishes and claims in one
+transaction, in that order; :meth:`~LedgerStore.rewrite` reads rows locked and
+stores a pure decision. Nothing stored here holds a secret except the endpoint
+documents.
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ __all__ = [
     "ATTEMPT_COLUMNS",
     "COLUMNS",
     "SHARED_PREFIX",
+    "ClaimRequest",
     "Claimed",
     "ConsumerAdvance",
     "DeliveryConflict",
     "EndpointCounts",
+    "Enqueue",
     "LedgerStore",
+    "WritesInOne",
     "act",
     "attempt_from_row",
     "counts_from_rows",
@@ -64,6 +69,24 @@ class ConsumerAdvance:
     name: str
     stream: str
     offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    """Pending rows for ``endpoint_id``, stored with ``consumer``'s advance (if any)."""
+
+    endpoint_id: str
+    rows: Sequence[NewDelivery]
+    consumer: ConsumerAdvance | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """Claim up to ``limit`` deliveries of ``endpoint_id`` by its ``ordering``."""
+
+    endpoint_id: str
+    ordering: Ordering
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +147,19 @@ class LedgerStore(Protocol):
     async def finish(self, results: Sequence[Finished]) -> None:
         """Record attempts and the deliveries' new states, in one transaction."""
 
+    async def write(
+        self,
+        enqueues: Sequence[Enqueue],
+        finished: Sequence[Finished],
+        claims: Sequence[ClaimRequest],
+        now: float,
+    ) -> tuple[list[int], list[Claimed]]:
+        """:meth:`enqueue` each of ``enqueues``, :meth:`finish` ``finished``, then
+        :meth:`claim` each of ``claims``, all in one transaction (so a claim sees
+        the rows just enqueued and the heads just finished); returns the rows
+        inserted per enqueue and the claimed rows per claim."""
+        ...
+
     async def recover(self, now: float) -> int:
         """Every ``in_flight`` delivery back to ``pending`` (due now), run at start-up;
         returns how many.
@@ -159,6 +195,37 @@ class LedgerStore(Protocol):
         """Read the picked rows locked, store what ``decide`` makes of them, in one
         transaction; returns its result (see :mod:`consumers.delivery.rewrite`)."""
         ...
+
+
+class WritesInOne:
+    """:meth:`LedgerStore.enqueue`, ``claim`` and ``finish`` as one-part
+    :meth:`LedgerStore.write` calls (the SQL ledgers)."""
+
+    async def write(
+        self,
+        enqueues: Sequence[Enqueue],
+        finished: Sequence[Finished],
+        claims: Sequence[ClaimRequest],
+        now: float,
+    ) -> tuple[list[int], list[Claimed]]:
+        raise NotImplementedError
+
+    async def enqueue(
+        self,
+        endpoint_id: str,
+        rows: Sequence[NewDelivery],
+        *,
+        consumer: ConsumerAdvance | None,
+        now: float,
+    ) -> int:
+        return (await self.write([Enqueue(endpoint_id, rows, consumer)], (), (), now))[0][0]
+
+    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
+        return (await self.write((), (), [ClaimRequest(endpoint_id, ordering, limit)], now))[1][0]
+
+    async def finish(self, results: Sequence[Finished]) -> None:
+        if results:
+            await self.write((), results, (), 0.0)
 
 
 #: The delivery columns both SQL ledgers select: :class:`Delivery`'s fields, by name

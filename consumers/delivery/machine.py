@@ -7,11 +7,12 @@ The machine is told what happened (its input methods) and says what to do
 ``Protocol`` and ``Connection`` split their work.
 
 Rules: at most ``max_in_flight`` attempts at once (one in ``ordered`` mode);
-claims take a window of :data:`WINDOW` times that, and the next claim goes out
-when half of it is used; one claim at a time; the rate limit paces sends by the
-``now`` it is given; a claimed row stays ``in_flight`` until its outcome is
-recorded. Which rows a claim takes, and what an outcome makes of a row, are
-:mod:`consumers.delivery.machine_rules`.
+claims take a window of :data:`WINDOW` times that (doubled, up to
+:data:`MAX_WINDOW`, each time an attempt ends with nothing held while a claim
+is out), and the next claim goes out when half of it is used; one claim at a
+time; the rate limit paces sends by the ``now`` it is given; a claimed row
+stays ``in_flight`` until its outcome is recorded. Which rows a claim takes,
+and what an outcome makes of a row, are :mod:`consumers.delivery.machine_rules`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from consumers.delivery.model import Delivery, Endpoint, Finished
 from consumers.delivery.retry import AttemptResult, Classification, TokenBucket
 
 __all__ = [
+    "MAX_WINDOW",
     "WINDOW",
     "Action",
     "Claim",
@@ -40,6 +42,10 @@ __all__ = [
 #: used, so the slots rarely wait for a ledger transaction (which may queue
 #: behind other commits and their fsyncs).
 WINDOW = 4
+#: The most claimed rows held per slot: the window grows while slots run dry
+#: (ledger transactions slower than the receiver), and stays small otherwise
+#: so that several processes share a short backlog.
+MAX_WINDOW = 32
 
 
 class Claim(msgspec.Struct, frozen=True, gc=False):
@@ -95,6 +101,8 @@ class DeliveryMachine:
         self.stopped = False
         self._more = True  # a claim may find something
         self._claiming = False
+        self._window = WINDOW
+        self._starved = False  # an attempt ended with nothing held while a claim was out
         self._unrecorded = 0  # outcomes handed out and not yet recorded
         self._due: float | None = None  # a row blocked only by time becomes due
         self._paced: float | None = None  # the rate limit's next token
@@ -114,8 +122,8 @@ class DeliveryMachine:
     @property
     def wake_at(self) -> float | None:
         """When :meth:`actions` has something to do if no input comes first."""
-        times = [t for t in (self._due, self._paced) if t is not None]
-        return min(times, default=None)
+        due, paced = self._due, self._paced
+        return paced if due is None else due if paced is None else min(due, paced)
 
     # -- inputs -----------------------------------------------------------------
 
@@ -136,8 +144,12 @@ class DeliveryMachine:
             for d in rows:
                 self._record(release(d, d.updated))
             return
+        if self._starved:
+            self._window = min(2 * self._window, MAX_WINDOW)
+            self._starved = False
         self.held.extend(rows)
-        self._more = len(rows) == limit  # a full window: there may be more
+        # A full window: there may be more; so may rows enqueued since it went out.
+        self._more = self._more or len(rows) == limit
         self._due = wake_at
 
     def claim_failed(self, retry_at: float) -> None:
@@ -160,6 +172,7 @@ class DeliveryMachine:
         by the target kind. Records the outcome, updates the failure streak (or
         disables the endpoint) and returns what is recorded."""
         self.sending.pop(delivery.id, None)
+        self._starved = self._starved or (self._claiming and not self.held)
         finished, disable = outcome(
             self.endpoint, delivery, result, classification, started=started, now=now, rand=rand
         )
@@ -210,8 +223,8 @@ class DeliveryMachine:
                 # The next row is claimable only once this one's outcome is stored.
                 busy = self.held or self.sending or self._unrecorded
                 want = 0 if busy else 1
-            else:  # a window of WINDOW times the limit, claimed again when half used
-                full = WINDOW * self.limit
+            else:  # a window of slots, claimed again when half used
+                full = self._window * self.limit
                 want = full - len(self.held) if 2 * len(self.held) < full else 0
             if want and self._more and not self._claiming:
                 self._more = False

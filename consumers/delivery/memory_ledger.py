@@ -9,8 +9,10 @@ import msgspec
 
 from consumers.delivery.ledger import (
     SHARED_PREFIX,
+    ClaimRequest,
     ConsumerAdvance,
     EndpointCounts,
+    Enqueue,
     counts_from_rows,
 )
 from consumers.delivery.machine_rules import Claimed, apply_finished, release, select_claimable
@@ -134,6 +136,19 @@ class MemoryLedger:
                 attempts = self._attempts.setdefault(d.id, [])
                 attempts.append(msgspec.structs.replace(f.attempt, number=len(attempts) + 1))
             self._rows[d.id] = apply_finished(d, f)
+
+    async def write(
+        self,
+        enqueues: Sequence[Enqueue],
+        finished: Sequence[Finished],
+        claims: Sequence[ClaimRequest],
+        now: float,
+    ) -> tuple[list[int], list[Claimed]]:
+        inserted = []
+        for e in enqueues:
+            inserted.append(await self.enqueue(e.endpoint_id, e.rows, consumer=e.consumer, now=now))
+        await self.finish(finished)
+        return inserted, [await self.claim(c.endpoint_id, c.ordering, now, c.limit) for c in claims]
 
     async def recover(self, now: float) -> int:
         claimed = [

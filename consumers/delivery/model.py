@@ -97,7 +97,7 @@ class Endpoint(msgspec.Struct, kw_only=True):
         return [s.secret for s in self.secrets if s.expires_at is None or s.expires_at > now]
 
 
-class NewDelivery(msgspec.Struct, frozen=True, kw_only=True):
+class NewDelivery(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A delivery row to create."""
 
     id: str
@@ -110,7 +110,7 @@ class NewDelivery(msgspec.Struct, frozen=True, kw_only=True):
     replay: bool = False
 
 
-class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+class Delivery(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One event's delivery to one endpoint. ``id`` is the ``webhook-id``.
 
     Attributes:
@@ -144,7 +144,7 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     replay: bool = False
 
 
-class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+class Attempt(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One HTTP attempt of a delivery, as recorded in the ledger.
 
     ``response`` is a redacted snippet of at most 1 KiB of the response body.
@@ -160,7 +160,7 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     response: str = ""
 
 
-class Finished(msgspec.Struct, frozen=True, kw_only=True):
+class Finished(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The outcome of one attempt, to record: the attempt row and the delivery's new state.
 
     ``attempt=None`` releases a claimed delivery without an attempt (its send

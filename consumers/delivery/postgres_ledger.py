@@ -31,8 +31,10 @@ from consumers.delivery.changes import TOPIC, Change, EndpointChanged, encode_ch
 from consumers.delivery.ledger import (
     ATTEMPT_COLUMNS,
     Claimed,
-    ConsumerAdvance,
+    ClaimRequest,
     EndpointCounts,
+    Enqueue,
+    WritesInOne,
     attempt_from_row,
     counts_from_rows,
 )
@@ -43,7 +45,6 @@ from consumers.delivery.model import (
     Endpoint,
     Finished,
     NewDelivery,
-    Ordering,
 )
 from consumers.delivery.postgres_ledger_claims import (
     claim_concurrent,
@@ -62,7 +63,7 @@ from consumers.delivery.postgres_ledger_schema import (
     delivery_from_row,
 )
 from consumers.delivery.rewrite import Decide, Pick
-from consumers.delivery.sealed import SecretBox
+from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
 from eventlog.storage.postgres import set_offset
@@ -82,7 +83,7 @@ def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
     return d.status, d.attempts, d.budget_start, d.rate_limited, d.next_attempt_at
 
 
-class PostgresLedger:
+class PostgresLedger(WritesInOne):
     """The ledger in the log's PostgreSQL schema.
 
     Args:
@@ -170,75 +171,36 @@ class PostgresLedger:
 
     # -- deliveries --------------------------------------------------------------
 
-    async def enqueue(
+    async def write(
         self,
-        endpoint_id: str,
-        rows: Sequence[NewDelivery],
-        *,
-        consumer: ConsumerAdvance | None,
+        enqueues: Sequence[Enqueue],
+        finished: Sequence[Finished],
+        claims: Sequence[ClaimRequest],
         now: float,
-    ) -> int:
-        s = self._s
-        columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
-        for r in rows:
-            for column, value in zip(
-                columns,
-                (
-                    r.id,
-                    r.stream,
-                    r.offset,
-                    r.event_id,
-                    r.event_type,
-                    r.key,
-                    r.next_attempt_at,
-                    int(r.replay),
-                ),
-                strict=True,
-            ):
-                column.append(value)
+    ) -> tuple[list[int], list[Claimed]]:
+        s, channel, token = self._s, self.channel, self.token
+        columns = [_columns(e.rows) for e in enqueues]
+        # Claims take the ordered modes' endpoint locks in one order: no deadlock
+        # between two processes' transactions.
+        order = sorted(range(len(claims)), key=lambda i: claims[i].endpoint_id)
 
-        async def txn(c: asyncpg.Connection) -> int:
-            inserted = 0
-            if rows:
-                inserted = await c.fetchval(
-                    f"WITH i AS (INSERT INTO {s}.webhook_deliveries (id, endpoint_id, stream, "
-                    '"offset", event_id, event_type, key, status, next_at, created, updated, '
-                    "replay) "
-                    "SELECT v.id, $1, v.stream, v.off, v.event_id, v.event_type, v.key, 'pending', "
-                    "v.next_at, $2, $2, v.replay FROM unnest($3::text[], $4::text[], $5::bigint[], "
-                    "$6::text[], $7::text[], $8::text[], $9::float8[], $10::int[]) "
-                    "AS v(id, stream, off, event_id, event_type, key, next_at, replay) "
-                    "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM i",
-                    endpoint_id,
-                    now,
-                    *columns,
-                )
-            if consumer is not None:
-                await set_offset(c, s, consumer.name, consumer.stream, consumer.offset)
-            if inserted:
-                await notify_pending(c, self.channel, [endpoint_id])
-            return int(inserted)
+        async def txn(c: asyncpg.Connection) -> tuple[list[int], list[Claimed]]:
+            inserted = [
+                await _enqueue(c, s, channel, e, cols, now)
+                for e, cols in zip(enqueues, columns, strict=True)
+            ]
+            if finished:
+                await finish(c, s, channel, finished, token)
+            claimed: dict[int, Claimed] = {}
+            for i in order:
+                e, ordering, limit = claims[i].endpoint_id, claims[i].ordering, claims[i].limit
+                if ordering == "concurrent":
+                    claimed[i] = await claim_concurrent(c, s, e, now, limit, token)
+                else:
+                    claimed[i] = await claim_serial(c, s, e, ordering, now, limit, token)
+            return inserted, [claimed[i] for i in range(len(claims))]
 
-        return await self._storage.transact(txn, "enqueue deliveries")
-
-    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
-        s, token = self._s, self.token
-        if ordering == "concurrent":
-            return await self._storage.transact(
-                lambda c: claim_concurrent(c, s, endpoint_id, now, limit, token),
-                "claim deliveries",
-            )
-        return await self._storage.transact(
-            lambda c: claim_serial(c, s, endpoint_id, ordering, now, limit, token),
-            "claim deliveries",
-        )
-
-    async def finish(self, results: Sequence[Finished]) -> None:
-        if results:
-            s, channel, token = self._s, self.channel, self.token
-            await self._storage.transact(
-                lambda c: finish(c, s, channel, results, token), "finish deliveries"
-            )
+        return await self._storage.transact(txn, "write deliveries")
 
     async def recover(self, now: float) -> int:
         """Return the in-flight rows of gone processes (and this one's) to pending."""
@@ -379,3 +341,39 @@ class PostgresLedger:
             return decision.result
 
         return await self._storage.transact(txn, "rewrite deliveries")
+
+
+def _columns(rows: Sequence[NewDelivery]) -> list[list[Any]]:
+    """The rows' values, column by column (for ``unnest``)."""
+    columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
+    for r in rows:
+        values = (r.id, r.stream, r.offset, r.event_id, r.event_type, r.key, r.next_attempt_at)
+        for column, value in zip(columns, (*values, int(r.replay)), strict=True):
+            column.append(value)
+    return columns
+
+
+async def _enqueue(
+    c: asyncpg.Connection, s: str, channel: str, e: Enqueue, columns: list[list[Any]], now: float
+) -> int:
+    """Insert an enqueue's rows (``columns``), advance its consumer, say there are rows."""
+    inserted = 0
+    if e.rows:
+        inserted = await c.fetchval(
+            f"WITH i AS (INSERT INTO {s}.webhook_deliveries (id, endpoint_id, stream, "
+            '"offset", event_id, event_type, key, status, next_at, created, updated, '
+            "replay) "
+            "SELECT v.id, $1, v.stream, v.off, v.event_id, v.event_type, v.key, 'pending', "
+            "v.next_at, $2, $2, v.replay FROM unnest($3::text[], $4::text[], $5::bigint[], "
+            "$6::text[], $7::text[], $8::text[], $9::float8[], $10::int[]) "
+            "AS v(id, stream, off, event_id, event_type, key, next_at, replay) "
+            "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM i",
+            e.endpoint_id,
+            now,
+            *columns,
+        )
+    if e.consumer is not None:
+        await set_offset(c, s, e.consumer.name, e.consumer.stream, e.consumer.offset)
+    if inserted:
+        await notify_pending(c, channel, [e.endpoint_id])
+    return int(inserted)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -25,7 +26,7 @@ from typing import Any
 
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.kinds import AttemptHook, TargetKind
-from consumers.delivery.ledger import Claimed, LedgerStore
+from consumers.delivery.ledger import Claimed, ClaimRequest, LedgerStore
 from consumers.delivery.machine import (
     Action,
     Claim,
@@ -85,6 +86,7 @@ class EndpointPump:
         self.feeding = False
         self.progress = asyncio.Event()  # set when the feeder may go on (see Feeder.run)
         self._wake = asyncio.Event()
+        self._sleeps_until: float | None = None  # the loop's wake-up time
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()  # slots: tasks that send
         self._ready: deque[Delivery] = deque()  # Send actions no slot has taken yet
@@ -109,7 +111,8 @@ class EndpointPump:
         if self.machine.may_feed:
             self.progress.set()
         self._perform(self.machine.actions(self.parts.clock()))
-        self._wake.set()
+        if self.machine.wake_at != self._sleeps_until:
+            self._wake.set()  # the loop keeps another time
 
     def recorded(self, finished: list[Finished]) -> None:
         """The recorder stored these outcomes of this pump."""
@@ -147,7 +150,7 @@ class EndpointPump:
         while True:
             self._wake.clear()
             self._perform(self.machine.actions(clock()))
-            wake_at = self.machine.wake_at
+            self._sleeps_until = wake_at = self.machine.wake_at
             timeout = None if wake_at is None else max(0.0, wake_at - clock())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -160,7 +163,12 @@ class EndpointPump:
             elif isinstance(action, Record):
                 self.parts.recorder.put_nowait(action.finished, self)
             elif isinstance(action, Claim):
-                self._spawn(self._claim(action.limit), self._side)
+                ep, limit = self.endpoint, action.limit
+                # Queued now, so it joins the transaction of the rows a feeder
+                # just queued. Its result reaches the machine even if the pump
+                # stopped meanwhile: the machine (stopped) gives the rows back.
+                claim = self.parts.recorder.claim(ClaimRequest(ep.id, ep.ordering, limit))
+                claim.add_done_callback(functools.partial(self._claimed, limit=limit))
             else:  # SetHealth, Disable
                 self._spawn(self.parts.health(self.endpoint, action), self._side)
         # A slot sends deliveries one after another while there are any: no
@@ -184,17 +192,7 @@ class EndpointPump:
         into.add(task)  # hold a reference: a task nobody holds may be collected
         task.add_done_callback(into.discard)
 
-    async def _claim(self, limit: int) -> None:
-        ep = self.endpoint
-        now = self.parts.clock()
-        # Shielded: if the pump stops while the claim's transaction runs, the
-        # rows still reach the machine, which (stopped) gives them back.
-        future = asyncio.ensure_future(self.parts.store.claim(ep.id, ep.ordering, now, limit))
-        future.add_done_callback(lambda f: self._claimed(f, limit))
-        with contextlib.suppress(Exception):
-            await asyncio.shield(future)
-
-    def _claimed(self, future: asyncio.Future[Claimed], limit: int) -> None:
+    def _claimed(self, future: asyncio.Future[Claimed], *, limit: int) -> None:
         if future.cancelled():
             return
         exc = future.exception()
@@ -215,7 +213,7 @@ class EndpointPump:
         parts, ep, kind = self.parts, self.endpoint, self.kind
         started = parts.clock()
         try:
-            event = await parts.feeder.event(delivery)
+            event = parts.feeder.cached(delivery) or await parts.feeder.event(delivery)
             if event is None:
                 result = gone_result(delivery)
             else:

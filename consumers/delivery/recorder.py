@@ -1,9 +1,14 @@
-"""The recorder: group commit of finished attempts into the ledger.
+"""The recorder: group commit of the engine's ledger writes, one transaction a batch.
 
-Every endpoint's outcomes (and released claims) go into one queue; all that
-arrive while a batch is written go into the next batch, one ledger
-transaction each. Once a batch is stored, each item's owner (the endpoint's
-pump) is told which of its outcomes are in.
+Every endpoint's outcomes (and released claims), the feeders' enqueues and
+the pumps' claims go into one queue; all that arrive while a transaction is
+written go into the next one (:meth:`~consumers.delivery.ledger.LedgerStore.write`:
+enqueues, then outcomes, then claims). So a claim never waits behind a
+commit of its own endpoint's outcomes, and a claim made while a feeder's
+rows are queued takes them in the transaction that stores them: a busy
+endpoint costs about one transaction per batch, not three. Once a batch is
+stored, each outcome's owner (the endpoint's pump) is told which of its
+outcomes are in, and each enqueue and claim gets its result.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
-from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.ledger import Claimed, ClaimRequest, Enqueue, LedgerStore
 from consumers.delivery.model import Finished
 from eventlog.backoff import Backoff
 from eventlog.errors import EventLogError, LogClosed
@@ -22,11 +29,14 @@ __all__ = ["LINGER", "LINGER_BATCH", "Recorder"]
 
 logger = logging.getLogger("eventlog.delivery")
 
-#: A small batch waits this long for more results before it is written.
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: A small batch of outcomes alone waits this long for more before it is written.
 LINGER = 0.002
-#: A batch this large is written at once.
+#: A batch of this many outcomes is written at once.
 LINGER_BATCH = 64
-#: A failed write of the ledger is tried again every 0.5 s until it succeeds.
+#: A failed write of outcomes is tried again every 0.5 s until it succeeds.
 RETRY = Backoff(steps=(0.5,), jitter=0)
 
 
@@ -38,11 +48,14 @@ class Owner(Protocol):
 
 
 class Recorder:
-    """Group commit of finished attempts (see the module docstring)."""
+    """Group commit of the engine's ledger writes (see the module docstring)."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, clock: Callable[[], float] = time.time) -> None:
         self._store = store
+        self._clock = clock
         self._queue: list[tuple[Finished, Owner]] = []
+        self._enqueues: list[tuple[Enqueue, asyncio.Future[int]]] = []
+        self._claims: list[tuple[ClaimRequest, asyncio.Future[Claimed]]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -56,10 +69,25 @@ class Recorder:
         self._queue.append((item, owner))
         self._ready.set()
 
+    def enqueue(self, enqueue: Enqueue) -> asyncio.Future[int]:
+        """Queue an enqueue (rows and the consumer's advance); the future gets the
+        rows inserted."""
+        return self._add(self._enqueues, enqueue)
+
+    def claim(self, claim: ClaimRequest) -> asyncio.Future[Claimed]:
+        """Queue a claim; it runs after the enqueues and outcomes of its transaction."""
+        return self._add(self._claims, claim)
+
+    def _add(self, into: list[tuple[T, asyncio.Future[R]]], item: T) -> asyncio.Future[R]:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        into.append((item, future))
+        self._ready.set()
+        return future
+
     async def _run(self) -> None:
         while not self._stopping:
             await self._ready.wait()
-            if len(self._queue) < LINGER_BATCH and not self._stopping:
+            if not (self._enqueues or self._claims) and len(self._queue) < LINGER_BATCH:
                 # Let a few more results arrive: fewer, larger transactions mean
                 # fewer hand-offs of the GIL to the database thread.
                 await asyncio.sleep(LINGER)
@@ -68,22 +96,42 @@ class Recorder:
     async def _flush(self) -> None:
         self._ready.clear()
         batch, self._queue = self._queue, []
-        if not batch:
+        enqueues = [(e, f) for e, f in self._enqueues if not f.done()]  # done: cancelled
+        claims = [(c, f) for c, f in self._claims if not f.done()]
+        self._enqueues, self._claims = [], []
+        if not (batch or enqueues or claims):
             return
         failures = 0
         while True:
             try:
-                await self._store.finish([item for item, _ in batch])
+                inserted, claimed = await self._store.write(
+                    [e for e, _ in enqueues],
+                    [f for f, _ in batch],
+                    [c for c, _ in claims],
+                    self._clock(),
+                )
                 break
-            except LogClosed:
+            except LogClosed as exc:
+                _fail(enqueues, exc)
+                _fail(claims, exc)
                 return
             except EventLogError as exc:
+                # The enqueues and claims fail (their callers try again); the
+                # outcomes are of requests already sent: they are kept.
+                _fail(enqueues, exc)
+                _fail(claims, exc)
+                enqueues, claims = [], []
                 if self._stopping:  # the rows stay in flight: recovery hands them out again
                     logger.warning("recording %d attempts failed at close: %s", len(batch), exc)
                     return
                 logger.warning("recording %d attempts failed, retrying: %s", len(batch), exc)
                 failures += 1
                 await asyncio.sleep(RETRY.delay(failures))
+        for (_, waiter), n in zip(enqueues, inserted, strict=True):
+            if not waiter.done():
+                waiter.set_result(n)
+        for (_, claiming), rows in zip(claims, claimed, strict=True):
+            claiming.set_result(rows)  # never cancelled by its caller (see the pump)
         owners: dict[int, tuple[Owner, list[Finished]]] = {}
         for item, owner in batch:
             owners.setdefault(id(owner), (owner, []))[1].append(item)
@@ -102,5 +150,12 @@ class Recorder:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(EventLogError):
-            await self._flush()
+        for _ in range(3):  # what the last batch's owners hand back (released claims)
+            with contextlib.suppress(EventLogError):
+                await self._flush()
+
+
+def _fail(waiting: Sequence[tuple[object, asyncio.Future[R]]], exc: BaseException) -> None:
+    for _, future in waiting:
+        if not future.done():
+            future.set_exception(exc)

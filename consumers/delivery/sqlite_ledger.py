@@ -12,7 +12,7 @@ thread hop and one commit.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -22,8 +22,10 @@ from consumers.delivery.ledger import (
     COLUMNS,
     SHARED_PREFIX,
     Claimed,
-    ConsumerAdvance,
+    ClaimRequest,
     EndpointCounts,
+    Enqueue,
+    WritesInOne,
     attempt_from_row,
     counts_from_rows,
     delivery_from_row,
@@ -35,11 +37,9 @@ from consumers.delivery.model import (
     DeliveryStatus,
     Endpoint,
     Finished,
-    NewDelivery,
-    Ordering,
 )
 from consumers.delivery.rewrite import Decide, Pick
-from consumers.delivery.sealed import SecretBox
+from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
 
@@ -116,7 +116,7 @@ def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
     return d.status, d.attempts, d.budget_start, d.rate_limited, d.next_attempt_at
 
 
-class SQLiteLedger:
+class SQLiteLedger(WritesInOne):
     """The ledger in the log's SQLite database."""
 
     shared = None  # one process: the SQLite log's server
@@ -174,145 +174,26 @@ class SQLiteLedger:
 
     # -- deliveries --------------------------------------------------------------
 
-    async def enqueue(
+    async def write(
         self,
-        endpoint_id: str,
-        rows: Sequence[NewDelivery],
-        *,
-        consumer: ConsumerAdvance | None,
+        enqueues: Sequence[Enqueue],
+        finished: Sequence[Finished],
+        claims: Sequence[ClaimRequest],
         now: float,
-    ) -> int:
-        chunks = [
-            [
-                value
-                for r in rows[i : i + _CHUNK]
-                for value in (
-                    r.id,
-                    endpoint_id,
-                    r.stream,
-                    r.offset,
-                    r.event_id,
-                    r.event_type,
-                    r.key,
-                    "pending",
-                    r.next_attempt_at,
-                    now,
-                    now,
-                    int(r.replay),
-                )
-            ]
-            for i in range(0, len(rows), _CHUNK)
-        ]
+    ) -> tuple[list[int], list[Claimed]]:
+        # The statements' values are laid out here, on the event loop; the
+        # database thread only runs them.
+        inserts = [_enqueue(e, now) for e in enqueues]
+        finish = _finish(finished) if finished else None
+        claiming = [_claim(c, now) for c in claims]
 
-        def txn(c: sqlite3.Connection) -> int:
-            before = c.total_changes
-            for values in chunks:
-                c.execute(
-                    "INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, stream, offset, "
-                    "event_id, event_type, key, status, next_at, created, updated, replay) VALUES "
-                    + _marks(12, len(values) // 12),
-                    values,
-                )
-            inserted = c.total_changes - before
-            if consumer is not None:
-                set_offset(c, consumer.name, consumer.stream, consumer.offset, int(now * 1e6))
-            return inserted
+        def txn(c: sqlite3.Connection) -> tuple[list[int], list[Claimed]]:
+            inserted = [insert(c) for insert in inserts]
+            if finish is not None:
+                finish(c)
+            return inserted, [claim(c) for claim in claiming]
 
         return await self._storage.transact(txn)
-
-    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
-        def txn(c: sqlite3.Connection) -> Claimed:
-            if ordering == "concurrent":
-                # One statement picks and marks the rows (RETURNING: SQLite >= 3.35).
-                rows = [
-                    delivery_from_row(r)
-                    for r in c.execute(
-                        "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
-                        "WHERE seq IN (SELECT seq FROM webhook_deliveries WHERE endpoint_id = ? "
-                        "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ?) "
-                        f"RETURNING {_COLUMNS}",
-                        (now, endpoint_id, now, limit),
-                    ).fetchall()
-                ]
-                rows.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
-                later = c.execute(
-                    "SELECT min(next_at) FROM webhook_deliveries WHERE endpoint_id = ? "
-                    "AND status = 'pending' AND next_at > ?",
-                    (endpoint_id, now),
-                ).fetchone()[0]
-                return Claimed(rows, later)
-            window = 1 if ordering == "ordered" else ACTIVE_WINDOW
-            active = [
-                delivery_from_row(r)
-                for r in c.execute(
-                    f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
-                    "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
-                    "ORDER BY seq LIMIT ?",
-                    (endpoint_id, window),
-                )
-            ]
-            claimed = select_claimable(active, ordering, now, limit)
-            if claimed.rows:
-                c.executemany(
-                    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
-                    [(now, d.seq) for d in claimed.rows],
-                )
-            return Claimed(
-                [msgspec.structs.replace(d, status="in_flight", updated=now) for d in claimed.rows],
-                claimed.wake_at,
-            )
-
-        return await self._storage.transact(txn)
-
-    async def finish(self, results: Sequence[Finished]) -> None:
-        if not results:
-            return
-
-        releases = [(f.next_attempt_at, f.now, f.delivery_id) for f in results if f.attempt is None]
-        done = [(f, f.attempt) for f in results if f.attempt is not None]
-        parts = [done[i : i + _CHUNK] for i in range(0, len(done), _CHUNK)]
-        attempt_chunks = [
-            [v for _, a in part for v in (a.delivery_id, *msgspec.structs.astuple(a)[2:])]
-            for part in parts
-        ]
-        update_chunks = [
-            [v for f, a in part for v in (f.delivery_id, *_outcome(f), a.status, a.error)]
-            for part in parts
-        ]
-
-        def txn(c: sqlite3.Connection) -> None:
-            # Multi-row statements: one sqlite3_step (one GIL hand-off) per chunk,
-            # not per row. Attempts first, only for rows still in flight (the
-            # update then takes them out of flight); rows deleted or skipped
-            # meanwhile are ignored.
-            for attempts, updates in zip(attempt_chunks, update_chunks, strict=True):
-                c.execute(
-                    "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
-                    "status, error, verdict, response) SELECT v.column1, (SELECT "
-                    "coalesce(max(a.number), 0) + 1 FROM webhook_attempts AS a "
-                    "WHERE a.delivery_id = v.column1), v.column2, v.column3, v.column4, "
-                    "v.column5, v.column6, v.column7 FROM (VALUES "
-                    + _marks(7, len(attempts) // 7)
-                    + ") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries AS d "
-                    "WHERE d.id = v.column1 AND d.status = 'in_flight')",
-                    attempts,
-                )
-                c.execute(
-                    "UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, "
-                    "rate_limited = v.column4, next_at = v.column5, updated = v.column6, "
-                    "last_status = v.column7, last_error = v.column8 FROM (VALUES "
-                    + _marks(8, len(updates) // 8)
-                    + ") AS v WHERE webhook_deliveries.id = v.column1 "
-                    "AND webhook_deliveries.status = 'in_flight'",
-                    updates,
-                )
-            c.executemany(
-                "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, "
-                "updated = ? WHERE id = ? AND status = 'in_flight'",
-                releases,
-            )
-
-        await self._storage.transact(txn)
 
     async def recover(self, now: float) -> int:
         return await self._storage.transact(
@@ -421,3 +302,143 @@ class SQLiteLedger:
             return decision.result
 
         return await self._storage.transact(txn)
+
+
+def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
+    """The statements of an enqueue: its rows, then the consumer's offset."""
+    rows, consumer = e.rows, e.consumer
+    chunks = [
+        [
+            value
+            for r in rows[i : i + _CHUNK]
+            for value in (
+                r.id,
+                e.endpoint_id,
+                r.stream,
+                r.offset,
+                r.event_id,
+                r.event_type,
+                r.key,
+                "pending",
+                r.next_attempt_at,
+                now,
+                now,
+                int(r.replay),
+            )
+        ]
+        for i in range(0, len(rows), _CHUNK)
+    ]
+
+    def run(c: sqlite3.Connection) -> int:
+        before = c.total_changes
+        for values in chunks:
+            c.execute(
+                "INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, stream, offset, "
+                "event_id, event_type, key, status, next_at, created, updated, replay) VALUES "
+                + _marks(12, len(values) // 12),
+                values,
+            )
+        inserted = c.total_changes - before
+        if consumer is not None:
+            set_offset(c, consumer.name, consumer.stream, consumer.offset, int(now * 1e6))
+        return inserted
+
+    return run
+
+
+def _claim(claim: ClaimRequest, now: float) -> Callable[[sqlite3.Connection], Claimed]:
+    """The statements of a claim (the ordering rule: :func:`select_claimable`)."""
+    endpoint_id, ordering, limit = claim.endpoint_id, claim.ordering, claim.limit
+
+    def run(c: sqlite3.Connection) -> Claimed:
+        if ordering == "concurrent":
+            # One statement picks and marks the rows (RETURNING: SQLite >= 3.35).
+            rows = [
+                delivery_from_row(r)
+                for r in c.execute(
+                    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
+                    "WHERE seq IN (SELECT seq FROM webhook_deliveries WHERE endpoint_id = ? "
+                    "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ?) "
+                    f"RETURNING {_COLUMNS}",
+                    (now, endpoint_id, now, limit),
+                ).fetchall()
+            ]
+            rows.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
+            later = c.execute(
+                "SELECT min(next_at) FROM webhook_deliveries WHERE endpoint_id = ? "
+                "AND status = 'pending' AND next_at > ?",
+                (endpoint_id, now),
+            ).fetchone()[0]
+            return Claimed(rows, later)
+        window = 1 if ordering == "ordered" else ACTIVE_WINDOW
+        active = [
+            delivery_from_row(r)
+            for r in c.execute(
+                f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
+                "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
+                "ORDER BY seq LIMIT ?",
+                (endpoint_id, window),
+            )
+        ]
+        claimed = select_claimable(active, ordering, now, limit)
+        if claimed.rows:
+            c.executemany(
+                "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
+                [(now, d.seq) for d in claimed.rows],
+            )
+        return Claimed(
+            [msgspec.structs.replace(d, status="in_flight", updated=now) for d in claimed.rows],
+            claimed.wake_at,
+        )
+
+    return run
+
+
+def _finish(results: Sequence[Finished]) -> Callable[[sqlite3.Connection], None]:
+    """The statements recording ``results``: attempts, outcomes, released claims."""
+    releases = [(f.next_attempt_at, f.now, f.delivery_id) for f in results if f.attempt is None]
+    done = [(f, f.attempt) for f in results if f.attempt is not None]
+    parts = [done[i : i + _CHUNK] for i in range(0, len(done), _CHUNK)]
+    attempt_chunks = [
+        [v for _, a in part for v in (a.delivery_id, *msgspec.structs.astuple(a)[2:])]
+        for part in parts
+    ]
+    update_chunks = [
+        [v for f, a in part for v in (f.delivery_id, *_outcome(f), a.status, a.error)]
+        for part in parts
+    ]
+
+    def run(c: sqlite3.Connection) -> None:
+        # Multi-row statements: one sqlite3_step (one GIL hand-off) per chunk,
+        # not per row. Attempts first, only for rows still in flight (the
+        # update then takes them out of flight); rows deleted or skipped
+        # meanwhile are ignored.
+        for attempts, updates in zip(attempt_chunks, update_chunks, strict=True):
+            c.execute(
+                "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
+                "status, error, verdict, response) SELECT v.column1, (SELECT "
+                "coalesce(max(a.number), 0) + 1 FROM webhook_attempts AS a "
+                "WHERE a.delivery_id = v.column1), v.column2, v.column3, v.column4, "
+                "v.column5, v.column6, v.column7 FROM (VALUES "
+                + _marks(7, len(attempts) // 7)
+                + ") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries AS d "
+                "WHERE d.id = v.column1 AND d.status = 'in_flight')",
+                attempts,
+            )
+            c.execute(
+                "UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, "
+                "rate_limited = v.column4, next_at = v.column5, updated = v.column6, "
+                "last_status = v.column7, last_error = v.column8 FROM (VALUES "
+                + _marks(8, len(updates) // 8)
+                + ") AS v WHERE webhook_deliveries.id = v.column1 "
+                "AND webhook_deliveries.status = 'in_flight'",
+                updates,
+            )
+        if releases:
+            c.executemany(
+                "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, "
+                "updated = ? WHERE id = ? AND status = 'in_flight'",
+                releases,
+            )
+
+    return run

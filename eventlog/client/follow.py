@@ -62,7 +62,10 @@ async def follow(
     key: str | None = None,
     batch: int = 100,
 ) -> AsyncIterator[Event]:
-    """Events of ``stream`` from ``start`` (an offset, ``"beginning"`` or ``"end"``), forever.
+    """Events of ``stream`` from ``start`` (an offset, ``"beginning"`` or ``"end"``),
+    forever, over the WebSocket firehose (``client.follow(...)``, the method of
+    :class:`~eventlog.client.AsyncClient`); reconnects and resumes after the last
+    event it yielded, so a server restart loses and repeats nothing.
 
     Raises:
         StreamNotFound, Unauthorized, Forbidden, InvalidInput: The server refused

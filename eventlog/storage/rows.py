@@ -36,17 +36,36 @@ def from_us(us: int) -> datetime:
 _decode_headers = msgspec.json.Decoder(dict[str, str]).decode
 
 
+class _Times(dict[int, datetime]):
+    """Each distinct time of a page decoded once, when first looked up."""
+
+    def __missing__(self, time_us: int) -> datetime:
+        time = self[time_us] = from_us(time_us)
+        return time
+
+
 def events_from_rows(stream: str, rows: Sequence[Any]) -> list[Event]:
     """Event rows of one stream (columns offset, id, type, key, time_us,
     headers, data) as Events."""
-    # One group commit shares one time: decode each distinct time once.
-    times: dict[int, datetime] = {}
-    for time_us in {row[4] for row in rows}:
-        times[time_us] = from_us(time_us)
+    if not rows:
+        return []
     raw = msgspec.Raw
-    decode_headers = _decode_headers
+    first = rows[0][4]
     # Leaving out key and headers when they are empty lets msgspec use its
     # defaults, a third cheaper per event than passing them.
+    if rows[-1][4] == first:
+        # Time never goes backwards within a stream (offset_at_time's binary
+        # search relies on it too), so the page is one time, as a page of one
+        # group commit's events is: no look-up per event (~5% of reading and
+        # decoding a page).
+        time = from_us(first)
+        return [
+            Event(stream=stream, offset=offset, id=event_id, type=type_, time=time, data=raw(data))
+            if key is None and not headers
+            else _with_extras(stream, offset, event_id, type_, key, time, headers, data)
+            for offset, event_id, type_, key, _, headers, data in rows
+        ]
+    times = _Times()
     return [
         Event(
             stream=stream,
@@ -57,18 +76,31 @@ def events_from_rows(stream: str, rows: Sequence[Any]) -> list[Event]:
             data=raw(data),
         )
         if key is None and not headers
-        else Event(
-            stream=stream,
-            offset=offset,
-            id=event_id,
-            type=type_,
-            key=key,
-            time=times[time_us],
-            headers=decode_headers(headers) if headers else {},
-            data=raw(data),
-        )
+        else _with_extras(stream, offset, event_id, type_, key, times[time_us], headers, data)
         for offset, event_id, type_, key, time_us, headers, data in rows
     ]
+
+
+def _with_extras(
+    stream: str,
+    offset: int,
+    event_id: str,
+    type_: str,
+    key: str | None,
+    time: datetime,
+    headers: bytes | None,
+    data: bytes,
+) -> Event:
+    return Event(
+        stream=stream,
+        offset=offset,
+        id=event_id,
+        type=type_,
+        key=key,
+        time=time,
+        headers=_decode_headers(headers) if headers else {},
+        data=msgspec.Raw(data),
+    )
 
 
 def stream_info(row: Any) -> StreamInfo:

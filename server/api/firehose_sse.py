@@ -22,16 +22,7 @@ from starlette.types import Receive, Scope, Send
 from consumers.firehose import Frame
 from consumers.firehose.hub import FirehoseFull, Subscription, SubscriptionEnded
 from eventlog import LogClosed, OffsetOutOfRange
-from server.api.firehose_common import (
-    CLOSE_SLOW,
-    FirehoseMetrics,
-    FirehoseRequest,
-    ended_close,
-    firehose_of,
-    gone_reason,
-    prepare,
-    race,
-)
+from server.api import firehose_common as common
 from server.config import ServerConfig
 from server.errors import response_for, ws_close_code_for
 from server.quotas import QuotaExceeded, quotas_of
@@ -63,7 +54,7 @@ class _SSEStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, request: FirehoseRequest, conn: Request) -> None:
+    def __init__(self, request: common.FirehoseRequest, conn: Request) -> None:
         # Like StreamingResponse: no body attribute, so no content-length header.
         self.status_code = 200
         self.background = None
@@ -88,8 +79,8 @@ class _SSEStream(Response):
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = self._conn
         config: ServerConfig = conn.app.state.config
-        metrics = FirehoseMetrics(conn)
-        firehose = firehose_of(conn)
+        metrics = common.FirehoseMetrics(conn)
+        firehose = common.firehose_of(conn)
         try:
             firehose.admit()
         except FirehoseFull as exc:
@@ -127,7 +118,7 @@ class _SSEStream(Response):
         send: Send,
         receive: Receive,
         config: ServerConfig,
-        metrics: FirehoseMetrics,
+        metrics: common.FirehoseMetrics,
     ) -> bytes | None:
         """Stream until the client leaves or the feed ends; the final message to send, if any."""
         batch = self._request.batch
@@ -151,22 +142,22 @@ class _SSEStream(Response):
 
         send_task = asyncio.create_task(sender())
         recv_task = asyncio.create_task(receiver())
-        stopping = await race(self._conn, sub, send_task, recv_task)
+        stopping = await common.race(self._conn, sub, send_task, recv_task)
         if recv_task.done() and not recv_task.cancelled():
             return None
-        code, reason = ended_close(sub, self._request.tenant)
+        code, reason = common.ended_close(sub, self._request.tenant)
         exc = None if send_task.cancelled() else send_task.exception()
         if isinstance(exc, OffsetOutOfRange):
-            code, reason = ws_close_code_for(exc), gone_reason(exc)
+            code, reason = ws_close_code_for(exc), common.gone_reason(exc)
         elif exc is not None and not isinstance(exc, SubscriptionEnded):
             if isinstance(exc, OSError):
                 return None
             logger.error("firehose SSE sender failed", exc_info=exc)
             code, reason = 1011, "internal error"
-        elif code == CLOSE_SLOW:
+        elif code == common.CLOSE_SLOW:
             metrics.slow.labels("sse").inc()
         elif stopping is not None and stopping.done() and not stopping.cancelled():
-            reason = "server shutting down"  # (race cancels the watch when the feed ends)
+            reason = "server shutting down"  # (common.race cancels the watch when the feed ends)
         closed: dict[str, object] = {"code": code, "reason": reason}
         closed["resume_from"] = sub.resume_offset
         if isinstance(exc, OffsetOutOfRange):  # say what was lost, and resume past it
@@ -177,5 +168,5 @@ class _SSEStream(Response):
 
 async def sse(request: Request) -> Response:
     """``GET /api/streams/{stream}/sse``: the firehose as Server-Sent Events."""
-    prepared = await prepare(request, request.path_params["stream"], sse=True)
+    prepared = await common.prepare(request, request.path_params["stream"], sse=True)
     return _SSEStream(prepared, request)

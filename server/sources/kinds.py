@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from eventlog import NewEvent
-from server.sources.lines import Line, error_event, line_event, split_lines
+from server.sources.lines import Line, error_event, line_events, split_lines
 from server.sources.runtime import FileSource, SourceContext
 
 __all__ = ["Directory", "JsonFile", "NdjsonTail", "source_kinds"]
@@ -92,14 +92,7 @@ class NdjsonTail(_OneFile):
 
     async def _commit(self, lines: list[Line], file: Path, pos: TailPosition) -> None:
         spec = self.ctx.spec
-        events: list[NewEvent] = []
-        errors: list[NewEvent] = []
-        for line in lines:
-            event, error = line_event(spec.name, str(file), line, spec.event_type)
-            if event is not None:
-                events.append(event)
-            if error is not None:
-                errors.append(error)
+        events, errors = line_events(spec.name, str(file), lines, spec.event_type)
         await self.ctx.commit(events, errors, msgspec.json.encode(pos))
         self._pos = pos
 
@@ -288,13 +281,7 @@ class Directory:
             events, errors = _document(spec.name, path, content, spec.event_type)
         else:
             lines, _ = split_lines(content + (b"" if content.endswith(b"\n") else b"\n"), 0, 0)
-            events, errors = [], []
-            for line in lines:
-                event, error = line_event(spec.name, str(path), line, spec.event_type)
-                if event is not None:
-                    events.append(event)
-                if error is not None:
-                    errors.append(error)
+            events, errors = line_events(spec.name, str(path), lines, spec.event_type)
         assert self._seen is not None
         seen = (self._seen & present) | {key}
         await self.ctx.commit(events, errors, msgspec.json.encode(FilePosition(seen=sorted(seen))))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import msgspec
 
 from eventlog import NewEvent
 
-__all__ = ["ERROR_TYPE", "Line", "error_event", "line_event", "split_lines"]
+__all__ = ["ERROR_TYPE", "Line", "error_event", "line_event", "line_events", "split_lines"]
 
 ERROR_TYPE = "source.error"
 _validate = msgspec.json.Decoder().decode
@@ -70,3 +71,18 @@ def line_event(
     except msgspec.DecodeError as exc:
         return None, error_event(source, file, line.number, line.offset, f"not JSON: {exc}", raw)
     return NewEvent(type=type, data=msgspec.Raw(raw), headers={"source": source}), None
+
+
+def line_events(
+    source: str, file: str, lines: Sequence[Line], type: str
+) -> tuple[list[NewEvent], list[NewEvent]]:
+    """The events and the error events of ``lines`` (:func:`line_event` of each)."""
+    events: list[NewEvent] = []
+    errors: list[NewEvent] = []
+    for line in lines:
+        event, error = line_event(source, file, line, type)
+        if event is not None:
+            events.append(event)
+        if error is not None:
+            errors.append(error)
+    return events, errors

@@ -21,6 +21,7 @@ import websockets
 from consumers.delivery.engine import ledger_for
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.machine import DeliveryMachine
+from consumers.delivery.recorder import Recorder
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, HoldPolicy, NewEvent, Retention
 from tests.server.cli.conftest import eventlog
@@ -100,7 +101,9 @@ async def test_webhook_feeder_records_what_retention_removed_before_delivery(
     log.set_hold_policy(ep.consumer_name, HoldPolicy(protect=False))
     await log.set_retention("events", Retention(max_count=10))
     assert await log.enforce_retention() == 20
-    feeder = Feeder(log, store, page=100, max_backlog=100, clock=time.time)
+    recorder = Recorder(store)
+    recorder.start()
+    feeder = Feeder(log, store, recorder, page=100, max_backlog=100, clock=time.time)
     machine = DeliveryMachine(ep, max_backlog=100)
     task = asyncio.create_task(feeder.run(ep, machine, asyncio.Event(), lambda: None))
     try:
@@ -125,6 +128,7 @@ async def test_webhook_feeder_records_what_retention_removed_before_delivery(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await recorder.close()
 
 
 CATCH_UP = 20_000

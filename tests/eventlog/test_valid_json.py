@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from eventlog import EventLog, InvalidEvent, NewEvent
+from eventlog import EventLog, EventTooLarge, InvalidEvent, NewEvent
 from eventlog.encoding import json_problem, utf8_problem
 
 
@@ -145,3 +145,40 @@ async def test_a_transaction_appends_a_batch_of_mappings(log: EventLog) -> None:
             2,
         ]
     assert [e.json() for e in await log.read("s")] == [0, 1, 2]
+
+
+async def test_a_mixed_batch_gets_generated_ids_in_offset_order(log: EventLog) -> None:
+    """Plain items and items with a key, headers or raw data take different
+    paths through validation; the ids the log makes still follow the offsets."""
+    batch: list[NewEvent | dict[str, object]] = []
+    for i in range(300):
+        kind = i % 5
+        if kind == 0:
+            batch.append({"type": "t", "data": i})
+        elif kind == 1:
+            batch.append(NewEvent(type="t", data=i, key=f"k{i}"))
+        elif kind == 2:
+            batch.append(NewEvent(type="t", data=i, headers={"n": str(i)}))
+        elif kind == 3:
+            batch.append({"type": "t", "data": msgspec.Raw(str(i).encode()), "key": "k"})
+        else:
+            batch.append(NewEvent(type=f"t{i}", data=[i]))
+    assert await log.append_batch("s", batch) == list(range(300))
+    events = await log.read("s", 0, 300)
+    ids = [e.id for e in events]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 300
+    assert [e.json() for e in events] == [[i] if i % 5 == 4 else i for i in range(300)]
+    assert [e.key for e in events[:5]] == [None, "k1", None, "k", None]
+    assert events[2].headers == {"n": "2"}
+
+
+async def test_a_too_large_plain_item_in_a_batch_is_refused_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with EventLog.open(tmp_path / "small.db", max_event_bytes=100) as small:
+        batch = [NewEvent(type="t", data="x" * 10), NewEvent(type="t", data="x" * 200)]
+        with pytest.raises(EventTooLarge) as caught:
+            await small.append_batch("s", batch)
+        assert (caught.value.size, caught.value.limit) == (202, 100)
+        assert await small.read("s") == []

@@ -17,8 +17,9 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from consumers.delivery.sealed import PREFIX
+from eventlog.sealed import PREFIX
 from tests import forked
+from tests.server.ingest.senders import github_source
 from tests.serverproc import ROOT, ServerProcess
 from tests.support import scaled
 
@@ -48,11 +49,7 @@ def _store_secrets(server: ServerProcess) -> None:
         }
         reply = http.post("/api/notifications", json=discord)
         assert reply.status_code == 201, reply.text
-        source = {
-            "name": "github",
-            "stream": "gh",
-            "verify": {"scheme": "github", "secret": INGEST_SECRET},
-        }
+        source = github_source(INGEST_SECRET)
         reply = http.post("/api/ingest/sources", json=source)
         assert reply.status_code == 201, reply.text
 

@@ -14,6 +14,7 @@ from consumers.delivery.engine import ledger_for
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.ledger import act
 from consumers.delivery.machine import DeliveryMachine
+from consumers.delivery.recorder import Recorder
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from tests.support import wait_until
@@ -24,7 +25,11 @@ async def test_a_paused_feeder_rereads_the_backlog_others_finished(log: EventLog
     await store.open()
     ep = build_endpoint(EndpointSpec(url="http://127.0.0.1:9/hook"), now=time.time(), head=0)
     await store.put_endpoint(ep)
-    feeder = Feeder(log, store, page=10, max_backlog=10, clock=time.time, backlog_recheck=0.05)
+    recorder = Recorder(store)
+    recorder.start()
+    feeder = Feeder(
+        log, store, recorder, page=10, max_backlog=10, clock=time.time, backlog_recheck=0.05
+    )
     machine = DeliveryMachine(ep, max_backlog=10)
     progress = asyncio.Event()
     await log.append_batch("events", [NewEvent(type="t", data=i) for i in range(30)])
@@ -54,3 +59,4 @@ async def test_a_paused_feeder_rereads_the_backlog_others_finished(log: EventLog
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await recorder.close()

@@ -259,6 +259,20 @@ def test_claims_a_window_of_max_in_flight_rows_per_slot_and_sends_max_in_flight(
     assert Claim(window // 2 + 1) in actions
 
 
+def test_the_window_doubles_when_slots_run_dry_while_a_claim_is_out() -> None:
+    machine = DeliveryMachine(endpoint(max_in_flight=2), unfinished=100)
+    window = WINDOW * 2
+    assert [a.delivery.seq for a in running(machine, [row(i) for i in range(window)])] == [0, 1]
+    claims = []
+    for seq in range(window - 1):  # the claim of the 3rd finish is still out at the 7th
+        claims += [a for a in finish(machine, row(seq), answer(200))[1] if isinstance(a, Claim)]
+    assert claims == [Claim(window - 3)]  # the same window while the slots never wait
+    machine.claimed([row(i) for i in range(100, 100 + window - 3)], None, window - 3)
+    (again,) = [a for a in machine.actions(NOW) if isinstance(a, Claim)]
+    # twice the window, less the rows held (one of the new rows went to the free slot)
+    assert again == Claim(2 * window - (window - 4))
+
+
 def test_a_short_claim_means_nothing_more_until_something_happens() -> None:
     machine = DeliveryMachine(endpoint(max_in_flight=2), unfinished=1)
     (send,) = running(machine, [row(1)])  # asked for a window, got 1

@@ -11,17 +11,20 @@ from consumers.delivery.recorder import Recorder
 
 
 class SlowStore:
-    """Only what the recorder calls: ``finish``, which waits until let go."""
+    """Only what the recorder calls: ``write``, which waits until let go."""
 
     def __init__(self) -> None:
         self.writing = asyncio.Event()
         self.let_go = asyncio.Event()
         self.stored: list[str] = []
 
-    async def finish(self, items: list[Finished]) -> None:
+    async def write(
+        self, enqueues: list[object], items: list[Finished], claims: list[object], now: float
+    ) -> tuple[list[int], list[object]]:
         self.writing.set()
         await self.let_go.wait()
         self.stored.extend(item.delivery_id for item in items)
+        return [], []
 
 
 class Owner:

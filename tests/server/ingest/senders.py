@@ -22,13 +22,24 @@ import stripe
 from slack_sdk.signature import SignatureVerifier
 from standardwebhooks import Webhook
 
-__all__ = ["github_headers", "slack_headers", "standard_headers", "stripe_headers"]
+__all__ = [
+    "github_headers",
+    "github_source",
+    "slack_headers",
+    "standard_headers",
+    "stripe_headers",
+]
 
 #: A Standard Webhooks secret: whsec_ + base64 of 24 bytes.
 SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STRIPE_SECRET = "whsec_test_5f1e7d0c3b2a4e6f8a9b"
 GITHUB_SECRET = "It's a Secret to Everybody"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+def github_source(secret: str = GITHUB_SECRET) -> dict[str, object]:
+    """The body of ``POST /api/ingest/sources`` for source ``github`` into stream ``gh``."""
+    return {"name": "github", "stream": "gh", "verify": {"scheme": "github", "secret": secret}}
 
 
 def github_headers(

@@ -36,6 +36,14 @@ def _tail(log: EventLog, path: Path) -> NdjsonTail:
     return NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(path)))
 
 
+async def _tailed_file(log: EventLog, tmp_path: Path) -> Path:
+    """``app.ndjson`` holding the line ``{"n":1}``, read by a tail."""
+    path = tmp_path / "app.ndjson"
+    path.write_bytes(b'{"n":1}\n')
+    await _tail(log, path).catch_up()
+    return path
+
+
 async def _data(log: EventLog, stream: str = "s") -> list[Any]:
     return [msgspec.json.decode(e.data) async for e in log.scan(stream)]
 
@@ -80,9 +88,7 @@ async def test_tail_appends_new_lines_and_parks_bad_ones_with_their_line(
 async def test_tail_follows_rotation_and_truncation_across_restarts(
     log: EventLog, tmp_path: Path
 ) -> None:
-    path = tmp_path / "app.ndjson"
-    path.write_bytes(b'{"n":1}\n')
-    await _tail(log, path).catch_up()
+    path = await _tailed_file(log, tmp_path)
     with open(path, "ab") as f:
         f.write(b'{"n":2}\n{"n":3}')  # the last line never gets its newline
     path.rename(tmp_path / "app.ndjson.1")
@@ -102,9 +108,7 @@ async def test_tail_reads_every_file_of_two_rotations_while_it_was_down(
     # The crash test's failure under load (66,500 of 100,000 lines: the first and
     # last files, not the middle one): the source, still in the first file,
     # missed two rotations and went from the first file straight to the current one.
-    path = tmp_path / "app.ndjson"
-    path.write_bytes(b'{"n":1}\n')
-    await _tail(log, path).catch_up()
+    path = await _tailed_file(log, tmp_path)
     with open(path, "ab") as f:
         f.write(b'{"n":2}\n')
     path.rename(tmp_path / "app.ndjson.1")

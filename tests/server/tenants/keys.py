@@ -7,6 +7,8 @@ stream, consumer and endpoint names on purpose.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -47,3 +49,10 @@ def headers(who: str) -> dict[str, str]:
 def client(url: str, who: str) -> httpx.Client:
     """An httpx client on ``url`` with ``who``'s key."""
     return httpx.Client(base_url=url, headers=headers(who), timeout=scaled(10))
+
+
+@contextlib.contextmanager
+def clients(url: str, *who: str) -> Iterator[tuple[httpx.Client, ...]]:
+    """A :func:`client` per name in ``who``, in that order, closed on the way out."""
+    with contextlib.ExitStack() as stack:
+        yield tuple(stack.enter_context(client(url, name)) for name in who)

@@ -15,8 +15,8 @@ import msgspec
 import pytest
 
 from tests.consumers.delivery.receiver import Receiver
-from tests.server.ingest.senders import GITHUB_SECRET, github_headers
-from tests.server.tenants.keys import client, headers, tenant_config
+from tests.server.ingest.senders import github_headers, github_source
+from tests.server.tenants.keys import client, clients, headers, tenant_config
 from tests.serverthread import ServerThread
 from tests.support import scaled
 
@@ -35,11 +35,7 @@ def _append(c: httpx.Client, stream: str, type_: str) -> None:
 
 
 def test_consumers_with_the_same_name_are_each_tenants_own(server: ServerThread) -> None:
-    with (
-        client(server.url, "acme") as acme,
-        client(server.url, "globex") as globex,
-        client(server.url, "root") as root,
-    ):
+    with clients(server.url, "acme", "globex", "root") as (acme, globex, root):
         for c, n in ((acme, 3), (globex, 1)):
             for i in range(n):
                 _append(c, "c-orders", f"t{i}")
@@ -138,17 +134,12 @@ def test_ingest_sources_of_the_same_name_append_to_each_tenants_stream(
     server: ServerThread,
 ) -> None:
     with (
-        client(server.url, "acme") as acme,
-        client(server.url, "globex") as globex,
+        clients(server.url, "acme", "globex") as (acme, globex),
         httpx.Client(base_url=server.url, timeout=scaled(10)) as sender,
     ):
         urls = {}
         for name, c in (("acme", acme), ("globex", globex)):
-            source = {
-                "name": "github",
-                "stream": "gh",
-                "verify": {"scheme": "github", "secret": GITHUB_SECRET},
-            }
+            source = github_source()
             made = c.post("/api/ingest/sources", json=source)
             assert made.status_code == 201, made.text
             assert (made.json()["name"], made.json()["stream"]) == ("github", "gh")

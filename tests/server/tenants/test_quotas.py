@@ -18,7 +18,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from server.quotas import TokenBucket
-from tests.server.ingest.senders import GITHUB_SECRET, github_headers
+from tests.server.ingest.senders import github_headers, github_source
 from tests.server.tenants.keys import client, headers, tenant_config
 from tests.serverthread import ServerThread
 from tests.support import scaled
@@ -145,11 +145,7 @@ def test_ingest_and_shared_consumer_claims_count_against_the_tenants_quotas(
         ServerThread.start(db=tmp_path / "e.db", config=config) as server,
         client(server.url, "acme") as acme,
     ):
-        source = {
-            "name": "github",
-            "stream": "gh",
-            "verify": {"scheme": "github", "secret": GITHUB_SECRET},
-        }
+        source = github_source()
         assert acme.post("/api/ingest/sources", json=source).status_code == 201
         body = msgspec.json.encode({"action": "opened"})
         sent = [

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.server.tenants.keys import client, tenant_config
+from tests.server.tenants.keys import client, clients, tenant_config
 from tests.serverthread import ServerThread
 
 
@@ -73,11 +73,7 @@ def test_tenant_cannot_name_another_tenants_stored_stream(server: ServerThread) 
 def test_admin_sees_every_tenant_as_stored_and_plain_key_sees_no_tenant(
     server: ServerThread,
 ) -> None:
-    with (
-        client(server.url, "acme") as acme,
-        client(server.url, "root") as root,
-        client(server.url, "plain") as plain,
-    ):
+    with clients(server.url, "acme", "root", "plain") as (acme, root, plain):
         _append(acme, "orders", "acme.created")
         with client(server.url, "globex") as globex:
             _append(globex, "orders", "globex.created")
@@ -134,11 +130,7 @@ def test_read_only_tenant_key_reads_its_tenant_and_may_not_append(server: Server
 
 
 def test_schedules_are_the_tenants_own(server: ServerThread) -> None:
-    with (
-        client(server.url, "acme") as acme,
-        client(server.url, "globex") as globex,
-        client(server.url, "root") as root,
-    ):
+    with clients(server.url, "acme", "globex", "root") as (acme, globex, root):
         r = acme.post("/api/streams/later/events?delay=3600", json={"type": "due", "id": "sched-1"})
         assert r.status_code == 202
         assert r.json()["stream"] == "later"
