@@ -127,6 +127,16 @@ def _show(page: Page, name: str, ready: str) -> None:
     page.wait_for(ready)
 
 
+def _tailing(browser: Browser, server: ServerProcess, stream: str, types: str = "") -> Page:
+    """A page whose live-tail form was sent for ``stream`` (and ``types``)."""
+    page = _open(browser, server, ADMIN_KEY)
+    _show(page, "tail", READY["tail"])
+    page.evaluate(f"document.querySelector('#tail-stream').value = {json.dumps(stream)}")
+    page.evaluate(f"document.querySelector('#tail-types').value = {json.dumps(types)}")
+    page.evaluate("document.querySelector('#tail-form button[type=submit]').click()")
+    return page
+
+
 READY = {
     "streams": "document.querySelector('#streams tbody td')?.textContent === 'orders'",
     "consumers": "document.querySelector('#consumers tbody td')?.textContent === 'billing'",
@@ -164,10 +174,7 @@ def test_dashboard_loads_every_page_without_console_errors(
 def test_live_tail_shows_an_event_appended_over_http_within_a_second(
     browser: Browser, server: ServerProcess, shots: Path
 ) -> None:
-    page = _open(browser, server, ADMIN_KEY)
-    _show(page, "tail", READY["tail"])
-    page.evaluate("document.querySelector('#tail-stream').value = 'orders'")
-    page.evaluate("document.querySelector('#tail-form button[type=submit]').click()")
+    page = _tailing(browser, server, "orders")
     page.wait_for("document.querySelector('#tail-state').textContent.startsWith('following')")
     with httpx.Client(base_url=server.url, headers=_auth(ADMIN_KEY)) as http:
         started = time.monotonic()
@@ -276,11 +283,7 @@ def test_screenshots_of_each_page(browser: Browser, server: ServerProcess, shots
 def test_live_tail_type_filter_shows_only_matching_events(
     browser: Browser, server: ServerProcess
 ) -> None:
-    page = _open(browser, server, ADMIN_KEY)
-    _show(page, "tail", READY["tail"])
-    page.evaluate("document.querySelector('#tail-stream').value = 'orders'")
-    page.evaluate("document.querySelector('#tail-types').value = 'order.refund*'")
-    page.evaluate("document.querySelector('#tail-form button[type=submit]').click()")
+    page = _tailing(browser, server, "orders", types="order.refund*")
     page.wait_for("document.querySelector('#tail-state').textContent.includes('order.refund*')")
     with httpx.Client(base_url=server.url, headers=_auth(ADMIN_KEY)) as http:
         events = [{"type": "order.paid", "data": {}}, {"type": "order.refunded", "data": {}}]
