@@ -19,13 +19,13 @@ from typing import Any
 
 from consumers.delivery.engine import AttemptHook, DeliveryEngine, TargetKind, ledger_for
 from consumers.delivery.model import Endpoint
-from consumers.delivery.sealed import SecretBox
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
 from consumers.notify.apprise import check_apprise_url
 from consumers.notify.spec import NotificationsConfig, declared_notify_endpoint, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
 from eventlog import EventLog
 from eventlog.errors import InvalidStreamName
+from eventlog.sealed import SecretBox
 
 __all__ = ["apply_declared", "check_target", "start_engine", "stream_bounds"]
 

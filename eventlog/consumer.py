@@ -16,10 +16,19 @@ import msgspec
 from eventlog.config import LogConfig
 from eventlog.errors import InvalidPosition, LogClosed, OffsetOutOfRange
 from eventlog.holds import Truncation
-from eventlog.model import Beginning, End, Event, Offset, Position, Time, validate_stream_name
+from eventlog.model import (
+    BEGINNING,
+    Beginning,
+    End,
+    Event,
+    Offset,
+    Position,
+    Time,
+    validate_stream_name,
+)
 from eventlog.storage.transactions import Body
 
-__all__ = ["Consumer", "ResetPolicy"]
+__all__ = ["Consumer", "ConsumerMethods", "ResetPolicy"]
 
 ResetPolicy = Literal["earliest", "latest", "error"]
 
@@ -241,3 +250,29 @@ class Consumer:
         event = self._page[self._index]
         self._index += 1
         return event
+
+
+class ConsumerMethods:
+    """``consumer()`` of the embedded log and of the client (a base class of both)."""
+
+    def consumer(
+        self: _Log,
+        name: str,
+        stream: str,
+        *,
+        start: Position = BEGINNING,
+        reset: ResetPolicy = "earliest",
+    ) -> Consumer:
+        """A named cursor over ``stream`` whose committed offset lives in this log
+        (for a client: in the server), the same :class:`Consumer` either way.
+
+        Args:
+            name: Consumer name (same rules as stream names).
+            stream: The stream to read.
+            start: Where to begin when the consumer has never committed.
+            reset: What to do when the position falls before the retained
+                range: ``"earliest"`` (skip to the first retained event),
+                ``"latest"`` (skip to the head) or ``"error"`` (raise
+                :class:`OffsetOutOfRange`).
+        """
+        return Consumer(self, name, stream, start=start, reset=reset)

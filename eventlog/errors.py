@@ -60,7 +60,7 @@ consumers -> eventlog) and are drawn here with their module in brackets.
     ├── Unavailable                      unavailable (503): try again later
     │   ├── LogClosed                    log_closed: the log is closed or closing
     │   ├── FirehoseFull        [consumers.firehose.hub]    too_many_clients
-    │   ├── SecretsKeyError     [consumers.delivery.sealed] secrets_key: no or a wrong secrets key
+    │   ├── SecretsKeyError     [eventlog.sealed]           secrets_key: no or a wrong secrets key
     │   └── SubscriptionEnded   [consumers.firehose.hub]    slow_client, subscription_ended
     ├── Unsupported                      unsupported (501): the storage backend cannot do this
     ├── StorageError                     storage_error (503): the backend failed

@@ -25,7 +25,7 @@ from eventlog._opener import Opener
 from eventlog.appends import Appends
 from eventlog.closing import AsyncClosing
 from eventlog.config import LogConfig, storage_for
-from eventlog.consumer import Consumer, ResetPolicy
+from eventlog.consumer import ConsumerMethods
 from eventlog.errors import (
     InvalidInput,
     InvalidPosition,
@@ -38,12 +38,11 @@ from eventlog.holds import HoldPolicy
 from eventlog.log_offsets import OffsetMethods
 from eventlog.log_retention import RetentionMethods
 from eventlog.model import (
-    BEGINNING,
     Event,
-    Position,
     StreamInfo,
     validate_stream_name,
 )
+from eventlog.paging import scan_pages
 from eventlog.retention import run_retention
 from eventlog.schedule import Scheduler
 from eventlog.storage import derived
@@ -59,7 +58,7 @@ __all__ = ["EventLog", "LogConfig", "storage_for"]
 logger = logging.getLogger("eventlog")
 
 
-class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
+class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods, ConsumerMethods):
     """A durable, offset-indexed log of named streams.
 
     Create one with :meth:`open`, or with a storage backend directly:
@@ -191,21 +190,10 @@ class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
                 raise OffsetOutOfRange(stream, from_offset, info.first_offset)
         return events
 
-    async def scan(
-        self, stream: str, start: int = 0, stop: int | None = None
-    ) -> AsyncIterator[Event]:
+    def scan(self, stream: str, start: int = 0, stop: int | None = None) -> AsyncIterator[Event]:
         """Iterate events from ``start`` up to (not including) ``stop`` or the
         current head, one page at a time; never loads the stream into memory."""
-        page = self.config.read_page
-        offset = start
-        while stop is None or offset < stop:
-            limit = page if stop is None else min(page, stop - offset)
-            events = await self.read(stream, offset, limit)
-            if not events:
-                return
-            for event in events:
-                yield event
-            offset = events[-1].offset + 1
+        return scan_pages(self.read, stream, start, stop, self.config.read_page)
 
     async def wait(self, stream: str, offset: int, timeout: float | None = None) -> bool:
         """Wait until ``stream`` has an event at ``offset``; False on timeout or close."""
@@ -266,29 +254,6 @@ class EventLog(AsyncClosing, Appends, OffsetMethods, RetentionMethods):
         if time.tzinfo is None:
             raise InvalidPosition("time must be timezone-aware")
         return await derived.offset_at_time(self.storage, validate_stream_name(stream), time)
-
-    # -- consumers -------------------------------------------------------------
-
-    def consumer(
-        self,
-        name: str,
-        stream: str,
-        *,
-        start: Position = BEGINNING,
-        reset: ResetPolicy = "earliest",
-    ) -> Consumer:
-        """A named cursor over ``stream`` whose committed offset lives in this log.
-
-        Args:
-            name: Consumer name (same rules as stream names).
-            stream: The stream to read.
-            start: Where to begin when the consumer has never committed.
-            reset: What to do when the position falls before the retained
-                range: ``"earliest"`` (skip to the first retained event),
-                ``"latest"`` (skip to the head) or ``"error"`` (raise
-                :class:`OffsetOutOfRange`).
-        """
-        return Consumer(self, name, stream, start=start, reset=reset)
 
     # -- what the backend offers ---------------------------------------------------
 

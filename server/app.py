@@ -18,8 +18,8 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from consumers.delivery.sealed import SecretBox
 from eventlog import EventLog
+from eventlog.sealed import SecretBox
 from server import consumer_runtime
 from server.api import all_routes, streams, webhook_engine
 from server.auth import Authenticator

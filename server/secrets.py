@@ -1,7 +1,7 @@
 """Secrets at rest across the server's stores: the start-up check and key rotation.
 
 The webhook ledger's endpoint documents and the ingest sources' definitions
-are sealed with the server's :class:`~consumers.delivery.sealed.SecretBox`
+are sealed with the server's :class:`~eventlog.sealed.SecretBox`
 (``EVENTLOG_SECRETS_KEY`` or ``secrets_key_file``). :func:`check_secrets`
 opens every stored document once before the server starts, so a missing or
 wrong key is one line at start-up rather than a failure at the first
@@ -15,9 +15,9 @@ import os
 from collections.abc import Mapping
 
 from consumers.delivery.ledger import LedgerStore
-from consumers.delivery.sealed import SecretBox, SecretsKeyError
 from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
+from eventlog.sealed import SecretBox, SecretsKeyError
 from server.config import ServerConfig
 from server.ingest.sealed import SealedSourceStore
 from server.ingest.store import store_for

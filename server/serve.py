@@ -26,9 +26,9 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from consumers.delivery.sealed import SecretBox, SecretsKeyError
 from eventlog import EventLog, EventLogError, LogConfig
 from eventlog.log import storage_for
+from eventlog.sealed import SecretBox, SecretsKeyError
 from server.access_log import BufferedLineWriter, format_line
 from server.app import create_app
 from server.config import ConfigError, ServerConfig

@@ -49,10 +49,10 @@ from typing import Any, Self
 import uvicorn
 from starlette.applications import Starlette
 
-from consumers.delivery.sealed import SecretsKeyError
 from eventlog import EventLog, EventLogError
 from eventlog.closing import Closing
 from eventlog.log import storage_for
+from eventlog.sealed import SecretsKeyError
 from server.app import create_app
 from server.config import ConfigError, load_config
 from server.secrets import secret_box

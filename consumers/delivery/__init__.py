@@ -2,8 +2,9 @@
 
 Start with :mod:`~consumers.delivery.machine` (one endpoint's delivery, as a
 sans-I/O state machine), :mod:`~consumers.delivery.pump` (what runs it) and
-:mod:`~consumers.delivery.engine` (the endpoints and their pumps; the
-target-kind extension point); ``docs/architecture.md`` maps the rest.
+:mod:`~consumers.delivery.engine` (the endpoints and their pumps) and
+:mod:`~consumers.delivery.kinds` (the target-kind extension point);
+``docs/architecture.md`` maps the rest.
 """
 
 from consumers.delivery.engine import (

@@ -22,19 +22,9 @@ Endpoints are isolated (own tasks, a timeout on every attempt). At start-up
 ``pending`` (at-least-once, same ``webhook-id``); :meth:`DeliveryEngine.close`
 gives attempts in progress a grace period and releases the rest.
 
-Extension point: target kinds
------------------------------
-What is sent and how the answer is judged comes from a :class:`TargetKind`
-chosen by ``Endpoint.kind``: (a) ``format(endpoint, event, delivery_id, now)
--> OutgoingRequest``, called for *every* attempt (a signature gets a fresh
-timestamp; ``delivery_id`` is stable); (b) ``classify(endpoint, result, now)
--> Classification``, e.g. ``rate_limited`` with ``retry_after`` for a Discord
-429, ``disable`` for a Slack 403 ``invalid_token``, else
-:func:`~consumers.delivery.retry.classify`; (c) optionally
-``validate(endpoint)``, raising ``InvalidInput`` for bad ``options``. Pass
-``kinds={"discord": DISCORD, ...}`` to :class:`DeliveryEngine` (the webhook
-kind is :data:`consumers.webhook.WEBHOOK`); everything else works the same
-for every kind.
+What is sent and how the answer is judged comes from the endpoint's
+:class:`~consumers.delivery.kinds.TargetKind` (the extension point), given as
+``kinds``; everything else works the same for every kind.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""Target kinds: what a kind of delivery target supplies to the engine (see
-:mod:`consumers.delivery.engine` for the extension point), and the helpers
-that keep secrets out of what is recorded."""
+"""Target kinds: what a kind of delivery target supplies to the engine, and the
+helpers that keep secrets out of what is recorded."""
 
 from __future__ import annotations
 
@@ -33,7 +32,16 @@ def _default_classify(endpoint: Endpoint, result: AttemptResult, now: float) -> 
 
 @dataclass(frozen=True)
 class TargetKind:
-    """A kind of target: how to format a request and how to judge the answer (see module doc)."""
+    """A kind of target (the engine's extension point), chosen by ``Endpoint.kind``.
+
+    Attributes:
+        format: ``(endpoint, event, delivery_id, now)`` → the request, called for
+            *every* attempt (a signature gets a fresh timestamp; ``delivery_id``
+            is stable).
+        classify: ``(endpoint, result, now)`` → the verdict, e.g. ``rate_limited``
+            with a wait for a Discord 429 (default: :func:`classify`).
+        validate: Optional check of an endpoint (bad ``options``: ``InvalidInput``).
+    """
 
     name: str
     format: Callable[[Endpoint, Event, str, float], OutgoingRequest]

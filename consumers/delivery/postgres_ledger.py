@@ -63,7 +63,7 @@ from consumers.delivery.postgres_ledger_schema import (
     delivery_from_row,
 )
 from consumers.delivery.rewrite import Decide, Pick
-from consumers.delivery.sealed import SecretBox
+from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
 from eventlog.storage.postgres import set_offset

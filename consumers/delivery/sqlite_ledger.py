@@ -39,7 +39,7 @@ from consumers.delivery.model import (
     Finished,
 )
 from consumers.delivery.rewrite import Decide, Pick
-from consumers.delivery.sealed import SecretBox
+from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
 

@@ -1,22 +1,13 @@
 """The SSRF guard: which targets delivery may reach, checked at configuration and connect time.
 
-A target URL must be ``http`` or ``https`` with a host and no credentials. Its
-host must resolve only to *global* addresses: loopback, private, link-local,
-CGNAT (100.64/10), multicast, reserved, unspecified, benchmarking and
-documentation ranges are refused, and so are IPv6 addresses that embed such an
-IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, 6to4 ``2002::/16``, NAT64
-``64:ff9b::/96``, Teredo) or that belong to the local-use NAT64 prefix
-``64:ff9b:1::/48``. If *any* address a name resolves to is refused, the whole
-target is refused.
-
-At connect time :class:`GuardedResolver` (given to the aiohttp connector)
-resolves, checks, and hands aiohttp exactly the checked addresses, so the
-connection goes to an address that was checked: there is no second lookup an
-attacker could answer differently (DNS rebinding). IP literals never reach a
-resolver, so the sender checks them with :func:`check_host` first.
-
-``allow_private=True`` turns the address checks off (tests, trusted networks);
-the scheme and URL checks stay.
+A target URL is ``http`` or ``https`` with a host and no credentials, and its
+host must resolve only to *global* addresses (:func:`forbidden_reason` says
+what is refused; ``docs/webhooks.md`` lists it). At connect time
+:class:`GuardedResolver` (the aiohttp connector's resolver) resolves, checks
+and hands aiohttp exactly the checked addresses, so there is no second lookup
+an attacker could answer differently (DNS rebinding); IP literals never reach
+a resolver, so the sender checks them with :func:`check_host`.
+``allow_private=True`` turns the address checks off; the URL checks stay.
 """
 
 from __future__ import annotations
@@ -106,7 +97,10 @@ def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def forbidden_reason(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why an address may not be a delivery target, or None if it is a global address."""
+    """Why an address may not be a delivery target (loopback, private, link-local,
+    CGNAT, multicast, reserved, unspecified, benchmarking, documentation, the
+    local-use NAT64 prefix, or an IPv6 address embedding such an IPv4 one:
+    IPv4-mapped, 6to4, NAT64, Teredo), or None if it is a global address."""
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.scope_id:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consumers.delivery.ledger import LedgerStore
-from consumers.delivery.sealed import SecretBox
 from eventlog import EventLog
+from eventlog.sealed import SecretBox
 
 __all__ = ["LedgerFactory", "ledger_for", "register_ledger"]
 

@@ -36,7 +36,7 @@ from consumers.webhook import (
     shown_to,
     spec_fields,
 )
-from consumers.webhook.spec import SPECS
+from consumers.webhook.spec import SPECS, check_declared
 from eventlog.model import Event
 
 KINDS = ("discord", "slack", "apprise")
@@ -151,11 +151,7 @@ class NotificationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     targets: list[NotifySpec] = []
 
     def __post_init__(self) -> None:
-        ids = [t.id for t in self.targets]
-        if any(i is None for i in ids):
-            raise ValueError("notification targets declared in the config file need an id")
-        if len(set(ids)) != len(ids):
-            raise ValueError("notification target ids in the config file must be unique")
+        check_declared(self.targets, "notification target")
 
 
 def public_notify_view(endpoint: Endpoint) -> dict[str, Any]:

@@ -26,6 +26,7 @@ escaping, so event data cannot inject mentions or links).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -51,6 +52,14 @@ __all__ = [
 MAX_TEMPLATE_LENGTH = 8192
 _encoder = msgspec.json.Encoder()
 _MISSING = object()
+#: A placeholder's body: backquoted text (which may hold braces) or other characters.
+_BODY = re.compile(r"(?:`[^`]*`|[^`{}])*")
+#: ``{{``, ``}}``, a placeholder, a brace on its own, or literal text.
+_TOKENS = re.compile(r"\{\{|\}\}|\{(" + _BODY.pattern + r")\}|[{}]|[^{}]+")
+#: Outside backquotes (followed by whole backquoted pairs only): the ``|`` before a
+#: fallback, the dots between path segments.
+_BAR = re.compile(r"\|(?=(?:[^`]*`[^`]*`)*[^`]*$)", re.S)
+_DOTS = re.compile(r"\.(?=(?:[^`]*`[^`]*`)*[^`]*$)", re.S)
 
 
 class TemplateError(InvalidInput):
@@ -108,28 +117,10 @@ def _lookup(context: Mapping[str, Any], path: tuple[str, ...]) -> object:
 
 
 def _split_path(text: str, where: int) -> tuple[str, ...]:
-    segments: list[str] = []
-    i = 0
-    current: list[str] = []
-    while i < len(text):
-        ch = text[i]
-        if ch == "`":
-            end = text.find("`", i + 1)
-            if end < 0:
-                raise TemplateError(f"unclosed backquote in placeholder at {where + i}")
-            current.append(text[i + 1 : end])
-            i = end + 1
-            continue
-        if ch == ".":
-            segments.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    segments.append("".join(current))
-    if any(not s for s in segments):
+    segments = tuple(segment.replace("`", "") for segment in _DOTS.split(text))
+    if not all(segments):
         raise TemplateError(f"empty path segment in placeholder {{{text}}} at {where}")
-    return tuple(segments)
+    return segments
 
 
 @functools.lru_cache(maxsize=1024)
@@ -145,34 +136,27 @@ def parse(source: str) -> Template:
     if len(source) > MAX_TEMPLATE_LENGTH:
         raise TemplateError(f"a template is at most {MAX_TEMPLATE_LENGTH} characters")
     parts: list[str | _Field] = []
-    literal: list[str] = []
-    i = 0
-    while i < len(source):
-        ch = source[i]
-        if ch == "{" and source.startswith("{{", i):
-            literal.append("{")
-            i += 2
-        elif ch == "}" and source.startswith("}}", i):
-            literal.append("}")
-            i += 2
-        elif ch == "}":
-            raise TemplateError(f"single '}}' at position {i}: write '}}}}' for a literal brace")
-        elif ch == "{":
-            end = _placeholder_end(source, i)
-            body = source[i + 1 : end].strip()
-            if not body:
-                raise TemplateError(f"empty placeholder at position {i}")
-            path_text, bar, fallback = _split_fallback(body)
-            if literal:
-                parts.append("".join(literal))
-                literal = []
-            parts.append(_Field(_split_path(path_text.strip(), i + 1), fallback if bar else None))
-            i = end + 1
+    for token in _TOKENS.finditer(source):
+        text, body, at = token.group(), token.group(1), token.start()
+        if body is not None:
+            if not body.strip():
+                raise TemplateError(f"empty placeholder at position {at}")
+            path, *fallback = _BAR.split(body.strip(), maxsplit=1)
+            parts.append(_Field(_split_path(path.strip(), at + 1), next(iter(fallback), None)))
+        elif text == "}":
+            raise TemplateError(f"single '}}' at position {at}: write '}}}}' for a literal brace")
+        elif text == "{":
+            rest = _BODY.match(source, at + 1)
+            if rest is not None and source[rest.end() : rest.end() + 1] == "{":
+                raise TemplateError(f"'{{' inside the placeholder opened at position {at}")
+            raise TemplateError(f"placeholder opened at position {at} is not closed")
         else:
-            literal.append(ch)
-            i += 1
-    if literal:
-        parts.append("".join(literal))
+            text = text[0] if text in ("{{", "}}") else text
+            last = parts[-1] if parts else None
+            if isinstance(last, str):
+                parts[-1] = last + text
+            else:
+                parts.append(text)
     return Template(source=source, parts=tuple(parts))
 
 
@@ -188,34 +172,6 @@ def check_templates(texts: Iterable[tuple[str, str | None]]) -> None:
                 parse(text)
             except TemplateError as exc:
                 raise ValueError(f"options.{where}: {exc}") from exc
-
-
-def _placeholder_end(source: str, start: int) -> int:
-    i = start + 1
-    while i < len(source):
-        ch = source[i]
-        if ch == "`":
-            close = source.find("`", i + 1)
-            if close < 0:
-                break
-            i = close + 1
-            continue
-        if ch == "}":
-            return i
-        if ch == "{":
-            raise TemplateError(f"'{{' inside the placeholder opened at position {start}")
-        i += 1
-    raise TemplateError(f"placeholder opened at position {start} is not closed")
-
-
-def _split_fallback(body: str) -> tuple[str, bool, str]:
-    in_quote = False
-    for i, ch in enumerate(body):
-        if ch == "`":
-            in_quote = not in_quote
-        elif ch == "|" and not in_quote:
-            return body[:i], True, body[i + 1 :]
-    return body, False, ""
 
 
 def event_context(event: Event) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Self
 
 import msgspec
@@ -134,7 +134,8 @@ class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_field
         )
 
 
-#: The spec type of each target kind (the notification kinds add theirs).
+#: The spec type of each target kind (:mod:`consumers.notify` adds the chat kinds
+#: when imported): how :func:`apply_patch` rebuilds an endpoint of any kind.
 SPECS: dict[str, type[TargetSpec]] = {"webhook": EndpointSpec}
 
 
@@ -183,11 +184,16 @@ class WebhooksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         validate_stream_name(self.system_stream)
-        ids = [e.id for e in self.endpoints]
-        if any(i is None for i in ids):
-            raise ValueError("endpoints declared in the config file need an id")
-        if len(set(ids)) != len(ids):
-            raise ValueError("endpoint ids in the config file must be unique")
+        check_declared(self.endpoints, "endpoint")
+
+
+def check_declared(specs: Sequence[TargetSpec], what: str) -> None:
+    """Raise ``ValueError`` unless every target declared in a config file has its own ``id``."""
+    ids = [s.id for s in specs]
+    if any(i is None for i in ids):
+        raise ValueError(f"{what}s declared in the config file need an id")
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{what} ids in the config file must be unique")
 
 
 class SpecError(InvalidInput):
@@ -289,22 +295,13 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
     """
     if spec.id is not None:
         _check("id", _ID.fullmatch(spec.id) is not None, "id must be 1-64 of [A-Za-z0-9_-]")
+    same = set(TargetSpec.__struct_fields__) - {"id", "retry", "max_attempts", "start"}
     ep = Endpoint(
+        **{name: getattr(spec, name) for name in same},
         id=spec.id or "ep_" + uuid7().replace("-", "")[-16:],
-        url=spec.url,
         kind=spec.kind,
-        stream=spec.stream,
-        types=list(spec.types),
-        key=spec.key,
-        timeout=spec.timeout,
         retry=_policy(spec.retry, spec.max_attempts),
-        ordering=spec.ordering,
-        rate_limit=spec.rate_limit,
-        enabled=spec.enabled,
-        allow_replay=spec.allow_replay,
-        disable_after=spec.disable_after,
         start_offset=head if spec.start == "end" else first,
-        description=spec.description,
         created=now,
         updated=now,
     )

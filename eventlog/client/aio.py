@@ -34,9 +34,10 @@ from eventlog.client.schedules import RemoteSchedules, schedule
 from eventlog.client.shared import SharedMethods
 from eventlog.client.transport import DEFAULT_RETRY, Transport
 from eventlog.closing import AsyncClosing
-from eventlog.consumer import Consumer, ResetPolicy
+from eventlog.consumer import ConsumerMethods
 from eventlog.errors import EventLogError, InvalidParameter, InvalidPosition, StreamNotFound
-from eventlog.model import BEGINNING, Event, NewEvent, Position, StreamInfo, validate_stream_name
+from eventlog.model import Event, NewEvent, StreamInfo, validate_stream_name
+from eventlog.paging import scan_pages
 from eventlog.schedule import Scheduled
 from eventlog.storage.base import Appended
 
@@ -57,7 +58,7 @@ def _path(*parts: str) -> str:
     return "/api/" + "/".join(parts)
 
 
-class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
+class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, ConsumerMethods):
     """An eventlog server over HTTP and WebSocket, for asyncio programs.
 
     Args:
@@ -320,20 +321,10 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
             if events or left <= LONG_POLL:
                 return events
 
-    async def scan(
-        self, stream: str, start: int = 0, stop: int | None = None
-    ) -> AsyncIterator[Event]:
+    def scan(self, stream: str, start: int = 0, stop: int | None = None) -> AsyncIterator[Event]:
         """Iterate events from ``start`` up to (not including) ``stop`` or the
-        current head, one page at a time."""
-        offset = start
-        while stop is None or offset < stop:
-            limit = 1000 if stop is None else min(1000, stop - offset)
-            events = await self.read(stream, offset, limit)
-            if not events:
-                return
-            for event in events:
-                yield event
-            offset = events[-1].offset + 1
+        current head, one page (1,000 events) at a time."""
+        return scan_pages(self.read, stream, start, stop, 1000)
 
     async def wait(self, stream: str, offset: int, timeout: float | None = None) -> bool:
         """Wait until ``stream`` has an event at ``offset``; False on timeout."""
@@ -348,18 +339,6 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods):
     #: Events of a stream from ``start`` on, forever, over the WebSocket firehose,
     #: resuming after disconnects: :func:`eventlog.client.follow.follow`.
     follow = follow_stream
-
-    def consumer(
-        self,
-        name: str,
-        stream: str,
-        *,
-        start: Position = BEGINNING,
-        reset: ResetPolicy = "earliest",
-    ) -> Consumer:
-        """A named cursor over ``stream`` whose committed offset lives in the server,
-        as :meth:`EventLog.consumer <eventlog.EventLog.consumer>` (the same class)."""
-        return Consumer(self, name, stream, start=start, reset=reset)
 
     # -- streams -------------------------------------------------------------------------
 

@@ -61,6 +61,14 @@ class _Family:
     def op(self, summary: str, params: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
         return {"summary": summary, "parameters": params, **more}
 
+    def delivery_op(
+        self, summary: str, answer: tuple[str, str], refusals: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An operation on one delivery (ids in the path) answering a JSON object."""
+        status, description = answer
+        ok = {status: {"description": description, "content": json_body(OBJECT)}}
+        return self.op(summary, [self.ident, _DELIVERY_ID], responses={**ok, **refusals})
+
 
 def _collection(f: _Family, spec: str) -> dict[str, Any]:
     invalid = {422: f"Not a valid {f.noun} (`path` names the field), or an unsafe target"}
@@ -165,13 +173,10 @@ def _deliveries(f: _Family) -> dict[str, Any]:
             )
         },
         f.delivery: {
-            "get": f.op(
+            "get": f.delivery_op(
                 "One delivery with every attempt (time, duration, status, error, snippet)",
-                [f.ident, _DELIVERY_ID],
-                responses={
-                    "200": {"description": "The delivery", "content": json_body(OBJECT)},
-                    **errors(*AUTH, 404, say=f.unknown_delivery),
-                },
+                ("200", "The delivery"),
+                errors(*AUTH, 404, say=f.unknown_delivery),
             )
         },
     }
@@ -179,35 +184,20 @@ def _deliveries(f: _Family) -> dict[str, Any]:
 
 def _delivery_actions(f: _Family) -> dict[str, Any]:
     in_flight = {409: "The delivery is in flight"}
+    no_replay = {403: "The endpoint does not allow replay"}
     return {
         f.delivery + "/retry": {
-            "post": f.op(
+            "post": f.delivery_op(
                 "Send a delivery again with a fresh attempt budget",
-                [f.ident, _DELIVERY_ID],
-                responses={
-                    "202": {"description": "Scheduled", "content": json_body(OBJECT)},
-                    **errors(
-                        *AUTH,
-                        403,
-                        404,
-                        409,
-                        say={
-                            403: "The endpoint does not allow replay",
-                            **in_flight,
-                            **f.unknown_delivery,
-                        },
-                    ),
-                },
+                ("202", "Scheduled"),
+                errors(*AUTH, 403, 404, 409, say={**no_replay, **in_flight, **f.unknown_delivery}),
             )
         },
         f.delivery + "/skip": {
-            "post": f.op(
+            "post": f.delivery_op(
                 "Give a delivery up (ends head-of-line blocking in the ordered modes)",
-                [f.ident, _DELIVERY_ID],
-                responses={
-                    "200": {"description": "Skipped", "content": json_body(OBJECT)},
-                    **errors(*AUTH, 404, 409, say={**in_flight, **f.unknown_delivery}),
-                },
+                ("200", "Skipped"),
+                errors(*AUTH, 404, 409, say={**in_flight, **f.unknown_delivery}),
             )
         },
     }

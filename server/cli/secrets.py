@@ -43,16 +43,16 @@ def register(sub: Any) -> None:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from consumers.delivery.sealed import SecretBox
+    from eventlog.sealed import SecretBox
 
     print(SecretBox.new_key())
     return 0
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from consumers.delivery.sealed import SecretBox, SecretsKeyError
     from eventlog import EventLog, EventLogError, LogConfig
     from eventlog.log import storage_for
+    from eventlog.sealed import SecretBox, SecretsKeyError
     from server.secrets import rotate_secrets
 
     async def rotate(box: SecretBox) -> tuple[int, int]:

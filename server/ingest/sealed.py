@@ -1,13 +1,13 @@
 """A :class:`~server.ingest.store.SourceStore` whose definitions are sealed at rest.
 
 An ingest source's definition holds the secret that verifies its senders'
-signatures; with a secrets key (:class:`~consumers.delivery.sealed.SecretBox`)
+signatures; with a secrets key (:class:`~eventlog.sealed.SecretBox`)
 it is stored sealed and opened on read. Without a key it is the store itself.
 """
 
 from __future__ import annotations
 
-from consumers.delivery.sealed import SecretBox
+from eventlog.sealed import SecretBox
 from server.ingest.store import SourceStore
 
 __all__ = ["SealedSourceStore"]

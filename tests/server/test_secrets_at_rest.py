@@ -17,7 +17,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from consumers.delivery.sealed import PREFIX
+from eventlog.sealed import PREFIX
 from tests import forked
 from tests.server.ingest.senders import github_source
 from tests.serverproc import ROOT, ServerProcess

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from cryptography.fernet import Fernet
 
-from consumers.delivery.sealed import PREFIX
+from eventlog.sealed import PREFIX
 from tests.server.test_secrets_at_rest import ENV, SECRETS, _store_secrets
 from tests.serverproc import ServerProcess
 

@@ -99,7 +99,8 @@ async def test_ordered_mode_holds_later_events_behind_a_failing_head(
         return web.Response(status=503 if body["offset"] == 0 and failures <= 2 else 200)
 
     receiver.behaviour = first_fails_twice
-    ep = await add_endpoint(engine, receiver.url(), ordering="ordered")
+    fast = RetryPolicy(schedule=(0.2, 0.4), jitter=0.0)  # time enough for later events to pass
+    ep = await add_endpoint(engine, receiver.url(), ordering="ordered", retry=fast)
     for n in range(5):
         await log.append("events", {"n": n}, type="t")
     await receiver.wait_for(7, scaled(15))
@@ -191,7 +192,9 @@ async def test_continuous_failure_disables_the_endpoint(
         return web.Response(status=500)
 
     receiver.behaviour = broken
-    ep = await add_endpoint(engine, receiver.url(), disable_after=1.5)
+    # Retries 0.2, 0.6 and 1.4 s after the first attempt: the third fails over a second on.
+    fast = RetryPolicy(schedule=(0.2, 0.4, 0.8, 1.6), jitter=0.0)
+    ep = await add_endpoint(engine, receiver.url(), disable_after=1, retry=fast)
     await log.append("events", {"n": 1}, type="t")
     # The system event is appended before the endpoint is stored disabled: wait for the store.
     await wait_until(lambda: _disabled(engine, ep.id), timeout=15, what="endpoint disabled")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import subprocess
 import time
@@ -9,7 +11,7 @@ import time
 import httpx
 import msgspec
 
-from tests.consumers.firehose.clients import append, wait_for_gauge
+from tests.consumers.firehose.clients import append, gauge, wait_for_gauge
 from tests.serverthread import ServerThread
 from tests.support import scaled
 
@@ -41,19 +43,28 @@ def dechunk(body: bytes) -> bytes:
         pos = end + 2 + size + 2
 
 
-def curl_sse(url: str, *headers: str, seconds: float = 2.0) -> str:
-    """What ``curl -N`` prints in ``seconds`` (SSE never ends by itself)."""
-    args = ["curl", "-sN", "--max-time", str(scaled(seconds))]
+def curl_sse(url: str, *headers: str, last_id: str) -> str:
+    """What ``curl -N`` prints up to the message with id ``last_id`` and the keepalive
+    after it (SSE never ends by itself; a keepalive is sent only once the stream has
+    had nothing to send for ``EVENTLOG_FIREHOSE_KEEPALIVE``, so nothing was held back).
+    curl is stopped then; at most 20 s."""
+    args = ["curl", "-sN", "--max-time", str(scaled(20))]
     for header in headers:
         args += ["-H", header]
-    done = subprocess.run([*args, url], capture_output=True, check=False)
-    assert done.returncode == 28, done.stderr  # 28: curl's own time limit ended it
-    return done.stdout.decode()
+    done = re.compile(rf"^id: {re.escape(last_id)}\n(.*\n)*: keepalive\n", re.MULTILINE)
+    text = ""
+    with subprocess.Popen([*args, url], stdout=subprocess.PIPE) as curl:
+        assert curl.stdout is not None
+        while not done.search(text) and (chunk := os.read(curl.stdout.fileno(), 1 << 16)):
+            text += chunk.decode()
+        curl.terminate()
+    assert done.search(text), f"no id {last_id} then keepalive within 20 s: {text}"
+    return text
 
 
 def test_curl_resumes_after_last_event_id(fh_server: ServerThread, http: httpx.Client) -> None:
     append(http, "sse-resume", 20)
-    text = curl_sse(f"{fh_server.url}/api/streams/sse-resume/sse", "Last-Event-ID: 9")
+    text = curl_sse(f"{fh_server.url}/api/streams/sse-resume/sse", "Last-Event-ID: 9", last_id="19")
     messages = parse_sse(text)
     assert [int(m["id"]) for m in messages] == list(range(10, 20))
     for m in messages:
@@ -67,7 +78,7 @@ def test_last_event_id_takes_precedence_over_from(
 ) -> None:
     append(http, "sse-prec", 5)
     url = f"{fh_server.url}/api/streams/sse-prec/sse?from=beginning"
-    assert [m["id"] for m in parse_sse(curl_sse(url, "Last-Event-ID: 2", seconds=1))] == [
+    assert [m["id"] for m in parse_sse(curl_sse(url, "Last-Event-ID: 2", last_id="4"))] == [
         "3",
         "4",
     ]
@@ -103,7 +114,7 @@ def test_sse_batches_are_json_arrays_with_the_last_offset_as_id(
 ) -> None:
     append(http, "sse-batch", 5)
     url = f"{fh_server.url}/api/streams/sse-batch/sse?from=beginning&batch=2"
-    messages = parse_sse(curl_sse(url, seconds=1))
+    messages = parse_sse(curl_sse(url, last_id="4"))
     assert [m["id"] for m in messages] == ["1", "3", "4"]
     batches = [msgspec.json.decode(m["data"]) for m in messages]
     assert [[e["offset"] for e in b] for b in batches] == [[0, 1], [2, 3], [4]]
@@ -131,13 +142,16 @@ def test_a_stalled_sse_client_gets_a_closed_event_with_its_resume_offset(
     with socket.create_connection(("127.0.0.1", fh_server.port), timeout=scaled(30)) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
         sock.sendall(b"GET /api/streams/sse-slow/sse?from=0 HTTP/1.1\r\nHost: x\r\n\r\n")
-        # Stall: read nothing while 30,000 events (~20 MB) are appended.
-        append(http, "sse-slow", 30_000, payload=600)
-        wait_for_gauge(
-            fh_server, "eventlog_firehose_slow_disconnects_total", '{transport="sse"}', 1, 30
-        )
-        received = b""
-        while chunk := sock.recv(1 << 20):
+        # Stall: read nothing while up to 30,000 events (~20 MB) are appended, a
+        # thousand at a time until the server gives up on the client.
+        slow = ("eventlog_firehose_slow_disconnects_total", '{transport="sse"}')
+        for _ in range(30):
+            append(http, "sse-slow", 1000, payload=600)
+            if gauge(fh_server, *slow) == 1:
+                break
+        wait_for_gauge(fh_server, *slow, 1, 30)
+        received = b""  # up to the response's last chunk (the connection may stay open)
+        while not received.endswith(b"\r\n0\r\n\r\n") and (chunk := sock.recv(1 << 20)):
             received += chunk
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
