@@ -122,8 +122,8 @@ class DeliveryMachine:
     @property
     def wake_at(self) -> float | None:
         """When :meth:`actions` has something to do if no input comes first."""
-        times = [t for t in (self._due, self._paced) if t is not None]
-        return min(times, default=None)
+        due, paced = self._due, self._paced
+        return paced if due is None else due if paced is None else min(due, paced)
 
     # -- inputs -----------------------------------------------------------------
 
