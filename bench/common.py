@@ -33,6 +33,7 @@ __all__ = [
     "free_port",
     "payload",
     "raw_connection",
+    "receiver_process",
     "scratch_dir",
     "server_process",
     "timed",
@@ -156,6 +157,24 @@ def eventlog_serve(db: str | Path, port: int, *, access_log: bool = False) -> li
     """The command of an ``eventlog serve`` on ``db`` (a file or a PostgreSQL URL)."""
     cmd = [sys.executable, "-m", "server.cli.serve", "serve", "--port", str(port), "--db", str(db)]
     return cmd if access_log else [*cmd, "--no-access-log"]
+
+
+def receiver_process(
+    module: str, *args: str, post_timeout: float = 1.0
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m module PORT *args`` (a webhook receiver) on a free port, once it
+    answers a POST; the process and the port."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", module, str(port), *args])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=post_timeout)
+            return proc, port
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the receiver {module} did not start")
 
 
 @contextmanager

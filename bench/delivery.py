@@ -21,7 +21,6 @@ import gc
 import os
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,7 +29,7 @@ import aiohttp
 import httpx
 import msgspec
 
-from bench.common import free_port, payload, scratch_dir, serve_on_argv_port
+from bench.common import payload, receiver_process, scratch_dir, serve_on_argv_port
 from bench.report import Figure, Section
 from consumers.delivery.engine import DeliveryEngine, ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
@@ -52,17 +51,8 @@ async def receiver_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def start_receiver() -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.delivery", str(port)])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=1)
-            return proc, port
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the receiver did not start")
+    """The receiver answering 204 at once, in its own process; its port."""
+    return receiver_process("bench.delivery")
 
 
 async def _pump(bodies: list[bytes], post: Callable[[bytes], Awaitable[None]]) -> float:

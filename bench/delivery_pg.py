@@ -35,11 +35,12 @@ from bench.common import (
     eventlog_serve,
     free_port,
     payload,
+    receiver_process,
     scratch_dir,
     serve_on_argv_port,
     server_process,
 )
-from bench.delivery import IN_FLIGHT, bare_aiohttp, start_receiver
+from bench.delivery import IN_FLIGHT, bare_aiohttp, receiver_app, start_receiver
 from bench.postgres import scratch_db, server_url
 from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
@@ -52,36 +53,22 @@ SLOW = 0.05
 
 
 def slow_app(delay: float) -> Any:
-    """An ASGI app that reads the body, waits ``delay`` seconds, answers 204."""
+    """:func:`~bench.delivery.receiver_app` answering ``delay`` seconds after the body."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        more = True
-        while more:
-            message = await receive()
-            more = message.get("more_body", False)
-        await asyncio.sleep(delay)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+        async def answer_later(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                await asyncio.sleep(delay)
+            await send(message)
+
+        await receiver_app(scope, receive, answer_later)
 
     return app
 
 
 def start_slow_receiver(delay: float) -> tuple[subprocess.Popen[bytes], int]:
     """The slow receiver in its own process; its port."""
-    port = free_port()
-    command = [sys.executable, "-m", "bench.delivery_pg", str(port), str(delay)]
-    proc = subprocess.Popen(command)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=2)
-            return proc, port
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the slow receiver did not start")
+    return receiver_process("bench.delivery_pg", str(delay), post_timeout=2)
 
 
 @contextlib.contextmanager

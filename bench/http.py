@@ -15,12 +15,18 @@ Cases:
 eventlog runs on a fresh SQLite file with its defaults (synchronous=FULL:
 every 201 is fsynced), with the per-request access log off (``--no-access-log``)
 and also with it on (the default), written to a file.
+
+Before/after in the same rounds: ``EVENTLOG_BENCH_BEFORE=/tmp/before python -m
+bench http`` also runs the ``eventlog serve`` of the checkout at that path (e.g.
+``git worktree add /tmp/before <commit>``) and reports it beside this one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -28,11 +34,13 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
+import httpx
 import msgspec
+import psutil
 
 from bench.common import eventlog_serve, free_port, payload, scratch_dir, server_process
+from bench.http_inproc import cpu_per_request, profile_batches
 from bench.report import Figure, Section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,167 +109,48 @@ def load(url: str, body: bytes, connections: int, seconds: float, scratch: Path)
     return asyncio.run(_aiohttp(url, body, connections, seconds))
 
 
-# -- profile of the batch path ----------------------------------------------------------------
-
-
-async def _asgi_post(app: Any, body: bytes) -> None:
-    """One POST straight into the ASGI app (no sockets): what the server does per request."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"bench")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 2),
-    }
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.Event().wait()  # pragma: no cover - never asked for more
-        raise AssertionError
-
-    statuses: list[int] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    await app(scope, receive, send)
-    if statuses != [201]:
-        raise RuntimeError(f"answer {statuses}")
-
-
-def cpu_per_request(requests: int = 5000, concurrency: int = 64) -> dict[str, float]:
-    """CPU µs per single-event POST in-process (no sockets, no load generator):
-    the bare endpoint, eventlog's app over a log that does nothing, and the real app on
-    SQLite. Separates HTTP-layer cost from the log's."""
-    import uvloop
-
-    from eventlog import EventLog
-    from eventlog.storage.base import Appended
-    from server.app import create_app
-    from server.config import ServerConfig
-
-    body = msgspec.json.encode({"type": "order.created", "data": payload(0)})
-
-    class NoLog:
-        """Stands in for the log: answers every append at once."""
-
-        closed = False
-        config = type("C", (), {"max_batch_events": 10_000})()
-        writer_stats: dict[str, int] = {}
-
-        async def append_batch_result(
-            self, stream: str, events: object, expected_offset: int | None = None
-        ) -> Appended:
-            return Appended(offsets=[0], written=1, next_offset=1)
-
-    async def drive(app: Any) -> float:
-        todo = iter(range(requests))
-
-        async def worker() -> None:
-            for _ in todo:
-                await _asgi_post(app, body)
-
-        started = time.process_time()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return (time.process_time() - started) / requests * 1e6
-
-    async def main(db: Path) -> dict[str, float]:
-        from bench.http_bare import app as bare
-
-        out = {"bare": await drive(bare)}
-        out["app"] = await drive(create_app(NoLog(), ServerConfig(access_log=False)))  # type: ignore[arg-type]
-        async with EventLog.open(db) as log:
-            out["full"] = await drive(create_app(log, ServerConfig(access_log=False)))
-        return out
-
-    with scratch_dir() as d:
-        return uvloop.run(main(d / "cpu.db"))
-
-
-def profile_batches(requests: int = 300, concurrency: int = 16, top: int = 12) -> list[str]:
-    """cProfile of the server's own work for batch appends (in-process, no sockets):
-    the ``top`` functions by own time, as markdown lines."""
-    import cProfile
-    import io
-    import pstats
-
-    import uvloop
-
-    from eventlog import EventLog
-    from server.app import create_app
-    from server.config import ServerConfig
-
-    body = msgspec.json.encode([{"type": "order.created", "data": payload(i)} for i in range(100)])
-
-    async def main(db: Path) -> None:
-        async with EventLog.open(db) as log:
-            app = create_app(log, ServerConfig(access_log=False))
-            todo = iter(range(requests))
-
-            async def worker() -> None:
-                for _ in todo:
-                    await _asgi_post(app, body)
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-    with scratch_dir() as d:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        uvloop.run(main(d / "profile.db"))
-        profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    total = stats.total_tt  # type: ignore[attr-defined]
-    stats.sort_stats("tottime")
-    rows = []
-    for func in stats.fcn_list[:top]:  # type: ignore[attr-defined]
-        _cc, ncalls, tottime, cumtime, _callers = stats.stats[func]  # type: ignore[attr-defined]
-        where = f"{Path(func[0]).name}:{func[1]}({func[2]})"
-        rows.append(f"| `{where}` | {ncalls:,} | {tottime / total:.0%} | {cumtime / total:.0%} |")
-    events = requests * 100
-    return [
-        f"Profile of the batch path (cProfile, in-process, {requests} requests of 100 events, "
-        f"{concurrency} concurrent, no sockets; {total / events * 1e6:.1f} µs of profiled "
-        "main-thread time per event; the SQLite writes run on aiosqlite's thread and are "
-        "not in it). Top functions by own time:",
-        "| function | calls | own time | cumulative |",
-        "|---|---|---|---|",
-        *rows,
-        "",
-        "Reading it: `runners.run` is the event loop itself, mostly idle while the writer "
-        "thread commits (executemany and fsync of the previous batch); the rest is "
-        "per-event Python work on the request path: the log's validation and id generation "
-        "(`pending_event`, `uuid7`; events carrying headers, here the correlation id, miss "
-        "the log's no-headers fast path) and building one `NewEvent` per event "
-        "(`_to_new`). JSON decoding (msgspec) is a few percent. Both threads need the GIL, "
-        "so per-event Python cost on the request path and per-row cost on the writer "
-        "thread add up rather than overlap: that sum, not the disk, bounds batch "
-        "throughput on this 2-core machine shared with the load generator.",
-        "",
-        "",
-    ]
-
-
 # -- the scenario -------------------------------------------------------------------------
 
 
 ROUNDS = 5
+COMMAND = "python -m bench http"
+#: Another checkout of eventlog (e.g. ``git worktree add /tmp/before <commit>``) whose
+#: ``eventlog serve`` is measured beside this one's in the same rounds: before/after.
+BEFORE = os.environ.get("EVENTLOG_BENCH_BEFORE")
+
+
+def _serve_from(tree: str, db: Path, port: int) -> list[str]:
+    """``eventlog serve`` of the checkout at ``tree`` (its own code, this interpreter)."""
+    serve = " ".join(shlex.quote(a) for a in eventlog_serve(db, port, access_log=False))
+    return ["sh", "-c", f"cd {shlex.quote(tree)} && exec {serve}"]
+
+
+def _pid_of(port: int) -> psutil.Process:
+    """The server subprocess started with ``port`` on its command line."""
+    for child in psutil.Process().children():
+        if str(port) in child.cmdline():
+            return child
+    raise RuntimeError(f"no server process for port {port}")
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def _writer(url: str) -> tuple[float, float]:
+    """eventlog's writer counters: (transactions, events written)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    found = dict(re.findall(r'eventlog_writer\{counter="(\w+)"\} ([\d.e+]+)', text))
+    return float(found.get("transactions", 0)), float(found.get("events_written", 0))
 
 
 def _measure(quick: bool) -> list[dict[str, float]]:
     """``ROUNDS`` interleaved rounds: all four servers run at once (an idle one costs
     nothing) and each round measures every case back to back, so a burst of load
-    from elsewhere on the machine hits both sides of a ratio."""
+    from elsewhere on the machine hits both sides of a ratio. Each case also
+    records the server process's CPU time per request (user + system, every
+    thread), which a loaded machine skews far less than the rates."""
     seconds = 2.0 if quick else 3.0
     rounds = 1 if quick else ROUNDS
     single = msgspec.json.encode({"type": "order.created", "data": payload(0)})
@@ -270,44 +159,68 @@ def _measure(quick: bool) -> list[dict[str, float]]:
 
     with scratch_dir() as d, ExitStack() as stack:
         urls: dict[str, str] = {}
-        ports = {name: free_port() for name in ("bare", "bare_tuned", "el", "el_log")}
+        names = ("bare", "bare_tuned", "el", "el_log", *(("before",) if BEFORE else ()))
+        ports = {name: free_port() for name in names}
         commands = {
             "bare": bare_server(ports["bare"]),
             "bare_tuned": bare_server(ports["bare_tuned"], tuned=True),
             "el": eventlog_serve(d / "e.db", ports["el"], access_log=False),
             "el_log": eventlog_serve(d / "l.db", ports["el_log"], access_log=True),
         }
+        if BEFORE:
+            commands["before"] = _serve_from(BEFORE, d / "b.db", ports["before"])
         for name, command in commands.items():
             urls[name] = stack.enter_context(
                 server_process(command, ports[name], d / f"{name}.log")
             )
+        procs = {name: _pid_of(port) for name, port in ports.items()}
         for url in urls.values():
             load(url, single, 64, 1.0, d)  # warm-up
+        cases = [
+            ("bare_single", "bare", single, 64, 1),
+            ("bare_tuned_single", "bare_tuned", single, 64, 1),
+            ("single", "el", single, 64, 1),
+            ("single_log", "el_log", single, 64, 1),
+            ("bare_batch", "bare", batch, 16, 100),
+            ("batch", "el", batch, 16, 100),
+            *((("before_single", "before", single, 64, 1),) if BEFORE else ()),
+        ]
         for _ in range(rounds):
-            results = {
-                "bare_single": load(urls["bare"], single, 64, seconds, d),
-                "bare_tuned_single": load(urls["bare_tuned"], single, 64, seconds, d),
-                "single": load(urls["el"], single, 64, seconds, d),
-                "single_log": load(urls["el_log"], single, 64, seconds, d),
-                "bare_batch": load(urls["bare"], batch, 16, seconds, d) * 100,
-                "batch": load(urls["el"], batch, 16, seconds, d) * 100,
-            }
+            results = {"load_before": os.getloadavg()[0]}
+            for case, server, body, connections, events in cases:
+                before = _cpu(procs[server])
+                writer = _writer(urls[server]) if case == "single" else None
+                rate = load(urls[server], body, connections, seconds, d)
+                used = _cpu(procs[server]) - before
+                results[case] = rate * events
+                results[f"cpu_{case}"] = used / (rate * seconds) * 1e6
+                if writer is not None:
+                    after = _writer(urls[server])
+                    transactions, written = after[0] - writer[0], after[1] - writer[1]
+                    results["per_commit"] = written / transactions if transactions else 0.0
+                    results["commits"] = transactions / seconds
             rounds_out.append(results)
     return rounds_out
 
 
+_PAIRS = (
+    ("single", "bare_single"),
+    ("single_log", "bare_single"),
+    ("single_tuned", "bare_tuned_single"),
+    ("batch", "bare_batch"),
+    ("before_single", "bare_single"),
+)
+
+
 def _medians(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, str]]:
-    """Each case's median, and ``median× (min–max)`` of the per-round ratios of
+    """Each figure's median, and ``median× (min–max)`` of the per-round ratios of
     eventlog's cases to their baselines."""
     medians = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     spreads = {}
-    for ours, theirs in (
-        ("single", "bare_single"),
-        ("single_log", "bare_single"),
-        ("single_tuned", "bare_tuned_single"),
-        ("batch", "bare_batch"),
-    ):
+    for ours, theirs in _PAIRS:
         mine = "single" if ours == "single_tuned" else ours
+        if mine not in rounds[0]:
+            continue
         ratios = [r[mine] / r[theirs] for r in rounds]
         spreads[ours] = (
             f"per-round ratios: median {statistics.median(ratios):.2f}× "
@@ -316,69 +229,115 @@ def _medians(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
     return medians, spreads
 
 
+def _round_lines(rounds: list[dict[str, float]]) -> list[str]:
+    """Each round's single-event figures, with the machine's load when it began."""
+    return [
+        "Single events, each round (load average at its start: eventlog / bare req/s, ratio; "
+        "server CPU per request eventlog / bare; events per commit): "
+        + "; ".join(
+            f"{r['load_before']:.1f}: {r['single']:,.0f} / {r['bare_single']:,.0f}, "
+            f"{r['single'] / r['bare_single']:.2f}×, {r['cpu_single']:.0f} / "
+            f"{r['cpu_bare_single']:.0f} µs, {r['per_commit']:.0f}"
+            for r in rounds
+        )
+        + ".",
+        "",
+    ]
+
+
 async def run(quick: bool) -> Section:
-    results, spreads = _medians(await asyncio.to_thread(_measure, quick))
+    rounds = await asyncio.to_thread(_measure, quick)
+    results, spreads = _medians(rounds)
     cpu = await asyncio.to_thread(cpu_per_request)
     profile = await asyncio.to_thread(profile_batches) if results["batch"] < 50_000 else []
     generator = (
         "wrk 4.1 (1 thread, keep-alive)" if shutil.which("wrk") else "aiohttp client (Python)"
     )
+    loads = [r["load_before"] for r in rounds]
+    command = f"EVENTLOG_BENCH_BEFORE=<checkout> {COMMAND}" if BEFORE else COMMAND
+    cpu_ratio = results["cpu_bare_single"] / results["cpu_single"]
+    figures = [
+        Figure(
+            "single-event appends, 64 connections",
+            results["single"],
+            results["bare_single"],
+            unit="req/s",
+            target=0.7,
+            note=f"access log off; {spreads['single']}",
+        ),
+        Figure(
+            "single-event appends, 64 connections, access log on",
+            results["single_log"],
+            results["bare_single"],
+            unit="req/s",
+            target=0.7,
+            note=f"the default: one log line per request, to a file; {spreads['single_log']}",
+        ),
+        Figure(
+            "single-event appends, 64 connections, vs the bare endpoint given "
+            "`eventlog serve`'s GC and GIL settings",
+            results["single"],
+            results["bare_tuned_single"],
+            unit="req/s",
+            note=(
+                "access log off; shows what eventlog's work costs apart from those "
+                f"settings; {spreads['single_tuned']}"
+            ),
+        ),
+        Figure(
+            "batches of 100 events, 16 connections",
+            results["batch"],
+            results["bare_batch"],
+            unit="events/s",
+            note=f"target: 50,000 events/s absolute; {spreads['batch']}",
+        ),
+    ]
+    if "before_single" in results:
+        figures.append(
+            Figure(
+                "single-event appends, 64 connections: the checkout named by "
+                "`EVENTLOG_BENCH_BEFORE`",
+                results["before_single"],
+                results["bare_single"],
+                unit="req/s",
+                note=(
+                    f"access log off; {spreads['before_single']}; server CPU per request "
+                    f"{results['cpu_before_single']:.0f} µs (this checkout: "
+                    f"{results['cpu_single']:.0f} µs)"
+                ),
+            )
+        )
     return Section(
         key="http",
         title="HTTP appends (eventlog serve vs a bare Starlette endpoint)",
         conditions=(
-            f"Load generator: {generator}, on the same machine as the server. Both servers "
-            "on uvicorn with uvloop + httptools, one worker, each in its own process. "
-            "The baseline endpoint only decodes the same JSON body with msgspec and answers "
-            "201. eventlog appends durably (SQLite, synchronous=FULL, group commit) and "
+            f"`{command}`. "
+            f"Load generator: {generator}, on the same machine as the server. "
+            "Both servers on uvicorn with uvloop + httptools, one worker, each in its own "
+            "process. The baseline endpoint only decodes the same JSON body with msgspec and "
+            "answers 201. eventlog appends durably (SQLite, synchronous=FULL, group commit) and "
             "answers 201 with the offsets. Medians of "
-            f"{1 if quick else ROUNDS} interleaved rounds of {2 if quick else 3} s per case "
-            "(the machine is shared: interleaving puts a load burst on both sides)."
+            f"{len(rounds)} interleaved rounds of {2 if quick else 3} s per case (the machine is "
+            "shared: interleaving puts a load burst on both sides); load average "
+            f"{min(loads):.1f}–{max(loads):.1f} at the rounds' starts."
         ),
-        figures=[
-            Figure(
-                "single-event appends, 64 connections",
-                results["single"],
-                results["bare_single"],
-                unit="req/s",
-                target=0.7,
-                note=f"access log off; {spreads['single']}",
-            ),
-            Figure(
-                "single-event appends, 64 connections, access log on",
-                results["single_log"],
-                results["bare_single"],
-                unit="req/s",
-                target=0.7,
-                note=f"the default: one log line per request, to a file; {spreads['single_log']}",
-            ),
-            Figure(
-                "single-event appends, 64 connections, vs the bare endpoint given "
-                "`eventlog serve`'s GC and GIL settings",
-                results["single"],
-                results["bare_tuned_single"],
-                unit="req/s",
-                note=(
-                    "access log off; shows what eventlog's work costs apart from those "
-                    f"settings; {spreads['single_tuned']}"
-                ),
-            ),
-            Figure(
-                "batches of 100 events, 16 connections",
-                results["batch"],
-                results["bare_batch"],
-                unit="events/s",
-                note=f"target: 50,000 events/s absolute; {spreads['batch']}",
-            ),
-        ],
+        figures=figures,
         extra=[
-            "Single events: CPU per request in-process (no sockets, 64 concurrent, "
-            f"measured in this run): bare endpoint {cpu['bare']:.0f} µs, eventlog's HTTP "
-            f"layer over a no-op log {cpu['app']:.0f} µs, eventlog on SQLite "
-            f"{cpu['full']:.0f} µs (the writer thread included). Each 201 waits for a "
-            "group commit, so with 64 connections a commit carries at most 64 events and the "
-            "request path's CPU (routing, validation, metrics, correlation id, the log's "
-            "per-event work) sets the pace; the bare endpoint does none of it.",
+            "Server CPU per single-event request, over the same runs (process CPU time, "
+            f"every thread, medians): eventlog {results['cpu_single']:.0f} µs (access log on: "
+            f"{results['cpu_single_log']:.0f} µs), bare endpoint "
+            f"{results['cpu_bare_single']:.0f} µs: by CPU alone eventlog would run at "
+            f"{cpu_ratio:.2f}× the bare endpoint. Each 201 waits for its commit: "
+            f"{results['commits']:,.0f} commits/s of {results['per_commit']:.0f} events "
+            "(medians), so the time a commit takes (the flush, the writer thread's turns at "
+            "the GIL, the loop's turns between commits) bounds the rate, and it grows with "
+            "the machine's load where the bare endpoint's CPU-bound rate does not.",
+            "",
+            *_round_lines(rounds),
+            "In-process CPU per request (no sockets, 64 concurrent, measured in this run): "
+            f"bare endpoint {cpu['bare']:.0f} µs, eventlog's HTTP layer over a no-op log "
+            f"{cpu['app']:.0f} µs, eventlog on SQLite {cpu['full']:.0f} µs (the writer "
+            "thread included).",
             "",
             f"Batches: {results['batch']:,.0f} events/s against the 50,000 events/s target "
             f"({'met' if results['batch'] >= 50_000 else '**not met**'}).",

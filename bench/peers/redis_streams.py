@@ -23,18 +23,7 @@ from typing import Any
 import msgspec
 
 from bench.common import encode, free_port, payload
-from bench.peers.common import (
-    PRODUCERS,
-    compare,
-    log_batches,
-    log_producers,
-    log_read,
-    main,
-    peer_process,
-    producers_rate,
-    require,
-    sizes,
-)
+from bench.peers import common as peer
 from bench.report import Figure, Section
 
 __all__ = ["run"]
@@ -43,11 +32,11 @@ __all__ = ["run"]
 @contextmanager
 def redis_server(fsync: str) -> Iterator[int]:
     """A redis-server with an append-only file fsynced ``fsync``; yields its port."""
-    binary = require("redis-server", "redis")
+    binary = peer.require("redis-server", "redis")
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     argv += ["--appendonly", "yes", "--appendfsync", fsync, "--dir"]
-    with peer_process(lambda d: [*argv, str(d)]) as proc:
+    with peer.peer_process(lambda d: [*argv, str(d)]) as proc:
         _wait_ready(port, proc)
         yield port
 
@@ -70,9 +59,9 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
 async def xadd_producers(port: int, per_producer: int) -> float:
     import redis.asyncio as aioredis
 
-    client: Any = aioredis.Redis(port=port, max_connections=PRODUCERS)
+    client: Any = aioredis.Redis(port=port, max_connections=peer.PRODUCERS)
     data = encode(payload(0))
-    rate = await producers_rate(lambda: client.xadd("s", {"data": data}), per_producer)
+    rate = await peer.producers_rate(lambda: client.xadd("s", {"data": data}), per_producer)
     await client.aclose()
     return rate
 
@@ -119,24 +108,24 @@ async def xrange_read(port: int, total: int) -> float:
 
 async def run(quick: bool) -> Section:
     """eventlog and Redis Streams, each case in the same run."""
-    per_producer, total = sizes(quick)
+    per_producer, total = peer.sizes(quick)
 
     async def cases(figures: list[Figure]) -> None:
         for fsync in ("always", "everysec"):
             with redis_server(fsync) as port:
                 theirs = await xadd_producers(port, per_producer)
-                ours = await log_producers(per_producer)
+                ours = await peer.log_producers(per_producer)
                 figures.append(
                     Figure(f"256 producers, single appends (appendfsync {fsync})", ours, theirs)
                 )
                 theirs = await xadd_pipelines(port, total, 100)
-                ours = await log_batches(total, 100)
+                ours = await peer.log_batches(total, 100)
                 figures.append(
                     Figure(f"batches / pipelines of 100 (appendfsync {fsync})", ours, theirs)
                 )
                 if fsync == "always":
                     theirs = await xrange_read(port, total)
-                    ours = await log_read(total)
+                    ours = await peer.log_read(total)
                     figures.append(Figure("read in pages of 1000 + decode", ours, theirs))
 
     conditions = (
@@ -146,8 +135,8 @@ async def run(quick: bool) -> Section:
         "defaults (synchronous=FULL). The baseline column is Redis: a ratio above 1 "
         "means eventlog is faster. `python -m bench.peers.redis_streams`."
     )
-    return await compare(Section("peers-redis", "Peers: Redis Streams", conditions), cases)
+    return await peer.compare(Section("peers-redis", "Peers: Redis Streams", conditions), cases)
 
 
 if __name__ == "__main__":
-    main(run)
+    peer.main(run)

@@ -37,8 +37,6 @@ from consumers.delivery.model import (
 from consumers.delivery.rewrite import Decide, Pick, Rewrite
 
 __all__ = [
-    "ATTEMPT_COLUMNS",
-    "COLUMNS",
     "SHARED_PREFIX",
     "ClaimRequest",
     "Claimed",
@@ -49,9 +47,7 @@ __all__ = [
     "LedgerStore",
     "WritesInOne",
     "act",
-    "attempt_from_row",
     "counts_from_rows",
-    "delivery_from_row",
     "select_claimable",
 ]
 
@@ -226,29 +222,6 @@ class WritesInOne:
     async def finish(self, results: Sequence[Finished]) -> None:
         if results:
             await self.write((), results, (), 0.0)
-
-
-#: The delivery columns both SQL ledgers select: :class:`Delivery`'s fields, by name
-#: (``next_attempt_at`` is the column ``next_at``; ``"offset"`` is quoted for PostgreSQL).
-DELIVERY_FIELDS = Delivery.__struct_fields__
-COLUMNS = ", ".join(
-    {"next_attempt_at": "next_at", "offset": '"offset"'}.get(f, f) for f in DELIVERY_FIELDS
-)
-#: The attempt columns both SQL ledgers select (:class:`Attempt`'s fields but the delivery id).
-ATTEMPT_FIELDS = Attempt.__struct_fields__[1:]
-ATTEMPT_COLUMNS = ", ".join(ATTEMPT_FIELDS)
-
-
-def delivery_from_row(r: Any) -> Delivery:
-    """A :class:`Delivery` from a row selected as :data:`COLUMNS`, matched by name."""
-    fields = dict(zip(DELIVERY_FIELDS, r, strict=True))
-    fields["replay"] = bool(fields["replay"])
-    return Delivery(**fields)
-
-
-def attempt_from_row(delivery_id: str, a: Any) -> Attempt:
-    """An :class:`Attempt` from a row selected as :data:`ATTEMPT_COLUMNS`, matched by name."""
-    return Attempt(delivery_id=delivery_id, **dict(zip(ATTEMPT_FIELDS, a, strict=True)))
 
 
 async def act(

@@ -8,18 +8,23 @@ server maps to a 4xx. Used by both the WebSocket and the SSE routes
 
 from __future__ import annotations
 
-from consumers.filter import check_key_pattern, check_type_pattern
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from consumers.filter import EventFilter, check_key_pattern, check_type_pattern
 from eventlog.errors import InvalidInput, InvalidPosition
 from eventlog.model import BEGINNING, END, Beginning, End, Offset
 
 __all__ = [
     "MAX_BATCH",
     "MAX_TYPE_PATTERNS",
+    "Query",
     "Start",
     "parse_batch",
     "parse_from",
     "parse_key",
     "parse_last_event_id",
+    "parse_query",
     "parse_types",
 ]
 
@@ -110,3 +115,39 @@ def parse_batch(text: str | None) -> int:
     if not value.isdigit() or not value.isascii() or not 1 <= int(value[:6]) <= MAX_BATCH:
         raise InvalidInput(f"batch must be an integer from 1 to {MAX_BATCH}, got {text!r}")
     return int(value)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A firehose request's parameters, parsed (:func:`parse_query`)."""
+
+    position: Start
+    last_id: int | None
+    filter: EventFilter
+    batch: int
+
+    def start(self, first: int, head: int) -> int:
+        """The first offset to send from a stream holding ``first <= offset < head``:
+        the one after ``Last-Event-ID`` if given, else ``from=``'s."""
+        if self.last_id is not None:
+            return self.last_id + 1
+        if isinstance(self.position, Beginning):
+            return first
+        if isinstance(self.position, End):
+            return head
+        return self.position.value
+
+
+def parse_query(params: Mapping[str, str], last_event_id: str | None = None) -> Query:
+    """Parse a request's ``from``, ``types``, ``key`` and ``batch`` (and an SSE
+    ``Last-Event-ID``), each with its parser above.
+
+    Raises:
+        InvalidInput: The first parameter that is not acceptable.
+    """
+    return Query(
+        position=parse_from(params.get("from")),
+        last_id=parse_last_event_id(last_event_id),
+        filter=EventFilter(parse_types(params.get("types")), parse_key(params.get("key"))),
+        batch=parse_batch(params.get("batch")),
+    )

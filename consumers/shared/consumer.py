@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
@@ -60,11 +61,23 @@ from eventlog.holds import Truncation
 
 logger = logging.getLogger("eventlog.consumers")
 
-__all__ = ["SharedConsumer"]
+__all__ = ["SharedConsumer", "Tuning"]
 
 
 def _expires(at: float) -> datetime:
     return datetime.fromtimestamp(at, UTC)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What every shared consumer of one :class:`~consumers.shared.SharedConsumers`
+    shares (its arguments of the same names say what each means)."""
+
+    clock: Callable[[], float]
+    closing: asyncio.Event
+    window: int
+    page: int
+    poll: float
 
 
 class SharedConsumer:
@@ -80,24 +93,16 @@ class SharedConsumer:
         ledger: LedgerStore,
         name: str,
         spec: SharedSpec,
-        *,
-        clock: Callable[[], float],
-        closing: asyncio.Event,
-        window: int,
-        page: int,
-        poll: float,
+        tuning: Tuning,
     ) -> None:
         self.log = log
         self.ledger = ledger
         self.name = name
         self.endpoint_id = f"shared:{name}"
         self.feed_name = f"{name}.feed"
-        self.clock = clock
-        self.window = window
-        self.page = page
-        self.poll = poll
+        self.tuning = tuning
+        self.clock = tuning.clock
         self.deleted = False
-        self._closing = closing
         self._changed = asyncio.Event()
         self._feed_lock = asyncio.Lock()
         self._feeds = 0
@@ -106,7 +111,7 @@ class SharedConsumer:
         self._floored = 0
         self._floor: int | None = None
         self._floor_seq = 0
-        self._events = EventCache(log, window)
+        self._events = EventCache(log, tuning.window)
         self.spec = spec
         self.filter = EventFilter(spec.types, spec.key)
 
@@ -138,7 +143,7 @@ class SharedConsumer:
             feeds = self._feeds
             plan = await self._claim_rows(max)
             rows, to_park, fed = plan.claimed, plan.park, False
-            room = not self.spec.ordered_by_key or plan.active < self.window
+            room = not self.spec.ordered_by_key or plan.active < self.tuning.window
             if len(rows) < max and room:
                 fed = await self._feed(feeds)
                 if fed:
@@ -152,10 +157,10 @@ class SharedConsumer:
             if to_park or fed:
                 continue
             now = self.clock()
-            if now >= deadline or self.deleted or self._closing.is_set():
+            if now >= deadline or self.deleted or self.tuning.closing.is_set():
                 return []
             until = deadline if plan.wake_at is None else min(deadline, plan.wake_at)
-            await self._wait(changed, min(until - now, self.poll), room)
+            await self._wait(changed, min(until - now, self.tuning.poll), room)
 
     async def ack(self, worker: str, claims: Sequence[str]) -> int:
         """Ack claims (all or none): their events are done. Returns how many.
@@ -214,7 +219,7 @@ class SharedConsumer:
         self, worker: str, *, max: int = 10, wait: float = 30.0
     ) -> AsyncIterator[HeldClaim]:
         """Claim forever, one :class:`HeldClaim` at a time (``async for c in shared.claims(w)``)."""
-        while not self.deleted and not self._closing.is_set():
+        while not self.deleted and not self.tuning.closing.is_set():
             for claim in await self.claim(worker, max, wait):
                 yield HeldClaim(self, worker, claim)
 
@@ -233,7 +238,9 @@ class SharedConsumer:
         spec = self.spec
         # Per-key order needs every unfinished row of the window (a claimed key
         # blocks its later events); without it the store hands over the due ones.
-        pick = Pick(active=self.window) if spec.ordered_by_key else Pick(active=limit, due=now)
+        pick = (
+            Pick(active=self.tuning.window) if spec.ordered_by_key else Pick(active=limit, due=now)
+        )
         return await self.ledger.rewrite(
             self.endpoint_id,
             pick,
@@ -259,13 +266,13 @@ class SharedConsumer:
             stream = self.spec.stream
             position = await self.log.committed_offset(self.feed_name, stream) or 0
             try:
-                events = await self.log.read(stream, position, self.page)
+                events = await self.log.read(stream, position, self.tuning.page)
             except OffsetOutOfRange as exc:  # retention took events nobody claimed
                 # Never silently: the log, and the system stream, say what was lost.
                 lost = Truncation.of(stream, position, exc.first, consumer=self.name)
                 logger.warning("shared consumer %s: %s", self.name, lost.describe())
                 await self.log.notice("consumer.truncated", msgspec.to_builtins(lost))
-                events = await self.log.read(stream, exc.first, self.page)
+                events = await self.log.read(stream, exc.first, self.tuning.page)
             if not events:
                 return False
             now = self.clock()
@@ -358,7 +365,7 @@ class SharedConsumer:
     async def _wait(self, changed: asyncio.Event, timeout: float, appends: bool) -> None:
         waits: list[asyncio.Future[bool]] = [
             asyncio.ensure_future(changed.wait()),
-            asyncio.ensure_future(self._closing.wait()),
+            asyncio.ensure_future(self.tuning.closing.wait()),
         ]
         if appends:
             fed = await self.log.committed_offset(self.feed_name, self.spec.stream) or 0

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from consumers.delivery.ledger import LedgerStore
 from consumers.delivery.stores import ledger_for
-from consumers.shared.consumer import SharedConsumer
+from consumers.shared.consumer import SharedConsumer, Tuning
 from consumers.shared.errors import ConsumerConflict, ConsumerNotShared
 from consumers.shared.spec import SharedSpec, spec_store_for
 from eventlog import EventLog
@@ -65,11 +65,8 @@ class SharedConsumers:
         self.log = log
         self.ledger = ledger if ledger is not None else ledger_for(log)
         self.specs = spec_store_for(log)
-        self.clock = clock
-        self.window = window
-        self.page = page
-        self.poll = poll
         self.closing = closing if closing is not None else asyncio.Event()
+        self.tuning = Tuning(clock, self.closing, window, page, poll)
         self._consumers: dict[str, SharedConsumer] = {}
         self._opened = False
 
@@ -163,17 +160,7 @@ class SharedConsumers:
         if consumer is not None and consumer.spec.stream == spec.stream:
             consumer.respec(spec)
             return consumer
-        consumer = SharedConsumer(
-            self.log,
-            self.ledger,
-            name,
-            spec,
-            clock=self.clock,
-            closing=self.closing,
-            window=self.window,
-            page=self.page,
-            poll=self.poll,
-        )
+        consumer = SharedConsumer(self.log, self.ledger, name, spec, self.tuning)
         self._consumers[name] = consumer
         return consumer
 

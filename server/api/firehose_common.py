@@ -17,20 +17,9 @@ from typing import Any, Literal
 from prometheus_client import Counter, Gauge
 from starlette.requests import HTTPConnection
 
-from consumers.firehose import (
-    EventFilter,
-    Firehose,
-    Limits,
-    Subscription,
-    SubscriptionEnded,
-    parse_batch,
-    parse_from,
-    parse_key,
-    parse_last_event_id,
-    parse_types,
-)
+from consumers.firehose import EventFilter, Firehose, Limits, Subscription, SubscriptionEnded
+from consumers.firehose.params import parse_query
 from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
-from eventlog.model import Beginning, End
 from server.api.params import refuse_repeats
 from server.config import ServerConfig
 from server.errors import CLOSE_CODES, CLOSE_GONE, CLOSE_SLOW, shown_text, ws_close_code_for
@@ -124,11 +113,7 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
     stream = authorize(conn, "read", given)
     scope = scope_of(conn)
     refuse_repeats(conn.scope["query_string"])  # the middleware does it for HTTP, not WS
-    params = conn.query_params
-    position = parse_from(params.get("from"))
-    last_id = parse_last_event_id(conn.headers.get("last-event-id")) if sse else None
-    event_filter = EventFilter(parse_types(params.get("types")), parse_key(params.get("key")))
-    batch = parse_batch(params.get("batch"))
+    query = parse_query(conn.query_params, conn.headers.get("last-event-id") if sse else None)
     log: EventLog = conn.app.state.log
     try:
         info = await log.stream_info(stream)
@@ -137,18 +122,11 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
         if given != DEFAULT_STREAM:
             raise
         first = head = 0  # the default stream always exists, empty until the first append
-    if last_id is not None:
-        start = last_id + 1
-    elif isinstance(position, Beginning):
-        start = first
-    elif isinstance(position, End):
-        start = head
-    else:
-        start = position.value
+    start = query.start(first, head)
     if start < first:
         raise OffsetOutOfRange(stream, start, first)
     show = None if scope.sees_all or scope.tenant is None else scope.frame
-    return FirehoseRequest(stream, start, event_filter, batch, show, scope.tenant)
+    return FirehoseRequest(stream, start, query.filter, query.batch, show, scope.tenant)
 
 
 def ended_close(sub: Subscription, tenant: str | None = None) -> tuple[int, str]:

@@ -27,6 +27,7 @@ from consumers.delivery.machine_rules import (
 )
 from consumers.delivery.model import Delivery, Endpoint, Finished, Ordering, SecretEntry
 from consumers.delivery.retry import AttemptResult, Classification, ErrorKind, RetryPolicy, classify
+from tests.consumers.delivery.rows import delivery_row
 
 NOW = 1_700_000_000.0
 SHORT = RetryPolicy.preset("short")  # 1 s, 2 s, 4 s; 4 attempts; no jitter
@@ -39,19 +40,7 @@ def endpoint(**changes: object) -> Endpoint:
 
 
 def row(seq: int, *, key: str | None = None, status: str = "in_flight", **more: object) -> Delivery:
-    fields: dict[str, object] = {"next_attempt_at": NOW, **more}
-    return Delivery(
-        id=f"msg_{seq}",
-        seq=seq,
-        endpoint_id="ep",
-        stream="events",
-        offset=seq,
-        event_id=f"e{seq}",
-        event_type="t",
-        key=key,
-        status=status,  # type: ignore[arg-type]
-        **fields,  # type: ignore[arg-type]
-    )
+    return delivery_row(seq, key=key, status=status, **{"next_attempt_at": NOW, **more})
 
 
 def answer(

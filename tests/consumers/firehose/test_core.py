@@ -25,6 +25,7 @@ from consumers.firehose import (
     parse_last_event_id,
     parse_types,
 )
+from consumers.firehose.params import parse_query
 from eventlog import BEGINNING, END, InvalidInput, InvalidPosition, Offset
 from tests.support import stored_event
 
@@ -144,6 +145,23 @@ def test_parse_key_and_batch() -> None:
     for bad in ("0", "-1", "x", str(MAX_BATCH + 1), "9" * 30, ""):
         with pytest.raises(InvalidInput, match="batch"):
             parse_batch(bad)
+
+
+def test_parse_query_reads_every_parameter_and_resolves_the_start() -> None:
+    query = parse_query({"from": "beginning", "types": "order.*", "key": "k1", "batch": "5"})
+    assert (query.filter.types, query.filter.key, query.batch) == (("order.*",), "k1", 5)
+    assert query.start(first=10, head=20) == 10
+    assert parse_query({}).start(first=10, head=20) == 20  # from=end by default
+    assert parse_query({"from": "12"}).start(first=10, head=20) == 12
+    # An SSE reconnect's Last-Event-ID wins over from=.
+    assert parse_query({"from": "beginning"}, "14").start(first=10, head=20) == 15
+
+
+def test_parse_query_refuses_the_first_bad_parameter() -> None:
+    with pytest.raises(InvalidPosition, match="from must be"):
+        parse_query({"from": "x", "batch": "0"})
+    with pytest.raises(InvalidInput, match="batch"):
+        parse_query({"batch": "0"})
 
 
 # -- filters -------------------------------------------------------------------

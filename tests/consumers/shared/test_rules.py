@@ -18,25 +18,16 @@ from consumers.shared.errors import (
     InvalidDelay,
 )
 from consumers.shared.rules import ClaimId
+from tests.consumers.delivery.rows import delivery_row
 
 NOW = 1_000.0
 WAIT = 30.0
 
 
 def row(seq: int, key: str | None = None, **fields: object) -> Delivery:
-    d = Delivery(
-        id=f"msg_{seq}",
-        seq=seq,
-        endpoint_id="shared:c",
-        stream="s",
-        offset=seq,
-        event_id=f"e{seq}",
-        event_type="t",
-        key=key,
-        status="pending",
-        next_attempt_at=NOW,
+    return delivery_row(
+        seq, endpoint_id="shared:c", stream="s", key=key, **{"next_attempt_at": NOW, **fields}
     )
-    return msgspec.structs.replace(d, **fields)
 
 
 def claim(
