@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from consumers.delivery.changes import EndpointChanged, Pending
-from consumers.delivery.ledger import EndpointCounts, WritesInOne, counts_from_rows
+from consumers.delivery.ledger import EndpointCounts, counts_from_rows
 from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint
 from consumers.delivery.rewrite import Decide, Pick
 from eventlog.sealed import SecretBox
@@ -103,7 +103,7 @@ def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
     return d.status, d.attempts, d.budget_start, d.rate_limited, d.next_attempt_at
 
 
-class SQLLedger(WritesInOne, ABC):
+class SQLLedger(ABC):
     """Endpoints, reads and ``rewrite`` of a SQL ledger, over :meth:`_run` and its
     :class:`Dialect`."""
 
