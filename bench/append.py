@@ -10,13 +10,15 @@ Cases:
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.common import (
     INSERT,
@@ -29,39 +31,45 @@ from bench.common import (
 )
 from bench.report import Figure, Section
 from eventlog import EventLog, NewEvent
+from eventlog.encoding import BatchItem
 from eventlog.ids import uuid7s
 
 PRODUCERS = 256
 
 
-def raw_batches(total: int, batch: int, encode_each: bool = False) -> float:
-    """Events/s of raw ``executemany`` batches; the payloads encoded once up front,
-    or (``encode_each``) from the same Python values for every batch, as eventlog does."""
-    with scratch_dir() as d:
-        conn = raw_connection(d / "raw.db")
-        values = [payload(i) for i in range(batch)]
-        datas = [encode(v) for v in values]
+class RawBatches:
+    """Raw ``executemany`` batches into a file of eventlog's schema, one per :meth:`step`.
+
+    The payloads are encoded once up front, or (``encode_each``) from the same
+    Python values for every batch, as eventlog must.
+    """
+
+    def __init__(self, path: Path, batch: int, encode_each: bool = False) -> None:
+        self.conn = raw_connection(path)
+        self.values = [payload(i) for i in range(batch)]
+        self.datas = [encode(v) for v in self.values]
+        self.encode_each = encode_each
+        self.offset = 0
+
+    def step(self) -> float:
+        """Write one batch in one transaction; the seconds it took."""
         start = time.perf_counter()
-        offset = 0
-        while offset < total:
-            if encode_each:
-                datas = [encode(v) for v in values]
-            now = time.time_ns() // 1000
-            conn.execute("BEGIN IMMEDIATE")
-            rows = zip(datas, uuid7s(len(datas)), strict=True)  # ids made as eventlog makes them
-            conn.executemany(
-                INSERT, [raw_row("s", offset + i, d_, now, id_) for i, (d_, id_) in enumerate(rows)]
-            )
-            conn.execute(
-                "INSERT INTO streams (name, next_offset) VALUES ('s', ?) "
-                "ON CONFLICT (name) DO UPDATE SET next_offset = excluded.next_offset",
-                (offset + batch,),
-            )
-            conn.execute("COMMIT")
-            offset += batch
-        elapsed = time.perf_counter() - start
-        conn.close()
-    return total / elapsed
+        conn, offset = self.conn, self.offset
+        datas = [encode(v) for v in self.values] if self.encode_each else self.datas
+        now = time.time_ns() // 1000
+        conn.execute("BEGIN IMMEDIATE")
+        rows = zip(datas, uuid7s(len(datas)), strict=True)  # ids made as eventlog makes them
+        conn.executemany(
+            INSERT, [raw_row("s", offset + i, d_, now, id_) for i, (d_, id_) in enumerate(rows)]
+        )
+        conn.execute(
+            "INSERT INTO streams (name, next_offset) VALUES ('s', ?) "
+            "ON CONFLICT (name) DO UPDATE SET next_offset = excluded.next_offset",
+            (offset + len(datas),),
+        )
+        conn.execute("COMMIT")
+        self.offset += len(datas)
+        return time.perf_counter() - start
 
 
 def raw_single_commits(total: int) -> float:
@@ -78,18 +86,14 @@ def raw_single_commits(total: int) -> float:
     return total / elapsed
 
 
-async def log_batches(total: int, batch: int, as_dicts: bool = False) -> float:
-    with scratch_dir() as d:
-        async with EventLog.open(d / "log.db") as log:
-            events: list[NewEvent] | list[dict[str, object]]
-            if as_dicts:
-                events = [{"type": "order.created", "data": payload(i)} for i in range(batch)]
-            else:
-                events = [NewEvent(type="order.created", data=payload(i)) for i in range(batch)]
-            start = time.perf_counter()
-            for _ in range(total // batch):
-                await log.append_batch("s", events)
-            return total / (time.perf_counter() - start)
+def batch_items(batch: int, as_dicts: bool) -> list[NewEvent] | list[dict[str, object]]:
+    """A batch of ``NewEvent``s, or of the plain dicts a Python user writes first."""
+    if as_dicts:
+        dicts: list[dict[str, object]] = [
+            {"type": "order.created", "data": payload(i)} for i in range(batch)
+        ]
+        return dicts
+    return [NewEvent(type="order.created", data=payload(i)) for i in range(batch)]
 
 
 @dataclass
@@ -102,15 +106,42 @@ class BatchRound:
     raw_encoding: float
 
 
+async def batch_round(total: int, batch: int) -> BatchRound:
+    """Raw executemany, ``NewEvent`` batches, dict batches and raw encoding each
+    batch, each into its own new file, taking turns batch by batch in a rotating
+    order: a neighbour's burst (or a slow disk flush) on this shared machine
+    lands on all four instead of on whichever was running."""
+    with scratch_dir() as d:
+        raw = RawBatches(d / "raw.db", batch)
+        raw_encoding = RawBatches(d / "raw-enc.db", batch, encode_each=True)
+        async with EventLog.open(d / "new.db") as new_log, EventLog.open(d / "dicts.db") as dicts:
+            new_items, dict_items = batch_items(batch, False), batch_items(batch, True)
+
+            async def appended(log: EventLog, items: Sequence[BatchItem]) -> float:
+                start = time.perf_counter()
+                await log.append_batch("s", items)
+                return time.perf_counter() - start
+
+            spent = [0.0] * 4
+            for turn in range(total // batch):
+                for side in ((turn + k) % 4 for k in range(4)):
+                    if side == 0:
+                        spent[0] += raw.step()
+                    elif side == 1:
+                        spent[1] += await appended(new_log, new_items)
+                    elif side == 2:
+                        spent[2] += await appended(dicts, dict_items)
+                    else:
+                        spent[3] += raw_encoding.step()
+        raw.conn.close()
+        raw_encoding.conn.close()
+    done = total // batch * batch
+    return BatchRound(done / spent[0], done / spent[1], done / spent[2], done / spent[3])
+
+
 async def batch_rounds(rounds: int, total: int) -> list[BatchRound]:
-    """Interleaved rounds: raw executemany, NewEvent batches, dict batches."""
-    out = []
-    for _ in range(rounds):
-        raw = raw_batches(total, 1000)
-        new_events = await log_batches(total, 1000)
-        dicts = await log_batches(total, 1000, True)
-        out.append(BatchRound(raw, new_events, dicts, raw_batches(total, 1000, True)))
-    return out
+    """Rounds of :func:`batch_round`, batches of 1000."""
+    return [await batch_round(total, 1000) for _ in range(rounds)]
 
 
 def spread(ratios: list[float]) -> str:
@@ -183,7 +214,9 @@ async def singles_rounds(rounds: int, singles: int, per_producer: int) -> list[R
 async def run(quick: bool) -> Section:
     total = 50_000 if quick else 200_000
     runs = 1 if quick else 5
+    load_before = os.getloadavg()[0]
     batches = await batch_rounds(runs, total)
+    load_batches = os.getloadavg()[0]
     raw_batch = statistics.median(b.raw for b in batches)
     ours_batch = statistics.median(b.new_events for b in batches)
     ours_dicts = statistics.median(b.dicts for b in batches)
@@ -208,8 +241,12 @@ async def run(quick: bool) -> Section:
         conditions=(
             f"Payload ~200 B JSON. The baseline is stdlib sqlite3 writing the same rows into "
             "the same schema (primary key and id index) with the same durability (WAL, "
-            "synchronous=FULL), so the ratio is eventlog's own overhead. Batches: medians of "
-            f"{runs} interleaved rounds (raw, `NewEvent`s, dicts). 256 producers: best of "
+            "synchronous=FULL) and the same kind of id (UUIDv7, made as eventlog makes them), "
+            "so the ratio is eventlog's own overhead. Batches: medians of "
+            f"{runs} rounds of {total:,} events per side; within a round raw, `NewEvent`s, "
+            "dicts and raw-encoding-each-batch take turns batch by batch, in a rotating order "
+            f"(load average {load_before:.1f} before the batches, {load_batches:.1f} after). "
+            "256 producers: best of "
             f"{rounds} interleaved rounds, each running the baseline, eventlog on asyncio's "
             "default event loop, then eventlog on uvloop."
         ),

@@ -204,10 +204,8 @@ async def run(quick: bool) -> Section:
                 f"{a:,.0f} / {b:,.0f} ({a / b:.2f}×)" for a, b in zip(ours, bare, strict=True)
             )
             + f". Load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
-            "(2 cores shared with other work): the ratio depends on it. When the cores are "
-            "busy, both sides wait on the receiver and the ratio is near 1; on an idle "
-            "machine both are bound by CPU and the engine's own work per delivery "
-            "(ledger rows, signing, recording) shows.",
+            "(2 cores shared with other work): single rounds swing with it, most when the "
+            "bare client finds the cores free for a moment.",
             "",
         ],
     )

@@ -102,11 +102,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     Subclassed by :func:`guarded_protocols` with :attr:`server_config` set.
 
-    Per request it only sets numbers: the header deadline is checked by one
-    timer per connection that re-arms itself to the current deadline when it
-    fires early (a timer armed and cancelled for every request, uvloop's
-    ``call_later``, cost more than the rest of the guard), and the header
-    bytes are counted once the headers are complete.
+    Per request it only sets numbers: the header deadline and uvicorn's
+    keep-alive (idle) timeout are checked by one timer per connection that, when
+    it fires before the deadline now due, re-arms itself for it (a timer armed
+    and cancelled for every request, uvloop's ``call_later``, cost more than the
+    rest of the guard), and the header bytes are counted once the headers are
+    complete.
     """
 
     server_config: ClassVar[ServerConfig]
@@ -118,9 +119,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._max_header_bytes = limits.max_header_bytes
         self._header_timeout = limits.header_timeout
         self._max_connections = limits.max_connections
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         #: Loop time by which the headers in progress must be complete (None: none are).
         self._header_deadline: float | None = None
+        #: Loop time at which an idle kept-alive connection is closed (None: not idle).
+        self._idle_deadline: float | None = None
         self._received = 0  # bytes read since the request began, while in its headers
         self._in_headers = False
         self._too_large = False
@@ -140,11 +144,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._cancel_header_timer()
+        self._cancel_timer()
         self.waiting_since = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._idle_deadline = None
         super().data_received(data)
         if self._in_headers:
             self._received += len(data)
@@ -156,7 +161,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if not self._too_large:
             super().send_400_response(msg)
             return
-        self._cancel_header_timer()
+        self._cancel_timer()
         self.transport.write(_TOO_LARGE)
         self.transport.close()
 
@@ -180,7 +185,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        # uvicorn's, but the idle timeout is a deadline for the connection's timer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_deadline = deadline = self.loop.time() + self.timeout_keep_alive
+            self._due_by(deadline)
         if (
             self.waiting_since is None
             and not self.pipeline
@@ -212,29 +227,42 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.loop.call_later(self.server_config.firehose_close_timeout, self._watch_closing, now)
 
     def _expect_headers(self) -> None:
-        """Start the header deadline (from now), arming the timer if none is."""
+        """Start the header deadline (from now)."""
         self._header_deadline = deadline = self.loop.time() + self._header_timeout
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_at(deadline, self._headers_due)
+        self._due_by(deadline)
 
-    def _cancel_header_timer(self) -> None:
-        self._header_deadline = None
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+    def _due_by(self, deadline: float) -> None:
+        """Have the connection's timer fire no later than ``deadline``."""
+        timer = self._timer
+        if timer is not None:
+            if self._timer_at <= deadline:
+                return  # it fires first and re-arms for what is due then
+            timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._due)
 
-    def _headers_due(self) -> None:
-        self._header_timer = None
-        deadline = self._header_deadline
-        if deadline is None or self.transport.is_closing():
-            return  # no headers in progress: the next request arms the timer again
-        if deadline > self.loop.time():  # a later request's deadline: wait for it
-            self._header_timer = self.loop.call_at(deadline, self._headers_due)
+    def _cancel_timer(self) -> None:
+        self._header_deadline = self._idle_deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _due(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
             return
-        self._header_deadline = None
-        if self._in_headers:  # part of a request came: say why it ends
-            self.transport.write(_TIMEOUT)
-        self.transport.close()
+        now = self.loop.time()
+        header, idle = self._header_deadline, self._idle_deadline
+        if header is not None and header <= now:
+            self._header_deadline = None
+            if self._in_headers:  # part of a request came: say why it ends
+                self.transport.write(_TIMEOUT)
+            self.transport.close()
+        elif idle is not None and idle <= now:  # uvicorn's keep-alive timeout
+            self._idle_deadline = None
+            self.transport.close()
+        elif header is not None or idle is not None:  # later deadlines: wait for them
+            self._due_by(min(d for d in (header, idle) if d is not None))
 
     def _make_room(self) -> bool:
         """Close the connection waiting longest without a request; False if none is."""
@@ -254,7 +282,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def evict(self) -> None:
         """Close this connection to make room for a new one (it has no request in progress)."""
-        self._cancel_header_timer()
+        self._cancel_timer()
         self.waiting_since = None
         self.connections.discard(self)
         self.transport.abort()

@@ -43,7 +43,7 @@ import msgspec
 from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, origin, redact
-from consumers.delivery.ledger import LedgerStore, act
+from consumers.delivery.ledger import Enqueue, LedgerStore, act
 from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery
 from consumers.delivery.pump import EndpointPump, PumpParts, feeder_lease
@@ -338,7 +338,7 @@ class DeliveryEngine:
         )
 
     async def _enqueue_replay(self, endpoint_id: str, rows: list[NewDelivery], now: float) -> None:
-        inserted = await self.store.enqueue(endpoint_id, rows, consumer=None, now=now)
+        (inserted,), _ = await self.store.write([Enqueue(endpoint_id, rows, None)], (), (), now)
         pump = self._pumps.get(endpoint_id)
         if pump is not None:
             pump.machine.enqueued(inserted)

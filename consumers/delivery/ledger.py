@@ -3,13 +3,11 @@
 A ledger keeps endpoints, delivery rows and attempts, and stores what the
 rules of :mod:`consumers.delivery.machine_rules` decided; it decides nothing
 itself. The contract every store keeps (``tests/consumers/delivery/test_ledger.py``
-runs it against each): :meth:`~LedgerStore.enqueue` commits rows and the
-consumer's offset together; :meth:`~LedgerStore.claim` marks rows ``in_flight``
-atomically; :meth:`~LedgerStore.finish` touches only rows still ``in_flight``;
-:meth:`~LedgerStore.write` does enqueues, finishes and claims in one
-transaction, in that order; :meth:`~LedgerStore.rewrite` reads rows locked and
-stores a pure decision. Nothing stored here holds a secret except the endpoint
-documents.
+runs it against each): :meth:`~LedgerStore.write` does enqueues (rows and
+the consumer's offset together), finishes (only of rows still ``in_flight``)
+and claims in one transaction, in that order; :meth:`~LedgerStore.rewrite`
+reads rows locked and stores a pure decision. Nothing stored here holds a
+secret except the endpoint documents.
 """
 
 from __future__ import annotations
@@ -37,8 +35,6 @@ from consumers.delivery.model import (
 from consumers.delivery.rewrite import Decide, Pick, Rewrite
 
 __all__ = [
-    "ATTEMPT_COLUMNS",
-    "COLUMNS",
     "SHARED_PREFIX",
     "ClaimRequest",
     "Claimed",
@@ -47,11 +43,8 @@ __all__ = [
     "EndpointCounts",
     "Enqueue",
     "LedgerStore",
-    "WritesInOne",
     "act",
-    "attempt_from_row",
     "counts_from_rows",
-    "delivery_from_row",
     "select_claimable",
 ]
 
@@ -126,27 +119,6 @@ class LedgerStore(Protocol):
         """Delete an endpoint with its deliveries and attempts; False if unknown."""
         ...
 
-    async def enqueue(
-        self,
-        endpoint_id: str,
-        rows: Sequence[NewDelivery],
-        *,
-        consumer: ConsumerAdvance | None,
-        now: float,
-    ) -> int:
-        """Insert pending deliveries (and advance the consumer) in one transaction;
-        returns the rows inserted (a live row is unique per ``(endpoint, stream,
-        offset)``: duplicates are ignored)."""
-        ...
-
-    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
-        """Mark up to ``limit`` claimable deliveries ``in_flight`` and return them
-        (which ones: :func:`~consumers.delivery.machine_rules.select_claimable`)."""
-        ...
-
-    async def finish(self, results: Sequence[Finished]) -> None:
-        """Record attempts and the deliveries' new states, in one transaction."""
-
     async def write(
         self,
         enqueues: Sequence[Enqueue],
@@ -154,10 +126,17 @@ class LedgerStore(Protocol):
         claims: Sequence[ClaimRequest],
         now: float,
     ) -> tuple[list[int], list[Claimed]]:
-        """:meth:`enqueue` each of ``enqueues``, :meth:`finish` ``finished``, then
-        :meth:`claim` each of ``claims``, all in one transaction (so a claim sees
-        the rows just enqueued and the heads just finished); returns the rows
-        inserted per enqueue and the claimed rows per claim."""
+        """Store ``enqueues``, record ``finished``, then make ``claims``, all in
+        one transaction (so a claim sees the rows just enqueued and the heads just
+        finished); returns the rows inserted per enqueue and the claimed rows per
+        claim.
+
+        An enqueue inserts pending rows and advances its consumer together (a
+        live row is unique per ``(endpoint, stream, offset)``: duplicates are
+        ignored); a finish records attempts and the rows' new states, touching
+        only rows still ``in_flight``; a claim marks up to ``limit`` claimable
+        rows ``in_flight`` (which ones:
+        :func:`~consumers.delivery.machine_rules.select_claimable`)."""
         ...
 
     async def recover(self, now: float) -> int:
@@ -195,60 +174,6 @@ class LedgerStore(Protocol):
         """Read the picked rows locked, store what ``decide`` makes of them, in one
         transaction; returns its result (see :mod:`consumers.delivery.rewrite`)."""
         ...
-
-
-class WritesInOne:
-    """:meth:`LedgerStore.enqueue`, ``claim`` and ``finish`` as one-part
-    :meth:`LedgerStore.write` calls (the SQL ledgers)."""
-
-    async def write(
-        self,
-        enqueues: Sequence[Enqueue],
-        finished: Sequence[Finished],
-        claims: Sequence[ClaimRequest],
-        now: float,
-    ) -> tuple[list[int], list[Claimed]]:
-        raise NotImplementedError
-
-    async def enqueue(
-        self,
-        endpoint_id: str,
-        rows: Sequence[NewDelivery],
-        *,
-        consumer: ConsumerAdvance | None,
-        now: float,
-    ) -> int:
-        return (await self.write([Enqueue(endpoint_id, rows, consumer)], (), (), now))[0][0]
-
-    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
-        return (await self.write((), (), [ClaimRequest(endpoint_id, ordering, limit)], now))[1][0]
-
-    async def finish(self, results: Sequence[Finished]) -> None:
-        if results:
-            await self.write((), results, (), 0.0)
-
-
-#: The delivery columns both SQL ledgers select: :class:`Delivery`'s fields, by name
-#: (``next_attempt_at`` is the column ``next_at``; ``"offset"`` is quoted for PostgreSQL).
-DELIVERY_FIELDS = Delivery.__struct_fields__
-COLUMNS = ", ".join(
-    {"next_attempt_at": "next_at", "offset": '"offset"'}.get(f, f) for f in DELIVERY_FIELDS
-)
-#: The attempt columns both SQL ledgers select (:class:`Attempt`'s fields but the delivery id).
-ATTEMPT_FIELDS = Attempt.__struct_fields__[1:]
-ATTEMPT_COLUMNS = ", ".join(ATTEMPT_FIELDS)
-
-
-def delivery_from_row(r: Any) -> Delivery:
-    """A :class:`Delivery` from a row selected as :data:`COLUMNS`, matched by name."""
-    fields = dict(zip(DELIVERY_FIELDS, r, strict=True))
-    fields["replay"] = bool(fields["replay"])
-    return Delivery(**fields)
-
-
-def attempt_from_row(delivery_id: str, a: Any) -> Attempt:
-    """An :class:`Attempt` from a row selected as :data:`ATTEMPT_COLUMNS`, matched by name."""
-    return Attempt(delivery_id=delivery_id, **dict(zip(ATTEMPT_FIELDS, a, strict=True)))
 
 
 async def act(

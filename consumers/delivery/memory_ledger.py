@@ -10,7 +10,6 @@ import msgspec
 from consumers.delivery.ledger import (
     SHARED_PREFIX,
     ClaimRequest,
-    ConsumerAdvance,
     EndpointCounts,
     Enqueue,
     counts_from_rows,
@@ -78,14 +77,7 @@ class MemoryLedger:
         self._live = {k for k in self._live if k[0] != endpoint_id}
         return True
 
-    async def enqueue(
-        self,
-        endpoint_id: str,
-        rows: Sequence[NewDelivery],
-        *,
-        consumer: ConsumerAdvance | None,
-        now: float,
-    ) -> int:
+    def _enqueue(self, endpoint_id: str, rows: Sequence[NewDelivery], now: float) -> int:
         inserted = 0
         for r in rows:
             live = (endpoint_id, r.stream, r.offset)
@@ -105,8 +97,6 @@ class MemoryLedger:
                 updated=now,
             )
             inserted += 1
-        if consumer is not None:
-            await self._offsets.commit_offset(consumer.name, consumer.stream, consumer.offset)
         return inserted
 
     def _active(self, endpoint_id: str) -> list[Delivery]:
@@ -118,7 +108,7 @@ class MemoryLedger:
         rows.sort(key=lambda d: d.seq)
         return rows
 
-    async def claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
+    def _claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
         claimed = select_claimable(self._active(endpoint_id), ordering, now, limit)
         out = []
         for d in claimed.rows:
@@ -127,7 +117,7 @@ class MemoryLedger:
             out.append(d)
         return Claimed(out, claimed.wake_at)
 
-    async def finish(self, results: Sequence[Finished]) -> None:
+    def _finish(self, results: Sequence[Finished]) -> None:
         for f in results:
             d = self._rows.get(f.delivery_id)
             if d is None or d.status != "in_flight":
@@ -146,9 +136,12 @@ class MemoryLedger:
     ) -> tuple[list[int], list[Claimed]]:
         inserted = []
         for e in enqueues:
-            inserted.append(await self.enqueue(e.endpoint_id, e.rows, consumer=e.consumer, now=now))
-        await self.finish(finished)
-        return inserted, [await self.claim(c.endpoint_id, c.ordering, now, c.limit) for c in claims]
+            inserted.append(self._enqueue(e.endpoint_id, e.rows, now))
+            if e.consumer is not None:
+                c = e.consumer
+                await self._offsets.commit_offset(c.name, c.stream, c.offset)
+        self._finish(finished)
+        return inserted, [self._claim(c.endpoint_id, c.ordering, now, c.limit) for c in claims]
 
     async def recover(self, now: float) -> int:
         claimed = [
@@ -156,7 +149,7 @@ class MemoryLedger:
             for d in self._rows.values()
             if d.status == "in_flight" and not d.endpoint_id.startswith(SHARED_PREFIX)
         ]
-        await self.finish([release(d, now) for d in claimed])
+        self._finish([release(d, now) for d in claimed])
         return len(claimed)
 
     async def deliveries(

@@ -21,32 +21,24 @@ when an endpoint is stored or deleted. :meth:`PostgresLedger.watch` hears them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
-import msgspec
 
-from consumers.delivery.changes import TOPIC, Change, EndpointChanged, encode_change, parse_change
-from consumers.delivery.ledger import (
-    ATTEMPT_COLUMNS,
-    Claimed,
-    ClaimRequest,
-    EndpointCounts,
-    Enqueue,
-    WritesInOne,
-    attempt_from_row,
-    counts_from_rows,
+from consumers.delivery.changes import (
+    TOPIC,
+    Change,
+    EndpointChanged,
+    Pending,
+    encode_change,
+    parse_change,
 )
-from consumers.delivery.model import (
-    Attempt,
-    Delivery,
-    DeliveryStatus,
-    Endpoint,
-    Finished,
-    NewDelivery,
-)
+from consumers.delivery.ledger import Claimed, ClaimRequest, Enqueue
+from consumers.delivery.model import Finished, NewDelivery
 from consumers.delivery.postgres_ledger_claims import (
+    NOTIFY,
     claim_concurrent,
     claim_serial,
     finish,
@@ -55,14 +47,8 @@ from consumers.delivery.postgres_ledger_claims import (
     owner_lease,
     sweep,
 )
-from consumers.delivery.postgres_ledger_schema import (
-    AFTER_COPY,
-    COLUMNS,
-    MIGRATIONS,
-    TABLES,
-    delivery_from_row,
-)
-from consumers.delivery.rewrite import Decide, Pick
+from consumers.delivery.postgres_ledger_schema import AFTER_COPY, MIGRATIONS, TABLES
+from consumers.delivery.sql_ledger import Dialect, Plan, SQLLedger, Stmt
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
@@ -73,17 +59,15 @@ __all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES", "PostgresLedger"]
 
 T = TypeVar("T")
 
-_encode = msgspec.json.encode
-_decode_endpoint = msgspec.json.Decoder(Endpoint).decode
-_COLUMNS = COLUMNS
-_row = delivery_from_row
+
+@functools.lru_cache(maxsize=512)
+def _numbered(sql: str) -> str:
+    """``sql`` with its ``?`` placeholders numbered (``$1``, ``$2``, ...)."""
+    head, *tail = sql.split("?")
+    return head + "".join(f"${i}{part}" for i, part in enumerate(tail, 1))
 
 
-def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
-    return d.status, d.attempts, d.budget_start, d.rate_limited, d.next_attempt_at
-
-
-class PostgresLedger(WritesInOne):
+class PostgresLedger(SQLLedger):
     """The ledger in the log's PostgreSQL schema.
 
     Args:
@@ -92,10 +76,11 @@ class PostgresLedger(WritesInOne):
     """
 
     def __init__(self, storage: PostgresTables, *, secrets: SecretBox | None = None) -> None:
-        self._storage = storage
-        #: Seals endpoint documents (their secrets, headers, URLs) at rest.
-        self._secrets = secrets or SecretBox()
         self._s = storage.schema
+        super().__init__(
+            Dialect(f"{self._s}.", by_id='id COLLATE "C"', for_update=" FOR UPDATE"), secrets
+        )
+        self._storage = storage
         #: This process's owner token (``claimed_by`` of the rows it claims).
         self.token = new_token()
         #: The channel of this ledger's notifications (``<schema>_delivery``).
@@ -109,65 +94,31 @@ class PostgresLedger(WritesInOne):
         await self._storage.ensure_schema("webhooks", MIGRATIONS)
         await self._keep_alive()
 
-    async def _changed(self, c: asyncpg.Connection, endpoint_id: str) -> None:
-        await c.execute(
-            "SELECT pg_notify($1, $2)", self.channel, encode_change(EndpointChanged(endpoint_id))
-        )
+    async def _run(self, plan: Plan[T], what: str | None) -> T:
+        async def run(c: asyncpg.Connection) -> T:
+            try:
+                stmt = next(plan)
+                while True:
+                    if stmt.many:
+                        await c.executemany(_numbered(stmt.sql), stmt.args)
+                        stmt = plan.send([])
+                    else:
+                        stmt = plan.send(await c.fetch(_numbered(stmt.sql), *stmt.args))
+            except StopIteration as done:
+                result: T = done.value
+                return result
 
-    # -- endpoints -------------------------------------------------------------
+        if what is None:
+            return await self._storage.query(run)
+        return await self._storage.transact(run, what)
 
-    def _open(self, doc: bytes) -> Endpoint:
-        return _decode_endpoint(self._secrets.open(doc, "a webhook endpoint"))
+    def _notify(self, changes: Iterable[Pending | EndpointChanged]) -> list[Stmt]:
+        return [Stmt(NOTIFY, (self.channel, sorted({encode_change(c) for c in changes})))]
 
-    async def put_endpoint(self, endpoint: Endpoint) -> None:
-        doc = self._secrets.seal(_encode(endpoint))
-
-        async def txn(c: asyncpg.Connection) -> None:
-            await c.execute(
-                f"INSERT INTO {self._s}.webhook_endpoints (id, doc) VALUES ($1, $2) "
-                "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                endpoint.id,
-                doc,
-            )
-            await self._changed(c, endpoint.id)
-
-        await self._storage.transact(txn, "put endpoint")
-
-    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
-        doc = await self._storage.query(
-            lambda c: c.fetchval(
-                f"SELECT doc FROM {self._s}.webhook_endpoints WHERE id = $1", endpoint_id
-            )
-        )
-        return None if doc is None else self._open(doc)
-
-    async def endpoints(self) -> list[Endpoint]:
-        rows = await self._storage.query(
-            lambda c: c.fetch(
-                f'SELECT doc FROM {self._s}.webhook_endpoints ORDER BY id COLLATE "C"'
-            )
-        )
-        return [self._open(r[0]) for r in rows]
-
-    async def delete_endpoint(self, endpoint_id: str) -> bool:
-        s = self._s
-
-        async def txn(c: asyncpg.Connection) -> bool:
-            await c.execute(
-                f"DELETE FROM {s}.webhook_attempts WHERE delivery_id IN "
-                f"(SELECT id FROM {s}.webhook_deliveries WHERE endpoint_id = $1)",
-                endpoint_id,
-            )
-            await c.execute(
-                f"DELETE FROM {s}.webhook_deliveries WHERE endpoint_id = $1", endpoint_id
-            )
-            deleted = await c.fetchval(
-                f"DELETE FROM {s}.webhook_endpoints WHERE id = $1 RETURNING id", endpoint_id
-            )
-            await self._changed(c, endpoint_id)
-            return deleted is not None
-
-        return await self._storage.transact(txn, "delete endpoint")
+    def _lock_endpoint(self, endpoint_id: str) -> list[Stmt]:
+        return [
+            Stmt("SELECT pg_advisory_xact_lock(?)", (advisory_key(self._s, "claim", endpoint_id),))
+        ]
 
     # -- deliveries --------------------------------------------------------------
 
@@ -231,116 +182,6 @@ class PostgresLedger(WritesInOne):
                 listener(change)
 
         return await self._storage.subscribe(self.channel, heard)
-
-    async def deliveries(
-        self,
-        endpoint_id: str,
-        *,
-        status: DeliveryStatus | None = None,
-        from_seq: int = 0,
-        limit: int = 100,
-    ) -> list[Delivery]:
-        sql = (
-            f"SELECT {_COLUMNS} FROM {self._s}.webhook_deliveries "
-            "WHERE endpoint_id = $1 AND seq >= $2"
-        )
-        args: list[Any] = [endpoint_id, from_seq]
-        if status is not None:
-            sql += " AND status = $3"
-            args.append(status)
-        sql += f" ORDER BY seq LIMIT ${len(args) + 1}"
-        args.append(limit)
-        rows = await self._storage.query(lambda c: c.fetch(sql, *args))
-        return [_row(r) for r in rows]
-
-    async def delivery(
-        self, endpoint_id: str, delivery_id: str
-    ) -> tuple[Delivery, list[Attempt]] | None:
-        s = self._s
-
-        async def q(c: asyncpg.Connection) -> tuple[Delivery, list[Attempt]] | None:
-            r = await c.fetchrow(
-                f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE id = $1 AND endpoint_id = $2",
-                delivery_id,
-                endpoint_id,
-            )
-            if r is None:
-                return None
-            attempts = [
-                attempt_from_row(delivery_id, a)
-                for a in await c.fetch(
-                    f"SELECT {ATTEMPT_COLUMNS} "
-                    f"FROM {s}.webhook_attempts WHERE delivery_id = $1 ORDER BY number",
-                    delivery_id,
-                )
-            ]
-            return _row(r), attempts
-
-        return await self._storage.query(q)
-
-    async def counts(self) -> dict[str, EndpointCounts]:
-        rows = await self._storage.query(
-            lambda c: c.fetch(
-                "SELECT endpoint_id, status, count(*), min(created) "
-                f"FROM {self._s}.webhook_deliveries WHERE status IN ('pending', 'in_flight') "
-                "GROUP BY endpoint_id, status"
-            )
-        )
-        return counts_from_rows(rows)
-
-    async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
-        """Rows of the active window are read under the endpoint's claim lock (the one
-        the ordered modes' claims take), and every picked row ``FOR UPDATE``."""
-        s = self._s
-
-        async def txn(c: asyncpg.Connection) -> T:
-            if pick.ids is not None:
-                found = await c.fetch(
-                    f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
-                    "AND id = ANY($2::text[]) ORDER BY seq FOR UPDATE",
-                    endpoint_id,
-                    list(dict.fromkeys(pick.ids)),
-                )
-            else:
-                await c.execute(
-                    "SELECT pg_advisory_xact_lock($1)", advisory_key(s, "claim", endpoint_id)
-                )
-                if pick.due is None:
-                    found = await c.fetch(
-                        f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
-                        "AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT $2 FOR UPDATE",
-                        endpoint_id,
-                        pick.active,
-                    )
-                else:
-                    found = await c.fetch(
-                        f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
-                        "AND status IN ('pending', 'in_flight') AND coalesce(next_at, 0) <= $3 "
-                        "ORDER BY seq LIMIT $2 FOR UPDATE",
-                        endpoint_id,
-                        pick.active,
-                        pick.due,
-                    )
-                    found += await c.fetch(
-                        f"SELECT {_COLUMNS} FROM {s}.webhook_deliveries WHERE endpoint_id = $1 "
-                        "AND status = 'pending' AND next_at > $2 ORDER BY next_at LIMIT 1",
-                        endpoint_id,
-                        pick.due,
-                    )
-                    found.sort(key=lambda r: r["seq"])
-            decision = decide([_row(r) for r in found])
-            if decision.rows:
-                await c.executemany(
-                    f"UPDATE {s}.webhook_deliveries SET status = $1, attempts = $2, "
-                    "budget_start = $3, rate_limited = $4, next_at = $5, updated = $6, "
-                    "last_error = $7 WHERE seq = $8",
-                    [(*_state(d), d.updated, d.last_error, d.seq) for d in decision.rows],
-                )
-            if any(d.status == "pending" for d in decision.rows):
-                await notify_pending(c, self.channel, [endpoint_id])
-            return decision.result
-
-        return await self._storage.transact(txn, "rewrite deliveries")
 
 
 def _columns(rows: Sequence[NewDelivery]) -> list[list[Any]]:

@@ -38,13 +38,14 @@ import msgspec
 from consumers.delivery.changes import Pending, encode_change
 from consumers.delivery.ledger import Claimed, select_claimable
 from consumers.delivery.model import Finished, Ordering
-from consumers.delivery.postgres_ledger_schema import COLUMNS, delivery_from_row
+from consumers.delivery.sql_ledger import COLUMNS, delivery_from_row
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
 from eventlog.storage.postgres_schema import advisory_key
 
 __all__ = [
     "ACTIVE_WINDOW",
+    "NOTIFY",
     "claim_concurrent",
     "claim_serial",
     "finish",
@@ -56,6 +57,9 @@ __all__ = [
 
 #: Unfinished rows scanned per claim in the per-key mode.
 ACTIVE_WINDOW = 2000
+
+#: Notifies ``$1`` of each payload in the list ``$2``.
+NOTIFY = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p"
 
 _PREFIXED = ", ".join(f"d.{c.strip()}" for c in COLUMNS.split(","))
 
@@ -74,7 +78,7 @@ async def notify_pending(c: asyncpg.Connection, channel: str, endpoint_ids: Sequ
     """Tell every process (on commit) that these endpoints have claimable rows."""
     if endpoint_ids:
         await c.execute(
-            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+            NOTIFY,
             channel,
             sorted({encode_change(Pending(e)) for e in endpoint_ids}),
         )

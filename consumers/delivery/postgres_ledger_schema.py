@@ -1,4 +1,4 @@
-"""The PostgreSQL delivery ledger's tables (the ``webhooks`` component) and row mapping.
+"""The PostgreSQL delivery ledger's tables (the ``webhooks`` component).
 
 Column for column the SQLite ledger's tables, so ``eventlog migrate`` copies
 them as they are, plus ``claimed_by`` (which process claimed an in-flight row).
@@ -6,9 +6,7 @@ them as they are, plus ``claimed_by`` (which process claimed an in-flight row).
 
 from __future__ import annotations
 
-from consumers.delivery.ledger import COLUMNS, delivery_from_row
-
-__all__ = ["AFTER_COPY", "COLUMNS", "MIGRATIONS", "TABLES", "delivery_from_row"]
+__all__ = ["AFTER_COPY", "MIGRATIONS", "TABLES"]
 
 MIGRATIONS: list[list[str]] = [
     [

@@ -13,32 +13,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from consumers.delivery.ledger import (
-    ATTEMPT_COLUMNS,
-    COLUMNS,
     SHARED_PREFIX,
     Claimed,
     ClaimRequest,
-    EndpointCounts,
     Enqueue,
-    WritesInOne,
-    attempt_from_row,
-    counts_from_rows,
-    delivery_from_row,
     select_claimable,
 )
-from consumers.delivery.model import (
-    Attempt,
-    Delivery,
-    DeliveryStatus,
-    Endpoint,
-    Finished,
-)
-from consumers.delivery.rewrite import Decide, Pick
+from consumers.delivery.model import Finished
+from consumers.delivery.sql_ledger import COLUMNS, Dialect, Plan, SQLLedger, delivery_from_row
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
@@ -92,8 +79,6 @@ MIGRATIONS: list[list[str]] = [
 ]
 
 _COLUMNS = COLUMNS
-_encode = msgspec.json.encode
-_decode_endpoint = msgspec.json.Decoder(Endpoint).decode
 #: Unfinished rows scanned per claim in the ordered modes.
 ACTIVE_WINDOW = 2000
 #: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the
@@ -112,65 +97,33 @@ def _outcome(f: Finished) -> tuple[str, int, int, float | None, float]:
     return f.status, f.attempts, f.rate_limited, f.next_attempt_at, f.now
 
 
-def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
-    return d.status, d.attempts, d.budget_start, d.rate_limited, d.next_attempt_at
-
-
-class SQLiteLedger(WritesInOne):
+class SQLiteLedger(SQLLedger):
     """The ledger in the log's SQLite database."""
 
     shared = None  # one process: the SQLite log's server
 
     def __init__(self, storage: SQLiteTables, *, secrets: SecretBox | None = None) -> None:
+        super().__init__(Dialect(unfinished=_UNFINISHED), secrets)
         self._storage = storage
-        #: Seals endpoint documents (their secrets, headers, URLs) at rest.
-        self._secrets = secrets or SecretBox()
 
     async def open(self) -> None:
         await self._storage.ensure_schema("webhooks", MIGRATIONS)
 
-    # -- endpoints -------------------------------------------------------------
+    async def _run(self, plan: Plan[T], what: str | None) -> T:
+        def run(c: sqlite3.Connection) -> T:
+            try:
+                stmt = next(plan)
+                while True:
+                    if stmt.many:
+                        c.executemany(stmt.sql, stmt.args)
+                        stmt = plan.send([])
+                    else:
+                        stmt = plan.send(c.execute(stmt.sql, stmt.args).fetchall())
+            except StopIteration as done:
+                result: T = done.value
+                return result
 
-    def _open(self, doc: bytes) -> Endpoint:
-        return _decode_endpoint(self._secrets.open(doc, "a webhook endpoint"))
-
-    async def put_endpoint(self, endpoint: Endpoint) -> None:
-        doc = self._secrets.seal(_encode(endpoint))
-        await self._storage.transact(
-            lambda c: c.execute(
-                "INSERT INTO webhook_endpoints (id, doc) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                (endpoint.id, doc),
-            )
-        )
-
-    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
-        row = await self._storage.query(
-            lambda c: c.execute(
-                "SELECT doc FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
-            ).fetchone()
-        )
-        return None if row is None else self._open(row[0])
-
-    async def endpoints(self) -> list[Endpoint]:
-        rows = await self._storage.query(
-            lambda c: c.execute("SELECT doc FROM webhook_endpoints ORDER BY id").fetchall()
-        )
-        return [self._open(r[0]) for r in rows]
-
-    async def delete_endpoint(self, endpoint_id: str) -> bool:
-        def txn(c: sqlite3.Connection) -> bool:
-            c.execute(
-                "DELETE FROM webhook_attempts WHERE delivery_id IN "
-                "(SELECT id FROM webhook_deliveries WHERE endpoint_id = ?)",
-                (endpoint_id,),
-            )
-            c.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint_id,))
-            return (
-                c.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)).rowcount > 0
-            )
-
-        return await self._storage.transact(txn)
+        return await (self._storage.query if what is None else self._storage.transact)(run)
 
     # -- deliveries --------------------------------------------------------------
 
@@ -205,103 +158,6 @@ class SQLiteLedger(WritesInOne):
                 ).rowcount
             )
         )
-
-    async def deliveries(
-        self,
-        endpoint_id: str,
-        *,
-        status: DeliveryStatus | None = None,
-        from_seq: int = 0,
-        limit: int = 100,
-    ) -> list[Delivery]:
-        sql = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? AND seq >= ?"
-        args: list[Any] = [endpoint_id, from_seq]
-        if status is not None:
-            sql += " AND status = ?"
-            args.append(status)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit)
-        rows = await self._storage.query(lambda c: c.execute(sql, args).fetchall())
-        return [delivery_from_row(r) for r in rows]
-
-    async def delivery(
-        self, endpoint_id: str, delivery_id: str
-    ) -> tuple[Delivery, list[Attempt]] | None:
-        def q(c: sqlite3.Connection) -> tuple[Delivery, list[Attempt]] | None:
-            r = c.execute(
-                f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ? AND endpoint_id = ?",
-                (delivery_id, endpoint_id),
-            ).fetchone()
-            if r is None:
-                return None
-            attempts = [
-                attempt_from_row(delivery_id, a)
-                for a in c.execute(
-                    f"SELECT {ATTEMPT_COLUMNS} "
-                    "FROM webhook_attempts WHERE delivery_id = ? ORDER BY number",
-                    (delivery_id,),
-                )
-            ]
-            return delivery_from_row(r), attempts
-
-        return await self._storage.query(q)
-
-    async def counts(self) -> dict[str, EndpointCounts]:
-        rows = await self._storage.query(
-            lambda c: c.execute(
-                "SELECT endpoint_id, status, count(*), min(created) FROM webhook_deliveries "
-                "WHERE status IN ('pending', 'in_flight') GROUP BY endpoint_id, status"
-            ).fetchall()
-        )
-        return counts_from_rows(rows)
-
-    async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
-        def txn(c: sqlite3.Connection) -> T:
-            if pick.ids is not None:
-                ids = list(dict.fromkeys(pick.ids))
-                found = []
-                for i in range(0, len(ids), _CHUNK):
-                    part = ids[i : i + _CHUNK]
-                    found += c.execute(
-                        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
-                        f"AND id IN ({', '.join('?' * len(part))})",
-                        [endpoint_id, *part],
-                    ).fetchall()
-                rows = sorted((delivery_from_row(r) for r in found), key=lambda d: d.seq)
-            elif pick.due is not None:
-                found = c.execute(
-                    f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
-                    "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
-                    "AND coalesce(next_at, 0) <= ? "
-                    "ORDER BY seq LIMIT ?",
-                    (endpoint_id, pick.due, pick.active),
-                ).fetchall()
-                found += c.execute(
-                    f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? "
-                    "AND status = 'pending' AND next_at > ? ORDER BY next_at LIMIT 1",
-                    (endpoint_id, pick.due),
-                ).fetchall()
-                rows = sorted((delivery_from_row(r) for r in found), key=lambda d: d.seq)
-            else:
-                rows = [
-                    delivery_from_row(r)
-                    for r in c.execute(
-                        f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
-                        "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
-                        "ORDER BY seq LIMIT ?",
-                        (endpoint_id, pick.active),
-                    )
-                ]
-            decision = decide(rows)
-            if decision.rows:
-                c.executemany(
-                    "UPDATE webhook_deliveries SET status = ?, attempts = ?, budget_start = ?, "
-                    "rate_limited = ?, next_at = ?, updated = ?, last_error = ? WHERE seq = ?",
-                    [(*_state(d), d.updated, d.last_error, d.seq) for d in decision.rows],
-                )
-            return decision.result
-
-        return await self._storage.transact(txn)
 
 
 def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:

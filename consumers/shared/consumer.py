@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from consumers.delivery.feeder import new_delivery
-from consumers.delivery.ledger import ConsumerAdvance, LedgerStore
+from consumers.delivery.ledger import ConsumerAdvance, Enqueue, LedgerStore
 from consumers.delivery.model import Delivery
 from consumers.delivery.rewrite import Pick
 from consumers.filter import EventFilter
@@ -282,7 +282,7 @@ class SharedConsumer:
                     rows.append(new_delivery(event, now, replay=False))
                     self._events.put(event)
             advance = ConsumerAdvance(self.feed_name, stream, events[-1].offset + 1)
-            await self.ledger.enqueue(self.endpoint_id, rows, consumer=advance, now=now)
+            await self.ledger.write([Enqueue(self.endpoint_id, rows, advance)], (), (), now)
             self._feeds += 1
         if len(rows) < len(events):
             await self._commit_floor()  # skipped events move the floor too

@@ -177,6 +177,27 @@ def test_a_later_request_on_a_kept_alive_connection_gets_its_own_header_timeout(
     assert 0.9 <= elapsed < scaled(5)
 
 
+def test_an_idle_kept_alive_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not(
+    tmp_path: Path,
+) -> None:
+    env = {"EVENTLOG_IDLE_TIMEOUT": "1", "EVENTLOG_HEADER_TIMEOUT": "3"}
+    ask = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    # A request every 0.4 s for 2.4 s: never idle for 1 s.
+    with (
+        ServerProcess.start(db=tmp_path / "events.db", env=env) as server,
+        _connect(server) as busy,
+    ):
+        for _ in range(6):
+            busy.sendall(ask)
+            assert _read_response(busy).startswith(b"HTTP/1.1 200 ")
+            time.sleep(0.4)
+        busy.sendall(ask)
+        assert _read_response(busy).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        assert _read_until_closed(busy) == b""  # then idle: closed, nothing sent
+        assert 0.9 <= time.monotonic() - started < scaled(3)
+
+
 def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
     edge_server: ServerProcess,
 ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import sys
 import time
 
+from consumers.delivery.ledger import ClaimRequest
 from consumers.delivery.postgres_ledger import PostgresLedger
 from eventlog.storage.postgres import PostgresStorage
 
@@ -15,7 +16,8 @@ async def main(url: str, endpoint_id: str) -> None:
     await storage.open()
     ledger = PostgresLedger(storage)
     await ledger.open()
-    claimed = await ledger.claim(endpoint_id, "concurrent", time.time(), 1000)
+    claim = ClaimRequest(endpoint_id, "concurrent", 1000)
+    (claimed,) = (await ledger.write((), (), [claim], time.time()))[1]
     sys.stdout.write(f"{ledger.token} {len(claimed.rows)}\n")
     sys.stdout.flush()
     await asyncio.sleep(3600)

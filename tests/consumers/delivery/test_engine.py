@@ -16,6 +16,7 @@ from consumers.delivery.model import Endpoint, NewDelivery, new_delivery_id
 from consumers.delivery.retry import RetryPolicy
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint, rotate_secret
 from eventlog import Event, EventLog
+from tests.consumers.delivery.calls import claim, enqueue
 from tests.consumers.delivery.conftest import add_endpoint, all_deliveries, statuses
 from tests.consumers.delivery.receiver import Received, Receiver
 from tests.support import scaled, wait_until
@@ -227,8 +228,8 @@ async def test_in_flight_rows_left_by_a_crash_are_delivered_after_restart(
         next_attempt_at=time.time(),
     )
     advance = ConsumerAdvance(ep.consumer_name, "events", 1)
-    await store.enqueue(ep.id, [row], consumer=advance, now=time.time())
-    await store.claim(ep.id, "concurrent", time.time(), 10)
+    await enqueue(store, ep.id, [row], consumer=advance, now=time.time())
+    await claim(store, ep.id, "concurrent", time.time(), 10)
     assert [d.status for d in await store.deliveries(ep.id)] == ["in_flight"]
     engine = DeliveryEngine(log, ledger_for(log), kinds={"webhook": WEBHOOK}, allow_private=True)
     await engine.start()

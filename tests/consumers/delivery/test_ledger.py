@@ -21,6 +21,7 @@ from eventlog import EventLog, StorageError
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.sqlite import SQLiteStorage
+from tests.consumers.delivery.calls import claim, enqueue, finish
 
 NOW = 1_700_000_000.0
 
@@ -85,8 +86,8 @@ async def test_enqueue_stores_rows_and_advances_the_consumer_together(
     ledger: tuple[LedgerStore, EventLog],
 ) -> None:
     store, log = ledger
-    inserted = await store.enqueue(
-        "ep", rows(0, 1, 2), consumer=ConsumerAdvance("webhook.ep", "events", 3), now=NOW
+    inserted = await enqueue(
+        store, "ep", rows(0, 1, 2), consumer=ConsumerAdvance("webhook.ep", "events", 3), now=NOW
     )
     assert inserted == 3
     assert await log.storage.get_offset("webhook.ep", "events") == 3
@@ -98,9 +99,9 @@ async def test_live_rows_are_never_enqueued_twice_but_replays_are(
     ledger: tuple[LedgerStore, EventLog],
 ) -> None:
     store, _ = ledger
-    await store.enqueue("ep", rows(0, 1), consumer=None, now=NOW)
-    assert await store.enqueue("ep", rows(1, 2), consumer=None, now=NOW) == 1
-    assert await store.enqueue("ep", rows(1, 2, replay=True), consumer=None, now=NOW) == 2
+    await enqueue(store, "ep", rows(0, 1), consumer=None, now=NOW)
+    assert await enqueue(store, "ep", rows(1, 2), consumer=None, now=NOW) == 1
+    assert await enqueue(store, "ep", rows(1, 2, replay=True), consumer=None, now=NOW) == 2
     offsets = [d.offset for d in await store.deliveries("ep")]
     assert offsets == [0, 1, 2, 1, 2]
 
@@ -109,64 +110,64 @@ async def test_concurrent_claim_takes_due_rows_and_says_when_to_look_again(
     ledger: tuple[LedgerStore, EventLog],
 ) -> None:
     store, _ = ledger
-    await store.enqueue("ep", rows(0, 1, 2) + rows(3, at=NOW + 50), consumer=None, now=NOW)
-    claimed = await store.claim("ep", "concurrent", NOW, 2)
+    await enqueue(store, "ep", rows(0, 1, 2) + rows(3, at=NOW + 50), consumer=None, now=NOW)
+    claimed = await claim(store, "ep", "concurrent", NOW, 2)
     assert [d.offset for d in claimed.rows] == [0, 1]
     assert all(d.status == "in_flight" for d in claimed.rows)
     assert claimed.wake_at == NOW + 50
-    again = await store.claim("ep", "concurrent", NOW, 10)
+    again = await claim(store, "ep", "concurrent", NOW, 10)
     assert [d.offset for d in again.rows] == [2]
-    assert (await store.claim("ep", "concurrent", NOW, 10)).rows == []
+    assert (await claim(store, "ep", "concurrent", NOW, 10)).rows == []
 
 
 async def test_ordered_claim_is_blocked_by_an_unfinished_head(
     ledger: tuple[LedgerStore, EventLog],
 ) -> None:
     store, _ = ledger
-    await store.enqueue("ep", rows(0, 1, 2), consumer=None, now=NOW)
-    head = (await store.claim("ep", "ordered", NOW, 10)).rows
+    await enqueue(store, "ep", rows(0, 1, 2), consumer=None, now=NOW)
+    head = (await claim(store, "ep", "ordered", NOW, 10)).rows
     assert [d.offset for d in head] == [0]
-    assert (await store.claim("ep", "ordered", NOW, 10)).rows == []
-    await store.finish([done(head[0].id, "pending", NOW + 30)])
-    blocked = await store.claim("ep", "ordered", NOW, 10)
+    assert (await claim(store, "ep", "ordered", NOW, 10)).rows == []
+    await finish(store, [done(head[0].id, "pending", NOW + 30)])
+    blocked = await claim(store, "ep", "ordered", NOW, 10)
     assert blocked.rows == []
     assert blocked.wake_at == NOW + 30
-    retried = await store.claim("ep", "ordered", NOW + 30, 10)
+    retried = await claim(store, "ep", "ordered", NOW + 30, 10)
     assert [d.offset for d in retried.rows] == [0]
-    await store.finish([done(retried.rows[0].id)])
-    assert [d.offset for d in (await store.claim("ep", "ordered", NOW + 30, 10)).rows] == [1]
+    await finish(store, [done(retried.rows[0].id)])
+    assert [d.offset for d in (await claim(store, "ep", "ordered", NOW + 30, 10)).rows] == [1]
 
 
 async def test_per_key_claim_orders_within_a_key_only(
     ledger: tuple[LedgerStore, EventLog],
 ) -> None:
     store, _ = ledger
-    await store.enqueue(
-        "ep", rows(0, 1, key="a") + rows(2, 3, key="b") + rows(4, 5), consumer=None, now=NOW
+    await enqueue(
+        store, "ep", rows(0, 1, key="a") + rows(2, 3, key="b") + rows(4, 5), consumer=None, now=NOW
     )
-    first = await store.claim("ep", "per-key", NOW, 10)
+    first = await claim(store, "ep", "per-key", NOW, 10)
     assert sorted(d.offset for d in first.rows) == [0, 2, 4, 5]
-    assert (await store.claim("ep", "per-key", NOW, 10)).rows == []
+    assert (await claim(store, "ep", "per-key", NOW, 10)).rows == []
     by_offset = {d.offset: d for d in first.rows}
-    await store.finish([done(by_offset[2].id)])
-    assert [d.offset for d in (await store.claim("ep", "per-key", NOW, 10)).rows] == [3]
+    await finish(store, [done(by_offset[2].id)])
+    assert [d.offset for d in (await claim(store, "ep", "per-key", NOW, 10)).rows] == [3]
 
 
 async def test_finish_records_attempts_and_ignores_rows_no_longer_in_flight(
     ledger: tuple[LedgerStore, EventLog],
 ) -> None:
     store, _ = ledger
-    await store.enqueue("ep", rows(0), consumer=None, now=NOW)
-    (d,) = (await store.claim("ep", "concurrent", NOW, 1)).rows
-    await store.finish([done(d.id, "pending", NOW + 1)])
-    await store.finish([done(d.id)])  # not in flight any more: ignored
+    await enqueue(store, "ep", rows(0), consumer=None, now=NOW)
+    (d,) = (await claim(store, "ep", "concurrent", NOW, 1)).rows
+    await finish(store, [done(d.id, "pending", NOW + 1)])
+    await finish(store, [done(d.id)])  # not in flight any more: ignored
     got = await store.delivery("ep", d.id)
     assert got is not None
     delivery, attempts = got
     assert delivery.status == "pending"
     assert [a.number for a in attempts] == [1]
-    (d,) = (await store.claim("ep", "concurrent", NOW + 1, 1)).rows
-    await store.finish([done(d.id)])
+    (d,) = (await claim(store, "ep", "concurrent", NOW + 1, 1)).rows
+    await finish(store, [done(d.id)])
     got = await store.delivery("ep", d.id)
     assert got is not None
     assert got[0].status == "delivered"
@@ -178,22 +179,22 @@ async def test_recover_returns_in_flight_rows_to_pending(
     ledger: tuple[LedgerStore, EventLog],
 ) -> None:
     store, _ = ledger
-    await store.enqueue("ep", rows(0, 1), consumer=None, now=NOW)
-    await store.claim("ep", "concurrent", NOW, 10)
+    await enqueue(store, "ep", rows(0, 1), consumer=None, now=NOW)
+    await claim(store, "ep", "concurrent", NOW, 10)
     assert (await store.counts())["ep"].in_flight == 2
     assert await store.recover(NOW + 5) == 2
     counts = (await store.counts())["ep"]
     assert (counts.pending, counts.in_flight, counts.oldest_pending) == (2, 0, NOW)
-    assert len((await store.claim("ep", "concurrent", NOW + 5, 10)).rows) == 2
+    assert len((await claim(store, "ep", "concurrent", NOW + 5, 10)).rows) == 2
 
 
 async def test_operator_retry_and_skip(ledger: tuple[LedgerStore, EventLog]) -> None:
     store, _ = ledger
-    await store.enqueue("ep", rows(0, 1), consumer=None, now=NOW)
-    a, b = (await store.claim("ep", "concurrent", NOW, 10)).rows
+    await enqueue(store, "ep", rows(0, 1), consumer=None, now=NOW)
+    a, b = (await claim(store, "ep", "concurrent", NOW, 10)).rows
     with pytest.raises(DeliveryConflict):
         await act(store, "ep", a.id, "retry", NOW)
-    await store.finish([done(a.id, "failed"), done(b.id, "pending", NOW + 100)])
+    await finish(store, [done(a.id, "failed"), done(b.id, "pending", NOW + 100)])
     retried = await act(store, "ep", a.id, "retry", NOW + 1)
     assert retried is not None
     assert (retried.status, retried.budget_start, retried.next_attempt_at) == (
@@ -212,7 +213,7 @@ async def test_operator_retry_and_skip(ledger: tuple[LedgerStore, EventLog]) -> 
 
 async def test_listing_pages_by_sequence(ledger: tuple[LedgerStore, EventLog]) -> None:
     store, _ = ledger
-    await store.enqueue("ep", rows(*range(10)), consumer=None, now=NOW)
+    await enqueue(store, "ep", rows(*range(10)), consumer=None, now=NOW)
     first = await store.deliveries("ep", limit=4)
     assert [d.offset for d in first] == [0, 1, 2, 3]
     rest = await store.deliveries("ep", from_seq=first[-1].seq + 1, limit=100)
@@ -226,7 +227,7 @@ async def test_endpoints_round_trip_and_delete_cascades(
     ep = Endpoint(id="ep", url="http://127.0.0.1:9/", types=["a.*"], headers={"X-Key": "k"})
     await store.put_endpoint(ep)
     assert await store.get_endpoint("ep") == ep
-    await store.enqueue("ep", rows(0), consumer=None, now=NOW)
+    await enqueue(store, "ep", rows(0), consumer=None, now=NOW)
     assert [e.id for e in await store.endpoints()] == ["ep"]
     assert await store.delete_endpoint("ep")
     assert not await store.delete_endpoint("ep")
@@ -250,8 +251,8 @@ async def test_sqlite_enqueue_is_all_or_nothing(tmp_path: Path) -> None:
             ),
         ]
         with pytest.raises(StorageError):
-            await store.enqueue(
-                "ep", broken, consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
+            await enqueue(
+                store, "ep", broken, consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
             )
         assert await log.storage.get_offset("webhook.ep", "events") is None
         assert await store.deliveries("ep") == []
@@ -260,10 +261,10 @@ async def test_sqlite_enqueue_is_all_or_nothing(tmp_path: Path) -> None:
 async def test_sqlite_ledger_survives_reopening(tmp_path: Path) -> None:
     async with EventLog.open(tmp_path / "events.db") as log:
         store = await sqlite_ledger(log)
-        await store.enqueue(
-            "ep", rows(0, 1), consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
+        await enqueue(
+            store, "ep", rows(0, 1), consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
         )
-        await store.claim("ep", "concurrent", NOW, 1)
+        await claim(store, "ep", "concurrent", NOW, 1)
     async with EventLog.open(tmp_path / "events.db") as log:
         store = await sqlite_ledger(log)
         assert await log.storage.get_offset("webhook.ep", "events") == 2

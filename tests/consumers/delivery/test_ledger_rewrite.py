@@ -13,6 +13,7 @@ from consumers.delivery.rewrite import Pick, Rewrite
 from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
 from eventlog.errors import Conflict
+from tests.consumers.delivery import calls
 from tests.consumers.delivery.test_ledger import NOW, rows
 
 
@@ -25,7 +26,7 @@ async def ledger(any_log: EventLog) -> LedgerStore:
 
 async def enqueue(store: LedgerStore, endpoint: str, *offsets: int) -> list[str]:
     new = rows(*offsets)
-    await store.enqueue(endpoint, new, consumer=None, now=NOW)
+    await calls.enqueue(store, endpoint, new, consumer=None, now=NOW)
     return [r.id for r in new]
 
 

@@ -34,6 +34,7 @@ from consumers.delivery.retry import AttemptResult, Classification
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from eventlog.storage.postgres import PostgresStorage
+from tests.consumers.delivery.calls import claim, enqueue
 from tests.consumers.delivery.receiver import Received, Receiver
 from tests.support import scaled, wait_until
 
@@ -171,7 +172,7 @@ async def test_rows_claimed_by_a_killed_process_are_sent_within_two_lease_period
     events = await pg_log.read("orders", 0, 100)
     rows = [new_delivery(e, now, replay=False) for e in events]
     advance = ConsumerAdvance(ep.consumer_name, "orders", 20)
-    assert await store.enqueue(ep.id, rows, consumer=advance, now=now) == 20
+    assert await enqueue(store, ep.id, rows, consumer=advance, now=now) == 20
 
     with subprocess.Popen(
         [sys.executable, str(CHILD), pg_url, ep.id], stdout=subprocess.PIPE, text=True
@@ -217,7 +218,7 @@ async def test_claims_without_an_owner_are_left_to_their_own_expiry(pg_log: Even
     now = time.time()
     await pg_log.append_batch("orders", [NewEvent(type="t", data=n) for n in range(2)])
     rows = [new_delivery(e, now, replay=False) for e in await pg_log.read("orders", 0, 10)]
-    await store.enqueue("ep", rows, consumer=None, now=now)
+    await enqueue(store, "ep", rows, consumer=None, now=now)
     storage = pg_log.storage
     assert isinstance(storage, PostgresStorage)
     await storage.transact(
@@ -226,7 +227,7 @@ async def test_claims_without_an_owner_are_left_to_their_own_expiry(pg_log: Even
             rows[0].id,
         )
     )
-    mine = await store.claim("ep", "concurrent", now, 10)
+    mine = await claim(store, "ep", "concurrent", now, 10)
     assert [d.id for d in mine.rows] == [rows[1].id]
     assert await store.sweep(now) == {}
     assert await claimed_by(pg_log) == {None: 1, store.token: 1}

@@ -17,6 +17,7 @@ from consumers.delivery.model import NewDelivery, new_delivery_id
 from consumers.delivery.postgres_ledger import PostgresLedger
 from eventlog import EventLog, StorageError
 from eventlog.storage.postgres import PostgresStorage
+from tests.consumers.delivery.calls import claim, enqueue
 from tests.consumers.delivery.test_ledger import NOW, rows
 
 
@@ -50,12 +51,12 @@ async def test_processes_claiming_at_once_get_disjoint_deliveries(
     two: tuple[PostgresLedger, PostgresLedger],
 ) -> None:
     a, b = two
-    await a.enqueue("ep", rows(*range(200)), consumer=None, now=NOW)
+    await enqueue(a, "ep", rows(*range(200)), consumer=None, now=NOW)
     claimed: list[str] = []
 
     async def worker(ledger: PostgresLedger) -> None:
         while True:
-            got = (await ledger.claim("ep", "concurrent", NOW, 7)).rows
+            got = (await claim(ledger, "ep", "concurrent", NOW, 7)).rows
             if not got:
                 return
             claimed.extend(d.id for d in got)
@@ -69,9 +70,9 @@ async def test_ordered_head_in_flight_in_one_process_blocks_the_other(
     two: tuple[PostgresLedger, PostgresLedger],
 ) -> None:
     a, b = two
-    await a.enqueue("ep", rows(0, 1, 2), consumer=None, now=NOW)
+    await enqueue(a, "ep", rows(0, 1, 2), consumer=None, now=NOW)
     results = await asyncio.gather(
-        a.claim("ep", "ordered", NOW, 10), b.claim("ep", "ordered", NOW, 10)
+        claim(a, "ep", "ordered", NOW, 10), claim(b, "ep", "ordered", NOW, 10)
     )
     assert sorted(len(r.rows) for r in results) == [0, 1]
     assert [d.offset for r in results for d in r.rows] == [0]
@@ -88,12 +89,12 @@ async def test_recover_leaves_a_live_process_alone_and_takes_back_a_dead_ones(
         holder, other = PostgresLedger(holder_storage), PostgresLedger(other_storage)
         await holder.open()
         await other.open()
-        await holder.enqueue("ep", rows(0, 1), consumer=None, now=NOW)
-        assert len((await holder.claim("ep", "concurrent", NOW, 10)).rows) == 2
+        await enqueue(holder, "ep", rows(0, 1), consumer=None, now=NOW)
+        assert len((await claim(holder, "ep", "concurrent", NOW, 10)).rows) == 2
         assert await other.recover(NOW) == 0  # the holder is alive: its sends go on
         await holder_storage.close()  # the holder's process is gone
         assert await other.recover(NOW + 1) == 2
-        assert len((await other.claim("ep", "concurrent", NOW + 1, 10)).rows) == 2
+        assert len((await claim(other, "ep", "concurrent", NOW + 1, 10)).rows) == 2
     finally:
         await holder_storage.close()
         await other_storage.close()
@@ -114,8 +115,8 @@ async def test_enqueue_is_all_or_nothing(pg_ledger: tuple[LedgerStore, EventLog]
         ),
     ]
     with pytest.raises((StorageError, TypeError, ValueError)):
-        await store.enqueue(
-            "ep", broken, consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
+        await enqueue(
+            store, "ep", broken, consumer=ConsumerAdvance("webhook.ep", "events", 2), now=NOW
         )
     assert await log.storage.get_offset("webhook.ep", "events") is None
     assert await store.deliveries("ep") == []

@@ -19,6 +19,7 @@ from eventlog.storage.sqlite import SQLiteStorage
 from server.cli import build_parser
 from server.cli.migrate import Checksum, compare
 from tests import forked
+from tests.consumers.delivery.calls import claim, enqueue, finish
 from tests.consumers.delivery.test_ledger import NOW
 from tests.consumers.delivery.test_ledger import done as finished
 from tests.consumers.delivery.test_ledger import rows as ledger_rows
@@ -104,11 +105,15 @@ async def test_migrate_copies_webhook_endpoints_and_ledger(tmp_path: Path, pg_ur
         await store.put_endpoint(
             Endpoint(id="ep", url="https://example.com/hook", headers={"X-Key": "k"})
         )
-        await store.enqueue(
-            "ep", ledger_rows(0, 1, 2), consumer=ConsumerAdvance("webhook.ep", "events", 3), now=NOW
+        await enqueue(
+            store,
+            "ep",
+            ledger_rows(0, 1, 2),
+            consumer=ConsumerAdvance("webhook.ep", "events", 3),
+            now=NOW,
         )
-        (first,) = (await store.claim("ep", "ordered", NOW, 1)).rows
-        await store.finish([finished(first.id)])
+        (first,) = (await claim(store, "ep", "ordered", NOW, 1)).rows
+        await finish(store, [finished(first.id)])
         before = (
             await store.endpoints(),
             await store.deliveries("ep"),
@@ -125,7 +130,7 @@ async def test_migrate_copies_webhook_endpoints_and_ledger(tmp_path: Path, pg_ur
         assert after == before
         assert await log.storage.get_offset("webhook.ep", "events") == 3
         # The copied ledger keeps working: new rows get later sequence numbers.
-        await pg.enqueue("ep", ledger_rows(3), consumer=None, now=NOW)
+        await enqueue(pg, "ep", ledger_rows(3), consumer=None, now=NOW)
         seqs = [d.seq for d in await pg.deliveries("ep")]
         assert seqs == sorted(seqs)
         assert len(set(seqs)) == 4

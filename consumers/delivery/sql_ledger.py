@@ -1,0 +1,283 @@
+"""What the SQLite and PostgreSQL ledgers share: endpoints, reads, ``rewrite``, written once.
+
+The two SQL ledgers differ in how a statement runs (a ``sqlite3`` call on
+the database's thread, an awaited ``asyncpg`` call) and in a few words of
+SQL. So each operation here is a :data:`Plan`: a generator that yields
+:class:`Stmt` (SQL with ``?`` placeholders) and is sent each one's rows back;
+a ledger runs a whole plan on one connection, in one thread hop or one
+transaction (:meth:`SQLLedger._run`). The words that differ are the class's
+:class:`Dialect`; what PostgreSQL adds (notifications, the endpoint's claim
+lock) are the hooks :meth:`SQLLedger._notify` and
+:meth:`SQLLedger._lock_endpoint`, empty for SQLite. The hot path (``write``:
+enqueue, claim, finish) is each ledger's own.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+
+from consumers.delivery.changes import EndpointChanged, Pending
+from consumers.delivery.ledger import EndpointCounts, counts_from_rows
+from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint
+from consumers.delivery.rewrite import Decide, Pick
+from eventlog.sealed import SecretBox
+
+__all__ = [
+    "ATTEMPT_COLUMNS",
+    "COLUMNS",
+    "Dialect",
+    "Plan",
+    "SQLLedger",
+    "Stmt",
+    "attempt_from_row",
+    "delivery_from_row",
+]
+
+T = TypeVar("T")
+
+#: The delivery columns both SQL ledgers select: :class:`Delivery`'s fields, by name
+#: (``next_attempt_at`` is the column ``next_at``; ``"offset"`` is quoted for PostgreSQL).
+DELIVERY_FIELDS = Delivery.__struct_fields__
+COLUMNS = ", ".join(
+    {"next_attempt_at": "next_at", "offset": '"offset"'}.get(f, f) for f in DELIVERY_FIELDS
+)
+#: The attempt columns both SQL ledgers select (:class:`Attempt`'s fields but the delivery id).
+ATTEMPT_FIELDS = Attempt.__struct_fields__[1:]
+ATTEMPT_COLUMNS = ", ".join(ATTEMPT_FIELDS)
+#: Ids per ``IN (...)`` list (far below either database's parameter limit).
+CHUNK = 500
+
+_encode = msgspec.json.encode
+_decode_endpoint = msgspec.json.Decoder(Endpoint).decode
+
+
+def delivery_from_row(r: Any) -> Delivery:
+    """A :class:`Delivery` from a row selected as :data:`COLUMNS`, matched by name."""
+    fields = dict(zip(DELIVERY_FIELDS, r, strict=True))
+    fields["replay"] = bool(fields["replay"])
+    return Delivery(**fields)
+
+
+def attempt_from_row(delivery_id: str, a: Any) -> Attempt:
+    """An :class:`Attempt` from a row selected as :data:`ATTEMPT_COLUMNS`, matched by name."""
+    return Attempt(delivery_id=delivery_id, **dict(zip(ATTEMPT_FIELDS, a, strict=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    """One statement: SQL with ``?`` placeholders and its arguments; with ``many``,
+    ``args`` is a list of argument rows (``executemany``, no rows back)."""
+
+    sql: str
+    args: Sequence[Any] = ()
+    many: bool = False
+
+
+Plan = Generator[Stmt, list[Any], T]
+"""Yields statements, is sent each one's rows, returns the operation's result."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The words of SQL the ledgers say differently.
+
+    Attributes:
+        tables: What goes before a table name (PostgreSQL: ``<schema>.``).
+        by_id: Order by id in code point order, as Python sorts.
+        for_update: Locks the rows read in a ``rewrite``.
+        unfinished: The index hint that finds an endpoint's unfinished rows.
+    """
+
+    tables: str = ""
+    by_id: str = "id"
+    for_update: str = ""
+    unfinished: str = ""
+
+
+def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
+    return d.status, d.attempts, d.budget_start, d.rate_limited, d.next_attempt_at
+
+
+class SQLLedger(ABC):
+    """Endpoints, reads and ``rewrite`` of a SQL ledger, over :meth:`_run` and its
+    :class:`Dialect`."""
+
+    def __init__(self, dialect: Dialect, secrets: SecretBox | None) -> None:
+        self._d = dialect
+        #: Seals endpoint documents (their secrets, headers, URLs) at rest.
+        self._secrets = secrets or SecretBox()
+
+    @abstractmethod
+    async def _run(self, plan: Plan[T], what: str | None) -> T:
+        """Run ``plan`` on one connection: in one transaction, named ``what``,
+        or read-only when ``what`` is None."""
+
+    def _notify(self, changes: Iterable[Pending | EndpointChanged]) -> list[Stmt]:
+        """Statements telling other processes of ``changes`` (on commit)."""
+        return []
+
+    def _lock_endpoint(self, endpoint_id: str) -> list[Stmt]:
+        """Statements taking the lock that the endpoint's ordered claims take."""
+        return []
+
+    async def _read(self, *stmts: Stmt) -> list[list[Any]]:
+        """The rows of each statement, read on one connection."""
+        return await self._run(_each(stmts), None)
+
+    # -- endpoints -------------------------------------------------------------
+
+    def _open(self, doc: bytes) -> Endpoint:
+        return _decode_endpoint(self._secrets.open(doc, "a webhook endpoint"))
+
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        doc = self._secrets.seal(_encode(endpoint))
+        upsert = Stmt(
+            f"INSERT INTO {self._d.tables}webhook_endpoints (id, doc) VALUES (?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+            (endpoint.id, doc),
+        )
+        changed = self._notify([EndpointChanged(endpoint.id)])
+        await self._run(_each([upsert, *changed]), "put endpoint")
+
+    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        (rows,) = await self._read(
+            Stmt(f"SELECT doc FROM {self._d.tables}webhook_endpoints WHERE id = ?", (endpoint_id,))
+        )
+        return self._open(rows[0][0]) if rows else None
+
+    async def endpoints(self) -> list[Endpoint]:
+        t, by_id = self._d.tables, self._d.by_id
+        (rows,) = await self._read(Stmt(f"SELECT doc FROM {t}webhook_endpoints ORDER BY {by_id}"))
+        return [self._open(r[0]) for r in rows]
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        t, args = self._d.tables, (endpoint_id,)
+        done = await self._run(
+            _each(
+                [
+                    *self._notify([EndpointChanged(endpoint_id)]),
+                    Stmt(
+                        f"DELETE FROM {t}webhook_attempts WHERE delivery_id IN "
+                        f"(SELECT id FROM {t}webhook_deliveries WHERE endpoint_id = ?)",
+                        args,
+                    ),
+                    Stmt(f"DELETE FROM {t}webhook_deliveries WHERE endpoint_id = ?", args),
+                    Stmt(f"DELETE FROM {t}webhook_endpoints WHERE id = ? RETURNING id", args),
+                ]
+            ),
+            "delete endpoint",
+        )
+        return bool(done[-1])
+
+    # -- reads -------------------------------------------------------------------
+
+    async def deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        from_seq: int = 0,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        sql = f"SELECT {COLUMNS} FROM {self._d.tables}webhook_deliveries "
+        sql += "WHERE endpoint_id = ? AND seq >= ?"
+        args: list[Any] = [endpoint_id, from_seq]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        (rows,) = await self._read(Stmt(sql + " ORDER BY seq LIMIT ?", [*args, limit]))
+        return [delivery_from_row(r) for r in rows]
+
+    async def delivery(
+        self, endpoint_id: str, delivery_id: str
+    ) -> tuple[Delivery, list[Attempt]] | None:
+        t = self._d.tables
+        found, attempts = await self._read(
+            Stmt(
+                f"SELECT {COLUMNS} FROM {t}webhook_deliveries WHERE id = ? AND endpoint_id = ?",
+                (delivery_id, endpoint_id),
+            ),
+            Stmt(
+                f"SELECT {ATTEMPT_COLUMNS} FROM {t}webhook_attempts "
+                "WHERE delivery_id = ? ORDER BY number",
+                (delivery_id,),
+            ),
+        )
+        if not found:
+            return None
+        return delivery_from_row(found[0]), [attempt_from_row(delivery_id, a) for a in attempts]
+
+    async def counts(self) -> dict[str, EndpointCounts]:
+        (rows,) = await self._read(
+            Stmt(
+                "SELECT endpoint_id, status, count(*), min(created) "
+                f"FROM {self._d.tables}webhook_deliveries "
+                "WHERE status IN ('pending', 'in_flight') GROUP BY endpoint_id, status"
+            )
+        )
+        return counts_from_rows(rows)
+
+    # -- rewrite -----------------------------------------------------------------
+
+    async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
+        """Picked ids are read row-locked (PostgreSQL: ``FOR UPDATE``, in id order);
+        the active window under the endpoint's claim lock (the one the ordered
+        modes' claims take) too."""
+        return await self._run(self._rewrite(endpoint_id, pick, decide), "rewrite deliveries")
+
+    def _rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> Plan[T]:
+        d = self._d
+        rows = f"SELECT {COLUMNS} FROM {d.tables}webhook_deliveries"
+        unfinished = f"{rows} {d.unfinished} WHERE endpoint_id = ? "
+        unfinished += "AND status IN ('pending', 'in_flight')"
+        found: list[Any] = []
+        if pick.ids is not None:
+            ids = sorted(set(pick.ids))
+            for part in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
+                found += yield Stmt(
+                    f"{rows} WHERE endpoint_id = ? AND id IN ({', '.join('?' * len(part))}) "
+                    f"ORDER BY {d.by_id}{d.for_update}",
+                    [endpoint_id, *part],
+                )
+        else:
+            yield from _each(self._lock_endpoint(endpoint_id))
+            if pick.due is None:
+                found += yield Stmt(
+                    f"{unfinished} ORDER BY seq LIMIT ?{d.for_update}", (endpoint_id, pick.active)
+                )
+            else:
+                found += yield Stmt(
+                    f"{unfinished} AND coalesce(next_at, 0) <= ? ORDER BY seq LIMIT ?"
+                    + d.for_update,
+                    (endpoint_id, pick.due, pick.active),
+                )
+                found += yield Stmt(
+                    f"{rows} WHERE endpoint_id = ? AND status = 'pending' AND next_at > ? "
+                    "ORDER BY next_at LIMIT 1",
+                    (endpoint_id, pick.due),
+                )
+        decision = decide(sorted((delivery_from_row(r) for r in found), key=lambda r: r.seq))
+        if decision.rows:
+            yield Stmt(
+                f"UPDATE {d.tables}webhook_deliveries SET status = ?, attempts = ?, "
+                "budget_start = ?, rate_limited = ?, next_at = ?, updated = ?, "
+                "last_error = ? WHERE seq = ?",
+                [(*_state(r), r.updated, r.last_error, r.seq) for r in decision.rows],
+                many=True,
+            )
+        if any(r.status == "pending" for r in decision.rows):
+            yield from _each(self._notify([Pending(endpoint_id)]))
+        return decision.result
+
+
+def _each(stmts: Iterable[Stmt]) -> Plan[list[list[Any]]]:
+    """A plan of fixed statements; returns the rows of each."""
+    out = []
+    for stmt in stmts:
+        out.append((yield stmt))
+    return out
