@@ -13,7 +13,8 @@ code                           when                                            R
                                long-poll requests are open already
 =============================  ==============================================  ===============
 
-:class:`TokenBucket` is sans-I/O (``now`` is passed in). The rate limit is a
+:class:`~consumers.delivery.retry.TokenBucket` (the one delivery's rate
+limit uses) is sans-I/O (``now`` is passed in). The rate limit is a
 token bucket rather than the ``limits`` package: its in-memory storage expires
 keys on a timer thread, and a bucket of a few lines gives the exact
 ``Retry-After`` for a batch of any size. Quotas are kept per server process:
@@ -26,10 +27,10 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
+from consumers.delivery.retry import TokenBucket
 from eventlog import EventLog
 from eventlog.errors import EventLogError
 from server.config import TenantQuota
@@ -46,35 +47,6 @@ class QuotaExceeded(EventLogError):
     def __init__(self, message: str, *, code: str, retry_after: int) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
-
-
-@dataclass
-class TokenBucket:
-    """``rate`` tokens a second up to ``burst``; sans-I/O (``now`` in seconds, monotonic)."""
-
-    rate: float
-    burst: float
-    tokens: float = field(init=False)
-    updated: float | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-
-    def take(self, count: int, now: float) -> float:
-        """Take ``count`` tokens: 0.0 when taken, else the seconds until they would be there.
-
-        A count over ``burst`` can never be taken at once; its wait is the time
-        to fill a whole bucket, and it stays refused (the caller says so).
-        """
-        if self.updated is not None:
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if count <= self.tokens:
-            self.tokens -= count
-            return 0.0
-        if count > self.burst:
-            return self.burst / self.rate
-        return (count - self.tokens) / self.rate
 
 
 class Quotas:
@@ -127,7 +99,7 @@ class Quotas:
             if bucket is None:
                 burst = quota.append_burst or max(1, math.ceil(quota.append_rate))
                 bucket = self._buckets[tenant] = TokenBucket(quota.append_rate, burst)
-            wait = bucket.take(events, self.clock())
+            wait = bucket.take(self.clock(), events)
             if wait > 0:
                 over = events > bucket.burst
                 raise QuotaExceeded(

@@ -206,7 +206,9 @@ def classify(result: AttemptResult, now: float) -> Classification:
 
 
 class TokenBucket:
-    """``rate`` tokens a second, bursts of up to ``burst`` (sans-I/O: ``now`` is passed in)."""
+    """``rate`` tokens a second, bursts of up to ``burst`` (default ``rate``; at least
+    one); sans-I/O: ``now`` is passed in. The delivery machine's ``rate_limit`` and
+    the server's tenant append quotas (:mod:`server.quotas`) both take from one."""
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         if not rate > 0:
@@ -216,12 +218,16 @@ class TokenBucket:
         self._tokens = self.burst
         self._stamp: float | None = None
 
-    def take(self, now: float) -> float:
-        """Take a token: 0.0 when taken, else the seconds until one is there (none taken)."""
+    def take(self, now: float, count: int = 1) -> float:
+        """Take ``count`` tokens: 0.0 when taken, else the seconds until they would
+        be there (none taken). A count over ``burst`` is never taken at once: its
+        wait is the time to fill a whole bucket."""
         if self._stamp is not None:
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
-        if self._tokens >= 1:
-            self._tokens -= 1
+        if count <= self._tokens:
+            self._tokens -= count
             return 0.0
-        return (1 - self._tokens) / self.rate
+        if count > self.burst:
+            return self.burst / self.rate
+        return (count - self._tokens) / self.rate

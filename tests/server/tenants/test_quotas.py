@@ -51,15 +51,15 @@ def _refused(r: httpx.Response, code: str) -> int:
 
 def test_token_bucket_refills_at_its_rate_and_says_how_long_to_wait() -> None:
     bucket = TokenBucket(rate=2.0, burst=4)
-    assert bucket.take(4, now=0.0) == 0.0
-    assert bucket.take(1, now=0.0) == 0.5
-    assert bucket.take(1, now=0.5) == 0.0
-    assert bucket.take(3, now=1.0) == 1.0  # 1 token there, 2 more in 1 s
-    assert bucket.take(4, now=100.0) == 0.0  # full again, never over the burst
-    assert bucket.take(1, now=100.0) == 0.5
+    assert bucket.take(0.0, 4) == 0.0
+    assert bucket.take(0.0, 1) == 0.5
+    assert bucket.take(0.5, 1) == 0.0
+    assert bucket.take(1.0, 3) == 1.0  # 1 token there, 2 more in 1 s
+    assert bucket.take(100.0, 4) == 0.0  # full again, never over the burst
+    assert bucket.take(100.0, 1) == 0.5
     fresh = TokenBucket(rate=1.0, burst=2)
-    assert fresh.take(5, now=0.0) == 2.0  # over the burst: never at once
-    assert fresh.tokens == 2
+    assert fresh.take(0.0, 5) == 2.0  # over the burst: never at once
+    assert fresh.take(0.0, 2) == 0.0  # the refused take took nothing
 
 
 def test_append_rate_is_refused_with_429_and_retry_after(server: ServerThread) -> None:
@@ -173,4 +173,7 @@ def test_ingest_and_shared_consumer_claims_count_against_the_tenants_quotas(
                 "/api/consumers/workers/claim", json={"worker": "w", "wait": 1, "max": 1}
             )
         assert _refused(claimed, "connection_quota_exceeded") == 10
+        with client(server.url, "root") as root:  # no tenant, no quota: ends the held poll
+            woke = root.post("/api/streams/acme~gh/events", json={"type": "wake"})
+            assert woke.status_code == 201, woke.text
         held.join()
