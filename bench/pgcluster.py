@@ -226,8 +226,12 @@ class PgCluster:
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._remove(self.dir)
             self.dir = None
+
+    def _remove(self, folder: Path) -> None:
+        """Delete the stopped cluster's directory (the tests' subclass does it detached)."""
+        shutil.rmtree(folder, ignore_errors=True)
 
     # -- databases ---------------------------------------------------------------
 

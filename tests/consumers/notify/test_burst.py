@@ -67,7 +67,9 @@ def offsets_in(texts: list[str]) -> list[int]:
 async def test_discord_burst_is_delivered_completely_in_order_without_early_requests(
     log: EventLog, engine: DeliveryEngine
 ) -> None:
-    fake = await FakeDiscord(limit=5, window=0.1, shared_every=37).start()
+    # Buckets of 5 per 0.05 s: the engine paces itself by the headers, so the 429s
+    # are the shared-limit ones (every 37th request).
+    fake = await FakeDiscord(limit=5, window=0.05, shared_every=37).start()
     rows = await burst_to(
         log,
         engine,
@@ -135,19 +137,23 @@ async def test_slack_burst_is_delivered_completely_in_order_without_early_reques
 
 
 async def test_per_key_ordering_keeps_each_keys_order(
-    log: EventLog, engine: DeliveryEngine, discord: FakeDiscord
+    log: EventLog, engine: DeliveryEngine
 ) -> None:
-    await add_target(
-        engine,
-        kind="discord",
-        url=discord.url(),
-        stream="orders",
-        start="beginning",
-        ordering="per-key",
-        options={"template": "#{offset} {key}"},
-    )
-    await burst(log, "orders")
-    await wait_until(lambda: len(discord.messages) >= BURST, timeout=60)
+    discord = await FakeDiscord(limit=5, window=0.05).start()
+    try:
+        await add_target(
+            engine,
+            kind="discord",
+            url=discord.url(),
+            stream="orders",
+            start="beginning",
+            ordering="per-key",
+            options={"template": "#{offset} {key}"},
+        )
+        await burst(log, "orders")
+        await wait_until(lambda: len(discord.messages) >= BURST, timeout=60)
+    finally:
+        await discord.stop()
     assert discord.early == 0
     seen: dict[str, list[int]] = {}
     for m in discord.messages:

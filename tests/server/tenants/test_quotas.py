@@ -173,4 +173,7 @@ def test_ingest_and_shared_consumer_claims_count_against_the_tenants_quotas(
                 "/api/consumers/workers/claim", json={"worker": "w", "wait": 1, "max": 1}
             )
         assert _refused(claimed, "connection_quota_exceeded") == 10
+        with client(server.url, "root") as root:  # no tenant, no quota: ends the held poll
+            woke = root.post("/api/streams/acme~gh/events", json={"type": "wake"})
+            assert woke.status_code == 201, woke.text
         held.join()
