@@ -21,7 +21,7 @@ from consumers.delivery.engine import AttemptHook, DeliveryEngine, TargetKind, l
 from consumers.delivery.model import Endpoint
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
 from consumers.notify.apprise import check_apprise_url
-from consumers.notify.spec import NotificationsConfig, declared_notify_endpoint, notify_setup
+from consumers.notify.spec import NotificationsConfig, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint
 from eventlog import EventLog
 from eventlog.errors import InvalidStreamName
@@ -110,7 +110,7 @@ async def apply_declared(
     now = time.time()
     families: list[tuple[str, Sequence[Any], Callable[..., Endpoint]]] = [
         ("webhook endpoint", webhooks.endpoints, declared_endpoint),
-        ("notification target", targets, declared_notify_endpoint),
+        ("notification target", targets, declared_endpoint),
     ]
     for what, specs, build in families:
         for spec in specs:

@@ -127,12 +127,7 @@ class Feeder:
             if rows:
                 machine.enqueued(len(rows))
                 changed()
-            try:
-                inserted = await enqueued
-            except BaseException:
-                if rows:
-                    machine.enqueued(-len(rows))
-                raise
+            inserted = await enqueued  # on failure the supervisor counts again
             if inserted != len(rows):  # live duplicates are ignored
                 machine.enqueued(inserted - len(rows))
 

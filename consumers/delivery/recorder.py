@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from consumers.delivery.ledger import Claimed, ClaimRequest, Enqueue, LedgerStore
 from consumers.delivery.model import Finished
@@ -111,16 +111,16 @@ class Recorder:
                     self._clock(),
                 )
                 break
-            except LogClosed as exc:
-                _fail(enqueues, exc)
-                _fail(claims, exc)
-                return
             except EventLogError as exc:
-                # The enqueues and claims fail (their callers try again); the
-                # outcomes are of requests already sent: they are kept.
-                _fail(enqueues, exc)
-                _fail(claims, exc)
+                # Enqueues and claims fail (their callers try again); outcomes are
+                # of requests already sent: kept and written again.
+                waiters: list[asyncio.Future[Any]] = [f for _, f in enqueues]
+                for waiter in waiters + [f for _, f in claims]:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
                 enqueues, claims = [], []
+                if isinstance(exc, LogClosed):
+                    return
                 if self._stopping:  # the rows stay in flight: recovery hands them out again
                     logger.warning("recording %d attempts failed at close: %s", len(batch), exc)
                     return
@@ -153,9 +153,3 @@ class Recorder:
         for _ in range(3):  # what the last batch's owners hand back (released claims)
             with contextlib.suppress(EventLogError):
                 await self._flush()
-
-
-def _fail(waiting: Sequence[tuple[object, asyncio.Future[R]]], exc: BaseException) -> None:
-    for _, future in waiting:
-        if not future.done():
-            future.set_exception(exc)

@@ -3,10 +3,10 @@
 Its tables are the ``webhooks`` component of the log's schema, reached
 through the database the backend declares
 (:class:`~eventlog.storage.capabilities.SQLiteTables`). Every write is one
-``transact`` call, so :meth:`SQLiteLedger.enqueue` stores the
-delivery rows and the consumer's offset (:func:`eventlog.storage.sqlite.set_offset`)
-in one transaction, and a claim or a batch of finished attempts costs one
-thread hop and one commit.
+``transact`` call, so an enqueue stores the delivery rows and the
+consumer's offset (:func:`eventlog.storage.sqlite.set_offset`) in one
+transaction, and a :meth:`SQLiteLedger.write` of enqueues, finished attempts
+and claims costs one thread hop and one commit.
 """
 
 from __future__ import annotations

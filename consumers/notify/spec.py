@@ -29,9 +29,6 @@ from consumers.webhook import (
     SpecError,
     TargetPatch,
     TargetSpec,
-    apply_patch,
-    build_endpoint,
-    declared_endpoint,
     public_view,
     shown_to,
     spec_fields,
@@ -118,18 +115,9 @@ def _validate_options(kind: str, options: dict[str, Any]) -> None:
         raise SpecError(path if message else "options", message or path) from exc
 
 
-build_notify_endpoint = build_endpoint
-"""A new endpoint from a notification spec: :func:`~consumers.webhook.build_endpoint`."""
-
-declared_notify_endpoint = declared_endpoint
-"""A config-declared notification target: :func:`~consumers.webhook.declared_endpoint`."""
-
-apply_notify_patch = apply_patch
-"""A target with a :class:`NotifyPatch` applied: :func:`~consumers.webhook.apply_patch`."""
-
-
 class NotifyPatch(TargetPatch, kw_only=True, forbid_unknown_fields=True):
-    """A partial update of a notification target: only the fields given change.
+    """A partial update of a notification target (:func:`~consumers.webhook.apply_patch`
+    applies it): only the fields given change.
 
     ``options`` replaces the kind's options as a whole (the template and the
     rest); ``kind``, ``id`` and ``start`` cannot change.

@@ -4,7 +4,7 @@ Events reach the ledger *on demand*: a claim that finds fewer claimable rows
 than it wants reads the next page of the stream from the consumer's feed
 position (the committed offset of ``<name>.feed``) and enqueues the matching
 events as ``pending`` rows in the transaction that advances that position
-(:meth:`~consumers.delivery.ledger.LedgerStore.enqueue`). No task runs in the
+(:meth:`~consumers.delivery.ledger.LedgerStore.write`). No task runs in the
 background: any process serving any worker feeds, claims and acks (on
 PostgreSQL two processes feeding at once insert each event once: ledger rows
 are unique per offset).

@@ -39,10 +39,9 @@ from consumers.notify import (
     ChatSpec,
     NotifyPatch,
     NotifySpec,
-    apply_notify_patch,
-    build_notify_endpoint,
     notify_view,
 )
+from consumers.webhook import apply_patch, build_endpoint
 from server.api.endpoint_family import (
     Family,
     json_response,
@@ -70,16 +69,14 @@ async def create_target(request: Request) -> Response:
     """``POST /api/notifications``: 201 with the target (its URL masked)."""
     # NotifySpec is the tagged union of the chat kinds: decoding picks the kind.
     union = cast("type[ChatSpec]", NotifySpec)
-    _, endpoint, now = await new_endpoint(
-        request, union, build_notify_endpoint, named="an endpoint"
-    )
+    _, endpoint, now = await new_endpoint(request, union, build_endpoint, named="an endpoint")
     return json_response(shown_view(request, NOTIFICATIONS, endpoint, now), 201)
 
 
 async def change_target(request: Request) -> Response:
     """``PATCH /api/notifications/{id}``: ``options`` is replaced as a whole."""
     return await patch_endpoint(
-        request, NOTIFICATIONS, NotifyPatch, lambda e, p, now: apply_notify_patch(e, p, now=now)
+        request, NOTIFICATIONS, NotifyPatch, lambda e, p, now: apply_patch(e, p, now=now)
     )
 
 

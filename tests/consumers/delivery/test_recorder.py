@@ -1,13 +1,18 @@
-"""The recorder's close: a batch being written is finished, not cancelled."""
+"""The recorder: a batch being written at close is finished, not cancelled; a failed
+write fails its claims and enqueues and keeps its outcomes."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import cast
 
-from consumers.delivery.ledger import LedgerStore
+import pytest
+
+from consumers.delivery.ledger import Claimed, ClaimRequest, Enqueue, LedgerStore
 from consumers.delivery.model import Finished
 from consumers.delivery.recorder import Recorder
+from eventlog.errors import StorageError
+from tests.support import wait_until
 
 
 class SlowStore:
@@ -63,3 +68,38 @@ async def test_close_while_a_batch_is_written_stores_it_and_what_came_after() ->
     await asyncio.wait_for(closing, 5)
     assert store.stored == ["d1", "d2"]
     assert owner.told == ["d1", "d2"]
+
+
+class FailingOnceStore:
+    """``write`` fails the first time (a storage error), then stores the outcomes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.stored: list[str] = []
+
+    async def write(
+        self, enqueues: list[Enqueue], items: list[Finished], claims: list[object], now: float
+    ) -> tuple[list[int], list[Claimed]]:
+        self.calls += 1
+        if self.calls == 1:
+            raise StorageError("disk I/O error")
+        self.stored.extend(item.delivery_id for item in items)
+        return [len(e.rows) for e in enqueues], [Claimed([], None) for _ in claims]
+
+
+async def test_a_failed_write_fails_its_claims_and_enqueues_and_writes_the_outcomes_again() -> None:
+    store = FailingOnceStore()
+    owner = Owner()
+    recorder = Recorder(cast(LedgerStore, store))
+    recorder.start()
+    claim = recorder.claim(ClaimRequest("ep", "concurrent", 10))
+    enqueue = recorder.enqueue(Enqueue("ep", [], None))
+    recorder.put_nowait(finished("d1"), owner)
+    with pytest.raises(StorageError):
+        await asyncio.wait_for(claim, 5)
+    with pytest.raises(StorageError):
+        await asyncio.wait_for(enqueue, 5)
+    await wait_until(lambda: owner.told == ["d1"], 5, what="the outcome written on the retry")
+    assert store.stored == ["d1"]
+    assert store.calls == 2
+    await recorder.close()

@@ -12,8 +12,8 @@ import pytest
 
 from consumers.delivery.engine import DeliveryEngine, ledger_for
 from consumers.delivery.model import Delivery, Endpoint
-from consumers.notify import NotifySpec, build_notify_endpoint, notify_setup
-from consumers.webhook import WEBHOOK
+from consumers.notify import NotifySpec, notify_setup
+from consumers.webhook import WEBHOOK, build_endpoint
 from eventlog import EventLog
 from tests.consumers.delivery.conftest import log as log  # the webhook tests' real SQLite log
 from tests.consumers.notify.fakes import FakeDiscord, FakeSlack
@@ -54,7 +54,7 @@ async def slack() -> AsyncIterator[FakeSlack]:
 async def add_target(engine: DeliveryEngine, **spec: Any) -> Endpoint:
     """Build, store and start a notification target (short retries unless told otherwise)."""
     spec.setdefault("retry", "short")
-    endpoint = build_notify_endpoint(msgspec.convert(spec, NotifySpec), now=time.time(), head=0)
+    endpoint = build_endpoint(msgspec.convert(spec, NotifySpec), now=time.time(), head=0)
     await engine.put_endpoint(endpoint)
     return endpoint
 

@@ -1,4 +1,4 @@
-"""Changing a notification target (pure): ``spec_of``, ``apply_notify_patch``, ``notify_view``."""
+"""Changing a notification target (pure): ``spec_of``, ``apply_patch``, ``notify_view``."""
 
 from __future__ import annotations
 
@@ -9,19 +9,17 @@ from consumers.delivery.model import Endpoint
 from consumers.notify import (
     NotifyPatch,
     NotifySpec,
-    apply_notify_patch,
-    build_notify_endpoint,
     notify_view,
     spec_of,
 )
-from consumers.webhook import SpecError
+from consumers.webhook import SpecError, apply_patch, build_endpoint
 
 DISCORD_URL = "https://discord.com/api/webhooks/123456/SeCrEtToKeN"
 APPRISE_URL = "tgram://123456:ABCdef/98765"
 
 
 def build(**spec: object) -> Endpoint:
-    return build_notify_endpoint(msgspec.convert(spec, NotifySpec), now=100.0, head=7)
+    return build_endpoint(msgspec.convert(spec, NotifySpec), now=100.0, head=7)
 
 
 def test_spec_of_builds_the_same_endpoint_again() -> None:
@@ -30,7 +28,7 @@ def test_spec_of_builds_the_same_endpoint_again() -> None:
               options={"template": "{type}", "username": "shop"}, rate_limit=2.0),
         build(kind="apprise", url=APPRISE_URL, id="a", options={"title": "t"}),
     ):  # fmt: skip
-        again = build_notify_endpoint(spec_of(ep), now=100.0, head=7)
+        again = build_endpoint(spec_of(ep), now=100.0, head=7)
         assert again == ep
 
 
@@ -44,7 +42,7 @@ def test_a_patch_changes_only_its_fields_and_keeps_the_runtime_state() -> None:
     ep = msgspec.structs.replace(
         ep, enabled=False, disabled_reason="Discord answered 404", failing_since=50.0
     )
-    patched = apply_notify_patch(
+    patched = apply_patch(
         ep, NotifyPatch(options={"template": "#{offset}"}, types=["a.*"]), now=200.0
     )
     assert (patched.id, patched.start_offset, patched.created) == ("d", 7, 100.0)
@@ -59,20 +57,20 @@ def test_a_patch_changes_only_its_fields_and_keeps_the_runtime_state() -> None:
         50.0,
     )
     assert patched.url == DISCORD_URL
-    enabled = apply_notify_patch(patched, NotifyPatch(enabled=True), now=300.0)
+    enabled = apply_patch(patched, NotifyPatch(enabled=True), now=300.0)
     assert (enabled.enabled, enabled.disabled_reason, enabled.failing_since) == (True, None, None)
 
 
 def test_patching_max_attempts_keeps_the_retry_schedule() -> None:
     ep = build(kind="slack", url="https://hooks.slack.com/services/T0/B0/x", retry="short")
-    patched = apply_notify_patch(ep, NotifyPatch(max_attempts=2), now=1.0)
+    patched = apply_patch(ep, NotifyPatch(max_attempts=2), now=1.0)
     assert patched.retry.schedule == ep.retry.schedule
     assert patched.retry.max_attempts == 2
 
 
 def test_an_apprise_url_is_patched_into_its_options() -> None:
     ep = build(kind="apprise", url=APPRISE_URL, id="a")
-    patched = apply_notify_patch(ep, NotifyPatch(url="ntfys://my-topic"), now=1.0)
+    patched = apply_patch(ep, NotifyPatch(url="ntfys://my-topic"), now=1.0)
     assert (patched.url, patched.options["url"]) == ("apprise://ntfys", "ntfys://my-topic")
     assert "my-topic" not in msgspec.json.encode(notify_view(patched, 1.0)).decode()
 
@@ -89,7 +87,7 @@ def test_an_apprise_url_is_patched_into_its_options() -> None:
 def test_a_bad_patch_names_the_field(patch: NotifyPatch, path: str) -> None:
     ep = build(kind="discord", url=DISCORD_URL)
     with pytest.raises(SpecError) as info:
-        apply_notify_patch(ep, patch, now=1.0)
+        apply_patch(ep, patch, now=1.0)
     assert info.value.path == path
 
 

@@ -14,11 +14,9 @@ from consumers.notify import (
     NotificationsConfig,
     NotifySpec,
     SlackSpec,
-    build_notify_endpoint,
-    declared_notify_endpoint,
     public_notify_view,
 )
-from consumers.webhook import SpecError
+from consumers.webhook import SpecError, build_endpoint, declared_endpoint
 from eventlog import EventLog
 from tests.consumers.delivery.receiver import Received, Receiver
 from tests.consumers.notify.conftest import add_target, deliveries
@@ -28,9 +26,7 @@ DISCORD_URL = "https://discord.com/api/webhooks/123456/SeCrEtToKeN"
 
 
 def build(**spec: Any) -> Any:
-    return build_notify_endpoint(
-        msgspec.convert(spec, NotifySpec), now=time.time(), head=5, first=0
-    )
+    return build_endpoint(msgspec.convert(spec, NotifySpec), now=time.time(), head=5, first=0)
 
 
 def test_a_discord_spec_becomes_an_ordered_serialised_unsigned_endpoint() -> None:
@@ -126,10 +122,10 @@ async def _delivered(engine: DeliveryEngine, endpoint_id: str) -> bool:
 
 def test_config_declared_target_keeps_its_runtime_state_across_restarts() -> None:
     spec = SlackSpec(id="ops", url="https://hooks.slack.com/services/T/B/x")
-    first = declared_notify_endpoint(spec, None, now=1.0, head=10)
+    first = declared_endpoint(spec, None, now=1.0, head=10)
     assert (first.origin, first.start_offset) == ("config", 10)
     gone = msgspec.structs.replace(first, enabled=False, disabled_reason="Slack answered 404")
-    again = declared_notify_endpoint(spec, gone, now=2.0, head=99)
+    again = declared_endpoint(spec, gone, now=2.0, head=99)
     assert (again.start_offset, again.enabled, again.disabled_reason) == (
         10,
         False,
