@@ -25,12 +25,13 @@ import importlib
 import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
 from consumers.parking import OnFailure
 from consumers.runtime import ConsumerManager, Handler, TransactionalHandler
+from consumers.shared.spec import AckWait, MaxDeliver
 from eventlog import BEGINNING, END, Event, EventLog
 
 __all__ = ["ConsumerInstance", "Kind", "add_instances", "builtin_kinds", "load_kinds"]
@@ -79,9 +80,9 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     stream: str
     types: list[str] = []
     key: str | None = None
-    batch_size: int = 100
+    batch_size: Annotated[int, msgspec.Meta(ge=1)] = 100
     start: Literal["beginning", "end"] = "beginning"
-    max_attempts: int = 5
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 5
     on_failure: OnFailure = "park"
     protect: bool | None = None
     max_hold: float | None = None
@@ -89,8 +90,8 @@ class ConsumerInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     transactional: bool = False
     options: dict[str, Any] = {}
     shared: bool = False
-    ack_wait: float = 30.0
-    max_deliver: int = 5
+    ack_wait: AckWait = 30.0
+    max_deliver: MaxDeliver = 5
     ordered_by_key: bool = False
 
     def __post_init__(self) -> None:

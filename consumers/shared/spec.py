@@ -28,6 +28,11 @@ __all__ = ["SharedSpec", "SpecStore", "spec_store_for"]
 #: The longest ``ack_wait``: a day.
 MAX_ACK_WAIT = 86_400.0
 
+#: Seconds a claim lasts: more than 0, at most a day.
+AckWait = Annotated[float, msgspec.Meta(gt=0, le=MAX_ACK_WAIT)]
+#: Hand-outs of one event before it is parked: 1 to 1,000,000.
+MaxDeliver = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+
 
 class SharedSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A shared consumer's declaration (the body of ``PUT /api/consumers/{name}/shared``).
@@ -46,8 +51,8 @@ class SharedSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     stream: StreamName
     types: list[Annotated[str, msgspec.Meta(min_length=1, max_length=256)]] = []
     key: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
-    ack_wait: Annotated[float, msgspec.Meta(gt=0, le=MAX_ACK_WAIT)] = 30.0
-    max_deliver: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 5
+    ack_wait: AckWait = 30.0
+    max_deliver: MaxDeliver = 5
     ordered_by_key: bool = False
     start: Literal["beginning", "end"] | Annotated[int, msgspec.Meta(ge=0)] = "beginning"
 

@@ -53,6 +53,16 @@ def test_env_values_are_converted_and_lists_are_json() -> None:
         ({"port": 70000}, "port must be between"),
         ({"bogus": 1}, "bogus"),
         ({"log_format": "xml"}, "log_format"),
+        *(
+            ({"consumers": [consumer]}, rf"\$\.consumers\[0\]\.{field}")
+            for consumer, field in [
+                ({"name": "c", "stream": "s", "kind": "log", "batch_size": 0}, "batch_size"),
+                ({"name": "c", "stream": "s", "kind": "log", "max_attempts": 0}, "max_attempts"),
+                ({"name": "c", "stream": "s", "shared": True, "ack_wait": -5}, "ack_wait"),
+                ({"name": "c", "stream": "s", "shared": True, "ack_wait": 86_401}, "ack_wait"),
+                ({"name": "c", "stream": "s", "shared": True, "max_deliver": 0}, "max_deliver"),
+            ]
+        ),
     ],
 )
 def test_invalid_config_names_the_field(layer: dict[str, object], message: str) -> None:

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from consumers.delivery import stores
-from consumers.delivery.ledger import ConsumerAdvance, DeliveryConflict, LedgerStore, act
+from consumers.delivery.ledger import (
+    ClaimRequest,
+    ConsumerAdvance,
+    DeliveryConflict,
+    Enqueue,
+    LedgerStore,
+    act,
+)
 from consumers.delivery.memory_ledger import MemoryLedger
 from consumers.delivery.model import Attempt, Endpoint, Finished, NewDelivery, new_delivery_id
 from consumers.delivery.sqlite_ledger import SQLiteLedger
@@ -93,6 +100,41 @@ async def test_enqueue_stores_rows_and_advances_the_consumer_together(
     assert await log.storage.get_offset("webhook.ep", "events") == 3
     assert [d.offset for d in await store.deliveries("ep")] == [0, 1, 2]
     assert all(d.status == "pending" for d in await store.deliveries("ep"))
+
+
+async def test_one_write_enqueues_records_and_claims_the_rows_it_just_enqueued(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    store, log = ledger
+    await enqueue(store, "ep", rows(0), consumer=None, now=NOW)
+    (first,) = (await claim(store, "ep", "concurrent", NOW, 10)).rows
+    done = Finished(
+        delivery_id=first.id,
+        endpoint_id="ep",
+        attempt=Attempt(
+            delivery_id=first.id,
+            number=0,
+            started=NOW,
+            duration=0.01,
+            status=204,
+            error=None,
+            verdict="delivered",
+        ),
+        status="delivered",
+        attempts=1,
+        rate_limited=0,
+        next_attempt_at=None,
+        now=NOW,
+    )
+    advance = ConsumerAdvance("webhook.ep", "events", 3)
+    inserted, (claimed,) = await store.write(
+        [Enqueue("ep", rows(1, 2), advance)], [done], [ClaimRequest("ep", "concurrent", 10)], NOW
+    )
+    assert inserted == [2]
+    assert [d.offset for d in claimed.rows] == [1, 2]  # the rows of the same transaction
+    assert await log.storage.get_offset("webhook.ep", "events") == 3
+    statuses = {d.offset: d.status for d in await store.deliveries("ep")}
+    assert statuses == {0: "delivered", 1: "in_flight", 2: "in_flight"}
 
 
 async def test_live_rows_are_never_enqueued_twice_but_replays_are(

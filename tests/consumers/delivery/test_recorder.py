@@ -103,3 +103,31 @@ async def test_a_failed_write_fails_its_claims_and_enqueues_and_writes_the_outco
     assert store.stored == ["d1"]
     assert store.calls == 2
     await recorder.close()
+
+
+class PartsStore:
+    """``write`` notes how many enqueues, outcomes and claims each transaction had."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[int, int, int]] = []
+
+    async def write(
+        self, enqueues: list[Enqueue], items: list[Finished], claims: list[object], now: float
+    ) -> tuple[list[int], list[Claimed]]:
+        self.writes.append((len(enqueues), len(items), len(claims)))
+        return [len(e.rows) for e in enqueues], [Claimed([], None) for _ in claims]
+
+
+async def test_an_enqueue_outcomes_and_a_claim_queued_together_are_one_transaction() -> None:
+    store = PartsStore()
+    owner = Owner()
+    recorder = Recorder(cast(LedgerStore, store))
+    recorder.start()
+    enqueued = recorder.enqueue(Enqueue("ep", [], None))
+    recorder.put_nowait(finished("d1"), owner)
+    recorder.put_nowait(finished("d2"), owner)
+    claimed = recorder.claim(ClaimRequest("ep", "concurrent", 10))
+    await asyncio.wait_for(asyncio.gather(enqueued, claimed), 5)
+    assert store.writes == [(1, 2, 1)]
+    assert owner.told == ["d1", "d2"]
+    await recorder.close()
