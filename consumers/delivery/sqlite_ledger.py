@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -24,8 +24,15 @@ from consumers.delivery.ledger import (
     Enqueue,
     select_claimable,
 )
-from consumers.delivery.model import Finished
-from consumers.delivery.sql_ledger import COLUMNS, Dialect, Plan, SQLLedger, delivery_from_row
+from consumers.delivery.model import Delivery, Finished
+from consumers.delivery.sql_ledger import (
+    COLUMNS,
+    DELIVERY_FIELDS,
+    Dialect,
+    Plan,
+    SQLLedger,
+    delivery_from_row,
+)
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
@@ -86,6 +93,39 @@ ACTIVE_WINDOW = 2000
 _UNFINISHED = "INDEXED BY webhook_deliveries_active"
 #: Rows per multi-row statement (12 values a row stays far below SQLite's 32766).
 _CHUNK = 500
+
+
+#: REAL columns travel in the claim's JSON as quote() text: exact (SQLite's
+#: JSON writes 15 significant digits, which would move a float).
+_REAL = ("next_attempt_at", "created", "updated")
+_JSON_COLUMNS = ", ".join(
+    f"nullif(quote({'next_at' if f == 'next_attempt_at' else f}), 'NULL')"
+    if f in _REAL
+    else {"offset": '"offset"'}.get(f, f)
+    for f in DELIVERY_FIELDS
+)
+_PICK = (
+    f"SELECT json_group_array(json_array({_JSON_COLUMNS})) FROM (SELECT * "
+    "FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending' AND next_at <= ? "
+    "ORDER BY next_at, seq LIMIT ?)"
+)
+_MARK = (
+    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
+    "WHERE seq IN (SELECT value FROM json_each(?))"
+)
+_rows_json = msgspec.json.Decoder(list[list[Any]])
+
+
+def _delivery_from_json(r: list[Any], now: float) -> Delivery:
+    """A row of :data:`_PICK` as the claimed (``in_flight``) delivery."""
+    fields = dict(zip(DELIVERY_FIELDS, r, strict=True))
+    for name in _REAL:
+        value = fields[name]
+        fields[name] = None if value is None else float(value)
+    fields["replay"] = bool(fields["replay"])
+    fields["status"] = "in_flight"
+    fields["updated"] = now
+    return Delivery(**fields)
 
 
 def _marks(width: int, rows: int) -> str:
@@ -208,17 +248,14 @@ def _claim(claim: ClaimRequest, now: float) -> Callable[[sqlite3.Connection], Cl
 
     def run(c: sqlite3.Connection) -> Claimed:
         if ordering == "concurrent":
-            # One statement picks and marks the rows (RETURNING: SQLite >= 3.35).
-            rows = [
-                delivery_from_row(r)
-                for r in c.execute(
-                    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
-                    "WHERE seq IN (SELECT seq FROM webhook_deliveries WHERE endpoint_id = ? "
-                    "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ?) "
-                    f"RETURNING {_COLUMNS}",
-                    (now, endpoint_id, now, limit),
-                ).fetchall()
-            ]
+            # The picked rows come back as one JSON value and are marked by
+            # seq: two sqlite3_step calls, not one per row (each step lets go
+            # of the GIL, and taking it back from the event loop's thread cost
+            # that thread ~40 us per delivery; see docs/benchmarks.md).
+            picked = c.execute(_PICK, (endpoint_id, now, limit)).fetchone()[0]
+            rows = [_delivery_from_json(r, now) for r in _rows_json.decode(picked)]
+            if rows:
+                c.execute(_MARK, (now, msgspec.json.encode([d.seq for d in rows])))
             rows.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
             later = c.execute(
                 "SELECT min(next_at) FROM webhook_deliveries WHERE endpoint_id = ? "

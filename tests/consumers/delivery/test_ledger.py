@@ -162,6 +162,24 @@ async def test_concurrent_claim_takes_due_rows_and_says_when_to_look_again(
     assert (await claim(store, "ep", "concurrent", NOW, 10)).rows == []
 
 
+async def test_a_concurrent_claim_returns_the_stored_rows_exactly(
+    ledger: tuple[LedgerStore, EventLog],
+) -> None:
+    """Every field as stored (floats to the last bit, a key, a replay flag), but
+    ``in_flight`` as of the claim: the SQLite ledger reads them back as one JSON value."""
+    store, _ = ledger
+    due = NOW + 0.123456789012
+    new = rows(0, key="k-1", replay=True, at=due) + rows(1, at=due - 1e-6)
+    await enqueue(store, "ep", new, consumer=None, now=NOW - 1 / 3)
+    claimed = (await claim(store, "ep", "concurrent", due + 1 / 7, 10)).rows
+    assert [d.id for d in claimed] == [new[1].id, new[0].id]  # earliest due first
+    stored = {d.id: d for d in await store.deliveries("ep")}
+    assert claimed == [stored[d.id] for d in claimed]
+    first = claimed[1]
+    assert (first.key, first.replay, first.next_attempt_at) == ("k-1", True, due)
+    assert (first.created, first.updated, first.status) == (NOW - 1 / 3, due + 1 / 7, "in_flight")
+
+
 async def test_ordered_claim_is_blocked_by_an_unfinished_head(
     ledger: tuple[LedgerStore, EventLog],
 ) -> None:
