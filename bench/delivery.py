@@ -55,7 +55,9 @@ def start_receiver() -> tuple[subprocess.Popen[bytes], int]:
     return receiver_process("bench.delivery")
 
 
-async def _pump(bodies: list[bytes], post: Callable[[bytes], Awaitable[None]]) -> float:
+async def _pump(
+    bodies: list[bytes], post: Callable[[bytes], Awaitable[None]]
+) -> tuple[float, float]:
     queue = iter(bodies)
 
     async def worker() -> None:
@@ -63,12 +65,18 @@ async def _pump(bodies: list[bytes], post: Callable[[bytes], Awaitable[None]]) -
             await post(body)
 
     gc.collect()  # neither side pays for the other's (or the set-up's) garbage
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
-    return len(bodies) / (time.perf_counter() - start)
+    return len(bodies) / (time.perf_counter() - start), _per(time.thread_time() - cpu, len(bodies))
 
 
-async def bare_aiohttp(url: str, bodies: list[bytes]) -> float:
+def _per(seconds: float, count: int) -> float:
+    """Microseconds per item."""
+    return seconds / count * 1e6
+
+
+async def bare_aiohttp(url: str, bodies: list[bytes]) -> tuple[float, float]:
+    """Posts/s and the event loop thread's CPU µs per post."""
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -81,7 +89,7 @@ async def bare_aiohttp(url: str, bodies: list[bytes]) -> float:
         return await _pump(bodies, post)
 
 
-async def bare_httpx(url: str, bodies: list[bytes]) -> float:
+async def bare_httpx(url: str, bodies: list[bytes]) -> tuple[float, float]:
     limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     async with httpx.AsyncClient(limits=limits) as client:
 
@@ -92,8 +100,10 @@ async def bare_httpx(url: str, bodies: list[bytes]) -> float:
         return await _pump(bodies, post)
 
 
-async def engine_rate(url: str, count: int) -> tuple[float, list[bytes]]:
-    """Deliveries/s of the engine over ``count`` events already in the log; and the bodies."""
+async def engine_rate(url: str, count: int) -> tuple[float, float, list[bytes]]:
+    """Deliveries/s of the engine over ``count`` events already in the log, the event
+    loop thread's CPU µs per delivery (the ledger's SQLite thread not included), and
+    the bodies."""
     with scratch_dir() as tmp:
         async with EventLog.open(tmp / "events.db") as log:
             for i in range(0, count, 1000):
@@ -125,15 +135,16 @@ async def engine_rate(url: str, count: int) -> tuple[float, list[bytes]]:
                 spec = EndpointSpec(url=url, id="bench", max_in_flight=IN_FLIGHT, start="beginning")
                 endpoint = build_endpoint(spec, now=time.time(), head=count)
                 gc.collect()
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.thread_time()
                 await engine.put_endpoint(endpoint)
                 await done.wait()  # every event got a 2xx (no polling: it would cost CPU)
                 elapsed = time.perf_counter() - start
+                cpu = time.thread_time() - cpu
                 failed = await engine.store.deliveries("bench", status="failed", limit=1)
                 assert not failed, failed
             finally:
                 await engine.close()
-    return count / elapsed, bodies
+    return count / elapsed, _per(cpu, count), bodies
 
 
 async def run(quick: bool) -> Section:
@@ -148,18 +159,21 @@ async def run(quick: bool) -> Section:
     gc.collect()
     gc.freeze()
     try:
-        ours, bare, via_httpx = [], [], []
+        ours, bare, via_httpx, cpu_ours, cpu_bare = [], [], [], [], []
         bodies: list[bytes] = []
         for i in range(rounds):
             # Alternate which side runs first: the machine's load drifts.
             if i % 2 and bodies:
-                bare.append(await bare_aiohttp(url, bodies))
-                rate, bodies = await engine_rate(url, count)
+                bare_rate, bare_cpu = await bare_aiohttp(url, bodies)
+                rate, cpu, bodies = await engine_rate(url, count)
             else:
-                rate, bodies = await engine_rate(url, count)
-                bare.append(await bare_aiohttp(url, bodies))
+                rate, cpu, bodies = await engine_rate(url, count)
+                bare_rate, bare_cpu = await bare_aiohttp(url, bodies)
             ours.append(rate)
-            via_httpx.append(await bare_httpx(url, bodies[: count // 20]))
+            bare.append(bare_rate)
+            cpu_ours.append(cpu)
+            cpu_bare.append(bare_cpu)
+            via_httpx.append((await bare_httpx(url, bodies[: count // 20]))[0])
     finally:
         proc.terminate()
         proc.wait()
@@ -206,6 +220,14 @@ async def run(quick: bool) -> Section:
             + f". Load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
             "(2 cores shared with other work): single rounds swing with it, most when the "
             "bare client finds the cores free for a moment.",
+            "",
+            "Event loop thread CPU per delivery (`time.thread_time`, medians): eventlog "
+            f"{statistics.median(cpu_ours):.0f} µs, bare aiohttp "
+            f"{statistics.median(cpu_bare):.0f} µs per post: by that CPU alone eventlog would "
+            f"run at {statistics.median(cpu_bare) / statistics.median(cpu_ours):.2f}× (the "
+            "ledger's SQLite thread, which needs the GIL too, not counted). Each round: "
+            + ", ".join(f"{a:.0f} / {b:.0f}" for a, b in zip(cpu_ours, cpu_bare, strict=True))
+            + " µs.",
             "",
         ],
     )

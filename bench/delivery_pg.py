@@ -132,7 +132,7 @@ async def measure(
         for n in order:
             rate, bodies = await serve_rate(admin_url, target, count, n)
             rates[n].append(rate)
-        bare.append(await bare_aiohttp(target, bodies))
+        bare.append((await bare_aiohttp(target, bodies))[0])
     return rates, bare
 
 
