@@ -17,15 +17,9 @@ from typing import TypeVar
 
 import msgspec
 
-from consumers.delivery.ledger import (
-    SHARED_PREFIX,
-    Claimed,
-    ClaimRequest,
-    Enqueue,
-    select_claimable,
-)
+from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
 from consumers.delivery.model import Finished
-from consumers.delivery.sql_ledger import COLUMNS, Dialect, Plan, SQLLedger, delivery_from_row
+from consumers.delivery.sql_ledger import COLUMNS, Call, Dialect, Plan, SQLLedger, Stmt
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
@@ -78,9 +72,6 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-_COLUMNS = COLUMNS
-#: Unfinished rows scanned per claim in the ordered modes.
-ACTIVE_WINDOW = 2000
 #: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the
 #: endpoint ever had, to find its few unfinished ones.
 _UNFINISHED = "INDEXED BY webhook_deliveries_active"
@@ -114,7 +105,9 @@ class SQLiteLedger(SQLLedger):
             try:
                 stmt = next(plan)
                 while True:
-                    if stmt.many:
+                    if isinstance(stmt, Call):
+                        stmt = plan.send(stmt.fn(c))
+                    elif stmt.many:
                         c.executemany(stmt.sql, stmt.args)
                         stmt = plan.send([])
                     else:
@@ -127,26 +120,31 @@ class SQLiteLedger(SQLLedger):
 
     # -- deliveries --------------------------------------------------------------
 
-    async def write(
-        self,
-        enqueues: Sequence[Enqueue],
-        finished: Sequence[Finished],
-        claims: Sequence[ClaimRequest],
-        now: float,
-    ) -> tuple[list[int], list[Claimed]]:
-        # The statements' values are laid out here, on the event loop; the
-        # database thread only runs them.
-        inserts = [_enqueue(e, now) for e in enqueues]
-        finish = _finish(finished) if finished else None
-        claiming = [_claim(c, now) for c in claims]
+    # The statements' values are laid out when these are called, on the event
+    # loop; the database thread only runs them.
 
-        def txn(c: sqlite3.Connection) -> tuple[list[int], list[Claimed]]:
-            inserted = [insert(c) for insert in inserts]
-            if finish is not None:
-                finish(c)
-            return inserted, [claim(c) for claim in claiming]
+    def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
+        return _call(_enqueue(e, now))
 
-        return await self._storage.transact(txn)
+    def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
+        return _call(_finish(finished))
+
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Stmt:
+        # One statement picks and marks the rows (RETURNING: SQLite >= 3.35).
+        return Stmt(
+            "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
+            "WHERE seq IN (SELECT seq FROM webhook_deliveries WHERE endpoint_id = ? "
+            "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ?) "
+            f"RETURNING {COLUMNS}",
+            (now, endpoint_id, now, limit),
+        )
+
+    def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
+        return Stmt(
+            "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
+            [(now, seq) for seq in seqs],
+            many=True,
+        )
 
     async def recover(self, now: float) -> int:
         return await self._storage.transact(
@@ -158,6 +156,11 @@ class SQLiteLedger(SQLLedger):
                 ).rowcount
             )
         )
+
+
+def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:
+    result: T = yield Call(fn)
+    return result
 
 
 def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
@@ -198,54 +201,6 @@ def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
         if consumer is not None:
             set_offset(c, consumer.name, consumer.stream, consumer.offset, int(now * 1e6))
         return inserted
-
-    return run
-
-
-def _claim(claim: ClaimRequest, now: float) -> Callable[[sqlite3.Connection], Claimed]:
-    """The statements of a claim (the ordering rule: :func:`select_claimable`)."""
-    endpoint_id, ordering, limit = claim.endpoint_id, claim.ordering, claim.limit
-
-    def run(c: sqlite3.Connection) -> Claimed:
-        if ordering == "concurrent":
-            # One statement picks and marks the rows (RETURNING: SQLite >= 3.35).
-            rows = [
-                delivery_from_row(r)
-                for r in c.execute(
-                    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
-                    "WHERE seq IN (SELECT seq FROM webhook_deliveries WHERE endpoint_id = ? "
-                    "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ?) "
-                    f"RETURNING {_COLUMNS}",
-                    (now, endpoint_id, now, limit),
-                ).fetchall()
-            ]
-            rows.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
-            later = c.execute(
-                "SELECT min(next_at) FROM webhook_deliveries WHERE endpoint_id = ? "
-                "AND status = 'pending' AND next_at > ?",
-                (endpoint_id, now),
-            ).fetchone()[0]
-            return Claimed(rows, later)
-        window = 1 if ordering == "ordered" else ACTIVE_WINDOW
-        active = [
-            delivery_from_row(r)
-            for r in c.execute(
-                f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
-                "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
-                "ORDER BY seq LIMIT ?",
-                (endpoint_id, window),
-            )
-        ]
-        claimed = select_claimable(active, ordering, now, limit)
-        if claimed.rows:
-            c.executemany(
-                "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
-                [(now, d.seq) for d in claimed.rows],
-            )
-        return Claimed(
-            [msgspec.structs.replace(d, status="in_flight", updated=now) for d in claimed.rows],
-            claimed.wake_at,
-        )
 
     return run
 
