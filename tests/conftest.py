@@ -20,6 +20,7 @@ from eventlog.storage.sqlite import SQLiteStorage
 from tests.consumers.delivery.receiver import Receiver
 from tests.ordering import DurationsSeen, long_first, stored_durations
 from tests.pg import (  # noqa: F401 - the PostgreSQL fixtures, for every test
+    PgCluster,
     own_cluster,
     pg_cluster,
     pg_storage,
@@ -51,13 +52,19 @@ async def any_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         "memory": MemoryStorage,
         "sqlite": lambda: SQLiteStorage(tmp_path / "contract.db"),
     }
-    if request.param == "postgres":
-        from eventlog.storage.postgres import PostgresStorage
+    if request.param != "postgres":
+        async with opened(makers[request.param]()) as backend:
+            yield backend
+        return
+    from eventlog.storage.postgres import PostgresStorage
 
-        url = await request.getfixturevalue("pg_cluster").create_database()
-        makers["postgres"] = lambda: PostgresStorage(url)
-    async with opened(makers[request.param]()) as backend:
-        yield backend
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    url = await cluster.fresh_database()  # (pg_url is async: not for getfixturevalue here)
+    try:
+        async with opened(PostgresStorage(url)) as backend:
+            yield backend
+    finally:
+        cluster.give_back(url)
 
 
 @pytest.fixture

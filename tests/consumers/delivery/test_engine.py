@@ -372,8 +372,11 @@ async def test_graceful_close_lets_attempts_in_progress_finish(
 async def test_changing_an_endpoint_mid_flight_leaves_nothing_in_flight(
     log: EventLog, engine: DeliveryEngine, receiver: Receiver
 ) -> None:
+    changed = asyncio.Event()
+
     async def slow(request: web.Request, received: Received) -> web.StreamResponse:
-        await asyncio.sleep(0.3)
+        if not changed.is_set():  # slow while the endpoint changes, then quick
+            await asyncio.sleep(0.3)
         return web.Response(status=200)
 
     receiver.behaviour = slow
@@ -383,6 +386,7 @@ async def test_changing_an_endpoint_mid_flight_leaves_nothing_in_flight(
     await receiver.wait_for(2, scaled(10))
     for timeout in (5.0, 6.0, 7.0):  # each change restarts the endpoint's worker
         await engine.put_endpoint(msgspec.structs.replace(ep, timeout=timeout))
+    changed.set()
     await wait_until(lambda: _all(engine, ep.id, "delivered"), timeout=30)
     delivered = {json.loads(r.body)["offset"] for r in receiver.requests}
     assert delivered == set(range(20))

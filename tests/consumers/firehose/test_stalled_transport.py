@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.consumers.firehose.clients import append, wait_for_gauge
+from tests.consumers.firehose.clients import append, gauge, wait_for_gauge
 from tests.serverproc import ServerProcess
 from tests.support import scaled
 
@@ -49,6 +49,19 @@ def _upgrade(server: ServerProcess, path: str) -> socket.socket:
         head += sock.recv(1)  # byte by byte: leave every frame unread
     assert head.startswith(b"HTTP/1.1 101 "), head
     return sock
+
+
+def _flood_until_dropped(
+    server: ServerProcess, http: httpx.Client, stream: str, transport: str
+) -> None:
+    """Append 2 KB events, 500 at a time (4,000 at most), until the server has dropped
+    the stalled ``transport`` client; wait for the drop."""
+    slow = ("eventlog_firehose_slow_disconnects_total", f'{{transport="{transport}"}}')
+    for _ in range(8):
+        append(http, stream, 500, payload=2000)
+        if gauge(server, *slow) == 1:
+            break
+    wait_for_gauge(server, *slow, 1, 30)
 
 
 def _assert_let_go(
@@ -93,11 +106,8 @@ def test_a_dropped_client_that_never_reads_loses_its_tcp_connection_within_the_c
     client_port = sock.getsockname()[1]
     try:
         wait_for_gauge(fh_server, "eventlog_firehose_clients", '{transport="ws"}', 1)
-        # ~8 MB of frames: far past the socket buffers and the 200-event bound.
-        append(http, "stalled", 4000, payload=2000)
-        wait_for_gauge(
-            fh_server, "eventlog_firehose_slow_disconnects_total", '{transport="ws"}', 1, 30
-        )
+        # Up to ~8 MB of frames: far past the socket buffers and the 200-event bound.
+        _flood_until_dropped(fh_server, http, "stalled", "ws")
         # The server lets go of the socket within the close timeout (plus scheduling slack).
         _assert_let_go(fh_server, sock, client_port, within=CLOSE_TIMEOUT + 3)
     finally:
@@ -118,10 +128,7 @@ def test_a_dropped_sse_client_that_never_reads_loses_its_tcp_connection(
     try:
         sock.sendall(b"GET /api/streams/stalled-sse/sse?from=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         wait_for_gauge(fh_server, "eventlog_firehose_clients", '{transport="sse"}', 1)
-        append(http, "stalled-sse", 4000, payload=2000)
-        wait_for_gauge(
-            fh_server, "eventlog_firehose_slow_disconnects_total", '{transport="sse"}', 1, 30
-        )
+        _flood_until_dropped(fh_server, http, "stalled-sse", "sse")
         # The app gives its last messages firehose_close_timeout each, then the
         # closing connection gets as long to make progress before it is reset.
         _assert_let_go(fh_server, sock, client_port, within=3 * CLOSE_TIMEOUT + 3)

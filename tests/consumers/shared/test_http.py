@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -31,6 +32,21 @@ def server(tmp_path: Path) -> Iterator[ServerThread]:
 def api(server: ServerThread) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def quiet_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """One server for the module's bad-input tests: a refusal changes nothing, and each
+    test that stores something uses names of its own."""
+    db = tmp_path_factory.mktemp("shared-http") / "events.db"
+    with (
+        ServerThread.start(db=db) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        yield client
+
+
+_names = itertools.count()
 
 
 def append(api: httpx.Client, n: int, stream: str = "orders", key: str | None = None) -> None:
@@ -162,16 +178,18 @@ def test_ack_errors_each_have_their_code_and_change_nothing(api: httpx.Client) -
 
 
 @pytest.mark.parametrize("delay", [-1, 86_401, "soon", None, [1]])
-def test_an_absurd_nack_delay_is_422_invalid_delay(api: httpx.Client, delay: object) -> None:
-    append(api, 1)
-    declare(api)
-    (held,) = claim(api, "w1")
+def test_an_absurd_nack_delay_is_422_invalid_delay(quiet_api: httpx.Client, delay: object) -> None:
+    api, n = quiet_api, next(_names)
+    append(api, 1, stream=f"orders-{n}")
+    declare(api, f"mailer-{n}", stream=f"orders-{n}")
+    (held,) = claim(api, "w1", f"mailer-{n}")
     r = api.post(
-        "/api/consumers/mailer/nack", json={"worker": "w1", "claims": [held["id"]], "delay": delay}
+        f"/api/consumers/mailer-{n}/nack",
+        json={"worker": "w1", "claims": [held["id"]], "delay": delay},
     )
     error(r, 422, "invalid_delay")
     assert r.json()["error"]["path"] == "$.delay"
-    assert api.get("/api/consumers/mailer/shared").json()["claimed"] == 1
+    assert api.get(f"/api/consumers/mailer-{n}/shared").json()["claimed"] == 1
 
 
 @pytest.mark.parametrize(
@@ -188,10 +206,10 @@ def test_an_absurd_nack_delay_is_422_invalid_delay(api: httpx.Client, delay: obj
     ],
 )
 def test_bad_claim_requests_are_422_invalid_parameter(
-    api: httpx.Client, body: dict[str, Any]
+    quiet_api: httpx.Client, body: dict[str, Any]
 ) -> None:
-    declare(api)
-    error(api.post("/api/consumers/mailer/claim", json=body), 422, "invalid_parameter")
+    declare(quiet_api)
+    error(quiet_api.post("/api/consumers/mailer/claim", json=body), 422, "invalid_parameter")
 
 
 def test_claims_on_unknown_and_plain_consumers(api: httpx.Client) -> None:
