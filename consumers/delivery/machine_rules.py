@@ -32,6 +32,7 @@ __all__ = [
     "DeliveryConflict",
     "apply_finished",
     "apply_operator_action",
+    "due_first",
     "gone_result",
     "kind_failed",
     "outcome",
@@ -53,6 +54,11 @@ class Claimed:
 
     rows: list[Delivery]
     wake_at: float | None
+
+
+def due_first(d: Delivery) -> tuple[float, int]:
+    """The order of claimable rows in the concurrent mode: earliest due, then oldest."""
+    return d.next_attempt_at or 0.0, d.seq
 
 
 def select_claimable(
@@ -84,7 +90,7 @@ def select_claimable(
     due = [d for d in pending if (d.next_attempt_at or 0.0) <= now]
     later = [d.next_attempt_at for d in pending if (d.next_attempt_at or 0.0) > now]
     if ordering == "concurrent":
-        due.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
+        due.sort(key=due_first)
     return Claimed(due[:limit], min((t for t in later if t is not None), default=None))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
@@ -35,19 +35,17 @@ from consumers.delivery.changes import (
     encode_change,
     parse_change,
 )
-from consumers.delivery.ledger import Claimed, ClaimRequest, Enqueue
-from consumers.delivery.model import Finished, NewDelivery
+from consumers.delivery.ledger import Enqueue
+from consumers.delivery.model import Finished
 from consumers.delivery.postgres_ledger_claims import (
     NOTIFY,
-    claim_concurrent,
-    claim_serial,
+    arrays,
     finish,
     new_token,
-    notify_pending,
     owner_lease,
     sweep,
 )
-from consumers.delivery.sql_ledger import Dialect, Plan, SQLLedger, Stmt
+from consumers.delivery.sql_ledger import COLUMNS, Call, Dialect, Plan, SQLLedger, Stmt, each
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
@@ -122,6 +120,9 @@ AFTER_COPY = [
 ]
 
 
+_PREFIXED = ", ".join(f"d.{c.strip()}" for c in COLUMNS.split(","))
+
+
 @functools.lru_cache(maxsize=512)
 def _numbered(sql: str) -> str:
     """``sql`` with its ``?`` placeholders numbered (``$1``, ``$2``, ...)."""
@@ -161,7 +162,9 @@ class PostgresLedger(SQLLedger):
             try:
                 stmt = next(plan)
                 while True:
-                    if stmt.many:
+                    if isinstance(stmt, Call):
+                        stmt = plan.send(await stmt.fn(c))
+                    elif stmt.many:
                         await c.executemany(_numbered(stmt.sql), stmt.args)
                         stmt = plan.send([])
                     else:
@@ -184,41 +187,58 @@ class PostgresLedger(SQLLedger):
 
     # -- deliveries --------------------------------------------------------------
 
-    async def write(
-        self,
-        enqueues: Sequence[Enqueue],
-        finished: Sequence[Finished],
-        claims: Sequence[ClaimRequest],
-        now: float,
-    ) -> tuple[list[int], list[Claimed]]:
-        s, channel, token = self._s, self.channel, self.token
-        columns = [_columns(e.rows) for e in enqueues]
-        # Claims take the ordered modes' endpoint locks in one order: no deadlock
-        # between two processes' transactions.
-        order = sorted(range(len(claims)), key=lambda i: claims[i].endpoint_id)
+    def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
+        inserted = 0
+        if e.rows:
+            ((inserted,),) = yield Stmt(
+                f"WITH i AS (INSERT INTO {self._s}.webhook_deliveries (id, endpoint_id, "
+                'stream, "offset", event_id, event_type, key, status, next_at, created, '
+                "updated, replay) SELECT v.id, ?, v.stream, v.off, v.event_id, v.event_type, "
+                "v.key, 'pending', v.next_at, ?, ?, v.replay FROM unnest(?::text[], ?::text[], "
+                "?::bigint[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::int[]) "
+                "AS v(id, stream, off, event_id, event_type, key, next_at, replay) "
+                "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM i",
+                (
+                    e.endpoint_id,
+                    now,
+                    now,
+                    *arrays(e.rows, "id", "stream", "offset", "event_id", "event_type", "key"),
+                    *arrays(e.rows, "next_attempt_at"),
+                    [int(r.replay) for r in e.rows],
+                ),
+            )
+        if (a := e.consumer) is not None:
+            yield Call(lambda c: set_offset(c, self._s, a.name, a.stream, a.offset))
+        if inserted:
+            yield from each(self._notify([Pending(e.endpoint_id)]))
+        return int(inserted)
 
-        async def txn(c: asyncpg.Connection) -> tuple[list[int], list[Claimed]]:
-            inserted = [
-                await _enqueue(c, s, channel, e, cols, now)
-                for e, cols in zip(enqueues, columns, strict=True)
-            ]
-            if finished:
-                await finish(c, s, channel, finished, token)
-            claimed: dict[int, Claimed] = {}
-            for i in order:
-                e, ordering, limit = claims[i].endpoint_id, claims[i].ordering, claims[i].limit
-                if ordering == "concurrent":
-                    claimed[i] = await claim_concurrent(c, s, e, now, limit, token)
-                else:
-                    claimed[i] = await claim_serial(c, s, e, ordering, now, limit, token)
-            return inserted, [claimed[i] for i in range(len(claims))]
+    def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
+        return finish(self._s, self.token, finished, self._notify)
 
-        return await self._storage.transact(txn, "write deliveries")
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Stmt:
+        # Rows another process is claiming are skipped, not waited for.
+        s = self._s
+        return Stmt(
+            f"WITH due AS (SELECT seq FROM {s}.webhook_deliveries WHERE endpoint_id = ? "
+            "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ? "
+            f"FOR UPDATE SKIP LOCKED) UPDATE {s}.webhook_deliveries d SET "
+            "status = 'in_flight', updated = ?, claimed_by = ? FROM due "
+            f"WHERE d.seq = due.seq RETURNING {_PREFIXED}",
+            (endpoint_id, now, limit, now, self.token),
+        )
+
+    def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
+        return Stmt(
+            f"UPDATE {self._s}.webhook_deliveries SET status = 'in_flight', updated = ?, "
+            "claimed_by = ? WHERE seq = ANY(?::bigint[])",
+            (now, self.token, seqs),
+        )
 
     async def recover(self, now: float) -> int:
         """Return the in-flight rows of gone processes (and this one's) to pending."""
         await self._keep_alive()
-        returned = await sweep(self._storage, self.channel, self.token, now, own=True)
+        returned = await sweep(self._storage, self._run, self._notify, self.token, now, own=True)
         return sum(returned.values())
 
     async def sweep(self, now: float) -> dict[str, int]:
@@ -226,7 +246,7 @@ class PostgresLedger(SQLLedger):
         running (see :mod:`~consumers.delivery.postgres_ledger_claims`); the rows
         returned per endpoint id."""
         await self._keep_alive()
-        return await sweep(self._storage, self.channel, self.token, now, own=False)
+        return await sweep(self._storage, self._run, self._notify, self.token, now, own=False)
 
     async def _keep_alive(self) -> None:
         # The lease is lost with its connection (a network blip): take it
@@ -244,39 +264,3 @@ class PostgresLedger(SQLLedger):
                 listener(change)
 
         return await self._storage.subscribe(self.channel, heard)
-
-
-def _columns(rows: Sequence[NewDelivery]) -> list[list[Any]]:
-    """The rows' values, column by column (for ``unnest``)."""
-    columns: list[list[Any]] = [[], [], [], [], [], [], [], []]
-    for r in rows:
-        values = (r.id, r.stream, r.offset, r.event_id, r.event_type, r.key, r.next_attempt_at)
-        for column, value in zip(columns, (*values, int(r.replay)), strict=True):
-            column.append(value)
-    return columns
-
-
-async def _enqueue(
-    c: asyncpg.Connection, s: str, channel: str, e: Enqueue, columns: list[list[Any]], now: float
-) -> int:
-    """Insert an enqueue's rows (``columns``), advance its consumer, say there are rows."""
-    inserted = 0
-    if e.rows:
-        inserted = await c.fetchval(
-            f"WITH i AS (INSERT INTO {s}.webhook_deliveries (id, endpoint_id, stream, "
-            '"offset", event_id, event_type, key, status, next_at, created, updated, '
-            "replay) "
-            "SELECT v.id, $1, v.stream, v.off, v.event_id, v.event_type, v.key, 'pending', "
-            "v.next_at, $2, $2, v.replay FROM unnest($3::text[], $4::text[], $5::bigint[], "
-            "$6::text[], $7::text[], $8::text[], $9::float8[], $10::int[]) "
-            "AS v(id, stream, off, event_id, event_type, key, next_at, replay) "
-            "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM i",
-            e.endpoint_id,
-            now,
-            *columns,
-        )
-    if e.consumer is not None:
-        await set_offset(c, s, e.consumer.name, e.consumer.stream, e.consumer.offset)
-    if inserted:
-        await notify_pending(c, channel, [e.endpoint_id])
-    return int(inserted)

@@ -8,34 +8,52 @@ a ledger runs a whole plan on one connection, in one thread hop or one
 transaction (:meth:`SQLLedger._run`). The words that differ are the class's
 :class:`Dialect`; what PostgreSQL adds (notifications, the endpoint's claim
 lock) are the hooks :meth:`SQLLedger._notify` and
-:meth:`SQLLedger._lock_endpoint`, empty for SQLite. The hot path (``write``:
-enqueue, claim, finish) is each ledger's own.
+:meth:`SQLLedger._lock_endpoint`, empty for SQLite.
+
+The hot path, :meth:`SQLLedger.write`, is one plan too: its order, the
+ordered modes' claim (the rule: :func:`~consumers.delivery.machine_rules.select_claimable`)
+and the concurrent claim's wake-up and order are written here; what the backends say
+differently is theirs: how rows are inserted and outcomes recorded (SQLite:
+multi-row ``VALUES``; PostgreSQL: ``unnest`` arrays, only of rows this process
+claimed), the concurrent claim (PostgreSQL: ``FOR UPDATE SKIP LOCKED``) and
+the claim's mark (PostgreSQL: with this process's owner token).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
 
 from consumers.delivery.changes import EndpointChanged, Pending
-from consumers.delivery.ledger import EndpointCounts, counts_from_rows
-from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint
+from consumers.delivery.ledger import (
+    Claimed,
+    ClaimRequest,
+    EndpointCounts,
+    Enqueue,
+    counts_from_rows,
+    select_claimable,
+)
+from consumers.delivery.machine_rules import due_first
+from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint, Finished
 from consumers.delivery.rewrite import Decide, Pick
 from eventlog.sealed import SecretBox
 
 __all__ = [
+    "ACTIVE_WINDOW",
     "ATTEMPT_COLUMNS",
     "COLUMNS",
+    "Call",
     "Dialect",
     "Plan",
     "SQLLedger",
     "Stmt",
     "attempt_from_row",
     "delivery_from_row",
+    "each",
 ]
 
 T = TypeVar("T")
@@ -51,6 +69,8 @@ ATTEMPT_FIELDS = Attempt.__struct_fields__[1:]
 ATTEMPT_COLUMNS = ", ".join(ATTEMPT_FIELDS)
 #: Ids per ``IN (...)`` list (far below either database's parameter limit).
 CHUNK = 500
+#: Unfinished rows scanned per claim in the per-key mode.
+ACTIVE_WINDOW = 2000
 
 _encode = msgspec.json.encode
 _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
@@ -78,7 +98,15 @@ class Stmt:
     many: bool = False
 
 
-Plan = Generator[Stmt, list[Any], T]
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A backend function run on the plan's connection (``sqlite3``: called;
+    ``asyncpg``: awaited); what it returns is sent back."""
+
+    fn: Callable[[Any], Any]
+
+
+Plan = Generator[Stmt | Call, Any, T]
 """Yields statements, is sent each one's rows, returns the operation's result."""
 
 
@@ -117,6 +145,25 @@ class SQLLedger(ABC):
         """Run ``plan`` on one connection: in one transaction, named ``what``,
         or read-only when ``what`` is None."""
 
+    @abstractmethod
+    def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
+        """Insert ``e``'s rows (duplicates ignored), advance its consumer; returns
+        the rows inserted. Laid out when called, run when iterated."""
+
+    @abstractmethod
+    def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
+        """Record attempts and outcomes of rows still in flight, release the
+        unattempted. Laid out when called, run when iterated."""
+
+    @abstractmethod
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Stmt | Call:
+        """Marks up to ``limit`` due pending rows in flight, earliest due first
+        (the concurrent mode), and returns them as :data:`COLUMNS`."""
+
+    @abstractmethod
+    def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
+        """Marks the rows ``seqs`` in flight."""
+
     def _notify(self, changes: Iterable[Pending | EndpointChanged]) -> list[Stmt]:
         """Statements telling other processes of ``changes`` (on commit)."""
         return []
@@ -127,7 +174,7 @@ class SQLLedger(ABC):
 
     async def _read(self, *stmts: Stmt) -> list[list[Any]]:
         """The rows of each statement, read on one connection."""
-        return await self._run(_each(stmts), None)
+        return await self._run(each(stmts), None)
 
     # -- endpoints -------------------------------------------------------------
 
@@ -142,7 +189,7 @@ class SQLLedger(ABC):
             (endpoint.id, doc),
         )
         changed = self._notify([EndpointChanged(endpoint.id)])
-        await self._run(_each([upsert, *changed]), "put endpoint")
+        await self._run(each([upsert, *changed]), "put endpoint")
 
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
         (rows,) = await self._read(
@@ -158,7 +205,7 @@ class SQLLedger(ABC):
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         t, args = self._d.tables, (endpoint_id,)
         done = await self._run(
-            _each(
+            each(
                 [
                     *self._notify([EndpointChanged(endpoint_id)]),
                     Stmt(
@@ -222,6 +269,64 @@ class SQLLedger(ABC):
         )
         return counts_from_rows(rows)
 
+    # -- the hot path ------------------------------------------------------------
+
+    async def write(
+        self,
+        enqueues: Sequence[Enqueue],
+        finished: Sequence[Finished],
+        claims: Sequence[ClaimRequest],
+        now: float,
+    ) -> tuple[list[int], list[Claimed]]:
+        # The statements' values are laid out here, on the event loop; the
+        # connection only runs them.
+        inserts = [self._enqueue(e, now) for e in enqueues]
+        finish = self._finish(finished) if finished else None
+        return await self._run(self._write(inserts, finish, claims, now), "write deliveries")
+
+    def _write(
+        self,
+        inserts: list[Plan[int]],
+        finish: Plan[None] | None,
+        claims: Sequence[ClaimRequest],
+        now: float,
+    ) -> Plan[tuple[list[int], list[Claimed]]]:
+        inserted = []
+        for insert in inserts:
+            inserted.append((yield from insert))
+        if finish is not None:
+            yield from finish
+        claimed: dict[int, Claimed] = {}
+        # Claims take the ordered modes' endpoint locks in one order: no deadlock
+        # between two processes' transactions.
+        for i in sorted(range(len(claims)), key=lambda i: claims[i].endpoint_id):
+            claimed[i] = yield from self._claim(claims[i], now)
+        return inserted, [claimed[i] for i in range(len(claims))]
+
+    def _claim(self, claim: ClaimRequest, now: float) -> Plan[Claimed]:
+        t, endpoint_id, ordering = self._d.tables, claim.endpoint_id, claim.ordering
+        if ordering == "concurrent":
+            due = yield self._claim_due(endpoint_id, now, claim.limit)
+            ((later,),) = yield Stmt(
+                f"SELECT min(next_at) FROM {t}webhook_deliveries WHERE endpoint_id = ? "
+                "AND status = 'pending' AND next_at > ?",
+                (endpoint_id, now),
+            )
+            return Claimed(sorted(map(delivery_from_row, due), key=due_first), later)
+        yield from each(self._lock_endpoint(endpoint_id))
+        active = yield Stmt(
+            f"SELECT {COLUMNS} FROM {t}webhook_deliveries {self._d.unfinished} "
+            "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
+            (endpoint_id, 1 if ordering == "ordered" else ACTIVE_WINDOW),
+        )
+        claimed = select_claimable(map(delivery_from_row, active), ordering, now, claim.limit)
+        if claimed.rows:
+            yield self._mark_claimed([d.seq for d in claimed.rows], now)
+        return Claimed(
+            [msgspec.structs.replace(d, status="in_flight", updated=now) for d in claimed.rows],
+            claimed.wake_at,
+        )
+
     # -- rewrite -----------------------------------------------------------------
 
     async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
@@ -245,7 +350,7 @@ class SQLLedger(ABC):
                     [endpoint_id, *part],
                 )
         else:
-            yield from _each(self._lock_endpoint(endpoint_id))
+            yield from each(self._lock_endpoint(endpoint_id))
             if pick.due is None:
                 found += yield Stmt(
                     f"{unfinished} ORDER BY seq LIMIT ?{d.for_update}", (endpoint_id, pick.active)
@@ -271,11 +376,11 @@ class SQLLedger(ABC):
                 many=True,
             )
         if any(r.status == "pending" for r in decision.rows):
-            yield from _each(self._notify([Pending(endpoint_id)]))
+            yield from each(self._notify([Pending(endpoint_id)]))
         return decision.result
 
 
-def _each(stmts: Iterable[Stmt]) -> Plan[list[list[Any]]]:
+def each(stmts: Iterable[Stmt]) -> Plan[list[list[Any]]]:
     """A plan of fixed statements; returns the rows of each."""
     out = []
     for stmt in stmts:

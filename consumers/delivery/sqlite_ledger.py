@@ -17,21 +17,15 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from consumers.delivery.ledger import (
-    SHARED_PREFIX,
-    Claimed,
-    ClaimRequest,
-    Enqueue,
-    select_claimable,
-)
-from consumers.delivery.model import Delivery, Finished
+from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
+from consumers.delivery.model import Finished
 from consumers.delivery.sql_ledger import (
-    COLUMNS,
     DELIVERY_FIELDS,
+    Call,
     Dialect,
     Plan,
     SQLLedger,
-    delivery_from_row,
+    Stmt,
 )
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
@@ -85,47 +79,11 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
-_COLUMNS = COLUMNS
-#: Unfinished rows scanned per claim in the ordered modes.
-ACTIVE_WINDOW = 2000
 #: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the
 #: endpoint ever had, to find its few unfinished ones.
 _UNFINISHED = "INDEXED BY webhook_deliveries_active"
 #: Rows per multi-row statement (12 values a row stays far below SQLite's 32766).
 _CHUNK = 500
-
-
-#: REAL columns travel in the claim's JSON as quote() text: exact (SQLite's
-#: JSON writes 15 significant digits, which would move a float).
-_REAL = ("next_attempt_at", "created", "updated")
-_JSON_COLUMNS = ", ".join(
-    f"nullif(quote({'next_at' if f == 'next_attempt_at' else f}), 'NULL')"
-    if f in _REAL
-    else {"offset": '"offset"'}.get(f, f)
-    for f in DELIVERY_FIELDS
-)
-_PICK = (
-    f"SELECT json_group_array(json_array({_JSON_COLUMNS})) FROM (SELECT * "
-    "FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending' AND next_at <= ? "
-    "ORDER BY next_at, seq LIMIT ?)"
-)
-_MARK = (
-    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
-    "WHERE seq IN (SELECT value FROM json_each(?))"
-)
-_rows_json = msgspec.json.Decoder(list[list[Any]])
-
-
-def _delivery_from_json(r: list[Any], now: float) -> Delivery:
-    """A row of :data:`_PICK` as the claimed (``in_flight``) delivery."""
-    fields = dict(zip(DELIVERY_FIELDS, r, strict=True))
-    for name in _REAL:
-        value = fields[name]
-        fields[name] = None if value is None else float(value)
-    fields["replay"] = bool(fields["replay"])
-    fields["status"] = "in_flight"
-    fields["updated"] = now
-    return Delivery(**fields)
 
 
 def _marks(width: int, rows: int) -> str:
@@ -154,7 +112,9 @@ class SQLiteLedger(SQLLedger):
             try:
                 stmt = next(plan)
                 while True:
-                    if stmt.many:
+                    if isinstance(stmt, Call):
+                        stmt = plan.send(stmt.fn(c))
+                    elif stmt.many:
                         c.executemany(stmt.sql, stmt.args)
                         stmt = plan.send([])
                     else:
@@ -167,26 +127,35 @@ class SQLiteLedger(SQLLedger):
 
     # -- deliveries --------------------------------------------------------------
 
-    async def write(
-        self,
-        enqueues: Sequence[Enqueue],
-        finished: Sequence[Finished],
-        claims: Sequence[ClaimRequest],
-        now: float,
-    ) -> tuple[list[int], list[Claimed]]:
-        # The statements' values are laid out here, on the event loop; the
-        # database thread only runs them.
-        inserts = [_enqueue(e, now) for e in enqueues]
-        finish = _finish(finished) if finished else None
-        claiming = [_claim(c, now) for c in claims]
+    # The statements' values are laid out when these are called, on the event
+    # loop; the database thread only runs them.
 
-        def txn(c: sqlite3.Connection) -> tuple[list[int], list[Claimed]]:
-            inserted = [insert(c) for insert in inserts]
-            if finish is not None:
-                finish(c)
-            return inserted, [claim(c) for claim in claiming]
+    def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
+        return _call(_enqueue(e, now))
 
-        return await self._storage.transact(txn)
+    def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
+        return _call(_finish(finished))
+
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Call:
+        # The picked rows come back as one JSON value and are marked by seq:
+        # two sqlite3_step calls, not one per row (UPDATE ... RETURNING). Each
+        # step lets go of the GIL, and this thread took it back from the event
+        # loop's at the loop's next socket call (docs/benchmarks.md).
+        def run(c: sqlite3.Connection) -> list[list[Any]]:
+            ((picked,),) = c.execute(_PICK, (endpoint_id, now, limit)).fetchall()
+            rows = [_claimed_row(r, now) for r in _rows_json.decode(picked)]
+            if rows:
+                c.execute(_MARK, (now, msgspec.json.encode([r[_SEQ] for r in rows])))
+            return rows
+
+        return Call(run)
+
+    def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
+        return Stmt(
+            "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
+            [(now, seq) for seq in seqs],
+            many=True,
+        )
 
     async def recover(self, now: float) -> int:
         return await self._storage.transact(
@@ -198,6 +167,43 @@ class SQLiteLedger(SQLLedger):
                 ).rowcount
             )
         )
+
+
+#: The picked rows' REAL columns travel as quote() text, which is exact
+#: (SQLite's JSON writes 15 significant digits).
+_EXACT = ("next_attempt_at", "created")
+_PICK = (
+    "SELECT json_group_array(json_array("
+    + ", ".join(
+        f"nullif(quote({'next_at' if f == 'next_attempt_at' else f}), 'NULL')"
+        if f in _EXACT
+        else {"offset": '"offset"'}.get(f, f)
+        for f in DELIVERY_FIELDS
+    )
+    + ")) FROM (SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending' "
+    "AND next_at <= ? ORDER BY next_at, seq LIMIT ?)"
+)
+_MARK = (
+    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
+    "WHERE seq IN (SELECT value FROM json_each(?))"
+)
+_rows_json = msgspec.json.Decoder(list[list[Any]])
+_REALS = [DELIVERY_FIELDS.index(f) for f in _EXACT]
+_SEQ, _STATUS, _UPDATED = (DELIVERY_FIELDS.index(f) for f in ("seq", "status", "updated"))
+
+
+def _claimed_row(r: list[Any], now: float) -> list[Any]:
+    """A row of :data:`_PICK` as :data:`COLUMNS` of the row once claimed."""
+    for i in _REALS:
+        if r[i] is not None:
+            r[i] = float(r[i])
+    r[_STATUS], r[_UPDATED] = "in_flight", now
+    return r
+
+
+def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:
+    result: T = yield Call(fn)
+    return result
 
 
 def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
@@ -238,51 +244,6 @@ def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
         if consumer is not None:
             set_offset(c, consumer.name, consumer.stream, consumer.offset, int(now * 1e6))
         return inserted
-
-    return run
-
-
-def _claim(claim: ClaimRequest, now: float) -> Callable[[sqlite3.Connection], Claimed]:
-    """The statements of a claim (the ordering rule: :func:`select_claimable`)."""
-    endpoint_id, ordering, limit = claim.endpoint_id, claim.ordering, claim.limit
-
-    def run(c: sqlite3.Connection) -> Claimed:
-        if ordering == "concurrent":
-            # The picked rows come back as one JSON value and are marked by
-            # seq: two sqlite3_step calls, not one per row (each step lets go
-            # of the GIL, and taking it back from the event loop's thread cost
-            # that thread ~40 us per delivery; see docs/benchmarks.md).
-            picked = c.execute(_PICK, (endpoint_id, now, limit)).fetchone()[0]
-            rows = [_delivery_from_json(r, now) for r in _rows_json.decode(picked)]
-            if rows:
-                c.execute(_MARK, (now, msgspec.json.encode([d.seq for d in rows])))
-            rows.sort(key=lambda d: (d.next_attempt_at or 0.0, d.seq))
-            later = c.execute(
-                "SELECT min(next_at) FROM webhook_deliveries WHERE endpoint_id = ? "
-                "AND status = 'pending' AND next_at > ?",
-                (endpoint_id, now),
-            ).fetchone()[0]
-            return Claimed(rows, later)
-        window = 1 if ordering == "ordered" else ACTIVE_WINDOW
-        active = [
-            delivery_from_row(r)
-            for r in c.execute(
-                f"SELECT {_COLUMNS} FROM webhook_deliveries {_UNFINISHED} "
-                "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') "
-                "ORDER BY seq LIMIT ?",
-                (endpoint_id, window),
-            )
-        ]
-        claimed = select_claimable(active, ordering, now, limit)
-        if claimed.rows:
-            c.executemany(
-                "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
-                [(now, d.seq) for d in claimed.rows],
-            )
-        return Claimed(
-            [msgspec.structs.replace(d, status="in_flight", updated=now) for d in claimed.rows],
-            claimed.wake_at,
-        )
 
     return run
 
