@@ -48,7 +48,7 @@ from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery
 from consumers.delivery.pump import EndpointPump, PumpParts, feeder_lease
 from consumers.delivery.recorder import Recorder
-from consumers.delivery.replay import ReplayResult, UnknownOffset, replay_endpoint
+from consumers.delivery.replay import ReplayResult, UnknownOffset, replay_endpoint, replay_range
 from consumers.delivery.sender import Sender
 from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
@@ -108,7 +108,6 @@ class DeliveryEngine:
         self.log = log
         self.store = store
         self.kinds = kinds
-        self.allow_private = allow_private
         self.sender = sender or Sender(allow_private=allow_private)
         self.system_stream = system_stream
         self.max_backlog = max_backlog
@@ -116,7 +115,6 @@ class DeliveryEngine:
         self._pumps: dict[str, EndpointPump] = {}
         self._recorder = recorder = Recorder(store, clock)
         self._parts = PumpParts(
-            store=store,
             feeder=Feeder(
                 log, store, recorder, page=feed_page, max_backlog=max_backlog, clock=clock
             ),
@@ -177,8 +175,7 @@ class DeliveryEngine:
             logger.warning("endpoint %s: unknown kind %r, not started", endpoint.id, endpoint.kind)
         if not self._started or not endpoint.enabled or kind is None:
             return
-        counts = (await self.store.counts()).get(endpoint.id)
-        unfinished = 0 if counts is None else counts.pending + counts.in_flight
+        unfinished = await self._parts.feeder.unfinished(endpoint.id)
         machine = DeliveryMachine(endpoint, unfinished=unfinished, max_backlog=self.max_backlog)
         self._pumps[endpoint.id] = pump = EndpointPump(machine, kind, self._parts)
         pump.start()
@@ -195,44 +192,35 @@ class DeliveryEngine:
     # -- health ------------------------------------------------------------------
 
     async def _health(self, endpoint: Endpoint, action: SetHealth | Disable) -> None:
-        """Store a machine's health action: a failure streak, or a disable."""
+        """Store a machine's health action: a failure streak, or a disable (said on
+        the system stream; the pump stops)."""
+        now, disable = self.clock(), isinstance(action, Disable)
         try:
-            if isinstance(action, SetHealth):
-                await self._update_endpoint(endpoint.id, failing_since=action.failing_since)
-            else:
-                await self._disable(endpoint, action.reason)
+            async with self._lock:
+                current = await self.store.get_endpoint(endpoint.id)
+                if current is None or (disable and not current.enabled):
+                    return  # deleted, or another process disabled it first
+                if isinstance(action, SetHealth):
+                    changes: dict[str, Any] = {"failing_since": action.failing_since}
+                else:
+                    await self._say_disabled(endpoint, action.reason)
+                    changes = {"enabled": False, "disabled_reason": action.reason, "updated": now}
+                await self.store.put_endpoint(msgspec.structs.replace(current, **changes))
+                if disable:
+                    await self._stop_pump(endpoint.id)
         except EventLogError as exc:  # the attempt is recorded all the same
             logger.warning("endpoint %s: could not update its health: %s", endpoint.id, exc)
 
-    async def _update_endpoint(self, endpoint_id: str, **changes: Any) -> Endpoint | None:
-        async with self._lock:
-            current = await self.store.get_endpoint(endpoint_id)
-            if current is None:
-                return None
-            updated = msgspec.structs.replace(current, **changes)
-            await self.store.put_endpoint(updated)
-            return updated
-
-    async def _disable(self, endpoint: Endpoint, reason: str) -> None:
-        """Disable an endpoint with ``reason``, tell the system stream, stop its pump."""
-        now = self.clock()
-        async with self._lock:
-            current = await self.store.get_endpoint(endpoint.id)
-            if current is None or not current.enabled:
-                return  # deleted, or another process disabled it first
-            target = origin(endpoint.url)
-            logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, target, reason)
-            # Said before it is stored: whoever sees the endpoint disabled finds the event.
-            data = {"endpoint": endpoint.id, "kind": endpoint.kind, "target": target}
-            with contextlib.suppress(EventLogError):
-                await self.log.append(
-                    self.system_stream,
-                    {**data, "reason": reason},
-                    type="delivery.endpoint.disabled",
-                )
-            changes = {"enabled": False, "disabled_reason": reason, "updated": now}
-            await self.store.put_endpoint(msgspec.structs.replace(current, **changes))
-            await self._stop_pump(endpoint.id)
+    async def _say_disabled(self, endpoint: Endpoint, reason: str) -> None:
+        """Log the disable and append it to the system stream; said before it is
+        stored, so whoever sees the endpoint disabled finds the event."""
+        target = origin(endpoint.url)
+        logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, target, reason)
+        data = {"endpoint": endpoint.id, "kind": endpoint.kind, "target": target}
+        with contextlib.suppress(EventLogError):
+            await self.log.append(
+                self.system_stream, {**data, "reason": reason}, type="delivery.endpoint.disabled"
+            )
 
     # -- endpoints ---------------------------------------------------------------
 
@@ -281,10 +269,6 @@ class DeliveryEngine:
                 if endpoint is not None:
                     await self._start_pump(endpoint)
 
-    async def head(self, stream: str) -> int:
-        """The stream's next offset (0 if it does not exist yet)."""
-        return (await self.log.bounds(stream))[1]
-
     def wake(self, endpoint_id: str) -> None:
         """Make an endpoint's pump look at the ledger now."""
         pump = self._pumps.get(endpoint_id)
@@ -325,17 +309,16 @@ class DeliveryEngine:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
             InvalidRange: An empty or inverted range.
         """
-        return await replay_endpoint(
+        span = await replay_range(
             self.log,
-            endpoint,
+            endpoint.stream,
             from_offset=from_offset,
             to_offset=to_offset,
             from_time=from_time,
             to_time=to_time,
-            dry_run=dry_run,
-            clock=self.clock,
-            enqueue=self._enqueue_replay,
         )
+        now, enqueue = self.clock(), self._enqueue_replay
+        return await replay_endpoint(self.log, endpoint, span, dry_run, now, enqueue)
 
     async def _enqueue_replay(self, endpoint_id: str, rows: list[NewDelivery], now: float) -> None:
         (inserted,), _ = await self.store.write([Enqueue(endpoint_id, rows, None)], (), (), now)

@@ -43,7 +43,6 @@ from consumers.delivery.postgres_ledger_claims import (
     finish,
     new_token,
     owner_lease,
-    sweep,
 )
 from consumers.delivery.sql_ledger import COLUMNS, Call, Dialect, Plan, SQLLedger, Stmt, each
 from eventlog.sealed import SecretBox
@@ -237,16 +236,59 @@ class PostgresLedger(SQLLedger):
 
     async def recover(self, now: float) -> int:
         """Return the in-flight rows of gone processes (and this one's) to pending."""
-        await self._keep_alive()
-        returned = await sweep(self._storage, self._run, self._notify, self.token, now, own=True)
-        return sum(returned.values())
+        return sum((await self.sweep(now, own=True)).values())
 
-    async def sweep(self, now: float) -> dict[str, int]:
-        """Return the in-flight rows of processes that are gone to ``pending``, while
-        running (see :mod:`~consumers.delivery.postgres_ledger_claims`); the rows
-        returned per endpoint id."""
+    async def sweep(self, now: float, *, own: bool = False) -> dict[str, int]:
+        """Return the in-flight rows of owners that are gone to ``pending`` (due ``now``),
+        while running (see :mod:`~consumers.delivery.postgres_ledger_claims`).
+
+        With ``own`` (at start-up) this owner's rows too. Rows without an owner
+        are never touched: a shared consumer's worker claimed them (``rewrite``)
+        and they expire by their own ``ack_wait`` (``eventlog migrate`` makes the
+        copied claims of the stopped SQLite server pending). Returns the rows
+        returned per endpoint id.
+        """
         await self._keep_alive()
-        return await sweep(self._storage, self._run, self._notify, self.token, now, own=False)
+        s, storage = self._s, self._storage
+        owners = await storage.query(
+            lambda c: c.fetch(
+                f"SELECT DISTINCT claimed_by FROM {s}.webhook_deliveries WHERE status = 'in_flight'"
+            ),
+            "find claim owners",
+        )
+        dead: list[str] = []
+        leases: list[Lease] = []
+        try:
+            for (owner,) in owners:
+                if owner is None:
+                    continue
+                if owner == self.token:
+                    if own:
+                        dead.append(owner)
+                    continue
+                lease = await storage.acquire_lease(owner_lease(owner))
+                if lease is not None:  # its process is gone
+                    leases.append(lease)
+                    dead.append(owner)
+            if not dead:
+                return {}
+            return await self._run(self._return_rows(dead, now), "sweep orphaned deliveries")
+        finally:
+            for lease in leases:
+                await lease.release()
+
+    def _return_rows(self, dead: list[str], now: float) -> Plan[dict[str, int]]:
+        rows = yield Stmt(
+            f"WITH r AS (UPDATE {self._s}.webhook_deliveries SET status = 'pending', "
+            "next_at = ?, updated = ?, claimed_by = NULL WHERE status = 'in_flight' "
+            "AND claimed_by = ANY(?::text[]) RETURNING endpoint_id) "
+            "SELECT endpoint_id, count(*) FROM r GROUP BY endpoint_id",
+            (now, now, dead),
+        )
+        returned = {endpoint_id: int(n) for endpoint_id, n in rows}
+        if returned:
+            yield from each(self._notify([Pending(e) for e in returned]))
+        return returned
 
     async def _keep_alive(self) -> None:
         # The lease is lost with its connection (a network blip): take it

@@ -16,8 +16,9 @@ an outcome or releasing a claim touches only rows that still carry the token.
 (The claims are :class:`~consumers.delivery.sql_ledger.SQLLedger`'s, in the
 ledger's words; :func:`finish` records outcomes.)
 
-**The orphan sweep** (:func:`sweep`): a process that dies (SIGKILL, crash,
-lost host) leaves its claimed rows ``in_flight``. PostgreSQL drops a dead
+**The orphan sweep** (:meth:`PostgresLedger.sweep
+<consumers.delivery.postgres_ledger.PostgresLedger.sweep>`): a process that dies
+(SIGKILL, crash, lost host) leaves its claimed rows ``in_flight``. PostgreSQL drops a dead
 session's advisory locks as soon as its connection closes, so a row whose
 owner lease *can be taken* belongs to a process that is gone. Every process
 sweeps once per lease period: it takes each foreign owner's lease it can get,
@@ -33,25 +34,20 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from consumers.delivery.changes import Pending
 from consumers.delivery.model import Finished
 from consumers.delivery.sql_ledger import Plan, Stmt, each
-from eventlog.storage.capabilities import PostgresTables
-from eventlog.storage.leases import Lease
 
-__all__ = ["NOTIFY", "Notify", "Run", "arrays", "finish", "new_token", "owner_lease", "sweep"]
+__all__ = ["NOTIFY", "Notify", "arrays", "finish", "new_token", "owner_lease"]
 
 #: Notifies ``$1`` of each payload in the list ``$2``.
 NOTIFY = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p"
 
 Notify = Callable[[Iterable[Pending]], list[Stmt]]
 """The statements telling every process (on commit) of these changes."""
-
-Run = Callable[[Plan[Any], str], Awaitable[Any]]
-"""Runs a plan in one transaction (the ledger's ``_run``)."""
 
 
 def arrays(items: Sequence[Any], *fields: str) -> list[list[Any]]:
@@ -120,61 +116,3 @@ def finish(s: str, token: str, results: Sequence[Finished], notify: Notify) -> P
             )
     if again:
         yield from each(notify([Pending(e) for e in again]))
-
-
-async def sweep(
-    storage: PostgresTables, run: Run, notify: Notify, token: str, now: float, *, own: bool
-) -> dict[str, int]:
-    """Return the in-flight rows of owners that are gone to ``pending`` (due ``now``).
-
-    With ``own`` (at start-up) this owner's rows too. Rows without an owner
-    are never touched: a shared consumer's worker claimed them (``rewrite``)
-    and they expire by their own ``ack_wait`` (``eventlog migrate`` makes the
-    copied claims of the stopped SQLite server pending). Returns the rows
-    returned per endpoint id.
-    """
-    s = storage.schema
-    owners = await storage.query(
-        lambda c: c.fetch(
-            f"SELECT DISTINCT claimed_by FROM {s}.webhook_deliveries WHERE status = 'in_flight'"
-        ),
-        "find claim owners",
-    )
-    dead: list[str] = []
-    leases: list[Lease] = []
-    try:
-        for (owner,) in owners:
-            if owner is None:
-                continue
-            if owner == token:
-                if own:
-                    dead.append(owner)
-                continue
-            lease = await storage.acquire_lease(owner_lease(owner))
-            if lease is not None:  # its process is gone
-                leases.append(lease)
-                dead.append(owner)
-        if not dead:
-            return {}
-
-        returned: dict[str, int] = await run(
-            _return_rows(s, dead, now, notify), "sweep orphaned deliveries"
-        )
-        return returned
-    finally:
-        for lease in leases:
-            await lease.release()
-
-
-def _return_rows(s: str, dead: list[str], now: float, notify: Notify) -> Plan[dict[str, int]]:
-    rows = yield Stmt(
-        f"WITH r AS (UPDATE {s}.webhook_deliveries SET status = 'pending', "
-        "next_at = ?, updated = ?, claimed_by = NULL WHERE status = 'in_flight' "
-        "AND claimed_by = ANY(?::text[]) RETURNING endpoint_id) "
-        "SELECT endpoint_id, count(*) FROM r GROUP BY endpoint_id",
-        (now, now, dead),
-    )
-    returned = {endpoint_id: int(n) for endpoint_id, n in rows}
-    if returned:
-        yield from each(notify([Pending(e) for e in returned]))
-    return returned

@@ -26,7 +26,7 @@ from typing import Any
 
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.kinds import AttemptHook, TargetKind
-from consumers.delivery.ledger import Claimed, ClaimRequest, LedgerStore
+from consumers.delivery.ledger import Claimed, ClaimRequest
 from consumers.delivery.machine import (
     Action,
     Claim,
@@ -64,7 +64,6 @@ def feeder_lease(endpoint: Endpoint) -> str:
 class PumpParts:
     """What every pump of an engine shares."""
 
-    store: LedgerStore
     feeder: Feeder
     recorder: Recorder
     sender: Sender

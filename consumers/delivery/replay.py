@@ -89,30 +89,18 @@ async def replay_range(
 async def replay_endpoint(
     log: EventLog,
     endpoint: Endpoint,
-    *,
-    from_offset: int | None,
-    to_offset: int | None,
-    from_time: datetime | None,
-    to_time: datetime | None,
+    span: tuple[int, int],
     dry_run: bool,
-    clock: Callable[[], float],
+    now: float,
     enqueue: Enqueue,
 ) -> ReplayResult:
-    """Scan the range (:func:`replay_range`) and enqueue what ``endpoint`` matches as
+    """Scan ``span`` (:func:`replay_range`) and enqueue what ``endpoint`` matches as
     new deliveries, 1000 to a batch (``dry_run`` only counts); see
     :meth:`~consumers.delivery.engine.DeliveryEngine.replay`."""
-    start, stop = await replay_range(
-        log,
-        endpoint.stream,
-        from_offset=from_offset,
-        to_offset=to_offset,
-        from_time=from_time,
-        to_time=to_time,
-    )
+    start, stop = span
     filt = EventFilter(endpoint.types, endpoint.key)
     scanned = matched = 0
     batch: list[NewDelivery] = []
-    now = clock()
     async for event in log.scan(endpoint.stream, start, stop):
         scanned += 1
         if not filt.matches(event):

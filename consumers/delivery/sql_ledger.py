@@ -132,11 +132,16 @@ def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
 
 
 class SQLLedger(ABC):
-    """Endpoints, reads and ``rewrite`` of a SQL ledger, over :meth:`_run` and its
-    :class:`Dialect`."""
+    """Endpoints, reads, ``rewrite`` and ``write`` of a SQL ledger, over :meth:`_run`
+    and its :class:`Dialect`."""
 
     def __init__(self, dialect: Dialect, secrets: SecretBox | None) -> None:
         self._d = dialect
+        #: Selects an endpoint's unfinished rows (the ``?``: its id).
+        self._unfinished = (
+            f"SELECT {COLUMNS} FROM {dialect.tables}webhook_deliveries {dialect.unfinished} "
+            "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight')"
+        )
         #: Seals endpoint documents (their secrets, headers, URLs) at rest.
         self._secrets = secrets or SecretBox()
 
@@ -315,8 +320,7 @@ class SQLLedger(ABC):
             return Claimed(sorted(map(delivery_from_row, due), key=due_first), later)
         yield from each(self._lock_endpoint(endpoint_id))
         active = yield Stmt(
-            f"SELECT {COLUMNS} FROM {t}webhook_deliveries {self._d.unfinished} "
-            "WHERE endpoint_id = ? AND status IN ('pending', 'in_flight') ORDER BY seq LIMIT ?",
+            f"{self._unfinished} ORDER BY seq LIMIT ?",
             (endpoint_id, 1 if ordering == "ordered" else ACTIVE_WINDOW),
         )
         claimed = select_claimable(map(delivery_from_row, active), ordering, now, claim.limit)
@@ -338,8 +342,7 @@ class SQLLedger(ABC):
     def _rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> Plan[T]:
         d = self._d
         rows = f"SELECT {COLUMNS} FROM {d.tables}webhook_deliveries"
-        unfinished = f"{rows} {d.unfinished} WHERE endpoint_id = ? "
-        unfinished += "AND status IN ('pending', 'in_flight')"
+        unfinished = self._unfinished
         found: list[Any] = []
         if pick.ids is not None:
             ids = sorted(set(pick.ids))
