@@ -22,7 +22,6 @@ from consumers.delivery.model import (
     Endpoint,
     Finished,
     NewDelivery,
-    Ordering,
 )
 from consumers.delivery.rewrite import Decide, Pick
 
@@ -108,8 +107,8 @@ class MemoryLedger:
         rows.sort(key=lambda d: d.seq)
         return rows
 
-    def _claim(self, endpoint_id: str, ordering: Ordering, now: float, limit: int) -> Claimed:
-        claimed = select_claimable(self._active(endpoint_id), ordering, now, limit)
+    def _claim(self, c: ClaimRequest, now: float) -> Claimed:
+        claimed = select_claimable(self._active(c.endpoint_id), c.ordering, now, c.limit)
         out = []
         for d in claimed.rows:
             d = msgspec.structs.replace(d, status="in_flight", updated=now)
@@ -141,7 +140,7 @@ class MemoryLedger:
                 c = e.consumer
                 await self._offsets.commit_offset(c.name, c.stream, c.offset)
         self._finish(finished)
-        return inserted, [self._claim(c.endpoint_id, c.ordering, now, c.limit) for c in claims]
+        return inserted, [self._claim(c, now) for c in claims]
 
     async def recover(self, now: float) -> int:
         claimed = [
