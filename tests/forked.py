@@ -44,6 +44,7 @@ PRELOAD = [
     "httpx",
     "uvicorn",
     "eventlog",
+    "eventlog.client",
     "eventlog.storage.postgres",
     "eventlog.storage.sqlite",
     "consumers",
