@@ -236,11 +236,19 @@ class GroupCommitWriter:
         took = ended - max(started, self._last_end)
         self._last_end = ended
         self.commit_seconds += (took - self.commit_seconds) / 4
-        # Committed: hand the next batch to the backend before settling this one's
-        # producers; settling is the loop's work, and the next commit need not wait
-        # for it (under load, 2-3 turns of a busy loop between two commits).
+        # Committed. With one transaction at a time (slow commits, or a one-slot
+        # backend), hand the next batch over before settling this one's producers:
+        # settling is the loop's work, and under load the next commit waited 2-3
+        # turns of a busy loop for it. With two slots the other transaction
+        # already overlaps, and an early hand-over only makes the next batch
+        # smaller (256 producers on SQLite: 94k -> 87k events/s, 132 -> 98 events
+        # per commit).
         task = asyncio.current_task()
-        if task is not None and self._writing.pop(task, None) is not None:
+        if (
+            self._open_slots() == 1
+            and task is not None
+            and self._writing.pop(task, None) is not None
+        ):
             self._release(batch)
         try:
             if outcomes is None:
