@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,24 @@ from tests.support import scaled
 
 EVENTLOG = str(Path(sys.executable).parent / "eventlog")
 """The installed console script, as a user runs it."""
+
+
+def stop_with(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> int:
+    """Send ``sig`` to ``proc``; its exit code. If it has not ended within ``timeout``
+    seconds, fail with the child's signal state (``/proc``) as it was before the signal
+    and the test worker's blocked signals: what a hang under load needs to be told apart.
+    """
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        before = [line for line in status.splitlines() if line.startswith("Sig")]
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        raise AssertionError(
+            f"{proc.args!r} did not end within {timeout} s of {sig.name}; its signal "
+            f"state before: {before}; blocked in the test worker: {blocked}"
+        ) from None
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 
 from eventlog import EventLog, Retention
 from server.cli import main
-from tests.server.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json
+from tests.server.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json, stop_with
 from tests.support import scaled
 
 
@@ -86,8 +86,7 @@ def test_tail_follow_prints_a_new_append_and_stops_cleanly_on_sigint_and_sigterm
                 assert proc.stderr is not None
                 line = proc.stdout.readline()  # blocks until tail prints it
                 assert msgspec.json.decode(line)["type"] == f"new-{sig.name}"
-                proc.send_signal(sig)
-                assert proc.wait(scaled(15)) == 0
+                assert stop_with(proc, sig, scaled(15)) == 0
                 assert proc.stderr.read() == b""
             finally:
                 if proc.poll() is None:
@@ -330,8 +329,7 @@ def test_append_waiting_on_an_idle_pipe_stops_on_one_sigint_or_sigterm(db: Path)
                 proc.stdin.write(b"1\n")
                 proc.stdin.flush()
                 assert proc.stdout.readline() == b"0\n"  # now it waits on the open pipe
-                proc.send_signal(sig)
-                assert proc.wait(scaled(15)) == 130
+                assert stop_with(proc, sig, scaled(15)) == 130
                 assert b"Traceback" not in proc.stderr.read()
             finally:
                 if proc.poll() is None:

@@ -11,7 +11,7 @@ import msgspec
 
 from eventlog import EventLog, Retention
 from server.auth import hash_key
-from tests.server.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json
+from tests.server.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json, stop_with
 from tests.serverthread import ServerThread
 from tests.support import scaled, wait_until_sync
 
@@ -60,8 +60,7 @@ def test_tail_follow_long_polls_and_prints_a_new_append(server: ServerThread) ->
             assert proc.stderr is not None
             event = msgspec.json.decode(proc.stdout.readline())
             assert (event["offset"], event["type"]) == (1, "new")
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(scaled(15)) == 0
+            assert stop_with(proc, signal.SIGINT, scaled(15)) == 0
             assert proc.stderr.read() == b""
         finally:
             if proc.poll() is None:
@@ -238,8 +237,7 @@ def test_tail_follow_outlives_a_server_restart(tmp_path: Path) -> None:
                 assert after.stdout == "1\n"
                 event = msgspec.json.decode(proc.stdout.readline())
                 assert (event["offset"], event["type"]) == (1, "after")
-                proc.send_signal(signal.SIGTERM)
-                assert proc.wait(scaled(15)) == 0
+                assert stop_with(proc, signal.SIGTERM, scaled(15)) == 0
                 warnings = proc.stderr.read().decode()
                 assert "; retrying" in warnings
                 assert "reconnected; following r-s from offset 1" in warnings
