@@ -20,6 +20,14 @@ EVENTLOG = str(Path(sys.executable).parent / "eventlog")
 """The installed console script, as a user runs it."""
 
 
+def default_sigint() -> None:
+    """For ``Popen(preexec_fn=...)``: the child starts with SIGINT at its default, as
+    from a terminal, also where the tests run with it ignored (a background job or
+    nohup: an ignored SIGINT is inherited through exec, and Python keeps ignoring it,
+    as a background program should)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def stop_with(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> int:
     """Send ``sig`` to ``proc``; its exit code. If it has not ended within ``timeout``
     seconds, fail with the child's signal state (``/proc``) as it was before the signal

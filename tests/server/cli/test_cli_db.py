@@ -12,7 +12,14 @@ import pytest
 
 from eventlog import EventLog, Retention
 from server.cli import main
-from tests.server.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json, stop_with
+from tests.server.cli.conftest import (
+    EVENTLOG,
+    cli_env,
+    default_sigint,
+    eventlog,
+    lines_json,
+    stop_with,
+)
 from tests.support import scaled
 
 
@@ -78,6 +85,7 @@ def test_tail_follow_prints_a_new_append_and_stops_cleanly_on_sigint_and_sigterm
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=cli_env(),
+            preexec_fn=default_sigint,
         ) as proc:
             try:
                 new = eventlog("append", "--db", str(db), "live", f'{{"type":"new-{sig.name}"}}')
@@ -298,6 +306,7 @@ def appending(db: Path, stream: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(),
+        preexec_fn=default_sigint,
     )
 
 

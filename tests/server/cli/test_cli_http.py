@@ -11,7 +11,14 @@ import msgspec
 
 from eventlog import EventLog, Retention
 from server.auth import hash_key
-from tests.server.cli.conftest import EVENTLOG, cli_env, eventlog, lines_json, stop_with
+from tests.server.cli.conftest import (
+    EVENTLOG,
+    cli_env,
+    default_sigint,
+    eventlog,
+    lines_json,
+    stop_with,
+)
 from tests.serverthread import ServerThread
 from tests.support import scaled, wait_until_sync
 
@@ -51,6 +58,7 @@ def test_tail_follow_long_polls_and_prints_a_new_append(server: ServerThread) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env({"EVENTLOG_URL": server.url}),
+        preexec_fn=default_sigint,
     ) as proc:
         try:
             wait_until_sync(lambda: server.log.heads.parked("h-live") > 0, what="tail parked")
@@ -227,6 +235,7 @@ def test_tail_follow_outlives_a_server_restart(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=cli_env(),
+            preexec_fn=default_sigint,
         ) as proc:
             try:
                 assert proc.stdout is not None
