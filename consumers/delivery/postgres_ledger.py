@@ -36,7 +36,8 @@ from consumers.delivery.changes import (
     parse_change,
 )
 from consumers.delivery.ledger import Enqueue
-from consumers.delivery.model import Finished
+from consumers.delivery.machine_rules import due_first
+from consumers.delivery.model import Delivery, Finished
 from consumers.delivery.postgres_ledger_claims import (
     NOTIFY,
     arrays,
@@ -44,7 +45,16 @@ from consumers.delivery.postgres_ledger_claims import (
     new_token,
     owner_lease,
 )
-from consumers.delivery.sql_ledger import COLUMNS, Call, Dialect, Plan, SQLLedger, Stmt, each
+from consumers.delivery.sql_ledger import (
+    COLUMNS,
+    Call,
+    Dialect,
+    Plan,
+    SQLLedger,
+    Stmt,
+    delivery_from_row,
+    each,
+)
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
@@ -215,10 +225,10 @@ class PostgresLedger(SQLLedger):
     def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
         return finish(self._s, self.token, finished, self._notify)
 
-    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Stmt:
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
         # Rows another process is claiming are skipped, not waited for.
         s = self._s
-        return Stmt(
+        rows = yield Stmt(
             f"WITH due AS (SELECT seq FROM {s}.webhook_deliveries WHERE endpoint_id = ? "
             "AND status = 'pending' AND next_at <= ? ORDER BY next_at, seq LIMIT ? "
             f"FOR UPDATE SKIP LOCKED) UPDATE {s}.webhook_deliveries d SET "
@@ -226,6 +236,7 @@ class PostgresLedger(SQLLedger):
             f"WHERE d.seq = due.seq RETURNING {_PREFIXED}",
             (endpoint_id, now, limit, now, self.token),
         )
+        return sorted(map(delivery_from_row, rows), key=due_first)
 
     def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
         return Stmt(

@@ -37,7 +37,6 @@ from consumers.delivery.ledger import (
     counts_from_rows,
     select_claimable,
 )
-from consumers.delivery.machine_rules import due_first
 from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint, Finished
 from consumers.delivery.rewrite import Decide, Pick
 from eventlog.sealed import SecretBox
@@ -161,9 +160,9 @@ class SQLLedger(ABC):
         unattempted. Laid out when called, run when iterated."""
 
     @abstractmethod
-    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Stmt | Call:
-        """Marks up to ``limit`` due pending rows in flight, earliest due first
-        (the concurrent mode), and returns them as :data:`COLUMNS`."""
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
+        """Marks up to ``limit`` due pending rows in flight (the concurrent mode) and
+        returns them as claimed, earliest due first."""
 
     @abstractmethod
     def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
@@ -311,13 +310,13 @@ class SQLLedger(ABC):
     def _claim(self, claim: ClaimRequest, now: float) -> Plan[Claimed]:
         t, endpoint_id, ordering = self._d.tables, claim.endpoint_id, claim.ordering
         if ordering == "concurrent":
-            due = yield self._claim_due(endpoint_id, now, claim.limit)
+            due = yield from self._claim_due(endpoint_id, now, claim.limit)
             ((later,),) = yield Stmt(
                 f"SELECT min(next_at) FROM {t}webhook_deliveries WHERE endpoint_id = ? "
                 "AND status = 'pending' AND next_at > ?",
                 (endpoint_id, now),
             )
-            return Claimed(sorted(map(delivery_from_row, due), key=due_first), later)
+            return Claimed(due, later)
         yield from each(self._lock_endpoint(endpoint_id))
         active = yield Stmt(
             f"{self._unfinished} ORDER BY seq LIMIT ?",

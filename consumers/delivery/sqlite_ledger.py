@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
-from consumers.delivery.model import Finished
+from consumers.delivery.model import Delivery, Finished
 from consumers.delivery.sql_ledger import (
     DELIVERY_FIELDS,
     Call,
@@ -136,19 +136,20 @@ class SQLiteLedger(SQLLedger):
     def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
         return _call(_finish(finished))
 
-    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Call:
-        # The picked rows come back as one JSON value and are marked by seq:
-        # two sqlite3_step calls, not one per row (UPDATE ... RETURNING). Each
-        # step lets go of the GIL, and this thread took it back from the event
-        # loop's at the loop's next socket call (docs/benchmarks.md).
-        def run(c: sqlite3.Connection) -> list[list[Any]]:
-            ((picked,),) = c.execute(_PICK, (endpoint_id, now, limit)).fetchall()
-            rows = [_claimed_row(r, now) for r in _rows_json.decode(picked)]
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
+        # The picked rows come back as one JSON value, decoded straight into
+        # Deliveries, and are marked by seq: two sqlite3_step calls, not one per
+        # row (UPDATE ... RETURNING), and no Python per row. Each step lets go
+        # of the GIL, and this thread's Python holds it from the event loop's
+        # (docs/benchmarks.md).
+        def run(c: sqlite3.Connection) -> list[Delivery]:
+            ((picked,),) = c.execute(_PICK, (repr(now), endpoint_id, now, limit)).fetchall()
+            rows = _claimed.decode(picked)
             if rows:
-                c.execute(_MARK, (now, msgspec.json.encode([r[_SEQ] for r in rows])))
+                c.execute(_MARK, (now, msgspec.json.encode([d.seq for d in rows])))
             return rows
 
-        return Call(run)
+        return _call(run)
 
     def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
         return Stmt(
@@ -169,36 +170,31 @@ class SQLiteLedger(SQLLedger):
         )
 
 
-#: The picked rows' REAL columns travel as quote() text, which is exact
-#: (SQLite's JSON writes 15 significant digits).
-_EXACT = ("next_attempt_at", "created")
+#: The picked rows as claimed (in flight, updated now), earliest due first. REAL
+#: columns travel as quote() text, which is exact (SQLite's JSON writes 15
+#: significant digits), so are ``now`` and every float the decoder reads.
 _PICK = (
-    "SELECT json_group_array(json_array("
+    "SELECT json_group_array(json_object("
     + ", ".join(
-        f"nullif(quote({'next_at' if f == 'next_attempt_at' else f}), 'NULL')"
-        if f in _EXACT
-        else {"offset": '"offset"'}.get(f, f)
+        f"'{f}', "
+        + {
+            "next_attempt_at": "nullif(quote(next_at), 'NULL')",
+            "created": "quote(created)",
+            "status": "'in_flight'",
+            "updated": "?1",
+            "offset": '"offset"',
+        }.get(f, f)
         for f in DELIVERY_FIELDS
     )
-    + ")) FROM (SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending' "
-    "AND next_at <= ? ORDER BY next_at, seq LIMIT ?)"
+    + ")) FROM (SELECT * FROM webhook_deliveries WHERE endpoint_id = ?2 AND status = 'pending' "
+    "AND next_at <= ?3 ORDER BY next_at, seq LIMIT ?4)"
 )
 _MARK = (
     "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
     "WHERE seq IN (SELECT value FROM json_each(?))"
 )
-_rows_json = msgspec.json.Decoder(list[list[Any]])
-_REALS = [DELIVERY_FIELDS.index(f) for f in _EXACT]
-_SEQ, _STATUS, _UPDATED = (DELIVERY_FIELDS.index(f) for f in ("seq", "status", "updated"))
-
-
-def _claimed_row(r: list[Any], now: float) -> list[Any]:
-    """A row of :data:`_PICK` as :data:`COLUMNS` of the row once claimed."""
-    for i in _REALS:
-        if r[i] is not None:
-            r[i] = float(r[i])
-    r[_STATUS], r[_UPDATED] = "in_flight", now
-    return r
+#: Not strict: numbers may come as text (above), ``replay`` as 0 or 1.
+_claimed = msgspec.json.Decoder(list[Delivery], strict=False)
 
 
 def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:
