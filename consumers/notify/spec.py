@@ -67,10 +67,6 @@ class ChatSpec(TargetSpec, kw_only=True, forbid_unknown_fields=True):
         _validate_options(self.kind, self.options)
         return {"options": dict(self.options), "secrets": [], "max_in_flight": 1}
 
-    @classmethod
-    def of(cls, ep: Endpoint) -> Self:
-        return cls(**spec_fields(ep), options=dict(ep.options))
-
 
 class DiscordSpec(ChatSpec, tag="discord", kw_only=True, forbid_unknown_fields=True):
     """A Discord incoming webhook (``url``: ``https://discord.com/api/webhooks/…``)."""
@@ -93,7 +89,8 @@ class AppriseSpec(ChatSpec, tag="apprise", kw_only=True, forbid_unknown_fields=T
     @classmethod
     def of(cls, ep: Endpoint) -> Self:
         options = dict(ep.options)
-        return cls(**{**spec_fields(ep), "url": str(options.pop("url"))}, options=options)
+        url = str(options.pop("url"))
+        return cls(**{**spec_fields(ep, cls), "url": url, "options": options})
 
 
 NotifySpec = DiscordSpec | SlackSpec | AppriseSpec

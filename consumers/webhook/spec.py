@@ -102,7 +102,7 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_f
     def of(cls, ep: Endpoint) -> Self:
         """The spec that builds ``ep`` again (its secret and full URL included:
         keep it server-side)."""
-        return cls(**spec_fields(ep))
+        return cls(**spec_fields(ep, cls))
 
 
 class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_fields=True):
@@ -128,10 +128,7 @@ class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_field
 
     @classmethod
     def of(cls, ep: Endpoint) -> Self:
-        secret = ep.secrets[0].secret if ep.secrets else None
-        return cls(
-            **spec_fields(ep), secret=secret, headers=ep.headers, max_in_flight=ep.max_in_flight
-        )
+        return cls(**spec_fields(ep, cls), secret=ep.secrets[0].secret if ep.secrets else None)
 
 
 #: The spec type of each target kind (:mod:`consumers.notify` adds the chat kinds
@@ -306,9 +303,10 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
     return _validate(msgspec.structs.replace(ep, **spec.endpoint_fields(now)))
 
 
-def spec_fields(ep: Endpoint) -> dict[str, Any]:
-    """The fields of :class:`TargetSpec` that build ``ep`` again (its kind's own aside)."""
-    names = set(TargetSpec.__struct_fields__) - {"max_attempts", "start"}
+def spec_fields(ep: Endpoint, spec: type[TargetSpec] = TargetSpec) -> dict[str, Any]:
+    """The fields of ``spec`` that build ``ep`` again: those the endpoint has by
+    name, and ``max_attempts`` (its retry policy's)."""
+    names = set(spec.__struct_fields__) & set(Endpoint.__struct_fields__)
     return {name: getattr(ep, name) for name in names} | {"max_attempts": ep.retry.max_attempts}
 
 
