@@ -7,11 +7,33 @@ process claimed an in-flight row). Each write is one transaction on a pooled
 connection; an enqueue in :meth:`PostgresLedger.write` stores the delivery
 rows and the consumer's offset (:func:`eventlog.storage.postgres.set_offset`) together.
 
-Several processes share the delivery work without double-sending: claims
-carry the claiming process's owner token, and rows of a process that is gone
-go back to ``pending`` (at start-up, :meth:`PostgresLedger.recover`, and while
-running, :meth:`PostgresLedger.sweep`); see
-:mod:`~consumers.delivery.postgres_ledger_claims`.
+Several processes share the delivery work without double-sending. Every
+process's ledger has an owner token, ``<host>:<pid>:<random>``, and holds the lease
+``ledger-owner:<token>`` (a session advisory lock) for as long as it lives.
+A claim marks its rows ``in_flight`` with ``claimed_by = <token>``; recording
+an outcome or releasing a claim touches only rows that still carry the token.
+
+* ``concurrent`` endpoints: a claim takes due rows with ``FOR UPDATE SKIP
+  LOCKED`` and marks them in the same statement, so processes claiming at once
+  get disjoint rows and never wait on each other.
+* ``ordered`` and ``per-key`` endpoints: a claim first takes a transaction
+  advisory lock on the endpoint, so claims are serialised and an in-flight
+  head blocks every process, as the ordering rule requires.
+
+(The claims are :class:`~consumers.delivery.sql_ledger.SQLLedger`'s, in the
+ledger's words.)
+
+**The orphan sweep** (:meth:`PostgresLedger.sweep`; at start-up
+:meth:`PostgresLedger.recover`): a process that dies
+(SIGKILL, crash, lost host) leaves its claimed rows ``in_flight``. PostgreSQL drops a dead
+session's advisory locks as soon as its connection closes, so a row whose
+owner lease *can be taken* belongs to a process that is gone. Every process
+sweeps once per lease period: it takes each foreign owner's lease it can get,
+returns that owner's rows to ``pending`` (due now) in one transaction that also
+notifies every process (``pending:<endpoint>``, :mod:`consumers.delivery.changes`),
+and releases the lease again. A killed process's rows are therefore claimable
+again within one period plus one sweep; the engine runs it every ``lease_retry``
+seconds, so the bound is two lease periods (docs/webhooks.md).
 
 Every change other processes must hear of is notified in its own transaction
 on the channel ``<schema>_delivery`` (:mod:`consumers.delivery.changes`):
@@ -22,8 +44,11 @@ when an endpoint is stored or deleted. :meth:`PostgresLedger.watch` hears them.
 from __future__ import annotations
 
 import functools
+import os
+import socket
+import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -37,13 +62,6 @@ from consumers.delivery.changes import (
 )
 from consumers.delivery.ledger import Enqueue
 from consumers.delivery.model import Finished
-from consumers.delivery.postgres_ledger_claims import (
-    NOTIFY,
-    arrays,
-    finish,
-    new_token,
-    owner_lease,
-)
 from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt, each
 from consumers.delivery.sql_schema import COLUMNS, tables
 from eventlog.sealed import SecretBox
@@ -87,6 +105,8 @@ AFTER_COPY = [
 ]
 
 
+#: Notifies ``$1`` of each payload in the list ``$2``.
+_NOTIFY = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p"
 _PREFIXED = ", ".join(f"d.{c.strip()}" for c in COLUMNS.split(","))
 
 
@@ -95,6 +115,16 @@ def _numbered(sql: str) -> str:
     """``sql`` with its ``?`` placeholders numbered (``$1``, ``$2``, ...)."""
     head, *tail = sql.split("?")
     return head + "".join(f"${i}{part}" for i, part in enumerate(tail, 1))
+
+
+def _arrays(items: Sequence[Any], *fields: str) -> list[list[Any]]:
+    """The ``fields`` of ``items``, an array a field (``unnest``'s arguments)."""
+    return [[getattr(item, f) for item in items] for f in fields]
+
+
+def _owner_lease(token: str) -> str:
+    """The lease a live owner holds."""
+    return f"ledger-owner:{token}"
 
 
 class PostgresLedger(SQLLedger):
@@ -112,7 +142,7 @@ class PostgresLedger(SQLLedger):
         )
         self._storage = storage
         #: This process's owner token (``claimed_by`` of the rows it claims).
-        self.token = new_token()
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         #: The channel of this ledger's notifications (``<schema>_delivery``).
         self.channel = f"{self._s}_{TOPIC}"
         self._alive: Lease | None = None
@@ -145,7 +175,7 @@ class PostgresLedger(SQLLedger):
         return await self._storage.transact(run, what)
 
     def _notify(self, changes: Iterable[Pending | EndpointChanged]) -> list[Stmt]:
-        return [Stmt(NOTIFY, (self.channel, sorted({encode_change(c) for c in changes})))]
+        return [Stmt(_NOTIFY, (self.channel, sorted({encode_change(c) for c in changes})))]
 
     def _lock_endpoint(self, endpoint_id: str) -> list[Stmt]:
         return [
@@ -169,8 +199,8 @@ class PostgresLedger(SQLLedger):
                     e.endpoint_id,
                     now,
                     now,
-                    *arrays(e.rows, "id", "stream", "offset", "event_id", "event_type", "key"),
-                    *arrays(e.rows, "next_attempt_at"),
+                    *_arrays(e.rows, "id", "stream", "offset", "event_id", "event_type", "key"),
+                    *_arrays(e.rows, "next_attempt_at"),
                     [int(r.replay) for r in e.rows],
                 ),
             )
@@ -181,7 +211,57 @@ class PostgresLedger(SQLLedger):
         return int(inserted)
 
     def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
-        return finish(self._s, self.token, finished, self._notify)
+        """Record outcomes of rows this owner claimed, in three statements whatever
+        their number (others' rows are left alone: a sweep may have taken them back
+        meanwhile); notify the endpoints whose rows went back to ``pending``."""
+        s, token = self._s, self.token
+        latest = {f.delivery_id: f for f in finished}  # one outcome per row: the last
+        released = [f for f in latest.values() if f.attempt is None]
+        attempted = [f for f in latest.values() if f.attempt is not None]
+        again: list[str] = []
+        if released:
+            rows = yield Stmt(
+                f"UPDATE {s}.webhook_deliveries d SET status = 'pending', next_at = v.next_at, "
+                "updated = v.now, claimed_by = NULL FROM unnest(?::text[], ?::float8[], "
+                "?::float8[]) AS v(id, next_at, now) WHERE d.id = v.id AND d.status = 'in_flight' "
+                "AND d.claimed_by = ? RETURNING d.endpoint_id",
+                (*_arrays(released, "delivery_id", "next_attempt_at", "now"), token),
+            )
+            again += [r[0] for r in rows]
+        if attempted:
+            attempts = [f.attempt for f in attempted if f.attempt is not None]
+            rows = yield Stmt(
+                f"UPDATE {s}.webhook_deliveries d SET status = v.status, attempts = v.attempts, "
+                "rate_limited = v.rate_limited, next_at = v.next_at, updated = v.now, "
+                "last_status = v.last_status, last_error = v.last_error, claimed_by = NULL "
+                "FROM unnest(?::text[], ?::text[], ?::int[], ?::int[], ?::float8[], "
+                "?::float8[], ?::int[], ?::text[]) AS v(id, status, attempts, rate_limited, "
+                "next_at, now, last_status, last_error) WHERE d.id = v.id "
+                "AND d.status = 'in_flight' AND d.claimed_by = ? "
+                "RETURNING d.id, d.endpoint_id, d.status",
+                (
+                    *_arrays(attempted, "delivery_id", "status", "attempts", "rate_limited"),
+                    *_arrays(attempted, "next_attempt_at", "now"),
+                    *_arrays(attempts, "status", "error"),
+                    token,
+                ),
+            )
+            again += [endpoint_id for _, endpoint_id, status in rows if status == "pending"]
+            mine = {r[0] for r in rows}
+            recorded = [a for a in attempts if a.delivery_id in mine]
+            if recorded:
+                yield Stmt(
+                    f"INSERT INTO {s}.webhook_attempts (delivery_id, number, started, duration, "
+                    "status, error, verdict, response) SELECT v.id, coalesce((SELECT max(number) "
+                    f"FROM {s}.webhook_attempts a WHERE a.delivery_id = v.id), 0) + 1, v.started, "
+                    "v.duration, v.status, v.error, v.verdict, v.response FROM unnest(?::text[], "
+                    "?::float8[], ?::float8[], ?::int[], ?::text[], ?::text[], ?::text[]) "
+                    "AS v(id, started, duration, status, error, verdict, response)",
+                    _arrays(recorded, "delivery_id", "started", "duration", "status", "error")
+                    + _arrays(recorded, "verdict", "response"),
+                )
+        if again:
+            yield from each(self._notify([Pending(e) for e in again]))
 
     def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Stmt:
         # Rows another process is claiming are skipped, not waited for.
@@ -208,7 +288,7 @@ class PostgresLedger(SQLLedger):
 
     async def sweep(self, now: float, *, own: bool = False) -> dict[str, int]:
         """Return the in-flight rows of owners that are gone to ``pending`` (due ``now``),
-        while running (see :mod:`~consumers.delivery.postgres_ledger_claims`).
+        while running (see the module docstring).
 
         With ``own`` (at start-up) this owner's rows too. Rows without an owner
         are never touched: a shared consumer's worker claimed them (``rewrite``)
@@ -234,7 +314,7 @@ class PostgresLedger(SQLLedger):
                     if own:
                         dead.append(owner)
                     continue
-                lease = await storage.acquire_lease(owner_lease(owner))
+                lease = await storage.acquire_lease(_owner_lease(owner))
                 if lease is not None:  # its process is gone
                     leases.append(lease)
                     dead.append(owner)
@@ -262,7 +342,7 @@ class PostgresLedger(SQLLedger):
         # The lease is lost with its connection (a network blip): take it
         # again, or every other process would keep sweeping our claims.
         if self._alive is None or not self._alive.held:
-            self._alive = await self._storage.acquire_lease(owner_lease(self.token))
+            self._alive = await self._storage.acquire_lease(_owner_lease(self.token))
 
     async def watch(self, listener: Callable[[Change], None]) -> Callable[[], None]:
         """Call ``listener`` with every :class:`~consumers.delivery.changes.Change`
