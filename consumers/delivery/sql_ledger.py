@@ -39,33 +39,18 @@ from consumers.delivery.ledger import (
 )
 from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint, Finished
 from consumers.delivery.rewrite import Decide, Pick
+from consumers.delivery.sql_schema import (
+    ATTEMPT_COLUMNS,
+    COLUMNS,
+    attempt_from_row,
+    delivery_from_row,
+)
 from eventlog.sealed import SecretBox
 
-__all__ = [
-    "ACTIVE_WINDOW",
-    "ATTEMPT_COLUMNS",
-    "COLUMNS",
-    "Call",
-    "Dialect",
-    "Plan",
-    "SQLLedger",
-    "Stmt",
-    "attempt_from_row",
-    "delivery_from_row",
-    "each",
-]
+__all__ = ["ACTIVE_WINDOW", "Call", "Dialect", "Plan", "SQLLedger", "Stmt", "each"]
 
 T = TypeVar("T")
 
-#: The delivery columns both SQL ledgers select: :class:`Delivery`'s fields, by name
-#: (``next_attempt_at`` is the column ``next_at``; ``"offset"`` is quoted for PostgreSQL).
-DELIVERY_FIELDS = Delivery.__struct_fields__
-COLUMNS = ", ".join(
-    {"next_attempt_at": "next_at", "offset": '"offset"'}.get(f, f) for f in DELIVERY_FIELDS
-)
-#: The attempt columns both SQL ledgers select (:class:`Attempt`'s fields but the delivery id).
-ATTEMPT_FIELDS = Attempt.__struct_fields__[1:]
-ATTEMPT_COLUMNS = ", ".join(ATTEMPT_FIELDS)
 #: Ids per ``IN (...)`` list (far below either database's parameter limit).
 CHUNK = 500
 #: Unfinished rows scanned per claim in the per-key mode.
@@ -73,18 +58,6 @@ ACTIVE_WINDOW = 2000
 
 _encode = msgspec.json.encode
 _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
-
-
-def delivery_from_row(r: Any) -> Delivery:
-    """A :class:`Delivery` from a row selected as :data:`COLUMNS`, matched by name."""
-    fields = dict(zip(DELIVERY_FIELDS, r, strict=True))
-    fields["replay"] = bool(fields["replay"])
-    return Delivery(**fields)
-
-
-def attempt_from_row(delivery_id: str, a: Any) -> Attempt:
-    """An :class:`Attempt` from a row selected as :data:`ATTEMPT_COLUMNS`, matched by name."""
-    return Attempt(delivery_id=delivery_id, **dict(zip(ATTEMPT_FIELDS, a, strict=True)))
 
 
 @dataclass(frozen=True, slots=True)

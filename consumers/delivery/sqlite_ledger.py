@@ -19,14 +19,8 @@ import msgspec
 
 from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
 from consumers.delivery.model import Delivery, Finished
-from consumers.delivery.sql_ledger import (
-    DELIVERY_FIELDS,
-    Call,
-    Dialect,
-    Plan,
-    SQLLedger,
-    Stmt,
-)
+from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt
+from consumers.delivery.sql_schema import DELIVERY_FIELDS, tables
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
@@ -36,47 +30,15 @@ __all__ = ["MIGRATIONS", "SQLiteLedger"]
 T = TypeVar("T")
 
 MIGRATIONS: list[list[str]] = [
-    [
-        "CREATE TABLE webhook_endpoints (id TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID",
-        """CREATE TABLE webhook_deliveries (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            endpoint_id TEXT NOT NULL,
-            stream TEXT NOT NULL,
-            offset INTEGER NOT NULL,
-            event_id TEXT NOT NULL,
-            event_type TEXT NOT NULL,
-            key TEXT,
-            status TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            budget_start INTEGER NOT NULL DEFAULT 0,
-            rate_limited INTEGER NOT NULL DEFAULT 0,
-            next_at REAL,
-            created REAL NOT NULL,
-            updated REAL NOT NULL,
-            last_status INTEGER,
-            last_error TEXT,
-            replay INTEGER NOT NULL DEFAULT 0
-        )""",
-        "CREATE UNIQUE INDEX webhook_deliveries_live "
-        "ON webhook_deliveries (endpoint_id, stream, offset) WHERE replay = 0",
-        "CREATE INDEX webhook_deliveries_due "
-        "ON webhook_deliveries (endpoint_id, next_at) WHERE status = 'pending'",
-        "CREATE INDEX webhook_deliveries_active "
-        "ON webhook_deliveries (endpoint_id, seq) WHERE status IN ('pending', 'in_flight')",
-        "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, seq)",
-        """CREATE TABLE webhook_attempts (
-            delivery_id TEXT NOT NULL,
-            number INTEGER NOT NULL,
-            started REAL NOT NULL,
-            duration REAL NOT NULL,
-            status INTEGER,
-            error TEXT,
-            verdict TEXT NOT NULL,
-            response TEXT NOT NULL,
-            PRIMARY KEY (delivery_id, number)
-        ) WITHOUT ROWID""",
-    ],
+    tables(
+        t="",
+        seq="INTEGER",  # INTEGER PRIMARY KEY: the rowid
+        bigint="INTEGER",
+        real="REAL",
+        blob="BLOB",
+        rowid=" WITHOUT ROWID",
+        claimed_by="",
+    )
 ]
 
 #: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the
