@@ -150,8 +150,8 @@ def outcome(
         next_at = now + min(
             policy.delay(retry, rand) if wait is None else wait, policy.max_retry_after
         )
-    secrets = [s.secret for s in endpoint.secrets] + list(endpoint.headers.values())
     error = None if verdict == "delivered" else classification.reason
+    secrets = [] if error is None and not result.body else _secrets(endpoint)
     attempt = Attempt(
         delivery_id=delivery.id,
         number=0,
@@ -173,6 +173,10 @@ def outcome(
         now=now,
     )
     return finished, classification.reason if verdict == "disable" else None
+
+
+def _secrets(endpoint: Endpoint) -> list[str]:
+    return [s.secret for s in endpoint.secrets] + list(endpoint.headers.values())
 
 
 def release(delivery: Delivery, now: float) -> Finished:

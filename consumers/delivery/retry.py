@@ -136,7 +136,7 @@ class AttemptResult(msgspec.Struct, frozen=True, gc=False):
 
     Attributes:
         status: HTTP status, or None when no response came.
-        headers: Response headers, lower-case names.
+        headers: Response headers (case-insensitive names; look them up in lower case).
         body: The start of the response body (the sender reads at most a few KiB).
         error: Why there is no status.
         message: Human-readable error detail (never contains secrets).
