@@ -16,7 +16,7 @@ from typing import Any, Literal, Self
 
 import msgspec
 
-from consumers.delivery.model import Endpoint, Ordering, SecretEntry
+from consumers.delivery.model import DEFAULT_DISABLE_AFTER, Endpoint, Ordering, SecretEntry
 from consumers.delivery.retry import RetryPolicy
 from consumers.delivery.signing import decode_secret, generate_secret
 from consumers.delivery.ssrf import validate_url
@@ -85,7 +85,7 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_f
     rate_limit: float | None = None
     enabled: bool = True
     allow_replay: bool = True
-    disable_after: float | None = 5 * 86400.0
+    disable_after: float | None = DEFAULT_DISABLE_AFTER
     start: Literal["end", "beginning"] = "end"
     description: str = ""
 
