@@ -201,8 +201,9 @@ class ConsumerManager(AsyncClosing):
         protect: bool | None = None,
         max_hold: float | None = None,
         transactional: bool = False,
+        reset: ResetPolicy = "earliest",
     ) -> Callable[[H], H]:
-        """Decorator form of :meth:`add`."""
+        """Decorator form of :meth:`add` (the same options)."""
 
         def register(handler: H) -> H:
             self.add(
@@ -218,6 +219,7 @@ class ConsumerManager(AsyncClosing):
                 protect=protect,
                 max_hold=max_hold,
                 transactional=transactional,
+                reset=reset,
             )
             return handler
 

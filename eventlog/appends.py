@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, overload
 
 from eventlog.config import LogConfig
-from eventlog.encoding import BatchItem, pending_event, pending_events
+from eventlog.encoding import BatchItem, pending_event, pending_events, plain_event
 from eventlog.errors import EventLogError, InvalidEvent, InvalidInput, InvalidPosition
 from eventlog.heads import HeadWatcher
 from eventlog.model import utc_now, validate_stream_name
@@ -130,9 +130,17 @@ class Appends:
         """
         if self._state != "open":
             self._check_open()
-        event = pending_event(
-            data, type=type, key=key, id=id, headers=headers, max_bytes=self.config.max_event_bytes
-        )
+        if key is None and id is None and headers is None:
+            event = plain_event(data, type, self.config.max_event_bytes)
+        else:
+            event = pending_event(
+                data,
+                type=type,
+                key=key,
+                id=id,
+                headers=headers,
+                max_bytes=self.config.max_event_bytes,
+            )
         validate_stream_name(stream)
         if at is not None:
             return (await self._schedule(stream, [event], at, expected_offset))[0]

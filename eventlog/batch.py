@@ -25,10 +25,11 @@ from eventlog.storage.base import Appended, AppendOutcome, AppendRequest, Pendin
 
 __all__ = ["WriteBatch"]
 
-_Waiter = tuple[AppendRequest, "asyncio.Future[Any]", int, bool]
-"""A queued append: its request, its producer's future, its position among its
-stream's events in the batch (-1 in a general batch), and whether the producer
-wants just the offset (a single :meth:`EventLog.append`) or an :class:`Appended`."""
+_Waiter = tuple[str, "AppendRequest | PendingEvent", "asyncio.Future[Any]", int, bool]
+"""A queued append: its stream, its request (or, for :meth:`WriteBatch.add_one`,
+its one event), its producer's future, its position among its stream's events
+in the batch (-1 in a general batch), and whether the producer wants just the
+offset (a single :meth:`EventLog.append`) or an :class:`Appended`."""
 
 
 class WriteBatch:
@@ -78,9 +79,27 @@ class WriteBatch:
                 in_stream.extend(events)
             else:
                 self._make_general()
-        self.waiters.append((request, future, position, single))
+        self.waiters.append((request.stream, request, future, position, single))
         self.events += len(events)
         self.nbytes += nbytes
+
+    def add_one(self, stream: str, event: PendingEvent, future: asyncio.Future[Any]) -> None:
+        """Add one event of a single append without an expected offset (the
+        common append: no :class:`AppendRequest` is made for it unless the
+        batch turns general)."""
+        position = -1
+        if self.generated:
+            if event.id_given:
+                self._make_general()
+            else:
+                in_stream = self.streams.get(stream)
+                if in_stream is None:
+                    in_stream = self.streams[stream] = []
+                position = len(in_stream)
+                in_stream.append(event)
+        self.waiters.append((stream, event, future, position, True))
+        self.events += 1
+        self.nbytes += len(event.data)
 
     def _make_general(self) -> None:
         self.generated = False
@@ -93,25 +112,32 @@ class WriteBatch:
         for half, waiters in zip(
             halves, (self.waiters[:middle], self.waiters[middle:]), strict=True
         ):
-            for request, future, _, single in waiters:
-                half.add(request, future, sum([len(e.data) for e in request.events]), single)
+            for stream, item, future, _, single in waiters:
+                if isinstance(item, PendingEvent):
+                    half.add_one(stream, item, future)
+                else:
+                    half.add(item, future, sum([len(e.data) for e in item.events]), single)
         return halves
 
     @property
     def requests(self) -> list[AppendRequest]:
         """Every request, in queue order (for :meth:`Storage.append`)."""
-        return [request for request, _, _, _ in self.waiters]
+        return [
+            AppendRequest(stream=stream, events=[item]) if isinstance(item, PendingEvent) else item
+            for stream, item, _, _, _ in self.waiters
+        ]
 
     def settle_generated(self, firsts: Mapping[str, int]) -> dict[str, int]:
         """Resolve every producer from the first offset each stream got; return the new heads."""
-        for request, future, position, single in self.waiters:
+        for stream, item, future, position, single in self.waiters:
             if future.done():  # the producer gave up waiting
                 continue
-            first = firsts[request.stream] + position
+            first = firsts[stream] + position
             if single:
                 future.set_result(first)
             else:
-                n = len(request.events)
+                assert isinstance(item, AppendRequest)  # a batch of events is a request
+                n = len(item.events)
                 future.set_result(
                     Appended(
                         offsets=list(range(first, first + n)), written=n, next_offset=first + n
@@ -128,11 +154,11 @@ class WriteBatch:
         """
         heads: dict[str, int] = {}
         written = 0
-        for (request, future, _, single), outcome in zip(self.waiters, outcomes, strict=True):
+        for (stream, _, future, _, single), outcome in zip(self.waiters, outcomes, strict=True):
             if isinstance(outcome, Appended):
                 if outcome.written:
                     written += outcome.written
-                    heads[request.stream] = outcome.next_offset
+                    heads[stream] = outcome.next_offset
                 if not future.done():
                     future.set_result(outcome.offsets[0] if single else outcome)
             elif not future.done():
@@ -141,6 +167,6 @@ class WriteBatch:
 
     def fail(self, error: BaseException) -> None:
         """Fail every producer still waiting with ``error``."""
-        for _, future, _, _ in self.waiters:
+        for _, _, future, _, _ in self.waiters:
             if not future.done():
                 future.set_exception(error)

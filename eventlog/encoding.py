@@ -27,6 +27,7 @@ __all__ = [
     "json_problem",
     "pending_event",
     "pending_events",
+    "plain_event",
     "utf8_problem",
 ]
 
@@ -158,6 +159,21 @@ def pending_event(
         headers=header_map,
         data=payload,
     )
+
+
+def plain_event(data: object, type: str, max_bytes: int) -> PendingEvent:
+    """:func:`pending_event` of an event with neither key, id nor headers (the
+    common append), without the checks of absent fields.
+
+    Raises:
+        InvalidEvent, EventTooLarge: As :func:`pending_event`.
+    """
+    if type.__class__ is not str or not 0 < len(type) <= MAX_TYPE_LENGTH or "\x00" in type:
+        _text("type", type, MAX_TYPE_LENGTH, required=True)  # raises with the reason
+    payload = encode_data(data)
+    if len(payload) > max_bytes:
+        raise EventTooLarge(len(payload), max_bytes)
+    return PendingEvent(id=uuid7(), id_given=False, type=type, key=None, headers={}, data=payload)
 
 
 def _headers(headers: Mapping[str, str]) -> tuple[dict[str, str], int]:

@@ -140,7 +140,10 @@ class GroupCommitWriter:
         Producers that honour backpressure check :attr:`full` first and
         :meth:`wait_for_room` when it is True.
         """
-        return self._add(request, len(request.events), nbytes, False)
+        future = self._new_future()
+        self._open_batch(len(request.events), nbytes).add(request, future, nbytes, False)
+        self._queued(len(request.events), nbytes)
+        return future
 
     def enqueue_one(self, stream: str, event: PendingEvent) -> asyncio.Future[int]:
         """Queue one event; the future resolves to its offset once it is durable.
@@ -148,24 +151,30 @@ class GroupCommitWriter:
         Like :meth:`enqueue` (room or not), for :meth:`EventLog.append` and
         ``append_event``, whose producers want the offset only.
         """
-        return self._add(AppendRequest(stream=stream, events=[event]), 1, len(event.data), True)
+        future = self._new_future()
+        nbytes = len(event.data)
+        self._open_batch(1, nbytes).add_one(stream, event, future)
+        self._queued(1, nbytes)
+        return future
 
-    def _add(
-        self, request: AppendRequest, events: int, nbytes: int, single: bool
-    ) -> asyncio.Future[Any]:
+    def _open_batch(self, events: int, nbytes: int) -> WriteBatch:
+        """The batch a request of this size joins: the last one queued, while it has room."""
         if self._closing:
             raise self._stopped or LogClosed("the log is closed")
-        future = self._new_future()
         # The last batch is open while it is queued; the writer takes from the front.
         queue = self._queue
-        batch = queue[-1] if queue else None
-        if batch is None or (
-            (batch.events + events > self._max_batch_events)
-            or (batch.nbytes + nbytes > self._max_batch_bytes)
-        ):
-            batch = WriteBatch()
-            queue.append(batch)
-        batch.add(request, future, nbytes, single)
+        if queue:
+            batch = queue[-1]
+            if (
+                batch.events + events <= self._max_batch_events
+                and batch.nbytes + nbytes <= self._max_batch_bytes
+            ):
+                return batch
+        batch = WriteBatch()
+        queue.append(batch)
+        return batch
+
+    def _queued(self, events: int, nbytes: int) -> None:
         self._queued_events += events
         self._queued_bytes += nbytes
         if (
@@ -180,7 +189,6 @@ class GroupCommitWriter:
             self._idle.clear()
             assert self._loop is not None
             self._loop.call_soon(self._kick)
-        return future
 
     def _open_slots(self) -> int:
         """Transactions the backend may hold at once now: one while commits are slow."""

@@ -13,7 +13,7 @@ code                           when                                            R
                                long-poll requests are open already
 =============================  ==============================================  ===============
 
-:class:`~consumers.delivery.retry.TokenBucket` (the one delivery's rate
+:class:`~eventlog.ratelimit.TokenBucket` (the one delivery's rate
 limit uses) is sans-I/O (``now`` is passed in). The rate limit is a
 token bucket rather than the ``limits`` package: its in-memory storage expires
 keys on a timer thread, and a bucket of a few lines gives the exact
@@ -30,9 +30,9 @@ from contextlib import contextmanager
 
 from starlette.requests import HTTPConnection
 
-from consumers.delivery.retry import TokenBucket
 from eventlog import EventLog
 from eventlog.errors import EventLogError
+from eventlog.ratelimit import TokenBucket
 from server.config import TenantQuota
 from server.tenancy import SEP, namespace_of
 

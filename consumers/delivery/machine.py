@@ -23,7 +23,8 @@ import msgspec
 
 from consumers.delivery.machine_rules import outcome, release
 from consumers.delivery.model import Delivery, Endpoint, Finished
-from consumers.delivery.retry import AttemptResult, Classification, TokenBucket
+from consumers.delivery.retry import AttemptResult, Classification
+from eventlog.ratelimit import TokenBucket
 
 __all__ = [
     "MAX_WINDOW",

@@ -96,14 +96,8 @@ def select_claimable(
 
 def gone_result(delivery: Delivery) -> AttemptResult:
     """The result of an attempt whose event the log no longer has (final: ``failed``)."""
-    return AttemptResult(
-        status=None,
-        headers={},
-        body=b"",
-        error="invalid",
-        message=f"event {delivery.stream}@{delivery.offset} is no longer in the log",
-        duration=0.0,
-    )
+    message = f"event {delivery.stream}@{delivery.offset} is no longer in the log"
+    return AttemptResult(None, {}, b"", "invalid", message, 0.0)
 
 
 def kind_failed(
@@ -112,9 +106,8 @@ def kind_failed(
     """The result and verdict of an attempt whose target kind raised (a bug in the
     kind): recorded, and retried by the schedule."""
     reason = f"internal error in the {kind!r} target kind: {type(exc).__name__}"
-    return AttemptResult(None, {}, b"", "invalid", reason, duration), Classification(
-        "retry", reason
-    )
+    result = AttemptResult(None, {}, b"", "invalid", reason, duration)
+    return result, Classification("retry", reason)
 
 
 def outcome(
@@ -157,8 +150,8 @@ def outcome(
         next_at = now + min(
             policy.delay(retry, rand) if wait is None else wait, policy.max_retry_after
         )
-    secrets = [s.secret for s in endpoint.secrets] + list(endpoint.headers.values())
     error = None if verdict == "delivered" else classification.reason
+    secrets = [] if error is None and not result.body else _secrets(endpoint)
     attempt = Attempt(
         delivery_id=delivery.id,
         number=0,
@@ -180,6 +173,10 @@ def outcome(
         now=now,
     )
     return finished, classification.reason if verdict == "disable" else None
+
+
+def _secrets(endpoint: Endpoint) -> list[str]:
+    return [s.secret for s in endpoint.secrets] + list(endpoint.headers.values())
 
 
 def release(delivery: Delivery, now: float) -> Finished:

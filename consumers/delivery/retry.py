@@ -1,4 +1,4 @@
-"""Retry policy, outcome classification and rate limiting (sans-I/O; ``now`` is passed in).
+"""Retry policy and outcome classification (sans-I/O; ``now`` is passed in).
 
 Outcome of one attempt (:func:`classify`), the table the engine applies:
 
@@ -45,7 +45,6 @@ __all__ = [
     "Classification",
     "ErrorKind",
     "RetryPolicy",
-    "TokenBucket",
     "Verdict",
     "classify",
     "parse_retry_after",
@@ -137,7 +136,7 @@ class AttemptResult(msgspec.Struct, frozen=True, gc=False):
 
     Attributes:
         status: HTTP status, or None when no response came.
-        headers: Response headers, lower-case names.
+        headers: Response headers (case-insensitive names; look them up in lower case).
         body: The start of the response body (the sender reads at most a few KiB).
         error: Why there is no status.
         message: Human-readable error detail (never contains secrets).
@@ -203,31 +202,3 @@ def classify(result: AttemptResult, now: float) -> Classification:
     if 300 <= status < 400:
         return Classification("failed", f"HTTP {status}: redirects are not followed")
     return Classification("failed", f"HTTP {status}")
-
-
-class TokenBucket:
-    """``rate`` tokens a second, bursts of up to ``burst`` (default ``rate``; at least
-    one); sans-I/O: ``now`` is passed in. The delivery machine's ``rate_limit`` and
-    the server's tenant append quotas (:mod:`server.quotas`) both take from one."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        if not rate > 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.burst = max(1.0, burst if burst is not None else rate)
-        self._tokens = self.burst
-        self._stamp: float | None = None
-
-    def take(self, now: float, count: int = 1) -> float:
-        """Take ``count`` tokens: 0.0 when taken, else the seconds until they would
-        be there (none taken). A count over ``burst`` is never taken at once: its
-        wait is the time to fill a whole bucket."""
-        if self._stamp is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        if count <= self._tokens:
-            self._tokens -= count
-            return 0.0
-        if count > self.burst:
-            return self.burst / self.rate
-        return (count - self._tokens) / self.rate

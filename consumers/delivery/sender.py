@@ -123,12 +123,12 @@ class Sender:
                 allow_redirects=False,
                 timeout=client_timeout,
             ) as response:
-                status = response.status
-                resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                if response.content.at_eof():  # no body (204) or already read
+                    return _result(response.status, None, "", started, response.headers)
                 snippet, complete = await self._read_some(response)
                 if not complete:
                     response.close()  # do not reuse a connection with unread body
-                return _result(status, None, "", started, resp_headers, snippet)
+                return _result(response.status, None, "", started, response.headers, snippet)
         except aiohttp.ClientConnectorDNSError as exc:
             if isinstance(exc.os_error, UnsafeTarget):
                 return _result(None, "unsafe_target", str(exc.os_error), started)
@@ -148,8 +148,6 @@ class Sender:
 
     async def _read_some(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         """Up to ``read_limit`` body bytes; (bytes, True if the body was read to its end)."""
-        if response.content.at_eof():  # no body (204) or already read: no timer needed
-            return b"", True
         chunks: list[bytes] = []
         got = 0
         try:

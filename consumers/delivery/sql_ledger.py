@@ -37,36 +37,20 @@ from consumers.delivery.ledger import (
     counts_from_rows,
     select_claimable,
 )
-from consumers.delivery.machine_rules import due_first
 from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint, Finished
 from consumers.delivery.rewrite import Decide, Pick
+from consumers.delivery.sql_schema import (
+    ATTEMPT_COLUMNS,
+    COLUMNS,
+    attempt_from_row,
+    delivery_from_row,
+)
 from eventlog.sealed import SecretBox
 
-__all__ = [
-    "ACTIVE_WINDOW",
-    "ATTEMPT_COLUMNS",
-    "COLUMNS",
-    "Call",
-    "Dialect",
-    "Plan",
-    "SQLLedger",
-    "Stmt",
-    "attempt_from_row",
-    "delivery_from_row",
-    "each",
-]
+__all__ = ["ACTIVE_WINDOW", "Call", "Dialect", "Plan", "SQLLedger", "Stmt", "each"]
 
 T = TypeVar("T")
 
-#: The delivery columns both SQL ledgers select: :class:`Delivery`'s fields, by name
-#: (``next_attempt_at`` is the column ``next_at``; ``"offset"`` is quoted for PostgreSQL).
-DELIVERY_FIELDS = Delivery.__struct_fields__
-COLUMNS = ", ".join(
-    {"next_attempt_at": "next_at", "offset": '"offset"'}.get(f, f) for f in DELIVERY_FIELDS
-)
-#: The attempt columns both SQL ledgers select (:class:`Attempt`'s fields but the delivery id).
-ATTEMPT_FIELDS = Attempt.__struct_fields__[1:]
-ATTEMPT_COLUMNS = ", ".join(ATTEMPT_FIELDS)
 #: Ids per ``IN (...)`` list (far below either database's parameter limit).
 CHUNK = 500
 #: Unfinished rows scanned per claim in the per-key mode.
@@ -74,18 +58,6 @@ ACTIVE_WINDOW = 2000
 
 _encode = msgspec.json.encode
 _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
-
-
-def delivery_from_row(r: Any) -> Delivery:
-    """A :class:`Delivery` from a row selected as :data:`COLUMNS`, matched by name."""
-    fields = dict(zip(DELIVERY_FIELDS, r, strict=True))
-    fields["replay"] = bool(fields["replay"])
-    return Delivery(**fields)
-
-
-def attempt_from_row(delivery_id: str, a: Any) -> Attempt:
-    """An :class:`Attempt` from a row selected as :data:`ATTEMPT_COLUMNS`, matched by name."""
-    return Attempt(delivery_id=delivery_id, **dict(zip(ATTEMPT_FIELDS, a, strict=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +133,9 @@ class SQLLedger(ABC):
         unattempted. Laid out when called, run when iterated."""
 
     @abstractmethod
-    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Stmt | Call:
-        """Marks up to ``limit`` due pending rows in flight, earliest due first
-        (the concurrent mode), and returns them as :data:`COLUMNS`."""
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
+        """Marks up to ``limit`` due pending rows in flight (the concurrent mode) and
+        returns them as claimed, earliest due first."""
 
     @abstractmethod
     def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
@@ -311,13 +283,13 @@ class SQLLedger(ABC):
     def _claim(self, claim: ClaimRequest, now: float) -> Plan[Claimed]:
         t, endpoint_id, ordering = self._d.tables, claim.endpoint_id, claim.ordering
         if ordering == "concurrent":
-            due = yield self._claim_due(endpoint_id, now, claim.limit)
+            due = yield from self._claim_due(endpoint_id, now, claim.limit)
             ((later,),) = yield Stmt(
                 f"SELECT min(next_at) FROM {t}webhook_deliveries WHERE endpoint_id = ? "
                 "AND status = 'pending' AND next_at > ?",
                 (endpoint_id, now),
             )
-            return Claimed(sorted(map(delivery_from_row, due), key=due_first), later)
+            return Claimed(due, later)
         yield from each(self._lock_endpoint(endpoint_id))
         active = yield Stmt(
             f"{self._unfinished} ORDER BY seq LIMIT ?",

@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
-from consumers.delivery.model import Finished
-from consumers.delivery.sql_ledger import (
-    DELIVERY_FIELDS,
-    Call,
-    Dialect,
-    Plan,
-    SQLLedger,
-    Stmt,
-)
+from consumers.delivery.model import Delivery, Finished
+from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt
+from consumers.delivery.sql_schema import DELIVERY_FIELDS, tables
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
@@ -36,47 +30,15 @@ __all__ = ["MIGRATIONS", "SQLiteLedger"]
 T = TypeVar("T")
 
 MIGRATIONS: list[list[str]] = [
-    [
-        "CREATE TABLE webhook_endpoints (id TEXT PRIMARY KEY, doc BLOB NOT NULL) WITHOUT ROWID",
-        """CREATE TABLE webhook_deliveries (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            endpoint_id TEXT NOT NULL,
-            stream TEXT NOT NULL,
-            offset INTEGER NOT NULL,
-            event_id TEXT NOT NULL,
-            event_type TEXT NOT NULL,
-            key TEXT,
-            status TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            budget_start INTEGER NOT NULL DEFAULT 0,
-            rate_limited INTEGER NOT NULL DEFAULT 0,
-            next_at REAL,
-            created REAL NOT NULL,
-            updated REAL NOT NULL,
-            last_status INTEGER,
-            last_error TEXT,
-            replay INTEGER NOT NULL DEFAULT 0
-        )""",
-        "CREATE UNIQUE INDEX webhook_deliveries_live "
-        "ON webhook_deliveries (endpoint_id, stream, offset) WHERE replay = 0",
-        "CREATE INDEX webhook_deliveries_due "
-        "ON webhook_deliveries (endpoint_id, next_at) WHERE status = 'pending'",
-        "CREATE INDEX webhook_deliveries_active "
-        "ON webhook_deliveries (endpoint_id, seq) WHERE status IN ('pending', 'in_flight')",
-        "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, seq)",
-        """CREATE TABLE webhook_attempts (
-            delivery_id TEXT NOT NULL,
-            number INTEGER NOT NULL,
-            started REAL NOT NULL,
-            duration REAL NOT NULL,
-            status INTEGER,
-            error TEXT,
-            verdict TEXT NOT NULL,
-            response TEXT NOT NULL,
-            PRIMARY KEY (delivery_id, number)
-        ) WITHOUT ROWID""",
-    ],
+    tables(
+        t="",
+        seq="INTEGER",  # INTEGER PRIMARY KEY: the rowid
+        bigint="INTEGER",
+        real="REAL",
+        blob="BLOB",
+        rowid=" WITHOUT ROWID",
+        claimed_by="",
+    )
 ]
 
 #: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the
@@ -136,19 +98,20 @@ class SQLiteLedger(SQLLedger):
     def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
         return _call(_finish(finished))
 
-    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Call:
-        # The picked rows come back as one JSON value and are marked by seq:
-        # two sqlite3_step calls, not one per row (UPDATE ... RETURNING). Each
-        # step lets go of the GIL, and this thread took it back from the event
-        # loop's at the loop's next socket call (docs/benchmarks.md).
-        def run(c: sqlite3.Connection) -> list[list[Any]]:
-            ((picked,),) = c.execute(_PICK, (endpoint_id, now, limit)).fetchall()
-            rows = [_claimed_row(r, now) for r in _rows_json.decode(picked)]
+    def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
+        # The picked rows come back as one JSON value, decoded straight into
+        # Deliveries, and are marked by seq: two sqlite3_step calls, not one per
+        # row (UPDATE ... RETURNING), and no Python per row. Each step lets go
+        # of the GIL, and this thread's Python holds it from the event loop's
+        # (docs/benchmarks.md).
+        def run(c: sqlite3.Connection) -> list[Delivery]:
+            ((picked,),) = c.execute(_PICK, (repr(now), endpoint_id, now, limit)).fetchall()
+            rows = _claimed.decode(picked)
             if rows:
-                c.execute(_MARK, (now, msgspec.json.encode([r[_SEQ] for r in rows])))
+                c.execute(_MARK, (now, msgspec.json.encode([d.seq for d in rows])))
             return rows
 
-        return Call(run)
+        return _call(run)
 
     def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
         return Stmt(
@@ -169,36 +132,31 @@ class SQLiteLedger(SQLLedger):
         )
 
 
-#: The picked rows' REAL columns travel as quote() text, which is exact
-#: (SQLite's JSON writes 15 significant digits).
-_EXACT = ("next_attempt_at", "created")
+#: The picked rows as claimed (in flight, updated now), earliest due first. REAL
+#: columns travel as quote() text, which is exact (SQLite's JSON writes 15
+#: significant digits), so are ``now`` and every float the decoder reads.
 _PICK = (
-    "SELECT json_group_array(json_array("
+    "SELECT json_group_array(json_object("
     + ", ".join(
-        f"nullif(quote({'next_at' if f == 'next_attempt_at' else f}), 'NULL')"
-        if f in _EXACT
-        else {"offset": '"offset"'}.get(f, f)
+        f"'{f}', "
+        + {
+            "next_attempt_at": "nullif(quote(next_at), 'NULL')",
+            "created": "quote(created)",
+            "status": "'in_flight'",
+            "updated": "?1",
+            "offset": '"offset"',
+        }.get(f, f)
         for f in DELIVERY_FIELDS
     )
-    + ")) FROM (SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending' "
-    "AND next_at <= ? ORDER BY next_at, seq LIMIT ?)"
+    + ")) FROM (SELECT * FROM webhook_deliveries WHERE endpoint_id = ?2 AND status = 'pending' "
+    "AND next_at <= ?3 ORDER BY next_at, seq LIMIT ?4)"
 )
 _MARK = (
     "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
     "WHERE seq IN (SELECT value FROM json_each(?))"
 )
-_rows_json = msgspec.json.Decoder(list[list[Any]])
-_REALS = [DELIVERY_FIELDS.index(f) for f in _EXACT]
-_SEQ, _STATUS, _UPDATED = (DELIVERY_FIELDS.index(f) for f in ("seq", "status", "updated"))
-
-
-def _claimed_row(r: list[Any], now: float) -> list[Any]:
-    """A row of :data:`_PICK` as :data:`COLUMNS` of the row once claimed."""
-    for i in _REALS:
-        if r[i] is not None:
-            r[i] = float(r[i])
-    r[_STATUS], r[_UPDATED] = "in_flight", now
-    return r
+#: Not strict: numbers may come as text (above), ``replay`` as 0 or 1.
+_claimed = msgspec.json.Decoder(list[Delivery], strict=False)
 
 
 def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:

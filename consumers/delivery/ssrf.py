@@ -37,7 +37,6 @@ __all__ = [
 MAX_URL_LENGTH = 2048
 _LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_TEREDO = ipaddress.ip_network("2001::/32")
 
 
 class InvalidTarget(InvalidInput):
@@ -216,11 +215,8 @@ async def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> N
         UnsafeTarget: A refused address.
     """
     _, host, port = validate_url(url)
-    if allow_private:
-        return
-    if check_host(host, allow_private=False) or not resolve:
-        return
-    await check_resolves(host, port)
+    if not allow_private and (resolve or _literal(host) is not None):
+        await check_resolves(host, port)  # a literal is checked without a lookup
 
 
 async def check_resolves(host: str, port: int) -> None:

@@ -26,7 +26,7 @@ import msgspec
 
 from consumers.delivery.retry import AttemptResult, ErrorKind
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_resolves
-from consumers.notify.template import check_templates, parse
+from consumers.notify.template import check_templates, decode_options, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -95,10 +95,7 @@ def parse_options(options: dict[str, Any]) -> AppriseOptions:
     Raises:
         ValueError: A bad option; the message never repeats the URL.
     """
-    try:
-        opts = msgspec.convert(options, AppriseOptions)
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"options: {exc}") from exc
+    opts = decode_options(options, AppriseOptions)
     check_templates((("template", opts.template), ("title", opts.title)))
     with _quiet():
         supported = _apprise().Apprise().add(opts.url)

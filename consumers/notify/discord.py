@@ -24,7 +24,7 @@ import msgspec
 from consumers.delivery.retry import AttemptResult, Classification, parse_retry_after
 from consumers.delivery.retry import classify as default_classify
 from consumers.notify.limits import fit, units
-from consumers.notify.template import Template, check_templates, parse
+from consumers.notify.template import Template, check_templates, decode_options, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -110,10 +110,7 @@ def parse_options(options: dict[str, Any]) -> DiscordOptions:
         ValueError: An unknown option, a wrong type, or a template that does
             not parse (the message names the option).
     """
-    try:
-        opts = msgspec.convert(options, DiscordOptions)
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"options: {exc}") from exc
+    opts = decode_options(options, DiscordOptions)
     if opts.avatar_url is not None and not opts.avatar_url.startswith(("https://", "http://")):
         raise ValueError("options.avatar_url: an http(s) URL")
     if opts.username is not None and not opts.username.strip():

@@ -24,7 +24,7 @@ import msgspec
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery.retry import classify as default_classify
 from consumers.notify.limits import fit
-from consumers.notify.template import check_templates, parse
+from consumers.notify.template import check_templates, decode_options, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -79,10 +79,7 @@ def parse_options(options: dict[str, Any]) -> SlackOptions:
     Raises:
         ValueError: An unknown option, a wrong type, or a template that does not parse.
     """
-    try:
-        opts = msgspec.convert(options, SlackOptions)
-    except msgspec.ValidationError as exc:
-        raise ValueError(f"options: {exc}") from exc
+    opts = decode_options(options, SlackOptions)
     texts: list[tuple[str, str | None]] = [("template", opts.template), ("title", opts.title)]
     for i, f in enumerate(opts.fields):
         texts += [(f"fields[{i}].name", f.name), (f"fields[{i}].value", f.value)]

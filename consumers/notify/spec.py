@@ -27,13 +27,12 @@ from consumers.notify.pacing import PacingSender
 from consumers.notify.template import event_context
 from consumers.webhook import (
     SpecError,
-    TargetPatch,
     TargetSpec,
     public_view,
     shown_to,
     spec_fields,
 )
-from consumers.webhook.spec import SPECS, check_declared
+from consumers.webhook.spec import SPECS, check_declared, patch_of
 from eventlog.model import Event
 
 KINDS = ("discord", "slack", "apprise")
@@ -68,10 +67,6 @@ class ChatSpec(TargetSpec, kw_only=True, forbid_unknown_fields=True):
         _validate_options(self.kind, self.options)
         return {"options": dict(self.options), "secrets": [], "max_in_flight": 1}
 
-    @classmethod
-    def of(cls, ep: Endpoint) -> Self:
-        return cls(**spec_fields(ep), options=dict(ep.options))
-
 
 class DiscordSpec(ChatSpec, tag="discord", kw_only=True, forbid_unknown_fields=True):
     """A Discord incoming webhook (``url``: ``https://discord.com/api/webhooks/…``)."""
@@ -94,7 +89,8 @@ class AppriseSpec(ChatSpec, tag="apprise", kw_only=True, forbid_unknown_fields=T
     @classmethod
     def of(cls, ep: Endpoint) -> Self:
         options = dict(ep.options)
-        return cls(**{**spec_fields(ep), "url": str(options.pop("url"))}, options=options)
+        url = str(options.pop("url"))
+        return cls(**{**spec_fields(ep, cls), "url": url, "options": options})
 
 
 NotifySpec = DiscordSpec | SlackSpec | AppriseSpec
@@ -115,15 +111,15 @@ def _validate_options(kind: str, options: dict[str, Any]) -> None:
         raise SpecError(path if message else "options", message or path) from exc
 
 
-class NotifyPatch(TargetPatch, kw_only=True, forbid_unknown_fields=True):
+NotifyPatch = patch_of(
+    ChatSpec,
+    "NotifyPatch",
     """A partial update of a notification target (:func:`~consumers.webhook.apply_patch`
-    applies it): only the fields given change.
+applies it): only the fields given change.
 
-    ``options`` replaces the kind's options as a whole (the template and the
-    rest); ``kind``, ``id`` and ``start`` cannot change.
-    """
-
-    options: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+``options`` replaces the kind's options as a whole (the template and the
+rest); ``kind``, ``id`` and ``start`` cannot change.""",
+)
 
 
 def spec_of(endpoint: Endpoint) -> NotifySpec:

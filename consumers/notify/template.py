@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -44,6 +44,7 @@ __all__ = [
     "Template",
     "TemplateError",
     "check_templates",
+    "decode_options",
     "event_context",
     "parse",
 ]
@@ -52,6 +53,7 @@ __all__ = [
 MAX_TEMPLATE_LENGTH = 8192
 _encoder = msgspec.json.Encoder()
 _MISSING = object()
+Opts = TypeVar("Opts")
 #: A placeholder's body: backquoted text (which may hold braces) or other characters.
 _BODY = re.compile(r"(?:`[^`]*`|[^`{}])*")
 #: ``{{``, ``}}``, a placeholder, a brace on its own, or literal text.
@@ -158,6 +160,18 @@ def parse(source: str) -> Template:
             else:
                 parts.append(text)
     return Template(source=source, parts=tuple(parts))
+
+
+def decode_options(options: dict[str, Any], kind: type[Opts]) -> Opts:
+    """A target's ``options`` decoded as its kind's options struct.
+
+    Raises:
+        ValueError: An unknown option or a wrong type, as ``options: <why>``.
+    """
+    try:
+        return msgspec.convert(options, kind)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"options: {exc}") from exc
 
 
 def check_templates(texts: Iterable[tuple[str, str | None]]) -> None:

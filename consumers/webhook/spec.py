@@ -16,7 +16,7 @@ from typing import Any, Literal, Self
 
 import msgspec
 
-from consumers.delivery.model import Endpoint, Ordering, SecretEntry
+from consumers.delivery.model import DEFAULT_DISABLE_AFTER, Endpoint, Ordering, SecretEntry
 from consumers.delivery.retry import RetryPolicy
 from consumers.delivery.signing import decode_secret, generate_secret
 from consumers.delivery.ssrf import validate_url
@@ -85,7 +85,7 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_f
     rate_limit: float | None = None
     enabled: bool = True
     allow_replay: bool = True
-    disable_after: float | None = 5 * 86400.0
+    disable_after: float | None = DEFAULT_DISABLE_AFTER
     start: Literal["end", "beginning"] = "end"
     description: str = ""
 
@@ -102,7 +102,7 @@ class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_f
     def of(cls, ep: Endpoint) -> Self:
         """The spec that builds ``ep`` again (its secret and full URL included:
         keep it server-side)."""
-        return cls(**spec_fields(ep))
+        return cls(**spec_fields(ep, cls))
 
 
 class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_fields=True):
@@ -128,10 +128,7 @@ class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_field
 
     @classmethod
     def of(cls, ep: Endpoint) -> Self:
-        secret = ep.secrets[0].secret if ep.secrets else None
-        return cls(
-            **spec_fields(ep), secret=secret, headers=ep.headers, max_in_flight=ep.max_in_flight
-        )
+        return cls(**spec_fields(ep, cls), secret=ep.secrets[0].secret if ep.secrets else None)
 
 
 #: The spec type of each target kind (:mod:`consumers.notify` adds the chat kinds
@@ -139,29 +136,27 @@ class EndpointSpec(TargetSpec, tag="webhook", kw_only=True, forbid_unknown_field
 SPECS: dict[str, type[TargetSpec]] = {"webhook": EndpointSpec}
 
 
-class TargetPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The fields every delivery target's partial update shares; only those given change."""
-
-    url: str | msgspec.UnsetType = msgspec.UNSET
-    stream: str | msgspec.UnsetType = msgspec.UNSET
-    types: list[str] | msgspec.UnsetType = msgspec.UNSET
-    key: str | msgspec.UnsetType | None = msgspec.UNSET
-    timeout: float | msgspec.UnsetType = msgspec.UNSET
-    retry: RetrySetting | msgspec.UnsetType = msgspec.UNSET
-    max_attempts: int | msgspec.UnsetType | None = msgspec.UNSET
-    ordering: Ordering | msgspec.UnsetType = msgspec.UNSET
-    rate_limit: float | msgspec.UnsetType | None = msgspec.UNSET
-    enabled: bool | msgspec.UnsetType = msgspec.UNSET
-    allow_replay: bool | msgspec.UnsetType = msgspec.UNSET
-    disable_after: float | msgspec.UnsetType | None = msgspec.UNSET
-    description: str | msgspec.UnsetType = msgspec.UNSET
+def patch_of(spec: type[TargetSpec], name: str, doc: str) -> type[msgspec.Struct]:
+    """The partial update of ``spec``'s kind: each field of the spec but ``id``,
+    ``start`` and ``secret`` (which a patch cannot change), optional and
+    ``UNSET`` unless given. Derived, so a field added to a spec is patchable."""
+    fixed = {"id", "start", "secret"}
+    fields = [
+        (f.name, f.type | msgspec.UnsetType, msgspec.UNSET)
+        for f in msgspec.structs.fields(spec)
+        if f.name not in fixed
+    ]
+    namespace = {"__doc__": doc}
+    return msgspec.defstruct(
+        name, fields, kw_only=True, forbid_unknown_fields=True, namespace=namespace, module=__name__
+    )
 
 
-class EndpointPatch(TargetPatch, kw_only=True, forbid_unknown_fields=True):
-    """A partial update of a webhook endpoint (``secret`` is rotated separately)."""
-
-    headers: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
-    max_in_flight: int | msgspec.UnsetType = msgspec.UNSET
+EndpointPatch = patch_of(
+    EndpointSpec,
+    "EndpointPatch",
+    "A partial update of a webhook endpoint (``secret`` is rotated separately).",
+)
 
 
 class WebhooksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -308,9 +303,10 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
     return _validate(msgspec.structs.replace(ep, **spec.endpoint_fields(now)))
 
 
-def spec_fields(ep: Endpoint) -> dict[str, Any]:
-    """The fields of :class:`TargetSpec` that build ``ep`` again (its kind's own aside)."""
-    names = set(TargetSpec.__struct_fields__) - {"max_attempts", "start"}
+def spec_fields(ep: Endpoint, spec: type[TargetSpec] = TargetSpec) -> dict[str, Any]:
+    """The fields of ``spec`` that build ``ep`` again: those the endpoint has by
+    name, and ``max_attempts`` (its retry policy's)."""
+    names = set(spec.__struct_fields__) & set(Endpoint.__struct_fields__)
     return {name: getattr(ep, name) for name in names} | {"max_attempts": ep.retry.max_attempts}
 
 
@@ -331,10 +327,11 @@ def _carried(
     )
 
 
-def apply_patch(ep: Endpoint, patch: TargetPatch, *, now: float) -> Endpoint:
+def apply_patch(ep: Endpoint, patch: msgspec.Struct, *, now: float) -> Endpoint:
     """The endpoint of any kind with the patch's fields applied (validated as a new
     one) and its runtime state kept; enabling it clears its disabled reason and
     failure streak. A notification target's ``options`` are replaced as a whole.
+    ``patch`` is of :func:`patch_of` the endpoint's kind.
     """
     changes = {f: getattr(patch, f) for f in patch.__struct_fields__}
     changes = {f: v for f, v in changes.items() if v is not msgspec.UNSET}

@@ -156,7 +156,7 @@ async def test_runtime_consumer_reports_truncation_per_its_reset_policy(
 
     manager = ConsumerManager(log, poll_timeout=0.1)
     manager.add("goes-on", "s", handle)
-    manager.add("strict", "s", handle, reset="error")
+    manager.consumer("strict", "s", reset="error")(handle)  # the decorator form
     async with manager:
         for _ in range(500):
             statuses = {s.name: s for s in manager.status()}

@@ -134,3 +134,49 @@ def test_split_keeps_queue_order_and_never_splits_a_request(
     second.settle_generated({"s": 2})
     assert [f.result() for f in futures[:3]] == [0, 1, 2]
     assert futures[3].result() == Appended(offsets=[3, 4], written=2, next_offset=5)
+
+
+def test_add_one_joins_the_generated_batch_like_a_single_request(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    batch = WriteBatch()
+    one: asyncio.Future[Any] = loop.create_future()
+    batch.add_one("a", ev("a0", size=3), one)
+    two = add(batch, loop, req("a", ev("a1"), ev("a2")), False)
+    assert batch.generated
+    assert [e.id for e in batch.streams["a"]] == ["a0", "a1", "a2"]
+    assert (batch.events, batch.nbytes) == (3, 5)
+    assert batch.settle_generated({"a": 4}) == {"a": 7}
+    assert one.result() == 4
+    assert two.result() == Appended(offsets=[5, 6], written=2, next_offset=7)
+
+
+def test_add_one_with_a_given_id_makes_the_batch_general_and_a_request_of_its_own(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    batch = WriteBatch()
+    first: asyncio.Future[Any] = loop.create_future()
+    given: asyncio.Future[Any] = loop.create_future()
+    batch.add_one("s", ev("e0"), first)
+    batch.add_one("s", ev("k", given=True), given)
+    assert not batch.generated
+    assert batch.requests == [req("s", ev("e0")), req("s", ev("k", given=True))]
+    heads, written = batch.settle(
+        [
+            Appended(offsets=[3], written=1, next_offset=4),
+            Appended(offsets=[1], written=0, next_offset=4),
+        ]
+    )
+    assert (heads, written, first.result(), given.result()) == ({"s": 4}, 1, 3, 1)
+
+
+def test_split_keeps_add_one_events_as_singles(loop: asyncio.AbstractEventLoop) -> None:
+    batch = WriteBatch()
+    futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in range(4)]
+    for i, future in enumerate(futures):
+        batch.add_one("s", ev(f"e{i}"), future)
+    first, second = batch.split()
+    assert [e.id for e in second.streams["s"]] == ["e2", "e3"]
+    first.settle_generated({"s": 0})
+    second.settle_generated({"s": 2})
+    assert [f.result() for f in futures] == [0, 1, 2, 3]

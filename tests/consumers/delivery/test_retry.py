@@ -13,10 +13,10 @@ from consumers.delivery.retry import (
     AttemptResult,
     ErrorKind,
     RetryPolicy,
-    TokenBucket,
     classify,
     parse_retry_after,
 )
+from eventlog.ratelimit import TokenBucket
 
 NOW = 1_700_000_000.0
 

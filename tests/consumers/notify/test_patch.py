@@ -84,7 +84,7 @@ def test_an_apprise_url_is_patched_into_its_options() -> None:
         (NotifyPatch(max_attempts=0), "max_attempts"),
     ],
 )
-def test_a_bad_patch_names_the_field(patch: NotifyPatch, path: str) -> None:
+def test_a_bad_patch_names_the_field(patch: msgspec.Struct, path: str) -> None:
     ep = build(kind="discord", url=DISCORD_URL)
     with pytest.raises(SpecError) as info:
         apply_patch(ep, patch, now=1.0)
