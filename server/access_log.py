@@ -55,12 +55,24 @@ def access_line(
             },
             fmt,
         )
-    if _PLAIN.fullmatch(path) is None or not path.isprintable():
-        path = _json_encode(path).decode()
+    shown = _kv_paths.get(path)
+    if shown is None:
+        shown = path
+        if _PLAIN.fullmatch(path) is None or not path.isprintable():
+            shown = _json_encode(path).decode()
+        if len(_kv_paths) >= _KV_PATHS:
+            _kv_paths.clear()
+        _kv_paths[path] = shown
     return (
-        f"time={_utc_second()} method={method} path={path} route={route} "
+        f"time={_utc_second()} method={method} path={shown} route={route} "
         f"status={status} ms={ms} cid={cid} client={client}"
     )
+
+
+#: Paths as a ``kv`` line shows them (quoted when needed): clients append to and
+#: read the same few streams over and over, so most lines find theirs here.
+_kv_paths: dict[str, str] = {}
+_KV_PATHS = 4096
 
 
 class BufferedLineWriter:

@@ -58,9 +58,11 @@ def correlation_id_from(headers: Mapping[str, str]) -> str:
     given = headers.get("x-correlation-id")
     if given and _SAFE_ID.fullmatch(given):
         return given
-    match = _TRACEPARENT.fullmatch(headers.get("traceparent", "").strip())
-    if match and match.group(1) != "0" * 32:
-        return match.group(1)
+    trace = headers.get("traceparent")
+    if trace:
+        match = _TRACEPARENT.fullmatch(trace.strip())
+        if match and match.group(1) != "0" * 32:
+            return match.group(1)
     return new_correlation_id()
 
 

@@ -44,6 +44,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from eventlog.errors import EventLogError, InvalidInput, Unavailable
 from server.config import ServerConfig
 from server.errors import status_for
+from server.response_writer import ResponseWriter
 
 __all__ = [
     "GuardedHttpProtocol",
@@ -126,12 +127,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         #: Loop time at which an idle kept-alive connection is closed (None: not idle).
         self._idle_deadline: float | None = None
         self._received = 0  # bytes read since the request began, while in its headers
+        self._chunk = 0  # bytes of the read being parsed
         self._in_headers = False
         self._too_large = False
         #: Since when the connection waits without a request in progress (None: busy).
         self.waiting_since: float | None = None
         self._lost = False
-        self._writer: _ResponseWriter | None = None
+        self._writer: ResponseWriter | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -150,6 +152,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._idle_deadline = None
+        self._chunk = len(data)
         super().data_received(data)
         if self._in_headers:
             self._received += len(data)
@@ -175,10 +178,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._expect_headers()
 
     def on_headers_complete(self) -> None:
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self._max_header_bytes:
-            self._too_large = True
-            raise _HeadersTooLarge  # uvicorn answers the parser error: send_400_response
+        # Every byte of the headers came in this read or in those counted since
+        # the request began: only a request that may pass the limit is measured.
+        if self._received + self._chunk > self._max_header_bytes:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self._max_header_bytes:
+                self._too_large = True
+                raise _HeadersTooLarge  # uvicorn answers the parser error: send_400_response
         self._in_headers = False
         self.waiting_since = None
         self._header_deadline = None  # the timer, when it fires, finds nothing due
@@ -207,7 +213,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         writer = self._writer
         if writer is None:
-            writer = self._writer = _ResponseWriter(self)
+            writer = self._writer = ResponseWriter(self, self._closed_by_cycle)
         writer.head_next()
         cycle.transport = writer  # type: ignore[assignment]
         super()._start_asgi_task(cycle, app)
@@ -286,57 +292,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.waiting_since = None
         self.connections.discard(self)
         self.transport.abort()
-
-
-class _ResponseWriter:
-    """The transport as uvicorn's response cycle sees it: a response's status line
-    and headers wait for its first body bytes and leave with them in one write.
-
-    uvicorn writes the head and the body of an answer separately: two system
-    calls and two TCP segments for a small JSON answer, where the client reads
-    one. The head is held at most until the loop's next turn (a streamed answer
-    that sends its head and then waits gets it out at once). A close by the
-    cycle (no keep-alive, or the app failed) also starts the watch that resets
-    a connection whose answer stops draining.
-    """
-
-    __slots__ = ("_head", "_held", "_protocol", "_transport")
-
-    def __init__(self, protocol: GuardedHttpProtocol) -> None:
-        self._protocol = protocol
-        self._transport = protocol.transport
-        self._held: bytes | None = None
-        self._head = False
-
-    def head_next(self) -> None:
-        """The next write is a new response's head (or a ``100 Continue``)."""
-        self._head = True
-
-    def write(self, data: bytes) -> None:
-        if self._head:
-            self._head = False
-            self._held = data
-            self._protocol.loop.call_soon(self.flush)
-        elif self._held is not None:
-            held, self._held = self._held, None
-            self._transport.write(held + data)
-        else:
-            self._transport.write(data)
-
-    def flush(self) -> None:
-        """Write the held head, if any."""
-        if self._held is not None:
-            held, self._held = self._held, None
-            if not self._transport.is_closing():
-                self._transport.write(held)
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-        self._protocol._closed_by_cycle()
 
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):

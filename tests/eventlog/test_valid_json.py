@@ -137,6 +137,38 @@ async def test_a_bad_mapping_in_a_batch_is_refused_naming_its_path_and_writes_no
     assert await log.read("s") == []
 
 
+@pytest.mark.parametrize(
+    ("headers", "path", "reason"),
+    [
+        ({"a": 1}, "$[1].headers", "map strings to strings"),
+        ({2: "b"}, "$[1].headers", "map strings to strings"),
+        ("a=b", "$[1].headers", "must be a mapping"),
+    ],
+)
+async def test_new_events_with_bad_headers_are_refused_naming_their_path(
+    log: EventLog, headers: object, path: str, reason: str
+) -> None:
+    bad = NewEvent(type="t", headers=headers)  # type: ignore[arg-type]
+    with pytest.raises(InvalidEvent) as caught:
+        await log.append_batch("s", [NewEvent(type="t", headers={"ok": "1"}), bad])
+    assert caught.value.path == path
+    assert reason in str(caught.value)
+    assert await log.read("s") == []
+
+
+async def test_new_events_keep_a_copy_of_their_headers_and_count_them_in_the_size(
+    tmp_path: Path,
+) -> None:
+    async with EventLog.open(tmp_path / "small.db", max_event_bytes=40) as small:
+        headers = {"correlation-id": "c1"}
+        assert await small.append_batch("s", [NewEvent(type="t", data=1, headers=headers)]) == [0]
+        headers["correlation-id"] = "changed"
+        assert (await small.read("s"))[0].headers == {"correlation-id": "c1"}
+        too_big = NewEvent(type="t", data="x" * 20, headers={"h": "y" * 20})
+        with pytest.raises(EventTooLarge):
+            await small.append_batch("s", [too_big])
+
+
 async def test_a_transaction_appends_a_batch_of_mappings(log: EventLog) -> None:
     async with log.transaction() as txn:
         assert await txn.append_batch("s", [{"type": "t", "data": i} for i in range(3)]) == [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,8 @@ from starlette.routing import Mount
 from eventlog import EventLog
 from server.app import create_app
 from server.config import ServerConfig
-from server.protocols import GuardedHttpProtocol, _ResponseWriter
+from server.protocols import GuardedHttpProtocol
+from server.response_writer import ResponseWriter
 
 JSON = {"content-type": "application/json"}
 
@@ -151,7 +153,7 @@ class _Protocol:
 
 async def test_an_answer_head_and_body_leave_in_one_write() -> None:
     protocol = _Protocol(asyncio.get_running_loop())
-    writer = _ResponseWriter(protocol)  # type: ignore[arg-type]
+    writer = ResponseWriter(protocol, protocol._closed_by_cycle)  # type: ignore[arg-type]
     writer.head_next()
     writer.write(b"HTTP/1.1 201 Created\r\n\r\n")
     assert protocol.transport.writes == []
@@ -163,7 +165,7 @@ async def test_an_answer_head_and_body_leave_in_one_write() -> None:
 async def test_a_head_without_body_bytes_leaves_on_the_next_loop_turn() -> None:
     """A streamed answer (SSE) sends its head and waits: the client must get it."""
     protocol = _Protocol(asyncio.get_running_loop())
-    writer = _ResponseWriter(protocol)  # type: ignore[arg-type]
+    writer = ResponseWriter(protocol, protocol._closed_by_cycle)  # type: ignore[arg-type]
     writer.head_next()
     writer.write(b"HTTP/1.1 200 OK\r\n\r\n")
     await asyncio.sleep(0)
@@ -174,7 +176,7 @@ async def test_a_head_without_body_bytes_leaves_on_the_next_loop_turn() -> None:
 
 async def test_a_close_by_the_cycle_sends_the_held_head_first_and_starts_the_watch() -> None:
     protocol = _Protocol(asyncio.get_running_loop())
-    writer = _ResponseWriter(protocol)  # type: ignore[arg-type]
+    writer = ResponseWriter(protocol, protocol._closed_by_cycle)  # type: ignore[arg-type]
     writer.head_next()
     writer.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
     writer.close()
@@ -183,6 +185,49 @@ async def test_a_close_by_the_cycle_sends_the_held_head_first_and_starts_the_wat
     assert protocol.watched == 1
     await asyncio.sleep(0)  # the scheduled flush finds nothing left to send
     assert len(protocol.transport.writes) == 1
+
+
+async def test_heads_held_in_one_loop_turn_leave_at_the_next_with_one_callback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    protocols = [_Protocol(loop) for _ in range(3)]
+    writers = [ResponseWriter(p, p._closed_by_cycle) for p in protocols]  # type: ignore[arg-type]
+    scheduled: list[object] = []
+    call_soon = loop.call_soon
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(callback)
+        return call_soon(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", counting)
+    for writer in writers:
+        writer.head_next()
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    monkeypatch.undo()
+    assert len(scheduled) == 1
+    writers[1].write(b"{}")  # its body took the head along
+    await asyncio.sleep(0)
+    assert [p.transport.writes for p in protocols] == [
+        [b"HTTP/1.1 200 OK\r\n\r\n"],
+        [b"HTTP/1.1 200 OK\r\n\r\n{}"],
+        [b"HTTP/1.1 200 OK\r\n\r\n"],
+    ]
+
+
+async def test_a_body_less_answer_is_not_lost_when_the_next_answer_starts() -> None:
+    """HEAD answers have no body write; a pipelined request's answer may follow at once."""
+    protocol = _Protocol(asyncio.get_running_loop())
+    writer = ResponseWriter(protocol, protocol._closed_by_cycle)  # type: ignore[arg-type]
+    writer.head_next()
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    writer.head_next()
+    writer.write(b"HTTP/1.1 201 Created\r\n\r\n")
+    writer.write(b"{}")
+    assert protocol.transport.writes == [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\n\r\n{}",
+    ]
 
 
 def test_the_guarded_protocol_is_what_serve_runs() -> None:
