@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+import pytest
+
 from eventlog.storage.rows import events_from_rows, to_us
 
 T1 = datetime(2026, 12, 6, 12, 0, 0, 123456, tzinfo=UTC)
@@ -19,7 +22,20 @@ def test_a_page_of_one_commit_shares_its_time() -> None:
         (2, "id2", T1, b"2"),
     ]
     assert [(e.key, e.headers) for e in events] == [(None, {})] * 3
-    assert events[0].headers is not events[1].headers  # each event its own dict
+
+
+def test_events_without_headers_share_one_empty_dict_that_refuses_changes() -> None:
+    rows = [(i, f"id{i}", "t", "k" if i else None, to_us(T1), None, b"1") for i in range(2)]
+    plain, keyed = events_from_rows("s", rows)
+    assert plain.headers is keyed.headers
+    assert isinstance(plain.headers, dict)
+    assert msgspec.json.encode(plain.headers) == b"{}"
+    with pytest.raises(TypeError, match="cannot be changed"):
+        plain.headers["tenant"] = "acme"
+    with pytest.raises(TypeError, match="cannot be changed"):
+        plain.headers.update(tenant="acme")
+    assert plain.headers == {}
+    assert dict(plain.headers) | {"a": "b"} == {"a": "b"}
 
 
 def test_a_page_across_commits_gives_each_event_its_commits_time() -> None:
