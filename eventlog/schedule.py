@@ -136,9 +136,12 @@ def due_time(at: datetime | timedelta, now: datetime, horizon: float) -> datetim
     if due <= now:
         return now
     if (due - now).total_seconds() > horizon:
+        span = timedelta(seconds=horizon)
+        days = f"{span.days} day" + ("" if span.days == 1 else "s")
+        shown = days if span == timedelta(days=span.days) else str(span)
         raise InvalidSchedule(
             f"due time {due.isoformat()} is further away than the schedule horizon "
-            f"({timedelta(seconds=horizon)})"
+            f"(schedule_horizon: {shown})"
         )
     return due
 

@@ -22,6 +22,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from eventlog.errors import InvalidInput
 
 __all__ = [
+    "ALLOW_HINT",
     "GuardedResolver",
     "InvalidTarget",
     "UnsafeTarget",
@@ -125,13 +126,19 @@ def forbidden_reason(address: str | ipaddress.IPv4Address | ipaddress.IPv6Addres
     return None
 
 
+#: How to allow private targets, for the messages that refuse one.
+ALLOW_HINT = "allow_private_targets = true under [webhooks] in the config file allows them"
+
+
 def check_address(address: str, *, allow_private: bool) -> None:
     """Raise :class:`UnsafeTarget` if ``address`` may not be a target."""
     if allow_private:
         return
     reason = forbidden_reason(address)
     if reason is not None:
-        raise UnsafeTarget(f"target refused: {reason} (private targets are not allowed)")
+        raise UnsafeTarget(
+            f"target refused: {reason} (private targets are not allowed; {ALLOW_HINT})"
+        )
 
 
 def _literal(host: str) -> str | None:

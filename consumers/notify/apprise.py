@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from consumers.delivery.retry import AttemptResult, ErrorKind
-from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_resolves
+from consumers.delivery.ssrf import ALLOW_HINT, InvalidTarget, UnsafeTarget, check_resolves
 from consumers.notify.template import check_templates, decode_options, parse
 from eventlog.model import Event
 
@@ -148,8 +148,7 @@ async def check_apprise_url(url: str, *, allow_private: bool) -> None:
     scheme = urlsplit(url).scheme or "(none)"
     if target is None:
         raise UnsafeTarget(
-            f"the guard cannot tell where Apprise's {scheme}:// targets connect "
-            "(allowed only with allow_private_targets = true)"
+            f"the guard cannot tell where Apprise's {scheme}:// targets connect ({ALLOW_HINT})"
         )
     await check_resolves(*target)
 

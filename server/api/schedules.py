@@ -71,8 +71,13 @@ def parse_time(text: str, name: str) -> datetime:
     return value
 
 
+#: Past this a delay cannot be a datetime; a schedule horizon is far shorter anyway.
+_MAX_DELAY = 1e10
+
+
 def parse_delay(text: str, name: str) -> timedelta:
-    """A delay in seconds (a finite number >= 0).
+    """A delay in seconds (a finite number from 0 to ``_MAX_DELAY``; the log's
+    schedule horizon then bounds it).
 
     Raises:
         InvalidParameter: 400 for anything else.
@@ -81,8 +86,10 @@ def parse_delay(text: str, name: str) -> timedelta:
         seconds = float(text) if text.isascii() else math.nan
     except ValueError:
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0 or seconds > 1e10:
-        raise InvalidParameter(f"{name} must be a number of seconds >= 0, got {text[:40]!r}")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > _MAX_DELAY:
+        raise InvalidParameter(
+            f"{name} must be a number of seconds from 0 to {_MAX_DELAY:.0f}, got {text[:40]!r}"
+        )
     return timedelta(seconds=seconds)
 
 

@@ -33,6 +33,13 @@ def test_due_time_beyond_the_horizon_is_refused() -> None:
         due_time(NOW + timedelta(seconds=3601), NOW, 3600)
 
 
+def test_horizon_refusal_names_the_option_and_the_span() -> None:
+    with pytest.raises(InvalidSchedule, match=r"horizon \(schedule_horizon: 366 days\)$"):
+        due_time(NOW + timedelta(days=400), NOW, 366 * 86400)
+    with pytest.raises(InvalidSchedule, match=r"horizon \(schedule_horizon: 1:30:00\)$"):
+        due_time(NOW + timedelta(hours=2), NOW, 5400)
+
+
 def test_due_time_must_be_aware() -> None:
     with pytest.raises(InvalidSchedule, match="timezone-aware"):
         due_time(datetime(2026, 12, 6, 14, 0), NOW, 3600)

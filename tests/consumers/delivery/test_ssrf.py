@@ -90,6 +90,15 @@ async def test_configuration_check_refuses_private_targets_unless_allowed() -> N
     await check_url("http://127.0.0.1:9/hook", allow_private=True)
 
 
+async def test_refusal_names_the_setting_that_allows_private_targets() -> None:
+    with pytest.raises(UnsafeTarget) as refused:
+        await check_url("http://127.0.0.1:9000/hook", allow_private=False)
+    assert str(refused.value) == (
+        "target refused: 127.0.0.1 is a loopback address (private targets are not allowed; "
+        "allow_private_targets = true under [webhooks] in the config file allows them)"
+    )
+
+
 async def test_resolver_hands_aiohttp_only_the_addresses_it_checked() -> None:
     allowed = GuardedResolver(allow_private=True)
     results = await allowed.resolve("localhost", 80)

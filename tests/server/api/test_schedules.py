@@ -151,6 +151,20 @@ def test_bad_due_times_are_400s(client: httpx.Client, params: dict[str, str], co
     assert client.get("/api/schedules", params={"stream": "h6"}).json()["schedules"] == []
 
 
+def test_bad_due_time_messages_say_what_is_accepted(client: httpx.Client) -> None:
+    def message(params: dict[str, str]) -> str:
+        answer = client.post("/api/streams/h6/events", params=params, json={"type": "t"})
+        assert answer.status_code == 400, answer.text
+        return str(answer.json()["error"]["message"])
+
+    assert message({"delay": "99999999999"}) == (
+        "delay must be a number of seconds from 0 to 10000000000, got '99999999999'"
+    )
+    assert message({"delay": "90000"}).endswith(
+        "is further away than the schedule horizon (schedule_horizon: 1 day)"
+    )
+
+
 def test_bad_listing_parameters_are_400s(client: httpx.Client) -> None:
     for params in ({"after": "nope"}, {"limit": "0"}, {"until": "soon"}, {"stream": "no/pe"}):
         answer = client.get("/api/schedules", params=params)

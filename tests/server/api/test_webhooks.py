@@ -298,6 +298,7 @@ async def test_private_targets_are_refused_by_default(tmp_path: Path) -> None:
                 r = await api.post("/api/webhooks", json={"url": url})
                 assert r.status_code == 422, r.text
                 assert r.json()["error"]["code"] == "unsafe_target"
+                assert "allow_private_targets = true" in r.json()["error"]["message"]
 
 
 async def test_webhook_routes_need_the_admin_scope(tmp_path: Path) -> None:
