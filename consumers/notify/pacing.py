@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
-from consumers.delivery.retry import AttemptResult
+from consumers.delivery.retry import AttemptResult, parse_retry_after
 from consumers.delivery.sender import Sender
 from consumers.notify import discord
 
@@ -41,18 +41,6 @@ def target_of(url: str) -> str:
 
 def _host_of(target: str) -> str:
     return urlsplit(target).netloc
-
-
-def _float(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    if number != number or number < 0 or number == float("inf"):
-        return None
-    return min(number, MAX_PAUSE)
 
 
 class Pacer:
@@ -81,9 +69,11 @@ class Pacer:
             self._until[target] = max(self._until.get(target, 0.0), now + wait)
             return
         remaining = headers.get("x-ratelimit-remaining")
-        reset_after = _float(headers.get("x-ratelimit-reset-after"))
+        # Seconds, read like a Retry-After (a negative wait holds nothing).
+        reset_after = parse_retry_after(headers.get("x-ratelimit-reset-after"), now)
         if remaining is not None and remaining.strip() == "0" and reset_after is not None:
-            self._until[target] = max(self._until.get(target, 0.0), now + reset_after)
+            until = now + min(reset_after, MAX_PAUSE)
+            self._until[target] = max(self._until.get(target, 0.0), until)
 
 
 class PacingSender(Sender):
