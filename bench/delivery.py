@@ -31,7 +31,8 @@ import msgspec
 
 from bench.common import payload, receiver_process, scratch_dir, serve_on_argv_port
 from bench.report import Figure, Section
-from consumers.delivery.engine import DeliveryEngine, ledger_for
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.stores import ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 

@@ -17,9 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from consumers.delivery.engine import AttemptHook, DeliveryEngine, TargetKind, ledger_for
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.kinds import AttemptHook, TargetKind
 from consumers.delivery.model import Endpoint
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget, check_url
+from consumers.delivery.stores import ledger_for
 from consumers.notify.apprise import check_apprise_url
 from consumers.notify.spec import NotificationsConfig, notify_setup
 from consumers.webhook import WEBHOOK, SpecError, WebhooksConfig, declared_endpoint

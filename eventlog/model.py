@@ -115,6 +115,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         key: Optional aggregate / partition key, e.g. ``"tenant-7:call-42"``.
         time: Append time, UTC.
         headers: Metadata: correlation id, tenant, content type, trace context.
+            Like the event, treat it as read-only: events read without
+            headers share one empty dict that raises ``TypeError`` if changed
+            (``dict(event.headers)`` gives a copy of your own).
         data: The payload as the producer sent it (raw JSON bytes);
             ``msgspec.json.decode(event.data)`` gives Python values.
     """

@@ -7,20 +7,16 @@ sans-I/O state machine), :mod:`~consumers.delivery.pump` (what runs it) and
 ``docs/architecture.md`` maps the rest.
 """
 
-from consumers.delivery.engine import (
-    DeliveryEngine,
-    OutgoingRequest,
-    ReplayResult,
-    TargetKind,
-    UnknownOffset,
-    ledger_for,
-)
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.kinds import OutgoingRequest, TargetKind
 from consumers.delivery.ledger import DeliveryConflict, LedgerStore
 from consumers.delivery.memory_ledger import MemoryLedger
 from consumers.delivery.model import Attempt, Delivery, Endpoint, SecretEntry
+from consumers.delivery.replay import ReplayResult, UnknownOffset
 from consumers.delivery.retry import AttemptResult, Classification, RetryPolicy, classify
 from consumers.delivery.sender import Sender
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget
+from consumers.delivery.stores import ledger_for
 
 __all__ = [
     "Attempt",

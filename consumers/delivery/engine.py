@@ -42,29 +42,18 @@ import msgspec
 
 from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.feeder import Feeder
-from consumers.delivery.kinds import AttemptHook, OutgoingRequest, TargetKind, origin, redact
+from consumers.delivery.kinds import AttemptHook, TargetKind, origin
 from consumers.delivery.ledger import Enqueue, LedgerStore, act
 from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery
-from consumers.delivery.pump import EndpointPump, PumpParts, feeder_lease
+from consumers.delivery.pump import EndpointPump, PumpParts
 from consumers.delivery.recorder import Recorder
-from consumers.delivery.replay import ReplayResult, UnknownOffset, replay_endpoint, replay_range
+from consumers.delivery.replay import ReplayResult, replay_endpoint, replay_range
 from consumers.delivery.sender import Sender
-from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
 from eventlog.errors import EventLogError, InvalidInput
 
-__all__ = [
-    "AttemptHook",
-    "DeliveryEngine",
-    "OutgoingRequest",
-    "ReplayResult",
-    "TargetKind",
-    "UnknownOffset",
-    "feeder_lease",
-    "ledger_for",
-    "redact",
-]
+__all__ = ["DeliveryEngine"]
 
 logger = logging.getLogger("eventlog.delivery")
 
@@ -271,9 +260,13 @@ class DeliveryEngine:
 
     def wake(self, endpoint_id: str) -> None:
         """Make an endpoint's pump look at the ledger now."""
+        self._tell(endpoint_id, DeliveryMachine.poke)
+
+    def _tell(self, endpoint_id: str, tell: Callable[[DeliveryMachine], None]) -> None:
+        """Give an input to the machine of the endpoint's pump (if it runs here) and act on it."""
         pump = self._pumps.get(endpoint_id)
         if pump is not None:
-            pump.machine.poke()
+            tell(pump.machine)
             pump.changed()
 
     # -- operator actions --------------------------------------------------------
@@ -282,10 +275,8 @@ class DeliveryEngine:
         """``retry`` or ``skip`` one delivery (see
         :func:`~consumers.delivery.machine_rules.apply_operator_action`)."""
         delivery = await act(self.store, endpoint_id, delivery_id, action, self.clock())
-        pump = self._pumps.get(endpoint_id)
-        if delivery is not None and pump is not None:
-            pump.machine.acted(action)
-            pump.changed()
+        if delivery is not None:
+            self._tell(endpoint_id, lambda machine: machine.acted(action))
         return delivery
 
     async def replay(
@@ -322,7 +313,4 @@ class DeliveryEngine:
 
     async def _enqueue_replay(self, endpoint_id: str, rows: list[NewDelivery], now: float) -> None:
         (inserted,), _ = await self.store.write([Enqueue(endpoint_id, rows, None)], (), (), now)
-        pump = self._pumps.get(endpoint_id)
-        if pump is not None:
-            pump.machine.enqueued(inserted)
-            pump.changed()
+        self._tell(endpoint_id, lambda machine: machine.enqueued(inserted))

@@ -21,6 +21,7 @@ __all__ = [
     "NewDelivery",
     "Ordering",
     "SecretEntry",
+    "TargetFields",
     "new_delivery_id",
 ]
 
@@ -43,11 +44,43 @@ class SecretEntry(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: float | None = None
 
 
-class Endpoint(msgspec.Struct, kw_only=True):
+class TargetFields(msgspec.Struct, kw_only=True):
+    """The fields a target's declaration (:class:`~consumers.webhook.TargetSpec`)
+    and its :class:`Endpoint` share: same names, types and defaults.
+
+    Attributes:
+        url: Target URL, http or https (Apprise: the Apprise URL).
+        stream: Stream to deliver (default ``events``).
+        types: Event type patterns, ``*`` matching anything (empty: all types).
+        key: Pattern the event key must match (optional).
+        timeout: Seconds per attempt, 0.1 to 300.
+        ordering: ``concurrent``, ``ordered`` or ``per-key``.
+        rate_limit: Attempts per second at most (optional).
+        enabled: Start enabled.
+        allow_replay: Allow replay and backfill.
+        disable_after: Seconds of continuous failure before the endpoint is
+            disabled (null: never).
+        description: Free text.
+    """
+
+    url: str
+    stream: str = "events"
+    types: list[str] = []
+    key: str | None = None
+    timeout: float = 10.0
+    ordering: Ordering = "concurrent"
+    rate_limit: float | None = None
+    enabled: bool = True
+    allow_replay: bool = True
+    disable_after: float | None = DEFAULT_DISABLE_AFTER
+    description: str = ""
+
+
+class Endpoint(TargetFields, kw_only=True):
     """A delivery target and how to deliver to it (stored as one JSON document).
 
-    The fields users declare mean what :class:`~consumers.webhook.TargetSpec`
-    says (``retry`` as a full policy); besides them:
+    Besides the :class:`TargetFields` (``id`` and ``retry``, a full policy here,
+    mean what :class:`~consumers.webhook.TargetSpec` says):
 
     Attributes:
         kind: Target kind: formatter and response classifier (``"webhook"``...).
@@ -63,25 +96,14 @@ class Endpoint(msgspec.Struct, kw_only=True):
     """
 
     id: str
-    url: str
     kind: str = "webhook"
-    stream: str = "events"
-    types: list[str] = []
-    key: str | None = None
     secrets: list[SecretEntry] = []
     headers: dict[str, str] = {}
-    timeout: float = 10.0
     retry: RetryPolicy = RetryPolicy()
-    ordering: Ordering = "concurrent"
     max_in_flight: int = 10
-    rate_limit: float | None = None
-    enabled: bool = True
-    allow_replay: bool = True
-    disable_after: float | None = DEFAULT_DISABLE_AFTER
     disabled_reason: str | None = None
     failing_since: float | None = None
     start_offset: int = 0
-    description: str = ""
     options: dict[str, Any] = {}
     origin: Literal["api", "config"] = "api"
     created: float = 0.0

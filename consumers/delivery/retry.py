@@ -30,6 +30,7 @@ may classify answers their own way, usually falling back to :func:`classify`.
 from __future__ import annotations
 
 import email.utils
+import time
 from collections.abc import Mapping
 from datetime import UTC
 from typing import Literal
@@ -149,6 +150,11 @@ class AttemptResult(msgspec.Struct, frozen=True, gc=False):
     error: ErrorKind | None
     message: str
     duration: float
+
+    @classmethod
+    def failed(cls, error: ErrorKind, message: str, started: float) -> AttemptResult:
+        """An attempt that got no response, timed from ``started`` (``time.monotonic()``)."""
+        return cls(None, {}, b"", error, message, time.monotonic() - started)
 
 
 class Classification(msgspec.Struct, frozen=True, gc=False):

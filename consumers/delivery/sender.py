@@ -23,30 +23,12 @@ from collections.abc import Mapping
 import aiohttp
 import yarl
 
-from consumers.delivery.retry import AttemptResult, ErrorKind
+from consumers.delivery.retry import AttemptResult
 from consumers.delivery.ssrf import GuardedResolver, InvalidTarget, UnsafeTarget, check_host
 
 __all__ = ["USER_AGENT", "Sender"]
 
 USER_AGENT = "eventlog-webhooks/0.1"
-
-
-def _result(
-    status: int | None,
-    error: ErrorKind | None,
-    message: str,
-    started: float,
-    headers: Mapping[str, str] | None = None,
-    body: bytes = b"",
-) -> AttemptResult:
-    return AttemptResult(
-        status=status,
-        headers={} if headers is None else headers,
-        body=body,
-        error=error,
-        message=message,
-        duration=time.monotonic() - started,
-    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -111,9 +93,9 @@ class Sender:
             if not self.allow_private:
                 check_host(_host(url), allow_private=False)
         except UnsafeTarget as exc:
-            return _result(None, "unsafe_target", str(exc), started)
+            return AttemptResult.failed("unsafe_target", str(exc), started)
         except (ValueError, InvalidTarget) as exc:
-            return _result(None, "invalid", f"invalid url: {exc}", started)
+            return AttemptResult.failed("invalid", f"invalid url: {exc}", started)
         client_timeout = _timeout(timeout)
         try:
             async with session.post(
@@ -123,28 +105,31 @@ class Sender:
                 allow_redirects=False,
                 timeout=client_timeout,
             ) as response:
-                if response.content.at_eof():  # no body (204) or already read
-                    return _result(response.status, None, "", started, response.headers)
-                snippet, complete = await self._read_some(response)
-                if not complete:
-                    response.close()  # do not reuse a connection with unread body
-                return _result(response.status, None, "", started, response.headers, snippet)
+                snippet = b""
+                if not response.content.at_eof():  # at its end: no body (204) or already read
+                    snippet, complete = await self._read_some(response)
+                    if not complete:
+                        response.close()  # do not reuse a connection with unread body
+                duration = time.monotonic() - started
+                return AttemptResult(response.status, response.headers, snippet, None, "", duration)
         except aiohttp.ClientConnectorDNSError as exc:
             if isinstance(exc.os_error, UnsafeTarget):
-                return _result(None, "unsafe_target", str(exc.os_error), started)
-            return _result(None, "dns", f"cannot resolve {exc.host}", started)
+                return AttemptResult.failed("unsafe_target", str(exc.os_error), started)
+            return AttemptResult.failed("dns", f"cannot resolve {exc.host}", started)
         except aiohttp.ClientConnectorError as exc:
-            return _result(None, "connect", f"cannot connect to {exc.host}:{exc.port}", started)
+            return AttemptResult.failed(
+                "connect", f"cannot connect to {exc.host}:{exc.port}", started
+            )
         except TimeoutError:
-            return _result(None, "timeout", f"no answer within {timeout:g} s", started)
+            return AttemptResult.failed("timeout", f"no answer within {timeout:g} s", started)
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            return _result(None, "reset", f"connection lost: {exc}", started)
+            return AttemptResult.failed("reset", f"connection lost: {exc}", started)
         except aiohttp.InvalidURL as exc:
-            return _result(None, "invalid", f"invalid url: {exc}", started)
+            return AttemptResult.failed("invalid", f"invalid url: {exc}", started)
         except aiohttp.ClientError as exc:
-            return _result(None, "protocol", f"{type(exc).__name__}: {exc}", started)
+            return AttemptResult.failed("protocol", f"{type(exc).__name__}: {exc}", started)
         except ValueError as exc:  # e.g. a header value aiohttp refuses
-            return _result(None, "invalid", f"invalid request: {exc}", started)
+            return AttemptResult.failed("invalid", f"invalid request: {exc}", started)
 
     async def _read_some(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         """Up to ``read_limit`` body bytes; (bytes, True if the body was read to its end)."""

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from consumers.delivery.retry import AttemptResult, ErrorKind
+from consumers.delivery.retry import AttemptResult
 from consumers.delivery.ssrf import ALLOW_HINT, InvalidTarget, UnsafeTarget, check_resolves
 from consumers.notify.template import check_templates, decode_options, parse
 from eventlog.model import Event
@@ -165,14 +165,6 @@ def build_message(options: AppriseOptions, event: Event, context: dict[str, Any]
     return msgspec.json.encode({"title": title, "body": body})
 
 
-def _result(
-    status: int | None, message: str, started: float, error: ErrorKind | None = "protocol"
-) -> AttemptResult:
-    return AttemptResult(
-        status, {}, b"", error if status is None else None, message, time.monotonic() - started
-    )
-
-
 async def send_apprise(
     url: str, body: bytes, timeout: float, *, allow_private: bool = False
 ) -> AttemptResult:
@@ -186,14 +178,14 @@ async def send_apprise(
         apprise = _apprise()
         await check_apprise_url(url, allow_private=allow_private)
     except UnsafeTarget as exc:
-        return _result(None, str(exc), started, "unsafe_target")
+        return AttemptResult.failed("unsafe_target", str(exc), started)
     except (msgspec.DecodeError, ValueError) as exc:  # InvalidTarget is a ValueError
-        return _result(None, str(exc), started, "invalid")
+        return AttemptResult.failed("invalid", str(exc), started)
     client = apprise.Apprise()
     with _quiet():
         added = client.add(url)
     if not added:
-        return _result(None, "not a URL Apprise supports", started, "invalid")
+        return AttemptResult.failed("invalid", "not a URL Apprise supports", started)
 
     def notify() -> bool:
         return bool(client.notify(body=message.get("body", ""), title=message.get("title", "")))
@@ -201,9 +193,13 @@ async def send_apprise(
     try:
         ok = await asyncio.wait_for(asyncio.to_thread(notify), timeout)
     except TimeoutError:
-        return _result(None, f"Apprise did not finish within {timeout:g} s", started, "timeout")
+        return AttemptResult.failed(
+            "timeout", f"Apprise did not finish within {timeout:g} s", started
+        )
     except Exception as exc:  # Apprise plugins may raise anything
-        return _result(None, f"Apprise failed: {type(exc).__name__}", started)
+        return AttemptResult.failed("protocol", f"Apprise failed: {type(exc).__name__}", started)
     if ok:
-        return _result(200, "", started)
-    return _result(None, "the Apprise service did not accept the notification", started)
+        return AttemptResult(200, {}, b"", None, "", time.monotonic() - started)
+    return AttemptResult.failed(
+        "protocol", "the Apprise service did not accept the notification", started
+    )

@@ -133,11 +133,7 @@ def _reason(result: AttemptResult) -> str:
 def classify(result: AttemptResult, now: float) -> Classification:
     """Judge Slack's answer (see the module docstring)."""
     status = result.status
-    if (
-        status is not None
-        and status != 429
-        and (status in (404, 410) or (status == 403 and _reason(result) == "invalid_token"))
-    ):
+    if status in (404, 410) or (status == 403 and _reason(result) == "invalid_token"):
         return Classification("disable", f"Slack answered {status} {_reason(result)}")
     if status in (400, 403):
         return Classification("failed", f"Slack refused the message: {status} {_reason(result)}")

@@ -19,7 +19,7 @@ from typing import Any, Self, TypeVar
 
 import msgspec
 
-from consumers.delivery.engine import OutgoingRequest, TargetKind
+from consumers.delivery.kinds import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint, Ordering
 from consumers.notify import apprise as apprise_kind
 from consumers.notify import discord, slack

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from consumers.delivery.engine import OutgoingRequest, TargetKind
+from consumers.delivery.kinds import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint
 from consumers.delivery.signing import webhook_headers
 from eventlog.encoding import utf8_problem

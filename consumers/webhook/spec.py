@@ -16,7 +16,7 @@ from typing import Any, Literal, Self
 
 import msgspec
 
-from consumers.delivery.model import DEFAULT_DISABLE_AFTER, Endpoint, Ordering, SecretEntry
+from consumers.delivery.model import Endpoint, SecretEntry, TargetFields
 from consumers.delivery.retry import RetryPolicy
 from consumers.delivery.signing import decode_secret, generate_secret
 from consumers.delivery.ssrf import validate_url
@@ -45,49 +45,28 @@ _RESERVED_HEADERS = frozenset(
 RetrySetting = Literal["default", "short"] | RetryPolicy
 
 
-class TargetSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="kind"):
+class TargetSpec(TargetFields, kw_only=True, forbid_unknown_fields=True, tag_field="kind"):
     """What users declare for any delivery target (API body, config file, CLI).
 
     A tagged union: ``kind`` (``webhook``, ``discord``, ``slack``, ``apprise``)
     picks the subclass, which adds its own fields and says what they make of
     the endpoint (:meth:`endpoint_fields`); :func:`build_endpoint` builds any.
+    The fields an endpoint has too are :class:`~consumers.delivery.model.TargetFields`'s;
+    besides them:
 
     Attributes:
-        url: Target URL, http or https (Apprise: the Apprise URL).
         id: Stable id (generated ``ep_…`` if omitted).
-        stream: Stream to deliver (default ``events``).
-        types: Event type patterns, ``*`` matching anything (empty: all types).
-        key: Pattern the event key must match (optional).
-        timeout: Seconds per attempt, 0.1 to 300.
         retry: ``"default"`` (about a day), ``"short"`` (1 s, 2 s, 4 s) or a
             full policy ``{"schedule": [...], "max_attempts": n, "jitter": f}``.
         max_attempts: Override the policy's number of attempts.
-        ordering: ``concurrent``, ``ordered`` or ``per-key``.
-        rate_limit: Attempts per second at most (optional).
-        enabled: Start enabled.
-        allow_replay: Allow replay and backfill.
-        disable_after: Seconds of continuous failure before the endpoint is
-            disabled (null: never).
         start: ``end`` (only new events, default) or ``beginning`` (backfill
             everything retained).
-        description: Free text.
     """
 
-    url: str
     id: str | None = None
-    stream: str = "events"
-    types: list[str] = []
-    key: str | None = None
-    timeout: float = 10.0
     retry: RetrySetting = "default"
     max_attempts: int | None = None
-    ordering: Ordering = "concurrent"
-    rate_limit: float | None = None
-    enabled: bool = True
-    allow_replay: bool = True
-    disable_after: float | None = DEFAULT_DISABLE_AFTER
     start: Literal["end", "beginning"] = "end"
-    description: str = ""
 
     @property
     def kind(self) -> str:
@@ -290,9 +269,8 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
     """
     if spec.id is not None:
         _check("id", _ID.fullmatch(spec.id) is not None, "id must be 1-64 of [A-Za-z0-9_-]")
-    same = set(TargetSpec.__struct_fields__) - {"id", "retry", "max_attempts", "start"}
     ep = Endpoint(
-        **{name: getattr(spec, name) for name in same},
+        **{name: getattr(spec, name) for name in TargetFields.__struct_fields__},
         id=spec.id or "ep_" + uuid7().replace("-", "")[-16:],
         kind=spec.kind,
         retry=_policy(spec.retry, spec.max_attempts),

@@ -48,6 +48,9 @@ class _NoHeaders(dict[str, str]):
 
     __slots__ = ()
 
+    def __reduce__(self) -> tuple[type[dict[str, str]], tuple[()]]:
+        return dict, ()  # copies and pickles are plain (changeable) empty dicts
+
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("a stored event's headers cannot be changed")
 

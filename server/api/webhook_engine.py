@@ -19,7 +19,8 @@ import time
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from consumers.delivery.engine import AttemptHook, DeliveryEngine
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.kinds import AttemptHook
 from consumers.delivery.model import Endpoint
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery_setup import check_target, start_engine, stream_bounds

@@ -18,10 +18,10 @@ import msgspec
 import pytest
 import websockets
 
-from consumers.delivery.engine import ledger_for
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.machine import DeliveryMachine
 from consumers.delivery.recorder import Recorder
+from consumers.delivery.stores import ledger_for
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, HoldPolicy, NewEvent, Retention
 from tests.server.cli.conftest import eventlog

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from consumers.delivery.engine import DeliveryEngine, ledger_for
+from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Delivery, DeliveryStatus, Endpoint
+from consumers.delivery.stores import ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog
 

@@ -152,7 +152,7 @@ async def test_unreachable_receiver_is_a_retryable_connection_error(
 async def test_private_target_is_refused_at_connect_time_when_not_allowed(
     log: EventLog, receiver: Receiver
 ) -> None:
-    from consumers.delivery.engine import ledger_for
+    from consumers.delivery.stores import ledger_for
     from consumers.webhook import WEBHOOK
 
     strict = DeliveryEngine(log, ledger_for(log), kinds={"webhook": WEBHOOK}, allow_private=False)

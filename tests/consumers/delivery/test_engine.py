@@ -10,10 +10,12 @@ import msgspec
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from consumers.delivery.engine import DeliveryEngine, OutgoingRequest, TargetKind, ledger_for
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.kinds import OutgoingRequest, TargetKind
 from consumers.delivery.ledger import ConsumerAdvance
 from consumers.delivery.model import Endpoint, NewDelivery, new_delivery_id
 from consumers.delivery.retry import RetryPolicy
+from consumers.delivery.stores import ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint, rotate_secret
 from eventlog import Event, EventLog
 from tests.consumers.delivery.calls import claim, enqueue

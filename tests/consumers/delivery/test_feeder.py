@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from consumers.delivery.engine import ledger_for
 from consumers.delivery.feeder import Feeder
 from consumers.delivery.ledger import act
 from consumers.delivery.machine import DeliveryMachine
 from consumers.delivery.recorder import Recorder
+from consumers.delivery.stores import ledger_for
 from consumers.webhook import EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from tests.support import wait_until

@@ -25,12 +25,13 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from consumers.delivery.engine import DeliveryEngine, ledger_for
+from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.feeder import new_delivery
 from consumers.delivery.ledger import ConsumerAdvance
 from consumers.delivery.model import Endpoint
 from consumers.delivery.postgres_ledger import PostgresLedger
 from consumers.delivery.retry import AttemptResult, Classification
+from consumers.delivery.stores import ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from eventlog.storage.postgres import PostgresStorage

@@ -13,7 +13,9 @@ import json
 import time
 from collections import Counter
 
-from consumers.delivery.engine import DeliveryEngine, feeder_lease, ledger_for
+from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.pump import feeder_lease
+from consumers.delivery.stores import ledger_for
 from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog, NewEvent
 from eventlog.storage.leases import leases_for

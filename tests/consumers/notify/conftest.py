@@ -10,8 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from consumers.delivery.engine import DeliveryEngine, ledger_for
+from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Delivery, Endpoint
+from consumers.delivery.stores import ledger_for
 from consumers.notify import NotifySpec, notify_setup
 from consumers.webhook import WEBHOOK, build_endpoint
 from eventlog import EventLog

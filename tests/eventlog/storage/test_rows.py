@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import UTC, datetime
 
 import msgspec
@@ -36,6 +38,10 @@ def test_events_without_headers_share_one_empty_dict_that_refuses_changes() -> N
         plain.headers.update(tenant="acme")
     assert plain.headers == {}
     assert dict(plain.headers) | {"a": "b"} == {"a": "b"}
+    for copied in (copy.copy(plain.headers), pickle.loads(pickle.dumps(plain.headers))):
+        assert type(copied) is dict
+        assert copied == {}
+    assert pickle.loads(pickle.dumps(plain)) == plain
 
 
 def test_a_page_across_commits_gives_each_event_its_commits_time() -> None:
