@@ -205,11 +205,9 @@ class DeliveryEngine:
         stored, so whoever sees the endpoint disabled finds the event."""
         target = origin(endpoint.url)
         logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, target, reason)
-        data = {"endpoint": endpoint.id, "kind": endpoint.kind, "target": target}
+        data = {"endpoint": endpoint.id, "kind": endpoint.kind, "target": target, "reason": reason}
         with contextlib.suppress(EventLogError):
-            await self.log.append(
-                self.system_stream, {**data, "reason": reason}, type="delivery.endpoint.disabled"
-            )
+            await self.log.append(self.system_stream, data, type="delivery.endpoint.disabled")
 
     # -- endpoints ---------------------------------------------------------------
 

@@ -87,7 +87,8 @@ class EndpointPump:
         self._wake = asyncio.Event()
         self._sleeps_until: float | None = None  # the loop's wake-up time
         self._tasks: list[asyncio.Task[None]] = []
-        self._sends: set[asyncio.Task[None]] = set()  # slots: tasks that send
+        #: The slots: tasks that make attempts (the engine gives them a grace at close).
+        self.sends: set[asyncio.Task[None]] = set()
         self._ready: deque[Delivery] = deque()  # Send actions no slot has taken yet
         self._busy = 0  # slots in an attempt
         self._side: set[asyncio.Task[None]] = set()
@@ -129,15 +130,10 @@ class EndpointPump:
             self.machine.attempt_cancelled(self._ready.popleft(), now)
         self.changed()
 
-    @property
-    def sends(self) -> set[asyncio.Task[None]]:
-        """The slots (tasks making attempts)."""
-        return self._sends
-
     async def stop(self) -> None:
         """Stop everything; cancelled attempts go back to pending."""
         self.quiesce()
-        tasks = [*self._tasks, *self._sends]
+        tasks = [*self._tasks, *self.sends]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -172,8 +168,8 @@ class EndpointPump:
                 self._spawn(self.parts.health(self.endpoint, action), self._side)
         # A slot sends deliveries one after another while there are any: no
         # task per delivery on the hot path.
-        while len(self._sends) - self._busy < len(self._ready):
-            self._spawn(self._slot(), self._sends)
+        while len(self.sends) - self._busy < len(self._ready):
+            self._spawn(self._slot(), self.sends)
 
     async def _slot(self) -> None:
         while self._ready:

@@ -249,12 +249,9 @@ def classify(result: AttemptResult, now: float) -> Classification:
         wait, global_limit = retry_after(result, now)
         scope = " (global)" if global_limit else ""
         return Classification("rate_limited", f"Discord 429{scope}", wait)
-    if status in (401, 404, 410):
-        return Classification(
-            "disable", f"Discord answered {status}: {_discord_message(result.body)}"
-        )
-    if status == 400:
-        return Classification(
-            "failed", f"Discord refused the message: {_discord_message(result.body)}"
-        )
+    if status in (400, 401, 404, 410):
+        said = _discord_message(result.body)
+        if status == 400:
+            return Classification("failed", f"Discord refused the message: {said}")
+        return Classification("disable", f"Discord answered {status}: {said}")
     return default_classify(result, now)
