@@ -334,10 +334,13 @@ def _check_sources(declared: list[dict[str, Any]]) -> None:
 def _config_error(text: str, merged: Mapping[str, Any], origin: Mapping[str, str]) -> str:
     """An invalid-configuration message naming where the bad option was set."""
     match = re.search(r" - at `\$\.([A-Za-z_]+)", text)
-    name = match.group(1) if match else None
+    unknown = re.fullmatch(r"Object contains unknown field `([^`]+)`", text)
+    name = match.group(1) if match else unknown.group(1) if unknown else None
     if name is None or name not in origin:
         return f"invalid configuration: {text}"
     hint = " (use true or false)" if "Expected `bool`" in text else ""
+    if unknown:
+        hint = " (no such option; docs/http.md#running-the-server lists them)"
     # The value itself is left out: it may be a secret (a database URL with its
     # password, a chat webhook token).
     return f"invalid configuration: {origin[name]}: {text}{hint}"

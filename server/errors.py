@@ -93,6 +93,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "malformed_json": (400, None),
     "empty_body": (400, None),
     "bad_content_length": (400, None),
+    "malformed_http": (400, None),
     "client_disconnected": (400, None),
     "body_timeout": (408, None),
     "header_timeout": (408, None),

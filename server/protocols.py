@@ -16,6 +16,9 @@ that stopped reading keeps the socket forever. These subclasses add:
   byte, to the end of its headers; past it the connection is closed (408 if
   part of a request arrived).
 * ``idle_timeout``: uvicorn's keep-alive timeout between requests.
+* A request httptools cannot parse (a bad request line, ``Content-Length:
+  abc``) is answered with the API's JSON 400 ``malformed_http``, not uvicorn's
+  plain text.
 * ``max_connections``: open connections (HTTP and WebSocket). One more
   closes the connection that has waited longest without a request in
   progress (idle, or still sending its headers), so a flood of slow or idle
@@ -74,6 +77,13 @@ _TOO_LARGE = _error_response(
 )
 _TIMEOUT = _error_response(
     InvalidInput("request headers did not arrive in time", code="header_timeout")
+)
+_MALFORMED = _error_response(
+    InvalidInput(
+        "the request is not valid HTTP/1.1: its request line or a header "
+        "(e.g. Content-Length) is malformed",
+        code="malformed_http",
+    )
 )
 _BUSY = _error_response(Unavailable("too many open connections", code="too_many_connections"))
 
@@ -161,11 +171,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self.send_400_response("")
 
     def send_400_response(self, msg: str) -> None:
-        if not self._too_large:
-            super().send_400_response(msg)
-            return
+        # uvicorn answers a request httptools cannot parse in text/plain; ours is
+        # the API's JSON error, like every other 4xx.
         self._cancel_timer()
-        self.transport.write(_TOO_LARGE)
+        self.transport.write(_TOO_LARGE if self._too_large else _MALFORMED)
         self.transport.close()
 
     def on_message_begin(self) -> None:

@@ -195,9 +195,7 @@ async def list_deliveries(request: Request, family: Family = WEBHOOKS) -> Respon
     if status is not None and status not in _STATUSES:
         raise InvalidParameter(f"status must be one of {', '.join(_STATUSES)}")
     start = non_negative_int(params, "from", 0)
-    limit = non_negative_int(params, "limit", 100, maximum=1000)
-    if limit < 1:
-        raise InvalidParameter("limit must be from 1 to 1000")
+    limit = non_negative_int(params, "limit", 100, minimum=1, maximum=1000)
     rows = await engine.store.deliveries(
         endpoint.id,
         status=status,  # type: ignore[arg-type]

@@ -4,6 +4,8 @@ One rule for every route: a query parameter given twice is refused (400
 ``invalid_parameter`` naming it) rather than one of the values picked, so a
 client never gets an answer to a question it did not mean
 (:func:`refuse_repeats`, applied to every request by the server's middleware).
+For the same reason the append and read routes refuse a parameter they do not
+take (:func:`refuse_unknown`): ``?expected_ofset=3`` must not append unchecked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "non_negative_int",
     "optional_non_negative_int",
     "refuse_repeats",
+    "refuse_unknown",
     "wait_seconds",
 ]
 
@@ -101,3 +104,16 @@ def refuse_repeats(query_string: bytes) -> None:
         if name in seen:
             raise InvalidParameter(f"query parameter {name[:40]!r} given twice")
         seen.add(name)
+
+
+def refuse_unknown(params: Mapping[str, str], known: tuple[str, ...]) -> None:
+    """Refuse a query parameter that is not one of ``known``.
+
+    Raises:
+        InvalidParameter: 400, naming the first unknown parameter and the known ones.
+    """
+    for name in params:
+        if name not in known:
+            raise InvalidParameter(
+                f"unknown query parameter {name[:40]!r}: this route takes {', '.join(known)}"
+            )

@@ -27,7 +27,12 @@ from eventlog.encoding import utf8_problem
 from eventlog.errors import InvalidInput, InvalidParameter, Unavailable
 from eventlog.repair import repair_page
 from server.api.append_body import apply_idempotency_key, media_type, parse_body
-from server.api.params import non_negative_int, optional_non_negative_int, wait_seconds
+from server.api.params import (
+    non_negative_int,
+    optional_non_negative_int,
+    refuse_unknown,
+    wait_seconds,
+)
 from server.api.schedules import due_of, has_due, schedule_answer
 from server.auth import require
 from server.config import ServerConfig
@@ -40,6 +45,9 @@ __all__ = ["routes"]
 DEFAULT_LIMIT = 100
 CORRELATION_HEADER = "correlation-id"
 CE_TYPES = "application/cloudevents"
+#: The query parameters of an append and of a read; any other is a 400.
+APPEND_PARAMS = ("expected_offset", "deliver_at", "delay")
+READ_PARAMS = ("from", "limit", "wait")
 
 
 class AppendResult(msgspec.Struct, kw_only=True):
@@ -107,11 +115,10 @@ async def append_answer(request: Request) -> tuple[int, bytes]:
     given = request.path_params["stream"]
     stream = authorize(request, "append", given)
     log: EventLog = request.app.state.log
-    expected = (
-        optional_non_negative_int(request.query_params, "expected_offset")
-        if request.scope["query_string"]
-        else None
-    )
+    expected: int | None = None
+    if request.scope["query_string"]:
+        refuse_unknown(request.query_params, APPEND_PARAMS)
+        expected = optional_non_negative_int(request.query_params, "expected_offset")
     content_type, trace, idempotency_key = _append_headers(request.scope["headers"])
     cid: str = request.scope["state"]["correlation_id"]
     base = {CORRELATION_HEADER: cid}
@@ -187,6 +194,7 @@ async def read(request: Request) -> Response:
     log: EventLog = request.app.state.log
     config: ServerConfig = request.app.state.config
     params = request.query_params
+    refuse_unknown(params, READ_PARAMS)
     start = non_negative_int(params, "from", 0)
     limit = non_negative_int(
         params, "limit", DEFAULT_LIMIT, minimum=1, maximum=config.max_read_limit

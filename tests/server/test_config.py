@@ -80,6 +80,14 @@ def test_invalid_config_names_where_the_value_came_from(tmp_path: Path) -> None:
     config.write_text("port = 'high'\n")
     with pytest.raises(ConfigError, match=f"port in {re.escape(str(config))}: "):
         load_config(file=config)
+    config.write_text("prot = 7500\n")  # a typo of port
+    with pytest.raises(ConfigError) as typo:
+        load_config(file=config)
+    assert str(typo.value) == (
+        f"invalid configuration: prot in {config}: Object contains unknown field `prot` "
+        "(no such option; docs/http.md#running-the-server lists them)"
+    )
+    config.write_text("port = 'high'\n")
     with pytest.raises(ConfigError, match="--max-body-bytes: "):  # flags win over the file
         load_config(file=config, flags={"max_body_bytes": "x", "port": 1})
     targets = '{"targets": [{"kind": "discord", "url": "http://chat.test/hooks/tok-hunter2"}]}'

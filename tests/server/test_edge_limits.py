@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import psutil
 import pytest
 
@@ -117,6 +118,33 @@ def test_headers_over_the_limit_are_answered_431(edge_server: ServerProcess) -> 
         answer = _read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert b'"code":"headers_too_large"' in answer
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /api/streams/x/events HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n{}",
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n",
+        b"GET /healthz NOT-HTTP\r\n\r\n",
+    ],
+)
+def test_a_request_that_is_not_valid_http_gets_a_json_400(
+    edge_server: ServerProcess, request_bytes: bytes
+) -> None:
+    with _connect(edge_server) as sock:
+        sock.sendall(request_bytes)
+        answer = _read_until_closed(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"content-type: application/json" in head
+    assert msgspec.json.decode(body) == {
+        "error": {
+            "code": "malformed_http",
+            "message": "the request is not valid HTTP/1.1: its request line or a header "
+            "(e.g. Content-Length) is malformed",
+        }
+    }
+    assert httpx.get(f"{edge_server.url}/healthz").status_code == 200
 
 
 def test_a_64_mib_header_is_refused_quickly_without_memory_growth(

@@ -1,4 +1,5 @@
-"""One rule for repeated query parameters on every route: 400 naming the parameter."""
+"""One rule for repeated query parameters on every route: 400 naming the parameter;
+the append and read routes also refuse a parameter they do not take."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from eventlog.errors import InvalidParameter
-from server.api.params import refuse_repeats
+from server.api.params import refuse_repeats, refuse_unknown
 from server.errors import status_for
 from tests.serverproc import ServerProcess
 
@@ -63,3 +64,36 @@ async def test_a_repeated_query_parameter_is_refused_before_a_websocket_upgrade(
             pass
     assert exc.value.response.status_code == 400
     assert b"query parameter 'batch' given twice" in exc.value.response.body
+
+
+def test_refuse_unknown_names_the_parameter_and_what_the_route_takes() -> None:
+    refuse_unknown({}, ("from", "limit"))
+    refuse_unknown({"limit": "5"}, ("from", "limit"))
+    with pytest.raises(InvalidParameter) as exc:
+        refuse_unknown({"from": "0", "frm": "0"}, ("from", "limit"))
+    assert (status_for(exc.value), exc.value.code) == (400, "invalid_parameter")
+    assert str(exc.value) == "unknown query parameter 'frm': this route takes from, limit"
+
+
+def test_a_misspelt_expected_offset_appends_nothing(shared_server: ServerProcess) -> None:
+    url = shared_server.url + "/api/streams/typo-append/events"
+    assert httpx.post(url, json={"type": "t"}).status_code == 201
+    r = httpx.post(url, params={"expected_ofset": "0"}, json={"type": "t"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {
+        "code": "invalid_parameter",
+        "message": "unknown query parameter 'expected_ofset': "
+        "this route takes expected_offset, deliver_at, delay",
+    }
+    r = httpx.post(url, params={"expected_offset": "1"}, json={"type": "t"})
+    assert r.json()["offsets"] == [1]  # the refused append wrote nothing
+
+
+def test_a_read_with_a_misspelt_parameter_is_refused(shared_server: ServerProcess) -> None:
+    url = shared_server.url + "/api/streams/typo-read/events"
+    r = httpx.get(url, params={"frm": "5"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == (
+        "unknown query parameter 'frm': this route takes from, limit, wait"
+    )
+    assert httpx.get(url, params={"from": "0", "limit": "1", "wait": "0"}).status_code == 200

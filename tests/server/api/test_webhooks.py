@@ -167,6 +167,11 @@ async def test_malformed_requests_get_4xx(api: httpx.AsyncClient, receiver: Rece
     for query in ({"status": "bogus"}, {"limit": "0"}, {"limit": "5000"}, {"from": "-1"}):
         r = await api.get("/api/webhooks/a/deliveries", params=query)
         assert r.status_code == 400, (query, r.text)
+    for limit in ("0", "5000"):  # one range, whichever side a bad limit falls on
+        r = await api.get("/api/webhooks/a/deliveries", params={"limit": limit})
+        assert r.json()["error"]["message"] == (
+            f"query parameter 'limit' must be an integer from 1 to 1000, got '{limit}'"
+        )
     assert (await api.get("/api/webhooks/a/deliveries/msg_nope")).status_code == 404
     assert (await api.get("/api/webhooks/none/deliveries")).status_code == 404
     r = await api.post("/api/webhooks/a/replay", json={"from_time": "2026-01-01T00:00:00"})
