@@ -20,7 +20,7 @@ from starlette.requests import HTTPConnection
 from consumers.firehose import EventFilter, Firehose, Limits, Subscription, SubscriptionEnded
 from consumers.firehose.params import parse_query
 from eventlog import EventLog, OffsetOutOfRange, StreamNotFound
-from server.api.params import refuse_repeats
+from server.api.params import refuse_repeats, refuse_unknown
 from server.config import ServerConfig
 from server.errors import CLOSE_CODES, CLOSE_GONE, CLOSE_SLOW, shown_text, ws_close_code_for
 from server.metrics import metrics_of
@@ -43,6 +43,11 @@ __all__ = [
 ]
 
 DEFAULT_STREAM = "events"
+#: The query parameters of the SSE and WebSocket firehose: a misspelt filter
+#: (``tpyes=``) is a 400, not an unfiltered feed. Browsers' WebSockets cannot
+#: set headers, so the WebSocket also takes its key as ``access_token``.
+SSE_PARAMS = ("from", "types", "key", "batch")
+WS_PARAMS = (*SSE_PARAMS, "access_token")
 
 Transport = Literal["ws", "sse"]
 
@@ -113,6 +118,7 @@ async def prepare(conn: HTTPConnection, stream: str, *, sse: bool) -> FirehoseRe
     stream = authorize(conn, "read", given)
     scope = scope_of(conn)
     refuse_repeats(conn.scope["query_string"])  # the middleware does it for HTTP, not WS
+    refuse_unknown(conn.query_params, SSE_PARAMS if sse else WS_PARAMS)
     query = parse_query(conn.query_params, conn.headers.get("last-event-id") if sse else None)
     log: EventLog = conn.app.state.log
     try:

@@ -4,8 +4,8 @@ One rule for every route: a query parameter given twice is refused (400
 ``invalid_parameter`` naming it) rather than one of the values picked, so a
 client never gets an answer to a question it did not mean
 (:func:`refuse_repeats`, applied to every request by the server's middleware).
-For the same reason the append and read routes refuse a parameter they do not
-take (:func:`refuse_unknown`): ``?expected_ofset=3`` must not append unchecked.
+For the same reason the append, read and firehose routes refuse a parameter they
+do not take (:func:`refuse_unknown`): ``?expected_ofset=3`` must not append unchecked.
 """
 
 from __future__ import annotations

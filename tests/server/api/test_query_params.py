@@ -55,15 +55,20 @@ def test_a_repeated_query_parameter_is_refused_on_every_route(
     }
 
 
-async def test_a_repeated_query_parameter_is_refused_before_a_websocket_upgrade(
-    shared_server: ServerProcess,
-) -> None:
-    url = f"{shared_server.ws_url}/api/streams/q/firehose?batch=1&batch=2"
+async def _refused_upgrade(url: str) -> bytes:
+    """The body of the 400 a WebSocket upgrade to ``url`` is refused with."""
     with pytest.raises(InvalidStatus) as exc:
         async with connect(url):
             pass
     assert exc.value.response.status_code == 400
-    assert b"query parameter 'batch' given twice" in exc.value.response.body
+    return bytes(exc.value.response.body or b"")
+
+
+async def test_a_repeated_query_parameter_is_refused_before_a_websocket_upgrade(
+    shared_server: ServerProcess,
+) -> None:
+    body = await _refused_upgrade(f"{shared_server.ws_url}/api/streams/q/firehose?batch=1&batch=2")
+    assert b"query parameter 'batch' given twice" in body
 
 
 def test_refuse_unknown_names_the_parameter_and_what_the_route_takes() -> None:
@@ -97,3 +102,20 @@ def test_a_read_with_a_misspelt_parameter_is_refused(shared_server: ServerProces
         "unknown query parameter 'frm': this route takes from, limit, wait"
     )
     assert httpx.get(url, params={"from": "0", "limit": "1", "wait": "0"}).status_code == 200
+
+
+def test_a_misspelt_firehose_filter_is_refused(shared_server: ServerProcess) -> None:
+    r = httpx.get(shared_server.url + "/api/streams/events/sse", params={"tpyes": "order.*"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == (
+        "unknown query parameter 'tpyes': this route takes from, types, key, batch"
+    )
+
+
+async def test_a_misspelt_firehose_filter_is_refused_before_a_websocket_upgrade(
+    shared_server: ServerProcess,
+) -> None:
+    body = await _refused_upgrade(f"{shared_server.ws_url}/api/events/firehose?from=0&tpyes=o.*")
+    assert b"unknown query parameter 'tpyes'" in body
+    async with connect(f"{shared_server.ws_url}/api/events/firehose?from=0&access_token=x"):
+        pass  # no keys configured: the token is taken and not needed
