@@ -16,6 +16,7 @@ from consumers.delivery_setup import start_engine
 from consumers.notify.spec import NotificationsConfig
 from consumers.webhook import WEBHOOK, WebhooksConfig
 from eventlog import EventLog
+from eventlog.storage.sqlite import SQLiteStorage
 from tests.consumers.delivery.calls import claim, enqueue, finish
 from tests.consumers.delivery.test_ledger import NOW, done, rows
 from tests.support import wait_until
@@ -115,6 +116,11 @@ async def test_engine_prunes_at_start_and_in_chunks(
             # 30 days before the clock, 3 rows a transaction until a pass comes short
             assert passes == [(NOW + DAY, 3, 3), (NOW + DAY, 3, 3), (NOW + DAY, 3, 1)]
             assert [d.offset for d in await store.deliveries("ep")] == [7]
+            assert isinstance(log.storage, SQLiteStorage)
+            attempts = await log.storage.query(
+                lambda c: c.execute("SELECT delivery_id FROM webhook_attempts").fetchall()
+            )
+            assert attempts == [((await store.deliveries("ep"))[0].id,)]  # the kept row's only
         finally:
             await engine.close()
 
