@@ -66,6 +66,7 @@ async def start_engine(
         allow_private=webhooks.allow_private_targets,
         system_stream=webhooks.system_stream,
         on_attempt=on_attempt,
+        keep_history=webhooks.keep_history,
     )
     await engine.start()
     try:

@@ -175,6 +175,13 @@ class LedgerStore(Protocol):
         transaction; returns its result (see :mod:`consumers.delivery.rewrite`)."""
         ...
 
+    async def prune(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` finished deliveries (a status in
+        :data:`~consumers.delivery.model.FINISHED`) last updated before ``before``,
+        with their attempts, in one transaction; returns how many. Pending and
+        in-flight rows are never touched; several processes may prune at once."""
+        ...
+
 
 async def act(
     store: LedgerStore, endpoint_id: str, delivery_id: str, action: str, now: float

@@ -16,6 +16,7 @@ from consumers.delivery.ledger import (
 )
 from consumers.delivery.machine_rules import Claimed, apply_finished, release, select_claimable
 from consumers.delivery.model import (
+    FINISHED,
     Attempt,
     Delivery,
     DeliveryStatus,
@@ -180,6 +181,18 @@ class MemoryLedger:
             if d.status in ("pending", "in_flight"):
                 created.setdefault((d.endpoint_id, d.status), []).append(d.created)
         return counts_from_rows((e, status, len(c), min(c)) for (e, status), c in created.items())
+
+    async def prune(self, before: float, limit: int) -> int:
+        old = sorted(
+            (d for d in self._rows.values() if d.status in FINISHED and d.updated < before),
+            key=lambda d: d.updated,
+        )[:limit]
+        for d in old:
+            del self._rows[d.id]
+            self._attempts.pop(d.id, None)
+            if not d.replay:  # as the SQL ledgers' unique index: gone with the row
+                self._live.discard((d.endpoint_id, d.stream, d.offset))
+        return len(old)
 
     async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
         if pick.ids is not None:

@@ -13,6 +13,7 @@ from consumers.delivery.retry import RetryPolicy
 from eventlog.ids import uuid7
 
 __all__ = [
+    "FINISHED",
     "Attempt",
     "Delivery",
     "DeliveryStatus",
@@ -27,6 +28,9 @@ __all__ = [
 
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed"]
 Ordering = Literal["concurrent", "ordered", "per-key"]
+#: The final statuses: a row in one of them is history, never claimed again
+#: unless an operator retries it (and pruned ``keep_history`` seconds after).
+FINISHED: tuple[DeliveryStatus, ...] = ("delivered", "failed")
 
 DEFAULT_DISABLE_AFTER = 5 * 86400.0
 

@@ -64,7 +64,7 @@ from consumers.delivery.ledger import Enqueue
 from consumers.delivery.machine_rules import due_first
 from consumers.delivery.model import Delivery, Finished
 from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt, each
-from consumers.delivery.sql_schema import COLUMNS, delivery_from_row, tables
+from consumers.delivery.sql_schema import COLUMNS, delivery_from_row, finished_index, tables
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import PostgresTables
 from eventlog.storage.leases import Lease
@@ -90,6 +90,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX webhook_deliveries_claims ON {s}.webhook_deliveries (claimed_by) "
         "WHERE status = 'in_flight'"
     ],
+    finished_index("{s}."),
 ]
 
 #: The component's tables, as ``eventlog migrate`` copies them.

@@ -42,6 +42,7 @@ from consumers.delivery.rewrite import Decide, Pick
 from consumers.delivery.sql_schema import (
     ATTEMPT_COLUMNS,
     COLUMNS,
+    IS_FINISHED,
     attempt_from_row,
     delivery_from_row,
 )
@@ -353,6 +354,30 @@ class SQLLedger(ABC):
         if any(r.status == "pending" for r in decision.rows):
             yield from each(self._notify([Pending(endpoint_id)]))
         return decision.result
+
+    # -- history -----------------------------------------------------------------
+
+    async def prune(self, before: float, limit: int) -> int:
+        return await self._run(self._prune(before, limit), "prune deliveries")
+
+    def _prune(self, before: float, limit: int) -> Plan[int]:
+        t = self._d.tables
+        # The outer condition again: on PostgreSQL an operator's retry may take a
+        # picked row out of history before the delete locks it.
+        old = f"{IS_FINISHED} AND updated < ?"
+        gone = yield Stmt(
+            f"DELETE FROM {t}webhook_deliveries WHERE seq IN (SELECT seq FROM "
+            f"{t}webhook_deliveries WHERE {old} ORDER BY updated LIMIT ?) AND {old} RETURNING id",
+            (before, limit, before),
+        )
+        ids = [r[0] for r in gone]
+        for part in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
+            yield Stmt(
+                f"DELETE FROM {t}webhook_attempts WHERE delivery_id IN "
+                f"({', '.join('?' * len(part))})",
+                part,
+            )
+        return len(ids)
 
 
 def each(stmts: Iterable[Stmt]) -> Plan[list[list[Any]]]:

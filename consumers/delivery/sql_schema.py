@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.delivery.model import Attempt, Delivery
+from consumers.delivery.model import FINISHED, Attempt, Delivery
 
 __all__ = [
     "ATTEMPT_COLUMNS",
     "ATTEMPT_FIELDS",
     "COLUMNS",
     "DELIVERY_FIELDS",
+    "IS_FINISHED",
     "attempt_from_row",
     "delivery_from_row",
+    "finished_index",
     "tables",
 ]
 
@@ -32,6 +34,8 @@ COLUMNS = ", ".join(
 #: The attempt columns both SQL ledgers select (:class:`Attempt`'s fields but the delivery id).
 ATTEMPT_FIELDS = Attempt.__struct_fields__[1:]
 ATTEMPT_COLUMNS = ", ".join(ATTEMPT_FIELDS)
+#: The condition of a finished row (the prune's, and its index's: the same words).
+IS_FINISHED = "status IN (" + ", ".join(f"'{s}'" for s in FINISHED) + ")"
 
 _TABLES = [
     "CREATE TABLE {t}webhook_endpoints (id text PRIMARY KEY, doc {blob} NOT NULL){rowid}",
@@ -82,6 +86,16 @@ def tables(**words: str) -> list[str]:
     ``real``, ``blob``: type names; ``rowid``: after a keyed table;
     ``claimed_by``: after the last delivery column)."""
     return [sql.format(**words) for sql in _TABLES]
+
+
+def finished_index(t: str) -> list[str]:
+    """A later migration step of both SQL ledgers: the index that finds finished rows
+    by age for the prune (:meth:`~consumers.delivery.ledger.LedgerStore.prune`)
+    without reading every row; ``t`` as in :func:`tables`."""
+    return [
+        f"CREATE INDEX webhook_deliveries_finished ON {t}webhook_deliveries (updated) "
+        f"WHERE {IS_FINISHED}"
+    ]
 
 
 def delivery_from_row(r: Any) -> Delivery:

@@ -20,7 +20,7 @@ import msgspec
 from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
 from consumers.delivery.model import Delivery, Finished
 from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt
-from consumers.delivery.sql_schema import DELIVERY_FIELDS, tables
+from consumers.delivery.sql_schema import DELIVERY_FIELDS, finished_index, tables
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
@@ -38,7 +38,8 @@ MIGRATIONS: list[list[str]] = [
         blob="BLOB",
         rowid=" WITHOUT ROWID",
         claimed_by="",
-    )
+    ),
+    finished_index(""),
 ]
 
 #: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the

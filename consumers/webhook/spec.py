@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import msgspec
 
+from consumers.delivery.engine import KEEP_HISTORY
 from consumers.delivery.model import Endpoint, SecretEntry, TargetFields
 from consumers.delivery.retry import RetryPolicy
 from consumers.delivery.signing import decode_secret, generate_secret
@@ -149,11 +150,14 @@ class WebhooksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         endpoints: Endpoints declared in the file (``[[webhooks.endpoints]]``,
             each with an ``id``); created or updated at start-up, read-only
             through the API.
+        keep_history: Seconds a finished delivery (and a shared consumer's
+            acked row) is kept with its attempts: more than 0, at most 10 years.
     """
 
     enabled: bool = True
     allow_private_targets: bool = False
     system_stream: str = "system"
+    keep_history: Annotated[float, msgspec.Meta(gt=0, le=10 * 365 * 86400)] = KEEP_HISTORY
     endpoints: list[EndpointSpec] = []
 
     def __post_init__(self) -> None:

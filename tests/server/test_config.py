@@ -106,3 +106,18 @@ def test_bad_config_file_and_env_json_are_config_errors(tmp_path: Path) -> None:
         load_config(file=bad)
     with pytest.raises(ConfigError, match="must be JSON"):
         env_layer({"EVENTLOG_API_KEYS": "[{"})
+
+
+@pytest.mark.parametrize("value", ["0", "-60", "'a week'", "315360001"])
+def test_bad_keep_history_names_its_path(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "eventlog.toml"
+    config.write_text(f"[webhooks]\nkeep_history = {value}\n")
+    with pytest.raises(ConfigError, match=r"webhooks in .*at `\$\.webhooks\.keep_history`"):
+        load_config(file=config)
+
+
+def test_keep_history_defaults_to_30_days_and_is_read_from_the_file(tmp_path: Path) -> None:
+    assert load_config().webhooks.keep_history == 30 * 86400
+    config = tmp_path / "eventlog.toml"
+    config.write_text("[webhooks]\nkeep_history = 604800\n")
+    assert load_config(file=config).webhooks.keep_history == 604800.0

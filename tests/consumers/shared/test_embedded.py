@@ -257,3 +257,24 @@ async def test_events_retention_removed_before_any_claim_are_skipped_and_said(
     notices = [e for e in await sqlite_log.read("system", 0) if e.type == "consumer.truncated"]
     assert len(notices) == 1
     assert b'"consumer":"c"' in bytes(notices[0].data)
+
+
+async def test_pruning_acked_rows_keeps_the_ack_floor_the_counts_and_the_claims(
+    any_log: EventLog, shared: SharedConsumers, clock: Clock
+) -> None:
+    await append(any_log, 6)
+    mailer = await shared.declare("mailer", SharedSpec(stream="orders"))
+    first = await mailer.claim("w1", max=3)
+    assert await mailer.ack("w1", [c.id for c in first[1:]]) == 2  # 0 stays claimed
+    (third,) = await mailer.claim("w2", max=1)
+    assert await mailer.ack("w2", [third.id]) == 1
+    before = await mailer.info()
+    assert (before.ack_floor, before.claimed) == (0, 1)
+    clock.now += 1
+    assert await shared.ledger.prune(clock.now, 100) == 3  # the acked rows: 1, 2, 3
+    clock.now -= 1
+    assert await mailer.info() == before
+    assert await mailer.ack("w1", [first[0].id]) == 1
+    assert (await mailer.info()).ack_floor == 4
+    assert await any_log.committed_offset("mailer", "orders") == 4
+    assert [c.offset for c in await mailer.claim("w3", max=10)] == [4, 5]  # none again
