@@ -94,6 +94,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "empty_body": (400, None),
     "bad_content_length": (400, None),
     "malformed_http": (400, None),
+    "malformed_body": (400, None),
     "client_disconnected": (400, None),
     "body_timeout": (408, None),
     "header_timeout": (408, None),
@@ -101,6 +102,7 @@ ERRORS: dict[str, tuple[int, int | None]] = {
     "body_too_large": (413, None),
     "payload_too_large": (413, None),
     "unsupported_media_type": (415, None),
+    "unsupported_encoding": (415, None),
     # NotFound
     "not_found": (404, None),
     "stream_not_found": (404, None),

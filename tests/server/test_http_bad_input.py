@@ -4,9 +4,11 @@ limit and a 1 s body timeout (see ``shared_server``)."""
 
 from __future__ import annotations
 
+import gzip
 import socket
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 
 import httpx
@@ -307,3 +309,64 @@ def test_absurdly_deep_json_is_400_not_500(client: httpx.Client) -> None:
     error = _assert_error(r, 400, "malformed_json")
     assert "nested too deeply" in error["message"]
     _assert_untouched(client, stream)
+
+
+# -- compressed bodies (Content-Encoding) ---------------------------------------------
+
+
+def _post_encoded(client: httpx.Client, stream: str, body: bytes, coding: str) -> httpx.Response:
+    headers = {"content-type": JSON, "content-encoding": coding}
+    return client.post(URL.format(stream), content=body, headers=headers)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "GZip", "identity"])
+def test_a_compressed_body_is_appended_as_its_inflated_json(
+    client: httpx.Client, coding: str
+) -> None:
+    s = _stream()
+    raw = b'[{"type": "a", "data": {"n": 1}}, {"type": "b", "data": "' + b"x" * 5000 + b'"}]'
+    body = {
+        "gzip": gzip.compress(raw),
+        "GZip": gzip.compress(raw),
+        "deflate": zlib.compress(raw),
+        "identity": raw,
+    }[coding]
+    r = _post_encoded(client, s, body, coding)
+    assert r.status_code == 201, r.text
+    assert r.json()["offsets"] == [0, 1]
+    events = client.get(URL.format(s)).json()["events"]
+    assert [(e["type"], e["data"]) for e in events] == [("a", {"n": 1}), ("b", "x" * 5000)]
+
+
+def test_a_coding_other_than_gzip_or_deflate_is_415(client: httpx.Client) -> None:
+    s = _stream()
+    r = _post_encoded(client, s, b'{"type": "a"}', "br")
+    assert "gzip" in _assert_error(r, 415, "unsupported_encoding")["message"]
+    _assert_untouched(client, s)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"type": "a"}',  # not compressed at all
+        gzip.compress(b'{"type": "a", "data": 1}')[:-12],  # cut short
+        gzip.compress(b'{"type": "a"}') + b"trailing",  # data after the end
+    ],
+    ids=["plain", "truncated", "trailing"],
+)
+def test_a_body_that_does_not_inflate_is_400(client: httpx.Client, body: bytes) -> None:
+    s = _stream()
+    r = _post_encoded(client, s, body, "gzip")
+    assert "gzip" in _assert_error(r, 400, "malformed_body")["message"]
+    _assert_untouched(client, s)
+
+
+def test_a_small_body_inflating_past_the_limit_is_413(client: httpx.Client) -> None:
+    """A 64 KiB limit, and 4 MiB of JSON that gzip makes ~4 KiB: refused once the
+    inflated bytes pass the limit, without inflating the rest."""
+    s = _stream()
+    bomb = gzip.compress(b'{"type": "a", "data": "' + b"x" * (4 << 20) + b'"}')
+    assert len(bomb) < 64 << 10
+    r = _post_encoded(client, s, bomb, "gzip")
+    assert "inflated" in _assert_error(r, 413, "body_too_large")["message"]
+    _assert_untouched(client, s)
