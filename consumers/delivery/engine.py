@@ -18,10 +18,8 @@ enqueues and endpoint changes, and the sweep that takes back a dead
 process's claims, arrive through :mod:`consumers.delivery.cluster`.
 
 Delivery history: finished rows (``delivered``, ``failed``) and their
-attempts are deleted ``keep_history`` seconds after they finished, at start
-and then every minute, :data:`PRUNE_CHUNK` rows per transaction so a large
-backlog never holds the database long (on PostgreSQL every process prunes;
-they only delete the same rows).
+attempts are deleted ``keep_history`` seconds after they finished
+(:mod:`consumers.delivery.history`).
 
 Endpoints are isolated (own tasks, a timeout on every attempt). At start-up
 :meth:`LedgerStore.recover` returns ``in_flight`` rows left by a crash to
@@ -48,6 +46,7 @@ import msgspec
 
 from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.feeder import Feeder
+from consumers.delivery.history import KEEP_HISTORY, Pruner
 from consumers.delivery.kinds import AttemptHook, TargetKind, origin
 from consumers.delivery.ledger import Enqueue, LedgerStore, act
 from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
@@ -59,15 +58,9 @@ from consumers.delivery.sender import Sender
 from eventlog import EventLog
 from eventlog.errors import EventLogError, InvalidInput
 
-__all__ = ["KEEP_HISTORY", "PRUNE_CHUNK", "DeliveryEngine"]
+__all__ = ["KEEP_HISTORY", "DeliveryEngine"]
 
 logger = logging.getLogger("eventlog.delivery")
-
-#: Seconds a finished delivery is kept (30 days) unless told otherwise.
-KEEP_HISTORY = 30 * 86400.0
-#: Finished rows deleted per transaction, and seconds between prunes (at most).
-PRUNE_CHUNK = 5000
-PRUNE_EVERY = 60.0
 
 
 class DeliveryEngine:
@@ -109,8 +102,7 @@ class DeliveryEngine:
         lease_retry: float = 1.0,
         keep_history: float = KEEP_HISTORY,
     ) -> None:
-        if not keep_history > 0:
-            raise ValueError("keep_history must be a positive number of seconds")
+        self._pruner = Pruner(store, keep_history, clock)
         self.log = log
         self.store = store
         self.kinds = kinds
@@ -118,8 +110,6 @@ class DeliveryEngine:
         self.system_stream = system_stream
         self.max_backlog = max_backlog
         self.clock = clock
-        self.keep_history = keep_history
-        self._pruner: asyncio.Task[None] | None = None
         self._pumps: dict[str, EndpointPump] = {}
         self._recorder = recorder = Recorder(store, clock)
         self._parts = PumpParts(
@@ -155,7 +145,7 @@ class DeliveryEngine:
         for endpoint in await self.store.endpoints():
             await self._start_pump(endpoint)
         await self._cluster.start()
-        self._pruner = asyncio.create_task(self._prune_every(min(PRUNE_EVERY, self.keep_history)))
+        self._pruner.start()
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop every pump and flush the ledger.
@@ -167,10 +157,7 @@ class DeliveryEngine:
         if not self._started:
             return
         self._started = False
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
+        await self._pruner.stop()
         await self._cluster.close()
         for pump in self._pumps.values():
             pump.quiesce()
@@ -198,22 +185,15 @@ class DeliveryEngine:
         if pump is not None:
             await pump.stop()
 
+    @property
+    def keep_history(self) -> float:
+        """Seconds a finished delivery and its attempts are kept."""
+        return self._pruner.keep_history
+
     async def prune(self) -> int:
         """Delete the deliveries that finished over ``keep_history`` seconds ago,
-        with their attempts, :data:`PRUNE_CHUNK` per transaction; returns how many."""
-        before, total = self.clock() - self.keep_history, 0
-        while (n := await self.store.prune(before, PRUNE_CHUNK)) == PRUNE_CHUNK:
-            total += n
-        return total + n
-
-    async def _prune_every(self, period: float) -> None:
-        while True:
-            try:
-                if pruned := await self.prune():
-                    logger.info("pruned %d finished deliveries", pruned)
-            except EventLogError as exc:  # the next round tries again
-                logger.warning("could not prune finished deliveries: %s", exc)
-            await asyncio.sleep(period)
+        with their attempts; returns how many."""
+        return await self._pruner.prune()
 
     def feeding(self) -> set[str]:
         """Ids of the endpoints whose feeder runs in this process (holds the lease)."""

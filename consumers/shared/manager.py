@@ -22,6 +22,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from consumers.delivery.history import KEEP_HISTORY, Pruner
 from consumers.delivery.ledger import LedgerStore
 from consumers.delivery.stores import ledger_for
 from consumers.shared.consumer import SharedConsumer, Tuning
@@ -49,6 +50,9 @@ class SharedConsumers:
         poll: Longest wait between looks at the ledger during a long-poll
             (acks in other processes are not announced).
         closing: Set to end every long-poll (a server's shutdown); :meth:`close` sets it.
+        keep_history: Seconds an acked (or parked) claim's row is kept. Pruned
+            here only on a ledger of its own; the webhook engine prunes the
+            ledger it shares (:mod:`consumers.delivery.history`).
     """
 
     def __init__(
@@ -61,9 +65,12 @@ class SharedConsumers:
         page: int = 500,
         poll: float = 0.5,
         closing: asyncio.Event | None = None,
+        keep_history: float = KEEP_HISTORY,
     ) -> None:
         self.log = log
         self.ledger = ledger if ledger is not None else ledger_for(log)
+        pruner = Pruner(self.ledger, keep_history, clock)
+        self._pruner = pruner if ledger is None else None
         self.specs = spec_store_for(log)
         self.closing = closing if closing is not None else asyncio.Event()
         self.tuning = Tuning(clock, self.closing, window, page, poll)
@@ -76,10 +83,14 @@ class SharedConsumers:
             await self.ledger.open()
             await self.specs.open()
             self._opened = True
+            if self._pruner is not None:
+                self._pruner.start()
 
     def close(self) -> None:
-        """End every long-poll now (shutdown)."""
+        """End every long-poll now, and the pruning of a ledger of its own (shutdown)."""
         self.closing.set()
+        if self._pruner is not None:
+            self._pruner.cancel()
 
     async def declare(self, name: str, spec: SharedSpec) -> SharedConsumer:
         """Create a shared consumer, or change one (idempotent for the same spec).

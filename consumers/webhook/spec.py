@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Self
 
 import msgspec
 
-from consumers.delivery.engine import KEEP_HISTORY
+from consumers.delivery.history import KEEP_HISTORY
 from consumers.delivery.model import Endpoint, SecretEntry, TargetFields
 from consumers.delivery.retry import RetryPolicy
 from consumers.delivery.signing import decode_secret, generate_secret

@@ -130,6 +130,7 @@ async def shared_consumers(app: Starlette) -> SharedConsumers:
                     state.log,
                     None if engine is None else engine.store,
                     closing=state.stopping,
+                    keep_history=state.config.webhooks.keep_history,
                 )
                 await shared.open()
                 state.shared = shared

@@ -94,7 +94,7 @@ async def test_a_retried_row_leaves_history_and_is_kept(ledger: LedgerStore) -> 
 async def test_engine_prunes_at_start_and_in_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("consumers.delivery.engine.PRUNE_CHUNK", 3)
+    monkeypatch.setattr("consumers.delivery.history.PRUNE_CHUNK", 3)
     async with EventLog.open(tmp_path / "events.db") as log:
         store = ledger_for(log)
         await store.open()

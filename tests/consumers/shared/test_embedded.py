@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
@@ -18,7 +19,7 @@ from consumers.shared import (
 from eventlog import EventLog, Retention
 from eventlog.errors import ConsumerNotFound, InvalidInput
 from eventlog.holds import HoldPolicy
-from tests.support import scaled
+from tests.support import scaled, wait_until
 
 
 class Clock:
@@ -37,10 +38,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def shared(any_log: EventLog, clock: Clock) -> SharedConsumers:
+async def shared(any_log: EventLog, clock: Clock) -> AsyncIterator[SharedConsumers]:
     consumers = SharedConsumers(any_log, clock=clock, poll=0.05)
     await consumers.open()
-    return consumers
+    yield consumers
+    consumers.close()
 
 
 async def append(log: EventLog, n: int, key: str | None = None, stream: str = "orders") -> None:
@@ -278,3 +280,32 @@ async def test_pruning_acked_rows_keeps_the_ack_floor_the_counts_and_the_claims(
     assert (await mailer.info()).ack_floor == 4
     assert await any_log.committed_offset("mailer", "orders") == 4
     assert [c.offset for c in await mailer.claim("w3", max=10)] == [4, 5]  # none again
+
+
+async def test_on_a_ledger_of_their_own_acked_rows_go_after_keep_history(
+    any_log: EventLog,
+) -> None:
+    """Without a webhook engine to share a ledger with (``[webhooks] enabled = false``,
+    or embedded on their own), shared consumers prune their finished rows themselves."""
+    shared = SharedConsumers(any_log, poll=0.05, keep_history=0.3)
+    await shared.open()
+    try:
+        await append(any_log, 3)
+        mailer = await shared.declare("mailer", SharedSpec(stream="orders"))
+        claims = await mailer.claim("w1", max=3)
+        assert await mailer.ack("w1", [c.id for c in claims[1:]]) == 2
+
+        async def left() -> list[tuple[int, str]]:
+            rows = await shared.ledger.deliveries("shared:mailer")
+            return [(d.offset, d.status) for d in rows]
+
+        await wait_until(lambda: _is(left(), [(0, "in_flight")]), what="the acked rows pruned")
+        assert (await mailer.info()).claimed == 1
+        assert await mailer.ack("w1", [claims[0].id]) == 1
+        assert await any_log.committed_offset("mailer", "orders") == 3
+    finally:
+        shared.close()
+
+
+async def _is(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
