@@ -22,6 +22,7 @@ from eventlog import EventLog
 from eventlog.sealed import SecretBox
 from server import consumer_runtime
 from server.api import all_routes, streams, webhook_engine
+from server.api.shared_consumers import close_shared_consumers
 from server.auth import Authenticator
 from server.config import ServerConfig
 from server.errors import HANDLED, handle_error
@@ -82,6 +83,7 @@ def create_app(
         finally:
             app.state.ready = False
             app.state.stopping.set()
+            close_shared_consumers(app)
             await _stop_sources(app)
             await consumer_runtime.stop(app)
             await webhook_engine.stop(app)

@@ -53,6 +53,7 @@ __all__ = [
     "ClaimRequest",
     "NackRequest",
     "SettleRequest",
+    "close_shared_consumers",
     "openapi_paths",
     "routes",
     "shared_consumers",
@@ -135,6 +136,13 @@ async def shared_consumers(app: Starlette) -> SharedConsumers:
                 await shared.open()
                 state.shared = shared
     return shared
+
+
+def close_shared_consumers(app: Starlette) -> None:
+    """End the app's shared consumers' long-polls and pruning (shutdown), if any were made."""
+    shared: SharedConsumers | None = getattr(app.state, "shared", None)
+    if shared is not None:
+        shared.close()
 
 
 def _name(request: Request) -> str:

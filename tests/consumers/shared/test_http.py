@@ -6,6 +6,7 @@ import itertools
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serverproc import ServerFailed
+from tests.serverproc import ServerFailed, ServerProcess
 from tests.serverthread import ServerThread
+from tests.support import wait_until_sync
 
 WORKER_SH = Path(__file__).resolve().parents[3] / "docs" / "examples" / "worker.sh"
 
@@ -329,3 +331,29 @@ def test_the_shell_worker_of_the_docs_processes_and_acks_every_event(
         os.killpg(worker.pid, signal.SIGKILL)
     out, _ = worker.communicate()
     assert out.splitlines() == [f'[{i},null,{{"i":{i}}}]' for i in range(3)]
+
+
+def test_without_webhooks_the_server_prunes_acked_rows_and_stops_cleanly(tmp_path: Path) -> None:
+    """``[webhooks] enabled = false``: the shared consumers have the ledger to themselves,
+    prune it after ``keep_history``, and stop pruning when the server stops."""
+    config = tmp_path / "eventlog.toml"
+    config.write_text("[webhooks]\nenabled = false\nkeep_history = 0.5\n")
+    db = tmp_path / "events.db"
+
+    def left() -> list[tuple[int, str]]:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute(
+                'SELECT "offset", status FROM webhook_deliveries '
+                "WHERE endpoint_id = 'shared:mailer' ORDER BY 1"
+            ).fetchall()
+
+    with ServerProcess.start(db, extra_args=["--config", str(config)]) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as api:
+            append(api, 3)
+            declare(api)
+            ids = [c["id"] for c in claim(api, "w1", max=3)]
+            acked = api.post("/api/consumers/mailer/ack", json={"worker": "w1", "claims": ids[1:]})
+            assert acked.is_success, acked.text
+            wait_until_sync(lambda: left() == [(0, "in_flight")], what="acked rows pruned")
+        assert server.stop() == 0
+        assert "Traceback" not in server.output(), server.output()
