@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterator
 
 import httpx
+import msgspec
 import pytest
 
 from tests.serverthread import ServerThread
@@ -314,7 +315,9 @@ def test_absurdly_deep_json_is_400_not_500(client: httpx.Client) -> None:
 # -- compressed bodies (Content-Encoding) ---------------------------------------------
 
 
-def _post_encoded(client: httpx.Client, stream: str, body: bytes, coding: str) -> httpx.Response:
+def _post_encoded(
+    client: httpx.Client, stream: str, body: bytes | Iterator[bytes], coding: str
+) -> httpx.Response:
     headers = {"content-type": JSON, "content-encoding": coding}
     return client.post(URL.format(stream), content=body, headers=headers)
 
@@ -336,6 +339,18 @@ def test_a_compressed_body_is_appended_as_its_inflated_json(
     assert r.json()["offsets"] == [0, 1]
     events = client.get(URL.format(s)).json()["events"]
     assert [(e["type"], e["data"]) for e in events] == [("a", {"n": 1}), ("b", "x" * 5000)]
+
+
+def test_a_chunked_gzip_body_is_inflated_across_its_chunks(client: httpx.Client) -> None:
+    s = _stream()
+    batch = [{"type": "t", "data": {"i": i, "pad": "y" * 100}} for i in range(200)]
+    packed = gzip.compress(msgspec.json.encode(batch))
+    pieces = (packed[i : i + 1000] for i in range(0, len(packed), 1000))  # sent chunked
+    r = _post_encoded(client, s, pieces, "gzip")
+    assert r.status_code == 201, r.text
+    assert r.json()["written"] == 200
+    events = client.get(URL.format(s), params={"limit": 1000}).json()["events"]
+    assert [e["data"] for e in events] == [b["data"] for b in batch]
 
 
 def test_a_coding_other_than_gzip_or_deflate_is_415(client: httpx.Client) -> None:
