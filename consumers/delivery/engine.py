@@ -56,8 +56,6 @@ class DeliveryEngine:
         sender: The HTTP sender (a new one, with ``allow_private``, by default).
         allow_private: Allow non-global target addresses.
         system_stream: Where ``delivery.endpoint.disabled`` events go.
-        feed_page: Events the feeder reads per transaction.
-        max_backlog: Unfinished deliveries per endpoint before its feeder pauses.
         on_attempt: Optional hook called after every attempt (metrics).
         clock: Seconds since the epoch (tests may pass their own).
         rand: Uniform [0, 1) numbers for the retry jitter.
@@ -77,8 +75,6 @@ class DeliveryEngine:
         sender: Sender | None = None,
         allow_private: bool = False,
         system_stream: str = "system",
-        feed_page: int = 500,
-        max_backlog: int = 10_000,
         on_attempt: AttemptHook | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -91,12 +87,11 @@ class DeliveryEngine:
         self.kinds = kinds
         self.sender = sender or Sender(allow_private=allow_private)
         self.system_stream = system_stream
-        self.max_backlog = max_backlog
         self.clock = clock
         self._pumps: dict[str, EndpointPump] = {}
         self._recorder = recorder = Recorder(store, clock)
         self._parts = PumpParts(
-            feeder=Feeder(log, store, recorder, page=feed_page, clock=clock),
+            feeder=Feeder(log, store, recorder, clock=clock),
             recorder=self._recorder,
             sender=self.sender,
             leases=log.leases,
@@ -109,8 +104,6 @@ class DeliveryEngine:
         self._lock = asyncio.Lock()
         self._cluster = ClusterWatch(store.shared, self, period=lease_retry, clock=clock)
         self._started = False
-
-    # -- life cycle ------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the ledger, return crashed ``in_flight`` rows to pending, start the pumps."""
@@ -129,12 +122,9 @@ class DeliveryEngine:
         self._pruner.start()
 
     async def close(self, grace: float = 5.0) -> None:
-        """Stop every pump and flush the ledger.
-
-        Attempts in progress get up to ``grace`` seconds to finish (so a
-        graceful shutdown does not resend them); claimed deliveries not yet
-        sent, and attempts still running after the grace, go back to pending.
-        """
+        """Stop every pump and flush the ledger. Attempts in progress get up to ``grace``
+        seconds to finish; claimed rows not sent, and attempts still running, go back to
+        pending."""
         if not self._started:
             return
         self._started = False
@@ -157,7 +147,7 @@ class DeliveryEngine:
         if not self._started or not endpoint.enabled or kind is None:
             return
         unfinished = await self._parts.feeder.unfinished(endpoint.id)
-        machine = DeliveryMachine(endpoint, unfinished=unfinished, max_backlog=self.max_backlog)
+        machine = DeliveryMachine(endpoint, unfinished=unfinished)
         self._pumps[endpoint.id] = pump = EndpointPump(machine, kind, self._parts)
         pump.start()
 
@@ -174,8 +164,6 @@ class DeliveryEngine:
     def feeding(self) -> set[str]:
         """Ids of the endpoints whose feeder runs in this process (holds the lease)."""
         return {endpoint_id for endpoint_id, pump in self._pumps.items() if pump.feeding}
-
-    # -- health ------------------------------------------------------------------
 
     async def _health(self, endpoint: Endpoint, action: SetHealth | Disable) -> None:
         """Store a machine's failure streak, or its disable (the pump stops)."""
@@ -202,8 +190,6 @@ class DeliveryEngine:
         data = {"endpoint": endpoint.id, "kind": endpoint.kind, "target": target, "reason": reason}
         with contextlib.suppress(EventLogError):
             await self.log.append(self.system_stream, data, type="delivery.endpoint.disabled")
-
-    # -- endpoints ---------------------------------------------------------------
 
     def validate(self, endpoint: Endpoint) -> None:
         """Check an endpoint against its kind (unknown kind, bad options).
@@ -260,8 +246,6 @@ class DeliveryEngine:
         if pump is not None:
             tell(pump.machine)
             pump.changed()
-
-    # -- operator actions --------------------------------------------------------
 
     async def act(self, endpoint_id: str, delivery_id: str, action: str) -> Delivery | None:
         """``retry`` or ``skip`` one delivery (see

@@ -43,8 +43,8 @@ class Feeder:
         log: The open log.
         store: The ledger.
         recorder: Where enqueues are written (the engine's group commit).
-        page: Events read (and enqueued) per transaction.
         clock: Seconds since the epoch.
+        page: Events read (and enqueued) per transaction.
         backlog_recheck: Seconds between re-reads of the unfinished count while paused.
     """
 
@@ -54,8 +54,8 @@ class Feeder:
         store: LedgerStore,
         recorder: Recorder,
         *,
-        page: int,
         clock: Callable[[], float],
+        page: int = 500,
         backlog_recheck: float = 1.0,
     ) -> None:
         self.log = log
