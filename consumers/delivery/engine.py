@@ -1,18 +1,14 @@
 """The delivery engine: the endpoints and their pumps, for webhooks and notifications.
 
-Each enabled endpoint has a :class:`~consumers.delivery.machine.DeliveryMachine`
-(its state and decisions) run by an :class:`~consumers.delivery.pump.EndpointPump`
-(claims, sends, and the feeder); one :class:`~consumers.delivery.recorder.Recorder`
-group-commits every outcome. This module owns start-up (``in_flight`` rows left by
-a crash go back to ``pending``: at-least-once, same ``webhook-id``), shutdown (a
-grace for attempts in progress), endpoint changes, health (a failure streak;
-disabling, with a ``delivery.endpoint.disabled`` event on the system stream),
-operator actions and replays.
-
-On PostgreSQL every process claims (``FOR UPDATE SKIP LOCKED``) and sends, and an
-endpoint's feeder runs in the process holding the lease ``delivery-feed:<consumer
-name>``; other processes' changes, and the sweep that takes back a dead process's
-claims, arrive through :mod:`consumers.delivery.cluster`.
+Each enabled endpoint's :class:`~consumers.delivery.machine.DeliveryMachine` is run
+by an :class:`~consumers.delivery.pump.EndpointPump`; one
+:class:`~consumers.delivery.recorder.Recorder` group-commits every outcome. The
+engine owns start-up (``in_flight`` rows left by a crash go back to ``pending``),
+shutdown, endpoint changes, health (a disable is said on the system stream),
+operator actions and replays. On PostgreSQL every process claims and sends, one
+process feeds each endpoint (the lease ``delivery-feed:<consumer name>``), and other
+processes' changes and the sweep of a dead process's claims come through
+:mod:`consumers.delivery.cluster`.
 """
 
 from __future__ import annotations
@@ -59,11 +55,9 @@ class DeliveryEngine:
         on_attempt: Optional hook called after every attempt (metrics).
         clock: Seconds since the epoch (tests may pass their own).
         rand: Uniform [0, 1) numbers for the retry jitter.
-        lease_retry: Seconds between attempts to take an endpoint's feeder
-            lease that another process holds (the takeover time after the
-            holder stops).
-        keep_history: Seconds a finished delivery and its attempts are kept
-            (pruned every minute, or every ``keep_history`` seconds if shorter).
+        lease_retry: Seconds between tries to take a feeder lease another process
+            holds (the takeover time after it stops); also the orphan sweep's period.
+        keep_history: Seconds a finished delivery and its attempts are kept.
     """
 
     def __init__(
@@ -102,7 +96,9 @@ class DeliveryEngine:
             lease_retry=lease_retry,
         )
         self._lock = asyncio.Lock()
-        self._cluster = ClusterWatch(store.shared, self, period=lease_retry, clock=clock)
+        self._cluster = ClusterWatch(
+            store.shared, wake=self.wake, reload=self.reload, period=lease_retry, clock=clock
+        )
         self._started = False
 
     async def start(self) -> None:
@@ -191,21 +187,17 @@ class DeliveryEngine:
         with contextlib.suppress(EventLogError):
             await self.log.append(self.system_stream, data, type="delivery.endpoint.disabled")
 
-    def validate(self, endpoint: Endpoint) -> None:
-        """Check an endpoint against its kind (unknown kind, bad options).
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        """Store an endpoint (new or changed) and (re)start its pump.
 
         Raises:
-            InvalidInput: ``invalid_endpoint``, or the kind's own error.
+            InvalidInput: ``invalid_endpoint`` (an unknown kind), or the kind's own error.
         """
         kind = self.kinds.get(endpoint.kind)
         if kind is None:
             raise InvalidInput(f"unknown endpoint kind {endpoint.kind!r}", code="invalid_endpoint")
         if kind.validate is not None:
             kind.validate(endpoint)
-
-    async def put_endpoint(self, endpoint: Endpoint) -> None:
-        """Store an endpoint (new or changed) and (re)start its pump."""
-        self.validate(endpoint)
         async with self._lock:
             await self.store.put_endpoint(endpoint)
             await self._stop_pump(endpoint.id)
@@ -265,12 +257,12 @@ class DeliveryEngine:
         to_time: datetime | None = None,
         dry_run: bool = False,
     ) -> ReplayResult:
-        """Deliver a range of the endpoint's stream again, straight from the log.
+        """Deliver a range ``[from, to)`` of the endpoint's stream again, from the log.
 
-        The range is ``[from, to)``: offsets, or times (the first event at or
-        after each time); ``from`` defaults to the first retained offset, ``to``
-        to the head. Matching events become new deliveries (new ids) whether
-        or not the endpoint ever saw them (backfill). ``dry_run`` only counts.
+        ``from`` and ``to`` are offsets or times (the first event at or after each);
+        ``from`` defaults to the first retained offset, ``to`` to the head. Matching
+        events become new deliveries (new ids), seen before or not (backfill).
+        ``dry_run`` only counts.
 
         Raises:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
