@@ -261,10 +261,8 @@ class DeliveryMachine:
             since = now if ep.failing_since is None else ep.failing_since
         limit = ep.disable_after
         if disable is None and since is not None and limit is not None and now - since >= limit:
-            reason = classification.reason
-            disable = (
-                f"failing continuously for {(now - since) / 3600:.2f} h (last error: {reason})"
-            )
+            hours, reason = (now - since) / 3600, classification.reason
+            disable = f"failing continuously for {hours:.2f} h (last error: {reason})"
         if disable is None:
             if since != ep.failing_since:
                 self.endpoint = msgspec.structs.replace(ep, failing_since=since)

@@ -1,16 +1,11 @@
 """The pump of one endpoint: performs what its :class:`DeliveryMachine` decides.
 
-The machine (:mod:`consumers.delivery.machine`) holds the endpoint's delivery
-state and decides; the pump owns the endpoint's tasks and does the I/O: it
-claims from the ledger, sends through the sender (formatting and judging each
-attempt with the endpoint's target kind), hands outcomes to the shared
-recorder, and reports each result back to the machine. It is the only writer
-of the machine, and every machine call happens on the event loop between
-awaits, so nothing is shared between tasks but the machine's inputs.
-
-Besides its loop, a pump runs the endpoint's feeder while this process holds
-the endpoint's feed lease (:mod:`consumers.delivery.feeder`). Health changes
-(a failure streak, a disable) go to the engine's ``health`` callback.
+The machine (:mod:`consumers.delivery.machine`) holds the endpoint's state and
+decides; the pump owns the endpoint's tasks and does the I/O (claims, sends
+formatted and judged by the endpoint's target kind, outcomes handed to the
+shared recorder) and reports each result back. Every machine call happens on
+the event loop between awaits. While this process holds the endpoint's feed
+lease, the pump also runs its feeder (:mod:`consumers.delivery.feeder`).
 """
 
 from __future__ import annotations
@@ -101,9 +96,13 @@ class EndpointPump:
     def start(self) -> None:
         """Start the loop and the feeder."""
         name = self.endpoint.id
+        parts = self.parts
+        feed = run_exclusively(
+            parts.leases, feeder_lease(self.endpoint), self._feed, retry=parts.lease_retry
+        )
         self._tasks = [
             asyncio.create_task(self._loop(), name=f"delivery-send-{name}"),
-            asyncio.create_task(self._feed_exclusively(), name=f"delivery-feed-{name}"),
+            asyncio.create_task(feed, name=f"delivery-feed-{name}"),
         ]
 
     def changed(self) -> None:
@@ -197,10 +196,10 @@ class EndpointPump:
         elif isinstance(exc, LogClosed):
             return
         else:
-            if not isinstance(exc, EventLogError | OSError):
-                logger.error("endpoint %s: claim failed", self.endpoint.id, exc_info=exc)
-            else:
+            if isinstance(exc, EventLogError | OSError):
                 logger.warning("endpoint %s: claim failed: %s", self.endpoint.id, exc)
+            else:  # a bug: its traceback
+                logger.error("endpoint %s: claim failed", self.endpoint.id, exc_info=exc)
             self.machine.claim_failed(self.parts.clock() + SUPERVISE_BACKOFF.delay(1))
         self.changed()
 
@@ -238,17 +237,8 @@ class EndpointPump:
 
     # -- the feeder -------------------------------------------------------------
 
-    async def _feed_exclusively(self) -> None:
-        """Run the endpoint's feeder while this process holds its lease."""
-        await run_exclusively(
-            self.parts.leases,
-            feeder_lease(self.endpoint),
-            self._supervised_feed,
-            retry=self.parts.lease_retry,
-        )
-
-    async def _supervised_feed(self) -> None:
-        """Feed; storage hiccups are logged and the feeder runs again."""
+    async def _feed(self) -> None:
+        """Feed (while this process holds the lease); after a failure, again."""
         failures = 0
         while True:
             self.feeding = True
