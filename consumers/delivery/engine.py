@@ -1,18 +1,14 @@
 """The delivery engine: the endpoints and their pumps, for webhooks and notifications.
 
-Each enabled endpoint has a :class:`~consumers.delivery.machine.DeliveryMachine`
-(its state and decisions) run by an :class:`~consumers.delivery.pump.EndpointPump`
-(claims, sends, and the feeder); one :class:`~consumers.delivery.recorder.Recorder`
-group-commits every outcome. This module owns start-up (``in_flight`` rows left by
-a crash go back to ``pending``: at-least-once, same ``webhook-id``), shutdown (a
-grace for attempts in progress), endpoint changes, health (a failure streak;
-disabling, with a ``delivery.endpoint.disabled`` event on the system stream),
-operator actions and replays.
-
-On PostgreSQL every process claims (``FOR UPDATE SKIP LOCKED``) and sends, and an
-endpoint's feeder runs in the process holding the lease ``delivery-feed:<consumer
-name>``; other processes' changes, and the sweep that takes back a dead process's
-claims, arrive through :mod:`consumers.delivery.cluster`.
+Each enabled endpoint's :class:`~consumers.delivery.machine.DeliveryMachine` is run
+by an :class:`~consumers.delivery.pump.EndpointPump`; one
+:class:`~consumers.delivery.recorder.Recorder` group-commits every outcome. The
+engine owns start-up (``in_flight`` rows left by a crash go back to ``pending``),
+shutdown, endpoint changes, health (a disable is said on the system stream),
+operator actions and replays. On PostgreSQL every process claims and sends, one
+process feeds each endpoint (the lease ``delivery-feed:<consumer name>``), and other
+processes' changes and the sweep of a dead process's claims come through
+:mod:`consumers.delivery.cluster`.
 """
 
 from __future__ import annotations
@@ -56,16 +52,12 @@ class DeliveryEngine:
         sender: The HTTP sender (a new one, with ``allow_private``, by default).
         allow_private: Allow non-global target addresses.
         system_stream: Where ``delivery.endpoint.disabled`` events go.
-        feed_page: Events the feeder reads per transaction.
-        max_backlog: Unfinished deliveries per endpoint before its feeder pauses.
         on_attempt: Optional hook called after every attempt (metrics).
         clock: Seconds since the epoch (tests may pass their own).
         rand: Uniform [0, 1) numbers for the retry jitter.
-        lease_retry: Seconds between attempts to take an endpoint's feeder
-            lease that another process holds (the takeover time after the
-            holder stops).
-        keep_history: Seconds a finished delivery and its attempts are kept
-            (pruned every minute, or every ``keep_history`` seconds if shorter).
+        lease_retry: Seconds between tries to take a feeder lease another process
+            holds (the takeover time after it stops); also the orphan sweep's period.
+        keep_history: Seconds a finished delivery and its attempts are kept.
     """
 
     def __init__(
@@ -77,8 +69,6 @@ class DeliveryEngine:
         sender: Sender | None = None,
         allow_private: bool = False,
         system_stream: str = "system",
-        feed_page: int = 500,
-        max_backlog: int = 10_000,
         on_attempt: AttemptHook | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -91,12 +81,11 @@ class DeliveryEngine:
         self.kinds = kinds
         self.sender = sender or Sender(allow_private=allow_private)
         self.system_stream = system_stream
-        self.max_backlog = max_backlog
         self.clock = clock
         self._pumps: dict[str, EndpointPump] = {}
         self._recorder = recorder = Recorder(store, clock)
         self._parts = PumpParts(
-            feeder=Feeder(log, store, recorder, page=feed_page, clock=clock),
+            feeder=Feeder(log, store, recorder, clock=clock),
             recorder=self._recorder,
             sender=self.sender,
             leases=log.leases,
@@ -107,10 +96,10 @@ class DeliveryEngine:
             lease_retry=lease_retry,
         )
         self._lock = asyncio.Lock()
-        self._cluster = ClusterWatch(store.shared, self, period=lease_retry, clock=clock)
+        self._cluster = ClusterWatch(
+            store.shared, wake=self.wake, reload=self.reload, period=lease_retry, clock=clock
+        )
         self._started = False
-
-    # -- life cycle ------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the ledger, return crashed ``in_flight`` rows to pending, start the pumps."""
@@ -129,12 +118,9 @@ class DeliveryEngine:
         self._pruner.start()
 
     async def close(self, grace: float = 5.0) -> None:
-        """Stop every pump and flush the ledger.
-
-        Attempts in progress get up to ``grace`` seconds to finish (so a
-        graceful shutdown does not resend them); claimed deliveries not yet
-        sent, and attempts still running after the grace, go back to pending.
-        """
+        """Stop every pump and flush the ledger. Attempts in progress get up to ``grace``
+        seconds to finish; claimed rows not sent, and attempts still running, go back to
+        pending."""
         if not self._started:
             return
         self._started = False
@@ -157,7 +143,7 @@ class DeliveryEngine:
         if not self._started or not endpoint.enabled or kind is None:
             return
         unfinished = await self._parts.feeder.unfinished(endpoint.id)
-        machine = DeliveryMachine(endpoint, unfinished=unfinished, max_backlog=self.max_backlog)
+        machine = DeliveryMachine(endpoint, unfinished=unfinished)
         self._pumps[endpoint.id] = pump = EndpointPump(machine, kind, self._parts)
         pump.start()
 
@@ -174,8 +160,6 @@ class DeliveryEngine:
     def feeding(self) -> set[str]:
         """Ids of the endpoints whose feeder runs in this process (holds the lease)."""
         return {endpoint_id for endpoint_id, pump in self._pumps.items() if pump.feeding}
-
-    # -- health ------------------------------------------------------------------
 
     async def _health(self, endpoint: Endpoint, action: SetHealth | Disable) -> None:
         """Store a machine's failure streak, or its disable (the pump stops)."""
@@ -203,23 +187,17 @@ class DeliveryEngine:
         with contextlib.suppress(EventLogError):
             await self.log.append(self.system_stream, data, type="delivery.endpoint.disabled")
 
-    # -- endpoints ---------------------------------------------------------------
-
-    def validate(self, endpoint: Endpoint) -> None:
-        """Check an endpoint against its kind (unknown kind, bad options).
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        """Store an endpoint (new or changed) and (re)start its pump.
 
         Raises:
-            InvalidInput: ``invalid_endpoint``, or the kind's own error.
+            InvalidInput: ``invalid_endpoint`` (an unknown kind), or the kind's own error.
         """
         kind = self.kinds.get(endpoint.kind)
         if kind is None:
             raise InvalidInput(f"unknown endpoint kind {endpoint.kind!r}", code="invalid_endpoint")
         if kind.validate is not None:
             kind.validate(endpoint)
-
-    async def put_endpoint(self, endpoint: Endpoint) -> None:
-        """Store an endpoint (new or changed) and (re)start its pump."""
-        self.validate(endpoint)
         async with self._lock:
             await self.store.put_endpoint(endpoint)
             await self._stop_pump(endpoint.id)
@@ -261,8 +239,6 @@ class DeliveryEngine:
             tell(pump.machine)
             pump.changed()
 
-    # -- operator actions --------------------------------------------------------
-
     async def act(self, endpoint_id: str, delivery_id: str, action: str) -> Delivery | None:
         """``retry`` or ``skip`` one delivery (see
         :func:`~consumers.delivery.machine_rules.apply_operator_action`)."""
@@ -281,12 +257,12 @@ class DeliveryEngine:
         to_time: datetime | None = None,
         dry_run: bool = False,
     ) -> ReplayResult:
-        """Deliver a range of the endpoint's stream again, straight from the log.
+        """Deliver a range ``[from, to)`` of the endpoint's stream again, from the log.
 
-        The range is ``[from, to)``: offsets, or times (the first event at or
-        after each time); ``from`` defaults to the first retained offset, ``to``
-        to the head. Matching events become new deliveries (new ids) whether
-        or not the endpoint ever saw them (backfill). ``dry_run`` only counts.
+        ``from`` and ``to`` are offsets or times (the first event at or after each);
+        ``from`` defaults to the first retained offset, ``to`` to the head. Matching
+        events become new deliveries (new ids), seen before or not (backfill).
+        ``dry_run`` only counts.
 
         Raises:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.

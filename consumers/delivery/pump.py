@@ -39,15 +39,12 @@ from eventlog.backoff import Backoff
 from eventlog.errors import EventLogError, LogClosed
 from eventlog.storage.leases import Leases, run_exclusively
 
-__all__ = ["SUPERVISE_BACKOFF", "EndpointPump", "HealthHook", "PumpParts", "feeder_lease"]
+__all__ = ["SUPERVISE_BACKOFF", "EndpointPump", "PumpParts", "feeder_lease"]
 
 logger = logging.getLogger("eventlog.delivery")
 
 #: Waits before a failed feeder (or claim) runs again: 0.1 s doubling up to 5 s.
 SUPERVISE_BACKOFF = Backoff(base=0.1, cap=5.0, jitter=0)
-
-HealthHook = Callable[[Endpoint, SetHealth | Disable], Coroutine[Any, Any, None]]
-"""Stores a health action of an endpoint's machine (the engine's)."""
 
 
 def feeder_lease(endpoint: Endpoint) -> str:
@@ -66,7 +63,7 @@ class PumpParts:
     clock: Callable[[], float]
     rand: Callable[[], float]
     on_attempt: AttemptHook | None
-    health: HealthHook
+    health: Callable[[Endpoint, SetHealth | Disable], Coroutine[Any, Any, None]]
     lease_retry: float
 
 
@@ -136,8 +133,6 @@ class EndpointPump:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    # -- the loop ---------------------------------------------------------------
 
     async def _loop(self) -> None:
         clock = self.parts.clock
@@ -235,8 +230,6 @@ class EndpointPump:
             except Exception:  # a metrics hook must never break delivery
                 logger.exception("on_attempt hook failed")
 
-    # -- the feeder -------------------------------------------------------------
-
     async def _feed(self) -> None:
         """Feed (while this process holds the lease); after a failure, again."""
         failures = 0
@@ -253,12 +246,10 @@ class EndpointPump:
             except LogClosed:
                 return
             except (EventLogError, OSError) as exc:
-                failures += 1
-                delay = SUPERVISE_BACKOFF.delay(failures)
-                logger.warning("endpoint %s: %s; retrying in %.1f s", self.endpoint.id, exc, delay)
+                logger.warning("endpoint %s: the feeder restarts: %s", self.endpoint.id, exc)
             except Exception:
-                failures += 1
                 logger.exception("endpoint %s: the feeder failed; restarting", self.endpoint.id)
             finally:
                 self.feeding = False
+            failures += 1
             await asyncio.sleep(SUPERVISE_BACKOFF.delay(failures))
