@@ -1,13 +1,9 @@
-"""The delivery ledger: the ``LedgerStore`` protocol and what its implementations share.
+"""The delivery ledger: the ``LedgerStore`` protocol and the requests it takes.
 
 A ledger keeps endpoints, delivery rows and attempts, and stores what the
 rules of :mod:`consumers.delivery.machine_rules` decided; it decides nothing
-itself. The contract every store keeps (``tests/consumers/delivery/test_ledger.py``
-runs it against each): :meth:`~LedgerStore.write` does enqueues (rows and
-the consumer's offset together), finishes (only of rows still ``in_flight``)
-and claims in one transaction, in that order; :meth:`~LedgerStore.rewrite`
-reads rows locked and stores a pure decision. Nothing stored here holds a
-secret except the endpoint documents.
+itself. ``tests/consumers/delivery/test_ledger.py`` runs its contract against
+every store. Only the endpoint documents hold secrets.
 """
 
 from __future__ import annotations
@@ -90,8 +86,7 @@ class LedgerStore(Protocol):
 
     @property
     def shared(self) -> SharedLedger | None:
-        """What other processes share of this ledger (PostgreSQL: claims, news, the
-        orphan sweep); None for a ledger only this process uses."""
+        """What other processes share of this ledger; None if only this process uses it."""
         ...
 
     async def open(self) -> None:
@@ -119,27 +114,20 @@ class LedgerStore(Protocol):
         claims: Sequence[ClaimRequest],
         now: float,
     ) -> tuple[list[int], list[Claimed]]:
-        """Store ``enqueues``, record ``finished``, then make ``claims``, all in
-        one transaction (so a claim sees the rows just enqueued and the heads just
-        finished); returns the rows inserted per enqueue and the claimed rows per
-        claim.
+        """Store ``enqueues``, record ``finished``, then make ``claims``, in one
+        transaction; returns the rows inserted per enqueue and the rows claimed per claim.
 
-        An enqueue inserts pending rows and advances its consumer together (a
-        live row is unique per ``(endpoint, stream, offset)``: duplicates are
-        ignored); a finish records attempts and the rows' new states, touching
-        only rows still ``in_flight``; a claim marks up to ``limit`` claimable
-        rows ``in_flight`` (which ones:
+        An enqueue inserts pending rows (a live row is unique per ``(endpoint,
+        stream, offset)``: duplicates are ignored) with its consumer's advance; a
+        finish records attempts and new states of rows still ``in_flight``; a claim
+        marks up to ``limit`` rows ``in_flight`` (which ones:
         :func:`~consumers.delivery.machine_rules.select_claimable`)."""
         ...
 
     async def recover(self, now: float) -> int:
         """Every ``in_flight`` delivery back to ``pending`` (due now), run at start-up;
-        returns how many.
-
-        Claims of shared consumers (endpoint ids starting with :data:`SHARED_PREFIX`)
-        are left alone: they expire by their own ``ack_wait``, so a worker holding
-        one across a server restart can still ack it.
-        """
+        how many. Shared consumers' claims (:data:`SHARED_PREFIX`) expire by their
+        own ``ack_wait``, so a worker can ack one across a server restart."""
         ...
 
     async def deliveries(
@@ -169,20 +157,18 @@ class LedgerStore(Protocol):
         ...
 
     async def prune(self, before: float, limit: int) -> int:
-        """Delete up to ``limit`` finished deliveries (a status in
-        :data:`~consumers.delivery.model.FINISHED`) last updated before ``before``,
-        with their attempts, in one transaction; returns how many. Pending and
-        in-flight rows are never touched; several processes may prune at once."""
+        """Delete up to ``limit`` finished deliveries last updated before ``before``,
+        with their attempts, in one transaction; how many. Several processes may
+        prune at once."""
         ...
 
 
 async def act(
     store: LedgerStore, endpoint_id: str, delivery_id: str, action: str, now: float
 ) -> Delivery | None:
-    """Operator action ``"retry"`` or ``"skip"`` on one delivery, as a
-    :meth:`LedgerStore.rewrite`: the row, locked, and what
-    :func:`~consumers.delivery.machine_rules.apply_operator_action` decides about
-    it, stored in one transaction. None if the delivery is unknown.
+    """Operator action ``"retry"`` or ``"skip"`` on one delivery, stored by a
+    :meth:`LedgerStore.rewrite` (:func:`~consumers.delivery.machine_rules.apply_operator_action`
+    decides); None if the delivery is unknown.
 
     Raises:
         DeliveryConflict: The action does not fit the delivery's state.

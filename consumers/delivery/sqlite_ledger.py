@@ -1,12 +1,8 @@
 """The SQLite :class:`~consumers.delivery.ledger.LedgerStore`: tables in the log's own database.
 
-Its tables are the ``webhooks`` component of the log's schema, reached
-through the database the backend declares
-(:class:`~eventlog.storage.capabilities.SQLiteTables`). Every write is one
-``transact`` call, so an enqueue stores the delivery rows and the
-consumer's offset (:func:`eventlog.storage.sqlite.set_offset`) in one
-transaction, and a :meth:`SQLiteLedger.write` of enqueues, finished attempts
-and claims costs one thread hop and one commit.
+Every write is one ``transact`` call: an enqueue stores the delivery rows and
+the consumer's offset (:func:`eventlog.storage.sqlite.set_offset`) together, and
+a :meth:`SQLiteLedger.write` costs one thread hop and one commit.
 """
 
 from __future__ import annotations
@@ -42,8 +38,7 @@ MIGRATIONS: list[list[str]] = [
     finished_index(""),
 ]
 
-#: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the
-#: endpoint ever had, to find its few unfinished ones.
+#: Without it the planner may walk every row the endpoint ever had for its unfinished ones.
 _UNFINISHED = "INDEXED BY webhook_deliveries_active"
 #: Rows per multi-row statement (12 values a row stays far below SQLite's 32766).
 _CHUNK = 500
@@ -88,11 +83,6 @@ class SQLiteLedger(SQLLedger):
 
         return await (self._storage.query if what is None else self._storage.transact)(run)
 
-    # -- deliveries --------------------------------------------------------------
-
-    # The statements' values are laid out when these are called, on the event
-    # loop; the database thread only runs them.
-
     def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
         return _call(_enqueue(e, now))
 
@@ -100,25 +90,20 @@ class SQLiteLedger(SQLLedger):
         return _call(_finish(finished))
 
     def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
-        # The picked rows come back as one JSON value, decoded straight into
-        # Deliveries, and are marked by seq: two sqlite3_step calls, not one per
-        # row (UPDATE ... RETURNING), and no Python per row. Each step lets go
-        # of the GIL, and this thread's Python holds it from the event loop's
-        # (docs/benchmarks.md).
-        def run(c: sqlite3.Connection) -> list[Delivery]:
-            ((picked,),) = c.execute(_PICK, (repr(now), endpoint_id, now, limit)).fetchall()
-            rows = _claimed.decode(picked)
-            if rows:
-                c.execute(_MARK, (now, msgspec.json.encode([d.seq for d in rows])))
-            return rows
-
-        return _call(run)
+        # The rows come back as one JSON value, decoded straight into Deliveries,
+        # and are marked by seq: two sqlite3_step calls (each lets go of the GIL),
+        # not one per row, and no Python per row (docs/benchmarks.md).
+        ((picked,),) = yield Stmt(_PICK, (repr(now), endpoint_id, now, limit))
+        rows = _claimed.decode(picked)
+        if rows:
+            yield self._mark_claimed([d.seq for d in rows], now)
+        return rows
 
     def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
         return Stmt(
-            "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
-            [(now, seq) for seq in seqs],
-            many=True,
+            "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
+            "WHERE seq IN (SELECT value FROM json_each(?))",
+            (now, msgspec.json.encode(seqs)),
         )
 
     async def recover(self, now: float) -> int:
@@ -152,10 +137,6 @@ _PICK = (
     + ")) FROM (SELECT * FROM webhook_deliveries WHERE endpoint_id = ?2 AND status = 'pending' "
     "AND next_at <= ?3 ORDER BY next_at, seq LIMIT ?4)"
 )
-_MARK = (
-    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
-    "WHERE seq IN (SELECT value FROM json_each(?))"
-)
 #: Not strict: numbers may come as text (above), ``replay`` as 0 or 1.
 _claimed = msgspec.json.Decoder(list[Delivery], strict=False)
 
@@ -167,26 +148,9 @@ def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:
 
 def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
     """The statements of an enqueue: its rows, then the consumer's offset."""
-    rows, consumer = e.rows, e.consumer
+    rows, consumer, fixed = e.rows, e.consumer, (e.endpoint_id, "pending", now, now)
     chunks = [
-        [
-            value
-            for r in rows[i : i + _CHUNK]
-            for value in (
-                r.id,
-                e.endpoint_id,
-                r.stream,
-                r.offset,
-                r.event_id,
-                r.event_type,
-                r.key,
-                "pending",
-                r.next_attempt_at,
-                now,
-                now,
-                int(r.replay),
-            )
-        ]
+        [v for r in rows[i : i + _CHUNK] for v in (*msgspec.structs.astuple(r), *fixed)]
         for i in range(0, len(rows), _CHUNK)
     ]
 
@@ -194,9 +158,9 @@ def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
         before = c.total_changes
         for values in chunks:
             c.execute(
-                "INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, stream, offset, "
-                "event_id, event_type, key, status, next_at, created, updated, replay) VALUES "
-                + _marks(12, len(values) // 12),
+                "INSERT OR IGNORE INTO webhook_deliveries (id, stream, offset, event_id, "
+                "event_type, key, next_at, replay, endpoint_id, status, created, updated) "
+                "VALUES " + _marks(12, len(values) // 12),
                 values,
             )
         inserted = c.total_changes - before
