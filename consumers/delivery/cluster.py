@@ -1,18 +1,15 @@
-"""The engine's side of a shared ledger: other processes' changes, and the orphan sweep.
+"""The engine's side of a ledger several processes share (PostgreSQL).
 
-For a ledger several processes share (:class:`SharedLedger`, PostgreSQL),
 :class:`ClusterWatch` hands every process's changes
 (:mod:`consumers.delivery.changes`) to the engine (``pending`` news wakes the
-endpoint's pump; endpoint changes reload it, one reload at a time) and sweeps
-every ``period`` seconds: rows claimed by processes that are gone go back to
-``pending`` and their endpoints are woken. For a ledger only this process uses
-it does nothing.
+endpoint's pump; an endpoint change reloads it, one reload at a time), and
+every ``period`` seconds sweeps: the rows claimed by processes that are gone go
+back to ``pending`` and their endpoints are woken.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -56,8 +53,8 @@ class ClusterWatch:
     """Runs while the engine runs; see the module docstring.
 
     Args:
-        shared: The engine's ledger's :attr:`~consumers.delivery.ledger.LedgerStore.shared`
-            side (None makes this a no-op).
+        shared: The ledger's :attr:`~consumers.delivery.ledger.LedgerStore.shared` side
+            (None: a ledger only this process uses; the watch does nothing).
         hooks: The engine.
         period: Seconds between sweeps (the engine's lease period).
         clock: Seconds since the epoch.
@@ -99,9 +96,7 @@ class ClusterWatch:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _heard(self, change: Change) -> None:
         if isinstance(change, Pending):
@@ -139,10 +134,7 @@ class ClusterWatch:
                 continue
             for endpoint_id, count in sorted(returned.items()):
                 logger.warning(
-                    "endpoint %s: %d in-flight deliveries of a process that is gone "
-                    "are pending again",
-                    endpoint_id,
-                    count,
+                    "endpoint %s: took back %d claims of a gone process", endpoint_id, count
                 )
                 self._hooks.wake(endpoint_id)
 

@@ -1,34 +1,18 @@
-"""The delivery engine: per-endpoint consumer → ledger → sender; webhooks and notifications.
+"""The delivery engine: the endpoints and their pumps, for webhooks and notifications.
 
 Each enabled endpoint has a :class:`~consumers.delivery.machine.DeliveryMachine`
-(its state and every decision) run by an :class:`~consumers.delivery.pump.EndpointPump`
-(claims, sends, and the feeder that stores matching events as ``pending``
-rows in the transaction that advances the endpoint's offset). One
-:class:`~consumers.delivery.recorder.Recorder` group-commits every outcome.
-This module owns the endpoints and their pumps: start-up, shutdown, changes,
-health (failure streaks; disabling after ``disable_after`` seconds of
-failure or a 410, with a ``delivery.endpoint.disabled`` event on the system
-stream), operator actions and replays (:mod:`consumers.delivery.replay`).
+(its state and decisions) run by an :class:`~consumers.delivery.pump.EndpointPump`
+(claims, sends, and the feeder); one :class:`~consumers.delivery.recorder.Recorder`
+group-commits every outcome. This module owns start-up (``in_flight`` rows left by
+a crash go back to ``pending``: at-least-once, same ``webhook-id``), shutdown (a
+grace for attempts in progress), endpoint changes, health (a failure streak;
+disabling, with a ``delivery.endpoint.disabled`` event on the system stream),
+operator actions and replays.
 
-Several processes on one database (PostgreSQL): an endpoint's feeder runs in
-one process at a time, the holder of the lease ``delivery-feed:<consumer
-name>``; the others try to take it every ``lease_retry`` seconds. Every
-process claims (``FOR UPDATE SKIP LOCKED``) and sends; other processes'
-enqueues and endpoint changes, and the sweep that takes back a dead
-process's claims, arrive through :mod:`consumers.delivery.cluster`.
-
-Delivery history: finished rows (``delivered``, ``failed``) and their
-attempts are deleted ``keep_history`` seconds after they finished
-(:mod:`consumers.delivery.history`).
-
-Endpoints are isolated (own tasks, a timeout on every attempt). At start-up
-:meth:`LedgerStore.recover` returns ``in_flight`` rows left by a crash to
-``pending`` (at-least-once, same ``webhook-id``); :meth:`DeliveryEngine.close`
-gives attempts in progress a grace period and releases the rest.
-
-What is sent and how the answer is judged comes from the endpoint's
-:class:`~consumers.delivery.kinds.TargetKind` (the extension point), given as
-``kinds``; everything else works the same for every kind.
+On PostgreSQL every process claims (``FOR UPDATE SKIP LOCKED``) and sends, and an
+endpoint's feeder runs in the process holding the lease ``delivery-feed:<consumer
+name>``; other processes' changes, and the sweep that takes back a dead process's
+claims, arrive through :mod:`consumers.delivery.cluster`.
 """
 
 from __future__ import annotations
@@ -40,7 +24,6 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
@@ -73,8 +56,6 @@ class DeliveryEngine:
         sender: The HTTP sender (a new one, with ``allow_private``, by default).
         allow_private: Allow non-global target addresses.
         system_stream: Where ``delivery.endpoint.disabled`` events go.
-        feed_page: Events the feeder reads per transaction.
-        max_backlog: Unfinished deliveries per endpoint before its feeder pauses.
         on_attempt: Optional hook called after every attempt (metrics).
         clock: Seconds since the epoch (tests may pass their own).
         rand: Uniform [0, 1) numbers for the retry jitter.
@@ -94,8 +75,6 @@ class DeliveryEngine:
         sender: Sender | None = None,
         allow_private: bool = False,
         system_stream: str = "system",
-        feed_page: int = 500,
-        max_backlog: int = 10_000,
         on_attempt: AttemptHook | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
@@ -108,14 +87,11 @@ class DeliveryEngine:
         self.kinds = kinds
         self.sender = sender or Sender(allow_private=allow_private)
         self.system_stream = system_stream
-        self.max_backlog = max_backlog
         self.clock = clock
         self._pumps: dict[str, EndpointPump] = {}
         self._recorder = recorder = Recorder(store, clock)
         self._parts = PumpParts(
-            feeder=Feeder(
-                log, store, recorder, page=feed_page, max_backlog=max_backlog, clock=clock
-            ),
+            feeder=Feeder(log, store, recorder, clock=clock),
             recorder=self._recorder,
             sender=self.sender,
             leases=log.leases,
@@ -128,8 +104,6 @@ class DeliveryEngine:
         self._lock = asyncio.Lock()
         self._cluster = ClusterWatch(store.shared, self, period=lease_retry, clock=clock)
         self._started = False
-
-    # -- life cycle ------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the ledger, return crashed ``in_flight`` rows to pending, start the pumps."""
@@ -148,12 +122,9 @@ class DeliveryEngine:
         self._pruner.start()
 
     async def close(self, grace: float = 5.0) -> None:
-        """Stop every pump and flush the ledger.
-
-        Attempts in progress get up to ``grace`` seconds to finish (so a
-        graceful shutdown does not resend them); claimed deliveries not yet
-        sent, and attempts still running after the grace, go back to pending.
-        """
+        """Stop every pump and flush the ledger. Attempts in progress get up to ``grace``
+        seconds to finish; claimed rows not sent, and attempts still running, go back to
+        pending."""
         if not self._started:
             return
         self._started = False
@@ -176,7 +147,7 @@ class DeliveryEngine:
         if not self._started or not endpoint.enabled or kind is None:
             return
         unfinished = await self._parts.feeder.unfinished(endpoint.id)
-        machine = DeliveryMachine(endpoint, unfinished=unfinished, max_backlog=self.max_backlog)
+        machine = DeliveryMachine(endpoint, unfinished=unfinished)
         self._pumps[endpoint.id] = pump = EndpointPump(machine, kind, self._parts)
         pump.start()
 
@@ -190,47 +161,35 @@ class DeliveryEngine:
         """Seconds a finished delivery and its attempts are kept."""
         return self._pruner.keep_history
 
-    async def prune(self) -> int:
-        """Delete the deliveries that finished over ``keep_history`` seconds ago,
-        with their attempts; returns how many."""
-        return await self._pruner.prune()
-
     def feeding(self) -> set[str]:
         """Ids of the endpoints whose feeder runs in this process (holds the lease)."""
         return {endpoint_id for endpoint_id, pump in self._pumps.items() if pump.feeding}
 
-    # -- health ------------------------------------------------------------------
-
     async def _health(self, endpoint: Endpoint, action: SetHealth | Disable) -> None:
-        """Store a machine's health action: a failure streak, or a disable (said on
-        the system stream; the pump stops)."""
-        now, disable = self.clock(), isinstance(action, Disable)
+        """Store a machine's failure streak, or its disable (the pump stops)."""
         try:
             async with self._lock:
                 current = await self.store.get_endpoint(endpoint.id)
-                if current is None or (disable and not current.enabled):
-                    return  # deleted, or another process disabled it first
-                if isinstance(action, SetHealth):
-                    changes: dict[str, Any] = {"failing_since": action.failing_since}
-                else:
+                if isinstance(action, SetHealth) and current is not None:
+                    failing = msgspec.structs.replace(current, failing_since=action.failing_since)
+                    await self.store.put_endpoint(failing)
+                elif isinstance(action, Disable) and current is not None and current.enabled:
                     await self._say_disabled(endpoint, action.reason)
-                    changes = {"enabled": False, "disabled_reason": action.reason, "updated": now}
-                await self.store.put_endpoint(msgspec.structs.replace(current, **changes))
-                if disable:
+                    disabled = msgspec.structs.replace(
+                        current, enabled=False, disabled_reason=action.reason, updated=self.clock()
+                    )
+                    await self.store.put_endpoint(disabled)
                     await self._stop_pump(endpoint.id)
         except EventLogError as exc:  # the attempt is recorded all the same
             logger.warning("endpoint %s: could not update its health: %s", endpoint.id, exc)
 
     async def _say_disabled(self, endpoint: Endpoint, reason: str) -> None:
-        """Log the disable and append it to the system stream; said before it is
-        stored, so whoever sees the endpoint disabled finds the event."""
+        # Said before it is stored, so whoever sees the endpoint disabled finds the event.
         target = origin(endpoint.url)
         logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, target, reason)
         data = {"endpoint": endpoint.id, "kind": endpoint.kind, "target": target, "reason": reason}
         with contextlib.suppress(EventLogError):
             await self.log.append(self.system_stream, data, type="delivery.endpoint.disabled")
-
-    # -- endpoints ---------------------------------------------------------------
 
     def validate(self, endpoint: Endpoint) -> None:
         """Check an endpoint against its kind (unknown kind, bad options).
@@ -287,8 +246,6 @@ class DeliveryEngine:
         if pump is not None:
             tell(pump.machine)
             pump.changed()
-
-    # -- operator actions --------------------------------------------------------
 
     async def act(self, endpoint_id: str, delivery_id: str, action: str) -> Delivery | None:
         """``retry`` or ``skip`` one delivery (see

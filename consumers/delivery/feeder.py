@@ -1,19 +1,13 @@
 """The feeder of an endpoint: its stream → ledger rows; and the event cache.
 
-The feeder reads the endpoint's stream from its committed offset, keeps the
-events that match the endpoint's filters and stores them as ``pending``
-deliveries *in the same transaction* that advances the offset
-(through the engine's :class:`~consumers.delivery.recorder.Recorder`, so a
-claim the endpoint's machine makes meanwhile takes the new rows in that same
-transaction). It pauses while the
-endpoint has ``max_backlog`` unfinished deliveries. The events it read stay in
-a bounded cache so that sending rarely reads the log again.
-
-With several server processes on one database, the engine runs an endpoint's
-feeder in one process at a time (a lease, see
-:meth:`~consumers.delivery.engine.DeliveryEngine`); deliveries are then sent
-by whichever processes claim them, so the local ``unfinished`` count drifts:
-a paused feeder re-reads it from the ledger every ``backlog_recheck`` seconds.
+The feeder reads the endpoint's stream from its committed offset and stores
+the matching events as ``pending`` deliveries *in the transaction that advances
+the offset* (through the engine's :class:`~consumers.delivery.recorder.Recorder`,
+where a claim made meanwhile joins that transaction). It pauses while the
+endpoint's machine says the backlog is full; as other processes may finish its
+deliveries without telling this one, a paused feeder re-reads the count from
+the ledger every ``backlog_recheck`` seconds. The events it read stay in a
+bounded cache so that sending rarely reads the log again.
 """
 
 from __future__ import annotations
@@ -38,6 +32,9 @@ __all__ = ["Feeder", "new_delivery"]
 
 logger = logging.getLogger("eventlog.delivery")
 
+#: Events kept for the senders.
+CACHE_SIZE = 20_000
+
 
 class Feeder:
     """Feeds endpoints from the log and serves their events back to the senders.
@@ -46,13 +43,9 @@ class Feeder:
         log: The open log.
         store: The ledger.
         recorder: Where enqueues are written (the engine's group commit).
-        page: Events read (and enqueued) per transaction.
-        max_backlog: Unfinished deliveries per endpoint before its feeder pauses.
         clock: Seconds since the epoch.
-        cache_size: Events kept for the senders.
-        backlog_recheck: Seconds between re-reads of the unfinished count from
-            the ledger while the feeder is paused (other processes finish
-            deliveries without telling this one).
+        page: Events read (and enqueued) per transaction.
+        backlog_recheck: Seconds between re-reads of the unfinished count while paused.
     """
 
     def __init__(
@@ -61,19 +54,15 @@ class Feeder:
         store: LedgerStore,
         recorder: Recorder,
         *,
-        page: int,
-        max_backlog: int,
         clock: Callable[[], float],
-        cache_size: int = 20_000,
+        page: int = 500,
         backlog_recheck: float = 1.0,
     ) -> None:
         self.log = log
         self.store = store
         self.recorder = recorder
         self.page = page
-        self.max_backlog = max_backlog
         self.clock = clock
-        self.cache_size = cache_size
         self.backlog_recheck = backlog_recheck
         self._events: dict[tuple[str, int], Event] = {}
 
@@ -138,8 +127,8 @@ class Feeder:
 
     def cache(self, event: Event) -> None:
         self._events[(event.stream, event.offset)] = event
-        if len(self._events) > self.cache_size:
-            for key in list(self._events)[: self.cache_size // 4]:
+        if len(self._events) > CACHE_SIZE:
+            for key in list(self._events)[: CACHE_SIZE // 4]:
                 del self._events[key]
 
     def cached(self, delivery: Delivery) -> Event | None:

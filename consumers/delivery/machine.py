@@ -1,18 +1,12 @@
 """One endpoint's delivery, as a state machine: no awaits, no clock reads (sans-I/O).
 
 The machine is told what happened (its input methods) and says what to do
-(:meth:`~DeliveryMachine.actions`: :class:`Claim`, :class:`Send`,
-:class:`Record`, :class:`SetHealth`, :class:`Disable`); a pump
-(:mod:`consumers.delivery.pump`) performs them and reports back, as websockets'
-``Protocol`` and ``Connection`` split their work.
-
-Rules: at most ``max_in_flight`` attempts at once (one in ``ordered`` mode);
-claims take a window of :data:`WINDOW` times that (doubled, up to
-:data:`MAX_WINDOW`, each time an attempt ends with nothing held while a claim
-is out), and the next claim goes out when half of it is used; one claim at a
-time; the rate limit paces sends by the ``now`` it is given; a claimed row
-stays ``in_flight`` until its outcome is recorded. Which rows a claim takes,
-and what an outcome makes of a row, are :mod:`consumers.delivery.machine_rules`.
+(:meth:`~DeliveryMachine.actions`); a pump (:mod:`consumers.delivery.pump`)
+performs the actions and reports back, as websockets' ``Protocol`` and
+``Connection`` split their work. At most ``max_in_flight`` attempts run at once
+(one in ``ordered`` mode), the rate limit paces sends by the ``now`` given, and a
+claimed row stays ``in_flight`` until its outcome is recorded. Which rows a claim
+takes, and what an outcome makes of a row, are :mod:`consumers.delivery.machine_rules`.
 """
 
 from __future__ import annotations
@@ -39,13 +33,12 @@ __all__ = [
 ]
 
 
-#: Claimed rows held per attempt slot: a claim goes out when half of them are
-#: used, so the slots rarely wait for a ledger transaction (which may queue
-#: behind other commits and their fsyncs).
+#: Claimed rows held per attempt slot. The next claim (one at a time) goes out when
+#: half of them are used, so the slots rarely wait for a ledger transaction.
 WINDOW = 4
-#: The most claimed rows held per slot: the window grows while slots run dry
-#: (ledger transactions slower than the receiver), and stays small otherwise
-#: so that several processes share a short backlog.
+#: The most claimed rows held per slot: the window doubles each time an attempt ends
+#: with nothing held while a claim is out, and stays small otherwise so that several
+#: processes share a short backlog.
 MAX_WINDOW = 32
 
 
@@ -125,8 +118,6 @@ class DeliveryMachine:
         """When :meth:`actions` has something to do if no input comes first."""
         due, paced = self._due, self._paced
         return paced if due is None else due if paced is None else min(due, paced)
-
-    # -- inputs -----------------------------------------------------------------
 
     def enqueued(self, count: int) -> None:
         """``count`` new pending rows were stored (by the feeder, a replay, another process)."""
@@ -211,8 +202,6 @@ class DeliveryMachine:
         while self.held:
             self._record(release(self.held.popleft(), now))
 
-    # -- outputs ----------------------------------------------------------------
-
     def actions(self, now: float) -> list[Action]:
         """What to do now; each action is handed out once."""
         if not self.stopped:
@@ -261,10 +250,8 @@ class DeliveryMachine:
             since = now if ep.failing_since is None else ep.failing_since
         limit = ep.disable_after
         if disable is None and since is not None and limit is not None and now - since >= limit:
-            reason = classification.reason
-            disable = (
-                f"failing continuously for {(now - since) / 3600:.2f} h (last error: {reason})"
-            )
+            hours, reason = (now - since) / 3600, classification.reason
+            disable = f"failing continuously for {hours:.2f} h (last error: {reason})"
         if disable is None:
             if since != ep.failing_since:
                 self.endpoint = msgspec.structs.replace(ep, failing_since=since)

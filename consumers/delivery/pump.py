@@ -1,16 +1,11 @@
 """The pump of one endpoint: performs what its :class:`DeliveryMachine` decides.
 
-The machine (:mod:`consumers.delivery.machine`) holds the endpoint's delivery
-state and decides; the pump owns the endpoint's tasks and does the I/O: it
-claims from the ledger, sends through the sender (formatting and judging each
-attempt with the endpoint's target kind), hands outcomes to the shared
-recorder, and reports each result back to the machine. It is the only writer
-of the machine, and every machine call happens on the event loop between
-awaits, so nothing is shared between tasks but the machine's inputs.
-
-Besides its loop, a pump runs the endpoint's feeder while this process holds
-the endpoint's feed lease (:mod:`consumers.delivery.feeder`). Health changes
-(a failure streak, a disable) go to the engine's ``health`` callback.
+The machine (:mod:`consumers.delivery.machine`) holds the endpoint's state and
+decides; the pump owns the endpoint's tasks and does the I/O (claims, sends
+formatted and judged by the endpoint's target kind, outcomes handed to the
+shared recorder) and reports each result back. Every machine call happens on
+the event loop between awaits. While this process holds the endpoint's feed
+lease, the pump also runs its feeder (:mod:`consumers.delivery.feeder`).
 """
 
 from __future__ import annotations
@@ -44,15 +39,12 @@ from eventlog.backoff import Backoff
 from eventlog.errors import EventLogError, LogClosed
 from eventlog.storage.leases import Leases, run_exclusively
 
-__all__ = ["SUPERVISE_BACKOFF", "EndpointPump", "HealthHook", "PumpParts", "feeder_lease"]
+__all__ = ["SUPERVISE_BACKOFF", "EndpointPump", "PumpParts", "feeder_lease"]
 
 logger = logging.getLogger("eventlog.delivery")
 
 #: Waits before a failed feeder (or claim) runs again: 0.1 s doubling up to 5 s.
 SUPERVISE_BACKOFF = Backoff(base=0.1, cap=5.0, jitter=0)
-
-HealthHook = Callable[[Endpoint, SetHealth | Disable], Coroutine[Any, Any, None]]
-"""Stores a health action of an endpoint's machine (the engine's)."""
 
 
 def feeder_lease(endpoint: Endpoint) -> str:
@@ -71,7 +63,7 @@ class PumpParts:
     clock: Callable[[], float]
     rand: Callable[[], float]
     on_attempt: AttemptHook | None
-    health: HealthHook
+    health: Callable[[Endpoint, SetHealth | Disable], Coroutine[Any, Any, None]]
     lease_retry: float
 
 
@@ -101,9 +93,13 @@ class EndpointPump:
     def start(self) -> None:
         """Start the loop and the feeder."""
         name = self.endpoint.id
+        parts = self.parts
+        feed = run_exclusively(
+            parts.leases, feeder_lease(self.endpoint), self._feed, retry=parts.lease_retry
+        )
         self._tasks = [
             asyncio.create_task(self._loop(), name=f"delivery-send-{name}"),
-            asyncio.create_task(self._feed_exclusively(), name=f"delivery-feed-{name}"),
+            asyncio.create_task(feed, name=f"delivery-feed-{name}"),
         ]
 
     def changed(self) -> None:
@@ -137,8 +133,6 @@ class EndpointPump:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    # -- the loop ---------------------------------------------------------------
 
     async def _loop(self) -> None:
         clock = self.parts.clock
@@ -197,10 +191,10 @@ class EndpointPump:
         elif isinstance(exc, LogClosed):
             return
         else:
-            if not isinstance(exc, EventLogError | OSError):
-                logger.error("endpoint %s: claim failed", self.endpoint.id, exc_info=exc)
-            else:
+            if isinstance(exc, EventLogError | OSError):
                 logger.warning("endpoint %s: claim failed: %s", self.endpoint.id, exc)
+            else:  # a bug: its traceback
+                logger.error("endpoint %s: claim failed", self.endpoint.id, exc_info=exc)
             self.machine.claim_failed(self.parts.clock() + SUPERVISE_BACKOFF.delay(1))
         self.changed()
 
@@ -236,19 +230,8 @@ class EndpointPump:
             except Exception:  # a metrics hook must never break delivery
                 logger.exception("on_attempt hook failed")
 
-    # -- the feeder -------------------------------------------------------------
-
-    async def _feed_exclusively(self) -> None:
-        """Run the endpoint's feeder while this process holds its lease."""
-        await run_exclusively(
-            self.parts.leases,
-            feeder_lease(self.endpoint),
-            self._supervised_feed,
-            retry=self.parts.lease_retry,
-        )
-
-    async def _supervised_feed(self) -> None:
-        """Feed; storage hiccups are logged and the feeder runs again."""
+    async def _feed(self) -> None:
+        """Feed (while this process holds the lease); after a failure, again."""
         failures = 0
         while True:
             self.feeding = True
@@ -263,12 +246,10 @@ class EndpointPump:
             except LogClosed:
                 return
             except (EventLogError, OSError) as exc:
-                failures += 1
-                delay = SUPERVISE_BACKOFF.delay(failures)
-                logger.warning("endpoint %s: %s; retrying in %.1f s", self.endpoint.id, exc, delay)
+                logger.warning("endpoint %s: the feeder restarts: %s", self.endpoint.id, exc)
             except Exception:
-                failures += 1
                 logger.exception("endpoint %s: the feeder failed; restarting", self.endpoint.id)
             finally:
                 self.feeding = False
+            failures += 1
             await asyncio.sleep(SUPERVISE_BACKOFF.delay(failures))

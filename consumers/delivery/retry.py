@@ -68,6 +68,11 @@ Verdict = Literal["delivered", "retry", "rate_limited", "failed", "disable"]
 _RETRYABLE_ERRORS = frozenset({"timeout", "connect", "dns", "reset", "protocol"})
 
 
+def _between(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:  # also rejects NaN
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+
+
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """When to try again.
 
@@ -93,20 +98,14 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         if len(self.schedule) > MAX_SCHEDULE_STEPS:
             raise ValueError(f"a retry schedule has at most {MAX_SCHEDULE_STEPS} steps")
         for delay in self.schedule:
-            if not 0 <= delay <= MAX_DELAY:  # also rejects NaN
-                raise ValueError(
-                    f"retry delays must be between 0 and {MAX_DELAY:g} seconds, got {delay!r}"
-                )
-        if self.max_attempts is not None and not 1 <= self.max_attempts <= 100:
-            raise ValueError("max_attempts must be between 1 and 100")
-        if self.max_attempts is not None and self.max_attempts > 1 and not self.schedule:
-            raise ValueError("max_attempts > 1 needs a non-empty schedule")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be between 0 and 1")
-        if not 0 <= self.max_retry_after <= MAX_DELAY:
-            raise ValueError(f"max_retry_after must be between 0 and {MAX_DELAY:g}")
-        if not 0 <= self.max_rate_limited <= 10_000:
-            raise ValueError("max_rate_limited must be between 0 and 10000")
+            _between("retry delays", delay, 0, MAX_DELAY)
+        if self.max_attempts is not None:
+            _between("max_attempts", self.max_attempts, 1, 100)
+            if self.max_attempts > 1 and not self.schedule:
+                raise ValueError("max_attempts > 1 needs a non-empty schedule")
+        _between("jitter", self.jitter, 0, 1)
+        _between("max_retry_after", self.max_retry_after, 0, MAX_DELAY)
+        _between("max_rate_limited", self.max_rate_limited, 0, 10_000)
 
     @property
     def attempts(self) -> int:

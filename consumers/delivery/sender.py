@@ -58,8 +58,8 @@ class Sender:
         self.body_timeout = body_timeout
         self._session: aiohttp.ClientSession | None = None
 
-    async def start(self) -> None:
-        """Create the session (idempotent)."""
+    async def start(self) -> aiohttp.ClientSession:
+        """Create the session (idempotent) and return it."""
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=0,
@@ -73,6 +73,7 @@ class Sender:
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
+        return self._session
 
     async def close(self) -> None:
         """Close the pool."""
@@ -85,10 +86,7 @@ class Sender:
     ) -> AttemptResult:
         """POST ``body`` to ``url``; never raises for anything the network or receiver does."""
         started = time.monotonic()
-        if self._session is None:
-            await self.start()
-        session = self._session
-        assert session is not None
+        session = self._session or await self.start()
         try:
             if not self.allow_private:
                 check_host(_host(url), allow_private=False)
@@ -96,14 +94,9 @@ class Sender:
             return AttemptResult.failed("unsafe_target", str(exc), started)
         except (ValueError, InvalidTarget) as exc:
             return AttemptResult.failed("invalid", f"invalid url: {exc}", started)
-        client_timeout = _timeout(timeout)
         try:
             async with session.post(
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=client_timeout,
+                url, data=body, headers=headers, allow_redirects=False, timeout=_timeout(timeout)
             ) as response:
                 snippet = b""
                 if not response.content.at_eof():  # at its end: no body (204) or already read

@@ -103,7 +103,7 @@ async def test_webhook_feeder_records_what_retention_removed_before_delivery(
     assert await log.enforce_retention() == 20
     recorder = Recorder(store)
     recorder.start()
-    feeder = Feeder(log, store, recorder, page=100, max_backlog=100, clock=time.time)
+    feeder = Feeder(log, store, recorder, page=100, clock=time.time)
     machine = DeliveryMachine(ep, max_backlog=100)
     task = asyncio.create_task(feeder.run(ep, machine, asyncio.Event(), lambda: None))
     try:

@@ -27,9 +27,7 @@ async def test_a_paused_feeder_rereads_the_backlog_others_finished(log: EventLog
     await store.put_endpoint(ep)
     recorder = Recorder(store)
     recorder.start()
-    feeder = Feeder(
-        log, store, recorder, page=10, max_backlog=10, clock=time.time, backlog_recheck=0.05
-    )
+    feeder = Feeder(log, store, recorder, page=10, clock=time.time, backlog_recheck=0.05)
     machine = DeliveryMachine(ep, max_backlog=10)
     progress = asyncio.Event()
     await log.append_batch("events", [NewEvent(type="t", data=i) for i in range(30)])
