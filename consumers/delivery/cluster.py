@@ -46,7 +46,7 @@ class EngineHooks(Protocol):
         """The endpoint may have claimable deliveries: claim again."""
 
     async def reload(self, endpoint_id: str | None) -> None:
-        """Bring the endpoint's worker (None: every worker) in line with the ledger."""
+        """Bring the endpoint's pump (None: every pump) in line with the ledger."""
 
 
 class ClusterWatch:
@@ -143,8 +143,5 @@ def same_work(running: Endpoint, stored: Endpoint) -> bool:
     """Whether ``stored`` differs from the ``running`` endpoint in its health note
     (``failing_since``) and its ``updated`` time at most (a process that starts
     stores its config-declared endpoints again): then the work goes on as it is."""
-    return _work(running) == _work(stored)
-
-
-def _work(endpoint: Endpoint) -> Endpoint:
-    return msgspec.structs.replace(endpoint, failing_since=None, updated=0.0)
+    quiet = {"failing_since": None, "updated": 0.0}
+    return msgspec.structs.replace(running, **quiet) == msgspec.structs.replace(stored, **quiet)

@@ -59,11 +59,9 @@ class DeliveryEngine:
         on_attempt: Optional hook called after every attempt (metrics).
         clock: Seconds since the epoch (tests may pass their own).
         rand: Uniform [0, 1) numbers for the retry jitter.
-        lease_retry: Seconds between attempts to take an endpoint's feeder
-            lease that another process holds (the takeover time after the
-            holder stops).
-        keep_history: Seconds a finished delivery and its attempts are kept
-            (pruned every minute, or every ``keep_history`` seconds if shorter).
+        lease_retry: Seconds between tries to take a feeder lease another process
+            holds (the takeover time after it stops); also the orphan sweep's period.
+        keep_history: Seconds a finished delivery and its attempts are kept.
     """
 
     def __init__(
@@ -191,21 +189,17 @@ class DeliveryEngine:
         with contextlib.suppress(EventLogError):
             await self.log.append(self.system_stream, data, type="delivery.endpoint.disabled")
 
-    def validate(self, endpoint: Endpoint) -> None:
-        """Check an endpoint against its kind (unknown kind, bad options).
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        """Store an endpoint (new or changed) and (re)start its pump.
 
         Raises:
-            InvalidInput: ``invalid_endpoint``, or the kind's own error.
+            InvalidInput: ``invalid_endpoint`` (an unknown kind), or the kind's own error.
         """
         kind = self.kinds.get(endpoint.kind)
         if kind is None:
             raise InvalidInput(f"unknown endpoint kind {endpoint.kind!r}", code="invalid_endpoint")
         if kind.validate is not None:
             kind.validate(endpoint)
-
-    async def put_endpoint(self, endpoint: Endpoint) -> None:
-        """Store an endpoint (new or changed) and (re)start its pump."""
-        self.validate(endpoint)
         async with self._lock:
             await self.store.put_endpoint(endpoint)
             await self._stop_pump(endpoint.id)
@@ -265,12 +259,12 @@ class DeliveryEngine:
         to_time: datetime | None = None,
         dry_run: bool = False,
     ) -> ReplayResult:
-        """Deliver a range of the endpoint's stream again, straight from the log.
+        """Deliver a range ``[from, to)`` of the endpoint's stream again, from the log.
 
-        The range is ``[from, to)``: offsets, or times (the first event at or
-        after each time); ``from`` defaults to the first retained offset, ``to``
-        to the head. Matching events become new deliveries (new ids) whether
-        or not the endpoint ever saw them (backfill). ``dry_run`` only counts.
+        ``from`` and ``to`` are offsets or times (the first event at or after each);
+        ``from`` defaults to the first retained offset, ``to`` to the head. Matching
+        events become new deliveries (new ids), seen before or not (backfill).
+        ``dry_run`` only counts.
 
         Raises:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.

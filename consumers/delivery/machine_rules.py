@@ -2,10 +2,9 @@
 
 A delivery moves ``pending → in_flight → delivered | failed``; a retryable
 failure, a released claim and an operator retry take it back to ``pending``.
-Every ledger stores what these functions decide and decides nothing itself.
-The same rules serve pulled consumers (:mod:`consumers.shared`): a claim is a
-lease on a row, an outcome an ack, a nack with a delay or parking, a released
-claim an expired lease.
+Every ledger stores what these functions decide. The same rules serve pulled
+consumers (:mod:`consumers.shared`): a claim is a lease, an outcome an ack or a
+nack, a released claim an expired lease.
 """
 
 from __future__ import annotations
@@ -49,8 +48,8 @@ class DeliveryConflict(Conflict):
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """Deliveries claimed (now ``in_flight``), and when to look again if nothing else wakes us:
-    the earliest ``next_attempt_at`` of a delivery that was blocked only by time."""
+    """Deliveries claimed (now ``in_flight``), and the earliest ``next_attempt_at`` of
+    one blocked only by time (when to look again)."""
 
     rows: list[Delivery]
     wake_at: float | None
@@ -121,14 +120,13 @@ def outcome(
     rand: float,
 ) -> tuple[Finished, str | None]:
     """What an attempt's verdict makes of the delivery under the endpoint's retry
-    policy: the :class:`Finished` to record and the reason to disable the
-    endpoint, if the verdict says so. ``rand`` in [0, 1) jitters the wait.
+    policy: the :class:`Finished` to record, and the reason to disable the endpoint
+    if the verdict says so. ``rand`` in [0, 1) jitters the wait.
 
-    A 429 wait (``rate_limited``) does not use up an attempt while fewer than
-    ``max_rate_limited`` were taken; after that it counts as a ``retry``. A
-    ``retry`` waits ``Retry-After`` if given, else the schedule's next step (at
-    most ``max_retry_after``), and fails the delivery after its last attempt.
-    Secrets never reach the recorded error or response snippet.
+    A 429 wait does not use up an attempt until ``max_rate_limited`` were taken; a
+    ``retry`` waits ``Retry-After`` if given, else the schedule's next step (at most
+    ``max_retry_after``), and fails the delivery after its last attempt. Secrets
+    never reach the recorded error or response snippet.
     """
     policy, verdict = endpoint.retry, classification.verdict
     attempts = delivery.attempts - delivery.budget_start  # of this retry budget

@@ -2,24 +2,20 @@
 
 Outcome of one attempt (:func:`classify`), the table the engine applies:
 
-=======================================  ================  =========================
-what the attempt got                     verdict           what happens next
-=======================================  ================  =========================
-2xx                                      ``delivered``     done
-timeout, connection refused/reset,       ``retry``         next step of the schedule
+==================================  ================  ==========================================
+what the attempt got                verdict           what happens next
+==================================  ================  ==========================================
+2xx                                 ``delivered``     done
+timeout, connection refused/reset,  ``retry``         the schedule's next step
 DNS failure, malformed response
-5xx                                      ``retry``         ``Retry-After`` if given
-                                                           (503), else the schedule
-429                                      ``rate_limited``  wait ``Retry-After`` (else
-                                                           the schedule); does *not*
-                                                           use up an attempt
-3xx                                      ``failed``        final: redirects are not
-                                                           followed
-410 Gone                                 ``disable``       final, and the endpoint
-                                                           is disabled
-any other 4xx, 1xx                       ``failed``        final
-target refused by the SSRF guard         ``failed``        final
-=======================================  ================  =========================
+5xx                                 ``retry``         the schedule, or ``Retry-After`` on a 503
+429                                 ``rate_limited``  ``Retry-After`` (else the schedule); does
+                                                      *not* use up an attempt
+3xx                                 ``failed``        final: redirects are not followed
+410 Gone                            ``disable``       final, and the endpoint is disabled
+any other 4xx, 1xx                  ``failed``        final
+target refused by the SSRF guard    ``failed``        final
+==================================  ================  ==========================================
 
 A ``retry`` after the last attempt becomes ``failed``; at most
 :attr:`RetryPolicy.max_rate_limited` 429 waits are free
@@ -30,6 +26,7 @@ may classify answers their own way, usually falling back to :func:`classify`.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from datetime import UTC
@@ -137,7 +134,7 @@ class AttemptResult(msgspec.Struct, frozen=True, gc=False):
     Attributes:
         status: HTTP status, or None when no response came.
         headers: Response headers (case-insensitive names; look them up in lower case).
-        body: The start of the response body (the sender reads at most a few KiB).
+        body: The start of the response body (at most the sender's ``read_limit``).
         error: Why there is no status.
         message: Human-readable error detail (never contains secrets).
         duration: Seconds from start of the request to the end of reading.
@@ -167,9 +164,7 @@ class Classification(msgspec.Struct, frozen=True, gc=False):
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date); None if absent
     or unparseable. Negative waits become 0."""
-    if value is None:
-        return None
-    value = value.strip()
+    value = (value or "").strip()
     if not value:
         return None
     try:
@@ -182,9 +177,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - now
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        return None
-    return max(0.0, seconds)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def classify(result: AttemptResult, now: float) -> Classification:
@@ -192,9 +185,8 @@ def classify(result: AttemptResult, now: float) -> Classification:
     status = result.status
     if status is None:
         kind = result.error or "protocol"
-        if kind in _RETRYABLE_ERRORS:
-            return Classification("retry", f"{kind}: {result.message}")
-        return Classification("failed", f"{kind}: {result.message}")
+        verdict: Verdict = "retry" if kind in _RETRYABLE_ERRORS else "failed"
+        return Classification(verdict, f"{kind}: {result.message}")
     if 200 <= status < 300:
         return Classification("delivered", f"HTTP {status}")
     retry_after = parse_retry_after(result.headers.get("retry-after"), now)

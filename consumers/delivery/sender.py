@@ -1,16 +1,14 @@
 """The HTTP sender: one pooled aiohttp session shared by every endpoint.
 
-Why aiohttp and not httpx: at 50 requests in flight httpx degrades badly on
-this kind of machine (``BASELINES.md``: ~310 req/s against aiohttp's ~10,600;
-upstream encode/httpx#3215); ``python -m bench delivery`` measures both in the
-same run. aiohttp also lets the connector take a resolver, which is how the
-SSRF guard connects only to the addresses it checked.
+Why aiohttp and not httpx: at 50 requests in flight httpx degrades badly
+(``BASELINES.md``: ~310 req/s against aiohttp's ~10,600; encode/httpx#3215), and
+aiohttp's connector takes a resolver, so the SSRF guard connects only to the
+addresses it checked.
 
-Every request: no redirects followed, one total timeout (connect, send,
-headers), at most :attr:`Sender.read_limit` bytes of the body read (a 10 MB
-answer costs 64 KiB; the connection is then dropped, not reused), and every
-failure turned into an :class:`~consumers.delivery.retry.AttemptResult` with an
-:data:`~consumers.delivery.retry.ErrorKind`, never an exception.
+Every request: no redirects, one total timeout, at most ``read_limit`` body
+bytes read (then the connection is dropped, not reused), and every failure an
+:class:`~consumers.delivery.retry.AttemptResult` with an ``ErrorKind``, never an
+exception.
 """
 
 from __future__ import annotations
@@ -65,7 +63,6 @@ class Sender:
                 limit=0,
                 resolver=GuardedResolver(allow_private=self.allow_private),
                 ttl_dns_cache=10,
-                enable_cleanup_closed=False,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
