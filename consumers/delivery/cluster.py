@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
@@ -20,7 +20,7 @@ from consumers.delivery.changes import Change, EndpointChanged, Pending
 from consumers.delivery.model import Endpoint
 from eventlog.errors import EventLogError, LogClosed
 
-__all__ = ["ClusterWatch", "EngineHooks", "SharedLedger", "same_work"]
+__all__ = ["ClusterWatch", "SharedLedger", "same_work"]
 
 logger = logging.getLogger("eventlog.delivery")
 
@@ -39,23 +39,15 @@ class SharedLedger(Protocol):
         ...
 
 
-class EngineHooks(Protocol):
-    """What the watch asks of the engine."""
-
-    def wake(self, endpoint_id: str) -> None:
-        """The endpoint may have claimable deliveries: claim again."""
-
-    async def reload(self, endpoint_id: str | None) -> None:
-        """Bring the endpoint's pump (None: every pump) in line with the ledger."""
-
-
 class ClusterWatch:
     """Runs while the engine runs; see the module docstring.
 
     Args:
         shared: The ledger's :attr:`~consumers.delivery.ledger.LedgerStore.shared` side
             (None: a ledger only this process uses; the watch does nothing).
-        hooks: The engine.
+        wake: The engine's: an endpoint may have claimable deliveries.
+        reload: The engine's: bring an endpoint's pump (None: every pump) in line
+            with the ledger.
         period: Seconds between sweeps (the engine's lease period).
         clock: Seconds since the epoch.
     """
@@ -63,13 +55,15 @@ class ClusterWatch:
     def __init__(
         self,
         shared: SharedLedger | None,
-        hooks: EngineHooks,
         *,
+        wake: Callable[[str], None],
+        reload: Callable[[str | None], Awaitable[None]],
         period: float,
         clock: Callable[[], float],
     ) -> None:
         self._shared = shared
-        self._hooks = hooks
+        self._wake = wake
+        self._reload_endpoint = reload
         self._period = period
         self._clock = clock
         self._unwatch: Callable[[], None] | None = None
@@ -100,7 +94,7 @@ class ClusterWatch:
 
     def _heard(self, change: Change) -> None:
         if isinstance(change, Pending):
-            self._hooks.wake(change.endpoint_id)
+            self._wake(change.endpoint_id)
             return
         self._reloads.add(change.endpoint_id if isinstance(change, EndpointChanged) else None)
         self._reload_wanted.set()
@@ -113,7 +107,7 @@ class ClusterWatch:
             targets = [None] if None in wanted else sorted(e for e in wanted if e is not None)
             for endpoint_id in targets:
                 try:
-                    await self._hooks.reload(endpoint_id)
+                    await self._reload_endpoint(endpoint_id)
                 except LogClosed:
                     return
                 except EventLogError as exc:
@@ -136,7 +130,7 @@ class ClusterWatch:
                 logger.warning(
                     "endpoint %s: took back %d claims of a gone process", endpoint_id, count
                 )
-                self._hooks.wake(endpoint_id)
+                self._wake(endpoint_id)
 
 
 def same_work(running: Endpoint, stored: Endpoint) -> bool:

@@ -1,18 +1,14 @@
 """The delivery engine: the endpoints and their pumps, for webhooks and notifications.
 
-Each enabled endpoint has a :class:`~consumers.delivery.machine.DeliveryMachine`
-(its state and decisions) run by an :class:`~consumers.delivery.pump.EndpointPump`
-(claims, sends, and the feeder); one :class:`~consumers.delivery.recorder.Recorder`
-group-commits every outcome. This module owns start-up (``in_flight`` rows left by
-a crash go back to ``pending``: at-least-once, same ``webhook-id``), shutdown (a
-grace for attempts in progress), endpoint changes, health (a failure streak;
-disabling, with a ``delivery.endpoint.disabled`` event on the system stream),
-operator actions and replays.
-
-On PostgreSQL every process claims (``FOR UPDATE SKIP LOCKED``) and sends, and an
-endpoint's feeder runs in the process holding the lease ``delivery-feed:<consumer
-name>``; other processes' changes, and the sweep that takes back a dead process's
-claims, arrive through :mod:`consumers.delivery.cluster`.
+Each enabled endpoint's :class:`~consumers.delivery.machine.DeliveryMachine` is run
+by an :class:`~consumers.delivery.pump.EndpointPump`; one
+:class:`~consumers.delivery.recorder.Recorder` group-commits every outcome. The
+engine owns start-up (``in_flight`` rows left by a crash go back to ``pending``),
+shutdown, endpoint changes, health (a disable is said on the system stream),
+operator actions and replays. On PostgreSQL every process claims and sends, one
+process feeds each endpoint (the lease ``delivery-feed:<consumer name>``), and other
+processes' changes and the sweep of a dead process's claims come through
+:mod:`consumers.delivery.cluster`.
 """
 
 from __future__ import annotations
@@ -100,7 +96,9 @@ class DeliveryEngine:
             lease_retry=lease_retry,
         )
         self._lock = asyncio.Lock()
-        self._cluster = ClusterWatch(store.shared, self, period=lease_retry, clock=clock)
+        self._cluster = ClusterWatch(
+            store.shared, wake=self.wake, reload=self.reload, period=lease_retry, clock=clock
+        )
         self._started = False
 
     async def start(self) -> None:

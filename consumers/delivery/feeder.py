@@ -1,13 +1,11 @@
 """The feeder of an endpoint: its stream → ledger rows; and the event cache.
 
-The feeder reads the endpoint's stream from its committed offset and stores
-the matching events as ``pending`` deliveries *in the transaction that advances
-the offset* (through the engine's :class:`~consumers.delivery.recorder.Recorder`,
-where a claim made meanwhile joins that transaction). It pauses while the
-endpoint's machine says the backlog is full; as other processes may finish its
-deliveries without telling this one, a paused feeder re-reads the count from
-the ledger every ``backlog_recheck`` seconds. The events it read stay in a
-bounded cache so that sending rarely reads the log again.
+Matching events are stored as ``pending`` deliveries in the transaction that
+advances the endpoint's offset (through the engine's
+:class:`~consumers.delivery.recorder.Recorder`, where a claim made meanwhile joins
+it). The feeder pauses while the machine says the backlog is full, re-reading the
+count from the ledger now and then (other processes finish deliveries too). The
+events read stay in a bounded cache so that sending rarely reads the log again.
 """
 
 from __future__ import annotations
@@ -73,11 +71,9 @@ class Feeder:
         progress: asyncio.Event,
         changed: Callable[[], None],
     ) -> None:
-        """Feed one endpoint: its stream's matching events become ledger rows.
-
-        ``machine`` is told of every enqueue (then ``changed`` is called) and
-        says when the backlog is full; ``progress`` is set when it may be fed again.
-        """
+        """Feed one endpoint. ``machine`` is told of every enqueue (then ``changed``
+        is called) and says when the backlog is full; ``progress`` is set when it may
+        be fed again."""
         matches = EventFilter(ep.types, ep.key).matches
         position = await self.log.committed_offset(ep.consumer_name, ep.stream)
         if position is None:

@@ -75,14 +75,8 @@ def select_claimable(
     if ordering == "ordered":
         heads = rows[:1]
     elif ordering == "per-key":
-        seen: set[str] = set()
-        heads = []
-        for d in rows:
-            if d.key is None:
-                heads.append(d)
-            elif d.key not in seen:
-                seen.add(d.key)
-                heads.append(d)
+        oldest = {d.key: d for d in reversed(rows) if d.key is not None}
+        heads = [d for d in rows if d.key is None or oldest[d.key] is d]
     else:
         heads = rows
     pending = [d for d in heads if d.status == "pending"]

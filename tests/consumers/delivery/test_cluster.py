@@ -67,7 +67,9 @@ class Engine:
 
 async def test_pending_wakes_changes_reload_and_a_resync_reloads_everything() -> None:
     ledger, engine = Ledger(), Engine()
-    watch = ClusterWatch(ledger, engine, period=0.05, clock=lambda: 0.0)
+    watch = ClusterWatch(
+        ledger, wake=engine.wake, reload=engine.reload, period=0.05, clock=lambda: 0.0
+    )
     await watch.start()
     try:
         assert ledger.listener is not None
@@ -90,7 +92,9 @@ async def test_pending_wakes_changes_reload_and_a_resync_reloads_everything() ->
 
 async def test_a_failed_reload_is_tried_again() -> None:
     ledger, engine = Ledger(), Engine(fail_once=True)
-    watch = ClusterWatch(ledger, engine, period=0.05, clock=lambda: 0.0)
+    watch = ClusterWatch(
+        ledger, wake=engine.wake, reload=engine.reload, period=0.05, clock=lambda: 0.0
+    )
     await watch.start()
     try:
         assert ledger.listener is not None
