@@ -86,6 +86,8 @@ class SQLiteStorage:
         self._readers: asyncio.Queue[SQLiteThread] = asyncio.Queue()
         self._all_readers: list[SQLiteThread] = []
         self._packed = False
+        # Each stream's head as the writer's commits left it (writer thread only).
+        self._known_heads: dict[str, tuple[int, int]] = {}
         self._inline: sqlite3.Connection | None = None
         # Two append transactions at once: the writer connection runs them one
         # after another in the order they were handed over.
@@ -186,7 +188,14 @@ class SQLiteStorage:
 
     async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
         now_us = ops.to_us(now)
-        return await self._write().run(lambda conn: ops.append(conn, requests, now_us))
+        known = self._known_heads
+
+        def append(conn: sqlite3.Connection) -> list[AppendOutcome]:
+            for request in requests:  # heads this transaction moves without remembering
+                known.pop(request.stream, None)
+            return ops.append(conn, requests, now_us)
+
+        return await self._write().run(append)
 
     async def append_generated(
         self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
@@ -196,7 +205,7 @@ class SQLiteStorage:
         # for five bound values instead of eight per event.
         packed = {s: pack(events) for s, events in streams.items()} if self._packed else None
         return await self._write().run(
-            lambda conn: ops.append_generated(conn, streams, now_us, packed)
+            lambda conn: ops.append_generated(conn, streams, now_us, packed, self._known_heads)
         )
 
     async def set_retention(self, stream: str, retention: Retention) -> None:

@@ -72,42 +72,107 @@ def append(
         raise
 
 
+#: Advances a stream's head only if it is where this connection last left it.
+_ADVANCE_HEAD = (
+    "UPDATE streams SET next_offset = ?, bytes = bytes + ?, last_time_us = ? "
+    "WHERE name = ? AND next_offset = ?"
+)
+#: Streams whose heads a connection remembers at most (then it forgets them all).
+KNOWN_HEADS = 10_000
+
+
+class _StaleHead(Exception):
+    """A remembered head was not the stored one: another writer moved the stream."""
+
+
 def append_generated(
     conn: sqlite3.Connection,
     streams: Mapping[str, Sequence[PendingEvent]],
     now_us: int,
     packed: Mapping[str, Packed] | None = None,
+    known: dict[str, tuple[int, int]] | None = None,
 ) -> dict[str, int]:
     """One group-committed transaction of events with generated ids: nothing to
     look up but each stream's head; returns the first offset each stream got.
 
     With ``packed`` (each stream's events already :func:`~eventlog.storage.sqlite_packed.pack`-ed),
     each stream's rows go in with one GIL-light INSERT.
+
+    ``known`` remembers each stream's ``(next_offset, last_time_us)`` as this
+    connection's commits left them, so that a transaction skips the head's
+    SELECT: every statement is a GIL release and re-take on the writer thread,
+    and under load each re-take waits for the event loop's turn. A remembered
+    head is checked where it is used: the head moves only ``WHERE next_offset``
+    is the remembered one, and events inserted at a stale offset collide with
+    the stored ones; either way (another process or connection appended,
+    the stream was deleted) the transaction is rolled back and written again
+    from the stored heads.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        firsts: dict[str, int] = {}
-        params: list[object] = []
-        heads: list[tuple[str, int, int, int]] = []
-        for stream, events in streams.items():
-            head, time_us = _head(conn, stream, now_us)
-            firsts[stream] = head
-            if packed is None:
-                nbytes = _add_params(params, stream, head, time_us, events)
-            else:
-                rows = packed[stream]
-                conn.execute(*rows.insert(stream, head, time_us))
-                nbytes = rows.nbytes
-            heads.append((stream, head + len(events), nbytes, time_us))
-        if params:
-            _insert_events(conn, params)
-        conn.executemany(_UPSERT_HEAD, heads)
+        try:
+            firsts, heads = _append_generated(conn, streams, now_us, packed, known)
+        except (_StaleHead, sqlite3.IntegrityError):
+            if not known:
+                raise
+            conn.execute("ROLLBACK")
+            known.clear()
+            conn.execute("BEGIN IMMEDIATE")
+            firsts, heads = _append_generated(conn, streams, now_us, packed, known)
         conn.execute("COMMIT")
     except BaseException:
+        if known is not None:
+            known.clear()
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if known is not None:
+        if len(known) > KNOWN_HEADS:
+            known.clear()
+        known.update(heads)
     return firsts
+
+
+def _append_generated(
+    conn: sqlite3.Connection,
+    streams: Mapping[str, Sequence[PendingEvent]],
+    now_us: int,
+    packed: Mapping[str, Packed] | None,
+    known: Mapping[str, tuple[int, int]] | None,
+) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """Insert the events and move the heads (no commit); the first offsets and the new heads."""
+    firsts: dict[str, int] = {}
+    heads: dict[str, tuple[int, int]] = {}
+    params: list[object] = []
+    read: list[tuple[str, int, int, int]] = []
+    remembered: list[tuple[int, int, int, str, int]] = []
+    for stream, events in streams.items():
+        if known is None or (cached := known.get(stream)) is None:
+            cached = None
+            head, time_us = _head(conn, stream, now_us)
+        else:
+            # Time never goes backwards within a stream, even if the clock does.
+            head, time_us = cached[0], max(now_us, cached[1])
+        firsts[stream] = head
+        if packed is None:
+            nbytes = _add_params(params, stream, head, time_us, events)
+        else:
+            rows = packed[stream]
+            conn.execute(*rows.insert(stream, head, time_us))
+            nbytes = rows.nbytes
+        end = head + len(events)
+        heads[stream] = (end, time_us)
+        if cached is None:
+            read.append((stream, end, nbytes, time_us))
+        else:
+            remembered.append((end, nbytes, time_us, stream, head))
+    if params:
+        _insert_events(conn, params)
+    if read:
+        conn.executemany(_UPSERT_HEAD, read)
+    if remembered and conn.executemany(_ADVANCE_HEAD, remembered).rowcount != len(remembered):
+        raise _StaleHead
+    return firsts, heads
 
 
 def _head(conn: sqlite3.Connection, stream: str, now_us: int) -> tuple[int, int]:
