@@ -107,8 +107,7 @@ class Feeder:
             position = events[-1].offset + 1
             advance = ConsumerAdvance(ep.consumer_name, ep.stream, position)
             enqueued = self.recorder.enqueue(Enqueue(ep.id, rows, advance))
-            # Told before the commit: a claim the machine makes now is queued
-            # with the rows and takes them in their transaction.
+            # Told before the commit: a claim made now joins the rows' transaction.
             if rows:
                 machine.enqueued(len(rows))
                 changed()

@@ -92,8 +92,7 @@ class EndpointPump:
 
     def start(self) -> None:
         """Start the loop and the feeder."""
-        name = self.endpoint.id
-        parts = self.parts
+        name, parts = self.endpoint.id, self.parts
         feed = run_exclusively(
             parts.leases, feeder_lease(self.endpoint), self._feed, retry=parts.lease_retry
         )
@@ -129,10 +128,9 @@ class EndpointPump:
     async def stop(self) -> None:
         """Stop everything; cancelled attempts go back to pending."""
         self.quiesce()
-        tasks = [*self._tasks, *self.sends]
-        for task in tasks:
+        for task in self.sends:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self.sends, return_exceptions=True)
 
     async def _loop(self) -> None:
         clock = self.parts.clock
@@ -153,15 +151,13 @@ class EndpointPump:
                 self.parts.recorder.put_nowait(action.finished, self)
             elif isinstance(action, Claim):
                 ep, limit = self.endpoint, action.limit
-                # Queued now, so it joins the transaction of the rows a feeder
-                # just queued. Its result reaches the machine even if the pump
-                # stopped meanwhile: the machine (stopped) gives the rows back.
+                # Queued now, it joins the transaction of rows the feeder just queued; its
+                # result reaches the machine even if stopped meanwhile (it gives rows back).
                 claim = self.parts.recorder.claim(ClaimRequest(ep.id, ep.ordering, limit))
                 claim.add_done_callback(functools.partial(self._claimed, limit=limit))
             else:  # SetHealth, Disable
                 self._spawn(self.parts.health(self.endpoint, action), self._side)
-        # A slot sends deliveries one after another while there are any: no
-        # task per delivery on the hot path.
+        # A slot sends deliveries one after another: no task per delivery on the hot path.
         while len(self.sends) - self._busy < len(self._ready):
             self._spawn(self._slot(), self.sends)
 
@@ -236,8 +232,7 @@ class EndpointPump:
         while True:
             self.feeding = True
             try:
-                # Another process may have fed (and sent) until now: take the
-                # ledger's count, and claim what it left pending.
+                # Another process may have fed until now: count, and claim what it left.
                 feeder = self.parts.feeder
                 self.machine.counted(await feeder.unfinished(self.endpoint.id))
                 self.changed()
