@@ -12,17 +12,12 @@ secret except the endpoint documents.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from consumers.delivery.cluster import SharedLedger
-from consumers.delivery.machine_rules import (
-    Claimed,
-    DeliveryConflict,
-    apply_operator_action,
-    select_claimable,
-)
+from consumers.delivery.machine_rules import Claimed, DeliveryConflict, apply_operator_action
 from consumers.delivery.model import (
     Attempt,
     Delivery,
@@ -44,8 +39,6 @@ __all__ = [
     "Enqueue",
     "LedgerStore",
     "act",
-    "counts_from_rows",
-    "select_claimable",
 ]
 
 
@@ -202,16 +195,3 @@ async def act(
         return Rewrite([d], d)
 
     return await store.rewrite(endpoint_id, Pick(ids=(delivery_id,)), decide)
-
-
-def counts_from_rows(rows: Iterable[Any]) -> dict[str, EndpointCounts]:
-    """Per endpoint, its counts from ``(endpoint_id, status, count, oldest created)``
-    rows of pending and in-flight deliveries (both SQL ledgers group them so)."""
-    out: dict[str, EndpointCounts] = {}
-    for endpoint_id, status, n, oldest in rows:
-        c = out.get(endpoint_id, EndpointCounts())
-        if status == "pending":
-            out[endpoint_id] = EndpointCounts(n, c.in_flight, oldest)
-        else:
-            out[endpoint_id] = EndpointCounts(c.pending, n, c.oldest_pending)
-    return out

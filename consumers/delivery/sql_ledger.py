@@ -29,14 +29,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from consumers.delivery.changes import EndpointChanged, Pending
-from consumers.delivery.ledger import (
-    Claimed,
-    ClaimRequest,
-    EndpointCounts,
-    Enqueue,
-    counts_from_rows,
-    select_claimable,
-)
+from consumers.delivery.ledger import Claimed, ClaimRequest, EndpointCounts, Enqueue
+from consumers.delivery.machine_rules import select_claimable
 from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint, Finished
 from consumers.delivery.rewrite import Decide, Pick
 from consumers.delivery.sql_schema import (
@@ -240,12 +234,14 @@ class SQLLedger(ABC):
     async def counts(self) -> dict[str, EndpointCounts]:
         (rows,) = await self._read(
             Stmt(
-                "SELECT endpoint_id, status, count(*), min(created) "
+                "SELECT endpoint_id, count(*) FILTER (WHERE status = 'pending'), "
+                "count(*) FILTER (WHERE status = 'in_flight'), "
+                "min(created) FILTER (WHERE status = 'pending') "
                 f"FROM {self._d.tables}webhook_deliveries "
-                "WHERE status IN ('pending', 'in_flight') GROUP BY endpoint_id, status"
+                "WHERE status IN ('pending', 'in_flight') GROUP BY endpoint_id"
             )
         )
-        return counts_from_rows(rows)
+        return {r[0]: EndpointCounts(r[1], r[2], r[3]) for r in rows}
 
     # -- the hot path ------------------------------------------------------------
 
