@@ -178,14 +178,11 @@ class EndpointPump:
         task.add_done_callback(into.discard)
 
     def _claimed(self, future: asyncio.Future[Claimed], *, limit: int) -> None:
-        if future.cancelled():
+        if future.cancelled() or isinstance(exc := future.exception(), LogClosed):
             return
-        exc = future.exception()
         if exc is None:
             claimed = future.result()
             self.machine.claimed(claimed.rows, claimed.wake_at, limit)
-        elif isinstance(exc, LogClosed):
-            return
         else:
             if isinstance(exc, EventLogError | OSError):
                 logger.warning("endpoint %s: claim failed: %s", self.endpoint.id, exc)

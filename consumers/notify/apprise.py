@@ -1,15 +1,10 @@
 """Apprise targets: any Apprise URL (Telegram, Matrix, email, ntfy, …) through the same engine.
 
-Optional: needs the ``apprise`` extra (``pip install 'eventlog[apprise]'``).
-The endpoint's ``url`` is only ``apprise://<service>``; the Apprise URL, which
-usually holds a token, is in ``options.url`` and is never logged. Each attempt
-asks Apprise to notify in a worker thread, within the endpoint's timeout;
-Apprise reports only success or failure (a failure is retried by the schedule).
-
+Needs the ``apprise`` extra. The endpoint's ``url`` is only ``apprise://<scheme>``;
+the Apprise URL, which usually holds a token, is in ``options.url`` and is never
+logged. Each attempt notifies in a worker thread within the endpoint's timeout.
 Apprise makes its own connections, so the SSRF guard checks the host its URL
-reaches, when the target is saved and before each attempt
-(:func:`check_apprise_url`, ``docs/notifications.md``); there is no DNS
-pinning for these targets.
+reaches (:func:`check_apprise_url`), without DNS pinning.
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ import asyncio
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +20,7 @@ import msgspec
 
 from consumers.delivery.retry import AttemptResult
 from consumers.delivery.ssrf import ALLOW_HINT, InvalidTarget, UnsafeTarget, check_resolves
-from consumers.notify.template import check_templates, decode_options, parse
+from consumers.notify.template import decode_options, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -69,13 +63,10 @@ class AppriseOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     title: str = "{type}"
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Apprise loads its plugins lazily, and some import the stdlib's deprecated
-    ``imghdr``: not ours to fix, and not to be turned into errors."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
+def _quiet() -> contextlib.AbstractContextManager[None]:
+    """Apprise's lazily loaded plugins may import the stdlib's deprecated ``imghdr``:
+    not ours to fix, and not to be turned into errors."""
+    return warnings.catch_warnings(action="ignore", category=DeprecationWarning)
 
 
 def _apprise() -> Any:
@@ -95,8 +86,7 @@ def parse_options(options: dict[str, Any]) -> AppriseOptions:
     Raises:
         ValueError: A bad option; the message never repeats the URL.
     """
-    opts = decode_options(options, AppriseOptions)
-    check_templates((("template", opts.template), ("title", opts.title)))
+    opts = decode_options(options, AppriseOptions, plain=("url",))
     with _quiet():
         supported = _apprise().Apprise().add(opts.url)
     if not supported:

@@ -1,17 +1,9 @@
 """Discord incoming webhooks: message shape, limits and the answer table (sans-I/O).
 
-Every Discord limit (``content`` 2000, embed title 256, description 4096, 25
-fields of 256/1024, footer 2048, all embed text 6000, ``username`` 80) is met
-by visible truncation (:func:`consumers.notify.limits.fit`); the tables are in
-``docs/notifications.md``. Messages are posted with ``?wait=true``, so Discord
-answers ``200`` with the stored message (without it, ``204`` even when the
-message was dropped). ``allowed_mentions`` is empty unless ``mentions = true``:
-text from events cannot ping ``@everyone`` or anyone else.
-
-Answers (:func:`classify`): ``429`` waits the JSON ``retry_after`` (else
-``Retry-After``) without using up an attempt; ``401``, ``404`` and ``410``
-disable the target with Discord's message as the reason; ``400`` is final;
-anything else follows the engine's default table.
+Every limit is met by visible truncation (:func:`consumers.notify.limits.fit`;
+tables in ``docs/notifications.md``). Messages are posted with ``?wait=true``
+(else Discord answers ``204`` even for a dropped message), and
+``allowed_mentions`` is empty unless ``mentions = true``: event text pings nobody.
 """
 
 from __future__ import annotations
@@ -24,7 +16,7 @@ import msgspec
 from consumers.delivery.retry import AttemptResult, Classification, parse_retry_after
 from consumers.delivery.retry import classify as default_classify
 from consumers.notify.limits import fit, units
-from consumers.notify.template import Template, check_templates, decode_options, parse
+from consumers.notify.template import decode_options, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -110,27 +102,16 @@ def parse_options(options: dict[str, Any]) -> DiscordOptions:
         ValueError: An unknown option, a wrong type, or a template that does
             not parse (the message names the option).
     """
-    opts = decode_options(options, DiscordOptions)
+    opts = decode_options(options, DiscordOptions, plain=("username", "avatar_url"))
     if opts.avatar_url is not None and not opts.avatar_url.startswith(("https://", "http://")):
         raise ValueError("options.avatar_url: an http(s) URL")
     if opts.username is not None and not opts.username.strip():
         raise ValueError("options.username: must not be blank")
-    texts: list[tuple[str, str | None]] = [("template", opts.template)]
     if opts.embed is not None:
-        e = opts.embed
-        texts += [
-            ("embed.title", e.title),
-            ("embed.description", e.description),
-            ("embed.url", e.url),
-            ("embed.footer", e.footer),
-        ]
-        if len(e.fields) > FIELDS_LIMIT:
+        if len(opts.embed.fields) > FIELDS_LIMIT:
             raise ValueError(f"options.embed.fields: at most {FIELDS_LIMIT} fields")
-        for i, f in enumerate(e.fields):
-            texts += [(f"embed.fields[{i}].name", f.name), (f"embed.fields[{i}].value", f.value)]
-        if e.color is not None and not 0 <= e.color <= 0xFFFFFF:
+        if opts.embed.color is not None and not 0 <= opts.embed.color <= 0xFFFFFF:
             raise ValueError("options.embed.color: an RGB integer, 0 to 0xFFFFFF")
-    check_templates(texts)
     return opts
 
 
@@ -142,24 +123,23 @@ def wait_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _render(source: str | None, context: dict[str, Any]) -> str:
-    return "" if source is None else parse(source).render(context)
+def _embed(embed: DiscordEmbed, context: dict[str, Any]) -> dict[str, Any]:
+    def text(source: str | None, limit: int) -> str:
+        return "" if source is None else fit(parse(source).render(context), limit)
 
-
-def _embed(embed: DiscordEmbed, event: Event, context: dict[str, Any]) -> dict[str, Any]:
-    title = fit(_render(embed.title, context), TITLE_LIMIT)
-    description = fit(_render(embed.description, context), DESCRIPTION_LIMIT)
-    footer = fit(_render(embed.footer, context), FOOTER_LIMIT)
-    fields: list[tuple[str, str, bool]] = [
-        (
-            fit(_render(f.name, context), FIELD_NAME_LIMIT) or _BLANK,
-            fit(_render(f.value, context), FIELD_VALUE_LIMIT) or _BLANK,
-            f.inline,
-        )
+    title = text(embed.title, TITLE_LIMIT)
+    description = text(embed.description, DESCRIPTION_LIMIT)
+    footer = text(embed.footer, FOOTER_LIMIT)
+    fields: list[dict[str, Any]] = [
+        {
+            "name": text(f.name, FIELD_NAME_LIMIT) or _BLANK,
+            "value": text(f.value, FIELD_VALUE_LIMIT) or _BLANK,
+            "inline": f.inline,
+        }
         for f in embed.fields
     ]
     # The 6000-unit total: shrink the description first, then drop trailing fields.
-    fixed = units(title) + units(footer) + sum(units(n) + units(v) for n, v, _ in fields)
+    fixed = units(title) + units(footer) + sum(units(f["name"] + f["value"]) for f in fields)
     if fixed + units(description) > EMBED_TOTAL_LIMIT:
         room = EMBED_TOTAL_LIMIT - fixed
         if room >= 32:
@@ -167,38 +147,33 @@ def _embed(embed: DiscordEmbed, event: Event, context: dict[str, Any]) -> dict[s
         else:
             dropped = 0
             while fields and fixed + 32 > EMBED_TOTAL_LIMIT:
-                name, value, _ = fields.pop()
-                fixed -= units(name) + units(value)
+                field = fields.pop()
+                fixed -= units(field["name"] + field["value"])
                 dropped += 1
             note = f"[+{dropped} fields]" if dropped else ""
             description = fit(description, max(0, EMBED_TOTAL_LIMIT - fixed - units(note) - 1))
             description = f"{description}\n{note}".strip() if note else description
-    out: dict[str, Any] = {}
-    if title:
-        out["title"] = title
-    if description:
-        out["description"] = description
-    url = _render(embed.url, context).strip()
-    if url.startswith(("https://", "http://")) and units(url) <= 2048:
-        out["url"] = url  # Discord refuses the message over a malformed URL: leave it out
-    if embed.color is not None:
-        out["color"] = embed.color
-    if footer:
-        out["footer"] = {"text": footer}
-    if fields:
-        out["fields"] = [{"name": n, "value": v, "inline": i} for n, v, i in fields]
-    if embed.timestamp:
-        out["timestamp"] = context["time"]
-    return out
+    url = "" if embed.url is None else parse(embed.url).render(context).strip()
+    if not url.startswith(("https://", "http://")) or units(url) > 2048:
+        url = ""  # Discord refuses the message over a malformed URL: leave it out
+    out = {
+        "title": title,
+        "description": description,
+        "url": url,
+        "color": embed.color,
+        "footer": {"text": footer} if footer else None,
+        "fields": fields,
+        "timestamp": context["time"] if embed.timestamp else None,
+    }
+    return {name: value for name, value in out.items() if value not in (None, "", [])}
 
 
 def build_message(options: DiscordOptions, event: Event, context: dict[str, Any]) -> dict[str, Any]:
     """The JSON body of an Execute Webhook request for one event, within every limit."""
-    template: Template = parse(options.template)
-    content = fit(template.render(context), CONTENT_LIMIT)
+    content = fit(parse(options.template).render(context), CONTENT_LIMIT)
     message: dict[str, Any] = {}
     if options.embed is not None:
-        message["embeds"] = [_embed(options.embed, event, context)]
+        message["embeds"] = [_embed(options.embed, context)]
     if not content.strip() and not message.get("embeds"):
         content = f"{event.type} in {event.stream} at offset {event.offset}"
     if content:
@@ -243,7 +218,10 @@ def retry_after(result: AttemptResult, now: float) -> tuple[float | None, bool]:
 
 
 def classify(result: AttemptResult, now: float) -> Classification:
-    """Judge Discord's answer (see the module docstring)."""
+    """Judge Discord's answer: ``429`` waits the JSON ``retry_after`` (else
+    ``Retry-After``) without using up an attempt; ``401``, ``404`` and ``410``
+    disable the target with Discord's message as the reason; ``400`` is final;
+    anything else follows the engine's default table."""
     status = result.status
     if status == 429:
         wait, global_limit = retry_after(result, now)

@@ -1,13 +1,8 @@
 """Deterministic, visible truncation within a chat platform's size limits (sans-I/O).
 
-Lengths are counted in UTF-16 code units, the unit JavaScript (and so the
-platforms' own validators) count in; for text outside the Basic Multilingual
-Plane (emoji) that is more than Python's ``len``, so a message cut to fit
-here always fits there.
-
-A cut text ends with a marker saying how much was left out, e.g.
-``… [+1234 chars]``: the reader sees that the message was shortened, and the
-same input always gives the same output.
+Lengths are counted in UTF-16 code units, as the platforms' (JavaScript)
+validators count them: more than ``len`` for emoji. A cut text ends with a
+marker saying how much was left out, e.g. ``… [+1234 chars]``.
 """
 
 from __future__ import annotations
@@ -22,14 +17,12 @@ def units(text: str) -> int:
 
 def _prefix(text: str, budget: int) -> str:
     """The longest prefix of ``text`` of at most ``budget`` UTF-16 units (never half a pair)."""
-    if units(text) <= budget:
-        return text
     used = 0
     for i, ch in enumerate(text):
         used += 2 if ord(ch) > 0xFFFF else 1
         if used > budget:
             return text[:i]
-    return text  # pragma: no cover - the first check covers it
+    return text
 
 
 def fit(text: str, limit: int) -> str:

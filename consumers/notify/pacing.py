@@ -1,14 +1,9 @@
 """Per-target pacing for chat targets: serialised sends that respect rate-limit answers.
 
-The engine reschedules the delivery that got a ``429``; this module makes sure
-no *other* request to the same target goes out before the wait is over, and
-slows down before a 429 happens (``docs/notifications.md``, "Rate limits").
-:class:`Pacer` (sans-I/O) keeps, per target, the earliest time the next request
-may go: after a 429, its wait (Discord's ``global`` limit holds every target on
-the host); after ``X-RateLimit-Remaining: 0``, ``X-RateLimit-Reset-After``.
-:class:`PacingSender` sends to each registered target one request at a time,
-when the pacer allows; other targets pass straight through. A target is the
-URL without its query string (Discord's bucket is the webhook).
+The engine reschedules the delivery that got a ``429``; this module keeps every
+*other* request to that target back until the wait is over, and slows down
+before a 429 (``docs/notifications.md``, "Rate limits"). A target is its URL
+without the query string (Discord's bucket is the webhook).
 """
 
 from __future__ import annotations
@@ -57,23 +52,23 @@ class Pacer:
 
     def observe(self, target: str, result: AttemptResult, now: float) -> None:
         """Learn from one answer of ``target``."""
-        headers: Mapping[str, str] = result.headers
         if result.status == 429:
             wait, global_limit = discord.retry_after(result, now)
-            if wait is None:
-                wait = 1.0  # a 429 without a wait: back off a little rather than hammer
-            wait = min(wait, MAX_PAUSE)
+            # A 429 without a wait: back off a little rather than hammer.
+            until = now + min(1.0 if wait is None else wait, MAX_PAUSE)
             if global_limit:
-                host = _host_of(target)
-                self._host_until[host] = max(self._host_until.get(host, 0.0), now + wait)
-            self._until[target] = max(self._until.get(target, 0.0), now + wait)
+                _hold(self._host_until, _host_of(target), until)
+            _hold(self._until, target, until)
             return
-        remaining = headers.get("x-ratelimit-remaining")
+        remaining = result.headers.get("x-ratelimit-remaining")
         # Seconds, read like a Retry-After (a negative wait holds nothing).
-        reset_after = parse_retry_after(headers.get("x-ratelimit-reset-after"), now)
+        reset_after = parse_retry_after(result.headers.get("x-ratelimit-reset-after"), now)
         if remaining is not None and remaining.strip() == "0" and reset_after is not None:
-            until = now + min(reset_after, MAX_PAUSE)
-            self._until[target] = max(self._until.get(target, 0.0), until)
+            _hold(self._until, target, now + min(reset_after, MAX_PAUSE))
+
+
+def _hold(holds: dict[str, float], key: str, until: float) -> None:
+    holds[key] = max(holds.get(key, 0.0), until)
 
 
 class PacingSender(Sender):
@@ -84,8 +79,6 @@ class PacingSender(Sender):
         clock: Monotonic seconds (tests may pass their own).
         transports: Senders for URL prefixes that are not HTTP, e.g.
             ``{"apprise+": send_apprise}``; the prefix is stripped before the call.
-        read_limit: As for :class:`Sender`.
-        body_timeout: As for :class:`Sender`.
     """
 
     def __init__(
@@ -94,12 +87,8 @@ class PacingSender(Sender):
         allow_private: bool = False,
         clock: Callable[[], float] = time.monotonic,
         transports: Mapping[str, AltTransport] | None = None,
-        read_limit: int = 64 << 10,
-        body_timeout: float = 2.0,
     ) -> None:
-        super().__init__(
-            allow_private=allow_private, read_limit=read_limit, body_timeout=body_timeout
-        )
+        super().__init__(allow_private=allow_private)
         self.pacer = Pacer()
         self.clock = clock
         self.transports = dict(transports or {})

@@ -1,18 +1,9 @@
 """Slack incoming webhooks: message shape, limits and the answer table (sans-I/O).
 
-The message is ``text`` (Slack ``mrkdwn``), and, when a ``title`` or
-``fields`` are configured, Block Kit ``blocks`` with ``text`` kept as the
-notification fallback. Slack's limits (``text`` cut at its recommended 4000,
-header 150, section 3000, 10 fields of 2000) are met by visible truncation
-(:func:`consumers.notify.limits.fit`; tables in ``docs/notifications.md``).
-Values substituted into templates are escaped (``&``, ``<``, ``>``), so event
-data cannot inject ``<!channel>`` mentions or links; the template's own text
-is left as written, so ``<https://…|links>`` work.
-
-Answers (:func:`classify`): ``429`` waits ``Retry-After`` without using up an
-attempt; ``403 invalid_token``, ``404`` and ``410`` disable the target with
-Slack's reason; ``400`` and other ``403``s are final; anything else follows the
-engine's default table.
+The message is ``text`` (``mrkdwn``), plus Block Kit ``blocks`` when a
+``title`` or ``fields`` are set. Limits are met by visible truncation (tables
+in ``docs/notifications.md``). Values substituted into templates are escaped
+(:func:`escape`), so event data cannot inject ``<!channel>`` or links.
 """
 
 from __future__ import annotations
@@ -24,7 +15,7 @@ import msgspec
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.delivery.retry import classify as default_classify
 from consumers.notify.limits import fit
-from consumers.notify.template import check_templates, decode_options, parse
+from consumers.notify.template import decode_options, parse
 from eventlog.model import Event
 
 __all__ = [
@@ -79,12 +70,7 @@ def parse_options(options: dict[str, Any]) -> SlackOptions:
     Raises:
         ValueError: An unknown option, a wrong type, or a template that does not parse.
     """
-    opts = decode_options(options, SlackOptions)
-    texts: list[tuple[str, str | None]] = [("template", opts.template), ("title", opts.title)]
-    for i, f in enumerate(opts.fields):
-        texts += [(f"fields[{i}].name", f.name), (f"fields[{i}].value", f.value)]
-    check_templates(texts)
-    return opts
+    return decode_options(options, SlackOptions)
 
 
 def build_message(options: SlackOptions, event: Event, context: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +117,9 @@ def _reason(result: AttemptResult) -> str:
 
 
 def classify(result: AttemptResult, now: float) -> Classification:
-    """Judge Slack's answer (see the module docstring)."""
+    """Judge Slack's answer: ``403 invalid_token``, ``404`` and ``410`` disable the
+    target with Slack's reason; ``400`` and other ``403``s are final; anything
+    else (a ``429`` among them) follows the engine's default table."""
     status = result.status
     if status in (404, 410) or (status == 403 and _reason(result) == "invalid_token"):
         return Classification("disable", f"Slack answered {status} {_reason(result)}")

@@ -1,13 +1,10 @@
-"""Chat notifications: Discord, Slack and Apprise targets on top of the delivery engine.
+"""Chat notifications: Discord, Slack and Apprise targets on the delivery engine.
 
-A notification target is a delivery-engine endpoint whose ``kind`` is
-``discord``, ``slack`` or ``apprise``: ledger, retries, ordering, replay, crash
-recovery and auto-disable are the engine's. This module supplies what differs,
-through the engine's target kinds (:func:`notify_kinds`): the message, rendered
-from a template within the platform's limits (one module per platform), the
-platform's answer table, and a :class:`~consumers.notify.pacing.PacingSender`
-that holds a target's requests while its rate limit says so. Specs are
-:class:`~consumers.webhook.TargetSpec` subclasses; see ``docs/notifications.md``.
+A notification target is an endpoint whose ``kind`` is ``discord``, ``slack`` or
+``apprise``; ledger, retries, ordering, replay and auto-disable are the engine's.
+This module holds their specs (:class:`~consumers.webhook.TargetSpec` subclasses)
+and target kinds (:func:`notify_kinds`): a message rendered from a template, the
+platform's answer table, and pacing. See ``docs/notifications.md``.
 """
 
 from __future__ import annotations

@@ -1,33 +1,17 @@
 """Message templates for chat notifications (sans-I/O, no ``eval``).
 
-A template is text with ``{placeholders}``::
-
-    "{type} for order {data.order.id} ({data.order.total|no total}) at {time}"
-
-* A placeholder is a dotted path into the event: ``type``, ``stream``,
-  ``offset``, ``id``, ``key``, ``time`` (RFC 3339), ``headers.<name>``,
-  ``data`` (the whole payload, as compact JSON) and ``data.<field>...``;
-  a numeric segment indexes a list (``data.items.0.sku``). Any segment may
-  be quoted with backquotes when it has dots or spaces: ``data.`a.b```.
-* ``|`` gives a fallback used when the path is absent or null:
-  ``{key|no key}``; without one an absent value renders as nothing.
-* Strings are inserted as they are; numbers, ``true``/``false`` as JSON;
-  objects and lists as compact JSON.
-* ``{{`` and ``}}`` are literal braces.
-
-Nothing is evaluated: a path only walks keys of the decoded JSON and the
-event's fields, so a template cannot run code or reach Python attributes.
-Templates are parsed once (:func:`parse`), which reports a malformed one
-with its position, and rendered per event (:meth:`Template.render`) with an
-optional ``escape`` applied to substituted values only (Slack's ``&<>``
-escaping, so event data cannot inject mentions or links).
+``"{type} for order {data.order.id|no id} at {time}"``: placeholders are dotted
+paths into the event (:func:`event_context`), ``|`` gives a fallback, ``{{``
+and ``}}`` are literal braces; ``docs/notifications.md`` has the full syntax.
+A path only walks the event's fields and its decoded JSON, so a template
+cannot run code. :func:`parse` reports a malformed template with its position.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, TypeVar
@@ -43,7 +27,6 @@ __all__ = [
     "MAX_TEMPLATE_LENGTH",
     "Template",
     "TemplateError",
-    "check_templates",
     "decode_options",
     "event_context",
     "parse",
@@ -162,30 +145,35 @@ def parse(source: str) -> Template:
     return Template(source=source, parts=tuple(parts))
 
 
-def decode_options(options: dict[str, Any], kind: type[Opts]) -> Opts:
-    """A target's ``options`` decoded as its kind's options struct.
+def decode_options(options: dict[str, Any], kind: type[Opts], plain: Collection[str] = ()) -> Opts:
+    """A target's ``options`` decoded as its kind's options struct, each text in it
+    (nested ones too) parsed as a template, but the fields named in ``plain``.
 
     Raises:
-        ValueError: An unknown option or a wrong type, as ``options: <why>``.
+        ValueError: An unknown option or a wrong type (``options: <why>``), or a
+            bad template (``options.<where>: <why>``).
     """
     try:
-        return msgspec.convert(options, kind)
+        opts = msgspec.convert(options, kind)
     except msgspec.ValidationError as exc:
         raise ValueError(f"options: {exc}") from exc
+    _check_templates(opts, "options", plain)
+    return opts
 
 
-def check_templates(texts: Iterable[tuple[str, str | None]]) -> None:
-    """Parse each ``(where, text)`` of a target's options (``None``: not given).
-
-    Raises:
-        ValueError: A bad template, as ``options.<where>: <why>``.
-    """
-    for where, text in texts:
-        if text is not None:
-            try:
-                parse(text)
-            except TemplateError as exc:
-                raise ValueError(f"options.{where}: {exc}") from exc
+def _check_templates(value: object, where: str, plain: Collection[str]) -> None:
+    if isinstance(value, str):
+        try:
+            parse(value)
+        except TemplateError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_templates(item, f"{where}[{i}]", plain)
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            if name not in plain:
+                _check_templates(getattr(value, name), f"{where}.{name}", plain)
 
 
 def event_context(event: Event) -> dict[str, Any]:

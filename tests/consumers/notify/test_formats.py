@@ -108,12 +108,22 @@ def test_discord_wait_url_keeps_other_parameters() -> None:
         ({"templat": "x"}, "options"),
         ({"avatar_url": "ftp://x"}, "options.avatar_url"),
         ({"username": "  "}, "options.username"),
+        ({"embed": {"url": "{"}}, "options.embed.url"),
     ],
 )
 def test_discord_bad_options_name_the_option(options: dict[str, Any], where: str) -> None:
     with pytest.raises(ValueError) as exc:
         discord.parse_options(options)
     assert str(exc.value).startswith(where + ":")
+
+
+def test_plain_options_are_not_templates_and_every_other_text_is() -> None:
+    assert discord.parse_options({"username": "{bot}"}).username == "{bot}"
+    fields = [{"name": "ok", "value": "{"}] * 2
+    with pytest.raises(ValueError, match=r"^options\.fields\[0\]\.value:"):
+        slack.parse_options({"fields": fields})
+    with pytest.raises(ValueError, match=r"^options\.title:"):
+        slack.parse_options({"title": "}"})
 
 
 def test_discord_answer_table() -> None:
