@@ -32,11 +32,11 @@ from consumers.delivery.sql_schema import (
 )
 from eventlog.sealed import SecretBox
 
-__all__ = ["ACTIVE_WINDOW", "Call", "Dialect", "Plan", "SQLLedger", "Stmt", "each"]
+__all__ = ["ACTIVE_WINDOW", "Call", "Dialect", "Plan", "SQLLedger", "Stmt", "chunks", "each"]
 
 T = TypeVar("T")
 
-#: Ids per ``IN (...)`` list (far below either database's parameter limit).
+#: Ids per ``IN (...)`` list, rows per multi-row statement (far below the parameter limits).
 CHUNK = 500
 #: Unfinished rows scanned per claim in the per-key mode.
 ACTIVE_WINDOW = 2000
@@ -103,7 +103,7 @@ class SQLLedger(ABC):
         """Insert ``e``'s rows (duplicates ignored), advance its consumer; how many rows."""
 
     @abstractmethod
-    def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
+    def _finish(self, finished: Sequence[Finished]) -> Plan[object]:
         """Record attempts and outcomes of rows still in flight, release the unattempted."""
 
     @abstractmethod
@@ -232,7 +232,7 @@ class SQLLedger(ABC):
     def _write(
         self,
         inserts: list[Plan[int]],
-        finish: Plan[None] | None,
+        finish: Plan[object] | None,
         claims: Sequence[ClaimRequest],
         now: float,
     ) -> Plan[tuple[list[int], list[Claimed]]]:
@@ -282,7 +282,7 @@ class SQLLedger(ABC):
         found: list[Any] = []
         if pick.ids is not None:
             ids = sorted(set(pick.ids))
-            for part in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
+            for part in chunks(ids):
                 found += yield Stmt(
                     f"{rows} WHERE endpoint_id = ? AND id IN ({', '.join('?' * len(part))}) "
                     f"ORDER BY {d.by_id}{d.for_update}",
@@ -331,13 +331,18 @@ class SQLLedger(ABC):
             (before, limit, before),
         )
         ids = [r[0] for r in gone]
-        for part in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
+        for part in chunks(ids):
             yield Stmt(
                 f"DELETE FROM {t}webhook_attempts WHERE delivery_id IN "
                 f"({', '.join('?' * len(part))})",
                 part,
             )
         return len(ids)
+
+
+def chunks(items: Sequence[T]) -> list[Sequence[T]]:
+    """``items`` in parts of :data:`CHUNK` (ids per ``IN`` list, rows per statement)."""
+    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
 def each(stmts: Iterable[Stmt]) -> Plan[list[list[Any]]]:

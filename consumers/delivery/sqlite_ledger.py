@@ -15,7 +15,7 @@ import msgspec
 
 from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
 from consumers.delivery.model import Delivery, Finished
-from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt
+from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt, chunks, each
 from consumers.delivery.sql_schema import DELIVERY_FIELDS, finished_index, tables
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
@@ -40,8 +40,6 @@ MIGRATIONS: list[list[str]] = [
 
 #: Without it the planner may walk every row the endpoint ever had for its unfinished ones.
 _UNFINISHED = "INDEXED BY webhook_deliveries_active"
-#: Rows per multi-row statement (12 values a row stays far below SQLite's 32766).
-_CHUNK = 500
 
 
 def _marks(width: int, rows: int) -> str:
@@ -49,8 +47,8 @@ def _marks(width: int, rows: int) -> str:
     return ", ".join([row] * rows)
 
 
-def _outcome(f: Finished) -> tuple[str, int, int, float | None, float]:
-    return f.status, f.attempts, f.rate_limited, f.next_attempt_at, f.now
+def _outcome(f: Finished) -> tuple[str, str, int, int, float | None, float]:
+    return f.delivery_id, f.status, f.attempts, f.rate_limited, f.next_attempt_at, f.now
 
 
 class SQLiteLedger(SQLLedger):
@@ -86,8 +84,26 @@ class SQLiteLedger(SQLLedger):
     def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
         return _call(_enqueue(e, now))
 
-    def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
-        return _call(_finish(finished))
+    def _finish(self, finished: Sequence[Finished]) -> Plan[object]:
+        # Multi-row statements: one sqlite3_step (one GIL hand-off) a chunk, not a
+        # row. Attempts first, only of rows still in flight, which the update then
+        # takes out of flight.
+        stmts = []
+        for part in chunks([(f, f.attempt) for f in finished if f.attempt is not None]):
+            stmts += [
+                Stmt(
+                    _ATTEMPTS.format(_marks(7, len(part))),
+                    [v for _, a in part for v in (a.delivery_id, *msgspec.structs.astuple(a)[2:])],
+                ),
+                Stmt(
+                    _OUTCOMES.format(_marks(8, len(part))),
+                    [v for f, a in part for v in (*_outcome(f), a.status, a.error)],
+                ),
+            ]
+        unsent = [f for f in finished if f.attempt is None]
+        if releases := [(f.next_attempt_at, f.now, f.delivery_id) for f in unsent]:
+            stmts.append(Stmt(_RELEASE, releases, many=True))
+        return each(stmts)
 
     def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
         # The rows come back as one JSON value, decoded straight into Deliveries,
@@ -137,6 +153,23 @@ _PICK = (
     + ")) FROM (SELECT * FROM webhook_deliveries WHERE endpoint_id = ?2 AND status = 'pending' "
     "AND next_at <= ?3 ORDER BY next_at, seq LIMIT ?4)"
 )
+_ATTEMPTS = (
+    "INSERT INTO webhook_attempts (delivery_id, number, started, duration, status, error, "
+    "verdict, response) SELECT v.column1, (SELECT coalesce(max(a.number), 0) + 1 "
+    "FROM webhook_attempts AS a WHERE a.delivery_id = v.column1), v.column2, v.column3, "
+    "v.column4, v.column5, v.column6, v.column7 FROM (VALUES {}) AS v WHERE EXISTS "
+    "(SELECT 1 FROM webhook_deliveries AS d WHERE d.id = v.column1 AND d.status = 'in_flight')"
+)
+_OUTCOMES = (
+    "UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, "
+    "rate_limited = v.column4, next_at = v.column5, updated = v.column6, last_status = "
+    "v.column7, last_error = v.column8 FROM (VALUES {}) AS v "
+    "WHERE webhook_deliveries.id = v.column1 AND webhook_deliveries.status = 'in_flight'"
+)
+_RELEASE = (
+    "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, updated = ? "
+    "WHERE id = ? AND status = 'in_flight'"
+)
 #: Not strict: numbers may come as text (above), ``replay`` as 0 or 1.
 _claimed = msgspec.json.Decoder(list[Delivery], strict=False)
 
@@ -148,15 +181,14 @@ def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:
 
 def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
     """The statements of an enqueue: its rows, then the consumer's offset."""
-    rows, consumer, fixed = e.rows, e.consumer, (e.endpoint_id, "pending", now, now)
-    chunks = [
-        [v for r in rows[i : i + _CHUNK] for v in (*msgspec.structs.astuple(r), *fixed)]
-        for i in range(0, len(rows), _CHUNK)
+    consumer, fixed = e.consumer, (e.endpoint_id, "pending", now, now)
+    parts = [
+        [v for r in part for v in (*msgspec.structs.astuple(r), *fixed)] for part in chunks(e.rows)
     ]
 
     def run(c: sqlite3.Connection) -> int:
         before = c.total_changes
-        for values in chunks:
+        for values in parts:
             c.execute(
                 "INSERT OR IGNORE INTO webhook_deliveries (id, stream, offset, event_id, "
                 "event_type, key, next_at, replay, endpoint_id, status, created, updated) "
@@ -167,55 +199,5 @@ def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
         if consumer is not None:
             set_offset(c, consumer.name, consumer.stream, consumer.offset, int(now * 1e6))
         return inserted
-
-    return run
-
-
-def _finish(results: Sequence[Finished]) -> Callable[[sqlite3.Connection], None]:
-    """The statements recording ``results``: attempts, outcomes, released claims."""
-    releases = [(f.next_attempt_at, f.now, f.delivery_id) for f in results if f.attempt is None]
-    done = [(f, f.attempt) for f in results if f.attempt is not None]
-    parts = [done[i : i + _CHUNK] for i in range(0, len(done), _CHUNK)]
-    attempt_chunks = [
-        [v for _, a in part for v in (a.delivery_id, *msgspec.structs.astuple(a)[2:])]
-        for part in parts
-    ]
-    update_chunks = [
-        [v for f, a in part for v in (f.delivery_id, *_outcome(f), a.status, a.error)]
-        for part in parts
-    ]
-
-    def run(c: sqlite3.Connection) -> None:
-        # Multi-row statements: one sqlite3_step (one GIL hand-off) per chunk,
-        # not per row. Attempts first, only for rows still in flight (the
-        # update then takes them out of flight); rows deleted or skipped
-        # meanwhile are ignored.
-        for attempts, updates in zip(attempt_chunks, update_chunks, strict=True):
-            c.execute(
-                "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
-                "status, error, verdict, response) SELECT v.column1, (SELECT "
-                "coalesce(max(a.number), 0) + 1 FROM webhook_attempts AS a "
-                "WHERE a.delivery_id = v.column1), v.column2, v.column3, v.column4, "
-                "v.column5, v.column6, v.column7 FROM (VALUES "
-                + _marks(7, len(attempts) // 7)
-                + ") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries AS d "
-                "WHERE d.id = v.column1 AND d.status = 'in_flight')",
-                attempts,
-            )
-            c.execute(
-                "UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, "
-                "rate_limited = v.column4, next_at = v.column5, updated = v.column6, "
-                "last_status = v.column7, last_error = v.column8 FROM (VALUES "
-                + _marks(8, len(updates) // 8)
-                + ") AS v WHERE webhook_deliveries.id = v.column1 "
-                "AND webhook_deliveries.status = 'in_flight'",
-                updates,
-            )
-        if releases:
-            c.executemany(
-                "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, "
-                "updated = ? WHERE id = ? AND status = 'in_flight'",
-                releases,
-            )
 
     return run
