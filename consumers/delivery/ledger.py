@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar
 
 from consumers.delivery.cluster import SharedLedger
 from consumers.delivery.machine_rules import Claimed, DeliveryConflict, apply_operator_action
@@ -80,14 +80,12 @@ class EndpointCounts:
     oldest_pending: float | None = None
 
 
-@runtime_checkable
 class LedgerStore(Protocol):
     """Where endpoints, deliveries and attempts live. See the module docstring for the contract."""
 
     @property
     def shared(self) -> SharedLedger | None:
         """What other processes share of this ledger; None if only this process uses it."""
-        ...
 
     async def open(self) -> None:
         """Create or migrate the store's tables."""
@@ -97,15 +95,12 @@ class LedgerStore(Protocol):
 
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
         """One endpoint, or None."""
-        ...
 
     async def endpoints(self) -> list[Endpoint]:
         """Every endpoint, ordered by id."""
-        ...
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         """Delete an endpoint with its deliveries and attempts; False if unknown."""
-        ...
 
     async def write(
         self,
@@ -122,13 +117,11 @@ class LedgerStore(Protocol):
         finish records attempts and new states of rows still ``in_flight``; a claim
         marks up to ``limit`` rows ``in_flight`` (which ones:
         :func:`~consumers.delivery.machine_rules.select_claimable`)."""
-        ...
 
     async def recover(self, now: float) -> int:
         """Every ``in_flight`` delivery back to ``pending`` (due now), run at start-up;
         how many. Shared consumers' claims (:data:`SHARED_PREFIX`) expire by their
         own ``ack_wait``, so a worker can ack one across a server restart."""
-        ...
 
     async def deliveries(
         self,
@@ -139,28 +132,23 @@ class LedgerStore(Protocol):
         limit: int = 100,
     ) -> list[Delivery]:
         """An endpoint's deliveries with ``seq >= from_seq``, in ``seq`` order."""
-        ...
 
     async def delivery(
         self, endpoint_id: str, delivery_id: str
     ) -> tuple[Delivery, list[Attempt]] | None:
         """One delivery with its attempts (oldest first), or None."""
-        ...
 
     async def counts(self) -> dict[str, EndpointCounts]:
         """Unfinished deliveries per endpoint id."""
-        ...
 
     async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
         """Read the picked rows locked, store what ``decide`` makes of them, in one
         transaction; returns its result (see :mod:`consumers.delivery.rewrite`)."""
-        ...
 
     async def prune(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` finished deliveries last updated before ``before``,
         with their attempts, in one transaction; how many. Several processes may
         prune at once."""
-        ...
 
 
 async def act(
