@@ -26,6 +26,7 @@ __all__ = [
     "classify",
     "escape",
     "parse_options",
+    "target_url",
 ]
 
 TEXT_LIMIT = 4000
@@ -71,6 +72,11 @@ def parse_options(options: dict[str, Any]) -> SlackOptions:
         ValueError: An unknown option, a wrong type, or a template that does not parse.
     """
     return decode_options(options, SlackOptions)
+
+
+def target_url(options: SlackOptions, url: str) -> str:
+    """Where a target's messages go: its URL."""
+    return url
 
 
 def build_message(options: SlackOptions, event: Event, context: dict[str, Any]) -> dict[str, Any]:
