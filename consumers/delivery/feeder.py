@@ -132,9 +132,8 @@ class Feeder:
         return event if event is not None and event.id == delivery.event_id else None
 
     async def event(self, delivery: Delivery) -> Event | None:
-        """The delivery's event read from the log (when :meth:`cached` has not got it),
-        with the events after it into the cache; None if the log no longer has it
-        (retention, or the stream was deleted and reused)."""
+        """The delivery's event read from the log, with the ones after it into the cache;
+        None if the log no longer has it (retention, or the stream was deleted and reused)."""
         try:
             events = await self.log.read(delivery.stream, delivery.offset, 100)
         except OffsetOutOfRange:

@@ -1,13 +1,10 @@
 """Delivery history retention: finished rows go ``keep_history`` seconds after they finished.
 
-Finished deliveries (``delivered``, ``failed``; a shared consumer's acked
-claims among them) and their attempts are deleted by :class:`Pruner`, at
-start and then every minute, :data:`PRUNE_CHUNK` rows per transaction so a
-large backlog never holds the database long. Pending and in-flight rows are
-never touched. Whoever owns a ledger runs one: the
-:class:`~consumers.delivery.engine.DeliveryEngine`, or
-:class:`~consumers.shared.SharedConsumers` on a ledger of its own. On
-PostgreSQL every process prunes; they only delete the same rows.
+:class:`Pruner` deletes finished deliveries (a shared consumer's acked claims
+among them) and their attempts, at start and then every minute,
+:data:`PRUNE_CHUNK` rows a transaction. Whoever owns a ledger runs one (the
+delivery engine, or shared consumers on a ledger of their own); on PostgreSQL
+every process prunes.
 """
 
 from __future__ import annotations

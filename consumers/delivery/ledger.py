@@ -1,20 +1,16 @@
-"""The delivery ledger: the ``LedgerStore`` protocol and what its implementations share.
+"""The delivery ledger: the ``LedgerStore`` protocol and the requests it takes.
 
 A ledger keeps endpoints, delivery rows and attempts, and stores what the
 rules of :mod:`consumers.delivery.machine_rules` decided; it decides nothing
-itself. The contract every store keeps (``tests/consumers/delivery/test_ledger.py``
-runs it against each): :meth:`~LedgerStore.write` does enqueues (rows and
-the consumer's offset together), finishes (only of rows still ``in_flight``)
-and claims in one transaction, in that order; :meth:`~LedgerStore.rewrite`
-reads rows locked and stores a pure decision. Nothing stored here holds a
-secret except the endpoint documents.
+itself. ``tests/consumers/delivery/test_ledger.py`` runs its contract against
+every store. Only the endpoint documents hold secrets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar
 
 from consumers.delivery.cluster import SharedLedger
 from consumers.delivery.machine_rules import Claimed, DeliveryConflict, apply_operator_action
@@ -84,15 +80,12 @@ class EndpointCounts:
     oldest_pending: float | None = None
 
 
-@runtime_checkable
 class LedgerStore(Protocol):
     """Where endpoints, deliveries and attempts live. See the module docstring for the contract."""
 
     @property
     def shared(self) -> SharedLedger | None:
-        """What other processes share of this ledger (PostgreSQL: claims, news, the
-        orphan sweep); None for a ledger only this process uses."""
-        ...
+        """What other processes share of this ledger; None if only this process uses it."""
 
     async def open(self) -> None:
         """Create or migrate the store's tables."""
@@ -102,15 +95,12 @@ class LedgerStore(Protocol):
 
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
         """One endpoint, or None."""
-        ...
 
     async def endpoints(self) -> list[Endpoint]:
         """Every endpoint, ordered by id."""
-        ...
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         """Delete an endpoint with its deliveries and attempts; False if unknown."""
-        ...
 
     async def write(
         self,
@@ -119,28 +109,19 @@ class LedgerStore(Protocol):
         claims: Sequence[ClaimRequest],
         now: float,
     ) -> tuple[list[int], list[Claimed]]:
-        """Store ``enqueues``, record ``finished``, then make ``claims``, all in
-        one transaction (so a claim sees the rows just enqueued and the heads just
-        finished); returns the rows inserted per enqueue and the claimed rows per
-        claim.
+        """Store ``enqueues``, record ``finished``, then make ``claims``, in one
+        transaction; returns the rows inserted per enqueue and the rows claimed per claim.
 
-        An enqueue inserts pending rows and advances its consumer together (a
-        live row is unique per ``(endpoint, stream, offset)``: duplicates are
-        ignored); a finish records attempts and the rows' new states, touching
-        only rows still ``in_flight``; a claim marks up to ``limit`` claimable
-        rows ``in_flight`` (which ones:
+        An enqueue inserts pending rows (a live row is unique per ``(endpoint,
+        stream, offset)``: duplicates are ignored) with its consumer's advance; a
+        finish records attempts and new states of rows still ``in_flight``; a claim
+        marks up to ``limit`` rows ``in_flight`` (which ones:
         :func:`~consumers.delivery.machine_rules.select_claimable`)."""
-        ...
 
     async def recover(self, now: float) -> int:
         """Every ``in_flight`` delivery back to ``pending`` (due now), run at start-up;
-        returns how many.
-
-        Claims of shared consumers (endpoint ids starting with :data:`SHARED_PREFIX`)
-        are left alone: they expire by their own ``ack_wait``, so a worker holding
-        one across a server restart can still ack it.
-        """
-        ...
+        how many. Shared consumers' claims (:data:`SHARED_PREFIX`) expire by their
+        own ``ack_wait``, so a worker can ack one across a server restart."""
 
     async def deliveries(
         self,
@@ -151,38 +132,31 @@ class LedgerStore(Protocol):
         limit: int = 100,
     ) -> list[Delivery]:
         """An endpoint's deliveries with ``seq >= from_seq``, in ``seq`` order."""
-        ...
 
     async def delivery(
         self, endpoint_id: str, delivery_id: str
     ) -> tuple[Delivery, list[Attempt]] | None:
         """One delivery with its attempts (oldest first), or None."""
-        ...
 
     async def counts(self) -> dict[str, EndpointCounts]:
         """Unfinished deliveries per endpoint id."""
-        ...
 
     async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
         """Read the picked rows locked, store what ``decide`` makes of them, in one
         transaction; returns its result (see :mod:`consumers.delivery.rewrite`)."""
-        ...
 
     async def prune(self, before: float, limit: int) -> int:
-        """Delete up to ``limit`` finished deliveries (a status in
-        :data:`~consumers.delivery.model.FINISHED`) last updated before ``before``,
-        with their attempts, in one transaction; returns how many. Pending and
-        in-flight rows are never touched; several processes may prune at once."""
-        ...
+        """Delete up to ``limit`` finished deliveries last updated before ``before``,
+        with their attempts, in one transaction; how many. Several processes may
+        prune at once."""
 
 
 async def act(
     store: LedgerStore, endpoint_id: str, delivery_id: str, action: str, now: float
 ) -> Delivery | None:
-    """Operator action ``"retry"`` or ``"skip"`` on one delivery, as a
-    :meth:`LedgerStore.rewrite`: the row, locked, and what
-    :func:`~consumers.delivery.machine_rules.apply_operator_action` decides about
-    it, stored in one transaction. None if the delivery is unknown.
+    """Operator action ``"retry"`` or ``"skip"`` on one delivery, stored by a
+    :meth:`LedgerStore.rewrite` (:func:`~consumers.delivery.machine_rules.apply_operator_action`
+    decides); None if the delivery is unknown.
 
     Raises:
         DeliveryConflict: The action does not fit the delivery's state.

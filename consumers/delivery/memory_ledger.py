@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import weakref
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 
 from consumers.delivery.ledger import Claimed, ClaimRequest, Enqueue
 from consumers.delivery.model import Finished
 from consumers.delivery.sqlite_ledger import SQLiteLedger
+from eventlog import EventLog
 from eventlog.storage.sqlite_schema import migrate_component
 
-__all__ = ["MemoryLedger", "OffsetStore"]
+__all__ = ["MemoryLedger"]
 
 T = TypeVar("T")
-
-
-class OffsetStore(Protocol):
-    """Where consumer offsets are committed (an ``EventLog`` or its ``Storage``)."""
-
-    async def commit_offset(self, consumer: str, stream: str, offset: int) -> None:
-        """Durably store ``offset`` as the consumer's next offset on ``stream``."""
 
 
 class _Private:
@@ -33,6 +28,7 @@ class _Private:
     def __init__(self) -> None:
         self._c = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         self._c.execute("CREATE TABLE schema_components (component TEXT PRIMARY KEY, version INT)")
+        weakref.finalize(self, self._c.close)  # no ResourceWarning (Python 3.13+) when dropped
 
     async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         self._c.execute("BEGIN IMMEDIATE")
@@ -52,16 +48,15 @@ class _Private:
 
 
 class MemoryLedger(SQLiteLedger):
-    """A :class:`~consumers.delivery.ledger.LedgerStore` for the in-memory log and tests:
-    the SQLite ledger on a database of its own in memory.
+    """The SQLite ledger on a database of its own in memory, for ``log`` (not durable).
 
-    Consumer offsets go to ``offsets`` (the log) right after the rows are stored;
-    in one process that is as atomic as the in-memory log itself.
+    Consumer offsets go to the log right after the rows are stored; in one
+    process that is as atomic as the in-memory log itself.
     """
 
-    def __init__(self, offsets: OffsetStore) -> None:
+    def __init__(self, log: EventLog) -> None:
         super().__init__(_Private())
-        self._offsets = offsets
+        self._log = log
 
     async def write(
         self,
@@ -73,5 +68,5 @@ class MemoryLedger(SQLiteLedger):
         rows = [dataclasses.replace(e, consumer=None) for e in enqueues]
         out = await super().write(rows, finished, claims, now)
         for c in (e.consumer for e in enqueues if e.consumer is not None):
-            await self._offsets.commit_offset(c.name, c.stream, c.offset)
+            await self._log.commit_offset(c.name, c.stream, c.offset)
         return out

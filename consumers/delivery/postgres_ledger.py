@@ -1,44 +1,24 @@
 """The PostgreSQL :class:`~consumers.delivery.ledger.LedgerStore`: shared by every process.
 
-The tables are the ``webhooks`` component of the log's PostgreSQL schema,
-column for column the SQLite ledger's (so ``eventlog migrate`` copies them
-as they are: :data:`TABLES`, :data:`AFTER_COPY`), plus ``claimed_by`` (which
-process claimed an in-flight row). Each write is one transaction on a pooled
-connection; an enqueue in :meth:`PostgresLedger.write` stores the delivery
-rows and the consumer's offset (:func:`eventlog.storage.postgres.set_offset`) together.
+Its tables are the SQLite ledger's, column for column (so ``eventlog migrate``
+copies them: :data:`TABLES`, :data:`AFTER_COPY`), plus ``claimed_by``. Each
+write is one transaction; an enqueue stores its rows and the consumer's offset
+together.
 
-Several processes share the delivery work without double-sending. Every
-process's ledger has an owner token, ``<host>:<pid>:<random>``, and holds the lease
-``ledger-owner:<token>`` (a session advisory lock) for as long as it lives.
-A claim marks its rows ``in_flight`` with ``claimed_by = <token>``; recording
-an outcome or releasing a claim touches only rows that still carry the token.
+Processes share the sending without double-sending: each has an owner token
+(``<host>:<pid>:<random>``) and holds the lease ``ledger-owner:<token>`` while it
+lives. A claim marks rows ``in_flight`` with ``claimed_by = <token>`` (concurrent
+endpoints: ``FOR UPDATE SKIP LOCKED``; ordered and per-key: under an advisory
+lock on the endpoint, so an in-flight head blocks every process); recording or
+releasing touches only rows that still carry the token.
 
-* ``concurrent`` endpoints: a claim takes due rows with ``FOR UPDATE SKIP
-  LOCKED`` and marks them in the same statement, so processes claiming at once
-  get disjoint rows and never wait on each other.
-* ``ordered`` and ``per-key`` endpoints: a claim first takes a transaction
-  advisory lock on the endpoint, so claims are serialised and an in-flight
-  head blocks every process, as the ordering rule requires.
-
-(The claims are :class:`~consumers.delivery.sql_ledger.SQLLedger`'s, in the
-ledger's words.)
-
-**The orphan sweep** (:meth:`PostgresLedger.sweep`; at start-up
-:meth:`PostgresLedger.recover`): a process that dies
-(SIGKILL, crash, lost host) leaves its claimed rows ``in_flight``. PostgreSQL drops a dead
-session's advisory locks as soon as its connection closes, so a row whose
-owner lease *can be taken* belongs to a process that is gone. Every process
-sweeps once per lease period: it takes each foreign owner's lease it can get,
-returns that owner's rows to ``pending`` (due now) in one transaction that also
-notifies every process (``pending:<endpoint>``, :mod:`consumers.delivery.changes`),
-and releases the lease again. A killed process's rows are therefore claimable
-again within one period plus one sweep; the engine runs it every ``lease_retry``
-seconds, so the bound is two lease periods (docs/webhooks.md).
-
-Every change other processes must hear of is notified in its own transaction
-on the channel ``<schema>_delivery`` (:mod:`consumers.delivery.changes`):
-``pending:<endpoint>`` when rows become claimable, ``endpoint:<endpoint>``
-when an endpoint is stored or deleted. :meth:`PostgresLedger.watch` hears them.
+**The orphan sweep** (:meth:`PostgresLedger.sweep`): a dead process's session
+locks go with its connection, so an owner lease that *can be taken* belongs to a
+process that is gone. Every lease period each process takes the foreign leases
+it can, returns those owners' rows to ``pending`` and notifies every process: a
+killed process's rows are claimable again within two lease periods
+(docs/webhooks.md). Changes are notified on ``<schema>_delivery``
+(:mod:`consumers.delivery.changes`); :meth:`PostgresLedger.watch` hears them.
 """
 
 from __future__ import annotations
@@ -85,8 +65,7 @@ MIGRATIONS: list[list[str]] = [
         rowid="",
         claimed_by=",\n        claimed_by text",
     ),
-    # The orphan sweep looks for the owners of in-flight rows once a second.
-    [
+    [  # the orphan sweep looks for the owners of in-flight rows once a second
         "CREATE INDEX webhook_deliveries_claims ON {s}.webhook_deliveries (claimed_by) "
         "WHERE status = 'in_flight'"
     ],
@@ -124,18 +103,8 @@ def _arrays(items: Sequence[Any], *fields: str) -> list[list[Any]]:
     return [[getattr(item, f) for item in items] for f in fields]
 
 
-def _owner_lease(token: str) -> str:
-    """The lease a live owner holds."""
-    return f"ledger-owner:{token}"
-
-
 class PostgresLedger(SQLLedger):
-    """The ledger in the log's PostgreSQL schema.
-
-    Args:
-        storage: The log's (open) PostgreSQL database (its storage's declared
-            :class:`~eventlog.storage.capabilities.PostgresTables`).
-    """
+    """The ledger in the log's (open) PostgreSQL schema."""
 
     def __init__(self, storage: PostgresTables, *, secrets: SecretBox | None = None) -> None:
         self._s = storage.schema
@@ -143,7 +112,7 @@ class PostgresLedger(SQLLedger):
             Dialect(f"{self._s}.", by_id='id COLLATE "C"', for_update=" FOR UPDATE"), secrets
         )
         self._storage = storage
-        #: This process's owner token (``claimed_by`` of the rows it claims).
+        #: ``claimed_by`` of the rows this process claims.
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         #: The channel of this ledger's notifications (``<schema>_delivery``).
         self.channel = f"{self._s}_{TOPIC}"
@@ -184,8 +153,6 @@ class PostgresLedger(SQLLedger):
             Stmt("SELECT pg_advisory_xact_lock(?)", (advisory_key(self._s, "claim", endpoint_id),))
         ]
 
-    # -- deliveries --------------------------------------------------------------
-
     def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
         inserted = 0
         if e.rows:
@@ -213,9 +180,7 @@ class PostgresLedger(SQLLedger):
         return int(inserted)
 
     def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
-        """Record outcomes of rows this owner claimed, in three statements whatever
-        their number (others' rows are left alone: a sweep may have taken them back
-        meanwhile); notify the endpoints whose rows went back to ``pending``."""
+        # Only rows this owner still holds: a sweep may have taken them back.
         s, token = self._s, self.token
         latest = {f.delivery_id: f for f in finished}  # one outcome per row: the last
         released = [f for f in latest.values() if f.attempt is None]
@@ -290,15 +255,9 @@ class PostgresLedger(SQLLedger):
         return sum((await self.sweep(now, own=True)).values())
 
     async def sweep(self, now: float, *, own: bool = False) -> dict[str, int]:
-        """Return the in-flight rows of owners that are gone to ``pending`` (due ``now``),
-        while running (see the module docstring).
-
-        With ``own`` (at start-up) this owner's rows too. Rows without an owner
-        are never touched: a shared consumer's worker claimed them (``rewrite``)
-        and they expire by their own ``ack_wait`` (``eventlog migrate`` makes the
-        copied claims of the stopped SQLite server pending). Returns the rows
-        returned per endpoint id.
-        """
+        """Return the in-flight rows of gone owners (with ``own``, this one's too) to
+        ``pending``, due ``now``; how many per endpoint id. Rows without an owner (a
+        shared consumer's claims) expire by their own ``ack_wait``."""
         await self._keep_alive()
         s, storage = self._s, self._storage
         owners = await storage.query(
@@ -311,16 +270,13 @@ class PostgresLedger(SQLLedger):
         leases: list[Lease] = []
         try:
             for (owner,) in owners:
-                if owner is None:
-                    continue
-                if owner == self.token:
-                    if own:
-                        dead.append(owner)
-                    continue
-                lease = await storage.acquire_lease(_owner_lease(owner))
-                if lease is not None:  # its process is gone
-                    leases.append(lease)
+                if owner == self.token and own:
                     dead.append(owner)
+                elif owner not in (None, self.token):
+                    lease = await storage.acquire_lease(f"ledger-owner:{owner}")
+                    if lease is not None:  # its process is gone
+                        leases.append(lease)
+                        dead.append(owner)
             if not dead:
                 return {}
             return await self._run(self._return_rows(dead, now), "sweep orphaned deliveries")
@@ -342,18 +298,16 @@ class PostgresLedger(SQLLedger):
         return returned
 
     async def _keep_alive(self) -> None:
-        # The lease is lost with its connection (a network blip): take it
-        # again, or every other process would keep sweeping our claims.
+        # Lost with its connection (a network blip): others would sweep our claims.
         if self._alive is None or not self._alive.held:
-            self._alive = await self._storage.acquire_lease(_owner_lease(self.token))
+            self._alive = await self._storage.acquire_lease(f"ledger-owner:{self.token}")
 
     async def watch(self, listener: Callable[[Change], None]) -> Callable[[], None]:
         """Call ``listener`` with every :class:`~consumers.delivery.changes.Change`
         any process makes (this one's too); returns the call that stops it."""
 
         def heard(payload: str | None) -> None:
-            change = parse_change(payload)
-            if change is not None:
+            if (change := parse_change(payload)) is not None:
                 listener(change)
 
         return await self._storage.subscribe(self.channel, heard)

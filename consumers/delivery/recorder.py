@@ -1,14 +1,10 @@
 """The recorder: group commit of the engine's ledger writes, one transaction a batch.
 
-Every endpoint's outcomes (and released claims), the feeders' enqueues and
-the pumps' claims go into one queue; all that arrive while a transaction is
-written go into the next one (:meth:`~consumers.delivery.ledger.LedgerStore.write`:
-enqueues, then outcomes, then claims). So a claim never waits behind a
-commit of its own endpoint's outcomes, and a claim made while a feeder's
-rows are queued takes them in the transaction that stores them: a busy
-endpoint costs about one transaction per batch, not three. Once a batch is
-stored, each outcome's owner (the endpoint's pump) is told which of its
-outcomes are in, and each enqueue and claim gets its result.
+The pumps' outcomes and claims and the feeders' enqueues go into one queue;
+all that arrive while a transaction is written go into the next
+:meth:`~consumers.delivery.ledger.LedgerStore.write`. So a claim never waits
+behind its endpoint's outcomes, and a busy endpoint costs about one
+transaction per batch, not three.
 """
 
 from __future__ import annotations
@@ -70,8 +66,7 @@ class Recorder:
         self._ready.set()
 
     def enqueue(self, enqueue: Enqueue) -> asyncio.Future[int]:
-        """Queue an enqueue (rows and the consumer's advance); the future gets the
-        rows inserted."""
+        """Queue an enqueue; the future gets the rows inserted."""
         return self._add(self._enqueues, enqueue)
 
     def claim(self, claim: ClaimRequest) -> asyncio.Future[Claimed]:
@@ -88,8 +83,7 @@ class Recorder:
         while not self._stopping:
             await self._ready.wait()
             if not (self._enqueues or self._claims) and len(self._queue) < LINGER_BATCH:
-                # Let a few more results arrive: fewer, larger transactions mean
-                # fewer hand-offs of the GIL to the database thread.
+                # Fewer, larger transactions: fewer GIL hand-offs to the database thread.
                 await asyncio.sleep(LINGER)
             await self._flush()
 
@@ -139,12 +133,8 @@ class Recorder:
             owner.recorded(items)
 
     async def close(self) -> None:
-        """Stop, writing what is queued.
-
-        A batch being written is let finish rather than cancelled: cancelling it
-        would lose outcomes of requests already sent (their rows would stay in
-        flight and be sent again after a restart).
-        """
+        """Stop, writing what is queued (a batch being written is let finish: its
+        outcomes are of requests already sent)."""
         self._stopping = True
         self._ready.set()
         if self._task is not None:

@@ -1,8 +1,4 @@
-"""Replays: which part of a stream a replay covers (``[from, to)``), its scan, and its result.
-
-:func:`replay_endpoint` reads the range straight from the log and hands the
-matching events, as new deliveries, to the engine in batches.
-"""
+"""Replays: which part of a stream a replay covers (``[from, to)``), its scan, and its result."""
 
 from __future__ import annotations
 
@@ -95,8 +91,7 @@ async def replay_endpoint(
     enqueue: Enqueue,
 ) -> ReplayResult:
     """Scan ``span`` (:func:`replay_range`) and enqueue what ``endpoint`` matches as
-    new deliveries, 1000 to a batch (``dry_run`` only counts); see
-    :meth:`~consumers.delivery.engine.DeliveryEngine.replay`."""
+    new deliveries, 1000 to a batch (``dry_run`` only counts)."""
     start, stop = span
     filt = EventFilter(endpoint.types, endpoint.key)
     scanned = matched = 0

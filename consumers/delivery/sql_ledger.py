@@ -1,22 +1,12 @@
-"""What the SQLite and PostgreSQL ledgers share: endpoints, reads, ``rewrite``, written once.
+"""What the SQLite and PostgreSQL ledgers share: endpoints, reads, ``rewrite`` and ``write``.
 
-The two SQL ledgers differ in how a statement runs (a ``sqlite3`` call on
-the database's thread, an awaited ``asyncpg`` call) and in a few words of
-SQL. So each operation here is a :data:`Plan`: a generator that yields
-:class:`Stmt` (SQL with ``?`` placeholders) and is sent each one's rows back;
-a ledger runs a whole plan on one connection, in one thread hop or one
-transaction (:meth:`SQLLedger._run`). The words that differ are the class's
+Each operation is a :data:`Plan`, a generator that yields :class:`Stmt` (SQL
+with ``?`` placeholders) and is sent each one's rows; a ledger runs a whole
+plan on one connection, in one thread hop or one transaction
+(:meth:`SQLLedger._run`). The words of SQL that differ are the
 :class:`Dialect`; what PostgreSQL adds (notifications, the endpoint's claim
-lock) are the hooks :meth:`SQLLedger._notify` and
-:meth:`SQLLedger._lock_endpoint`, empty for SQLite.
-
-The hot path, :meth:`SQLLedger.write`, is one plan too: its order, the
-ordered modes' claim (the rule: :func:`~consumers.delivery.machine_rules.select_claimable`)
-and the concurrent claim's wake-up and order are written here; what the backends say
-differently is theirs: how rows are inserted and outcomes recorded (SQLite:
-multi-row ``VALUES``; PostgreSQL: ``unnest`` arrays, only of rows this process
-claimed), the concurrent claim (PostgreSQL: ``FOR UPDATE SKIP LOCKED``) and
-the claim's mark (PostgreSQL: with this process's owner token).
+lock) are hooks, empty for SQLite. Of the hot path (:meth:`SQLLedger.write`)
+each backend keeps its own inserts, outcome recording and concurrent claim.
 """
 
 from __future__ import annotations
@@ -42,11 +32,11 @@ from consumers.delivery.sql_schema import (
 )
 from eventlog.sealed import SecretBox
 
-__all__ = ["ACTIVE_WINDOW", "Call", "Dialect", "Plan", "SQLLedger", "Stmt", "each"]
+__all__ = ["ACTIVE_WINDOW", "Call", "Dialect", "Plan", "SQLLedger", "Stmt", "chunks", "each"]
 
 T = TypeVar("T")
 
-#: Ids per ``IN (...)`` list (far below either database's parameter limit).
+#: Ids per ``IN (...)`` list, rows per multi-row statement (far below the parameter limits).
 CHUNK = 500
 #: Unfinished rows scanned per claim in the per-key mode.
 ACTIVE_WINDOW = 2000
@@ -57,8 +47,8 @@ _decode_endpoint = msgspec.json.Decoder(Endpoint).decode
 
 @dataclass(frozen=True, slots=True)
 class Stmt:
-    """One statement: SQL with ``?`` placeholders and its arguments; with ``many``,
-    ``args`` is a list of argument rows (``executemany``, no rows back)."""
+    """SQL with ``?`` placeholders and its arguments (``many``: a list of argument
+    rows for ``executemany``, no rows back)."""
 
     sql: str
     args: Sequence[Any] = ()
@@ -67,8 +57,7 @@ class Stmt:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A backend function run on the plan's connection (``sqlite3``: called;
-    ``asyncpg``: awaited); what it returns is sent back."""
+    """A backend function run (or awaited) on the plan's connection; its result is sent back."""
 
     fn: Callable[[Any], Any]
 
@@ -79,19 +68,12 @@ Plan = Generator[Stmt | Call, Any, T]
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
-    """The words of SQL the ledgers say differently.
+    """The words of SQL the ledgers say differently."""
 
-    Attributes:
-        tables: What goes before a table name (PostgreSQL: ``<schema>.``).
-        by_id: Order by id in code point order, as Python sorts.
-        for_update: Locks the rows read in a ``rewrite``.
-        unfinished: The index hint that finds an endpoint's unfinished rows.
-    """
-
-    tables: str = ""
-    by_id: str = "id"
-    for_update: str = ""
-    unfinished: str = ""
+    tables: str = ""  # before a table name (PostgreSQL: ``<schema>.``)
+    by_id: str = "id"  # order by id in code point order, as Python sorts
+    for_update: str = ""  # locks the rows a ``rewrite`` reads
+    unfinished: str = ""  # the index hint that finds an endpoint's unfinished rows
 
 
 def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
@@ -99,8 +81,7 @@ def _state(d: Delivery) -> tuple[str, int, int, int, float | None]:
 
 
 class SQLLedger(ABC):
-    """Endpoints, reads, ``rewrite`` and ``write`` of a SQL ledger, over :meth:`_run`
-    and its :class:`Dialect`."""
+    """A SQL ledger's operations, over its :meth:`_run` and :class:`Dialect`."""
 
     def __init__(self, dialect: Dialect, secrets: SecretBox | None) -> None:
         self._d = dialect
@@ -119,18 +100,15 @@ class SQLLedger(ABC):
 
     @abstractmethod
     def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
-        """Insert ``e``'s rows (duplicates ignored), advance its consumer; returns
-        the rows inserted. Laid out when called, run when iterated."""
+        """Insert ``e``'s rows (duplicates ignored), advance its consumer; how many rows."""
 
     @abstractmethod
-    def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
-        """Record attempts and outcomes of rows still in flight, release the
-        unattempted. Laid out when called, run when iterated."""
+    def _finish(self, finished: Sequence[Finished]) -> Plan[object]:
+        """Record attempts and outcomes of rows still in flight, release the unattempted."""
 
     @abstractmethod
     def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
-        """Marks up to ``limit`` due pending rows in flight (the concurrent mode) and
-        returns them as claimed, earliest due first."""
+        """Claim up to ``limit`` due pending rows (concurrent mode), earliest due first."""
 
     @abstractmethod
     def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
@@ -147,8 +125,6 @@ class SQLLedger(ABC):
     async def _read(self, *stmts: Stmt) -> list[list[Any]]:
         """The rows of each statement, read on one connection."""
         return await self._run(each(stmts), None)
-
-    # -- endpoints -------------------------------------------------------------
 
     def _open(self, doc: bytes) -> Endpoint:
         return _decode_endpoint(self._secrets.open(doc, "a webhook endpoint"))
@@ -192,8 +168,6 @@ class SQLLedger(ABC):
             "delete endpoint",
         )
         return bool(done[-1])
-
-    # -- reads -------------------------------------------------------------------
 
     async def deliveries(
         self,
@@ -243,8 +217,6 @@ class SQLLedger(ABC):
         )
         return {r[0]: EndpointCounts(r[1], r[2], r[3]) for r in rows}
 
-    # -- the hot path ------------------------------------------------------------
-
     async def write(
         self,
         enqueues: Sequence[Enqueue],
@@ -252,8 +224,7 @@ class SQLLedger(ABC):
         claims: Sequence[ClaimRequest],
         now: float,
     ) -> tuple[list[int], list[Claimed]]:
-        # The statements' values are laid out here, on the event loop; the
-        # connection only runs them.
+        # Laid out here, on the event loop; the connection only runs them.
         inserts = [self._enqueue(e, now) for e in enqueues]
         finish = self._finish(finished) if finished else None
         return await self._run(self._write(inserts, finish, claims, now), "write deliveries")
@@ -261,7 +232,7 @@ class SQLLedger(ABC):
     def _write(
         self,
         inserts: list[Plan[int]],
-        finish: Plan[None] | None,
+        finish: Plan[object] | None,
         claims: Sequence[ClaimRequest],
         now: float,
     ) -> Plan[tuple[list[int], list[Claimed]]]:
@@ -271,8 +242,7 @@ class SQLLedger(ABC):
         if finish is not None:
             yield from finish
         claimed: dict[int, Claimed] = {}
-        # Claims take the ordered modes' endpoint locks in one order: no deadlock
-        # between two processes' transactions.
+        # Endpoint locks taken in one order: no deadlock between two processes.
         for i in sorted(range(len(claims)), key=lambda i: claims[i].endpoint_id):
             claimed[i] = yield from self._claim(claims[i], now)
         return inserted, [claimed[i] for i in range(len(claims))]
@@ -300,12 +270,9 @@ class SQLLedger(ABC):
             claimed.wake_at,
         )
 
-    # -- rewrite -----------------------------------------------------------------
-
     async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
-        """Picked ids are read row-locked (PostgreSQL: ``FOR UPDATE``, in id order);
-        the active window under the endpoint's claim lock (the one the ordered
-        modes' claims take) too."""
+        """Picked ids are read row-locked (PostgreSQL: ``FOR UPDATE``, in id order),
+        the active window also under the endpoint's claim lock."""
         return await self._run(self._rewrite(endpoint_id, pick, decide), "rewrite deliveries")
 
     def _rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> Plan[T]:
@@ -315,7 +282,7 @@ class SQLLedger(ABC):
         found: list[Any] = []
         if pick.ids is not None:
             ids = sorted(set(pick.ids))
-            for part in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
+            for part in chunks(ids):
                 found += yield Stmt(
                     f"{rows} WHERE endpoint_id = ? AND id IN ({', '.join('?' * len(part))}) "
                     f"ORDER BY {d.by_id}{d.for_update}",
@@ -351,15 +318,12 @@ class SQLLedger(ABC):
             yield from each(self._notify([Pending(endpoint_id)]))
         return decision.result
 
-    # -- history -----------------------------------------------------------------
-
     async def prune(self, before: float, limit: int) -> int:
         return await self._run(self._prune(before, limit), "prune deliveries")
 
     def _prune(self, before: float, limit: int) -> Plan[int]:
         t = self._d.tables
-        # The outer condition again: on PostgreSQL an operator's retry may take a
-        # picked row out of history before the delete locks it.
+        # Checked again: an operator's retry may revive a picked row before it is locked.
         old = f"{IS_FINISHED} AND updated < ?"
         gone = yield Stmt(
             f"DELETE FROM {t}webhook_deliveries WHERE seq IN (SELECT seq FROM "
@@ -367,13 +331,18 @@ class SQLLedger(ABC):
             (before, limit, before),
         )
         ids = [r[0] for r in gone]
-        for part in (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)):
+        for part in chunks(ids):
             yield Stmt(
                 f"DELETE FROM {t}webhook_attempts WHERE delivery_id IN "
                 f"({', '.join('?' * len(part))})",
                 part,
             )
         return len(ids)
+
+
+def chunks(items: Sequence[T]) -> list[Sequence[T]]:
+    """``items`` in parts of :data:`CHUNK` (ids per ``IN`` list, rows per statement)."""
+    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
 def each(stmts: Iterable[Stmt]) -> Plan[list[list[Any]]]:

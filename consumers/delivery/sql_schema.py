@@ -1,10 +1,8 @@
 """The SQL ledgers' tables, declared once for SQLite and PostgreSQL, and their row mappers.
 
-Both ledgers hold the same tables column for column (so ``eventlog migrate``
-copies the rows as they are); only the words for a few types differ, and
-PostgreSQL adds ``claimed_by`` (which process claimed an in-flight row).
-Migrations are append-only: a change is a new step, never an edit of a step
-that shipped.
+Both hold the same tables column for column (so ``eventlog migrate`` copies
+the rows as they are), PostgreSQL adds ``claimed_by``. Migrations are
+append-only: a change is a new step, never an edit of a shipped one.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The SQLite :class:`~consumers.delivery.ledger.LedgerStore`: tables in the log's own database.
 
-Its tables are the ``webhooks`` component of the log's schema, reached
-through the database the backend declares
-(:class:`~eventlog.storage.capabilities.SQLiteTables`). Every write is one
-``transact`` call, so an enqueue stores the delivery rows and the
-consumer's offset (:func:`eventlog.storage.sqlite.set_offset`) in one
-transaction, and a :meth:`SQLiteLedger.write` of enqueues, finished attempts
-and claims costs one thread hop and one commit.
+Every write is one ``transact`` call: an enqueue stores the delivery rows and
+the consumer's offset (:func:`eventlog.storage.sqlite.set_offset`) together, and
+a :meth:`SQLiteLedger.write` costs one thread hop and one commit.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ import msgspec
 
 from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
 from consumers.delivery.model import Delivery, Finished
-from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt
+from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt, chunks, each
 from consumers.delivery.sql_schema import DELIVERY_FIELDS, finished_index, tables
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
@@ -42,11 +38,8 @@ MIGRATIONS: list[list[str]] = [
     finished_index(""),
 ]
 
-#: Without statistics the planner walks webhook_deliveries_by_endpoint, every row the
-#: endpoint ever had, to find its few unfinished ones.
+#: Without it the planner may walk every row the endpoint ever had for its unfinished ones.
 _UNFINISHED = "INDEXED BY webhook_deliveries_active"
-#: Rows per multi-row statement (12 values a row stays far below SQLite's 32766).
-_CHUNK = 500
 
 
 def _marks(width: int, rows: int) -> str:
@@ -54,8 +47,8 @@ def _marks(width: int, rows: int) -> str:
     return ", ".join([row] * rows)
 
 
-def _outcome(f: Finished) -> tuple[str, int, int, float | None, float]:
-    return f.status, f.attempts, f.rate_limited, f.next_attempt_at, f.now
+def _outcome(f: Finished) -> tuple[str, str, int, int, float | None, float]:
+    return f.delivery_id, f.status, f.attempts, f.rate_limited, f.next_attempt_at, f.now
 
 
 class SQLiteLedger(SQLLedger):
@@ -88,37 +81,45 @@ class SQLiteLedger(SQLLedger):
 
         return await (self._storage.query if what is None else self._storage.transact)(run)
 
-    # -- deliveries --------------------------------------------------------------
-
-    # The statements' values are laid out when these are called, on the event
-    # loop; the database thread only runs them.
-
     def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
         return _call(_enqueue(e, now))
 
-    def _finish(self, finished: Sequence[Finished]) -> Plan[None]:
-        return _call(_finish(finished))
+    def _finish(self, finished: Sequence[Finished]) -> Plan[object]:
+        # Multi-row statements: one sqlite3_step (one GIL hand-off) a chunk, not a
+        # row. Attempts first, only of rows still in flight, which the update then
+        # takes out of flight.
+        stmts = []
+        for part in chunks([(f, f.attempt) for f in finished if f.attempt is not None]):
+            stmts += [
+                Stmt(
+                    _ATTEMPTS.format(_marks(7, len(part))),
+                    [v for _, a in part for v in (a.delivery_id, *msgspec.structs.astuple(a)[2:])],
+                ),
+                Stmt(
+                    _OUTCOMES.format(_marks(8, len(part))),
+                    [v for f, a in part for v in (*_outcome(f), a.status, a.error)],
+                ),
+            ]
+        unsent = [f for f in finished if f.attempt is None]
+        if releases := [(f.next_attempt_at, f.now, f.delivery_id) for f in unsent]:
+            stmts.append(Stmt(_RELEASE, releases, many=True))
+        return each(stmts)
 
     def _claim_due(self, endpoint_id: str, now: float, limit: int) -> Plan[list[Delivery]]:
-        # The picked rows come back as one JSON value, decoded straight into
-        # Deliveries, and are marked by seq: two sqlite3_step calls, not one per
-        # row (UPDATE ... RETURNING), and no Python per row. Each step lets go
-        # of the GIL, and this thread's Python holds it from the event loop's
-        # (docs/benchmarks.md).
-        def run(c: sqlite3.Connection) -> list[Delivery]:
-            ((picked,),) = c.execute(_PICK, (repr(now), endpoint_id, now, limit)).fetchall()
-            rows = _claimed.decode(picked)
-            if rows:
-                c.execute(_MARK, (now, msgspec.json.encode([d.seq for d in rows])))
-            return rows
-
-        return _call(run)
+        # The rows come back as one JSON value, decoded straight into Deliveries,
+        # and are marked by seq: two sqlite3_step calls (each lets go of the GIL),
+        # not one per row, and no Python per row (docs/benchmarks.md).
+        ((picked,),) = yield Stmt(_PICK, (repr(now), endpoint_id, now, limit))
+        rows = _claimed.decode(picked)
+        if rows:
+            yield self._mark_claimed([d.seq for d in rows], now)
+        return rows
 
     def _mark_claimed(self, seqs: list[int], now: float) -> Stmt:
         return Stmt(
-            "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? WHERE seq = ?",
-            [(now, seq) for seq in seqs],
-            many=True,
+            "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
+            "WHERE seq IN (SELECT value FROM json_each(?))",
+            (now, msgspec.json.encode(seqs)),
         )
 
     async def recover(self, now: float) -> int:
@@ -152,9 +153,22 @@ _PICK = (
     + ")) FROM (SELECT * FROM webhook_deliveries WHERE endpoint_id = ?2 AND status = 'pending' "
     "AND next_at <= ?3 ORDER BY next_at, seq LIMIT ?4)"
 )
-_MARK = (
-    "UPDATE webhook_deliveries SET status = 'in_flight', updated = ? "
-    "WHERE seq IN (SELECT value FROM json_each(?))"
+_ATTEMPTS = (
+    "INSERT INTO webhook_attempts (delivery_id, number, started, duration, status, error, "
+    "verdict, response) SELECT v.column1, (SELECT coalesce(max(a.number), 0) + 1 "
+    "FROM webhook_attempts AS a WHERE a.delivery_id = v.column1), v.column2, v.column3, "
+    "v.column4, v.column5, v.column6, v.column7 FROM (VALUES {}) AS v WHERE EXISTS "
+    "(SELECT 1 FROM webhook_deliveries AS d WHERE d.id = v.column1 AND d.status = 'in_flight')"
+)
+_OUTCOMES = (
+    "UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, "
+    "rate_limited = v.column4, next_at = v.column5, updated = v.column6, last_status = "
+    "v.column7, last_error = v.column8 FROM (VALUES {}) AS v "
+    "WHERE webhook_deliveries.id = v.column1 AND webhook_deliveries.status = 'in_flight'"
+)
+_RELEASE = (
+    "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, updated = ? "
+    "WHERE id = ? AND status = 'in_flight'"
 )
 #: Not strict: numbers may come as text (above), ``replay`` as 0 or 1.
 _claimed = msgspec.json.Decoder(list[Delivery], strict=False)
@@ -167,91 +181,23 @@ def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:
 
 def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
     """The statements of an enqueue: its rows, then the consumer's offset."""
-    rows, consumer = e.rows, e.consumer
-    chunks = [
-        [
-            value
-            for r in rows[i : i + _CHUNK]
-            for value in (
-                r.id,
-                e.endpoint_id,
-                r.stream,
-                r.offset,
-                r.event_id,
-                r.event_type,
-                r.key,
-                "pending",
-                r.next_attempt_at,
-                now,
-                now,
-                int(r.replay),
-            )
-        ]
-        for i in range(0, len(rows), _CHUNK)
+    consumer, fixed = e.consumer, (e.endpoint_id, "pending", now, now)
+    parts = [
+        [v for r in part for v in (*msgspec.structs.astuple(r), *fixed)] for part in chunks(e.rows)
     ]
 
     def run(c: sqlite3.Connection) -> int:
         before = c.total_changes
-        for values in chunks:
+        for values in parts:
             c.execute(
-                "INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, stream, offset, "
-                "event_id, event_type, key, status, next_at, created, updated, replay) VALUES "
-                + _marks(12, len(values) // 12),
+                "INSERT OR IGNORE INTO webhook_deliveries (id, stream, offset, event_id, "
+                "event_type, key, next_at, replay, endpoint_id, status, created, updated) "
+                "VALUES " + _marks(12, len(values) // 12),
                 values,
             )
         inserted = c.total_changes - before
         if consumer is not None:
             set_offset(c, consumer.name, consumer.stream, consumer.offset, int(now * 1e6))
         return inserted
-
-    return run
-
-
-def _finish(results: Sequence[Finished]) -> Callable[[sqlite3.Connection], None]:
-    """The statements recording ``results``: attempts, outcomes, released claims."""
-    releases = [(f.next_attempt_at, f.now, f.delivery_id) for f in results if f.attempt is None]
-    done = [(f, f.attempt) for f in results if f.attempt is not None]
-    parts = [done[i : i + _CHUNK] for i in range(0, len(done), _CHUNK)]
-    attempt_chunks = [
-        [v for _, a in part for v in (a.delivery_id, *msgspec.structs.astuple(a)[2:])]
-        for part in parts
-    ]
-    update_chunks = [
-        [v for f, a in part for v in (f.delivery_id, *_outcome(f), a.status, a.error)]
-        for part in parts
-    ]
-
-    def run(c: sqlite3.Connection) -> None:
-        # Multi-row statements: one sqlite3_step (one GIL hand-off) per chunk,
-        # not per row. Attempts first, only for rows still in flight (the
-        # update then takes them out of flight); rows deleted or skipped
-        # meanwhile are ignored.
-        for attempts, updates in zip(attempt_chunks, update_chunks, strict=True):
-            c.execute(
-                "INSERT INTO webhook_attempts (delivery_id, number, started, duration, "
-                "status, error, verdict, response) SELECT v.column1, (SELECT "
-                "coalesce(max(a.number), 0) + 1 FROM webhook_attempts AS a "
-                "WHERE a.delivery_id = v.column1), v.column2, v.column3, v.column4, "
-                "v.column5, v.column6, v.column7 FROM (VALUES "
-                + _marks(7, len(attempts) // 7)
-                + ") AS v WHERE EXISTS (SELECT 1 FROM webhook_deliveries AS d "
-                "WHERE d.id = v.column1 AND d.status = 'in_flight')",
-                attempts,
-            )
-            c.execute(
-                "UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, "
-                "rate_limited = v.column4, next_at = v.column5, updated = v.column6, "
-                "last_status = v.column7, last_error = v.column8 FROM (VALUES "
-                + _marks(8, len(updates) // 8)
-                + ") AS v WHERE webhook_deliveries.id = v.column1 "
-                "AND webhook_deliveries.status = 'in_flight'",
-                updates,
-            )
-        if releases:
-            c.executemany(
-                "UPDATE webhook_deliveries SET status = 'pending', next_at = ?, "
-                "updated = ? WHERE id = ? AND status = 'in_flight'",
-                releases,
-            )
 
     return run

@@ -17,29 +17,23 @@ _registry: dict[str, LedgerFactory] = {}
 
 
 def register_ledger(kind: str, factory: LedgerFactory) -> None:
-    """Give the ledger ``factory(log)`` to logs whose backend declares ``kind``.
-
-    For a backend other than memory, SQLite and PostgreSQL: its ledger must
-    commit delivery rows and the consumer offset in one transaction.
-    """
+    """Give the ledger ``factory(log)`` to logs whose backend declares ``kind`` (its
+    ledger must commit delivery rows and the consumer offset in one transaction)."""
     _registry[kind] = factory
 
 
 def ledger_for(log: EventLog, *, secrets: SecretBox | None = None) -> LedgerStore:
     """The ledger that goes with the log's backend: a registered one
-    (:func:`register_ledger`) for the backend's kind, else by the database it
-    declares (SQLite or PostgreSQL: in the log's own database, so delivery rows
-    and the consumer offset commit together; ``secrets`` seals the endpoint
-    documents at rest), else, for a log that is not durable, the in-memory one.
+    (:func:`register_ledger`) for its kind, else one in the database it declares
+    (``secrets`` seals the endpoint documents at rest), else, for a log that is
+    not durable, the in-memory one.
 
     Raises:
-        ValueError: A durable backend without a ledger (an in-memory ledger
-            next to a durable log would lose deliveries whose offsets were
-            committed).
+        ValueError: A durable backend without a ledger (an in-memory ledger would
+            lose deliveries whose offsets were committed).
     """
     capabilities = log.capabilities
-    registered = _registry.get(capabilities.kind)
-    if registered is not None:
+    if (registered := _registry.get(capabilities.kind)) is not None:
         return registered(log)
     tables = capabilities.tables
     if tables is None:
