@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.memory_ledger import MemoryLedger
+from consumers.delivery.sqlite_ledger import SQLiteLedger
 from eventlog import EventLog
 from eventlog.sealed import SecretBox
 
@@ -42,12 +44,8 @@ def ledger_for(log: EventLog, *, secrets: SecretBox | None = None) -> LedgerStor
                 f"the {capabilities.kind} backend has no delivery ledger; "
                 "webhook delivery needs the SQLite, PostgreSQL or in-memory backend"
             )
-        from consumers.delivery.memory_ledger import MemoryLedger
-
         return MemoryLedger(log)
     if tables.kind == "sqlite":
-        from consumers.delivery.sqlite_ledger import SQLiteLedger
-
         return SQLiteLedger(tables, secrets=secrets)
     from consumers.delivery.postgres_ledger import PostgresLedger  # asyncpg only when used
 
