@@ -148,14 +148,11 @@ def _literal(host: str) -> str | None:
         return None
 
 
-def check_host(host: str, *, allow_private: bool) -> bool:
-    """Check an IP-literal host; return True if ``host`` was a literal (and is allowed),
-    False if it is a name that needs resolving."""
+def check_host(host: str, *, allow_private: bool) -> None:
+    """Check ``host`` if it is an IP literal (a name is checked as it resolves)."""
     literal = _literal(host)
-    if literal is None:
-        return False
-    check_address(literal, allow_private=allow_private)
-    return True
+    if literal is not None:
+        check_address(literal, allow_private=allow_private)
 
 
 async def resolve_checked(
@@ -170,8 +167,7 @@ async def resolve_checked(
     literal = _literal(host)
     if literal is not None:
         check_address(literal, allow_private=allow_private)
-        fam = socket.AF_INET6 if ":" in literal else socket.AF_INET
-        return [(fam, literal)]
+        return [(socket.AF_INET6 if ":" in literal else socket.AF_INET, literal)]
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(
         host, port, family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
@@ -213,7 +209,7 @@ class GuardedResolver(AbstractResolver):
         """Nothing to release."""
 
 
-async def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
+async def check_url(url: str, *, allow_private: bool) -> None:
     """Configuration-time check: the URL's shape and, unless ``allow_private``,
     every address its host resolves to.
 
@@ -222,8 +218,8 @@ async def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> N
         UnsafeTarget: A refused address.
     """
     _, host, port = validate_url(url)
-    if not allow_private and (resolve or _literal(host) is not None):
-        await check_resolves(host, port)  # a literal is checked without a lookup
+    if not allow_private:
+        await check_resolves(host, port)
 
 
 async def check_resolves(host: str, port: int) -> None:

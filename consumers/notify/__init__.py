@@ -1,11 +1,7 @@
-"""Chat notifications: webhook endpoints whose body is a chat message.
+"""Chat notifications: delivery targets whose body is a chat message.
 
-:mod:`~consumers.notify.spec` holds the target spec, patch and views; one
-module per platform shapes its message within the platform's limits
-(:mod:`~consumers.notify.discord`, :mod:`~consumers.notify.slack`,
-:mod:`~consumers.notify.apprise`); :mod:`~consumers.notify.template` renders
-templates, :mod:`~consumers.notify.limits` fits text into them and
-:mod:`~consumers.notify.pacing` honours each platform's rate limits.
+:mod:`~consumers.notify.spec` holds the specs, patch, views and target kinds;
+one module per platform (discord, slack, apprise) shapes its message.
 """
 
 from consumers.notify.spec import (

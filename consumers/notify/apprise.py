@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from consumers.delivery.retry import AttemptResult
+from consumers.delivery.retry import AttemptResult, classify
 from consumers.delivery.ssrf import ALLOW_HINT, InvalidTarget, UnsafeTarget, check_resolves
 from consumers.notify.template import decode_options, parse
 from eventlog.model import Event
@@ -31,9 +31,11 @@ __all__ = [
     "apprise_host",
     "build_message",
     "check_apprise_url",
+    "classify",
     "parse_options",
     "public_url",
     "send_apprise",
+    "target_url",
 ]
 
 #: The engine's request URL for an Apprise target is this prefix + the Apprise URL.
@@ -148,11 +150,15 @@ def public_url(apprise_url: str) -> str:
     return f"apprise://{urlsplit(apprise_url).scheme or 'unknown'}"
 
 
-def build_message(options: AppriseOptions, event: Event, context: dict[str, Any]) -> bytes:
-    """The request body the Apprise transport reads: ``{"title", "body"}`` as JSON."""
+def target_url(options: AppriseOptions, url: str) -> str:
+    """The engine's request URL: :data:`PREFIX` + the Apprise URL (not the endpoint's ``url``)."""
+    return PREFIX + options.url
+
+
+def build_message(options: AppriseOptions, event: Event, context: dict[str, Any]) -> dict[str, str]:
+    """What the Apprise transport reads (as JSON): ``{"title", "body"}``."""
     body = parse(options.template).render(context)[:BODY_LIMIT]
-    title = parse(options.title).render(context)[:250]
-    return msgspec.json.encode({"title": title, "body": body})
+    return {"title": parse(options.title).render(context)[:250], "body": body}
 
 
 async def send_apprise(

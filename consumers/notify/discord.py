@@ -28,6 +28,7 @@ __all__ = [
     "classify",
     "parse_options",
     "retry_after",
+    "target_url",
     "wait_url",
 ]
 
@@ -121,6 +122,11 @@ def wait_url(url: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "wait"]
     query.append(("wait", "true"))
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def target_url(options: DiscordOptions, url: str) -> str:
+    """Where a target's messages go: its URL with ``wait=true``."""
+    return wait_url(url)
 
 
 def _embed(embed: DiscordEmbed, context: dict[str, Any]) -> dict[str, Any]:

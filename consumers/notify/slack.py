@@ -26,6 +26,7 @@ __all__ = [
     "classify",
     "escape",
     "parse_options",
+    "target_url",
 ]
 
 TEXT_LIMIT = 4000
@@ -73,40 +74,40 @@ def parse_options(options: dict[str, Any]) -> SlackOptions:
     return decode_options(options, SlackOptions)
 
 
+def target_url(options: SlackOptions, url: str) -> str:
+    """Where a target's messages go: its URL."""
+    return url
+
+
 def build_message(options: SlackOptions, event: Event, context: dict[str, Any]) -> dict[str, Any]:
     """The JSON body of an incoming-webhook request for one event, within every limit."""
-    text = parse(options.template).render(context, escape)
+
+    def mrkdwn(source: str) -> str:
+        return parse(source).render(context, escape)
+
+    text = mrkdwn(options.template)
     if not text.strip():
         text = escape(f"{event.type} in {event.stream} at offset {event.offset}")
     message: dict[str, Any] = {"text": fit(text, TEXT_LIMIT)}
     if options.title is None and not options.fields:
         return message
     blocks: list[dict[str, Any]] = []
-    if options.title is not None:
-        # Header blocks are plain_text: no mrkdwn, so no escaping either.
-        title = parse(options.title).render(context).strip()
-        if title:
-            blocks.append(
-                {"type": "header", "text": {"type": "plain_text", "text": fit(title, HEADER_LIMIT)}}
-            )
+    # Header blocks are plain_text: no mrkdwn, so no escaping either.
+    title = "" if options.title is None else parse(options.title).render(context).strip()
+    if title:
+        blocks.append(
+            {"type": "header", "text": {"type": "plain_text", "text": fit(title, HEADER_LIMIT)}}
+        )
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_LIMIT)}})
     if options.fields:
-        shown = options.fields[:FIELDS_LIMIT]
         fields = [
-            {
-                "type": "mrkdwn",
-                "text": fit(
-                    f"*{parse(f.name).render(context, escape)}*\n"
-                    f"{parse(f.value).render(context, escape)}",
-                    FIELD_LIMIT,
-                ),
-            }
-            for f in shown
+            {"type": "mrkdwn", "text": fit(f"*{mrkdwn(f.name)}*\n{mrkdwn(f.value)}", FIELD_LIMIT)}
+            for f in options.fields[:FIELDS_LIMIT]
         ]
         blocks.append({"type": "section", "fields": fields})
-        if len(options.fields) > FIELDS_LIMIT:
-            note = f"[+{len(options.fields) - FIELDS_LIMIT} fields]"
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    if len(options.fields) > FIELDS_LIMIT:
+        note = f"[+{len(options.fields) - FIELDS_LIMIT} fields]"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
     message["blocks"] = blocks
     return message
 

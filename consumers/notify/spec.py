@@ -10,37 +10,25 @@ platform's answer table, and pacing. See ``docs/notifications.md``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self
 
 import msgspec
 
 from consumers.delivery.kinds import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint, Ordering
+from consumers.delivery.retry import AttemptResult, Classification
 from consumers.notify import apprise as apprise_kind
 from consumers.notify import discord, slack
 from consumers.notify.pacing import PacingSender
 from consumers.notify.template import event_context
-from consumers.webhook import (
-    SpecError,
-    TargetSpec,
-    public_view,
-    shown_to,
-    spec_fields,
-)
+from consumers.webhook import SpecError, TargetSpec, public_view, shown_to, spec_fields
 from consumers.webhook.spec import SPECS, check_declared, patch_of
 from eventlog.model import Event
 
 KINDS = ("discord", "slack", "apprise")
 _JSON = {"Content-Type": "application/json"}
 _encoder = msgspec.json.Encoder()
-_OPTIONS: dict[str, Callable[[dict[str, Any]], object]] = {
-    "discord": discord.parse_options,
-    "slack": slack.parse_options,
-    "apprise": apprise_kind.parse_options,
-}
-Opts = TypeVar("Opts")
 
 
 class ChatSpec(TargetSpec, kw_only=True, forbid_unknown_fields=True):
@@ -94,18 +82,6 @@ NotifySpec = DiscordSpec | SlackSpec | AppriseSpec
 """A notification target's spec: the tagged union of the chat kinds."""
 
 SPECS.update(discord=DiscordSpec, slack=SlackSpec, apprise=AppriseSpec)
-
-
-def _validate_options(kind: str, options: dict[str, Any]) -> None:
-    """Check a kind's options; :class:`SpecError` names the field (``options.template``)."""
-    parse = _OPTIONS.get(kind)
-    if parse is None:
-        raise SpecError("kind", f"unknown notification kind {kind!r}")
-    try:
-        parse(options)
-    except ValueError as exc:  # the parsers say "<field>: <message>"
-        path, _, message = str(exc).partition(": ")
-        raise SpecError(path if message else "options", message or path) from exc
 
 
 NotifyPatch = patch_of(
@@ -169,57 +145,57 @@ class NotifySetup:
     sender: PacingSender
 
 
-def _chat(
-    parse: Callable[[dict[str, Any]], Opts],
-    build: Callable[[Opts, Event, dict[str, Any]], dict[str, Any]],
-    url_of: Callable[[str], str],
-    sender: PacingSender | None,
-) -> Callable[[Endpoint, Event, str, float], OutgoingRequest]:
-    """The ``format`` of a chat kind: the message as JSON, its URL paced by ``sender``."""
+class _Platform(Protocol):
+    """What each platform module (:mod:`~consumers.notify.discord`, …) supplies."""
 
-    def format_chat(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
-        event = shown_to(ep, event)
-        message = build(parse(ep.options), event, event_context(event))
-        url = url_of(ep.url)
-        if sender is not None:
-            sender.pace(url)
-        return OutgoingRequest(_encoder.encode(message), dict(_JSON), url)
-
-    return format_chat
+    def parse_options(self, options: dict[str, Any], /) -> Any: ...
+    def build_message(self, opts: Any, event: Event, context: dict[str, Any], /) -> Any: ...
+    def target_url(self, opts: Any, url: str, /) -> str: ...
+    def classify(self, result: AttemptResult, now: float, /) -> Classification: ...
 
 
-def _format_apprise(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
-    opts = apprise_kind.parse_options(ep.options)
-    event = shown_to(ep, event)
-    body = apprise_kind.build_message(opts, event, event_context(event))
-    return OutgoingRequest(body, {}, apprise_kind.PREFIX + opts.url)
+_PLATFORMS: dict[str, _Platform] = {"discord": discord, "slack": slack, "apprise": apprise_kind}
+
+
+def _validate_options(kind: str, options: dict[str, Any]) -> None:
+    """Check a kind's options; :class:`SpecError` names the field (``options.template``)."""
+    platform = _PLATFORMS.get(kind)
+    if platform is None:
+        raise SpecError("kind", f"unknown notification kind {kind!r}")
+    try:
+        platform.parse_options(options)
+    except ValueError as exc:  # the parsers say "<field>: <message>"
+        path, _, message = str(exc).partition(": ")
+        raise SpecError(path if message else "options", message or path) from exc
 
 
 def _validate(ep: Endpoint) -> None:
     _validate_options(ep.kind, ep.options)
 
 
+def _classify(ep: Endpoint, result: AttemptResult, now: float) -> Classification:
+    return _PLATFORMS[ep.kind].classify(result, now)
+
+
 def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
     """The ``discord``, ``slack`` and ``apprise`` target kinds.
 
-    With ``sender``, every Discord and Slack target is registered with it for
-    pacing as it is first formatted; the engine must then be given that
-    sender. Without, messages are formatted and classified the same, unpaced.
+    With ``sender``, every target is registered with it for pacing as it is first
+    formatted; the engine must then be given that sender. Without, messages are
+    formatted and classified the same, unpaced.
     """
-    format_discord = _chat(discord.parse_options, discord.build_message, discord.wait_url, sender)
-    format_slack = _chat(slack.parse_options, slack.build_message, str, sender)
-    return {
-        "discord": TargetKind(
-            "discord",
-            format_discord,
-            lambda ep, result, now: discord.classify(result, now),
-            _validate,
-        ),
-        "slack": TargetKind(
-            "slack", format_slack, lambda ep, result, now: slack.classify(result, now), _validate
-        ),
-        "apprise": TargetKind("apprise", _format_apprise, validate=_validate),
-    }
+
+    def format_message(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
+        platform = _PLATFORMS[ep.kind]
+        opts = platform.parse_options(ep.options)
+        event = shown_to(ep, event)
+        url = platform.target_url(opts, ep.url)
+        if sender is not None:
+            sender.pace(url)
+        message = platform.build_message(opts, event, event_context(event))
+        return OutgoingRequest(_encoder.encode(message), dict(_JSON), url)
+
+    return {kind: TargetKind(kind, format_message, _classify, _validate) for kind in KINDS}
 
 
 def notify_setup(*, allow_private: bool = False) -> NotifySetup:

@@ -35,7 +35,6 @@ __all__ = [
 #: Longest template accepted, in characters.
 MAX_TEMPLATE_LENGTH = 8192
 _encoder = msgspec.json.Encoder()
-_MISSING = object()
 Opts = TypeVar("Opts")
 #: A placeholder's body: backquoted text (which may hold braces) or other characters.
 _BODY = re.compile(r"(?:`[^`]*`|[^`{}])*")
@@ -78,7 +77,7 @@ class Template:
                 out.append(part)
                 continue
             value = _lookup(context, part.path)
-            if value is _MISSING or value is None:
+            if value is None:  # absent or null
                 out.append(part.fallback or "")
                 continue
             text = value if isinstance(value, str) else _encoder.encode(value).decode()
@@ -90,14 +89,11 @@ def _lookup(context: Mapping[str, Any], path: tuple[str, ...]) -> object:
     value: object = context
     for segment in path:
         if isinstance(value, dict):
-            value = value.get(segment, _MISSING)
-        elif isinstance(value, list) and segment.isdigit():
-            index = int(segment)
-            value = value[index] if index < len(value) else _MISSING
+            value = value.get(segment)
+        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+            value = value[int(segment)]
         else:
-            return _MISSING
-        if value is _MISSING:
-            return _MISSING
+            return None
     return value
 
 
@@ -116,8 +112,6 @@ def parse(source: str) -> Template:
         TemplateError: An unclosed ``{``, a lone ``}``, an empty placeholder,
             or a template over :data:`MAX_TEMPLATE_LENGTH` characters.
     """
-    if not isinstance(source, str):
-        raise TemplateError("a template is a string")
     if len(source) > MAX_TEMPLATE_LENGTH:
         raise TemplateError(f"a template is at most {MAX_TEMPLATE_LENGTH} characters")
     parts: list[str | _Field] = []
@@ -136,12 +130,7 @@ def parse(source: str) -> Template:
                 raise TemplateError(f"'{{' inside the placeholder opened at position {at}")
             raise TemplateError(f"placeholder opened at position {at} is not closed")
         else:
-            text = text[0] if text in ("{{", "}}") else text
-            last = parts[-1] if parts else None
-            if isinstance(last, str):
-                parts[-1] = last + text
-            else:
-                parts.append(text)
+            parts.append(text[0] if text in ("{{", "}}") else text)
     return Template(source=source, parts=tuple(parts))
 
 

@@ -1,12 +1,7 @@
-"""Webhooks: what an endpoint is, how the API shows it, and the request each attempt sends.
-
-A webhook endpoint is a :class:`~consumers.delivery.model.Endpoint` of kind
-``"webhook"`` on the delivery engine (:mod:`consumers.delivery`).
-:mod:`~consumers.webhook.spec` checks and changes endpoints (specs, patches,
-secret rotation, config-file declarations); :mod:`~consumers.webhook.views`
-is the only shape in which one leaves the server;
-:mod:`~consumers.webhook.formatter` builds the signed Standard Webhooks
-request and is the ``webhook`` target kind (:data:`WEBHOOK`).
+"""Webhooks on the delivery engine: target specs and how they change
+(:mod:`~consumers.webhook.spec`), the API's view of an endpoint
+(:mod:`~consumers.webhook.views`) and the signed Standard Webhooks request
+(:mod:`~consumers.webhook.formatter`, the ``webhook`` target kind).
 """
 
 from consumers.webhook.formatter import WEBHOOK, correlation_id, format_webhook, shown_to

@@ -1,10 +1,9 @@
 """What a delivery target may be, and how it changes (pure).
 
-:class:`TargetSpec` (tagged by ``kind``) is what the API, the CLI and the
-config file accept; :func:`build_endpoint`, :func:`apply_patch` and
-:func:`declared_endpoint` turn it into a checked
-:class:`~consumers.delivery.model.Endpoint`, for every kind; :func:`rotate_secret`
-puts a new signing secret first. A bad field is a :class:`SpecError` naming it.
+:class:`TargetSpec` (tagged by ``kind``) is what the API, the CLI and the config
+file accept; :func:`build_endpoint`, :func:`apply_patch` and :func:`declared_endpoint`
+turn it into a checked :class:`~consumers.delivery.model.Endpoint` of any kind.
+A bad field is a :class:`SpecError` naming it.
 """
 
 from __future__ import annotations
@@ -80,8 +79,7 @@ class TargetSpec(TargetFields, kw_only=True, forbid_unknown_fields=True, tag_fie
 
     @classmethod
     def of(cls, ep: Endpoint) -> Self:
-        """The spec that builds ``ep`` again (its secret and full URL included:
-        keep it server-side)."""
+        """The spec that builds ``ep`` again (secret and full URL included: keep it server-side)."""
         return cls(**spec_fields(ep, cls))
 
 
@@ -117,9 +115,8 @@ SPECS: dict[str, type[TargetSpec]] = {"webhook": EndpointSpec}
 
 
 def patch_of(spec: type[TargetSpec], name: str, doc: str) -> type[msgspec.Struct]:
-    """The partial update of ``spec``'s kind: each field of the spec but ``id``,
-    ``start`` and ``secret`` (which a patch cannot change), optional and
-    ``UNSET`` unless given. Derived, so a field added to a spec is patchable."""
+    """The partial update of ``spec``'s kind: each of its fields but ``id``, ``start``
+    and ``secret`` (which a patch cannot change), ``UNSET`` unless given."""
     fixed = {"id", "start", "secret"}
     fields = [
         (f.name, f.type | msgspec.UnsetType, msgspec.UNSET)
@@ -195,8 +192,7 @@ def _check(path: str, ok: bool, message: str) -> None:
 
 @contextlib.contextmanager
 def _field_errors(path: str) -> Iterator[None]:
-    """Turn a ``ValueError`` (``InvalidInput`` among them) raised inside into a
-    :class:`SpecError` naming ``path``."""
+    """A ``ValueError`` raised inside becomes a :class:`SpecError` naming ``path``."""
     try:
         yield
     except SpecError:
@@ -286,8 +282,7 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
 
 
 def spec_fields(ep: Endpoint, spec: type[TargetSpec] = TargetSpec) -> dict[str, Any]:
-    """The fields of ``spec`` that build ``ep`` again: those the endpoint has by
-    name, and ``max_attempts`` (its retry policy's)."""
+    """The fields of ``spec`` that build ``ep`` again (``max_attempts`` from its policy)."""
     names = set(spec.__struct_fields__) & set(Endpoint.__struct_fields__)
     return {name: getattr(ep, name) for name in names} | {"max_attempts": ep.retry.max_attempts}
 
@@ -310,11 +305,9 @@ def _carried(
 
 
 def apply_patch(ep: Endpoint, patch: msgspec.Struct, *, now: float) -> Endpoint:
-    """The endpoint of any kind with the patch's fields applied (validated as a new
-    one) and its runtime state kept; enabling it clears its disabled reason and
-    failure streak. A notification target's ``options`` are replaced as a whole.
-    ``patch`` is of :func:`patch_of` the endpoint's kind.
-    """
+    """The endpoint with the ``patch`` (of :func:`patch_of` its kind) applied, validated
+    as a new one, its runtime state kept; enabling it clears its disabled reason and
+    failure streak. A notification target's ``options`` are replaced as a whole."""
     changes = {f: getattr(patch, f) for f in patch.__struct_fields__}
     changes = {f: v for f, v in changes.items() if v is not msgspec.UNSET}
     kind = SPECS.get(ep.kind)
@@ -355,11 +348,9 @@ def rotate_secret(
 def declared_endpoint(
     spec: TargetSpec, existing: Endpoint | None, *, now: float, head: int, first: int = 0
 ) -> Endpoint:
-    """The endpoint of any kind for a config-file declaration (``origin = "config"``),
-    keeping the runtime state of an existing one: its start offset, creation
-    time, secrets unless the file names a new one, and a disabled state with
-    its reason (a target Discord said was deleted stays disabled across
-    restarts until the file or an operator enables it).
+    """The endpoint for a config-file declaration (``origin = "config"``), keeping an
+    existing one's start offset, creation time, secrets unless the file names a new
+    one, and a disabled state with its reason (until the file or an operator enables it).
 
     Raises:
         SpecError: As :func:`build_endpoint`; a declaration without an ``id``.
