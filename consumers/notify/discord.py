@@ -150,15 +150,13 @@ def _embed(embed: DiscordEmbed, context: dict[str, Any]) -> dict[str, Any]:
         room = EMBED_TOTAL_LIMIT - fixed
         if room >= 32:
             description = fit(description, room)
-        else:
-            dropped = 0
+        else:  # the fields alone leave no room (title and footer cannot): drop some
             while fields and fixed + 32 > EMBED_TOTAL_LIMIT:
                 field = fields.pop()
                 fixed -= units(field["name"] + field["value"])
-                dropped += 1
-            note = f"[+{dropped} fields]" if dropped else ""
+            note = f"[+{len(embed.fields) - len(fields)} fields]"
             description = fit(description, max(0, EMBED_TOTAL_LIMIT - fixed - units(note) - 1))
-            description = f"{description}\n{note}".strip() if note else description
+            description = f"{description}\n{note}".strip()
     url = "" if embed.url is None else parse(embed.url).render(context).strip()
     if not url.startswith(("https://", "http://")) or units(url) > 2048:
         url = ""  # Discord refuses the message over a malformed URL: leave it out

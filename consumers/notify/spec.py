@@ -26,9 +26,21 @@ from consumers.webhook import SpecError, TargetSpec, public_view, shown_to, spec
 from consumers.webhook.spec import SPECS, check_declared, patch_of
 from eventlog.model import Event
 
-KINDS = ("discord", "slack", "apprise")
 _JSON = {"Content-Type": "application/json"}
 _encoder = msgspec.json.Encoder()
+
+
+class _Platform(Protocol):
+    """What each platform module (:mod:`~consumers.notify.discord`, …) supplies."""
+
+    def parse_options(self, options: dict[str, Any], /) -> Any: ...
+    def build_message(self, opts: Any, event: Event, context: dict[str, Any], /) -> Any: ...
+    def target_url(self, opts: Any, url: str, /) -> str: ...
+    def classify(self, result: AttemptResult, now: float, /) -> Classification: ...
+
+
+_PLATFORMS: dict[str, _Platform] = {"discord": discord, "slack": slack, "apprise": apprise_kind}
+KINDS = tuple(_PLATFORMS)
 
 
 class ChatSpec(TargetSpec, kw_only=True, forbid_unknown_fields=True):
@@ -143,18 +155,6 @@ class NotifySetup:
 
     kinds: dict[str, TargetKind]
     sender: PacingSender
-
-
-class _Platform(Protocol):
-    """What each platform module (:mod:`~consumers.notify.discord`, …) supplies."""
-
-    def parse_options(self, options: dict[str, Any], /) -> Any: ...
-    def build_message(self, opts: Any, event: Event, context: dict[str, Any], /) -> Any: ...
-    def target_url(self, opts: Any, url: str, /) -> str: ...
-    def classify(self, result: AttemptResult, now: float, /) -> Classification: ...
-
-
-_PLATFORMS: dict[str, _Platform] = {"discord": discord, "slack": slack, "apprise": apprise_kind}
 
 
 def _validate_options(kind: str, options: dict[str, Any]) -> None:

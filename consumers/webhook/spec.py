@@ -48,11 +48,9 @@ RetrySetting = Literal["default", "short"] | RetryPolicy
 class TargetSpec(TargetFields, kw_only=True, forbid_unknown_fields=True, tag_field="kind"):
     """What users declare for any delivery target (API body, config file, CLI).
 
-    A tagged union: ``kind`` (``webhook``, ``discord``, ``slack``, ``apprise``)
-    picks the subclass, which adds its own fields and says what they make of
-    the endpoint (:meth:`endpoint_fields`); :func:`build_endpoint` builds any.
-    The fields an endpoint has too are :class:`~consumers.delivery.model.TargetFields`'s;
-    besides them:
+    A tagged union: ``kind`` (``webhook``, ``discord``, ``slack``, ``apprise``) picks
+    the subclass, which adds its own fields (:meth:`endpoint_fields`). Besides the
+    :class:`~consumers.delivery.model.TargetFields`:
 
     Attributes:
         id: Stable id (generated ``ep_…`` if omitted).
