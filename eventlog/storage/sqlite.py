@@ -26,7 +26,7 @@ from eventlog.storage import sqlite_ops as ops
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.sqlite_ops import read_events, set_offset, translate
-from eventlog.storage.sqlite_packed import json_available, pack
+from eventlog.storage.sqlite_packed import install_alone, json_available, pack
 from eventlog.storage.sqlite_schema import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -158,6 +158,8 @@ class SQLiteStorage:
             raise
         self._writer = writer
         self._packed = await writer.run(json_available)
+        if self._packed:
+            await writer.run(install_alone)
         for _ in range(self._reader_count):
             reader = await SQLiteThread.connect(self.path)
             await reader.run(prepare_reader)

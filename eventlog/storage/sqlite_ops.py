@@ -81,6 +81,10 @@ _ADVANCE_HEAD = (
 KNOWN_HEADS = 10_000
 
 
+#: SQLITE_BUSY and SQLITE_LOCKED: another connection holds the database.
+_BUSY = (5, 6)
+
+
 class _StaleHead(Exception):
     """A remembered head was not the stored one: another writer moved the stream."""
 
@@ -108,6 +112,10 @@ def append_generated(
     the stream was deleted) the transaction is rolled back and written again
     from the stored heads.
     """
+    if packed is not None and known and len(streams) == 1 and not conn.in_transaction:
+        alone = _append_alone(conn, streams, now_us, packed, known)
+        if alone is not None:
+            return alone
     conn.execute("BEGIN IMMEDIATE")
     try:
         try:
@@ -131,6 +139,36 @@ def append_generated(
             known.clear()
         known.update(heads)
     return firsts
+
+
+def _append_alone(
+    conn: sqlite3.Connection,
+    streams: Mapping[str, Sequence[PendingEvent]],
+    now_us: int,
+    packed: Mapping[str, Packed],
+    known: dict[str, tuple[int, int]],
+) -> dict[str, int] | None:
+    """One stream whose head this connection remembers: the whole transaction is
+    one statement (:meth:`~eventlog.storage.sqlite_packed.Packed.insert_alone`),
+    so the writer thread takes the GIL back once instead of after each of four
+    statements, where the event loop keeps it while it settles the last batch's
+    producers. None when the general path has to do it: the head moved (the
+    guard or the offsets' uniqueness refused it) or another connection held the
+    database.
+    """
+    [(stream, events)] = streams.items()
+    if (cached := known.get(stream)) is None:
+        return None
+    head, time_us = cached[0], max(now_us, cached[1])
+    try:
+        conn.execute(*packed[stream].insert_alone(stream, head, time_us))
+    except sqlite3.Error as exc:
+        known.clear()
+        if isinstance(exc, sqlite3.IntegrityError) or exc.sqlite_errorcode & 0xFF in _BUSY:
+            return None
+        raise
+    known[stream] = (head + len(events), time_us)
+    return {stream: head}
 
 
 def _append_generated(

@@ -24,7 +24,7 @@ import msgspec
 
 from eventlog.storage.base import PendingEvent
 
-__all__ = ["Packed", "json_available", "pack"]
+__all__ = ["STALE_HEAD", "Packed", "install_alone", "json_available", "pack"]
 
 _encode = msgspec.json.encode
 
@@ -58,6 +58,48 @@ def insert_sql(shared_type: bool, extras: bool) -> str:
     )
 
 
+#: The columns of the temporary view whose INSERT appends one packed stream alone.
+_ALONE_COLUMNS = "stream, first, time_us, blob, idx, type, n, nbytes"
+
+
+def _alone_view(shared_type: bool, extras: bool) -> str:
+    return f"packed_alone_{int(shared_type)}{int(extras)}"
+
+
+def install_alone(conn: sqlite3.Connection) -> None:
+    """Create, on this connection only, what :meth:`Packed.insert_alone` inserts into.
+
+    One temporary view per shape, whose ``INSTEAD OF INSERT`` trigger inserts
+    the events (:func:`insert_sql`) and moves the stream's head, guarded by
+    the head the caller expected: when no head moved, ``RAISE(ABORT)`` undoes
+    the statement. Nothing is stored in the database file.
+    """
+    names = {"?1": "NEW.stream", "?2": "NEW.first", "?3": "NEW.time_us", "?4": "NEW.blob"}
+    names |= {"?5": "NEW.idx", "?6": "NEW.type"}
+    for shared_type in (False, True):
+        for extras in (False, True):
+            view = _alone_view(shared_type, extras)
+            insert = insert_sql(shared_type, extras)
+            for param, column in names.items():
+                insert = insert.replace(param, column)
+            conn.execute(
+                f"CREATE TEMP VIEW IF NOT EXISTS {view} ({_ALONE_COLUMNS}) "
+                "AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0"
+            )
+            conn.execute(
+                f"CREATE TEMP TRIGGER IF NOT EXISTS {view}_insert INSTEAD OF INSERT ON {view} "
+                f"BEGIN {insert}; "
+                "UPDATE streams SET next_offset = NEW.first + NEW.n, "
+                "bytes = bytes + NEW.nbytes, last_time_us = NEW.time_us "
+                "WHERE name = NEW.stream AND next_offset = NEW.first; "
+                f"SELECT RAISE(ABORT, '{STALE_HEAD}') WHERE changes() = 0; END"
+            )
+
+
+#: The error message of an :meth:`Packed.insert_alone` whose expected head was stale.
+STALE_HEAD = "eventlog: the head of the stream moved"
+
+
 class Packed(msgspec.Struct, frozen=True, gc=False):
     """A stream's events as :func:`insert_sql` takes them.
 
@@ -82,6 +124,18 @@ class Packed(msgspec.Struct, frozen=True, gc=False):
         sql = insert_sql(self.type is not None, self.extras)
         params = (stream, first, time_us, self.blob, self.index)
         return sql, params if self.type is None else (*params, self.type)
+
+
+    def insert_alone(self, stream: str, first: int, time_us: int) -> tuple[str, tuple[object, ...]]:
+        """One statement that appends these events at ``first`` and moves the head
+        from ``first``, or fails with :data:`STALE_HEAD` (needs :func:`install_alone`).
+
+        Run outside a transaction it is a whole transaction, commit included,
+        in one step of SQLite: the writer thread lets go of the GIL once.
+        """
+        sql = f"INSERT INTO {_alone_view(self.type is not None, self.extras)} VALUES "
+        params = (stream, first, time_us, self.blob, self.index, self.type, self.count)
+        return sql + "(?, ?, ?, ?, ?, ?, ?, ?)", (*params, self.nbytes)
 
 
 def pack(events: Sequence[PendingEvent]) -> Packed:
