@@ -125,7 +125,6 @@ class Packed(msgspec.Struct, frozen=True, gc=False):
         params = (stream, first, time_us, self.blob, self.index)
         return sql, params if self.type is None else (*params, self.type)
 
-
     def insert_alone(self, stream: str, first: int, time_us: int) -> tuple[str, tuple[object, ...]]:
         """One statement that appends these events at ``first`` and moves the head
         from ``first``, or fails with :data:`STALE_HEAD` (needs :func:`install_alone`).
