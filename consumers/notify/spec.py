@@ -22,8 +22,8 @@ from consumers.notify import apprise as apprise_kind
 from consumers.notify import discord, slack
 from consumers.notify.pacing import PacingSender
 from consumers.notify.template import event_context
-from consumers.webhook import SpecError, TargetSpec, public_view, shown_to, spec_fields
-from consumers.webhook.spec import SPECS, check_declared, patch_of
+from consumers.webhook import SpecError, TargetSpec, public_view, shown_to
+from consumers.webhook.spec import SPECS, check_declared, patch_of, spec_fields
 from eventlog.model import Event
 
 _JSON = {"Content-Type": "application/json"}

@@ -15,9 +15,7 @@ from consumers.webhook.spec import (
     apply_patch,
     build_endpoint,
     declared_endpoint,
-    patch_of,
     rotate_secret,
-    spec_fields,
 )
 from consumers.webhook.views import public_view
 
@@ -34,9 +32,7 @@ __all__ = [
     "correlation_id",
     "declared_endpoint",
     "format_webhook",
-    "patch_of",
     "public_view",
     "rotate_secret",
     "shown_to",
-    "spec_fields",
 ]
