@@ -51,8 +51,6 @@ log = logging.getLogger("eventlog.writer")
 SPLIT_AT = 128
 #: ... while transactions take less than this many seconds (moving average).
 SPLIT_BELOW = 0.002
-#: A batch takes the second slot only with at least this many events.
-SECOND_AT = 64
 
 
 def _unstarted() -> asyncio.Future[Any]:
@@ -203,8 +201,6 @@ class GroupCommitWriter:
     def _dispatch(self) -> None:
         queue = self._queue
         while queue and len(self._writing) < self._open_slots() and self._stopped is None:
-            if self._writing and queue[0].events < SECOND_AT and not self._closing:
-                break  # gathers until the slot frees: one commit for more appends
             batch = queue.popleft()
             if (
                 not self._writing
