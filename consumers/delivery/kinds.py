@@ -55,11 +55,9 @@ AttemptHook = Callable[[Endpoint, Classification, AttemptResult, str], None]
 
 def redact(body: bytes, secrets: list[str], limit: int = SNIPPET_BYTES) -> str:
     """A response snippet for the ledger: at most ``limit`` bytes, secrets replaced."""
-    if not body:
-        return ""
     text = body[: limit * 2].decode("utf-8", "replace")
     for secret in secrets:
-        if secret and len(secret) >= 4:
+        if len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     encoded = text.encode("utf-8")[:limit]
     return encoded.decode("utf-8", "ignore")
