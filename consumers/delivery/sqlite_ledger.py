@@ -88,7 +88,8 @@ class SQLiteLedger(SQLLedger):
         return await (self._storage.query if what is None else self._storage.transact)(run)
 
     def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
-        return _call(_enqueue(e, now))
+        inserted: int = yield Call(_enqueue(e, now))
+        return inserted
 
     def _finish(self, finished: Sequence[Finished]) -> Plan[object]:
         # Multi-row statements: one sqlite3_step (one GIL hand-off) a chunk, not a
@@ -178,11 +179,6 @@ _RELEASE = (
 )
 #: Not strict: numbers may come as text (above), ``replay`` as 0 or 1.
 _claimed = msgspec.json.Decoder(list[Delivery], strict=False)
-
-
-def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:
-    result: T = yield Call(fn)
-    return result
 
 
 def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
