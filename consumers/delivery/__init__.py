@@ -10,11 +10,11 @@ sans-I/O state machine), :mod:`~consumers.delivery.pump` (what runs it) and
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.kinds import OutgoingRequest, TargetKind
 from consumers.delivery.ledger import DeliveryConflict, LedgerStore
-from consumers.delivery.memory_ledger import MemoryLedger
 from consumers.delivery.model import Attempt, Delivery, Endpoint, SecretEntry
 from consumers.delivery.replay import ReplayResult, UnknownOffset
 from consumers.delivery.retry import AttemptResult, Classification, RetryPolicy, classify
 from consumers.delivery.sender import Sender
+from consumers.delivery.sqlite_ledger import MemoryLedger
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget
 from consumers.delivery.stores import ledger_for
 

@@ -1,10 +1,16 @@
-"""The engine's side of a ledger several processes share (PostgreSQL).
+"""Several processes on one ledger (PostgreSQL): what they tell each other, and how
+the engine hears it.
 
-:class:`ClusterWatch` hands every process's changes
-(:mod:`consumers.delivery.changes`) to the engine (``pending`` news wakes the
-endpoint's pump; an endpoint change reloads it, one reload at a time), and
-every ``period`` seconds sweeps: the rows claimed by processes that are gone go
-back to ``pending`` and their endpoints are woken.
+The ledger notifies, inside the transaction that made the change, on
+``<schema>_delivery``: ``pending:<endpoint id>`` (:class:`Pending`: rows another
+process may claim) or ``endpoint:<endpoint id>`` (:class:`EndpointChanged`:
+reload it). A listener that lost its connection hands over :class:`Resync`
+(reload everything, claim again).
+
+:class:`ClusterWatch` hands every process's changes to the engine (``pending``
+news wakes the endpoint's pump; an endpoint change reloads it, one reload at a
+time), and every ``period`` seconds sweeps: the rows claimed by processes that
+are gone go back to ``pending`` and their endpoints are woken.
 """
 
 from __future__ import annotations
@@ -12,17 +18,76 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
 
-from consumers.delivery.changes import Change, EndpointChanged, Pending
 from consumers.delivery.model import Endpoint
 from eventlog.errors import EventLogError, LogClosed
 
-__all__ = ["ClusterWatch", "SharedLedger", "same_work"]
+__all__ = [
+    "TOPIC",
+    "Change",
+    "ClusterWatch",
+    "EndpointChanged",
+    "Pending",
+    "Resync",
+    "SharedLedger",
+    "encode_change",
+    "parse_change",
+    "same_work",
+]
 
 logger = logging.getLogger("eventlog.delivery")
+
+#: The channel suffix: PostgreSQL notifications go to ``<schema>_delivery``.
+TOPIC = "delivery"
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Endpoint ``endpoint_id`` has deliveries that may be claimable now (or later)."""
+
+    endpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointChanged:
+    """Endpoint ``endpoint_id`` was stored or deleted: reload it."""
+
+    endpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """News may have been lost (the listening connection was down): reload everything."""
+
+
+Change = Pending | EndpointChanged | Resync
+
+_PREFIXES: dict[str, type[Pending] | type[EndpointChanged]] = {
+    "pending": Pending,
+    "endpoint": EndpointChanged,
+}
+
+
+def encode_change(change: Pending | EndpointChanged) -> str:
+    """The notification payload of a change: ``"pending:orders"``, ``"endpoint:orders"``."""
+    prefix = "pending" if isinstance(change, Pending) else "endpoint"
+    return f"{prefix}:{change.endpoint_id}"
+
+
+def parse_change(payload: str | None) -> Change | None:
+    """The change a payload names; :class:`Resync` for None (the listener
+    reconnected); None for anything malformed (ignored)."""
+    if payload is None:
+        return Resync()
+    prefix, sep, endpoint_id = payload.partition(":")
+    kind = _PREFIXES.get(prefix)
+    if not sep or not endpoint_id or kind is None:
+        return None
+    return kind(endpoint_id)
 
 
 class SharedLedger(Protocol):

@@ -32,7 +32,7 @@ from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery
 from consumers.delivery.pump import EndpointPump, PumpParts
 from consumers.delivery.recorder import Recorder
-from consumers.delivery.replay import ReplayResult, replay_endpoint, replay_range
+from consumers.delivery.replay import ReplayResult, replay_endpoint
 from consumers.delivery.sender import Sender
 from eventlog import EventLog
 from eventlog.errors import EventLogError, InvalidInput
@@ -268,16 +268,17 @@ class DeliveryEngine:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
             InvalidRange: An empty or inverted range.
         """
-        span = await replay_range(
+        return await replay_endpoint(
             self.log,
-            endpoint.stream,
+            endpoint,
             from_offset=from_offset,
             to_offset=to_offset,
             from_time=from_time,
             to_time=to_time,
+            dry_run=dry_run,
+            now=self.clock(),
+            enqueue=self._enqueue_replay,
         )
-        now, enqueue = self.clock(), self._enqueue_replay
-        return await replay_endpoint(self.log, endpoint, span, dry_run, now, enqueue)
 
     async def _enqueue_replay(self, endpoint_id: str, rows: list[NewDelivery], now: float) -> None:
         (inserted,), _ = await self.store.write([Enqueue(endpoint_id, rows, None)], (), (), now)

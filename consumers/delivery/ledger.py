@@ -4,13 +4,18 @@ A ledger keeps endpoints, delivery rows and attempts, and stores what the
 rules of :mod:`consumers.delivery.machine_rules` decided; it decides nothing
 itself. ``tests/consumers/delivery/test_ledger.py`` runs its contract against
 every store. Only the endpoint documents hold secrets.
+
+:meth:`LedgerStore.rewrite` reads the rows a :class:`Pick` names, locked for the
+transaction, calls ``decide(rows)`` (pure; it may raise to refuse, and nothing
+is written) and writes the state of :attr:`Rewrite.rows` back by ``seq``.
+Operator actions and shared consumers' claim, ack, nack and extend work so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from consumers.delivery.cluster import SharedLedger
 from consumers.delivery.machine_rules import Claimed, DeliveryConflict, apply_operator_action
@@ -23,17 +28,19 @@ from consumers.delivery.model import (
     NewDelivery,
     Ordering,
 )
-from consumers.delivery.rewrite import Decide, Pick, Rewrite
 
 __all__ = [
     "SHARED_PREFIX",
     "ClaimRequest",
     "Claimed",
     "ConsumerAdvance",
+    "Decide",
     "DeliveryConflict",
     "EndpointCounts",
     "Enqueue",
     "LedgerStore",
+    "Pick",
+    "Rewrite",
     "act",
 ]
 
@@ -42,6 +49,35 @@ T = TypeVar("T")
 
 #: Endpoint ids of shared consumers' rows start with this (``shared:<name>``).
 SHARED_PREFIX = "shared:"
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """Which rows of an endpoint a rewrite reads.
+
+    Attributes:
+        ids: These deliveries (any status; unknown ids are absent).
+        active: Else, the first ``active`` unfinished rows in ``seq`` order.
+        due: With ``active``, only those whose ``next_attempt_at`` is at or
+            before it (due rows, expired claims), plus the pending row due next,
+            if any (so a decision can tell when it is due).
+    """
+
+    ids: tuple[str, ...] | None = None
+    active: int = 0
+    due: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite(Generic[T]):
+    """A decision: the new states of the rows that change, and what to return."""
+
+    rows: Sequence[Delivery]
+    result: T
+
+
+Decide = Callable[[list[Delivery]], Rewrite[T]]
+"""Decides on the picked rows (in ``seq`` order); pure, may raise to refuse."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +179,7 @@ class LedgerStore(Protocol):
 
     async def rewrite(self, endpoint_id: str, pick: Pick, decide: Decide[T]) -> T:
         """Read the picked rows locked, store what ``decide`` makes of them, in one
-        transaction; returns its result (see :mod:`consumers.delivery.rewrite`)."""
+        transaction; returns its result (see the module docstring)."""
 
     async def prune(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` finished deliveries last updated before ``before``,

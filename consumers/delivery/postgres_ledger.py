@@ -18,7 +18,7 @@ process that is gone. Every lease period each process takes the foreign leases
 it can, returns those owners' rows to ``pending`` and notifies every process: a
 killed process's rows are claimable again within two lease periods
 (docs/webhooks.md). Changes are notified on ``<schema>_delivery``
-(:mod:`consumers.delivery.changes`); :meth:`PostgresLedger.watch` hears them.
+(:mod:`consumers.delivery.cluster`); :meth:`PostgresLedger.watch` hears them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from consumers.delivery.changes import (
+from consumers.delivery.cluster import (
     TOPIC,
     Change,
     EndpointChanged,
@@ -303,7 +303,7 @@ class PostgresLedger(SQLLedger):
             self._alive = await self._storage.acquire_lease(f"ledger-owner:{self.token}")
 
     async def watch(self, listener: Callable[[Change], None]) -> Callable[[], None]:
-        """Call ``listener`` with every :class:`~consumers.delivery.changes.Change`
+        """Call ``listener`` with every :class:`~consumers.delivery.cluster.Change`
         any process makes (this one's too); returns the call that stops it."""
 
         def heard(payload: str | None) -> None:

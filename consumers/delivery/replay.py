@@ -12,7 +12,7 @@ from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.errors import InvalidInput, NotFound
 
-__all__ = ["InvalidRange", "ReplayResult", "UnknownOffset", "replay_endpoint", "replay_range"]
+__all__ = ["InvalidRange", "ReplayResult", "UnknownOffset", "replay_endpoint"]
 
 Enqueue = Callable[[str, list[NewDelivery], float], Awaitable[None]]
 """Stores a batch of new deliveries: ``(endpoint_id, rows, now)``."""
@@ -41,23 +41,28 @@ class ReplayResult:
     dry_run: bool
 
 
-async def replay_range(
+async def replay_endpoint(
     log: EventLog,
-    stream: str,
+    endpoint: Endpoint,
     *,
     from_offset: int | None,
     to_offset: int | None,
     from_time: datetime | None,
     to_time: datetime | None,
-) -> tuple[int, int]:
-    """``[start, stop)`` for a replay: offsets as given, times resolved to the first
-    event at or after them; ``from`` defaults to the first retained offset, ``to``
-    to the head.
+    dry_run: bool,
+    now: float,
+    enqueue: Enqueue,
+) -> ReplayResult:
+    """Scan ``[start, stop)`` of the endpoint's stream and enqueue what ``endpoint``
+    matches as new deliveries, 1000 to a batch (``dry_run`` only counts). Offsets
+    are taken as given, times resolved to the first event at or after them;
+    ``from`` defaults to the first retained offset, ``to`` to the head.
 
     Raises:
         UnknownOffset: An offset outside the stream's retained range.
         InvalidRange: ``from`` after ``to``.
     """
+    stream = endpoint.stream
     first, head = await log.bounds(stream)
     start, stop = first, head
     if from_offset is not None:
@@ -79,24 +84,10 @@ async def replay_range(
         stop = await log.offset_at_time(stream, to_time)
     if stop < start:
         raise InvalidRange(f"empty range: from {start} is after to {stop}")
-    return start, stop
-
-
-async def replay_endpoint(
-    log: EventLog,
-    endpoint: Endpoint,
-    span: tuple[int, int],
-    dry_run: bool,
-    now: float,
-    enqueue: Enqueue,
-) -> ReplayResult:
-    """Scan ``span`` (:func:`replay_range`) and enqueue what ``endpoint`` matches as
-    new deliveries, 1000 to a batch (``dry_run`` only counts)."""
-    start, stop = span
     filt = EventFilter(endpoint.types, endpoint.key)
     scanned = matched = 0
     batch: list[NewDelivery] = []
-    async for event in log.scan(endpoint.stream, start, stop):
+    async for event in log.scan(stream, start, stop):
         scanned += 1
         if not filt.matches(event):
             continue

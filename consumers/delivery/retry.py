@@ -134,7 +134,7 @@ class AttemptResult(msgspec.Struct, frozen=True, gc=False):
     Attributes:
         status: HTTP status, or None when no response came.
         headers: Response headers (case-insensitive names; look them up in lower case).
-        body: The start of the response body (at most the sender's ``read_limit``).
+        body: The start of the response body (at most the sender's ``READ_LIMIT``).
         error: Why there is no status.
         message: Human-readable error detail (never contains secrets).
         duration: Seconds from start of the request to the end of reading.

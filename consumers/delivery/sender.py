@@ -5,7 +5,7 @@ Why aiohttp and not httpx: at 50 requests in flight httpx degrades badly
 aiohttp's connector takes a resolver, so the SSRF guard connects only to the
 addresses it checked.
 
-Every request: no redirects, one total timeout, at most ``read_limit`` body
+Every request: no redirects, one total timeout, at most :data:`READ_LIMIT` body
 bytes read (then the connection is dropped, not reused), and every failure an
 :class:`~consumers.delivery.retry.AttemptResult` with an ``ErrorKind``, never an
 exception.
@@ -24,9 +24,13 @@ import yarl
 from consumers.delivery.retry import AttemptResult
 from consumers.delivery.ssrf import GuardedResolver, InvalidTarget, UnsafeTarget, check_host
 
-__all__ = ["USER_AGENT", "Sender"]
+__all__ = ["BODY_TIMEOUT", "READ_LIMIT", "USER_AGENT", "Sender"]
 
 USER_AGENT = "eventlog-webhooks/0.1"
+#: Most response-body bytes read per attempt, and most seconds spent reading them
+#: after the headers.
+READ_LIMIT = 64 << 10
+BODY_TIMEOUT = 2.0
 
 
 @functools.lru_cache(maxsize=256)
@@ -44,16 +48,10 @@ class Sender:
 
     Args:
         allow_private: Turn off the SSRF address checks (tests, trusted networks).
-        read_limit: Most response-body bytes read per attempt.
-        body_timeout: Most seconds spent reading that much body after the headers.
     """
 
-    def __init__(
-        self, *, allow_private: bool = False, read_limit: int = 64 << 10, body_timeout: float = 2.0
-    ) -> None:
+    def __init__(self, *, allow_private: bool = False) -> None:
         self.allow_private = allow_private
-        self.read_limit = read_limit
-        self.body_timeout = body_timeout
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> aiohttp.ClientSession:
@@ -122,13 +120,13 @@ class Sender:
             return AttemptResult.failed("invalid", f"invalid request: {exc}", started)
 
     async def _read_some(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
-        """Up to ``read_limit`` body bytes; (bytes, True if the body was read to its end)."""
+        """Up to :data:`READ_LIMIT` body bytes; (bytes, True if the body was read to its end)."""
         chunks: list[bytes] = []
         got = 0
         try:
-            async with asyncio.timeout(self.body_timeout):
-                while got < self.read_limit:
-                    chunk = await response.content.read(self.read_limit - got)
+            async with asyncio.timeout(BODY_TIMEOUT):
+                while got < READ_LIMIT:
+                    chunk = await response.content.read(READ_LIMIT - got)
                     if not chunk:
                         return b"".join(chunks), True
                     chunks.append(chunk)

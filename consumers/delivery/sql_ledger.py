@@ -18,11 +18,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from consumers.delivery.changes import EndpointChanged, Pending
-from consumers.delivery.ledger import Claimed, ClaimRequest, EndpointCounts, Enqueue
+from consumers.delivery.cluster import EndpointChanged, Pending
+from consumers.delivery.ledger import Claimed, ClaimRequest, Decide, EndpointCounts, Enqueue, Pick
 from consumers.delivery.machine_rules import select_claimable
 from consumers.delivery.model import Attempt, Delivery, DeliveryStatus, Endpoint, Finished
-from consumers.delivery.rewrite import Decide, Pick
 from consumers.delivery.sql_schema import (
     ATTEMPT_COLUMNS,
     COLUMNS,

@@ -3,25 +3,31 @@
 Every write is one ``transact`` call: an enqueue stores the delivery rows and
 the consumer's offset (:func:`eventlog.storage.sqlite.set_offset`) together, and
 a :meth:`SQLiteLedger.write` costs one thread hop and one commit.
+:class:`MemoryLedger`, the ledger of a log that is not durable, is the same
+ledger on a private in-memory database.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+import weakref
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 
-from consumers.delivery.ledger import SHARED_PREFIX, Enqueue
+from consumers.delivery.ledger import SHARED_PREFIX, Claimed, ClaimRequest, Enqueue
 from consumers.delivery.model import Delivery, Finished
 from consumers.delivery.sql_ledger import Call, Dialect, Plan, SQLLedger, Stmt, chunks, each
 from consumers.delivery.sql_schema import DELIVERY_FIELDS, finished_index, tables
+from eventlog import EventLog
 from eventlog.sealed import SecretBox
 from eventlog.storage.capabilities import SQLiteTables
 from eventlog.storage.sqlite import set_offset
+from eventlog.storage.sqlite_schema import migrate_component
 
-__all__ = ["MIGRATIONS", "SQLiteLedger"]
+__all__ = ["MIGRATIONS", "MemoryLedger", "SQLiteLedger"]
 
 T = TypeVar("T")
 
@@ -82,7 +88,8 @@ class SQLiteLedger(SQLLedger):
         return await (self._storage.query if what is None else self._storage.transact)(run)
 
     def _enqueue(self, e: Enqueue, now: float) -> Plan[int]:
-        return _call(_enqueue(e, now))
+        inserted: int = yield Call(_enqueue(e, now))
+        return inserted
 
     def _finish(self, finished: Sequence[Finished]) -> Plan[object]:
         # Multi-row statements: one sqlite3_step (one GIL hand-off) a chunk, not a
@@ -174,11 +181,6 @@ _RELEASE = (
 _claimed = msgspec.json.Decoder(list[Delivery], strict=False)
 
 
-def _call(fn: Callable[[sqlite3.Connection], T]) -> Plan[T]:
-    result: T = yield Call(fn)
-    return result
-
-
 def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
     """The statements of an enqueue: its rows, then the consumer's offset."""
     consumer, fixed = e.consumer, (e.endpoint_id, "pending", now, now)
@@ -201,3 +203,56 @@ def _enqueue(e: Enqueue, now: float) -> Callable[[sqlite3.Connection], int]:
         return inserted
 
     return run
+
+
+class _Private:
+    """An in-memory SQLite database as :class:`~eventlog.storage.capabilities.SQLiteTables`,
+    used on the event loop: it never waits on a disk or another writer."""
+
+    kind: Literal["sqlite"] = "sqlite"
+
+    def __init__(self) -> None:
+        self._c = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._c.execute("CREATE TABLE schema_components (component TEXT PRIMARY KEY, version INT)")
+        weakref.finalize(self, self._c.close)  # no ResourceWarning (Python 3.13+) when dropped
+
+    async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._c.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(self._c)
+        except BaseException:
+            self._c.execute("ROLLBACK")
+            raise
+        self._c.execute("COMMIT")
+        return result
+
+    async def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return fn(self._c)
+
+    async def ensure_schema(self, component: str, migrations: Sequence[Sequence[str]]) -> None:
+        await self.transact(lambda c: migrate_component(c, component, migrations))
+
+
+class MemoryLedger(SQLiteLedger):
+    """The SQLite ledger on a database of its own in memory, for ``log`` (not durable).
+
+    Consumer offsets go to the log right after the rows are stored; in one
+    process that is as atomic as the in-memory log itself.
+    """
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(_Private())
+        self._log = log
+
+    async def write(
+        self,
+        enqueues: Sequence[Enqueue],
+        finished: Sequence[Finished],
+        claims: Sequence[ClaimRequest],
+        now: float,
+    ) -> tuple[list[int], list[Claimed]]:
+        rows = [dataclasses.replace(e, consumer=None) for e in enqueues]
+        out = await super().write(rows, finished, claims, now)
+        for c in (e.consumer for e in enqueues if e.consumer is not None):
+            await self._log.commit_offset(c.name, c.stream, c.offset)
+        return out

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consumers.delivery.ledger import LedgerStore
-from consumers.delivery.memory_ledger import MemoryLedger
-from consumers.delivery.sqlite_ledger import SQLiteLedger
+from consumers.delivery.sqlite_ledger import MemoryLedger, SQLiteLedger
 from eventlog import EventLog
 from eventlog.sealed import SecretBox
 

@@ -37,9 +37,8 @@ from datetime import UTC, datetime
 import msgspec
 
 from consumers.delivery.feeder import new_delivery
-from consumers.delivery.ledger import ConsumerAdvance, Enqueue, LedgerStore
+from consumers.delivery.ledger import ConsumerAdvance, Enqueue, LedgerStore, Pick
 from consumers.delivery.model import Delivery
-from consumers.delivery.rewrite import Pick
 from consumers.filter import EventFilter
 from consumers.parking import park, parked_stream
 from consumers.shared import rules

@@ -4,7 +4,7 @@ A shared consumer's events are rows of the delivery ledger (one per matching
 event, :mod:`consumers.delivery`); a *claim* is a row ``in_flight`` whose
 ``next_attempt_at`` is the claim's expiry and whose ``attempts`` counts how
 many times it was handed out. Every function here takes the rows and ``now``
-and returns their new states (a :class:`~consumers.delivery.rewrite.Rewrite`
+and returns their new states (a :class:`~consumers.delivery.ledger.Rewrite`
 the ledger stores in the transaction that read them) or raises; none awaits
 or reads a clock. They are the delivery machine's rules where the two meet
 (:mod:`consumers.delivery.machine_rules`): its ``select_claimable`` picks what
@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import msgspec
 
+from consumers.delivery.ledger import Rewrite
 from consumers.delivery.machine_rules import apply_finished, release, select_claimable
 from consumers.delivery.model import Delivery, Ordering
-from consumers.delivery.rewrite import Rewrite
 from consumers.shared.errors import (
     AlreadyAcked,
     ClaimExpired,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from consumers.delivery.changes import (
+from consumers.delivery.cluster import (
     Change,
+    ClusterWatch,
     EndpointChanged,
     Pending,
     Resync,
     encode_change,
     parse_change,
+    same_work,
 )
-from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.model import Endpoint
 from eventlog.errors import StorageError
 from tests.support import wait_until

@@ -20,9 +20,8 @@ from consumers.delivery.ledger import (
     LedgerStore,
     act,
 )
-from consumers.delivery.memory_ledger import MemoryLedger
 from consumers.delivery.model import Attempt, Endpoint, Finished, NewDelivery, new_delivery_id
-from consumers.delivery.sqlite_ledger import SQLiteLedger
+from consumers.delivery.sqlite_ledger import MemoryLedger, SQLiteLedger
 from consumers.delivery.stores import ledger_for, register_ledger
 from eventlog import EventLog, StorageError
 from eventlog.storage.capabilities import Capabilities

@@ -7,9 +7,8 @@ from collections.abc import Callable
 import msgspec
 import pytest
 
-from consumers.delivery.ledger import LedgerStore
+from consumers.delivery.ledger import LedgerStore, Pick, Rewrite
 from consumers.delivery.model import Delivery
-from consumers.delivery.rewrite import Pick, Rewrite
 from consumers.delivery.stores import ledger_for
 from eventlog import EventLog
 from eventlog.errors import Conflict

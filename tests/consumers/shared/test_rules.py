@@ -7,8 +7,8 @@ import math
 import msgspec
 import pytest
 
+from consumers.delivery.ledger import Rewrite
 from consumers.delivery.model import Delivery
-from consumers.delivery.rewrite import Rewrite
 from consumers.shared import rules
 from consumers.shared.errors import (
     AlreadyAcked,
