@@ -142,7 +142,9 @@ async def appends(path: Path, streams: list[str], calls: int, size: int) -> tupl
     """Events/s of ``calls`` awaited appends of ``size`` events (1: ``log.append``),
     eventlog's and raw's, call by call on the same file, the side going first
     alternating: both meet the same moments of a shared machine. Safe on one
-    stream because eventlog reads a stream's head inside each transaction."""
+    stream: eventlog's writer finds that raw moved the head it remembered (its
+    guarded statement is refused) and writes the transaction again from the
+    stored head, a cost raw's own appends put on each of eventlog's here."""
     conn = raw_connect(path)
     datas = [encode(payload(i)) for i in range(size)]
     batch = [NewEvent(type="order.created", data=payload(i)) for i in range(size)]

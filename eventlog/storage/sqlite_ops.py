@@ -164,7 +164,8 @@ def _append_alone(
         conn.execute(*packed[stream].insert_alone(stream, head, time_us))
     except sqlite3.Error as exc:
         known.clear()
-        if isinstance(exc, sqlite3.IntegrityError) or exc.sqlite_errorcode & 0xFF in _BUSY:
+        code = getattr(exc, "sqlite_errorcode", None) or 0  # None for driver-side errors
+        if isinstance(exc, sqlite3.IntegrityError) or code & 0xFF in _BUSY:
             return None
         raise
     known[stream] = (head + len(events), time_us)

@@ -119,3 +119,21 @@ async def test_many_producers_get_every_offset_once_and_it_is_all_on_disk(tmp_pa
         assert [msgspec.json.decode(rows[o][1]) for o in offsets] == [
             {"p": p, "i": i} for i in range(20)
         ]
+
+
+async def test_two_logs_appending_at_once_to_one_stream_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    async with EventLog.open(path) as first, EventLog.open(path) as second:
+
+        async def producer(log: EventLog, tag: str) -> list[int]:
+            return [await log.append("s", {"t": tag, "i": i}, type="t") for i in range(25)]
+
+        got = await asyncio.gather(
+            *(producer(log, f"{n}-{p}") for n, log in enumerate((first, second)) for p in range(16))
+        )
+        events = await first.read("s", 0, limit=1000)
+    offsets = sorted(o for producer_offsets in got for o in producer_offsets)
+    assert offsets == list(range(2 * 16 * 25))  # every offset once: no gap, no overwrite
+    assert [e.offset for e in events] == offsets
+    seen = {(d["t"], d["i"]) for d in (msgspec.json.decode(e.data) for e in events)}
+    assert len(seen) == len(events)
