@@ -141,18 +141,15 @@ def check_address(address: str, *, allow_private: bool) -> None:
         )
 
 
-def _literal(host: str) -> str | None:
+def check_host(host: str, *, allow_private: bool) -> str | None:
+    """Check ``host`` if it is an IP literal (a name is checked as it resolves);
+    the address if it is one."""
     try:
-        return str(ipaddress.ip_address(host.strip("[]")))
+        literal = str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         return None
-
-
-def check_host(host: str, *, allow_private: bool) -> None:
-    """Check ``host`` if it is an IP literal (a name is checked as it resolves)."""
-    literal = _literal(host)
-    if literal is not None:
-        check_address(literal, allow_private=allow_private)
+    check_address(literal, allow_private=allow_private)
+    return literal
 
 
 async def resolve_checked(
@@ -164,9 +161,8 @@ async def resolve_checked(
         UnsafeTarget: Any address is refused.
         OSError: The name does not resolve (``socket.gaierror``).
     """
-    literal = _literal(host)
+    literal = check_host(host, allow_private=allow_private)
     if literal is not None:
-        check_address(literal, allow_private=allow_private)
         return [(socket.AF_INET6 if ":" in literal else socket.AF_INET, literal)]
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(

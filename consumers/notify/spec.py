@@ -78,10 +78,8 @@ class AppriseSpec(ChatSpec, tag="apprise", kw_only=True, forbid_unknown_fields=T
     the Apprise URL itself is kept in its options."""
 
     def endpoint_fields(self, now: float) -> dict[str, Any]:
-        options = {**self.options, "url": self.url}
-        _validate_options(self.kind, options)
-        url = apprise_kind.public_url(self.url)
-        return {"options": options, "secrets": [], "max_in_flight": 1, "url": url}
+        kept = msgspec.structs.replace(self, options={**self.options, "url": self.url})
+        return ChatSpec.endpoint_fields(kept, now) | {"url": apprise_kind.public_url(self.url)}
 
     @classmethod
     def of(cls, ep: Endpoint) -> Self:
