@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from eventlog import EventLog
 from eventlog.storage import sqlite_ops as ops
@@ -137,3 +138,21 @@ async def test_two_logs_appending_at_once_to_one_stream_lose_nothing(tmp_path: P
     assert [e.offset for e in events] == offsets
     seen = {(d["t"], d["i"]) for d in (msgspec.json.decode(e.data) for e in events)}
     assert len(seen) == len(events)
+
+
+def test_a_busy_database_is_not_written_over_and_the_next_append_reads_the_head(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log.db"
+    mine, other = connect(path), connect(path)
+    known: dict[str, tuple[int, int]] = {}
+    append(mine, known, 2, "a", 1_000)
+    mine.execute("PRAGMA busy_timeout = 0")
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        append(mine, known, 1, "b", 3_000)
+    assert known == {}  # nothing trusted after a failure
+    other.execute("ROLLBACK")
+    assert ops.append_generated(other, {"s": events(3, "other")}, 2_000) == {"s": 2}
+    assert append(mine, known, 1, "c", 4_000) == 5  # the head the other writer left
+    assert stored(mine) == ([0, 1, 2, 3, 4, 5], (6, 18, 4_000))
