@@ -81,7 +81,8 @@ def append_generated(
     is the remembered one, and events inserted at a stale offset collide with
     the stored ones; either way (another process or connection appended,
     the stream was deleted) the transaction is rolled back and written again
-    from the stored heads.
+    from the stored heads. One stream with a remembered head is the common
+    case and takes one statement (:func:`_append_alone`).
     """
     if packed is not None and known and len(streams) == 1 and not conn.in_transaction:
         alone = _append_alone(conn, streams, now_us, packed, known)
