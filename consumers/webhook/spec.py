@@ -306,8 +306,7 @@ def apply_patch(ep: Endpoint, patch: msgspec.Struct, *, now: float) -> Endpoint:
     """The endpoint with the ``patch`` (of :func:`patch_of` its kind) applied, validated
     as a new one, its runtime state kept; enabling it clears its disabled reason and
     failure streak. A notification target's ``options`` are replaced as a whole."""
-    changes = {f: getattr(patch, f) for f in patch.__struct_fields__}
-    changes = {f: v for f, v in changes.items() if v is not msgspec.UNSET}
+    changes = {f: v for f, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     kind = SPECS.get(ep.kind)
     if kind is None:
         raise SpecError("kind", f"unknown target kind {ep.kind!r}")
@@ -330,12 +329,9 @@ def rotate_secret(
     new = secret if secret is not None else generate_secret()
     with _field_errors("secret"):
         decode_secret(new)
+    until = now + grace
     old = [
-        SecretEntry(
-            secret=s.secret,
-            created=s.created,
-            expires_at=now + grace if s.expires_at is None else min(s.expires_at, now + grace),
-        )
+        msgspec.structs.replace(s, expires_at=min(s.expires_at or until, until))
         for s in ep.secrets
         if s.expires_at is None or s.expires_at > now
     ]
