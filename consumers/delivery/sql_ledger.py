@@ -276,8 +276,7 @@ class SQLLedger(ABC):
         unfinished = self._unfinished
         found: list[Any] = []
         if pick.ids is not None:
-            ids = sorted(set(pick.ids))
-            for part in chunks(ids):
+            for part in chunks(sorted(set(pick.ids))):
                 found += yield Stmt(
                     f"{rows} WHERE endpoint_id = ? AND id IN ({', '.join('?' * len(part))}) "
                     f"ORDER BY {d.by_id}{d.for_update}",
