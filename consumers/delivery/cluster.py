@@ -97,11 +97,9 @@ class SharedLedger(Protocol):
     async def sweep(self, now: float) -> dict[str, int]:
         """Return the in-flight rows of processes that are gone to ``pending``;
         the rows returned per endpoint id."""
-        ...
 
     async def watch(self, listener: Callable[[Change], None]) -> Callable[[], None]:
         """Call ``listener`` with every process's changes; returns the call that stops it."""
-        ...
 
 
 class ClusterWatch:

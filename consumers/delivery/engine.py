@@ -24,7 +24,7 @@ from datetime import datetime
 import msgspec
 
 from consumers.delivery.cluster import ClusterWatch, same_work
-from consumers.delivery.feeder import Feeder
+from consumers.delivery.feeder import Feeder, new_delivery
 from consumers.delivery.history import KEEP_HISTORY, Pruner
 from consumers.delivery.kinds import AttemptHook, TargetKind, origin
 from consumers.delivery.ledger import Enqueue, LedgerStore, act
@@ -32,8 +32,9 @@ from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery
 from consumers.delivery.pump import EndpointPump, PumpParts
 from consumers.delivery.recorder import Recorder
-from consumers.delivery.replay import ReplayResult, replay_endpoint
+from consumers.delivery.replay import InvalidRange, ReplayResult, UnknownOffset
 from consumers.delivery.sender import Sender
+from consumers.filter import EventFilter
 from eventlog import EventLog
 from eventlog.errors import EventLogError, InvalidInput
 
@@ -262,23 +263,48 @@ class DeliveryEngine:
         ``from`` and ``to`` are offsets or times (the first event at or after each);
         ``from`` defaults to the first retained offset, ``to`` to the head. Matching
         events become new deliveries (new ids), seen before or not (backfill).
-        ``dry_run`` only counts.
+        ``dry_run`` only counts; the rest go to the ledger 1000 to a batch.
 
         Raises:
             UnknownOffset: ``from_offset``/``to_offset`` outside the stream.
             InvalidRange: An empty or inverted range.
         """
-        return await replay_endpoint(
-            self.log,
-            endpoint,
-            from_offset=from_offset,
-            to_offset=to_offset,
-            from_time=from_time,
-            to_time=to_time,
-            dry_run=dry_run,
-            now=self.clock(),
-            enqueue=self._enqueue_replay,
-        )
+        stream, now = endpoint.stream, self.clock()
+        first, head = await self.log.bounds(stream)
+        start, stop = first, head
+        if from_offset is not None:
+            if not first <= from_offset < head:
+                held = f"retained offsets: {first}..{head - 1}" if head > first else "it is empty"
+                raise UnknownOffset(f"offset {from_offset} is not in stream {stream!r} ({held})")
+            start = from_offset
+        elif from_time is not None:
+            start = max(first, await self.log.offset_at_time(stream, from_time))
+        if to_offset is not None:
+            if not first <= to_offset <= head:
+                raise UnknownOffset(
+                    f"offset {to_offset} is beyond stream {stream!r} (head: {head})"
+                )
+            stop = to_offset
+        elif to_time is not None:
+            stop = await self.log.offset_at_time(stream, to_time)
+        if stop < start:
+            raise InvalidRange(f"empty range: from {start} is after to {stop}")
+        matches = EventFilter(endpoint.types, endpoint.key).matches
+        scanned = matched = 0
+        batch: list[NewDelivery] = []
+        async for event in self.log.scan(stream, start, stop):
+            scanned += 1
+            if not matches(event):
+                continue
+            matched += 1
+            if not dry_run:
+                batch.append(new_delivery(event, now, replay=True))
+                if len(batch) >= 1000:
+                    await self._enqueue_replay(endpoint.id, batch, now)
+                    batch = []
+        if batch:
+            await self._enqueue_replay(endpoint.id, batch, now)
+        return ReplayResult(start, stop, scanned, matched, dry_run)
 
     async def _enqueue_replay(self, endpoint_id: str, rows: list[NewDelivery], now: float) -> None:
         (inserted,), _ = await self.store.write([Enqueue(endpoint_id, rows, None)], (), (), now)

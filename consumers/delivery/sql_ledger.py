@@ -151,21 +151,17 @@ class SQLLedger(ABC):
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         t, args = self._d.tables, (endpoint_id,)
-        done = await self._run(
-            each(
-                [
-                    *self._notify([EndpointChanged(endpoint_id)]),
-                    Stmt(
-                        f"DELETE FROM {t}webhook_attempts WHERE delivery_id IN "
-                        f"(SELECT id FROM {t}webhook_deliveries WHERE endpoint_id = ?)",
-                        args,
-                    ),
-                    Stmt(f"DELETE FROM {t}webhook_deliveries WHERE endpoint_id = ?", args),
-                    Stmt(f"DELETE FROM {t}webhook_endpoints WHERE id = ? RETURNING id", args),
-                ]
+        deletes = [
+            Stmt(
+                f"DELETE FROM {t}webhook_attempts WHERE delivery_id IN "
+                f"(SELECT id FROM {t}webhook_deliveries WHERE endpoint_id = ?)",
+                args,
             ),
-            "delete endpoint",
-        )
+            Stmt(f"DELETE FROM {t}webhook_deliveries WHERE endpoint_id = ?", args),
+            Stmt(f"DELETE FROM {t}webhook_endpoints WHERE id = ? RETURNING id", args),
+        ]
+        changed = self._notify([EndpointChanged(endpoint_id)])
+        done = await self._run(each([*changed, *deletes]), "delete endpoint")
         return bool(done[-1])
 
     async def deliveries(
@@ -280,8 +276,7 @@ class SQLLedger(ABC):
         unfinished = self._unfinished
         found: list[Any] = []
         if pick.ids is not None:
-            ids = sorted(set(pick.ids))
-            for part in chunks(ids):
+            for part in chunks(sorted(set(pick.ids))):
                 found += yield Stmt(
                     f"{rows} WHERE endpoint_id = ? AND id IN ({', '.join('?' * len(part))}) "
                     f"ORDER BY {d.by_id}{d.for_update}",

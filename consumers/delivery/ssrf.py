@@ -85,15 +85,9 @@ def validate_url(url: str) -> tuple[str, str, int]:
 
 
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
     if ip in _NAT64:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    return None
+    return ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
 
 
 def forbidden_reason(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
@@ -168,12 +162,9 @@ async def resolve_checked(
     infos = await loop.getaddrinfo(
         host, port, family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )
-    out: list[tuple[int, str]] = []
-    for fam, _, _, _, sockaddr in infos:
-        address = str(sockaddr[0])
+    out = list(dict.fromkeys((int(fam), str(sockaddr[0])) for fam, _, _, _, sockaddr in infos))
+    for _, address in out:
         check_address(address, allow_private=allow_private)
-        if (fam, address) not in out:
-            out.append((int(fam), address))
     if not out:
         raise socket.gaierror(f"{host} has no addresses")
     return out

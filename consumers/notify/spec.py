@@ -127,8 +127,7 @@ def public_notify_view(endpoint: Endpoint) -> dict[str, Any]:
     Incoming-webhook URLs carry their token in the path, so only the origin
     and the first path segments are shown; an Apprise URL is never shown.
     """
-    options = dict(endpoint.options)
-    options.pop("url", None)
+    options = {name: value for name, value in endpoint.options.items() if name != "url"}
     url = endpoint.url
     if endpoint.kind in ("discord", "slack"):
         head, _, rest = url.partition("://")

@@ -183,11 +183,6 @@ class SpecError(InvalidInput):
         self.path = path
 
 
-def _check(path: str, ok: bool, message: str) -> None:
-    if not ok:
-        raise SpecError(path, message)
-
-
 @contextlib.contextmanager
 def _field_errors(path: str) -> Iterator[None]:
     """A ``ValueError`` raised inside becomes a :class:`SpecError` naming ``path``."""
@@ -203,8 +198,7 @@ def _policy(retry: RetrySetting, max_attempts: int | None) -> RetryPolicy:
     policy = RetryPolicy.preset(retry) if isinstance(retry, str) else retry
     if max_attempts is not None:
         with _field_errors("max_attempts"):
-            policy = msgspec.structs.replace(policy, max_attempts=max_attempts)
-            policy.__post_init__()
+            policy = msgspec.structs.replace(policy, max_attempts=max_attempts)  # checks it
     return policy
 
 
@@ -215,43 +209,36 @@ def _validate(ep: Endpoint) -> Endpoint:
             validate_url(ep.url)
     with _field_errors("stream"):
         validate_stream_name(ep.stream)
-    _check("types", len(ep.types) <= 100, "at most 100 type patterns")
+    if len(ep.types) > 100:
+        raise SpecError("types", "at most 100 type patterns")
     for i, pattern in enumerate(ep.types):
         with _field_errors(f"types[{i}]"):
             check_type_pattern(pattern)
     if ep.key is not None:
         with _field_errors("key"):
             check_key_pattern(ep.key)
-    _check("headers", len(ep.headers) <= MAX_HEADERS, f"at most {MAX_HEADERS} extra headers")
+    if len(ep.headers) > MAX_HEADERS:
+        raise SpecError("headers", f"at most {MAX_HEADERS} extra headers")
     for name, value in ep.headers.items():
-        _check(f"headers.{name}", _HEADER_NAME.fullmatch(name) is not None, "invalid header name")
-        _check(
-            f"headers.{name}",
-            name.lower() not in _RESERVED_HEADERS,
-            f"header {name!r} is set by eventlog and cannot be overridden",
-        )
-        _check(
-            f"headers.{name}",
-            len(value) <= 4096 and not any(c in value for c in "\r\n\x00"),
-            "header values must be at most 4096 characters without CR, LF or NUL",
-        )
-    _check(
-        "timeout",
-        0.1 <= ep.timeout <= MAX_TIMEOUT,
-        f"timeout must be between 0.1 and {MAX_TIMEOUT:g} seconds",
-    )
-    _check("max_in_flight", 1 <= ep.max_in_flight <= 1000, "max_in_flight must be 1 to 1000")
-    _check(
-        "rate_limit",
-        ep.rate_limit is None or 0 < ep.rate_limit <= 100_000,
-        "rate_limit must be between 0 and 100000 per second",
-    )
-    _check(
-        "disable_after",
-        ep.disable_after is None or 1 <= ep.disable_after <= 90 * 86400,
-        "disable_after must be between 1 second and 90 days",
-    )
-    _check("description", len(ep.description) <= 1024, "description is at most 1024 characters")
+        where = f"headers.{name}"
+        if _HEADER_NAME.fullmatch(name) is None:
+            raise SpecError(where, "invalid header name")
+        if name.lower() in _RESERVED_HEADERS:
+            raise SpecError(where, f"header {name!r} is set by eventlog and cannot be overridden")
+        if len(value) > 4096 or any(c in value for c in "\r\n\x00"):
+            raise SpecError(
+                where, "header values must be at most 4096 characters without CR, LF or NUL"
+            )
+    if not 0.1 <= ep.timeout <= MAX_TIMEOUT:
+        raise SpecError("timeout", f"timeout must be between 0.1 and {MAX_TIMEOUT:g} seconds")
+    if not 1 <= ep.max_in_flight <= 1000:
+        raise SpecError("max_in_flight", "max_in_flight must be 1 to 1000")
+    if ep.rate_limit is not None and not 0 < ep.rate_limit <= 100_000:
+        raise SpecError("rate_limit", "rate_limit must be between 0 and 100000 per second")
+    if ep.disable_after is not None and not 1 <= ep.disable_after <= 90 * 86400:
+        raise SpecError("disable_after", "disable_after must be between 1 second and 90 days")
+    if len(ep.description) > 1024:
+        raise SpecError("description", "description is at most 1024 characters")
     for i, entry in enumerate(ep.secrets):
         with _field_errors("secret" if i == 0 else f"secrets[{i}]"):
             decode_secret(entry.secret)
@@ -265,8 +252,8 @@ def build_endpoint(spec: TargetSpec, *, now: float, head: int, first: int = 0) -
     Raises:
         SpecError: A field is invalid (its ``path`` names it).
     """
-    if spec.id is not None:
-        _check("id", _ID.fullmatch(spec.id) is not None, "id must be 1-64 of [A-Za-z0-9_-]")
+    if spec.id is not None and _ID.fullmatch(spec.id) is None:
+        raise SpecError("id", "id must be 1-64 of [A-Za-z0-9_-]")
     ep = Endpoint(
         **{name: getattr(spec, name) for name in TargetFields.__struct_fields__},
         id=spec.id or "ep_" + uuid7().replace("-", "")[-16:],
@@ -306,8 +293,7 @@ def apply_patch(ep: Endpoint, patch: msgspec.Struct, *, now: float) -> Endpoint:
     """The endpoint with the ``patch`` (of :func:`patch_of` its kind) applied, validated
     as a new one, its runtime state kept; enabling it clears its disabled reason and
     failure streak. A notification target's ``options`` are replaced as a whole."""
-    changes = {f: getattr(patch, f) for f in patch.__struct_fields__}
-    changes = {f: v for f, v in changes.items() if v is not msgspec.UNSET}
+    changes = {f: v for f, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     kind = SPECS.get(ep.kind)
     if kind is None:
         raise SpecError("kind", f"unknown target kind {ep.kind!r}")
@@ -326,16 +312,14 @@ def rotate_secret(
 
     Returns the endpoint and the new secret (to show once to the caller).
     """
-    _check("grace", 0 <= grace <= 30 * 86400, "grace must be between 0 and 30 days")
+    if not 0 <= grace <= 30 * 86400:
+        raise SpecError("grace", "grace must be between 0 and 30 days")
     new = secret if secret is not None else generate_secret()
     with _field_errors("secret"):
         decode_secret(new)
+    until = now + grace
     old = [
-        SecretEntry(
-            secret=s.secret,
-            created=s.created,
-            expires_at=now + grace if s.expires_at is None else min(s.expires_at, now + grace),
-        )
+        msgspec.structs.replace(s, expires_at=min(s.expires_at or until, until))
         for s in ep.secrets
         if s.expires_at is None or s.expires_at > now
     ]
@@ -353,7 +337,8 @@ def declared_endpoint(
     Raises:
         SpecError: As :func:`build_endpoint`; a declaration without an ``id``.
     """
-    _check("id", spec.id is not None, "endpoints declared in the config file need an id")
+    if spec.id is None:
+        raise SpecError("id", "endpoints declared in the config file need an id")
     fresh = msgspec.structs.replace(
         build_endpoint(spec, now=now, head=head, first=first), origin="config"
     )
