@@ -52,5 +52,7 @@ async def main(target: str) -> None:
         print("events:", [(e.offset, e.type) for e in await log.read("orders")])
 
 
-default = str(Path(tempfile.mkdtemp()) / "events.db")
-asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else default))
+target = sys.argv[1] if len(sys.argv) > 1 else str(Path(tempfile.mkdtemp()) / "events.db")
+if not target.startswith("postgresql://") and Path(target).exists():
+    sys.exit(f"{target} exists: this example needs a new database file")  # it inserts row 7
+asyncio.run(main(target))

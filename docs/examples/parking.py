@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 from consumers import Backoff, ConsumerManager
 from eventlog import Event, EventLog, NewEvent
@@ -41,4 +42,7 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "parking-example.db"))
+    path = sys.argv[1] if len(sys.argv) > 1 else "parking-example.db"
+    if Path(path).exists():  # its output (and its waits) assume the events it appends come first
+        sys.exit(f"{path} exists: this example needs a new database file")
+    asyncio.run(main(path))

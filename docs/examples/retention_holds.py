@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from eventlog import EventLog, HoldPolicy, NewEvent, Retention
 
@@ -39,4 +40,7 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "retention-example.db"))
+    path = sys.argv[1] if len(sys.argv) > 1 else "retention-example.db"
+    if Path(path).exists():  # its output (and its waits) assume the events it appends come first
+        sys.exit(f"{path} exists: this example needs a new database file")
+    asyncio.run(main(path))

@@ -1,10 +1,17 @@
-"""The runnable examples of docs/consumers.md print what the page says they print."""
+"""The runnable examples of docs/consumers.md print what the page says they print.
+
+Run again on the same file, an example says it needs a new one instead of hanging or crashing.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.support import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,3 +55,20 @@ def test_exactly_once_example_writes_rows_with_the_offset(tmp_path: Path) -> Non
 def test_shared_example_spreads_the_work_and_keeps_each_keys_order(tmp_path: Path) -> None:
     out = run_example("shared.py", tmp_path).splitlines()
     assert out == ["ann: [0, 2, 4]", "bob: [1, 3, 5]", "committed offset: 6"]
+
+
+@pytest.mark.parametrize(
+    "name", ["parking.py", "exactly_once.py", "retention_holds.py", "outbox.py"]
+)
+def test_example_run_again_on_its_database_says_it_needs_a_new_file(
+    name: str, tmp_path: Path
+) -> None:
+    run_example(name, tmp_path)  # the documented run, on a new file
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / name), str(tmp_path / "e.db")],
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),  # parking.py and exactly_once.py used to wait here forever
+    )
+    assert again.returncode == 1
+    assert again.stderr == f"{tmp_path / 'e.db'} exists: this example needs a new database file\n"
