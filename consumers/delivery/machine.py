@@ -92,6 +92,8 @@ class DeliveryMachine:
         self.max_backlog = max_backlog
         self.held: deque[Delivery] = deque()
         self.sending: dict[str, Delivery] = {}
+        #: Attempts at once: ``max_in_flight``, or 1 in ``ordered`` mode.
+        self.limit = 1 if endpoint.ordering == "ordered" else endpoint.max_in_flight
         self.stopped = False
         self._more = True  # a claim may find something
         self._claiming = False
@@ -102,11 +104,6 @@ class DeliveryMachine:
         self._paced: float | None = None  # the rate limit's next token
         self._bucket = TokenBucket(endpoint.rate_limit) if endpoint.rate_limit else None
         self._out: list[Action] = []
-
-    @property
-    def limit(self) -> int:
-        """Attempts at once: ``max_in_flight``, or 1 in ``ordered`` mode."""
-        return 1 if self.endpoint.ordering == "ordered" else self.endpoint.max_in_flight
 
     @property
     def may_feed(self) -> bool:

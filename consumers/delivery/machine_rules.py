@@ -152,7 +152,7 @@ def outcome(
         status=result.status,
         error=None if error is None else redact(error.encode(), secrets, 512),
         verdict=verdict,
-        response=redact(result.body, secrets),
+        response=redact(result.body, secrets) if result.body else "",
     )
     finished = Finished(
         delivery_id=delivery.id,

@@ -126,10 +126,12 @@ class Recorder:
                 waiter.set_result(n)
         for (_, claiming), rows in zip(claims, claimed, strict=True):
             claiming.set_result(rows)  # never cancelled by its caller (see the pump)
-        owners: dict[int, tuple[Owner, list[Finished]]] = {}
+        owners: dict[Owner, list[Finished]] = {}  # pumps, hashed by identity
         for item, owner in batch:
-            owners.setdefault(id(owner), (owner, []))[1].append(item)
-        for owner, items in owners.values():
+            if (items := owners.get(owner)) is None:
+                owners[owner] = items = []
+            items.append(item)
+        for owner, items in owners.items():
             owner.recorded(items)
 
     async def close(self) -> None:

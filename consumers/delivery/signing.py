@@ -77,19 +77,20 @@ def sign(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 
     ``secret`` is a ``whsec_`` string or an already decoded key.
     """
-    inner, outer = _pads(decode_secret(secret) if isinstance(secret, str) else secret)
+    inner, outer = _pads(secret)
     h = inner.copy()
     h.update(f"{msg_id}.{timestamp}.".encode())
     h.update(body)
     o = outer.copy()
     o.update(h.digest())
-    return "v1," + base64.b64encode(o.digest()).decode()
+    return "v1," + binascii.b2a_base64(o.digest(), newline=False).decode()
 
 
 @functools.lru_cache(maxsize=1024)
-def _pads(key: bytes) -> tuple[Any, Any]:
+def _pads(secret: str | bytes) -> tuple[Any, Any]:
     """HMAC-SHA256 (RFC 2104) with the keyed inner and outer states computed once
-    per key: each signature then costs two hash copies, not a fresh HMAC setup."""
+    per secret: each signature then costs two hash copies, not a fresh HMAC setup."""
+    key = decode_secret(secret) if isinstance(secret, str) else secret
     block = key if len(key) <= 64 else hashlib.sha256(key).digest()
     block = block.ljust(64, b"\0")
     inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
@@ -101,7 +102,7 @@ def signature_header(
     secrets: Sequence[str | bytes], msg_id: str, timestamp: int, body: bytes
 ) -> str:
     """The ``webhook-signature`` value: one signature per secret, space-separated."""
-    return " ".join(sign(s, msg_id, timestamp, body) for s in secrets)
+    return " ".join([sign(s, msg_id, timestamp, body) for s in secrets])
 
 
 def webhook_headers(

@@ -49,10 +49,8 @@ def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> 
     body = _encoder.encode(event)
     if utf8_problem(body) is not None:  # stored so by an older version: see eventlog.repair
         body = _encoder.encode(repair(event, "webhook"))
-    headers = {
-        "Content-Type": "application/json",
-        **webhook_headers(ep.active_secrets(now), delivery_id, int(now), body),
-    }
+    headers = webhook_headers(ep.active_secrets(now), delivery_id, int(now), body)
+    headers["Content-Type"] = "application/json"
     corr = correlation_id(event)
     if corr is not None and not any(c in corr for c in "\r\n\x00"):
         headers["X-Correlation-Id"] = corr
