@@ -14,9 +14,9 @@ import httpx
 import msgspec
 import pytest
 
+from consumers.delivery import ssrf
 from consumers.delivery.engine import DeliveryEngine
 from consumers.delivery.model import Endpoint
-from consumers.delivery import ssrf
 from consumers.delivery.ssrf import InvalidTarget, UnsafeTarget
 from consumers.delivery.stores import ledger_for
 from consumers.notify import NotifySpec, notify_setup
