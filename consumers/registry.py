@@ -176,6 +176,12 @@ def _import_kind(name: str, path: str) -> Kind:
     module_name, _, attribute = path.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
+    except ModuleNotFoundError as exc:  # `eventlog serve` does not look in its working directory
+        raise ValueError(
+            f"consumer {name!r}: cannot import kind {path!r}: {exc} (the module must be on the "
+            "server's Python path: install it, or start the server with PYTHONPATH set to its "
+            "directory)"
+        ) from exc
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"consumer {name!r}: cannot import kind {path!r}: {exc}") from exc
     if not callable(factory):

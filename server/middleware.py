@@ -176,6 +176,7 @@ class RequestMiddleware:
                     answer = await handle_error(Request(scope, limited), exc)
                     await answer(scope, limited, send_wrapper)
         except EventLogError as exc:  # refused before the app ran
+            scope.setdefault("endpoint", _endpoint_of(scope))  # the route it was sent to
             response = response_for(exc)
             await response(scope, receive, send_wrapper)
         finally:
@@ -216,6 +217,16 @@ class RequestMiddleware:
             if r.matches(scope)[0] is Match.FULL:
                 return r.path
         return "unmatched"
+
+
+def _endpoint_of(scope: Scope) -> Any:
+    """The endpoint of the route ``scope`` matches (None if none does), as the router
+    would find it: so a request refused before routing is counted under its route."""
+    for route in getattr(scope["app"].router, "routes", []):
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            return child.get("endpoint")
+    return None
 
 
 def _startup_failure_in_one_line(send: Send) -> Send:

@@ -4,7 +4,8 @@ Needs the ``apprise`` extra. The endpoint's ``url`` is only ``apprise://<scheme>
 the Apprise URL, which usually holds a token, is in ``options.url`` and is never
 logged. Each attempt notifies in a worker thread within the endpoint's timeout.
 Apprise makes its own connections, so the SSRF guard checks the host its URL
-reaches (:func:`check_apprise_url`), without DNS pinning.
+reaches (:func:`check_apprise_url`), without DNS pinning, and that plugin alone
+notifies: a string Apprise reads as several URLs is refused.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _apprise() -> Any:
     try:
         with _quiet():
             import apprise
-    except ImportError as exc:  # pragma: no cover - the extra is installed in dev
+    except ImportError as exc:
         raise ValueError(
             "apprise targets need the apprise extra: pip install 'eventlog[apprise]'"
         ) from exc
@@ -83,18 +84,33 @@ def _apprise() -> Any:
 
 
 def parse_options(options: dict[str, Any]) -> AppriseOptions:
-    """Decode and check a target's options (the URL must be one Apprise supports).
+    """Decode and check a target's options (``url`` must be one URL Apprise supports).
 
     Raises:
         ValueError: A bad option; the message never repeats the URL.
     """
     opts = decode_options(options, AppriseOptions, plain=("url",))
-    with _quiet():
-        supported = _apprise().Apprise().add(opts.url)
-    if not supported:
-        scheme = urlsplit(opts.url).scheme or "(none)"
-        raise ValueError(f"options.url: not a URL Apprise supports (scheme {scheme!r})")
+    try:
+        _one(opts.url)
+    except InvalidTarget as exc:
+        raise ValueError(f"options.url: {exc}") from exc
     return opts
+
+
+def _one(url: str) -> Any:
+    """An ``apprise.Apprise`` holding the one plugin ``url`` makes, the plugin the guard checks.
+
+    Raises:
+        InvalidTarget: Apprise reads no URL it supports, or several (split at commas and spaces).
+    """
+    with _quiet():
+        client = _apprise().Apprise()
+        whole = client.add(url)  # False if any URL it read is unsupported
+    if whole and len(client) == 1:
+        return client
+    if len(client):  # it read more than one URL, all or some of them supported
+        raise InvalidTarget("one Apprise URL per target (Apprise reads several here)")
+    raise InvalidTarget(f"not a URL Apprise supports (scheme {urlsplit(url).scheme!r})")
 
 
 def apprise_host(url: str) -> tuple[str, int] | None:
@@ -102,13 +118,12 @@ def apprise_host(url: str) -> tuple[str, int] | None:
     guard cannot tell (a scheme outside :data:`HOST_SCHEMES` without a fixed API host).
 
     Raises:
-        InvalidTarget: Not a URL Apprise supports.
+        InvalidTarget: Not one URL Apprise supports.
     """
-    with _quiet():
-        plugin = _apprise().Apprise.instantiate(url)
-    if plugin is None:
-        raise InvalidTarget("not a URL Apprise supports")
-    scheme = urlsplit(url).scheme.lower()
+    return _host(_one(url)[0], urlsplit(url).scheme.lower())
+
+
+def _host(plugin: Any, scheme: str) -> tuple[str, int] | None:
     secure = bool(getattr(plugin, "secure", False)) or scheme.endswith("s")
     if scheme in HOST_SCHEMES:
         host = str(getattr(plugin, "host", "") or "")
@@ -126,23 +141,25 @@ def apprise_host(url: str) -> tuple[str, int] | None:
     return None
 
 
-async def check_apprise_url(url: str, *, allow_private: bool) -> None:
+async def check_apprise_url(url: str, *, allow_private: bool) -> Any:
     """The SSRF guard for an Apprise URL: the host it reaches must resolve only to
-    global addresses, unless ``allow_private``.
+    global addresses, unless ``allow_private``. Returns an ``apprise.Apprise``
+    holding the one plugin it checked, to notify through.
 
     Raises:
-        InvalidTarget: Not an Apprise URL, or its host does not resolve.
+        InvalidTarget: Not one Apprise URL, or its host does not resolve.
         UnsafeTarget: A refused address, or a scheme the guard cannot check.
     """
-    target = apprise_host(url)
+    client, scheme = _one(url), urlsplit(url).scheme.lower()
+    target = _host(client[0], scheme)
     if allow_private:
-        return
-    scheme = urlsplit(url).scheme or "(none)"
+        return client
     if target is None:
         raise UnsafeTarget(
             f"the guard cannot tell where Apprise's {scheme}:// targets connect ({ALLOW_HINT})"
         )
     await check_resolves(*target)
+    return client
 
 
 def public_url(apprise_url: str) -> str:
@@ -166,28 +183,21 @@ async def send_apprise(
 ) -> AttemptResult:
     """Notify one Apprise URL with the ``{"title", "body"}`` of ``body``; never raises.
 
-    The URL passes :func:`check_apprise_url` first (``allow_private`` as there).
+    First :func:`check_apprise_url` (``allow_private`` as there): only its checked plugin notifies.
     """
     started = time.monotonic()
     try:
         message = msgspec.json.decode(body)
-        apprise = _apprise()
-        await check_apprise_url(url, allow_private=allow_private)
+        client = await check_apprise_url(url, allow_private=allow_private)
     except UnsafeTarget as exc:
         return AttemptResult.failed("unsafe_target", str(exc), started)
     except (msgspec.DecodeError, ValueError) as exc:  # InvalidTarget is a ValueError
         return AttemptResult.failed("invalid", str(exc), started)
-    client = apprise.Apprise()
-    with _quiet():
-        added = client.add(url)
-    if not added:
-        return AttemptResult.failed("invalid", "not a URL Apprise supports", started)
-
-    def notify() -> bool:
-        return bool(client.notify(body=message.get("body", ""), title=message.get("title", "")))
-
+    title, text = message.get("title", ""), message.get("body", "")
     try:
-        ok = await asyncio.wait_for(asyncio.to_thread(notify), timeout)
+        ok = await asyncio.wait_for(
+            asyncio.to_thread(client.notify, body=text, title=title), timeout
+        )
     except TimeoutError:
         return AttemptResult.failed(
             "timeout", f"Apprise did not finish within {timeout:g} s", started

@@ -161,9 +161,10 @@ def _validate_options(kind: str, options: dict[str, Any]) -> None:
         raise SpecError("kind", f"unknown notification kind {kind!r}")
     try:
         platform.parse_options(options)
-    except ValueError as exc:  # the parsers say "<field>: <message>"
+    except ValueError as exc:  # the parsers say "options<...>: <message>"; else the kind fails
         path, _, message = str(exc).partition(": ")
-        raise SpecError(path if message else "options", message or path) from exc
+        field = path.startswith("options")
+        raise SpecError(path if field else "kind", message if field else str(exc)) from exc
 
 
 def _validate(ep: Endpoint) -> None:

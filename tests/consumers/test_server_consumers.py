@@ -59,3 +59,21 @@ def test_unknown_consumer_kind_fails_start_up_clearly(tmp_path: Path) -> None:
     # One line says what is wrong; the traceback is for --log-level debug.
     assert "startup failed: ValueError: consumer 'x': unknown kind 'nope' (known: log)" in output
     assert "Traceback" not in output
+
+
+def test_a_kind_module_the_server_cannot_import_says_how_to_make_it_importable(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "digest.py").write_text(
+        "def make(log, options):\n    async def handle(events):\n        pass\n    return handle\n"
+    )
+    config = tmp_path / "eventlog.toml"
+    config.write_text('[[consumers]]\nname = "digest"\nkind = "digest:make"\nstream = "orders"\n')
+    import pytest
+
+    from tests.serverproc import ServerFailed
+
+    args = ["--config", str(config)]
+    with pytest.raises(ServerFailed, match="No module named 'digest'") as failed:
+        ServerProcess.start(db=tmp_path / "e.db", extra_args=args)
+    assert "start the server with PYTHONPATH set to its directory" in str(failed.value)

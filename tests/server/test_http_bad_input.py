@@ -360,6 +360,38 @@ def test_a_coding_other_than_gzip_or_deflate_is_415(client: httpx.Client) -> Non
     _assert_untouched(client, s)
 
 
+def _count(client: httpx.Client, method: str, route: str, status: int) -> float:
+    """The value of ``eventlog_http_requests_total`` for that label set (0 if absent)."""
+    series = f'eventlog_http_requests_total{{method="{method}",route="{route}",status="{status}"}}'
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_requests_refused_before_routing_are_counted_under_their_route(
+    client: httpx.Client,
+) -> None:
+    route = "/api/streams/{stream}/events"
+    refusals: list[tuple[str, int, httpx.Request]] = [
+        (
+            "POST",
+            415,
+            client.build_request(
+                "POST",
+                URL.format(_stream()),
+                content=b"{}",
+                headers={"content-type": JSON, "content-encoding": "br"},
+            ),
+        ),
+        ("GET", 400, client.build_request("GET", URL.format(_stream()) + "?from=0&from=5")),
+    ]
+    for method, status, request in refusals:
+        before = _count(client, method, route, status)
+        assert client.send(request).status_code == status
+        assert _count(client, method, route, status) == before + 1, (method, status)
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -298,6 +298,12 @@ url = "http://127.0.0.1:9/api/webhooks/1/{TOKEN}"
             _TARGET.replace('id = "bad"\n', ""),
             "notification targets declared in the config file need an id",
         ),
+        (  # Apprise would notify both: refused, even with private targets allowed
+            _TARGET.replace('"discord"', '"apprise"').replace(
+                "http://127.0.0.1:9/api/webhooks/1/", "json://127.0.0.1:9/x, json://10.0.0.1/"
+            ),
+            "notification target 'bad' in the config file: options.url: one Apprise URL per target",
+        ),
     ],
 )
 async def test_a_bad_declaration_stops_the_server_with_the_reason(

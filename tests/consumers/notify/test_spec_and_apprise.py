@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -60,6 +61,16 @@ def test_bad_specs_name_the_field(spec: dict[str, Any], path: str) -> None:
         build(**spec)
     assert exc.value.path == path
     assert "x" not in path or "nosuchservice://x" not in str(exc.value)
+
+
+def test_apprise_targets_without_the_extra_name_the_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "apprise", None)  # `import apprise` fails as if not installed
+    with pytest.raises(SpecError) as exc:
+        build(kind="apprise", url="json://hooks.example.com/x")
+    assert (exc.value.path, str(exc.value)) == (
+        "kind",
+        "kind: apprise targets need the apprise extra: pip install 'eventlog[apprise]'",
+    )
 
 
 def test_an_unknown_kind_is_refused_by_the_spec() -> None:
