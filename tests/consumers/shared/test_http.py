@@ -232,11 +232,11 @@ def test_declare_errors_and_delete(api: httpx.Client) -> None:
     error(
         api.put("/api/consumers/mailer/shared", json={"stream": "other"}), 409, "consumer_conflict"
     )
-    error(
-        api.put("/api/consumers/mailer/shared", json={"stream": "orders", "ack_wait": 0}),
-        422,
-        "validation_error",
-    )
+    for ack_wait in (0, 1e-300, 0.09, 86_401):  # 0.1 to a day
+        r = api.put("/api/consumers/short/shared", json={"stream": "orders", "ack_wait": ack_wait})
+        error(r, 422, "validation_error")
+        assert r.json()["error"]["path"] == "$.ack_wait"
+    error(api.get("/api/consumers/short/shared"), 404, "consumer_not_found")
     error(
         api.put("/api/consumers/mailer/shared", json={"stream": "orders", "nope": 1}),
         422,
