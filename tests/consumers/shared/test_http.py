@@ -257,6 +257,19 @@ def test_declare_errors_and_delete(api: httpx.Client) -> None:
     assert declare(api)["ack_floor"] == 0  # the name is free again
 
 
+def test_a_start_beyond_the_head_is_refused_as_seeking_there_is(api: httpx.Client) -> None:
+    append(api, 2)
+    for start in (3, 99999999999999999999):
+        r = api.put("/api/consumers/mailer/shared", json={"stream": "orders", "start": start})
+        shared = error(r, 422, "invalid_position")
+        assert r.json()["error"]["path"] == "$.start"
+        seek = api.put("/api/consumers/plain", json={"stream": "orders", "position": start})
+        assert shared == error(seek, 422, "invalid_position")
+        assert shared == f"offset {start} is beyond the head of 'orders' (2)"
+    error(api.get("/api/consumers/mailer/shared"), 404, "consumer_not_found")  # none declared
+    assert declare(api, start=2)["ack_floor"] == 2  # the head itself is where "end" starts
+
+
 def test_a_shared_consumer_never_takes_over_a_plain_consumer_nor_is_seeked(
     api: httpx.Client,
 ) -> None:
