@@ -8,7 +8,8 @@ code                    status  when
 ======================  ======  ===============================================
 ``consumer_not_shared`` 409     claim/ack/... on a consumer that is not shared
 ``consumer_conflict``   409     re-declaring a shared consumer on another stream, taking
-                                the name of a consumer that is not shared, or seeking one
+                                the name of a consumer that is not shared, seeking one, or
+                                replaying its parked events (it has no handler)
 ``consumer_in_config``  409     changing or deleting one declared in the config file
 ``claim_not_found``     404     a claim id never issued (or malformed)
 ``claim_expired``       409     the claim's ``ack_wait`` passed, or it was nacked
@@ -43,7 +44,8 @@ class ConsumerNotShared(Conflict):
 
 class ConsumerConflict(Conflict):
     """A shared consumer is declared again with a spec that may not change (its stream),
-    declared under the name of a consumer that is not shared, or seeked."""
+    declared under the name of a consumer that is not shared, seeked, or asked to replay
+    its parked events (no handler runs it)."""
 
     code = "consumer_conflict"
 

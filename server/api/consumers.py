@@ -8,7 +8,8 @@
   failure policy. 404 when the consumer never committed and does not run here.
 * ``POST /api/consumers/{name}/replay-parked`` (admin) — hands the consumer's parked events
   back to its handler: ``{"consumer", "parked_stream", "replayed", "remaining", "error"}``;
-  404 unless it runs in this server, 409 when it runs in another process.
+  404 unless it runs in this server, 409 when it runs in another process, 409
+  ``consumer_conflict`` for a shared consumer (no handler: the message says what to do).
 * ``PUT /api/consumers/{name}`` (admin) — body ``{"stream": s, "position": p}`` with ``p`` one
   of ``"beginning"``, ``"end"``, an offset (at most the head), or ``{"time": "<RFC 3339>"}``:
   resolves the position and commits it as the consumer's offset. A consumer running right now
@@ -259,6 +260,13 @@ async def replay_parked(request: Request) -> Response:
     name = _name(request)
     require(request, "admin")
     scope = scope_of(request)
+    if await (await shared_consumers(request.app)).is_shared(name):
+        parked = scope.shown(name + PARKED_SUFFIX)
+        raise ConsumerConflict(
+            f"consumer {scope.shown(name)!r} is shared: no handler runs it to replay to. "
+            f"Its parked events are the stream {parked!r}: read them there, or declare a "
+            f"shared consumer on {parked!r} for workers to claim them"
+        )
     manager = _manager(request)
     if manager is None or manager.get_status(name) is None:
         raise NotFound(

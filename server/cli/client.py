@@ -322,6 +322,8 @@ async def _consumer_action(args: argparse.Namespace, backend: Backend) -> int:
             lines.append(f"error     {runtime['last_error']}")
         if runtime.get("reason"):
             lines.append(f"reason    {runtime['reason']}")
+    elif shared := detail.get("shared"):
+        lines += _shared_lines(shared)
     else:
         lines.append("state     not running in this server")
     lines.append(f"parked    {detail['parked']} in {detail['parked_stream']}")
@@ -330,3 +332,16 @@ async def _consumer_action(args: argparse.Namespace, backend: Backend) -> int:
         lines.append(f"stream    {row['stream']}: offset {row['offset']}{lag}")
     print("\n".join(lines))
     return 0
+
+
+def _shared_lines(info: dict[str, Any]) -> list[str]:
+    """A shared consumer's spec and claim state (``GET /api/consumers/{name}/shared``)."""
+    order = ", ordered by key" if info["ordered_by_key"] else ""
+    age = info.get("oldest_unacked_age")
+    oldest = "" if age is None else f"; oldest unacked {age:.1f} s old"
+    return [
+        f"state     shared: workers claim its events (ack_wait {info['ack_wait']:g} s, "
+        f"max_deliver {info['max_deliver']}{order})",
+        f"claims    {info['pending']} pending, {info['claimed']} claimed; ack floor "
+        f"{info['ack_floor']} of head {info['head']}{oldest}",
+    ]

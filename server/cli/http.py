@@ -15,9 +15,12 @@ import msgspec
 
 from eventlog import Event
 from eventlog.client import AsyncClient
+from eventlog.errors import EventLogError
 from server.cli.backend import ConsumerRow, LogApiBackend, translated
 
 __all__ = ["HttpBackend"]
+
+_NOT_SHARED = ("consumer_not_shared", "consumer_not_found")
 
 
 class HttpBackend(LogApiBackend):
@@ -59,9 +62,18 @@ class HttpBackend(LogApiBackend):
         return msgspec.convert(rows["consumers"], list[ConsumerRow])
 
     async def consumer(self, name: str) -> dict[str, Any]:
-        """One consumer as ``GET /api/consumers/{name}`` describes it."""
+        """One consumer as ``GET /api/consumers/{name}`` describes it; ``shared`` holds
+        ``GET /api/consumers/{name}/shared`` for a shared consumer (else None)."""
         async with translated():
-            return await self.client.consumer_detail(name)
+            detail = await self.client.consumer_detail(name)
+            detail["shared"] = None
+            if detail.get("runtime") is None:  # a handler of the server is not shared
+                try:
+                    detail["shared"] = msgspec.to_builtins(await self.client.shared_info(name))
+                except EventLogError as exc:
+                    if exc.code not in _NOT_SHARED:
+                        raise
+        return detail
 
     async def replay_parked(self, name: str) -> dict[str, Any]:
         """Replay the consumer's parked events (its handler runs in the server)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -253,3 +254,47 @@ def test_tail_follow_outlives_a_server_restart(tmp_path: Path) -> None:
             finally:
                 if proc.poll() is None:
                     proc.kill()
+
+
+def test_consumers_show_and_replay_parked_of_a_shared_consumer(server: ServerThread) -> None:
+    url = server.url
+    eventlog("append", "--url", url, "s-mail", "-t", "mail.send", input="1\n2\n")
+    spec = {"stream": "s-mail", "ack_wait": 0.1, "max_deliver": 1}
+    assert httpx.put(f"{url}/api/consumers/s-mailer/shared", json=spec).status_code == 200
+
+    def claim() -> list[int]:
+        r = httpx.post(f"{url}/api/consumers/s-mailer/claim", json={"worker": "w1", "max": 1})
+        return [c["offset"] for c in r.json()["claims"]]
+
+    assert claim() == [0]
+    time.sleep(0.3)  # the claim lapses: handed out max_deliver times, 0 is parked
+    assert claim() == [1]
+
+    show = eventlog("consumers", "show", "s-mailer", "--url", url)
+    assert show.returncode == 0, show.stderr
+    lines = show.stdout.splitlines()
+    assert lines[:2] == [
+        "consumer  s-mailer",
+        "state     shared: workers claim its events (ack_wait 0.1 s, max_deliver 1)",
+    ]
+    assert lines[2].startswith("claims    0 pending, 1 claimed; ack floor 1 of head 2; oldest")
+    assert lines[3:] == ["parked    1 in s-mailer.parked", "stream    s-mail: offset 1, lag 1"]
+    detail = msgspec.json.decode(
+        eventlog("consumers", "show", "s-mailer", "--url", url, "--json").stdout
+    )
+    assert (detail["shared"]["claimed"], detail["shared"]["parked"]) == (1, 1)
+
+    replay = eventlog("consumers", "replay-parked", "s-mailer", "--url", url)
+    assert replay.returncode == 1
+    assert replay.stderr.strip() == (
+        "eventlog: error: consumer 's-mailer' is shared: no handler runs it to replay to. Its "
+        "parked events are the stream 's-mailer.parked': read them there, or declare a shared "
+        "consumer on 's-mailer.parked' for workers to claim them (consumer_conflict, HTTP 409)"
+    )
+
+    seek = {"stream": "s-mail", "position": 1}
+    assert httpx.put(f"{url}/api/consumers/s-plain", json=seek).status_code == 200
+    plain = eventlog("consumers", "show", "s-plain", "--url", url, "--json")
+    assert msgspec.json.decode(plain.stdout)["shared"] is None
+    shown = eventlog("consumers", "show", "s-plain", "--url", url).stdout
+    assert "state     not running in this server" in shown.splitlines()
