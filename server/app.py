@@ -120,8 +120,17 @@ def create_app(
 
 async def _start_sources(app: Starlette) -> None:
     from server.sources import SourceManager
+    from server.sources.confine import SourceDirs, default_source_dirs
 
-    manager = SourceManager(app.state.log, app.state.config.sources)
+    config: ServerConfig = app.state.config
+    dirs = config.source_dirs
+    if dirs is None:
+        dirs = default_source_dirs(config.db)
+    own = [config.secrets_key_file, config.ssl_keyfile]
+    if default_source_dirs(config.db):  # an SQLite file: it and its journals
+        own += [config.db + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+    allowed = SourceDirs(dirs, [f for f in own if f is not None])
+    manager = SourceManager(app.state.log, config.sources, allowed)
     await manager.start()
     app.state.sources = manager
 
