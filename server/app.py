@@ -113,6 +113,7 @@ def create_app(
     app.state.quotas = Quotas(config.tenants, log)
     app.state.stopping = asyncio.Event()
     app.state.secrets = secrets or SecretBox()
+    app.state.config_file = None  # set by server.serve.run_server
     # Mounted without a lifespan, the app is ready as soon as the log is open.
     app.state.ready = not manage_log
     return app
@@ -126,7 +127,7 @@ async def _start_sources(app: Starlette) -> None:
     dirs = config.source_dirs
     if dirs is None:
         dirs = default_source_dirs(config.db)
-    own = [config.secrets_key_file, config.ssl_keyfile]
+    own = [app.state.config_file, config.secrets_key_file, config.ssl_keyfile]
     if default_source_dirs(config.db):  # an SQLite file: it and its journals
         own += [config.db + suffix for suffix in ("", "-wal", "-shm", "-journal")]
     allowed = SourceDirs(dirs, [f for f in own if f is not None])

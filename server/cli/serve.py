@@ -48,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"eventlog serve: {exc}", file=sys.stderr)
         return 2
-    return run_server(config)
+    return run_server(config, file)
 
 
 def _keygen(args: argparse.Namespace) -> int:

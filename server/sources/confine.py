@@ -7,8 +7,8 @@ and a directory's ``done``) must resolve (symlinks and ``..`` followed, with
 :func:`os.path.realpath`) inside one of the operator's directories, checked
 when the source is created and again each time a kind opens the file. Sources
 of the config file are the operator's own and are not confined. The server's
-own secret files (the database, the secrets key, the TLS key) are refused even
-inside an allowed directory.
+own files (the database, the config file, the secrets key, the TLS key) are
+refused even inside an allowed directory.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class SourceDirs:
         if any(os.path.commonpath((real, d)) == d for d in self.dirs):
             return
         allowed = ", ".join(self.dirs) or "none"
-        via = "" if real == os.path.abspath(path) else f" (it resolves to {real!r})"
+        via = "" if real == str(path) else f" (it resolves to {real!r})"
         raise SourceError(
             f"{field} {str(path)!r}{via} is outside the directories sources made over the "
             f"API may read ({allowed}); the operator allows more with {_SETTING}"

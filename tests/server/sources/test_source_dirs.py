@@ -41,7 +41,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     (root / "outside").mkdir()
     (root / "outside" / "shadow").write_text(SECRET + "\n")
     (root / "outside" / "conf.ndjson").write_text('{"from": "config"}\n')
-    config = root / "eventlog.toml"
+    config = root / "allowed" / "eventlog.toml"
     config.write_text(
         '[[sources]]\nname = "declared"\nkind = "ndjson-tail"\n'
         f'path = "{root / "outside" / "conf.ndjson"}"\nstream = "conf"\n'
@@ -90,8 +90,9 @@ def test_a_path_outside_is_refused_directly_via_symlink_and_via_dotdot(site: Sit
         spec = {"name": "d", "kind": "directory", "path": str(site.allowed), "stream": "d"}
         message = _refused(client.post("/api/sources", json={**spec, "done": str(site.outside)}))
         assert message.startswith("done ")
-        own = _refused(client.post("/api/sources", json=_tail("y", site.server.db)))
-        assert "server's own files" in own
+        for own in (site.server.db, site.allowed / "eventlog.toml"):
+            message = _refused(client.post("/api/sources", json=_tail("y", own)))
+            assert "server's own files" in message
         assert _refused(client.put("/api/sources/y", json=_tail("y", dotdot)))
         assert client.get("/api/sources/y").status_code == 404
         assert _events(client, "y") == [] and _events(client, "y.errors") == []
@@ -128,7 +129,7 @@ def test_a_file_swapped_for_a_symlink_outside_is_not_read(site: Site) -> None:
         path.symlink_to(site.secret)
 
         def error() -> str | None:
-            status: dict[str, Any] = client.get("/api/sources/swap").json()["status"]
+            status: dict[str, str | None] = client.get("/api/sources/swap").json()["status"]
             return status["error"]
 
         assert "outside the directories" in _until(error)
@@ -147,16 +148,27 @@ def test_a_config_file_source_outside_still_runs(site: Site) -> None:
 def test_source_dir_flag_replaces_the_default(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.ndjson").write_text('{"a": 1}\n')
+    (tmp_path / "next.ndjson").write_text('{"b": 1}\n')
     flags = ["--source-dir", str(tmp_path / "in"), "--source-dir", str(tmp_path / "other")]
-    with (
-        ServerProcess.start(db=tmp_path / "events.db", extra_args=flags) as server,
-        httpx.Client(base_url=server.url, timeout=scaled(10)) as client,
-    ):
-        ok = client.post("/api/sources", json=_tail("a", tmp_path / "in" / "a.ndjson"))
-        assert ok.status_code == 201, ok.text
-        assert _until(lambda: _events(client, "a"))
-        (tmp_path / "next.ndjson").write_text("{}\n")  # the database's directory: not listed
-        _refused(client.post("/api/sources", json=_tail("b", tmp_path / "next.ndjson")))
+    with ServerProcess.start(db=tmp_path / "events.db") as server:
+        with httpx.Client(base_url=server.url, timeout=scaled(10)) as client:
+            made = client.post("/api/sources", json=_tail("b", tmp_path / "next.ndjson"))
+            assert made.status_code == 201, made.text
+            assert _until(lambda: _events(client, "b"))
+        server.restart(extra_args=flags)
+        with httpx.Client(base_url=server.url, timeout=scaled(10)) as client:
+            ok = client.post("/api/sources", json=_tail("a", tmp_path / "in" / "a.ndjson"))
+            assert ok.status_code == 201, ok.text
+            assert _until(lambda: _events(client, "a"))
+            # The database's directory is no longer listed: refused, and the
+            # source stored before the restart stops reading there.
+            _refused(client.post("/api/sources", json=_tail("c", tmp_path / "next.ndjson")))
+            status = _until(lambda: client.get("/api/sources/b").json()["status"]["error"])
+            assert "outside the directories" in status
+            with open(tmp_path / "next.ndjson", "a") as f:
+                f.write('{"b": 2}\n')
+            time.sleep(scaled(0.5))
+            assert [e["data"] for e in _events(client, "b")] == [{"b": 1}]
 
 
 def test_source_dirs_setting_layers_and_default(tmp_path: Path) -> None:
@@ -175,3 +187,5 @@ def test_source_dirs_setting_layers_and_default(tmp_path: Path) -> None:
     dirs.check(tmp_path / "x")
     with pytest.raises(SourceError, match=r"\(none\)"):
         SourceDirs([]).check(tmp_path / "x")
+    with pytest.raises(SourceError, match="resolves to '/etc/shadow'"):
+        dirs.check(f"{tmp_path}/../../../../../../../etc/shadow")
