@@ -270,6 +270,19 @@ def test_a_start_beyond_the_head_is_refused_as_seeking_there_is(api: httpx.Clien
     assert declare(api, start=2)["ack_floor"] == 2  # the head itself is where "end" starts
 
 
+def test_a_stream_that_does_not_exist_yet_may_be_consumed(api: httpx.Client) -> None:
+    """Subscribing before the first event is legitimate, as for a handler consumer and a
+    read (an empty page); only seeking, which names an offset, wants the stream to exist."""
+    assert declare(api, "early", stream="later", start="end")["head"] == 0
+    assert api.get("/api/streams/later/events").json()["events"] == []
+    seek = {"stream": "later", "position": 0}
+    error(api.put("/api/consumers/plain", json=seek), 404, "stream_not_found")
+    r = api.put("/api/consumers/early2/shared", json={"stream": "later", "start": 1})
+    assert error(r, 422, "invalid_position") == "offset 1 is beyond the head of 'later' (0)"
+    append(api, 2, stream="later")
+    assert [c["offset"] for c in claim(api, "w1", name="early", max=5)] == [0, 1]
+
+
 def test_a_shared_consumer_never_takes_over_a_plain_consumer_nor_is_seeked(
     api: httpx.Client,
 ) -> None:
