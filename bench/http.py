@@ -221,12 +221,14 @@ def _medians(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
         mine = "single" if ours == "single_tuned" else ours
         if mine not in rounds[0]:
             continue
-        ratios = [r[mine] / r[theirs] for r in rounds]
-        spreads[ours] = (
-            f"per-round ratios: median {statistics.median(ratios):.2f}× "
-            f"({min(ratios):.2f}–{max(ratios):.2f})"
-        )
+        spreads[ours] = "per-round ratios: " + _spread([r[mine] / r[theirs] for r in rounds])
+    if "before_single" in rounds[0]:
+        spreads["after_before"] = _spread([r["single"] / r["before_single"] for r in rounds])
     return medians, spreads
+
+
+def _spread(ratios: list[float]) -> str:
+    return f"median {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
 
 
 def _round_lines(rounds: list[dict[str, float]]) -> list[str]:
@@ -303,7 +305,8 @@ async def run(quick: bool) -> Section:
                 note=(
                     f"access log off; {spreads['before_single']}; server CPU per request "
                     f"{results['cpu_before_single']:.0f} µs (this checkout: "
-                    f"{results['cpu_single']:.0f} µs)"
+                    f"{results['cpu_single']:.0f} µs); this checkout / it, per round: "
+                    f"{spreads['after_before']}"
                 ),
             )
         )
