@@ -4,11 +4,12 @@ middleware, everything else through uvicorn's and Starlette's layers as usual.
 uvicorn wraps the app it runs in its ``ProxyHeadersMiddleware`` and Starlette
 wraps its routes in ``ServerErrorMiddleware``; around a single-event append,
 which :class:`server.middleware.RequestMiddleware` serves without the router,
-those layers and Starlette's entry cost ~5% of the event loop's time. So serve
-runs uvicorn with ``proxy_headers=False`` and gives it :class:`Front`, which
-keeps what those layers do: a forwarded client or scheme from a trusted proxy
-(uvicorn's own middleware, run only for requests that carry such a header),
-``scope["app"]``, and the 500 answer to a bug, logged with its traceback.
+those layers and Starlette's entry cost 4-6% of the event loop's time (py-spy,
+under wrk). So serve runs uvicorn with ``proxy_headers=False`` and gives it
+:class:`Front`, and an append still gets what those layers do: a forwarded
+client or scheme from a trusted proxy (uvicorn's own middleware, run only when
+the request carries such a header), ``scope["app"]``, and the app's 500 answer
+to a bug, logged with its traceback (:meth:`~server.middleware.RequestMiddleware.serve`).
 """
 
 from __future__ import annotations

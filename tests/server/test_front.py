@@ -101,7 +101,8 @@ def test_a_bug_in_an_append_answers_the_apps_500_and_is_logged(
         assert client.post(APPEND.format("b"), json={"type": "a"}).status_code == 201
         metrics = client.get("/metrics").text
     line = _access_line(served, "bug-1")
-    assert " status=500 " in line and "route=/api/streams/{stream}/events" in line
+    assert " status=500 " in line
+    assert "route=/api/streams/{stream}/events" in line
     output = served.output()
     assert "logger=eventlog.server msg=unhandled error on POST /api/streams/b/events" in output
     assert "RuntimeError: a bug in the append path" in output
