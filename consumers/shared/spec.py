@@ -94,6 +94,10 @@ _decode = msgspec.json.Decoder(SharedSpec).decode
 _SQLITE = [["CREATE TABLE shared_consumers (name TEXT PRIMARY KEY, doc BLOB NOT NULL)"]]
 _POSTGRES = [["CREATE TABLE {s}.shared_consumers (name text PRIMARY KEY, doc bytea NOT NULL)"]]
 
+#: For ``eventlog migrate`` (server/cli/migrate.py): PostgreSQL's migrations, the tables copied.
+MIGRATIONS = _POSTGRES
+TABLES = ["shared_consumers"]
+
 
 class SpecStore(Protocol):
     """Where shared consumer specs are kept."""

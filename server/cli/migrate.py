@@ -4,7 +4,8 @@ Everything is copied as it is: every stream with its events (offsets, ids,
 append times, headers and payload bytes unchanged), heads, low watermarks and
 retention policies, every consumer's committed offset, and the tables of
 components that keep their own tables in the log (the webhook endpoints and
-delivery ledger) when the destination knows them. The copy is one PostgreSQL
+delivery ledger, scheduled events, checkpoints, ingest sources, shared
+consumers) when the destination knows them. The copy is one PostgreSQL
 transaction: a failed migration leaves the destination as it was. The source
 is opened read-only and never changed.
 
@@ -24,7 +25,7 @@ import hashlib
 import importlib
 import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -182,18 +183,24 @@ def _components(src: sqlite3.Connection) -> dict[str, list[str]]:
 
 class ComponentSpec(NamedTuple):
     """How to copy one component's tables: its PostgreSQL migrations, its tables
-    (in copy order), and statements to run once its rows are in (``{s}``: schema)."""
+    (in copy order), statements to run once its rows are in (``{s}``: schema), and
+    the columns copied of a table whose SQLite columns PostgreSQL does not all have."""
 
     migrations: Sequence[Sequence[str]]
     tables: Sequence[str]
     after_copy: Sequence[str]
+    columns: Mapping[str, Sequence[str]] = {}
 
 
-#: Components with a PostgreSQL store: name -> module with MIGRATIONS, TABLES, AFTER_COPY.
+#: Components with a PostgreSQL store: name -> module with MIGRATIONS, TABLES, and
+#: optionally AFTER_COPY and COPY_COLUMNS. `eventlog serve` makes ``ingest`` in every
+#: database it opens, so a log it served is refused unless every one is here.
 COMPONENT_MODULES = {
     "webhooks": "consumers.delivery.postgres_ledger",
     "schedule": "eventlog.storage.schedule_postgres",
     "checkpoints": "eventlog.storage.checkpoints",
+    "ingest": "server.ingest.pg_store",
+    "shared": "consumers.shared.spec",
 }
 
 
@@ -203,10 +210,20 @@ def component_spec(component: str) -> ComponentSpec | None:
     if name is None:
         return None
     module: Any = importlib.import_module(name)
-    return ComponentSpec(module.MIGRATIONS, module.TABLES, getattr(module, "AFTER_COPY", []))
+    return ComponentSpec(
+        module.MIGRATIONS,
+        module.TABLES,
+        getattr(module, "AFTER_COPY", []),
+        getattr(module, "COPY_COLUMNS", {}),
+    )
 
 
-def _columns(src: sqlite3.Connection, table: str) -> list[str]:
+def _columns(src: sqlite3.Connection, component: str, table: str) -> list[str]:
+    """The columns of ``table`` copied and compared: the component's choice, else all."""
+    spec = component_spec(component)
+    chosen = spec.columns.get(table) if spec is not None else None
+    if chosen is not None:
+        return list(chosen)
     return [r[1] for r in src.execute(f'PRAGMA table_info("{table}")')]
 
 
@@ -299,7 +316,7 @@ async def _copy(
         sums["consumer offsets"] = _sum(offsets)
         for component, tables in components.items():
             for table in tables:
-                columns = _columns(src, table)
+                columns = _columns(src, component, table)
                 rows = src.execute(f"SELECT {_quoted(columns)} FROM {table}").fetchall()
                 await conn.copy_records_to_table(
                     table, records=rows, columns=columns, schema_name=schema
@@ -377,9 +394,9 @@ async def _checksums_of_target(
             f'SELECT name, stream, "offset", updated_us FROM {schema}.consumer_offsets'
         )
         sums["consumer offsets"] = _sum(tuple(r) for r in offsets)
-        for tables in components.values():
+        for component, tables in components.items():
             for table in tables:
-                columns = _columns(src, table)
+                columns = _columns(src, component, table)
                 rows = await conn.fetch(f"SELECT {_quoted(columns)} FROM {schema}.{table}")
                 sums[f"table {table}"] = _sum(tuple(r) for r in rows)
 

@@ -5,7 +5,7 @@ ingest source with any of the keys given (``EVENTLOG_SECRETS_KEY``, newest
 first, or ``--secrets-key-file``) and writes it back sealed with the first, so
 the older keys can then be dropped; documents stored before any key was given
 are sealed too. Exit codes: 0 done, 1 the database failed, 2 no key, a wrong
-key or a bad argument.
+key, no database file at ``--db`` or a bad argument.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ def _rotate(args: argparse.Namespace) -> int:
         async with EventLog(storage_for(args.db, config), config) as log:
             return await rotate_secrets(log, box)
 
+    if "://" not in args.db and not os.path.isfile(args.db):  # a typo must not make a database
+        print(f"eventlog secrets rotate: no database file at {args.db!r}", file=sys.stderr)
+        return 2
     try:
         box = SecretBox.from_sources(os.environ, args.secrets_key_file)
         endpoints, sources = asyncio.run(rotate(box))

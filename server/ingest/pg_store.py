@@ -11,9 +11,9 @@ import asyncpg
 
 from eventlog.storage.capabilities import PostgresTables
 
-__all__ = ["PostgresSourceStore"]
+__all__ = ["COPY_COLUMNS", "MIGRATIONS", "TABLES", "PostgresSourceStore"]
 
-_MIGRATIONS = [
+MIGRATIONS = [
     [
         "CREATE TABLE {s}.ingest_sources ("
         " name TEXT PRIMARY KEY,"
@@ -21,6 +21,13 @@ _MIGRATIONS = [
         " updated TIMESTAMPTZ NOT NULL DEFAULT now())"
     ]
 ]
+
+
+#: For ``eventlog migrate`` (server/cli/migrate.py): the tables it copies from SQLite, and
+#: their columns: SQLite's ``updated_us`` has no counterpart (``updated`` takes its default;
+#: nothing reads either).
+TABLES = ["ingest_sources"]
+COPY_COLUMNS = {"ingest_sources": ["name", "spec"]}
 
 
 class PostgresSourceStore:
@@ -34,7 +41,7 @@ class PostgresSourceStore:
     async def _schema(self) -> None:
         if not self._ready:
             # Idempotent and safe to race: migrations are versioned per component.
-            await self._storage.ensure_schema("ingest", _MIGRATIONS)
+            await self._storage.ensure_schema("ingest", MIGRATIONS)
             self._ready = True
 
     async def get(self, name: str) -> bytes | None:

@@ -85,6 +85,9 @@ def parse_spec(raw: object, kinds: tuple[str, ...] = BUILTIN_KINDS) -> SourceSpe
         raise SourceError(f"unknown kind {spec.kind!r}: use one of {', '.join(kinds)}")
     if not spec.path:
         raise SourceError("path must not be empty")
+    for field, path in (("path", spec.path), ("done", spec.done or "")):
+        if "\0" in path:  # no file has one: the source would only ever fail to open it
+            raise SourceError(f"{field} must not contain a NUL character")
     for field, stream in (("stream", spec.stream), ("errors", spec.error_stream)):
         try:
             validate_stream_name(stream)

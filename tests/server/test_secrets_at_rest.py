@@ -197,3 +197,13 @@ def test_rotation_without_a_key_or_with_a_wrong_one_exits_2(tmp_path: Path) -> N
     assert wrong.returncode == 2
     assert "encrypted with another key" in wrong.stderr
     assert all(doc.startswith(PREFIX) for doc in _stored_docs(db))  # untouched
+
+
+def test_rotation_of_a_database_file_that_does_not_exist_exits_2_and_creates_none(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "typo.db"
+    result = _rotate(db, Fernet.generate_key().decode())
+    assert result.returncode == 2
+    assert result.stderr == f"eventlog secrets rotate: no database file at {str(db)!r}\n"
+    assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from consumers.delivery.ledger import ConsumerAdvance
@@ -23,6 +24,7 @@ from tests.consumers.delivery.calls import claim, enqueue, finish
 from tests.consumers.delivery.test_ledger import NOW
 from tests.consumers.delivery.test_ledger import done as finished
 from tests.consumers.delivery.test_ledger import rows as ledger_rows
+from tests.serverproc import ServerProcess
 from tests.support import refused_port, scaled
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -253,3 +255,25 @@ async def test_migrate_copies_scheduled_events_and_checkpoints(tmp_path: Path, p
         await log.append("later", {}, type="t", id="s9", at=timedelta(hours=1))
         ids = [s.id for s in (await log.schedules.page(stream="later")).schedules]
         assert ids == ["s0", "s9", "s1", "s2"]
+
+
+def test_migrate_copies_a_log_eventlog_serve_made_with_its_sources_and_shared_consumers(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """`eventlog serve` makes the ingest tables in every database it opens; a log it
+    served must migrate, its API-made ingest sources and shared consumers with it."""
+    src = tmp_path / "served.db"
+    source = {"stream": "orders", "verify": {"scheme": "bearer", "token": "t0k"}, "type": "o"}
+    with ServerProcess.start(db=src) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/api/streams/mail/events", json={"type": "m"}).status_code == 201
+        assert client.put("/api/ingest/sources/shop", json=source).status_code == 201
+        assert client.put("/api/consumers/mailer/shared", json={"stream": "mail"}).is_success
+    result = migrate(str(src), pg_url)
+    assert result.returncode == 0, result.stderr
+    assert "1 ingest_sources rows" in result.stderr
+    assert "1 shared_consumers rows" in result.stderr
+    with ServerProcess.start(db=pg_url) as server, httpx.Client(base_url=server.url) as client:
+        sent = client.post("/ingest/shop", json={}, headers={"authorization": "Bearer t0k"})
+        assert sent.status_code == 202, sent.text
+        assert sent.json()["stream"] == "orders"
+        assert client.get("/api/consumers/mailer/shared").json()["pending"] == 1

@@ -94,6 +94,12 @@ def test_create_replace_delete_over_http(served: tuple[ServerProcess, Path]) -> 
         (b'{"name": "x", "kind": "json-file", "path": "/x", "stream": "no/pe"}', 422),
         (b'{"name": "x", "kind": "json-file", "stream": "s"}', 422),
         (b"[]", 422),
+        # No file has a NUL in its name: refused, not retried forever as "embedded null byte".
+        (b'{"name": "x", "kind": "json-file", "path": "/tmp/\\u0000x", "stream": "s"}', 422),
+        (
+            b'{"name": "x", "kind": "directory", "path": "/d", "stream": "s", "done": "\\u0000"}',
+            422,
+        ),
     ],
 )
 def test_bad_source_specs_are_4xx(
