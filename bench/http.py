@@ -235,11 +235,18 @@ def _round_lines(rounds: list[dict[str, float]]) -> list[str]:
     """Each round's single-event figures, with the machine's load when it began."""
     return [
         "Single events, each round (load average at its start: eventlog / bare req/s, ratio; "
-        "server CPU per request eventlog / bare; events per commit): "
+        "server CPU per request eventlog / bare; events per commit; with "
+        "`EVENTLOG_BENCH_BEFORE`, that checkout's rate and CPU and this one's ratio to it): "
         + "; ".join(
             f"{r['load_before']:.1f}: {r['single']:,.0f} / {r['bare_single']:,.0f}, "
             f"{r['single'] / r['bare_single']:.2f}×, {r['cpu_single']:.0f} / "
             f"{r['cpu_bare_single']:.0f} µs, {r['per_commit']:.0f}"
+            + (
+                f"; before {r['before_single']:,.0f} req/s, {r['cpu_before_single']:.0f} µs, "
+                f"this / before {r['single'] / r['before_single']:.2f}×"
+                if "before_single" in r
+                else ""
+            )
             for r in rounds
         )
         + ".",
