@@ -176,17 +176,23 @@ def _measure(quick: bool) -> list[dict[str, float]]:
         procs = {name: _pid_of(port) for name, port in ports.items()}
         for url in urls.values():
             load(url, single, 64, 1.0, d)  # warm-up
+        # The before checkout right beside this one, first in every other round: a
+        # case right after the batches ran slower (their disk writes, likely).
+        pair = [("single", "el", single, 64, 1)]
+        if BEFORE:
+            pair.append(("before_single", "before", single, 64, 1))
         cases = [
             ("bare_single", "bare", single, 64, 1),
             ("bare_tuned_single", "bare_tuned", single, 64, 1),
-            ("single", "el", single, 64, 1),
+            *pair,
             ("single_log", "el_log", single, 64, 1),
             ("bare_batch", "bare", batch, 16, 100),
             ("batch", "el", batch, 16, 100),
-            *((("before_single", "before", single, 64, 1),) if BEFORE else ()),
         ]
         for _ in range(rounds):
             results = {"load_before": os.getloadavg()[0]}
+            if BEFORE:
+                cases[2], cases[3] = cases[3], cases[2]
             for case, server, body, connections, events in cases:
                 before = _cpu(procs[server])
                 writer = _writer(urls[server]) if case == "single" else None
