@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -126,11 +127,9 @@ class Recorder:
                 waiter.set_result(n)
         for (_, claiming), rows in zip(claims, claimed, strict=True):
             claiming.set_result(rows)  # never cancelled by its caller (see the pump)
-        owners: dict[Owner, list[Finished]] = {}  # pumps, hashed by identity
+        owners: defaultdict[Owner, list[Finished]] = defaultdict(list)  # pumps, by identity
         for item, owner in batch:
-            if (items := owners.get(owner)) is None:
-                owners[owner] = items = []
-            items.append(item)
+            owners[owner].append(item)
         for owner, items in owners.items():
             owner.recorded(items)
 

@@ -352,7 +352,9 @@ def parse_due(at: str | None, delay: str | None) -> datetime | timedelta | None:
             seconds = float(delay)
         except ValueError:
             seconds = -1.0
-        if not 0 <= seconds < 1e10:
-            raise InputError(f"--delay wants a number of seconds >= 0, not {delay!r}")
+        if not 0 <= seconds <= 1e10:  # the server's bound on ?delay=
+            raise InputError(
+                f"--delay wants a number of seconds from 0 to 10000000000, not {delay!r}"
+            )
         return timedelta(seconds=seconds)
     return None

@@ -9,6 +9,7 @@ time.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
@@ -67,11 +68,17 @@ def _keygen(args: argparse.Namespace) -> int:
     key = new_key()
     print(f"key:  {key}", file=sys.stderr)
     print("Add to the config file (the key itself is not stored):", file=sys.stderr)
-    quoted = ", ".join(f'"{s}"' for s in scopes)
-    print(f'[[api_keys]]\nname = "{args.name}"\nhash = "{hash_key(key)}"\nscopes = [{quoted}]')
+    quoted = ", ".join(_toml_string(s) for s in scopes)
+    name = _toml_string(args.name)
+    print(f'[[api_keys]]\nname = {name}\nhash = "{hash_key(key)}"\nscopes = [{quoted}]')
     if args.tenant is not None:
         print(f'tenant = "{args.tenant}"')
     return 0
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: JSON's escapes are TOML's, but for DEL."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def register(sub: Any) -> None:
@@ -125,7 +132,9 @@ def register(sub: Any) -> None:
     )
     k.add_argument("--name", default="key", help="label of the key (default: key)")
     k.add_argument(
-        "--scope", action="append", help="append:<glob>, read:<glob> or admin (repeatable)"
+        "--scope",
+        action="append",
+        help="append:<glob>, read:<glob> or admin (repeatable; default: admin)",
     )
     k.add_argument("--tenant", help="the tenant the key belongs to (docs/tenants.md)")
     k.set_defaults(handler=_keygen)

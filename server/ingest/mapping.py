@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import jsonpath
 
+from eventlog.encoding import MAX_ID_LENGTH, MAX_KEY_LENGTH, MAX_TYPE_LENGTH
 from eventlog.errors import InvalidInput
 from server.ingest._headers import get_header
 
@@ -183,6 +184,16 @@ def _text(value: object, where: str, what: str) -> str:
     raise MappingError(where, f"the {what} must be a string or an integer, got {kind}")
 
 
+def _fitting(text: str, where: str, what: str, limit: int) -> str:
+    """``text`` if the log takes it as the event's type, key or id; else the error names
+    where it came from (the log's own would name a field of its batch, ``$[0].id``)."""
+    if len(text) > limit:
+        raise MappingError(where, f"the {what} is longer than {limit} characters")
+    if "\x00" in text:
+        raise MappingError(where, f"the {what} must not contain NUL characters")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Mapper:
     """A source's compiled mapping from request to event.
@@ -219,18 +230,22 @@ class Mapper:
             event_type = self.type_default
         else:
             event_type = self.type_prefix + _text(raw_type, self.type.where, "event type")
+            event_type = _fitting(event_type, self.type.where, "event type", MAX_TYPE_LENGTH)
 
         key: str | None = None
         if self.key is not None:
             found, value = self.key.find(doc)
             if found and value is not None:
-                key = _text(value, self.key.text, "key")
+                key = _fitting(
+                    _text(value, self.key.text, "key"), self.key.text, "key", MAX_KEY_LENGTH
+                )
 
         event_id: str | None = None
         if self.id is not None:
             value = self.id.get(headers, doc)
             if value is not None and value != "":
                 event_id = _text(value, self.id.where, "delivery id")
+                event_id = _fitting(event_id, self.id.where, "delivery id", MAX_ID_LENGTH)
             elif self.id_required:
                 raise MappingError(self.id.where, "the delivery id is missing")
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from server.auth import hash_key
+from tests.server.cli.conftest import eventlog
+from tests.serverproc import ServerProcess
 from tests.serverthread import ServerThread
 
 KEYS = {
@@ -85,3 +88,18 @@ def test_scopes_allow_matching_streams_and_forbid_others_with_403(
         assert admin.put("/api/consumers/c1", json=seek).status_code == 200
         assert reader.delete("/api/streams/billing").status_code == 403
         assert admin.delete("/api/streams/billing").status_code == 204
+
+
+def test_keygen_writes_a_config_entry_serve_reads_whatever_the_name(tmp_path: Path) -> None:
+    """The name is any text: keygen quotes it as TOML, so the entry works as printed."""
+    name = 'ci "nightly" \\ runner'
+    made = eventlog("keygen", "--name", name, "--scope", "read:*")
+    assert made.returncode == 0, made.stderr
+    key = made.stderr.split()[1]
+    config = tmp_path / "eventlog.toml"
+    config.write_text(made.stdout)
+    with (
+        ServerProcess.start(db=tmp_path / "e.db", extra_args=["--config", str(config)]) as s,
+        httpx.Client(base_url=s.url, headers={"authorization": f"Bearer {key}"}) as client,
+    ):
+        assert client.get("/api/whoami").json()["name"] == name

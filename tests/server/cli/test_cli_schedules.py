@@ -66,3 +66,9 @@ def test_bad_due_times_are_usage_errors(db: Path, flags: list[str]) -> None:
     done = eventlog("append", "--db", str(db), "s", "1", "-t", "r", *flags)
     assert done.returncode == 2
     assert "--at" in done.stderr or "--delay" in done.stderr
+
+
+def test_a_delay_too_large_says_the_range_not_just_non_negative(db: Path) -> None:
+    done = eventlog("append", "--db", str(db), "s", "1", "-t", "r", "--delay", "99999999999")
+    assert done.returncode == 2
+    assert "from 0 to 10000000000, not '99999999999'" in done.stderr

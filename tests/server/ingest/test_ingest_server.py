@@ -127,6 +127,21 @@ def test_a_required_mapping_that_fails_is_400_naming_the_path(client: httpx.Clie
     assert "'repo'" in err["message"]
 
 
+def test_a_delivery_id_or_type_the_log_cannot_take_is_400_naming_its_header(
+    client: httpx.Client,
+) -> None:
+    body = push()
+    for headers, where, says in (
+        (github_headers(body, delivery="d" * 257), "X-GitHub-Delivery", "longer than 256"),
+        (github_headers(body, event="p" * 250), "X-GitHub-Event", "longer than 256"),
+    ):
+        err = error(
+            client.post("/ingest/github", content=body, headers=headers), 400, "mapping_failed"
+        )
+        assert err["path"] == f"header:{where}"
+        assert says in err["message"]
+
+
 def test_github_delivery_posted_with_curl(
     ingest_server: ServerThread, client: httpx.Client
 ) -> None:
