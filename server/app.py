@@ -113,6 +113,7 @@ def create_app(
     app.state.quotas = Quotas(config.tenants, log)
     app.state.stopping = asyncio.Event()
     app.state.secrets = secrets or SecretBox()
+    app.state.config_file = None  # set by server.serve.run_server
     # Mounted without a lifespan, the app is ready as soon as the log is open.
     app.state.ready = not manage_log
     return app
@@ -120,8 +121,17 @@ def create_app(
 
 async def _start_sources(app: Starlette) -> None:
     from server.sources import SourceManager
+    from server.sources.confine import SourceDirs, default_source_dirs
 
-    manager = SourceManager(app.state.log, app.state.config.sources)
+    config: ServerConfig = app.state.config
+    dirs = config.source_dirs
+    if dirs is None:
+        dirs = default_source_dirs(config.db)
+    own = [app.state.config_file, config.secrets_key_file, config.ssl_keyfile]
+    if default_source_dirs(config.db):  # an SQLite file: it and its journals
+        own += [config.db + suffix for suffix in ("", "-wal", "-shm", "-journal")]
+    allowed = SourceDirs(dirs, [f for f in own if f is not None])
+    manager = SourceManager(app.state.log, config.sources, allowed)
     await manager.start()
     app.state.sources = manager
 

@@ -127,6 +127,9 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         ws_ping_timeout: Seconds a WebSocket client has to answer a ping.
         consumers: Handler consumers to run (``[[consumers]]``, see docs/consumers.md).
         sources: File sources to watch (``[[sources]]``, see docs/producers.md).
+        source_dirs: Directories file sources made over the API may read
+            (``path``, ``done``); unset: the SQLite database file's directory,
+            none with PostgreSQL. Config-file sources are not confined.
         retention_protect: Retention keeps what named consumers have not read.
         retention_max_hold: Seconds without a commit after which a consumer no
             longer holds retention (unset: never; see docs/consumers.md).
@@ -178,6 +181,7 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ws_ping_timeout: float = 20.0
     consumers: list[ConsumerInstance] = []
     sources: list[dict[str, Any]] = []
+    source_dirs: list[str] | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_keyfile_password: str | None = None

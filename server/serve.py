@@ -207,8 +207,12 @@ def uvicorn_config(app: Starlette, config: ServerConfig, tls: Mapping[str, Any])
     return settings
 
 
-def run_server(config: ServerConfig) -> int:
-    """Serve until SIGTERM/SIGINT. Returns the exit code."""
+def run_server(config: ServerConfig, config_file: str | None = None) -> int:
+    """Serve until SIGTERM/SIGINT. Returns the exit code.
+
+    ``config_file`` (the file ``config`` was read from, if any) is one of the
+    server's own files that no file source made over the API may read.
+    """
     if not is_loopback(config.host) and not config.api_keys and not config.insecure:
         print(
             f"eventlog serve: refusing to bind {config.host} without API keys; "
@@ -243,6 +247,7 @@ def run_server(config: ServerConfig) -> int:
         access if logging.getLogger("eventlog.access").isEnabledFor(logging.INFO) else None
     )
     app = create_app(log, config, manage_log=True, access_sink=access_sink, secrets=secrets)
+    app.state.config_file = config_file
     uv_config = uvicorn_config(app, config, tls)
     server = _Server(uv_config, app.state.stopping)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)

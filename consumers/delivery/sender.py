@@ -64,7 +64,8 @@ class Sender:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers={"User-Agent": USER_AGENT},
+                # Not aiohttp's default "gzip, deflate": the answer is stored as read.
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
             )

@@ -29,7 +29,7 @@ from consumers.shared.consumer import SharedConsumer, Tuning
 from consumers.shared.errors import ConsumerConflict, ConsumerNotShared
 from consumers.shared.spec import SharedSpec, spec_store_for
 from eventlog import EventLog
-from eventlog.errors import ConsumerNotFound
+from eventlog.errors import ConsumerNotFound, InvalidField
 
 __all__ = ["SharedConsumers"]
 
@@ -101,7 +101,8 @@ class SharedConsumers:
         Raises:
             ConsumerConflict: It exists on another stream, or a consumer that is
                 not shared has the name (its position is not taken over).
-            InvalidInput: A bad name or spec.
+            InvalidInput: A bad name or spec (``invalid_position`` for a ``start``
+                offset beyond the stream's head).
         """
         spec.check(name)
         old = await self.specs.get(name)
@@ -120,8 +121,14 @@ class SharedConsumers:
                 start = first
             elif spec.start == "end":
                 start = head
+            elif spec.start > head:  # as seeking a consumer past the head (its 422)
+                raise InvalidField(
+                    f"offset {spec.start} is beyond the head of {spec.stream!r} ({head})",
+                    path="$.start",
+                    code="invalid_position",
+                )
             else:
-                start = min(max(spec.start, first), head)
+                start = max(spec.start, first)
             await self.ledger.delete_endpoint(f"shared:{name}")  # rows of an earlier one
             await self.log.commit_offset(f"{name}.feed", spec.stream, start)
             await self.log.commit_offset(name, spec.stream, start)

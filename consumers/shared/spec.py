@@ -25,11 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SharedSpec", "SpecStore", "spec_store_for"]
 
-#: The longest ``ack_wait``: a day.
+#: The shortest ``ack_wait`` (a worker gets a claim's answer back and acts on it; the
+#: bound of a webhook's ``timeout`` too) and the longest (a day).
+MIN_ACK_WAIT = 0.1
 MAX_ACK_WAIT = 86_400.0
 
-#: Seconds a claim lasts: more than 0, at most a day.
-AckWait = Annotated[float, msgspec.Meta(gt=0, le=MAX_ACK_WAIT)]
+#: Seconds a claim lasts: 0.1 to a day.
+AckWait = Annotated[float, msgspec.Meta(ge=MIN_ACK_WAIT, le=MAX_ACK_WAIT)]
 #: Hand-outs of one event before it is parked: 1 to 1,000,000.
 MaxDeliver = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 
@@ -75,9 +77,9 @@ class SharedSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             EventFilter(self.types, self.key)
         except InvalidInput as exc:
             raise InvalidField(str(exc), path="$.types" if self.types else "$.key") from None
-        if not 0 < self.ack_wait <= MAX_ACK_WAIT:
+        if not MIN_ACK_WAIT <= self.ack_wait <= MAX_ACK_WAIT:
             raise InvalidField(
-                f"ack_wait must be above 0 and at most {MAX_ACK_WAIT:.0f} seconds",
+                f"ack_wait must be {MIN_ACK_WAIT:g} to {MAX_ACK_WAIT:.0f} seconds",
                 path="$.ack_wait",
             )
         if self.max_deliver < 1:

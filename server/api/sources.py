@@ -5,7 +5,8 @@ a tenant: a tenant's key gets 403 here, even with ``admin`` (docs/tenants.md).
 
 * ``GET /api/sources`` — ``{"sources": [{"spec", "origin", "status"}]}``.
 * ``POST /api/sources`` — create from a spec (``{"name", "kind", "path",
-  "stream", ...}``): ``201``; ``409`` if the name is taken; ``422`` invalid.
+  "stream", ...}``): ``201``; ``409`` if the name is taken; ``422`` invalid,
+  or its ``path``/``done`` outside ``source_dirs`` (:mod:`server.sources.confine`).
 * ``GET|PUT|DELETE /api/sources/{name}`` — one; replace (``200``/``201``);
   stop and forget (``204``). Sources of the config file answer ``409``.
 """

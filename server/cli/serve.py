@@ -40,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         "ssl_keyfile": args.ssl_keyfile,
         "ssl_keyfile_password": args.ssl_keyfile_password,
         "secrets_key_file": args.secrets_key_file,
+        "source_dirs": args.source_dirs,
     }
     file = args.config or os.environ.get("EVENTLOG_CONFIG")
     try:
@@ -47,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"eventlog serve: {exc}", file=sys.stderr)
         return 2
-    return run_server(config)
+    return run_server(config, file)
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -122,6 +123,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--secrets-key-file",
         help="keys sealing stored secrets, one a line (else EVENTLOG_SECRETS_KEY)",
+    )
+    p.add_argument(
+        "--source-dir",
+        dest="source_dirs",
+        action="append",
+        metavar="DIR",
+        help="a directory file sources made over the API may read (repeatable; "
+        "default: the database file's)",
     )
     p.set_defaults(handler=_serve)
 

@@ -97,6 +97,7 @@ class NdjsonTail(_OneFile):
         self._pos = pos
 
     async def _read(self, file: Path, pos: TailPosition, final: bool) -> bool:
+        self.ctx.confine(file)
         try:
             got = await asyncio.to_thread(_read_at, file, pos, final)
         except FileNotFoundError:  # deleted between the look and the read
@@ -112,6 +113,7 @@ class NdjsonTail(_OneFile):
 
     async def _step(self, pos: TailPosition) -> bool:
         """Read one chunk (or switch files); True if anything moved."""
+        self.ctx.confine(self.path)
         try:
             st = await asyncio.to_thread(os.stat, self.path)
         except FileNotFoundError:
@@ -227,6 +229,7 @@ class JsonFile(_OneFile):
         if self._last is None:
             stored = await self.ctx.position_as(FilePosition)
             self._last = "" if stored is None else stored.hash
+        self.ctx.confine(self.path)
         content = await asyncio.to_thread(_read_file, self.path)
         if not content or not content.strip():
             return
@@ -256,6 +259,9 @@ class Directory:
         if self._seen is None:
             stored = await self.ctx.position_as(FilePosition)
             self._seen = set() if stored is None else set(stored.seen)
+        self.ctx.confine(self.path)
+        if self.done is not None:
+            self.ctx.confine(self.done, "done")
         while True:
             files = await asyncio.to_thread(_listing, self.path, self.ctx.spec.pattern, self.done)
             present = {key for key, _, _ in files}
@@ -273,6 +279,7 @@ class Directory:
             await asyncio.sleep(SETTLE_S)
 
     async def _take(self, key: str, path: Path, present: set[str]) -> None:
+        self.ctx.confine(path)
         content = await asyncio.to_thread(_read_file, path)
         if content is None:
             return

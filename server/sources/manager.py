@@ -17,6 +17,7 @@ import msgspec
 
 from eventlog import EventLog
 from eventlog.errors import Conflict, NotFound
+from server.sources.confine import SourceDirs
 from server.sources.kinds import source_kinds
 from server.sources.runtime import FileSource, SourceContext, run_source
 from server.sources.spec import SourceError, SourceSpec, parse_spec
@@ -80,13 +81,18 @@ class SourceManager:
     Args:
         log: The open log.
         declared: The config file's ``[[sources]]`` (raw tables).
+        dirs: Where sources made over the API may read (``source_dirs``); those
+            of the config file are not confined. None: nowhere.
 
     Raises:
         SourceError: A declared source is invalid (at construction).
     """
 
-    def __init__(self, log: EventLog, declared: list[dict[str, object]]) -> None:
+    def __init__(
+        self, log: EventLog, declared: list[dict[str, object]], dirs: SourceDirs | None = None
+    ) -> None:
         self._log = log
+        self._dirs = dirs or SourceDirs([])
         self._kinds = source_kinds()
         names = tuple(self._kinds)
         self._config = [parse_spec(raw, names) for raw in declared]
@@ -111,7 +117,8 @@ class SourceManager:
             self._start(spec)
 
     def _start(self, spec: SourceSpec) -> None:
-        ctx = SourceContext(spec, self._log)
+        confined = None if self._origin(spec.name) == "config" else self._dirs
+        ctx = SourceContext(spec, self._log, confined)
         self._running[spec.name] = _Running(spec, self._kinds[spec.kind], ctx)
 
     async def _stop(self, name: str) -> None:
@@ -174,12 +181,14 @@ class SourceManager:
             SourceError: Invalid.
             Conflict: Creating, and the name is taken (``source_exists``).
             ConfigOwned: The config file declares it.
+            SourceError: Its ``path`` or ``done`` is outside ``source_dirs``.
         """
         spec = parse_spec(raw, self.kinds)
         if name is not None and spec.name != name:
             raise SourceError(f"the body's name {spec.name!r} differs from the path's {name!r}")
         if self._origin(spec.name) == "config":
             raise ConfigOwned(spec.name)
+        self._dirs.check_spec(spec)
         created = spec.name not in self._api
         if name is None and not created:
             raise Conflict(f"a source named {spec.name!r} exists", code="source_exists")

@@ -26,6 +26,7 @@ import watchfiles
 
 from eventlog import CheckpointMoved, EventLog, EventLogError, NewEvent
 from eventlog.model import utc_now
+from server.sources.confine import SourceDirs
 from server.sources.spec import SourceSpec
 
 P = TypeVar("P")
@@ -43,11 +44,16 @@ RECHECK_MS = 5_000
 
 
 class SourceContext:
-    """What a source kind gets: its spec, its last position, and commit."""
+    """What a source kind gets: its spec, its last position, and commit.
 
-    def __init__(self, spec: SourceSpec, log: EventLog) -> None:
+    ``dirs`` confines a source made over the API (None: a config-file source,
+    not confined); a kind calls :meth:`confine` before it opens a path.
+    """
+
+    def __init__(self, spec: SourceSpec, log: EventLog, dirs: SourceDirs | None = None) -> None:
         self.spec = spec
         self.log = log
+        self.dirs = dirs
         self.key = f"source:{spec.name}"
         #: The last error (None while healthy), for the API.
         self.error: str | None = None
@@ -55,6 +61,16 @@ class SourceContext:
         self.parked = 0
         self.last_commit: datetime | None = None
         self._committed: bytes | None = None
+
+    def confine(self, path: Path, field: str = "path") -> None:
+        """Refuse to open ``path`` if the source is confined and it resolves outside
+        ``source_dirs`` (a symlink or a rotation may have moved it since creation).
+
+        Raises:
+            SourceError: Outside (the source's status shows it; it is retried).
+        """
+        if self.dirs is not None:
+            self.dirs.check(path, field)
 
     async def position(self) -> bytes | None:
         """The position committed last (None before the first commit)."""
@@ -84,8 +100,17 @@ class SourceContext:
         self.parked += len(errors)
         self.last_commit = utc_now()
         for error in errors:
+            # Where and why only: the line's text may be anything the file holds
+            # (a password hash); it is in the error stream, not in the server log.
+            where = error.data if isinstance(error.data, dict) else {}
             logger.warning(
-                "source %s: parked to %s: %s", self.spec.name, self.spec.error_stream, error.data
+                "source %s: parked %s line %s (byte %s) to %s: %s",
+                self.spec.name,
+                where.get("file"),
+                where.get("line"),
+                where.get("offset"),
+                self.spec.error_stream,
+                where.get("error"),
             )
 
 

@@ -59,6 +59,7 @@ def test_env_values_are_converted_and_lists_are_json() -> None:
                 ({"name": "c", "stream": "s", "kind": "log", "batch_size": 0}, "batch_size"),
                 ({"name": "c", "stream": "s", "kind": "log", "max_attempts": 0}, "max_attempts"),
                 ({"name": "c", "stream": "s", "shared": True, "ack_wait": -5}, "ack_wait"),
+                ({"name": "c", "stream": "s", "shared": True, "ack_wait": 1e-300}, "ack_wait"),
                 ({"name": "c", "stream": "s", "shared": True, "ack_wait": 86_401}, "ack_wait"),
                 ({"name": "c", "stream": "s", "shared": True, "max_deliver": 0}, "max_deliver"),
             ]

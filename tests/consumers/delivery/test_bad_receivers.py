@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -190,3 +191,21 @@ async def test_secrets_echoed_by_a_receiver_are_redacted_in_the_ledger(
     wal = log.storage.path.with_name("events.db-wal").read_bytes()  # type: ignore[attr-defined]
     for blob in (db, wal):
         assert blob.count(b"sekrit-token-123") == blob.count(b'"Authorization":"Bearer sekrit')
+
+
+async def test_the_answer_is_stored_as_the_receiver_wrote_it_never_compressed(
+    log: EventLog, engine: DeliveryEngine, receiver: Receiver
+) -> None:
+    async def compressing(request: web.Request, received: Received) -> web.StreamResponse:
+        # A receiver that compresses whenever the client accepts it.
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(b"no such order")
+            return web.Response(status=400, body=body, headers={"Content-Encoding": "gzip"})
+        return web.Response(status=400, text="no such order")
+
+    receiver.behaviour = compressing
+    ep = await add_endpoint(engine, receiver.url(), id="gz")
+    await log.append("events", {}, type="t")
+    attempt = await final_attempt(engine, ep.id)
+    assert receiver.requests[0].headers["accept-encoding"] == "identity"
+    assert attempt.response == "no such order"

@@ -17,7 +17,7 @@ from consumers.shared import (
     SharedSpec,
 )
 from eventlog import EventLog, Retention
-from eventlog.errors import ConsumerNotFound, InvalidInput
+from eventlog.errors import ConsumerNotFound, InvalidField, InvalidInput
 from eventlog.holds import HoldPolicy
 from tests.support import scaled, wait_until
 
@@ -204,8 +204,12 @@ async def test_declare_is_idempotent_keeps_its_stream_and_names_are_checked(
         await shared.declare("c", SharedSpec(stream="payments"))
     with pytest.raises(InvalidInput):
         await shared.declare("bad name", spec)
-    with pytest.raises(InvalidInput):
-        await shared.declare("c2", SharedSpec(stream="orders", ack_wait=0))
+    for ack_wait in (0, 1e-300, 0.09, 86_401):
+        with pytest.raises(InvalidField, match=r"ack_wait must be 0\.1 to 86400 seconds"):
+            await shared.declare("c2", SharedSpec(stream="orders", ack_wait=ack_wait))
+    short = await shared.declare("c3", SharedSpec(stream="orders", ack_wait=0.1))
+    assert short.spec.ack_wait == 0.1
+    await shared.delete("c3")
     assert await shared.names() == ["c"]
 
 

@@ -232,11 +232,11 @@ def test_declare_errors_and_delete(api: httpx.Client) -> None:
     error(
         api.put("/api/consumers/mailer/shared", json={"stream": "other"}), 409, "consumer_conflict"
     )
-    error(
-        api.put("/api/consumers/mailer/shared", json={"stream": "orders", "ack_wait": 0}),
-        422,
-        "validation_error",
-    )
+    for ack_wait in (0, 1e-300, 0.09, 86_401):  # 0.1 to a day
+        r = api.put("/api/consumers/short/shared", json={"stream": "orders", "ack_wait": ack_wait})
+        error(r, 422, "validation_error")
+        assert r.json()["error"]["path"] == "$.ack_wait"
+    error(api.get("/api/consumers/short/shared"), 404, "consumer_not_found")
     error(
         api.put("/api/consumers/mailer/shared", json={"stream": "orders", "nope": 1}),
         422,
@@ -255,6 +255,32 @@ def test_declare_errors_and_delete(api: httpx.Client) -> None:
     error(api.delete("/api/consumers/never/shared"), 404, "consumer_not_found")
     error(api.post("/api/consumers/mailer/claim", json={"worker": "w"}), 404, "consumer_not_found")
     assert declare(api)["ack_floor"] == 0  # the name is free again
+
+
+def test_a_start_beyond_the_head_is_refused_as_seeking_there_is(api: httpx.Client) -> None:
+    append(api, 2)
+    for start in (3, 99999999999999999999):
+        r = api.put("/api/consumers/mailer/shared", json={"stream": "orders", "start": start})
+        shared = error(r, 422, "invalid_position")
+        assert r.json()["error"]["path"] == "$.start"
+        seek = api.put("/api/consumers/plain", json={"stream": "orders", "position": start})
+        assert shared == error(seek, 422, "invalid_position")
+        assert shared == f"offset {start} is beyond the head of 'orders' (2)"
+    error(api.get("/api/consumers/mailer/shared"), 404, "consumer_not_found")  # none declared
+    assert declare(api, start=2)["ack_floor"] == 2  # the head itself is where "end" starts
+
+
+def test_a_stream_that_does_not_exist_yet_may_be_consumed(api: httpx.Client) -> None:
+    """Subscribing before the first event is legitimate, as for a handler consumer and a
+    read (an empty page); only seeking, which names an offset, wants the stream to exist."""
+    assert declare(api, "early", stream="later", start="end")["head"] == 0
+    assert api.get("/api/streams/later/events").json()["events"] == []
+    seek = {"stream": "later", "position": 0}
+    error(api.put("/api/consumers/plain", json=seek), 404, "stream_not_found")
+    r = api.put("/api/consumers/early2/shared", json={"stream": "later", "start": 1})
+    assert error(r, 422, "invalid_position") == "offset 1 is beyond the head of 'later' (0)"
+    append(api, 2, stream="later")
+    assert [c["offset"] for c in claim(api, "w1", name="early", max=5)] == [0, 1]
 
 
 def test_a_shared_consumer_never_takes_over_a_plain_consumer_nor_is_seeked(
