@@ -176,17 +176,23 @@ def _measure(quick: bool) -> list[dict[str, float]]:
         procs = {name: _pid_of(port) for name, port in ports.items()}
         for url in urls.values():
             load(url, single, 64, 1.0, d)  # warm-up
+        # The before checkout right beside this one, first in every other round: a
+        # case right after the batches ran slower (their disk writes, likely).
+        pair = [("single", "el", single, 64, 1)]
+        if BEFORE:
+            pair.append(("before_single", "before", single, 64, 1))
         cases = [
             ("bare_single", "bare", single, 64, 1),
             ("bare_tuned_single", "bare_tuned", single, 64, 1),
-            ("single", "el", single, 64, 1),
+            *pair,
             ("single_log", "el_log", single, 64, 1),
             ("bare_batch", "bare", batch, 16, 100),
             ("batch", "el", batch, 16, 100),
-            *((("before_single", "before", single, 64, 1),) if BEFORE else ()),
         ]
         for _ in range(rounds):
             results = {"load_before": os.getloadavg()[0]}
+            if BEFORE:
+                cases[2], cases[3] = cases[3], cases[2]
             for case, server, body, connections, events in cases:
                 before = _cpu(procs[server])
                 writer = _writer(urls[server]) if case == "single" else None
@@ -221,23 +227,32 @@ def _medians(rounds: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
         mine = "single" if ours == "single_tuned" else ours
         if mine not in rounds[0]:
             continue
-        ratios = [r[mine] / r[theirs] for r in rounds]
-        spreads[ours] = (
-            f"per-round ratios: median {statistics.median(ratios):.2f}× "
-            f"({min(ratios):.2f}–{max(ratios):.2f})"
-        )
+        spreads[ours] = "per-round ratios: " + _spread([r[mine] / r[theirs] for r in rounds])
+    if "before_single" in rounds[0]:
+        spreads["after_before"] = _spread([r["single"] / r["before_single"] for r in rounds])
     return medians, spreads
+
+
+def _spread(ratios: list[float]) -> str:
+    return f"median {statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
 
 
 def _round_lines(rounds: list[dict[str, float]]) -> list[str]:
     """Each round's single-event figures, with the machine's load when it began."""
     return [
         "Single events, each round (load average at its start: eventlog / bare req/s, ratio; "
-        "server CPU per request eventlog / bare; events per commit): "
+        "server CPU per request eventlog / bare; events per commit; with "
+        "`EVENTLOG_BENCH_BEFORE`, that checkout's rate and CPU and this one's ratio to it): "
         + "; ".join(
             f"{r['load_before']:.1f}: {r['single']:,.0f} / {r['bare_single']:,.0f}, "
             f"{r['single'] / r['bare_single']:.2f}×, {r['cpu_single']:.0f} / "
             f"{r['cpu_bare_single']:.0f} µs, {r['per_commit']:.0f}"
+            + (
+                f"; before {r['before_single']:,.0f} req/s, {r['cpu_before_single']:.0f} µs, "
+                f"this / before {r['single'] / r['before_single']:.2f}×"
+                if "before_single" in r
+                else ""
+            )
             for r in rounds
         )
         + ".",
@@ -303,7 +318,8 @@ async def run(quick: bool) -> Section:
                 note=(
                     f"access log off; {spreads['before_single']}; server CPU per request "
                     f"{results['cpu_before_single']:.0f} µs (this checkout: "
-                    f"{results['cpu_single']:.0f} µs)"
+                    f"{results['cpu_single']:.0f} µs); this checkout / it, per round: "
+                    f"{spreads['after_before']}"
                 ),
             )
         )

@@ -21,6 +21,9 @@ request logs, HTTP metrics, and the append route served without the router.
   ``direct`` is matched here (with its own path pattern, as the router would)
   and called without Starlette's exception and routing layers. Its errors get
   the app's answer (:func:`server.errors.handle_error`), as they would there.
+  ``eventlog serve`` goes one step further: :class:`server.front.Front` sends
+  appends to :meth:`RequestMiddleware.serve` past uvicorn's proxy-header layer
+  and Starlette's outer ones, which then does their part too.
 
 The pure helper :func:`correlation_id_from` is tested without a server.
 """
@@ -113,18 +116,45 @@ class RequestMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind != "http":
-            if kind == "websocket":
-                headers = _wanted_headers(scope)
-                scope.setdefault("state", {})["correlation_id"] = correlation_id_from(headers)
-                await self.app(scope, receive, send)
-            elif kind == "lifespan":
-                await self.app(scope, receive, _startup_failure_in_one_line(send))
-            else:
-                await self.app(scope, receive, send)
-            return
+        if kind == "http":
+            await self.serve(scope, receive, send, self.direct_match(scope))
+        elif kind == "websocket":
+            headers = _wanted_headers(scope)
+            scope.setdefault("state", {})["correlation_id"] = correlation_id_from(headers)
+            await self.app(scope, receive, send)
+        elif kind == "lifespan":
+            await self.app(scope, receive, _startup_failure_in_one_line(send))
+        else:
+            await self.app(scope, receive, send)
+
+    def direct_match(self, scope: Scope) -> re.Match[str] | None:
+        """The direct route's path match for an HTTP ``scope`` it serves (else None)."""
+        direct = self._direct
+        if direct is None or scope["method"] not in self._direct_methods or scope.get("root_path"):
+            return None
+        return direct.path_regex.match(scope["path"])
+
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        direct: re.Match[str] | None,
+        *,
+        proxy: ASGIApp | None = None,
+    ) -> None:
+        """One HTTP request: to the direct route if ``direct`` (:meth:`direct_match`), else app.
+
+        ``proxy`` is given by the outermost layer (:class:`server.front.Front`), which
+        sends appends here past uvicorn's and Starlette's outer layers: it is applied
+        (uvicorn's ``ProxyHeadersMiddleware`` over an app that does nothing) to a
+        request carrying ``X-Forwarded-For`` or ``-Proto``, and the direct route's
+        bugs are answered here, as Starlette's outermost layer would.
+        """
         started = time.perf_counter()
         headers = _wanted_headers(scope)
+        if proxy is not None and ("x-forwarded-for" in headers or "x-forwarded-proto" in headers):
+            await proxy(scope, receive, send)
         cid = correlation_id_from(headers)
         scope.setdefault("state", {})["correlation_id"] = cid
         status = 0  # no answer started yet
@@ -151,30 +181,27 @@ class RequestMiddleware:
             coding = headers.get("content-encoding")
             if coding is not None:
                 limited = _inflated(limited, coding, limit)
-            direct = self._direct
-            match = (
-                direct.path_regex.match(scope["path"])
-                if direct is not None
-                and scope["method"] in self._direct_methods
-                and not scope.get("root_path")
-                else None
-            )
-            if match is None:
+            route = self._direct
+            if direct is None or route is None:
                 await self.app(scope, limited, send_wrapper)
             else:
-                assert direct is not None
                 # What the router would add to the scope for this route.
-                scope["endpoint"] = direct.endpoint
-                scope["path_params"] = match.groupdict()
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = direct.groupdict()
                 try:
-                    await direct.app(scope, limited, send_wrapper)
-                except HANDLED as exc:  # as Starlette's ExceptionMiddleware answers them
-                    if status:
+                    await route.app(scope, limited, send_wrapper)
+                except Exception as exc:  # as Starlette's exception layers answer them
+                    bug = not isinstance(exc, HANDLED)
+                    if status and not bug:
                         raise RuntimeError(
                             "Caught handled exception, but response already started."
                         ) from exc
+                    if status or (bug and proxy is None):
+                        raise  # inside the app, its ServerErrorMiddleware answers a bug
                     answer = await handle_error(Request(scope, limited), exc)
                     await answer(scope, limited, send_wrapper)
+                    if bug:
+                        raise  # as ServerErrorMiddleware does: uvicorn logs it too
         except EventLogError as exc:  # refused before the app ran
             scope.setdefault("endpoint", _endpoint_of(scope))  # the route it was sent to
             response = response_for(exc)
@@ -182,9 +209,9 @@ class RequestMiddleware:
         finally:
             status = status or 500  # the app failed before answering: a 500 went out
             elapsed = time.perf_counter() - started
-            route = self._route(scope)
+            label = self._route(scope)
             method = scope["method"]
-            self.metrics.http_requests.inc((method, route, str(status)))
+            self.metrics.http_requests.inc((method, label, str(status)))
             if config.access_log:
                 client = scope.get("client")
                 self.access_sink(
@@ -192,7 +219,7 @@ class RequestMiddleware:
                         config.log_format,
                         method=method,
                         path=scope["path"],
-                        route=route,
+                        route=label,
                         status=status,
                         ms=round(elapsed * 1000, 2),
                         cid=cid,
@@ -248,7 +275,14 @@ def _startup_failure_in_one_line(send: Send) -> Send:
 #: RFC 9110: a 401 names the scheme to authenticate with.
 _CHALLENGE = (b"www-authenticate", b"Bearer")
 
-_WANTED = (b"x-correlation-id", b"traceparent", b"content-length", b"content-encoding")
+_WANTED = (
+    b"x-correlation-id",
+    b"traceparent",
+    b"content-length",
+    b"content-encoding",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+)
 
 
 def _wanted_headers(scope: Scope) -> dict[str, str]:

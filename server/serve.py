@@ -32,6 +32,7 @@ from eventlog.sealed import SecretBox, SecretsKeyError
 from server.access_log import BufferedLineWriter, format_line
 from server.app import create_app
 from server.config import ConfigError, ServerConfig
+from server.front import Front
 from server.protocols import guarded_protocols
 from server.secrets import check_secrets, secret_box
 from server.tls import uvicorn_tls_options
@@ -175,10 +176,13 @@ def log_config_for(config: ServerConfig) -> LogConfig:
 def uvicorn_config(app: Starlette, config: ServerConfig, tls: Mapping[str, Any]) -> uvicorn.Config:
     """uvicorn's settings for ``app`` as ``eventlog serve`` runs it (the tests' servers too).
 
-    ``tls`` is :func:`server.tls.uvicorn_tls_options` of ``config``.
+    ``tls`` is :func:`server.tls.uvicorn_tls_options` of ``config``. uvicorn runs
+    :class:`server.front.Front` around ``app``, which applies uvicorn's proxy
+    headers (``X-Forwarded-For``/``-Proto`` from ``FORWARDED_ALLOW_IPS``, by default
+    127.0.0.1 and ::1) itself, only to the requests that carry one.
     """
     http_protocol, ws_protocol = guarded_protocols(config)
-    return uvicorn.Config(
+    settings = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
@@ -191,6 +195,7 @@ def uvicorn_config(app: Starlette, config: ServerConfig, tls: Mapping[str, Any])
         access_log=False,
         timeout_graceful_shutdown=int(max(config.shutdown_timeout, 1)),
         server_header=False,
+        proxy_headers=False,  # Front applies them
         # Fan-out cost: permessage-deflate costs ~2.7x per frame (BASELINES.md);
         # off unless configured.
         ws_per_message_deflate=config.ws_compression,
@@ -198,6 +203,8 @@ def uvicorn_config(app: Starlette, config: ServerConfig, tls: Mapping[str, Any])
         ws_ping_timeout=config.ws_ping_timeout,
         **tls,
     )
+    settings.app = Front(app, settings.forwarded_allow_ips)
+    return settings
 
 
 def run_server(config: ServerConfig, config_file: str | None = None) -> int:

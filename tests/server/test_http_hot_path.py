@@ -230,9 +230,13 @@ async def test_a_body_less_answer_is_not_lost_when_the_next_answer_starts() -> N
     ]
 
 
-def test_the_guarded_protocol_is_what_serve_runs() -> None:
+async def test_serve_runs_the_guarded_protocol_and_the_front(tmp_path: Path) -> None:
+    from server.front import Front
     from server.serve import uvicorn_config
 
-    config = uvicorn_config(Starlette(), ServerConfig(), {})
+    async with EventLog.open(tmp_path / "g.db") as log:
+        config = uvicorn_config(create_app(log), ServerConfig(), {})
     assert isinstance(config.http, type)
     assert issubclass(config.http, GuardedHttpProtocol)
+    assert isinstance(config.app, Front)
+    assert not config.proxy_headers  # the front applies them (tests/server/test_front.py)
