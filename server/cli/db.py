@@ -11,7 +11,9 @@ from typing import Any
 
 import msgspec
 
+from consumers.delivery.stores import ledger_for
 from consumers.parking import PARKED_SUFFIX, parked_counts
+from consumers.shared import SharedConsumers
 from eventlog import (
     ConsumerInfo,
     Event,
@@ -78,7 +80,8 @@ class DbBackend(LogApiBackend):
         return [_row(c, heads.get(c.stream)) for c in await self.log.consumers()]
 
     async def consumer(self, name: str) -> dict[str, Any]:
-        """The consumer's positions and parked count (its runtime state lives in a server)."""
+        """The consumer's positions, parked count and, if shared, its claim state (the
+        runtime state of a handler consumer lives in a server)."""
         streams = await self.log.streams()
         heads = {info.name: info.next_offset for info in streams}
         offsets = await self.log.consumers()
@@ -91,7 +94,19 @@ class DbBackend(LogApiBackend):
             "parked": parked_counts(streams, offsets).get(name, 0),
             "parked_stream": name + PARKED_SUFFIX,
             "runtime": None,
+            "shared": await self._shared(name, {c.name for c in offsets}),
         }
+
+    async def _shared(self, name: str, names: set[str]) -> dict[str, Any] | None:
+        """A shared consumer's spec and claim state, as ``GET .../shared`` gives it."""
+        if f"{name}.feed" not in names:  # never shared: leave its tables uncreated
+            return None
+        shared = SharedConsumers(self.log, ledger_for(self.log))
+        await shared.open()
+        try:
+            return msgspec.to_builtins(await (await shared.get(name)).info())
+        except EventLogError:  # deleted since, or not shared
+            return None
 
     async def replay_parked(self, name: str) -> dict[str, Any]:
         """Refused: replay runs the consumer's handler, which lives in the server."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from consumers.shared import SharedConsumers, SharedSpec
 from eventlog import EventLog, Retention
 from server.cli import main
 from tests.server.cli.conftest import (
@@ -148,6 +149,31 @@ async def test_streams_and_consumers_tables_and_json(db: Path) -> None:
     assert rows[2][:4] == ["mailer", "orders", "3", "1"]
     [row] = msgspec.json.decode(eventlog("consumers", "--db", str(db), "--json").stdout)
     assert (row["name"], row["stream"], row["offset"], row["lag"]) == ("mailer", "orders", 3, 1)
+
+
+async def test_consumers_show_of_a_shared_consumer_gives_its_claim_state(db: Path) -> None:
+    eventlog("append", "--db", str(db), "mail", "-t", "x", input="1\n2\n3\n")
+    async with EventLog.open(db) as log:
+        shared = SharedConsumers(log)
+        await shared.open()
+        mailer = await shared.declare("mailer", SharedSpec(stream="mail", max_deliver=2))
+        assert [c.offset for c in await mailer.claim("w1", 1, 0)] == [0]
+        plain = log.consumer("plain", "mail")
+        await plain.poll(1)
+        await plain.commit()
+        shared.close()
+
+    show = eventlog("consumers", "show", "mailer", "--db", str(db))
+    assert show.returncode == 0, show.stderr
+    lines = show.stdout.splitlines()
+    assert lines[1] == "state     shared: workers claim its events (ack_wait 30 s, max_deliver 2)"
+    assert lines[2].startswith("claims    2 pending, 1 claimed; ack floor 0 of head 3; oldest")
+    detail = msgspec.json.decode(
+        eventlog("consumers", "show", "mailer", "--db", str(db), "--json").stdout
+    )
+    assert (detail["shared"]["pending"], detail["shared"]["claimed"]) == (2, 1)
+    plain_detail = eventlog("consumers", "show", "plain", "--db", str(db), "--json").stdout
+    assert msgspec.json.decode(plain_detail)["shared"] is None
 
 
 def test_export_import_round_trip_keeps_ids_and_data_and_reimport_is_idempotent(
