@@ -104,9 +104,11 @@ class DbBackend(LogApiBackend):
         shared = SharedConsumers(self.log, ledger_for(self.log))
         await shared.open()
         try:
-            return msgspec.to_builtins(await (await shared.get(name)).info())
+            info = await (await shared.get(name)).info()
         except EventLogError:  # deleted since, or not shared
             return None
+        builtins: dict[str, Any] = msgspec.to_builtins(info)
+        return builtins
 
     async def replay_parked(self, name: str) -> dict[str, Any]:
         """Refused: replay runs the consumer's handler, which lives in the server."""
