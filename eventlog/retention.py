@@ -13,13 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from eventlog.errors import EventLogError, InvalidEvent
+from eventlog.errors import EventLogError, InvalidField
 from eventlog.holds import HoldPlan, HoldPolicy, plan_holds
 from eventlog.model import ConsumerInfo, Retention, StreamInfo
 from eventlog.storage.base import Storage
 from eventlog.storage.derived import offset_at_time, offset_for_bytes
 
 __all__ = [
+    "MAX_RETENTION_SECONDS",
     "TRIM_CHUNK",
     "Notice",
     "check_retention",
@@ -37,11 +38,41 @@ Notice = Callable[[str, dict[str, object]], Awaitable[None]]
 TRIM_CHUNK = 10_000
 
 
+#: The longest ``max_age`` and ``max_hold``: 100 years. A longer age would
+#: reach back before year 1 when the cutoff is computed, and stop every pass.
+MAX_RETENTION_SECONDS = 100 * 365 * 86400
+_INT64_MAX = 2**63 - 1
+_LIMITS = (
+    ("max_age", float, MAX_RETENTION_SECONDS),
+    ("max_count", int, _INT64_MAX),
+    ("max_bytes", int, _INT64_MAX),
+    ("max_hold", float, MAX_RETENTION_SECONDS),
+)
+
+
 def check_retention(retention: Retention) -> None:
-    """Refuse negative limits."""
-    for value in (retention.max_age, retention.max_count, retention.max_bytes, retention.max_hold):
-        if value is not None and value < 0:
-            raise InvalidEvent("retention limits must not be negative")
+    """Refuse a limit that is not a number above 0 and in range (None is no limit).
+
+    The same rule for the embedded log and the HTTP API: a zero limit would
+    empty the stream at the next pass, which is never what a typo meant.
+
+    Raises:
+        InvalidField: 422, ``path`` naming the field (``$.max_count``).
+    """
+    for name, kind, top in _LIMITS:
+        value = getattr(retention, name)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (kind is int and not isinstance(value, int)) or not 0 < value <= top:
+            what = "an integer" if kind is int else "a number of seconds"
+            raise InvalidField(
+                f"retention {name} must be {what} above 0 and at most {top}, or null for no "
+                f"limit; got {value!r}",
+                path=f"$.{name}",
+            )
+    if not isinstance(retention.protect, bool):
+        raise InvalidField("retention protect must be true or false", path="$.protect")
 
 
 async def retention_cutoff(storage: Storage, info: StreamInfo, now: datetime) -> int:

@@ -36,8 +36,9 @@ from eventlog.client.transport import DEFAULT_RETRY, Transport
 from eventlog.closing import AsyncClosing
 from eventlog.consumer import ConsumerMethods
 from eventlog.errors import EventLogError, InvalidParameter, InvalidPosition, StreamNotFound
-from eventlog.model import Event, NewEvent, StreamInfo, validate_stream_name
+from eventlog.model import Event, NewEvent, Retention, StreamInfo, validate_stream_name
 from eventlog.paging import scan_pages
+from eventlog.retention import check_retention
 from eventlog.schedule import Scheduled
 from eventlog.storage.base import Appended
 
@@ -363,6 +364,23 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
     async def streams(self) -> list[StreamInfo]:
         """Every stream (the API key may read), ordered by name."""
         return wire.answer(_streams, await self._get("/api/streams"), "the stream list").streams
+
+    async def set_retention(self, stream: str, retention: Retention) -> None:
+        """Set a stream's retention policy (needs ``admin``; applied by the server's next
+        retention pass), as :meth:`EventLog.set_retention <eventlog.EventLog.set_retention>`.
+
+        Raises:
+            InvalidField: A limit that is not above 0 or out of range (422).
+        """
+        validate_stream_name(stream)
+        check_retention(retention)  # here too: JSON would carry a NaN limit as null
+        await self.http.request(
+            "PUT",
+            _path("streams", stream, "retention"),
+            body=wire.encode(retention),
+            idempotent=True,
+            context={"stream": stream},
+        )
 
     async def delete_stream(self, stream: str) -> None:
         """Delete a stream, its events and its consumers' offsets (needs ``admin``).

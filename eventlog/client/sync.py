@@ -25,7 +25,7 @@ from eventlog.client.aio import DEFAULT_URL, AsyncClient
 from eventlog.client.schedules import RemoteSchedules
 from eventlog.client.shared import Claim, SharedConsumerInfo
 from eventlog.closing import Closing
-from eventlog.model import ConsumerInfo, Event, NewEvent, StreamInfo
+from eventlog.model import ConsumerInfo, Event, NewEvent, Retention, StreamInfo
 from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from eventlog.storage.base import Appended
 
@@ -314,6 +314,10 @@ class Client(Closing):
     def streams(self) -> list[StreamInfo]:
         """Every stream, ordered by name."""
         return self._call(self.aio.streams())
+
+    def set_retention(self, stream: str, retention: Retention) -> None:
+        """:meth:`AsyncClient.set_retention <eventlog.client.AsyncClient.set_retention>`."""
+        self._call(self.aio.set_retention(stream, retention))
 
     def delete_stream(self, stream: str) -> None:
         """Delete a stream (needs ``admin``)."""

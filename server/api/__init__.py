@@ -12,9 +12,9 @@ def all_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     # Each feature module appends its routes here, e.g.:
     # from server.api import streams; routes += streams.routes
-    from server.api import consumers, streams, system
+    from server.api import consumers, retention, streams, system
 
-    routes += streams.routes + consumers.routes + system.routes
+    routes += streams.routes + retention.routes + consumers.routes + system.routes
     from server.api import ingest
 
     routes += ingest.routes

@@ -112,7 +112,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
     from consumers.webhook import EndpointPatch, EndpointSpec
     from eventlog.schedule import SchedulePage
     from server.api import openapi_paths as more
-    from server.api import schedules, shared_consumers, sources, ui
+    from server.api import retention, schedules, shared_consumers, sources, ui
     from server.api.consumers import ConsumerDetail, ConsumerList, SeekRequest
     from server.api.openapi_endpoints import endpoint_paths
     from server.api.streams import AppendResult, Page, StreamDetail, StreamList
@@ -127,6 +127,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         StreamInfo,
         StreamDetail,
         StreamList,
+        retention.RetentionRequest,
         ConsumerList,
         ConsumerDetail,
         SeekRequest,
@@ -150,6 +151,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
     # A tagged union of the chat kinds' specs, picked by "kind".
     components["NotifySpec"] = dict(schemas[structs.index(NotifySpec)], title="NotifySpec")
     components["EndpointSpec"]["required"].remove("kind")  # decoded as EndpointSpec alone
+    retention.openapi_components(components)
     for (name, field), naive_ok in _TIME_FIELDS.items():
         _time_pattern(components[name]["properties"][field], naive_ok=naive_ok)
     # PUT /api/ingest/sources/{name} takes the name from the path.
@@ -361,6 +363,7 @@ def openapi_document(max_read_limit: int = 10_000) -> dict[str, Any]:
         **endpoint_paths(
             "/api/webhooks", "webhook endpoint", "EndpointSpec", "EndpointPatch", rotate=True
         ),
+        **retention.openapi_paths(),
         **schedules.openapi_paths(),
         **sources.openapi_paths(),
         **shared_consumers.openapi_paths(),

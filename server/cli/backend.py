@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from eventlog import Event, EventLogError, NewEvent, OffsetOutOfRange, StreamInfo, StreamNotFound
+from eventlog import (
+    Event,
+    EventLogError,
+    NewEvent,
+    OffsetOutOfRange,
+    Retention,
+    StreamInfo,
+    StreamNotFound,
+)
 from eventlog import errors as e
 from eventlog.closing import AsyncClosing
 from eventlog.schedule import Scheduled, ScheduledEvent
@@ -121,6 +129,10 @@ class Backend(Protocol):
         """Every stream."""
         ...
 
+    async def set_retention(self, stream: str, retention: Retention) -> Retention:
+        """Replace the stream's retention policy; return the stored one."""
+        ...
+
     async def consumers(self) -> list[ConsumerRow]:
         """Every consumer position."""
         ...
@@ -190,6 +202,12 @@ class LogApiBackend(AsyncClosing):
         """Every stream."""
         async with translated():
             return await self.api.streams()
+
+    async def set_retention(self, stream: str, retention: Retention) -> Retention:
+        """``set_retention``, then the policy as stored."""
+        async with translated():
+            await self.api.set_retention(stream, retention)
+            return (await self.api.stream_info(stream)).retention
 
 
 def cli_error(exc: EventLogError) -> CliError:

@@ -16,6 +16,7 @@ import msgspec
 
 from eventlog import Event
 from eventlog.backoff import Backoff
+from server.cli import retention
 from server.cli.backend import Appended, Backend, CliError, OutOfRange, Unavailable
 from server.cli.common import IntermixedParser, connection_options, read_lines, run, warn, write_out
 from server.cli.events import (
@@ -89,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.set_defaults(handler=_tail)
 
+    parsers = {}
     for name, what, handler in (
         ("streams", "list streams: offsets, counts, sizes, retention", _streams),
         ("consumers", "list consumers: committed offsets and lag", _consumers),
@@ -96,6 +98,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p = subparsers.add_parser(name, parents=[conn], help=what, description=what.capitalize())
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         p.set_defaults(handler=handler)
+        parsers[name] = p
+    streams = parsers["streams"]
+    streams.description = (
+        "List streams (no action); `retention STREAM`: show a stream's retention policy, or "
+        "with limit options replace it (--clear removes every limit) and show the result."
+    )
+    streams.add_argument("action", nargs="?", choices=["retention"], help="what to do")
+    streams.add_argument("name", nargs="?", help="the stream (with an action)")
+    retention.add_options(streams)
     p.description = (
         "List consumers (no action); `show NAME`: one consumer's offsets, parked events and "
         "state; `replay-parked NAME`: hand its parked events back to its handler (in the server)."
@@ -259,6 +270,13 @@ _json = msgspec.json.Encoder()
 
 
 def _streams(args: argparse.Namespace) -> int:
+    if args.action == "retention":
+        return retention.retention_command(args)
+    problem = retention.refuse_options(args)
+    if problem is not None or args.name is not None:
+        warn(f"error: {problem or 'a STREAM needs an action: streams retention STREAM'}")
+        return 2
+
     async def streams(args: argparse.Namespace, backend: Backend) -> int:
         _print_rows(args, await backend.streams(), "streams")
         return 0
