@@ -107,6 +107,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     streams.add_argument("action", nargs="?", choices=["retention"], help="what to do")
     streams.add_argument("name", nargs="?", help="the stream (with an action)")
     retention.add_options(streams)
+    streams.__class__ = IntermixedParser  # the STREAM may follow the options
     p.description = (
         "List consumers (no action); `show NAME`: one consumer's offsets, parked events and "
         "state; `replay-parked NAME`: hand its parked events back to its handler (in the server)."
