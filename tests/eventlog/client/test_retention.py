@@ -35,7 +35,7 @@ async def test_set_retention_is_what_stream_info_shows_embedded_and_remote(
     log: EventLog | AsyncClient,
 ) -> None:
     await log.append("orders", {"n": 1}, type="t")
-    assert await log.set_retention("orders", POLICY) is None
+    await log.set_retention("orders", POLICY)
     assert (await log.stream_info("orders")).retention == POLICY
     await log.set_retention("orders", Retention())  # no limits
     assert (await log.stream_info("orders")).retention.unlimited
@@ -88,7 +88,7 @@ async def test_setting_retention_needs_the_admin_scope(tmp_path: Path) -> None:
 def test_the_sync_client_sets_retention(server: ServerThread) -> None:
     with Client.open(server.url) as log:
         log.append("s", 1, type="t")
-        assert log.set_retention("s", Retention(max_count=5, protect=False)) is None
+        log.set_retention("s", Retention(max_count=5, protect=False))
         assert log.stream_info("s").retention == Retention(max_count=5, protect=False)
         with pytest.raises(InvalidField):
             log.set_retention("s", Retention(max_count=-5))
