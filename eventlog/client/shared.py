@@ -15,7 +15,7 @@ connection errors and 503s; an ack whose answer was lost and that the retry
 finds ``already_acked`` counts as done. Error codes (``claim_expired``,
 ``claim_not_held``, ``already_acked``, ...) arrive as the error of the branch
 their status belongs to (:class:`~eventlog.Conflict`, :class:`~eventlog.NotFound`)
-with ``exc.code`` set; see ``/work/team/SHARED_API.md``.
+with ``exc.code`` set; docs/consumers.md lists them.
 """
 
 from __future__ import annotations

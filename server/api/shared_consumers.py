@@ -1,4 +1,4 @@
-"""Shared consumer routes (the contract: /work/team/SHARED_API.md, docs/consumers.md).
+"""Shared consumer routes (the contract: docs/consumers.md).
 
 * ``PUT /api/consumers/{name}/shared`` (admin) — declare or change; 200 ``SharedConsumerInfo``.
 * ``GET /api/consumers/{name}/shared`` (read) — the spec and its state.
