@@ -9,19 +9,47 @@ when the source is created and again each time a kind opens the file. Sources
 of the config file are the operator's own and are not confined. The server's
 own files (the database, the config file, the secrets key, the TLS key) are
 refused even inside an allowed directory.
+
+A check and a later open by path would race a symlink swapped in between (by
+anyone who may write in an allowed directory), so :meth:`SourceDirs.open` opens
+the checked real path itself, one component at a time with ``O_NOFOLLOW``: a
+component that became a symlink since is refused, never followed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from server.sources.spec import SourceError, SourceSpec
 
 __all__ = ["SourceDirs", "default_source_dirs"]
 
 _SETTING = "source_dirs (EVENTLOG_SOURCE_DIRS, --source-dir)"
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+# O_PATH (Linux) walks a directory that may be searched but not listed.
+_DIR = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | _NOFOLLOW
+
+
+def _open_exact(real: str, flags: int) -> int:
+    """Open the absolute, symlink-free ``real`` without following any symlink on the way.
+
+    Raises:
+        OSError: ``ELOOP``/``ENOTDIR`` if a component is a symlink now, or any other.
+    """
+    *parents, name = real.split(os.sep)[1:]
+    fd = os.open("/", _DIR)
+    try:
+        for part in parents:
+            inner = os.open(part, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(name or ".", flags | _NOFOLLOW, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def default_source_dirs(db: str) -> list[str]:
@@ -44,8 +72,8 @@ class SourceDirs:
         self.dirs = tuple(os.path.realpath(d) for d in dirs)
         self._refused = frozenset(os.path.realpath(f) for f in refused)
 
-    def check(self, path: str | Path, field: str = "path") -> None:
-        """Refuse ``path`` unless it resolves inside an allowed directory.
+    def check(self, path: str | Path, field: str = "path") -> str:
+        """Refuse ``path`` unless it resolves inside an allowed directory; its real path.
 
         Raises:
             SourceError: Outside (the message names the setting), or a refused file.
@@ -54,13 +82,57 @@ class SourceDirs:
         if real in self._refused:
             raise SourceError(f"{field} {str(path)!r} is one of the server's own files")
         if any(os.path.commonpath((real, d)) == d for d in self.dirs):
-            return
+            return real
         allowed = ", ".join(self.dirs) or "none"
         via = "" if real == str(path) else f" (it resolves to {real!r})"
         raise SourceError(
             f"{field} {str(path)!r}{via} is outside the directories sources made over the "
             f"API may read ({allowed}); the operator allows more with {_SETTING}"
         )
+
+    def open(self, path: str | Path, field: str = "path") -> BinaryIO:
+        """:meth:`check` ``path``, then open for reading exactly the real path checked.
+
+        Raises:
+            SourceError: Outside, or a component was swapped for a symlink since the check.
+            FileNotFoundError: It is gone.
+        """
+        real = self.check(path, field)
+        try:
+            fd = _open_exact(real, os.O_RDONLY)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            raise SourceError(
+                f"{field} {str(path)!r} changed into a symlink after it was checked "
+                f"(it resolved to {real!r}); not read"
+            ) from None
+        return os.fdopen(fd, "rb")
+
+    def move(self, path: Path, done: Path) -> None:
+        """Rename ``path`` into the directory ``done`` (a directory source's), both
+        directories opened exactly as checked (a symlink swapped in is refused).
+
+        Raises:
+            SourceError: Outside, swapped, or ``done`` on another filesystem.
+            FileNotFoundError: ``path`` is gone.
+        """
+        src = dst = -1
+        try:
+            src = _open_exact(self.check(path.parent), _DIR)
+            dst = _open_exact(self.check(done, "done"), _DIR)
+            os.rename(path.name, path.name, src_dir_fd=src, dst_dir_fd=dst)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EXDEV):
+                raise
+            raise SourceError(
+                f"done: {str(path)!r} not moved to {str(done)!r}: {exc.strerror} "
+                "(a symlink swapped in since the check, or another filesystem)"
+            ) from None
+        finally:
+            for fd in (src, dst):
+                if fd != -1:
+                    os.close(fd)
 
     def check_spec(self, spec: SourceSpec) -> None:
         """:meth:`check` a spec's ``path`` and ``done``.

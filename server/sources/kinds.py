@@ -40,10 +40,12 @@ class TailPosition(msgspec.Struct, kw_only=True):
     line: int = 0
 
 
-def _read_at(path: Path, pos: TailPosition, final: bool) -> tuple[list[Line], int] | None:
+def _read_at(
+    ctx: SourceContext, path: Path, pos: TailPosition, final: bool
+) -> tuple[list[Line], int] | None:
     """Complete lines from ``pos`` (None if ``path`` is no longer that file). With
     ``final`` (a rotated file: nothing more will come) a last unterminated line counts."""
-    with open(path, "rb") as f:
+    with ctx.open(path) as f:
         st = os.fstat(f.fileno())
         if (st.st_dev, st.st_ino) != (pos.dev, pos.ino):
             return None
@@ -97,9 +99,8 @@ class NdjsonTail(_OneFile):
         self._pos = pos
 
     async def _read(self, file: Path, pos: TailPosition, final: bool) -> bool:
-        self.ctx.confine(file)
         try:
-            got = await asyncio.to_thread(_read_at, file, pos, final)
+            got = await asyncio.to_thread(_read_at, self.ctx, file, pos, final)
         except FileNotFoundError:  # deleted between the look and the read
             return False
         if got is None or got[1] == 0:
@@ -210,9 +211,10 @@ def _document(
     return [event], []
 
 
-def _read_file(path: Path) -> bytes | None:
+def _read_file(ctx: SourceContext, path: Path) -> bytes | None:
     try:
-        return path.read_bytes()
+        with ctx.open(path) as f:
+            return f.read()
     except FileNotFoundError:  # deleted between the change and the read
         return None
 
@@ -229,8 +231,7 @@ class JsonFile(_OneFile):
         if self._last is None:
             stored = await self.ctx.position_as(FilePosition)
             self._last = "" if stored is None else stored.hash
-        self.ctx.confine(self.path)
-        content = await asyncio.to_thread(_read_file, self.path)
+        content = await asyncio.to_thread(_read_file, self.ctx, self.path)
         if not content or not content.strip():
             return
         digest = hashlib.sha256(content).hexdigest()
@@ -279,8 +280,7 @@ class Directory:
             await asyncio.sleep(SETTLE_S)
 
     async def _take(self, key: str, path: Path, present: set[str]) -> None:
-        self.ctx.confine(path)
-        content = await asyncio.to_thread(_read_file, path)
+        content = await asyncio.to_thread(_read_file, self.ctx, path)
         if content is None:
             return
         spec = self.ctx.spec
@@ -302,7 +302,10 @@ class Directory:
 
         def move() -> None:
             done.mkdir(parents=True, exist_ok=True)
-            shutil.move(path, done / path.name)
+            if self.ctx.dirs is None:
+                shutil.move(path, done / path.name)
+            else:  # API source: rename between the directories checked, no symlink
+                self.ctx.dirs.move(path, done)
 
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(move)

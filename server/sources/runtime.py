@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 import msgspec
 import watchfiles
@@ -47,7 +47,8 @@ class SourceContext:
     """What a source kind gets: its spec, its last position, and commit.
 
     ``dirs`` confines a source made over the API (None: a config-file source,
-    not confined); a kind calls :meth:`confine` before it opens a path.
+    not confined); a kind opens files with :meth:`open` (or calls :meth:`confine`
+    before it opens a path itself).
     """
 
     def __init__(self, spec: SourceSpec, log: EventLog, dirs: SourceDirs | None = None) -> None:
@@ -71,6 +72,19 @@ class SourceContext:
         """
         if self.dirs is not None:
             self.dirs.check(path, field)
+
+    def open(self, path: Path, field: str = "path") -> BinaryIO:
+        """``path`` opened for reading in binary; if the source is confined,
+        :meth:`~server.sources.confine.SourceDirs.open` (exactly the path checked,
+        no symlink swapped in since followed). Blocking: call it in a thread.
+
+        Raises:
+            SourceError: Confined and outside, or swapped for a symlink.
+            OSError: The open failed (``FileNotFoundError``: gone).
+        """
+        if self.dirs is None:
+            return open(path, "rb")
+        return self.dirs.open(path, field)
 
     async def position(self) -> bytes | None:
         """The position committed last (None before the first commit)."""
