@@ -73,8 +73,10 @@ def _to_symlink(path: Path, to: Path) -> Callable[[], None]:
     return swap
 
 
-async def _streams(log: EventLog) -> list[bytes]:
-    return [e.data async for e in log.scan("s")] + [e.data async for e in log.scan("s.errors")]
+async def _streams(log: EventLog) -> list[Any]:
+    """Everything the source appended: its stream, then its error stream."""
+    got = [e async for e in log.scan("s")] + [e async for e in log.scan("s.errors")]
+    return [msgspec.json.decode(e.data) for e in got]
 
 
 async def test_tail_refuses_its_file_swapped_for_a_symlink_after_the_check(
@@ -87,7 +89,8 @@ async def test_tail_refuses_its_file_swapped_for_a_symlink_after_the_check(
     checked = _swap_after_check(monkeypatch, path, _to_symlink(path, outside / "shadow"), at=2)
     with pytest.raises(SourceError, match="changed into a symlink after it was checked"):
         await source.catch_up()
-    assert checked.count(str(path)) == 2 and path.is_symlink()  # swapped between check, open
+    assert checked.count(str(path)) == 2
+    assert path.is_symlink()
     assert await _streams(log) == []
     # The path stays a symlink to outside: every later look is refused too.
     with pytest.raises(SourceError, match="outside the directories"):
@@ -151,4 +154,5 @@ async def test_confined_sources_read_and_move_as_before_without_a_swap(
     await Directory(ctx).catch_up()
     got = [msgspec.json.decode(e.data) async for e in log.scan("s")]
     assert got == [{"n": 1}, {"n": 2}, {"f": "a"}]
-    assert os.listdir(done) == ["a.json"] and os.listdir(inbox) == []
+    assert os.listdir(done) == ["a.json"]
+    assert os.listdir(inbox) == []
