@@ -59,7 +59,8 @@ async def test_a_bad_stored_policy_is_skipped_with_a_warning_and_the_others_trim
             with caplog.at_level(logging.WARNING, logger="eventlog"):
                 assert await log.enforce_retention() in (7, 0)  # the second pass: nothing left
             (record,) = _skips(caplog)
-            assert record.levelno == logging.WARNING and record.exc_info is None
+            assert record.levelno == logging.WARNING
+            assert record.exc_info is None
             assert f"retention {column} must be" in record.getMessage()
             assert (await log.stream_info("b-good")).first_offset == 7
             assert (await log.stream_info("a-bad")).first_offset == 0
@@ -87,7 +88,8 @@ async def test_the_periodic_task_keeps_trimming_past_a_bad_policy(
                 assert time.monotonic() < deadline, "the retention task stopped"
                 await asyncio.sleep(0.02)
         assert (await log.stream_info("a-bad")).first_offset == 0
-    assert skips >= 1 and len(_skips(caplog)) > skips
+    assert skips >= 1
+    assert len(_skips(caplog)) > skips
     assert all(r.exc_info is None for r in caplog.records)
 
 
@@ -110,7 +112,8 @@ async def test_the_retention_loop_survives_a_pass_that_raises_anything(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     (failed,) = [r for r in caplog.records if r.getMessage() == "retention pass failed"]
-    assert failed.exc_info is not None and failed.exc_info[0] is OverflowError
+    assert failed.exc_info is not None
+    assert failed.exc_info[0] is OverflowError
     assert len(passes) >= 2
 
 
