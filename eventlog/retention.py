@@ -28,6 +28,7 @@ __all__ = [
     "plan_stream",
     "retention_cutoff",
     "run_retention",
+    "stored_policy_error",
 ]
 
 logger = logging.getLogger("eventlog")
@@ -75,6 +76,19 @@ def check_retention(retention: Retention) -> None:
         raise InvalidField("retention protect must be true or false", path="$.protect")
 
 
+def stored_policy_error(info: StreamInfo) -> InvalidField | None:
+    """Why :func:`check_retention` refuses the stream's stored policy, or None.
+
+    An older version stored limits unchecked (a ``max_age`` past datetime's
+    range, infinity, a count stored as a float): such a policy trims nothing.
+    """
+    try:
+        check_retention(info.retention)
+    except InvalidField as exc:
+        return exc
+    return None
+
+
 async def retention_cutoff(storage: Storage, info: StreamInfo, now: datetime) -> int:
     """The first offset the stream keeps under its policy at ``now``."""
     policy = info.retention
@@ -96,7 +110,10 @@ async def plan_stream(
     policy_of: Callable[[str], HoldPolicy],
     now: datetime,
 ) -> HoldPlan:
-    """The stream's retention cutoff at ``now``, held back by its consumers."""
+    """The stream's retention cutoff at ``now``, held back by its consumers
+    (nothing to trim under a policy :func:`stored_policy_error` refuses)."""
+    if stored_policy_error(info) is not None:
+        return HoldPlan(cutoff=info.first_offset, holds=[], released=[])
     cutoff = await retention_cutoff(storage, info, now)
     return plan_holds(info, cutoff, consumers, policy_of, now)
 
@@ -110,49 +127,79 @@ async def enforce_retention(
     """Trim every stream to its policy and its consumers' holds; return events deleted.
 
     Before trimming unread events of a consumer whose hold expired, logs a
-    warning and records ``retention.hold_expired`` through ``notice``.
+    warning and records ``retention.hold_expired`` through ``notice``. A stream
+    whose stored policy :func:`check_retention` refuses, or whose trim fails, is
+    skipped with a warning: the other streams are still trimmed.
     """
     deleted = 0
     consumers = await storage.consumers()
     for info in await storage.streams():
-        plan = await plan_stream(storage, info, consumers, policy_of, now)
-        for hold in plan.released:
-            lost = plan.cutoff - hold.offset
+        problem = stored_policy_error(info)
+        if problem is not None:
             logger.warning(
-                "retention: consumer %s has not committed on %s since %s (max_hold passed); "
-                "trimming %d events it has not read (offsets %d-%d)",
-                hold.consumer,
-                info.name,
-                hold.updated.isoformat(),
-                lost,
-                hold.offset,
-                plan.cutoff - 1,
+                "retention: skipping stream %s, its stored policy: %s", info.name, problem
             )
-            if notice is not None:
-                await notice(
-                    "retention.hold_expired",
-                    {
-                        "stream": info.name,
-                        "consumer": hold.consumer,
-                        "offset": hold.offset,
-                        "first_offset": plan.cutoff,
-                        "events_lost": lost,
-                        "last_commit": hold.updated.isoformat(),
-                    },
-                )
-        first = info.first_offset
-        while first < plan.cutoff:
-            upto = min(plan.cutoff, first + TRIM_CHUNK)
-            deleted += await storage.trim(info.name, upto)
-            first = upto
+            continue
+        try:
+            deleted += await _enforce_stream(storage, info, consumers, policy_of, now, notice)
+        except EventLogError as exc:
+            logger.warning("retention: skipping stream %s this pass: %s", info.name, exc)
+        except Exception:
+            logger.exception("retention: skipping stream %s this pass", info.name)
+    return deleted
+
+
+async def _enforce_stream(
+    storage: Storage,
+    info: StreamInfo,
+    consumers: list[ConsumerInfo],
+    policy_of: Callable[[str], HoldPolicy],
+    now: datetime,
+    notice: Notice | None,
+) -> int:
+    """Trim one stream (see :func:`enforce_retention`); return events deleted."""
+    deleted = 0
+    plan = await plan_stream(storage, info, consumers, policy_of, now)
+    for hold in plan.released:
+        lost = plan.cutoff - hold.offset
+        logger.warning(
+            "retention: consumer %s has not committed on %s since %s (max_hold passed); "
+            "trimming %d events it has not read (offsets %d-%d)",
+            hold.consumer,
+            info.name,
+            hold.updated.isoformat(),
+            lost,
+            hold.offset,
+            plan.cutoff - 1,
+        )
+        if notice is not None:
+            await notice(
+                "retention.hold_expired",
+                {
+                    "stream": info.name,
+                    "consumer": hold.consumer,
+                    "offset": hold.offset,
+                    "first_offset": plan.cutoff,
+                    "events_lost": lost,
+                    "last_commit": hold.updated.isoformat(),
+                },
+            )
+    first = info.first_offset
+    while first < plan.cutoff:
+        upto = min(plan.cutoff, first + TRIM_CHUNK)
+        deleted += await storage.trim(info.name, upto)
+        first = upto
     return deleted
 
 
 async def run_retention(enforce: Callable[[], Awaitable[int]], interval: float) -> None:
-    """Call ``enforce()`` every ``interval`` seconds until cancelled; a failed pass is logged."""
+    """Call ``enforce()`` every ``interval`` seconds until cancelled; a failed pass is
+    logged and the next one still runs."""
     while True:
         await asyncio.sleep(interval)
         try:
             await enforce()
         except EventLogError as exc:
             logger.warning("retention pass failed: %s", exc)
+        except Exception:
+            logger.exception("retention pass failed")
