@@ -14,7 +14,13 @@ at a time (it declares ``append_slots`` in its
 :class:`~eventlog.storage.capabilities.Capabilities`): the next batch then
 waits at the backend, ready to start the moment the previous commit ends, and
 the event loop settles one batch's producers while the backend writes
-another's. When
+another's. That pays for a cohort of producers (at least ``COHORT`` events),
+which would leave the backend idle while the loop settles and re-queues it;
+a smaller batch stays open until the backend is free instead, gathering what
+arrives meanwhile: handed over early, it waits out a whole commit at the
+backend while later arrivals open a batch of their own (HTTP appends on 64
+connections: 22 -> 31 events per commit, fewer commits for the same
+producers). When
 a large batch finds every slot free (the first burst, or after a pause), it
 is split in two so that the two halves take turns from then on. Only while
 commits are quick, though: when a transaction takes longer than
@@ -51,6 +57,8 @@ log = logging.getLogger("eventlog.writer")
 SPLIT_AT = 128
 #: ... while transactions take less than this many seconds (moving average).
 SPLIT_BELOW = 0.002
+#: A batch goes to a second slot, beside a transaction in hand, only with this many events.
+COHORT = SPLIT_AT // 2
 
 
 def _unstarted() -> asyncio.Future[Any]:
@@ -201,6 +209,8 @@ class GroupCommitWriter:
     def _dispatch(self) -> None:
         queue = self._queue
         while queue and len(self._writing) < self._open_slots() and self._stopped is None:
+            if self._writing and queue[0].events < COHORT:
+                break  # gathers on until the backend is free (see the module's docstring)
             batch = queue.popleft()
             if (
                 not self._writing
@@ -244,8 +254,9 @@ class GroupCommitWriter:
         took = ended - max(started, self._last_end)
         self._last_end = ended
         self.commit_seconds += (took - self.commit_seconds) / 4
-        # Committed. With one transaction at a time (slow commits, or a one-slot
-        # backend), hand the next batch over before settling this one's producers:
+        # Committed. With one transaction at a time (slow commits, a one-slot
+        # backend, or a small next batch that waited for this one to end), hand
+        # the next batch over before settling this one's producers:
         # settling is the loop's work, and under load the next commit waited 2-3
         # turns of a busy loop for it. With two slots the other transaction
         # already overlaps, and an early hand-over only makes the next batch
@@ -253,7 +264,7 @@ class GroupCommitWriter:
         # per commit).
         task = asyncio.current_task()
         if (
-            self._open_slots() == 1
+            (self._open_slots() == 1 or self._next_gathers())
             and task is not None
             and self._writing.pop(task, None) is not None
         ):
@@ -270,6 +281,13 @@ class GroupCommitWriter:
         except BaseException as exc:  # a bug: no producer of this batch left waiting
             batch.fail(StorageError(f"the log's writer stopped: {exc!r}"))
             raise
+
+    def _next_gathers(self) -> bool:
+        """Whether the next batch waits for this transaction's end (it is alone in
+        hand and the next one is queued, too small for a second slot): then it is
+        handed over before this one's producers are settled, as with one slot."""
+        queue = self._queue
+        return len(self._writing) == 1 and bool(queue) and queue[0].events < COHORT
 
     def _release(self, batch: WriteBatch) -> None:
         """A transaction ended well: free its slot and room, dispatch what is queued."""

@@ -170,3 +170,59 @@ async def test_the_next_transaction_starts_before_the_last_ones_producers_are_se
         assert storage.returned_at_start == [0, 0]
         assert sorted(storage.returned) == list(range(6))
         assert log.writer_stats["transactions"] == 2
+
+
+class HeldTwoSlotStorage(MemoryStorage):
+    """Two transactions at a time (like SQLite); the first takes its offsets, then
+    holds its commit until ``gate`` is set. Records each transaction's size as it starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capabilities = Capabilities(kind="memory", durable=False, append_slots=2)
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.sizes: list[int] = []
+
+    async def append(self, requests: Sequence[AppendRequest], now: datetime) -> list[AppendOutcome]:
+        self.sizes.append(sum(len(r.events) for r in requests))
+        self.started.set()
+        outcomes = await super().append(requests, now)
+        if len(self.sizes) == 1:
+            await self.gate.wait()
+        return outcomes
+
+
+async def test_a_small_batch_keeps_gathering_while_a_transaction_is_in_hand() -> None:
+    """Handed to the second slot at once, the first 3 would wait out the commit
+    in hand anyway, and the 3 after them would need a transaction of their own."""
+    storage = HeldTwoSlotStorage()
+    async with EventLog(storage, CONFIG) as log:
+        try:
+            first = asyncio.gather(*(log.append("s", i, type="t") for i in range(3)))
+            await storage.started.wait()
+            early = [asyncio.ensure_future(log.append("s", i, type="t")) for i in range(3, 6)]
+            for _ in range(5):
+                await asyncio.sleep(0)  # the writer had every chance to hand them over
+            assert storage.sizes == [3]
+            late = [asyncio.ensure_future(log.append("s", i, type="t")) for i in range(6, 9)]
+        finally:
+            storage.gate.set()  # a failed check must not leave the log's close waiting
+        assert await first == [0, 1, 2]
+        assert await asyncio.gather(*early, *late) == list(range(3, 9))
+        assert storage.sizes == [3, 6]
+
+
+async def test_a_cohort_is_handed_to_the_second_slot_while_a_transaction_is_in_hand() -> None:
+    storage = HeldTwoSlotStorage()
+    async with EventLog(storage, CONFIG) as log:
+        try:
+            first = asyncio.gather(*(log.append("s", i, type="t") for i in range(3)))
+            await storage.started.wait()
+            cohort = asyncio.gather(*(log.append("s", i, type="t") for i in range(3, 103)))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert storage.sizes == [3, 100]  # started beside the one in hand
+        finally:
+            storage.gate.set()
+        assert await first == [0, 1, 2]
+        assert await cohort == list(range(3, 103))
