@@ -227,7 +227,7 @@ async def claim(request: Request) -> Response:
     scope = scope_of(request)
     if wait > 0:  # a long-poll holds one of the tenant's connections (server/quotas.py)
         with quotas_of(request).connection(scope.tenant):
-            claims = await consumer.claim(body.worker, body.max, wait)
+            claims = await _claim_while_connected(request, consumer, body, wait)
     else:
         claims = await consumer.claim(body.worker, body.max, wait)
     if not scope.sees_all and scope.tenant is not None:
@@ -236,6 +236,37 @@ async def claim(request: Request) -> Response:
             for c in claims
         ]
     return json_response(ClaimList(claims=claims))
+
+
+async def _claim_while_connected(
+    request: Request, consumer: SharedConsumer, body: ClaimRequest, wait: float
+) -> list[Claim]:
+    """Long-poll a claim while the client waits for the answer.
+
+    A claim made for a client that has hung up would sit with nobody until its
+    ``ack_wait`` ran out, so the poll ends when the client leaves, and claims
+    made as it left are given back (nacked with no delay).
+    """
+
+    async def left() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watch = asyncio.ensure_future(left())
+    claiming = asyncio.ensure_future(consumer.claim(body.worker, body.max, wait))
+    try:
+        await asyncio.wait((watch, claiming), return_when=asyncio.FIRST_COMPLETED)
+        if not (watch.done() and watch.exception() is None):
+            return await claiming
+        claiming.cancel()  # a no-op when the claim came in as the client left
+        claims = (await asyncio.gather(claiming, return_exceptions=True))[0]
+        if isinstance(claims, list) and claims:
+            await consumer.nack(body.worker, [c.id for c in claims], 0.0)
+        return []
+    finally:
+        for task in (watch, claiming):
+            task.cancel()
+        await asyncio.gather(watch, claiming, return_exceptions=True)
 
 
 async def ack(request: Request) -> Response:
