@@ -39,7 +39,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,10 @@ COHORT = SPLIT_AT // 2
 
 def _unstarted() -> asyncio.Future[Any]:
     raise LogClosed("the writer is not started")
+
+
+async def _raising(exc: BaseException) -> Any:
+    raise exc
 
 
 class GroupCommitWriter:
@@ -224,21 +228,30 @@ class GroupCommitWriter:
                 batch, second = batch.split()
                 queue.append(second)
             assert self._loop is not None
-            task = self._loop.create_task(self._write(batch))
+            started = time.perf_counter()
+            task = self._loop.create_task(self._write(batch, self._submit(batch), started))
             self._writing[task] = batch
             task.add_done_callback(self._written)
         if not queue and not self._writing and not self._kick_pending:
             self._idle.set()
 
-    async def _write(self, batch: WriteBatch) -> None:
-        storage = self._storage
-        started = time.perf_counter()
+    def _submit(self, batch: WriteBatch) -> Awaitable[Any]:
+        """Hand ``batch`` to the backend now, its result to be awaited by :meth:`_write`.
+
+        A backend that takes a transaction when called (SQLite's thread: see
+        :func:`~eventlog.storage.derived.append_generated`) starts writing
+        before the loop's next turn instead of at the new task's first step.
+        """
         try:
             if batch.generated:
-                firsts = await append_generated(storage, batch.streams, self._clock())
-                outcomes = None
-            else:
-                outcomes = await storage.append(batch.requests, self._clock())
+                return append_generated(self._storage, batch.streams, self._clock())
+            return self._storage.append(batch.requests, self._clock())
+        except BaseException as exc:  # raised when called: :meth:`_write` gets it when it awaits
+            return _raising(exc)
+
+    async def _write(self, batch: WriteBatch, pending: Awaitable[Any], started: float) -> None:
+        try:
+            result = await pending  # each stream's first offset if generated, else outcomes
         except EventLogError as exc:
             log.error("append transaction of %d events failed: %s", batch.events, exc)
             batch.fail(exc)
@@ -270,11 +283,11 @@ class GroupCommitWriter:
         ):
             self._release(batch)
         try:
-            if outcomes is None:
-                heads = batch.settle_generated(firsts)
+            if batch.generated:
+                heads = batch.settle_generated(result)
                 self.events_written += batch.events
             else:
-                heads, written = batch.settle(outcomes)
+                heads, written = batch.settle(result)
                 self.events_written += written
             for stream, head in heads.items():
                 self._on_commit(stream, head)
