@@ -11,7 +11,7 @@ from the protocol's methods: :meth:`~eventlog.storage.base.Storage.append`,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from eventlog.storage.base import PendingEvent, Storage
@@ -24,7 +24,10 @@ BYTES_PAGE = 1000
 
 
 def append_generated(
-    storage: Storage, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
+    storage: Storage,
+    streams: Mapping[str, Sequence[PendingEvent]],
+    now: datetime,
+    ended: Callable[[], None] | None = None,
 ) -> Awaitable[dict[str, int]]:
     """Append events whose ids the log generated, in one transaction, durably.
 
@@ -32,11 +35,13 @@ def append_generated(
     construction and no request carries an expected offset. Each stream's
     events get consecutive offsets in the order given, with ``append``'s rule
     for time. Awaited, gives the first offset given to each stream. A backend's
-    own implementation may start the transaction before it is awaited (SQLite's does).
+    own implementation may start the transaction before it is awaited, and
+    call ``ended`` on the loop as soon as the transaction is over, before its
+    result arrives (SQLite's does both; the derived one calls nothing).
     """
     own = storage.capabilities.append_generated
     if own is not None:
-        return own(streams, now)
+        return own(streams, now, ended)
     return _append_generated(storage, streams, now)
 
 
