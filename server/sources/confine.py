@@ -14,10 +14,13 @@ A check and a later open by path would race a symlink swapped in between (by
 anyone who may write in an allowed directory), so :meth:`SourceDirs.open` opens
 the checked real path itself, one component at a time with ``O_NOFOLLOW``: a
 component that became a symlink since is refused, never followed.
+:meth:`SourceDirs.makedirs` creates a missing ``done`` the same way (``mkdir`` at
+the parent's handle), so no directory is ever made through a symlink.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Iterable, Sequence
@@ -34,8 +37,12 @@ _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | _NOFOLLOW
 
 
-def _open_exact(real: str, flags: int) -> int:
+def _open_exact(real: str, flags: int, *, make: bool = False) -> int:
     """Open the absolute, symlink-free ``real`` without following any symlink on the way.
+
+    Args:
+        make: Create each missing directory on the way, ``real`` too (a directory),
+            with ``mkdir`` at the open parent: nothing is made past a symlink.
 
     Raises:
         OSError: ``ELOOP``/``ENOTDIR`` if a component is a symlink now, or any other.
@@ -44,12 +51,31 @@ def _open_exact(real: str, flags: int) -> int:
     fd = os.open("/", _DIR)
     try:
         for part in parents:
+            if make:
+                _mkdir_at(part, fd)
             inner = os.open(part, _DIR, dir_fd=fd)
             os.close(fd)
             fd = inner
+        if make:
+            _mkdir_at(name, fd)
         return os.open(name or ".", flags | _NOFOLLOW, dir_fd=fd)
     finally:
         os.close(fd)
+
+
+def _mkdir_at(name: str, dir_fd: int) -> None:
+    """``mkdir`` ``name`` in the open directory ``dir_fd`` unless something is there
+    (a symlink there is not followed: the open after it refuses it)."""
+    if name:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, dir_fd=dir_fd)
+
+
+def _swapped(field: str, path: str | Path, real: str, what: str) -> SourceError:
+    return SourceError(
+        f"{field} {str(path)!r} changed into a symlink after it was checked "
+        f"(it resolved to {real!r}); {what}"
+    )
 
 
 def default_source_dirs(db: str) -> list[str]:
@@ -103,11 +129,27 @@ class SourceDirs:
         except OSError as exc:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-            raise SourceError(
-                f"{field} {str(path)!r} changed into a symlink after it was checked "
-                f"(it resolved to {real!r}); not read"
-            ) from None
+            raise _swapped(field, path, real, "not read") from None
         return os.fdopen(fd, "rb")
+
+    def makedirs(self, path: str | Path, field: str = "done") -> None:
+        """:meth:`check` ``path``, then create exactly the real path checked (and its
+        missing parents), each directory made at its parent's open handle and opened
+        with ``O_NOFOLLOW``: a parent swapped for a symlink since the check is
+        refused, and nothing is made outside.
+
+        Raises:
+            SourceError: Outside, or a component was swapped for a symlink since the
+                check (a file standing where a directory should be is refused alike).
+            OSError: The creation failed otherwise (``PermissionError``).
+        """
+        real = self.check(path, field)
+        try:
+            os.close(_open_exact(real, _DIR, make=True))
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            raise _swapped(field, path, real, "not created") from None
 
     def move(self, path: Path, done: Path) -> None:
         """Rename ``path`` into the directory ``done`` (a directory source's), both

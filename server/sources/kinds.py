@@ -301,7 +301,7 @@ class Directory:
         done = self.done
 
         def move() -> None:
-            done.mkdir(parents=True, exist_ok=True)
+            self.ctx.makedirs(done, "done")
             if self.ctx.dirs is None:
                 shutil.move(path, done / path.name)
             else:  # API source: rename between the directories checked, no symlink

@@ -47,8 +47,8 @@ class SourceContext:
     """What a source kind gets: its spec, its last position, and commit.
 
     ``dirs`` confines a source made over the API (None: a config-file source,
-    not confined); a kind opens files with :meth:`open` (or calls :meth:`confine`
-    before it opens a path itself).
+    not confined); a kind opens files with :meth:`open` and creates directories
+    with :meth:`makedirs` (or calls :meth:`confine` before it opens a path itself).
     """
 
     def __init__(self, spec: SourceSpec, log: EventLog, dirs: SourceDirs | None = None) -> None:
@@ -85,6 +85,20 @@ class SourceContext:
         if self.dirs is None:
             return open(path, "rb")
         return self.dirs.open(path, field)
+
+    def makedirs(self, path: Path, field: str = "done") -> None:
+        """Create the directory ``path`` and its missing parents; if the source is
+        confined, :meth:`~server.sources.confine.SourceDirs.makedirs` (exactly the
+        path checked, nothing made through a symlink). Blocking: call it in a thread.
+
+        Raises:
+            SourceError: Confined and outside, or a parent swapped for a symlink.
+            OSError: The creation failed.
+        """
+        if self.dirs is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            self.dirs.makedirs(path, field)
 
     async def position(self) -> bytes | None:
         """The position committed last (None before the first commit)."""

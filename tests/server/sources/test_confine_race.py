@@ -131,7 +131,8 @@ async def test_directory_does_not_move_into_a_done_swapped_for_a_symlink(
     source = Directory(
         _ctx(log, allowed, kind="directory", path=str(inbox), pattern="*.json", done=str(done))
     )
-    _swap_after_check(monkeypatch, done, _to_symlink(done, outside), at=2)
+    # Checks of done: the pass's first look, its creation, the move (swapped after).
+    _swap_after_check(monkeypatch, done, _to_symlink(done, outside), at=3)
     with pytest.raises(SourceError, match="not moved to"):
         await source.catch_up()
     assert sorted(os.listdir(outside)) == ["shadow"]
@@ -156,3 +157,71 @@ async def test_confined_sources_read_and_move_as_before_without_a_swap(
     assert got == [{"n": 1}, {"n": 2}, {"f": "a"}]
     assert os.listdir(done) == ["a.json"]
     assert os.listdir(inbox) == []
+
+
+def _directory(log: EventLog, allowed: Path, done: Path) -> tuple[Directory, Path]:
+    """A confined directory source on ``allowed/in`` (one settled file, ``a.json``)."""
+    inbox = allowed / "in"
+    inbox.mkdir()
+    (inbox / "a.json").write_bytes(b'{"f": "a"}')
+    old = os.path.getmtime(inbox / "a.json") - 5
+    os.utime(inbox / "a.json", (old, old))
+    spec = {"kind": "directory", "path": str(inbox), "pattern": "*.json", "done": str(done)}
+    return Directory(_ctx(log, allowed, **spec)), inbox
+
+
+async def test_directory_refuses_a_done_under_a_symlinked_parent(
+    log: EventLog, tree: tuple[Path, Path]
+) -> None:
+    allowed, outside = tree
+    (allowed / "link").symlink_to(outside)
+    source, inbox = _directory(log, allowed, allowed / "link" / "done")
+    with pytest.raises(SourceError, match=r"^done .* resolves to .* is outside the directories"):
+        await source.catch_up()
+    assert sorted(os.listdir(outside)) == ["shadow"]
+    assert os.listdir(inbox) == ["a.json"]
+
+
+@pytest.mark.parametrize(
+    ("at", "refusal"),
+    [
+        # After the pass's first look: the creation's own check sees outside.
+        (1, r"^done .* resolves to .* is outside the directories"),
+        # After the creation's check: the no-follow walk meets the symlink.
+        (2, r"^done .* changed into a symlink after it was checked .*; not created$"),
+    ],
+)
+async def test_directory_makes_no_done_through_a_parent_swapped_for_a_symlink(
+    log: EventLog,
+    tree: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    at: int,
+    refusal: str,
+) -> None:
+    allowed, outside = tree
+    parent = allowed / "archive"
+    parent.mkdir()
+    done = parent / "done"
+    source, inbox = _directory(log, allowed, done)
+    _swap_after_check(monkeypatch, done, _to_symlink(parent, outside), at=at)
+    with pytest.raises(SourceError, match=refusal):
+        await source.catch_up()
+    assert sorted(os.listdir(outside)) == ["shadow"]
+    assert os.listdir(allowed / "archive.old") == []
+    # Appended (the commit comes first), not moved: the next pass retries the move.
+    assert await _streams(log) == [{"f": "a"}]
+    assert os.listdir(inbox) == ["a.json"]
+
+
+async def test_confined_directory_creates_a_missing_done_and_its_parents(
+    log: EventLog, tree: tuple[Path, Path]
+) -> None:
+    allowed, outside = tree
+    # Through a symlink that stays inside: created at its real path.
+    (allowed / "real").mkdir()
+    (allowed / "alias").symlink_to(allowed / "real")
+    source, inbox = _directory(log, allowed, allowed / "alias" / "x" / "done")
+    await source.catch_up()
+    assert os.listdir(allowed / "real" / "x" / "done") == ["a.json"]
+    assert os.listdir(inbox) == []
+    assert sorted(os.listdir(outside)) == ["shadow"]

@@ -139,6 +139,36 @@ def test_a_file_swapped_for_a_symlink_outside_is_not_read(site: Site) -> None:
     assert SECRET not in site.server.output()
 
 
+def test_a_done_whose_parent_becomes_a_symlink_outside_is_not_created(site: Site) -> None:
+    drop, archive = site.allowed / "drop", site.allowed / "archive"
+    drop.mkdir()
+    archive.mkdir()
+    spec = {
+        "name": "drop",
+        "kind": "directory",
+        "path": str(drop),
+        "stream": "drop",
+        "done": str(archive / "done"),
+    }
+    with httpx.Client(base_url=site.server.url, timeout=scaled(10)) as client:
+        assert client.post("/api/sources", json=spec).status_code == 201
+        archive.rename(site.allowed / "archive.old")
+        archive.symlink_to(site.outside)
+        (drop / "a.json").write_text('{"f": "a"}')
+
+        def error() -> str | None:
+            status: dict[str, str | None] = client.get("/api/sources/drop").json()["status"]
+            return status["error"]
+
+        message = _until(error)
+        assert message.startswith(f"SourceError: done {str(archive / 'done')!r}"), message
+        assert "outside the directories" in message
+        assert "done" not in os.listdir(site.outside)
+        assert os.listdir(drop) == ["a.json"]
+        assert _events(client, "drop") == []
+        assert client.delete("/api/sources/drop").status_code == 204
+
+
 def test_a_config_file_source_outside_still_runs(site: Site) -> None:
     with httpx.Client(base_url=site.server.url, timeout=scaled(10)) as client:
         [event] = _until(lambda: _events(client, "conf"))
