@@ -29,6 +29,7 @@ from server.errors import HANDLED, handle_error
 from server.metrics import Metrics
 from server.middleware import RequestMiddleware
 from server.quotas import Quotas
+from server.unrouted import answer_unrouted
 
 __all__ = ["create_app"]
 
@@ -106,6 +107,7 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    answer_unrouted(app.router)  # a trailing-slash miss is a JSON 404, not an empty 307
     app.state.log = log
     app.state.config = config
     app.state.metrics = metrics

@@ -27,6 +27,7 @@ from consumers.registry import ConsumerInstance
 from consumers.webhook import WebhooksConfig
 from eventlog.errors import EventLogError
 from server.ingest.sources import IngestConfig
+from server.validation import explained
 
 __all__ = ["ApiKey", "ConfigError", "ServerConfig", "TenantQuota", "env_layer", "load_config"]
 
@@ -311,7 +312,7 @@ def load_config(
     try:
         config = msgspec.convert(merged, ServerConfig, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_config_error(str(exc), merged, origin)) from exc
+        raise ConfigError(_config_error(explained(exc, ServerConfig), merged, origin)) from exc
     _check_sources(config.sources)
     return config
 

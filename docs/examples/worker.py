@@ -30,7 +30,8 @@ async def main(url: str) -> None:
             "signups", [NewEvent(type="user.signed_up", data={"user": i}) for i in range(6)]
         )
         info = await client.declare_shared("mailer", "signups", ack_wait=30, start="beginning")
-        print(f"declared {info.name} on {info.stream}: {info.head} events to hand out")
+        todo = info.head - info.ack_floor
+        print(f"declared {info.name} on {info.stream}: {todo} events to hand out")
         done: list[int] = []
         workers = [asyncio.create_task(worker(client, f"w{i}", done)) for i in (1, 2)]
         await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)

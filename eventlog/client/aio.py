@@ -20,6 +20,7 @@ import asyncio
 import time as _time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from ssl import SSLContext
 from typing import Any, overload
 
 import msgspec
@@ -70,6 +71,8 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
         retry_for: Seconds to keep retrying an append or a read through 503s
             and connection errors before raising :class:`~eventlog.Unavailable`
             (0: raise at once).
+        ssl: The TLS context for an ``https://`` server, HTTP and firehose
+            (default: the system's trust store, or the file in ``SSL_CERT_FILE``).
     """
 
     def __init__(
@@ -80,13 +83,15 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
         timeout: float = 30.0,
         retry: Backoff = DEFAULT_RETRY,
         retry_for: float = 30.0,
+        ssl: SSLContext | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidParameter(f"the server URL must start with http:// or https://: {url!r}")
         self.url = url.rstrip("/")
         self.api_key = api_key
+        self.ssl = ssl
         self.http = Transport(
-            self.url, api_key=api_key, timeout=timeout, retry=retry, retry_for=retry_for
+            self.url, api_key=api_key, timeout=timeout, retry=retry, retry_for=retry_for, ssl=ssl
         )
         self._closed = False
         self._background: set[asyncio.Task[Any]] = set()

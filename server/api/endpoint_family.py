@@ -23,6 +23,7 @@ from consumers.webhook import public_view
 from eventlog.errors import Conflict, InvalidInput, NotFound
 from server.api.webhook_engine import check_target, stream_bounds, webhooks_config
 from server.tenancy import SEP, scope_of
+from server.validation import decode
 
 __all__ = [
     "WEBHOOKS",
@@ -67,7 +68,8 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 async def decode_body(request: Request, type_: type[Any], *, required: bool = True) -> Any:
-    """The JSON body as ``type_``; msgspec errors become 400s and 422s.
+    """The JSON body as ``type_``; msgspec errors become 400s and 422s (a choice's
+    422 names what it accepts: :func:`server.validation.decode`).
 
     A missing body is 400 ``empty_body``, or ``{}`` when not ``required``
     (``rotate-secret``: every field has a default). A change or a replay is
@@ -78,7 +80,7 @@ async def decode_body(request: Request, type_: type[Any], *, required: bool = Tr
         if required:
             raise InvalidInput("a JSON body is required", code="empty_body")
         body = b"{}"
-    return msgspec.json.decode(body, type=type_)
+    return decode(body, type_)
 
 
 async def find_endpoint(

@@ -47,6 +47,7 @@ from server.api.streams import json_response
 from server.auth import require
 from server.quotas import quotas_of
 from server.tenancy import scope_of
+from server.validation import explained
 
 __all__ = [
     "ClaimList",
@@ -157,15 +158,15 @@ def _shown(request: Request, info: SharedConsumerInfo) -> SharedConsumerInfo:
     )
 
 
-async def _body(request: Request, decode: Any, *, work: bool) -> Any:
+async def _body(request: Request, decoder: msgspec.json.Decoder[Any], *, work: bool) -> Any:
     if media_type(request.headers.get("content-type")) != "application/json":
         raise InvalidInput("send the body as application/json", code="unsupported_media_type")
     try:
-        return decode(await request.body())
+        return decoder.decode(await request.body())
     except msgspec.ValidationError as exc:
+        text = explained(exc, decoder.type)
         if not work:
-            raise
-        text = str(exc)
+            raise msgspec.ValidationError(text) from None
         path = text.rsplit(" - at `", 1)[-1].rstrip("`") if " - at `" in text else "$"
         raise InvalidField(text, code="invalid_parameter", path=path) from None
 
@@ -189,7 +190,7 @@ async def declare(request: Request) -> Response:
     """Declare a shared consumer or change it (admin)."""
     name = _name(request)
     require(request, "admin")
-    spec: SharedSpec = await _body(request, _spec.decode, work=False)
+    spec: SharedSpec = await _body(request, _spec, work=False)
     spec = msgspec.structs.replace(spec, stream=scope_of(request).name(spec.stream))
     _check_not_in_config(request, name)
     manager = getattr(request.app.state, "consumer_manager", None)
@@ -221,12 +222,12 @@ async def delete(request: Request) -> Response:
 async def claim(request: Request) -> Response:
     """Claim events for a worker, long-polling up to ``wait`` seconds."""
     consumer = await _consumer(request)
-    body: ClaimRequest = await _body(request, _claim.decode, work=True)
+    body: ClaimRequest = await _body(request, _claim, work=True)
     wait = min(body.wait, request.app.state.config.max_wait)
     scope = scope_of(request)
     if wait > 0:  # a long-poll holds one of the tenant's connections (server/quotas.py)
         with quotas_of(request).connection(scope.tenant):
-            claims = await consumer.claim(body.worker, body.max, wait)
+            claims = await _claim_while_connected(request, consumer, body, wait)
     else:
         claims = await consumer.claim(body.worker, body.max, wait)
     if not scope.sees_all and scope.tenant is not None:
@@ -237,10 +238,41 @@ async def claim(request: Request) -> Response:
     return json_response(ClaimList(claims=claims))
 
 
+async def _claim_while_connected(
+    request: Request, consumer: SharedConsumer, body: ClaimRequest, wait: float
+) -> list[Claim]:
+    """Long-poll a claim while the client waits for the answer.
+
+    A claim made for a client that has hung up would sit with nobody until its
+    ``ack_wait`` ran out, so the poll ends when the client leaves, and claims
+    made as it left are given back (nacked with no delay).
+    """
+
+    async def left() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watch = asyncio.ensure_future(left())
+    claiming = asyncio.ensure_future(consumer.claim(body.worker, body.max, wait))
+    try:
+        await asyncio.wait((watch, claiming), return_when=asyncio.FIRST_COMPLETED)
+        if not (watch.done() and watch.exception() is None):
+            return await claiming
+        claiming.cancel()  # a no-op when the claim came in as the client left
+        claims = (await asyncio.gather(claiming, return_exceptions=True))[0]
+        if isinstance(claims, list) and claims:
+            await consumer.nack(body.worker, [c.id for c in claims], 0.0)
+        return []
+    finally:
+        for task in (watch, claiming):
+            task.cancel()
+        await asyncio.gather(watch, claiming, return_exceptions=True)
+
+
 async def ack(request: Request) -> Response:
     """Ack claims (all or none)."""
     consumer = await _consumer(request)
-    body: SettleRequest = await _body(request, _settle.decode, work=True)
+    body: SettleRequest = await _body(request, _settle, work=True)
     return json_response(Acked(acked=await consumer.ack(body.worker, body.claims)))
 
 
@@ -248,7 +280,7 @@ async def nack(request: Request) -> Response:
     """Give claims back, to be handed out again after ``delay`` seconds (all or none)."""
     consumer = await _consumer(request)
     try:
-        body: NackRequest = await _body(request, _nack.decode, work=True)
+        body: NackRequest = await _body(request, _nack, work=True)
     except InvalidField as exc:
         if exc.json_path == "$.delay":
             raise InvalidDelay(str(exc), path="$.delay") from None
@@ -260,7 +292,7 @@ async def nack(request: Request) -> Response:
 async def in_progress(request: Request) -> Response:
     """Extend claims by the consumer's ``ack_wait`` (all or none)."""
     consumer = await _consumer(request)
-    body: SettleRequest = await _body(request, _settle.decode, work=True)
+    body: SettleRequest = await _body(request, _settle, work=True)
     return json_response(Extended(expires=await consumer.in_progress(body.worker, body.claims)))
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "connection_options",
     "delivery_fields",
     "print_endpoint",
+    "retry_setting",
     "simple_action",
     "update_target",
 ]
@@ -78,7 +79,11 @@ def add_delivery_options(p: argparse.ArgumentParser, *, create: bool, what: str)
     )  # fmt: skip
     p.add_argument("--key", help="pattern the event key must match")
     p.add_argument("--timeout", type=float, help="seconds per attempt (0.1-300)")
-    p.add_argument("--retry", help="retry preset: default (about a day) or short (1 s, 2 s, 4 s)")
+    p.add_argument(
+        "--retry", type=retry_setting, metavar="PRESET|JSON",
+        help="retry preset: default (about a day) or short (1 s, 2 s, 4 s), or a policy as "
+        'a JSON object, e.g. \'{"schedule": [1, 10, 60], "jitter": 0}\'',
+    )  # fmt: skip
     p.add_argument("--max-attempts", type=int, help="attempts in all, the first included")
     p.add_argument("--ordering", choices=["concurrent", "ordered", "per-key"])
     p.add_argument("--rate-limit", type=float, help="attempts per second at most")
@@ -92,6 +97,20 @@ def add_delivery_options(p: argparse.ArgumentParser, *, create: bool, what: str)
         p.add_argument(
             "--start", choices=["end", "beginning"], help="deliver only new events (end, default)"
         )
+
+
+def retry_setting(value: str) -> str | dict[str, Any]:
+    """``--retry``: a preset's name as given (the server names the accepted ones), or
+    a value starting with ``{`` as the JSON object of a retry policy."""
+    if not value.lstrip().startswith("{"):
+        return value
+    try:
+        policy = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not a JSON object: {exc}") from None
+    if not isinstance(policy, dict):
+        raise argparse.ArgumentTypeError("not a JSON object")
+    return policy
 
 
 def delivery_fields(args: argparse.Namespace, *, create: bool) -> dict[str, Any]:

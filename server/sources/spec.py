@@ -15,6 +15,7 @@ import msgspec
 
 from eventlog import InvalidStreamName, validate_stream_name
 from eventlog.errors import InvalidInput
+from server.validation import explained
 
 __all__ = ["BUILTIN_KINDS", "SourceError", "SourceSpec", "parse_spec"]
 
@@ -78,7 +79,7 @@ def parse_spec(raw: object, kinds: tuple[str, ...] = BUILTIN_KINDS) -> SourceSpe
     try:
         spec = msgspec.convert(raw, SourceSpec)
     except msgspec.ValidationError as exc:
-        raise SourceError(str(exc)) from None
+        raise SourceError(explained(exc, SourceSpec)) from None
     if not _NAME.fullmatch(spec.name):
         raise SourceError("name must be 1-64 of [A-Za-z0-9._-], starting alphanumeric")
     if spec.kind not in kinds:

@@ -71,6 +71,20 @@ def test_invalid_config_names_the_field(layer: dict[str, object], message: str) 
         load_config(flags=layer)
 
 
+def test_a_bad_choice_in_the_config_names_the_accepted_values(tmp_path: Path) -> None:
+    config = tmp_path / "eventlog.toml"
+    config.write_text('[[webhooks.endpoints]]\nurl = "http://127.0.0.1/"\nretry = "weird"\n')
+    with pytest.raises(ConfigError) as env:
+        load_config(file=config)
+    assert str(env.value) == (
+        f"invalid configuration: webhooks in {config}: Invalid value 'weird': expected "
+        '"default", "short" or an object with the fields schedule, max_attempts, jitter, '
+        "max_retry_after, max_rate_limited - at `$.webhooks.endpoints[0].retry`"
+    )
+    with pytest.raises(ConfigError, match=re.escape('expected "json" or "kv" - at `$.log_format`')):
+        load_config(environ={"EVENTLOG_LOG_FORMAT": "xml"})
+
+
 def test_invalid_config_names_where_the_value_came_from(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as env:
         load_config(environ={"EVENTLOG_PORT": "abc"})

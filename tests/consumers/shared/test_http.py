@@ -383,3 +383,11 @@ def test_without_webhooks_the_server_prunes_acked_rows_and_stops_cleanly(tmp_pat
             wait_until_sync(lambda: left() == [(0, "in_flight")], what="acked rows pruned")
         assert server.stop() == 0
         assert "Traceback" not in server.output(), server.output()
+
+
+def test_a_bad_start_names_the_accepted_values(quiet_api: httpx.Client) -> None:
+    r = quiet_api.put("/api/consumers/starter/shared", json={"stream": "orders", "start": "now"})
+    assert error(r, 422, "validation_error") == (
+        'Invalid value \'now\': expected "beginning", "end" or an integer - at `$.start`'
+    )
+    assert r.json()["error"]["path"] == "$.start"

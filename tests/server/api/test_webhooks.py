@@ -158,6 +158,64 @@ def test_bad_endpoint_specs_get_a_clear_4xx(
         assert error.get("path", "").startswith(path), error
 
 
+RETRY = (
+    '"default", "short" or an object with the fields '
+    "schedule, max_attempts, jitter, max_retry_after, max_rate_limited"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (
+            "/api/webhooks",
+            {"url": "http://127.0.0.1/", "retry": "weird"},
+            f"Invalid value 'weird': expected {RETRY} - at `$.retry`",
+        ),
+        (
+            "/api/webhooks",
+            {"url": "http://127.0.0.1/", "retry": 3},
+            f"Invalid value of type `int`: expected {RETRY} - at `$.retry`",
+        ),
+        (
+            "/api/webhooks",
+            {"url": "http://127.0.0.1/", "ordering": "random"},
+            "Invalid value 'random': expected "
+            '"concurrent", "ordered" or "per-key" - at `$.ordering`',
+        ),
+        (
+            "/api/webhooks",
+            {"url": "http://127.0.0.1/", "start": "now"},
+            'Invalid value \'now\': expected "beginning" or "end" - at `$.start`',
+        ),
+        (
+            "/api/notifications",
+            {"kind": "teams", "url": "http://127.0.0.1/"},
+            'Invalid value \'teams\': expected "discord", "slack" or "apprise" - at `$.kind`',
+        ),
+        (
+            "/api/notifications",
+            {"kind": "slack", "url": "http://127.0.0.1/", "retry": "often"},
+            f"Invalid value 'often': expected {RETRY} - at `$.retry`",
+        ),
+        (  # not a choice: msgspec's own words
+            "/api/webhooks",
+            {"url": "http://127.0.0.1/", "retry": {"schedule": 5}},
+            "Expected `array`, got `int` - at `$.retry.schedule`",
+        ),
+    ],
+)
+def test_a_bad_choice_names_the_accepted_values(
+    shared: httpx.Client, path: str, body: dict[str, object], message: str
+) -> None:
+    r = shared.post(path, json=body)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"] == message
+    assert error["path"] == message.rsplit(" - at `", 1)[1].rstrip("`")
+
+
 async def test_malformed_requests_get_4xx(api: httpx.AsyncClient, receiver: Receiver) -> None:
     r = await api.post(
         "/api/webhooks", content=b"{nope", headers={"content-type": "application/json"}

@@ -127,3 +127,39 @@ async def test_tables_show_bracketed_text_as_it_is(
     assert code == 0, err
     assert "Traceback" not in err
     assert " br " in out
+
+
+async def test_an_unknown_retry_preset_names_the_accepted_values(server: ServerThread) -> None:
+    code, _, err = await cli(server, "webhooks", "create", "http://127.0.0.1/", "--retry", "weird")
+    assert code == 1
+    assert (
+        'Invalid value \'weird\': expected "default", "short" or an object with the fields '
+        "schedule, max_attempts, jitter, max_retry_after, max_rate_limited - at `$.retry` "
+        "(validation_error, HTTP 422)"
+    ) in err
+    code, _, err = await cli(server, "webhooks", "create", "http://127.0.0.1/", "--retry", "{x")
+    assert code == 2
+    assert "argument --retry: not a JSON object" in err
+    code, out, err = await cli(server, "webhooks", "list", "--json")
+    assert (code, json.loads(out)) == (0, {"webhooks": []}), err  # nothing was created
+
+
+async def test_a_retry_policy_is_given_as_a_json_object(
+    server: ServerThread, receiver: Receiver
+) -> None:
+    policy = '{"schedule": [1, 10, 60], "jitter": 0}'
+    code, _, err = await cli(
+        server, "webhooks", "create", receiver.url(), "--id", "pol", "--retry", policy
+    )
+    assert code == 0, err
+    code, out, err = await cli(server, "webhooks", "show", "pol", "--json")
+    assert code == 0, err
+    retry = json.loads(out)["retry"]
+    assert (retry["schedule"], retry["jitter"]) == ([1.0, 10.0, 60.0], 0.0)
+    code, _, err = await cli(server, "webhooks", "update", "pol", "--retry", '{"schedule": [2]}')
+    assert code == 0, err
+    code, out, err = await cli(server, "webhooks", "show", "pol", "--json")
+    assert json.loads(out)["retry"]["schedule"] == [2.0], err
+    code, _, err = await cli(server, "webhooks", "update", "pol", "--retry", '{"schedule": 5}')
+    assert code == 1
+    assert "Expected `array`, got `int` - at `$.retry.schedule`" in err
