@@ -20,6 +20,7 @@ import asyncio
 import time as _time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from ssl import SSLContext
 from typing import Any, overload
 
 import msgspec
@@ -35,7 +36,13 @@ from eventlog.client.shared import SharedMethods
 from eventlog.client.transport import DEFAULT_RETRY, Transport
 from eventlog.closing import AsyncClosing
 from eventlog.consumer import ConsumerMethods
-from eventlog.errors import EventLogError, InvalidParameter, InvalidPosition, StreamNotFound
+from eventlog.errors import (
+    EventLogError,
+    InvalidInput,
+    InvalidParameter,
+    InvalidPosition,
+    StreamNotFound,
+)
 from eventlog.model import Event, NewEvent, Retention, StreamInfo, validate_stream_name
 from eventlog.paging import scan_pages
 from eventlog.retention import check_retention
@@ -70,6 +77,8 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
         retry_for: Seconds to keep retrying an append or a read through 503s
             and connection errors before raising :class:`~eventlog.Unavailable`
             (0: raise at once).
+        ssl: The TLS context for an ``https://`` server, HTTP and firehose
+            (default: the system's trust store, or the file in ``SSL_CERT_FILE``).
     """
 
     def __init__(
@@ -80,13 +89,15 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
         timeout: float = 30.0,
         retry: Backoff = DEFAULT_RETRY,
         retry_for: float = 30.0,
+        ssl: SSLContext | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise InvalidParameter(f"the server URL must start with http:// or https://: {url!r}")
         self.url = url.rstrip("/")
         self.api_key = api_key
+        self.ssl = ssl
         self.http = Transport(
-            self.url, api_key=api_key, timeout=timeout, retry=retry, retry_for=retry_for
+            self.url, api_key=api_key, timeout=timeout, retry=retry, retry_for=retry_for, ssl=ssl
         )
         self._closed = False
         self._background: set[asyncio.Task[Any]] = set()
@@ -214,7 +225,7 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
         expected_offset: int | None,
     ) -> list[Scheduled]:
         if expected_offset is not None:
-            raise InvalidPosition("expected_offset cannot be combined with a scheduled append")
+            raise InvalidInput("expected_offset cannot be combined with a scheduled append")
         return await schedule(self.http, stream, events, at)
 
     async def append_batch_result(

@@ -8,13 +8,15 @@ no duplicate across reconnects (the firehose's catch-up-then-live hand-off
 guarantees the same within one connection). Reconnects wait with
 :data:`FOLLOW_BACKOFF` and go on until the caller stops iterating; errors that
 a retry cannot fix (a missing stream, a bad API key, events removed by
-retention: close code 4416) are raised as the embedded log's errors.
+retention: close code 4416, a certificate the client does not trust) are
+raised as the embedded log's errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -25,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from eventlog.backoff import Backoff
 from eventlog.client.transport import RETRY_STATUSES
-from eventlog.client.wire import error_from
+from eventlog.client.wire import error_from, tls_error
 from eventlog.errors import EventLogError, InvalidPosition, OffsetOutOfRange, Unavailable
 from eventlog.model import Event, validate_stream_name
 
@@ -97,7 +99,12 @@ async def follow(
         url = ws_url(client.url, stream, {"from": where, **extra})
         try:
             async with connect(
-                url, additional_headers=headers, max_size=None, compression=None, open_timeout=10
+                url,
+                additional_headers=headers,
+                max_size=None,
+                compression=None,
+                open_timeout=10,
+                ssl=(client.ssl or True) if url.startswith("wss:") else None,
             ) as ws:
                 if failures:
                     logger.info("firehose of %s: reconnected at offset %s", stream, position)
@@ -122,6 +129,8 @@ async def follow(
             )
             if response.status_code not in RETRY_STATUSES:
                 raise error from None
+        except ssl.SSLCertVerificationError as exc:
+            raise tls_error(client.url, exc) from exc
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             error = Unavailable(f"cannot reach the firehose at {client.url}: {exc}")
         failures += 1

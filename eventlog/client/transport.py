@@ -19,12 +19,13 @@ import asyncio
 import io
 import time
 from collections.abc import Mapping
+from ssl import SSLContext
 from typing import Any
 
 import aiohttp
 
 from eventlog.backoff import Backoff
-from eventlog.client.wire import error_from, transport_error
+from eventlog.client.wire import error_from, tls_error, transport_error
 from eventlog.errors import EventLogError
 
 __all__ = ["DEFAULT_RETRY", "RETRY_STATUSES", "Transport"]
@@ -47,6 +48,7 @@ class Transport:
         timeout: Seconds a request may take (a long-poll adds its wait).
         retry: Delays between retries.
         retry_for: Seconds to keep retrying a request before raising (0: never retry).
+        ssl: The TLS context of ``https://`` (default: the system's trust store).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Transport:
         timeout: float = 30.0,
         retry: Backoff = DEFAULT_RETRY,
         retry_for: float = 30.0,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.headers = {"User-Agent": "eventlog-client"}
@@ -65,6 +68,7 @@ class Transport:
         self.timeout = timeout
         self.retry = retry
         self.retry_for = retry_for
+        self.ssl = ssl
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -72,7 +76,9 @@ class Transport:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers=self.headers,
-                connector=aiohttp.TCPConnector(limit=0, force_close=False),
+                connector=aiohttp.TCPConnector(
+                    limit=0, force_close=False, ssl=True if self.ssl is None else self.ssl
+                ),
                 skip_auto_headers=("Content-Type",),
             )
         return self._session
@@ -158,6 +164,8 @@ class Transport:
                 data = await response.read()
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 return response.status, data, response.reason or "", retry_after
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise tls_error(self.url, exc.certificate_error) from exc
         except aiohttp.ClientConnectorError as exc:
             raise _NoAnswer(transport_error(self.url, exc), unsent=True) from exc
         except TimeoutError as exc:

@@ -169,6 +169,17 @@ def transport_error(url: str, exc: BaseException, *, timed_out: bool = False) ->
     return e.Unavailable(f"cannot reach the server at {url}: {detail}", code="unreachable")
 
 
+def tls_error(url: str, exc: BaseException) -> e.Unavailable:
+    """The :class:`~eventlog.errors.Unavailable` (code ``tls_failed``) for a server
+    certificate the client does not trust: raised at once, a retry cannot fix it."""
+    return e.Unavailable(
+        f"the server at {url} has a certificate this client does not trust: {exc}"
+        " (to trust a private authority: SSL_CERT_FILE=<its PEM file>,"
+        " or AsyncClient(..., ssl=<an ssl.SSLContext>))",
+        code="tls_failed",
+    )
+
+
 # -- answers ------------------------------------------------------------------------------------
 
 T = TypeVar("T")
