@@ -44,9 +44,11 @@ from eventlog import (
     validate_stream_name,
 )
 from eventlog.encoding import json_problem
+from eventlog.model import split_namespace
 from eventlog.repair import repair
 
 __all__ = [
+    "NAME_HEADERS",
     "PARKED_SUFFIX",
     "OnFailure",
     "ReplayResult",
@@ -56,6 +58,7 @@ __all__ = [
     "parked_headers",
     "parked_stream",
     "replay",
+    "shown_headers",
 ]
 
 logger = logging.getLogger("eventlog.consumers")
@@ -65,6 +68,10 @@ OnFailure = Literal["park", "stop", "retry"]
 and move on, stop with the error visible, or keep retrying with backoff."""
 
 PARKED_SUFFIX = ".parked"
+
+#: The headers of a parked copy whose values are stored names (a tenant's
+#: key is shown them as it names them, like an event's ``stream``).
+NAME_HEADERS = ("parked-stream", "parked-consumer")
 _PREFIX = "parked-"
 _MAX_MESSAGE = 1000
 
@@ -103,6 +110,20 @@ def parked_headers(
         "parked-error": message,
         "parked-attempts": str(attempts),
     }
+
+
+def shown_headers(headers: dict[str, str], namespace: str) -> dict[str, str]:
+    """``headers`` with the :data:`NAME_HEADERS` of ``namespace`` as its owner
+    names them (``acme~jobs`` -> ``jobs`` for ``acme``); the same dict when none is."""
+    if not any(h in headers for h in NAME_HEADERS):
+        return headers
+    shown = dict(headers)
+    for h in NAME_HEADERS:
+        if h in shown:
+            owner, name = split_namespace(shown[h])
+            if owner == namespace:
+                shown[h] = name
+    return shown
 
 
 def original_event(parked: Event) -> Event:

@@ -65,6 +65,7 @@ __all__ = [
     "ScheduledEvent",
     "Scheduler",
     "aware_time",
+    "check_at",
     "due_time",
 ]
 
@@ -116,6 +117,19 @@ class SchedulePage(msgspec.Struct, frozen=True, kw_only=True):
     next: str | None
 
 
+def check_at(at: object) -> None:
+    """Refuse what no clock makes a due time (pure; the remote client checks so too).
+
+    Raises:
+        InvalidSchedule: Not a datetime or a timedelta, or a naive datetime.
+    """
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise InvalidSchedule("a due time must be timezone-aware (e.g. 2026-12-06T14:00:00Z)")
+    elif not isinstance(at, timedelta):
+        raise InvalidSchedule(f"a due time is a datetime or a timedelta, not {type(at).__name__}")
+
+
 def due_time(at: datetime | timedelta, now: datetime, horizon: float) -> datetime:
     """When an event scheduled ``at`` is due (pure).
 
@@ -125,14 +139,8 @@ def due_time(at: datetime | timedelta, now: datetime, horizon: float) -> datetim
         InvalidSchedule: A naive datetime, or a time more than ``horizon``
             seconds after ``now``.
     """
-    if isinstance(at, timedelta):
-        due = now + at
-    elif isinstance(at, datetime):
-        if at.tzinfo is None:
-            raise InvalidSchedule("a due time must be timezone-aware (e.g. 2026-12-06T14:00:00Z)")
-        due = at
-    else:
-        raise InvalidSchedule(f"a due time is a datetime or a timedelta, not {type(at).__name__}")
+    check_at(at)
+    due = now + at if isinstance(at, timedelta) else at
     if due <= now:
         return now
     if (due - now).total_seconds() > horizon:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import msgspec
 from starlette.requests import HTTPConnection
 
+from consumers.parking import shown_headers
 from eventlog.errors import InvalidStreamName, Unauthorized
 from eventlog.model import NAMESPACE_SEPARATOR, Event, validate_stream_name
 from eventlog.model import split_namespace as namespace_of
@@ -60,6 +61,11 @@ NAME_LABELS = frozenset({"stream", "consumer", "source", "endpoint", "target", "
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 #: A tenant's name (it becomes a namespace prefix, so it has no ``.`` or ``~``).
+#: In a firehose frame, the mark of a parked copy (see :meth:`TenantScope.frame`).
+_PARKED_NAME = '"parked-stream":"'
+_frame_decoder = msgspec.json.Decoder(Event)
+_frame_encoder = msgspec.json.Encoder()
+
 TENANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
@@ -114,10 +120,15 @@ class TenantScope:
         return namespace_of(stored)[1]
 
     def event(self, event: Event) -> Event:
-        """The event with its stream as the key sees it."""
+        """The event with its stream, and the names a parked copy's headers give
+        (:func:`~consumers.parking.shown_headers`), as the key sees them."""
         if self.sees_all or self.tenant is None:
             return event
-        return msgspec.structs.replace(event, stream=self.shown(event.stream))
+        return msgspec.structs.replace(
+            event,
+            stream=self.shown(event.stream),
+            headers=shown_headers(event.headers, self.tenant),
+        )
 
     def events(self, events: Sequence[Event]) -> list[Event]:
         """:meth:`event` over a page."""
@@ -160,6 +171,8 @@ class TenantScope:
         """An encoded event (a firehose frame) with its stream as the key sees it."""
         if self.sees_all or self.tenant is None:
             return text
+        if _PARKED_NAME in text:  # a parked copy (rare): its headers name streams too
+            return _frame_encoder.encode(self.event(_frame_decoder.decode(text))).decode()
         return text.replace(f'{{"stream":"{self.tenant}{SEP}', '{"stream":"', 1)
 
 

@@ -13,6 +13,7 @@ import msgspec
 from consumers.delivery.kinds import OutgoingRequest, TargetKind
 from consumers.delivery.model import Endpoint
 from consumers.delivery.signing import webhook_headers
+from consumers.parking import shown_headers
 from eventlog.encoding import utf8_problem
 from eventlog.model import NAMESPACE_SEPARATOR, Event, split_namespace
 from eventlog.repair import repair
@@ -33,13 +34,16 @@ def correlation_id(event: Event) -> str | None:
 
 def shown_to(ep: Endpoint, event: Event) -> Event:
     """The event as the endpoint's owner names it: a tenant's endpoint
-    (``acme~crm``) sees its tenant's stream as ``orders``, not ``acme~orders``."""
+    (``acme~crm``) sees its tenant's stream as ``orders``, not ``acme~orders``
+    (and a parked copy's origin so too)."""
     if NAMESPACE_SEPARATOR not in ep.id:
         return event
     namespace, shown = split_namespace(event.stream)
     if namespace is None or namespace != split_namespace(ep.id)[0]:
         return event
-    return msgspec.structs.replace(event, stream=shown)
+    return msgspec.structs.replace(
+        event, stream=shown, headers=shown_headers(event.headers, namespace)
+    )
 
 
 def format_webhook(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:

@@ -36,7 +36,13 @@ from eventlog.client.shared import SharedMethods
 from eventlog.client.transport import DEFAULT_RETRY, Transport
 from eventlog.closing import AsyncClosing
 from eventlog.consumer import ConsumerMethods
-from eventlog.errors import EventLogError, InvalidParameter, InvalidPosition, StreamNotFound
+from eventlog.errors import (
+    EventLogError,
+    InvalidInput,
+    InvalidParameter,
+    InvalidPosition,
+    StreamNotFound,
+)
 from eventlog.model import Event, NewEvent, Retention, StreamInfo, validate_stream_name
 from eventlog.paging import scan_pages
 from eventlog.retention import check_retention
@@ -219,7 +225,7 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
         expected_offset: int | None,
     ) -> list[Scheduled]:
         if expected_offset is not None:
-            raise InvalidPosition("expected_offset cannot be combined with a scheduled append")
+            raise InvalidInput("expected_offset cannot be combined with a scheduled append")
         return await schedule(self.http, stream, events, at)
 
     async def append_batch_result(

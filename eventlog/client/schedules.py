@@ -18,9 +18,8 @@ import msgspec
 
 from eventlog.client import wire
 from eventlog.client.transport import Transport
-from eventlog.errors import InvalidPosition
 from eventlog.model import NewEvent, validate_stream_name
-from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
+from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage, check_at
 
 __all__ = ["RemoteSchedules", "schedule"]
 
@@ -40,12 +39,12 @@ async def schedule(
     events: Sequence[NewEvent | Mapping[str, Any]],
     at: datetime | timedelta,
 ) -> list[Scheduled]:
-    """POST ``events`` to be appended at ``at`` (a timezone-aware time, or a delay)."""
+    """POST ``events`` to be appended at ``at`` (a timezone-aware time, or a delay);
+    as the embedded log, a time in the past means now."""
     validate_stream_name(stream)
+    check_at(at)
     if isinstance(at, timedelta):
-        params: dict[str, str | int | float] = {"delay": at.total_seconds()}
-    elif at.tzinfo is None:
-        raise InvalidPosition("at must be timezone-aware")
+        params: dict[str, str | int | float] = {"delay": max(at.total_seconds(), 0.0)}
     else:
         params = {"deliver_at": at.isoformat()}
     body, _ = wire.append_body(events)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from eventlog import EventLog, LogConfig, NewEvent, StorageError
-from eventlog.storage.base import AppendOutcome, AppendRequest
+from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.memory import MemoryStorage
+from eventlog.storage.planner import first_offsets, generated_requests
 
 CONFIG = LogConfig(retention_interval=0, recheck_interval=None)
 
@@ -226,3 +227,62 @@ async def test_a_cohort_is_handed_to_the_second_slot_while_a_transaction_is_in_h
             storage.gate.set()
         assert await first == [0, 1, 2]
         assert await cohort == list(range(3, 103))
+
+
+class EndReportingStorage(MemoryStorage):
+    """Its own ``append_generated``, which reports each transaction's end before its
+    result (as SQLite's does); the first transaction waits for ``gate``. Records
+    starts, ends and the loop's next turn after an end, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capabilities = Capabilities(
+            kind="memory", durable=False, append_generated=self._append_generated
+        )
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.record: list[str] = []
+        self.commits: list[asyncio.Task[None]] = []
+
+    def _append_generated(
+        self,
+        streams: Mapping[str, Sequence[PendingEvent]],
+        now: datetime,
+        ended: Callable[[], None] | None = None,
+    ) -> asyncio.Future[dict[str, int]]:
+        self.record.append(f"start {sum(len(e) for e in streams.values())}")
+        self.started.set()
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[dict[str, int]] = loop.create_future()
+        first = len(self.record) == 1
+
+        async def commit() -> None:
+            requests = generated_requests(streams)
+            firsts = first_offsets(requests, await self.append(requests, now))
+            if first:
+                await self.gate.wait()
+            self.record.append("end")
+            loop.call_soon(self.record.append, "a turn later")  # before the writer's task wakes
+            if ended is not None:
+                ended()
+            result.set_result(firsts)
+
+        self.commits.append(loop.create_task(commit()))
+        return result
+
+
+async def test_the_next_batch_is_handed_over_when_the_backend_reports_the_end() -> None:
+    """Not a turn of the loop later, when the writer's task wakes with the result."""
+    storage = EndReportingStorage()
+    async with EventLog(storage, CONFIG) as log:
+        try:
+            first = asyncio.gather(*(log.append("s", i, type="t") for i in range(3)))
+            await storage.started.wait()
+            second = asyncio.gather(*(log.append("s", i, type="t") for i in range(3, 5)))
+            for _ in range(5):
+                await asyncio.sleep(0)
+        finally:
+            storage.gate.set()
+        assert await first == [0, 1, 2]
+        assert await second == [3, 4]
+        assert storage.record[:4] == ["start 3", "end", "start 2", "a turn later"]

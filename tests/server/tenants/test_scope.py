@@ -103,3 +103,13 @@ def test_a_tenants_endpoint_sees_its_events_by_the_tenants_names() -> None:
         ).body
     )
     assert message["content"] == "orders"
+
+
+def test_a_tenants_endpoint_sees_a_parked_copys_origin_by_the_tenants_names() -> None:
+    headers = {"parked-stream": "acme~orders", "parked-consumer": "acme~c1", "x": "acme~y"}
+    parked = msgspec.structs.replace(ACME_EVENT, stream="acme~c1.parked", headers=headers)
+    mine = Endpoint(id="acme~crm", url="https://example.com/hook", stream="acme~c1.parked")
+    shown = shown_to(mine, parked).headers
+    assert shown == {"parked-stream": "orders", "parked-consumer": "c1", "x": "acme~y"}
+    admins = Endpoint(id="crm", url="https://example.com/hook", stream="acme~c1.parked")
+    assert shown_to(admins, parked).headers == headers
