@@ -191,7 +191,13 @@ class Consumer:
             return await self._log.read(self.stream, self._position, max_events)
 
     async def commit(self, offset: int | None = None) -> None:
-        """Durably store ``offset`` (default: the current position) as committed."""
+        """Durably store ``offset`` (default: the current position) as committed.
+
+        Raises:
+            InvalidPosition: ``offset`` is negative or past the stream's head (the
+                head itself, caught up, is fine; a stream that does not exist has
+                head 0), as a seek past it is over HTTP.
+        """
         if offset is None:
             offset = await self._ensure_position()
         if not isinstance(offset, int) or offset < 0:

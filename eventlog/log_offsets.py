@@ -1,7 +1,9 @@
 """The committed-offset part of :class:`~eventlog.log.EventLog`: consumer positions.
 
 A mixin of ``EventLog``'s public methods. A consumer's committed offset (the
-next offset it reads) lives in the log's storage; :class:`~eventlog.consumer.Consumer`
+next offset it reads) lives in the log's storage, at most the stream's head
+(committing the head itself means caught up; past it is refused, as a seek
+past it is); :class:`~eventlog.consumer.Consumer`
 and the delivery engine's feeders store theirs here. A log in a database also
 commits one inside a held transaction with the caller's own writes
 (:mod:`eventlog.storage.transactions`, :mod:`eventlog.storage.held`).
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar
 
-from eventlog.errors import Unsupported
+from eventlog.errors import InvalidPosition, Unsupported
+from eventlog.heads import HeadWatcher
 from eventlog.model import ConsumerInfo
 from eventlog.storage.base import Storage
 from eventlog.storage.held import HeldSource
@@ -24,9 +27,22 @@ T = TypeVar("T")
 
 class _Log(Protocol):
     storage: Storage
+    heads: HeadWatcher
     _held: HeldSource
 
     def _check_open(self) -> None: ...
+
+    async def bounds(self, stream: str) -> tuple[int, int]: ...
+
+
+async def _within_head(log: _Log, stream: str, offset: int) -> None:
+    """Refuse an offset past the stream's head (the head itself is caught up)."""
+    known = log.heads.known_head(stream)  # heads only grow: no query when within it
+    if known is not None and offset <= known:
+        return
+    head = (await log.bounds(stream))[1]
+    if offset > head:
+        raise InvalidPosition(f"offset {offset} is beyond the head of {stream!r} ({head})")
 
 
 class OffsetMethods:
@@ -43,8 +59,14 @@ class OffsetMethods:
         return await self.storage.get_offset(consumer, stream)
 
     async def commit_offset(self: _Log, consumer: str, stream: str, offset: int) -> None:
-        """Durably store ``offset`` as the next offset ``consumer`` reads on ``stream``."""
+        """Durably store ``offset`` as the next offset ``consumer`` reads on ``stream``.
+
+        Raises:
+            InvalidPosition: ``offset`` is past the stream's head (a stream that
+                does not exist has head 0).
+        """
         self._check_open()
+        await _within_head(self, stream, offset)
         await self.storage.commit_offset(consumer, stream, offset)
 
     @property
@@ -60,6 +82,7 @@ class OffsetMethods:
 
         Raises:
             Unsupported: The backend has no database to share (memory).
+            InvalidPosition: ``offset`` is past the stream's head.
         """
         if not self._held.own_writes:
             raise Unsupported(
@@ -67,6 +90,7 @@ class OffsetMethods:
                 "transaction; use SQLite or PostgreSQL"
             )
         self._check_open()
+        await _within_head(self, stream, offset)
         async with self._held.transaction() as held:
             result = await body(OffsetTransaction(held))
             await held.set_offset(consumer, stream, offset)

@@ -8,7 +8,7 @@ sans-I/O state machine), :mod:`~consumers.delivery.pump` (what runs it) and
 """
 
 from consumers.delivery.engine import DeliveryEngine
-from consumers.delivery.kinds import OutgoingRequest, TargetKind
+from consumers.delivery.kinds import OutgoingRequest, TargetKind, TargetRefused
 from consumers.delivery.ledger import DeliveryConflict, LedgerStore
 from consumers.delivery.model import Attempt, Delivery, Endpoint, SecretEntry
 from consumers.delivery.replay import ReplayResult, UnknownOffset
@@ -35,6 +35,7 @@ __all__ = [
     "SecretEntry",
     "Sender",
     "TargetKind",
+    "TargetRefused",
     "UnknownOffset",
     "UnsafeTarget",
     "classify",

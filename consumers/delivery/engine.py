@@ -26,7 +26,7 @@ import msgspec
 from consumers.delivery.cluster import ClusterWatch, same_work
 from consumers.delivery.feeder import Feeder, new_delivery
 from consumers.delivery.history import KEEP_HISTORY, Pruner
-from consumers.delivery.kinds import AttemptHook, TargetKind, origin
+from consumers.delivery.kinds import AttemptHook, TargetKind, TargetRefused, origin
 from consumers.delivery.ledger import Enqueue, LedgerStore, act
 from consumers.delivery.machine import DeliveryMachine, Disable, SetHealth
 from consumers.delivery.model import Delivery, Endpoint, NewDelivery
@@ -143,6 +143,15 @@ class DeliveryEngine:
             logger.warning("endpoint %s: unknown kind %r, not started", endpoint.id, endpoint.kind)
         if not self._started or not endpoint.enabled or kind is None:
             return
+        if kind.check_stored is not None:
+            try:
+                kind.check_stored(endpoint)
+            except TargetRefused as exc:  # stored by an older version: say what to do
+                try:
+                    await self._disable(endpoint, str(exc))
+                except EventLogError as failed:  # not started all the same
+                    logger.warning("endpoint %s: not stored disabled: %s", endpoint.id, failed)
+                return
         unfinished = await self._parts.feeder.unfinished(endpoint.id)
         machine = DeliveryMachine(endpoint, unfinished=unfinished)
         self._pumps[endpoint.id] = pump = EndpointPump(machine, kind, self._parts)
@@ -171,22 +180,27 @@ class DeliveryEngine:
                     failing = msgspec.structs.replace(current, failing_since=action.failing_since)
                     await self.store.put_endpoint(failing)
                 elif isinstance(action, Disable) and current is not None and current.enabled:
-                    await self._say_disabled(endpoint, action.reason)
-                    disabled = msgspec.structs.replace(
-                        current, enabled=False, disabled_reason=action.reason, updated=self.clock()
-                    )
-                    await self.store.put_endpoint(disabled)
+                    await self._disable(current, action.reason)
                     await self._stop_pump(endpoint.id)
         except EventLogError as exc:  # the attempt is recorded all the same
             logger.warning("endpoint %s: could not update its health: %s", endpoint.id, exc)
 
-    async def _say_disabled(self, endpoint: Endpoint, reason: str) -> None:
+    async def _disable(self, endpoint: Endpoint, reason: str) -> None:
+        """Say that the stored ``endpoint`` is disabled for ``reason``, then store it so.
+
+        Raises:
+            EventLogError: The store failed (the system event may be said already).
+        """
         # Said before it is stored, so whoever sees the endpoint disabled finds the event.
         target = origin(endpoint.url)
         logger.warning("endpoint %s (%s) disabled: %s", endpoint.id, target, reason)
         data = {"endpoint": endpoint.id, "kind": endpoint.kind, "target": target, "reason": reason}
         with contextlib.suppress(EventLogError):
             await self.log.append(self.system_stream, data, type="delivery.endpoint.disabled")
+        disabled = msgspec.structs.replace(
+            endpoint, enabled=False, disabled_reason=reason, updated=self.clock()
+        )
+        await self.store.put_endpoint(disabled)
 
     async def put_endpoint(self, endpoint: Endpoint) -> None:
         """Store an endpoint (new or changed) and (re)start its pump.

@@ -11,9 +11,18 @@ import msgspec
 
 from consumers.delivery.model import Endpoint
 from consumers.delivery.retry import AttemptResult, Classification, classify
+from eventlog.errors import InvalidInput
 from eventlog.model import Event
 
-__all__ = ["SNIPPET_BYTES", "AttemptHook", "OutgoingRequest", "TargetKind", "origin", "redact"]
+__all__ = [
+    "SNIPPET_BYTES",
+    "AttemptHook",
+    "OutgoingRequest",
+    "TargetKind",
+    "TargetRefused",
+    "origin",
+    "redact",
+]
 
 SNIPPET_BYTES = 1024
 
@@ -24,6 +33,14 @@ class OutgoingRequest(msgspec.Struct, frozen=True, gc=False):
     body: bytes
     headers: dict[str, str]
     url: str | None = None
+
+
+class TargetRefused(InvalidInput):
+    """A stored endpoint whose settings this version refuses (an older one stored
+    them): no attempt can succeed. The message says what is wrong and what to do;
+    the engine disables the endpoint with it as ``disabled_reason``."""
+
+    code = "invalid_endpoint"
 
 
 def _default_classify(endpoint: Endpoint, result: AttemptResult, now: float) -> Classification:
@@ -41,12 +58,17 @@ class TargetKind:
         classify: ``(endpoint, result, now)`` → the verdict, e.g. ``rate_limited``
             with a wait for a Discord 429 (default: :func:`classify`).
         validate: Optional check of an endpoint (bad ``options``: ``InvalidInput``).
+        check_stored: Optional check of a stored endpoint before its pump starts
+            (at start-up, on a change by another process): :class:`TargetRefused`
+            disables it. ``format`` may raise it too: the attempt is recorded
+            with its message and the endpoint disabled.
     """
 
     name: str
     format: Callable[[Endpoint, Event, str, float], OutgoingRequest]
     classify: Callable[[Endpoint, AttemptResult, float], Classification] = _default_classify
     validate: Callable[[Endpoint], None] | None = None
+    check_stored: Callable[[Endpoint], None] | None = None
 
 
 AttemptHook = Callable[[Endpoint, Classification, AttemptResult, str], None]

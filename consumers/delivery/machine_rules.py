@@ -34,6 +34,7 @@ __all__ = [
     "due_first",
     "gone_result",
     "kind_failed",
+    "kind_refused",
     "outcome",
     "release",
     "select_claimable",
@@ -101,6 +102,15 @@ def kind_failed(
     reason = f"internal error in the {kind!r} target kind: {type(exc).__name__}"
     result = AttemptResult(None, {}, b"", "invalid", reason, duration)
     return result, Classification("retry", reason)
+
+
+def kind_refused(reason: str, duration: float) -> tuple[AttemptResult, Classification]:
+    """The result and verdict of an attempt whose target kind refused the endpoint's
+    stored settings (:class:`~consumers.delivery.kinds.TargetRefused`): no attempt
+    can succeed, so the endpoint is disabled with ``reason``."""
+    return AttemptResult(None, {}, b"", "invalid", reason, duration), Classification(
+        "disable", reason
+    )
 
 
 def outcome(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.delivery.feeder import Feeder
-from consumers.delivery.kinds import AttemptHook, TargetKind
+from consumers.delivery.kinds import AttemptHook, TargetKind, TargetRefused
 from consumers.delivery.ledger import Claimed, ClaimRequest
 from consumers.delivery.machine import (
     Action,
@@ -31,7 +31,7 @@ from consumers.delivery.machine import (
     Send,
     SetHealth,
 )
-from consumers.delivery.machine_rules import gone_result, kind_failed
+from consumers.delivery.machine_rules import gone_result, kind_failed, kind_refused
 from consumers.delivery.model import Delivery, Endpoint, Finished
 from consumers.delivery.recorder import Recorder
 from consumers.delivery.sender import Sender
@@ -210,6 +210,9 @@ class EndpointPump:
             self.machine.attempt_cancelled(delivery, parts.clock())
             self.changed()
             raise
+        except TargetRefused as exc:  # the endpoint's stored settings: it is disabled
+            now = parts.clock()
+            result, verdict = kind_refused(str(exc), now - started)
         except Exception as exc:  # a target kind's bug: a recorded, retried attempt
             logger.exception("endpoint %s: the %r target kind failed", ep.id, ep.kind)
             now = parts.clock()

@@ -37,6 +37,7 @@ __all__ = [
     "public_url",
     "send_apprise",
     "target_url",
+    "url_count",
 ]
 
 #: The engine's request URL for an Apprise target is this prefix + the Apprise URL.
@@ -111,6 +112,20 @@ def _one(url: str) -> Any:
     if len(client):  # it read more than one URL, all or some of them supported
         raise InvalidTarget("one Apprise URL per target (Apprise reads several here)")
     raise InvalidTarget(f"not a URL Apprise supports (scheme {urlsplit(url).scheme!r})")
+
+
+def url_count(url: str) -> int:
+    """How many URLs Apprise reads in ``url`` (it splits at commas and spaces): exact
+    when it supports them all (as every several-URL target an older version stored),
+    else the supported ones plus one.
+
+    Raises:
+        ValueError: The ``apprise`` extra is not installed.
+    """
+    with _quiet():
+        client = _apprise().Apprise()
+        whole = client.add(url)
+    return len(client) + (not whole)
 
 
 def apprise_host(url: str) -> tuple[str, int] | None:

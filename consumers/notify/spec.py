@@ -15,7 +15,7 @@ from typing import Any, Protocol, Self
 
 import msgspec
 
-from consumers.delivery.kinds import OutgoingRequest, TargetKind
+from consumers.delivery.kinds import OutgoingRequest, TargetKind, TargetRefused
 from consumers.delivery.model import Endpoint, Ordering
 from consumers.delivery.retry import AttemptResult, Classification
 from consumers.notify import apprise as apprise_kind
@@ -171,6 +171,35 @@ def _validate(ep: Endpoint) -> None:
     _validate_options(ep.kind, ep.options)
 
 
+def _check_stored(ep: Endpoint) -> None:
+    try:
+        _validate(ep)
+    except SpecError as exc:
+        raise _refused(ep, exc) from exc
+
+
+def _refused(ep: Endpoint, exc: ValueError) -> TargetRefused:
+    """Why a stored target cannot run in this version, and what the operator does."""
+    enable = "then `eventlog notifications enable <id>`"
+    url = ep.options.get("url")
+    try:
+        count = apprise_kind.url_count(url) if ep.kind == "apprise" and isinstance(url, str) else 0
+    except ValueError:  # no apprise extra: the message below says so
+        count = 0
+    if count > 1:
+        return TargetRefused(
+            f"this target holds {count} Apprise URLs, stored before a target was limited "
+            "to one (each attempt notifies only the URL the SSRF guard checked); split it: "
+            "keep one with `eventlog notifications update <id> --target URL`, add a target "
+            "for each other with `eventlog notifications create apprise URL` (same --stream "
+            f"and options), {enable}"
+        )
+    return TargetRefused(
+        f"this target's stored settings are refused: {exc}; change them with "
+        f"`eventlog notifications update <id>`, {enable}"
+    )
+
+
 def _classify(ep: Endpoint, result: AttemptResult, now: float) -> Classification:
     return _PLATFORMS[ep.kind].classify(result, now)
 
@@ -185,7 +214,10 @@ def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
 
     def format_message(ep: Endpoint, event: Event, delivery_id: str, now: float) -> OutgoingRequest:
         platform = _PLATFORMS[ep.kind]
-        opts = platform.parse_options(ep.options)
+        try:
+            opts = platform.parse_options(ep.options)
+        except ValueError as exc:  # stored by an older version (else validated)
+            raise _refused(ep, exc) from exc
         event = shown_to(ep, event)
         url = platform.target_url(opts, ep.url)
         if sender is not None:
@@ -193,7 +225,10 @@ def notify_kinds(sender: PacingSender | None = None) -> dict[str, TargetKind]:
         message = platform.build_message(opts, event, event_context(event))
         return OutgoingRequest(_encoder.encode(message), dict(_JSON), url)
 
-    return {kind: TargetKind(kind, format_message, _classify, _validate) for kind in KINDS}
+    return {
+        kind: TargetKind(kind, format_message, _classify, _validate, _check_stored)
+        for kind in KINDS
+    }
 
 
 def notify_setup(*, allow_private: bool = False) -> NotifySetup:

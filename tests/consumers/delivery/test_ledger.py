@@ -23,7 +23,7 @@ from consumers.delivery.ledger import (
 from consumers.delivery.model import Attempt, Endpoint, Finished, NewDelivery, new_delivery_id
 from consumers.delivery.sqlite_ledger import MemoryLedger, SQLiteLedger
 from consumers.delivery.stores import ledger_for, register_ledger
-from eventlog import EventLog, StorageError
+from eventlog import EventLog, NewEvent, StorageError
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.sqlite import SQLiteStorage
@@ -34,7 +34,9 @@ NOW = 1_700_000_000.0
 
 @pytest.fixture
 async def ledger(any_log: EventLog) -> tuple[LedgerStore, EventLog]:
-    """The ledger that goes with each backend's log, opened."""
+    """The ledger that goes with each backend's log, opened, over a stream ``events``
+    holding the offsets the rows name (a consumer advances at most to its head)."""
+    await any_log.append_batch("events", [NewEvent(type="t", data=o) for o in range(5)])
     store = ledger_for(any_log)
     await store.open()
     return store, any_log

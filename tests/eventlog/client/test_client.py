@@ -204,3 +204,19 @@ async def test_a_remote_consumer_cannot_transact_and_says_why(client: AsyncClien
     assert not consumer.can_transact
     with pytest.raises(Unsupported, match="remote log"):
         await consumer.transact(lambda tx: asyncio.sleep(0))
+
+
+async def test_a_remote_commit_past_the_head_is_refused_as_an_embedded_one(
+    client: AsyncClient, tmp_path: Path
+) -> None:
+    await client.append_batch("s", [NewEvent(type="t", data=i) for i in range(3)])
+    consumer = client.consumer("c", "s")
+    with pytest.raises(InvalidPosition) as remote:
+        await consumer.commit(4)
+    async with EventLog.open(tmp_path / "embedded.db") as log:
+        await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(3)])
+        with pytest.raises(InvalidPosition) as embedded:
+            await log.consumer("c", "s").commit(4)
+    assert str(remote.value) == str(embedded.value) == "offset 4 is beyond the head of 's' (3)"
+    await consumer.commit(3)  # caught up
+    assert await client.committed_offset("c", "s") == 3

@@ -25,6 +25,7 @@ from eventlog import (
     StreamNotFound,
     Time,
 )
+from eventlog.storage.transactions import OffsetTransaction
 from tests.support import scaled, wait_until
 
 
@@ -203,10 +204,50 @@ async def test_bounds_are_the_retained_offsets_and_zero_for_a_missing_stream(
 
 async def test_committed_offsets_are_stored_per_consumer_and_stream(log: EventLog) -> None:
     assert await log.committed_offset("c", "s") is None
+    await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(7)])
     await log.commit_offset("c", "s", 7)
     await log.commit_offset("d", "s", 2)
     assert await log.committed_offset("c", "s") == 7
     assert [(c.name, c.offset) for c in await log.consumers()] == [("c", 7), ("d", 2)]
+
+
+async def test_a_commit_past_the_head_is_refused_and_the_head_itself_is_caught_up(
+    log: EventLog,
+) -> None:
+    with pytest.raises(InvalidPosition, match=r"^offset 3 is beyond the head of 'nowhere' \(0\)$"):
+        await log.consumer("c", "nowhere").commit(3)
+    assert await log.committed_offset("c", "nowhere") is None
+    at_end = log.consumer("c", "nowhere", start=END)  # created at the end of an empty stream
+    await at_end.commit()
+    assert (at_end.committed, await log.committed_offset("c", "nowhere")) == (0, 0)
+    await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(3)])
+    with pytest.raises(InvalidPosition, match=r"^offset 4 is beyond the head of 's' \(3\)$"):
+        await log.commit_offset("c", "s", 4)
+    assert await log.committed_offset("c", "s") is None
+    consumer = log.consumer("c", "s")
+    assert len(await consumer.poll(10)) == 3
+    await consumer.commit()  # caught up: the head itself
+    assert await log.committed_offset("c", "s") == 3
+    with pytest.raises(InvalidPosition):
+        await consumer.commit(5)
+    assert consumer.committed == 3
+
+
+async def test_a_transactional_commit_past_the_head_is_refused_before_the_body_runs(
+    log: EventLog,
+) -> None:
+    if not log.can_transact:
+        pytest.skip("the memory backend has no database to share")
+    ran: list[OffsetTransaction] = []
+
+    async def body(tx: OffsetTransaction) -> None:
+        ran.append(tx)
+
+    with pytest.raises(InvalidPosition, match="beyond the head"):
+        await log.consumer("c", "s").transact(body, offset=1)
+    assert (ran, await log.committed_offset("c", "s")) == ([], None)
+    await log.consumer("c", "s").transact(body, offset=0)
+    assert (len(ran), await log.committed_offset("c", "s")) == (1, 0)
 
 
 async def test_leases_are_exclusive_until_released(log: EventLog) -> None:

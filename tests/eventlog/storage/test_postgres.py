@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from eventlog import EventLog
+from eventlog import EventLog, InvalidPosition, NewEvent
 from eventlog.errors import CorruptDatabase, LogClosed, SchemaTooNew, StorageError
 from eventlog.storage.base import Appended, AppendRequest, PendingEvent, Storage
 from eventlog.storage.leases import Leases
@@ -282,3 +282,16 @@ async def test_log_carries_on_after_a_postgresql_restart(own_cluster: PgCluster)
         await wait_until(lambda: reader.heads.parked("s") > 0, what="the waiter parked")
         await writer.append("s", 2, type="t")
         assert await asyncio.wait_for(waiter, scaled(5)) is True
+
+
+async def test_a_commit_checks_the_head_another_process_appended(
+    two_logs: tuple[EventLog, EventLog],
+) -> None:
+    a, b = two_logs
+    assert b.known_head("s") is None  # b never saw the stream: the head comes from storage
+    await a.append_batch("s", [NewEvent(type="t", data=i) for i in range(3)])
+    await b.commit_offset("c", "s", 3)  # a's appends count: caught up, not past the head
+    assert await a.committed_offset("c", "s") == 3
+    with pytest.raises(InvalidPosition, match=r"offset 4 is beyond the head of 's' \(3\)"):
+        await b.commit_offset("c", "s", 4)
+    assert await b.committed_offset("c", "s") == 3
