@@ -9,6 +9,7 @@ the embedded log's types (:class:`~eventlog.Event`, :class:`~eventlog.StreamInfo
 from eventlog.client.aio import DEFAULT_URL, AsyncClient
 from eventlog.client.shared import Claim, Claims, SharedConsumerInfo
 from eventlog.client.sync import Client, SyncClaim
+from eventlog.client.sync_consumer import SyncConsumer
 
 __all__ = [
     "DEFAULT_URL",
@@ -18,4 +19,5 @@ __all__ = [
     "Client",
     "SharedConsumerInfo",
     "SyncClaim",
+    "SyncConsumer",
 ]

@@ -28,7 +28,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from eventlog.backoff import Backoff
 from eventlog.client.transport import RETRY_STATUSES
 from eventlog.client.wire import error_from, tls_error
-from eventlog.errors import EventLogError, InvalidPosition, OffsetOutOfRange, Unavailable
+from eventlog.errors import (
+    EventLogError,
+    InvalidPosition,
+    LogClosed,
+    OffsetOutOfRange,
+    Unavailable,
+)
 from eventlog.model import Event, validate_stream_name
 
 if TYPE_CHECKING:
@@ -76,6 +82,8 @@ async def follow(
             retention (it does not skip them silently).
     """
     validate_stream_name(stream)
+    if client.closed:
+        raise LogClosed("the client is closed")
     if isinstance(start, int):
         if start < 0:
             raise InvalidPosition("start must be a non-negative offset, 'beginning' or 'end'")

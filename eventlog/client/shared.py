@@ -281,6 +281,8 @@ class Claims:
                     self.consumer, worker=self.worker, max=self.max, wait=self.wait
                 )
             except Unavailable as exc:
+                if not wire.worth_retrying(exc):
+                    raise
                 self._failures += 1
                 if self._failures == 1:
                     logger.warning("claims for %s: %s; asking again", self.consumer, exc)

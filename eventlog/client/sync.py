@@ -24,8 +24,18 @@ from typing import Any, TypeVar, overload
 from eventlog.client.aio import DEFAULT_URL, AsyncClient
 from eventlog.client.schedules import RemoteSchedules
 from eventlog.client.shared import Claim, SharedConsumerInfo
+from eventlog.client.sync_consumer import SyncConsumer
 from eventlog.closing import Closing
-from eventlog.model import ConsumerInfo, Event, NewEvent, Retention, StreamInfo
+from eventlog.consumer import ResetPolicy
+from eventlog.model import (
+    BEGINNING,
+    ConsumerInfo,
+    Event,
+    NewEvent,
+    Position,
+    Retention,
+    StreamInfo,
+)
 from eventlog.schedule import Scheduled, ScheduledEvent, SchedulePage
 from eventlog.storage.base import Appended
 
@@ -330,6 +340,23 @@ class Client(Closing):
     def consumer_detail(self, name: str) -> dict[str, Any]:
         """One consumer as ``GET /api/consumers/{name}`` describes it."""
         return self._call(self.aio.consumer_detail(name))
+
+    def offset_at_time(self, stream: str, time: datetime) -> int:
+        """The offset of the first event appended at or after ``time``."""
+        return self._call(self.aio.offset_at_time(stream, time))
+
+    def consumer(
+        self,
+        name: str,
+        stream: str,
+        *,
+        start: Position = BEGINNING,
+        reset: ResetPolicy = "earliest",
+    ) -> SyncConsumer:
+        """The embedded log's consumer with blocking methods, its committed offset
+        in the server (see :meth:`AsyncClient.consumer`)."""
+        cursor = self.aio.consumer(name, stream, start=start, reset=reset)
+        return SyncConsumer(cursor, self._portal)
 
     def committed_offset(self, consumer: str, stream: str) -> int | None:
         """The offset ``consumer`` committed on ``stream``, or None."""

@@ -26,7 +26,7 @@ import aiohttp
 
 from eventlog.backoff import Backoff
 from eventlog.client.wire import error_from, tls_error, transport_error
-from eventlog.errors import EventLogError
+from eventlog.errors import EventLogError, LogClosed
 
 __all__ = ["DEFAULT_RETRY", "RETRY_STATUSES", "Transport"]
 
@@ -70,9 +70,16 @@ class Transport:
         self.retry_for = retry_for
         self.ssl = ssl
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def session(self) -> aiohttp.ClientSession:
-        """The session, created on first use (in the running event loop)."""
+        """The session, created on first use (in the running event loop).
+
+        Raises:
+            LogClosed: After :meth:`aclose`, as a closed log's methods do.
+        """
+        if self._closed:
+            raise LogClosed("the client is closed")
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers=self.headers,
@@ -84,7 +91,8 @@ class Transport:
         return self._session
 
     async def aclose(self) -> None:
-        """Close the session and its connections."""
+        """Close the session and its connections; later requests raise :class:`LogClosed`."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -26,13 +26,16 @@ __all__ = [
     "BAD_ANSWER",
     "ERROR_CLASSES",
     "STATUS_CLASSES",
+    "TLS_FAILED",
     "AppendAnswer",
     "Page",
     "StreamList",
     "answer",
     "append_body",
     "error_from",
+    "tls_error",
     "transport_error",
+    "worth_retrying",
 ]
 
 #: Every code of :mod:`eventlog.errors`, to the class the embedded log raises for it.
@@ -169,6 +172,15 @@ def transport_error(url: str, exc: BaseException, *, timed_out: bool = False) ->
     return e.Unavailable(f"cannot reach the server at {url}: {detail}", code="unreachable")
 
 
+#: The code of :func:`tls_error`.
+TLS_FAILED = "tls_failed"
+
+
+def worth_retrying(error: e.Unavailable) -> bool:
+    """Whether asking again may help: not for a closed client or an untrusted certificate."""
+    return not isinstance(error, e.LogClosed) and error.code != TLS_FAILED
+
+
 def tls_error(url: str, exc: BaseException) -> e.Unavailable:
     """The :class:`~eventlog.errors.Unavailable` (code ``tls_failed``) for a server
     certificate the client does not trust: raised at once, a retry cannot fix it."""
@@ -176,7 +188,7 @@ def tls_error(url: str, exc: BaseException) -> e.Unavailable:
         f"the server at {url} has a certificate this client does not trust: {exc}"
         " (to trust a private authority: SSL_CERT_FILE=<its PEM file>,"
         " or AsyncClient(..., ssl=<an ssl.SSLContext>))",
-        code="tls_failed",
+        code=TLS_FAILED,
     )
 
 

@@ -16,6 +16,7 @@ from eventlog import (
     ExpectedOffsetMismatch,
     InvalidPosition,
     InvalidStreamName,
+    LogClosed,
     NewEvent,
     StreamNotFound,
 )
@@ -220,3 +221,22 @@ async def test_a_remote_commit_past_the_head_is_refused_as_an_embedded_one(
     assert str(remote.value) == str(embedded.value) == "offset 4 is beyond the head of 's' (3)"
     await consumer.commit(3)  # caught up
     assert await client.committed_offset("c", "s") == 3
+
+
+async def test_a_closed_client_raises_log_closed_as_a_closed_log_does(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    remote = AsyncClient(server.url)
+    assert await remote.append("s", {}, type="t") == 0
+    await remote.close()
+    async with EventLog.open(tmp_path / "closed.db") as embedded:
+        pass
+    for log in (embedded, remote):
+        with pytest.raises(LogClosed):
+            await log.append("s", {}, type="t")
+        with pytest.raises(LogClosed):
+            await log.read("s", 0)
+    with pytest.raises(LogClosed):
+        await anext(aiter(remote.follow("s", start=0)))
+    with pytest.raises(LogClosed):  # not asked again and again as if the server were away
+        await asyncio.wait_for(anext(aiter(remote.claims("c", worker="w"))), 10)

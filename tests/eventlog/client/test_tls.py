@@ -3,6 +3,7 @@ certificate raised at once (a retry cannot fix it), over HTTP and the firehose."
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import Iterator
@@ -73,3 +74,6 @@ async def test_an_untrusted_certificate_is_raised_at_once_not_retried(
             await anext(aiter(log.follow("tls", start=0)))
         assert caught.value.code == "tls_failed"
         assert time.monotonic() - started < scaled(5), "reconnected as if the server were down"
+        with pytest.raises(Unavailable) as caught:
+            await asyncio.wait_for(anext(aiter(log.claims("c", worker="w"))), scaled(5))
+        assert caught.value.code == "tls_failed"
