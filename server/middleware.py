@@ -208,7 +208,7 @@ class RequestMiddleware:
             await response(scope, receive, send_wrapper)
         finally:
             status = status or 500  # the app failed before answering: a 500 went out
-            elapsed = time.perf_counter() - started
+            ended = time.perf_counter()
             label = self._route(scope)
             method = scope["method"]
             self.metrics.http_requests.inc((method, label, str(status)))
@@ -221,9 +221,10 @@ class RequestMiddleware:
                         path=scope["path"],
                         route=label,
                         status=status,
-                        ms=round(elapsed * 1000, 2),
+                        ms=(ended - started) * 1000,
                         cid=cid,
                         client=f"{client[0]}:{client[1]}" if client else "-",
+                        at=ended,
                     )
                 )
 

@@ -14,7 +14,7 @@ import pytest
 from consumers import Backoff, ConsumerManager
 from eventlog import Event, EventLog, NewEvent, OffsetTransaction, Unsupported
 from tests import forked
-from tests.pg import PgCluster
+from tests.consumers.conftest import durable_target
 from tests.support import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,11 +68,7 @@ async def projected(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, events: int
 ) -> str:
     """A log on ``backend`` with the projection table and ``events`` events; its target."""
-    if backend == "sqlite":
-        target = str(tmp_path / "e.db")
-    else:
-        cluster: PgCluster = request.getfixturevalue("pg_cluster")
-        target = await cluster.create_database()
+    target = await durable_target(backend, tmp_path, request)
     async with EventLog.open(target) as log:
         await create_projection(log, target)
         await log.append_batch("s", [NewEvent(type="t", data=i) for i in range(events)])

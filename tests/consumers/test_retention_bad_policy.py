@@ -1,18 +1,28 @@
-"""A stored policy the API would refuse (written by an older version) skips that stream only."""
+"""A stored policy the API would refuse (written by an older version) skips that stream only.
+
+On each persistent backend: a real SQLite file, and a database of the tests' own
+PostgreSQL, with the bad values written by raw SQL as each backend's columns can
+hold them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from eventlog import EventLog, NewEvent, Retention
 from eventlog.retention import run_retention
+from eventlog.storage.postgres import PostgresStorage
+from tests.consumers.conftest import DURABLE, durable_target
 from tests.serverproc import ServerProcess
 from tests.support import TIMEOUT_SCALE
 
@@ -26,6 +36,23 @@ BAD = [
     ("max_bytes", "lots"),
     ("max_hold", -1.0),
 ]
+# PostgreSQL's columns are typed (seconds double precision, counts bigint): no float
+# count and no text, but NaN, which SQLite stores as NULL.
+PG_BAD = [
+    ("max_age", 1e300),
+    ("max_age", float("inf")),
+    ("max_age", float("nan")),
+    ("max_count", 0),
+    ("max_bytes", -1),
+    ("max_hold", -1.0),
+]
+CASES = [
+    *(pytest.param("sqlite", c, v, id=f"sqlite-{c}-{v}") for c, v in BAD),
+    *(pytest.param("postgres", c, v, id=f"postgres-{c}-{v}") for c, v in PG_BAD),
+]
+#: The values that once made GET /api/streams/{stream} answer 500 (SQLite), and
+#: PostgreSQL's out-of-range seconds and zero count.
+GET_CASES = [CASES[i] for i in (0, 1, 2, 4)] + CASES[len(BAD) : len(BAD) + 4]
 
 
 async def _fill(log: EventLog, n: int = 10) -> None:
@@ -35,25 +62,41 @@ async def _fill(log: EventLog, n: int = 10) -> None:
     await log.set_retention("a-bad", Retention(max_count=3))
 
 
-async def _file_with_bad_policy(db: Path, column: str, value: object) -> None:
-    async with EventLog.open(db, retention_interval=0) as log:
+async def _store_bad_policy(target: str, column: str, value: object) -> None:
+    """A log at ``target`` whose stream ``a-bad`` holds ``column = value``, by raw SQL."""
+    async with EventLog.open(target, retention_interval=0) as log:
         await _fill(log)
-    with sqlite3.connect(db) as conn:
-        conn.execute(f"UPDATE streams SET {column} = ? WHERE name = 'a-bad'", (value,))
-    conn.close()
+    if target.startswith("postgresql://"):
+        schema = PostgresStorage(target).schema
+        conn = await asyncpg.connect(target)
+        try:
+            await conn.execute(
+                f"UPDATE {schema}.streams SET {column} = $1 WHERE name = 'a-bad'", value
+            )
+        finally:
+            await conn.close()
+    else:
+        with sqlite3.connect(target) as db:
+            db.execute(f"UPDATE streams SET {column} = ? WHERE name = 'a-bad'", (value,))
+        db.close()
 
 
 def _skips(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if "skipping stream a-bad" in r.getMessage()]
 
 
-@pytest.mark.parametrize(("column", "value"), BAD)
+@pytest.mark.parametrize(("backend", "column", "value"), CASES)
 async def test_a_bad_stored_policy_is_skipped_with_a_warning_and_the_others_trimmed(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, column: str, value: object
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+    column: str,
+    value: object,
 ) -> None:
-    db = tmp_path / "e.db"
-    await _file_with_bad_policy(db, column, value)
-    async with EventLog.open(db, retention_interval=0) as log:
+    target = await durable_target(backend, tmp_path, request)
+    await _store_bad_policy(target, column, value)
+    async with EventLog.open(target, retention_interval=0) as log:
         for _ in range(2):
             caplog.clear()
             with caplog.at_level(logging.WARNING, logger="eventlog"):
@@ -69,10 +112,12 @@ async def test_a_bad_stored_policy_is_skipped_with_a_warning_and_the_others_trim
         assert (plan.cutoff, plan.holds) == (0, [])
 
 
+@pytest.mark.parametrize("backend", DURABLE)
 async def test_the_periodic_task_keeps_trimming_past_a_bad_policy(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with EventLog.open(tmp_path / "e.db", retention_interval=0.05) as log:
+    target = await durable_target(backend, tmp_path, request)
+    async with EventLog.open(target, retention_interval=0.05) as log:
         with caplog.at_level(logging.WARNING, logger="eventlog"):
             await _fill(log)
             # The storage-level call skips EventLog.set_retention's check, as old versions did.
@@ -117,14 +162,15 @@ async def test_the_retention_loop_survives_a_pass_that_raises_anything(
     assert len(passes) >= 2
 
 
-@pytest.mark.parametrize(("column", "value"), [BAD[0], BAD[1], BAD[2], BAD[4]])
+@pytest.mark.parametrize(("backend", "column", "value"), GET_CASES)
 def test_get_of_a_stream_with_a_bad_stored_policy_answers(
-    tmp_path: Path, column: str, value: object
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, column: str, value: Any
 ) -> None:
-    db = tmp_path / "e.db"
-    asyncio.run(_file_with_bad_policy(db, column, value))
-    shown = None if value == float("inf") else value  # JSON has no infinity
-    with ServerProcess.start(db=db) as server:
+    target = asyncio.run(durable_target(backend, tmp_path, request))
+    asyncio.run(_store_bad_policy(target, column, value))
+    number = isinstance(value, float)
+    shown = None if number and not math.isfinite(value) else value  # JSON has no inf, NaN
+    with ServerProcess.start(db=target) as server:
         detail = httpx.get(f"{server.url}/api/streams/a-bad")
         assert detail.status_code == 200, detail.text
         assert detail.json()["retention"][column] == shown
@@ -133,3 +179,13 @@ def test_get_of_a_stream_with_a_bad_stored_policy_answers(
         assert policy.status_code == 200, policy.text
         assert policy.json() == detail.json()["retention"]
         assert httpx.get(f"{server.url}/metrics").status_code == 200
+        listed = httpx.get(f"{server.url}/api/streams")
+        assert listed.status_code == 200, listed.text
+        (bad,) = [s for s in listed.json()["streams"] if s["name"] == "a-bad"]
+        assert bad["retention"] == detail.json()["retention"]
+        # The fix: a valid policy replaces it, and the stream is planned again.
+        fixed = httpx.put(f"{server.url}/api/streams/a-bad/retention", json={"max_count": 3})
+        assert fixed.status_code == 200, fixed.text
+        again = httpx.get(f"{server.url}/api/streams/a-bad").json()
+        assert again["retention"]["max_count"] == 3
+        assert again["retention"][column] == (3 if column == "max_count" else None)

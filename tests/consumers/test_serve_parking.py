@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pg import PgCluster
+from tests.consumers.conftest import durable_target
 from tests.server.cli.conftest import eventlog
 from tests.serverproc import ServerProcess
 from tests.support import scaled
@@ -43,11 +43,7 @@ def read_all(http: httpx.Client, stream: str) -> list[int]:
 def test_declared_consumer_parks_a_poison_event_in_10000_and_replays_it(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "sqlite":
-        db = str(tmp_path / "e.db")
-    else:
-        cluster: PgCluster = request.getfixturevalue("pg_cluster")
-        db = asyncio.run(cluster.create_database())
+    db = asyncio.run(durable_target(backend, tmp_path, request))
     fixed = tmp_path / "fixed"
     config = tmp_path / "eventlog.toml"
     config.write_text(CONFIG.format(fixed=fixed))

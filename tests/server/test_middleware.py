@@ -3,6 +3,8 @@ log, body deadlines."""
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 
 from server.access_log import format_line
@@ -51,6 +53,22 @@ def test_access_line_matches_format_line_in_both_formats() -> None:
             assert time_part.startswith("time=")
             assert rest == format_line(fields, "kv")
             assert 'path="/api/streams/a b/events"' in rest
+
+
+def test_access_line_stamps_the_wall_clock_second_from_a_perf_counter_reading() -> None:
+    from server.access_log import access_line
+
+    def second(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    before = time.time()
+    line = access_line(
+        "kv", method="GET", path="/healthz", route="/healthz", status=200, ms=0.5,
+        cid="c", client="-", at=time.perf_counter(),
+    )  # fmt: skip
+    after = time.time()
+    assert line.split(" ", 1)[0].removeprefix("time=") in {second(before), second(after)}
+    assert " ms=0.50 " in line
 
 
 async def test_buffered_line_writer_writes_lines_together_after_its_interval() -> None:

@@ -138,6 +138,9 @@ def test_past_deliver_at_appends_now(client: httpx.Client) -> None:
         ({"deliver_at": "2026-13-06T14:00:00Z"}, "invalid_parameter"),
         ({"delay": "-1"}, "invalid_parameter"),
         ({"delay": "nan"}, "invalid_parameter"),
+        ({"delay": "1_0"}, "invalid_parameter"),
+        ({"delay": " 10"}, "invalid_parameter"),
+        ({"delay": "infinity"}, "invalid_parameter"),
         ({"delay": "1", "deliver_at": "2026-12-06T14:00:00Z"}, "invalid_parameter"),
         ({"delay": "90000"}, "invalid_schedule"),  # beyond the one-day horizon
         ({"deliver_at": "2999-01-01T00:00:00Z"}, "invalid_schedule"),
@@ -166,7 +169,8 @@ def test_bad_due_time_messages_say_what_is_accepted(client: httpx.Client) -> Non
 
 
 def test_bad_listing_parameters_are_400s(client: httpx.Client) -> None:
-    for params in ({"after": "nope"}, {"limit": "0"}, {"until": "soon"}, {"stream": "no/pe"}):
+    bad = ({"after": "nope"}, {"limit": "0"}, {"until": "soon"}, {"stream": "no/pe"}, {"type": ""})
+    for params in bad:
         answer = client.get("/api/schedules", params=params)
         assert answer.status_code == 400, params
         assert answer.json()["error"]["code"]

@@ -164,8 +164,9 @@ def test_a_done_whose_parent_becomes_a_symlink_outside_is_not_created(site: Site
         assert message.startswith(f"SourceError: done {str(archive / 'done')!r}"), message
         assert "outside the directories" in message
         assert "done" not in os.listdir(site.outside)
+        # Not moved. (A pass that began before the swap may have appended it: it
+        # lies inside; only the move into done is refused.)
         assert os.listdir(drop) == ["a.json"]
-        assert _events(client, "drop") == []
         assert client.delete("/api/sources/drop").status_code == 204
 
 
