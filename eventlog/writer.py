@@ -104,6 +104,9 @@ class GroupCommitWriter:
         self._clock = clock
         self._queue: deque[WriteBatch] = deque()
         self._writing: dict[asyncio.Task[None], WriteBatch] = {}
+        #: Tasks whose transaction ended (its slot released by :meth:`_ended`)
+        #: but whose producers are not settled yet: :meth:`close` waits for them.
+        self._settling: set[asyncio.Task[None]] = set()
         #: Moving average of the seconds a transaction takes when it runs alone.
         self.commit_seconds = 0.0
         self._last_end = 0.0
@@ -232,7 +235,10 @@ class GroupCommitWriter:
             task = self._loop.create_task(self._write(batch, self._submit(batch), started))
             self._writing[task] = batch
             task.add_done_callback(self._written)
-        if not queue and not self._writing and not self._kick_pending:
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._queue and not self._writing and not self._settling and not self._kick_pending:
             self._idle.set()
 
     def _submit(self, batch: WriteBatch) -> Awaitable[Any]:
@@ -304,6 +310,7 @@ class GroupCommitWriter:
             task = next((t for t, in_hand in self._writing.items() if in_hand is batch), None)
             if task is not None:
                 del self._writing[task]
+                self._settling.add(task)
                 self._release(batch)
 
     def _next_gathers(self) -> bool:
@@ -324,8 +331,11 @@ class GroupCommitWriter:
 
     def _written(self, task: asyncio.Task[None]) -> None:
         batch = self._writing.pop(task, None)
+        if task in self._settling:
+            self._settling.discard(task)
+            self._check_idle()
         if not task.cancelled() and task.exception() is None:
-            if batch is not None:  # else released by _write once it committed
+            if batch is not None:  # else released by _write or _ended once it committed
                 self._release(batch)
             return
         if batch is None:  # failed while settling, its slot already released
@@ -353,11 +363,10 @@ class GroupCommitWriter:
             self._queued_bytes -= dropped.nbytes
         self.full = False
         self._room.set()
-        if not self._writing:
-            self._idle.set()
+        self._check_idle()
 
     async def close(self) -> None:
-        """Stop accepting, write everything already queued, then return."""
+        """Stop accepting, write everything already queued and answer its producers, then return."""
         self._closing = True
         self.full = False
         self._room.set()

@@ -14,6 +14,7 @@ from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.memory import MemoryStorage
 from eventlog.storage.planner import first_offsets, generated_requests
+from eventlog.writer import GroupCommitWriter
 
 CONFIG = LogConfig(retention_interval=0, recheck_interval=None)
 
@@ -261,6 +262,7 @@ class EndReportingStorage(MemoryStorage):
             firsts = first_offsets(requests, await self.append(requests, now))
             if first:
                 await self.gate.wait()
+            await asyncio.sleep(0)  # as a thread's would, the result comes after the awaiter waits
             self.record.append("end")
             loop.call_soon(self.record.append, "a turn later")  # before the writer's task wakes
             if ended is not None:
@@ -286,3 +288,25 @@ async def test_the_next_batch_is_handed_over_when_the_backend_reports_the_end() 
         assert await first == [0, 1, 2]
         assert await second == [3, 4]
         assert storage.record[:4] == ["start 3", "end", "start 2", "a turn later"]
+
+
+async def test_close_returns_once_the_last_transactions_producers_are_answered() -> None:
+    """The backend reports the end before the result: a close that returned then
+    would leave the last batch's producers (and its heads) unsettled behind it."""
+    storage = EndReportingStorage()
+    storage.gate.set()
+    await storage.open()
+    heads: list[tuple[str, int]] = []
+    writer = GroupCommitWriter(storage, lambda stream, head: heads.append((stream, head)))
+    writer.start()
+    event = PendingEvent(id="e", id_given=False, type="t", key=None, headers={}, data=b"1")
+    first = [writer.enqueue_one("s", event) for _ in range(3)]
+    await storage.started.wait()
+    second = [writer.enqueue_one("s", event) for _ in range(2)]  # gathers behind the first
+    await writer.close()
+    try:
+        assert [f.done() for f in first + second] == [True] * 5
+        assert [f.result() for f in first + second] == [0, 1, 2, 3, 4]
+        assert heads == [("s", 3), ("s", 5)]
+    finally:
+        await storage.close()
