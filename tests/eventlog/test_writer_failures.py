@@ -109,3 +109,21 @@ async def test_producers_that_give_up_leave_the_pipeline_whole(tmp_path: Path) -
     acks.append((-1, 1, "chaos-a", [last]))  # the log went on, at the right place
     stored = await check_stored(db, STREAMS, acks)
     assert stored >= sum(len(offsets) for *_, offsets in acks)
+
+
+async def test_offsets_follow_queue_order_when_a_general_batch_precedes_a_cohort(
+    tmp_path: Path,
+) -> None:
+    """A batch with ids (the general path: handed to SQLite at its task's first
+    step) queued before a cohort of generated ids (handed over when dispatched)
+    is written first, and an append expecting the head it was queued at gets it."""
+    config = LogConfig(retention_interval=0, recheck_interval=None, writer_batch_events=64)
+    async with EventLog.open(tmp_path / "order.db", config=config) as log:
+        expecting = asyncio.ensure_future(log.append("s", -1, type="t", expected_offset=0))
+        with_ids = [
+            asyncio.ensure_future(log.append("s", i, type="t", id=f"id-{i}")) for i in range(63)
+        ]
+        cohort = [asyncio.ensure_future(log.append("s", i, type="t")) for i in range(64)]
+        assert await asyncio.wait_for(expecting, scaled(10)) == 0
+        assert await asyncio.gather(*with_ids) == list(range(1, 64))
+        assert await asyncio.gather(*cohort) == list(range(64, 128))
