@@ -53,10 +53,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         api_base=_BASE,
     )
     targets.add_delivery_actions(
-        sub, conn, names=("deliveries", "delivery", "retry", "skip"), api_base=_BASE
+        sub, conn, names=("deliveries", "delivery", "retry", "skip"), api_base=_BASE, noun="target"
     )
     p = sub.add_parser("replay", parents=[conn], help="notify a range of the log again")
-    targets.add_replay_options(p, api_base=_BASE)
+    targets.add_replay_options(p, api_base=_BASE, noun="target")
 
 
 def _option_value(text: str) -> Any:

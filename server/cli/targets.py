@@ -85,13 +85,22 @@ def add_delivery_options(p: argparse.ArgumentParser, *, create: bool, what: str)
         'a JSON object, e.g. \'{"schedule": [1, 10, 60], "jitter": 0}\'',
     )  # fmt: skip
     p.add_argument("--max-attempts", type=int, help="attempts in all, the first included")
-    p.add_argument("--ordering", choices=["concurrent", "ordered", "per-key"])
+    p.add_argument(
+        "--ordering", choices=["concurrent", "ordered", "per-key"],
+        help="concurrent (any order), ordered (one at a time, in log order) or per-key",
+    )  # fmt: skip
     p.add_argument("--rate-limit", type=float, help="attempts per second at most")
     p.add_argument("--disable-after", type=float, help="seconds of failure before auto-disable")
-    p.add_argument("--description")
+    p.add_argument("--description", help="free text")
     replay = p.add_mutually_exclusive_group()
-    replay.add_argument("--no-replay", dest="allow_replay", action="store_false", default=None)
-    replay.add_argument("--allow-replay", dest="allow_replay", action="store_true")
+    replay.add_argument(
+        "--no-replay", dest="allow_replay", action="store_false", default=None,
+        help="refuse replay and retry (403)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--allow-replay", dest="allow_replay", action="store_true",
+        help="allow replay and retry (the default)",
+    )  # fmt: skip
     if create:
         p.add_argument("--id", help=f"{what} id (generated when omitted)")
         p.add_argument(
@@ -129,6 +138,10 @@ def delivery_fields(args: argparse.Namespace, *, create: bool) -> dict[str, Any]
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _a(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
 def add_crud_actions(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
     conn: argparse.ArgumentParser,
@@ -146,20 +159,20 @@ def add_crud_actions(
     create=...)`` adds the family's fields; ``create`` takes a ``kind`` first
     when ``kinds`` are given, then the target URL (``target_help``)."""
     list_, create, update = handlers
-    a = "an" if noun[0] in "aeiou" else "a"
+    a = _a(noun)
     p = sub.add_parser("list", parents=[conn], help=f"list {noun}s")
     p.set_defaults(handler=command(list_), **defaults)
     p = sub.add_parser("show", parents=[conn], help=f"show one {noun}")
-    p.add_argument("id")
+    p.add_argument("id", help=f"the {noun}'s id")
     p.set_defaults(handler=command(_show), **defaults)
     p = sub.add_parser("create", parents=[conn], help=f"create {a} {noun}")
     if kinds:
-        p.add_argument("kind", choices=list(kinds))
+        p.add_argument("kind", choices=list(kinds), help=f"the {noun}'s kind")
     p.add_argument("target", metavar="URL", help=target_help)
     spec_options(p, create=True)
     p.set_defaults(handler=command(create), **defaults)
     p = sub.add_parser("update", parents=[conn], help=f"change {a} {noun}'s fields")
-    p.add_argument("id")
+    p.add_argument("id", help=f"the {noun}'s id")
     p.add_argument("--target", metavar="URL", help="new target URL")
     spec_options(p, create=False)
     p.set_defaults(handler=command(update), **defaults)
@@ -169,7 +182,7 @@ def add_crud_actions(
         ("disable", "disable delivery"),
     ):
         p = sub.add_parser(action, parents=[conn], help=text)
-        p.add_argument("id")
+        p.add_argument("id", help=f"the {noun}'s id")
         p.set_defaults(handler=command(simple_action(action)), **defaults)
 
 
@@ -179,33 +192,41 @@ def add_delivery_actions(
     *,
     names: tuple[str, str, str, str],
     api_base: str = "/api/webhooks",
+    noun: str = "endpoint",
 ) -> None:
-    """Add the actions that list, show, retry and skip an endpoint's deliveries to
-    ``sub`` under ``names``; they call ``{api_base}/{id}/deliveries…``."""
-    p = sub.add_parser(names[0], parents=[conn], help="an endpoint's deliveries")
-    p.add_argument("endpoint")
-    p.add_argument("--status", choices=["pending", "in_flight", "delivered", "failed"])
+    """Add the actions that list, show, retry and skip the deliveries of a ``noun``
+    to ``sub`` under ``names``; they call ``{api_base}/{id}/deliveries…``."""
+    p = sub.add_parser(names[0], parents=[conn], help=f"the deliveries of {_a(noun)} {noun}")
+    p.add_argument("endpoint", metavar=noun, help=f"the {noun}'s id")
+    p.add_argument(
+        "--status", choices=["pending", "in_flight", "delivered", "failed"],
+        help="only deliveries in this state",
+    )  # fmt: skip
     p.add_argument("--from", dest="start", type=int, help="first ledger sequence number")
     p.add_argument("--limit", type=int, default=50, help="rows (1-1000, default 50)")
     p.set_defaults(handler=command(_deliveries), api_base=api_base)
     p = sub.add_parser(names[1], parents=[conn], help="one delivery with every attempt")
-    p.add_argument("endpoint")
-    p.add_argument("delivery")
+    p.add_argument("endpoint", metavar=noun, help=f"the {noun}'s id")
+    p.add_argument("delivery", help="the delivery id (msg_…)")
     p.set_defaults(handler=command(_delivery), api_base=api_base)
     for name, action, text in (
         (names[2], "retry", "deliver again (same delivery id, fresh attempts)"),
         (names[3], "skip", "give up a pending delivery (ends head-of-line blocking)"),
     ):
         p = sub.add_parser(name, parents=[conn], help=text)
-        p.add_argument("endpoint")
-        p.add_argument("delivery")
+        p.add_argument("endpoint", metavar=noun, help=f"the {noun}'s id")
+        p.add_argument("delivery", help="the delivery id (msg_…)")
         p.set_defaults(handler=command(_act(action)), api_base=api_base)
 
 
-def add_replay_options(p: argparse.ArgumentParser, api_base: str = "/api/webhooks") -> None:
+def add_replay_options(
+    p: argparse.ArgumentParser, api_base: str = "/api/webhooks", noun: str = "endpoint"
+) -> None:
     """The arguments of a replay command (``endpoint``, ranges, ``--dry-run``)."""
-    p.add_argument("endpoint")
-    p.add_argument("--from-offset", type=int)
+    p.add_argument("endpoint", metavar=noun, help=f"the {noun}'s id")
+    p.add_argument(
+        "--from-offset", type=int, help="first offset replayed (default: the first retained)"
+    )
     p.add_argument("--to-offset", type=int, help="first offset not replayed (default: the head)")
     p.add_argument("--from-time", help="RFC 3339 time, e.g. 2026-11-22T10:00:00Z")
     p.add_argument("--to-time", help="RFC 3339 time")

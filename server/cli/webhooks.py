@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     handlers = (_list, _create, _update)
     add_crud_actions(sub, conn, "endpoint", handlers, _spec_options, "where to POST events")
     p = sub.add_parser("rotate-secret", parents=[conn], help="new signing secret")
-    p.add_argument("id")
+    p.add_argument("id", help="the endpoint's id")
     p.add_argument("--secret", help="the new whsec_… secret (generated when omitted)")
     p.add_argument("--grace", type=float, help="seconds the old secrets keep signing (1 day)")
     p.set_defaults(handler=command(_rotate))

@@ -13,13 +13,14 @@ import fnmatch
 import hashlib
 import os
 import shutil
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import msgspec
 
 from eventlog import NewEvent
-from server.sources.lines import Line, error_event, line_events, split_lines
+from server.sources.lines import Line, error_event, line_events, split_lines, too_large
 from server.sources.runtime import FileSource, SourceContext
 
 __all__ = ["Directory", "JsonFile", "NdjsonTail", "source_kinds"]
@@ -32,18 +33,21 @@ _validate = msgspec.json.Decoder().decode
 
 
 class TailPosition(msgspec.Struct, kw_only=True):
-    """Where an ``ndjson-tail`` source is: which file (device, inode), byte, line."""
+    """Where an ``ndjson-tail`` source is: which file (device, inode), byte, line;
+    ``skip``: inside a line too long for an event, already parked (read on to its end)."""
 
     dev: int = 0
     ino: int = 0
     offset: int = 0
     line: int = 0
+    skip: bool = False
 
 
 def _read_at(
     ctx: SourceContext, path: Path, pos: TailPosition, final: bool
-) -> tuple[list[Line], int] | None:
-    """Complete lines from ``pos`` (None if ``path`` is no longer that file). With
+) -> tuple[list[Line], list[NewEvent], TailPosition] | None:
+    """Complete lines from ``pos``, the error of a line too long to read whole, and
+    the position after them (None if ``path`` is no longer that file). With
     ``final`` (a rotated file: nothing more will come) a last unterminated line counts."""
     with ctx.open(path) as f:
         st = os.fstat(f.fileno())
@@ -51,13 +55,33 @@ def _read_at(
             return None
         f.seek(pos.offset)
         chunk = f.read(READ_BYTES)
-    lines, used = split_lines(chunk, pos.offset, pos.line)
     at_end = pos.offset + len(chunk) >= st.st_size  # not a read cut short by READ_BYTES
-    if used < len(chunk) and ((final and at_end) or (not lines and len(chunk) == READ_BYTES)):
-        # The rotated file's last line, or one line longer than a read: take it as it is.
+    skipped = 0
+    if pos.skip:
+        end = chunk.find(b"\n")
+        if end < 0:
+            skip = not (final and at_end)
+            return [], [], msgspec.structs.replace(pos, offset=pos.offset + len(chunk), skip=skip)
+        skipped = end + 1
+    lines, used = split_lines(chunk[skipped:], pos.offset + skipped, pos.line)
+    used += skipped
+    errors: list[NewEvent] = []
+    if used < len(chunk) and final and at_end:  # the rotated file's last line
         lines.append(Line(pos.line + len(lines) + 1, pos.offset + used, chunk[used:]))
         used = len(chunk)
-    return lines, used
+    elif not lines and skipped == 0 and len(chunk) == READ_BYTES:
+        # One line longer than a read (and so than an event): parked once, the
+        # rest of it skipped, also across a restart.
+        why = f"line longer than {READ_BYTES} bytes, the most a source reads as one line"
+        errors.append(error_event(ctx.spec.name, str(path), pos.line + 1, pos.offset, why, chunk))
+        moved = TailPosition(
+            dev=pos.dev, ino=pos.ino, offset=pos.offset + len(chunk), line=pos.line + 1, skip=True
+        )
+        return [], errors, moved
+    moved = TailPosition(
+        dev=pos.dev, ino=pos.ino, offset=pos.offset + used, line=pos.line + len(lines)
+    )
+    return lines, errors, moved
 
 
 class _OneFile:
@@ -92,10 +116,13 @@ class NdjsonTail(_OneFile):
         while await self._step(self._pos):
             pass
 
-    async def _commit(self, lines: list[Line], file: Path, pos: TailPosition) -> None:
+    async def _commit(
+        self, lines: list[Line], file: Path, pos: TailPosition, parked: Sequence[NewEvent] = ()
+    ) -> None:
         spec = self.ctx.spec
-        events, errors = line_events(spec.name, str(file), lines, spec.event_type)
-        await self.ctx.commit(events, errors, msgspec.json.encode(pos))
+        limit = self.ctx.log.config.max_event_bytes
+        events, errors = line_events(spec.name, str(file), lines, spec.event_type, limit)
+        await self.ctx.commit(events, [*parked, *errors], msgspec.json.encode(pos))
         self._pos = pos
 
     async def _read(self, file: Path, pos: TailPosition, final: bool) -> bool:
@@ -103,13 +130,10 @@ class NdjsonTail(_OneFile):
             got = await asyncio.to_thread(_read_at, self.ctx, file, pos, final)
         except FileNotFoundError:  # deleted between the look and the read
             return False
-        if got is None or got[1] == 0:
+        if got is None or got[2] == pos:
             return False
-        lines, used = got
-        moved = TailPosition(
-            dev=pos.dev, ino=pos.ino, offset=pos.offset + used, line=pos.line + len(lines)
-        )
-        await self._commit(lines, file, moved)
+        lines, parked, moved = got
+        await self._commit(lines, file, moved, parked)
         return True
 
     async def _step(self, pos: TailPosition) -> bool:
@@ -197,11 +221,13 @@ class FilePosition(msgspec.Struct, kw_only=True):
 
 
 def _document(
-    spec_name: str, file: Path, content: bytes, type: str
+    spec_name: str, file: Path, content: bytes, type: str, max_bytes: int
 ) -> tuple[list[NewEvent], list[NewEvent]]:
     """One file as one event (``id``: its SHA-256), or its parked error."""
     body = content.strip()
     digest = hashlib.sha256(content).hexdigest()
+    if (why := too_large(spec_name, body, max_bytes)) is not None:
+        return [], [error_event(spec_name, str(file), None, 0, why, body)]
     try:
         body.decode("utf-8")
         _validate(body)
@@ -238,7 +264,8 @@ class JsonFile(_OneFile):
         if digest == self._last:
             return
         spec = self.ctx.spec
-        events, errors = _document(spec.name, self.path, content, spec.event_type)
+        limit = self.ctx.log.config.max_event_bytes
+        events, errors = _document(spec.name, self.path, content, spec.event_type, limit)
         await self.ctx.commit(events, errors, msgspec.json.encode(FilePosition(hash=digest)))
         self._last = digest
 
@@ -284,11 +311,12 @@ class Directory:
         if content is None:
             return
         spec = self.ctx.spec
+        limit = self.ctx.log.config.max_event_bytes
         if spec.mode == "event":
-            events, errors = _document(spec.name, path, content, spec.event_type)
+            events, errors = _document(spec.name, path, content, spec.event_type, limit)
         else:
             lines, _ = split_lines(content + (b"" if content.endswith(b"\n") else b"\n"), 0, 0)
-            events, errors = line_events(spec.name, str(path), lines, spec.event_type)
+            events, errors = line_events(spec.name, str(path), lines, spec.event_type, limit)
         assert self._seen is not None
         seen = (self._seen & present) | {key}
         await self.ctx.commit(events, errors, msgspec.json.encode(FilePosition(seen=sorted(seen))))

@@ -9,9 +9,19 @@ import msgspec
 
 from eventlog import NewEvent
 
-__all__ = ["ERROR_TYPE", "Line", "error_event", "line_event", "line_events", "split_lines"]
+__all__ = [
+    "ERROR_TYPE",
+    "Line",
+    "error_event",
+    "line_event",
+    "line_events",
+    "split_lines",
+    "too_large",
+]
 
 ERROR_TYPE = "source.error"
+#: The header every source event carries: ``source: <name>``.
+SOURCE_HEADER = "source"
 _validate = msgspec.json.Decoder().decode
 
 
@@ -54,14 +64,25 @@ def error_event(
     )
 
 
+def too_large(source: str, raw: bytes, max_bytes: int) -> str | None:
+    """Why ``raw`` as the data of one of ``source``'s events is over the log's
+    ``max_event_bytes`` (data plus headers), or None if it fits."""
+    size = len(raw) + len(SOURCE_HEADER) + len(source)
+    if size <= max_bytes:
+        return None
+    return f"too large: the event would be {size} bytes, over max_event_bytes ({max_bytes})"
+
+
 def line_event(
-    source: str, file: str, line: Line, type: str
+    source: str, file: str, line: Line, type: str, max_bytes: int
 ) -> tuple[NewEvent | None, NewEvent | None]:
-    """``(event, None)`` for a JSON line, ``(None, error)`` for a bad one,
-    ``(None, None)`` for a blank one."""
+    """``(event, None)`` for a JSON line, ``(None, error)`` for a bad one (not
+    UTF-8 JSON, or an event over ``max_bytes``), ``(None, None)`` for a blank one."""
     raw = line.raw.strip()
     if not raw:
         return None, None
+    if (why := too_large(source, raw, max_bytes)) is not None:
+        return None, error_event(source, file, line.number, line.offset, why, raw)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -70,17 +91,17 @@ def line_event(
         _validate(raw)
     except msgspec.DecodeError as exc:
         return None, error_event(source, file, line.number, line.offset, f"not JSON: {exc}", raw)
-    return NewEvent(type=type, data=msgspec.Raw(raw), headers={"source": source}), None
+    return NewEvent(type=type, data=msgspec.Raw(raw), headers={SOURCE_HEADER: source}), None
 
 
 def line_events(
-    source: str, file: str, lines: Sequence[Line], type: str
+    source: str, file: str, lines: Sequence[Line], type: str, max_bytes: int
 ) -> tuple[list[NewEvent], list[NewEvent]]:
     """The events and the error events of ``lines`` (:func:`line_event` of each)."""
     events: list[NewEvent] = []
     errors: list[NewEvent] = []
     for line in lines:
-        event, error = line_event(source, file, line, type)
+        event, error = line_event(source, file, line, type, max_bytes)
         if event is not None:
             events.append(event)
         if error is not None:

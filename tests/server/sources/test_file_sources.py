@@ -135,6 +135,72 @@ async def test_tail_reads_a_rotated_file_longer_than_one_read_line_by_line(
     assert await _data(log, "s.errors") == []
 
 
+def _big(size: int) -> bytes:
+    """A JSON line of exactly ``size`` bytes (no newline)."""
+    return b'{"big":"' + b"x" * (size - 10) + b'"}'
+
+
+async def test_tail_parks_a_line_over_the_event_limit_and_goes_on(
+    log: EventLog, tmp_path: Path
+) -> None:
+    # A whole line that fits one read, but whose event (data plus the source
+    # header) is over max_event_bytes: once it wedged the source ("EventTooLarge
+    # ... (retrying)" for ever), and no later line was appended.
+    limit = log.config.max_event_bytes
+    path = tmp_path / "app.ndjson"
+    path.write_bytes(b'{"n":1}\n' + _big(limit - 5) + b'\n{"n":2}\n')
+    tail = _tail(log, path)
+    await tail.catch_up()
+    assert await _data(log) == [{"n": 1}, {"n": 2}]
+    errors = await _data(log, "s.errors")
+    assert [(e["line"], e["offset"]) for e in errors] == [(2, 8)]
+    assert "max_event_bytes" in errors[0]["error"]
+    assert len(errors[0]["text"]) == 200
+
+
+async def test_tail_parks_a_line_longer_than_a_read_once_with_its_number(
+    log: EventLog, tmp_path: Path
+) -> None:
+    # A line of 2.5 MiB was parked as three "lines" (1 MiB pieces, lines 2, 3
+    # and 4), and every later line got a number two too high.
+    path = tmp_path / "app.ndjson"
+    path.write_bytes(b'{"n":1}\n' + _big(5 << 19) + b'\n{"n":2}\nnot json\n')
+    tail = _tail(log, path)
+    await tail.catch_up()
+    assert await _data(log) == [{"n": 1}, {"n": 2}]
+    errors = await _data(log, "s.errors")
+    assert [(e["line"], e["offset"]) for e in errors] == [(2, 8), (4, 8 + (5 << 19) + 9)]
+    assert errors[0]["error"].startswith("line longer than 1048576 bytes")
+    with open(path, "ab") as f:  # a restart in the middle of a long line skips it too
+        f.write(_big(3 << 20)[: 2 << 20])
+    await _tail(log, path).catch_up()
+    with open(path, "ab") as f:
+        f.write(b'"}\n{"n":3}\n')
+    await _tail(log, path).catch_up()
+    assert await _data(log) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert [e["line"] for e in await _data(log, "s.errors")] == [2, 4, 5]
+
+
+async def test_json_file_and_directory_park_a_document_over_the_event_limit(
+    log: EventLog, tmp_path: Path
+) -> None:
+    path = tmp_path / "stats.json"
+    path.write_bytes(_big(log.config.max_event_bytes + 1))
+    source = JsonFile(_ctx(log, kind="json-file", path=str(path)))
+    await source.catch_up()
+    path.write_bytes(b'{"cpu": 1}')
+    await source.catch_up()
+    assert await _data(log) == [{"cpu": 1}]
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "big.json").write_bytes(_big(log.config.max_event_bytes + 1))
+    old = os.path.getmtime(inbox / "big.json") - 5
+    os.utime(inbox / "big.json", (old, old))
+    await Directory(_ctx(log, kind="directory", path=str(inbox))).catch_up()
+    assert await _data(log) == [{"cpu": 1}]
+    assert ["max_event_bytes" in e["error"] for e in await _data(log, "s.errors")] == [True] * 2
+
+
 async def test_tail_of_a_missing_file_waits(log: EventLog, tmp_path: Path) -> None:
     tail = NdjsonTail(_ctx(log, kind="ndjson-tail", path=str(tmp_path / "later.ndjson")))
     await tail.catch_up()
