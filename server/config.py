@@ -217,10 +217,16 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("max_header_bytes and max_connections must be positive")
         if self.header_timeout <= 0 or self.idle_timeout <= 0:
             raise ValueError("header_timeout and idle_timeout must be positive")
+        if self.log_level.upper() not in _LOG_LEVELS:
+            levels = ", ".join(level.lower() for level in _LOG_LEVELS)
+            raise ValueError(f"log_level must be one of {levels}, not {self.log_level!r}")
         for tenant in self.tenants:
             if _TENANT.fullmatch(tenant) is None:
                 raise ValueError(f"tenants: {tenant!r} is not a tenant name (1-32 of [a-z0-9_-])")
 
+
+#: The level names ``log_level`` takes (in any case).
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _SCALARS = (
     msgspec.inspect.StrType,

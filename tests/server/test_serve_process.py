@@ -40,6 +40,24 @@ def test_serve_refuses_a_database_url_it_cannot_use(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [(["--log-level", "loud"], {}), ([], {"EVENTLOG_LOG_LEVEL": "verbose"})],
+)
+def test_serve_refuses_an_unknown_log_level_as_a_usage_error(
+    tmp_path: Path, argv: list[str], env: dict[str, str]
+) -> None:
+    # It was a traceback (ValueError: Unknown level: 'LOUD') and exit code 1.
+    result = forked.text(
+        forked.run("server.cli", ["serve", *argv], cwd=tmp_path, env=env, timeout=scaled(30))
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "invalid configuration" in result.stderr
+    assert "log_level must be one of debug, info, warning, error, critical" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_server_process_helper_reports_a_failed_start(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("max_wait = 'soon'\n")
