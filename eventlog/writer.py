@@ -216,7 +216,7 @@ class GroupCommitWriter:
     def _dispatch(self) -> None:
         queue = self._queue
         while queue and len(self._writing) < self._open_slots() and self._stopped is None:
-            if self._writing and queue[0].events < COHORT:
+            if self._writing and (queue[0].events < COHORT or not self._handed_over()):
                 break  # gathers on until the backend is free (see the module's docstring)
             batch = queue.popleft()
             if (
@@ -240,6 +240,13 @@ class GroupCommitWriter:
     def _check_idle(self) -> None:
         if not self._queue and not self._writing and not self._settling and not self._kick_pending:
             self._idle.set()
+
+    def _handed_over(self) -> bool:
+        """Whether every transaction in hand is at the backend already. A batch of
+        generated ids is handed over when dispatched (:meth:`_submit`), any other
+        at its task's first step: a batch dispatched beside one of those would
+        reach the backend first, and take offsets ahead of appends queued before it."""
+        return all(batch.generated for batch in self._writing.values())
 
     def _submit(self, batch: WriteBatch) -> Awaitable[Any]:
         """Hand ``batch`` to the backend now, its result to be awaited by :meth:`_write`.
