@@ -247,8 +247,8 @@ class DeliveryMachine:
             since = now if ep.failing_since is None else ep.failing_since
         limit = ep.disable_after
         if disable is None and since is not None and limit is not None and now - since >= limit:
-            hours, reason = (now - since) / 3600, classification.reason
-            disable = f"failing continuously for {hours:.2f} h (last error: {reason})"
+            took, reason = _how_long(now - since), classification.reason
+            disable = f"failing continuously for {took} (last error: {reason})"
         if disable is None:
             if since != ep.failing_since:
                 self.endpoint = msgspec.structs.replace(ep, failing_since=since)
@@ -259,3 +259,12 @@ class DeliveryMachine:
         )
         self._out.append(Disable(disable))
         self.stop(now)
+
+
+def _how_long(seconds: float) -> str:
+    """``seconds`` in the unit a person reads best: ``3 s``, ``10 min``, ``120.0 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

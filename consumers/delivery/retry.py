@@ -11,6 +11,8 @@ DNS failure, malformed response
 5xx                                 ``retry``         the schedule, or ``Retry-After`` on a 503
 429                                 ``rate_limited``  ``Retry-After`` (else the schedule); does
                                                       *not* use up an attempt
+                                                      (a ``Retry-After`` of 0 or a past date:
+                                                      the schedule)
 3xx                                 ``failed``        final: redirects are not followed
 410 Gone                            ``disable``       final, and the endpoint is disabled
 any other 4xx, 1xx                  ``failed``        final
@@ -162,8 +164,9 @@ class Classification(msgspec.Struct, frozen=True, gc=False):
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date); None if absent
-    or unparseable. Negative waits become 0."""
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date); None if absent,
+    unparseable, or no wait at all (``0``, a date already past): then the schedule applies,
+    so a receiver that keeps saying "now" is not asked again at once, a hundred times."""
     value = (value or "").strip()
     if not value:
         return None
@@ -177,7 +180,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - now
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def classify(result: AttemptResult, now: float) -> Classification:

@@ -58,8 +58,6 @@ LONG_POLL = 30.0
 
 _appended = msgspec.json.Decoder(wire.AppendAnswer)
 _page = msgspec.json.Decoder(wire.Page)
-_info = msgspec.json.Decoder(StreamInfo)
-_streams = msgspec.json.Decoder(wire.StreamList)
 
 
 def _path(*parts: str) -> str:
@@ -362,7 +360,7 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
         """
         validate_stream_name(stream)
         data = await self._get(_path("streams", stream), context={"stream": stream})
-        return wire.answer(_info, data, "a stream query")
+        return wire.stream_answer(data, "a stream query")
 
     async def bounds(self, stream: str) -> tuple[int, int]:
         """``(first_offset, next_offset)``; ``(0, 0)`` for a stream that does not exist."""
@@ -374,7 +372,7 @@ class AsyncClient(AsyncClosing, OffsetMethods, CursorMethods, SharedMethods, Con
 
     async def streams(self) -> list[StreamInfo]:
         """Every stream (the API key may read), ordered by name."""
-        return wire.answer(_streams, await self._get("/api/streams"), "the stream list").streams
+        return wire.streams_answer(await self._get("/api/streams"), "the stream list")
 
     async def set_retention(self, stream: str, retention: Retention) -> None:
         """Set a stream's retention policy (needs ``admin``; applied by the server's next

@@ -20,7 +20,7 @@ import msgspec
 
 from eventlog import errors as e
 from eventlog.ids import uuid7
-from eventlog.model import Event, NewEvent, StreamInfo
+from eventlog.model import Event, NewEvent, Retention, StreamInfo
 
 __all__ = [
     "BAD_ANSWER",
@@ -33,6 +33,8 @@ __all__ = [
     "answer",
     "append_body",
     "error_from",
+    "stream_answer",
+    "streams_answer",
     "tls_error",
     "transport_error",
     "worth_retrying",
@@ -232,9 +234,45 @@ class Page(msgspec.Struct):
 
 
 class StreamList(msgspec.Struct):
-    """``GET /api/streams``."""
+    """``GET /api/streams``: each stream as :func:`stream_answer` reads it."""
 
-    streams: list[StreamInfo]
+    streams: list[dict[str, Any]]
+
+
+class _StoredRetention(msgspec.Struct):
+    """A stream's retention as the server shows it: as stored. An older version
+    may have stored a limit of another type (on SQLite, a count as a float or as
+    text); it is read as it is, as the embedded log reads it, and
+    :func:`eventlog.retention.check_retention` tells that it is not in effect."""
+
+    max_age: Any = None
+    max_count: Any = None
+    max_bytes: Any = None
+    protect: Any = True
+    max_hold: Any = None
+
+
+def _stream_info(obj: dict[str, Any], what: str) -> StreamInfo:
+    try:
+        stored = msgspec.convert(obj.pop("retention", {}), _StoredRetention)
+        info = msgspec.convert(obj, StreamInfo)
+    except msgspec.ValidationError as exc:
+        raise e.EventLogError(f"unexpected answer to {what}: {exc}", code=BAD_ANSWER) from exc
+    return msgspec.structs.replace(info, retention=Retention(**msgspec.structs.asdict(stored)))
+
+
+def stream_answer(data: bytes, what: str) -> StreamInfo:
+    """A stream of ``GET /api/streams/{stream}``, its retention as stored (see
+    :class:`_StoredRetention`); errors as :func:`answer`'s."""
+    return _stream_info(answer(OBJECT, data, what), what)
+
+
+def streams_answer(data: bytes, what: str) -> list[StreamInfo]:
+    """The streams of ``GET /api/streams``, each as :func:`stream_answer` reads it."""
+    return [_stream_info(obj, what) for obj in answer(_STREAMS, data, what).streams]
+
+
+_STREAMS = msgspec.json.Decoder(StreamList)
 
 
 class ConsumerStream(msgspec.Struct):

@@ -17,6 +17,8 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from eventlog import Retention, StreamInfo
+from eventlog.errors import InvalidField
+from eventlog.retention import check_retention
 from server.cli.backend import ConsumerRow
 
 __all__ = ["consumers_table", "format_retention", "format_time", "print_table", "streams_table"]
@@ -37,7 +39,13 @@ def _seconds(value: float) -> str:
 
 
 def format_retention(policy: Retention) -> str:
-    """``age 7d, count 1000, bytes 1.0 MB, held 1h at most``; ``-`` for unlimited."""
+    """``age 7d, count 1000, bytes 1.0 MB, held 1h at most``; ``-`` for unlimited; a
+    stored policy :func:`~eventlog.retention.check_retention` refuses (an older
+    version's) as ``refused, trims nothing: <why>``."""
+    try:
+        check_retention(policy)
+    except InvalidField as exc:
+        return f"refused, trims nothing: {exc}"
     parts = []
     if policy.max_age is not None:
         parts.append(f"age {_seconds(policy.max_age)}")

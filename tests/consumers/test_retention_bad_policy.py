@@ -22,9 +22,10 @@ import pytest
 from eventlog import EventLog, NewEvent, Retention
 from eventlog.retention import run_retention
 from eventlog.storage.postgres import PostgresStorage
+from tests import forked
 from tests.consumers.conftest import DURABLE, durable_target
-from tests.serverproc import ServerProcess
-from tests.support import TIMEOUT_SCALE
+from tests.serverproc import ServerProcess, run_cli
+from tests.support import TIMEOUT_SCALE, scaled
 
 # (column, value) as an older version could have stored them: every one stopped the pass
 # (OverflowError, TypeError) or, for 0 and below, would have emptied the stream.
@@ -183,9 +184,27 @@ def test_get_of_a_stream_with_a_bad_stored_policy_answers(
         assert listed.status_code == 200, listed.text
         (bad,) = [s for s in listed.json()["streams"] if s["name"] == "a-bad"]
         assert bad["retention"] == detail.json()["retention"]
+        # The CLI over the client: the stream list and the policy, said to be refused
+        # (an infinity or NaN reaches it as null: JSON has neither).
+        for args in (["streams"], ["streams", "retention", "a-bad"]):
+            code, out, err = asyncio.run(run_cli(server, *args))
+            assert code == 0, err
+            assert ("refused, trims nothing" in out) is (shown is not None), out
         # The fix: a valid policy replaces it, and the stream is planned again.
         fixed = httpx.put(f"{server.url}/api/streams/a-bad/retention", json={"max_count": 3})
         assert fixed.status_code == 200, fixed.text
         again = httpx.get(f"{server.url}/api/streams/a-bad").json()
         assert again["retention"]["max_count"] == 3
         assert again["retention"][column] == (3 if column == "max_count" else None)
+
+
+@pytest.mark.parametrize(("column", "value"), BAD)
+def test_the_cli_on_the_file_says_a_bad_stored_policy_is_refused(
+    tmp_path: Path, column: str, value: object
+) -> None:
+    db = str(tmp_path / "events.db")
+    asyncio.run(_store_bad_policy(db, column, value))
+    for args in (["streams"], ["streams", "retention", "a-bad"]):
+        proc = forked.run("server.cli", [*args, "--db", db], timeout=scaled(30))
+        assert proc.returncode == 0, proc.stderr.decode()  # was a TypeError for text
+        assert b"refused, trims nothing: retention " + column.encode() in proc.stdout

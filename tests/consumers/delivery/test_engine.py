@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import time
 
@@ -150,6 +151,28 @@ async def test_429_retry_after_is_honoured_without_using_an_attempt(
     await wait_until(lambda: _all(engine, ep.id, "delivered"))
     (delivery,) = await all_deliveries(engine, ep.id)
     assert (delivery.attempts, delivery.rate_limited) == (1, 3)
+
+
+async def test_a_retry_after_already_past_waits_by_the_schedule_not_at_once(
+    log: EventLog, engine: DeliveryEngine, receiver: Receiver
+) -> None:
+    # A receiver that keeps answering 429 with a Retry-After date that has passed
+    # (its clock behind, or a window end it never moves) got 104 requests within
+    # a second: 100 free waits of 0 s, then the 4 attempts, and the delivery
+    # failed without the schedule ever being used.
+    async def stale(request: web.Request, received: Received) -> web.StreamResponse:
+        past = email.utils.formatdate(time.time() - 30, usegmt=True)
+        return web.Response(status=429, headers={"Retry-After": past})
+
+    receiver.behaviour = stale
+    ep = await add_endpoint(engine, receiver.url())  # short: 1 s, 2 s, 4 s
+    await log.append("events", {"n": 1}, type="t")
+    await receiver.wait_for(1, scaled(5))
+    await asyncio.sleep(1.5)
+    assert 2 <= len(receiver.requests) <= 3  # the first, then one a second
+    (delivery,) = await all_deliveries(engine, ep.id)
+    assert delivery.status == "pending"
+    assert delivery.attempts == 0
 
 
 async def test_410_disables_the_endpoint_and_tells_the_system_stream(

@@ -197,9 +197,22 @@ def test_continuous_failure_for_disable_after_disables_the_endpoint() -> None:
     assert machine.endpoint.failing_since == NOW
     _, actions = finish(machine, second.delivery, answer(500), now=NOW + 61)
     (disable,) = [a for a in actions if isinstance(a, Disable)]
-    assert disable.reason.startswith("failing continuously for 0.02 h (last error: HTTP 500)")
+    # It read "for 0.02 h"; an endpoint with disable_after = 3 said "for 0.00 h".
+    assert disable.reason == "failing continuously for 61 s (last error: HTTP 500)"
     assert machine.stopped
     assert machine.endpoint.disabled_reason == disable.reason
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(3.2, "3 s"), (119, "119 s"), (600, "10 min"), (432_000, "120.0 h")]
+)
+def test_the_disable_reason_says_how_long_in_a_readable_unit(seconds: float, said: str) -> None:
+    machine = DeliveryMachine(endpoint(disable_after=1.0), unfinished=2)
+    first, second = running(machine, [row(1), row(2)])
+    finish(machine, first.delivery, answer(500))
+    _, actions = finish(machine, second.delivery, answer(500), now=NOW + seconds)
+    (disable,) = [a for a in actions if isinstance(a, Disable)]
+    assert disable.reason == f"failing continuously for {said} (last error: HTTP 500)"
 
 
 def test_a_delivered_attempt_ends_the_streak_and_429s_do_not_count() -> None:

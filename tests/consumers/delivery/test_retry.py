@@ -98,7 +98,8 @@ def test_outcome_table(got: AttemptResult, verdict: str) -> None:
 def test_retry_after_is_read_as_seconds_or_http_date() -> None:
     assert parse_retry_after("120", NOW) == 120
     assert parse_retry_after(email.utils.formatdate(NOW + 30, usegmt=True), NOW) == 30
-    assert parse_retry_after(email.utils.formatdate(NOW - 30, usegmt=True), NOW) == 0
+    assert parse_retry_after(email.utils.formatdate(NOW - 30, usegmt=True), NOW) is None
+    assert parse_retry_after("0", NOW) is None  # no wait: the schedule's
     assert parse_retry_after("soon", NOW) is None
     assert parse_retry_after("nan", NOW) is None
     assert parse_retry_after(None, NOW) is None
