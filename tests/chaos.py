@@ -26,10 +26,11 @@ def parse_acks(lines: list[str]) -> list[Ack]:
     return acks
 
 
-async def check_stored(db: Path, streams: list[str], acks: list[Ack]) -> int:
+async def check_stored(db: Path | str, streams: list[str], acks: list[Ack]) -> int:
     """Assert that every acknowledged event is stored at its offset with its
     payload, that offsets are gapless and that each producer's events are in
-    the order it appended them. Returns how many events are stored."""
+    the order it appended them, in an SQLite file or a PostgreSQL database (its
+    URL). Returns how many events are stored."""
     stored: dict[str, dict[int, Any]] = {}
     async with EventLog.open(db) as log:
         for stream in streams:

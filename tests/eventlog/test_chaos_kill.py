@@ -1,4 +1,4 @@
-"""SIGKILL of an embedded log under 256 producers mixing every kind of append.
+"""SIGKILL of an embedded log (SQLite, PostgreSQL) under 256 producers mixing every kind of append.
 
 Rounds default to 4 (``EVENTLOG_CHAOS_ROUNDS`` sets more for a soak): each
 starts :mod:`tests.eventlog.chaos_child` on the same file, kills it at a random
@@ -21,11 +21,7 @@ from tests.support import scaled
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-async def test_sigkill_under_256_mixed_producers_loses_and_reorders_nothing(
-    tmp_path: Path,
-) -> None:
-    db = tmp_path / "chaos.db"
+async def _rounds(tmp_path: Path, db: Path | str) -> None:
     rng = random.Random(4321)
     rounds = int(os.environ.get("EVENTLOG_CHAOS_ROUNDS", "4"))
     acks: list[Ack] = []
@@ -44,4 +40,19 @@ async def test_sigkill_under_256_mixed_producers_loses_and_reorders_nothing(
         assert round_acks, "the child acknowledged nothing before it was killed"
         acks += round_acks
         stored = await check_stored(db, ["chaos-a", "chaos-b"], acks)
-    print(f"chaos: {rounds} kills, {len(acks)} acknowledged appends, {stored} events stored")
+    backend = "postgresql" if str(db).startswith("postgresql") else "sqlite"
+    print(f"chaos on {backend}: {rounds} kills, {len(acks)} acknowledged appends, {stored} events")
+
+
+@pytest.mark.slow
+async def test_sigkill_under_256_mixed_producers_loses_and_reorders_nothing(
+    tmp_path: Path,
+) -> None:
+    await _rounds(tmp_path, tmp_path / "chaos.db")
+
+
+@pytest.mark.slow
+async def test_on_postgres_sigkill_under_256_mixed_producers_loses_nothing(
+    tmp_path: Path, pg_url: str
+) -> None:
+    await _rounds(tmp_path, pg_url)
