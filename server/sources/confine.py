@@ -99,11 +99,18 @@ class SourceDirs:
         self._refused = frozenset(os.path.realpath(f) for f in refused)
 
     def check(self, path: str | Path, field: str = "path") -> str:
-        """Refuse ``path`` unless it resolves inside an allowed directory; its real path.
+        """Refuse ``path`` unless it is absolute and resolves inside an allowed
+        directory; its real path.
 
         Raises:
-            SourceError: Outside (the message names the setting), or a refused file.
+            SourceError: Relative, outside (the message names the setting), or a
+                refused file.
         """
+        if not os.path.isabs(path):
+            raise SourceError(
+                f"{field} {str(path)!r} is relative: give an absolute path (the server "
+                "would resolve it against its own working directory, not the caller's)"
+            )
         real = os.path.realpath(path)
         if real in self._refused:
             raise SourceError(f"{field} {str(path)!r} is one of the server's own files")

@@ -100,6 +100,20 @@ def test_a_path_outside_is_refused_directly_via_symlink_and_via_dotdot(site: Sit
     assert SECRET not in site.server.output()
 
 
+def test_a_relative_path_over_the_api_is_refused(site: Site) -> None:
+    # `eventlog sources add z --path app.ndjson` was accepted and read the
+    # server's working directory, not the caller's: a source with no error
+    # that never appended anything (or another file than meant).
+    with httpx.Client(base_url=site.server.url, timeout=scaled(10)) as client:
+        message = _refused(client.post("/api/sources", json=_tail("rel", "app.ndjson")))
+        assert message.startswith("path 'app.ndjson' is relative: give an absolute path")
+        spec = {"name": "rd", "kind": "directory", "path": str(site.allowed), "stream": "rd"}
+        message = _refused(client.put("/api/sources/rd", json={**spec, "done": "done"}))
+        assert message.startswith("done 'done' is relative")
+        assert client.get("/api/sources/rel").status_code == 404
+        assert client.get("/api/sources/rd").status_code == 404
+
+
 def test_a_source_inside_runs_and_the_log_omits_bad_lines_text(site: Site) -> None:
     path = site.allowed / "app.ndjson"
     path.write_text('{"n": 1}\nnot json: do-not-log-me\n')
