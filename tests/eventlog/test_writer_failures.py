@@ -127,3 +127,33 @@ async def test_offsets_follow_queue_order_when_a_general_batch_precedes_a_cohort
         assert await asyncio.wait_for(expecting, scaled(10)) == 0
         assert await asyncio.gather(*with_ids) == list(range(1, 64))
         assert await asyncio.gather(*cohort) == list(range(64, 128))
+
+
+async def test_a_write_lock_held_elsewhere_for_a_while_delays_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """Another connection holds the database's write lock for a second (within
+    the writer's busy timeout) while 200 producers append: all of them wait,
+    then get their offsets, in order and without gaps."""
+    db = tmp_path / "locked.db"
+    acks: list[Ack] = []
+    async with EventLog.open(db, config=CONFIG) as log:
+        await log.append("chaos-a", {"p": -1, "s": 1}, type="t")
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+
+            async def producer(p: int) -> None:
+                rng = random.Random(p)
+                for seq in range(1, 4):
+                    acks.append(await _append(log, p, seq, rng.randrange(3), ""))
+
+            producers = asyncio.gather(*(producer(p) for p in range(200)))
+            await asyncio.sleep(1.0)
+            assert not acks, "appended while another connection held the write lock"
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await asyncio.wait_for(producers, scaled(20))
+    assert len(acks) == 600
+    assert await check_stored(db, STREAMS, acks) == 1 + sum(len(o) for *_, o in acks)

@@ -1,4 +1,4 @@
-"""SIGKILL of a real ``eventlog serve`` under 64 connections of single and batch appends.
+"""SIGKILL of a real ``eventlog serve`` (SQLite, PostgreSQL) under 64 connections of appends.
 
 Rounds default to 3 (``EVENTLOG_CHAOS_ROUNDS`` sets more for a soak, and
 ``EVENTLOG_CHAOS_SECONDS`` the longest a round appends, 2 by default): each
@@ -49,11 +49,7 @@ async def _producer(
         acks.append((p, seq, stream, offsets))
 
 
-@pytest.mark.slow
-async def test_sigkill_of_serve_under_64_connections_loses_and_reorders_nothing(
-    tmp_path: Path,
-) -> None:
-    db = tmp_path / "chaos.db"
+async def _rounds(db: Path | str) -> None:
     rng = random.Random(97)
     rounds = int(os.environ.get("EVENTLOG_CHAOS_ROUNDS", "3"))
     seconds = float(os.environ.get("EVENTLOG_CHAOS_SECONDS", "2"))
@@ -85,4 +81,19 @@ async def test_sigkill_of_serve_under_64_connections_loses_and_reorders_nothing(
         assert round_acks, "the server acknowledged nothing before it was killed"
         acks += round_acks
         stored = await check_stored(db, ["chaos-a", "chaos-b"], acks)
-    print(f"chaos serve: {rounds} kills, {len(acks)} acknowledged appends, {stored} events stored")
+    backend = "postgresql" if str(db).startswith("postgresql") else "sqlite"
+    print(f"chaos serve on {backend}: {rounds} kills, {len(acks)} appends acked, {stored} events")
+
+
+@pytest.mark.slow
+async def test_sigkill_of_serve_under_64_connections_loses_and_reorders_nothing(
+    tmp_path: Path,
+) -> None:
+    await _rounds(tmp_path / "chaos.db")
+
+
+@pytest.mark.slow
+async def test_on_postgres_sigkill_of_serve_under_64_connections_loses_nothing(
+    pg_url: str,
+) -> None:
+    await _rounds(pg_url)
