@@ -233,7 +233,7 @@ def openapi_paths() -> dict[str, Any]:
             "Only this stream's (else the admin scope is needed)",
             STREAM["schema"],
         ),
-        param("type", "query", "Only events of this type", {"type": "string"}),
+        param("type", "query", "Only events of this type", {"type": "string", "minLength": 1}),
         param("until", "query", "Only events due at or before this time", _TIME),
         param(
             "after",
