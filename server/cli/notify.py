@@ -108,7 +108,7 @@ def _list(client: Client, args: argparse.Namespace) -> Any:
                 t["stream"],
                 ",".join(t["types"]) or "*",
                 "yes" if t["enabled"] else "no",
-                t.get("disabled_reason") or t.get("description") or "",
+                targets.note(t),
             )
         print_table(table)
     return result

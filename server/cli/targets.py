@@ -38,6 +38,7 @@ __all__ = [
     "command",
     "connection_options",
     "delivery_fields",
+    "note",
     "print_endpoint",
     "retry_setting",
     "simple_action",
@@ -136,6 +137,16 @@ def delivery_fields(args: argparse.Namespace, *, create: bool) -> dict[str, Any]
         names += ["id", "start"]
     fields = {name: getattr(args, name) for name in names}
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def note(target: dict[str, Any]) -> str:
+    """The ``note`` column of a target list: why it is disabled, else since when it
+    has been failing, else its description."""
+    if target.get("disabled_reason"):
+        return str(target["disabled_reason"])
+    if target.get("failing_since"):
+        return f"failing since {str(target['failing_since'])[:19]}Z"
+    return str(target.get("description") or "")
 
 
 def _a(noun: str) -> str:

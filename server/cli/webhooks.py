@@ -24,6 +24,7 @@ from server.cli.targets import (
     command,
     connection_options,
     delivery_fields,
+    note,
     print_endpoint,
     update_target,
 )
@@ -100,7 +101,7 @@ def _endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
             e["ordering"],
             "yes" if e["enabled"] else "no",
             hint,
-            e.get("disabled_reason") or e.get("description") or "",
+            note(e),
         )
     return table
 

@@ -163,3 +163,26 @@ async def test_a_retry_policy_is_given_as_a_json_object(
     code, _, err = await cli(server, "webhooks", "update", "pol", "--retry", '{"schedule": 5}')
     assert code == 1
     assert "Expected `array`, got `int` - at `$.retry.schedule`" in err
+
+
+async def test_the_list_notes_an_endpoint_that_is_failing(server: ServerThread) -> None:
+    # A failing endpoint that was not yet disabled had an empty note: an operator
+    # scanning `eventlog webhooks list` saw nothing wrong.
+    code, _, err = await cli(
+        server, "webhooks", "create", "http://127.0.0.1:9/hook", "--id", "down",
+        "--retry", "short", "--description", "the orders hook",
+    )  # fmt: skip
+    assert code == 0, err
+    async with httpx.AsyncClient(base_url=server.url) as api:
+        r = await api.post("/api/streams/events/events", json={"type": "t", "data": 1})
+        assert r.status_code == 201
+        async with asyncio.timeout(scaled(10)):
+            while True:
+                since = (await api.get("/api/webhooks/down")).json()["failing_since"]
+                if since is not None:
+                    break
+                await asyncio.sleep(0.05)
+    code, out, err = await cli(server, "webhooks", "list")
+    assert code == 0, err
+    assert f"failing since {since[:19]}Z" in out
+    assert "the orders hook" not in out
