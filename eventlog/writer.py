@@ -39,7 +39,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -63,10 +63,6 @@ COHORT = SPLIT_AT // 2
 
 def _unstarted() -> asyncio.Future[Any]:
     raise LogClosed("the writer is not started")
-
-
-async def _raising(exc: BaseException) -> Any:
-    raise exc
 
 
 class GroupCommitWriter:
@@ -104,9 +100,6 @@ class GroupCommitWriter:
         self._clock = clock
         self._queue: deque[WriteBatch] = deque()
         self._writing: dict[asyncio.Task[None], WriteBatch] = {}
-        #: Tasks whose transaction ended (its slot released by :meth:`_ended`)
-        #: but whose producers are not settled yet: :meth:`close` waits for them.
-        self._settling: set[asyncio.Task[None]] = set()
         #: Moving average of the seconds a transaction takes when it runs alone.
         self.commit_seconds = 0.0
         self._last_end = 0.0
@@ -216,7 +209,7 @@ class GroupCommitWriter:
     def _dispatch(self) -> None:
         queue = self._queue
         while queue and len(self._writing) < self._open_slots() and self._stopped is None:
-            if self._writing and (queue[0].events < COHORT or not self._handed_over()):
+            if self._writing and queue[0].events < COHORT:
                 break  # gathers on until the backend is free (see the module's docstring)
             batch = queue.popleft()
             if (
@@ -231,41 +224,21 @@ class GroupCommitWriter:
                 batch, second = batch.split()
                 queue.append(second)
             assert self._loop is not None
-            started = time.perf_counter()
-            task = self._loop.create_task(self._write(batch, self._submit(batch), started))
+            task = self._loop.create_task(self._write(batch))
             self._writing[task] = batch
             task.add_done_callback(self._written)
-        self._check_idle()
-
-    def _check_idle(self) -> None:
-        if not self._queue and not self._writing and not self._settling and not self._kick_pending:
+        if not queue and not self._writing and not self._kick_pending:
             self._idle.set()
 
-    def _handed_over(self) -> bool:
-        """Whether every transaction in hand is at the backend already. A batch of
-        generated ids is handed over when dispatched (:meth:`_submit`), any other
-        at its task's first step: a batch dispatched beside one of those would
-        reach the backend first, and take offsets ahead of appends queued before it."""
-        return all(batch.generated for batch in self._writing.values())
-
-    def _submit(self, batch: WriteBatch) -> Awaitable[Any]:
-        """Hand ``batch`` to the backend now, its result to be awaited by :meth:`_write`.
-
-        A backend that takes a transaction when called (SQLite's thread: see
-        :func:`~eventlog.storage.derived.append_generated`) starts writing
-        before the loop's next turn instead of at the new task's first step.
-        """
+    async def _write(self, batch: WriteBatch) -> None:
+        storage = self._storage
+        started = time.perf_counter()
         try:
             if batch.generated:
-                ended = functools.partial(self._ended, batch)
-                return append_generated(self._storage, batch.streams, self._clock(), ended)
-            return self._storage.append(batch.requests, self._clock())
-        except BaseException as exc:  # raised when called: :meth:`_write` gets it when it awaits
-            return _raising(exc)
-
-    async def _write(self, batch: WriteBatch, pending: Awaitable[Any], started: float) -> None:
-        try:
-            result = await pending  # each stream's first offset if generated, else outcomes
+                firsts = await append_generated(storage, batch.streams, self._clock())
+                outcomes = None
+            else:
+                outcomes = await storage.append(batch.requests, self._clock())
         except EventLogError as exc:
             log.error("append transaction of %d events failed: %s", batch.events, exc)
             batch.fail(exc)
@@ -288,7 +261,7 @@ class GroupCommitWriter:
         # turns of a busy loop for it. With two slots the other transaction
         # already overlaps, and an early hand-over only makes the next batch
         # smaller (256 producers on SQLite: 94k -> 87k events/s, 132 -> 98 events
-        # per commit). A backend that reports the end (:meth:`_ended`) has had it done.
+        # per commit).
         task = asyncio.current_task()
         if (
             (self._open_slots() == 1 or self._next_gathers())
@@ -297,28 +270,17 @@ class GroupCommitWriter:
         ):
             self._release(batch)
         try:
-            if batch.generated:
-                heads = batch.settle_generated(result)
+            if outcomes is None:
+                heads = batch.settle_generated(firsts)
                 self.events_written += batch.events
             else:
-                heads, written = batch.settle(result)
+                heads, written = batch.settle(outcomes)
                 self.events_written += written
             for stream, head in heads.items():
                 self._on_commit(stream, head)
         except BaseException as exc:  # a bug: no producer of this batch left waiting
             batch.fail(StorageError(f"the log's writer stopped: {exc!r}"))
             raise
-
-    def _ended(self, batch: WriteBatch) -> None:
-        """The backend's word, on the loop, that ``batch``'s transaction is over,
-        before its result arrives: the early hand-over of :meth:`_write` (which
-        it finds done), a turn of the loop sooner than the task's wake-up."""
-        if self._open_slots() == 1 or self._next_gathers():
-            task = next((t for t, in_hand in self._writing.items() if in_hand is batch), None)
-            if task is not None:
-                del self._writing[task]
-                self._settling.add(task)
-                self._release(batch)
 
     def _next_gathers(self) -> bool:
         """Whether the next batch waits for this transaction's end (it is alone in
@@ -338,11 +300,8 @@ class GroupCommitWriter:
 
     def _written(self, task: asyncio.Task[None]) -> None:
         batch = self._writing.pop(task, None)
-        if task in self._settling:
-            self._settling.discard(task)
-            self._check_idle()
         if not task.cancelled() and task.exception() is None:
-            if batch is not None:  # else released by _write or _ended once it committed
+            if batch is not None:  # else released by _write once it committed
                 self._release(batch)
             return
         if batch is None:  # failed while settling, its slot already released
@@ -370,10 +329,11 @@ class GroupCommitWriter:
             self._queued_bytes -= dropped.nbytes
         self.full = False
         self._room.set()
-        self._check_idle()
+        if not self._writing:
+            self._idle.set()
 
     async def close(self) -> None:
-        """Stop accepting, write everything already queued and answer its producers, then return."""
+        """Stop accepting, write everything already queued, then return."""
         self._closing = True
         self.full = False
         self._room.set()

@@ -32,21 +32,9 @@ if TYPE_CHECKING:
 
     from eventlog.storage.base import PendingEvent
 
-    class AppendGenerated(Protocol):
-        """A backend's own :func:`~eventlog.storage.derived.append_generated`.
-
-        ``ended``, when given, is called on the event loop as soon as the
-        transaction has ended (committed or failed), before the awaitable's
-        result is delivered: the writer hands the next batch over in it.
-        """
-
-        def __call__(
-            self,
-            streams: Mapping[str, Sequence[PendingEvent]],
-            now: datetime,
-            ended: Callable[[], None] | None = None,
-        ) -> Awaitable[dict[str, int]]: ...
-
+    AppendGenerated = Callable[
+        [Mapping[str, Sequence[PendingEvent]], datetime], Awaitable[dict[str, int]]
+    ]
 
 __all__ = [
     "Capabilities",

@@ -11,7 +11,7 @@ from the protocol's methods: :meth:`~eventlog.storage.base.Storage.append`,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from eventlog.storage.base import PendingEvent, Storage
@@ -23,31 +23,19 @@ __all__ = ["append_generated", "offset_at_time", "offset_for_bytes"]
 BYTES_PAGE = 1000
 
 
-def append_generated(
-    storage: Storage,
-    streams: Mapping[str, Sequence[PendingEvent]],
-    now: datetime,
-    ended: Callable[[], None] | None = None,
-) -> Awaitable[dict[str, int]]:
+async def append_generated(
+    storage: Storage, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
+) -> dict[str, int]:
     """Append events whose ids the log generated, in one transaction, durably.
 
     The common case of :meth:`Storage.append`: generated ids are new by
     construction and no request carries an expected offset. Each stream's
     events get consecutive offsets in the order given, with ``append``'s rule
-    for time. Awaited, gives the first offset given to each stream. A backend's
-    own implementation may start the transaction before it is awaited, and
-    call ``ended`` on the loop as soon as the transaction is over, before its
-    result arrives (SQLite's does both; the derived one calls nothing).
+    for time. Returns the first offset given to each stream.
     """
     own = storage.capabilities.append_generated
     if own is not None:
-        return own(streams, now, ended)
-    return _append_generated(storage, streams, now)
-
-
-async def _append_generated(
-    storage: Storage, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
-) -> dict[str, int]:
+        return await own(streams, now)
     requests = generated_requests(streams)
     return first_offsets(requests, await storage.append(requests, now))
 

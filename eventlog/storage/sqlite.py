@@ -199,23 +199,15 @@ class SQLiteStorage:
 
         return await self._write().run(append)
 
-    def append_generated(
-        self,
-        streams: Mapping[str, Sequence[PendingEvent]],
-        now: datetime,
-        ended: Callable[[], None] | None = None,
-    ) -> asyncio.Future[dict[str, int]]:
-        """Hands the transaction to the writer thread when called, not when awaited,
-        and calls ``ended`` as soon as it is over: the writer hands the next
-        batch over then, and the thread starts it without waiting out the
-        loop's turns in between (under load a turn settles dozens of requests)."""
+    async def append_generated(
+        self, streams: Mapping[str, Sequence[PendingEvent]], now: datetime
+    ) -> dict[str, int]:
         now_us = ops.to_us(now)
         # Packed here, on the event loop, so that the writer thread holds the GIL
         # for five bound values instead of eight per event.
         packed = {s: pack(events) for s, events in streams.items()} if self._packed else None
-        known = self._known_heads
-        return self._write().submit(
-            lambda conn: ops.append_generated(conn, streams, now_us, packed, known), ended
+        return await self._write().run(
+            lambda conn: ops.append_generated(conn, streams, now_us, packed, self._known_heads)
         )
 
     async def set_retention(self, stream: str, retention: Retention) -> None:

@@ -4,10 +4,9 @@ sqlite3 blocks, so every connection lives on a dedicated thread and the event
 loop hands it work. The unit of work is a function of the connection, not a
 statement: :meth:`SQLiteThread.run` queues ``fn`` and the thread runs it whole
 (look-ups, ``executemany``, ``COMMIT``), so a group-committed transaction costs
-one hop (~100 us) instead of one per statement (:meth:`SQLiteThread.submit`
-queues it at once, for a caller that must not wait for a task's first turn).
-Work runs one function at a time, in the order it was queued, which is what
-lets the writer hand the connection a second transaction while the first commits.
+one hop (~100 us) instead of one per statement. Work runs one function at a
+time, in the order it was queued, which is what lets the writer hand the
+connection a second transaction while the first commits.
 
 This is aiosqlite's design (one worker thread per connection, a queue of
 callables) kept in the open: aiosqlite has no public call for running a
@@ -31,40 +30,26 @@ __all__ = ["SQLiteThread"]
 
 T = TypeVar("T")
 
-_Then = Callable[[], None] | None
-_Work = tuple[asyncio.Future[Any], Callable[[sqlite3.Connection], Any], _Then] | None
+_Work = tuple[asyncio.Future[Any], Callable[[sqlite3.Connection], Any]] | None
 
 
-def _resolve(
-    future: asyncio.Future[Any], result: Any, error: BaseException | None, then: _Then = None
-) -> None:
-    try:
-        if then is not None:
-            then()
-    finally:
-        if not future.done():  # else the caller was cancelled meanwhile
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
-
-
-def _translated(exc: sqlite3.Error) -> BaseException:
-    error = translate(exc)
-    error.__cause__ = exc
-    return error
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled meanwhile
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 def _serve(conn: sqlite3.Connection, queue: SimpleQueue[_Work]) -> None:
     while (work := queue.get()) is not None:
-        future, fn, then = work
+        future, fn = work
         try:
             result, error = fn(conn), None
-        except sqlite3.Error as exc:  # a driver error reaches the caller as a StorageError
-            result, error = None, _translated(exc)
         except BaseException as exc:  # handed to the awaiting task, never lost here
             result, error = None, exc
-        future.get_loop().call_soon_threadsafe(_resolve, future, result, error, then)
+        future.get_loop().call_soon_threadsafe(_resolve, future, result, error)
     conn.close()
 
 
@@ -111,25 +96,14 @@ class SQLiteThread:
         Raises:
             LogClosed: The connection is closed.
         """
-        return await self.submit(fn)
-
-    def submit(
-        self, fn: Callable[[sqlite3.Connection], T], then: Callable[[], None] | None = None
-    ) -> asyncio.Future[T]:
-        """Queue ``fn(connection)`` on the thread now, not when awaited (as :meth:`run`
-        does): the future resolves to its result, or to its error, a driver
-        error as a ``StorageError``. ``then`` is called on the loop once ``fn``
-        has returned, in the same callback that resolves the future (whose
-        awaiting task only runs at the loop's next turn).
-
-        Raises:
-            LogClosed: The connection is closed.
-        """
         if not self._open:
             raise LogClosed("storage is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put((future, fn, then))
-        return future
+        self._queue.put((future, fn))
+        try:
+            return await future
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
 
     async def close(self) -> None:
         """Let queued work finish, close the connection, end the thread. Idempotent."""

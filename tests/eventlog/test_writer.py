@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +13,6 @@ from eventlog import EventLog, LogConfig, NewEvent, StorageError
 from eventlog.storage.base import AppendOutcome, AppendRequest, PendingEvent
 from eventlog.storage.capabilities import Capabilities
 from eventlog.storage.memory import MemoryStorage
-from eventlog.storage.planner import first_offsets, generated_requests
 from eventlog.writer import GroupCommitWriter
 
 CONFIG = LogConfig(retention_interval=0, recheck_interval=None)
@@ -230,79 +229,18 @@ async def test_a_cohort_is_handed_to_the_second_slot_while_a_transaction_is_in_h
         assert await cohort == list(range(3, 103))
 
 
-class EndReportingStorage(MemoryStorage):
-    """Its own ``append_generated``, which reports each transaction's end before its
-    result (as SQLite's does); the first transaction waits for ``gate``. Records
-    starts, ends and the loop's next turn after an end, in order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.capabilities = Capabilities(
-            kind="memory", durable=False, append_generated=self._append_generated
-        )
-        self.gate = asyncio.Event()
-        self.started = asyncio.Event()
-        self.record: list[str] = []
-        self.commits: list[asyncio.Task[None]] = []
-
-    def _append_generated(
-        self,
-        streams: Mapping[str, Sequence[PendingEvent]],
-        now: datetime,
-        ended: Callable[[], None] | None = None,
-    ) -> asyncio.Future[dict[str, int]]:
-        self.record.append(f"start {sum(len(e) for e in streams.values())}")
-        self.started.set()
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[dict[str, int]] = loop.create_future()
-        first = len(self.record) == 1
-
-        async def commit() -> None:
-            requests = generated_requests(streams)
-            firsts = first_offsets(requests, await self.append(requests, now))
-            if first:
-                await self.gate.wait()
-            await asyncio.sleep(0)  # as a thread's would, the result comes after the awaiter waits
-            self.record.append("end")
-            loop.call_soon(self.record.append, "a turn later")  # before the writer's task wakes
-            if ended is not None:
-                ended()
-            result.set_result(firsts)
-
-        self.commits.append(loop.create_task(commit()))
-        return result
-
-
-async def test_the_next_batch_is_handed_over_when_the_backend_reports_the_end() -> None:
-    """Not a turn of the loop later, when the writer's task wakes with the result."""
-    storage = EndReportingStorage()
-    async with EventLog(storage, CONFIG) as log:
-        try:
-            first = asyncio.gather(*(log.append("s", i, type="t") for i in range(3)))
-            await storage.started.wait()
-            second = asyncio.gather(*(log.append("s", i, type="t") for i in range(3, 5)))
-            for _ in range(5):
-                await asyncio.sleep(0)
-        finally:
-            storage.gate.set()
-        assert await first == [0, 1, 2]
-        assert await second == [3, 4]
-        assert storage.record[:4] == ["start 3", "end", "start 2", "a turn later"]
-
-
 async def test_close_returns_once_the_last_transactions_producers_are_answered() -> None:
-    """The backend reports the end before the result: a close that returned then
-    would leave the last batch's producers (and its heads) unsettled behind it."""
-    storage = EndReportingStorage()
-    storage.gate.set()
+    """A close that returned with a transaction still in hand would leave its
+    producers (and its heads) unsettled behind it."""
+    storage = SlowStorage(0.01)
     await storage.open()
     heads: list[tuple[str, int]] = []
     writer = GroupCommitWriter(storage, lambda stream, head: heads.append((stream, head)))
     writer.start()
     event = PendingEvent(id="e", id_given=False, type="t", key=None, headers={}, data=b"1")
     first = [writer.enqueue_one("s", event) for _ in range(3)]
-    await storage.started.wait()
-    second = [writer.enqueue_one("s", event) for _ in range(2)]  # gathers behind the first
+    await asyncio.sleep(0.005)  # the first transaction under way
+    second = [writer.enqueue_one("s", event) for _ in range(2)]  # gathers behind it
     await writer.close()
     try:
         assert [f.done() for f in first + second] == [True] * 5

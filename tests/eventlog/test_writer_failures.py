@@ -35,7 +35,7 @@ async def _append(log: EventLog, p: int, seq: int, kind: int, pad: str) -> Ack:
     return (p, seq, stream, [await log.append(stream, data, type="one")])
 
 
-def _max_pages(storage: SQLiteStorage, pages: int | None) -> asyncio.Future[object]:
+async def _max_pages(storage: SQLiteStorage, pages: int | None) -> object:
     """Caps the writer connection's database size (SQLITE_FULL past it), or lifts the cap."""
 
     def cap(conn: sqlite3.Connection) -> object:
@@ -43,7 +43,7 @@ def _max_pages(storage: SQLiteStorage, pages: int | None) -> asyncio.Future[obje
         limit = count + pages if pages is not None else 1 << 30
         return conn.execute(f"PRAGMA max_page_count = {limit}").fetchone()
 
-    return storage._write().submit(cap)
+    return await storage._write().run(cap)
 
 
 async def test_a_full_database_fails_whole_transactions_and_the_log_goes_on(

@@ -66,33 +66,3 @@ async def test_a_closed_connection_refuses_work_and_closing_twice_is_fine(tmp_pa
 async def test_a_file_that_cannot_be_opened_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="cannot open"):
         await SQLiteThread.connect(tmp_path / "missing-dir" / "t.db")
-
-
-async def test_submitted_work_is_queued_at_once_and_then_runs_before_its_awaiter(
-    tmp_path: Path,
-) -> None:
-    conn = await SQLiteThread.connect(tmp_path / "t.db")
-    try:
-        order: list[str] = []
-        started = threading.Event()
-
-        def work(c: sqlite3.Connection) -> int:
-            started.set()
-            return int(c.execute("SELECT 41 + 1").fetchone()[0])
-
-        future = conn.submit(work, then=lambda: order.append("then"))
-        # Queued when submitted: the thread runs it without this task yielding.
-        assert await asyncio.to_thread(started.wait, 10)
-
-        async def awaiter() -> None:
-            order.append(f"result {await future}")
-
-        await awaiter()
-        assert order == ["then", "result 42"]
-
-        failed = conn.submit(lambda c: c.execute("SELECT * FROM missing"), then=lambda: None)
-        with pytest.raises(StorageError, match="no such table") as caught:
-            await failed
-        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
-    finally:
-        await conn.close()
