@@ -24,6 +24,7 @@ from datetime import datetime
 import msgspec
 
 from consumers.delivery.cluster import ClusterWatch, same_work
+from consumers.delivery.failed_log import EVERY, FailedLog
 from consumers.delivery.feeder import Feeder, new_delivery
 from consumers.delivery.history import KEEP_HISTORY, Pruner
 from consumers.delivery.kinds import AttemptHook, TargetKind, TargetRefused, origin
@@ -59,6 +60,8 @@ class DeliveryEngine:
         lease_retry: Seconds between tries to take a feeder lease another process
             holds (the takeover time after it stops); also the orphan sweep's period.
         keep_history: Seconds a finished delivery and its attempts are kept.
+        log_failed_every: At most one log line about failed deliveries per endpoint
+            this often (seconds; see :mod:`consumers.delivery.failed_log`).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class DeliveryEngine:
         rand: Callable[[], float] = random.random,
         lease_retry: float = 1.0,
         keep_history: float = KEEP_HISTORY,
+        log_failed_every: float = EVERY,
     ) -> None:
         self._pruner = Pruner(store, keep_history, clock)
         self.log = log
@@ -85,6 +89,7 @@ class DeliveryEngine:
         self.clock = clock
         self._pumps: dict[str, EndpointPump] = {}
         self._recorder = recorder = Recorder(store, clock)
+        self._failed = FailedLog(log_failed_every, clock)
         self._parts = PumpParts(
             feeder=Feeder(log, store, recorder, clock=clock),
             recorder=self._recorder,
@@ -94,6 +99,7 @@ class DeliveryEngine:
             rand=rand,
             on_attempt=on_attempt,
             health=self._health,
+            failed=self._failed.failed,
             lease_retry=lease_retry,
         )
         self._lock = asyncio.Lock()
@@ -136,6 +142,7 @@ class DeliveryEngine:
             await self._stop_pump(endpoint_id)
         await self._recorder.close()
         await self.sender.close()
+        self._failed.close()
 
     async def _start_pump(self, endpoint: Endpoint) -> None:
         kind = self.kinds.get(endpoint.kind)

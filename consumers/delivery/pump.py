@@ -64,6 +64,7 @@ class PumpParts:
     rand: Callable[[], float]
     on_attempt: AttemptHook | None
     health: Callable[[Endpoint, SetHealth | Disable], Coroutine[Any, Any, None]]
+    failed: Callable[[Endpoint, Delivery, Finished], None]
     lease_retry: float
 
 
@@ -220,6 +221,8 @@ class EndpointPump:
         finished = self.machine.attempt_finished(
             delivery, result, verdict, started=started, now=now, rand=parts.rand()
         )
+        if finished.status == "failed":
+            parts.failed(ep, delivery, finished)
         if parts.on_attempt is not None:
             try:
                 parts.on_attempt(ep, verdict, result, finished.status)
