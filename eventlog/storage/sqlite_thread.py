@@ -43,14 +43,19 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 def _serve(conn: sqlite3.Connection, queue: SimpleQueue[_Work]) -> None:
-    while (work := queue.get()) is not None:
-        future, fn = work
-        try:
-            result, error = fn(conn), None
-        except BaseException as exc:  # handed to the awaiting task, never lost here
-            result, error = None, exc
-        future.get_loop().call_soon_threadsafe(_resolve, future, result, error)
-    conn.close()
+    try:
+        while (work := queue.get()) is not None:
+            future, fn = work
+            try:
+                result, error = fn(conn), None
+            except BaseException as exc:  # handed to the awaiting task, never lost here
+                result, error = None, exc
+            try:
+                future.get_loop().call_soon_threadsafe(_resolve, future, result, error)
+            except RuntimeError:  # the loop is closed (a log it never closed): nobody waits
+                return
+    finally:
+        conn.close()
 
 
 class SQLiteThread:

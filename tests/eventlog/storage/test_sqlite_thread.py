@@ -66,3 +66,32 @@ async def test_a_closed_connection_refuses_work_and_closing_twice_is_fine(tmp_pa
 async def test_a_file_that_cannot_be_opened_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="cannot open"):
         await SQLiteThread.connect(tmp_path / "missing-dir" / "t.db")
+
+
+def test_a_loop_closed_under_running_work_ends_the_thread_and_closes_its_connection(
+    tmp_path: Path,
+) -> None:
+    """A program that closes its event loop without closing the log: the work
+    running then has nobody to answer, and the thread must not be left behind."""
+    loop = asyncio.new_event_loop()
+    started, release = threading.Event(), threading.Event()
+
+    def slow(c: sqlite3.Connection) -> int:
+        started.set()
+        release.wait(10)
+        return 1
+
+    async def begin() -> tuple[SQLiteThread, asyncio.Future[int]]:
+        conn = await SQLiteThread.connect(tmp_path / "t.db")
+        pending = asyncio.ensure_future(conn.run(slow))
+        await asyncio.to_thread(started.wait, 10)
+        return conn, pending
+
+    conn, pending = loop.run_until_complete(begin())
+    pending.cancel()
+    loop.run_until_complete(asyncio.gather(pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+    release.set()
+    conn._thread.join(10)
+    assert not conn._thread.is_alive()
