@@ -15,11 +15,19 @@ Only those two kinds of error at a field whose type holds a ``Literal``, an
 ...``, ``Invalid value of type `int`: expected ...``); every other message, and the
 `` - at `path``` suffix the error answers read the path from, stay as msgspec
 wrote them. :func:`decode` is a JSON decode whose errors are explained.
+
+A caller may also name top-level fields a body must not carry and say why
+(``refused``): msgspec's ``Object contains unknown field `secret``` then goes
+on with that reason, at the field's own path::
+
+    Object contains unknown field `secret`: the secret is changed with
+    POST /api/webhooks/{id}/rotate-secret ... - at `$.secret`
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -31,23 +39,32 @@ _STEP = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 _ENUM = re.compile(r"Invalid (?:enum )?value (.+)")
 _EXPECTED = re.compile(r"Expected `[^`]+`, got (`[^`]+`)")
+_UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
 
 
-def decode(body: bytes | str, type_: Any) -> Any:
-    """``body`` decoded as JSON into ``type_``; a validation error is :func:`explained`."""
+def decode(body: bytes | str, type_: Any, *, refused: Mapping[str, str] | None = None) -> Any:
+    """``body`` decoded as JSON into ``type_``; a validation error is :func:`explained`
+    (``refused``: top-level fields the body must not carry, and why)."""
     try:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
-        raise msgspec.ValidationError(explained(exc, type_)) from None
+        raise msgspec.ValidationError(explained(exc, type_, refused=refused)) from None
 
 
-def explained(exc: msgspec.ValidationError, type_: Any) -> str:
+def explained(
+    exc: msgspec.ValidationError, type_: Any, *, refused: Mapping[str, str] | None = None
+) -> str:
     """``exc``'s message, naming the accepted values when it is about a choice
-    (``Invalid enum value``, or a value of none of a union's types) of ``type_``."""
+    (``Invalid enum value``, or a value of none of a union's types) of ``type_``,
+    or saying why a top-level field named in ``refused`` is not accepted."""
     text = str(exc)
     at = _PATH.search(text)
     path = at.group(1) if at else "$"
     head = text[: at.start()] if at else text
+    unknown = _UNKNOWN.fullmatch(head)
+    if unknown is not None and path == "$" and refused and unknown.group(1) in refused:
+        name = unknown.group(1)
+        return f"{head}: {refused[name]} - at `$.{name}`"
     enum = _ENUM.fullmatch(head)
     expected = _EXPECTED.fullmatch(head)
     if enum is None and expected is None:

@@ -9,8 +9,8 @@ body, and check and save an endpoint (SSRF guard).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -26,6 +26,7 @@ from server.tenancy import SEP, scope_of
 from server.validation import decode
 
 __all__ = [
+    "FIXED",
     "WEBHOOKS",
     "Family",
     "decode_body",
@@ -48,15 +49,35 @@ class Family:
         noun: What the API calls one, for messages (``webhook endpoint``).
         missing: The error code of a 404 (``unknown_endpoint``).
         view: The endpoint as the API shows it (never a secret).
+        fixed: Fields a ``PATCH`` cannot change, each with how it changes instead
+            (its 422 says so rather than only "unknown field").
     """
 
     kinds: frozenset[str]
     noun: str
     missing: str
     view: Callable[[Endpoint, float], dict[str, Any]]
+    fixed: Mapping[str, str] = field(default_factory=dict)
 
 
-WEBHOOKS = Family(frozenset({"webhook"}), "webhook endpoint", "unknown_endpoint", public_view)
+#: Why ``id`` and ``start`` are not in a patch (both families).
+FIXED = {
+    "id": "an endpoint's id cannot change (create one with the new id, then delete this one)",
+    "start": "start applies only when an endpoint is created (deliver past events with replay)",
+}
+
+WEBHOOKS = Family(
+    frozenset({"webhook"}),
+    "webhook endpoint",
+    "unknown_endpoint",
+    public_view,
+    fixed={
+        **FIXED,
+        "secret": "the secret is changed with POST /api/webhooks/{id}/rotate-secret "
+        "(CLI: eventlog webhooks rotate-secret ID), which lets the old secret sign "
+        "for a grace period",
+    },
+)
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -67,9 +88,16 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
 
 
-async def decode_body(request: Request, type_: type[Any], *, required: bool = True) -> Any:
+async def decode_body(
+    request: Request,
+    type_: type[Any],
+    *,
+    required: bool = True,
+    refused: Mapping[str, str] | None = None,
+) -> Any:
     """The JSON body as ``type_``; msgspec errors become 400s and 422s (a choice's
-    422 names what it accepts: :func:`server.validation.decode`).
+    422 names what it accepts, one of the ``refused`` fields why:
+    :func:`server.validation.decode`).
 
     A missing body is 400 ``empty_body``, or ``{}`` when not ``required``
     (``rotate-secret``: every field has a default). A change or a replay is
@@ -80,7 +108,7 @@ async def decode_body(request: Request, type_: type[Any], *, required: bool = Tr
         if required:
             raise InvalidInput("a JSON body is required", code="empty_body")
         body = b"{}"
-    return decode(body, type_)
+    return decode(body, type_, refused=refused)
 
 
 async def find_endpoint(

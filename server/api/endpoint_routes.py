@@ -132,7 +132,7 @@ async def patch_endpoint(
     engine = engine_of(request)
     endpoint = await find_endpoint(engine, request, family)
     not_config(endpoint)
-    patch = await decode_body(request, patch_type)
+    patch = await decode_body(request, patch_type, refused=family.fixed)
     now = time.time()
     # The patch applies to the endpoint as its tenant named it (its checks are
     # those of a new endpoint), and the result is stored back in the tenant.

@@ -43,6 +43,7 @@ from consumers.notify import (
 )
 from consumers.webhook import apply_patch, build_endpoint
 from server.api.endpoint_family import (
+    FIXED,
     Family,
     json_response,
     shown_view,
@@ -55,7 +56,9 @@ from server.auth import require
 __all__ = ["NOTIFICATIONS", "routes"]
 
 #: The notification targets among the engine's endpoints.
-NOTIFICATIONS = Family(frozenset(KINDS), "notification target", "unknown_target", notify_view)
+NOTIFICATIONS = Family(
+    frozenset(KINDS), "notification target", "unknown_target", notify_view, fixed=FIXED
+)
 
 
 async def list_targets(request: Request) -> Response:
