@@ -14,8 +14,18 @@ from consumers.webhook.views import iso as _iso
 __all__ = ["attempt_view", "delivery_view"]
 
 
-def delivery_view(d: Delivery) -> dict[str, Any]:
-    """A delivery as the API shows it."""
+def delivery_view(d: Delivery, head: Delivery | None = None) -> dict[str, Any]:
+    """A delivery as the API shows it.
+
+    ``head`` is the first unfinished delivery of an ``ordered`` endpoint. A pending
+    delivery after it waits behind it: ``blocked_by`` names it, and
+    ``next_attempt_at`` is never before the head's next attempt (the delivery's own
+    time passed long ago while it waited).
+    """
+    next_at = d.next_attempt_at if d.status == "pending" else None
+    blocked = head is not None and d.status == "pending" and head.seq < d.seq
+    if blocked and head is not None and head.status == "pending" and next_at is not None:
+        next_at = max(next_at, head.next_attempt_at or next_at)
     return {
         "id": d.id,
         "seq": d.seq,
@@ -27,7 +37,8 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
         "key": d.key,
         "attempts": d.attempts,
         "rate_limited": d.rate_limited,
-        "next_attempt_at": _iso(d.next_attempt_at) if d.status == "pending" else None,
+        "next_attempt_at": _iso(next_at) if next_at is not None else None,
+        "blocked_by": head.id if blocked and head is not None else None,
         "last_status": d.last_status,
         "last_error": d.last_error,
         "replay": d.replay,

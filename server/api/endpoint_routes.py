@@ -202,9 +202,10 @@ async def list_deliveries(request: Request, family: Family = WEBHOOKS) -> Respon
         from_seq=start,
         limit=limit,
     )
+    head = await _ordered_head(engine, endpoint)
     return json_response(
         {
-            "deliveries": [_shown_delivery(request, d) for d in rows],
+            "deliveries": [_shown_delivery(request, d, head) for d in rows],
             "next": rows[-1].seq + 1 if len(rows) == limit else None,
         }
     )
@@ -229,7 +230,7 @@ async def get_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
     delivery, attempts = await _delivery_or_404(
         engine, endpoint, request.path_params["delivery_id"]
     )
-    view = _shown_delivery(request, delivery)
+    view = _shown_delivery(request, delivery, await _ordered_head(engine, endpoint))
     view["attempt_log"] = [attempt_view(a) for a in attempts]
     return json_response(view)
 
@@ -247,7 +248,8 @@ async def _act(request: Request, action: str, status: int, family: Family) -> Re
     if delivery is None:
         await _delivery_or_404(engine, endpoint, delivery_id)
         raise AssertionError("unreachable")
-    return json_response(_shown_delivery(request, delivery), status)
+    head = await _ordered_head(engine, endpoint)
+    return json_response(_shown_delivery(request, delivery, head), status)
 
 
 async def retry_delivery(request: Request, family: Family = WEBHOOKS) -> Response:
@@ -304,8 +306,23 @@ async def replay(request: Request, family: Family = WEBHOOKS) -> Response:
     )
 
 
-def _shown_delivery(request: Request, delivery: Delivery) -> dict[str, Any]:
-    view = delivery_view(delivery)
+async def _ordered_head(engine: DeliveryEngine, endpoint: Endpoint) -> Delivery | None:
+    """The first unfinished delivery of an ``ordered`` endpoint (every later one waits
+    behind it), else None."""
+    if endpoint.ordering != "ordered":
+        return None
+    firsts = [
+        rows[0]
+        for status in ("in_flight", "pending")
+        if (rows := await engine.store.deliveries(endpoint.id, status=status, limit=1))
+    ]
+    return min(firsts, key=lambda d: d.seq, default=None)
+
+
+def _shown_delivery(
+    request: Request, delivery: Delivery, head: Delivery | None = None
+) -> dict[str, Any]:
+    view = delivery_view(delivery, head)
     view["stream"] = scope_of(request).shown(delivery.stream)
     return view
 

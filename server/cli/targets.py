@@ -368,12 +368,19 @@ def _deliveries(client: Client, args: argparse.Namespace) -> Any:
                 d["event_type"],
                 str(d["attempts"]),
                 last,
-                d["next_attempt_at"] or "",
+                _next(d),
             )
         print_table(table)
         if result["next"] is not None:
             print(f"more: --from {result['next']}")
     return result
+
+
+def _next(d: dict[str, Any]) -> str:
+    """The "next attempt" cell: a blocked delivery names the one it waits behind."""
+    at = d["next_attempt_at"] or ""
+    blocked = d.get("blocked_by")
+    return f"{at} (behind {blocked})" if blocked else at
 
 
 def _delivery(client: Client, args: argparse.Namespace) -> Any:

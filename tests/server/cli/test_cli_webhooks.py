@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
-from tests.consumers.delivery.receiver import Receiver
+from tests.consumers.delivery.receiver import Received, Receiver
 from tests.serverproc import EVENTLOG
 from tests.serverproc import run_cli as cli
 from tests.serverthread import ServerThread
@@ -186,3 +189,73 @@ async def test_the_list_notes_an_endpoint_that_is_failing(server: ServerThread) 
     assert code == 0, err
     assert f"failing since {since[:19]}Z" in out
     assert "the orders hook" not in out
+
+
+async def _server_error(request: web.Request, received: Received) -> web.StreamResponse:
+    return web.Response(status=500)
+
+
+def _time(iso: str) -> datetime:
+    return datetime.fromisoformat(iso)
+
+
+async def _two_events_for_a_failing_receiver(
+    server: ServerThread, receiver: Receiver, *flags: str
+) -> None:
+    """An endpoint ``orders`` (retry after 30 s) to ``receiver`` answering 500, two events."""
+    receiver.behaviour = _server_error
+    retry = '{"schedule": [30]}'
+    code, _, err = await cli(
+        server, "webhooks", "create", receiver.url(), "--id", "orders", "--retry", retry, *flags
+    )
+    assert code == 0, err
+    async with httpx.AsyncClient(base_url=server.url) as api:
+        for n in range(2):
+            r = await api.post("/api/streams/events/events", json={"type": "order.paid", "data": n})
+            assert r.status_code == 201, r.text
+
+
+async def test_a_delivery_behind_a_failing_ordered_head_names_it_and_waits_for_its_retry(
+    server: ServerThread, receiver: Receiver
+) -> None:
+    await _two_events_for_a_failing_receiver(server, receiver, "--ordering", "ordered")
+    async with httpx.AsyncClient(base_url=server.url, timeout=scaled(10)) as api:
+        await receiver.wait_for(1, scaled(15))
+        async with asyncio.timeout(scaled(10)):
+            while True:  # the head's first attempt is recorded: it waits 30 s for its retry
+                r = await api.get("/api/webhooks/orders/deliveries")
+                rows: list[dict[str, Any]] = r.json()["deliveries"]
+                if len(rows) == 2 and rows[0]["attempts"] == 1 and rows[0]["status"] == "pending":
+                    break
+                await asyncio.sleep(0.05)
+        head, behind = rows
+        one = (await api.get(f"/api/webhooks/orders/deliveries/{behind['id']}")).json()
+    now = datetime.now(UTC)
+    assert (head["blocked_by"], head["last_status"]) == (None, 500)
+    assert _time(head["next_attempt_at"]) > now
+    assert (behind["status"], behind["attempts"], behind["blocked_by"]) == (
+        "pending",
+        0,
+        head["id"],
+    )
+    assert behind["next_attempt_at"] == head["next_attempt_at"]  # not its own, long past
+    assert (one["blocked_by"], one["next_attempt_at"]) == (head["id"], head["next_attempt_at"])
+    assert len(receiver.requests) == 1  # it really waits
+
+    code, out, _ = await cli(server, "deliveries", "list", "orders", "--json")
+    assert code == 0
+    listed = json.loads(out)["deliveries"]
+    assert [d["blocked_by"] for d in listed] == [None, head["id"]]
+    code, out, _ = await cli(server, "deliveries", "list", "orders")
+    assert code == 0
+    assert f"(behind {head['id']})" in out
+
+
+async def test_deliveries_of_a_concurrent_endpoint_are_never_blocked(
+    server: ServerThread, receiver: Receiver
+) -> None:
+    await _two_events_for_a_failing_receiver(server, receiver)
+    async with httpx.AsyncClient(base_url=server.url, timeout=scaled(10)) as api:
+        await receiver.wait_for(2, scaled(15))  # both attempted, neither waits for the other
+        rows = (await api.get("/api/webhooks/orders/deliveries")).json()["deliveries"]
+    assert [d["blocked_by"] for d in rows] == [None, None]
