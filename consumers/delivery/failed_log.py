@@ -62,23 +62,26 @@ class FailedLog:
         how = f"after {finished.attempts} attempts: {why}"
         now = self._clock()
         quiet = self._quiet.get(endpoint.id)
+        if quiet is not None and quiet.held and now - quiet.said_at >= self.every:
+            self._summary(quiet)  # its timer is late: the count first, this one in the next
+            quiet = self._quiet.get(endpoint.id)
         if quiet is not None and now - quiet.said_at < self.every:
             quiet.held += 1
             quiet.last = f"{what} {how}"
             if quiet.timer is None:
                 delay = quiet.said_at + self.every - now
                 loop = asyncio.get_running_loop()
-                quiet.timer = loop.call_later(delay, self._summary, endpoint)
+                quiet.timer = loop.call_later(delay, self._summary, quiet)
             return
         target = origin(endpoint.url)
         logger.warning("%s to endpoint %s (%s) failed %s", what, endpoint.id, target, how)
         self._quiet[endpoint.id] = _Quiet(endpoint, said_at=now)
 
-    def _summary(self, endpoint: Endpoint) -> None:
+    def _summary(self, quiet: _Quiet) -> None:
         """Say how many failed since the endpoint's last line; a new period starts."""
-        quiet = self._quiet.pop(endpoint.id, None)
-        if quiet is None or not quiet.held:
-            return
+        endpoint = quiet.endpoint
+        if self._quiet.get(endpoint.id) is not quiet or not quiet.held:
+            return  # a period already ended
         if quiet.timer is not None:
             quiet.timer.cancel()
         now = self._clock()
@@ -96,5 +99,5 @@ class FailedLog:
     def close(self) -> None:
         """Say what is counted and not said yet (the engine stops)."""
         for quiet in list(self._quiet.values()):
-            self._summary(quiet.endpoint)
+            self._summary(quiet)
         self._quiet.clear()

@@ -9,9 +9,11 @@ import pytest
 from aiohttp import web
 
 from consumers.delivery.engine import DeliveryEngine
+from consumers.delivery.failed_log import FailedLog
+from consumers.delivery.model import Attempt, Delivery, Finished
 from consumers.delivery.retry import RetryPolicy
 from consumers.delivery.stores import ledger_for
-from consumers.webhook import WEBHOOK
+from consumers.webhook import WEBHOOK, EndpointSpec, build_endpoint
 from eventlog import EventLog
 from tests.consumers.delivery.conftest import add_endpoint, all_deliveries
 from tests.consumers.delivery.receiver import Received, Receiver
@@ -113,3 +115,41 @@ async def test_a_flood_of_failures_is_one_line_then_one_count_per_period(
     assert summary.endswith(
         f"the last: delivery {rows[-1].id} (event {rows[-1].event_id}) after 1 attempts: HTTP 400"
     )
+
+
+def _failure(n: int) -> tuple[Delivery, Finished]:
+    delivery = Delivery(
+        id=f"msg_{n}", seq=n, endpoint_id="e", stream="events", offset=n,
+        event_id=f"ev-{n}", event_type="t", key=None, status="failed",
+    )  # fmt: skip
+    attempt = Attempt(
+        delivery_id=delivery.id, number=1, started=0.0, duration=0.0, status=400,
+        error=None, verdict="failed",
+    )  # fmt: skip
+    finished = Finished(
+        delivery_id=delivery.id, endpoint_id="e", attempt=attempt, status="failed",
+        attempts=1, rate_limited=0, next_attempt_at=None, now=0.0,
+    )  # fmt: skip
+    return delivery, finished
+
+
+async def test_a_count_whose_timer_is_late_is_said_before_the_next_failure_and_at_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    said = FailedLog(every=10.0, clock=lambda: now[0])
+    ep = build_endpoint(EndpointSpec(url="http://127.0.0.1:9/x?t=1", id="e"), now=0.0, head=0)
+    with caplog.at_level(logging.WARNING, logger="eventlog.delivery"):
+        for n, at in enumerate([0.0, 1.0, 2.0, 11.0]):  # the timer (a loop's 9 s) is not due
+            now[0] = at
+            said.failed(ep, *_failure(n))
+        now[0] = 12.0
+        said.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        "delivery msg_0 (event ev-0) to endpoint e (http://127.0.0.1:9) failed after 1 attempts: "
+        "HTTP 400",
+        "2 more deliveries to endpoint e (http://127.0.0.1:9) failed in the last 11 s; "
+        "the last: delivery msg_2 (event ev-2) after 1 attempts: HTTP 400",
+        "1 more deliveries to endpoint e (http://127.0.0.1:9) failed in the last 1 s; "
+        "the last: delivery msg_3 (event ev-3) after 1 attempts: HTTP 400",
+    ]
