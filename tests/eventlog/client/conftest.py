@@ -1,4 +1,5 @@
-"""Fixtures of the client tests: a real server in a thread, and an ``AsyncClient`` on it."""
+"""Fixtures of the client tests: a real server in a thread, an ``AsyncClient`` on it,
+and ``log``: the same calls on an embedded log and on a client."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from eventlog import EventLog
 from eventlog.client import AsyncClient
 from tests.serverthread import ServerThread
 
@@ -23,3 +25,16 @@ async def client(server: ServerThread) -> AsyncIterator[AsyncClient]:
     """An ``AsyncClient`` of :func:`server`, closed after the test."""
     async with AsyncClient.open(server.url) as remote:
         yield remote
+
+
+@pytest.fixture(params=["embedded", "remote"])
+async def log(
+    request: pytest.FixtureRequest, tmp_path: Path, server: ServerThread
+) -> AsyncIterator[EventLog | AsyncClient]:
+    """The same calls on an embedded log and on a client of a server."""
+    if request.param == "embedded":
+        async with EventLog.open(tmp_path / "embedded.db") as embedded:
+            yield embedded
+    else:
+        async with AsyncClient.open(server.url) as remote:
+            yield remote

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -16,19 +15,6 @@ from server.auth import hash_key
 from tests.serverthread import ServerThread
 
 POLICY = Retention(max_age=7 * 86400, max_count=1000, max_bytes=10 << 20, max_hold=3600.0)
-
-
-@pytest.fixture(params=["embedded", "remote"])
-async def log(
-    request: pytest.FixtureRequest, tmp_path: Path, server: ServerThread
-) -> AsyncIterator[EventLog | AsyncClient]:
-    """The same calls on an embedded log and on a client of a server."""
-    if request.param == "embedded":
-        async with EventLog.open(tmp_path / "embedded.db") as embedded:
-            yield embedded
-    else:
-        async with AsyncClient.open(server.url) as remote:
-            yield remote
 
 
 async def test_set_retention_is_what_stream_info_shows_embedded_and_remote(

@@ -4,30 +4,14 @@ the same way: a past due time is now, a naive one ``InvalidSchedule``, and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eventlog import EventLog, InvalidInput, InvalidSchedule
 from eventlog.client import AsyncClient
-from tests.serverthread import ServerThread
 from tests.support import scaled
-
-
-@pytest.fixture(params=["embedded", "remote"])
-async def log(
-    request: pytest.FixtureRequest, tmp_path: Path, server: ServerThread
-) -> AsyncIterator[EventLog | AsyncClient]:
-    """The same calls on an embedded log and on a client of a server."""
-    if request.param == "embedded":
-        async with EventLog.open(tmp_path / "embedded.db") as embedded:
-            yield embedded
-    else:
-        async with AsyncClient.open(server.url) as remote:
-            yield remote
 
 
 @pytest.mark.parametrize(
